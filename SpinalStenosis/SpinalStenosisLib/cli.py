@@ -1,0 +1,132 @@
+"""``spinal-stenosis``: the command-line face of the engine."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .grading import REGIONS
+
+EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 2, 3, 130
+
+
+def _measure(args: argparse.Namespace) -> None:
+    from .pipeline import measure_file
+
+    segmenter = None
+    if args.masks is None:
+        from .inference import load_segmenter
+
+        segmenter = load_segmenter(device=args.device)
+    run = measure_file(args.input, args.out, labels_path=args.masks, segmenter=segmenter, region=args.region,
+                       overwrite=args.overwrite, progress=None if args.quiet else _progress)
+    if args.scene is not None:
+        from .scene_bundle import write_scene_bundle
+
+        write_scene_bundle(run, Path(args.input), Path(args.scene), region=args.region, overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"wrote {Path(args.out).resolve()}")
+
+
+def _progress(done: int, total: int) -> None:
+    print(f"PROGRESS {done}/{total}", file=sys.stderr, flush=True)
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    out = run_demo(Path(args.out), overwrite=args.overwrite, seed=args.seed, use_masks=args.masks_only)
+    print(f"wrote {out}")
+
+
+def _synth(args: argparse.Namespace) -> None:
+    from .synth.dataset import write_dataset
+
+    write_dataset(Path(args.out), count=args.count, seed=args.seed, region=args.region,
+                  overwrite=args.overwrite, gallery_real=None if args.no_gallery else args.real)
+    print(f"wrote {Path(args.out).resolve()}")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .training import TrainConfig, train
+
+    config = TrainConfig(network=args.network, steps=args.steps, batch_size=args.batch_size, size=args.size,
+                         width=args.width, seed=args.seed, learning_rate=args.lr, out_dir=Path(args.out),
+                         resume=args.resume, real_data=Path(args.real_data) if args.real_data else None,
+                         threads=args.threads)
+    train(config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spinal-stenosis", description="Measure spinal stenosis on axial MR.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    measure = sub.add_parser("measure", help="segment (or read masks), measure, write masks/rulers/table/report")
+    measure.add_argument("input", help="image file (NIfTI, NRRD, MHA) or DICOM series folder")
+    measure.add_argument("--out", required=True, help="output folder")
+    measure.add_argument("--masks", help="label image on the input's grid: 1 canal, 2 left, 3 right foramen")
+    measure.add_argument("--region", choices=REGIONS, default="lumbar", help="which cut-offs grade the canal")
+    measure.add_argument("--scene", help="also write a Slicer scene bundle (.mrb); needs slicer-core")
+    measure.add_argument("--device", default="cpu", help="torch device for the networks")
+    measure.add_argument("--overwrite", action="store_true", help="replace earlier outputs in --out")
+    measure.add_argument("--quiet", action="store_true", help="no progress lines")
+    measure.set_defaults(handler=_measure)
+
+    demo = sub.add_parser("demo", help="synthesise a lumbar stack and measure it (the built-in default job)")
+    demo.add_argument("--out", default="spinal-stenosis-demo", help="output folder")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--masks-only", action="store_true", help="measure the phantom's true masks, no networks")
+    demo.add_argument("--overwrite", action="store_true")
+    demo.set_defaults(handler=_demo)
+
+    synth = sub.add_parser("synth", help="write synthetic axial slices with labels and truth.csv")
+    synth.add_argument("--count", type=int, default=16)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--out", required=True)
+    synth.add_argument("--region", choices=("lumbar", "cervical", "both"), default="both")
+    synth.add_argument("--real", default=str(Path(__file__).resolve().parents[2].parent / "shared" / "eval" / "real"),
+                       help="folder of real images for the gallery (validation only)")
+    synth.add_argument("--no-gallery", action="store_true")
+    synth.add_argument("--overwrite", action="store_true")
+    synth.set_defaults(handler=_synth)
+
+    train = sub.add_parser("train", help="train a network on synthetic (and optional real labelled) data")
+    train.add_argument("network", choices=("roi", "canal"))
+    train.add_argument("--out", required=True, help="checkpoint folder")
+    train.add_argument("--steps", type=int, default=4000)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--size", type=int, default=128)
+    train.add_argument("--width", type=int, default=16)
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--seed", type=int, default=1)
+    train.add_argument("--threads", type=int, default=2)
+    train.add_argument("--resume", action="store_true")
+    train.add_argument("--real-data", help="folder of labelled NIfTI pairs or Lumbar Spine MRI label PNGs")
+    train.set_defaults(handler=_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .outputs import OutputError
+    from .pipeline import Cancelled
+    from .volume_io import InputError
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (InputError, OutputError, ValueError, FileNotFoundError) as error:
+        print(f"spinal-stenosis: error: {error}", file=sys.stderr)
+        return EXIT_INPUT
+    except (KeyboardInterrupt, Cancelled):
+        print("spinal-stenosis: interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except MemoryError:
+        print("spinal-stenosis: error: out of memory", file=sys.stderr)
+        return EXIT_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The two network views of a slice, as PlaneGrids of the native slice grid (one convention for training and
+inference): the whole slice padded to a square (network 1) and a square crop around the region of interest,
+resized to a finer grid (network 2)."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .geometry import PlaneGrid
+
+ROI_SIZE = 128
+CROP_SIZE = 128
+MIN_CROP_MM, MAX_CROP_MM = 36.0, 96.0
+ROI_PADDING_MM = 4.0
+ROI_LATERAL_PADDING_MM = 12.0  # when no foramen is visible the crop must still reach where foramina would be
+
+
+def whole_slice_grid(native: PlaneGrid, size: int = ROI_SIZE) -> PlaneGrid:
+    """The native slice padded to a square in mm (centred) and resized to size x size."""
+    row_mm, column_mm = native.pixel_size_mm
+    side_mm = max(native.shape[0] * row_mm, native.shape[1] * column_mm)
+    height, width = side_mm / row_mm, side_mm / column_mm
+    return native.crop((native.shape[0] - height) / 2, (native.shape[1] - width) / 2, height, width, (size, size))
+
+
+def crop_side_mm(roi_height_mm: float, roi_width_mm: float) -> float:
+    return float(np.clip(1.15 * max(roi_height_mm, roi_width_mm) + 6.0, MIN_CROP_MM, MAX_CROP_MM))
+
+
+def crop_grid(native: PlaneGrid, centre_rc: tuple[float, float], side_mm: float, size: int = CROP_SIZE) -> PlaneGrid:
+    """Square crop of side_mm centred at a native (row, column), resized to size x size."""
+    row_mm, column_mm = native.pixel_size_mm
+    height, width = side_mm / row_mm, side_mm / column_mm
+    return native.crop(centre_rc[0] + 0.5 - height / 2, centre_rc[1] + 0.5 - width / 2, height, width, (size, size))
+
+
+def crop_from_roi(native: PlaneGrid, roi_grid: PlaneGrid, roi_mask: np.ndarray) -> PlaneGrid | None:
+    """Network-2 crop from network 1's mask on roi_grid (largest component); None when nothing was found."""
+    labelled, count = ndimage.label(roi_mask >= 0.5)
+    if count == 0:
+        return None
+    sizes = ndimage.sum_labels(np.ones_like(roi_mask), labelled, np.arange(1, count + 1))
+    rows, columns = np.nonzero(labelled == int(np.argmax(sizes)) + 1)
+    corners = roi_grid.to_ras(np.array([rows.min() - 0.5, rows.max() + 0.5]), np.array([columns.min() - 0.5,
+                                                                                          columns.max() + 0.5]))
+    native_rows, native_columns = native.to_index(corners)
+    row_mm, column_mm = native.pixel_size_mm
+    height_mm = abs(native_rows[1] - native_rows[0]) * row_mm
+    width_mm = abs(native_columns[1] - native_columns[0]) * column_mm
+    centre = (float(native_rows.mean()), float(native_columns.mean()))
+    return crop_grid(native, centre, crop_side_mm(height_mm, width_mm))
+
+
+def resample(image: np.ndarray, source: PlaneGrid, target: PlaneGrid, order: int = 1) -> np.ndarray:
+    """Sample image (on source) at target's pixel centres; anti-aliased when target is coarser; zero outside."""
+    rows, columns = np.meshgrid(np.arange(target.shape[0]), np.arange(target.shape[1]), indexing="ij")
+    source_rows, source_columns = source.to_index(target.to_ras(rows.ravel(), columns.ravel()))
+    shrink = np.array(target.pixel_size_mm) / np.array(source.pixel_size_mm)
+    image = np.asarray(image, np.float32)
+    if shrink.max() > 1.5:
+        image = ndimage.gaussian_filter(image, 0.4 * np.maximum(shrink, 1.0))
+    values = ndimage.map_coordinates(image, [source_rows, source_columns], order=order, mode="constant", cval=0.0)
+    return values.reshape(target.shape)

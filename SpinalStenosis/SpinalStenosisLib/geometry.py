@@ -1,0 +1,225 @@
+"""Every geometric convention of the engine, in one place.
+
+* Files are read with SimpleITK (LPS); everything in the engine is RAS. ``LPS_TO_RAS`` is the only conversion.
+* Arrays are in numpy order ``[k, j, i]`` (as SimpleITK and Slicer's ``arrayFromVolume`` give them).
+* The *axial stack* is the input array re-ordered, without interpolation, to ``[slice, row, column]`` with rows
+  running anterior to posterior and columns from patient right to patient left (radiological display). The slice
+  index equals the index along the input array's axial axis.
+* A :class:`PlaneGrid` maps 2-D pixel indices ``(row, column)`` of one slice (or of a resized crop of it) to RAS.
+  Pixel centres sit at integer indices.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+AXIS_NAMES = ("sagittal", "coronal", "axial")  # by the RAS axis a slice normal is closest to
+ISOTROPIC_RATIO = 1.5  # spacings within this ratio count as a 3-D isotropic acquisition
+RESLICE_ANGLE_DEG = 30.0  # a 3-D volume tilted more than this from axial is resliced
+
+
+class GeometryError(ValueError):
+    """The input cannot be measured as an axial stack; the message says why."""
+
+
+@dataclass(frozen=True)
+class PlaneGrid:
+    """Pixel ``(row, column)`` of a 2-D grid → RAS: ``origin + row * row_step + column * column_step``."""
+
+    origin_ras: np.ndarray
+    row_step_ras: np.ndarray
+    column_step_ras: np.ndarray
+    shape: tuple[int, int]
+
+    def to_ras(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        rows, columns = np.asarray(rows, float), np.asarray(columns, float)
+        return (self.origin_ras + rows[..., None] * self.row_step_ras + columns[..., None] * self.column_step_ras)
+
+    def to_index(self, points_ras: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Project RAS points onto the plane and return fractional (row, column)."""
+        basis = np.stack([self.row_step_ras, self.column_step_ras], axis=1)  # 3x2
+        solution, *_ = np.linalg.lstsq(basis, (np.asarray(points_ras, float) - self.origin_ras).T, rcond=None)
+        return solution[0], solution[1]
+
+    @property
+    def pixel_area_mm2(self) -> float:
+        return float(np.linalg.norm(np.cross(self.row_step_ras, self.column_step_ras)))
+
+    @property
+    def pixel_size_mm(self) -> tuple[float, float]:
+        return float(np.linalg.norm(self.row_step_ras)), float(np.linalg.norm(self.column_step_ras))
+
+    @property
+    def normal_ras(self) -> np.ndarray:
+        normal = np.cross(self.row_step_ras, self.column_step_ras)
+        return normal / np.linalg.norm(normal)
+
+    def in_plane_axes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Patient anterior and patient left directions projected into the plane (orthonormal, RAS)."""
+        normal = self.normal_ras
+        anterior = np.array([0.0, 1.0, 0.0])
+        anterior = anterior - anterior.dot(normal) * normal
+        if np.linalg.norm(anterior) < 1e-6:  # plane is coronal: fall back to the row direction
+            anterior = -self.row_step_ras
+        anterior /= np.linalg.norm(anterior)
+        left = np.cross(anterior, normal)  # right-handed: anterior x superior-ish normal points left or right
+        if left[0] > 0:
+            left = -left
+        return anterior, left
+
+    def crop(self, row0: float, column0: float, height: float, width: float, out_shape: tuple[int, int]) -> "PlaneGrid":
+        """Grid of the region ``[row0, row0+height) x [column0, column0+width)`` (pixel edges) resized to out_shape."""
+        scale_row, scale_column = height / out_shape[0], width / out_shape[1]
+        first_row = row0 - 0.5 + 0.5 * scale_row
+        first_column = column0 - 0.5 + 0.5 * scale_column
+        return PlaneGrid(
+            origin_ras=self.to_ras(first_row, first_column),
+            row_step_ras=self.row_step_ras * scale_row,
+            column_step_ras=self.column_step_ras * scale_column,
+            shape=(int(out_shape[0]), int(out_shape[1])),
+        )
+
+
+@dataclass(frozen=True)
+class VolumeGeometry:
+    """Size, spacing and IJK→RAS matrix of a 3-D image (IJK in ITK order: i fastest)."""
+
+    size_ijk: tuple[int, int, int]
+    ijk_to_ras: np.ndarray  # 4x4
+
+    @property
+    def spacing_mm(self) -> np.ndarray:
+        return np.linalg.norm(self.ijk_to_ras[:3, :3], axis=0)
+
+    @property
+    def directions_ras(self) -> np.ndarray:
+        """3x3 whose columns are the unit I, J, K axes in RAS."""
+        return self.ijk_to_ras[:3, :3] / self.spacing_mm
+
+    @classmethod
+    def from_sitk(cls, image) -> "VolumeGeometry":
+        direction_lps = np.array(image.GetDirection(), float).reshape(3, 3)
+        matrix = np.eye(4)
+        matrix[:3, :3] = LPS_TO_RAS @ direction_lps @ np.diag(image.GetSpacing())
+        matrix[:3, 3] = LPS_TO_RAS @ np.array(image.GetOrigin(), float)
+        return cls(tuple(int(s) for s in image.GetSize()), matrix)
+
+    def apply_to_sitk(self, image) -> None:
+        """Write this geometry's spacing, origin and direction into a SimpleITK image (LPS)."""
+        image.SetSpacing([float(s) for s in self.spacing_mm])
+        image.SetOrigin([float(v) for v in LPS_TO_RAS @ self.ijk_to_ras[:3, 3]])
+        image.SetDirection([float(v) for v in (LPS_TO_RAS @ self.directions_ras).ravel()])
+
+    def matches(self, other: "VolumeGeometry", tolerance_mm: float = 1e-3) -> bool:
+        return self.size_ijk == other.size_ijk and np.allclose(self.ijk_to_ras, other.ijk_to_ras, atol=tolerance_mm)
+
+
+def ras_to_lps(points_ras: np.ndarray) -> np.ndarray:
+    return np.asarray(points_ras, float) @ LPS_TO_RAS.T
+
+
+@dataclass(frozen=True)
+class AxialLayout:
+    """How an input array ``[k, j, i]`` is re-ordered into the axial stack ``[slice, row, column]``."""
+
+    slice_axis: int
+    row_axis: int
+    column_axis: int
+    flip_rows: bool
+    flip_columns: bool
+    geometry: VolumeGeometry
+
+    @classmethod
+    def from_geometry(cls, geometry: VolumeGeometry) -> "AxialLayout":
+        directions = geometry.directions_ras
+        # numpy axis a is ITK axis 2 - a
+        axis_direction = {a: directions[:, 2 - a] for a in range(3)}
+        size = {a: geometry.size_ijk[2 - a] for a in range(3)}
+        spacing = {a: geometry.spacing_mm[2 - a] for a in range(3)}
+        single = [a for a in range(3) if size[a] == 1]
+        slice_axis = single[0] if len(single) == 1 else max(range(3), key=lambda a: abs(axis_direction[a][2]))
+        if len(single) != 1 and max(spacing.values()) / min(spacing.values()) > ISOTROPIC_RATIO:
+            thick = max(range(3), key=lambda a: spacing[a])
+            if thick != slice_axis:
+                slice_axis = thick  # the acquisition's own slices: checked below
+        normal = axis_direction[slice_axis]
+        if abs(normal[2]) < np.cos(np.radians(45.0)):
+            kind = AXIS_NAMES[int(np.argmax(np.abs(normal)))]
+            raise GeometryError(f"{kind} stack, {spacing[slice_axis]:.1f} mm slices: load the axial series")
+        row_axis, column_axis = sorted((a for a in range(3) if a != slice_axis),
+                                       key=lambda a: -abs(axis_direction[a][1]))
+        return cls(
+            slice_axis=slice_axis,
+            row_axis=row_axis,
+            column_axis=column_axis,
+            flip_rows=bool(axis_direction[row_axis][1] > 0),  # rows must run anterior → posterior
+            flip_columns=bool(axis_direction[column_axis][0] > 0),  # columns must run patient right → left
+            geometry=geometry,
+        )
+
+    @property
+    def stack_shape(self) -> tuple[int, int, int]:
+        size = {a: self.geometry.size_ijk[2 - a] for a in range(3)}
+        return size[self.slice_axis], size[self.row_axis], size[self.column_axis]
+
+    def to_stack(self, array: np.ndarray) -> np.ndarray:
+        stack = np.transpose(array, (self.slice_axis, self.row_axis, self.column_axis))
+        if self.flip_rows:
+            stack = stack[:, ::-1, :]
+        if self.flip_columns:
+            stack = stack[:, :, ::-1]
+        return stack
+
+    def from_stack(self, stack: np.ndarray) -> np.ndarray:
+        if self.flip_rows:
+            stack = stack[:, ::-1, :]
+        if self.flip_columns:
+            stack = stack[:, :, ::-1]
+        return np.transpose(stack, np.argsort((self.slice_axis, self.row_axis, self.column_axis)))
+
+    def stack_index_to_ras(self) -> np.ndarray:
+        """4x4 matrix mapping (slice, row, column, 1) of the stack to RAS."""
+        n_slices, n_rows, n_columns = self.stack_shape
+        to_numpy = np.zeros((4, 4))  # stack index → numpy index [k, j, i]
+        to_numpy[3, 3] = 1.0
+        to_numpy[self.slice_axis, 0] = 1.0
+        to_numpy[self.row_axis, 1] = -1.0 if self.flip_rows else 1.0
+        to_numpy[self.row_axis, 3] = n_rows - 1 if self.flip_rows else 0.0
+        to_numpy[self.column_axis, 2] = -1.0 if self.flip_columns else 1.0
+        to_numpy[self.column_axis, 3] = n_columns - 1 if self.flip_columns else 0.0
+        numpy_to_ijk = np.eye(4)[[2, 1, 0, 3]]
+        return self.geometry.ijk_to_ras @ numpy_to_ijk @ to_numpy
+
+    def slice_grid(self, slice_index: int) -> PlaneGrid:
+        matrix = self.stack_index_to_ras()
+        n_slices, n_rows, n_columns = self.stack_shape
+        return PlaneGrid(
+            origin_ras=matrix[:3, 3] + slice_index * matrix[:3, 0],
+            row_step_ras=matrix[:3, 1].copy(),
+            column_step_ras=matrix[:3, 2].copy(),
+            shape=(n_rows, n_columns),
+        )
+
+    def slice_position_mm(self, slice_index: int) -> float:
+        """Superior (S) coordinate of the slice centre."""
+        grid = self.slice_grid(slice_index)
+        centre = grid.to_ras((grid.shape[0] - 1) / 2.0, (grid.shape[1] - 1) / 2.0)
+        return float(centre[2])
+
+
+def needs_reslice(geometry: VolumeGeometry) -> bool:
+    """A near-isotropic 3-D volume whose closest-to-axial axis is tilted more than RESLICE_ANGLE_DEG."""
+    spacing = geometry.spacing_mm
+    if min(geometry.size_ijk) == 1 or spacing.max() / spacing.min() > ISOTROPIC_RATIO:
+        return False
+    tilt = np.degrees(np.arccos(np.abs(geometry.directions_ras[2, :]).max()))
+    return bool(tilt > RESLICE_ANGLE_DEG)
+
+
+def describe(path: Path | str, geometry: VolumeGeometry) -> str:
+    size = "x".join(str(s) for s in geometry.size_ijk)
+    spacing = "x".join(f"{s:.2f}" for s in geometry.spacing_mm)
+    return f"{Path(path).name}: {size} voxels, {spacing} mm"

@@ -1,0 +1,45 @@
+"""Stenosis grades from the published cut-offs (sources in the README and ../shared/design).
+
+* Canal AP, lumbar: < 10 mm absolute, 10-12 mm relative stenosis (Verbiest 1977; Talekar 2017 gives < 12 mm for
+  lumbar stenosis). Cervical: < 10 mm absolute, 10-13 mm relative (Radiopaedia, cervical canal stenosis).
+* Dural-sac cross-sectional area: < 75 mm² absolute, 75-100 mm² relative (Bolender 1985: < 100 mm²; 75 mm² as the
+  threshold of clinically significant dural compression, PMC2997206; the "Schönström" bands as widely quoted).
+* Foramen: narrowest width < 3 mm = stenosis (Talekar 2017).
+"""
+from __future__ import annotations
+
+import math
+
+CANAL_AP_CUTOFFS_MM = {"lumbar": (10.0, 12.0), "cervical": (10.0, 13.0)}
+CANAL_AREA_CUTOFFS_MM2 = (75.0, 100.0)
+FORAMEN_CUTOFF_MM = 3.0
+GRADE_COLUMNS = ("canal_ap_grade", "canal_area_grade", "left_foramen_grade", "right_foramen_grade")
+REGIONS = tuple(CANAL_AP_CUTOFFS_MM)
+
+
+def _banded(value: float, absolute_below: float, relative_below: float) -> str:
+    if math.isnan(value):
+        return ""
+    if value < absolute_below:
+        return "absolute stenosis"
+    if value < relative_below:
+        return "relative stenosis"
+    return "normal"
+
+
+def _foramen(value: float) -> str:
+    if math.isnan(value):
+        return ""
+    return "stenosis" if value < FORAMEN_CUTOFF_MM else "normal"
+
+
+def grade(values: dict[str, float], region: str = "lumbar") -> dict[str, str]:
+    """Grade one slice's measurements; empty text where the measurement is NaN."""
+    if region not in CANAL_AP_CUTOFFS_MM:
+        raise ValueError(f"unknown region {region!r}; expected one of {', '.join(REGIONS)}")
+    return {
+        "canal_ap_grade": _banded(values["canal_ap_mm"], *CANAL_AP_CUTOFFS_MM[region]),
+        "canal_area_grade": _banded(values["canal_area_mm2"], *CANAL_AREA_CUTOFFS_MM2),
+        "left_foramen_grade": _foramen(values["left_foramen_width_mm"]),
+        "right_foramen_grade": _foramen(values["right_foramen_width_mm"]),
+    }

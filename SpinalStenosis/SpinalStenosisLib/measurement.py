@@ -1,0 +1,216 @@
+"""Per-slice measurements from masks of the canal (thecal sac) and the left/right neural foramina.
+
+Definitions (also in the README):
+
+* Masks may be binary or soft (0..1). Only the largest connected component (at 0.5) of each structure is measured.
+* A *chord* along a line is the longest run where the bilinearly interpolated mask is >= 0.5; its ends are the
+  sub-pixel 0.5 crossings, i.e. points on the mask boundary. The ruler's endpoints are these two points and its
+  length is the reported number.
+* ``canal_ap_mm``: chord through the canal centroid along the patient's antero-posterior axis projected into the
+  slice plane (the direction a radiologist draws on the axial view). ``canal_transverse_mm``: the same along the
+  patient's left-right axis.
+* ``canal_area_mm2``: sum of the soft mask times the pixel area (partial volume counts, as in SCT).
+* ``*_foramen_width_mm``: the narrowest gap of the foramen. The foramen's axis runs from the canal centroid to the
+  foramen centroid (its principal axis when there is no canal); chords perpendicular to that axis are taken every
+  quarter pixel; between the widest chord of the inner half and the widest chord of the outer half, the shortest one
+  is the narrowest gap (so the rounded tips of a mask never count as a gap).
+* A structure that is absent gives NaN, never 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from .geometry import PlaneGrid
+
+STRUCTURES = ("canal", "left_foramen", "right_foramen")
+MEASUREMENT_COLUMNS = ("canal_ap_mm", "canal_transverse_mm", "canal_area_mm2",
+                       "left_foramen_width_mm", "right_foramen_width_mm")
+RULER_TITLES = {"canal_ap_mm": "Canal AP", "canal_transverse_mm": "Canal transverse",
+                "left_foramen_width_mm": "Left foramen", "right_foramen_width_mm": "Right foramen"}
+SAMPLES_PER_PIXEL = 8
+
+
+@dataclass(frozen=True)
+class Ruler:
+    """A measured distance with its two endpoints in RAS; ``length_mm`` is the distance between them."""
+
+    start_ras: np.ndarray
+    end_ras: np.ndarray
+
+    @property
+    def length_mm(self) -> float:
+        return float(np.linalg.norm(self.end_ras - self.start_ras))
+
+
+@dataclass
+class SliceMeasurement:
+    slice_index: int
+    z_mm: float
+    values: dict[str, float] = field(default_factory=lambda: {name: float("nan") for name in MEASUREMENT_COLUMNS})
+    rulers: dict[str, Ruler] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> float:
+        if name in MEASUREMENT_COLUMNS:
+            return self.values[name]
+        raise AttributeError(name)
+
+
+def bilinear(image: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Sample a 2-D array at fractional indices; zero outside."""
+    return ndimage.map_coordinates(np.asarray(image, float), [rows, columns], order=1, mode="constant", cval=0.0)
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """Keep the largest connected component (at 0.5) of a soft mask, with its soft rim."""
+    mask = np.clip(np.nan_to_num(np.asarray(mask, float)), 0.0, 1.0)
+    labelled, count = ndimage.label(mask >= 0.5)
+    if count == 0:
+        return np.zeros_like(mask)
+    if count > 1:
+        sizes = ndimage.sum_labels(np.ones_like(mask), labelled, index=np.arange(1, count + 1))
+        keep = labelled == (int(np.argmax(sizes)) + 1)
+    else:
+        keep = labelled == 1
+    return np.where(ndimage.binary_dilation(keep, iterations=1), mask, 0.0)
+
+
+def _in_plane_frame(grid: PlaneGrid) -> np.ndarray:
+    """2x2 matrix taking (row, column) pixel offsets to in-plane mm along (anterior, left)."""
+    anterior, left = grid.in_plane_axes()
+    steps = np.stack([grid.row_step_ras, grid.column_step_ras], axis=1)  # 3x2
+    return np.stack([anterior @ steps, left @ steps])
+
+
+class _Plane:
+    """A slice's mask sampled in in-plane millimetres: p_mm = frame @ (row, column)."""
+
+    def __init__(self, mask: np.ndarray, grid: PlaneGrid):
+        self.mask = mask
+        self.grid = grid
+        self.frame = _in_plane_frame(grid)
+        self.inverse = np.linalg.inv(self.frame)
+        self.step_mm = min(grid.pixel_size_mm) / SAMPLES_PER_PIXEL
+
+    def sample(self, points_mm: np.ndarray) -> np.ndarray:
+        index = points_mm @ self.inverse.T
+        return bilinear(self.mask, index[..., 0].ravel(), index[..., 1].ravel()).reshape(points_mm.shape[:-1])
+
+    def centroid_mm(self, weights: np.ndarray) -> np.ndarray:
+        rows, columns = np.indices(weights.shape)
+        total = weights.sum()
+        return self.frame @ np.array([(rows * weights).sum() / total, (columns * weights).sum() / total])
+
+    def to_ras(self, point_mm: np.ndarray) -> np.ndarray:
+        row, column = self.inverse @ point_mm
+        return self.grid.to_ras(row, column)
+
+    def pixel_points_mm(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows, columns = np.nonzero(weights)
+        return np.stack([rows, columns], axis=1) @ self.frame.T, weights[rows, columns]
+
+    def chords(self, centres_mm: np.ndarray, direction: np.ndarray, half_length_mm: float):
+        """Longest >=0.5 run along ``direction`` through each centre: (lengths, starts_mm, ends_mm)."""
+        t = np.arange(-half_length_mm, half_length_mm + self.step_mm, self.step_mm)
+        values = self.sample(centres_mm[:, None, :] + t[None, :, None] * direction)
+        lengths = np.zeros(len(centres_mm))
+        starts = np.full((len(centres_mm), 2), np.nan)
+        ends = np.full((len(centres_mm), 2), np.nan)
+        inside = values >= 0.5
+        for n, row in enumerate(inside):
+            edges = np.flatnonzero(np.diff(np.concatenate([[False], row, [False]]).astype(np.int8)))
+            if len(edges) == 0:
+                continue
+            run_starts, run_ends = edges[0::2], edges[1::2] - 1
+            best = int(np.argmax(run_ends - run_starts))
+            first, last = run_starts[best], run_ends[best]
+            t0 = _crossing(t, values[n], first - 1, first)
+            t1 = _crossing(t, values[n], last, last + 1)
+            lengths[n] = t1 - t0
+            starts[n] = centres_mm[n] + t0 * direction
+            ends[n] = centres_mm[n] + t1 * direction
+        return lengths, starts, ends
+
+
+def _crossing(t: np.ndarray, values: np.ndarray, outside: int, inside: int) -> float:
+    """Position of the 0.5 crossing between two neighbouring samples (clamped at the sampled range)."""
+    if outside < 0 or outside >= len(t):
+        return float(t[inside])
+    v0, v1 = values[outside], values[inside]
+    return float(t[outside] + (0.5 - v0) / (v1 - v0) * (t[inside] - t[outside]))
+
+
+def measure_canal(mask: np.ndarray, grid: PlaneGrid) -> tuple[dict[str, float], dict[str, Ruler], np.ndarray | None]:
+    """AP, transverse and area of the canal; also returns the centroid in in-plane mm (None if absent)."""
+    mask = largest_component(mask)
+    values = {"canal_ap_mm": np.nan, "canal_transverse_mm": np.nan, "canal_area_mm2": np.nan}
+    if mask.max() < 0.5:
+        return values, {}, None
+    plane = _Plane(mask, grid)
+    centroid = plane.centroid_mm(mask)
+    points, _ = plane.pixel_points_mm(mask)
+    reach = float(np.linalg.norm(points - centroid, axis=1).max()) + 2.0 * max(grid.pixel_size_mm)
+    values["canal_area_mm2"] = float(mask.sum() * grid.pixel_area_mm2)
+    rulers = {}
+    for name, direction in (("canal_ap_mm", np.array([1.0, 0.0])), ("canal_transverse_mm", np.array([0.0, 1.0]))):
+        lengths, starts, ends = plane.chords(centroid[None], direction, reach)
+        if lengths[0] > 0:
+            rulers[name] = Ruler(plane.to_ras(starts[0]), plane.to_ras(ends[0]))
+            values[name] = rulers[name].length_mm
+    return values, rulers, centroid
+
+
+def measure_foramen(mask: np.ndarray, grid: PlaneGrid, canal_centroid_mm: np.ndarray | None) -> Ruler | None:
+    """Narrowest gap of one foramen (see the module docstring), or None when the foramen is absent."""
+    mask = largest_component(mask)
+    if mask.max() < 0.5:
+        return None
+    plane = _Plane(mask, grid)
+    centroid = plane.centroid_mm(mask)
+    points, weights = plane.pixel_points_mm(mask)
+    axis = None
+    if canal_centroid_mm is not None and np.linalg.norm(centroid - canal_centroid_mm) > 1e-6:
+        axis = (centroid - canal_centroid_mm) / np.linalg.norm(centroid - canal_centroid_mm)
+    if axis is None:
+        centred = points - centroid
+        covariance = (centred * weights[:, None]).T @ centred
+        axis = np.linalg.eigh(covariance)[1][:, -1]
+    across = np.array([-axis[1], axis[0]])
+    margin = 2.0 * max(grid.pixel_size_mm)
+    along = (points - centroid) @ axis
+    reach = float(np.abs((points - centroid) @ across).max()) + margin
+    positions = np.arange(along.min() - margin, along.max() + margin, plane.step_mm * 2)
+    lengths, starts, ends = plane.chords(centroid + positions[:, None] * axis, across, reach)
+    present = np.flatnonzero(lengths > 0)
+    if len(present) == 0:
+        return None
+    first, last = present[0], present[-1]
+    middle = (first + last) // 2
+    widest_inner = first + int(np.argmax(lengths[first:middle + 1]))
+    widest_outer = middle + int(np.argmax(lengths[middle:last + 1]))
+    span = lengths[widest_inner:widest_outer + 1]
+    narrowest = widest_inner + int(np.argmin(np.where(span > 0, span, np.inf)))
+    return Ruler(plane.to_ras(starts[narrowest]), plane.to_ras(ends[narrowest]))
+
+
+def measure_slice(masks: dict[str, np.ndarray], grid: PlaneGrid, slice_index: int = 0,
+                  z_mm: float = float("nan")) -> SliceMeasurement:
+    """Measure one slice from masks keyed by :data:`STRUCTURES` (missing keys count as absent)."""
+    result = SliceMeasurement(slice_index=slice_index, z_mm=z_mm)
+    empty = np.zeros(grid.shape)
+    canal_values, canal_rulers, canal_centroid = measure_canal(masks.get("canal", empty), grid)
+    result.values.update(canal_values)
+    result.rulers.update(canal_rulers)
+    for side in ("left", "right"):
+        ruler = measure_foramen(masks.get(f"{side}_foramen", empty), grid, canal_centroid)
+        if ruler is not None:
+            result.rulers[f"{side}_foramen_width_mm"] = ruler
+            result.values[f"{side}_foramen_width_mm"] = ruler.length_mm
+    return result
+
+
+def masks_from_labels(labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Split a label slice (1 canal, 2 left foramen, 3 right foramen) into binary masks."""
+    return {name: (labels == value).astype(float) for value, name in enumerate(STRUCTURES, start=1)}

@@ -1,0 +1,80 @@
+"""CoU-Net: a U-Net whose input and every resolution level get x, y and radius coordinate channels."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def coordinate_channels(like: torch.Tensor) -> torch.Tensor:
+    """x, y in [-1, 1] and the radius from the centre (scaled to [0, 1]) for a batch shaped like ``like``."""
+    n, _, h, w = like.shape
+    y = torch.linspace(-1.0, 1.0, h, device=like.device, dtype=like.dtype).view(1, 1, h, 1).expand(n, 1, h, w)
+    x = torch.linspace(-1.0, 1.0, w, device=like.device, dtype=like.dtype).view(1, 1, 1, w).expand(n, 1, h, w)
+    radius = torch.sqrt(x * x + y * y) / 2 ** 0.5
+    return torch.cat([x, y, radius], dim=1)
+
+
+class CoordBlock(nn.Module):
+    """(coordinates + conv3x3 + BatchNorm + ReLU) twice, then Dropout2d."""
+
+    def __init__(self, in_channels: int, out_channels: int, dropout: float):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels + 3, out_channels, 3, padding=1, bias=False)
+        self.norm1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.norm2 = nn.BatchNorm2d(out_channels)
+        self.dropout = nn.Dropout2d(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.norm1(self.conv1(torch.cat([x, coordinate_channels(x)], dim=1))))
+        x = F.relu(self.norm2(self.conv2(x)))
+        return self.dropout(x)
+
+
+class CoUNet(nn.Module):
+    """Encoder widths ``width * 2**level`` for ``depth`` poolings; sigmoid outputs."""
+
+    def __init__(self, out_channels: int, width: int = 16, depth: int = 3, dropout: float = 0.1):
+        super().__init__()
+        widths = [width * 2 ** level for level in range(depth + 1)]
+        self.encoders = nn.ModuleList()
+        previous = 1
+        for w in widths:
+            self.encoders.append(CoordBlock(previous, w, dropout))
+            previous = w
+        self.decoders = nn.ModuleList(CoordBlock(widths[level + 1] + widths[level], widths[level], dropout)
+                                      for level in reversed(range(depth)))
+        self.head = nn.Conv2d(widths[0], out_channels, 1)
+        self.config = {"out_channels": out_channels, "width": width, "depth": depth, "dropout": dropout}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits; apply sigmoid for probabilities."""
+        skips = []
+        for level, encoder in enumerate(self.encoders):
+            if level > 0:
+                x = F.max_pool2d(x, 2)
+            x = encoder(x)
+            skips.append(x)
+        for decoder, skip in zip(self.decoders, reversed(skips[:-1])):
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = decoder(torch.cat([x, skip], dim=1))
+        return self.head(x)
+
+
+def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy plus (1 - soft Dice) per channel, averaged. Empty target channels only count BCE."""
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    probabilities = torch.sigmoid(logits)
+    dims = (0, 2, 3)
+    intersection = (probabilities * target).sum(dims)
+    total = probabilities.sum(dims) + target.sum(dims)
+    dice = (2 * intersection + 1.0) / (total + 1.0)
+    return bce + (1.0 - dice).mean()
+
+
+def paper_loss(logits: torch.Tensor, target: torch.Tensor, weight: float = 1e-4, eps: float = 1e-5) -> torch.Tensor:
+    """The seed paper's loss: MSE - λ·Dice (λ = 1e-4, ε = 1e-5)."""
+    probabilities = torch.sigmoid(logits)
+    dice = 2 * ((probabilities * target).sum() + eps) / (probabilities.sum() + target.sum() + eps)
+    return F.mse_loss(probabilities, target) - weight * dice

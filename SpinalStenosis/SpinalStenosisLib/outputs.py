@@ -1,0 +1,91 @@
+"""Write a measurement run's files into an output folder, all or nothing."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from . import __version__
+from .grading import GRADE_COLUMNS, grade
+from .markups_json import line_markup, markups_document, ruler_name
+from .measurement import MEASUREMENT_COLUMNS, SliceMeasurement
+
+CSV_COLUMNS = ("slice_index", "z_mm", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS)
+OUTPUT_FILES = ("segmentation.nii.gz", "measurements.csv", "measurements.json", "rulers.mrk.json", "report.png")
+
+
+class OutputError(ValueError):
+    """The output folder cannot be written as asked; the message is meant for the user."""
+
+
+def check_output_folder(out_dir: Path, input_path: Path, overwrite: bool) -> None:
+    out_dir, input_path = Path(out_dir).resolve(), Path(input_path).resolve()
+    input_folder = input_path if input_path.is_dir() else input_path.parent
+    if out_dir == input_folder:
+        raise OutputError(f"{out_dir}: the output folder must not be the input's own folder")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir}: exists and is not a folder")
+    existing = [name for name in OUTPUT_FILES if (out_dir / name).exists()]
+    if existing and not overwrite:
+        raise OutputError(f"{out_dir}: already holds {', '.join(existing)}; pass --overwrite to replace them")
+
+
+@contextmanager
+def staged_output(out_dir: Path) -> Iterator[Path]:
+    """Yield a staging folder next to out_dir; move its files into out_dir only if the block succeeds."""
+    out_dir = Path(out_dir).resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        yield staging
+        out_dir.mkdir(exist_ok=True)
+        for item in staging.iterdir():
+            os.replace(item, out_dir / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else round(float(value), 4)
+
+
+def rows(measurements: list[SliceMeasurement], region: str) -> list[dict]:
+    """One dict per slice with the CSV columns (NaN stays NaN, grades as text)."""
+    table = []
+    for m in measurements:
+        row = {"slice_index": m.slice_index, "z_mm": round(m.z_mm, 3), **m.values, **grade(m.values, region)}
+        table.append(row)
+    return table
+
+
+def write_csv(path: Path, measurements: list[SliceMeasurement], region: str) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for row in rows(measurements, region):
+            writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) and k != "z_mm" else v) for k, v in row.items()})
+
+
+def write_json(path: Path, measurements: list[SliceMeasurement], region: str, provenance: dict) -> None:
+    slices = []
+    for m, row in zip(measurements, rows(measurements, region)):
+        entry = {k: (_number(v) if isinstance(v, float) else v) for k, v in row.items()}
+        entry["rulers"] = {name: {"name": ruler_name(name, m.slice_index),
+                                  "start_ras": [round(float(v), 4) for v in r.start_ras],
+                                  "end_ras": [round(float(v), 4) for v in r.end_ras],
+                                  "length_mm": round(r.length_mm, 4)} for name, r in m.rulers.items()}
+        slices.append(entry)
+    document = {"tool": "spinal-stenosis", "version": __version__, "region": region, **provenance, "slices": slices}
+    path.write_text(json.dumps(document, indent=1))
+
+
+def write_rulers(path: Path, measurements: list[SliceMeasurement]) -> None:
+    lines = [line_markup(ruler_name(name, m.slice_index), ruler, name)
+             for m in measurements for name, ruler in m.rulers.items()]
+    path.write_text(json.dumps(markups_document(lines), indent=1))

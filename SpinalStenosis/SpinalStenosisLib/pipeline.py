@@ -1,0 +1,118 @@
+"""Measure a volume from given masks or from the networks, and write the run's outputs."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+
+from .geometry import PlaneGrid
+from .measurement import SliceMeasurement, masks_from_labels, measure_slice
+from .outputs import check_output_folder, staged_output, write_csv, write_json, write_rulers
+from .report import write_report
+from .volume_io import AxialVolume, open_axial, read_labels, write_labels
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class Cancelled(RuntimeError):
+    """The caller asked to stop."""
+
+
+@dataclass
+class SliceSegmentation:
+    """Soft masks of one slice on some plane grid (the native slice or an upsampled crop of it)."""
+
+    masks: dict[str, np.ndarray]
+    grid: PlaneGrid
+    native_labels: np.ndarray  # uint8 labels on the slice's native grid
+    roi_box_rc: tuple[int, int, int, int] | None = None  # row0, col0, row1, col1 on the native grid
+
+
+class Segmenter(Protocol):
+    """Anything that turns an axial slice (rows A→P, columns R→L) into a SliceSegmentation."""
+
+    def segment(self, image: np.ndarray, grid: PlaneGrid) -> SliceSegmentation: ...
+
+
+@dataclass
+class MeasurementRun:
+    volume: AxialVolume
+    measurements: list[SliceMeasurement]
+    stack_labels: np.ndarray  # uint8 [slice, row, column]
+    roi_boxes: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+
+
+def _run(volume: AxialVolume, segment_slice: Callable[[int], SliceSegmentation],
+         progress: ProgressCallback | None, should_cancel: Callable[[], bool] | None) -> MeasurementRun:
+    n_slices = volume.n_slices
+    stack_labels = np.zeros(volume.layout.stack_shape, np.uint8)
+    measurements, boxes = [], {}
+    for s in range(n_slices):
+        if should_cancel is not None and should_cancel():
+            raise Cancelled("cancelled")
+        result = segment_slice(s)
+        stack_labels[s] = result.native_labels
+        if result.roi_box_rc is not None:
+            boxes[s] = result.roi_box_rc
+        measurements.append(measure_slice(result.masks, result.grid, s, volume.layout.slice_position_mm(s)))
+        if progress is not None:
+            progress(s + 1, n_slices)
+    return MeasurementRun(volume, measurements, stack_labels, boxes)
+
+
+def measure_with_labels(volume: AxialVolume, labels_source: np.ndarray,
+                        progress: ProgressCallback | None = None) -> MeasurementRun:
+    """Measure from a label array on the input's grid ([k, j, i]; 1 canal, 2 left, 3 right foramen)."""
+    stack = volume.from_source_grid(labels_source)
+
+    def segment_slice(s: int) -> SliceSegmentation:
+        return SliceSegmentation(masks_from_labels(stack[s]), volume.layout.slice_grid(s), np.asarray(stack[s]))
+
+    return _run(volume, segment_slice, progress, None)
+
+
+def measure_with_segmenter(volume: AxialVolume, segmenter: Segmenter, progress: ProgressCallback | None = None,
+                           should_cancel: Callable[[], bool] | None = None) -> MeasurementRun:
+    """Segment each slice with ``segmenter`` and measure it."""
+
+    def segment_slice(s: int) -> SliceSegmentation:
+        return segmenter.segment(volume.read_slice(s), volume.layout.slice_grid(s))
+
+    run = _run(volume, segment_slice, progress, should_cancel)
+    run.provenance = dict(getattr(segmenter, "provenance", {}))
+    return run
+
+
+def write_outputs(run: MeasurementRun, out_dir: Path, input_path: Path, region: str, overwrite: bool) -> Path:
+    """Write segmentation, CSV, JSON, rulers and report into out_dir, atomically."""
+    check_output_folder(out_dir, input_path, overwrite)
+    volume = run.volume
+    with staged_output(out_dir) as staging:
+        write_labels(staging / "segmentation.nii.gz", volume.to_source_grid(run.stack_labels), volume.source_geometry)
+        write_csv(staging / "measurements.csv", run.measurements, region)
+        write_json(staging / "measurements.json", run.measurements, region,
+                   {"input": str(Path(input_path).name), **run.provenance})
+        write_rulers(staging / "rulers.mrk.json", run.measurements)
+        write_report(staging / "report.png", run.measurements, volume.read_slice, lambda s: run.stack_labels[s],
+                     volume.layout.slice_grid, region, f"Spinal stenosis: {Path(input_path).name} ({region})")
+    return Path(out_dir)
+
+
+def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path | str | None = None,
+                 segmenter: Segmenter | None = None, region: str = "lumbar", overwrite: bool = False,
+                 progress: ProgressCallback | None = None) -> MeasurementRun:
+    """The ``spinal-stenosis measure`` job: open, segment (or read labels), measure, write."""
+    input_path, out_dir = Path(input_path), Path(out_dir)
+    check_output_folder(out_dir, input_path, overwrite)
+    volume = open_axial(input_path)
+    if labels_path is not None:
+        run = measure_with_labels(volume, read_labels(labels_path, volume.source_geometry), progress)
+    elif segmenter is not None:
+        run = measure_with_segmenter(volume, segmenter, progress)
+    else:
+        raise ValueError("either labels_path or segmenter is needed")
+    write_outputs(run, out_dir, input_path, region, overwrite)
+    return run

@@ -1,0 +1,86 @@
+"""The PNG report: each measured slice in radiological view with mask outlines, rulers, numbers and grades."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .geometry import PlaneGrid
+from .grading import grade
+from .markups_json import RULER_COLOURS
+from .measurement import SliceMeasurement
+
+MASK_COLOURS = {1: "#ffd21a", 2: "#33ccff", 3: "#4dff66"}
+MAX_PANELS = 12
+VIEW_HALF_WIDTH_MM = 35.0
+
+
+def _pick_slices(measurements: list[SliceMeasurement]) -> list[SliceMeasurement]:
+    measured = [m for m in measurements if any(not math.isnan(v) for v in m.values.values())]
+    if len(measured) <= MAX_PANELS:
+        return measured
+    keep = np.linspace(0, len(measured) - 1, MAX_PANELS).round().astype(int)
+    return [measured[i] for i in keep]
+
+
+def _caption(m: SliceMeasurement, region: str) -> str:
+    grades = grade(m.values, region)
+
+    def fmt(value: float, unit: str, label: str) -> str:
+        return "absent" if math.isnan(value) else f"{value:.1f} {unit}" + (f" ({label})" if label else "")
+
+    return "\n".join([
+        f"slice {m.slice_index}  z={m.z_mm:.1f} mm",
+        f"AP {fmt(m.values['canal_ap_mm'], 'mm', grades['canal_ap_grade'])}",
+        f"area {fmt(m.values['canal_area_mm2'], 'mm²', grades['canal_area_grade'])}",
+        f"transverse {fmt(m.values['canal_transverse_mm'], 'mm', '')}",
+        f"foramen R {fmt(m.values['right_foramen_width_mm'], 'mm', grades['right_foramen_grade'])}",
+        f"foramen L {fmt(m.values['left_foramen_width_mm'], 'mm', grades['left_foramen_grade'])}",
+    ])
+
+
+def write_report(path: Path, measurements: list[SliceMeasurement], read_slice: Callable[[int], np.ndarray],
+                 read_labels: Callable[[int], np.ndarray], slice_grid: Callable[[int], PlaneGrid],
+                 region: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = _pick_slices(measurements)
+    columns = min(4, max(1, len(panels)))
+    n_rows = max(1, math.ceil(len(panels) / columns))
+    figure, axes = plt.subplots(n_rows, columns, figsize=(4.2 * columns, 5.6 * n_rows), squeeze=False)
+    figure.patch.set_facecolor("black")
+    for ax in axes.ravel():
+        ax.axis("off")
+    if not panels:
+        axes[0, 0].text(0.5, 0.5, "nothing measured:\nno canal or foramen found", color="white",
+                        ha="center", va="center", transform=axes[0, 0].transAxes, fontsize=12)
+    for ax, m in zip(axes.ravel(), panels):
+        image, labels, grid = read_slice(m.slice_index), read_labels(m.slice_index), slice_grid(m.slice_index)
+        row_mm, column_mm = grid.pixel_size_mm
+        low, high = np.percentile(image, [1, 99.5])
+        ax.imshow(image, cmap="gray", vmin=low, vmax=max(high, low + 1e-6), aspect=row_mm / column_mm,
+                  interpolation="bilinear")
+        for value, colour in MASK_COLOURS.items():
+            if (labels == value).any():
+                ax.contour(labels == value, levels=[0.5], colors=colour, linewidths=1.0)
+        for name, ruler in m.rulers.items():
+            rows, cols = grid.to_index(np.stack([ruler.start_ras, ruler.end_ras]))
+            ax.plot(cols, rows, "-", color=RULER_COLOURS[name], linewidth=1.6)
+            ax.plot(cols, rows, "o", color=RULER_COLOURS[name], markersize=2.5)
+        found = np.argwhere(labels > 0)
+        centre = found.mean(axis=0) if len(found) else np.array(image.shape) / 2.0
+        ax.set_xlim(centre[1] - VIEW_HALF_WIDTH_MM / column_mm, centre[1] + VIEW_HALF_WIDTH_MM / column_mm)
+        ax.set_ylim(centre[0] + VIEW_HALF_WIDTH_MM / row_mm, centre[0] - VIEW_HALF_WIDTH_MM / row_mm)
+        ax.text(0.02, 0.5, "R", color="white", transform=ax.transAxes, fontsize=9, va="center")
+        ax.text(0.95, 0.5, "L", color="white", transform=ax.transAxes, fontsize=9, va="center")
+        ax.text(0.5, 0.97, "A", color="white", transform=ax.transAxes, fontsize=9, ha="center", va="top")
+        ax.set_title(_caption(m, region), color="white", fontsize=8.5, loc="left", family="monospace")
+    figure.suptitle(title, color="white", fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90, facecolor="black")
+    plt.close(figure)

@@ -1,0 +1,490 @@
+"""Procedural axial spine anatomy: random parameters → a tissue label map painted on any grid.
+
+Coordinates are millimetres in a patient frame with the thecal-sac centre at the origin: x towards the patient's
+RIGHT, y ANTERIOR (RAS in the slice plane). Shapes are painted in order; later shapes cover earlier ones, so
+compressing structures (disc herniation, facets, ligamentum flavum) are painted after the sac they indent.
+Ranges come from ../shared/design/axial-spine-anatomy.md (cited there).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+TISSUES = ("air", "skin", "subcutaneous_fat", "psoas", "quadratus_lumborum", "erector_spinae", "multifidus",
+           "intermuscular_fat", "viscera", "vessel", "cortical_bone", "marrow", "annulus", "nucleus", "endplate",
+           "posterior_longitudinal_ligament", "epidural_fat", "epidural_vein", "dura", "csf", "cauda_equina_roots",
+           "spinal_cord", "ligamentum_flavum", "facet_joint_fluid", "left_foraminal_fat", "left_exiting_root",
+           "right_foraminal_fat", "right_exiting_root", "gas", "neck_muscle", "vertebral_artery", "csf_flow_void")
+T = {name: value for value, name in enumerate(TISSUES)}
+CANAL_TISSUES = (T["dura"], T["csf"], T["cauda_equina_roots"], T["spinal_cord"], T["csf_flow_void"])
+LEFT_FORAMEN_TISSUES = (T["left_foraminal_fat"], T["left_exiting_root"])
+RIGHT_FORAMEN_TISSUES = (T["right_foraminal_fat"], T["right_exiting_root"])
+LUMBAR_LEVELS = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
+CERVICAL_LEVELS = ("C3-C4", "C4-C5", "C5-C6", "C6-C7")
+SLICE_KINDS = ("disc", "pedicle", "mid-body")
+
+class Shape:
+    """An inside-test ``f(x, y) -> bool array`` with a bounding box ``(x0, x1, y0, y1)`` in mm."""
+
+    def __init__(self, inside: Callable[[np.ndarray, np.ndarray], np.ndarray], bbox: tuple[float, ...]):
+        self.inside, self.bbox = inside, bbox
+
+    def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return self.inside(x, y)
+
+
+def ellipse(cx: float, cy: float, ax: float, ay: float, angle: float = 0.0) -> Shape:
+    c, s = np.cos(angle), np.sin(angle)
+
+    def inside(x, y):
+        u, v = (x - cx) * c + (y - cy) * s, -(x - cx) * s + (y - cy) * c
+        return (u / ax) ** 2 + (v / ay) ** 2 <= 1.0
+
+    r = max(ax, ay)
+    return Shape(inside, (cx - r, cx + r, cy - r, cy + r))
+
+
+def superellipse(cx: float, cy: float, ax: float, ay: float, power: float) -> Shape:
+    """``|u|^p + |v|^p <= 1`` for a whole power p (2, 3 or 4: multiplications are much faster than pow)."""
+    power = int(power)
+
+    def inside(x, y):
+        u, v = np.abs((x - cx) / ax), np.abs((y - cy) / ay)
+        return u ** power + v ** power <= 1.0
+
+    return Shape(inside, (cx - ax, cx + ax, cy - ay, cy + ay))
+
+
+def blob(cx: float, cy: float, ax: float, ay: float, harmonics: list[tuple[int, float, float]]) -> Shape:
+    """Ellipse whose normalised radius is modulated by ``1 + sum(a * cos(k * theta + phase))``."""
+
+    def inside(x, y):
+        u, v = (x - cx) / ax, (y - cy) / ay
+        theta = np.arctan2(v, u)
+        limit = 1.0 + sum(a * np.cos(k * theta + p) for k, a, p in harmonics)
+        return u * u + v * v <= limit * limit
+
+    grow_factor = 1.0 + sum(abs(a) for _, a, _ in harmonics)
+    return Shape(inside, (cx - ax * grow_factor, cx + ax * grow_factor, cy - ay * grow_factor, cy + ay * grow_factor))
+
+
+def capsule(p0: tuple[float, float], p1: tuple[float, float], half_width: float) -> Shape:
+    p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
+    d = p1 - p0
+    length2 = max(float(d @ d), 1e-9)
+
+    def inside(x, y):
+        t = np.clip(((x - p0[0]) * d[0] + (y - p0[1]) * d[1]) / length2, 0.0, 1.0)
+        return (x - p0[0] - t * d[0]) ** 2 + (y - p0[1] - t * d[1]) ** 2 <= half_width ** 2
+
+    return Shape(inside, (min(p0[0], p1[0]) - half_width, max(p0[0], p1[0]) + half_width,
+                          min(p0[1], p1[1]) - half_width, max(p0[1], p1[1]) + half_width))
+
+
+def grow(shape_fn: Callable[..., Shape], margin: float, *args) -> Shape:
+    """An ellipse-like shape enlarged by ``margin`` mm on its radii (args: cx, cy, ax, ay, ...)."""
+    cx, cy, ax, ay, *rest = args
+    return shape_fn(cx, cy, ax + margin, ay + margin, *rest)
+
+
+class _Windows:
+    """Finds the index rectangle of a (possibly rotated, deformed) sample grid that can meet a bounding box."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray):
+        self.rows = (x.min(axis=1), x.max(axis=1), y.min(axis=1), y.max(axis=1))
+        self.columns = (x.min(axis=0), x.max(axis=0), y.min(axis=0), y.max(axis=0))
+
+    @staticmethod
+    def _range(extents, bbox) -> tuple[int, int] | None:
+        x_min, x_max, y_min, y_max = extents
+        hit = np.flatnonzero((x_max >= bbox[0]) & (x_min <= bbox[1]) & (y_max >= bbox[2]) & (y_min <= bbox[3]))
+        return None if len(hit) == 0 else (int(hit[0]), int(hit[-1]) + 1)
+
+    def window(self, bbox) -> tuple[slice, slice] | None:
+        rows, columns = self._range(self.rows, bbox), self._range(self.columns, bbox)
+        if rows is None or columns is None:
+            return None
+        return slice(*rows), slice(*columns)
+
+
+@dataclass
+class Channel:
+    """A neural foramen: a channel along ``direction`` from ``start`` with an hourglass half-width profile."""
+
+    side: int  # +1 patient right, -1 patient left
+    start: np.ndarray
+    direction: np.ndarray
+    length: float
+    narrowest_half_width: float
+    narrowest_at: float  # fraction of the length
+    flare: float  # extra half-width at the ends, mm
+    root_at: float
+    root_radius: float
+    anterior_wall: int
+    posterior_wall: int
+    wall_thickness: float = 6.0
+
+    def _frame(self, x, y):
+        normal = np.array([-self.direction[1], self.direction[0]])
+        if normal[1] < 0:  # normal points anterior
+            normal = -normal
+        dx, dy = x - self.start[0], y - self.start[1]
+        return dx * self.direction[0] + dy * self.direction[1], dx * normal[0] + dy * normal[1]
+
+    def half_width(self, t):
+        rel = (t / self.length - self.narrowest_at) / max(self.narrowest_at, 1 - self.narrowest_at)
+        return self.narrowest_half_width + self.flare * rel ** 2
+
+    @property
+    def bbox(self) -> tuple[float, ...]:
+        reach = self.narrowest_half_width + self.flare + self.wall_thickness + 1.0
+        end = self.start + self.direction * (self.length + 1.0)
+        return (min(self.start[0], end[0]) - reach, max(self.start[0], end[0]) + reach,
+                min(self.start[1], end[1]) - reach, max(self.start[1], end[1]) + reach)
+
+    def paint(self, labels, x, y) -> None:
+        t, n = self._frame(x, y)
+        h = self.half_width(t)
+        along = (t >= -1.0) & (t <= self.length + 1.0)
+        labels[along & (n > h) & (n <= h + self.wall_thickness)] = self.anterior_wall
+        labels[along & (n < -h) & (n >= -h - self.wall_thickness)] = self.posterior_wall
+        if self.narrowest_half_width <= 0:
+            return
+        fat, root = ((T["right_foraminal_fat"], T["right_exiting_root"]) if self.side > 0
+                     else (T["left_foraminal_fat"], T["left_exiting_root"]))
+        channel = (t >= 0) & (t <= self.length) & (np.abs(n) <= h)
+        labels[channel] = fat
+        root_t = self.root_at * self.length
+        root_r = min(self.root_radius, 0.8 * float(self.half_width(root_t)))
+        labels[channel & ((t - root_t) ** 2 + n ** 2 <= root_r ** 2)] = root
+
+
+@dataclass
+class Anatomy:
+    region: str
+    level: str
+    kind: str
+    paints: list[tuple[int, Shape]] = field(default_factory=list)
+    channels: dict[str, Channel] = field(default_factory=dict)
+    late_paints: list[tuple[int, Shape]] = field(default_factory=list)  # after the channels (compressors)
+    extent_mm: float = 200.0  # half-size of the body outline, for picking fields of view
+
+    def add(self, tissue: str, shape: Shape, late: bool = False) -> None:
+        (self.late_paints if late else self.paints).append((T[tissue], shape))
+
+    def paint(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Tissue labels at the sample points ``(x, y)`` (2-D arrays, mm)."""
+        labels = np.zeros(x.shape, np.uint8)
+        windows = _Windows(x, y)
+        for tissue, shape in self.paints:
+            _paint_shape(labels, x, y, windows.window(shape.bbox), tissue, shape)
+        for channel in self.channels.values():
+            window = windows.window(channel.bbox)
+            if window is not None:
+                channel.paint(labels[window], x[window], y[window])
+        for tissue, shape in self.late_paints:
+            _paint_shape(labels, x, y, windows.window(shape.bbox), tissue, shape)
+        return labels
+
+
+def _paint_shape(labels, x, y, window, tissue: int, shape: Shape) -> None:
+    if window is not None:
+        labels[window][shape(x[window], y[window])] = tissue
+
+
+def _u(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(rng.uniform(low, high))
+
+
+def sample_anatomy(rng: np.random.Generator, region: str = "lumbar", level: str | None = None,
+                   kind: str | None = None) -> Anatomy:
+    if region == "cervical":
+        return _cervical(rng, level or str(rng.choice(CERVICAL_LEVELS)))
+    level = level or str(rng.choice(LUMBAR_LEVELS))
+    kind = kind or str(rng.choice(SLICE_KINDS, p=[0.6, 0.2, 0.2]))
+    return _lumbar(rng, level, kind)
+
+
+def _canal_shape(rng, ap: float, width: float, trefoil: float) -> tuple[Shape, Shape]:
+    """Dura (outer) and CSF (inner) shapes of a sac centred at the origin."""
+    harmonics = [(2, _u(rng, -0.06, 0.06), _u(rng, -0.3, 0.3)), (3, trefoil, np.pi / 2)]
+    dura_thickness = _u(rng, 0.3, 0.7)
+    dura = blob(0.0, 0.0, width / 2, ap / 2, harmonics)
+    csf = blob(0.0, 0.0, max(width / 2 - dura_thickness, 0.5), max(ap / 2 - dura_thickness, 0.5), harmonics)
+    return dura, csf
+
+
+def _roots(rng, anatomy: Anatomy, ap: float, width: float) -> None:
+    """Cauda-equina roots clustered in a dorsal crescent (or, rarely, spread)."""
+    for _ in range(int(rng.integers(6, 16))):
+        angle = _u(rng, -np.pi * 0.9, -np.pi * 0.1) if rng.random() < 0.8 else _u(rng, -np.pi, np.pi)
+        radius = _u(rng, 0.2, 0.6)
+        cx, cy = np.cos(angle) * radius * width / 2, np.sin(angle) * radius * ap / 2
+        r = _u(rng, 0.5, 1.0)
+        anatomy.add("cauda_equina_roots", ellipse(cx, cy, r, r), late=True)  # inside the sac by construction
+
+
+def _body_outline(rng, anatomy: Anatomy, posterior_y: float, half_width: float, depth: float, power: int,
+                  subcutaneous: float) -> tuple[float, float, float]:
+    centre_y = posterior_y + depth / 2
+    anatomy.add("skin", superellipse(0.0, centre_y, half_width, depth / 2, power))
+    anatomy.add("subcutaneous_fat", superellipse(0.0, centre_y, half_width - 1.5, depth / 2 - 1.5, power))
+    inner_w, inner_d = half_width - 1.5 - subcutaneous, depth / 2 - 1.5 - subcutaneous
+    anatomy.extent_mm = max(half_width, depth / 2)
+    return centre_y, inner_w, inner_d
+
+
+def _lumbar(rng, level: str, kind: str) -> Anatomy:
+    anatomy = Anatomy("lumbar", level, kind)
+    index = LUMBAR_LEVELS.index(level)
+    stenosis = rng.choice(["none", "mild", "moderate", "severe"], p=[0.35, 0.25, 0.22, 0.18])
+    severity = {"none": 0.0, "mild": 0.3, "moderate": 0.6, "severe": 1.0}[stenosis]
+    narrow_developmental = rng.random() < 0.12
+    sac_ap = _u(rng, 10.0, 17.0) - 0.6 * index - (3.0 if narrow_developmental else 0.0)
+    sac_width = _u(rng, 14.0, 22.0) + 0.8 * index
+    trefoil = _u(rng, 0.0, 0.14) if index >= 3 else _u(rng, 0.0, 0.05)
+    anterior_epidural = _u(rng, 0.5, 3.0)
+    posterior_epidural = _u(rng, 2.0, 7.0)
+    disc_width, disc_depth = _u(rng, 38.0, 52.0), _u(rng, 28.0, 36.0)
+    disc_back = sac_ap / 2 + anterior_epidural  # y of the posterior disc / body margin
+    disc_cy = disc_back + disc_depth / 2
+    lamina_y = -(sac_ap / 2 + posterior_epidural)
+
+    # body outline and soft tissue
+    posterior_skin = lamina_y - _u(rng, 30.0, 55.0)
+    subcutaneous = _u(rng, 4.0, 40.0)
+    depth = _u(rng, 170.0, 300.0)
+    centre_y, inner_w, inner_d = _body_outline(rng, anatomy, posterior_skin, _u(rng, 120.0, 190.0), depth,
+                                               int(rng.integers(2, 5)), subcutaneous)
+    anatomy.add("viscera", superellipse(0.0, centre_y, inner_w, inner_d, 3))
+    for _ in range(int(rng.integers(0, 4))):
+        anatomy.add("gas", ellipse(_u(rng, -inner_w, inner_w) * 0.6, centre_y + _u(rng, 0.1, 0.6) * inner_d,
+                                   _u(rng, 5, 20), _u(rng, 4, 15), _u(rng, 0, np.pi)))
+    paraspinal_y = lamina_y - _u(rng, 8.0, 16.0)
+    paraspinal_fat = _u(rng, 0.6, 1.6)
+    for side in (-1, 1):
+        es = (side * _u(rng, 24.0, 36.0), paraspinal_y - _u(rng, 0.0, 6.0), _u(rng, 16.0, 26.0),
+              _u(rng, 14.0, 22.0), _u(rng, -0.3, 0.3))
+        mf = (side * _u(rng, 9.0, 13.0), paraspinal_y + _u(rng, -4.0, 4.0), _u(rng, 7.0, 12.0),
+              _u(rng, 12.0, 18.0), _u(rng, -0.2, 0.2))
+        anatomy.add("intermuscular_fat", grow(ellipse, paraspinal_fat, *es))
+        anatomy.add("erector_spinae", ellipse(*es))
+        anatomy.add("intermuscular_fat", grow(ellipse, paraspinal_fat, *mf))
+        anatomy.add("multifidus", ellipse(*mf))
+        if index <= 3:
+            ql = (side * (disc_width / 2 + _u(rng, 22.0, 36.0)), disc_cy - _u(rng, 8.0, 18.0),
+                  _u(rng, 7.0, 14.0), _u(rng, 6.0, 11.0), side * _u(rng, 0.2, 0.8))
+            anatomy.add("intermuscular_fat", grow(ellipse, paraspinal_fat, *ql))
+            anatomy.add("quadratus_lumborum", ellipse(*ql))
+        psoas_r = _u(rng, 8.0, 13.0) + 1.5 * index
+        ps = (side * (disc_width / 2 + psoas_r * _u(rng, 0.5, 0.9)), disc_cy + _u(rng, -6.0, 4.0),
+              psoas_r, psoas_r * _u(rng, 1.0, 1.4), side * _u(rng, 0.1, 0.6))
+        anatomy.add("intermuscular_fat", grow(ellipse, paraspinal_fat, *ps))
+        anatomy.add("psoas", ellipse(*ps))
+    vessel_y = disc_cy + disc_depth / 2 + _u(rng, 4.0, 12.0)
+    if index <= 2 or rng.random() < 0.4:
+        r = _u(rng, 7.0, 12.0)
+        anatomy.add("vessel", ellipse(-_u(rng, 4.0, 16.0), vessel_y + r, r, r))  # aorta, patient left
+        anatomy.add("vessel", ellipse(_u(rng, 10.0, 24.0), vessel_y + r * 0.8, _u(rng, 8, 14), _u(rng, 5, 10)))
+    else:
+        for side in (-1, 1):
+            anatomy.add("vessel", ellipse(side * _u(rng, 15.0, 35.0), vessel_y + _u(rng, 4, 12), _u(rng, 4, 8),
+                                          _u(rng, 4, 8)))
+
+    # disc or vertebral body
+    concavity = _u(rng, 0.0, 4.0)
+    if kind == "disc":
+        anatomy.add("annulus", ellipse(0.0, disc_cy, disc_width / 2, disc_depth / 2))
+        nucleus_scale = _u(rng, 0.5, 0.72)
+        anatomy.add("nucleus", ellipse(0.0, disc_cy + _u(rng, 0.0, 3.0), disc_width / 2 * nucleus_scale,
+                                       disc_depth / 2 * nucleus_scale))
+        back_tissue = "annulus"
+    else:
+        anatomy.add("cortical_bone", ellipse(0.0, disc_cy, disc_width / 2, disc_depth / 2))
+        anatomy.add("marrow", ellipse(0.0, disc_cy, disc_width / 2 - 1.2, disc_depth / 2 - 1.2))
+        back_tissue = "cortical_bone"
+    anatomy.add("epidural_fat", ellipse(0.0, disc_back - 1.0, disc_width * 0.22, concavity + 1.0))
+    anatomy.add("posterior_longitudinal_ligament", capsule((-sac_width / 2, disc_back), (sac_width / 2, disc_back),
+                                                           _u(rng, 0.4, 0.9)))
+
+    # bony canal content
+    canal_half_width = sac_width / 2 + _u(rng, 1.0, 4.0)
+    anatomy.add("epidural_fat", ellipse(0.0, (disc_back + lamina_y) / 2, canal_half_width,
+                                        (disc_back - lamina_y) / 2 + 0.5))
+    for _ in range(int(rng.integers(0, 4))):
+        anatomy.add("epidural_vein", ellipse(_u(rng, -sac_width / 2, sac_width / 2), disc_back - 0.8,
+                                             _u(rng, 0.6, 1.5), _u(rng, 0.5, 1.0)))
+
+    # the sac (dura + CSF + roots, or the conus at L1-L2), painted after the foramina, before its compressors
+    dura, csf = _canal_shape(rng, sac_ap, sac_width, trefoil)
+    anatomy.add("dura", dura, late=True)
+    anatomy.add("csf", csf, late=True)
+    if index == 0 and rng.random() < 0.5:
+        r = _u(rng, 3.0, 4.5)
+        anatomy.add("spinal_cord", _within(ellipse(_u(rng, -1, 1), -_u(rng, 0, 2), r * 1.2, r), csf), late=True)
+    _roots(rng, anatomy, sac_ap, sac_width)
+    anatomy.late_paints.extend(_flow_voids(rng, sac_ap, sac_width, csf, 0.1))
+
+    # posterior elements
+    facet_angle = np.radians(_u(rng, 26.0, 38.0) + 3.0 * index)
+    spinous_base = (0.0, lamina_y - _u(rng, 2.0, 4.0))
+    anatomy.add("cortical_bone", capsule(spinous_base, (0.0, spinous_base[1] - _u(rng, 18.0, 30.0)),
+                                         _u(rng, 2.5, 4.5)))
+    facets = {}
+    for side in (-1, 1):
+        angle = facet_angle + np.radians(_u(rng, -4.0, 4.0))
+        joint = np.array([side * (sac_width / 2 + _u(rng, 4.0, 9.0)), -sac_ap * _u(rng, 0.1, 0.5)])
+        direction = np.array([-side * np.sin(angle), np.cos(angle)])
+        normal = np.array([side * np.cos(angle), np.sin(angle)])
+        gap = _u(rng, 0.8, 3.0) * (1.0 - 0.7 * severity)
+        sap_thickness = _u(rng, 4.0, 7.0) * (1.0 + 0.6 * severity * rng.random())
+        sap_centre = joint + normal * (gap / 2 + sap_thickness / 2)
+        iap_centre = joint - normal * (gap / 2 + _u(rng, 2.5, 4.0))
+        facets[side] = (joint, sap_centre)
+        anatomy.add("cortical_bone", capsule(iap_centre - direction * 6, iap_centre + direction * 6,
+                                             _u(rng, 2.5, 4.0)))
+        anatomy.add("cortical_bone", capsule(iap_centre, spinous_base, _u(rng, 2.5, 3.5)))  # lamina
+        anatomy.add("facet_joint_fluid", capsule(joint - direction * 7, joint + direction * 7, gap / 2), late=True)
+        anatomy.add("cortical_bone", capsule(sap_centre - direction * 7, sap_centre + direction * 7,
+                                             sap_thickness / 2), late=True)
+        anatomy.add("marrow", capsule(sap_centre - direction * 6, sap_centre + direction * 6,
+                                      max(sap_thickness / 2 - 1.0, 0.5)), late=True)
+        lf_thickness = _u(rng, 2.5, 4.0) + severity * _u(rng, 0.0, 5.0)
+        lf_start = joint - direction * _u(rng, 2.0, 5.0) - normal * 1.0
+        lf_end = np.array([0.0, lamina_y + lf_thickness / 2])
+        inward = np.array([-side * 0.3, 0.95]) * lf_thickness * 0.4
+        anatomy.add("ligamentum_flavum", capsule(lf_start + inward, lf_end, lf_thickness / 2), late=True)
+        if kind == "pedicle":
+            pedicle_half = _u(rng, 3.5, 7.5)
+            anatomy.add("cortical_bone", capsule((side * (canal_half_width + pedicle_half), disc_back + 3.0),
+                                                 tuple(sap_centre), pedicle_half), late=True)
+            anatomy.add("marrow", capsule((side * (canal_half_width + pedicle_half), disc_back + 3.0),
+                                          tuple(sap_centre), pedicle_half - 1.2), late=True)
+            tip = (side * (disc_width / 2 + _u(rng, 14.0, 26.0)), sap_centre[1] + _u(rng, -4.0, 6.0))
+            anatomy.add("cortical_bone", capsule(tuple(sap_centre), tip, _u(rng, 3.0, 5.0)), late=True)
+
+    if kind == "disc" and severity > 0:
+        zone = rng.choice(["central", "paracentral", "foraminal", "bulge"])
+        side = rng.choice([-1, 1])
+        centre_x = {"central": 0.0, "paracentral": side * _u(rng, 4.0, 8.0),
+                    "foraminal": side * (sac_width / 2 + _u(rng, 3.0, 7.0)), "bulge": 0.0}[zone]
+        protrusion = severity * _u(rng, 2.0, 7.0)
+        half = _u(rng, 4.0, 9.0) if zone != "bulge" else disc_width * 0.45
+        anatomy.add("annulus", ellipse(centre_x, disc_back, half, protrusion), late=True)
+    for side, name in ((-1, "left"), (1, "right")):
+        if kind == "pedicle":
+            continue
+        joint, sap_centre = facets[side]
+        _foramen(rng, anatomy, name, side, sac_width, disc_back, sap_centre, back_tissue, severity)
+    return anatomy
+
+
+def _flow_voids(rng, ap: float, width: float, csf: Shape, probability: float) -> list[tuple[int, Shape]]:
+    """Dark pulsation artefacts inside the CSF, mostly dorsal."""
+    if rng.random() >= probability:
+        return []
+    voids = []
+    for _ in range(int(rng.integers(1, 4))):
+        angle = _u(rng, -np.pi, 0.0)
+        cx, cy = np.cos(angle) * width * 0.35, np.sin(angle) * ap * 0.35
+        shape = ellipse(cx, cy, _u(rng, 0.6, 2.0), _u(rng, 0.4, 1.2), _u(rng, 0, 3))
+        voids.append((T["csf_flow_void"], _within(shape, csf)))
+    return voids
+
+
+def _within(shape: Shape, container: Shape) -> Shape:
+    return Shape(lambda x, y: shape(x, y) & container(x, y), shape.bbox)
+
+
+def _foramen(rng, anatomy: Anatomy, name: str, side: int, sac_width: float, disc_back: float,
+             sap_centre: np.ndarray, wall_tissue: str, severity: float) -> None:
+    tilt = np.radians(_u(rng, -5.0, 25.0))
+    direction = np.array([side * np.cos(tilt), np.sin(tilt)])
+    start = np.array([side * (sac_width / 2 + _u(rng, 1.5, 4.0)), (disc_back + sap_centre[1]) / 2 + 1.0])
+    fused = rng.random() < 0.08 + 0.15 * severity
+    width = 0.0 if fused else float(np.clip(rng.gamma(4.0, 1.6) * (1.0 - 0.5 * severity), 0.8, 10.0))
+    anatomy.channels[name] = Channel(
+        side=side, start=start, direction=direction, length=_u(rng, 9.0, 16.0),
+        narrowest_half_width=width / 2, narrowest_at=_u(rng, 0.3, 0.7), flare=_u(rng, 1.0, 4.0),
+        root_at=_u(rng, 0.4, 0.8), root_radius=_u(rng, 1.5, 3.0),
+        anterior_wall=T[wall_tissue], posterior_wall=T["cortical_bone"])
+
+
+def _cervical(rng, level: str) -> Anatomy:
+    anatomy = Anatomy("cervical", level, "disc")
+    index = CERVICAL_LEVELS.index(level)
+    severity = float(rng.choice([0.0, 0.3, 0.6, 1.0], p=[0.4, 0.25, 0.2, 0.15]))
+    sac_ap = _u(rng, 9.0, 14.0) - 3.0 * severity * rng.random()
+    sac_width = _u(rng, 16.0, 23.0)
+    body_width, body_depth = _u(rng, 15.0, 26.0), _u(rng, 14.0, 19.0)
+    disc_back = sac_ap / 2 + _u(rng, 0.5, 2.0)
+    disc_cy = disc_back + body_depth / 2
+    lamina_y = -(sac_ap / 2 + _u(rng, 1.0, 3.0))
+    posterior_skin = lamina_y - _u(rng, 35.0, 60.0)
+    centre_y, inner_w, inner_d = _body_outline(rng, anatomy, posterior_skin, _u(rng, 50.0, 75.0),
+                                               _u(rng, 95.0, 135.0), 2, _u(rng, 3.0, 12.0))
+    anatomy.add("neck_muscle", superellipse(0.0, centre_y, inner_w, inner_d, 2))
+    for side in (-1, 1):  # fat planes between the neck muscles
+        for _ in range(3):
+            p0 = np.array([side * _u(rng, 10, inner_w * 0.8), centre_y + _u(rng, -inner_d, inner_d) * 0.8])
+            p1 = p0 + rng.normal(0.0, 12.0, 2)
+            anatomy.add("intermuscular_fat", capsule(p0, p1, _u(rng, 0.5, 1.5)))
+        anatomy.add("vessel", ellipse(side * _u(rng, 18.0, 28.0), disc_cy + _u(rng, 8.0, 18.0), _u(rng, 3, 5),
+                                      _u(rng, 3, 5)))  # carotid
+        anatomy.add("vessel", ellipse(side * _u(rng, 24.0, 36.0), disc_cy + _u(rng, 6.0, 16.0), _u(rng, 4, 8),
+                                      _u(rng, 3, 6)))  # jugular
+    trachea_y = disc_cy + body_depth / 2 + _u(rng, 10.0, 20.0)
+    anatomy.add("neck_muscle", ellipse(0.0, trachea_y - 6.0, 7.0, 4.0))  # oesophagus
+    anatomy.add("gas", ellipse(0.0, trachea_y + 5.0, _u(rng, 7, 10), _u(rng, 6, 9)))
+    anatomy.add("annulus", ellipse(0.0, disc_cy, body_width / 2, body_depth / 2))
+    anatomy.add("nucleus", ellipse(0.0, disc_cy + 1.0, body_width * 0.3, body_depth * 0.3))
+    for side in (-1, 1):
+        anatomy.add("cortical_bone", ellipse(side * (body_width / 2 - 1.0), disc_back + 3.0, 2.0, 3.5))  # uncus
+        va = np.array([side * (body_width / 2 + _u(rng, 4.0, 7.0)), disc_back + _u(rng, 1.0, 5.0)])
+        anatomy.add("cortical_bone", ellipse(va[0], va[1], 5.0, 4.5))
+        anatomy.add("vertebral_artery", ellipse(va[0], va[1], _u(rng, 1.5, 3.0), _u(rng, 1.5, 3.0)))
+    anatomy.add("epidural_fat", ellipse(0.0, (disc_back + lamina_y) / 2, sac_width / 2 + 1.5,
+                                        (disc_back - lamina_y) / 2 + 0.3))
+    for _ in range(int(rng.integers(1, 5))):
+        anatomy.add("epidural_vein", ellipse(_u(rng, -sac_width / 2, sac_width / 2), disc_back - 0.7,
+                                             _u(rng, 0.7, 1.8), _u(rng, 0.5, 1.0)))
+    spinous_base = (0.0, lamina_y - 1.5)
+    tip_y = spinous_base[1] - _u(rng, 12.0, 22.0)
+    anatomy.add("cortical_bone", capsule(spinous_base, (0.0, tip_y), _u(rng, 1.5, 2.5)))
+    if rng.random() < 0.5:  # bifid tip
+        for side in (-1, 1):
+            anatomy.add("cortical_bone", capsule((0.0, tip_y + 3), (side * 4.0, tip_y - 2), 1.5))
+    dura, csf = _canal_shape(rng, sac_ap, sac_width, _u(rng, 0.0, 0.1))
+    masses = {}
+    for side in (-1, 1):
+        mass = np.array([side * (sac_width / 2 + _u(rng, 3.5, 6.0)), -sac_ap * _u(rng, 0.0, 0.3)])
+        masses[side] = mass
+        lamina_half = _u(rng, 0.9, 1.6)
+        anatomy.add("cortical_bone", capsule(tuple(mass), spinous_base, lamina_half), late=True)
+        lf = _u(rng, 1.0, 1.7) + severity * _u(rng, 0.0, 2.5)
+        anatomy.add("ligamentum_flavum", capsule(tuple(mass + np.array([-side * 2.0, 1.0])),
+                                                 (0.0, lamina_y + lf / 2), lf / 2), late=True)
+        anatomy.add("cortical_bone", ellipse(mass[0], mass[1], _u(rng, 4.0, 6.0), _u(rng, 3.5, 5.5)), late=True)
+        anatomy.add("marrow", ellipse(mass[0], mass[1], 3.0, 2.5), late=True)
+    cord_ap, cord_width = _u(rng, 6.0, 9.0), _u(rng, 10.0, 14.0)
+    cord_ap, cord_width = min(cord_ap, sac_ap - 1.5), min(cord_width, sac_width - 3.0)
+    cord = _within(ellipse(0.0, -_u(rng, 0.0, 1.0), cord_width / 2, cord_ap / 2), csf)
+    sac = [(T["dura"], dura), (T["csf"], csf), (T["spinal_cord"], cord)]
+    anatomy.late_paints[0:0] = sac + _flow_voids(rng, sac_ap, sac_width, csf, 0.35)  # before its compressors
+    if severity > 0:
+        bulge = severity * _u(rng, 1.5, 5.0)
+        anatomy.add("annulus", ellipse(_u(rng, -4.0, 4.0), disc_back, _u(rng, 4.0, 9.0), bulge), late=True)
+    for side, name in ((-1, "left"), (1, "right")):
+        tilt = np.radians(_u(rng, 35.0, 55.0))
+        direction = np.array([side * np.cos(tilt), np.sin(tilt)])
+        fused = rng.random() < 0.05 + 0.2 * severity
+        width = 0.0 if fused else float(np.clip(rng.gamma(5.0, 0.65) * (1.0 - 0.4 * severity), 0.8, 7.0))
+        start = np.array([side * (sac_width / 2 - 0.5), disc_back - 2.0])
+        anatomy.channels[name] = Channel(
+            side=side, start=start, direction=direction, length=_u(rng, 6.0, 10.0),
+            narrowest_half_width=width / 2, narrowest_at=_u(rng, 0.35, 0.65), flare=_u(rng, 0.8, 2.5),
+            root_at=_u(rng, 0.4, 0.8), root_radius=_u(rng, 1.0, 1.8),
+            anterior_wall=T["cortical_bone"], posterior_wall=T["cortical_bone"], wall_thickness=3.5)
+    return anatomy

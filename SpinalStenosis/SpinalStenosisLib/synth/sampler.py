@@ -1,0 +1,174 @@
+"""Synthetic slices imaged like real ones: native grids, partial volume, and the two networks' training pairs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..crop import CROP_SIZE, ROI_LATERAL_PADDING_MM, ROI_PADDING_MM, crop_grid, crop_side_mm, resample
+from ..crop import whole_slice_grid
+from ..geometry import PlaneGrid
+from .anatomy import (CANAL_TISSUES, LEFT_FORAMEN_TISSUES, RIGHT_FORAMEN_TISSUES, Anatomy, sample_anatomy)
+from .render import CONTRASTS, acquire, render
+
+TARGET_GROUPS = (LEFT_FORAMEN_TISSUES, CANAL_TISSUES, RIGHT_FORAMEN_TISSUES)  # network-2 channel order
+CONTRAST_WEIGHTS = (0.45, 0.12, 0.13, 0.1, 0.2)
+
+
+@dataclass
+class Scene:
+    """One synthetic slice: anatomy, a smooth deformation and an appearance seed."""
+
+    anatomy: Anatomy
+    warp: tuple[np.ndarray, np.ndarray, np.ndarray]  # amplitudes (k,2), wave vectors (k,2), phases (k,)
+    contrast: str
+
+    def paint(self, grid: PlaneGrid, supersample: int) -> np.ndarray:
+        """Tissue labels at supersample x supersample points per pixel of grid."""
+        offsets = (np.arange(supersample) + 0.5) / supersample - 0.5
+        rows = (np.arange(grid.shape[0])[:, None] + offsets[None, :]).ravel().astype(np.float32)[:, None]
+        columns = (np.arange(grid.shape[1])[:, None] + offsets[None, :]).ravel().astype(np.float32)[None, :]
+        x = np.float32(grid.origin_ras[0]) + rows * np.float32(grid.row_step_ras[0]) + columns * np.float32(
+            grid.column_step_ras[0])
+        y = np.float32(grid.origin_ras[1]) + rows * np.float32(grid.row_step_ras[1]) + columns * np.float32(
+            grid.column_step_ras[1])
+        amplitudes, waves, phases = self.warp
+        for amplitude, wave, phase in zip(amplitudes, waves, phases):
+            shift = np.sin(x * np.float32(wave[0]) + y * np.float32(wave[1]) + np.float32(phase))
+            x, y = x + np.float32(amplitude[0]) * shift, y + np.float32(amplitude[1]) * shift
+        return self.anatomy.paint(x, y)
+
+
+def sample_scene(rng: np.random.Generator, region: str = "lumbar", contrast: str | None = None,
+                 **anatomy_options) -> Scene:
+    anatomy = sample_anatomy(rng, region, **anatomy_options)
+    k = int(rng.integers(1, 4))
+    warp = (rng.normal(0.0, 0.6, (k, 2)), rng.normal(0.0, 0.06, (k, 2)), rng.uniform(0, 2 * np.pi, k))
+    contrast = contrast or str(rng.choice(CONTRASTS, p=CONTRAST_WEIGHTS))
+    return Scene(anatomy, warp, contrast)
+
+
+def fractions(tissues: np.ndarray, supersample: int, groups=TARGET_GROUPS) -> np.ndarray:
+    """Per-pixel fraction of each tissue group: [group, rows, columns]."""
+    h, w = tissues.shape[0] // supersample, tissues.shape[1] // supersample
+    out = np.empty((len(groups), h, w), np.float32)
+    for n, group in enumerate(groups):
+        out[n] = np.isin(tissues, group).reshape(h, supersample, w, supersample).mean(axis=(1, 3))
+    return out
+
+
+def native_grid(rng: np.random.Generator, scene: Scene, centre_ras: np.ndarray | None = None) -> PlaneGrid:
+    """A random acquisition grid in canonical orientation (rows A→P, columns R→L), rotated up to ±25°."""
+    region = scene.anatomy.region
+    pixel = rng.uniform(0.3, 0.8) if region == "cervical" else rng.uniform(0.45, 1.3)
+    row_mm, column_mm = pixel * rng.uniform(0.9, 1.1), pixel
+    if rng.random() < 0.3:  # tight field of view around the spine
+        fov_mm = rng.uniform(60.0, 140.0)
+    else:
+        fov_mm = rng.uniform(1.4, 2.3) * scene.anatomy.extent_mm
+    shape = (int(fov_mm * rng.uniform(0.8, 1.0) / row_mm), int(fov_mm / column_mm))
+    angle = np.radians(rng.uniform(-25.0, 25.0))
+    rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1.0]])
+    row_step = rotation @ np.array([0.0, -row_mm, 0.0])
+    column_step = rotation @ np.array([-column_mm, 0.0, 0.0])
+    if centre_ras is None:
+        reach = max(0.0, fov_mm / 2 - 35.0)
+        centre_ras = np.array([rng.uniform(-reach, reach) * 0.5, rng.uniform(0.0, reach), 0.0])
+    origin = centre_ras - (shape[0] - 1) / 2 * row_step - (shape[1] - 1) / 2 * column_step
+    return PlaneGrid(origin, row_step, column_step, shape)
+
+
+def roi_box_mask(targets: np.ndarray, grid: PlaneGrid) -> np.ndarray:
+    """Network-1 target: the box around canal and foramina (plus padding) on grid; empty without a canal."""
+    mask = np.zeros(grid.shape, np.float32)
+    canal = targets[1] >= 0.5
+    if not canal.any():
+        return mask
+    structures = (targets >= 0.5).any(axis=0)
+    rows, columns = np.nonzero(structures)
+    row_mm, column_mm = grid.pixel_size_mm
+    lateral = ROI_PADDING_MM if (targets[0] >= 0.5).any() and (targets[2] >= 0.5).any() else ROI_LATERAL_PADDING_MM
+    r0 = int(np.floor(rows.min() - ROI_PADDING_MM / row_mm))
+    r1 = int(np.ceil(rows.max() + ROI_PADDING_MM / row_mm)) + 1
+    c0 = int(np.floor(columns.min() - lateral / column_mm))
+    c1 = int(np.ceil(columns.max() + lateral / column_mm)) + 1
+    mask[max(r0, 0):max(r1, 0), max(c0, 0):max(c1, 0)] = 1.0
+    return mask
+
+
+def _image(rng: np.random.Generator, scene: Scene, grid: PlaneGrid, native_pixel_mm: float,
+           max_supersample: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Image and super-sampled tissues on grid; blur stands in for a coarser native resolution."""
+    supersample = int(np.clip(np.ceil(min(grid.pixel_size_mm) / 0.4), 1, max_supersample))
+    tissues = scene.paint(grid, supersample)
+    image = render(rng, tissues, supersample, scene.contrast)
+    blur = 0.45 * max(native_pixel_mm / min(grid.pixel_size_mm), 1.0) * rng.uniform(0.6, 1.4)
+    return acquire(rng, image, blur), tissues
+
+
+def normalise(image: np.ndarray) -> np.ndarray:
+    """Network input scaling: robust maximum to 1 (shared by training and inference)."""
+    scale = float(np.percentile(image, 99.5))
+    return np.clip(np.asarray(image, np.float32) / max(scale, 1e-6), 0.0, 1.5)
+
+
+def roi_pair(rng: np.random.Generator, region: str = "lumbar") -> tuple[np.ndarray, np.ndarray]:
+    """Network-1 pair: whole slice at 128² → ROI box mask."""
+    scene = sample_scene(rng, region)
+    native = native_grid(rng, scene)
+    if rng.random() < 0.04:  # no spine in view
+        native = PlaneGrid(native.origin_ras + np.array([0.0, 0.0, 0.0]) + native.row_step_ras * native.shape[0],
+                           native.row_step_ras, native.column_step_ras, native.shape)
+    view = whole_slice_grid(native)
+    image, tissues = _image(rng, scene, view, min(native.pixel_size_mm), max_supersample=2)
+    supersample = tissues.shape[0] // view.shape[0]
+    targets = fractions(tissues, supersample)
+    image = _outside_fov_zero(image, view, native)
+    return normalise(image), roi_box_mask(targets, view)
+
+
+def _outside_fov_zero(image: np.ndarray, view: PlaneGrid, native: PlaneGrid) -> np.ndarray:
+    rows, columns = np.meshgrid(np.arange(view.shape[0]), np.arange(view.shape[1]), indexing="ij")
+    native_rows, native_columns = native.to_index(view.to_ras(rows.ravel(), columns.ravel()))
+    inside = ((native_rows >= -0.5) & (native_rows <= native.shape[0] - 0.5) & (native_columns >= -0.5)
+              & (native_columns <= native.shape[1] - 0.5)).reshape(view.shape)
+    return np.where(inside, image, 0.0)
+
+
+def canal_pair(rng: np.random.Generator, region: str = "lumbar") -> tuple[np.ndarray, np.ndarray]:
+    """Network-2 pair: native image around the spine, cropped from a jittered ROI and resized to 128²
+    → soft masks [left foramen, canal, right foramen]."""
+    scene = sample_scene(rng, region)
+    native = native_grid(rng, scene, centre_ras=np.zeros(3))
+    window = _centre_window(native, 56.0)
+    image, tissues = _image(rng, scene, window, min(native.pixel_size_mm) * rng.uniform(1.0, 1.3))
+    supersample = tissues.shape[0] // window.shape[0]
+    roi = roi_box_mask(fractions(tissues, supersample), window)
+    crop = jittered_crop(rng, window, roi)
+    crop_image = resample(image, window, crop)
+    targets = fractions(scene.paint(crop, 2), 2)
+    return normalise(crop_image), targets
+
+
+def _centre_window(native: PlaneGrid, half_mm: float) -> PlaneGrid:
+    """The part of the native grid within half_mm of the canal centre (integer pixel aligned)."""
+    centre_rows, centre_columns = native.to_index(np.zeros((1, 3)))
+    row_mm, column_mm = native.pixel_size_mm
+    r0 = int(np.floor(centre_rows[0] - half_mm / row_mm))
+    c0 = int(np.floor(centre_columns[0] - half_mm / column_mm))
+    n_rows, n_columns = int(2 * half_mm / row_mm) + 2, int(2 * half_mm / column_mm) + 2
+    return native.crop(r0, c0, n_rows, n_columns, (n_rows, n_columns))
+
+
+def jittered_crop(rng: np.random.Generator, window: PlaneGrid, roi: np.ndarray) -> PlaneGrid:
+    """The inference crop rule applied to a perturbed true ROI (network 1 is never exact)."""
+    rows, columns = np.nonzero(roi)
+    row_mm, column_mm = window.pixel_size_mm
+    if len(rows) == 0:
+        centre, side = (window.shape[0] / 2, window.shape[1] / 2), 60.0
+    else:
+        centre = ((rows.min() + rows.max()) / 2, (columns.min() + columns.max()) / 2)
+        side = crop_side_mm((rows.max() - rows.min() + 1) * row_mm, (columns.max() - columns.min() + 1) * column_mm)
+    centre = (centre[0] + rng.normal(0.0, 2.0) / row_mm, centre[1] + rng.normal(0.0, 2.0) / column_mm)
+    side = float(np.clip(side * rng.uniform(0.9, 1.15), 30.0, 110.0))
+    return crop_grid(window, centre, side, CROP_SIZE)

@@ -1,0 +1,147 @@
+"""Train the ROI or canal CoU-Net on on-the-fly synthetic slices (optionally mixed with real labelled data)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .network import CoUNet, dice_bce_loss
+from .real_data import RealPairs
+from .synth.sampler import canal_pair, roi_pair
+
+OUT_CHANNELS = {"roi": 1, "canal": 3}
+CERVICAL_FRACTION = 0.3
+VALIDATION_SEED = 2_000_000  # synthetic validation cases; training seeds never reach it
+VALIDATION_SIZE = 48
+
+
+@dataclass
+class TrainConfig:
+    network: str
+    out_dir: Path
+    steps: int = 4000
+    batch_size: int = 8
+    size: int = 128
+    width: int = 16
+    seed: int = 1
+    learning_rate: float = 2e-3
+    resume: bool = False
+    real_data: Path | None = None
+    real_fraction: float = 0.25
+    threads: int = 2
+    validate_every: int = 250
+
+
+def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = [synthetic_pair(network, rng) for _ in range(batch_size)]
+    return (torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs])))
+
+
+def synthetic_pair(network: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One training pair: image [1, H, W] and target [C, H, W]."""
+    region = "cervical" if rng.random() < CERVICAL_FRACTION else "lumbar"
+    if network == "roi":
+        image, target = roi_pair(rng, region)
+        return image[None], target[None]
+    image, targets = canal_pair(rng, region)
+    return image[None], targets
+
+
+def validation_set(network: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return synthetic_batch(network, np.random.default_rng(VALIDATION_SEED), VALIDATION_SIZE)
+
+
+def dice_per_channel(probabilities: torch.Tensor, target: torch.Tensor) -> list[float]:
+    predicted = probabilities >= 0.5
+    truth = target >= 0.5
+    scores = []
+    for c in range(target.shape[1]):
+        p, t = predicted[:, c], truth[:, c]
+        denominator = p.sum() + t.sum()
+        scores.append(float(2 * (p & t).sum() / denominator) if denominator > 0 else 1.0)
+    return scores
+
+
+def git_revision() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def train(config: TrainConfig) -> Path:
+    """Run (or resume) training; writes checkpoint.pt, best.pt and log.csv into out_dir."""
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = CoUNet(OUT_CHANNELS[config.network], width=config.width)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=1e-5)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.steps, eta_min=1e-5)
+    step, best = 0, -1.0
+    checkpoint_path = out / "checkpoint.pt"
+    if config.resume and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, best = state["step"], state["best"]
+    real = RealPairs(config.real_data, config.network) if config.real_data else None
+    validation_inputs, validation_targets = validation_set(config.network)
+    log_path = out / "log.csv"
+    new_log = not (config.resume and log_path.exists())
+    with open(log_path, "w" if new_log else "a", newline="") as handle:
+        log = csv.writer(handle)
+        if new_log:
+            log.writerow(["step", "seconds", "learning_rate", "train_loss", "validation_loss", "validation_dice"])
+        started, running = time.time(), []
+        while step < config.steps:
+            rng = np.random.default_rng([config.seed, step])  # deterministic per step, so resume continues exactly
+            channels = slice(None)
+            if real is not None and rng.random() < config.real_fraction:
+                inputs, targets, channels = real.batch(rng, config.batch_size)
+            else:
+                inputs, targets = synthetic_batch(config.network, rng, config.batch_size)
+            model.train()
+            loss = dice_bce_loss(model(inputs)[:, channels], targets[:, channels])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            scheduler.step()
+            step += 1
+            running.append(loss.item())
+            if step % config.validate_every == 0 or step == config.steps:
+                model.eval()
+                with torch.inference_mode():
+                    logits = model(validation_inputs)
+                    validation_loss = float(dice_bce_loss(logits, validation_targets))
+                    dice = dice_per_channel(torch.sigmoid(logits), validation_targets)
+                log.writerow([step, round(time.time() - started, 1), scheduler.get_last_lr()[0],
+                              round(float(np.mean(running)), 5), round(validation_loss, 5),
+                              " ".join(f"{d:.4f}" for d in dice)])
+                handle.flush()
+                running = []
+                state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                         "scheduler": scheduler.state_dict(), "step": step, "best": best,
+                         "config": {**asdict(config), "out_dir": str(config.out_dir),
+                                    "real_data": str(config.real_data) if config.real_data else None},
+                         "network": model.config}
+                score = float(np.mean(dice))
+                if score > best:
+                    best = state["best"] = score
+                    torch.save({"network": model.config, "model": model.state_dict(), "step": step,
+                                "validation_dice": dice}, out / "best.pt")
+                torch.save(state, checkpoint_path)
+    (out / "training.json").write_text(json.dumps({
+        "network": config.network, "steps": config.steps, "engine_version": __version__,
+        "code_revision": git_revision(), "best_mean_validation_dice": best}, indent=1))
+    return out / "best.pt"
