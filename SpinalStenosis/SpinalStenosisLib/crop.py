@@ -61,3 +61,9 @@ def resample(image: np.ndarray, source: PlaneGrid, target: PlaneGrid, order: int
         image = ndimage.gaussian_filter(image, 0.4 * np.maximum(shrink, 1.0))
     values = ndimage.map_coordinates(image, [source_rows, source_columns], order=order, mode="constant", cval=0.0)
     return values.reshape(target.shape)
+
+
+def normalise(image: np.ndarray) -> np.ndarray:
+    """Network input scaling: robust maximum to 1 (shared by training and inference)."""
+    scale = float(np.percentile(image, 99.5))
+    return np.clip(np.asarray(image, np.float32) / max(scale, 1e-6), 0.0, 1.5)

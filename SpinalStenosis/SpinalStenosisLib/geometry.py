@@ -182,16 +182,10 @@ class AxialLayout:
 
     def stack_index_to_ras(self) -> np.ndarray:
         """4x4 matrix mapping (slice, row, column, 1) of the stack to RAS."""
-        n_slices, n_rows, n_columns = self.stack_shape
-        to_numpy = np.zeros((4, 4))  # stack index → numpy index [k, j, i]
-        to_numpy[3, 3] = 1.0
-        to_numpy[self.slice_axis, 0] = 1.0
-        to_numpy[self.row_axis, 1] = -1.0 if self.flip_rows else 1.0
-        to_numpy[self.row_axis, 3] = n_rows - 1 if self.flip_rows else 0.0
-        to_numpy[self.column_axis, 2] = -1.0 if self.flip_columns else 1.0
-        to_numpy[self.column_axis, 3] = n_columns - 1 if self.flip_columns else 0.0
-        numpy_to_ijk = np.eye(4)[[2, 1, 0, 3]]
-        return self.geometry.ijk_to_ras @ numpy_to_ijk @ to_numpy
+        order = (self.slice_axis, self.row_axis, self.column_axis)
+        return _numpy_index_to_ras(self.geometry) @ _reordered_index_map(order, (False, self.flip_rows,
+                                                                                  self.flip_columns),
+                                                                         self.stack_shape)
 
     def slice_grid(self, slice_index: int) -> PlaneGrid:
         matrix = self.stack_index_to_ras()
@@ -208,6 +202,33 @@ class AxialLayout:
         grid = self.slice_grid(slice_index)
         centre = grid.to_ras((grid.shape[0] - 1) / 2.0, (grid.shape[1] - 1) / 2.0)
         return float(centre[2])
+
+
+def _numpy_index_to_ras(geometry: VolumeGeometry) -> np.ndarray:
+    """4x4 matrix mapping a numpy index (k, j, i, 1) to RAS."""
+    return geometry.ijk_to_ras @ np.eye(4)[[2, 1, 0, 3]]
+
+
+def _reordered_index_map(order: tuple[int, ...], flips: tuple[bool, ...], new_shape: tuple[int, ...]) -> np.ndarray:
+    """4x4 matrix from an index of ``flip(transpose(array, order))`` to the index of the original array."""
+    matrix = np.zeros((4, 4))
+    matrix[3, 3] = 1.0
+    for new_axis, old_axis in enumerate(order):
+        matrix[old_axis, new_axis] = -1.0 if flips[new_axis] else 1.0
+        matrix[old_axis, 3] = new_shape[new_axis] - 1 if flips[new_axis] else 0.0
+    return matrix
+
+
+def reordered(array: np.ndarray, geometry: VolumeGeometry, order: tuple[int, ...],
+              flips: tuple[bool, ...]) -> tuple[np.ndarray, VolumeGeometry]:
+    """The same physical image stored with its numpy axes transposed by ``order`` and then flipped."""
+    new = np.transpose(array, order)
+    for axis, flip in enumerate(flips):
+        if flip:
+            new = np.flip(new, axis)
+    numpy_to_ras = _numpy_index_to_ras(geometry) @ _reordered_index_map(order, flips, new.shape)
+    ijk_to_ras = numpy_to_ras @ np.eye(4)[[2, 1, 0, 3]]
+    return np.ascontiguousarray(new), VolumeGeometry(tuple(int(n) for n in new.shape[::-1]), ijk_to_ras)
 
 
 def needs_reslice(geometry: VolumeGeometry) -> bool:

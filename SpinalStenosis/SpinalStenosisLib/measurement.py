@@ -3,9 +3,11 @@
 Definitions (also in the README):
 
 * Masks may be binary or soft (0..1). Only the largest connected component (at 0.5) of each structure is measured.
-* A *chord* along a line is the longest run where the bilinearly interpolated mask is >= 0.5; its ends are the
-  sub-pixel 0.5 crossings, i.e. points on the mask boundary. The ruler's endpoints are these two points and its
-  length is the reported number.
+* A *chord* along a line is the longest run where the bilinearly interpolated mask is >= 0.5. Each end is located
+  from its edge ramp: the ramp's area divided by the local plateau value, measured back from the plateau. For a
+  binary mask that is the 0.5 crossing; for a partial-volume (area-fraction) mask it is the exact edge; a soft
+  interior below 1 (network probabilities) does not shrink the chord. The ruler's endpoints are these two edge
+  points (on the mask boundary) and its length is the reported number.
 * ``canal_ap_mm``: chord through the canal centroid along the patient's antero-posterior axis projected into the
   slice plane (the direction a radiologist draws on the axial view). ``canal_transverse_mm``: the same along the
   patient's left-right axis.
@@ -112,34 +114,41 @@ class _Plane:
         return np.stack([rows, columns], axis=1) @ self.frame.T, weights[rows, columns]
 
     def chords(self, centres_mm: np.ndarray, direction: np.ndarray, half_length_mm: float):
-        """Longest >=0.5 run along ``direction`` through each centre: (lengths, starts_mm, ends_mm)."""
+        """Chord along ``direction`` through each centre: (lengths, starts_mm, ends_mm)."""
         t = np.arange(-half_length_mm, half_length_mm + self.step_mm, self.step_mm)
         values = self.sample(centres_mm[:, None, :] + t[None, :, None] * direction)
         lengths = np.zeros(len(centres_mm))
         starts = np.full((len(centres_mm), 2), np.nan)
         ends = np.full((len(centres_mm), 2), np.nan)
-        inside = values >= 0.5
-        for n, row in enumerate(inside):
-            edges = np.flatnonzero(np.diff(np.concatenate([[False], row, [False]]).astype(np.int8)))
+        for n, row in enumerate(values):
+            edges = np.flatnonzero(np.diff(np.concatenate([[False], row >= 0.5, [False]]).astype(np.int8)))
             if len(edges) == 0:
                 continue
             run_starts, run_ends = edges[0::2], edges[1::2] - 1
             best = int(np.argmax(run_ends - run_starts))
-            first, last = run_starts[best], run_ends[best]
-            t0 = _crossing(t, values[n], first - 1, first)
-            t1 = _crossing(t, values[n], last, last + 1)
+            t0 = _edge(t, row, run_starts[best], run_ends[best], -1)
+            t1 = _edge(t, row, run_ends[best], run_starts[best], +1)
             lengths[n] = t1 - t0
             starts[n] = centres_mm[n] + t0 * direction
             ends[n] = centres_mm[n] + t1 * direction
         return lengths, starts, ends
 
 
-def _crossing(t: np.ndarray, values: np.ndarray, outside: int, inside: int) -> float:
-    """Position of the 0.5 crossing between two neighbouring samples (clamped at the sampled range)."""
-    if outside < 0 or outside >= len(t):
-        return float(t[inside])
-    v0, v1 = values[outside], values[inside]
-    return float(t[outside] + (0.5 - v0) / (v1 - v0) * (t[inside] - t[outside]))
+def _edge(t: np.ndarray, row: np.ndarray, end: int, other_end: int, outward: int) -> float:
+    """Sub-pixel edge of a run: from the run's outer sample, climb inward to the local plateau, walk outward
+    down the ramp to zero; the edge lies ramp-area / plateau before the plateau. Exact for partial-volume
+    (area-fraction) edges, the 0.5 crossing for binary masks, and robust to soft interiors below 1."""
+    inward = -outward
+    plateau = end
+    while plateau != other_end and row[plateau + inward] >= row[plateau]:
+        plateau += inward
+    foot = end
+    while 0 <= foot + outward < len(row) and 1e-6 < row[foot + outward] <= row[foot]:
+        foot += outward
+    low, high = sorted((plateau, foot))
+    ramp = row[low:high + 1]
+    area = float(ramp.sum() - 0.5 * (ramp[0] + ramp[-1])) * (t[1] - t[0]) if high > low else 0.0
+    return float(t[plateau] + outward * area / row[plateau])
 
 
 def measure_canal(mask: np.ndarray, grid: PlaneGrid) -> tuple[dict[str, float], dict[str, Ruler], np.ndarray | None]:

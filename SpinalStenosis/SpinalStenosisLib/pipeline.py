@@ -14,6 +14,7 @@ from .report import write_report
 from .volume_io import AxialVolume, open_axial, read_labels, write_labels
 
 ProgressCallback = Callable[[int, int], None]
+BATCH_SLICES = 8  # slices per network batch; progress and cancel act between batches
 
 
 class Cancelled(RuntimeError):
@@ -31,9 +32,9 @@ class SliceSegmentation:
 
 
 class Segmenter(Protocol):
-    """Anything that turns an axial slice (rows A→P, columns R→L) into a SliceSegmentation."""
+    """Anything that turns a batch of axial slices (rows A→P, columns R→L) into SliceSegmentations."""
 
-    def segment(self, image: np.ndarray, grid: PlaneGrid) -> SliceSegmentation: ...
+    def segment(self, images: list[np.ndarray], grids: list[PlaneGrid]) -> list[SliceSegmentation]: ...
 
 
 @dataclass
@@ -45,21 +46,22 @@ class MeasurementRun:
     provenance: dict = field(default_factory=dict)
 
 
-def _run(volume: AxialVolume, segment_slice: Callable[[int], SliceSegmentation],
+def _run(volume: AxialVolume, segment_slices: Callable[[list[int]], list[SliceSegmentation]],
          progress: ProgressCallback | None, should_cancel: Callable[[], bool] | None) -> MeasurementRun:
     n_slices = volume.n_slices
     stack_labels = np.zeros(volume.layout.stack_shape, np.uint8)
     measurements, boxes = [], {}
-    for s in range(n_slices):
+    for first in range(0, n_slices, BATCH_SLICES):
         if should_cancel is not None and should_cancel():
             raise Cancelled("cancelled")
-        result = segment_slice(s)
-        stack_labels[s] = result.native_labels
-        if result.roi_box_rc is not None:
-            boxes[s] = result.roi_box_rc
-        measurements.append(measure_slice(result.masks, result.grid, s, volume.layout.slice_position_mm(s)))
+        indices = list(range(first, min(first + BATCH_SLICES, n_slices)))
+        for s, result in zip(indices, segment_slices(indices)):
+            stack_labels[s] = result.native_labels
+            if result.roi_box_rc is not None:
+                boxes[s] = result.roi_box_rc
+            measurements.append(measure_slice(result.masks, result.grid, s, volume.layout.slice_position_mm(s)))
         if progress is not None:
-            progress(s + 1, n_slices)
+            progress(indices[-1] + 1, n_slices)
     return MeasurementRun(volume, measurements, stack_labels, boxes)
 
 
@@ -68,20 +70,21 @@ def measure_with_labels(volume: AxialVolume, labels_source: np.ndarray,
     """Measure from a label array on the input's grid ([k, j, i]; 1 canal, 2 left, 3 right foramen)."""
     stack = volume.from_source_grid(labels_source)
 
-    def segment_slice(s: int) -> SliceSegmentation:
-        return SliceSegmentation(masks_from_labels(stack[s]), volume.layout.slice_grid(s), np.asarray(stack[s]))
+    def segment_slices(indices: list[int]) -> list[SliceSegmentation]:
+        return [SliceSegmentation(masks_from_labels(stack[s]), volume.layout.slice_grid(s), np.asarray(stack[s]))
+                for s in indices]
 
-    return _run(volume, segment_slice, progress, None)
+    return _run(volume, segment_slices, progress, None)
 
 
 def measure_with_segmenter(volume: AxialVolume, segmenter: Segmenter, progress: ProgressCallback | None = None,
                            should_cancel: Callable[[], bool] | None = None) -> MeasurementRun:
     """Segment each slice with ``segmenter`` and measure it."""
 
-    def segment_slice(s: int) -> SliceSegmentation:
-        return segmenter.segment(volume.read_slice(s), volume.layout.slice_grid(s))
+    def segment_slices(indices: list[int]) -> list[SliceSegmentation]:
+        return segmenter.segment([volume.read_slice(s) for s in indices], [volume.layout.slice_grid(s) for s in indices])
 
-    run = _run(volume, segment_slice, progress, should_cancel)
+    run = _run(volume, segment_slices, progress, should_cancel)
     run.provenance = dict(getattr(segmenter, "provenance", {}))
     return run
 

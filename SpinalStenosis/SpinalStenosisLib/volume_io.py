@@ -98,7 +98,6 @@ def _checked_float(path: Path, array: np.ndarray) -> np.ndarray:
 
 def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMORY) -> AxialVolume:
     """Open an image file or DICOM folder as an axial stack; reslice a tilted 3-D volume to axial."""
-    sitk = _sitk()
     path = Path(path)
     reader, file_reader = _reader_for(path)
     if file_reader is not None:
@@ -107,12 +106,24 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
         geometry = VolumeGeometry.from_sitk(file_reader)  # the reader has the image's geometry getters
         if int(np.prod(size)) > max_voxels_in_memory and not needs_reslice(geometry):
             return _streamed(path, geometry)
-    image = _read_whole(path)
+    return _axial_from_image(path, _read_whole(path))
+
+
+def axial_from_array(voxels: np.ndarray, geometry: VolumeGeometry, name: str = "volume") -> AxialVolume:
+    """An in-memory volume (array [k, j, i]) as an axial stack, e.g. a Slicer volume node's voxels."""
+    sitk = _sitk()
+    image = sitk.GetImageFromArray(np.asarray(voxels, np.float32))
+    geometry.apply_to_sitk(image)
+    return _axial_from_image(Path(name), image)
+
+
+def _axial_from_image(path: Path, image) -> AxialVolume:
+    sitk = _sitk()
     source = VolumeGeometry.from_sitk(image)
     if needs_reslice(source):
         return _resliced(path, image, source)
     layout = _layout(path, source)
-    stack = layout.to_stack(_checked_float(path, sitk.GetArrayViewFromImage(image)))
+    stack = layout.to_stack(_checked_float(path, sitk.GetArrayFromImage(image)))
     return AxialVolume(layout, source, lambda s: stack[s], layout.from_stack, layout.to_stack)
 
 
@@ -155,7 +166,7 @@ def _resliced(path: Path, image, source: VolumeGeometry) -> AxialVolume:
                           [spacing] * 3, [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0], 0.0, sitk.sitkFloat32)
     geometry = VolumeGeometry.from_sitk(axial)
     layout = _layout(path, geometry)
-    stack = layout.to_stack(_checked_float(path, sitk.GetArrayViewFromImage(axial)))
+    stack = layout.to_stack(_checked_float(path, sitk.GetArrayFromImage(axial)))
 
     def to_source_grid(stack_labels: np.ndarray) -> np.ndarray:
         labels = sitk.GetImageFromArray(layout.from_stack(stack_labels).astype(np.uint8))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..crop import CROP_SIZE, ROI_LATERAL_PADDING_MM, ROI_PADDING_MM, crop_grid, crop_side_mm, resample
-from ..crop import whole_slice_grid
+from ..crop import normalise, whole_slice_grid
 from ..geometry import PlaneGrid
 from .anatomy import (CANAL_TISSUES, LEFT_FORAMEN_TISSUES, RIGHT_FORAMEN_TISSUES, Anatomy, sample_anatomy)
 from .render import CONTRASTS, acquire, render
@@ -104,12 +104,6 @@ def _image(rng: np.random.Generator, scene: Scene, grid: PlaneGrid, native_pixel
     image = render(rng, tissues, supersample, scene.contrast)
     blur = 0.45 * max(native_pixel_mm / min(grid.pixel_size_mm), 1.0) * rng.uniform(0.6, 1.4)
     return acquire(rng, image, blur), tissues
-
-
-def normalise(image: np.ndarray) -> np.ndarray:
-    """Network input scaling: robust maximum to 1 (shared by training and inference)."""
-    scale = float(np.percentile(image, 99.5))
-    return np.clip(np.asarray(image, np.float32) / max(scale, 1e-6), 0.0, 1.5)
 
 
 def roi_pair(rng: np.random.Generator, region: str = "lumbar") -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,90 @@
+"""The two-network segmenter: ROI on the whole slice → crop of the original slice → canal and foramina."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .crop import crop_from_roi, normalise, resample, whole_slice_grid
+from .geometry import PlaneGrid
+from .pipeline import SliceSegmentation
+
+CHANNELS = ("left_foramen", "canal", "right_foramen")  # network-2 output order
+LABEL_OF = {"canal": 1, "left_foramen": 2, "right_foramen": 3}
+
+
+class NetworkSegmenter:
+    """Segments batches of axial slices (rows A→P, columns R→L) with the ROI and canal CoU-Nets.
+
+    >>> segmenter = load_segmenter()                                   # doctest: +SKIP
+    >>> [result] = segmenter.segment([image], [grid])                  # doctest: +SKIP
+    """
+
+    def __init__(self, roi_model, canal_model, device: str = "cpu", provenance: dict | None = None):
+        self.roi_model, self.canal_model, self.device = roi_model, canal_model, device
+        self.provenance = provenance or {}
+
+    def _predict(self, model, batch: list[np.ndarray]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            inputs = torch.from_numpy(np.stack(batch)[:, None].astype(np.float32)).to(self.device)
+            return torch.sigmoid(model(inputs)).float().cpu().numpy()
+
+    def segment(self, images: list[np.ndarray], grids: list[PlaneGrid]) -> list[SliceSegmentation]:
+        views = [whole_slice_grid(grid) for grid in grids]
+        roi = self._predict(self.roi_model, [normalise(resample(im, g, v)) for im, g, v in zip(images, grids, views)])
+        crops = [crop_from_roi(grid, view, mask[0]) for grid, view, mask in zip(grids, views, roi)]
+        found = [n for n, crop in enumerate(crops) if crop is not None]
+        probabilities = {}
+        if found:
+            batch = [normalise(resample(images[n], grids[n], crops[n])) for n in found]
+            probabilities = dict(zip(found, self._predict(self.canal_model, batch)))
+        results = []
+        for n, (grid, crop) in enumerate(zip(grids, crops)):
+            if crop is None:
+                empty = {name: np.zeros(grid.shape, np.float32) for name in CHANNELS}
+                results.append(SliceSegmentation(empty, grid, np.zeros(grid.shape, np.uint8)))
+                continue
+            masks = dict(zip(CHANNELS, probabilities[n]))
+            results.append(SliceSegmentation(masks, crop, native_labels(masks, crop, grid), _box(crop, grid)))
+        return results
+
+
+def native_labels(masks: dict[str, np.ndarray], crop: PlaneGrid, native: PlaneGrid) -> np.ndarray:
+    """Crop probabilities resampled onto the native slice → labels (largest component of each structure)."""
+    from .measurement import largest_component
+
+    stacked = np.stack([resample(masks[name], crop, native) for name in CHANNELS])
+    best = stacked.argmax(axis=0)
+    labels = np.zeros(native.shape, np.uint8)
+    for channel, name in enumerate(CHANNELS):
+        keep = largest_component(np.where(best == channel, stacked[channel], 0.0)) >= 0.5
+        labels[keep] = LABEL_OF[name]
+    return labels
+
+
+def _box(crop: PlaneGrid, native: PlaneGrid) -> tuple[int, int, int, int]:
+    """The crop's extent on the native grid: row0, column0, row1, column1 (pixel indices, inclusive-exclusive)."""
+    corners = crop.to_ras(np.array([-0.5, crop.shape[0] - 0.5]), np.array([-0.5, crop.shape[1] - 0.5]))
+    rows, columns = native.to_index(corners)
+    return (int(np.floor(rows.min() + 0.5)), int(np.floor(columns.min() + 0.5)),
+            int(np.ceil(rows.max() + 0.5)), int(np.ceil(columns.max() + 0.5)))
+
+
+def load_segmenter(device: str = "cpu", folder: Path | None = None, threads: int | None = None) -> NetworkSegmenter:
+    """The shipped networks, sha256-verified."""
+    import torch
+
+    from .models import load_network, read_manifest, models_folder
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    folder = folder or models_folder()
+    roi_model, roi_entry = load_network("roi", folder, device)
+    canal_model, canal_entry = load_network("canal", folder, device)
+    manifest = read_manifest(folder)
+    provenance = {"models": {name: {k: entry[k] for k in ("version", "sha256")}
+                             for name, entry in (("roi", roi_entry), ("canal", canal_entry))},
+                  "models_release": manifest.get("release", ""), "device": device}
+    return NetworkSegmenter(roi_model, canal_model, device, provenance)

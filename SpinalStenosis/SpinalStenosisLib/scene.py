@@ -1,0 +1,378 @@
+"""Measurement results as MRML nodes (segmentation, rulers, table, region box), Re-measure and export.
+
+Qt-free: works inside Slicer and with PyPI's ``slicer-core``. The scene and the segmentations logic are passed in.
+Output nodes are found again by the attributes ``SpinalStenosis.inputVolumeID`` and ``SpinalStenosis.role``, so a
+second Measure updates them instead of adding more. The input volume is only read.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .geometry import VolumeGeometry
+from .grading import grade
+from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
+from .measurement import MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, masks_from_labels, measure_slice
+from .outputs import CSV_COLUMNS
+from .pipeline import MeasurementRun
+from .volume_io import AxialVolume, axial_from_array
+
+ATTRIBUTE = "SpinalStenosis."
+SEGMENTS = (  # label value, segment id, name, colour, local type code
+    (1, "SpinalCanal", "Spinal canal", (0.98, 0.82, 0.1), "SPINAL_CANAL", ""),
+    (2, "LeftNeuralForamen", "Left neural foramen", (0.2, 0.8, 1.0), "NEURAL_FORAMEN", "SCT^7771000^Left"),
+    (3, "RightNeuralForamen", "Right neural foramen", (0.3, 1.0, 0.4), "NEURAL_FORAMEN", "SCT^24028007^Right"),
+)
+TABLE_COLUMNS = (*CSV_COLUMNS, "narrowest_canal")
+
+
+def terminology_entry(type_code: str, modifier: str) -> str:
+    """Slicer terminology entry: SNOMED category 'Anatomical Structure', project-local type codes (no verified
+    SNOMED code for the thecal sac / neural foramen was at hand), SNOMED left/right modifiers."""
+    meaning = type_code.replace("_", " ").capitalize()
+    return ("Segmentation category and type - 3D Slicer General Anatomy list~SCT^123037004^Anatomical Structure"
+            f"~99SPST^{type_code}^{meaning}~{modifier or '^^'}~Anatomic codes - DICOM master list~^^~^^")
+
+
+@dataclass
+class SceneOutputs:
+    segmentation: object
+    table: object
+    rulers: dict[tuple[int, str], object] = field(default_factory=dict)
+    region: object | None = None
+
+
+def geometry_of(volume_node) -> VolumeGeometry:
+    from vtkmodules.vtkCommonMath import vtkMatrix4x4
+
+    matrix = vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(matrix)
+    dims = volume_node.GetImageData().GetDimensions()
+    return VolumeGeometry(tuple(int(d) for d in dims), np.array([[matrix.GetElement(r, c) for c in range(4)]
+                                                                 for r in range(4)]))
+
+
+def axial_volume_of(volume_node) -> AxialVolume:
+    """The input volume node as an axial stack (a copy: the node is never modified)."""
+    import slicer.util
+
+    return axial_from_array(slicer.util.arrayFromVolume(volume_node).astype(np.float32, copy=True),
+                            geometry_of(volume_node), volume_node.GetName())
+
+
+class StenosisScene:
+    """Creates and updates the SpinalStenosis output nodes for one scene.
+
+    >>> outputs = StenosisScene(scene, segmentationsLogic).publish(volumeNode, run)   # doctest: +SKIP
+    """
+
+    def __init__(self, scene, segmentations_logic, region: str = "lumbar"):
+        self.scene, self.segmentations_logic, self.region = scene, segmentations_logic, region
+        self._observations: dict[str, tuple[object, int]] = {}
+
+    # ---- finding and creating nodes -------------------------------------------------------------------------
+    def _find(self, volume_node, role: str, class_name: str) -> list:
+        nodes = self.scene.GetNodesByClass(class_name)
+        found = []
+        for n in range(nodes.GetNumberOfItems()):
+            node = nodes.GetItemAsObject(n)
+            if (node.GetAttribute(ATTRIBUTE + "inputVolumeID") == volume_node.GetID()
+                    and node.GetAttribute(ATTRIBUTE + "role") == role):
+                found.append(node)
+        return found
+
+    def _node(self, volume_node, role: str, class_name: str, name: str):
+        existing = self._find(volume_node, role, class_name)
+        if existing:
+            return existing[0]
+        node = self.scene.AddNewNodeByClass(class_name, name)
+        node.SetAttribute(ATTRIBUTE + "inputVolumeID", volume_node.GetID())
+        node.SetAttribute(ATTRIBUTE + "role", role)
+        return node
+
+    def find_outputs(self, volume_node) -> SceneOutputs | None:
+        segmentation = self._find(volume_node, "segmentation", "vtkMRMLSegmentationNode")
+        table = self._find(volume_node, "table", "vtkMRMLTableNode")
+        if not segmentation or not table:
+            return None
+        rulers = {(int(r.GetAttribute(ATTRIBUTE + "sliceIndex")), r.GetAttribute(ATTRIBUTE + "measurement")): r
+                  for r in self._find(volume_node, "ruler", "vtkMRMLMarkupsLineNode")}
+        region = self._find(volume_node, "region", "vtkMRMLMarkupsROINode")
+        return SceneOutputs(segmentation[0], table[0], rulers, region[0] if region else None)
+
+    # ---- Measure ---------------------------------------------------------------------------------------------
+    def publish(self, volume_node, run: MeasurementRun, provenance: dict | None = None) -> SceneOutputs:
+        """Create or update the output nodes from a measurement run on volume_node."""
+        name = volume_node.GetName()
+        provenance = {"engineVersion": __version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                      **run.provenance, **(provenance or {})}
+        segmentation = self._node(volume_node, "segmentation", "vtkMRMLSegmentationNode",
+                                  f"{name} stenosis segmentation")
+        self._write_segments(segmentation, volume_node, run.volume.to_source_grid(run.stack_labels))
+        segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", json.dumps(_slice_hashes(run.stack_labels)))
+        table = self._node(volume_node, "table", "vtkMRMLTableNode", f"{name} stenosis measurements")
+        outputs = SceneOutputs(segmentation, table)
+        self._fill_table(table, run.measurements)
+        outputs.rulers = self._sync_rulers(volume_node, run.measurements, {})
+        outputs.region = self._sync_region(volume_node, run)
+        for node in (segmentation, table):
+            for key, value in provenance.items():
+                node.SetAttribute(ATTRIBUTE + key, value if isinstance(value, str) else json.dumps(value))
+        self._organise(volume_node, outputs)
+        return outputs
+
+    def _write_segments(self, segmentation, volume_node, labels_source: np.ndarray) -> None:
+        import slicer.util
+        from vtkmodules.vtkCommonCore import vtkStringArray
+
+        segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
+        segmentation.SetNodeReferenceID(segmentation.GetReferenceImageGeometryReferenceRole(), volume_node.GetID())
+        if segmentation.GetDisplayNode() is None:
+            segmentation.CreateDefaultDisplayNodes()
+        contents = segmentation.GetSegmentation()
+        ids = vtkStringArray()
+        for value, segment_id, segment_name, colour, type_code, modifier in SEGMENTS:
+            if contents.GetSegment(segment_id) is None:
+                contents.AddEmptySegment(segment_id, segment_name, colour)
+            contents.GetSegment(segment_id).SetTag("TerminologyEntry", terminology_entry(type_code, modifier))
+            ids.InsertNextValue(segment_id)
+        labelmap = self.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+        try:
+            slicer.util.updateVolumeFromArray(labelmap, labels_source.astype(np.uint8))
+            labelmap.CopyOrientation(volume_node)
+            if not self.segmentations_logic.ImportLabelmapToSegmentationNode(labelmap, segmentation, ids):
+                raise RuntimeError("importing the labels into the segmentation failed")
+        finally:
+            self.scene.RemoveNode(labelmap)
+
+    def labels_of(self, segmentation, volume_node) -> np.ndarray:
+        """Segments back as a label array on the input grid [k, j, i] (1 canal, 2 left, 3 right foramen)."""
+        import slicer.util
+        from vtkmodules.vtkCommonCore import vtkStringArray
+
+        ids = vtkStringArray()
+        for _, segment_id, *_ in SEGMENTS:
+            ids.InsertNextValue(segment_id)
+        labelmap = self.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+        try:
+            if not self.segmentations_logic.ExportSegmentsToLabelmapNode(segmentation, ids, labelmap, volume_node):
+                raise RuntimeError("exporting the segments failed")
+            return slicer.util.arrayFromVolume(labelmap).astype(np.uint8, copy=True)
+        finally:
+            self.scene.RemoveNode(labelmap)
+
+    # ---- table -----------------------------------------------------------------------------------------------
+    def _fill_table(self, table, measurements: list[SliceMeasurement]) -> None:
+        from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkIntArray, vtkStringArray
+
+        vtk_table = table.GetTable()
+        while vtk_table.GetNumberOfColumns():
+            vtk_table.RemoveColumn(0)
+        for column in TABLE_COLUMNS:
+            array = (vtkIntArray() if column == "slice_index" else vtkDoubleArray()
+                     if column in ("z_mm", *MEASUREMENT_COLUMNS) else vtkStringArray())
+            array.SetName(column)
+            array.SetNumberOfValues(len(measurements))
+            vtk_table.AddColumn(array)
+        for row, m in enumerate(measurements):
+            self._write_row(table, row, m.slice_index, m.z_mm, m.values)
+        self._flag_narrowest(table)
+
+    def _write_row(self, table, row: int, slice_index: int, z_mm: float, values: dict[str, float]) -> None:
+        vtk_table = table.GetTable()
+        vtk_table.GetColumnByName("slice_index").SetValue(row, slice_index)
+        vtk_table.GetColumnByName("z_mm").SetValue(row, z_mm)
+        for column in MEASUREMENT_COLUMNS:
+            vtk_table.GetColumnByName(column).SetValue(row, values[column])
+        for column, text in grade(values, self.region).items():
+            vtk_table.GetColumnByName(column).SetValue(row, text)
+        vtk_table.Modified()
+        table.Modified()
+
+    def row_values(self, table, row: int) -> dict[str, float]:
+        vtk_table = table.GetTable()
+        return {column: vtk_table.GetColumnByName(column).GetValue(row) for column in MEASUREMENT_COLUMNS}
+
+    def _flag_narrowest(self, table) -> None:
+        vtk_table = table.GetTable()
+        ap = vtk_table.GetColumnByName("canal_ap_mm")
+        values = [ap.GetValue(r) for r in range(vtk_table.GetNumberOfRows())]
+        measured = [r for r, v in enumerate(values) if not math.isnan(v)]
+        narrowest = min(measured, key=lambda r: values[r]) if measured else None
+        flags = vtk_table.GetColumnByName("narrowest_canal")
+        for r in range(vtk_table.GetNumberOfRows()):
+            flags.SetValue(r, "yes" if r == narrowest else "")
+        vtk_table.Modified()
+
+    def _row_of(self, table, slice_index: int) -> int:
+        column = table.GetTable().GetColumnByName("slice_index")
+        for row in range(table.GetTable().GetNumberOfRows()):
+            if column.GetValue(row) == slice_index:
+                return row
+        raise KeyError(slice_index)
+
+    # ---- rulers ----------------------------------------------------------------------------------------------
+    def _sync_rulers(self, volume_node, measurements: list[SliceMeasurement], existing: dict) -> dict:
+        wanted = {(m.slice_index, name): ruler for m in measurements for name, ruler in m.rulers.items()}
+        existing = existing or {(int(r.GetAttribute(ATTRIBUTE + "sliceIndex")), r.GetAttribute(ATTRIBUTE + "measurement")): r
+                                for r in self._find(volume_node, "ruler", "vtkMRMLMarkupsLineNode")}
+        slices = {m.slice_index for m in measurements}
+        for key, node in list(existing.items()):
+            if key[0] in slices and key not in wanted:
+                self._forget(node)
+                self.scene.RemoveNode(node)
+                del existing[key]
+        for key, ruler in wanted.items():
+            node = existing.get(key)
+            if node is None:
+                node = self._node_for_ruler(volume_node, *key)
+                existing[key] = node
+            self._place(node, ruler)
+        return existing
+
+    def _node_for_ruler(self, volume_node, slice_index: int, measurement: str):
+        node = self.scene.AddNewNodeByClass("vtkMRMLMarkupsLineNode", ruler_name(measurement, slice_index))
+        for key, value in (("inputVolumeID", volume_node.GetID()), ("role", "ruler"),
+                           ("sliceIndex", str(slice_index)), ("measurement", measurement)):
+            node.SetAttribute(ATTRIBUTE + key, value)
+        node.CreateDefaultDisplayNodes()
+        node.GetDisplayNode().SetSelectedColor(*RULER_COLOURS[measurement])
+        node.GetDisplayNode().SetColor(*RULER_COLOURS[measurement])
+        return node
+
+    def _place(self, node, ruler: Ruler) -> None:
+        self._forget(node)  # our own move must not count as a hand edit
+        node.RemoveAllControlPoints()
+        node.AddControlPoint(*[float(v) for v in ruler.start_ras])
+        node.AddControlPoint(*[float(v) for v in ruler.end_ras])
+
+    def watch_rulers(self, outputs: SceneOutputs) -> None:
+        """Moving a ruler's endpoint by hand updates its table row (and grades)."""
+        for node in outputs.rulers.values():
+            if node.GetID() in self._observations:
+                continue
+            tag = node.AddObserver(node.PointModifiedEvent, lambda caller, event, o=outputs: self._ruler_moved(
+                caller, o))
+            self._observations[node.GetID()] = (node, tag)
+
+    def _forget(self, node) -> None:
+        observed = self._observations.pop(node.GetID(), None)
+        if observed is not None:
+            observed[0].RemoveObserver(observed[1])
+
+    def stop_watching(self) -> None:
+        for node, tag in self._observations.values():
+            node.RemoveObserver(tag)
+        self._observations.clear()
+
+    def _ruler_moved(self, node, outputs: SceneOutputs) -> None:
+        if node.GetNumberOfControlPoints() != 2:
+            return
+        slice_index = int(node.GetAttribute(ATTRIBUTE + "sliceIndex"))
+        row = self._row_of(outputs.table, slice_index)
+        values = self.row_values(outputs.table, row)
+        values[node.GetAttribute(ATTRIBUTE + "measurement")] = node.GetLineLengthWorld()
+        z_mm = outputs.table.GetTable().GetColumnByName("z_mm").GetValue(row)
+        self._write_row(outputs.table, row, slice_index, z_mm, values)
+        self._flag_narrowest(outputs.table)
+
+    # ---- region box ------------------------------------------------------------------------------------------
+    def _sync_region(self, volume_node, run: MeasurementRun):
+        existing = self._find(volume_node, "region", "vtkMRMLMarkupsROINode")
+        if not run.roi_boxes:
+            for node in existing:
+                self.scene.RemoveNode(node)
+            return None
+        corners = []
+        for s, (r0, c0, r1, c1) in run.roi_boxes.items():
+            grid = run.volume.layout.slice_grid(s)
+            corners.append(grid.to_ras(np.array([r0 - 0.5, r0 - 0.5, r1 - 0.5, r1 - 0.5]),
+                                       np.array([c0 - 0.5, c1 - 0.5, c0 - 0.5, c1 - 0.5])))
+        corners = np.concatenate(corners)
+        node = self._node(volume_node, "region", "vtkMRMLMarkupsROINode", f"{volume_node.GetName()} stenosis region")
+        low, high = corners.min(axis=0), corners.max(axis=0)
+        node.SetCenter(*((low + high) / 2))
+        node.SetSize(*np.maximum(high - low, 1.0))
+        return node
+
+    # ---- subject hierarchy -----------------------------------------------------------------------------------
+    def _organise(self, volume_node, outputs: SceneOutputs) -> None:
+        hierarchy = self.scene.GetSubjectHierarchyNode()
+        if hierarchy is None:
+            return
+        parent = hierarchy.GetItemParent(hierarchy.GetItemByDataNode(volume_node))
+        folder_name = f"{volume_node.GetName()} stenosis rulers"
+        folder = hierarchy.GetItemChildWithName(parent, folder_name)
+        if not folder:
+            folder = hierarchy.CreateFolderItem(parent, folder_name)
+        for node in (outputs.segmentation, outputs.table, outputs.region):
+            if node is not None:
+                hierarchy.SetItemParent(hierarchy.GetItemByDataNode(node), parent)
+        for node in outputs.rulers.values():
+            hierarchy.SetItemParent(hierarchy.GetItemByDataNode(node), folder)
+
+    # ---- Re-measure ------------------------------------------------------------------------------------------
+    def remeasure(self, volume_node, outputs: SceneOutputs) -> list[int]:
+        """Re-measure the slices whose segments changed since the last Measure/Re-measure; returns their indices."""
+        volume = axial_volume_of(volume_node)
+        stack = volume.from_source_grid(self.labels_of(outputs.segmentation, volume_node))
+        hashes = _slice_hashes(stack)
+        before = json.loads(outputs.segmentation.GetAttribute(ATTRIBUTE + "sliceHashes") or "[]")
+        changed = [s for s in range(len(hashes)) if s >= len(before) or before[s] != hashes[s]]
+        measurements = []
+        for s in changed:
+            m = measure_slice(masks_from_labels(stack[s]), volume.layout.slice_grid(s), s,
+                              volume.layout.slice_position_mm(s))
+            self._write_row(outputs.table, self._row_of(outputs.table, s), s, m.z_mm, m.values)
+            measurements.append(m)
+        outputs.rulers = self._sync_rulers(volume_node, measurements, outputs.rulers)
+        self._flag_narrowest(outputs.table)
+        outputs.segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", json.dumps(hashes))
+        self._organise(volume_node, outputs)
+        return changed
+
+    # ---- export ----------------------------------------------------------------------------------------------
+    def export(self, outputs: SceneOutputs, folder: Path | str, base_name: str) -> dict[str, Path]:
+        """Write <base>.seg.nrrd, <base>_rulers.mrk.json and <base>_measurements.csv into folder."""
+        folder = Path(folder).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {"segmentation": folder / f"{base_name}.seg.nrrd",
+                 "rulers": folder / f"{base_name}_rulers.mrk.json",
+                 "table": folder / f"{base_name}_measurements.csv"}
+        storage = outputs.segmentation.CreateDefaultStorageNode()
+        storage.SetFileName(str(paths["segmentation"]))
+        if not storage.WriteData(outputs.segmentation):
+            raise OSError(f"could not write {paths['segmentation']}")
+        lines = []
+        for (slice_index, measurement), node in sorted(outputs.rulers.items()):
+            points = [np.array(node.GetNthControlPointPositionWorld(i)) for i in range(2)]
+            lines.append(line_markup(node.GetName(), Ruler(points[0], points[1]), measurement))
+        paths["rulers"].write_text(json.dumps(markups_document(lines), indent=1))
+        self._write_csv(outputs.table, paths["table"])
+        return paths
+
+    def _write_csv(self, table, path: Path) -> None:
+        import csv
+
+        vtk_table = table.GetTable()
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(TABLE_COLUMNS)
+            for row in range(vtk_table.GetNumberOfRows()):
+                cells = []
+                for column in TABLE_COLUMNS:
+                    value = vtk_table.GetColumnByName(column).GetValue(row)
+                    cells.append(f"{value:.4f}" if isinstance(value, float) and column != "z_mm" else value)
+                writer.writerow(cells)
+
+
+def _slice_hashes(stack_labels: np.ndarray) -> list[str]:
+    return [hashlib.sha1(np.ascontiguousarray(s).tobytes()).hexdigest()[:16] for s in stack_labels]
+

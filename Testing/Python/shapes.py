@@ -1,0 +1,69 @@
+"""Analytic shapes rasterised on plane grids, binary or anti-aliased (area fraction)."""
+from __future__ import annotations
+
+import numpy as np
+
+from SpinalStenosisLib.geometry import PlaneGrid
+
+
+def axial_grid(pixel_mm=(0.5, 0.5), shape=(160, 160), rotation_deg=0.0, tilt_deg=0.0,
+               centre_ras=(0.0, 0.0, 0.0)) -> PlaneGrid:
+    """Canonical axial grid (rows A→P, columns R→L) rotated in plane and tilted about the L-R axis."""
+    a, t = np.radians(rotation_deg), np.radians(tilt_deg)
+    spin = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1.0]])
+    tilt = np.array([[1.0, 0, 0], [0, np.cos(t), -np.sin(t)], [0, np.sin(t), np.cos(t)]])
+    row_step = tilt @ spin @ np.array([0.0, -pixel_mm[0], 0.0])
+    column_step = tilt @ spin @ np.array([-pixel_mm[1], 0.0, 0.0])
+    origin = np.asarray(centre_ras, float) - (shape[0] - 1) / 2 * row_step - (shape[1] - 1) / 2 * column_step
+    return PlaneGrid(origin, row_step, column_step, shape)
+
+
+def in_plane_coordinates(grid: PlaneGrid, rows, columns):
+    """(lateral-left, anterior) mm of pixel positions, in the grid's own patient-aligned in-plane frame."""
+    anterior, left = grid.in_plane_axes()
+    points = grid.to_ras(rows, columns) - grid.to_ras((grid.shape[0] - 1) / 2, (grid.shape[1] - 1) / 2)
+    return points @ left, points @ anterior
+
+
+def rasterise(inside, grid: PlaneGrid, soft: bool = False, samples: int = 12) -> np.ndarray:
+    """Mask of inside(x_left_mm, y_anterior_mm) on grid: binary (pixel centres) or area fraction."""
+    if not soft:
+        rows, columns = np.indices(grid.shape)
+        return inside(*in_plane_coordinates(grid, rows, columns)).astype(float)
+    offsets = (np.arange(samples) + 0.5) / samples - 0.5
+    total = np.zeros(grid.shape)
+    rows, columns = np.indices(grid.shape)
+    for dr in offsets:
+        for dc in offsets:
+            total += inside(*in_plane_coordinates(grid, rows + dr, columns + dc))
+    return total / samples ** 2
+
+
+def ellipse(cx, cy, a, b, angle_deg=0.0):
+    c, s = np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))
+
+    def inside(x, y):
+        u, v = (x - cx) * c + (y - cy) * s, -(x - cx) * s + (y - cy) * c
+        return (u / a) ** 2 + (v / b) ** 2 <= 1.0
+
+    return inside
+
+
+def trefoil(radius, depth):
+    """r(phi) = R (1 - depth sin 3 phi): three lobes, one pointing posterior."""
+
+    def inside(x, y):
+        return np.hypot(x, y) <= radius * (1 - depth * np.sin(3 * np.arctan2(y, x)))
+
+    return inside
+
+
+def bow_tie(cx, cy, waist, slope, length, angle_deg=0.0):
+    """Channel along angle_deg (from the +left axis) through (cx, cy): half-width waist/2 + slope |u|."""
+    c, s = np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))
+
+    def inside(x, y):
+        u, v = (x - cx) * c + (y - cy) * s, -(x - cx) * s + (y - cy) * c
+        return (np.abs(u) <= length / 2) & (np.abs(v) <= waist / 2 + slope * np.abs(u))
+
+    return inside
