@@ -3,3 +3,41 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[2] / "SpinalStenosis"))
+
+import numpy as np
+import pytest
+
+
+def phantom_arrays(n_slices: int = 3, size: int = 96, pixel_mm: float = 0.8):
+    """A small axial stack [k, j, i]: canal ellipse (AP 12 mm) and bow-tie foramina (left 3+k mm, right 4 mm)."""
+    from shapes import axial_grid, bow_tie, ellipse, rasterise
+
+    from SpinalStenosisLib.geometry import VolumeGeometry
+
+    grid = axial_grid(pixel_mm=(pixel_mm, pixel_mm), shape=(size, size))
+    image = np.zeros((n_slices, size, size), np.float32)
+    labels = np.zeros((n_slices, size, size), np.uint8)
+    for k in range(n_slices):
+        canal = rasterise(ellipse(0.0, 0.0, 9.0 + k, 6.0), grid) > 0
+        left = rasterise(bow_tie(21.0, 1.0, 3.0 + k, 0.12, 10.0), grid) > 0
+        right = rasterise(bow_tie(-21.0, 0.0, 4.0, 0.12, 10.0), grid) > 0
+        labels[k][canal], labels[k][left], labels[k][right] = 1, 2, 3
+        image[k] = 100.0 + 800.0 * canal + 400.0 * (left | right)
+    # the canonical grid's rows run A→P and columns R→L; store with i = column, j = row, k = superior
+    matrix = np.eye(4)
+    matrix[:3, 0], matrix[:3, 1] = grid.column_step_ras, grid.row_step_ras
+    matrix[:3, 2] = [0.0, 0.0, 4.0]
+    matrix[:3, 3] = grid.origin_ras
+    return image, labels, VolumeGeometry((size, size, n_slices), matrix)
+
+
+@pytest.fixture
+def phantom_files(tmp_path):
+    from SpinalStenosisLib.volume_io import write_image, write_labels
+
+    image, labels, geometry = phantom_arrays()
+    folder = tmp_path / "input"
+    folder.mkdir()
+    write_image(folder / "phantom.nii.gz", image, geometry)
+    write_labels(folder / "phantom_labels.nii.gz", labels, geometry)
+    return folder / "phantom.nii.gz", folder / "phantom_labels.nii.gz"

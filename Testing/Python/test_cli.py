@@ -1,0 +1,186 @@
+"""``spinal-stenosis measure --masks``: outputs, contract, bad inputs, atomic writing, exit codes."""
+import csv
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from conftest import phantom_arrays
+
+from SpinalStenosisLib import cli, pipeline
+from SpinalStenosisLib.outputs import CSV_COLUMNS, OUTPUT_FILES
+from SpinalStenosisLib.volume_io import write_image, write_labels
+
+
+def run(capsys, *args):
+    code = cli.main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def test_measure_with_masks_writes_the_contract(phantom_files, tmp_path, capsys):
+    image, labels = phantom_files
+    out = tmp_path / "out"
+    code, err = run(capsys, "measure", image, "--masks", labels, "--out", out, "--quiet")
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
+    rows = list(csv.DictReader(open(out / "measurements.csv")))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert [int(r["slice_index"]) for r in rows] == [0, 1, 2]
+    for k, row in enumerate(rows):  # phantom: canal AP 12 mm, transverse 18+2k mm, left 3+k mm, right 4 mm
+        assert abs(float(row["canal_ap_mm"]) - 12.0) <= 1.0
+        assert abs(float(row["canal_transverse_mm"]) - (18.0 + 2 * k)) <= 1.0
+        assert abs(float(row["left_foramen_width_mm"]) - (3.0 + k)) <= 1.0
+        assert abs(float(row["right_foramen_width_mm"]) - 4.0) <= 1.0
+        assert row["canal_ap_grade"] == ("normal" if float(row["canal_ap_mm"]) >= 12.0 else "relative stenosis")
+        assert row["left_foramen_grade"] == ("stenosis" if float(row["left_foramen_width_mm"]) < 3.0 else "normal")
+    document = json.loads((out / "measurements.json").read_text())
+    assert document["version"] and document["slices"][1]["rulers"]["canal_ap_mm"]["name"] == "Canal AP slice 1"
+    ruler = document["slices"][1]["rulers"]["canal_ap_mm"]
+    assert math.dist(ruler["start_ras"], ruler["end_ras"]) == pytest.approx(document["slices"][1]["canal_ap_mm"],
+                                                                            abs=1e-3)
+    markups = json.loads((out / "rulers.mrk.json").read_text())
+    assert markups["@schema"].endswith("markups-schema-v1.0.3.json#")
+    assert {m["name"] for m in markups["markups"]} >= {"Canal AP slice 0", "Left foramen slice 2"}
+    written = sitk.ReadImage(str(out / "segmentation.nii.gz"))
+    source = sitk.ReadImage(str(labels))
+    assert written.GetPixelID() == sitk.sitkUInt8
+    assert written.GetSize() == source.GetSize() and np.allclose(written.GetDirection(), source.GetDirection())
+    assert np.allclose(written.GetOrigin(), source.GetOrigin())
+    assert np.array_equal(sitk.GetArrayFromImage(written), sitk.GetArrayFromImage(source))
+
+
+def test_console_script_runs_as_a_process(phantom_files, tmp_path):
+    image, labels = phantom_files
+    result = subprocess.run([sys.executable, "-m", "SpinalStenosisLib.cli", "measure", str(image), "--masks",
+                             str(labels), "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "PROGRESS 3/3" in result.stderr
+
+
+def test_existing_outputs_need_overwrite_and_stay_untouched(phantom_files, tmp_path, capsys):
+    image, labels = phantom_files
+    out = tmp_path / "out"
+    assert run(capsys, "measure", image, "--masks", labels, "--out", out, "--quiet")[0] == 0
+    before = (out / "measurements.csv").read_bytes()
+    code, err = run(capsys, "measure", image, "--masks", labels, "--out", out, "--quiet")
+    assert code != 0 and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert (out / "measurements.csv").read_bytes() == before
+    assert run(capsys, "measure", image, "--masks", labels, "--out", out, "--quiet", "--overwrite")[0] == 0
+
+
+def test_never_writes_next_to_the_input(phantom_files, capsys):
+    image, labels = phantom_files
+    before = sorted(p.name for p in image.parent.iterdir())
+    code, err = run(capsys, "measure", image, "--masks", labels, "--out", image.parent)
+    assert code != 0 and "input's own folder" in err
+    assert sorted(p.name for p in image.parent.iterdir()) == before
+
+
+def test_a_failure_while_writing_leaves_nothing(phantom_files, tmp_path, capsys, monkeypatch):
+    image, labels = phantom_files
+
+    def broken_report(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pipeline, "write_report", broken_report)
+    with pytest.raises(OSError):
+        cli.main(["measure", str(image), "--masks", str(labels), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_ctrl_c_exits_130_and_writes_nothing(phantom_files, tmp_path, capsys, monkeypatch):
+    image, labels = phantom_files
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "write_csv", interrupted)
+    code, err = run(capsys, "measure", image, "--masks", labels, "--out", tmp_path / "out")
+    assert code == 130 and "nothing was written" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_labels_with_nothing_in_them_give_nan(phantom_files, tmp_path, capsys):
+    image, labels = phantom_files
+    empty = tmp_path / "empty.nii.gz"
+    source = sitk.ReadImage(str(labels))
+    blank = sitk.Image(source.GetSize(), sitk.sitkUInt8)
+    blank.CopyInformation(source)
+    sitk.WriteImage(blank, str(empty))
+    code, err = run(capsys, "measure", image, "--masks", empty, "--out", tmp_path / "out", "--quiet")
+    assert code == 0, err
+    rows = list(csv.DictReader(open(tmp_path / "out" / "measurements.csv")))
+    assert all(row["canal_ap_mm"] == "nan" and row["canal_ap_grade"] == "" for row in rows)
+
+
+def _bad_inputs(tmp_path):
+    image, labels, geometry = phantom_arrays()
+    cases = {}
+    text = tmp_path / "notes.nii.gz"
+    text.write_text("not an image")
+    cases["not an image"] = (text, "not an image")
+    cases["missing"] = (tmp_path / "missing.nii.gz", "no such file")
+    flat = tmp_path / "flat.nrrd"
+    sitk.WriteImage(sitk.Image([32, 32], sitk.sitkFloat32), str(flat))
+    cases["2-D"] = (flat, "2-D image")
+    rgb = tmp_path / "rgb.nrrd"
+    sitk.WriteImage(sitk.Image([32, 32, 3], sitk.sitkVectorUInt8, 3), str(rgb))
+    cases["RGB"] = (rgb, "RGB")
+    four = tmp_path / "four.nrrd"
+    sitk.WriteImage(sitk.Image([8, 8, 3, 2], sitk.sitkFloat32), str(four))
+    cases["4-D"] = (four, "4-D image")
+    nan = tmp_path / "nan.nrrd"  # (ITK's NIfTI writer drops NaN)
+    broken = image.copy()
+    broken[1, 10, 10] = np.nan
+    write_image(nan, broken, geometry)
+    cases["NaN"] = (nan, "NaN")
+    empty = tmp_path / "empty.nhdr"
+    empty.write_text("NRRD0004\ntype: float\ndimension: 3\nsizes: 0 4 4\nencoding: raw\ndata file: empty.raw\n")
+    (tmp_path / "empty.raw").write_bytes(b"")
+    cases["empty"] = (empty, "")
+    return cases
+
+
+@pytest.mark.parametrize("case", ["not an image", "missing", "2-D", "RGB", "4-D", "NaN", "empty"])
+def test_bad_images_get_a_one_line_error(tmp_path, capsys, case):
+    path, message = _bad_inputs(tmp_path)[case]
+    labels = tmp_path / "labels.nii.gz"
+    image, label_array, geometry = phantom_arrays()
+    write_labels(labels, label_array, geometry)
+    code, err = run(capsys, "measure", path, "--masks", labels, "--out", tmp_path / "out")
+    assert code == cli.EXIT_INPUT
+    assert err.startswith("spinal-stenosis: error:") and len(err.strip().splitlines()) == 1
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_labels_on_another_grid_are_refused(phantom_files, tmp_path, capsys):
+    image, _ = phantom_files
+    _, labels, geometry = phantom_arrays(n_slices=4)
+    other = tmp_path / "other.nii.gz"
+    write_labels(other, labels, geometry)
+    code, err = run(capsys, "measure", image, "--masks", other, "--out", tmp_path / "out")
+    assert code == cli.EXIT_INPUT and "different grid" in err
+
+
+def test_unknown_label_values_are_refused(phantom_files, tmp_path, capsys):
+    image, _ = phantom_files
+    _, labels, geometry = phantom_arrays()
+    labels[0, 5, 5] = 7
+    odd = tmp_path / "odd.nii.gz"
+    write_labels(odd, labels, geometry)
+    code, err = run(capsys, "measure", image, "--masks", odd, "--out", tmp_path / "out")
+    assert code == cli.EXIT_INPUT and "unknown label values [7]" in err
+
+
+def test_sagittal_input_is_refused_with_advice(tmp_path, capsys):
+    image = sitk.Image([12, 64, 64], sitk.sitkFloat32)
+    image.SetSpacing((4.0, 0.7, 0.7))
+    path = tmp_path / "sagittal.nii.gz"
+    sitk.WriteImage(image, str(path))
+    code, err = run(capsys, "measure", path, "--masks", path, "--out", tmp_path / "out")
+    assert code == cli.EXIT_INPUT and "sagittal stack, 4.0 mm slices: load the axial series" in err

@@ -1,0 +1,160 @@
+"""Geometry: LPS/RAS, axial axis wherever it sits, flips and obliques, refusal of non-axial stacks, DICOM."""
+import itertools
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from conftest import phantom_arrays
+
+from SpinalStenosisLib.geometry import AxialLayout, GeometryError, VolumeGeometry, reordered
+from SpinalStenosisLib.pipeline import measure_with_labels
+from SpinalStenosisLib.volume_io import InputError, axial_from_array, open_axial, read_labels, write_image
+
+
+def measured(image, labels, geometry):
+    """Measurement rows ordered by slice position (z), so storage order does not matter."""
+    volume = axial_from_array(image, geometry)
+    rows = sorted(measure_with_labels(volume, labels).measurements, key=lambda m: m.z_mm)
+    return np.array([[m.z_mm] + [m.values[k] for k in sorted(m.values)] for m in rows])
+
+
+def by_position(layout, stack):
+    """Stack slices ordered inferior → superior, with each slice's pixel→RAS mapping."""
+    order = np.argsort([layout.slice_position_mm(s) for s in range(stack.shape[0])])
+    grids = [layout.slice_grid(int(s)) for s in order]
+    return stack[order], np.array([[g.origin_ras, g.row_step_ras, g.column_step_ras] for g in grids])
+
+
+def test_lps_file_geometry_becomes_ras():
+    image = sitk.Image([4, 5, 6], sitk.sitkFloat32)
+    image.SetOrigin((10.0, 20.0, 30.0))
+    image.SetSpacing((0.5, 0.6, 3.0))
+    geometry = VolumeGeometry.from_sitk(image)
+    assert np.allclose(geometry.ijk_to_ras[:3, 3], [-10.0, -20.0, 30.0])
+    assert np.allclose(geometry.ijk_to_ras[:3, :3], np.diag([-0.5, -0.6, 3.0]))
+    copy = sitk.Image([4, 5, 6], sitk.sitkFloat32)
+    geometry.apply_to_sitk(copy)
+    assert copy.GetOrigin() == pytest.approx(image.GetOrigin()) and copy.GetDirection() == image.GetDirection()
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_every_array_layout_gives_the_same_stack_and_measurements(order):
+    image, labels, geometry = phantom_arrays()
+    reference_layout = AxialLayout.from_geometry(geometry)
+    reference = measured(image, labels, geometry)
+    for flips in itertools.product([False, True], repeat=3):
+        stored_image, stored_geometry = reordered(image, geometry, order, flips)
+        stored_labels, _ = reordered(labels, geometry, order, flips)
+        layout = AxialLayout.from_geometry(stored_geometry)
+        stack, in_plane = by_position(layout, layout.to_stack(stored_image))
+        reference_stack, reference_in_plane = by_position(reference_layout, reference_layout.to_stack(image))
+        assert np.array_equal(stack, reference_stack)
+        assert np.allclose(in_plane, reference_in_plane)
+        assert np.allclose(measured(stored_image, stored_labels, stored_geometry), reference, equal_nan=True)
+
+
+@pytest.mark.parametrize("code", ["RAS", "LPS", "LAS", "RPI", "PIR", "SLA"])
+def test_files_reoriented_by_simpleitk_measure_identically(tmp_path, code):
+    image, labels, geometry = phantom_arrays()
+    reference = measured(image, labels, geometry)
+    for name, array in (("image", image), ("labels", labels)):
+        itk = sitk.GetImageFromArray(array)
+        geometry.apply_to_sitk(itk)
+        sitk.WriteImage(sitk.DICOMOrient(itk, code), str(tmp_path / f"{name}.nrrd"))
+    volume = open_axial(tmp_path / "image.nrrd")
+    run = measure_with_labels(volume, read_labels(tmp_path / "labels.nrrd", volume.source_geometry))
+    rows = sorted(run.measurements, key=lambda m: m.z_mm)
+    values = np.array([[m.z_mm] + [m.values[k] for k in sorted(m.values)] for m in rows])
+    assert np.allclose(values, reference, equal_nan=True)
+
+
+def test_twenty_degree_oblique_acquisition_measures_identically():
+    image, labels, geometry = phantom_arrays()
+    t = np.radians(20.0)
+    tilt = np.eye(4)
+    tilt[1:3, 1:3] = [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]
+    oblique = VolumeGeometry(geometry.size_ijk, tilt @ geometry.ijk_to_ras)
+    assert np.allclose(measured(image, labels, oblique)[:, 1:], measured(image, labels, geometry)[:, 1:],
+                       equal_nan=True)
+
+
+def test_patient_left_comes_from_the_affine_not_the_pixels():
+    image, labels, geometry = phantom_arrays()
+    mirrored = VolumeGeometry(geometry.size_ijk, np.diag([-1.0, 1, 1, 1]) @ geometry.ijk_to_ras)
+    volume = axial_from_array(image, mirrored)
+    stack = volume.from_source_grid(labels)
+    # mirrored through the affine, the label-2 structure now lies on the patient's right: image left
+    columns = np.nonzero(stack[0] == 2)[1]
+    assert columns.mean() < stack.shape[2] / 2
+
+
+def test_sagittal_thick_slices_are_refused_with_what_was_found():
+    sagittal = VolumeGeometry((20, 64, 64), np.diag([4.0, 0.7, 0.7, 1.0]))  # i along R-L with 4 mm slices
+    with pytest.raises(GeometryError, match="sagittal stack, 4.0 mm slices: load the axial series"):
+        AxialLayout.from_geometry(sagittal)
+
+
+def test_isotropic_volume_stored_sagittally_is_used_without_reslicing():
+    image, labels, geometry = phantom_arrays(n_slices=8)
+    iso = VolumeGeometry(geometry.size_ijk, geometry.ijk_to_ras @ np.diag([1.0, 1.0, 0.2, 1.0]))  # 0.8 mm cubes
+    stored, stored_geometry = reordered(image, iso, (2, 0, 1), (False, True, False))
+    volume = axial_from_array(stored, stored_geometry)
+    assert volume.layout.geometry is volume.source_geometry  # not resliced
+    assert volume.n_slices == 8 and volume.layout.slice_axis == 1
+
+
+def test_tilted_isotropic_volume_is_resliced_and_labels_map_back():
+    image, labels, geometry = phantom_arrays(n_slices=12, size=48)
+    iso = geometry.ijk_to_ras @ np.diag([1.0, 1.0, 0.2, 1.0])
+    t = np.radians(40.0)
+    tilt = np.eye(4)
+    tilt[1:3, 1:3] = [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]
+    tilted = VolumeGeometry(geometry.size_ijk, tilt @ iso)
+    volume = axial_from_array(image, tilted)
+    assert volume.layout.geometry != tilted
+    assert abs(volume.layout.geometry.directions_ras[2, 2]) == pytest.approx(1.0)
+    back = volume.to_source_grid(volume.from_source_grid(labels))
+    assert back.shape == labels.shape
+    assert (back == labels).mean() > 0.97
+
+
+def test_dicom_series_round_trip(tmp_path):
+    image, labels, geometry = phantom_arrays(n_slices=4)
+    itk = sitk.GetImageFromArray(image.astype(np.int16))
+    geometry.apply_to_sitk(itk)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    direction = itk.GetDirection()
+    for k in range(itk.GetDepth()):
+        slice_image = itk[:, :, k]
+        origin = itk.TransformIndexToPhysicalPoint((0, 0, k))
+        for tag, value in (("0008|0060", "MR"), ("0020|000d", "1.2.826.0.1.3680043.2.1125.1"),
+                           ("0020|000e", "1.2.826.0.1.3680043.2.1125.2"), ("0020|0013", str(k + 1)),
+                           ("0020|0032", "\\".join(f"{v:.6f}" for v in origin)),
+                           ("0020|0037", "\\".join(f"{v:.6f}" for v in (direction[0], direction[3], direction[6],
+                                                                         direction[1], direction[4], direction[7]))),
+                           ("0028|0030", f"{itk.GetSpacing()[1]:.6f}\\{itk.GetSpacing()[0]:.6f}"),
+                           ("0018|0050", "4.0"), ("0008|0018", f"1.2.826.0.1.3680043.2.1125.3.{k}")):
+            slice_image.SetMetaData(tag, value)
+        writer.SetFileName(str(tmp_path / f"slice{k:03d}.dcm"))
+        writer.Execute(slice_image)
+    volume = open_axial(tmp_path)
+    reference = AxialLayout.from_geometry(geometry)
+    assert np.allclose(volume.layout.stack_index_to_ras(), reference.stack_index_to_ras(), atol=1e-3)
+    assert np.array_equal(volume.stack(), reference.to_stack(image.astype(np.int16)).astype(np.float32))
+
+
+def test_streamed_reading_equals_reading_whole(tmp_path):
+    image, labels, geometry = phantom_arrays(n_slices=5)
+    write_image(tmp_path / "big.mha", image, geometry)
+    whole = open_axial(tmp_path / "big.mha")
+    streamed = open_axial(tmp_path / "big.mha", max_voxels_in_memory=1000)
+    assert np.array_equal(streamed.stack(), whole.stack())
+    measured_whole = measure_with_labels(whole, labels).measurements
+    measured_streamed = measure_with_labels(streamed, labels).measurements
+    assert [m.values for m in measured_whole] == [m.values for m in measured_streamed]
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        open_axial(tmp_path / "nope.nii.gz")
