@@ -21,7 +21,7 @@ from .grading import grade
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
 from .measurement import MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, masks_from_labels, measure_slice
 from .outputs import CSV_COLUMNS
-from .pipeline import MeasurementRun
+from .pipeline import MeasurementRun, ProgressCallback, Segmenter, measure_with_segmenter
 from .volume_io import AxialVolume, axial_from_array
 
 ATTRIBUTE = "SpinalStenosis."
@@ -141,7 +141,7 @@ class StenosisScene:
         for value, segment_id, segment_name, colour, type_code, modifier in SEGMENTS:
             if contents.GetSegment(segment_id) is None:
                 contents.AddEmptySegment(segment_id, segment_name, colour)
-            contents.GetSegment(segment_id).SetTag("TerminologyEntry", terminology_entry(type_code, modifier))
+            contents.GetSegment(segment_id).SetTerminology(terminology_entry(type_code, modifier))
             ids.InsertNextValue(segment_id)
         labelmap = self.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
         try:
@@ -307,16 +307,17 @@ class StenosisScene:
         hierarchy = self.scene.GetSubjectHierarchyNode()
         if hierarchy is None:
             return
-        parent = hierarchy.GetItemParent(hierarchy.GetItemByDataNode(volume_node))
+        volume_item = hierarchy.GetItemByDataNode(volume_node)
+        parent = hierarchy.GetItemParent(volume_item) if volume_item else hierarchy.GetSceneItemID()
         folder_name = f"{volume_node.GetName()} stenosis rulers"
         folder = hierarchy.GetItemChildWithName(parent, folder_name)
         if not folder:
             folder = hierarchy.CreateFolderItem(parent, folder_name)
         for node in (outputs.segmentation, outputs.table, outputs.region):
             if node is not None:
-                hierarchy.SetItemParent(hierarchy.GetItemByDataNode(node), parent)
+                _place_in_hierarchy(hierarchy, node, parent)
         for node in outputs.rulers.values():
-            hierarchy.SetItemParent(hierarchy.GetItemByDataNode(node), folder)
+            _place_in_hierarchy(hierarchy, node, folder)
 
     # ---- Re-measure ------------------------------------------------------------------------------------------
     def remeasure(self, volume_node, outputs: SceneOutputs) -> list[int]:
@@ -373,6 +374,23 @@ class StenosisScene:
                 writer.writerow(cells)
 
 
+def _place_in_hierarchy(hierarchy, node, parent) -> None:
+    item = hierarchy.GetItemByDataNode(node)
+    if item:
+        hierarchy.SetItemParent(item, parent)
+    else:
+        hierarchy.CreateItem(parent, node)
+
+
 def _slice_hashes(stack_labels: np.ndarray) -> list[str]:
     return [hashlib.sha1(np.ascontiguousarray(s).tobytes()).hexdigest()[:16] for s in stack_labels]
 
+
+def measure_volume_node(stenosis_scene: StenosisScene, volume_node, segmenter: Segmenter,
+                        progress: ProgressCallback | None = None, should_cancel=None) -> SceneOutputs:
+    """Measure: segment and measure every slice, then create/update the output nodes. Nothing is added to the
+    scene before the run is complete, so a cancelled run (``Cancelled``) leaves no half-made nodes."""
+    run = measure_with_segmenter(axial_volume_of(volume_node), segmenter, progress, should_cancel)
+    outputs = stenosis_scene.publish(volume_node, run)
+    stenosis_scene.watch_rulers(outputs)
+    return outputs

@@ -1,0 +1,199 @@
+"""Scene logic against real MRML (PyPI slicer-core): nodes, rulers, table, Re-measure, export, .mrb."""
+import csv
+import json
+
+import numpy as np
+import pytest
+from conftest import phantom_arrays
+
+slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
+
+from SpinalStenosisLib.geometry import VolumeGeometry  # noqa: E402
+from SpinalStenosisLib.measurement import bilinear  # noqa: E402
+from SpinalStenosisLib.pipeline import Cancelled, SliceSegmentation  # noqa: E402
+from SpinalStenosisLib.scene import SEGMENTS, StenosisScene, geometry_of, measure_volume_node  # noqa: E402
+from SpinalStenosisLib.scene_bundle import add_volume, new_scene, write_scene_bundle  # noqa: E402
+
+
+class ThresholdSegmenter:
+    """Deterministic stand-in for the networks: the phantom's canal is bright, its foramina mid-grey."""
+
+    provenance = {"models": {"test": {"version": "0", "sha256": "none"}}, "device": "cpu"}
+
+    def segment(self, images, grids):
+        results = []
+        for image, grid in zip(images, grids):
+            labels = np.zeros(image.shape, np.uint8)
+            labels[image > 700] = 1
+            foramen = (image > 300) & (image <= 700)
+            half = image.shape[1] // 2
+            labels[:, half:][foramen[:, half:]] = 2  # columns run patient right → left
+            labels[:, :half][foramen[:, :half]] = 3
+            masks = {"canal": (labels == 1) * 1.0, "left_foramen": (labels == 2) * 1.0,
+                     "right_foramen": (labels == 3) * 1.0}
+            rows, columns = np.nonzero(labels)
+            box = (int(rows.min()), int(columns.min()), int(rows.max()) + 1, int(columns.max()) + 1)
+            results.append(SliceSegmentation(masks, grid, labels, box))
+        return results
+
+
+def oblique_anisotropic(geometry: VolumeGeometry) -> VolumeGeometry:
+    t = np.radians(15.0)
+    tilt = np.eye(4)
+    tilt[1:3, 1:3] = [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]
+    return VolumeGeometry(geometry.size_ijk, tilt @ geometry.ijk_to_ras @ np.diag([1.0, 0.8, 1.0, 1.0]))
+
+
+@pytest.fixture
+def context(tmp_path):
+    return new_scene(cache_folder=tmp_path / "cache")
+
+
+@pytest.fixture
+def volume(context):
+    image, _, geometry = phantom_arrays()
+    return add_volume(context.scene, image, oblique_anisotropic(geometry).ijk_to_ras, "patient T2")
+
+
+def measure(context, volume):
+    logic = StenosisScene(context.scene, context.segmentations_logic)
+    return logic, measure_volume_node(logic, volume, ThresholdSegmenter())
+
+
+def count(scene, class_name):
+    return scene.GetNodesByClass(class_name).GetNumberOfItems()
+
+
+def test_measure_creates_named_nodes_with_the_input_geometry(context, volume):
+    logic, outputs = measure(context, volume)
+    segmentation = outputs.segmentation
+    assert segmentation.IsA("vtkMRMLSegmentationNode") and segmentation.GetName() == "patient T2 stenosis segmentation"
+    names = [segmentation.GetSegmentation().GetNthSegment(i).GetName()
+             for i in range(segmentation.GetSegmentation().GetNumberOfSegments())]
+    assert names == ["Spinal canal", "Left neural foramen", "Right neural foramen"]
+    tag = segmentation.GetSegmentation().GetSegment("LeftNeuralForamen").GetTerminology()
+    assert "SCT^123037004^Anatomical Structure" in tag and "SCT^7771000^Left" in tag
+    assert segmentation.GetNodeReferenceID(segmentation.GetReferenceImageGeometryReferenceRole()) == volume.GetID()
+    labels = logic.labels_of(segmentation, volume)
+    image = slicer.util.arrayFromVolume(volume)
+    assert np.array_equal(labels == 1, image > 700)
+    assert outputs.table.IsA("vtkMRMLTableNode") and outputs.table.GetTable().GetNumberOfRows() == 3
+    assert outputs.region is not None and outputs.region.IsA("vtkMRMLMarkupsROINode")
+    assert segmentation.GetAttribute("SpinalStenosis.engineVersion")
+    assert json.loads(segmentation.GetAttribute("SpinalStenosis.models"))["test"]["sha256"] == "none"
+    ruler = outputs.rulers[(1, "canal_ap_mm")]
+    assert ruler.IsA("vtkMRMLMarkupsLineNode") and ruler.GetName() == "Canal AP slice 1"
+    hierarchy = context.scene.GetSubjectHierarchyNode()
+    folder = hierarchy.GetItemParent(hierarchy.GetItemByDataNode(ruler))
+    assert hierarchy.GetItemName(folder) == "patient T2 stenosis rulers"
+
+
+def test_rulers_sit_on_the_mask_boundary_and_match_the_table(context, volume):
+    logic, outputs = measure(context, volume)
+    geometry = geometry_of(volume)
+    labels = logic.labels_of(outputs.segmentation, volume)
+    ras_to_ijk = np.linalg.inv(geometry.ijk_to_ras)
+    structure = {"canal_ap_mm": 1, "canal_transverse_mm": 1, "left_foramen_width_mm": 2, "right_foramen_width_mm": 3}
+    for (slice_index, measurement), node in outputs.rulers.items():
+        row = logic._row_of(outputs.table, slice_index)
+        assert node.GetLineLengthWorld() == pytest.approx(logic.row_values(outputs.table, row)[measurement])
+        mask = (labels[slice_index] == structure[measurement]).astype(float)
+        for n in range(2):
+            i, j, k, _ = ras_to_ijk @ np.append(node.GetNthControlPointPositionWorld(n), 1.0)
+            assert k == pytest.approx(slice_index, abs=1e-6)
+            ring = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+            values = bilinear(mask, j + 0.75 * np.cos(ring), i + 0.75 * np.sin(ring))
+            assert values.max() >= 0.5 > values.min()
+
+
+def test_measure_twice_leaves_one_set_of_nodes(context, volume):
+    measure(context, volume)
+    before = {c: count(context.scene, c) for c in ("vtkMRMLSegmentationNode", "vtkMRMLTableNode",
+                                                   "vtkMRMLMarkupsLineNode", "vtkMRMLMarkupsROINode")}
+    measure(context, volume)
+    after = {c: count(context.scene, c) for c in before}
+    assert after == before and before["vtkMRMLSegmentationNode"] == 1
+
+
+def test_input_volume_is_never_modified(context, volume):
+    voxels = slicer.util.arrayFromVolume(volume).copy()
+    matrix = geometry_of(volume).ijk_to_ras.copy()
+    logic, outputs = measure(context, volume)
+    logic.remeasure(volume, outputs)
+    assert np.array_equal(slicer.util.arrayFromVolume(volume), voxels)
+    assert np.array_equal(geometry_of(volume).ijk_to_ras, matrix)
+
+
+def test_cancelled_run_leaves_no_nodes(context, volume):
+    before = context.scene.GetNumberOfNodes()
+    logic = StenosisScene(context.scene, context.segmentations_logic)
+    with pytest.raises(Cancelled):
+        measure_volume_node(logic, volume, ThresholdSegmenter(), should_cancel=lambda: True)
+    assert context.scene.GetNumberOfNodes() == before
+
+
+def test_remeasure_changes_exactly_the_edited_rows(context, volume):
+    logic, outputs = measure(context, volume)
+    table = outputs.table
+    rows_before = [logic.row_values(table, r) for r in range(3)]
+    labels = logic.labels_of(outputs.segmentation, volume)
+    labels[1][labels[1] == 2] = 0  # the user erases the left foramen on slice 1
+    labels[1][labels[1] == 1] = 0
+    ys, xs = np.nonzero(slicer.util.arrayFromVolume(volume)[1] > 700)
+    labels[1][ys.min() + 3:ys.max() - 2, xs.min():xs.max() + 1][
+        slicer.util.arrayFromVolume(volume)[1][ys.min() + 3:ys.max() - 2, xs.min():xs.max() + 1] > 700] = 1
+    logic._write_segments(outputs.segmentation, volume, labels)
+    changed = logic.remeasure(volume, outputs)
+    assert changed == [1]
+    rows_after = [logic.row_values(table, r) for r in range(3)]
+    assert rows_after[0] == rows_before[0] and rows_after[2] == rows_before[2]
+    assert np.isnan(rows_after[1]["left_foramen_width_mm"])
+    assert rows_after[1]["canal_ap_mm"] < rows_before[1]["canal_ap_mm"] - 3.0
+    assert (1, "left_foramen_width_mm") not in outputs.rulers
+    assert outputs.rulers[(1, "canal_ap_mm")].GetLineLengthWorld() == pytest.approx(rows_after[1]["canal_ap_mm"])
+    assert logic.remeasure(volume, outputs) == []
+
+
+def test_moving_a_ruler_by_hand_updates_its_row(context, volume):
+    logic, outputs = measure(context, volume)
+    node = outputs.rulers[(2, "right_foramen_width_mm")]
+    start = np.array(node.GetNthControlPointPositionWorld(0))
+    end = np.array(node.GetNthControlPointPositionWorld(1))
+    node.SetNthControlPointPositionWorld(1, *(start + (end - start) * 0.5))
+    row = logic._row_of(outputs.table, 2)
+    assert logic.row_values(outputs.table, row)["right_foramen_width_mm"] == pytest.approx(
+        np.linalg.norm(end - start) * 0.5)
+    assert outputs.table.GetTable().GetColumnByName("right_foramen_grade").GetValue(row) == "stenosis"
+
+
+def test_export_round_trips(context, volume, tmp_path):
+    logic, outputs = measure(context, volume)
+    paths = logic.export(outputs, tmp_path / "export", "patient")
+    other = new_scene()
+    loaded = other.segmentations_logic.LoadSegmentationFromFile(str(paths["segmentation"]), False, "reloaded")
+    names = {loaded.GetSegmentation().GetNthSegment(i).GetName() for i in range(3)}
+    assert names == {name for _, _, name, *_ in SEGMENTS}
+    other.markups_logic.LoadMarkups(str(paths["rulers"]), "rulers")
+    lines = other.scene.GetNodesByClass("vtkMRMLMarkupsLineNode")
+    lengths = {lines.GetItemAsObject(i).GetName(): lines.GetItemAsObject(i).GetLineLengthWorld()
+               for i in range(lines.GetNumberOfItems())}
+    assert lengths.keys() == {node.GetName() for node in outputs.rulers.values()}
+    for node in outputs.rulers.values():
+        assert lengths[node.GetName()] == pytest.approx(node.GetLineLengthWorld(), abs=1e-4)
+    rows = list(csv.DictReader(open(paths["table"])))
+    assert len(rows) == 3 and sum(r["narrowest_canal"] == "yes" for r in rows) == 1
+
+
+def test_scene_bundle_reloads(context, tmp_path, phantom_files):
+    from SpinalStenosisLib.pipeline import measure_with_segmenter
+    from SpinalStenosisLib.volume_io import open_axial
+
+    image_path, _ = phantom_files
+    run = measure_with_segmenter(open_axial(image_path), ThresholdSegmenter())
+    bundle = write_scene_bundle(run, image_path, tmp_path / "scene.mrb")
+    other = new_scene(cache_folder=tmp_path / "cache2")
+    assert other.scene.ReadFromMRB(str(bundle))
+    assert count(other.scene, "vtkMRMLScalarVolumeNode") == 1
+    assert count(other.scene, "vtkMRMLSegmentationNode") == 1
+    assert count(other.scene, "vtkMRMLTableNode") == 1
+    assert count(other.scene, "vtkMRMLMarkupsLineNode") == sum(len(m.rulers) for m in run.measurements)
