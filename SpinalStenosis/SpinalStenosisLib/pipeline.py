@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -46,23 +46,35 @@ class MeasurementRun:
     provenance: dict = field(default_factory=dict)
 
 
-def _run(volume: AxialVolume, segment_slices: Callable[[list[int]], list[SliceSegmentation]],
-         progress: ProgressCallback | None, should_cancel: Callable[[], bool] | None) -> MeasurementRun:
+def measurement_steps(volume: AxialVolume, segment_slices: Callable[[list[int]], list[SliceSegmentation]]
+                      ) -> Iterator[tuple[int, int]]:
+    """Segment and measure batch by batch, yielding (slices done, total); the MeasurementRun is the generator's
+    return value. A GUI can drive it from a timer and stop whenever the user cancels."""
     n_slices = volume.n_slices
     stack_labels = np.zeros(volume.layout.stack_shape, np.uint8)
     measurements, boxes = [], {}
     for first in range(0, n_slices, BATCH_SLICES):
-        if should_cancel is not None and should_cancel():
-            raise Cancelled("cancelled")
         indices = list(range(first, min(first + BATCH_SLICES, n_slices)))
         for s, result in zip(indices, segment_slices(indices)):
             stack_labels[s] = result.native_labels
             if result.roi_box_rc is not None:
                 boxes[s] = result.roi_box_rc
             measurements.append(measure_slice(result.masks, result.grid, s, volume.layout.slice_position_mm(s)))
-        if progress is not None:
-            progress(indices[-1] + 1, n_slices)
+        yield indices[-1] + 1, n_slices
     return MeasurementRun(volume, measurements, stack_labels, boxes)
+
+
+def _run(steps: Iterator[tuple[int, int]], progress: ProgressCallback | None,
+         should_cancel: Callable[[], bool] | None) -> MeasurementRun:
+    while True:
+        if should_cancel is not None and should_cancel():
+            raise Cancelled("cancelled")
+        try:
+            done, total = next(steps)
+        except StopIteration as finished:
+            return finished.value
+        if progress is not None:
+            progress(done, total)
 
 
 def measure_with_labels(volume: AxialVolume, labels_source: np.ndarray,
@@ -74,19 +86,24 @@ def measure_with_labels(volume: AxialVolume, labels_source: np.ndarray,
         return [SliceSegmentation(masks_from_labels(stack[s]), volume.layout.slice_grid(s), np.asarray(stack[s]))
                 for s in indices]
 
-    return _run(volume, segment_slices, progress, None)
+    return _run(measurement_steps(volume, segment_slices), progress, None)
 
 
-def measure_with_segmenter(volume: AxialVolume, segmenter: Segmenter, progress: ProgressCallback | None = None,
-                           should_cancel: Callable[[], bool] | None = None) -> MeasurementRun:
-    """Segment each slice with ``segmenter`` and measure it."""
+def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple[int, int]]:
+    """:func:`measurement_steps` with a segmenter; the run carries the segmenter's provenance."""
 
     def segment_slices(indices: list[int]) -> list[SliceSegmentation]:
         return segmenter.segment([volume.read_slice(s) for s in indices], [volume.layout.slice_grid(s) for s in indices])
 
-    run = _run(volume, segment_slices, progress, should_cancel)
+    run = yield from measurement_steps(volume, segment_slices)
     run.provenance = dict(getattr(segmenter, "provenance", {}))
     return run
+
+
+def measure_with_segmenter(volume: AxialVolume, segmenter: Segmenter, progress: ProgressCallback | None = None,
+                           should_cancel: Callable[[], bool] | None = None) -> MeasurementRun:
+    """Segment each slice with ``segmenter`` and measure it (blocking)."""
+    return _run(segmenter_steps(volume, segmenter), progress, should_cancel)
 
 
 def write_outputs(run: MeasurementRun, out_dir: Path, input_path: Path, region: str, overwrite: bool) -> Path:

@@ -2,7 +2,9 @@
 
 Coordinates are millimetres in a patient frame with the thecal-sac centre at the origin: x towards the patient's
 RIGHT, y ANTERIOR (RAS in the slice plane). Shapes are painted in order; later shapes cover earlier ones, so
-compressing structures (disc herniation, facets, ligamentum flavum) are painted after the sac they indent.
+compressing structures (disc herniation, facets, ligamentum flavum) are painted after the sac they indent. The
+foramina are painted last, with their anterior (disc/body) and posterior (articular process) walls, so each is one
+channel whose narrowest gap is set by its own parameters (foraminal stenosis narrows or closes it).
 Ranges come from ../shared/design/axial-spine-anatomy.md (cited there).
 """
 from __future__ import annotations
@@ -147,7 +149,7 @@ class Channel:
     def paint(self, labels, x, y) -> None:
         t, n = self._frame(x, y)
         h = self.half_width(t)
-        along = (t >= -1.0) & (t <= self.length + 1.0)
+        along = (t >= 0.5) & (t <= self.length + 1.0)  # no wall medial to the start: it would cut the sac
         labels[along & (n > h) & (n <= h + self.wall_thickness)] = self.anterior_wall
         labels[along & (n < -h) & (n >= -h - self.wall_thickness)] = self.posterior_wall
         if self.narrowest_half_width <= 0:
@@ -168,7 +170,7 @@ class Anatomy:
     kind: str
     paints: list[tuple[int, Shape]] = field(default_factory=list)
     channels: dict[str, Channel] = field(default_factory=dict)
-    late_paints: list[tuple[int, Shape]] = field(default_factory=list)  # after the channels (compressors)
+    late_paints: list[tuple[int, Shape]] = field(default_factory=list)  # after the sac: what compresses it
     extent_mm: float = 200.0  # half-size of the body outline, for picking fields of view
 
     def add(self, tissue: str, shape: Shape, late: bool = False) -> None:
@@ -178,14 +180,12 @@ class Anatomy:
         """Tissue labels at the sample points ``(x, y)`` (2-D arrays, mm)."""
         labels = np.zeros(x.shape, np.uint8)
         windows = _Windows(x, y)
-        for tissue, shape in self.paints:
+        for tissue, shape in self.paints + self.late_paints:
             _paint_shape(labels, x, y, windows.window(shape.bbox), tissue, shape)
-        for channel in self.channels.values():
+        for channel in self.channels.values():  # last: each foramen stays one clean channel between its walls
             window = windows.window(channel.bbox)
             if window is not None:
                 channel.paint(labels[window], x[window], y[window])
-        for tissue, shape in self.late_paints:
-            _paint_shape(labels, x, y, windows.window(shape.bbox), tissue, shape)
         return labels
 
 
@@ -271,8 +271,10 @@ def _lumbar(rng, level: str, kind: str) -> Anatomy:
               _u(rng, 12.0, 18.0), _u(rng, -0.2, 0.2))
         anatomy.add("intermuscular_fat", grow(ellipse, paraspinal_fat, *es))
         anatomy.add("erector_spinae", ellipse(*es))
+        _fat_streaks(rng, anatomy, es, int(rng.integers(0, 5)))
         anatomy.add("intermuscular_fat", grow(ellipse, paraspinal_fat, *mf))
         anatomy.add("multifidus", ellipse(*mf))
+        _fat_streaks(rng, anatomy, mf, int(rng.integers(0, 3)))
         if index <= 3:
             ql = (side * (disc_width / 2 + _u(rng, 22.0, 36.0)), disc_cy - _u(rng, 8.0, 18.0),
                   _u(rng, 7.0, 14.0), _u(rng, 6.0, 11.0), side * _u(rng, 0.2, 0.8))
@@ -283,6 +285,7 @@ def _lumbar(rng, level: str, kind: str) -> Anatomy:
               psoas_r, psoas_r * _u(rng, 1.0, 1.4), side * _u(rng, 0.1, 0.6))
         anatomy.add("intermuscular_fat", grow(ellipse, paraspinal_fat, *ps))
         anatomy.add("psoas", ellipse(*ps))
+        _fat_streaks(rng, anatomy, ps, int(rng.integers(0, 3)))
     vessel_y = disc_cy + disc_depth / 2 + _u(rng, 4.0, 12.0)
     if index <= 2 or rng.random() < 0.4:
         r = _u(rng, 7.0, 12.0)
@@ -394,6 +397,20 @@ def _flow_voids(rng, ap: float, width: float, csf: Shape, probability: float) ->
     return voids
 
 
+def _fat_streaks(rng, anatomy: Anatomy, muscle: tuple, count: int) -> None:
+    """Thin intramuscular fat streaks roughly along the muscle's long axis (texture real muscle has)."""
+    cx, cy, ax, ay, angle = muscle
+    for _ in range(count):
+        u, v = _u(rng, -0.6, 0.6) * ax, _u(rng, -0.6, 0.6) * ay
+        centre = np.array([cx + u * np.cos(angle) - v * np.sin(angle), cy + u * np.sin(angle) + v * np.cos(angle)])
+        direction = np.array([np.cos(angle + _u(rng, -0.4, 0.4)), np.sin(angle + _u(rng, -0.4, 0.4))])
+        if ay > ax:
+            direction = np.array([-direction[1], direction[0]])
+        half = _u(rng, 0.2, 0.45) * max(ax, ay)
+        anatomy.add("intermuscular_fat", capsule(tuple(centre - half * direction), tuple(centre + half * direction),
+                                                 _u(rng, 0.25, 0.7)))
+
+
 def _within(shape: Shape, container: Shape) -> Shape:
     return Shape(lambda x, y: shape(x, y) & container(x, y), shape.bbox)
 
@@ -404,7 +421,7 @@ def _foramen(rng, anatomy: Anatomy, name: str, side: int, sac_width: float, disc
     direction = np.array([side * np.cos(tilt), np.sin(tilt)])
     start = np.array([side * (sac_width / 2 + _u(rng, 1.5, 4.0)), (disc_back + sap_centre[1]) / 2 + 1.0])
     fused = rng.random() < 0.08 + 0.15 * severity
-    width = 0.0 if fused else float(np.clip(rng.gamma(4.0, 1.6) * (1.0 - 0.5 * severity), 0.8, 10.0))
+    width = 0.0 if fused else float(np.clip(rng.gamma(4.0, 1.6) * (1.0 - 0.5 * severity), 1.0, 10.0))
     anatomy.channels[name] = Channel(
         side=side, start=start, direction=direction, length=_u(rng, 9.0, 16.0),
         narrowest_half_width=width / 2, narrowest_at=_u(rng, 0.3, 0.7), flare=_u(rng, 1.0, 4.0),
@@ -480,8 +497,8 @@ def _cervical(rng, level: str) -> Anatomy:
         tilt = np.radians(_u(rng, 35.0, 55.0))
         direction = np.array([side * np.cos(tilt), np.sin(tilt)])
         fused = rng.random() < 0.05 + 0.2 * severity
-        width = 0.0 if fused else float(np.clip(rng.gamma(5.0, 0.65) * (1.0 - 0.4 * severity), 0.8, 7.0))
-        start = np.array([side * (sac_width / 2 - 0.5), disc_back - 2.0])
+        width = 0.0 if fused else float(np.clip(rng.gamma(5.0, 0.65) * (1.0 - 0.4 * severity), 1.0, 7.0))
+        start = np.array([side * (sac_width / 2 + 0.5), disc_back - 2.0])
         anatomy.channels[name] = Channel(
             side=side, start=start, direction=direction, length=_u(rng, 6.0, 10.0),
             narrowest_half_width=width / 2, narrowest_at=_u(rng, 0.35, 0.65), flare=_u(rng, 0.8, 2.5),

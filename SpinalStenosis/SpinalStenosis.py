@@ -1,0 +1,308 @@
+"""Spinal Stenosis: measure the spinal canal and neural foramina on axial MR (thin shell over SpinalStenosisLib)."""
+import logging
+import os
+from typing import Annotated, Optional
+
+import qt
+import slicer
+import vtk
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
+from slicer.i18n import tr as _
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+
+REQUIREMENTS = "torch>=2.0"
+
+
+class SpinalStenosis(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("Spinal Stenosis")
+        self.parent.categories = ["Quantification"]
+        self.parent.contributors = ["SlicerSpinalStenosis developers"]
+        self.parent.helpText = _(
+            "Measures the spinal canal (thecal sac) antero-posterior and transverse diameters, the dural-sac area "
+            "and the narrowest width of the left and right neural foramina on axial T2 MR, lumbar or cervical. "
+            "Two coordinate-convolution U-Nets (CoU-Net) follow Upadhyay, Singhal and Singh, 'Spinal Stenosis "
+            "Detection in MRI using Modular Coordinate Convolutional Attention Networks', IJCNN 2019: the first "
+            "finds the region of interest, the second segments canal and foramina on an upsampled crop. "
+            "Results are editable segments, ruler markups and a table; edit a segment and click Re-measure. "
+            "Research use only: not a medical device.")
+        self.parent.acknowledgementText = _(
+            "Networks trained only on synthetic images made by this extension. Cut-offs: Verbiest 1977, "
+            "Bolender 1985, Talekar 2017 (see the README).")
+
+
+@parameterNodeWrapper
+class SpinalStenosisParameterNode:
+    inputVolume: vtkMRMLScalarVolumeNode
+    outputSegmentation: vtkMRMLSegmentationNode
+    outputTable: vtkMRMLTableNode
+    region: Annotated[str, Choice(["lumbar", "cervical"])] = "lumbar"
+    device: Annotated[str, Choice(["cpu", "cuda", "mps"])] = "cpu"
+
+
+class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._timer = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/SpinalStenosis.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = SpinalStenosisLogic()
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.measureButton.connect("clicked(bool)", self.onMeasureButton)
+        self.ui.remeasureButton.connect("clicked(bool)", self.onRemeasureButton)
+        self.ui.exportButton.connect("clicked(bool)", self.onExportButton)
+        self.ui.editButton.connect("clicked(bool)", self.onEditButton)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.onCancel()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.onCancel()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+
+    def setParameterNode(self, inputParameterNode: Optional[SpinalStenosisParameterNode]) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+            self._updateButtons()
+
+    def _updateButtons(self, caller=None, event=None) -> None:
+        running = self._timer is not None
+        hasInput = bool(self._parameterNode and self._parameterNode.inputVolume)
+        hasOutput = bool(self._parameterNode and self._parameterNode.outputSegmentation)
+        self.ui.measureButton.text = _("Cancel") if running else _("Measure")
+        self.ui.measureButton.enabled = running or hasInput
+        for button in (self.ui.remeasureButton, self.ui.exportButton, self.ui.editButton):
+            button.enabled = hasOutput and not running
+
+    def onMeasureButton(self) -> None:
+        if self._timer is not None:
+            self.onCancel()
+            return
+        with slicer.util.tryWithErrorDisplay(_("Failed to start the measurement."), waitCursor=True):
+            if not self.logic.ensureDependencies():
+                return
+            steps = self.logic.startMeasure(self._parameterNode)
+            self._timer = qt.QTimer()
+            self._timer.setInterval(0)
+            self._timer.timeout.connect(lambda: self._step(steps))
+            self.ui.progressBar.value = 0
+            self.ui.statusLabel.text = _("Measuring…")
+            self._timer.start()
+            self._updateButtons()
+
+    def _step(self, steps) -> None:
+        try:
+            done, total = next(steps)
+            self.ui.progressBar.value = int(100 * done / total)
+            self.ui.statusLabel.text = _("Slice {done} of {total}").format(done=done, total=total)
+        except StopIteration as finished:
+            self._stopTimer()
+            with slicer.util.tryWithErrorDisplay(_("Failed to show the results.")):
+                self._showResults(self.logic.finishMeasure(self._parameterNode, finished.value))
+        except Exception as error:  # shown to the user, nothing half-made is left in the scene
+            self._stopTimer()
+            self.ui.statusLabel.text = _("Measurement failed: {error}").format(error=error)
+            logging.exception("SpinalStenosis measurement failed")
+
+    def _stopTimer(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self._updateButtons()
+
+    def onCancel(self) -> None:
+        if self._timer is not None:
+            self._stopTimer()
+            self.ui.statusLabel.text = _("Cancelled: nothing was changed.")
+
+    def _showResults(self, outputs) -> None:
+        self.ui.tableView.setMRMLTableNode(outputs.table)
+        slicer.util.setSliceViewerLayers(background=self._parameterNode.inputVolume, fit=True)
+        self.ui.progressBar.value = 100
+        self.ui.statusLabel.text = _("Done. Edit a segment, then Re-measure.")
+
+    def onRemeasureButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to re-measure."), waitCursor=True):
+            changed = self.logic.remeasure(self._parameterNode)
+            self.ui.statusLabel.text = _("Re-measured {n} edited slice(s).").format(n=len(changed))
+
+    def onEditButton(self) -> None:
+        slicer.util.selectModule("SegmentEditor")
+        editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
+        editor.setSegmentationNode(self._parameterNode.outputSegmentation)
+        editor.setSourceVolumeNode(self._parameterNode.inputVolume)
+
+    def onExportButton(self) -> None:
+        folder = qt.QFileDialog.getExistingDirectory(None, _("Export rulers, table and segmentation"))
+        if not folder:
+            return
+        with slicer.util.tryWithErrorDisplay(_("Failed to export."), waitCursor=True):
+            paths = self.logic.export(self._parameterNode, folder)
+            self.ui.statusLabel.text = _("Exported to {folder}").format(folder=os.path.dirname(paths["table"]))
+
+
+class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
+    """Facade over SpinalStenosisLib. ``process()`` blocks (scripts, tests, batch); the widget uses
+    ``startMeasure``/``finishMeasure`` so the GUI stays responsive.
+
+    >>> SpinalStenosisLogic().process(slicer.util.getNode("T2 axial"))   # doctest: +SKIP
+    """
+
+    def __init__(self, segmenter=None) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        self._segmenter = segmenter
+        self._scene = None
+
+    def getParameterNode(self):
+        return SpinalStenosisParameterNode(super().getParameterNode())
+
+    def ensureDependencies(self, askConfirmation: bool = True) -> bool:
+        """Install PyTorch on first use, after the user agrees."""
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is not None:
+            return True
+        if askConfirmation and not slicer.util.confirmOkCancelDisplay(
+                _("Spinal Stenosis needs PyTorch (about 200 MB, CPU build). Install it now?")):
+            return False
+        try:
+            import PyTorchUtils
+
+            PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False)
+        except ImportError:
+            slicer.util.pip_install(REQUIREMENTS)
+        if importlib.util.find_spec("torch") is None:
+            raise RuntimeError(_("PyTorch could not be installed. Install the PyTorch extension from the "
+                                 "Extensions Manager, or run slicer.util.pip_install('torch') in the Python "
+                                 "console, then restart Slicer."))
+        return True
+
+    def stenosisScene(self, region: str = "lumbar"):
+        from SpinalStenosisLib.scene import StenosisScene
+
+        if self._scene is None or self._scene.scene is not slicer.mrmlScene:
+            self._scene = StenosisScene(slicer.mrmlScene, slicer.modules.segmentations.logic(), region)
+        self._scene.region = region
+        return self._scene
+
+    def segmenter(self, device: str):
+        if self._segmenter is None:
+            from SpinalStenosisLib.inference import load_segmenter
+
+            self._segmenter = load_segmenter(device=device)
+        return self._segmenter
+
+    def startMeasure(self, parameterNode):
+        """A generator of (slices done, total); its return value is the measurement run."""
+        from SpinalStenosisLib.pipeline import segmenter_steps
+        from SpinalStenosisLib.scene import axial_volume_of
+
+        if not parameterNode.inputVolume:
+            raise ValueError(_("Select an axial MR volume first."))
+        return segmenter_steps(axial_volume_of(parameterNode.inputVolume), self.segmenter(parameterNode.device))
+
+    def finishMeasure(self, parameterNode, run):
+        scene = self.stenosisScene(parameterNode.region)
+        outputs = scene.publish(parameterNode.inputVolume, run, {"device": parameterNode.device})
+        scene.watch_rulers(outputs)
+        parameterNode.outputSegmentation = outputs.segmentation
+        parameterNode.outputTable = outputs.table
+        return outputs
+
+    def process(self, inputVolume, region: str = "lumbar", device: str = "cpu", progress=None):
+        """Measure inputVolume (blocking); returns the SceneOutputs (segmentation, table, rulers, region)."""
+        from SpinalStenosisLib.pipeline import _run
+
+        parameterNode = self.getParameterNode()
+        parameterNode.inputVolume, parameterNode.region, parameterNode.device = inputVolume, region, device
+        run = _run(self.startMeasure(parameterNode), progress, None)
+        return self.finishMeasure(parameterNode, run)
+
+    def _outputs(self, parameterNode):
+        outputs = self.stenosisScene(parameterNode.region).find_outputs(parameterNode.inputVolume)
+        if outputs is None:
+            raise ValueError(_("Measure this volume first."))
+        return outputs
+
+    def remeasure(self, parameterNode) -> list:
+        scene = self.stenosisScene(parameterNode.region)
+        outputs = self._outputs(parameterNode)
+        changed = scene.remeasure(parameterNode.inputVolume, outputs)
+        scene.watch_rulers(outputs)
+        return changed
+
+    def export(self, parameterNode, folder: str) -> dict:
+        name = parameterNode.inputVolume.GetName().replace(" ", "_")
+        return self.stenosisScene(parameterNode.region).export(self._outputs(parameterNode), folder, name)
+
+
+class SpinalStenosisTest(ScriptedLoadableModuleTest):
+    """Runs inside Slicer: measure a synthetic stack with the shipped networks, edit, re-measure, export."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_measure_remeasure_export()
+
+    def test_measure_remeasure_export(self):
+        import tempfile
+
+        import numpy as np
+        from SpinalStenosisLib.scene_bundle import add_volume
+        from SpinalStenosisLib.synth.dataset import synthetic_stack
+
+        self.delayDisplay("Synthesising an axial lumbar stack")
+        image, _, geometry, _ = synthetic_stack(seed=3)
+        volume = add_volume(slicer.mrmlScene, image, geometry.ijk_to_ras, "synthetic T2")
+        logic = SpinalStenosisLogic()
+        outputs = logic.process(volume)
+        self.assertEqual(outputs.table.GetNumberOfRows(), image.shape[0])
+        self.assertTrue(outputs.rulers)
+        parameterNode = logic.getParameterNode()
+        self.assertEqual(logic.remeasure(parameterNode), [])
+        with tempfile.TemporaryDirectory() as folder:
+            paths = logic.export(parameterNode, folder)
+            self.assertTrue(all(os.path.exists(p) for p in paths.values()))
+        self.assertTrue(np.isfinite(outputs.table.GetTable().GetColumnByName("canal_ap_mm").GetValue(1)))
+        self.delayDisplay("Test passed")

@@ -1,0 +1,68 @@
+"""Static checks of the Slicer extension: CMake lists every file, the .ui holds every widget the module uses,
+the module file imports nothing outside Slicer at file scope."""
+import ast
+import re
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULE = ROOT / "SpinalStenosis"
+
+
+def listed_files() -> set[str]:
+    text = (MODULE / "CMakeLists.txt").read_text()
+    return set(re.findall(r"^\s+((?:SpinalStenosisLib|Resources)/\S+)", text, re.MULTILINE))
+
+
+def test_every_lib_file_and_resource_is_listed_and_exists():
+    listed = {name.replace("${MODULE_NAME}", "SpinalStenosis") for name in listed_files()}
+    python_files = {str(p.relative_to(MODULE)) for p in (MODULE / "SpinalStenosisLib").rglob("*.py")}
+    assert python_files <= listed, python_files - listed
+    resources = {str(p.relative_to(MODULE)) for p in (MODULE / "Resources").rglob("*") if p.is_file()}
+    assert resources <= listed, resources - listed
+    missing = [name for name in listed if not (MODULE / name).exists()]
+    assert not missing
+
+
+def test_ui_file_parses_and_holds_every_widget_the_module_uses():
+    tree = ElementTree.parse(MODULE / "Resources" / "UI" / "SpinalStenosis.ui")
+    names = {widget.get("name") for widget in tree.iter("widget")}
+    used = set(re.findall(r"self\.ui\.(\w+)", (MODULE / "SpinalStenosis.py").read_text()))
+    assert used <= names, used - names
+    parameters = {p.find("string").text for p in tree.iter("property") if p.get("name") == "SlicerParameterName"}
+    source = (MODULE / "SpinalStenosis.py").read_text()
+    fields = set(re.findall(r"^    (\w+): ", source.split("class SpinalStenosisParameterNode")[1].split("class ")[0],
+                            re.MULTILINE))
+    assert parameters <= fields, parameters - fields
+
+
+def test_module_file_imports_only_slicer_and_stdlib_at_file_scope():
+    tree = ast.parse((MODULE / "SpinalStenosis.py").read_text())
+    allowed = {"logging", "os", "typing", "qt", "slicer", "vtk", "ctk"}
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            assert {a.name.split(".")[0] for a in node.names} <= allowed
+        elif isinstance(node, ast.ImportFrom):
+            assert node.module.split(".")[0] in allowed, node.module
+        else:
+            assert isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.Assign, ast.Expr)), ast.dump(node)[:80]
+
+
+def test_extension_metadata():
+    text = (ROOT / "CMakeLists.txt").read_text()
+    for key in ("EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY", "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION",
+                "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS", "EXTENSION_DEPENDS"):
+        assert re.search(rf"set\({key} \"[^\"]+\"\)", text), key
+    assert "add_subdirectory(SpinalStenosis)" in text
+    assert "category Quantification" in (ROOT / "SpinalStenosis.s4ext").read_text()
+    assert (MODULE / "Resources" / "Icons" / "SpinalStenosis.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_lib_imports_without_slicer_or_qt():
+    import subprocess
+    import sys
+
+    code = ("import sys; import SpinalStenosisLib.pipeline, SpinalStenosisLib.scene, SpinalStenosisLib.cli; "
+            "assert 'qt' not in sys.modules and 'torch' not in sys.modules and 'slicer' not in sys.modules")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=MODULE)
+    assert result.returncode == 0, result.stderr

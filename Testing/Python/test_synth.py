@@ -1,0 +1,122 @@
+"""The synthetic generator: label consistency, patient sides, truth, determinism, parameter coverage, files."""
+import csv
+import math
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from SpinalStenosisLib.crop import CROP_SIZE, ROI_SIZE
+from SpinalStenosisLib.measurement import masks_from_labels, measure_slice
+from SpinalStenosisLib.pipeline import measure_with_labels
+from SpinalStenosisLib.synth.anatomy import CERVICAL_LEVELS, LUMBAR_LEVELS, SLICE_KINDS, T, sample_anatomy
+from SpinalStenosisLib.synth.dataset import iterate_pairs, synthetic_slice, write_dataset
+from SpinalStenosisLib.synth.render import CONTRASTS
+from SpinalStenosisLib.synth.sampler import canal_pair, roi_pair, sample_scene
+from SpinalStenosisLib.volume_io import open_axial, read_labels
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("region", ["lumbar", "cervical"])
+def test_canal_is_dura_and_its_contents_and_foramina_sit_on_their_side(seed, region):
+    case = synthetic_slice(np.random.default_rng(seed), region, with_truth=False)
+    tissues, labels = case.tissues, case.labels
+    canal = labels == 1
+    assert canal.any()
+    assert set(np.unique(tissues[canal])) <= {T["dura"], T["csf"], T["cauda_equina_roots"], T["spinal_cord"],
+                                                 T["csf_flow_void"]} | set(np.unique(tissues[~canal]))
+    dura_or_inside = np.isin(tissues, [T["dura"], T["csf"], T["cauda_equina_roots"], T["spinal_cord"]])
+    assert (canal & dura_or_inside).sum() >= 0.8 * dura_or_inside.sum()
+    # rows run A→P and columns patient R→L: the left foramen lies right of the canal in the image
+    canal_column = np.nonzero(canal)[1].mean()
+    for value, side in ((2, +1), (3, -1)):
+        columns = np.nonzero(labels == value)[1]
+        if len(columns):
+            assert np.sign(columns.mean() - canal_column) == side
+
+
+def test_truth_equals_measuring_the_written_labels_within_a_pixel(tmp_path):
+    write_dataset(tmp_path / "synth", count=9, seed=5, gallery_real=None)
+    rows = list(csv.DictReader(open(tmp_path / "synth" / "truth.csv")))
+    assert len(rows) == 9
+    for row in rows:
+        volume = open_axial(tmp_path / "synth" / f"{row['case']}_image.nii.gz")
+        labels = read_labels(tmp_path / "synth" / f"{row['case']}_labels.nii.gz", volume.source_geometry)
+        measured = measure_with_labels(volume, labels).measurements[0].values
+        pixel = float(row["pixel_mm"]) * 1.15
+        for key, value in measured.items():
+            truth = float(row[key])
+            if math.isnan(truth) or math.isnan(value):
+                assert math.isnan(truth) == math.isnan(value) or min(
+                    truth if not math.isnan(truth) else 0, value if not math.isnan(value) else 0) < 1.5 * pixel, key
+                continue
+            limit = 0.08 * truth + 2 * pixel if key == "canal_area_mm2" else 1.5 * pixel
+            assert abs(value - truth) <= limit, (row["case"], key, value, truth)
+    assert (tmp_path / "synth" / "gallery.png").stat().st_size > 10_000
+
+
+def test_files_have_real_geometry_and_patient_sides_survive_random_storage(tmp_path):
+    write_dataset(tmp_path / "s", count=6, seed=11, region="lumbar", gallery_real=None)
+    directions = set()
+    for n in range(6):
+        image = sitk.ReadImage(str(tmp_path / "s" / f"case_{n:04d}_image.nii.gz"))
+        directions.add(tuple(np.round(image.GetDirection(), 3)))
+        volume = open_axial(tmp_path / "s" / f"case_{n:04d}_image.nii.gz")
+        stack = volume.from_source_grid(read_labels(tmp_path / "s" / f"case_{n:04d}_labels.nii.gz",
+                                                    volume.source_geometry))[0]
+        canal_column = np.nonzero(stack == 1)[1].mean()
+        for value, side in ((2, +1), (3, -1)):
+            if (stack == value).any():
+                assert np.sign(np.nonzero(stack == value)[1].mean() - canal_column) == side
+    assert len(directions) > 1
+
+
+def test_same_seed_same_sample_and_different_seeds_differ():
+    a = roi_pair(np.random.default_rng(42))
+    b = roi_pair(np.random.default_rng(42))
+    c = roi_pair(np.random.default_rng(43))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+    first = next(iterate_pairs("canal", 3))
+    again = next(iterate_pairs("canal", 3))
+    assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+
+
+def test_training_pairs_have_the_network_shapes():
+    image, target = roi_pair(np.random.default_rng(0))
+    assert image.shape == target.shape == (ROI_SIZE, ROI_SIZE) and set(np.unique(target)) <= {0.0, 1.0}
+    image, targets = canal_pair(np.random.default_rng(0), "cervical")
+    assert image.shape == (CROP_SIZE, CROP_SIZE) and targets.shape == (3, CROP_SIZE, CROP_SIZE)
+    assert 0.0 <= targets.min() and targets.max() <= 1.0 and targets[1].max() == 1.0
+
+
+def test_every_parameter_range_is_exercised():
+    rng = np.random.default_rng(0)
+    seen = {"levels": set(), "kinds": set(), "contrasts": set(), "absent foramen": 0, "narrow canal": 0,
+            "wide foramen": 0, "cord": 0, "roots": 0}
+    for n in range(160):
+        region = "cervical" if n % 4 == 0 else "lumbar"
+        scene = sample_scene(rng, region)
+        anatomy = scene.anatomy
+        seen["levels"].add(anatomy.level)
+        seen["kinds"].add(anatomy.kind)
+        seen["contrasts"].add(scene.contrast)
+        seen["absent foramen"] += any(c.narrowest_half_width == 0 for c in anatomy.channels.values()) or (
+            anatomy.kind == "pedicle")
+        seen["wide foramen"] += any(c.narrowest_half_width >= 3.0 for c in anatomy.channels.values())
+        tissues = {t for t, _ in anatomy.paints + anatomy.late_paints}
+        seen["cord"] += T["spinal_cord"] in tissues
+        seen["roots"] += T["cauda_equina_roots"] in tissues
+    assert seen["levels"] == set(LUMBAR_LEVELS) | set(CERVICAL_LEVELS)
+    assert seen["kinds"] == set(SLICE_KINDS) and seen["contrasts"] == set(CONTRASTS)
+    assert min(seen["absent foramen"], seen["wide foramen"], seen["cord"], seen["roots"]) > 5
+
+
+def test_stenosis_range_reaches_absolute_and_normal():
+    rng = np.random.default_rng(1)
+    ap = []
+    for _ in range(40):
+        case = synthetic_slice(rng, "lumbar", with_truth=False)
+        ap.append(measure_slice(masks_from_labels(case.labels), case.grid).values["canal_ap_mm"])
+    ap = np.array(ap)
+    assert (ap < 10).any() and (ap > 13).any()
