@@ -15,6 +15,25 @@ ROI_PADDING_MM = 4.0
 ROI_LATERAL_PADDING_MM = 12.0  # when no foramen is visible the crop must still reach where foramina would be
 
 
+def roi_box_mask(targets: np.ndarray, grid: PlaneGrid) -> np.ndarray:
+    """The region of interest (network 1's target): the box around canal and foramina plus padding, on grid;
+    empty without a canal. targets: [left foramen, canal, right foramen] fractions or probabilities."""""
+    mask = np.zeros(grid.shape, np.float32)
+    canal = targets[1] >= 0.5
+    if not canal.any():
+        return mask
+    structures = (targets >= 0.5).any(axis=0)
+    rows, columns = np.nonzero(structures)
+    row_mm, column_mm = grid.pixel_size_mm
+    lateral = ROI_PADDING_MM if (targets[0] >= 0.5).any() and (targets[2] >= 0.5).any() else ROI_LATERAL_PADDING_MM
+    r0 = int(np.floor(rows.min() - ROI_PADDING_MM / row_mm))
+    r1 = int(np.ceil(rows.max() + ROI_PADDING_MM / row_mm)) + 1
+    c0 = int(np.floor(columns.min() - lateral / column_mm))
+    c1 = int(np.ceil(columns.max() + lateral / column_mm)) + 1
+    mask[max(r0, 0):max(r1, 0), max(c0, 0):max(c1, 0)] = 1.0
+    return mask
+
+
 def whole_slice_grid(native: PlaneGrid, size: int = ROI_SIZE) -> PlaneGrid:
     """The native slice padded to a square in mm (centred) and resized to size x size."""
     row_mm, column_mm = native.pixel_size_mm

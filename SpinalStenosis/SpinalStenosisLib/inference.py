@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .crop import crop_from_roi, normalise, resample, whole_slice_grid
+from .crop import crop_from_roi, normalise, resample, roi_box_mask, whole_slice_grid
 from .geometry import PlaneGrid
 from .pipeline import SliceSegmentation
 
@@ -31,17 +31,27 @@ class NetworkSegmenter:
             inputs = torch.from_numpy(np.stack(batch)[:, None].astype(np.float32)).to(self.device)
             return torch.sigmoid(model(inputs)).float().cpu().numpy()
 
+    def _segment_crops(self, images, grids, crops: dict[int, PlaneGrid | None]) -> dict[int, np.ndarray]:
+        """Network-2 probabilities [3, H, W] for every slice that has a crop."""
+        found = [n for n, crop in crops.items() if crop is not None]
+        if not found:
+            return {}
+        batch = [normalise(resample(images[n], grids[n], crops[n])) for n in found]
+        return dict(zip(found, self._predict(self.canal_model, batch)))
+
     def segment(self, images: list[np.ndarray], grids: list[PlaneGrid]) -> list[SliceSegmentation]:
         views = [whole_slice_grid(grid) for grid in grids]
         roi = self._predict(self.roi_model, [normalise(resample(im, g, v)) for im, g, v in zip(images, grids, views)])
-        crops = [crop_from_roi(grid, view, mask[0]) for grid, view, mask in zip(grids, views, roi)]
-        found = [n for n, crop in enumerate(crops) if crop is not None]
-        probabilities = {}
-        if found:
-            batch = [normalise(resample(images[n], grids[n], crops[n])) for n in found]
-            probabilities = dict(zip(found, self._predict(self.canal_model, batch)))
+        crops = dict(enumerate(crop_from_roi(grid, view, mask[0]) for grid, view, mask in zip(grids, views, roi)))
+        probabilities = self._segment_crops(images, grids, crops)
+        refined = {n: crop_from_roi(grids[n], crops[n], roi_box_mask(p, crops[n])) for n, p in probabilities.items()}
+        redo = {n: crop for n, crop in refined.items() if crop is not None and _differs(crop, crops[n])}
+        if redo:  # network 2 was trained on crops around the true region: crop again around what it found
+            crops.update(redo)
+            probabilities.update(self._segment_crops(images, grids, {n: crops[n] for n in redo}))
         results = []
-        for n, (grid, crop) in enumerate(zip(grids, crops)):
+        for n, grid in enumerate(grids):
+            crop = crops[n]
             if crop is None:
                 empty = {name: np.zeros(grid.shape, np.float32) for name in CHANNELS}
                 results.append(SliceSegmentation(empty, grid, np.zeros(grid.shape, np.uint8)))
@@ -49,6 +59,16 @@ class NetworkSegmenter:
             masks = dict(zip(CHANNELS, probabilities[n]))
             results.append(SliceSegmentation(masks, crop, native_labels(masks, crop, grid), _box(crop, grid)))
         return results
+
+
+def _differs(crop: PlaneGrid, other: PlaneGrid) -> bool:
+    """More than 3 mm apart or more than 12 % different in size."""
+    ratio = crop.pixel_size_mm[0] / other.pixel_size_mm[0]
+    return bool(np.linalg.norm(_centre(crop) - _centre(other)) > 3.0 or not 0.89 < ratio < 1.12)
+
+
+def _centre(grid: PlaneGrid) -> np.ndarray:
+    return grid.to_ras((grid.shape[0] - 1) / 2, (grid.shape[1] - 1) / 2)
 
 
 def native_labels(masks: dict[str, np.ndarray], crop: PlaneGrid, native: PlaneGrid) -> np.ndarray:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .crop import normalise, resample, whole_slice_grid
+from .crop import normalise, resample, roi_box_mask, whole_slice_grid
 from .geometry import PlaneGrid
 from .volume_io import open_axial
 
@@ -62,7 +62,7 @@ class RealPairs:
         self.slices.append((image, onehot, grid, False))
 
     def pair(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
-        from .synth.sampler import jittered_crop, roi_box_mask
+        from .synth.sampler import jittered_crop
 
         image, onehot, grid, has_foramina = self.slices[int(rng.integers(len(self.slices)))]
         if self.network == "roi":

@@ -36,22 +36,26 @@ def test_canal_is_dura_and_its_contents_and_foramina_sit_on_their_side(seed, reg
 
 
 def test_truth_equals_measuring_the_written_labels_within_a_pixel(tmp_path):
+    """truth.csv comes from 0.08 mm label maps; the written native labels measure the same within about a pixel
+    wherever the structure is resolvable at the native pixel size (a gap under ~2 pixels cannot survive there)."""
     write_dataset(tmp_path / "synth", count=9, seed=5, gallery_real=None)
     rows = list(csv.DictReader(open(tmp_path / "synth" / "truth.csv")))
     assert len(rows) == 9
+    compared = 0
     for row in rows:
         volume = open_axial(tmp_path / "synth" / f"{row['case']}_image.nii.gz")
         labels = read_labels(tmp_path / "synth" / f"{row['case']}_labels.nii.gz", volume.source_geometry)
         measured = measure_with_labels(volume, labels).measurements[0].values
-        pixel = float(row["pixel_mm"]) * 1.15
+        pixel = float(row["pixel_mm"]) * 1.1  # rows may be up to 10 % coarser than columns
         for key, value in measured.items():
             truth = float(row[key])
-            if math.isnan(truth) or math.isnan(value):
-                assert math.isnan(truth) == math.isnan(value) or min(
-                    truth if not math.isnan(truth) else 0, value if not math.isnan(value) else 0) < 1.5 * pixel, key
+            if math.isnan(truth) or truth < 2.0 * pixel:
+                assert math.isnan(value) or value < 4.0 * pixel, (row["case"], key, value, truth)
                 continue
             limit = 0.08 * truth + 2 * pixel if key == "canal_area_mm2" else 1.5 * pixel
             assert abs(value - truth) <= limit, (row["case"], key, value, truth)
+            compared += 1
+    assert compared >= 30
     assert (tmp_path / "synth" / "gallery.png").stat().st_size > 10_000
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..crop import CROP_SIZE, ROI_LATERAL_PADDING_MM, ROI_PADDING_MM, crop_grid, crop_side_mm, resample
+from ..crop import CROP_SIZE, crop_grid, crop_side_mm, resample, roi_box_mask
 from ..crop import normalise, whole_slice_grid
 from ..geometry import PlaneGrid
 from .anatomy import (CANAL_TISSUES, LEFT_FORAMEN_TISSUES, RIGHT_FORAMEN_TISSUES, Anatomy, sample_anatomy)
@@ -76,24 +76,6 @@ def native_grid(rng: np.random.Generator, scene: Scene, centre_ras: np.ndarray |
         centre_ras = np.array([rng.uniform(-reach, reach) * 0.5, rng.uniform(0.0, reach), 0.0])
     origin = centre_ras - (shape[0] - 1) / 2 * row_step - (shape[1] - 1) / 2 * column_step
     return PlaneGrid(origin, row_step, column_step, shape)
-
-
-def roi_box_mask(targets: np.ndarray, grid: PlaneGrid) -> np.ndarray:
-    """Network-1 target: the box around canal and foramina (plus padding) on grid; empty without a canal."""
-    mask = np.zeros(grid.shape, np.float32)
-    canal = targets[1] >= 0.5
-    if not canal.any():
-        return mask
-    structures = (targets >= 0.5).any(axis=0)
-    rows, columns = np.nonzero(structures)
-    row_mm, column_mm = grid.pixel_size_mm
-    lateral = ROI_PADDING_MM if (targets[0] >= 0.5).any() and (targets[2] >= 0.5).any() else ROI_LATERAL_PADDING_MM
-    r0 = int(np.floor(rows.min() - ROI_PADDING_MM / row_mm))
-    r1 = int(np.ceil(rows.max() + ROI_PADDING_MM / row_mm)) + 1
-    c0 = int(np.floor(columns.min() - lateral / column_mm))
-    c1 = int(np.ceil(columns.max() + lateral / column_mm)) + 1
-    mask[max(r0, 0):max(r1, 0), max(c0, 0):max(c1, 0)] = 1.0
-    return mask
 
 
 def _image(rng: np.random.Generator, scene: Scene, grid: PlaneGrid, native_pixel_mm: float,

@@ -1,0 +1,156 @@
+"""Models manifest and sha256, crop↔slice mapping, patient sides under flips, the shipped networks end to end."""
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from SpinalStenosisLib import cli
+from SpinalStenosisLib.crop import crop_from_roi, crop_grid, resample, whole_slice_grid
+from SpinalStenosisLib.geometry import PlaneGrid, reordered
+from SpinalStenosisLib.inference import load_segmenter
+from SpinalStenosisLib.models import ModelError, load_network, models_folder, read_manifest, sha256, verified_path
+from SpinalStenosisLib.network import CoUNet
+from SpinalStenosisLib.pipeline import measure_with_segmenter
+from SpinalStenosisLib.synth.dataset import slice_geometry, synthetic_slice, synthetic_stack
+from SpinalStenosisLib.volume_io import axial_from_array
+
+
+@pytest.fixture(scope="module")
+def segmenter():
+    return load_segmenter(threads=2)
+
+
+def tiny_models_folder(tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    entries = {}
+    for name, channels in (("roi", 1), ("canal", 3)):
+        model = CoUNet(channels, width=4, depth=2)
+        torch.save({k: v.half() for k, v in model.state_dict().items()}, folder / f"{name}.pt")
+        entries[name] = {"file": f"{name}.pt", "version": "0.0.0", "sha256": sha256(folder / f"{name}.pt"),
+                         "network": model.config}
+    (folder / "manifest.json").write_text(json.dumps({"release": "test", "models": entries}))
+    return folder
+
+
+def test_shipped_manifest_lists_verified_weights_with_provenance():
+    manifest = read_manifest()
+    assert manifest["licence"]
+    for name in ("roi", "canal"):
+        path, entry = verified_path(name)
+        assert path.stat().st_size < 5_000_000
+        for key in ("version", "sha256", "input_size", "training_command", "code_revision",
+                    "synthetic_validation_dice"):
+            assert entry[key] not in (None, ""), key
+
+
+def test_a_damaged_or_missing_model_file_fails_clearly(tmp_path):
+    folder = tiny_models_folder(tmp_path)
+    model, entry = load_network("roi", folder)
+    assert isinstance(model, CoUNet) and not model.training
+    with open(folder / "roi.pt", "ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(ModelError, match="sha256"):
+        load_network("roi", folder)
+    (folder / "canal.pt").unlink()
+    with pytest.raises(ModelError, match="missing"):
+        load_network("canal", folder)
+
+
+def test_models_folder_can_be_overridden(tmp_path, monkeypatch):
+    folder = tiny_models_folder(tmp_path)
+    monkeypatch.setenv("SPINAL_STENOSIS_MODELS", str(folder))
+    assert models_folder() == folder
+    assert load_segmenter().provenance["models_release"] == "test"
+
+
+def native(pixel=(0.7, 0.6), shape=(200, 180), angle_deg=10.0):
+    a = np.radians(angle_deg)
+    rotation = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1.0]])
+    return PlaneGrid(np.array([40.0, 70.0, -12.0]), rotation @ [0, -pixel[0], 0], rotation @ [-pixel[1], 0, 0], shape)
+
+
+def test_a_known_crop_box_maps_to_known_ras_points():
+    grid = native()
+    crop = crop_grid(grid, (100.0, 90.0), 64.0, 128)
+    centre_ras = grid.to_ras(100.0, 90.0)
+    corner_ras = crop.to_ras(-0.5, -0.5)  # outer corner of the crop's first pixel
+    half_rows, half_columns = 32.0 / 0.7, 32.0 / 0.6
+    assert np.allclose(corner_ras, grid.to_ras(100.0 - half_rows, 90.0 - half_columns))
+    assert np.allclose(crop.to_ras(63.5, 63.5), centre_ras)
+    assert crop.pixel_size_mm == pytest.approx((0.5, 0.5))
+    rows, columns = np.indices(grid.shape)
+    ramp = 2.0 * rows + 3.0 * columns  # linear: bilinear resampling reproduces it exactly inside the image
+    sampled = resample(ramp, grid, crop)
+    crop_rows, crop_columns = grid.to_index(crop.to_ras(*np.indices(crop.shape).reshape(2, -1)))
+    assert np.allclose(sampled.ravel(), 2.0 * crop_rows + 3.0 * crop_columns, atol=1e-3)
+
+
+def test_roi_box_gives_a_crop_centred_on_it():
+    grid = native(angle_deg=0.0)
+    view = whole_slice_grid(grid)
+    roi = np.zeros(view.shape)
+    roi[50:70, 40:90] = 1.0
+    crop = crop_from_roi(grid, view, roi)
+    box_centre = view.to_ras(59.5, 64.5)
+    assert np.allclose(crop.to_ras(63.5, 63.5), box_centre, atol=1e-6)
+    assert crop_from_roi(grid, view, np.zeros(view.shape)) is None
+
+
+def test_patient_sides_survive_any_storage_flip(segmenter):
+    image, _, geometry, _ = synthetic_stack(seed=5, levels=("L4-L5",))
+    reference = measure_with_segmenter(axial_from_array(image, geometry), segmenter).measurements
+    for order, flips in (((0, 2, 1), (False, True, False)), ((0, 1, 2), (True, False, True))):
+        stored, stored_geometry = reordered(image, geometry, order, flips)
+        run = measure_with_segmenter(axial_from_array(stored, stored_geometry), segmenter)
+        by_z = {round(m.z_mm, 3): m.values for m in run.measurements}
+        for m in reference:
+            assert by_z[round(m.z_mm, 3)] == pytest.approx(m.values, nan_ok=True)
+
+
+def test_shipped_networks_find_and_measure_a_synthetic_lumbar_stack(segmenter):
+    image, labels, geometry, truth = synthetic_stack(seed=21, levels=("L3-L4", "L4-L5"))
+    run = measure_with_segmenter(axial_from_array(image, geometry), segmenter)
+    errors = [abs(m.values["canal_ap_mm"] - t["canal_ap_mm"]) for m, t in zip(run.measurements, truth)]
+    assert np.median(errors) < 2.0
+    assert all(not math.isnan(m.values["canal_area_mm2"]) for m in run.measurements)
+    canal_dice = [2 * ((run.stack_labels[s] == 1) & (labels[s] == 1)).sum()
+                  / ((run.stack_labels[s] == 1).sum() + (labels[s] == 1).sum()) for s in range(len(truth))]
+    assert np.median(canal_dice) > 0.7
+
+
+def test_slices_without_a_spine_give_nan_not_a_crash(segmenter):
+    grid = native()
+    blank = np.zeros(grid.shape, np.float32)
+    noise = np.random.default_rng(0).random(grid.shape).astype(np.float32)
+    results = segmenter.segment([blank, noise], [grid, grid])
+    from SpinalStenosisLib.measurement import measure_slice
+
+    for result in results:
+        assert result.native_labels.shape == grid.shape
+        values = measure_slice(result.masks, result.grid).values
+        assert all(math.isnan(v) or v >= 0 for v in values.values())
+    assert all(math.isnan(v) for v in measure_slice(results[0].masks, results[0].grid).values.values())
+
+
+def test_measure_without_masks_runs_the_networks(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    case = synthetic_slice(rng, "cervical", with_truth=False)
+    from SpinalStenosisLib.volume_io import write_image
+
+    write_image(tmp_path / "neck.nii.gz", case.image[None] * 500, slice_geometry(case.grid, 3.0))
+    code = cli.main(["measure", str(tmp_path / "neck.nii.gz"), "--out", str(tmp_path / "out"), "--quiet",
+                     "--region", "cervical"])
+    assert code == 0, capsys.readouterr().err
+    document = json.loads((tmp_path / "out" / "measurements.json").read_text())
+    assert document["models"]["canal"]["sha256"] == read_manifest()["models"]["canal"]["sha256"]
+
+
+def test_demo_writes_every_output(tmp_path, capsys):
+    assert cli.main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    names = {p.name for p in (tmp_path / "demo").iterdir()}
+    assert {"segmentation.nii.gz", "measurements.csv", "rulers.mrk.json", "report.png", "input"} <= names
+    shutil.rmtree(tmp_path / "demo")

@@ -1,0 +1,137 @@
+"""Real-image validation of the shipped networks on ../shared/eval/real (validation only: never trained on).
+
+    .venv/bin/python benchmarks/evaluate_real.py [--real ../shared/eval/real] [--overlays /tmp/real-overlays]
+
+Cervical sets with manual cord masks: the canal must contain the cord (>= 95 % of cord pixels inside) and the
+canal/cord area ratio should lie in [1.5, 5]. Lumbar sets (no labels): one plausible canal per slice (one component,
+area 50-350 mm², AP 6-20 mm). Every slice with both foramina: the left one must lie on the patient's left (RAS x
+smaller than the canal's). Writes one overlay PNG per volume to --overlays (outside the repository).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
+
+from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
+from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
+from SpinalStenosisLib.report import write_report  # noqa: E402
+from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
+
+CERVICAL = [("gmchallenge_cervical_t2star", f"sub-{s}_run-1_T2starw.nii.gz", f"sub-{s}_run-1_T2starw_seg-manual.nii.gz")
+            for s in ("9418", "9584", "9604", "9669")] + [
+    ("sct_testing_cervical/t2s", "t2s.nii.gz", "t2s_seg.nii.gz"),
+    ("sct_testing_cervical/t2", "t2.nii.gz", "t2_seg-manual.nii.gz")]
+LUMBAR_FOLDERS = ("lumbar_unlabelled/sct_tutorial_t2_lumbar", "lumbar_unlabelled/chaos_t2spir_spinecrop",
+                  "lumbar_unlabelled/chaos_and_myosegmentum", "lumbar_unlabelled/totalsegmentator_example_mr")
+LABEL_FILE_MARKERS = ("seg", "label")
+
+
+def sides_correct(run) -> tuple[int, int]:
+    """(slices with canal and both foramina, of which the left foramen is on the patient's left)."""
+    both = correct = 0
+    for s, m in enumerate(run.measurements):
+        labels = run.stack_labels[s]
+        if not all((labels == v).any() for v in (1, 2, 3)):
+            continue
+        grid = run.volume.layout.slice_grid(s)
+        x = {v: grid.to_ras(*np.nonzero(labels == v)).mean(axis=0)[0] for v in (1, 2, 3)}
+        both += 1
+        correct += x[2] < x[1] < x[3]  # RAS x grows to the patient's right
+    return both, correct
+
+
+def cervical_checks(run, cord_source: np.ndarray) -> dict:
+    cord = run.volume.from_source_grid((cord_source > 0.5).astype(np.uint8))
+    contained = ratio_ok = n = 0
+    for s in range(cord.shape[0]):
+        cord_pixels = cord[s] > 0
+        if cord_pixels.sum() < 5:
+            continue
+        n += 1
+        canal = run.stack_labels[s] == 1
+        contained += (canal & cord_pixels).sum() >= 0.95 * cord_pixels.sum()
+        ratio = canal.sum() / cord_pixels.sum()
+        ratio_ok += 1.5 <= ratio <= 5.0
+    return {"slices_with_cord": n, "canal_contains_cord": contained, "area_ratio_in_1.5_5": ratio_ok}
+
+
+def lumbar_checks(run) -> dict:
+    plausible = found = 0
+    for s, m in enumerate(run.measurements):
+        canal = run.stack_labels[s] == 1
+        components = ndimage.label(canal)[1]
+        found += components > 0
+        plausible += (components == 1 and 50 <= m.values["canal_area_mm2"] <= 350
+                      and 6 <= m.values["canal_ap_mm"] <= 20)
+    return {"slices": len(run.measurements), "canal_found": found, "single_plausible_canal": plausible}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "eval" / "real")
+    parser.add_argument("--overlays", type=Path, default=Path("/tmp/spinal-stenosis-real-overlays"))
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if not args.real.is_dir():
+        sys.exit(f"no real validation folder at {args.real}")
+    args.overlays.mkdir(parents=True, exist_ok=True)
+    segmenter = load_segmenter(threads=2)
+    results = {"cervical": {}, "lumbar": {}}
+    sides = [0, 0]
+
+    def run_volume(path: Path, region: str):
+        import SimpleITK as sitk  # noqa: F401
+
+        run = measure_with_segmenter(open_axial(path), segmenter)
+        write_report(args.overlays / f"{path.parent.name}_{path.name.split('.')[0]}.png", run.measurements,
+                     run.volume.read_slice, lambda s: run.stack_labels[s], run.volume.layout.slice_grid, region,
+                     f"{path.name} (real, validation only)")
+        both, correct = sides_correct(run)
+        sides[0] += both
+        sides[1] += correct
+        return run
+
+    import SimpleITK as sitk
+
+    for folder, image, cord in CERVICAL:
+        run = run_volume(args.real / folder / image, "cervical")
+        cord_array = sitk.GetArrayFromImage(sitk.ReadImage(str(args.real / folder / cord)))
+        results["cervical"][f"{folder}/{image}"] = cervical_checks(run, cord_array)
+    for folder in LUMBAR_FOLDERS:
+        for path in sorted((args.real / folder).glob("*.nii.gz")):
+            if any(marker in path.name for marker in LABEL_FILE_MARKERS):
+                continue
+            results["lumbar"][f"{folder}/{path.name}"] = lumbar_checks(run_volume(path, "lumbar"))
+
+    print(f"{'cervical volume':<58}{'cord slices':>12}{'canal ⊇ cord':>14}{'ratio 1.5-5':>13}")
+    totals = np.zeros(3)
+    for name, r in results["cervical"].items():
+        values = np.array([r["slices_with_cord"], r["canal_contains_cord"], r["area_ratio_in_1.5_5"]])
+        totals += values
+        print(f"{name[-58:]:<58}{values[0]:>12}{values[1] / max(values[0], 1):>14.1%}{values[2] / max(values[0], 1):>13.1%}")
+    print(f"{'all cervical':<58}{int(totals[0]):>12}{totals[1] / totals[0]:>14.1%}{totals[2] / totals[0]:>13.1%}")
+    print(f"\n{'lumbar volume':<70}{'slices':>8}{'canal found':>13}{'1 plausible':>13}")
+    totals = np.zeros(3)
+    for name, r in results["lumbar"].items():
+        values = np.array([r["slices"], r["canal_found"], r["single_plausible_canal"]])
+        totals += values
+        print(f"{name[-70:]:<70}{values[0]:>8}{values[1] / values[0]:>13.1%}{values[2] / values[0]:>13.1%}")
+    print(f"{'all lumbar':<70}{int(totals[0]):>8}{totals[1] / totals[0]:>13.1%}{totals[2] / totals[0]:>13.1%}")
+    print(f"\nslices with canal and both foramina: {sides[0]}; left foramen on the patient's left: "
+          f"{sides[1] / max(sides[0], 1):.1%}")
+    print(f"overlays: {args.overlays}")
+    if args.json:
+        results["foramen_sides"] = {"slices": sides[0], "correct": sides[1]}
+        args.json.write_text(json.dumps(results, indent=1, default=lambda v: int(v) if not math.isnan(v) else None))
+
+
+if __name__ == "__main__":
+    main()

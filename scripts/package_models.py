@@ -1,0 +1,63 @@
+"""Copy trained checkpoints into SpinalStenosis/Resources/Models as fp16 weights with a manifest.
+
+    python scripts/package_models.py --roi runs/roi --canal runs/canal [--metrics evaluation.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "SpinalStenosis"))
+
+from SpinalStenosisLib import __version__  # noqa: E402
+from SpinalStenosisLib.crop import CROP_SIZE, ROI_SIZE  # noqa: E402
+from SpinalStenosisLib.models import MANIFEST, sha256  # noqa: E402
+
+MODELS = ROOT / "SpinalStenosis" / "Resources" / "Models"
+DESCRIPTIONS = {"roi": "Network 1 (CoU-Net): region of interest around canal and foramina on the whole slice",
+                "canal": "Network 2 (CoU-Net): left foramen, canal (thecal sac), right foramen on the upsampled crop"}
+
+
+def package(run: Path, name: str, release: str, out: Path) -> dict:
+    best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
+    training = json.loads((run / "training.json").read_text()) if (run / "training.json").exists() else {}
+    checkpoint = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
+    config = checkpoint["config"]
+    path = out / f"{name}.pt"
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in best["model"].items()}, path)
+    command = (f"spinal-stenosis train {name} --out runs/{name} --steps {config['steps']} --batch-size "
+               f"{config['batch_size']} --width {config['width']} --lr {config['learning_rate']} --seed {config['seed']}"
+               f" --threads {config['threads']}")
+    return {"file": path.name, "version": release, "sha256": sha256(path), "description": DESCRIPTIONS[name],
+            "input_size": ROI_SIZE if name == "roi" else CROP_SIZE, "network": best["network"],
+            "training_command": command, "code_revision": training.get("code_revision", "unknown"),
+            "trained_steps": best["step"], "training_data": "synthetic only (SpinalStenosisLib.synth)",
+            "synthetic_validation_dice": best["validation_dice"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--roi", type=Path, required=True)
+    parser.add_argument("--canal", type=Path, required=True)
+    parser.add_argument("--release", default="1.0.0")
+    parser.add_argument("--metrics", type=Path, help="evaluation JSON to record in the manifest")
+    parser.add_argument("--out", type=Path, default=MODELS, help="models folder (default: the extension's)")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    manifest = {"release": args.release, "engine_version": __version__,
+                "licence": "Apache-2.0 (weights trained by this project on synthetic images only; see LICENSE.txt)",
+                "models": {"roi": package(args.roi, "roi", args.release, args.out),
+                           "canal": package(args.canal, "canal", args.release, args.out)}}
+    if args.metrics:
+        manifest["evaluation"] = json.loads(args.metrics.read_text())
+    (args.out / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    print(json.dumps({k: v["sha256"] for k, v in manifest["models"].items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
