@@ -74,6 +74,18 @@ def lumbar_checks(run) -> dict:
     return {"slices": len(run.measurements), "canal_found": found, "single_plausible_canal": plausible}
 
 
+def print_table(title: str, results: dict, keys: tuple[str, str, str], headers: tuple[str, str, str]) -> None:
+    """A count column then two fractions of it, one row per volume and a total."""
+    print(f"\n{title:<70}" + "".join(f"{h:>14}" for h in headers))
+    totals = np.zeros(3)
+    for name, r in [*results.items(), (f"all ({len(results)} volumes)", None)]:
+        values = totals if r is None else np.array([r[k] for k in keys], float)
+        if r is not None:
+            totals += values
+        print(f"{name[-70:]:<70}{int(values[0]):>14}{values[1] / max(values[0], 1):>14.1%}"
+              f"{values[2] / max(values[0], 1):>14.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "eval" / "real")
@@ -111,20 +123,11 @@ def main() -> None:
                 continue
             results["lumbar"][f"{folder}/{path.name}"] = lumbar_checks(run_volume(path, "lumbar"))
 
-    print(f"{'cervical volume':<58}{'cord slices':>12}{'canal ⊇ cord':>14}{'ratio 1.5-5':>13}")
-    totals = np.zeros(3)
-    for name, r in results["cervical"].items():
-        values = np.array([r["slices_with_cord"], r["canal_contains_cord"], r["area_ratio_in_1.5_5"]])
-        totals += values
-        print(f"{name[-58:]:<58}{values[0]:>12}{values[1] / max(values[0], 1):>14.1%}{values[2] / max(values[0], 1):>13.1%}")
-    print(f"{'all cervical':<58}{int(totals[0]):>12}{totals[1] / totals[0]:>14.1%}{totals[2] / totals[0]:>13.1%}")
-    print(f"\n{'lumbar volume':<70}{'slices':>8}{'canal found':>13}{'1 plausible':>13}")
-    totals = np.zeros(3)
-    for name, r in results["lumbar"].items():
-        values = np.array([r["slices"], r["canal_found"], r["single_plausible_canal"]])
-        totals += values
-        print(f"{name[-70:]:<70}{values[0]:>8}{values[1] / values[0]:>13.1%}{values[2] / values[0]:>13.1%}")
-    print(f"{'all lumbar':<70}{int(totals[0]):>8}{totals[1] / totals[0]:>13.1%}{totals[2] / totals[0]:>13.1%}")
+    print_table("cervical volume", results["cervical"], ("slices_with_cord", "canal_contains_cord",
+                                                        "area_ratio_in_1.5_5"), ("cord slices", "canal ⊇ cord",
+                                                                                 "ratio 1.5-5"))
+    print_table("lumbar volume", results["lumbar"], ("slices", "canal_found", "single_plausible_canal"),
+                ("slices", "canal found", "1 plausible"))
     print(f"\nslices with canal and both foramina: {sides[0]}; left foramen on the patient's left: "
           f"{sides[1] / max(sides[0], 1):.1%}")
     print(f"overlays: {args.overlays}")

@@ -26,6 +26,7 @@ RIGHT_FORAMEN_TISSUES = (T["right_foraminal_fat"], T["right_exiting_root"])
 LUMBAR_LEVELS = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
 CERVICAL_LEVELS = ("C3-C4", "C4-C5", "C5-C6", "C6-C7")
 SLICE_KINDS = ("disc", "pedicle", "mid-body")
+CERVICAL_KINDS = ("disc", "mid-body")  # cervical foramina open at the disc level only
 
 class Shape:
     """An inside-test ``f(x, y) -> bool array`` with a bounding box ``(x0, x1, y0, y1)`` in mm."""
@@ -201,7 +202,8 @@ def _u(rng: np.random.Generator, low: float, high: float) -> float:
 def sample_anatomy(rng: np.random.Generator, region: str = "lumbar", level: str | None = None,
                    kind: str | None = None) -> Anatomy:
     if region == "cervical":
-        return _cervical(rng, level or str(rng.choice(CERVICAL_LEVELS)))
+        return _cervical(rng, level or str(rng.choice(CERVICAL_LEVELS)), kind or str(rng.choice(
+            CERVICAL_KINDS, p=[0.7, 0.3])))
     level = level or str(rng.choice(LUMBAR_LEVELS))
     kind = kind or str(rng.choice(SLICE_KINDS, p=[0.6, 0.2, 0.2]))
     return _lumbar(rng, level, kind)
@@ -429,8 +431,8 @@ def _foramen(rng, anatomy: Anatomy, name: str, side: int, sac_width: float, disc
         anterior_wall=T[wall_tissue], posterior_wall=T["cortical_bone"])
 
 
-def _cervical(rng, level: str) -> Anatomy:
-    anatomy = Anatomy("cervical", level, "disc")
+def _cervical(rng, level: str, kind: str = "disc") -> Anatomy:
+    anatomy = Anatomy("cervical", level, kind)
     index = CERVICAL_LEVELS.index(level)
     severity = float(rng.choice([0.0, 0.3, 0.6, 1.0], p=[0.4, 0.25, 0.2, 0.15]))
     sac_ap = _u(rng, 9.0, 14.0) - 3.0 * severity * rng.random()
@@ -455,8 +457,12 @@ def _cervical(rng, level: str) -> Anatomy:
     trachea_y = disc_cy + body_depth / 2 + _u(rng, 10.0, 20.0)
     anatomy.add("neck_muscle", ellipse(0.0, trachea_y - 6.0, 7.0, 4.0))  # oesophagus
     anatomy.add("gas", ellipse(0.0, trachea_y + 5.0, _u(rng, 7, 10), _u(rng, 6, 9)))
-    anatomy.add("annulus", ellipse(0.0, disc_cy, body_width / 2, body_depth / 2))
-    anatomy.add("nucleus", ellipse(0.0, disc_cy + 1.0, body_width * 0.3, body_depth * 0.3))
+    if kind == "disc":
+        anatomy.add("annulus", ellipse(0.0, disc_cy, body_width / 2, body_depth / 2))
+        anatomy.add("nucleus", ellipse(0.0, disc_cy + 1.0, body_width * 0.3, body_depth * 0.3))
+    else:
+        anatomy.add("cortical_bone", ellipse(0.0, disc_cy, body_width / 2, body_depth / 2))
+        anatomy.add("marrow", ellipse(0.0, disc_cy, body_width / 2 - 1.0, body_depth / 2 - 1.0))
     for side in (-1, 1):
         anatomy.add("cortical_bone", ellipse(side * (body_width / 2 - 1.0), disc_back + 3.0, 2.0, 3.5))  # uncus
         va = np.array([side * (body_width / 2 + _u(rng, 4.0, 7.0)), disc_back + _u(rng, 1.0, 5.0)])
@@ -493,6 +499,11 @@ def _cervical(rng, level: str) -> Anatomy:
     if severity > 0:
         bulge = severity * _u(rng, 1.5, 5.0)
         anatomy.add("annulus", ellipse(_u(rng, -4.0, 4.0), disc_back, _u(rng, 4.0, 9.0), bulge), late=True)
+    if kind != "disc":  # pedicles close the canal laterally: no foramen on this slice
+        for side in (-1, 1):
+            anatomy.add("cortical_bone", capsule((side * (body_width / 2 - 2.0), disc_back + 1.0),
+                                                 tuple(masses[side]), _u(rng, 2.0, 3.0)), late=True)
+        return anatomy
     for side, name in ((-1, "left"), (1, "right")):
         tilt = np.radians(_u(rng, 35.0, 55.0))
         direction = np.array([side * np.cos(tilt), np.sin(tilt)])

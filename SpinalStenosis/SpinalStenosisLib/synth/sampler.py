@@ -62,7 +62,9 @@ def native_grid(rng: np.random.Generator, scene: Scene, centre_ras: np.ndarray |
     region = scene.anatomy.region
     pixel = rng.uniform(0.3, 0.8) if region == "cervical" else rng.uniform(0.45, 1.3)
     row_mm, column_mm = pixel * rng.uniform(0.9, 1.1), pixel
-    if rng.random() < 0.3:  # tight field of view around the spine
+    if rng.random() < 0.05:  # a very tight crop (e.g. cervical T2* at 25 mm), canal near the border
+        fov_mm = rng.uniform(25.0, 60.0)
+    elif rng.random() < 0.3:  # tight field of view around the spine
         fov_mm = rng.uniform(60.0, 140.0)
     else:
         fov_mm = rng.uniform(1.4, 2.3) * scene.anatomy.extent_mm
@@ -121,9 +123,24 @@ def canal_pair(rng: np.random.Generator, region: str = "lumbar") -> tuple[np.nda
     supersample = tissues.shape[0] // window.shape[0]
     roi = roi_box_mask(fractions(tissues, supersample), window)
     crop = jittered_crop(rng, window, roi)
-    crop_image = resample(image, window, crop)
     targets = fractions(scene.paint(crop, 2), 2)
-    return normalise(crop_image), targets
+    if rng.random() < 0.15:  # the acquisition's field of view ends near the spine: nothing beyond it
+        imaged = _field_of_view(rng, window)
+        image = image * imaged
+        targets *= resample(imaged, window, crop) >= 0.5
+    return normalise(resample(image, window, crop)), targets
+
+
+def _field_of_view(rng: np.random.Generator, window: PlaneGrid) -> np.ndarray:
+    """1 inside a random rectangle of window that holds the canal centre, 0 outside (narrow or tight FOVs)."""
+    centre_row, centre_column = (float(v[0]) for v in window.to_index(np.zeros((1, 3))))
+    row_mm, column_mm = window.pixel_size_mm
+    reach = [rng.uniform(8.0, 40.0) for _ in range(4)]  # mm kept above, below, right, left of the canal centre
+    imaged = np.zeros(window.shape, np.float32)
+    r0, r1 = int(max(centre_row - reach[0] / row_mm, 0)), int(centre_row + reach[1] / row_mm)
+    c0, c1 = int(max(centre_column - reach[2] / column_mm, 0)), int(centre_column + reach[3] / column_mm)
+    imaged[r0:r1, c0:c1] = 1.0
+    return imaged
 
 
 def _centre_window(native: PlaneGrid, half_mm: float) -> PlaneGrid:
