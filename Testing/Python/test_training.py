@@ -1,0 +1,53 @@
+"""Training: checkpoints, resume, log; real labelled data (NIfTI pairs, Lumbar Spine MRI PNGs) for fine-tuning."""
+import csv
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from SpinalStenosisLib.real_data import PNG_THECAL_SAC, RealPairs
+from SpinalStenosisLib.synth.dataset import write_dataset
+from SpinalStenosisLib.training import TrainConfig, train
+
+
+def test_training_writes_checkpoints_and_resumes(tmp_path):
+    config = TrainConfig(network="canal", out_dir=tmp_path / "run", steps=2, batch_size=2, width=4,
+                         validate_every=1, threads=1)
+    train(config)
+    log = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    assert [row["step"] for row in log] == ["1", "2"] and len(log[0]["validation_dice"].split()) == 3
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["step"] == 2
+    config.steps, config.resume = 3, True
+    train(config)
+    log = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    assert [row["step"] for row in log] == ["1", "2", "3"]
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    assert set(best) >= {"network", "model", "validation_dice"}
+
+
+def test_real_nifti_pairs_become_network_pairs(tmp_path):
+    write_dataset(tmp_path / "labelled", count=3, seed=2, region="lumbar", gallery_real=None)
+    for network, channels in (("canal", 3), ("roi", 1)):
+        inputs, targets, known = RealPairs(tmp_path / "labelled", network).batch(np.random.default_rng(0), 4)
+        assert inputs.shape == (4, 1, 128, 128) and targets.shape == (4, channels, 128, 128)
+        assert known == slice(None) and float(targets.max()) == 1.0
+
+
+def test_lumbar_spine_mri_pngs_train_the_canal_channel_only(tmp_path):
+    labels = np.zeros((320, 320), np.uint8)
+    labels[150:170, 140:180] = PNG_THECAL_SAC
+    labels[100:140, 120:200] = 50  # disc
+    image = np.random.default_rng(0).integers(0, 255, (320, 320)).astype(np.uint8)
+    sitk.WriteImage(sitk.GetImageFromArray(labels), str(tmp_path / "case1_label.png"))
+    sitk.WriteImage(sitk.GetImageFromArray(image), str(tmp_path / "case1_image.png"))
+    inputs, targets, known = RealPairs(tmp_path, "canal").batch(np.random.default_rng(1), 2)
+    assert known == slice(1, 2)
+    assert float(targets[:, 1].max()) == 1.0 and float(targets[:, [0, 2]].max()) == 0.0
+
+
+def test_the_shared_validation_images_are_refused_for_training(tmp_path):
+    folder = tmp_path / "shared" / "eval" / "real"
+    folder.mkdir(parents=True)
+    with pytest.raises(ValueError, match="validation only"):
+        RealPairs(folder, "canal")
