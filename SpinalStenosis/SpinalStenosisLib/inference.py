@@ -11,6 +11,8 @@ from .pipeline import SliceSegmentation
 
 CHANNELS = ("left_foramen", "canal", "right_foramen")  # network-2 output order
 LABEL_OF = {"canal": 1, "left_foramen": 2, "right_foramen": 3}
+MIN_FORAMEN_MM2 = 3.0
+MAX_FORAMEN_DISTANCE_MM = 35.0
 
 
 class NetworkSegmenter:
@@ -56,9 +58,29 @@ class NetworkSegmenter:
                 empty = {name: np.zeros(grid.shape, np.float32) for name in CHANNELS}
                 results.append(SliceSegmentation(empty, grid, np.zeros(grid.shape, np.uint8)))
                 continue
-            masks = dict(zip(CHANNELS, probabilities[n]))
+            masks = plausible(dict(zip(CHANNELS, probabilities[n])), crop)
             results.append(SliceSegmentation(masks, crop, native_labels(masks, crop, grid), _box(crop, grid)))
         return results
+
+
+def plausible(masks: dict[str, np.ndarray], grid: PlaneGrid) -> dict[str, np.ndarray]:
+    """Drop a predicted foramen that anatomy rules out: smaller than MIN_FORAMEN_MM2, farther than
+    MAX_FORAMEN_DISTANCE_MM from the canal, or on the other side of it (patient left is RAS -x)."""
+    from .measurement import largest_component
+
+    canal = largest_component(masks["canal"]) >= 0.5
+    centre = grid.to_ras(*np.nonzero(canal)).mean(axis=0) if canal.any() else None
+    for name, side in (("left_foramen", -1.0), ("right_foramen", 1.0)):
+        foramen = largest_component(masks[name]) >= 0.5
+        if not foramen.any():
+            continue
+        position = grid.to_ras(*np.nonzero(foramen)).mean(axis=0)
+        too_small = foramen.sum() * grid.pixel_area_mm2 < MIN_FORAMEN_MM2
+        misplaced = centre is not None and (np.linalg.norm(position - centre) > MAX_FORAMEN_DISTANCE_MM
+                                            or side * (position[0] - centre[0]) <= 0)
+        if too_small or misplaced:
+            masks = {**masks, name: np.zeros_like(masks[name])}
+    return masks
 
 
 def _differs(crop: PlaneGrid, other: PlaneGrid) -> bool:

@@ -72,7 +72,7 @@ def write_report(path: Path, measurements: list[SliceMeasurement], read_slice: C
             rows, cols = grid.to_index(np.stack([ruler.start_ras, ruler.end_ras]))
             ax.plot(cols, rows, "-", color=RULER_COLOURS[name], linewidth=1.6)
             ax.plot(cols, rows, "o", color=RULER_COLOURS[name], markersize=2.5)
-        found = np.argwhere(labels > 0)
+        found = np.argwhere(labels == 1) if (labels == 1).any() else np.argwhere(labels > 0)
         centre = found.mean(axis=0) if len(found) else np.array(image.shape) / 2.0
         ax.set_xlim(centre[1] - VIEW_HALF_WIDTH_MM / column_mm, centre[1] + VIEW_HALF_WIDTH_MM / column_mm)
         ax.set_ylim(centre[0] + VIEW_HALF_WIDTH_MM / row_mm, centre[0] - VIEW_HALF_WIDTH_MM / row_mm)

@@ -154,3 +154,19 @@ def test_demo_writes_every_output(tmp_path, capsys):
     names = {p.name for p in (tmp_path / "demo").iterdir()}
     assert {"segmentation.nii.gz", "measurements.csv", "rulers.mrk.json", "report.png", "input"} <= names
     shutil.rmtree(tmp_path / "demo")
+
+
+def test_implausible_foramina_are_reported_absent():
+    from SpinalStenosisLib.inference import plausible
+
+    grid = PlaneGrid(np.zeros(3), np.array([0.0, -0.5, 0.0]), np.array([-0.5, 0.0, 0.0]), (128, 128))
+    canal = np.zeros(grid.shape)
+    canal[60:80, 54:74] = 1.0  # centre at column 64
+    left, right = np.zeros(grid.shape), np.zeros(grid.shape)
+    left[65:70, 90:100] = 1.0   # patient left = higher columns: plausible
+    right[65:70, 100:110] = 1.0  # "right" foramen on the patient's left: impossible
+    kept = plausible({"canal": canal, "left_foramen": left, "right_foramen": right}, grid)
+    assert kept["left_foramen"].sum() == left.sum() and kept["right_foramen"].sum() == 0
+    speck = np.zeros(grid.shape)
+    speck[66:68, 30:32] = 1.0  # 1 mm², on the right side
+    assert plausible({"canal": canal, "left_foramen": left, "right_foramen": speck}, grid)["right_foramen"].sum() == 0
