@@ -23,7 +23,7 @@ DESCRIPTIONS = {"roi": "Network 1 (CoU-Net): region of interest around canal and
                 "canal": "Network 2 (CoU-Net): left foramen, canal (thecal sac), right foramen on the upsampled crop"}
 
 
-def package(run: Path, name: str, release: str, out: Path) -> dict:
+def package(run: Path, name: str, release: str, out: Path, revision: str | None) -> dict:
     best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
     training = json.loads((run / "training.json").read_text()) if (run / "training.json").exists() else {}
     checkpoint = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
@@ -35,7 +35,7 @@ def package(run: Path, name: str, release: str, out: Path) -> dict:
                f" --threads {config['threads']}")
     return {"file": path.name, "version": release, "sha256": sha256(path), "description": DESCRIPTIONS[name],
             "input_size": ROI_SIZE if name == "roi" else CROP_SIZE, "network": best["network"],
-            "training_command": command, "code_revision": training.get("code_revision", "unknown"),
+            "training_command": command, "code_revision": revision or training.get("code_revision", "unknown"),
             "trained_steps": best["step"], "training_data": "synthetic only (SpinalStenosisLib.synth)",
             "synthetic_validation_dice": best["validation_dice"]}
 
@@ -47,12 +47,14 @@ def main() -> None:
     parser.add_argument("--release", default="1.0.0")
     parser.add_argument("--metrics", type=Path, help="evaluation JSON to record in the manifest")
     parser.add_argument("--out", type=Path, default=MODELS, help="models folder (default: the extension's)")
+    parser.add_argument("--roi-revision", help="code revision(s) the ROI network was trained with, if not logged")
+    parser.add_argument("--canal-revision", help="code revision(s) the canal network was trained with")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = {"release": args.release, "engine_version": __version__,
                 "licence": "Apache-2.0 (weights trained by this project on synthetic images only; see LICENSE.txt)",
-                "models": {"roi": package(args.roi, "roi", args.release, args.out),
-                           "canal": package(args.canal, "canal", args.release, args.out)}}
+                "models": {"roi": package(args.roi, "roi", args.release, args.out, args.roi_revision),
+                           "canal": package(args.canal, "canal", args.release, args.out, args.canal_revision)}}
     if args.metrics:
         manifest["evaluation"] = json.loads(args.metrics.read_text())
     (args.out / MANIFEST).write_text(json.dumps(manifest, indent=1))

@@ -80,6 +80,7 @@ def git_revision() -> str:
 
 def train(config: TrainConfig) -> Path:
     """Run (or resume) training; writes checkpoint.pt, best.pt and log.csv into out_dir."""
+    revision = git_revision()  # the code that generates the training data is the code loaded now
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     out = Path(config.out_dir)
@@ -143,5 +144,5 @@ def train(config: TrainConfig) -> Path:
                 torch.save(state, checkpoint_path)
     (out / "training.json").write_text(json.dumps({
         "network": config.network, "steps": config.steps, "engine_version": __version__,
-        "code_revision": git_revision(), "best_mean_validation_dice": best}, indent=1))
+        "code_revision": revision, "best_mean_validation_dice": best}, indent=1))
     return out / "best.pt"
