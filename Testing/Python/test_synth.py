@@ -124,3 +124,24 @@ def test_stenosis_range_reaches_absolute_and_normal():
         ap.append(measure_slice(masks_from_labels(case.labels), case.grid).values["canal_ap_mm"])
     ap = np.array(ap)
     assert (ap < 10).any() and (ap > 13).any()
+
+
+def test_thick_slab_blends_the_disc_towards_the_endplate():
+    from SpinalStenosisLib.synth.render import PRIOR_TABLE, thick_slab
+
+    tissues = np.array([[T["annulus"], T["nucleus"], T["csf"]]], np.uint8)
+    means = PRIOR_TABLE[:, 0]
+    blended = thick_slab(means[tissues], tissues, means, 0.4)
+    assert blended[0, 0] == pytest.approx(0.6 * means[T["annulus"]] + 0.4 * means[T["endplate"]])
+    assert blended[0, 2] == means[T["csf"]]
+
+
+def test_chemical_shift_moves_fat_signal_only():
+    from SpinalStenosisLib.synth.render import chemical_shift
+
+    tissues = np.full((1, 6), T["psoas"], np.uint8)
+    tissues[0, 2] = T["epidural_fat"]
+    signal = np.where(tissues == T["epidural_fat"], 0.8, 0.1)
+    shifted = chemical_shift(signal, tissues, 1, axis=1)
+    assert shifted[0, 3] == pytest.approx(0.9) and shifted[0, 2] == pytest.approx(0.0)
+    assert shifted.sum() == pytest.approx(signal.sum())

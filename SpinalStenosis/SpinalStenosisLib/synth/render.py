@@ -73,11 +73,40 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale_px: flo
     return ndimage.zoom(coarse, step, order=1)[:shape[0], :shape[1]]
 
 
+SLAB_NEIGHBOURS = {TISSUES.index("annulus"): TISSUES.index("endplate"),
+                   TISSUES.index("nucleus"): TISSUES.index("endplate")}  # what a thick slice reaches above/below
+FAT = [TISSUES.index(name) for name in ("subcutaneous_fat", "intermuscular_fat", "epidural_fat",
+                                        "left_foraminal_fat", "right_foraminal_fat", "marrow")]
+
+
+def thick_slab(signal: np.ndarray, tissues: np.ndarray, means: np.ndarray, weight: float) -> np.ndarray:
+    """A slice thick enough to reach the endplates: disc signal blends towards endplate signal by ``weight``."""
+    neighbour = tissues.copy()
+    for tissue, replacement in SLAB_NEIGHBOURS.items():
+        neighbour[tissues == tissue] = replacement
+    return (1.0 - weight) * signal + weight * means[neighbour]
+
+
+def chemical_shift(signal: np.ndarray, tissues: np.ndarray, pixels: int, axis: int) -> np.ndarray:
+    """Fat signal displaced by ``pixels`` along ``axis`` (the frequency-encoding direction)."""
+    fat = np.where(np.isin(tissues, FAT), signal, 0.0)
+    return signal - fat + np.roll(fat, pixels, axis=axis)
+
+
 def render(rng: np.random.Generator, tissues: np.ndarray, supersample: int, contrast: str) -> np.ndarray:
-    """Image of a super-sampled tissue map, averaged down by ``supersample`` (partial volume), un-normalised."""
+    """Image of a super-sampled tissue map, averaged down by ``supersample`` (partial volume), un-normalised.
+
+    With some probability the slice is thick enough to reach the endplates above or below the disc (the disc
+    blends towards endplate signal), and fat is displaced by chemical shift (1-2 pixels along one axis)."""
     means, texture = tissue_intensities(rng, contrast)
     fine = smooth_noise(rng, tissues.shape, rng.uniform(1.0, 4.0) * supersample)
-    image = means[tissues] * (1.0 + texture[tissues] * fine)
+    signal = means[tissues]
+    if rng.random() < 0.3:
+        signal = thick_slab(signal, tissues, means, rng.uniform(0.1, 0.45))
+    if contrast != "T2FS" and rng.random() < 0.3:
+        signal = chemical_shift(signal, tissues, int(rng.integers(1, 3) * rng.choice([-1, 1])) * supersample,
+                                int(rng.integers(0, 2)))
+    image = signal * (1.0 + texture[tissues] * fine)
     if supersample > 1:
         h, w = tissues.shape[0] // supersample, tissues.shape[1] // supersample
         image = image[:h * supersample, :w * supersample].reshape(h, supersample, w, supersample).mean(axis=(1, 3))
