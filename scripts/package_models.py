@@ -30,9 +30,9 @@ def package(run: Path, name: str, release: str, out: Path, revision: str | None)
     config = checkpoint["config"]
     path = out / f"{name}.pt"
     torch.save({k: v.half() if v.is_floating_point() else v for k, v in best["model"].items()}, path)
-    command = (f"spinal-stenosis train {name} --out runs/{name} --steps {config['steps']} --batch-size "
-               f"{config['batch_size']} --width {config['width']} --lr {config['learning_rate']} --seed {config['seed']}"
-               f" --threads {config['threads']}")
+    command = (f"spinal-stenosis train {name} --out runs/{name} --steps {config['steps']} "
+               f"--batch-size {config['batch_size']} --width {config['width']} --lr {config['learning_rate']} "
+               f"--seed {config['seed']} --threads {config['threads']}")
     return {"file": path.name, "version": release, "sha256": sha256(path), "description": DESCRIPTIONS[name],
             "input_size": ROI_SIZE if name == "roi" else CROP_SIZE, "network": best["network"],
             "training_command": command, "code_revision": revision or training.get("code_revision", "unknown"),

@@ -51,10 +51,10 @@ def _synth(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     from .training import TrainConfig, train
 
-    config = TrainConfig(network=args.network, steps=args.steps, batch_size=args.batch_size, size=args.size,
-                         width=args.width, seed=args.seed, learning_rate=args.lr, out_dir=Path(args.out),
-                         resume=args.resume, real_data=Path(args.real_data) if args.real_data else None,
-                         threads=args.threads)
+    config = TrainConfig(network=args.network, steps=args.steps, batch_size=args.batch_size, width=args.width,
+                         seed=args.seed, learning_rate=args.lr, out_dir=Path(args.out), resume=args.resume,
+                         real_data=Path(args.real_data) if args.real_data else None, threads=args.threads,
+                         loss=args.loss)
     train(config)
 
 
@@ -97,12 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="checkpoint folder")
     train.add_argument("--steps", type=int, default=4000)
     train.add_argument("--batch-size", type=int, default=8)
-    train.add_argument("--size", type=int, default=128)
     train.add_argument("--width", type=int, default=16)
     train.add_argument("--lr", type=float, default=2e-3)
     train.add_argument("--seed", type=int, default=1)
     train.add_argument("--threads", type=int, default=2)
     train.add_argument("--resume", action="store_true")
+    train.add_argument("--loss", choices=("bce_dice", "paper"), default="bce_dice",
+                       help="BCE + soft Dice, or the seed paper's MSE - 1e-4 Dice")
     train.add_argument("--real-data", help="folder of labelled NIfTI pairs or Lumbar Spine MRI label PNGs")
     train.set_defaults(handler=_train)
     return parser

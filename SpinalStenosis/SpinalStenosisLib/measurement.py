@@ -151,7 +151,8 @@ def _edge(t: np.ndarray, row: np.ndarray, end: int, other_end: int, outward: int
     return float(t[plateau] + outward * area / row[plateau])
 
 
-def measure_canal(mask: np.ndarray, grid: PlaneGrid) -> tuple[dict[str, float], dict[str, Ruler], np.ndarray | None]:
+def measure_canal(mask: np.ndarray, grid: PlaneGrid
+                  ) -> tuple[dict[str, float], dict[str, Ruler], np.ndarray | None]:
     """AP, transverse and area of the canal; also returns the centroid in in-plane mm (None if absent)."""
     mask = largest_component(mask)
     values = {"canal_ap_mm": np.nan, "canal_transverse_mm": np.nan, "canal_area_mm2": np.nan}

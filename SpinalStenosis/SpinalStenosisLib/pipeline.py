@@ -93,7 +93,8 @@ def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple
     """:func:`measurement_steps` with a segmenter; the run carries the segmenter's provenance."""
 
     def segment_slices(indices: list[int]) -> list[SliceSegmentation]:
-        return segmenter.segment([volume.read_slice(s) for s in indices], [volume.layout.slice_grid(s) for s in indices])
+        return segmenter.segment([volume.read_slice(s) for s in indices],
+                                 [volume.layout.slice_grid(s) for s in indices])
 
     run = yield from measurement_steps(volume, segment_slices)
     run.provenance = dict(getattr(segmenter, "provenance", {}))

@@ -102,10 +102,13 @@ class StenosisScene:
         table = self._find(volume_node, "table", "vtkMRMLTableNode")
         if not segmentation or not table:
             return None
-        rulers = {(int(r.GetAttribute(ATTRIBUTE + "sliceIndex")), r.GetAttribute(ATTRIBUTE + "measurement")): r
-                  for r in self._find(volume_node, "ruler", "vtkMRMLMarkupsLineNode")}
         region = self._find(volume_node, "region", "vtkMRMLMarkupsROINode")
-        return SceneOutputs(segmentation[0], table[0], rulers, region[0] if region else None)
+        return SceneOutputs(segmentation[0], table[0], self._rulers_of(volume_node), region[0] if region else None)
+
+    def _rulers_of(self, volume_node) -> dict[tuple[int, str], object]:
+        """The volume's ruler nodes keyed by (slice index, measurement)."""
+        return {(int(r.GetAttribute(ATTRIBUTE + "sliceIndex")), r.GetAttribute(ATTRIBUTE + "measurement")): r
+                for r in self._find(volume_node, "ruler", "vtkMRMLMarkupsLineNode")}
 
     # ---- Measure ---------------------------------------------------------------------------------------------
     def publish(self, volume_node, run: MeasurementRun, provenance: dict | None = None) -> SceneOutputs:
@@ -221,8 +224,7 @@ class StenosisScene:
     # ---- rulers ----------------------------------------------------------------------------------------------
     def _sync_rulers(self, volume_node, measurements: list[SliceMeasurement], existing: dict) -> dict:
         wanted = {(m.slice_index, name): ruler for m in measurements for name, ruler in m.rulers.items()}
-        existing = existing or {(int(r.GetAttribute(ATTRIBUTE + "sliceIndex")), r.GetAttribute(ATTRIBUTE + "measurement")): r
-                                for r in self._find(volume_node, "ruler", "vtkMRMLMarkupsLineNode")}
+        existing = existing or self._rulers_of(volume_node)
         slices = {m.slice_index for m in measurements}
         for key, node in list(existing.items()):
             if key[0] in slices and key not in wanted:

@@ -13,11 +13,12 @@ import numpy as np
 import torch
 
 from . import __version__
-from .network import CoUNet, dice_bce_loss
+from .network import CoUNet, dice_bce_loss, paper_loss
 from .real_data import RealPairs
 from .synth.sampler import canal_pair, roi_pair
 
 OUT_CHANNELS = {"roi": 1, "canal": 3}
+LOSSES = {"bce_dice": dice_bce_loss, "paper": paper_loss}
 CERVICAL_FRACTION = 0.3
 VALIDATION_SEED = 2_000_000  # synthetic validation cases; training seeds never reach it
 VALIDATION_SIZE = 48
@@ -29,7 +30,6 @@ class TrainConfig:
     out_dir: Path
     steps: int = 4000
     batch_size: int = 8
-    size: int = 128
     width: int = 16
     seed: int = 1
     learning_rate: float = 2e-3
@@ -38,6 +38,7 @@ class TrainConfig:
     real_fraction: float = 0.25
     threads: int = 2
     validate_every: int = 250
+    loss: str = "bce_dice"  # or "paper": MSE - 1e-4 Dice (Upadhyay et al. 2019)
 
 
 def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,7 +114,7 @@ def train(config: TrainConfig) -> Path:
             else:
                 inputs, targets = synthetic_batch(config.network, rng, config.batch_size)
             model.train()
-            loss = dice_bce_loss(model(inputs)[:, channels], targets[:, channels])
+            loss = LOSSES[config.loss](model(inputs)[:, channels], targets[:, channels])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
