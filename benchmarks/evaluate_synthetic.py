@@ -37,6 +37,7 @@ def evaluate(count: int, cervical_every: int = 4) -> dict:
     dices = {name: [] for name in CLASSES.values()}
     absent = {"truth_absent": 0, "reported_absent": 0, "truth_present": 0, "reported_present": 0}
     per_region = {"lumbar": [], "cervical": []}
+    per_contrast: dict[str, list[float]] = {}
     for n in range(count):
         region = "cervical" if n % cervical_every == 0 else "lumbar"
         case = synthetic_slice(np.random.default_rng([HELD_OUT_SEED, n]), region)
@@ -51,6 +52,7 @@ def evaluate(count: int, cervical_every: int = 4) -> dict:
                 errors[key].append(error)
                 if key == "canal_ap_mm":
                     per_region[region].append(error)
+                    per_contrast.setdefault(case.scene.contrast, []).append(error)
         if not math.isnan(truth["canal_area_mm2"]) and not math.isnan(predicted["canal_area_mm2"]):
             errors["canal_area_rel"].append(abs(predicted["canal_area_mm2"] / truth["canal_area_mm2"] - 1))
         for side in ("left", "right"):
@@ -71,6 +73,9 @@ def evaluate(count: int, cervical_every: int = 4) -> dict:
                                    if key != "canal_area_rel"},
                "canal_area_median_relative_error": float(np.median(errors["canal_area_rel"])),
                "canal_ap_within_1mm_by_region": {r: float(np.mean(np.array(v) <= 1)) for r, v in per_region.items()},
+               "canal_ap_by_contrast": {c: {"n": len(v), "within_1mm": float(np.mean(np.array(v) <= 1)),
+                                            "within_2mm": float(np.mean(np.array(v) <= 2))}
+                                        for c, v in sorted(per_contrast.items())},
                "foramen_absent_reported_absent": absent["reported_absent"] / max(absent["truth_absent"], 1),
                "foramen_present_reported_present": absent["reported_present"] / max(absent["truth_present"], 1),
                "counts": {**absent, **{k: len(v) for k, v in errors.items()}}}
@@ -87,6 +92,9 @@ def print_table(summary: dict) -> None:
     print(f"\ncanal area median relative error: {summary['canal_area_median_relative_error']:.1%}")
     print("canal AP <=1 mm by region: " + ", ".join(f"{k} {v:.1%}" for k, v in
                                                     summary["canal_ap_within_1mm_by_region"].items()))
+    print("canal AP by contrast: " + "; ".join(
+        f"{c} (n={v['n']}) <=1 mm {v['within_1mm']:.0%}, <=2 mm {v['within_2mm']:.0%}"
+        for c, v in summary["canal_ap_by_contrast"].items()))
     print(f"absent foramina reported absent: {summary['foramen_absent_reported_absent']:.1%} "
           f"(of {summary['counts']['truth_absent']}); present reported present: "
           f"{summary['foramen_present_reported_present']:.1%} (of {summary['counts']['truth_present']})")

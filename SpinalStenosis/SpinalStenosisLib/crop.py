@@ -71,15 +71,19 @@ def crop_from_roi(native: PlaneGrid, roi_grid: PlaneGrid, roi_mask: np.ndarray) 
 
 
 def resample(image: np.ndarray, source: PlaneGrid, target: PlaneGrid, order: int = 1) -> np.ndarray:
-    """Sample image (on source) at target's pixel centres; anti-aliased when target is coarser; zero outside."""
+    """Sample image (on source; [rows, columns] or [channels, rows, columns]) at target's pixel centres;
+    anti-aliased when target is coarser; zero outside."""
     rows, columns = np.meshgrid(np.arange(target.shape[0]), np.arange(target.shape[1]), indexing="ij")
-    source_rows, source_columns = source.to_index(target.to_ras(rows.ravel(), columns.ravel()))
+    coordinates = source.to_index(target.to_ras(rows.ravel(), columns.ravel()))
     shrink = np.array(target.pixel_size_mm) / np.array(source.pixel_size_mm)
-    image = np.asarray(image, np.float32)
-    if shrink.max() > 1.5:
-        image = ndimage.gaussian_filter(image, 0.4 * np.maximum(shrink, 1.0))
-    values = ndimage.map_coordinates(image, [source_rows, source_columns], order=order, mode="constant", cval=0.0)
-    return values.reshape(target.shape)
+    channels = np.asarray(image, np.float32).reshape(-1, *source.shape)
+    out = np.empty((len(channels), *target.shape), np.float32)
+    for n, channel in enumerate(channels):
+        if shrink.max() > 1.5:
+            channel = ndimage.gaussian_filter(channel, 0.4 * np.maximum(shrink, 1.0))
+        out[n] = ndimage.map_coordinates(channel, coordinates, order=order, mode="constant",
+                                         cval=0.0).reshape(target.shape)
+    return out if np.ndim(image) == 3 else out[0]
 
 
 def normalise(image: np.ndarray) -> np.ndarray:

@@ -40,9 +40,10 @@ class PlaneGrid:
 
     def to_index(self, points_ras: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Project RAS points onto the plane and return fractional (row, column)."""
-        basis = np.stack([self.row_step_ras, self.column_step_ras], axis=1)  # 3x2
-        solution, *_ = np.linalg.lstsq(basis, (np.asarray(points_ras, float) - self.origin_ras).T, rcond=None)
-        return solution[0], solution[1]
+        inverse = np.linalg.pinv(np.stack([self.row_step_ras, self.column_step_ras], axis=1))  # 2x3
+        solution = inverse @ (np.asarray(points_ras, float).reshape(-1, 3) - self.origin_ras).T
+        shape = np.shape(points_ras)[:-1]
+        return solution[0].reshape(shape), solution[1].reshape(shape)
 
     @property
     def pixel_area_mm2(self) -> float:

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .crop import crop_from_roi, normalise, resample, roi_box_mask, whole_slice_grid
+from .crop import (MAX_CROP_MM, MIN_CROP_MM, crop_from_roi, crop_grid, normalise, resample, roi_box_mask,
+                   whole_slice_grid)
 from .geometry import PlaneGrid
 from .pipeline import SliceSegmentation
 
@@ -44,7 +45,8 @@ class NetworkSegmenter:
     def segment(self, images: list[np.ndarray], grids: list[PlaneGrid]) -> list[SliceSegmentation]:
         views = [whole_slice_grid(grid) for grid in grids]
         roi = self._predict(self.roi_model, [normalise(resample(im, g, v)) for im, g, v in zip(images, grids, views)])
-        crops = dict(enumerate(crop_from_roi(grid, view, mask[0]) for grid, view, mask in zip(grids, views, roi)))
+        crops = {n: crop_from_roi(grid, view, mask[0]) or _small_field_of_view_crop(grid)
+                 for n, (grid, view, mask) in enumerate(zip(grids, views, roi))}
         probabilities = self._segment_crops(images, grids, crops)
         refined = {n: crop_from_roi(grids[n], crops[n], roi_box_mask(p, crops[n])) for n, p in probabilities.items()}
         redo = {n: crop for n, crop in refined.items() if crop is not None and _differs(crop, crops[n])}
@@ -83,6 +85,15 @@ def plausible(masks: dict[str, np.ndarray], grid: PlaneGrid) -> dict[str, np.nda
     return masks
 
 
+def _small_field_of_view_crop(grid: PlaneGrid) -> PlaneGrid | None:
+    """A slice whose whole field of view fits in one crop (e.g. a 25 mm cervical T2*) is its own region of
+    interest when network 1 finds none; larger slices without a region give None (no spine)."""
+    side_mm = max(grid.shape[0] * grid.pixel_size_mm[0], grid.shape[1] * grid.pixel_size_mm[1])
+    if side_mm > MAX_CROP_MM:
+        return None
+    return crop_grid(grid, ((grid.shape[0] - 1) / 2, (grid.shape[1] - 1) / 2), max(side_mm, MIN_CROP_MM))
+
+
 def _differs(crop: PlaneGrid, other: PlaneGrid) -> bool:
     """More than 3 mm apart or more than 12 % different in size."""
     ratio = crop.pixel_size_mm[0] / other.pixel_size_mm[0]
@@ -97,7 +108,7 @@ def native_labels(masks: dict[str, np.ndarray], crop: PlaneGrid, native: PlaneGr
     """Crop probabilities resampled onto the native slice → labels (largest component of each structure)."""
     from .measurement import largest_component
 
-    stacked = np.stack([resample(masks[name], crop, native) for name in CHANNELS])
+    stacked = resample(np.stack([masks[name] for name in CHANNELS]), crop, native)
     best = stacked.argmax(axis=0)
     labels = np.zeros(native.shape, np.uint8)
     for channel, name in enumerate(CHANNELS):
