@@ -119,10 +119,9 @@ def canal_pair(rng: np.random.Generator, region: str = "lumbar") -> tuple[np.nda
     scene = sample_scene(rng, region)
     native = native_grid(rng, scene, centre_ras=np.zeros(3))
     window = _centre_window(native, 56.0)
-    image, tissues = _image(rng, scene, window, min(native.pixel_size_mm) * rng.uniform(1.0, 1.3))
-    supersample = tissues.shape[0] // window.shape[0]
-    roi = roi_box_mask(fractions(tissues, supersample), window)
-    crop = jittered_crop(rng, window, roi)
+    crop = jittered_crop(rng, window, roi_box_mask(fractions(scene.paint(window, 1), 1), window))
+    window = _covering(window, crop)  # render the image (super-sampled) only where the crop needs it
+    image, _ = _image(rng, scene, window, min(native.pixel_size_mm) * rng.uniform(1.0, 1.3))
     targets = fractions(scene.paint(crop, 2), 2)
     if rng.random() < 0.15:  # the acquisition's field of view ends near the spine: nothing beyond it
         imaged = _field_of_view(rng, window)
@@ -141,6 +140,17 @@ def _field_of_view(rng: np.random.Generator, window: PlaneGrid) -> np.ndarray:
     c0, c1 = int(max(centre_column - reach[2] / column_mm, 0)), int(centre_column + reach[3] / column_mm)
     imaged[r0:r1, c0:c1] = 1.0
     return imaged
+
+
+def _covering(window: PlaneGrid, crop: PlaneGrid, margin_px: int = 4) -> PlaneGrid:
+    """The pixel-aligned part of window that covers crop, plus a margin for blurring and interpolation."""
+    corners = crop.to_ras(np.array([-0.5, -0.5, crop.shape[0] - 0.5, crop.shape[0] - 0.5]),
+                          np.array([-0.5, crop.shape[1] - 0.5, -0.5, crop.shape[1] - 0.5]))
+    rows, columns = window.to_index(corners)
+    r0, c0 = int(np.floor(rows.min())) - margin_px, int(np.floor(columns.min())) - margin_px
+    n_rows = int(np.ceil(rows.max())) + margin_px - r0 + 1
+    n_columns = int(np.ceil(columns.max())) + margin_px - c0 + 1
+    return window.crop(r0, c0, n_rows, n_columns, (n_rows, n_columns))
 
 
 def _centre_window(native: PlaneGrid, half_mm: float) -> PlaneGrid:
