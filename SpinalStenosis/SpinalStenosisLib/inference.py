@@ -105,15 +105,22 @@ def _centre(grid: PlaneGrid) -> np.ndarray:
 
 
 def native_labels(masks: dict[str, np.ndarray], crop: PlaneGrid, native: PlaneGrid) -> np.ndarray:
-    """Crop probabilities resampled onto the native slice → labels (largest component of each structure)."""
+    """Crop probabilities resampled onto the native slice → labels (largest component of each structure).
+    Only the crop's footprint on the native grid is resampled; the rest of the slice stays 0."""
     from .measurement import largest_component
 
-    stacked = resample(np.stack([masks[name] for name in CHANNELS]), crop, native)
-    best = stacked.argmax(axis=0)
+    r0, c0, r1, c1 = _box(crop, native)
+    r0, c0 = max(r0, 0), max(c0, 0)
+    r1, c1 = min(r1, native.shape[0]), min(c1, native.shape[1])
     labels = np.zeros(native.shape, np.uint8)
+    if r1 <= r0 or c1 <= c0:
+        return labels
+    footprint = native.crop(r0, c0, r1 - r0, c1 - c0, (r1 - r0, c1 - c0))
+    stacked = resample(np.stack([masks[name] for name in CHANNELS]), crop, footprint)
+    best = stacked.argmax(axis=0)
     for channel, name in enumerate(CHANNELS):
         keep = largest_component(np.where(best == channel, stacked[channel], 0.0)) >= 0.5
-        labels[keep] = LABEL_OF[name]
+        labels[r0:r1, c0:c1][keep] = LABEL_OF[name]
     return labels
 
 
