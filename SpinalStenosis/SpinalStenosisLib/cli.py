@@ -54,7 +54,7 @@ def _train(args: argparse.Namespace) -> None:
     config = TrainConfig(network=args.network, steps=args.steps, batch_size=args.batch_size, width=args.width,
                          seed=args.seed, learning_rate=args.lr, out_dir=Path(args.out), resume=args.resume,
                          real_data=Path(args.real_data) if args.real_data else None, threads=args.threads,
-                         loss=args.loss)
+                         loss=args.loss, init=Path(args.init) if args.init else None)
     train(config)
 
 
@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--loss", choices=("bce_dice", "paper"), default="bce_dice",
                        help="BCE + soft Dice, or the seed paper's MSE - 1e-4 Dice")
     train.add_argument("--real-data", help="folder of labelled NIfTI pairs or Lumbar Spine MRI label PNGs")
+    train.add_argument("--init", help="start from these weights (best.pt or a shipped .pt), fresh schedule")
     train.set_defaults(handler=_train)
     return parser
 

@@ -39,6 +39,7 @@ class TrainConfig:
     threads: int = 2
     validate_every: int = 250
     loss: str = "bce_dice"  # or "paper": MSE - 1e-4 Dice (Upadhyay et al. 2019)
+    init: Path | None = None  # start from these weights (a best.pt or a shipped .pt) with a fresh schedule
 
 
 def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,6 +91,9 @@ def train(config: TrainConfig) -> Path:
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=1e-5)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.steps, eta_min=1e-5)
     step, best = 0, -1.0
+    if config.init is not None:
+        weights = torch.load(config.init, map_location="cpu", weights_only=False)
+        model.load_state_dict({k: v.float() for k, v in weights.get("model", weights).items()})
     checkpoint_path = out / "checkpoint.pt"
     if config.resume and checkpoint_path.exists():
         state = torch.load(checkpoint_path, weights_only=False)
@@ -135,7 +139,8 @@ def train(config: TrainConfig) -> Path:
                 state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(),
                          "scheduler": scheduler.state_dict(), "step": step, "best": best,
                          "config": {**asdict(config), "out_dir": str(config.out_dir),
-                                    "real_data": str(config.real_data) if config.real_data else None},
+                                    "real_data": str(config.real_data) if config.real_data else None,
+                                    "init": str(config.init) if config.init else None},
                          "network": model.config}
                 score = float(np.mean(dice))
                 if score > best:

@@ -26,6 +26,19 @@ def test_training_writes_checkpoints_and_resumes(tmp_path):
     assert set(best) >= {"network", "model", "validation_dice"}
 
 
+def test_training_can_start_from_given_weights(tmp_path):
+    first = TrainConfig(network="roi", out_dir=tmp_path / "a", steps=1, batch_size=1, width=4, validate_every=1,
+                        threads=1)
+    train(first)
+    weights = torch.load(tmp_path / "a" / "best.pt", weights_only=False)["model"]
+    second = TrainConfig(network="roi", out_dir=tmp_path / "b", steps=1, batch_size=1, width=4, validate_every=1,
+                         threads=1, learning_rate=0.0, init=tmp_path / "a" / "best.pt")
+    train(second)
+    resumed = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
+    conv = "encoders.0.conv1.weight"
+    assert torch.equal(resumed[conv], weights[conv])  # zero learning rate: the given weights are kept
+
+
 def test_real_nifti_pairs_become_network_pairs(tmp_path):
     write_dataset(tmp_path / "labelled", count=3, seed=2, region="lumbar", gallery_real=None)
     for network, channels in (("canal", 3), ("roi", 1)):
