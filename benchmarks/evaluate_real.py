@@ -100,8 +100,6 @@ def main() -> None:
     sides = [0, 0]
 
     def run_volume(path: Path, region: str):
-        import SimpleITK as sitk  # noqa: F401
-
         run = measure_with_segmenter(open_axial(path), segmenter)
         write_report(args.overlays / f"{path.parent.name}_{path.name.split('.')[0]}.png", run.measurements,
                      run.volume.read_slice, lambda s: run.stack_labels[s], run.volume.layout.slice_grid, region,

@@ -7,6 +7,7 @@ import numpy as np
 from scipy import ndimage
 
 from .geometry import PlaneGrid
+from .measurement import largest_component
 
 ROI_SIZE = 128
 CROP_SIZE = 128
@@ -55,11 +56,9 @@ def crop_grid(native: PlaneGrid, centre_rc: tuple[float, float], side_mm: float,
 
 def crop_from_roi(native: PlaneGrid, roi_grid: PlaneGrid, roi_mask: np.ndarray) -> PlaneGrid | None:
     """Network-2 crop from network 1's mask on roi_grid (largest component); None when nothing was found."""
-    labelled, count = ndimage.label(roi_mask >= 0.5)
-    if count == 0:
+    rows, columns = np.nonzero(largest_component(roi_mask) >= 0.5)
+    if len(rows) == 0:
         return None
-    sizes = ndimage.sum_labels(np.ones_like(roi_mask), labelled, np.arange(1, count + 1))
-    rows, columns = np.nonzero(labelled == int(np.argmax(sizes)) + 1)
     corners = roi_grid.to_ras(np.array([rows.min() - 0.5, rows.max() + 0.5]), np.array([columns.min() - 0.5,
                                                                                           columns.max() + 0.5]))
     native_rows, native_columns = native.to_index(corners)
