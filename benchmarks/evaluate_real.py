@@ -1,6 +1,7 @@
 """Real-image validation of the shipped networks on ../shared/eval/real (validation only: never trained on).
 
     .venv/bin/python benchmarks/evaluate_real.py [--real ../shared/eval/real] [--overlays /tmp/real-overlays]
+                                                 [--only t2s]
 
 Cervical sets with manual cord masks: the canal must contain the cord (>= 95 % of cord pixels inside) and the
 canal/cord area ratio should lie in [1.5, 5]. Lumbar sets (no labels): one plausible canal per slice (one component,
@@ -91,6 +92,7 @@ def main() -> None:
     parser.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "eval" / "real")
     parser.add_argument("--overlays", type=Path, default=Path("/tmp/spinal-stenosis-real-overlays"))
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", default="", help="evaluate only volumes whose path contains this text")
     args = parser.parse_args()
     if not args.real.is_dir():
         sys.exit(f"no real validation folder at {args.real}")
@@ -112,12 +114,14 @@ def main() -> None:
     import SimpleITK as sitk
 
     for folder, image, cord in CERVICAL:
+        if args.only not in f"{folder}/{image}":
+            continue
         run = run_volume(args.real / folder / image, "cervical")
         cord_array = sitk.GetArrayFromImage(sitk.ReadImage(str(args.real / folder / cord)))
         results["cervical"][f"{folder}/{image}"] = cervical_checks(run, cord_array)
     for folder in LUMBAR_FOLDERS:
         for path in sorted((args.real / folder).glob("*.nii.gz")):
-            if any(marker in path.name for marker in LABEL_FILE_MARKERS):
+            if any(marker in path.name for marker in LABEL_FILE_MARKERS) or args.only not in str(path):
                 continue
             results["lumbar"][f"{folder}/{path.name}"] = lumbar_checks(run_volume(path, "lumbar"))
 

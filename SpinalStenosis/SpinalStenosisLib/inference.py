@@ -45,8 +45,9 @@ class NetworkSegmenter:
     def segment(self, images: list[np.ndarray], grids: list[PlaneGrid]) -> list[SliceSegmentation]:
         views = [whole_slice_grid(grid) for grid in grids]
         roi = self._predict(self.roi_model, [normalise(resample(im, g, v)) for im, g, v in zip(images, grids, views)])
-        crops = {n: crop_from_roi(grid, view, mask[0]) or _small_field_of_view_crop(grid)
-                 for n, (grid, view, mask) in enumerate(zip(grids, views, roi))}
+        crops = {n: _whole_field_of_view_crop(grid, MIN_CROP_MM) or crop_from_roi(grid, view, mask[0])
+                 or _whole_field_of_view_crop(grid, MAX_CROP_MM) for n, (grid, view, mask) in
+                 enumerate(zip(grids, views, roi))}
         probabilities = self._segment_crops(images, grids, crops)
         refined = {n: crop_from_roi(grids[n], crops[n], roi_box_mask(p, crops[n])) for n, p in probabilities.items()}
         redo = {n: crop for n, crop in refined.items() if crop is not None and _differs(crop, crops[n])}
@@ -85,11 +86,13 @@ def plausible(masks: dict[str, np.ndarray], grid: PlaneGrid) -> dict[str, np.nda
     return masks
 
 
-def _small_field_of_view_crop(grid: PlaneGrid) -> PlaneGrid | None:
-    """A slice whose whole field of view fits in one crop (e.g. a 25 mm cervical T2*) is its own region of
-    interest when network 1 finds none; larger slices without a region give None (no spine)."""
+def _whole_field_of_view_crop(grid: PlaneGrid, largest_side_mm: float) -> PlaneGrid | None:
+    """The crop centred on the slice when its whole field of view fits in largest_side_mm, else None.
+    A field of view within the smallest crop (e.g. a 25 mm cervical T2*) is always its own region of interest:
+    any crop network 1 could give would hold less of it. Up to the largest crop it is the fallback when network 1
+    finds nothing; larger slices without a region have no spine."""
     side_mm = max(grid.shape[0] * grid.pixel_size_mm[0], grid.shape[1] * grid.pixel_size_mm[1])
-    if side_mm > MAX_CROP_MM:
+    if side_mm > largest_side_mm:
         return None
     return crop_grid(grid, ((grid.shape[0] - 1) / 2, (grid.shape[1] - 1) / 2), max(side_mm, MIN_CROP_MM))
 

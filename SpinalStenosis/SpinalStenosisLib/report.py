@@ -15,6 +15,9 @@ from .measurement import SliceMeasurement
 MASK_COLOURS = {1: "#ffd21a", 2: "#33ccff", 3: "#4dff66"}
 MAX_PANELS = 12
 VIEW_HALF_WIDTH_MM = 35.0
+PANEL_IN = (4.2, 5.6)  # width, height of one panel (caption band + square image), inches
+CAPTION_IN = 1.2
+TITLE_IN = 0.45
 
 
 def _pick_slices(measurements: list[SliceMeasurement]) -> list[SliceMeasurement]:
@@ -52,14 +55,22 @@ def write_report(path: Path, measurements: list[SliceMeasurement], read_slice: C
     panels = _pick_slices(measurements)
     columns = min(4, max(1, len(panels)))
     n_rows = max(1, math.ceil(len(panels) / columns))
-    figure, axes = plt.subplots(n_rows, columns, figsize=(4.2 * columns, 5.6 * n_rows), squeeze=False)
-    figure.patch.set_facecolor("black")
-    for ax in axes.ravel():
+    width_in, height_in = PANEL_IN[0] * columns, PANEL_IN[1] * n_rows + TITLE_IN
+    figure = plt.figure(figsize=(width_in, height_in), facecolor="black")
+    # fixed layout (no tight_layout): every panel is a caption band above a square image
+    cell_width, cell_height = 1.0 / columns, PANEL_IN[1] / height_in
+    image_height = (PANEL_IN[1] - CAPTION_IN) / height_in
+    axes = []
+    for n in range(max(1, len(panels))):
+        left, top = (n % columns) * cell_width, 1.0 - (TITLE_IN + (n // columns) * PANEL_IN[1]) / height_in
+        ax = figure.add_axes((left + 0.02 * cell_width, top - cell_height + 0.01 * cell_height, 0.96 * cell_width,
+                              image_height))
         ax.axis("off")
+        axes.append((ax, left, top))
     if not panels:
-        axes[0, 0].text(0.5, 0.5, "nothing measured:\nno canal or foramen found", color="white",
-                        ha="center", va="center", transform=axes[0, 0].transAxes, fontsize=12)
-    for ax, m in zip(axes.ravel(), panels):
+        axes[0][0].text(0.5, 0.5, "nothing measured:\nno canal or foramen found", color="white",
+                        ha="center", va="center", transform=axes[0][0].transAxes, fontsize=12)
+    for (ax, left, top), m in zip(axes, panels):
         image, labels, grid = read_slice(m.slice_index), read_labels(m.slice_index), slice_grid(m.slice_index)
         row_mm, column_mm = grid.pixel_size_mm
         low, high = np.percentile(image, [1, 99.5])
@@ -79,8 +90,8 @@ def write_report(path: Path, measurements: list[SliceMeasurement], read_slice: C
         ax.text(0.02, 0.5, "R", color="white", transform=ax.transAxes, fontsize=9, va="center")
         ax.text(0.95, 0.5, "L", color="white", transform=ax.transAxes, fontsize=9, va="center")
         ax.text(0.5, 0.97, "A", color="white", transform=ax.transAxes, fontsize=9, ha="center", va="top")
-        ax.set_title(_caption(m, region), color="white", fontsize=8.5, loc="left", family="monospace")
-    figure.suptitle(title, color="white", fontsize=11)
-    figure.tight_layout()
-    figure.savefig(path, dpi=90, facecolor="black")
+        figure.text(left + 0.03 * cell_width, top - 0.1 / height_in, _caption(m, region), color="white",
+                    fontsize=8.5, family="monospace", va="top")
+    figure.text(0.5, 1.0 - 0.12 / height_in, title, color="white", fontsize=11, ha="center", va="top")
+    figure.savefig(path, dpi=90, facecolor="black", pil_kwargs={"compress_level": 1})
     plt.close(figure)

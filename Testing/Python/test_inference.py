@@ -170,3 +170,29 @@ def test_implausible_foramina_are_reported_absent():
     speck = np.zeros(grid.shape)
     speck[66:68, 30:32] = 1.0  # 1 mm², on the right side
     assert plausible({"canal": canal, "left_foramen": left, "right_foramen": speck}, grid)["right_foramen"].sum() == 0
+
+
+def test_a_field_of_view_within_the_smallest_crop_is_its_own_region_of_interest():
+    from SpinalStenosisLib.crop import MIN_CROP_MM
+    from SpinalStenosisLib.inference import NetworkSegmenter
+
+    def roi_in_a_corner(inputs):  # network 1 "finds" a region in the top-left corner of every slice
+        logits = torch.full(inputs.shape, -20.0)
+        logits[..., :20, :20] = 20.0
+        return logits
+
+    def canal_nowhere(inputs):
+        return torch.full((inputs.shape[0], 3, *inputs.shape[2:]), -20.0)
+
+    segmenter = NetworkSegmenter(roi_in_a_corner, canal_nowhere)
+    tight, wide = native(pixel=(0.5, 0.5), shape=(50, 54)), native(pixel=(0.5, 0.5), shape=(300, 300))
+    assert 54 * 0.5 < MIN_CROP_MM < 300 * 0.5
+    results = segmenter.segment([np.ones(tight.shape, np.float32), np.ones(wide.shape, np.float32)], [tight, wide])
+    for result, grid in zip(results, (tight, wide)):
+        crop_centre = result.grid.to_ras((result.grid.shape[0] - 1) / 2, (result.grid.shape[1] - 1) / 2)
+        slice_centre = grid.to_ras((grid.shape[0] - 1) / 2, (grid.shape[1] - 1) / 2)
+        distance = np.linalg.norm(crop_centre - slice_centre)
+        if grid is tight:
+            assert distance < 1e-6 and result.grid.pixel_size_mm[0] * result.grid.shape[0] == pytest.approx(MIN_CROP_MM)
+        else:
+            assert distance > 50  # the larger slice follows network 1 into its corner
