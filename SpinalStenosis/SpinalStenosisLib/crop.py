@@ -7,7 +7,6 @@ import numpy as np
 from scipy import ndimage
 
 from .geometry import PlaneGrid
-from .measurement import largest_component
 
 ROI_SIZE = 128
 CROP_SIZE = 128
@@ -55,10 +54,23 @@ def crop_grid(native: PlaneGrid, centre_rc: tuple[float, float], side_mm: float,
 
 
 def crop_from_roi(native: PlaneGrid, roi_grid: PlaneGrid, roi_mask: np.ndarray) -> PlaneGrid | None:
-    """Network-2 crop from network 1's mask on roi_grid (largest component); None when nothing was found."""
-    rows, columns = np.nonzero(largest_component(roi_mask) >= 0.5)
-    if len(rows) == 0:
-        return None
+    """Network-2 crop from network 1's mask on roi_grid (largest region); None when nothing was found."""
+    crops = crops_from_roi(native, roi_grid, roi_mask, count=1)
+    return crops[0] if crops else None
+
+
+def crops_from_roi(native: PlaneGrid, roi_grid: PlaneGrid, roi_mask: np.ndarray, count: int = 3) -> list[PlaneGrid]:
+    """One crop per connected region of network 1's mask, the largest first (at most count)."""
+    labelled, found = ndimage.label(roi_mask >= 0.5)
+    if found == 0:
+        return []
+    sizes = ndimage.sum_labels(np.ones(roi_mask.shape), labelled, index=np.arange(1, found + 1))
+    return [crop_from_box(native, roi_grid, labelled == label + 1) for label in np.argsort(-sizes)[:count]]
+
+
+def crop_from_box(native: PlaneGrid, roi_grid: PlaneGrid, region: np.ndarray) -> PlaneGrid:
+    """The square network-2 crop around the bounding box of a region on roi_grid."""
+    rows, columns = np.nonzero(region)
     corners = roi_grid.to_ras(np.array([rows.min() - 0.5, rows.max() + 0.5]), np.array([columns.min() - 0.5,
                                                                                           columns.max() + 0.5]))
     native_rows, native_columns = native.to_index(corners)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .crop import (MAX_CROP_MM, MIN_CROP_MM, crop_from_roi, crop_grid, normalise, resample, roi_box_mask,
-                   whole_slice_grid)
+from .crop import (MAX_CROP_MM, MIN_CROP_MM, crop_from_roi, crop_grid, crops_from_roi, normalise, resample,
+                   roi_box_mask, whole_slice_grid)
 from .geometry import PlaneGrid
 from .pipeline import SliceSegmentation
 
@@ -14,6 +14,7 @@ CHANNELS = ("left_foramen", "canal", "right_foramen")  # network-2 output order
 LABEL_OF = {"canal": 1, "left_foramen": 2, "right_foramen": 3}
 MIN_FORAMEN_MM2 = 3.0
 MAX_FORAMEN_DISTANCE_MM = 35.0
+MAX_CANDIDATES = 3  # regions of network 1's mask that network 2 examines
 
 
 class NetworkSegmenter:
@@ -34,29 +35,34 @@ class NetworkSegmenter:
             inputs = torch.from_numpy(np.stack(batch)[:, None].astype(np.float32)).to(self.device)
             return torch.sigmoid(model(inputs)).float().cpu().numpy()
 
-    def _segment_crops(self, images, grids, crops: dict[int, PlaneGrid | None]) -> dict[int, np.ndarray]:
-        """Network-2 probabilities [3, H, W] for every slice that has a crop."""
-        found = [n for n, crop in crops.items() if crop is not None]
-        if not found:
-            return {}
-        batch = [normalise(resample(images[n], grids[n], crops[n])) for n in found]
-        return dict(zip(found, self._predict(self.canal_model, batch)))
+    def _best_candidates(self, images, grids, candidates: dict[int, list[PlaneGrid]]
+                         ) -> tuple[dict[int, PlaneGrid], dict[int, np.ndarray]]:
+        """Network 2 on every candidate crop of every slice; per slice, the crop where it is surest of a canal."""
+        flat = [(n, crop) for n, crops in candidates.items() for crop in crops]
+        if not flat:
+            return {}, {}
+        batch = [normalise(resample(images[n], grids[n], crop)) for n, crop in flat]
+        crops, probabilities, confidence = {}, {}, {}
+        for (n, crop), p in zip(flat, self._predict(self.canal_model, batch)):
+            score = canal_confidence(p[CHANNELS.index("canal")])
+            if score > confidence.get(n, -1.0):
+                crops[n], probabilities[n], confidence[n] = crop, p, score
+        return crops, probabilities
 
     def segment(self, images: list[np.ndarray], grids: list[PlaneGrid]) -> list[SliceSegmentation]:
         views = [whole_slice_grid(grid) for grid in grids]
         roi = self._predict(self.roi_model, [normalise(resample(im, g, v)) for im, g, v in zip(images, grids, views)])
-        crops = {n: _whole_field_of_view_crop(grid, MIN_CROP_MM) or crop_from_roi(grid, view, mask[0])
-                 or _whole_field_of_view_crop(grid, MAX_CROP_MM) for n, (grid, view, mask) in
-                 enumerate(zip(grids, views, roi))}
-        probabilities = self._segment_crops(images, grids, crops)
+        candidates = {n: _candidate_crops(grid, view, mask[0]) for n, (grid, view, mask) in
+                      enumerate(zip(grids, views, roi))}
+        crops, probabilities = self._best_candidates(images, grids, candidates)
         refined = {n: crop_from_roi(grids[n], crops[n], roi_box_mask(p, crops[n])) for n, p in probabilities.items()}
         redo = {n: crop for n, crop in refined.items() if crop is not None and _differs(crop, crops[n])}
         if redo:  # network 2 was trained on crops around the true region: crop again around what it found
             crops.update(redo)
-            probabilities.update(self._segment_crops(images, grids, {n: crops[n] for n in redo}))
+            probabilities.update(self._best_candidates(images, grids, {n: [crop] for n, crop in redo.items()})[1])
         results = []
         for n, grid in enumerate(grids):
-            crop = crops[n]
+            crop = crops.get(n)
             if crop is None:
                 empty = {name: np.zeros(grid.shape, np.float32) for name in CHANNELS}
                 results.append(SliceSegmentation(empty, grid, np.zeros(grid.shape, np.uint8)))
@@ -86,15 +92,34 @@ def plausible(masks: dict[str, np.ndarray], grid: PlaneGrid) -> dict[str, np.nda
     return masks
 
 
-def _whole_field_of_view_crop(grid: PlaneGrid, largest_side_mm: float) -> PlaneGrid | None:
-    """The crop centred on the slice when its whole field of view fits in largest_side_mm, else None.
-    A field of view within the smallest crop (e.g. a 25 mm cervical T2*) is always its own region of interest:
-    any crop network 1 could give would hold less of it. Up to the largest crop it is the fallback when network 1
-    finds nothing; larger slices without a region have no spine."""
-    side_mm = max(grid.shape[0] * grid.pixel_size_mm[0], grid.shape[1] * grid.pixel_size_mm[1])
-    if side_mm > largest_side_mm:
-        return None
-    return crop_grid(grid, ((grid.shape[0] - 1) / 2, (grid.shape[1] - 1) / 2), max(side_mm, MIN_CROP_MM))
+def canal_confidence(canal: np.ndarray) -> float:
+    """Mean probability inside the largest canal region (0 without one): how sure network 2 is of a canal."""
+    from .measurement import largest_component
+
+    region = largest_component(canal) >= 0.5
+    return float(canal[region].mean()) if region.any() else 0.0
+
+
+def _candidate_crops(grid: PlaneGrid, view: PlaneGrid, roi_mask: np.ndarray) -> list[PlaneGrid]:
+    """Where to look for the canal: a field of view within the smallest crop (e.g. a 25 mm cervical T2*) is its
+    own region of interest (any crop network 1 could give would hold less of it); otherwise each region network 1
+    found; if it found none, the whole field of view when that fits in one crop; else nowhere (no spine)."""
+    if _field_of_view_side_mm(grid) <= MIN_CROP_MM:
+        return [_field_of_view_crop(grid)]
+    candidates = crops_from_roi(grid, view, roi_mask, count=MAX_CANDIDATES)
+    if not candidates and _field_of_view_side_mm(grid) <= MAX_CROP_MM:
+        return [_field_of_view_crop(grid)]
+    return candidates
+
+
+def _field_of_view_side_mm(grid: PlaneGrid) -> float:
+    return max(grid.shape[0] * grid.pixel_size_mm[0], grid.shape[1] * grid.pixel_size_mm[1])
+
+
+def _field_of_view_crop(grid: PlaneGrid) -> PlaneGrid:
+    """The crop centred on the slice, holding its whole field of view."""
+    return crop_grid(grid, ((grid.shape[0] - 1) / 2, (grid.shape[1] - 1) / 2),
+                     max(_field_of_view_side_mm(grid), MIN_CROP_MM))
 
 
 def _differs(crop: PlaneGrid, other: PlaneGrid) -> bool:

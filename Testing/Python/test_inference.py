@@ -196,3 +196,27 @@ def test_a_field_of_view_within_the_smallest_crop_is_its_own_region_of_interest(
             assert distance < 1e-6 and result.grid.pixel_size_mm[0] * result.grid.shape[0] == pytest.approx(MIN_CROP_MM)
         else:
             assert distance > 50  # the larger slice follows network 1 into its corner
+
+
+def test_network_2_picks_the_region_of_network_1_where_it_finds_a_canal():
+    from SpinalStenosisLib.inference import NetworkSegmenter
+
+    grid = native(pixel=(0.8, 0.8), shape=(250, 250))
+    rows, columns = np.mgrid[:250, :250]
+    image = (np.hypot(rows - 180, columns - 60) < 8).astype(np.float32)  # a bright "canal" low on the left
+    view = whole_slice_grid(grid)
+    disc_row, disc_column = (int(round(float(v[0]))) for v in view.to_index(grid.to_ras(180, 60)[None]))
+
+    def roi_two_regions(inputs):  # a large empty region and a small one around the bright disc
+        logits = torch.full(inputs.shape, -20.0)
+        logits[..., 10:50, 60:110] = 20.0
+        logits[..., disc_row - 6:disc_row + 7, disc_column - 6:disc_column + 7] = 20.0
+        return logits
+
+    def canal_where_bright(inputs):
+        canal = 40.0 * (inputs - 0.5)
+        return torch.cat([torch.full_like(canal, -20.0), canal, torch.full_like(canal, -20.0)], dim=1)
+
+    [result] = NetworkSegmenter(roi_two_regions, canal_where_bright).segment([image], [grid])
+    assert (result.native_labels == 1).sum() > 0.8 * (image > 0).sum()
+    assert (result.native_labels[image == 0] == 0).all()
