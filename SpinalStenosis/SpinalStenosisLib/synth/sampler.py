@@ -94,6 +94,8 @@ def roi_pair(rng: np.random.Generator, region: str = "lumbar") -> tuple[np.ndarr
     """Network-1 pair: whole slice at 128² → ROI box mask."""
     scene = sample_scene(rng, region)
     native = native_grid(rng, scene)
+    if rng.random() < 0.1:
+        native = _narrow_left_right(rng, native)
     if rng.random() < 0.04:  # no spine in view
         native = PlaneGrid(native.origin_ras + np.array([0.0, 0.0, 0.0]) + native.row_step_ras * native.shape[0],
                            native.row_step_ras, native.column_step_ras, native.shape)
@@ -103,6 +105,18 @@ def roi_pair(rng: np.random.Generator, region: str = "lumbar") -> tuple[np.ndarr
     targets = fractions(tissues, supersample)
     image = _outside_fov_zero(image, view, native)
     return normalise(image), roi_box_mask(targets, view)
+
+
+def _narrow_left_right(rng: np.random.Generator, native: PlaneGrid) -> PlaneGrid:
+    """The columns of native within a 30-80 mm band holding the spine (at RAS 0): an axial reslice of a sagittal
+    3-D acquisition is narrow from left to right."""
+    column_mm = native.pixel_size_mm[1]
+    columns = min(native.shape[1], int(rng.uniform(30.0, 80.0) / column_mm))
+    spine_column = float(native.to_index(np.zeros((1, 3)))[1][0])
+    slack = max(columns / 2 - 12.0 / column_mm, 0.0)
+    first = int(round(spine_column - columns / 2 + rng.uniform(-slack, slack)))
+    first = int(np.clip(first, 0, native.shape[1] - columns))
+    return native.crop(0, first, native.shape[0], columns, (native.shape[0], columns))
 
 
 def _outside_fov_zero(image: np.ndarray, view: PlaneGrid, native: PlaneGrid) -> np.ndarray:
