@@ -32,7 +32,8 @@ def package(run: Path, name: str, release: str, out: Path, revision: str | None)
     torch.save({k: v.half() if v.is_floating_point() else v for k, v in best["model"].items()}, path)
     command = (f"spinal-stenosis train {name} --out runs/{name} --steps {config['steps']} "
                f"--batch-size {config['batch_size']} --width {config['width']} --lr {config['learning_rate']} "
-               f"--seed {config['seed']} --threads {config['threads']}")
+               f"--seed {config['seed']} --threads {config['threads']}"
+               + (f" --init {Path(config['init']).name}" if config.get("init") else ""))
     return {"file": path.name, "version": release, "sha256": sha256(path), "description": DESCRIPTIONS[name],
             "input_size": ROI_SIZE if name == "roi" else CROP_SIZE, "network": best["network"],
             "training_command": command, "code_revision": revision or training.get("code_revision", "unknown"),
