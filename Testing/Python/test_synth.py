@@ -145,3 +145,19 @@ def test_chemical_shift_moves_fat_signal_only():
     shifted = chemical_shift(signal, tissues, 1, axis=1)
     assert shifted[0, 3] == pytest.approx(0.9) and shifted[0, 2] == pytest.approx(0.0)
     assert shifted.sum() == pytest.approx(signal.sum())
+
+
+def test_a_narrow_field_of_view_keeps_the_spine_and_the_native_pixels():
+    from SpinalStenosisLib.synth.sampler import _narrow_left_right, native_grid
+
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        native = native_grid(rng, sample_scene(rng, "lumbar"))
+        narrow = _narrow_left_right(rng, native)
+        width_mm = narrow.shape[1] * narrow.pixel_size_mm[1]
+        assert narrow.shape[0] == native.shape[0] and narrow.pixel_size_mm == pytest.approx(native.pixel_size_mm)
+        assert width_mm <= 80.0 and (width_mm >= 29.0 or narrow.shape[1] == native.shape[1])
+        spine_column = narrow.to_index(np.zeros((1, 3)))[1][0]
+        native_column = native.to_index(np.zeros((1, 3)))[1][0]
+        if 12.0 / native.pixel_size_mm[1] <= native_column <= native.shape[1] - 12.0 / native.pixel_size_mm[1]:
+            assert -0.5 <= spine_column <= narrow.shape[1] - 0.5  # the spine stays in view
