@@ -52,7 +52,8 @@ def evaluate_case(segmenter, n: int, cervical_every: int = 4) -> dict:
         if not math.isnan(truth[key]):
             record["errors"][key].append(error(predicted[key], truth[key]))
     if not math.isnan(truth["canal_area_mm2"]) and not math.isnan(predicted["canal_area_mm2"]):
-        record["canal_area_rel"] = abs(predicted["canal_area_mm2"] / truth["canal_area_mm2"] - 1)
+        record["canal_area_rel"] = predicted["canal_area_mm2"] / truth["canal_area_mm2"] - 1
+        record["canal_ap_signed_mm"] = predicted["canal_ap_mm"] - truth["canal_ap_mm"]
     for side in ("left", "right"):
         key = f"{side}_foramen_width_mm"
         if math.isnan(truth[key]):
@@ -73,8 +74,12 @@ def summarise(records: list[dict]) -> dict:
                           for key, values in errors.items()},
             "median_error_mm": {key: float(np.median(values)) for key, values in errors.items()},
             "counts": {key: len(values) for key, values in errors.items()},
-            "canal_area_median_relative_error": float(np.median([r["canal_area_rel"] for r in records
+            "canal_area_median_relative_error": float(np.median([abs(r["canal_area_rel"]) for r in records
                                                                  if "canal_area_rel" in r])),
+            "canal_bias": {"ap_median_mm": float(np.nanmedian([r["canal_ap_signed_mm"] for r in records
+                                                                if "canal_ap_signed_mm" in r])),
+                           "area_median_relative": float(np.median([r["canal_area_rel"] for r in records
+                                                                    if "canal_area_rel" in r]))},
             "foramen_absent_reported_absent": float(np.mean(absent)) if absent else float("nan"),
             "foramen_present_reported_present": float(np.mean(found)) if found else float("nan"),
             "absent_count": len(absent)}
@@ -107,6 +112,8 @@ def print_table(summary: dict) -> None:
         print(f"canal area median relative error: {s['canal_area_median_relative_error']:.1%}; absent foramina "
               f"reported absent: {s['foramen_absent_reported_absent']:.1%} (of {s['absent_count']}); present "
               f"reported present: {s['foramen_present_reported_present']:.1%}")
+        print(f"canal bias (prediction - truth, median): AP {s['canal_bias']['ap_median_mm']:+.2f} mm, area "
+              f"{s['canal_bias']['area_median_relative']:+.1%}")
     print("\ncanal AP by contrast / region: " + "; ".join(
         f"{c} (n={v['n']}) <=1 mm {v['within_1mm']:.0%}, <=2 mm {v['within_2mm']:.0%}"
         for c, v in summary["canal_ap_by_contrast_and_region"].items()))
