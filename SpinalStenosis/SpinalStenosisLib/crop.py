@@ -34,10 +34,15 @@ def roi_box_mask(targets: np.ndarray, grid: PlaneGrid) -> np.ndarray:
     return mask
 
 
+def field_of_view_side_mm(native: PlaneGrid) -> float:
+    """The longer side of the slice's field of view."""
+    return max(native.shape[0] * native.pixel_size_mm[0], native.shape[1] * native.pixel_size_mm[1])
+
+
 def whole_slice_grid(native: PlaneGrid, size: int = ROI_SIZE) -> PlaneGrid:
     """The native slice padded to a square in mm (centred) and resized to size x size."""
     row_mm, column_mm = native.pixel_size_mm
-    side_mm = max(native.shape[0] * row_mm, native.shape[1] * column_mm)
+    side_mm = field_of_view_side_mm(native)
     height, width = side_mm / row_mm, side_mm / column_mm
     return native.crop((native.shape[0] - height) / 2, (native.shape[1] - width) / 2, height, width, (size, size))
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .crop import (MAX_CROP_MM, MIN_CROP_MM, crop_from_roi, crop_grid, crops_from_roi, normalise, resample,
-                   roi_box_mask, whole_slice_grid)
+from .crop import (MAX_CROP_MM, MIN_CROP_MM, crop_from_roi, crop_grid, crops_from_roi, field_of_view_side_mm,
+                   normalise, resample, roi_box_mask, whole_slice_grid)
 from .geometry import PlaneGrid
 from .pipeline import SliceSegmentation
 
@@ -104,22 +104,18 @@ def _candidate_crops(grid: PlaneGrid, view: PlaneGrid, roi_mask: np.ndarray) -> 
     """Where to look for the canal: a field of view within the smallest crop (e.g. a 25 mm cervical T2*) is its
     own region of interest (any crop network 1 could give would hold less of it); otherwise each region network 1
     found; if it found none, the whole field of view when that fits in one crop; else nowhere (no spine)."""
-    if _field_of_view_side_mm(grid) <= MIN_CROP_MM:
+    if field_of_view_side_mm(grid) <= MIN_CROP_MM:
         return [_field_of_view_crop(grid)]
     candidates = crops_from_roi(grid, view, roi_mask, count=MAX_CANDIDATES)
-    if not candidates and _field_of_view_side_mm(grid) <= MAX_CROP_MM:
+    if not candidates and field_of_view_side_mm(grid) <= MAX_CROP_MM:
         return [_field_of_view_crop(grid)]
     return candidates
-
-
-def _field_of_view_side_mm(grid: PlaneGrid) -> float:
-    return max(grid.shape[0] * grid.pixel_size_mm[0], grid.shape[1] * grid.pixel_size_mm[1])
 
 
 def _field_of_view_crop(grid: PlaneGrid) -> PlaneGrid:
     """The crop centred on the slice, holding its whole field of view."""
     return crop_grid(grid, ((grid.shape[0] - 1) / 2, (grid.shape[1] - 1) / 2),
-                     max(_field_of_view_side_mm(grid), MIN_CROP_MM))
+                     max(field_of_view_side_mm(grid), MIN_CROP_MM))
 
 
 def _differs(crop: PlaneGrid, other: PlaneGrid) -> bool:

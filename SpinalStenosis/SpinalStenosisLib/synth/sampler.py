@@ -97,7 +97,7 @@ def roi_pair(rng: np.random.Generator, region: str = "lumbar") -> tuple[np.ndarr
     if rng.random() < 0.1:
         native = _narrow_left_right(rng, native)
     if rng.random() < 0.04:  # no spine in view
-        native = PlaneGrid(native.origin_ras + np.array([0.0, 0.0, 0.0]) + native.row_step_ras * native.shape[0],
+        native = PlaneGrid(native.origin_ras + native.row_step_ras * native.shape[0],
                            native.row_step_ras, native.column_step_ras, native.shape)
     view = whole_slice_grid(native)
     image, tissues = _image(rng, scene, view, min(native.pixel_size_mm), max_supersample=2)
