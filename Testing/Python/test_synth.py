@@ -94,6 +94,18 @@ def test_training_pairs_have_the_network_shapes():
     assert 0.0 <= targets.min() and targets.max() <= 1.0 and targets[1].max() == 1.0
 
 
+def test_some_network2_crops_hold_the_canal_off_centre_but_always_hold_it():
+    rng = np.random.default_rng(3)
+    off_centre = []
+    for _ in range(60):
+        _, targets = canal_pair(rng)
+        rows, columns = np.nonzero(targets[1] >= 0.5)
+        assert len(rows)
+        centre = (CROP_SIZE - 1) / 2
+        off_centre.append(max(abs(rows.mean() - centre), abs(columns.mean() - centre)) / CROP_SIZE > 0.2)
+    assert 0.05 <= np.mean(off_centre) <= 0.4
+
+
 def test_every_parameter_range_is_exercised():
     rng = np.random.default_rng(0)
     seen = {"levels": set(), "kinds": set(), "contrasts": set(), "absent foramen": 0, "narrow canal": 0,

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..crop import CROP_SIZE, crop_grid, crop_side_mm, resample, roi_box_mask
+from ..crop import CROP_SIZE, MAX_CROP_MM, crop_grid, crop_side_mm, resample, roi_box_mask
 from ..crop import normalise, whole_slice_grid
 from ..geometry import PlaneGrid
 from .anatomy import (CANAL_TISSUES, LEFT_FORAMEN_TISSUES, RIGHT_FORAMEN_TISSUES, Anatomy, sample_anatomy)
@@ -13,6 +13,7 @@ from .render import CONTRASTS, acquire, render
 
 TARGET_GROUPS = (LEFT_FORAMEN_TISSUES, CANAL_TISSUES, RIGHT_FORAMEN_TISSUES)  # network-2 channel order
 CONTRAST_WEIGHTS = (0.45, 0.12, 0.13, 0.1, 0.2)
+OFF_CENTRE_SHARE = 0.2
 
 
 @dataclass
@@ -134,7 +135,7 @@ def canal_pair(rng: np.random.Generator, region: str = "lumbar") -> tuple[np.nda
     native = native_grid(rng, scene, centre_ras=np.zeros(3))
     window = _centre_window(native, 56.0)
     crop = jittered_crop(rng, window, roi_box_mask(fractions(scene.paint(window, 1), 1), window))
-    window = _covering(window, crop)  # render the image (super-sampled) only where the crop needs it
+    window = _covering(native, crop)  # render the image (super-sampled) only where the crop needs it
     image, _ = _image(rng, scene, window, min(native.pixel_size_mm) * rng.uniform(1.0, 1.3))
     targets = fractions(scene.paint(crop, 2), 2)
     if rng.random() < 0.15:  # the acquisition's field of view ends near the spine: nothing beyond it
@@ -178,7 +179,10 @@ def _centre_window(native: PlaneGrid, half_mm: float) -> PlaneGrid:
 
 
 def jittered_crop(rng: np.random.Generator, window: PlaneGrid, roi: np.ndarray) -> PlaneGrid:
-    """The inference crop rule applied to a perturbed true ROI (network 1 is never exact)."""
+    """The inference crop rule applied to a perturbed true ROI (network 1 is never exact). A share
+    (OFF_CENTRE_SHARE) of the crops are up to the largest crop and off the canal, up to putting it at the border:
+    network 1's region can merge with bright vessels or viscera, and network 2 must then find the canal where it
+    is, not invent one in the middle, so that the second crop can centre on it."""
     rows, columns = np.nonzero(roi)
     row_mm, column_mm = window.pixel_size_mm
     if len(rows) == 0:
@@ -186,6 +190,11 @@ def jittered_crop(rng: np.random.Generator, window: PlaneGrid, roi: np.ndarray) 
     else:
         centre = ((rows.min() + rows.max()) / 2, (columns.min() + columns.max()) / 2)
         side = crop_side_mm((rows.max() - rows.min() + 1) * row_mm, (columns.max() - columns.min() + 1) * column_mm)
-    centre = (centre[0] + rng.normal(0.0, 2.0) / row_mm, centre[1] + rng.normal(0.0, 2.0) / column_mm)
-    side = float(np.clip(side * rng.uniform(0.9, 1.15), 30.0, 110.0))
+    if rng.random() < OFF_CENTRE_SHARE:
+        side = rng.uniform(side, MAX_CROP_MM)
+        shift_mm = rng.uniform(-0.45, 0.45, 2) * side
+    else:
+        side, shift_mm = side * rng.uniform(0.9, 1.15), rng.normal(0.0, 2.0, 2)
+    centre = (centre[0] + shift_mm[0] / row_mm, centre[1] + shift_mm[1] / column_mm)
+    side = float(np.clip(side, 30.0, 110.0))
     return crop_grid(window, centre, side, CROP_SIZE)
