@@ -109,7 +109,7 @@ def test_some_network2_crops_hold_the_canal_off_centre_but_always_hold_it():
 def test_every_parameter_range_is_exercised():
     rng = np.random.default_rng(0)
     seen = {"levels": set(), "kinds": set(), "contrasts": set(), "absent foramen": 0, "narrow canal": 0,
-            "wide foramen": 0, "cord": 0, "roots": 0}
+            "wide foramen": 0, "cord": 0, "roots": 0, "kidneys": 0, "abdominal fluid": 0}
     for n in range(160):
         region = "cervical" if n % 4 == 0 else "lumbar"
         scene = sample_scene(rng, region)
@@ -123,9 +123,12 @@ def test_every_parameter_range_is_exercised():
         tissues = {t for t, _ in anatomy.paints + anatomy.late_paints}
         seen["cord"] += T["spinal_cord"] in tissues
         seen["roots"] += T["cauda_equina_roots"] in tissues
+        seen["kidneys"] += T["kidney"] in tissues
+        seen["abdominal fluid"] += T["abdominal_fluid"] in tissues
     assert seen["levels"] == set(LUMBAR_LEVELS) | set(CERVICAL_LEVELS)
     assert seen["kinds"] == set(SLICE_KINDS) and seen["contrasts"] == set(CONTRASTS)
-    assert min(seen["absent foramen"], seen["wide foramen"], seen["cord"], seen["roots"]) > 5
+    assert min(seen["absent foramen"], seen["wide foramen"], seen["cord"], seen["roots"], seen["kidneys"],
+               seen["abdominal fluid"]) > 5
 
 
 def test_stenosis_range_reaches_absolute_and_normal():
@@ -136,6 +139,13 @@ def test_stenosis_range_reaches_absolute_and_normal():
         ap.append(measure_slice(masks_from_labels(case.labels), case.grid).values["canal_ap_mm"])
     ap = np.array(ap)
     assert (ap < 10).any() and (ap > 13).any()
+
+
+def test_t2_vessels_are_flow_voids_or_bright_with_slow_flow():
+    from SpinalStenosisLib.synth.render import tissue_intensities
+
+    vessel = [tissue_intensities(np.random.default_rng(n), "T2")[0][T["vessel"]] for n in range(60)]
+    assert min(vessel) < 0.1 and max(vessel) > 0.5
 
 
 def test_thick_slab_blends_the_disc_towards_the_endplate():

@@ -18,7 +18,8 @@ TISSUES = ("air", "skin", "subcutaneous_fat", "psoas", "quadratus_lumborum", "er
            "intermuscular_fat", "viscera", "vessel", "cortical_bone", "marrow", "annulus", "nucleus", "endplate",
            "posterior_longitudinal_ligament", "epidural_fat", "epidural_vein", "dura", "csf", "cauda_equina_roots",
            "spinal_cord", "ligamentum_flavum", "facet_joint_fluid", "left_foraminal_fat", "left_exiting_root",
-           "right_foraminal_fat", "right_exiting_root", "gas", "neck_muscle", "vertebral_artery", "csf_flow_void")
+           "right_foraminal_fat", "right_exiting_root", "gas", "neck_muscle", "vertebral_artery", "csf_flow_void",
+           "kidney", "abdominal_fluid")
 T = {name: value for value, name in enumerate(TISSUES)}
 CANAL_TISSUES = (T["dura"], T["csf"], T["cauda_equina_roots"], T["spinal_cord"], T["csf_flow_void"])
 LEFT_FORAMEN_TISSUES = (T["left_foraminal_fat"], T["left_exiting_root"])
@@ -264,6 +265,14 @@ def _lumbar(rng, level: str, kind: str) -> Anatomy:
     for _ in range(int(rng.integers(0, 4))):
         anatomy.add("gas", ellipse(_u(rng, -inner_w, inner_w) * 0.6, centre_y + _u(rng, 0.1, 0.6) * inner_d,
                                    _u(rng, 5, 20), _u(rng, 4, 15), _u(rng, 0, np.pi)))
+    _abdominal_fluid(rng, anatomy, centre_y, inner_w, inner_d)
+    if index <= 2:
+        for side in (-1, 1):  # kidneys: bean-shaped, beside psoas, in front of quadratus lumborum, T2-bright
+            kidney = (side * _u(rng, 55.0, 80.0), disc_cy + _u(rng, -10.0, 15.0), _u(rng, 18.0, 30.0),
+                      _u(rng, 12.0, 20.0), side * _u(rng, 0.3, 0.9))
+            anatomy.add("kidney", ellipse(*kidney))
+            anatomy.add("intermuscular_fat", ellipse(kidney[0] - side * 4.0, kidney[1], kidney[2] * 0.35,
+                                                     kidney[3] * 0.45, kidney[4]))  # renal sinus
     paraspinal_y = lamina_y - _u(rng, 8.0, 16.0)
     paraspinal_fat = _u(rng, 0.6, 1.6)
     for side in (-1, 1):
@@ -397,6 +406,15 @@ def _flow_voids(rng, ap: float, width: float, csf: Shape, probability: float) ->
         shape = ellipse(cx, cy, _u(rng, 0.6, 2.0), _u(rng, 0.4, 1.2), _u(rng, 0, 3))
         voids.append((T["csf_flow_void"], _within(shape, csf)))
     return voids
+
+
+def _abdominal_fluid(rng, anatomy: Anatomy, centre_y: float, inner_w: float, inner_d: float) -> None:
+    """Fluid-filled bowel loops and cysts: round, CSF-bright on T2, in the front half of the abdomen (the canal is not the
+    only bright circle in a slice)."""
+    for _ in range(int(rng.integers(0, 7))):
+        r = _u(rng, 4.0, 18.0)
+        anatomy.add("abdominal_fluid", ellipse(_u(rng, -0.8, 0.8) * inner_w, centre_y + _u(rng, 0.0, 0.8) * inner_d,
+                                               r, r * _u(rng, 0.6, 1.0), _u(rng, 0, np.pi)))
 
 
 def _fat_streaks(rng, anatomy: Anatomy, muscle: tuple, count: int) -> None:

@@ -41,6 +41,8 @@ _PRIORS = {
     "neck_muscle":       (0.15, 0.30, 0.28, 0.16),
     "vertebral_artery":  (0.05, 0.05, 0.75, 0.05),
     "csf_flow_void":     (0.15, 0.10, 0.30, 0.15),
+    "kidney":            (0.55, 0.35, 0.40, 0.60),
+    "abdominal_fluid":   (0.90, 0.10, 0.80, 0.95),
 }
 CONTRASTS = ("T2", "T1", "T2star", "T2FS", "random")
 PRIOR_TABLE = np.array([_PRIORS[name] for name in TISSUES], dtype=np.float32)  # [tissue, contrast]
@@ -58,6 +60,8 @@ def tissue_intensities(rng: np.random.Generator, contrast: str) -> tuple[np.ndar
         means += rng.normal(0.0, 0.03, n).astype(np.float32)
         if contrast in ("T2", "T2FS") and rng.random() < 0.4:  # degenerated (dark) nucleus
             means[TISSUES.index("nucleus")] = rng.uniform(0.08, 0.3)
+        if contrast in ("T2", "T2FS") and rng.random() < 0.3:  # slow flow: bright veins and aorta, not voids
+            means[TISSUES.index("vessel")] = rng.uniform(0.5, 1.0)
     texture = rng.uniform(0.02, 0.18, n).astype(np.float32)
     return np.clip(means, 0.0, 1.5), texture
 
