@@ -15,22 +15,26 @@ ROI_PADDING_MM = 4.0
 ROI_LATERAL_PADDING_MM = 12.0  # when no foramen is visible the crop must still reach where foramina would be
 
 
-def roi_box_mask(targets: np.ndarray, grid: PlaneGrid) -> np.ndarray:
-    """The region of interest (network 1's target): the box around canal and foramina plus padding, on grid;
-    empty without a canal. targets: [left foramen, canal, right foramen] fractions or probabilities."""""
-    mask = np.zeros(grid.shape, np.float32)
-    canal = targets[1] >= 0.5
-    if not canal.any():
-        return mask
-    structures = (targets >= 0.5).any(axis=0)
-    rows, columns = np.nonzero(structures)
+def roi_box(targets: np.ndarray, grid: PlaneGrid) -> tuple[int, int, int, int] | None:
+    """The region of interest: the box around canal and foramina plus padding, as pixel bounds (row0, row1,
+    column0, column1; end-exclusive) on grid, not clipped to it; None without a canal.
+    targets: [left foramen, canal, right foramen] fractions or probabilities."""
+    if not (targets[1] >= 0.5).any():
+        return None
+    rows, columns = np.nonzero((targets >= 0.5).any(axis=0))
     row_mm, column_mm = grid.pixel_size_mm
     lateral = ROI_PADDING_MM if (targets[0] >= 0.5).any() and (targets[2] >= 0.5).any() else ROI_LATERAL_PADDING_MM
-    r0 = int(np.floor(rows.min() - ROI_PADDING_MM / row_mm))
-    r1 = int(np.ceil(rows.max() + ROI_PADDING_MM / row_mm)) + 1
-    c0 = int(np.floor(columns.min() - lateral / column_mm))
-    c1 = int(np.ceil(columns.max() + lateral / column_mm)) + 1
-    mask[max(r0, 0):max(r1, 0), max(c0, 0):max(c1, 0)] = 1.0
+    return (int(np.floor(rows.min() - ROI_PADDING_MM / row_mm)), int(np.ceil(rows.max() + ROI_PADDING_MM / row_mm)) + 1,
+            int(np.floor(columns.min() - lateral / column_mm)), int(np.ceil(columns.max() + lateral / column_mm)) + 1)
+
+
+def roi_box_mask(targets: np.ndarray, grid: PlaneGrid) -> np.ndarray:
+    """Network 1's target: roi_box filled on grid (empty without a canal)."""
+    mask = np.zeros(grid.shape, np.float32)
+    box = roi_box(targets, grid)
+    if box is not None:
+        r0, r1, c0, c1 = box
+        mask[max(r0, 0):max(r1, 0), max(c0, 0):max(c1, 0)] = 1.0
     return mask
 
 
@@ -58,26 +62,24 @@ def crop_grid(native: PlaneGrid, centre_rc: tuple[float, float], side_mm: float,
     return native.crop(centre_rc[0] + 0.5 - height / 2, centre_rc[1] + 0.5 - width / 2, height, width, (size, size))
 
 
-def crop_from_roi(native: PlaneGrid, roi_grid: PlaneGrid, roi_mask: np.ndarray) -> PlaneGrid | None:
-    """Network-2 crop from network 1's mask on roi_grid (largest region); None when nothing was found."""
-    crops = crops_from_roi(native, roi_grid, roi_mask, count=1)
-    return crops[0] if crops else None
-
-
 def crops_from_roi(native: PlaneGrid, roi_grid: PlaneGrid, roi_mask: np.ndarray, count: int = 3) -> list[PlaneGrid]:
     """One crop per connected region of network 1's mask, the largest first (at most count)."""
     labelled, found = ndimage.label(roi_mask >= 0.5)
     if found == 0:
         return []
     sizes = ndimage.sum_labels(np.ones(roi_mask.shape), labelled, index=np.arange(1, found + 1))
-    return [crop_from_box(native, roi_grid, labelled == label + 1) for label in np.argsort(-sizes)[:count]]
+    crops = []
+    for label in np.argsort(-sizes)[:count]:
+        rows, columns = np.nonzero(labelled == label + 1)
+        crops.append(crop_from_box(native, roi_grid, (rows.min(), rows.max() + 1, columns.min(), columns.max() + 1)))
+    return crops
 
 
-def crop_from_box(native: PlaneGrid, roi_grid: PlaneGrid, region: np.ndarray) -> PlaneGrid:
-    """The square network-2 crop around the bounding box of a region on roi_grid."""
-    rows, columns = np.nonzero(region)
-    corners = roi_grid.to_ras(np.array([rows.min() - 0.5, rows.max() + 0.5]), np.array([columns.min() - 0.5,
-                                                                                          columns.max() + 0.5]))
+def crop_from_box(native: PlaneGrid, box_grid: PlaneGrid, box: tuple[int, int, int, int]) -> PlaneGrid:
+    """The square network-2 crop around a box given as pixel bounds (row0, row1, column0, column1; end-exclusive)
+    on box_grid, which may reach beyond it."""
+    r0, r1, c0, c1 = box
+    corners = box_grid.to_ras(np.array([r0 - 0.5, r1 - 0.5]), np.array([c0 - 0.5, c1 - 0.5]))
     native_rows, native_columns = native.to_index(corners)
     row_mm, column_mm = native.pixel_size_mm
     height_mm = abs(native_rows[1] - native_rows[0]) * row_mm

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .crop import (MAX_CROP_MM, MIN_CROP_MM, crop_from_roi, crop_grid, crops_from_roi, field_of_view_side_mm,
-                   normalise, resample, roi_box_mask, whole_slice_grid)
+from .crop import (MAX_CROP_MM, MIN_CROP_MM, crop_from_box, crop_grid, crops_from_roi, field_of_view_side_mm,
+                   normalise, resample, roi_box, whole_slice_grid)
 from .geometry import PlaneGrid
 from .pipeline import SliceSegmentation
 
@@ -36,30 +36,35 @@ class NetworkSegmenter:
             return torch.sigmoid(model(inputs)).float().cpu().numpy()
 
     def _best_candidates(self, images, grids, candidates: dict[int, list[PlaneGrid]]
-                         ) -> tuple[dict[int, PlaneGrid], dict[int, np.ndarray]]:
-        """Network 2 on every candidate crop of every slice; per slice, the crop where it is surest of a canal."""
+                         ) -> tuple[dict[int, PlaneGrid], dict[int, np.ndarray], dict[int, float]]:
+        """Network 2 on every candidate crop of every slice; per slice, the crop where it is surest of a canal,
+        its probabilities and that canal_confidence."""
         flat = [(n, crop) for n, crops in candidates.items() for crop in crops]
         if not flat:
-            return {}, {}
+            return {}, {}, {}
         batch = [normalise(resample(images[n], grids[n], crop)) for n, crop in flat]
         crops, probabilities, confidence = {}, {}, {}
         for (n, crop), p in zip(flat, self._predict(self.canal_model, batch)):
             score = canal_confidence(p[CHANNELS.index("canal")])
             if score > confidence.get(n, -1.0):
                 crops[n], probabilities[n], confidence[n] = crop, p, score
-        return crops, probabilities
+        return crops, probabilities, confidence
 
     def segment(self, images: list[np.ndarray], grids: list[PlaneGrid]) -> list[SliceSegmentation]:
         views = [whole_slice_grid(grid) for grid in grids]
         roi = self._predict(self.roi_model, [normalise(resample(im, g, v)) for im, g, v in zip(images, grids, views)])
         candidates = {n: _candidate_crops(grid, view, mask[0]) for n, (grid, view, mask) in
                       enumerate(zip(grids, views, roi))}
-        crops, probabilities = self._best_candidates(images, grids, candidates)
-        refined = {n: crop_from_roi(grids[n], crops[n], roi_box_mask(p, crops[n])) for n, p in probabilities.items()}
-        redo = {n: crop for n, crop in refined.items() if crop is not None and _differs(crop, crops[n])}
+        crops, probabilities, _ = self._best_candidates(images, grids, candidates)
+        boxes = {n: roi_box(p, crops[n]) for n, p in probabilities.items()}
+        refined = {n: crop_from_box(grids[n], crops[n], box) for n, box in boxes.items() if box is not None}
+        redo = {n: crop for n, crop in refined.items() if _differs(crop, crops[n])}
         if redo:  # network 2 was trained on crops around the true region: crop again around what it found
-            crops.update(redo)
-            probabilities.update(self._best_candidates(images, grids, {n: [crop] for n, crop in redo.items()})[1])
+            again, again_probabilities, again_confidence = self._best_candidates(
+                images, grids, {n: [crop] for n, crop in redo.items()})
+            for n, confidence in again_confidence.items():
+                if confidence > 0.0:  # unless the canal is lost there
+                    crops[n], probabilities[n] = again[n], again_probabilities[n]
         results = []
         for n, grid in enumerate(grids):
             crop = crops.get(n)

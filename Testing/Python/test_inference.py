@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from SpinalStenosisLib import cli
-from SpinalStenosisLib.crop import crop_from_roi, crop_grid, resample, whole_slice_grid
+from SpinalStenosisLib.crop import (crop_from_box, crop_grid, crop_side_mm, crops_from_roi, resample, roi_box,
+                                    whole_slice_grid)
 from SpinalStenosisLib.geometry import PlaneGrid, reordered
 from SpinalStenosisLib.inference import load_segmenter
 from SpinalStenosisLib.models import ModelError, load_network, models_folder, read_manifest, sha256, verified_path
@@ -94,10 +95,21 @@ def test_roi_box_gives_a_crop_centred_on_it():
     view = whole_slice_grid(grid)
     roi = np.zeros(view.shape)
     roi[50:70, 40:90] = 1.0
-    crop = crop_from_roi(grid, view, roi)
+    [crop] = crops_from_roi(grid, view, roi)
     box_centre = view.to_ras(59.5, 64.5)
     assert np.allclose(crop.to_ras(63.5, 63.5), box_centre, atol=1e-6)
-    assert crop_from_roi(grid, view, np.zeros(view.shape)) is None
+    assert crops_from_roi(grid, view, np.zeros(view.shape)) == []
+
+
+def test_the_region_of_interest_reaches_beyond_a_crop_that_cuts_the_canal():
+    grid = native(pixel=(0.5, 0.5), shape=(100, 100), angle_deg=0.0)
+    targets = np.zeros((3, 100, 100))
+    targets[1, 40:60, 0:10] = 1.0  # a canal cut by the crop's edge, no foramina
+    r0, r1, c0, c1 = roi_box(targets, grid)
+    assert c0 < 0
+    crop = crop_from_box(grid, grid, (r0, r1, c0, c1))
+    side_mm = crop_side_mm((r1 - r0) * 0.5, (c1 - c0) * 0.5)
+    assert crop.pixel_size_mm[0] * crop.shape[0] == pytest.approx(side_mm) and side_mm > 1.15 * (c1 * 0.5) + 6
 
 
 def test_patient_sides_survive_any_storage_flip(segmenter):
@@ -220,3 +232,29 @@ def test_network_2_picks_the_region_of_network_1_where_it_finds_a_canal():
     [result] = NetworkSegmenter(roi_two_regions, canal_where_bright).segment([image], [grid])
     assert (result.native_labels == 1).sum() > 0.8 * (image > 0).sum()
     assert (result.native_labels[image == 0] == 0).all()
+
+
+def test_the_second_crop_keeps_the_canal_when_network_2_loses_it_there():
+    from SpinalStenosisLib.inference import NetworkSegmenter
+
+    grid = native(pixel=(0.8, 0.8), shape=(250, 250))
+    rows, columns = np.mgrid[:250, :250]
+    image = (np.hypot(rows - 125, columns - 125) < 8).astype(np.float32)
+    view = whole_slice_grid(grid)
+    row, column = (int(round(float(v[0]))) for v in view.to_index(grid.to_ras(125, 125)[None]))
+
+    def roi_beside_the_canal(inputs):  # a region holding the canal near its edge: the second crop moves
+        logits = torch.full(inputs.shape, -20.0)
+        logits[..., row - 8:row + 8, column - 4:column + 30] = 20.0
+        return logits
+
+    calls = []
+
+    def canal_at_first_sight_only(inputs):
+        calls.append(len(inputs))
+        canal = 40.0 * (inputs - 0.5) if len(calls) == 1 else torch.full_like(inputs, -20.0)
+        return torch.cat([torch.full_like(canal, -20.0), canal, torch.full_like(canal, -20.0)], dim=1)
+
+    [result] = NetworkSegmenter(roi_beside_the_canal, canal_at_first_sight_only).segment([image], [grid])
+    assert len(calls) == 2
+    assert (result.native_labels == 1).sum() > 0.8 * (image > 0).sum()
