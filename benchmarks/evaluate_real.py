@@ -4,9 +4,10 @@
                                                  [--only t2s]
 
 Cervical sets with manual cord masks: the canal must contain the cord (>= 95 % of cord pixels inside) and the
-canal/cord area ratio should lie in [1.5, 5]. Lumbar sets (no labels): one plausible canal per slice (one component,
-area 50-350 mm², AP 6-20 mm). Every slice with both foramina: the left one must lie on the patient's left (RAS x
-smaller than the canal's). Writes one overlay PNG per volume to --overlays (outside the repository).
+canal/cord area ratio should lie in [1.5, 5]. Lumbar sets (no labels): a canal found, one plausible canal per slice
+(one component, area 50-350 mm², AP 6-20 mm), and each of those with the canal in line with the spine (see
+lumbar_checks). Every slice with both foramina: the left one must lie on the patient's left (RAS x smaller than the
+canal's). Writes one overlay PNG per volume to --overlays (outside the repository).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ CERVICAL = [("gmchallenge_cervical_t2star", f"sub-{s}_run-1_T2starw.nii.gz", f"s
 LUMBAR_FOLDERS = ("lumbar_unlabelled/sct_tutorial_t2_lumbar", "lumbar_unlabelled/chaos_t2spir_spinecrop",
                   "lumbar_unlabelled/chaos_and_myosegmentum", "lumbar_unlabelled/totalsegmentator_example_mr")
 LABEL_FILE_MARKERS = ("seg", "label")
+IN_LINE_MM = 10.0
 
 
 def sides_correct(run) -> tuple[int, int]:
@@ -65,14 +67,24 @@ def cervical_checks(run, cord_source: np.ndarray) -> dict:
 
 
 def lumbar_checks(run) -> dict:
-    plausible = found = 0
+    """Counts of slices with a canal, with one plausible canal, and of each of those with the canal in line with
+    the spine: its centroid within IN_LINE_MM (patient left-right) of the volume's median. The canal is a tube whose
+    left-right position barely changes from slice to slice, so a canal found off that line is on another structure
+    (a kidney, a vessel, bowel) even when its size is plausible."""
+    plausible, centre_x = [], []
     for s, m in enumerate(run.measurements):
         canal = run.stack_labels[s] == 1
         components = ndimage.label(canal)[1]
-        found += components > 0
-        plausible += (components == 1 and 50 <= m.values["canal_area_mm2"] <= 350
-                      and 6 <= m.values["canal_ap_mm"] <= 20)
-    return {"slices": len(run.measurements), "canal_found": found, "single_plausible_canal": plausible}
+        centre_x.append(run.volume.layout.slice_grid(s).to_ras(*np.nonzero(canal)).mean(axis=0)[0]
+                        if components else np.nan)
+        plausible.append(components == 1 and 50 <= m.values["canal_area_mm2"] <= 350
+                         and 6 <= m.values["canal_ap_mm"] <= 20)
+    centre_x, plausible = np.array(centre_x), np.array(plausible)
+    found = ~np.isnan(centre_x)
+    in_line = found & (np.abs(centre_x - (np.median(centre_x[found]) if found.any() else 0.0)) <= IN_LINE_MM)
+    return {"slices": len(run.measurements), "canal_found": int(found.sum()),
+            "single_plausible_canal": int(plausible.sum()), "canal_found_in_line": int(in_line.sum()),
+            "single_plausible_canal_in_line": int((plausible & in_line).sum())}
 
 
 def print_table(title: str, results: dict, keys: tuple[str, str, str], headers: tuple[str, str, str]) -> None:
@@ -130,6 +142,9 @@ def main() -> None:
                                                                                  "ratio 1.5-5"))
     print_table("lumbar volume", results["lumbar"], ("slices", "canal_found", "single_plausible_canal"),
                 ("slices", "canal found", "1 plausible"))
+    print_table("lumbar volume, canal in line with the spine", results["lumbar"],
+                ("slices", "canal_found_in_line", "single_plausible_canal_in_line"),
+                ("slices", "found, in line", "1 plausible, in line"))
     print(f"\nslices with canal and both foramina: {sides[0]}; left foramen on the patient's left: "
           f"{sides[1] / max(sides[0], 1):.1%}")
     print(f"overlays: {args.overlays}")
