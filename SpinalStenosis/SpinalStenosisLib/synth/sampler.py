@@ -180,7 +180,7 @@ def _centre_window(native: PlaneGrid, half_mm: float) -> PlaneGrid:
 
 def jittered_crop(rng: np.random.Generator, window: PlaneGrid, roi: np.ndarray) -> PlaneGrid:
     """The inference crop rule applied to a perturbed true ROI (network 1 is never exact). A share
-    (OFF_CENTRE_SHARE) of the crops are up to the largest crop and off the canal, up to putting it at the border:
+    OFF_CENTRE_SHARE of the crops is enlarged (up to the largest crop) and moved off the canal, up to its border:
     network 1's region can merge with bright vessels or viscera, and network 2 must then find the canal where it
     is, not invent one in the middle, so that the second crop can centre on it."""
     rows, columns = np.nonzero(roi)
