@@ -37,6 +37,11 @@ LABEL_FILE_MARKERS = ("seg", "label")
 IN_LINE_MM = 10.0
 
 
+def centre_x_ras(run, slice_index: int, mask: np.ndarray) -> float:
+    """RAS x (towards the patient's right) of a mask's centroid on one slice of the run."""
+    return float(run.volume.layout.slice_grid(slice_index).to_ras(*np.nonzero(mask)).mean(axis=0)[0])
+
+
 def sides_correct(run) -> tuple[int, int]:
     """(slices with canal and both foramina, of which the left foramen is on the patient's left)."""
     both = correct = 0
@@ -44,8 +49,7 @@ def sides_correct(run) -> tuple[int, int]:
         labels = run.stack_labels[s]
         if not all((labels == v).any() for v in (1, 2, 3)):
             continue
-        grid = run.volume.layout.slice_grid(s)
-        x = {v: grid.to_ras(*np.nonzero(labels == v)).mean(axis=0)[0] for v in (1, 2, 3)}
+        x = {v: centre_x_ras(run, s, labels == v) for v in (1, 2, 3)}
         both += 1
         correct += x[2] < x[1] < x[3]  # RAS x grows to the patient's right
     return both, correct
@@ -75,8 +79,7 @@ def lumbar_checks(run) -> dict:
     for s, m in enumerate(run.measurements):
         canal = run.stack_labels[s] == 1
         components = ndimage.label(canal)[1]
-        centre_x.append(run.volume.layout.slice_grid(s).to_ras(*np.nonzero(canal)).mean(axis=0)[0]
-                        if components else np.nan)
+        centre_x.append(centre_x_ras(run, s, canal) if components else np.nan)
         plausible.append(components == 1 and 50 <= m.values["canal_area_mm2"] <= 350
                          and 6 <= m.values["canal_ap_mm"] <= 20)
     centre_x, plausible = np.array(centre_x), np.array(plausible)

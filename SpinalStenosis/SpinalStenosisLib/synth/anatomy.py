@@ -409,8 +409,8 @@ def _flow_voids(rng, ap: float, width: float, csf: Shape, probability: float) ->
 
 
 def _abdominal_fluid(rng, anatomy: Anatomy, centre_y: float, inner_w: float, inner_d: float) -> None:
-    """Fluid-filled bowel loops and cysts: round, CSF-bright on T2, in the front half of the abdomen (the canal is not the
-    only bright circle in a slice)."""
+    """Fluid-filled bowel loops and cysts: round, CSF-bright on T2, in the front half of the abdomen (the canal is
+    not the only bright circle in a slice)."""
     for _ in range(int(rng.integers(0, 7))):
         r = _u(rng, 4.0, 18.0)
         anatomy.add("abdominal_fluid", ellipse(_u(rng, -0.8, 0.8) * inner_w, centre_y + _u(rng, 0.0, 0.8) * inner_d,
