@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .centreline import CanalSighting
 from .crop import (MAX_CROP_MM, MIN_CROP_MM, crop_from_box, crop_grid, crops_from_roi, field_of_view_side_mm,
                    normalise, resample, roi_box, whole_slice_grid)
 from .geometry import PlaneGrid
@@ -53,8 +54,17 @@ class NetworkSegmenter:
     def segment(self, images: list[np.ndarray], grids: list[PlaneGrid]) -> list[SliceSegmentation]:
         views = [whole_slice_grid(grid) for grid in grids]
         roi = self._predict(self.roi_model, [normalise(resample(im, g, v)) for im, g, v in zip(images, grids, views)])
-        candidates = {n: _candidate_crops(grid, view, mask[0]) for n, (grid, view, mask) in
-                      enumerate(zip(grids, views, roi))}
+        return self._segment_crops(images, grids, {n: _candidate_crops(grid, view, mask[0]) for n, (grid, view, mask)
+                                                   in enumerate(zip(grids, views, roi))})
+
+    def look_again(self, images: list[np.ndarray], grids: list[PlaneGrid],
+                   expected: list[CanalSighting]) -> list[SliceSegmentation]:
+        """Network 2 alone, on a crop of each slice where its neighbours say the canal is (see centreline)."""
+        crops = {n: [crop_grid(grid, tuple(float(i) for i in grid.to_index(where.centre_ras)), where.crop_side_mm)]
+                 for n, (grid, where) in enumerate(zip(grids, expected))}
+        return self._segment_crops(images, grids, crops)
+
+    def _segment_crops(self, images, grids, candidates: dict[int, list[PlaneGrid]]) -> list[SliceSegmentation]:
         crops, probabilities, _ = self._best_candidates(images, grids, candidates)
         boxes = {n: roi_box(p, crops[n]) for n, p in probabilities.items()}
         refined = {n: crop_from_box(grids[n], crops[n], box) for n, box in boxes.items() if box is not None}
@@ -69,8 +79,7 @@ class NetworkSegmenter:
         for n, grid in enumerate(grids):
             crop = crops.get(n)
             if crop is None:
-                empty = {name: np.zeros(grid.shape, np.float32) for name in CHANNELS}
-                results.append(SliceSegmentation(empty, grid, np.zeros(grid.shape, np.uint8)))
+                results.append(SliceSegmentation.empty(grid))
                 continue
             masks = plausible(dict(zip(CHANNELS, probabilities[n])), crop)
             results.append(SliceSegmentation(masks, crop, native_labels(masks, crop, grid), _box(crop, grid)))

@@ -7,8 +7,9 @@ from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
+from .centreline import CanalSighting, on_line, second_looks
 from .geometry import PlaneGrid
-from .measurement import SliceMeasurement, masks_from_labels, measure_slice
+from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measure_slice
 from .outputs import check_output_folder, staged_output, write_csv, write_json, write_rulers
 from .report import write_report
 from .volume_io import AxialVolume, open_axial, read_labels, write_labels
@@ -30,9 +31,17 @@ class SliceSegmentation:
     native_labels: np.ndarray  # uint8 labels on the slice's native grid
     roi_box_rc: tuple[int, int, int, int] | None = None  # row0, col0, row1, col1 on the native grid
 
+    @classmethod
+    def empty(cls, grid: PlaneGrid) -> "SliceSegmentation":
+        """No canal and no foramen on the native slice grid."""
+        empty = {name: np.zeros(grid.shape, np.float32) for name in STRUCTURES}
+        return cls(empty, grid, np.zeros(grid.shape, np.uint8))
+
 
 class Segmenter(Protocol):
-    """Anything that turns a batch of axial slices (rows A→P, columns R→L) into SliceSegmentations."""
+    """Anything that turns a batch of axial slices (rows A→P, columns R→L) into SliceSegmentations. It may also
+    have ``look_again(images, grids, expected: list[CanalSighting]) -> list[SliceSegmentation]``: segment each
+    slice where its neighbours put the canal (see :mod:`centreline`)."""
 
     def segment(self, images: list[np.ndarray], grids: list[PlaneGrid]) -> list[SliceSegmentation]: ...
 
@@ -46,22 +55,56 @@ class MeasurementRun:
     provenance: dict = field(default_factory=dict)
 
 
-def measurement_steps(volume: AxialVolume, segment_slices: Callable[[list[int]], list[SliceSegmentation]]
+SliceSegmenter = Callable[[list[int]], list[SliceSegmentation]]
+SecondLook = Callable[[list[int], list[CanalSighting]], list[SliceSegmentation]]
+
+
+def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_again: SecondLook | None = None
                       ) -> Iterator[tuple[int, int]]:
     """Segment and measure batch by batch, yielding (slices done, total); the MeasurementRun is the generator's
-    return value. A GUI can drive it from a timer and stop whenever the user cancels."""
+    return value. A GUI can drive it from a timer and stop whenever the user cancels. With look_again, slices whose
+    canal is missing or off the line of its neighbours (see :mod:`centreline`) are segmented again where the
+    neighbours put it. The new result replaces the old one if its canal is on that line; otherwise a canal found off
+    the line is dropped (it lies on a kidney, bowel or muscle, not on the spine)."""
     n_slices = volume.n_slices
-    stack_labels = np.zeros(volume.layout.stack_shape, np.uint8)
-    measurements, boxes = [], {}
-    for first in range(0, n_slices, BATCH_SLICES):
-        indices = list(range(first, min(first + BATCH_SLICES, n_slices)))
+    run = MeasurementRun(volume, [None] * n_slices, np.zeros(volume.layout.stack_shape, np.uint8))
+    sightings: list[CanalSighting | None] = [None] * n_slices
+
+    def store(s: int, result: SliceSegmentation) -> None:
+        run.stack_labels[s] = result.native_labels
+        run.roi_boxes.pop(s, None)
+        if result.roi_box_rc is not None:
+            run.roi_boxes[s] = result.roi_box_rc
+        run.measurements[s] = measure_slice(result.masks, result.grid, s, volume.layout.slice_position_mm(s))
+
+    for indices in _batches(range(n_slices)):
         for s, result in zip(indices, segment_slices(indices)):
-            stack_labels[s] = result.native_labels
-            if result.roi_box_rc is not None:
-                boxes[s] = result.roi_box_rc
-            measurements.append(measure_slice(result.masks, result.grid, s, volume.layout.slice_position_mm(s)))
+            store(s, result)
+            if look_again is not None:
+                sightings[s] = _sighting(result)
         yield indices[-1] + 1, n_slices
-    return MeasurementRun(volume, measurements, stack_labels, boxes)
+    if look_again is None:
+        return run
+    expected = second_looks(sightings, [volume.layout.slice_position_mm(s) for s in range(n_slices)])
+    for indices in _batches(sorted(expected)):
+        for s, result in zip(indices, look_again(indices, [expected[s] for s in indices])):
+            sighting = _sighting(result)
+            if sighting is not None and on_line(sighting, expected[s]):
+                store(s, result)
+            elif sightings[s] is not None:  # the canal found first is off the line and none is on it
+                store(s, SliceSegmentation.empty(volume.layout.slice_grid(s)))
+        yield n_slices, n_slices
+    return run
+
+
+def _sighting(result: SliceSegmentation) -> CanalSighting | None:
+    return CanalSighting.of(result.masks.get("canal", np.zeros(result.grid.shape)), result.grid)
+
+
+def _batches(indices) -> Iterator[list[int]]:
+    indices = list(indices)
+    for first in range(0, len(indices), BATCH_SLICES):
+        yield indices[first:first + BATCH_SLICES]
 
 
 def _run(steps: Iterator[tuple[int, int]], progress: ProgressCallback | None,
@@ -90,13 +133,19 @@ def measure_with_labels(volume: AxialVolume, labels_source: np.ndarray,
 
 
 def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple[int, int]]:
-    """:func:`measurement_steps` with a segmenter; the run carries the segmenter's provenance."""
+    """:func:`measurement_steps` with a segmenter (and its second look, if it has one); the run carries the
+    segmenter's provenance."""
 
     def segment_slices(indices: list[int]) -> list[SliceSegmentation]:
         return segmenter.segment([volume.read_slice(s) for s in indices],
                                  [volume.layout.slice_grid(s) for s in indices])
 
-    run = yield from measurement_steps(volume, segment_slices)
+    def look_again(indices: list[int], expected: list[CanalSighting]) -> list[SliceSegmentation]:
+        return segmenter.look_again([volume.read_slice(s) for s in indices],
+                                    [volume.layout.slice_grid(s) for s in indices], expected)
+
+    run = yield from measurement_steps(volume, segment_slices,
+                                       look_again if hasattr(segmenter, "look_again") else None)
     run.provenance = dict(getattr(segmenter, "provenance", {}))
     return run
 

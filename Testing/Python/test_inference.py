@@ -258,3 +258,83 @@ def test_the_second_crop_keeps_the_canal_when_network_2_loses_it_there():
     [result] = NetworkSegmenter(roi_beside_the_canal, canal_at_first_sight_only).segment([image], [grid])
     assert len(calls) == 2
     assert (result.native_labels == 1).sum() > 0.8 * (image > 0).sum()
+
+
+def test_a_slice_missing_its_canal_or_off_the_line_is_looked_at_again_where_its_neighbours_put_it():
+    from SpinalStenosisLib.centreline import CanalSighting, second_looks
+
+    def at(x_mm, y_mm=-20.0):
+        return CanalSighting(np.array([x_mm, y_mm, 0.0]), 50.0 + x_mm / 10)
+
+    sightings = [at(0.0), at(1.0), None, at(2.0), at(60.0), at(3.0, -24.0), at(4.0)]
+    positions = [0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 200.0]  # the last slice has no neighbour within reach
+    looks = second_looks(sightings, positions)
+    assert sorted(looks) == [2, 4]
+    assert looks[2].centre_ras == pytest.approx([1.5, -20.0, 10.0])  # median of slices 0, 1, 3, 5
+    assert looks[4].centre_ras[0] == pytest.approx(1.5) and looks[4].crop_side_mm == pytest.approx(50.15)
+    line_then_bowel = [at(0.5 * (n % 2)) for n in range(8)] + [at(90.0 + n % 2) for n in range(7)]
+    assert sorted(second_looks(line_then_bowel, [4.0 * n for n in range(15)])) == list(range(8, 15))
+    assert second_looks([at(0.0), None], [0.0, 5.0]) == {}  # one neighbour is not a line
+
+
+def test_a_stack_keeps_to_the_canal_where_network_1_strays_onto_a_bright_kidney_on_one_slice():
+    from scipy import ndimage
+
+    from SpinalStenosisLib.inference import NetworkSegmenter
+
+    grid = native(pixel=(0.8, 0.8), shape=(250, 250), angle_deg=0.0)
+    rows, columns = np.mgrid[:250, :250]
+    canal = np.hypot(rows - 125, columns - 125) < 8
+    kidney = np.hypot(rows - 125, columns - 200) < 8
+    stack = np.stack([canal | (kidney if s == 3 else False) for s in range(7)]).astype(np.float32)
+
+    def roi_on_the_rightmost_bright_region(inputs):  # image columns run to the patient's left
+        logits = torch.full(inputs.shape, -20.0)
+        for n, image in enumerate(inputs[:, 0].numpy()):
+            labelled, count = ndimage.label(image > 0.5)
+            if count:
+                centres = ndimage.center_of_mass(image > 0.5, labelled, range(1, count + 1))
+                label = 1 + int(np.argmax([c[1] for c in centres]))
+                logits[n, 0][torch.from_numpy(ndimage.binary_dilation(labelled == label, iterations=3))] = 20.0
+        return logits
+
+    def canal_where_bright(inputs):
+        bright = 40.0 * (inputs - 0.5)
+        return torch.cat([torch.full_like(bright, -20.0), bright, torch.full_like(bright, -20.0)], dim=1)
+
+    segmenter = NetworkSegmenter(roi_on_the_rightmost_bright_region, canal_where_bright)
+    [first_look] = segmenter.segment([stack[3]], [grid])
+    assert (first_look.native_labels[kidney] == 1).all() and not (first_look.native_labels[canal] == 1).any()
+    geometry = slice_geometry(grid, 4.0, n_slices=len(stack))
+    run = measure_with_segmenter(axial_from_array(stack, geometry), segmenter)  # stored as rows A→P, columns R→L
+    for labels in run.stack_labels:
+        assert (labels[canal] == 1).sum() > 0.8 * canal.sum() and not (labels[kidney] == 1).any()
+
+
+def test_a_canal_off_the_line_is_dropped_when_the_second_look_finds_none_on_it():
+    from SpinalStenosisLib.pipeline import SliceSegmentation
+
+    grid = native(pixel=(1.0, 1.0), shape=(60, 60), angle_deg=0.0)
+
+    def result_with_canal_at(column):
+        canal = np.zeros(grid.shape, np.float32)
+        canal[25:35, column - 5:column + 5] = 1.0
+        return SliceSegmentation({"canal": canal}, grid, canal.astype(np.uint8))
+
+    class StrayingSegmenter:
+        looked_again = []
+
+        def segment(self, images, grids):
+            return [result_with_canal_at(50 if image.max() > 1 else 30) for image in images]
+
+        def look_again(self, images, grids, expected):
+            self.looked_again += [where.centre_ras[0] for where in expected]
+            return [result_with_canal_at(50) for _ in images]
+
+    stack = np.ones((5, *grid.shape), np.float32)
+    stack[2] = 2.0  # the slice where the canal is found 20 mm off the line
+    segmenter = StrayingSegmenter()
+    run = measure_with_segmenter(axial_from_array(stack, slice_geometry(grid, 4.0, n_slices=5)), segmenter)
+    assert segmenter.looked_again == [pytest.approx(grid.to_ras(29.5, 29.5)[0])]
+    assert not run.stack_labels[2].any() and math.isnan(run.measurements[2].values["canal_ap_mm"])
+    assert (run.stack_labels[1, 25:35, 25:35] == 1).all() and (run.stack_labels[3, 25:35, 25:35] == 1).all()
