@@ -11,7 +11,8 @@ from .measurement import largest_component
 
 NEIGHBOUR_WINDOW_MM = 40.0  # slices this close along the stack say where a slice's canal should be
 MIN_NEIGHBOURS = 2
-OFF_LINE_MM = 8.0  # left-right; about half a lumbar canal's width: a canal centre farther off is on something else
+OFF_LINE_MM = 8.0  # about half a canal's width or depth: a canal centre farther off the line is on something else
+AP_DRIFT_PER_MM = 0.5  # the canal runs up to about 27° from the stack's axis (lordosis): its AP drift along the line
 
 
 @dataclass(frozen=True)
@@ -31,37 +32,56 @@ class CanalSighting:
 
 
 def on_line(sighting: CanalSighting, expected: CanalSighting) -> bool:
-    return abs(float(sighting.centre_ras[0] - expected.centre_ras[0])) <= OFF_LINE_MM
+    """Within OFF_LINE_MM left-right and antero-posterior of where the canal is expected on the same slice."""
+    return bool(_follows(sighting.centre_ras, expected.centre_ras, 0.0))
+
+
+def _follows(centre_ras: np.ndarray, others_ras: np.ndarray, distances_along_mm) -> np.ndarray:
+    """Whether a canal centre can follow each of others_ras ([..., 3]) on the line, given their distances along it."""
+    left_right, anterior = np.moveaxis(np.abs(np.asarray(others_ras)[..., :2] - np.asarray(centre_ras)[:2]), -1, 0)
+    return (left_right <= OFF_LINE_MM) & (anterior <= OFF_LINE_MM + AP_DRIFT_PER_MM * np.abs(distances_along_mm))
 
 
 def second_looks(sightings: list[CanalSighting | None], positions_mm: list[float]) -> dict[int, CanalSighting]:
     """Slices to look at again → where their canal should be. The line is the longest chain of sightings, in order
-    along the stack (superior coordinate), whose neighbours are within OFF_LINE_MM left-right of each other (so a
-    run of finds on a kidney or bowel cannot outvote the spine). A slice off that chain, with at least
-    MIN_NEIGHBOURS chain slices within NEIGHBOUR_WINDOW_MM, is expected at their median centre and crop side."""
+    along the stack (superior coordinate), each following the one before it: within OFF_LINE_MM left-right and
+    antero-posterior, plus the AP drift over the distance between them (so a run of finds on a kidney, bowel or the
+    skin behind the spine cannot outvote the canal). A slice off that chain, with at least
+    MIN_NEIGHBOURS chain slices within NEIGHBOUR_WINDOW_MM, is expected on the line through their centres, with
+    their median crop side."""
     positions = np.asarray(positions_mm, float)
     chain = _longest_chain(sightings, positions)
     looks = {}
     for n, sighting in enumerate(sightings):
-        neighbours = [m for m in chain if m != n and abs(positions[m] - positions[n]) <= NEIGHBOUR_WINDOW_MM]
+        neighbours = np.array([m for m in sorted(chain) if m != n
+                               and abs(positions[m] - positions[n]) <= NEIGHBOUR_WINDOW_MM], int)
         if n in chain or len(neighbours) < MIN_NEIGHBOURS:
             continue
-        centre = np.median([sightings[m].centre_ras for m in neighbours], axis=0)
-        centre[2] = positions[n]
-        expected = CanalSighting(centre, float(np.median([sightings[m].crop_side_mm for m in neighbours])))
+        expected = CanalSighting(_line_through([sightings[m].centre_ras for m in neighbours], positions[neighbours],
+                                               positions[n]),
+                                 float(np.median([sightings[m].crop_side_mm for m in neighbours])))
         if sighting is None or not on_line(sighting, expected):
             looks[n] = expected
     return looks
+
+
+def _line_through(centres_ras: list[np.ndarray], positions: np.ndarray, position: float) -> np.ndarray:
+    """The canal centre at position on the least-squares line through centres (left-right and AP against the
+    position along the stack), so that a slice at the end of the stack is not pulled towards its neighbours."""
+    design = np.stack([np.ones(len(positions)), positions - position], axis=1)
+    intercept = np.linalg.lstsq(design, np.asarray(centres_ras)[:, :2], rcond=None)[0][0]
+    return np.array([intercept[0], intercept[1], position])
 
 
 def _longest_chain(sightings: list[CanalSighting | None], positions: np.ndarray) -> set[int]:
     found = sorted((n for n, sighting in enumerate(sightings) if sighting is not None), key=lambda n: positions[n])
     if not found:
         return set()
-    x = np.array([sightings[n].centre_ras[0] for n in found])
+    centres = np.array([sightings[n].centre_ras for n in found])
+    along = positions[found]
     length, previous = np.ones(len(found), int), np.full(len(found), -1)
     for i in range(1, len(found)):
-        links = np.nonzero(np.abs(x[:i] - x[i]) <= OFF_LINE_MM)[0]
+        links = np.nonzero(_follows(centres[i], centres[:i], along[:i] - along[i]))[0]
         if len(links):
             best = links[np.argmax(length[links])]
             length[i], previous[i] = length[best] + 1, best

@@ -264,14 +264,21 @@ def test_a_slice_missing_its_canal_or_off_the_line_is_looked_at_again_where_its_
     from SpinalStenosisLib.centreline import CanalSighting, second_looks
 
     def at(x_mm, y_mm=-20.0):
-        return CanalSighting(np.array([x_mm, y_mm, 0.0]), 50.0 + x_mm / 10)
+        return CanalSighting(np.array([x_mm, y_mm, 0.0]), 50.0)
 
-    sightings = [at(0.0), at(1.0), None, at(2.0), at(60.0), at(3.0, -24.0), at(4.0)]
-    positions = [0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 200.0]  # the last slice has no neighbour within reach
+    def on_the_line(position_mm):  # a canal drifting left and, as in lordosis, posteriorly along the stack
+        return at(0.1 * position_mm, -20.0 - 0.2 * position_mm)
+
+    positions = [0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 200.0]
+    sightings = [on_the_line(p) for p in positions]
+    sightings[2] = None  # missed
+    sightings[4] = at(60.0, -24.0)  # on a kidney
+    sightings[6] = at(3.0, -56.0)  # in the skin behind the spine
     looks = second_looks(sightings, positions)
-    assert sorted(looks) == [2, 4]
-    assert looks[2].centre_ras == pytest.approx([1.5, -20.0, 10.0])  # median of slices 0, 1, 3, 5
-    assert looks[4].centre_ras[0] == pytest.approx(1.5) and looks[4].crop_side_mm == pytest.approx(50.15)
+    assert sorted(looks) == [2, 4, 6]  # the last slice has no neighbour within reach
+    for n in (2, 4, 6):
+        assert looks[n].centre_ras == pytest.approx([0.1 * positions[n], -20.0 - 0.2 * positions[n], positions[n]])
+        assert looks[n].crop_side_mm == 50.0
     line_then_bowel = [at(0.5 * (n % 2)) for n in range(8)] + [at(90.0 + n % 2) for n in range(7)]
     assert sorted(second_looks(line_then_bowel, [4.0 * n for n in range(15)])) == list(range(8, 15))
     assert second_looks([at(0.0), None], [0.0, 5.0]) == {}  # one neighbour is not a line
