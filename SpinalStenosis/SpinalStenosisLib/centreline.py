@@ -37,15 +37,18 @@ def on_line(sighting: CanalSighting, expected: CanalSighting) -> bool:
 
 
 def _follows(centre_ras: np.ndarray, others_ras: np.ndarray, distances_along_mm) -> np.ndarray:
-    """Whether a canal centre can follow each of others_ras ([..., 3]) on the line, given their distances along it."""
+    """Whether a canal centre can follow each of others_ras ([..., 3]) on the line, given their distances along it
+    (a longer gap would let the AP drift allowance bridge from the skin to the canal)."""
     left_right, anterior = np.moveaxis(np.abs(np.asarray(others_ras)[..., :2] - np.asarray(centre_ras)[:2]), -1, 0)
-    return (left_right <= OFF_LINE_MM) & (anterior <= OFF_LINE_MM + AP_DRIFT_PER_MM * np.abs(distances_along_mm))
+    distances_along_mm = np.abs(distances_along_mm)
+    return ((distances_along_mm <= NEIGHBOUR_WINDOW_MM) & (left_right <= OFF_LINE_MM)
+            & (anterior <= OFF_LINE_MM + AP_DRIFT_PER_MM * distances_along_mm))
 
 
 def second_looks(sightings: list[CanalSighting | None], positions_mm: list[float]) -> dict[int, CanalSighting]:
     """Slices to look at again → where their canal should be. The line is the longest chain of sightings, in order
-    along the stack (superior coordinate), each following the one before it: within OFF_LINE_MM left-right and
-    antero-posterior, plus the AP drift over the distance between them (so a run of finds on a kidney, bowel or the
+    along the stack (superior coordinate), each following the one before it: at most NEIGHBOUR_WINDOW_MM before it,
+    within OFF_LINE_MM left-right and antero-posterior, plus the AP drift over the distance between them (so a run of finds on a kidney, bowel or the
     skin behind the spine cannot outvote the canal). A slice off that chain, with at least
     MIN_NEIGHBOURS chain slices within NEIGHBOUR_WINDOW_MM, is expected on the line through their centres, with
     their median crop side."""

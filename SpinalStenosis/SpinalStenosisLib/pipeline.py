@@ -64,7 +64,7 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
     """Segment and measure batch by batch, yielding (slices done, total); the MeasurementRun is the generator's
     return value. A GUI can drive it from a timer and stop whenever the user cancels. With look_again, slices whose
     canal is missing or off the line of its neighbours (see :mod:`centreline`) are segmented again where the
-    neighbours put it. The new result replaces the old one if its canal is on that line; otherwise a canal found off
+    neighbours put it, round after round as the line grows. The new result replaces the old one if its canal is on that line; otherwise a canal found off
     the line is dropped (it lies on a kidney, bowel or muscle, not on the spine)."""
     n_slices = volume.n_slices
     run = MeasurementRun(volume, [None] * n_slices, np.zeros(volume.layout.stack_shape, np.uint8))
@@ -85,15 +85,20 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
         yield indices[-1] + 1, n_slices
     if look_again is None:
         return run
-    expected = second_looks(sightings, [volume.layout.slice_position_mm(s) for s in range(n_slices)])
-    for indices in _batches(sorted(expected)):
-        for s, result in zip(indices, look_again(indices, [expected[s] for s in indices])):
-            sighting = _sighting(result)
-            if sighting is not None and on_line(sighting, expected[s]):
-                store(s, result)
-            elif sightings[s] is not None:  # the canal found first is off the line and none is on it
-                store(s, SliceSegmentation.empty(volume.layout.slice_grid(s)))
-        yield n_slices, n_slices
+    positions = [volume.layout.slice_position_mm(s) for s in range(n_slices)]
+    looked_again: set[int] = set()
+    while expected := {s: where for s, where in second_looks(sightings, positions).items() if s not in looked_again}:
+        looked_again |= expected.keys()  # each slice once; the line grows and reaches farther slices next round
+        for indices in _batches(sorted(expected)):
+            for s, result in zip(indices, look_again(indices, [expected[s] for s in indices])):
+                sighting = _sighting(result)
+                if sighting is not None and on_line(sighting, expected[s]):
+                    store(s, result)
+                    sightings[s] = sighting
+                elif sightings[s] is not None:  # the canal found first is off the line and none is on it
+                    store(s, SliceSegmentation.empty(volume.layout.slice_grid(s)))
+                    sightings[s] = None
+            yield n_slices, n_slices
     return run
 
 
