@@ -66,7 +66,7 @@ class NetworkSegmenter:
 
     def _segment_crops(self, images, grids, candidates: dict[int, list[PlaneGrid]]) -> list[SliceSegmentation]:
         crops, probabilities, _ = self._best_candidates(images, grids, candidates)
-        boxes = {n: roi_box(p, crops[n]) for n, p in probabilities.items()}
+        boxes = {n: roi_box(_plausible_targets(p, crops[n]), crops[n]) for n, p in probabilities.items()}
         refined = {n: crop_from_box(grids[n], crops[n], box) for n, box in boxes.items() if box is not None}
         redo = {n: crop for n, crop in refined.items() if _differs(crop, crops[n])}
         if redo:  # network 2 was trained on crops around the true region: crop again around what it found
@@ -104,6 +104,13 @@ def plausible(masks: dict[str, np.ndarray], grid: PlaneGrid) -> dict[str, np.nda
         if too_small or misplaced:
             masks = {**masks, name: np.zeros_like(masks[name])}
     return masks
+
+
+def _plausible_targets(probabilities: np.ndarray, crop: PlaneGrid) -> np.ndarray:
+    """Network 2's output [CHANNELS, rows, columns] without the foramina that plausible rules out (a stray one far
+    from the canal would stretch the region of interest)."""
+    masks = plausible(dict(zip(CHANNELS, probabilities)), crop)
+    return np.stack([masks[name] for name in CHANNELS])
 
 
 def canal_confidence(canal: np.ndarray) -> float:

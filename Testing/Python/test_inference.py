@@ -345,3 +345,30 @@ def test_a_canal_off_the_line_is_dropped_when_the_second_look_finds_none_on_it()
     assert segmenter.looked_again == [pytest.approx(grid.to_ras(29.5, 29.5)[0])]
     assert not run.stack_labels[2].any() and math.isnan(run.measurements[2].values["canal_ap_mm"])
     assert (run.stack_labels[1, 25:35, 25:35] == 1).all() and (run.stack_labels[3, 25:35, 25:35] == 1).all()
+
+
+def test_a_stray_foramen_far_from_the_canal_does_not_stretch_the_second_crop():
+    from SpinalStenosisLib.crop import MIN_CROP_MM
+    from SpinalStenosisLib.inference import NetworkSegmenter
+
+    grid = native(pixel=(0.8, 0.8), shape=(250, 250), angle_deg=0.0)
+    rows, columns = np.mgrid[:250, :250]
+    image = (np.hypot(rows - 125, columns - 125) < 8).astype(np.float32)
+    view = whole_slice_grid(grid)
+    row, column = (int(round(float(v[0]))) for v in view.to_index(grid.to_ras(125, 125)[None]))
+
+    def roi_wide_around_the_canal(inputs):
+        logits = torch.full(inputs.shape, -20.0)
+        logits[..., row - 40:row + 40, column - 40:column + 40] = 20.0
+        return logits
+
+    def canal_and_a_stray_right_foramen(inputs):  # the "foramen" sits in a crop corner, ~40 mm from the canal
+        canal = 40.0 * (inputs - 0.5)
+        stray = torch.full_like(canal, -20.0)
+        stray[..., 118:126, 2:10] = 20.0
+        return torch.cat([torch.full_like(canal, -20.0), canal, stray], dim=1)
+
+    [result] = NetworkSegmenter(roi_wide_around_the_canal, canal_and_a_stray_right_foramen).segment([image], [grid])
+    canal_only_side_mm = 1.15 * (16 * 0.8 + 2 * 12.0) + 6.0  # canal box with lateral padding, no foramina
+    assert result.grid.shape[0] * result.grid.pixel_size_mm[0] == pytest.approx(canal_only_side_mm, abs=2.0)
+    assert canal_only_side_mm > MIN_CROP_MM
