@@ -1,7 +1,7 @@
 """Real-image validation of the shipped networks on ../shared/eval/real (validation only: never trained on).
 
     .venv/bin/python benchmarks/evaluate_real.py [--real ../shared/eval/real] [--overlays /tmp/real-overlays]
-                                                 [--only t2s]
+                                                 [--only t2s] [--no-stack-step]
 
 Cervical sets with manual cord masks: the canal must contain the cord (>= 95 % of cord pixels inside) and the
 canal/cord area ratio should lie in [1.5, 5]. Lumbar sets (no labels): a canal found, one plausible canal per slice
@@ -35,6 +35,13 @@ LUMBAR_FOLDERS = ("lumbar_unlabelled/sct_tutorial_t2_lumbar", "lumbar_unlabelled
                   "lumbar_unlabelled/chaos_and_myosegmentum", "lumbar_unlabelled/totalsegmentator_example_mr")
 LABEL_FILE_MARKERS = ("seg", "label")
 IN_LINE_MM = 10.0
+
+
+class SliceBySlice:
+    """A segmenter without the stack step: the pipeline looks again only with a segmenter that has look_again."""
+
+    def __init__(self, segmenter):
+        self.segment, self.provenance = segmenter.segment, segmenter.provenance
 
 
 def centre_x_ras(run, slice_index: int, mask: np.ndarray) -> float:
@@ -108,11 +115,15 @@ def main() -> None:
     parser.add_argument("--overlays", type=Path, default=Path("/tmp/spinal-stenosis-real-overlays"))
     parser.add_argument("--json", type=Path)
     parser.add_argument("--only", default="", help="evaluate only volumes whose path contains this text")
+    parser.add_argument("--no-stack-step", action="store_true",
+                        help="segment every slice on its own (ablation of the stack step, centreline.py)")
     args = parser.parse_args()
     if not args.real.is_dir():
         sys.exit(f"no real validation folder at {args.real}")
     args.overlays.mkdir(parents=True, exist_ok=True)
     segmenter = load_segmenter(threads=2)
+    if args.no_stack_step:
+        segmenter = SliceBySlice(segmenter)
     results = {"cervical": {}, "lumbar": {}}
     sides = [0, 0]
 

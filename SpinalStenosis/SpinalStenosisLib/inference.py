@@ -72,6 +72,12 @@ class NetworkSegmenter:
         if redo:  # network 2 was trained on crops around the true region: crop again around what it found
             again, again_probabilities, again_confidence = self._best_candidates(
                 images, grids, {n: [crop] for n, crop in redo.items()})
+            lost = {n: _widened(crop, grids[n]) for n, crop in redo.items() if again_confidence.get(n, 0.0) == 0.0}
+            if lost:  # network 2 misses a canal that fills most of a tight crop: look from farther away
+                wider, wider_probabilities, wider_confidence = self._best_candidates(
+                    images, grids, {n: [crop] for n, crop in lost.items()})
+                again, again_probabilities = {**again, **wider}, {**again_probabilities, **wider_probabilities}
+                again_confidence = {**again_confidence, **wider_confidence}
             for n, confidence in again_confidence.items():
                 if confidence > 0.0:  # unless the canal is lost there
                     crops[n], probabilities[n] = again[n], again_probabilities[n]
@@ -137,6 +143,12 @@ def _field_of_view_crop(grid: PlaneGrid) -> PlaneGrid:
     """The crop centred on the slice, holding its whole field of view."""
     return crop_grid(grid, ((grid.shape[0] - 1) / 2, (grid.shape[1] - 1) / 2),
                      max(field_of_view_side_mm(grid), MIN_CROP_MM))
+
+
+def _widened(crop: PlaneGrid, native: PlaneGrid, factor: float = 1.5) -> PlaneGrid:
+    """The same crop with its side times factor (at most MAX_CROP_MM)."""
+    centre = tuple(float(i) for i in native.to_index(_centre(crop)))
+    return crop_grid(native, centre, min(crop.shape[0] * crop.pixel_size_mm[0] * factor, MAX_CROP_MM))
 
 
 def _differs(crop: PlaneGrid, other: PlaneGrid) -> bool:

@@ -256,7 +256,7 @@ def test_the_second_crop_keeps_the_canal_when_network_2_loses_it_there():
         return torch.cat([torch.full_like(canal, -20.0), canal, torch.full_like(canal, -20.0)], dim=1)
 
     [result] = NetworkSegmenter(roi_beside_the_canal, canal_at_first_sight_only).segment([image], [grid])
-    assert len(calls) == 2
+    assert len(calls) == 3  # the first crop, the second crop, the second crop widened
     assert (result.native_labels == 1).sum() > 0.8 * (image > 0).sum()
 
 
@@ -372,3 +372,31 @@ def test_a_stray_foramen_far_from_the_canal_does_not_stretch_the_second_crop():
     canal_only_side_mm = 1.15 * (16 * 0.8 + 2 * 12.0) + 6.0  # canal box with lateral padding, no foramina
     assert result.grid.shape[0] * result.grid.pixel_size_mm[0] == pytest.approx(canal_only_side_mm, abs=2.0)
     assert canal_only_side_mm > MIN_CROP_MM
+
+
+def test_a_canal_lost_in_a_tight_second_crop_is_looked_for_from_farther_away():
+    from SpinalStenosisLib.crop import MAX_CROP_MM
+    from SpinalStenosisLib.inference import NetworkSegmenter
+
+    grid = native(pixel=(0.8, 0.8), shape=(250, 250), angle_deg=0.0)
+    rows, columns = np.mgrid[:250, :250]
+    image = (np.hypot(rows - 125, columns - 125) < 12).astype(np.float32)  # a 19 mm canal
+    view = whole_slice_grid(grid)
+    row, column = (int(round(float(v[0]))) for v in view.to_index(grid.to_ras(125, 125)[None]))
+
+    def roi_wide_around_the_canal(inputs):
+        logits = torch.full(inputs.shape, -20.0)
+        logits[..., row - 45:row + 45, column - 45:column + 45] = 20.0
+        return logits
+
+    def canal_unless_it_fills_the_crop(inputs):  # like network 2 on real canals filling a tight crop
+        bright = inputs > 0.5
+        small = (bright.float().mean(dim=(1, 2, 3)) < 0.06)[:, None, None, None]
+        canal = torch.where(small & bright, 20.0, -20.0)
+        return torch.cat([torch.full_like(canal, -20.0), canal, torch.full_like(canal, -20.0)], dim=1)
+
+    [result] = NetworkSegmenter(roi_wide_around_the_canal, canal_unless_it_fills_the_crop).segment([image], [grid])
+    tight_side_mm = 1.15 * (24 * 0.8 + 2 * 12.0) + 6.0  # the second crop around the canal found first
+    assert result.grid.shape[0] * result.grid.pixel_size_mm[0] == pytest.approx(1.5 * tight_side_mm, abs=2.0)
+    assert 1.5 * tight_side_mm < MAX_CROP_MM
+    assert (result.native_labels == 1).sum() > 0.8 * image.sum()
