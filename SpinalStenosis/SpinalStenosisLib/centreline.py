@@ -48,10 +48,10 @@ def _follows(centre_ras: np.ndarray, others_ras: np.ndarray, distances_along_mm)
 def second_looks(sightings: list[CanalSighting | None], positions_mm: list[float]) -> dict[int, CanalSighting]:
     """Slices to look at again → where their canal should be. The line is the longest chain of sightings, in order
     along the stack (superior coordinate), each following the one before it: at most NEIGHBOUR_WINDOW_MM before it,
-    within OFF_LINE_MM left-right and antero-posterior, plus the AP drift over the distance between them (so a run of finds on a kidney, bowel or the
-    skin behind the spine cannot outvote the canal). A slice off that chain, with at least
-    MIN_NEIGHBOURS chain slices within NEIGHBOUR_WINDOW_MM, is expected on the line through their centres, with
-    their median crop side."""
+    within OFF_LINE_MM left-right and antero-posterior, plus the AP drift over the distance between them (so a run
+    of finds on a kidney, bowel or the skin behind the spine cannot outvote the canal). A slice off that chain, with
+    at least MIN_NEIGHBOURS chain slices within NEIGHBOUR_WINDOW_MM, is expected on the line through their centres,
+    with their median crop side."""
     positions = np.asarray(positions_mm, float)
     chain = _longest_chain(sightings, positions)
     looks = {}

@@ -60,7 +60,7 @@ class NetworkSegmenter:
     def look_again(self, images: list[np.ndarray], grids: list[PlaneGrid],
                    expected: list[CanalSighting]) -> list[SliceSegmentation]:
         """Network 2 alone, on a crop of each slice where its neighbours say the canal is (see centreline)."""
-        crops = {n: [crop_grid(grid, tuple(float(i) for i in grid.to_index(where.centre_ras)), where.crop_side_mm)]
+        crops = {n: [_crop_at(grid, where.centre_ras, where.crop_side_mm)]
                  for n, (grid, where) in enumerate(zip(grids, expected))}
         return self._segment_crops(images, grids, crops)
 
@@ -147,8 +147,12 @@ def _field_of_view_crop(grid: PlaneGrid) -> PlaneGrid:
 
 def _widened(crop: PlaneGrid, native: PlaneGrid, factor: float = 1.5) -> PlaneGrid:
     """The same crop with its side times factor (at most MAX_CROP_MM)."""
-    centre = tuple(float(i) for i in native.to_index(_centre(crop)))
-    return crop_grid(native, centre, min(crop.shape[0] * crop.pixel_size_mm[0] * factor, MAX_CROP_MM))
+    return _crop_at(native, _centre(crop), min(crop.shape[0] * crop.pixel_size_mm[0] * factor, MAX_CROP_MM))
+
+
+def _crop_at(native: PlaneGrid, centre_ras: np.ndarray, side_mm: float) -> PlaneGrid:
+    """The network-2 crop of side_mm centred on a RAS point of the native slice."""
+    return crop_grid(native, tuple(float(i) for i in native.to_index(centre_ras)), side_mm)
 
 
 def _differs(crop: PlaneGrid, other: PlaneGrid) -> bool:

@@ -64,8 +64,9 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
     """Segment and measure batch by batch, yielding (slices done, total); the MeasurementRun is the generator's
     return value. A GUI can drive it from a timer and stop whenever the user cancels. With look_again, slices whose
     canal is missing or off the line of its neighbours (see :mod:`centreline`) are segmented again where the
-    neighbours put it, round after round as the line grows. The new result replaces the old one if its canal is on that line; otherwise a canal found off
-    the line is dropped (it lies on a kidney, bowel or muscle, not on the spine)."""
+    neighbours put it, round after round as the line grows. The new result replaces the old one if its canal is on
+    that line; otherwise a canal found off the line is dropped (it lies on a kidney, bowel, muscle or skin, not on
+    the spine)."""
     n_slices = volume.n_slices
     run = MeasurementRun(volume, [None] * n_slices, np.zeros(volume.layout.stack_shape, np.uint8))
     sightings: list[CanalSighting | None] = [None] * n_slices
