@@ -106,16 +106,6 @@ def test_some_network2_crops_hold_the_canal_off_centre_but_always_hold_it():
     assert 0.05 <= np.mean(off_centre) <= 0.4
 
 
-def test_some_network2_crops_are_tight_around_a_canal_that_fills_most_of_them():
-    rng = np.random.default_rng(4)
-    widths = []
-    for _ in range(60):
-        _, targets = canal_pair(rng, "lumbar")
-        columns = np.nonzero((targets[1] >= 0.5).any(axis=0))[0]
-        widths.append((columns.max() - columns.min() + 1) / CROP_SIZE)
-    assert 0.03 <= np.mean(np.array(widths) > 0.35) <= 0.4  # none without tight crops
-
-
 def test_every_parameter_range_is_exercised():
     rng = np.random.default_rng(0)
     seen = {"levels": set(), "kinds": set(), "contrasts": set(), "absent foramen": 0, "narrow canal": 0,

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..crop import CROP_SIZE, MAX_CROP_MM, MIN_CROP_MM, crop_grid, crop_side_mm, resample, roi_box_mask
+from ..crop import CROP_SIZE, MAX_CROP_MM, crop_grid, crop_side_mm, resample, roi_box_mask
 from ..crop import normalise, whole_slice_grid
 from ..geometry import PlaneGrid
 from .anatomy import (CANAL_TISSUES, LEFT_FORAMEN_TISSUES, RIGHT_FORAMEN_TISSUES, Anatomy, sample_anatomy)
@@ -14,7 +14,6 @@ from .render import CONTRASTS, acquire, render
 TARGET_GROUPS = (LEFT_FORAMEN_TISSUES, CANAL_TISSUES, RIGHT_FORAMEN_TISSUES)  # network-2 channel order
 CONTRAST_WEIGHTS = (0.45, 0.12, 0.13, 0.1, 0.2)
 OFF_CENTRE_SHARE = 0.2
-TIGHT_SHARE = 0.15
 
 
 @dataclass
@@ -183,9 +182,7 @@ def jittered_crop(rng: np.random.Generator, window: PlaneGrid, roi: np.ndarray) 
     """The inference crop rule applied to a perturbed true ROI (network 1 is never exact). A share
     OFF_CENTRE_SHARE of the crops is enlarged (up to the largest crop) and moved off the canal, up to its border:
     network 1's region can merge with bright vessels or viscera, and network 2 must then find the canal where it
-    is, not invent one in the middle, so that the second crop can centre on it. A share TIGHT_SHARE is shrunk, down
-    to the smallest crop: a second crop around a canal found without its foramina is tight, and a large sac then
-    fills most of it."""
+    is, not invent one in the middle, so that the second crop can centre on it."""
     rows, columns = np.nonzero(roi)
     row_mm, column_mm = window.pixel_size_mm
     if len(rows) == 0:
@@ -193,12 +190,9 @@ def jittered_crop(rng: np.random.Generator, window: PlaneGrid, roi: np.ndarray) 
     else:
         centre = ((rows.min() + rows.max()) / 2, (columns.min() + columns.max()) / 2)
         side = crop_side_mm((rows.max() - rows.min() + 1) * row_mm, (columns.max() - columns.min() + 1) * column_mm)
-    draw = rng.random()
-    if draw < OFF_CENTRE_SHARE:
+    if rng.random() < OFF_CENTRE_SHARE:
         side = rng.uniform(side, MAX_CROP_MM)
         shift_mm = rng.uniform(-0.45, 0.45, 2) * side
-    elif draw < OFF_CENTRE_SHARE + TIGHT_SHARE:
-        side, shift_mm = rng.uniform(MIN_CROP_MM, side), rng.normal(0.0, 2.0, 2)
     else:
         side, shift_mm = side * rng.uniform(0.9, 1.15), rng.normal(0.0, 2.0, 2)
     centre = (centre[0] + shift_mm[0] / row_mm, centre[1] + shift_mm[1] / column_mm)
