@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .crop import field_of_view_side_mm
 from .geometry import PlaneGrid
 from .measurement import largest_component
 
@@ -28,7 +29,7 @@ class CanalSighting:
         region = largest_component(canal) >= 0.5
         if not region.any():
             return None
-        return cls(grid.to_ras(*np.nonzero(region)).mean(axis=0), grid.shape[0] * grid.pixel_size_mm[0])
+        return cls(grid.to_ras(*np.nonzero(region)).mean(axis=0), field_of_view_side_mm(grid))
 
 
 def on_line(sighting: CanalSighting, expected: CanalSighting) -> bool:

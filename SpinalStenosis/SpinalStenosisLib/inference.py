@@ -66,7 +66,9 @@ class NetworkSegmenter:
 
     def _segment_crops(self, images, grids, candidates: dict[int, list[PlaneGrid]]) -> list[SliceSegmentation]:
         crops, probabilities, _ = self._best_candidates(images, grids, candidates)
-        boxes = {n: roi_box(_plausible_targets(p, crops[n]), crops[n]) for n, p in probabilities.items()}
+        masks = {n: _plausible_masks(p, crops[n]) for n, p in probabilities.items()}
+        # the box holds the canal and the plausible foramina only: a stray one far from the canal would stretch it
+        boxes = {n: roi_box(np.stack([m[name] for name in CHANNELS]), crops[n]) for n, m in masks.items()}
         refined = {n: crop_from_box(grids[n], crops[n], box) for n, box in boxes.items() if box is not None}
         redo = {n: crop for n, crop in refined.items() if _differs(crop, crops[n])}
         if redo:  # network 2 was trained on crops around the true region: crop again around what it found
@@ -80,15 +82,14 @@ class NetworkSegmenter:
                 again_confidence = {**again_confidence, **wider_confidence}
             for n, confidence in again_confidence.items():
                 if confidence > 0.0:  # unless the canal is lost there
-                    crops[n], probabilities[n] = again[n], again_probabilities[n]
+                    crops[n], masks[n] = again[n], _plausible_masks(again_probabilities[n], again[n])
         results = []
         for n, grid in enumerate(grids):
             crop = crops.get(n)
             if crop is None:
                 results.append(SliceSegmentation.empty(grid))
                 continue
-            masks = plausible(dict(zip(CHANNELS, probabilities[n])), crop)
-            results.append(SliceSegmentation(masks, crop, native_labels(masks, crop, grid), _box(crop, grid)))
+            results.append(SliceSegmentation(masks[n], crop, native_labels(masks[n], crop, grid), _box(crop, grid)))
         return results
 
 
@@ -112,11 +113,9 @@ def plausible(masks: dict[str, np.ndarray], grid: PlaneGrid) -> dict[str, np.nda
     return masks
 
 
-def _plausible_targets(probabilities: np.ndarray, crop: PlaneGrid) -> np.ndarray:
-    """Network 2's output [CHANNELS, rows, columns] without the foramina that plausible rules out (a stray one far
-    from the canal would stretch the region of interest)."""
-    masks = plausible(dict(zip(CHANNELS, probabilities)), crop)
-    return np.stack([masks[name] for name in CHANNELS])
+def _plausible_masks(probabilities: np.ndarray, crop: PlaneGrid) -> dict[str, np.ndarray]:
+    """Network 2's output [CHANNELS, rows, columns] as masks by name, without the foramina plausible rules out."""
+    return plausible(dict(zip(CHANNELS, probabilities)), crop)
 
 
 def canal_confidence(canal: np.ndarray) -> float:
@@ -147,7 +146,7 @@ def _field_of_view_crop(grid: PlaneGrid) -> PlaneGrid:
 
 def _widened(crop: PlaneGrid, native: PlaneGrid, factor: float = 1.5) -> PlaneGrid:
     """The same crop with its side times factor (at most MAX_CROP_MM)."""
-    return _crop_at(native, _centre(crop), min(crop.shape[0] * crop.pixel_size_mm[0] * factor, MAX_CROP_MM))
+    return _crop_at(native, _centre(crop), min(field_of_view_side_mm(crop) * factor, MAX_CROP_MM))
 
 
 def _crop_at(native: PlaneGrid, centre_ras: np.ndarray, side_mm: float) -> PlaneGrid:

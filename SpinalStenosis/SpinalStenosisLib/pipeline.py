@@ -69,6 +69,7 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
     the spine)."""
     n_slices = volume.n_slices
     run = MeasurementRun(volume, [None] * n_slices, np.zeros(volume.layout.stack_shape, np.uint8))
+    positions = [volume.layout.slice_position_mm(s) for s in range(n_slices)]
     sightings: list[CanalSighting | None] = [None] * n_slices
 
     def store(s: int, result: SliceSegmentation) -> None:
@@ -76,7 +77,7 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
         run.roi_boxes.pop(s, None)
         if result.roi_box_rc is not None:
             run.roi_boxes[s] = result.roi_box_rc
-        run.measurements[s] = measure_slice(result.masks, result.grid, s, volume.layout.slice_position_mm(s))
+        run.measurements[s] = measure_slice(result.masks, result.grid, s, positions[s])
 
     for indices in _batches(range(n_slices)):
         for s, result in zip(indices, segment_slices(indices)):
@@ -86,7 +87,6 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
         yield indices[-1] + 1, n_slices
     if look_again is None:
         return run
-    positions = [volume.layout.slice_position_mm(s) for s in range(n_slices)]
     looked_again: set[int] = set()
     while expected := {s: where for s, where in second_looks(sightings, positions).items() if s not in looked_again}:
         looked_again |= expected.keys()  # each slice once; the line grows and reaches farther slices next round
