@@ -74,6 +74,34 @@ def native(pixel=(0.7, 0.6), shape=(200, 180), angle_deg=10.0):
     return PlaneGrid(np.array([40.0, 70.0, -12.0]), rotation @ [0, -pixel[0], 0], rotation @ [-pixel[1], 0, 0], shape)
 
 
+def disc_slice(centre_rc=(125, 125), radius_px=8, angle_deg=10.0):
+    """A 250² slice of 0.8 mm pixels holding a bright disc (a "canal"), and the disc centre on network 1's view."""
+    grid = native(pixel=(0.8, 0.8), shape=(250, 250), angle_deg=angle_deg)
+    rows, columns = np.mgrid[:250, :250]
+    image = (np.hypot(rows - centre_rc[0], columns - centre_rc[1]) < radius_px).astype(np.float32)
+    view_rc = tuple(int(round(float(v[0]))) for v in whole_slice_grid(grid).to_index(grid.to_ras(*centre_rc)[None]))
+    return grid, image, view_rc
+
+
+def roi_square(row, column, half):
+    """A stub network 1 marking a square of the view around (row, column)."""
+    def roi(inputs):
+        logits = torch.full(inputs.shape, -20.0)
+        logits[..., row - half:row + half, column - half:column + half] = 20.0
+        return logits
+    return roi
+
+
+def canal_only(canal_logits):
+    """A stub network 2's output: these canal logits, no foramina."""
+    no_foramen = torch.full_like(canal_logits, -20.0)
+    return torch.cat([no_foramen, canal_logits, no_foramen], dim=1)
+
+
+def canal_where_bright(inputs):
+    return canal_only(40.0 * (inputs - 0.5))
+
+
 def test_a_known_crop_box_maps_to_known_ras_points():
     grid = native()
     crop = crop_grid(grid, (100.0, 90.0), 64.0, 128)
@@ -213,21 +241,13 @@ def test_a_field_of_view_within_the_smallest_crop_is_its_own_region_of_interest(
 def test_network_2_picks_the_region_of_network_1_where_it_finds_a_canal():
     from SpinalStenosisLib.inference import NetworkSegmenter
 
-    grid = native(pixel=(0.8, 0.8), shape=(250, 250))
-    rows, columns = np.mgrid[:250, :250]
-    image = (np.hypot(rows - 180, columns - 60) < 8).astype(np.float32)  # a bright "canal" low on the left
-    view = whole_slice_grid(grid)
-    disc_row, disc_column = (int(round(float(v[0]))) for v in view.to_index(grid.to_ras(180, 60)[None]))
+    grid, image, (disc_row, disc_column) = disc_slice(centre_rc=(180, 60))  # a bright "canal" low on the left
 
     def roi_two_regions(inputs):  # a large empty region and a small one around the bright disc
         logits = torch.full(inputs.shape, -20.0)
         logits[..., 10:50, 60:110] = 20.0
         logits[..., disc_row - 6:disc_row + 7, disc_column - 6:disc_column + 7] = 20.0
         return logits
-
-    def canal_where_bright(inputs):
-        canal = 40.0 * (inputs - 0.5)
-        return torch.cat([torch.full_like(canal, -20.0), canal, torch.full_like(canal, -20.0)], dim=1)
 
     [result] = NetworkSegmenter(roi_two_regions, canal_where_bright).segment([image], [grid])
     assert (result.native_labels == 1).sum() > 0.8 * (image > 0).sum()
@@ -237,11 +257,7 @@ def test_network_2_picks_the_region_of_network_1_where_it_finds_a_canal():
 def test_the_second_crop_keeps_the_canal_when_network_2_loses_it_there():
     from SpinalStenosisLib.inference import NetworkSegmenter
 
-    grid = native(pixel=(0.8, 0.8), shape=(250, 250))
-    rows, columns = np.mgrid[:250, :250]
-    image = (np.hypot(rows - 125, columns - 125) < 8).astype(np.float32)
-    view = whole_slice_grid(grid)
-    row, column = (int(round(float(v[0]))) for v in view.to_index(grid.to_ras(125, 125)[None]))
+    grid, image, (row, column) = disc_slice()
 
     def roi_beside_the_canal(inputs):  # a region holding the canal near its edge: the second crop moves
         logits = torch.full(inputs.shape, -20.0)
@@ -252,8 +268,7 @@ def test_the_second_crop_keeps_the_canal_when_network_2_loses_it_there():
 
     def canal_at_first_sight_only(inputs):
         calls.append(len(inputs))
-        canal = 40.0 * (inputs - 0.5) if len(calls) == 1 else torch.full_like(inputs, -20.0)
-        return torch.cat([torch.full_like(canal, -20.0), canal, torch.full_like(canal, -20.0)], dim=1)
+        return canal_only(40.0 * (inputs - 0.5) if len(calls) == 1 else torch.full_like(inputs, -20.0))
 
     [result] = NetworkSegmenter(roi_beside_the_canal, canal_at_first_sight_only).segment([image], [grid])
     assert len(calls) == 3  # the first crop, the second crop, the second crop widened
@@ -305,10 +320,6 @@ def test_a_stack_keeps_to_the_canal_where_network_1_strays_onto_a_bright_kidney_
                 logits[n, 0][torch.from_numpy(ndimage.binary_dilation(labelled == label, iterations=3))] = 20.0
         return logits
 
-    def canal_where_bright(inputs):
-        bright = 40.0 * (inputs - 0.5)
-        return torch.cat([torch.full_like(bright, -20.0), bright, torch.full_like(bright, -20.0)], dim=1)
-
     segmenter = NetworkSegmenter(roi_on_the_rightmost_bright_region, canal_where_bright)
     [first_look] = segmenter.segment([stack[3]], [grid])
     assert (first_look.native_labels[kidney] == 1).all() and not (first_look.native_labels[canal] == 1).any()
@@ -351,16 +362,7 @@ def test_a_stray_foramen_far_from_the_canal_does_not_stretch_the_second_crop():
     from SpinalStenosisLib.crop import MIN_CROP_MM
     from SpinalStenosisLib.inference import NetworkSegmenter
 
-    grid = native(pixel=(0.8, 0.8), shape=(250, 250), angle_deg=0.0)
-    rows, columns = np.mgrid[:250, :250]
-    image = (np.hypot(rows - 125, columns - 125) < 8).astype(np.float32)
-    view = whole_slice_grid(grid)
-    row, column = (int(round(float(v[0]))) for v in view.to_index(grid.to_ras(125, 125)[None]))
-
-    def roi_wide_around_the_canal(inputs):
-        logits = torch.full(inputs.shape, -20.0)
-        logits[..., row - 40:row + 40, column - 40:column + 40] = 20.0
-        return logits
+    grid, image, (row, column) = disc_slice(angle_deg=0.0)
 
     def canal_and_a_stray_right_foramen(inputs):  # the "foramen" sits in a crop corner, ~40 mm from the canal
         canal = 40.0 * (inputs - 0.5)
@@ -368,7 +370,7 @@ def test_a_stray_foramen_far_from_the_canal_does_not_stretch_the_second_crop():
         stray[..., 118:126, 2:10] = 20.0
         return torch.cat([torch.full_like(canal, -20.0), canal, stray], dim=1)
 
-    [result] = NetworkSegmenter(roi_wide_around_the_canal, canal_and_a_stray_right_foramen).segment([image], [grid])
+    [result] = NetworkSegmenter(roi_square(row, column, 40), canal_and_a_stray_right_foramen).segment([image], [grid])
     canal_only_side_mm = 1.15 * (16 * 0.8 + 2 * 12.0) + 6.0  # canal box with lateral padding, no foramina
     assert result.grid.shape[0] * result.grid.pixel_size_mm[0] == pytest.approx(canal_only_side_mm, abs=2.0)
     assert canal_only_side_mm > MIN_CROP_MM
@@ -378,24 +380,14 @@ def test_a_canal_lost_in_a_tight_second_crop_is_looked_for_from_farther_away():
     from SpinalStenosisLib.crop import MAX_CROP_MM
     from SpinalStenosisLib.inference import NetworkSegmenter
 
-    grid = native(pixel=(0.8, 0.8), shape=(250, 250), angle_deg=0.0)
-    rows, columns = np.mgrid[:250, :250]
-    image = (np.hypot(rows - 125, columns - 125) < 12).astype(np.float32)  # a 19 mm canal
-    view = whole_slice_grid(grid)
-    row, column = (int(round(float(v[0]))) for v in view.to_index(grid.to_ras(125, 125)[None]))
-
-    def roi_wide_around_the_canal(inputs):
-        logits = torch.full(inputs.shape, -20.0)
-        logits[..., row - 45:row + 45, column - 45:column + 45] = 20.0
-        return logits
+    grid, image, (row, column) = disc_slice(radius_px=12, angle_deg=0.0)  # a 19 mm canal
 
     def canal_unless_it_fills_the_crop(inputs):  # like network 2 on real canals filling a tight crop
         bright = inputs > 0.5
         small = (bright.float().mean(dim=(1, 2, 3)) < 0.06)[:, None, None, None]
-        canal = torch.where(small & bright, 20.0, -20.0)
-        return torch.cat([torch.full_like(canal, -20.0), canal, torch.full_like(canal, -20.0)], dim=1)
+        return canal_only(torch.where(small & bright, 20.0, -20.0))
 
-    [result] = NetworkSegmenter(roi_wide_around_the_canal, canal_unless_it_fills_the_crop).segment([image], [grid])
+    [result] = NetworkSegmenter(roi_square(row, column, 45), canal_unless_it_fills_the_crop).segment([image], [grid])
     tight_side_mm = 1.15 * (24 * 0.8 + 2 * 12.0) + 6.0  # the second crop around the canal found first
     assert result.grid.shape[0] * result.grid.pixel_size_mm[0] == pytest.approx(1.5 * tight_side_mm, abs=2.0)
     assert 1.5 * tight_side_mm < MAX_CROP_MM
