@@ -55,13 +55,13 @@ def verified_path(name: str, folder: Path | None = None) -> tuple[Path, dict]:
 
 
 def load_network(name: str, folder: Path | None = None, device: str = "cpu"):
-    """A verified CoU-Net in eval mode, with its manifest entry."""
+    """A verified CoU-Net ready for inference (see network.for_inference), with its manifest entry."""
     import torch
 
-    from .network import CoUNet
+    from .network import CoUNet, for_inference
 
     path, entry = verified_path(name, folder)
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = CoUNet(**entry["network"])
     model.load_state_dict({k: v.float() for k, v in state.items()})
-    return model.to(device).eval(), entry
+    return for_inference(model).to(device), entry
