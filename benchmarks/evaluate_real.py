@@ -6,7 +6,8 @@
 Cervical sets with manual cord masks: the canal must contain the cord (>= 95 % of cord pixels inside) and the
 canal/cord area ratio should lie in [1.5, 5]. Lumbar sets (no labels): a canal found, one plausible canal per slice
 (one component, area 50-350 mm², AP 6-20 mm), and each of those with the canal in line with the spine (see
-lumbar_checks). Every slice with both foramina: the left one must lie on the patient's left (RAS x smaller than the
+lumbar_checks); blank slices (one value throughout, e.g. the padding slice of the CHAOS spine crops) show no anatomy
+and are counted apart. Every slice with both foramina: the left one must lie on the patient's left (RAS x smaller than the
 canal's). Writes one overlay PNG per volume to --overlays (outside the repository).
 """
 from __future__ import annotations
@@ -81,9 +82,14 @@ def lumbar_checks(run) -> dict:
     """Counts of slices with a canal, with one plausible canal, and of each of those with the canal in line with
     the spine: its centroid within IN_LINE_MM (patient left-right) of the volume's median. The canal is a tube whose
     left-right position barely changes from slice to slice, so a canal found off that line is on another structure
-    (a kidney, a vessel, bowel) even when its size is plausible."""
-    plausible, centre_x = [], []
+    (a kidney, a vessel, bowel) even when its size is plausible. Blank slices are left out of these counts; how
+    many there are, and on how many of them a canal was reported (it should be none), is counted apart."""
+    plausible, centre_x, blank, canal_on_blank = [], [], 0, 0
     for s, m in enumerate(run.measurements):
+        if np.ptp(run.volume.read_slice(s)) == 0:
+            blank += 1
+            canal_on_blank += bool((run.stack_labels[s] == 1).any())
+            continue
         canal = run.stack_labels[s] == 1
         components = ndimage.label(canal)[1]
         centre_x.append(centre_x_ras(run, s, canal) if components else np.nan)
@@ -92,7 +98,8 @@ def lumbar_checks(run) -> dict:
     centre_x, plausible = np.array(centre_x), np.array(plausible)
     found = ~np.isnan(centre_x)
     in_line = found & (np.abs(centre_x - (np.median(centre_x[found]) if found.any() else 0.0)) <= IN_LINE_MM)
-    return {"slices": len(run.measurements), "canal_found": int(found.sum()),
+    return {"slices": len(plausible), "blank_slices": blank, "canal_on_blank_slice": canal_on_blank,
+            "canal_found": int(found.sum()),
             "single_plausible_canal": int(plausible.sum()), "canal_found_in_line": int(in_line.sum()),
             "single_plausible_canal_in_line": int((plausible & in_line).sum())}
 
@@ -159,7 +166,10 @@ def main() -> None:
     print_table("lumbar volume, canal in line with the spine", results["lumbar"],
                 ("slices", "canal_found_in_line", "single_plausible_canal_in_line"),
                 ("slices", "found, in line", "1 plausible, in line"))
-    print(f"\nslices with canal and both foramina: {sides[0]}; left foramen on the patient's left: "
+    blank = sum(r["blank_slices"] for r in results["lumbar"].values())
+    print(f"\nlumbar blank slices left out: {blank}; canal reported on "
+          f"{sum(r['canal_on_blank_slice'] for r in results['lumbar'].values())} of them")
+    print(f"slices with canal and both foramina: {sides[0]}; left foramen on the patient's left: "
           f"{sides[1] / max(sides[0], 1):.1%}")
     print(f"overlays: {args.overlays}")
     if args.json:

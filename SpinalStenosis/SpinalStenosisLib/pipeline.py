@@ -16,6 +16,8 @@ from .volume_io import AxialVolume, open_axial, read_labels, write_labels
 
 ProgressCallback = Callable[[int, int], None]
 BATCH_SLICES = 8  # slices per network batch; progress and cancel act between batches
+MAX_LOOKS = 3  # second looks per slice
+LOOK_MOVED_MM = 2.0  # a few network-2 crop pixels
 
 
 class Cancelled(RuntimeError):
@@ -64,9 +66,9 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
     """Segment and measure batch by batch, yielding (slices done, total); the MeasurementRun is the generator's
     return value. A GUI can drive it from a timer and stop whenever the user cancels. With look_again, slices whose
     canal is missing or off the line of its neighbours (see :mod:`centreline`) are segmented again where the
-    neighbours put it, round after round as the line grows. The new result replaces the old one if its canal is on
-    that line; otherwise a canal found off the line is dropped (it lies on a kidney, bowel, muscle or skin, not on
-    the spine)."""
+    neighbours put it, round after round as the line grows and moves. The new result replaces the old one if its
+    canal is on that line; otherwise a canal found off the line is dropped (it lies on a kidney, bowel, muscle or
+    skin, not on the spine)."""
     n_slices = volume.n_slices
     run = MeasurementRun(volume, [None] * n_slices, np.zeros(volume.layout.stack_shape, np.uint8))
     positions = [volume.layout.slice_position_mm(s) for s in range(n_slices)]
@@ -87,9 +89,11 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
         yield indices[-1] + 1, n_slices
     if look_again is None:
         return run
-    looked_again: set[int] = set()
-    while expected := {s: where for s, where in second_looks(sightings, positions).items() if s not in looked_again}:
-        looked_again |= expected.keys()  # each slice once; the line grows and reaches farther slices next round
+    looked_from: dict[int, list[CanalSighting]] = {}  # the expectations each slice was looked at again with
+    while expected := {s: where for s, where in second_looks(sightings, positions).items()
+                       if _worth_another_look(looked_from.get(s, []), where)}:
+        for s, where in expected.items():
+            looked_from.setdefault(s, []).append(where)
         for indices in _batches(sorted(expected)):
             for s, result in zip(indices, look_again(indices, [expected[s] for s in indices])):
                 sighting = _sighting(result)
@@ -101,6 +105,14 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
                     sightings[s] = None
             yield n_slices, n_slices
     return run
+
+
+def _worth_another_look(looked_from: list[CanalSighting], expected: CanalSighting) -> bool:
+    """At most MAX_LOOKS looks at a slice, each where it has not been looked at yet (at least LOOK_MOVED_MM from
+    every earlier look): the line grows round after round, reaches farther slices, and moves where the canal of a
+    slice looked at in an earlier round is expected."""
+    return len(looked_from) < MAX_LOOKS and all(
+        np.linalg.norm(where.centre_ras - expected.centre_ras) > LOOK_MOVED_MM for where in looked_from)
 
 
 def _sighting(result: SliceSegmentation) -> CanalSighting | None:

@@ -13,7 +13,7 @@ from SpinalStenosisLib.crop import (crop_from_box, crop_grid, crop_side_mm, crop
 from SpinalStenosisLib.geometry import PlaneGrid, reordered
 from SpinalStenosisLib.inference import load_segmenter
 from SpinalStenosisLib.models import ModelError, load_network, models_folder, read_manifest, sha256, verified_path
-from SpinalStenosisLib.network import CoUNet
+from SpinalStenosisLib.network import CoordBlock, CoUNet
 from SpinalStenosisLib.pipeline import measure_with_segmenter
 from SpinalStenosisLib.synth.dataset import slice_geometry, synthetic_slice, synthetic_stack
 from SpinalStenosisLib.volume_io import axial_from_array
@@ -59,6 +59,24 @@ def test_a_damaged_or_missing_model_file_fails_clearly(tmp_path):
     (folder / "canal.pt").unlink()
     with pytest.raises(ModelError, match="missing"):
         load_network("canal", folder)
+
+
+def test_the_inference_form_of_a_counet_gives_the_same_output_and_leaves_the_trained_one_alone():
+    from SpinalStenosisLib.network import for_inference
+
+    torch.manual_seed(0)
+    model = CoUNet(3, width=4, depth=2)
+    for norm in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):  # trained-like statistics
+        norm.running_mean.uniform_(-0.5, 0.5), norm.running_var.uniform_(0.5, 2.0)
+        norm.weight.data.uniform_(0.5, 1.5), norm.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    fast = for_inference(model)
+    for shape in ((3, 1, 64, 64), (2, 1, 40, 56), (3, 1, 64, 64)):  # the coordinate terms are kept per size
+        inputs = torch.rand(shape)
+        with torch.inference_mode():
+            assert torch.allclose(fast(inputs), model(inputs), atol=1e-4)
+    assert all(isinstance(block, CoordBlock) for block in model.encoders) and not model.training
+    assert all(p.requires_grad for p in model.parameters())
 
 
 def test_models_folder_can_be_overridden(tmp_path, monkeypatch):
@@ -356,6 +374,40 @@ def test_a_canal_off_the_line_is_dropped_when_the_second_look_finds_none_on_it()
     assert segmenter.looked_again == [pytest.approx(grid.to_ras(29.5, 29.5)[0])]
     assert not run.stack_labels[2].any() and math.isnan(run.measurements[2].values["canal_ap_mm"])
     assert (run.stack_labels[1, 25:35, 25:35] == 1).all() and (run.stack_labels[3, 25:35, 25:35] == 1).all()
+
+
+def test_a_slice_is_looked_at_again_when_the_growing_line_moves_where_its_canal_is_expected():
+    from SpinalStenosisLib.pipeline import SliceSegmentation
+
+    grid = native(pixel=(1.0, 1.0), shape=(60, 60), angle_deg=0.0)
+    true_column = [30, 30, 35, 40]  # a canal curving 5 mm to the patient's left per 4 mm slice from slice 1 on
+
+    def result_with_canal_at(column):
+        canal = np.zeros(grid.shape, np.float32)
+        if column is not None:
+            canal[25:35, column - 5:column + 5] = 1.0
+        return SliceSegmentation({"canal": canal}, grid, canal.astype(np.uint8))
+
+    class CurvingSegmenter:
+        looks = []
+
+        def segment(self, images, grids):  # network 1 finds the canal on the first two slices only
+            return [result_with_canal_at(30 if image.max() <= 2 else None) for image in images]
+
+        def look_again(self, images, grids, expected):
+            slices = [int(image.max()) - 1 for image in images]
+            self.looks += [(s, where.centre_ras[0]) for s, where in zip(slices, expected)]
+            return [result_with_canal_at(true_column[s]) for s in slices]
+
+    stack = np.stack([np.full(grid.shape, s + 1.0, np.float32) for s in range(4)])
+    segmenter = CurvingSegmenter()
+    run = measure_with_segmenter(axial_from_array(stack, slice_geometry(grid, 4.0, n_slices=4)), segmenter)
+    # first round: slices 2 and 3 expected in line with slices 0-1; slice 3's canal is 10 mm off it, not kept
+    # second round: the line through slices 0-2 puts slice 3's canal 6.7 mm farther left, where it is found
+    assert [s for s, _ in segmenter.looks] == [2, 3, 3]
+    assert segmenter.looks[2][1] - segmenter.looks[1][1] == pytest.approx(-20.0 / 3, abs=0.01)  # RAS x: to the left
+    for s, column in enumerate(true_column):
+        assert (run.stack_labels[s, 25:35, column - 5:column + 5] == 1).all()
 
 
 def test_a_stray_foramen_far_from_the_canal_does_not_stretch_the_second_crop():
