@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--loss", choices=("bce_dice", "paper"), default="bce_dice",
                        help="BCE + soft Dice, or the seed paper's MSE - 1e-4 Dice")
     train.add_argument("--real-data", help="folder of labelled NIfTI pairs or Lumbar Spine MRI label PNGs")
-    train.add_argument("--init", help="start from these weights (best.pt or a shipped .pt), fresh schedule")
+    train.add_argument("--init", help="start from these weights (best.pt or a shipped .pt), fresh schedule; "
+                       "weights narrower than --width are widened without changing what they compute")
     train.set_defaults(handler=_train)
     return parser
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -62,6 +63,51 @@ class CoUNet(nn.Module):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = decoder(torch.cat([x, skip], dim=1))
         return self.head(x)
+
+
+def widened(state: dict[str, torch.Tensor], model: CoUNet) -> dict[str, torch.Tensor]:
+    """Weights of a narrower CoU-Net of model's depth and outputs, laid into model's own (wider) initial weights so
+    that model computes the same function (Net2Net-style growth): each old channel keeps its place within its block
+    of channels, the new channels start from model's own initialisation, and every old channel ignores the new
+    ones (zero weights), so training can put the added width to use from where the narrow network left off."""
+    old_width = state["encoders.0.conv2.weight"].shape[0]
+    new_state = {name: value.clone() for name, value in model.state_dict().items()}
+    new_widths = [model.config["width"] * 2 ** level for level in range(model.config["depth"] + 1)]
+    old_widths = [old_width * 2 ** level for level in range(model.config["depth"] + 1)]
+
+    def blocks(levels: list[int], coordinates: bool) -> tuple[list[int], list[int]]:
+        """Old channel positions → new ones, and the new ones no old channel maps to, for blocks of channels at
+        these levels (1 for the image), then the three coordinate channels."""
+        old_sizes = [1 if level < 0 else old_widths[level] for level in levels] + [3] * coordinates
+        new_sizes = [1 if level < 0 else new_widths[level] for level in levels] + [3] * coordinates
+        mapping = [new_start + n for old_size, new_start in zip(old_sizes, np.cumsum([0, *new_sizes[:-1]]))
+                   for n in range(old_size)]
+        return mapping, sorted(set(range(sum(new_sizes))) - set(mapping))
+
+    def lay(name: str, outputs: list[int], inputs: tuple[list[int], list[int]] | None = None) -> None:
+        target, value = new_state[name], state[name].float()
+        if inputs is None:  # per-channel vectors: BatchNorm, biases
+            target[outputs] = value
+            return
+        mapping, added = inputs
+        target[np.ix_(outputs, mapping)] = value
+        target[np.ix_(outputs, added)] = 0.0  # old channels ignore the new ones
+
+    depth = model.config["depth"]
+    decoder_levels = list(reversed(range(depth)))
+    for prefix, out_level, in_levels in (
+            [(f"encoders.{level}", level, [level - 1]) for level in range(depth + 1)]
+            + [(f"decoders.{n}", level, [level + 1, level]) for n, level in enumerate(decoder_levels)]):
+        outputs = list(range(old_widths[out_level]))
+        lay(f"{prefix}.conv1.weight", outputs, blocks(in_levels, coordinates=True))
+        lay(f"{prefix}.conv2.weight", outputs, blocks([out_level], coordinates=False))
+        for norm in ("norm1", "norm2"):
+            for field in ("weight", "bias", "running_mean", "running_var"):
+                lay(f"{prefix}.{norm}.{field}", outputs)
+    head_outputs = list(range(model.config["out_channels"]))
+    lay("head.weight", head_outputs, blocks([0], coordinates=False))
+    lay("head.bias", head_outputs)
+    return new_state
 
 
 class InferenceBlock(nn.Module):

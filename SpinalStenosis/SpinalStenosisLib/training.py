@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .network import CoUNet, dice_bce_loss, paper_loss
+from .network import CoUNet, dice_bce_loss, paper_loss, widened
 from .real_data import RealPairs
 from .synth.sampler import canal_pair, roi_pair
 
@@ -39,7 +39,7 @@ class TrainConfig:
     threads: int = 2
     validate_every: int = 250
     loss: str = "bce_dice"  # or "paper": MSE - 1e-4 Dice (Upadhyay et al. 2019)
-    init: Path | None = None  # start from these weights (a best.pt or a shipped .pt) with a fresh schedule
+    init: Path | None = None  # start from these weights (a best.pt or a shipped .pt; widened if narrower)
 
 
 def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,7 +93,10 @@ def train(config: TrainConfig) -> Path:
     step, best = 0, -1.0
     if config.init is not None:
         weights = torch.load(config.init, map_location="cpu", weights_only=False)
-        model.load_state_dict({k: v.float() for k, v in weights.get("model", weights).items()})
+        state = {k: v.float() for k, v in weights.get("model", weights).items()}
+        if state["encoders.0.conv2.weight"].shape[0] < config.width:  # grow a narrower network to this width
+            state = widened(state, model)
+        model.load_state_dict(state)
     checkpoint_path = out / "checkpoint.pt"
     if config.resume and checkpoint_path.exists():
         state = torch.load(checkpoint_path, weights_only=False)

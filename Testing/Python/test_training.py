@@ -6,6 +6,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from SpinalStenosisLib.network import CoUNet, widened
 from SpinalStenosisLib.real_data import PNG_THECAL_SAC, RealPairs
 from SpinalStenosisLib.synth.dataset import write_dataset
 from SpinalStenosisLib.training import TrainConfig, train
@@ -37,6 +38,25 @@ def test_training_can_start_from_given_weights(tmp_path):
     resumed = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
     conv = "encoders.0.conv1.weight"
     assert torch.equal(resumed[conv], weights[conv])  # zero learning rate: the given weights are kept
+
+
+def test_a_narrower_network_grows_to_the_training_width_computing_the_same_function(tmp_path):
+    torch.manual_seed(0)
+    narrow = CoUNet(3, width=4)
+    for norm in (m for m in narrow.modules() if isinstance(m, torch.nn.BatchNorm2d)):  # trained-like statistics
+        norm.running_mean.uniform_(-0.5, 0.5), norm.running_var.uniform_(0.5, 2.0)
+        norm.weight.data.uniform_(0.5, 1.5), norm.bias.data.uniform_(-0.2, 0.2)
+    wide = CoUNet(3, width=6)
+    wide.load_state_dict(widened(narrow.state_dict(), wide))
+    inputs = torch.rand(2, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(wide.eval()(inputs), narrow.eval()(inputs), atol=1e-5)
+    torch.save(narrow.state_dict(), tmp_path / "narrow.pt")
+    train(TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=6, validate_every=1,
+                      threads=1, learning_rate=0.0, init=tmp_path / "narrow.pt"))
+    grown = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"]
+    assert grown["encoders.1.conv2.weight"].shape == (12, 12, 3, 3)
+    assert torch.equal(grown["encoders.1.conv2.weight"][:8, :8], narrow.state_dict()["encoders.1.conv2.weight"])
 
 
 def test_real_nifti_pairs_become_network_pairs(tmp_path):
