@@ -31,6 +31,18 @@ def phantom_arrays(n_slices: int = 3, size: int = 96, pixel_mm: float = 0.8):
     return image, labels, VolumeGeometry((size, size, n_slices), matrix)
 
 
+def trained_like(model):
+    """A CoU-Net (in place) with BatchNorm statistics and affine weights away from their initial 0 and 1, as after
+    training, so that folding or growing them is really tested; in eval mode."""
+    import torch
+
+    torch.manual_seed(0)
+    for norm in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        norm.running_mean.uniform_(-0.5, 0.5), norm.running_var.uniform_(0.5, 2.0)
+        norm.weight.data.uniform_(0.5, 1.5), norm.bias.data.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
 @pytest.fixture
 def phantom_files(tmp_path):
     from SpinalStenosisLib.volume_io import write_image, write_labels

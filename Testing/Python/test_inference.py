@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import trained_like
 
 from SpinalStenosisLib import cli
 from SpinalStenosisLib.crop import (crop_from_box, crop_grid, crop_side_mm, crops_from_roi, resample, roi_box,
@@ -64,12 +65,7 @@ def test_a_damaged_or_missing_model_file_fails_clearly(tmp_path):
 def test_the_inference_form_of_a_counet_gives_the_same_output_and_leaves_the_trained_one_alone():
     from SpinalStenosisLib.network import for_inference
 
-    torch.manual_seed(0)
-    model = CoUNet(3, width=4, depth=2)
-    for norm in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):  # trained-like statistics
-        norm.running_mean.uniform_(-0.5, 0.5), norm.running_var.uniform_(0.5, 2.0)
-        norm.weight.data.uniform_(0.5, 1.5), norm.bias.data.uniform_(-0.2, 0.2)
-    model.eval()
+    model = trained_like(CoUNet(3, width=4, depth=2))
     fast = for_inference(model)
     for shape in ((3, 1, 64, 64), (2, 1, 40, 56), (3, 1, 64, 64)):  # the coordinate terms are kept per size
         inputs = torch.rand(shape)
