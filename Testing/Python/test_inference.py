@@ -440,3 +440,22 @@ def test_a_canal_lost_in_a_tight_second_crop_is_looked_for_from_farther_away():
     assert result.grid.shape[0] * result.grid.pixel_size_mm[0] == pytest.approx(1.5 * tight_side_mm, abs=2.0)
     assert 1.5 * tight_side_mm < MAX_CROP_MM
     assert (result.native_labels == 1).sum() > 0.8 * image.sum()
+
+
+def test_a_second_look_finds_a_canal_that_the_expected_crop_cuts_at_its_edge():
+    from SpinalStenosisLib.centreline import CanalSighting
+    from SpinalStenosisLib.inference import NetworkSegmenter
+
+    grid, image, _ = disc_slice(radius_px=8, angle_deg=0.0)  # a 13 mm canal at the slice centre
+
+    def canal_unless_cut_by_the_crop(inputs):  # like network 2 on a sac at the edge of its crop
+        bright = inputs > 0.5
+        edge = torch.zeros_like(bright)
+        edge[..., :2, :], edge[..., -2:, :], edge[..., :, :2], edge[..., :, -2:] = True, True, True, True
+        cut = (bright & edge).flatten(1).any(dim=1)[:, None, None, None]
+        return canal_only(torch.where(bright & ~cut, 20.0, -20.0))
+
+    canal_ras = grid.to_ras(125, 125)
+    expected = CanalSighting(canal_ras + np.array([0.0, -20.0, 0.0]), 44.0)  # 20 mm posterior: the crop cuts it
+    [result] = NetworkSegmenter(None, canal_unless_cut_by_the_crop).look_again([image], [grid], [expected])
+    assert (result.native_labels == 1).sum() > 0.8 * image.sum()
