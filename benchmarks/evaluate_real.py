@@ -7,8 +7,8 @@ Cervical sets with manual cord masks: the canal must contain the cord (>= 95 % o
 canal/cord area ratio should lie in [1.5, 5]. Lumbar sets (no labels): a canal found, one plausible canal per slice
 (one component, area 50-350 mm², AP 6-20 mm), and each of those with the canal in line with the spine (see
 lumbar_checks); blank slices (one value throughout, e.g. the padding slice of the CHAOS spine crops) show no anatomy
-and are counted apart. Every slice with both foramina: the left one must lie on the patient's left (RAS x smaller than the
-canal's). Writes one overlay PNG per volume to --overlays (outside the repository).
+and are counted apart. Every slice with both foramina: the left one must lie on the patient's left (RAS x smaller
+than the canal's). Writes one overlay PNG per volume to --overlays (outside the repository).
 """
 from __future__ import annotations
 
