@@ -45,6 +45,13 @@ class PlaneGrid:
         shape = np.shape(points_ras)[:-1]
         return solution[0].reshape(shape), solution[1].reshape(shape)
 
+    def extent_on(self, other: "PlaneGrid") -> tuple[float, float, float, float]:
+        """This grid's outer pixel edges on other's pixel indices: row min, row max, column min, column max."""
+        rows, columns = other.to_index(self.to_ras(
+            np.array([-0.5, -0.5, self.shape[0] - 0.5, self.shape[0] - 0.5]),
+            np.array([-0.5, self.shape[1] - 0.5, -0.5, self.shape[1] - 0.5])))
+        return float(rows.min()), float(rows.max()), float(columns.min()), float(columns.max())
+
     @property
     def pixel_area_mm2(self) -> float:
         return float(np.linalg.norm(np.cross(self.row_step_ras, self.column_step_ras)))

@@ -187,10 +187,9 @@ def native_labels(masks: dict[str, np.ndarray], crop: PlaneGrid, native: PlaneGr
 
 def _box(crop: PlaneGrid, native: PlaneGrid) -> tuple[int, int, int, int]:
     """The crop's extent on the native grid: row0, column0, row1, column1 (pixel indices, inclusive-exclusive)."""
-    corners = crop.to_ras(np.array([-0.5, crop.shape[0] - 0.5]), np.array([-0.5, crop.shape[1] - 0.5]))
-    rows, columns = native.to_index(corners)
-    return (int(np.floor(rows.min() + 0.5)), int(np.floor(columns.min() + 0.5)),
-            int(np.ceil(rows.max() + 0.5)), int(np.ceil(columns.max() + 0.5)))
+    row_min, row_max, column_min, column_max = crop.extent_on(native)
+    return (int(np.floor(row_min + 0.5)), int(np.floor(column_min + 0.5)),
+            int(np.ceil(row_max + 0.5)), int(np.ceil(column_max + 0.5)))
 
 
 def load_segmenter(device: str = "cpu", folder: Path | None = None, threads: int | None = None) -> NetworkSegmenter:

@@ -130,6 +130,8 @@ def test_a_known_crop_box_maps_to_known_ras_points():
     sampled = resample(ramp, grid, crop)
     crop_rows, crop_columns = grid.to_index(crop.to_ras(*np.indices(crop.shape).reshape(2, -1)))
     assert np.allclose(sampled.ravel(), 2.0 * crop_rows + 3.0 * crop_columns, atol=1e-3)
+    extent = crop.extent_on(grid)  # the crop's outer pixel edges, in slice pixel indices
+    assert extent == pytest.approx((100.0 - half_rows, 100.0 + half_rows, 90.0 - half_columns, 90.0 + half_columns))
 
 
 def test_roi_box_gives_a_crop_centred_on_it():

@@ -159,12 +159,10 @@ def _field_of_view(rng: np.random.Generator, window: PlaneGrid) -> np.ndarray:
 
 def _covering(window: PlaneGrid, crop: PlaneGrid, margin_px: int = 4) -> PlaneGrid:
     """The pixel-aligned part of window that covers crop, plus a margin for blurring and interpolation."""
-    corners = crop.to_ras(np.array([-0.5, -0.5, crop.shape[0] - 0.5, crop.shape[0] - 0.5]),
-                          np.array([-0.5, crop.shape[1] - 0.5, -0.5, crop.shape[1] - 0.5]))
-    rows, columns = window.to_index(corners)
-    r0, c0 = int(np.floor(rows.min())) - margin_px, int(np.floor(columns.min())) - margin_px
-    n_rows = int(np.ceil(rows.max())) + margin_px - r0 + 1
-    n_columns = int(np.ceil(columns.max())) + margin_px - c0 + 1
+    row_min, row_max, column_min, column_max = crop.extent_on(window)
+    r0, c0 = int(np.floor(row_min)) - margin_px, int(np.floor(column_min)) - margin_px
+    n_rows = int(np.ceil(row_max)) + margin_px - r0 + 1
+    n_columns = int(np.ceil(column_max)) + margin_px - c0 + 1
     return window.crop(r0, c0, n_rows, n_columns, (n_rows, n_columns))
 
 
