@@ -65,12 +65,17 @@ class CoUNet(nn.Module):
         return self.head(x)
 
 
+def saved_width(state: dict[str, torch.Tensor]) -> int:
+    """The width (first-level channels) of the CoU-Net these weights belong to."""
+    return state["encoders.0.conv2.weight"].shape[0]
+
+
 def widened(state: dict[str, torch.Tensor], model: CoUNet) -> dict[str, torch.Tensor]:
     """Weights of a narrower CoU-Net of model's depth and outputs, laid into model's own (wider) initial weights so
     that model computes the same function (Net2Net-style growth): each old channel keeps its place within its block
     of channels, the new channels start from model's own initialisation, and every old channel ignores the new
     ones (zero weights), so training can put the added width to use from where the narrow network left off."""
-    old_width = state["encoders.0.conv2.weight"].shape[0]
+    old_width = saved_width(state)
     new_state = {name: value.clone() for name, value in model.state_dict().items()}
     new_widths = [model.config["width"] * 2 ** level for level in range(model.config["depth"] + 1)]
     old_widths = [old_width * 2 ** level for level in range(model.config["depth"] + 1)]

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .network import CoUNet, dice_bce_loss, paper_loss, widened
+from .network import CoUNet, dice_bce_loss, paper_loss, saved_width, widened
 from .real_data import RealPairs
 from .synth.sampler import canal_pair, roi_pair
 
@@ -94,7 +94,7 @@ def train(config: TrainConfig) -> Path:
     if config.init is not None:
         weights = torch.load(config.init, map_location="cpu", weights_only=False)
         state = {k: v.float() for k, v in weights.get("model", weights).items()}
-        if state["encoders.0.conv2.weight"].shape[0] < config.width:  # grow a narrower network to this width
+        if saved_width(state) < config.width:  # grow a narrower network to this width
             state = widened(state, model)
         model.load_state_dict(state)
     checkpoint_path = out / "checkpoint.pt"
