@@ -61,8 +61,10 @@ class NetworkSegmenter:
                    expected: list[CanalSighting]) -> list[SliceSegmentation]:
         """Network 2 alone, on a crop of each slice where its neighbours say the canal is (see centreline), and on
         one 1.5 times as wide (the line is a guess: it misses a canal that the crop cuts at its edge)."""
-        crops = {n: [crop, _widened(crop, grid)] for n, (grid, where) in enumerate(zip(grids, expected))
-                 for crop in [_crop_at(grid, where.centre_ras, where.crop_side_mm)]}
+        crops = {}
+        for n, (grid, where) in enumerate(zip(grids, expected)):
+            crop = _crop_at(grid, where.centre_ras, where.crop_side_mm)
+            crops[n] = [crop, _widened(crop, grid)]
         return self._segment_crops(images, grids, crops)
 
     def _segment_crops(self, images, grids, candidates: dict[int, list[PlaneGrid]]) -> list[SliceSegmentation]:
