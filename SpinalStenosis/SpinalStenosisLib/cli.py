@@ -54,7 +54,7 @@ def _train(args: argparse.Namespace) -> None:
     config = TrainConfig(network=args.network, steps=args.steps, batch_size=args.batch_size, width=args.width,
                          seed=args.seed, learning_rate=args.lr, out_dir=Path(args.out), resume=args.resume,
                          real_data=Path(args.real_data) if args.real_data else None, threads=args.threads,
-                         loss=args.loss, init=Path(args.init) if args.init else None)
+                         loss=args.loss, init=Path(args.init) if args.init else None, augment=args.augment)
     train(config)
 
 
@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--real-data", help="folder of labelled NIfTI pairs or Lumbar Spine MRI label PNGs")
     train.add_argument("--init", help="start from these weights (best.pt or a shipped .pt), fresh schedule; "
                        "weights narrower than --width are widened without changing what they compute")
+    train.add_argument("--augment", action="store_true",
+                       help="domain randomisation of the synthetic images: intensity curve, resolution, noise")
     train.set_defaults(handler=_train)
     return parser
 

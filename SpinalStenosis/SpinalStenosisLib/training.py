@@ -15,6 +15,7 @@ import torch
 from . import __version__
 from .network import CoUNet, dice_bce_loss, paper_loss, saved_width, widened
 from .real_data import RealPairs
+from .synth.augment import domain_randomised
 from .synth.sampler import canal_pair, roi_pair
 
 OUT_CHANNELS = {"roi": 1, "canal": 3}
@@ -40,20 +41,26 @@ class TrainConfig:
     validate_every: int = 250
     loss: str = "bce_dice"  # or "paper": MSE - 1e-4 Dice (Upadhyay et al. 2019)
     init: Path | None = None  # start from these weights (a best.pt or a shipped .pt; widened if narrower)
+    augment: bool = False  # domain randomisation of the synthetic training images (synth.augment)
 
 
-def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    pairs = [synthetic_pair(network, rng) for _ in range(batch_size)]
+def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int,
+                    augment: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = [synthetic_pair(network, rng, augment) for _ in range(batch_size)]
     return (torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs])))
 
 
-def synthetic_pair(network: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_pair(network: str, rng: np.random.Generator,
+                   augment: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """One training pair: image [1, H, W] and target [C, H, W]."""
     region = "cervical" if rng.random() < CERVICAL_FRACTION else "lumbar"
     if network == "roi":
         image, target = roi_pair(rng, region)
-        return image[None], target[None]
-    image, targets = canal_pair(rng, region)
+        targets = target[None]
+    else:
+        image, targets = canal_pair(rng, region)
+    if augment:
+        image = domain_randomised(rng, image)
     return image[None], targets
 
 
@@ -119,7 +126,7 @@ def train(config: TrainConfig) -> Path:
             if real is not None and rng.random() < config.real_fraction:
                 inputs, targets, channels = real.batch(rng, config.batch_size)
             else:
-                inputs, targets = synthetic_batch(config.network, rng, config.batch_size)
+                inputs, targets = synthetic_batch(config.network, rng, config.batch_size, config.augment)
             model.train()
             loss = LOSSES[config.loss](model(inputs)[:, channels], targets[:, channels])
             optimiser.zero_grad()

@@ -10,9 +10,11 @@ from SpinalStenosisLib.crop import CROP_SIZE, ROI_SIZE
 from SpinalStenosisLib.measurement import masks_from_labels, measure_slice
 from SpinalStenosisLib.pipeline import measure_with_labels
 from SpinalStenosisLib.synth.anatomy import CERVICAL_LEVELS, LUMBAR_LEVELS, SLICE_KINDS, T, sample_anatomy
+from SpinalStenosisLib.synth.augment import intensity_curve
 from SpinalStenosisLib.synth.dataset import iterate_pairs, synthetic_slice, write_dataset
 from SpinalStenosisLib.synth.render import CONTRASTS
 from SpinalStenosisLib.synth.sampler import canal_pair, roi_pair, sample_scene
+from SpinalStenosisLib.training import synthetic_pair
 from SpinalStenosisLib.volume_io import open_axial, read_labels
 
 
@@ -183,3 +185,18 @@ def test_a_narrow_field_of_view_keeps_the_spine_and_the_native_pixels():
         native_column = native.to_index(np.zeros((1, 3)))[1][0]
         if 12.0 / native.pixel_size_mm[1] <= native_column <= native.shape[1] - 12.0 / native.pixel_size_mm[1]:
             assert -0.5 <= spine_column <= narrow.shape[1] - 0.5  # the spine stays in view
+
+
+def test_domain_randomisation_changes_the_image_only_and_keeps_tissue_order():
+    changed = 0
+    for seed in range(6):
+        plain_image, plain_targets = synthetic_pair("canal", np.random.default_rng(seed))
+        image, targets = synthetic_pair("canal", np.random.default_rng(seed), augment=True)
+        assert np.array_equal(targets, plain_targets)
+        assert image.shape == plain_image.shape and image.dtype == np.float32
+        assert 0.0 <= image.min() and image.max() <= 1.5
+        changed += not np.array_equal(image, plain_image)
+    assert changed >= 3
+    ramp = np.linspace(0.0, 1.5, 301, dtype=np.float32)
+    curved = intensity_curve(np.random.default_rng(3), ramp)
+    assert np.all(np.diff(curved) >= 0) and curved[0] == 0.0 and curved[-1] == 1.5
