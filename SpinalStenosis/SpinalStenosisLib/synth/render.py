@@ -46,12 +46,6 @@ _PRIORS = {
 }
 CONTRASTS = ("T2", "T1", "T2star", "T2FS", "random")
 PRIOR_TABLE = np.array([_PRIORS[name] for name in TISSUES], dtype=np.float32)  # [tissue, contrast]
-FAT = [TISSUES.index(name) for name in ("subcutaneous_fat", "intermuscular_fat", "epidural_fat",
-                                        "left_foraminal_fat", "right_foraminal_fat", "marrow")]
-# On T2-weighted images CSF is brighter than fat, marrow and nucleus; fat is 0.7-0.9 of CSF on T2 FSE
-# (axial-spine-anatomy.md §3a). Jittered priors would otherwise give epidural fat brighter than the sac beside it.
-BELOW_CSF = FAT + [TISSUES.index("nucleus")]
-MAX_FRACTION_OF_CSF = 0.9
 
 
 def tissue_intensities(rng: np.random.Generator, contrast: str) -> tuple[np.ndarray, np.ndarray]:
@@ -68,8 +62,6 @@ def tissue_intensities(rng: np.random.Generator, contrast: str) -> tuple[np.ndar
             means[TISSUES.index("nucleus")] = rng.uniform(0.08, 0.3)
         if contrast in ("T2", "T2FS") and rng.random() < 0.3:  # slow flow: bright veins and aorta, not voids
             means[TISSUES.index("vessel")] = rng.uniform(0.5, 1.0)
-        if contrast != "T1":
-            means[BELOW_CSF] = np.minimum(means[BELOW_CSF], MAX_FRACTION_OF_CSF * means[TISSUES.index("csf")])
     texture = rng.uniform(0.02, 0.18, n).astype(np.float32)
     return np.clip(means, 0.0, 1.5), texture
 
@@ -87,6 +79,8 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], scale_px: flo
 
 SLAB_NEIGHBOURS = {TISSUES.index("annulus"): TISSUES.index("endplate"),
                    TISSUES.index("nucleus"): TISSUES.index("endplate")}  # what a thick slice reaches above/below
+FAT = [TISSUES.index(name) for name in ("subcutaneous_fat", "intermuscular_fat", "epidural_fat",
+                                        "left_foraminal_fat", "right_foraminal_fat", "marrow")]
 
 
 def thick_slab(signal: np.ndarray, tissues: np.ndarray, means: np.ndarray, weight: float) -> np.ndarray:
