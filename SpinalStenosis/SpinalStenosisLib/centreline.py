@@ -1,7 +1,9 @@
-"""The canal is a tube: a slice whose canal is missing, or lies off the line its neighbours draw, is looked at
-again where its neighbours put the canal (the stack-level prior SCT gets from a centreline)."""
+"""The canal is a tube: a slice whose canal is missing, lies off the line its neighbours draw, or is a fragment of the
+size of theirs, is looked at again where its neighbours put the canal (the stack-level prior SCT gets from a
+centreline)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,14 +16,18 @@ NEIGHBOUR_WINDOW_MM = 40.0  # slices this close along the stack say where a slic
 MIN_NEIGHBOURS = 2
 OFF_LINE_MM = 8.0  # about half a canal's width or depth: a canal centre farther off the line is on something else
 AP_DRIFT_PER_MM = 0.5  # the canal runs up to about 27° from the stack's axis (lordosis): its AP drift along the line
+SHRUNK_FRACTION = 0.4  # a canal under this share of its neighbours' median area may be a fragment of the sac
 
 
 @dataclass(frozen=True)
 class CanalSighting:
-    """Where a slice's canal is (centroid, RAS) and the side of the network-2 crop it was found in."""
+    """Where a slice's canal is (centroid, RAS), the side of the network-2 crop it was found in, the canal's area
+    and network 2's confidence in it (see canal_confidence)."""
 
     centre_ras: np.ndarray
     crop_side_mm: float
+    area_mm2: float = math.nan
+    confidence: float = 0.0
 
     @classmethod
     def of(cls, canal: np.ndarray, grid: PlaneGrid) -> "CanalSighting | None":
@@ -29,7 +35,14 @@ class CanalSighting:
         region = largest_component(canal) >= 0.5
         if not region.any():
             return None
-        return cls(grid.to_ras(*np.nonzero(region)).mean(axis=0), field_of_view_side_mm(grid))
+        return cls(grid.to_ras(*np.nonzero(region)).mean(axis=0), field_of_view_side_mm(grid),
+                   float(region.sum() * grid.pixel_area_mm2), float(canal[region].mean()))
+
+
+def canal_confidence(canal: np.ndarray) -> float:
+    """Mean probability inside the largest canal region (0 without one): how sure network 2 is of a canal."""
+    region = largest_component(canal) >= 0.5
+    return float(canal[region].mean()) if region.any() else 0.0
 
 
 def on_line(sighting: CanalSighting, expected: CanalSighting) -> bool:
@@ -50,21 +63,27 @@ def second_looks(sightings: list[CanalSighting | None], positions_mm: list[float
     """Slices to look at again → where their canal should be. The line is the longest chain of sightings, in order
     along the stack (superior coordinate), each following the one before it: at most NEIGHBOUR_WINDOW_MM before it,
     within OFF_LINE_MM left-right and antero-posterior, plus the AP drift over the distance between them (so a run
-    of finds on a kidney, bowel or the skin behind the spine cannot outvote the canal). A slice off that chain, with
-    at least MIN_NEIGHBOURS chain slices within NEIGHBOUR_WINDOW_MM, is expected on the line through their centres,
-    with their median crop side."""
+    of finds on a kidney, bowel or the skin behind the spine cannot outvote the canal). A slice with at least
+    MIN_NEIGHBOURS chain slices within NEIGHBOUR_WINDOW_MM is expected on the line through their centres, with their
+    median crop side, when it is off the chain and off that line, or when its canal is smaller than SHRUNK_FRACTION
+    of their median area (network 2 outlined a fragment of the sac, or the sac is narrowed there: looking again
+    tells them apart, see pipeline.measurement_steps)."""
     positions = np.asarray(positions_mm, float)
     chain = _longest_chain(sightings, positions)
     looks = {}
     for n, sighting in enumerate(sightings):
         neighbours = np.array([m for m in sorted(chain) if m != n
                                and abs(positions[m] - positions[n]) <= NEIGHBOUR_WINDOW_MM], int)
-        if n in chain or len(neighbours) < MIN_NEIGHBOURS:
+        if len(neighbours) < MIN_NEIGHBOURS:
+            continue
+        shrunk = sighting is not None and bool(
+            sighting.area_mm2 < SHRUNK_FRACTION * np.median([sightings[m].area_mm2 for m in neighbours]))
+        if n in chain and not shrunk:
             continue
         expected = CanalSighting(_line_through([sightings[m].centre_ras for m in neighbours], positions[neighbours],
                                                positions[n]),
                                  float(np.median([sightings[m].crop_side_mm for m in neighbours])))
-        if sighting is None or not on_line(sighting, expected):
+        if sighting is None or shrunk or not on_line(sighting, expected):
             looks[n] = expected
     return looks
 

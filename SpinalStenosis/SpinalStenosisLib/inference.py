@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .centreline import CanalSighting
+from .centreline import CanalSighting, canal_confidence
 from .crop import (MAX_CROP_MM, MIN_CROP_MM, crop_from_box, crop_grid, crops_from_roi, field_of_view_side_mm,
                    normalise, resample, roi_box, whole_slice_grid)
 from .geometry import PlaneGrid
@@ -119,14 +119,6 @@ def plausible(masks: dict[str, np.ndarray], grid: PlaneGrid) -> dict[str, np.nda
 def _plausible_masks(probabilities: np.ndarray, crop: PlaneGrid) -> dict[str, np.ndarray]:
     """Network 2's output [CHANNELS, rows, columns] as masks by name, without the foramina plausible rules out."""
     return plausible(dict(zip(CHANNELS, probabilities)), crop)
-
-
-def canal_confidence(canal: np.ndarray) -> float:
-    """Mean probability inside the largest canal region (0 without one): how sure network 2 is of a canal."""
-    from .measurement import largest_component
-
-    region = largest_component(canal) >= 0.5
-    return float(canal[region].mean()) if region.any() else 0.0
 
 
 def _candidate_crops(grid: PlaneGrid, view: PlaneGrid, roi_mask: np.ndarray) -> list[PlaneGrid]:

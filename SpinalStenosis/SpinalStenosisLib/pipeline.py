@@ -65,10 +65,11 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
                       ) -> Iterator[tuple[int, int]]:
     """Segment and measure batch by batch, yielding (slices done, total); the MeasurementRun is the generator's
     return value. A GUI can drive it from a timer and stop whenever the user cancels. With look_again, slices whose
-    canal is missing or off the line of its neighbours (see :mod:`centreline`) are segmented again where the
-    neighbours put it, round after round as the line grows and moves. The new result replaces the old one if its
-    canal is on that line; otherwise a canal found off the line is dropped (it lies on a kidney, bowel, muscle or
-    skin, not on the spine)."""
+    canal is missing, off the line of its neighbours or a fragment of their size (see :mod:`centreline`) are
+    segmented again where the neighbours put it, round after round as the line grows and moves. The new result
+    replaces the old one if its canal is on that line (and, where the old canal was on it too, network 2 is surer
+    of the new one: a narrowed sac is found again as it was); otherwise a canal found off the line is dropped (it
+    lies on a kidney, bowel, muscle or skin, not on the spine)."""
     n_slices = volume.n_slices
     run = MeasurementRun(volume, [None] * n_slices, np.zeros(volume.layout.stack_shape, np.uint8))
     positions = [volume.layout.slice_position_mm(s) for s in range(n_slices)]
@@ -96,11 +97,13 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
             looked_from.setdefault(s, []).append(where)
         for indices in _batches(sorted(expected)):
             for s, result in zip(indices, look_again(indices, [expected[s] for s in indices])):
-                sighting = _sighting(result)
-                if sighting is not None and on_line(sighting, expected[s]):
+                sighting, before = _sighting(result), sightings[s]
+                before_on_line = before is not None and on_line(before, expected[s])  # looked at for its size
+                if sighting is not None and on_line(sighting, expected[s]) and (
+                        not before_on_line or sighting.confidence > before.confidence):
                     store(s, result)
                     sightings[s] = sighting
-                elif sightings[s] is not None:  # the canal found first is off the line and none is on it
+                elif before is not None and not before_on_line:  # the canal found first is off the line, none on it
                     store(s, SliceSegmentation.empty(volume.layout.slice_grid(s)))
                     sightings[s] = None
             yield n_slices, n_slices

@@ -374,6 +374,50 @@ def test_a_canal_off_the_line_is_dropped_when_the_second_look_finds_none_on_it()
     assert (run.stack_labels[1, 25:35, 25:35] == 1).all() and (run.stack_labels[3, 25:35, 25:35] == 1).all()
 
 
+def test_a_canal_much_smaller_than_its_neighbours_is_looked_at_again_where_they_put_it():
+    from SpinalStenosisLib.centreline import SHRUNK_FRACTION, CanalSighting, second_looks
+
+    def canal(area_mm2, x_mm=0.0):
+        return CanalSighting(np.array([x_mm, -20.0, 0.0]), 50.0, area_mm2, 0.9)
+
+    positions = [4.0 * n for n in range(7)]
+    sightings = [canal(200.0) for _ in positions]
+    sightings[2] = canal(0.9 * SHRUNK_FRACTION * 200.0, x_mm=3.0)  # a fragment on the line
+    sightings[4] = canal(1.1 * SHRUNK_FRACTION * 200.0)  # narrowed, not a fragment
+    looks = second_looks(sightings, positions)
+    assert sorted(looks) == [2]
+    assert looks[2].centre_ras == pytest.approx([0.0, -20.0, 8.0]) and looks[2].crop_side_mm == 50.0
+
+
+def test_a_second_look_replaces_a_fragment_of_the_sac_but_keeps_a_narrowed_sac_it_finds_again():
+    from SpinalStenosisLib.pipeline import SliceSegmentation
+
+    grid = native(pixel=(1.0, 1.0), shape=(60, 60), angle_deg=0.0)
+
+    def result(half_width, probability):
+        canal = np.zeros(grid.shape, np.float32)
+        canal[30 - half_width:30 + half_width, 30 - half_width:30 + half_width] = probability
+        return SliceSegmentation({"canal": canal}, grid, (canal >= 0.5).astype(np.uint8))
+
+    class Segmenter:  # slice 2 (value 2): a fragment at first sight; slice 4 (value 3): a narrowed sac
+        looked_again = []
+
+        def segment(self, images, grids):
+            return [{1.0: result(8, 1.0), 2.0: result(2, 0.7), 3.0: result(3, 0.95)}[image.max()] for image in images]
+
+        def look_again(self, images, grids, expected):
+            self.looked_again += [int(image.max()) for image in images]
+            return [result(8, 0.98) if image.max() == 2.0 else result(3, 0.9) for image in images]
+
+    stack = np.ones((7, *grid.shape), np.float32)
+    stack[2], stack[4] = 2.0, 3.0
+    segmenter = Segmenter()
+    run = measure_with_segmenter(axial_from_array(stack, slice_geometry(grid, 4.0, n_slices=7)), segmenter)
+    assert sorted(segmenter.looked_again) == [2, 3]
+    assert run.measurements[2].values["canal_area_mm2"] == pytest.approx(16 * 16 * 0.98)
+    assert run.measurements[4].values["canal_area_mm2"] == pytest.approx(6 * 6 * 0.95)  # the first look stays
+
+
 def test_a_slice_is_looked_at_again_when_the_growing_line_moves_where_its_canal_is_expected():
     from SpinalStenosisLib.pipeline import SliceSegmentation
 
