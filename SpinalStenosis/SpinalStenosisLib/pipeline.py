@@ -67,9 +67,9 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
     return value. A GUI can drive it from a timer and stop whenever the user cancels. With look_again, slices whose
     canal is missing, off the line of its neighbours or a fragment of their size (see :mod:`centreline`) are
     segmented again where the neighbours put it, round after round as the line grows and moves. The new result
-    replaces the old one if its canal is on that line (and, where the old canal was on it too, network 2 is surer
-    of the new one: a narrowed sac is found again as it was); otherwise a canal found off the line is dropped (it
-    lies on a kidney, bowel, muscle or skin, not on the spine)."""
+    replaces the old one if its canal is on that line (and, where the old canal was on it too, the new one is larger
+    and network 2 is surer of it: a narrowed sac is found again as it was); otherwise a canal found off the line is
+    dropped (it lies on a kidney, bowel, muscle or skin, not on the spine)."""
     n_slices = volume.n_slices
     run = MeasurementRun(volume, [None] * n_slices, np.zeros(volume.layout.stack_shape, np.uint8))
     positions = [volume.layout.slice_position_mm(s) for s in range(n_slices)]
@@ -99,8 +99,8 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
             for s, result in zip(indices, look_again(indices, [expected[s] for s in indices])):
                 sighting, before = _sighting(result), sightings[s]
                 before_on_line = before is not None and on_line(before, expected[s])  # looked at for its size
-                if sighting is not None and on_line(sighting, expected[s]) and (
-                        not before_on_line or sighting.confidence > before.confidence):
+                if sighting is not None and on_line(sighting, expected[s]) and (not before_on_line or (
+                        sighting.area_mm2 > before.area_mm2 and sighting.confidence > before.confidence)):
                     store(s, result)
                     sightings[s] = sighting
                 elif before is not None and not before_on_line:  # the canal found first is off the line, none on it
