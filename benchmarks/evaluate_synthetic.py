@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.measurement import measure_slice  # noqa: E402
-from SpinalStenosisLib.synth.anatomy import T  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
+from SpinalStenosisLib.synth.anatomy import T  # noqa: E402
 from SpinalStenosisLib.synth.dataset import synthetic_slice, synthetic_stack  # noqa: E402
 from SpinalStenosisLib.volume_io import axial_from_array  # noqa: E402
 
@@ -101,31 +101,30 @@ def summarise(records: list[dict]) -> dict:
             "absent_count": len(absent)}
 
 
-def evaluate(count: int) -> dict:
-    segmenter = load_segmenter(threads=2)
+def canal_ap_within(errors: list[float]) -> dict:
+    """How many canal AP errors, and the share within 1 and 2 mm (NaN without any)."""
+    values = np.array(errors)
+    share = (lambda t: float(np.mean(values <= t))) if len(values) else (lambda t: math.nan)
+    return {"n": len(values), "within_1mm": share(1), "within_2mm": share(2)}
+
+
+def evaluate(segmenter, count: int) -> dict:
     records = [evaluate_case(segmenter, n) for n in range(count)]
     groups = {"all": records, "T2 family": [r for r in records if r["contrast"] in T2_FAMILY]}
-    canal_ap = {}
-    for key in sorted({r["contrast"] for r in records}) + ["lumbar", "cervical"]:
-        values = np.array([e for r in records if key in (r["contrast"], r["region"])
-                           for e in r["errors"]["canal_ap_mm"]])
-        canal_ap[key] = {"n": len(values), "within_1mm": float(np.mean(values <= 1)),
-                         "within_2mm": float(np.mean(values <= 2))}
-    by_fat = {}
-    for low, high in zip(FAT_TO_CSF_BANDS, FAT_TO_CSF_BANDS[1:]):
-        values = np.array([e for r in groups["T2 family"] if low <= r["fat_to_csf"] < high
-                           for e in r["errors"]["canal_ap_mm"]])
-        by_fat[f"{low}-{high}"] = {"n": len(values), "within_1mm": float(np.mean(values <= 1)) if len(values) else
-                                   math.nan, "within_2mm": float(np.mean(values <= 2)) if len(values) else math.nan}
+    canal_ap = {key: canal_ap_within([e for r in records if key in (r["contrast"], r["region"])
+                                      for e in r["errors"]["canal_ap_mm"]])
+                for key in sorted({r["contrast"] for r in records}) + ["lumbar", "cervical"]}
+    by_fat = {f"{low}-{high}": canal_ap_within([e for r in groups["T2 family"] if low <= r["fat_to_csf"] < high
+                                                 for e in r["errors"]["canal_ap_mm"]])
+              for low, high in zip(FAT_TO_CSF_BANDS, FAT_TO_CSF_BANDS[1:])}
     return {"cases": count, "seed": HELD_OUT_SEED, **{name: summarise(group) for name, group in groups.items()},
             "canal_ap_by_contrast_and_region": canal_ap, "t2_family_canal_ap_by_fat_to_csf": by_fat}
 
 
-def evaluate_stacks(count: int) -> dict:
+def evaluate_stacks(segmenter, count: int) -> dict:
     """Canal AP errors on multi-level stacks, with the stack step and slice by slice (see evaluate_real)."""
     from evaluate_real import SliceBySlice
 
-    segmenter = load_segmenter(threads=2)
     errors, changed = {"stack step": [], "slice by slice": []}, 0
     for n in range(count):
         image, _, geometry, truth = synthetic_stack(STACK_SEED + n)
@@ -134,7 +133,8 @@ def evaluate_stacks(count: int) -> dict:
                 "slice by slice": measure_with_segmenter(volume, SliceBySlice(segmenter))}
         for name, run in runs.items():
             errors[name] += [error(m.values["canal_ap_mm"], t["canal_ap_mm"]) for m, t in zip(run.measurements, truth)]
-        changed += int(sum((a != b).any() for a, b in zip(*(run.stack_labels == 1 for run in runs.values()))))
+        with_step, alone = (run.stack_labels == 1 for run in runs.values())
+        changed += int((with_step != alone).any(axis=(1, 2)).sum())
     return {"stacks": count, "seed": STACK_SEED, "slices": len(errors["stack step"]), "slices_changed": changed,
             **{name: {str(t): float(np.mean(np.array(values) <= t)) for t in (1, 2, 3)}
                for name, values in errors.items()}}
@@ -163,12 +163,14 @@ def print_table(summary: dict) -> None:
               f"reported present: {s['foramen_present_reported_present']:.1%}")
         print(f"canal bias (prediction - truth, median): AP {s['canal_bias']['ap_median_mm']:+.2f} mm, area "
               f"{s['canal_bias']['area_median_relative']:+.1%}")
-    print("\ncanal AP by contrast / region: " + "; ".join(
-        f"{c} (n={v['n']}) <=1 mm {v['within_1mm']:.0%}, <=2 mm {v['within_2mm']:.0%}"
-        for c, v in summary["canal_ap_by_contrast_and_region"].items()))
-    print("T2-family canal AP by epidural fat / CSF brightness: " + "; ".join(
-        f"{band} (n={v['n']}) <=1 mm {v['within_1mm']:.0%}, <=2 mm {v['within_2mm']:.0%}"
-        for band, v in summary["t2_family_canal_ap_by_fat_to_csf"].items()))
+    print("\ncanal AP by contrast / region: " + _canal_ap_line(summary["canal_ap_by_contrast_and_region"]))
+    print("T2-family canal AP by epidural fat / CSF brightness: "
+          + _canal_ap_line(summary["t2_family_canal_ap_by_fat_to_csf"]))
+
+
+def _canal_ap_line(groups: dict) -> str:
+    return "; ".join(f"{name} (n={v['n']}) <=1 mm {v['within_1mm']:.0%}, <=2 mm {v['within_2mm']:.0%}"
+                     for name, v in groups.items())
 
 
 def main() -> None:
@@ -177,10 +179,11 @@ def main() -> None:
     parser.add_argument("--stacks", type=int, default=0, help="also measure this many multi-level stacks")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    summary = evaluate(args.count)
+    segmenter = load_segmenter(threads=2)
+    summary = evaluate(segmenter, args.count)
     print_table(summary)
     if args.stacks:
-        summary["multi_level_stacks"] = evaluate_stacks(args.stacks)
+        summary["multi_level_stacks"] = evaluate_stacks(segmenter, args.stacks)
         print_stacks(summary["multi_level_stacks"])
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))

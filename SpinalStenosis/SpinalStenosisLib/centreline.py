@@ -22,7 +22,7 @@ SHRUNK_FRACTION = 0.4  # a canal under this share of its neighbours' median area
 @dataclass(frozen=True)
 class CanalSighting:
     """Where a slice's canal is (centroid, RAS), the side of the network-2 crop it was found in, the canal's area
-    and network 2's confidence in it (see canal_confidence)."""
+    and network 2's confidence in it: the mean probability inside its largest region."""
 
     centre_ras: np.ndarray
     crop_side_mm: float
@@ -37,12 +37,6 @@ class CanalSighting:
             return None
         return cls(grid.to_ras(*np.nonzero(region)).mean(axis=0), field_of_view_side_mm(grid),
                    float(region.sum() * grid.pixel_area_mm2), float(canal[region].mean()))
-
-
-def canal_confidence(canal: np.ndarray) -> float:
-    """Mean probability inside the largest canal region (0 without one): how sure network 2 is of a canal."""
-    region = largest_component(canal) >= 0.5
-    return float(canal[region].mean()) if region.any() else 0.0
 
 
 def on_line(sighting: CanalSighting, expected: CanalSighting) -> bool:

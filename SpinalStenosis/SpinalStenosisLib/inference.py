@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .centreline import CanalSighting, canal_confidence
+from .centreline import CanalSighting
 from .crop import (MAX_CROP_MM, MIN_CROP_MM, crop_from_box, crop_grid, crops_from_roi, field_of_view_side_mm,
                    normalise, resample, roi_box, whole_slice_grid)
 from .geometry import PlaneGrid
@@ -39,14 +39,15 @@ class NetworkSegmenter:
     def _best_candidates(self, images, grids, candidates: dict[int, list[PlaneGrid]]
                          ) -> tuple[dict[int, PlaneGrid], dict[int, np.ndarray], dict[int, float]]:
         """Network 2 on every candidate crop of every slice; per slice, the crop where it is surest of a canal,
-        its probabilities and that canal_confidence."""
+        its probabilities and that confidence (see CanalSighting)."""
         flat = [(n, crop) for n, crops in candidates.items() for crop in crops]
         if not flat:
             return {}, {}, {}
         batch = [normalise(resample(images[n], grids[n], crop)) for n, crop in flat]
         crops, probabilities, confidence = {}, {}, {}
         for (n, crop), p in zip(flat, self._predict(self.canal_model, batch)):
-            score = canal_confidence(p[CHANNELS.index("canal")])
+            sighting = CanalSighting.of(p[CHANNELS.index("canal")], crop)
+            score = sighting.confidence if sighting is not None else 0.0
             if score > confidence.get(n, -1.0):
                 crops[n], probabilities[n], confidence[n] = crop, p, score
         return crops, probabilities, confidence
