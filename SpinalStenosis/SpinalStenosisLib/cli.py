@@ -54,7 +54,8 @@ def _train(args: argparse.Namespace) -> None:
     config = TrainConfig(network=args.network, steps=args.steps, batch_size=args.batch_size, width=args.width,
                          seed=args.seed, learning_rate=args.lr, out_dir=Path(args.out), resume=args.resume,
                          real_data=Path(args.real_data) if args.real_data else None, threads=args.threads,
-                         loss=args.loss, init=Path(args.init) if args.init else None, augment=args.augment)
+                         loss=args.loss, init=Path(args.init) if args.init else None, augment=args.augment,
+                         freeze_encoder=args.freeze_encoder)
     train(config)
 
 
@@ -109,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "weights narrower than --width are widened without changing what they compute")
     train.add_argument("--augment", action="store_true",
                        help="domain randomisation of the synthetic images: intensity curve, resolution, noise")
+    train.add_argument("--freeze-encoder", action="store_true",
+                       help="train the decoder and head only (fine-tuning that keeps the encoder's features)")
     train.set_defaults(handler=_train)
     return parser
 

@@ -42,6 +42,7 @@ class TrainConfig:
     loss: str = "bce_dice"  # or "paper": MSE - 1e-4 Dice (Upadhyay et al. 2019)
     init: Path | None = None  # start from these weights (a best.pt or a shipped .pt; widened if narrower)
     augment: bool = False  # domain randomisation of the synthetic training images (synth.augment)
+    freeze_encoder: bool = False  # train the decoder and head only; the encoder (weights, BatchNorm statistics) stays
 
 
 def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int,
@@ -95,8 +96,6 @@ def train(config: TrainConfig) -> Path:
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = CoUNet(OUT_CHANNELS[config.network], width=config.width)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=1e-5)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.steps, eta_min=1e-5)
     step, best = 0, -1.0
     if config.init is not None:
         weights = torch.load(config.init, map_location="cpu", weights_only=False)
@@ -104,6 +103,10 @@ def train(config: TrainConfig) -> Path:
         if saved_width(state) < config.width:  # grow a narrower network to this width
             state = widened(state, model)
         model.load_state_dict(state)
+    model.encoders.requires_grad_(not config.freeze_encoder)
+    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
+                                 weight_decay=1e-5)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.steps, eta_min=1e-5)
     checkpoint_path = out / "checkpoint.pt"
     if config.resume and checkpoint_path.exists():
         state = torch.load(checkpoint_path, weights_only=False)
@@ -128,6 +131,8 @@ def train(config: TrainConfig) -> Path:
             else:
                 inputs, targets = synthetic_batch(config.network, rng, config.batch_size, config.augment)
             model.train()
+            if config.freeze_encoder:
+                model.encoders.eval()
             loss = LOSSES[config.loss](model(inputs)[:, channels], targets[:, channels])
             optimiser.zero_grad()
             loss.backward()

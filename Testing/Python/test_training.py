@@ -41,6 +41,19 @@ def test_training_can_start_from_given_weights(tmp_path):
     assert torch.equal(resumed[conv], weights[conv])  # zero learning rate: the given weights are kept
 
 
+def test_a_frozen_encoder_keeps_its_weights_and_statistics_while_the_decoder_learns(tmp_path):
+    start = trained_like(CoUNet(3, width=4))
+    torch.save(start.state_dict(), tmp_path / "start.pt")
+    train(TrainConfig(network="canal", out_dir=tmp_path / "run", steps=2, batch_size=2, width=4, validate_every=2,
+                      threads=1, learning_rate=1e-2, init=tmp_path / "start.pt", freeze_encoder=True))
+    tuned = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"]
+    before = start.state_dict()
+    for name in ("encoders.0.conv1.weight", "encoders.3.norm2.running_mean", "encoders.2.norm1.bias"):
+        assert torch.equal(tuned[name], before[name])
+    for name in ("decoders.2.conv1.weight", "decoders.0.norm1.running_mean", "head.weight"):
+        assert not torch.equal(tuned[name], before[name])
+
+
 def test_a_narrower_network_grows_to_the_training_width_computing_the_same_function(tmp_path):
     narrow = trained_like(CoUNet(3, width=4))
     wide = CoUNet(3, width=6)
