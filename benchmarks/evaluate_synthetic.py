@@ -6,7 +6,9 @@ Each case is a native-resolution synthetic slice; truth comes from 0.08 mm label
 for the T2 family the product is meant for (T2, T2*, fat-suppressed T2): Dice per class (native grid), the canal AP /
 transverse / foramen-width error CDF at 1, 2, 3 mm (the paper's Fig. 6), whether absent foramina are reported absent,
 the canal AP error per contrast and region, and, on T2-family slices, by how bright the epidural fat is against the
-CSF (where they are alike and the thin dura is lost to partial volume, the sac's edge is hard to see).
+CSF (where they are alike and the thin dura is lost to partial volume, the sac's edge is hard to see). It also
+measures the true area-fraction masks on the very crop network 2 was given, the same way: what that crop's
+resolution allows, so the rest of the error is the network's.
 
 With --stacks N it also measures N synthetic multi-level T2 stacks (pedicle, disc and mid-body slices of L3-S1, as in
 the demo) end to end, with the stack step and slice by slice, and prints the canal AP error of each and on how many
@@ -24,11 +26,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
-from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
+from SpinalStenosisLib.inference import CHANNELS, load_segmenter  # noqa: E402
 from SpinalStenosisLib.measurement import measure_slice  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.synth.anatomy import T  # noqa: E402
 from SpinalStenosisLib.synth.dataset import synthetic_slice, synthetic_stack  # noqa: E402
+from SpinalStenosisLib.synth.sampler import fractions  # noqa: E402
 from SpinalStenosisLib.volume_io import axial_from_array  # noqa: E402
 
 HELD_OUT_SEED = 9_000_000  # training seeds are (run seed, step); the validation seed is 2_000_000
@@ -36,6 +39,7 @@ STACK_SEED = 7_000_000
 CLASSES = {1: "canal", 2: "left foramen", 3: "right foramen"}
 T2_FAMILY = ("T2", "T2star", "T2FS")
 ERROR_KEYS = ("canal_ap_mm", "canal_transverse_mm", "foramen_width_mm")
+FORAMEN_KEYS = ("left_foramen_width_mm", "right_foramen_width_mm")
 FAT_TO_CSF_BANDS = (0.0, 0.5, 0.7, 0.85, math.inf)
 
 
@@ -77,6 +81,12 @@ def evaluate_case(segmenter, n: int, cervical_every: int = 4) -> dict:
         else:
             record["present_found"].append(not math.isnan(predicted[key]))
             record["errors"]["foramen_width_mm"].append(error(predicted[key], truth[key]))
+    if result.roi_box_rc is not None:
+        true_masks = dict(zip(CHANNELS, fractions(case.scene.paint(result.grid, 2), 2)))
+        on_crop = measure_slice(true_masks, result.grid).values
+        record["true_masks_on_crop"] = {
+            "canal_ap_mm": [error(on_crop[key], truth[key]) for key in ["canal_ap_mm"] if not math.isnan(truth[key])],
+            "foramen_width_mm": [error(on_crop[key], truth[key]) for key in FORAMEN_KEYS if not math.isnan(truth[key])]}
     return record
 
 
@@ -96,9 +106,18 @@ def summarise(records: list[dict]) -> dict:
                                                                 if "canal_ap_signed_mm" in r])),
                            "area_median_relative": float(np.median([r["canal_area_rel"] for r in records
                                                                     if "canal_area_rel" in r]))},
+            "true_masks_on_crop": {key: within_of([e for r in records if "true_masks_on_crop" in r
+                                                   for e in r["true_masks_on_crop"][key]])
+                                   for key in ("canal_ap_mm", "foramen_width_mm")},
             "foramen_absent_reported_absent": float(np.mean(absent)) if absent else float("nan"),
             "foramen_present_reported_present": float(np.mean(found)) if found else float("nan"),
             "absent_count": len(absent)}
+
+
+def within_of(errors: list[float]) -> dict:
+    """How many errors, and the share within 0.5, 1 and 2 mm."""
+    values = np.array(errors)
+    return {"n": len(values), **{str(t): float(np.mean(values <= t)) if len(values) else math.nan for t in (0.5, 1, 2)}}
 
 
 def canal_ap_within(errors: list[float]) -> dict:
@@ -163,6 +182,9 @@ def print_table(summary: dict) -> None:
               f"reported present: {s['foramen_present_reported_present']:.1%}")
         print(f"canal bias (prediction - truth, median): AP {s['canal_bias']['ap_median_mm']:+.2f} mm, area "
               f"{s['canal_bias']['area_median_relative']:+.1%}")
+        print("true area-fraction masks on network 2's crops, measured the same way: " + "; ".join(
+            f"{key} (n={v['n']}) within 0.5 / 1 / 2 mm {v['0.5']:.1%} / {v['1']:.1%} / {v['2']:.1%}"
+            for key, v in s["true_masks_on_crop"].items()))
     print("\ncanal AP by contrast / region: " + _canal_ap_line(summary["canal_ap_by_contrast_and_region"]))
     print("T2-family canal AP by epidural fat / CSF brightness: "
           + _canal_ap_line(summary["t2_family_canal_ap_by_fat_to_csf"]))
