@@ -114,41 +114,72 @@ class _Plane:
         return np.stack([rows, columns], axis=1) @ self.frame.T, weights[rows, columns]
 
     def chords(self, centres_mm: np.ndarray, direction: np.ndarray, half_length_mm: float):
-        """Chord along ``direction`` through each centre: (lengths, starts_mm, ends_mm)."""
+        """Chord along ``direction`` through each centre: (lengths, starts_mm, ends_mm); zero length and NaN ends
+        where the line misses the mask."""
         t = np.arange(-half_length_mm, half_length_mm + self.step_mm, self.step_mm)
         values = self.sample(centres_mm[:, None, :] + t[None, :, None] * direction)
         lengths = np.zeros(len(centres_mm))
         starts = np.full((len(centres_mm), 2), np.nan)
         ends = np.full((len(centres_mm), 2), np.nan)
-        for n, row in enumerate(values):
-            edges = np.flatnonzero(np.diff(np.concatenate([[False], row >= 0.5, [False]]).astype(np.int8)))
-            if len(edges) == 0:
-                continue
-            run_starts, run_ends = edges[0::2], edges[1::2] - 1
-            best = int(np.argmax(run_ends - run_starts))
-            t0 = _edge(t, row, run_starts[best], run_ends[best], -1)
-            t1 = _edge(t, row, run_ends[best], run_starts[best], +1)
-            lengths[n] = t1 - t0
-            starts[n] = centres_mm[n] + t0 * direction
-            ends[n] = centres_mm[n] + t1 * direction
+        hit, first, last = _longest_runs(values >= 0.5)
+        if len(hit):
+            t0, t1 = _edges(t, values[hit], first, last)
+            lengths[hit] = t1 - t0
+            starts[hit] = centres_mm[hit] + t0[:, None] * direction
+            ends[hit] = centres_mm[hit] + t1[:, None] * direction
         return lengths, starts, ends
 
 
-def _edge(t: np.ndarray, row: np.ndarray, end: int, other_end: int, outward: int) -> float:
-    """Sub-pixel edge of a run: from the run's outer sample, climb inward to the local plateau, walk outward
-    down the ramp to zero; the edge lies ramp-area / plateau before the plateau. Exact for partial-volume
-    (area-fraction) edges, the 0.5 crossing for binary masks, and robust to soft interiors below 1."""
-    inward = -outward
-    plateau = end
-    while plateau != other_end and row[plateau + inward] >= row[plateau]:
-        plateau += inward
-    foot = end
-    while 0 <= foot + outward < len(row) and 1e-6 < row[foot + outward] <= row[foot]:
-        foot += outward
-    low, high = sorted((plateau, foot))
-    ramp = row[low:high + 1]
-    area = float(ramp.sum() - 0.5 * (ramp[0] + ramp[-1])) * (t[1] - t[0]) if high > low else 0.0
-    return float(t[plateau] + outward * area / row[plateau])
+def _longest_runs(inside: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each row of a boolean array that has a run of True: the row, and the first and last sample of its
+    longest run (the first of equally long ones)."""
+    padded = np.zeros((inside.shape[0], inside.shape[1] + 2), bool)
+    padded[:, 1:-1] = inside
+    rows, first = np.nonzero(~padded[:, :-1] & padded[:, 1:])
+    _, last = np.nonzero(padded[:, :-1] & ~padded[:, 1:])  # same rows, in the same order
+    last = last - 1
+    order = np.lexsort((np.arange(len(rows)), first - last, rows))
+    rows, first, last = rows[order], first[order], last[order]
+    keep = np.flatnonzero(np.diff(rows, prepend=-1))
+    return rows[keep], first[keep], last[keep]
+
+
+def _next_true(flags: np.ndarray) -> np.ndarray:
+    """Per row, the index of the first True at or after each position (the row length where there is none)."""
+    index = np.where(flags, np.arange(flags.shape[1]), flags.shape[1])
+    return np.minimum.accumulate(index[:, ::-1], axis=1)[:, ::-1]
+
+
+def _previous_true(flags: np.ndarray) -> np.ndarray:
+    """Per row, the index of the last True at or before each position (-1 where there is none)."""
+    return np.maximum.accumulate(np.where(flags, np.arange(flags.shape[1]), -1), axis=1)
+
+
+def _edges(t: np.ndarray, rows: np.ndarray, first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-pixel ends of one run per row (first..last samples): from each end's outer sample, climb inward to the
+    local plateau, walk outward down the ramp to zero; the edge lies ramp-area / plateau before the plateau. Exact
+    for partial-volume (area-fraction) edges, the 0.5 crossing for binary masks, and robust to soft interiors
+    below 1."""
+    n = np.arange(len(rows))
+    falls = np.zeros(rows.shape, bool)  # falls[k]: the next sample is lower
+    falls[:, :-1] = rows[:, 1:] < rows[:, :-1]
+    rises = np.zeros(rows.shape, bool)  # rises[k]: the previous sample is lower
+    rises[:, 1:] = rows[:, :-1] < rows[:, 1:]
+    positive = rows > 1e-6
+    ramp_down_left = np.zeros(rows.shape, bool)  # the sample before k is on a ramp falling away from k
+    ramp_down_left[:, 1:] = positive[:, :-1] & (rows[:, :-1] <= rows[:, 1:])
+    ramp_down_right = np.zeros(rows.shape, bool)
+    ramp_down_right[:, :-1] = positive[:, 1:] & (rows[:, 1:] <= rows[:, :-1])
+    plateau = (np.minimum(_next_true(falls)[n, first], last), np.maximum(_previous_true(rises)[n, last], first))
+    foot = (_previous_true(~ramp_down_left)[n, first], _next_true(~ramp_down_right)[n, last])
+    summed = np.concatenate([np.zeros((len(rows), 1)), np.cumsum(rows, axis=1)], axis=1)
+    step = t[1] - t[0]
+    result = []
+    for top, bottom, outward in zip(plateau, foot, (-1, +1)):
+        low, high = np.minimum(top, bottom), np.maximum(top, bottom)
+        area = (summed[n, high + 1] - summed[n, low] - 0.5 * (rows[n, low] + rows[n, high])) * step
+        result.append(t[top] + outward * np.where(high > low, area, 0.0) / rows[n, top])
+    return result[0], result[1]
 
 
 def measure_canal(mask: np.ndarray, grid: PlaneGrid
