@@ -74,19 +74,25 @@ def write_report(path: Path, measurements: list[SliceMeasurement], read_slice: C
         image, labels, grid = read_slice(m.slice_index), read_labels(m.slice_index), slice_grid(m.slice_index)
         row_mm, column_mm = grid.pixel_size_mm
         low, high = np.percentile(image, [1, 99.5])
-        ax.imshow(image, cmap="gray", vmin=low, vmax=max(high, low + 1e-6), aspect=row_mm / column_mm,
-                  interpolation="bilinear")
+        found = np.argwhere(labels == 1) if (labels == 1).any() else np.argwhere(labels > 0)
+        centre = found.mean(axis=0) if len(found) else np.array(image.shape) / 2.0
+        half = np.array([VIEW_HALF_WIDTH_MM / row_mm, VIEW_HALF_WIDTH_MM / column_mm])
+        # draw only the viewed part of the slice: contouring and resampling the whole slice costs several times more
+        (r0, c0), (r1, c1) = (np.clip(np.floor(centre - half).astype(int) - 1, 0, image.shape),
+                              np.clip(np.ceil(centre + half).astype(int) + 2, 0, image.shape))
+        view = np.s_[r0:r1, c0:c1]
+        ax.imshow(image[view], cmap="gray", vmin=low, vmax=max(high, low + 1e-6), aspect=row_mm / column_mm,
+                  interpolation="bilinear", extent=(c0 - 0.5, c1 - 0.5, r1 - 0.5, r0 - 0.5))
         for value, colour in MASK_COLOURS.items():
-            if (labels == value).any():
-                ax.contour(labels == value, levels=[0.5], colors=colour, linewidths=1.0)
+            if (labels[view] == value).any():
+                ax.contour(np.arange(c0, c1), np.arange(r0, r1), labels[view] == value, levels=[0.5],
+                           colors=colour, linewidths=1.0)
         for name, ruler in m.rulers.items():
             rows, cols = grid.to_index(np.stack([ruler.start_ras, ruler.end_ras]))
             ax.plot(cols, rows, "-", color=RULER_COLOURS[name], linewidth=1.6)
             ax.plot(cols, rows, "o", color=RULER_COLOURS[name], markersize=2.5)
-        found = np.argwhere(labels == 1) if (labels == 1).any() else np.argwhere(labels > 0)
-        centre = found.mean(axis=0) if len(found) else np.array(image.shape) / 2.0
-        ax.set_xlim(centre[1] - VIEW_HALF_WIDTH_MM / column_mm, centre[1] + VIEW_HALF_WIDTH_MM / column_mm)
-        ax.set_ylim(centre[0] + VIEW_HALF_WIDTH_MM / row_mm, centre[0] - VIEW_HALF_WIDTH_MM / row_mm)
+        ax.set_xlim(centre[1] - half[1], centre[1] + half[1])
+        ax.set_ylim(centre[0] + half[0], centre[0] - half[0])
         ax.text(0.02, 0.5, "R", color="white", transform=ax.transAxes, fontsize=9, va="center")
         ax.text(0.95, 0.5, "L", color="white", transform=ax.transAxes, fontsize=9, va="center")
         ax.text(0.5, 0.97, "A", color="white", transform=ax.transAxes, fontsize=9, ha="center", va="top")

@@ -1,0 +1,28 @@
+"""The PNG report draws each slice's outlines and rulers, also where the canal lies at the edge of the slice."""
+import numpy as np
+from PIL import Image
+from shapes import axial_grid
+
+from SpinalStenosisLib.measurement import masks_from_labels, measure_slice
+from SpinalStenosisLib.report import MASK_COLOURS, write_report
+
+CANAL_RGB = np.array([int(MASK_COLOURS[1][i:i + 2], 16) for i in (1, 3, 5)])
+
+
+def canal_outline_pixels(tmp_path, centre_rc) -> int:
+    grid = axial_grid(shape=(200, 200))
+    rows, columns = np.indices(grid.shape)
+    labels = (((rows - centre_rc[0]) ** 2 + (columns - centre_rc[1]) ** 2) <= 12 ** 2).astype(np.uint8)
+    measurement = measure_slice(masks_from_labels(labels), grid)
+    image = np.random.default_rng(0).uniform(0.0, 0.3, grid.shape)
+    path = tmp_path / f"report_{centre_rc[0]}_{centre_rc[1]}.png"
+    write_report(path, [measurement], lambda _: image, lambda _: labels, lambda _: grid, "lumbar", "test")
+    pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    return int((np.abs(pixels - CANAL_RGB).max(axis=2) < 40).sum())
+
+
+def test_the_canal_outline_is_drawn_whole_in_the_middle_and_at_a_corner_of_the_slice(tmp_path):
+    middle = canal_outline_pixels(tmp_path, (100, 100))
+    corner = canal_outline_pixels(tmp_path, (14, 186))  # the viewed window reaches beyond the slice
+    assert middle > 100  # a circle of 6 mm radius drawn at about 5 px/mm
+    assert 0.8 < corner / middle < 1.25
