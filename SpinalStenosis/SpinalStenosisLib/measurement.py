@@ -71,12 +71,13 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     labelled, count = ndimage.label(mask >= 0.5)
     if count == 0:
         return np.zeros_like(mask)
-    if count > 1:
-        sizes = ndimage.sum_labels(np.ones_like(mask), labelled, index=np.arange(1, count + 1))
-        keep = labelled == (int(np.argmax(sizes)) + 1)
-    else:
-        keep = labelled == 1
-    return np.where(ndimage.binary_dilation(keep, iterations=1), mask, 0.0)
+    keep = labelled == (int(np.argmax(np.bincount(labelled.ravel())[1:])) + 1 if count > 1 else 1)
+    rim = keep.copy()  # one step of 4-neighbour dilation (ndimage.binary_dilation's default, several times slower)
+    rim[1:] |= keep[:-1]
+    rim[:-1] |= keep[1:]
+    rim[:, 1:] |= keep[:, :-1]
+    rim[:, :-1] |= keep[:, 1:]
+    return np.where(rim, mask, 0.0)
 
 
 def _in_plane_frame(grid: PlaneGrid) -> np.ndarray:
