@@ -29,8 +29,9 @@ class CoordBlock(nn.Module):
         self.norm2 = nn.BatchNorm2d(out_channels)
         self.dropout = nn.Dropout2d(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.norm1(self.conv1(torch.cat([x, coordinate_channels(x)], dim=1))))
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """inputs: the previous level's output (a decoder also gets the encoder's skip), concatenated."""
+        x = F.relu(self.norm1(self.conv1(torch.cat([*inputs, coordinate_channels(inputs[0])], dim=1))))
         x = F.relu(self.norm2(self.conv2(x)))
         return self.dropout(x)
 
@@ -61,7 +62,7 @@ class CoUNet(nn.Module):
             skips.append(x)
         for decoder, skip in zip(self.decoders, reversed(skips[:-1])):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = decoder(torch.cat([x, skip], dim=1))
+            x = decoder(x, skip)
         return self.head(x)
 
 
@@ -116,32 +117,40 @@ def widened(state: dict[str, torch.Tensor], model: CoUNet) -> dict[str, torch.Te
 
 
 class InferenceBlock(nn.Module):
-    """A CoordBlock in eval mode, computed faster: BatchNorm folded into the convolutions, and the first
-    convolution's response to the coordinate channels (which do not depend on the image) computed once per input
-    size instead of concatenating the channels on every call."""
+    """A CoordBlock in eval mode, computed faster: BatchNorm folded into the convolutions; the first convolution
+    split by input (the previous level's output, a decoder's skip, the coordinates) and its terms summed, so that
+    nothing is concatenated; the coordinates' term (it does not depend on the image) computed once per input size."""
 
-    def __init__(self, block: CoordBlock):
+    def __init__(self, block: CoordBlock, input_channels: list[int]):
         super().__init__()
         weight, bias = _folded(block.conv1, block.norm1)
-        self.conv1 = _conv(weight[:, :-3], bias)
-        self.coordinate_weight = nn.Parameter(weight[:, -3:], requires_grad=False)  # coordinates come last
+        *parts, coordinates = torch.split(weight, [*input_channels, 3], dim=1)  # the inputs' order, coordinates last
+        self.input_weights = nn.ParameterList(nn.Parameter(w.contiguous(), requires_grad=False) for w in parts)
+        self.coordinate_weight = nn.Parameter(coordinates.contiguous(), requires_grad=False)
+        self.bias = nn.Parameter(bias, requires_grad=False)
         self.conv2 = _conv(*_folded(block.conv2, block.norm2))
         self._coordinate_terms: dict[tuple, torch.Tensor] = {}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        key = (*x.shape[-2:], x.dtype, x.device)
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        key = (*inputs[0].shape[-2:], inputs[0].dtype, inputs[0].device)
         if key not in self._coordinate_terms:
-            self._coordinate_terms[key] = F.conv2d(coordinate_channels(x[:1]), self.coordinate_weight, padding=1)
-        return F.relu(self.conv2(F.relu(self.conv1(x) + self._coordinate_terms[key])))
+            self._coordinate_terms[key] = F.conv2d(coordinate_channels(inputs[0][:1]), self.coordinate_weight,
+                                                   self.bias, padding=1)
+        x = F.conv2d(inputs[0], self.input_weights[0], padding=1)
+        for other, weight in zip(inputs[1:], self.input_weights[1:]):
+            x.add_(F.conv2d(other, weight, padding=1))
+        return F.relu(self.conv2(F.relu_(x.add_(self._coordinate_terms[key]))))
 
 
 def for_inference(model: CoUNet) -> CoUNet:
     """An equivalent copy of a CoU-Net for inference only: InferenceBlocks, channels-last memory (faster
     convolutions on the CPU)."""
     fast = copy.deepcopy(model).eval()
-    for blocks in (fast.encoders, fast.decoders):
-        for n, block in enumerate(blocks):
-            blocks[n] = InferenceBlock(block)
+    widths = [model.config["width"] * 2 ** level for level in range(model.config["depth"] + 1)]
+    for level, block in enumerate(fast.encoders):
+        fast.encoders[level] = InferenceBlock(block, [widths[level - 1] if level else 1])
+    for n, (block, level) in enumerate(zip(fast.decoders, reversed(range(model.config["depth"])))):
+        fast.decoders[n] = InferenceBlock(block, [widths[level + 1], widths[level]])
     return fast.to(memory_format=torch.channels_last).requires_grad_(False)
 
 
