@@ -33,7 +33,10 @@ def package(run: Path, name: str, release: str, out: Path, revision: str | None)
     command = (f"spinal-stenosis train {name} --out runs/{name} --steps {config['steps']} "
                f"--batch-size {config['batch_size']} --width {config['width']} --lr {config['learning_rate']} "
                f"--seed {config['seed']} --threads {config['threads']}"
-               + (f" --init {Path(config['init']).name}" if config.get("init") else ""))
+               + (f" --init {Path(config['init']).name}" if config.get("init") else "")
+               + (f" --loss {config['loss']}" if config.get("loss", "bce_dice") != "bce_dice" else "")
+               + (" --augment" if config.get("augment") else "")
+               + (" --freeze-encoder" if config.get("freeze_encoder") else ""))
     return {"file": path.name, "version": release, "sha256": sha256(path), "description": DESCRIPTIONS[name],
             "input_size": ROI_SIZE if name == "roi" else CROP_SIZE, "network": best["network"],
             "training_command": command, "code_revision": revision or training.get("code_revision", "unknown"),
