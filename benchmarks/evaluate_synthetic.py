@@ -96,7 +96,7 @@ def summarise(records: list[dict]) -> dict:
     found = [f for r in records for f in r["present_found"]]
     return {"cases": len(records),
             "dice": {name: float(np.nanmean([r["dice"][name] for r in records])) for name in CLASSES.values()},
-            "within_mm": {key: {str(t): float(np.mean(values <= t)) for t in (1, 2, 3)}
+            "within_mm": {key: shares_within(values, (1, 2, 3))
                           for key, values in errors.items()},
             "median_error_mm": {key: float(np.median(values)) for key, values in errors.items()},
             "counts": {key: len(values) for key, values in errors.items()},
@@ -114,17 +114,21 @@ def summarise(records: list[dict]) -> dict:
             "absent_count": len(absent)}
 
 
+def shares_within(errors, thresholds_mm: tuple[float, ...]) -> dict[str, float]:
+    """The share of errors within each threshold, keyed by the threshold (NaN without any error)."""
+    values = np.asarray(errors, float)
+    return {str(t): float(np.mean(values <= t)) if len(values) else math.nan for t in thresholds_mm}
+
+
 def within_of(errors: list[float]) -> dict:
     """How many errors, and the share within 0.5, 1 and 2 mm."""
-    values = np.array(errors)
-    return {"n": len(values), **{str(t): float(np.mean(values <= t)) if len(values) else math.nan for t in (0.5, 1, 2)}}
+    return {"n": len(errors), **shares_within(errors, (0.5, 1, 2))}
 
 
 def canal_ap_within(errors: list[float]) -> dict:
     """How many canal AP errors, and the share within 1 and 2 mm (NaN without any)."""
-    values = np.array(errors)
-    share = (lambda t: float(np.mean(values <= t))) if len(values) else (lambda t: math.nan)
-    return {"n": len(values), "within_1mm": share(1), "within_2mm": share(2)}
+    shares = shares_within(errors, (1, 2))
+    return {"n": len(errors), "within_1mm": shares["1"], "within_2mm": shares["2"]}
 
 
 def evaluate(segmenter, count: int) -> dict:
@@ -155,8 +159,7 @@ def evaluate_stacks(segmenter, count: int) -> dict:
         with_step, alone = (run.stack_labels == 1 for run in runs.values())
         changed += int((with_step != alone).any(axis=(1, 2)).sum())
     return {"stacks": count, "seed": STACK_SEED, "slices": len(errors["stack step"]), "slices_changed": changed,
-            **{name: {str(t): float(np.mean(np.array(values) <= t)) for t in (1, 2, 3)}
-               for name, values in errors.items()}}
+            **{name: shares_within(values, (1, 2, 3)) for name, values in errors.items()}}
 
 
 def print_stacks(stacks: dict) -> None:
