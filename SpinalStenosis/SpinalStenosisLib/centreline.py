@@ -35,7 +35,8 @@ class CanalSighting:
         region = largest_component(canal) >= 0.5
         if not region.any():
             return None
-        return cls(grid.to_ras(*np.nonzero(region)).mean(axis=0), field_of_view_side_mm(grid),
+        centre_rc = np.mean(np.nonzero(region), axis=1)  # pixel → RAS is affine: the mean pixel maps to the centroid
+        return cls(grid.to_ras(*centre_rc), field_of_view_side_mm(grid),
                    float(region.sum() * grid.pixel_area_mm2), float(canal[region].mean()))
 
 
