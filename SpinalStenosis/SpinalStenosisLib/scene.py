@@ -2,7 +2,9 @@
 
 Qt-free: works inside Slicer and with PyPI's ``slicer-core``. The scene and the segmentations logic are passed in.
 Output nodes are found again by the attributes ``SpinalStenosis.inputVolumeID`` and ``SpinalStenosis.role``, so a
-second Measure updates them instead of adding more. The input volume is only read.
+second Measure updates them instead of adding more. The input volume is only read. Results are computed in the
+volume's own (local) RAS, so every spatial output is placed under the volume's parent transform, if it has one (a
+registration, or the acquisition transform Slicer adds to an irregular DICOM series), and overlays the image.
 """
 from __future__ import annotations
 
@@ -118,6 +120,7 @@ class StenosisScene:
                       **run.provenance, **(provenance or {})}
         segmentation = self._node(volume_node, "segmentation", "vtkMRMLSegmentationNode",
                                   f"{name} stenosis segmentation")
+        _follow(segmentation, volume_node)
         self._write_segments(segmentation, volume_node, run.volume.to_source_grid(run.stack_labels))
         segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", json.dumps(_slice_hashes(run.stack_labels)))
         table = self._node(volume_node, "table", "vtkMRMLTableNode", f"{name} stenosis measurements")
@@ -150,6 +153,7 @@ class StenosisScene:
         try:
             slicer.util.updateVolumeFromArray(labelmap, labels_source.astype(np.uint8))
             labelmap.CopyOrientation(volume_node)
+            _follow(labelmap, volume_node)  # else the import maps the labels through the volume's transform
             if not self.segmentations_logic.ImportLabelmapToSegmentationNode(labelmap, segmentation, ids):
                 raise RuntimeError("importing the labels into the segmentation failed")
         finally:
@@ -236,6 +240,7 @@ class StenosisScene:
             if node is None:
                 node = self._node_for_ruler(volume_node, *key)
                 existing[key] = node
+            _follow(node, volume_node)
             self._place(node, ruler)
         return existing
 
@@ -299,6 +304,7 @@ class StenosisScene:
                                        np.array([c0 - 0.5, c1 - 0.5, c0 - 0.5, c1 - 0.5])))
         corners = np.concatenate(corners)
         node = self._node(volume_node, "region", "vtkMRMLMarkupsROINode", f"{volume_node.GetName()} stenosis region")
+        _follow(node, volume_node)
         low, high = corners.min(axis=0), corners.max(axis=0)
         node.SetCenter(*((low + high) / 2))
         node.SetSize(*np.maximum(high - low, 1.0))
@@ -374,6 +380,11 @@ class StenosisScene:
                     value = vtk_table.GetColumnByName(column).GetValue(row)
                     cells.append(f"{value:.4f}" if isinstance(value, float) and column != "z_mm" else value)
                 writer.writerow(cells)
+
+
+def _follow(node, volume_node) -> None:
+    """Put an output node under the input volume's parent transform (or under none, like the volume)."""
+    node.SetAndObserveTransformNodeID(volume_node.GetTransformNodeID())
 
 
 def _place_in_hierarchy(hierarchy, node, parent) -> None:

@@ -88,22 +88,67 @@ def test_measure_creates_named_nodes_with_the_input_geometry(context, volume):
     assert hierarchy.GetItemName(folder) == "patient T2 stenosis rulers"
 
 
-def test_rulers_sit_on_the_mask_boundary_and_match_the_table(context, volume):
-    logic, outputs = measure(context, volume)
-    geometry = geometry_of(volume)
+def assert_rulers_on_mask_boundaries(logic, outputs, volume, world_to_volume_ras=np.eye(4)):
+    """Each ruler's world endpoints, mapped to the volume's voxels, lie on its slice at the edge of its mask, and its
+    world length is the table's value."""
     labels = logic.labels_of(outputs.segmentation, volume)
-    ras_to_ijk = np.linalg.inv(geometry.ijk_to_ras)
+    world_to_ijk = np.linalg.inv(geometry_of(volume).ijk_to_ras) @ world_to_volume_ras
     structure = {"canal_ap_mm": 1, "canal_transverse_mm": 1, "left_foramen_width_mm": 2, "right_foramen_width_mm": 3}
+    assert outputs.rulers
     for (slice_index, measurement), node in outputs.rulers.items():
         row = logic._row_of(outputs.table, slice_index)
         assert node.GetLineLengthWorld() == pytest.approx(logic.row_values(outputs.table, row)[measurement])
         mask = (labels[slice_index] == structure[measurement]).astype(float)
         for n in range(2):
-            i, j, k, _ = ras_to_ijk @ np.append(node.GetNthControlPointPositionWorld(n), 1.0)
+            i, j, k, _ = world_to_ijk @ np.append(node.GetNthControlPointPositionWorld(n), 1.0)
             assert k == pytest.approx(slice_index, abs=1e-6)
             ring = np.linspace(0, 2 * np.pi, 16, endpoint=False)
             values = bilinear(mask, j + 0.75 * np.cos(ring), i + 0.75 * np.sin(ring))
             assert values.max() >= 0.5 > values.min()
+
+
+def test_rulers_sit_on_the_mask_boundary_and_match_the_table(context, volume):
+    logic, outputs = measure(context, volume)
+    assert_rulers_on_mask_boundaries(logic, outputs, volume)
+
+
+def rigid_transform_node(scene, degrees: float, shift_ras: tuple[float, float, float]):
+    from vtkmodules.vtkCommonMath import vtkMatrix4x4
+
+    t = np.radians(degrees)
+    to_world = np.eye(4)
+    to_world[:2, :2] = [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]
+    to_world[:3, 3] = shift_ras
+    matrix = vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            matrix.SetElement(r, c, to_world[r, c])
+    node = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+    node.SetMatrixTransformToParent(matrix)
+    return node, to_world
+
+
+def test_outputs_follow_the_volumes_parent_transform(context, volume, tmp_path):
+    moved, to_world = rigid_transform_node(context.scene, 20.0, (30.0, -12.0, 5.0))
+    volume.SetAndObserveTransformNodeID(moved.GetID())
+    logic, outputs = measure(context, volume)
+    spatial = [outputs.segmentation, outputs.region, *outputs.rulers.values()]
+    assert all(node.GetTransformNodeID() == moved.GetID() for node in spatial)
+    labels = logic.labels_of(outputs.segmentation, volume)
+    assert np.array_equal(labels == 1, slicer.util.arrayFromVolume(volume) > 700)  # not shifted by the transform
+    assert_rulers_on_mask_boundaries(logic, outputs, volume, np.linalg.inv(to_world))
+    assert logic.remeasure(volume, outputs) == []  # the segments read back under the transform are unchanged
+    exported = json.loads(logic.export(outputs, tmp_path / "export", "patient")["rulers"].read_text())
+    by_name = {node.GetName(): node for node in outputs.rulers.values()}
+    for markup in exported["markups"]:  # in world coordinates (LPS in the file), where the image is seen
+        world_lps = np.array(by_name[markup["name"]].GetNthControlPointPositionWorld(0)) * [-1.0, -1.0, 1.0]
+        assert markup["controlPoints"][0]["position"] == pytest.approx(list(world_lps))
+    volume.SetAndObserveTransformNodeID(None)  # the user hardens or removes the transform, then measures again
+    logic, outputs = measure(context, volume)
+    assert count(context.scene, "vtkMRMLSegmentationNode") == 1
+    assert all(node.GetTransformNodeID() is None for node in [outputs.segmentation, outputs.region,
+                                                              *outputs.rulers.values()])
+    assert_rulers_on_mask_boundaries(logic, outputs, volume)
 
 
 def test_measure_twice_leaves_one_set_of_nodes(context, volume):
