@@ -154,7 +154,7 @@ class AxialLayout:
             if thick != slice_axis:
                 slice_axis = thick  # the acquisition's own slices: checked below
         normal = axis_direction[slice_axis]
-        if abs(normal[2]) < np.cos(np.radians(45.0)):
+        if not is_axial_normal(normal):
             kind = AXIS_NAMES[int(np.argmax(np.abs(normal)))]
             raise GeometryError(f"{kind} stack, {spacing[slice_axis]:.1f} mm slices: load the axial series")
         row_axis, column_axis = sorted((a for a in range(3) if a != slice_axis),
@@ -237,6 +237,11 @@ def reordered(array: np.ndarray, geometry: VolumeGeometry, order: tuple[int, ...
     numpy_to_ras = _numpy_index_to_ras(geometry) @ _reordered_index_map(order, flips, new.shape)
     ijk_to_ras = numpy_to_ras @ np.eye(4)[[2, 1, 0, 3]]
     return np.ascontiguousarray(new), VolumeGeometry(tuple(int(n) for n in new.shape[::-1]), ijk_to_ras)
+
+
+def is_axial_normal(normal: np.ndarray) -> bool:
+    """A slice normal (RAS or LPS) within 45° of the superior-inferior axis: the slices are axial."""
+    return bool(abs(normal[2]) >= np.cos(np.radians(45.0)) * np.linalg.norm(normal))
 
 
 def needs_reslice(geometry: VolumeGeometry) -> bool:

@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from .geometry import AxialLayout, GeometryError, LPS_TO_RAS, VolumeGeometry, needs_reslice
+from .geometry import AxialLayout, GeometryError, LPS_TO_RAS, VolumeGeometry, is_axial_normal, needs_reslice
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
 MAX_VOXELS_IN_MEMORY = 256 * 1024 * 1024  # larger volumes are read slice by slice
@@ -24,12 +24,25 @@ def _sitk():
 
 
 def _dicom_series_files(folder: Path) -> list[str]:
+    """The files of the series to measure in a DICOM folder (e.g. a whole study): of the series whose slices are
+    axial, the one with the most slices; when none is axial, the largest (the geometry check then says why)."""
     sitk = _sitk()
     series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     if not series_ids:
         raise InputError(f"{folder}: no DICOM series in this folder")
     series = [sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids]
-    return max(series, key=len)
+    axial = [files for files in series if _has_axial_slices(files[0])]
+    return max(axial or series, key=len)
+
+
+def _has_axial_slices(path: str) -> bool:
+    reader = _sitk().ImageFileReader()
+    reader.SetFileName(path)
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return False
+    return reader.GetDimension() == 3 and is_axial_normal(np.array(reader.GetDirection()).reshape(3, 3)[:, 2])
 
 
 def _reader_for(path: Path):

@@ -118,8 +118,8 @@ def test_tilted_isotropic_volume_is_resliced_and_labels_map_back():
     assert (back == labels).mean() > 0.97
 
 
-def test_dicom_series_round_trip(tmp_path):
-    image, labels, geometry = phantom_arrays(n_slices=4)
+def write_dicom_series(folder, image: np.ndarray, geometry, series: int) -> None:
+    """One DICOM file per slice (array axis 0) of a series numbered series, in folder."""
     itk = sitk.GetImageFromArray(image.astype(np.int16))
     geometry.apply_to_sitk(itk)
     writer = sitk.ImageFileWriter()
@@ -129,17 +129,39 @@ def test_dicom_series_round_trip(tmp_path):
         slice_image = itk[:, :, k]
         origin = itk.TransformIndexToPhysicalPoint((0, 0, k))
         for tag, value in (("0008|0060", "MR"), ("0020|000d", "1.2.826.0.1.3680043.2.1125.1"),
-                           ("0020|000e", "1.2.826.0.1.3680043.2.1125.2"), ("0020|0013", str(k + 1)),
+                           ("0020|000e", f"1.2.826.0.1.3680043.2.1125.2.{series}"), ("0020|0013", str(k + 1)),
                            ("0020|0032", "\\".join(f"{v:.6f}" for v in origin)),
                            ("0020|0037", "\\".join(f"{v:.6f}" for v in (direction[0], direction[3], direction[6],
                                                                          direction[1], direction[4], direction[7]))),
                            ("0028|0030", f"{itk.GetSpacing()[1]:.6f}\\{itk.GetSpacing()[0]:.6f}"),
-                           ("0018|0050", "4.0"), ("0008|0018", f"1.2.826.0.1.3680043.2.1125.3.{k}")):
+                           ("0018|0050", "4.0"), ("0008|0018", f"1.2.826.0.1.3680043.2.1125.3.{series}.{k}")):
             slice_image.SetMetaData(tag, value)
-        writer.SetFileName(str(tmp_path / f"slice{k:03d}.dcm"))
+        writer.SetFileName(str(folder / f"series{series}_slice{k:03d}.dcm"))
         writer.Execute(slice_image)
+
+
+def test_dicom_series_round_trip(tmp_path):
+    image, labels, geometry = phantom_arrays(n_slices=4)
+    write_dicom_series(tmp_path, image, geometry, series=1)
     volume = open_axial(tmp_path)
     reference = AxialLayout.from_geometry(geometry)
+    assert np.allclose(volume.layout.stack_index_to_ras(), reference.stack_index_to_ras(), atol=1e-3)
+    assert np.array_equal(volume.stack(), reference.to_stack(image.astype(np.int16)).astype(np.float32))
+
+
+def test_a_study_folder_gives_its_axial_series_even_when_another_is_larger(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=4)
+    write_dicom_series(tmp_path, image, geometry, series=1)
+    sagittal_image, _, sagittal_geometry = phantom_arrays(n_slices=9)
+    sagittal_ijk_to_ras = np.array([[0.0, 0.0, 4.0, -16.0],  # rows run anterior→posterior, columns superior→
+                                    [-0.8, 0.0, 0.0, 38.0],   # inferior, 9 slices 4 mm apart from right to left
+                                    [0.0, -0.8, 0.0, 38.0],
+                                    [0.0, 0.0, 0.0, 1.0]])
+    write_dicom_series(tmp_path, sagittal_image, VolumeGeometry(sagittal_geometry.size_ijk, sagittal_ijk_to_ras),
+                       series=2)
+    volume = open_axial(tmp_path)
+    reference = AxialLayout.from_geometry(geometry)
+    assert volume.n_slices == 4
     assert np.allclose(volume.layout.stack_index_to_ras(), reference.stack_index_to_ras(), atol=1e-3)
     assert np.array_equal(volume.stack(), reference.to_stack(image.astype(np.int16)).astype(np.float32))
 
