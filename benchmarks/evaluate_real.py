@@ -23,6 +23,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
+from SpinalStenosisLib.grading import grade  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.report import write_report  # noqa: E402
@@ -65,17 +66,19 @@ def sides_correct(run) -> tuple[int, int]:
 
 def cervical_checks(run, cord_source: np.ndarray) -> dict:
     cord = run.volume.from_source_grid((cord_source > 0.5).astype(np.uint8))
-    contained = ratio_ok = n = 0
+    contained = ratio_ok = n = ap_graded_stenosis = 0
     for s in range(cord.shape[0]):
         cord_pixels = cord[s] > 0
         if cord_pixels.sum() < 5:
             continue
         n += 1
+        ap_graded_stenosis += grade(run.measurements[s].values, "cervical")["canal_ap_grade"].endswith("stenosis")
         canal = run.stack_labels[s] == 1
         contained += (canal & cord_pixels).sum() >= 0.95 * cord_pixels.sum()
         ratio = canal.sum() / cord_pixels.sum()
         ratio_ok += 1.5 <= ratio <= 5.0
-    return {"slices_with_cord": n, "canal_contains_cord": contained, "area_ratio_in_1.5_5": ratio_ok}
+    return {"slices_with_cord": n, "canal_contains_cord": contained, "area_ratio_in_1.5_5": ratio_ok,
+            "canal_ap_graded_stenosis": ap_graded_stenosis}
 
 
 def lumbar_checks(run) -> dict:
@@ -161,6 +164,10 @@ def main() -> None:
     print_table("cervical volume", results["cervical"], ("slices_with_cord", "canal_contains_cord",
                                                         "area_ratio_in_1.5_5"), ("cord slices", "canal ⊇ cord",
                                                                                  "ratio 1.5-5"))
+    flagged = sum(r["canal_ap_graded_stenosis"] for r in results["cervical"].values())
+    cord_slices = sum(r["slices_with_cord"] for r in results["cervical"].values())
+    print(f"cervical cord slices whose canal AP is graded stenosis (no subject is known to have one): {flagged} of "
+          f"{cord_slices}")
     print_table("lumbar volume", results["lumbar"], ("slices", "canal_found", "single_plausible_canal"),
                 ("slices", "canal found", "1 plausible"))
     print_table("lumbar volume, canal in line with the spine", results["lumbar"],

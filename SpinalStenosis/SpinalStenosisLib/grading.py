@@ -1,7 +1,9 @@
 """Stenosis grades from the published cut-offs (sources in the README and ../shared/design).
 
 * Canal AP, lumbar: < 10 mm absolute, 10-12 mm relative stenosis (Verbiest 1977; Talekar 2017 gives < 12 mm for
-  lumbar stenosis). Cervical: < 10 mm absolute, 10-13 mm relative (Radiopaedia, cervical canal stenosis).
+  lumbar stenosis). Cervical: < 10 mm (the seed paper, after Talekar 2017), with no relative band: the quoted 10-13 mm
+  band is for the bony canal on radiographs and CT, while this tool measures the thecal sac, whose normal AP on MR
+  is 11.2 ± 1.4 mm at mid-C5 (../shared/design/axial-spine-anatomy.md §1g), so that band would flag healthy necks.
 * Dural-sac cross-sectional area: < 75 mm² absolute, 75-100 mm² relative (Bolender 1985: < 100 mm²; 75 mm² as the
   threshold of clinically significant dural compression, PMC2997206; the "Schönström" bands as widely quoted).
 * Foramen: narrowest width < 3 mm = stenosis (Talekar 2017).
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-CANAL_AP_CUTOFFS_MM = {"lumbar": (10.0, 12.0), "cervical": (10.0, 13.0)}
+CANAL_AP_CUTOFFS_MM = {"lumbar": (10.0, 12.0), "cervical": (10.0, 10.0)}  # (absolute below, relative below)
 CANAL_AREA_CUTOFFS_MM2 = (75.0, 100.0)
 FORAMEN_CUTOFF_MM = 3.0
 GRADE_COLUMNS = ("canal_ap_grade", "canal_area_grade", "left_foramen_grade", "right_foramen_grade")

@@ -147,11 +147,17 @@ def test_lumbar_grades_at_the_cut_offs(ap, area, foramen, expected):
     assert grades["right_foramen_grade"] == ""
 
 
-def test_cervical_relative_band_reaches_13_mm():
-    values = {"canal_ap_mm": 12.5, "canal_area_mm2": 150.0, "canal_transverse_mm": 20.0,
+@pytest.mark.parametrize("ap, cervical, lumbar", [
+    (9.9, "absolute stenosis", "absolute stenosis"),
+    (10.0, "normal", "relative stenosis"),  # a normal cervical thecal sac on MR (11.2 ± 1.4 mm at C5)
+    (11.5, "normal", "relative stenosis"),
+    (12.0, "normal", "normal"),
+])
+def test_cervical_sac_grades_have_no_relative_band(ap, cervical, lumbar):
+    values = {"canal_ap_mm": ap, "canal_area_mm2": 150.0, "canal_transverse_mm": 20.0,
               "left_foramen_width_mm": 4.0, "right_foramen_width_mm": 4.0}
-    assert grade(values, "cervical")["canal_ap_grade"] == "relative stenosis"
-    assert grade(values, "lumbar")["canal_ap_grade"] == "normal"
+    assert grade(values, "cervical")["canal_ap_grade"] == cervical
+    assert grade(values, "lumbar")["canal_ap_grade"] == lumbar
 
 
 masks_strategy = st.builds(
