@@ -48,7 +48,7 @@ class SliceBySlice:
 
 def centre_x_ras(run, slice_index: int, mask: np.ndarray) -> float:
     """RAS x (towards the patient's right) of a mask's centroid on one slice of the run."""
-    return float(run.volume.layout.slice_grid(slice_index).to_ras(*np.nonzero(mask)).mean(axis=0)[0])
+    return float(run.volume.layout.slice_grid(slice_index).centroid_ras(mask)[0])
 
 
 def sides_correct(run) -> tuple[int, int]:

@@ -35,8 +35,7 @@ class CanalSighting:
         region = largest_component(canal) >= 0.5
         if not region.any():
             return None
-        centre_rc = np.mean(np.nonzero(region), axis=1)  # pixel → RAS is affine: the mean pixel maps to the centroid
-        return cls(grid.to_ras(*centre_rc), field_of_view_side_mm(grid),
+        return cls(grid.centroid_ras(region), field_of_view_side_mm(grid),
                    float(region.sum() * grid.pixel_area_mm2), float(canal[region].mean()))
 
 

@@ -45,6 +45,10 @@ class PlaneGrid:
         shape = np.shape(points_ras)[:-1]
         return solution[0].reshape(shape), solution[1].reshape(shape)
 
+    def centroid_ras(self, mask: np.ndarray) -> np.ndarray:
+        """The centroid of a mask's nonzero pixels (pixel → RAS is affine: the mean pixel maps to it)."""
+        return self.to_ras(*np.mean(np.nonzero(mask), axis=1))
+
     def extent_on(self, other: "PlaneGrid") -> tuple[float, float, float, float]:
         """This grid's outer pixel edges on other's pixel indices: row min, row max, column min, column max."""
         rows, columns = other.to_index(self.to_ras(

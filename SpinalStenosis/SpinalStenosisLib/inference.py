@@ -103,12 +103,12 @@ def plausible(masks: dict[str, np.ndarray], grid: PlaneGrid) -> dict[str, np.nda
     from .measurement import largest_component
 
     canal = largest_component(masks["canal"]) >= 0.5
-    centre = grid.to_ras(*np.nonzero(canal)).mean(axis=0) if canal.any() else None
+    centre = grid.centroid_ras(canal) if canal.any() else None
     for name, side in (("left_foramen", -1.0), ("right_foramen", 1.0)):
         foramen = largest_component(masks[name]) >= 0.5
         if not foramen.any():
             continue
-        position = grid.to_ras(*np.nonzero(foramen)).mean(axis=0)
+        position = grid.centroid_ras(foramen)
         too_small = foramen.sum() * grid.pixel_area_mm2 < MIN_FORAMEN_MM2
         misplaced = centre is not None and (np.linalg.norm(position - centre) > MAX_FORAMEN_DISTANCE_MM
                                             or side * (position[0] - centre[0]) <= 0)

@@ -180,3 +180,11 @@ def test_streamed_reading_equals_reading_whole(tmp_path):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         open_axial(tmp_path / "nope.nii.gz")
+
+
+def test_centroid_of_a_mask_is_the_mean_of_its_pixels_in_ras():
+    from shapes import axial_grid
+
+    grid = axial_grid(pixel_mm=(0.5, 0.8), shape=(40, 50), rotation_deg=30.0, tilt_deg=20.0)
+    mask = np.random.default_rng(0).random(grid.shape) > 0.7
+    assert np.allclose(grid.centroid_ras(mask), grid.to_ras(*np.nonzero(mask)).mean(axis=0), atol=1e-9)
