@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/benchmark_speed.py [--threads 2]
 
 1. Both networks on a batch of 20 slices of 320x320 (network time per slice, after a warm-up).
-2. A 20-slice 320x320 stack from file to all outputs (segmentation, CSV, JSON, rulers, report), model loaded.
+2. A 20-slice 320x320 stack from file to all outputs (segmentation, CSV, JSON, rulers, report), model loaded; and
+   how long the report (report.png) alone takes to draw.
 3. Peak resident memory of this process.
 4. Synthetic training pairs per second on one core (data generation must not starve training).
 """
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 from SpinalStenosisLib.geometry import PlaneGrid  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_file  # noqa: E402
+from SpinalStenosisLib.report import write_report  # noqa: E402
 from SpinalStenosisLib.synth.dataset import slice_geometry, synthetic_slice  # noqa: E402
 from SpinalStenosisLib.synth.sampler import canal_pair, roi_pair  # noqa: E402
 from SpinalStenosisLib.volume_io import write_image  # noqa: E402
@@ -56,13 +58,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "stack.nii.gz"
         write_image(path, images * 1000.0, slice_geometry(grid, 4.4, 20))
-        runs = []
+        runs, reports = [], []
         for n in range(args.repeats):
             start = time.perf_counter()
-            measure_file(path, Path(folder) / f"out{n}", segmenter=segmenter)
+            run = measure_file(path, Path(folder) / f"out{n}", segmenter=segmenter)
             runs.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            write_report(Path(folder) / f"report{n}.png", run.measurements, run.volume.read_slice,
+                         lambda s: run.stack_labels[s], run.volume.layout.slice_grid, "lumbar", "benchmark")
+            reports.append(time.perf_counter() - start)
     print(f"20-slice stack, file to all outputs incl. report.png: median {np.median(runs):.2f} s "
-          f"(min {min(runs):.2f}, max {max(runs):.2f})")
+          f"(min {min(runs):.2f}, max {max(runs):.2f}); of which report.png alone: median {np.median(reports):.2f} s")
     print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     for name, make in (("ROI", roi_pair), ("canal", canal_pair)):
         rng = np.random.default_rng(0)
