@@ -349,7 +349,8 @@ class StenosisScene:
 
     # ---- export ----------------------------------------------------------------------------------------------
     def export(self, outputs: SceneOutputs, folder: Path | str, base_name: str) -> dict[str, Path]:
-        """Write <base>.seg.nrrd, <base>_rulers.mrk.json and <base>_measurements.csv into folder."""
+        """Write <base>.seg.nrrd, <base>_rulers.mrk.json and <base>_measurements.csv into folder, in the input
+        volume's own coordinates (as Slicer stores nodes under a transform), so they overlay the volume's file."""
         folder = Path(folder).resolve()
         folder.mkdir(parents=True, exist_ok=True)
         paths = {"segmentation": folder / f"{base_name}.seg.nrrd",
@@ -361,7 +362,7 @@ class StenosisScene:
             raise OSError(f"could not write {paths['segmentation']}")
         lines = []
         for (slice_index, measurement), node in sorted(outputs.rulers.items()):
-            points = [np.array(node.GetNthControlPointPositionWorld(i)) for i in range(2)]
+            points = [np.array(node.GetNthControlPointPosition(i)) for i in range(2)]  # the volume's own RAS
             lines.append(line_markup(node.GetName(), Ruler(points[0], points[1]), measurement))
         paths["rulers"].write_text(json.dumps(markups_document(lines), indent=1))
         self._write_csv(outputs.table, paths["table"])

@@ -138,11 +138,18 @@ def test_outputs_follow_the_volumes_parent_transform(context, volume, tmp_path):
     assert np.array_equal(labels == 1, slicer.util.arrayFromVolume(volume) > 700)  # not shifted by the transform
     assert_rulers_on_mask_boundaries(logic, outputs, volume, np.linalg.inv(to_world))
     assert logic.remeasure(volume, outputs) == []  # the segments read back under the transform are unchanged
-    exported = json.loads(logic.export(outputs, tmp_path / "export", "patient")["rulers"].read_text())
+    paths = logic.export(outputs, tmp_path / "export", "patient")
+    other = new_scene()  # the files, loaded with the volume's own file (no transform), overlay it
+    plain = add_volume(other.scene, slicer.util.arrayFromVolume(volume), geometry_of(volume).ijk_to_ras, "plain")
+    reloaded = other.segmentations_logic.LoadSegmentationFromFile(str(paths["segmentation"]), False, "reloaded")
+    reloaded_labels = StenosisScene(other.scene, other.segmentations_logic).labels_of(reloaded, plain)
+    assert np.array_equal(reloaded_labels == 1, slicer.util.arrayFromVolume(plain) > 700)
+    exported = json.loads(paths["rulers"].read_text())
     by_name = {node.GetName(): node for node in outputs.rulers.values()}
-    for markup in exported["markups"]:  # in world coordinates (LPS in the file), where the image is seen
-        world_lps = np.array(by_name[markup["name"]].GetNthControlPointPositionWorld(0)) * [-1.0, -1.0, 1.0]
-        assert markup["controlPoints"][0]["position"] == pytest.approx(list(world_lps))
+    for markup in exported["markups"]:  # in the volume file's coordinates (LPS in the file), like the .seg.nrrd
+        world = np.append(by_name[markup["name"]].GetNthControlPointPositionWorld(0), 1.0)
+        volume_lps = (np.linalg.inv(to_world) @ world)[:3] * [-1.0, -1.0, 1.0]
+        assert markup["controlPoints"][0]["position"] == pytest.approx(list(volume_lps))
     volume.SetAndObserveTransformNodeID(None)  # the user hardens or removes the transform, then measures again
     logic, outputs = measure(context, volume)
     assert count(context.scene, "vtkMRMLSegmentationNode") == 1
