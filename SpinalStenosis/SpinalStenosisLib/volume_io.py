@@ -36,13 +36,11 @@ def _dicom_series_files(folder: Path) -> list[str]:
 
 
 def _has_axial_slices(path: str) -> bool:
-    reader = _sitk().ImageFileReader()
-    reader.SetFileName(path)
     try:
-        reader.ReadImageInformation()
-    except RuntimeError:
+        _, header = _reader_for(Path(path))
+    except InputError:
         return False
-    return reader.GetDimension() == 3 and is_axial_normal(np.array(reader.GetDirection()).reshape(3, 3)[:, 2])
+    return header.GetDimension() == 3 and is_axial_normal(VolumeGeometry.from_sitk(header).directions_ras[:, 2])
 
 
 def _reader_for(path: Path):
