@@ -153,8 +153,8 @@ def test_a_study_folder_gives_its_axial_series_even_when_another_is_larger(tmp_p
     image, _, geometry = phantom_arrays(n_slices=4)
     write_dicom_series(tmp_path, image, geometry, series=1)
     sagittal_image, _, sagittal_geometry = phantom_arrays(n_slices=9)
-    sagittal_ijk_to_ras = np.array([[0.0, 0.0, 4.0, -16.0],  # rows run anterior→posterior, columns superior→
-                                    [-0.8, 0.0, 0.0, 38.0],   # inferior, 9 slices 4 mm apart from right to left
+    sagittal_ijk_to_ras = np.array([[0.0, 0.0, 4.0, -16.0],  # columns run anterior→posterior, rows superior→
+                                    [-0.8, 0.0, 0.0, 38.0],   # inferior, 9 slices 4 mm apart from left to right
                                     [0.0, -0.8, 0.0, 38.0],
                                     [0.0, 0.0, 0.0, 1.0]])
     write_dicom_series(tmp_path, sagittal_image, VolumeGeometry(sagittal_geometry.size_ijk, sagittal_ijk_to_ras),
