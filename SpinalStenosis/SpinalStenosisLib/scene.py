@@ -50,6 +50,10 @@ class SceneOutputs:
     rulers: dict[tuple[int, str], object] = field(default_factory=dict)
     region: object | None = None
 
+    def spatial_nodes(self) -> list:
+        """The nodes placed in space: segmentation, region box and rulers (the table is not)."""
+        return [self.segmentation, *([self.region] if self.region is not None else []), *self.rulers.values()]
+
 
 def geometry_of(volume_node) -> VolumeGeometry:
     from vtkmodules.vtkCommonMath import vtkMatrix4x4
@@ -329,7 +333,10 @@ class StenosisScene:
 
     # ---- Re-measure ------------------------------------------------------------------------------------------
     def remeasure(self, volume_node, outputs: SceneOutputs) -> list[int]:
-        """Re-measure the slices whose segments changed since the last Measure/Re-measure; returns their indices."""
+        """Re-measure the slices whose segments changed since the last Measure/Re-measure; returns their indices.
+        The outputs first go under the volume's parent transform, should it have changed since: they belong to it."""
+        for node in outputs.spatial_nodes():
+            _follow(node, volume_node)
         volume = axial_volume_of(volume_node)
         stack = volume.from_source_grid(self.labels_of(outputs.segmentation, volume_node))
         hashes = _slice_hashes(stack)

@@ -158,6 +158,21 @@ def test_outputs_follow_the_volumes_parent_transform(context, volume, tmp_path):
     assert_rulers_on_mask_boundaries(logic, outputs, volume)
 
 
+def test_remeasure_brings_the_outputs_under_the_volumes_new_transform(context, volume):
+    first, _ = rigid_transform_node(context.scene, 20.0, (30.0, -12.0, 5.0))
+    volume.SetAndObserveTransformNodeID(first.GetID())
+    logic, outputs = measure(context, volume)
+    table_before = [logic.row_values(outputs.table, r) for r in range(3)]
+    second, to_world = rigid_transform_node(context.scene, -35.0, (-8.0, 40.0, -3.0))
+    volume.SetAndObserveTransformNodeID(second.GetID())  # e.g. the user registers the volume after measuring
+    assert logic.remeasure(volume, outputs) == []  # nothing was edited, so nothing is re-measured
+    assert all(node.GetTransformNodeID() == second.GetID()
+               for node in [outputs.segmentation, outputs.region, *outputs.rulers.values()])
+    assert [logic.row_values(outputs.table, r) for r in range(3)] == table_before
+    assert np.array_equal(logic.labels_of(outputs.segmentation, volume) == 1, slicer.util.arrayFromVolume(volume) > 700)
+    assert_rulers_on_mask_boundaries(logic, outputs, volume, np.linalg.inv(to_world))
+
+
 def test_measure_twice_leaves_one_set_of_nodes(context, volume):
     measure(context, volume)
     before = {c: count(context.scene, c) for c in ("vtkMRMLSegmentationNode", "vtkMRMLTableNode",
