@@ -21,6 +21,8 @@ def _measure(args: argparse.Namespace) -> None:
         segmenter = load_segmenter(device=args.device)
     run = measure_file(args.input, args.out, labels_path=args.masks, segmenter=segmenter, region=args.region,
                        overwrite=args.overwrite, progress=None if args.quiet else _progress)
+    for warning in run.volume.warnings:
+        print(f"spinal-stenosis: warning: {warning}", file=sys.stderr)
     if args.scene is not None:
         from .scene_bundle import write_scene_bundle
 

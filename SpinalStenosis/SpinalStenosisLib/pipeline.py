@@ -185,7 +185,7 @@ def write_outputs(run: MeasurementRun, out_dir: Path, input_path: Path, region: 
         write_labels(staging / "segmentation.nii.gz", volume.to_source_grid(run.stack_labels), volume.source_geometry)
         write_csv(staging / "measurements.csv", run.measurements, region)
         write_json(staging / "measurements.json", run.measurements, region,
-                   {"input": str(Path(input_path).name), **run.provenance})
+                   {"input": str(Path(input_path).name), "input_warnings": volume.warnings, **run.provenance})
         write_rulers(staging / "rulers.mrk.json", run.measurements)
         write_report(staging / "report.png", run.measurements, volume.read_slice, lambda s: run.stack_labels[s],
                      volume.layout.slice_grid, region, f"Spinal stenosis: {Path(input_path).name} ({region})")

@@ -1,7 +1,7 @@
 """Read images (NIfTI, NRRD, MHA, DICOM series folder) into axial stacks and write label images back."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -11,6 +11,8 @@ from .geometry import AxialLayout, GeometryError, LPS_TO_RAS, VolumeGeometry, is
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
 MAX_VOXELS_IN_MEMORY = 256 * 1024 * 1024  # larger volumes are read slice by slice
+SAME_ORIENTATION_DEG = 1.0  # DICOM slices whose normals differ more than this belong to differently angled blocks
+EVEN_SPACING_TOLERANCE = 0.1  # a gap differing from the median by more than this fraction of it is uneven
 
 
 class InputError(ValueError):
@@ -91,6 +93,7 @@ class AxialVolume:
     read_slice: Callable[[int], np.ndarray]
     to_source_grid: Callable[[np.ndarray], np.ndarray]  # stack labels → input array [k, j, i]
     from_source_grid: Callable[[np.ndarray], np.ndarray]  # input labels [k, j, i] → stack labels
+    warnings: list[str] = field(default_factory=list)  # what the user must know about how the input was read
 
     @property
     def n_slices(self) -> int:
@@ -117,7 +120,41 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
         geometry = VolumeGeometry.from_sitk(file_reader)  # the reader has the image's geometry getters
         if int(np.prod(size)) > max_voxels_in_memory and not needs_reslice(geometry):
             return _streamed(path, geometry)
-    return _axial_from_image(path, _read_whole(path))
+    volume = _axial_from_image(path, _read_whole(path))
+    if file_reader is None:
+        volume.warnings = dicom_series_warnings(list(reader.GetFileNames()))
+    return volume
+
+
+def dicom_series_warnings(files: list[str]) -> list[str]:
+    """What SimpleITK's one-stack reading gets wrong about a DICOM series: slices in differently angled blocks (one
+    block per disc is common for lumbar axial T2) or unevenly spaced. It reads them as one stack of parallel, evenly
+    spaced slices; the in-plane measurements hold, the slice positions do not."""
+    sitk = _sitk()
+    normals, positions = [], []
+    for name in files:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(name)
+        reader.ReadImageInformation()
+        if not (reader.HasMetaDataKey("0020|0037") and reader.HasMetaDataKey("0020|0032")):
+            return []
+        cosines = np.array([float(v) for v in reader.GetMetaData("0020|0037").split("\\")])
+        normals.append(np.cross(cosines[:3], cosines[3:]))
+        positions.append(np.array([float(v) for v in reader.GetMetaData("0020|0032").split("\\")]))
+    orientations: list[np.ndarray] = []
+    for normal in normals:
+        if all(abs(float(normal @ seen)) < np.cos(np.radians(SAME_ORIENTATION_DEG)) for seen in orientations):
+            orientations.append(normal)
+    consequence = ("SimpleITK reads it as one stack of parallel, evenly spaced slices: the in-plane measurements "
+                   "hold, but z_mm and the places of the rulers and masks along the spine do not; load the series "
+                   "in 3D Slicer for exact positions")
+    if len(orientations) > 1:
+        return [f"the DICOM series has slices at {len(orientations)} different angles (angled blocks); {consequence}"]
+    gaps = np.diff(sorted(float(p @ normals[0]) for p in positions))
+    if len(gaps) and np.abs(gaps - np.median(gaps)).max() > EVEN_SPACING_TOLERANCE * abs(np.median(gaps)):
+        return [f"the DICOM series' slices are unevenly spaced ({gaps.min():.1f}-{gaps.max():.1f} mm apart, or a "
+                f"slice is missing); {consequence}"]
+    return []
 
 
 def axial_from_array(voxels: np.ndarray, geometry: VolumeGeometry, name: str = "volume") -> AxialVolume:

@@ -31,6 +31,32 @@ def phantom_arrays(n_slices: int = 3, size: int = 96, pixel_mm: float = 0.8):
     return image, labels, VolumeGeometry((size, size, n_slices), matrix)
 
 
+def write_dicom_series(folder, image: np.ndarray, geometry, series: int, first_instance: int = 0) -> None:
+    """One DICOM file per slice (array axis 0) of a series numbered series, in folder; instance numbers (and file
+    names) start after first_instance, so that several blocks can make one series."""
+    import SimpleITK as sitk
+
+    itk = sitk.GetImageFromArray(image.astype(np.int16))
+    geometry.apply_to_sitk(itk)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    direction = itk.GetDirection()
+    for k in range(itk.GetDepth()):
+        slice_image = itk[:, :, k]
+        origin = itk.TransformIndexToPhysicalPoint((0, 0, k))
+        instance = first_instance + k
+        for tag, value in (("0008|0060", "MR"), ("0020|000d", "1.2.826.0.1.3680043.2.1125.1"),
+                           ("0020|000e", f"1.2.826.0.1.3680043.2.1125.2.{series}"), ("0020|0013", str(instance + 1)),
+                           ("0020|0032", "\\".join(f"{v:.6f}" for v in origin)),
+                           ("0020|0037", "\\".join(f"{v:.6f}" for v in (direction[0], direction[3], direction[6],
+                                                                         direction[1], direction[4], direction[7]))),
+                           ("0028|0030", f"{itk.GetSpacing()[1]:.6f}\\{itk.GetSpacing()[0]:.6f}"),
+                           ("0018|0050", "4.0"), ("0008|0018", f"1.2.826.0.1.3680043.2.1125.3.{series}.{instance}")):
+            slice_image.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"series{series}_slice{instance:03d}.dcm"))
+        writer.Execute(slice_image)
+
+
 def trained_like(model):
     """A CoU-Net (in place) with BatchNorm statistics and affine weights away from their initial 0 and 1, as after
     training, so that folding or growing them is really tested; in eval mode."""

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import phantom_arrays
+from conftest import phantom_arrays, write_dicom_series
 
 from SpinalStenosisLib import cli, pipeline
 from SpinalStenosisLib.outputs import CSV_COLUMNS, OUTPUT_FILES
@@ -184,3 +184,25 @@ def test_sagittal_input_is_refused_with_advice(tmp_path, capsys):
     sitk.WriteImage(image, str(path))
     code, err = run(capsys, "measure", path, "--masks", path, "--out", tmp_path / "out")
     assert code == cli.EXIT_INPUT and "sagittal stack, 4.0 mm slices: load the axial series" in err
+
+
+def test_a_dicom_series_in_angled_blocks_is_measured_with_a_warning(tmp_path, capsys):
+    from test_geometry import tilted
+
+    from SpinalStenosisLib.volume_io import open_axial
+
+    image, labels, geometry = phantom_arrays(n_slices=2)
+    series = tmp_path / "series"
+    series.mkdir()
+    write_dicom_series(series, image, geometry, series=1)
+    write_dicom_series(series, image, tilted(geometry, 12.0, (0.0, 0.0, 25.0)), series=1, first_instance=2)
+    masks = tmp_path / "masks.nii.gz"
+    write_labels(masks, np.concatenate([labels, labels]), open_axial(series).source_geometry)
+    code, err = run(capsys, "measure", series, "--masks", masks, "--out", tmp_path / "out", "--quiet")
+    assert code == 0, err
+    [warning] = [line for line in err.splitlines() if line.startswith("spinal-stenosis: warning:")]
+    assert "2 different angles" in warning
+    document = json.loads((tmp_path / "out" / "measurements.json").read_text())
+    assert document["input_warnings"] == [warning.removeprefix("spinal-stenosis: warning: ")]
+    rows = list(csv.DictReader(open(tmp_path / "out" / "measurements.csv")))
+    assert all(abs(float(row["canal_ap_mm"]) - 12.0) <= 1.0 for row in rows)  # in-plane measurements hold

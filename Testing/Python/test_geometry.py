@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import phantom_arrays
+from conftest import phantom_arrays, write_dicom_series
 
 from SpinalStenosisLib.geometry import AxialLayout, GeometryError, VolumeGeometry, reordered
 from SpinalStenosisLib.pipeline import measure_with_labels
@@ -118,28 +118,6 @@ def test_tilted_isotropic_volume_is_resliced_and_labels_map_back():
     assert (back == labels).mean() > 0.97
 
 
-def write_dicom_series(folder, image: np.ndarray, geometry, series: int) -> None:
-    """One DICOM file per slice (array axis 0) of a series numbered series, in folder."""
-    itk = sitk.GetImageFromArray(image.astype(np.int16))
-    geometry.apply_to_sitk(itk)
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    direction = itk.GetDirection()
-    for k in range(itk.GetDepth()):
-        slice_image = itk[:, :, k]
-        origin = itk.TransformIndexToPhysicalPoint((0, 0, k))
-        for tag, value in (("0008|0060", "MR"), ("0020|000d", "1.2.826.0.1.3680043.2.1125.1"),
-                           ("0020|000e", f"1.2.826.0.1.3680043.2.1125.2.{series}"), ("0020|0013", str(k + 1)),
-                           ("0020|0032", "\\".join(f"{v:.6f}" for v in origin)),
-                           ("0020|0037", "\\".join(f"{v:.6f}" for v in (direction[0], direction[3], direction[6],
-                                                                         direction[1], direction[4], direction[7]))),
-                           ("0028|0030", f"{itk.GetSpacing()[1]:.6f}\\{itk.GetSpacing()[0]:.6f}"),
-                           ("0018|0050", "4.0"), ("0008|0018", f"1.2.826.0.1.3680043.2.1125.3.{series}.{k}")):
-            slice_image.SetMetaData(tag, value)
-        writer.SetFileName(str(folder / f"series{series}_slice{k:03d}.dcm"))
-        writer.Execute(slice_image)
-
-
 def test_dicom_series_round_trip(tmp_path):
     image, labels, geometry = phantom_arrays(n_slices=4)
     write_dicom_series(tmp_path, image, geometry, series=1)
@@ -147,6 +125,33 @@ def test_dicom_series_round_trip(tmp_path):
     reference = AxialLayout.from_geometry(geometry)
     assert np.allclose(volume.layout.stack_index_to_ras(), reference.stack_index_to_ras(), atol=1e-3)
     assert np.array_equal(volume.stack(), reference.to_stack(image.astype(np.int16)).astype(np.float32))
+    assert volume.warnings == []
+
+
+def tilted(geometry: VolumeGeometry, degrees: float, shift_ras: tuple[float, float, float]) -> VolumeGeometry:
+    """geometry turned about the left-right axis and shifted (the next block of an angled series)."""
+    t, move = np.radians(degrees), np.eye(4)
+    move[1:3, 1:3] = [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]
+    move[:3, 3] = shift_ras
+    return VolumeGeometry(geometry.size_ijk, move @ geometry.ijk_to_ras)
+
+
+def test_a_series_in_angled_blocks_is_read_with_a_warning(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=3)
+    write_dicom_series(tmp_path, image, geometry, series=1)
+    write_dicom_series(tmp_path, image, tilted(geometry, 15.0, (0.0, 0.0, 30.0)), series=1, first_instance=3)
+    volume = open_axial(tmp_path)
+    assert volume.n_slices == 6
+    [warning] = volume.warnings
+    assert "2 different angles" in warning and "in-plane measurements hold" in warning
+
+
+def test_a_series_with_a_missing_slice_is_read_with_a_warning(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=5)
+    write_dicom_series(tmp_path, image, geometry, series=1)
+    (tmp_path / "series1_slice002.dcm").unlink()
+    [warning] = open_axial(tmp_path).warnings
+    assert "unevenly spaced (4.0-8.0 mm apart" in warning
 
 
 def test_a_study_folder_gives_its_axial_series_even_when_another_is_larger(tmp_path):
