@@ -15,7 +15,8 @@ Definitions (also in the README):
 * ``*_foramen_width_mm``: the narrowest gap of the foramen. The foramen's axis runs from the canal centroid to the
   foramen centroid (its principal axis when there is no canal); chords perpendicular to that axis are taken every
   quarter pixel; between the widest chord of the inner half and the widest chord of the outer half, the shortest one
-  is the narrowest gap (so the rounded tips of a mask never count as a gap).
+  is the narrowest gap (so the rounded tips of a mask never count as a gap); of a stretch of equally short chords
+  (within TIE_MM: parallel walls), the middle one.
 * A structure that is absent gives NaN, never 0.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ MEASUREMENT_COLUMNS = ("canal_ap_mm", "canal_transverse_mm", "canal_area_mm2",
 RULER_TITLES = {"canal_ap_mm": "Canal AP", "canal_transverse_mm": "Canal transverse",
                 "left_foramen_width_mm": "Left foramen", "right_foramen_width_mm": "Right foramen"}
 SAMPLES_PER_PIXEL = 8
+TIE_MM = 0.05  # foramen chords this close to the shortest are equally short
 
 
 @dataclass(frozen=True)
@@ -233,8 +235,17 @@ def measure_foramen(mask: np.ndarray, grid: PlaneGrid, canal_centroid_mm: np.nda
     widest_inner = first + int(np.argmax(lengths[first:middle + 1]))
     widest_outer = middle + int(np.argmax(lengths[middle:last + 1]))
     span = lengths[widest_inner:widest_outer + 1]
-    narrowest = widest_inner + int(np.argmin(np.where(span > 0, span, np.inf)))
+    narrowest = widest_inner + _middle_of_shortest(np.where(span > 0, span, np.inf))
     return Ruler(plane.to_ras(starts[narrowest]), plane.to_ras(ends[narrowest]))
+
+
+def _middle_of_shortest(lengths: np.ndarray) -> int:
+    """Index of the shortest chord; where a stretch of neighbouring chords is as short (within TIE_MM: a channel
+    with parallel walls), the middle of the first such stretch, not whichever rounding makes shortest."""
+    ties = np.flatnonzero(lengths <= lengths.min() + TIE_MM)
+    breaks = np.flatnonzero(np.diff(ties) > 1)
+    stretch = ties[:breaks[0] + 1] if len(breaks) else ties
+    return int(stretch[len(stretch) // 2])
 
 
 def measure_slice(masks: dict[str, np.ndarray], grid: PlaneGrid, slice_index: int = 0,

@@ -82,6 +82,30 @@ def test_steep_bow_tie_waist_within_one_pixel_even_when_soft(name):
     assert abs(m.left_foramen_width_mm - 3.2) <= max(grid.pixel_size_mm)
 
 
+def parallel_channel(cx, cy, width, flat_length, length):
+    """A foramen along the +left axis whose walls are parallel (width apart) over flat_length, then flare."""
+    def inside(x, y):
+        u, v = x - cx, y - cy
+        return (np.abs(u) <= length / 2) & (np.abs(v) <= width / 2 + 0.4 * np.maximum(np.abs(u) - flat_length / 2, 0))
+
+    return inside
+
+
+@pytest.mark.parametrize("name, soft", [(name, soft) for name in GRIDS for soft in (False, True)
+                                        if soft or name != "rotated 30°"])
+def test_a_parallel_walled_foramen_is_measured_in_the_middle_of_its_narrow_stretch(name, soft):
+    """Every chord of the 6 mm stretch is as short: the ruler goes to its middle, wherever rounding would put the
+    shortest. (Not binary on the rotated grid: walls oblique to the pixels are staircases, whose shortest chord is a
+    real one, not a tie.)"""
+    grid = GRIDS[name]
+    canal = rasterise(ellipse(0.0, 0.0, 9.0, 6.0), grid, soft)
+    left = rasterise(parallel_channel(21.0, 1.0, 3.0, 6.0, 14.0), grid, soft)
+    m = measure_slice({"canal": canal, "left_foramen": left}, grid)
+    assert abs(m.left_foramen_width_mm - 3.0) <= tolerance(grid, soft)
+    ruler = m.rulers["left_foramen_width_mm"]
+    assert np.linalg.norm((ruler.start_ras + ruler.end_ras) / 2 - grid.to_ras(*centre_index(grid, 21.0, 1.0))) < 0.5
+
+
 def centre_index(grid, x_left, y_anterior):
     anterior, left = grid.in_plane_axes()
     centre = grid.to_ras((grid.shape[0] - 1) / 2, (grid.shape[1] - 1) / 2)
