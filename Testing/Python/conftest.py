@@ -33,8 +33,13 @@ def phantom_arrays(n_slices: int = 3, size: int = 96, pixel_mm: float = 0.8):
 
 def write_dicom_series(folder, image: np.ndarray, geometry, series: int, first_instance: int = 0) -> None:
     """One DICOM file per slice (array axis 0) of a series numbered series, in folder; instance numbers (and file
-    names) start after first_instance, so that several blocks can make one series."""
+    names) start after first_instance, so that several blocks can make one series. GDCM's writer sets the process's
+    C locale to "C" (then Python's default text encoding is ASCII): the caller's locale is put back."""
+    import locale
+
     import SimpleITK as sitk
+
+    with_locale = locale.setlocale(locale.LC_ALL)
 
     itk = sitk.GetImageFromArray(image.astype(np.int16))
     geometry.apply_to_sitk(itk)
@@ -55,6 +60,7 @@ def write_dicom_series(folder, image: np.ndarray, geometry, series: int, first_i
             slice_image.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"series{series}_slice{instance:03d}.dcm"))
         writer.Execute(slice_image)
+    locale.setlocale(locale.LC_ALL, with_locale)
 
 
 def trained_like(model):
