@@ -181,7 +181,8 @@ def main() -> None:
     print(f"overlays: {args.overlays}")
     if args.json:
         results["foramen_sides"] = {"slices": sides[0], "correct": sides[1]}
-        args.json.write_text(json.dumps(results, indent=1, default=lambda v: int(v) if not math.isnan(v) else None))
+        args.json.write_text(json.dumps(results, indent=1, default=lambda v: int(v) if not math.isnan(v) else None),
+                             encoding="utf-8")
 
 
 if __name__ == "__main__":

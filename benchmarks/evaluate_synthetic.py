@@ -211,7 +211,7 @@ def main() -> None:
         summary["multi_level_stacks"] = evaluate_stacks(segmenter, args.stacks)
         print_stacks(summary["multi_level_stacks"])
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=1))
+        args.json.write_text(json.dumps(summary, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ DESCRIPTIONS = {"roi": "Network 1 (CoU-Net): region of interest around canal and
 
 def package(run: Path, name: str, release: str, out: Path, revision: str | None) -> dict:
     best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
-    training = json.loads((run / "training.json").read_text()) if (run / "training.json").exists() else {}
+    training_json = run / "training.json"
+    training = json.loads(training_json.read_text(encoding="utf-8")) if training_json.exists() else {}
     checkpoint = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
     config = checkpoint["config"]
     path = out / f"{name}.pt"
@@ -60,8 +61,8 @@ def main() -> None:
                 "models": {"roi": package(args.roi, "roi", args.release, args.out, args.roi_revision),
                            "canal": package(args.canal, "canal", args.release, args.out, args.canal_revision)}}
     if args.metrics:
-        manifest["evaluation"] = json.loads(args.metrics.read_text())
-    (args.out / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        manifest["evaluation"] = json.loads(args.metrics.read_text(encoding="utf-8"))
+    (args.out / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     print(json.dumps({k: v["sha256"] for k, v in manifest["models"].items()}, indent=1))
 
 

@@ -35,7 +35,7 @@ def sha256(path: Path) -> str:
 
 def read_manifest(folder: Path | None = None) -> dict:
     folder = folder or models_folder()
-    return json.loads((folder / MANIFEST).read_text())
+    return json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
 
 
 def verified_path(name: str, folder: Path | None = None) -> tuple[Path, dict]:

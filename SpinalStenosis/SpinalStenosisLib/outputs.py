@@ -65,7 +65,7 @@ def rows(measurements: list[SliceMeasurement], region: str) -> list[dict]:
 
 
 def write_csv(path: Path, measurements: list[SliceMeasurement], region: str) -> None:
-    with open(path, "w", newline="") as handle:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         for row in rows(measurements, region):
@@ -82,10 +82,10 @@ def write_json(path: Path, measurements: list[SliceMeasurement], region: str, pr
                                   "length_mm": round(r.length_mm, 4)} for name, r in m.rulers.items()}
         slices.append(entry)
     document = {"tool": "spinal-stenosis", "version": __version__, "region": region, **provenance, "slices": slices}
-    path.write_text(json.dumps(document, indent=1))
+    path.write_text(json.dumps(document, indent=1), encoding="utf-8")
 
 
 def write_rulers(path: Path, measurements: list[SliceMeasurement]) -> None:
     lines = [line_markup(ruler_name(name, m.slice_index), ruler, name)
              for m in measurements for name, ruler in m.rulers.items()]
-    path.write_text(json.dumps(markups_document(lines), indent=1))
+    path.write_text(json.dumps(markups_document(lines), indent=1), encoding="utf-8")

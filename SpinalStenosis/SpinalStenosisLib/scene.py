@@ -371,7 +371,7 @@ class StenosisScene:
         for (slice_index, measurement), node in sorted(outputs.rulers.items()):
             points = [np.array(node.GetNthControlPointPosition(i)) for i in range(2)]  # the volume's own RAS
             lines.append(line_markup(node.GetName(), Ruler(points[0], points[1]), measurement))
-        paths["rulers"].write_text(json.dumps(markups_document(lines), indent=1))
+        paths["rulers"].write_text(json.dumps(markups_document(lines), indent=1), encoding="utf-8")
         self._write_csv(outputs.table, paths["table"])
         return paths
 
@@ -379,7 +379,7 @@ class StenosisScene:
         import csv
 
         vtk_table = table.GetTable()
-        with open(path, "w", newline="") as handle:
+        with open(path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(TABLE_COLUMNS)
             for row in range(vtk_table.GetNumberOfRows()):

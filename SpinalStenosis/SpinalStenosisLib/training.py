@@ -118,7 +118,7 @@ def train(config: TrainConfig) -> Path:
     validation_inputs, validation_targets = validation_set(config.network)
     log_path = out / "log.csv"
     new_log = not (config.resume and log_path.exists())
-    with open(log_path, "w" if new_log else "a", newline="") as handle:
+    with open(log_path, "w" if new_log else "a", newline="", encoding="utf-8") as handle:
         log = csv.writer(handle)
         if new_log:
             log.writerow(["step", "seconds", "learning_rate", "train_loss", "validation_loss", "validation_dice"])
@@ -165,5 +165,5 @@ def train(config: TrainConfig) -> Path:
                 torch.save(state, checkpoint_path)
     (out / "training.json").write_text(json.dumps({
         "network": config.network, "steps": config.steps, "engine_version": __version__,
-        "code_revision": revision, "best_mean_validation_dice": best}, indent=1))
+        "code_revision": revision, "best_mean_validation_dice": best}, indent=1), encoding="utf-8")
     return out / "best.pt"

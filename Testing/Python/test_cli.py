@@ -26,7 +26,7 @@ def test_measure_with_masks_writes_the_contract(phantom_files, tmp_path, capsys)
     code, err = run(capsys, "measure", image, "--masks", labels, "--out", out, "--quiet")
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
-    rows = list(csv.DictReader(open(out / "measurements.csv")))
+    rows = list(csv.DictReader(open(out / "measurements.csv", encoding="utf-8")))
     assert tuple(rows[0]) == CSV_COLUMNS
     assert [int(r["slice_index"]) for r in rows] == [0, 1, 2]
     for k, row in enumerate(rows):  # phantom: canal AP 12 mm, transverse 18+2k mm, left 3+k mm, right 4 mm
@@ -36,12 +36,12 @@ def test_measure_with_masks_writes_the_contract(phantom_files, tmp_path, capsys)
         assert abs(float(row["right_foramen_width_mm"]) - 4.0) <= 1.0
         assert row["canal_ap_grade"] == ("normal" if float(row["canal_ap_mm"]) >= 12.0 else "relative stenosis")
         assert row["left_foramen_grade"] == ("stenosis" if float(row["left_foramen_width_mm"]) < 3.0 else "normal")
-    document = json.loads((out / "measurements.json").read_text())
+    document = json.loads((out / "measurements.json").read_text(encoding="utf-8"))
     assert document["version"] and document["slices"][1]["rulers"]["canal_ap_mm"]["name"] == "Canal AP slice 1"
     ruler = document["slices"][1]["rulers"]["canal_ap_mm"]
     assert math.dist(ruler["start_ras"], ruler["end_ras"]) == pytest.approx(document["slices"][1]["canal_ap_mm"],
                                                                             abs=1e-3)
-    markups = json.loads((out / "rulers.mrk.json").read_text())
+    markups = json.loads((out / "rulers.mrk.json").read_text(encoding="utf-8"))
     assert markups["@schema"].endswith("markups-schema-v1.0.3.json#")
     assert {m["name"] for m in markups["markups"]} >= {"Canal AP slice 0", "Left foramen slice 2"}
     written = sitk.ReadImage(str(out / "segmentation.nii.gz"))
@@ -113,7 +113,7 @@ def test_labels_with_nothing_in_them_give_nan(phantom_files, tmp_path, capsys):
     sitk.WriteImage(blank, str(empty))
     code, err = run(capsys, "measure", image, "--masks", empty, "--out", tmp_path / "out", "--quiet")
     assert code == 0, err
-    rows = list(csv.DictReader(open(tmp_path / "out" / "measurements.csv")))
+    rows = list(csv.DictReader(open(tmp_path / "out" / "measurements.csv", encoding="utf-8")))
     assert all(row["canal_ap_mm"] == "nan" and row["canal_ap_grade"] == "" for row in rows)
 
 
@@ -121,7 +121,7 @@ def _bad_inputs(tmp_path):
     image, labels, geometry = phantom_arrays()
     cases = {}
     text = tmp_path / "notes.nii.gz"
-    text.write_text("not an image")
+    text.write_text("not an image", encoding="utf-8")
     cases["not an image"] = (text, "not an image")
     cases["missing"] = (tmp_path / "missing.nii.gz", "no such file")
     flat = tmp_path / "flat.nrrd"
@@ -139,7 +139,8 @@ def _bad_inputs(tmp_path):
     write_image(nan, broken, geometry)
     cases["NaN"] = (nan, "NaN")
     empty = tmp_path / "empty.nhdr"
-    empty.write_text("NRRD0004\ntype: float\ndimension: 3\nsizes: 0 4 4\nencoding: raw\ndata file: empty.raw\n")
+    empty.write_text("NRRD0004\ntype: float\ndimension: 3\nsizes: 0 4 4\nencoding: raw\ndata file: empty.raw\n",
+                     encoding="utf-8")
     (tmp_path / "empty.raw").write_bytes(b"")
     cases["empty"] = (empty, "")
     return cases
@@ -202,7 +203,7 @@ def test_a_dicom_series_in_angled_blocks_is_measured_with_a_warning(tmp_path, ca
     assert code == 0, err
     [warning] = [line for line in err.splitlines() if line.startswith("spinal-stenosis: warning:")]
     assert "2 different angles" in warning
-    document = json.loads((tmp_path / "out" / "measurements.json").read_text())
+    document = json.loads((tmp_path / "out" / "measurements.json").read_text(encoding="utf-8"))
     assert document["input_warnings"] == [warning.removeprefix("spinal-stenosis: warning: ")]
-    rows = list(csv.DictReader(open(tmp_path / "out" / "measurements.csv")))
+    rows = list(csv.DictReader(open(tmp_path / "out" / "measurements.csv", encoding="utf-8")))
     assert all(abs(float(row["canal_ap_mm"]) - 12.0) <= 1.0 for row in rows)  # in-plane measurements hold

@@ -10,7 +10,7 @@ MODULE = ROOT / "SpinalStenosis"
 
 
 def listed_files() -> set[str]:
-    text = (MODULE / "CMakeLists.txt").read_text()
+    text = (MODULE / "CMakeLists.txt").read_text(encoding="utf-8")
     return set(re.findall(r"^\s+((?:SpinalStenosisLib|Resources)/\S+)", text, re.MULTILINE))
 
 
@@ -27,17 +27,17 @@ def test_every_lib_file_and_resource_is_listed_and_exists():
 def test_ui_file_parses_and_holds_every_widget_the_module_uses():
     tree = ElementTree.parse(MODULE / "Resources" / "UI" / "SpinalStenosis.ui")
     names = {widget.get("name") for widget in tree.iter("widget")}
-    used = set(re.findall(r"self\.ui\.(\w+)", (MODULE / "SpinalStenosis.py").read_text()))
+    used = set(re.findall(r"self\.ui\.(\w+)", (MODULE / "SpinalStenosis.py").read_text(encoding="utf-8")))
     assert used <= names, used - names
     parameters = {p.find("string").text for p in tree.iter("property") if p.get("name") == "SlicerParameterName"}
-    source = (MODULE / "SpinalStenosis.py").read_text()
+    source = (MODULE / "SpinalStenosis.py").read_text(encoding="utf-8")
     fields = set(re.findall(r"^    (\w+): ", source.split("class SpinalStenosisParameterNode")[1].split("class ")[0],
                             re.MULTILINE))
     assert parameters <= fields, parameters - fields
 
 
 def test_module_file_imports_only_slicer_and_stdlib_at_file_scope():
-    tree = ast.parse((MODULE / "SpinalStenosis.py").read_text())
+    tree = ast.parse((MODULE / "SpinalStenosis.py").read_text(encoding="utf-8"))
     allowed = {"logging", "os", "typing", "qt", "slicer", "vtk", "ctk"}
     for node in tree.body:
         if isinstance(node, ast.Import):
@@ -49,12 +49,12 @@ def test_module_file_imports_only_slicer_and_stdlib_at_file_scope():
 
 
 def test_extension_metadata():
-    text = (ROOT / "CMakeLists.txt").read_text()
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
     for key in ("EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY", "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION",
                 "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS", "EXTENSION_DEPENDS"):
         assert re.search(rf"set\({key} \"[^\"]+\"\)", text), key
     assert "add_subdirectory(SpinalStenosis)" in text
-    assert "category Quantification" in (ROOT / "SpinalStenosis.s4ext").read_text()
+    assert "category Quantification" in (ROOT / "SpinalStenosis.s4ext").read_text(encoding="utf-8")
     assert (MODULE / "Resources" / "Icons" / "SpinalStenosis.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -34,7 +34,7 @@ def tiny_models_folder(tmp_path):
         torch.save({k: v.half() for k, v in model.state_dict().items()}, folder / f"{name}.pt")
         entries[name] = {"file": f"{name}.pt", "version": "0.0.0", "sha256": sha256(folder / f"{name}.pt"),
                          "network": model.config}
-    (folder / "manifest.json").write_text(json.dumps({"release": "test", "models": entries}))
+    (folder / "manifest.json").write_text(json.dumps({"release": "test", "models": entries}), encoding="utf-8")
     return folder
 
 
@@ -201,7 +201,7 @@ def test_measure_without_masks_runs_the_networks(tmp_path, capsys):
     code = cli.main(["measure", str(tmp_path / "neck.nii.gz"), "--out", str(tmp_path / "out"), "--quiet",
                      "--region", "cervical"])
     assert code == 0, capsys.readouterr().err
-    document = json.loads((tmp_path / "out" / "measurements.json").read_text())
+    document = json.loads((tmp_path / "out" / "measurements.json").read_text(encoding="utf-8"))
     assert document["models"]["canal"]["sha256"] == read_manifest()["models"]["canal"]["sha256"]
 
 

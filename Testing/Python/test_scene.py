@@ -144,7 +144,7 @@ def test_outputs_follow_the_volumes_parent_transform(context, volume, tmp_path):
     reloaded = other.segmentations_logic.LoadSegmentationFromFile(str(paths["segmentation"]), False, "reloaded")
     reloaded_labels = StenosisScene(other.scene, other.segmentations_logic).labels_of(reloaded, plain)
     assert np.array_equal(reloaded_labels == 1, slicer.util.arrayFromVolume(plain) > 700)
-    exported = json.loads(paths["rulers"].read_text())
+    exported = json.loads(paths["rulers"].read_text(encoding="utf-8"))
     by_name = {node.GetName(): node for node in outputs.rulers.values()}
     for markup in exported["markups"]:  # in the volume file's coordinates (LPS in the file), like the .seg.nrrd
         world = np.append(by_name[markup["name"]].GetNthControlPointPositionWorld(0), 1.0)
@@ -247,7 +247,7 @@ def test_export_round_trips(context, volume, tmp_path):
     assert lengths.keys() == {node.GetName() for node in outputs.rulers.values()}
     for node in outputs.rulers.values():
         assert lengths[node.GetName()] == pytest.approx(node.GetLineLengthWorld(), abs=1e-4)
-    rows = list(csv.DictReader(open(paths["table"])))
+    rows = list(csv.DictReader(open(paths["table"], encoding="utf-8")))
     assert len(rows) == 3 and sum(r["narrowest_canal"] == "yes" for r in rows) == 1
 
 

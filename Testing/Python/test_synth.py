@@ -41,7 +41,7 @@ def test_truth_equals_measuring_the_written_labels_within_a_pixel(tmp_path):
     """truth.csv comes from 0.08 mm label maps; the written native labels measure the same within about a pixel
     wherever the structure is resolvable at the native pixel size (a gap under ~2 pixels cannot survive there)."""
     write_dataset(tmp_path / "synth", count=9, seed=5, gallery_real=None)
-    rows = list(csv.DictReader(open(tmp_path / "synth" / "truth.csv")))
+    rows = list(csv.DictReader(open(tmp_path / "synth" / "truth.csv", encoding="utf-8")))
     assert len(rows) == 9
     compared = 0
     for row in rows:

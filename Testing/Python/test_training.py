@@ -17,12 +17,12 @@ def test_training_writes_checkpoints_and_resumes(tmp_path):
     config = TrainConfig(network="canal", out_dir=tmp_path / "run", steps=2, batch_size=2, width=4,
                          validate_every=1, threads=1)
     train(config)
-    log = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    log = list(csv.DictReader(open(tmp_path / "run" / "log.csv", encoding="utf-8")))
     assert [row["step"] for row in log] == ["1", "2"] and len(log[0]["validation_dice"].split()) == 3
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["step"] == 2
     config.steps, config.resume = 3, True
     train(config)
-    log = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    log = list(csv.DictReader(open(tmp_path / "run" / "log.csv", encoding="utf-8")))
     assert [row["step"] for row in log] == ["1", "2", "3"]
     best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
     assert set(best) >= {"network", "model", "validation_dice"}

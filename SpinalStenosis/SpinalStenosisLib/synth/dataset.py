@@ -111,7 +111,7 @@ def write_dataset(out: Path, count: int, seed: int, region: str = "both", overwr
                          **{k: round(v, 4) if not math.isnan(v) else "nan" for k, v in case.truth.items()}})
             if len(shown) < 8:
                 shown.append(case)
-        with open(staging / "truth.csv", "w", newline="") as handle:
+        with open(staging / "truth.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=TRUTH_COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
