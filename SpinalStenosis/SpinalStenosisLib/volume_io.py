@@ -52,6 +52,7 @@ def _reader_for(path: Path):
     if path.is_dir():
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(_dicom_series_files(path))
+        reader.MetaDataDictionaryArrayUpdateOn()  # each file's header, kept for dicom_series_warnings
         return reader, None
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
@@ -73,9 +74,9 @@ def _check_header(path: Path, dimension: int, components: int, size: tuple[int, 
         raise InputError(f"{path}: empty image ({'x'.join(map(str, size))} voxels)")
 
 
-def _read_whole(path: Path):
-    sitk = _sitk()
-    reader, _ = _reader_for(path)
+def _read_whole(path: Path, reader=None):
+    """The whole image, read by reader (by default a new one for path)."""
+    reader = reader or _reader_for(path)[0]
     try:
         image = reader.Execute()
     except RuntimeError as error:
@@ -120,27 +121,24 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
         geometry = VolumeGeometry.from_sitk(file_reader)  # the reader has the image's geometry getters
         if int(np.prod(size)) > max_voxels_in_memory and not needs_reslice(geometry):
             return _streamed(path, geometry)
-    volume = _axial_from_image(path, _read_whole(path))
+    volume = _axial_from_image(path, _read_whole(path, reader))
     if file_reader is None:
-        volume.warnings = dicom_series_warnings(list(reader.GetFileNames()))
+        volume.warnings = dicom_series_warnings(reader)
     return volume
 
 
-def dicom_series_warnings(files: list[str]) -> list[str]:
-    """What SimpleITK's one-stack reading gets wrong about a DICOM series: slices in differently angled blocks (one
-    block per disc is common for lumbar axial T2) or unevenly spaced. It reads them as one stack of parallel, evenly
-    spaced slices; the in-plane measurements hold, the slice positions do not."""
-    sitk = _sitk()
+def dicom_series_warnings(series_reader) -> list[str]:
+    """What SimpleITK's one-stack reading gets wrong about a DICOM series (read by series_reader, with its files'
+    headers kept): slices in differently angled blocks (one block per disc is common for lumbar axial T2) or unevenly
+    spaced. It reads them as one stack of parallel, evenly spaced slices; the in-plane measurements hold, the slice
+    positions do not."""
     normals, positions = [], []
-    for name in files:
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(name)
-        reader.ReadImageInformation()
-        if not (reader.HasMetaDataKey("0020|0037") and reader.HasMetaDataKey("0020|0032")):
+    for n in range(len(series_reader.GetFileNames())):
+        if not (series_reader.HasMetaDataKey(n, "0020|0037") and series_reader.HasMetaDataKey(n, "0020|0032")):
             return []
-        cosines = np.array([float(v) for v in reader.GetMetaData("0020|0037").split("\\")])
+        cosines = np.array([float(v) for v in series_reader.GetMetaData(n, "0020|0037").split("\\")])
         normals.append(np.cross(cosines[:3], cosines[3:]))
-        positions.append(np.array([float(v) for v in reader.GetMetaData("0020|0032").split("\\")]))
+        positions.append(np.array([float(v) for v in series_reader.GetMetaData(n, "0020|0032").split("\\")]))
     orientations: list[np.ndarray] = []
     for normal in normals:
         if all(abs(float(normal @ seen)) < np.cos(np.radians(SAME_ORIENTATION_DEG)) for seen in orientations):
