@@ -31,6 +31,16 @@ def phantom_arrays(n_slices: int = 3, size: int = 96, pixel_mm: float = 0.8):
     return image, labels, VolumeGeometry((size, size, n_slices), matrix)
 
 
+def tilted(geometry, degrees: float, shift_ras: tuple[float, float, float] = (0.0, 0.0, 0.0)):
+    """geometry turned about the left-right axis and shifted (e.g. the next block of an angled series)."""
+    from SpinalStenosisLib.geometry import VolumeGeometry
+
+    t, move = np.radians(degrees), np.eye(4)
+    move[1:3, 1:3] = [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]
+    move[:3, 3] = shift_ras
+    return VolumeGeometry(geometry.size_ijk, move @ geometry.ijk_to_ras)
+
+
 def write_dicom_series(folder, image: np.ndarray, geometry, series: int, first_instance: int = 0) -> None:
     """One DICOM file per slice (array axis 0) of a series numbered series, in folder; instance numbers (and file
     names) start after first_instance, so that several blocks can make one series. GDCM's writer sets the process's

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import phantom_arrays, write_dicom_series
+from conftest import phantom_arrays, tilted, write_dicom_series
 
 from SpinalStenosisLib import cli, pipeline
 from SpinalStenosisLib.outputs import CSV_COLUMNS, OUTPUT_FILES
@@ -188,8 +188,6 @@ def test_sagittal_input_is_refused_with_advice(tmp_path, capsys):
 
 
 def test_a_dicom_series_in_angled_blocks_is_measured_with_a_warning(tmp_path, capsys):
-    from test_geometry import tilted
-
     from SpinalStenosisLib.volume_io import open_axial
 
     image, labels, geometry = phantom_arrays(n_slices=2)

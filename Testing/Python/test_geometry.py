@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import phantom_arrays, write_dicom_series
+from conftest import phantom_arrays, tilted, write_dicom_series
 
 from SpinalStenosisLib.geometry import AxialLayout, GeometryError, VolumeGeometry, reordered
 from SpinalStenosisLib.pipeline import measure_with_labels
@@ -126,14 +126,6 @@ def test_dicom_series_round_trip(tmp_path):
     assert np.allclose(volume.layout.stack_index_to_ras(), reference.stack_index_to_ras(), atol=1e-3)
     assert np.array_equal(volume.stack(), reference.to_stack(image.astype(np.int16)).astype(np.float32))
     assert volume.warnings == []
-
-
-def tilted(geometry: VolumeGeometry, degrees: float, shift_ras: tuple[float, float, float]) -> VolumeGeometry:
-    """geometry turned about the left-right axis and shifted (the next block of an angled series)."""
-    t, move = np.radians(degrees), np.eye(4)
-    move[1:3, 1:3] = [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]
-    move[:3, 3] = shift_ras
-    return VolumeGeometry(geometry.size_ijk, move @ geometry.ijk_to_ras)
 
 
 def test_a_series_in_angled_blocks_is_read_with_a_warning(tmp_path):

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import phantom_arrays
+from conftest import phantom_arrays, tilted
 
 slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
 
@@ -38,10 +38,7 @@ class ThresholdSegmenter:
 
 
 def oblique_anisotropic(geometry: VolumeGeometry) -> VolumeGeometry:
-    t = np.radians(15.0)
-    tilt = np.eye(4)
-    tilt[1:3, 1:3] = [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]
-    return VolumeGeometry(geometry.size_ijk, tilt @ geometry.ijk_to_ras @ np.diag([1.0, 0.8, 1.0, 1.0]))
+    return VolumeGeometry(geometry.size_ijk, tilted(geometry, 15.0).ijk_to_ras @ np.diag([1.0, 0.8, 1.0, 1.0]))
 
 
 @pytest.fixture
