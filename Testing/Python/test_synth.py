@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from SpinalStenosisLib.crop import CROP_SIZE, ROI_SIZE
 from SpinalStenosisLib.measurement import masks_from_labels, measure_slice
 from SpinalStenosisLib.pipeline import measure_with_labels
-from SpinalStenosisLib.synth.anatomy import CERVICAL_LEVELS, LUMBAR_LEVELS, SLICE_KINDS, T, sample_anatomy
+from SpinalStenosisLib.synth.anatomy import CERVICAL_LEVELS, LUMBAR_LEVELS, SLICE_KINDS, T
 from SpinalStenosisLib.synth.augment import intensity_curve
 from SpinalStenosisLib.synth.dataset import iterate_pairs, synthetic_slice, write_dataset
 from SpinalStenosisLib.synth.render import CONTRASTS

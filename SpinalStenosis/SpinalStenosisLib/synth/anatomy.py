@@ -451,7 +451,6 @@ def _foramen(rng, anatomy: Anatomy, name: str, side: int, sac_width: float, disc
 
 def _cervical(rng, level: str, kind: str = "disc") -> Anatomy:
     anatomy = Anatomy("cervical", level, kind)
-    index = CERVICAL_LEVELS.index(level)
     severity = float(rng.choice([0.0, 0.3, 0.6, 1.0], p=[0.4, 0.25, 0.2, 0.15]))
     sac_ap = _u(rng, 9.0, 14.0) - 3.0 * severity * rng.random()
     sac_width = _u(rng, 16.0, 23.0)
