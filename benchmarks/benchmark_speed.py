@@ -61,7 +61,7 @@ def main() -> None:
         runs, reports = [], []
         for n in range(args.repeats):
             start = time.perf_counter()
-            run = measure_file(path, Path(folder) / f"out{n}", segmenter=segmenter)
+            [run] = measure_file(path, Path(folder) / f"out{n}", segmenter=segmenter)
             runs.append(time.perf_counter() - start)
             start = time.perf_counter()
             write_report(Path(folder) / f"report{n}.png", run.measurements, run.volume.read_slice,

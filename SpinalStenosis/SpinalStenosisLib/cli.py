@@ -12,6 +12,7 @@ EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 2, 3, 130
 
 
 def _measure(args: argparse.Namespace) -> None:
+    from .outputs import block_folder
     from .pipeline import measure_file
 
     segmenter = None
@@ -19,15 +20,20 @@ def _measure(args: argparse.Namespace) -> None:
         from .inference import load_segmenter
 
         segmenter = load_segmenter(device=args.device)
-    run = measure_file(args.input, args.out, labels_path=args.masks, segmenter=segmenter, region=args.region,
-                       overwrite=args.overwrite, progress=None if args.quiet else _progress)
-    for warning in run.volume.warnings:
-        print(f"spinal-stenosis: warning: {warning}", file=sys.stderr)
+    runs = measure_file(args.input, args.out, labels_path=args.masks, segmenter=segmenter, region=args.region,
+                        overwrite=args.overwrite, progress=None if args.quiet else _progress)
+    for k, run in enumerate(runs, 1):
+        for warning in run.volume.warnings:
+            where = f"{block_folder(k)}: " if len(runs) > 1 else ""
+            print(f"spinal-stenosis: warning: {where}{warning}", file=sys.stderr)
     if args.scene is not None:
         from .scene_bundle import write_scene_bundle
 
-        write_scene_bundle(run, Path(args.input), Path(args.scene), region=args.region, overwrite=args.overwrite)
+        write_scene_bundle(runs, Path(args.input), Path(args.scene), region=args.region, overwrite=args.overwrite)
     if not args.quiet:
+        if len(runs) > 1:
+            print(f"the DICOM series is in {len(runs)} angled blocks (slices at {len(runs)} angles): each block is "
+                  f"measured as a stack of its own, in {block_folder(1)} ... {block_folder(len(runs))}")
         print(f"wrote {Path(args.out).resolve()}")
 
 

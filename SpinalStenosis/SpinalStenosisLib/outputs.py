@@ -20,6 +20,19 @@ CSV_COLUMNS = ("slice_index", "z_mm", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS)
 OUTPUT_FILES = ("segmentation.nii.gz", "measurements.csv", "measurements.json", "rulers.mrk.json", "report.png")
 
 
+def block_folder(block: int) -> str:
+    """The output subfolder of a DICOM series' angled block (numbered from 1)."""
+    return f"block-{block}"
+
+
+def earlier_outputs(out_dir: Path) -> list[Path]:
+    """What an earlier run wrote into out_dir: the output files and block folders."""
+    if not out_dir.is_dir():
+        return []
+    return [out_dir / name for name in OUTPUT_FILES if (out_dir / name).exists()] + sorted(
+        p for p in out_dir.glob(block_folder("*")) if p.is_dir())
+
+
 class OutputError(ValueError):
     """The output folder cannot be written as asked; the message is meant for the user."""
 
@@ -31,20 +44,23 @@ def check_output_folder(out_dir: Path, input_path: Path, overwrite: bool) -> Non
         raise OutputError(f"{out_dir}: the output folder must not be the input's own folder")
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: exists and is not a folder")
-    existing = [name for name in OUTPUT_FILES if (out_dir / name).exists()]
+    existing = [path.name for path in earlier_outputs(out_dir)]
     if existing and not overwrite:
         raise OutputError(f"{out_dir}: already holds {', '.join(existing)}; pass --overwrite to replace them")
 
 
 @contextmanager
 def staged_output(out_dir: Path) -> Iterator[Path]:
-    """Yield a staging folder next to out_dir; move its files into out_dir only if the block succeeds."""
+    """Yield a staging folder next to out_dir; only if the block succeeds, replace the earlier outputs in out_dir with
+    what it wrote there."""
     out_dir = Path(out_dir).resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         yield staging
         out_dir.mkdir(exist_ok=True)
+        for earlier in earlier_outputs(out_dir):
+            shutil.rmtree(earlier) if earlier.is_dir() else earlier.unlink()
         for item in staging.iterdir():
             os.replace(item, out_dir / item.name)
     finally:

@@ -10,9 +10,9 @@ import numpy as np
 from .centreline import CanalSighting, on_line, second_looks
 from .geometry import PlaneGrid
 from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measure_slice
-from .outputs import check_output_folder, staged_output, write_csv, write_json, write_rulers
+from .outputs import block_folder, check_output_folder, staged_output, write_csv, write_json, write_rulers
 from .report import write_report
-from .volume_io import AxialVolume, open_axial, read_labels, write_labels
+from .volume_io import AxialVolume, InputError, open_axial_blocks, read_labels, write_labels
 
 ProgressCallback = Callable[[int, int], None]
 BATCH_SLICES = 8  # slices per network batch; progress and cancel act between batches
@@ -177,33 +177,65 @@ def measure_with_segmenter(volume: AxialVolume, segmenter: Segmenter, progress: 
     return _run(segmenter_steps(volume, segmenter), progress, should_cancel)
 
 
-def write_outputs(run: MeasurementRun, out_dir: Path, input_path: Path, region: str, overwrite: bool) -> Path:
-    """Write segmentation, CSV, JSON, rulers and report into out_dir, atomically."""
+def write_outputs(runs: list[MeasurementRun], out_dir: Path, input_path: Path, region: str, overwrite: bool) -> Path:
+    """Write segmentation, CSV, JSON, rulers and report into out_dir (one run) or into its block folders (the runs of
+    a DICOM series' angled blocks), atomically."""
     check_output_folder(out_dir, input_path, overwrite)
-    volume = run.volume
     with staged_output(out_dir) as staging:
-        write_labels(staging / "segmentation.nii.gz", volume.to_source_grid(run.stack_labels), volume.source_geometry)
-        write_csv(staging / "measurements.csv", run.measurements, region)
-        write_json(staging / "measurements.json", run.measurements, region,
-                   {"input": str(Path(input_path).name), "input_warnings": volume.warnings, **run.provenance})
-        write_rulers(staging / "rulers.mrk.json", run.measurements)
-        write_report(staging / "report.png", run.measurements, volume.read_slice, lambda s: run.stack_labels[s],
-                     volume.layout.slice_grid, region, f"Spinal stenosis: {Path(input_path).name} ({region})")
+        for k, run in enumerate(runs, 1):
+            folder = staging / block_folder(k) if len(runs) > 1 else staging
+            folder.mkdir(exist_ok=True)
+            block = {"block": k, "blocks": len(runs)} if len(runs) > 1 else {}
+            _write_run(run, folder, input_path, region, block)
     return Path(out_dir)
+
+
+def _write_run(run: MeasurementRun, folder: Path, input_path: Path, region: str, block: dict) -> None:
+    volume = run.volume
+    title = Path(input_path).name + (f" block {block['block']} of {block['blocks']}" if block else "")
+    write_labels(folder / "segmentation.nii.gz", volume.to_source_grid(run.stack_labels), volume.source_geometry)
+    write_csv(folder / "measurements.csv", run.measurements, region)
+    write_json(folder / "measurements.json", run.measurements, region,
+               {"input": str(Path(input_path).name), **block, "input_warnings": volume.warnings, **run.provenance})
+    write_rulers(folder / "rulers.mrk.json", run.measurements)
+    write_report(folder / "report.png", run.measurements, volume.read_slice, lambda s: run.stack_labels[s],
+                 volume.layout.slice_grid, region, f"Spinal stenosis: {title} ({region})")
+
+
+def _block_labels(volumes: list[AxialVolume], labels_path: Path) -> list[np.ndarray]:
+    """The label arrays of --masks: one file on the input's grid, or for a series in angled blocks the output folder
+    of an earlier run (its block folders' segmentations, e.g. corrected by hand)."""
+    if len(volumes) == 1:
+        return [read_labels(labels_path, volumes[0].source_geometry)]
+    if not labels_path.is_dir():
+        raise InputError(f"{labels_path}: the DICOM series is in {len(volumes)} angled blocks, each measured on its "
+                         f"own grid; --masks takes the output folder of an earlier run (its {block_folder(1)} ... "
+                         f"{block_folder(len(volumes))}/segmentation.nii.gz)")
+    return [read_labels(labels_path / block_folder(k) / "segmentation.nii.gz", volume.source_geometry)
+            for k, volume in enumerate(volumes, 1)]
+
+
+def _within(progress: ProgressCallback | None, before: int, total: int) -> ProgressCallback | None:
+    """progress of one block's slices as progress through all the blocks' (the before slices are done)."""
+    return None if progress is None else lambda done, _: progress(before + done, total)
 
 
 def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path | str | None = None,
                  segmenter: Segmenter | None = None, region: str = "lumbar", overwrite: bool = False,
-                 progress: ProgressCallback | None = None) -> MeasurementRun:
-    """The ``spinal-stenosis measure`` job: open, segment (or read labels), measure, write."""
+                 progress: ProgressCallback | None = None) -> list[MeasurementRun]:
+    """The ``spinal-stenosis measure`` job: open, segment (or read labels), measure, write. One run, written into
+    out_dir; a DICOM series in angled blocks gives a run per block (see :func:`open_axial_blocks`), written into
+    out_dir's block folders."""
     input_path, out_dir = Path(input_path), Path(out_dir)
     check_output_folder(out_dir, input_path, overwrite)
-    volume = open_axial(input_path)
-    if labels_path is not None:
-        run = measure_with_labels(volume, read_labels(labels_path, volume.source_geometry), progress)
-    elif segmenter is not None:
-        run = measure_with_segmenter(volume, segmenter, progress)
-    else:
+    if labels_path is None and segmenter is None:
         raise ValueError("either labels_path or segmenter is needed")
-    write_outputs(run, out_dir, input_path, region, overwrite)
-    return run
+    volumes = open_axial_blocks(input_path)
+    labels = _block_labels(volumes, Path(labels_path)) if labels_path is not None else [None] * len(volumes)
+    total, runs = sum(v.n_slices for v in volumes), []
+    for volume, block_labels in zip(volumes, labels):
+        block_progress = _within(progress, sum(run.volume.n_slices for run in runs), total)
+        runs.append(measure_with_labels(volume, block_labels, block_progress) if block_labels is not None
+                    else measure_with_segmenter(volume, segmenter, block_progress))
+    write_outputs(runs, out_dir, input_path, region, overwrite)
+    return runs

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .outputs import OutputError
+from .outputs import OutputError, block_folder
 from .pipeline import MeasurementRun
 from .scene import StenosisScene
 from .volume_io import InputError
@@ -68,14 +68,10 @@ def add_volume(scene, voxels: np.ndarray, ijk_to_ras: np.ndarray, name: str):
     return node
 
 
-def write_scene_bundle(run: MeasurementRun, input_path: Path, mrb_path: Path, region: str = "lumbar",
+def write_scene_bundle(runs: list[MeasurementRun], input_path: Path, mrb_path: Path, region: str = "lumbar",
                        overwrite: bool = False) -> Path:
-    """Volume, segmentation, rulers, table and region box of a run as a Slicer .mrb."""
-    import SimpleITK as sitk
-
-    from .geometry import VolumeGeometry
-    from .volume_io import _read_whole
-
+    """Volume, segmentation, rulers, table and region box of each run (one, or one per angled block of a DICOM
+    series) as a Slicer .mrb."""
     mrb_path = Path(mrb_path).resolve()
     if mrb_path.suffix != ".mrb":
         raise OutputError(f"{mrb_path}: a scene bundle must end in .mrb")
@@ -85,12 +81,12 @@ def write_scene_bundle(run: MeasurementRun, input_path: Path, mrb_path: Path, re
         import slicer  # noqa: F401
     except ImportError:
         raise InputError("--scene needs slicer-core: pip install 'spinal-stenosis[slicer]'") from None
-    image = _read_whole(Path(input_path))
     context = new_scene()
     name = Path(input_path).name.split(".")[0]
-    volume = add_volume(context.scene, sitk.GetArrayFromImage(image).astype(np.float32),
-                        VolumeGeometry.from_sitk(image).ijk_to_ras, name)
-    StenosisScene(context.scene, context.segmentations_logic, region).publish(volume, run)
+    for k, run in enumerate(runs, 1):
+        volume = add_volume(context.scene, run.volume.source_voxels(), run.volume.source_geometry.ijk_to_ras,
+                            f"{name} {block_folder(k)}" if len(runs) > 1 else name)
+        StenosisScene(context.scene, context.segmentations_logic, region).publish(volume, run)
     mrb_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".mrb-", dir=mrb_path.parent) as staging:
         partial = Path(staging) / mrb_path.name

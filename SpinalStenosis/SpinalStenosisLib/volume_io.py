@@ -50,10 +50,7 @@ def _reader_for(path: Path):
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if path.is_dir():
-        reader = sitk.ImageSeriesReader()
-        reader.SetFileNames(_dicom_series_files(path))
-        reader.MetaDataDictionaryArrayUpdateOn()  # each file's header, kept for dicom_series_warnings
-        return reader, None
+        return _series_reader(_dicom_series_files(path)), None
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -61,6 +58,12 @@ def _reader_for(path: Path):
     except RuntimeError:
         raise InputError(f"{path}: not an image SimpleITK can read") from None
     return reader, reader
+
+
+def _series_reader(files: list[str]):
+    reader = _sitk().ImageSeriesReader()
+    reader.SetFileNames(files)
+    return reader
 
 
 def _check_header(path: Path, dimension: int, components: int, size: tuple[int, ...]) -> None:
@@ -94,6 +97,7 @@ class AxialVolume:
     read_slice: Callable[[int], np.ndarray]
     to_source_grid: Callable[[np.ndarray], np.ndarray]  # stack labels → input array [k, j, i]
     from_source_grid: Callable[[np.ndarray], np.ndarray]  # input labels [k, j, i] → stack labels
+    source_voxels: Callable[[], np.ndarray]  # the input's voxels [k, j, i] on source_geometry, as float32
     warnings: list[str] = field(default_factory=list)  # what the user must know about how the input was read
 
     @property
@@ -112,7 +116,8 @@ def _checked_float(path: Path, array: np.ndarray) -> np.ndarray:
 
 
 def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMORY) -> AxialVolume:
-    """Open an image file or DICOM folder as an axial stack; reslice a tilted 3-D volume to axial."""
+    """Open an image file or DICOM folder as one axial stack; reslice a tilted 3-D volume to axial. A DICOM series
+    in angled blocks is one stack here, as SimpleITK reads it (with a warning); :func:`open_axial_blocks` splits it."""
     path = Path(path)
     reader, file_reader = _reader_for(path)
     if file_reader is not None:
@@ -123,36 +128,100 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
             return _streamed(path, geometry)
     volume = _axial_from_image(path, _read_whole(path, reader))
     if file_reader is None:
-        volume.warnings = dicom_series_warnings(reader)
+        volume.warnings = dicom_series_warnings(reader.GetFileNames())
     return volume
 
 
-def dicom_series_warnings(series_reader) -> list[str]:
-    """What SimpleITK's one-stack reading gets wrong about a DICOM series (read by series_reader, with its files'
-    headers kept): slices in differently angled blocks (one block per disc is common for lumbar axial T2) or unevenly
-    spaced. It reads them as one stack of parallel, evenly spaced slices; the in-plane measurements hold, the slice
-    positions do not."""
+def open_axial_blocks(path: Path | str) -> list[AxialVolume]:
+    """The axial stacks of an input: one, except for a DICOM series whose slices lie at several angles (angled
+    blocks, one per disc, are common for lumbar axial T2), which gives one stack per block, each with its own
+    geometry (as 3D Slicer's DICOM reader offers each orientation of a series as a volume of its own). Slices at a
+    non-axial angle in the series (e.g. a localizer) are left out."""
+    path = Path(path)
+    if not path.is_dir():
+        return [open_axial(path)]
+    files = _dicom_series_files(path)
+    planes = _dicom_slice_planes(files)
+    if planes is None:
+        return [open_axial(path)]
+    normals, positions = planes
+    blocks = [block for block in _orientation_blocks(normals) if is_axial_normal(normals[block[0]])]
+    if not blocks:
+        return [open_axial(path)]  # says why the series cannot be measured
+    volumes = []
+    for block in blocks:
+        block = sorted(block, key=lambda n: float(positions[n] @ normals[block[0]]))
+        volume = _axial_from_image(path, _read_whole(path, _series_reader([files[n] for n in block])))
+        uneven = _uneven_spacing(normals[block[0]], positions[block])
+        if uneven:
+            slices = "the slices of this block of the DICOM series" if len(blocks) > 1 else "the DICOM series' slices"
+            volume.warnings.append(f"{slices} are {uneven}; {_CONSEQUENCE}")
+        volumes.append(volume)
+    left_out = len(files) - sum(map(len, blocks))
+    if left_out:
+        volumes[0].warnings.append(f"{left_out} slices of the DICOM series are not axial (e.g. a localizer) and "
+                                   "were left out")
+    return volumes
+
+
+_CONSEQUENCE = ("it is read as one stack of parallel, evenly spaced slices: the in-plane measurements hold, but "
+                "z_mm and the places of the rulers and masks along the spine do not; load the series in 3D "
+                "Slicer for exact positions")
+
+
+def _dicom_slice_planes(files: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each file's slice normal and position (LPS) from its header; None when a file lacks them or is unreadable."""
+    sitk = _sitk()
     normals, positions = [], []
-    for n in range(len(series_reader.GetFileNames())):
-        if not (series_reader.HasMetaDataKey(n, "0020|0037") and series_reader.HasMetaDataKey(n, "0020|0032")):
-            return []
-        cosines = np.array([float(v) for v in series_reader.GetMetaData(n, "0020|0037").split("\\")])
+    for name in files:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(name)
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError:
+            return None  # reading the series says what is wrong with the file
+        if not (reader.HasMetaDataKey("0020|0037") and reader.HasMetaDataKey("0020|0032")):
+            return None
+        cosines = np.array([float(v) for v in reader.GetMetaData("0020|0037").split("\\")])
         normals.append(np.cross(cosines[:3], cosines[3:]))
-        positions.append(np.array([float(v) for v in series_reader.GetMetaData(n, "0020|0032").split("\\")]))
-    orientations: list[np.ndarray] = []
-    for normal in normals:
-        if all(abs(float(normal @ seen)) < np.cos(np.radians(SAME_ORIENTATION_DEG)) for seen in orientations):
-            orientations.append(normal)
-    consequence = ("SimpleITK reads it as one stack of parallel, evenly spaced slices: the in-plane measurements "
-                   "hold, but z_mm and the places of the rulers and masks along the spine do not; load the series "
-                   "in 3D Slicer for exact positions")
-    if len(orientations) > 1:
-        return [f"the DICOM series has slices at {len(orientations)} different angles (angled blocks); {consequence}"]
-    gaps = np.diff(sorted(float(p @ normals[0]) for p in positions))
+        positions.append([float(v) for v in reader.GetMetaData("0020|0032").split("\\")])
+    return np.array(normals), np.array(positions)
+
+
+def _orientation_blocks(normals: np.ndarray) -> list[list[int]]:
+    """File indices grouped by slice orientation (normals within SAME_ORIENTATION_DEG), in order of appearance."""
+    blocks: list[list[int]] = []
+    for n, normal in enumerate(normals):
+        block = next((b for b in blocks if abs(float(normal @ normals[b[0]])) >= np.cos(np.radians(
+            SAME_ORIENTATION_DEG))), None)
+        if block is None:
+            blocks.append([n])
+        else:
+            block.append(n)
+    return blocks
+
+
+def _uneven_spacing(normal: np.ndarray, positions: np.ndarray) -> str | None:
+    """'unevenly spaced (…)' when the gaps between parallel slices differ from their median by over the tolerance."""
+    gaps = np.diff(np.sort(positions @ normal))
     if len(gaps) and np.abs(gaps - np.median(gaps)).max() > EVEN_SPACING_TOLERANCE * abs(np.median(gaps)):
-        return [f"the DICOM series' slices are unevenly spaced ({gaps.min():.1f}-{gaps.max():.1f} mm apart, or a "
-                f"slice is missing); {consequence}"]
-    return []
+        return f"unevenly spaced ({gaps.min():.1f}-{gaps.max():.1f} mm apart, or a slice is missing)"
+    return None
+
+
+def dicom_series_warnings(files: list[str]) -> list[str]:
+    """What SimpleITK's one-stack reading of a DICOM series' files gets wrong: slices in differently angled blocks
+    (see :func:`open_axial_blocks`) or unevenly spaced. It reads them as one stack of parallel, evenly spaced
+    slices; the in-plane measurements hold, the slice positions do not."""
+    planes = _dicom_slice_planes(files)
+    if planes is None:
+        return []
+    normals, positions = planes
+    blocks = _orientation_blocks(normals)
+    if len(blocks) > 1:
+        return [f"the DICOM series has slices at {len(blocks)} different angles (angled blocks); {_CONSEQUENCE}"]
+    uneven = _uneven_spacing(normals[0], positions)
+    return [f"the DICOM series' slices are {uneven}; {_CONSEQUENCE}"] if uneven else []
 
 
 def axial_from_array(voxels: np.ndarray, geometry: VolumeGeometry, name: str = "volume") -> AxialVolume:
@@ -170,7 +239,8 @@ def _axial_from_image(path: Path, image) -> AxialVolume:
         return _resliced(path, image, source)
     layout = _layout(path, source)
     stack = layout.to_stack(_checked_float(path, sitk.GetArrayFromImage(image)))
-    return AxialVolume(layout, source, lambda s: stack[s], layout.from_stack, layout.to_stack)
+    return AxialVolume(layout, source, lambda s: stack[s], layout.from_stack, layout.to_stack,
+                       lambda: layout.from_stack(stack))
 
 
 def _layout(path: Path, geometry: VolumeGeometry) -> AxialLayout:
@@ -194,7 +264,8 @@ def _streamed(path: Path, geometry: VolumeGeometry) -> AxialVolume:
         reader.SetExtractSize(size)
         return layout.to_stack(_checked_float(path, sitk.GetArrayFromImage(reader.Execute())))[0]
 
-    return AxialVolume(layout, geometry, read_slice, layout.from_stack, layout.to_stack)
+    return AxialVolume(layout, geometry, read_slice, layout.from_stack, layout.to_stack,
+                       lambda: _checked_float(path, sitk.GetArrayFromImage(_read_whole(path))))
 
 
 def _resliced(path: Path, image, source: VolumeGeometry) -> AxialVolume:
@@ -226,7 +297,8 @@ def _resliced(path: Path, image, source: VolumeGeometry) -> AxialVolume:
         resampled = sitk.Resample(labels, axial, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
         return layout.to_stack(sitk.GetArrayFromImage(resampled))
 
-    return AxialVolume(layout, source, lambda s: stack[s], to_source_grid, from_source_grid)
+    return AxialVolume(layout, source, lambda s: stack[s], to_source_grid, from_source_grid,
+                       lambda: _checked_float(path, sitk.GetArrayFromImage(image)))
 
 
 def read_labels(path: Path | str, expected: VolumeGeometry) -> np.ndarray:

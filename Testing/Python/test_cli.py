@@ -11,6 +11,7 @@ import SimpleITK as sitk
 from conftest import phantom_arrays, tilted, write_dicom_series
 
 from SpinalStenosisLib import cli, pipeline
+from SpinalStenosisLib.geometry import VolumeGeometry
 from SpinalStenosisLib.outputs import CSV_COLUMNS, OUTPUT_FILES
 from SpinalStenosisLib.volume_io import write_image, write_labels
 
@@ -187,21 +188,38 @@ def test_sagittal_input_is_refused_with_advice(tmp_path, capsys):
     assert code == cli.EXIT_INPUT and "sagittal stack, 4.0 mm slices: load the axial series" in err
 
 
-def test_a_dicom_series_in_angled_blocks_is_measured_with_a_warning(tmp_path, capsys):
-    from SpinalStenosisLib.volume_io import open_axial
-
+def test_a_dicom_series_in_angled_blocks_is_measured_block_by_block(phantom_files, tmp_path, capsys):
     image, labels, geometry = phantom_arrays(n_slices=2)
-    series = tmp_path / "series"
+    blocks = (geometry, tilted(geometry, 12.0, (0.0, 0.0, 25.0)))
+    series, earlier = tmp_path / "series", tmp_path / "earlier"
     series.mkdir()
-    write_dicom_series(series, image, geometry, series=1)
-    write_dicom_series(series, image, tilted(geometry, 12.0, (0.0, 0.0, 25.0)), series=1, first_instance=2)
-    masks = tmp_path / "masks.nii.gz"
-    write_labels(masks, np.concatenate([labels, labels]), open_axial(series).source_geometry)
-    code, err = run(capsys, "measure", series, "--masks", masks, "--out", tmp_path / "out", "--quiet")
-    assert code == 0, err
-    [warning] = [line for line in err.splitlines() if line.startswith("spinal-stenosis: warning:")]
-    assert "2 different angles" in warning
-    document = json.loads((tmp_path / "out" / "measurements.json").read_text(encoding="utf-8"))
-    assert document["input_warnings"] == [warning.removeprefix("spinal-stenosis: warning: ")]
-    rows = list(csv.DictReader(open(tmp_path / "out" / "measurements.csv", encoding="utf-8")))
-    assert all(abs(float(row["canal_ap_mm"]) - 12.0) <= 1.0 for row in rows)  # in-plane measurements hold
+    for k, block in enumerate(blocks):
+        write_dicom_series(series, image, block, series=1, first_instance=2 * k)
+        (earlier / f"block-{k + 1}").mkdir(parents=True)
+        write_labels(earlier / f"block-{k + 1}" / "segmentation.nii.gz", labels, block)
+    code, err = run(capsys, "measure", series, "--masks", earlier / "block-1" / "segmentation.nii.gz", "--out",
+                    tmp_path / "refused")
+    assert code == cli.EXIT_INPUT and "2 angled blocks" in err and "--masks takes the output folder" in err
+    out = tmp_path / "out"
+    code = cli.main([str(a) for a in ("measure", series, "--masks", earlier, "--out", out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "2 angled blocks" in printed.out and "spinal-stenosis: warning" not in printed.err
+    assert sorted(p.name for p in out.iterdir()) == ["block-1", "block-2"]
+    for k, block in enumerate(blocks, 1):
+        folder = out / f"block-{k}"
+        assert sorted(p.name for p in folder.iterdir()) == sorted(OUTPUT_FILES)
+        document = json.loads((folder / "measurements.json").read_text(encoding="utf-8"))
+        assert (document["block"], document["blocks"], document["input_warnings"]) == (k, 2, [])
+        assert all(abs(entry["canal_ap_mm"] - 12.0) <= 1.0 for entry in document["slices"])
+        written = sitk.ReadImage(str(folder / "segmentation.nii.gz"))
+        assert VolumeGeometry.from_sitk(written).matches(block, tolerance_mm=1e-3)
+        assert np.array_equal(sitk.GetArrayFromImage(written), labels)
+        ras_to_ijk = np.linalg.inv(block.ijk_to_ras)
+        for entry in document["slices"]:  # every ruler lies in its own slice's plane of its own block
+            for ruler in entry["rulers"].values():
+                for point in (ruler["start_ras"], ruler["end_ras"]):
+                    assert (ras_to_ijk @ [*point, 1.0])[2] == pytest.approx(entry["slice_index"], abs=1e-3)
+    image_file, labels_file = phantom_files
+    assert run(capsys, "measure", image_file, "--masks", labels_file, "--out", out, "--overwrite")[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)  # the block folders are replaced too

@@ -8,7 +8,8 @@ from conftest import phantom_arrays, tilted, write_dicom_series
 
 from SpinalStenosisLib.geometry import AxialLayout, GeometryError, VolumeGeometry, reordered
 from SpinalStenosisLib.pipeline import measure_with_labels
-from SpinalStenosisLib.volume_io import InputError, axial_from_array, open_axial, read_labels, write_image
+from SpinalStenosisLib.volume_io import (InputError, axial_from_array, open_axial, open_axial_blocks, read_labels,
+                                         write_image)
 
 
 def measured(image, labels, geometry):
@@ -128,14 +129,38 @@ def test_dicom_series_round_trip(tmp_path):
     assert volume.warnings == []
 
 
-def test_a_series_in_angled_blocks_is_read_with_a_warning(tmp_path):
+def test_a_series_in_angled_blocks_is_read_with_a_warning_or_as_one_stack_per_block(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=3)
+    second_image, _, second_geometry = phantom_arrays(n_slices=4)
+    second = tilted(second_geometry, 15.0, (0.0, 0.0, 30.0))
     write_dicom_series(tmp_path, image, geometry, series=1)
-    write_dicom_series(tmp_path, image, tilted(geometry, 15.0, (0.0, 0.0, 30.0)), series=1, first_instance=3)
+    write_dicom_series(tmp_path, second_image, second, series=1, first_instance=3)
+    (tmp_path / "series1_slice004.dcm").unlink()  # the second block's second slice is missing
     volume = open_axial(tmp_path)
     assert volume.n_slices == 6
     [warning] = volume.warnings
     assert "2 different angles" in warning and "in-plane measurements hold" in warning
+    first_block, second_block = open_axial_blocks(tmp_path)
+    assert first_block.source_geometry.matches(geometry) and first_block.warnings == []
+    assert np.array_equal(first_block.source_voxels(), image)
+    assert second_block.source_geometry.size_ijk == (96, 96, 3)
+    assert np.allclose(second_block.source_geometry.ijk_to_ras[:, [0, 1, 3]], second.ijk_to_ras[:, [0, 1, 3]],
+                       atol=1e-3)
+    assert np.array_equal(second_block.source_voxels(), second_image[[0, 2, 3]])
+    [warning] = second_block.warnings
+    assert warning.startswith("the slices of this block of the DICOM series are unevenly spaced (4.0-8.0 mm apart")
+
+
+def test_a_single_angle_series_is_one_stack_and_a_localizer_in_it_is_left_out(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=3)
+    write_dicom_series(tmp_path, image, geometry, series=1)
+    [volume] = open_axial_blocks(tmp_path)
+    assert volume.source_geometry.matches(geometry) and volume.warnings == []
+    localizer = VolumeGeometry((96, 96, 1), geometry.ijk_to_ras[:, [0, 2, 1, 3]])  # a coronal slice
+    write_dicom_series(tmp_path, image[:1], localizer, series=1, first_instance=3)
+    [volume] = open_axial_blocks(tmp_path)
+    assert volume.source_geometry.matches(geometry)
+    assert volume.warnings == ["1 slices of the DICOM series are not axial (e.g. a localizer) and were left out"]
 
 
 def test_a_series_with_a_missing_slice_is_read_with_a_warning(tmp_path):
@@ -143,7 +168,9 @@ def test_a_series_with_a_missing_slice_is_read_with_a_warning(tmp_path):
     write_dicom_series(tmp_path, image, geometry, series=1)
     (tmp_path / "series1_slice002.dcm").unlink()
     [warning] = open_axial(tmp_path).warnings
-    assert "unevenly spaced (4.0-8.0 mm apart" in warning
+    assert warning.startswith("the DICOM series' slices are unevenly spaced (4.0-8.0 mm apart")
+    [volume] = open_axial_blocks(tmp_path)
+    assert volume.warnings == [warning]
 
 
 def test_a_study_folder_gives_its_axial_series_even_when_another_is_larger(tmp_path):

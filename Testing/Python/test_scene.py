@@ -254,10 +254,36 @@ def test_scene_bundle_reloads(context, tmp_path, phantom_files):
 
     image_path, _ = phantom_files
     run = measure_with_segmenter(open_axial(image_path), ThresholdSegmenter())
-    bundle = write_scene_bundle(run, image_path, tmp_path / "scene.mrb")
+    bundle = write_scene_bundle([run], image_path, tmp_path / "scene.mrb")
     other = new_scene(cache_folder=tmp_path / "cache2")
     assert other.scene.ReadFromMRB(str(bundle))
     assert count(other.scene, "vtkMRMLScalarVolumeNode") == 1
     assert count(other.scene, "vtkMRMLSegmentationNode") == 1
     assert count(other.scene, "vtkMRMLTableNode") == 1
     assert count(other.scene, "vtkMRMLMarkupsLineNode") == sum(len(m.rulers) for m in run.measurements)
+
+
+def test_a_scene_bundle_of_an_angled_series_holds_each_block_on_its_own_grid(context, tmp_path):
+    from conftest import write_dicom_series
+
+    from SpinalStenosisLib.pipeline import measure_file
+
+    image, _, geometry = phantom_arrays(n_slices=2)
+    blocks = (geometry, tilted(geometry, 12.0, (0.0, 0.0, 25.0)))
+    series = tmp_path / "series"
+    series.mkdir()
+    for k, block in enumerate(blocks):
+        write_dicom_series(series, image, block, series=1, first_instance=2 * k)
+    runs = measure_file(series, tmp_path / "out", segmenter=ThresholdSegmenter())
+    bundle = write_scene_bundle(runs, series, tmp_path / "scene.mrb")
+    other = new_scene(cache_folder=tmp_path / "cache2")
+    assert other.scene.ReadFromMRB(str(bundle))
+    volumes = other.scene.GetNodesByClass("vtkMRMLScalarVolumeNode")
+    assert sorted(volumes.GetItemAsObject(i).GetName() for i in range(2)) == ["series block-1", "series block-2"]
+    for i in range(2):
+        node = volumes.GetItemAsObject(i)
+        block = blocks[int(node.GetName()[-1]) - 1]
+        assert geometry_of(node).matches(block, tolerance_mm=1e-3)
+        assert np.array_equal(slicer.util.arrayFromVolume(node), image)
+    assert count(other.scene, "vtkMRMLSegmentationNode") == count(other.scene, "vtkMRMLTableNode") == 2
+    assert count(other.scene, "vtkMRMLMarkupsLineNode") == sum(len(m.rulers) for r in runs for m in r.measurements)
