@@ -11,30 +11,67 @@ from .grading import REGIONS
 EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 2, 3, 130
 
 
-def _measure(args: argparse.Namespace) -> None:
-    from .outputs import block_folder
-    from .pipeline import measure_file
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 
+
+def _output_name(input_path: str) -> str:
+    """The output subfolder of one input of several: its file or folder name without the image suffix."""
+    name = Path(input_path).resolve().name
+    suffix = next((s for s in IMAGE_SUFFIXES if name.lower().endswith(s)), "")
+    return name[:len(name) - len(suffix)] or name
+
+
+def _measure(args: argparse.Namespace) -> None:
+    """Measure each input into --out (one input) or into --out/<input name> (several: one failing input does not
+    stop the others; the exit code says some failed)."""
+    from .outputs import OutputError
+    from .volume_io import InputError
+
+    if len(args.inputs) > 1 and (args.masks is not None or args.scene is not None):
+        raise ValueError("--masks and --scene take one input")
+    names = [_output_name(path) for path in args.inputs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"several inputs would write into the same output folder ({', '.join(duplicates)}); "
+                         "measure them separately")
     segmenter = None
     if args.masks is None:
         from .inference import load_segmenter
 
         segmenter = load_segmenter(device=args.device)
-    runs = measure_file(args.input, args.out, labels_path=args.masks, segmenter=segmenter, region=args.region,
+    if len(args.inputs) == 1:
+        _measure_one(args, args.inputs[0], Path(args.out), segmenter)
+        return
+    failed = 0
+    for input_path, name in zip(args.inputs, names):
+        try:
+            _measure_one(args, input_path, Path(args.out) / name, segmenter)
+        except (InputError, OutputError, ValueError, FileNotFoundError) as error:
+            print(f"spinal-stenosis: error: {error}", file=sys.stderr)
+            failed += 1
+    if failed:
+        raise InputError(f"{failed} of {len(args.inputs)} inputs could not be measured (see above)")
+
+
+def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter) -> None:
+    from .outputs import block_folder
+    from .pipeline import measure_file
+
+    runs = measure_file(input_path, out, labels_path=args.masks, segmenter=segmenter, region=args.region,
                         overwrite=args.overwrite, progress=None if args.quiet else _progress)
     for k, run in enumerate(runs, 1):
         for warning in run.volume.warnings:
             where = f"{block_folder(k)}: " if len(runs) > 1 else ""
-            print(f"spinal-stenosis: warning: {where}{warning}", file=sys.stderr)
+            print(f"spinal-stenosis: warning: {input_path}: {where}{warning}", file=sys.stderr)
     if args.scene is not None:
         from .scene_bundle import write_scene_bundle
 
-        write_scene_bundle(runs, Path(args.input), Path(args.scene), region=args.region, overwrite=args.overwrite)
+        write_scene_bundle(runs, Path(input_path), Path(args.scene), region=args.region, overwrite=args.overwrite)
     if not args.quiet:
         if len(runs) > 1:
             print(f"the DICOM series is in {len(runs)} angled blocks (slices at {len(runs)} angles): each block is "
                   f"measured as a stack of its own, in {block_folder(1)} ... {block_folder(len(runs))}")
-        print(f"wrote {Path(args.out).resolve()}")
+        print(f"wrote {out.resolve()}")
 
 
 def _progress(done: int, total: int) -> None:
@@ -73,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     measure = sub.add_parser("measure", help="segment (or read masks), measure, write masks/rulers/table/report")
-    measure.add_argument("input", help="image file (NIfTI, NRRD, MHA) or DICOM series folder")
+    measure.add_argument("inputs", nargs="+", metavar="input",
+                         help="image file (NIfTI, NRRD, MHA) or DICOM series folder; several: one subfolder each")
     measure.add_argument("--out", required=True, help="output folder")
     measure.add_argument("--masks", help="label image on the input's grid: 1 canal, 2 left, 3 right foramen")
     measure.add_argument("--region", choices=REGIONS, default="lumbar", help="which cut-offs grade the canal")
@@ -136,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spinal-stenosis: error: {error}", file=sys.stderr)
         return EXIT_INPUT
     except (KeyboardInterrupt, Cancelled):
-        print("spinal-stenosis: interrupted; nothing was written", file=sys.stderr)
+        print("spinal-stenosis: interrupted; nothing was written for the input being measured", file=sys.stderr)
         return EXIT_INTERRUPTED
     except MemoryError:
         print("spinal-stenosis: error: out of memory", file=sys.stderr)

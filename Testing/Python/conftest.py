@@ -31,6 +31,30 @@ def phantom_arrays(n_slices: int = 3, size: int = 96, pixel_mm: float = 0.8):
     return image, labels, VolumeGeometry((size, size, n_slices), matrix)
 
 
+class ThresholdSegmenter:
+    """Deterministic stand-in for the networks: the phantom's canal is bright, its foramina mid-grey."""
+
+    provenance = {"models": {"test": {"version": "0", "sha256": "none"}}, "device": "cpu"}
+
+    def segment(self, images, grids):
+        from SpinalStenosisLib.pipeline import SliceSegmentation
+
+        results = []
+        for image, grid in zip(images, grids):
+            labels = np.zeros(image.shape, np.uint8)
+            labels[image > 700] = 1
+            foramen = (image > 300) & (image <= 700)
+            half = image.shape[1] // 2
+            labels[:, half:][foramen[:, half:]] = 2  # columns run patient right → left
+            labels[:, :half][foramen[:, :half]] = 3
+            masks = {"canal": (labels == 1) * 1.0, "left_foramen": (labels == 2) * 1.0,
+                     "right_foramen": (labels == 3) * 1.0}
+            rows, columns = np.nonzero(labels)
+            box = (int(rows.min()), int(columns.min()), int(rows.max()) + 1, int(columns.max()) + 1)
+            results.append(SliceSegmentation(masks, grid, labels, box))
+        return results
+
+
 def tilted(geometry, degrees: float, shift_ras: tuple[float, float, float] = (0.0, 0.0, 0.0)):
     """geometry turned about the left-right axis and shifted (e.g. the next block of an angled series)."""
     from SpinalStenosisLib.geometry import VolumeGeometry

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import phantom_arrays, tilted, write_dicom_series
+from conftest import ThresholdSegmenter, phantom_arrays, tilted, write_dicom_series
 
 from SpinalStenosisLib import cli, pipeline
 from SpinalStenosisLib.geometry import VolumeGeometry
@@ -59,6 +59,42 @@ def test_console_script_runs_as_a_process(phantom_files, tmp_path):
                              str(labels), "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "PROGRESS 3/3" in result.stderr
+
+
+def test_several_inputs_are_measured_into_a_folder_each_with_the_networks_loaded_once(phantom_files, tmp_path,
+                                                                                       capsys, monkeypatch):
+    from SpinalStenosisLib import inference
+
+    image, _ = phantom_files
+    second = tmp_path / "second.nrrd"
+    sitk.WriteImage(sitk.ReadImage(str(image)), str(second))
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_text("not an image", encoding="utf-8")
+    loads = []
+    monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: loads.append(kwargs) or ThresholdSegmenter())
+    out = tmp_path / "out"
+    code = cli.main([str(a) for a in ("measure", image, broken, second, "--out", out)])
+    printed = capsys.readouterr()
+    assert code == cli.EXIT_INPUT and len(loads) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["phantom", "second"]
+    for name in ("phantom", "second"):
+        assert sorted(p.name for p in (out / name).iterdir()) == sorted(OUTPUT_FILES)
+        rows = list(csv.DictReader(open(out / name / "measurements.csv", encoding="utf-8")))
+        assert [abs(float(row["canal_ap_mm"]) - 12.0) <= 1.0 for row in rows] == [True] * 3
+    errors = [line for line in printed.err.splitlines() if line.startswith("spinal-stenosis: error:")]
+    assert len(errors) == 2 and "broken.nii.gz: not an image" in errors[0] and "1 of 3 inputs" in errors[1]
+    assert printed.out.count("wrote ") == 2
+
+
+def test_several_inputs_need_distinct_names_and_take_no_masks_or_scene(phantom_files, tmp_path, capsys):
+    image, labels = phantom_files
+    twin = tmp_path / "phantom.nrrd"
+    sitk.WriteImage(sitk.ReadImage(str(image)), str(twin))
+    code, err = run(capsys, "measure", image, twin, "--masks", labels, "--out", tmp_path / "out")
+    assert code == cli.EXIT_INPUT and "--masks and --scene take one input" in err
+    code, err = run(capsys, "measure", image, twin, "--out", tmp_path / "out")
+    assert code == cli.EXIT_INPUT and "same output folder (phantom)" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_existing_outputs_need_overwrite_and_stay_untouched(phantom_files, tmp_path, capsys):

@@ -4,37 +4,15 @@ import json
 
 import numpy as np
 import pytest
-from conftest import phantom_arrays, tilted
+from conftest import ThresholdSegmenter, phantom_arrays, tilted
 
 slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
 
 from SpinalStenosisLib.geometry import VolumeGeometry  # noqa: E402
 from SpinalStenosisLib.measurement import bilinear  # noqa: E402
-from SpinalStenosisLib.pipeline import Cancelled, SliceSegmentation  # noqa: E402
+from SpinalStenosisLib.pipeline import Cancelled  # noqa: E402
 from SpinalStenosisLib.scene import SEGMENTS, StenosisScene, geometry_of, measure_volume_node  # noqa: E402
 from SpinalStenosisLib.scene_bundle import add_volume, new_scene, write_scene_bundle  # noqa: E402
-
-
-class ThresholdSegmenter:
-    """Deterministic stand-in for the networks: the phantom's canal is bright, its foramina mid-grey."""
-
-    provenance = {"models": {"test": {"version": "0", "sha256": "none"}}, "device": "cpu"}
-
-    def segment(self, images, grids):
-        results = []
-        for image, grid in zip(images, grids):
-            labels = np.zeros(image.shape, np.uint8)
-            labels[image > 700] = 1
-            foramen = (image > 300) & (image <= 700)
-            half = image.shape[1] // 2
-            labels[:, half:][foramen[:, half:]] = 2  # columns run patient right → left
-            labels[:, :half][foramen[:, :half]] = 3
-            masks = {"canal": (labels == 1) * 1.0, "left_foramen": (labels == 2) * 1.0,
-                     "right_foramen": (labels == 3) * 1.0}
-            rows, columns = np.nonzero(labels)
-            box = (int(rows.min()), int(columns.min()), int(rows.max()) + 1, int(columns.max()) + 1)
-            results.append(SliceSegmentation(masks, grid, labels, box))
-        return results
 
 
 def oblique_anisotropic(geometry: VolumeGeometry) -> VolumeGeometry:
