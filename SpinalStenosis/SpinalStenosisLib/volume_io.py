@@ -159,8 +159,7 @@ def open_axial_blocks(path: Path | str) -> list[AxialVolume]:
         volumes.append(volume)
     left_out = len(files) - sum(map(len, blocks))
     if left_out:
-        volumes[0].warnings.append(f"{left_out} slices of the DICOM series are not axial (e.g. a localizer) and "
-                                   "were left out")
+        volumes[0].warnings.append(f"{left_out} of the DICOM series' slices not axial (e.g. a localizer) left out")
     return volumes
 
 
@@ -190,14 +189,15 @@ def _dicom_slice_planes(files: list[str]) -> tuple[np.ndarray, np.ndarray] | Non
 
 def _orientation_blocks(normals: np.ndarray) -> list[list[int]]:
     """File indices grouped by slice orientation (normals within SAME_ORIENTATION_DEG), in order of appearance."""
+    same = np.cos(np.radians(SAME_ORIENTATION_DEG))
     blocks: list[list[int]] = []
     for n, normal in enumerate(normals):
-        block = next((b for b in blocks if abs(float(normal @ normals[b[0]])) >= np.cos(np.radians(
-            SAME_ORIENTATION_DEG))), None)
-        if block is None:
-            blocks.append([n])
+        for block in blocks:
+            if abs(float(normal @ normals[block[0]])) >= same:
+                block.append(n)
+                break
         else:
-            block.append(n)
+            blocks.append([n])
     return blocks
 
 

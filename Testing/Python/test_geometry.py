@@ -160,7 +160,7 @@ def test_a_single_angle_series_is_one_stack_and_a_localizer_in_it_is_left_out(tm
     write_dicom_series(tmp_path, image[:1], localizer, series=1, first_instance=3)
     [volume] = open_axial_blocks(tmp_path)
     assert volume.source_geometry.matches(geometry)
-    assert volume.warnings == ["1 slices of the DICOM series are not axial (e.g. a localizer) and were left out"]
+    assert volume.warnings == ["1 of the DICOM series' slices not axial (e.g. a localizer) left out"]
 
 
 def test_a_series_with_a_missing_slice_is_read_with_a_warning(tmp_path):
