@@ -241,6 +241,8 @@ def test_a_dicom_series_in_angled_blocks_is_measured_block_by_block(phantom_file
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert "2 angled blocks" in printed.out and "spinal-stenosis: warning" not in printed.err
+    progress = [line for line in printed.err.splitlines() if line.startswith("PROGRESS")]
+    assert progress[0] == "PROGRESS 2/4" and progress[-1] == "PROGRESS 4/4"  # through both blocks
     assert sorted(p.name for p in out.iterdir()) == ["block-1", "block-2"]
     for k, block in enumerate(blocks, 1):
         folder = out / f"block-{k}"
