@@ -58,7 +58,7 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
     from .pipeline import measure_file
 
     runs = measure_file(input_path, out, labels_path=args.masks, segmenter=segmenter, region=args.region,
-                        overwrite=args.overwrite, progress=None if args.quiet else _progress)
+                        overwrite=args.overwrite, progress=None if args.quiet else _progress, pixel_mm=args.pixel_mm)
     for k, run in enumerate(runs, 1):
         for warning in run.volume.warnings:
             where = f"{block_folder(k)}: " if len(runs) > 1 else ""
@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--out", required=True, help="output folder")
     measure.add_argument("--masks", help="label image on the input's grid: 1 canal, 2 left, 3 right foramen")
     measure.add_argument("--region", choices=REGIONS, default="lumbar", help="which cut-offs grade the canal")
+    measure.add_argument("--pixel-mm", type=float, help="pixel size of a 2-D input (e.g. PNG): measured as one "
+                         "axial slice as displayed, anterior at the top, the patient's left on the right")
     measure.add_argument("--scene", help="also write a Slicer scene bundle (.mrb); needs slicer-core")
     measure.add_argument("--device", default="cpu", help="torch device for the networks")
     measure.add_argument("--overwrite", action="store_true", help="replace earlier outputs in --out")

@@ -202,11 +202,11 @@ def _write_run(run: MeasurementRun, folder: Path, input_path: Path, region: str,
                  volume.layout.slice_grid, region, f"Spinal stenosis: {title} ({region})")
 
 
-def _block_labels(volumes: list[AxialVolume], labels_path: Path) -> list[np.ndarray]:
+def _block_labels(volumes: list[AxialVolume], labels_path: Path, pixel_mm: float | None) -> list[np.ndarray]:
     """The label arrays of --masks: one file on the input's grid, or for a series in angled blocks the output folder
     of an earlier run (its block folders' segmentations, e.g. corrected by hand)."""
     if len(volumes) == 1:
-        return [read_labels(labels_path, volumes[0].source_geometry)]
+        return [read_labels(labels_path, volumes[0].source_geometry, pixel_mm)]
     if not labels_path.is_dir():
         raise InputError(f"{labels_path}: the DICOM series is in {len(volumes)} angled blocks, each measured on its "
                          f"own grid; --masks takes the output folder of an earlier run (its {block_folder(1)} ... "
@@ -222,16 +222,16 @@ def _within(progress: ProgressCallback | None, before: int, total: int) -> Progr
 
 def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path | str | None = None,
                  segmenter: Segmenter | None = None, region: str = "lumbar", overwrite: bool = False,
-                 progress: ProgressCallback | None = None) -> list[MeasurementRun]:
+                 progress: ProgressCallback | None = None, pixel_mm: float | None = None) -> list[MeasurementRun]:
     """The ``spinal-stenosis measure`` job: open, segment (or read labels), measure, write. One run, written into
     out_dir; a DICOM series in angled blocks gives a run per block (see :func:`open_axial_blocks`), written into
-    out_dir's block folders."""
+    out_dir's block folders. pixel_mm: a 2-D input's pixel size (see :func:`displayed_slice`)."""
     input_path, out_dir = Path(input_path), Path(out_dir)
     check_output_folder(out_dir, input_path, overwrite)
     if labels_path is None and segmenter is None:
         raise ValueError("either labels_path or segmenter is needed")
-    volumes = open_axial_blocks(input_path)
-    labels = _block_labels(volumes, Path(labels_path)) if labels_path is not None else [None] * len(volumes)
+    volumes = open_axial_blocks(input_path, pixel_mm)
+    labels = _block_labels(volumes, Path(labels_path), pixel_mm) if labels_path is not None else [None] * len(volumes)
     total, runs = sum(v.n_slices for v in volumes), []
     for volume, block_labels in zip(volumes, labels):
         block_progress = _within(progress, sum(run.volume.n_slices for run in runs), total)

@@ -66,26 +66,45 @@ def _series_reader(files: list[str]):
     return reader
 
 
-def _check_header(path: Path, dimension: int, components: int, size: tuple[int, ...]) -> None:
+def _check_header(path: Path, dimension: int, components: int, size: tuple[int, ...],
+                  pixel_mm: float | None = None) -> None:
     if components != 1:
         raise InputError(f"{path}: {components}-component (e.g. RGB) image; a grey-scale MR image is needed")
-    if dimension == 2:
-        raise InputError(f"{path}: 2-D image without slice geometry; save the axial series as a 3-D volume")
-    if dimension != 3:
+    if pixel_mm is not None and not pixel_mm > 0:
+        raise InputError(f"{path}: --pixel-mm must be a positive size in mm")
+    if dimension == 2 and pixel_mm is None:
+        raise InputError(f"{path}: 2-D image without slice geometry; save the axial series as a 3-D volume, or give "
+                         "--pixel-mm to measure it as one axial slice as displayed (anterior at the top, the "
+                         "patient's left on the right)")
+    if dimension == 3 and pixel_mm is not None:
+        raise InputError(f"{path}: a 3-D image has its own geometry; --pixel-mm is for 2-D images only")
+    if dimension not in (2, 3):
         raise InputError(f"{path}: {dimension}-D image; a 3-D axial stack is needed")
     if min(size) == 0:
         raise InputError(f"{path}: empty image ({'x'.join(map(str, size))} voxels)")
 
 
-def _read_whole(path: Path, reader=None):
-    """The whole image, read by reader (by default a new one for path)."""
+def _read_whole(path: Path, reader=None, pixel_mm: float | None = None):
+    """The whole image, read by reader (by default a new one for path); a 2-D image (with pixel_mm) as a one-slice
+    axial volume (see :func:`displayed_slice`)."""
     reader = reader or _reader_for(path)[0]
     try:
         image = reader.Execute()
     except RuntimeError as error:
         raise InputError(f"{path}: cannot be read ({str(error).strip().splitlines()[-1]})") from None
-    _check_header(path, image.GetDimension(), image.GetNumberOfComponentsPerPixel(), image.GetSize())
-    return image
+    _check_header(path, image.GetDimension(), image.GetNumberOfComponentsPerPixel(), image.GetSize(), pixel_mm)
+    return displayed_slice(image, pixel_mm) if image.GetDimension() == 2 else image
+
+
+def displayed_slice(image, pixel_mm: float):
+    """A 2-D image (e.g. a PNG) as a one-slice axial volume, read as a radiologist sees an axial slice: rows from
+    anterior to posterior, columns from the patient's right to left (ITK's 2-D x, y are LPS), pixel_mm square
+    pixels. Its own spacing and direction, if any, are replaced."""
+    flat = _sitk().Image(image)
+    flat.SetSpacing((float(pixel_mm), float(pixel_mm)))
+    flat.SetOrigin((0.0, 0.0))
+    flat.SetDirection((1.0, 0.0, 0.0, 1.0))
+    return _sitk().JoinSeries(flat)
 
 
 @dataclass
@@ -115,31 +134,34 @@ def _checked_float(path: Path, array: np.ndarray) -> np.ndarray:
     return array
 
 
-def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMORY) -> AxialVolume:
-    """Open an image file or DICOM folder as one axial stack; reslice a tilted 3-D volume to axial. A DICOM series
-    in angled blocks is one stack here, as SimpleITK reads it (with a warning); :func:`open_axial_blocks` splits it."""
+def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMORY,
+               pixel_mm: float | None = None) -> AxialVolume:
+    """Open an image file or DICOM folder as one axial stack; reslice a tilted 3-D volume to axial; a 2-D image
+    only with pixel_mm (see :func:`displayed_slice`). A DICOM series in angled blocks is one stack here, as
+    SimpleITK reads it (with a warning); :func:`open_axial_blocks` splits it."""
     path = Path(path)
     reader, file_reader = _reader_for(path)
     if file_reader is not None:
         size = file_reader.GetSize()
-        _check_header(path, file_reader.GetDimension(), file_reader.GetNumberOfComponents(), size)
-        geometry = VolumeGeometry.from_sitk(file_reader)  # the reader has the image's geometry getters
-        if int(np.prod(size)) > max_voxels_in_memory and not needs_reslice(geometry):
-            return _streamed(path, geometry)
-    volume = _axial_from_image(path, _read_whole(path, reader))
+        _check_header(path, file_reader.GetDimension(), file_reader.GetNumberOfComponents(), size, pixel_mm)
+        if file_reader.GetDimension() == 3:
+            geometry = VolumeGeometry.from_sitk(file_reader)  # the reader has the image's geometry getters
+            if int(np.prod(size)) > max_voxels_in_memory and not needs_reslice(geometry):
+                return _streamed(path, geometry)
+    volume = _axial_from_image(path, _read_whole(path, reader, pixel_mm))
     if file_reader is None:
         volume.warnings = dicom_series_warnings(reader.GetFileNames())
     return volume
 
 
-def open_axial_blocks(path: Path | str) -> list[AxialVolume]:
+def open_axial_blocks(path: Path | str, pixel_mm: float | None = None) -> list[AxialVolume]:
     """The axial stacks of an input: one, except for a DICOM series whose slices lie at several angles (angled
     blocks, one per disc, are common for lumbar axial T2), which gives one stack per block, each with its own
     geometry (as 3D Slicer's DICOM reader offers each orientation of a series as a volume of its own). Slices at a
-    non-axial angle in the series (e.g. a localizer) are left out."""
+    non-axial angle in the series (e.g. a localizer) are left out. pixel_mm: see :func:`open_axial`."""
     path = Path(path)
-    if not path.is_dir():
-        return [open_axial(path)]
+    if not path.is_dir() or pixel_mm is not None:
+        return [open_axial(path, pixel_mm=pixel_mm)]
     files = _dicom_series_files(path)
     planes = _dicom_slice_planes(files)
     if planes is None:
@@ -301,11 +323,12 @@ def _resliced(path: Path, image, source: VolumeGeometry) -> AxialVolume:
                        lambda: _checked_float(path, sitk.GetArrayFromImage(image)))
 
 
-def read_labels(path: Path | str, expected: VolumeGeometry) -> np.ndarray:
-    """Read a label image (1 canal, 2 left foramen, 3 right foramen) that must lie on the input's grid."""
+def read_labels(path: Path | str, expected: VolumeGeometry, pixel_mm: float | None = None) -> np.ndarray:
+    """Read a label image (1 canal, 2 left foramen, 3 right foramen) that must lie on the input's grid (a 2-D one
+    with pixel_mm, as the image)."""
     sitk = _sitk()
     path = Path(path)
-    image = _read_whole(path)
+    image = _read_whole(path, pixel_mm=pixel_mm)
     geometry = VolumeGeometry.from_sitk(image)
     if not geometry.matches(expected, tolerance_mm=1e-2):
         raise InputError(f"{path.name}: labels are on a different grid than the image "

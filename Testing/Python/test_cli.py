@@ -154,6 +154,38 @@ def test_labels_with_nothing_in_them_give_nan(phantom_files, tmp_path, capsys):
     assert all(row["canal_ap_mm"] == "nan" and row["canal_ap_grade"] == "" for row in rows)
 
 
+def test_a_2d_image_is_measured_as_a_displayed_axial_slice_with_pixel_mm(tmp_path, capsys, monkeypatch):
+    from SpinalStenosisLib import inference
+
+    image, labels, _ = phantom_arrays(n_slices=1)  # [row, column] is the radiological display: left foramen 3 mm
+    png, masks = tmp_path / "slice.png", tmp_path / "slice_masks.png"
+    sitk.WriteImage(sitk.GetImageFromArray(image[0].astype(np.uint16)), str(png))
+    sitk.WriteImage(sitk.GetImageFromArray(labels[0]), str(masks))
+    code, err = run(capsys, "measure", png, "--out", tmp_path / "refused")
+    assert code == cli.EXIT_INPUT and "2-D image without slice geometry" in err and "--pixel-mm" in err
+    monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: ThresholdSegmenter())
+    for out, extra in ((tmp_path / "networks", ()), (tmp_path / "masks", ("--masks", masks))):
+        code, err = run(capsys, "measure", png, *extra, "--pixel-mm", 0.8, "--out", out, "--quiet")
+        assert code == 0, err
+        [row] = list(csv.DictReader(open(out / "measurements.csv", encoding="utf-8")))
+        assert abs(float(row["canal_ap_mm"]) - 12.0) <= 1.0 and abs(float(row["canal_transverse_mm"]) - 18.0) <= 1.0
+        assert abs(float(row["left_foramen_width_mm"]) - 3.0) <= 0.5  # the patient's left is the image's right
+        assert abs(float(row["right_foramen_width_mm"]) - 4.0) <= 1.0
+        written = sitk.ReadImage(str(out / "segmentation.nii.gz"))
+        assert written.GetSize() == (96, 96, 1) and written.GetSpacing()[:2] == pytest.approx((0.8, 0.8))
+        assert np.array_equal(sitk.GetArrayFromImage(written)[0] == 1, labels[0] == 1)
+
+
+def test_pixel_mm_is_refused_for_3d_images_and_must_be_positive(phantom_files, tmp_path, capsys):
+    image, labels = phantom_files
+    code, err = run(capsys, "measure", image, "--masks", labels, "--pixel-mm", 0.8, "--out", tmp_path / "out")
+    assert code == cli.EXIT_INPUT and "--pixel-mm is for 2-D images only" in err
+    flat = tmp_path / "flat.png"
+    sitk.WriteImage(sitk.Image([32, 32], sitk.sitkUInt8), str(flat))
+    code, err = run(capsys, "measure", flat, "--pixel-mm", 0, "--out", tmp_path / "out")
+    assert code == cli.EXIT_INPUT and "--pixel-mm must be a positive size in mm" in err
+
+
 def _bad_inputs(tmp_path):
     image, labels, geometry = phantom_arrays()
     cases = {}
