@@ -49,17 +49,13 @@ class RealPairs:
     def _add_png(self, image_path: Path, label_path: Path) -> None:
         import SimpleITK as sitk
 
-        image = sitk.GetArrayFromImage(sitk.ReadImage(str(image_path))).astype(np.float32)
+        volume = open_axial(image_path, pixel_mm=PNG_PIXEL_MM)  # as displayed: the slice's rows and columns
         labels = sitk.GetArrayFromImage(sitk.ReadImage(str(label_path)))
-        if image.ndim == 3:
-            image = image.mean(axis=-1)
         if labels.ndim == 3:
             labels = labels[..., 0]
         canal = (labels == PNG_THECAL_SAC).astype(np.float32)
         onehot = np.stack([np.zeros_like(canal), canal, np.zeros_like(canal)])
-        grid = PlaneGrid(np.zeros(3), np.array([0.0, -PNG_PIXEL_MM, 0.0]), np.array([-PNG_PIXEL_MM, 0.0, 0.0]),
-                         canal.shape)
-        self.slices.append((image, onehot, grid, False))
+        self.slices.append((volume.read_slice(0), onehot, volume.layout.slice_grid(0), False))
 
     def pair(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
         from .synth.sampler import jittered_crop

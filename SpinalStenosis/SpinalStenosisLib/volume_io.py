@@ -68,7 +68,7 @@ def _series_reader(files: list[str]):
 
 def _check_header(path: Path, dimension: int, components: int, size: tuple[int, ...],
                   pixel_mm: float | None = None) -> None:
-    if components != 1:
+    if components != 1 and not (dimension == 2 and pixel_mm is not None and components in (3, 4)):
         raise InputError(f"{path}: {components}-component (e.g. RGB) image; a grey-scale MR image is needed")
     if pixel_mm is not None and not pixel_mm > 0:
         raise InputError(f"{path}: --pixel-mm must be a positive size in mm")
@@ -99,12 +99,17 @@ def _read_whole(path: Path, reader=None, pixel_mm: float | None = None):
 def displayed_slice(image, pixel_mm: float):
     """A 2-D image (e.g. a PNG) as a one-slice axial volume, read as a radiologist sees an axial slice: rows from
     anterior to posterior, columns from the patient's right to left (ITK's 2-D x, y are LPS), pixel_mm square
-    pixels. Its own spacing and direction, if any, are replaced."""
-    flat = _sitk().Image(image)
+    pixels. Its own spacing and direction, if any, are replaced; an RGB(A) image (grey saved in colour, or a
+    dataset's composite) becomes the mean of its colours."""
+    sitk = _sitk()
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        red, green, blue = (sitk.VectorIndexSelectionCast(image, c, sitk.sitkFloat32) for c in range(3))
+        image = (red + green + blue) / 3.0
+    flat = sitk.Image(image)
     flat.SetSpacing((float(pixel_mm), float(pixel_mm)))
     flat.SetOrigin((0.0, 0.0))
     flat.SetDirection((1.0, 0.0, 0.0, 1.0))
-    return _sitk().JoinSeries(flat)
+    return sitk.JoinSeries(flat)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from conftest import ThresholdSegmenter, phantom_arrays, tilted, write_dicom_ser
 from SpinalStenosisLib import cli, pipeline
 from SpinalStenosisLib.geometry import VolumeGeometry
 from SpinalStenosisLib.outputs import CSV_COLUMNS, OUTPUT_FILES
-from SpinalStenosisLib.volume_io import write_image, write_labels
+from SpinalStenosisLib.volume_io import open_axial, write_image, write_labels
 
 
 def run(capsys, *args):
@@ -163,8 +163,13 @@ def test_a_2d_image_is_measured_as_a_displayed_axial_slice_with_pixel_mm(tmp_pat
     sitk.WriteImage(sitk.GetImageFromArray(labels[0]), str(masks))
     code, err = run(capsys, "measure", png, "--out", tmp_path / "refused")
     assert code == cli.EXIT_INPUT and "2-D image without slice geometry" in err and "--pixel-mm" in err
+    colour = tmp_path / "slice_in_colour.png"  # grey saved as RGB: read as the grey image
+    grey = (image[0] // 4).astype(np.uint8)
+    sitk.WriteImage(sitk.Compose([sitk.GetImageFromArray(grey)] * 3), str(colour))
+    assert np.array_equal(open_axial(colour, pixel_mm=0.8).read_slice(0), grey)
     monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: ThresholdSegmenter())
-    for out, extra in ((tmp_path / "networks", ()), (tmp_path / "masks", ("--masks", masks))):
+    for png, out, extra in ((png, tmp_path / "networks", ()), (png, tmp_path / "masks", ("--masks", masks)),
+                            (colour, tmp_path / "colour", ("--masks", masks))):
         code, err = run(capsys, "measure", png, *extra, "--pixel-mm", 0.8, "--out", out, "--quiet")
         assert code == 0, err
         [row] = list(csv.DictReader(open(out / "measurements.csv", encoding="utf-8")))

@@ -84,8 +84,12 @@ def test_lumbar_spine_mri_pngs_train_the_canal_channel_only(tmp_path):
     image = np.random.default_rng(0).integers(0, 255, (320, 320)).astype(np.uint8)
     sitk.WriteImage(sitk.GetImageFromArray(labels), str(tmp_path / "case1_label.png"))
     sitk.WriteImage(sitk.GetImageFromArray(image), str(tmp_path / "case1_image.png"))
-    inputs, targets, known = RealPairs(tmp_path, "canal").batch(np.random.default_rng(1), 2)
-    assert known == slice(1, 2)
+    pairs = RealPairs(tmp_path, "canal")
+    [(slice_image, onehot, grid, has_foramina)] = pairs.slices
+    assert np.array_equal(slice_image, image) and np.array_equal(onehot[1] == 1, labels == PNG_THECAL_SAC)
+    assert np.allclose(grid.row_step_ras, [0.0, -0.6875, 0.0]) and np.allclose(grid.column_step_ras, [-0.6875, 0, 0])
+    inputs, targets, known = pairs.batch(np.random.default_rng(1), 2)
+    assert known == slice(1, 2) and not has_foramina
     assert float(targets[:, 1].max()) == 1.0 and float(targets[:, [0, 2]].max()) == 0.0
 
 
