@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("inputs", nargs="+", metavar="input",
                          help="image file (NIfTI, NRRD, MHA) or DICOM series folder; several: one subfolder each")
     measure.add_argument("--out", required=True, help="output folder")
-    measure.add_argument("--masks", help="label image on the input's grid: 1 canal, 2 left, 3 right foramen")
+    measure.add_argument("--masks", help="label image on the input's grid: 1 canal, 2 left, 3 right foramen (for a "
+                         "DICOM series in angled blocks: the output folder of an earlier run)")
     measure.add_argument("--region", choices=REGIONS, default="lumbar", help="which cut-offs grade the canal")
     measure.add_argument("--pixel-mm", type=float, help="pixel size of a 2-D input (e.g. PNG): measured as one "
                          "axial slice as displayed, anterior at the top, the patient's left on the right")
