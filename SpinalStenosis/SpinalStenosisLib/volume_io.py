@@ -179,10 +179,8 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None) -> list[A
     for block in blocks:
         block = sorted(block, key=lambda n: float(positions[n] @ normals[block[0]]))
         volume = _axial_from_image(path, _read_whole(path, _series_reader([files[n] for n in block])))
-        uneven = _uneven_spacing(normals[block[0]], positions[block])
-        if uneven:
-            slices = "the slices of this block of the DICOM series" if len(blocks) > 1 else "the DICOM series' slices"
-            volume.warnings.append(f"{slices} are {uneven}; {_CONSEQUENCE}")
+        slices = "the slices of this block of the DICOM series" if len(blocks) > 1 else "the DICOM series' slices"
+        volume.warnings += _uneven_spacing(slices, normals[block[0]], positions[block])
         volumes.append(volume)
     left_out = len(files) - sum(map(len, blocks))
     if left_out:
@@ -228,12 +226,14 @@ def _orientation_blocks(normals: np.ndarray) -> list[list[int]]:
     return blocks
 
 
-def _uneven_spacing(normal: np.ndarray, positions: np.ndarray) -> str | None:
-    """'unevenly spaced (…)' when the gaps between parallel slices differ from their median by over the tolerance."""
+def _uneven_spacing(slices: str, normal: np.ndarray, positions: np.ndarray) -> list[str]:
+    """The warning that these slices (named so) are unevenly spaced, when the gaps between them differ from their
+    median by over the tolerance; none otherwise."""
     gaps = np.diff(np.sort(positions @ normal))
     if len(gaps) and np.abs(gaps - np.median(gaps)).max() > EVEN_SPACING_TOLERANCE * abs(np.median(gaps)):
-        return f"unevenly spaced ({gaps.min():.1f}-{gaps.max():.1f} mm apart, or a slice is missing)"
-    return None
+        return [f"{slices} are unevenly spaced ({gaps.min():.1f}-{gaps.max():.1f} mm apart, or a slice is missing); "
+                f"{_CONSEQUENCE}"]
+    return []
 
 
 def dicom_series_warnings(files: list[str]) -> list[str]:
@@ -247,8 +247,7 @@ def dicom_series_warnings(files: list[str]) -> list[str]:
     blocks = _orientation_blocks(normals)
     if len(blocks) > 1:
         return [f"the DICOM series has slices at {len(blocks)} different angles (angled blocks); {_CONSEQUENCE}"]
-    uneven = _uneven_spacing(normals[0], positions)
-    return [f"the DICOM series' slices are {uneven}; {_CONSEQUENCE}"] if uneven else []
+    return _uneven_spacing("the DICOM series' slices", normals[0], positions)
 
 
 def axial_from_array(voxels: np.ndarray, geometry: VolumeGeometry, name: str = "volume") -> AxialVolume:
