@@ -26,18 +26,20 @@ def _sitk():
 
 
 def _dicom_series_files(folder: Path) -> list[str]:
-    """The files of the series to measure in a DICOM folder (e.g. a whole study): of the series whose slices are
-    axial, the one with the most slices; when none is axial, the largest (the geometry check then says why)."""
+    """The files of the series to measure in a DICOM folder (e.g. a whole study): of the series with axial slices
+    (any of its files: its first may be a localizer), the one with the most slices; when none has, the largest (the
+    geometry check then says why)."""
     sitk = _sitk()
     series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     if not series_ids:
         raise InputError(f"{folder}: no DICOM series in this folder")
     series = [sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids]
-    axial = [files for files in series if _has_axial_slices(files[0])]
+    axial = [files for files in series if any(_is_axial_slice(name) for name in files)]
     return max(axial or series, key=len)
 
 
-def _has_axial_slices(path: str) -> bool:
+def _is_axial_slice(path: str) -> bool:
+    """Whether the DICOM file at path is an axial slice."""
     try:
         _, header = _reader_for(Path(path))
     except InputError:

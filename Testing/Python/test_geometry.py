@@ -190,6 +190,19 @@ def test_a_study_folder_gives_its_axial_series_even_when_another_is_larger(tmp_p
     assert np.array_equal(volume.stack(), reference.to_stack(image.astype(np.int16)).astype(np.float32))
 
 
+def test_a_study_folder_gives_its_axial_series_even_when_its_first_file_is_a_localizer(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=3)
+    write_dicom_series(tmp_path, image, geometry, series=1, first_instance=1)
+    localizer = VolumeGeometry((96, 96, 1), geometry.ijk_to_ras[:, [0, 2, 1, 3]])
+    write_dicom_series(tmp_path, image[:1], localizer, series=1)  # series1_slice000.dcm: the series' first file
+    larger, _, larger_geometry = phantom_arrays(n_slices=5)
+    write_dicom_series(tmp_path, larger, VolumeGeometry(larger_geometry.size_ijk,
+                                                        larger_geometry.ijk_to_ras[:, [0, 2, 1, 3]]), series=2)
+    [volume] = open_axial_blocks(tmp_path)
+    assert volume.source_geometry.matches(geometry)
+    assert volume.warnings == ["1 of the DICOM series' slices not axial (e.g. a localizer) left out"]
+
+
 def test_streamed_reading_equals_reading_whole(tmp_path):
     image, labels, geometry = phantom_arrays(n_slices=5)
     write_image(tmp_path / "big.mha", image, geometry)
