@@ -11,25 +11,15 @@ from .grading import REGIONS
 EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 2, 3, 130
 
 
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
-
-
-def _output_name(input_path: str) -> str:
-    """The output subfolder of one input of several: its file or folder name without the image suffix."""
-    name = Path(input_path).resolve().name
-    suffix = next((s for s in IMAGE_SUFFIXES if name.lower().endswith(s)), "")
-    return name[:len(name) - len(suffix)] or name
-
-
 def _measure(args: argparse.Namespace) -> None:
     """Measure each input into --out (one input) or into --out/<input name> (several: one failing input does not
     stop the others; the exit code says some failed)."""
     from .outputs import OutputError
-    from .volume_io import InputError
+    from .volume_io import InputError, input_name
 
     if len(args.inputs) > 1 and (args.masks is not None or args.scene is not None):
         raise ValueError("--masks and --scene take one input")
-    names = [_output_name(path) for path in args.inputs]
+    names = [input_name(path) for path in args.inputs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ValueError(f"several inputs would write into the same output folder ({', '.join(duplicates)}); "

@@ -11,7 +11,7 @@ import numpy as np
 from .outputs import OutputError, block_folder
 from .pipeline import MeasurementRun
 from .scene import StenosisScene
-from .volume_io import InputError
+from .volume_io import InputError, input_name
 
 
 @dataclass
@@ -82,7 +82,7 @@ def write_scene_bundle(runs: list[MeasurementRun], input_path: Path, mrb_path: P
     except ImportError:
         raise InputError("--scene needs slicer-core: pip install 'spinal-stenosis[slicer]'") from None
     context = new_scene()
-    name = Path(input_path).name.split(".")[0]
+    name = input_name(input_path)
     for k, run in enumerate(runs, 1):
         volume = add_volume(context.scene, run.volume.source_voxels(), run.volume.source_geometry.ijk_to_ras,
                             f"{name} {block_folder(k)}" if len(runs) > 1 else name)

@@ -19,6 +19,15 @@ class InputError(ValueError):
     """The input file cannot be used; the message is meant for the user."""
 
 
+def input_name(path: Path | str) -> str:
+    """An input's name without its image suffix (a DICOM folder's name as it is): names its output folder among
+    several inputs and its volume in a scene."""
+    path = Path(path).resolve()
+    if path.is_dir() or not path.suffix:
+        return path.name
+    return path.name[:-len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
+
+
 def _sitk():
     import SimpleITK as sitk  # deferred: Slicer loads the module before dependencies are checked
 

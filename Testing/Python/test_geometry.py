@@ -8,7 +8,7 @@ from conftest import phantom_arrays, tilted, write_dicom_series
 
 from SpinalStenosisLib.geometry import AxialLayout, GeometryError, VolumeGeometry, reordered
 from SpinalStenosisLib.pipeline import measure_with_labels
-from SpinalStenosisLib.volume_io import (InputError, axial_from_array, open_axial, open_axial_blocks, read_labels,
+from SpinalStenosisLib.volume_io import (InputError, axial_from_array, input_name, open_axial, open_axial_blocks, read_labels,
                                          write_image)
 
 
@@ -201,6 +201,15 @@ def test_a_study_folder_gives_its_axial_series_even_when_its_first_file_is_a_loc
     [volume] = open_axial_blocks(tmp_path)
     assert volume.source_geometry.matches(geometry)
     assert volume.warnings == ["1 of the DICOM series' slices not axial (e.g. a localizer) left out"]
+
+
+def test_an_input_is_named_without_its_image_suffix(tmp_path):
+    (tmp_path / "study.2024").mkdir()
+    assert input_name(tmp_path / "study.2024") == "study.2024"  # a DICOM folder keeps its whole name
+    assert input_name(tmp_path / "patient.1.nii.gz") == "patient.1"
+    assert input_name(tmp_path / "patient.1.NRRD") == "patient.1"
+    assert input_name(tmp_path / "slice.png") == "slice"
+    assert input_name(tmp_path / "IM0001") == "IM0001"
 
 
 def test_streamed_reading_equals_reading_whole(tmp_path):
