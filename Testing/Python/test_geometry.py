@@ -8,8 +8,8 @@ from conftest import phantom_arrays, tilted, write_dicom_series
 
 from SpinalStenosisLib.geometry import AxialLayout, GeometryError, VolumeGeometry, reordered
 from SpinalStenosisLib.pipeline import measure_with_labels
-from SpinalStenosisLib.volume_io import (InputError, axial_from_array, input_name, open_axial, open_axial_blocks, read_labels,
-                                         write_image)
+from SpinalStenosisLib.volume_io import (InputError, axial_from_array, input_name, open_axial, open_axial_blocks,
+                                         read_labels, write_image)
 
 
 def measured(image, labels, geometry):
