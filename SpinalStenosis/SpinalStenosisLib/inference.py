@@ -69,7 +69,14 @@ class NetworkSegmenter:
         return self._segment_crops(images, grids, crops)
 
     def _segment_crops(self, images, grids, candidates: dict[int, list[PlaneGrid]]) -> list[SliceSegmentation]:
-        crops, probabilities, _ = self._best_candidates(images, grids, candidates)
+        crops, probabilities, confidence = self._best_candidates(images, grids, candidates)
+        closer = {n: _tiles(crops[n], grids[n]) for n, score in confidence.items() if score == 0.0}
+        closer = {n: tiles for n, tiles in closer.items() if tiles}
+        if closer:  # network 2 sees no canal in a crop far wider than those it learnt on: look closer
+            near, near_probabilities, near_confidence = self._best_candidates(images, grids, closer)
+            for n, score in near_confidence.items():
+                if score > 0.0:
+                    crops[n], probabilities[n] = near[n], near_probabilities[n]
         masks = {n: _plausible_masks(p, crops[n]) for n, p in probabilities.items()}
         # the box holds the canal and the plausible foramina only: a stray one far from the canal would stretch it
         boxes = {n: roi_box(np.stack([m[name] for name in CHANNELS]), crops[n]) for n, m in masks.items()}
@@ -143,6 +150,20 @@ def _field_of_view_crop(grid: PlaneGrid) -> PlaneGrid:
 def _widened(crop: PlaneGrid, native: PlaneGrid, factor: float = 1.5) -> PlaneGrid:
     """The same crop with its side times factor (at most MAX_CROP_MM)."""
     return _crop_at(native, _centre(crop), min(field_of_view_side_mm(crop) * factor, MAX_CROP_MM))
+
+
+def _tiles(crop: PlaneGrid, native: PlaneGrid) -> list[PlaneGrid]:
+    """Crops half as wide (at least MIN_CROP_MM), overlapping by half, that cover crop (none for a crop less than
+    1.25 times as wide as they would be)."""
+    crop_side_mm = field_of_view_side_mm(crop)
+    side_mm = max(crop_side_mm / 2, MIN_CROP_MM)
+    if crop_side_mm < 1.25 * side_mm:
+        return []
+    count = int(np.ceil((crop_side_mm - side_mm) / (side_mm / 2))) + 1
+    offsets_px = np.linspace(-1.0, 1.0, count) * (crop_side_mm - side_mm) / 2 / crop.pixel_size_mm[0]
+    centre_px = (crop.shape[0] - 1) / 2
+    return [_crop_at(native, crop.to_ras(centre_px + row, centre_px + column), side_mm)
+            for row in offsets_px for column in offsets_px]
 
 
 def _crop_at(native: PlaneGrid, centre_ras: np.ndarray, side_mm: float) -> PlaneGrid:

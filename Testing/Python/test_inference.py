@@ -488,6 +488,26 @@ def test_a_canal_lost_in_a_tight_second_crop_is_looked_for_from_farther_away():
     assert (result.native_labels == 1).sum() > 0.8 * image.sum()
 
 
+def test_a_small_canal_network_2_misses_in_a_wide_crop_is_looked_for_closer():
+    from SpinalStenosisLib.inference import NetworkSegmenter
+
+    grid, image, (row, column) = disc_slice(centre_rc=(110, 140), radius_px=4, angle_deg=0.0)  # a 6 mm canal
+    shares = []  # of each crop network 2 is given, the share the canal fills
+
+    def canal_only_when_large_enough(inputs):  # like network 2 on a small canal in a crop wider than it learnt on
+        bright = inputs > 0.5
+        share = bright.float().mean(dim=(1, 2, 3))
+        shares.append(share.tolist())
+        return canal_only(torch.where((share > 0.008)[:, None, None, None] & bright, 20.0, -20.0))
+
+    wide_roi = roi_square(row + 12, column - 15, 30)  # network 1's region: 94 mm wide, the canal off its centre
+    [result] = NetworkSegmenter(wide_roi, canal_only_when_large_enough).segment([image], [grid])
+    assert len(shares[0]) == 1 and shares[0][0] < 0.008  # the wide crop hides the canal
+    assert len(shares[1]) == 9  # 3 x 3 closer crops
+    assert (result.native_labels == 1).sum() > 0.8 * image.sum()
+    assert (result.native_labels[image == 0] == 0).all()
+
+
 def test_a_second_look_finds_a_canal_that_the_expected_crop_cuts_at_its_edge():
     from SpinalStenosisLib.centreline import CanalSighting
     from SpinalStenosisLib.inference import NetworkSegmenter
