@@ -51,6 +51,17 @@ def whole_slice_grid(native: PlaneGrid, size: int = ROI_SIZE) -> PlaneGrid:
     return native.crop((native.shape[0] - height) / 2, (native.shape[1] - width) / 2, height, width, (size, size))
 
 
+def half_slice_grids(native: PlaneGrid, size: int = ROI_SIZE) -> list[PlaneGrid]:
+    """Nine views half as wide as whole_slice_grid's, overlapping by half, that cover it (network 1 looking
+    closer at a large field of view)."""
+    row_mm, column_mm = native.pixel_size_mm
+    side_mm = field_of_view_side_mm(native)
+    height, width = side_mm / row_mm, side_mm / column_mm
+    row0, column0 = (native.shape[0] - height) / 2, (native.shape[1] - width) / 2
+    return [native.crop(row0 + i * height / 4, column0 + j * width / 4, height / 2, width / 2, (size, size))
+            for i in range(3) for j in range(3)]
+
+
 def crop_side_mm(roi_height_mm: float, roi_width_mm: float) -> float:
     return float(np.clip(1.15 * max(roi_height_mm, roi_width_mm) + 6.0, MIN_CROP_MM, MAX_CROP_MM))
 

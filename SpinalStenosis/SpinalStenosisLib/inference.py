@@ -7,7 +7,7 @@ import numpy as np
 
 from .centreline import CanalSighting
 from .crop import (MAX_CROP_MM, MIN_CROP_MM, crop_from_box, crop_grid, crops_from_roi, field_of_view_side_mm,
-                   normalise, resample, roi_box, whole_slice_grid)
+                   half_slice_grids, normalise, resample, roi_box, whole_slice_grid)
 from .geometry import PlaneGrid
 from .pipeline import SliceSegmentation
 
@@ -55,8 +55,14 @@ class NetworkSegmenter:
     def segment(self, images: list[np.ndarray], grids: list[PlaneGrid]) -> list[SliceSegmentation]:
         views = [whole_slice_grid(grid) for grid in grids]
         roi = self._predict(self.roi_model, [normalise(resample(im, g, v)) for im, g, v in zip(images, grids, views)])
-        return self._segment_crops(images, grids, {n: _candidate_crops(grid, view, mask[0]) for n, (grid, view, mask)
-                                                   in enumerate(zip(grids, views, roi))})
+        candidates = {n: _candidate_crops(grid, view, mask[0])
+                      for n, (grid, view, mask) in enumerate(zip(grids, views, roi))}
+        closer = [(n, view) for n, crops in candidates.items() if not crops for view in half_slice_grids(grids[n])]
+        if closer:  # network 1 sees no spine in a large field of view: look closer, at half as wide views
+            roi = self._predict(self.roi_model, [normalise(resample(images[n], grids[n], v)) for n, v in closer])
+            for (n, view), mask in zip(closer, roi):
+                candidates[n] += crops_from_roi(grids[n], view, mask[0], count=1)
+        return self._segment_crops(images, grids, candidates)
 
     def look_again(self, images: list[np.ndarray], grids: list[PlaneGrid],
                    expected: list[CanalSighting]) -> list[SliceSegmentation]:

@@ -9,8 +9,8 @@ import torch
 from conftest import trained_like
 
 from SpinalStenosisLib import cli
-from SpinalStenosisLib.crop import (crop_from_box, crop_grid, crop_side_mm, crops_from_roi, resample, roi_box,
-                                    whole_slice_grid)
+from SpinalStenosisLib.crop import (crop_from_box, crop_grid, crop_side_mm, crops_from_roi, half_slice_grids, resample,
+                                    roi_box, whole_slice_grid)
 from SpinalStenosisLib.geometry import PlaneGrid, reordered
 from SpinalStenosisLib.inference import load_segmenter
 from SpinalStenosisLib.models import ModelError, load_network, models_folder, read_manifest, sha256, verified_path
@@ -504,6 +504,39 @@ def test_a_small_canal_network_2_misses_in_a_wide_crop_is_looked_for_closer():
     [result] = NetworkSegmenter(wide_roi, canal_only_when_large_enough).segment([image], [grid])
     assert len(shares[0]) == 1 and shares[0][0] < 0.008  # the wide crop hides the canal
     assert len(shares[1]) == 9  # 3 x 3 closer crops
+    assert (result.native_labels == 1).sum() > 0.8 * image.sum()
+    assert (result.native_labels[image == 0] == 0).all()
+
+
+def test_half_slice_views_cover_the_whole_slice_view_overlapping_by_half():
+    grid = native()
+    whole = whole_slice_grid(grid)
+    views = half_slice_grids(grid)
+    assert len(views) == 9
+    corners = [view.extent_on(whole) for view in views]  # row min, row max, column min, column max
+    starts = sorted({round(c[0], 6) for c in corners}), sorted({round(c[2], 6) for c in corners})
+    for row_or_column in starts:
+        assert row_or_column == pytest.approx([-0.5, 31.5, 63.5])  # every 32 view pixels: a quarter of the side
+    for row0, row1, column0, column1 in corners:
+        assert row1 - row0 == pytest.approx(64) and column1 - column0 == pytest.approx(64)
+    assert all(view.shape == whole.shape for view in views)
+
+
+def test_network_1_looks_closer_at_a_large_slice_where_it_sees_no_spine():
+    from SpinalStenosisLib.inference import NetworkSegmenter
+
+    grid, image, _ = disc_slice(centre_rc=(150, 80), radius_px=6, angle_deg=0.0)  # 200 mm slice, a 10 mm canal
+    shares = []
+
+    def roi_only_when_large_enough(inputs):  # like network 1 on a canal a few pixels wide in a whole-body view
+        bright = inputs > 0.5
+        share = bright.float().mean(dim=(1, 2, 3))
+        shares.append(share.tolist())
+        return torch.where((share > 0.006)[:, None, None, None] & bright, 20.0, -20.0)
+
+    [result] = NetworkSegmenter(roi_only_when_large_enough, canal_where_bright).segment([image], [grid])
+    assert len(shares[0]) == 1 and shares[0][0] < 0.006  # the whole slice hides the canal
+    assert len(shares[1]) == 9  # nine half as wide views
     assert (result.native_labels == 1).sum() > 0.8 * image.sum()
     assert (result.native_labels[image == 0] == 0).all()
 
