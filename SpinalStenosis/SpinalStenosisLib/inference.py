@@ -53,16 +53,21 @@ class NetworkSegmenter:
         return crops, probabilities, confidence
 
     def segment(self, images: list[np.ndarray], grids: list[PlaneGrid]) -> list[SliceSegmentation]:
+        return self._segment_crops(images, grids, self._regions_of_interest(images, grids))
+
+    def _regions_of_interest(self, images, grids) -> dict[int, list[PlaneGrid]]:
+        """Network 1 on each whole slice → its candidate crops; where it sees no spine on a slice too large to try
+        whole, also on nine views half as wide (on a whole abdomen a canal is a few pixels of the view)."""
         views = [whole_slice_grid(grid) for grid in grids]
         roi = self._predict(self.roi_model, [normalise(resample(im, g, v)) for im, g, v in zip(images, grids, views)])
         candidates = {n: _candidate_crops(grid, view, mask[0])
                       for n, (grid, view, mask) in enumerate(zip(grids, views, roi))}
         closer = [(n, view) for n, crops in candidates.items() if not crops for view in half_slice_grids(grids[n])]
-        if closer:  # network 1 sees no spine in a large field of view: look closer, at half as wide views
+        if closer:
             roi = self._predict(self.roi_model, [normalise(resample(images[n], grids[n], v)) for n, v in closer])
             for (n, view), mask in zip(closer, roi):
                 candidates[n] += crops_from_roi(grids[n], view, mask[0], count=1)
-        return self._segment_crops(images, grids, candidates)
+        return candidates
 
     def look_again(self, images: list[np.ndarray], grids: list[PlaneGrid],
                    expected: list[CanalSighting]) -> list[SliceSegmentation]:
@@ -74,15 +79,23 @@ class NetworkSegmenter:
             crops[n] = [crop, _widened(crop, grid)]
         return self._segment_crops(images, grids, crops)
 
-    def _segment_crops(self, images, grids, candidates: dict[int, list[PlaneGrid]]) -> list[SliceSegmentation]:
+    def _surest_crops(self, images, grids, candidates: dict[int, list[PlaneGrid]]
+                      ) -> tuple[dict[int, PlaneGrid], dict[int, np.ndarray]]:
+        """Per slice, the candidate crop where network 2 is surest of a canal, and its probabilities; where it sees
+        none, also crops half as wide over that one (a small canal in a crop much wider than those it learnt on is
+        missed)."""
         crops, probabilities, confidence = self._best_candidates(images, grids, candidates)
         closer = {n: _tiles(crops[n], grids[n]) for n, score in confidence.items() if score == 0.0}
         closer = {n: tiles for n, tiles in closer.items() if tiles}
-        if closer:  # network 2 sees no canal in a crop far wider than those it learnt on: look closer
+        if closer:
             near, near_probabilities, near_confidence = self._best_candidates(images, grids, closer)
             for n, score in near_confidence.items():
                 if score > 0.0:
                     crops[n], probabilities[n] = near[n], near_probabilities[n]
+        return crops, probabilities
+
+    def _segment_crops(self, images, grids, candidates: dict[int, list[PlaneGrid]]) -> list[SliceSegmentation]:
+        crops, probabilities = self._surest_crops(images, grids, candidates)
         masks = {n: _plausible_masks(p, crops[n]) for n, p in probabilities.items()}
         # the box holds the canal and the plausible foramina only: a stray one far from the canal would stretch it
         boxes = {n: roi_box(np.stack([m[name] for name in CHANNELS]), crops[n]) for n, m in masks.items()}
