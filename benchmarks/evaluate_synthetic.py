@@ -111,6 +111,7 @@ def summarise(records: list[dict]) -> dict:
                                    for key in ("canal_ap_mm", "foramen_width_mm")},
             "foramen_absent_reported_absent": float(np.mean(absent)) if absent else float("nan"),
             "foramen_present_reported_present": float(np.mean(found)) if found else float("nan"),
+            "canal_missed": int(np.isinf(errors["canal_ap_mm"]).sum()),
             "absent_count": len(absent)}
 
 
@@ -182,7 +183,8 @@ def print_table(summary: dict) -> None:
                   f"{s['median_error_mm'][key]:>8.2f}m{s['counts'][key]:>6}")
         print(f"canal area median relative error: {s['canal_area_median_relative_error']:.1%}; absent foramina "
               f"reported absent: {s['foramen_absent_reported_absent']:.1%} (of {s['absent_count']}); present "
-              f"reported present: {s['foramen_present_reported_present']:.1%}")
+              f"reported present: {s['foramen_present_reported_present']:.1%}; canal missed on "
+              f"{s['canal_missed']} of {s['counts']['canal_ap_mm']} slices")
         print(f"canal bias (prediction - truth, median): AP {s['canal_bias']['ap_median_mm']:+.2f} mm, area "
               f"{s['canal_bias']['area_median_relative']:+.1%}")
         print("true area-fraction masks on network 2's crops, measured the same way: " + "; ".join(
