@@ -54,11 +54,9 @@ def whole_slice_grid(native: PlaneGrid, size: int = ROI_SIZE) -> PlaneGrid:
 def half_slice_grids(native: PlaneGrid, size: int = ROI_SIZE) -> list[PlaneGrid]:
     """Nine views half as wide as whole_slice_grid's, overlapping by half, that cover it (network 1 looking
     closer at a large field of view)."""
-    row_mm, column_mm = native.pixel_size_mm
-    side_mm = field_of_view_side_mm(native)
-    height, width = side_mm / row_mm, side_mm / column_mm
-    row0, column0 = (native.shape[0] - height) / 2, (native.shape[1] - width) / 2
-    return [native.crop(row0 + i * height / 4, column0 + j * width / 4, height / 2, width / 2, (size, size))
+    whole = whole_slice_grid(native, size)
+    quarter = size / 4
+    return [whole.crop(i * quarter, j * quarter, 2 * quarter, 2 * quarter, (size, size))
             for i in range(3) for j in range(3)]
 
 
