@@ -79,6 +79,36 @@ def dice_per_channel(probabilities: torch.Tensor, target: torch.Tensor) -> list[
     return scores
 
 
+def initial_model(config: TrainConfig) -> CoUNet:
+    """A new network, or config.init's weights (grown to config.width if narrower), its encoder frozen if asked."""
+    model = CoUNet(OUT_CHANNELS[config.network], width=config.width)
+    if config.init is not None:
+        weights = torch.load(config.init, map_location="cpu", weights_only=False)
+        state = {k: v.float() for k, v in weights.get("model", weights).items()}
+        if saved_width(state) < config.width:
+            state = widened(state, model)
+        model.load_state_dict(state)
+    model.encoders.requires_grad_(not config.freeze_encoder)
+    return model
+
+
+def training_batch(config: TrainConfig, real: RealPairs | None, rng: np.random.Generator
+                   ) -> tuple[torch.Tensor, torch.Tensor, slice]:
+    """One step's inputs, targets and the output channels they label: real pairs config.real_fraction of the time
+    when given (the Lumbar Spine MRI PNGs label the canal only), synthetic otherwise."""
+    if real is not None and rng.random() < config.real_fraction:
+        return real.batch(rng, config.batch_size)
+    return (*synthetic_batch(config.network, rng, config.batch_size, config.augment), slice(None))
+
+
+def validate(model: CoUNet, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, list[float]]:
+    """Validation loss (BCE + Dice, whatever the training loss) and Dice per channel."""
+    model.eval()
+    with torch.inference_mode():
+        logits = model(inputs)
+        return float(dice_bce_loss(logits, targets)), dice_per_channel(torch.sigmoid(logits), targets)
+
+
 def git_revision() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -94,15 +124,8 @@ def train(config: TrainConfig) -> Path:
     torch.manual_seed(config.seed)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = CoUNet(OUT_CHANNELS[config.network], width=config.width)
+    model = initial_model(config)
     step, best = 0, -1.0
-    if config.init is not None:
-        weights = torch.load(config.init, map_location="cpu", weights_only=False)
-        state = {k: v.float() for k, v in weights.get("model", weights).items()}
-        if saved_width(state) < config.width:  # grow a narrower network to this width
-            state = widened(state, model)
-        model.load_state_dict(state)
-    model.encoders.requires_grad_(not config.freeze_encoder)
     optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
                                  weight_decay=1e-5)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.steps, eta_min=1e-5)
@@ -124,11 +147,7 @@ def train(config: TrainConfig) -> Path:
         started, running = time.time(), []
         while step < config.steps:
             rng = np.random.default_rng([config.seed, step])  # deterministic per step, so resume continues exactly
-            channels = slice(None)
-            if real is not None and rng.random() < config.real_fraction:
-                inputs, targets, channels = real.batch(rng, config.batch_size)
-            else:
-                inputs, targets = synthetic_batch(config.network, rng, config.batch_size, config.augment)
+            inputs, targets, channels = training_batch(config, real, rng)
             model.train()
             if config.freeze_encoder:
                 model.encoders.eval()
@@ -140,11 +159,7 @@ def train(config: TrainConfig) -> Path:
             step += 1
             running.append(loss.item())
             if step % config.validate_every == 0 or step == config.steps:
-                model.eval()
-                with torch.inference_mode():
-                    logits = model(validation_inputs)
-                    validation_loss = float(dice_bce_loss(logits, validation_targets))
-                    dice = dice_per_channel(torch.sigmoid(logits), validation_targets)
+                validation_loss, dice = validate(model, validation_inputs, validation_targets)
                 log.writerow([step, round(time.time() - started, 1), scheduler.get_last_lr()[0],
                               round(float(np.mean(running)), 5), round(validation_loss, 5),
                               " ".join(f"{d:.4f}" for d in dice)])
