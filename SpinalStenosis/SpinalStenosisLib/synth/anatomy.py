@@ -173,7 +173,6 @@ class Anatomy:
     paints: list[tuple[int, Shape]] = field(default_factory=list)
     channels: dict[str, Channel] = field(default_factory=dict)
     late_paints: list[tuple[int, Shape]] = field(default_factory=list)  # after the sac: what compresses it
-    over_foramina: list[tuple[int, Shape]] = field(default_factory=list)  # after the foramina: what lies beside them
     extent_mm: float = 200.0  # half-size of the body outline, for picking fields of view
 
     def add(self, tissue: str, shape: Shape, late: bool = False) -> None:
@@ -189,8 +188,6 @@ class Anatomy:
             window = windows.window(channel.bbox)
             if window is not None:
                 channel.paint(labels[window], x[window], y[window])
-        for tissue, shape in self.over_foramina:
-            _paint_shape(labels, x, y, windows.window(shape.bbox), tissue, shape)
         return labels
 
 
@@ -483,14 +480,11 @@ def _cervical(rng, level: str, kind: str = "disc") -> Anatomy:
     else:
         anatomy.add("cortical_bone", ellipse(0.0, disc_cy, body_width / 2, body_depth / 2))
         anatomy.add("marrow", ellipse(0.0, disc_cy, body_width / 2 - 1.0, body_depth / 2 - 1.0))
-    artery_radii = {}
     for side in (-1, 1):
         anatomy.add("cortical_bone", ellipse(side * (body_width / 2 - 1.0), disc_back + 3.0, 2.0, 3.5))  # uncus
         va = np.array([side * (body_width / 2 + _u(rng, 4.0, 7.0)), disc_back + _u(rng, 1.0, 5.0)])
-        artery_radii[side] = (_u(rng, 1.5, 3.0), _u(rng, 1.5, 3.0))
         anatomy.add("cortical_bone", ellipse(va[0], va[1], 5.0, 4.5))
-        if kind != "disc":  # on a disc slice it lies against the foramen (below), which would cover it here
-            anatomy.add("vertebral_artery", ellipse(va[0], va[1], *artery_radii[side]))
+        anatomy.add("vertebral_artery", ellipse(va[0], va[1], _u(rng, 1.5, 3.0), _u(rng, 1.5, 3.0)))
     anatomy.add("epidural_fat", ellipse(0.0, (disc_back + lamina_y) / 2, sac_width / 2 + 1.5,
                                         (disc_back - lamina_y) / 2 + 0.3))
     for _ in range(int(rng.integers(1, 5))):
@@ -538,15 +532,4 @@ def _cervical(rng, level: str, kind: str = "disc") -> Anatomy:
             narrowest_half_width=width / 2, narrowest_at=_u(rng, 0.35, 0.65), flare=_u(rng, 0.8, 2.5),
             root_at=_u(rng, 0.4, 0.8), root_radius=_u(rng, 1.0, 1.8),
             anterior_wall=T["cortical_bone"], posterior_wall=T["cortical_bone"], wall_thickness=3.5)
-        anatomy.over_foramina.append((T["vertebral_artery"], _artery_beside(anatomy.channels[name], artery_radii[side])))
     return anatomy
-
-
-def _artery_beside(channel: Channel, radii: tuple[float, float]) -> Shape:
-    """The vertebral artery in its transverse foramen, just anterior to the lateral part of a cervical neural
-    foramen (the exiting root passes behind it), where it is as plain on T2* as the foramen beside it."""
-    along = 0.85 * channel.length
-    anterior = np.array([-channel.direction[1], channel.direction[0]])
-    anterior = anterior if anterior[1] > 0 else -anterior
-    centre = channel.start + channel.direction * along + anterior * (channel.half_width(along) + max(radii) + 0.3)
-    return ellipse(float(centre[0]), float(centre[1]), *radii)
