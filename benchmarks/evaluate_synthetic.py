@@ -6,8 +6,9 @@ Each case is a native-resolution synthetic slice; truth comes from 0.08 mm label
 for the T2 family the product is meant for (T2, T2*, fat-suppressed T2): Dice per class (native grid), the canal AP /
 transverse / foramen-width error CDF at 1, 2, 3 mm (the paper's Fig. 6), whether absent foramina are reported absent,
 whether issue 5's synthetic targets are met (canal Dice >= 0.95, canal AP within 1 mm on 95 %, foramen width within
-2 mm on 90 % of the foramina that exist), the canal AP error per contrast and region, and, on T2-family slices, by how bright the epidural fat is against the
-CSF (where they are alike and the thin dura is lost to partial volume, the sac's edge is hard to see). It also
+2 mm on 90 % of the foramina that exist), the canal AP error per contrast and region, and, on T2-family slices, by
+how bright the epidural fat is against the CSF (where they are alike and the thin dura is lost to partial volume,
+the sac's edge is hard to see). It also
 measures the true area-fraction masks on the very crop network 2 was given, the same way: what that crop's
 resolution allows, so the rest of the error is the network's.
 
