@@ -8,9 +8,8 @@ transverse / foramen-width error CDF at 1, 2, 3 mm (the paper's Fig. 6), whether
 whether issue 5's synthetic targets are met (canal Dice >= 0.95, canal AP within 1 mm on 95 %, foramen width within
 2 mm on 90 % of the foramina that exist), the canal AP error per contrast and region, and, on T2-family slices, by
 how bright the epidural fat is against the CSF (where they are alike and the thin dura is lost to partial volume,
-the sac's edge is hard to see). It also
-measures the true area-fraction masks on the very crop network 2 was given, the same way: what that crop's
-resolution allows, so the rest of the error is the network's.
+the sac's edge is hard to see). It also measures the true area-fraction masks on the very crop network 2 was given,
+the same way: what that crop's resolution allows, so the rest of the error is the network's.
 
 With --stacks N it also measures N synthetic multi-level T2 stacks (pedicle, disc and mid-body slices of L3-S1, as in
 the demo) end to end, with the stack step and slice by slice, and prints the canal AP error of each and on how many
@@ -40,6 +39,7 @@ HELD_OUT_SEED = 9_000_000  # training seeds are (run seed, step); the validation
 STACK_SEED = 7_000_000
 CLASSES = {1: "canal", 2: "left foramen", 3: "right foramen"}
 T2_FAMILY = ("T2", "T2star", "T2FS")
+GROUPS = ("all", "T2 family")  # the slices each summary table is over: every contrast, the T2 family
 ERROR_KEYS = ("canal_ap_mm", "canal_transverse_mm", "foramen_width_mm")
 FORAMEN_KEYS = ("left_foramen_width_mm", "right_foramen_width_mm")
 FAT_TO_CSF_BANDS = (0.0, 0.5, 0.7, 0.85, math.inf)
@@ -179,7 +179,7 @@ def print_stacks(stacks: dict) -> None:
 
 def print_table(summary: dict) -> None:
     print(f"Synthetic held-out set: {summary['cases']} slices (seed {summary['seed']}, 1 in 4 cervical)")
-    for name in ("all", "T2 family"):
+    for name in GROUPS:
         s = summary[name]
         print(f"\n== {name} ({s['cases']} slices)")
         print("Dice (native grid)     " + "  ".join(f"{k}: {v:.3f}" for k, v in s["dice"].items()))
@@ -199,7 +199,7 @@ def print_table(summary: dict) -> None:
     print("\nissue targets, all / T2 family: " + "; ".join(
         f"{name} >= {least:.2f}: " + " / ".join(
             f"{value(summary[group]):.3f} ({'met' if value(summary[group]) >= least else 'not met'})"
-            for group in ("all", "T2 family"))
+            for group in GROUPS)
         for name, value, least in TARGETS))
     print("canal AP by contrast / region: " + _canal_ap_line(summary["canal_ap_by_contrast_and_region"]))
     print("T2-family canal AP by epidural fat / CSF brightness: "
