@@ -35,25 +35,38 @@ def _sitk():
 
 
 def _dicom_series_files(folder: Path) -> list[str]:
-    """The files of the series to measure in a DICOM folder (e.g. a whole study): of the series with axial slices
-    (any of its files: its first may be a localizer), the one with the most slices; when none has, the largest (the
-    geometry check then says why)."""
+    """The files of the series to measure in a DICOM folder (e.g. a whole study): of the axial series, the one with
+    the most slices; when there is none, the largest (the geometry check then says why). A series is axial when its
+    first, middle or last file is an axial slice (its first may be a localizer); no other header is read."""
     sitk = _sitk()
     series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     if not series_ids:
         raise InputError(f"{folder}: no DICOM series in this folder")
     series = [sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids]
-    axial = [files for files in series if any(_is_axial_slice(name) for name in files)]
+    axial = [files for files in series
+             if any(_is_axial_slice(files[n]) for n in sorted({0, len(files) // 2, len(files) - 1}))]
     return max(axial or series, key=len)
 
 
 def _is_axial_slice(path: str) -> bool:
     """Whether the DICOM file at path is an axial slice."""
+    plane = _dicom_slice_plane(path)
+    return plane is not None and is_axial_normal(plane[0])
+
+
+def _dicom_slice_plane(path: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """A DICOM file's slice normal and position (LPS), as SimpleITK reads its header; None when it cannot be read
+    or is not one 3-D slice."""
+    reader = _sitk().ImageFileReader()
+    reader.SetFileName(path)
     try:
-        _, header = _reader_for(Path(path))
-    except InputError:
-        return False
-    return header.GetDimension() == 3 and is_axial_normal(VolumeGeometry.from_sitk(header).directions_ras[:, 2])
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return None
+    if reader.GetDimension() != 3:
+        return None
+    direction = np.array(reader.GetDirection(), float).reshape(3, 3)
+    return direction[:, 2], np.array(reader.GetOrigin(), float)
 
 
 def _reader_for(path: Path):
@@ -157,16 +170,22 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     SimpleITK reads it (with a warning); :func:`open_axial_blocks` splits it."""
     path = Path(path)
     reader, file_reader = _reader_for(path)
-    if file_reader is not None:
-        size = file_reader.GetSize()
-        _check_header(path, file_reader.GetDimension(), file_reader.GetNumberOfComponents(), size, pixel_mm)
-        if file_reader.GetDimension() == 3:
-            geometry = VolumeGeometry.from_sitk(file_reader)  # the reader has the image's geometry getters
-            if int(np.prod(size)) > max_voxels_in_memory and not needs_reslice(geometry):
-                return _streamed(path, geometry)
-    volume = _axial_from_image(path, _read_whole(path, reader, pixel_mm))
     if file_reader is None:
-        volume.warnings = dicom_series_warnings(reader.GetFileNames())
+        return _dicom_series(path, reader.GetFileNames(), pixel_mm)
+    size = file_reader.GetSize()
+    _check_header(path, file_reader.GetDimension(), file_reader.GetNumberOfComponents(), size, pixel_mm)
+    if file_reader.GetDimension() == 3:
+        geometry = VolumeGeometry.from_sitk(file_reader)  # the reader has the image's geometry getters
+        if int(np.prod(size)) > max_voxels_in_memory and not needs_reslice(geometry):
+            return _streamed(path, geometry)
+    return _axial_from_image(path, _read_whole(path, reader, pixel_mm))
+
+
+def _dicom_series(path: Path, files: list[str], pixel_mm: float | None = None) -> AxialVolume:
+    """These files of the DICOM folder at path read as one stack, with what that reading gets wrong (see
+    :func:`dicom_series_warnings`)."""
+    volume = _axial_from_image(path, _read_whole(path, _series_reader(files), pixel_mm))
+    volume.warnings = dicom_series_warnings(files)
     return volume
 
 
@@ -181,11 +200,11 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None) -> list[A
     files = _dicom_series_files(path)
     planes = _dicom_slice_planes(files)
     if planes is None:
-        return [open_axial(path)]
+        return [_dicom_series(path, files)]
     normals, positions = planes
     blocks = [block for block in _orientation_blocks(normals) if is_axial_normal(normals[block[0]])]
     if not blocks:
-        return [open_axial(path)]  # says why the series cannot be measured
+        return [_dicom_series(path, files)]  # says why the series cannot be measured
     volumes = []
     for block in blocks:
         block = sorted(block, key=lambda n: float(positions[n] @ normals[block[0]]))
@@ -205,22 +224,11 @@ _CONSEQUENCE = ("it is read as one stack of parallel, evenly spaced slices: the 
 
 
 def _dicom_slice_planes(files: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Each file's slice normal and position (LPS) from its header; None when a file lacks them or is unreadable."""
-    sitk = _sitk()
-    normals, positions = [], []
-    for name in files:
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(name)
-        try:
-            reader.ReadImageInformation()
-        except RuntimeError:
-            return None  # reading the series says what is wrong with the file
-        if not (reader.HasMetaDataKey("0020|0037") and reader.HasMetaDataKey("0020|0032")):
-            return None
-        cosines = np.array([float(v) for v in reader.GetMetaData("0020|0037").split("\\")])
-        normals.append(np.cross(cosines[:3], cosines[3:]))
-        positions.append([float(v) for v in reader.GetMetaData("0020|0032").split("\\")])
-    return np.array(normals), np.array(positions)
+    """Each file's slice normal and position (LPS); None when a file has none (reading the series says why)."""
+    planes = [_dicom_slice_plane(name) for name in files]
+    if any(plane is None for plane in planes):
+        return None
+    return np.array([normal for normal, _ in planes]), np.array([position for _, position in planes])
 
 
 def _orientation_blocks(normals: np.ndarray) -> list[list[int]]:
