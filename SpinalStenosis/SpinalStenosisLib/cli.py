@@ -8,7 +8,7 @@ from pathlib import Path
 from . import __version__
 from .grading import REGIONS
 
-EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 2, 3, 130
+EXIT_USAGE, EXIT_INPUT, EXIT_MODELS, EXIT_INTERRUPTED = 2, 3, 4, 130
 
 
 def _measure(args: argparse.Namespace) -> None:
@@ -28,7 +28,7 @@ def _measure(args: argparse.Namespace) -> None:
     if args.masks is None:
         from .inference import load_segmenter
 
-        segmenter = load_segmenter(device=args.device)
+        segmenter = load_segmenter(device=args.device, folder=Path(args.models) if args.models else None)
     if len(args.inputs) == 1:
         _measure_one(args, args.inputs[0], Path(args.out), segmenter)
         return
@@ -94,6 +94,17 @@ def _train(args: argparse.Namespace) -> None:
     train(config)
 
 
+def _package_models(args: argparse.Namespace) -> None:
+    from .models import package_models
+
+    trained = {name: Path(path) for name, path in (("roi", args.roi), ("canal", args.canal)) if path}
+    if not trained:
+        raise ValueError("give --canal and/or --roi: the best.pt of a training run")
+    out = package_models(Path(args.out), trained, base=Path(args.base) if args.base else None,
+                         overwrite=args.overwrite)
+    print(f"wrote {out.resolve()}; measure with it: spinal-stenosis measure INPUT --out DIR --models {out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spinal-stenosis", description="Measure spinal stenosis on axial MR.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -110,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "axial slice as displayed, anterior at the top, the patient's left on the right")
     measure.add_argument("--scene", help="also write a Slicer scene bundle (.mrb); needs slicer-core")
     measure.add_argument("--device", default="cpu", help="torch device for the networks")
+    measure.add_argument("--models", help="models folder to use instead of the shipped networks (see package-models)")
     measure.add_argument("--overwrite", action="store_true", help="replace earlier outputs in --out")
     measure.add_argument("--quiet", action="store_true", help="no progress lines")
     measure.set_defaults(handler=_measure)
@@ -152,10 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--freeze-encoder", action="store_true",
                        help="train the decoder and head only (fine-tuning that keeps the encoder's features)")
     train.set_defaults(handler=_train)
+
+    package = sub.add_parser("package-models", help="a models folder for measure --models: the shipped networks "
+                                                    "with trained ones (a training run's best.pt) in their place")
+    package.add_argument("--canal", help="best.pt of a canal-network training run")
+    package.add_argument("--roi", help="best.pt of an ROI-network training run")
+    package.add_argument("--out", required=True, help="the models folder to write")
+    package.add_argument("--base", help="models folder the others are taken from (default: the shipped one)")
+    package.add_argument("--overwrite", action="store_true")
+    package.set_defaults(handler=_package_models)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .models import ModelError
     from .outputs import OutputError
     from .pipeline import Cancelled
     from .volume_io import InputError
@@ -166,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, OutputError, ValueError, FileNotFoundError) as error:
         print(f"spinal-stenosis: error: {error}", file=sys.stderr)
         return EXIT_INPUT
+    except ModelError as error:
+        print(f"spinal-stenosis: error: {error}", file=sys.stderr)
+        return EXIT_MODELS
     except (KeyboardInterrupt, Cancelled):
         print("spinal-stenosis: interrupted; nothing was written for the input being measured", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -35,7 +35,12 @@ def sha256(path: Path) -> str:
 
 def read_manifest(folder: Path | None = None) -> dict:
     folder = folder or models_folder()
-    return json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    try:
+        return json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"no {MANIFEST} in {folder}: not a models folder") from None
+    except json.JSONDecodeError as error:
+        raise ModelError(f"{folder / MANIFEST} is damaged ({error}); reinstall the extension") from None
 
 
 def verified_path(name: str, folder: Path | None = None) -> tuple[Path, dict]:
@@ -65,3 +70,55 @@ def load_network(name: str, folder: Path | None = None, device: str = "cpu"):
     model = CoUNet(**entry["network"])
     model.load_state_dict({k: v.float() for k, v in state.items()})
     return for_inference(model).to(device), entry
+
+
+def package_models(out_dir: Path, trained: dict[str, Path], base: Path | None = None,
+                   overwrite: bool = False) -> Path:
+    """A models folder (for ``measure --models`` or $SPINAL_STENOSIS_MODELS): the base folder's networks (the
+    shipped ones by default) with those named in trained replaced by a training run's best.pt, saved in fp16 and
+    entered in the manifest with their sha256 and how they were trained. The base release's evaluation figures are
+    left out: they are not the new weights'."""
+    import pickle
+    import shutil
+
+    import torch
+
+    base, out_dir = Path(base or models_folder()), Path(out_dir)
+    manifest = read_manifest(base)
+    unknown = sorted(set(trained) - set(manifest["models"]))
+    if unknown:
+        raise ModelError(f"no network named {', '.join(unknown)} in {base / MANIFEST}")
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise ModelError(f"{out_dir} is not empty; give --overwrite to replace it")
+    checkpoints = {}
+    for name, path in trained.items():
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, pickle.UnpicklingError):
+            checkpoint = None  # not a torch file
+        expected = manifest["models"][name]["network"]["out_channels"]
+        if not isinstance(checkpoint, dict) or checkpoint.get("network", {}).get("out_channels") != expected:
+            raise ModelError(f"{path}: not the best.pt of a {name}-network training run")
+        checkpoints[name] = checkpoint
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, entry in manifest["models"].items():
+        if name not in checkpoints:
+            verified_path(name, base)
+            shutil.copyfile(base / entry["file"], out_dir / entry["file"])
+    if (base / "LICENSE.txt").exists():
+        shutil.copyfile(base / "LICENSE.txt", out_dir / "LICENSE.txt")
+    for name, checkpoint in checkpoints.items():
+        entry = manifest["models"][name]
+        torch.save({k: v.half() if v.is_floating_point() else v for k, v in checkpoint["model"].items()},
+                   out_dir / entry["file"])
+        entry.update({"version": f"{entry['version']}+{Path(trained[name]).resolve().parent.name}",
+                      "sha256": sha256(out_dir / entry["file"]), "network": checkpoint["network"],
+                      "training_command": checkpoint.get("training_command", "unknown"),
+                      "training_data": checkpoint.get("training_data", "unknown"),
+                      "code_revision": checkpoint.get("code_revision", "unknown"),
+                      "trained_steps": checkpoint.get("step"),
+                      "synthetic_validation_dice": checkpoint.get("validation_dice")})
+    manifest["release"] = f"{manifest.get('release', '')}+local"
+    manifest.pop("evaluation", None)
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    return out_dir

@@ -117,6 +117,28 @@ def git_revision() -> str:
         return "unknown"
 
 
+def command_line(config: TrainConfig) -> str:
+    """The ``spinal-stenosis train`` command that runs this configuration (for provenance)."""
+    parts = ["spinal-stenosis train", config.network, "--out", str(config.out_dir), "--steps", str(config.steps),
+             "--batch-size", str(config.batch_size), "--width", str(config.width), "--lr", f"{config.learning_rate:g}",
+             "--seed", str(config.seed), "--threads", str(config.threads)]
+    parts += ["--loss", config.loss] if config.loss != "bce_dice" else []
+    parts += ["--real-data", str(config.real_data)] if config.real_data else []
+    parts += ["--init", str(config.init)] if config.init else []
+    parts += ["--augment"] if config.augment else []
+    parts += ["--freeze-encoder"] if config.freeze_encoder else []
+    return " ".join(parts)
+
+
+def training_data(config: TrainConfig) -> str:
+    """What the network is trained on, in words (for provenance)."""
+    synthetic = "synthetic (SpinalStenosisLib.synth" + (", domain-randomised)" if config.augment else ")")
+    if config.real_data is None:
+        return f"{synthetic} only"
+    return (f"{synthetic} and real labelled data from {config.real_data} "
+            f"(real batches on {config.real_fraction:.0%} of the steps)")
+
+
 def train(config: TrainConfig) -> Path:
     """Run (or resume) training; writes checkpoint.pt, best.pt and log.csv into out_dir."""
     revision = git_revision()  # the code that generates the training data is the code loaded now
@@ -175,7 +197,9 @@ def train(config: TrainConfig) -> Path:
                 if score > best:
                     best = state["best"] = score
                     torch.save({"network": model.config, "model": model.state_dict(), "step": step,
-                                "validation_dice": dice}, out / "best.pt")
+                                "validation_dice": dice, "training_command": command_line(config),
+                                "training_data": training_data(config), "code_revision": revision},
+                               out / "best.pt")
                 torch.save(state, checkpoint_path)
     (out / "training.json").write_text(json.dumps({
         "network": config.network, "steps": config.steps, "engine_version": __version__,

@@ -298,3 +298,50 @@ def test_a_dicom_series_in_angled_blocks_is_measured_block_by_block(phantom_file
     image_file, labels_file = phantom_files
     assert run(capsys, "measure", image_file, "--masks", labels_file, "--out", out, "--overwrite")[0] == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)  # the block folders are replaced too
+
+
+def test_a_trained_network_packaged_into_a_models_folder_is_what_measure_uses(phantom_files, tmp_path, capsys):
+    from SpinalStenosisLib.models import read_manifest, sha256
+    from SpinalStenosisLib.training import TrainConfig, train
+
+    best = train(TrainConfig(network="canal", out_dir=tmp_path / "my_run", steps=1, batch_size=1, width=4,
+                             validate_every=1, threads=1))
+    models = tmp_path / "models"
+    code, err = run(capsys, "package-models", "--canal", best, "--out", models)
+    assert code == 0, err
+    shipped, packaged = read_manifest(), read_manifest(models)
+    canal = packaged["models"]["canal"]
+    assert canal["version"] == shipped["models"]["canal"]["version"] + "+my_run"
+    assert canal["sha256"] == sha256(models / canal["file"]) and canal["network"]["width"] == 4
+    assert canal["training_command"].startswith(f"spinal-stenosis train canal --out {tmp_path / 'my_run'} --steps 1")
+    assert canal["training_data"] == "synthetic (SpinalStenosisLib.synth) only" and canal["trained_steps"] == 1
+    assert packaged["models"]["roi"] == shipped["models"]["roi"] and "evaluation" not in packaged
+    image, _ = phantom_files
+    code, err = run(capsys, "measure", image, "--out", tmp_path / "out", "--models", models, "--quiet")
+    assert code == 0, err
+    document = json.loads((tmp_path / "out" / "measurements.json").read_text(encoding="utf-8"))
+    assert document["models"]["canal"] == {"version": canal["version"], "sha256": canal["sha256"]}
+    assert document["models_release"] == shipped["release"] + "+local"
+    code, err = run(capsys, "package-models", "--canal", best, "--out", models)
+    assert code == 4 and "--overwrite" in err
+    # a canal run's best.pt, bare weights, not a torch file at all
+    for wrong in (best, models / "canal.pt", tmp_path / "out" / "measurements.json"):
+        code, err = run(capsys, "package-models", "--roi", wrong, "--out", tmp_path / "other")
+        assert code == 4 and err == f"spinal-stenosis: error: {wrong}: not the best.pt of a roi-network training run\n"
+
+
+def test_a_damaged_models_folder_is_one_line_and_exit_code_4(phantom_files, tmp_path, capsys):
+    from SpinalStenosisLib.models import models_folder
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for path in models_folder().iterdir():
+        (models / path.name).write_bytes(path.read_bytes())
+    with open(models / "canal.pt", "ab") as handle:
+        handle.write(b"tampered")
+    image, _ = phantom_files
+    code, err = run(capsys, "measure", image, "--out", tmp_path / "out", "--models", models)
+    assert code == 4 and err.strip().splitlines() == [err.strip()] and "damaged or replaced" in err
+    assert not (tmp_path / "out").exists()
+    code, err = run(capsys, "measure", image, "--out", tmp_path / "out", "--models", tmp_path)
+    assert code == 4 and "not a models folder" in err

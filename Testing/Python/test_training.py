@@ -77,6 +77,16 @@ def test_real_nifti_pairs_become_network_pairs(tmp_path):
         assert known == slice(None) and float(targets.max()) == 1.0
 
 
+def test_a_run_with_real_labelled_data_says_so_in_its_best_weights(tmp_path):
+    write_dataset(tmp_path / "labelled", count=2, seed=3, region="lumbar", gallery_real=None)
+    best = train(TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=4,
+                             validate_every=1, threads=1, real_data=tmp_path / "labelled"))
+    provenance = torch.load(best, weights_only=True)
+    assert f"--real-data {tmp_path / 'labelled'}" in provenance["training_command"]
+    assert provenance["training_data"] == (f"synthetic (SpinalStenosisLib.synth) and real labelled data from "
+                                           f"{tmp_path / 'labelled'} (real batches on 25% of the steps)")
+
+
 def test_lumbar_spine_mri_pngs_train_the_canal_channel_only(tmp_path):
     labels = np.zeros((320, 320), np.uint8)
     labels[150:170, 140:180] = PNG_THECAL_SAC
