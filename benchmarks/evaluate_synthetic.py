@@ -1,6 +1,7 @@
 """Synthetic held-out evaluation of the shipped networks (fixed seed, never trained on).
 
     .venv/bin/python benchmarks/evaluate_synthetic.py [--count 300] [--stacks 40] [--json out.json]
+                                                      [--compare MODELS_FOLDER]
 
 Each case is a native-resolution synthetic slice; truth comes from 0.08 mm label maps. Prints, for all contrasts and
 for the T2 family the product is meant for (T2, T2*, fat-suppressed T2): Dice per class (native grid), the canal AP /
@@ -14,6 +15,11 @@ the same way: what that crop's resolution allows, so the rest of the error is th
 With --stacks N it also measures N synthetic multi-level T2 stacks (pedicle, disc and mid-body slices of L3-S1, as in
 the demo) end to end, with the stack step and slice by slice, and prints the canal AP error of each and on how many
 slices the stack step changes the canal.
+
+With --compare it also runs the networks of another models folder (e.g. a fine-tune, see `spinal-stenosis
+package-models`) on the same slices and prints, for each outcome, both models' shares, on how many slices (or
+foramina) the candidate is better and worse, and the exact McNemar p-value of that split: whether a difference is
+more than the luck of which slices were drawn.
 """
 from __future__ import annotations
 
@@ -44,6 +50,11 @@ ERROR_KEYS = ("canal_ap_mm", "canal_transverse_mm", "foramen_width_mm")
 FORAMEN_KEYS = ("left_foramen_width_mm", "right_foramen_width_mm")
 FAT_TO_CSF_BANDS = (0.0, 0.5, 0.7, 0.85, math.inf)
 # issue 5's synthetic targets: (what, how to read it from a group's summary, the least it must be)
+PAIRED_OUTCOMES = (("canal AP within 1 mm", lambda r: [e <= 1 for e in r["errors"]["canal_ap_mm"]]),
+                   ("canal AP within 2 mm", lambda r: [e <= 2 for e in r["errors"]["canal_ap_mm"]]),
+                   ("foramen width within 2 mm", lambda r: [e <= 2 for e in r["errors"]["foramen_width_mm"]]),
+                   ("absent foramen reported absent", lambda r: r["absent"]))
+DICE_CHANGE = 0.01  # a slice's canal Dice counts as better or worse when it moves by more than this
 TARGETS = (("canal Dice", lambda s: s["dice"]["canal"], 0.95),
            ("canal AP within 1 mm", lambda s: s["within_mm"]["canal_ap_mm"]["1"], 0.95),
            ("foramen width within 2 mm", lambda s: s["within_mm"]["foramen_width_mm"]["2"], 0.90))
@@ -138,17 +149,66 @@ def canal_ap_within(errors: list[float]) -> dict:
     return {"n": len(errors), "within_1mm": shares["1"], "within_2mm": shares["2"]}
 
 
-def evaluate(segmenter, count: int) -> dict:
-    records = [evaluate_case(segmenter, n) for n in range(count)]
-    groups = {"all": records, "T2 family": [r for r in records if r["contrast"] in T2_FAMILY]}
+def held_out_records(segmenter, count: int) -> list[dict]:
+    """One record per held-out slice (see evaluate_case)."""
+    return [evaluate_case(segmenter, n) for n in range(count)]
+
+
+def in_group(records: list[dict], group: str) -> list[dict]:
+    return records if group == "all" else [r for r in records if r["contrast"] in T2_FAMILY]
+
+
+def evaluate(records: list[dict]) -> dict:
+    groups = {name: in_group(records, name) for name in GROUPS}
     canal_ap = {key: canal_ap_within([e for r in records if key in (r["contrast"], r["region"])
                                       for e in r["errors"]["canal_ap_mm"]])
                 for key in sorted({r["contrast"] for r in records}) + ["lumbar", "cervical"]}
     by_fat = {f"{low}-{high}": canal_ap_within([e for r in groups["T2 family"] if low <= r["fat_to_csf"] < high
                                                  for e in r["errors"]["canal_ap_mm"]])
               for low, high in zip(FAT_TO_CSF_BANDS, FAT_TO_CSF_BANDS[1:])}
-    return {"cases": count, "seed": HELD_OUT_SEED, **{name: summarise(group) for name, group in groups.items()},
+    return {"cases": len(records), "seed": HELD_OUT_SEED, **{name: summarise(group) for name, group in groups.items()},
             "canal_ap_by_contrast_and_region": canal_ap, "t2_family_canal_ap_by_fat_to_csf": by_fat}
+
+
+def exact_mcnemar_p(better: int, worse: int) -> float:
+    """Two-sided exact McNemar p-value (a sign test on the pairs whose outcome changed): how likely a split at least
+    this uneven is if the two models were equally good."""
+    changed = better + worse
+    tail = sum(math.comb(changed, k) for k in range(min(better, worse) + 1)) / 2 ** changed
+    return min(1.0, 2 * tail)
+
+
+def paired_comparison(records: list[dict], candidate_records: list[dict]) -> dict:
+    """Each model's share of PAIRED_OUTCOMES on the same slices, on how many the candidate is better and worse
+    (canal Dice: higher or lower by more than DICE_CHANGE), and the exact McNemar p-value of that split."""
+    comparison = {}
+    for group in GROUPS:
+        pairs = list(zip(in_group(records, group), in_group(candidate_records, group)))
+        for name, outcomes in PAIRED_OUTCOMES:
+            shipped = [o for r, _ in pairs for o in outcomes(r)]
+            candidate = [o for _, r in pairs for o in outcomes(r)]
+            better = sum(c > s for s, c in zip(shipped, candidate))
+            worse = sum(c < s for s, c in zip(shipped, candidate))
+            comparison[f"{name}, {group}"] = {"shipped": float(np.mean(shipped)),
+                                              "candidate": float(np.mean(candidate)),
+                                              "better": better, "worse": worse, "p": exact_mcnemar_p(better, worse)}
+        dice_pairs = [(r["dice"]["canal"], c["dice"]["canal"]) for r, c in pairs
+                      if not math.isnan(r["dice"]["canal"]) and not math.isnan(c["dice"]["canal"])]
+        better = sum(c > s + DICE_CHANGE for s, c in dice_pairs)
+        worse = sum(c < s - DICE_CHANGE for s, c in dice_pairs)
+        comparison[f"canal Dice, {group}"] = {"shipped": float(np.mean([s for s, _ in dice_pairs])),
+                                              "candidate": float(np.mean([c for _, c in dice_pairs])),
+                                              "better": better, "worse": worse, "p": exact_mcnemar_p(better, worse)}
+    return comparison
+
+
+def print_comparison(comparison: dict, shipped: str, candidate: str) -> None:
+    print(f"\n== Paired comparison on the same slices: {shipped} against the candidate {candidate}")
+    print(f"{'outcome, slices':<48}{'shipped':>9}{'candidate':>11}{'better':>8}{'worse':>7}{'exact p':>9}")
+    for name, c in comparison.items():
+        value = (lambda v: f"{v:.3f}") if name.startswith("canal Dice") else (lambda v: f"{v:.1%}")
+        print(f"{name:<48}{value(c['shipped']):>9}{value(c['candidate']):>11}{c['better']:>8}{c['worse']:>7}"
+              f"{c['p']:>9.3f}")
 
 
 def evaluate_stacks(segmenter, count: int) -> dict:
@@ -211,15 +271,31 @@ def _canal_ap_line(groups: dict) -> str:
                      for name, v in groups.items())
 
 
+def models_name(segmenter) -> str:
+    versions = segmenter.provenance["models"]
+    return (f"{segmenter.provenance['models_release']} (roi {versions['roi']['version']}, "
+            f"canal {versions['canal']['version']})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--stacks", type=int, default=0, help="also measure this many multi-level stacks")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--compare", type=Path, metavar="MODELS_FOLDER",
+                        help="also run the networks of this models folder (see package-models) on the same slices "
+                             "and compare them slice by slice with the shipped ones")
     args = parser.parse_args()
     segmenter = load_segmenter(threads=2)
-    summary = evaluate(segmenter, args.count)
+    records = held_out_records(segmenter, args.count)
+    summary = evaluate(records)
     print_table(summary)
+    if args.compare:
+        candidate = load_segmenter(threads=2, folder=args.compare)
+        candidate_records = held_out_records(candidate, args.count)
+        summary["compare"] = {"models": str(args.compare), "candidate": evaluate(candidate_records),
+                              "paired": paired_comparison(records, candidate_records)}
+        print_comparison(summary["compare"]["paired"], models_name(segmenter), models_name(candidate))
     if args.stacks:
         summary["multi_level_stacks"] = evaluate_stacks(segmenter, args.stacks)
         print_stacks(summary["multi_level_stacks"])
