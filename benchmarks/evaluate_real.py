@@ -1,7 +1,7 @@
 """Real-image validation of the shipped networks on ../shared/eval/real (validation only: never trained on).
 
     .venv/bin/python benchmarks/evaluate_real.py [--real ../shared/eval/real] [--overlays /tmp/real-overlays]
-                                                 [--only t2s] [--no-stack-step]
+                                                 [--only t2s] [--no-stack-step] [--compare MODELS_FOLDER]
 
 Cervical sets with manual cord masks: the canal must contain the cord (>= 95 % of cord pixels inside) and the
 canal/cord area ratio should lie in [1.5, 5]. Lumbar sets (no labels): a canal found, one plausible canal per slice
@@ -9,6 +9,10 @@ canal/cord area ratio should lie in [1.5, 5]. Lumbar sets (no labels): a canal f
 lumbar_checks); blank slices (one value throughout, e.g. the padding slice of the CHAOS spine crops) show no anatomy
 and are counted apart. Every slice with both foramina: the left one must lie on the patient's left (RAS x smaller
 than the canal's). Writes one overlay PNG per volume to --overlays (outside the repository).
+
+With --compare it also runs the networks of another models folder (see `spinal-stenosis package-models`) on the same
+volumes and prints, per outcome, both models' shares, on how many slices the candidate is better and worse, the exact
+McNemar p-value of that split, and in how many volumes it is better and worse.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
+from evaluate_synthetic import exact_mcnemar_p, models_name  # noqa: E402
 from SpinalStenosisLib.grading import grade  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
@@ -37,6 +42,8 @@ LUMBAR_FOLDERS = ("lumbar_unlabelled/sct_tutorial_t2_lumbar", "lumbar_unlabelled
                   "lumbar_unlabelled/chaos_and_myosegmentum", "lumbar_unlabelled/totalsegmentator_example_mr")
 LABEL_FILE_MARKERS = ("seg", "label")
 IN_LINE_MM = 10.0
+CERVICAL_OUTCOMES = ("canal contains the cord", "canal/cord area ratio in 1.5-5", "cord slice not graded stenosis")
+LUMBAR_OUTCOMES = ("canal found", "one plausible canal", "one plausible canal, in line")
 
 
 class SliceBySlice:
@@ -66,19 +73,21 @@ def sides_correct(run) -> tuple[int, int]:
 
 def cervical_checks(run, cord_source: np.ndarray) -> dict:
     cord = run.volume.from_source_grid((cord_source > 0.5).astype(np.uint8))
-    contained = ratio_ok = n = ap_graded_stenosis = 0
+    per_slice = {name: [] for name in CERVICAL_OUTCOMES}
     for s in range(cord.shape[0]):
         cord_pixels = cord[s] > 0
         if cord_pixels.sum() < 5:
             continue
-        n += 1
-        ap_graded_stenosis += grade(run.measurements[s].values, "cervical")["canal_ap_grade"].endswith("stenosis")
         canal = run.stack_labels[s] == 1
-        contained += (canal & cord_pixels).sum() >= 0.95 * cord_pixels.sum()
         ratio = canal.sum() / cord_pixels.sum()
-        ratio_ok += 1.5 <= ratio <= 5.0
-    return {"slices_with_cord": n, "canal_contains_cord": contained, "area_ratio_in_1.5_5": ratio_ok,
-            "canal_ap_graded_stenosis": ap_graded_stenosis}
+        per_slice["canal contains the cord"].append(bool((canal & cord_pixels).sum() >= 0.95 * cord_pixels.sum()))
+        per_slice["canal/cord area ratio in 1.5-5"].append(bool(1.5 <= ratio <= 5.0))
+        per_slice["cord slice not graded stenosis"].append(
+            not grade(run.measurements[s].values, "cervical")["canal_ap_grade"].endswith("stenosis"))
+    outcomes = [per_slice[name] for name in CERVICAL_OUTCOMES]
+    return {"slices_with_cord": len(outcomes[0]), "canal_contains_cord": sum(outcomes[0]),
+            "area_ratio_in_1.5_5": sum(outcomes[1]), "canal_ap_graded_stenosis": len(outcomes[2]) - sum(outcomes[2]),
+            "per_slice": per_slice}
 
 
 def lumbar_checks(run) -> dict:
@@ -101,10 +110,12 @@ def lumbar_checks(run) -> dict:
     centre_x, plausible = np.array(centre_x), np.array(plausible)
     found = ~np.isnan(centre_x)
     in_line = found & (np.abs(centre_x - (np.median(centre_x[found]) if found.any() else 0.0)) <= IN_LINE_MM)
+    per_slice = dict(zip(LUMBAR_OUTCOMES, ([bool(v) for v in outcome]
+                                           for outcome in (found, plausible, plausible & in_line))))
     return {"slices": len(plausible), "blank_slices": blank, "canal_on_blank_slice": canal_on_blank,
             "canal_found": int(found.sum()),
             "single_plausible_canal": int(plausible.sum()), "canal_found_in_line": int(in_line.sum()),
-            "single_plausible_canal_in_line": int((plausible & in_line).sum())}
+            "single_plausible_canal_in_line": int((plausible & in_line).sum()), "per_slice": per_slice}
 
 
 def print_table(title: str, results: dict, keys: tuple[str, str, str], headers: tuple[str, str, str]) -> None:
@@ -119,48 +130,39 @@ def print_table(title: str, results: dict, keys: tuple[str, str, str], headers: 
               f"{values[2] / max(values[0], 1):>14.1%}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "eval" / "real")
-    parser.add_argument("--overlays", type=Path, default=Path("/tmp/spinal-stenosis-real-overlays"))
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--only", default="", help="evaluate only volumes whose path contains this text")
-    parser.add_argument("--no-stack-step", action="store_true",
-                        help="segment every slice on its own (ablation of the stack step, centreline.py)")
-    args = parser.parse_args()
-    if not args.real.is_dir():
-        sys.exit(f"no real validation folder at {args.real}")
-    args.overlays.mkdir(parents=True, exist_ok=True)
-    segmenter = load_segmenter(threads=2)
-    if args.no_stack_step:
-        segmenter = SliceBySlice(segmenter)
-    results = {"cervical": {}, "lumbar": {}}
-    sides = [0, 0]
+def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> dict:
+    """Every real volume measured by segmenter (overlay PNGs written to overlays): the checks per volume and the
+    foramen sides."""
+    import SimpleITK as sitk
+
+    overlays.mkdir(parents=True, exist_ok=True)
+    results = {"cervical": {}, "lumbar": {}, "foramen_sides": {"slices": 0, "correct": 0}}
 
     def run_volume(path: Path, region: str):
         run = measure_with_segmenter(open_axial(path), segmenter)
-        write_report(args.overlays / f"{path.parent.name}_{path.name.split('.')[0]}.png", run.measurements,
+        write_report(overlays / f"{path.parent.name}_{path.name.split('.')[0]}.png", run.measurements,
                      run.volume.read_slice, lambda s: run.stack_labels[s], run.volume.layout.slice_grid, region,
                      f"{path.name} (real, validation only)")
         both, correct = sides_correct(run)
-        sides[0] += both
-        sides[1] += correct
+        results["foramen_sides"]["slices"] += both
+        results["foramen_sides"]["correct"] += correct
         return run
 
-    import SimpleITK as sitk
-
     for folder, image, cord in CERVICAL:
-        if args.only not in f"{folder}/{image}":
+        if only not in f"{folder}/{image}":
             continue
-        run = run_volume(args.real / folder / image, "cervical")
-        cord_array = sitk.GetArrayFromImage(sitk.ReadImage(str(args.real / folder / cord)))
+        run = run_volume(real / folder / image, "cervical")
+        cord_array = sitk.GetArrayFromImage(sitk.ReadImage(str(real / folder / cord)))
         results["cervical"][f"{folder}/{image}"] = cervical_checks(run, cord_array)
     for folder in LUMBAR_FOLDERS:
-        for path in sorted((args.real / folder).glob("*.nii.gz")):
-            if any(marker in path.name for marker in LABEL_FILE_MARKERS) or args.only not in str(path):
+        for path in sorted((real / folder).glob("*.nii.gz")):
+            if any(marker in path.name for marker in LABEL_FILE_MARKERS) or only not in str(path):
                 continue
             results["lumbar"][f"{folder}/{path.name}"] = lumbar_checks(run_volume(path, "lumbar"))
+    return results
 
+
+def print_results(results: dict) -> None:
     print_table("cervical volume", results["cervical"], ("slices_with_cord", "canal_contains_cord",
                                                         "area_ratio_in_1.5_5"), ("cord slices", "canal ⊇ cord",
                                                                                  "ratio 1.5-5"))
@@ -176,11 +178,73 @@ def main() -> None:
     blank = sum(r["blank_slices"] for r in results["lumbar"].values())
     print(f"\nlumbar blank slices left out: {blank}; canal reported on "
           f"{sum(r['canal_on_blank_slice'] for r in results['lumbar'].values())} of them")
-    print(f"slices with canal and both foramina: {sides[0]}; left foramen on the patient's left: "
-          f"{sides[1] / max(sides[0], 1):.1%}")
+    sides = results["foramen_sides"]
+    print(f"slices with canal and both foramina: {sides['slices']}; left foramen on the patient's left: "
+          f"{sides['correct'] / max(sides['slices'], 1):.1%}")
+
+
+def paired_comparison(results: dict, candidate: dict) -> dict:
+    """Per outcome, over all slices it is counted on: each model's share, on how many slices the candidate is better
+    and worse, the exact McNemar p-value of that split (slices of one volume are not independent, so it is a lower
+    bound), and in how many volumes the candidate's share is higher and lower."""
+    comparison = {}
+    for region, outcomes in (("cervical", CERVICAL_OUTCOMES), ("lumbar", LUMBAR_OUTCOMES)):
+        for name in outcomes:
+            volumes = [(results[region][v]["per_slice"][name], candidate[region][v]["per_slice"][name])
+                       for v in results[region]]
+            pairs = [(a, b) for shipped, tried in volumes for a, b in zip(shipped, tried)]
+            if not pairs:
+                continue
+            better, worse = sum(b > a for a, b in pairs), sum(b < a for a, b in pairs)
+            comparison[f"{region}: {name}"] = {
+                "shipped": float(np.mean([a for a, _ in pairs])), "candidate": float(np.mean([b for _, b in pairs])),
+                "better": better, "worse": worse, "p": exact_mcnemar_p(better, worse),
+                "volumes_better": sum(sum(b) > sum(a) for a, b in volumes),
+                "volumes_worse": sum(sum(b) < sum(a) for a, b in volumes)}
+    return comparison
+
+
+def print_comparison(comparison: dict, shipped: str, candidate: str, candidate_sides: dict) -> None:
+    print(f"\n== Paired comparison on the same slices: {shipped} against the candidate {candidate}")
+    print(f"{'outcome':<48}{'shipped':>9}{'candidate':>11}{'better':>8}{'worse':>7}{'exact p':>9}"
+          f"{'volumes better / worse':>24}")
+    for name, c in comparison.items():
+        print(f"{name:<48}{c['shipped']:>9.1%}{c['candidate']:>11.1%}{c['better']:>8}{c['worse']:>7}{c['p']:>9.3f}"
+              f"{c['volumes_better']:>16} / {c['volumes_worse']}")
+    print(f"candidate: slices with canal and both foramina {candidate_sides['slices']}, left foramen on the "
+          f"patient's left {candidate_sides['correct'] / max(candidate_sides['slices'], 1):.1%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "eval" / "real")
+    parser.add_argument("--overlays", type=Path, default=Path("/tmp/spinal-stenosis-real-overlays"))
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", default="", help="evaluate only volumes whose path contains this text")
+    parser.add_argument("--no-stack-step", action="store_true",
+                        help="segment every slice on its own (ablation of the stack step, centreline.py)")
+    parser.add_argument("--compare", type=Path, metavar="MODELS_FOLDER",
+                        help="also run the networks of this models folder (see package-models) on the same volumes "
+                             "(overlays in --overlays/candidate) and compare them slice by slice with the shipped "
+                             "ones")
+    args = parser.parse_args()
+    if not args.real.is_dir():
+        sys.exit(f"no real validation folder at {args.real}")
+    segmenters = {"shipped": load_segmenter(threads=2)}
+    if args.compare:
+        segmenters["candidate"] = load_segmenter(threads=2, folder=args.compare)
+    if args.no_stack_step:
+        segmenters = {name: SliceBySlice(segmenter) for name, segmenter in segmenters.items()}
+    results = evaluate_volumes(segmenters["shipped"], args.real, args.overlays, args.only)
+    print_results(results)
     print(f"overlays: {args.overlays}")
+    if args.compare:
+        candidate = evaluate_volumes(segmenters["candidate"], args.real, args.overlays / "candidate", args.only)
+        results["compare"] = {"models": str(args.compare), "candidate": candidate,
+                              "paired": paired_comparison(results, candidate)}
+        print_comparison(results["compare"]["paired"], models_name(segmenters["shipped"]),
+                         models_name(segmenters["candidate"]), candidate["foramen_sides"])
     if args.json:
-        results["foramen_sides"] = {"slices": sides[0], "correct": sides[1]}
         args.json.write_text(json.dumps(results, indent=1, default=lambda v: int(v) if not math.isnan(v) else None),
                              encoding="utf-8")
 
