@@ -91,6 +91,8 @@ def _train(args: argparse.Namespace) -> None:
                          real_data=Path(args.real_data) if args.real_data else None, threads=args.threads,
                          loss=args.loss, init=Path(args.init) if args.init else None, augment=args.augment,
                          freeze_encoder=args.freeze_encoder)
+    if args.batchnorm_batches is not None:
+        config.batchnorm_batches = args.batchnorm_batches
     train(config)
 
 
@@ -163,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="domain randomisation of the synthetic images: intensity curve, resolution, noise")
     train.add_argument("--freeze-encoder", action="store_true",
                        help="train the decoder and head only (fine-tuning that keeps the encoder's features)")
+    train.add_argument("--batchnorm-batches", type=int,
+                       help="at the end, average best.pt's BatchNorm statistics over this many fresh batches "
+                            "(default 250; 0: leave them as training left them)")
     train.set_defaults(handler=_train)
 
     package = sub.add_parser("package-models", help="a models folder for measure --models: the shipped networks "

@@ -22,6 +22,7 @@ LOSSES = {"bce_dice": dice_bce_loss, "paper": paper_loss}
 CERVICAL_FRACTION = 0.3
 VALIDATION_SEED = 2_000_000  # synthetic validation cases; training seeds never reach it
 VALIDATION_SIZE = 48
+RECALIBRATION_SEED = 3_000_000  # the batches BatchNorm statistics are averaged over; training seeds never reach it
 
 
 @dataclass
@@ -42,6 +43,7 @@ class TrainConfig:
     init: Path | None = None  # start from these weights (a best.pt or a shipped .pt; widened if narrower)
     augment: bool = False  # domain randomisation of the synthetic training images (synth.augment)
     freeze_encoder: bool = False  # train the decoder and head only; the encoder (weights, BatchNorm statistics) stays
+    batchnorm_batches: int = 250  # best.pt's BatchNorm statistics averaged over this many batches at the end; 0: not
 
 
 def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int,
@@ -66,6 +68,28 @@ def synthetic_pair(network: str, rng: np.random.Generator,
 
 def validation_set(network: str) -> tuple[torch.Tensor, torch.Tensor]:
     return synthetic_batch(network, np.random.default_rng(VALIDATION_SEED), VALIDATION_SIZE)
+
+
+def recalibrate_batchnorm(model: CoUNet, config: TrainConfig, real: RealPairs | None) -> None:
+    """Each trained BatchNorm layer's running statistics replaced by their plain average over
+    config.batchnorm_batches fresh batches drawn as in training (dropout on), the weights unchanged. Training leaves
+    an exponential average dominated by its last ten or so batches: noise that moved a network's real-image figures
+    by up to a point (README, Evaluation)."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) and m.weight.requires_grad]
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average
+    model.train()
+    if config.freeze_encoder:
+        model.encoders.eval()
+    rng = np.random.default_rng(RECALIBRATION_SEED)
+    with torch.no_grad():
+        for _ in range(config.batchnorm_batches):
+            model(training_batch(config, real, rng)[0])
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    model.eval()
 
 
 def dice_per_channel(probabilities: torch.Tensor, target: torch.Tensor) -> list[float]:
@@ -117,6 +141,20 @@ def git_revision() -> str:
         return "unknown"
 
 
+def recalibrate_best(path: Path, config: TrainConfig, real: RealPairs | None, validation_inputs: torch.Tensor,
+                     validation_targets: torch.Tensor) -> None:
+    """best.pt with its BatchNorm statistics recalibrated (see recalibrate_batchnorm) and its validation Dice
+    measured again."""
+    best = torch.load(path, weights_only=False)
+    model = CoUNet(**best["network"])
+    model.load_state_dict(best["model"])
+    model.encoders.requires_grad_(not config.freeze_encoder)
+    recalibrate_batchnorm(model, config, real)
+    _, dice = validate(model, validation_inputs, validation_targets)
+    torch.save({**best, "model": model.state_dict(), "validation_dice": dice,
+                "batchnorm": f"statistics averaged over {config.batchnorm_batches} batches"}, path)
+
+
 def command_line(config: TrainConfig) -> str:
     """The ``spinal-stenosis train`` command that runs this configuration (for provenance)."""
     parts = ["spinal-stenosis train", config.network, "--out", str(config.out_dir), "--steps", str(config.steps),
@@ -127,6 +165,8 @@ def command_line(config: TrainConfig) -> str:
     parts += ["--init", str(config.init)] if config.init else []
     parts += ["--augment"] if config.augment else []
     parts += ["--freeze-encoder"] if config.freeze_encoder else []
+    if config.batchnorm_batches != TrainConfig.batchnorm_batches:
+        parts += ["--batchnorm-batches", str(config.batchnorm_batches)]
     return " ".join(parts)
 
 
@@ -201,6 +241,8 @@ def train(config: TrainConfig) -> Path:
                                 "training_data": training_data(config), "code_revision": revision},
                                out / "best.pt")
                 torch.save(state, checkpoint_path)
+    if config.batchnorm_batches and (out / "best.pt").exists():
+        recalibrate_best(out / "best.pt", config, real, validation_inputs, validation_targets)
     (out / "training.json").write_text(json.dumps({
         "network": config.network, "steps": config.steps, "engine_version": __version__,
         "code_revision": revision, "best_mean_validation_dice": best}, indent=1), encoding="utf-8")

@@ -305,7 +305,7 @@ def test_a_trained_network_packaged_into_a_models_folder_is_what_measure_uses(ph
     from SpinalStenosisLib.training import TrainConfig, train
 
     best = train(TrainConfig(network="canal", out_dir=tmp_path / "my_run", steps=1, batch_size=1, width=4,
-                             validate_every=1, threads=1))
+                             validate_every=1, threads=1, batchnorm_batches=1))
     models = tmp_path / "models"
     code, err = run(capsys, "package-models", "--canal", best, "--out", models)
     assert code == 0, err

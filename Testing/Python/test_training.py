@@ -1,5 +1,6 @@
 """Training: checkpoints, resume, log; real labelled data (NIfTI pairs, Lumbar Spine MRI PNGs) for fine-tuning."""
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,15 +8,15 @@ import SimpleITK as sitk
 import torch
 from conftest import trained_like
 
-from SpinalStenosisLib.network import CoUNet, widened
+from SpinalStenosisLib.network import CoUNet, coordinate_channels, widened
 from SpinalStenosisLib.real_data import PNG_THECAL_SAC, RealPairs
 from SpinalStenosisLib.synth.dataset import write_dataset
-from SpinalStenosisLib.training import TrainConfig, train
+from SpinalStenosisLib.training import RECALIBRATION_SEED, TrainConfig, recalibrate_batchnorm, train, training_batch
 
 
 def test_training_writes_checkpoints_and_resumes(tmp_path):
     config = TrainConfig(network="canal", out_dir=tmp_path / "run", steps=2, batch_size=2, width=4,
-                         validate_every=1, threads=1)
+                         validate_every=1, threads=1, batchnorm_batches=1)
     train(config)
     log = list(csv.DictReader(open(tmp_path / "run" / "log.csv", encoding="utf-8")))
     assert [row["step"] for row in log] == ["1", "2"] and len(log[0]["validation_dice"].split()) == 3
@@ -30,11 +31,11 @@ def test_training_writes_checkpoints_and_resumes(tmp_path):
 
 def test_training_can_start_from_given_weights(tmp_path):
     first = TrainConfig(network="roi", out_dir=tmp_path / "a", steps=1, batch_size=1, width=4, validate_every=1,
-                        threads=1)
+                        threads=1, batchnorm_batches=1)
     train(first)
     weights = torch.load(tmp_path / "a" / "best.pt", weights_only=False)["model"]
     second = TrainConfig(network="roi", out_dir=tmp_path / "b", steps=1, batch_size=1, width=4, validate_every=1,
-                         threads=1, learning_rate=0.0, init=tmp_path / "a" / "best.pt")
+                         threads=1, batchnorm_batches=1, learning_rate=0.0, init=tmp_path / "a" / "best.pt")
     train(second)
     resumed = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
     conv = "encoders.0.conv1.weight"
@@ -45,13 +46,34 @@ def test_a_frozen_encoder_keeps_its_weights_and_statistics_while_the_decoder_lea
     start = trained_like(CoUNet(3, width=4))
     torch.save(start.state_dict(), tmp_path / "start.pt")
     train(TrainConfig(network="canal", out_dir=tmp_path / "run", steps=2, batch_size=2, width=4, validate_every=2,
-                      threads=1, learning_rate=1e-2, init=tmp_path / "start.pt", freeze_encoder=True))
+                      threads=1, batchnorm_batches=1, learning_rate=1e-2, init=tmp_path / "start.pt",
+                      freeze_encoder=True))
     tuned = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"]
     before = start.state_dict()
     for name in ("encoders.0.conv1.weight", "encoders.3.norm2.running_mean", "encoders.2.norm1.bias"):
         assert torch.equal(tuned[name], before[name])
     for name in ("decoders.2.conv1.weight", "decoders.0.norm1.running_mean", "head.weight"):
         assert not torch.equal(tuned[name], before[name])
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["model"]  # statistics recalibrated at the end
+    assert torch.equal(best["encoders.3.norm2.running_mean"], before["encoders.3.norm2.running_mean"])
+    assert not torch.equal(best["decoders.0.norm1.running_mean"], tuned["decoders.0.norm1.running_mean"])
+
+
+def test_batchnorm_statistics_are_recalibrated_to_the_plain_average_over_fresh_batches():
+    config = TrainConfig(network="canal", out_dir=Path("unused"), batch_size=2, width=4, batchnorm_batches=3)
+    model = trained_like(CoUNet(3, width=4))
+    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "batches" not in k}
+    recalibrate_batchnorm(model, config, None)
+    rng = np.random.default_rng(RECALIBRATION_SEED)
+    first = model.encoders[0]
+    with torch.no_grad():
+        batch_means = []
+        for _ in range(3):
+            inputs = training_batch(config, None, rng)[0]
+            batch_means.append(first.conv1(torch.cat([inputs, coordinate_channels(inputs)], 1)).mean((0, 2, 3)))
+    assert torch.allclose(first.norm1.running_mean, torch.stack(batch_means).mean(0), atol=1e-5)
+    assert first.norm1.momentum == 0.1 and not model.training
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())  # only the statistics changed
 
 
 def test_a_narrower_network_grows_to_the_training_width_computing_the_same_function(tmp_path):
@@ -63,7 +85,7 @@ def test_a_narrower_network_grows_to_the_training_width_computing_the_same_funct
         assert torch.allclose(wide.eval()(inputs), narrow(inputs), atol=1e-5)
     torch.save(narrow.state_dict(), tmp_path / "narrow.pt")
     train(TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=6, validate_every=1,
-                      threads=1, learning_rate=0.0, init=tmp_path / "narrow.pt"))
+                      threads=1, batchnorm_batches=1, learning_rate=0.0, init=tmp_path / "narrow.pt"))
     grown = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"]
     assert grown["encoders.1.conv2.weight"].shape == (12, 12, 3, 3)
     assert torch.equal(grown["encoders.1.conv2.weight"][:8, :8], narrow.state_dict()["encoders.1.conv2.weight"])
@@ -80,7 +102,7 @@ def test_real_nifti_pairs_become_network_pairs(tmp_path):
 def test_a_run_with_real_labelled_data_says_so_in_its_best_weights(tmp_path):
     write_dataset(tmp_path / "labelled", count=2, seed=3, region="lumbar", gallery_real=None)
     best = train(TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=4,
-                             validate_every=1, threads=1, real_data=tmp_path / "labelled"))
+                             validate_every=1, threads=1, batchnorm_batches=1, real_data=tmp_path / "labelled"))
     provenance = torch.load(best, weights_only=True)
     assert f"--real-data {tmp_path / 'labelled'}" in provenance["training_command"]
     assert provenance["training_data"] == (f"synthetic (SpinalStenosisLib.synth) and real labelled data from "
