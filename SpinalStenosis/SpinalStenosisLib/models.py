@@ -119,6 +119,8 @@ def package_models(out_dir: Path, trained: dict[str, Path], base: Path | None = 
                       "trained_steps": checkpoint.get("step"),
                       "synthetic_validation_dice": checkpoint.get("validation_dice")})
     manifest["release"] = f"{manifest.get('release', '')}+local"
+    manifest["licence"] = (f"{manifest.get('licence', '')}; the networks whose version has a '+' were trained "
+                           "locally, on the data their training_data names")
     manifest.pop("evaluation", None)
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     return out_dir

@@ -316,6 +316,7 @@ def test_a_trained_network_packaged_into_a_models_folder_is_what_measure_uses(ph
     assert canal["training_command"].startswith(f"spinal-stenosis train canal --out {tmp_path / 'my_run'} --steps 1")
     assert canal["training_data"] == "synthetic (SpinalStenosisLib.synth) only" and canal["trained_steps"] == 1
     assert packaged["models"]["roi"] == shipped["models"]["roi"] and "evaluation" not in packaged
+    assert packaged["licence"].startswith(shipped["licence"]) and "trained locally" in packaged["licence"]
     image, _ = phantom_files
     code, err = run(capsys, "measure", image, "--out", tmp_path / "out", "--models", models, "--quiet")
     assert code == 0, err
