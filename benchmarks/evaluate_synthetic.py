@@ -49,12 +49,12 @@ GROUPS = ("all", "T2 family")  # the slices each summary table is over: every co
 ERROR_KEYS = ("canal_ap_mm", "canal_transverse_mm", "foramen_width_mm")
 FORAMEN_KEYS = ("left_foramen_width_mm", "right_foramen_width_mm")
 FAT_TO_CSF_BANDS = (0.0, 0.5, 0.7, 0.85, math.inf)
-# issue 5's synthetic targets: (what, how to read it from a group's summary, the least it must be)
 PAIRED_OUTCOMES = (("canal AP within 1 mm", lambda r: [e <= 1 for e in r["errors"]["canal_ap_mm"]]),
                    ("canal AP within 2 mm", lambda r: [e <= 2 for e in r["errors"]["canal_ap_mm"]]),
                    ("foramen width within 2 mm", lambda r: [e <= 2 for e in r["errors"]["foramen_width_mm"]]),
                    ("absent foramen reported absent", lambda r: r["absent"]))
 DICE_CHANGE = 0.01  # a slice's canal Dice counts as better or worse when it moves by more than this
+# issue 5's synthetic targets: (what, how to read it from a group's summary, the least it must be)
 TARGETS = (("canal Dice", lambda s: s["dice"]["canal"], 0.95),
            ("canal AP within 1 mm", lambda s: s["within_mm"]["canal_ap_mm"]["1"], 0.95),
            ("foramen width within 2 mm", lambda s: s["within_mm"]["foramen_width_mm"]["2"], 0.90))
