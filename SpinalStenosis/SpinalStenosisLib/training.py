@@ -73,8 +73,8 @@ def validation_set(network: str) -> tuple[torch.Tensor, torch.Tensor]:
 def recalibrate_batchnorm(model: CoUNet, config: TrainConfig, real: RealPairs | None) -> None:
     """Each trained BatchNorm layer's running statistics replaced by their plain average over
     config.batchnorm_batches fresh batches drawn as in training (dropout on), the weights unchanged. Training leaves
-    an exponential average dominated by its last ten or so batches: noise that moved a network's real-image figures
-    by up to a point (README, Evaluation)."""
+    an exponential average dominated by its last ten or so batches: noise that cost one fine-tune 1.2 points of its
+    real-image figures (README, Evaluation)."""
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) and m.weight.requires_grad]
     momenta = [norm.momentum for norm in norms]
     for norm in norms:
