@@ -27,7 +27,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
-from evaluate_synthetic import exact_mcnemar_p, models_name  # noqa: E402
+from evaluate_synthetic import models_name, paired_outcome  # noqa: E402
 from SpinalStenosisLib.grading import grade  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
@@ -184,9 +184,8 @@ def print_results(results: dict) -> None:
 
 
 def paired_comparison(results: dict, candidate: dict) -> dict:
-    """Per outcome, over all slices it is counted on: each model's share, on how many slices the candidate is better
-    and worse, the exact McNemar p-value of that split (slices of one volume are not independent, so it is a lower
-    bound), and in how many volumes the candidate's share is higher and lower."""
+    """Per outcome, over all slices it is counted on: its paired_outcome (slices of one volume are not independent, so
+    the p-value is a lower bound), and in how many volumes the candidate's share is higher and lower."""
     comparison = {}
     for region, outcomes in (("cervical", CERVICAL_OUTCOMES), ("lumbar", LUMBAR_OUTCOMES)):
         for name in outcomes:
@@ -195,10 +194,8 @@ def paired_comparison(results: dict, candidate: dict) -> dict:
             pairs = [(a, b) for shipped, tried in volumes for a, b in zip(shipped, tried)]
             if not pairs:
                 continue
-            better, worse = sum(b > a for a, b in pairs), sum(b < a for a, b in pairs)
             comparison[f"{region}: {name}"] = {
-                "shipped": float(np.mean([a for a, _ in pairs])), "candidate": float(np.mean([b for _, b in pairs])),
-                "better": better, "worse": worse, "p": exact_mcnemar_p(better, worse),
+                **paired_outcome([a for a, _ in pairs], [b for _, b in pairs]),
                 "volumes_better": sum(sum(b) > sum(a) for a, b in volumes),
                 "volumes_worse": sum(sum(b) < sum(a) for a, b in volumes)}
     return comparison

@@ -178,27 +178,28 @@ def exact_mcnemar_p(better: int, worse: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def paired_outcome(shipped: list, candidate: list, margin: float = 0.0) -> dict:
+    """Two models' values of one outcome on the same items (bools, or scores compared with margin): each model's
+    mean, on how many items the candidate is better and worse, and the exact McNemar p-value of that split."""
+    better = sum(c > s + margin for s, c in zip(shipped, candidate))
+    worse = sum(c < s - margin for s, c in zip(shipped, candidate))
+    return {"shipped": float(np.mean(shipped)), "candidate": float(np.mean(candidate)),
+            "better": better, "worse": worse, "p": exact_mcnemar_p(better, worse)}
+
+
 def paired_comparison(records: list[dict], candidate_records: list[dict]) -> dict:
-    """Each model's share of PAIRED_OUTCOMES on the same slices, on how many the candidate is better and worse
-    (canal Dice: higher or lower by more than DICE_CHANGE), and the exact McNemar p-value of that split."""
+    """paired_outcome of each PAIRED_OUTCOMES and of canal Dice (better or worse by more than DICE_CHANGE) on the same
+    slices, for all contrasts and the T2 family."""
     comparison = {}
     for group in GROUPS:
         pairs = list(zip(in_group(records, group), in_group(candidate_records, group)))
         for name, outcomes in PAIRED_OUTCOMES:
-            shipped = [o for r, _ in pairs for o in outcomes(r)]
-            candidate = [o for _, r in pairs for o in outcomes(r)]
-            better = sum(c > s for s, c in zip(shipped, candidate))
-            worse = sum(c < s for s, c in zip(shipped, candidate))
-            comparison[f"{name}, {group}"] = {"shipped": float(np.mean(shipped)),
-                                              "candidate": float(np.mean(candidate)),
-                                              "better": better, "worse": worse, "p": exact_mcnemar_p(better, worse)}
+            comparison[f"{name}, {group}"] = paired_outcome([o for r, _ in pairs for o in outcomes(r)],
+                                                            [o for _, r in pairs for o in outcomes(r)])
         dice_pairs = [(r["dice"]["canal"], c["dice"]["canal"]) for r, c in pairs
                       if not math.isnan(r["dice"]["canal"]) and not math.isnan(c["dice"]["canal"])]
-        better = sum(c > s + DICE_CHANGE for s, c in dice_pairs)
-        worse = sum(c < s - DICE_CHANGE for s, c in dice_pairs)
-        comparison[f"canal Dice, {group}"] = {"shipped": float(np.mean([s for s, _ in dice_pairs])),
-                                              "candidate": float(np.mean([c for _, c in dice_pairs])),
-                                              "better": better, "worse": worse, "p": exact_mcnemar_p(better, worse)}
+        comparison[f"canal Dice, {group}"] = paired_outcome([s for s, _ in dice_pairs], [c for _, c in dice_pairs],
+                                                            margin=DICE_CHANGE)
     return comparison
 
 

@@ -70,6 +70,13 @@ def validation_set(network: str) -> tuple[torch.Tensor, torch.Tensor]:
     return synthetic_batch(network, np.random.default_rng(VALIDATION_SEED), VALIDATION_SIZE)
 
 
+def training_mode(model: CoUNet, config: TrainConfig) -> None:
+    """Train mode (BatchNorm statistics updated, dropout on), except a frozen encoder, which stays in eval mode."""
+    model.train()
+    if config.freeze_encoder:
+        model.encoders.eval()
+
+
 def recalibrate_batchnorm(model: CoUNet, config: TrainConfig, real: RealPairs | None) -> None:
     """Each trained BatchNorm layer's running statistics replaced by their plain average over
     config.batchnorm_batches fresh batches drawn as in training (dropout on), the weights unchanged. Training leaves
@@ -80,9 +87,7 @@ def recalibrate_batchnorm(model: CoUNet, config: TrainConfig, real: RealPairs | 
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None  # a cumulative average
-    model.train()
-    if config.freeze_encoder:
-        model.encoders.eval()
+    training_mode(model, config)
     rng = np.random.default_rng(RECALIBRATION_SEED)
     with torch.no_grad():
         for _ in range(config.batchnorm_batches):
@@ -210,9 +215,7 @@ def train(config: TrainConfig) -> Path:
         while step < config.steps:
             rng = np.random.default_rng([config.seed, step])  # deterministic per step, so resume continues exactly
             inputs, targets, channels = training_batch(config, real, rng)
-            model.train()
-            if config.freeze_encoder:
-                model.encoders.eval()
+            training_mode(model, config)
             loss = LOSSES[config.loss](model(inputs)[:, channels], targets[:, channels])
             optimiser.zero_grad()
             loss.backward()
