@@ -90,7 +90,7 @@ def _train(args: argparse.Namespace) -> None:
                          seed=args.seed, learning_rate=args.lr, out_dir=Path(args.out), resume=args.resume,
                          real_data=Path(args.real_data) if args.real_data else None, threads=args.threads,
                          loss=args.loss, init=Path(args.init) if args.init else None, augment=args.augment,
-                         freeze_encoder=args.freeze_encoder)
+                         freeze_encoder=args.freeze_encoder, edge_weight=args.edge_weight)
     if args.batchnorm_batches is not None:
         config.batchnorm_batches = args.batchnorm_batches
     train(config)
@@ -165,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="domain randomisation of the synthetic images: intensity curve, resolution, noise")
     train.add_argument("--freeze-encoder", action="store_true",
                        help="train the decoder and head only (fine-tuning that keeps the encoder's features)")
+    train.add_argument("--edge-weight", type=float, default=0.0,
+                       help="count pixels within 2 of a mask's edge 1 + this many times in the BCE (default 0)")
     train.add_argument("--batchnorm-batches", type=int,
                        help="at the end, average best.pt's BatchNorm statistics over this many fresh batches "
                             "(default 250; 0: leave them as training left them)")

@@ -166,9 +166,23 @@ def _conv(weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
     return conv
 
 
-def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy plus (1 - soft Dice) per channel, averaged. Empty target channels only count BCE."""
-    bce = F.binary_cross_entropy_with_logits(logits, target)
+def edge_weights(target: torch.Tensor, edge_weight: float, radius_px: int = 2) -> torch.Tensor:
+    """1 everywhere, 1 + edge_weight within radius_px pixels of a channel's edge (where its target is not constant
+    over the neighbourhood): the pixels that decide where a mask's boundary, and so a diameter, ends."""
+    size = 2 * radius_px + 1
+    highest = F.max_pool2d(target, size, stride=1, padding=radius_px)
+    lowest = -F.max_pool2d(-target, size, stride=1, padding=radius_px)
+    return 1.0 + edge_weight * (highest - lowest > 1e-3).to(target.dtype)
+
+
+def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor, edge_weight: float = 0.0) -> torch.Tensor:
+    """Binary cross-entropy plus (1 - soft Dice) per channel, averaged. Empty target channels only count BCE.
+    With edge_weight > 0 the BCE is a weighted mean that counts pixels near an edge 1 + edge_weight times."""
+    if edge_weight:
+        weights = edge_weights(target, edge_weight)
+        bce = (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * weights).sum() / weights.sum()
+    else:
+        bce = F.binary_cross_entropy_with_logits(logits, target)
     probabilities = torch.sigmoid(logits)
     dims = (0, 2, 3)
     intersection = (probabilities * target).sum(dims)

@@ -44,6 +44,7 @@ class TrainConfig:
     augment: bool = False  # domain randomisation of the synthetic training images (synth.augment)
     freeze_encoder: bool = False  # train the decoder and head only; the encoder (weights, BatchNorm statistics) stays
     batchnorm_batches: int = 250  # best.pt's BatchNorm statistics averaged over this many batches at the end; 0: not
+    edge_weight: float = 0.0  # BCE counts pixels within 2 of an edge 1 + edge_weight times (network.edge_weights)
 
 
 def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int,
@@ -68,6 +69,13 @@ def synthetic_pair(network: str, rng: np.random.Generator,
 
 def validation_set(network: str) -> tuple[torch.Tensor, torch.Tensor]:
     return synthetic_batch(network, np.random.default_rng(VALIDATION_SEED), VALIDATION_SIZE)
+
+
+def training_loss(config: TrainConfig, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The configured loss (edge-weighted when config.edge_weight is set)."""
+    if config.edge_weight:
+        return dice_bce_loss(logits, targets, config.edge_weight)
+    return LOSSES[config.loss](logits, targets)
 
 
 def training_mode(model: CoUNet, config: TrainConfig) -> None:
@@ -170,6 +178,7 @@ def command_line(config: TrainConfig) -> str:
     parts += ["--init", str(config.init)] if config.init else []
     parts += ["--augment"] if config.augment else []
     parts += ["--freeze-encoder"] if config.freeze_encoder else []
+    parts += ["--edge-weight", f"{config.edge_weight:g}"] if config.edge_weight else []
     if config.batchnorm_batches != TrainConfig.batchnorm_batches:
         parts += ["--batchnorm-batches", str(config.batchnorm_batches)]
     return " ".join(parts)
@@ -186,6 +195,8 @@ def training_data(config: TrainConfig) -> str:
 
 def train(config: TrainConfig) -> Path:
     """Run (or resume) training; writes checkpoint.pt, best.pt and log.csv into out_dir."""
+    if config.edge_weight and config.loss != "bce_dice":
+        raise ValueError("--edge-weight weights the BCE of the bce_dice loss, not the paper's loss")
     revision = git_revision()  # the code that generates the training data is the code loaded now
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -216,7 +227,7 @@ def train(config: TrainConfig) -> Path:
             rng = np.random.default_rng([config.seed, step])  # deterministic per step, so resume continues exactly
             inputs, targets, channels = training_batch(config, real, rng)
             training_mode(model, config)
-            loss = LOSSES[config.loss](model(inputs)[:, channels], targets[:, channels])
+            loss = training_loss(config, model(inputs)[:, channels], targets[:, channels])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

@@ -8,7 +8,7 @@ import SimpleITK as sitk
 import torch
 from conftest import trained_like
 
-from SpinalStenosisLib.network import CoUNet, coordinate_channels, widened
+from SpinalStenosisLib.network import CoUNet, coordinate_channels, dice_bce_loss, edge_weights, widened
 from SpinalStenosisLib.real_data import PNG_THECAL_SAC, RealPairs
 from SpinalStenosisLib.synth.dataset import write_dataset
 from SpinalStenosisLib.training import RECALIBRATION_SEED, TrainConfig, recalibrate_batchnorm, train, training_batch
@@ -130,3 +130,38 @@ def test_the_shared_validation_images_are_refused_for_training(tmp_path):
     folder.mkdir(parents=True)
     with pytest.raises(ValueError, match="validation only"):
         RealPairs(folder, "canal")
+
+
+def test_edge_weights_mark_the_pixels_within_two_of_a_masks_edge():
+    target = torch.zeros(1, 1, 16, 16)
+    target[0, 0, 3:13, 3:13] = 1.0
+    target[0, 0, 2, 3:13] = 0.4  # a partial-volume row is part of the edge
+    weights = edge_weights(target, 3.0)[0, 0].numpy()
+    values = target[0, 0].numpy()
+    for row in range(16):
+        for column in range(16):
+            around = values[max(row - 2, 0):row + 3, max(column - 2, 0):column + 3]
+            assert weights[row, column] == (4.0 if around.max() > around.min() else 1.0)
+    assert weights[7, 7] == 1.0 and weights[0, 0] == 1.0 and weights[2, 7] == 4.0 and weights[4, 7] == 4.0
+    assert torch.equal(edge_weights(torch.ones(1, 1, 6, 6), 3.0), torch.ones(1, 1, 6, 6))  # no edge, no weight
+
+
+def test_the_edge_weighted_loss_is_the_weighted_mean_bce_plus_dice_and_plain_without_weight():
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 3, 16, 16), (torch.rand(2, 3, 16, 16) > 0.7).float()
+    assert torch.equal(dice_bce_loss(logits, target, 0.0), dice_bce_loss(logits, target))
+    weights = edge_weights(target, 2.0)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    plain_bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+    expected = dice_bce_loss(logits, target) - plain_bce + (bce * weights).sum() / weights.sum()
+    assert torch.allclose(dice_bce_loss(logits, target, 2.0), expected)
+
+
+def test_an_edge_weighted_run_records_its_weight_in_the_training_command(tmp_path):
+    config = TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=4,
+                         validate_every=1, threads=1, batchnorm_batches=1, edge_weight=4.0)
+    best = torch.load(train(config), weights_only=False)
+    assert "--edge-weight 4" in best["training_command"]
+    with pytest.raises(ValueError, match="bce_dice"):
+        train(TrainConfig(network="canal", out_dir=tmp_path / "paper", steps=1, batch_size=1, width=4, threads=1,
+                          loss="paper", edge_weight=4.0))
