@@ -9,8 +9,9 @@ transverse / foramen-width error CDF at 1, 2, 3 mm (the paper's Fig. 6), whether
 whether issue 5's synthetic targets are met (canal Dice >= 0.95, canal AP within 1 mm on 95 %, foramen width within
 2 mm on 90 % of the foramina that exist), the canal AP error per contrast and region, and, on T2-family slices, by
 how bright the epidural fat is against the CSF (where they are alike and the thin dura is lost to partial volume,
-the sac's edge is hard to see). It also measures the true area-fraction masks on the very crop network 2 was given,
-the same way: what that crop's resolution allows, so the rest of the error is the network's.
+the sac's edge is hard to see), and by the native pixel size (all contrasts and T2 family). It also measures the
+true area-fraction masks on the very crop network 2 was given, the same way: what that crop's resolution allows, so
+the rest of the error is the network's.
 
 With --stacks N it also measures N synthetic multi-level T2 stacks (pedicle, disc and mid-body slices of L3-S1, as in
 the demo) end to end, with the stack step and slice by slice, and prints the canal AP error of each and on how many
@@ -49,6 +50,7 @@ GROUPS = ("all", "T2 family")  # the slices each summary table is over: every co
 ERROR_KEYS = ("canal_ap_mm", "canal_transverse_mm", "foramen_width_mm")
 FORAMEN_KEYS = ("left_foramen_width_mm", "right_foramen_width_mm")
 FAT_TO_CSF_BANDS = (0.0, 0.5, 0.7, 0.85, math.inf)
+PIXEL_MM_BANDS = (0.0, 0.5, 0.75, 1.0, math.inf)  # the native slice's (smaller) pixel side
 PAIRED_OUTCOMES = (("canal AP within 1 mm", lambda r: [e <= 1 for e in r["errors"]["canal_ap_mm"]]),
                    ("canal AP within 2 mm", lambda r: [e <= 2 for e in r["errors"]["canal_ap_mm"]]),
                    ("foramen width within 2 mm", lambda r: [e <= 2 for e in r["errors"]["foramen_width_mm"]]),
@@ -82,6 +84,7 @@ def evaluate_case(segmenter, n: int, cervical_every: int = 4) -> dict:
     [result] = segmenter.segment([case.image], [case.grid])
     predicted, truth = measure_slice(result.masks, result.grid).values, case.truth
     record = {"region": region, "contrast": case.scene.contrast, "fat_to_csf": fat_to_csf(case.image, case.tissues),
+              "pixel_mm": min(case.grid.pixel_size_mm),
               "dice": {name: dice(result.native_labels == value, case.labels == value)
                        for value, name in CLASSES.items()},
               "errors": {key: [] for key in ERROR_KEYS}, "absent": [], "present_found": []}
@@ -166,8 +169,12 @@ def evaluate(records: list[dict]) -> dict:
     by_fat = {f"{low}-{high}": canal_ap_within([e for r in groups["T2 family"] if low <= r["fat_to_csf"] < high
                                                  for e in r["errors"]["canal_ap_mm"]])
               for low, high in zip(FAT_TO_CSF_BANDS, FAT_TO_CSF_BANDS[1:])}
+    by_pixel = {f"{name}, {low}-{high} mm": canal_ap_within([e for r in group if low <= r["pixel_mm"] < high
+                                                             for e in r["errors"]["canal_ap_mm"]])
+                for name, group in groups.items() for low, high in zip(PIXEL_MM_BANDS, PIXEL_MM_BANDS[1:])}
     return {"cases": len(records), "seed": HELD_OUT_SEED, **{name: summarise(group) for name, group in groups.items()},
-            "canal_ap_by_contrast_and_region": canal_ap, "t2_family_canal_ap_by_fat_to_csf": by_fat}
+            "canal_ap_by_contrast_and_region": canal_ap, "t2_family_canal_ap_by_fat_to_csf": by_fat,
+            "canal_ap_by_native_pixel_mm": by_pixel}
 
 
 def exact_mcnemar_p(better: int, worse: int) -> float:
@@ -265,6 +272,7 @@ def print_table(summary: dict) -> None:
     print("canal AP by contrast / region: " + _canal_ap_line(summary["canal_ap_by_contrast_and_region"]))
     print("T2-family canal AP by epidural fat / CSF brightness: "
           + _canal_ap_line(summary["t2_family_canal_ap_by_fat_to_csf"]))
+    print("canal AP by the native pixel size: " + _canal_ap_line(summary["canal_ap_by_native_pixel_mm"]))
 
 
 def _canal_ap_line(groups: dict) -> str:
