@@ -161,17 +161,21 @@ def in_group(records: list[dict], group: str) -> list[dict]:
     return records if group == "all" else [r for r in records if r["contrast"] in T2_FAMILY]
 
 
+def canal_ap_in_bands(records: list[dict], key: str, bands: tuple[float, ...]) -> dict:
+    """canal_ap_within of the records whose value of key lies in each band ("low-high": low <= value < high)."""
+    return {f"{low}-{high}": canal_ap_within([e for r in records if low <= r[key] < high
+                                              for e in r["errors"]["canal_ap_mm"]])
+            for low, high in zip(bands, bands[1:])}
+
+
 def evaluate(records: list[dict]) -> dict:
     groups = {name: in_group(records, name) for name in GROUPS}
     canal_ap = {key: canal_ap_within([e for r in records if key in (r["contrast"], r["region"])
                                       for e in r["errors"]["canal_ap_mm"]])
                 for key in sorted({r["contrast"] for r in records}) + ["lumbar", "cervical"]}
-    by_fat = {f"{low}-{high}": canal_ap_within([e for r in groups["T2 family"] if low <= r["fat_to_csf"] < high
-                                                 for e in r["errors"]["canal_ap_mm"]])
-              for low, high in zip(FAT_TO_CSF_BANDS, FAT_TO_CSF_BANDS[1:])}
-    by_pixel = {f"{name}, {low}-{high} mm": canal_ap_within([e for r in group if low <= r["pixel_mm"] < high
-                                                             for e in r["errors"]["canal_ap_mm"]])
-                for name, group in groups.items() for low, high in zip(PIXEL_MM_BANDS, PIXEL_MM_BANDS[1:])}
+    by_fat = canal_ap_in_bands(groups["T2 family"], "fat_to_csf", FAT_TO_CSF_BANDS)
+    by_pixel = {f"{name}, {band} mm": within for name, group in groups.items()
+                for band, within in canal_ap_in_bands(group, "pixel_mm", PIXEL_MM_BANDS).items()}
     return {"cases": len(records), "seed": HELD_OUT_SEED, **{name: summarise(group) for name, group in groups.items()},
             "canal_ap_by_contrast_and_region": canal_ap, "t2_family_canal_ap_by_fat_to_csf": by_fat,
             "canal_ap_by_native_pixel_mm": by_pixel}
