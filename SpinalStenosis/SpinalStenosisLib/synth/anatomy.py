@@ -219,8 +219,13 @@ def _canal_shape(rng, ap: float, width: float, trefoil: float) -> tuple[Shape, S
     return dura, csf
 
 
-def _roots(rng, anatomy: Anatomy, ap: float, width: float) -> None:
-    """Cauda-equina roots clustered in a dorsal crescent (or, rarely, spread)."""
+def _roots(rng, anatomy: Anatomy, ap: float, width: float, csf: Shape) -> None:
+    """Cauda-equina roots clustered in a dorsal crescent (or, rarely, spread); on 3 sacs in 10 also clumped into one
+    dark dorsal mass filling a large part of the sac (as on real upper lumbar T2, where the sac's centre is dark)."""
+    if rng.random() < 0.3:
+        clump = ellipse(_u(rng, -0.15, 0.15) * width / 2, -_u(rng, 0.05, 0.35) * ap / 2,
+                        _u(rng, 0.2, 0.35) * width, _u(rng, 0.15, 0.3) * ap)
+        anatomy.add("cauda_equina_roots", _within(clump, csf), late=True)
     for _ in range(int(rng.integers(6, 16))):
         angle = _u(rng, -np.pi * 0.9, -np.pi * 0.1) if rng.random() < 0.8 else _u(rng, -np.pi, np.pi)
         radius = _u(rng, 0.2, 0.6)
@@ -338,7 +343,7 @@ def _lumbar(rng, level: str, kind: str) -> Anatomy:
     if index == 0 and rng.random() < 0.5:
         r = _u(rng, 3.0, 4.5)
         anatomy.add("spinal_cord", _within(ellipse(_u(rng, -1, 1), -_u(rng, 0, 2), r * 1.2, r), csf), late=True)
-    _roots(rng, anatomy, sac_ap, sac_width)
+    _roots(rng, anatomy, sac_ap, sac_width, csf)
     anatomy.late_paints.extend(_flow_voids(rng, sac_ap, sac_width, csf, 0.1))
 
     # posterior elements
