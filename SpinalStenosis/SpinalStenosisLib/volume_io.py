@@ -215,6 +215,7 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None) -> list[A
     left_out = len(files) - sum(map(len, blocks))
     if left_out:
         volumes[0].warnings.append(f"{left_out} of the DICOM series' slices not axial (e.g. a localizer) left out")
+    volumes[0].warnings += _missing_orientation(files)
     return volumes
 
 
@@ -255,10 +256,26 @@ def _uneven_spacing(slices: str, normal: np.ndarray, positions: np.ndarray) -> l
     return []
 
 
+def _missing_orientation(files: list[str]) -> list[str]:
+    """The warning that the series' first file has no Image Orientation (Patient) tag; none otherwise. SimpleITK
+    then reads the slices as axial with columns running from the patient's right to left, whatever they were."""
+    reader = _sitk().ImageFileReader()
+    reader.SetFileName(files[0])
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return []  # reading the series says why
+    if reader.HasMetaDataKey("0020|0037"):
+        return []
+    return ["the DICOM files have no Image Orientation (Patient) tag (0020,0037): the slices are taken as axial "
+            "with the patient's right on the image's left, which the file does not confirm; check which "
+            "foramen is left and which is right"]
+
+
 def dicom_series_warnings(files: list[str]) -> list[str]:
     """What SimpleITK's one-stack reading of a DICOM series' files gets wrong: slices in differently angled blocks
-    (see :func:`open_axial_blocks`) or unevenly spaced. It reads them as one stack of parallel, evenly spaced
-    slices; the in-plane measurements hold, the slice positions do not."""
+    (see :func:`open_axial_blocks`) or unevenly spaced (it reads them as one stack of parallel, evenly spaced
+    slices; the in-plane measurements hold, the slice positions do not), or no orientation in the files."""
     planes = _dicom_slice_planes(files)
     if planes is None:
         return []
@@ -266,7 +283,7 @@ def dicom_series_warnings(files: list[str]) -> list[str]:
     blocks = _orientation_blocks(normals)
     if len(blocks) > 1:
         return [f"the DICOM series has slices at {len(blocks)} different angles (angled blocks); {_CONSEQUENCE}"]
-    return _uneven_spacing("the DICOM series' slices", normals[0], positions)
+    return _uneven_spacing("the DICOM series' slices", normals[0], positions) + _missing_orientation(files)
 
 
 def axial_from_array(voxels: np.ndarray, geometry: VolumeGeometry, name: str = "volume") -> AxialVolume:

@@ -1,5 +1,6 @@
 """Geometry: LPS/RAS, axial axis wherever it sits, flips and obliques, refusal of non-axial stacks, DICOM."""
 import itertools
+import struct
 
 import numpy as np
 import pytest
@@ -172,6 +173,30 @@ def test_a_series_with_a_missing_slice_is_read_with_a_warning(tmp_path):
     assert warning.startswith("the DICOM series' slices are unevenly spaced (4.0-8.0 mm apart")
     [volume] = open_axial_blocks(tmp_path)
     assert volume.warnings == [warning]
+
+
+def without_orientation_tag(path) -> None:
+    """Cut the Image Orientation (Patient) element out of a DICOM file written by SimpleITK (implicit VR)."""
+    data = path.read_bytes()
+    start = data.index(struct.pack("<HH", 0x0020, 0x0037))
+    length = struct.unpack("<I", data[start + 4:start + 8])[0]
+    path.write_bytes(data[:start] + data[start + 8 + length:])
+
+
+def test_a_series_without_orientation_tags_is_read_with_a_warning_to_check_the_sides(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=3)
+    columns, rows = geometry.size_ijk[:2]
+    turned = VolumeGeometry(geometry.size_ijk, geometry.ijk_to_ras @ np.array(  # columns run patient left→right,
+        [[-1.0, 0, 0, columns - 1], [0, -1, 0, rows - 1], [0, 0, 1, 0], [0, 0, 0, 1]]))  # rows posterior→anterior
+    write_dicom_series(tmp_path, image, turned, series=1)
+    assert open_axial(tmp_path).source_geometry.matches(turned) and open_axial(tmp_path).warnings == []
+    for path in tmp_path.glob("*.dcm"):
+        without_orientation_tag(path)
+    volume = open_axial(tmp_path)
+    assert not volume.source_geometry.matches(turned)  # SimpleITK's default puts the patient's right first
+    [warning] = volume.warnings
+    assert warning.startswith("the DICOM files have no Image Orientation (Patient) tag")
+    assert [v.warnings for v in open_axial_blocks(tmp_path)] == [[warning]]
 
 
 def test_a_study_folder_gives_its_axial_series_even_when_another_is_larger(tmp_path, monkeypatch):
