@@ -54,16 +54,22 @@ def _is_axial_slice(path: str) -> bool:
     return plane is not None and is_axial_normal(plane[0])
 
 
-def _dicom_slice_plane(path: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """A DICOM file's slice normal and position (LPS), as SimpleITK reads its header; None when it cannot be read
-    or is not one 3-D slice."""
+def _dicom_header(path: str):
+    """A SimpleITK reader holding the DICOM file's header (no pixels read); None when it cannot be read."""
     reader = _sitk().ImageFileReader()
     reader.SetFileName(path)
     try:
         reader.ReadImageInformation()
     except RuntimeError:
         return None
-    if reader.GetDimension() != 3:
+    return reader
+
+
+def _dicom_slice_plane(path: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """A DICOM file's slice normal and position (LPS), as SimpleITK reads its header; None when it cannot be read
+    or is not one 3-D slice."""
+    reader = _dicom_header(path)
+    if reader is None or reader.GetDimension() != 3:
         return None
     direction = np.array(reader.GetDirection(), float).reshape(3, 3)
     return direction[:, 2], np.array(reader.GetOrigin(), float)
@@ -259,14 +265,9 @@ def _uneven_spacing(slices: str, normal: np.ndarray, positions: np.ndarray) -> l
 def _missing_orientation(files: list[str]) -> list[str]:
     """The warning that the series' first file has no Image Orientation (Patient) tag; none otherwise. SimpleITK
     then reads the slices as axial with columns running from the patient's right to left, whatever they were."""
-    reader = _sitk().ImageFileReader()
-    reader.SetFileName(files[0])
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError:
-        return []  # reading the series says why
-    if reader.HasMetaDataKey("0020|0037"):
-        return []
+    reader = _dicom_header(files[0])
+    if reader is None or reader.HasMetaDataKey("0020|0037"):
+        return []  # an unreadable header: reading the series says why
     return ["the DICOM files have no Image Orientation (Patient) tag (0020,0037): the slices are taken as axial "
             "with the patient's right on the image's left, which the file does not confirm; check which "
             "foramen is left and which is right"]
