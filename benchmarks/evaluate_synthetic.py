@@ -101,7 +101,7 @@ def evaluate_case(segmenter, n: int, cervical_every: int = 4) -> dict:
             record["errors"][key].append(error(predicted[key], truth[key]))
     if math.isnan(truth["canal_area_mm2"]):
         record["canal_reported_without_one"] = not math.isnan(predicted["canal_area_mm2"])
-    if not math.isnan(truth["canal_area_mm2"]) and not math.isnan(predicted["canal_area_mm2"]):
+    elif not math.isnan(predicted["canal_area_mm2"]):
         record["canal_area_rel"] = predicted["canal_area_mm2"] / truth["canal_area_mm2"] - 1
         record["canal_ap_signed_mm"] = predicted["canal_ap_mm"] - truth["canal_ap_mm"]
     for side in ("left", "right"):
@@ -127,6 +127,7 @@ def summarise(records: list[dict]) -> dict:
     absent = [a for r in records for a in r["absent"]]
     found = [f for r in records for f in r["present_found"]]
     canal_dice = np.array([r["dice"]["canal"] for r in records if not math.isnan(r["dice"]["canal"])])
+    without_canal = [r["canal_reported_without_one"] for r in records if "canal_reported_without_one" in r]
     return {"cases": len(records),
             "dice": {name: float(np.nanmean([r["dice"][name] for r in records])) for name in CLASSES.values()},
             "canal_dice_median": float(np.median(canal_dice)),
@@ -150,7 +151,8 @@ def summarise(records: list[dict]) -> dict:
             "foramen_absent_reported_absent": float(np.mean(absent)) if absent else float("nan"),
             "foramen_present_reported_present": float(np.mean(found)) if found else float("nan"),
             "canal_missed": int(np.isinf(errors["canal_ap_mm"]).sum()),
-            "without_canal": [r["canal_reported_without_one"] for r in records if "canal_reported_without_one" in r],
+            "slices_without_canal": len(without_canal),
+            "canal_reported_without_one": int(sum(without_canal)),
             "absent_count": len(absent)}
 
 
@@ -302,8 +304,8 @@ def print_table(summary: dict) -> None:
         print(f"canal area median relative error: {s['canal_area_median_relative_error']:.1%}; absent foramina "
               f"reported absent: {s['foramen_absent_reported_absent']:.1%} (of {s['absent_count']}); present "
               f"reported present: {s['foramen_present_reported_present']:.1%}; canal missed on "
-              f"{s['canal_missed']} of {s['counts']['canal_ap_mm']} slices, reported on {sum(s['without_canal'])} of "
-              f"the {len(s['without_canal'])} without one")
+              f"{s['canal_missed']} of {s['counts']['canal_ap_mm']} slices, reported on {s['canal_reported_without_one']} of "
+              f"the {s['slices_without_canal']} without one")
         print(f"canal bias (prediction - truth, median): AP {s['canal_bias']['ap_median_mm']:+.2f} mm, area "
               f"{s['canal_bias']['area_median_relative']:+.1%}")
         print("true area-fraction masks on network 2's crops, measured the same way: " + "; ".join(
