@@ -304,8 +304,8 @@ def print_table(summary: dict) -> None:
         print(f"canal area median relative error: {s['canal_area_median_relative_error']:.1%}; absent foramina "
               f"reported absent: {s['foramen_absent_reported_absent']:.1%} (of {s['absent_count']}); present "
               f"reported present: {s['foramen_present_reported_present']:.1%}; canal missed on "
-              f"{s['canal_missed']} of {s['counts']['canal_ap_mm']} slices, reported on {s['canal_reported_without_one']} of "
-              f"the {s['slices_without_canal']} without one")
+              f"{s['canal_missed']} of {s['counts']['canal_ap_mm']} slices, reported on "
+              f"{s['canal_reported_without_one']} of the {s['slices_without_canal']} without one")
         print(f"canal bias (prediction - truth, median): AP {s['canal_bias']['ap_median_mm']:+.2f} mm, area "
               f"{s['canal_bias']['area_median_relative']:+.1%}")
         print("true area-fraction masks on network 2's crops, measured the same way: " + "; ".join(
