@@ -228,6 +228,40 @@ def test_implausible_foramina_are_reported_absent():
     assert plausible({"canal": canal, "left_foramen": left, "right_foramen": speck}, grid)["right_foramen"].sum() == 0
 
 
+def test_a_foramen_far_beside_the_canal_is_reported_absent():
+    from SpinalStenosisLib.inference import beside_canal
+
+    grid = PlaneGrid(np.zeros(3), np.array([0.0, -0.5, 0.0]), np.array([-0.5, 0.0, 0.0]), (128, 128))
+    masks = {name: np.zeros(grid.shape) for name in ("canal", "left_foramen", "right_foramen")}
+    masks["canal"][60:80, 54:74] = 1.0
+    masks["left_foramen"][65:70, 90:100] = 1.0  # its edge 8.5 mm from the canal's: kept
+    masks["right_foramen"][65:70, 20:31] = 1.0  # 12 mm (MAX_FORAMEN_GAP_MM is 10): a vessel, not a foramen
+    reported = beside_canal(masks, grid)
+    assert reported["left_foramen"].sum() == 50 and reported["right_foramen"].sum() == 0
+    assert masks["right_foramen"].sum() == 55  # the caller's masks are not modified
+
+
+def test_the_segmenter_reports_a_foramen_far_beside_the_canal_absent(monkeypatch):
+    import SpinalStenosisLib.inference as inference
+
+    grid, image, (row, column) = disc_slice()
+
+    def canal_and_a_far_right_foramen(inputs):  # a "right foramen" at the crop's edge on the patient's right
+        logits = canal_where_bright(inputs)
+        logits[:, 2, 59:69, 4:14] = 20.0
+        return logits
+
+    def right_foramen_pixels() -> int:
+        segmenter = inference.NetworkSegmenter(roi_square(row, column, 8), canal_and_a_far_right_foramen)
+        [result] = segmenter.segment([image], [grid])
+        assert (result.native_labels == 1).sum() > 0.8 * image.sum()
+        return int((result.native_labels == 3).sum())
+
+    assert right_foramen_pixels() == 0
+    monkeypatch.setattr(inference, "MAX_FORAMEN_GAP_MM", np.inf)
+    assert right_foramen_pixels() > 0  # what the rule removed: plausible() alone keeps it
+
+
 def test_a_field_of_view_within_the_smallest_crop_is_its_own_region_of_interest():
     from SpinalStenosisLib.crop import MIN_CROP_MM
     from SpinalStenosisLib.inference import NetworkSegmenter
