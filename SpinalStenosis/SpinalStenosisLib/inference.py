@@ -151,7 +151,7 @@ def plausible(masks: dict[str, np.ndarray], grid: PlaneGrid) -> dict[str, np.nda
 def beside_canal(masks: dict[str, np.ndarray], grid: PlaneGrid) -> dict[str, np.ndarray]:
     """Drop a predicted foramen whose nearest edge is farther than MAX_FORAMEN_GAP_MM from the canal's: a vessel or
     a muscle septum, not a foramen. Applied to the result only, not to the masks whose box gives the second crop:
-    with such a find dropped that crop is tighter, and network 2 misses more true foramina on it than it drops."""
+    with such a find dropped that crop is tighter, and network 2 misses true foramina on it."""
     from .measurement import largest_component
 
     canal = largest_component(masks["canal"]) >= 0.5
