@@ -123,18 +123,23 @@ class NetworkSegmenter:
             if crop is None:
                 results.append(SliceSegmentation.empty(grid))
                 continue
-            reported = beside_canal(masks[n], crop)
+            reported = plausible(masks[n], crop, MAX_FORAMEN_GAP_MM)
             results.append(SliceSegmentation(reported, crop, native_labels(reported, crop, grid), _box(crop, grid)))
         return results
 
 
-def plausible(masks: dict[str, np.ndarray], grid: PlaneGrid) -> dict[str, np.ndarray]:
+def plausible(masks: dict[str, np.ndarray], grid: PlaneGrid, max_gap_mm: float = np.inf) -> dict[str, np.ndarray]:
     """Drop a predicted foramen that anatomy rules out: smaller than MIN_FORAMEN_MM2, farther than
-    MAX_FORAMEN_DISTANCE_MM from the canal, or on the other side of it (patient left is RAS -x)."""
+    MAX_FORAMEN_DISTANCE_MM from the canal, on the other side of it (patient left is RAS -x), or with its nearest
+    edge farther than max_gap_mm from the canal's (a vessel or a muscle septum). The segmenter passes
+    MAX_FORAMEN_GAP_MM for its result only, not for the masks whose box gives the second crop: with such a find
+    dropped that crop is tighter, and network 2 misses true foramina on it."""
     from .measurement import largest_component
 
     canal = largest_component(masks["canal"]) >= 0.5
     centre = grid.centroid_ras(canal) if canal.any() else None
+    gap_mm = (ndimage.distance_transform_edt(~canal, sampling=grid.pixel_size_mm)
+              if centre is not None and max_gap_mm < np.inf else None)
     for name, side in (("left_foramen", -1.0), ("right_foramen", 1.0)):
         foramen = largest_component(masks[name]) >= 0.5
         if not foramen.any():
@@ -142,25 +147,9 @@ def plausible(masks: dict[str, np.ndarray], grid: PlaneGrid) -> dict[str, np.nda
         position = grid.centroid_ras(foramen)
         too_small = foramen.sum() * grid.pixel_area_mm2 < MIN_FORAMEN_MM2
         misplaced = centre is not None and (np.linalg.norm(position - centre) > MAX_FORAMEN_DISTANCE_MM
-                                            or side * (position[0] - centre[0]) <= 0)
+                                            or side * (position[0] - centre[0]) <= 0
+                                            or (gap_mm is not None and gap_mm[foramen].min() > max_gap_mm))
         if too_small or misplaced:
-            masks = {**masks, name: np.zeros_like(masks[name])}
-    return masks
-
-
-def beside_canal(masks: dict[str, np.ndarray], grid: PlaneGrid) -> dict[str, np.ndarray]:
-    """Drop a predicted foramen whose nearest edge is farther than MAX_FORAMEN_GAP_MM from the canal's: a vessel or
-    a muscle septum, not a foramen. Applied to the result only, not to the masks whose box gives the second crop:
-    with such a find dropped that crop is tighter, and network 2 misses true foramina on it."""
-    from .measurement import largest_component
-
-    canal = largest_component(masks["canal"]) >= 0.5
-    if not canal.any():
-        return masks
-    gap_mm = ndimage.distance_transform_edt(~canal, sampling=grid.pixel_size_mm)
-    for name in ("left_foramen", "right_foramen"):
-        foramen = largest_component(masks[name]) >= 0.5
-        if foramen.any() and gap_mm[foramen].min() > MAX_FORAMEN_GAP_MM:
             masks = {**masks, name: np.zeros_like(masks[name])}
     return masks
 

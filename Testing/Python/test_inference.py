@@ -229,16 +229,17 @@ def test_implausible_foramina_are_reported_absent():
 
 
 def test_a_foramen_far_beside_the_canal_is_reported_absent():
-    from SpinalStenosisLib.inference import beside_canal
+    from SpinalStenosisLib.inference import MAX_FORAMEN_GAP_MM, plausible
 
     grid = PlaneGrid(np.zeros(3), np.array([0.0, -0.5, 0.0]), np.array([-0.5, 0.0, 0.0]), (128, 128))
     masks = {name: np.zeros(grid.shape) for name in ("canal", "left_foramen", "right_foramen")}
     masks["canal"][60:80, 54:74] = 1.0
     masks["left_foramen"][65:70, 90:100] = 1.0  # its edge 8.5 mm from the canal's: kept
     masks["right_foramen"][65:70, 20:31] = 1.0  # 12 mm (MAX_FORAMEN_GAP_MM is 10): a vessel, not a foramen
-    reported = beside_canal(masks, grid)
+    reported = plausible(masks, grid, MAX_FORAMEN_GAP_MM)
     assert reported["left_foramen"].sum() == 50 and reported["right_foramen"].sum() == 0
     assert masks["right_foramen"].sum() == 55  # the caller's masks are not modified
+    assert plausible(masks, grid)["right_foramen"].sum() == 55  # the gap bound applies only when asked for
 
 
 def test_the_segmenter_reports_a_foramen_far_beside_the_canal_absent(monkeypatch):
