@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -65,14 +65,26 @@ def _dicom_header(path: str):
     return reader
 
 
-def _dicom_slice_plane(path: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """A DICOM file's slice normal and position (LPS), as SimpleITK reads its header; None when it cannot be read
-    or is not one 3-D slice."""
+class _SlicePlane(NamedTuple):
+    normal: np.ndarray  # LPS
+    position: np.ndarray  # LPS, mm
+    oriented: bool  # the file has an Image Orientation (Patient) tag; without it SimpleITK takes the slice as axial
+
+
+class _SlicePlanes(NamedTuple):
+    normals: np.ndarray  # [file, 3], LPS
+    positions: np.ndarray  # [file, 3], LPS, mm
+    first_oriented: bool  # the first file has an Image Orientation (Patient) tag
+
+
+def _dicom_slice_plane(path: str) -> _SlicePlane | None:
+    """A DICOM file's slice plane as SimpleITK reads its header; None when it cannot be read or is not one 3-D
+    slice."""
     reader = _dicom_header(path)
     if reader is None or reader.GetDimension() != 3:
         return None
     direction = np.array(reader.GetDirection(), float).reshape(3, 3)
-    return direction[:, 2], np.array(reader.GetOrigin(), float)
+    return _SlicePlane(direction[:, 2], np.array(reader.GetOrigin(), float), reader.HasMetaDataKey("0020|0037"))
 
 
 def _reader_for(path: Path):
@@ -177,7 +189,8 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     path = Path(path)
     reader, file_reader = _reader_for(path)
     if file_reader is None:
-        return _dicom_series(path, reader.GetFileNames(), pixel_mm)
+        files = reader.GetFileNames()
+        return _dicom_series(path, files, _dicom_slice_planes(files), pixel_mm)
     size = file_reader.GetSize()
     _check_header(path, file_reader.GetDimension(), file_reader.GetNumberOfComponents(), size, pixel_mm)
     if file_reader.GetDimension() == 3:
@@ -187,11 +200,12 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     return _axial_from_image(path, _read_whole(path, reader, pixel_mm))
 
 
-def _dicom_series(path: Path, files: list[str], pixel_mm: float | None = None) -> AxialVolume:
-    """These files of the DICOM folder at path read as one stack, with what that reading gets wrong (see
-    :func:`dicom_series_warnings`)."""
+def _dicom_series(path: Path, files: list[str], planes: _SlicePlanes | None,
+                  pixel_mm: float | None = None) -> AxialVolume:
+    """These files of the DICOM folder at path (their planes read from their headers) read as one stack, with what
+    that reading gets wrong (see :func:`_dicom_series_warnings`)."""
     volume = _axial_from_image(path, _read_whole(path, _series_reader(files), pixel_mm))
-    volume.warnings = dicom_series_warnings(files)
+    volume.warnings = _dicom_series_warnings(planes)
     return volume
 
 
@@ -206,11 +220,11 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None) -> list[A
     files = _dicom_series_files(path)
     planes = _dicom_slice_planes(files)
     if planes is None:
-        return [_dicom_series(path, files)]
-    normals, positions = planes
+        return [_dicom_series(path, files, planes)]
+    normals, positions = planes.normals, planes.positions
     blocks = [block for block in _orientation_blocks(normals) if is_axial_normal(normals[block[0]])]
     if not blocks:
-        return [_dicom_series(path, files)]  # says why the series cannot be measured
+        return [_dicom_series(path, files, planes)]  # says why the series cannot be measured
     volumes = []
     for block in blocks:
         block = sorted(block, key=lambda n: float(positions[n] @ normals[block[0]]))
@@ -221,7 +235,7 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None) -> list[A
     left_out = len(files) - sum(map(len, blocks))
     if left_out:
         volumes[0].warnings.append(f"{left_out} of the DICOM series' slices not axial (e.g. a localizer) left out")
-    volumes[0].warnings += _missing_orientation(files)
+    volumes[0].warnings += _missing_orientation(planes)
     return volumes
 
 
@@ -230,12 +244,13 @@ _CONSEQUENCE = ("it is read as one stack of parallel, evenly spaced slices: the 
                 "Slicer for exact positions")
 
 
-def _dicom_slice_planes(files: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Each file's slice normal and position (LPS); None when a file has none (reading the series says why)."""
+def _dicom_slice_planes(files: list[str]) -> _SlicePlanes | None:
+    """The files' slice planes, each header read once; None when a file has none (reading the series says why)."""
     planes = [_dicom_slice_plane(name) for name in files]
     if any(plane is None for plane in planes):
         return None
-    return np.array([normal for normal, _ in planes]), np.array([position for _, position in planes])
+    return _SlicePlanes(np.array([plane.normal for plane in planes]), np.array([plane.position for plane in planes]),
+                        planes[0].oriented)
 
 
 def _orientation_blocks(normals: np.ndarray) -> list[list[int]]:
@@ -262,29 +277,28 @@ def _uneven_spacing(slices: str, normal: np.ndarray, positions: np.ndarray) -> l
     return []
 
 
-def _missing_orientation(files: list[str]) -> list[str]:
+def _missing_orientation(planes: _SlicePlanes) -> list[str]:
     """The warning that the series' first file has no Image Orientation (Patient) tag; none otherwise. SimpleITK
     then reads the slices as axial with columns running from the patient's right to left, whatever they were."""
-    reader = _dicom_header(files[0])
-    if reader is None or reader.HasMetaDataKey("0020|0037"):
-        return []  # an unreadable header: reading the series says why
+    if planes.first_oriented:
+        return []
     return ["the DICOM files have no Image Orientation (Patient) tag (0020,0037): the slices are taken as axial "
             "with the patient's right on the image's left, which the file does not confirm; check which "
             "foramen is left and which is right"]
 
 
-def dicom_series_warnings(files: list[str]) -> list[str]:
-    """What SimpleITK's one-stack reading of a DICOM series' files gets wrong: slices in differently angled blocks
-    (see :func:`open_axial_blocks`) or unevenly spaced (it reads them as one stack of parallel, evenly spaced
-    slices; the in-plane measurements hold, the slice positions do not), or no orientation in the files."""
-    planes = _dicom_slice_planes(files)
+def _dicom_series_warnings(planes: _SlicePlanes | None) -> list[str]:
+    """What SimpleITK's one-stack reading of a DICOM series with these slice planes gets wrong: slices in
+    differently angled blocks (see :func:`open_axial_blocks`) or unevenly spaced (it reads them as one stack of
+    parallel, evenly spaced slices; the in-plane measurements hold, the slice positions do not), or no orientation
+    in the files. None (an unreadable header): nothing, as reading the series says why."""
     if planes is None:
         return []
-    normals, positions = planes
-    blocks = _orientation_blocks(normals)
+    blocks = _orientation_blocks(planes.normals)
     if len(blocks) > 1:
         return [f"the DICOM series has slices at {len(blocks)} different angles (angled blocks); {_CONSEQUENCE}"]
-    return _uneven_spacing("the DICOM series' slices", normals[0], positions) + _missing_orientation(files)
+    return (_uneven_spacing("the DICOM series' slices", planes.normals[0], planes.positions)
+            + _missing_orientation(planes))
 
 
 def axial_from_array(voxels: np.ndarray, geometry: VolumeGeometry, name: str = "volume") -> AxialVolume:

@@ -1,6 +1,7 @@
 """Geometry: LPS/RAS, axial axis wherever it sits, flips and obliques, refusal of non-axial stacks, DICOM."""
 import itertools
 import struct
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -197,6 +198,30 @@ def test_a_series_without_orientation_tags_is_read_with_a_warning_to_check_the_s
     [warning] = volume.warnings
     assert warning.startswith("the DICOM files have no Image Orientation (Patient) tag")
     assert [v.warnings for v in open_axial_blocks(tmp_path)] == [[warning]]
+
+
+def test_opening_a_dicom_series_reads_each_header_once_after_choosing_the_series(tmp_path, monkeypatch):
+    headers_read = []
+    read_header = volume_io._dicom_header
+    monkeypatch.setattr(volume_io, "_dicom_header", lambda name: headers_read.append(name) or read_header(name))
+    image, _, geometry = phantom_arrays(n_slices=5)
+    write_dicom_series(tmp_path, image, geometry, series=1)
+    for path in tmp_path.glob("*.dcm"):
+        without_orientation_tag(path)  # so that the series is also checked for the warning
+    for open_series in (open_axial, lambda folder: open_axial_blocks(folder)[0]):
+        headers_read.clear()
+        assert open_series(tmp_path).warnings[0].startswith("the DICOM files have no Image Orientation")
+        reads = Counter(headers_read)
+        assert [reads[name] for name in sorted(reads)] == [2, 1, 1, 1, 1]  # the first once more: it is axial, which
+        # chooses the series
+    # one header SimpleITK cannot read: the series is read as one stack, without warnings
+    unreadable = str(sorted(tmp_path.glob("*.dcm"))[2])
+    monkeypatch.setattr(volume_io, "_dicom_header",
+                        lambda name: headers_read.append(name) or (None if name == unreadable else read_header(name)))
+    headers_read.clear()
+    assert open_axial_blocks(tmp_path)[0].warnings == []
+    reads = Counter(headers_read)
+    assert [reads[name] for name in sorted(reads)] == [2, 1, 1, 1, 1]
 
 
 def test_a_study_folder_gives_its_axial_series_even_when_another_is_larger(tmp_path, monkeypatch):
