@@ -51,7 +51,7 @@ def _dicom_series_files(folder: Path) -> list[str]:
 def _is_axial_slice(path: str) -> bool:
     """Whether the DICOM file at path is an axial slice."""
     plane = _dicom_slice_plane(path)
-    return plane is not None and is_axial_normal(plane[0])
+    return plane is not None and is_axial_normal(plane.normal)
 
 
 def _dicom_header(path: str):
