@@ -116,14 +116,14 @@ class NetworkSegmenter:
                 again_confidence = {**again_confidence, **wider_confidence}
             for n, confidence in again_confidence.items():
                 if confidence > 0.0:  # unless the canal is lost there
-                    crops[n], masks[n] = again[n], _plausible_masks(again_probabilities[n], again[n])
+                    crops[n], probabilities[n] = again[n], again_probabilities[n]
         results = []
         for n, grid in enumerate(grids):
             crop = crops.get(n)
             if crop is None:
                 results.append(SliceSegmentation.empty(grid))
                 continue
-            reported = plausible(masks[n], crop, MAX_FORAMEN_GAP_MM)
+            reported = _plausible_masks(probabilities[n], crop, MAX_FORAMEN_GAP_MM)
             results.append(SliceSegmentation(reported, crop, native_labels(reported, crop, grid), _box(crop, grid)))
         return results
 
@@ -154,9 +154,10 @@ def plausible(masks: dict[str, np.ndarray], grid: PlaneGrid, max_gap_mm: float =
     return masks
 
 
-def _plausible_masks(probabilities: np.ndarray, crop: PlaneGrid) -> dict[str, np.ndarray]:
+def _plausible_masks(probabilities: np.ndarray, crop: PlaneGrid, max_gap_mm: float = np.inf
+                     ) -> dict[str, np.ndarray]:
     """Network 2's output [CHANNELS, rows, columns] as masks by name, without the foramina plausible rules out."""
-    return plausible(dict(zip(CHANNELS, probabilities)), crop)
+    return plausible(dict(zip(CHANNELS, probabilities)), crop, max_gap_mm)
 
 
 def _candidate_crops(grid: PlaneGrid, view: PlaneGrid, roi_mask: np.ndarray) -> list[PlaneGrid]:
