@@ -6,8 +6,11 @@ import json
 import os
 from pathlib import Path
 
+from .crop import CROP_SIZE, ROI_SIZE
+
 MANIFEST = "manifest.json"
 MODELS_ENV = "SPINAL_STENOSIS_MODELS"
+INPUT_SIZE = {"roi": ROI_SIZE, "canal": CROP_SIZE}  # the square views crop.py gives each network
 
 
 class ModelError(RuntimeError):
@@ -66,6 +69,9 @@ def load_network(name: str, folder: Path | None = None, device: str = "cpu"):
     from .network import CoUNet, for_inference
 
     path, entry = verified_path(name, folder)
+    if entry.get("input_size") != INPUT_SIZE[name]:
+        raise ModelError(f"model {name!r} in {path.parent / MANIFEST} takes {entry.get('input_size')}-pixel inputs; "
+                         f"this version of SpinalStenosis gives it {INPUT_SIZE[name]}: use the models it ships with")
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = CoUNet(**entry["network"])
     model.load_state_dict({k: v.float() for k, v in state.items()})

@@ -33,7 +33,7 @@ def tiny_models_folder(tmp_path):
         model = CoUNet(channels, width=4, depth=2)
         torch.save({k: v.half() for k, v in model.state_dict().items()}, folder / f"{name}.pt")
         entries[name] = {"file": f"{name}.pt", "version": "0.0.0", "sha256": sha256(folder / f"{name}.pt"),
-                         "network": model.config}
+                         "network": model.config, "input_size": 128}
     (folder / "manifest.json").write_text(json.dumps({"release": "test", "models": entries}), encoding="utf-8")
     return folder
 
@@ -60,6 +60,16 @@ def test_a_damaged_or_missing_model_file_fails_clearly(tmp_path):
     (folder / "canal.pt").unlink()
     with pytest.raises(ModelError, match="missing"):
         load_network("canal", folder)
+
+
+def test_a_model_made_for_another_input_size_fails_clearly(tmp_path):
+    folder = tiny_models_folder(tmp_path)
+    manifest = read_manifest(folder)
+    manifest["models"]["canal"]["input_size"] = 192
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ModelError, match="192-pixel inputs; this version of SpinalStenosis gives it 128"):
+        load_network("canal", folder)
+    load_network("roi", folder)
 
 
 def test_the_inference_form_of_a_counet_gives_the_same_output_and_leaves_the_trained_one_alone():
