@@ -3,16 +3,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import numpy as np
 
+from .dicom_series import (SlicePlanes, missing_orientation, one_stack_warnings, orientation_blocks, series_files,
+                           slice_planes, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, LPS_TO_RAS, VolumeGeometry, is_axial_normal, needs_reslice
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
 MAX_VOXELS_IN_MEMORY = 256 * 1024 * 1024  # larger volumes are read slice by slice
-SAME_ORIENTATION_DEG = 1.0  # DICOM slices whose normals differ more than this belong to differently angled blocks
-EVEN_SPACING_TOLERANCE = 0.1  # a gap differing from the median by more than this fraction of it is uneven
 
 
 class InputError(ValueError):
@@ -34,57 +34,12 @@ def _sitk():
     return sitk
 
 
-def _dicom_series_files(folder: Path) -> list[str]:
-    """The files of the series to measure in a DICOM folder (e.g. a whole study): of the axial series, the one with
-    the most slices; when there is none, the largest (the geometry check then says why). A series is axial when its
-    first, middle or last file is an axial slice (its first may be a localizer); no other header is read."""
-    sitk = _sitk()
-    series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-    if not series_ids:
+def _dicom_files(folder: Path) -> list[str]:
+    """The files of the series to measure in a DICOM folder (see :func:`dicom_series.series_files`)."""
+    files = series_files(folder)
+    if not files:
         raise InputError(f"{folder}: no DICOM series in this folder")
-    series = [sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids]
-    axial = [files for files in series
-             if any(_is_axial_slice(files[n]) for n in sorted({0, len(files) // 2, len(files) - 1}))]
-    return max(axial or series, key=len)
-
-
-def _is_axial_slice(path: str) -> bool:
-    """Whether the DICOM file at path is an axial slice."""
-    plane = _dicom_slice_plane(path)
-    return plane is not None and is_axial_normal(plane.normal)
-
-
-def _dicom_header(path: str):
-    """A SimpleITK reader holding the DICOM file's header (no pixels read); None when it cannot be read."""
-    reader = _sitk().ImageFileReader()
-    reader.SetFileName(path)
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError:
-        return None
-    return reader
-
-
-class _SlicePlane(NamedTuple):
-    normal: np.ndarray  # LPS
-    position: np.ndarray  # LPS, mm
-    oriented: bool  # the file has an Image Orientation (Patient) tag; without it SimpleITK takes the slice as axial
-
-
-class _SlicePlanes(NamedTuple):
-    normals: np.ndarray  # [file, 3], LPS
-    positions: np.ndarray  # [file, 3], LPS, mm
-    first_oriented: bool  # the first file has an Image Orientation (Patient) tag
-
-
-def _dicom_slice_plane(path: str) -> _SlicePlane | None:
-    """A DICOM file's slice plane as SimpleITK reads its header; None when it cannot be read or is not one 3-D
-    slice."""
-    reader = _dicom_header(path)
-    if reader is None or reader.GetDimension() != 3:
-        return None
-    direction = np.array(reader.GetDirection(), float).reshape(3, 3)
-    return _SlicePlane(direction[:, 2], np.array(reader.GetOrigin(), float), reader.HasMetaDataKey("0020|0037"))
+    return files
 
 
 def _reader_for(path: Path):
@@ -92,7 +47,7 @@ def _reader_for(path: Path):
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if path.is_dir():
-        return _series_reader(_dicom_series_files(path)), None
+        return _series_reader(_dicom_files(path)), None
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -190,7 +145,7 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     reader, file_reader = _reader_for(path)
     if file_reader is None:
         files = reader.GetFileNames()
-        return _dicom_series(path, files, _dicom_slice_planes(files), pixel_mm)
+        return _dicom_series(path, files, slice_planes(files), pixel_mm)
     size = file_reader.GetSize()
     _check_header(path, file_reader.GetDimension(), file_reader.GetNumberOfComponents(), size, pixel_mm)
     if file_reader.GetDimension() == 3:
@@ -200,12 +155,12 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     return _axial_from_image(path, _read_whole(path, reader, pixel_mm))
 
 
-def _dicom_series(path: Path, files: list[str], planes: _SlicePlanes | None,
+def _dicom_series(path: Path, files: list[str], planes: SlicePlanes | None,
                   pixel_mm: float | None = None) -> AxialVolume:
     """These files of the DICOM folder at path (their planes read from their headers) read as one stack, with what
-    that reading gets wrong (see :func:`_dicom_series_warnings`)."""
+    that reading gets wrong (see :func:`dicom_series.one_stack_warnings`)."""
     volume = _axial_from_image(path, _read_whole(path, _series_reader(files), pixel_mm))
-    volume.warnings = _dicom_series_warnings(planes)
+    volume.warnings = one_stack_warnings(planes)
     return volume
 
 
@@ -217,12 +172,12 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None) -> list[A
     path = Path(path)
     if not path.is_dir() or pixel_mm is not None:
         return [open_axial(path, pixel_mm=pixel_mm)]
-    files = _dicom_series_files(path)
-    planes = _dicom_slice_planes(files)
+    files = _dicom_files(path)
+    planes = slice_planes(files)
     if planes is None:
         return [_dicom_series(path, files, planes)]
     normals, positions = planes.normals, planes.positions
-    blocks = [block for block in _orientation_blocks(normals) if is_axial_normal(normals[block[0]])]
+    blocks = [block for block in orientation_blocks(normals) if is_axial_normal(normals[block[0]])]
     if not blocks:
         return [_dicom_series(path, files, planes)]  # says why the series cannot be measured
     volumes = []
@@ -230,75 +185,13 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None) -> list[A
         block = sorted(block, key=lambda n: float(positions[n] @ normals[block[0]]))
         volume = _axial_from_image(path, _read_whole(path, _series_reader([files[n] for n in block])))
         slices = "the slices of this block of the DICOM series" if len(blocks) > 1 else "the DICOM series' slices"
-        volume.warnings += _uneven_spacing(slices, normals[block[0]], positions[block])
+        volume.warnings += uneven_spacing(slices, normals[block[0]], positions[block])
         volumes.append(volume)
     left_out = len(files) - sum(map(len, blocks))
     if left_out:
         volumes[0].warnings.append(f"{left_out} of the DICOM series' slices not axial (e.g. a localizer) left out")
-    volumes[0].warnings += _missing_orientation(planes)
+    volumes[0].warnings += missing_orientation(planes)
     return volumes
-
-
-_CONSEQUENCE = ("it is read as one stack of parallel, evenly spaced slices: the in-plane measurements hold, but "
-                "z_mm and the places of the rulers and masks along the spine do not; load the series in 3D "
-                "Slicer for exact positions")
-
-
-def _dicom_slice_planes(files: list[str]) -> _SlicePlanes | None:
-    """The files' slice planes, each header read once; None when a file has none (reading the series says why)."""
-    planes = [_dicom_slice_plane(name) for name in files]
-    if any(plane is None for plane in planes):
-        return None
-    return _SlicePlanes(np.array([plane.normal for plane in planes]), np.array([plane.position for plane in planes]),
-                        planes[0].oriented)
-
-
-def _orientation_blocks(normals: np.ndarray) -> list[list[int]]:
-    """File indices grouped by slice orientation (normals within SAME_ORIENTATION_DEG), in order of appearance."""
-    same = np.cos(np.radians(SAME_ORIENTATION_DEG))
-    blocks: list[list[int]] = []
-    for n, normal in enumerate(normals):
-        for block in blocks:
-            if abs(float(normal @ normals[block[0]])) >= same:
-                block.append(n)
-                break
-        else:
-            blocks.append([n])
-    return blocks
-
-
-def _uneven_spacing(slices: str, normal: np.ndarray, positions: np.ndarray) -> list[str]:
-    """The warning that these slices (named so) are unevenly spaced, when the gaps between them differ from their
-    median by over the tolerance; none otherwise."""
-    gaps = np.diff(np.sort(positions @ normal))
-    if len(gaps) and np.abs(gaps - np.median(gaps)).max() > EVEN_SPACING_TOLERANCE * abs(np.median(gaps)):
-        return [f"{slices} are unevenly spaced ({gaps.min():.1f}-{gaps.max():.1f} mm apart, or a slice is missing); "
-                f"{_CONSEQUENCE}"]
-    return []
-
-
-def _missing_orientation(planes: _SlicePlanes) -> list[str]:
-    """The warning that the series' first file has no Image Orientation (Patient) tag; none otherwise. SimpleITK
-    then reads the slices as axial with columns running from the patient's right to left, whatever they were."""
-    if planes.first_oriented:
-        return []
-    return ["the DICOM files have no Image Orientation (Patient) tag (0020,0037): the slices are taken as axial "
-            "with the patient's right on the image's left, which the file does not confirm; check which "
-            "foramen is left and which is right"]
-
-
-def _dicom_series_warnings(planes: _SlicePlanes | None) -> list[str]:
-    """What SimpleITK's one-stack reading of a DICOM series with these slice planes gets wrong: slices in
-    differently angled blocks (see :func:`open_axial_blocks`) or unevenly spaced (it reads them as one stack of
-    parallel, evenly spaced slices; the in-plane measurements hold, the slice positions do not), or no orientation
-    in the files. None (an unreadable header): nothing, as reading the series says why."""
-    if planes is None:
-        return []
-    blocks = _orientation_blocks(planes.normals)
-    if len(blocks) > 1:
-        return [f"the DICOM series has slices at {len(blocks)} different angles (angled blocks); {_CONSEQUENCE}"]
-    return (_uneven_spacing("the DICOM series' slices", planes.normals[0], planes.positions)
-            + _missing_orientation(planes))
 
 
 def axial_from_array(voxels: np.ndarray, geometry: VolumeGeometry, name: str = "volume") -> AxialVolume:

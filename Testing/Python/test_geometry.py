@@ -8,7 +8,7 @@ import pytest
 import SimpleITK as sitk
 from conftest import phantom_arrays, tilted, write_dicom_series
 
-from SpinalStenosisLib import volume_io
+from SpinalStenosisLib import dicom_series
 from SpinalStenosisLib.geometry import AxialLayout, GeometryError, VolumeGeometry, reordered
 from SpinalStenosisLib.pipeline import measure_with_labels
 from SpinalStenosisLib.volume_io import (InputError, axial_from_array, input_name, open_axial, open_axial_blocks,
@@ -201,20 +201,20 @@ def test_a_series_without_orientation_tags_is_read_with_a_warning_to_check_the_s
 
 
 def calls_of(monkeypatch, function: str) -> list[str]:
-    """The file names volume_io's one-argument function is called with from now on, in order."""
+    """The file names dicom_series' one-argument function is called with from now on, in order."""
     calls = []
-    called = getattr(volume_io, function)
-    monkeypatch.setattr(volume_io, function, lambda name: calls.append(name) or called(name))
+    called = getattr(dicom_series, function)
+    monkeypatch.setattr(dicom_series, function, lambda name: calls.append(name) or called(name))
     return calls
 
 
 def test_opening_a_dicom_series_reads_each_header_once_after_choosing_the_series(tmp_path, monkeypatch):
-    read_header = volume_io._dicom_header
+    read_header = dicom_series._header
     image, _, geometry = phantom_arrays(n_slices=5)
     write_dicom_series(tmp_path, image, geometry, series=1)
     for path in tmp_path.glob("*.dcm"):
         without_orientation_tag(path)  # so that the series is also checked for the warning
-    headers_read = calls_of(monkeypatch, "_dicom_header")
+    headers_read = calls_of(monkeypatch, "_header")
     for open_series in (open_axial, lambda folder: open_axial_blocks(folder)[0]):
         headers_read.clear()
         assert open_series(tmp_path).warnings[0].startswith("the DICOM files have no Image Orientation")
@@ -223,15 +223,22 @@ def test_opening_a_dicom_series_reads_each_header_once_after_choosing_the_series
         # chooses the series
     # one header SimpleITK cannot read: the series is read as one stack, without warnings
     unreadable = str(sorted(tmp_path.glob("*.dcm"))[2])
-    monkeypatch.setattr(volume_io, "_dicom_header", lambda name: None if name == unreadable else read_header(name))
-    headers_read = calls_of(monkeypatch, "_dicom_header")
+    monkeypatch.setattr(dicom_series, "_header", lambda name: None if name == unreadable else read_header(name))
+    headers_read = calls_of(monkeypatch, "_header")
     assert open_axial_blocks(tmp_path)[0].warnings == []
     reads = Counter(headers_read)
     assert [reads[name] for name in sorted(reads)] == [2, 1, 1, 1, 1]
 
 
+def test_a_folder_without_a_dicom_series_fails_clearly(tmp_path):
+    (tmp_path / "notes.txt").write_text("not an image", encoding="utf-8")
+    for open_folder in (open_axial, open_axial_blocks):
+        with pytest.raises(InputError, match="no DICOM series in this folder"):
+            open_folder(tmp_path)
+
+
 def test_a_study_folder_gives_its_axial_series_even_when_another_is_larger(tmp_path, monkeypatch):
-    headers_read = calls_of(monkeypatch, "_dicom_slice_plane")
+    headers_read = calls_of(monkeypatch, "_slice_plane")
     image, _, geometry = phantom_arrays(n_slices=4)
     write_dicom_series(tmp_path, image, geometry, series=1)
     sagittal_image, _, sagittal_geometry = phantom_arrays(n_slices=9)

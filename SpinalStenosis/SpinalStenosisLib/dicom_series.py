@@ -1,0 +1,128 @@
+"""A DICOM folder's series: which files are measured, and what their headers say about the stack SimpleITK reads
+from them (angled blocks, uneven spacing, no orientation). Each header is read once."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from .geometry import is_axial_normal
+
+SAME_ORIENTATION_DEG = 1.0  # DICOM slices whose normals differ more than this belong to differently angled blocks
+EVEN_SPACING_TOLERANCE = 0.1  # a gap differing from the median by more than this fraction of it is uneven
+_CONSEQUENCE = ("it is read as one stack of parallel, evenly spaced slices: the in-plane measurements hold, but "
+                "z_mm and the places of the rulers and masks along the spine do not; load the series in 3D "
+                "Slicer for exact positions")
+
+
+class SlicePlane(NamedTuple):
+    normal: np.ndarray  # LPS
+    position: np.ndarray  # LPS, mm
+    oriented: bool  # the file has an Image Orientation (Patient) tag; without it SimpleITK takes the slice as axial
+
+
+class SlicePlanes(NamedTuple):
+    normals: np.ndarray  # [file, 3], LPS
+    positions: np.ndarray  # [file, 3], LPS, mm
+    first_oriented: bool  # the first file has an Image Orientation (Patient) tag
+
+
+def series_files(folder: Path) -> list[str]:
+    """The files of the series to measure in a DICOM folder (e.g. a whole study): of the axial series, the one with
+    the most slices; when there is none, the largest (the geometry check then says why); empty without a series.
+    A series is axial when its first, middle or last file is an axial slice (its first may be a localizer); no
+    other header is read."""
+    import SimpleITK as sitk  # deferred: Slicer loads the module before dependencies are checked
+
+    series = [sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid)
+              for sid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))]
+    axial = [files for files in series
+             if any(_is_axial_slice(files[n]) for n in sorted({0, len(files) // 2, len(files) - 1}))]
+    return max(axial or series, key=len, default=[])
+
+
+def _is_axial_slice(path: str) -> bool:
+    """Whether the DICOM file at path is an axial slice."""
+    plane = _slice_plane(path)
+    return plane is not None and is_axial_normal(plane.normal)
+
+
+def _header(path: str):
+    """A SimpleITK reader holding the DICOM file's header (no pixels read); None when it cannot be read."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(path)
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return None
+    return reader
+
+
+def _slice_plane(path: str) -> SlicePlane | None:
+    """A DICOM file's slice plane as SimpleITK reads its header; None when it cannot be read or is not one 3-D
+    slice."""
+    reader = _header(path)
+    if reader is None or reader.GetDimension() != 3:
+        return None
+    direction = np.array(reader.GetDirection(), float).reshape(3, 3)
+    return SlicePlane(direction[:, 2], np.array(reader.GetOrigin(), float), reader.HasMetaDataKey("0020|0037"))
+
+
+def slice_planes(files: list[str]) -> SlicePlanes | None:
+    """The files' slice planes, each header read once; None when a file has none (reading the series says why)."""
+    planes = [_slice_plane(name) for name in files]
+    if any(plane is None for plane in planes):
+        return None
+    return SlicePlanes(np.array([plane.normal for plane in planes]), np.array([plane.position for plane in planes]),
+                       planes[0].oriented)
+
+
+def orientation_blocks(normals: np.ndarray) -> list[list[int]]:
+    """File indices grouped by slice orientation (normals within SAME_ORIENTATION_DEG), in order of appearance."""
+    same = np.cos(np.radians(SAME_ORIENTATION_DEG))
+    blocks: list[list[int]] = []
+    for n, normal in enumerate(normals):
+        for block in blocks:
+            if abs(float(normal @ normals[block[0]])) >= same:
+                block.append(n)
+                break
+        else:
+            blocks.append([n])
+    return blocks
+
+
+def uneven_spacing(slices: str, normal: np.ndarray, positions: np.ndarray) -> list[str]:
+    """The warning that these slices (named so) are unevenly spaced, when the gaps between them differ from their
+    median by over the tolerance; none otherwise."""
+    gaps = np.diff(np.sort(positions @ normal))
+    if len(gaps) and np.abs(gaps - np.median(gaps)).max() > EVEN_SPACING_TOLERANCE * abs(np.median(gaps)):
+        return [f"{slices} are unevenly spaced ({gaps.min():.1f}-{gaps.max():.1f} mm apart, or a slice is missing); "
+                f"{_CONSEQUENCE}"]
+    return []
+
+
+def missing_orientation(planes: SlicePlanes) -> list[str]:
+    """The warning that the series' first file has no Image Orientation (Patient) tag; none otherwise. SimpleITK
+    then reads the slices as axial with columns running from the patient's right to left, whatever they were."""
+    if planes.first_oriented:
+        return []
+    return ["the DICOM files have no Image Orientation (Patient) tag (0020,0037): the slices are taken as axial "
+            "with the patient's right on the image's left, which the file does not confirm; check which "
+            "foramen is left and which is right"]
+
+
+def one_stack_warnings(planes: SlicePlanes | None) -> list[str]:
+    """What SimpleITK's one-stack reading of a DICOM series with these slice planes gets wrong: slices in
+    differently angled blocks (see volume_io.open_axial_blocks) or unevenly spaced (it reads them as one stack of
+    parallel, evenly spaced slices; the in-plane measurements hold, the slice positions do not), or no orientation
+    in the files. None (an unreadable header): nothing, as reading the series says why."""
+    if planes is None:
+        return []
+    blocks = orientation_blocks(planes.normals)
+    if len(blocks) > 1:
+        return [f"the DICOM series has slices at {len(blocks)} different angles (angled blocks); {_CONSEQUENCE}"]
+    return (uneven_spacing("the DICOM series' slices", planes.normals[0], planes.positions)
+            + missing_orientation(planes))
