@@ -119,6 +119,8 @@ def package_models(out_dir: Path, trained: dict[str, Path], base: Path | None = 
                    out_dir / entry["file"])
         entry.update({"version": f"{entry['version']}+{Path(trained[name]).resolve().parent.name}",
                       "sha256": sha256(out_dir / entry["file"]), "network": checkpoint["network"],
+                      # runs from before the size was recorded were all trained at the shipped size
+                      "input_size": checkpoint.get("input_size", entry["input_size"]),
                       "training_command": checkpoint.get("training_command", "unknown"),
                       "training_data": checkpoint.get("training_data", "unknown"),
                       "code_revision": checkpoint.get("code_revision", "unknown"),

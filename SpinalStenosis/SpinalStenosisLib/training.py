@@ -251,6 +251,7 @@ def train(config: TrainConfig) -> Path:
                 if score > best:
                     best = state["best"] = score
                     torch.save({"network": model.config, "model": model.state_dict(), "step": step,
+                                "input_size": int(validation_inputs.shape[-1]),  # of the pairs it learnt on
                                 "validation_dice": dice, "training_command": command_line(config),
                                 "training_data": training_data(config), "code_revision": revision},
                                out / "best.pt")

@@ -301,6 +301,9 @@ def test_a_dicom_series_in_angled_blocks_is_measured_block_by_block(phantom_file
 
 
 def test_a_trained_network_packaged_into_a_models_folder_is_what_measure_uses(phantom_files, tmp_path, capsys):
+    import torch
+
+    from SpinalStenosisLib.crop import CROP_SIZE
     from SpinalStenosisLib.models import read_manifest, sha256
     from SpinalStenosisLib.training import TrainConfig, train
 
@@ -313,6 +316,7 @@ def test_a_trained_network_packaged_into_a_models_folder_is_what_measure_uses(ph
     canal = packaged["models"]["canal"]
     assert canal["version"] == shipped["models"]["canal"]["version"] + "+my_run"
     assert canal["sha256"] == sha256(models / canal["file"]) and canal["network"]["width"] == 4
+    assert canal["input_size"] == torch.load(best, weights_only=False)["input_size"] == CROP_SIZE
     assert canal["training_command"].startswith(f"spinal-stenosis train canal --out {tmp_path / 'my_run'} --steps 1")
     assert canal["training_data"] == "synthetic (SpinalStenosisLib.synth) only" and canal["trained_steps"] == 1
     assert packaged["models"]["roi"] == shipped["models"]["roi"] and "evaluation" not in packaged

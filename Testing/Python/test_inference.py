@@ -13,7 +13,8 @@ from SpinalStenosisLib.crop import (crop_from_box, crop_grid, crop_side_mm, crop
                                     roi_box, whole_slice_grid)
 from SpinalStenosisLib.geometry import PlaneGrid, reordered
 from SpinalStenosisLib.inference import load_segmenter
-from SpinalStenosisLib.models import ModelError, load_network, models_folder, read_manifest, sha256, verified_path
+from SpinalStenosisLib.models import (INPUT_SIZE, ModelError, load_network, models_folder, read_manifest, sha256,
+                                      verified_path)
 from SpinalStenosisLib.network import CoordBlock, CoUNet
 from SpinalStenosisLib.pipeline import measure_with_segmenter
 from SpinalStenosisLib.synth.dataset import slice_geometry, synthetic_slice, synthetic_stack
@@ -33,7 +34,7 @@ def tiny_models_folder(tmp_path):
         model = CoUNet(channels, width=4, depth=2)
         torch.save({k: v.half() for k, v in model.state_dict().items()}, folder / f"{name}.pt")
         entries[name] = {"file": f"{name}.pt", "version": "0.0.0", "sha256": sha256(folder / f"{name}.pt"),
-                         "network": model.config, "input_size": 128}
+                         "network": model.config, "input_size": INPUT_SIZE[name]}
     (folder / "manifest.json").write_text(json.dumps({"release": "test", "models": entries}), encoding="utf-8")
     return folder
 
