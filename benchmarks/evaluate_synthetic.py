@@ -9,12 +9,14 @@ slices where the structure exists), the canal AP / transverse / foramen-width er
 Fig. 6), whether absent foramina are reported absent (and a canal on slices without one), whether issue 5's
 synthetic targets are met (canal Dice >= 0.95, canal AP within 1 mm on 95 %, foramen width within 2 mm on 90 % of
 the foramina that exist) with a 95 % bootstrap interval of each over slices, the canal AP error per contrast and
-region, and, on T2-family slices, by how bright the epidural fat is against the CSF (where they
-are alike and the thin dura is lost to partial volume, the sac's edge is hard to see), and by the native pixel size
-(all contrasts and T2 family). It also measures the true area-fraction masks on the very crop network 2 was given,
-the same way (measurements, and canal Dice after the same mapping to the native grid): what that crop's resolution
-allows, so the rest of the error is the network's. The canal Dice's median and the slices below 0.8 (gross failures)
-show how much of the mean's shortfall is a few wrong finds rather than edges.
+region; on T2-family slices by how bright the epidural fat is against the CSF (where they are alike and the thin
+dura is lost to partial volume, the sac's edge is hard to see); by the native pixel size (all contrasts and T2
+family); and by the true AP (all contrasts, with how many of the canals off by more than 1 mm overestimate). It also
+measures the true area-fraction masks on the very crop network 2 was given, the same way (measurements, and canal
+Dice after the same mapping to the native grid): what that crop's resolution allows, so the rest of the error is the
+network's. The canal Dice's median and the slices below 0.8 (gross failures) show how much of the mean's shortfall
+is a few wrong finds rather than edges. --json also writes every slice's record (its index in the set, contrast,
+pixel size, Dice, true and found measurements), for looking at failures.
 
 With --stacks N it also measures N synthetic multi-level T2 stacks (pedicle, disc and mid-body slices of L3-S1, as in
 the demo) end to end, with the stack step and slice by slice, and prints the canal AP error of each and on how many
@@ -38,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from SpinalStenosisLib.inference import CHANNELS, load_segmenter, native_labels  # noqa: E402
-from SpinalStenosisLib.measurement import measure_slice  # noqa: E402
+from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS, measure_slice  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.synth.anatomy import T  # noqa: E402
 from SpinalStenosisLib.synth.dataset import synthetic_slice, synthetic_stack  # noqa: E402
@@ -54,6 +56,7 @@ ERROR_KEYS = ("canal_ap_mm", "canal_transverse_mm", "foramen_width_mm")
 FORAMEN_KEYS = ("left_foramen_width_mm", "right_foramen_width_mm")
 FAT_TO_CSF_BANDS = (0.0, 0.5, 0.7, 0.85, math.inf)
 PIXEL_MM_BANDS = (0.0, 0.5, 0.75, 1.0, math.inf)  # the native slice's (smaller) pixel side
+TRUE_CANAL_AP_BANDS = (0.0, 6.0, 10.0, 14.0, math.inf)
 PAIRED_OUTCOMES = (("canal AP within 1 mm", lambda r: [e <= 1 for e in r["errors"]["canal_ap_mm"]]),
                    ("canal AP within 2 mm", lambda r: [e <= 2 for e in r["errors"]["canal_ap_mm"]]),
                    ("foramen width within 2 mm", lambda r: [e <= 2 for e in r["errors"]["foramen_width_mm"]]),
@@ -91,14 +94,16 @@ def evaluate_case(segmenter, n: int, cervical_every: int = 4) -> dict:
     case = synthetic_slice(np.random.default_rng([HELD_OUT_SEED, n]), region)
     [result] = segmenter.segment([case.image], [case.grid])
     predicted, truth = measure_slice(result.masks, result.grid).values, case.truth
-    record = {"region": region, "contrast": case.scene.contrast, "fat_to_csf": fat_to_csf(case.image, case.tissues),
-              "pixel_mm": min(case.grid.pixel_size_mm),
+    record = {"slice": n, "region": region, "contrast": case.scene.contrast,
+              "fat_to_csf": fat_to_csf(case.image, case.tissues),
+              "pixel_mm": min(case.grid.pixel_size_mm), "true_canal_ap_mm": truth["canal_ap_mm"],
               "dice": {name: dice(result.native_labels == value, case.labels == value)
                        for value, name in CLASSES.items()},
               "errors": {key: [] for key in ERROR_KEYS}, "absent": [], "present_found": []}
     for key in ("canal_ap_mm", "canal_transverse_mm"):
         if not math.isnan(truth[key]):
             record["errors"][key].append(error(predicted[key], truth[key]))
+    record["measurements"] = {key: {"truth": truth[key], "found": predicted[key]} for key in MEASUREMENT_COLUMNS}
     if math.isnan(truth["canal_area_mm2"]):
         record["canal_reported_without_one"] = not math.isnan(predicted["canal_area_mm2"])
     elif not math.isnan(predicted["canal_area_mm2"]):
@@ -213,10 +218,14 @@ def evaluate(records: list[dict]) -> dict:
     by_fat = canal_ap_in_bands(groups["T2 family"], "fat_to_csf", FAT_TO_CSF_BANDS)
     by_pixel = {f"{name}, {band} mm": within for name, group in groups.items()
                 for band, within in canal_ap_in_bands(group, "pixel_mm", PIXEL_MM_BANDS).items()}
+    off_signed = [r["canal_ap_signed_mm"] for r in records
+                  if "canal_ap_signed_mm" in r and abs(r["canal_ap_signed_mm"]) > 1]
     return {"cases": len(records), "seed": HELD_OUT_SEED, **{name: summarise(group) for name, group in groups.items()},
             "targets": {name: targets(group) for name, group in groups.items()},
             "canal_ap_by_contrast_and_region": canal_ap, "t2_family_canal_ap_by_fat_to_csf": by_fat,
-            "canal_ap_by_native_pixel_mm": by_pixel}
+            "canal_ap_by_native_pixel_mm": by_pixel,
+            "canal_ap_by_true_ap_mm": canal_ap_in_bands(records, "true_canal_ap_mm", TRUE_CANAL_AP_BANDS),
+            "canal_ap_found_off_by_over_1mm": {"n": len(off_signed), "overestimated": sum(e > 0 for e in off_signed)}}
 
 
 def exact_mcnemar_p(better: int, worse: int) -> float:
@@ -320,6 +329,9 @@ def print_table(summary: dict) -> None:
     print("T2-family canal AP by epidural fat / CSF brightness: "
           + _canal_ap_line(summary["t2_family_canal_ap_by_fat_to_csf"]))
     print("canal AP by the native pixel size: " + _canal_ap_line(summary["canal_ap_by_native_pixel_mm"]))
+    off = summary["canal_ap_found_off_by_over_1mm"]
+    print("canal AP by the true AP (mm): " + _canal_ap_line(summary["canal_ap_by_true_ap_mm"])
+          + f"; of the {off['n']} canals found but off by more than 1 mm, {off['overestimated']} overestimate")
 
 
 def _canal_ap_line(groups: dict) -> str:
@@ -356,7 +368,7 @@ def main() -> None:
         summary["multi_level_stacks"] = evaluate_stacks(segmenter, args.stacks)
         print_stacks(summary["multi_level_stacks"])
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        args.json.write_text(json.dumps({**summary, "slices": records}, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":
