@@ -15,8 +15,10 @@ family); and by the true AP (all contrasts, with how many of the canals off by m
 measures the true area-fraction masks on the very crop network 2 was given, the same way (measurements, and canal
 Dice after the same mapping to the native grid): what that crop's resolution allows, so the rest of the error is the
 network's. The canal Dice's median and the slices below 0.8 (gross failures) show how much of the mean's shortfall
-is a few wrong finds rather than edges. --json also writes every slice's record (its index in the set, contrast,
-pixel size, Dice, true and found measurements), for looking at failures.
+is a few wrong finds rather than edges. The grades (grading.py's cut-offs: canal AP, dural-sac area, foramen) show
+how often a slice's grade comes out as its truth's, and how the others were graded. --json also writes every slice's
+record (its index in the set, contrast, pixel size, Dice, true and found measurements and grades), for looking at
+failures.
 
 With --stacks N it also measures N synthetic multi-level T2 stacks (pedicle, disc and mid-body slices of L3-S1, as in
 the demo) end to end, with the stack step and slice by slice, and prints the canal AP error of each and on how many
@@ -33,12 +35,14 @@ import argparse
 import json
 import math
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
+from SpinalStenosisLib.grading import grade  # noqa: E402
 from SpinalStenosisLib.inference import CHANNELS, load_segmenter, native_labels  # noqa: E402
 from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS, measure_slice  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
@@ -57,6 +61,8 @@ FORAMEN_KEYS = ("left_foramen_width_mm", "right_foramen_width_mm")
 FAT_TO_CSF_BANDS = (0.0, 0.5, 0.7, 0.85, math.inf)
 PIXEL_MM_BANDS = (0.0, 0.5, 0.75, 1.0, math.inf)  # the native slice's (smaller) pixel side
 TRUE_CANAL_AP_BANDS = (0.0, 6.0, 10.0, 14.0, math.inf)
+GRADED = (("canal AP", ("canal_ap_grade",)), ("dural-sac area", ("canal_area_grade",)),
+          ("foramen", ("left_foramen_grade", "right_foramen_grade")))  # what a grade is, and its grading.grade keys
 PAIRED_OUTCOMES = (("canal AP within 1 mm", lambda r: [e <= 1 for e in r["errors"]["canal_ap_mm"]]),
                    ("canal AP within 2 mm", lambda r: [e <= 2 for e in r["errors"]["canal_ap_mm"]]),
                    ("foramen width within 2 mm", lambda r: [e <= 2 for e in r["errors"]["foramen_width_mm"]]),
@@ -104,6 +110,7 @@ def evaluate_case(segmenter, n: int, cervical_every: int = 4) -> dict:
         if not math.isnan(truth[key]):
             record["errors"][key].append(error(predicted[key], truth[key]))
     record["measurements"] = {key: {"truth": truth[key], "found": predicted[key]} for key in MEASUREMENT_COLUMNS}
+    record["grades"] = graded(truth, predicted, region)
     if math.isnan(truth["canal_area_mm2"]):
         record["canal_reported_without_one"] = not math.isnan(predicted["canal_area_mm2"])
     elif not math.isnan(predicted["canal_area_mm2"]):
@@ -158,7 +165,27 @@ def summarise(records: list[dict]) -> dict:
             "canal_missed": int(np.isinf(errors["canal_ap_mm"]).sum()),
             "slices_without_canal": len(without_canal),
             "canal_reported_without_one": int(sum(without_canal)),
-            "absent_count": len(absent)}
+            "absent_count": len(absent),
+            "grades": grade_agreement(records)}
+
+
+def graded(truth: dict[str, float], found: dict[str, float], region: str) -> dict[str, dict[str, str]]:
+    """Each grade of grading.grade for the true and the found measurements of one slice."""
+    true_grades, found_grades = grade(truth, region), grade(found, region)
+    return {key: {"truth": true_grades[key], "found": found_grades[key]} for key in true_grades}
+
+
+def grade_agreement(records: list[dict]) -> dict:
+    """For each graded measurement, over the structures that exist: the share found with the true grade, and how
+    the others were graded ("normal -> relative stenosis"; "missed" where the structure was not found)."""
+    agreement = {}
+    for name, keys in GRADED:
+        pairs = [(g["truth"], g["found"] or "missed") for r in records for g in (r["grades"][k] for k in keys)
+                 if g["truth"]]
+        wrong = Counter(f"{truth} -> {found}" for truth, found in pairs if truth != found)
+        agreement[name] = {"n": len(pairs), "same": float(np.mean([t == f for t, f in pairs])) if pairs else math.nan,
+                           "others": dict(wrong.most_common())}
+    return agreement
 
 
 def shares_within(errors, thresholds_mm: tuple[float, ...]) -> dict[str, float]:
@@ -274,7 +301,7 @@ def evaluate_stacks(segmenter, count: int) -> dict:
     """Canal AP errors on multi-level stacks, with the stack step and slice by slice (see evaluate_real)."""
     from evaluate_real import SliceBySlice
 
-    errors, changed = {"stack step": [], "slice by slice": []}, 0
+    errors, changed, grades = {"stack step": [], "slice by slice": []}, 0, []
     for n in range(count):
         image, _, geometry, truth = synthetic_stack(STACK_SEED + n)
         volume = axial_from_array(image, geometry)
@@ -282,10 +309,12 @@ def evaluate_stacks(segmenter, count: int) -> dict:
                 "slice by slice": measure_with_segmenter(volume, SliceBySlice(segmenter))}
         for name, run in runs.items():
             errors[name] += [error(m.values["canal_ap_mm"], t["canal_ap_mm"]) for m, t in zip(run.measurements, truth)]
+        grades += [{"grades": graded(t, m.values, "lumbar")} for m, t in zip(runs["stack step"].measurements, truth)]
         with_step, alone = (run.stack_labels == 1 for run in runs.values())
         changed += int((with_step != alone).any(axis=(1, 2)).sum())
     return {"stacks": count, "seed": STACK_SEED, "slices": len(errors["stack step"]), "slices_changed": changed,
-            **{name: shares_within(values, (1, 2, 3)) for name, values in errors.items()}}
+            **{name: shares_within(values, (1, 2, 3)) for name, values in errors.items()},
+            "grades": grade_agreement(grades)}
 
 
 def print_stacks(stacks: dict) -> None:
@@ -294,6 +323,7 @@ def print_stacks(stacks: dict) -> None:
               f"{name} {v['1']:.1%} / {v['2']:.1%} / {v['3']:.1%}" for name, v in stacks.items()
               if name in ("stack step", "slice by slice"))
           + f"; slices whose canal the stack step changes: {stacks['slices_changed']}")
+    print("stacks, graded as the truth (stack step): " + _grade_line(stacks["grades"]))
 
 
 def print_table(summary: dict) -> None:
@@ -317,6 +347,7 @@ def print_table(summary: dict) -> None:
               f"{s['canal_reported_without_one']} of the {s['slices_without_canal']} without one")
         print(f"canal bias (prediction - truth, median): AP {s['canal_bias']['ap_median_mm']:+.2f} mm, area "
               f"{s['canal_bias']['area_median_relative']:+.1%}")
+        print("graded as the truth (where the structure exists): " + _grade_line(s["grades"]))
         print("true area-fraction masks on network 2's crops, measured the same way: " + "; ".join(
             f"{key} (n={v['n']}) within 0.5 / 1 / 2 mm {v['0.5']:.1%} / {v['1']:.1%} / {v['2']:.1%}"
             for key, v in s["true_masks_on_crop"].items()))
@@ -332,6 +363,12 @@ def print_table(summary: dict) -> None:
     off = summary["canal_ap_found_off_by_over_1mm"]
     print("canal AP by the true AP (mm): " + _canal_ap_line(summary["canal_ap_by_true_ap_mm"])
           + f"; of the {off['n']} canals found but off by more than 1 mm, {off['overestimated']} overestimate")
+
+
+def _grade_line(agreement: dict) -> str:
+    return "; ".join(f"{name} {v['same']:.1%} of {v['n']} ("
+                     + (", ".join(f"{k} {c}" for k, c in v["others"].items()) or "none") + ")"
+                     for name, v in agreement.items())
 
 
 def _canal_ap_line(groups: dict) -> str:
