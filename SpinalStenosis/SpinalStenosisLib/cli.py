@@ -93,6 +93,8 @@ def _train(args: argparse.Namespace) -> None:
                          freeze_encoder=args.freeze_encoder, edge_weight=args.edge_weight)
     if args.batchnorm_batches is not None:
         config.batchnorm_batches = args.batchnorm_batches
+    if args.contrasts:
+        config.contrasts = tuple(args.contrasts.split(","))
     train(config)
 
 
@@ -167,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train the decoder and head only (fine-tuning that keeps the encoder's features)")
     train.add_argument("--edge-weight", type=float, default=0.0,
                        help="count pixels within 2 of a mask's edge 1 + this many times in the BCE (default 0)")
+    train.add_argument("--contrasts", help="train on synthetic images of these contrasts only, comma-separated "
+                       "(of T2, T1, T2star, T2FS, random; default all)")
     train.add_argument("--batchnorm-batches", type=int,
                        help="at the end, average best.pt's BatchNorm statistics over this many fresh batches "
                             "(default 250; 0: leave them as training left them)")

@@ -15,6 +15,7 @@ from . import __version__
 from .network import CoUNet, dice_bce_loss, paper_loss, saved_width, widened
 from .real_data import RealPairs
 from .synth.augment import domain_randomised
+from .synth.render import CONTRASTS
 from .synth.sampler import canal_pair, roi_pair
 
 OUT_CHANNELS = {"roi": 1, "canal": 3}
@@ -45,30 +46,31 @@ class TrainConfig:
     freeze_encoder: bool = False  # train the decoder and head only; the encoder (weights, BatchNorm statistics) stays
     batchnorm_batches: int = 250  # best.pt's BatchNorm statistics averaged over this many batches at the end; 0: not
     edge_weight: float = 0.0  # BCE counts pixels within 2 of an edge 1 + edge_weight times (network.edge_weights)
+    contrasts: tuple[str, ...] = CONTRASTS  # the synthetic images' contrasts (training, validation, recalibration)
 
 
-def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int,
-                    augment: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    pairs = [synthetic_pair(network, rng, augment) for _ in range(batch_size)]
+def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int, augment: bool = False,
+                    contrasts: tuple[str, ...] = CONTRASTS) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = [synthetic_pair(network, rng, augment, contrasts) for _ in range(batch_size)]
     return (torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs])))
 
 
-def synthetic_pair(network: str, rng: np.random.Generator,
-                   augment: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_pair(network: str, rng: np.random.Generator, augment: bool = False,
+                   contrasts: tuple[str, ...] = CONTRASTS) -> tuple[np.ndarray, np.ndarray]:
     """One training pair: image [1, H, W] and target [C, H, W]."""
     region = "cervical" if rng.random() < CERVICAL_FRACTION else "lumbar"
     if network == "roi":
-        image, target = roi_pair(rng, region)
+        image, target = roi_pair(rng, region, contrasts)
         targets = target[None]
     else:
-        image, targets = canal_pair(rng, region)
+        image, targets = canal_pair(rng, region, contrasts)
     if augment:
         image = domain_randomised(rng, image)
     return image[None], targets
 
 
-def validation_set(network: str) -> tuple[torch.Tensor, torch.Tensor]:
-    return synthetic_batch(network, np.random.default_rng(VALIDATION_SEED), VALIDATION_SIZE)
+def validation_set(network: str, contrasts: tuple[str, ...] = CONTRASTS) -> tuple[torch.Tensor, torch.Tensor]:
+    return synthetic_batch(network, np.random.default_rng(VALIDATION_SEED), VALIDATION_SIZE, contrasts=contrasts)
 
 
 def training_loss(config: TrainConfig, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -135,7 +137,7 @@ def training_batch(config: TrainConfig, real: RealPairs | None, rng: np.random.G
     when given (the Lumbar Spine MRI PNGs label the canal only), synthetic otherwise."""
     if real is not None and rng.random() < config.real_fraction:
         return real.batch(rng, config.batch_size)
-    return (*synthetic_batch(config.network, rng, config.batch_size, config.augment), slice(None))
+    return (*synthetic_batch(config.network, rng, config.batch_size, config.augment, config.contrasts), slice(None))
 
 
 def validate(model: CoUNet, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, list[float]]:
@@ -179,6 +181,7 @@ def command_line(config: TrainConfig) -> str:
     parts += ["--augment"] if config.augment else []
     parts += ["--freeze-encoder"] if config.freeze_encoder else []
     parts += ["--edge-weight", f"{config.edge_weight:g}"] if config.edge_weight else []
+    parts += ["--contrasts", ",".join(config.contrasts)] if config.contrasts != CONTRASTS else []
     if config.batchnorm_batches != TrainConfig.batchnorm_batches:
         parts += ["--batchnorm-batches", str(config.batchnorm_batches)]
     return " ".join(parts)
@@ -186,7 +189,8 @@ def command_line(config: TrainConfig) -> str:
 
 def training_data(config: TrainConfig) -> str:
     """What the network is trained on, in words (for provenance)."""
-    synthetic = "synthetic (SpinalStenosisLib.synth" + (", domain-randomised)" if config.augment else ")")
+    synthetic = ("synthetic (SpinalStenosisLib.synth" + (", domain-randomised" if config.augment else "")
+                 + ("" if config.contrasts == CONTRASTS else f", contrasts {', '.join(config.contrasts)} only") + ")")
     if config.real_data is None:
         return f"{synthetic} only"
     return (f"{synthetic} and real labelled data from {config.real_data} "
@@ -197,6 +201,8 @@ def train(config: TrainConfig) -> Path:
     """Run (or resume) training; writes checkpoint.pt, best.pt and log.csv into out_dir."""
     if config.edge_weight and config.loss != "bce_dice":
         raise ValueError("--edge-weight weights the BCE of the bce_dice loss, not the paper's loss")
+    if not config.contrasts or not set(config.contrasts) <= set(CONTRASTS):
+        raise ValueError(f"--contrasts {','.join(config.contrasts)}: expected some of {', '.join(CONTRASTS)}")
     revision = git_revision()  # the code that generates the training data is the code loaded now
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -215,7 +221,7 @@ def train(config: TrainConfig) -> Path:
         scheduler.load_state_dict(state["scheduler"])
         step, best = state["step"], state["best"]
     real = RealPairs(config.real_data, config.network) if config.real_data else None
-    validation_inputs, validation_targets = validation_set(config.network)
+    validation_inputs, validation_targets = validation_set(config.network, config.contrasts)
     log_path = out / "log.csv"
     new_log = not (config.resume and log_path.exists())
     with open(log_path, "w" if new_log else "a", newline="", encoding="utf-8") as handle:

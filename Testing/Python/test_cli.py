@@ -350,3 +350,14 @@ def test_a_damaged_models_folder_is_one_line_and_exit_code_4(phantom_files, tmp_
     assert not (tmp_path / "out").exists()
     code, err = run(capsys, "measure", image, "--out", tmp_path / "out", "--models", tmp_path)
     assert code == 4 and "not a models folder" in err
+
+
+def test_train_takes_its_contrasts_from_the_command_line_and_refuses_unknown_ones(tmp_path, capsys):
+    import torch
+
+    code, err = run(capsys, "train", "canal", "--out", tmp_path / "run", "--steps", "1", "--batch-size", "1",
+                    "--width", "4", "--threads", "1", "--batchnorm-batches", "1", "--contrasts", "T2,T2FS")
+    assert code == 0, err
+    assert "--contrasts T2,T2FS" in torch.load(tmp_path / "run" / "best.pt", weights_only=False)["training_command"]
+    code, err = run(capsys, "train", "canal", "--out", tmp_path / "bad", "--steps", "1", "--contrasts", "T2,PD")
+    assert code == cli.EXIT_INPUT and "--contrasts T2,PD: expected some of T2, T1, T2star, T2FS, random" in err

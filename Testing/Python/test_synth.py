@@ -220,3 +220,9 @@ def test_domain_randomisation_changes_the_image_only_and_keeps_tissue_order():
     ramp = np.linspace(0.0, 1.5, 301, dtype=np.float32)
     curved = intensity_curve(np.random.default_rng(3), ramp)
     assert np.all(np.diff(curved) >= 0) and curved[0] == 0.0 and curved[-1] == 1.5
+
+
+def test_scenes_drawn_among_some_contrasts_have_those_only_and_the_default_draws_all():
+    among = {sample_scene(np.random.default_rng(seed), among=("T2", "T2FS")).contrast for seed in range(40)}
+    assert among == {"T2", "T2FS"}
+    assert {sample_scene(np.random.default_rng(seed)).contrast for seed in range(60)} == set(CONTRASTS)

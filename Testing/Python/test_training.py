@@ -165,3 +165,14 @@ def test_an_edge_weighted_run_records_its_weight_in_the_training_command(tmp_pat
     with pytest.raises(ValueError, match="bce_dice"):
         train(TrainConfig(network="canal", out_dir=tmp_path / "paper", steps=1, batch_size=1, width=4, threads=1,
                           loss="paper", edge_weight=4.0))
+
+
+def test_a_run_on_some_contrasts_records_them_and_unknown_contrasts_are_refused(tmp_path):
+    config = TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=4,
+                         validate_every=1, threads=1, batchnorm_batches=1, contrasts=("T2", "T2star"))
+    best = torch.load(train(config), weights_only=False)
+    assert "--contrasts T2,T2star" in best["training_command"]
+    assert "contrasts T2, T2star only" in best["training_data"]
+    with pytest.raises(ValueError, match="--contrasts T3"):
+        train(TrainConfig(network="canal", out_dir=tmp_path / "unknown", steps=1, batch_size=1, width=4, threads=1,
+                          contrasts=("T3",)))

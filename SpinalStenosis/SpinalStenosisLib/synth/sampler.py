@@ -41,11 +41,14 @@ class Scene:
 
 
 def sample_scene(rng: np.random.Generator, region: str = "lumbar", contrast: str | None = None,
-                 **anatomy_options) -> Scene:
+                 among: tuple[str, ...] = CONTRASTS, **anatomy_options) -> Scene:
+    """A random scene; its contrast is ``contrast``, or drawn among ``among`` with their CONTRAST_WEIGHTS."""
     anatomy = sample_anatomy(rng, region, **anatomy_options)
     k = int(rng.integers(1, 4))
     warp = (rng.normal(0.0, 0.6, (k, 2)), rng.normal(0.0, 0.06, (k, 2)), rng.uniform(0, 2 * np.pi, k))
-    contrast = contrast or str(rng.choice(CONTRASTS, p=CONTRAST_WEIGHTS))
+    if contrast is None:
+        weights = np.array([w for name, w in zip(CONTRASTS, CONTRAST_WEIGHTS) if name in among])
+        contrast = str(rng.choice([name for name in CONTRASTS if name in among], p=weights / weights.sum()))
     return Scene(anatomy, warp, contrast)
 
 
@@ -91,9 +94,10 @@ def _image(rng: np.random.Generator, scene: Scene, grid: PlaneGrid, native_pixel
     return acquire(rng, image, blur), tissues
 
 
-def roi_pair(rng: np.random.Generator, region: str = "lumbar") -> tuple[np.ndarray, np.ndarray]:
+def roi_pair(rng: np.random.Generator, region: str = "lumbar",
+             contrasts: tuple[str, ...] = CONTRASTS) -> tuple[np.ndarray, np.ndarray]:
     """Network-1 pair: whole slice at 128² → ROI box mask."""
-    scene = sample_scene(rng, region)
+    scene = sample_scene(rng, region, among=contrasts)
     native = native_grid(rng, scene)
     if rng.random() < 0.1:
         native = _narrow_left_right(rng, native)
@@ -128,10 +132,11 @@ def _outside_fov_zero(image: np.ndarray, view: PlaneGrid, native: PlaneGrid) -> 
     return np.where(inside, image, 0.0)
 
 
-def canal_pair(rng: np.random.Generator, region: str = "lumbar") -> tuple[np.ndarray, np.ndarray]:
+def canal_pair(rng: np.random.Generator, region: str = "lumbar",
+               contrasts: tuple[str, ...] = CONTRASTS) -> tuple[np.ndarray, np.ndarray]:
     """Network-2 pair: native image around the spine, cropped from a jittered ROI and resized to 128²
     → soft masks [left foramen, canal, right foramen]."""
-    scene = sample_scene(rng, region)
+    scene = sample_scene(rng, region, among=contrasts)
     native = native_grid(rng, scene, centre_ras=np.zeros(3))
     window = _centre_window(native, 56.0)
     crop = jittered_crop(rng, window, roi_box_mask(fractions(scene.paint(window, 1), 1), window))
