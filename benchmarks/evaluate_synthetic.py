@@ -36,6 +36,7 @@ import json
 import math
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,7 @@ def evaluate_case(segmenter, n: int, cervical_every: int = 4) -> dict:
     predicted, truth = measure_slice(result.masks, result.grid).values, case.truth
     record = {"slice": n, "region": region, "contrast": case.scene.contrast,
               "fat_to_csf": fat_to_csf(case.image, case.tissues),
-              "pixel_mm": min(case.grid.pixel_size_mm), "true_canal_ap_mm": truth["canal_ap_mm"],
+              "pixel_mm": min(case.grid.pixel_size_mm),
               "dice": {name: dice(result.native_labels == value, case.labels == value)
                        for value, name in CLASSES.items()},
               "errors": {key: [] for key in ERROR_KEYS}, "absent": [], "present_found": []}
@@ -214,9 +215,9 @@ def in_group(records: list[dict], group: str) -> list[dict]:
     return records if group == "all" else [r for r in records if r["contrast"] in T2_FAMILY]
 
 
-def canal_ap_in_bands(records: list[dict], key: str, bands: tuple[float, ...]) -> dict:
-    """canal_ap_within of the records whose value of key lies in each band ("low-high": low <= value < high)."""
-    return {f"{low}-{high}": canal_ap_within([e for r in records if low <= r[key] < high
+def canal_ap_in_bands(records: list[dict], value: Callable[[dict], float], bands: tuple[float, ...]) -> dict:
+    """canal_ap_within of the records whose value(record) lies in each band ("low-high": low <= value < high)."""
+    return {f"{low}-{high}": canal_ap_within([e for r in records if low <= value(r) < high
                                               for e in r["errors"]["canal_ap_mm"]])
             for low, high in zip(bands, bands[1:])}
 
@@ -242,16 +243,17 @@ def evaluate(records: list[dict]) -> dict:
     canal_ap = {key: canal_ap_within([e for r in records if key in (r["contrast"], r["region"])
                                       for e in r["errors"]["canal_ap_mm"]])
                 for key in sorted({r["contrast"] for r in records}) + ["lumbar", "cervical"]}
-    by_fat = canal_ap_in_bands(groups["T2 family"], "fat_to_csf", FAT_TO_CSF_BANDS)
+    by_fat = canal_ap_in_bands(groups["T2 family"], lambda r: r["fat_to_csf"], FAT_TO_CSF_BANDS)
     by_pixel = {f"{name}, {band} mm": within for name, group in groups.items()
-                for band, within in canal_ap_in_bands(group, "pixel_mm", PIXEL_MM_BANDS).items()}
+                for band, within in canal_ap_in_bands(group, lambda r: r["pixel_mm"], PIXEL_MM_BANDS).items()}
     off_signed = [r["canal_ap_signed_mm"] for r in records
                   if "canal_ap_signed_mm" in r and abs(r["canal_ap_signed_mm"]) > 1]
     return {"cases": len(records), "seed": HELD_OUT_SEED, **{name: summarise(group) for name, group in groups.items()},
             "targets": {name: targets(group) for name, group in groups.items()},
             "canal_ap_by_contrast_and_region": canal_ap, "t2_family_canal_ap_by_fat_to_csf": by_fat,
             "canal_ap_by_native_pixel_mm": by_pixel,
-            "canal_ap_by_true_ap_mm": canal_ap_in_bands(records, "true_canal_ap_mm", TRUE_CANAL_AP_BANDS),
+            "canal_ap_by_true_ap_mm": canal_ap_in_bands(records, lambda r: r["measurements"]["canal_ap_mm"]["truth"],
+                                                        TRUE_CANAL_AP_BANDS),
             "canal_ap_found_off_by_over_1mm": {"n": len(off_signed), "overestimated": sum(e > 0 for e in off_signed)}}
 
 
