@@ -167,7 +167,7 @@ def summarise(records: list[dict]) -> dict:
             "slices_without_canal": len(without_canal),
             "canal_reported_without_one": int(sum(without_canal)),
             "absent_count": len(absent),
-            "grades": grade_agreement(records)}
+            "grades": grade_agreement([r["grades"] for r in records])}
 
 
 def graded(truth: dict[str, float], found: dict[str, float], region: str) -> dict[str, dict[str, str]]:
@@ -176,12 +176,13 @@ def graded(truth: dict[str, float], found: dict[str, float], region: str) -> dic
     return {key: {"truth": true_grades[key], "found": found_grades[key]} for key in true_grades}
 
 
-def grade_agreement(records: list[dict]) -> dict:
-    """For each graded measurement, over the structures that exist: the share found with the true grade, and how
-    the others were graded ("normal -> relative stenosis"; "missed" where the structure was not found)."""
+def grade_agreement(slice_grades: list[dict[str, dict[str, str]]]) -> dict:
+    """For each graded measurement, over the structures that exist (slice_grades: graded() of each slice): the share
+    found with the true grade, and how the others were graded ("normal -> relative stenosis"; "missed" where the
+    structure was not found)."""
     agreement = {}
     for name, keys in GRADED:
-        pairs = [(g["truth"], g["found"] or "missed") for r in records for g in (r["grades"][k] for k in keys)
+        pairs = [(g["truth"], g["found"] or "missed") for grades in slice_grades for g in (grades[k] for k in keys)
                  if g["truth"]]
         wrong = Counter(f"{truth} -> {found}" for truth, found in pairs if truth != found)
         agreement[name] = {"n": len(pairs), "same": float(np.mean([t == f for t, f in pairs])) if pairs else math.nan,
@@ -311,7 +312,7 @@ def evaluate_stacks(segmenter, count: int) -> dict:
                 "slice by slice": measure_with_segmenter(volume, SliceBySlice(segmenter))}
         for name, run in runs.items():
             errors[name] += [error(m.values["canal_ap_mm"], t["canal_ap_mm"]) for m, t in zip(run.measurements, truth)]
-        grades += [{"grades": graded(t, m.values, "lumbar")} for m, t in zip(runs["stack step"].measurements, truth)]
+        grades += [graded(t, m.values, "lumbar") for m, t in zip(runs["stack step"].measurements, truth)]
         with_step, alone = (run.stack_labels == 1 for run in runs.values())
         changed += int((with_step != alone).any(axis=(1, 2)).sum())
     return {"stacks": count, "seed": STACK_SEED, "slices": len(errors["stack step"]), "slices_changed": changed,

@@ -47,8 +47,8 @@ def sample_scene(rng: np.random.Generator, region: str = "lumbar", contrast: str
     k = int(rng.integers(1, 4))
     warp = (rng.normal(0.0, 0.6, (k, 2)), rng.normal(0.0, 0.06, (k, 2)), rng.uniform(0, 2 * np.pi, k))
     if contrast is None:
-        weights = np.array([w for name, w in zip(CONTRASTS, CONTRAST_WEIGHTS) if name in among])
-        contrast = str(rng.choice([name for name in CONTRASTS if name in among], p=weights / weights.sum()))
+        names, weights = zip(*[(name, w) for name, w in zip(CONTRASTS, CONTRAST_WEIGHTS) if name in among])
+        contrast = str(rng.choice(names, p=np.array(weights) / sum(weights)))
     return Scene(anatomy, warp, contrast)
 
 
