@@ -100,16 +100,18 @@ def crop_from_box(native: PlaneGrid, box_grid: PlaneGrid, box: tuple[int, int, i
 def resample(image: np.ndarray, source: PlaneGrid, target: PlaneGrid, order: int = 1) -> np.ndarray:
     """Sample image (on source; [rows, columns] or [channels, rows, columns]) at target's pixel centres;
     anti-aliased when target is coarser; zero outside."""
-    rows, columns = np.meshgrid(np.arange(target.shape[0]), np.arange(target.shape[1]), indexing="ij")
-    coordinates = source.to_index(target.to_ras(rows.ravel(), columns.ravel()))
+    # target (row, column) → source (row, column) is affine: its origin and the images of the two unit steps
+    origin = np.array(source.to_index(target.to_ras(0.0, 0.0)))
+    steps = np.stack([np.array(source.to_index(target.to_ras(1.0, 0.0))) - origin,
+                      np.array(source.to_index(target.to_ras(0.0, 1.0))) - origin], axis=1)
     shrink = np.array(target.pixel_size_mm) / np.array(source.pixel_size_mm)
     channels = np.asarray(image, np.float32).reshape(-1, *source.shape)
     out = np.empty((len(channels), *target.shape), np.float32)
     for n, channel in enumerate(channels):
         if shrink.max() > 1.5:
             channel = ndimage.gaussian_filter(channel, 0.4 * np.maximum(shrink, 1.0))
-        out[n] = ndimage.map_coordinates(channel, coordinates, order=order, mode="constant",
-                                         cval=0.0).reshape(target.shape)
+        out[n] = ndimage.affine_transform(channel, steps, origin, output_shape=target.shape, order=order,
+                                          mode="constant", cval=0.0)
     return out if np.ndim(image) == 3 else out[0]
 
 
