@@ -90,7 +90,8 @@ def _train(args: argparse.Namespace) -> None:
                          seed=args.seed, learning_rate=args.lr, out_dir=Path(args.out), resume=args.resume,
                          real_data=Path(args.real_data) if args.real_data else None, threads=args.threads,
                          loss=args.loss, init=Path(args.init) if args.init else None, augment=args.augment,
-                         freeze_encoder=args.freeze_encoder, edge_weight=args.edge_weight)
+                         freeze_encoder=args.freeze_encoder, edge_weight=args.edge_weight,
+                         average_from=args.average_from)
     if args.batchnorm_batches is not None:
         config.batchnorm_batches = args.batchnorm_batches
     if args.contrasts:
@@ -174,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batchnorm-batches", type=int,
                        help="at the end, average best.pt's BatchNorm statistics over this many fresh batches "
                             "(default 250; 0: leave them as training left them)")
+    train.add_argument("--average-from", type=int, default=0,
+                       help="from this step on, keep the learning rate constant and average the weights after "
+                            "every step; written, with recalibrated BatchNorm statistics, to averaged.pt")
     train.set_defaults(handler=_train)
 
     package = sub.add_parser("package-models", help="a models folder for measure --models: the shipped networks "

@@ -47,6 +47,7 @@ class TrainConfig:
     batchnorm_batches: int = 250  # best.pt's BatchNorm statistics averaged over this many batches at the end; 0: not
     edge_weight: float = 0.0  # BCE counts pixels within 2 of an edge 1 + edge_weight times (network.edge_weights)
     contrasts: tuple[str, ...] = CONTRASTS  # the synthetic images' contrasts (training, validation, recalibration)
+    average_from: int = 0  # from this step on, a constant learning rate and the weights averaged (WeightAverage)
 
 
 def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int, augment: bool = False,
@@ -107,6 +108,35 @@ def recalibrate_batchnorm(model: CoUNet, config: TrainConfig, real: RealPairs | 
     model.eval()
 
 
+class WeightAverage:
+    """The running mean of a network's weights after each training step (stochastic weight averaging, dense as in
+    SWAD, Cha et al. 2021: averaging along a constant-rate trajectory seeks a flat minimum, which carries better to
+    images unlike the training ones). BatchNorm statistics are not averaged: they are recalibrated for the averaged
+    weights (recalibrate_batchnorm)."""
+
+    def __init__(self, state: dict | None = None):
+        self.count = state["count"] if state else 0
+        self.weights = state["weights"] if state else {}
+
+    def update(self, model: CoUNet) -> None:
+        self.count += 1
+        for name, value in model.named_parameters():
+            value = value.detach()
+            if name not in self.weights:
+                self.weights[name] = value.clone()
+            else:
+                self.weights[name] += (value - self.weights[name]) / self.count
+
+    def state(self) -> dict:
+        return {"count": self.count, "weights": self.weights}
+
+    def averaged(self, model: CoUNet) -> CoUNet:
+        """A copy of model with the averaged weights."""
+        copy = CoUNet(**model.config)
+        copy.load_state_dict({**model.state_dict(), **self.weights})
+        return copy
+
+
 def dice_per_channel(probabilities: torch.Tensor, target: torch.Tensor) -> list[float]:
     predicted = probabilities >= 0.5
     truth = target >= 0.5
@@ -156,18 +186,24 @@ def git_revision() -> str:
         return "unknown"
 
 
-def recalibrate_best(path: Path, config: TrainConfig, real: RealPairs | None, validation_inputs: torch.Tensor,
-                     validation_targets: torch.Tensor) -> None:
-    """best.pt with its BatchNorm statistics recalibrated (see recalibrate_batchnorm) and its validation Dice
-    measured again."""
-    best = torch.load(path, weights_only=False)
-    model = CoUNet(**best["network"])
-    model.load_state_dict(best["model"])
+def recalibrated(record: dict, model: CoUNet, config: TrainConfig, real: RealPairs | None,
+                 validation_inputs: torch.Tensor, validation_targets: torch.Tensor) -> dict:
+    """A weights record (see weights_record) of model with its BatchNorm statistics recalibrated (see
+    recalibrate_batchnorm) and its validation Dice measured again."""
     model.encoders.requires_grad_(not config.freeze_encoder)
     recalibrate_batchnorm(model, config, real)
     _, dice = validate(model, validation_inputs, validation_targets)
-    torch.save({**best, "model": model.state_dict(), "validation_dice": dice,
-                "batchnorm": f"statistics averaged over {config.batchnorm_batches} batches"}, path)
+    return {**record, "model": model.state_dict(), "validation_dice": dice,
+            "batchnorm": f"statistics averaged over {config.batchnorm_batches} batches"}
+
+
+def recalibrate_best(path: Path, config: TrainConfig, real: RealPairs | None, validation_inputs: torch.Tensor,
+                     validation_targets: torch.Tensor) -> None:
+    """best.pt recalibrated (see recalibrated)."""
+    best = torch.load(path, weights_only=False)
+    model = CoUNet(**best["network"])
+    model.load_state_dict(best["model"])
+    torch.save(recalibrated(best, model, config, real, validation_inputs, validation_targets), path)
 
 
 def command_line(config: TrainConfig) -> str:
@@ -182,6 +218,7 @@ def command_line(config: TrainConfig) -> str:
     parts += ["--freeze-encoder"] if config.freeze_encoder else []
     parts += ["--edge-weight", f"{config.edge_weight:g}"] if config.edge_weight else []
     parts += ["--contrasts", ",".join(config.contrasts)] if config.contrasts != CONTRASTS else []
+    parts += ["--average-from", str(config.average_from)] if config.average_from else []
     if config.batchnorm_batches != TrainConfig.batchnorm_batches:
         parts += ["--batchnorm-batches", str(config.batchnorm_batches)]
     return " ".join(parts)
@@ -197,10 +234,25 @@ def training_data(config: TrainConfig) -> str:
             f"(real batches on {config.real_fraction:.0%} of the steps)")
 
 
+def weights_record(model: CoUNet, config: TrainConfig, step: int, dice: list[float], validation_inputs: torch.Tensor,
+                   revision: str) -> dict:
+    """What a trained network's file holds: its weights, and what package-models needs to say what it is."""
+    return {"network": model.config, "model": model.state_dict(), "step": step,
+            "input_size": int(validation_inputs.shape[-1]),  # of the pairs it learnt on
+            "validation_dice": dice, "training_command": command_line(config),
+            "training_data": training_data(config), "code_revision": revision}
+
+
 def train(config: TrainConfig) -> Path:
-    """Run (or resume) training; writes checkpoint.pt, best.pt and log.csv into out_dir."""
+    """Run (or resume) training; writes checkpoint.pt, best.pt and log.csv into out_dir, and averaged.pt when
+    averaging weights (config.average_from)."""
     if config.edge_weight and config.loss != "bce_dice":
         raise ValueError("--edge-weight weights the BCE of the bce_dice loss, not the paper's loss")
+    if config.average_from and not 0 < config.average_from <= config.steps:
+        raise ValueError(f"--average-from {config.average_from}: expected a step from 1 to --steps {config.steps}")
+    if config.average_from and not config.batchnorm_batches:
+        raise ValueError("--average-from needs BatchNorm statistics recalibrated for the averaged weights "
+                         "(--batchnorm-batches above 0)")
     if not config.contrasts or not set(config.contrasts) <= set(CONTRASTS):
         raise ValueError(f"--contrasts {','.join(config.contrasts)}: expected some of {', '.join(CONTRASTS)}")
     revision = git_revision()  # the code that generates the training data is the code loaded now
@@ -212,7 +264,9 @@ def train(config: TrainConfig) -> Path:
     step, best = 0, -1.0
     optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
                                  weight_decay=1e-5)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.steps, eta_min=1e-5)
+    scheduler = (torch.optim.lr_scheduler.ConstantLR(optimiser, factor=1.0, total_iters=0) if config.average_from
+                 else torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.steps, eta_min=1e-5))
+    average = WeightAverage()
     checkpoint_path = out / "checkpoint.pt"
     if config.resume and checkpoint_path.exists():
         state = torch.load(checkpoint_path, weights_only=False)
@@ -220,6 +274,7 @@ def train(config: TrainConfig) -> Path:
         optimiser.load_state_dict(state["optimiser"])
         scheduler.load_state_dict(state["scheduler"])
         step, best = state["step"], state["best"]
+        average = WeightAverage(state.get("average"))
     real = RealPairs(config.real_data, config.network) if config.real_data else None
     validation_inputs, validation_targets = validation_set(config.network, config.contrasts)
     log_path = out / "log.csv"
@@ -239,6 +294,8 @@ def train(config: TrainConfig) -> Path:
             optimiser.step()
             scheduler.step()
             step += 1
+            if config.average_from and step >= config.average_from:
+                average.update(model)
             running.append(loss.item())
             if step % config.validate_every == 0 or step == config.steps:
                 validation_loss, dice = validate(model, validation_inputs, validation_targets)
@@ -248,7 +305,7 @@ def train(config: TrainConfig) -> Path:
                 handle.flush()
                 running = []
                 state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                         "scheduler": scheduler.state_dict(), "step": step, "best": best,
+                         "scheduler": scheduler.state_dict(), "step": step, "best": best, "average": average.state(),
                          "config": {**asdict(config), "out_dir": str(config.out_dir),
                                     "real_data": str(config.real_data) if config.real_data else None,
                                     "init": str(config.init) if config.init else None},
@@ -256,14 +313,16 @@ def train(config: TrainConfig) -> Path:
                 score = float(np.mean(dice))
                 if score > best:
                     best = state["best"] = score
-                    torch.save({"network": model.config, "model": model.state_dict(), "step": step,
-                                "input_size": int(validation_inputs.shape[-1]),  # of the pairs it learnt on
-                                "validation_dice": dice, "training_command": command_line(config),
-                                "training_data": training_data(config), "code_revision": revision},
-                               out / "best.pt")
+                    torch.save(weights_record(model, config, step, dice, validation_inputs, revision), out / "best.pt")
                 torch.save(state, checkpoint_path)
     if config.batchnorm_batches and (out / "best.pt").exists():
         recalibrate_best(out / "best.pt", config, real, validation_inputs, validation_targets)
+    if average.count:
+        averaged = average.averaged(model)
+        record = {**weights_record(averaged, config, step, [], validation_inputs, revision),
+                  "averaged_steps": f"{config.average_from}-{step} ({average.count} steps)"}
+        torch.save(recalibrated(record, averaged, config, real, validation_inputs, validation_targets),
+                   out / "averaged.pt")
     (out / "training.json").write_text(json.dumps({
         "network": config.network, "steps": config.steps, "engine_version": __version__,
         "code_revision": revision, "best_mean_validation_dice": best}, indent=1), encoding="utf-8")
