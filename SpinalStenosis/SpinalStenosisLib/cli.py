@@ -182,8 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     package = sub.add_parser("package-models", help="a models folder for measure --models: the shipped networks "
                                                     "with trained ones (a training run's best.pt) in their place")
-    package.add_argument("--canal", help="best.pt of a canal-network training run")
-    package.add_argument("--roi", help="best.pt of an ROI-network training run")
+    package.add_argument("--canal", help="best.pt (or averaged.pt) of a canal-network training run")
+    package.add_argument("--roi", help="best.pt (or averaged.pt) of an ROI-network training run")
     package.add_argument("--out", required=True, help="the models folder to write")
     package.add_argument("--base", help="models folder the others are taken from (default: the shipped one)")
     package.add_argument("--overwrite", action="store_true")

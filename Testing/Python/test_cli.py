@@ -361,3 +361,17 @@ def test_train_takes_its_contrasts_from_the_command_line_and_refuses_unknown_one
     assert "--contrasts T2,T2FS" in torch.load(tmp_path / "run" / "best.pt", weights_only=False)["training_command"]
     code, err = run(capsys, "train", "canal", "--out", tmp_path / "bad", "--steps", "1", "--contrasts", "T2,PD")
     assert code == cli.EXIT_INPUT and "--contrasts T2,PD: expected some of T2, T1, T2star, T2FS, random" in err
+
+
+def test_train_averages_weights_from_the_step_given_and_package_models_takes_them(tmp_path, capsys):
+    import torch
+
+    code, err = run(capsys, "train", "canal", "--out", tmp_path / "run", "--steps", "2", "--batch-size", "1",
+                    "--width", "4", "--threads", "1", "--batchnorm-batches", "1", "--average-from", "2")
+    assert code == 0, err
+    averaged = tmp_path / "run" / "averaged.pt"
+    assert "--average-from 2" in torch.load(averaged, weights_only=False)["training_command"]
+    code, err = run(capsys, "package-models", "--canal", averaged, "--out", tmp_path / "models")
+    assert code == 0, err
+    canal = json.loads((tmp_path / "models" / "manifest.json").read_text())["models"]["canal"]
+    assert "--average-from 2" in canal["training_command"] and canal["trained_steps"] == 2

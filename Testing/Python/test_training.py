@@ -11,7 +11,8 @@ from conftest import trained_like
 from SpinalStenosisLib.network import CoUNet, coordinate_channels, dice_bce_loss, edge_weights, widened
 from SpinalStenosisLib.real_data import PNG_THECAL_SAC, RealPairs
 from SpinalStenosisLib.synth.dataset import write_dataset
-from SpinalStenosisLib.training import RECALIBRATION_SEED, TrainConfig, recalibrate_batchnorm, train, training_batch
+from SpinalStenosisLib.training import (RECALIBRATION_SEED, TrainConfig, WeightAverage, recalibrate_batchnorm, train,
+                                       training_batch)
 
 
 def test_training_writes_checkpoints_and_resumes(tmp_path):
@@ -176,3 +177,43 @@ def test_a_run_on_some_contrasts_records_them_and_unknown_contrasts_are_refused(
     with pytest.raises(ValueError, match="--contrasts T3"):
         train(TrainConfig(network="canal", out_dir=tmp_path / "unknown", steps=1, batch_size=1, width=4, threads=1,
                           contrasts=("T3",)))
+
+
+def test_the_weight_average_is_the_mean_of_the_weights_after_each_step():
+    model = CoUNet(out_channels=3, width=4)
+    average = WeightAverage()
+    for value in (1.0, 2.0, 6.0):
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.fill_(value)
+        average.update(model)
+    model.encoders[0].norm1.running_mean.fill_(0.5)
+    averaged = average.averaged(model)
+    assert average.count == 3
+    assert all(torch.allclose(p, torch.full_like(p, 3.0)) for p in averaged.parameters())
+    assert torch.equal(averaged.encoders[0].norm1.running_mean, model.encoders[0].norm1.running_mean)
+    assert all(torch.equal(p, torch.full_like(p, 6.0)) for p in model.parameters())  # the model itself is kept
+
+
+def test_an_averaging_run_keeps_the_rate_constant_resumes_its_average_and_writes_averaged_weights(tmp_path):
+    config = TrainConfig(network="canal", out_dir=tmp_path / "run", steps=2, batch_size=1, width=4, validate_every=1,
+                         threads=1, batchnorm_batches=1, learning_rate=1e-3, average_from=1)
+    train(config)
+    config.steps, config.resume = 3, True
+    train(config)
+    log = list(csv.DictReader(open(tmp_path / "run" / "log.csv", encoding="utf-8")))
+    assert {float(row["learning_rate"]) for row in log} == {1e-3}
+    averaged = torch.load(tmp_path / "run" / "averaged.pt", weights_only=False)
+    assert averaged["averaged_steps"] == "1-3 (3 steps)" and "--average-from 1" in averaged["training_command"]
+    last = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"]
+    conv = "encoders.0.conv1.weight"
+    assert not torch.equal(averaged["model"][conv], last[conv])
+    assert len(averaged["validation_dice"]) == 3 and "batchnorm" in averaged
+
+
+def test_averaging_needs_a_step_within_the_run_and_recalibrated_statistics(tmp_path):
+    with pytest.raises(ValueError, match="--average-from 5"):
+        train(TrainConfig(network="canal", out_dir=tmp_path / "a", steps=2, threads=1, average_from=5))
+    with pytest.raises(ValueError, match="--batchnorm-batches"):
+        train(TrainConfig(network="canal", out_dir=tmp_path / "b", steps=2, threads=1, average_from=1,
+                          batchnorm_batches=0))
