@@ -91,7 +91,7 @@ def _train(args: argparse.Namespace) -> None:
                          real_data=Path(args.real_data) if args.real_data else None, threads=args.threads,
                          loss=args.loss, init=Path(args.init) if args.init else None, augment=args.augment,
                          freeze_encoder=args.freeze_encoder, edge_weight=args.edge_weight,
-                         average_from=args.average_from)
+                         average_from=args.average_from, auxiliary_weight=args.auxiliary)
     if args.batchnorm_batches is not None:
         config.batchnorm_batches = args.batchnorm_batches
     if args.contrasts:
@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--average-from", type=int, default=0,
                        help="from this step on, keep the learning rate constant and average the weights after "
                             "every step; written, with recalibrated BatchNorm statistics, to averaged.pt")
+    train.add_argument("--auxiliary", type=float, default=0.0, metavar="WEIGHT",
+                       help="canal network: also learn the tissues around the sac (epidural fat, ligaments, "
+                            "vertebra and disc) on extra outputs, their loss weighted so; they are not saved")
     train.set_defaults(handler=_train)
 
     package = sub.add_parser("package-models", help="a models folder for measure --models: the shipped networks "

@@ -16,7 +16,7 @@ from .network import CoUNet, dice_bce_loss, paper_loss, saved_width, widened
 from .real_data import RealPairs
 from .synth.augment import domain_randomised
 from .synth.render import CONTRASTS
-from .synth.sampler import canal_pair, roi_pair
+from .synth.sampler import AUXILIARY_GROUPS, canal_pair, roi_pair
 
 OUT_CHANNELS = {"roi": 1, "canal": 3}
 LOSSES = {"bce_dice": dice_bce_loss, "paper": paper_loss}
@@ -48,23 +48,27 @@ class TrainConfig:
     edge_weight: float = 0.0  # BCE counts pixels within 2 of an edge 1 + edge_weight times (network.edge_weights)
     contrasts: tuple[str, ...] = CONTRASTS  # the synthetic images' contrasts (training, validation, recalibration)
     average_from: int = 0  # from this step on, a constant learning rate and the weights averaged (WeightAverage)
+    auxiliary_weight: float = 0.0  # > 0: the canal network also learns the tissues around the sac on extra outputs
+    # (synth.sampler.AUXILIARY_GROUPS), their loss counted this many times; those outputs are not saved
 
 
 def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int, augment: bool = False,
-                    contrasts: tuple[str, ...] = CONTRASTS) -> tuple[torch.Tensor, torch.Tensor]:
-    pairs = [synthetic_pair(network, rng, augment, contrasts) for _ in range(batch_size)]
+                    contrasts: tuple[str, ...] = CONTRASTS, auxiliary: bool = False
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = [synthetic_pair(network, rng, augment, contrasts, auxiliary) for _ in range(batch_size)]
     return (torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs])))
 
 
 def synthetic_pair(network: str, rng: np.random.Generator, augment: bool = False,
-                   contrasts: tuple[str, ...] = CONTRASTS) -> tuple[np.ndarray, np.ndarray]:
-    """One training pair: image [1, H, W] and target [C, H, W]."""
+                   contrasts: tuple[str, ...] = CONTRASTS, auxiliary: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """One training pair: image [1, H, W] and target [C, H, W] (the canal network's auxiliary tissues after its
+    three channels when auxiliary)."""
     region = "cervical" if rng.random() < CERVICAL_FRACTION else "lumbar"
     if network == "roi":
         image, target = roi_pair(rng, region, contrasts)
         targets = target[None]
     else:
-        image, targets = canal_pair(rng, region, contrasts)
+        image, targets = canal_pair(rng, region, contrasts, auxiliary)
     if augment:
         image = domain_randomised(rng, image)
     return image[None], targets
@@ -79,6 +83,16 @@ def training_loss(config: TrainConfig, logits: torch.Tensor, targets: torch.Tens
     if config.edge_weight:
         return dice_bce_loss(logits, targets, config.edge_weight)
     return LOSSES[config.loss](logits, targets)
+
+
+def step_loss(config: TrainConfig, logits: torch.Tensor, targets: torch.Tensor, channels: slice) -> torch.Tensor:
+    """The training loss over the labelled output channels, plus config.auxiliary_weight times the auxiliary
+    tissues' (BCE + Dice) where the targets hold them."""
+    outputs = OUT_CHANNELS[config.network]
+    loss = training_loss(config, logits[:, :outputs][:, channels], targets[:, :outputs][:, channels])
+    if targets.shape[1] > outputs:
+        loss = loss + config.auxiliary_weight * dice_bce_loss(logits[:, outputs:], targets[:, outputs:])
+    return loss
 
 
 def training_mode(model: CoUNet, config: TrainConfig) -> None:
@@ -149,12 +163,14 @@ def dice_per_channel(probabilities: torch.Tensor, target: torch.Tensor) -> list[
 
 
 def initial_model(config: TrainConfig) -> CoUNet:
-    """A new network, or config.init's weights (grown to config.width if narrower), its encoder frozen if asked."""
-    model = CoUNet(OUT_CHANNELS[config.network], width=config.width)
+    """A new network, or config.init's weights (grown to config.width if narrower, and given new auxiliary
+    outputs), its encoder frozen if asked."""
+    auxiliary = len(AUXILIARY_GROUPS) if config.auxiliary_weight else 0
+    model = CoUNet(OUT_CHANNELS[config.network] + auxiliary, width=config.width)
     if config.init is not None:
         weights = torch.load(config.init, map_location="cpu", weights_only=False)
         state = {k: v.float() for k, v in weights.get("model", weights).items()}
-        if saved_width(state) < config.width:
+        if saved_width(state) < config.width or len(state["head.bias"]) < model.config["out_channels"]:
             state = widened(state, model)
         model.load_state_dict(state)
     model.encoders.requires_grad_(not config.freeze_encoder)
@@ -167,14 +183,15 @@ def training_batch(config: TrainConfig, real: RealPairs | None, rng: np.random.G
     when given (the Lumbar Spine MRI PNGs label the canal only), synthetic otherwise."""
     if real is not None and rng.random() < config.real_fraction:
         return real.batch(rng, config.batch_size)
-    return (*synthetic_batch(config.network, rng, config.batch_size, config.augment, config.contrasts), slice(None))
+    return (*synthetic_batch(config.network, rng, config.batch_size, config.augment, config.contrasts,
+                             config.auxiliary_weight > 0), slice(None))
 
 
 def validate(model: CoUNet, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, list[float]]:
-    """Validation loss (BCE + Dice, whatever the training loss) and Dice per channel."""
+    """Validation loss (BCE + Dice, whatever the training loss) and Dice per channel of the targets."""
     model.eval()
     with torch.inference_mode():
-        logits = model(inputs)
+        logits = model(inputs)[:, :targets.shape[1]]
         return float(dice_bce_loss(logits, targets)), dice_per_channel(torch.sigmoid(logits), targets)
 
 
@@ -193,7 +210,7 @@ def recalibrated(record: dict, model: CoUNet, config: TrainConfig, real: RealPai
     model.encoders.requires_grad_(not config.freeze_encoder)
     recalibrate_batchnorm(model, config, real)
     _, dice = validate(model, validation_inputs, validation_targets)
-    return {**record, "model": model.state_dict(), "validation_dice": dice,
+    return {**record, **saved_network(model, config), "validation_dice": dice,
             "batchnorm": f"statistics averaged over {config.batchnorm_batches} batches"}
 
 
@@ -219,6 +236,7 @@ def command_line(config: TrainConfig) -> str:
     parts += ["--edge-weight", f"{config.edge_weight:g}"] if config.edge_weight else []
     parts += ["--contrasts", ",".join(config.contrasts)] if config.contrasts != CONTRASTS else []
     parts += ["--average-from", str(config.average_from)] if config.average_from else []
+    parts += ["--auxiliary", f"{config.auxiliary_weight:g}"] if config.auxiliary_weight else []
     if config.batchnorm_batches != TrainConfig.batchnorm_batches:
         parts += ["--batchnorm-batches", str(config.batchnorm_batches)]
     return " ".join(parts)
@@ -234,10 +252,19 @@ def training_data(config: TrainConfig) -> str:
             f"(real batches on {config.real_fraction:.0%} of the steps)")
 
 
+def saved_network(model: CoUNet, config: TrainConfig) -> dict:
+    """The network's configuration and weights as saved for inference: without auxiliary outputs."""
+    outputs = OUT_CHANNELS[config.network]
+    state = model.state_dict()
+    for name in ("head.weight", "head.bias"):
+        state[name] = state[name][:outputs].clone()
+    return {"network": {**model.config, "out_channels": outputs}, "model": state}
+
+
 def weights_record(model: CoUNet, config: TrainConfig, step: int, dice: list[float], validation_inputs: torch.Tensor,
                    revision: str) -> dict:
     """What a trained network's file holds: its weights, and what package-models needs to say what it is."""
-    return {"network": model.config, "model": model.state_dict(), "step": step,
+    return {**saved_network(model, config), "step": step,
             "input_size": int(validation_inputs.shape[-1]),  # of the pairs it learnt on
             "validation_dice": dice, "training_command": command_line(config),
             "training_data": training_data(config), "code_revision": revision}
@@ -253,6 +280,8 @@ def train(config: TrainConfig) -> Path:
     if config.average_from and not config.batchnorm_batches:
         raise ValueError("--average-from needs BatchNorm statistics recalibrated for the averaged weights "
                          "(--batchnorm-batches above 0)")
+    if config.auxiliary_weight and config.network != "canal":
+        raise ValueError("--auxiliary: only the canal network has auxiliary tissues to learn")
     if not config.contrasts or not set(config.contrasts) <= set(CONTRASTS):
         raise ValueError(f"--contrasts {','.join(config.contrasts)}: expected some of {', '.join(CONTRASTS)}")
     revision = git_revision()  # the code that generates the training data is the code loaded now
@@ -288,7 +317,7 @@ def train(config: TrainConfig) -> Path:
             rng = np.random.default_rng([config.seed, step])  # deterministic per step, so resume continues exactly
             inputs, targets, channels = training_batch(config, real, rng)
             training_mode(model, config)
-            loss = training_loss(config, model(inputs)[:, channels], targets[:, channels])
+            loss = step_loss(config, model(inputs), targets, channels)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

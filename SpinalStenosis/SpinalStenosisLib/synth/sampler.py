@@ -8,10 +8,15 @@ import numpy as np
 from ..crop import CROP_SIZE, MAX_CROP_MM, crop_grid, crop_side_mm, resample, roi_box_mask
 from ..crop import normalise, whole_slice_grid
 from ..geometry import PlaneGrid
-from .anatomy import (CANAL_TISSUES, LEFT_FORAMEN_TISSUES, RIGHT_FORAMEN_TISSUES, Anatomy, sample_anatomy)
+from .anatomy import (CANAL_TISSUES, LEFT_FORAMEN_TISSUES, RIGHT_FORAMEN_TISSUES, Anatomy, T, sample_anatomy)
 from .render import CONTRASTS, acquire, render
 
 TARGET_GROUPS = (LEFT_FORAMEN_TISSUES, CANAL_TISSUES, RIGHT_FORAMEN_TISSUES)  # network-2 channel order
+AUXILIARY_GROUPS = (  # what borders the sac, for network 2's optional extra training outputs (train --auxiliary)
+    (T["epidural_fat"], T["epidural_vein"]),
+    (T["ligamentum_flavum"], T["posterior_longitudinal_ligament"]),
+    (T["cortical_bone"], T["marrow"], T["endplate"], T["annulus"], T["nucleus"]),
+)
 CONTRAST_WEIGHTS = (0.45, 0.12, 0.13, 0.1, 0.2)
 OFF_CENTRE_SHARE = 0.2
 
@@ -132,17 +137,17 @@ def _outside_fov_zero(image: np.ndarray, view: PlaneGrid, native: PlaneGrid) -> 
     return np.where(inside, image, 0.0)
 
 
-def canal_pair(rng: np.random.Generator, region: str = "lumbar",
-               contrasts: tuple[str, ...] = CONTRASTS) -> tuple[np.ndarray, np.ndarray]:
+def canal_pair(rng: np.random.Generator, region: str = "lumbar", contrasts: tuple[str, ...] = CONTRASTS,
+               auxiliary: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Network-2 pair: native image around the spine, cropped from a jittered ROI and resized to 128²
-    → soft masks [left foramen, canal, right foramen]."""
+    → soft masks [left foramen, canal, right foramen], then AUXILIARY_GROUPS' when auxiliary."""
     scene = sample_scene(rng, region, among=contrasts)
     native = native_grid(rng, scene, centre_ras=np.zeros(3))
     window = _centre_window(native, 56.0)
     crop = jittered_crop(rng, window, roi_box_mask(fractions(scene.paint(window, 1), 1), window))
     window = _covering(native, crop)  # render the image (super-sampled) only where the crop needs it
     image, _ = _image(rng, scene, window, min(native.pixel_size_mm) * rng.uniform(1.0, 1.3))
-    targets = fractions(scene.paint(crop, 2), 2)
+    targets = fractions(scene.paint(crop, 2), 2, TARGET_GROUPS + AUXILIARY_GROUPS if auxiliary else TARGET_GROUPS)
     if rng.random() < 0.15:  # the acquisition's field of view ends near the spine: nothing beyond it
         imaged = _field_of_view(rng, window)
         image = image * imaged
