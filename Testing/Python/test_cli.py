@@ -375,3 +375,12 @@ def test_train_averages_weights_from_the_step_given_and_package_models_takes_the
     assert code == 0, err
     canal = json.loads((tmp_path / "models" / "manifest.json").read_text())["models"]["canal"]
     assert "--average-from 2" in canal["training_command"] and canal["trained_steps"] == 2
+
+
+def test_train_passes_the_auxiliary_weight(tmp_path, capsys):
+    import torch
+
+    code, err = run(capsys, "train", "canal", "--out", tmp_path / "run", "--steps", "1", "--batch-size", "1",
+                    "--width", "4", "--threads", "1", "--batchnorm-batches", "0", "--auxiliary", "0.25")
+    assert code == 0, err
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["config"]["auxiliary_weight"] == 0.25

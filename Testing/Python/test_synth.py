@@ -14,7 +14,7 @@ from SpinalStenosisLib.synth.anatomy import CERVICAL_LEVELS, LUMBAR_LEVELS, SLIC
 from SpinalStenosisLib.synth.augment import intensity_curve
 from SpinalStenosisLib.synth.dataset import iterate_pairs, synthetic_slice, write_dataset
 from SpinalStenosisLib.synth.render import CONTRASTS
-from SpinalStenosisLib.synth.sampler import canal_pair, roi_pair, sample_scene
+from SpinalStenosisLib.synth.sampler import AUXILIARY_GROUPS, canal_pair, roi_pair, sample_scene
 from SpinalStenosisLib.training import synthetic_pair
 from SpinalStenosisLib.volume_io import open_axial, read_labels
 
@@ -95,6 +95,17 @@ def test_training_pairs_have_the_network_shapes():
     image, targets = canal_pair(np.random.default_rng(0), "cervical")
     assert image.shape == (CROP_SIZE, CROP_SIZE) and targets.shape == (3, CROP_SIZE, CROP_SIZE)
     assert 0.0 <= targets.min() and targets.max() <= 1.0 and targets[1].max() == 1.0
+
+
+def test_auxiliary_targets_follow_the_same_pair_and_hold_the_tissues_beside_the_sac():
+    image, targets = canal_pair(np.random.default_rng(3), "lumbar")
+    same_image, with_auxiliary = canal_pair(np.random.default_rng(3), "lumbar", auxiliary=True)
+    assert np.array_equal(image, same_image) and np.array_equal(with_auxiliary[:3], targets)
+    assert with_auxiliary.shape == (3 + len(AUXILIARY_GROUPS), CROP_SIZE, CROP_SIZE)
+    assert with_auxiliary.sum(axis=0).max() <= 1.0 + 1e-6  # disjoint tissue groups share each pixel
+    assert all(channel.max() > 0.5 for channel in with_auxiliary[3:])
+    epidural_fat = ndimage.binary_dilation(with_auxiliary[3] > 0.5, iterations=3)
+    assert (epidural_fat & (targets[1] > 0.5)).any()  # epidural fat lies against the sac
 
 
 def test_some_network2_crops_hold_the_canal_off_centre_but_always_hold_it():

@@ -11,8 +11,8 @@ from conftest import trained_like
 from SpinalStenosisLib.network import CoUNet, coordinate_channels, dice_bce_loss, edge_weights, widened
 from SpinalStenosisLib.real_data import PNG_THECAL_SAC, RealPairs
 from SpinalStenosisLib.synth.dataset import write_dataset
-from SpinalStenosisLib.training import (RECALIBRATION_SEED, TrainConfig, WeightAverage, recalibrate_batchnorm, train,
-                                       training_batch)
+from SpinalStenosisLib.training import (RECALIBRATION_SEED, TrainConfig, WeightAverage, initial_model,
+                                       recalibrate_batchnorm, step_loss, train, training_batch)
 
 
 def test_training_writes_checkpoints_and_resumes(tmp_path):
@@ -217,3 +217,25 @@ def test_averaging_needs_a_step_within_the_run_and_recalibrated_statistics(tmp_p
     with pytest.raises(ValueError, match="--batchnorm-batches"):
         train(TrainConfig(network="canal", out_dir=tmp_path / "b", steps=2, threads=1, average_from=1,
                           batchnorm_batches=0))
+
+
+def test_auxiliary_outputs_start_from_the_given_weights_count_in_the_loss_and_are_not_saved(tmp_path):
+    narrow = CoUNet(out_channels=3, width=4).eval()
+    torch.save({"model": narrow.state_dict()}, tmp_path / "init.pt")
+    config = TrainConfig(network="canal", out_dir=tmp_path / "run", steps=2, batch_size=2, width=4, validate_every=1,
+                         threads=1, batchnorm_batches=1, init=tmp_path / "init.pt", auxiliary_weight=0.5)
+    model = initial_model(config).eval()
+    x = torch.rand(1, 1, 32, 32)
+    assert model.config["out_channels"] == 6 and torch.allclose(model(x)[:, :3], narrow(x), atol=1e-6)
+    inputs, targets, channels = training_batch(config, None, np.random.default_rng(0))
+    assert targets.shape[1] == 6
+    logits = model(inputs)
+    plain = TrainConfig(network="canal", out_dir=tmp_path)
+    assert step_loss(config, logits, targets, channels) > step_loss(plain, logits, targets[:, :3], channels)
+    train(config)
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    assert best["network"]["out_channels"] == 3 and "--auxiliary 0.5" in best["training_command"]
+    CoUNet(**best["network"]).load_state_dict(best["model"])
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"]["head.bias"].shape == (6,)
+    with pytest.raises(ValueError, match="--auxiliary"):
+        train(TrainConfig(network="roi", out_dir=tmp_path / "roi", steps=1, threads=1, auxiliary_weight=0.5))
