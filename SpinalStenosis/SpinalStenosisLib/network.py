@@ -73,10 +73,10 @@ def saved_width(state: dict[str, torch.Tensor]) -> int:
 
 def widened(state: dict[str, torch.Tensor], model: CoUNet) -> dict[str, torch.Tensor]:
     """Weights of a CoU-Net of model's depth, no wider and with no more outputs, laid into model's own initial
-    weights so that model computes the same function on those outputs (Net2Net-style growth): each old channel keeps its place within its block
-    of channels, the new channels start from model's own initialisation, and every old channel ignores the new
-    ones (zero weights), so training can put the added width to use from where the narrow network left off.
-    Outputs model has beyond the saved ones (auxiliary outputs) also start from model's initialisation."""
+    weights so that model computes the same function on those outputs (Net2Net-style growth): each old channel
+    keeps its place within its block of channels, the new channels start from model's own initialisation, and every
+    old channel ignores the new ones (zero weights), so training can put the added width to use from where the
+    narrow network left off. Outputs beyond the saved ones (auxiliary outputs) also start from model's own."""
     old_width = saved_width(state)
     new_state = {name: value.clone() for name, value in model.state_dict().items()}
     new_widths = [model.config["width"] * 2 ** level for level in range(model.config["depth"] + 1)]
