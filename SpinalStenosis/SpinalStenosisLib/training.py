@@ -184,7 +184,7 @@ def training_batch(config: TrainConfig, real: RealPairs | None, rng: np.random.G
     if real is not None and rng.random() < config.real_fraction:
         return real.batch(rng, config.batch_size)
     return (*synthetic_batch(config.network, rng, config.batch_size, config.augment, config.contrasts,
-                             config.auxiliary_weight > 0), slice(None))
+                             bool(config.auxiliary_weight)), slice(None))
 
 
 def validate(model: CoUNet, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, list[float]]:
