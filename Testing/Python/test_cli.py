@@ -354,6 +354,12 @@ def test_a_damaged_models_folder_is_one_line_and_exit_code_4(phantom_files, tmp_
 
 def test_train_takes_its_contrasts_from_the_command_line_and_refuses_unknown_ones(tmp_path, capsys):
     import torch
+    from SpinalStenosisLib.synth.render import CONTRASTS
+
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"(of {', '.join(CONTRASTS)}; default all)" in help_text  # the help's own list is the generator's
 
     code, err = run(capsys, "train", "canal", "--out", tmp_path / "run", "--steps", "1", "--batch-size", "1",
                     "--width", "4", "--threads", "1", "--batchnorm-batches", "1", "--contrasts", "T2,T2FS")

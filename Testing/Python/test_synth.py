@@ -218,6 +218,19 @@ def test_a_narrow_field_of_view_keeps_the_spine_and_the_native_pixels():
             assert -0.5 <= spine_column <= narrow.shape[1] - 0.5  # the spine stays in view
 
 
+def test_a_random_field_of_view_keeps_the_canal_inside_its_margin():
+    from SpinalStenosisLib.synth.sampler import SPINE_MARGIN_MM, native_grid
+
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        native = native_grid(rng, sample_scene(rng, "lumbar" if seed % 3 else "cervical"))
+        canal_index = np.array(native.to_index(np.zeros((1, 3))))[:, 0]
+        for index, count, pixel_mm in zip(canal_index, native.shape, native.pixel_size_mm):
+            half_extent_mm = (count - 1) / 2 * pixel_mm
+            border_mm = min(index, count - 1 - index) * pixel_mm
+            assert border_mm >= min(SPINE_MARGIN_MM, half_extent_mm) - 1e-6, seed
+
+
 def test_domain_randomisation_changes_the_image_only_and_keeps_tissue_order():
     changed = 0
     for seed in range(6):

@@ -19,6 +19,7 @@ AUXILIARY_GROUPS = (  # what borders the sac, for network 2's optional extra tra
 )
 CONTRAST_WEIGHTS = (0.45, 0.12, 0.13, 0.1, 0.2)
 OFF_CENTRE_SHARE = 0.2
+SPINE_MARGIN_MM = 35.0  # how far inside a random field of view the canal stays (very tight views aside)
 
 
 @dataclass
@@ -83,10 +84,24 @@ def native_grid(rng: np.random.Generator, scene: Scene, centre_ras: np.ndarray |
     row_step = rotation @ np.array([0.0, -row_mm, 0.0])
     column_step = rotation @ np.array([-column_mm, 0.0, 0.0])
     if centre_ras is None:
-        reach = max(0.0, fov_mm / 2 - 35.0)
+        reach = max(0.0, fov_mm / 2 - SPINE_MARGIN_MM)
         centre_ras = np.array([rng.uniform(-reach, reach) * 0.5, rng.uniform(0.0, reach), 0.0])
+        centre_ras = _spine_in_view(centre_ras, row_step, column_step, shape)
     origin = centre_ras - (shape[0] - 1) / 2 * row_step - (shape[1] - 1) / 2 * column_step
     return PlaneGrid(origin, row_step, column_step, shape)
+
+
+def _spine_in_view(centre_ras: np.ndarray, row_step: np.ndarray, column_step: np.ndarray,
+                   shape: tuple[int, int]) -> np.ndarray:
+    """The field of view's centre moved towards the canal (at the origin) as far as it takes to keep the canal
+    SPINE_MARGIN_MM inside both sides: the rows span less than the columns, and the view is rotated."""
+    scale = 1.0
+    for step, count in ((row_step, shape[0]), (column_step, shape[1])):
+        offset_mm = abs(centre_ras @ step) / np.linalg.norm(step)
+        limit_mm = max((count - 1) / 2 * np.linalg.norm(step) - SPINE_MARGIN_MM, 0.0)
+        if offset_mm > limit_mm:
+            scale = min(scale, limit_mm / offset_mm)
+    return centre_ras * scale
 
 
 def _image(rng: np.random.Generator, scene: Scene, grid: PlaneGrid, native_pixel_mm: float,
