@@ -48,12 +48,13 @@ from SpinalStenosisLib.inference import CHANNELS, load_segmenter, native_labels 
 from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS, measure_slice  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.synth.anatomy import T  # noqa: E402
-from SpinalStenosisLib.synth.dataset import synthetic_slice, synthetic_stack  # noqa: E402
+from SpinalStenosisLib.synth.dataset import SyntheticSlice, synthetic_slice, synthetic_stack  # noqa: E402
 from SpinalStenosisLib.synth.sampler import fractions  # noqa: E402
 from SpinalStenosisLib.volume_io import axial_from_array  # noqa: E402
 
 HELD_OUT_SEED = 9_000_000  # training seeds are (run seed, step); the validation seed is 2_000_000
 STACK_SEED = 7_000_000
+CERVICAL_EVERY = 4  # 1 in 4 held-out slices is cervical
 CLASSES = {1: "canal", 2: "left foramen", 3: "right foramen"}
 T2_FAMILY = ("T2", "T2star", "T2FS")
 GROUPS = ("all", "T2 family")  # the slices each summary table is over: every contrast, the T2 family
@@ -96,9 +97,14 @@ def fat_to_csf(image: np.ndarray, tissues: np.ndarray) -> float:
     return float(image[fat].mean() / max(image[csf].mean(), 1e-6)) if fat.any() and csf.any() else math.nan
 
 
-def evaluate_case(segmenter, n: int, cervical_every: int = 4) -> dict:
-    region = "cervical" if n % cervical_every == 0 else "lumbar"
-    case = synthetic_slice(np.random.default_rng([HELD_OUT_SEED, n]), region)
+def held_out_slice(n: int) -> tuple[str, SyntheticSlice]:
+    """Held-out slice n and its region."""
+    region = "cervical" if n % CERVICAL_EVERY == 0 else "lumbar"
+    return region, synthetic_slice(np.random.default_rng([HELD_OUT_SEED, n]), region)
+
+
+def evaluate_case(segmenter, n: int) -> dict:
+    region, case = held_out_slice(n)
     [result] = segmenter.segment([case.image], [case.grid])
     predicted, truth = measure_slice(result.masks, result.grid).values, case.truth
     record = {"slice": n, "region": region, "contrast": case.scene.contrast,

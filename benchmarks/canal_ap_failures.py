@@ -1,0 +1,120 @@
+"""Why network 2's canal AP misses on the synthetic held-out set: which tissues its wrong canal pixels lie on, how
+sure it is of them, and whether the image at the AP ruler's ends could flag the misses.
+
+    .venv/bin/python benchmarks/canal_ap_failures.py [--count 300]
+
+The slices are evaluate_synthetic.py's held-out set, run through the shipped networks. Only slices whose canal is
+found and overlaps the truth (Dice on network 2's crop >= 0.8) are counted: edges, not the wrong structure. On the
+crop, *extra* pixels are in the found canal (probability >= 0.5) and less than half in the true sac; *missing*
+pixels the reverse. For the slices whose canal AP is overestimated by more than 1 mm, underestimated by more than
+1 mm, and within 0.5 mm, it prints how many, network 2's median canal probability over their extra and missing
+pixels (near 1 over extra pixels: it is sure of them, so no threshold or calibration takes them out), and the
+tissues those pixels lie on (mm², summed over the slices). Then, for thresholds on the edge contrast at the ruler's
+ends (|mean image 1-2 mm inside - 1-2 mm outside| over the larger of the two, the lower of the two ends), the share
+of slices kept and their canal AP within 1 mm: whether a measurement-quality flag could set the misses apart.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
+
+from evaluate_synthetic import GROUPS, T2_FAMILY, dice, held_out_slice  # noqa: E402
+from SpinalStenosisLib.inference import CHANNELS, load_segmenter  # noqa: E402
+from SpinalStenosisLib.measurement import bilinear, measure_slice  # noqa: E402
+from SpinalStenosisLib.synth.anatomy import TISSUES  # noqa: E402
+from SpinalStenosisLib.synth.sampler import fractions  # noqa: E402
+
+EDGE_SAMPLES_MM = (1.0, 1.5, 2.0)  # how far inside and outside each end of the AP ruler the image is sampled
+EDGE_CONTRAST_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+ERROR_CLASSES = (("overestimated by > 1 mm", lambda e: e > 1), ("underestimated by > 1 mm", lambda e: e < -1),
+                 ("within 0.5 mm", lambda e: abs(e) <= 0.5))
+TOP_TISSUES = 5
+
+
+def edge_contrast(image: np.ndarray, grid, start_ras: np.ndarray, end_ras: np.ndarray) -> float:
+    """The lower contrast of the ruler's two ends (see the module docstring)."""
+    along = (end_ras - start_ras) / np.linalg.norm(end_ras - start_ras)
+    contrasts = []
+    for end, outward in ((start_ras, -along), (end_ras, along)):
+        means = []
+        for sign in (-1.0, 1.0):  # inside, outside
+            rows, columns = grid.to_index(np.array([end + sign * t * outward for t in EDGE_SAMPLES_MM]))
+            means.append(float(bilinear(image, np.asarray(rows), np.asarray(columns)).mean()))
+        contrasts.append(abs(means[0] - means[1]) / max(max(means), 1e-6))
+    return min(contrasts)
+
+
+def slice_record(segmenter, n: int) -> dict | None:
+    """Held-out slice n's canal AP error, wrong pixels and edge contrast; None where its canal is not found."""
+    region, case = held_out_slice(n)
+    [result] = segmenter.segment([case.image], [case.grid])
+    if result.roi_box_rc is None or np.isnan(case.truth["canal_ap_mm"]):
+        return None
+    crop = result.grid
+    found = measure_slice(result.masks, crop)
+    if "canal_ap_mm" not in found.rulers:
+        return None
+    probability = result.masks["canal"]
+    supersample = 2
+    tissues = case.scene.paint(crop, supersample)
+    truth = fractions(tissues, supersample)[CHANNELS.index("canal")] >= 0.5
+    centre_tissues = tissues[supersample // 2::supersample, supersample // 2::supersample]
+    record = {"contrast": case.scene.contrast, "dice": dice(probability >= 0.5, truth),
+              "ap_error_mm": found.values["canal_ap_mm"] - case.truth["canal_ap_mm"],
+              "edge_contrast": edge_contrast(case.image, case.grid, found.rulers["canal_ap_mm"].start_ras,
+                                             found.rulers["canal_ap_mm"].end_ras)}
+    for name, wrong in (("extra", (probability >= 0.5) & ~truth), ("missing", (probability < 0.5) & truth)):
+        record[f"{name}_probability"] = float(np.median(probability[wrong])) if wrong.any() else np.nan
+        record[f"{name}_tissues_mm2"] = {TISSUES[t]: count * crop.pixel_area_mm2
+                                         for t, count in zip(*np.unique(centre_tissues[wrong], return_counts=True))}
+    return record
+
+
+def print_error_classes(records: list[dict]) -> None:
+    for title, chosen in ERROR_CLASSES:
+        group = [r for r in records if chosen(r["ap_error_mm"])]
+        print(f"{title}: {len(group)} slices")
+        for name in ("extra", "missing"):
+            tissues = Counter()
+            for r in group:
+                tissues.update(r[f"{name}_tissues_mm2"])
+            total = sum(tissues.values())
+            probability = np.nanmedian([r[f"{name}_probability"] for r in group]) if group else np.nan
+            top = ", ".join(f"{tissue} {area / total:.0%}" for tissue, area in tissues.most_common(TOP_TISSUES))
+            print(f"  {name} pixels: {total:.0f} mm², median canal probability {probability:.2f}; {top}")
+
+
+def print_edge_flags(records: list[dict]) -> None:
+    for group in GROUPS:
+        chosen = [r for r in records if group == "all" or r["contrast"] in T2_FAMILY]
+        errors = np.array([abs(r["ap_error_mm"]) for r in chosen])
+        contrasts = np.array([r["edge_contrast"] for r in chosen])
+        cells = []
+        for threshold in EDGE_CONTRAST_THRESHOLDS:
+            kept = contrasts >= threshold
+            cells.append(f">= {threshold}: kept {kept.mean():.0%}, within 1 mm {np.mean(errors[kept] <= 1):.1%}")
+        print(f"edge contrast, {group} ({len(chosen)} slices, within 1 mm {np.mean(errors <= 1):.1%}): "
+              + "; ".join(cells))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=300)
+    args = parser.parse_args()
+    segmenter = load_segmenter(threads=2)
+    found = [r for r in (slice_record(segmenter, n) for n in range(args.count)) if r is not None]
+    records = [r for r in found if r["dice"] >= 0.8]
+    print(f"{len(records)} of the {args.count} held-out slices: canal found and its Dice on the crop >= 0.8 "
+          f"(left out: {len(found) - len(records)} found canals below that)")
+    print_error_classes(records)
+    print_edge_flags(records)
+
+
+if __name__ == "__main__":
+    main()
