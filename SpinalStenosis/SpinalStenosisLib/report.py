@@ -1,4 +1,7 @@
-"""The PNG report: each measured slice in radiological view with mask outlines, rulers, numbers and grades."""
+"""The PNG report: each measured slice in radiological view with mask outlines, rulers, numbers and grades.
+
+Drawn with Pillow on a NumPy canvas: each panel is the slice resampled onto a square view around the canal.
+"""
 from __future__ import annotations
 
 import math
@@ -7,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from .crop import crop_grid, resample
 from .geometry import PlaneGrid
 from .grading import grade
 from .markups_json import RULER_COLOURS
@@ -14,10 +18,15 @@ from .measurement import SliceMeasurement
 
 MASK_COLOURS = {1: "#ffd21a", 2: "#33ccff", 3: "#4dff66"}
 MAX_PANELS = 12
+COLUMNS = 4
 VIEW_HALF_WIDTH_MM = 35.0
-PANEL_IN = (4.2, 5.6)  # width, height of one panel (caption band + square image), inches
-CAPTION_IN = 1.2
-TITLE_IN = 0.45
+VIEW_PX = 360  # side of a panel's square image (about 5 px a mm)
+CAPTION_PX = 110
+MARGIN_PX = 9
+TITLE_PX = 40
+OUTLINE_PX = 2
+RULER_PX = 2
+TEXT_PX, CAPTION_TEXT_PX, TITLE_TEXT_PX = 13, 12, 16
 
 
 def _pick_slices(measurements: list[SliceMeasurement]) -> list[SliceMeasurement]:
@@ -44,73 +53,111 @@ def _caption(m: SliceMeasurement, region: str) -> str:
     ])
 
 
-def _outline(mask: np.ndarray, row0: int, column0: int) -> list[np.ndarray]:
-    """The 0.5 iso-lines of a binary mask as (column, row) polylines in the slice's pixel indices (what
-    ``ax.contour`` draws, without building a ContourSet, which costs most of the report's time)."""
+def _rgb(colour: str | list[float]) -> tuple[int, int, int]:
+    """A '#rrggbb' string or [r, g, b] in 0..1 as 0..255 integers."""
+    if isinstance(colour, str):
+        return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return tuple(int(round(255 * c)) for c in colour)
+
+
+def _font(file_name: str, size: int):
+    """A DejaVu font (it has the '²' of mm²): the system's, else matplotlib's copy, else Pillow's default."""
+    import importlib.util
+
+    from PIL import ImageFont
+
+    matplotlib = importlib.util.find_spec("matplotlib")
+    candidates = [file_name]
+    if matplotlib is not None and matplotlib.submodule_search_locations:
+        package = Path(matplotlib.submodule_search_locations[0])
+        candidates.append(str(package / "mpl-data" / "fonts" / "ttf" / file_name))
+    for candidate in candidates:
+        try:
+            return ImageFont.truetype(candidate, size)
+        except OSError:
+            continue
+    return ImageFont.load_default(size=size)
+
+
+def _view(grid: PlaneGrid, labels: np.ndarray) -> PlaneGrid:
+    """The panel's square view, centred on the canal (on the structures found, or the slice, without one)."""
+    found = np.argwhere(labels == 1) if (labels == 1).any() else np.argwhere(labels > 0)
+    centre = found.mean(axis=0) if len(found) else (np.array(labels.shape) - 1) / 2.0
+    return crop_grid(grid, (float(centre[0]), float(centre[1])), 2 * VIEW_HALF_WIDTH_MM, VIEW_PX)
+
+
+def _panel(image: np.ndarray, grid: PlaneGrid, view: PlaneGrid) -> np.ndarray:
+    """One slice's view as a grey RGB image."""
+    low, high = np.percentile(image, [1, 99.5])
+    grey = np.clip((resample(image, grid, view) - low) / max(high - low, 1e-6), 0.0, 1.0)
+    return np.repeat((grey * 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def _outlines(labels: np.ndarray, grid: PlaneGrid, view: PlaneGrid) -> dict[int, list[np.ndarray]]:
+    """Per label value, the 0.5 iso-lines of its mask on the slice (contourpy, over the viewed part only) as
+    (row, column) polylines in the view's pixel indices."""
     import contourpy
 
-    rows, columns = mask.shape
-    generator = contourpy.contour_generator(np.arange(column0, column0 + columns), np.arange(row0, row0 + rows),
-                                            mask.astype(float), name="serial",
-                                            line_type=contourpy.LineType.Separate)
-    return generator.lines(0.5)
+    last_row, last_column = view.shape[0] - 1, view.shape[1] - 1
+    corners = np.array(grid.to_index(view.to_ras(np.array([0, 0, last_row, last_row]),
+                                                 np.array([0, last_column, 0, last_column])))).T
+    (r0, c0), (r1, c1) = (np.clip(np.floor(corners.min(axis=0)).astype(int) - 1, 0, labels.shape),
+                          np.clip(np.ceil(corners.max(axis=0)).astype(int) + 2, 0, labels.shape))
+    outlines = {}
+    for value in MASK_COLOURS:
+        mask = labels[r0:r1, c0:c1] == value
+        if not mask.any():
+            continue
+        generator = contourpy.contour_generator(np.arange(c0, c1), np.arange(r0, r1), mask.astype(float),
+                                                name="serial", line_type=contourpy.LineType.Separate)
+        outlines[value] = [np.stack(view.to_index(grid.to_ras(line[:, 1], line[:, 0])), axis=1)
+                           for line in generator.lines(0.5)]
+    return outlines
+
+
+def _draw_overlays(draw, m: SliceMeasurement, outlines: dict[int, list[np.ndarray]], view: PlaneGrid) -> None:
+    """Mask outlines, then rulers with their end points, on the panel (which clips what lies beyond the view)."""
+    def xy(rows: np.ndarray, columns: np.ndarray) -> list[tuple[float, float]]:
+        return [(float(c) + 0.5, float(r) + 0.5) for r, c in zip(rows, columns)]  # Pillow: pixel k spans k..k+1
+
+    for value, lines in outlines.items():
+        for line in lines:
+            draw.line(xy(line[:, 0], line[:, 1]), fill=_rgb(MASK_COLOURS[value]), width=OUTLINE_PX, joint="curve")
+    for name, ruler in m.rulers.items():
+        points = xy(*view.to_index(np.stack([ruler.start_ras, ruler.end_ras])))
+        colour = _rgb(RULER_COLOURS[name])
+        draw.line(points, fill=colour, width=RULER_PX)
+        for x, y in points:
+            draw.ellipse((x - 2.5, y - 2.5, x + 2.5, y + 2.5), fill=colour)
 
 
 def write_report(path: Path, measurements: list[SliceMeasurement], read_slice: Callable[[int], np.ndarray],
                  read_labels: Callable[[int], np.ndarray], slice_grid: Callable[[int], PlaneGrid],
                  region: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.collections import LineCollection
+    from PIL import Image, ImageDraw
 
     panels = _pick_slices(measurements)
-    columns = min(4, max(1, len(panels)))
-    n_rows = max(1, math.ceil(len(panels) / columns))
-    width_in, height_in = PANEL_IN[0] * columns, PANEL_IN[1] * n_rows + TITLE_IN
-    figure = plt.figure(figsize=(width_in, height_in), facecolor="black")
-    # fixed layout (no tight_layout): every panel is a caption band above a square image
-    cell_width, cell_height = 1.0 / columns, PANEL_IN[1] / height_in
-    image_height = (PANEL_IN[1] - CAPTION_IN) / height_in
-    axes = []
-    for n in range(max(1, len(panels))):
-        left, top = (n % columns) * cell_width, 1.0 - (TITLE_IN + (n // columns) * PANEL_IN[1]) / height_in
-        ax = figure.add_axes((left + 0.02 * cell_width, top - cell_height + 0.01 * cell_height, 0.96 * cell_width,
-                              image_height))
-        ax.axis("off")
-        axes.append((ax, left, top))
+    columns = min(COLUMNS, max(1, len(panels)))
+    rows = max(1, math.ceil(len(panels) / columns))
+    cell_w, cell_h = VIEW_PX + 2 * MARGIN_PX, CAPTION_PX + VIEW_PX + MARGIN_PX
+    canvas = Image.new("RGB", (columns * cell_w, TITLE_PX + rows * cell_h), "black")
+    draw = ImageDraw.Draw(canvas)
+    font, title_font = _font("DejaVuSans.ttf", TEXT_PX), _font("DejaVuSans.ttf", TITLE_TEXT_PX)
+    caption_font = _font("DejaVuSansMono.ttf", CAPTION_TEXT_PX)
+    draw.text((canvas.width / 2, TITLE_PX / 2), title, fill="white", font=title_font, anchor="mm")
     if not panels:
-        axes[0][0].text(0.5, 0.5, "nothing measured:\nno canal or foramen found", color="white",
-                        ha="center", va="center", transform=axes[0][0].transAxes, fontsize=12)
-    for (ax, left, top), m in zip(axes, panels):
+        draw.text((canvas.width / 2, TITLE_PX + cell_h / 2), "nothing measured:\nno canal or foramen found",
+                  fill="white", font=font, anchor="mm", align="center")
+    for n, m in enumerate(panels):
+        left, top = (n % columns) * cell_w + MARGIN_PX, TITLE_PX + (n // columns) * cell_h
         image, labels, grid = read_slice(m.slice_index), read_labels(m.slice_index), slice_grid(m.slice_index)
-        row_mm, column_mm = grid.pixel_size_mm
-        low, high = np.percentile(image, [1, 99.5])
-        found = np.argwhere(labels == 1) if (labels == 1).any() else np.argwhere(labels > 0)
-        centre = found.mean(axis=0) if len(found) else np.array(image.shape) / 2.0
-        half = np.array([VIEW_HALF_WIDTH_MM / row_mm, VIEW_HALF_WIDTH_MM / column_mm])
-        # draw only the viewed part of the slice: contouring and resampling the whole slice costs several times more
-        (r0, c0), (r1, c1) = (np.clip(np.floor(centre - half).astype(int) - 1, 0, image.shape),
-                              np.clip(np.ceil(centre + half).astype(int) + 2, 0, image.shape))
-        view = np.s_[r0:r1, c0:c1]
-        ax.imshow(image[view], cmap="gray", vmin=low, vmax=max(high, low + 1e-6), aspect=row_mm / column_mm,
-                  interpolation="bilinear", extent=(c0 - 0.5, c1 - 0.5, r1 - 0.5, r0 - 0.5))
-        for value, colour in MASK_COLOURS.items():
-            if (labels[view] == value).any():
-                ax.add_collection(LineCollection(_outline(labels[view] == value, r0, c0), colors=colour,
-                                                 linewidths=1.0, zorder=2))
-        for name, ruler in m.rulers.items():
-            rows, cols = grid.to_index(np.stack([ruler.start_ras, ruler.end_ras]))
-            ax.plot(cols, rows, "-", color=RULER_COLOURS[name], linewidth=1.6)
-            ax.plot(cols, rows, "o", color=RULER_COLOURS[name], markersize=2.5)
-        ax.set_xlim(centre[1] - half[1], centre[1] + half[1])
-        ax.set_ylim(centre[0] + half[0], centre[0] - half[0])
-        ax.text(0.02, 0.5, "R", color="white", transform=ax.transAxes, fontsize=9, va="center")
-        ax.text(0.95, 0.5, "L", color="white", transform=ax.transAxes, fontsize=9, va="center")
-        ax.text(0.5, 0.97, "A", color="white", transform=ax.transAxes, fontsize=9, ha="center", va="top")
-        figure.text(left + 0.03 * cell_width, top - 0.1 / height_in, _caption(m, region), color="white",
-                    fontsize=8.5, family="monospace", va="top")
-    figure.text(0.5, 1.0 - 0.12 / height_in, title, color="white", fontsize=11, ha="center", va="top")
-    figure.savefig(path, dpi=90, facecolor="black", pil_kwargs={"compress_level": 1})
-    plt.close(figure)
+        image_top, view = top + CAPTION_PX, _view(grid, labels)
+        panel = Image.fromarray(_panel(image, grid, view))
+        _draw_overlays(ImageDraw.Draw(panel), m, _outlines(labels, grid, view), view)
+        canvas.paste(panel, (left, image_top))
+        draw.multiline_text((left + 4, top + 4), _caption(m, region), fill="white", font=caption_font, spacing=4)
+        for text, xy, anchor in (("R", (left + 6, image_top + VIEW_PX / 2), "lm"),
+                                 ("L", (left + VIEW_PX - 6, image_top + VIEW_PX / 2), "rm"),
+                                 ("A", (left + VIEW_PX / 2, image_top + 6), "mt")):
+            draw.text(xy, text, fill="white", font=font, anchor=anchor)
+    canvas.save(path, compress_level=1)
