@@ -4,7 +4,7 @@ from PIL import Image
 from shapes import axial_grid
 
 from SpinalStenosisLib.measurement import masks_from_labels, measure_slice
-from SpinalStenosisLib.report import MASK_COLOURS, write_report
+from SpinalStenosisLib.report import MASK_COLOURS, TITLE_PX, write_report
 
 CANAL_RGB = np.array([int(MASK_COLOURS[1][i:i + 2], 16) for i in (1, 3, 5)])
 
@@ -26,3 +26,21 @@ def test_the_canal_outline_is_drawn_whole_in_the_middle_and_at_a_corner_of_the_s
     corner = canal_outline_pixels(tmp_path, (14, 186))  # the viewed window reaches beyond the slice
     assert middle > 100  # a circle of 6 mm radius drawn at about 5 px/mm
     assert 0.8 < corner / middle < 1.25
+
+
+def test_the_rulers_are_drawn_and_a_report_without_measurements_says_so(tmp_path):
+    from SpinalStenosisLib.markups_json import RULER_COLOURS
+
+    grid = axial_grid(shape=(200, 200))
+    rows, columns = np.indices(grid.shape)
+    labels = ((((rows - 100) / 8.0) ** 2 + ((columns - 100) / 14.0) ** 2) <= 1).astype(np.uint8)
+    measurement = measure_slice(masks_from_labels(labels), grid)
+    image = np.zeros(grid.shape)
+    write_report(tmp_path / "one.png", [measurement], lambda _: image, lambda _: labels, lambda _: grid, "lumbar", "t")
+    pixels = np.asarray(Image.open(tmp_path / "one.png").convert("RGB")).astype(int)
+    for name in ("canal_ap_mm", "canal_transverse_mm"):
+        colour = np.round(255 * np.array(RULER_COLOURS[name]))
+        assert (np.abs(pixels - colour).max(axis=2) < 4).sum() > 30, name  # (Pillow draws lines unblended)
+    write_report(tmp_path / "none.png", [], lambda _: image, lambda _: labels, lambda _: grid, "lumbar", "t")
+    empty = np.asarray(Image.open(tmp_path / "none.png").convert("L"))
+    assert (empty[TITLE_PX:] > 200).sum() > 100  # below the title, "nothing measured" in white on black
