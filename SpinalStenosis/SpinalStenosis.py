@@ -71,6 +71,8 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def cleanup(self) -> None:
         self.onCancel()
         self.removeObservers()
+        if self.logic:
+            self.logic.stopWatchingRulers()
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -269,6 +271,11 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         changed = scene.remeasure(parameterNode.inputVolume, outputs)
         scene.watch_rulers(outputs)
         return changed
+
+    def stopWatchingRulers(self) -> None:
+        """Rulers moved by hand no longer update the table (the module is closing or reloading)."""
+        if self._scene is not None:
+            self._scene.stop_watching()
 
     def export(self, parameterNode, folder: str) -> dict:
         name = parameterNode.inputVolume.GetName().replace(" ", "_")

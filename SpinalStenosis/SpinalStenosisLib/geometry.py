@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -255,9 +254,3 @@ def needs_reslice(geometry: VolumeGeometry) -> bool:
         return False
     tilt = np.degrees(np.arccos(np.abs(geometry.directions_ras[2, :]).max()))
     return bool(tilt > RESLICE_ANGLE_DEG)
-
-
-def describe(path: Path | str, geometry: VolumeGeometry) -> str:
-    size = "x".join(str(s) for s in geometry.size_ijk)
-    spacing = "x".join(f"{s:.2f}" for s in geometry.spacing_mm)
-    return f"{Path(path).name}: {size} voxels, {spacing} mm"

@@ -279,6 +279,7 @@ class StenosisScene:
             observed[0].RemoveObserver(observed[1])
 
     def stop_watching(self) -> None:
+        """Undo watch_rulers: hand edits of the rulers no longer touch the table."""
         for node, tag in self._observations.values():
             node.RemoveObserver(tag)
         self._observations.clear()

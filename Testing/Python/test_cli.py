@@ -352,6 +352,12 @@ def test_a_damaged_models_folder_is_one_line_and_exit_code_4(phantom_files, tmp_
     assert code == 4 and "not a models folder" in err
 
 
+def test_a_usage_error_exits_with_the_usage_code_and_says_why(capsys):
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["measure", "image.nii.gz", "--out", "out", "--no-such-option"])
+    assert usage.value.code == cli.EXIT_USAGE and "--no-such-option" in capsys.readouterr().err
+
+
 def test_train_takes_its_contrasts_from_the_command_line_and_refuses_unknown_ones(tmp_path, capsys):
     import torch
     from SpinalStenosisLib.synth.render import CONTRASTS

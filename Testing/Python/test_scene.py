@@ -208,6 +208,18 @@ def test_moving_a_ruler_by_hand_updates_its_row(context, volume):
     assert outputs.table.GetTable().GetColumnByName("right_foramen_grade").GetValue(row) == "stenosis"
 
 
+def test_after_stop_watching_a_ruler_moved_by_hand_leaves_its_row_alone(context, volume):
+    logic, outputs = measure(context, volume)
+    row = logic._row_of(outputs.table, 2)
+    before = logic.row_values(outputs.table, row)["right_foramen_width_mm"]
+    logic.stop_watching()
+    node = outputs.rulers[(2, "right_foramen_width_mm")]
+    start = np.array(node.GetNthControlPointPositionWorld(0))
+    end = np.array(node.GetNthControlPointPositionWorld(1))
+    node.SetNthControlPointPositionWorld(1, *(start + (end - start) * 0.5))
+    assert logic.row_values(outputs.table, row)["right_foramen_width_mm"] == before
+
+
 def test_export_round_trips(context, volume, tmp_path):
     logic, outputs = measure(context, volume)
     paths = logic.export(outputs, tmp_path / "export", "patient")
