@@ -5,7 +5,6 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -144,13 +143,3 @@ def synthetic_stack(seed: int, region: str = "lumbar", levels: tuple[str, ...] =
     geometry = slice_geometry(grid, spacing_mm, len(images))
     image = np.stack(images) * 1000.0
     return image.astype(np.float32), np.stack(labels), geometry, truth
-
-
-def iterate_pairs(network: str, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Endless deterministic training pairs (image [1,H,W], target [C,H,W]) without files."""
-    from ..training import synthetic_pair
-
-    n = 0
-    while True:
-        yield synthetic_pair(network, np.random.default_rng([seed, n]))
-        n += 1
