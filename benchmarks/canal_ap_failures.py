@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
-from evaluate_synthetic import GROUPS, T2_FAMILY, dice, held_out_slice  # noqa: E402
+from evaluate_synthetic import GROUPS, dice, held_out_slice, in_group  # noqa: E402
 from SpinalStenosisLib.inference import CHANNELS, load_segmenter  # noqa: E402
 from SpinalStenosisLib.measurement import bilinear, measure_slice  # noqa: E402
 from SpinalStenosisLib.synth.anatomy import TISSUES  # noqa: E402
@@ -52,7 +52,7 @@ def edge_contrast(image: np.ndarray, grid, start_ras: np.ndarray, end_ras: np.nd
 
 def slice_record(segmenter, n: int) -> dict | None:
     """Held-out slice n's canal AP error, wrong pixels and edge contrast; None where its canal is not found."""
-    region, case = held_out_slice(n)
+    case = held_out_slice(n)
     [result] = segmenter.segment([case.image], [case.grid])
     if result.roi_box_rc is None or np.isnan(case.truth["canal_ap_mm"]):
         return None
@@ -64,7 +64,7 @@ def slice_record(segmenter, n: int) -> dict | None:
     supersample = 2
     tissues = case.scene.paint(crop, supersample)
     truth = fractions(tissues, supersample)[CHANNELS.index("canal")] >= 0.5
-    centre_tissues = tissues[supersample // 2::supersample, supersample // 2::supersample]
+    sampled_tissues = tissues[supersample // 2::supersample, supersample // 2::supersample]  # 1 of 4 per pixel
     record = {"contrast": case.scene.contrast, "dice": dice(probability >= 0.5, truth),
               "ap_error_mm": found.values["canal_ap_mm"] - case.truth["canal_ap_mm"],
               "edge_contrast": edge_contrast(case.image, case.grid, found.rulers["canal_ap_mm"].start_ras,
@@ -72,7 +72,7 @@ def slice_record(segmenter, n: int) -> dict | None:
     for name, wrong in (("extra", (probability >= 0.5) & ~truth), ("missing", (probability < 0.5) & truth)):
         record[f"{name}_probability"] = float(np.median(probability[wrong])) if wrong.any() else np.nan
         record[f"{name}_tissues_mm2"] = {TISSUES[t]: count * crop.pixel_area_mm2
-                                         for t, count in zip(*np.unique(centre_tissues[wrong], return_counts=True))}
+                                         for t, count in zip(*np.unique(sampled_tissues[wrong], return_counts=True))}
     return record
 
 
@@ -92,7 +92,7 @@ def print_error_classes(records: list[dict]) -> None:
 
 def print_edge_flags(records: list[dict]) -> None:
     for group in GROUPS:
-        chosen = [r for r in records if group == "all" or r["contrast"] in T2_FAMILY]
+        chosen = in_group(records, group)
         errors = np.array([abs(r["ap_error_mm"]) for r in chosen])
         contrasts = np.array([r["edge_contrast"] for r in chosen])
         cells = []

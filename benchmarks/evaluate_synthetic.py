@@ -97,14 +97,15 @@ def fat_to_csf(image: np.ndarray, tissues: np.ndarray) -> float:
     return float(image[fat].mean() / max(image[csf].mean(), 1e-6)) if fat.any() and csf.any() else math.nan
 
 
-def held_out_slice(n: int) -> tuple[str, SyntheticSlice]:
-    """Held-out slice n and its region."""
+def held_out_slice(n: int) -> SyntheticSlice:
+    """Held-out slice n (its region is case.scene.anatomy.region)."""
     region = "cervical" if n % CERVICAL_EVERY == 0 else "lumbar"
-    return region, synthetic_slice(np.random.default_rng([HELD_OUT_SEED, n]), region)
+    return synthetic_slice(np.random.default_rng([HELD_OUT_SEED, n]), region)
 
 
 def evaluate_case(segmenter, n: int) -> dict:
-    region, case = held_out_slice(n)
+    case = held_out_slice(n)
+    region = case.scene.anatomy.region
     [result] = segmenter.segment([case.image], [case.grid])
     predicted, truth = measure_slice(result.masks, result.grid).values, case.truth
     record = {"slice": n, "region": region, "contrast": case.scene.contrast,

@@ -98,11 +98,9 @@ def _outlines(labels: np.ndarray, grid: PlaneGrid, view: PlaneGrid) -> dict[int,
     (row, column) polylines in the view's pixel indices."""
     import contourpy
 
-    last_row, last_column = view.shape[0] - 1, view.shape[1] - 1
-    corners = np.array(grid.to_index(view.to_ras(np.array([0, 0, last_row, last_row]),
-                                                 np.array([0, last_column, 0, last_column])))).T
-    (r0, c0), (r1, c1) = (np.clip(np.floor(corners.min(axis=0)).astype(int) - 1, 0, labels.shape),
-                          np.clip(np.ceil(corners.max(axis=0)).astype(int) + 2, 0, labels.shape))
+    row_min, row_max, column_min, column_max = view.extent_on(grid)
+    (r0, c0), (r1, c1) = (np.clip(np.floor([row_min, column_min]).astype(int) - 1, 0, labels.shape),
+                          np.clip(np.ceil([row_max, column_max]).astype(int) + 2, 0, labels.shape))
     outlines = {}
     for value in MASK_COLOURS:
         mask = labels[r0:r1, c0:c1] == value
