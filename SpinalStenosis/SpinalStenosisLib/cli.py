@@ -91,6 +91,7 @@ def _train(args: argparse.Namespace) -> None:
                          real_data=Path(args.real_data) if args.real_data else None, threads=args.threads,
                          loss=args.loss, init=Path(args.init) if args.init else None, augment=args.augment,
                          freeze_encoder=args.freeze_encoder, edge_weight=args.edge_weight,
+                         hard_fraction=args.hard_pixels,
                          average_from=args.average_from, auxiliary_weight=args.auxiliary)
     if args.batchnorm_batches is not None:
         config.batchnorm_batches = args.batchnorm_batches
@@ -170,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train the decoder and head only (fine-tuning that keeps the encoder's features)")
     train.add_argument("--edge-weight", type=float, default=0.0,
                        help="count pixels within 2 of a mask's edge 1 + this many times in the BCE (default 0)")
+    train.add_argument("--hard-pixels", type=float, default=0.0,
+                       help="add the mean KL divergence over this fraction of each image's hardest pixels to the "
+                            "loss (online hard-pixel mining; default 0: none)")
     train.add_argument("--contrasts", help="train on synthetic images of these contrasts only, comma-separated "
                        "(of T2, T1, T2star, T2FS, random; default all)")
     train.add_argument("--batchnorm-batches", type=int,

@@ -46,6 +46,7 @@ class TrainConfig:
     freeze_encoder: bool = False  # train the decoder and head only; the encoder (weights, BatchNorm statistics) stays
     batchnorm_batches: int = 250  # best.pt's BatchNorm statistics averaged over this many batches at the end; 0: not
     edge_weight: float = 0.0  # BCE counts pixels within 2 of an edge 1 + edge_weight times (network.edge_weights)
+    hard_fraction: float = 0.0  # > 0: network.hard_pixel_loss over this fraction of each image's pixels is added
     contrasts: tuple[str, ...] = CONTRASTS  # the synthetic images' contrasts (training, validation, recalibration)
     average_from: int = 0  # from this step on, a constant learning rate and the weights averaged (WeightAverage)
     auxiliary_weight: float = 0.0  # > 0: the canal network also learns the tissues around the sac on extra outputs
@@ -79,9 +80,10 @@ def validation_set(network: str, contrasts: tuple[str, ...] = CONTRASTS) -> tupl
 
 
 def training_loss(config: TrainConfig, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The configured loss (edge-weighted when config.edge_weight is set)."""
-    if config.edge_weight:
-        return dice_bce_loss(logits, targets, config.edge_weight)
+    """The configured loss (edge-weighted and with hard pixels mined when config.edge_weight, hard_fraction are
+    set)."""
+    if config.edge_weight or config.hard_fraction:
+        return dice_bce_loss(logits, targets, config.edge_weight, config.hard_fraction)
     return LOSSES[config.loss](logits, targets)
 
 
@@ -234,6 +236,7 @@ def command_line(config: TrainConfig) -> str:
     parts += ["--augment"] if config.augment else []
     parts += ["--freeze-encoder"] if config.freeze_encoder else []
     parts += ["--edge-weight", f"{config.edge_weight:g}"] if config.edge_weight else []
+    parts += ["--hard-pixels", f"{config.hard_fraction:g}"] if config.hard_fraction else []
     parts += ["--contrasts", ",".join(config.contrasts)] if config.contrasts != CONTRASTS else []
     parts += ["--average-from", str(config.average_from)] if config.average_from else []
     parts += ["--auxiliary", f"{config.auxiliary_weight:g}"] if config.auxiliary_weight else []
@@ -273,8 +276,10 @@ def weights_record(model: CoUNet, config: TrainConfig, step: int, dice: list[flo
 def train(config: TrainConfig) -> Path:
     """Run (or resume) training; writes checkpoint.pt, best.pt and log.csv into out_dir, and averaged.pt when
     averaging weights (config.average_from)."""
-    if config.edge_weight and config.loss != "bce_dice":
-        raise ValueError("--edge-weight weights the BCE of the bce_dice loss, not the paper's loss")
+    if (config.edge_weight or config.hard_fraction) and config.loss != "bce_dice":
+        raise ValueError("--edge-weight and --hard-pixels change the BCE of the bce_dice loss, not the paper's loss")
+    if not 0.0 <= config.hard_fraction <= 1.0:
+        raise ValueError(f"--hard-pixels {config.hard_fraction:g}: expected a fraction of the pixels, 0 to 1")
     if config.average_from and not 0 < config.average_from <= config.steps:
         raise ValueError(f"--average-from {config.average_from}: expected a step from 1 to --steps {config.steps}")
     if config.average_from and not config.batchnorm_batches:

@@ -8,7 +8,8 @@ import SimpleITK as sitk
 import torch
 from conftest import trained_like
 
-from SpinalStenosisLib.network import CoUNet, coordinate_channels, dice_bce_loss, edge_weights, widened
+from SpinalStenosisLib.network import (CoUNet, coordinate_channels, dice_bce_loss, edge_weights, hard_pixel_loss,
+                                       widened)
 from SpinalStenosisLib.real_data import PNG_THECAL_SAC, RealPairs
 from SpinalStenosisLib.synth.dataset import write_dataset
 from SpinalStenosisLib.training import (RECALIBRATION_SEED, TrainConfig, WeightAverage, initial_model,
@@ -166,6 +167,34 @@ def test_an_edge_weighted_run_records_its_weight_in_the_training_command(tmp_pat
     with pytest.raises(ValueError, match="bce_dice"):
         train(TrainConfig(network="canal", out_dir=tmp_path / "paper", steps=1, batch_size=1, width=4, threads=1,
                           loss="paper", edge_weight=4.0))
+
+
+def test_hard_pixel_loss_is_the_mean_divergence_of_each_images_worst_pixels():
+    target = torch.zeros(2, 1, 4, 4)
+    target[:, :, 0, 0] = 0.5  # partial volume, predicted right: no divergence
+    logits = torch.full((2, 1, 4, 4), -20.0)
+    logits[:, :, 0, 0] = 0.0
+    logits[0, 0, 1, 1], logits[0, 0, 2, 2] = 20.0, 2.0  # image 0: one pixel confidently wrong, one less so
+    logits[1, 0, 3, 3] = 1.0
+    divergence = torch.nn.functional.softplus(torch.tensor([20.0, 2.0, 1.0]))  # BCE of a logit against target 0
+    worst_two = torch.stack([divergence[:2].mean(), divergence[2] / 2])  # image 1's next worst costs ~1e-9
+    assert torch.allclose(hard_pixel_loss(logits, target, 2 / 16), worst_two.mean(), atol=1e-6)
+    assert hard_pixel_loss(torch.where(target > 0, 0.0, -40.0), target, 0.5) < 1e-6  # right everywhere
+    assert torch.allclose(dice_bce_loss(logits, target, hard_fraction=0.25),
+                          dice_bce_loss(logits, target) + hard_pixel_loss(logits, target, 0.25))
+
+
+def test_a_hard_pixel_run_records_its_fraction_and_refuses_the_papers_loss(tmp_path):
+    config = TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=4,
+                         validate_every=1, threads=1, batchnorm_batches=1, hard_fraction=0.02)
+    best = torch.load(train(config), weights_only=False)
+    assert "--hard-pixels 0.02" in best["training_command"]
+    with pytest.raises(ValueError, match="bce_dice"):
+        train(TrainConfig(network="canal", out_dir=tmp_path / "paper", steps=1, batch_size=1, width=4, threads=1,
+                          loss="paper", hard_fraction=0.02))
+    with pytest.raises(ValueError, match="fraction"):
+        train(TrainConfig(network="canal", out_dir=tmp_path / "many", steps=1, batch_size=1, width=4, threads=1,
+                          hard_fraction=2.0))
 
 
 def test_a_run_on_some_contrasts_records_them_and_unknown_contrasts_are_refused(tmp_path):
