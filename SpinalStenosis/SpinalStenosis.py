@@ -245,18 +245,17 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
     def finishMeasure(self, parameterNode, run):
         scene = self.stenosisScene(parameterNode.region)
         outputs = scene.publish(parameterNode.inputVolume, run, {"device": parameterNode.device})
-        scene.watch_rulers(outputs)
         parameterNode.outputSegmentation = outputs.segmentation
         parameterNode.outputTable = outputs.table
         return outputs
 
     def process(self, inputVolume, region: str = "lumbar", device: str = "cpu", progress=None):
         """Measure inputVolume (blocking); returns the SceneOutputs (segmentation, table, rulers, region)."""
-        from SpinalStenosisLib.pipeline import _run
+        from SpinalStenosisLib.pipeline import run_steps
 
         parameterNode = self.getParameterNode()
         parameterNode.inputVolume, parameterNode.region, parameterNode.device = inputVolume, region, device
-        run = _run(self.startMeasure(parameterNode), progress, None)
+        run = run_steps(self.startMeasure(parameterNode), progress)
         return self.finishMeasure(parameterNode, run)
 
     def _outputs(self, parameterNode):
@@ -266,11 +265,8 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         return outputs
 
     def remeasure(self, parameterNode) -> list:
-        scene = self.stenosisScene(parameterNode.region)
-        outputs = self._outputs(parameterNode)
-        changed = scene.remeasure(parameterNode.inputVolume, outputs)
-        scene.watch_rulers(outputs)
-        return changed
+        return self.stenosisScene(parameterNode.region).remeasure(parameterNode.inputVolume,
+                                                                   self._outputs(parameterNode))
 
     def stopWatchingRulers(self) -> None:
         """Rulers moved by hand no longer update the table (the module is closing or reloading)."""

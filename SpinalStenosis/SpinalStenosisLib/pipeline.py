@@ -128,8 +128,9 @@ def _batches(indices) -> Iterator[list[int]]:
         yield indices[first:first + BATCH_SLICES]
 
 
-def _run(steps: Iterator[tuple[int, int]], progress: ProgressCallback | None,
-         should_cancel: Callable[[], bool] | None) -> MeasurementRun:
+def run_steps(steps: Iterator[tuple[int, int]], progress: ProgressCallback | None = None,
+              should_cancel: Callable[[], bool] | None = None) -> MeasurementRun:
+    """Drive a measurement's steps (e.g. segmenter_steps) to the end, reporting progress; the finished run."""
     while True:
         if should_cancel is not None and should_cancel():
             raise Cancelled("cancelled")
@@ -150,7 +151,7 @@ def measure_with_labels(volume: AxialVolume, labels_source: np.ndarray,
         return [SliceSegmentation(masks_from_labels(stack[s]), volume.layout.slice_grid(s), np.asarray(stack[s]))
                 for s in indices]
 
-    return _run(measurement_steps(volume, segment_slices), progress, None)
+    return run_steps(measurement_steps(volume, segment_slices), progress)
 
 
 def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple[int, int]]:
@@ -174,7 +175,7 @@ def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple
 def measure_with_segmenter(volume: AxialVolume, segmenter: Segmenter, progress: ProgressCallback | None = None,
                            should_cancel: Callable[[], bool] | None = None) -> MeasurementRun:
     """Segment each slice with ``segmenter`` and measure it (blocking)."""
-    return _run(segmenter_steps(volume, segmenter), progress, should_cancel)
+    return run_steps(segmenter_steps(volume, segmenter), progress, should_cancel)
 
 
 def write_outputs(runs: list[MeasurementRun], out_dir: Path, input_path: Path, region: str, overwrite: bool) -> Path:

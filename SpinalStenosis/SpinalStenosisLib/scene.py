@@ -118,7 +118,8 @@ class StenosisScene:
 
     # ---- Measure ---------------------------------------------------------------------------------------------
     def publish(self, volume_node, run: MeasurementRun, provenance: dict | None = None) -> SceneOutputs:
-        """Create or update the output nodes from a measurement run on volume_node."""
+        """Create or update the output nodes from a measurement run on volume_node; rulers moved by hand then
+        update their table rows."""
         name = volume_node.GetName()
         provenance = {"engineVersion": __version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                       **run.provenance, **(provenance or {})}
@@ -136,6 +137,7 @@ class StenosisScene:
             for key, value in provenance.items():
                 node.SetAttribute(ATTRIBUTE + key, value if isinstance(value, str) else json.dumps(value))
         self._organise(volume_node, outputs)
+        self._watch_rulers(outputs)
         return outputs
 
     def _write_segments(self, segmentation, volume_node, labels_source: np.ndarray) -> None:
@@ -264,7 +266,7 @@ class StenosisScene:
         node.AddControlPoint(*[float(v) for v in ruler.start_ras])
         node.AddControlPoint(*[float(v) for v in ruler.end_ras])
 
-    def watch_rulers(self, outputs: SceneOutputs) -> None:
+    def _watch_rulers(self, outputs: SceneOutputs) -> None:
         """Moving a ruler's endpoint by hand updates its table row (and grades)."""
         for node in outputs.rulers.values():
             if node.GetID() in self._observations:
@@ -279,7 +281,7 @@ class StenosisScene:
             observed[0].RemoveObserver(observed[1])
 
     def stop_watching(self) -> None:
-        """Undo watch_rulers: hand edits of the rulers no longer touch the table."""
+        """Hand edits of the rulers no longer touch the table (until the next publish or remeasure)."""
         for node, tag in self._observations.values():
             node.RemoveObserver(tag)
         self._observations.clear()
@@ -335,7 +337,8 @@ class StenosisScene:
     # ---- Re-measure ------------------------------------------------------------------------------------------
     def remeasure(self, volume_node, outputs: SceneOutputs) -> list[int]:
         """Re-measure the slices whose segments changed since the last Measure/Re-measure; returns their indices.
-        The outputs first go under the volume's parent transform, should it have changed since: they belong to it."""
+        The outputs first go under the volume's parent transform, should it have changed since: they belong to it.
+        Rulers moved by hand, new ones too, then update their table rows."""
         for node in outputs.spatial_nodes():
             _follow(node, volume_node)
         volume = axial_volume_of(volume_node)
@@ -353,6 +356,7 @@ class StenosisScene:
         self._flag_narrowest(outputs.table)
         outputs.segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", json.dumps(hashes))
         self._organise(volume_node, outputs)
+        self._watch_rulers(outputs)
         return changed
 
     # ---- export ----------------------------------------------------------------------------------------------
@@ -413,6 +417,4 @@ def measure_volume_node(stenosis_scene: StenosisScene, volume_node, segmenter: S
     """Measure: segment and measure every slice, then create/update the output nodes. Nothing is added to the
     scene before the run is complete, so a cancelled run (``Cancelled``) leaves no half-made nodes."""
     run = measure_with_segmenter(axial_volume_of(volume_node), segmenter, progress, should_cancel)
-    outputs = stenosis_scene.publish(volume_node, run)
-    stenosis_scene.watch_rulers(outputs)
-    return outputs
+    return stenosis_scene.publish(volume_node, run)

@@ -196,16 +196,31 @@ def test_remeasure_changes_exactly_the_edited_rows(context, volume):
     assert logic.remeasure(volume, outputs) == []
 
 
-def test_moving_a_ruler_by_hand_updates_its_row(context, volume):
-    logic, outputs = measure(context, volume)
-    node = outputs.rulers[(2, "right_foramen_width_mm")]
+def move_end_halfway(node) -> float:
+    """Moves a ruler's end halfway to its start, as a user dragging it would; its new length."""
     start = np.array(node.GetNthControlPointPositionWorld(0))
     end = np.array(node.GetNthControlPointPositionWorld(1))
     node.SetNthControlPointPositionWorld(1, *(start + (end - start) * 0.5))
+    return float(np.linalg.norm(end - start) * 0.5)
+
+
+def test_moving_a_ruler_by_hand_updates_its_row(context, volume):
+    logic, outputs = measure(context, volume)
+    length = move_end_halfway(outputs.rulers[(2, "right_foramen_width_mm")])
     row = logic._row_of(outputs.table, 2)
-    assert logic.row_values(outputs.table, row)["right_foramen_width_mm"] == pytest.approx(
-        np.linalg.norm(end - start) * 0.5)
+    assert logic.row_values(outputs.table, row)["right_foramen_width_mm"] == pytest.approx(length)
     assert outputs.table.GetTable().GetColumnByName("right_foramen_grade").GetValue(row) == "stenosis"
+
+
+def test_a_ruler_placed_again_by_remeasure_still_updates_its_row_when_moved(context, volume):
+    logic, outputs = measure(context, volume)
+    labels = logic.labels_of(outputs.segmentation, volume)
+    labels[1][:, :labels.shape[2] // 2][labels[1][:, :labels.shape[2] // 2] == 1] = 0  # half the canal erased
+    logic._write_segments(outputs.segmentation, volume, labels)
+    assert logic.remeasure(volume, outputs) == [1]
+    row = logic._row_of(outputs.table, 1)
+    length = move_end_halfway(outputs.rulers[(1, "canal_ap_mm")])
+    assert logic.row_values(outputs.table, row)["canal_ap_mm"] == pytest.approx(length)
 
 
 def test_after_stop_watching_a_ruler_moved_by_hand_leaves_its_row_alone(context, volume):
@@ -213,10 +228,7 @@ def test_after_stop_watching_a_ruler_moved_by_hand_leaves_its_row_alone(context,
     row = logic._row_of(outputs.table, 2)
     before = logic.row_values(outputs.table, row)["right_foramen_width_mm"]
     logic.stop_watching()
-    node = outputs.rulers[(2, "right_foramen_width_mm")]
-    start = np.array(node.GetNthControlPointPositionWorld(0))
-    end = np.array(node.GetNthControlPointPositionWorld(1))
-    node.SetNthControlPointPositionWorld(1, *(start + (end - start) * 0.5))
+    move_end_halfway(outputs.rulers[(2, "right_foramen_width_mm")])
     assert logic.row_values(outputs.table, row)["right_foramen_width_mm"] == before
 
 
