@@ -159,17 +159,20 @@ def test_the_edge_weighted_loss_is_the_weighted_mean_bce_plus_dice_and_plain_wit
     assert torch.allclose(dice_bce_loss(logits, target, 2.0), expected)
 
 
-def test_an_edge_weighted_run_records_its_weight_in_the_training_command(tmp_path):
+@pytest.mark.parametrize("option, recorded", [({"edge_weight": 4.0}, "--edge-weight 4"),
+                                              ({"hard_fraction": 0.02}, "--hard-pixels 0.02")])
+def test_a_bce_option_is_recorded_in_the_training_command_and_refused_with_the_papers_loss(tmp_path, option,
+                                                                                          recorded):
     config = TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=4,
-                         validate_every=1, threads=1, batchnorm_batches=1, edge_weight=4.0)
+                         validate_every=1, threads=1, batchnorm_batches=1, **option)
     best = torch.load(train(config), weights_only=False)
-    assert "--edge-weight 4" in best["training_command"]
+    assert recorded in best["training_command"]
     with pytest.raises(ValueError, match="bce_dice"):
         train(TrainConfig(network="canal", out_dir=tmp_path / "paper", steps=1, batch_size=1, width=4, threads=1,
-                          loss="paper", edge_weight=4.0))
+                          loss="paper", **option))
 
 
-def test_hard_pixel_loss_is_the_mean_divergence_of_each_images_worst_pixels():
+def test_hard_pixel_loss_is_the_mean_divergence_of_each_images_worst_pixels_over_a_fraction_of_them(tmp_path):
     target = torch.zeros(2, 1, 4, 4)
     target[:, :, 0, 0] = 0.5  # partial volume, predicted right: no divergence
     logits = torch.full((2, 1, 4, 4), -20.0)
@@ -182,19 +185,8 @@ def test_hard_pixel_loss_is_the_mean_divergence_of_each_images_worst_pixels():
     assert hard_pixel_loss(torch.where(target > 0, 0.0, -40.0), target, 0.5) < 1e-6  # right everywhere
     assert torch.allclose(dice_bce_loss(logits, target, hard_fraction=0.25),
                           dice_bce_loss(logits, target) + hard_pixel_loss(logits, target, 0.25))
-
-
-def test_a_hard_pixel_run_records_its_fraction_and_refuses_the_papers_loss(tmp_path):
-    config = TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=4,
-                         validate_every=1, threads=1, batchnorm_batches=1, hard_fraction=0.02)
-    best = torch.load(train(config), weights_only=False)
-    assert "--hard-pixels 0.02" in best["training_command"]
-    with pytest.raises(ValueError, match="bce_dice"):
-        train(TrainConfig(network="canal", out_dir=tmp_path / "paper", steps=1, batch_size=1, width=4, threads=1,
-                          loss="paper", hard_fraction=0.02))
     with pytest.raises(ValueError, match="fraction"):
-        train(TrainConfig(network="canal", out_dir=tmp_path / "many", steps=1, batch_size=1, width=4, threads=1,
-                          hard_fraction=2.0))
+        train(TrainConfig(network="canal", out_dir=tmp_path, steps=1, hard_fraction=2.0))
 
 
 def test_a_run_on_some_contrasts_records_them_and_unknown_contrasts_are_refused(tmp_path):
