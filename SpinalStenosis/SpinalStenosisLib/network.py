@@ -176,12 +176,11 @@ def edge_weights(target: torch.Tensor, edge_weight: float, radius_px: int = 2) -
     return 1.0 + edge_weight * (highest - lowest > 1e-3).to(target.dtype)
 
 
-def hard_pixel_loss(logits: torch.Tensor, target: torch.Tensor, fraction: float) -> torch.Tensor:
-    """Mean, over the images, of the mean KL divergence (BCE less the soft target's own entropy, so that a
-    partial-volume pixel predicted right costs nothing) over each image's hardest fraction of pixels and channels:
-    online hard-pixel mining, which weighs the few confidently wrong pixels that move a ruler's end."""
-    divergence = (F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-                  - F.binary_cross_entropy(target, target, reduction="none")).flatten(1)
+def hard_pixel_loss(pixel_bce: torch.Tensor, target: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Mean, over the images, of the mean KL divergence (the per-pixel BCE less the soft target's own entropy, so
+    that a partial-volume pixel predicted right costs nothing) over each image's hardest fraction of pixels and
+    channels: online hard-pixel mining, which weighs the few confidently wrong pixels that move a ruler's end."""
+    divergence = (pixel_bce - F.binary_cross_entropy(target, target, reduction="none")).flatten(1)
     count = max(1, round(fraction * divergence.shape[1]))
     return divergence.topk(count, dim=1).values.mean()
 
@@ -191,13 +190,14 @@ def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor, edge_weight: float
     """Binary cross-entropy plus (1 - soft Dice) per channel, averaged. Empty target channels only count BCE.
     With edge_weight > 0 the BCE is a weighted mean that counts pixels near an edge 1 + edge_weight times; with
     hard_fraction > 0 the hard_pixel_loss of that fraction is added."""
+    pixel_bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     if edge_weight:
         weights = edge_weights(target, edge_weight)
-        bce = (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * weights).sum() / weights.sum()
+        bce = (pixel_bce * weights).sum() / weights.sum()
     else:
-        bce = F.binary_cross_entropy_with_logits(logits, target)
+        bce = pixel_bce.mean()
     if hard_fraction:
-        bce = bce + hard_pixel_loss(logits, target, hard_fraction)
+        bce = bce + hard_pixel_loss(pixel_bce, target, hard_fraction)
     probabilities = torch.sigmoid(logits)
     dims = (0, 2, 3)
     intersection = (probabilities * target).sum(dims)

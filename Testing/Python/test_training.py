@@ -148,12 +148,16 @@ def test_edge_weights_mark_the_pixels_within_two_of_a_masks_edge():
     assert torch.equal(edge_weights(torch.ones(1, 1, 6, 6), 3.0), torch.ones(1, 1, 6, 6))  # no edge, no weight
 
 
+def pixel_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+
+
 def test_the_edge_weighted_loss_is_the_weighted_mean_bce_plus_dice_and_plain_without_weight():
     torch.manual_seed(0)
     logits, target = torch.randn(2, 3, 16, 16), (torch.rand(2, 3, 16, 16) > 0.7).float()
     assert torch.equal(dice_bce_loss(logits, target, 0.0), dice_bce_loss(logits, target))
     weights = edge_weights(target, 2.0)
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    bce = pixel_bce(logits, target)
     plain_bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
     expected = dice_bce_loss(logits, target) - plain_bce + (bce * weights).sum() / weights.sum()
     assert torch.allclose(dice_bce_loss(logits, target, 2.0), expected)
@@ -181,10 +185,11 @@ def test_hard_pixel_loss_is_the_mean_divergence_of_each_images_worst_pixels_over
     logits[1, 0, 3, 3] = 1.0
     divergence = torch.nn.functional.softplus(torch.tensor([20.0, 2.0, 1.0]))  # BCE of a logit against target 0
     worst_two = torch.stack([divergence[:2].mean(), divergence[2] / 2])  # image 1's next worst costs ~1e-9
-    assert torch.allclose(hard_pixel_loss(logits, target, 2 / 16), worst_two.mean(), atol=1e-6)
-    assert hard_pixel_loss(torch.where(target > 0, 0.0, -40.0), target, 0.5) < 1e-6  # right everywhere
+    assert torch.allclose(hard_pixel_loss(pixel_bce(logits, target), target, 2 / 16), worst_two.mean(), atol=1e-6)
+    right = torch.where(target > 0, 0.0, -40.0)
+    assert hard_pixel_loss(pixel_bce(right, target), target, 0.5) < 1e-6  # right everywhere
     assert torch.allclose(dice_bce_loss(logits, target, hard_fraction=0.25),
-                          dice_bce_loss(logits, target) + hard_pixel_loss(logits, target, 0.25))
+                          dice_bce_loss(logits, target) + hard_pixel_loss(pixel_bce(logits, target), target, 0.25))
     with pytest.raises(ValueError, match="fraction"):
         train(TrainConfig(network="canal", out_dir=tmp_path, steps=1, hard_fraction=2.0))
 
