@@ -87,6 +87,7 @@ def _train(args: argparse.Namespace) -> None:
     from .training import TrainConfig, train
 
     config = TrainConfig(network=args.network, steps=args.steps, batch_size=args.batch_size, width=args.width,
+                         dropout=args.dropout,
                          seed=args.seed, learning_rate=args.lr, out_dir=Path(args.out), resume=args.resume,
                          real_data=Path(args.real_data) if args.real_data else None, threads=args.threads,
                          loss=args.loss, init=Path(args.init) if args.init else None, augment=args.augment,
@@ -157,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=8)
     train.add_argument("--width", type=int, default=16)
     train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--dropout", type=float, default=0.1,
+                       help="share of each block's channels dropped while training (default 0.1; 0: none)")
     train.add_argument("--seed", type=int, default=1)
     train.add_argument("--threads", type=int, default=2)
     train.add_argument("--resume", action="store_true")

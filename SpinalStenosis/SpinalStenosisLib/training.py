@@ -33,6 +33,7 @@ class TrainConfig:
     steps: int = 4000
     batch_size: int = 8
     width: int = 16
+    dropout: float = 0.1  # Dropout2d after every block while training (the CoU-Net's)
     seed: int = 1
     learning_rate: float = 2e-3
     resume: bool = False
@@ -168,7 +169,7 @@ def initial_model(config: TrainConfig) -> CoUNet:
     """A new network, or config.init's weights (grown to config.width if narrower, and given new auxiliary
     outputs), its encoder frozen if asked."""
     auxiliary = len(AUXILIARY_GROUPS) if config.auxiliary_weight else 0
-    model = CoUNet(OUT_CHANNELS[config.network] + auxiliary, width=config.width)
+    model = CoUNet(OUT_CHANNELS[config.network] + auxiliary, width=config.width, dropout=config.dropout)
     if config.init is not None:
         weights = torch.load(config.init, map_location="cpu", weights_only=False)
         state = {k: v.float() for k, v in weights.get("model", weights).items()}
@@ -230,6 +231,7 @@ def command_line(config: TrainConfig) -> str:
     parts = ["spinal-stenosis train", config.network, "--out", str(config.out_dir), "--steps", str(config.steps),
              "--batch-size", str(config.batch_size), "--width", str(config.width), "--lr", f"{config.learning_rate:g}",
              "--seed", str(config.seed), "--threads", str(config.threads)]
+    parts += ["--dropout", f"{config.dropout:g}"] if config.dropout != TrainConfig.dropout else []
     parts += ["--loss", config.loss] if config.loss != "bce_dice" else []
     parts += ["--real-data", str(config.real_data)] if config.real_data else []
     parts += ["--init", str(config.init)] if config.init else []
@@ -280,6 +282,8 @@ def train(config: TrainConfig) -> Path:
         raise ValueError("--edge-weight and --hard-pixels change the BCE of the bce_dice loss, not the paper's loss")
     if not 0.0 <= config.hard_fraction <= 1.0:
         raise ValueError(f"--hard-pixels {config.hard_fraction:g}: expected a fraction of the pixels, 0 to 1")
+    if not 0.0 <= config.dropout < 1.0:
+        raise ValueError(f"--dropout {config.dropout:g}: expected the share of channels dropped, 0 to below 1")
     if config.average_from and not 0 < config.average_from <= config.steps:
         raise ValueError(f"--average-from {config.average_from}: expected a step from 1 to --steps {config.steps}")
     if config.average_from and not config.batchnorm_batches:

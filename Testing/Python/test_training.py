@@ -12,7 +12,7 @@ from SpinalStenosisLib.network import (CoUNet, coordinate_channels, dice_bce_los
                                        widened)
 from SpinalStenosisLib.real_data import PNG_THECAL_SAC, RealPairs
 from SpinalStenosisLib.synth.dataset import write_dataset
-from SpinalStenosisLib.training import (RECALIBRATION_SEED, TrainConfig, WeightAverage, initial_model,
+from SpinalStenosisLib.training import (RECALIBRATION_SEED, TrainConfig, WeightAverage, command_line, initial_model,
                                        recalibrate_batchnorm, step_loss, train, training_batch)
 
 
@@ -174,6 +174,16 @@ def test_a_bce_option_is_recorded_in_the_training_command_and_refused_with_the_p
     with pytest.raises(ValueError, match="bce_dice"):
         train(TrainConfig(network="canal", out_dir=tmp_path / "paper", steps=1, batch_size=1, width=4, threads=1,
                           loss="paper", **option))
+
+
+def test_a_run_without_dropout_records_it_and_a_share_of_one_or_more_is_refused(tmp_path):
+    config = TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=4,
+                         validate_every=1, threads=1, batchnorm_batches=1, dropout=0.0)
+    best = torch.load(train(config), weights_only=False)
+    assert "--dropout 0" in best["training_command"] and best["network"]["dropout"] == 0.0
+    assert "--dropout" not in command_line(TrainConfig(network="canal", out_dir=tmp_path))  # the default
+    with pytest.raises(ValueError, match="--dropout 1"):
+        train(TrainConfig(network="canal", out_dir=tmp_path / "all", steps=1, dropout=1.0))
 
 
 def test_hard_pixel_loss_is_the_mean_divergence_of_each_images_worst_pixels_over_a_fraction_of_them(tmp_path):
