@@ -87,13 +87,12 @@ def _train(args: argparse.Namespace) -> None:
     from .training import TrainConfig, train
 
     config = TrainConfig(network=args.network, steps=args.steps, batch_size=args.batch_size, width=args.width,
-                         dropout=args.dropout,
-                         seed=args.seed, learning_rate=args.lr, out_dir=Path(args.out), resume=args.resume,
-                         real_data=Path(args.real_data) if args.real_data else None, threads=args.threads,
-                         loss=args.loss, init=Path(args.init) if args.init else None, augment=args.augment,
-                         freeze_encoder=args.freeze_encoder, edge_weight=args.edge_weight,
-                         hard_fraction=args.hard_pixels,
-                         average_from=args.average_from, auxiliary_weight=args.auxiliary)
+                         dropout=args.dropout, seed=args.seed, learning_rate=args.lr, out_dir=Path(args.out),
+                         resume=args.resume, real_data=Path(args.real_data) if args.real_data else None,
+                         threads=args.threads, loss=args.loss, init=Path(args.init) if args.init else None,
+                         augment=args.augment, freeze_encoder=args.freeze_encoder, edge_weight=args.edge_weight,
+                         hard_fraction=args.hard_pixels, average_from=args.average_from,
+                         auxiliary_weight=args.auxiliary)
     if args.batchnorm_batches is not None:
         config.batchnorm_batches = args.batchnorm_batches
     if args.contrasts:

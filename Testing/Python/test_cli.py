@@ -396,3 +396,15 @@ def test_train_passes_the_auxiliary_weight(tmp_path, capsys):
                     "--width", "4", "--threads", "1", "--batchnorm-batches", "0", "--auxiliary", "0.25")
     assert code == 0, err
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["config"]["auxiliary_weight"] == 0.25
+
+
+def test_train_passes_the_dropout_and_package_models_records_it(tmp_path, capsys):
+    code, err = run(capsys, "train", "canal", "--out", tmp_path / "run", "--steps", "1", "--batch-size", "1",
+                    "--width", "4", "--threads", "1", "--batchnorm-batches", "1", "--dropout", "0")
+    assert code == 0, err
+    code, err = run(capsys, "package-models", "--canal", tmp_path / "run" / "best.pt", "--out", tmp_path / "models")
+    assert code == 0, err
+    canal = json.loads((tmp_path / "models" / "manifest.json").read_text())["models"]["canal"]
+    assert canal["network"]["dropout"] == 0.0 and "--dropout 0" in canal["training_command"]
+    code, err = run(capsys, "train", "canal", "--out", tmp_path / "bad", "--steps", "1", "--dropout", "1")
+    assert code == cli.EXIT_INPUT and "--dropout 1: expected" in err
