@@ -87,7 +87,8 @@ def _train(args: argparse.Namespace) -> None:
     from .training import TrainConfig, train
 
     config = TrainConfig(network=args.network, steps=args.steps, batch_size=args.batch_size, width=args.width,
-                         dropout=args.dropout, seed=args.seed, learning_rate=args.lr, out_dir=Path(args.out),
+                         depth=args.depth, dropout=args.dropout, seed=args.seed, learning_rate=args.lr,
+                         out_dir=Path(args.out),
                          resume=args.resume, real_data=Path(args.real_data) if args.real_data else None,
                          threads=args.threads, loss=args.loss, init=Path(args.init) if args.init else None,
                          augment=args.augment, freeze_encoder=args.freeze_encoder, edge_weight=args.edge_weight,
@@ -156,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, default=4000)
     train.add_argument("--batch-size", type=int, default=8)
     train.add_argument("--width", type=int, default=16)
+    train.add_argument("--depth", type=int, default=3,
+                       help="poolings (default 3); shallower --init weights are deepened without changing what they "
+                       "compute")
     train.add_argument("--lr", type=float, default=2e-3)
     train.add_argument("--dropout", type=float, default=0.1,
                        help="share of each block's channels dropped while training (default 0.1; 0: none)")

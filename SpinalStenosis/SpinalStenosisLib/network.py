@@ -117,6 +117,42 @@ def widened(state: dict[str, torch.Tensor], model: CoUNet) -> dict[str, torch.Te
     return new_state
 
 
+def saved_depth(state: dict[str, torch.Tensor]) -> int:
+    """The depth (poolings) of the CoU-Net these weights belong to."""
+    return sum(name.startswith("encoders.") and name.endswith(".conv1.weight") for name in state) - 1
+
+
+def deepened(state: dict[str, torch.Tensor], model: CoUNet, deepest_mean: torch.Tensor,
+             deepest_var: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Weights of a shallower CoU-Net of model's width laid into model's own initial weights so that model, in eval
+    mode, computes the same function (Net2Net-style deepening): the old blocks keep their weights; the decoder at the
+    old deepest level passes that level's encoder output through unchanged (identity convolutions, BatchNorm set to
+    undo itself for features of the given per-channel mean and variance, so that it is about the identity in training
+    too) and ignores the deeper levels (zero weights), which start from model's own initialisation and so add context
+    that training can put to use."""
+    old_depth, extra = saved_depth(state), model.config["depth"] - saved_depth(state)
+    new_state = {name: value.clone() for name, value in model.state_dict().items()}
+    for name, value in state.items():
+        if name.startswith("decoders."):
+            _, index, rest = name.split(".", 2)
+            name = f"decoders.{int(index) + extra}.{rest}"
+        new_state[name] = value.clone()
+    prefix = f"decoders.{extra - 1}"  # the decoder at the old deepest level
+    channels = torch.arange(model.config["width"] * 2 ** old_depth)
+    below = model.config["width"] * 2 ** (old_depth + 1)  # its input's channels from the level below come first
+    for conv, skip_start in (("conv1", below), ("conv2", 0)):
+        weight = torch.zeros_like(new_state[f"{prefix}.{conv}.weight"])
+        weight[channels, skip_start + channels, 1, 1] = 1.0
+        new_state[f"{prefix}.{conv}.weight"] = weight
+    eps = model.decoders[extra - 1].norm1.eps
+    for norm in ("norm1", "norm2"):
+        new_state[f"{prefix}.{norm}.running_mean"] = deepest_mean.clone()
+        new_state[f"{prefix}.{norm}.running_var"] = deepest_var.clone()
+        new_state[f"{prefix}.{norm}.weight"] = torch.sqrt(deepest_var + eps)
+        new_state[f"{prefix}.{norm}.bias"] = deepest_mean.clone()
+    return new_state
+
+
 class InferenceBlock(nn.Module):
     """A CoordBlock in eval mode, computed faster: BatchNorm folded into the convolutions; the first convolution
     split by input (the previous level's output, a decoder's skip, the coordinates) and its terms summed, so that

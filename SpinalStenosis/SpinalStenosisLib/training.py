@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .network import CoUNet, dice_bce_loss, paper_loss, saved_width, widened
+from .network import CoUNet, deepened, dice_bce_loss, paper_loss, saved_depth, saved_width, widened
 from .real_data import RealPairs
 from .synth.augment import domain_randomised
 from .synth.render import CONTRASTS
@@ -33,6 +33,7 @@ class TrainConfig:
     steps: int = 4000
     batch_size: int = 8
     width: int = 16
+    depth: int = 3  # poolings; weights of a shallower network given by init are deepened (network.deepened)
     dropout: float = 0.1  # Dropout2d after every block while training (the CoU-Net's)
     seed: int = 1
     learning_rate: float = 2e-3
@@ -166,18 +167,42 @@ def dice_per_channel(probabilities: torch.Tensor, target: torch.Tensor) -> list[
 
 
 def initial_model(config: TrainConfig) -> CoUNet:
-    """A new network, or config.init's weights (grown to config.width if narrower, and given new auxiliary
-    outputs), its encoder frozen if asked."""
+    """A new network, or config.init's weights (grown to config.width if narrower, to config.depth if shallower, and
+    given new auxiliary outputs), its encoder frozen if asked."""
     auxiliary = len(AUXILIARY_GROUPS) if config.auxiliary_weight else 0
-    model = CoUNet(OUT_CHANNELS[config.network] + auxiliary, width=config.width, dropout=config.dropout)
+    outputs = OUT_CHANNELS[config.network] + auxiliary
+    model = CoUNet(outputs, width=config.width, depth=config.depth, dropout=config.dropout)
     if config.init is not None:
         weights = torch.load(config.init, map_location="cpu", weights_only=False)
         state = {k: v.float() for k, v in weights.get("model", weights).items()}
-        if saved_width(state) < config.width or len(state["head.bias"]) < model.config["out_channels"]:
-            state = widened(state, model)
+        depth = saved_depth(state)
+        if depth > config.depth:
+            raise ValueError(f"--depth {config.depth}: the --init weights are {depth} levels deep; a network can be "
+                             "deepened, not made shallower")
+        shallow = model if depth == config.depth else CoUNet(outputs, config.width, depth, config.dropout)
+        if saved_width(state) < config.width or len(state["head.bias"]) < outputs:
+            state = widened(state, shallow)
+        if depth < config.depth:
+            shallow.load_state_dict(state)
+            state = deepened(state, model, *deepest_statistics(shallow, config))
         model.load_state_dict(state)
     model.encoders.requires_grad_(not config.freeze_encoder)
     return model
+
+
+def deepest_statistics(model: CoUNet, config: TrainConfig, batches: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and variance of model's deepest encoder output (eval mode) over synthetic training batches:
+    what the BatchNorm of a deepened network's pass-through decoder is set to undo (network.deepened)."""
+    outputs = []
+    hook = model.encoders[-1].register_forward_hook(lambda _module, _inputs, output: outputs.append(output))
+    rng = np.random.default_rng(RECALIBRATION_SEED)
+    model.eval()
+    with torch.no_grad():
+        for _ in range(batches):
+            model(training_batch(config, None, rng)[0])
+    hook.remove()
+    features = torch.cat(outputs).transpose(0, 1).flatten(1)
+    return features.mean(1), features.var(1, unbiased=False)
 
 
 def training_batch(config: TrainConfig, real: RealPairs | None, rng: np.random.Generator
@@ -231,6 +256,7 @@ def command_line(config: TrainConfig) -> str:
     parts = ["spinal-stenosis train", config.network, "--out", str(config.out_dir), "--steps", str(config.steps),
              "--batch-size", str(config.batch_size), "--width", str(config.width), "--lr", f"{config.learning_rate:g}",
              "--seed", str(config.seed), "--threads", str(config.threads)]
+    parts += ["--depth", str(config.depth)] if config.depth != TrainConfig.depth else []
     parts += ["--dropout", f"{config.dropout:g}"] if config.dropout != TrainConfig.dropout else []
     parts += ["--loss", config.loss] if config.loss != "bce_dice" else []
     parts += ["--real-data", str(config.real_data)] if config.real_data else []

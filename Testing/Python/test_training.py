@@ -8,8 +8,8 @@ import SimpleITK as sitk
 import torch
 from conftest import trained_like
 
-from SpinalStenosisLib.network import (CoUNet, coordinate_channels, dice_bce_loss, edge_weights, hard_pixel_loss,
-                                       widened)
+from SpinalStenosisLib.network import (CoUNet, coordinate_channels, deepened, dice_bce_loss, edge_weights,
+                                       hard_pixel_loss, saved_depth, widened)
 from SpinalStenosisLib.real_data import PNG_THECAL_SAC, RealPairs
 from SpinalStenosisLib.synth.dataset import write_dataset
 from SpinalStenosisLib.training import (RECALIBRATION_SEED, TrainConfig, WeightAverage, command_line, initial_model,
@@ -91,6 +91,28 @@ def test_a_narrower_network_grows_to_the_training_width_computing_the_same_funct
     grown = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"]
     assert grown["encoders.1.conv2.weight"].shape == (12, 12, 3, 3)
     assert torch.equal(grown["encoders.1.conv2.weight"][:8, :8], narrow.state_dict()["encoders.1.conv2.weight"])
+
+
+def test_a_shallower_network_deepens_to_the_training_depth_computing_the_same_function(tmp_path):
+    shallow = trained_like(CoUNet(3, width=4, depth=2))
+    features = torch.rand(16, 10)
+    deep = CoUNet(3, width=4, depth=4)
+    state = deepened(shallow.state_dict(), deep, features.mean(1), features.var(1))
+    deep.load_state_dict(state)
+    assert saved_depth(state) == 4 and saved_depth(shallow.state_dict()) == 2
+    inputs = torch.rand(2, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(deep.eval()(inputs), shallow(inputs), atol=1e-5)
+    torch.save(shallow.state_dict(), tmp_path / "shallow.pt")
+    train(TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=6, depth=4,
+                      validate_every=1, threads=1, batchnorm_batches=1, learning_rate=0.0,
+                      init=tmp_path / "shallow.pt"))
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert best["network"]["depth"] == 4 and "--depth 4" in best["training_command"]  # widened, then deepened
+    old_level_0 = shallow.state_dict()["decoders.1.conv2.weight"]
+    assert torch.equal(best["model"]["decoders.3.conv2.weight"][:4, :4], old_level_0)
+    with pytest.raises(ValueError, match="--depth 1"):
+        initial_model(TrainConfig(network="canal", out_dir=tmp_path, width=4, depth=1, init=tmp_path / "shallow.pt"))
 
 
 def test_real_nifti_pairs_become_network_pairs(tmp_path):
