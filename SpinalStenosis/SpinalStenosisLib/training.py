@@ -177,7 +177,7 @@ def initial_model(config: TrainConfig) -> CoUNet:
         state = {k: v.float() for k, v in weights.get("model", weights).items()}
         depth = saved_depth(state)
         if depth > config.depth:
-            raise ValueError(f"--depth {config.depth}: the --init weights are {depth} levels deep; a network can be "
+            raise ValueError(f"--depth {config.depth}: the --init weights have depth {depth}; a network can be "
                              "deepened, not made shallower")
         shallow = model if depth == config.depth else CoUNet(outputs, config.width, depth, config.dropout)
         if saved_width(state) < config.width or len(state["head.bias"]) < outputs:
