@@ -18,6 +18,11 @@ def coordinate_channels(like: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, y, radius], dim=1)
 
 
+def level_widths(width: int, depth: int) -> list[int]:
+    """Channels of a CoU-Net's blocks at each resolution level, from the full-resolution one to the deepest."""
+    return [width * 2 ** level for level in range(depth + 1)]
+
+
 class CoordBlock(nn.Module):
     """(coordinates + conv3x3 + BatchNorm + ReLU) twice, then Dropout2d."""
 
@@ -41,7 +46,7 @@ class CoUNet(nn.Module):
 
     def __init__(self, out_channels: int, width: int = 16, depth: int = 3, dropout: float = 0.1):
         super().__init__()
-        widths = [width * 2 ** level for level in range(depth + 1)]
+        widths = level_widths(width, depth)
         self.encoders = nn.ModuleList()
         previous = 1
         for w in widths:
@@ -79,8 +84,8 @@ def widened(state: dict[str, torch.Tensor], model: CoUNet) -> dict[str, torch.Te
     narrow network left off. Outputs beyond the saved ones (auxiliary outputs) also start from model's own."""
     old_width = saved_width(state)
     new_state = {name: value.clone() for name, value in model.state_dict().items()}
-    new_widths = [model.config["width"] * 2 ** level for level in range(model.config["depth"] + 1)]
-    old_widths = [old_width * 2 ** level for level in range(model.config["depth"] + 1)]
+    new_widths = level_widths(model.config["width"], model.config["depth"])
+    old_widths = level_widths(old_width, model.config["depth"])
 
     def blocks(levels: list[int], coordinates: bool) -> tuple[list[int], list[int]]:
         """Old channel positions → new ones, and the new ones no old channel maps to, for blocks of channels at
@@ -130,7 +135,8 @@ def deepened(state: dict[str, torch.Tensor], model: CoUNet, deepest_mean: torch.
     undo itself for features of the given per-channel mean and variance, so that it is about the identity in training
     too) and ignores the deeper levels (zero weights), which start from model's own initialisation and so add context
     that training can put to use."""
-    old_depth, extra = saved_depth(state), model.config["depth"] - saved_depth(state)
+    old_depth = saved_depth(state)
+    extra = model.config["depth"] - old_depth
     new_state = {name: value.clone() for name, value in model.state_dict().items()}
     for name, value in state.items():
         if name.startswith("decoders."):
@@ -138,9 +144,9 @@ def deepened(state: dict[str, torch.Tensor], model: CoUNet, deepest_mean: torch.
             name = f"decoders.{int(index) + extra}.{rest}"
         new_state[name] = value.clone()
     prefix = f"decoders.{extra - 1}"  # the decoder at the old deepest level
-    channels = torch.arange(model.config["width"] * 2 ** old_depth)
-    below = model.config["width"] * 2 ** (old_depth + 1)  # its input's channels from the level below come first
-    for conv, skip_start in (("conv1", below), ("conv2", 0)):
+    *_, old_deepest, below = level_widths(model.config["width"], old_depth + 1)  # below: the level under it
+    channels = torch.arange(old_deepest)
+    for conv, skip_start in (("conv1", below), ("conv2", 0)):  # conv1's input: the level below's channels first
         weight = torch.zeros_like(new_state[f"{prefix}.{conv}.weight"])
         weight[channels, skip_start + channels, 1, 1] = 1.0
         new_state[f"{prefix}.{conv}.weight"] = weight
@@ -183,7 +189,7 @@ def for_inference(model: CoUNet) -> CoUNet:
     """An equivalent copy of a CoU-Net for inference only: InferenceBlocks, channels-last memory (faster
     convolutions on the CPU)."""
     fast = copy.deepcopy(model).eval()
-    widths = [model.config["width"] * 2 ** level for level in range(model.config["depth"] + 1)]
+    widths = level_widths(model.config["width"], model.config["depth"])
     for level, block in enumerate(fast.encoders):
         fast.encoders[level] = InferenceBlock(block, [widths[level - 1] if level else 1])
     for n, (block, level) in enumerate(zip(fast.decoders, reversed(range(model.config["depth"])))):
