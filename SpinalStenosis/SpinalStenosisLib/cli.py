@@ -91,7 +91,8 @@ def _train(args: argparse.Namespace) -> None:
                          out_dir=Path(args.out),
                          resume=args.resume, real_data=Path(args.real_data) if args.real_data else None,
                          threads=args.threads, loss=args.loss, init=Path(args.init) if args.init else None,
-                         augment=args.augment, freeze_encoder=args.freeze_encoder, edge_weight=args.edge_weight,
+                         augment=_augmentations(args.augment), freeze_encoder=args.freeze_encoder,
+                         edge_weight=args.edge_weight,
                          hard_fraction=args.hard_pixels, average_from=args.average_from,
                          auxiliary_weight=args.auxiliary)
     if args.batchnorm_batches is not None:
@@ -99,6 +100,13 @@ def _train(args: argparse.Namespace) -> None:
     if args.contrasts:
         config.contrasts = tuple(args.contrasts.split(","))
     train(config)
+
+
+def _augmentations(names: str) -> tuple[str, ...]:
+    """``--augment``'s value: all the randomisations, none, or the comma-separated ones named."""
+    from .synth.augment import AUGMENTATIONS
+
+    return AUGMENTATIONS if names == "all" else tuple(name for name in names.split(",") if name)
 
 
 def _package_models(args: argparse.Namespace) -> None:
@@ -171,8 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--real-data", help="folder of labelled NIfTI pairs or Lumbar Spine MRI label PNGs")
     train.add_argument("--init", help="start from these weights (best.pt or a shipped .pt), fresh schedule; "
                        "weights narrower than --width are widened without changing what they compute")
-    train.add_argument("--augment", action="store_true",
-                       help="domain randomisation of the synthetic images: intensity curve, resolution, noise")
+    train.add_argument("--augment", nargs="?", const="all", default="",
+                       help="domain randomisation of the synthetic images: intensity curve, resolution, noise; "
+                            "with a comma-separated list, only those")
     train.add_argument("--freeze-encoder", action="store_true",
                        help="train the decoder and head only (fine-tuning that keeps the encoder's features)")
     train.add_argument("--edge-weight", type=float, default=0.0,

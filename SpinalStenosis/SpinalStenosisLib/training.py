@@ -14,7 +14,7 @@ import torch
 from . import __version__
 from .network import CoUNet, deepened, dice_bce_loss, paper_loss, saved_depth, saved_width, widened
 from .real_data import RealPairs
-from .synth.augment import domain_randomised
+from .synth.augment import AUGMENTATIONS, domain_randomised
 from .synth.render import CONTRASTS
 from .synth.sampler import AUXILIARY_GROUPS, canal_pair, roi_pair
 
@@ -44,7 +44,7 @@ class TrainConfig:
     validate_every: int = 250
     loss: str = "bce_dice"  # or "paper": MSE - 1e-4 Dice (Upadhyay et al. 2019)
     init: Path | None = None  # start from these weights (a best.pt or a shipped .pt; widened if narrower)
-    augment: bool = False  # domain randomisation of the synthetic training images (synth.augment)
+    augment: tuple[str, ...] = ()  # domain randomisations of the synthetic training images (synth.augment)
     freeze_encoder: bool = False  # train the decoder and head only; the encoder (weights, BatchNorm statistics) stays
     batchnorm_batches: int = 250  # best.pt's BatchNorm statistics averaged over this many batches at the end; 0: not
     edge_weight: float = 0.0  # BCE counts pixels within 2 of an edge 1 + edge_weight times (network.edge_weights)
@@ -55,14 +55,14 @@ class TrainConfig:
     # (synth.sampler.AUXILIARY_GROUPS), their loss counted this many times; those outputs are not saved
 
 
-def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int, augment: bool = False,
+def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int, augment: tuple[str, ...] = (),
                     contrasts: tuple[str, ...] = CONTRASTS, auxiliary: bool = False
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     pairs = [synthetic_pair(network, rng, augment, contrasts, auxiliary) for _ in range(batch_size)]
     return (torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs])))
 
 
-def synthetic_pair(network: str, rng: np.random.Generator, augment: bool = False,
+def synthetic_pair(network: str, rng: np.random.Generator, augment: tuple[str, ...] = (),
                    contrasts: tuple[str, ...] = CONTRASTS, auxiliary: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """One training pair: image [1, H, W] and target [C, H, W] (the canal network's auxiliary tissues after its
     three channels when auxiliary)."""
@@ -73,7 +73,7 @@ def synthetic_pair(network: str, rng: np.random.Generator, augment: bool = False
     else:
         image, targets = canal_pair(rng, region, contrasts, auxiliary)
     if augment:
-        image = domain_randomised(rng, image)
+        image = domain_randomised(rng, image, augment)
     return image[None], targets
 
 
@@ -261,7 +261,8 @@ def command_line(config: TrainConfig) -> str:
     parts += ["--loss", config.loss] if config.loss != "bce_dice" else []
     parts += ["--real-data", str(config.real_data)] if config.real_data else []
     parts += ["--init", str(config.init)] if config.init else []
-    parts += ["--augment"] if config.augment else []
+    if config.augment:
+        parts += ["--augment"] if config.augment == AUGMENTATIONS else ["--augment", ",".join(config.augment)]
     parts += ["--freeze-encoder"] if config.freeze_encoder else []
     parts += ["--edge-weight", f"{config.edge_weight:g}"] if config.edge_weight else []
     parts += ["--hard-pixels", f"{config.hard_fraction:g}"] if config.hard_fraction else []
@@ -273,9 +274,15 @@ def command_line(config: TrainConfig) -> str:
     return " ".join(parts)
 
 
+def _randomisation_words(augment: tuple[str, ...]) -> str:
+    if not augment:
+        return ""
+    return ", domain-randomised" + ("" if augment == AUGMENTATIONS else f" ({', '.join(augment)} only)")
+
+
 def training_data(config: TrainConfig) -> str:
     """What the network is trained on, in words (for provenance)."""
-    synthetic = ("synthetic (SpinalStenosisLib.synth" + (", domain-randomised" if config.augment else "")
+    synthetic = ("synthetic (SpinalStenosisLib.synth" + _randomisation_words(config.augment)
                  + ("" if config.contrasts == CONTRASTS else f", contrasts {', '.join(config.contrasts)} only") + ")")
     if config.real_data is None:
         return f"{synthetic} only"
@@ -319,6 +326,8 @@ def train(config: TrainConfig) -> Path:
         raise ValueError("--auxiliary: only the canal network has auxiliary tissues to learn")
     if not config.contrasts or not set(config.contrasts) <= set(CONTRASTS):
         raise ValueError(f"--contrasts {','.join(config.contrasts)}: expected some of {', '.join(CONTRASTS)}")
+    if not set(config.augment) <= set(AUGMENTATIONS):
+        raise ValueError(f"--augment {','.join(config.augment)}: expected some of {', '.join(AUGMENTATIONS)}")
     revision = git_revision()  # the code that generates the training data is the code loaded now
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)

@@ -10,7 +10,9 @@ from conftest import trained_like
 
 from SpinalStenosisLib.network import (CoUNet, coordinate_channels, deepened, dice_bce_loss, edge_weights,
                                        hard_pixel_loss, saved_depth, widened)
+from SpinalStenosisLib.crop import normalise
 from SpinalStenosisLib.real_data import PNG_THECAL_SAC, RealPairs
+from SpinalStenosisLib.synth.augment import AUGMENTATIONS, domain_randomised
 from SpinalStenosisLib.synth.dataset import write_dataset
 from SpinalStenosisLib.training import (RECALIBRATION_SEED, TrainConfig, WeightAverage, command_line, initial_model,
                                        recalibrate_batchnorm, step_loss, train, training_batch)
@@ -235,6 +237,32 @@ def test_a_run_on_some_contrasts_records_them_and_unknown_contrasts_are_refused(
     with pytest.raises(ValueError, match="--contrasts T3"):
         train(TrainConfig(network="canal", out_dir=tmp_path / "unknown", steps=1, batch_size=1, width=4, threads=1,
                           contrasts=("T3",)))
+
+
+def test_some_randomisations_alone_are_recorded_as_such_all_as_plain_augment_and_unknown_ones_refused(tmp_path):
+    config = TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=4,
+                         validate_every=1, threads=1, batchnorm_batches=1, augment=("resolution",))
+    best = torch.load(train(config), weights_only=False)
+    assert "--augment resolution " in best["training_command"]
+    assert "domain-randomised (resolution only)" in best["training_data"]
+    everything = command_line(TrainConfig(network="canal", out_dir=tmp_path, augment=AUGMENTATIONS))
+    assert everything.endswith(" --augment")
+    with pytest.raises(ValueError, match="--augment blur"):
+        train(TrainConfig(network="canal", out_dir=tmp_path / "unknown", steps=1, batch_size=1, width=4, threads=1,
+                          augment=("blur",)))
+
+
+def test_resolution_alone_leaves_a_training_image_as_it_is_or_smoother_never_remapped_or_noisier():
+    image = normalise(np.random.default_rng(0).uniform(0.0, 1.0, (64, 64)).astype(np.float32))
+    variation = np.abs(np.diff(image, axis=1)).mean()
+    unchanged = smoother = 0
+    for seed in range(16):
+        randomised = domain_randomised(np.random.default_rng(seed), image, ("resolution",))
+        assert randomised.shape == image.shape
+        unchanged += np.array_equal(randomised, image)
+        smoother += np.abs(np.diff(randomised, axis=1)).mean() < 0.5 * variation
+    assert unchanged + smoother == 16 and unchanged and smoother
+    assert np.array_equal(domain_randomised(np.random.default_rng(1), image, ()), image)
 
 
 def test_the_weight_average_is_the_mean_of_the_weights_after_each_step():

@@ -7,6 +7,8 @@ from scipy import ndimage
 
 from ..crop import normalise
 
+AUGMENTATIONS = ("intensity", "resolution", "noise")
+
 
 def intensity_curve(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     """A random monotone piecewise-linear remapping of [0, 1]: tissue order is kept, contrasts between them are not."""
@@ -23,12 +25,13 @@ def lower_resolution(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     return zoomed[:image.shape[0], :image.shape[1]]
 
 
-def domain_randomised(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
-    """Each of: intensity curve, lower resolution, extra noise, with its own probability; renormalised."""
-    if rng.random() < 0.5:
+def domain_randomised(rng: np.random.Generator, image: np.ndarray,
+                      kinds: tuple[str, ...] = AUGMENTATIONS) -> np.ndarray:
+    """Each of kinds (intensity curve, lower resolution, extra noise) with its own probability; renormalised."""
+    if rng.random() < 0.5 and "intensity" in kinds:
         image = intensity_curve(rng, image)
-    if rng.random() < 0.25:
+    if rng.random() < 0.25 and "resolution" in kinds:
         image = lower_resolution(rng, image)
-    if rng.random() < 0.3:
+    if rng.random() < 0.3 and "noise" in kinds:
         image = image + rng.normal(0.0, rng.uniform(0.01, 0.08), image.shape).astype(np.float32)
     return normalise(np.clip(image, 0.0, None))
