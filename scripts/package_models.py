@@ -25,23 +25,13 @@ DESCRIPTIONS = {"roi": "Network 1 (CoU-Net): region of interest around canal and
 
 def package(run: Path, name: str, release: str, out: Path, revision: str | None) -> dict:
     best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
-    training_json = run / "training.json"
-    training = json.loads(training_json.read_text(encoding="utf-8")) if training_json.exists() else {}
-    checkpoint = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
-    config = checkpoint["config"]
     path = out / f"{name}.pt"
     torch.save({k: v.half() if v.is_floating_point() else v for k, v in best["model"].items()}, path)
-    command = (f"spinal-stenosis train {name} --out runs/{name} --steps {config['steps']} "
-               f"--batch-size {config['batch_size']} --width {config['width']} --lr {config['learning_rate']} "
-               f"--seed {config['seed']} --threads {config['threads']}"
-               + (f" --init {Path(config['init']).name}" if config.get("init") else "")
-               + (f" --loss {config['loss']}" if config.get("loss", "bce_dice") != "bce_dice" else "")
-               + (" --augment" if config.get("augment") else "")
-               + (" --freeze-encoder" if config.get("freeze_encoder") else ""))
     return {"file": path.name, "version": release, "sha256": sha256(path), "description": DESCRIPTIONS[name],
             "input_size": ROI_SIZE if name == "roi" else CROP_SIZE, "network": best["network"],
-            "training_command": command, "code_revision": revision or training.get("code_revision", "unknown"),
-            "trained_steps": best["step"], "training_data": "synthetic only (SpinalStenosisLib.synth)",
+            "training_command": best.get("training_command", "unknown"),
+            "code_revision": revision or best.get("code_revision", "unknown"),
+            "trained_steps": best["step"], "training_data": best.get("training_data", "unknown"),
             "synthetic_validation_dice": best["validation_dice"]}
 
 
