@@ -15,8 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "SpinalStenosis"))
 
 from SpinalStenosisLib import __version__  # noqa: E402
-from SpinalStenosisLib.crop import CROP_SIZE, ROI_SIZE  # noqa: E402
-from SpinalStenosisLib.models import MANIFEST, sha256  # noqa: E402
+from SpinalStenosisLib.models import INPUT_SIZE, MANIFEST, saved_trained_weights  # noqa: E402
 
 MODELS = ROOT / "SpinalStenosis" / "Resources" / "Models"
 DESCRIPTIONS = {"roi": "Network 1 (CoU-Net): region of interest around canal and foramina on the whole slice",
@@ -25,14 +24,9 @@ DESCRIPTIONS = {"roi": "Network 1 (CoU-Net): region of interest around canal and
 
 def package(run: Path, name: str, release: str, out: Path, revision: str | None) -> dict:
     best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
-    path = out / f"{name}.pt"
-    torch.save({k: v.half() if v.is_floating_point() else v for k, v in best["model"].items()}, path)
-    return {"file": path.name, "version": release, "sha256": sha256(path), "description": DESCRIPTIONS[name],
-            "input_size": ROI_SIZE if name == "roi" else CROP_SIZE, "network": best["network"],
-            "training_command": best.get("training_command", "unknown"),
-            "code_revision": revision or best.get("code_revision", "unknown"),
-            "trained_steps": best["step"], "training_data": best.get("training_data", "unknown"),
-            "synthetic_validation_dice": best["validation_dice"]}
+    entry = {"file": f"{name}.pt", "version": release, "description": DESCRIPTIONS[name],
+             "input_size": INPUT_SIZE[name], **saved_trained_weights(best, out / f"{name}.pt")}
+    return {**entry, "code_revision": revision} if revision else entry
 
 
 def main() -> None:

@@ -78,6 +78,20 @@ def load_network(name: str, folder: Path | None = None, device: str = "cpu"):
     return for_inference(model).to(device), entry
 
 
+def saved_trained_weights(checkpoint: dict, path: Path) -> dict:
+    """A training run's weights (its loaded best.pt) saved in fp16 at path; the manifest fields that say what they
+    are and how they were trained, from the run's own record."""
+    import torch
+
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in checkpoint["model"].items()}, path)
+    return {"sha256": sha256(path), "network": checkpoint["network"],
+            "training_command": checkpoint.get("training_command", "unknown"),
+            "training_data": checkpoint.get("training_data", "unknown"),
+            "code_revision": checkpoint.get("code_revision", "unknown"),
+            "trained_steps": checkpoint.get("step"),
+            "synthetic_validation_dice": checkpoint.get("validation_dice")}
+
+
 def package_models(out_dir: Path, trained: dict[str, Path], base: Path | None = None,
                    overwrite: bool = False) -> Path:
     """A models folder (for ``measure --models`` or $SPINAL_STENOSIS_MODELS): the base folder's networks (the
@@ -115,17 +129,10 @@ def package_models(out_dir: Path, trained: dict[str, Path], base: Path | None = 
         shutil.copyfile(base / "LICENSE.txt", out_dir / "LICENSE.txt")
     for name, checkpoint in checkpoints.items():
         entry = manifest["models"][name]
-        torch.save({k: v.half() if v.is_floating_point() else v for k, v in checkpoint["model"].items()},
-                   out_dir / entry["file"])
         entry.update({"version": f"{entry['version']}+{Path(trained[name]).resolve().parent.name}",
-                      "sha256": sha256(out_dir / entry["file"]), "network": checkpoint["network"],
+                      **saved_trained_weights(checkpoint, out_dir / entry["file"]),
                       # runs from before the size was recorded were all trained at the shipped size
-                      "input_size": checkpoint.get("input_size", entry["input_size"]),
-                      "training_command": checkpoint.get("training_command", "unknown"),
-                      "training_data": checkpoint.get("training_data", "unknown"),
-                      "code_revision": checkpoint.get("code_revision", "unknown"),
-                      "trained_steps": checkpoint.get("step"),
-                      "synthetic_validation_dice": checkpoint.get("validation_dice")})
+                      "input_size": checkpoint.get("input_size", entry["input_size"])})
     manifest["release"] = f"{manifest.get('release', '')}+local"
     manifest["licence"] = (f"{manifest.get('licence', '')}; the networks whose version has a '+' were trained "
                            "locally, on the data their training_data names")

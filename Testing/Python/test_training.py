@@ -8,9 +8,9 @@ import SimpleITK as sitk
 import torch
 from conftest import trained_like
 
+from SpinalStenosisLib.crop import normalise
 from SpinalStenosisLib.network import (CoUNet, coordinate_channels, deepened, dice_bce_loss, edge_weights,
                                        hard_pixel_loss, saved_depth, widened)
-from SpinalStenosisLib.crop import normalise
 from SpinalStenosisLib.real_data import PNG_THECAL_SAC, RealPairs
 from SpinalStenosisLib.synth.augment import AUGMENTATIONS, domain_randomised
 from SpinalStenosisLib.synth.dataset import write_dataset
