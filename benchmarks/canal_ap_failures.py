@@ -40,8 +40,10 @@ ERROR_CLASSES = (("overestimated by > 1 mm", lambda e: e > 1), ("underestimated 
 TOP_TISSUES = 5
 DARK_LINE_SEARCH_MM = 2.0  # how far inside each end of the AP ruler a dark line is looked for
 DARK_LINE_RATIOS = (0.6, 0.7, 0.8)  # a dip counts when darker than this share of the lower of its two bright sides
+BRIGHT_SIDE_MM = 2.0  # the dip's inner bright side is the brightest value within this distance inside it
 DURA_HALF_MM = 0.25  # the new end lies this far beyond the dip's centre: the true sac includes its dura
 PROFILE_STEP_MM = 0.1
+LOCAL_MINIMUM_SAMPLES = 3  # a dip is the darkest sample within this many steps (0.3 mm) either side
 
 
 def edge_contrast(image: np.ndarray, grid, start_ras: np.ndarray, end_ras: np.ndarray) -> float:
@@ -60,16 +62,16 @@ def edge_contrast(image: np.ndarray, grid, start_ras: np.ndarray, end_ras: np.nd
 def end_inside_dark_line(image: np.ndarray, grid, centre_ras: np.ndarray, end_ras: np.ndarray, ratio: float) -> float:
     """Distance from the ruler's centre to its end moved in to the outermost dark line within DARK_LINE_SEARCH_MM
     inside it (a local minimum of the image profile darker than ratio times the lower of the brightest values within
-    2 mm inside it and between it and the end), or to the end itself where there is none."""
+    BRIGHT_SIDE_MM inside it and between it and the end), or to the end itself where there is none."""
     reach_mm = float(np.linalg.norm(end_ras - centre_ras))
     along = (end_ras - centre_ras) / reach_mm
     t = np.arange(0.0, reach_mm, PROFILE_STEP_MM)
     rows, columns = grid.to_index(centre_ras[None] + t[:, None] * along[None])
     profile = bilinear(image, np.asarray(rows), np.asarray(columns))
     for i in np.flatnonzero(t >= reach_mm - DARK_LINE_SEARCH_MM)[::-1]:
-        if profile[i] > profile[max(i - 3, 0):i + 4].min():
+        if profile[i] > profile[max(i - LOCAL_MINIMUM_SAMPLES, 0):i + LOCAL_MINIMUM_SAMPLES + 1].min():
             continue
-        inner = profile[(t >= t[i] - 2.0) & (t < t[i])]
+        inner = profile[(t >= t[i] - BRIGHT_SIDE_MM) & (t < t[i])]
         outer = profile[t > t[i]]
         if inner.size and outer.size and profile[i] < ratio * min(inner.max(), outer.max()):
             return min(reach_mm, t[i] + DURA_HALF_MM)
