@@ -1,17 +1,20 @@
 """Why network 2's canal AP misses on the synthetic held-out set: which tissues its wrong canal pixels lie on, how
 sure it is of them, and whether the image at the AP ruler's ends could flag the misses.
 
-    .venv/bin/python benchmarks/canal_ap_failures.py [--count 300]
+    .venv/bin/python benchmarks/canal_ap_failures.py [--count 300] [--noise-scale 0.1]
 
 The slices are evaluate_synthetic.py's held-out set, run through the shipped networks. Only slices whose canal is
 found and overlaps the truth (Dice on network 2's crop >= 0.8) are counted: edges, not the wrong structure. On the
 crop, *extra* pixels are in the found canal (probability >= 0.5) and less than half in the true sac; *missing*
 pixels the reverse. For the slices whose canal AP is overestimated by more than 1 mm, underestimated by more than
 1 mm, and within 0.5 mm, it prints how many, network 2's median canal probability over their extra and missing
-pixels (near 1 over extra pixels: it is sure of them, so no threshold or calibration takes them out), and the
-tissues those pixels lie on (mm², summed over the slices). Then, for thresholds on the edge contrast at the ruler's
-ends (|mean image 1-2 mm inside - 1-2 mm outside| over the larger of the two, the lower of the two ends), the share
-of slices kept and their canal AP within 1 mm: whether a measurement-quality flag could set the misses apart.
+pixels (near 1 over extra pixels: it is sure of them, so no threshold or calibration takes them out), the tissues
+those pixels lie on (mm², summed over the slices), and which end of the AP ruler is off: how far its anterior and
+posterior ends lie beyond those of the true area-fraction masks' ruler on the same crop, along the AP axis. Then,
+for thresholds on the edge contrast at the ruler's ends (|mean image 1-2 mm inside - 1-2 mm outside| over the larger
+of the two, the lower of the two ends), the share of slices kept and their canal AP within 1 mm: whether a
+measurement-quality flag could set the misses apart. --noise-scale runs the same slices with less noise (see
+evaluate_synthetic.py).
 Last, whether moving each end of the AP ruler in to a dark line just inside it (the dura between CSF and epidural fat
 that the mask ran across) would mend the overestimates: for each darkness ratio, how many slices it changes and their
 canal AP within 1 mm before and after.
@@ -78,10 +81,18 @@ def end_inside_dark_line(image: np.ndarray, grid, centre_ras: np.ndarray, end_ra
     return reach_mm
 
 
-def slice_record(segmenter, n: int) -> dict | None:
-    """Held-out slice n's canal AP error (also with its ends moved in to dark lines), wrong pixels and edge contrast;
-    None where its canal is not found."""
-    case = held_out_slice(n)
+def outward_end_shifts_mm(found, truth, grid) -> tuple[float, float]:
+    """How far the found AP ruler's anterior and posterior ends lie beyond the true ruler's, along the patient's AP
+    axis (positive: outside the true sac)."""
+    anterior, _ = grid.in_plane_axes()
+    found_ap, true_ap = ([ruler.start_ras @ anterior, ruler.end_ras @ anterior] for ruler in (found, truth))
+    return max(found_ap) - max(true_ap), min(true_ap) - min(found_ap)
+
+
+def slice_record(segmenter, n: int, noise_scale: float = 1.0) -> dict | None:
+    """Held-out slice n's canal AP error (also with its ends moved in to dark lines), which end of the AP ruler is
+    off, wrong pixels and edge contrast; None where its canal is not found."""
+    case = held_out_slice(n, noise_scale)
     [result] = segmenter.segment([case.image], [case.grid])
     if result.roi_box_rc is None or np.isnan(case.truth["canal_ap_mm"]):
         return None
@@ -92,12 +103,16 @@ def slice_record(segmenter, n: int) -> dict | None:
     probability = result.masks["canal"]
     supersample = 2
     tissues = case.scene.paint(crop, supersample)
-    truth = fractions(tissues, supersample)[CHANNELS.index("canal")] >= 0.5
+    true_fractions = fractions(tissues, supersample)
+    truth = true_fractions[CHANNELS.index("canal")] >= 0.5
     sampled_tissues = tissues[supersample // 2::supersample, supersample // 2::supersample]  # 1 of 4 per pixel
     ruler = found.rulers["canal_ap_mm"]
     record = {"contrast": case.scene.contrast, "dice": dice(probability >= 0.5, truth),
               "ap_error_mm": found.values["canal_ap_mm"] - case.truth["canal_ap_mm"],
               "edge_contrast": edge_contrast(case.image, case.grid, ruler.start_ras, ruler.end_ras)}
+    true_ruler = measure_slice(dict(zip(CHANNELS, true_fractions)), crop).rulers.get("canal_ap_mm")
+    if true_ruler is not None:
+        record["anterior_end_out_mm"], record["posterior_end_out_mm"] = outward_end_shifts_mm(ruler, true_ruler, crop)
     centre = (ruler.start_ras + ruler.end_ras) / 2
     record["dark_line_ap_errors_mm"] = {
         ratio: sum(end_inside_dark_line(case.image, case.grid, centre, end, ratio)
@@ -122,6 +137,18 @@ def print_error_classes(records: list[dict]) -> None:
             probability = np.nanmedian([r[f"{name}_probability"] for r in group]) if group else np.nan
             top = ", ".join(f"{tissue} {area / total:.0%}" for tissue, area in tissues.most_common(TOP_TISSUES))
             print(f"  {name} pixels: {total:.0f} mm², median canal probability {probability:.2f}; {top}")
+
+
+def print_ruler_ends(records: list[dict]) -> None:
+    for title, chosen in ERROR_CLASSES:
+        group = [r for r in records if chosen(r["ap_error_mm"]) and "anterior_end_out_mm" in r]
+        if not group:
+            continue
+        anterior = np.array([r["anterior_end_out_mm"] for r in group])
+        posterior = np.array([r["posterior_end_out_mm"] for r in group])
+        print(f"AP ruler ends, {title} ({len(group)} slices): beyond the true ends by (median) anterior "
+              f"{np.median(anterior):+.2f} mm, posterior {np.median(posterior):+.2f} mm; the posterior end the "
+              f"further off on {np.mean(np.abs(posterior) > np.abs(anterior)):.0%}")
 
 
 def print_edge_flags(records: list[dict]) -> None:
@@ -154,13 +181,16 @@ def print_dark_lines(records: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=300)
+    parser.add_argument("--noise-scale", type=float, default=1.0,
+                        help="the same held-out slices with their noise level multiplied by this (e.g. 0.1)")
     args = parser.parse_args()
     segmenter = load_segmenter(threads=2)
-    found = [r for r in (slice_record(segmenter, n) for n in range(args.count)) if r is not None]
+    found = [r for r in (slice_record(segmenter, n, args.noise_scale) for n in range(args.count)) if r is not None]
     records = [r for r in found if r["dice"] >= 0.8]
     print(f"{len(records)} of the {args.count} held-out slices: canal found and its Dice on the crop >= 0.8 "
           f"(left out: {len(found) - len(records)} found canals below that)")
     print_error_classes(records)
+    print_ruler_ends(records)
     print_edge_flags(records)
     print_dark_lines(records)
 

@@ -1,7 +1,7 @@
 """Synthetic held-out evaluation of the shipped networks (fixed seed, never trained on).
 
     .venv/bin/python benchmarks/evaluate_synthetic.py [--count 300] [--stacks 40] [--json out.json]
-                                                      [--compare MODELS_FOLDER]
+                                                      [--compare MODELS_FOLDER] [--noise-scale 0.1]
 
 Each case is a native-resolution synthetic slice; truth comes from 0.08 mm label maps. Prints, for all contrasts and
 for the T2 family the product is meant for (T2, T2*, fat-suppressed T2): Dice per class (native grid, over the
@@ -28,6 +28,9 @@ With --compare it also runs the networks of another models folder (e.g. a fine-t
 package-models`) on the same slices and prints, for each outcome, both models' shares, on how many slices (or
 foramina) the candidate is better and worse, and the exact McNemar p-value of that split: whether a difference is
 more than the luck of which slices were drawn.
+
+With --noise-scale S the held-out slices are the same (anatomy, contrast, texture, blur, artefacts) with their noise
+level multiplied by S: whether the noise is what limits the networks (the multi-level stacks keep theirs).
 """
 from __future__ import annotations
 
@@ -97,14 +100,14 @@ def fat_to_csf(image: np.ndarray, tissues: np.ndarray) -> float:
     return float(image[fat].mean() / max(image[csf].mean(), 1e-6)) if fat.any() and csf.any() else math.nan
 
 
-def held_out_slice(n: int) -> SyntheticSlice:
-    """Held-out slice n (its region is case.scene.anatomy.region)."""
+def held_out_slice(n: int, noise_scale: float = 1.0) -> SyntheticSlice:
+    """Held-out slice n (its region is case.scene.anatomy.region); noise_scale < 1: the same slice with less noise."""
     region = "cervical" if n % CERVICAL_EVERY == 0 else "lumbar"
-    return synthetic_slice(np.random.default_rng([HELD_OUT_SEED, n]), region)
+    return synthetic_slice(np.random.default_rng([HELD_OUT_SEED, n]), region, noise_scale=noise_scale)
 
 
-def evaluate_case(segmenter, n: int) -> dict:
-    case = held_out_slice(n)
+def evaluate_case(segmenter, n: int, noise_scale: float = 1.0) -> dict:
+    case = held_out_slice(n, noise_scale)
     region = case.scene.anatomy.region
     [result] = segmenter.segment([case.image], [case.grid])
     predicted, truth = measure_slice(result.masks, result.grid).values, case.truth
@@ -214,9 +217,9 @@ def canal_ap_within(errors: list[float]) -> dict:
     return {"n": len(errors), "within_1mm": shares["1"], "within_2mm": shares["2"]}
 
 
-def held_out_records(segmenter, count: int) -> list[dict]:
+def held_out_records(segmenter, count: int, noise_scale: float = 1.0) -> list[dict]:
     """One record per held-out slice (see evaluate_case)."""
-    return [evaluate_case(segmenter, n) for n in range(count)]
+    return [evaluate_case(segmenter, n, noise_scale) for n in range(count)]
 
 
 def in_group(records: list[dict], group: str) -> list[dict]:
@@ -337,7 +340,8 @@ def print_stacks(stacks: dict) -> None:
 
 
 def print_table(summary: dict) -> None:
-    print(f"Synthetic held-out set: {summary['cases']} slices (seed {summary['seed']}, 1 in 4 cervical)")
+    noise = f", noise level x {summary['noise_scale']}" if summary["noise_scale"] != 1.0 else ""
+    print(f"Synthetic held-out set: {summary['cases']} slices (seed {summary['seed']}, 1 in 4 cervical{noise})")
     for name in GROUPS:
         s = summary[name]
         print(f"\n== {name} ({s['cases']} slices)")
@@ -400,14 +404,16 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, metavar="MODELS_FOLDER",
                         help="also run the networks of this models folder (see package-models) on the same slices "
                              "and compare them slice by slice with the shipped ones")
+    parser.add_argument("--noise-scale", type=float, default=1.0,
+                        help="the same held-out slices with their noise level multiplied by this (e.g. 0.1)")
     args = parser.parse_args()
     segmenter = load_segmenter(threads=2)
-    records = held_out_records(segmenter, args.count)
-    summary = evaluate(records)
+    records = held_out_records(segmenter, args.count, args.noise_scale)
+    summary = {**evaluate(records), "noise_scale": args.noise_scale}
     print_table(summary)
     if args.compare:
         candidate = load_segmenter(threads=2, folder=args.compare)
-        candidate_records = held_out_records(candidate, args.count)
+        candidate_records = held_out_records(candidate, args.count, args.noise_scale)
         summary["compare"] = {"models": str(args.compare), "candidate": evaluate(candidate_records),
                               "paired": paired_comparison(records, candidate_records)}
         print_comparison(summary["compare"]["paired"], models_name(segmenter), models_name(candidate))

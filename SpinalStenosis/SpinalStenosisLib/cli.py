@@ -94,7 +94,7 @@ def _train(args: argparse.Namespace) -> None:
                          augment=_augmentations(args.augment), freeze_encoder=args.freeze_encoder,
                          edge_weight=args.edge_weight,
                          hard_fraction=args.hard_pixels, average_from=args.average_from,
-                         auxiliary_weight=args.auxiliary)
+                         auxiliary_weight=args.auxiliary, noise_scale=args.noise_scale)
     if args.batchnorm_batches is not None:
         config.batchnorm_batches = args.batchnorm_batches
     if args.contrasts:
@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--hard-pixels", type=float, default=0.0,
                        help="add the mean KL divergence over this fraction of each image's hardest pixels to the "
                             "loss (online hard-pixel mining; default 0: none)")
+    train.add_argument("--noise-scale", type=float, default=1.0,
+                       help="multiply the synthetic images' noise level by this (default 1; e.g. 0.1 to see what "
+                            "a network learns where noise hides nothing)")
     train.add_argument("--contrasts", help="train on synthetic images of these contrasts only, comma-separated "
                        "(of T2, T1, T2star, T2FS, random; default all)")
     train.add_argument("--batchnorm-batches", type=int,

@@ -53,32 +53,36 @@ class TrainConfig:
     average_from: int = 0  # from this step on, a constant learning rate and the weights averaged (WeightAverage)
     auxiliary_weight: float = 0.0  # > 0: the canal network also learns the tissues around the sac on extra outputs
     # (synth.sampler.AUXILIARY_GROUPS), their loss counted this many times; those outputs are not saved
+    noise_scale: float = 1.0  # the synthetic images' noise level multiplied by this (training, validation, ...)
 
 
 def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int, augment: tuple[str, ...] = (),
-                    contrasts: tuple[str, ...] = CONTRASTS, auxiliary: bool = False
+                    contrasts: tuple[str, ...] = CONTRASTS, auxiliary: bool = False, noise_scale: float = 1.0
                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    pairs = [synthetic_pair(network, rng, augment, contrasts, auxiliary) for _ in range(batch_size)]
+    pairs = [synthetic_pair(network, rng, augment, contrasts, auxiliary, noise_scale) for _ in range(batch_size)]
     return (torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs])))
 
 
 def synthetic_pair(network: str, rng: np.random.Generator, augment: tuple[str, ...] = (),
-                   contrasts: tuple[str, ...] = CONTRASTS, auxiliary: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                   contrasts: tuple[str, ...] = CONTRASTS, auxiliary: bool = False, noise_scale: float = 1.0
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """One training pair: image [1, H, W] and target [C, H, W] (the canal network's auxiliary tissues after its
-    three channels when auxiliary)."""
+    three channels when auxiliary; ``noise_scale``: see synth.render.acquire)."""
     region = "cervical" if rng.random() < CERVICAL_FRACTION else "lumbar"
     if network == "roi":
-        image, target = roi_pair(rng, region, contrasts)
+        image, target = roi_pair(rng, region, contrasts, noise_scale)
         targets = target[None]
     else:
-        image, targets = canal_pair(rng, region, contrasts, auxiliary)
+        image, targets = canal_pair(rng, region, contrasts, auxiliary, noise_scale)
     if augment:
         image = domain_randomised(rng, image, augment)
     return image[None], targets
 
 
-def validation_set(network: str, contrasts: tuple[str, ...] = CONTRASTS) -> tuple[torch.Tensor, torch.Tensor]:
-    return synthetic_batch(network, np.random.default_rng(VALIDATION_SEED), VALIDATION_SIZE, contrasts=contrasts)
+def validation_set(network: str, contrasts: tuple[str, ...] = CONTRASTS, noise_scale: float = 1.0
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    return synthetic_batch(network, np.random.default_rng(VALIDATION_SEED), VALIDATION_SIZE, contrasts=contrasts,
+                           noise_scale=noise_scale)
 
 
 def training_loss(config: TrainConfig, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -212,7 +216,7 @@ def training_batch(config: TrainConfig, real: RealPairs | None, rng: np.random.G
     if real is not None and rng.random() < config.real_fraction:
         return real.batch(rng, config.batch_size)
     return (*synthetic_batch(config.network, rng, config.batch_size, config.augment, config.contrasts,
-                             bool(config.auxiliary_weight)), slice(None))
+                             bool(config.auxiliary_weight), config.noise_scale), slice(None))
 
 
 def validate(model: CoUNet, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, list[float]]:
@@ -269,6 +273,7 @@ def command_line(config: TrainConfig) -> str:
     parts += ["--contrasts", ",".join(config.contrasts)] if config.contrasts != CONTRASTS else []
     parts += ["--average-from", str(config.average_from)] if config.average_from else []
     parts += ["--auxiliary", f"{config.auxiliary_weight:g}"] if config.auxiliary_weight else []
+    parts += ["--noise-scale", f"{config.noise_scale:g}"] if config.noise_scale != 1.0 else []
     if config.batchnorm_batches != TrainConfig.batchnorm_batches:
         parts += ["--batchnorm-batches", str(config.batchnorm_batches)]
     return " ".join(parts)
@@ -283,7 +288,8 @@ def _randomisation_words(augment: tuple[str, ...]) -> str:
 def training_data(config: TrainConfig) -> str:
     """What the network is trained on, in words (for provenance)."""
     synthetic = ("synthetic (SpinalStenosisLib.synth" + _randomisation_words(config.augment)
-                 + ("" if config.contrasts == CONTRASTS else f", contrasts {', '.join(config.contrasts)} only") + ")")
+                 + ("" if config.contrasts == CONTRASTS else f", contrasts {', '.join(config.contrasts)} only")
+                 + ("" if config.noise_scale == 1.0 else f", noise level x {config.noise_scale:g}") + ")")
     if config.real_data is None:
         return f"{synthetic} only"
     return (f"{synthetic} and real labelled data from {config.real_data} "
@@ -326,6 +332,8 @@ def train(config: TrainConfig) -> Path:
         raise ValueError("--auxiliary: only the canal network has auxiliary tissues to learn")
     if not config.contrasts or not set(config.contrasts) <= set(CONTRASTS):
         raise ValueError(f"--contrasts {','.join(config.contrasts)}: expected some of {', '.join(CONTRASTS)}")
+    if config.noise_scale < 0:
+        raise ValueError(f"--noise-scale {config.noise_scale:g}: expected a factor of 0 or more")
     if not set(config.augment) <= set(AUGMENTATIONS):
         raise ValueError(f"--augment {','.join(config.augment)}: expected some of {', '.join(AUGMENTATIONS)}")
     revision = git_revision()  # the code that generates the training data is the code loaded now
@@ -349,7 +357,7 @@ def train(config: TrainConfig) -> Path:
         step, best = state["step"], state["best"]
         average = WeightAverage(state.get("average"))
     real = RealPairs(config.real_data, config.network) if config.real_data else None
-    validation_inputs, validation_targets = validation_set(config.network, config.contrasts)
+    validation_inputs, validation_targets = validation_set(config.network, config.contrasts, config.noise_scale)
     log_path = out / "log.csv"
     new_log = not (config.resume and log_path.exists())
     with open(log_path, "w" if new_log else "a", newline="", encoding="utf-8") as handle:

@@ -89,6 +89,18 @@ def test_same_seed_same_sample_and_different_seeds_differ():
     assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
 
 
+def test_a_lower_noise_scale_gives_the_same_slice_with_less_noise():
+    def case(noise_scale):
+        return synthetic_slice(np.random.default_rng([5, 1]), "lumbar", noise_scale=noise_scale)
+
+    noisy, quiet, silent = case(1.0), case(0.1), case(0.0)
+    assert np.array_equal(noisy.labels, quiet.labels)
+    np.testing.assert_equal(noisy.truth, quiet.truth)  # NaN (an absent foramen) equals NaN here
+    assert np.array_equal(case(1.0).image, noisy.image)
+    noise_left = np.abs(quiet.image - silent.image).mean()
+    assert 0 < noise_left < 0.3 * np.abs(noisy.image - silent.image).mean()
+
+
 def test_training_pairs_have_the_network_shapes():
     image, target = roi_pair(np.random.default_rng(0))
     assert image.shape == target.shape == (ROI_SIZE, ROI_SIZE) and set(np.unique(target)) <= {0.0, 1.0}

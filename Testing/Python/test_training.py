@@ -239,6 +239,22 @@ def test_a_run_on_some_contrasts_records_them_and_unknown_contrasts_are_refused(
                           contrasts=("T3",)))
 
 
+def test_a_run_with_less_noise_trains_on_quieter_images_records_it_and_a_negative_scale_is_refused(tmp_path):
+    def batch(noise_scale):
+        config = TrainConfig(network="canal", out_dir=tmp_path, batch_size=2, noise_scale=noise_scale)
+        return training_batch(config, None, np.random.default_rng(4))[0].numpy()
+
+    noisy, quiet, silent = batch(1.0), batch(0.1), batch(0.0)
+    assert np.abs(quiet - silent).mean() < 0.3 * np.abs(noisy - silent).mean()
+    config = TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=4,
+                         validate_every=1, threads=1, batchnorm_batches=1, noise_scale=0.1)
+    best = torch.load(train(config), weights_only=False)
+    assert "--noise-scale 0.1" in best["training_command"] and "noise level x 0.1" in best["training_data"]
+    with pytest.raises(ValueError, match="--noise-scale -1"):
+        train(TrainConfig(network="canal", out_dir=tmp_path / "negative", steps=1, batch_size=1, width=4, threads=1,
+                          noise_scale=-1.0))
+
+
 def test_some_randomisations_alone_are_recorded_as_such_all_as_plain_augment_and_unknown_ones_refused(tmp_path):
     config = TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=4,
                          validate_every=1, threads=1, batchnorm_batches=1, augment=("resolution",))

@@ -52,13 +52,15 @@ def truth_measurements(scene: Scene, grid: PlaneGrid) -> dict[str, float]:
 
 
 def synthetic_slice(rng: np.random.Generator, region: str = "lumbar", scene: Scene | None = None,
-                    grid: PlaneGrid | None = None, with_truth: bool = True) -> SyntheticSlice:
-    """One native-resolution synthetic slice with its labels, tissues and reference measurements."""
+                    grid: PlaneGrid | None = None, with_truth: bool = True, noise_scale: float = 1.0) -> SyntheticSlice:
+    """One native-resolution synthetic slice with its labels, tissues and reference measurements (``noise_scale``:
+    see render.acquire)."""
     scene = scene or sample_scene(rng, region)
     grid = grid or native_grid(rng, scene)
     supersample = int(np.clip(np.ceil(min(grid.pixel_size_mm) / 0.25), 1, 4))
     tissues = scene.paint(grid, supersample)
-    image = acquire(rng, render(rng, tissues, supersample, scene.contrast), rng.uniform(0.3, 0.8)).astype(np.float32)
+    image = acquire(rng, render(rng, tissues, supersample, scene.contrast), rng.uniform(0.3, 0.8),
+                    noise_scale).astype(np.float32)
     centre = supersample // 2
     truth = truth_measurements(scene, grid) if with_truth else {}
     return SyntheticSlice(scene, grid, image, labels_from_tissues(tissues, supersample),

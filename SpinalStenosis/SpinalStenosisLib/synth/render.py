@@ -117,15 +117,17 @@ def render(rng: np.random.Generator, tissues: np.ndarray, supersample: int, cont
     return image
 
 
-def acquire(rng: np.random.Generator, image: np.ndarray, blur_px: float) -> np.ndarray:
-    """Blur, bias field, Gibbs ringing, Rician noise and a random gamma; result scaled to about [0, 1]."""
+def acquire(rng: np.random.Generator, image: np.ndarray, blur_px: float, noise_scale: float = 1.0) -> np.ndarray:
+    """Blur, bias field, Gibbs ringing, Rician noise and a random gamma; result scaled to about [0, 1].
+    ``noise_scale`` multiplies the noise's random level and draws the same random numbers whatever it is, so that
+    the same seed gives the same image with less (or no) noise."""
     if blur_px > 0.05:
         image = ndimage.gaussian_filter(image, blur_px)
     bias = smooth_noise(rng, image.shape, max(image.shape) / rng.uniform(1.5, 4.0))
     image = image * np.exp(rng.uniform(0.0, 0.5) * bias)
     if rng.random() < 0.25:
         image = _gibbs(rng, image)
-    sigma = rng.uniform(0.01, 0.12) * max(float(np.percentile(image, 99)), 1e-3)
+    sigma = noise_scale * rng.uniform(0.01, 0.12) * max(float(np.percentile(image, 99)), 1e-3)
     noisy = np.hypot(image + rng.normal(0.0, sigma, image.shape), rng.normal(0.0, sigma, image.shape))
     scale = max(float(np.percentile(noisy, 99.5)), 1e-6)
     return np.clip(noisy / scale, 0.0, 1.5) ** float(np.exp(rng.normal(0.0, 0.25)))

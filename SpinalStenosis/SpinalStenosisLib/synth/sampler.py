@@ -105,17 +105,18 @@ def _spine_in_view(centre_ras: np.ndarray, row_step: np.ndarray, column_step: np
 
 
 def _image(rng: np.random.Generator, scene: Scene, grid: PlaneGrid, native_pixel_mm: float,
-           max_supersample: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Image and super-sampled tissues on grid; blur stands in for a coarser native resolution."""
+           max_supersample: int = 4, noise_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Image and super-sampled tissues on grid; blur stands in for a coarser native resolution (``noise_scale``: see
+    render.acquire)."""
     supersample = int(np.clip(np.ceil(min(grid.pixel_size_mm) / 0.4), 1, max_supersample))
     tissues = scene.paint(grid, supersample)
     image = render(rng, tissues, supersample, scene.contrast)
     blur = 0.45 * max(native_pixel_mm / min(grid.pixel_size_mm), 1.0) * rng.uniform(0.6, 1.4)
-    return acquire(rng, image, blur), tissues
+    return acquire(rng, image, blur, noise_scale), tissues
 
 
-def roi_pair(rng: np.random.Generator, region: str = "lumbar",
-             contrasts: tuple[str, ...] = CONTRASTS) -> tuple[np.ndarray, np.ndarray]:
+def roi_pair(rng: np.random.Generator, region: str = "lumbar", contrasts: tuple[str, ...] = CONTRASTS,
+             noise_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Network-1 pair: whole slice at 128² → ROI box mask."""
     scene = sample_scene(rng, region, among=contrasts)
     native = native_grid(rng, scene)
@@ -125,7 +126,7 @@ def roi_pair(rng: np.random.Generator, region: str = "lumbar",
         native = PlaneGrid(native.origin_ras + native.row_step_ras * native.shape[0],
                            native.row_step_ras, native.column_step_ras, native.shape)
     view = whole_slice_grid(native)
-    image, tissues = _image(rng, scene, view, min(native.pixel_size_mm), max_supersample=2)
+    image, tissues = _image(rng, scene, view, min(native.pixel_size_mm), 2, noise_scale)
     supersample = tissues.shape[0] // view.shape[0]
     targets = fractions(tissues, supersample)
     image = _outside_fov_zero(image, view, native)
@@ -153,7 +154,7 @@ def _outside_fov_zero(image: np.ndarray, view: PlaneGrid, native: PlaneGrid) -> 
 
 
 def canal_pair(rng: np.random.Generator, region: str = "lumbar", contrasts: tuple[str, ...] = CONTRASTS,
-               auxiliary: bool = False) -> tuple[np.ndarray, np.ndarray]:
+               auxiliary: bool = False, noise_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Network-2 pair: native image around the spine, cropped from a jittered ROI and resized to 128²
     → soft masks [left foramen, canal, right foramen], then AUXILIARY_GROUPS' when auxiliary."""
     scene = sample_scene(rng, region, among=contrasts)
@@ -161,7 +162,7 @@ def canal_pair(rng: np.random.Generator, region: str = "lumbar", contrasts: tupl
     window = _centre_window(native, 56.0)
     crop = jittered_crop(rng, window, roi_box_mask(fractions(scene.paint(window, 1), 1), window))
     window = _covering(native, crop)  # render the image (super-sampled) only where the crop needs it
-    image, _ = _image(rng, scene, window, min(native.pixel_size_mm) * rng.uniform(1.0, 1.3))
+    image, _ = _image(rng, scene, window, min(native.pixel_size_mm) * rng.uniform(1.0, 1.3), noise_scale=noise_scale)
     targets = fractions(scene.paint(crop, 2), 2, TARGET_GROUPS + AUXILIARY_GROUPS if auxiliary else TARGET_GROUPS)
     if rng.random() < 0.15:  # the acquisition's field of view ends near the spine: nothing beyond it
         imaged = _field_of_view(rng, window)
