@@ -13,11 +13,11 @@ those pixels lie on (mm², summed over the slices), and which end of the AP rule
 posterior ends lie beyond those of the true area-fraction masks' ruler on the same crop, along the AP axis. Then,
 for thresholds on the edge contrast at the ruler's ends (|mean image 1-2 mm inside - 1-2 mm outside| over the larger
 of the two, the lower of the two ends), the share of slices kept and their canal AP within 1 mm: whether a
-measurement-quality flag could set the misses apart. --noise-scale runs the same slices with less noise (see
-evaluate_synthetic.py).
-Last, whether moving each end of the AP ruler in to a dark line just inside it (the dura between CSF and epidural fat
-that the mask ran across) would mend the overestimates: for each darkness ratio, how many slices it changes and their
-canal AP within 1 mm before and after.
+measurement-quality flag could set the misses apart. Last, whether moving each end of the AP ruler in to a dark line
+just inside it (the dura between CSF and epidural fat that the mask ran across) would mend the overestimates: for
+each darkness ratio, how many slices it changes and their canal AP within 1 mm before and after.
+
+--noise-scale runs the same slices with less noise (see evaluate_synthetic.py).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
-from evaluate_synthetic import GROUPS, dice, held_out_slice, in_group  # noqa: E402
+from evaluate_synthetic import GROUPS, add_noise_scale_option, dice, held_out_slice, in_group  # noqa: E402
 from SpinalStenosisLib.inference import CHANNELS, load_segmenter  # noqa: E402
 from SpinalStenosisLib.measurement import bilinear, measure_slice  # noqa: E402
 from SpinalStenosisLib.synth.anatomy import TISSUES  # noqa: E402
@@ -181,8 +181,7 @@ def print_dark_lines(records: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=300)
-    parser.add_argument("--noise-scale", type=float, default=1.0,
-                        help="the same held-out slices with their noise level multiplied by this (e.g. 0.1)")
+    add_noise_scale_option(parser)
     args = parser.parse_args()
     segmenter = load_segmenter(threads=2)
     found = [r for r in (slice_record(segmenter, n, args.noise_scale) for n in range(args.count)) if r is not None]

@@ -100,6 +100,12 @@ def fat_to_csf(image: np.ndarray, tissues: np.ndarray) -> float:
     return float(image[fat].mean() / max(image[csf].mean(), 1e-6)) if fat.any() and csf.any() else math.nan
 
 
+def add_noise_scale_option(parser: argparse.ArgumentParser) -> None:
+    """--noise-scale, for the scripts that run the held-out slices."""
+    parser.add_argument("--noise-scale", type=float, default=1.0,
+                        help="the same held-out slices with their noise level multiplied by this (e.g. 0.1)")
+
+
 def held_out_slice(n: int, noise_scale: float = 1.0) -> SyntheticSlice:
     """Held-out slice n (its region is case.scene.anatomy.region); noise_scale < 1: the same slice with less noise."""
     region = "cervical" if n % CERVICAL_EVERY == 0 else "lumbar"
@@ -404,8 +410,7 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, metavar="MODELS_FOLDER",
                         help="also run the networks of this models folder (see package-models) on the same slices "
                              "and compare them slice by slice with the shipped ones")
-    parser.add_argument("--noise-scale", type=float, default=1.0,
-                        help="the same held-out slices with their noise level multiplied by this (e.g. 0.1)")
+    add_noise_scale_option(parser)
     args = parser.parse_args()
     segmenter = load_segmenter(threads=2)
     records = held_out_records(segmenter, args.count, args.noise_scale)

@@ -126,7 +126,7 @@ def roi_pair(rng: np.random.Generator, region: str = "lumbar", contrasts: tuple[
         native = PlaneGrid(native.origin_ras + native.row_step_ras * native.shape[0],
                            native.row_step_ras, native.column_step_ras, native.shape)
     view = whole_slice_grid(native)
-    image, tissues = _image(rng, scene, view, min(native.pixel_size_mm), 2, noise_scale)
+    image, tissues = _image(rng, scene, view, min(native.pixel_size_mm), max_supersample=2, noise_scale=noise_scale)
     supersample = tissues.shape[0] // view.shape[0]
     targets = fractions(tissues, supersample)
     image = _outside_fov_zero(image, view, native)
