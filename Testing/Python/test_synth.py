@@ -161,7 +161,7 @@ def test_roots_clump_into_one_dorsal_mass_on_about_three_lumbar_sacs_in_ten():
     """Real upper lumbar T2 sacs often have a dark centre (clumped roots); the generator draws that on ~30 %."""
     rng = np.random.default_rng(0)
     sac_tissues = [T["dura"], T["csf"], T["cauda_equina_roots"], T["spinal_cord"], T["csf_flow_void"]]
-    clumped = 0
+    clump_offsets_mm = []  # along the patient's anterior axis, from the sac's centroid to the clump's
     for _ in range(60):
         case = synthetic_slice(rng, "lumbar", with_truth=False)
         sac = np.isin(case.tissues, sac_tissues) & (case.labels == 1)
@@ -170,10 +170,12 @@ def test_roots_clump_into_one_dorsal_mass_on_about_three_lumbar_sacs_in_ten():
             continue
         sizes = ndimage.sum(components > 0, components, range(1, count + 1))
         if sizes.max() >= 0.15 * sac.sum():
-            clumped += 1
-            largest_rows = np.nonzero(components == np.argmax(sizes) + 1)[0]
-            assert largest_rows.mean() > np.nonzero(sac)[0].mean()  # rows run A→P: the clump is dorsal
-    assert 0.15 <= clumped / 60 <= 0.45
+            anterior, _ = case.grid.in_plane_axes()
+            clump = components == np.argmax(sizes) + 1
+            clump_offsets_mm.append((case.grid.centroid_ras(clump) - case.grid.centroid_ras(sac)) @ anterior)
+    assert 0.15 <= len(clump_offsets_mm) / 60 <= 0.45
+    # dorsal on the whole; a clump drawn near the centre and clipped by the CSF may sit a hair in front of it
+    assert np.median(clump_offsets_mm) < -0.3 and max(clump_offsets_mm) < 0.5
 
 
 def test_stenosis_range_reaches_absolute_and_normal():

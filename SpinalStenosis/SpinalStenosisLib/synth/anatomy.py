@@ -254,11 +254,13 @@ def _lumbar(rng, level: str, kind: str) -> Anatomy:
     sac_width = _u(rng, 14.0, 22.0) + 0.8 * index
     trefoil = _u(rng, 0.0, 0.14) if index >= 3 else _u(rng, 0.0, 0.05)
     anterior_epidural = _u(rng, 0.5, 3.0)
-    posterior_epidural = _u(rng, 2.0, 7.0)
+    # the midline fat triangle between the sac and the flava's V, thinned and then lost as stenosis grows
+    posterior_fat = max(_u(rng, 2.0, 7.0) - severity * _u(rng, 0.0, 7.0), 0.0)
+    lf_thickness = {side: _u(rng, 2.5, 4.0) + severity * _u(rng, 0.0, 5.0) for side in (-1, 1)}
     disc_width, disc_depth = _u(rng, 38.0, 52.0), _u(rng, 28.0, 36.0)
     disc_back = sac_ap / 2 + anterior_epidural  # y of the posterior disc / body margin
     disc_cy = disc_back + disc_depth / 2
-    lamina_y = -(sac_ap / 2 + posterior_epidural)
+    lamina_y = -(sac_ap / 2 + posterior_fat + max(lf_thickness.values()))
 
     # body outline and soft tissue
     posterior_skin = lamina_y - _u(rng, 30.0, 55.0)
@@ -370,11 +372,10 @@ def _lumbar(rng, level: str, kind: str) -> Anatomy:
                                              sap_thickness / 2), late=True)
         anatomy.add("marrow", capsule(sap_centre - direction * 6, sap_centre + direction * 6,
                                       max(sap_thickness / 2 - 1.0, 0.5)), late=True)
-        lf_thickness = _u(rng, 2.5, 4.0) + severity * _u(rng, 0.0, 5.0)
         lf_start = joint - direction * _u(rng, 2.0, 5.0) - normal * 1.0
-        lf_end = np.array([0.0, lamina_y + lf_thickness / 2])
-        inward = np.array([-side * 0.3, 0.95]) * lf_thickness * 0.4
-        anatomy.add("ligamentum_flavum", capsule(lf_start + inward, lf_end, lf_thickness / 2), late=True)
+        lf_end = np.array([0.0, lamina_y + lf_thickness[side] / 2])
+        inward = np.array([-side * 0.3, 0.95]) * lf_thickness[side] * 0.4
+        anatomy.add("ligamentum_flavum", capsule(lf_start + inward, lf_end, lf_thickness[side] / 2), late=True)
         if kind == "pedicle":
             pedicle_half = _u(rng, 3.5, 7.5)
             anatomy.add("cortical_bone", capsule((side * (canal_half_width + pedicle_half), disc_back + 3.0),
