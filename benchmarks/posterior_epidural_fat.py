@@ -29,12 +29,10 @@ from evaluate_synthetic import held_out_slice  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.measurement import bilinear, measure_slice  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
-from SpinalStenosisLib.synth.anatomy import CANAL_TISSUES, TISSUES, T, sample_anatomy  # noqa: E402
+from SpinalStenosisLib.synth.anatomy import behind_sac_on_midline, sample_anatomy  # noqa: E402
 from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
 
 REAL_LUMBAR_T2 = "lumbar_unlabelled/sct_tutorial_t2_lumbar/t2_lumbar.nii.gz"
-MIDLINE_STEP_MM = 0.05
-MIDLINE_REACH_MM = 30.0
 BEHIND_MM = (0.5, 4.0)  # where fat is looked for behind the found sac's posterior end
 PROFILE_STEP_MM = 0.25
 CANAL_BRIGHT_PERCENTILE = 90
@@ -42,21 +40,8 @@ FAT_SHARE_OF_CANAL = 0.5
 ANATOMY_SEED = 20261202
 
 
-def midline_behind_sac(anatomy) -> tuple[str, float] | None:
-    """(tissue directly behind the sac on the midline, mm of epidural fat there); None without a sac at the origin."""
-    y = np.arange(0.0, -MIDLINE_REACH_MM, -MIDLINE_STEP_MM)[:, None]
-    labels = anatomy.paint(np.zeros_like(y), y)[:, 0]
-    outside = ~np.isin(labels, CANAL_TISSUES)
-    if outside[0] or not outside.any():
-        return None
-    end = int(np.argmax(outside))
-    fat = np.flatnonzero(labels[end:] != T["epidural_fat"])
-    fat_samples = int(fat[0]) if fat.size else labels.size - end
-    return TISSUES[labels[end]], fat_samples * MIDLINE_STEP_MM
-
-
 def print_generator_midline(count: int) -> None:
-    found = [midline_behind_sac(sample_anatomy(np.random.default_rng([ANATOMY_SEED, n]), "lumbar"))
+    found = [behind_sac_on_midline(sample_anatomy(np.random.default_rng([ANATOMY_SEED, n]), "lumbar"))
              for n in range(count)]
     found = [f for f in found if f is not None]
     tissues = Counter(tissue for tissue, _ in found)
@@ -64,7 +49,8 @@ def print_generator_midline(count: int) -> None:
     print(f"generator, {len(found)} lumbar anatomies: directly behind the sac on the midline "
           + ", ".join(f"{tissue} {n / len(found):.0%}" for tissue, n in tissues.most_common())
           + f"; epidural fat there: none on {np.mean(fat_mm == 0):.0%}, under 1 mm on {np.mean(fat_mm < 1):.0%}, "
-          f"median {np.median(fat_mm):.1f} mm, quartiles {np.percentile(fat_mm, 25):.1f}-{np.percentile(fat_mm, 75):.1f}")
+          f"median {np.median(fat_mm):.1f} mm, quartiles {np.percentile(fat_mm, 25):.1f}-"
+          f"{np.percentile(fat_mm, 75):.1f}")
 
 
 def fat_behind_ratio(image: np.ndarray, grid, canal: np.ndarray, ruler) -> float:

@@ -10,7 +10,8 @@ from scipy import ndimage
 from SpinalStenosisLib.crop import CROP_SIZE, ROI_SIZE
 from SpinalStenosisLib.measurement import masks_from_labels, measure_slice
 from SpinalStenosisLib.pipeline import measure_with_labels
-from SpinalStenosisLib.synth.anatomy import CERVICAL_LEVELS, LUMBAR_LEVELS, SLICE_KINDS, T
+from SpinalStenosisLib.synth.anatomy import (CERVICAL_LEVELS, LUMBAR_LEVELS, SLICE_KINDS, T,
+                                             behind_sac_on_midline, sample_anatomy)
 from SpinalStenosisLib.synth.augment import AUGMENTATIONS, intensity_curve
 from SpinalStenosisLib.synth.dataset import synthetic_slice, write_dataset
 from SpinalStenosisLib.synth.render import CONTRASTS
@@ -176,6 +177,17 @@ def test_roots_clump_into_one_dorsal_mass_on_about_three_lumbar_sacs_in_ten():
     assert 0.15 <= len(clump_offsets_mm) / 60 <= 0.45
     # dorsal on the whole; a clump drawn near the centre and clipped by the CSF may sit a hair in front of it
     assert np.median(clump_offsets_mm) < -0.3 and max(clump_offsets_mm) < 0.5
+
+
+def test_a_lumbar_sac_has_epidural_fat_behind_it_on_the_midline_unless_stenosis_took_it():
+    """Real axial T2 shows the posterior epidural fat triangle behind the sac, the flava further back; severe
+    stenosis (Schizas D) leaves none, and then the ligamentum flavum meets the sac."""
+    behind = [behind_sac_on_midline(sample_anatomy(np.random.default_rng([7, n]), "lumbar")) for n in range(300)]
+    behind = [b for b in behind if b is not None]
+    fat_mm = np.array([mm for _, mm in behind])
+    assert len(behind) > 280
+    assert np.mean(fat_mm >= 1.0) > 0.8 and np.median(fat_mm) > 2.0
+    assert {tissue for tissue, mm in behind if mm == 0} == {"ligamentum_flavum"}
 
 
 def test_stenosis_range_reaches_absolute_and_normal():

@@ -210,6 +210,21 @@ def sample_anatomy(rng: np.random.Generator, region: str = "lumbar", level: str 
     return _lumbar(rng, level, kind)
 
 
+def behind_sac_on_midline(anatomy: Anatomy, step_mm: float = 0.05,
+                          reach_mm: float = 30.0) -> tuple[str, float] | None:
+    """(the tissue directly behind the sac on the midline, the mm of epidural fat there); None without a sac at the
+    origin."""
+    y = np.arange(0.0, -reach_mm, -step_mm)[:, None]
+    labels = anatomy.paint(np.zeros_like(y), y)[:, 0]
+    outside = ~np.isin(labels, CANAL_TISSUES)
+    if outside[0] or not outside.any():
+        return None
+    end = int(np.argmax(outside))
+    not_fat = np.flatnonzero(labels[end:] != T["epidural_fat"])
+    fat_samples = int(not_fat[0]) if not_fat.size else labels.size - end
+    return TISSUES[labels[end]], fat_samples * step_mm
+
+
 def _canal_shape(rng, ap: float, width: float, trefoil: float) -> tuple[Shape, Shape]:
     """Dura (outer) and CSF (inner) shapes of a sac centred at the origin."""
     harmonics = [(2, _u(rng, -0.06, 0.06), _u(rng, -0.3, 0.3)), (3, trefoil, np.pi / 2)]
