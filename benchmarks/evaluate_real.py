@@ -12,7 +12,8 @@ than the canal's). Writes one overlay PNG per volume to --overlays (outside the 
 
 With --compare it also runs the networks of another models folder (see `spinal-stenosis package-models`) on the same
 volumes and prints, per outcome, both models' shares, on how many slices the candidate is better and worse, the exact
-McNemar p-value of that split, and in how many volumes it is better and worse.
+McNemar p-value of that split, and in how many volumes it is better and worse; and how far the candidate's lumbar
+canal AP lies from the shipped one's (no truth there: whether the two draw the sac alike).
 """
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def lumbar_checks(run) -> dict:
     left-right position barely changes from slice to slice, so a canal found off that line is on another structure
     (a kidney, a vessel, bowel) even when its size is plausible. Blank slices are left out of these counts; how
     many there are, and on how many of them a canal was reported (it should be none), is counted apart."""
-    plausible, centre_x, blank, canal_on_blank = [], [], 0, 0
+    plausible, centre_x, canal_ap_mm, blank, canal_on_blank = [], [], [], 0, 0
     for s, m in enumerate(run.measurements):
         if np.ptp(run.volume.read_slice(s)) == 0:
             blank += 1
@@ -105,6 +106,7 @@ def lumbar_checks(run) -> dict:
         canal = run.stack_labels[s] == 1
         components = ndimage.label(canal)[1]
         centre_x.append(centre_x_ras(run, s, canal) if components else np.nan)
+        canal_ap_mm.append(m.values["canal_ap_mm"])
         plausible.append(components == 1 and 50 <= m.values["canal_area_mm2"] <= 350
                          and 6 <= m.values["canal_ap_mm"] <= 20)
     centre_x, plausible = np.array(centre_x), np.array(plausible)
@@ -115,7 +117,8 @@ def lumbar_checks(run) -> dict:
     return {"slices": len(plausible), "blank_slices": blank, "canal_on_blank_slice": canal_on_blank,
             "canal_found": int(found.sum()),
             "single_plausible_canal": int(plausible.sum()), "canal_found_in_line": int(in_line.sum()),
-            "single_plausible_canal_in_line": int((plausible & in_line).sum()), "per_slice": per_slice}
+            "single_plausible_canal_in_line": int((plausible & in_line).sum()), "per_slice": per_slice,
+            "canal_ap_mm": canal_ap_mm}
 
 
 def print_table(title: str, results: dict, keys: tuple[str, str, str], headers: tuple[str, str, str]) -> None:
@@ -201,6 +204,17 @@ def paired_comparison(results: dict, candidate: dict) -> dict:
     return comparison
 
 
+def canal_ap_differences(results: dict, candidate: dict) -> dict | None:
+    """The candidate's lumbar canal AP minus the shipped one's, over the slices where both find a canal."""
+    differences = np.array([b - a for volume, shipped in results["lumbar"].items()
+                            for a, b in zip(shipped["canal_ap_mm"], candidate["lumbar"][volume]["canal_ap_mm"])])
+    differences = differences[~np.isnan(differences)]
+    if not differences.size:
+        return None
+    return {"slices": int(differences.size), "median_mm": float(np.median(differences)),
+            "quartiles_mm": [float(q) for q in np.percentile(differences, [25, 75])]}
+
+
 def print_comparison(comparison: dict, shipped: str, candidate: str, candidate_sides: dict) -> None:
     print(f"\n== Paired comparison on the same slices: {shipped} against the candidate {candidate}")
     print(f"{'outcome':<48}{'shipped':>9}{'candidate':>11}{'better':>8}{'worse':>7}{'exact p':>9}"
@@ -238,9 +252,15 @@ def main() -> None:
     if args.compare:
         candidate = evaluate_volumes(segmenters["candidate"], args.real, args.overlays / "candidate", args.only)
         results["compare"] = {"models": str(args.compare), "candidate": candidate,
-                              "paired": paired_comparison(results, candidate)}
+                              "paired": paired_comparison(results, candidate),
+                              "lumbar_canal_ap_difference": canal_ap_differences(results, candidate)}
         print_comparison(results["compare"]["paired"], models_name(segmenters["shipped"]),
                          models_name(segmenters["candidate"]), candidate["foramen_sides"])
+        ap = results["compare"]["lumbar_canal_ap_difference"]
+        if ap:
+            print(f"lumbar canal AP, candidate - shipped, on the {ap['slices']} slices where both find a canal: "
+                  f"median {ap['median_mm']:+.2f} mm, quartiles {ap['quartiles_mm'][0]:+.2f} to "
+                  f"{ap['quartiles_mm'][1]:+.2f} mm")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=lambda v: int(v) if not math.isnan(v) else None),
                              encoding="utf-8")
