@@ -102,6 +102,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[2] / "shared/eval/real")
     args = parser.parse_args()
+    if not (args.real / REAL_LUMBAR_T2).is_file():
+        sys.exit(f"no real lumbar T2 at {args.real / REAL_LUMBAR_T2}")
     print_generator_midline(args.anatomies)
     segmenter = load_segmenter(threads=2)
     print_ratios("real lumbar T2 (SCT tutorial)", real_ratios(segmenter, args.real / REAL_LUMBAR_T2))
