@@ -39,6 +39,7 @@ CERVICAL = [("gmchallenge_cervical_t2star", f"sub-{s}_run-1_T2starw.nii.gz", f"s
             for s in ("9418", "9584", "9604", "9669")] + [
     ("sct_testing_cervical/t2s", "t2s.nii.gz", "t2s_seg.nii.gz"),
     ("sct_testing_cervical/t2", "t2.nii.gz", "t2_seg-manual.nii.gz")]
+REAL_FOLDER = Path(__file__).resolve().parents[2] / "shared" / "eval" / "real"  # beside a clone, as in CI
 LUMBAR_FOLDERS = ("lumbar_unlabelled/sct_tutorial_t2_lumbar", "lumbar_unlabelled/chaos_t2spir_spinecrop",
                   "lumbar_unlabelled/chaos_and_myosegmentum", "lumbar_unlabelled/totalsegmentator_example_mr")
 LABEL_FILE_MARKERS = ("seg", "label")
@@ -228,7 +229,7 @@ def print_comparison(comparison: dict, shipped: str, candidate: str, candidate_s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "eval" / "real")
+    parser.add_argument("--real", type=Path, default=REAL_FOLDER)
     parser.add_argument("--overlays", type=Path, default=Path("/tmp/spinal-stenosis-real-overlays"))
     parser.add_argument("--json", type=Path)
     parser.add_argument("--only", default="", help="evaluate only volumes whose path contains this text")

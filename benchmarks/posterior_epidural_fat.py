@@ -25,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
+from evaluate_real import REAL_FOLDER  # noqa: E402
 from evaluate_synthetic import held_out_slice  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.measurement import bilinear, measure_slice  # noqa: E402
@@ -100,7 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--anatomies", type=int, default=2000)
     parser.add_argument("--count", type=int, default=300)
-    parser.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[2] / "shared/eval/real")
+    parser.add_argument("--real", type=Path, default=REAL_FOLDER)
     args = parser.parse_args()
     if not (args.real / REAL_LUMBAR_T2).is_file():
         sys.exit(f"no real lumbar T2 at {args.real / REAL_LUMBAR_T2}")
