@@ -25,6 +25,10 @@ CANAL_TISSUES = (T["dura"], T["csf"], T["cauda_equina_roots"], T["spinal_cord"],
 LEFT_FORAMEN_TISSUES = (T["left_foraminal_fat"], T["left_exiting_root"])
 RIGHT_FORAMEN_TISSUES = (T["right_foraminal_fat"], T["right_exiting_root"])
 LUMBAR_LEVELS = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
+# share of the lumbar sac's area lost at each stenosis grade, on disc slices (less above and below the disc, where
+# the bony canal spares the sac): LSS patients' dural sac is 80 ± 35 mm² at L4-L5 against 152 ± 54 mm² in controls
+SAC_AREA_LOSS = {"mild": (0.1, 0.33), "moderate": (0.33, 0.6), "severe": (0.6, 0.8)}
+MIN_SAC_AP_MM, MIN_SAC_WIDTH_MM = 3.0, 6.0
 CERVICAL_LEVELS = ("C3-C4", "C4-C5", "C5-C6", "C6-C7")
 SLICE_KINDS = ("disc", "pedicle", "mid-body")
 CERVICAL_KINDS = ("disc", "mid-body")  # cervical foramina open at the disc level only
@@ -246,7 +250,7 @@ def _roots(rng, anatomy: Anatomy, ap: float, width: float, csf: Shape) -> None:
         radius = _u(rng, 0.2, 0.6)
         cx, cy = np.cos(angle) * radius * width / 2, np.sin(angle) * radius * ap / 2
         r = _u(rng, 0.5, 1.0)
-        anatomy.add("cauda_equina_roots", ellipse(cx, cy, r, r), late=True)  # inside the sac by construction
+        anatomy.add("cauda_equina_roots", _within(ellipse(cx, cy, r, r), csf), late=True)  # a narrowed sac crowds them
 
 
 def _body_outline(rng, anatomy: Anatomy, posterior_y: float, half_width: float, depth: float, power: int,
@@ -267,6 +271,11 @@ def _lumbar(rng, level: str, kind: str) -> Anatomy:
     narrow_developmental = rng.random() < 0.12
     sac_ap = _u(rng, 10.0, 17.0) - 0.6 * index - (3.0 if narrow_developmental else 0.0)
     sac_width = _u(rng, 14.0, 22.0) + 0.8 * index
+    if stenosis != "none":  # the sac loses area (Lurie: mild up to a third, moderate up to two thirds, severe more)
+        loss = _u(rng, *SAC_AREA_LOSS[stenosis]) * (1.0 if kind == "disc" else _u(rng, 0.0, 0.4))
+        ap_share = _u(rng, 0.4, 0.7)  # how much of the loss narrows the AP rather than the width
+        sac_ap = max(sac_ap * (1.0 - loss) ** ap_share, MIN_SAC_AP_MM)
+        sac_width = max(sac_width * (1.0 - loss) ** (1.0 - ap_share), MIN_SAC_WIDTH_MM)
     trefoil = _u(rng, 0.0, 0.14) if index >= 3 else _u(rng, 0.0, 0.05)
     anterior_epidural = _u(rng, 0.5, 3.0)
     # the midline fat triangle between the sac and the flava's V, thinned and then lost as stenosis grows
@@ -405,7 +414,8 @@ def _lumbar(rng, level: str, kind: str) -> Anatomy:
         side = rng.choice([-1, 1])
         centre_x = {"central": 0.0, "paracentral": side * _u(rng, 4.0, 8.0),
                     "foraminal": side * (sac_width / 2 + _u(rng, 3.0, 7.0)), "bulge": 0.0}[zone]
-        protrusion = severity * _u(rng, 2.0, 7.0)
+        # it indents the sac, and cannot take more than a third of a narrowed one's depth
+        protrusion = min(severity * _u(rng, 2.0, 7.0), anterior_epidural + sac_ap / 3)
         half = _u(rng, 4.0, 9.0) if zone != "bulge" else disc_width * 0.45
         anatomy.add("annulus", ellipse(centre_x, disc_back, half, protrusion), late=True)
     for side, name in ((-1, "left"), (1, "right")):
