@@ -124,14 +124,15 @@ def lumbar_checks(run) -> dict:
 
 def print_table(title: str, results: dict, keys: tuple[str, str, str], headers: tuple[str, str, str]) -> None:
     """A count column then two fractions of it, one row per volume and a total."""
-    print(f"\n{title:<70}" + "".join(f"{h:>14}" for h in headers))
+    width = max(14, *(len(h) + 2 for h in headers))
+    print(f"\n{title:<70}" + "".join(f"{h:>{width}}" for h in headers))
     totals = np.zeros(3)
     for name, r in [*results.items(), (f"all ({len(results)} volumes)", None)]:
         values = totals if r is None else np.array([r[k] for k in keys], float)
         if r is not None:
             totals += values
-        print(f"{name[-70:]:<70}{int(values[0]):>14}{values[1] / max(values[0], 1):>14.1%}"
-              f"{values[2] / max(values[0], 1):>14.1%}")
+        print(f"{name[-70:]:<70}{int(values[0]):>{width}}{values[1] / max(values[0], 1):>{width}.1%}"
+              f"{values[2] / max(values[0], 1):>{width}.1%}")
 
 
 def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> dict:

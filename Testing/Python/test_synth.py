@@ -10,8 +10,8 @@ from scipy import ndimage
 from SpinalStenosisLib.crop import CROP_SIZE, ROI_SIZE
 from SpinalStenosisLib.measurement import masks_from_labels, measure_slice
 from SpinalStenosisLib.pipeline import measure_with_labels
-from SpinalStenosisLib.synth.anatomy import (CERVICAL_LEVELS, LUMBAR_LEVELS, SLICE_KINDS, T,
-                                             behind_sac_on_midline, sample_anatomy)
+from SpinalStenosisLib.synth.anatomy import (CERVICAL_LEVELS, LUMBAR_LEVELS, SLICE_KINDS, STENOSIS_GRADES, T,
+                                             behind_sac_on_midline, sac_area_mm2, sample_anatomy)
 from SpinalStenosisLib.synth.augment import AUGMENTATIONS, intensity_curve
 from SpinalStenosisLib.synth.dataset import synthetic_slice, write_dataset
 from SpinalStenosisLib.synth.render import CONTRASTS
@@ -202,6 +202,20 @@ def test_stenosis_range_reaches_absolute_and_normal():
         ap.append(measure_slice(masks_from_labels(case.labels), case.grid).values["canal_ap_mm"])
     ap = np.array(ap)
     assert (ap < 10).any() and (ap > 13).any()
+
+
+def test_lumbar_stenosis_narrows_the_sac_at_the_disc_to_clinical_sizes():
+    """Each grade takes more of the sac's area: severe stenoses reach absolute stenosis (< 75 mm²; LSS patients'
+    sac is 80 ± 35 mm² at L4-L5), and a narrowed sac is still there."""
+    rng = np.random.default_rng(3)
+    areas = {grade: [] for grade in STENOSIS_GRADES}
+    for _ in range(80):
+        anatomy = sample_anatomy(rng, "lumbar", kind="disc")
+        areas[anatomy.stenosis].append(sac_area_mm2(anatomy, step_mm=0.2))
+    medians = [np.median(areas[grade]) for grade in STENOSIS_GRADES]
+    assert medians == sorted(medians, reverse=True)
+    assert medians[-1] < 75.0 < min(areas["none"])
+    assert min(min(a) for a in areas.values()) > 15.0
 
 
 def test_t2_vessels_are_flow_voids_or_bright_with_slow_flow():

@@ -25,6 +25,8 @@ CANAL_TISSUES = (T["dura"], T["csf"], T["cauda_equina_roots"], T["spinal_cord"],
 LEFT_FORAMEN_TISSUES = (T["left_foraminal_fat"], T["left_exiting_root"])
 RIGHT_FORAMEN_TISSUES = (T["right_foraminal_fat"], T["right_exiting_root"])
 LUMBAR_LEVELS = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
+STENOSIS_GRADES = ("none", "mild", "moderate", "severe")
+STENOSIS_SEVERITY = {"none": 0.0, "mild": 0.3, "moderate": 0.6, "severe": 1.0}
 # share of the lumbar sac's area lost at each stenosis grade, on disc slices (less above and below the disc, where
 # the bony canal spares the sac): LSS patients' dural sac is 80 ± 35 mm² at L4-L5 against 152 ± 54 mm² in controls
 SAC_AREA_LOSS = {"mild": (0.1, 0.33), "moderate": (0.33, 0.6), "severe": (0.6, 0.8)}
@@ -178,6 +180,7 @@ class Anatomy:
     channels: dict[str, Channel] = field(default_factory=dict)
     late_paints: list[tuple[int, Shape]] = field(default_factory=list)  # after the sac: what compresses it
     extent_mm: float = 200.0  # half-size of the body outline, for picking fields of view
+    stenosis: str = "none"  # the central stenosis grade drawn: none, mild, moderate or severe
 
     def add(self, tissue: str, shape: Shape, late: bool = False) -> None:
         (self.late_paints if late else self.paints).append((T[tissue], shape))
@@ -229,6 +232,13 @@ def behind_sac_on_midline(anatomy: Anatomy, step_mm: float = 0.05,
     return TISSUES[labels[end]], fat_samples * step_mm
 
 
+def sac_area_mm2(anatomy: Anatomy, step_mm: float = 0.1, reach_mm: float = 30.0) -> float:
+    """The area of the sac (centred at the origin) on a step_mm grid reaching reach_mm around it."""
+    axis = np.arange(-reach_mm, reach_mm, step_mm) + step_mm / 2
+    x, y = np.meshgrid(axis, axis)
+    return float(np.isin(anatomy.paint(x, y), CANAL_TISSUES).sum() * step_mm ** 2)
+
+
 def _canal_shape(rng, ap: float, width: float, trefoil: float) -> tuple[Shape, Shape]:
     """Dura (outer) and CSF (inner) shapes of a sac centred at the origin."""
     harmonics = [(2, _u(rng, -0.06, 0.06), _u(rng, -0.3, 0.3)), (3, trefoil, np.pi / 2)]
@@ -266,8 +276,8 @@ def _body_outline(rng, anatomy: Anatomy, posterior_y: float, half_width: float, 
 def _lumbar(rng, level: str, kind: str) -> Anatomy:
     anatomy = Anatomy("lumbar", level, kind)
     index = LUMBAR_LEVELS.index(level)
-    stenosis = rng.choice(["none", "mild", "moderate", "severe"], p=[0.35, 0.25, 0.22, 0.18])
-    severity = {"none": 0.0, "mild": 0.3, "moderate": 0.6, "severe": 1.0}[stenosis]
+    anatomy.stenosis = str(rng.choice(STENOSIS_GRADES, p=[0.35, 0.25, 0.22, 0.18]))
+    stenosis, severity = anatomy.stenosis, STENOSIS_SEVERITY[anatomy.stenosis]
     narrow_developmental = rng.random() < 0.12
     sac_ap = _u(rng, 10.0, 17.0) - 0.6 * index - (3.0 if narrow_developmental else 0.0)
     sac_width = _u(rng, 14.0, 22.0) + 0.8 * index
@@ -482,7 +492,8 @@ def _foramen(rng, anatomy: Anatomy, name: str, side: int, sac_width: float, disc
 
 def _cervical(rng, level: str, kind: str = "disc") -> Anatomy:
     anatomy = Anatomy("cervical", level, kind)
-    severity = float(rng.choice([0.0, 0.3, 0.6, 1.0], p=[0.4, 0.25, 0.2, 0.15]))
+    anatomy.stenosis = str(rng.choice(STENOSIS_GRADES, p=[0.4, 0.25, 0.2, 0.15]))
+    severity = STENOSIS_SEVERITY[anatomy.stenosis]
     sac_ap = _u(rng, 9.0, 14.0) - 3.0 * severity * rng.random()
     sac_width = _u(rng, 16.0, 23.0)
     body_width, body_depth = _u(rng, 15.0, 26.0), _u(rng, 14.0, 19.0)
