@@ -66,6 +66,7 @@ FORAMEN_KEYS = ("left_foramen_width_mm", "right_foramen_width_mm")
 FAT_TO_CSF_BANDS = (0.0, 0.5, 0.7, 0.85, math.inf)
 PIXEL_MM_BANDS = (0.0, 0.5, 0.75, 1.0, math.inf)  # the native slice's (smaller) pixel side
 TRUE_CANAL_AP_BANDS = (0.0, 6.0, 10.0, 14.0, math.inf)
+TRUE_CANAL_AREA_BANDS = (0.0, 75.0, 100.0, math.inf)  # the dural-sac area cut-offs, mm²
 GRADED = (("canal AP", ("canal_ap_grade",)), ("dural-sac area", ("canal_area_grade",)),
           ("foramen", ("left_foramen_grade", "right_foramen_grade")))  # what a grade is, and its grading.grade keys
 PAIRED_OUTCOMES = (("canal AP within 1 mm", lambda r: [e <= 1 for e in r["errors"]["canal_ap_mm"]]),
@@ -271,6 +272,8 @@ def evaluate(records: list[dict]) -> dict:
             "canal_ap_by_native_pixel_mm": by_pixel,
             "canal_ap_by_true_ap_mm": canal_ap_in_bands(records, lambda r: r["measurements"]["canal_ap_mm"]["truth"],
                                                         TRUE_CANAL_AP_BANDS),
+            "canal_ap_by_true_area_mm2": canal_ap_in_bands(
+                records, lambda r: r["measurements"]["canal_area_mm2"]["truth"], TRUE_CANAL_AREA_BANDS),
             "canal_ap_found_off_by_over_1mm": {"n": len(off_signed), "overestimated": sum(e > 0 for e in off_signed)}}
 
 
@@ -383,6 +386,7 @@ def print_table(summary: dict) -> None:
     off = summary["canal_ap_found_off_by_over_1mm"]
     print("canal AP by the true AP (mm): " + _canal_ap_line(summary["canal_ap_by_true_ap_mm"])
           + f"; of the {off['n']} canals found but off by more than 1 mm, {off['overestimated']} overestimate")
+    print("canal AP by the true dural-sac area (mm²): " + _canal_ap_line(summary["canal_ap_by_true_area_mm2"]))
 
 
 def _grade_line(agreement: dict) -> str:
