@@ -279,22 +279,26 @@ def _lumbar(rng, level: str, kind: str) -> Anatomy:
     anatomy.stenosis = str(rng.choice(STENOSIS_GRADES, p=[0.35, 0.25, 0.22, 0.18]))
     stenosis, severity = anatomy.stenosis, STENOSIS_SEVERITY[anatomy.stenosis]
     narrow_developmental = rng.random() < 0.12
-    sac_ap = _u(rng, 10.0, 17.0) - 0.6 * index - (3.0 if narrow_developmental else 0.0)
-    sac_width = _u(rng, 14.0, 22.0) + 0.8 * index
-    if stenosis != "none":  # the sac loses area (Lurie: mild up to a third, moderate up to two thirds, severe more)
+    # the sac before stenosis: the bony canal is built around it; stenosis narrows the sac inside it (Lurie: mild
+    # takes up to a third of its area, moderate up to two thirds, severe more), the disc and flava filling the space
+    bony_ap = _u(rng, 10.0, 17.0) - 0.6 * index - (3.0 if narrow_developmental else 0.0)
+    bony_width = _u(rng, 14.0, 22.0) + 0.8 * index
+    sac_ap, sac_width = bony_ap, bony_width
+    if stenosis != "none":
         loss = _u(rng, *SAC_AREA_LOSS[stenosis]) * (1.0 if kind == "disc" else _u(rng, 0.0, 0.4))
         ap_share = _u(rng, 0.4, 0.7)  # how much of the loss narrows the AP rather than the width
-        sac_ap = max(sac_ap * (1.0 - loss) ** ap_share, MIN_SAC_AP_MM)
-        sac_width = max(sac_width * (1.0 - loss) ** (1.0 - ap_share), MIN_SAC_WIDTH_MM)
+        sac_ap = max(bony_ap * (1.0 - loss) ** ap_share, MIN_SAC_AP_MM)
+        sac_width = max(bony_width * (1.0 - loss) ** (1.0 - ap_share), MIN_SAC_WIDTH_MM)
+    narrowing = (bony_ap - sac_ap) / 2  # in front of the sac and behind it
     trefoil = _u(rng, 0.0, 0.14) if index >= 3 else _u(rng, 0.0, 0.05)
     anterior_epidural = _u(rng, 0.5, 3.0)
     # the midline fat triangle between the sac and the flava's V, thinned and then lost as stenosis grows
     posterior_fat = max(_u(rng, 2.0, 7.0) - severity * _u(rng, 0.0, 7.0), 0.0)
     lf_thickness = {side: _u(rng, 2.5, 4.0) + severity * _u(rng, 0.0, 5.0) for side in (-1, 1)}
     disc_width, disc_depth = _u(rng, 38.0, 52.0), _u(rng, 28.0, 36.0)
-    disc_back = sac_ap / 2 + anterior_epidural  # y of the posterior disc / body margin
+    disc_back = bony_ap / 2 + anterior_epidural  # y of the posterior disc / body margin
     disc_cy = disc_back + disc_depth / 2
-    lamina_y = -(sac_ap / 2 + posterior_fat + max(lf_thickness.values()))
+    lamina_y = -(bony_ap / 2 + posterior_fat + max(lf_thickness.values()))
 
     # body outline and soft tissue
     posterior_skin = lamina_y - _u(rng, 30.0, 55.0)
@@ -361,15 +365,19 @@ def _lumbar(rng, level: str, kind: str) -> Anatomy:
         anatomy.add("marrow", ellipse(0.0, disc_cy, disc_width / 2 - 1.2, disc_depth / 2 - 1.2))
         back_tissue = "cortical_bone"
     anatomy.add("epidural_fat", ellipse(0.0, disc_back - 1.0, disc_width * 0.22, concavity + 1.0))
-    anatomy.add("posterior_longitudinal_ligament", capsule((-sac_width / 2, disc_back), (sac_width / 2, disc_back),
+    anatomy.add("posterior_longitudinal_ligament", capsule((-bony_width / 2, disc_back), (bony_width / 2, disc_back),
                                                            _u(rng, 0.4, 0.9)))
 
     # bony canal content
-    canal_half_width = sac_width / 2 + _u(rng, 1.0, 4.0)
-    anatomy.add("epidural_fat", ellipse(0.0, (disc_back + lamina_y) / 2, canal_half_width,
-                                        (disc_back - lamina_y) / 2 + 0.5))
+    canal_half_width = bony_width / 2 + _u(rng, 1.0, 4.0)
+    canal_half_depth = (disc_back - lamina_y) / 2 + 0.5
+    fat_half_width = canal_half_width
+    if narrowing > 0:  # hypertrophic flava and facet capsules crowd the lateral recesses: little fat beside the sac
+        anatomy.add("ligamentum_flavum", ellipse(0.0, (disc_back + lamina_y) / 2, canal_half_width, canal_half_depth))
+        fat_half_width = min(sac_width / 2 + _u(rng, 0.5, 2.5), canal_half_width)
+    anatomy.add("epidural_fat", ellipse(0.0, (disc_back + lamina_y) / 2, fat_half_width, canal_half_depth))
     for _ in range(int(rng.integers(0, 4))):
-        anatomy.add("epidural_vein", ellipse(_u(rng, -sac_width / 2, sac_width / 2), disc_back - 0.8,
+        anatomy.add("epidural_vein", ellipse(_u(rng, -bony_width / 2, bony_width / 2), disc_back - 0.8,
                                              _u(rng, 0.6, 1.5), _u(rng, 0.5, 1.0)))
 
     # the sac (dura + CSF + roots, or the conus at L1-L2), painted after the foramina, before its compressors
@@ -390,7 +398,7 @@ def _lumbar(rng, level: str, kind: str) -> Anatomy:
     facets = {}
     for side in (-1, 1):
         angle = facet_angle + np.radians(_u(rng, -4.0, 4.0))
-        joint = np.array([side * (sac_width / 2 + _u(rng, 4.0, 9.0)), -sac_ap * _u(rng, 0.1, 0.5)])
+        joint = np.array([side * (bony_width / 2 + _u(rng, 4.0, 9.0)), -bony_ap * _u(rng, 0.1, 0.5)])
         direction = np.array([-side * np.sin(angle), np.cos(angle)])
         normal = np.array([side * np.cos(angle), np.sin(angle)])
         gap = _u(rng, 0.8, 3.0) * (1.0 - 0.7 * severity)
@@ -407,9 +415,10 @@ def _lumbar(rng, level: str, kind: str) -> Anatomy:
         anatomy.add("marrow", capsule(sap_centre - direction * 6, sap_centre + direction * 6,
                                       max(sap_thickness / 2 - 1.0, 0.5)), late=True)
         lf_start = joint - direction * _u(rng, 2.0, 5.0) - normal * 1.0
-        lf_end = np.array([0.0, lamina_y + lf_thickness[side] / 2])
-        inward = np.array([-side * 0.3, 0.95]) * lf_thickness[side] * 0.4
-        anatomy.add("ligamentum_flavum", capsule(lf_start + inward, lf_end, lf_thickness[side] / 2), late=True)
+        flavum = lf_thickness[side] + narrowing  # thickened into the space the narrowed sac left behind it
+        lf_end = np.array([0.0, lamina_y + flavum / 2])
+        inward = np.array([-side * 0.3, 0.95]) * flavum * 0.4
+        anatomy.add("ligamentum_flavum", capsule(lf_start + inward, lf_end, flavum / 2), late=True)
         if kind == "pedicle":
             pedicle_half = _u(rng, 3.5, 7.5)
             anatomy.add("cortical_bone", capsule((side * (canal_half_width + pedicle_half), disc_back + 3.0),
@@ -420,19 +429,22 @@ def _lumbar(rng, level: str, kind: str) -> Anatomy:
             anatomy.add("cortical_bone", capsule(tuple(sap_centre), tip, _u(rng, 3.0, 5.0)), late=True)
 
     if kind == "disc" and severity > 0:
+        if narrowing > 0:  # the disc bulges into the space the narrowed sac left in front of it
+            anatomy.add("annulus", ellipse(0.0, disc_back, bony_width / 2 + _u(rng, 1.0, 4.0),
+                                           anterior_epidural + narrowing), late=True)
         zone = rng.choice(["central", "paracentral", "foraminal", "bulge"])
         side = rng.choice([-1, 1])
         centre_x = {"central": 0.0, "paracentral": side * _u(rng, 4.0, 8.0),
-                    "foraminal": side * (sac_width / 2 + _u(rng, 3.0, 7.0)), "bulge": 0.0}[zone]
+                    "foraminal": side * (bony_width / 2 + _u(rng, 3.0, 7.0)), "bulge": 0.0}[zone]
         # it indents the sac, and cannot take more than a third of a narrowed one's depth
-        protrusion = min(severity * _u(rng, 2.0, 7.0), anterior_epidural + sac_ap / 3)
+        protrusion = narrowing + min(severity * _u(rng, 2.0, 7.0), anterior_epidural + sac_ap / 3)
         half = _u(rng, 4.0, 9.0) if zone != "bulge" else disc_width * 0.45
         anatomy.add("annulus", ellipse(centre_x, disc_back, half, protrusion), late=True)
     for side, name in ((-1, "left"), (1, "right")):
         if kind == "pedicle":
             continue
         joint, sap_centre = facets[side]
-        _foramen(rng, anatomy, name, side, sac_width, disc_back, sap_centre, back_tissue, severity)
+        _foramen(rng, anatomy, name, side, bony_width, disc_back, sap_centre, back_tissue, severity)
     return anatomy
 
 
