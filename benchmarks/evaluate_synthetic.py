@@ -46,7 +46,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
-from SpinalStenosisLib.grading import grade  # noqa: E402
+from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, grade  # noqa: E402
 from SpinalStenosisLib.inference import CHANNELS, load_segmenter, native_labels  # noqa: E402
 from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS, measure_slice  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
@@ -66,7 +66,7 @@ FORAMEN_KEYS = ("left_foramen_width_mm", "right_foramen_width_mm")
 FAT_TO_CSF_BANDS = (0.0, 0.5, 0.7, 0.85, math.inf)
 PIXEL_MM_BANDS = (0.0, 0.5, 0.75, 1.0, math.inf)  # the native slice's (smaller) pixel side
 TRUE_CANAL_AP_BANDS = (0.0, 6.0, 10.0, 14.0, math.inf)
-TRUE_CANAL_AREA_BANDS = (0.0, 75.0, 100.0, math.inf)  # the dural-sac area cut-offs, mm²
+TRUE_CANAL_AREA_BANDS = (0.0, *CANAL_AREA_CUTOFFS_MM2, math.inf)  # the dural-sac area grades
 GRADED = (("canal AP", ("canal_ap_grade",)), ("dural-sac area", ("canal_area_grade",)),
           ("foramen", ("left_foramen_grade", "right_foramen_grade")))  # what a grade is, and its grading.grade keys
 PAIRED_OUTCOMES = (("canal AP within 1 mm", lambda r: [e <= 1 for e in r["errors"]["canal_ap_mm"]]),

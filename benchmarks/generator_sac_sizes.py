@@ -16,9 +16,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
+from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2  # noqa: E402
 from SpinalStenosisLib.synth.anatomy import SLICE_KINDS, STENOSIS_GRADES, sac_area_mm2, sample_anatomy  # noqa: E402
 
-ABSOLUTE_MM2, RELATIVE_MM2 = 75.0, 100.0
+ABSOLUTE_MM2, RELATIVE_MM2 = CANAL_AREA_CUTOFFS_MM2
 
 
 def row(label: str, areas: list[float]) -> str:

@@ -370,12 +370,12 @@ def _lumbar(rng, level: str, kind: str) -> Anatomy:
 
     # bony canal content
     canal_half_width = bony_width / 2 + _u(rng, 1.0, 4.0)
-    canal_half_depth = (disc_back - lamina_y) / 2 + 0.5
+    canal_y, canal_half_depth = (disc_back + lamina_y) / 2, (disc_back - lamina_y) / 2 + 0.5
     fat_half_width = canal_half_width
     if narrowing > 0:  # hypertrophic flava and facet capsules crowd the lateral recesses: little fat beside the sac
-        anatomy.add("ligamentum_flavum", ellipse(0.0, (disc_back + lamina_y) / 2, canal_half_width, canal_half_depth))
+        anatomy.add("ligamentum_flavum", ellipse(0.0, canal_y, canal_half_width, canal_half_depth))
         fat_half_width = min(sac_width / 2 + _u(rng, 0.5, 2.5), canal_half_width)
-    anatomy.add("epidural_fat", ellipse(0.0, (disc_back + lamina_y) / 2, fat_half_width, canal_half_depth))
+    anatomy.add("epidural_fat", ellipse(0.0, canal_y, fat_half_width, canal_half_depth))
     for _ in range(int(rng.integers(0, 4))):
         anatomy.add("epidural_vein", ellipse(_u(rng, -bony_width / 2, bony_width / 2), disc_back - 0.8,
                                              _u(rng, 0.6, 1.5), _u(rng, 0.5, 1.0)))
