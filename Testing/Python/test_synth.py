@@ -10,8 +10,8 @@ from scipy import ndimage
 from SpinalStenosisLib.crop import CROP_SIZE, ROI_SIZE
 from SpinalStenosisLib.measurement import masks_from_labels, measure_slice
 from SpinalStenosisLib.pipeline import measure_with_labels
-from SpinalStenosisLib.synth.anatomy import (CERVICAL_LEVELS, LUMBAR_LEVELS, SLICE_KINDS, STENOSIS_GRADES, T,
-                                             behind_sac_on_midline, sac_area_mm2, sample_anatomy)
+from SpinalStenosisLib.synth.anatomy import (CANAL_TISSUES, CERVICAL_LEVELS, LUMBAR_LEVELS, SLICE_KINDS,
+                                             STENOSIS_GRADES, T, behind_sac_on_midline, sac_area_mm2, sample_anatomy)
 from SpinalStenosisLib.synth.augment import AUGMENTATIONS, intensity_curve
 from SpinalStenosisLib.synth.dataset import synthetic_slice, write_dataset
 from SpinalStenosisLib.synth.render import CONTRASTS
@@ -162,11 +162,10 @@ def test_roots_clump_into_one_dorsal_mass_on_about_three_lumbar_sacs_in_ten():
     """Real upper lumbar T2 sacs often have a dark centre (clumped roots); the generator draws that on ~30 % (of the
     sacs that stenosis has not narrowed: in those the roots crowd anyway)."""
     rng = np.random.default_rng(0)
-    sac_tissues = [T["dura"], T["csf"], T["cauda_equina_roots"], T["spinal_cord"], T["csf_flow_void"]]
     clump_offsets_mm, sacs = [], 0  # offsets along the patient's anterior axis, from the sac's centroid to the clump's
     while sacs < 60:
         case = synthetic_slice(rng, "lumbar", with_truth=False)
-        sac = np.isin(case.tissues, sac_tissues) & (case.labels == 1)
+        sac = np.isin(case.tissues, CANAL_TISSUES) & (case.labels == 1)
         if sac.sum() * case.grid.pixel_area_mm2 < 100.0:
             continue
         sacs += 1
