@@ -102,6 +102,15 @@ def _train(args: argparse.Namespace) -> None:
     train(config)
 
 
+def _blend(args: argparse.Namespace) -> None:
+    from .training import blend
+
+    recalibration = {} if args.batchnorm_batches is None else {"batchnorm_batches": args.batchnorm_batches}
+    out = blend(args.network, Path(args.start), Path(args.tuned), args.share, Path(args.out), args.encoder_share,
+                threads=args.threads, **recalibration)
+    print(f"wrote {out}; package it with: spinal-stenosis package-models --{args.network} {out} --out FOLDER")
+
+
 def _augmentations(names: str) -> tuple[str, ...]:
     """``--augment``'s value: all the randomisations, none, or the comma-separated ones named."""
     from .synth.augment import AUGMENTATIONS
@@ -204,6 +213,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="canal network: also learn the tissues around the sac (epidural fat, ligaments, "
                             "vertebra and disc) on extra outputs, their loss weighted so; they are not saved")
     train.set_defaults(handler=_train)
+
+    blend = sub.add_parser("blend", help="a network part way between its start and its fine-tune (weights "
+                                         "interpolated, BatchNorm statistics recalibrated), written like a best.pt")
+    blend.add_argument("network", choices=("roi", "canal"))
+    blend.add_argument("--start", required=True, help="the weights the fine-tune started from (its --init)")
+    blend.add_argument("--tuned", required=True, help="best.pt of the fine-tune")
+    blend.add_argument("--share", type=float, default=0.5, help="the fine-tune's share of each weight, 0 to 1 "
+                       "(default 0.5)")
+    blend.add_argument("--encoder-share", type=float, help="the fine-tune's share of the encoder's weights, if not "
+                       "--share (e.g. 0: the start's encoder under the fine-tune's decoder)")
+    blend.add_argument("--out", required=True, help="the .pt file to write")
+    blend.add_argument("--threads", type=int, default=2)
+    blend.add_argument("--batchnorm-batches", type=int,
+                       help="fresh synthetic batches the BatchNorm statistics are averaged over (default 250)")
+    blend.set_defaults(handler=_blend)
 
     package = sub.add_parser("package-models", help="a models folder for measure --models: the shipped networks "
                                                     "with trained ones (a training run's best.pt) in their place")

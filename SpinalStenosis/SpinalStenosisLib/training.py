@@ -255,6 +255,57 @@ def recalibrate_best(path: Path, config: TrainConfig, real: RealPairs | None, va
     torch.save(recalibrated(best, model, config, real, validation_inputs, validation_targets), path)
 
 
+def blended_weights(start: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor], tuned_share: float,
+                    encoder_share: float | None = None) -> dict[str, torch.Tensor]:
+    """Each weight tuned_share of the way from start to tuned, the encoder's encoder_share of the way if given
+    (weight-space ensembling, WiSE-FT: Wortsman et al. 2022 found that a network part way between its start and its
+    fine-tune keeps most of what the fine-tune gains and most of the start's robustness to images unlike the
+    fine-tuning ones). Counters are tuned's; BatchNorm statistics interpolated so are only a starting point (see
+    blend)."""
+    for option, share in (("--share", tuned_share), ("--encoder-share", encoder_share)):
+        if share is not None and not 0.0 <= share <= 1.0:
+            raise ValueError(f"{option} {share:g}: expected the fine-tune's share of each weight, 0 to 1")
+    shapes = {name: tuple(value.shape) for name, value in start.items()}
+    if shapes != {name: tuple(value.shape) for name, value in tuned.items()}:
+        raise ValueError("the start and tuned weights are not the same network (names or shapes differ)")
+
+    def share(name: str) -> float:
+        return encoder_share if encoder_share is not None and name.startswith("encoders.") else tuned_share
+
+    return {name: torch.lerp(start[name].float(), value.float(), share(name)) if value.is_floating_point() else value
+            for name, value in tuned.items()}
+
+
+def blend(network: str, start_path: Path, tuned_path: Path, tuned_share: float, out_path: Path,
+          encoder_share: float | None = None, threads: int = 2,
+          batchnorm_batches: int = TrainConfig.batchnorm_batches) -> Path:
+    """``spinal-stenosis blend``: the weights between a network and its fine-tune (blended_weights), BatchNorm
+    statistics recalibrated for them (recalibrate_batchnorm), validation Dice measured; written like a best.pt, its
+    training command the fine-tune's followed by this one."""
+    if batchnorm_batches < 1:
+        raise ValueError("--batchnorm-batches: blended weights need their BatchNorm statistics recalibrated "
+                         "(1 or more batches)")
+    torch.set_num_threads(threads)
+    start = torch.load(start_path, map_location="cpu", weights_only=False)
+    tuned = torch.load(tuned_path, map_location="cpu", weights_only=False)
+    if "training_command" not in tuned or tuned["network"]["out_channels"] != OUT_CHANNELS[network]:
+        raise ValueError(f"{tuned_path}: not the best.pt of a {network}-network training run")
+    model = CoUNet(**tuned["network"])
+    model.load_state_dict(blended_weights(start.get("model", start), tuned["model"], tuned_share, encoder_share))
+    config = TrainConfig(network=network, out_dir=Path(out_path).parent, threads=threads,
+                         batchnorm_batches=batchnorm_batches)
+    shares = f"--share {tuned_share:g}" + ("" if encoder_share is None else f" --encoder-share {encoder_share:g}")
+    command = f"spinal-stenosis blend {network} --start {start_path} --tuned {tuned_path} {shares} --out {out_path}"
+    encoder_words = "" if encoder_share is None else f" (the encoder {encoder_share:g})"
+    record = {**tuned, "training_command": f"{tuned['training_command']}; then {command}",
+              "blended": f"{tuned_share:g}{encoder_words} of the way from {start_path} to {tuned_path}"}
+    validation_inputs, validation_targets = validation_set(network)
+    torch.manual_seed(RECALIBRATION_SEED)  # the dropout masks of the recalibration batches: the same blend each time
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(recalibrated(record, model, config, None, validation_inputs, validation_targets), out_path)
+    return Path(out_path)
+
+
 def command_line(config: TrainConfig) -> str:
     """The ``spinal-stenosis train`` command that runs this configuration (for provenance)."""
     parts = ["spinal-stenosis train", config.network, "--out", str(config.out_dir), "--steps", str(config.steps),

@@ -408,3 +408,21 @@ def test_train_passes_the_dropout_and_package_models_records_it(tmp_path, capsys
     assert canal["network"]["dropout"] == 0.0 and "--dropout 0" in canal["training_command"]
     code, err = run(capsys, "train", "canal", "--out", tmp_path / "bad", "--steps", "1", "--dropout", "1")
     assert code == cli.EXIT_INPUT and "--dropout 1: expected" in err
+
+
+def test_blend_writes_weights_package_models_takes_and_refuses_a_share_beyond_the_two(tmp_path, capsys):
+    code, err = run(capsys, "train", "canal", "--out", tmp_path / "run", "--steps", "1", "--batch-size", "1",
+                    "--width", "4", "--threads", "1", "--batchnorm-batches", "1")
+    assert code == 0, err
+    best = tmp_path / "run" / "best.pt"
+    code, err = run(capsys, "blend", "canal", "--start", best, "--tuned", best, "--share", "0.5", "--encoder-share",
+                    "0", "--out", tmp_path / "blend.pt", "--threads", "1", "--batchnorm-batches", "1")
+    assert code == 0, err
+    code, err = run(capsys, "package-models", "--canal", tmp_path / "blend.pt", "--out", tmp_path / "models")
+    assert code == 0, err
+    canal = json.loads((tmp_path / "models" / "manifest.json").read_text())["models"]["canal"]
+    assert "; then spinal-stenosis blend canal" in canal["training_command"]
+    assert "--share 0.5 --encoder-share 0" in canal["training_command"]
+    code, err = run(capsys, "blend", "canal", "--start", best, "--tuned", best, "--share", "-0.1", "--out",
+                    tmp_path / "bad.pt", "--threads", "1")
+    assert code == cli.EXIT_INPUT and "--share -0.1: expected" in err and not (tmp_path / "bad.pt").exists()

@@ -14,8 +14,9 @@ from SpinalStenosisLib.network import (CoUNet, coordinate_channels, deepened, di
 from SpinalStenosisLib.real_data import PNG_THECAL_SAC, RealPairs
 from SpinalStenosisLib.synth.augment import AUGMENTATIONS, domain_randomised
 from SpinalStenosisLib.synth.dataset import write_dataset
-from SpinalStenosisLib.training import (RECALIBRATION_SEED, TrainConfig, WeightAverage, command_line, initial_model,
-                                       recalibrate_batchnorm, step_loss, train, training_batch)
+from SpinalStenosisLib.training import (RECALIBRATION_SEED, TrainConfig, WeightAverage, blend, blended_weights,
+                                       command_line, initial_model, recalibrate_batchnorm, step_loss, train,
+                                       training_batch)
 
 
 def test_training_writes_checkpoints_and_resumes(tmp_path):
@@ -341,3 +342,46 @@ def test_auxiliary_outputs_start_from_the_given_weights_count_in_the_loss_and_ar
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"]["head.bias"].shape == (6,)
     with pytest.raises(ValueError, match="--auxiliary"):
         train(TrainConfig(network="roi", out_dir=tmp_path / "roi", steps=1, threads=1, auxiliary_weight=0.5))
+
+
+def test_blended_weights_lie_the_share_given_of_the_way_from_the_start_to_the_fine_tune_the_encoder_its_own():
+    start, tuned = trained_like(CoUNet(3, width=4)).state_dict(), CoUNet(3, width=4).state_dict()
+    tuned["encoders.0.norm1.num_batches_tracked"] += 7
+    for share in (0.0, 0.3, 1.0):
+        blended = blended_weights(start, tuned, share)
+        for name in ("encoders.0.conv1.weight", "decoders.1.norm2.bias", "head.weight"):
+            assert torch.allclose(blended[name], start[name] + share * (tuned[name] - start[name]), atol=1e-6)
+        assert blended["encoders.0.norm1.num_batches_tracked"] == tuned["encoders.0.norm1.num_batches_tracked"]
+    own_encoder = blended_weights(start, tuned, 1.0, encoder_share=0.0)
+    assert torch.equal(own_encoder["encoders.2.conv1.weight"], start["encoders.2.conv1.weight"])
+    assert torch.equal(own_encoder["decoders.0.conv2.weight"], tuned["decoders.0.conv2.weight"])
+    with pytest.raises(ValueError, match="--share 1.5: expected"):
+        blended_weights(start, tuned, 1.5)
+    with pytest.raises(ValueError, match="--encoder-share -1: expected"):
+        blended_weights(start, tuned, 0.5, encoder_share=-1.0)
+    with pytest.raises(ValueError, match="not the same network"):
+        blended_weights(start, CoUNet(3, width=6).state_dict(), 0.5)
+
+
+def test_a_blend_of_a_network_and_its_fine_tune_recalibrates_its_statistics_the_same_each_time_and_says_how(tmp_path):
+    start = trained_like(CoUNet(3, width=4))
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in start.state_dict().items()},
+               tmp_path / "start.pt")  # as shipped: fp16, no record
+    train(TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=4, validate_every=1,
+                      threads=1, batchnorm_batches=1, learning_rate=1e-2, init=tmp_path / "start.pt"))
+    tuned = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    out = blend("canal", tmp_path / "start.pt", tmp_path / "run" / "best.pt", 0.25, tmp_path / "blend" / "best.pt",
+                threads=1, batchnorm_batches=2)
+    record = torch.load(out, weights_only=False)
+    halved = {k: v.half().float() for k, v in start.state_dict().items()}
+    conv = "encoders.1.conv2.weight"
+    assert torch.allclose(record["model"][conv], halved[conv] + 0.25 * (tuned["model"][conv] - halved[conv]))
+    mean = "encoders.0.norm1.running_mean"
+    assert not torch.allclose(record["model"][mean], blended_weights(halved, tuned["model"], 0.25)[mean])
+    assert record["training_command"].startswith(tuned["training_command"] + "; then spinal-stenosis blend canal")
+    assert "--share 0.25" in record["training_command"] and len(record["validation_dice"]) == 3
+    again = blend("canal", tmp_path / "start.pt", tmp_path / "run" / "best.pt", 0.25, tmp_path / "again.pt",
+                  threads=1, batchnorm_batches=2)
+    assert all(torch.equal(v, torch.load(again, weights_only=False)["model"][k]) for k, v in record["model"].items())
+    with pytest.raises(ValueError, match="not the best.pt of a roi-network training run"):
+        blend("roi", tmp_path / "start.pt", tmp_path / "run" / "best.pt", 0.5, tmp_path / "other.pt", threads=1)
