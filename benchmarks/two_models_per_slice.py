@@ -16,19 +16,23 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-T2_FAMILY = ("T2", "T2star", "T2FS")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
+
+from evaluate_synthetic import in_group, shares_within  # noqa: E402
+from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2  # noqa: E402
+
 GATE_AREAS_MM2 = (80.0, 100.0, 120.0, 140.0, 160.0)
-TRUE_STENOSIS_MM2 = 100.0
+TRUE_STENOSIS_MM2 = CANAL_AREA_CUTOFFS_MM2[1]  # a relative stenosis or worse
 
 
 def within(records: list[dict], key: str, limit_mm: float) -> float:
-    errors = np.array([e for r in records for e in r["errors"][key]])
-    return float((errors <= limit_mm).mean())
+    return shares_within([e for r in records for e in r["errors"][key]], (limit_mm,))[str(limit_mm)]
 
 
 def canal_area_mm2(record: dict, which: str) -> float:
@@ -36,7 +40,7 @@ def canal_area_mm2(record: dict, which: str) -> float:
 
 
 def summary_line(name: str, records: list[dict], taken: int) -> str:
-    t2 = [r for r in records if r["contrast"] in T2_FAMILY]
+    t2 = in_group(records, "T2 family")
     canal_dice = np.nanmean([r["dice"]["canal"] for r in records])
     return (f"{name:<46}{taken:>7}{within(records, 'canal_ap_mm', 1.0):>10.1%}{within(t2, 'canal_ap_mm', 1.0):>10.1%}"
             f"{canal_dice:>8.3f}{within(records, 'foramen_width_mm', 2.0):>10.1%}")
