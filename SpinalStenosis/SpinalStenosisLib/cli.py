@@ -92,7 +92,7 @@ def _train(args: argparse.Namespace) -> None:
                          resume=args.resume, real_data=Path(args.real_data) if args.real_data else None,
                          threads=args.threads, loss=args.loss, init=Path(args.init) if args.init else None,
                          augment=_augmentations(args.augment), freeze_encoder=args.freeze_encoder,
-                         edge_weight=args.edge_weight,
+                         edge_weight=args.edge_weight, foramen_weight=args.foramen_weight,
                          hard_fraction=args.hard_pixels, average_from=args.average_from,
                          auxiliary_weight=args.auxiliary, noise_scale=args.noise_scale)
     if args.batchnorm_batches is not None:
@@ -195,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train the decoder and head only (fine-tuning that keeps the encoder's features)")
     train.add_argument("--edge-weight", type=float, default=0.0,
                        help="count pixels within 2 of a mask's edge 1 + this many times in the BCE (default 0)")
+    train.add_argument("--foramen-weight", type=float, default=1.0,
+                       help="count the canal network's foramen channels this many times in its loss (default 1)")
     train.add_argument("--hard-pixels", type=float, default=0.0,
                        help="add the mean KL divergence over this fraction of each image's hardest pixels to the "
                             "loss (online hard-pixel mining; default 0: none)")

@@ -228,13 +228,16 @@ def hard_pixel_loss(pixel_bce: torch.Tensor, target: torch.Tensor, fraction: flo
 
 
 def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor, edge_weight: float = 0.0,
-                  hard_fraction: float = 0.0) -> torch.Tensor:
+                  hard_fraction: float = 0.0, channel_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Binary cross-entropy plus (1 - soft Dice) per channel, averaged. Empty target channels only count BCE.
     With edge_weight > 0 the BCE is a weighted mean that counts pixels near an edge 1 + edge_weight times; with
-    hard_fraction > 0 the hard_pixel_loss of that fraction is added."""
+    hard_fraction > 0 the hard_pixel_loss of that fraction is added; channel_weights (one per channel) count each
+    channel's pixels and Dice that many times in the means."""
     pixel_bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    if edge_weight:
-        weights = edge_weights(target, edge_weight)
+    if edge_weight or channel_weights is not None:
+        weights = edge_weights(target, edge_weight) if edge_weight else torch.ones_like(target)
+        if channel_weights is not None:
+            weights = weights * channel_weights.view(1, -1, 1, 1)
         bce = (pixel_bce * weights).sum() / weights.sum()
     else:
         bce = pixel_bce.mean()
@@ -245,7 +248,9 @@ def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor, edge_weight: float
     intersection = (probabilities * target).sum(dims)
     total = probabilities.sum(dims) + target.sum(dims)
     dice = (2 * intersection + 1.0) / (total + 1.0)
-    return bce + (1.0 - dice).mean()
+    if channel_weights is None:
+        return bce + (1.0 - dice).mean()
+    return bce + ((1.0 - dice) * channel_weights).sum() / channel_weights.sum()
 
 
 def paper_loss(logits: torch.Tensor, target: torch.Tensor, weight: float = 1e-4, eps: float = 1e-5) -> torch.Tensor:

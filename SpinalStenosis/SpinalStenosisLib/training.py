@@ -13,6 +13,7 @@ import torch
 
 from . import __version__
 from .network import CoUNet, deepened, dice_bce_loss, paper_loss, saved_depth, saved_width, widened
+from .inference import CHANNELS
 from .real_data import RealPairs
 from .synth.augment import AUGMENTATIONS, domain_randomised
 from .synth.render import CONTRASTS
@@ -49,6 +50,7 @@ class TrainConfig:
     batchnorm_batches: int = 250  # best.pt's BatchNorm statistics averaged over this many batches at the end; 0: not
     edge_weight: float = 0.0  # BCE counts pixels within 2 of an edge 1 + edge_weight times (network.edge_weights)
     hard_fraction: float = 0.0  # > 0: network.hard_pixel_loss over this fraction of each image's pixels is added
+    foramen_weight: float = 1.0  # the canal network's foramen channels counted this many times in its loss
     contrasts: tuple[str, ...] = CONTRASTS  # the synthetic images' contrasts (training, validation, recalibration)
     average_from: int = 0  # from this step on, a constant learning rate and the weights averaged (WeightAverage)
     auxiliary_weight: float = 0.0  # > 0: the canal network also learns the tissues around the sac on extra outputs
@@ -85,11 +87,12 @@ def validation_set(network: str, contrasts: tuple[str, ...] = CONTRASTS, noise_s
                            noise_scale=noise_scale)
 
 
-def training_loss(config: TrainConfig, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The configured loss (edge-weighted and with hard pixels mined when config.edge_weight, hard_fraction are
-    set)."""
-    if config.edge_weight or config.hard_fraction:
-        return dice_bce_loss(logits, targets, config.edge_weight, config.hard_fraction)
+def training_loss(config: TrainConfig, logits: torch.Tensor, targets: torch.Tensor,
+                  channel_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The configured loss (edge-weighted, with hard pixels mined and channels weighted when config.edge_weight,
+    hard_fraction and channel_weights are set)."""
+    if config.edge_weight or config.hard_fraction or channel_weights is not None:
+        return dice_bce_loss(logits, targets, config.edge_weight, config.hard_fraction, channel_weights)
     return LOSSES[config.loss](logits, targets)
 
 
@@ -97,7 +100,12 @@ def step_loss(config: TrainConfig, logits: torch.Tensor, targets: torch.Tensor, 
     """The training loss over the labelled output channels, plus config.auxiliary_weight times the auxiliary
     tissues' (BCE + Dice) where the targets hold them."""
     outputs = OUT_CHANNELS[config.network]
-    loss = training_loss(config, logits[:, :outputs][:, channels], targets[:, :outputs][:, channels])
+    channel_weights = None
+    if config.foramen_weight != 1.0:
+        weight_of = {"left_foramen": config.foramen_weight, "right_foramen": config.foramen_weight}
+        channel_weights = torch.tensor([weight_of.get(name, 1.0) for name in CHANNELS])[channels]
+    loss = training_loss(config, logits[:, :outputs][:, channels], targets[:, :outputs][:, channels],
+                         channel_weights)
     if targets.shape[1] > outputs:
         loss = loss + config.auxiliary_weight * dice_bce_loss(logits[:, outputs:], targets[:, outputs:])
     return loss
@@ -321,6 +329,7 @@ def command_line(config: TrainConfig) -> str:
     parts += ["--freeze-encoder"] if config.freeze_encoder else []
     parts += ["--edge-weight", f"{config.edge_weight:g}"] if config.edge_weight else []
     parts += ["--hard-pixels", f"{config.hard_fraction:g}"] if config.hard_fraction else []
+    parts += ["--foramen-weight", f"{config.foramen_weight:g}"] if config.foramen_weight != 1.0 else []
     parts += ["--contrasts", ",".join(config.contrasts)] if config.contrasts != CONTRASTS else []
     parts += ["--average-from", str(config.average_from)] if config.average_from else []
     parts += ["--auxiliary", f"{config.auxiliary_weight:g}"] if config.auxiliary_weight else []
@@ -368,8 +377,12 @@ def weights_record(model: CoUNet, config: TrainConfig, step: int, dice: list[flo
 def train(config: TrainConfig) -> Path:
     """Run (or resume) training; writes checkpoint.pt, best.pt and log.csv into out_dir, and averaged.pt when
     averaging weights (config.average_from)."""
-    if (config.edge_weight or config.hard_fraction) and config.loss != "bce_dice":
-        raise ValueError("--edge-weight and --hard-pixels change the BCE of the bce_dice loss, not the paper's loss")
+    if (config.edge_weight or config.hard_fraction or config.foramen_weight != 1.0) and config.loss != "bce_dice":
+        raise ValueError("--edge-weight, --hard-pixels and --foramen-weight change the bce_dice loss, "
+                         "not the paper's loss")
+    if config.foramen_weight != 1.0 and (config.network != "canal" or config.foramen_weight <= 0):
+        raise ValueError(f"--foramen-weight {config.foramen_weight:g}: expected a weight above 0, for the canal "
+                         "network (the one with foramen channels)")
     if not 0.0 <= config.hard_fraction <= 1.0:
         raise ValueError(f"--hard-pixels {config.hard_fraction:g}: expected a fraction of the pixels, 0 to 1")
     if not 0.0 <= config.dropout < 1.0:

@@ -188,8 +188,19 @@ def test_the_edge_weighted_loss_is_the_weighted_mean_bce_plus_dice_and_plain_wit
     assert torch.allclose(dice_bce_loss(logits, target, 2.0), expected)
 
 
+def test_channel_weights_count_a_channels_pixels_and_dice_that_many_times():
+    torch.manual_seed(1)
+    logits, target = torch.randn(2, 3, 16, 16), (torch.rand(2, 3, 16, 16) > 0.7).float()
+    assert torch.allclose(dice_bce_loss(logits, target, channel_weights=torch.ones(3)), dice_bce_loss(logits, target))
+    channel_weights = torch.tensor([3.0, 1.0, 3.0])
+    per_channel = [dice_bce_loss(logits[:, [c]], target[:, [c]]) for c in range(3)]
+    expected = sum(w * loss for w, loss in zip(channel_weights, per_channel)) / channel_weights.sum()
+    assert torch.allclose(dice_bce_loss(logits, target, channel_weights=channel_weights), expected)
+
+
 @pytest.mark.parametrize("option, recorded", [({"edge_weight": 4.0}, "--edge-weight 4"),
-                                              ({"hard_fraction": 0.02}, "--hard-pixels 0.02")])
+                                              ({"hard_fraction": 0.02}, "--hard-pixels 0.02"),
+                                              ({"foramen_weight": 3.0}, "--foramen-weight 3")])
 def test_a_bce_option_is_recorded_in_the_training_command_and_refused_with_the_papers_loss(tmp_path, option,
                                                                                           recorded):
     config = TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=4,
@@ -199,6 +210,12 @@ def test_a_bce_option_is_recorded_in_the_training_command_and_refused_with_the_p
     with pytest.raises(ValueError, match="bce_dice"):
         train(TrainConfig(network="canal", out_dir=tmp_path / "paper", steps=1, batch_size=1, width=4, threads=1,
                           loss="paper", **option))
+
+
+@pytest.mark.parametrize("network, weight", [("roi", 3.0), ("canal", 0.0)])
+def test_a_foramen_weight_is_refused_without_foramen_channels_or_above_zero(tmp_path, network, weight):
+    with pytest.raises(ValueError, match="--foramen-weight"):
+        train(TrainConfig(network=network, out_dir=tmp_path, steps=1, foramen_weight=weight))
 
 
 def test_a_run_without_dropout_records_it_and_a_share_of_one_or_more_is_refused(tmp_path):
