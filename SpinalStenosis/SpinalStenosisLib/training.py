@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from . import __version__
-from .network import CoUNet, deepened, dice_bce_loss, paper_loss, saved_depth, saved_width, widened
 from .inference import CHANNELS
+from .network import CoUNet, deepened, dice_bce_loss, paper_loss, saved_depth, saved_width, widened
 from .real_data import RealPairs
 from .synth.augment import AUGMENTATIONS, domain_randomised
 from .synth.render import CONTRASTS
@@ -102,8 +102,8 @@ def step_loss(config: TrainConfig, logits: torch.Tensor, targets: torch.Tensor, 
     outputs = OUT_CHANNELS[config.network]
     channel_weights = None
     if config.foramen_weight != 1.0:
-        weight_of = {"left_foramen": config.foramen_weight, "right_foramen": config.foramen_weight}
-        channel_weights = torch.tensor([weight_of.get(name, 1.0) for name in CHANNELS])[channels]
+        channel_weights = torch.tensor([config.foramen_weight if name.endswith("_foramen") else 1.0
+                                        for name in CHANNELS])[channels]
     loss = training_loss(config, logits[:, :outputs][:, channels], targets[:, :outputs][:, channels],
                          channel_weights)
     if targets.shape[1] > outputs:

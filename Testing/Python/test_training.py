@@ -196,6 +196,9 @@ def test_channel_weights_count_a_channels_pixels_and_dice_that_many_times():
     per_channel = [dice_bce_loss(logits[:, [c]], target[:, [c]]) for c in range(3)]
     expected = sum(w * loss for w, loss in zip(channel_weights, per_channel)) / channel_weights.sum()
     assert torch.allclose(dice_bce_loss(logits, target, channel_weights=channel_weights), expected)
+    config = TrainConfig(network="canal", out_dir=Path("unused"), foramen_weight=3.0)  # left foramen, canal, right
+    assert torch.allclose(step_loss(config, logits, target, slice(None)), expected)
+    assert torch.allclose(step_loss(config, logits, target, slice(1, 2)), per_channel[1])  # canal-only labels
 
 
 @pytest.mark.parametrize("option, recorded", [({"edge_weight": 4.0}, "--edge-weight 4"),
