@@ -52,6 +52,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._timer = None
+        self._regionFollowsVolume = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -66,6 +67,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.remeasureButton.connect("clicked(bool)", self.onRemeasureButton)
         self.ui.exportButton.connect("clicked(bool)", self.onExportButton)
         self.ui.editButton.connect("clicked(bool)", self.onEditButton)
+        self.ui.tableView.connect("selectionChanged()", self.onTableSelectionChanged)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -81,7 +83,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
 
     def onSceneStartClose(self, caller, event) -> None:
         self.onCancel()
@@ -99,14 +101,28 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def setParameterNode(self, inputParameterNode: Optional[SpinalStenosisParameterNode]) -> None:
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
-            self._updateButtons()
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+            self._onParameterNodeModified()
 
-    def _updateButtons(self, caller=None, event=None) -> None:
+    def _onParameterNodeModified(self, caller=None, event=None) -> None:
+        self._followVolumeRegion()
+        self._updateButtons()
+
+    def _followVolumeRegion(self) -> None:
+        """A newly chosen volume loaded from DICOM sets the region its header names; the user may change it after."""
+        volume = self._parameterNode.inputVolume
+        if volume is self._regionFollowsVolume:
+            return
+        self._regionFollowsVolume = volume
+        region = self.logic.namedRegion(volume) if volume else None
+        if region and region != self._parameterNode.region:
+            self._parameterNode.region = region
+
+    def _updateButtons(self) -> None:
         running = self._timer is not None
         hasInput = bool(self._parameterNode and self._parameterNode.inputVolume)
         hasOutput = bool(self._parameterNode and self._parameterNode.outputSegmentation)
@@ -159,8 +175,21 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _showResults(self, outputs) -> None:
         self.ui.tableView.setMRMLTableNode(outputs.table)
         slicer.util.setSliceViewerLayers(background=self._parameterNode.inputVolume, fit=True)
+        self.logic.showNarrowest(self._parameterNode)
         self.ui.progressBar.value = 100
-        self.ui.statusLabel.text = _("Done. Edit a segment, then Re-measure.")
+        self.ui.statusLabel.text = _("Done: the views show the narrowest canal. Click a row to see its slice; edit a "
+                                     "segment, then Re-measure.")
+
+    def onTableSelectionChanged(self) -> None:
+        """The views go to the slice of the clicked row (the view may be sorted: map to the table's row)."""
+        index = self.ui.tableView.selectionModel().currentIndex()
+        if not index.isValid() or not self._parameterNode or not self._parameterNode.outputTable:
+            return
+        row = self.ui.tableView.tableModel().mrmlTableRowIndex(
+            self.ui.tableView.sortFilterProxyModel().mapToSource(index))
+        if row >= 0:
+            with slicer.util.tryWithErrorDisplay(_("Failed to show the slice.")):
+                self.logic.showRow(self._parameterNode, row)
 
     def onRemeasureButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to re-measure."), waitCursor=True):
@@ -249,12 +278,14 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         parameterNode.outputTable = outputs.table
         return outputs
 
-    def process(self, inputVolume, region: str = "lumbar", device: str = "cpu", progress=None):
-        """Measure inputVolume (blocking); returns the SceneOutputs (segmentation, table, rulers, region)."""
+    def process(self, inputVolume, region: Optional[str] = None, device: str = "cpu", progress=None):
+        """Measure inputVolume (blocking); returns the SceneOutputs (segmentation, table, rulers, region). Without a
+        region, the one the volume's DICOM header names, else lumbar."""
         from SpinalStenosisLib.pipeline import run_steps
 
         parameterNode = self.getParameterNode()
-        parameterNode.inputVolume, parameterNode.region, parameterNode.device = inputVolume, region, device
+        parameterNode.inputVolume, parameterNode.device = inputVolume, device
+        parameterNode.region = region or self.namedRegion(inputVolume) or "lumbar"
         run = run_steps(self.startMeasure(parameterNode), progress)
         return self.finishMeasure(parameterNode, run)
 
@@ -267,6 +298,26 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
     def remeasure(self, parameterNode) -> list:
         return self.stenosisScene(parameterNode.region).remeasure(parameterNode.inputVolume,
                                                                    self._outputs(parameterNode))
+
+    def namedRegion(self, volumeNode):
+        """The region a volume loaded from DICOM names in its header ("cervical", "lumbar"), else None."""
+        from SpinalStenosisLib.scene import named_region_of_node
+
+        database = slicer.dicomDatabase
+        if database is None or not database.isOpen:
+            return None
+        return named_region_of_node(volumeNode, database.instanceValue)
+
+    def showRow(self, parameterNode, row: int):
+        """Centre the slice views on a table row's slice (its canal, else the slice's middle); the point, world RAS."""
+        return self.stenosisScene(parameterNode.region).show_row(parameterNode.inputVolume,
+                                                                 self._outputs(parameterNode), row)
+
+    def showNarrowest(self, parameterNode):
+        """Centre the slice views on the narrowest canal, if a canal was measured; the point or None."""
+        outputs = self._outputs(parameterNode)
+        row = self.stenosisScene(parameterNode.region).narrowest_row(outputs.table)
+        return None if row is None else self.showRow(parameterNode, row)
 
     def stopWatchingRulers(self) -> None:
         """Rulers moved by hand no longer update the table (the module is closing or reloading)."""
@@ -308,4 +359,5 @@ class SpinalStenosisTest(ScriptedLoadableModuleTest):
             paths = logic.export(parameterNode, folder)
             self.assertTrue(all(os.path.exists(p) for p in paths.values()))
         self.assertTrue(np.isfinite(outputs.table.GetTable().GetColumnByName("canal_ap_mm").GetValue(1)))
+        self.assertIsNotNone(logic.showNarrowest(parameterNode))
         self.delayDisplay("Test passed")

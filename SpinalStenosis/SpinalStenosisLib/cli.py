@@ -46,8 +46,11 @@ def _measure(args: argparse.Namespace) -> None:
 def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter) -> None:
     from .outputs import block_folder
     from .pipeline import measure_file
+    from .volume_io import named_region_of
 
-    runs = measure_file(input_path, out, labels_path=args.masks, segmenter=segmenter, region=args.region,
+    named = None if args.region else named_region_of(input_path)
+    region = args.region or named or "lumbar"
+    runs = measure_file(input_path, out, labels_path=args.masks, segmenter=segmenter, region=region,
                         overwrite=args.overwrite, progress=None if args.quiet else _progress, pixel_mm=args.pixel_mm)
     for k, run in enumerate(runs, 1):
         for warning in run.volume.warnings:
@@ -56,8 +59,10 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
     if args.scene is not None:
         from .scene_bundle import write_scene_bundle
 
-        write_scene_bundle(runs, Path(input_path), Path(args.scene), region=args.region, overwrite=args.overwrite)
+        write_scene_bundle(runs, Path(input_path), Path(args.scene), region=region, overwrite=args.overwrite)
     if not args.quiet:
+        if named:
+            print(f"graded with the {named} cut-offs: the DICOM header names the {named} spine (--region overrides)")
         if len(runs) > 1:
             print(f"the DICOM series is in {len(runs)} angled blocks (slices at {len(runs)} angles): each block is "
                   f"measured as a stack of its own, in {block_folder(1)} ... {block_folder(len(runs))}")
@@ -140,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--out", required=True, help="output folder")
     measure.add_argument("--masks", help="label image on the input's grid: 1 canal, 2 left, 3 right foramen (for a "
                          "DICOM series in angled blocks: the output folder of an earlier run)")
-    measure.add_argument("--region", choices=REGIONS, default="lumbar", help="which cut-offs grade the canal")
+    measure.add_argument("--region", choices=REGIONS, help="which cut-offs grade the canal (default: the region a "
+                         "DICOM series' header names, else lumbar)")
     measure.add_argument("--pixel-mm", type=float, help="pixel size of a 2-D input (e.g. PNG): measured as one "
                          "axial slice as displayed, anterior at the top, the patient's left on the right")
     measure.add_argument("--scene", help="also write a Slicer scene bundle (.mrb); needs slicer-core")

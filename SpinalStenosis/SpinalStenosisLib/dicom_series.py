@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .geometry import is_axial_normal
+from .grading import region_named
 
 SAME_ORIENTATION_DEG = 1.0  # DICOM slices whose normals differ more than this belong to differently angled blocks
 EVEN_SPACING_TOLERANCE = 0.1  # a gap differing from the median by more than this fraction of it is uneven
@@ -40,6 +41,19 @@ def series_files(folder: Path) -> list[str]:
     axial = [files for files in series
              if any(_is_axial_slice(files[n]) for n in sorted({0, len(files) // 2, len(files) - 1}))]
     return max(axial or series, key=len, default=[])
+
+
+def named_region(files: list[str]) -> str | None:
+    """The spine region the series' header names (Body Part Examined, Series and Study Description of its first
+    file; see :func:`grading.region_named`); None when it names none or cannot be read."""
+    reader = _header(files[0]) if files else None
+    if reader is None:
+        return None
+
+    def value(tag: str) -> str:
+        return reader.GetMetaData(tag) if reader.HasMetaDataKey(tag) else ""
+
+    return region_named(value("0018|0015"), [value("0008|103e"), value("0008|1030")])
 
 
 def _is_axial_slice(path: str) -> bool:

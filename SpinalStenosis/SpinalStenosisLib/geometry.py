@@ -118,11 +118,17 @@ class VolumeGeometry:
         matrix[:3, 3] = LPS_TO_RAS @ np.array(image.GetOrigin(), float)
         return cls(tuple(int(s) for s in image.GetSize()), matrix)
 
+    def sitk_frame(self) -> tuple[list[float], list[float], list[float]]:
+        """Origin, spacing and direction as SimpleITK takes them (LPS)."""
+        return ([float(v) for v in LPS_TO_RAS @ self.ijk_to_ras[:3, 3]], [float(s) for s in self.spacing_mm],
+                [float(v) for v in (LPS_TO_RAS @ self.directions_ras).ravel()])
+
     def apply_to_sitk(self, image) -> None:
         """Write this geometry's spacing, origin and direction into a SimpleITK image (LPS)."""
-        image.SetSpacing([float(s) for s in self.spacing_mm])
-        image.SetOrigin([float(v) for v in LPS_TO_RAS @ self.ijk_to_ras[:3, 3]])
-        image.SetDirection([float(v) for v in (LPS_TO_RAS @ self.directions_ras).ravel()])
+        origin, spacing, direction = self.sitk_frame()
+        image.SetSpacing(spacing)
+        image.SetOrigin(origin)
+        image.SetDirection(direction)
 
     def matches(self, other: "VolumeGeometry", tolerance_mm: float = 1e-3) -> bool:
         return self.size_ijk == other.size_ijk and np.allclose(self.ijk_to_ras, other.ijk_to_ras, atol=tolerance_mm)
@@ -254,3 +260,23 @@ def needs_reslice(geometry: VolumeGeometry) -> bool:
         return False
     tilt = np.degrees(np.arccos(np.abs(geometry.directions_ras[2, :]).max()))
     return bool(tilt > RESLICE_ANGLE_DEG)
+
+
+def resliced_geometry(source: VolumeGeometry) -> VolumeGeometry:
+    """The grid a volume that needs_reslice is resampled onto: axes along L, P and S (as an LPS image's), the
+    source's finest spacing, holding all its corners."""
+    spacing = float(source.spacing_mm.min())
+    corners = np.array([[i, j, k, 1] for i in (0, source.size_ijk[0] - 1) for j in (0, source.size_ijk[1] - 1)
+                        for k in (0, source.size_ijk[2] - 1)], float)
+    corners_lps = (source.ijk_to_ras @ corners.T).T[:, :3] @ LPS_TO_RAS
+    low_lps, high_lps = corners_lps.min(axis=0), corners_lps.max(axis=0)
+    matrix = np.eye(4)
+    matrix[:3, :3] = LPS_TO_RAS * spacing
+    matrix[:3, 3] = LPS_TO_RAS @ low_lps
+    return VolumeGeometry(tuple(int(np.ceil((h - lo) / spacing)) + 1 for lo, h in zip(low_lps, high_lps)), matrix)
+
+
+def stack_layout(source: VolumeGeometry) -> AxialLayout:
+    """The axial stack a volume of this geometry is measured as (on its resliced grid when it needs_reslice),
+    without its voxels."""
+    return AxialLayout.from_geometry(resliced_geometry(source) if needs_reslice(source) else source)

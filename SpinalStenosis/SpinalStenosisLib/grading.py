@@ -11,12 +11,19 @@
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 
 CANAL_AP_CUTOFFS_MM = {"lumbar": (10.0, 12.0), "cervical": (10.0, 10.0)}  # (absolute below, relative below)
 CANAL_AREA_CUTOFFS_MM2 = (75.0, 100.0)
 FORAMEN_CUTOFF_MM = 3.0
 GRADE_COLUMNS = ("canal_ap_grade", "canal_area_grade", "left_foramen_grade", "right_foramen_grade")
 REGIONS = tuple(CANAL_AP_CUTOFFS_MM)
+# how DICOM headers name a region: Body Part Examined's defined terms; the words of series and study descriptions
+# (HWS, LWS: the German abbreviations). Thoracic and whole-spine series name no region with cut-offs here.
+BODY_PARTS = {"CSPINE": "cervical", "LSPINE": "lumbar", "LSSPINE": "lumbar", "SSPINE": "lumbar"}
+REGION_WORDS = {"cervical": re.compile(r"\b(C[- ]?SPINE|CERVICAL[- ]SPINE|HWS)\b"),
+                "lumbar": re.compile(r"\b(L[- ]?SPINE|LUMBAR|LUMBOSACRAL|LWS)\b")}
 
 
 def _banded(value: float, absolute_below: float, relative_below: float) -> str:
@@ -45,3 +52,15 @@ def grade(values: dict[str, float], region: str = "lumbar") -> dict[str, str]:
         "left_foramen_grade": _foramen(values["left_foramen_width_mm"]),
         "right_foramen_grade": _foramen(values["right_foramen_width_mm"]),
     }
+
+
+def region_named(body_part: str = "", descriptions: Sequence[str] = ()) -> str | None:
+    """The region a DICOM header names: by its Body Part Examined, else by the first description (series, then
+    study) that names exactly one region; None when they name none."""
+    if body_part.strip().upper() in BODY_PARTS:
+        return BODY_PARTS[body_part.strip().upper()]
+    for text in descriptions:
+        named = [region for region, words in REGION_WORDS.items() if words.search(text.upper())]
+        if len(named) == 1:
+            return named[0]
+    return None

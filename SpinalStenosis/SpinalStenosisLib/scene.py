@@ -14,12 +14,13 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from . import __version__
-from .geometry import VolumeGeometry
-from .grading import grade
+from .geometry import VolumeGeometry, stack_layout
+from .grading import grade, region_named
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
 from .measurement import MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, masks_from_labels, measure_slice
 from .outputs import CSV_COLUMNS
@@ -297,6 +298,27 @@ class StenosisScene:
         self._write_row(outputs.table, row, slice_index, z_mm, values)
         self._flag_narrowest(outputs.table)
 
+    # ---- navigation -----------------------------------------------------------------------------------------
+    def narrowest_row(self, table) -> int | None:
+        """The table row flagged as the narrowest canal; None when no canal was measured."""
+        flags = table.GetTable().GetColumnByName("narrowest_canal")
+        return next((row for row in range(table.GetTable().GetNumberOfRows()) if flags.GetValue(row) == "yes"), None)
+
+    def show_row(self, volume_node, outputs: SceneOutputs, row: int) -> np.ndarray:
+        """Centre every slice view on a table row's slice: on the middle of its canal AP ruler, or of the slice
+        when it has none (no canal found there: what the user wants to check). Returns that point, world RAS."""
+        slice_index = int(outputs.table.GetTable().GetColumnByName("slice_index").GetValue(row))
+        ruler = outputs.rulers.get((slice_index, "canal_ap_mm"))
+        if ruler is not None and ruler.GetNumberOfControlPoints() == 2:
+            point_world = np.mean([ruler.GetNthControlPointPositionWorld(i) for i in range(2)], axis=0)
+        else:
+            grid = stack_layout(geometry_of(volume_node)).slice_grid(slice_index)
+            point_world = _to_world(volume_node, grid.to_ras((grid.shape[0] - 1) / 2, (grid.shape[1] - 1) / 2))
+        views = self.scene.GetNodesByClass("vtkMRMLSliceNode")
+        for n in range(views.GetNumberOfItems()):
+            views.GetItemAsObject(n).JumpSliceByCentering(*[float(v) for v in point_world])
+        return point_world
+
     # ---- region box ------------------------------------------------------------------------------------------
     def _sync_region(self, volume_node, run: MeasurementRun):
         existing = self._find(volume_node, "region", "vtkMRMLMarkupsROINode")
@@ -400,6 +422,18 @@ def _follow(node, volume_node) -> None:
     node.SetAndObserveTransformNodeID(volume_node.GetTransformNodeID())
 
 
+def _to_world(node, point_ras: np.ndarray) -> np.ndarray:
+    """A point in a transformable node's own RAS, in world RAS (through its parent transforms)."""
+    transform = node.GetParentTransformNode()
+    if transform is None:
+        return np.asarray(point_ras, float)
+    from vtkmodules.vtkCommonTransforms import vtkGeneralTransform
+
+    to_world = vtkGeneralTransform()
+    transform.GetTransformToWorld(to_world)
+    return np.array(to_world.TransformPoint(*[float(v) for v in point_ras]))
+
+
 def _place_in_hierarchy(hierarchy, node, parent) -> None:
     item = hierarchy.GetItemByDataNode(node)
     if item:
@@ -410,6 +444,17 @@ def _place_in_hierarchy(hierarchy, node, parent) -> None:
 
 def _slice_hashes(stack_labels: np.ndarray) -> list[str]:
     return [hashlib.sha1(np.ascontiguousarray(s).tobytes()).hexdigest()[:16] for s in stack_labels]
+
+
+def named_region_of_node(volume_node, dicom_value: Callable[[str, str], str]) -> str | None:
+    """The spine region a volume loaded from DICOM names in its header (see :func:`grading.region_named`); None
+    for other volumes. dicom_value(SOP instance UID, tag "gggg,eeee") reads a header value, e.g. from Slicer's DICOM
+    database (slicer.dicomDatabase.instanceValue)."""
+    uids = (volume_node.GetAttribute("DICOM.instanceUIDs") or "").split()
+    if not uids:
+        return None
+    body_part, series, study = (dicom_value(uids[0], tag) or "" for tag in ("0018,0015", "0008,103E", "0008,1030"))
+    return region_named(body_part, [series, study])
 
 
 def measure_volume_node(stenosis_scene: StenosisScene, volume_node, segmenter: Segmenter,

@@ -7,9 +7,9 @@ from typing import Callable
 
 import numpy as np
 
-from .dicom_series import (SlicePlanes, missing_orientation, one_stack_warnings, orientation_blocks, series_files,
-                           slice_planes, uneven_spacing)
-from .geometry import AxialLayout, GeometryError, LPS_TO_RAS, VolumeGeometry, is_axial_normal, needs_reslice
+from .dicom_series import (SlicePlanes, missing_orientation, named_region, one_stack_warnings, orientation_blocks,
+                           series_files, slice_planes, uneven_spacing)
+from .geometry import AxialLayout, GeometryError, VolumeGeometry, is_axial_normal, needs_reslice, resliced_geometry
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
 MAX_VOXELS_IN_MEMORY = 256 * 1024 * 1024  # larger volumes are read slice by slice
@@ -40,6 +40,13 @@ def _dicom_files(folder: Path) -> list[str]:
     if not files:
         raise InputError(f"{folder}: no DICOM series in this folder")
     return files
+
+
+def named_region_of(path: Path | str) -> str | None:
+    """The spine region a DICOM folder's series names in its header (see :func:`dicom_series.named_region`); None
+    for a file or a folder without a series."""
+    path = Path(path)
+    return named_region(series_files(path)) if path.is_dir() else None
 
 
 def _reader_for(path: Path):
@@ -241,17 +248,10 @@ def _streamed(path: Path, geometry: VolumeGeometry) -> AxialVolume:
 def _resliced(path: Path, image, source: VolumeGeometry) -> AxialVolume:
     """Resample a tilted near-isotropic 3-D volume onto an RAS-aligned axial grid (and labels back, nearest)."""
     sitk = _sitk()
-    spacing = float(source.spacing_mm.min())
-    corners = np.array([[i, j, k, 1] for i in (0, source.size_ijk[0] - 1) for j in (0, source.size_ijk[1] - 1)
-                        for k in (0, source.size_ijk[2] - 1)], float)
-    corners_ras = (source.ijk_to_ras @ corners.T).T[:, :3]
-    # LPS-aligned output grid: i along L, j along P, k along S
-    low_lps = (corners_ras @ LPS_TO_RAS).min(axis=0)
-    high_lps = (corners_ras @ LPS_TO_RAS).max(axis=0)
-    size = [int(np.ceil((h - lo) / spacing)) + 1 for lo, h in zip(low_lps, high_lps)]
-    axial = sitk.Resample(image, size, sitk.Transform(), sitk.sitkLinear, [float(v) for v in low_lps],
-                          [spacing] * 3, [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0], 0.0, sitk.sitkFloat32)
-    geometry = VolumeGeometry.from_sitk(axial)
+    geometry = resliced_geometry(source)
+    origin_lps, spacing_mm, direction_lps = geometry.sitk_frame()
+    axial = sitk.Resample(image, list(geometry.size_ijk), sitk.Transform(), sitk.sitkLinear, origin_lps, spacing_mm,
+                          direction_lps, 0.0, sitk.sitkFloat32)
     layout = _layout(path, geometry)
     stack = layout.to_stack(_checked_float(path, sitk.GetArrayFromImage(axial)))
 

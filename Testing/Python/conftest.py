@@ -65,10 +65,12 @@ def tilted(geometry, degrees: float, shift_ras: tuple[float, float, float] = (0.
     return VolumeGeometry(geometry.size_ijk, move @ geometry.ijk_to_ras)
 
 
-def write_dicom_series(folder, image: np.ndarray, geometry, series: int, first_instance: int = 0) -> None:
+def write_dicom_series(folder, image: np.ndarray, geometry, series: int, first_instance: int = 0,
+                       tags: tuple[tuple[str, str], ...] = ()) -> None:
     """One DICOM file per slice (array axis 0) of a series numbered series, in folder; instance numbers (and file
-    names) start after first_instance, so that several blocks can make one series. GDCM's writer sets the process's
-    C locale to "C" (then Python's default text encoding is ASCII): the caller's locale is put back."""
+    names) start after first_instance, so that several blocks can make one series; tags: more (key, value) pairs
+    for each file's header. GDCM's writer sets the process's C locale to "C" (then Python's default text encoding is
+    ASCII): the caller's locale is put back."""
     import locale
 
     import SimpleITK as sitk
@@ -90,7 +92,8 @@ def write_dicom_series(folder, image: np.ndarray, geometry, series: int, first_i
                            ("0020|0037", "\\".join(f"{v:.6f}" for v in (direction[0], direction[3], direction[6],
                                                                          direction[1], direction[4], direction[7]))),
                            ("0028|0030", f"{itk.GetSpacing()[1]:.6f}\\{itk.GetSpacing()[0]:.6f}"),
-                           ("0018|0050", "4.0"), ("0008|0018", f"1.2.826.0.1.3680043.2.1125.3.{series}.{instance}")):
+                           ("0018|0050", "4.0"), ("0008|0018", f"1.2.826.0.1.3680043.2.1125.3.{series}.{instance}"),
+                           *tags):
             slice_image.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"series{series}_slice{instance:03d}.dcm"))
         writer.Execute(slice_image)

@@ -12,6 +12,8 @@ from conftest import ThresholdSegmenter, phantom_arrays, tilted, write_dicom_ser
 
 from SpinalStenosisLib import cli, pipeline
 from SpinalStenosisLib.geometry import VolumeGeometry
+from SpinalStenosisLib.grading import grade
+from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS
 from SpinalStenosisLib.outputs import CSV_COLUMNS, OUTPUT_FILES
 from SpinalStenosisLib.volume_io import open_axial, write_image, write_labels
 
@@ -259,6 +261,30 @@ def test_sagittal_input_is_refused_with_advice(tmp_path, capsys):
     sitk.WriteImage(image, str(path))
     code, err = run(capsys, "measure", path, "--masks", path, "--out", tmp_path / "out")
     assert code == cli.EXIT_INPUT and "sagittal stack, 4.0 mm slices: load the axial series" in err
+
+
+@pytest.mark.parametrize("tags, named", [((("0018|0015", "CSPINE"),), "cervical"),
+                                         ((("0008|103e", "t2_tse_tra HWS"), ("0008|1030", "MRT LWS")), "cervical"),
+                                         ((("0008|1030", "MR L-SPINE W/O"),), "lumbar"),
+                                         ((("0018|0015", "TSPINE"),), None)])
+def test_the_region_named_in_a_dicom_header_chooses_the_cut_offs(tmp_path, capsys, tags, named):
+    image, labels, geometry = phantom_arrays()
+    series = tmp_path / "series"
+    series.mkdir()
+    write_dicom_series(series, image, geometry, series=1, tags=tags)
+    write_labels(tmp_path / "labels.nii.gz", labels, geometry)
+    for region in (None, "lumbar"):
+        out = tmp_path / f"out-{region}"
+        code = cli.main([str(a) for a in ("measure", series, "--masks", tmp_path / "labels.nii.gz", "--out", out,
+                                          *(("--region", region) if region else ()))])
+        printed = capsys.readouterr()
+        assert code == 0, printed.err
+        used = region or named or "lumbar"  # --region overrides the header; without either, lumbar
+        assert json.loads((out / "measurements.json").read_text(encoding="utf-8"))["region"] == used
+        assert (f"the DICOM header names the {named} spine" in printed.out) == (region is None and named is not None)
+        rows = list(csv.DictReader(open(out / "measurements.csv", encoding="utf-8")))
+        assert [r["canal_ap_grade"] for r in rows] == [grade({k: float(r[k]) for k in MEASUREMENT_COLUMNS}, used)[
+            "canal_ap_grade"] for r in rows]
 
 
 def test_a_dicom_series_in_angled_blocks_is_measured_block_by_block(phantom_files, tmp_path, capsys):

@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from conftest import phantom_arrays, tilted, write_dicom_series
 
 from SpinalStenosisLib import dicom_series
-from SpinalStenosisLib.geometry import AxialLayout, GeometryError, VolumeGeometry, reordered
+from SpinalStenosisLib.geometry import AxialLayout, GeometryError, VolumeGeometry, reordered, stack_layout
 from SpinalStenosisLib.pipeline import measure_with_labels
 from SpinalStenosisLib.volume_io import (InputError, axial_from_array, input_name, open_axial, open_axial_blocks,
                                          read_labels, write_image)
@@ -105,6 +105,9 @@ def test_isotropic_volume_stored_sagittally_is_used_without_reslicing():
     volume = axial_from_array(stored, stored_geometry)
     assert volume.layout.geometry is volume.source_geometry  # not resliced
     assert volume.n_slices == 8 and volume.layout.slice_axis == 1
+    layout = stack_layout(stored_geometry)
+    assert layout.stack_shape == volume.layout.stack_shape
+    assert np.array_equal(layout.stack_index_to_ras(), volume.layout.stack_index_to_ras())
 
 
 def test_tilted_isotropic_volume_is_resliced_and_labels_map_back():
@@ -120,6 +123,7 @@ def test_tilted_isotropic_volume_is_resliced_and_labels_map_back():
     back = volume.to_source_grid(volume.from_source_grid(labels))
     assert back.shape == labels.shape
     assert (back == labels).mean() > 0.97
+    assert stack_layout(tilted).geometry.matches(volume.layout.geometry)  # the same stack, without the voxels
 
 
 def test_dicom_series_round_trip(tmp_path):

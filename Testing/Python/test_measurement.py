@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapes import axial_grid, bow_tie, ellipse, rasterise, trefoil
 
-from SpinalStenosisLib.grading import grade
+from SpinalStenosisLib.grading import grade, region_named
 from SpinalStenosisLib.measurement import bilinear, largest_component, measure_slice
 
 GRIDS = {
@@ -182,6 +182,19 @@ def test_cervical_sac_grades_have_no_relative_band(ap, cervical, lumbar):
               "left_foramen_width_mm": 4.0, "right_foramen_width_mm": 4.0}
     assert grade(values, "cervical")["canal_ap_grade"] == cervical
     assert grade(values, "lumbar")["canal_ap_grade"] == lumbar
+
+
+@pytest.mark.parametrize("body_part, descriptions, region", [
+    ("CSPINE", ["AX T2 LUMBAR"], "cervical"),  # Body Part Examined first
+    ("lspine ", [], "lumbar"),
+    ("SPINE", ["t2_tse_tra C-Spine", "MR L-SPINE"], "cervical"),  # the series description before the study's
+    ("", ["AX T2 L-SPINE AND C-SPINE", "MRT HWS"], "cervical"),  # one naming both regions says nothing
+    ("", ["T2 TL-SPINE", "THORACOLUMBAR"], None),  # thoracolumbar is neither
+    ("", ["Pelvis, cervical cancer staging"], None),  # the uterine cervix is not the cervical spine
+    ("TSPINE", [], None),
+])
+def test_the_region_a_dicom_header_names(body_part, descriptions, region):
+    assert region_named(body_part, descriptions) == region
 
 
 masks_strategy = st.builds(

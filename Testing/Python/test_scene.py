@@ -11,7 +11,8 @@ slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test r
 from SpinalStenosisLib.geometry import VolumeGeometry  # noqa: E402
 from SpinalStenosisLib.measurement import bilinear  # noqa: E402
 from SpinalStenosisLib.pipeline import Cancelled  # noqa: E402
-from SpinalStenosisLib.scene import SEGMENTS, StenosisScene, geometry_of, measure_volume_node  # noqa: E402
+from SpinalStenosisLib.scene import (SEGMENTS, StenosisScene, geometry_of, measure_volume_node,  # noqa: E402
+                                     named_region_of_node)
 from SpinalStenosisLib.scene_bundle import add_volume, new_scene, write_scene_bundle  # noqa: E402
 
 
@@ -194,6 +195,43 @@ def test_remeasure_changes_exactly_the_edited_rows(context, volume):
     assert (1, "left_foramen_width_mm") not in outputs.rulers
     assert outputs.rulers[(1, "canal_ap_mm")].GetLineLengthWorld() == pytest.approx(rows_after[1]["canal_ap_mm"])
     assert logic.remeasure(volume, outputs) == []
+
+
+def test_show_row_centres_the_slice_views_on_its_canal_or_on_its_slice(context, volume):
+    moved, to_world = rigid_transform_node(context.scene, 20.0, (30.0, -12.0, 5.0))
+    volume.SetAndObserveTransformNodeID(moved.GetID())
+    logic, outputs = measure(context, volume)
+    views = [context.scene.AddNewNodeByClass("vtkMRMLSliceNode") for _ in range(2)]
+
+    def view_centres():
+        return [np.array([view.GetSliceToRAS().GetElement(r, 3) for r in range(3)]) for view in views]
+
+    aps = [logic.row_values(outputs.table, row)["canal_ap_mm"] for row in range(3)]
+    assert logic.narrowest_row(outputs.table) == int(np.argmin(aps))
+    ruler = outputs.rulers[(1, "canal_ap_mm")]
+    middle = np.mean([ruler.GetNthControlPointPositionWorld(i) for i in range(2)], axis=0)
+    assert logic.show_row(volume, outputs, logic._row_of(outputs.table, 1)) == pytest.approx(middle)
+    assert all(centre == pytest.approx(middle) for centre in view_centres())
+    labels = logic.labels_of(outputs.segmentation, volume)
+    labels[2][labels[2] == 1] = 0  # the user erases the canal of slice 2
+    logic._write_segments(outputs.segmentation, volume, labels)
+    logic.remeasure(volume, outputs)
+    size = volume.GetImageData().GetDimensions()
+    slice_middle = to_world @ geometry_of(volume).ijk_to_ras @ [(size[0] - 1) / 2, (size[1] - 1) / 2, 2.0, 1.0]
+    assert logic.show_row(volume, outputs, logic._row_of(outputs.table, 2)) == pytest.approx(slice_middle[:3])
+    assert all(centre == pytest.approx(slice_middle[:3]) for centre in view_centres())
+
+
+def test_a_volume_loaded_from_dicom_names_its_region_from_its_header(volume):
+    headers = {("1.2.3", "0018,0015"): "SPINE", ("1.2.3", "0008,103E"): "t2_tse_tra C-SPINE",
+               ("1.2.4", "0018,0015"): "LSPINE"}
+
+    def dicom_value(uid, tag):
+        return headers.get((uid, tag), "")
+
+    assert named_region_of_node(volume, dicom_value) is None  # not loaded from DICOM
+    volume.SetAttribute("DICOM.instanceUIDs", "1.2.3 1.2.4")  # as Slicer's DICOM reader sets it
+    assert named_region_of_node(volume, dicom_value) == "cervical"  # the first instance's header
 
 
 def move_end_halfway(node) -> float:
