@@ -182,11 +182,11 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onTableSelectionChanged(self) -> None:
         """The views go to the slice of the clicked row (the view may be sorted: map to the table's row)."""
-        index = self.ui.tableView.selectionModel().currentIndex()
-        if not index.isValid() or not self._parameterNode or not self._parameterNode.outputTable:
+        selected = self.ui.tableView.selectionModel().selectedIndexes()
+        if not selected or not self._parameterNode or not self._parameterNode.outputTable:
             return
         row = self.ui.tableView.tableModel().mrmlTableRowIndex(
-            self.ui.tableView.sortFilterProxyModel().mapToSource(index))
+            self.ui.tableView.sortFilterProxyModel().mapToSource(selected[0]))
         if row >= 0:
             with slicer.util.tryWithErrorDisplay(_("Failed to show the slice.")):
                 self.logic.showRow(self._parameterNode, row)

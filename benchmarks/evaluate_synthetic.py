@@ -9,7 +9,7 @@ slices where the structure exists), the canal AP / transverse / foramen-width er
 Fig. 6), whether absent foramina are reported absent (and a canal on slices without one), whether issue 5's
 synthetic targets are met (canal Dice >= 0.95, canal AP within 1 mm on 95 %, foramen width within 2 mm on 90 % of
 the foramina that exist) with a 95 % bootstrap interval of each over slices, the canal AP error per contrast and
-region; on T2-family slices by how bright the epidural fat is against the CSF (where they are alike and the thin
+region, the foramen width within 2 mm and the foramina missed per contrast; on T2-family slices by how bright the epidural fat is against the CSF (where they are alike and the thin
 dura is lost to partial volume, the sac's edge is hard to see); by the native pixel size (all contrasts and T2
 family); and by the true AP (all contrasts, with how many of the canals off by more than 1 mm overestimate). It also
 measures the true area-fraction masks on the very crop network 2 was given, the same way (measurements, and canal
@@ -240,6 +240,16 @@ def canal_ap_in_bands(records: list[dict], value: Callable[[dict], float], bands
             for low, high in zip(bands, bands[1:])}
 
 
+def foramen_by_contrast(records: list[dict]) -> dict:
+    """Per contrast: how many true foramina, the share measured within 2 mm, and how many were missed."""
+    result = {}
+    for contrast in sorted({r["contrast"] for r in records}):
+        errors = [e for r in records if r["contrast"] == contrast for e in r["errors"]["foramen_width_mm"]]
+        result[contrast] = {"n": len(errors), "within_2mm": shares_within(errors, (2,))["2"],
+                            "missed": sum(math.isinf(e) for e in errors)}
+    return result
+
+
 def targets(records: list[dict]) -> dict:
     """Each of issue 5's targets on these slices: its value, whether it is met, and a 95 % bootstrap interval over
     slices (resampling slices, so a slice's two foramina stay together): how far the luck of which slices were drawn
@@ -268,7 +278,8 @@ def evaluate(records: list[dict]) -> dict:
                   if "canal_ap_signed_mm" in r and abs(r["canal_ap_signed_mm"]) > 1]
     return {"cases": len(records), "seed": HELD_OUT_SEED, **{name: summarise(group) for name, group in groups.items()},
             "targets": {name: targets(group) for name, group in groups.items()},
-            "canal_ap_by_contrast_and_region": canal_ap, "t2_family_canal_ap_by_fat_to_csf": by_fat,
+            "canal_ap_by_contrast_and_region": canal_ap, "foramen_by_contrast": foramen_by_contrast(records),
+            "t2_family_canal_ap_by_fat_to_csf": by_fat,
             "canal_ap_by_native_pixel_mm": by_pixel,
             "canal_ap_by_true_ap_mm": canal_ap_in_bands(records, lambda r: r["measurements"]["canal_ap_mm"]["truth"],
                                                         TRUE_CANAL_AP_BANDS),
@@ -380,6 +391,9 @@ def print_table(summary: dict) -> None:
             f"({'met' if t['met'] else 'not met'})" for t in (summary["targets"][group][name] for group in GROUPS))
         for name, _, least in TARGETS))
     print("canal AP by contrast / region: " + _canal_ap_line(summary["canal_ap_by_contrast_and_region"]))
+    print("foramen width by contrast: " + "; ".join(
+        f"{name} (n={v['n']}) <=2 mm {v['within_2mm']:.0%}, missed {v['missed']}"
+        for name, v in summary["foramen_by_contrast"].items()))
     print("T2-family canal AP by epidural fat / CSF brightness: "
           + _canal_ap_line(summary["t2_family_canal_ap_by_fat_to_csf"]))
     print("canal AP by the native pixel size: " + _canal_ap_line(summary["canal_ap_by_native_pixel_mm"]))
