@@ -45,24 +45,22 @@ def _measure(args: argparse.Namespace) -> None:
 
 def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter) -> None:
     from .outputs import block_folder
-    from .pipeline import measure_file
-    from .volume_io import named_region_of
+    from .pipeline import grading_region, measure_file
 
-    named = None if args.region else named_region_of(input_path)
-    region = args.region or named or "lumbar"
-    runs = measure_file(input_path, out, labels_path=args.masks, segmenter=segmenter, region=region,
+    runs = measure_file(input_path, out, labels_path=args.masks, segmenter=segmenter, region=args.region,
                         overwrite=args.overwrite, progress=None if args.quiet else _progress, pixel_mm=args.pixel_mm)
     for k, run in enumerate(runs, 1):
         for warning in run.volume.warnings:
             where = f"{block_folder(k)}: " if len(runs) > 1 else ""
             print(f"spinal-stenosis: warning: {input_path}: {where}{warning}", file=sys.stderr)
+    region = grading_region(args.region, runs[0].volume)
     if args.scene is not None:
         from .scene_bundle import write_scene_bundle
 
         write_scene_bundle(runs, Path(input_path), Path(args.scene), region=region, overwrite=args.overwrite)
     if not args.quiet:
-        if named:
-            print(f"graded with the {named} cut-offs: the DICOM header names the {named} spine (--region overrides)")
+        if args.region is None and runs[0].volume.named_region:
+            print(f"graded with the {region} cut-offs: the DICOM header names the {region} spine (--region overrides)")
         if len(runs) > 1:
             print(f"the DICOM series is in {len(runs)} angled blocks (slices at {len(runs)} angles): each block is "
                   f"measured as a stack of its own, in {block_folder(1)} ... {block_folder(len(runs))}")

@@ -21,12 +21,14 @@ class SlicePlane(NamedTuple):
     normal: np.ndarray  # LPS
     position: np.ndarray  # LPS, mm
     oriented: bool  # the file has an Image Orientation (Patient) tag; without it SimpleITK takes the slice as axial
+    named_region: str | None  # the spine region the file's header names (see named_region)
 
 
 class SlicePlanes(NamedTuple):
     normals: np.ndarray  # [file, 3], LPS
     positions: np.ndarray  # [file, 3], LPS, mm
     first_oriented: bool  # the first file has an Image Orientation (Patient) tag
+    named_region: str | None  # the spine region the first file's header names
 
 
 def series_files(folder: Path) -> list[str]:
@@ -41,19 +43,6 @@ def series_files(folder: Path) -> list[str]:
     axial = [files for files in series
              if any(_is_axial_slice(files[n]) for n in sorted({0, len(files) // 2, len(files) - 1}))]
     return max(axial or series, key=len, default=[])
-
-
-def named_region(files: list[str]) -> str | None:
-    """The spine region the series' header names (Body Part Examined, Series and Study Description of its first
-    file; see :func:`grading.region_named`); None when it names none or cannot be read."""
-    reader = _header(files[0]) if files else None
-    if reader is None:
-        return None
-
-    def value(tag: str) -> str:
-        return reader.GetMetaData(tag) if reader.HasMetaDataKey(tag) else ""
-
-    return region_named(value("0018|0015"), [value("0008|103e"), value("0008|1030")])
 
 
 def _is_axial_slice(path: str) -> bool:
@@ -82,7 +71,17 @@ def _slice_plane(path: str) -> SlicePlane | None:
     if reader is None or reader.GetDimension() != 3:
         return None
     direction = np.array(reader.GetDirection(), float).reshape(3, 3)
-    return SlicePlane(direction[:, 2], np.array(reader.GetOrigin(), float), reader.HasMetaDataKey("0020|0037"))
+    return SlicePlane(direction[:, 2], np.array(reader.GetOrigin(), float), reader.HasMetaDataKey("0020|0037"),
+                      named_region(reader))
+
+
+def named_region(reader) -> str | None:
+    """The spine region a DICOM header (a SimpleITK reader holding it) names by its Body Part Examined, Series or
+    Study Description (see :func:`grading.region_named`); None when it names none."""
+    def value(tag: str) -> str:
+        return reader.GetMetaData(tag) if reader.HasMetaDataKey(tag) else ""
+
+    return region_named(value("0018|0015"), [value("0008|103e"), value("0008|1030")])
 
 
 def slice_planes(files: list[str]) -> SlicePlanes | None:
@@ -91,7 +90,7 @@ def slice_planes(files: list[str]) -> SlicePlanes | None:
     if any(plane is None for plane in planes):
         return None
     return SlicePlanes(np.array([plane.normal for plane in planes]), np.array([plane.position for plane in planes]),
-                       planes[0].oriented)
+                       planes[0].oriented, planes[0].named_region)
 
 
 def orientation_blocks(normals: np.ndarray) -> list[list[int]]:

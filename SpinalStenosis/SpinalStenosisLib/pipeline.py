@@ -222,11 +222,12 @@ def _within(progress: ProgressCallback | None, before: int, total: int) -> Progr
 
 
 def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path | str | None = None,
-                 segmenter: Segmenter | None = None, region: str = "lumbar", overwrite: bool = False,
+                 segmenter: Segmenter | None = None, region: str | None = None, overwrite: bool = False,
                  progress: ProgressCallback | None = None, pixel_mm: float | None = None) -> list[MeasurementRun]:
     """The ``spinal-stenosis measure`` job: open, segment (or read labels), measure, write. One run, written into
     out_dir; a DICOM series in angled blocks gives a run per block (see :func:`open_axial_blocks`), written into
-    out_dir's block folders. pixel_mm: a 2-D input's pixel size (see :func:`displayed_slice`)."""
+    out_dir's block folders. pixel_mm: a 2-D input's pixel size (see :func:`displayed_slice`). region: the cut-offs
+    that grade the canal; None: the region a DICOM series' header names, else lumbar."""
     input_path, out_dir = Path(input_path), Path(out_dir)
     check_output_folder(out_dir, input_path, overwrite)
     if labels_path is None and segmenter is None:
@@ -238,5 +239,11 @@ def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path 
         block_progress = _within(progress, sum(run.volume.n_slices for run in runs), total)
         runs.append(measure_with_labels(volume, block_labels, block_progress) if block_labels is not None
                     else measure_with_segmenter(volume, segmenter, block_progress))
-    write_outputs(runs, out_dir, input_path, region, overwrite)
+    write_outputs(runs, out_dir, input_path, grading_region(region, volumes[0]), overwrite)
     return runs
+
+
+def grading_region(region: str | None, volume: AxialVolume) -> str:
+    """The region whose cut-offs grade the canal: the one given, else the one the volume's DICOM header names, else
+    lumbar."""
+    return region or volume.named_region or "lumbar"

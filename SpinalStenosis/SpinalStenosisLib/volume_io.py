@@ -7,8 +7,8 @@ from typing import Callable
 
 import numpy as np
 
-from .dicom_series import (SlicePlanes, missing_orientation, named_region, one_stack_warnings, orientation_blocks,
-                           series_files, slice_planes, uneven_spacing)
+from .dicom_series import (SlicePlanes, missing_orientation, one_stack_warnings, orientation_blocks, series_files,
+                           slice_planes, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, is_axial_normal, needs_reslice, resliced_geometry
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
@@ -40,13 +40,6 @@ def _dicom_files(folder: Path) -> list[str]:
     if not files:
         raise InputError(f"{folder}: no DICOM series in this folder")
     return files
-
-
-def named_region_of(path: Path | str) -> str | None:
-    """The spine region a DICOM folder's series names in its header (see :func:`dicom_series.named_region`); None
-    for a file or a folder without a series."""
-    path = Path(path)
-    return named_region(series_files(path)) if path.is_dir() else None
 
 
 def _reader_for(path: Path):
@@ -127,6 +120,7 @@ class AxialVolume:
     from_source_grid: Callable[[np.ndarray], np.ndarray]  # input labels [k, j, i] → stack labels
     source_voxels: Callable[[], np.ndarray]  # the input's voxels [k, j, i] on source_geometry, as float32
     warnings: list[str] = field(default_factory=list)  # what the user must know about how the input was read
+    named_region: str | None = None  # the spine region a DICOM header names (see dicom_series.named_region)
 
     @property
     def n_slices(self) -> int:
@@ -168,6 +162,7 @@ def _dicom_series(path: Path, files: list[str], planes: SlicePlanes | None,
     that reading gets wrong (see :func:`dicom_series.one_stack_warnings`)."""
     volume = _axial_from_image(path, _read_whole(path, _series_reader(files), pixel_mm))
     volume.warnings = one_stack_warnings(planes)
+    volume.named_region = planes.named_region if planes is not None else None
     return volume
 
 
@@ -198,6 +193,8 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None) -> list[A
     if left_out:
         volumes[0].warnings.append(f"{left_out} of the DICOM series' slices not axial (e.g. a localizer) left out")
     volumes[0].warnings += missing_orientation(planes)
+    for volume in volumes:
+        volume.named_region = planes.named_region
     return volumes
 
 
