@@ -8,7 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .geometry import is_axial_normal
-from .grading import region_named
+from .grading import REGION_TAGS, region_named
 
 SAME_ORIENTATION_DEG = 1.0  # DICOM slices whose normals differ more than this belong to differently angled blocks
 EVEN_SPACING_TOLERANCE = 0.1  # a gap differing from the median by more than this fraction of it is uneven
@@ -78,10 +78,9 @@ def _slice_plane(path: str) -> SlicePlane | None:
 def named_region(reader) -> str | None:
     """The spine region a DICOM header (a SimpleITK reader holding it) names by its Body Part Examined, Series or
     Study Description (see :func:`grading.region_named`); None when it names none."""
-    def value(tag: str) -> str:
-        return reader.GetMetaData(tag) if reader.HasMetaDataKey(tag) else ""
-
-    return region_named(value("0018|0015"), [value("0008|103e"), value("0008|1030")])
+    keys = [tag.lower().replace(",", "|") for tag in REGION_TAGS]  # SimpleITK's form of a tag: "0018|0015"
+    body_part, *descriptions = (reader.GetMetaData(key) if reader.HasMetaDataKey(key) else "" for key in keys)
+    return region_named(body_part, descriptions)
 
 
 def slice_planes(files: list[str]) -> SlicePlanes | None:

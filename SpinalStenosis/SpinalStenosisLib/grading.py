@@ -21,6 +21,7 @@ GRADE_COLUMNS = ("canal_ap_grade", "canal_area_grade", "left_foramen_grade", "ri
 REGIONS = tuple(CANAL_AP_CUTOFFS_MM)
 # how DICOM headers name a region: Body Part Examined's defined terms; the words of series and study descriptions
 # (HWS, LWS: the German abbreviations). Thoracic and whole-spine series name no region with cut-offs here.
+REGION_TAGS = ("0018,0015", "0008,103E", "0008,1030")  # Body Part Examined, Series Description, Study Description
 BODY_PARTS = {"CSPINE": "cervical", "LSPINE": "lumbar", "LSSPINE": "lumbar", "SSPINE": "lumbar"}
 REGION_WORDS = {"cervical": re.compile(r"\b(C[- ]?SPINE|CERVICAL[- ]SPINE|HWS)\b"),
                 "lumbar": re.compile(r"\b(L[- ]?SPINE|LUMBAR|LUMBOSACRAL|LWS)\b")}
@@ -56,7 +57,7 @@ def grade(values: dict[str, float], region: str = "lumbar") -> dict[str, str]:
 
 def region_named(body_part: str = "", descriptions: Sequence[str] = ()) -> str | None:
     """The region a DICOM header names: by its Body Part Examined, else by the first description (series, then
-    study) that names exactly one region; None when they name none."""
+    study) that names exactly one region; None when they name none. The values are those of REGION_TAGS."""
     if body_part.strip().upper() in BODY_PARTS:
         return BODY_PARTS[body_part.strip().upper()]
     for text in descriptions:

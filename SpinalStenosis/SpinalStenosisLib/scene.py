@@ -20,7 +20,7 @@ import numpy as np
 
 from . import __version__
 from .geometry import VolumeGeometry, stack_layout
-from .grading import grade, region_named
+from .grading import REGION_TAGS, grade, region_named
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
 from .measurement import MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, masks_from_labels, measure_slice
 from .outputs import CSV_COLUMNS
@@ -453,8 +453,8 @@ def named_region_of_node(volume_node, dicom_value: Callable[[str, str], str]) ->
     uids = (volume_node.GetAttribute("DICOM.instanceUIDs") or "").split()
     if not uids:
         return None
-    body_part, series, study = (dicom_value(uids[0], tag) or "" for tag in ("0018,0015", "0008,103E", "0008,1030"))
-    return region_named(body_part, [series, study])
+    body_part, *descriptions = (dicom_value(uids[0], tag) or "" for tag in REGION_TAGS)
+    return region_named(body_part, descriptions)
 
 
 def measure_volume_node(stenosis_scene: StenosisScene, volume_node, segmenter: Segmenter,
