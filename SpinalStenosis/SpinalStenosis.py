@@ -110,6 +110,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _onParameterNodeModified(self, caller=None, event=None) -> None:
         self._followVolumeRegion()
+        self.logic.followRegion(self._parameterNode)
         self._updateButtons()
 
     def _followVolumeRegion(self) -> None:
@@ -299,6 +300,14 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         return self.stenosisScene(parameterNode.region).remeasure(parameterNode.inputVolume,
                                                                    self._outputs(parameterNode))
 
+    def followRegion(self, parameterNode) -> bool:
+        """Regrade the input volume's table if the region changed since it was graded; whether it was."""
+        if not parameterNode.inputVolume:
+            return False
+        scene = self.stenosisScene(parameterNode.region)
+        outputs = scene.find_outputs(parameterNode.inputVolume)
+        return outputs is not None and scene.follow_region(outputs.table)
+
     def namedRegion(self, volumeNode):
         """The region a volume loaded from DICOM names in its header ("cervical", "lumbar"), else None."""
         from SpinalStenosisLib.scene import named_region_of_node
@@ -360,4 +369,7 @@ class SpinalStenosisTest(ScriptedLoadableModuleTest):
             self.assertTrue(all(os.path.exists(p) for p in paths.values()))
         self.assertTrue(np.isfinite(outputs.table.GetTable().GetColumnByName("canal_ap_mm").GetValue(1)))
         self.assertIsNotNone(logic.showNarrowest(parameterNode))
+        parameterNode.region = "cervical"
+        self.assertTrue(logic.followRegion(parameterNode))
+        self.assertEqual(outputs.table.GetAttribute("SpinalStenosis.region"), "cervical")
         self.delayDisplay("Test passed")

@@ -9,8 +9,9 @@ slices where the structure exists), the canal AP / transverse / foramen-width er
 Fig. 6), whether absent foramina are reported absent (and a canal on slices without one), whether issue 5's
 synthetic targets are met (canal Dice >= 0.95, canal AP within 1 mm on 95 %, foramen width within 2 mm on 90 % of
 the foramina that exist) with a 95 % bootstrap interval of each over slices, the canal AP error per contrast and
-region, the foramen width within 2 mm and the foramina missed per contrast; on T2-family slices by how bright the epidural fat is against the CSF (where they are alike and the thin
-dura is lost to partial volume, the sac's edge is hard to see); by the native pixel size (all contrasts and T2
+region, the foramen width within 2 mm and the foramina missed per contrast; on T2-family slices by how bright the
+epidural fat is against the CSF (where they are alike and the thin dura is lost to partial volume, the sac's edge is
+hard to see); by the native pixel size (all contrasts and T2
 family); and by the true AP (all contrasts, with how many of the canals off by more than 1 mm overestimate). It also
 measures the true area-fraction masks on the very crop network 2 was given, the same way (measurements, and canal
 Dice after the same mapping to the native grid): what that crop's resolution allows, so the rest of the error is the

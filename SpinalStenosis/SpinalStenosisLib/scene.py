@@ -197,22 +197,37 @@ class StenosisScene:
             vtk_table.AddColumn(array)
         for row, m in enumerate(measurements):
             self._write_row(table, row, m.slice_index, m.z_mm, m.values)
-        self._flag_narrowest(table)
+        self.regrade(table)
 
     def _write_row(self, table, row: int, slice_index: int, z_mm: float, values: dict[str, float]) -> None:
+        """A row's measurements; regrade then grades them."""
         vtk_table = table.GetTable()
         vtk_table.GetColumnByName("slice_index").SetValue(row, slice_index)
         vtk_table.GetColumnByName("z_mm").SetValue(row, z_mm)
         for column in MEASUREMENT_COLUMNS:
             vtk_table.GetColumnByName(column).SetValue(row, values[column])
-        for column, text in grade(values, self.region).items():
-            vtk_table.GetColumnByName(column).SetValue(row, text)
-        vtk_table.Modified()
+
+    def regrade(self, table) -> None:
+        """Grade every row with the cut-offs of self.region (recorded as the table's SpinalStenosis.region) and flag
+        the narrowest canal: after any row changed, or the region did."""
+        vtk_table = table.GetTable()
+        for row in range(vtk_table.GetNumberOfRows()):
+            for column, text in grade(self.row_values(table, row), self.region).items():
+                vtk_table.GetColumnByName(column).SetValue(row, text)
+        table.SetAttribute(ATTRIBUTE + "region", self.region)
+        self._flag_narrowest(table)
         table.Modified()
 
     def row_values(self, table, row: int) -> dict[str, float]:
         vtk_table = table.GetTable()
         return {column: vtk_table.GetColumnByName(column).GetValue(row) for column in MEASUREMENT_COLUMNS}
+
+    def follow_region(self, table) -> bool:
+        """Regrade the table if it was graded with another region's cut-offs than self.region's; whether it was."""
+        if table.GetAttribute(ATTRIBUTE + "region") == self.region:
+            return False
+        self.regrade(table)
+        return True
 
     def _flag_narrowest(self, table) -> None:
         vtk_table = table.GetTable()
@@ -296,7 +311,7 @@ class StenosisScene:
         values[node.GetAttribute(ATTRIBUTE + "measurement")] = node.GetLineLengthWorld()
         z_mm = outputs.table.GetTable().GetColumnByName("z_mm").GetValue(row)
         self._write_row(outputs.table, row, slice_index, z_mm, values)
-        self._flag_narrowest(outputs.table)
+        self.regrade(outputs.table)
 
     # ---- navigation -----------------------------------------------------------------------------------------
     def narrowest_row(self, table) -> int | None:
@@ -375,7 +390,7 @@ class StenosisScene:
             self._write_row(outputs.table, self._row_of(outputs.table, s), s, m.z_mm, m.values)
             measurements.append(m)
         outputs.rulers = self._sync_rulers(volume_node, measurements, outputs.rulers)
-        self._flag_narrowest(outputs.table)
+        self.regrade(outputs.table)
         outputs.segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", json.dumps(hashes))
         self._organise(volume_node, outputs)
         self._watch_rulers(outputs)

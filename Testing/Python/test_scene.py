@@ -234,6 +234,34 @@ def test_a_volume_loaded_from_dicom_names_its_region_from_its_header(volume):
     assert named_region_of_node(volume, dicom_value) == "cervical"  # the first instance's header
 
 
+def grades(table, column="canal_ap_grade"):
+    return [table.GetTable().GetColumnByName(column).GetValue(row) for row in range(table.GetTable().GetNumberOfRows())]
+
+
+def test_changing_the_region_regrades_every_row_and_remeasure_keeps_them_alike(context):
+    from SpinalStenosisLib.grading import grade
+
+    image, _, geometry = phantom_arrays()
+    volume = add_volume(context.scene, image, geometry.ijk_to_ras, "upright")
+    logic, outputs = measure(context, volume)
+    rows = range(outputs.table.GetTable().GetNumberOfRows())
+    aps = [logic.row_values(outputs.table, row)["canal_ap_mm"] for row in rows]
+    assert all(10.0 <= ap < 12.0 for ap in aps)  # relative stenosis in the lumbar spine, normal in the neck
+    assert grades(outputs.table) == ["relative stenosis"] * len(aps)
+    assert not logic.follow_region(outputs.table)  # graded with the region it has
+    logic.region = "cervical"
+    assert logic.follow_region(outputs.table)
+    assert grades(outputs.table) == ["normal"] * len(aps)
+    assert outputs.table.GetAttribute("SpinalStenosis.region") == "cervical"
+    labels = logic.labels_of(outputs.segmentation, volume)
+    labels[1][labels[1] == 2] = 0  # the left foramen of slice 1 erased: an edit of that slice only
+    logic._write_segments(outputs.segmentation, volume, labels)
+    logic.region = "lumbar"
+    assert logic.remeasure(volume, outputs) == [1]
+    expected = [grade(logic.row_values(outputs.table, row), "lumbar")["canal_ap_grade"] for row in rows]
+    assert grades(outputs.table) == expected == ["relative stenosis"] * len(aps)  # the unedited rows too
+
+
 def move_end_halfway(node) -> float:
     """Moves a ruler's end halfway to its start, as a user dragging it would; its new length."""
     start = np.array(node.GetNthControlPointPositionWorld(0))
