@@ -324,9 +324,9 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
 
     def showNarrowest(self, parameterNode):
         """Centre the slice views on the narrowest canal, if a canal was measured; the point or None."""
-        outputs = self._outputs(parameterNode)
-        row = self.stenosisScene(parameterNode.region).narrowest_row(outputs.table)
-        return None if row is None else self.showRow(parameterNode, row)
+        scene, outputs = self.stenosisScene(parameterNode.region), self._outputs(parameterNode)
+        row = scene.narrowest_row(outputs.table)
+        return None if row is None else scene.show_row(parameterNode.inputVolume, outputs, row)
 
     def stopWatchingRulers(self) -> None:
         """Rulers moved by hand no longer update the table (the module is closing or reloading)."""

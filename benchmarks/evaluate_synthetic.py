@@ -11,15 +11,14 @@ synthetic targets are met (canal Dice >= 0.95, canal AP within 1 mm on 95 %, for
 the foramina that exist) with a 95 % bootstrap interval of each over slices, the canal AP error per contrast and
 region, the foramen width within 2 mm and the foramina missed per contrast; on T2-family slices by how bright the
 epidural fat is against the CSF (where they are alike and the thin dura is lost to partial volume, the sac's edge is
-hard to see); by the native pixel size (all contrasts and T2
-family); and by the true AP (all contrasts, with how many of the canals off by more than 1 mm overestimate). It also
-measures the true area-fraction masks on the very crop network 2 was given, the same way (measurements, and canal
-Dice after the same mapping to the native grid): what that crop's resolution allows, so the rest of the error is the
-network's. The canal Dice's median and the slices below 0.8 (gross failures) show how much of the mean's shortfall
-is a few wrong finds rather than edges. The grades (grading.py's cut-offs: canal AP, dural-sac area, foramen) show
-how often a slice's grade comes out as its truth's, and how the others were graded. --json also writes every slice's
-record (its index in the set, contrast, pixel size, Dice, true and found measurements and grades), for looking at
-failures.
+hard to see); by the native pixel size (all contrasts and T2 family); and by the true AP (all contrasts, with how
+many of the canals off by more than 1 mm overestimate). It also measures the true area-fraction masks on the very
+crop network 2 was given, the same way (measurements, and canal Dice after the same mapping to the native grid):
+what that crop's resolution allows, so the rest of the error is the network's. The canal Dice's median and the
+slices below 0.8 (gross failures) show how much of the mean's shortfall is a few wrong finds rather than edges. The
+grades (grading.py's cut-offs: canal AP, dural-sac area, foramen) show how often a slice's grade comes out as its
+truth's, and how the others were graded. --json also writes every slice's record (its index in the set, contrast,
+pixel size, Dice, true and found measurements and grades), for looking at failures.
 
 With --stacks N it also measures N synthetic multi-level T2 stacks (pedicle, disc and mid-body slices of L3-S1, as in
 the demo) end to end, with the stack step and slice by slice, and prints the canal AP error of each and on how many

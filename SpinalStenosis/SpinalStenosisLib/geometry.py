@@ -44,6 +44,11 @@ class PlaneGrid:
         shape = np.shape(points_ras)[:-1]
         return solution[0].reshape(shape), solution[1].reshape(shape)
 
+    @property
+    def centre_ras(self) -> np.ndarray:
+        """The grid's centre (between the middle pixels when a side is even)."""
+        return self.to_ras((self.shape[0] - 1) / 2, (self.shape[1] - 1) / 2)
+
     def centroid_ras(self, mask: np.ndarray) -> np.ndarray:
         """The centroid of a mask's nonzero pixels (pixel → RAS is affine: the mean pixel maps to it)."""
         return self.to_ras(*np.mean(np.nonzero(mask), axis=1))
@@ -216,9 +221,7 @@ class AxialLayout:
 
     def slice_position_mm(self, slice_index: int) -> float:
         """Superior (S) coordinate of the slice centre."""
-        grid = self.slice_grid(slice_index)
-        centre = grid.to_ras((grid.shape[0] - 1) / 2.0, (grid.shape[1] - 1) / 2.0)
-        return float(centre[2])
+        return float(self.slice_grid(slice_index).centre_ras[2])
 
 
 def _numpy_index_to_ras(geometry: VolumeGeometry) -> np.ndarray:

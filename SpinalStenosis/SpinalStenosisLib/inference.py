@@ -180,7 +180,7 @@ def _field_of_view_crop(grid: PlaneGrid) -> PlaneGrid:
 
 def _widened(crop: PlaneGrid, native: PlaneGrid, factor: float = 1.5) -> PlaneGrid:
     """The same crop with its side times factor (at most MAX_CROP_MM)."""
-    return _crop_at(native, _centre(crop), min(field_of_view_side_mm(crop) * factor, MAX_CROP_MM))
+    return _crop_at(native, crop.centre_ras, min(field_of_view_side_mm(crop) * factor, MAX_CROP_MM))
 
 
 def _tiles(crop: PlaneGrid, native: PlaneGrid) -> list[PlaneGrid]:
@@ -205,11 +205,7 @@ def _crop_at(native: PlaneGrid, centre_ras: np.ndarray, side_mm: float) -> Plane
 def _differs(crop: PlaneGrid, other: PlaneGrid) -> bool:
     """More than 3 mm apart or more than 12 % different in size."""
     ratio = crop.pixel_size_mm[0] / other.pixel_size_mm[0]
-    return bool(np.linalg.norm(_centre(crop) - _centre(other)) > 3.0 or not 0.89 < ratio < 1.12)
-
-
-def _centre(grid: PlaneGrid) -> np.ndarray:
-    return grid.to_ras((grid.shape[0] - 1) / 2, (grid.shape[1] - 1) / 2)
+    return bool(np.linalg.norm(crop.centre_ras - other.centre_ras) > 3.0 or not 0.89 < ratio < 1.12)
 
 
 def native_labels(masks: dict[str, np.ndarray], crop: PlaneGrid, native: PlaneGrid) -> np.ndarray:

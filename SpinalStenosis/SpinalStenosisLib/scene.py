@@ -328,7 +328,7 @@ class StenosisScene:
             point_world = np.mean([ruler.GetNthControlPointPositionWorld(i) for i in range(2)], axis=0)
         else:
             grid = stack_layout(geometry_of(volume_node)).slice_grid(slice_index)
-            point_world = _to_world(volume_node, grid.to_ras((grid.shape[0] - 1) / 2, (grid.shape[1] - 1) / 2))
+            point_world = _to_world(volume_node, grid.centre_ras)
         views = self.scene.GetNodesByClass("vtkMRMLSliceNode")
         for n in range(views.GetNumberOfItems()):
             views.GetItemAsObject(n).JumpSliceByCentering(*[float(v) for v in point_world])
