@@ -178,8 +178,13 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         slicer.util.setSliceViewerLayers(background=self._parameterNode.inputVolume, fit=True)
         self.logic.showNarrowest(self._parameterNode)
         self.ui.progressBar.value = 100
-        self.ui.statusLabel.text = _("Done: the views show the narrowest canal. Click a row to see its slice; edit a "
-                                     "segment, then Re-measure.")
+        status = _("Done: the views show the narrowest canal. Click a row to see its slice; edit a segment, then "
+                   "Re-measure.")
+        toCheck = self.logic.slicesToCheck(self._parameterNode)
+        if toCheck:
+            status += " " + _("Check the canal on slice(s) {slices}: the network was unsure of it.").format(
+                slices=", ".join(str(s) for s in toCheck))
+        self.ui.statusLabel.text = status
 
     def onTableSelectionChanged(self) -> None:
         """The views go to the slice of the clicked row (the view may be sorted: map to the table's row)."""
@@ -328,6 +333,10 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         row = scene.narrowest_row(outputs.table)
         return None if row is None else scene.show_row(parameterNode.inputVolume, outputs, row)
 
+    def slicesToCheck(self, parameterNode) -> list:
+        """The slices whose canal the network was unsure of (the table's check_canal)."""
+        return self.stenosisScene(parameterNode.region).slices_to_check(self._outputs(parameterNode).table)
+
     def stopWatchingRulers(self) -> None:
         """Rulers moved by hand no longer update the table (the module is closing or reloading)."""
         if self._scene is not None:
@@ -369,6 +378,7 @@ class SpinalStenosisTest(ScriptedLoadableModuleTest):
             self.assertTrue(all(os.path.exists(p) for p in paths.values()))
         self.assertTrue(np.isfinite(outputs.table.GetTable().GetColumnByName("canal_ap_mm").GetValue(1)))
         self.assertIsNotNone(logic.showNarrowest(parameterNode))
+        self.assertIsInstance(logic.slicesToCheck(parameterNode), list)
         parameterNode.region = "cervical"
         self.assertTrue(logic.followRegion(parameterNode))
         self.assertEqual(outputs.table.GetAttribute("SpinalStenosis.region"), "cervical")

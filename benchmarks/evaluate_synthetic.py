@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/evaluate_synthetic.py [--count 300] [--stacks 40] [--json out.json]
                                                       [--compare MODELS_FOLDER] [--noise-scale 0.1]
+                                                      [--validation]
 
 Each case is a native-resolution synthetic slice; truth comes from 0.08 mm label maps. Prints, for all contrasts and
 for the T2 family the product is meant for (T2, T2*, fat-suppressed T2): Dice per class (native grid, over the
@@ -17,8 +18,10 @@ crop network 2 was given, the same way (measurements, and canal Dice after the s
 what that crop's resolution allows, so the rest of the error is the network's. The canal Dice's median and the
 slices below 0.8 (gross failures) show how much of the mean's shortfall is a few wrong finds rather than edges. The
 grades (grading.py's cut-offs: canal AP, dural-sac area, foramen) show how often a slice's grade comes out as its
-truth's, and how the others were graded. --json also writes every slice's record (its index in the set, contrast,
-pixel size, Dice, true and found measurements and grades), for looking at failures.
+truth's, and how the others were graded. The canal check flag (check_canal: network 2's confidence in the canal
+below measurement.CANAL_CHECK_BELOW): on how many slices it is raised, the canal AP within 1 mm on the flagged slices
+and on the others, and how many gross failures it flags. --json also writes every slice's record (its index in the
+set, contrast, pixel size, Dice, true and found measurements and grades, canal confidence), for looking at failures.
 
 With --stacks N it also measures N synthetic multi-level T2 stacks (pedicle, disc and mid-body slices of L3-S1, as in
 the demo) end to end, with the stack step and slice by slice, and prints the canal AP error of each and on how many
@@ -28,6 +31,10 @@ With --compare it also runs the networks of another models folder (e.g. a fine-t
 package-models`) on the same slices and prints, for each outcome, both models' shares, on how many slices (or
 foramina) the candidate is better and worse, and the exact McNemar p-value of that split: whether a difference is
 more than the luck of which slices were drawn.
+
+With --validation the slices are drawn from the validation seed instead (training.VALIDATION_SEED, never trained on
+either, and not the held-out set): where a cut-off such as measurement.CANAL_CHECK_BELOW is chosen, so that the
+held-out set stays untouched.
 
 With --noise-scale S the held-out slices are the same (anatomy, contrast, texture, blur, artefacts) with their noise
 level multiplied by S: whether the noise is what limits the networks (the multi-level stacks keep theirs).
@@ -48,11 +55,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, grade  # noqa: E402
 from SpinalStenosisLib.inference import CHANNELS, load_segmenter, native_labels  # noqa: E402
-from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS, measure_slice  # noqa: E402
+from SpinalStenosisLib.measurement import CANAL_CHECK_BELOW, MEASUREMENT_COLUMNS, measure_slice  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.synth.anatomy import T  # noqa: E402
 from SpinalStenosisLib.synth.dataset import SyntheticSlice, synthetic_slice, synthetic_stack  # noqa: E402
 from SpinalStenosisLib.synth.sampler import fractions  # noqa: E402
+from SpinalStenosisLib.training import VALIDATION_SEED  # noqa: E402
 from SpinalStenosisLib.volume_io import axial_from_array  # noqa: E402
 
 HELD_OUT_SEED = 9_000_000  # training seeds are (run seed, step); the validation seed is 2_000_000
@@ -107,23 +115,26 @@ def add_noise_scale_option(parser: argparse.ArgumentParser) -> None:
                         help="the same held-out slices with their noise level multiplied by this (e.g. 0.1)")
 
 
-def held_out_slice(n: int, noise_scale: float = 1.0) -> SyntheticSlice:
-    """Held-out slice n (its region is case.scene.anatomy.region); noise_scale < 1: the same slice with less noise."""
+def held_out_slice(n: int, noise_scale: float = 1.0, seed: int = HELD_OUT_SEED) -> SyntheticSlice:
+    """Held-out slice n (its region is case.scene.anatomy.region); noise_scale < 1: the same slice with less noise;
+    seed VALIDATION_SEED: validation slice n instead."""
     region = "cervical" if n % CERVICAL_EVERY == 0 else "lumbar"
-    return synthetic_slice(np.random.default_rng([HELD_OUT_SEED, n]), region, noise_scale=noise_scale)
+    return synthetic_slice(np.random.default_rng([seed, n]), region, noise_scale=noise_scale)
 
 
-def evaluate_case(segmenter, n: int, noise_scale: float = 1.0) -> dict:
-    case = held_out_slice(n, noise_scale)
+def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_OUT_SEED) -> dict:
+    case = held_out_slice(n, noise_scale, seed)
     region = case.scene.anatomy.region
     [result] = segmenter.segment([case.image], [case.grid])
-    predicted, truth = measure_slice(result.masks, result.grid).values, case.truth
+    found = measure_slice(result.masks, result.grid)
+    predicted, truth = found.values, case.truth
     record = {"slice": n, "region": region, "contrast": case.scene.contrast,
               "fat_to_csf": fat_to_csf(case.image, case.tissues),
               "pixel_mm": min(case.grid.pixel_size_mm),
               "dice": {name: dice(result.native_labels == value, case.labels == value)
                        for value, name in CLASSES.items()},
-              "errors": {key: [] for key in ERROR_KEYS}, "absent": [], "present_found": []}
+              "errors": {key: [] for key in ERROR_KEYS}, "absent": [], "present_found": [],
+              "canal_confidence": found.canal_confidence, "check_canal": found.check_canal == "yes"}
     for key in ("canal_ap_mm", "canal_transverse_mm"):
         if not math.isnan(truth[key]):
             record["errors"][key].append(error(predicted[key], truth[key]))
@@ -224,9 +235,9 @@ def canal_ap_within(errors: list[float]) -> dict:
     return {"n": len(errors), "within_1mm": shares["1"], "within_2mm": shares["2"]}
 
 
-def held_out_records(segmenter, count: int, noise_scale: float = 1.0) -> list[dict]:
+def held_out_records(segmenter, count: int, noise_scale: float = 1.0, seed: int = HELD_OUT_SEED) -> list[dict]:
     """One record per held-out slice (see evaluate_case)."""
-    return [evaluate_case(segmenter, n, noise_scale) for n in range(count)]
+    return [evaluate_case(segmenter, n, noise_scale, seed) for n in range(count)]
 
 
 def in_group(records: list[dict], group: str) -> list[dict]:
@@ -250,6 +261,21 @@ def foramen_by_contrast(records: list[dict]) -> dict:
     return result
 
 
+def canal_check(records: list[dict]) -> dict:
+    """The slices whose canal is flagged for a check: how many, their canal AP within 1 mm and the others', and how
+    many of the gross failures (canal Dice below 0.8) they hold."""
+    flagged = [r for r in records if r["check_canal"]]
+    others = [r for r in records if not r["check_canal"]]
+
+    def within_1mm(group: list[dict]) -> float:
+        return canal_ap_within([e for r in group for e in r["errors"]["canal_ap_mm"]])["within_1mm"]
+
+    gross = [r for r in records if r["dice"]["canal"] < 0.8]
+    return {"below": CANAL_CHECK_BELOW, "n": len(records), "flagged": len(flagged),
+            "flagged_canal_ap_within_1mm": within_1mm(flagged), "others_canal_ap_within_1mm": within_1mm(others),
+            "gross_failures": len(gross), "gross_failures_flagged": sum(r["check_canal"] for r in gross)}
+
+
 def targets(records: list[dict]) -> dict:
     """Each of issue 5's targets on these slices: its value, whether it is met, and a 95 % bootstrap interval over
     slices (resampling slices, so a slice's two foramina stay together): how far the luck of which slices were drawn
@@ -266,7 +292,7 @@ def targets(records: list[dict]) -> dict:
     return result
 
 
-def evaluate(records: list[dict]) -> dict:
+def evaluate(records: list[dict], seed: int = HELD_OUT_SEED) -> dict:
     groups = {name: in_group(records, name) for name in GROUPS}
     canal_ap = {key: canal_ap_within([e for r in records if key in (r["contrast"], r["region"])
                                       for e in r["errors"]["canal_ap_mm"]])
@@ -276,8 +302,9 @@ def evaluate(records: list[dict]) -> dict:
                 for band, within in canal_ap_in_bands(group, lambda r: r["pixel_mm"], PIXEL_MM_BANDS).items()}
     off_signed = [r["canal_ap_signed_mm"] for r in records
                   if "canal_ap_signed_mm" in r and abs(r["canal_ap_signed_mm"]) > 1]
-    return {"cases": len(records), "seed": HELD_OUT_SEED, **{name: summarise(group) for name, group in groups.items()},
+    return {"cases": len(records), "seed": seed, **{name: summarise(group) for name, group in groups.items()},
             "targets": {name: targets(group) for name, group in groups.items()},
+            "canal_check": {name: canal_check(group) for name, group in groups.items()},
             "canal_ap_by_contrast_and_region": canal_ap, "foramen_by_contrast": foramen_by_contrast(records),
             "t2_family_canal_ap_by_fat_to_csf": by_fat,
             "canal_ap_by_native_pixel_mm": by_pixel,
@@ -361,7 +388,8 @@ def print_stacks(stacks: dict) -> None:
 
 def print_table(summary: dict) -> None:
     noise = f", noise level x {summary['noise_scale']}" if summary["noise_scale"] != 1.0 else ""
-    print(f"Synthetic held-out set: {summary['cases']} slices (seed {summary['seed']}, 1 in 4 cervical{noise})")
+    kind = "validation" if summary["seed"] == VALIDATION_SEED else "held-out"
+    print(f"Synthetic {kind} set: {summary['cases']} slices (seed {summary['seed']}, 1 in 4 cervical{noise})")
     for name in GROUPS:
         s = summary[name]
         print(f"\n== {name} ({s['cases']} slices)")
@@ -401,6 +429,11 @@ def print_table(summary: dict) -> None:
     print("canal AP by the true AP (mm): " + _canal_ap_line(summary["canal_ap_by_true_ap_mm"])
           + f"; of the {off['n']} canals found but off by more than 1 mm, {off['overestimated']} overestimate")
     print("canal AP by the true dural-sac area (mm²): " + _canal_ap_line(summary["canal_ap_by_true_area_mm2"]))
+    print("check_canal (canal confidence below {:.2f}), all / T2 family: ".format(CANAL_CHECK_BELOW) + "; ".join(
+        f"{name}: flagged on {c['flagged']} of {c['n']} slices, canal AP within 1 mm there "
+        f"{c['flagged_canal_ap_within_1mm']:.0%} and on the others {c['others_canal_ap_within_1mm']:.0%}; "
+        f"{c['gross_failures_flagged']} of the {c['gross_failures']} gross failures flagged"
+        for name, c in summary["canal_check"].items()))
 
 
 def _grade_line(agreement: dict) -> str:
@@ -428,16 +461,19 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, metavar="MODELS_FOLDER",
                         help="also run the networks of this models folder (see package-models) on the same slices "
                              "and compare them slice by slice with the shipped ones")
+    parser.add_argument("--validation", action="store_true",
+                        help="the validation slices (training.VALIDATION_SEED) instead of the held-out set")
     add_noise_scale_option(parser)
     args = parser.parse_args()
+    seed = VALIDATION_SEED if args.validation else HELD_OUT_SEED
     segmenter = load_segmenter(threads=2)
-    records = held_out_records(segmenter, args.count, args.noise_scale)
-    summary = {**evaluate(records), "noise_scale": args.noise_scale}
+    records = held_out_records(segmenter, args.count, args.noise_scale, seed)
+    summary = {**evaluate(records, seed), "noise_scale": args.noise_scale}
     print_table(summary)
     if args.compare:
         candidate = load_segmenter(threads=2, folder=args.compare)
-        candidate_records = held_out_records(candidate, args.count, args.noise_scale)
-        summary["compare"] = {"models": str(args.compare), "candidate": evaluate(candidate_records),
+        candidate_records = held_out_records(candidate, args.count, args.noise_scale, seed)
+        summary["compare"] = {"models": str(args.compare), "candidate": evaluate(candidate_records, seed),
                               "paired": paired_comparison(records, candidate_records)}
         print_comparison(summary["compare"]["paired"], models_name(segmenter), models_name(candidate))
     if args.stacks:

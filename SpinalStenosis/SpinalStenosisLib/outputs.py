@@ -16,7 +16,7 @@ from .grading import GRADE_COLUMNS, grade
 from .markups_json import line_markup, markups_document, ruler_name
 from .measurement import MEASUREMENT_COLUMNS, SliceMeasurement
 
-CSV_COLUMNS = ("slice_index", "z_mm", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS)
+CSV_COLUMNS = ("slice_index", "z_mm", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS, "canal_confidence", "check_canal")
 OUTPUT_FILES = ("segmentation.nii.gz", "measurements.csv", "measurements.json", "rulers.mrk.json", "report.png")
 
 
@@ -75,8 +75,8 @@ def rows(measurements: list[SliceMeasurement], region: str) -> list[dict]:
     """One dict per slice with the CSV columns (NaN stays NaN, grades as text)."""
     table = []
     for m in measurements:
-        row = {"slice_index": m.slice_index, "z_mm": round(m.z_mm, 3), **m.values, **grade(m.values, region)}
-        table.append(row)
+        table.append({"slice_index": m.slice_index, "z_mm": round(m.z_mm, 3), **m.values, **grade(m.values, region),
+                      "canal_confidence": m.canal_confidence, "check_canal": m.check_canal})
     return table
 
 

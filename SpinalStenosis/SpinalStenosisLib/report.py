@@ -43,8 +43,9 @@ def _caption(m: SliceMeasurement, region: str) -> str:
     def fmt(value: float, unit: str, label: str) -> str:
         return "absent" if math.isnan(value) else f"{value:.1f} {unit}" + (f" ({label})" if label else "")
 
+    check = f"  CHECK (confidence {m.canal_confidence:.2f})" if m.check_canal else ""
     return "\n".join([
-        f"slice {m.slice_index}  z={m.z_mm:.1f} mm",
+        f"slice {m.slice_index}  z={m.z_mm:.1f} mm{check}",
         f"AP {fmt(m.values['canal_ap_mm'], 'mm', grades['canal_ap_grade'])}",
         f"area {fmt(m.values['canal_area_mm2'], 'mm²', grades['canal_area_grade'])}",
         f"transverse {fmt(m.values['canal_transverse_mm'], 'mm', '')}",

@@ -191,21 +191,23 @@ class StenosisScene:
             vtk_table.RemoveColumn(0)
         for column in TABLE_COLUMNS:
             array = (vtkIntArray() if column == "slice_index" else vtkDoubleArray()
-                     if column in ("z_mm", *MEASUREMENT_COLUMNS) else vtkStringArray())
+                     if column in ("z_mm", *MEASUREMENT_COLUMNS, "canal_confidence") else vtkStringArray())
             array.SetName(column)
             array.SetNumberOfValues(len(measurements))
             vtk_table.AddColumn(array)
         for row, m in enumerate(measurements):
-            self._write_row(table, row, m.slice_index, m.z_mm, m.values)
+            self._write_row(table, row, m)
         self.regrade(table)
 
-    def _write_row(self, table, row: int, slice_index: int, z_mm: float, values: dict[str, float]) -> None:
-        """A row's measurements; regrade then grades them."""
+    def _write_row(self, table, row: int, m: SliceMeasurement) -> None:
+        """A slice's measurements and canal confidence; regrade then grades them."""
         vtk_table = table.GetTable()
-        vtk_table.GetColumnByName("slice_index").SetValue(row, slice_index)
-        vtk_table.GetColumnByName("z_mm").SetValue(row, z_mm)
+        vtk_table.GetColumnByName("slice_index").SetValue(row, m.slice_index)
+        vtk_table.GetColumnByName("z_mm").SetValue(row, m.z_mm)
         for column in MEASUREMENT_COLUMNS:
-            vtk_table.GetColumnByName(column).SetValue(row, values[column])
+            vtk_table.GetColumnByName(column).SetValue(row, m.values[column])
+        vtk_table.GetColumnByName("canal_confidence").SetValue(row, m.canal_confidence)
+        vtk_table.GetColumnByName("check_canal").SetValue(row, m.check_canal)
 
     def regrade(self, table) -> None:
         """Grade every row with the cut-offs of self.region (recorded as the table's SpinalStenosis.region) and flag
@@ -305,12 +307,9 @@ class StenosisScene:
     def _ruler_moved(self, node, outputs: SceneOutputs) -> None:
         if node.GetNumberOfControlPoints() != 2:
             return
-        slice_index = int(node.GetAttribute(ATTRIBUTE + "sliceIndex"))
-        row = self._row_of(outputs.table, slice_index)
-        values = self.row_values(outputs.table, row)
-        values[node.GetAttribute(ATTRIBUTE + "measurement")] = node.GetLineLengthWorld()
-        z_mm = outputs.table.GetTable().GetColumnByName("z_mm").GetValue(row)
-        self._write_row(outputs.table, row, slice_index, z_mm, values)
+        row = self._row_of(outputs.table, int(node.GetAttribute(ATTRIBUTE + "sliceIndex")))
+        column = outputs.table.GetTable().GetColumnByName(node.GetAttribute(ATTRIBUTE + "measurement"))
+        column.SetValue(row, node.GetLineLengthWorld())
         self.regrade(outputs.table)
 
     # ---- navigation -----------------------------------------------------------------------------------------
@@ -318,6 +317,12 @@ class StenosisScene:
         """The table row flagged as the narrowest canal; None when no canal was measured."""
         flags = table.GetTable().GetColumnByName("narrowest_canal")
         return next((row for row in range(table.GetTable().GetNumberOfRows()) if flags.GetValue(row) == "yes"), None)
+
+    def slices_to_check(self, table) -> list[int]:
+        """The slices whose canal is flagged check_canal (the network was unsure of it)."""
+        vtk_table = table.GetTable()
+        flags, slices = vtk_table.GetColumnByName("check_canal"), vtk_table.GetColumnByName("slice_index")
+        return [int(slices.GetValue(row)) for row in range(vtk_table.GetNumberOfRows()) if flags.GetValue(row) == "yes"]
 
     def show_row(self, volume_node, outputs: SceneOutputs, row: int) -> np.ndarray:
         """Centre every slice view on a table row's slice: on the middle of its canal AP ruler, or of the slice
@@ -387,7 +392,7 @@ class StenosisScene:
         for s in changed:
             m = measure_slice(masks_from_labels(stack[s]), volume.layout.slice_grid(s), s,
                               volume.layout.slice_position_mm(s))
-            self._write_row(outputs.table, self._row_of(outputs.table, s), s, m.z_mm, m.values)
+            self._write_row(outputs.table, self._row_of(outputs.table, s), m)
             measurements.append(m)
         outputs.rulers = self._sync_rulers(volume_node, measurements, outputs.rulers)
         self.regrade(outputs.table)

@@ -32,9 +32,13 @@ def phantom_arrays(n_slices: int = 3, size: int = 96, pixel_mm: float = 0.8):
 
 
 class ThresholdSegmenter:
-    """Deterministic stand-in for the networks: the phantom's canal is bright, its foramina mid-grey."""
+    """Deterministic stand-in for the networks: the phantom's canal is bright, its foramina mid-grey; it gives the
+    canal canal_probability."""
 
     provenance = {"models": {"test": {"version": "0", "sha256": "none"}}, "device": "cpu"}
+
+    def __init__(self, canal_probability: float = 1.0):
+        self.canal_probability = canal_probability
 
     def segment(self, images, grids):
         from SpinalStenosisLib.pipeline import SliceSegmentation
@@ -47,7 +51,7 @@ class ThresholdSegmenter:
             half = image.shape[1] // 2
             labels[:, half:][foramen[:, half:]] = 2  # columns run patient right → left
             labels[:, :half][foramen[:, :half]] = 3
-            masks = {"canal": (labels == 1) * 1.0, "left_foramen": (labels == 2) * 1.0,
+            masks = {"canal": (labels == 1) * self.canal_probability, "left_foramen": (labels == 2) * 1.0,
                      "right_foramen": (labels == 3) * 1.0}
             rows, columns = np.nonzero(labels)
             box = (int(rows.min()), int(columns.min()), int(rows.max()) + 1, int(columns.max()) + 1)

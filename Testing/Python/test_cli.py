@@ -39,6 +39,7 @@ def test_measure_with_masks_writes_the_contract(phantom_files, tmp_path, capsys)
         assert abs(float(row["right_foramen_width_mm"]) - 4.0) <= 1.0
         assert row["canal_ap_grade"] == ("normal" if float(row["canal_ap_mm"]) >= 12.0 else "relative stenosis")
         assert row["left_foramen_grade"] == ("stenosis" if float(row["left_foramen_width_mm"]) < 3.0 else "normal")
+        assert (float(row["canal_confidence"]), row["check_canal"]) == (1.0, "")  # the user's masks are not doubted
     document = json.loads((out / "measurements.json").read_text(encoding="utf-8"))
     assert document["version"] and document["slices"][1]["rulers"]["canal_ap_mm"]["name"] == "Canal AP slice 1"
     ruler = document["slices"][1]["rulers"]["canal_ap_mm"]

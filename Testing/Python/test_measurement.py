@@ -152,6 +152,20 @@ def test_rulers_have_the_reported_length():
         assert ruler.length_mm == pytest.approx(m.values[name], abs=1e-9)
 
 
+def test_canal_confidence_is_the_mean_probability_over_the_measured_canal_and_flags_an_unsure_one():
+    grid = GRIDS["axial"]
+    sac, stray = rasterise(ellipse(0.0, 0.0, 8.0, 6.0), grid), rasterise(ellipse(25.0, 20.0, 2.0, 2.0), grid)
+    sure = measure_slice({"canal": 0.99 * sac + 0.3 * (rasterise(ellipse(0.0, 0.0, 9.0, 7.0), grid) - sac)}, grid)
+    assert sure.canal_confidence == pytest.approx(0.99)  # its rim under 0.5 is not measured, nor counted
+    assert sure.check_canal == ""
+    unsure = measure_slice({"canal": 0.9 * sac + 0.6 * stray}, grid)
+    assert unsure.canal_confidence == pytest.approx(0.9)  # the largest region only
+    assert unsure.check_canal == "yes"
+    assert measure_slice({"canal": sac}, grid).canal_confidence == 1.0  # drawn or edited by hand
+    nothing = measure_slice({"canal": np.zeros(grid.shape)}, grid)
+    assert math.isnan(nothing.canal_confidence) and nothing.check_canal == ""
+
+
 def test_largest_component_is_measured():
     grid = GRIDS["axial"]
     canal = rasterise(ellipse(0.0, 0.0, 8.0, 6.0), grid) + rasterise(ellipse(25.0, 20.0, 2.0, 2.0), grid)

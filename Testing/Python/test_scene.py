@@ -31,9 +31,9 @@ def volume(context):
     return add_volume(context.scene, image, oblique_anisotropic(geometry).ijk_to_ras, "patient T2")
 
 
-def measure(context, volume):
+def measure(context, volume, segmenter=None):
     logic = StenosisScene(context.scene, context.segmentations_logic)
-    return logic, measure_volume_node(logic, volume, ThresholdSegmenter())
+    return logic, measure_volume_node(logic, volume, segmenter or ThresholdSegmenter())
 
 
 def count(scene, class_name):
@@ -195,6 +195,26 @@ def test_remeasure_changes_exactly_the_edited_rows(context, volume):
     assert (1, "left_foramen_width_mm") not in outputs.rulers
     assert outputs.rulers[(1, "canal_ap_mm")].GetLineLengthWorld() == pytest.approx(rows_after[1]["canal_ap_mm"])
     assert logic.remeasure(volume, outputs) == []
+
+
+def test_an_unsure_canal_is_flagged_for_a_check_until_the_user_edits_it(context, volume, tmp_path):
+    logic, outputs = measure(context, volume, ThresholdSegmenter(canal_probability=0.9))
+    table = outputs.table.GetTable()
+
+    def column(name):
+        return [table.GetColumnByName(name).GetValue(r) for r in range(3)]
+
+    assert column("canal_confidence") == pytest.approx([0.9] * 3)
+    assert column("check_canal") == ["yes"] * 3 and logic.slices_to_check(outputs.table) == [0, 1, 2]
+    labels = logic.labels_of(outputs.segmentation, volume)
+    labels[1][labels[1] == 2] = 0  # the user looks at slice 1 and corrects it
+    logic._write_segments(outputs.segmentation, volume, labels)
+    assert logic.remeasure(volume, outputs) == [1]
+    assert column("canal_confidence") == pytest.approx([0.9, 1.0, 0.9])
+    assert column("check_canal") == ["yes", "", "yes"] and logic.slices_to_check(outputs.table) == [0, 2]
+    with open(logic.export(outputs, tmp_path, "patient")["table"], newline="") as handle:
+        exported = list(csv.DictReader(handle))
+    assert [row["check_canal"] for row in exported] == ["yes", "", "yes"]
 
 
 def test_show_row_centres_the_slice_views_on_its_canal_or_on_its_slice(context, volume):
