@@ -232,11 +232,14 @@ class StenosisScene:
         return True
 
     def _flag_narrowest(self, table) -> None:
+        """The narrowest canal AP among the slices not flagged check_canal (a doubted find, often a speck on a slice of
+        noise, is no place to send the views); among all, if every one is flagged."""
         vtk_table = table.GetTable()
-        ap = vtk_table.GetColumnByName("canal_ap_mm")
+        ap, check = vtk_table.GetColumnByName("canal_ap_mm"), vtk_table.GetColumnByName("check_canal")
         values = [ap.GetValue(r) for r in range(vtk_table.GetNumberOfRows())]
         measured = [r for r, v in enumerate(values) if not math.isnan(v)]
-        narrowest = min(measured, key=lambda r: values[r]) if measured else None
+        trusted = [r for r in measured if check.GetValue(r) != "yes"] or measured
+        narrowest = min(trusted, key=lambda r: values[r]) if trusted else None
         flags = vtk_table.GetColumnByName("narrowest_canal")
         for r in range(vtk_table.GetNumberOfRows()):
             flags.SetValue(r, "yes" if r == narrowest else "")

@@ -89,6 +89,18 @@ def test_several_inputs_are_measured_into_a_folder_each_with_the_networks_loaded
     assert printed.out.count("wrote ") == 2
 
 
+def test_the_slices_whose_canal_the_network_doubts_are_named(phantom_files, tmp_path, capsys, monkeypatch):
+    from SpinalStenosisLib import inference
+
+    image, _ = phantom_files
+    monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: ThresholdSegmenter(canal_probability=0.9))
+    assert cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "unsure")]) == 0
+    assert "check the canal on slice(s) 0, 1, 2: the network was unsure of it" in capsys.readouterr().out
+    monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: ThresholdSegmenter())
+    assert cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "sure")]) == 0
+    assert "check the canal" not in capsys.readouterr().out
+
+
 def test_several_inputs_need_distinct_names_and_take_no_masks_or_scene(phantom_files, tmp_path, capsys):
     image, labels = phantom_files
     twin = tmp_path / "phantom.nrrd"

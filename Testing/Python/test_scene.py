@@ -206,12 +206,16 @@ def test_an_unsure_canal_is_flagged_for_a_check_until_the_user_edits_it(context,
 
     assert column("canal_confidence") == pytest.approx([0.9] * 3)
     assert column("check_canal") == ["yes"] * 3 and logic.slices_to_check(outputs.table) == [0, 1, 2]
+    assert logic.narrowest_row(outputs.table) == int(np.argmin(column("canal_ap_mm")))  # all doubted: the narrowest
     labels = logic.labels_of(outputs.segmentation, volume)
-    labels[1][labels[1] == 2] = 0  # the user looks at slice 1 and corrects it
+    rows, columns = np.nonzero(labels[1] == 1)  # the user looks at slice 1 and draws its canal 3 rows deeper
+    labels[1][rows.min() - 3:rows.min(), columns.min():columns.max() + 1] = 1
     logic._write_segments(outputs.segmentation, volume, labels)
     assert logic.remeasure(volume, outputs) == [1]
     assert column("canal_confidence") == pytest.approx([0.9, 1.0, 0.9])
     assert column("check_canal") == ["yes", "", "yes"] and logic.slices_to_check(outputs.table) == [0, 2]
+    aps = column("canal_ap_mm")
+    assert aps[1] > max(aps[0], aps[2]) and logic.narrowest_row(outputs.table) == 1  # the narrowest trusted canal
     with open(logic.export(outputs, tmp_path, "patient")["table"], newline="") as handle:
         exported = list(csv.DictReader(handle))
     assert [row["check_canal"] for row in exported] == ["yes", "", "yes"]
