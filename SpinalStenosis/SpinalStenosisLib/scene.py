@@ -34,6 +34,22 @@ SEGMENTS = (  # label value, segment id, name, colour, local type code
     (3, "RightNeuralForamen", "Right neural foramen", (0.3, 1.0, 0.4), "NEURAL_FORAMEN", "SCT^24028007^Right"),
 )
 TABLE_COLUMNS = (*CSV_COLUMNS, "narrowest_canal")
+COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
+    "slice_index": ("Slice", "", "Index of the slice along the volume's axial axis"),
+    "z_mm": ("z (mm)", "mm", "Position of the slice along the stack"),
+    "canal_ap_mm": ("Canal AP (mm)", "mm", "Antero-posterior diameter of the thecal sac through its centroid"),
+    "canal_transverse_mm": ("Canal transverse (mm)", "mm", "Left-right diameter of the sac through its centroid"),
+    "canal_area_mm2": ("Dural-sac area (mm²)", "mm2", "Cross-sectional area of the thecal sac"),
+    "left_foramen_width_mm": ("Left foramen (mm)", "mm", "Narrowest gap of the left neural foramen"),
+    "right_foramen_width_mm": ("Right foramen (mm)", "mm", "Narrowest gap of the right neural foramen"),
+    "canal_ap_grade": ("Canal AP grade", "", "Canal AP against the region's cut-offs"),
+    "canal_area_grade": ("Area grade", "", "Dural-sac area against the cut-offs"),
+    "left_foramen_grade": ("Left foramen grade", "", "Left foramen width against the cut-off"),
+    "right_foramen_grade": ("Right foramen grade", "", "Right foramen width against the cut-off"),
+    "canal_confidence": ("Canal confidence", "", "The network's mean probability over the canal; 1 once edited"),
+    "check_canal": ("Check canal", "", "yes: the network was unsure of the canal; look before trusting the numbers"),
+    "narrowest_canal": ("Narrowest", "", "The narrowest canal AP among the slices not flagged for a check"),
+}
 
 
 def terminology_entry(type_code: str, modifier: str) -> str:
@@ -195,6 +211,12 @@ class StenosisScene:
             array.SetName(column)
             array.SetNumberOfValues(len(measurements))
             vtk_table.AddColumn(array)
+        for column in TABLE_COLUMNS:
+            header, unit, tooltip = COLUMN_LABELS[column]
+            table.SetColumnTitle(column, header)
+            table.SetColumnUnitLabel(column, unit)
+            table.SetColumnDescription(column, tooltip)
+        table.SetUseColumnTitleAsColumnHeader(True)
         for row, m in enumerate(measurements):
             self._write_row(table, row, m)
         self.regrade(table)

@@ -54,6 +54,9 @@ def test_measure_creates_named_nodes_with_the_input_geometry(context, volume):
     image = slicer.util.arrayFromVolume(volume)
     assert np.array_equal(labels == 1, image > 700)
     assert outputs.table.IsA("vtkMRMLTableNode") and outputs.table.GetTable().GetNumberOfRows() == 3
+    assert outputs.table.GetUseColumnTitleAsColumnHeader()
+    assert outputs.table.GetColumnTitle("canal_area_mm2") == "Dural-sac area (mm²)"
+    assert outputs.table.GetColumnUnitLabel("canal_ap_mm") == "mm" and outputs.table.GetColumnDescription("check_canal")
     assert outputs.region is not None and outputs.region.IsA("vtkMRMLMarkupsROINode")
     assert segmentation.GetAttribute("SpinalStenosis.engineVersion")
     assert json.loads(segmentation.GetAttribute("SpinalStenosis.models"))["test"]["sha256"] == "none"
