@@ -180,10 +180,9 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.progressBar.value = 100
         status = _("Done: the views show the narrowest canal. Click a row to see its slice; edit a segment, then "
                    "Re-measure.")
-        toCheck = self.logic.slicesToCheck(self._parameterNode)
+        toCheck = self.logic.toCheck(self._parameterNode)
         if toCheck:
-            status += " " + _("Check the canal on slice(s) {slices}: the network was unsure of it.").format(
-                slices=", ".join(str(s) for s in toCheck))
+            status += " " + _("Check {what}: the network was unsure of them.").format(what=toCheck)
         self.ui.statusLabel.text = status
 
     def onTableSelectionChanged(self) -> None:
@@ -333,9 +332,11 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         row = scene.narrowest_row(outputs.table)
         return None if row is None else scene.show_row(parameterNode.inputVolume, outputs, row)
 
-    def slicesToCheck(self, parameterNode) -> list:
-        """The slices whose canal the network was unsure of (the table's check_canal)."""
-        return self.stenosisScene(parameterNode.region).slices_to_check(self._outputs(parameterNode).table)
+    def toCheck(self, parameterNode) -> str:
+        """What the network was unsure of, by structure ("the canal on slice 3; ..."; "" for nothing)."""
+        from SpinalStenosisLib.measurement import describe_checks
+
+        return describe_checks(self.stenosisScene(parameterNode.region).to_check(self._outputs(parameterNode).table))
 
     def stopWatchingRulers(self) -> None:
         """Rulers moved by hand no longer update the table (the module is closing or reloading)."""
@@ -378,7 +379,7 @@ class SpinalStenosisTest(ScriptedLoadableModuleTest):
             self.assertTrue(all(os.path.exists(p) for p in paths.values()))
         self.assertTrue(np.isfinite(outputs.table.GetTable().GetColumnByName("canal_ap_mm").GetValue(1)))
         self.assertIsNotNone(logic.showNarrowest(parameterNode))
-        self.assertIsInstance(logic.slicesToCheck(parameterNode), list)
+        self.assertIsInstance(logic.toCheck(parameterNode), str)
         parameterNode.region = "cervical"
         self.assertTrue(logic.followRegion(parameterNode))
         self.assertEqual(outputs.table.GetAttribute("SpinalStenosis.region"), "cervical")

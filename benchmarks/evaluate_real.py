@@ -8,8 +8,9 @@ canal/cord area ratio should lie in [1.5, 5]. Lumbar sets (no labels): a canal f
 (one component, area 50-350 mm², AP 6-20 mm), and each of those with the canal in line with the spine (see
 lumbar_checks); blank slices (one value throughout, e.g. the padding slice of the CHAOS spine crops) show no anatomy
 and are counted apart. Every slice with both foramina: the left one must lie on the patient's left (RAS x smaller
-than the canal's). The canal check flag (check_canal): on how many slices whose canal passes the checks it is raised,
-and on how many whose canal fails them. Writes one overlay PNG per volume to --overlays (outside the repository).
+than the canal's). The check column: on how many slices whose canal passes the checks the canal is to check (network
+2's confidence in it below measurement.CHECK_BELOW), on how many whose canal fails them, and how many of the reported
+foramina are to check. Writes one overlay PNG per volume to --overlays (outside the repository).
 
 With --compare it also runs the networks of another models folder (see `spinal-stenosis package-models`) on the same
 volumes and prints, per outcome, both models' shares, on how many slices the candidate is better and worse, the exact
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 from evaluate_synthetic import models_name, paired_outcome  # noqa: E402
 from SpinalStenosisLib.grading import grade  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
+from SpinalStenosisLib.measurement import doubted  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.report import write_report  # noqa: E402
 from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
@@ -76,7 +78,7 @@ def sides_correct(run) -> tuple[int, int]:
 
 def cervical_checks(run, cord_source: np.ndarray) -> dict:
     cord = run.volume.from_source_grid((cord_source > 0.5).astype(np.uint8))
-    per_slice, check_canal, found = {name: [] for name in CERVICAL_OUTCOMES}, [], []
+    per_slice, canal_to_check, found = {name: [] for name in CERVICAL_OUTCOMES}, [], []
     for s in range(cord.shape[0]):
         cord_pixels = cord[s] > 0
         if cord_pixels.sum() < 5:
@@ -87,13 +89,13 @@ def cervical_checks(run, cord_source: np.ndarray) -> dict:
         per_slice["canal/cord area ratio in 1.5-5"].append(bool(1.5 <= ratio <= 5.0))
         per_slice["cord slice not graded stenosis"].append(
             not grade(run.measurements[s].values, "cervical")["canal_ap_grade"].endswith("stenosis"))
-        check_canal.append(run.measurements[s].check_canal == "yes")
+        canal_to_check.append(doubted(run.measurements[s].confidences["canal_confidence"]))
         found.append(bool(canal.any()))
     outcomes = [per_slice[name] for name in CERVICAL_OUTCOMES]
     passed = np.logical_and.reduce(outcomes) if outcomes[0] else np.zeros(0, bool)
     return {"slices_with_cord": len(outcomes[0]), "canal_contains_cord": sum(outcomes[0]),
             "area_ratio_in_1.5_5": sum(outcomes[1]), "canal_ap_graded_stenosis": len(outcomes[2]) - sum(outcomes[2]),
-            "per_slice": per_slice, "check_canal": _flags(check_canal, passed, np.array(found, bool))}
+            "per_slice": per_slice, "canal_to_check": _flags(canal_to_check, passed, np.array(found, bool))}
 
 
 def lumbar_checks(run) -> dict:
@@ -102,7 +104,7 @@ def lumbar_checks(run) -> dict:
     left-right position barely changes from slice to slice, so a canal found off that line is on another structure
     (a kidney, a vessel, bowel) even when its size is plausible. Blank slices are left out of these counts; how
     many there are, and on how many of them a canal was reported (it should be none), is counted apart."""
-    plausible, centre_x, canal_ap_mm, check_canal, blank, canal_on_blank = [], [], [], [], 0, 0
+    plausible, centre_x, canal_ap_mm, canal_to_check, blank, canal_on_blank = [], [], [], [], 0, 0
     for s, m in enumerate(run.measurements):
         if np.ptp(run.volume.read_slice(s)) == 0:
             blank += 1
@@ -112,7 +114,7 @@ def lumbar_checks(run) -> dict:
         components = ndimage.label(canal)[1]
         centre_x.append(centre_x_ras(run, s, canal) if components else np.nan)
         canal_ap_mm.append(m.values["canal_ap_mm"])
-        check_canal.append(m.check_canal == "yes")
+        canal_to_check.append(doubted(m.confidences["canal_confidence"]))
         plausible.append(components == 1 and 50 <= m.values["canal_area_mm2"] <= 350
                          and 6 <= m.values["canal_ap_mm"] <= 20)
     centre_x, plausible = np.array(centre_x), np.array(plausible)
@@ -124,13 +126,13 @@ def lumbar_checks(run) -> dict:
             "canal_found": int(found.sum()),
             "single_plausible_canal": int(plausible.sum()), "canal_found_in_line": int(in_line.sum()),
             "single_plausible_canal_in_line": int((plausible & in_line).sum()), "per_slice": per_slice,
-            "canal_ap_mm": canal_ap_mm, "check_canal": _flags(check_canal, plausible & in_line, found)}
+            "canal_ap_mm": canal_ap_mm, "canal_to_check": _flags(canal_to_check, plausible & in_line, found)}
 
 
-def _flags(check_canal: list[bool], passed: np.ndarray, found: np.ndarray) -> dict:
-    """On how many of the slices that pass the checks, and of those with a canal that fail them, check_canal is
-    raised."""
-    flagged, passed = np.array(check_canal, bool), np.asarray(passed, bool)
+def _flags(canal_to_check: list[bool], passed: np.ndarray, found: np.ndarray) -> dict:
+    """On how many of the slices that pass the checks, and of those with a canal that fail them, the canal is to
+    check."""
+    flagged, passed = np.array(canal_to_check, bool), np.asarray(passed, bool)
     failed = np.asarray(found, bool) & ~passed
     return {"passed": int(passed.sum()), "passed_flagged": int((flagged & passed).sum()),
             "failed": int(failed.sum()), "failed_flagged": int((flagged & failed).sum())}
@@ -155,7 +157,8 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
     import SimpleITK as sitk
 
     overlays.mkdir(parents=True, exist_ok=True)
-    results = {"cervical": {}, "lumbar": {}, "foramen_sides": {"slices": 0, "correct": 0}}
+    results = {"cervical": {}, "lumbar": {}, "foramen_sides": {"slices": 0, "correct": 0},
+               "foramina_to_check": {region: {"reported": 0, "to_check": 0} for region in ("cervical", "lumbar")}}
 
     def run_volume(path: Path, region: str):
         run = measure_with_segmenter(open_axial(path), segmenter)
@@ -165,6 +168,10 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
         both, correct = sides_correct(run)
         results["foramen_sides"]["slices"] += both
         results["foramen_sides"]["correct"] += correct
+        confidences = [c for m in run.measurements for side in ("left_foramen", "right_foramen")
+                       if not math.isnan(c := m.confidences[f"{side}_confidence"])]
+        results["foramina_to_check"][region]["reported"] += len(confidences)
+        results["foramina_to_check"][region]["to_check"] += sum(doubted(c) for c in confidences)
         return run
 
     for folder, image, cord in CERVICAL:
@@ -198,10 +205,12 @@ def print_results(results: dict) -> None:
     print(f"\nlumbar blank slices left out: {blank}; canal reported on "
           f"{sum(r['canal_on_blank_slice'] for r in results['lumbar'].values())} of them")
     for region, passing in (("cervical", "that pass every cord check"), ("lumbar", "with one plausible canal in line")):
-        flags = {key: sum(r["check_canal"][key] for r in results[region].values())
+        flags = {key: sum(r["canal_to_check"][key] for r in results[region].values())
                  for key in ("passed", "passed_flagged", "failed", "failed_flagged")}
-        print(f"{region}: check_canal raised on {flags['passed_flagged']} of the {flags['passed']} slices {passing}, "
+        print(f"{region}: the canal to check on {flags['passed_flagged']} of the {flags['passed']} slices {passing}, "
               f"on {flags['failed_flagged']} of the {flags['failed']} with a canal that do not")
+    print("reported foramina to check: " + "; ".join(f"{region} {f['to_check']} of {f['reported']}"
+                                                     for region, f in results["foramina_to_check"].items()))
     sides = results["foramen_sides"]
     print(f"slices with canal and both foramina: {sides['slices']}; left foramen on the patient's left: "
           f"{sides['correct'] / max(sides['slices'], 1):.1%}")

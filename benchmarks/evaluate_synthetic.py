@@ -18,10 +18,12 @@ crop network 2 was given, the same way (measurements, and canal Dice after the s
 what that crop's resolution allows, so the rest of the error is the network's. The canal Dice's median and the
 slices below 0.8 (gross failures) show how much of the mean's shortfall is a few wrong finds rather than edges. The
 grades (grading.py's cut-offs: canal AP, dural-sac area, foramen) show how often a slice's grade comes out as its
-truth's, and how the others were graded. The canal check flag (check_canal: network 2's confidence in the canal
-below measurement.CANAL_CHECK_BELOW): on how many slices it is raised, the canal AP within 1 mm on the flagged slices
-and on the others, and how many gross failures it flags. --json also writes every slice's record (its index in the
-set, contrast, pixel size, Dice, true and found measurements and grades, canal confidence), for looking at failures.
+truth's, and how the others were graded. The check column (what network 2 was unsure of: its confidence below
+measurement.CHECK_BELOW): on how many slices the canal is to check, the canal AP within 1 mm on those and on the
+others, and how many gross failures they hold; how many of the reported foramina are to check, how many of those
+and of the others are within 2 mm, and how many foramina reported where there is none are to check. --json also
+writes every slice's record (its index in the set, contrast, pixel size, Dice, true and found measurements and
+grades, confidences), for looking at failures.
 
 With --stacks N it also measures N synthetic multi-level T2 stacks (pedicle, disc and mid-body slices of L3-S1, as in
 the demo) end to end, with the stack step and slice by slice, and prints the canal AP error of each and on how many
@@ -33,7 +35,7 @@ foramina) the candidate is better and worse, and the exact McNemar p-value of th
 more than the luck of which slices were drawn.
 
 With --validation the slices are drawn from the validation seed instead (training.VALIDATION_SEED, never trained on
-either, and not the held-out set): where a cut-off such as measurement.CANAL_CHECK_BELOW is chosen, so that the
+either, and not the held-out set): where a cut-off such as measurement.CHECK_BELOW is chosen, so that the
 held-out set stays untouched.
 
 With --noise-scale S the held-out slices are the same (anatomy, contrast, texture, blur, artefacts) with their noise
@@ -55,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, grade  # noqa: E402
 from SpinalStenosisLib.inference import CHANNELS, load_segmenter, native_labels  # noqa: E402
-from SpinalStenosisLib.measurement import CANAL_CHECK_BELOW, MEASUREMENT_COLUMNS, measure_slice  # noqa: E402
+from SpinalStenosisLib.measurement import CHECK_BELOW, MEASUREMENT_COLUMNS, doubted, measure_slice  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.synth.anatomy import T  # noqa: E402
 from SpinalStenosisLib.synth.dataset import SyntheticSlice, synthetic_slice, synthetic_stack  # noqa: E402
@@ -134,7 +136,7 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
               "dice": {name: dice(result.native_labels == value, case.labels == value)
                        for value, name in CLASSES.items()},
               "errors": {key: [] for key in ERROR_KEYS}, "absent": [], "present_found": [],
-              "canal_confidence": found.canal_confidence, "check_canal": found.check_canal == "yes"}
+              "confidences": found.confidences, "reported_foramina": []}
     for key in ("canal_ap_mm", "canal_transverse_mm"):
         if not math.isnan(truth[key]):
             record["errors"][key].append(error(predicted[key], truth[key]))
@@ -147,6 +149,9 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
         record["canal_ap_signed_mm"] = predicted["canal_ap_mm"] - truth["canal_ap_mm"]
     for side in ("left", "right"):
         key = f"{side}_foramen_width_mm"
+        if not math.isnan(predicted[key]):  # (doubted, whether a true one exists, within 2 mm of it)
+            record["reported_foramina"].append((doubted(found.confidences[f"{side}_foramen_confidence"]),
+                                                not math.isnan(truth[key]), error(predicted[key], truth[key]) <= 2.0))
         if math.isnan(truth[key]):
             record["absent"].append(math.isnan(predicted[key]))
         else:
@@ -261,19 +266,29 @@ def foramen_by_contrast(records: list[dict]) -> dict:
     return result
 
 
-def canal_check(records: list[dict]) -> dict:
-    """The slices whose canal is flagged for a check: how many, their canal AP within 1 mm and the others', and how
-    many of the gross failures (canal Dice below 0.8) they hold."""
-    flagged = [r for r in records if r["check_canal"]]
-    others = [r for r in records if not r["check_canal"]]
+def checks(records: list[dict]) -> dict:
+    """The slices whose canal is to check: how many, their canal AP within 1 mm and the others', and how many of the
+    gross failures (canal Dice below 0.8) they hold. The reported foramina to check: how many, the share within 2 mm
+    of those and of the others, and of the foramina reported where there is none, how many are to check."""
+    flagged = [r for r in records if doubted(r["confidences"]["canal_confidence"])]
+    others = [r for r in records if not doubted(r["confidences"]["canal_confidence"])]
 
     def within_1mm(group: list[dict]) -> float:
         return canal_ap_within([e for r in group for e in r["errors"]["canal_ap_mm"]])["within_1mm"]
 
     gross = [r for r in records if r["dice"]["canal"] < 0.8]
-    return {"below": CANAL_CHECK_BELOW, "n": len(records), "flagged": len(flagged),
+    foramina = [f for r in records for f in r["reported_foramina"]]
+    to_check = [within for check, _, within in foramina if check]
+    trusted = [within for check, _, within in foramina if not check]
+    where_none = [check for check, exists, _ in foramina if not exists]
+    return {"below": CHECK_BELOW, "n": len(records), "flagged": len(flagged),
             "flagged_canal_ap_within_1mm": within_1mm(flagged), "others_canal_ap_within_1mm": within_1mm(others),
-            "gross_failures": len(gross), "gross_failures_flagged": sum(r["check_canal"] for r in gross)}
+            "gross_failures": len(gross),
+            "gross_failures_flagged": sum(doubted(r["confidences"]["canal_confidence"]) for r in gross),
+            "foramina_reported": len(foramina), "foramina_flagged": len(to_check),
+            "flagged_foramina_within_2mm": float(np.mean(to_check)) if to_check else math.nan,
+            "other_foramina_within_2mm": float(np.mean(trusted)) if trusted else math.nan,
+            "foramina_reported_where_none": len(where_none), "foramina_reported_where_none_flagged": sum(where_none)}
 
 
 def targets(records: list[dict]) -> dict:
@@ -304,7 +319,7 @@ def evaluate(records: list[dict], seed: int = HELD_OUT_SEED) -> dict:
                   if "canal_ap_signed_mm" in r and abs(r["canal_ap_signed_mm"]) > 1]
     return {"cases": len(records), "seed": seed, **{name: summarise(group) for name, group in groups.items()},
             "targets": {name: targets(group) for name, group in groups.items()},
-            "canal_check": {name: canal_check(group) for name, group in groups.items()},
+            "checks": {name: checks(group) for name, group in groups.items()},
             "canal_ap_by_contrast_and_region": canal_ap, "foramen_by_contrast": foramen_by_contrast(records),
             "t2_family_canal_ap_by_fat_to_csf": by_fat,
             "canal_ap_by_native_pixel_mm": by_pixel,
@@ -429,11 +444,14 @@ def print_table(summary: dict) -> None:
     print("canal AP by the true AP (mm): " + _canal_ap_line(summary["canal_ap_by_true_ap_mm"])
           + f"; of the {off['n']} canals found but off by more than 1 mm, {off['overestimated']} overestimate")
     print("canal AP by the true dural-sac area (mm²): " + _canal_ap_line(summary["canal_ap_by_true_area_mm2"]))
-    print("check_canal (canal confidence below {:.2f}), all / T2 family: ".format(CANAL_CHECK_BELOW) + "; ".join(
-        f"{name}: flagged on {c['flagged']} of {c['n']} slices, canal AP within 1 mm there "
-        f"{c['flagged_canal_ap_within_1mm']:.0%} and on the others {c['others_canal_ap_within_1mm']:.0%}; "
-        f"{c['gross_failures_flagged']} of the {c['gross_failures']} gross failures flagged"
-        for name, c in summary["canal_check"].items()))
+    print(f"check (confidence below {CHECK_BELOW:.2f}), all / T2 family: " + "; ".join(
+        f"{name}: the canal on {c['flagged']} of {c['n']} slices, canal AP within 1 mm there "
+        f"{c['flagged_canal_ap_within_1mm']:.0%} and on the others {c['others_canal_ap_within_1mm']:.0%}, "
+        f"{c['gross_failures_flagged']} of the {c['gross_failures']} gross failures; {c['foramina_flagged']} of "
+        f"{c['foramina_reported']} reported foramina, within 2 mm of a true one there "
+        f"{c['flagged_foramina_within_2mm']:.0%} and of the others {c['other_foramina_within_2mm']:.0%}, "
+        f"{c['foramina_reported_where_none_flagged']} of the {c['foramina_reported_where_none']} reported where there "
+        "is none" for name, c in summary["checks"].items()))
 
 
 def _grade_line(agreement: dict) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 
 from .crop import field_of_view_side_mm
 from .geometry import PlaneGrid
-from .measurement import canal_confidence, largest_component
+from .measurement import largest_component, mask_confidence
 
 NEIGHBOUR_WINDOW_MM = 40.0  # slices this close along the stack say where a slice's canal should be
 MIN_NEIGHBOURS = 2
@@ -22,7 +22,7 @@ SHRUNK_FRACTION = 0.4  # a canal under this share of its neighbours' median area
 @dataclass(frozen=True)
 class CanalSighting:
     """Where a slice's canal is (centroid, RAS), the side of the network-2 crop it was found in, the canal's area
-    and network 2's confidence in it (measurement.canal_confidence)."""
+    and network 2's confidence in it (measurement.mask_confidence)."""
 
     centre_ras: np.ndarray
     crop_side_mm: float
@@ -36,7 +36,7 @@ class CanalSighting:
         if not region.any():
             return None
         return cls(grid.centroid_ras(region), field_of_view_side_mm(grid),
-                   float(region.sum() * grid.pixel_area_mm2), canal_confidence(canal))
+                   float(region.sum() * grid.pixel_area_mm2), mask_confidence(canal))
 
 
 def on_line(sighting: CanalSighting, expected: CanalSighting) -> bool:

@@ -44,6 +44,7 @@ def _measure(args: argparse.Namespace) -> None:
 
 
 def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter) -> None:
+    from .measurement import describe_checks
     from .outputs import block_folder
     from .pipeline import grading_region, measure_file
 
@@ -65,11 +66,10 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
             print(f"the DICOM series is in {len(runs)} angled blocks (slices at {len(runs)} angles): each block is "
                   f"measured as a stack of its own, in {block_folder(1)} ... {block_folder(len(runs))}")
         for k, run in enumerate(runs, 1):
-            to_check = [str(m.slice_index) for m in run.measurements if m.check_canal]
-            if to_check:
+            checks = {m.slice_index: m.check for m in run.measurements if m.check}
+            if checks:
                 where = f"{block_folder(k)}: " if len(runs) > 1 else ""
-                print(f"{where}check the canal on slice(s) {', '.join(to_check)}: the network was unsure of it "
-                      "(check_canal)")
+                print(f"{where}check {describe_checks(checks)}: the network was unsure of them (the check column)")
         print(f"wrote {out.resolve()}")
 
 

@@ -18,9 +18,10 @@ Definitions (also in the README):
   is the narrowest gap (so the rounded tips of a mask never count as a gap); of a stretch of equally short chords
   (within TIE_MM: parallel walls), the middle one.
 * A structure that is absent gives NaN, never 0.
-* ``canal_confidence``: the mean of the canal mask over the measured region (where it is >= 0.5): network 2's
-  average probability there, 1 for a mask drawn or edited by hand. ``check_canal`` is "yes" below
-  CANAL_CHECK_BELOW: a slice whose canal the network was unsure of, to look at before trusting its numbers.
+* ``canal_confidence``, ``left_foramen_confidence``, ``right_foramen_confidence``: the mean of each mask over its
+  measured region (where it is >= 0.5): network 2's average probability there, 1 for a mask drawn or edited by hand.
+  ``check`` names the structures whose confidence is below CHECK_BELOW (e.g. "canal, left foramen"): what the
+  network was unsure of, to look at before trusting its numbers.
 """
 from __future__ import annotations
 
@@ -38,9 +39,11 @@ RULER_TITLES = {"canal_ap_mm": "Canal AP", "canal_transverse_mm": "Canal transve
                 "left_foramen_width_mm": "Left foramen", "right_foramen_width_mm": "Right foramen"}
 SAMPLES_PER_PIXEL = 8
 TIE_MM = 0.05  # foramen chords this close to the shortest are equally short
-# below it, a canal is flagged on 24 of 300 synthetic validation slices, which hold 18 of their 39 gross failures
-# (canal Dice below 0.8): benchmarks/evaluate_synthetic.py --validation --count 300
-CANAL_CHECK_BELOW = 0.95
+# below it, on 300 synthetic validation slices, the canal is to check on 24, which hold 18 of their 39 gross failures
+# (canal Dice below 0.8), and 53 of 407 reported foramina, 42 % of them within 2 mm of a true one (the others 92 %):
+# benchmarks/evaluate_synthetic.py --validation --count 300
+CHECK_BELOW = 0.95
+CONFIDENCE_COLUMNS = tuple(f"{name}_confidence" for name in STRUCTURES)
 
 
 @dataclass(frozen=True)
@@ -61,11 +64,11 @@ class SliceMeasurement:
     z_mm: float
     values: dict[str, float] = field(default_factory=lambda: {name: float("nan") for name in MEASUREMENT_COLUMNS})
     rulers: dict[str, Ruler] = field(default_factory=dict)
-    canal_confidence: float = float("nan")
+    confidences: dict[str, float] = field(default_factory=lambda: {name: float("nan") for name in CONFIDENCE_COLUMNS})
 
     @property
-    def check_canal(self) -> str:
-        return canal_check(self.canal_confidence)
+    def check(self) -> str:
+        return to_check(self.confidences)
 
     def __getattr__(self, name: str) -> float:
         if name in MEASUREMENT_COLUMNS:
@@ -73,16 +76,32 @@ class SliceMeasurement:
         raise AttributeError(name)
 
 
-def canal_confidence(canal: np.ndarray) -> float:
-    """The mean of a canal mask over its largest region at >= 0.5 (NaN without one)."""
-    kept = largest_component(canal)
+def mask_confidence(mask: np.ndarray) -> float:
+    """The mean of a mask over its largest region at >= 0.5 (NaN without one)."""
+    kept = largest_component(mask)
     region = kept >= 0.5
     return float(kept[region].mean()) if region.any() else float("nan")
 
 
-def canal_check(confidence: float) -> str:
-    """"yes" where the canal was found with a confidence below CANAL_CHECK_BELOW, else ""."""
-    return "yes" if confidence < CANAL_CHECK_BELOW else ""
+def doubted(confidence: float) -> bool:
+    """Whether a structure was found with a confidence below CHECK_BELOW (False where none was found)."""
+    return confidence < CHECK_BELOW
+
+
+def to_check(confidences: dict[str, float]) -> str:
+    """The structures found with a confidence below CHECK_BELOW, e.g. "canal, left foramen" ("" for none)."""
+    return ", ".join(name.replace("_", " ") for name in STRUCTURES if doubted(confidences[f"{name}_confidence"]))
+
+
+def describe_checks(checks: dict[int, str]) -> str:
+    """Slice → its to_check text, said by structure: "the canal on slice 3; the left foramen on slices 3, 7"."""
+    parts = []
+    for name in STRUCTURES:
+        structure = name.replace("_", " ")
+        on = [str(n) for n, what in checks.items() if structure in what.split(", ")]
+        if on:
+            parts.append(f"the {structure} on slice{'s' if len(on) > 1 else ''} {', '.join(on)}")
+    return "; ".join(parts)
 
 
 def bilinear(image: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
@@ -275,9 +294,9 @@ def measure_slice(masks: dict[str, np.ndarray], grid: PlaneGrid, slice_index: in
                   z_mm: float = float("nan")) -> SliceMeasurement:
     """Measure one slice from masks keyed by :data:`STRUCTURES` (missing keys count as absent)."""
     empty = np.zeros(grid.shape)
-    canal = masks.get("canal", empty)
-    result = SliceMeasurement(slice_index=slice_index, z_mm=z_mm, canal_confidence=canal_confidence(canal))
-    canal_values, canal_rulers, canal_centroid = measure_canal(canal, grid)
+    result = SliceMeasurement(slice_index=slice_index, z_mm=z_mm, confidences={
+        f"{name}_confidence": mask_confidence(masks.get(name, empty)) for name in STRUCTURES})
+    canal_values, canal_rulers, canal_centroid = measure_canal(masks.get("canal", empty), grid)
     result.values.update(canal_values)
     result.rulers.update(canal_rulers)
     for side in ("left", "right"):

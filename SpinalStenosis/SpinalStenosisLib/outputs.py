@@ -14,9 +14,9 @@ from typing import Iterator
 from . import __version__
 from .grading import GRADE_COLUMNS, grade
 from .markups_json import line_markup, markups_document, ruler_name
-from .measurement import MEASUREMENT_COLUMNS, SliceMeasurement
+from .measurement import CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement
 
-CSV_COLUMNS = ("slice_index", "z_mm", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS, "canal_confidence", "check_canal")
+CSV_COLUMNS = ("slice_index", "z_mm", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS, *CONFIDENCE_COLUMNS, "check")
 OUTPUT_FILES = ("segmentation.nii.gz", "measurements.csv", "measurements.json", "rulers.mrk.json", "report.png")
 
 
@@ -76,7 +76,7 @@ def rows(measurements: list[SliceMeasurement], region: str) -> list[dict]:
     table = []
     for m in measurements:
         table.append({"slice_index": m.slice_index, "z_mm": round(m.z_mm, 3), **m.values, **grade(m.values, region),
-                      "canal_confidence": m.canal_confidence, "check_canal": m.check_canal})
+                      **m.confidences, "check": m.check})
     return table
 
 

@@ -14,7 +14,7 @@ from .crop import crop_grid, resample
 from .geometry import PlaneGrid
 from .grading import grade
 from .markups_json import RULER_COLOURS
-from .measurement import SliceMeasurement
+from .measurement import SliceMeasurement, doubted
 
 MASK_COLOURS = {1: "#ffd21a", 2: "#33ccff", 3: "#4dff66"}
 MAX_PANELS = 12
@@ -40,17 +40,17 @@ def _pick_slices(measurements: list[SliceMeasurement]) -> list[SliceMeasurement]
 def _caption(m: SliceMeasurement, region: str) -> str:
     grades = grade(m.values, region)
 
-    def fmt(value: float, unit: str, label: str) -> str:
-        return "absent" if math.isnan(value) else f"{value:.1f} {unit}" + (f" ({label})" if label else "")
+    def fmt(value: float, unit: str, label: str, structure: str) -> str:
+        check = "  CHECK" if doubted(m.confidences[f"{structure}_confidence"]) else ""
+        return "absent" if math.isnan(value) else f"{value:.1f} {unit}" + (f" ({label})" if label else "") + check
 
-    check = f"  CHECK (confidence {m.canal_confidence:.2f})" if m.check_canal else ""
     return "\n".join([
-        f"slice {m.slice_index}  z={m.z_mm:.1f} mm{check}",
-        f"AP {fmt(m.values['canal_ap_mm'], 'mm', grades['canal_ap_grade'])}",
-        f"area {fmt(m.values['canal_area_mm2'], 'mm²', grades['canal_area_grade'])}",
-        f"transverse {fmt(m.values['canal_transverse_mm'], 'mm', '')}",
-        f"foramen R {fmt(m.values['right_foramen_width_mm'], 'mm', grades['right_foramen_grade'])}",
-        f"foramen L {fmt(m.values['left_foramen_width_mm'], 'mm', grades['left_foramen_grade'])}",
+        f"slice {m.slice_index}  z={m.z_mm:.1f} mm",
+        f"AP {fmt(m.values['canal_ap_mm'], 'mm', grades['canal_ap_grade'], 'canal')}",
+        f"area {fmt(m.values['canal_area_mm2'], 'mm²', grades['canal_area_grade'], 'canal')}",
+        f"transverse {fmt(m.values['canal_transverse_mm'], 'mm', '', 'canal')}",
+        f"foramen R {fmt(m.values['right_foramen_width_mm'], 'mm', grades['right_foramen_grade'], 'right_foramen')}",
+        f"foramen L {fmt(m.values['left_foramen_width_mm'], 'mm', grades['left_foramen_grade'], 'left_foramen')}",
     ])
 
 

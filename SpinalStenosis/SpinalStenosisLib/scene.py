@@ -22,7 +22,8 @@ from . import __version__
 from .geometry import VolumeGeometry, stack_layout
 from .grading import REGION_TAGS, grade, region_named
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
-from .measurement import MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, masks_from_labels, measure_slice
+from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, doubted, masks_from_labels,
+                          measure_slice)
 from .outputs import CSV_COLUMNS
 from .pipeline import MeasurementRun, ProgressCallback, Segmenter, measure_with_segmenter
 from .volume_io import AxialVolume, axial_from_array
@@ -47,8 +48,10 @@ COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
     "left_foramen_grade": ("Left foramen grade", "", "Left foramen width against the cut-off"),
     "right_foramen_grade": ("Right foramen grade", "", "Right foramen width against the cut-off"),
     "canal_confidence": ("Canal confidence", "", "The network's mean probability over the canal; 1 once edited"),
-    "check_canal": ("Check canal", "", "yes: the network was unsure of the canal; look before trusting the numbers"),
-    "narrowest_canal": ("Narrowest", "", "The narrowest canal AP among the slices not flagged for a check"),
+    "left_foramen_confidence": ("Left foramen confidence", "", "The same over the left foramen"),
+    "right_foramen_confidence": ("Right foramen confidence", "", "The same over the right foramen"),
+    "check": ("Check", "", "What the network was unsure of: look at it before trusting its numbers"),
+    "narrowest_canal": ("Narrowest", "", "The narrowest canal AP among the slices whose canal is not to check"),
 }
 
 
@@ -207,7 +210,7 @@ class StenosisScene:
             vtk_table.RemoveColumn(0)
         for column in TABLE_COLUMNS:
             array = (vtkIntArray() if column == "slice_index" else vtkDoubleArray()
-                     if column in ("z_mm", *MEASUREMENT_COLUMNS, "canal_confidence") else vtkStringArray())
+                     if column in ("z_mm", *MEASUREMENT_COLUMNS, *CONFIDENCE_COLUMNS) else vtkStringArray())
             array.SetName(column)
             array.SetNumberOfValues(len(measurements))
             vtk_table.AddColumn(array)
@@ -222,14 +225,15 @@ class StenosisScene:
         self.regrade(table)
 
     def _write_row(self, table, row: int, m: SliceMeasurement) -> None:
-        """A slice's measurements and canal confidence; regrade then grades them."""
+        """A slice's measurements and confidences; regrade then grades them."""
         vtk_table = table.GetTable()
         vtk_table.GetColumnByName("slice_index").SetValue(row, m.slice_index)
         vtk_table.GetColumnByName("z_mm").SetValue(row, m.z_mm)
         for column in MEASUREMENT_COLUMNS:
             vtk_table.GetColumnByName(column).SetValue(row, m.values[column])
-        vtk_table.GetColumnByName("canal_confidence").SetValue(row, m.canal_confidence)
-        vtk_table.GetColumnByName("check_canal").SetValue(row, m.check_canal)
+        for column in CONFIDENCE_COLUMNS:
+            vtk_table.GetColumnByName(column).SetValue(row, m.confidences[column])
+        vtk_table.GetColumnByName("check").SetValue(row, m.check)
 
     def regrade(self, table) -> None:
         """Grade every row with the cut-offs of self.region (recorded as the table's SpinalStenosis.region) and flag
@@ -254,13 +258,13 @@ class StenosisScene:
         return True
 
     def _flag_narrowest(self, table) -> None:
-        """The narrowest canal AP among the slices not flagged check_canal (a doubted find, often a speck on a slice of
-        noise, is no place to send the views); among all, if every one is flagged."""
+        """The narrowest canal AP among the slices whose canal is not doubted (a doubted find, often a speck on a slice
+        of noise, is no place to send the views); among all, if every one is."""
         vtk_table = table.GetTable()
-        ap, check = vtk_table.GetColumnByName("canal_ap_mm"), vtk_table.GetColumnByName("check_canal")
+        ap, confidence = vtk_table.GetColumnByName("canal_ap_mm"), vtk_table.GetColumnByName("canal_confidence")
         values = [ap.GetValue(r) for r in range(vtk_table.GetNumberOfRows())]
         measured = [r for r, v in enumerate(values) if not math.isnan(v)]
-        trusted = [r for r in measured if check.GetValue(r) != "yes"] or measured
+        trusted = [r for r in measured if not doubted(confidence.GetValue(r))] or measured
         narrowest = min(trusted, key=lambda r: values[r]) if trusted else None
         flags = vtk_table.GetColumnByName("narrowest_canal")
         for r in range(vtk_table.GetNumberOfRows()):
@@ -343,11 +347,12 @@ class StenosisScene:
         flags = table.GetTable().GetColumnByName("narrowest_canal")
         return next((row for row in range(table.GetTable().GetNumberOfRows()) if flags.GetValue(row) == "yes"), None)
 
-    def slices_to_check(self, table) -> list[int]:
-        """The slices whose canal is flagged check_canal (the network was unsure of it)."""
+    def to_check(self, table) -> dict[int, str]:
+        """Slice → what to check on it (the table's check column: what the network was unsure of), where any."""
         vtk_table = table.GetTable()
-        flags, slices = vtk_table.GetColumnByName("check_canal"), vtk_table.GetColumnByName("slice_index")
-        return [int(slices.GetValue(row)) for row in range(vtk_table.GetNumberOfRows()) if flags.GetValue(row) == "yes"]
+        check, slices = vtk_table.GetColumnByName("check"), vtk_table.GetColumnByName("slice_index")
+        return {int(slices.GetValue(row)): check.GetValue(row) for row in range(vtk_table.GetNumberOfRows())
+                if check.GetValue(row)}
 
     def show_row(self, volume_node, outputs: SceneOutputs, row: int) -> np.ndarray:
         """Centre every slice view on a table row's slice: on the middle of its canal AP ruler, or of the slice

@@ -39,7 +39,8 @@ def test_measure_with_masks_writes_the_contract(phantom_files, tmp_path, capsys)
         assert abs(float(row["right_foramen_width_mm"]) - 4.0) <= 1.0
         assert row["canal_ap_grade"] == ("normal" if float(row["canal_ap_mm"]) >= 12.0 else "relative stenosis")
         assert row["left_foramen_grade"] == ("stenosis" if float(row["left_foramen_width_mm"]) < 3.0 else "normal")
-        assert (float(row["canal_confidence"]), row["check_canal"]) == (1.0, "")  # the user's masks are not doubted
+        assert [float(row[f"{name}_confidence"]) for name in ("canal", "left_foramen", "right_foramen")] == [1.0] * 3
+        assert row["check"] == ""  # the user's masks are not doubted
     document = json.loads((out / "measurements.json").read_text(encoding="utf-8"))
     assert document["version"] and document["slices"][1]["rulers"]["canal_ap_mm"]["name"] == "Canal AP slice 1"
     ruler = document["slices"][1]["rulers"]["canal_ap_mm"]
@@ -95,10 +96,10 @@ def test_the_slices_whose_canal_the_network_doubts_are_named(phantom_files, tmp_
     image, _ = phantom_files
     monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: ThresholdSegmenter(canal_probability=0.9))
     assert cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "unsure")]) == 0
-    assert "check the canal on slice(s) 0, 1, 2: the network was unsure of it" in capsys.readouterr().out
+    assert "check the canal on slices 0, 1, 2: the network was unsure of them" in capsys.readouterr().out
     monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: ThresholdSegmenter())
     assert cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "sure")]) == 0
-    assert "check the canal" not in capsys.readouterr().out
+    assert "check the" not in capsys.readouterr().out
 
 
 def test_several_inputs_need_distinct_names_and_take_no_masks_or_scene(phantom_files, tmp_path, capsys):

@@ -184,7 +184,7 @@ def test_shipped_networks_find_and_measure_a_synthetic_lumbar_stack(segmenter):
     errors = [abs(m.values["canal_ap_mm"] - t["canal_ap_mm"]) for m, t in zip(run.measurements, truth)]
     assert np.median(errors) < 2.0
     assert all(not math.isnan(m.values["canal_area_mm2"]) for m in run.measurements)
-    assert all(0.5 <= m.canal_confidence <= 1.0 for m in run.measurements)  # network 2's mean probability
+    assert all(0.5 <= m.confidences["canal_confidence"] <= 1.0 for m in run.measurements)  # network 2's probability
     canal_dice = [2 * ((run.stack_labels[s] == 1) & (labels[s] == 1)).sum()
                   / ((run.stack_labels[s] == 1).sum() + (labels[s] == 1).sum()) for s in range(len(truth))]
     assert np.median(canal_dice) > 0.7

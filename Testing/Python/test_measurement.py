@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from shapes import axial_grid, bow_tie, ellipse, rasterise, trefoil
 
 from SpinalStenosisLib.grading import grade, region_named
-from SpinalStenosisLib.measurement import bilinear, largest_component, measure_slice
+from SpinalStenosisLib.measurement import bilinear, describe_checks, largest_component, measure_slice
 
 GRIDS = {
     "axial": axial_grid(),
@@ -152,18 +152,25 @@ def test_rulers_have_the_reported_length():
         assert ruler.length_mm == pytest.approx(m.values[name], abs=1e-9)
 
 
-def test_canal_confidence_is_the_mean_probability_over_the_measured_canal_and_flags_an_unsure_one():
+def test_confidence_is_the_mean_probability_over_what_is_measured_and_flags_what_the_network_doubts():
     grid = GRIDS["axial"]
     sac, stray = rasterise(ellipse(0.0, 0.0, 8.0, 6.0), grid), rasterise(ellipse(25.0, 20.0, 2.0, 2.0), grid)
-    sure = measure_slice({"canal": 0.99 * sac + 0.3 * (rasterise(ellipse(0.0, 0.0, 9.0, 7.0), grid) - sac)}, grid)
-    assert sure.canal_confidence == pytest.approx(0.99)  # its rim under 0.5 is not measured, nor counted
-    assert sure.check_canal == ""
-    unsure = measure_slice({"canal": 0.9 * sac + 0.6 * stray}, grid)
-    assert unsure.canal_confidence == pytest.approx(0.9)  # the largest region only
-    assert unsure.check_canal == "yes"
-    assert measure_slice({"canal": sac}, grid).canal_confidence == 1.0  # drawn or edited by hand
+    foramen = rasterise(bow_tie(19.0, 0.0, 3.0, 0.3, 10.0), grid)
+    rim = rasterise(ellipse(0.0, 0.0, 9.0, 7.0), grid) - sac
+    sure = measure_slice({"canal": 0.99 * sac + 0.3 * rim, "left_foramen": 0.97 * foramen}, grid)
+    assert sure.confidences["canal_confidence"] == pytest.approx(0.99)  # its rim under 0.5 is neither measured
+    assert sure.confidences["left_foramen_confidence"] == pytest.approx(0.97)  # nor counted
+    assert math.isnan(sure.confidences["right_foramen_confidence"]) and sure.check == ""
+    unsure = measure_slice({"canal": 0.9 * sac + 0.6 * stray, "left_foramen": 0.8 * foramen}, grid)
+    assert unsure.confidences["canal_confidence"] == pytest.approx(0.9)  # the largest region only
+    assert unsure.check == "canal, left foramen"
+    assert measure_slice({"canal": sac, "left_foramen": foramen}, grid).confidences == pytest.approx(
+        {"canal_confidence": 1.0, "left_foramen_confidence": 1.0, "right_foramen_confidence": math.nan},
+        nan_ok=True)  # drawn or edited by hand
     nothing = measure_slice({"canal": np.zeros(grid.shape)}, grid)
-    assert math.isnan(nothing.canal_confidence) and nothing.check_canal == ""
+    assert all(math.isnan(v) for v in nothing.confidences.values()) and nothing.check == ""
+    assert describe_checks({3: "canal, left foramen", 7: "left foramen"}) == (
+        "the canal on slice 3; the left foramen on slices 3, 7")
 
 
 def test_largest_component_is_measured():

@@ -44,3 +44,16 @@ def test_the_rulers_are_drawn_and_a_report_without_measurements_says_so(tmp_path
     write_report(tmp_path / "none.png", [], lambda _: image, lambda _: labels, lambda _: grid, "lumbar", "t")
     empty = np.asarray(Image.open(tmp_path / "none.png").convert("L"))
     assert (empty[TITLE_PX:] > 200).sum() > 100  # below the title, "nothing measured" in white on black
+
+
+def test_a_caption_marks_each_measurement_of_a_structure_the_network_doubts():
+    from SpinalStenosisLib.report import _caption
+
+    grid = axial_grid(shape=(200, 200))
+    rows, columns = np.indices(grid.shape)
+    canal = ((rows - 100) ** 2 + (columns - 90) ** 2 <= 12 ** 2).astype(float)
+    foramen = ((rows - 100) ** 2 + (columns - 130) ** 2 <= 4 ** 2).astype(float)
+    lines = _caption(measure_slice({"canal": 0.9 * canal, "left_foramen": foramen}, grid), "lumbar").splitlines()
+    marked = [line.split()[0] + (" " + line.split()[1] if line.startswith("foramen") else "")
+              for line in lines if line.endswith("CHECK")]
+    assert marked == ["AP", "area", "transverse"]  # the canal's lines, not the sure left foramen's

@@ -56,7 +56,7 @@ def test_measure_creates_named_nodes_with_the_input_geometry(context, volume):
     assert outputs.table.IsA("vtkMRMLTableNode") and outputs.table.GetTable().GetNumberOfRows() == 3
     assert outputs.table.GetUseColumnTitleAsColumnHeader()
     assert outputs.table.GetColumnTitle("canal_area_mm2") == "Dural-sac area (mm²)"
-    assert outputs.table.GetColumnUnitLabel("canal_ap_mm") == "mm" and outputs.table.GetColumnDescription("check_canal")
+    assert outputs.table.GetColumnUnitLabel("canal_ap_mm") == "mm" and outputs.table.GetColumnDescription("check")
     assert outputs.region is not None and outputs.region.IsA("vtkMRMLMarkupsROINode")
     assert segmentation.GetAttribute("SpinalStenosis.engineVersion")
     assert json.loads(segmentation.GetAttribute("SpinalStenosis.models"))["test"]["sha256"] == "none"
@@ -207,8 +207,8 @@ def test_an_unsure_canal_is_flagged_for_a_check_until_the_user_edits_it(context,
     def column(name):
         return [table.GetColumnByName(name).GetValue(r) for r in range(3)]
 
-    assert column("canal_confidence") == pytest.approx([0.9] * 3)
-    assert column("check_canal") == ["yes"] * 3 and logic.slices_to_check(outputs.table) == [0, 1, 2]
+    assert column("canal_confidence") == pytest.approx([0.9] * 3) and column("left_foramen_confidence") == [1.0] * 3
+    assert column("check") == ["canal"] * 3 and logic.to_check(outputs.table) == {0: "canal", 1: "canal", 2: "canal"}
     assert logic.narrowest_row(outputs.table) == int(np.argmin(column("canal_ap_mm")))  # all doubted: the narrowest
     labels = logic.labels_of(outputs.segmentation, volume)
     rows, columns = np.nonzero(labels[1] == 1)  # the user looks at slice 1 and draws its canal 3 rows deeper
@@ -216,12 +216,12 @@ def test_an_unsure_canal_is_flagged_for_a_check_until_the_user_edits_it(context,
     logic._write_segments(outputs.segmentation, volume, labels)
     assert logic.remeasure(volume, outputs) == [1]
     assert column("canal_confidence") == pytest.approx([0.9, 1.0, 0.9])
-    assert column("check_canal") == ["yes", "", "yes"] and logic.slices_to_check(outputs.table) == [0, 2]
+    assert column("check") == ["canal", "", "canal"] and logic.to_check(outputs.table) == {0: "canal", 2: "canal"}
     aps = column("canal_ap_mm")
     assert aps[1] > max(aps[0], aps[2]) and logic.narrowest_row(outputs.table) == 1  # the narrowest trusted canal
     with open(logic.export(outputs, tmp_path, "patient")["table"], newline="") as handle:
         exported = list(csv.DictReader(handle))
-    assert [row["check_canal"] for row in exported] == ["yes", "", "yes"]
+    assert [row["check"] for row in exported] == ["canal", "", "canal"]
 
 
 def test_show_row_centres_the_slice_views_on_its_canal_or_on_its_slice(context, volume):
