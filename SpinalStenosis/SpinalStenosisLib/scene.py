@@ -124,9 +124,11 @@ class StenosisScene:
         return node
 
     def find_outputs(self, volume_node) -> SceneOutputs | None:
+        """The volume's outputs; None if it was not measured, or its table lacks a column of this version's (a scene
+        saved by an earlier one): Measure makes them again."""
         segmentation = self._find(volume_node, "segmentation", "vtkMRMLSegmentationNode")
         table = self._find(volume_node, "table", "vtkMRMLTableNode")
-        if not segmentation or not table:
+        if not segmentation or not table or any(table[0].GetTable().GetColumnByName(c) is None for c in TABLE_COLUMNS):
             return None
         region = self._find(volume_node, "region", "vtkMRMLMarkupsROINode")
         return SceneOutputs(segmentation[0], table[0], self._rulers_of(volume_node), region[0] if region else None)

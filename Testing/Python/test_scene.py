@@ -152,6 +152,15 @@ def test_remeasure_brings_the_outputs_under_the_volumes_new_transform(context, v
     assert_rulers_on_mask_boundaries(logic, outputs, volume, np.linalg.inv(to_world))
 
 
+def test_a_table_of_an_earlier_version_is_measured_again_not_updated(context, volume):
+    logic, outputs = measure(context, volume)
+    outputs.table.GetTable().RemoveColumnByName("check")  # a scene saved before the check column
+    assert logic.find_outputs(volume) is None  # so Re-measure asks for Measure, and a region change leaves it
+    again = measure_volume_node(logic, volume, ThresholdSegmenter())
+    assert again.table is outputs.table and again.table.GetTable().GetColumnByName("check") is not None
+    assert logic.find_outputs(volume) is not None
+
+
 def test_measure_twice_leaves_one_set_of_nodes(context, volume):
     measure(context, volume)
     before = {c: count(context.scene, c) for c in ("vtkMRMLSegmentationNode", "vtkMRMLTableNode",
