@@ -216,7 +216,6 @@ class StenosisScene:
             array.SetName(column)
             array.SetNumberOfValues(len(measurements))
             vtk_table.AddColumn(array)
-        for column in TABLE_COLUMNS:
             header, unit, tooltip = COLUMN_LABELS[column]
             table.SetColumnTitle(column, header)
             table.SetColumnUnitLabel(column, unit)
