@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="synthesise a lumbar stack and measure it (the built-in default job)")
     demo.add_argument("--out", default="spinal-stenosis-demo", help="output folder")
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--seed", type=int, default=8)
     demo.add_argument("--masks-only", action="store_true", help="measure the phantom's true masks, no networks")
     demo.add_argument("--overwrite", action="store_true")
     demo.set_defaults(handler=_demo)

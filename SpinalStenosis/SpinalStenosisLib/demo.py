@@ -11,7 +11,7 @@ DEMO_INPUT = "input/demo_lumbar_t2.nii.gz"
 DEMO_TRUTH_MASKS = "input/demo_lumbar_true_labels.nii.gz"
 
 
-def run_demo(out: Path, overwrite: bool = False, seed: int = 7, use_masks: bool = False) -> Path:
+def run_demo(out: Path, overwrite: bool = False, seed: int = 8, use_masks: bool = False) -> Path:
     """Write the demo stack under out/input/, then measure it into out/ (networks, or the true masks)."""
     from .pipeline import measure_file
 

@@ -224,6 +224,22 @@ def test_t2_vessels_are_flow_voids_or_bright_with_slow_flow():
     assert min(vessel) < 0.1 and max(vessel) > 0.5
 
 
+def test_slices_of_one_series_share_the_scanner_settings():
+    """Four slices of different anatomy drawn with random intensity curves: with the protocol generator in the
+    same state they keep one CSF-to-muscle contrast (as one series does), with their own they do not."""
+    def csf_to_muscle(seed: int, protocol: np.random.Generator | None) -> float:
+        rng = np.random.default_rng([seed, 1])
+        scene = sample_scene(rng, "lumbar", contrast="random")
+        case = synthetic_slice(rng, "lumbar", scene, with_truth=False, protocol=protocol)
+        image, tissues = case.image, case.tissues
+        return float(np.median(image[tissues == T["csf"]]) / np.median(image[tissues == T["multifidus"]]))
+
+    shared = [csf_to_muscle(seed, np.random.default_rng(5)) for seed in range(4)]
+    own = [csf_to_muscle(seed, None) for seed in range(4)]
+    assert max(shared) / min(shared) < 1.5
+    assert max(own) / min(own) > 3.0
+
+
 def test_thick_slab_blends_the_disc_towards_the_endplate():
     from SpinalStenosisLib.synth.render import PRIOR_TABLE, thick_slab
 

@@ -52,15 +52,16 @@ def truth_measurements(scene: Scene, grid: PlaneGrid) -> dict[str, float]:
 
 
 def synthetic_slice(rng: np.random.Generator, region: str = "lumbar", scene: Scene | None = None,
-                    grid: PlaneGrid | None = None, with_truth: bool = True, noise_scale: float = 1.0) -> SyntheticSlice:
-    """One native-resolution synthetic slice with its labels, tissues and reference measurements (``noise_scale``:
-    see render.acquire)."""
+                    grid: PlaneGrid | None = None, with_truth: bool = True, noise_scale: float = 1.0,
+                    protocol: np.random.Generator | None = None) -> SyntheticSlice:
+    """One native-resolution synthetic slice with its labels, tissues and reference measurements (``noise_scale``
+    and ``protocol``, the draws the slices of one series share: see render.acquire and render.render)."""
     scene = scene or sample_scene(rng, region)
     grid = grid or native_grid(rng, scene)
     supersample = int(np.clip(np.ceil(min(grid.pixel_size_mm) / 0.25), 1, 4))
     tissues = scene.paint(grid, supersample)
-    image = acquire(rng, render(rng, tissues, supersample, scene.contrast), rng.uniform(0.3, 0.8),
-                    noise_scale).astype(np.float32)
+    image = render(rng, tissues, supersample, scene.contrast, protocol)
+    image = acquire(rng, image, (protocol or rng).uniform(0.3, 0.8), noise_scale, protocol).astype(np.float32)
     centre = supersample // 2
     truth = truth_measurements(scene, grid) if with_truth else {}
     return SyntheticSlice(scene, grid, image, labels_from_tissues(tissues, supersample),
@@ -127,9 +128,11 @@ def synthetic_stack(seed: int, region: str = "lumbar", levels: tuple[str, ...] =
                                                                                                np.ndarray,
                                                                                                VolumeGeometry,
                                                                                                list[dict]]:
-    """A multi-level axial stack (pedicle, disc and mid-body slice per level) with one acquisition geometry.
+    """A multi-level axial stack (pedicle, disc and mid-body slice per level) of one series: one geometry, and
+    the same scanner settings on every slice (intensities, blur, noise level...; see render.render).
     Returns image [k, j, i], labels [k, j, i], geometry and per-slice truth."""
     rng = np.random.default_rng(seed)
+    protocol_seed = int(rng.integers(2**63))
     contrast = "T2"
     row_step, column_step = np.array([0.0, -pixel_mm, 0.0]), np.array([-pixel_mm, 0.0, 0.0])
     origin = np.array([0.0, 40.0, 0.0]) - (size - 1) / 2 * (row_step + column_step)
@@ -138,7 +141,7 @@ def synthetic_stack(seed: int, region: str = "lumbar", levels: tuple[str, ...] =
     for level in levels:
         for kind in ("pedicle", "disc", "mid-body"):
             scene = sample_scene(rng, region, contrast=contrast, level=level, kind=kind)
-            case = synthetic_slice(rng, region, scene, grid)
+            case = synthetic_slice(rng, region, scene, grid, protocol=np.random.default_rng(protocol_seed))
             images.append(case.image)
             labels.append(case.labels)
             truth.append({"level": level, "slice_kind": kind, **case.truth})

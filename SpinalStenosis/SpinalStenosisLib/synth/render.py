@@ -97,19 +97,23 @@ def chemical_shift(signal: np.ndarray, tissues: np.ndarray, pixels: int, axis: i
     return signal - fat + np.roll(fat, pixels, axis=axis)
 
 
-def render(rng: np.random.Generator, tissues: np.ndarray, supersample: int, contrast: str) -> np.ndarray:
+def render(rng: np.random.Generator, tissues: np.ndarray, supersample: int, contrast: str,
+           protocol: np.random.Generator | None = None) -> np.ndarray:
     """Image of a super-sampled tissue map, averaged down by ``supersample`` (partial volume), un-normalised.
 
     With some probability the slice is thick enough to reach the endplates above or below the disc (the disc
-    blends towards endplate signal), and fat is displaced by chemical shift (1-2 pixels along one axis)."""
-    means, texture = tissue_intensities(rng, contrast)
-    fine = smooth_noise(rng, tissues.shape, rng.uniform(1.0, 4.0) * supersample)
+    blends towards endplate signal), and fat is displaced by chemical shift (1-2 pixels along one axis).
+    ``protocol`` draws what the scanner's settings fix (intensities, texture strength and scale, slab, shift); the
+    slices of one series get generators in the same state, so they share them. By default ``rng`` draws them too."""
+    protocol = protocol or rng
+    means, texture = tissue_intensities(protocol, contrast)
+    fine = smooth_noise(rng, tissues.shape, protocol.uniform(1.0, 4.0) * supersample)
     signal = means[tissues]
-    if rng.random() < 0.3:
-        signal = thick_slab(signal, tissues, means, rng.uniform(0.1, 0.45))
-    if contrast != "T2FS" and rng.random() < 0.3:
-        signal = chemical_shift(signal, tissues, int(rng.integers(1, 3) * rng.choice([-1, 1])) * supersample,
-                                int(rng.integers(0, 2)))
+    if protocol.random() < 0.3:
+        signal = thick_slab(signal, tissues, means, protocol.uniform(0.1, 0.45))
+    if contrast != "T2FS" and protocol.random() < 0.3:
+        signal = chemical_shift(signal, tissues, int(protocol.integers(1, 3) * protocol.choice([-1, 1])) * supersample,
+                                int(protocol.integers(0, 2)))
     image = signal * (1.0 + texture[tissues] * fine)
     if supersample > 1:
         h, w = tissues.shape[0] // supersample, tissues.shape[1] // supersample
@@ -117,28 +121,31 @@ def render(rng: np.random.Generator, tissues: np.ndarray, supersample: int, cont
     return image
 
 
-def acquire(rng: np.random.Generator, image: np.ndarray, blur_px: float, noise_scale: float = 1.0) -> np.ndarray:
+def acquire(rng: np.random.Generator, image: np.ndarray, blur_px: float, noise_scale: float = 1.0,
+            protocol: np.random.Generator | None = None) -> np.ndarray:
     """Blur, bias field, Gibbs ringing, Rician noise and a random gamma; result scaled to about [0, 1].
     ``noise_scale`` multiplies the noise's random level and draws the same random numbers whatever it is, so that
-    the same seed gives the same image with less (or no) noise."""
+    the same seed gives the same image with less (or no) noise. ``protocol``: see render (here the bias field's
+    scale and strength, the ringing, the noise level and the gamma); the fields themselves come from ``rng``."""
+    protocol = protocol or rng
     if blur_px > 0.05:
         image = ndimage.gaussian_filter(image, blur_px)
-    bias = smooth_noise(rng, image.shape, max(image.shape) / rng.uniform(1.5, 4.0))
-    image = image * np.exp(rng.uniform(0.0, 0.5) * bias)
-    if rng.random() < 0.25:
-        image = _gibbs(rng, image)
-    sigma = noise_scale * rng.uniform(0.01, 0.12) * max(float(np.percentile(image, 99)), 1e-3)
+    bias = smooth_noise(rng, image.shape, max(image.shape) / protocol.uniform(1.5, 4.0))
+    image = image * np.exp(protocol.uniform(0.0, 0.5) * bias)
+    if protocol.random() < 0.25:
+        image = _gibbs(protocol, image)
+    sigma = noise_scale * protocol.uniform(0.01, 0.12) * max(float(np.percentile(image, 99)), 1e-3)
     noisy = np.hypot(image + rng.normal(0.0, sigma, image.shape), rng.normal(0.0, sigma, image.shape))
     scale = max(float(np.percentile(noisy, 99.5)), 1e-6)
-    return np.clip(noisy / scale, 0.0, 1.5) ** float(np.exp(rng.normal(0.0, 0.25)))
+    return np.clip(noisy / scale, 0.0, 1.5) ** float(np.exp(protocol.normal(0.0, 0.25)))
 
 
-def _gibbs(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+def _gibbs(protocol: np.random.Generator, image: np.ndarray) -> np.ndarray:
     """Truncate k-space along one axis (ringing at sharp edges)."""
-    axis = int(rng.integers(0, 2))
+    axis = int(protocol.integers(0, 2))
     spectrum = np.fft.fftshift(np.fft.fft(image, axis=axis), axes=axis)
     n = image.shape[axis]
-    keep = int(n * rng.uniform(0.55, 0.85) / 2)
+    keep = int(n * protocol.uniform(0.55, 0.85) / 2)
     window = np.zeros(n)
     window[n // 2 - keep:n // 2 + keep] = 1.0
     spectrum *= window.reshape((-1, 1) if axis == 0 else (1, -1))
