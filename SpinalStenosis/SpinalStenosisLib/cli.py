@@ -80,7 +80,8 @@ def _progress(done: int, total: int) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
-    out = run_demo(Path(args.out), overwrite=args.overwrite, seed=args.seed, use_masks=args.masks_only)
+    out = run_demo(Path(args.out), overwrite=args.overwrite, seed=args.seed, use_masks=args.masks_only,
+                   region=args.region)
     print(f"wrote {out}")
 
 
@@ -160,10 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--quiet", action="store_true", help="no progress lines")
     measure.set_defaults(handler=_measure)
 
-    demo = sub.add_parser("demo", help="synthesise a lumbar stack and measure it (the built-in default job)")
+    demo = sub.add_parser("demo", help="synthesise a lumbar (or cervical) series and measure it (the built-in "
+                                       "default job)")
     demo.add_argument("--out", default="spinal-stenosis-demo", help="output folder")
     demo.add_argument("--seed", type=int, default=8)
     demo.add_argument("--masks-only", action="store_true", help="measure the phantom's true masks, no networks")
+    demo.add_argument("--region", choices=REGIONS, default="lumbar",
+                      help="a lumbar series (L3-S1) or a cervical one (C4-C7), graded with that region's cut-offs")
     demo.add_argument("--overwrite", action="store_true")
     demo.set_defaults(handler=_demo)
 

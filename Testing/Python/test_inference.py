@@ -17,7 +17,7 @@ from SpinalStenosisLib.models import (INPUT_SIZE, ModelError, load_network, mode
                                       verified_path)
 from SpinalStenosisLib.network import CoordBlock, CoUNet
 from SpinalStenosisLib.pipeline import measure_with_segmenter
-from SpinalStenosisLib.synth.dataset import slice_geometry, synthetic_slice, synthetic_stack
+from SpinalStenosisLib.synth.dataset import SERIES_PLANS, slice_geometry, synthetic_slice, synthetic_stack
 from SpinalStenosisLib.volume_io import axial_from_array
 
 
@@ -222,6 +222,18 @@ def test_demo_writes_every_output(tmp_path, capsys):
     names = {p.name for p in (tmp_path / "demo").iterdir()}
     assert {"segmentation.nii.gz", "measurements.csv", "rulers.mrk.json", "report.png", "input"} <= names
     shutil.rmtree(tmp_path / "demo")
+
+
+def test_cervical_demo_is_a_cervical_series_graded_as_cervical(tmp_path):
+    assert cli.main(["demo", "--out", str(tmp_path / "neck"), "--region", "cervical", "--masks-only"]) == 0
+    document = json.loads((tmp_path / "neck" / "measurements.json").read_text(encoding="utf-8"))
+    assert document["region"] == "cervical" and document["input"] == "demo_cervical_t2.nii.gz"
+    plan = SERIES_PLANS["cervical"]
+    slices = document["slices"]
+    assert len(slices) == len(plan.levels) * len(plan.slice_kinds)
+    assert all(m["canal_ap_mm"] > 0 for m in slices)
+    mid_body = [m for n, m in enumerate(slices) if plan.slice_kinds[n % len(plan.slice_kinds)] == "mid-body"]
+    assert all(m["left_foramen_width_mm"] is None and m["right_foramen_width_mm"] is None for m in mid_body)
 
 
 def test_implausible_foramina_are_reported_absent():

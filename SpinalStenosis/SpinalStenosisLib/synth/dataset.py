@@ -123,28 +123,44 @@ def write_dataset(out: Path, count: int, seed: int, region: str = "both", overwr
     return out
 
 
-def synthetic_stack(seed: int, region: str = "lumbar", levels: tuple[str, ...] = ("L3-L4", "L4-L5", "L5-S1"),
-                    pixel_mm: float = 0.7, size: int = 320, spacing_mm: float = 4.4) -> tuple[np.ndarray,
-                                                                                               np.ndarray,
-                                                                                               VolumeGeometry,
-                                                                                               list[dict]]:
-    """A multi-level axial stack (pedicle, disc and mid-body slice per level) of one series: one geometry, and
-    the same scanner settings on every slice (intensities, blur, noise level...; see render.render).
-    Returns image [k, j, i], labels [k, j, i], geometry and per-slice truth."""
+@dataclass(frozen=True)
+class SeriesPlan:
+    """What a synthetic multi-level series holds and how it was acquired."""
+
+    levels: tuple[str, ...]
+    slice_kinds: tuple[str, ...]  # the slices of each level, in order
+    pixel_mm: float
+    spacing_mm: float
+    view_centre_anterior_mm: float  # how far in front of the canal the field of view is centred
+
+
+SERIES_PLANS = {
+    "lumbar": SeriesPlan(("L3-L4", "L4-L5", "L5-S1"), ("pedicle", "disc", "mid-body"), 0.7, 4.4, 40.0),
+    "cervical": SeriesPlan(("C4-C5", "C5-C6", "C6-C7"), ("disc", "mid-body"), 0.5, 3.0, 10.0),
+}
+
+
+def synthetic_stack(seed: int, region: str = "lumbar", levels: tuple[str, ...] | None = None,
+                    size: int = 320) -> tuple[np.ndarray, np.ndarray, VolumeGeometry, list[dict]]:
+    """A multi-level axial T2 stack of one series (SERIES_PLANS: the slices of each level, pixel size, spacing):
+    one geometry, and the same scanner settings on every slice (intensities, blur, noise level...; see
+    render.render). levels: instead of the plan's. Returns image [k, j, i], labels [k, j, i], geometry and
+    per-slice truth."""
+    plan = SERIES_PLANS[region]
     rng = np.random.default_rng(seed)
     protocol_seed = int(rng.integers(2**63))
     contrast = "T2"
-    row_step, column_step = np.array([0.0, -pixel_mm, 0.0]), np.array([-pixel_mm, 0.0, 0.0])
-    origin = np.array([0.0, 40.0, 0.0]) - (size - 1) / 2 * (row_step + column_step)
+    row_step, column_step = np.array([0.0, -plan.pixel_mm, 0.0]), np.array([-plan.pixel_mm, 0.0, 0.0])
+    origin = np.array([0.0, plan.view_centre_anterior_mm, 0.0]) - (size - 1) / 2 * (row_step + column_step)
     grid = PlaneGrid(origin, row_step, column_step, (size, size))
     images, labels, truth = [], [], []
-    for level in levels:
-        for kind in ("pedicle", "disc", "mid-body"):
+    for level in levels or plan.levels:
+        for kind in plan.slice_kinds:
             scene = sample_scene(rng, region, contrast=contrast, level=level, kind=kind)
             case = synthetic_slice(rng, region, scene, grid, protocol=np.random.default_rng(protocol_seed))
             images.append(case.image)
             labels.append(case.labels)
             truth.append({"level": level, "slice_kind": kind, **case.truth})
-    geometry = slice_geometry(grid, spacing_mm, len(images))
+    geometry = slice_geometry(grid, plan.spacing_mm, len(images))
     image = np.stack(images) * 1000.0
     return image.astype(np.float32), np.stack(labels), geometry, truth
