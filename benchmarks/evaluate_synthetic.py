@@ -1,7 +1,7 @@
 """Synthetic held-out evaluation of the shipped networks (fixed seed, never trained on).
 
-    .venv/bin/python benchmarks/evaluate_synthetic.py [--count 300] [--stacks 40] [--json out.json]
-                                                      [--compare MODELS_FOLDER] [--noise-scale 0.1]
+    .venv/bin/python benchmarks/evaluate_synthetic.py [--count 300] [--stacks 40] [--stack-region cervical]
+                                                      [--json out.json] [--compare MODELS_FOLDER] [--noise-scale 0.1]
                                                       [--validation]
 
 Each case is a native-resolution synthetic slice; truth comes from 0.08 mm label maps. Prints, for all contrasts and
@@ -25,9 +25,9 @@ and of the others are within 2 mm, and how many foramina reported where there is
 writes every slice's record (its index in the set, contrast, pixel size, Dice, true and found measurements and
 grades, confidences), for looking at failures.
 
-With --stacks N it also measures N synthetic multi-level T2 stacks (pedicle, disc and mid-body slices of L3-S1, as in
-the demo) end to end, with the stack step and slice by slice, and prints the canal AP error of each and on how many
-slices the stack step changes the canal.
+With --stacks N it also measures N synthetic multi-level T2 series (pedicle, disc and mid-body slices of L3-S1, as in
+the demo; with --stack-region cervical, disc and mid-body slices of C4-C7) end to end, with the stack step and slice
+by slice, and prints the canal AP error of each and on how many slices the stack step changes the canal.
 
 With --compare it also runs the networks of another models folder (e.g. a fine-tune, see `spinal-stenosis
 package-models`) on the same slices and prints, for each outcome, both models' shares, on how many slices (or
@@ -55,7 +55,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
-from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, grade  # noqa: E402
+from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, REGIONS, grade  # noqa: E402
 from SpinalStenosisLib.inference import CHANNELS, load_segmenter, native_labels  # noqa: E402
 from SpinalStenosisLib.measurement import CHECK_BELOW, MEASUREMENT_COLUMNS, doubted, measure_slice  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
@@ -372,28 +372,29 @@ def print_comparison(comparison: dict, shipped: str, candidate: str) -> None:
               f"{c['p']:>9.3f}")
 
 
-def evaluate_stacks(segmenter, count: int) -> dict:
-    """Canal AP errors on multi-level stacks, with the stack step and slice by slice (see evaluate_real)."""
+def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
+    """Canal AP errors on multi-level stacks of a region, with the stack step and slice by slice (see
+    evaluate_real)."""
     from evaluate_real import SliceBySlice
 
     errors, changed, grades = {"stack step": [], "slice by slice": []}, 0, []
     for n in range(count):
-        image, _, geometry, truth = synthetic_stack(STACK_SEED + n)
+        image, _, geometry, truth = synthetic_stack(STACK_SEED + n, region)
         volume = axial_from_array(image, geometry)
         runs = {"stack step": measure_with_segmenter(volume, segmenter),
                 "slice by slice": measure_with_segmenter(volume, SliceBySlice(segmenter))}
         for name, run in runs.items():
             errors[name] += [error(m.values["canal_ap_mm"], t["canal_ap_mm"]) for m, t in zip(run.measurements, truth)]
-        grades += [graded(t, m.values, "lumbar") for m, t in zip(runs["stack step"].measurements, truth)]
+        grades += [graded(t, m.values, region) for m, t in zip(runs["stack step"].measurements, truth)]
         with_step, alone = (run.stack_labels == 1 for run in runs.values())
         changed += int((with_step != alone).any(axis=(1, 2)).sum())
-    return {"stacks": count, "seed": STACK_SEED, "slices": len(errors["stack step"]), "slices_changed": changed,
+    return {"stacks": count, "region": region, "seed": STACK_SEED, "slices": len(errors["stack step"]), "slices_changed": changed,
             **{name: shares_within(values, (1, 2, 3)) for name, values in errors.items()},
             "grades": grade_agreement(grades)}
 
 
 def print_stacks(stacks: dict) -> None:
-    print(f"\nMulti-level T2 stacks: {stacks['stacks']} stacks, {stacks['slices']} slices (seed {stacks['seed']}); "
+    print(f"\nMulti-level {stacks['region']} T2 stacks: {stacks['stacks']} stacks, {stacks['slices']} slices (seed {stacks['seed']}); "
           f"canal AP within 1 / 2 / 3 mm: " + "; ".join(
               f"{name} {v['1']:.1%} / {v['2']:.1%} / {v['3']:.1%}" for name, v in stacks.items()
               if name in ("stack step", "slice by slice"))
@@ -475,6 +476,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--stacks", type=int, default=0, help="also measure this many multi-level stacks")
+    parser.add_argument("--stack-region", choices=REGIONS, default="lumbar", help="the stacks' region")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--compare", type=Path, metavar="MODELS_FOLDER",
                         help="also run the networks of this models folder (see package-models) on the same slices "
@@ -486,16 +488,18 @@ def main() -> None:
     seed = VALIDATION_SEED if args.validation else HELD_OUT_SEED
     segmenter = load_segmenter(threads=2)
     records = held_out_records(segmenter, args.count, args.noise_scale, seed)
-    summary = {**evaluate(records, seed), "noise_scale": args.noise_scale}
-    print_table(summary)
-    if args.compare:
+    summary = {}
+    if records:  # --count 0: the stacks only
+        summary = {**evaluate(records, seed), "noise_scale": args.noise_scale}
+        print_table(summary)
+    if args.compare and records:
         candidate = load_segmenter(threads=2, folder=args.compare)
         candidate_records = held_out_records(candidate, args.count, args.noise_scale, seed)
         summary["compare"] = {"models": str(args.compare), "candidate": evaluate(candidate_records, seed),
                               "paired": paired_comparison(records, candidate_records)}
         print_comparison(summary["compare"]["paired"], models_name(segmenter), models_name(candidate))
     if args.stacks:
-        summary["multi_level_stacks"] = evaluate_stacks(segmenter, args.stacks)
+        summary["multi_level_stacks"] = evaluate_stacks(segmenter, args.stacks, args.stack_region)
         print_stacks(summary["multi_level_stacks"])
     if args.json:
         args.json.write_text(json.dumps({**summary, "slices": records}, indent=1), encoding="utf-8")
