@@ -63,6 +63,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = SpinalStenosisLogic()
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.demoButton.connect("clicked(bool)", self.onDemoButton)
         self.ui.measureButton.connect("clicked(bool)", self.onMeasureButton)
         self.ui.remeasureButton.connect("clicked(bool)", self.onRemeasureButton)
         self.ui.exportButton.connect("clicked(bool)", self.onExportButton)
@@ -129,8 +130,16 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         hasOutput = bool(self._parameterNode and self._parameterNode.outputSegmentation)
         self.ui.measureButton.text = _("Cancel") if running else _("Measure")
         self.ui.measureButton.enabled = running or hasInput
+        self.ui.demoButton.enabled = not running
         for button in (self.ui.remeasureButton, self.ui.exportButton, self.ui.editButton):
             button.enabled = hasOutput and not running
+
+    def onDemoButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to make the demo series."), waitCursor=True):
+            volume = self.logic.loadDemoVolume(self._parameterNode)
+            slicer.util.setSliceViewerLayers(background=volume, fit=True)
+            self.ui.statusLabel.text = _("A synthetic {region} T2 series, made here (no patient's): click "
+                                         "Measure.").format(region=self._parameterNode.region)
 
     def onMeasureButton(self) -> None:
         if self._timer is not None:
@@ -267,6 +276,14 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
             self._segmenter = load_segmenter(device=device)
         return self._segmenter
 
+    def loadDemoVolume(self, parameterNode):
+        """The synthetic demo series of the parameter node's region (made here, nothing downloaded; the one made
+        before if the scene holds it) as the input volume."""
+        from SpinalStenosisLib.demo import add_demo_volume
+
+        parameterNode.inputVolume = add_demo_volume(slicer.mrmlScene, parameterNode.region)
+        return parameterNode.inputVolume
+
     def startMeasure(self, parameterNode):
         """A generator of (slices done, total); its return value is the measurement run."""
         from SpinalStenosisLib.pipeline import segmenter_steps
@@ -362,15 +379,13 @@ class SpinalStenosisTest(ScriptedLoadableModuleTest):
         import tempfile
 
         import numpy as np
-        from SpinalStenosisLib.scene_bundle import add_volume
-        from SpinalStenosisLib.synth.dataset import synthetic_stack
 
-        self.delayDisplay("Synthesising an axial lumbar stack")
-        image, _, geometry, _ = synthetic_stack(seed=3)
-        volume = add_volume(slicer.mrmlScene, image, geometry.ijk_to_ras, "synthetic T2")
+        self.delayDisplay("Synthesising the demo's axial lumbar series")
         logic = SpinalStenosisLogic()
+        volume = logic.loadDemoVolume(logic.getParameterNode())
+        self.assertIs(logic.loadDemoVolume(logic.getParameterNode()), volume)
         outputs = logic.process(volume)
-        self.assertEqual(outputs.table.GetNumberOfRows(), image.shape[0])
+        self.assertEqual(outputs.table.GetNumberOfRows(), volume.GetImageData().GetDimensions()[2])
         self.assertTrue(outputs.rulers)
         parameterNode = logic.getParameterNode()
         self.assertEqual(logic.remeasure(parameterNode), [])

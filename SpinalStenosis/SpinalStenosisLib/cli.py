@@ -78,10 +78,10 @@ def _progress(done: int, total: int) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from .demo import run_demo
+    from .demo import DEMO_SEED, run_demo
 
-    out = run_demo(Path(args.out), overwrite=args.overwrite, seed=args.seed, use_masks=args.masks_only,
-                   region=args.region)
+    out = run_demo(Path(args.out), overwrite=args.overwrite, seed=DEMO_SEED if args.seed is None else args.seed,
+                   use_masks=args.masks_only, region=args.region)
     print(f"wrote {out}")
 
 
@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="synthesise a lumbar (or cervical) series and measure it (the built-in "
                                        "default job)")
     demo.add_argument("--out", default="spinal-stenosis-demo", help="output folder")
-    demo.add_argument("--seed", type=int, default=8)
+    demo.add_argument("--seed", type=int, help="another synthetic series (default: the demo's own)")
     demo.add_argument("--masks-only", action="store_true", help="measure the phantom's true masks, no networks")
     demo.add_argument("--region", choices=REGIONS, default="lumbar",
                       help="a lumbar series (L3-S1) or a cervical one (C4-C7), graded with that region's cut-offs")

@@ -7,8 +7,10 @@ from .outputs import check_output_folder
 from .synth.dataset import synthetic_stack
 from .volume_io import write_image, write_labels
 
+DEMO_SEED = 8  # a series that looks like a usual clinical T2 and holds normal and stenosed levels
 
-def run_demo(out: Path, overwrite: bool = False, seed: int = 8, use_masks: bool = False,
+
+def run_demo(out: Path, overwrite: bool = False, seed: int = DEMO_SEED, use_masks: bool = False,
              region: str = "lumbar") -> Path:
     """Write the demo stack under out/input/, then measure it into out/ (networks, or the true masks) with the
     region's cut-offs."""
@@ -30,3 +32,16 @@ def run_demo(out: Path, overwrite: bool = False, seed: int = 8, use_masks: bool 
     measure_file(image_path, out, labels_path=labels_path if use_masks else None, segmenter=segmenter,
                  region=region, overwrite=overwrite)
     return out
+
+
+def add_demo_volume(scene, region: str = "lumbar", seed: int = DEMO_SEED):
+    """The demo series as a scalar volume node of an MRML scene, made here (nothing is downloaded); the node made
+    before if the scene still holds it, so that asking again adds no duplicate."""
+    from .scene_bundle import add_volume
+
+    name = f"Synthetic {region} T2 (demo)"
+    existing = scene.GetFirstNodeByName(name)
+    if existing is not None and existing.IsA("vtkMRMLScalarVolumeNode"):
+        return existing
+    image, _, geometry, _ = synthetic_stack(seed, region)
+    return add_volume(scene, image, geometry.ijk_to_ras, name)

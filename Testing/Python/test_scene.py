@@ -391,3 +391,19 @@ def test_a_scene_bundle_of_an_angled_series_holds_each_block_on_its_own_grid(con
         assert np.array_equal(slicer.util.arrayFromVolume(node), image)
     assert count(other.scene, "vtkMRMLSegmentationNode") == count(other.scene, "vtkMRMLTableNode") == 2
     assert count(other.scene, "vtkMRMLMarkupsLineNode") == sum(len(m.rulers) for r in runs for m in r.measurements)
+
+
+def test_the_demo_series_is_made_once_with_its_plan_geometry(context):
+    from SpinalStenosisLib.demo import add_demo_volume
+    from SpinalStenosisLib.geometry import needs_reslice
+    from SpinalStenosisLib.synth.dataset import SERIES_PLANS
+
+    plan = SERIES_PLANS["cervical"]
+    volume = add_demo_volume(context.scene, "cervical")
+    assert volume.GetName() == "Synthetic cervical T2 (demo)"
+    assert volume.GetImageData().GetDimensions() == (320, 320, len(plan.levels) * len(plan.slice_kinds))
+    assert volume.GetSpacing() == pytest.approx((plan.pixel_mm, plan.pixel_mm, plan.spacing_mm))
+    assert not needs_reslice(geometry_of(volume))  # an axial stack
+    assert add_demo_volume(context.scene, "cervical") is volume
+    assert count(context.scene, "vtkMRMLScalarVolumeNode") == 1
+    assert add_demo_volume(context.scene, "lumbar") is not volume
