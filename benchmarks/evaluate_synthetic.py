@@ -388,13 +388,15 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
         grades += [graded(t, m.values, region) for m, t in zip(runs["stack step"].measurements, truth)]
         with_step, alone = (run.stack_labels == 1 for run in runs.values())
         changed += int((with_step != alone).any(axis=(1, 2)).sum())
-    return {"stacks": count, "region": region, "seed": STACK_SEED, "slices": len(errors["stack step"]), "slices_changed": changed,
+    return {"stacks": count, "region": region, "seed": STACK_SEED, "slices": len(errors["stack step"]),
+            "slices_changed": changed,
             **{name: shares_within(values, (1, 2, 3)) for name, values in errors.items()},
             "grades": grade_agreement(grades)}
 
 
 def print_stacks(stacks: dict) -> None:
-    print(f"\nMulti-level {stacks['region']} T2 stacks: {stacks['stacks']} stacks, {stacks['slices']} slices (seed {stacks['seed']}); "
+    print(f"\nMulti-level {stacks['region']} T2 stacks: {stacks['stacks']} stacks, {stacks['slices']} slices "
+          f"(seed {stacks['seed']}); "
           f"canal AP within 1 / 2 / 3 mm: " + "; ".join(
               f"{name} {v['1']:.1%} / {v['2']:.1%} / {v['3']:.1%}" for name, v in stacks.items()
               if name in ("stack step", "slice by slice"))
