@@ -22,6 +22,8 @@ def run_demo(out: Path, overwrite: bool = False, seed: int = DEMO_SEED, use_mask
     check_output_folder(out, image_path, overwrite)
     image, labels, geometry, _ = synthetic_stack(seed, region)
     image_path.parent.mkdir(parents=True, exist_ok=True)
+    for earlier in image_path.parent.glob("demo_*.nii.gz"):  # an earlier demo's series, perhaps another region's
+        earlier.unlink()
     write_image(image_path, image, geometry)
     write_labels(labels_path, labels, geometry)
     segmenter = None

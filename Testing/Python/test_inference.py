@@ -225,7 +225,11 @@ def test_demo_writes_every_output(tmp_path, capsys):
 
 
 def test_cervical_demo_is_a_cervical_series_graded_as_cervical(tmp_path):
-    assert cli.main(["demo", "--out", str(tmp_path / "neck"), "--region", "cervical", "--masks-only"]) == 0
+    assert cli.main(["demo", "--out", str(tmp_path / "neck"), "--masks-only"]) == 0
+    assert cli.main(["demo", "--out", str(tmp_path / "neck"), "--region", "cervical", "--masks-only",
+                     "--overwrite"]) == 0
+    assert sorted(p.name for p in (tmp_path / "neck" / "input").iterdir()) == [
+        "demo_cervical_t2.nii.gz", "demo_cervical_true_labels.nii.gz"]  # not the lumbar series it replaced
     document = json.loads((tmp_path / "neck" / "measurements.json").read_text(encoding="utf-8"))
     assert document["region"] == "cervical" and document["input"] == "demo_cervical_t2.nii.gz"
     plan = SERIES_PLANS["cervical"]
