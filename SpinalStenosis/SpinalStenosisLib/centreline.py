@@ -10,7 +10,7 @@ import numpy as np
 
 from .crop import field_of_view_side_mm
 from .geometry import PlaneGrid
-from .measurement import largest_component, mask_confidence
+from .measurement import kept_confidence, largest_component
 
 NEIGHBOUR_WINDOW_MM = 40.0  # slices this close along the stack say where a slice's canal should be
 MIN_NEIGHBOURS = 2
@@ -32,11 +32,12 @@ class CanalSighting:
     @classmethod
     def of(cls, canal: np.ndarray, grid: PlaneGrid) -> "CanalSighting | None":
         """The sighting of a canal mask (probabilities) on a network-2 crop grid; None without a canal."""
-        region = largest_component(canal) >= 0.5
+        kept = largest_component(canal)
+        region = kept >= 0.5
         if not region.any():
             return None
         return cls(grid.centroid_ras(region), field_of_view_side_mm(grid),
-                   float(region.sum() * grid.pixel_area_mm2), mask_confidence(canal))
+                   float(region.sum() * grid.pixel_area_mm2), kept_confidence(kept))
 
 
 def on_line(sighting: CanalSighting, expected: CanalSighting) -> bool:

@@ -78,7 +78,11 @@ class SliceMeasurement:
 
 def mask_confidence(mask: np.ndarray) -> float:
     """The mean of a mask over its largest region at >= 0.5 (NaN without one)."""
-    kept = largest_component(mask)
+    return kept_confidence(largest_component(mask))
+
+
+def kept_confidence(kept: np.ndarray) -> float:
+    """mask_confidence of a mask already reduced to its largest component (see largest_component)."""
     region = kept >= 0.5
     return float(kept[region].mean()) if region.any() else float("nan")
 
