@@ -303,11 +303,12 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
     def process(self, inputVolume, region: Optional[str] = None, device: str = "cpu", progress=None):
         """Measure inputVolume (blocking); returns the SceneOutputs (segmentation, table, rulers, region). Without a
         region, the one the volume's DICOM header names, else lumbar."""
+        from SpinalStenosisLib.grading import grading_region
         from SpinalStenosisLib.pipeline import run_steps
 
         parameterNode = self.getParameterNode()
         parameterNode.inputVolume, parameterNode.device = inputVolume, device
-        parameterNode.region = region or self.namedRegion(inputVolume) or "lumbar"
+        parameterNode.region = grading_region(region, self.namedRegion(inputVolume))
         run = run_steps(self.startMeasure(parameterNode), progress)
         return self.finishMeasure(parameterNode, run)
 

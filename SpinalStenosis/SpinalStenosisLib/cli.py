@@ -46,7 +46,8 @@ def _measure(args: argparse.Namespace) -> None:
 def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter) -> None:
     from .measurement import describe_checks
     from .outputs import block_folder
-    from .pipeline import grading_region, measure_file
+    from .grading import grading_region
+    from .pipeline import measure_file
 
     runs = measure_file(input_path, out, labels_path=args.masks, segmenter=segmenter, region=args.region,
                         overwrite=args.overwrite, progress=None if args.quiet else _progress, pixel_mm=args.pixel_mm)
@@ -54,7 +55,7 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
         for warning in run.volume.warnings:
             where = f"{block_folder(k)}: " if len(runs) > 1 else ""
             print(f"spinal-stenosis: warning: {input_path}: {where}{warning}", file=sys.stderr)
-    region = grading_region(args.region, runs[0].volume)
+    region = grading_region(args.region, runs[0].volume.named_region)
     if args.scene is not None:
         from .scene_bundle import write_scene_bundle
 

@@ -55,6 +55,12 @@ def grade(values: dict[str, float], region: str = "lumbar") -> dict[str, str]:
     }
 
 
+def grading_region(chosen: str | None, named: str | None) -> str:
+    """The region whose cut-offs grade the canal: the one chosen (--region, the module's Region), else the one the
+    input's DICOM header names (see region_named), else lumbar."""
+    return chosen or named or "lumbar"
+
+
 def region_named(body_part: str = "", descriptions: Sequence[str] = ()) -> str | None:
     """The region a DICOM header names: by its Body Part Examined, else by the first description (series, then
     study) that names exactly one region; None when they name none. The values are those of REGION_TAGS."""

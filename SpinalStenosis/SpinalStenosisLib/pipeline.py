@@ -9,6 +9,7 @@ import numpy as np
 
 from .centreline import CanalSighting, on_line, second_looks
 from .geometry import PlaneGrid
+from .grading import grading_region
 from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measure_slice
 from .outputs import block_folder, check_output_folder, staged_output, write_csv, write_json, write_rulers
 from .report import write_report
@@ -239,11 +240,5 @@ def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path 
         block_progress = _within(progress, sum(run.volume.n_slices for run in runs), total)
         runs.append(measure_with_labels(volume, block_labels, block_progress) if block_labels is not None
                     else measure_with_segmenter(volume, segmenter, block_progress))
-    write_outputs(runs, out_dir, input_path, grading_region(region, volumes[0]), overwrite)
+    write_outputs(runs, out_dir, input_path, grading_region(region, volumes[0].named_region), overwrite)
     return runs
-
-
-def grading_region(region: str | None, volume: AxialVolume) -> str:
-    """The region whose cut-offs grade the canal: the one given, else the one the volume's DICOM header names, else
-    lumbar."""
-    return region or volume.named_region or "lumbar"
