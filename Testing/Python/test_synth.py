@@ -240,6 +240,28 @@ def test_slices_of_one_series_share_the_scanner_settings():
     assert max(own) / min(own) > 3.0
 
 
+@pytest.mark.parametrize("region, levels", [("lumbar", LUMBAR_LEVELS[2:]), ("cervical", CERVICAL_LEVELS[1:])])
+def test_slices_of_one_patient_share_the_body(region, levels):
+    """Slices of different levels drawn with the patient generator in the same state have one body outline (width
+    and depth, to the painting grid's millimetre) and one muscle outline; with their own draws they do not."""
+    axis = np.arange(-250.0, 250.0, 1.0)
+    x, y = np.meshgrid(axis, axis)
+
+    def body(n: int, patient: np.random.Generator | None) -> tuple[float, float, float]:
+        anatomy = sample_anatomy(np.random.default_rng([n, 3]), region, levels[n % len(levels)], "disc", patient)
+        tissues = anatomy.paint(x, y)
+        inside = np.argwhere(tissues != T["air"])
+        width, depth = np.ptp(inside, axis=0)[::-1]
+        muscle = T["erector_spinae"] if region == "lumbar" else T["neck_muscle"]
+        return float(width), float(depth), float((tissues == muscle).sum() ** 0.5)
+
+    shared = np.array([body(n, np.random.default_rng(11)) for n in range(3)])
+    own = np.array([body(n, None) for n in range(3)])
+    assert np.ptp(shared[:, :2], axis=0).max() <= 1.0
+    assert np.ptp(own[:, :2], axis=0).max() > 10.0
+    assert np.ptp(shared[:, 2]) < 0.25 * np.ptp(own[:, 2])
+
+
 def test_thick_slab_blends_the_disc_towards_the_endplate():
     from SpinalStenosisLib.synth.render import PRIOR_TABLE, thick_slab
 

@@ -208,13 +208,16 @@ def _u(rng: np.random.Generator, low: float, high: float) -> float:
 
 
 def sample_anatomy(rng: np.random.Generator, region: str = "lumbar", level: str | None = None,
-                   kind: str | None = None) -> Anatomy:
+                   kind: str | None = None, patient: np.random.Generator | None = None) -> Anatomy:
+    """A random slice's anatomy. patient: the generator of what one patient's slices share (body outline, muscles,
+    bony canal and vertebral size; in the same state for each slice of a series), drawn in its place from rng
+    without it, so slices drawn without it do not change."""
     if region == "cervical":
         return _cervical(rng, level or str(rng.choice(CERVICAL_LEVELS)), kind or str(rng.choice(
-            CERVICAL_KINDS, p=[0.7, 0.3])))
+            CERVICAL_KINDS, p=[0.7, 0.3])), patient or rng)
     level = level or str(rng.choice(LUMBAR_LEVELS))
     kind = kind or str(rng.choice(SLICE_KINDS, p=[0.6, 0.2, 0.2]))
-    return _lumbar(rng, level, kind)
+    return _lumbar(rng, level, kind, patient or rng)
 
 
 def behind_sac_on_midline(anatomy: Anatomy, step_mm: float = 0.05,
@@ -263,7 +266,7 @@ def _roots(rng, anatomy: Anatomy, ap: float, width: float, csf: Shape) -> None:
         anatomy.add("cauda_equina_roots", _within(ellipse(cx, cy, r, r), csf), late=True)  # a narrowed sac crowds them
 
 
-def _body_outline(rng, anatomy: Anatomy, posterior_y: float, half_width: float, depth: float, power: int,
+def _body_outline(anatomy: Anatomy, posterior_y: float, half_width: float, depth: float, power: int,
                   subcutaneous: float) -> tuple[float, float, float]:
     centre_y = posterior_y + depth / 2
     anatomy.add("skin", superellipse(0.0, centre_y, half_width, depth / 2, power))
@@ -273,16 +276,16 @@ def _body_outline(rng, anatomy: Anatomy, posterior_y: float, half_width: float, 
     return centre_y, inner_w, inner_d
 
 
-def _lumbar(rng, level: str, kind: str) -> Anatomy:
+def _lumbar(rng, level: str, kind: str, patient) -> Anatomy:
     anatomy = Anatomy("lumbar", level, kind)
     index = LUMBAR_LEVELS.index(level)
     anatomy.stenosis = str(rng.choice(STENOSIS_GRADES, p=[0.35, 0.25, 0.22, 0.18]))
     stenosis, severity = anatomy.stenosis, STENOSIS_SEVERITY[anatomy.stenosis]
-    narrow_developmental = rng.random() < 0.12
+    narrow_developmental = patient.random() < 0.12
     # the sac before stenosis: the bony canal is built around it; stenosis narrows the sac inside it (Lurie: mild
     # takes up to a third of its area, moderate up to two thirds, severe more), the disc and flava filling the space
-    bony_ap = _u(rng, 10.0, 17.0) - 0.6 * index - (3.0 if narrow_developmental else 0.0)
-    bony_width = _u(rng, 14.0, 22.0) + 0.8 * index
+    bony_ap = _u(patient, 10.0, 17.0) - 0.6 * index - (3.0 if narrow_developmental else 0.0)
+    bony_width = _u(patient, 14.0, 22.0) + 0.8 * index
     sac_ap, sac_width = bony_ap, bony_width
     if stenosis != "none":
         loss = _u(rng, *SAC_AREA_LOSS[stenosis]) * (1.0 if kind == "disc" else _u(rng, 0.0, 0.4))
@@ -295,17 +298,17 @@ def _lumbar(rng, level: str, kind: str) -> Anatomy:
     # the midline fat triangle between the sac and the flava's V, thinned and then lost as stenosis grows
     posterior_fat = max(_u(rng, 2.0, 7.0) - severity * _u(rng, 0.0, 7.0), 0.0)
     lf_thickness = {side: _u(rng, 2.5, 4.0) + severity * _u(rng, 0.0, 5.0) for side in (-1, 1)}
-    disc_width, disc_depth = _u(rng, 38.0, 52.0), _u(rng, 28.0, 36.0)
+    disc_width, disc_depth = _u(patient, 38.0, 52.0), _u(patient, 28.0, 36.0)
     disc_back = bony_ap / 2 + anterior_epidural  # y of the posterior disc / body margin
     disc_cy = disc_back + disc_depth / 2
     lamina_y = -(bony_ap / 2 + posterior_fat + max(lf_thickness.values()))
 
     # body outline and soft tissue
-    posterior_skin = lamina_y - _u(rng, 30.0, 55.0)
-    subcutaneous = _u(rng, 4.0, 40.0)
-    depth = _u(rng, 170.0, 300.0)
-    centre_y, inner_w, inner_d = _body_outline(rng, anatomy, posterior_skin, _u(rng, 120.0, 190.0), depth,
-                                               int(rng.integers(2, 5)), subcutaneous)
+    posterior_skin = lamina_y - _u(patient, 30.0, 55.0)
+    subcutaneous = _u(patient, 4.0, 40.0)
+    depth = _u(patient, 170.0, 300.0)
+    centre_y, inner_w, inner_d = _body_outline(anatomy, posterior_skin, _u(patient, 120.0, 190.0), depth,
+                                               int(patient.integers(2, 5)), subcutaneous)
     anatomy.add("viscera", superellipse(0.0, centre_y, inner_w, inner_d, 3))
     for _ in range(int(rng.integers(0, 4))):
         anatomy.add("gas", ellipse(_u(rng, -inner_w, inner_w) * 0.6, centre_y + _u(rng, 0.1, 0.6) * inner_d,
@@ -318,30 +321,30 @@ def _lumbar(rng, level: str, kind: str) -> Anatomy:
             anatomy.add("kidney", ellipse(*kidney))
             anatomy.add("intermuscular_fat", ellipse(kidney[0] - side * 4.0, kidney[1], kidney[2] * 0.35,
                                                      kidney[3] * 0.45, kidney[4]))  # renal sinus
-    paraspinal_y = lamina_y - _u(rng, 8.0, 16.0)
-    paraspinal_fat = _u(rng, 0.6, 1.6)
+    paraspinal_y = lamina_y - _u(patient, 8.0, 16.0)
+    paraspinal_fat = _u(patient, 0.6, 1.6)
     for side in (-1, 1):
-        es = (side * _u(rng, 24.0, 36.0), paraspinal_y - _u(rng, 0.0, 6.0), _u(rng, 16.0, 26.0),
-              _u(rng, 14.0, 22.0), _u(rng, -0.3, 0.3))
-        mf = (side * _u(rng, 9.0, 13.0), paraspinal_y + _u(rng, -4.0, 4.0), _u(rng, 7.0, 12.0),
-              _u(rng, 12.0, 18.0), _u(rng, -0.2, 0.2))
+        es = (side * _u(patient, 24.0, 36.0), paraspinal_y - _u(patient, 0.0, 6.0), _u(patient, 16.0, 26.0),
+              _u(patient, 14.0, 22.0), _u(patient, -0.3, 0.3))
+        mf = (side * _u(patient, 9.0, 13.0), paraspinal_y + _u(patient, -4.0, 4.0), _u(patient, 7.0, 12.0),
+              _u(patient, 12.0, 18.0), _u(patient, -0.2, 0.2))
         anatomy.add("intermuscular_fat", grow(ellipse, paraspinal_fat, *es))
         anatomy.add("erector_spinae", ellipse(*es))
-        _fat_streaks(rng, anatomy, es, int(rng.integers(0, 5)))
+        _fat_streaks(patient, anatomy, es, int(patient.integers(0, 5)))
         anatomy.add("intermuscular_fat", grow(ellipse, paraspinal_fat, *mf))
         anatomy.add("multifidus", ellipse(*mf))
-        _fat_streaks(rng, anatomy, mf, int(rng.integers(0, 3)))
+        _fat_streaks(patient, anatomy, mf, int(patient.integers(0, 3)))
         if index <= 3:
             ql = (side * (disc_width / 2 + _u(rng, 22.0, 36.0)), disc_cy - _u(rng, 8.0, 18.0),
                   _u(rng, 7.0, 14.0), _u(rng, 6.0, 11.0), side * _u(rng, 0.2, 0.8))
             anatomy.add("intermuscular_fat", grow(ellipse, paraspinal_fat, *ql))
             anatomy.add("quadratus_lumborum", ellipse(*ql))
-        psoas_r = _u(rng, 8.0, 13.0) + 1.5 * index
-        ps = (side * (disc_width / 2 + psoas_r * _u(rng, 0.5, 0.9)), disc_cy + _u(rng, -6.0, 4.0),
-              psoas_r, psoas_r * _u(rng, 1.0, 1.4), side * _u(rng, 0.1, 0.6))
+        psoas_r = _u(patient, 8.0, 13.0) + 1.5 * index
+        ps = (side * (disc_width / 2 + psoas_r * _u(patient, 0.5, 0.9)), disc_cy + _u(patient, -6.0, 4.0),
+              psoas_r, psoas_r * _u(patient, 1.0, 1.4), side * _u(patient, 0.1, 0.6))
         anatomy.add("intermuscular_fat", grow(ellipse, paraspinal_fat, *ps))
         anatomy.add("psoas", ellipse(*ps))
-        _fat_streaks(rng, anatomy, ps, int(rng.integers(0, 3)))
+        _fat_streaks(patient, anatomy, ps, int(patient.integers(0, 3)))
     vessel_y = disc_cy + disc_depth / 2 + _u(rng, 4.0, 12.0)
     if index <= 2 or rng.random() < 0.4:
         r = _u(rng, 7.0, 12.0)
@@ -502,32 +505,32 @@ def _foramen(rng, anatomy: Anatomy, name: str, side: int, sac_width: float, disc
         anterior_wall=T[wall_tissue], posterior_wall=T["cortical_bone"])
 
 
-def _cervical(rng, level: str, kind: str = "disc") -> Anatomy:
+def _cervical(rng, level: str, kind: str, patient) -> Anatomy:
     anatomy = Anatomy("cervical", level, kind)
     anatomy.stenosis = str(rng.choice(STENOSIS_GRADES, p=[0.4, 0.25, 0.2, 0.15]))
     severity = STENOSIS_SEVERITY[anatomy.stenosis]
     sac_ap = _u(rng, 9.0, 14.0) - 3.0 * severity * rng.random()
-    sac_width = _u(rng, 16.0, 23.0)
-    body_width, body_depth = _u(rng, 15.0, 26.0), _u(rng, 14.0, 19.0)
+    sac_width = _u(patient, 16.0, 23.0)
+    body_width, body_depth = _u(patient, 15.0, 26.0), _u(patient, 14.0, 19.0)
     disc_back = sac_ap / 2 + _u(rng, 0.5, 2.0)
     disc_cy = disc_back + body_depth / 2
     lamina_y = -(sac_ap / 2 + _u(rng, 1.0, 3.0))
-    posterior_skin = lamina_y - _u(rng, 35.0, 60.0)
-    centre_y, inner_w, inner_d = _body_outline(rng, anatomy, posterior_skin, _u(rng, 50.0, 75.0),
-                                               _u(rng, 95.0, 135.0), 2, _u(rng, 3.0, 12.0))
+    posterior_skin = lamina_y - _u(patient, 35.0, 60.0)
+    centre_y, inner_w, inner_d = _body_outline(anatomy, posterior_skin, _u(patient, 50.0, 75.0),
+                                               _u(patient, 95.0, 135.0), 2, _u(patient, 3.0, 12.0))
     anatomy.add("neck_muscle", superellipse(0.0, centre_y, inner_w, inner_d, 2))
     for side in (-1, 1):  # fat planes between the neck muscles
         for _ in range(3):
-            p0 = np.array([side * _u(rng, 10, inner_w * 0.8), centre_y + _u(rng, -inner_d, inner_d) * 0.8])
-            p1 = p0 + rng.normal(0.0, 12.0, 2)
-            anatomy.add("intermuscular_fat", capsule(p0, p1, _u(rng, 0.5, 1.5)))
-        anatomy.add("vessel", ellipse(side * _u(rng, 18.0, 28.0), disc_cy + _u(rng, 8.0, 18.0), _u(rng, 3, 5),
-                                      _u(rng, 3, 5)))  # carotid
-        anatomy.add("vessel", ellipse(side * _u(rng, 24.0, 36.0), disc_cy + _u(rng, 6.0, 16.0), _u(rng, 4, 8),
-                                      _u(rng, 3, 6)))  # jugular
-    trachea_y = disc_cy + body_depth / 2 + _u(rng, 10.0, 20.0)
+            p0 = np.array([side * _u(patient, 10, inner_w * 0.8), centre_y + _u(patient, -inner_d, inner_d) * 0.8])
+            p1 = p0 + patient.normal(0.0, 12.0, 2)
+            anatomy.add("intermuscular_fat", capsule(p0, p1, _u(patient, 0.5, 1.5)))
+        anatomy.add("vessel", ellipse(side * _u(patient, 18.0, 28.0), disc_cy + _u(patient, 8.0, 18.0),
+                                      _u(patient, 3, 5), _u(patient, 3, 5)))  # carotid
+        anatomy.add("vessel", ellipse(side * _u(patient, 24.0, 36.0), disc_cy + _u(patient, 6.0, 16.0),
+                                      _u(patient, 4, 8), _u(patient, 3, 6)))  # jugular
+    trachea_y = disc_cy + body_depth / 2 + _u(patient, 10.0, 20.0)
     anatomy.add("neck_muscle", ellipse(0.0, trachea_y - 6.0, 7.0, 4.0))  # oesophagus
-    anatomy.add("gas", ellipse(0.0, trachea_y + 5.0, _u(rng, 7, 10), _u(rng, 6, 9)))
+    anatomy.add("gas", ellipse(0.0, trachea_y + 5.0, _u(patient, 7, 10), _u(patient, 6, 9)))
     if kind == "disc":
         anatomy.add("annulus", ellipse(0.0, disc_cy, body_width / 2, body_depth / 2))
         anatomy.add("nucleus", ellipse(0.0, disc_cy + 1.0, body_width * 0.3, body_depth * 0.3))

@@ -142,13 +142,14 @@ SERIES_PLANS = {
 
 def synthetic_stack(seed: int, region: str = "lumbar", levels: tuple[str, ...] | None = None,
                     size: int = 320) -> tuple[np.ndarray, np.ndarray, VolumeGeometry, list[dict]]:
-    """A multi-level axial T2 stack of one series (SERIES_PLANS: the slices of each level, pixel size, spacing):
-    one geometry, and the same scanner settings on every slice (intensities, blur, noise level...; see
-    render.render). levels: instead of the plan's. Returns image [k, j, i], labels [k, j, i], geometry and
-    per-slice truth."""
+    """A multi-level axial T2 stack of one patient's series (SERIES_PLANS: the slices of each level, pixel size,
+    spacing): one geometry, the same scanner settings on every slice (intensities, blur, noise level...; see
+    render.render) and the same patient (body outline, muscles, bony canal; see anatomy.sample_anatomy), while each
+    level draws its own degeneration. levels: instead of the plan's. Returns image [k, j, i], labels [k, j, i],
+    geometry and per-slice truth."""
     plan = SERIES_PLANS[region]
     rng = np.random.default_rng(seed)
-    protocol_seed = int(rng.integers(2**63))
+    protocol_seed, patient_seed = (int(n) for n in rng.integers(2**63, size=2))
     contrast = "T2"
     row_step, column_step = np.array([0.0, -plan.pixel_mm, 0.0]), np.array([-plan.pixel_mm, 0.0, 0.0])
     origin = np.array([0.0, plan.view_centre_anterior_mm, 0.0]) - (size - 1) / 2 * (row_step + column_step)
@@ -156,7 +157,8 @@ def synthetic_stack(seed: int, region: str = "lumbar", levels: tuple[str, ...] |
     images, labels, truth = [], [], []
     for level in levels or plan.levels:
         for kind in plan.slice_kinds:
-            scene = sample_scene(rng, region, contrast=contrast, level=level, kind=kind)
+            scene = sample_scene(rng, region, contrast=contrast, level=level, kind=kind,
+                                 patient=np.random.default_rng(patient_seed))
             case = synthetic_slice(rng, region, scene, grid, protocol=np.random.default_rng(protocol_seed))
             images.append(case.image)
             labels.append(case.labels)
