@@ -22,7 +22,7 @@ SHRUNK_FRACTION = 0.4  # a canal under this share of its neighbours' median area
 @dataclass(frozen=True)
 class CanalSighting:
     """Where a slice's canal is (centroid, RAS), the side of the network-2 crop it was found in, the canal's area
-    and network 2's confidence in it (measurement.mask_confidence)."""
+    and network 2's confidence in it (measurement.kept_confidence)."""
 
     centre_ras: np.ndarray
     crop_side_mm: float

@@ -76,13 +76,9 @@ class SliceMeasurement:
         raise AttributeError(name)
 
 
-def mask_confidence(mask: np.ndarray) -> float:
-    """The mean of a mask over its largest region at >= 0.5 (NaN without one)."""
-    return kept_confidence(largest_component(mask))
-
-
 def kept_confidence(kept: np.ndarray) -> float:
-    """mask_confidence of a mask already reduced to its largest component (see largest_component)."""
+    """The mean of a mask reduced to its largest component (largest_component) over that region at >= 0.5 (NaN
+    without one): how sure network 2 was of what it found."""
     region = kept >= 0.5
     return float(kept[region].mean()) if region.any() else float("nan")
 
@@ -233,8 +229,8 @@ def _edges(t: np.ndarray, rows: np.ndarray, first: np.ndarray, last: np.ndarray)
 
 def measure_canal(mask: np.ndarray, grid: PlaneGrid
                   ) -> tuple[dict[str, float], dict[str, Ruler], np.ndarray | None]:
-    """AP, transverse and area of the canal; also returns the centroid in in-plane mm (None if absent)."""
-    mask = largest_component(mask)
+    """AP, transverse and area of the canal (its mask reduced to its largest component); also returns the centroid
+    in in-plane mm (None if absent)."""
     values = {"canal_ap_mm": np.nan, "canal_transverse_mm": np.nan, "canal_area_mm2": np.nan}
     if mask.max() < 0.5:
         return values, {}, None
@@ -253,8 +249,8 @@ def measure_canal(mask: np.ndarray, grid: PlaneGrid
 
 
 def measure_foramen(mask: np.ndarray, grid: PlaneGrid, canal_centroid_mm: np.ndarray | None) -> Ruler | None:
-    """Narrowest gap of one foramen (see the module docstring), or None when the foramen is absent."""
-    mask = largest_component(mask)
+    """Narrowest gap of one foramen (its mask reduced to its largest component; see the module docstring), or None
+    when the foramen is absent."""
     if mask.max() < 0.5:
         return None
     plane = _Plane(mask, grid)
@@ -298,13 +294,14 @@ def measure_slice(masks: dict[str, np.ndarray], grid: PlaneGrid, slice_index: in
                   z_mm: float = float("nan")) -> SliceMeasurement:
     """Measure one slice from masks keyed by :data:`STRUCTURES` (missing keys count as absent)."""
     empty = np.zeros(grid.shape)
+    kept = {name: largest_component(masks.get(name, empty)) for name in STRUCTURES}
     result = SliceMeasurement(slice_index=slice_index, z_mm=z_mm, confidences={
-        f"{name}_confidence": mask_confidence(masks.get(name, empty)) for name in STRUCTURES})
-    canal_values, canal_rulers, canal_centroid = measure_canal(masks.get("canal", empty), grid)
+        f"{name}_confidence": kept_confidence(kept[name]) for name in STRUCTURES})
+    canal_values, canal_rulers, canal_centroid = measure_canal(kept["canal"], grid)
     result.values.update(canal_values)
     result.rulers.update(canal_rulers)
     for side in ("left", "right"):
-        ruler = measure_foramen(masks.get(f"{side}_foramen", empty), grid, canal_centroid)
+        ruler = measure_foramen(kept[f"{side}_foramen"], grid, canal_centroid)
         if ruler is not None:
             result.rulers[f"{side}_foramen_width_mm"] = ruler
             result.values[f"{side}_foramen_width_mm"] = ruler.length_mm
