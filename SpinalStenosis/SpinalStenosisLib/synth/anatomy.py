@@ -210,8 +210,8 @@ def _u(rng: np.random.Generator, low: float, high: float) -> float:
 def sample_anatomy(rng: np.random.Generator, region: str = "lumbar", level: str | None = None,
                    kind: str | None = None, patient: np.random.Generator | None = None) -> Anatomy:
     """A random slice's anatomy. patient: the generator of what one patient's slices share (body outline, muscles,
-    bony canal and vertebral size; in the same state for each slice of a series), drawn in its place from rng
-    without it, so slices drawn without it do not change."""
+    bony canal and vertebral size), in the same state for each slice of a series. Without it those draws come from
+    rng, in the same order as always, so single slices do not change."""
     if region == "cervical":
         return _cervical(rng, level or str(rng.choice(CERVICAL_LEVELS)), kind or str(rng.choice(
             CERVICAL_KINDS, p=[0.7, 0.3])), patient or rng)
