@@ -25,9 +25,10 @@ and of the others are within 2 mm, and how many foramina reported where there is
 writes every slice's record (its index in the set, contrast, pixel size, Dice, true and found measurements and
 grades, confidences), for looking at failures.
 
-With --stacks N it also measures N synthetic multi-level T2 series (pedicle, disc and mid-body slices of L3-S1, as in
-the demo; with --stack-region cervical, disc and mid-body slices of C4-C7) end to end, with the stack step and slice
-by slice, and prints the canal AP error of each and on how many slices the stack step changes the canal.
+With --stacks N it also measures N synthetic multi-level T2 series, each one patient and one scanner (pedicle, disc
+and mid-body slices of L3-S1, as in the demo; with --stack-region cervical, disc and mid-body slices of C4-C7) end to
+end, with the stack step and slice by slice, and prints the canal AP error of each and on how many slices the stack
+step changes the canal.
 
 With --compare it also runs the networks of another models folder (e.g. a fine-tune, see `spinal-stenosis
 package-models`) on the same slices and prints, for each outcome, both models' shares, on how many slices (or
