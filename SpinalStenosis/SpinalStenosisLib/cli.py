@@ -44,9 +44,9 @@ def _measure(args: argparse.Namespace) -> None:
 
 
 def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter) -> None:
+    from .grading import grading_region
     from .measurement import describe_checks
     from .outputs import block_folder
-    from .grading import grading_region
     from .pipeline import measure_file
 
     runs = measure_file(input_path, out, labels_path=args.masks, segmenter=segmenter, region=args.region,
