@@ -271,13 +271,14 @@ def checks(records: list[dict]) -> dict:
     """The slices whose canal is to check: how many, their canal AP within 1 mm and the others', and how many of the
     gross failures (canal Dice below 0.8) they hold. The reported foramina to check: how many, the share within 2 mm
     of those and of the others, and of the foramina reported where there is none, how many are to check."""
-    flagged = [r for r in records if doubted(r["confidences"]["canal_confidence"])]
-    others = [r for r in records if not doubted(r["confidences"]["canal_confidence"])]
+    canal_doubted = [doubted(r["confidences"]["canal_confidence"]) for r in records]
+    flagged = [r for r, check in zip(records, canal_doubted) if check]
+    others = [r for r, check in zip(records, canal_doubted) if not check]
 
     def within_1mm(group: list[dict]) -> float:
         return canal_ap_within([e for r in group for e in r["errors"]["canal_ap_mm"]])["within_1mm"]
 
-    gross = [r for r in records if r["dice"]["canal"] < 0.8]
+    gross = [check for r, check in zip(records, canal_doubted) if r["dice"]["canal"] < 0.8]
     foramina = [f for r in records for f in r["reported_foramina"]]
     to_check = [within for check, _, within in foramina if check]
     trusted = [within for check, _, within in foramina if not check]
@@ -285,7 +286,7 @@ def checks(records: list[dict]) -> dict:
     return {"below": CHECK_BELOW, "n": len(records), "flagged": len(flagged),
             "flagged_canal_ap_within_1mm": within_1mm(flagged), "others_canal_ap_within_1mm": within_1mm(others),
             "gross_failures": len(gross),
-            "gross_failures_flagged": sum(doubted(r["confidences"]["canal_confidence"]) for r in gross),
+            "gross_failures_flagged": sum(gross),
             "foramina_reported": len(foramina), "foramina_flagged": len(to_check),
             "flagged_foramina_within_2mm": float(np.mean(to_check)) if to_check else math.nan,
             "other_foramina_within_2mm": float(np.mean(trusted)) if trusted else math.nan,

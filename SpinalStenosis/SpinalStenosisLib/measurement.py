@@ -44,6 +44,7 @@ TIE_MM = 0.05  # foramen chords this close to the shortest are equally short
 # benchmarks/evaluate_synthetic.py --validation --count 300
 CHECK_BELOW = 0.95
 CONFIDENCE_COLUMNS = tuple(f"{name}_confidence" for name in STRUCTURES)
+STRUCTURE_WORDS = {name: name.replace("_", " ") for name in STRUCTURES}  # "left_foramen" → "left foramen"
 
 
 @dataclass(frozen=True)
@@ -90,14 +91,13 @@ def doubted(confidence: float) -> bool:
 
 def to_check(confidences: dict[str, float]) -> str:
     """The structures found with a confidence below CHECK_BELOW, e.g. "canal, left foramen" ("" for none)."""
-    return ", ".join(name.replace("_", " ") for name in STRUCTURES if doubted(confidences[f"{name}_confidence"]))
+    return ", ".join(STRUCTURE_WORDS[name] for name in STRUCTURES if doubted(confidences[f"{name}_confidence"]))
 
 
 def describe_checks(checks: dict[int, str]) -> str:
     """Slice → its to_check text, said by structure: "the canal on slice 3; the left foramen on slices 3, 7"."""
     parts = []
-    for name in STRUCTURES:
-        structure = name.replace("_", " ")
+    for structure in STRUCTURE_WORDS.values():
         on = [str(n) for n, what in checks.items() if structure in what.split(", ")]
         if on:
             parts.append(f"the {structure} on slice{'s' if len(on) > 1 else ''} {', '.join(on)}")

@@ -236,11 +236,13 @@ class StenosisScene:
             vtk_table.GetColumnByName(column).SetValue(row, m.confidences[column])
         vtk_table.GetColumnByName("check").SetValue(row, m.check)
 
-    def regrade(self, table) -> None:
-        """Grade every row with the cut-offs of self.region (recorded as the table's SpinalStenosis.region) and flag
-        the narrowest canal: after any row changed, or the region did."""
+    def regrade(self, table, changed_row: int | None = None) -> None:
+        """Grade every row, or only `changed_row`, with the cut-offs of self.region (recorded as the table's
+        SpinalStenosis.region) and flag the narrowest canal: after a row changed, or the region did."""
         vtk_table = table.GetTable()
-        for row in range(vtk_table.GetNumberOfRows()):
+        same_region = table.GetAttribute(ATTRIBUTE + "region") == self.region
+        rows = range(vtk_table.GetNumberOfRows()) if changed_row is None or not same_region else (changed_row,)
+        for row in rows:
             for column, text in grade(self.row_values(table, row), self.region).items():
                 vtk_table.GetColumnByName(column).SetValue(row, text)
         table.SetAttribute(ATTRIBUTE + "region", self.region)
@@ -340,7 +342,7 @@ class StenosisScene:
         row = self._row_of(outputs.table, int(node.GetAttribute(ATTRIBUTE + "sliceIndex")))
         column = outputs.table.GetTable().GetColumnByName(node.GetAttribute(ATTRIBUTE + "measurement"))
         column.SetValue(row, node.GetLineLengthWorld())
-        self.regrade(outputs.table)
+        self.regrade(outputs.table, row)
 
     # ---- navigation -----------------------------------------------------------------------------------------
     def narrowest_row(self, table) -> int | None:

@@ -314,6 +314,17 @@ def test_moving_a_ruler_by_hand_updates_its_row(context, volume):
     assert outputs.table.GetTable().GetColumnByName("right_foramen_grade").GetValue(row) == "stenosis"
 
 
+def test_a_ruler_moved_after_the_region_changed_regrades_every_row(context):
+    image, _, geometry = phantom_arrays()
+    volume = add_volume(context.scene, image, geometry.ijk_to_ras, "upright")
+    logic, outputs = measure(context, volume)
+    assert grades(outputs.table) == ["relative stenosis"] * 3  # lumbar cut-offs
+    logic.region = "cervical"  # not yet followed by the table
+    move_end_halfway(outputs.rulers[(2, "right_foramen_width_mm")])
+    assert grades(outputs.table) == ["normal"] * 3
+    assert outputs.table.GetAttribute("SpinalStenosis.region") == "cervical"
+
+
 def test_a_ruler_placed_again_by_remeasure_still_updates_its_row_when_moved(context, volume):
     logic, outputs = measure(context, volume)
     labels = logic.labels_of(outputs.segmentation, volume)
