@@ -235,6 +235,7 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
     def __init__(self, segmenter=None) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
         self._segmenter = segmenter
+        self._segmenterDevice = None  # the device the networks were loaded on; None for an injected segmenter
         self._scene = None
 
     def getParameterNode(self):
@@ -270,10 +271,12 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         return self._scene
 
     def segmenter(self, device: str):
-        if self._segmenter is None:
+        """The shipped networks on `device`, loaded again only when the device changes."""
+        if self._segmenter is None or self._segmenterDevice not in (None, device):
             from SpinalStenosisLib.inference import load_segmenter
 
             self._segmenter = load_segmenter(device=device)
+            self._segmenterDevice = device
         return self._segmenter
 
     def loadDemoVolume(self, parameterNode):
