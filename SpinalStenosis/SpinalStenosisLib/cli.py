@@ -132,7 +132,8 @@ def _augmentations(names: str) -> tuple[str, ...]:
 def _package_models(args: argparse.Namespace) -> None:
     from .models import package_models
 
-    trained = {name: Path(path) for name, path in (("roi", args.roi), ("canal", args.canal)) if path}
+    trained = {name: Path(path) for name, path in (("roi", args.roi), ("roi_second", args.roi_second),
+                                                   ("canal", args.canal)) if path}
     if not trained:
         raise ValueError("give --canal and/or --roi: the best.pt of a training run")
     out = package_models(Path(args.out), trained, base=Path(args.base) if args.base else None,
@@ -250,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "with trained ones (a training run's best.pt) in their place")
     package.add_argument("--canal", help="best.pt (or averaged.pt) of a canal-network training run")
     package.add_argument("--roi", help="best.pt (or averaged.pt) of an ROI-network training run")
+    package.add_argument("--roi-second", help="the same, for the second-opinion ROI network (asked only where the "
+                                              "first finds no canal)")
     package.add_argument("--out", required=True, help="the models folder to write")
     package.add_argument("--base", help="models folder the others are taken from (default: the shipped one)")
     package.add_argument("--overwrite", action="store_true")

@@ -23,14 +23,19 @@ MAX_CANDIDATES = 3  # regions of network 1's mask that network 2 examines
 
 
 class NetworkSegmenter:
-    """Segments batches of axial slices (rows A→P, columns R→L) with the ROI and canal CoU-Nets.
+    """Segments batches of axial slices (rows A→P, columns R→L) with the ROI and canal CoU-Nets. A second ROI
+    network, one level deeper (it sees the whole body), is asked only where the first gives no region, or none in
+    which network 2 finds a canal: the first is the one that held up on real images, the second takes fewer bright
+    abdominal organs for the spine.
 
     >>> segmenter = load_segmenter()                                   # doctest: +SKIP
     >>> [result] = segmenter.segment([image], [grid])                  # doctest: +SKIP
     """
 
-    def __init__(self, roi_model, canal_model, device: str = "cpu", provenance: dict | None = None):
+    def __init__(self, roi_model, canal_model, device: str = "cpu", provenance: dict | None = None,
+                 second_roi_model=None):
         self.roi_model, self.canal_model, self.device = roi_model, canal_model, device
+        self.second_roi_model = second_roi_model
         self.provenance = provenance or {}
 
     def _predict(self, model, batch: list[np.ndarray]) -> np.ndarray:
@@ -59,13 +64,25 @@ class NetworkSegmenter:
     def segment(self, images: list[np.ndarray], grids: list[PlaneGrid]) -> list[SliceSegmentation]:
         return self._segment_crops(images, grids, self._regions_of_interest(images, grids))
 
+    def _network_1_regions(self, model, images, grids, slices) -> dict[int, list[PlaneGrid]]:
+        """An ROI network on each of these slices whole → its candidate crops."""
+        views = {n: whole_slice_grid(grids[n]) for n in slices}
+        masks = self._predict(model, [normalise(resample(images[n], grids[n], views[n])) for n in slices])
+        return {n: _candidate_crops(grids[n], views[n], mask[0]) for n, mask in zip(slices, masks)}
+
+    def _second_opinion(self, images, grids, slices) -> dict[int, list[PlaneGrid]]:
+        """The second ROI network's candidate crops of these slices, where it gives any."""
+        if self.second_roi_model is None or not slices:
+            return {}
+        regions = self._network_1_regions(self.second_roi_model, images, grids, slices)
+        return {n: crops for n, crops in regions.items() if crops}
+
     def _regions_of_interest(self, images, grids) -> dict[int, list[PlaneGrid]]:
-        """Network 1 on each whole slice → its candidate crops; where it sees no spine on a slice too large to try
-        whole, also on nine views half as wide (on a whole abdomen a canal is a few pixels of the view)."""
-        views = [whole_slice_grid(grid) for grid in grids]
-        roi = self._predict(self.roi_model, [normalise(resample(im, g, v)) for im, g, v in zip(images, grids, views)])
-        candidates = {n: _candidate_crops(grid, view, mask[0])
-                      for n, (grid, view, mask) in enumerate(zip(grids, views, roi))}
+        """Network 1 on each whole slice → its candidate crops; where it sees no spine, the second ROI network's;
+        where neither does on a slice too large to try whole, network 1 on nine views half as wide (on a whole
+        abdomen a canal is a few pixels of the view)."""
+        candidates = self._network_1_regions(self.roi_model, images, grids, range(len(grids)))
+        candidates.update(self._second_opinion(images, grids, [n for n, crops in candidates.items() if not crops]))
         closer = [(n, view) for n, crops in candidates.items() if not crops for view in half_slice_grids(grids[n])]
         if closer:
             roi = self._predict(self.roi_model, [normalise(resample(images[n], grids[n], v)) for n, v in closer])
@@ -86,9 +103,15 @@ class NetworkSegmenter:
     def _surest_crops(self, images, grids, candidates: dict[int, list[PlaneGrid]]
                       ) -> tuple[dict[int, PlaneGrid], dict[int, np.ndarray]]:
         """Per slice, the candidate crop where network 2 is surest of a canal, and its probabilities; where it sees
-        none, also crops half as wide over that one (a small canal in a crop much wider than those it learnt on is
-        missed)."""
+        none, the second ROI network's crops; where it still sees none, also crops half as wide over the surest one
+        (a small canal in a crop much wider than those it learnt on is missed)."""
         crops, probabilities, confidence = self._best_candidates(images, grids, candidates)
+        second = self._second_opinion(images, grids, [n for n, score in confidence.items() if score == 0.0])
+        if second:
+            found, found_probabilities, found_confidence = self._best_candidates(images, grids, second)
+            for n, score in found_confidence.items():
+                if score > 0.0:
+                    crops[n], probabilities[n], confidence[n] = found[n], found_probabilities[n], score
         closer = {n: _tiles(crops[n], grids[n]) for n, score in confidence.items() if score == 0.0}
         closer = {n: tiles for n, tiles in closer.items() if tiles}
         if closer:
@@ -244,10 +267,10 @@ def load_segmenter(device: str = "cpu", folder: Path | None = None, threads: int
     if threads is not None:
         torch.set_num_threads(threads)
     folder = folder or models_folder()
-    roi_model, roi_entry = load_network("roi", folder, device)
-    canal_model, canal_entry = load_network("canal", folder, device)
+    models, entries = {}, {}
+    for name in ("roi", "roi_second", "canal"):
+        models[name], entries[name] = load_network(name, folder, device)
     manifest = read_manifest(folder)
-    provenance = {"models": {name: {k: entry[k] for k in ("version", "sha256")}
-                             for name, entry in (("roi", roi_entry), ("canal", canal_entry))},
+    provenance = {"models": {name: {k: entry[k] for k in ("version", "sha256")} for name, entry in entries.items()},
                   "models_release": manifest.get("release", ""), "device": device}
-    return NetworkSegmenter(roi_model, canal_model, device, provenance)
+    return NetworkSegmenter(models["roi"], models["canal"], device, provenance, second_roi_model=models["roi_second"])

@@ -10,7 +10,7 @@ from .crop import CROP_SIZE, ROI_SIZE
 
 MANIFEST = "manifest.json"
 MODELS_ENV = "SPINAL_STENOSIS_MODELS"
-INPUT_SIZE = {"roi": ROI_SIZE, "canal": CROP_SIZE}  # the square views crop.py gives each network
+INPUT_SIZE = {"roi": ROI_SIZE, "roi_second": ROI_SIZE, "canal": CROP_SIZE}  # each network's square view (crop.py)
 
 
 class ModelError(RuntimeError):

@@ -344,6 +344,7 @@ def test_a_trained_network_packaged_into_a_models_folder_is_what_measure_uses(ph
     import torch
 
     from SpinalStenosisLib.crop import CROP_SIZE
+    from SpinalStenosisLib.inference import load_segmenter
     from SpinalStenosisLib.models import read_manifest, sha256
     from SpinalStenosisLib.training import TrainConfig, train
 
@@ -360,6 +361,7 @@ def test_a_trained_network_packaged_into_a_models_folder_is_what_measure_uses(ph
     assert canal["training_command"].startswith(f"spinal-stenosis train canal --out {tmp_path / 'my_run'} --steps 1")
     assert canal["training_data"] == "synthetic (SpinalStenosisLib.synth) only" and canal["trained_steps"] == 1
     assert packaged["models"]["roi"] == shipped["models"]["roi"] and "evaluation" not in packaged
+    assert packaged["models"]["roi_second"] == shipped["models"]["roi_second"]
     assert packaged["licence"].startswith(shipped["licence"]) and "trained locally" in packaged["licence"]
     image, _ = phantom_files
     code, err = run(capsys, "measure", image, "--out", tmp_path / "out", "--models", models, "--quiet")
@@ -373,6 +375,15 @@ def test_a_trained_network_packaged_into_a_models_folder_is_what_measure_uses(ph
     for wrong in (best, models / "canal.pt", tmp_path / "out" / "measurements.json"):
         code, err = run(capsys, "package-models", "--roi", wrong, "--out", tmp_path / "other")
         assert code == 4 and err == f"spinal-stenosis: error: {wrong}: not the best.pt of a roi-network training run\n"
+    code, err = run(capsys, "package-models", "--roi-second", best, "--out", tmp_path / "other")
+    assert code == 4 and "not the best.pt of a roi_second-network training run" in err
+    roi_run = train(TrainConfig(network="roi", out_dir=tmp_path / "roi_run", steps=1, batch_size=1, width=4,
+                                validate_every=1, threads=1, batchnorm_batches=1))
+    code, err = run(capsys, "package-models", "--roi-second", roi_run, "--out", tmp_path / "second")
+    assert code == 0, err
+    second = read_manifest(tmp_path / "second")["models"]["roi_second"]
+    assert second["version"] == shipped["models"]["roi_second"]["version"] + "+roi_run"
+    assert load_segmenter(folder=tmp_path / "second").provenance["models"]["roi_second"]["sha256"] == second["sha256"]
 
 
 def test_a_damaged_models_folder_is_one_line_and_exit_code_4(phantom_files, tmp_path, capsys):

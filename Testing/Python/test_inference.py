@@ -30,7 +30,7 @@ def tiny_models_folder(tmp_path):
     folder = tmp_path / "models"
     folder.mkdir()
     entries = {}
-    for name, channels in (("roi", 1), ("canal", 3)):
+    for name, channels in (("roi", 1), ("roi_second", 1), ("canal", 3)):
         model = CoUNet(channels, width=4, depth=2)
         torch.save({k: v.half() for k, v in model.state_dict().items()}, folder / f"{name}.pt")
         entries[name] = {"file": f"{name}.pt", "version": "0.0.0", "sha256": sha256(folder / f"{name}.pt"),
@@ -42,7 +42,7 @@ def tiny_models_folder(tmp_path):
 def test_shipped_manifest_lists_verified_weights_with_provenance():
     manifest = read_manifest()
     assert manifest["licence"]
-    for name in ("roi", "canal"):
+    for name in ("roi", "roi_second", "canal"):
         path, entry = verified_path(name)
         assert path.stat().st_size < 5_000_000
         for key in ("version", "sha256", "input_size", "training_command", "code_revision",
@@ -331,6 +331,32 @@ def test_network_2_picks_the_region_of_network_1_where_it_finds_a_canal():
     [result] = NetworkSegmenter(roi_two_regions, canal_where_bright).segment([image], [grid])
     assert (result.native_labels == 1).sum() > 0.8 * (image > 0).sum()
     assert (result.native_labels[image == 0] == 0).all()
+
+
+def test_the_second_roi_network_is_asked_only_where_network_1_gives_no_region_with_a_canal():
+    from SpinalStenosisLib.inference import NetworkSegmenter
+
+    grid, image, (disc_row, disc_column) = disc_slice(centre_rc=(180, 60))  # a bright "canal" low on the left
+    asked = []
+
+    def second_roi_on_the_disc(inputs):
+        asked.append(len(inputs))
+        return roi_square(disc_row, disc_column, 8)(inputs)
+
+    def roi_nowhere(inputs):
+        return torch.full(inputs.shape, -20.0)
+
+    for first in (roi_square(30, 90, 12), roi_nowhere):  # a region without the canal, or none
+        asked.clear()
+        segmenter = NetworkSegmenter(first, canal_where_bright, second_roi_model=second_roi_on_the_disc)
+        [result] = segmenter.segment([image], [grid])
+        assert asked == [1]
+        assert (result.native_labels == 1).sum() > 0.8 * (image > 0).sum()
+        assert (result.native_labels[image == 0] == 0).all()
+    asked.clear()
+    NetworkSegmenter(roi_square(disc_row, disc_column, 8), canal_where_bright,
+                     second_roi_model=second_roi_on_the_disc).segment([image], [grid])
+    assert asked == []  # network 1 found the canal's region
 
 
 def test_the_second_crop_keeps_the_canal_when_network_2_loses_it_there():
