@@ -259,7 +259,7 @@ def _box(crop: PlaneGrid, native: PlaneGrid) -> tuple[int, int, int, int]:
 
 
 def load_segmenter(device: str = "cpu", folder: Path | None = None, threads: int | None = None) -> NetworkSegmenter:
-    """The shipped networks, sha256-verified."""
+    """The shipped networks (or those of another models folder), sha256-verified."""
     import torch
 
     from .models import load_network, read_manifest, models_folder
@@ -267,10 +267,13 @@ def load_segmenter(device: str = "cpu", folder: Path | None = None, threads: int
     if threads is not None:
         torch.set_num_threads(threads)
     folder = folder or models_folder()
+    manifest = read_manifest(folder)
     models, entries = {}, {}
     for name in ("roi", "roi_second", "canal"):
+        if name == "roi_second" and name not in manifest["models"]:
+            continue  # a models folder from before 1.7.0: network 1 alone
         models[name], entries[name] = load_network(name, folder, device)
-    manifest = read_manifest(folder)
     provenance = {"models": {name: {k: entry[k] for k in ("version", "sha256")} for name, entry in entries.items()},
                   "models_release": manifest.get("release", ""), "device": device}
-    return NetworkSegmenter(models["roi"], models["canal"], device, provenance, second_roi_model=models["roi_second"])
+    return NetworkSegmenter(models["roi"], models["canal"], device, provenance,
+                            second_roi_model=models.get("roi_second"))

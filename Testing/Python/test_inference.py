@@ -91,6 +91,16 @@ def test_models_folder_can_be_overridden(tmp_path, monkeypatch):
     monkeypatch.setenv("SPINAL_STENOSIS_MODELS", str(folder))
     assert models_folder() == folder
     assert load_segmenter().provenance["models_release"] == "test"
+    assert load_segmenter().second_roi_model is not None
+
+
+def test_a_models_folder_from_before_the_second_roi_network_still_loads(tmp_path):
+    folder = tiny_models_folder(tmp_path)
+    manifest = read_manifest(folder)
+    del manifest["models"]["roi_second"]
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    segmenter = load_segmenter(folder=folder)
+    assert segmenter.second_roi_model is None and set(segmenter.provenance["models"]) == {"roi", "canal"}
 
 
 def native(pixel=(0.7, 0.6), shape=(200, 180), angle_deg=10.0):
