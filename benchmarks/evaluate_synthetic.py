@@ -471,9 +471,9 @@ def _canal_ap_line(groups: dict) -> str:
 
 
 def models_name(segmenter) -> str:
-    versions = segmenter.provenance["models"]
-    return (f"{segmenter.provenance['models_release']} (roi {versions['roi']['version']}, "
-            f"canal {versions['canal']['version']})")
+    """E.g. "1.7.0 (roi 1.3.0, roi_second 1.0.0, canal 1.6.0)"."""
+    versions = ", ".join(f"{name} {entry['version']}" for name, entry in segmenter.provenance["models"].items())
+    return f"{segmenter.provenance['models_release']} ({versions})"
 
 
 def main() -> None:
