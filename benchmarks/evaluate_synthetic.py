@@ -278,15 +278,15 @@ def checks(records: list[dict]) -> dict:
     def within_1mm(group: list[dict]) -> float:
         return canal_ap_within([e for r in group for e in r["errors"]["canal_ap_mm"]])["within_1mm"]
 
-    gross = [check for r, check in zip(records, canal_doubted) if r["dice"]["canal"] < 0.8]
+    gross_failures_doubted = [check for r, check in zip(records, canal_doubted) if r["dice"]["canal"] < 0.8]
     foramina = [f for r in records for f in r["reported_foramina"]]
     to_check = [within for check, _, within in foramina if check]
     trusted = [within for check, _, within in foramina if not check]
     where_none = [check for check, exists, _ in foramina if not exists]
     return {"below": CHECK_BELOW, "n": len(records), "flagged": len(flagged),
             "flagged_canal_ap_within_1mm": within_1mm(flagged), "others_canal_ap_within_1mm": within_1mm(others),
-            "gross_failures": len(gross),
-            "gross_failures_flagged": sum(gross),
+            "gross_failures": len(gross_failures_doubted),
+            "gross_failures_flagged": sum(gross_failures_doubted),
             "foramina_reported": len(foramina), "foramina_flagged": len(to_check),
             "flagged_foramina_within_2mm": float(np.mean(to_check)) if to_check else math.nan,
             "other_foramina_within_2mm": float(np.mean(trusted)) if trusted else math.nan,

@@ -135,7 +135,7 @@ def _package_models(args: argparse.Namespace) -> None:
     trained = {name: Path(path) for name, path in (("roi", args.roi), ("roi_second", args.roi_second),
                                                    ("canal", args.canal)) if path}
     if not trained:
-        raise ValueError("give --canal and/or --roi: the best.pt of a training run")
+        raise ValueError("give --canal, --roi and/or --roi-second: the best.pt of a training run")
     out = package_models(Path(args.out), trained, base=Path(args.base) if args.base else None,
                          overwrite=args.overwrite)
     print(f"wrote {out.resolve()}; measure with it: spinal-stenosis measure INPUT --out DIR --models {out}")
