@@ -62,7 +62,8 @@ class NetworkSegmenter:
         return crops, probabilities, confidence
 
     def segment(self, images: list[np.ndarray], grids: list[PlaneGrid]) -> list[SliceSegmentation]:
-        return self._segment_crops(images, grids, self._regions_of_interest(images, grids))
+        candidates, second_asked = self._regions_of_interest(images, grids)
+        return self._segment_crops(images, grids, candidates, second_asked)
 
     def _network_1_regions(self, model, images, grids, slices) -> dict[int, list[PlaneGrid]]:
         """An ROI network on each of these slices whole → its candidate crops."""
@@ -77,18 +78,19 @@ class NetworkSegmenter:
         regions = self._network_1_regions(self.second_roi_model, images, grids, slices)
         return {n: crops for n, crops in regions.items() if crops}
 
-    def _regions_of_interest(self, images, grids) -> dict[int, list[PlaneGrid]]:
+    def _regions_of_interest(self, images, grids) -> tuple[dict[int, list[PlaneGrid]], frozenset[int]]:
         """Network 1 on each whole slice → its candidate crops; where it sees no spine, the second ROI network's;
         where neither does on a slice too large to try whole, network 1 on nine views half as wide (on a whole
-        abdomen a canal is a few pixels of the view)."""
+        abdomen a canal is a few pixels of the view). Also the slices the second ROI network was asked about."""
         candidates = self._network_1_regions(self.roi_model, images, grids, range(len(grids)))
-        candidates.update(self._second_opinion(images, grids, [n for n, crops in candidates.items() if not crops]))
+        second_asked = frozenset(n for n, crops in candidates.items() if not crops)
+        candidates.update(self._second_opinion(images, grids, sorted(second_asked)))
         closer = [(n, view) for n, crops in candidates.items() if not crops for view in half_slice_grids(grids[n])]
         if closer:
             roi = self._predict(self.roi_model, [normalise(resample(images[n], grids[n], v)) for n, v in closer])
             for (n, view), mask in zip(closer, roi):
                 candidates[n] += crops_from_roi(grids[n], view, mask[0], count=1)
-        return candidates
+        return candidates, second_asked
 
     def look_again(self, images: list[np.ndarray], grids: list[PlaneGrid],
                    expected: list[CanalSighting]) -> list[SliceSegmentation]:
@@ -100,13 +102,15 @@ class NetworkSegmenter:
             crops[n] = [crop, _widened(crop, grid)]
         return self._segment_crops(images, grids, crops)
 
-    def _surest_crops(self, images, grids, candidates: dict[int, list[PlaneGrid]]
+    def _surest_crops(self, images, grids, candidates: dict[int, list[PlaneGrid]], second_asked: frozenset[int]
                       ) -> tuple[dict[int, PlaneGrid], dict[int, np.ndarray]]:
         """Per slice, the candidate crop where network 2 is surest of a canal, and its probabilities; where it sees
-        none, the second ROI network's crops; where it still sees none, also crops half as wide over the surest one
-        (a small canal in a crop much wider than those it learnt on is missed)."""
+        none, the second ROI network's crops (unless it was asked about the slice already: second_asked); where it
+        still sees none, also crops half as wide over the surest one (a small canal in a crop much wider than those
+        it learnt on is missed)."""
         crops, probabilities, confidence = self._best_candidates(images, grids, candidates)
-        second = self._second_opinion(images, grids, [n for n, score in confidence.items() if score == 0.0])
+        second = self._second_opinion(images, grids, [n for n, score in confidence.items()
+                                                      if score == 0.0 and n not in second_asked])
         if second:
             found, found_probabilities, found_confidence = self._best_candidates(images, grids, second)
             for n, score in found_confidence.items():
@@ -121,8 +125,9 @@ class NetworkSegmenter:
                     crops[n], probabilities[n] = near[n], near_probabilities[n]
         return crops, probabilities
 
-    def _segment_crops(self, images, grids, candidates: dict[int, list[PlaneGrid]]) -> list[SliceSegmentation]:
-        crops, probabilities = self._surest_crops(images, grids, candidates)
+    def _segment_crops(self, images, grids, candidates: dict[int, list[PlaneGrid]],
+                       second_asked: frozenset[int] = frozenset()) -> list[SliceSegmentation]:
+        crops, probabilities = self._surest_crops(images, grids, candidates, second_asked)
         masks = {n: _plausible_masks(p, crops[n]) for n, p in probabilities.items()}
         # the box holds the canal and the plausible foramina only: a stray one far from the canal would stretch it
         boxes = {n: roi_box(np.stack([m[name] for name in CHANNELS]), crops[n]) for n, m in masks.items()}

@@ -353,6 +353,10 @@ def test_the_second_roi_network_is_asked_only_where_network_1_gives_no_region_wi
         asked.append(len(inputs))
         return roi_square(disc_row, disc_column, 8)(inputs)
 
+    def second_roi_elsewhere(inputs):
+        asked.append(len(inputs))
+        return roi_square(30, 90, 12)(inputs)
+
     def roi_nowhere(inputs):
         return torch.full(inputs.shape, -20.0)
 
@@ -367,6 +371,8 @@ def test_the_second_roi_network_is_asked_only_where_network_1_gives_no_region_wi
     NetworkSegmenter(roi_square(disc_row, disc_column, 8), canal_where_bright,
                      second_roi_model=second_roi_on_the_disc).segment([image], [grid])
     assert asked == []  # network 1 found the canal's region
+    NetworkSegmenter(roi_nowhere, canal_where_bright, second_roi_model=second_roi_elsewhere).segment([image], [grid])
+    assert asked == [1]  # asked once: where its region holds no canal either, it is not asked again
 
 
 def test_the_second_crop_keeps_the_canal_when_network_2_loses_it_there():
