@@ -105,7 +105,8 @@ def _train(args: argparse.Namespace) -> None:
                          augment=_augmentations(args.augment), freeze_encoder=args.freeze_encoder,
                          edge_weight=args.edge_weight, foramen_weight=args.foramen_weight,
                          hard_fraction=args.hard_pixels, average_from=args.average_from,
-                         auxiliary_weight=args.auxiliary, noise_scale=args.noise_scale)
+                         auxiliary_weight=args.auxiliary, noise_scale=args.noise_scale,
+                         chord_weight=args.chord_weight)
     if args.batchnorm_batches is not None:
         config.batchnorm_batches = args.batchnorm_batches
     if args.contrasts:
@@ -230,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--auxiliary", type=float, default=0.0, metavar="WEIGHT",
                        help="canal network: also learn the tissues around the sac (epidural fat, ligaments, "
                             "vertebra and disc) on extra outputs, their loss weighted so; they are not saved")
+    train.add_argument("--chord-weight", type=float, default=0.0, metavar="WEIGHT",
+                       help="canal network: add the error of the canal's chord lengths through its centre (its "
+                            "rulers, at any angle) to the loss, weighted so (default 0: none)")
     train.set_defaults(handler=_train)
 
     blend = sub.add_parser("blend", help="a network part way between its start and its fine-tune (weights "

@@ -13,7 +13,7 @@ import torch
 
 from . import __version__
 from .inference import CHANNELS
-from .network import CoUNet, deepened, dice_bce_loss, paper_loss, saved_depth, saved_width, widened
+from .network import CoUNet, chord_loss, deepened, dice_bce_loss, paper_loss, saved_depth, saved_width, widened
 from .real_data import RealPairs
 from .synth.augment import AUGMENTATIONS, domain_randomised
 from .synth.render import CONTRASTS
@@ -56,6 +56,7 @@ class TrainConfig:
     auxiliary_weight: float = 0.0  # > 0: the canal network also learns the tissues around the sac on extra outputs
     # (synth.sampler.AUXILIARY_GROUPS), their loss counted this many times; those outputs are not saved
     noise_scale: float = 1.0  # the synthetic images' noise level multiplied by this (training, validation, ...)
+    chord_weight: float = 0.0  # > 0: the canal's network.chord_loss (its rulers' lengths) is added, so weighted
 
 
 def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int, augment: tuple[str, ...] = (),
@@ -97,8 +98,8 @@ def training_loss(config: TrainConfig, logits: torch.Tensor, targets: torch.Tens
 
 
 def step_loss(config: TrainConfig, logits: torch.Tensor, targets: torch.Tensor, channels: slice) -> torch.Tensor:
-    """The training loss over the labelled output channels, plus config.auxiliary_weight times the auxiliary
-    tissues' (BCE + Dice) where the targets hold them."""
+    """The training loss over the labelled output channels, plus config.chord_weight times the canal's chord
+    loss, plus config.auxiliary_weight times the auxiliary tissues' (BCE + Dice) where the targets hold them."""
     outputs = OUT_CHANNELS[config.network]
     channel_weights = None
     if config.foramen_weight != 1.0:
@@ -106,6 +107,9 @@ def step_loss(config: TrainConfig, logits: torch.Tensor, targets: torch.Tensor, 
                                         for name in CHANNELS])[channels]
     loss = training_loss(config, logits[:, :outputs][:, channels], targets[:, :outputs][:, channels],
                          channel_weights)
+    if config.chord_weight:
+        canal = CHANNELS.index("canal")
+        loss = loss + config.chord_weight * chord_loss(torch.sigmoid(logits[:, canal]), targets[:, canal])
     if targets.shape[1] > outputs:
         loss = loss + config.auxiliary_weight * dice_bce_loss(logits[:, outputs:], targets[:, outputs:])
     return loss
@@ -334,6 +338,7 @@ def command_line(config: TrainConfig) -> str:
     parts += ["--average-from", str(config.average_from)] if config.average_from else []
     parts += ["--auxiliary", f"{config.auxiliary_weight:g}"] if config.auxiliary_weight else []
     parts += ["--noise-scale", f"{config.noise_scale:g}"] if config.noise_scale != 1.0 else []
+    parts += ["--chord-weight", f"{config.chord_weight:g}"] if config.chord_weight else []
     if config.batchnorm_batches != TrainConfig.batchnorm_batches:
         parts += ["--batchnorm-batches", str(config.batchnorm_batches)]
     return " ".join(parts)
@@ -394,6 +399,9 @@ def train(config: TrainConfig) -> Path:
                          "(--batchnorm-batches above 0)")
     if config.auxiliary_weight and config.network != "canal":
         raise ValueError("--auxiliary: only the canal network has auxiliary tissues to learn")
+    if config.chord_weight and (config.network != "canal" or config.chord_weight < 0):
+        raise ValueError(f"--chord-weight {config.chord_weight:g}: expected a weight above 0, for the canal network "
+                         "(the one that measures the canal)")
     if not config.contrasts or not set(config.contrasts) <= set(CONTRASTS):
         raise ValueError(f"--contrasts {','.join(config.contrasts)}: expected some of {', '.join(CONTRASTS)}")
     if config.noise_scale < 0:
