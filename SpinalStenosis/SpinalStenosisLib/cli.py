@@ -232,8 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="canal network: also learn the tissues around the sac (epidural fat, ligaments, "
                             "vertebra and disc) on extra outputs, their loss weighted so; they are not saved")
     train.add_argument("--chord-weight", type=float, default=0.0, metavar="WEIGHT",
-                       help="canal network: add the error of the canal's chord lengths through its centre (its "
-                            "rulers, at any angle) to the loss, weighted so (default 0: none)")
+                       help="canal network: add the error of each structure's chord lengths through its centre "
+                            "(its rulers, at any angle) to the loss, weighted so (default 0: none)")
     train.set_defaults(handler=_train)
 
     blend = sub.add_parser("blend", help="a network part way between its start and its fine-tune (weights "

@@ -56,7 +56,7 @@ class TrainConfig:
     auxiliary_weight: float = 0.0  # > 0: the canal network also learns the tissues around the sac on extra outputs
     # (synth.sampler.AUXILIARY_GROUPS), their loss counted this many times; those outputs are not saved
     noise_scale: float = 1.0  # the synthetic images' noise level multiplied by this (training, validation, ...)
-    chord_weight: float = 0.0  # > 0: the canal's network.chord_loss (its rulers' lengths) is added, so weighted
+    chord_weight: float = 0.0  # > 0: each structure's network.chord_loss (its rulers' lengths) is added, so weighted
 
 
 def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int, augment: tuple[str, ...] = (),
@@ -98,7 +98,7 @@ def training_loss(config: TrainConfig, logits: torch.Tensor, targets: torch.Tens
 
 
 def step_loss(config: TrainConfig, logits: torch.Tensor, targets: torch.Tensor, channels: slice) -> torch.Tensor:
-    """The training loss over the labelled output channels, plus config.chord_weight times the canal's chord
+    """The training loss over the labelled output channels, plus config.chord_weight times each one's chord
     loss, plus config.auxiliary_weight times the auxiliary tissues' (BCE + Dice) where the targets hold them."""
     outputs = OUT_CHANNELS[config.network]
     channel_weights = None
@@ -108,8 +108,8 @@ def step_loss(config: TrainConfig, logits: torch.Tensor, targets: torch.Tensor, 
     loss = training_loss(config, logits[:, :outputs][:, channels], targets[:, :outputs][:, channels],
                          channel_weights)
     if config.chord_weight:
-        canal = CHANNELS.index("canal")
-        loss = loss + config.chord_weight * chord_loss(torch.sigmoid(logits[:, canal]), targets[:, canal])
+        chords = [chord_loss(torch.sigmoid(logits[:, c]), targets[:, c]) for c in range(outputs)[channels]]
+        loss = loss + config.chord_weight * sum(chords)
     if targets.shape[1] > outputs:
         loss = loss + config.auxiliary_weight * dice_bce_loss(logits[:, outputs:], targets[:, outputs:])
     return loss
@@ -401,7 +401,7 @@ def train(config: TrainConfig) -> Path:
         raise ValueError("--auxiliary: only the canal network has auxiliary tissues to learn")
     if config.chord_weight and (config.network != "canal" or config.chord_weight < 0):
         raise ValueError(f"--chord-weight {config.chord_weight:g}: expected a weight above 0, for the canal network "
-                         "(the one that measures the canal)")
+                         "(the one whose structures are measured)")
     if not config.contrasts or not set(config.contrasts) <= set(CONTRASTS):
         raise ValueError(f"--contrasts {','.join(config.contrasts)}: expected some of {', '.join(CONTRASTS)}")
     if config.noise_scale < 0:

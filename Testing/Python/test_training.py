@@ -9,8 +9,8 @@ import torch
 from conftest import trained_like
 
 from SpinalStenosisLib.crop import normalise
-from SpinalStenosisLib.network import (CoUNet, coordinate_channels, deepened, dice_bce_loss, edge_weights,
-                                       hard_pixel_loss, saved_depth, widened)
+from SpinalStenosisLib.network import (CoUNet, chord_loss, coordinate_channels, deepened, dice_bce_loss,
+                                       edge_weights, hard_pixel_loss, saved_depth, widened)
 from SpinalStenosisLib.real_data import PNG_THECAL_SAC, RealPairs
 from SpinalStenosisLib.synth.augment import AUGMENTATIONS, domain_randomised
 from SpinalStenosisLib.synth.dataset import write_dataset
@@ -247,6 +247,51 @@ def test_hard_pixel_loss_is_the_mean_divergence_of_each_images_worst_pixels_over
                           dice_bce_loss(logits, target) + hard_pixel_loss(pixel_bce(logits, target), target, 0.25))
     with pytest.raises(ValueError, match="fraction"):
         train(TrainConfig(network="canal", out_dir=tmp_path, steps=1, hard_fraction=2.0))
+
+
+def disc(radius_px: float, size: int = 64, centre: tuple[float, float] = (30.0, 33.0)) -> torch.Tensor:
+    """A disc with partial-volume edges: its chords through the centre are 2 * radius_px long."""
+    rows, columns = np.indices((size, size))
+    distance = np.hypot(rows - centre[0], columns - centre[1])
+    return torch.from_numpy(np.clip(radius_px + 0.5 - distance, 0.0, 1.0).astype(np.float32))
+
+
+def test_the_chord_loss_grows_with_the_error_of_the_chords_through_the_true_centre_at_every_angle():
+    target = disc(10.0)[None]
+    assert chord_loss(target, target) == 0.0
+    one_px_wider, two_px_wider = chord_loss(disc(11.0)[None], target), chord_loss(disc(12.0)[None], target)
+    # every chord 2 px too long: 2 / 2.5 = 0.8 ruler units, less half the smooth-L1 beta (0.4)
+    assert 0.55 < one_px_wider < 0.65 and 1.3 < two_px_wider < 1.5
+    assert torch.isclose(chord_loss(disc(9.0)[None], target), one_px_wider, atol=0.05)  # too short costs as much
+    spill = disc(10.0).clone()
+    spill[40:45, 31:36] = 1.0  # a lump behind the mask lengthens the AP chord alone
+    assert 0.0 < chord_loss(spill[None], target) < one_px_wider
+    empty = torch.zeros(1, 64, 64)
+    pair = torch.cat([disc(11.0)[None], disc(5.0)[None]]), torch.cat([target, empty])
+    assert torch.isclose(chord_loss(*pair), one_px_wider)  # an image without a canal counts nothing
+    assert chord_loss(empty, empty) == 0.0
+    probabilities = disc(11.0)[None].requires_grad_(True)
+    chord_loss(probabilities, target).backward()
+    assert probabilities.grad[0, 30, 43] > 0 and probabilities.grad[0, 30, 33] > 0  # too long: every pixel lowered
+
+
+def test_a_chord_weight_counts_each_labelled_structures_chords_is_recorded_and_refused_for_the_roi_network(tmp_path):
+    torch.manual_seed(2)
+    logits, targets = torch.randn(2, 3, 32, 32), torch.zeros(2, 3, 32, 32)
+    targets[:, 1] = disc(6.0, 32, (15.0, 16.0))
+    config = TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=4,
+                         validate_every=1, threads=1, batchnorm_batches=1, chord_weight=0.3)
+    plain = TrainConfig(network="canal", out_dir=tmp_path)
+    targets[0, 0] = disc(3.0, 32, (20.0, 26.0))  # one left foramen
+    chords = [chord_loss(torch.sigmoid(logits[:, c]), targets[:, c]) for c in range(3)]
+    expected = step_loss(plain, logits, targets, slice(None)) + 0.3 * sum(chords)
+    assert torch.allclose(step_loss(config, logits, targets, slice(None)), expected)
+    canal_only = step_loss(plain, logits, targets, slice(1, 2)) + 0.3 * chords[1]  # canal-only labels
+    assert torch.allclose(step_loss(config, logits, targets, slice(1, 2)), canal_only)
+    best = torch.load(train(config), weights_only=False)
+    assert "--chord-weight 0.3" in best["training_command"]
+    with pytest.raises(ValueError, match="--chord-weight"):
+        train(TrainConfig(network="roi", out_dir=tmp_path / "roi", steps=1, threads=1, chord_weight=0.3))
 
 
 def test_a_run_on_some_contrasts_records_them_and_unknown_contrasts_are_refused(tmp_path):
