@@ -258,8 +258,9 @@ def chord_loss(probabilities: torch.Tensor, target: torch.Tensor, directions: in
                scale_px: float = 2.5) -> torch.Tensor:
     """Smooth-L1 error, in units of scale_px pixels (about 1 mm on a network-2 crop), of the soft chord lengths
     through the target's centroid along ``directions`` evenly spread directions ([B, H, W] probabilities and
-    target): the canal's AP and transverse rulers, at whatever angle the slice lies. The few pixels at their ends
-    decide them, and BCE or Dice barely count those. Images with an empty target count nothing."""
+    target): what a structure's rulers measure (the canal's AP and transverse), at whatever angle the slice lies.
+    The few pixels at their ends decide them, and BCE or Dice barely count those. Images with an empty target count
+    nothing."""
     mass = target.sum((1, 2))
     present = mass > 0.5
     if not present.any():
