@@ -111,19 +111,20 @@ class NetworkSegmenter:
         crops, probabilities, confidence = self._best_candidates(images, grids, candidates)
         second = self._second_opinion(images, grids, [n for n, score in confidence.items()
                                                       if score == 0.0 and n not in second_asked])
-        if second:
-            found, found_probabilities, found_confidence = self._best_candidates(images, grids, second)
-            for n, score in found_confidence.items():
-                if score > 0.0:
-                    crops[n], probabilities[n], confidence[n] = found[n], found_probabilities[n], score
+        self._take_where_found(images, grids, second, crops, probabilities, confidence)
         closer = {n: _tiles(crops[n], grids[n]) for n, score in confidence.items() if score == 0.0}
         closer = {n: tiles for n, tiles in closer.items() if tiles}
-        if closer:
-            near, near_probabilities, near_confidence = self._best_candidates(images, grids, closer)
-            for n, score in near_confidence.items():
-                if score > 0.0:
-                    crops[n], probabilities[n] = near[n], near_probabilities[n]
+        self._take_where_found(images, grids, closer, crops, probabilities, confidence)
         return crops, probabilities
+
+    def _take_where_found(self, images, grids, alternatives: dict[int, list[PlaneGrid]], crops: dict,
+                          probabilities: dict, confidence: dict) -> None:
+        """Network 2 on each slice's alternative crops; where it finds a canal on one, the surest of them replaces
+        the slice's crop, probabilities and confidence (in place)."""
+        found, found_probabilities, found_confidence = self._best_candidates(images, grids, alternatives)
+        for n, score in found_confidence.items():
+            if score > 0.0:
+                crops[n], probabilities[n], confidence[n] = found[n], found_probabilities[n], score
 
     def _segment_crops(self, images, grids, candidates: dict[int, list[PlaneGrid]],
                        second_asked: frozenset[int] = frozenset()) -> list[SliceSegmentation]:
