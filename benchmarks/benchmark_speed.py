@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from SpinalStenosisLib.geometry import PlaneGrid  # noqa: E402
-from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
+from SpinalStenosisLib.inference import PRECISIONS, load_segmenter  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_file  # noqa: E402
 from SpinalStenosisLib.report import write_report  # noqa: E402
 from SpinalStenosisLib.synth.dataset import slice_geometry, synthetic_slice  # noqa: E402
@@ -43,8 +43,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="what the networks compute in (inference.network_dtype)")
     args = parser.parse_args()
-    segmenter = load_segmenter(threads=args.threads)
+    segmenter = load_segmenter(threads=args.threads, precision=args.precision)
     images, grid = stack_of_20()
     segmenter.segment(list(images[:4]), [grid] * 4)  # warm-up
     times = []

@@ -57,7 +57,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, REGIONS, grade  # noqa: E402
-from SpinalStenosisLib.inference import CHANNELS, load_segmenter, native_labels  # noqa: E402
+from SpinalStenosisLib.inference import CHANNELS, PRECISIONS, load_segmenter, native_labels  # noqa: E402
 from SpinalStenosisLib.measurement import CHECK_BELOW, MEASUREMENT_COLUMNS, doubted, measure_slice  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.synth.anatomy import T  # noqa: E402
@@ -116,6 +116,15 @@ def add_noise_scale_option(parser: argparse.ArgumentParser) -> None:
     """--noise-scale, for the scripts that run the held-out slices."""
     parser.add_argument("--noise-scale", type=float, default=1.0,
                         help="the same held-out slices with their noise level multiplied by this (e.g. 0.1)")
+
+
+def add_precision_options(parser: argparse.ArgumentParser) -> None:
+    """--precision (and --candidate-precision, for --compare), for the scripts that run the networks."""
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="what the networks compute in (inference.network_dtype)")
+    parser.add_argument("--candidate-precision", choices=PRECISIONS,
+                        help="the --compare networks' precision (default: --precision); with --compare naming the "
+                             "shipped folder, compares two precisions")
 
 
 def held_out_slice(n: int, noise_scale: float = 1.0, seed: int = HELD_OUT_SEED) -> SyntheticSlice:
@@ -471,9 +480,9 @@ def _canal_ap_line(groups: dict) -> str:
 
 
 def models_name(segmenter) -> str:
-    """E.g. "1.7.0 (roi 1.3.0, roi_second 1.0.0, canal 1.6.0)"."""
+    """E.g. "1.7.0 (roi 1.3.0, roi_second 1.0.0, canal 1.6.0), bfloat16"."""
     versions = ", ".join(f"{name} {entry['version']}" for name, entry in segmenter.provenance["models"].items())
-    return f"{segmenter.provenance['models_release']} ({versions})"
+    return f"{segmenter.provenance['models_release']} ({versions}), {segmenter.provenance['precision']}"
 
 
 def main() -> None:
@@ -488,16 +497,18 @@ def main() -> None:
     parser.add_argument("--validation", action="store_true",
                         help="the validation slices (training.VALIDATION_SEED) instead of the held-out set")
     add_noise_scale_option(parser)
+    add_precision_options(parser)
     args = parser.parse_args()
     seed = VALIDATION_SEED if args.validation else HELD_OUT_SEED
-    segmenter = load_segmenter(threads=2)
+    segmenter = load_segmenter(threads=2, precision=args.precision)
     records = held_out_records(segmenter, args.count, args.noise_scale, seed)
     summary = {}
     if records:  # --count 0: the stacks only
         summary = {**evaluate(records, seed), "noise_scale": args.noise_scale}
         print_table(summary)
     if args.compare and records:
-        candidate = load_segmenter(threads=2, folder=args.compare)
+        candidate = load_segmenter(threads=2, folder=args.compare,
+                                   precision=args.candidate_precision or args.precision)
         candidate_records = held_out_records(candidate, args.count, args.noise_scale, seed)
         summary["compare"] = {"models": str(args.compare), "candidate": evaluate(candidate_records, seed),
                               "paired": paired_comparison(records, candidate_records)}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from . import __version__
 from .grading import REGIONS
+from .inference import PRECISIONS
 
 EXIT_USAGE, EXIT_INPUT, EXIT_MODELS, EXIT_INTERRUPTED = 2, 3, 4, 130
 
@@ -28,7 +29,8 @@ def _measure(args: argparse.Namespace) -> None:
     if args.masks is None:
         from .inference import load_segmenter
 
-        segmenter = load_segmenter(device=args.device, folder=Path(args.models) if args.models else None)
+        segmenter = load_segmenter(device=args.device, folder=Path(args.models) if args.models else None,
+                                   precision=args.precision)
     if len(args.inputs) == 1:
         _measure_one(args, args.inputs[0], Path(args.out), segmenter)
         return
@@ -159,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "axial slice as displayed, anterior at the top, the patient's left on the right")
     measure.add_argument("--scene", help="also write a Slicer scene bundle (.mrb); needs slicer-core")
     measure.add_argument("--device", default="cpu", help="torch device for the networks")
+    measure.add_argument("--precision", choices=PRECISIONS, default="auto",
+                         help="what the networks compute in; auto: bfloat16 on a CPU that computes it natively, "
+                              "else float32")
     measure.add_argument("--models", help="models folder to use instead of the shipped networks (see package-models)")
     measure.add_argument("--overwrite", action="store_true", help="replace earlier outputs in --out")
     measure.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -39,10 +40,14 @@ class PlaneGrid:
 
     def to_index(self, points_ras: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Project RAS points onto the plane and return fractional (row, column)."""
-        inverse = np.linalg.pinv(np.stack([self.row_step_ras, self.column_step_ras], axis=1))  # 2x3
-        solution = inverse @ (np.asarray(points_ras, float).reshape(-1, 3) - self.origin_ras).T
+        solution = self._ras_to_plane @ (np.asarray(points_ras, float).reshape(-1, 3) - self.origin_ras).T
         shape = np.shape(points_ras)[:-1]
         return solution[0].reshape(shape), solution[1].reshape(shape)
+
+    @cached_property
+    def _ras_to_plane(self) -> np.ndarray:
+        """The steps' 2x3 pseudo-inverse, computed once per grid (to_index runs thousands of times a stack)."""
+        return np.linalg.pinv(np.stack([self.row_step_ras, self.column_step_ras], axis=1))
 
     @property
     def centre_ras(self) -> np.ndarray:

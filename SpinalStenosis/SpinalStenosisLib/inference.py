@@ -20,6 +20,7 @@ MAX_FORAMEN_DISTANCE_MM = 35.0
 # its nearest edge lies at most 7.2 mm from the sac's, and network 2's well-measured foramina at most 8.4 mm
 MAX_FORAMEN_GAP_MM = 10.0
 MAX_CANDIDATES = 3  # regions of network 1's mask that network 2 examines
+PRECISIONS = ("auto", "float32", "bfloat16")  # what the networks compute in (see network_dtype)
 
 
 class NetworkSegmenter:
@@ -33,8 +34,9 @@ class NetworkSegmenter:
     """
 
     def __init__(self, roi_model, canal_model, device: str = "cpu", provenance: dict | None = None,
-                 second_roi_model=None):
-        self.roi_model, self.canal_model, self.device = roi_model, canal_model, device
+                 second_roi_model=None, dtype=None):
+        """dtype: the torch dtype the models' weights are in (None: float32)."""
+        self.roi_model, self.canal_model, self.device, self.dtype = roi_model, canal_model, device, dtype
         self.second_roi_model = second_roi_model
         self.provenance = provenance or {}
 
@@ -42,8 +44,8 @@ class NetworkSegmenter:
         import torch
 
         with torch.inference_mode():
-            inputs = torch.from_numpy(np.stack(batch)[:, None].astype(np.float32)).to(self.device)
-            return torch.sigmoid(model(inputs)).float().cpu().numpy()
+            inputs = torch.from_numpy(np.stack(batch)[:, None].astype(np.float32)).to(self.device, self.dtype)
+            return torch.sigmoid(model(inputs).float()).cpu().numpy()
 
     def _best_candidates(self, images, grids, candidates: dict[int, list[PlaneGrid]]
                          ) -> tuple[dict[int, PlaneGrid], dict[int, np.ndarray], dict[int, float]]:
@@ -264,8 +266,25 @@ def _box(crop: PlaneGrid, native: PlaneGrid) -> tuple[int, int, int, int]:
             int(np.ceil(row_max + 0.5)), int(np.ceil(column_max + 0.5)))
 
 
-def load_segmenter(device: str = "cpu", folder: Path | None = None, threads: int | None = None) -> NetworkSegmenter:
-    """The shipped networks (or those of another models folder), sha256-verified."""
+def network_dtype(precision: str = "auto", device: str = "cpu"):
+    """The torch dtype the networks compute in. "auto": bfloat16 on a CPU with native bfloat16 arithmetic (AVX512-BF16
+    or AMX), where the networks take about half their float32 time and measure as float32 does to within chance
+    (benchmarks/EVALUATION.md, *Precision*); float32 elsewhere (emulated bfloat16 is slow)."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private: absent from some torch builds
+        native = device == "cpu" and any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+        precision = "bfloat16" if native else "float32"
+    return getattr(torch, precision)
+
+
+def load_segmenter(device: str = "cpu", folder: Path | None = None, threads: int | None = None,
+                   precision: str = "auto") -> NetworkSegmenter:
+    """The shipped networks (or those of another models folder), sha256-verified, computing in the dtype that
+    network_dtype gives for precision."""
     import torch
 
     from .models import load_network, read_manifest, models_folder
@@ -279,7 +298,10 @@ def load_segmenter(device: str = "cpu", folder: Path | None = None, threads: int
         if name == "roi_second" and name not in manifest["models"]:
             continue  # a models folder from before 1.7.0: network 1 alone
         models[name], entries[name] = load_network(name, folder, device)
+    dtype = network_dtype(precision, device)
+    models = {name: model.to(dtype) for name, model in models.items()}
     provenance = {"models": {name: {k: entry[k] for k in ("version", "sha256")} for name, entry in entries.items()},
-                  "models_release": manifest.get("release", ""), "device": device}
+                  "models_release": manifest.get("release", ""), "device": device,
+                  "precision": str(dtype).removeprefix("torch.")}
     return NetworkSegmenter(models["roi"], models["canal"], device, provenance,
-                            second_roi_model=models.get("roi_second"))
+                            second_roi_model=models.get("roi_second"), dtype=dtype)

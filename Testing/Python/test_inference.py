@@ -12,7 +12,7 @@ from SpinalStenosisLib import cli
 from SpinalStenosisLib.crop import (crop_from_box, crop_grid, crop_side_mm, crops_from_roi, half_slice_grids, resample,
                                     roi_box, whole_slice_grid)
 from SpinalStenosisLib.geometry import PlaneGrid, reordered
-from SpinalStenosisLib.inference import load_segmenter
+from SpinalStenosisLib.inference import load_segmenter, network_dtype
 from SpinalStenosisLib.models import (INPUT_SIZE, ModelError, load_network, models_folder, read_manifest, sha256,
                                       verified_path)
 from SpinalStenosisLib.network import CoordBlock, CoUNet
@@ -84,6 +84,34 @@ def test_the_inference_form_of_a_counet_gives_the_same_output_and_leaves_the_tra
             assert torch.allclose(fast(inputs), model(inputs), atol=1e-4)
     assert all(isinstance(block, CoordBlock) for block in model.encoders) and not model.training
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_the_networks_compute_in_bfloat16_only_where_the_cpu_does_so_natively_unless_told(monkeypatch):
+    assert network_dtype("float32") == torch.float32 and network_dtype("bfloat16", "cuda") == torch.bfloat16
+    assert network_dtype("auto", "cuda") == torch.float32
+    for avx512_bf16, amx in ((False, False), (True, False), (False, True)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+        assert network_dtype("auto") == (torch.bfloat16 if avx512_bf16 or amx else torch.float32)
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")  # a torch build without the check
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert network_dtype("auto") == torch.float32
+    with pytest.raises(ValueError, match="'float16' is not one of auto, float32, bfloat16"):
+        network_dtype("float16")
+
+
+def test_bfloat16_networks_segment_and_measure_a_stack_as_float32_ones_do():
+    image, _, geometry, _ = synthetic_stack(seed=21, levels=("L3-L4", "L4-L5"))
+    volume = axial_from_array(image, geometry)
+    runs = {precision: measure_with_segmenter(volume, load_segmenter(threads=2, precision=precision))
+            for precision in ("float32", "bfloat16")}
+    assert [runs[p].provenance["precision"] for p in runs] == ["float32", "bfloat16"]
+    for exact, fast in zip(runs["float32"].measurements, runs["bfloat16"].measurements):
+        for name in ("canal_ap_mm", "canal_area_mm2"):
+            assert fast.values[name] == pytest.approx(exact.values[name], rel=0.01), name
+    for label in (1, 2, 3):
+        exact, fast = runs["float32"].stack_labels == label, runs["bfloat16"].stack_labels == label
+        assert 2 * (exact & fast).sum() / (exact.sum() + fast.sum()) > 0.99, label
 
 
 def test_models_folder_can_be_overridden(tmp_path, monkeypatch):
@@ -221,10 +249,11 @@ def test_measure_without_masks_runs_the_networks(tmp_path, capsys):
 
     write_image(tmp_path / "neck.nii.gz", case.image[None] * 500, slice_geometry(case.grid, 3.0))
     code = cli.main(["measure", str(tmp_path / "neck.nii.gz"), "--out", str(tmp_path / "out"), "--quiet",
-                     "--region", "cervical"])
+                     "--region", "cervical", "--precision", "float32"])
     assert code == 0, capsys.readouterr().err
     document = json.loads((tmp_path / "out" / "measurements.json").read_text(encoding="utf-8"))
     assert document["models"]["canal"]["sha256"] == read_manifest()["models"]["canal"]["sha256"]
+    assert document["precision"] == "float32"
 
 
 def test_demo_writes_every_output(tmp_path, capsys):
