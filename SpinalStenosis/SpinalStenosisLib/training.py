@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .inference import CHANNELS
+from .inference import CHANNELS, network_dtype
 from .network import CoUNet, chord_loss, deepened, dice_bce_loss, paper_loss, saved_depth, saved_width, widened
 from .real_data import RealPairs
 from .synth.augment import AUGMENTATIONS, domain_randomised
@@ -57,6 +57,7 @@ class TrainConfig:
     # (synth.sampler.AUXILIARY_GROUPS), their loss counted this many times; those outputs are not saved
     noise_scale: float = 1.0  # the synthetic images' noise level multiplied by this (training, validation, ...)
     chord_weight: float = 0.0  # > 0: each structure's network.chord_loss (its rulers' lengths) is added, so weighted
+    precision: str = "float32"  # the training step's forward pass; bfloat16: under autocast (inference.network_dtype)
 
 
 def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int, augment: tuple[str, ...] = (),
@@ -339,6 +340,7 @@ def command_line(config: TrainConfig) -> str:
     parts += ["--auxiliary", f"{config.auxiliary_weight:g}"] if config.auxiliary_weight else []
     parts += ["--noise-scale", f"{config.noise_scale:g}"] if config.noise_scale != 1.0 else []
     parts += ["--chord-weight", f"{config.chord_weight:g}"] if config.chord_weight else []
+    parts += ["--precision", config.precision] if config.precision != TrainConfig.precision else []
     if config.batchnorm_batches != TrainConfig.batchnorm_batches:
         parts += ["--batchnorm-batches", str(config.batchnorm_batches)]
     return " ".join(parts)
@@ -408,6 +410,7 @@ def train(config: TrainConfig) -> Path:
         raise ValueError(f"--noise-scale {config.noise_scale:g}: expected a factor of 0 or more")
     if not set(config.augment) <= set(AUGMENTATIONS):
         raise ValueError(f"--augment {','.join(config.augment)}: expected some of {', '.join(AUGMENTATIONS)}")
+    forward_dtype = network_dtype(config.precision)
     revision = git_revision()  # the code that generates the training data is the code loaded now
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -441,7 +444,9 @@ def train(config: TrainConfig) -> Path:
             rng = np.random.default_rng([config.seed, step])  # deterministic per step, so resume continues exactly
             inputs, targets, channels = training_batch(config, real, rng)
             training_mode(model, config)
-            loss = step_loss(config, model(inputs), targets, channels)
+            with torch.autocast("cpu", dtype=forward_dtype, enabled=forward_dtype != torch.float32):
+                logits = model(inputs)
+            loss = step_loss(config, logits.float(), targets, channels)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

@@ -450,3 +450,20 @@ def test_a_blend_of_a_network_and_its_fine_tune_recalibrates_its_statistics_the_
     assert all(torch.equal(v, torch.load(again, weights_only=False)["model"][k]) for k, v in record["model"].items())
     with pytest.raises(ValueError, match="not the best.pt of a roi-network training run"):
         blend("roi", tmp_path / "start.pt", tmp_path / "run" / "best.pt", 0.5, tmp_path / "other.pt", threads=1)
+
+
+def test_a_bfloat16_run_takes_its_steps_under_autocast_keeps_float32_weights_and_records_it(tmp_path):
+    def run(precision: str) -> dict:
+        config = TrainConfig(network="canal", out_dir=tmp_path / precision, steps=2, batch_size=2, width=4,
+                             validate_every=2, threads=1, batchnorm_batches=0, precision=precision)
+        return torch.load(train(config), weights_only=False)
+
+    exact, fast = run("float32"), run("bfloat16")
+    assert "--precision" not in exact["training_command"]
+    assert "--precision bfloat16" in fast["training_command"]
+    weights = [name for name, value in exact["model"].items() if value.is_floating_point()]
+    assert all(fast["model"][name].dtype == torch.float32 for name in weights)
+    differences = [(fast["model"][name] - exact["model"][name]).abs().max().item() for name in weights]
+    assert 0.0 < max(differences) < 0.01  # two Adam steps move a weight by about 2 x 2e-3 at most
+    with pytest.raises(ValueError, match="'float16' is not one of"):
+        train(TrainConfig(network="canal", out_dir=tmp_path / "half", steps=1, threads=1, precision="float16"))
