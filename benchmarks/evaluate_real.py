@@ -9,8 +9,9 @@ canal/cord area ratio should lie in [1.5, 5]. Lumbar sets (no labels): a canal f
 lumbar_checks); blank slices (one value throughout, e.g. the padding slice of the CHAOS spine crops) show no anatomy
 and are counted apart. Every slice with both foramina: the left one must lie on the patient's left (RAS x smaller
 than the canal's). The check column: on how many slices whose canal passes the checks the canal is to check (network
-2's confidence in it below measurement.CHECK_BELOW), on how many whose canal fails them, and how many of the reported
-foramina are to check. Writes one overlay PNG per volume to --overlays (outside the repository).
+2's confidence in it below measurement.CHECK_BELOW, or an outline the image barely shows: visibility.faint), on how
+many whose canal fails them, and how many of the reported foramina are to check. Writes one overlay PNG per volume
+to --overlays (outside the repository).
 
 With --compare it also runs the networks of another models folder (see `spinal-stenosis package-models`) on the same
 volumes and prints, per outcome, both models' shares, on how many slices the candidate is better and worse, the exact
@@ -89,7 +90,7 @@ def cervical_checks(run, cord_source: np.ndarray) -> dict:
         per_slice["canal/cord area ratio in 1.5-5"].append(bool(1.5 <= ratio <= 5.0))
         per_slice["cord slice not graded stenosis"].append(
             not grade(run.measurements[s].values, "cervical")["canal_ap_grade"].endswith("stenosis"))
-        canal_to_check.append(doubted(run.measurements[s].confidences["canal_confidence"]))
+        canal_to_check.append("canal" in run.measurements[s].check.split(", "))
         found.append(bool(canal.any()))
     outcomes = [per_slice[name] for name in CERVICAL_OUTCOMES]
     passed = np.logical_and.reduce(outcomes) if outcomes[0] else np.zeros(0, bool)
@@ -114,7 +115,7 @@ def lumbar_checks(run) -> dict:
         components = ndimage.label(canal)[1]
         centre_x.append(centre_x_ras(run, s, canal) if components else np.nan)
         canal_ap_mm.append(m.values["canal_ap_mm"])
-        canal_to_check.append(doubted(m.confidences["canal_confidence"]))
+        canal_to_check.append("canal" in m.check.split(", "))
         plausible.append(components == 1 and 50 <= m.values["canal_area_mm2"] <= 350
                          and 6 <= m.values["canal_ap_mm"] <= 20)
     centre_x, plausible = np.array(centre_x), np.array(plausible)

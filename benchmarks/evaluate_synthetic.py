@@ -19,9 +19,10 @@ what that crop's resolution allows, so the rest of the error is the network's. T
 slices below 0.8 (gross failures) show how much of the mean's shortfall is a few wrong finds rather than edges. The
 grades (grading.py's cut-offs: canal AP, dural-sac area, foramen) show how often a slice's grade comes out as its
 truth's, and how the others were graded. The check column (what network 2 was unsure of: its confidence below
-measurement.CHECK_BELOW): on how many slices the canal is to check, the canal AP within 1 mm on those and on the
-others, and how many gross failures they hold; how many of the reported foramina are to check, how many of those
-and of the others are within 2 mm, and how many foramina reported where there is none are to check. --json also
+measurement.CHECK_BELOW; for the canal also an outline the image barely shows, visibility.faint): on how many slices
+the canal is to check, the canal AP within 1 mm on those and on the others, and how many gross failures they hold;
+how many of the reported foramina are to check, how many of those and of the others are within 2 mm, and how many
+foramina reported where there is none are to check. --json also
 writes every slice's record (its index in the set, contrast, pixel size, Dice, true and found measurements and
 grades, confidences), for looking at failures.
 
@@ -64,6 +65,7 @@ from SpinalStenosisLib.synth.anatomy import T  # noqa: E402
 from SpinalStenosisLib.synth.dataset import SyntheticSlice, synthetic_slice, synthetic_stack  # noqa: E402
 from SpinalStenosisLib.synth.sampler import fractions  # noqa: E402
 from SpinalStenosisLib.training import VALIDATION_SEED  # noqa: E402
+from SpinalStenosisLib.visibility import MIN_CANAL_EDGE_TO_NOISE  # noqa: E402
 from SpinalStenosisLib.volume_io import axial_from_array  # noqa: E402
 
 HELD_OUT_SEED = 9_000_000  # training seeds are (run seed, step); the validation seed is 2_000_000
@@ -138,7 +140,7 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
     case = held_out_slice(n, noise_scale, seed)
     region = case.scene.anatomy.region
     [result] = segmenter.segment([case.image], [case.grid])
-    found = measure_slice(result.masks, result.grid)
+    found = measure_slice(result.masks, result.grid, canal_edge_to_noise=result.canal_edge_to_noise)
     predicted, truth = found.values, case.truth
     record = {"slice": n, "region": region, "contrast": case.scene.contrast,
               "fat_to_csf": fat_to_csf(case.image, case.tissues),
@@ -146,7 +148,8 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
               "dice": {name: dice(result.native_labels == value, case.labels == value)
                        for value, name in CLASSES.items()},
               "errors": {key: [] for key in ERROR_KEYS}, "absent": [], "present_found": [],
-              "confidences": found.confidences, "reported_foramina": []}
+              "confidences": found.confidences, "canal_to_check": "canal" in found.check.split(", "),
+              "reported_foramina": []}
     for key in ("canal_ap_mm", "canal_transverse_mm"):
         if not math.isnan(truth[key]):
             record["errors"][key].append(error(predicted[key], truth[key]))
@@ -280,7 +283,7 @@ def checks(records: list[dict]) -> dict:
     """The slices whose canal is to check: how many, their canal AP within 1 mm and the others', and how many of the
     gross failures (canal Dice below 0.8) they hold. The reported foramina to check: how many, the share within 2 mm
     of those and of the others, and of the foramina reported where there is none, how many are to check."""
-    canal_doubted = [doubted(r["confidences"]["canal_confidence"]) for r in records]
+    canal_doubted = [r["canal_to_check"] for r in records]
     flagged = [r for r, check in zip(records, canal_doubted) if check]
     others = [r for r, check in zip(records, canal_doubted) if not check]
 
@@ -458,7 +461,8 @@ def print_table(summary: dict) -> None:
     print("canal AP by the true AP (mm): " + _canal_ap_line(summary["canal_ap_by_true_ap_mm"])
           + f"; of the {off['n']} canals found but off by more than 1 mm, {off['overestimated']} overestimate")
     print("canal AP by the true dural-sac area (mm²): " + _canal_ap_line(summary["canal_ap_by_true_area_mm2"]))
-    print(f"check (confidence below {CHECK_BELOW:.2f}), all / T2 family: " + "; ".join(
+    print(f"check (confidence below {CHECK_BELOW:.2f}; for the canal also an outline under "
+          f"{MIN_CANAL_EDGE_TO_NOISE} times as clear as noise), all / T2 family: " + "; ".join(
         f"{name}: the canal on {c['flagged']} of {c['n']} slices, canal AP within 1 mm there "
         f"{c['flagged_canal_ap_within_1mm']:.0%} and on the others {c['others_canal_ap_within_1mm']:.0%}, "
         f"{c['gross_failures_flagged']} of the {c['gross_failures']} gross failures; {c['foramina_flagged']} of "

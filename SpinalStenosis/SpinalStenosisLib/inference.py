@@ -11,6 +11,7 @@ from .crop import (MAX_CROP_MM, MIN_CROP_MM, crop_from_box, crop_grid, crops_fro
                    half_slice_grids, normalise, resample, roi_box, whole_slice_grid)
 from .geometry import PlaneGrid
 from .pipeline import SliceSegmentation
+from .visibility import canal_edge_to_noise
 
 CHANNELS = ("left_foramen", "canal", "right_foramen")  # network-2 output order
 LABEL_OF = {"canal": 1, "left_foramen": 2, "right_foramen": 3}
@@ -155,7 +156,9 @@ class NetworkSegmenter:
                 results.append(SliceSegmentation.empty(grid))
                 continue
             reported = _plausible_masks(probabilities[n], crop, MAX_FORAMEN_GAP_MM)
-            results.append(SliceSegmentation(reported, crop, native_labels(reported, crop, grid), _box(crop, grid)))
+            labels = native_labels(reported, crop, grid)
+            results.append(SliceSegmentation(reported, crop, labels, _box(crop, grid),
+                                             canal_edge_to_noise(images[n], labels == LABEL_OF["canal"], grid)))
         return results
 
 

@@ -21,7 +21,8 @@ Definitions (also in the README):
 * ``canal_confidence``, ``left_foramen_confidence``, ``right_foramen_confidence``: the mean of each mask over its
   measured region (where it is >= 0.5): network 2's average probability there, 1 for a mask drawn or edited by hand.
   ``check`` names the structures whose confidence is below CHECK_BELOW (e.g. "canal, left foramen"): what the
-  network was unsure of, to look at before trusting its numbers.
+  network was unsure of, to look at before trusting its numbers; and the canal where the segmenter found its outline
+  to follow no edge clearer than the image noise (``canal_edge_to_noise``, see visibility).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import numpy as np
 from scipy import ndimage
 
 from .geometry import PlaneGrid
+from .visibility import faint
 
 STRUCTURES = ("canal", "left_foramen", "right_foramen")
 MEASUREMENT_COLUMNS = ("canal_ap_mm", "canal_transverse_mm", "canal_area_mm2",
@@ -66,10 +68,11 @@ class SliceMeasurement:
     values: dict[str, float] = field(default_factory=lambda: {name: float("nan") for name in MEASUREMENT_COLUMNS})
     rulers: dict[str, Ruler] = field(default_factory=dict)
     confidences: dict[str, float] = field(default_factory=lambda: {name: float("nan") for name in CONFIDENCE_COLUMNS})
+    canal_edge_to_noise: float = float("nan")  # visibility.canal_edge_to_noise (NaN: not measured, e.g. a drawn mask)
 
     @property
     def check(self) -> str:
-        return to_check(self.confidences)
+        return to_check(self.confidences, self.canal_edge_to_noise)
 
     def __getattr__(self, name: str) -> float:
         if name in MEASUREMENT_COLUMNS:
@@ -89,9 +92,11 @@ def doubted(confidence: float) -> bool:
     return confidence < CHECK_BELOW
 
 
-def to_check(confidences: dict[str, float]) -> str:
-    """The structures found with a confidence below CHECK_BELOW, e.g. "canal, left foramen" ("" for none)."""
-    return ", ".join(STRUCTURE_WORDS[name] for name in STRUCTURES if doubted(confidences[f"{name}_confidence"]))
+def to_check(confidences: dict[str, float], canal_edge_to_noise: float = float("nan")) -> str:
+    """The structures found with a confidence below CHECK_BELOW, and the canal where its outline follows no edge
+    clearer than the image noise (visibility.faint), e.g. "canal, left foramen" ("" for none)."""
+    return ", ".join(STRUCTURE_WORDS[name] for name in STRUCTURES if doubted(confidences[f"{name}_confidence"])
+                     or (name == "canal" and faint(canal_edge_to_noise)))
 
 
 def describe_checks(checks: dict[int, str]) -> str:
@@ -291,12 +296,13 @@ def _middle_of_shortest(lengths: np.ndarray) -> int:
 
 
 def measure_slice(masks: dict[str, np.ndarray], grid: PlaneGrid, slice_index: int = 0,
-                  z_mm: float = float("nan")) -> SliceMeasurement:
-    """Measure one slice from masks keyed by :data:`STRUCTURES` (missing keys count as absent)."""
+                  z_mm: float = float("nan"), canal_edge_to_noise: float = float("nan")) -> SliceMeasurement:
+    """Measure one slice from masks keyed by :data:`STRUCTURES` (missing keys count as absent); canal_edge_to_noise
+    is the segmenter's (see visibility)."""
     empty = np.zeros(grid.shape)
     kept = {name: largest_component(masks.get(name, empty)) for name in STRUCTURES}
-    result = SliceMeasurement(slice_index=slice_index, z_mm=z_mm, confidences={
-        f"{name}_confidence": kept_confidence(kept[name]) for name in STRUCTURES})
+    confidences = {f"{name}_confidence": kept_confidence(kept[name]) for name in STRUCTURES}
+    result = SliceMeasurement(slice_index, z_mm, confidences=confidences, canal_edge_to_noise=canal_edge_to_noise)
     canal_values, canal_rulers, canal_centroid = measure_canal(kept["canal"], grid)
     result.values.update(canal_values)
     result.rulers.update(canal_rulers)

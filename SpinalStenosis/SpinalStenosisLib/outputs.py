@@ -16,7 +16,8 @@ from .grading import GRADE_COLUMNS, grade
 from .markups_json import line_markup, markups_document, ruler_name
 from .measurement import CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement
 
-CSV_COLUMNS = ("slice_index", "z_mm", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS, *CONFIDENCE_COLUMNS, "check")
+CSV_COLUMNS = ("slice_index", "z_mm", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS, *CONFIDENCE_COLUMNS, "canal_edge_to_noise",
+               "check")
 OUTPUT_FILES = ("segmentation.nii.gz", "measurements.csv", "measurements.json", "rulers.mrk.json", "report.png")
 
 
@@ -76,7 +77,7 @@ def rows(measurements: list[SliceMeasurement], region: str) -> list[dict]:
     table = []
     for m in measurements:
         table.append({"slice_index": m.slice_index, "z_mm": round(m.z_mm, 3), **m.values, **grade(m.values, region),
-                      **m.confidences, "check": m.check})
+                      **m.confidences, "canal_edge_to_noise": m.canal_edge_to_noise, "check": m.check})
     return table
 
 

@@ -33,6 +33,7 @@ class SliceSegmentation:
     grid: PlaneGrid
     native_labels: np.ndarray  # uint8 labels on the slice's native grid
     roi_box_rc: tuple[int, int, int, int] | None = None  # row0, col0, row1, col1 on the native grid
+    canal_edge_to_noise: float = float("nan")  # visibility.canal_edge_to_noise of the canal (the networks' only)
 
     @classmethod
     def empty(cls, grid: PlaneGrid) -> "SliceSegmentation":
@@ -81,7 +82,7 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
         run.roi_boxes.pop(s, None)
         if result.roi_box_rc is not None:
             run.roi_boxes[s] = result.roi_box_rc
-        run.measurements[s] = measure_slice(result.masks, result.grid, s, positions[s])
+        run.measurements[s] = measure_slice(result.masks, result.grid, s, positions[s], result.canal_edge_to_noise)
 
     for indices in _batches(range(n_slices)):
         for s, result in zip(indices, segment_slices(indices)):

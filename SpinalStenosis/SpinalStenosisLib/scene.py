@@ -22,8 +22,8 @@ from . import __version__
 from .geometry import VolumeGeometry, stack_layout
 from .grading import REGION_TAGS, grade, region_named
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
-from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, doubted, masks_from_labels,
-                          measure_slice)
+from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, STRUCTURE_WORDS, Ruler, SliceMeasurement,
+                          masks_from_labels, measure_slice)
 from .outputs import CSV_COLUMNS
 from .pipeline import MeasurementRun, ProgressCallback, Segmenter, measure_with_segmenter
 from .volume_io import AxialVolume, axial_from_array
@@ -50,7 +50,10 @@ COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
     "canal_confidence": ("Canal confidence", "", "The network's mean probability over the canal; 1 once edited"),
     "left_foramen_confidence": ("Left foramen confidence", "", "The same over the left foramen"),
     "right_foramen_confidence": ("Right foramen confidence", "", "The same over the right foramen"),
-    "check": ("Check", "", "What the network was unsure of: look at it before trusting its numbers"),
+    "canal_edge_to_noise": ("Canal edge / noise", "", "How clearly the image shows the canal's outline: about 1 "
+                            "where it follows only noise; empty once edited"),
+    "check": ("Check", "", "What the network was unsure of, or the image barely shows: look at it before trusting "
+                           "its numbers"),
     "narrowest_canal": ("Narrowest", "", "The narrowest canal AP among the slices whose canal is not to check"),
 }
 
@@ -212,7 +215,8 @@ class StenosisScene:
             vtk_table.RemoveColumn(0)
         for column in TABLE_COLUMNS:
             array = (vtkIntArray() if column == "slice_index" else vtkDoubleArray()
-                     if column in ("z_mm", *MEASUREMENT_COLUMNS, *CONFIDENCE_COLUMNS) else vtkStringArray())
+                     if column in ("z_mm", *MEASUREMENT_COLUMNS, *CONFIDENCE_COLUMNS, "canal_edge_to_noise")
+                     else vtkStringArray())
             array.SetName(column)
             array.SetNumberOfValues(len(measurements))
             vtk_table.AddColumn(array)
@@ -234,6 +238,7 @@ class StenosisScene:
             vtk_table.GetColumnByName(column).SetValue(row, m.values[column])
         for column in CONFIDENCE_COLUMNS:
             vtk_table.GetColumnByName(column).SetValue(row, m.confidences[column])
+        vtk_table.GetColumnByName("canal_edge_to_noise").SetValue(row, m.canal_edge_to_noise)
         vtk_table.GetColumnByName("check").SetValue(row, m.check)
 
     def regrade(self, table, changed_row: int | None = None) -> None:
@@ -261,13 +266,13 @@ class StenosisScene:
         return True
 
     def _flag_narrowest(self, table) -> None:
-        """The narrowest canal AP among the slices whose canal is not doubted (a doubted find, often a speck on a slice
+        """The narrowest canal AP among the slices whose canal is not to check (such a find, often a speck on a slice
         of noise, is no place to send the views); among all, if every one is."""
         vtk_table = table.GetTable()
-        ap, confidence = vtk_table.GetColumnByName("canal_ap_mm"), vtk_table.GetColumnByName("canal_confidence")
+        ap, check = vtk_table.GetColumnByName("canal_ap_mm"), vtk_table.GetColumnByName("check")
         values = [ap.GetValue(r) for r in range(vtk_table.GetNumberOfRows())]
         measured = [r for r, v in enumerate(values) if not math.isnan(v)]
-        trusted = [r for r in measured if not doubted(confidence.GetValue(r))] or measured
+        trusted = [r for r in measured if STRUCTURE_WORDS["canal"] not in check.GetValue(r).split(", ")] or measured
         narrowest = min(trusted, key=lambda r: values[r]) if trusted else None
         flags = vtk_table.GetColumnByName("narrowest_canal")
         for r in range(vtk_table.GetNumberOfRows()):

@@ -33,12 +33,12 @@ def phantom_arrays(n_slices: int = 3, size: int = 96, pixel_mm: float = 0.8):
 
 class ThresholdSegmenter:
     """Deterministic stand-in for the networks: the phantom's canal is bright, its foramina mid-grey; it gives the
-    canal canal_probability."""
+    canal canal_probability, and the canal's outline canal_edge_to_noise (see visibility)."""
 
     provenance = {"models": {"test": {"version": "0", "sha256": "none"}}, "device": "cpu"}
 
-    def __init__(self, canal_probability: float = 1.0):
-        self.canal_probability = canal_probability
+    def __init__(self, canal_probability: float = 1.0, canal_edge_to_noise: float = float("nan")):
+        self.canal_probability, self.canal_edge_to_noise = canal_probability, canal_edge_to_noise
 
     def segment(self, images, grids):
         from SpinalStenosisLib.pipeline import SliceSegmentation
@@ -55,7 +55,7 @@ class ThresholdSegmenter:
                      "right_foramen": (labels == 3) * 1.0}
             rows, columns = np.nonzero(labels)
             box = (int(rows.min()), int(columns.min()), int(rows.max()) + 1, int(columns.max()) + 1)
-            results.append(SliceSegmentation(masks, grid, labels, box))
+            results.append(SliceSegmentation(masks, grid, labels, box, self.canal_edge_to_noise))
         return results
 
 

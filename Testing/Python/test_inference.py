@@ -642,6 +642,29 @@ def test_a_small_canal_network_2_misses_in_a_wide_crop_is_looked_for_closer():
     assert (result.native_labels[image == 0] == 0).all()
 
 
+def test_a_canal_outlined_in_noise_alone_is_to_check_and_a_visible_one_is_not():
+    from SpinalStenosisLib.inference import NetworkSegmenter
+    from SpinalStenosisLib.measurement import doubted, measure_slice
+
+    grid, sac, (row, column) = disc_slice()
+    rng = np.random.default_rng(3)
+    noise, sac_in_noise = (rng.normal(0.0, 0.05, grid.shape).astype(np.float32) + s for s in (0.0, sac))
+
+    def canal_at_the_crop_centre(inputs):  # network 2 outlining a sure "canal" whatever the crop holds
+        size = inputs.shape[-1]
+        rows, columns = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+        disc = torch.hypot(rows - (size - 1) / 2, columns - (size - 1) / 2) < size / 6
+        return canal_only(torch.where(disc, 20.0, -20.0).expand(inputs.shape).clone())
+
+    roi = roi_square(row, column, 12)
+    for network_2, image, to_check in ((canal_at_the_crop_centre, noise, "canal"),
+                                       (canal_where_bright, sac_in_noise, "")):
+        [result] = NetworkSegmenter(roi, network_2).segment([image], [grid])
+        m = measure_slice(result.masks, result.grid, canal_edge_to_noise=result.canal_edge_to_noise)
+        assert not doubted(m.confidences["canal_confidence"]) and not math.isnan(m.values["canal_ap_mm"])
+        assert m.check == to_check
+
+
 def test_half_slice_views_cover_the_whole_slice_view_overlapping_by_half():
     grid = native()
     whole = whole_slice_grid(grid)

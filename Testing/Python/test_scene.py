@@ -1,6 +1,7 @@
 """Scene logic against real MRML (PyPI slicer-core): nodes, rulers, table, Re-measure, export, .mrb."""
 import csv
 import json
+import math
 
 import numpy as np
 import pytest
@@ -231,6 +232,22 @@ def test_an_unsure_canal_is_flagged_for_a_check_until_the_user_edits_it(context,
     with open(logic.export(outputs, tmp_path, "patient")["table"], newline="") as handle:
         exported = list(csv.DictReader(handle))
     assert [row["check"] for row in exported] == ["canal", "", "canal"]
+
+
+def test_a_canal_the_image_barely_shows_is_flagged_for_a_check_until_the_user_edits_it(context, volume):
+    logic, outputs = measure(context, volume, ThresholdSegmenter(canal_edge_to_noise=1.2))
+    table = outputs.table.GetTable()
+
+    def column(name):
+        return [table.GetColumnByName(name).GetValue(r) for r in range(3)]
+
+    assert column("canal_confidence") == [1.0] * 3 and column("canal_edge_to_noise") == pytest.approx([1.2] * 3)
+    assert column("check") == ["canal"] * 3
+    labels = logic.labels_of(outputs.segmentation, volume)
+    labels[1][labels[1] == 2] = 0  # the user looks at slice 1 and erases its left foramen
+    logic._write_segments(outputs.segmentation, volume, labels)
+    assert logic.remeasure(volume, outputs) == [1]
+    assert math.isnan(column("canal_edge_to_noise")[1]) and column("check") == ["canal", "", "canal"]
 
 
 def test_show_row_centres_the_slice_views_on_its_canal_or_on_its_slice(context, volume):

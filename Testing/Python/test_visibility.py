@@ -1,0 +1,40 @@
+"""A canal outlined in noise alone scores about 1; one on the edge of a visible sac scores far more."""
+import math
+
+import numpy as np
+import pytest
+
+from SpinalStenosisLib.geometry import PlaneGrid
+from SpinalStenosisLib.visibility import MIN_CANAL_EDGE_TO_NOISE, canal_edge_to_noise, noise_sd
+
+
+def axial_grid(pixel_mm, shape):
+    return PlaneGrid(np.zeros(3), np.array([0.0, -pixel_mm, 0.0]), np.array([-pixel_mm, 0.0, 0.0]), shape)
+
+
+def test_noise_sd_is_the_pixel_noise_not_the_anatomy():
+    rows, columns = np.indices((200, 200))
+    anatomy = (0.3 * columns + 40.0 * (np.hypot(rows - 100, columns - 100) < 30)  # a ramp, a sac, a bone
+               + 25.0 * ((np.abs(rows - 40) < 15) & (np.abs(columns - 60) < 40)))
+    image = anatomy + np.random.default_rng(1).normal(0.0, 3.0, anatomy.shape)
+    assert noise_sd(image) == pytest.approx(3.0, rel=0.1)
+
+
+@pytest.mark.parametrize("pixel_mm", [0.5, 1.0, 1.5])
+def test_an_outline_in_noise_scores_about_one_and_one_on_a_visible_sac_far_more(pixel_mm):
+    grid = axial_grid(pixel_mm, (160, 160))
+    rows, columns = np.indices(grid.shape)
+    canal = np.hypot(rows - 80, columns - 80) < 7.0 / pixel_mm  # a 14 mm sac
+    rng = np.random.default_rng(7)
+    in_noise = [canal_edge_to_noise(rng.normal(100.0, 10.0, grid.shape), canal, grid) for _ in range(10)]
+    assert 0.8 < np.mean(in_noise) < 1.2
+    assert max(in_noise) < MIN_CANAL_EDGE_TO_NOISE
+    sac = rng.normal(100.0, 10.0, grid.shape) + 30.0 * canal  # CSF three noise sd brighter than around it
+    assert canal_edge_to_noise(sac, canal, grid) > 2 * MIN_CANAL_EDGE_TO_NOISE
+    shifted = np.roll(canal, int(10 / pixel_mm), axis=1)  # an outline beside the sac, half on its edge
+    assert canal_edge_to_noise(sac, canal, grid) > canal_edge_to_noise(sac, shifted, grid)
+
+
+def test_no_canal_scores_nan():
+    grid = axial_grid(1.0, (50, 50))
+    assert math.isnan(canal_edge_to_noise(np.ones(grid.shape), np.zeros(grid.shape, bool), grid))
