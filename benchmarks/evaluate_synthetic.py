@@ -16,7 +16,8 @@ hard to see); by the native pixel size (all contrasts and T2 family); and by the
 many of the canals off by more than 1 mm overestimate). It also measures the true area-fraction masks on the very
 crop network 2 was given, the same way (measurements, and canal Dice after the same mapping to the native grid):
 what that crop's resolution allows, so the rest of the error is the network's. The canal Dice's median and the
-slices below 0.8 (gross failures) show how much of the mean's shortfall is a few wrong finds rather than edges. The
+slices below 0.8 (gross failures) show how much of the mean's shortfall is a few wrong finds rather than edges, and
+the gross failures are counted by kind (gross_failure_kind: over-drawn, elsewhere, a part, misplaced, nothing). The
 grades (grading.py's cut-offs: canal AP, dural-sac area, foramen) show how often a slice's grade comes out as its
 truth's, and how the others were graded. The check column (what network 2 was unsure of: its confidence below
 measurement.CHECK_BELOW; for the canal also an outline the image barely shows, visibility.faint): on how many slices
@@ -181,6 +182,17 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
     return record
 
 
+def gross_failure_kind(record: dict) -> str:
+    """What a canal found with a Dice below 0.8 is: nothing, elsewhere (Dice under 0.1), over-drawn (its area over
+    1.3 times the truth's), a part of the sac (under 0.7 times), or misplaced (about the size, partly off)."""
+    area_rel = record.get("canal_area_rel")
+    if area_rel is None:
+        return "nothing"
+    if record["dice"]["canal"] < 0.1:
+        return "elsewhere"
+    return "over-drawn" if area_rel > 0.3 else "a part" if area_rel < -0.3 else "misplaced"
+
+
 def summarise(records: list[dict]) -> dict:
     errors = {key: np.array([e for r in records for e in r["errors"][key]]) for key in ERROR_KEYS}
     absent = [a for r in records for a in r["absent"]]
@@ -192,6 +204,11 @@ def summarise(records: list[dict]) -> dict:
             "canal_dice_median": float(np.median(canal_dice)),
             "canal_dice_below_0_8": int((canal_dice < 0.8).sum()),
             "canal_dice_without_those": float(canal_dice[canal_dice >= 0.8].mean()),
+            "gross_failures_by_kind": dict(Counter(gross_failure_kind(r) for r in records
+                                                   if r["dice"]["canal"] < 0.8).most_common()),
+            "over_drawn_true_sac_under_100mm2": sum(gross_failure_kind(r) == "over-drawn"
+                                                    and r["measurements"]["canal_area_mm2"]["truth"] < 100
+                                                    for r in records if r["dice"]["canal"] < 0.8),
             "true_masks_on_crop_canal_dice": float(np.nanmean([r.get("true_masks_on_crop_canal_dice", math.nan)
                                                                for r in records])),
             "within_mm": {key: shares_within(values, (1, 2, 3))
@@ -430,6 +447,10 @@ def print_table(summary: dict) -> None:
               f"a part of the sac, nothing) on {s['canal_dice_below_0_8']} slices, mean of the others "
               f"{s['canal_dice_without_those']:.3f}; the true masks on network 2's crops, mapped to the native grid "
               f"the same way: {s['true_masks_on_crop_canal_dice']:.3f}")
+        print("gross failures by kind (over-drawn: area over 1.3 times the truth's; a part: under 0.7 times; "
+              "elsewhere: Dice under 0.1; misplaced: about the size, partly off): "
+              + (", ".join(f"{kind} {n}" for kind, n in s["gross_failures_by_kind"].items()) or "none")
+              + f"; of the over-drawn, {s['over_drawn_true_sac_under_100mm2']} on true sacs under 100 mm²")
         print(f"{'measurement':<24}{'<=1 mm':>9}{'<=2 mm':>9}{'<=3 mm':>9}{'median':>9}{'n':>6}")
         for key, cdf in s["within_mm"].items():
             print(f"{key:<24}{cdf['1']:>9.1%}{cdf['2']:>9.1%}{cdf['3']:>9.1%}"
