@@ -87,7 +87,7 @@ def noise_only_canals(segmenter, count: int, spread_px: float) -> tuple[int, int
              for r in segmenter.segment(images, grids)]
     found = [m for m in found if not math.isnan(m.values["canal_area_mm2"])]
     return (len(found), sum(doubted(m.confidences["canal_confidence"]) for m in found),
-            sum("canal" in m.check.split(", ") for m in found))
+            sum(m.is_to_check("canal") for m in found))
 
 
 def real_volumes(real: Path) -> list[Path]:

@@ -90,7 +90,7 @@ def cervical_checks(run, cord_source: np.ndarray) -> dict:
         per_slice["canal/cord area ratio in 1.5-5"].append(bool(1.5 <= ratio <= 5.0))
         per_slice["cord slice not graded stenosis"].append(
             not grade(run.measurements[s].values, "cervical")["canal_ap_grade"].endswith("stenosis"))
-        canal_to_check.append("canal" in run.measurements[s].check.split(", "))
+        canal_to_check.append(run.measurements[s].is_to_check("canal"))
         found.append(bool(canal.any()))
     outcomes = [per_slice[name] for name in CERVICAL_OUTCOMES]
     passed = np.logical_and.reduce(outcomes) if outcomes[0] else np.zeros(0, bool)
@@ -115,7 +115,7 @@ def lumbar_checks(run) -> dict:
         components = ndimage.label(canal)[1]
         centre_x.append(centre_x_ras(run, s, canal) if components else np.nan)
         canal_ap_mm.append(m.values["canal_ap_mm"])
-        canal_to_check.append("canal" in m.check.split(", "))
+        canal_to_check.append(m.is_to_check("canal"))
         plausible.append(components == 1 and 50 <= m.values["canal_area_mm2"] <= 350
                          and 6 <= m.values["canal_ap_mm"] <= 20)
     centre_x, plausible = np.array(centre_x), np.array(plausible)

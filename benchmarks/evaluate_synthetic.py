@@ -149,7 +149,7 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
               "dice": {name: dice(result.native_labels == value, case.labels == value)
                        for value, name in CLASSES.items()},
               "errors": {key: [] for key in ERROR_KEYS}, "absent": [], "present_found": [],
-              "confidences": found.confidences, "canal_to_check": "canal" in found.check.split(", "),
+              "confidences": found.confidences, "canal_to_check": found.is_to_check("canal"),
               "reported_foramina": []}
     for key in ("canal_ap_mm", "canal_transverse_mm"):
         if not math.isnan(truth[key]):

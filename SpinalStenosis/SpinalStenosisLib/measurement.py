@@ -74,6 +74,10 @@ class SliceMeasurement:
     def check(self) -> str:
         return to_check(self.confidences, self.canal_edge_to_noise)
 
+    def is_to_check(self, name: str) -> bool:
+        """Whether check names this structure (one of STRUCTURES)."""
+        return structure_to_check(name, self.confidences, self.canal_edge_to_noise)
+
     def __getattr__(self, name: str) -> float:
         if name in MEASUREMENT_COLUMNS:
             return self.values[name]
@@ -92,11 +96,16 @@ def doubted(confidence: float) -> bool:
     return confidence < CHECK_BELOW
 
 
+def structure_to_check(name: str, confidences: dict[str, float], canal_edge_to_noise: float = float("nan")) -> bool:
+    """Whether a structure was found with a confidence below CHECK_BELOW, or is a canal whose outline follows no edge
+    clearer than the image noise (visibility.faint)."""
+    return doubted(confidences[f"{name}_confidence"]) or (name == "canal" and faint(canal_edge_to_noise))
+
+
 def to_check(confidences: dict[str, float], canal_edge_to_noise: float = float("nan")) -> str:
-    """The structures found with a confidence below CHECK_BELOW, and the canal where its outline follows no edge
-    clearer than the image noise (visibility.faint), e.g. "canal, left foramen" ("" for none)."""
-    return ", ".join(STRUCTURE_WORDS[name] for name in STRUCTURES if doubted(confidences[f"{name}_confidence"])
-                     or (name == "canal" and faint(canal_edge_to_noise)))
+    """The structures to check (structure_to_check), e.g. "canal, left foramen" ("" for none)."""
+    return ", ".join(STRUCTURE_WORDS[name] for name in STRUCTURES
+                     if structure_to_check(name, confidences, canal_edge_to_noise))
 
 
 def describe_checks(checks: dict[int, str]) -> str:

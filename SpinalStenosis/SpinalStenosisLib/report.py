@@ -14,7 +14,7 @@ from .crop import crop_grid, resample
 from .geometry import PlaneGrid
 from .grading import grade
 from .markups_json import RULER_COLOURS
-from .measurement import STRUCTURE_WORDS, SliceMeasurement
+from .measurement import SliceMeasurement
 
 MASK_COLOURS = {1: "#ffd21a", 2: "#33ccff", 3: "#4dff66"}
 MAX_PANELS = 12
@@ -41,7 +41,7 @@ def _caption(m: SliceMeasurement, region: str) -> str:
     grades = grade(m.values, region)
 
     def fmt(value: float, unit: str, label: str, structure: str) -> str:
-        check = "  CHECK" if STRUCTURE_WORDS[structure] in m.check.split(", ") else ""
+        check = "  CHECK" if m.is_to_check(structure) else ""
         return "absent" if math.isnan(value) else f"{value:.1f} {unit}" + (f" ({label})" if label else "") + check
 
     return "\n".join([

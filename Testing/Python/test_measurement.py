@@ -171,6 +171,7 @@ def test_confidence_is_the_mean_probability_over_what_is_measured_and_flags_what
     assert all(math.isnan(v) for v in nothing.confidences.values()) and nothing.check == ""
     faint = measure_slice({"canal": 0.99 * sac}, grid, canal_edge_to_noise=1.2)  # sure, in an image of noise
     assert faint.check == "canal" and measure_slice({"canal": 0.99 * sac}, grid, canal_edge_to_noise=6.0).check == ""
+    assert faint.is_to_check("canal") and not faint.is_to_check("left_foramen") and unsure.is_to_check("left_foramen")
     assert describe_checks({3: "canal, left foramen", 7: "left foramen"}) == (
         "the canal on slice 3; the left foramen on slices 3, 7")
 
