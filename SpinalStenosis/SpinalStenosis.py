@@ -187,8 +187,8 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         slicer.util.setSliceViewerLayers(background=self._parameterNode.inputVolume, fit=True)
         self.logic.showNarrowest(self._parameterNode)
         self.ui.progressBar.value = 100
-        status = _("Done: the views show the narrowest canal. Click a row to see its slice; edit a segment, then "
-                   "Re-measure.")
+        status = _("Done: {findings}. The views show the narrowest canal. Click a row to see its slice; edit a "
+                   "segment, then Re-measure.").format(findings=self.logic.worstFindings(self._parameterNode))
         toCheck = self.logic.toCheck(self._parameterNode)
         if toCheck:
             status += " " + _("Check {what}: the network was unsure of them.").format(what=toCheck)
@@ -208,7 +208,8 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onRemeasureButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to re-measure."), waitCursor=True):
             changed = self.logic.remeasure(self._parameterNode)
-            self.ui.statusLabel.text = _("Re-measured {n} edited slice(s).").format(n=len(changed))
+            self.ui.statusLabel.text = _("Re-measured {n} edited slice(s): {findings}.").format(
+                n=len(changed), findings=self.logic.worstFindings(self._parameterNode))
 
     def onEditButton(self) -> None:
         slicer.util.selectModule("SegmentEditor")
@@ -353,6 +354,15 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         row = scene.narrowest_row(outputs.table)
         return None if row is None else scene.show_row(parameterNode.inputVolume, outputs, row)
 
+    def worstFindings(self, parameterNode) -> str:
+        """The study's worst findings as the table now holds them ("narrowest canal AP 6.7 mm (absolute stenosis)
+        on slice 4; ..."; "no canal or foramen found")."""
+        from SpinalStenosisLib.findings import describe_findings
+
+        outputs = self._outputs(parameterNode)
+        return describe_findings(self.stenosisScene(parameterNode.region).worst_findings(outputs.table)) or _(
+            "no canal or foramen found")
+
     def toCheck(self, parameterNode) -> str:
         """What the network was unsure of, by structure ("the canal on slice 3; ..."; "" for nothing)."""
         from SpinalStenosisLib.measurement import describe_checks
@@ -399,6 +409,7 @@ class SpinalStenosisTest(ScriptedLoadableModuleTest):
         self.assertTrue(np.isfinite(outputs.table.GetTable().GetColumnByName("canal_ap_mm").GetValue(1)))
         self.assertIsNotNone(logic.showNarrowest(parameterNode))
         self.assertIsInstance(logic.toCheck(parameterNode), str)
+        self.assertTrue(logic.worstFindings(parameterNode).startswith("narrowest canal AP"))
         parameterNode.region = "cervical"
         self.assertTrue(logic.followRegion(parameterNode))
         self.assertEqual(outputs.table.GetAttribute("SpinalStenosis.region"), "cervical")

@@ -4,10 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .grading import REGIONS
 from .inference import PRECISIONS
+
+if TYPE_CHECKING:
+    from .pipeline import MeasurementRun
 
 EXIT_USAGE, EXIT_INPUT, EXIT_MODELS, EXIT_INTERRUPTED = 2, 3, 4, 130
 
@@ -47,7 +51,6 @@ def _measure(args: argparse.Namespace) -> None:
 
 def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter) -> None:
     from .grading import grading_region
-    from .measurement import describe_checks
     from .outputs import block_folder
     from .pipeline import measure_file
 
@@ -68,12 +71,23 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
         if len(runs) > 1:
             print(f"the DICOM series is in {len(runs)} angled blocks (slices at {len(runs)} angles): each block is "
                   f"measured as a stack of its own, in {block_folder(1)} ... {block_folder(len(runs))}")
-        for k, run in enumerate(runs, 1):
-            checks = {m.slice_index: m.check for m in run.measurements if m.check}
-            if checks:
-                where = f"{block_folder(k)}: " if len(runs) > 1 else ""
-                print(f"{where}check {describe_checks(checks)}: the network was unsure of them (the check column)")
+        _say_results(runs, region)
         print(f"wrote {out.resolve()}")
+
+
+def _say_results(runs: list[MeasurementRun], region: str) -> None:
+    """Each run's worst findings and what to check (a run a block of an angled DICOM series, named so)."""
+    from .findings import describe_findings, worst_findings
+    from .measurement import describe_checks
+    from .outputs import block_folder
+
+    for k, run in enumerate(runs, 1):
+        where = f"{block_folder(k)}: " if len(runs) > 1 else ""
+        findings = describe_findings(worst_findings(run.measurements, region))
+        print(f"{where}{findings or 'no canal or foramen found'}")
+        checks = {m.slice_index: m.check for m in run.measurements if m.check}
+        if checks:
+            print(f"{where}check {describe_checks(checks)}: the network was unsure of them (the check column)")
 
 
 def _progress(done: int, total: int) -> None:
@@ -83,8 +97,10 @@ def _progress(done: int, total: int) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from .demo import DEMO_SEED, run_demo
 
-    out = run_demo(Path(args.out), overwrite=args.overwrite, seed=DEMO_SEED if args.seed is None else args.seed,
-                   use_masks=args.masks_only, region=args.region)
+    out, runs = run_demo(Path(args.out), overwrite=args.overwrite,
+                         seed=DEMO_SEED if args.seed is None else args.seed, use_masks=args.masks_only,
+                         region=args.region)
+    _say_results(runs, args.region)
     print(f"wrote {out}")
 
 

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .outputs import check_output_folder
 from .synth.dataset import synthetic_stack
 from .volume_io import write_image, write_labels
+
+if TYPE_CHECKING:
+    from .pipeline import MeasurementRun
 
 # the first series (by seed) that looks like a usual clinical T2 and holds a normal level and an absolute
 # stenosis (true dural sac under 75 mm²) at a disc
@@ -13,9 +17,9 @@ DEMO_SEED = 11
 
 
 def run_demo(out: Path, overwrite: bool = False, seed: int = DEMO_SEED, use_masks: bool = False,
-             region: str = "lumbar") -> Path:
+             region: str = "lumbar") -> tuple[Path, list[MeasurementRun]]:
     """Write the demo stack under out/input/, then measure it into out/ (networks, or the true masks) with the
-    region's cut-offs."""
+    region's cut-offs; the output folder and the measurement runs."""
     from .pipeline import measure_file
 
     out = Path(out).resolve()
@@ -33,9 +37,9 @@ def run_demo(out: Path, overwrite: bool = False, seed: int = DEMO_SEED, use_mask
         from .inference import load_segmenter
 
         segmenter = load_segmenter()
-    measure_file(image_path, out, labels_path=labels_path if use_masks else None, segmenter=segmenter,
-                 region=region, overwrite=overwrite)
-    return out
+    runs = measure_file(image_path, out, labels_path=labels_path if use_masks else None, segmenter=segmenter,
+                        region=region, overwrite=overwrite)
+    return out, runs
 
 
 def add_demo_volume(scene, region: str = "lumbar", seed: int = DEMO_SEED):

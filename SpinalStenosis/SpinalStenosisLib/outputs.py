@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import __version__
+from .findings import findings_document, worst_findings
 from .grading import GRADE_COLUMNS, grade
 from .markups_json import line_markup, markups_document, ruler_name
 from .measurement import CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement
@@ -98,7 +99,8 @@ def write_json(path: Path, measurements: list[SliceMeasurement], region: str, pr
                                   "end_ras": [round(float(v), 4) for v in r.end_ras],
                                   "length_mm": round(r.length_mm, 4)} for name, r in m.rulers.items()}
         slices.append(entry)
-    document = {"tool": "spinal-stenosis", "version": __version__, "region": region, **provenance, "slices": slices}
+    document = {"tool": "spinal-stenosis", "version": __version__, "region": region, **provenance,
+                "worst_findings": findings_document(worst_findings(measurements, region)), "slices": slices}
     path.write_text(json.dumps(document, indent=1), encoding="utf-8")
 
 

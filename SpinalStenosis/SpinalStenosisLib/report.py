@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 
 from .crop import crop_grid, resample
+from .findings import describe_findings, worst_findings
 from .geometry import PlaneGrid
 from .grading import grade
 from .markups_json import RULER_COLOURS
@@ -24,17 +25,22 @@ VIEW_PX = 360  # side of a panel's square image (about 5 px a mm)
 CAPTION_PX = 110
 MARGIN_PX = 9
 TITLE_PX = 40
+FINDINGS_LINE_PX = 18  # under the title, the study's worst findings, as many lines as the width needs
 OUTLINE_PX = 2
 RULER_PX = 2
 TEXT_PX, CAPTION_TEXT_PX, TITLE_TEXT_PX = 13, 12, 16
 
 
-def _pick_slices(measurements: list[SliceMeasurement]) -> list[SliceMeasurement]:
+def _pick_slices(measurements: list[SliceMeasurement], worst_slices: set[int]) -> list[SliceMeasurement]:
+    """The measured slices; when there are more than MAX_PANELS, those holding the worst findings and others evenly
+    spread among the rest."""
     measured = [m for m in measurements if any(not math.isnan(v) for v in m.values.values())]
     if len(measured) <= MAX_PANELS:
         return measured
-    keep = np.linspace(0, len(measured) - 1, MAX_PANELS).round().astype(int)
-    return [measured[i] for i in keep]
+    others = [m for m in measured if m.slice_index not in worst_slices]
+    spread = np.linspace(0, len(others) - 1, MAX_PANELS - len(worst_slices)).round().astype(int)
+    keep = worst_slices | {others[i].slice_index for i in spread}
+    return [m for m in measured if m.slice_index in keep]
 
 
 def _caption(m: SliceMeasurement, region: str) -> str:
@@ -52,6 +58,17 @@ def _caption(m: SliceMeasurement, region: str) -> str:
         f"foramen R {fmt(m.values['right_foramen_width_mm'], 'mm', grades['right_foramen_grade'], 'right_foramen')}",
         f"foramen L {fmt(m.values['left_foramen_width_mm'], 'mm', grades['left_foramen_grade'], 'left_foramen')}",
     ])
+
+
+def _wrapped(text: str, font, width_px: float) -> list[str]:
+    """text broken at spaces into lines no wider than width_px (a single word wider than that keeps a line)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and font.getlength(f"{lines[-1]} {word}") <= width_px:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
 
 
 def _rgb(colour: str | list[float]) -> tuple[int, int, int]:
@@ -135,20 +152,26 @@ def write_report(path: Path, measurements: list[SliceMeasurement], read_slice: C
                  region: str, title: str) -> None:
     from PIL import Image, ImageDraw
 
-    panels = _pick_slices(measurements)
+    findings = worst_findings(measurements, region)
+    panels = _pick_slices(measurements, {finding.slice_index for finding in findings.values()})
     columns = min(COLUMNS, max(1, len(panels)))
     rows = max(1, math.ceil(len(panels) / columns))
     cell_w, cell_h = VIEW_PX + 2 * MARGIN_PX, CAPTION_PX + VIEW_PX + MARGIN_PX
-    canvas = Image.new("RGB", (columns * cell_w, TITLE_PX + rows * cell_h), "black")
-    draw = ImageDraw.Draw(canvas)
     font, title_font = _font("DejaVuSans.ttf", TEXT_PX), _font("DejaVuSans.ttf", TITLE_TEXT_PX)
     caption_font = _font("DejaVuSansMono.ttf", CAPTION_TEXT_PX)
+    findings_lines = _wrapped(describe_findings(findings), font, columns * cell_w - 2 * MARGIN_PX)
+    header_px = TITLE_PX + len(findings_lines) * FINDINGS_LINE_PX
+    canvas = Image.new("RGB", (columns * cell_w, header_px + rows * cell_h), "black")
+    draw = ImageDraw.Draw(canvas)
     draw.text((canvas.width / 2, TITLE_PX / 2), title, fill="white", font=title_font, anchor="mm")
+    for n, line in enumerate(findings_lines):
+        draw.text((canvas.width / 2, TITLE_PX + (n + 0.5) * FINDINGS_LINE_PX), line, fill="white", font=font,
+                  anchor="mm")
     if not panels:
-        draw.text((canvas.width / 2, TITLE_PX + cell_h / 2), "nothing measured:\nno canal or foramen found",
+        draw.text((canvas.width / 2, header_px + cell_h / 2), "nothing measured:\nno canal or foramen found",
                   fill="white", font=font, anchor="mm", align="center")
     for n, m in enumerate(panels):
-        left, top = (n % columns) * cell_w + MARGIN_PX, TITLE_PX + (n // columns) * cell_h
+        left, top = (n % columns) * cell_w + MARGIN_PX, header_px + (n // columns) * cell_h
         image, labels, grid = read_slice(m.slice_index), read_labels(m.slice_index), slice_grid(m.slice_index)
         image_top, view = top + CAPTION_PX, _view(grid, labels)
         panel = Image.fromarray(_panel(image, grid, view))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +18,12 @@ from typing import Callable
 import numpy as np
 
 from . import __version__
+from .findings import Finding, worst_findings
 from .geometry import VolumeGeometry, stack_layout
 from .grading import REGION_TAGS, grade, region_named
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
-from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, STRUCTURE_WORDS, Ruler, SliceMeasurement,
-                          masks_from_labels, measure_slice)
+from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, masks_from_labels,
+                          measure_slice)
 from .outputs import CSV_COLUMNS
 from .pipeline import MeasurementRun, ProgressCallback, Segmenter, measure_with_segmenter
 from .volume_io import AxialVolume, axial_from_array
@@ -265,18 +265,31 @@ class StenosisScene:
         self.regrade(table)
         return True
 
-    def _flag_narrowest(self, table) -> None:
-        """The narrowest canal AP among the slices whose canal is not to check (such a find, often a speck on a slice
-        of noise, is no place to send the views); among all, if every one is."""
+    def measurements_of(self, table) -> list[SliceMeasurement]:
+        """The table's rows as measurements (values, confidences and outline score, as the user may have changed
+        them; no rulers)."""
         vtk_table = table.GetTable()
-        ap, check = vtk_table.GetColumnByName("canal_ap_mm"), vtk_table.GetColumnByName("check")
-        values = [ap.GetValue(r) for r in range(vtk_table.GetNumberOfRows())]
-        measured = [r for r, v in enumerate(values) if not math.isnan(v)]
-        trusted = [r for r in measured if STRUCTURE_WORDS["canal"] not in check.GetValue(r).split(", ")] or measured
-        narrowest = min(trusted, key=lambda r: values[r]) if trusted else None
-        flags = vtk_table.GetColumnByName("narrowest_canal")
-        for r in range(vtk_table.GetNumberOfRows()):
-            flags.SetValue(r, "yes" if r == narrowest else "")
+
+        def cell(column: str, row: int):
+            return vtk_table.GetColumnByName(column).GetValue(row)
+
+        return [SliceMeasurement(int(cell("slice_index", row)), float(cell("z_mm", row)), self.row_values(table, row),
+                                 confidences={column: cell(column, row) for column in CONFIDENCE_COLUMNS},
+                                 canal_edge_to_noise=cell("canal_edge_to_noise", row))
+                for row in range(vtk_table.GetNumberOfRows())]
+
+    def worst_findings(self, table) -> dict[str, Finding]:
+        """The study's worst findings (findings.worst_findings) as the table now holds them."""
+        return worst_findings(self.measurements_of(table), self.region)
+
+    def _flag_narrowest(self, table) -> None:
+        """Flag the row of the narrowest canal AP of the worst findings (among the canals not to check: such a find,
+        often a speck on a slice of noise, is no place to send the views)."""
+        narrowest = self.worst_findings(table).get("canal_ap_mm")
+        vtk_table = table.GetTable()
+        slices, flags = vtk_table.GetColumnByName("slice_index"), vtk_table.GetColumnByName("narrowest_canal")
+        for row in range(vtk_table.GetNumberOfRows()):
+            flags.SetValue(row, "yes" if narrowest and slices.GetValue(row) == narrowest.slice_index else "")
         vtk_table.Modified()
 
     def _row_of(self, table, slice_index: int) -> int:

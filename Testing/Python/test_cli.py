@@ -43,6 +43,9 @@ def test_measure_with_masks_writes_the_contract(phantom_files, tmp_path, capsys)
         assert row["check"] == ""  # the user's masks are not doubted
     document = json.loads((out / "measurements.json").read_text(encoding="utf-8"))
     assert document["version"] and document["slices"][1]["rulers"]["canal_ap_mm"]["name"] == "Canal AP slice 1"
+    narrowest_left = document["worst_findings"]["left_foramen_width_mm"]
+    assert narrowest_left["slice_index"] == 0 and narrowest_left["value"] == float(rows[0]["left_foramen_width_mm"])
+    assert narrowest_left["grade"] == rows[0]["left_foramen_grade"] and not narrowest_left["to_check"]
     ruler = document["slices"][1]["rulers"]["canal_ap_mm"]
     assert math.dist(ruler["start_ras"], ruler["end_ras"]) == pytest.approx(document["slices"][1]["canal_ap_mm"],
                                                                             abs=1e-3)
@@ -90,13 +93,15 @@ def test_several_inputs_are_measured_into_a_folder_each_with_the_networks_loaded
     assert printed.out.count("wrote ") == 2
 
 
-def test_the_slices_whose_canal_the_network_doubts_are_named(phantom_files, tmp_path, capsys, monkeypatch):
+def test_the_worst_findings_and_the_slices_whose_canal_the_network_doubts_are_said(phantom_files, tmp_path, capsys, monkeypatch):
     from SpinalStenosisLib import inference
 
     image, _ = phantom_files
     monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: ThresholdSegmenter(canal_probability=0.9))
     assert cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "unsure")]) == 0
-    assert "check the canal on slices 0, 1, 2: the network was unsure of them" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "check the canal on slices 0, 1, 2: the network was unsure of them" in said
+    assert "narrowest canal AP" in said and "on slice" in said and ", to check" in said
     monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: ThresholdSegmenter())
     assert cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "sure")]) == 0
     assert "check the" not in capsys.readouterr().out

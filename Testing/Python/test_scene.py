@@ -220,6 +220,7 @@ def test_an_unsure_canal_is_flagged_for_a_check_until_the_user_edits_it(context,
     assert column("canal_confidence") == pytest.approx([0.9] * 3) and column("left_foramen_confidence") == [1.0] * 3
     assert column("check") == ["canal"] * 3 and logic.to_check(outputs.table) == {0: "canal", 1: "canal", 2: "canal"}
     assert logic.narrowest_row(outputs.table) == int(np.argmin(column("canal_ap_mm")))  # all doubted: the narrowest
+    assert logic.worst_findings(outputs.table)["canal_ap_mm"].to_check
     labels = logic.labels_of(outputs.segmentation, volume)
     rows, columns = np.nonzero(labels[1] == 1)  # the user looks at slice 1 and draws its canal 3 rows deeper
     labels[1][rows.min() - 3:rows.min(), columns.min():columns.max() + 1] = 1
@@ -229,6 +230,8 @@ def test_an_unsure_canal_is_flagged_for_a_check_until_the_user_edits_it(context,
     assert column("check") == ["canal", "", "canal"] and logic.to_check(outputs.table) == {0: "canal", 2: "canal"}
     aps = column("canal_ap_mm")
     assert aps[1] > max(aps[0], aps[2]) and logic.narrowest_row(outputs.table) == 1  # the narrowest trusted canal
+    narrowest = logic.worst_findings(outputs.table)["canal_ap_mm"]
+    assert (narrowest.slice_index, narrowest.value, narrowest.to_check) == (1, pytest.approx(aps[1]), False)
     with open(logic.export(outputs, tmp_path, "patient")["table"], newline="") as handle:
         exported = list(csv.DictReader(handle))
     assert [row["check"] for row in exported] == ["canal", "", "canal"]

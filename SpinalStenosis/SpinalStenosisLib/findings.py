@@ -1,0 +1,70 @@
+"""The study's worst findings: for each graded measurement, the slice where it is smallest, among the slices whose
+structure is not to check (among all of them when every one is: a doubted find, often a speck on a slice of noise,
+is not what the study's worst should name while a sure one exists)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .grading import grade
+from .measurement import SliceMeasurement
+
+# measurement: (its structure, its grade column, what it is called, its unit)
+GRADED_MEASUREMENTS = {
+    "canal_ap_mm": ("canal", "canal_ap_grade", "narrowest canal AP", "mm"),
+    "canal_area_mm2": ("canal", "canal_area_grade", "smallest dural-sac area", "mm²"),
+    "right_foramen_width_mm": ("right_foramen", "right_foramen_grade", "narrowest right foramen", "mm"),
+    "left_foramen_width_mm": ("left_foramen", "left_foramen_grade", "narrowest left foramen", "mm"),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A measurement's smallest value in the study, on the slice that holds it."""
+
+    slice_index: int
+    z_mm: float
+    value: float
+    grade: str
+    to_check: bool  # its structure is to check on that slice (every slice that has it is)
+
+
+def smallest_trusted(values: Sequence[float], to_check: Sequence[bool]) -> int | None:
+    """The position of the smallest measured (not NaN) value among those not to check; among all measured ones when
+    every one is to check; None when none is measured."""
+    measured = [n for n, value in enumerate(values) if not math.isnan(value)]
+    trusted = [n for n in measured if not to_check[n]] or measured
+    return min(trusted, key=lambda n: values[n]) if trusted else None
+
+
+def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[str, Finding]:
+    """Per graded measurement measured on any slice (in GRADED_MEASUREMENTS' order): its smallest_trusted value,
+    graded with the region's cut-offs."""
+    findings = {}
+    for name, (structure, grade_column, _, _) in GRADED_MEASUREMENTS.items():
+        to_check = [m.is_to_check(structure) for m in measurements]
+        worst = smallest_trusted([m.values[name] for m in measurements], to_check)
+        if worst is not None:
+            m = measurements[worst]
+            findings[name] = Finding(m.slice_index, m.z_mm, m.values[name], grade(m.values, region)[grade_column],
+                                     to_check[worst])
+    return findings
+
+
+def describe_findings(findings: dict[str, Finding]) -> str:
+    """E.g. "narrowest canal AP 6.7 mm (absolute stenosis) on slice 4; ..." ("" for no finding); a finding whose
+    structure is to check on every slice says so."""
+    phrases = []
+    for name, finding in findings.items():
+        _, _, called, unit = GRADED_MEASUREMENTS[name]
+        graded = f" ({finding.grade})" if finding.grade else ""
+        check = ", to check" if finding.to_check else ""
+        phrases.append(f"{called} {finding.value:.1f} {unit}{graded} on slice {finding.slice_index}{check}")
+    return "; ".join(phrases)
+
+
+def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:
+    """The findings as JSON-ready dicts (measurement → slice_index, z_mm, value, grade, to_check)."""
+    return {name: {"slice_index": f.slice_index, "z_mm": round(f.z_mm, 3), "value": round(float(f.value), 4),
+                   "grade": f.grade, "to_check": f.to_check} for name, f in findings.items()}

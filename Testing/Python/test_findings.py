@@ -1,0 +1,58 @@
+"""The study's worst findings: the smallest of each graded measurement among the structures not to check, graded
+with the region's cut-offs; the report always shows their slices."""
+import pytest
+
+from SpinalStenosisLib.findings import describe_findings, findings_document, smallest_trusted, worst_findings
+from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS, SliceMeasurement
+from SpinalStenosisLib.report import MAX_PANELS, _pick_slices
+
+NAN = float("nan")
+
+
+def slice_with(n: int, canal_ap_mm: float, canal_confidence: float = NAN, **values: float) -> SliceMeasurement:
+    measured = {name: NAN for name in MEASUREMENT_COLUMNS} | {"canal_ap_mm": canal_ap_mm, "canal_area_mm2": 150.0,
+                                                              "canal_transverse_mm": 20.0} | values
+    confidences = {"canal_confidence": canal_confidence, "left_foramen_confidence": NAN,
+                   "right_foramen_confidence": NAN}
+    return SliceMeasurement(n, 4.0 * n, measured, confidences=confidences)
+
+
+def test_the_smallest_value_not_to_check_else_the_smallest_of_all():
+    assert smallest_trusted([5.0, 3.0, NAN, 4.0], [False, True, False, False]) == 3
+    assert smallest_trusted([5.0, 3.0, NAN, 4.0], [True, True, False, True]) == 1  # the NaN is no finding
+    assert smallest_trusted([NAN, NAN], [False, False]) is None
+    assert smallest_trusted([], []) is None
+
+
+def test_a_doubted_canal_is_not_the_studys_narrowest_while_a_sure_one_exists():
+    slices = [slice_with(0, 13.0), slice_with(1, 6.0, canal_confidence=0.6), slice_with(2, 11.0),
+              slice_with(3, 12.5, right_foramen_width_mm=2.5), slice_with(4, 14.0, right_foramen_width_mm=4.0)]
+    findings = worst_findings(slices, "lumbar")
+    assert list(findings) == ["canal_ap_mm", "canal_area_mm2", "right_foramen_width_mm"]  # no left foramen found
+    canal = findings["canal_ap_mm"]
+    assert (canal.slice_index, canal.z_mm, canal.value, canal.grade, canal.to_check) == (
+        2, 8.0, 11.0, "relative stenosis", False)
+    assert worst_findings(slices, "cervical")["canal_ap_mm"].grade == "normal"  # the cervical cut-off is 10 mm
+    assert findings["right_foramen_width_mm"].slice_index == 3 and findings["right_foramen_width_mm"].grade == "stenosis"
+    assert describe_findings(findings).startswith("narrowest canal AP 11.0 mm (relative stenosis) on slice 2; "
+                                                  "smallest dural-sac area 150.0 mm² (normal) on slice 0; ")
+    assert findings_document(findings)["canal_ap_mm"] == {"slice_index": 2, "z_mm": 8.0, "value": 11.0,
+                                                          "grade": "relative stenosis", "to_check": False}
+
+
+def test_when_every_canal_is_doubted_the_narrowest_is_named_and_said_to_be_checked():
+    findings = worst_findings([slice_with(0, 9.0, canal_confidence=0.7), slice_with(1, 8.0, canal_confidence=0.8)],
+                              "lumbar")
+    assert findings["canal_ap_mm"].slice_index == 1 and findings["canal_ap_mm"].to_check
+    assert "narrowest canal AP 8.0 mm (absolute stenosis) on slice 1, to check" in describe_findings(findings)
+    assert describe_findings(worst_findings([slice_with(0, NAN, canal_area_mm2=NAN, canal_transverse_mm=NAN)],
+                                            "lumbar")) == ""
+
+
+@pytest.mark.parametrize("narrowest", range(MAX_PANELS + 2))
+def test_the_report_shows_the_slices_of_the_worst_findings_among_its_panels(narrowest):
+    slices = [slice_with(n, 6.0 if n == narrowest else 14.0) for n in range(MAX_PANELS + 2)]
+    worst = {f.slice_index for f in worst_findings(slices, "lumbar").values()}
+    panels = [m.slice_index for m in _pick_slices(slices, worst)]
+    assert len(panels) == MAX_PANELS and narrowest in panels and panels == sorted(panels)
+    assert {0, MAX_PANELS + 1} <= set(panels)  # the rest spread over the whole stack
