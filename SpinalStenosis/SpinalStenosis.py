@@ -191,7 +191,8 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                    "segment, then Re-measure.").format(findings=self.logic.worstFindings(self._parameterNode))
         toCheck = self.logic.toCheck(self._parameterNode)
         if toCheck:
-            status += " " + _("Check {what}: the network was unsure of them.").format(what=toCheck)
+            status += " " + _("Check {what}: what the network was unsure of, or the image barely shows.").format(
+                what=toCheck)
         self.ui.statusLabel.text = status
 
     def onTableSelectionChanged(self) -> None:

@@ -87,7 +87,8 @@ def _say_results(runs: list[MeasurementRun], region: str) -> None:
         print(f"{where}{findings or 'no canal or foramen found'}")
         checks = {m.slice_index: m.check for m in run.measurements if m.check}
         if checks:
-            print(f"{where}check {describe_checks(checks)}: the network was unsure of them (the check column)")
+            print(f"{where}check {describe_checks(checks)} (the check column: what the network was unsure of, or the "
+                  "image barely shows)")
 
 
 def _progress(done: int, total: int) -> None:

@@ -100,7 +100,7 @@ def test_the_worst_findings_and_the_slices_whose_canal_the_network_doubts_are_sa
     monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: ThresholdSegmenter(canal_probability=0.9))
     assert cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "unsure")]) == 0
     said = capsys.readouterr().out
-    assert "check the canal on slices 0, 1, 2: the network was unsure of them" in said
+    assert "check the canal on slices 0, 1, 2 (the check column: what the network was unsure of" in said
     assert "narrowest canal AP" in said and "on slice" in said and ", to check" in said
     monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: ThresholdSegmenter())
     assert cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "sure")]) == 0
