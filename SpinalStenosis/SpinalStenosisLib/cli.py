@@ -19,7 +19,7 @@ EXIT_USAGE, EXIT_INPUT, EXIT_MODELS, EXIT_INTERRUPTED = 2, 3, 4, 130
 def _measure(args: argparse.Namespace) -> None:
     """Measure each input into --out (one input) or into --out/<input name> (several: one failing input does not
     stop the others; the exit code says some failed)."""
-    from .outputs import OutputError
+    from .outputs import OutputError, write_studies_csv
     from .volume_io import InputError, input_name
 
     if len(args.inputs) > 1 and (args.masks is not None or args.scene is not None):
@@ -45,6 +45,9 @@ def _measure(args: argparse.Namespace) -> None:
         except (InputError, OutputError, ValueError, FileNotFoundError) as error:
             print(f"spinal-stenosis: error: {error}", file=sys.stderr)
             failed += 1
+    studies = write_studies_csv(Path(args.out))
+    if studies is not None and not args.quiet:
+        print(f"wrote {studies.resolve()}: the worst findings of every input measured into {Path(args.out).resolve()}")
     if failed:
         raise InputError(f"{failed} of {len(args.inputs)} inputs could not be measured (see above)")
 

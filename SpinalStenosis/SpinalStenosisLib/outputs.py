@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Iterator
 
 from . import __version__
-from .findings import findings_document, worst_findings
+from .findings import GRADED_MEASUREMENTS, findings_document, worst_findings
 from .grading import GRADE_COLUMNS, grade
 from .markups_json import line_markup, markups_document, ruler_name
 from .measurement import CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement
 
 CSV_COLUMNS = ("slice_index", "z_mm", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS, *CONFIDENCE_COLUMNS, "canal_edge_to_noise",
                "check")
+STUDIES_FILE = "studies.csv"  # among several inputs' output folders: a row of worst findings each
 OUTPUT_FILES = ("segmentation.nii.gz", "measurements.csv", "measurements.json", "rulers.mrk.json", "report.png")
 
 
@@ -108,3 +109,42 @@ def write_rulers(path: Path, measurements: list[SliceMeasurement]) -> None:
     lines = [line_markup(ruler_name(name, m.slice_index), ruler, name)
              for m in measurements for name, ruler in m.rulers.items()]
     path.write_text(json.dumps(markups_document(lines), indent=1), encoding="utf-8")
+
+
+def _finding_columns(name: str) -> tuple[str, str, str, str]:
+    """A graded measurement's columns in STUDIES_FILE: its value, slice, grade and whether it is to check."""
+    grade_column = GRADED_MEASUREMENTS[name][1]
+    stem = grade_column[:-len("_grade")]
+    return name, f"{stem}_slice", grade_column, f"{stem}_to_check"
+
+
+STUDIES_COLUMNS = ("folder", "input", "region", "slices", "slices_to_check",
+                   *(column for name in GRADED_MEASUREMENTS for column in _finding_columns(name)))
+
+
+def write_studies_csv(out_dir: Path) -> Path | None:
+    """STUDIES_FILE in out_dir: one row per measured input (per block of a DICOM series in angled blocks) among
+    out_dir's folders, with its worst findings, read back from each measurements.json, so that the inputs an earlier
+    run measured into out_dir are listed too. None (nothing written) when out_dir holds no measured input."""
+    out_dir = Path(out_dir)
+    rows = []
+    for document_path in sorted([*out_dir.glob("*/measurements.json"),
+                                 *out_dir.glob(f"*/{block_folder('*')}/measurements.json")]):
+        document = json.loads(document_path.read_text(encoding="utf-8"))
+        row = {"folder": document_path.parent.relative_to(out_dir).as_posix(), "input": document["input"],
+               "region": document["region"], "slices": len(document["slices"]),
+               "slices_to_check": sum(bool(entry["check"]) for entry in document["slices"])}
+        for name, finding in document.get("worst_findings", {}).items():
+            row.update(zip(_finding_columns(name), (f"{finding['value']:.4f}", finding["slice_index"],
+                                                    finding["grade"], finding["to_check"])))
+        rows.append(row)
+    if not rows:
+        return None
+    path = out_dir / STUDIES_FILE
+    partial = path.with_name(f".{STUDIES_FILE}.partial")
+    with open(partial, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=STUDIES_COLUMNS, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(partial, path)
+    return path

@@ -14,7 +14,7 @@ from SpinalStenosisLib import cli, pipeline
 from SpinalStenosisLib.geometry import VolumeGeometry
 from SpinalStenosisLib.grading import grade
 from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS
-from SpinalStenosisLib.outputs import CSV_COLUMNS, OUTPUT_FILES
+from SpinalStenosisLib.outputs import CSV_COLUMNS, OUTPUT_FILES, STUDIES_COLUMNS, STUDIES_FILE
 from SpinalStenosisLib.volume_io import open_axial, write_image, write_labels
 
 
@@ -68,7 +68,7 @@ def test_console_script_runs_as_a_process(phantom_files, tmp_path):
     assert "PROGRESS 3/3" in result.stderr
 
 
-def test_several_inputs_are_measured_into_a_folder_each_with_the_networks_loaded_once(phantom_files, tmp_path,
+def test_several_inputs_are_measured_into_a_folder_each_and_listed_in_studies_csv(phantom_files, tmp_path,
                                                                                        capsys, monkeypatch):
     from SpinalStenosisLib import inference
 
@@ -83,17 +83,33 @@ def test_several_inputs_are_measured_into_a_folder_each_with_the_networks_loaded
     code = cli.main([str(a) for a in ("measure", image, broken, second, "--out", out)])
     printed = capsys.readouterr()
     assert code == cli.EXIT_INPUT and len(loads) == 1
-    assert sorted(p.name for p in out.iterdir()) == ["phantom", "second"]
+    assert sorted(p.name for p in out.iterdir()) == ["phantom", "second", STUDIES_FILE]
     for name in ("phantom", "second"):
         assert sorted(p.name for p in (out / name).iterdir()) == sorted(OUTPUT_FILES)
         rows = list(csv.DictReader(open(out / name / "measurements.csv", encoding="utf-8")))
         assert [abs(float(row["canal_ap_mm"]) - 12.0) <= 1.0 for row in rows] == [True] * 3
     errors = [line for line in printed.err.splitlines() if line.startswith("spinal-stenosis: error:")]
     assert len(errors) == 2 and "broken.nii.gz: not an image" in errors[0] and "1 of 3 inputs" in errors[1]
-    assert printed.out.count("wrote ") == 2
+    assert printed.out.count("wrote ") == 3 and f"wrote {out.resolve() / STUDIES_FILE}" in printed.out
+    with open(out / STUDIES_FILE, newline="", encoding="utf-8") as handle:
+        studies = list(csv.DictReader(handle))
+    assert tuple(studies[0]) == STUDIES_COLUMNS and [row["folder"] for row in studies] == ["phantom", "second"]
+    for row in studies:  # phantom: left foramen 3+k mm on slice k
+        document = json.loads((out / row["folder"] / "measurements.json").read_text(encoding="utf-8"))
+        assert (row["input"], row["slices"], row["slices_to_check"]) == (document["input"], "3", "0")
+        assert row["left_foramen_slice"] == "0" and row["left_foramen_to_check"] == "False"
+        assert float(row["left_foramen_width_mm"]) == document["slices"][0]["left_foramen_width_mm"]
+        assert row["canal_ap_grade"] == document["worst_findings"]["canal_ap_mm"]["grade"]
+    third = tmp_path / "third.nrrd"  # measured later into the same folder: listed with the earlier two
+    sitk.WriteImage(sitk.ReadImage(str(image)), str(third))
+    assert cli.main([str(a) for a in ("measure", third, second, "--out", out, "--quiet")]) == cli.EXIT_INPUT
+    assert "second: already holds" in capsys.readouterr().err
+    with open(out / STUDIES_FILE, newline="", encoding="utf-8") as handle:
+        assert [row["folder"] for row in csv.DictReader(handle)] == ["phantom", "second", "third"]
 
 
-def test_the_worst_findings_and_the_slices_whose_canal_the_network_doubts_are_said(phantom_files, tmp_path, capsys, monkeypatch):
+def test_the_worst_findings_and_the_slices_whose_canal_the_network_doubts_are_said(phantom_files, tmp_path, capsys,
+                                                                                     monkeypatch):
     from SpinalStenosisLib import inference
 
     image, _ = phantom_files
@@ -105,6 +121,24 @@ def test_the_worst_findings_and_the_slices_whose_canal_the_network_doubts_are_sa
     monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: ThresholdSegmenter())
     assert cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "sure")]) == 0
     assert "check the" not in capsys.readouterr().out
+
+
+def test_studies_csv_lists_each_block_of_an_angled_series_and_leaves_missing_findings_empty(tmp_path):
+    from SpinalStenosisLib.outputs import write_studies_csv
+
+    assert write_studies_csv(tmp_path) is None and not (tmp_path / STUDIES_FILE).exists()
+    finding = {"slice_index": 2, "z_mm": 8.0, "value": 9.5, "grade": "absolute stenosis", "to_check": True}
+    for folder, findings in (("series/block-2", {"canal_ap_mm": finding}), ("series/block-1", {}), ("nifti", {})):
+        (tmp_path / folder).mkdir(parents=True)
+        document = {"input": folder.split("/")[0], "region": "lumbar", "worst_findings": findings,
+                    "slices": [{"check": "canal"}, {"check": ""}, {"check": "canal"}]}
+        (tmp_path / folder / "measurements.json").write_text(json.dumps(document), encoding="utf-8")
+    with open(write_studies_csv(tmp_path), newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["folder"] for row in rows] == ["nifti", "series/block-1", "series/block-2"]
+    assert [row["slices_to_check"] for row in rows] == ["2"] * 3 and rows[0]["canal_ap_mm"] == ""
+    assert [rows[2][c] for c in ("canal_ap_mm", "canal_ap_slice", "canal_ap_grade", "canal_ap_to_check")] == [
+        "9.5000", "2", "absolute stenosis", "True"]
 
 
 def test_several_inputs_need_distinct_names_and_take_no_masks_or_scene(phantom_files, tmp_path, capsys):

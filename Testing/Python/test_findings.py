@@ -33,7 +33,8 @@ def test_a_doubted_canal_is_not_the_studys_narrowest_while_a_sure_one_exists():
     assert (canal.slice_index, canal.z_mm, canal.value, canal.grade, canal.to_check) == (
         2, 8.0, 11.0, "relative stenosis", False)
     assert worst_findings(slices, "cervical")["canal_ap_mm"].grade == "normal"  # the cervical cut-off is 10 mm
-    assert findings["right_foramen_width_mm"].slice_index == 3 and findings["right_foramen_width_mm"].grade == "stenosis"
+    right = findings["right_foramen_width_mm"]
+    assert right.slice_index == 3 and right.grade == "stenosis"
     assert describe_findings(findings).startswith("narrowest canal AP 11.0 mm (relative stenosis) on slice 2; "
                                                   "smallest dural-sac area 150.0 mm² (normal) on slice 0; ")
     assert findings_document(findings)["canal_ap_mm"] == {"slice_index": 2, "z_mm": 8.0, "value": 11.0,
