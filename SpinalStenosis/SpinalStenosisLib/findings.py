@@ -6,16 +6,26 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .grading import grade
 from .measurement import SliceMeasurement
 
-# measurement: (its structure, its grade column, what it is called, its unit)
+class GradedMeasurement(NamedTuple):
+    structure: str  # whose check decides whether the value is trusted
+    grade_column: str
+    superlative: str  # "narrowest", "smallest"
+    label: str  # what it is called, e.g. "canal AP"
+    unit: str
+
+
 GRADED_MEASUREMENTS = {
-    "canal_ap_mm": ("canal", "canal_ap_grade", "narrowest canal AP", "mm"),
-    "canal_area_mm2": ("canal", "canal_area_grade", "smallest dural-sac area", "mm²"),
-    "right_foramen_width_mm": ("right_foramen", "right_foramen_grade", "narrowest right foramen", "mm"),
-    "left_foramen_width_mm": ("left_foramen", "left_foramen_grade", "narrowest left foramen", "mm"),
+    "canal_ap_mm": GradedMeasurement("canal", "canal_ap_grade", "narrowest", "canal AP", "mm"),
+    "canal_area_mm2": GradedMeasurement("canal", "canal_area_grade", "smallest", "dural-sac area", "mm²"),
+    "right_foramen_width_mm": GradedMeasurement("right_foramen", "right_foramen_grade", "narrowest", "right foramen",
+                                                "mm"),
+    "left_foramen_width_mm": GradedMeasurement("left_foramen", "left_foramen_grade", "narrowest", "left foramen",
+                                               "mm"),
 }
 
 
@@ -42,13 +52,13 @@ def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[st
     """Per graded measurement measured on any slice (in GRADED_MEASUREMENTS' order): its smallest_trusted value,
     graded with the region's cut-offs."""
     findings = {}
-    for name, (structure, grade_column, _, _) in GRADED_MEASUREMENTS.items():
-        to_check = [m.is_to_check(structure) for m in measurements]
+    for name, graded in GRADED_MEASUREMENTS.items():
+        to_check = [m.is_to_check(graded.structure) for m in measurements]
         worst = smallest_trusted([m.values[name] for m in measurements], to_check)
         if worst is not None:
             m = measurements[worst]
-            findings[name] = Finding(m.slice_index, m.z_mm, m.values[name], grade(m.values, region)[grade_column],
-                                     to_check[worst])
+            findings[name] = Finding(m.slice_index, m.z_mm, m.values[name],
+                                     grade(m.values, region)[graded.grade_column], to_check[worst])
     return findings
 
 
@@ -57,10 +67,11 @@ def describe_findings(findings: dict[str, Finding]) -> str:
     structure is to check on every slice says so."""
     phrases = []
     for name, finding in findings.items():
-        _, _, called, unit = GRADED_MEASUREMENTS[name]
-        graded = f" ({finding.grade})" if finding.grade else ""
+        graded = GRADED_MEASUREMENTS[name]
+        grade_text = f" ({finding.grade})" if finding.grade else ""
         check = ", to check" if finding.to_check else ""
-        phrases.append(f"{called} {finding.value:.1f} {unit}{graded} on slice {finding.slice_index}{check}")
+        phrases.append(f"{graded.superlative} {graded.label} {finding.value:.1f} {graded.unit}{grade_text} on slice "
+                       f"{finding.slice_index}{check}")
     return "; ".join(phrases)
 
 
@@ -68,3 +79,9 @@ def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:
     """The findings as JSON-ready dicts (measurement → slice_index, z_mm, value, grade, to_check)."""
     return {name: {"slice_index": f.slice_index, "z_mm": round(f.z_mm, 3), "value": round(float(f.value), 4),
                    "grade": f.grade, "to_check": f.to_check} for name, f in findings.items()}
+
+
+def findings_on_slice(findings: dict[str, Finding], slice_index: int) -> str:
+    """The labels of the findings on a slice, e.g. "canal AP, dural-sac area" ("" for none)."""
+    return ", ".join(GRADED_MEASUREMENTS[name].label for name, finding in findings.items()
+                     if finding.slice_index == slice_index)

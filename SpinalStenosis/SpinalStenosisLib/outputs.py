@@ -113,7 +113,7 @@ def write_rulers(path: Path, measurements: list[SliceMeasurement]) -> None:
 
 def _finding_columns(name: str) -> tuple[str, str, str, str]:
     """A graded measurement's columns in STUDIES_FILE: its value, slice, grade and whether it is to check."""
-    grade_column = GRADED_MEASUREMENTS[name][1]
+    grade_column = GRADED_MEASUREMENTS[name].grade_column
     stem = grade_column[:-len("_grade")]
     return name, f"{stem}_slice", grade_column, f"{stem}_to_check"
 

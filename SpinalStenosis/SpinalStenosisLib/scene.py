@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from . import __version__
-from .findings import Finding, worst_findings
+from .findings import Finding, findings_on_slice, worst_findings
 from .geometry import VolumeGeometry, stack_layout
 from .grading import REGION_TAGS, grade, region_named
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
@@ -34,7 +34,7 @@ SEGMENTS = (  # label value, segment id, name, colour, local type code
     (2, "LeftNeuralForamen", "Left neural foramen", (0.2, 0.8, 1.0), "NEURAL_FORAMEN", "SCT^7771000^Left"),
     (3, "RightNeuralForamen", "Right neural foramen", (0.3, 1.0, 0.4), "NEURAL_FORAMEN", "SCT^24028007^Right"),
 )
-TABLE_COLUMNS = (*CSV_COLUMNS, "narrowest_canal")
+TABLE_COLUMNS = (*CSV_COLUMNS, "worst_findings")
 COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
     "slice_index": ("Slice", "", "Index of the slice along the volume's axial axis"),
     "z_mm": ("z (mm)", "mm", "Position of the slice along the stack"),
@@ -54,7 +54,8 @@ COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
                             "where it follows only noise; empty once edited"),
     "check": ("Check", "", "What the network was unsure of, or the image barely shows: look at it before trusting "
                            "its numbers"),
-    "narrowest_canal": ("Narrowest", "", "The narrowest canal AP among the slices whose canal is not to check"),
+    "worst_findings": ("Worst", "", "The study's worst findings on this slice: the smallest canal AP, dural-sac area "
+                       "and foramen widths among the slices where the structure is not to check"),
 }
 
 
@@ -243,7 +244,7 @@ class StenosisScene:
 
     def regrade(self, table, changed_row: int | None = None) -> None:
         """Grade every row, or only `changed_row`, with the cut-offs of self.region (recorded as the table's
-        SpinalStenosis.region) and flag the narrowest canal: after a row changed, or the region did."""
+        SpinalStenosis.region) and flag the worst findings: after a row changed, or the region did."""
         vtk_table = table.GetTable()
         same_region = table.GetAttribute(ATTRIBUTE + "region") == self.region
         rows = range(vtk_table.GetNumberOfRows()) if changed_row is None or not same_region else (changed_row,)
@@ -251,7 +252,7 @@ class StenosisScene:
             for column, text in grade(self.row_values(table, row), self.region).items():
                 vtk_table.GetColumnByName(column).SetValue(row, text)
         table.SetAttribute(ATTRIBUTE + "region", self.region)
-        self._flag_narrowest(table)
+        self._flag_worst(table)
         table.Modified()
 
     def row_values(self, table, row: int) -> dict[str, float]:
@@ -282,14 +283,13 @@ class StenosisScene:
         """The study's worst findings (findings.worst_findings) as the table now holds them."""
         return worst_findings(self.measurements_of(table), self.region)
 
-    def _flag_narrowest(self, table) -> None:
-        """Flag the row of the narrowest canal AP of the worst findings (among the canals not to check: such a find,
-        often a speck on a slice of noise, is no place to send the views)."""
-        narrowest = self.worst_findings(table).get("canal_ap_mm")
+    def _flag_worst(self, table) -> None:
+        """Name on each row the study's worst findings it holds (findings_on_slice)."""
+        findings = self.worst_findings(table)
         vtk_table = table.GetTable()
-        slices, flags = vtk_table.GetColumnByName("slice_index"), vtk_table.GetColumnByName("narrowest_canal")
+        slices, flags = vtk_table.GetColumnByName("slice_index"), vtk_table.GetColumnByName("worst_findings")
         for row in range(vtk_table.GetNumberOfRows()):
-            flags.SetValue(row, "yes" if narrowest and slices.GetValue(row) == narrowest.slice_index else "")
+            flags.SetValue(row, findings_on_slice(findings, slices.GetValue(row)))
         vtk_table.Modified()
 
     def _row_of(self, table, slice_index: int) -> int:
@@ -364,9 +364,9 @@ class StenosisScene:
 
     # ---- navigation -----------------------------------------------------------------------------------------
     def narrowest_row(self, table) -> int | None:
-        """The table row flagged as the narrowest canal; None when no canal was measured."""
-        flags = table.GetTable().GetColumnByName("narrowest_canal")
-        return next((row for row in range(table.GetTable().GetNumberOfRows()) if flags.GetValue(row) == "yes"), None)
+        """The row of the narrowest canal AP among the study's worst findings; None when no canal was measured."""
+        narrowest = self.worst_findings(table).get("canal_ap_mm")
+        return None if narrowest is None else self._row_of(table, narrowest.slice_index)
 
     def to_check(self, table) -> dict[int, str]:
         """Slice → what to check on it (the table's check column: what the network was unsure of), where any."""

@@ -2,7 +2,8 @@
 with the region's cut-offs; the report always shows their slices."""
 import pytest
 
-from SpinalStenosisLib.findings import describe_findings, findings_document, smallest_trusted, worst_findings
+from SpinalStenosisLib.findings import (describe_findings, findings_document, findings_on_slice, smallest_trusted,
+                                        worst_findings)
 from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS, SliceMeasurement
 from SpinalStenosisLib.report import MAX_PANELS, _pick_slices
 
@@ -37,6 +38,7 @@ def test_a_doubted_canal_is_not_the_studys_narrowest_while_a_sure_one_exists():
     assert right.slice_index == 3 and right.grade == "stenosis"
     assert describe_findings(findings).startswith("narrowest canal AP 11.0 mm (relative stenosis) on slice 2; "
                                                   "smallest dural-sac area 150.0 mm² (normal) on slice 0; ")
+    assert [findings_on_slice(findings, n) for n in range(5)] == ["dural-sac area", "", "canal AP", "right foramen", ""]
     assert findings_document(findings)["canal_ap_mm"] == {"slice_index": 2, "z_mm": 8.0, "value": 11.0,
                                                           "grade": "relative stenosis", "to_check": False}
 
