@@ -365,7 +365,8 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
             "no canal or foramen found")
 
     def toCheck(self, parameterNode) -> str:
-        """What the network was unsure of, by structure ("the canal on slice 3; ..."; "" for nothing)."""
+        """What the network was unsure of, or the image barely shows, by structure ("the canal on slice 3; ..."; "" for
+        nothing)."""
         from SpinalStenosisLib.measurement import describe_checks
 
         return describe_checks(self.stenosisScene(parameterNode.region).to_check(self._outputs(parameterNode).table))

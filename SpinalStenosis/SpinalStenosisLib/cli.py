@@ -61,8 +61,7 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
                         overwrite=args.overwrite, progress=None if args.quiet else _progress, pixel_mm=args.pixel_mm)
     for k, run in enumerate(runs, 1):
         for warning in run.volume.warnings:
-            where = f"{block_folder(k)}: " if len(runs) > 1 else ""
-            print(f"spinal-stenosis: warning: {input_path}: {where}{warning}", file=sys.stderr)
+            print(f"spinal-stenosis: warning: {input_path}: {_block_prefix(k, len(runs))}{warning}", file=sys.stderr)
     region = grading_region(args.region, runs[0].volume.named_region)
     if args.scene is not None:
         from .scene_bundle import write_scene_bundle
@@ -82,16 +81,22 @@ def _say_results(runs: list[MeasurementRun], region: str) -> None:
     """Each run's worst findings and what to check (a run a block of an angled DICOM series, named so)."""
     from .findings import describe_findings, worst_findings
     from .measurement import describe_checks
-    from .outputs import block_folder
 
     for k, run in enumerate(runs, 1):
-        where = f"{block_folder(k)}: " if len(runs) > 1 else ""
+        where = _block_prefix(k, len(runs))
         findings = describe_findings(worst_findings(run.measurements, region))
         print(f"{where}{findings or 'no canal or foramen found'}")
         checks = {m.slice_index: m.check for m in run.measurements if m.check}
         if checks:
             print(f"{where}check {describe_checks(checks)} (the check column: what the network was unsure of, or the "
                   "image barely shows)")
+
+
+def _block_prefix(block: int, blocks: int) -> str:
+    """What starts a line about one of a DICOM series' angled blocks ("block-2: "); nothing for a single stack."""
+    from .outputs import block_folder
+
+    return f"{block_folder(block)}: " if blocks > 1 else ""
 
 
 def _progress(done: int, total: int) -> None:

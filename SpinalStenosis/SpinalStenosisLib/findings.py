@@ -11,6 +11,7 @@ from typing import NamedTuple
 from .grading import grade
 from .measurement import SliceMeasurement
 
+
 class GradedMeasurement(NamedTuple):
     structure: str  # whose check decides whether the value is trusted
     grade_column: str

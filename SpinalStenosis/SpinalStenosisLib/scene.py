@@ -369,7 +369,8 @@ class StenosisScene:
         return None if narrowest is None else self._row_of(table, narrowest.slice_index)
 
     def to_check(self, table) -> dict[int, str]:
-        """Slice → what to check on it (the table's check column: what the network was unsure of), where any."""
+        """Slice → what to check on it (the table's check column: what the network was unsure of, or the image barely
+        shows), where any."""
         vtk_table = table.GetTable()
         check, slices = vtk_table.GetColumnByName("check"), vtk_table.GetColumnByName("slice_index")
         return {int(slices.GetValue(row)): check.GetValue(row) for row in range(vtk_table.GetNumberOfRows())
