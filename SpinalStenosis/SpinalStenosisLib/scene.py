@@ -306,8 +306,7 @@ class StenosisScene:
         slices = {m.slice_index for m in measurements}
         for key, node in list(existing.items()):
             if key[0] in slices and key not in wanted:
-                self._forget(node)
-                self.scene.RemoveNode(node)
+                self._remove(node)
                 del existing[key]
         for key, ruler in wanted.items():
             node = existing.get(key)
@@ -347,6 +346,16 @@ class StenosisScene:
         observed = self._observations.pop(node.GetID(), None)
         if observed is not None:
             observed[0].RemoveObserver(observed[1])
+
+    def _remove(self, node) -> None:
+        """Remove an output node and its subject-hierarchy item: the item first, as a scene without Slicer's
+        subject-hierarchy plugins (slicer-core) keeps the item of a removed node, which later lookups report."""
+        self._forget(node)
+        hierarchy = self.scene.GetSubjectHierarchyNode()
+        item = hierarchy.GetItemByDataNode(node) if hierarchy is not None else 0
+        if item:
+            hierarchy.RemoveItem(item, False, False)  # the item only: not its data node, not its children
+        self.scene.RemoveNode(node)
 
     def stop_watching(self) -> None:
         """Hand edits of the rulers no longer touch the table (until the next publish or remeasure)."""
@@ -396,7 +405,7 @@ class StenosisScene:
         existing = self._find(volume_node, "region", "vtkMRMLMarkupsROINode")
         if not run.roi_boxes:
             for node in existing:
-                self.scene.RemoveNode(node)
+                self._remove(node)
             return None
         corners = []
         for s, (r0, c0, r1, c1) in run.roi_boxes.items():

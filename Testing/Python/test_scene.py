@@ -41,6 +41,17 @@ def count(scene, class_name):
     return scene.GetNodesByClass(class_name).GetNumberOfItems()
 
 
+def items_without_node(scene) -> list[int]:
+    """Subject-hierarchy items other than folders whose data node is gone (a removed node's leftover item)."""
+    from vtkmodules.vtkCommonCore import vtkIdList
+
+    hierarchy, items = scene.GetSubjectHierarchyNode(), vtkIdList()
+    hierarchy.GetItemChildren(hierarchy.GetSceneItemID(), items, True)
+    folder = slicer.vtkMRMLSubjectHierarchyConstants.GetSubjectHierarchyLevelFolder()
+    return [item for item in (items.GetId(n) for n in range(items.GetNumberOfIds()))
+            if hierarchy.GetItemDataNode(item) is None and hierarchy.GetItemLevel(item) != folder]
+
+
 def test_measure_creates_named_nodes_with_the_input_geometry(context, volume):
     logic, outputs = measure(context, volume)
     segmentation = outputs.segmentation
@@ -206,6 +217,8 @@ def test_remeasure_changes_exactly_the_edited_rows(context, volume):
     assert np.isnan(rows_after[1]["left_foramen_width_mm"])
     assert rows_after[1]["canal_ap_mm"] < rows_before[1]["canal_ap_mm"] - 3.0
     assert (1, "left_foramen_width_mm") not in outputs.rulers
+    assert count(context.scene, "vtkMRMLMarkupsLineNode") == len(outputs.rulers)
+    assert items_without_node(context.scene) == []  # the dropped ruler's item went with it
     assert outputs.rulers[(1, "canal_ap_mm")].GetLineLengthWorld() == pytest.approx(rows_after[1]["canal_ap_mm"])
     assert logic.remeasure(volume, outputs) == []
 
