@@ -22,8 +22,8 @@ def _measure(args: argparse.Namespace) -> None:
     from .outputs import OutputError, write_studies_csv
     from .volume_io import InputError, input_name
 
-    if len(args.inputs) > 1 and (args.masks is not None or args.scene is not None):
-        raise ValueError("--masks and --scene take one input")
+    if len(args.inputs) > 1 and (args.masks is not None or args.scene is not None or args.levels):
+        raise ValueError("--masks, --scene and --levels take one input")
     names = [input_name(path) for path in args.inputs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -58,7 +58,8 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
     from .pipeline import measure_file
 
     runs = measure_file(input_path, out, labels_path=args.masks, segmenter=segmenter, region=args.region,
-                        overwrite=args.overwrite, progress=None if args.quiet else _progress, pixel_mm=args.pixel_mm)
+                        overwrite=args.overwrite, progress=None if args.quiet else _progress, pixel_mm=args.pixel_mm,
+                        levels=args.levels)
     for k, run in enumerate(runs, 1):
         for warning in run.volume.warnings:
             print(f"spinal-stenosis: warning: {input_path}: {_block_prefix(k, len(runs))}{warning}", file=sys.stderr)
@@ -97,6 +98,17 @@ def _block_prefix(block: int, blocks: int) -> str:
     from .outputs import block_folder
 
     return f"{block_folder(block)}: " if blocks > 1 else ""
+
+
+def _levels(text: str) -> dict[int, str]:
+    """--levels "4=L4-L5,8=L5-S1": slice index → vertebral level."""
+    levels = {}
+    for item in text.split(","):
+        index, _, level = item.partition("=")
+        if not index.strip().isdigit() or not level.strip():
+            raise argparse.ArgumentTypeError(f"{item.strip()!r} is not SLICE=LEVEL (e.g. 4=L4-L5)")
+        levels[int(index)] = level.strip()
+    return levels
 
 
 def _progress(done: int, total: int) -> None:
@@ -184,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "DICOM series' header names, else lumbar)")
     measure.add_argument("--pixel-mm", type=float, help="pixel size of a 2-D input (e.g. PNG): measured as one "
                          "axial slice as displayed, anterior at the top, the patient's left on the right")
+    measure.add_argument("--levels", type=_levels, default={}, metavar="SLICE=LEVEL,...",
+                         help='the vertebral level of slices, e.g. "4=L4-L5,8=L5-S1" (slice_index as in the CSV): '
+                              "named in every output")
     measure.add_argument("--scene", help="also write a Slicer scene bundle (.mrb); needs slicer-core")
     measure.add_argument("--device", default="cpu", help="torch device for the networks")
     measure.add_argument("--precision", choices=PRECISIONS, default="auto",

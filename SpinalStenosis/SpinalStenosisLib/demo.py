@@ -19,14 +19,14 @@ DEMO_SEED = 11
 def run_demo(out: Path, overwrite: bool = False, seed: int = DEMO_SEED, use_masks: bool = False,
              region: str = "lumbar") -> tuple[Path, list[MeasurementRun]]:
     """Write the demo stack under out/input/, then measure it into out/ (networks, or the true masks) with the
-    region's cut-offs; the output folder and the measurement runs."""
+    region's cut-offs, its disc slices named by level; the output folder and the measurement runs."""
     from .pipeline import measure_file
 
     out = Path(out).resolve()
     image_path = out / "input" / f"demo_{region}_t2.nii.gz"
     labels_path = out / "input" / f"demo_{region}_true_labels.nii.gz"
     check_output_folder(out, image_path, overwrite)
-    image, labels, geometry, _ = synthetic_stack(seed, region)
+    image, labels, geometry, truth = synthetic_stack(seed, region)
     image_path.parent.mkdir(parents=True, exist_ok=True)
     for earlier in image_path.parent.glob("demo_*.nii.gz"):  # an earlier demo's series, perhaps another region's
         earlier.unlink()
@@ -38,8 +38,13 @@ def run_demo(out: Path, overwrite: bool = False, seed: int = DEMO_SEED, use_mask
 
         segmenter = load_segmenter()
     runs = measure_file(image_path, out, labels_path=labels_path if use_masks else None, segmenter=segmenter,
-                        region=region, overwrite=overwrite)
+                        region=region, overwrite=overwrite, levels=disc_levels(truth))
     return out, runs
+
+
+def disc_levels(truth: list[dict]) -> dict[int, str]:
+    """The level of each disc slice of a synthetic stack (e.g. {4: "L4-L5"}), named as a reader would name them."""
+    return {s: slice_truth["level"] for s, slice_truth in enumerate(truth) if slice_truth["slice_kind"] == "disc"}
 
 
 def add_demo_volume(scene, region: str = "lumbar", seed: int = DEMO_SEED):

@@ -39,6 +39,7 @@ class Finding:
     value: float
     grade: str
     to_check: bool  # its structure is to check on that slice (every slice that has it is)
+    level: str = ""  # the slice's vertebral level, if named (SliceMeasurement.level)
 
 
 def smallest_trusted(values: Sequence[float], to_check: Sequence[bool]) -> int | None:
@@ -59,27 +60,33 @@ def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[st
         if worst is not None:
             m = measurements[worst]
             findings[name] = Finding(m.slice_index, m.z_mm, m.values[name],
-                                     grade(m.values, region)[graded.grade_column], to_check[worst])
+                                     grade(m.values, region)[graded.grade_column], to_check[worst], m.level)
     return findings
 
 
+def slice_name(slice_index: int, level: str = "") -> str:
+    """How a slice is named to the reader: "slice 4", or "slice 4 (L4-L5)" where its level is named."""
+    return f"slice {slice_index}" + (f" ({level})" if level else "")
+
+
 def describe_findings(findings: dict[str, Finding]) -> str:
-    """E.g. "narrowest canal AP 6.7 mm (absolute stenosis) on slice 4; ..." ("" for no finding); a finding whose
-    structure is to check on every slice says so."""
+    """E.g. "narrowest canal AP 6.7 mm (absolute stenosis) on slice 4 (L4-L5); ..." ("" for no finding); a finding
+    whose structure is to check on every slice says so."""
     phrases = []
     for name, finding in findings.items():
         graded = GRADED_MEASUREMENTS[name]
         grade_text = f" ({finding.grade})" if finding.grade else ""
         check = ", to check" if finding.to_check else ""
-        phrases.append(f"{graded.superlative} {graded.label} {finding.value:.1f} {graded.unit}{grade_text} on slice "
-                       f"{finding.slice_index}{check}")
+        phrases.append(f"{graded.superlative} {graded.label} {finding.value:.1f} {graded.unit}{grade_text} on "
+                       f"{slice_name(finding.slice_index, finding.level)}{check}")
     return "; ".join(phrases)
 
 
 def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:
-    """The findings as JSON-ready dicts (measurement → slice_index, z_mm, value, grade, to_check)."""
-    return {name: {"slice_index": f.slice_index, "z_mm": round(f.z_mm, 3), "value": round(float(f.value), 4),
-                   "grade": f.grade, "to_check": f.to_check} for name, f in findings.items()}
+    """The findings as JSON-ready dicts (measurement → slice_index, z_mm, level, value, grade, to_check)."""
+    return {name: {"slice_index": f.slice_index, "z_mm": round(f.z_mm, 3), "level": f.level,
+                   "value": round(float(f.value), 4), "grade": f.grade, "to_check": f.to_check}
+            for name, f in findings.items()}
 
 
 def findings_on_slice(findings: dict[str, Finding], slice_index: int) -> str:

@@ -69,6 +69,7 @@ class SliceMeasurement:
     rulers: dict[str, Ruler] = field(default_factory=dict)
     confidences: dict[str, float] = field(default_factory=lambda: {name: float("nan") for name in CONFIDENCE_COLUMNS})
     canal_edge_to_noise: float = float("nan")  # visibility.canal_edge_to_noise (NaN: not measured, e.g. a drawn mask)
+    level: str = ""  # the slice's vertebral level as the user named it (e.g. "L4-L5"); nothing in the image gives it
 
     @property
     def check(self) -> str:

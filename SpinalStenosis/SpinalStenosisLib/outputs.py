@@ -17,8 +17,8 @@ from .grading import GRADE_COLUMNS, grade
 from .markups_json import line_markup, markups_document, ruler_name
 from .measurement import CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement
 
-CSV_COLUMNS = ("slice_index", "z_mm", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS, *CONFIDENCE_COLUMNS, "canal_edge_to_noise",
-               "check")
+CSV_COLUMNS = ("slice_index", "z_mm", "level", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS, *CONFIDENCE_COLUMNS,
+               "canal_edge_to_noise", "check")
 STUDIES_FILE = "studies.csv"  # among several inputs' output folders: a row of worst findings each
 OUTPUT_FILES = ("segmentation.nii.gz", "measurements.csv", "measurements.json", "rulers.mrk.json", "report.png")
 
@@ -78,8 +78,9 @@ def rows(measurements: list[SliceMeasurement], region: str) -> list[dict]:
     """One dict per slice with the CSV columns (NaN stays NaN, grades as text)."""
     table = []
     for m in measurements:
-        table.append({"slice_index": m.slice_index, "z_mm": round(m.z_mm, 3), **m.values, **grade(m.values, region),
-                      **m.confidences, "canal_edge_to_noise": m.canal_edge_to_noise, "check": m.check})
+        table.append({"slice_index": m.slice_index, "z_mm": round(m.z_mm, 3), "level": m.level, **m.values,
+                      **grade(m.values, region), **m.confidences, "canal_edge_to_noise": m.canal_edge_to_noise,
+                      "check": m.check})
     return table
 
 
@@ -111,11 +112,12 @@ def write_rulers(path: Path, measurements: list[SliceMeasurement]) -> None:
     path.write_text(json.dumps(markups_document(lines), indent=1), encoding="utf-8")
 
 
-def _finding_columns(name: str) -> tuple[str, str, str, str]:
-    """A graded measurement's columns in STUDIES_FILE: its value, slice, grade and whether it is to check."""
+def _finding_columns(name: str) -> tuple[str, str, str, str, str]:
+    """A graded measurement's columns in STUDIES_FILE: its value, slice, the slice's level, grade and whether it is
+    to check."""
     grade_column = GRADED_MEASUREMENTS[name].grade_column
     stem = grade_column[:-len("_grade")]
-    return name, f"{stem}_slice", grade_column, f"{stem}_to_check"
+    return name, f"{stem}_slice", f"{stem}_level", grade_column, f"{stem}_to_check"
 
 
 STUDIES_COLUMNS = ("folder", "input", "region", "slices", "slices_to_check",
@@ -136,7 +138,7 @@ def write_studies_csv(out_dir: Path) -> Path | None:
                "slices_to_check": sum(bool(entry["check"]) for entry in document["slices"])}
         for name, finding in document.get("worst_findings", {}).items():
             row.update(zip(_finding_columns(name), (f"{finding['value']:.4f}", finding["slice_index"],
-                                                    finding["grade"], finding["to_check"])))
+                                                    finding.get("level", ""), finding["grade"], finding["to_check"])))
         rows.append(row)
     if not rows:
         return None

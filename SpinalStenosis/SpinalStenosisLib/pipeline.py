@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterator, Mapping, Protocol
 
 import numpy as np
 
@@ -223,23 +223,40 @@ def _within(progress: ProgressCallback | None, before: int, total: int) -> Progr
     return None if progress is None else lambda done, _: progress(before + done, total)
 
 
+def _check_levels(levels: Mapping[int, str], volumes: list[AxialVolume]) -> None:
+    """Levels name slices of one stack, by slice index."""
+    if len(volumes) > 1:
+        raise InputError(f"the DICOM series is in {len(volumes)} angled blocks, each a stack of its own: levels name "
+                         "the slices of one stack (measure without them, or name them per block in 3D Slicer)")
+    outside = sorted(s for s in levels if not 0 <= s < volumes[0].n_slices)
+    if outside:
+        raise InputError(f"levels name slice {', '.join(map(str, outside))}, but the stack's slices are 0 to "
+                         f"{volumes[0].n_slices - 1}")
+
+
 def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path | str | None = None,
                  segmenter: Segmenter | None = None, region: str | None = None, overwrite: bool = False,
-                 progress: ProgressCallback | None = None, pixel_mm: float | None = None) -> list[MeasurementRun]:
+                 progress: ProgressCallback | None = None, pixel_mm: float | None = None,
+                 levels: Mapping[int, str] | None = None) -> list[MeasurementRun]:
     """The ``spinal-stenosis measure`` job: open, segment (or read labels), measure, write. One run, written into
     out_dir; a DICOM series in angled blocks gives a run per block (see :func:`open_axial_blocks`), written into
     out_dir's block folders. pixel_mm: a 2-D input's pixel size (see :func:`displayed_slice`). region: the cut-offs
-    that grade the canal; None: the region a DICOM series' header names, else lumbar."""
+    that grade the canal; None: the region a DICOM series' header names, else lumbar. levels: the vertebral level of
+    slices of a single stack by slice index (e.g. {4: "L4-L5"}), carried into every output."""
     input_path, out_dir = Path(input_path), Path(out_dir)
     check_output_folder(out_dir, input_path, overwrite)
     if labels_path is None and segmenter is None:
         raise ValueError("either labels_path or segmenter is needed")
     volumes = open_axial_blocks(input_path, pixel_mm)
+    if levels:
+        _check_levels(levels, volumes)
     labels = _block_labels(volumes, Path(labels_path), pixel_mm) if labels_path is not None else [None] * len(volumes)
     total, runs = sum(v.n_slices for v in volumes), []
     for volume, block_labels in zip(volumes, labels):
         block_progress = _within(progress, sum(run.volume.n_slices for run in runs), total)
         runs.append(measure_with_labels(volume, block_labels, block_progress) if block_labels is not None
                     else measure_with_segmenter(volume, segmenter, block_progress))
+    for slice_index, level in (levels or {}).items():
+        runs[0].measurements[slice_index].level = level
     write_outputs(runs, out_dir, input_path, grading_region(region, volumes[0].named_region), overwrite)
     return runs

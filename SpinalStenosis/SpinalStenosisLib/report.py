@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from .crop import crop_grid, resample
-from .findings import describe_findings, worst_findings
+from .findings import describe_findings, slice_name, worst_findings
 from .geometry import PlaneGrid
 from .grading import grade
 from .markups_json import RULER_COLOURS
@@ -51,7 +51,7 @@ def _caption(m: SliceMeasurement, region: str) -> str:
         return "absent" if math.isnan(value) else f"{value:.1f} {unit}" + (f" ({label})" if label else "") + check
 
     return "\n".join([
-        f"slice {m.slice_index}  z={m.z_mm:.1f} mm",
+        f"{slice_name(m.slice_index, m.level)}  z={m.z_mm:.1f} mm",
         f"AP {fmt(m.values['canal_ap_mm'], 'mm', grades['canal_ap_grade'], 'canal')}",
         f"area {fmt(m.values['canal_area_mm2'], 'mm²', grades['canal_area_grade'], 'canal')}",
         f"transverse {fmt(m.values['canal_transverse_mm'], 'mm', '', 'canal')}",

@@ -38,6 +38,8 @@ TABLE_COLUMNS = (*CSV_COLUMNS, "worst_findings")
 COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
     "slice_index": ("Slice", "", "Index of the slice along the volume's axial axis"),
     "z_mm": ("z (mm)", "mm", "Position of the slice along the stack"),
+    "level": ("Level", "", "The slice's vertebral level as you name it (e.g. L4-L5): type it here; it is kept when "
+                           "the volume is measured again, and named with the worst findings"),
     "canal_ap_mm": ("Canal AP (mm)", "mm", "Antero-posterior diameter of the thecal sac through its centroid"),
     "canal_transverse_mm": ("Canal transverse (mm)", "mm", "Left-right diameter of the sac through its centroid"),
     "canal_area_mm2": ("Dural-sac area (mm²)", "mm2", "Cross-sectional area of the thecal sac"),
@@ -132,10 +134,15 @@ class StenosisScene:
         saved by an earlier one): Measure makes them again."""
         segmentation = self._find(volume_node, "segmentation", "vtkMRMLSegmentationNode")
         table = self._find(volume_node, "table", "vtkMRMLTableNode")
-        if not segmentation or not table or any(table[0].GetTable().GetColumnByName(c) is None for c in TABLE_COLUMNS):
+        if not segmentation or not table or not self._has_columns(table[0]):
             return None
         region = self._find(volume_node, "region", "vtkMRMLMarkupsROINode")
         return SceneOutputs(segmentation[0], table[0], self._rulers_of(volume_node), region[0] if region else None)
+
+    @staticmethod
+    def _has_columns(table) -> bool:
+        """Whether the table has every column of this version's (not one of a scene saved by an earlier version)."""
+        return all(table.GetTable().GetColumnByName(column) is not None for column in TABLE_COLUMNS)
 
     def _rulers_of(self, volume_node) -> dict[tuple[int, str], object]:
         """The volume's ruler nodes keyed by (slice index, measurement)."""
@@ -209,8 +216,10 @@ class StenosisScene:
 
     # ---- table -----------------------------------------------------------------------------------------------
     def _fill_table(self, table, measurements: list[SliceMeasurement]) -> None:
+        """(Re)build the table; the levels the user named on it before stay, where the measurements name none."""
         from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkIntArray, vtkStringArray
 
+        named_before = {m.slice_index: m.level for m in self.measurements_of(table)} if self._has_columns(table) else {}
         vtk_table = table.GetTable()
         while vtk_table.GetNumberOfColumns():
             vtk_table.RemoveColumn(0)
@@ -227,14 +236,18 @@ class StenosisScene:
             table.SetColumnDescription(column, tooltip)
         table.SetUseColumnTitleAsColumnHeader(True)
         for row, m in enumerate(measurements):
+            vtk_table.GetColumnByName("level").SetValue(row, named_before.get(m.slice_index, ""))
             self._write_row(table, row, m)
         self.regrade(table)
 
     def _write_row(self, table, row: int, m: SliceMeasurement) -> None:
-        """A slice's measurements and confidences; regrade then grades them."""
+        """A slice's measurements and confidences (and its level, if m names one: else the row's stays); regrade then
+        grades them."""
         vtk_table = table.GetTable()
         vtk_table.GetColumnByName("slice_index").SetValue(row, m.slice_index)
         vtk_table.GetColumnByName("z_mm").SetValue(row, m.z_mm)
+        if m.level:
+            vtk_table.GetColumnByName("level").SetValue(row, m.level)
         for column in MEASUREMENT_COLUMNS:
             vtk_table.GetColumnByName(column).SetValue(row, m.values[column])
         for column in CONFIDENCE_COLUMNS:
@@ -276,7 +289,7 @@ class StenosisScene:
 
         return [SliceMeasurement(int(cell("slice_index", row)), float(cell("z_mm", row)), self.row_values(table, row),
                                  confidences={column: cell(column, row) for column in CONFIDENCE_COLUMNS},
-                                 canal_edge_to_noise=cell("canal_edge_to_noise", row))
+                                 canal_edge_to_noise=cell("canal_edge_to_noise", row), level=cell("level", row).strip())
                 for row in range(vtk_table.GetNumberOfRows())]
 
     def worst_findings(self, table) -> dict[str, Finding]:

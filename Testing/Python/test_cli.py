@@ -2,6 +2,7 @@
 import csv
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -123,11 +124,34 @@ def test_the_worst_findings_and_the_slices_whose_canal_the_network_doubts_are_sa
     assert "check the" not in capsys.readouterr().out
 
 
+def test_levels_named_on_the_command_line_are_in_every_output(phantom_files, tmp_path, capsys):
+    image, labels = phantom_files
+    out = tmp_path / "out"
+    code = cli.main([str(a) for a in ("measure", image, "--masks", labels, "--out", out, "--levels",
+                                      "2=L4-L5, 0=L3-L4")])
+    said = capsys.readouterr().out
+    assert code == 0
+    rows = list(csv.DictReader(open(out / "measurements.csv", encoding="utf-8")))
+    assert [row["level"] for row in rows] == ["L3-L4", "", "L4-L5"]
+    document = json.loads((out / "measurements.json").read_text(encoding="utf-8"))
+    assert [entry["level"] for entry in document["slices"]] == ["L3-L4", "", "L4-L5"]
+    for finding in document["worst_findings"].values():
+        assert finding["level"] == rows[finding["slice_index"]]["level"]
+    assert re.search(r"narrowest left foramen [\d.]+ mm \(\w+\) on slice 0 \(L3-L4\)", said)  # 3+k mm on slice k
+    code, err = run(capsys, "measure", image, "--masks", labels, "--out", tmp_path / "beyond", "--levels", "3=L5-S1")
+    assert code == cli.EXIT_INPUT and "levels name slice 3, but the stack's slices are 0 to 2" in err
+    assert not (tmp_path / "beyond").exists()
+    with pytest.raises(SystemExit) as usage:
+        cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "bad", "--levels", "L4-L5")])
+    assert usage.value.code == cli.EXIT_USAGE and "'L4-L5' is not SLICE=LEVEL" in capsys.readouterr().err
+
+
 def test_studies_csv_lists_each_block_of_an_angled_series_and_leaves_missing_findings_empty(tmp_path):
     from SpinalStenosisLib.outputs import write_studies_csv
 
     assert write_studies_csv(tmp_path) is None and not (tmp_path / STUDIES_FILE).exists()
-    finding = {"slice_index": 2, "z_mm": 8.0, "value": 9.5, "grade": "absolute stenosis", "to_check": True}
+    finding = {"slice_index": 2, "z_mm": 8.0, "level": "L4-L5", "value": 9.5, "grade": "absolute stenosis",
+               "to_check": True}
     for folder, findings in (("series/block-2", {"canal_ap_mm": finding}), ("series/block-1", {}), ("nifti", {})):
         (tmp_path / folder).mkdir(parents=True)
         document = {"input": folder.split("/")[0], "region": "lumbar", "worst_findings": findings,
@@ -137,8 +161,8 @@ def test_studies_csv_lists_each_block_of_an_angled_series_and_leaves_missing_fin
         rows = list(csv.DictReader(handle))
     assert [row["folder"] for row in rows] == ["nifti", "series/block-1", "series/block-2"]
     assert [row["slices_to_check"] for row in rows] == ["2"] * 3 and rows[0]["canal_ap_mm"] == ""
-    assert [rows[2][c] for c in ("canal_ap_mm", "canal_ap_slice", "canal_ap_grade", "canal_ap_to_check")] == [
-        "9.5000", "2", "absolute stenosis", "True"]
+    assert [rows[2][c] for c in ("canal_ap_mm", "canal_ap_slice", "canal_ap_level", "canal_ap_grade",
+                                 "canal_ap_to_check")] == ["9.5000", "2", "L4-L5", "absolute stenosis", "True"]
 
 
 def test_several_inputs_need_distinct_names_and_take_no_masks_or_scene(phantom_files, tmp_path, capsys):
@@ -146,7 +170,7 @@ def test_several_inputs_need_distinct_names_and_take_no_masks_or_scene(phantom_f
     twin = tmp_path / "phantom.nrrd"
     sitk.WriteImage(sitk.ReadImage(str(image)), str(twin))
     code, err = run(capsys, "measure", image, twin, "--masks", labels, "--out", tmp_path / "out")
-    assert code == cli.EXIT_INPUT and "--masks and --scene take one input" in err
+    assert code == cli.EXIT_INPUT and "--masks, --scene and --levels take one input" in err
     code, err = run(capsys, "measure", image, twin, "--out", tmp_path / "out")
     assert code == cli.EXIT_INPUT and "same output folder (phantom)" in err
     assert not (tmp_path / "out").exists()
@@ -352,6 +376,8 @@ def test_a_dicom_series_in_angled_blocks_is_measured_block_by_block(phantom_file
     code, err = run(capsys, "measure", series, "--masks", earlier / "block-1" / "segmentation.nii.gz", "--out",
                     tmp_path / "refused")
     assert code == cli.EXIT_INPUT and "2 angled blocks" in err and "--masks takes the output folder" in err
+    code, err = run(capsys, "measure", series, "--masks", earlier, "--levels", "0=L4-L5", "--out", tmp_path / "named")
+    assert code == cli.EXIT_INPUT and "2 angled blocks" in err and "levels name the slices of one stack" in err
     out = tmp_path / "out"
     code = cli.main([str(a) for a in ("measure", series, "--masks", earlier, "--out", out)])
     printed = capsys.readouterr()

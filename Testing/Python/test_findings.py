@@ -39,8 +39,18 @@ def test_a_doubted_canal_is_not_the_studys_narrowest_while_a_sure_one_exists():
     assert describe_findings(findings).startswith("narrowest canal AP 11.0 mm (relative stenosis) on slice 2; "
                                                   "smallest dural-sac area 150.0 mm² (normal) on slice 0; ")
     assert [findings_on_slice(findings, n) for n in range(5)] == ["dural-sac area", "", "canal AP", "right foramen", ""]
-    assert findings_document(findings)["canal_ap_mm"] == {"slice_index": 2, "z_mm": 8.0, "value": 11.0,
+    assert findings_document(findings)["canal_ap_mm"] == {"slice_index": 2, "z_mm": 8.0, "level": "", "value": 11.0,
                                                           "grade": "relative stenosis", "to_check": False}
+
+
+def test_a_finding_on_a_slice_whose_level_is_named_names_the_level():
+    slices = [slice_with(0, 13.0), slice_with(1, 7.0), slice_with(2, 12.0)]
+    slices[1].level, slices[2].level = "L4-L5", "L5-S1"
+    findings = worst_findings(slices, "lumbar")
+    assert findings["canal_ap_mm"].level == "L4-L5"
+    assert describe_findings(findings) == ("narrowest canal AP 7.0 mm (absolute stenosis) on slice 1 (L4-L5); "
+                                           "smallest dural-sac area 150.0 mm² (normal) on slice 0")
+    assert findings_document(findings)["canal_ap_mm"]["level"] == "L4-L5"
 
 
 def test_when_every_canal_is_doubted_the_narrowest_is_named_and_said_to_be_checked():

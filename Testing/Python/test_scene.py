@@ -223,6 +223,27 @@ def test_remeasure_changes_exactly_the_edited_rows(context, volume):
     assert logic.remeasure(volume, outputs) == []
 
 
+def test_a_level_typed_into_the_table_stays_through_remeasure_and_measure_and_is_named_and_exported(
+        context, volume, tmp_path):
+    logic, outputs = measure(context, volume)
+    levels = outputs.table.GetTable().GetColumnByName("level")
+    assert [levels.GetValue(r) for r in range(3)] == [""] * 3
+    narrowest = logic.worst_findings(outputs.table)["canal_ap_mm"].slice_index
+    levels.SetValue(logic._row_of(outputs.table, narrowest), " L4-L5 ")  # what the user types into the cell
+    assert logic.worst_findings(outputs.table)["canal_ap_mm"].level == "L4-L5"
+    labels = logic.labels_of(outputs.segmentation, volume)
+    labels[narrowest][labels[narrowest] == 2] = 0  # the user erases that slice's left foramen
+    logic._write_segments(outputs.segmentation, volume, labels)
+    assert logic.remeasure(volume, outputs) == [narrowest]
+    again = measure_volume_node(logic, volume, ThresholdSegmenter())
+    assert again.table is outputs.table
+    named = [outputs.table.GetTable().GetColumnByName("level").GetValue(r) for r in range(3)]
+    assert named == ["L4-L5" if r == narrowest else "" for r in range(3)]
+    assert logic.worst_findings(outputs.table)["canal_ap_mm"].level == "L4-L5"
+    with open(logic.export(outputs, tmp_path, "patient")["table"], newline="") as handle:
+        assert [row["level"] for row in csv.DictReader(handle)] == named
+
+
 def test_an_unsure_canal_is_flagged_for_a_check_until_the_user_edits_it(context, volume, tmp_path):
     logic, outputs = measure(context, volume, ThresholdSegmenter(canal_probability=0.9))
     table = outputs.table.GetTable()
