@@ -35,6 +35,10 @@ SEGMENTS = (  # label value, segment id, name, colour, local type code
     (3, "RightNeuralForamen", "Right neural foramen", (0.3, 1.0, 0.4), "NEURAL_FORAMEN", "SCT^24028007^Right"),
 )
 TABLE_COLUMNS = (*CSV_COLUMNS, "worst_findings")
+# Every watched ruler node → (observer tag, callback), shared by all StenosisScenes, so that a ruler has one watch
+# whoever published it last, and each callback stays reachable from Python: otherwise the garbage collector may
+# clear a dropped StenosisScene's callback that VTK still calls on every move.
+_RULER_WATCHES: dict[object, tuple[int, Callable]] = {}
 COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
     "slice_index": ("Slice", "", "Index of the slice along the volume's axial axis"),
     "z_mm": ("z (mm)", "mm", "Position of the slice along the stack"),
@@ -107,7 +111,6 @@ class StenosisScene:
 
     def __init__(self, scene, segmentations_logic, region: str = "lumbar"):
         self.scene, self.segmentations_logic, self.region = scene, segmentations_logic, region
-        self._observations: dict[str, tuple[object, int]] = {}
 
     # ---- finding and creating nodes -------------------------------------------------------------------------
     def _find(self, volume_node, role: str, class_name: str) -> list:
@@ -347,18 +350,20 @@ class StenosisScene:
         node.AddControlPoint(*[float(v) for v in ruler.end_ras])
 
     def _watch_rulers(self, outputs: SceneOutputs) -> None:
-        """Moving a ruler's endpoint by hand updates its table row (and grades)."""
-        for node in outputs.rulers.values():
-            if node.GetID() in self._observations:
-                continue
-            tag = node.AddObserver(node.PointModifiedEvent, lambda caller, event, o=outputs: self._ruler_moved(
-                caller, o))
-            self._observations[node.GetID()] = (node, tag)
+        """Moving a ruler's endpoint by hand updates its table row (and grades); a ruler another StenosisScene watched
+        (one made in the Python console, say) is watched by this one instead."""
+        def moved(node, event) -> None:
+            self._ruler_moved(node, outputs)
 
-    def _forget(self, node) -> None:
-        observed = self._observations.pop(node.GetID(), None)
-        if observed is not None:
-            observed[0].RemoveObserver(observed[1])
+        for node in outputs.rulers.values():
+            self._forget(node)
+            _RULER_WATCHES[node] = (node.AddObserver(node.PointModifiedEvent, moved), moved)
+
+    @staticmethod
+    def _forget(node) -> None:
+        watch = _RULER_WATCHES.pop(node, None)
+        if watch is not None:
+            node.RemoveObserver(watch[0])
 
     def _remove(self, node) -> None:
         """Remove an output node and its subject-hierarchy item: the item first, as a scene without Slicer's
@@ -371,10 +376,9 @@ class StenosisScene:
         self.scene.RemoveNode(node)
 
     def stop_watching(self) -> None:
-        """Hand edits of the rulers no longer touch the table (until the next publish or remeasure)."""
-        for node, tag in self._observations.values():
-            node.RemoveObserver(tag)
-        self._observations.clear()
+        """Hand edits of this scene's rulers no longer touch the table (until the next publish or remeasure)."""
+        for node in [node for node in _RULER_WATCHES if node.GetScene() in (self.scene, None)]:
+            self._forget(node)
 
     def _ruler_moved(self, node, outputs: SceneOutputs) -> None:
         if node.GetNumberOfControlPoints() != 2:

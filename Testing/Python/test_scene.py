@@ -1,5 +1,6 @@
 """Scene logic against real MRML (PyPI slicer-core): nodes, rulers, table, Re-measure, export, .mrb."""
 import csv
+import gc
 import json
 import math
 
@@ -388,6 +389,18 @@ def test_a_ruler_placed_again_by_remeasure_still_updates_its_row_when_moved(cont
     row = logic._row_of(outputs.table, 1)
     length = move_end_halfway(outputs.rulers[(1, "canal_ap_mm")])
     assert logic.row_values(outputs.table, row)["canal_ap_mm"] == pytest.approx(length)
+
+
+def test_a_ruler_measured_again_by_another_logic_is_watched_once_even_after_the_first_is_gone(context, volume, capfd):
+    measure(context, volume)  # e.g. a logic made in the Python console, then dropped
+    gc.collect()
+    logic, outputs = measure(context, volume)
+    gc.collect()
+    capfd.readouterr()
+    length = move_end_halfway(outputs.rulers[(2, "right_foramen_width_mm")])
+    row = logic._row_of(outputs.table, 2)
+    assert logic.row_values(outputs.table, row)["right_foramen_width_mm"] == pytest.approx(length)
+    assert "Error" not in capfd.readouterr().err  # no callback of the dropped logic's was called
 
 
 def test_after_stop_watching_a_ruler_moved_by_hand_leaves_its_row_alone(context, volume):
