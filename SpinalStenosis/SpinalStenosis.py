@@ -412,6 +412,9 @@ class SpinalStenosisTest(ScriptedLoadableModuleTest):
         self.assertIsNotNone(logic.showNarrowest(parameterNode))
         self.assertIsInstance(logic.toCheck(parameterNode), str)
         self.assertTrue(logic.worstFindings(parameterNode).startswith("narrowest canal AP"))
+        narrowestRow = logic.stenosisScene(parameterNode.region).narrowest_row(outputs.table)
+        outputs.table.GetTable().GetColumnByName("level").SetValue(narrowestRow, "L4-L5")  # as typed into the table
+        self.assertIn("(L4-L5)", logic.worstFindings(parameterNode))
         parameterNode.region = "cervical"
         self.assertTrue(logic.followRegion(parameterNode))
         self.assertEqual(outputs.table.GetAttribute("SpinalStenosis.region"), "cervical")
