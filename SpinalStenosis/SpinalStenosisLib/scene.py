@@ -35,10 +35,6 @@ SEGMENTS = (  # label value, segment id, name, colour, local type code
     (3, "RightNeuralForamen", "Right neural foramen", (0.3, 1.0, 0.4), "NEURAL_FORAMEN", "SCT^24028007^Right"),
 )
 TABLE_COLUMNS = (*CSV_COLUMNS, "worst_findings")
-# Every watched ruler node → (observer tag, callback), shared by all StenosisScenes, so that a ruler has one watch
-# whoever published it last, and each callback stays reachable from Python: otherwise the garbage collector may
-# clear a dropped StenosisScene's callback that VTK still calls on every move.
-_RULER_WATCHES: dict[object, tuple[int, Callable]] = {}
 COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
     "slice_index": ("Slice", "", "Index of the slice along the volume's axial axis"),
     "z_mm": ("z (mm)", "mm", "Position of the slice along the stack"),
@@ -63,6 +59,12 @@ COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
     "worst_findings": ("Worst", "", "The study's worst findings on this slice: the smallest canal AP, dural-sac area "
                        "and foramen widths among the slices where the structure is not to check"),
 }
+
+
+# Every watched ruler node → (observer tag, callback), shared by all StenosisScenes, so that a ruler has one watch
+# whoever published it last, and each callback stays reachable from Python: otherwise the garbage collector may
+# clear a dropped StenosisScene's callback that VTK still calls on every move.
+_RULER_WATCHES: dict[object, tuple[int, Callable]] = {}
 
 
 def terminology_entry(type_code: str, modifier: str) -> str:
