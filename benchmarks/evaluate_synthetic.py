@@ -58,6 +58,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
+from SpinalStenosisLib.evaluation import dice, error  # noqa: E402
 from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, REGIONS, grade  # noqa: E402
 from SpinalStenosisLib.inference import CHANNELS, PRECISIONS, load_segmenter, native_labels  # noqa: E402
 from SpinalStenosisLib.measurement import CHECK_BELOW, MEASUREMENT_COLUMNS, doubted, measure_slice  # noqa: E402
@@ -96,17 +97,6 @@ TARGETS = (("canal Dice", lambda r: (0.0, 0) if math.isnan(r["dice"]["canal"]) e
            ("foramen width within 2 mm", lambda r: (sum(e <= 2 for e in r["errors"]["foramen_width_mm"]),
                                                     len(r["errors"]["foramen_width_mm"])), 0.90))
 BOOTSTRAP_RESAMPLES = 2000
-
-
-def dice(predicted: np.ndarray, truth: np.ndarray) -> float:
-    """NaN where the truth has no such structure: one reported there is counted apart (canal reported without one,
-    absent foramina reported absent), not as a Dice of 0 that would mix detection into the overlap."""
-    return float(2 * (predicted & truth).sum() / (predicted.sum() + truth.sum())) if truth.any() else float("nan")
-
-
-def error(predicted: float, truth: float) -> float:
-    """Absolute error; a structure that was missed counts as an infinite error."""
-    return abs(predicted - truth) if not math.isnan(predicted) else math.inf
 
 
 def fat_to_csf(image: np.ndarray, tissues: np.ndarray) -> float:

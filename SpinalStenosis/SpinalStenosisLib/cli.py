@@ -125,6 +125,21 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    from .evaluation import compare_case, summary_lines, write_comparisons_csv
+    from .inference import load_segmenter
+    from .real_data import labelled_cases
+
+    cases = labelled_cases(Path(args.folder))
+    segmenter = load_segmenter(device=args.device, folder=Path(args.models) if args.models else None,
+                               precision=args.precision)
+    comparisons = [c for case in cases for c in compare_case(case, segmenter, args.region)]
+    print("\n".join(summary_lines(comparisons)))
+    if args.csv:
+        write_comparisons_csv(Path(args.csv), comparisons)
+        print(f"wrote {Path(args.csv).resolve()}")
+
+
 def _synth(args: argparse.Namespace) -> None:
     from .synth.dataset import write_dataset
 
@@ -218,6 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a lumbar series (L3-S1) or a cervical one (C4-C7), graded with that region's cut-offs")
     demo.add_argument("--overwrite", action="store_true")
     demo.set_defaults(handler=_demo)
+
+    evaluate = sub.add_parser("evaluate", help="compare the networks with your own labelled images (NIfTI pairs or "
+                                               "Lumbar Spine MRI label PNGs, as train --real-data reads them)")
+    evaluate.add_argument("folder", help="*_image.nii.gz + *_labels.nii.gz pairs, or *_label.png + *_image.png")
+    evaluate.add_argument("--region", choices=REGIONS, default="lumbar", help="which cut-offs grade the canal")
+    evaluate.add_argument("--csv", help="also write one row per compared slice to this file")
+    evaluate.add_argument("--models", help="models folder to use instead of the shipped networks (e.g. a fine-tune)")
+    evaluate.add_argument("--device", default="cpu", help="torch device for the networks")
+    evaluate.add_argument("--precision", choices=PRECISIONS, default="auto", help="as for measure")
+    evaluate.set_defaults(handler=_evaluate)
 
     synth = sub.add_parser("synth", help="write synthetic axial slices with labels and truth.csv")
     synth.add_argument("--count", type=int, default=16)

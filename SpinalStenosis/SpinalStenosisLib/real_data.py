@@ -1,4 +1,5 @@
-"""Real labelled data for fine-tuning, when a user has it (never ../shared/eval: that is validation only).
+"""Real labelled data, when a user has it: for fine-tuning (never ../shared/eval: that is validation only) and for
+checking the networks on it (:mod:`evaluation`).
 
 * NIfTI pairs ``<name>_image.nii.gz`` + ``<name>_labels.nii.gz`` in this project's label convention
   (1 canal, 2 left foramen, 3 right foramen), any orientation.
@@ -7,6 +8,7 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +16,43 @@ import torch
 
 from .crop import normalise, resample, roi_box_mask, whole_slice_grid
 from .geometry import PlaneGrid
-from .volume_io import open_axial
+from .volume_io import AxialVolume, open_axial
 
 PNG_PIXEL_MM = 0.6875
 PNG_THECAL_SAC = 150
+
+
+@dataclass(frozen=True)
+class LabelledCase:
+    """One labelled image: its axial stack and the labels on the stack's grid."""
+
+    name: str
+    volume: AxialVolume
+    labels: np.ndarray  # uint8 [slice, row, column]: 1 canal, 2 left foramen, 3 right foramen
+    has_foramina: bool  # False for the Lumbar Spine MRI PNGs, whose labels have the canal only
+
+
+def labelled_cases(folder: Path) -> list[LabelledCase]:
+    """Every labelled image in folder (NIfTI pairs, then Lumbar Spine MRI PNGs, each sorted by name)."""
+    from .volume_io import read_labels
+
+    folder, cases = Path(folder), []
+    for image_path in sorted(folder.glob("*_image.nii.gz")):
+        volume = open_axial(image_path)
+        labels_path = image_path.with_name(image_path.name.replace("_image", "_labels"))
+        cases.append(LabelledCase(image_path.name[:-len("_image.nii.gz")], volume,
+                                  volume.from_source_grid(read_labels(labels_path, volume.source_geometry)), True))
+    for label_path in sorted(folder.glob("*_label.png")):
+        import SimpleITK as sitk
+
+        volume = open_axial(label_path.with_name(label_path.name.replace("_label", "_image")),
+                            pixel_mm=PNG_PIXEL_MM)  # as displayed: the slice's rows and columns
+        png = sitk.GetArrayFromImage(sitk.ReadImage(str(label_path)))
+        canal = (png[..., 0] if png.ndim == 3 else png) == PNG_THECAL_SAC
+        cases.append(LabelledCase(label_path.name[:-len("_label.png")], volume, canal[None].astype(np.uint8), False))
+    if not cases:
+        raise ValueError(f"{folder}: no *_image.nii.gz/*_labels.nii.gz pairs or *_label.png files")
+    return cases
 
 
 class RealPairs:
@@ -29,33 +64,13 @@ class RealPairs:
         folder = Path(folder)
         if "eval" in folder.resolve().parts and "shared" in folder.resolve().parts:
             raise ValueError(f"{folder}: the shared evaluation images are for validation only, never training")
-        for image_path in sorted(folder.glob("*_image.nii.gz")):
-            self._add_volume(image_path, image_path.with_name(image_path.name.replace("_image", "_labels")))
-        for label_path in sorted(folder.glob("*_label.png")):
-            self._add_png(label_path.with_name(label_path.name.replace("_label", "_image")), label_path)
-        if not self.slices:
-            raise ValueError(f"{folder}: no *_image.nii.gz/*_labels.nii.gz pairs or *_label.png files")
-
-    def _add_volume(self, image_path: Path, labels_path: Path) -> None:
-        from .volume_io import read_labels
-
-        volume = open_axial(image_path)
-        stack = volume.from_source_grid(read_labels(labels_path, volume.source_geometry))
-        for s in range(volume.n_slices):
-            if (stack[s] == 1).any():
-                onehot = np.stack([stack[s] == 2, stack[s] == 1, stack[s] == 3]).astype(np.float32)
-                self.slices.append((volume.read_slice(s), onehot, volume.layout.slice_grid(s), True))
-
-    def _add_png(self, image_path: Path, label_path: Path) -> None:
-        import SimpleITK as sitk
-
-        volume = open_axial(image_path, pixel_mm=PNG_PIXEL_MM)  # as displayed: the slice's rows and columns
-        labels = sitk.GetArrayFromImage(sitk.ReadImage(str(label_path)))
-        if labels.ndim == 3:
-            labels = labels[..., 0]
-        canal = (labels == PNG_THECAL_SAC).astype(np.float32)
-        onehot = np.stack([np.zeros_like(canal), canal, np.zeros_like(canal)])
-        self.slices.append((volume.read_slice(0), onehot, volume.layout.slice_grid(0), False))
+        for case in labelled_cases(folder):
+            for s in range(case.volume.n_slices):
+                labels = case.labels[s]
+                if (labels == 1).any():
+                    onehot = np.stack([labels == 2, labels == 1, labels == 3]).astype(np.float32)
+                    self.slices.append((case.volume.read_slice(s), onehot, case.volume.layout.slice_grid(s),
+                                        case.has_foramina))
 
     def pair(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
         from .synth.sampler import jittered_crop

@@ -1,0 +1,110 @@
+"""``spinal-stenosis evaluate``: the networks against a user's labelled images (NIfTI pairs, Lumbar Spine MRI PNGs)."""
+import csv
+import math
+import shutil
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from conftest import ThresholdSegmenter
+from scipy import ndimage
+
+from SpinalStenosisLib import cli
+from SpinalStenosisLib.evaluation import COMPARISON_COLUMNS, compare_case, summary_lines
+from SpinalStenosisLib.real_data import PNG_PIXEL_MM, PNG_THECAL_SAC, labelled_cases
+
+PIXEL_MM = 0.8  # the phantom's
+
+
+class ErodedCanal(ThresholdSegmenter):
+    """The phantom's segmentation with the canal one pixel smaller all round."""
+
+    def segment(self, images, grids):
+        results = super().segment(images, grids)
+        for result in results:
+            canal = ndimage.binary_erosion(result.native_labels == 1)
+            result.native_labels[(result.native_labels == 1) & ~canal] = 0
+            result.masks["canal"] = canal * 1.0
+        return results
+
+
+@pytest.fixture
+def labelled(phantom_files, tmp_path):
+    """A folder with the phantom as a NIfTI pair and one Lumbar Spine MRI style PNG pair (a canal disc)."""
+    image, labels = phantom_files
+    folder = tmp_path / "labelled"
+    folder.mkdir()
+    shutil.copy(image, folder / "phantom_image.nii.gz")
+    shutil.copy(labels, folder / "phantom_labels.nii.gz")
+    rows, columns = np.mgrid[:64, :64]
+    disc = (rows - 32) ** 2 + (columns - 30) ** 2 < 10 ** 2
+    sitk.WriteImage(sitk.GetImageFromArray((20 + 200 * disc).astype(np.uint8)), str(folder / "disc_image.png"))
+    sitk.WriteImage(sitk.GetImageFromArray((PNG_THECAL_SAC * disc).astype(np.uint8)), str(folder / "disc_label.png"))
+    return folder
+
+
+def test_labelled_cases_read_nifti_pairs_with_foramina_and_pngs_with_the_canal_only(labelled):
+    phantom, disc = labelled_cases(labelled)
+    assert (phantom.name, phantom.has_foramina, phantom.labels.shape) == ("phantom", True, (3, 96, 96))
+    assert set(np.unique(phantom.labels)) == {0, 1, 2, 3}
+    assert (disc.name, disc.has_foramina, disc.labels.shape) == ("disc", False, (1, 64, 64))
+    assert disc.labels.sum() == np.count_nonzero((np.mgrid[:64, :64][0] - 32) ** 2
+                                                 + (np.mgrid[:64, :64][1] - 30) ** 2 < 100)
+    assert disc.volume.layout.slice_grid(0).pixel_size_mm == pytest.approx((PNG_PIXEL_MM, PNG_PIXEL_MM))
+    with pytest.raises(ValueError, match="no .*_image.nii.gz"):
+        labelled_cases(labelled / "empty")
+
+
+def test_a_segmentation_as_the_labels_scores_perfectly(labelled):
+    phantom = labelled_cases(labelled)[0]
+    comparisons = compare_case(phantom, ThresholdSegmenter(), "lumbar")  # it segments the phantom as labelled
+    assert [c.slice_index for c in comparisons] == [0, 1, 2]
+    for c in comparisons:
+        assert c.dice == {"canal": 1.0, "left_foramen": 1.0, "right_foramen": 1.0}
+        assert c.found == pytest.approx(c.labelled) and c.found_grades == c.labelled_grades
+    lines = summary_lines(comparisons)
+    assert "canal Dice: mean 1.000" in lines[1] and "within 1 / 2 / 3 mm: 100.0 / 100.0 / 100.0 %" in lines[2]
+    assert "within 1 / 2 / 3 mm: 100.0 / 100.0 / 100.0 %" in lines[-1]  # the foramina
+
+
+def test_a_canal_drawn_a_pixel_small_all_round_shows_as_two_pixels_short(labelled):
+    phantom = labelled_cases(labelled)[0]
+    comparisons = compare_case(phantom, ErodedCanal(), "lumbar")
+    for c in comparisons:
+        assert c.found["canal_ap_mm"] == pytest.approx(c.labelled["canal_ap_mm"] - 2 * PIXEL_MM, abs=0.3)
+        assert 0.8 < c.dice["canal"] < 1.0 and c.dice["left_foramen"] == 1.0
+        assert c.found["canal_area_mm2"] < c.labelled["canal_area_mm2"]
+    lines = summary_lines(comparisons)
+    assert "within 1 / 2 / 3 mm: 0.0 / 100.0 / 100.0 %" in lines[2] and "median -1.6" in lines[2]
+    assert "found - labels, median -" in lines[3]
+
+
+def test_png_labels_compare_the_canal_only(labelled):
+    disc = labelled_cases(labelled)[1]
+
+    class Bright(ThresholdSegmenter):
+        def segment(self, images, grids):
+            return super().segment([image * 4 for image in images], grids)  # 8-bit: the canal 220 → 880
+
+    [comparison] = compare_case(disc, Bright(), "lumbar")
+    assert comparison.dice["canal"] == 1.0 and not comparison.has_foramina
+    assert math.isnan(comparison.dice["left_foramen"]) and math.isnan(comparison.dice["right_foramen"])
+    assert comparison.labelled["canal_ap_mm"] == pytest.approx(19 * PNG_PIXEL_MM, abs=PNG_PIXEL_MM)
+    assert "(0 with labelled foramina)" in summary_lines([comparison])[0]
+
+
+def test_evaluate_prints_the_summary_and_writes_a_row_per_slice(labelled, tmp_path, capsys, monkeypatch):
+    from SpinalStenosisLib import inference
+
+    monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: ThresholdSegmenter())
+    (labelled / "disc_label.png").unlink()
+    (labelled / "disc_image.png").unlink()
+    assert cli.main(["evaluate", str(labelled), "--csv", str(tmp_path / "slices.csv")]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("3 slices with a labelled canal in 1 labelled image (3 with labelled foramina)")
+    with open(tmp_path / "slices.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == COMPARISON_COLUMNS and [row["slice_index"] for row in rows] == ["0", "1", "2"]
+    assert all(row["canal_ap_mm_labels"] == row["canal_ap_mm_found"] for row in rows)
+    assert cli.main(["evaluate", str(tmp_path / "nothing")]) == cli.EXIT_INPUT
+    assert "no *_image.nii.gz" in capsys.readouterr().err
