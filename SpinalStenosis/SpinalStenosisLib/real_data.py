@@ -8,6 +8,7 @@ checking the networks on it (:mod:`evaluation`).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,27 +33,32 @@ class LabelledCase:
     has_foramina: bool  # False for the Lumbar Spine MRI PNGs, whose labels have the canal only
 
 
-def labelled_cases(folder: Path) -> list[LabelledCase]:
-    """Every labelled image in folder (NIfTI pairs, then Lumbar Spine MRI PNGs, each sorted by name)."""
+def labelled_cases(folder: Path) -> Iterator[LabelledCase]:
+    """Every labelled image in folder (NIfTI pairs, then Lumbar Spine MRI PNGs, each sorted by name), read one at a
+    time; a ValueError before any is read when the folder holds none."""
+    folder = Path(folder)
+    pairs, pngs = sorted(folder.glob("*_image.nii.gz")), sorted(folder.glob("*_label.png"))
+    if not pairs and not pngs:
+        raise ValueError(f"{folder}: no *_image.nii.gz/*_labels.nii.gz pairs or *_label.png files")
+    return _read_cases(pairs, pngs)
+
+
+def _read_cases(pairs: list[Path], pngs: list[Path]) -> Iterator[LabelledCase]:
+    import SimpleITK as sitk
+
     from .volume_io import read_labels
 
-    folder, cases = Path(folder), []
-    for image_path in sorted(folder.glob("*_image.nii.gz")):
+    for image_path in pairs:
         volume = open_axial(image_path)
         labels_path = image_path.with_name(image_path.name.replace("_image", "_labels"))
-        cases.append(LabelledCase(image_path.name[:-len("_image.nii.gz")], volume,
-                                  volume.from_source_grid(read_labels(labels_path, volume.source_geometry)), True))
-    for label_path in sorted(folder.glob("*_label.png")):
-        import SimpleITK as sitk
-
+        yield LabelledCase(image_path.name[:-len("_image.nii.gz")], volume,
+                           volume.from_source_grid(read_labels(labels_path, volume.source_geometry)), True)
+    for label_path in pngs:
         volume = open_axial(label_path.with_name(label_path.name.replace("_label", "_image")),
                             pixel_mm=PNG_PIXEL_MM)  # as displayed: the slice's rows and columns
         png = sitk.GetArrayFromImage(sitk.ReadImage(str(label_path)))
         canal = (png[..., 0] if png.ndim == 3 else png) == PNG_THECAL_SAC
-        cases.append(LabelledCase(label_path.name[:-len("_label.png")], volume, canal[None].astype(np.uint8), False))
-    if not cases:
-        raise ValueError(f"{folder}: no *_image.nii.gz/*_labels.nii.gz pairs or *_label.png files")
-    return cases
+        yield LabelledCase(label_path.name[:-len("_label.png")], volume, canal[None].astype(np.uint8), False)
 
 
 class RealPairs:

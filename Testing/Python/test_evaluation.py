@@ -56,7 +56,7 @@ def test_labelled_cases_read_nifti_pairs_with_foramina_and_pngs_with_the_canal_o
 
 
 def test_a_segmentation_as_the_labels_scores_perfectly(labelled):
-    phantom = labelled_cases(labelled)[0]
+    phantom = next(labelled_cases(labelled))
     comparisons = compare_case(phantom, ThresholdSegmenter(), "lumbar")  # it segments the phantom as labelled
     assert [c.slice_index for c in comparisons] == [0, 1, 2]
     for c in comparisons:
@@ -68,7 +68,7 @@ def test_a_segmentation_as_the_labels_scores_perfectly(labelled):
 
 
 def test_a_canal_drawn_a_pixel_small_all_round_shows_as_two_pixels_short(labelled):
-    phantom = labelled_cases(labelled)[0]
+    phantom = next(labelled_cases(labelled))
     comparisons = compare_case(phantom, ErodedCanal(), "lumbar")
     for c in comparisons:
         assert c.found["canal_ap_mm"] == pytest.approx(c.labelled["canal_ap_mm"] - 2 * PIXEL_MM, abs=0.3)
@@ -80,7 +80,7 @@ def test_a_canal_drawn_a_pixel_small_all_round_shows_as_two_pixels_short(labelle
 
 
 def test_png_labels_compare_the_canal_only(labelled):
-    disc = labelled_cases(labelled)[1]
+    _, disc = labelled_cases(labelled)
 
     class Bright(ThresholdSegmenter):
         def segment(self, images, grids):
