@@ -52,7 +52,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._timer = None
-        self._regionFollowsVolume = None
+        self._volumeFollowed = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -110,16 +110,20 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._onParameterNodeModified()
 
     def _onParameterNodeModified(self, caller=None, event=None) -> None:
-        self._followVolumeRegion()
+        self._followVolume()
         self.logic.followRegion(self._parameterNode)
         self._updateButtons()
 
-    def _followVolumeRegion(self) -> None:
-        """A newly chosen volume loaded from DICOM sets the region its header names; the user may change it after."""
+    def _followVolume(self) -> None:
+        """A newly chosen volume cancels a measurement of the one before, brings its own results into the panel (none
+        if it was not measured), and, loaded from DICOM, sets the region its header names; the user may change the
+        region after."""
         volume = self._parameterNode.inputVolume
-        if volume is self._regionFollowsVolume:
+        if volume is self._volumeFollowed:
             return
-        self._regionFollowsVolume = volume
+        self._volumeFollowed = volume
+        self.onCancel()
+        self.ui.tableView.setMRMLTableNode(self.logic.followVolume(self._parameterNode))
         region = self.logic.namedRegion(volume) if volume else None
         if region and region != self._parameterNode.region:
             self._parameterNode.region = region
@@ -327,6 +331,15 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         return self.stenosisScene(parameterNode.region).remeasure(parameterNode.inputVolume,
                                                                    self._outputs(parameterNode))
 
+    def followVolume(self, parameterNode):
+        """Point the parameter node's outputs at those of its input volume (none where it was not measured, or by an
+        earlier version); the table, or None."""
+        volume = parameterNode.inputVolume
+        outputs = self.stenosisScene(parameterNode.region).find_outputs(volume) if volume else None
+        parameterNode.outputSegmentation = outputs.segmentation if outputs else None
+        parameterNode.outputTable = outputs.table if outputs else None
+        return parameterNode.outputTable
+
     def followRegion(self, parameterNode) -> bool:
         """Regrade the input volume's table if the region changed since it was graded; whether it was."""
         if not parameterNode.inputVolume:
@@ -417,5 +430,10 @@ class SpinalStenosisTest(ScriptedLoadableModuleTest):
         self.assertIn("(L4-L5)", logic.worstFindings(parameterNode))
         parameterNode.region = "cervical"
         self.assertTrue(logic.followRegion(parameterNode))
+        self.assertIs(logic.followVolume(parameterNode), outputs.table)
+        parameterNode.inputVolume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "not measured")
+        self.assertIsNone(logic.followVolume(parameterNode))
+        self.assertIsNone(parameterNode.outputSegmentation)
+        parameterNode.inputVolume = volume
         self.assertEqual(outputs.table.GetAttribute("SpinalStenosis.region"), "cervical")
         self.delayDisplay("Test passed")
