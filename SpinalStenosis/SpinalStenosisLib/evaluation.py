@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from .grading import grade
+from .inference import LABEL_OF
 from .measurement import STRUCTURES
 from .pipeline import Segmenter, measure_with_labels, measure_with_segmenter
 from .real_data import LabelledCase
 
 COMPARED = ("canal_ap_mm", "canal_area_mm2", "left_foramen_width_mm", "right_foramen_width_mm")
-LABEL_VALUES = {"canal": 1, "left_foramen": 2, "right_foramen": 3}
 FORAMEN_WIDTHS = {"left_foramen": "left_foramen_width_mm", "right_foramen": "right_foramen_width_mm"}
 GRADES = ("canal_ap_grade", "canal_area_grade")
 WITHIN_MM = (1.0, 2.0, 3.0)
@@ -57,13 +57,13 @@ def compare_case(case: LabelledCase, segmenter: Segmenter, region: str) -> list[
     labelled_run = measure_with_labels(case.volume, case.volume.to_source_grid(case.labels))
     comparisons = []
     for s in range(case.volume.n_slices):
-        if not (case.labels[s] == LABEL_VALUES["canal"]).any():
+        if not (case.labels[s] == LABEL_OF["canal"]).any():
             continue
         structures = STRUCTURES if case.has_foramina else ("canal",)
         labelled, found = labelled_run.measurements[s].values, found_run.measurements[s].values
         comparisons.append(SliceComparison(
             case.name, s, case.has_foramina,
-            {name: dice(found_run.stack_labels[s] == LABEL_VALUES[name], case.labels[s] == LABEL_VALUES[name])
+            {name: dice(found_run.stack_labels[s] == LABEL_OF[name], case.labels[s] == LABEL_OF[name])
              if name in structures else math.nan for name in STRUCTURES},
             {name: labelled[name] for name in COMPARED}, {name: found[name] for name in COMPARED},
             {name: grade(labelled, region)[name] for name in GRADES},
