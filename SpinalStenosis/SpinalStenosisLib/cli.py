@@ -107,6 +107,8 @@ def _levels(text: str) -> dict[int, str]:
         index, _, level = item.partition("=")
         if not index.strip().isdigit() or not level.strip():
             raise argparse.ArgumentTypeError(f"{item.strip()!r} is not SLICE=LEVEL (e.g. 4=L4-L5)")
+        if int(index) in levels:
+            raise argparse.ArgumentTypeError(f"slice {int(index)} is named twice")
         levels[int(index)] = level.strip()
     return levels
 

@@ -144,6 +144,9 @@ def test_levels_named_on_the_command_line_are_in_every_output(phantom_files, tmp
     with pytest.raises(SystemExit) as usage:
         cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "bad", "--levels", "L4-L5")])
     assert usage.value.code == cli.EXIT_USAGE and "'L4-L5' is not SLICE=LEVEL" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "bad", "--levels", "1=L4-L5,1=L5-S1")])
+    assert "slice 1 is named twice" in capsys.readouterr().err
 
 
 def test_studies_csv_lists_each_block_of_an_angled_series_and_leaves_missing_findings_empty(tmp_path):
