@@ -48,13 +48,19 @@ def disc_levels(truth: list[dict]) -> dict[int, str]:
 
 
 def add_demo_volume(scene, region: str = "lumbar", seed: int = DEMO_SEED):
-    """The demo series as a scalar volume node of an MRML scene, made here (nothing is downloaded); the node made
-    before if the scene still holds it, so that asking again adds no duplicate."""
+    """The demo series as a scalar volume node of an MRML scene, made here (nothing is downloaded), its disc slices'
+    levels in its scene.LEVELS_ATTRIBUTE; the node made before if the scene still holds it, so that asking again adds
+    no duplicate."""
+    import json
+
+    from .scene import LEVELS_ATTRIBUTE
     from .scene_bundle import add_volume
 
     name = f"Synthetic {region} T2 (demo)"
     existing = scene.GetFirstNodeByName(name)
     if existing is not None and existing.IsA("vtkMRMLScalarVolumeNode"):
         return existing
-    image, _, geometry, _ = synthetic_stack(seed, region)
-    return add_volume(scene, image, geometry.ijk_to_ras, name)
+    image, _, geometry, truth = synthetic_stack(seed, region)
+    volume = add_volume(scene, image, geometry.ijk_to_ras, name)
+    volume.SetAttribute(LEVELS_ATTRIBUTE, json.dumps(disc_levels(truth)))
+    return volume

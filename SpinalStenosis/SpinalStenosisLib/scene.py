@@ -29,6 +29,7 @@ from .pipeline import MeasurementRun, ProgressCallback, Segmenter, measure_with_
 from .volume_io import AxialVolume, axial_from_array
 
 ATTRIBUTE = "SpinalStenosis."
+LEVELS_ATTRIBUTE = ATTRIBUTE + "levels"  # of an input volume: JSON, slice index → vertebral level (the demo's has it)
 SEGMENTS = (  # label value, segment id, name, colour, local type code
     (1, "SpinalCanal", "Spinal canal", (0.98, 0.82, 0.1), "SPINAL_CANAL", ""),
     (2, "LeftNeuralForamen", "Left neural foramen", (0.2, 0.8, 1.0), "NEURAL_FORAMEN", "SCT^7771000^Left"),
@@ -168,7 +169,7 @@ class StenosisScene:
         segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", json.dumps(_slice_hashes(run.stack_labels)))
         table = self._node(volume_node, "table", "vtkMRMLTableNode", f"{name} stenosis measurements")
         outputs = SceneOutputs(segmentation, table)
-        self._fill_table(table, run.measurements)
+        self._fill_table(table, run.measurements, self._levels_named(volume_node, table))
         outputs.rulers = self._sync_rulers(volume_node, run.measurements, {})
         outputs.region = self._sync_region(volume_node, run)
         for node in (segmentation, table):
@@ -220,11 +221,18 @@ class StenosisScene:
             self.scene.RemoveNode(labelmap)
 
     # ---- table -----------------------------------------------------------------------------------------------
-    def _fill_table(self, table, measurements: list[SliceMeasurement]) -> None:
-        """(Re)build the table; the levels the user named on it before stay, where the measurements name none."""
+    def _levels_named(self, volume_node, table) -> dict[int, str]:
+        """The levels named before a Measure, by slice index: in the volume's LEVELS_ATTRIBUTE, then, over those,
+        typed into its table."""
+        named = {int(s): level for s, level in json.loads(volume_node.GetAttribute(LEVELS_ATTRIBUTE) or "{}").items()}
+        if self._has_columns(table):
+            named.update({m.slice_index: m.level for m in self.measurements_of(table) if m.level})
+        return named
+
+    def _fill_table(self, table, measurements: list[SliceMeasurement], levels: dict[int, str]) -> None:
+        """(Re)build the table; each slice's level is the one its measurement names, else the one in levels."""
         from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkIntArray, vtkStringArray
 
-        named_before = {m.slice_index: m.level for m in self.measurements_of(table)} if self._has_columns(table) else {}
         vtk_table = table.GetTable()
         while vtk_table.GetNumberOfColumns():
             vtk_table.RemoveColumn(0)
@@ -241,7 +249,7 @@ class StenosisScene:
             table.SetColumnDescription(column, tooltip)
         table.SetUseColumnTitleAsColumnHeader(True)
         for row, m in enumerate(measurements):
-            vtk_table.GetColumnByName("level").SetValue(row, named_before.get(m.slice_index, ""))
+            vtk_table.GetColumnByName("level").SetValue(row, levels.get(m.slice_index, ""))
             self._write_row(table, row, m)
         self.regrade(table)
 

@@ -13,8 +13,8 @@ slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test r
 from SpinalStenosisLib.geometry import VolumeGeometry  # noqa: E402
 from SpinalStenosisLib.measurement import bilinear  # noqa: E402
 from SpinalStenosisLib.pipeline import Cancelled  # noqa: E402
-from SpinalStenosisLib.scene import (SEGMENTS, StenosisScene, geometry_of, measure_volume_node,  # noqa: E402
-                                     named_region_of_node)
+from SpinalStenosisLib.scene import (LEVELS_ATTRIBUTE, SEGMENTS, StenosisScene, geometry_of,  # noqa: E402
+                                     measure_volume_node, named_region_of_node)
 from SpinalStenosisLib.scene_bundle import add_volume, new_scene, write_scene_bundle  # noqa: E402
 
 
@@ -243,6 +243,19 @@ def test_a_level_typed_into_the_table_stays_through_remeasure_and_measure_and_is
     assert logic.worst_findings(outputs.table)["canal_ap_mm"].level == "L4-L5"
     with open(logic.export(outputs, tmp_path, "patient")["table"], newline="") as handle:
         assert [row["level"] for row in csv.DictReader(handle)] == named
+
+
+def test_levels_the_volume_names_fill_the_table_and_a_typed_one_wins(context, volume):
+    volume.SetAttribute(LEVELS_ATTRIBUTE, json.dumps({"0": "L3-L4", "2": "L4-L5"}))
+    logic, outputs = measure(context, volume)
+
+    def levels():
+        return [outputs.table.GetTable().GetColumnByName("level").GetValue(r) for r in range(3)]
+
+    assert levels() == ["L3-L4", "", "L4-L5"]
+    outputs.table.GetTable().GetColumnByName("level").SetValue(logic._row_of(outputs.table, 2), "L5-S1")
+    measure_volume_node(logic, volume, ThresholdSegmenter())
+    assert levels() == ["L3-L4", "", "L5-S1"]
 
 
 def test_an_unsure_canal_is_flagged_for_a_check_until_the_user_edits_it(context, volume, tmp_path):
@@ -487,4 +500,6 @@ def test_the_demo_series_is_made_once_with_its_plan_geometry(context):
     assert not needs_reslice(geometry_of(volume))  # an axial stack
     assert add_demo_volume(context.scene, "cervical") is volume
     assert count(context.scene, "vtkMRMLScalarVolumeNode") == 1
+    assert json.loads(volume.GetAttribute(LEVELS_ATTRIBUTE)) == {  # its disc slices, named as the CLI demo's
+        str(n * len(plan.slice_kinds) + plan.slice_kinds.index("disc")): level for n, level in enumerate(plan.levels)}
     assert add_demo_volume(context.scene, "lumbar") is not volume
