@@ -136,7 +136,7 @@ def write_studies_csv(out_dir: Path) -> Path | None:
         row = {"folder": document_path.parent.relative_to(out_dir).as_posix(), "input": document["input"],
                "region": document["region"], "slices": len(document["slices"]),
                "slices_to_check": sum(bool(entry["check"]) for entry in document["slices"])}
-        for name, finding in document.get("worst_findings", {}).items():
+        for name, finding in document.get("worst_findings", {}).items():  # "level": not from an earlier version
             row.update(zip(_finding_columns(name), (f"{finding['value']:.4f}", finding["slice_index"],
                                                     finding.get("level", ""), finding["grade"], finding["to_check"])))
         rows.append(row)
