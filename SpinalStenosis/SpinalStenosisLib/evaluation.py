@@ -55,19 +55,19 @@ def compare_case(case: LabelledCase, segmenter: Segmenter, region: str) -> list[
     """The networks against the labels, on each slice of the case whose labels have a canal."""
     found_run = measure_with_segmenter(case.volume, segmenter)
     labelled_run = measure_with_labels(case.volume, case.volume.to_source_grid(case.labels))
+    structures = STRUCTURES if case.has_foramina else ("canal",)
     comparisons = []
     for s in range(case.volume.n_slices):
         if not (case.labels[s] == LABEL_OF["canal"]).any():
             continue
-        structures = STRUCTURES if case.has_foramina else ("canal",)
         labelled, found = labelled_run.measurements[s].values, found_run.measurements[s].values
+        labelled_grades, found_grades = grade(labelled, region), grade(found, region)
         comparisons.append(SliceComparison(
             case.name, s, case.has_foramina,
             {name: dice(found_run.stack_labels[s] == LABEL_OF[name], case.labels[s] == LABEL_OF[name])
              if name in structures else math.nan for name in STRUCTURES},
             {name: labelled[name] for name in COMPARED}, {name: found[name] for name in COMPARED},
-            {name: grade(labelled, region)[name] for name in GRADES},
-            {name: grade(found, region)[name] for name in GRADES}))
+            {name: labelled_grades[name] for name in GRADES}, {name: found_grades[name] for name in GRADES}))
     return comparisons
 
 
