@@ -175,18 +175,24 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
         results["foramina_to_check"][region]["to_check"] += sum(doubted(c) for c in confidences)
         return run
 
-    for folder, image, cord in CERVICAL:
-        if only not in f"{folder}/{image}":
-            continue
-        run = run_volume(real / folder / image, "cervical")
-        cord_array = sitk.GetArrayFromImage(sitk.ReadImage(str(real / folder / cord)))
-        results["cervical"][f"{folder}/{image}"] = cervical_checks(run, cord_array)
-    for folder in LUMBAR_FOLDERS:
-        for path in sorted((real / folder).glob("*.nii.gz")):
-            if any(marker in path.name for marker in LABEL_FILE_MARKERS) or only not in str(path):
-                continue
-            results["lumbar"][f"{folder}/{path.name}"] = lumbar_checks(run_volume(path, "lumbar"))
+    for name, path, region, cord in real_volumes(real, only):
+        run = run_volume(path, region)
+        if region == "cervical":
+            results["cervical"][name] = cervical_checks(run, sitk.GetArrayFromImage(sitk.ReadImage(str(cord))))
+        else:
+            results["lumbar"][name] = lumbar_checks(run)
     return results
+
+
+def real_volumes(real: Path, only: str = "") -> list[tuple[str, Path, str, Path | None]]:
+    """(name, image path, region, cord mask path or None) of every real volume whose path contains only: the cervical
+    ones with their cord masks, then the lumbar ones."""
+    cervical = [(f"{folder}/{image}", real / folder / image, "cervical", real / folder / cord)
+                for folder, image, cord in CERVICAL]
+    lumbar = [(f"{folder}/{path.name}", path, "lumbar", None) for folder in LUMBAR_FOLDERS
+              for path in sorted((real / folder).glob("*.nii.gz"))
+              if not any(marker in path.name for marker in LABEL_FILE_MARKERS)]
+    return [volume for volume in cervical + lumbar if only in str(volume[1])]
 
 
 def print_results(results: dict) -> None:

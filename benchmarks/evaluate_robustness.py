@@ -1,0 +1,228 @@
+"""How far the measurements of a real image move when only its presentation changes (validation only: never trained on).
+
+    .venv/bin/python benchmarks/evaluate_robustness.py [--real ../shared/eval/real] [--only TEXT] [--precision ...]
+
+Each real volume of evaluate_real.py is measured as it is, and again after each of these changes to its axial stack
+(slices, rows anterior to posterior, columns patient right to left; see geometry.py):
+
+* mirrored: the image mirrored left-right in the same geometry, so the patient's left foramen becomes the right one;
+* rotated +10° / -10°: each slice turned about its canal, as a patient lying turned in the scanner;
+* coarser pixels: pixels 1.5 times as large over the same field of view (smoothed to the new pixel, then resampled;
+  not on 3-D volumes whose slices are not clearly thicker than that);
+* gamma 0.7 / 1.5: the contrast changed by a monotone curve of the intensities;
+* noisier: Rician noise added, sigma 3 % of the volume's 99th intensity percentile (fixed seed);
+* shifted: the content moved a sixth of the image width towards the patient's left, background filled in.
+
+Over the slices on which the volume as it is gives one plausible canal (one component, area 50-350 mm², AP 6-20 mm,
+as evaluate_real.py's lumbar check) it prints, per change and region: on how many the canal is still found, its AP
+within 1 mm of the first measurement (and the median absolute change), its dural-sac area within 10 %, and both
+grades unchanged; and over the foramina found on those slices, how many are found again on the same patient side
+(the other side when mirrored) with a width within 1 mm. No truth is needed: what moves when only the presentation
+changes is the product's own noise. A reader measuring the same image twice varies by about ±1-2 mm in the sac's
+diameter (intra-rater limits of agreement, ../shared/design/method-thresholds-datasets.md §4). On a turned slice
+the AP is measured along the acquisition's AP axis, so it may change by a few per cent by design (README,
+Limitations): the area is the change's fair measure there.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
+
+from evaluate_real import REAL_FOLDER, real_volumes  # noqa: E402
+from evaluate_synthetic import add_precision_options, models_name  # noqa: E402
+from SpinalStenosisLib.geometry import ISOTROPIC_RATIO, AxialLayout, VolumeGeometry  # noqa: E402
+from SpinalStenosisLib.grading import grade  # noqa: E402
+from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
+from SpinalStenosisLib.pipeline import MeasurementRun, measure_with_segmenter  # noqa: E402
+from SpinalStenosisLib.volume_io import axial_from_array, open_axial  # noqa: E402
+
+COARSER = 1.5
+ROTATION_DEG = 10.0
+NOISE_FRACTION = 0.03
+SHIFT_FRACTION = 1 / 6
+NOISE_SEED = 20261203
+AP_WITHIN_MM, AREA_WITHIN, FORAMEN_WITHIN_MM = 1.0, 0.10, 1.0
+SIDES = ("left_foramen", "right_foramen")
+# a change of presentation: (axial stack, its layout, the first measurement) → (changed stack, its geometry)
+Change = Callable[[np.ndarray, AxialLayout, MeasurementRun], tuple[np.ndarray, VolumeGeometry]]
+
+
+def stack_geometry(layout: AxialLayout, shape: tuple[int, int, int] | None = None,
+                   pixel_scale: tuple[float, float] = (1.0, 1.0)) -> VolumeGeometry:
+    """The geometry of an array in axial-stack order [slice, row, column] on layout's slices; with shape and
+    pixel_scale, of a resampled stack of that shape whose pixels are pixel_scale (rows, columns) times as large over
+    the same field of view."""
+    matrix = layout.stack_index_to_ras().copy()
+    for axis, scale in ((1, pixel_scale[0]), (2, pixel_scale[1])):
+        matrix[:3, 3] += (scale - 1) / 2 * matrix[:3, axis]  # the first new pixel's centre
+        matrix[:3, axis] *= scale
+    n_slices, n_rows, n_columns = shape or layout.stack_shape
+    return VolumeGeometry((n_columns, n_rows, n_slices), matrix[:, [2, 1, 0, 3]])
+
+
+def rotated(degrees: float) -> Change:
+    """Each slice turned about its canal's centre as first measured (about its own centre where none was found):
+    a patient turned about the spine, which stays in the field of view."""
+    turn = math.radians(degrees)
+    matrix = np.array([[math.cos(turn), -math.sin(turn)], [math.sin(turn), math.cos(turn)]])
+
+    def change(stack, layout, first):
+        turned = np.empty_like(stack)
+        for s, image in enumerate(stack):
+            canal = first.stack_labels[s] == 1
+            centre = np.argwhere(canal).mean(axis=0) if canal.any() else (np.array(image.shape) - 1) / 2
+            turned[s] = ndimage.affine_transform(image, matrix, centre - matrix @ centre, order=1, mode="constant",
+                                                 cval=float(image.min()))
+        return turned, stack_geometry(layout)
+    return change
+
+
+def gamma(power: float) -> Change:
+    def change(stack, layout, first):
+        low, high = np.percentile(stack, [0.0, 99.0])
+        scaled = np.clip((stack - low) / max(high - low, 1e-6), 0.0, None)
+        return (low + (high - low) * scaled ** power).astype(np.float32), stack_geometry(layout)
+    return change
+
+
+def mirrored(stack, layout, first):
+    return stack[:, :, ::-1].copy(), stack_geometry(layout)
+
+
+def coarser(stack, layout, first):
+    sigma_px = math.sqrt((COARSER ** 2 - 1) / 12)  # a box of COARSER pixels has the variance of 1 + this Gaussian
+    smooth = ndimage.gaussian_filter(stack, (0, sigma_px, sigma_px))
+    shape = (stack.shape[0], *(max(int(round(n / COARSER)), 1) for n in stack.shape[1:]))
+    scale = (stack.shape[1] / shape[1], stack.shape[2] / shape[2])
+    resampled = ndimage.zoom(smooth, (1, 1 / scale[0], 1 / scale[1]), output=np.float32, order=1, grid_mode=True,
+                             mode="nearest")[:, :shape[1], :shape[2]]
+    return resampled, stack_geometry(layout, resampled.shape, scale)
+
+
+def noisier(stack, layout, first):
+    sigma = NOISE_FRACTION * float(np.percentile(stack, 99.0))
+    rng = np.random.default_rng(NOISE_SEED)
+    real, imaginary = stack + rng.normal(0, sigma, stack.shape), rng.normal(0, sigma, stack.shape)
+    return np.hypot(real, imaginary).astype(np.float32), stack_geometry(layout)
+
+
+def shifted(stack, layout, first):
+    columns = int(round(stack.shape[2] * SHIFT_FRACTION))
+    moved = np.empty_like(stack)
+    for s, image in enumerate(stack):
+        moved[s] = image.min()
+        moved[s, :, columns:] = image[:, :-columns]
+    return moved, stack_geometry(layout)
+
+
+CHANGES = {"mirrored": mirrored, f"rotated +{ROTATION_DEG:g}°": rotated(ROTATION_DEG),
+           f"rotated -{ROTATION_DEG:g}°": rotated(-ROTATION_DEG), f"pixels {COARSER:g}x coarser": coarser,
+           "gamma 0.7": gamma(0.7), "gamma 1.5": gamma(1.5), "noisier": noisier, "shifted": shifted}
+
+
+def plausible_canal(run: MeasurementRun, s: int) -> bool:
+    values = run.measurements[s].values
+    return (ndimage.label(run.stack_labels[s] == 1)[1] == 1 and 50 <= values["canal_area_mm2"] <= 350
+            and 6 <= values["canal_ap_mm"] <= 20)
+
+
+def compare_runs(first: MeasurementRun, again: MeasurementRun, region: str, mirror: bool) -> list[dict]:
+    """Per slice with a plausible canal in first: how the canal and foramina of again compare with first's."""
+    records = []
+    for s, (before, after) in enumerate(zip(first.measurements, again.measurements)):
+        if not plausible_canal(first, s):
+            continue
+        b, a = before.values, after.values
+        grades_before, grades_after = grade(b, region), grade(a, region)
+        record = {"found": not math.isnan(a["canal_ap_mm"]), "ap_change_mm": abs(a["canal_ap_mm"] - b["canal_ap_mm"]),
+                  "area_change": abs(a["canal_area_mm2"] / b["canal_area_mm2"] - 1),
+                  "same_grades": all(grades_before[key] == grades_after[key]
+                                     for key in ("canal_ap_grade", "canal_area_grade")),
+                  "foramina": []}
+        for side in SIDES:
+            if not math.isnan(b[f"{side}_width_mm"]):
+                other = SIDES[1 - SIDES.index(side)] if mirror else side
+                record["foramina"].append(abs(a[f"{other}_width_mm"] - b[f"{side}_width_mm"]))
+        records.append(record)
+    return records
+
+
+def summary(records: list[dict]) -> dict:
+    """The shares printed for one change and region (NaN comparisons, i.e. not found, count as moved)."""
+    ap = np.array([r["ap_change_mm"] for r in records])
+    widths = np.array([w for r in records for w in r["foramina"]])
+    return {"slices": len(records), "found": np.mean([r["found"] for r in records]),
+            "ap_within": np.mean(ap <= AP_WITHIN_MM), "ap_median_mm": np.nanmedian(ap) if len(ap) else math.nan,
+            "area_within": np.mean([r["area_change"] <= AREA_WITHIN for r in records]),
+            "same_grades": np.mean([r["same_grades"] for r in records]), "foramina": len(widths),
+            "foramen_found": np.mean(~np.isnan(widths)) if len(widths) else math.nan,
+            "foramen_within": np.mean(widths <= FORAMEN_WITHIN_MM) if len(widths) else math.nan}
+
+
+def evaluate(segmenter, real: Path, only: str) -> list[dict]:
+    """The slice records (compare_runs) of every real volume and change, each with its change, region and volume."""
+    records = []
+    for name, path, region, _ in real_volumes(real, only):
+        volume = open_axial(path)
+        first = measure_with_segmenter(volume, segmenter)
+        stack = volume.stack()
+        pixel_mm = first.volume.layout.slice_grid(0).pixel_size_mm
+        square = np.isclose(*pixel_mm, rtol=0.02)
+        thin_slices = volume.layout.geometry.spacing_mm.max() < COARSER * ISOTROPIC_RATIO * max(pixel_mm)
+        print(f"{name}: {sum(plausible_canal(first, s) for s in range(volume.n_slices))} of {volume.n_slices} "
+              f"slices with one plausible canal", flush=True)
+        for change_name, change in CHANGES.items():
+            if change_name.startswith("rotated") and not square:
+                continue  # turning an index grid of oblong pixels is no rigid turn
+            if change is coarser and thin_slices:
+                continue  # a 3-D volume: pixels coarser than its slices are thick would make it another stack
+            changed, geometry = change(stack, volume.layout, first)
+            again = measure_with_segmenter(axial_from_array(changed, geometry, name), segmenter)
+            records += [{**record, "change": change_name, "region": region, "volume": name}
+                        for record in compare_runs(first, again, region, change is mirrored)]
+    return records
+
+
+def print_table(records: list[dict], group: str) -> None:
+    """summary of the records of each change and group ("region" or "volume")."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for record in records:
+        groups.setdefault((record["change"], record[group]), []).append(record)
+    width = max(len(name) for _, name in groups) + 2
+    print(f"\n{'change':<22}{group:<{width}}{'slices':>7}{'found':>8}{'AP ≤1 mm':>10}{'|ΔAP| med':>11}"
+          f"{'area ≤10 %':>12}{'grades same':>13}{'foramina':>10}{'found again':>13}{'width ≤1 mm':>13}")
+    order = list(CHANGES)
+    for (change_name, name), rows in sorted(groups.items(), key=lambda item: (item[0][1], order.index(item[0][0]))):
+        s = summary(rows)
+        print(f"{change_name:<22}{name:<{width}}{s['slices']:>7}{s['found']:>8.1%}{s['ap_within']:>10.1%}"
+              f"{s['ap_median_mm']:>9.2f}mm{s['area_within']:>12.1%}{s['same_grades']:>13.1%}{s['foramina']:>10}"
+              f"{s['foramen_found']:>13.1%}{s['foramen_within']:>13.1%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--real", type=Path, default=REAL_FOLDER)
+    parser.add_argument("--only", default="", help="evaluate only volumes whose path contains this text")
+    parser.add_argument("--by-volume", action="store_true", help="also print each volume's row per change")
+    add_precision_options(parser)
+    args = parser.parse_args()
+    if not args.real.is_dir():
+        sys.exit(f"no real validation folder at {args.real}")
+    segmenter = load_segmenter(threads=2, precision=args.precision)
+    print(f"models {models_name(segmenter)}")
+    records = evaluate(segmenter, args.real, args.only)
+    print_table(records, "region")
+    if args.by_volume:
+        print_table(records, "volume")
+
+
+if __name__ == "__main__":
+    main()
