@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
+from evaluate_synthetic import MIRROR_AVERAGED  # noqa: E402
 from SpinalStenosisLib.geometry import PlaneGrid  # noqa: E402
 from SpinalStenosisLib.inference import PRECISIONS, load_segmenter  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_file  # noqa: E402
@@ -45,8 +46,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="what the networks compute in (inference.network_dtype)")
+    parser.add_argument("--mirror-average", choices=tuple(MIRROR_AVERAGED),
+                        help="average these networks' probabilities with their left-right mirror's (not shipped)")
     args = parser.parse_args()
-    segmenter = load_segmenter(threads=args.threads, precision=args.precision)
+    segmenter = load_segmenter(threads=args.threads, precision=args.precision,
+                               mirror_average=MIRROR_AVERAGED.get(args.mirror_average, ()))
     images, grid = stack_of_20()
     segmenter.segment(list(images[:4]), [grid] * 4)  # warm-up
     times = []

@@ -31,7 +31,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
-from evaluate_synthetic import add_precision_options, models_name, paired_outcome  # noqa: E402
+from evaluate_synthetic import add_network_options, models_name, network_options, paired_outcome  # noqa: E402
 from SpinalStenosisLib.grading import grade  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.measurement import doubted  # noqa: E402
@@ -275,14 +275,14 @@ def main() -> None:
                         help="also run the networks of this models folder (see package-models) on the same volumes "
                              "(overlays in --overlays/candidate) and compare them slice by slice with the shipped "
                              "ones")
-    add_precision_options(parser)
+    add_network_options(parser)
     args = parser.parse_args()
     if not args.real.is_dir():
         sys.exit(f"no real validation folder at {args.real}")
-    segmenters = {"shipped": load_segmenter(threads=2, precision=args.precision)}
+    segmenters = {"shipped": load_segmenter(threads=2, **network_options(args))}
     if args.compare:
         segmenters["candidate"] = load_segmenter(threads=2, folder=args.compare,
-                                                 precision=args.candidate_precision or args.precision)
+                                                 **network_options(args, candidate=True))
     if args.no_stack_step:
         segmenters = {name: SliceBySlice(segmenter) for name, segmenter in segmenters.items()}
     results = evaluate_volumes(segmenters["shipped"], args.real, args.overlays, args.only)

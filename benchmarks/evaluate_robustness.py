@@ -37,7 +37,7 @@ from scipy import ndimage
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from evaluate_real import REAL_FOLDER, real_volumes  # noqa: E402
-from evaluate_synthetic import add_precision_options, models_name  # noqa: E402
+from evaluate_synthetic import add_network_options, models_name, network_options  # noqa: E402
 from SpinalStenosisLib.geometry import ISOTROPIC_RATIO, AxialLayout, VolumeGeometry  # noqa: E402
 from SpinalStenosisLib.grading import grade  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
@@ -212,11 +212,11 @@ def main() -> None:
     parser.add_argument("--real", type=Path, default=REAL_FOLDER)
     parser.add_argument("--only", default="", help="evaluate only volumes whose path contains this text")
     parser.add_argument("--by-volume", action="store_true", help="also print each volume's row per change")
-    add_precision_options(parser)
+    add_network_options(parser, compare=False)
     args = parser.parse_args()
     if not args.real.is_dir():
         sys.exit(f"no real validation folder at {args.real}")
-    segmenter = load_segmenter(threads=2, precision=args.precision)
+    segmenter = load_segmenter(threads=2, **network_options(args))
     print(f"models {models_name(segmenter)}")
     records = evaluate(segmenter, args.real, args.only)
     print_table(records, "region")

@@ -97,6 +97,7 @@ TARGETS = (("canal Dice", lambda r: (0.0, 0) if math.isnan(r["dice"]["canal"]) e
            ("foramen width within 2 mm", lambda r: (sum(e <= 2 for e in r["errors"]["foramen_width_mm"]),
                                                     len(r["errors"]["foramen_width_mm"])), 0.90))
 BOOTSTRAP_RESAMPLES = 2000
+MIRROR_AVERAGED = {"all": ("roi", "canal"), "canal": ("canal",)}  # --mirror-average: the networks it names
 
 
 def fat_to_csf(image: np.ndarray, tissues: np.ndarray) -> float:
@@ -111,13 +112,30 @@ def add_noise_scale_option(parser: argparse.ArgumentParser) -> None:
                         help="the same held-out slices with their noise level multiplied by this (e.g. 0.1)")
 
 
-def add_precision_options(parser: argparse.ArgumentParser) -> None:
-    """--precision (and --candidate-precision, for --compare), for the scripts that run the networks."""
+def add_network_options(parser: argparse.ArgumentParser, compare: bool = True) -> None:
+    """--precision and --mirror-average (and with compare, their --candidate- forms for --compare), for the scripts
+    that run the networks."""
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="what the networks compute in (inference.network_dtype)")
-    parser.add_argument("--candidate-precision", choices=PRECISIONS,
-                        help="the --compare networks' precision (default: --precision); with --compare naming the "
-                             "shipped folder, compares two precisions")
+    parser.add_argument("--mirror-average", choices=tuple(MIRROR_AVERAGED),
+                        help="average these networks' probabilities with their left-right mirror's (not shipped; "
+                             "see inference.NetworkSegmenter)")
+    if compare:
+        parser.add_argument("--candidate-precision", choices=PRECISIONS,
+                            help="the --compare networks' precision (default: --precision); with --compare naming "
+                                 "the shipped folder, compares two precisions")
+        parser.add_argument("--candidate-mirror-average", choices=tuple(MIRROR_AVERAGED),
+                            help="--mirror-average for the --compare networks; with --compare naming the shipped "
+                                 "folder, compares the shipped networks with and without")
+
+
+def network_options(args: argparse.Namespace, candidate: bool = False) -> dict:
+    """load_segmenter's precision and mirror_average from add_network_options' arguments (the --compare networks'
+    with candidate)."""
+    if candidate:
+        return {"precision": args.candidate_precision or args.precision,
+                "mirror_average": MIRROR_AVERAGED.get(args.candidate_mirror_average, ())}
+    return {"precision": args.precision, "mirror_average": MIRROR_AVERAGED.get(args.mirror_average, ())}
 
 
 def held_out_slice(n: int, noise_scale: float = 1.0, seed: int = HELD_OUT_SEED) -> SyntheticSlice:
@@ -508,9 +526,10 @@ def _canal_ap_line(groups: dict) -> str:
 
 
 def models_name(segmenter) -> str:
-    """E.g. "1.7.0 (roi 1.3.0, roi_second 1.0.0, canal 1.6.0), bfloat16"."""
+    """E.g. "1.7.0 (roi 1.3.0, roi_second 1.0.0, canal 1.6.0), bfloat16" (and ", canal mirror-averaged" when so)."""
     versions = ", ".join(f"{name} {entry['version']}" for name, entry in segmenter.provenance["models"].items())
-    return f"{segmenter.provenance['models_release']} ({versions}), {segmenter.provenance['precision']}"
+    mirror = "".join(f", {name} mirror-averaged" for name in segmenter.provenance.get("mirror_average", []))
+    return f"{segmenter.provenance['models_release']} ({versions}), {segmenter.provenance['precision']}{mirror}"
 
 
 def main() -> None:
@@ -525,18 +544,17 @@ def main() -> None:
     parser.add_argument("--validation", action="store_true",
                         help="the validation slices (training.VALIDATION_SEED) instead of the held-out set")
     add_noise_scale_option(parser)
-    add_precision_options(parser)
+    add_network_options(parser)
     args = parser.parse_args()
     seed = VALIDATION_SEED if args.validation else HELD_OUT_SEED
-    segmenter = load_segmenter(threads=2, precision=args.precision)
+    segmenter = load_segmenter(threads=2, **network_options(args))
     records = held_out_records(segmenter, args.count, args.noise_scale, seed)
     summary = {}
     if records:  # --count 0: the stacks only
         summary = {**evaluate(records, seed), "noise_scale": args.noise_scale}
         print_table(summary)
     if args.compare and records:
-        candidate = load_segmenter(threads=2, folder=args.compare,
-                                   precision=args.candidate_precision or args.precision)
+        candidate = load_segmenter(threads=2, folder=args.compare, **network_options(args, candidate=True))
         candidate_records = held_out_records(candidate, args.count, args.noise_scale, seed)
         summary["compare"] = {"models": str(args.compare), "candidate": evaluate(candidate_records, seed),
                               "paired": paired_comparison(records, candidate_records)}

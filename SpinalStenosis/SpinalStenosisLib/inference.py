@@ -14,6 +14,9 @@ from .pipeline import SliceSegmentation
 from .visibility import canal_edge_to_noise
 
 CHANNELS = ("left_foramen", "canal", "right_foramen")  # network-2 output order
+# network 2's channel for each of CHANNELS on the left-right mirror of a crop: the patient's sides change places
+_OTHER_SIDE = {"left_foramen": "right_foramen", "right_foramen": "left_foramen"}
+MIRRORED_CHANNELS = tuple(CHANNELS.index(_OTHER_SIDE.get(name, name)) for name in CHANNELS)
 LABEL_OF = {"canal": 1, "left_foramen": 2, "right_foramen": 3}
 MIN_FORAMEN_MM2 = 3.0
 MAX_FORAMEN_DISTANCE_MM = 35.0
@@ -35,18 +38,28 @@ class NetworkSegmenter:
     """
 
     def __init__(self, roi_model, canal_model, device: str = "cpu", provenance: dict | None = None,
-                 second_roi_model=None, dtype=None):
-        """dtype: the torch dtype the models' weights are in (None: float32)."""
+                 second_roi_model=None, dtype=None, mirror_average: tuple[str, ...] = ()):
+        """dtype: the torch dtype the models' weights are in (None: float32). mirror_average: the networks ("roi",
+        both ROI networks; "canal", network 2) whose probabilities are averaged with those of the left-right mirrored
+        view (twice their time; not shipped, see benchmarks/EXPERIMENTS.md)."""
         self.roi_model, self.canal_model, self.device, self.dtype = roi_model, canal_model, device, dtype
-        self.second_roi_model = second_roi_model
+        self.second_roi_model, self.mirror_average = second_roi_model, mirror_average
         self.provenance = provenance or {}
 
-    def _predict(self, model, batch: list[np.ndarray]) -> np.ndarray:
+    def _predict(self, model, batch: list[np.ndarray], network: str = "roi",
+                 mirrored_channels: tuple[int, ...] = (0,)) -> np.ndarray:
+        """The probabilities of a model (network, as mirror_average names it) for a batch of views; where
+        mirror_average names the network, averaged with those of the mirrored views, mirrored back, each channel taken
+        from mirrored_channels (its own on the mirror)."""
         import torch
 
         with torch.inference_mode():
             inputs = torch.from_numpy(np.stack(batch)[:, None].astype(np.float32)).to(self.device, self.dtype)
-            return torch.sigmoid(model(inputs).float()).cpu().numpy()
+            if network not in self.mirror_average:
+                return torch.sigmoid(model(inputs).float()).cpu().numpy()
+            both = torch.sigmoid(model(torch.cat([inputs, inputs.flip(-1)])).float())
+            mirrored = both[len(batch):].flip(-1)[:, list(mirrored_channels)]
+            return ((both[:len(batch)] + mirrored) / 2).cpu().numpy()
 
     def _best_candidates(self, images, grids, candidates: dict[int, list[PlaneGrid]]
                          ) -> tuple[dict[int, PlaneGrid], dict[int, np.ndarray], dict[int, float]]:
@@ -57,7 +70,7 @@ class NetworkSegmenter:
             return {}, {}, {}
         batch = [normalise(resample(images[n], grids[n], crop)) for n, crop in flat]
         crops, probabilities, confidence = {}, {}, {}
-        for (n, crop), p in zip(flat, self._predict(self.canal_model, batch)):
+        for (n, crop), p in zip(flat, self._predict(self.canal_model, batch, "canal", MIRRORED_CHANNELS)):
             sighting = CanalSighting.of(p[CHANNELS.index("canal")], crop)
             score = sighting.confidence if sighting is not None else 0.0
             if score > confidence.get(n, -1.0):
@@ -285,9 +298,9 @@ def network_dtype(precision: str = "auto", device: str = "cpu"):
 
 
 def load_segmenter(device: str = "cpu", folder: Path | None = None, threads: int | None = None,
-                   precision: str = "auto") -> NetworkSegmenter:
+                   precision: str = "auto", mirror_average: tuple[str, ...] = ()) -> NetworkSegmenter:
     """The shipped networks (or those of another models folder), sha256-verified, computing in the dtype that
-    network_dtype gives for precision."""
+    network_dtype gives for precision (mirror_average: see NetworkSegmenter)."""
     import torch
 
     from .models import load_network, read_manifest, models_folder
@@ -306,5 +319,7 @@ def load_segmenter(device: str = "cpu", folder: Path | None = None, threads: int
     provenance = {"models": {name: {k: entry[k] for k in ("version", "sha256")} for name, entry in entries.items()},
                   "models_release": manifest.get("release", ""), "device": device,
                   "precision": str(dtype).removeprefix("torch.")}
+    if mirror_average:
+        provenance["mirror_average"] = list(mirror_average)
     return NetworkSegmenter(models["roi"], models["canal"], device, provenance,
-                            second_roi_model=models.get("roi_second"), dtype=dtype)
+                            second_roi_model=models.get("roi_second"), dtype=dtype, mirror_average=mirror_average)

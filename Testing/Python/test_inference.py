@@ -16,6 +16,7 @@ from SpinalStenosisLib.inference import load_segmenter, network_dtype
 from SpinalStenosisLib.models import (INPUT_SIZE, ModelError, load_network, models_folder, read_manifest, sha256,
                                       verified_path)
 from SpinalStenosisLib.network import CoordBlock, CoUNet
+from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS
 from SpinalStenosisLib.pipeline import measure_with_segmenter
 from SpinalStenosisLib.synth.dataset import SERIES_PLANS, slice_geometry, synthetic_slice, synthetic_stack
 from SpinalStenosisLib.volume_io import axial_from_array
@@ -214,6 +215,32 @@ def test_patient_sides_survive_any_storage_flip(segmenter):
         by_z = {round(m.z_mm, 3): m.values for m in run.measurements}
         for m in reference:
             assert by_z[round(m.z_mm, 3)] == pytest.approx(m.values, nan_ok=True)
+
+
+def test_mirror_averaged_networks_measure_a_mirrored_patient_alike_with_the_foramina_swapped(segmenter):
+    image, _, geometry, _ = synthetic_stack(seed=5, levels=("L4-L5",))
+    mirrored = image[:, :, ::-1]  # columns run from the patient's right to left: the same body, sides swapped
+    averaged = load_segmenter(threads=2, mirror_average=("roi", "canal"))
+    assert averaged.provenance["mirror_average"] == ["roi", "canal"] and "mirror_average" not in segmenter.provenance
+
+    def measured(stack, networks, columns):
+        run = measure_with_segmenter(axial_from_array(stack, geometry), networks)
+        return np.array([[m.values[name] for name in columns] for m in run.measurements])
+
+    as_mirrored = [{"left_foramen_width_mm": "right_foramen_width_mm",
+                    "right_foramen_width_mm": "left_foramen_width_mm"}.get(name, name) for name in MEASUREMENT_COLUMNS]
+    for networks, alike in ((averaged, True), (segmenter, False)):
+        direct = measured(image, networks, MEASUREMENT_COLUMNS)
+        assert np.allclose(measured(mirrored, networks, as_mirrored), direct, rtol=1e-3, equal_nan=True) is alike
+    run = measure_with_segmenter(axial_from_array(image, geometry), averaged)
+    sides = 0
+    for s, labels in enumerate(run.stack_labels):
+        if all((labels == label).any() for label in (1, 2, 3)):
+            grid = run.volume.layout.slice_grid(s)
+            x_ras = [grid.centroid_ras(labels == label)[0] for label in (2, 1, 3)]  # RAS x grows to the patient's right
+            assert x_ras == sorted(x_ras)
+            sides += 1
+    assert sides
 
 
 def test_shipped_networks_find_and_measure_a_synthetic_lumbar_stack(segmenter):
