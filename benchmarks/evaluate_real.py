@@ -112,12 +112,10 @@ def lumbar_checks(run) -> dict:
             canal_on_blank += bool((run.stack_labels[s] == 1).any())
             continue
         canal = run.stack_labels[s] == 1
-        components = ndimage.label(canal)[1]
-        centre_x.append(centre_x_ras(run, s, canal) if components else np.nan)
+        centre_x.append(centre_x_ras(run, s, canal) if canal.any() else np.nan)
         canal_ap_mm.append(m.values["canal_ap_mm"])
         canal_to_check.append(m.is_to_check("canal"))
-        plausible.append(components == 1 and 50 <= m.values["canal_area_mm2"] <= 350
-                         and 6 <= m.values["canal_ap_mm"] <= 20)
+        plausible.append(one_plausible_canal(run, s))
     centre_x, plausible = np.array(centre_x), np.array(plausible)
     found = ~np.isnan(centre_x)
     in_line = found & (np.abs(centre_x - (np.median(centre_x[found]) if found.any() else 0.0)) <= IN_LINE_MM)
@@ -128,6 +126,13 @@ def lumbar_checks(run) -> dict:
             "single_plausible_canal": int(plausible.sum()), "canal_found_in_line": int(in_line.sum()),
             "single_plausible_canal_in_line": int((plausible & in_line).sum()), "per_slice": per_slice,
             "canal_ap_mm": canal_ap_mm, "canal_to_check": _flags(canal_to_check, plausible & in_line, found)}
+
+
+def one_plausible_canal(run, s: int) -> bool:
+    """Whether slice s of the run has one canal component, of a plausible size (area 50-350 mm², AP 6-20 mm)."""
+    values = run.measurements[s].values
+    return (ndimage.label(run.stack_labels[s] == 1)[1] == 1 and 50 <= values["canal_area_mm2"] <= 350
+            and 6 <= values["canal_ap_mm"] <= 20)
 
 
 def _flags(canal_to_check: list[bool], passed: np.ndarray, found: np.ndarray) -> dict:

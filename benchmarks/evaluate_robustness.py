@@ -14,7 +14,7 @@ Each real volume of evaluate_real.py is measured as it is, and again after each 
 * shifted: the content moved a sixth of the image width towards the patient's left, background filled in.
 
 Over the slices on which the volume as it is gives one plausible canal (one component, area 50-350 mm², AP 6-20 mm,
-as evaluate_real.py's lumbar check) it prints, per change and region: on how many the canal is still found, its AP
+evaluate_real.one_plausible_canal) it prints, per change and region: on how many the canal is still found, its AP
 within 1 mm of the first measurement (and the median absolute change), its dural-sac area within 10 %, and both
 grades unchanged; and over the foramina found on those slices, how many are found again on the same patient side
 (the other side when mirrored) with a width within 1 mm. No truth is needed: what moves when only the presentation
@@ -36,7 +36,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
-from evaluate_real import REAL_FOLDER, real_volumes  # noqa: E402
+from evaluate_real import REAL_FOLDER, one_plausible_canal, real_volumes  # noqa: E402
 from evaluate_synthetic import add_network_options, models_name, network_options  # noqa: E402
 from SpinalStenosisLib.geometry import ISOTROPIC_RATIO, AxialLayout, VolumeGeometry  # noqa: E402
 from SpinalStenosisLib.grading import grade  # noqa: E402
@@ -128,19 +128,12 @@ CHANGES = {"mirrored": mirrored, f"rotated +{ROTATION_DEG:g}°": rotated(ROTATIO
            "gamma 0.7": gamma(0.7), "gamma 1.5": gamma(1.5), "noisier": noisier, "shifted": shifted}
 
 
-def plausible_canal(run: MeasurementRun, s: int) -> bool:
-    values = run.measurements[s].values
-    return (ndimage.label(run.stack_labels[s] == 1)[1] == 1 and 50 <= values["canal_area_mm2"] <= 350
-            and 6 <= values["canal_ap_mm"] <= 20)
-
-
-def compare_runs(first: MeasurementRun, again: MeasurementRun, region: str, mirror: bool) -> list[dict]:
-    """Per slice with a plausible canal in first: how the canal and foramina of again compare with first's."""
+def compare_runs(first: MeasurementRun, again: MeasurementRun, slices: list[int], region: str,
+                 mirror: bool) -> list[dict]:
+    """Per slice of slices: how the canal and foramina of again compare with first's."""
     records = []
-    for s, (before, after) in enumerate(zip(first.measurements, again.measurements)):
-        if not plausible_canal(first, s):
-            continue
-        b, a = before.values, after.values
+    for s in slices:
+        b, a = first.measurements[s].values, again.measurements[s].values
         grades_before, grades_after = grade(b, region), grade(a, region)
         record = {"found": not math.isnan(a["canal_ap_mm"]), "ap_change_mm": abs(a["canal_ap_mm"] - b["canal_ap_mm"]),
                   "area_change": abs(a["canal_area_mm2"] / b["canal_area_mm2"] - 1),
@@ -174,11 +167,11 @@ def evaluate(segmenter, real: Path, only: str) -> list[dict]:
         volume = open_axial(path)
         first = measure_with_segmenter(volume, segmenter)
         stack = volume.stack()
-        pixel_mm = first.volume.layout.slice_grid(0).pixel_size_mm
+        pixel_mm = volume.layout.slice_grid(0).pixel_size_mm
         square = np.isclose(*pixel_mm, rtol=0.02)
         thin_slices = volume.layout.geometry.spacing_mm.max() < COARSER * ISOTROPIC_RATIO * max(pixel_mm)
-        print(f"{name}: {sum(plausible_canal(first, s) for s in range(volume.n_slices))} of {volume.n_slices} "
-              f"slices with one plausible canal", flush=True)
+        plausible = [s for s in range(volume.n_slices) if one_plausible_canal(first, s)]
+        print(f"{name}: {len(plausible)} of {volume.n_slices} slices with one plausible canal", flush=True)
         for change_name, change in CHANGES.items():
             if change_name.startswith("rotated") and not square:
                 continue  # turning an index grid of oblong pixels is no rigid turn
@@ -187,7 +180,7 @@ def evaluate(segmenter, real: Path, only: str) -> list[dict]:
             changed, geometry = change(stack, volume.layout, first)
             again = measure_with_segmenter(axial_from_array(changed, geometry, name), segmenter)
             records += [{**record, "change": change_name, "region": region, "volume": name}
-                        for record in compare_runs(first, again, region, change is mirrored)]
+                        for record in compare_runs(first, again, plausible, region, change is mirrored)]
     return records
 
 
