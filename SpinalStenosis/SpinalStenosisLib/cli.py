@@ -162,7 +162,8 @@ def _train(args: argparse.Namespace) -> None:
                          edge_weight=args.edge_weight, foramen_weight=args.foramen_weight,
                          hard_fraction=args.hard_pixels, average_from=args.average_from,
                          auxiliary_weight=args.auxiliary, noise_scale=args.noise_scale,
-                         chord_weight=args.chord_weight, precision=args.precision)
+                         chord_weight=args.chord_weight, mirror_weight=args.mirror_weight,
+                         precision=args.precision)
     if args.batchnorm_batches is not None:
         config.batchnorm_batches = args.batchnorm_batches
     if args.contrasts:
@@ -306,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--chord-weight", type=float, default=0.0, metavar="WEIGHT",
                        help="canal network: add the error of each structure's chord lengths through its centre "
                             "(its rulers, at any angle) to the loss, weighted so (default 0: none)")
+    train.add_argument("--mirror-weight", type=float, default=0.0, metavar="WEIGHT",
+                       help="train each batch with its left-right mirror (foramina swapped) and add the mean squared "
+                            "difference between each image's probabilities and its mirror's, mirrored back, weighted "
+                            "so (default 0: neither)")
     train.add_argument("--precision", choices=PRECISIONS, default="float32",
                        help="each step's forward pass: float32 (default) or bfloat16 under autocast, faster on a CPU "
                             "that computes it natively (validation and the saved weights stay float32)")

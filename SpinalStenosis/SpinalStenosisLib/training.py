@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .inference import CHANNELS, network_dtype
+from .inference import CHANNELS, MIRRORED_CHANNELS, network_dtype
 from .network import CoUNet, chord_loss, deepened, dice_bce_loss, paper_loss, saved_depth, saved_width, widened
 from .real_data import RealPairs
 from .synth.augment import AUGMENTATIONS, domain_randomised
@@ -58,6 +58,7 @@ class TrainConfig:
     noise_scale: float = 1.0  # the synthetic images' noise level multiplied by this (training, validation, ...)
     chord_weight: float = 0.0  # > 0: each structure's network.chord_loss (its rulers' lengths) is added, so weighted
     precision: str = "float32"  # the training step's forward pass; bfloat16: under autocast (inference.network_dtype)
+    mirror_weight: float = 0.0  # > 0: each batch trained with its left-right mirror, and mirror_disagreement added
 
 
 def synthetic_batch(network: str, rng: np.random.Generator, batch_size: int, augment: tuple[str, ...] = (),
@@ -114,6 +115,28 @@ def step_loss(config: TrainConfig, logits: torch.Tensor, targets: torch.Tensor, 
     if targets.shape[1] > outputs:
         loss = loss + config.auxiliary_weight * dice_bce_loss(logits[:, outputs:], targets[:, outputs:])
     return loss
+
+
+def mirrored(maps: torch.Tensor, network: str) -> torch.Tensor:
+    """Per-pixel maps [N, C, H, W] (targets or probabilities) of the left-right mirrored images: flipped, and the
+    canal network's foramina swapped (inference.MIRRORED_CHANNELS); auxiliary tissues after them have no side."""
+    flipped = maps.flip(-1)
+    if network != "canal":
+        return flipped
+    return flipped[:, list(MIRRORED_CHANNELS) + list(range(len(CHANNELS), maps.shape[1]))]
+
+
+def with_mirrors(network: str, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch followed by its left-right mirror, images and targets."""
+    return torch.cat([inputs, inputs.flip(-1)]), torch.cat([targets, mirrored(targets, network)])
+
+
+def mirror_disagreement(logits: torch.Tensor, network: str) -> torch.Tensor:
+    """Mean squared difference between the output probabilities of each image of a batch's first half and those of
+    its mirror in the second half (with_mirrors), mirrored back."""
+    probabilities = torch.sigmoid(logits[:, :OUT_CHANNELS[network]])
+    half = len(logits) // 2
+    return torch.mean((probabilities[:half] - mirrored(probabilities[half:], network)) ** 2)
 
 
 def training_mode(model: CoUNet, config: TrainConfig) -> None:
@@ -340,6 +363,7 @@ def command_line(config: TrainConfig) -> str:
     parts += ["--auxiliary", f"{config.auxiliary_weight:g}"] if config.auxiliary_weight else []
     parts += ["--noise-scale", f"{config.noise_scale:g}"] if config.noise_scale != 1.0 else []
     parts += ["--chord-weight", f"{config.chord_weight:g}"] if config.chord_weight else []
+    parts += ["--mirror-weight", f"{config.mirror_weight:g}"] if config.mirror_weight else []
     parts += ["--precision", config.precision] if config.precision != TrainConfig.precision else []
     if config.batchnorm_batches != TrainConfig.batchnorm_batches:
         parts += ["--batchnorm-batches", str(config.batchnorm_batches)]
@@ -408,6 +432,8 @@ def train(config: TrainConfig) -> Path:
         raise ValueError(f"--contrasts {','.join(config.contrasts)}: expected some of {', '.join(CONTRASTS)}")
     if config.noise_scale < 0:
         raise ValueError(f"--noise-scale {config.noise_scale:g}: expected a factor of 0 or more")
+    if config.mirror_weight < 0:
+        raise ValueError(f"--mirror-weight {config.mirror_weight:g}: expected a weight of 0 or more")
     if not set(config.augment) <= set(AUGMENTATIONS):
         raise ValueError(f"--augment {','.join(config.augment)}: expected some of {', '.join(AUGMENTATIONS)}")
     forward_dtype = network_dtype(config.precision)
@@ -443,10 +469,14 @@ def train(config: TrainConfig) -> Path:
         while step < config.steps:
             rng = np.random.default_rng([config.seed, step])  # deterministic per step, so resume continues exactly
             inputs, targets, channels = training_batch(config, real, rng)
+            if config.mirror_weight:
+                inputs, targets = with_mirrors(config.network, inputs, targets)
             training_mode(model, config)
             with torch.autocast("cpu", dtype=forward_dtype, enabled=forward_dtype != torch.float32):
                 logits = model(inputs)
             loss = step_loss(config, logits.float(), targets, channels)
+            if config.mirror_weight:
+                loss = loss + config.mirror_weight * mirror_disagreement(logits.float(), config.network)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

@@ -508,15 +508,16 @@ def test_train_averages_weights_from_the_step_given_and_package_models_takes_the
     assert "--average-from 2" in canal["training_command"] and canal["trained_steps"] == 2
 
 
-def test_train_passes_the_auxiliary_and_chord_weights_and_the_precision(tmp_path, capsys):
+def test_train_passes_the_auxiliary_chord_and_mirror_weights_and_the_precision(tmp_path, capsys):
     import torch
 
     code, err = run(capsys, "train", "canal", "--out", tmp_path / "run", "--steps", "1", "--batch-size", "1",
                     "--width", "4", "--threads", "1", "--batchnorm-batches", "0", "--auxiliary", "0.25",
-                    "--chord-weight", "0.3", "--precision", "bfloat16")
+                    "--chord-weight", "0.3", "--mirror-weight", "20", "--precision", "bfloat16")
     assert code == 0, err
     config = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["config"]
     assert config["auxiliary_weight"] == 0.25 and config["chord_weight"] == 0.3 and config["precision"] == "bfloat16"
+    assert config["mirror_weight"] == 20.0
 
 
 def test_train_passes_the_dropout_and_package_models_records_it(tmp_path, capsys):

@@ -15,8 +15,8 @@ from SpinalStenosisLib.real_data import PNG_THECAL_SAC, RealPairs
 from SpinalStenosisLib.synth.augment import AUGMENTATIONS, domain_randomised
 from SpinalStenosisLib.synth.dataset import write_dataset
 from SpinalStenosisLib.training import (RECALIBRATION_SEED, TrainConfig, WeightAverage, blend, blended_weights,
-                                       command_line, initial_model, recalibrate_batchnorm, step_loss, train,
-                                       training_batch)
+                                       command_line, initial_model, mirror_disagreement, mirrored,
+                                       recalibrate_batchnorm, step_loss, train, training_batch, with_mirrors)
 
 
 def test_training_writes_checkpoints_and_resumes(tmp_path):
@@ -467,3 +467,29 @@ def test_a_bfloat16_run_takes_its_steps_under_autocast_keeps_float32_weights_and
     assert 0.0 < max(differences) < 0.01  # two Adam steps move a weight by about 2 x 2e-3 at most
     with pytest.raises(ValueError, match="'float16' is not one of"):
         train(TrainConfig(network="canal", out_dir=tmp_path / "half", steps=1, threads=1, precision="float16"))
+
+
+def test_a_mirrored_batch_swaps_the_foramina_and_its_disagreement_is_the_squared_difference_mirrored_back(tmp_path):
+    targets = torch.zeros(1, 4, 16, 16)  # left foramen, canal, right foramen, an auxiliary tissue
+    targets[0, 0, 5:8, 10:13] = 1.0  # the patient's left lies on the image's right (columns R→L)
+    targets[0, 1, 4:9, 6:9] = 1.0
+    targets[0, 3, 0, 2] = 1.0
+    images = torch.arange(256.0).reshape(1, 1, 16, 16)
+    both_images, both_targets = with_mirrors("canal", images, targets)
+    assert torch.equal(both_images[1, 0, :, 15], images[0, 0, :, 0])
+    assert both_targets[1, 0].sum() == 0 and torch.equal(both_targets[1, 2, 5:8, 3:6], torch.ones(3, 3))
+    assert torch.equal(both_targets[1, 1, 4:9, 7:10], torch.ones(5, 3)) and both_targets[1, 3, 0, 13] == 1.0
+    assert torch.equal(mirrored(targets[:, :1], "roi"), targets[:, :1].flip(-1))  # one channel, no sides
+
+    logits = torch.randn(2, 3, 16, 16)
+    alike = torch.cat([logits[:1], mirrored(logits[:1], "canal")])
+    assert mirror_disagreement(alike, "canal") == 0.0
+    probabilities = torch.sigmoid(logits)
+    expected = torch.mean((probabilities[0] - mirrored(probabilities[1:], "canal")[0]) ** 2)
+    assert torch.isclose(mirror_disagreement(logits, "canal"), expected)
+
+    config = TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=4,
+                         validate_every=1, threads=1, batchnorm_batches=0, mirror_weight=30.0)
+    assert "--mirror-weight 30" in torch.load(train(config), weights_only=False)["training_command"]
+    with pytest.raises(ValueError, match="--mirror-weight"):
+        train(TrainConfig(network="roi", out_dir=tmp_path / "roi", steps=1, threads=1, mirror_weight=-1.0))
