@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/evaluate_synthetic.py [--count 300] [--stacks 40] [--stack-region cervical]
                                                       [--json out.json] [--compare MODELS_FOLDER] [--noise-scale 0.1]
-                                                      [--validation]
+                                                      [--validation] [--check-below 0.95,0.92]
 
 Each case is a native-resolution synthetic slice; truth comes from 0.08 mm label maps. Prints, for all contrasts and
 for the T2 family the product is meant for (T2, T2*, fat-suppressed T2): Dice per class (native grid, over the
@@ -23,7 +23,8 @@ truth's, and how the others were graded. The check column (what network 2 was un
 measurement.CHECK_BELOW; for the canal also an outline the image barely shows, visibility.faint): on how many slices
 the canal is to check, the canal AP within 1 mm on those and on the others, and how many gross failures they hold;
 how many of the reported foramina are to check, how many of those and of the others are within 2 mm, and how many
-foramina reported where there is none are to check. --json also
+foramina reported where there is none are to check (--check-below: at other confidence cut-offs too, to choose
+one). --json also
 writes every slice's record (its index in the set, contrast, pixel size, Dice, true and found measurements and
 grades, confidences), for looking at failures.
 
@@ -61,13 +62,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 from SpinalStenosisLib.evaluation import dice, error  # noqa: E402
 from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, REGIONS, grade  # noqa: E402
 from SpinalStenosisLib.inference import CHANNELS, PRECISIONS, load_segmenter, native_labels  # noqa: E402
-from SpinalStenosisLib.measurement import CHECK_BELOW, MEASUREMENT_COLUMNS, doubted, measure_slice  # noqa: E402
+from SpinalStenosisLib.measurement import CHECK_BELOW, MEASUREMENT_COLUMNS, measure_slice  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.synth.anatomy import T  # noqa: E402
 from SpinalStenosisLib.synth.dataset import SyntheticSlice, synthetic_slice, synthetic_stack  # noqa: E402
 from SpinalStenosisLib.synth.sampler import fractions  # noqa: E402
 from SpinalStenosisLib.training import VALIDATION_SEED  # noqa: E402
-from SpinalStenosisLib.visibility import MIN_CANAL_EDGE_TO_NOISE  # noqa: E402
+from SpinalStenosisLib.visibility import MIN_CANAL_EDGE_TO_NOISE, faint  # noqa: E402
 from SpinalStenosisLib.volume_io import axial_from_array  # noqa: E402
 
 HELD_OUT_SEED = 9_000_000  # training seeds are (run seed, step); the validation seed is 2_000_000
@@ -158,7 +159,7 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
                        for value, name in CLASSES.items()},
               "errors": {key: [] for key in ERROR_KEYS}, "absent": [], "present_found": [],
               "confidences": found.confidences, "canal_to_check": found.is_to_check("canal"),
-              "reported_foramina": []}
+              "canal_faint": faint(result.canal_edge_to_noise), "reported_foramina": []}
     for key in ("canal_ap_mm", "canal_transverse_mm"):
         if not math.isnan(truth[key]):
             record["errors"][key].append(error(predicted[key], truth[key]))
@@ -171,8 +172,8 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
         record["canal_ap_signed_mm"] = predicted["canal_ap_mm"] - truth["canal_ap_mm"]
     for side in ("left", "right"):
         key = f"{side}_foramen_width_mm"
-        if not math.isnan(predicted[key]):  # (doubted, whether a true one exists, within 2 mm of it)
-            record["reported_foramina"].append((doubted(found.confidences[f"{side}_foramen_confidence"]),
+        if not math.isnan(predicted[key]):  # (confidence, whether a true one exists, within 2 mm of it)
+            record["reported_foramina"].append((found.confidences[f"{side}_foramen_confidence"],
                                                 not math.isnan(truth[key]), error(predicted[key], truth[key]) <= 2.0))
         if math.isnan(truth[key]):
             record["absent"].append(math.isnan(predicted[key]))
@@ -313,11 +314,12 @@ def foramen_by_contrast(records: list[dict]) -> dict:
     return result
 
 
-def checks(records: list[dict]) -> dict:
-    """The slices whose canal is to check: how many, their canal AP within 1 mm and the others', and how many of the
-    gross failures (canal Dice below 0.8) they hold. The reported foramina to check: how many, the share within 2 mm
-    of those and of the others, and of the foramina reported where there is none, how many are to check."""
-    canal_doubted = [r["canal_to_check"] for r in records]
+def checks(records: list[dict], below: float = CHECK_BELOW) -> dict:
+    """The slices whose canal is to check (confidence below ``below``, or a faint outline): how many, their canal AP
+    within 1 mm and the others', and how many of the gross failures (canal Dice below 0.8) they hold. The reported
+    foramina to check: how many, the share within 2 mm of those and of the others, and of the foramina reported where
+    there is none, how many are to check."""
+    canal_doubted = [r["confidences"]["canal_confidence"] < below or r["canal_faint"] for r in records]
     flagged = [r for r, check in zip(records, canal_doubted) if check]
     others = [r for r, check in zip(records, canal_doubted) if not check]
 
@@ -326,10 +328,10 @@ def checks(records: list[dict]) -> dict:
 
     gross_failures_doubted = [check for r, check in zip(records, canal_doubted) if r["dice"]["canal"] < 0.8]
     foramina = [f for r in records for f in r["reported_foramina"]]
-    to_check = [within for check, _, within in foramina if check]
-    trusted = [within for check, _, within in foramina if not check]
-    where_none = [check for check, exists, _ in foramina if not exists]
-    return {"below": CHECK_BELOW, "n": len(records), "flagged": len(flagged),
+    to_check = [within for confidence, _, within in foramina if confidence < below]
+    trusted = [within for confidence, _, within in foramina if not confidence < below]
+    where_none = [confidence < below for confidence, exists, _ in foramina if not exists]
+    return {"below": below, "n": len(records), "flagged": len(flagged),
             "flagged_canal_ap_within_1mm": within_1mm(flagged), "others_canal_ap_within_1mm": within_1mm(others),
             "gross_failures": len(gross_failures_doubted),
             "gross_failures_flagged": sum(gross_failures_doubted),
@@ -355,7 +357,7 @@ def targets(records: list[dict]) -> dict:
     return result
 
 
-def evaluate(records: list[dict], seed: int = HELD_OUT_SEED) -> dict:
+def evaluate(records: list[dict], seed: int = HELD_OUT_SEED, check_below: tuple[float, ...] = (CHECK_BELOW,)) -> dict:
     groups = {name: in_group(records, name) for name in GROUPS}
     canal_ap = {key: canal_ap_within([e for r in records if key in (r["contrast"], r["region"])
                                       for e in r["errors"]["canal_ap_mm"]])
@@ -367,7 +369,7 @@ def evaluate(records: list[dict], seed: int = HELD_OUT_SEED) -> dict:
                   if "canal_ap_signed_mm" in r and abs(r["canal_ap_signed_mm"]) > 1]
     return {"cases": len(records), "seed": seed, **{name: summarise(group) for name, group in groups.items()},
             "targets": {name: targets(group) for name, group in groups.items()},
-            "checks": {name: checks(group) for name, group in groups.items()},
+            "checks": [{name: checks(group, below) for name, group in groups.items()} for below in check_below],
             "canal_ap_by_contrast_and_region": canal_ap, "foramen_by_contrast": foramen_by_contrast(records),
             "t2_family_canal_ap_by_fat_to_csf": by_fat,
             "canal_ap_by_native_pixel_mm": by_pixel,
@@ -503,15 +505,20 @@ def print_table(summary: dict) -> None:
     print("canal AP by the true AP (mm): " + _canal_ap_line(summary["canal_ap_by_true_ap_mm"])
           + f"; of the {off['n']} canals found but off by more than 1 mm, {off['overestimated']} overestimate")
     print("canal AP by the true dural-sac area (mm²): " + _canal_ap_line(summary["canal_ap_by_true_area_mm2"]))
-    print(f"check (confidence below {CHECK_BELOW:.2f}; for the canal also an outline under "
-          f"{MIN_CANAL_EDGE_TO_NOISE} times as clear as noise), all / T2 family: " + "; ".join(
+    for cutoff in summary["checks"]:
+        print(f"check (confidence below {next(iter(cutoff.values()))['below']:.2f}; for the canal also an outline "
+              f"under {MIN_CANAL_EDGE_TO_NOISE} times as clear as noise), all / T2 family: " + _check_line(cutoff))
+
+
+def _check_line(checks_by_group: dict) -> str:
+    return "; ".join(
         f"{name}: the canal on {c['flagged']} of {c['n']} slices, canal AP within 1 mm there "
         f"{c['flagged_canal_ap_within_1mm']:.0%} and on the others {c['others_canal_ap_within_1mm']:.0%}, "
         f"{c['gross_failures_flagged']} of the {c['gross_failures']} gross failures; {c['foramina_flagged']} of "
         f"{c['foramina_reported']} reported foramina, within 2 mm of a true one there "
         f"{c['flagged_foramina_within_2mm']:.0%} and of the others {c['other_foramina_within_2mm']:.0%}, "
         f"{c['foramina_reported_where_none_flagged']} of the {c['foramina_reported_where_none']} reported where there "
-        "is none" for name, c in summary["checks"].items()))
+        "is none" for name, c in checks_by_group.items())
 
 
 def _grade_line(agreement: dict) -> str:
@@ -541,6 +548,10 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, metavar="MODELS_FOLDER",
                         help="also run the networks of this models folder (see package-models) on the same slices "
                              "and compare them slice by slice with the shipped ones")
+    parser.add_argument("--check-below", type=lambda text: tuple(float(v) for v in text.split(",")),
+                        default=(CHECK_BELOW,), metavar="CUTOFFS",
+                        help="the check column's confidence cut-offs to print, comma-separated (default "
+                             f"measurement.CHECK_BELOW, {CHECK_BELOW:g}): what another cut-off would flag")
     parser.add_argument("--validation", action="store_true",
                         help="the validation slices (training.VALIDATION_SEED) instead of the held-out set")
     add_noise_scale_option(parser)
@@ -551,12 +562,13 @@ def main() -> None:
     records = held_out_records(segmenter, args.count, args.noise_scale, seed)
     summary = {}
     if records:  # --count 0: the stacks only
-        summary = {**evaluate(records, seed), "noise_scale": args.noise_scale}
+        summary = {**evaluate(records, seed, args.check_below), "noise_scale": args.noise_scale}
         print_table(summary)
     if args.compare and records:
         candidate = load_segmenter(threads=2, folder=args.compare, **network_options(args, candidate=True))
         candidate_records = held_out_records(candidate, args.count, args.noise_scale, seed)
-        summary["compare"] = {"models": str(args.compare), "candidate": evaluate(candidate_records, seed),
+        summary["compare"] = {"models": str(args.compare),
+                              "candidate": evaluate(candidate_records, seed, args.check_below),
                               "paired": paired_comparison(records, candidate_records)}
         print_comparison(summary["compare"]["paired"], models_name(segmenter), models_name(candidate))
     if args.stacks:
