@@ -57,9 +57,10 @@ class NetworkSegmenter:
             inputs = torch.from_numpy(np.stack(batch)[:, None].astype(np.float32)).to(self.device, self.dtype)
             if network not in self.mirror_average:
                 return torch.sigmoid(model(inputs).float()).cpu().numpy()
+            from .network import mirrored
+
             both = torch.sigmoid(model(torch.cat([inputs, inputs.flip(-1)])).float())
-            mirrored = both[len(batch):].flip(-1)[:, list(mirrored_channels)]
-            return ((both[:len(batch)] + mirrored) / 2).cpu().numpy()
+            return ((both[:len(batch)] + mirrored(both[len(batch):], mirrored_channels)) / 2).cpu().numpy()
 
     def _best_candidates(self, images, grids, candidates: dict[int, list[PlaneGrid]]
                          ) -> tuple[dict[int, PlaneGrid], dict[int, np.ndarray], dict[int, float]]:

@@ -10,6 +10,12 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def mirrored(maps: torch.Tensor, channel_order: list[int] | tuple[int, ...]) -> torch.Tensor:
+    """Per-pixel maps [N, C, H, W] as on the left-right mirrored images: flipped, each channel taken from
+    channel_order (a side-specific channel from the other side's)."""
+    return maps.flip(-1)[:, list(channel_order)]
+
+
 def coordinate_channels(like: torch.Tensor) -> torch.Tensor:
     """x, y in [-1, 1] and the radius from the centre (scaled to [0, 1]) for a batch shaped like ``like``."""
     n, _, h, w = like.shape

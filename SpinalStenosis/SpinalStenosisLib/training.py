@@ -13,7 +13,8 @@ import torch
 
 from . import __version__
 from .inference import CHANNELS, MIRRORED_CHANNELS, network_dtype
-from .network import CoUNet, chord_loss, deepened, dice_bce_loss, paper_loss, saved_depth, saved_width, widened
+from .network import (CoUNet, chord_loss, deepened, dice_bce_loss, mirrored, paper_loss, saved_depth, saved_width,
+                      widened)
 from .real_data import RealPairs
 from .synth.augment import AUGMENTATIONS, domain_randomised
 from .synth.render import CONTRASTS
@@ -117,18 +118,16 @@ def step_loss(config: TrainConfig, logits: torch.Tensor, targets: torch.Tensor, 
     return loss
 
 
-def mirrored(maps: torch.Tensor, network: str) -> torch.Tensor:
-    """Per-pixel maps [N, C, H, W] (targets or probabilities) of the left-right mirrored images: flipped, and the
+def mirrored_maps(maps: torch.Tensor, network: str) -> torch.Tensor:
+    """A network's per-pixel maps [N, C, H, W] (targets or probabilities) as on the left-right mirrored images: the
     canal network's foramina swapped (inference.MIRRORED_CHANNELS); auxiliary tissues after them have no side."""
-    flipped = maps.flip(-1)
-    if network != "canal":
-        return flipped
-    return flipped[:, list(MIRRORED_CHANNELS) + list(range(len(CHANNELS), maps.shape[1]))]
+    sided = list(MIRRORED_CHANNELS) if network == "canal" else []
+    return mirrored(maps, sided + list(range(len(sided), maps.shape[1])))
 
 
 def with_mirrors(network: str, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch followed by its left-right mirror, images and targets."""
-    return torch.cat([inputs, inputs.flip(-1)]), torch.cat([targets, mirrored(targets, network)])
+    return torch.cat([inputs, inputs.flip(-1)]), torch.cat([targets, mirrored_maps(targets, network)])
 
 
 def mirror_disagreement(logits: torch.Tensor, network: str) -> torch.Tensor:
@@ -136,7 +135,7 @@ def mirror_disagreement(logits: torch.Tensor, network: str) -> torch.Tensor:
     its mirror in the second half (with_mirrors), mirrored back."""
     probabilities = torch.sigmoid(logits[:, :OUT_CHANNELS[network]])
     half = len(logits) // 2
-    return torch.mean((probabilities[:half] - mirrored(probabilities[half:], network)) ** 2)
+    return torch.mean((probabilities[:half] - mirrored_maps(probabilities[half:], network)) ** 2)
 
 
 def training_mode(model: CoUNet, config: TrainConfig) -> None:

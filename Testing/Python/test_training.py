@@ -15,7 +15,7 @@ from SpinalStenosisLib.real_data import PNG_THECAL_SAC, RealPairs
 from SpinalStenosisLib.synth.augment import AUGMENTATIONS, domain_randomised
 from SpinalStenosisLib.synth.dataset import write_dataset
 from SpinalStenosisLib.training import (RECALIBRATION_SEED, TrainConfig, WeightAverage, blend, blended_weights,
-                                       command_line, initial_model, mirror_disagreement, mirrored,
+                                       command_line, initial_model, mirror_disagreement, mirrored_maps,
                                        recalibrate_batchnorm, step_loss, train, training_batch, with_mirrors)
 
 
@@ -479,13 +479,13 @@ def test_a_mirrored_batch_swaps_the_foramina_and_its_disagreement_is_the_squared
     assert torch.equal(both_images[1, 0, :, 15], images[0, 0, :, 0])
     assert both_targets[1, 0].sum() == 0 and torch.equal(both_targets[1, 2, 5:8, 3:6], torch.ones(3, 3))
     assert torch.equal(both_targets[1, 1, 4:9, 7:10], torch.ones(5, 3)) and both_targets[1, 3, 0, 13] == 1.0
-    assert torch.equal(mirrored(targets[:, :1], "roi"), targets[:, :1].flip(-1))  # one channel, no sides
+    assert torch.equal(mirrored_maps(targets[:, :1], "roi"), targets[:, :1].flip(-1))  # one channel, no sides
 
     logits = torch.randn(2, 3, 16, 16)
-    alike = torch.cat([logits[:1], mirrored(logits[:1], "canal")])
+    alike = torch.cat([logits[:1], mirrored_maps(logits[:1], "canal")])
     assert mirror_disagreement(alike, "canal") == 0.0
     probabilities = torch.sigmoid(logits)
-    expected = torch.mean((probabilities[0] - mirrored(probabilities[1:], "canal")[0]) ** 2)
+    expected = torch.mean((probabilities[0] - mirrored_maps(probabilities[1:], "canal")[0]) ** 2)
     assert torch.isclose(mirror_disagreement(logits, "canal"), expected)
 
     config = TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=4,
