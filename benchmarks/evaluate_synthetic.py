@@ -62,13 +62,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 from SpinalStenosisLib.evaluation import dice, error  # noqa: E402
 from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, REGIONS, grade  # noqa: E402
 from SpinalStenosisLib.inference import CHANNELS, PRECISIONS, load_segmenter, native_labels  # noqa: E402
-from SpinalStenosisLib.measurement import CHECK_BELOW, MEASUREMENT_COLUMNS, measure_slice  # noqa: E402
+from SpinalStenosisLib.measurement import (CHECK_BELOW, MEASUREMENT_COLUMNS, doubted, measure_slice,  # noqa: E402
+                                           structure_to_check)
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.synth.anatomy import T  # noqa: E402
 from SpinalStenosisLib.synth.dataset import SyntheticSlice, synthetic_slice, synthetic_stack  # noqa: E402
 from SpinalStenosisLib.synth.sampler import fractions  # noqa: E402
 from SpinalStenosisLib.training import VALIDATION_SEED  # noqa: E402
-from SpinalStenosisLib.visibility import MIN_CANAL_EDGE_TO_NOISE, faint  # noqa: E402
+from SpinalStenosisLib.visibility import MIN_CANAL_EDGE_TO_NOISE  # noqa: E402
 from SpinalStenosisLib.volume_io import axial_from_array  # noqa: E402
 
 HELD_OUT_SEED = 9_000_000  # training seeds are (run seed, step); the validation seed is 2_000_000
@@ -158,8 +159,8 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
               "dice": {name: dice(result.native_labels == value, case.labels == value)
                        for value, name in CLASSES.items()},
               "errors": {key: [] for key in ERROR_KEYS}, "absent": [], "present_found": [],
-              "confidences": found.confidences, "canal_to_check": found.is_to_check("canal"),
-              "canal_faint": faint(result.canal_edge_to_noise), "reported_foramina": []}
+              "confidences": found.confidences, "canal_edge_to_noise": found.canal_edge_to_noise,
+              "reported_foramina": []}
     for key in ("canal_ap_mm", "canal_transverse_mm"):
         if not math.isnan(truth[key]):
             record["errors"][key].append(error(predicted[key], truth[key]))
@@ -319,7 +320,7 @@ def checks(records: list[dict], below: float = CHECK_BELOW) -> dict:
     within 1 mm and the others', and how many of the gross failures (canal Dice below 0.8) they hold. The reported
     foramina to check: how many, the share within 2 mm of those and of the others, and of the foramina reported where
     there is none, how many are to check."""
-    canal_doubted = [r["confidences"]["canal_confidence"] < below or r["canal_faint"] for r in records]
+    canal_doubted = [structure_to_check("canal", r["confidences"], r["canal_edge_to_noise"], below) for r in records]
     flagged = [r for r, check in zip(records, canal_doubted) if check]
     others = [r for r, check in zip(records, canal_doubted) if not check]
 
@@ -328,9 +329,9 @@ def checks(records: list[dict], below: float = CHECK_BELOW) -> dict:
 
     gross_failures_doubted = [check for r, check in zip(records, canal_doubted) if r["dice"]["canal"] < 0.8]
     foramina = [f for r in records for f in r["reported_foramina"]]
-    to_check = [within for confidence, _, within in foramina if confidence < below]
-    trusted = [within for confidence, _, within in foramina if not confidence < below]
-    where_none = [confidence < below for confidence, exists, _ in foramina if not exists]
+    to_check = [within for confidence, _, within in foramina if doubted(confidence, below)]
+    trusted = [within for confidence, _, within in foramina if not doubted(confidence, below)]
+    where_none = [doubted(confidence, below) for confidence, exists, _ in foramina if not exists]
     return {"below": below, "n": len(records), "flagged": len(flagged),
             "flagged_canal_ap_within_1mm": within_1mm(flagged), "others_canal_ap_within_1mm": within_1mm(others),
             "gross_failures": len(gross_failures_doubted),

@@ -92,15 +92,17 @@ def kept_confidence(kept: np.ndarray) -> float:
     return float(kept[region].mean()) if region.any() else float("nan")
 
 
-def doubted(confidence: float) -> bool:
-    """Whether a structure was found with a confidence below CHECK_BELOW (False where none was found)."""
-    return confidence < CHECK_BELOW
+def doubted(confidence: float, below: float = CHECK_BELOW) -> bool:
+    """Whether a structure was found with a confidence below CHECK_BELOW (or another cut-off; False where none was
+    found)."""
+    return confidence < below
 
 
-def structure_to_check(name: str, confidences: dict[str, float], canal_edge_to_noise: float = float("nan")) -> bool:
-    """Whether a structure was found with a confidence below CHECK_BELOW, or is a canal whose outline follows no edge
-    clearer than the image noise (visibility.faint)."""
-    return doubted(confidences[f"{name}_confidence"]) or (name == "canal" and faint(canal_edge_to_noise))
+def structure_to_check(name: str, confidences: dict[str, float], canal_edge_to_noise: float = float("nan"),
+                       below: float = CHECK_BELOW) -> bool:
+    """Whether a structure was found with a confidence below CHECK_BELOW (or below), or is a canal whose outline
+    follows no edge clearer than the image noise (visibility.faint)."""
+    return doubted(confidences[f"{name}_confidence"], below) or (name == "canal" and faint(canal_edge_to_noise))
 
 
 def to_check(confidences: dict[str, float], canal_edge_to_noise: float = float("nan")) -> str:
