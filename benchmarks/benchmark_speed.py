@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
-from evaluate_synthetic import MIRROR_AVERAGED  # noqa: E402
+from evaluate_synthetic import add_network_options, network_options  # noqa: E402
 from SpinalStenosisLib.geometry import PlaneGrid  # noqa: E402
-from SpinalStenosisLib.inference import PRECISIONS, load_segmenter  # noqa: E402
+from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_file  # noqa: E402
 from SpinalStenosisLib.report import write_report  # noqa: E402
 from SpinalStenosisLib.synth.dataset import slice_geometry, synthetic_slice  # noqa: E402
@@ -44,13 +44,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="what the networks compute in (inference.network_dtype)")
-    parser.add_argument("--mirror-average", choices=tuple(MIRROR_AVERAGED),
-                        help="average these networks' probabilities with their left-right mirror's (not shipped)")
+    add_network_options(parser, compare=False)
     args = parser.parse_args()
-    segmenter = load_segmenter(threads=args.threads, precision=args.precision,
-                               mirror_average=MIRROR_AVERAGED.get(args.mirror_average, ()))
+    segmenter = load_segmenter(threads=args.threads, **network_options(args))
     images, grid = stack_of_20()
     segmenter.segment(list(images[:4]), [grid] * 4)  # warm-up
     times = []

@@ -61,7 +61,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from SpinalStenosisLib.evaluation import dice, error  # noqa: E402
 from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, REGIONS, grade  # noqa: E402
-from SpinalStenosisLib.inference import CHANNELS, PRECISIONS, load_segmenter, native_labels  # noqa: E402
+from SpinalStenosisLib.inference import (CHANNELS, PRECISIONS, SHIPPED_MIRROR_AVERAGE, load_segmenter,  # noqa: E402
+                                         native_labels)
 from SpinalStenosisLib.measurement import (CHECK_BELOW, MEASUREMENT_COLUMNS, doubted, measure_slice,  # noqa: E402
                                            structure_to_check)
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
@@ -99,7 +100,8 @@ TARGETS = (("canal Dice", lambda r: (0.0, 0) if math.isnan(r["dice"]["canal"]) e
            ("foramen width within 2 mm", lambda r: (sum(e <= 2 for e in r["errors"]["foramen_width_mm"]),
                                                     len(r["errors"]["foramen_width_mm"])), 0.90))
 BOOTSTRAP_RESAMPLES = 2000
-MIRROR_AVERAGED = {"all": ("roi", "canal"), "canal": ("canal",)}  # --mirror-average: the networks it names
+# --mirror-average: where probabilities are averaged with the left-right mirror view's (inference.NetworkSegmenter)
+MIRROR_AVERAGED = {"final": SHIPPED_MIRROR_AVERAGE, "none": (), "canal": ("canal",), "all": ("roi", "canal")}
 
 
 def fat_to_csf(image: np.ndarray, tissues: np.ndarray) -> float:
@@ -119,16 +121,17 @@ def add_network_options(parser: argparse.ArgumentParser, compare: bool = True) -
     that run the networks."""
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="what the networks compute in (inference.network_dtype)")
-    parser.add_argument("--mirror-average", choices=tuple(MIRROR_AVERAGED),
-                        help="average these networks' probabilities with their left-right mirror's (not shipped; "
-                             "see inference.NetworkSegmenter)")
+    parser.add_argument("--mirror-average", choices=tuple(MIRROR_AVERAGED), default="final",
+                        help="where the networks' probabilities are averaged with those on the left-right mirror "
+                             "image: final (shipped), network 2 on each slice's final crop; none (models 1.7.0's "
+                             "pipeline); canal / all, every pass of network 2 / of all networks (not shipped)")
     if compare:
         parser.add_argument("--candidate-precision", choices=PRECISIONS,
                             help="the --compare networks' precision (default: --precision); with --compare naming "
                                  "the shipped folder, compares two precisions")
         parser.add_argument("--candidate-mirror-average", choices=tuple(MIRROR_AVERAGED),
-                            help="--mirror-average for the --compare networks; with --compare naming the shipped "
-                                 "folder, compares the shipped networks with and without")
+                            help="--mirror-average for the --compare networks (default: --mirror-average); with "
+                                 "--compare naming the shipped folder, compares two ways of averaging")
 
 
 def network_options(args: argparse.Namespace, candidate: bool = False) -> dict:
@@ -136,8 +139,8 @@ def network_options(args: argparse.Namespace, candidate: bool = False) -> dict:
     with candidate)."""
     if candidate:
         return {"precision": args.candidate_precision or args.precision,
-                "mirror_average": MIRROR_AVERAGED.get(args.candidate_mirror_average, ())}
-    return {"precision": args.precision, "mirror_average": MIRROR_AVERAGED.get(args.mirror_average, ())}
+                "mirror_average": MIRROR_AVERAGED[args.candidate_mirror_average or args.mirror_average]}
+    return {"precision": args.precision, "mirror_average": MIRROR_AVERAGED[args.mirror_average]}
 
 
 def held_out_slice(n: int, noise_scale: float = 1.0, seed: int = HELD_OUT_SEED) -> SyntheticSlice:
@@ -534,10 +537,11 @@ def _canal_ap_line(groups: dict) -> str:
 
 
 def models_name(segmenter) -> str:
-    """E.g. "1.7.0 (roi 1.3.0, roi_second 1.0.0, canal 1.6.0), bfloat16" (and ", canal mirror-averaged" when so)."""
+    """E.g. "1.8.0 (roi 1.3.0, roi_second 1.0.0, canal 1.6.0), bfloat16, mirror average: final"."""
     versions = ", ".join(f"{name} {entry['version']}" for name, entry in segmenter.provenance["models"].items())
-    mirror = "".join(f", {name} mirror-averaged" for name in segmenter.provenance.get("mirror_average", []))
-    return f"{segmenter.provenance['models_release']} ({versions}), {segmenter.provenance['precision']}{mirror}"
+    mirror = "+".join(segmenter.provenance["mirror_average"]) or "none"
+    return (f"{segmenter.provenance['models_release']} ({versions}), {segmenter.provenance['precision']}, "
+            f"mirror average: {mirror}")
 
 
 def main() -> None:

@@ -25,6 +25,9 @@ MAX_FORAMEN_DISTANCE_MM = 35.0
 MAX_FORAMEN_GAP_MM = 10.0
 MAX_CANDIDATES = 3  # regions of network 1's mask that network 2 examines
 PRECISIONS = ("auto", "float32", "bfloat16")  # what the networks compute in (see network_dtype)
+# the shipped segmenter averages network 2's probabilities on each slice's final crop with those on its mirror image:
+# steadier measurements and surer doubts for a sixth more time (benchmarks/EVALUATION.md, *Averaged with the mirror*)
+SHIPPED_MIRROR_AVERAGE = ("final",)
 
 
 class NetworkSegmenter:
@@ -39,9 +42,10 @@ class NetworkSegmenter:
 
     def __init__(self, roi_model, canal_model, device: str = "cpu", provenance: dict | None = None,
                  second_roi_model=None, dtype=None, mirror_average: tuple[str, ...] = ()):
-        """dtype: the torch dtype the models' weights are in (None: float32). mirror_average: the networks ("roi",
-        both ROI networks; "canal", network 2) whose probabilities are averaged with those of the left-right mirrored
-        view (twice their time; not shipped, see benchmarks/EXPERIMENTS.md)."""
+        """dtype: the torch dtype the models' weights are in (None: float32). mirror_average: where probabilities
+        are averaged with those of the left-right mirrored view: "final", network 2's on each slice's final crop
+        (SHIPPED_MIRROR_AVERAGE); "roi" and "canal", every pass of both ROI networks or of network 2 (twice their
+        time; not shipped, see benchmarks/EXPERIMENTS.md)."""
         self.roi_model, self.canal_model, self.device, self.dtype = roi_model, canal_model, device, dtype
         self.second_roi_model, self.mirror_average = second_roi_model, mirror_average
         self.provenance = provenance or {}
@@ -49,18 +53,31 @@ class NetworkSegmenter:
     def _predict(self, model, batch: list[np.ndarray], network: str = "roi",
                  mirrored_channels: tuple[int, ...] = (0,)) -> np.ndarray:
         """The probabilities of a model (network, as mirror_average names it) for a batch of views; where
-        mirror_average names the network, averaged with those of the mirrored views, mirrored back, each channel taken
-        from mirrored_channels (its own on the mirror)."""
+        mirror_average names the network, averaged with those on the mirrored views (_on_mirror)."""
         import torch
 
         with torch.inference_mode():
-            inputs = torch.from_numpy(np.stack(batch)[:, None].astype(np.float32)).to(self.device, self.dtype)
-            if network not in self.mirror_average:
-                return torch.sigmoid(model(inputs).float()).cpu().numpy()
-            from .network import mirrored
+            inputs = self._tensor(batch)
+            probabilities = torch.sigmoid(model(inputs).float())
+            if network in self.mirror_average:
+                probabilities = (probabilities + self._on_mirror(model, inputs, mirrored_channels)) / 2
+            return probabilities.cpu().numpy()
 
-            both = torch.sigmoid(model(torch.cat([inputs, inputs.flip(-1)])).float())
-            return ((both[:len(batch)] + mirrored(both[len(batch):], mirrored_channels)) / 2).cpu().numpy()
+    def _tensor(self, batch: list[np.ndarray]):
+        """A batch of views [N, 1, H, W] on the models' device, in their dtype."""
+        import torch
+
+        return torch.from_numpy(np.stack(batch)[:, None].astype(np.float32)).to(self.device, self.dtype)
+
+    @staticmethod
+    def _on_mirror(model, inputs, mirrored_channels: tuple[int, ...]):
+        """A model's probabilities on the left-right mirrored inputs, mirrored back: each channel taken from
+        mirrored_channels (its own on the mirror)."""
+        import torch
+
+        from .network import mirrored
+
+        return mirrored(torch.sigmoid(model(inputs.flip(-1)).float()), mirrored_channels)
 
     def _best_candidates(self, images, grids, candidates: dict[int, list[PlaneGrid]]
                          ) -> tuple[dict[int, PlaneGrid], dict[int, np.ndarray], dict[int, float]]:
@@ -143,6 +160,19 @@ class NetworkSegmenter:
             if score > 0.0:
                 crops[n], probabilities[n], confidence[n] = found[n], found_probabilities[n], score
 
+    def _averaged_with_mirror(self, images, grids, crops: dict[int, PlaneGrid], probabilities: dict[int, np.ndarray]
+                              ) -> dict[int, np.ndarray]:
+        """Network 2's probabilities on each slice's crop averaged with those on the crop's left-right mirror."""
+        import torch
+
+        slices = sorted(probabilities)
+        if not slices:
+            return probabilities
+        inputs = self._tensor([normalise(resample(images[n], grids[n], crops[n])) for n in slices])
+        with torch.inference_mode():
+            on_mirror = self._on_mirror(self.canal_model, inputs, MIRRORED_CHANNELS).cpu().numpy()
+        return {n: (probabilities[n] + p) / 2 for n, p in zip(slices, on_mirror)}
+
     def _segment_crops(self, images, grids, candidates: dict[int, list[PlaneGrid]],
                        second_asked: frozenset[int] = frozenset()) -> list[SliceSegmentation]:
         crops, probabilities = self._surest_crops(images, grids, candidates, second_asked)
@@ -163,6 +193,8 @@ class NetworkSegmenter:
             for n, confidence in again_confidence.items():
                 if confidence > 0.0:  # unless the canal is lost there
                     crops[n], probabilities[n] = again[n], again_probabilities[n]
+        if "final" in self.mirror_average:
+            probabilities = self._averaged_with_mirror(images, grids, crops, probabilities)
         results = []
         for n, grid in enumerate(grids):
             crop = crops.get(n)
@@ -299,7 +331,8 @@ def network_dtype(precision: str = "auto", device: str = "cpu"):
 
 
 def load_segmenter(device: str = "cpu", folder: Path | None = None, threads: int | None = None,
-                   precision: str = "auto", mirror_average: tuple[str, ...] = ()) -> NetworkSegmenter:
+                   precision: str = "auto", mirror_average: tuple[str, ...] = SHIPPED_MIRROR_AVERAGE
+                   ) -> NetworkSegmenter:
     """The shipped networks (or those of another models folder), sha256-verified, computing in the dtype that
     network_dtype gives for precision (mirror_average: see NetworkSegmenter)."""
     import torch
@@ -319,8 +352,6 @@ def load_segmenter(device: str = "cpu", folder: Path | None = None, threads: int
     models = {name: model.to(dtype) for name, model in models.items()}
     provenance = {"models": {name: {k: entry[k] for k in ("version", "sha256")} for name, entry in entries.items()},
                   "models_release": manifest.get("release", ""), "device": device,
-                  "precision": str(dtype).removeprefix("torch.")}
-    if mirror_average:
-        provenance["mirror_average"] = list(mirror_average)
+                  "precision": str(dtype).removeprefix("torch."), "mirror_average": list(mirror_average)}
     return NetworkSegmenter(models["roi"], models["canal"], device, provenance,
                             second_roi_model=models.get("roi_second"), dtype=dtype, mirror_average=mirror_average)

@@ -206,6 +206,36 @@ def test_the_region_of_interest_reaches_beyond_a_crop_that_cuts_the_canal():
     assert crop.pixel_size_mm[0] * crop.shape[0] == pytest.approx(side_mm) and side_mm > 1.15 * (c1 * 0.5) + 6
 
 
+def test_the_final_crop_averaged_with_its_mirror_reports_a_foramen_a_one_sided_network_2_half_sees():
+    from SpinalStenosisLib.inference import NetworkSegmenter
+
+    grid, image, (row, column) = disc_slice(angle_deg=0.0)
+
+    def canal_with_lopsided_foramina(inputs):  # sure of the foramen on the image's right, unsure of the one on its left
+        logits = canal_where_bright(inputs)
+        rows, columns = torch.meshgrid(*(torch.arange(n, dtype=torch.float32) for n in inputs.shape[-2:]),
+                                       indexing="ij")
+        for n, canal in enumerate(inputs[:, 0] > 0.5):
+            centre_row, centre_column = rows[canal].mean(), columns[canal].mean()
+            for channel, side, logit in ((0, 1.0, 2.2), (2, -1.0, -0.85)):  # probabilities 0.9 and 0.3
+                blob = ((rows - centre_row).abs() < 4) & ((columns - centre_column - side * 26).abs() < 4)
+                logits[n, channel][blob] = logit
+        return logits
+
+    def labels(mirror_average):
+        segmenter = NetworkSegmenter(roi_square(row, column, 8), canal_with_lopsided_foramina,
+                                     mirror_average=mirror_average)
+        [result] = segmenter.segment([image], [grid])
+        return result.native_labels
+
+    one_view, averaged = labels(()), labels(("final",))
+    assert (one_view == 2).sum() > 0 and (one_view == 3).sum() == 0  # columns run R→L: the image's right is left
+    left, right = (averaged == 2).sum(), (averaged == 3).sum()
+    assert left > 0 and right == pytest.approx(left, rel=0.25)  # each side 0.6 on the average: both reported
+    x_ras = [grid.centroid_ras(averaged == label)[0] for label in (2, 1, 3)]  # RAS x grows to the patient's right
+    assert x_ras == sorted(x_ras)
+
+
 def test_patient_sides_survive_any_storage_flip(segmenter):
     image, _, geometry, _ = synthetic_stack(seed=5, levels=("L4-L5",))
     reference = measure_with_segmenter(axial_from_array(image, geometry), segmenter).measurements
@@ -221,7 +251,7 @@ def test_mirror_averaged_networks_measure_a_mirrored_patient_alike_with_the_fora
     image, _, geometry, _ = synthetic_stack(seed=5, levels=("L4-L5",))
     mirrored = image[:, :, ::-1]  # columns run from the patient's right to left: the same body, sides swapped
     averaged = load_segmenter(threads=2, mirror_average=("roi", "canal"))
-    assert averaged.provenance["mirror_average"] == ["roi", "canal"] and "mirror_average" not in segmenter.provenance
+    assert averaged.provenance["mirror_average"] == ["roi", "canal"] and segmenter.provenance["mirror_average"] == ["final"]
 
     def measured(stack, networks, columns):
         run = measure_with_segmenter(axial_from_array(stack, geometry), networks)
