@@ -26,7 +26,8 @@ MAX_FORAMEN_GAP_MM = 10.0
 MAX_CANDIDATES = 3  # regions of network 1's mask that network 2 examines
 PRECISIONS = ("auto", "float32", "bfloat16")  # what the networks compute in (see network_dtype)
 # the shipped segmenter averages network 2's probabilities on each slice's final crop with those on its mirror image:
-# steadier measurements and surer doubts for a sixth more time (benchmarks/EVALUATION.md, *Averaged with the mirror*)
+# steadier measurements and better doubts for about a fifth more time (benchmarks/EVALUATION.md, *Models 1.8.0
+# against 1.7.0*)
 SHIPPED_MIRROR_AVERAGE = ("final",)
 
 
