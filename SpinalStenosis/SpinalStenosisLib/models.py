@@ -64,9 +64,18 @@ def verified_path(name: str, folder: Path | None = None) -> tuple[Path, dict]:
 
 def load_network(name: str, folder: Path | None = None, device: str = "cpu"):
     """A verified CoU-Net ready for inference (see network.for_inference), with its manifest entry."""
+    from .network import for_inference
+
+    model, entry = load_trained_network(name, folder)
+    return for_inference(model).to(device), entry
+
+
+def load_trained_network(name: str, folder: Path | None = None):
+    """A verified CoU-Net as it was trained (float32, BatchNorm layers of its own, in eval mode), with its manifest
+    entry."""
     import torch
 
-    from .network import CoUNet, for_inference
+    from .network import CoUNet
 
     path, entry = verified_path(name, folder)
     if entry.get("input_size") != INPUT_SIZE[name]:
@@ -75,7 +84,7 @@ def load_network(name: str, folder: Path | None = None, device: str = "cpu"):
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = CoUNet(**entry["network"])
     model.load_state_dict({k: v.float() for k, v in state.items()})
-    return for_inference(model).to(device), entry
+    return model.eval(), entry
 
 
 def saved_trained_weights(checkpoint: dict, path: Path) -> dict:

@@ -13,8 +13,8 @@ from SpinalStenosisLib.crop import (crop_from_box, crop_grid, crop_side_mm, crop
                                     roi_box, whole_slice_grid)
 from SpinalStenosisLib.geometry import PlaneGrid, reordered
 from SpinalStenosisLib.inference import load_segmenter, network_dtype
-from SpinalStenosisLib.models import (INPUT_SIZE, ModelError, load_network, models_folder, read_manifest, sha256,
-                                      verified_path)
+from SpinalStenosisLib.models import (INPUT_SIZE, ModelError, load_network, load_trained_network, models_folder,
+                                      read_manifest, sha256, verified_path)
 from SpinalStenosisLib.network import CoordBlock, CoUNet
 from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS
 from SpinalStenosisLib.pipeline import measure_with_segmenter
@@ -32,8 +32,9 @@ def tiny_models_folder(tmp_path):
     folder.mkdir()
     entries = {}
     for name, channels in (("roi", 1), ("roi_second", 1), ("canal", 3)):
-        model = CoUNet(channels, width=4, depth=2)
-        torch.save({k: v.half() for k, v in model.state_dict().items()}, folder / f"{name}.pt")
+        model = trained_like(CoUNet(channels, width=4, depth=2))
+        torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()},
+                   folder / f"{name}.pt")
         entries[name] = {"file": f"{name}.pt", "version": "0.0.0", "sha256": sha256(folder / f"{name}.pt"),
                          "network": model.config, "input_size": INPUT_SIZE[name]}
     (folder / "manifest.json").write_text(json.dumps({"release": "test", "models": entries}), encoding="utf-8")
@@ -62,6 +63,16 @@ def test_a_damaged_or_missing_model_file_fails_clearly(tmp_path):
     (folder / "canal.pt").unlink()
     with pytest.raises(ModelError, match="missing"):
         load_network("canal", folder)
+
+
+def test_a_shipped_network_as_trained_computes_what_its_inference_form_does(tmp_path):
+    folder = tiny_models_folder(tmp_path)
+    trained, _ = load_trained_network("canal", folder)
+    fast, _ = load_network("canal", folder)
+    assert not trained.training and any(isinstance(m, torch.nn.BatchNorm2d) for m in trained.modules())
+    inputs = torch.rand(2, 1, 64, 64)
+    with torch.inference_mode():
+        assert torch.allclose(fast(inputs), trained(inputs), atol=1e-4)
 
 
 def test_a_model_made_for_another_input_size_fails_clearly(tmp_path):
