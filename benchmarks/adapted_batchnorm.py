@@ -36,15 +36,17 @@ class VolumeAdapted:
 
     def __init__(self, share: float):
         self.share, self.trained = share, load_trained_network("canal")[0]
-        self.shipped = {}  # id(segmenter) → its own network 2
 
     def __call__(self, volume, segmenter, **options) -> MeasurementRun:
         networks = getattr(segmenter.segment, "__self__", segmenter)  # evaluate_*'s SliceBySlice wraps one
-        networks.canal_model = self.shipped.setdefault(id(networks), networks.canal_model)
+        shipped = networks.canal_model
         crops = self.canal_crops(volume, networks)
-        if crops:
-            networks.canal_model = self.adapted(crops).to(networks.dtype)
-        return measure_with_segmenter(volume, segmenter, **options)
+        try:
+            if crops:
+                networks.canal_model = self.adapted(crops).to(networks.dtype)
+            return measure_with_segmenter(volume, segmenter, **options)
+        finally:
+            networks.canal_model = shipped
 
     @staticmethod
     def canal_crops(volume, networks) -> list[np.ndarray]:
