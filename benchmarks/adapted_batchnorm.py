@@ -27,6 +27,7 @@ import evaluate_synthetic  # noqa: E402
 from SpinalStenosisLib.crop import normalise, resample  # noqa: E402
 from SpinalStenosisLib.models import load_trained_network  # noqa: E402
 from SpinalStenosisLib.pipeline import BATCH_SLICES, MeasurementRun, measure_with_segmenter  # noqa: E402
+from SpinalStenosisLib.training import average_batchnorm_statistics  # noqa: E402
 
 STATISTICS_BATCH = 16  # crops per forward pass while the statistics are gathered
 
@@ -72,12 +73,10 @@ class VolumeAdapted:
         norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
         shipped = [(m.running_mean.clone(), m.running_var.clone()) for m in norms]
         for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # a plain average over the batches
-            m.train()
-        with torch.no_grad():  # not inference_mode: the statistics are buffers the inference form is built from
-            for first in range(0, len(crops), STATISTICS_BATCH):
-                model(torch.from_numpy(np.stack(crops[first:first + STATISTICS_BATCH])[:, None].astype(np.float32)))
+            m.train()  # dropout stays off: the crops are passed as at inference
+        average_batchnorm_statistics(model, norms, (
+            torch.from_numpy(np.stack(crops[first:first + STATISTICS_BATCH])[:, None].astype(np.float32))
+            for first in range(0, len(crops), STATISTICS_BATCH)))
         for m, (mean, var) in zip(norms, shipped):
             m.running_mean.mul_(self.share).add_((1 - self.share) * mean)
             m.running_var.mul_(self.share).add_((1 - self.share) * var)

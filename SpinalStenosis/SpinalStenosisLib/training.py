@@ -151,18 +151,25 @@ def recalibrate_batchnorm(model: CoUNet, config: TrainConfig, real: RealPairs | 
     an exponential average dominated by its last ten or so batches: noise that cost one fine-tune 1.2 points of its
     real-image figures (README, Evaluation)."""
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) and m.weight.requires_grad]
+    training_mode(model, config)
+    rng = np.random.default_rng(RECALIBRATION_SEED)
+    average_batchnorm_statistics(model, norms, (training_batch(config, real, rng)[0]
+                                                for _ in range(config.batchnorm_batches)))
+    model.eval()
+
+
+def average_batchnorm_statistics(model: CoUNet, norms: list[torch.nn.BatchNorm2d], batches) -> None:
+    """The running statistics of norms (BatchNorm layers of model, in train mode) replaced by their plain average over
+    model's passes of batches (input tensors); their momenta are kept."""
     momenta = [norm.momentum for norm in norms]
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None  # a cumulative average
-    training_mode(model, config)
-    rng = np.random.default_rng(RECALIBRATION_SEED)
     with torch.no_grad():
-        for _ in range(config.batchnorm_batches):
-            model(training_batch(config, real, rng)[0])
+        for batch in batches:
+            model(batch)
     for norm, momentum in zip(norms, momenta):
         norm.momentum = momentum
-    model.eval()
 
 
 class WeightAverage:
