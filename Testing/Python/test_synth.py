@@ -8,6 +8,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from SpinalStenosisLib.crop import CROP_SIZE, ROI_SIZE
+from SpinalStenosisLib.geometry import PlaneGrid
 from SpinalStenosisLib.measurement import masks_from_labels, measure_slice
 from SpinalStenosisLib.pipeline import measure_with_labels
 from SpinalStenosisLib.synth.anatomy import (CANAL_TISSUES, CERVICAL_LEVELS, LUMBAR_LEVELS, SLICE_KINDS,
@@ -15,7 +16,8 @@ from SpinalStenosisLib.synth.anatomy import (CANAL_TISSUES, CERVICAL_LEVELS, LUM
 from SpinalStenosisLib.synth.augment import AUGMENTATIONS, intensity_curve
 from SpinalStenosisLib.synth.dataset import synthetic_slice, write_dataset
 from SpinalStenosisLib.synth.render import CONTRASTS
-from SpinalStenosisLib.synth.sampler import AUXILIARY_GROUPS, canal_pair, roi_pair, sample_scene
+from SpinalStenosisLib.synth.sampler import (AUXILIARY_GROUPS, canal_pair, roi_pair, sample_scene,
+                                             smeared_front_to_back)
 from SpinalStenosisLib.training import synthetic_pair
 from SpinalStenosisLib.volume_io import open_axial, read_labels
 
@@ -331,3 +333,32 @@ def test_scenes_drawn_among_some_contrasts_have_those_only_and_the_default_draws
     among = {sample_scene(np.random.default_rng(seed), among=("T2", "T2FS")).contrast for seed in range(40)}
     assert among == {"T2", "T2FS"}
     assert {sample_scene(np.random.default_rng(seed)).contrast for seed in range(60)} == set(CONTRASTS)
+
+
+@pytest.mark.parametrize("rows_run_front_to_back", [True, False])
+def test_a_thick_slice_through_a_tilted_spine_smears_a_point_front_to_back_only(rows_run_front_to_back):
+    front_to_back, right_to_left = np.array([0.0, -0.5, 0.0]), np.array([-0.5, 0.0, 0.0])
+    row_step, column_step = (front_to_back, right_to_left) if rows_run_front_to_back else (right_to_left,
+                                                                                            front_to_back)
+    grid = PlaneGrid(np.zeros(3), row_step, column_step, (41, 41))
+    point = np.zeros(grid.shape)
+    point[20, 20] = 1.0
+    smeared = smeared_front_to_back(point, grid, 4.0)
+    assert smeared.sum() == pytest.approx(1.0)
+    rows, columns = np.nonzero(smeared > 1e-6)
+    spread, still = (rows, columns) if rows_run_front_to_back else (columns, rows)
+    assert set(still) == {20} and spread.min() == 16 and spread.max() == 24  # 2 mm either way, 0.5 mm pixels
+    assert np.array_equal(smeared_front_to_back(point, grid, 0.0), point)
+
+
+def test_a_smeared_held_out_slice_is_the_same_slice_with_blurrier_edges_and_the_mid_plane_truth():
+    def case(smear_mm):
+        return synthetic_slice(np.random.default_rng([5, 1]), "lumbar", smear_mm=smear_mm)
+
+    sharp, smeared = case(0.0), case(4.0)
+    assert np.array_equal(sharp.labels, smeared.labels)
+    np.testing.assert_equal(sharp.truth, smeared.truth)
+    assert np.array_equal(synthetic_slice(np.random.default_rng([5, 1]), "lumbar").image, sharp.image)
+    canal = ndimage.binary_dilation(sharp.labels == 1, iterations=3)
+    assert 0 < np.abs(np.diff(smeared.image, axis=0))[canal[1:]].mean() < np.abs(
+        np.diff(sharp.image, axis=0))[canal[1:]].mean()

@@ -13,7 +13,7 @@ from ..measurement import MEASUREMENT_COLUMNS, masks_from_labels, measure_slice
 from ..volume_io import write_image, write_labels
 from .anatomy import CANAL_TISSUES, LEFT_FORAMEN_TISSUES, RIGHT_FORAMEN_TISSUES
 from .render import acquire, render
-from .sampler import Scene, fractions, native_grid, sample_scene
+from .sampler import Scene, fractions, native_grid, sample_scene, smeared_front_to_back
 
 TRUTH_COLUMNS = ("case", "region", "level", "slice_kind", "contrast", "pixel_mm", *MEASUREMENT_COLUMNS)
 TRUTH_PIXEL_MM = 0.08
@@ -53,14 +53,16 @@ def truth_measurements(scene: Scene, grid: PlaneGrid) -> dict[str, float]:
 
 def synthetic_slice(rng: np.random.Generator, region: str = "lumbar", scene: Scene | None = None,
                     grid: PlaneGrid | None = None, with_truth: bool = True, noise_scale: float = 1.0,
-                    protocol: np.random.Generator | None = None) -> SyntheticSlice:
+                    protocol: np.random.Generator | None = None, smear_mm: float = 0.0) -> SyntheticSlice:
     """One native-resolution synthetic slice with its labels, tissues and reference measurements (``noise_scale``
-    and ``protocol``, the draws the slices of one series share: see render.acquire and render.render)."""
+    and ``protocol``, the draws the slices of one series share: see render.acquire and render.render). smear_mm:
+    the same slice as a thick one through a tilted spine (sampler.smeared_front_to_back; the noise is not smeared,
+    and the labels and truth are the mid-plane's)."""
     scene = scene or sample_scene(rng, region)
     grid = grid or native_grid(rng, scene)
     supersample = int(np.clip(np.ceil(min(grid.pixel_size_mm) / 0.25), 1, 4))
     tissues = scene.paint(grid, supersample)
-    image = render(rng, tissues, supersample, scene.contrast, protocol)
+    image = smeared_front_to_back(render(rng, tissues, supersample, scene.contrast, protocol), grid, smear_mm)
     image = acquire(rng, image, (protocol or rng).uniform(0.3, 0.8), noise_scale, protocol).astype(np.float32)
     centre = supersample // 2
     truth = truth_measurements(scene, grid) if with_truth else {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from ..crop import CROP_SIZE, MAX_CROP_MM, crop_grid, crop_side_mm, resample, roi_box_mask
 from ..crop import normalise, whole_slice_grid
@@ -113,6 +114,19 @@ def _image(rng: np.random.Generator, scene: Scene, grid: PlaneGrid, native_pixel
     image = render(rng, tissues, supersample, scene.contrast)
     blur = 0.45 * max(native_pixel_mm / min(grid.pixel_size_mm), 1.0) * rng.uniform(0.6, 1.4)
     return acquire(rng, image, blur, noise_scale), tissues
+
+
+def smeared_front_to_back(image: np.ndarray, grid: PlaneGrid, length_mm: float) -> np.ndarray:
+    """image (on grid) averaged over shifts along the patient's AP axis spread evenly over length_mm: a slice of
+    thickness t through a spine tilted by an angle a in the sagittal plane meets each structure over an AP range of
+    t tan(a). Edges blur front to back; their half-way points stay where the mid-plane's are."""
+    if length_mm <= 0:
+        return image
+    anterior, _ = grid.in_plane_axes()
+    direction_px = np.array([anterior @ grid.row_step_ras / np.linalg.norm(grid.row_step_ras) ** 2,
+                             anterior @ grid.column_step_ras / np.linalg.norm(grid.column_step_ras) ** 2])
+    shifts_mm = np.linspace(-length_mm / 2, length_mm / 2, int(np.ceil(2 * length_mm / min(grid.pixel_size_mm))) + 1)
+    return np.mean([ndimage.shift(image, direction_px * t, order=1, mode="nearest") for t in shifts_mm], axis=0)
 
 
 def roi_pair(rng: np.random.Generator, region: str = "lumbar", contrasts: tuple[str, ...] = CONTRASTS,
