@@ -28,13 +28,10 @@ from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
 def canal_moves_mm(run) -> tuple[float, np.ndarray]:
     """(the slice spacing, the canal centroid's AP move between each pair of neighbouring slices with a canal)."""
     layout = run.volume.layout
-    anterior_mm, along_normal_mm = [], []
-    for s in range(run.volume.n_slices):
-        grid, canal = layout.slice_grid(s), run.stack_labels[s] == 1
-        anterior, _ = grid.in_plane_axes()
-        anterior_mm.append(grid.centroid_ras(canal) @ anterior if canal.any() else np.nan)
-        along_normal_mm.append(grid.origin_ras @ grid.normal_ras)
-    spacing_mm = float(np.median(np.abs(np.diff(along_normal_mm))))
+    anterior, _ = layout.slice_grid(0).in_plane_axes()
+    spacing_mm = abs(float(layout.stack_index_to_ras()[:3, 0] @ layout.slice_grid(0).normal_ras))
+    anterior_mm = [layout.slice_grid(s).centroid_ras(canal) @ anterior if canal.any() else np.nan
+                   for s, canal in enumerate(run.stack_labels == 1)]
     moves = np.abs(np.diff(anterior_mm))
     return spacing_mm, moves[np.isfinite(moves)]
 

@@ -466,10 +466,10 @@ def print_stacks(stacks: dict) -> None:
 
 
 def print_table(summary: dict) -> None:
-    noise = f", noise level x {summary['noise_scale']}" if summary["noise_scale"] != 1.0 else ""
-    noise += f", smeared {summary['smear_mm']:g} mm front to back" if summary["smear_mm"] else ""
+    imaged = f", noise level x {summary['noise_scale']}" if summary["noise_scale"] != 1.0 else ""
+    imaged += f", smeared {summary['smear_mm']:g} mm front to back" if summary["smear_mm"] else ""
     kind = "validation" if summary["seed"] == VALIDATION_SEED else "held-out"
-    print(f"Synthetic {kind} set: {summary['cases']} slices (seed {summary['seed']}, 1 in 4 cervical{noise})")
+    print(f"Synthetic {kind} set: {summary['cases']} slices (seed {summary['seed']}, 1 in 4 cervical{imaged})")
     for name in GROUPS:
         s = summary[name]
         print(f"\n== {name} ({s['cases']} slices)")

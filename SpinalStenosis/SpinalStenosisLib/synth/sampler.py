@@ -123,8 +123,8 @@ def smeared_front_to_back(image: np.ndarray, grid: PlaneGrid, length_mm: float) 
     if length_mm <= 0:
         return image
     anterior, _ = grid.in_plane_axes()
-    direction_px = np.array([anterior @ grid.row_step_ras / np.linalg.norm(grid.row_step_ras) ** 2,
-                             anterior @ grid.column_step_ras / np.linalg.norm(grid.column_step_ras) ** 2])
+    rows, columns = grid.to_index(np.stack([grid.origin_ras, grid.origin_ras + anterior]))
+    direction_px = np.array([rows[1] - rows[0], columns[1] - columns[0]])  # 1 mm anterior, in (row, column)
     shifts_mm = np.linspace(-length_mm / 2, length_mm / 2, int(np.ceil(2 * length_mm / min(grid.pixel_size_mm))) + 1)
     return np.mean([ndimage.shift(image, direction_px * t, order=1, mode="nearest") for t in shifts_mm], axis=0)
 
