@@ -169,7 +169,8 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         except StopIteration as finished:
             self._stopTimer()
             with slicer.util.tryWithErrorDisplay(_("Failed to show the results.")):
-                self._showResults(self.logic.finishMeasure(self._parameterNode, finished.value))
+                self._showResults(self.logic.finishMeasure(self._parameterNode, finished.value),
+                                  finished.value.warnings)
         except Exception as error:  # shown to the user, nothing half-made is left in the scene
             self._stopTimer()
             self.ui.statusLabel.text = _("Measurement failed: {error}").format(error=error)
@@ -186,7 +187,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._stopTimer()
             self.ui.statusLabel.text = _("Cancelled: nothing was changed.")
 
-    def _showResults(self, outputs) -> None:
+    def _showResults(self, outputs, warnings: list) -> None:
         self.ui.tableView.setMRMLTableNode(outputs.table)
         slicer.util.setSliceViewerLayers(background=self._parameterNode.inputVolume, fit=True)
         self.logic.showNarrowest(self._parameterNode)
@@ -197,6 +198,8 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if toCheck:
             status += " " + _("Check {what}: what the network was unsure of, or the image barely shows.").format(
                 what=toCheck)
+        for warning in warnings:
+            status += " " + _("Note: {warning}.").format(warning=warning)
         self.ui.statusLabel.text = status
 
     def onTableSelectionChanged(self) -> None:
@@ -303,6 +306,9 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         return segmenter_steps(axial_volume_of(parameterNode.inputVolume), self.segmenter(parameterNode.device))
 
     def finishMeasure(self, parameterNode, run):
+        """Publish a finished run into the scene (its warnings go to the log too); the SceneOutputs."""
+        for warning in run.warnings:
+            logging.warning("SpinalStenosis: %s", warning)
         scene = self.stenosisScene(parameterNode.region)
         outputs = scene.publish(parameterNode.inputVolume, run, {"device": parameterNode.device})
         parameterNode.outputSegmentation = outputs.segmentation

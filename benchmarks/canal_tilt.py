@@ -1,13 +1,16 @@
 """How far the canal moves front to back from one real lumbar slice to the next: the spine's tilt against the slice
-normal, and so how much a slice as thick as the spacing smears the sac front to back (see evaluate_synthetic.py
---smear-mm for what a smear costs on slices with truth).
+normal, and so how much a slice as thick as the spacing blurs the sac front to back (see evaluate_synthetic.py
+--smear-mm for what a blur costs on slices with truth), and on which volumes the product warns of it.
 
     .venv/bin/python benchmarks/canal_tilt.py [--real ../shared/eval/real] [--only chaos]
 
-For each real lumbar volume the shipped networks measure (with the stack step), the AP distance between the canal
-centroids of neighbouring slices that both have a canal, over the slice spacing. A slice of thickness t meets a sac
-whose centre moves d mm per spacing s over about t d / s mm of AP; here t is taken as s (no gap), so the move itself
-is that smear. The centroids are of the found masks, so a mask drawn short adds to the moves.
+For each real lumbar volume the shipped networks measure (with the stack step): the AP distance between the canal
+centroids of neighbouring slices that both have a canal (median and 90th percentile); the blur the product estimates
+(centreline.front_to_back_blur_mm: the slice spacing times the canal's AP slope fitted over TILT_WINDOW_MM, median
+over slices) and the tilt it implies; and whether MeasurementRun.warnings warns of it (a median blur of
+centreline.BLURRED_OVER_MM or more). A slice of thickness t meets a sac whose centre moves d mm per spacing s over
+about t d / s mm of AP; here t is taken as s (no gap). The centroids are of the found masks, so a mask drawn short
+adds to the moves; the fitted slope is less moved by a single slice.
 """
 from __future__ import annotations
 
@@ -20,20 +23,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from evaluate_real import REAL_FOLDER, real_volumes  # noqa: E402
+from SpinalStenosisLib.centreline import canal_centres_ras, front_to_back_blur_mm, thick_slice_warnings  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
-
-
-def canal_moves_mm(run) -> tuple[float, np.ndarray]:
-    """(the slice spacing, the canal centroid's AP move between each pair of neighbouring slices with a canal)."""
-    layout = run.volume.layout
-    anterior, _ = layout.slice_grid(0).in_plane_axes()
-    spacing_mm = abs(float(layout.stack_index_to_ras()[:3, 0] @ layout.slice_grid(0).normal_ras))
-    anterior_mm = [layout.slice_grid(s).centroid_ras(canal) @ anterior if canal.any() else np.nan
-                   for s, canal in enumerate(run.stack_labels == 1)]
-    moves = np.abs(np.diff(anterior_mm))
-    return spacing_mm, moves[np.isfinite(moves)]
 
 
 def main() -> None:
@@ -42,21 +35,32 @@ def main() -> None:
     parser.add_argument("--only", default="", help="only the volumes whose path contains this")
     args = parser.parse_args()
     segmenter = load_segmenter(threads=2, precision="float32")
-    print(f"{'lumbar volume':<70} {'spacing':>8} {'pairs':>6} {'median':>7} {'90th pct':>9} {'tilt':>6}")
+    print(f"{'lumbar volume':<62} {'spacing':>8} {'pairs':>6} {'moves: median':>14} {'90th pct':>9} "
+          f"{'fitted blur':>12} {'tilt':>5} warned")
     every = []
     for name, path, region, _ in real_volumes(args.real, args.only):
         if region != "lumbar":
             continue
-        spacing_mm, moves = canal_moves_mm(measure_with_segmenter(open_axial(path), segmenter))
-        if not len(moves):
+        run = measure_with_segmenter(open_axial(path), segmenter)
+        layout, canal_stack = run.volume.layout, run.stack_labels == 1
+        anterior_ras = layout.slice_grid(0).in_plane_axes()[0]
+        anterior_mm = np.array([c @ anterior_ras if c is not None else np.nan
+                                for c in canal_centres_ras(canal_stack, layout)])
+        moves = np.abs(np.diff(anterior_mm))
+        moves = moves[np.isfinite(moves)]
+        blur = front_to_back_blur_mm(canal_stack, layout)
+        blur = blur[np.isfinite(blur)]
+        if not len(moves) or not len(blur):
             continue
         every.append(moves)
-        median, tilt_deg = float(np.median(moves)), float(np.degrees(np.arctan2(np.median(moves), spacing_mm)))
-        print(f"{name[-70:]:<70} {spacing_mm:>6.1f}mm {len(moves):>6} {median:>5.1f}mm "
-              f"{np.percentile(moves, 90):>7.1f}mm {tilt_deg:>5.0f}°")
+        blur_mm = float(np.median(blur))
+        tilt_deg = float(np.degrees(np.arctan2(blur_mm, layout.slice_spacing_mm)))
+        warned = bool(thick_slice_warnings(canal_stack, layout))
+        print(f"{name[-62:]:<62} {layout.slice_spacing_mm:>6.1f}mm {len(moves):>6} {np.median(moves):>12.1f}mm "
+              f"{np.percentile(moves, 90):>7.1f}mm {blur_mm:>10.2f}mm {tilt_deg:>4.0f}° {'yes' if warned else 'no'}")
     if every:
         moves = np.concatenate(every)
-        print(f"{'all':<70} {'':>8} {len(moves):>6} {np.median(moves):>5.1f}mm {np.percentile(moves, 90):>7.1f}mm")
+        print(f"{'all':<62} {'':>8} {len(moves):>6} {np.median(moves):>12.1f}mm {np.percentile(moves, 90):>7.1f}mm")
 
 
 if __name__ == "__main__":

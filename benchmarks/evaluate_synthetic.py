@@ -30,8 +30,9 @@ grades, confidences), for looking at failures.
 
 With --stacks N it also measures N synthetic multi-level T2 series, each one patient and one scanner (pedicle, disc
 and mid-body slices of L3-S1, as in the demo; with --stack-region cervical, disc and mid-body slices of C4-C7) end to
-end, with the stack step and slice by slice, and prints the canal AP error of each and on how many slices the stack
-step changes the canal.
+end, with the stack step and slice by slice, and prints the canal AP error of each, on how many slices the stack
+step changes the canal, and the largest front-to-back blur the product estimates on these untilted stacks and on how
+many it warns of thick slices (centreline.thick_slice_warnings: none should).
 
 With --compare it also runs the networks of another models folder (e.g. a fine-tune, see `spinal-stenosis
 package-models`) on the same slices and prints, for each outcome, both models' shares, on how many slices (or
@@ -63,6 +64,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
+from SpinalStenosisLib.centreline import front_to_back_blur_mm, thick_slice_warnings  # noqa: E402
 from SpinalStenosisLib.evaluation import dice, error  # noqa: E402
 from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, REGIONS, grade  # noqa: E402
 from SpinalStenosisLib.inference import (CHANNELS, PRECISIONS, SHIPPED_MIRROR_AVERAGE, load_segmenter,  # noqa: E402
@@ -438,7 +440,7 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
     evaluate_real)."""
     from evaluate_real import SliceBySlice
 
-    errors, changed, grades = {"stack step": [], "slice by slice": []}, 0, []
+    errors, changed, grades, blur_mm, warned = {"stack step": [], "slice by slice": []}, 0, [], [], 0
     for n in range(count):
         image, _, geometry, truth = synthetic_stack(STACK_SEED + n, region)
         volume = axial_from_array(image, geometry)
@@ -449,8 +451,10 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
         grades += [graded(t, m.values, region) for m, t in zip(runs["stack step"].measurements, truth)]
         with_step, alone = (run.stack_labels == 1 for run in runs.values())
         changed += int((with_step != alone).any(axis=(1, 2)).sum())
+        blur_mm.append(float(np.nanmedian(front_to_back_blur_mm(with_step, volume.layout))))
+        warned += bool(thick_slice_warnings(with_step, volume.layout))
     return {"stacks": count, "region": region, "seed": STACK_SEED, "slices": len(errors["stack step"]),
-            "slices_changed": changed,
+            "slices_changed": changed, "largest_blur_mm": max(blur_mm), "thick_slice_warnings": warned,
             **{name: shares_within(values, (1, 2, 3)) for name, values in errors.items()},
             "grades": grade_agreement(grades)}
 
@@ -463,6 +467,9 @@ def print_stacks(stacks: dict) -> None:
               if name in ("stack step", "slice by slice"))
           + f"; slices whose canal the stack step changes: {stacks['slices_changed']}")
     print("stacks, graded as the truth (stack step): " + _grade_line(stacks["grades"]))
+    print(f"stacks, front-to-back blur of their untilted slices (centreline.front_to_back_blur_mm, median per stack): "
+          f"at most {stacks['largest_blur_mm']:.2f} mm; thick-slice warnings on {stacks['thick_slice_warnings']} of "
+          f"{stacks['stacks']}")
 
 
 def print_table(summary: dict) -> None:

@@ -61,7 +61,7 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
                         overwrite=args.overwrite, progress=None if args.quiet else _progress, pixel_mm=args.pixel_mm,
                         levels=args.levels)
     for k, run in enumerate(runs, 1):
-        for warning in run.volume.warnings:
+        for warning in run.warnings:
             print(f"spinal-stenosis: warning: {input_path}: {_block_prefix(k, len(runs))}{warning}", file=sys.stderr)
     region = grading_region(args.region, runs[0].volume.named_region)
     if args.scene is not None:

@@ -224,6 +224,11 @@ class AxialLayout:
             shape=(n_rows, n_columns),
         )
 
+    @property
+    def slice_spacing_mm(self) -> float:
+        """The distance between neighbouring slices along their normal."""
+        return abs(float(self.stack_index_to_ras()[:3, 0] @ self.slice_grid(0).normal_ras))
+
     def slice_position_mm(self, slice_index: int) -> float:
         """Superior (S) coordinate of the slice centre."""
         return float(self.slice_grid(slice_index).centre_ras[2])

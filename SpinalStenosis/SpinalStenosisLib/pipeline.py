@@ -7,7 +7,7 @@ from typing import Callable, Iterator, Mapping, Protocol
 
 import numpy as np
 
-from .centreline import CanalSighting, on_line, second_looks
+from .centreline import CanalSighting, on_line, second_looks, thick_slice_warnings
 from .geometry import PlaneGrid
 from .grading import grading_region
 from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measure_slice
@@ -57,6 +57,12 @@ class MeasurementRun:
     stack_labels: np.ndarray  # uint8 [slice, row, column]
     roi_boxes: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the user must know about the input: how it was read (AxialVolume.warnings), and whether its slices
+        are thick against the spine's tilt (centreline.thick_slice_warnings)."""
+        return self.volume.warnings + thick_slice_warnings(self.stack_labels == 1, self.volume.layout)
 
 
 SliceSegmenter = Callable[[list[int]], list[SliceSegmentation]]
@@ -199,7 +205,7 @@ def _write_run(run: MeasurementRun, folder: Path, input_path: Path, region: str,
     write_labels(folder / "segmentation.nii.gz", volume.to_source_grid(run.stack_labels), volume.source_geometry)
     write_csv(folder / "measurements.csv", run.measurements, region)
     write_json(folder / "measurements.json", run.measurements, region,
-               {"input": str(Path(input_path).name), **block, "input_warnings": volume.warnings, **run.provenance})
+               {"input": str(Path(input_path).name), **block, "input_warnings": run.warnings, **run.provenance})
     write_rulers(folder / "rulers.mrk.json", run.measurements)
     write_report(folder / "report.png", run.measurements, volume.read_slice, lambda s: run.stack_labels[s],
                  volume.layout.slice_grid, region, f"Spinal stenosis: {title} ({region})")

@@ -31,6 +31,22 @@ def phantom_arrays(n_slices: int = 3, size: int = 96, pixel_mm: float = 0.8):
     return image, labels, VolumeGeometry((size, size, n_slices), matrix)
 
 
+def canal_arrays(centres_anterior_mm, semi_ap_mm, spacing_mm: float, size: int = 96):
+    """An axial stack of canal labels [k, j, i] (0.5 mm pixels), one ellipse per slice at these anterior offsets with
+    these AP semi-axes (16 mm wide), the slices spacing_mm apart; and its geometry."""
+    from shapes import axial_grid, ellipse, rasterise
+
+    from SpinalStenosisLib.geometry import VolumeGeometry
+
+    grid = axial_grid(pixel_mm=(0.5, 0.5), shape=(size, size))
+    labels = np.stack([rasterise(ellipse(0.0, anterior, 8.0, semi), grid)
+                       for anterior, semi in zip(centres_anterior_mm, semi_ap_mm)]).astype(np.uint8)
+    matrix = np.eye(4)
+    matrix[:3, 0], matrix[:3, 1], matrix[:3, 2] = grid.column_step_ras, grid.row_step_ras, [0.0, 0.0, spacing_mm]
+    matrix[:3, 3] = grid.origin_ras
+    return labels, VolumeGeometry((size, size, len(labels)), matrix)
+
+
 class ThresholdSegmenter:
     """Deterministic stand-in for the networks: the phantom's canal is bright, its foramina mid-grey; it gives the
     canal canal_probability, and the canal's outline canal_edge_to_noise (see visibility)."""

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import ThresholdSegmenter, phantom_arrays, tilted, write_dicom_series
+from conftest import ThresholdSegmenter, canal_arrays, phantom_arrays, tilted, write_dicom_series
 
 from SpinalStenosisLib import cli, pipeline
 from SpinalStenosisLib.geometry import VolumeGeometry
@@ -60,6 +60,18 @@ def test_measure_with_masks_writes_the_contract(phantom_files, tmp_path, capsys)
     assert np.allclose(written.GetOrigin(), source.GetOrigin())
     assert np.array_equal(sitk.GetArrayFromImage(written), sitk.GetArrayFromImage(source))
 
+
+
+def test_thick_slices_through_a_tilted_spine_are_warned_of_on_screen_and_in_the_json(tmp_path, capsys):
+    labels, geometry = canal_arrays(-2.0 * np.arange(8), [6.0] * 8, 7.7)  # 2 mm further back every 7.7 mm slice
+    write_image(tmp_path / "abdomen.nii.gz", labels * 800.0 + 100.0, geometry)
+    write_labels(tmp_path / "abdomen_labels.nii.gz", labels, geometry)
+    code, err = run(capsys, "measure", tmp_path / "abdomen.nii.gz", "--masks", tmp_path / "abdomen_labels.nii.gz",
+                    "--out", tmp_path / "out", "--quiet")
+    assert code == 0, err
+    [warning] = json.loads((tmp_path / "out" / "measurements.json").read_text(encoding="utf-8"))["input_warnings"]
+    assert warning.startswith("slices 7.7 mm apart through a spine tilted about 15°")
+    assert f"spinal-stenosis: warning: {tmp_path / 'abdomen.nii.gz'}: {warning}" in err
 
 def test_console_script_runs_as_a_process(phantom_files, tmp_path):
     image, labels = phantom_files

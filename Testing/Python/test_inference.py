@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import trained_like
+from conftest import canal_arrays, trained_like
 
 from SpinalStenosisLib import cli
 from SpinalStenosisLib.crop import (crop_from_box, crop_grid, crop_side_mm, crops_from_roi, half_slice_grids, resample,
@@ -518,6 +518,31 @@ def test_a_slice_missing_its_canal_or_off_the_line_is_looked_at_again_where_its_
     line_then_bowel = [at(0.5 * (n % 2)) for n in range(8)] + [at(90.0 + n % 2) for n in range(7)]
     assert sorted(second_looks(line_then_bowel, [4.0 * n for n in range(15)])) == list(range(8, 15))
     assert second_looks([at(0.0), None], [0.0, 5.0]) == {}  # one neighbour is not a line
+
+
+def canal_layout(centres_anterior_mm, semi_ap_mm, spacing_mm):
+    """Canal masks [slice, row, column] of canal_arrays and their stack layout."""
+    from SpinalStenosisLib.geometry import AxialLayout
+
+    labels, geometry = canal_arrays(centres_anterior_mm, semi_ap_mm, spacing_mm)
+    layout = AxialLayout.from_geometry(geometry)
+    return layout.to_stack(labels) == 1, layout
+
+
+def test_thick_slices_through_a_tilted_canal_are_warned_of_and_sacs_changing_shape_are_not():
+    from SpinalStenosisLib.centreline import front_to_back_blur_mm, thick_slice_warnings
+
+    n = np.arange(8)
+    tilted_thick = canal_layout(-2.0 * n, [6.0] * 8, 7.7)  # 2 mm further back on every 7.7 mm slice: 15°
+    assert front_to_back_blur_mm(*tilted_thick) == pytest.approx(np.full(8, 2.0), abs=0.1)
+    [warning] = thick_slice_warnings(*tilted_thick)
+    assert "slices 7.7 mm apart" in warning and "tilted about 15°" in warning and "over about 2.0 mm" in warning
+    assert thick_slice_warnings(*canal_layout(-0.26 * n, [6.0] * 8, 1.0)) == []  # the same tilt, 1 mm slices
+    # sacs narrowed at every other level: their centres move 1.5 mm from slice to slice, along no tilt
+    changing = canal_layout(-1.5 * (n % 2), [6.0, 4.5] * 4, 7.7)
+    assert np.nanmedian(front_to_back_blur_mm(*changing)) < 0.5 and thick_slice_warnings(*changing) == []
+    few = canal_layout(-2.0 * n[:2], [6.0] * 2, 7.7)  # two slices draw no line
+    assert np.isnan(front_to_back_blur_mm(*few)).all() and thick_slice_warnings(*few) == []
 
 
 def test_a_stack_keeps_to_the_canal_where_network_1_strays_onto_a_bright_kidney_on_one_slice():
