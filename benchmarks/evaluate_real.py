@@ -170,7 +170,7 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
         run = measure_with_segmenter(open_axial(path), segmenter)
         write_report(overlays / f"{path.parent.name}_{path.name.split('.')[0]}.png", run.measurements,
                      run.volume.read_slice, lambda s: run.stack_labels[s], run.volume.layout.slice_grid, region,
-                     f"{path.name} (real, validation only)")
+                     f"{path.name} (real, validation only)", run.warnings)
         both, correct = sides_correct(run)
         results["foramen_sides"]["slices"] += both
         results["foramen_sides"]["correct"] += correct

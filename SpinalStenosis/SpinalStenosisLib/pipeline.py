@@ -200,15 +200,15 @@ def write_outputs(runs: list[MeasurementRun], out_dir: Path, input_path: Path, r
 
 
 def _write_run(run: MeasurementRun, folder: Path, input_path: Path, region: str, block: dict) -> None:
-    volume = run.volume
+    volume, warnings = run.volume, run.warnings
     title = Path(input_path).name + (f" block {block['block']} of {block['blocks']}" if block else "")
     write_labels(folder / "segmentation.nii.gz", volume.to_source_grid(run.stack_labels), volume.source_geometry)
     write_csv(folder / "measurements.csv", run.measurements, region)
     write_json(folder / "measurements.json", run.measurements, region,
-               {"input": str(Path(input_path).name), **block, "input_warnings": run.warnings, **run.provenance})
+               {"input": str(Path(input_path).name), **block, "input_warnings": warnings, **run.provenance})
     write_rulers(folder / "rulers.mrk.json", run.measurements)
     write_report(folder / "report.png", run.measurements, volume.read_slice, lambda s: run.stack_labels[s],
-                 volume.layout.slice_grid, region, f"Spinal stenosis: {title} ({region})")
+                 volume.layout.slice_grid, region, f"Spinal stenosis: {title} ({region})", warnings)
 
 
 def _block_labels(volumes: list[AxialVolume], labels_path: Path, pixel_mm: float | None) -> list[np.ndarray]:

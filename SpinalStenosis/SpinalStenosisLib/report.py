@@ -26,6 +26,7 @@ CAPTION_PX = 110
 MARGIN_PX = 9
 TITLE_PX = 40
 FINDINGS_LINE_PX = 18  # under the title, the study's worst findings, as many lines as the width needs
+WARNING_COLOUR = "#ffaa33"  # under the findings, what the user must know about the input (MeasurementRun.warnings)
 OUTLINE_PX = 2
 RULER_PX = 2
 TEXT_PX, CAPTION_TEXT_PX, TITLE_TEXT_PX = 13, 12, 16
@@ -149,7 +150,9 @@ def _draw_overlays(draw, m: SliceMeasurement, outlines: dict[int, list[np.ndarra
 
 def write_report(path: Path, measurements: list[SliceMeasurement], read_slice: Callable[[int], np.ndarray],
                  read_labels: Callable[[int], np.ndarray], slice_grid: Callable[[int], PlaneGrid],
-                 region: str, title: str) -> None:
+                 region: str, title: str, warnings: list[str] = ()) -> None:
+    """The report of a run's measurements (see the module's docstring): title, worst findings, warnings (e.g.
+    MeasurementRun.warnings) and the panels."""
     from PIL import Image, ImageDraw
 
     findings = worst_findings(measurements, region)
@@ -159,13 +162,16 @@ def write_report(path: Path, measurements: list[SliceMeasurement], read_slice: C
     cell_w, cell_h = VIEW_PX + 2 * MARGIN_PX, CAPTION_PX + VIEW_PX + MARGIN_PX
     font, title_font = _font("DejaVuSans.ttf", TEXT_PX), _font("DejaVuSans.ttf", TITLE_TEXT_PX)
     caption_font = _font("DejaVuSansMono.ttf", CAPTION_TEXT_PX)
-    findings_lines = _wrapped(describe_findings(findings), font, columns * cell_w - 2 * MARGIN_PX)
-    header_px = TITLE_PX + len(findings_lines) * FINDINGS_LINE_PX
+    width_px = columns * cell_w - 2 * MARGIN_PX
+    header_lines = [(line, "white") for line in _wrapped(describe_findings(findings), font, width_px)]
+    header_lines += [(line, WARNING_COLOUR) for warning in warnings
+                     for line in _wrapped(f"Warning: {warning}", font, width_px)]
+    header_px = TITLE_PX + len(header_lines) * FINDINGS_LINE_PX
     canvas = Image.new("RGB", (columns * cell_w, header_px + rows * cell_h), "black")
     draw = ImageDraw.Draw(canvas)
     draw.text((canvas.width / 2, TITLE_PX / 2), title, fill="white", font=title_font, anchor="mm")
-    for n, line in enumerate(findings_lines):
-        draw.text((canvas.width / 2, TITLE_PX + (n + 0.5) * FINDINGS_LINE_PX), line, fill="white", font=font,
+    for n, (line, colour) in enumerate(header_lines):
+        draw.text((canvas.width / 2, TITLE_PX + (n + 0.5) * FINDINGS_LINE_PX), line, fill=colour, font=font,
                   anchor="mm")
     if not panels:
         draw.text((canvas.width / 2, header_px + cell_h / 2), "nothing measured:\nno canal or foramen found",

@@ -4,7 +4,7 @@ from PIL import Image
 from shapes import axial_grid
 
 from SpinalStenosisLib.measurement import masks_from_labels, measure_slice
-from SpinalStenosisLib.report import MASK_COLOURS, TITLE_PX, write_report
+from SpinalStenosisLib.report import MASK_COLOURS, TITLE_PX, WARNING_COLOUR, write_report
 
 CANAL_RGB = np.array([int(MASK_COLOURS[1][i:i + 2], 16) for i in (1, 3, 5)])
 
@@ -44,6 +44,27 @@ def test_the_rulers_are_drawn_and_a_report_without_measurements_says_so(tmp_path
     write_report(tmp_path / "none.png", [], lambda _: image, lambda _: labels, lambda _: grid, "lumbar", "t")
     empty = np.asarray(Image.open(tmp_path / "none.png").convert("L"))
     assert (empty[TITLE_PX:] > 200).sum() > 100  # below the title, "nothing measured" in white on black
+
+
+def test_warnings_are_written_under_the_findings_in_their_own_colour(tmp_path):
+    grid = axial_grid(shape=(200, 200))
+    rows, columns = np.indices(grid.shape)
+    labels = (((rows - 100) ** 2 + (columns - 100) ** 2) <= 12 ** 2).astype(np.uint8)
+    measurement, image = measure_slice(masks_from_labels(labels), grid), np.zeros(grid.shape)
+    warning_rgb = np.array([int(WARNING_COLOUR[i:i + 2], 16) for i in (1, 3, 5)])
+    reports = {}
+    for name, warnings in (("plain", []), ("warned", ["slices 7.7 mm apart through a spine tilted about 15° " * 3])):
+        write_report(tmp_path / f"{name}.png", [measurement], lambda _: image, lambda _: labels, lambda _: grid,
+                     "lumbar", "t", warnings)
+        reports[name] = np.asarray(Image.open(tmp_path / f"{name}.png").convert("RGB")).astype(int)
+    plain, warned = reports["plain"], reports["warned"]
+    extra_rows = warned.shape[0] - plain.shape[0]
+    assert extra_rows >= 2 * 18  # the long warning wraps onto lines of its own
+    first_apart = int((warned[:plain.shape[0]] != plain).any(axis=(1, 2)).argmax())  # under title and findings
+    assert first_apart > TITLE_PX and np.array_equal(warned[first_apart + extra_rows:], plain[first_apart:])
+    in_colour = (np.abs(warned - warning_rgb).max(axis=2) < 30).any(axis=1).nonzero()[0]
+    assert first_apart <= in_colour.min() and in_colour.max() < first_apart + extra_rows
+    assert not (np.abs(plain - warning_rgb).max(axis=2) < 30).any()
 
 
 def test_a_caption_marks_each_measurement_of_a_structure_the_network_doubts():
