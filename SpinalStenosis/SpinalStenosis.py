@@ -169,8 +169,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         except StopIteration as finished:
             self._stopTimer()
             with slicer.util.tryWithErrorDisplay(_("Failed to show the results.")):
-                self._showResults(self.logic.finishMeasure(self._parameterNode, finished.value),
-                                  finished.value.warnings)
+                self._showResults(self.logic.finishMeasure(self._parameterNode, finished.value))
         except Exception as error:  # shown to the user, nothing half-made is left in the scene
             self._stopTimer()
             self.ui.statusLabel.text = _("Measurement failed: {error}").format(error=error)
@@ -187,7 +186,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._stopTimer()
             self.ui.statusLabel.text = _("Cancelled: nothing was changed.")
 
-    def _showResults(self, outputs, warnings: list) -> None:
+    def _showResults(self, outputs) -> None:
         self.ui.tableView.setMRMLTableNode(outputs.table)
         slicer.util.setSliceViewerLayers(background=self._parameterNode.inputVolume, fit=True)
         self.logic.showNarrowest(self._parameterNode)
@@ -198,7 +197,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if toCheck:
             status += " " + _("Check {what}: what the network was unsure of, or the image barely shows.").format(
                 what=toCheck)
-        for warning in warnings:
+        for warning in self.logic.warnings(self._parameterNode):
             status += " " + _("Note: {warning}.").format(warning=warning)
         self.ui.statusLabel.text = status
 
@@ -307,12 +306,12 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
 
     def finishMeasure(self, parameterNode, run):
         """Publish a finished run into the scene (its warnings go to the log too); the SceneOutputs."""
-        for warning in run.warnings:
-            logging.warning("SpinalStenosis: %s", warning)
         scene = self.stenosisScene(parameterNode.region)
         outputs = scene.publish(parameterNode.inputVolume, run, {"device": parameterNode.device})
         parameterNode.outputSegmentation = outputs.segmentation
         parameterNode.outputTable = outputs.table
+        for warning in scene.warnings(outputs.table):
+            logging.warning("SpinalStenosis: %s", warning)
         return outputs
 
     def process(self, inputVolume, region: Optional[str] = None, device: str = "cpu", progress=None):
@@ -390,6 +389,10 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
 
         return describe_checks(self.stenosisScene(parameterNode.region).to_check(self._outputs(parameterNode).table))
 
+    def warnings(self, parameterNode) -> list:
+        """What the user must know about the measured input (e.g. thick slices through a tilted spine)."""
+        return self.stenosisScene(parameterNode.region).warnings(self._outputs(parameterNode).table)
+
     def stopWatchingRulers(self) -> None:
         """Rulers moved by hand no longer update the table (the module is closing or reloading)."""
         if self._scene is not None:
@@ -430,6 +433,7 @@ class SpinalStenosisTest(ScriptedLoadableModuleTest):
         self.assertTrue(np.isfinite(outputs.table.GetTable().GetColumnByName("canal_ap_mm").GetValue(1)))
         self.assertIsNotNone(logic.showNarrowest(parameterNode))
         self.assertIsInstance(logic.toCheck(parameterNode), str)
+        self.assertEqual(logic.warnings(parameterNode), [])  # thin synthetic slices, no tilt
         self.assertTrue(logic.worstFindings(parameterNode).startswith("narrowest canal AP"))
         narrowestRow = logic.stenosisScene(parameterNode.region).narrowest_row(outputs.table)
         outputs.table.GetTable().GetColumnByName("level").SetValue(narrowestRow, "L4-L5")  # as typed into the table

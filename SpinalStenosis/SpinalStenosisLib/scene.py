@@ -158,10 +158,11 @@ class StenosisScene:
     # ---- Measure ---------------------------------------------------------------------------------------------
     def publish(self, volume_node, run: MeasurementRun, provenance: dict | None = None) -> SceneOutputs:
         """Create or update the output nodes from a measurement run on volume_node; rulers moved by hand then
-        update their table rows."""
+        update their table rows. The segmentation and table carry the run's provenance and warnings
+        (MeasurementRun.warnings, a JSON list) as SpinalStenosis.* attributes."""
         name = volume_node.GetName()
         provenance = {"engineVersion": __version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                      **run.provenance, **(provenance or {})}
+                      **run.provenance, **(provenance or {}), "warnings": run.warnings}
         segmentation = self._node(volume_node, "segmentation", "vtkMRMLSegmentationNode",
                                   f"{name} stenosis segmentation")
         _follow(segmentation, volume_node)
@@ -411,6 +412,12 @@ class StenosisScene:
         check, slices = vtk_table.GetColumnByName("check"), vtk_table.GetColumnByName("slice_index")
         return {int(slices.GetValue(row)): check.GetValue(row) for row in range(vtk_table.GetNumberOfRows())
                 if check.GetValue(row)}
+
+    @staticmethod
+    def warnings(table) -> list[str]:
+        """The warnings of the run the table holds (MeasurementRun.warnings; none for a table of an earlier
+        version)."""
+        return json.loads(table.GetAttribute(ATTRIBUTE + "warnings") or "[]")
 
     def show_row(self, volume_node, outputs: SceneOutputs, row: int) -> np.ndarray:
         """Centre every slice view on a table row's slice: on the middle of its canal AP ruler, or of the slice

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import ThresholdSegmenter, phantom_arrays, tilted
+from conftest import ThresholdSegmenter, canal_arrays, phantom_arrays, tilted
 
 slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
 
@@ -73,6 +73,7 @@ def test_measure_creates_named_nodes_with_the_input_geometry(context, volume):
     assert outputs.region is not None and outputs.region.IsA("vtkMRMLMarkupsROINode")
     assert segmentation.GetAttribute("SpinalStenosis.engineVersion")
     assert json.loads(segmentation.GetAttribute("SpinalStenosis.models"))["test"]["sha256"] == "none"
+    assert logic.warnings(outputs.table) == []
     ruler = outputs.rulers[(1, "canal_ap_mm")]
     assert ruler.IsA("vtkMRMLMarkupsLineNode") and ruler.GetName() == "Canal AP slice 1"
     hierarchy = context.scene.GetSubjectHierarchyNode()
@@ -98,6 +99,15 @@ def assert_rulers_on_mask_boundaries(logic, outputs, volume, world_to_volume_ras
             values = bilinear(mask, j + 0.75 * np.cos(ring), i + 0.75 * np.sin(ring))
             assert values.max() >= 0.5 > values.min()
 
+
+
+def test_a_warning_of_thick_slices_through_a_tilted_spine_is_kept_with_the_results(context):
+    labels, geometry = canal_arrays(-2.0 * np.arange(8), [6.0] * 8, 7.7)
+    volume = add_volume(context.scene, labels * 800.0 + 100.0, geometry.ijk_to_ras, "abdomen")
+    logic, outputs = measure(context, volume)
+    [warning] = logic.warnings(outputs.table)
+    assert warning.startswith("slices 7.7 mm apart through a spine tilted about 15°")
+    assert json.loads(outputs.segmentation.GetAttribute("SpinalStenosis.warnings")) == [warning]
 
 def test_rulers_sit_on_the_mask_boundary_and_match_the_table(context, volume):
     logic, outputs = measure(context, volume)
