@@ -121,7 +121,7 @@ def _finding_columns(name: str) -> tuple[str, str, str, str, str]:
 
 
 STUDIES_COLUMNS = ("folder", "input", "region", "slices", "slices_to_check",
-                   *(column for name in GRADED_MEASUREMENTS for column in _finding_columns(name)))
+                   *(column for name in GRADED_MEASUREMENTS for column in _finding_columns(name)), "warnings")
 
 
 def write_studies_csv(out_dir: Path) -> Path | None:
@@ -135,7 +135,8 @@ def write_studies_csv(out_dir: Path) -> Path | None:
         document = json.loads(document_path.read_text(encoding="utf-8"))
         row = {"folder": document_path.parent.relative_to(out_dir).as_posix(), "input": document["input"],
                "region": document["region"], "slices": len(document["slices"]),
-               "slices_to_check": sum(bool(entry["check"]) for entry in document["slices"])}
+               "slices_to_check": sum(bool(entry["check"]) for entry in document["slices"]),
+               "warnings": "; ".join(document.get("input_warnings", []))}
         for name, finding in document.get("worst_findings", {}).items():  # "level": not from an earlier version
             row.update(zip(_finding_columns(name), (f"{finding['value']:.4f}", finding["slice_index"],
                                                     finding.get("level", ""), finding["grade"], finding["to_check"])))

@@ -170,12 +170,14 @@ def test_studies_csv_lists_each_block_of_an_angled_series_and_leaves_missing_fin
     for folder, findings in (("series/block-2", {"canal_ap_mm": finding}), ("series/block-1", {}), ("nifti", {})):
         (tmp_path / folder).mkdir(parents=True)
         document = {"input": folder.split("/")[0], "region": "lumbar", "worst_findings": findings,
-                    "slices": [{"check": "canal"}, {"check": ""}, {"check": "canal"}]}
+                    "slices": [{"check": "canal"}, {"check": ""}, {"check": "canal"}],
+                    "input_warnings": ["slices 7.7 mm apart", "a slice missing"] if folder == "nifti" else []}
         (tmp_path / folder / "measurements.json").write_text(json.dumps(document), encoding="utf-8")
     with open(write_studies_csv(tmp_path), newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["folder"] for row in rows] == ["nifti", "series/block-1", "series/block-2"]
     assert [row["slices_to_check"] for row in rows] == ["2"] * 3 and rows[0]["canal_ap_mm"] == ""
+    assert [row["warnings"] for row in rows] == ["slices 7.7 mm apart; a slice missing", "", ""]
     assert [rows[2][c] for c in ("canal_ap_mm", "canal_ap_slice", "canal_ap_level", "canal_ap_grade",
                                  "canal_ap_to_check")] == ["9.5000", "2", "L4-L5", "absolute stenosis", "True"]
 
