@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -150,7 +150,7 @@ def _draw_overlays(draw, m: SliceMeasurement, outlines: dict[int, list[np.ndarra
 
 def write_report(path: Path, measurements: list[SliceMeasurement], read_slice: Callable[[int], np.ndarray],
                  read_labels: Callable[[int], np.ndarray], slice_grid: Callable[[int], PlaneGrid],
-                 region: str, title: str, warnings: list[str] = ()) -> None:
+                 region: str, title: str, warnings: Sequence[str] = ()) -> None:
     """The report of a run's measurements (see the module's docstring): title, worst findings, warnings (e.g.
     MeasurementRun.warnings) and the panels."""
     from PIL import Image, ImageDraw
