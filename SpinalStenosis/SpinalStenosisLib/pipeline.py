@@ -60,9 +60,14 @@ class MeasurementRun:
 
     @property
     def warnings(self) -> list[str]:
-        """What the user must know about the input: how it was read (AxialVolume.warnings), and whether its slices
-        are thick against the spine's tilt (centreline.thick_slice_warnings)."""
-        return self.volume.warnings + thick_slice_warnings(self.stack_labels == 1, self.volume.layout)
+        return input_warnings(self.volume, self.stack_labels)
+
+
+def input_warnings(volume: AxialVolume, stack_labels: np.ndarray) -> list[str]:
+    """What the user must know about an input measured into stack_labels ([slice, row, column]): how it was read
+    (AxialVolume.warnings), and whether its slices are thick against the spine's tilt
+    (centreline.thick_slice_warnings)."""
+    return volume.warnings + thick_slice_warnings(stack_labels == 1, volume.layout)
 
 
 SliceSegmenter = Callable[[list[int]], list[SliceSegmentation]]

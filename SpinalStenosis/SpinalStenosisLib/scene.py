@@ -25,7 +25,7 @@ from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_na
 from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, masks_from_labels,
                           measure_slice)
 from .outputs import CSV_COLUMNS
-from .pipeline import MeasurementRun, ProgressCallback, Segmenter, measure_with_segmenter
+from .pipeline import MeasurementRun, ProgressCallback, Segmenter, input_warnings, measure_with_segmenter
 from .volume_io import AxialVolume, axial_from_array
 
 ATTRIBUTE = "SpinalStenosis."
@@ -159,10 +159,10 @@ class StenosisScene:
     def publish(self, volume_node, run: MeasurementRun, provenance: dict | None = None) -> SceneOutputs:
         """Create or update the output nodes from a measurement run on volume_node; rulers moved by hand then
         update their table rows. The segmentation and table carry the run's provenance and warnings
-        (MeasurementRun.warnings, a JSON list) as SpinalStenosis.* attributes."""
+        (MeasurementRun.warnings) as SpinalStenosis.* attributes."""
         name = volume_node.GetName()
         provenance = {"engineVersion": __version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                      **run.provenance, **(provenance or {}), "warnings": run.warnings}
+                      **run.provenance, **(provenance or {})}
         segmentation = self._node(volume_node, "segmentation", "vtkMRMLSegmentationNode",
                                   f"{name} stenosis segmentation")
         _follow(segmentation, volume_node)
@@ -176,6 +176,7 @@ class StenosisScene:
         for node in (segmentation, table):
             for key, value in provenance.items():
                 node.SetAttribute(ATTRIBUTE + key, value if isinstance(value, str) else json.dumps(value))
+        _store_warnings(outputs, run.warnings)
         self._organise(volume_node, outputs)
         self._watch_rulers(outputs)
         return outputs
@@ -415,8 +416,8 @@ class StenosisScene:
 
     @staticmethod
     def warnings(table) -> list[str]:
-        """The warnings of the run the table holds (MeasurementRun.warnings; none for a table of an earlier
-        version)."""
+        """The warnings of the results the table holds (pipeline.input_warnings, as last measured or re-measured;
+        none for a table of an earlier version)."""
         return json.loads(table.GetAttribute(ATTRIBUTE + "warnings") or "[]")
 
     def show_row(self, volume_node, outputs: SceneOutputs, row: int) -> np.ndarray:
@@ -492,6 +493,7 @@ class StenosisScene:
         outputs.rulers = self._sync_rulers(volume_node, measurements, outputs.rulers)
         self.regrade(outputs.table)
         outputs.segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", json.dumps(hashes))
+        _store_warnings(outputs, input_warnings(volume, stack))  # the edited masks may tilt the canal otherwise
         self._organise(volume_node, outputs)
         self._watch_rulers(outputs)
         return changed
@@ -555,6 +557,12 @@ def _place_in_hierarchy(hierarchy, node, parent) -> None:
         hierarchy.SetItemParent(item, parent)
     else:
         hierarchy.CreateItem(parent, node)
+
+
+def _store_warnings(outputs: SceneOutputs, warnings: list[str]) -> None:
+    """The warnings of the results (pipeline.input_warnings) as the segmentation's and table's attribute."""
+    for node in (outputs.segmentation, outputs.table):
+        node.SetAttribute(ATTRIBUTE + "warnings", json.dumps(warnings))
 
 
 def _slice_hashes(stack_labels: np.ndarray) -> list[str]:

@@ -101,13 +101,16 @@ def assert_rulers_on_mask_boundaries(logic, outputs, volume, world_to_volume_ras
 
 
 
-def test_a_warning_of_thick_slices_through_a_tilted_spine_is_kept_with_the_results(context):
+def test_a_warning_of_thick_slices_through_a_tilted_spine_is_kept_with_the_results_and_follows_edits(context):
     labels, geometry = canal_arrays(-2.0 * np.arange(8), [6.0] * 8, 7.7)
     volume = add_volume(context.scene, labels * 800.0 + 100.0, geometry.ijk_to_ras, "abdomen")
     logic, outputs = measure(context, volume)
     [warning] = logic.warnings(outputs.table)
     assert warning.startswith("slices 7.7 mm apart through a spine tilted about 15°")
     assert json.loads(outputs.segmentation.GetAttribute("SpinalStenosis.warnings")) == [warning]
+    untilted, _ = canal_arrays(np.zeros(8), [6.0] * 8, 7.7)  # the canals outlined again by hand, in line
+    logic._write_segments(outputs.segmentation, volume, untilted)
+    assert len(logic.remeasure(volume, outputs)) == 7 and logic.warnings(outputs.table) == []
 
 def test_rulers_sit_on_the_mask_boundary_and_match_the_table(context, volume):
     logic, outputs = measure(context, volume)
