@@ -16,7 +16,9 @@ NEIGHBOUR_WINDOW_MM = 40.0  # slices this close along the stack say where a slic
 MIN_NEIGHBOURS = 2
 OFF_LINE_MM = 8.0  # about half a canal's width or depth: a canal centre farther off the line is on something else
 AP_DRIFT_PER_MM = 0.5  # the canal runs up to about 27° from the stack's axis (lordosis): its AP drift along the line
-SHRUNK_FRACTION = 0.4  # a canal under this share of its neighbours' median area may be a fragment of the sac
+# a canal under this share of the sac's area is a part of it (as evaluate_synthetic counts gross failures), so one
+# under this share of its neighbours' median area may be a part of the sac
+PART_OF_SAC = 0.7
 TILT_WINDOW_MM = 20.0  # the canal's tilt at a slice is fitted to the canal centres this close along the stack
 # a median blur this long is worth a warning: on synthetic slices blurred over 1.5 mm, canal AP is within 1 mm on 62 %
 # against 72 % unblurred (benchmarks/evaluate_synthetic.py --count 300 --smear-mm 1.5); untilted synthetic stacks
@@ -66,9 +68,9 @@ def second_looks(sightings: list[CanalSighting | None], positions_mm: list[float
     within OFF_LINE_MM left-right and antero-posterior, plus the AP drift over the distance between them (so a run
     of finds on a kidney, bowel or the skin behind the spine cannot outvote the canal). A slice with at least
     MIN_NEIGHBOURS chain slices within NEIGHBOUR_WINDOW_MM is expected on the line through their centres, with their
-    median crop side, when it is off the chain and off that line, or when its canal is smaller than SHRUNK_FRACTION
-    of their median area (network 2 outlined a fragment of the sac, or the sac is narrowed there: looking again
-    tells them apart, see pipeline.measurement_steps)."""
+    median crop side, when it is off the chain and off that line, or when its canal is smaller than PART_OF_SAC of
+    their median area (network 2 outlined a part of the sac, or the sac is narrowed there: looking again tells them
+    apart, see pipeline.measurement_steps)."""
     positions = np.asarray(positions_mm, float)
     chain = _longest_chain(sightings, positions)
     looks = {}
@@ -78,7 +80,7 @@ def second_looks(sightings: list[CanalSighting | None], positions_mm: list[float
         if len(neighbours) < MIN_NEIGHBOURS:
             continue
         shrunk = sighting is not None and bool(
-            sighting.area_mm2 < SHRUNK_FRACTION * np.median([sightings[m].area_mm2 for m in neighbours]))
+            sighting.area_mm2 < PART_OF_SAC * np.median([sightings[m].area_mm2 for m in neighbours]))
         if n in chain and not shrunk:
             continue
         expected = CanalSighting(_line_through([sightings[m].centre_ras for m in neighbours], positions[neighbours],

@@ -7,7 +7,7 @@ from typing import Callable, Iterator, Mapping, Protocol
 
 import numpy as np
 
-from .centreline import CanalSighting, on_line, second_looks, thick_slice_warnings
+from .centreline import PART_OF_SAC, CanalSighting, on_line, second_looks, thick_slice_warnings
 from .geometry import PlaneGrid
 from .grading import grading_region
 from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measure_slice
@@ -19,6 +19,7 @@ ProgressCallback = Callable[[int, int], None]
 BATCH_SLICES = 8  # slices per network batch; progress and cancel act between batches
 MAX_LOOKS = 3  # second looks per slice
 LOOK_MOVED_MM = 2.0  # a few network-2 crop pixels
+WHOLE_SAC_GROWTH = 1 / PART_OF_SAC  # the whole sac found again is at least this much larger than a part of it
 
 
 class Cancelled(RuntimeError):
@@ -80,9 +81,10 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
     return value. A GUI can drive it from a timer and stop whenever the user cancels. With look_again, slices whose
     canal is missing, off the line of its neighbours or a fragment of their size (see :mod:`centreline`) are
     segmented again where the neighbours put it, round after round as the line grows and moves. The new result
-    replaces the old one if its canal is on that line (and, where the old canal was on it too, the new one is larger
-    and network 2 is surer of it: a narrowed sac is found again as it was); otherwise a canal found off the line is
-    dropped (it lies on a kidney, bowel, muscle or skin, not on the spine)."""
+    replaces the old one if its canal is on that line (and, where the old canal was on it too, the new one is at
+    least WHOLE_SAC_GROWTH times as large and network 2 is surer of it: the whole sac where the old find was a part
+    of it, while a narrowed sac, found again a little larger, stays as it was); otherwise a canal found off the line
+    is dropped (it lies on a kidney, bowel, muscle or skin, not on the spine)."""
     n_slices = volume.n_slices
     run = MeasurementRun(volume, [None] * n_slices, np.zeros(volume.layout.stack_shape, np.uint8))
     positions = [volume.layout.slice_position_mm(s) for s in range(n_slices)]
@@ -113,7 +115,8 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
                 sighting, before = _sighting(result), sightings[s]
                 before_on_line = before is not None and on_line(before, expected[s])  # looked at for its size
                 if sighting is not None and on_line(sighting, expected[s]) and (not before_on_line or (
-                        sighting.area_mm2 > before.area_mm2 and sighting.confidence > before.confidence)):
+                        sighting.area_mm2 >= WHOLE_SAC_GROWTH * before.area_mm2
+                        and sighting.confidence > before.confidence)):
                     store(s, result)
                     sightings[s] = sighting
                 elif before is not None and not before_on_line:  # the canal found first is off the line, none on it

@@ -605,47 +605,52 @@ def test_a_canal_off_the_line_is_dropped_when_the_second_look_finds_none_on_it()
 
 
 def test_a_canal_much_smaller_than_its_neighbours_is_looked_at_again_where_they_put_it():
-    from SpinalStenosisLib.centreline import SHRUNK_FRACTION, CanalSighting, second_looks
+    from SpinalStenosisLib.centreline import PART_OF_SAC, CanalSighting, second_looks
 
     def canal(area_mm2, x_mm=0.0):
         return CanalSighting(np.array([x_mm, -20.0, 0.0]), 50.0, area_mm2, 0.9)
 
     positions = [4.0 * n for n in range(7)]
     sightings = [canal(200.0) for _ in positions]
-    sightings[2] = canal(0.9 * SHRUNK_FRACTION * 200.0, x_mm=3.0)  # a fragment on the line
-    sightings[4] = canal(1.1 * SHRUNK_FRACTION * 200.0)  # narrowed, not a fragment
+    sightings[2] = canal(0.9 * PART_OF_SAC * 200.0, x_mm=3.0)  # a part of the sac on the line
+    sightings[4] = canal(1.1 * PART_OF_SAC * 200.0)  # about its neighbours' size
     looks = second_looks(sightings, positions)
     assert sorted(looks) == [2]
     assert looks[2].centre_ras == pytest.approx([0.0, -20.0, 8.0]) and looks[2].crop_side_mm == 50.0
 
 
-def test_a_second_look_replaces_a_fragment_of_the_sac_by_a_larger_surer_canal_but_keeps_a_narrowed_sac():
+def test_a_second_look_replaces_a_part_of_the_sac_by_the_whole_surer_sac_but_keeps_a_narrowed_sac():
     from SpinalStenosisLib.pipeline import SliceSegmentation
 
     grid = native(pixel=(1.0, 1.0), shape=(60, 60), angle_deg=0.0)
 
-    def result(half_width, probability):
+    def result(half_width, probability, half_height=None):
         canal = np.zeros(grid.shape, np.float32)
-        canal[30 - half_width:30 + half_width, 30 - half_width:30 + half_width] = probability
+        half_height = half_height or half_width
+        canal[30 - half_height:30 + half_height, 30 - half_width:30 + half_width] = probability
         return SliceSegmentation({"canal": canal}, grid, (canal >= 0.5).astype(np.uint8))
 
-    class Segmenter:  # slice 2 (value 2): a fragment at first sight; slice 4 (value 3): a narrowed sac
+    first_results = {1.0: result(8, 1.0), 2.0: result(2, 0.7), 3.0: result(3, 0.95), 4.0: result(5, 0.9)}
+    second_results = {2.0: result(8, 0.98), 3.0: result(2, 0.99), 4.0: result(5, 0.97, half_height=6)}
+
+    class Segmenter:  # slice 2 (value 2): a part of the sac at first sight; slices 4 and 5 (3, 4): narrowed sacs
         looked_again = []
 
         def segment(self, images, grids):
-            return [{1.0: result(8, 1.0), 2.0: result(2, 0.7), 3.0: result(3, 0.95)}[image.max()] for image in images]
+            return [first_results[image.max()] for image in images]
 
-        def look_again(self, images, grids, expected):
+        def look_again(self, images, grids, expected):  # all surer: the whole sac, a smaller one, one 1.2 times larger
             self.looked_again += [int(image.max()) for image in images]
-            return [result(8, 0.98) if image.max() == 2.0 else result(2, 0.99) for image in images]  # surer, smaller
+            return [second_results[image.max()] for image in images]
 
     stack = np.ones((7, *grid.shape), np.float32)
-    stack[2], stack[4] = 2.0, 3.0
+    stack[2], stack[4], stack[5] = 2.0, 3.0, 4.0
     segmenter = Segmenter()
     run = measure_with_segmenter(axial_from_array(stack, slice_geometry(grid, 4.0, n_slices=7)), segmenter)
-    assert sorted(segmenter.looked_again) == [2, 3]
+    assert sorted(segmenter.looked_again) == [2, 3, 4]
     assert run.measurements[2].values["canal_area_mm2"] == pytest.approx(16 * 16 * 0.98)
     assert run.measurements[4].values["canal_area_mm2"] == pytest.approx(6 * 6 * 0.95)  # the first look stays
+    assert run.measurements[5].values["canal_area_mm2"] == pytest.approx(10 * 10 * 0.9)  # so does this one
 
 
 def test_a_slice_is_looked_at_again_when_the_growing_line_moves_where_its_canal_is_expected():
