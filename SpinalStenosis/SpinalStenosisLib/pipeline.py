@@ -79,7 +79,7 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
                       ) -> Iterator[tuple[int, int]]:
     """Segment and measure batch by batch, yielding (slices done, total); the MeasurementRun is the generator's
     return value. A GUI can drive it from a timer and stop whenever the user cancels. With look_again, slices whose
-    canal is missing, off the line of its neighbours or a fragment of their size (see :mod:`centreline`) are
+    canal is missing, off the line of its neighbours or under PART_OF_SAC of their size (see :mod:`centreline`) are
     segmented again where the neighbours put it, round after round as the line grows and moves. The new result
     replaces the old one if its canal is on that line (and, where the old canal was on it too, the new one is at
     least WHOLE_SAC_GROWTH times as large and network 2 is surer of it: the whole sac where the old find was a part
