@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from evaluate_real import REAL_FOLDER, real_volumes  # noqa: E402
-from SpinalStenosisLib.centreline import canal_centres_ras, front_to_back_blur_mm, thick_slice_warnings  # noqa: E402
+from SpinalStenosisLib.centreline import canal_anterior_mm, front_to_back_blur_mm, thick_slice_warnings  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
@@ -43,10 +43,7 @@ def main() -> None:
             continue
         run = measure_with_segmenter(open_axial(path), segmenter)
         layout, canal_stack = run.volume.layout, run.stack_labels == 1
-        anterior_ras = layout.slice_grid(0).in_plane_axes()[0]
-        anterior_mm = np.array([c @ anterior_ras if c is not None else np.nan
-                                for c in canal_centres_ras(canal_stack, layout)])
-        moves = np.abs(np.diff(anterior_mm))
+        moves = np.abs(np.diff(canal_anterior_mm(canal_stack, layout)))
         moves = moves[np.isfinite(moves)]
         blur = front_to_back_blur_mm(canal_stack, layout)
         blur = blur[np.isfinite(blur)]

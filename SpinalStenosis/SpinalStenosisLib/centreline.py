@@ -118,9 +118,12 @@ def _longest_chain(sightings: list[CanalSighting | None], positions: np.ndarray)
     return chain
 
 
-def canal_centres_ras(canal_stack: np.ndarray, layout: AxialLayout) -> list[np.ndarray | None]:
-    """The centroid (RAS) of each slice's canal mask (canal_stack: [slice, row, column]); None where there is none."""
-    return [layout.slice_grid(s).centroid_ras(canal) if canal.any() else None for s, canal in enumerate(canal_stack)]
+def canal_anterior_mm(canal_stack: np.ndarray, layout: AxialLayout) -> np.ndarray:
+    """The antero-posterior coordinate (mm, along the slices' in-plane anterior axis) of each slice's canal centroid
+    (canal_stack: [slice, row, column] masks); NaN where there is none."""
+    anterior_ras = layout.slice_grid(0).in_plane_axes()[0]
+    return np.array([layout.slice_grid(s).centroid_ras(canal) @ anterior_ras if canal.any() else np.nan
+                     for s, canal in enumerate(canal_stack)])
 
 
 def front_to_back_blur_mm(canal_stack: np.ndarray, layout: AxialLayout) -> np.ndarray:
@@ -129,12 +132,10 @@ def front_to_back_blur_mm(canal_stack: np.ndarray, layout: AxialLayout) -> np.nd
     canal centres within TILT_WINDOW_MM along the stack (a line rather than the moves from slice to slice, so that
     sacs of different shapes at different levels do not read as a tilt). NaN on slices without a canal or with fewer
     than 3 canal centres in the window."""
-    centres = canal_centres_ras(canal_stack, layout)
-    anterior_ras = layout.slice_grid(0).in_plane_axes()[0]
-    anterior_mm = np.array([centre @ anterior_ras if centre is not None else np.nan for centre in centres])
-    found, index = np.isfinite(anterior_mm), np.arange(len(centres))
+    anterior_mm = canal_anterior_mm(canal_stack, layout)
+    found, index = np.isfinite(anterior_mm), np.arange(len(anterior_mm))
     window_slices = TILT_WINDOW_MM / layout.slice_spacing_mm
-    blur = np.full(len(centres), np.nan)
+    blur = np.full(len(anterior_mm), np.nan)
     for n in np.nonzero(found)[0]:
         near = found & (np.abs(index - n) <= window_slices)
         if near.sum() >= 3:

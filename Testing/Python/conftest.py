@@ -12,7 +12,7 @@ def phantom_arrays(n_slices: int = 3, size: int = 96, pixel_mm: float = 0.8):
     """A small axial stack [k, j, i]: canal ellipse (AP 12 mm) and bow-tie foramina (left 3+k mm, right 4 mm)."""
     from shapes import axial_grid, bow_tie, ellipse, rasterise
 
-    from SpinalStenosisLib.geometry import VolumeGeometry
+    from SpinalStenosisLib.synth.dataset import slice_geometry
 
     grid = axial_grid(pixel_mm=(pixel_mm, pixel_mm), shape=(size, size))
     image = np.zeros((n_slices, size, size), np.float32)
@@ -23,12 +23,8 @@ def phantom_arrays(n_slices: int = 3, size: int = 96, pixel_mm: float = 0.8):
         right = rasterise(bow_tie(-21.0, 0.0, 4.0, 0.12, 10.0), grid) > 0
         labels[k][canal], labels[k][left], labels[k][right] = 1, 2, 3
         image[k] = 100.0 + 800.0 * canal + 400.0 * (left | right)
-    # the canonical grid's rows run A→P and columns R→L; store with i = column, j = row, k = superior
-    matrix = np.eye(4)
-    matrix[:3, 0], matrix[:3, 1] = grid.column_step_ras, grid.row_step_ras
-    matrix[:3, 2] = [0.0, 0.0, 4.0]
-    matrix[:3, 3] = grid.origin_ras
-    return image, labels, VolumeGeometry((size, size, n_slices), matrix)
+    # the canonical grid's rows run A→P and columns R→L; stored with i = column, j = row, k = superior
+    return image, labels, slice_geometry(grid, 4.0, n_slices)
 
 
 def canal_arrays(centres_anterior_mm, semi_ap_mm, spacing_mm: float, size: int = 96):
@@ -36,15 +32,12 @@ def canal_arrays(centres_anterior_mm, semi_ap_mm, spacing_mm: float, size: int =
     these AP semi-axes (16 mm wide), the slices spacing_mm apart; and its geometry."""
     from shapes import axial_grid, ellipse, rasterise
 
-    from SpinalStenosisLib.geometry import VolumeGeometry
+    from SpinalStenosisLib.synth.dataset import slice_geometry
 
     grid = axial_grid(pixel_mm=(0.5, 0.5), shape=(size, size))
     labels = np.stack([rasterise(ellipse(0.0, anterior, 8.0, semi), grid)
                        for anterior, semi in zip(centres_anterior_mm, semi_ap_mm)]).astype(np.uint8)
-    matrix = np.eye(4)
-    matrix[:3, 0], matrix[:3, 1], matrix[:3, 2] = grid.column_step_ras, grid.row_step_ras, [0.0, 0.0, spacing_mm]
-    matrix[:3, 3] = grid.origin_ras
-    return labels, VolumeGeometry((size, size, len(labels)), matrix)
+    return labels, slice_geometry(grid, spacing_mm, len(labels))
 
 
 class ThresholdSegmenter:
