@@ -172,7 +172,9 @@ def measure_with_labels(volume: AxialVolume, labels_source: np.ndarray,
 
 def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple[int, int]]:
     """:func:`measurement_steps` with a segmenter (and its second look, if it has one); the run carries the
-    segmenter's provenance."""
+    segmenter's provenance. A colour composite is measured on each of its channels (surest_channel_steps)."""
+    if volume.colour_channels:
+        return (yield from surest_channel_steps(volume, segmenter))
 
     def segment_slices(indices: list[int]) -> list[SliceSegmentation]:
         return segmenter.segment([volume.read_slice(s) for s in indices],
@@ -186,6 +188,37 @@ def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple
                                        look_again if hasattr(segmenter, "look_again") else None)
     run.provenance = dict(getattr(segmenter, "provenance", {}))
     return run
+
+
+def surest_channel_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple[int, int]]:
+    """segmenter_steps on each of a colour composite's channels (volume.colour_channels): the run kept is the one on
+    the channel network 2 is surest of the canal on (canal_certainty), with a warning that names it. The mean of
+    the colours mixes the contrasts (CSF bright in one, dark in another) into an image like none the networks learnt
+    from."""
+    channels, runs = volume.colour_channels, {}
+    total = volume.n_slices * len(channels)
+    for name, channel in channels.items():
+        steps, before = segmenter_steps(channel, segmenter), volume.n_slices * len(runs)
+        while True:
+            try:
+                done, _ = next(steps)
+            except StopIteration as finished:
+                runs[name] = finished.value
+                break
+            yield before + done, total
+    certainty = {name: canal_certainty(run) for name, run in runs.items()}
+    surest = max(certainty, key=certainty.get)
+    others = ", ".join(f"{name} {value:.2f}" for name, value in certainty.items() if name != surest)
+    runs[surest].volume.warnings.append(
+        f"a colour image whose channels are different images (a composite of contrasts?): measured on its {surest} "
+        f"channel, where network 2 is surest of the canal (confidence {certainty[surest]:.2f}; {others}), not on "
+        "the mean of its colours")
+    return runs[surest]
+
+
+def canal_certainty(run: MeasurementRun) -> float:
+    """Network 2's confidence in the canal averaged over the run's slices, a slice without a canal counting 0."""
+    return float(np.mean([np.nan_to_num(m.confidences["canal_confidence"]) for m in run.measurements]))
 
 
 def measure_with_segmenter(volume: AxialVolume, segmenter: Segmenter, progress: ProgressCallback | None = None,

@@ -5,6 +5,7 @@ checking the networks on it (:mod:`evaluation`).
   (1 canal, 2 left foramen, 3 right foramen), any orientation.
 * Lumbar Spine MRI label PNGs (Sudirman et al.): ``<name>_label.png`` (thecal sac = 150) with ``<name>_image.png``
   beside it, 0.6875 mm pixels, radiological orientation. They have no foramina, so only the canal channel learns.
+  A colour image whose channels are different images (a composite of contrasts) trains on each channel.
 """
 from __future__ import annotations
 
@@ -71,12 +72,14 @@ class RealPairs:
         if "eval" in folder.resolve().parts and "shared" in folder.resolve().parts:
             raise ValueError(f"{folder}: the shared evaluation images are for validation only, never training")
         for case in labelled_cases(folder):
-            for s in range(case.volume.n_slices):
-                labels = case.labels[s]
-                if (labels == 1).any():
-                    onehot = np.stack([labels == 2, labels == 1, labels == 3]).astype(np.float32)
-                    self.slices.append((case.volume.read_slice(s), onehot, case.volume.layout.slice_grid(s),
-                                        case.has_foramina))
+            # a colour composite's channels each, as the networks measure them (pipeline.surest_channel_steps)
+            for volume in list(case.volume.colour_channels.values()) or [case.volume]:
+                for s in range(volume.n_slices):
+                    labels = case.labels[s]
+                    if (labels == 1).any():
+                        onehot = np.stack([labels == 2, labels == 1, labels == 3]).astype(np.float32)
+                        self.slices.append((volume.read_slice(s), onehot, volume.layout.slice_grid(s),
+                                            case.has_foramina))
 
     def pair(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
         from .synth.sampler import jittered_crop

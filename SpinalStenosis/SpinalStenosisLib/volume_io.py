@@ -13,6 +13,8 @@ from .geometry import AxialLayout, GeometryError, VolumeGeometry, is_axial_norma
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
 MAX_VOXELS_IN_MEMORY = 256 * 1024 * 1024  # larger volumes are read slice by slice
+COLOURS = ("red", "green", "blue")
+SAME_IMAGE_CORRELATION = 0.98  # colour channels this alike are one image (grey saved in colour, or a lossy copy)
 
 
 class InputError(ValueError):
@@ -81,32 +83,59 @@ def _check_header(path: Path, dimension: int, components: int, size: tuple[int, 
         raise InputError(f"{path}: empty image ({'x'.join(map(str, size))} voxels)")
 
 
+def _read(path: Path, reader):
+    try:
+        return reader.Execute()
+    except RuntimeError as error:
+        raise InputError(f"{path}: cannot be read ({str(error).strip().splitlines()[-1]})") from None
+
+
 def _read_whole(path: Path, reader=None, pixel_mm: float | None = None):
     """The whole image, read by reader (by default a new one for path); a 2-D image (with pixel_mm) as a one-slice
     axial volume (see :func:`displayed_slice`)."""
-    reader = reader or _reader_for(path)[0]
-    try:
-        image = reader.Execute()
-    except RuntimeError as error:
-        raise InputError(f"{path}: cannot be read ({str(error).strip().splitlines()[-1]})") from None
+    image = _read(path, reader or _reader_for(path)[0])
     _check_header(path, image.GetDimension(), image.GetNumberOfComponentsPerPixel(), image.GetSize(), pixel_mm)
     return displayed_slice(image, pixel_mm) if image.GetDimension() == 2 else image
 
 
-def displayed_slice(image, pixel_mm: float):
+def displayed_slice(image, pixel_mm: float, colour: int | None = None):
     """A 2-D image (e.g. a PNG) as a one-slice axial volume, read as a radiologist sees an axial slice: rows from
     anterior to posterior, columns from the patient's right to left (ITK's 2-D x, y are LPS), pixel_mm square
     pixels. Its own spacing and direction, if any, are replaced; an RGB(A) image (grey saved in colour, or a
-    dataset's composite) becomes the mean of its colours."""
+    dataset's composite) becomes the mean of its colours, or with colour its channel of that index (see COLOURS)."""
     sitk = _sitk()
     if image.GetNumberOfComponentsPerPixel() > 1:
         red, green, blue = (sitk.VectorIndexSelectionCast(image, c, sitk.sitkFloat32) for c in range(3))
-        image = (red + green + blue) / 3.0
+        image = (red + green + blue) / 3.0 if colour is None else (red, green, blue)[colour]
     flat = sitk.Image(image)
     flat.SetSpacing((float(pixel_mm), float(pixel_mm)))
     flat.SetOrigin((0.0, 0.0))
     flat.SetDirection((1.0, 0.0, 0.0, 1.0))
     return sitk.JoinSeries(flat)
+
+
+def distinct_colours(image) -> list[int]:
+    """The channels of a 2-D RGB(A) image that are images of their own, as in a composite of contrasts (e.g. T1 in
+    one channel, T2 in another): each that is not blank and not the same image as one before it (correlated at
+    SAME_IMAGE_CORRELATION or more). None when fewer than two are (grey saved in colour)."""
+    if image.GetNumberOfComponentsPerPixel() < 3:
+        return []
+    colours = _sitk().GetArrayFromImage(image)[..., :3].reshape(-1, 3).astype(np.float64).T
+    kept: list[int] = []
+    for c, channel in enumerate(colours):
+        if channel.std() > 0 and all(np.corrcoef(channel, colours[k])[0, 1] < SAME_IMAGE_CORRELATION for k in kept):
+            kept.append(c)
+    return kept if len(kept) > 1 else []
+
+
+def _displayed_volume(path: Path, reader, pixel_mm: float) -> "AxialVolume":
+    """A 2-D image as a one-slice axial volume (displayed_slice); a colour composite's distinct channels
+    (distinct_colours) are kept beside it as volumes of their own (AxialVolume.colour_channels)."""
+    image = _read(path, reader)
+    volume = _axial_from_image(path, displayed_slice(image, pixel_mm))
+    volume.colour_channels = {COLOURS[c]: _axial_from_image(path, displayed_slice(image, pixel_mm, c))
+                              for c in distinct_colours(image)}
+    return volume
 
 
 @dataclass
@@ -121,6 +150,9 @@ class AxialVolume:
     source_voxels: Callable[[], np.ndarray]  # the input's voxels [k, j, i] on source_geometry, as float32
     warnings: list[str] = field(default_factory=list)  # what the user must know about how the input was read
     named_region: str | None = None  # the spine region a DICOM header names (see dicom_series.named_region)
+    # a colour composite's channels that are images of their own (distinct_colours), by colour; the volume itself
+    # is the mean of its colours
+    colour_channels: dict[str, "AxialVolume"] = field(default_factory=dict)
 
     @property
     def n_slices(self) -> int:
@@ -153,7 +185,8 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
         geometry = VolumeGeometry.from_sitk(file_reader)  # the reader has the image's geometry getters
         if int(np.prod(size)) > max_voxels_in_memory and not needs_reslice(geometry):
             return _streamed(path, geometry)
-    return _axial_from_image(path, _read_whole(path, reader, pixel_mm))
+        return _axial_from_image(path, _read(path, reader))
+    return _displayed_volume(path, reader, pixel_mm)
 
 
 def _dicom_series(path: Path, files: list[str], planes: SlicePlanes | None,

@@ -263,6 +263,7 @@ def test_a_2d_image_is_measured_as_a_displayed_axial_slice_with_pixel_mm(tmp_pat
     grey = (image[0] // 4).astype(np.uint8)
     sitk.WriteImage(sitk.Compose([sitk.GetImageFromArray(grey)] * 3), str(colour))
     assert np.array_equal(open_axial(colour, pixel_mm=0.8).read_slice(0), grey)
+    assert open_axial(colour, pixel_mm=0.8).colour_channels == {}
     monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: ThresholdSegmenter())
     for png, out, extra in ((png, tmp_path / "networks", ()), (png, tmp_path / "masks", ("--masks", masks)),
                             (colour, tmp_path / "colour", ("--masks", masks))):
@@ -275,6 +276,58 @@ def test_a_2d_image_is_measured_as_a_displayed_axial_slice_with_pixel_mm(tmp_pat
         written = sitk.ReadImage(str(out / "segmentation.nii.gz"))
         assert written.GetSize() == (96, 96, 1) and written.GetSpacing()[:2] == pytest.approx((0.8, 0.8))
         assert np.array_equal(sitk.GetArrayFromImage(written)[0] == 1, labels[0] == 1)
+
+
+def test_colour_channels_are_images_of_their_own_unless_blank_or_alike():
+    from SpinalStenosisLib.volume_io import distinct_colours
+
+    rng = np.random.default_rng(0)
+    grey = rng.uniform(0, 200, (32, 32))
+    other = rng.uniform(0, 200, (32, 32))
+
+    def colours(*channels):
+        return distinct_colours(sitk.Compose([sitk.GetImageFromArray(np.asarray(c, np.float32)) for c in channels]))
+
+    assert colours(grey, grey, grey) == [] and colours(grey, grey + rng.normal(0, 2, grey.shape), 0.5 * grey) == []
+    assert colours(grey, other, grey) == [0, 1] and colours(np.zeros_like(grey), grey, other) == [1, 2]
+    assert colours(grey, other, (grey + other) / 2) == [0, 1, 2]
+    assert distinct_colours(sitk.GetImageFromArray(grey)) == []
+
+
+class BrightnessSegmenter(ThresholdSegmenter):
+    """ThresholdSegmenter, as sure of the canal as the image is bright (its maximum / 1000)."""
+
+    def segment(self, images, grids):
+        results = super().segment(images, grids)
+        for image, result in zip(images, results):
+            result.masks["canal"] = result.masks["canal"] * (image.max() / 1000.0)
+        return results
+
+
+def test_a_colour_composite_is_measured_on_the_channel_network_2_is_surest_of(tmp_path, capsys, monkeypatch):
+    from SpinalStenosisLib import inference
+
+    image, labels, _ = phantom_arrays(n_slices=1)  # canal 900, foramina 500, background 100
+    composite = tmp_path / "composite.png"  # red: another contrast (canal 810, foramina dark); green: the phantom;
+    red = np.where(labels[0] == 1, 810, np.where(labels[0] > 1, 50, 300))  # blue: blank
+    channels = [red.astype(np.uint16), image[0].astype(np.uint16), np.zeros((96, 96), np.uint16)]
+    sitk.WriteImage(sitk.Compose([sitk.GetImageFromArray(c) for c in channels]), str(composite))
+    volume = open_axial(composite, pixel_mm=0.8)
+    assert sorted(volume.colour_channels) == ["green", "red"]  # the blank channel is no image
+    assert np.allclose(volume.read_slice(0), sum(channels) / 3)  # displayed (and for --masks): the mean
+    steps = []
+    measured = pipeline.measure_with_segmenter(volume, BrightnessSegmenter(),
+                                               progress=lambda done, total: steps.append((done, total)))
+    assert steps[-1] == (2, 2) and np.array_equal(measured.volume.read_slice(0), channels[1])
+    assert measured.measurements[0].confidences["canal_confidence"] == pytest.approx(0.9)
+    [warning] = measured.warnings
+    assert "measured on its green channel" in warning and "confidence 0.90; red 0.81" in warning
+    monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: BrightnessSegmenter())
+    code, err = run(capsys, "measure", composite, "--pixel-mm", 0.8, "--out", tmp_path / "out", "--quiet")
+    assert code == 0 and "green channel" in err
+    written = json.loads((tmp_path / "out" / "measurements.json").read_text(encoding="utf-8"))
+    assert "green channel" in written["input_warnings"][0]
+    assert abs(written["slices"][0]["canal_ap_mm"] - 12.0) <= 1.0
 
 
 def test_pixel_mm_is_refused_for_3d_images_and_must_be_positive(phantom_files, tmp_path, capsys):

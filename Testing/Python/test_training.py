@@ -152,6 +152,17 @@ def test_lumbar_spine_mri_pngs_train_the_canal_channel_only(tmp_path):
     assert float(targets[:, 1].max()) == 1.0 and float(targets[:, [0, 2]].max()) == 0.0
 
 
+def test_a_colour_composite_trains_on_each_of_its_distinct_channels(tmp_path):
+    labels = np.zeros((64, 64), np.uint8)
+    labels[25:40, 20:44] = PNG_THECAL_SAC
+    t2 = np.where(labels > 0, 240, 60).astype(np.uint8)  # CSF bright on T2, dark on T1
+    t1 = np.where(labels > 0, 30, 150).astype(np.uint8)
+    sitk.WriteImage(sitk.GetImageFromArray(labels), str(tmp_path / "case1_label.png"))
+    sitk.WriteImage(sitk.Compose([sitk.GetImageFromArray(c) for c in (t1, t2, t2)]), str(tmp_path / "case1_image.png"))
+    images = [image for image, onehot, _, _ in RealPairs(tmp_path, "canal").slices]
+    assert len(images) == 2 and np.array_equal(images[0], t1) and np.array_equal(images[1], t2)
+
+
 def test_the_shared_validation_images_are_refused_for_training(tmp_path):
     folder = tmp_path / "shared" / "eval" / "real"
     folder.mkdir(parents=True)
