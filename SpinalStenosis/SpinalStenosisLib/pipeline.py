@@ -209,10 +209,11 @@ def surest_channel_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[
     certainty = {name: canal_certainty(run) for name, run in runs.items()}
     surest = max(certainty, key=certainty.get)
     others = ", ".join(f"{name} {value:.2f}" for name, value in certainty.items() if name != surest)
-    runs[surest].volume.warnings.append(
-        f"a colour image whose channels are different images (a composite of contrasts?): measured on its {surest} "
-        f"channel, where network 2 is surest of the canal (confidence {certainty[surest]:.2f}; {others}), not on "
-        "the mean of its colours")
+    why = (f"where network 2 is surest of the canal (confidence {certainty[surest]:.2f}; {others})"
+           if certainty[surest] > 0 else "the first; network 2 finds no canal on any")
+    runs[surest].volume.warnings.append(f"a colour image whose channels are different images (a composite of "
+                                        f"contrasts?): measured on its {surest} channel, {why}, not on the mean of "
+                                        "its colours")
     return runs[surest]
 
 
