@@ -274,7 +274,8 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         from SpinalStenosisLib.scene import StenosisScene
 
         if self._scene is None or self._scene.scene is not slicer.mrmlScene:
-            self._scene = StenosisScene(slicer.mrmlScene, slicer.modules.segmentations.logic(), region)
+            self._scene = StenosisScene(slicer.mrmlScene, slicer.modules.segmentations.logic(), region,
+                                        self.dicomValue)
         self._scene.region = region
         return self._scene
 
@@ -302,7 +303,8 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
 
         if not parameterNode.inputVolume:
             raise ValueError(_("Select an axial MR volume first."))
-        return segmenter_steps(axial_volume_of(parameterNode.inputVolume), self.segmenter(parameterNode.device))
+        return segmenter_steps(axial_volume_of(parameterNode.inputVolume, self.dicomValue),
+                               self.segmenter(parameterNode.device))
 
     def finishMeasure(self, parameterNode, run):
         """Publish a finished run into the scene (its warnings go to the log too); the SceneOutputs."""
@@ -353,14 +355,19 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         outputs = scene.find_outputs(parameterNode.inputVolume)
         return outputs is not None and scene.follow_region(outputs.table)
 
+    @staticmethod
+    def dicomValue(instanceUid: str, tag: str) -> str:
+        """A header value of an instance in Slicer's DICOM database; "" without an open database."""
+        database = slicer.dicomDatabase
+        if database is None or not database.isOpen:
+            return ""
+        return database.instanceValue(instanceUid, tag)
+
     def namedRegion(self, volumeNode):
         """The region a volume loaded from DICOM names in its header ("cervical", "lumbar"), else None."""
         from SpinalStenosisLib.scene import named_region_of_node
 
-        database = slicer.dicomDatabase
-        if database is None or not database.isOpen:
-            return None
-        return named_region_of_node(volumeNode, database.instanceValue)
+        return named_region_of_node(volumeNode, self.dicomValue)
 
     def showRow(self, parameterNode, row: int):
         """Centre the slice views on a table row's slice (its canal, else the slice's middle); the point, world RAS."""

@@ -126,33 +126,39 @@ def canal_anterior_mm(canal_stack: np.ndarray, layout: AxialLayout) -> np.ndarra
                      for s, canal in enumerate(canal_stack)])
 
 
-def front_to_back_blur_mm(canal_stack: np.ndarray, layout: AxialLayout) -> np.ndarray:
-    """Per slice, how far front to back a slice as thick as the spacing meets the canal (canal_stack: [slice, row,
-    column] masks): how far the canal centre moves front to back per slice, on the least-squares line through the
-    canal centres within TILT_WINDOW_MM along the stack (a line rather than the moves from slice to slice, so that
-    sacs of different shapes at different levels do not read as a tilt). NaN on slices without a canal or with fewer
-    than 3 canal centres in the window."""
+def front_to_back_blur_mm(canal_stack: np.ndarray, layout: AxialLayout,
+                          slice_thickness_mm: float | None = None) -> np.ndarray:
+    """Per slice, how far front to back a slice of slice_thickness_mm (None: as thick as the spacing) meets the canal
+    (canal_stack: [slice, row, column] masks): how far the canal centre moves front to back over that thickness, on
+    the least-squares line through the canal centres within TILT_WINDOW_MM along the stack (a line rather than the
+    moves from slice to slice, so that sacs of different shapes at different levels do not read as a tilt). NaN on
+    slices without a canal or with fewer than 3 canal centres in the window."""
     anterior_mm = canal_anterior_mm(canal_stack, layout)
     found, index = np.isfinite(anterior_mm), np.arange(len(anterior_mm))
-    window_slices = TILT_WINDOW_MM / layout.slice_spacing_mm
+    spacing_mm = layout.slice_spacing_mm
+    window_slices = TILT_WINDOW_MM / spacing_mm
     blur = np.full(len(anterior_mm), np.nan)
     for n in np.nonzero(found)[0]:
         near = found & (np.abs(index - n) <= window_slices)
         if near.sum() >= 3:
-            blur[n] = abs(np.polyfit(index[near], anterior_mm[near], 1)[0])
-    return blur
+            blur[n] = abs(np.polyfit(index[near], anterior_mm[near], 1)[0]) / spacing_mm
+    return blur * (slice_thickness_mm or spacing_mm)
 
 
-def thick_slice_warnings(canal_stack: np.ndarray, layout: AxialLayout) -> list[str]:
-    """A warning when slices as thick as their spacing blur the canal over BLURRED_OVER_MM or more front to back on
-    the median slice (front_to_back_blur_mm): the spine is tilted against the slices, as in an abdominal series or
-    slices not angled to the discs. [] otherwise."""
-    blur = front_to_back_blur_mm(canal_stack, layout)
+def thick_slice_warnings(canal_stack: np.ndarray, layout: AxialLayout,
+                         slice_thickness_mm: float | None = None) -> list[str]:
+    """A warning when slices of slice_thickness_mm (None, unknown: as thick as their spacing) blur the canal over
+    BLURRED_OVER_MM or more front to back on the median slice (front_to_back_blur_mm): the spine is tilted against
+    the slices, as in an abdominal series or slices not angled to the discs. [] otherwise."""
+    blur = front_to_back_blur_mm(canal_stack, layout, slice_thickness_mm)
     blur = blur[np.isfinite(blur)]
     if not len(blur) or np.median(blur) < BLURRED_OVER_MM:
         return []
     median_mm, spacing_mm = float(np.median(blur)), layout.slice_spacing_mm
-    return [f"slices {spacing_mm:.1f} mm apart through a spine tilted about "
-            f"{math.degrees(math.atan2(median_mm, spacing_mm)):.0f}° against them: a slice as thick as that blurs the "
-            f"sac over about {median_mm:.1f} mm front to back, so canal AP and area may read long (slices angled to "
-            "the discs, or thinner, measure better)"]
+    thickness_mm = slice_thickness_mm or spacing_mm
+    slices = (f"slices {thickness_mm:.1f} mm thick, {spacing_mm:.1f} mm apart," if slice_thickness_mm
+              else f"slices {spacing_mm:.1f} mm apart")
+    that_thick = "that thick" if slice_thickness_mm else "as thick as that"
+    return [f"{slices} through a spine tilted about {math.degrees(math.atan2(median_mm, thickness_mm)):.0f}° "
+            f"against them: a slice {that_thick} blurs the sac over about {median_mm:.1f} mm front to back, so "
+            "canal AP and area may read long (slices angled to the discs, or thinner, measure better)"]

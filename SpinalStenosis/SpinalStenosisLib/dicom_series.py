@@ -22,6 +22,7 @@ class SlicePlane(NamedTuple):
     position: np.ndarray  # LPS, mm
     oriented: bool  # the file has an Image Orientation (Patient) tag; without it SimpleITK takes the slice as axial
     named_region: str | None  # the spine region the file's header names (see named_region)
+    thickness_mm: float | None  # its Slice Thickness (0018,0050); None without one
 
 
 class SlicePlanes(NamedTuple):
@@ -29,6 +30,7 @@ class SlicePlanes(NamedTuple):
     positions: np.ndarray  # [file, 3], LPS, mm
     first_oriented: bool  # the first file has an Image Orientation (Patient) tag
     named_region: str | None  # the spine region the first file's header names
+    thickness_mm: float | None  # the first file's Slice Thickness; None without one
 
 
 def series_files(folder: Path) -> list[str]:
@@ -72,7 +74,7 @@ def _slice_plane(path: str) -> SlicePlane | None:
         return None
     direction = np.array(reader.GetDirection(), float).reshape(3, 3)
     return SlicePlane(direction[:, 2], np.array(reader.GetOrigin(), float), reader.HasMetaDataKey("0020|0037"),
-                      named_region(reader))
+                      named_region(reader), slice_thickness_mm(reader))
 
 
 def named_region(reader) -> str | None:
@@ -83,13 +85,27 @@ def named_region(reader) -> str | None:
     return region_named(body_part, descriptions)
 
 
+def slice_thickness_mm(reader) -> float | None:
+    """The Slice Thickness (0018,0050) a DICOM header (a SimpleITK reader holding it) gives, if a positive number."""
+    return positive_mm(reader.GetMetaData("0018|0050") if reader.HasMetaDataKey("0018|0050") else "")
+
+
+def positive_mm(text: str) -> float | None:
+    """A header value read as a positive length in mm; None when it is not one."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if value > 0 and np.isfinite(value) else None
+
+
 def slice_planes(files: list[str]) -> SlicePlanes | None:
     """The files' slice planes, each header read once; None when a file has none (reading the series says why)."""
     planes = [_slice_plane(name) for name in files]
     if any(plane is None for plane in planes):
         return None
     return SlicePlanes(np.array([plane.normal for plane in planes]), np.array([plane.position for plane in planes]),
-                       planes[0].oriented, planes[0].named_region)
+                       planes[0].oriented, planes[0].named_region, planes[0].thickness_mm)
 
 
 def orientation_blocks(normals: np.ndarray) -> list[list[int]]:

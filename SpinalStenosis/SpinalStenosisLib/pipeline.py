@@ -68,7 +68,7 @@ def input_warnings(volume: AxialVolume, stack_labels: np.ndarray) -> list[str]:
     """What the user must know about an input measured into stack_labels ([slice, row, column]): how it was read
     (AxialVolume.warnings), and whether its slices are thick against the spine's tilt
     (centreline.thick_slice_warnings)."""
-    return volume.warnings + thick_slice_warnings(stack_labels == 1, volume.layout)
+    return volume.warnings + thick_slice_warnings(stack_labels == 1, volume.layout, volume.slice_thickness_mm)
 
 
 SliceSegmenter = Callable[[list[int]], list[SliceSegmentation]]

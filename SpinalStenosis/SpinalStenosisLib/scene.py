@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from . import __version__
+from .dicom_series import positive_mm
 from .findings import Finding, findings_on_slice, worst_findings
 from .geometry import VolumeGeometry, stack_layout
 from .grading import REGION_TAGS, grade, region_named
@@ -27,6 +28,9 @@ from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceM
 from .outputs import CSV_COLUMNS
 from .pipeline import MeasurementRun, ProgressCallback, Segmenter, input_warnings, measure_with_segmenter
 from .volume_io import AxialVolume, axial_from_array
+
+DicomValue = Callable[[str, str], str]  # (SOP instance UID, tag "gggg,eeee") → the header value, "" without one
+SLICE_THICKNESS_TAG = "0018,0050"
 
 ATTRIBUTE = "SpinalStenosis."
 LEVELS_ATTRIBUTE = ATTRIBUTE + "levels"  # of an input volume: JSON, slice index → vertebral level (the demo's has it)
@@ -98,12 +102,17 @@ def geometry_of(volume_node) -> VolumeGeometry:
                                                                  for r in range(4)]))
 
 
-def axial_volume_of(volume_node) -> AxialVolume:
-    """The input volume node as an axial stack (a copy: the node is never modified)."""
+def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> AxialVolume:
+    """The input volume node as an axial stack (a copy: the node is never modified); with dicom_value, the slice
+    thickness a volume loaded from DICOM has in its header (see header_values)."""
     import slicer.util
 
-    return axial_from_array(slicer.util.arrayFromVolume(volume_node).astype(np.float32, copy=True),
-                            geometry_of(volume_node), volume_node.GetName())
+    volume = axial_from_array(slicer.util.arrayFromVolume(volume_node).astype(np.float32, copy=True),
+                              geometry_of(volume_node), volume_node.GetName())
+    if dicom_value is not None:
+        [thickness] = header_values(volume_node, dicom_value, (SLICE_THICKNESS_TAG,)) or [""]
+        volume.slice_thickness_mm = positive_mm(thickness)
+    return volume
 
 
 class StenosisScene:
@@ -112,8 +121,9 @@ class StenosisScene:
     >>> outputs = StenosisScene(scene, segmentationsLogic).publish(volumeNode, run)   # doctest: +SKIP
     """
 
-    def __init__(self, scene, segmentations_logic, region: str = "lumbar"):
+    def __init__(self, scene, segmentations_logic, region: str = "lumbar", dicom_value: DicomValue | None = None):
         self.scene, self.segmentations_logic, self.region = scene, segmentations_logic, region
+        self.dicom_value = dicom_value  # reads the input volume's DICOM header, if any (see axial_volume_of)
 
     # ---- finding and creating nodes -------------------------------------------------------------------------
     def _find(self, volume_node, role: str, class_name: str) -> list:
@@ -479,7 +489,7 @@ class StenosisScene:
         Rulers moved by hand, new ones too, then update their table rows."""
         for node in outputs.spatial_nodes():
             _follow(node, volume_node)
-        volume = axial_volume_of(volume_node)
+        volume = axial_volume_of(volume_node, self.dicom_value)
         stack = volume.from_source_grid(self.labels_of(outputs.segmentation, volume_node))
         hashes = _slice_hashes(stack)
         before = json.loads(outputs.segmentation.GetAttribute(ATTRIBUTE + "sliceHashes") or "[]")
@@ -569,14 +579,21 @@ def _slice_hashes(stack_labels: np.ndarray) -> list[str]:
     return [hashlib.sha1(np.ascontiguousarray(s).tobytes()).hexdigest()[:16] for s in stack_labels]
 
 
-def named_region_of_node(volume_node, dicom_value: Callable[[str, str], str]) -> str | None:
-    """The spine region a volume loaded from DICOM names in its header (see :func:`grading.region_named`); None
-    for other volumes. dicom_value(SOP instance UID, tag "gggg,eeee") reads a header value, e.g. from Slicer's DICOM
-    database (slicer.dicomDatabase.instanceValue)."""
+def header_values(volume_node, dicom_value: DicomValue, tags: tuple[str, ...]) -> list[str] | None:
+    """The values of tags in the DICOM header of a volume's first instance ("" where it has none); None for a volume
+    not loaded from DICOM. dicom_value reads a header value, e.g. from Slicer's DICOM database
+    (slicer.dicomDatabase.instanceValue)."""
     uids = (volume_node.GetAttribute("DICOM.instanceUIDs") or "").split()
-    if not uids:
+    return [dicom_value(uids[0], tag) or "" for tag in tags] if uids else None
+
+
+def named_region_of_node(volume_node, dicom_value: DicomValue) -> str | None:
+    """The spine region a volume loaded from DICOM names in its header (see :func:`grading.region_named`); None
+    for other volumes."""
+    values = header_values(volume_node, dicom_value, REGION_TAGS)
+    if values is None:
         return None
-    body_part, *descriptions = (dicom_value(uids[0], tag) or "" for tag in REGION_TAGS)
+    body_part, *descriptions = values
     return region_named(body_part, descriptions)
 
 
@@ -584,5 +601,6 @@ def measure_volume_node(stenosis_scene: StenosisScene, volume_node, segmenter: S
                         progress: ProgressCallback | None = None, should_cancel=None) -> SceneOutputs:
     """Measure: segment and measure every slice, then create/update the output nodes. Nothing is added to the
     scene before the run is complete, so a cancelled run (``Cancelled``) leaves no half-made nodes."""
-    run = measure_with_segmenter(axial_volume_of(volume_node), segmenter, progress, should_cancel)
+    run = measure_with_segmenter(axial_volume_of(volume_node, stenosis_scene.dicom_value), segmenter, progress,
+                                 should_cancel)
     return stenosis_scene.publish(volume_node, run)

@@ -150,6 +150,7 @@ class AxialVolume:
     source_voxels: Callable[[], np.ndarray]  # the input's voxels [k, j, i] on source_geometry, as float32
     warnings: list[str] = field(default_factory=list)  # what the user must know about how the input was read
     named_region: str | None = None  # the spine region a DICOM header names (see dicom_series.named_region)
+    slice_thickness_mm: float | None = None  # as a DICOM header gives it; None: unknown (taken as the spacing)
     # a colour composite's channels that are images of their own (distinct_colours), by colour; the volume itself
     # is the mean of its colours
     colour_channels: dict[str, "AxialVolume"] = field(default_factory=dict)
@@ -195,7 +196,8 @@ def _dicom_series(path: Path, files: list[str], planes: SlicePlanes | None,
     that reading gets wrong (see :func:`dicom_series.one_stack_warnings`)."""
     volume = _axial_from_image(path, _read_whole(path, _series_reader(files), pixel_mm))
     volume.warnings = one_stack_warnings(planes)
-    volume.named_region = planes.named_region if planes is not None else None
+    if planes is not None:
+        volume.named_region, volume.slice_thickness_mm = planes.named_region, planes.thickness_mm
     return volume
 
 
@@ -227,7 +229,7 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None) -> list[A
         volumes[0].warnings.append(f"{left_out} of the DICOM series' slices not axial (e.g. a localizer) left out")
     volumes[0].warnings += missing_orientation(planes)
     for volume in volumes:
-        volume.named_region = planes.named_region
+        volume.named_region, volume.slice_thickness_mm = planes.named_region, planes.thickness_mm
     return volumes
 
 

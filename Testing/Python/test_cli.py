@@ -72,6 +72,16 @@ def test_thick_slices_through_a_tilted_spine_are_warned_of_on_screen_and_in_the_
     [warning] = json.loads((tmp_path / "out" / "measurements.json").read_text(encoding="utf-8"))["input_warnings"]
     assert warning.startswith("slices 7.7 mm apart through a spine tilted about 15°")
     assert f"spinal-stenosis: warning: {tmp_path / 'abdomen.nii.gz'}: {warning}" in err
+    for thickness, warned in (("7.7", "slices 7.7 mm thick, 7.7 mm apart, through a spine tilted about 15°"),
+                              ("5.0", None)):  # a DICOM header's thickness: 5 mm slices with gaps blur 1.3 mm
+        series = tmp_path / f"dicom_{thickness}"
+        series.mkdir()
+        write_dicom_series(series, labels * 800.0 + 100.0, geometry, series=1, tags=(("0018|0050", thickness),))
+        code, err = run(capsys, "measure", series, "--masks", tmp_path / "abdomen_labels.nii.gz",
+                        "--out", tmp_path / f"out_{thickness}", "--quiet")
+        assert code == 0, err
+        written = json.loads((tmp_path / f"out_{thickness}" / "measurements.json").read_text(encoding="utf-8"))
+        assert [w[:len(warned)] for w in written["input_warnings"]] == ([warned] if warned else [])
 
 def test_console_script_runs_as_a_process(phantom_files, tmp_path):
     image, labels = phantom_files

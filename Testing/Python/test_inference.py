@@ -543,6 +543,14 @@ def test_thick_slices_through_a_tilted_canal_are_warned_of_and_sacs_changing_sha
     assert np.nanmedian(front_to_back_blur_mm(*changing)) < 0.5 and thick_slice_warnings(*changing) == []
     few = canal_layout(-2.0 * n[:2], [6.0] * 2, 7.7)  # two slices draw no line
     assert np.isnan(front_to_back_blur_mm(*few)).all() and thick_slice_warnings(*few) == []
+    # slices thicker than their spacing (5 mm every 2.5 mm) blur twice as far as their spacing says
+    overlapping = canal_layout(-0.8 * n, [6.0] * 8, 2.5)
+    assert thick_slice_warnings(*overlapping) == []
+    assert front_to_back_blur_mm(*overlapping, 5.0) == pytest.approx(np.full(8, 1.6), abs=0.1)
+    [warning] = thick_slice_warnings(*overlapping, 5.0)
+    assert warning.startswith("slices 5.0 mm thick, 2.5 mm apart, through a spine tilted about 18° against them: a "
+                              "slice that thick blurs the sac over about 1.6 mm")
+    assert thick_slice_warnings(*tilted_thick, 5.0) == []  # 5 mm slices with gaps: 1.3 mm
 
 
 def test_a_stack_keeps_to_the_canal_where_network_1_strays_onto_a_bright_kidney_on_one_slice():

@@ -13,8 +13,8 @@ slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test r
 from SpinalStenosisLib.geometry import VolumeGeometry  # noqa: E402
 from SpinalStenosisLib.measurement import bilinear  # noqa: E402
 from SpinalStenosisLib.pipeline import Cancelled  # noqa: E402
-from SpinalStenosisLib.scene import (LEVELS_ATTRIBUTE, SEGMENTS, StenosisScene, geometry_of,  # noqa: E402
-                                     measure_volume_node, named_region_of_node)
+from SpinalStenosisLib.scene import (LEVELS_ATTRIBUTE, SEGMENTS, StenosisScene, axial_volume_of,  # noqa: E402
+                                     geometry_of, measure_volume_node, named_region_of_node)
 from SpinalStenosisLib.scene_bundle import add_volume, new_scene, write_scene_bundle  # noqa: E402
 
 
@@ -111,6 +111,27 @@ def test_a_warning_of_thick_slices_through_a_tilted_spine_is_kept_with_the_resul
     untilted, _ = canal_arrays(np.zeros(8), [6.0] * 8, 7.7)  # the canals outlined again by hand, in line
     logic._write_segments(outputs.segmentation, volume, untilted)
     assert len(logic.remeasure(volume, outputs)) == 7 and logic.warnings(outputs.table) == []
+
+
+def test_the_slice_thickness_of_a_volume_loaded_from_dicom_judges_the_blur(context):
+    labels, geometry = canal_arrays(-2.0 * np.arange(8), [6.0] * 8, 7.7)
+    volume = add_volume(context.scene, labels * 800.0 + 100.0, geometry.ijk_to_ras, "abdomen")
+    volume.SetAttribute("DICOM.instanceUIDs", "1.2.3")
+    thickness = {"value": "5.0"}
+
+    def dicom_value(uid, tag):
+        return thickness["value"] if (uid, tag) == ("1.2.3", "0018,0050") else ""
+
+    assert axial_volume_of(volume, dicom_value).slice_thickness_mm == 5.0
+    assert axial_volume_of(volume).slice_thickness_mm is None  # no header to read
+    logic = StenosisScene(context.scene, context.segmentations_logic, dicom_value=dicom_value)
+    outputs = measure_volume_node(logic, volume, ThresholdSegmenter())
+    assert logic.warnings(outputs.table) == []  # 5 mm slices 7.7 mm apart blur the tilted sac 1.3 mm
+    thickness["value"] = "9.0"  # a header read again at Re-measure
+    logic._write_segments(outputs.segmentation, volume, labels)
+    logic.remeasure(volume, outputs)
+    [warning] = logic.warnings(outputs.table)
+    assert warning.startswith("slices 9.0 mm thick, 7.7 mm apart, through a spine tilted about 15°")
 
 def test_rulers_sit_on_the_mask_boundary_and_match_the_table(context, volume):
     logic, outputs = measure(context, volume)
