@@ -117,7 +117,7 @@ def displayed_slice(image, pixel_mm: float, colour: int | None = None):
 def distinct_colours(image) -> list[int]:
     """The channels of a 2-D RGB(A) image that are images of their own, as in a composite of contrasts (e.g. T1 in
     one channel, T2 in another): each that is not blank and not the same image as one before it (correlated at
-    SAME_IMAGE_CORRELATION or more). None when fewer than two are (grey saved in colour)."""
+    SAME_IMAGE_CORRELATION or more). Empty when fewer than two are (grey saved in colour)."""
     if image.GetNumberOfComponentsPerPixel() < 3:
         return []
     colours = _sitk().GetArrayFromImage(image)[..., :3].reshape(-1, 3).astype(np.float64).T
@@ -128,7 +128,7 @@ def distinct_colours(image) -> list[int]:
     return kept if len(kept) > 1 else []
 
 
-def _displayed_volume(path: Path, reader, pixel_mm: float) -> "AxialVolume":
+def _displayed_volume(path: Path, reader, pixel_mm: float) -> AxialVolume:
     """A 2-D image as a one-slice axial volume (displayed_slice); a colour composite's distinct channels
     (distinct_colours) are kept beside it as volumes of their own (AxialVolume.colour_channels)."""
     image = _read(path, reader)
@@ -153,7 +153,7 @@ class AxialVolume:
     slice_thickness_mm: float | None = None  # as a DICOM header gives it; None: unknown (taken as the spacing)
     # a colour composite's channels that are images of their own (distinct_colours), by colour; the volume itself
     # is the mean of its colours
-    colour_channels: dict[str, "AxialVolume"] = field(default_factory=dict)
+    colour_channels: dict[str, AxialVolume] = field(default_factory=dict)
 
     @property
     def n_slices(self) -> int:
