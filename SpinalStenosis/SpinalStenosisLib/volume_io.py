@@ -114,16 +114,15 @@ def displayed_slice(image, pixel_mm: float, colour: int | None = None):
     return sitk.JoinSeries(flat)
 
 
-def distinct_colours(image) -> list[int]:
-    """The channels of a 2-D RGB(A) image that are images of their own, as in a composite of contrasts (e.g. T1 in
-    one channel, T2 in another): each that is not blank and not the same image as one before it (correlated at
-    SAME_IMAGE_CORRELATION or more). Empty when fewer than two are (grey saved in colour)."""
-    if image.GetNumberOfComponentsPerPixel() < 3:
-        return []
-    colours = _sitk().GetArrayFromImage(image)[..., :3].reshape(-1, 3).astype(np.float64).T
+def distinct_colours(colours: np.ndarray) -> list[int]:
+    """The channels of a colour image (array [..., channel], RGB or RGBA) that are images of their own, as in a
+    composite of contrasts (e.g. T1 in one channel, T2 in another): each of the first three that is not blank and
+    not the same image as one before it (correlated at SAME_IMAGE_CORRELATION or more). Empty when fewer than two
+    are (grey saved in colour)."""
+    channels = np.asarray(colours, np.float64)[..., :3].reshape(-1, min(colours.shape[-1], 3)).T
     kept: list[int] = []
-    for c, channel in enumerate(colours):
-        if channel.std() > 0 and all(np.corrcoef(channel, colours[k])[0, 1] < SAME_IMAGE_CORRELATION for k in kept):
+    for c, channel in enumerate(channels):
+        if channel.std() > 0 and all(np.corrcoef(channel, channels[k])[0, 1] < SAME_IMAGE_CORRELATION for k in kept):
             kept.append(c)
     return kept if len(kept) > 1 else []
 
@@ -133,8 +132,9 @@ def _displayed_volume(path: Path, reader, pixel_mm: float) -> AxialVolume:
     (distinct_colours) are kept beside it as volumes of their own (AxialVolume.colour_channels)."""
     image = _read(path, reader)
     volume = _axial_from_image(path, displayed_slice(image, pixel_mm))
-    volume.colour_channels = {COLOURS[c]: _axial_from_image(path, displayed_slice(image, pixel_mm, c))
-                              for c in distinct_colours(image)}
+    if image.GetNumberOfComponentsPerPixel() >= 3:
+        volume.colour_channels = {COLOURS[c]: _axial_from_image(path, displayed_slice(image, pixel_mm, c))
+                                  for c in distinct_colours(_sitk().GetArrayFromImage(image))}
     return volume
 
 
@@ -234,9 +234,18 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None) -> list[A
 
 
 def axial_from_array(voxels: np.ndarray, geometry: VolumeGeometry, name: str = "volume") -> AxialVolume:
-    """An in-memory volume (array [k, j, i]) as an axial stack, e.g. a Slicer volume node's voxels."""
+    """An in-memory volume (array [k, j, i]) as an axial stack, e.g. a Slicer volume node's voxels. A colour one
+    ([k, j, i, channel], a Slicer vector volume, e.g. loaded from PNG) is the mean of its first three channels, with
+    its channels that are images of their own kept beside it (distinct_colours, AxialVolume.colour_channels), as a
+    2-D colour image's (see _displayed_volume)."""
+    voxels = np.asarray(voxels, np.float32)
+    if voxels.ndim == 4:
+        volume = axial_from_array(voxels[..., :3].mean(axis=-1), geometry, name)
+        volume.colour_channels = {COLOURS[c]: axial_from_array(voxels[..., c], geometry, name)
+                                  for c in distinct_colours(voxels)}
+        return volume
     sitk = _sitk()
-    image = sitk.GetImageFromArray(np.asarray(voxels, np.float32))
+    image = sitk.GetImageFromArray(voxels)
     geometry.apply_to_sitk(image)
     return _axial_from_image(Path(name), image)
 

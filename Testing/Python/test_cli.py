@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import ThresholdSegmenter, canal_arrays, phantom_arrays, tilted, write_dicom_series
+from conftest import (BrightnessSegmenter, ThresholdSegmenter, canal_arrays, other_contrast, phantom_arrays,
+                      tilted, write_dicom_series)
 
 from SpinalStenosisLib import cli, pipeline
 from SpinalStenosisLib.geometry import VolumeGeometry
@@ -296,31 +297,20 @@ def test_colour_channels_are_images_of_their_own_unless_blank_or_alike():
     other = rng.uniform(0, 200, (32, 32))
 
     def colours(*channels):
-        return distinct_colours(sitk.Compose([sitk.GetImageFromArray(np.asarray(c, np.float32)) for c in channels]))
+        return distinct_colours(np.stack(channels, axis=-1))
 
     assert colours(grey, grey, grey) == [] and colours(grey, grey + rng.normal(0, 2, grey.shape), 0.5 * grey) == []
     assert colours(grey, other, grey) == [0, 1] and colours(np.zeros_like(grey), grey, other) == [1, 2]
-    assert colours(grey, other, (grey + other) / 2) == [0, 1, 2]
-    assert distinct_colours(sitk.GetImageFromArray(grey)) == []
-
-
-class BrightnessSegmenter(ThresholdSegmenter):
-    """ThresholdSegmenter, as sure of the canal as the image is bright (its maximum / 1000)."""
-
-    def segment(self, images, grids):
-        results = super().segment(images, grids)
-        for image, result in zip(images, results):
-            result.masks["canal"] = result.masks["canal"] * (image.max() / 1000.0)
-        return results
+    assert colours(grey, other, (grey + other) / 2) == [0, 1, 2] and colours(grey, other, grey, other) == [0, 1]
+    assert colours(grey) == []
 
 
 def test_a_colour_composite_is_measured_on_the_channel_network_2_is_surest_of(tmp_path, capsys, monkeypatch):
     from SpinalStenosisLib import inference
 
     image, labels, _ = phantom_arrays(n_slices=1)  # canal 900, foramina 500, background 100
-    composite = tmp_path / "composite.png"  # red: another contrast (canal 810, foramina dark); green: the phantom;
-    red = np.where(labels[0] == 1, 810, np.where(labels[0] > 1, 50, 300))  # blue: blank
-    channels = [red.astype(np.uint16), image[0].astype(np.uint16), np.zeros((96, 96), np.uint16)]
+    composite = tmp_path / "composite.png"  # red: another contrast; green: the phantom; blue: blank
+    channels = [other_contrast(labels[0]).astype(np.uint16), image[0].astype(np.uint16), np.zeros((96, 96), np.uint16)]
     sitk.WriteImage(sitk.Compose([sitk.GetImageFromArray(c) for c in channels]), str(composite))
     volume = open_axial(composite, pixel_mm=0.8)
     assert sorted(volume.colour_channels) == ["green", "red"]  # the blank channel is no image

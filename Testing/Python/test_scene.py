@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import ThresholdSegmenter, canal_arrays, phantom_arrays, tilted
+from conftest import BrightnessSegmenter, ThresholdSegmenter, canal_arrays, other_contrast, phantom_arrays, tilted
 
 slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
 
@@ -111,6 +111,29 @@ def test_a_warning_of_thick_slices_through_a_tilted_spine_is_kept_with_the_resul
     untilted, _ = canal_arrays(np.zeros(8), [6.0] * 8, 7.7)  # the canals outlined again by hand, in line
     logic._write_segments(outputs.segmentation, volume, untilted)
     assert len(logic.remeasure(volume, outputs)) == 7 and logic.warnings(outputs.table) == []
+
+
+def test_a_colour_volume_is_measured_as_the_command_line_measures_a_colour_image(context):
+    from vtkmodules.vtkCommonMath import vtkMatrix4x4
+
+    image, labels, geometry = phantom_arrays()
+    ijk_to_ras = vtkMatrix4x4()
+    add_volume(context.scene, image, geometry.ijk_to_ras, "grey").GetIJKToRASMatrix(ijk_to_ras)
+    for name, channels, chosen in (("composite", (other_contrast(labels), image, image), "green"),
+                                   ("grey in colour", (image, image, image), None)):
+        volume = context.scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", name)  # e.g. a PNG loaded in Slicer
+        slicer.util.updateVolumeFromArray(volume, np.stack(channels, axis=-1).astype(np.float32))
+        volume.SetIJKToRASMatrix(ijk_to_ras)
+        logic, outputs = measure(context, volume, BrightnessSegmenter())
+        warnings = logic.warnings(outputs.table)
+        if chosen:
+            [warning] = warnings
+            assert f"measured on its {chosen} channel" in warning and "red 0.81" in warning
+        else:
+            assert warnings == []
+        aps = [logic.row_values(outputs.table, row)["canal_ap_mm"] for row in range(3)]
+        assert aps == pytest.approx([12.0] * 3, abs=1.0)
+        assert logic.remeasure(volume, outputs) == []  # nothing edited
 
 
 def test_the_slice_thickness_of_a_volume_loaded_from_dicom_judges_the_blur(context):
