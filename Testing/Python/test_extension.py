@@ -36,6 +36,19 @@ def test_ui_file_parses_and_holds_every_widget_the_module_uses():
     assert parameters <= fields, parameters - fields
 
 
+def test_the_input_selector_offers_grey_and_colour_volumes_but_no_label_maps():
+    import slicer
+
+    tree = ElementTree.parse(MODULE / "Resources" / "UI" / "SpinalStenosis.ui")
+    [selector] = [w for w in tree.iter("widget") if w.get("name") == "inputSelector"]
+    properties = {p.get("name"): p for p in selector.iter("property")}
+    assert [s.text for s in properties["nodeTypes"].iter("string")] == ["vtkMRMLScalarVolumeNode"]
+    assert properties["showChildNodeTypes"].find("bool").text == "true"  # a vector volume is a scalar volume's child
+    hidden = [s.text for s in properties["hideChildNodeTypes"].iter("string")]
+    assert "vtkMRMLLabelMapVolumeNode" in hidden
+    assert not any(slicer.vtkMRMLVectorVolumeNode().IsA(name) for name in hidden)
+
+
 def test_module_file_imports_only_slicer_and_stdlib_at_file_scope():
     tree = ast.parse((MODULE / "SpinalStenosis.py").read_text(encoding="utf-8"))
     allowed = {"logging", "os", "typing", "qt", "slicer", "vtk", "ctk"}
