@@ -1,7 +1,7 @@
 """Measure a volume from given masks or from the networks, and write the run's outputs."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Protocol
 
@@ -211,10 +211,11 @@ def surest_channel_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[
     others = ", ".join(f"{name} {value:.2f}" for name, value in certainty.items() if name != surest)
     why = (f"where network 2 is surest of the canal (confidence {certainty[surest]:.2f}; {others})"
            if certainty[surest] > 0 else "the first; network 2 finds no canal on any")
-    runs[surest].volume.warnings.append(f"a colour image whose channels are different images (a composite of "
-                                        f"contrasts?): measured on its {surest} channel, {why}, not on the mean of "
-                                        "its colours")
-    return runs[surest]
+    run = runs[surest]
+    run.volume = replace(run.volume, warnings=[*run.volume.warnings, (
+        f"a colour image whose channels are different images (a composite of contrasts?): measured on its {surest} "
+        f"channel, {why}, not on the mean of its colours")])  # a copy: measuring the input again says it once
+    return run
 
 
 def canal_certainty(run: MeasurementRun) -> float:

@@ -322,6 +322,7 @@ def test_a_colour_composite_is_measured_on_the_channel_network_2_is_surest_of(tm
     assert measured.measurements[0].confidences["canal_confidence"] == pytest.approx(0.9)
     [warning] = measured.warnings
     assert "measured on its green channel" in warning and "confidence 0.90; red 0.81" in warning
+    assert pipeline.measure_with_segmenter(volume, BrightnessSegmenter()).warnings == [warning]  # again: said once
     [warning] = pipeline.measure_with_segmenter(open_axial(composite, pixel_mm=0.8), ThresholdSegmenter(0.0)).warnings
     assert "measured on its red channel, the first; network 2 finds no canal on any" in warning
     monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: BrightnessSegmenter())
