@@ -79,9 +79,11 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
 
 
 def _say_results(runs: list[MeasurementRun], region: str) -> None:
-    """Each run's worst findings and what to check (a run a block of an angled DICOM series, named so)."""
-    from .findings import describe_findings, worst_findings
+    """Each run's worst findings and what to check (a run a block of an angled DICOM series, named so), and for the
+    blocks of a series the worst findings of them all."""
+    from .findings import describe_findings, worst_findings, worst_findings_of_blocks
     from .measurement import describe_checks
+    from .outputs import block_folder
 
     for k, run in enumerate(runs, 1):
         where = _block_prefix(k, len(runs))
@@ -91,6 +93,9 @@ def _say_results(runs: list[MeasurementRun], region: str) -> None:
         if checks:
             print(f"{where}check {describe_checks(checks)} (the check column: what the network was unsure of, or the "
                   "image barely shows)")
+    if len(runs) > 1:
+        series = worst_findings_of_blocks({block_folder(k): run.measurements for k, run in enumerate(runs, 1)}, region)
+        print(f"the whole series: {describe_findings(series) or 'no canal or foramen found'}")
 
 
 def _block_prefix(block: int, blocks: int) -> str:

@@ -4,8 +4,8 @@ is not what the study's worst should name while a sure one exists)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from .grading import grade
@@ -40,6 +40,7 @@ class Finding:
     grade: str
     to_check: bool  # its structure is to check on that slice (every slice that has it is)
     level: str = ""  # the slice's vertebral level, if named (SliceMeasurement.level)
+    block: str = ""  # the angled block of a DICOM series that holds the slice, if any (e.g. "block-2")
 
 
 def smallest_trusted(values: Sequence[float], to_check: Sequence[bool]) -> int | None:
@@ -64,9 +65,23 @@ def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[st
     return findings
 
 
-def slice_name(slice_index: int, level: str = "") -> str:
-    """How a slice is named to the reader: "slice 4", or "slice 4 (L4-L5)" where its level is named."""
-    return f"slice {slice_index}" + (f" ({level})" if level else "")
+def worst_findings_of_blocks(blocks: Mapping[str, list[SliceMeasurement]], region: str) -> dict[str, Finding]:
+    """The worst findings of a DICOM series measured in angled blocks (each block's measurements by its name): per
+    graded measurement, the smallest_trusted of the blocks' worst findings, naming its block."""
+    per_block = {name: worst_findings(measurements, region) for name, measurements in blocks.items()}
+    findings = {}
+    for measurement in GRADED_MEASUREMENTS:
+        found = [replace(f[measurement], block=name) for name, f in per_block.items() if measurement in f]
+        worst = smallest_trusted([f.value for f in found], [f.to_check for f in found])
+        if worst is not None:
+            findings[measurement] = found[worst]
+    return findings
+
+
+def slice_name(slice_index: int, level: str = "", block: str = "") -> str:
+    """How a slice is named to the reader: "slice 4", or "slice 4 (L4-L5)" where its level is named, "block-2
+    slice 4" in an angled block."""
+    return (f"{block} " if block else "") + f"slice {slice_index}" + (f" ({level})" if level else "")
 
 
 def describe_findings(findings: dict[str, Finding]) -> str:
@@ -78,7 +93,7 @@ def describe_findings(findings: dict[str, Finding]) -> str:
         grade_text = f" ({finding.grade})" if finding.grade else ""
         check = ", to check" if finding.to_check else ""
         phrases.append(f"{graded.superlative} {graded.label} {finding.value:.1f} {graded.unit}{grade_text} on "
-                       f"{slice_name(finding.slice_index, finding.level)}{check}")
+                       f"{slice_name(finding.slice_index, finding.level, finding.block)}{check}")
     return "; ".join(phrases)
 
 

@@ -456,6 +456,8 @@ def test_a_dicom_series_in_angled_blocks_is_measured_block_by_block(phantom_file
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert "2 angled blocks" in printed.out and "spinal-stenosis: warning" not in printed.err
+    assert re.search(r"^the whole series: narrowest canal AP [\d.]+ mm \(\w+ stenosis\) on block-[12] slice \d",
+                     printed.out, re.MULTILINE)  # the two blocks are alike: either holds the narrowest
     progress = [line for line in printed.err.splitlines() if line.startswith("PROGRESS")]
     assert progress[0] == "PROGRESS 2/4" and progress[-1] == "PROGRESS 4/4"  # through both blocks
     assert sorted(p.name for p in out.iterdir()) == ["block-1", "block-2"]

@@ -3,7 +3,7 @@ with the region's cut-offs; the report always shows their slices."""
 import pytest
 
 from SpinalStenosisLib.findings import (describe_findings, findings_document, findings_on_slice, smallest_trusted,
-                                        worst_findings)
+                                        worst_findings, worst_findings_of_blocks)
 from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS, SliceMeasurement
 from SpinalStenosisLib.report import MAX_PANELS, _pick_slices
 
@@ -23,6 +23,19 @@ def test_the_smallest_value_not_to_check_else_the_smallest_of_all():
     assert smallest_trusted([5.0, 3.0, NAN, 4.0], [True, True, False, True]) == 1  # the NaN is no finding
     assert smallest_trusted([NAN, NAN], [False, False]) is None
     assert smallest_trusted([], []) is None
+
+
+def test_the_worst_findings_of_angled_blocks_name_the_block_of_each():
+    blocks = {"block-1": [slice_with(0, 11.0), slice_with(1, 5.0, canal_confidence=0.6)],
+              "block-2": [slice_with(0, 13.0), slice_with(1, 9.0, right_foramen_width_mm=2.5)],
+              "block-3": [slice_with(0, 12.0, canal_area_mm2=90.0)]}
+    findings = worst_findings_of_blocks(blocks, "lumbar")
+    assert [(name, f.block, f.slice_index) for name, f in findings.items()] == [
+        ("canal_ap_mm", "block-2", 1), ("canal_area_mm2", "block-3", 0), ("right_foramen_width_mm", "block-2", 1)]
+    assert describe_findings(findings).startswith("narrowest canal AP 9.0 mm (absolute stenosis) on block-2 slice 1; "
+                                                  "smallest dural-sac area 90.0 mm² (relative stenosis) on block-3 "
+                                                  "slice 0; ")  # block-1's 5 mm canal is to check
+    assert worst_findings_of_blocks({"block-1": [slice_with(0, NAN, canal_area_mm2=NAN)]}, "lumbar") == {}
 
 
 def test_a_doubted_canal_is_not_the_studys_narrowest_while_a_sure_one_exists():
