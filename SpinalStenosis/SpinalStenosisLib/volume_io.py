@@ -98,15 +98,15 @@ def _read_whole(path: Path, reader=None, pixel_mm: float | None = None):
     return displayed_slice(image, pixel_mm) if image.GetDimension() == 2 else image
 
 
-def displayed_slice(image, pixel_mm: float, colour: int | None = None):
+def displayed_slice(image, pixel_mm: float):
     """A 2-D image (e.g. a PNG) as a one-slice axial volume, read as a radiologist sees an axial slice: rows from
     anterior to posterior, columns from the patient's right to left (ITK's 2-D x, y are LPS), pixel_mm square
     pixels. Its own spacing and direction, if any, are replaced; an RGB(A) image (grey saved in colour, or a
-    dataset's composite) becomes the mean of its colours, or with colour its channel of that index (see COLOURS)."""
+    dataset's composite) becomes the mean of its colours."""
     sitk = _sitk()
     if image.GetNumberOfComponentsPerPixel() > 1:
         red, green, blue = (sitk.VectorIndexSelectionCast(image, c, sitk.sitkFloat32) for c in range(3))
-        image = (red + green + blue) / 3.0 if colour is None else (red, green, blue)[colour]
+        image = (red + green + blue) / 3.0
     flat = sitk.Image(image)
     flat.SetSpacing((float(pixel_mm), float(pixel_mm)))
     flat.SetOrigin((0.0, 0.0))
@@ -128,14 +128,14 @@ def distinct_colours(colours: np.ndarray) -> list[int]:
 
 
 def _displayed_volume(path: Path, reader, pixel_mm: float) -> AxialVolume:
-    """A 2-D image as a one-slice axial volume (displayed_slice); a colour composite's distinct channels
-    (distinct_colours) are kept beside it as volumes of their own (AxialVolume.colour_channels)."""
+    """A 2-D image as a one-slice axial volume (displayed_slice); a colour one on that grid as axial_from_array reads
+    a colour volume: the mean of its colours, with its distinct channels kept beside it (AxialVolume.colour_channels).
+    """
     image = _read(path, reader)
-    volume = _axial_from_image(path, displayed_slice(image, pixel_mm))
-    if image.GetNumberOfComponentsPerPixel() >= 3:
-        volume.colour_channels = {COLOURS[c]: _axial_from_image(path, displayed_slice(image, pixel_mm, c))
-                                  for c in distinct_colours(_sitk().GetArrayFromImage(image))}
-    return volume
+    displayed = displayed_slice(image, pixel_mm)
+    if image.GetNumberOfComponentsPerPixel() == 1:
+        return _axial_from_image(path, displayed)
+    return axial_from_array(_sitk().GetArrayFromImage(image)[None], VolumeGeometry.from_sitk(displayed), str(path))
 
 
 @dataclass
@@ -236,8 +236,8 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None) -> list[A
 def axial_from_array(voxels: np.ndarray, geometry: VolumeGeometry, name: str = "volume") -> AxialVolume:
     """An in-memory volume (array [k, j, i]) as an axial stack, e.g. a Slicer volume node's voxels. A colour one
     ([k, j, i, channel], a Slicer vector volume, e.g. loaded from PNG) is the mean of its first three channels, with
-    its channels that are images of their own kept beside it (distinct_colours, AxialVolume.colour_channels), as a
-    2-D colour image's (see _displayed_volume)."""
+    its channels that are images of their own kept beside it (distinct_colours, AxialVolume.colour_channels); a 2-D
+    colour image is read so too (see _displayed_volume)."""
     voxels = np.asarray(voxels, np.float32)
     if voxels.ndim == 4:
         volume = axial_from_array(voxels[..., :3].mean(axis=-1), geometry, name)
