@@ -23,7 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from evaluate_real import REAL_FOLDER, real_volumes  # noqa: E402
-from SpinalStenosisLib.centreline import canal_anterior_mm, front_to_back_blur_mm, thick_slice_warnings  # noqa: E402
+from SpinalStenosisLib.centreline import (canal_anterior_mm, front_to_back_blur_mm, thick_slice_warnings,  # noqa: E402
+                                         tilt_degrees)
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
@@ -51,7 +52,7 @@ def main() -> None:
             continue
         every.append(moves)
         blur_mm = float(np.median(blur))
-        tilt_deg = float(np.degrees(np.arctan2(blur_mm, layout.slice_spacing_mm)))
+        tilt_deg = tilt_degrees(blur_mm, layout.slice_spacing_mm)
         warned = bool(thick_slice_warnings(canal_stack, layout))
         print(f"{name[-62:]:<62} {layout.slice_spacing_mm:>6.1f}mm {len(moves):>6} {np.median(moves):>12.1f}mm "
               f"{np.percentile(moves, 90):>7.1f}mm {blur_mm:>10.2f}mm {tilt_deg:>4.0f}° {'yes' if warned else 'no'}")

@@ -145,6 +145,12 @@ def front_to_back_blur_mm(canal_stack: np.ndarray, layout: AxialLayout,
     return blur * (slice_thickness_mm or spacing_mm)
 
 
+def tilt_degrees(blur_mm: float, thickness_mm: float) -> float:
+    """The spine's tilt against the slice normal that blurs the canal over blur_mm front to back in a slice that
+    thick."""
+    return math.degrees(math.atan2(blur_mm, thickness_mm))
+
+
 def thick_slice_warnings(canal_stack: np.ndarray, layout: AxialLayout,
                          slice_thickness_mm: float | None = None) -> list[str]:
     """A warning when slices of slice_thickness_mm (None, unknown: as thick as their spacing) blur the canal over
@@ -159,6 +165,6 @@ def thick_slice_warnings(canal_stack: np.ndarray, layout: AxialLayout,
     slices = (f"slices {thickness_mm:.1f} mm thick, {spacing_mm:.1f} mm apart," if slice_thickness_mm
               else f"slices {spacing_mm:.1f} mm apart")
     that_thick = "that thick" if slice_thickness_mm else "as thick as that"
-    return [f"{slices} through a spine tilted about {math.degrees(math.atan2(median_mm, thickness_mm)):.0f}° "
+    return [f"{slices} through a spine tilted about {tilt_degrees(median_mm, thickness_mm):.0f}° "
             f"against them: a slice {that_thick} blurs the sac over about {median_mm:.1f} mm front to back, so "
             "canal AP and area may read long (slices angled to the discs, or thinner, measure better)"]
