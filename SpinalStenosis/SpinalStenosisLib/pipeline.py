@@ -212,9 +212,12 @@ def surest_channel_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[
     why = (f"where network 2 is surest of the canal (confidence {certainty[surest]:.2f}; {others})"
            if certainty[surest] > 0 else "the first; network 2 finds no canal on any")
     run = runs[surest]
-    run.volume = replace(run.volume, warnings=[*run.volume.warnings, (
-        f"a colour image whose channels are different images (a composite of contrasts?): measured on its {surest} "
-        f"channel, {why}, not on the mean of its colours")])  # a copy: measuring the input again says it once
+    # a copy of the channel with what the input's header said (region, thickness, how it was read), so that
+    # measuring the input again says the channel once
+    run.volume = replace(run.volume, named_region=volume.named_region, slice_thickness_mm=volume.slice_thickness_mm,
+                         warnings=[*volume.warnings, (
+                             f"a colour image whose channels are different images (a composite of contrasts?): "
+                             f"measured on its {surest} channel, {why}, not on the mean of its colours")])
     return run
 
 

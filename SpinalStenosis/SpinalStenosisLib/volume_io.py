@@ -67,8 +67,8 @@ def _series_reader(files: list[str]):
 
 def _check_header(path: Path, dimension: int, components: int, size: tuple[int, ...],
                   pixel_mm: float | None = None) -> None:
-    if components != 1 and not (dimension == 2 and pixel_mm is not None and components in (3, 4)):
-        raise InputError(f"{path}: {components}-component (e.g. RGB) image; a grey-scale MR image is needed")
+    if components not in (1, 3, 4):
+        raise InputError(f"{path}: {components}-component image; a grey-scale (or RGB) MR image is needed")
     if pixel_mm is not None and not pixel_mm > 0:
         raise InputError(f"{path}: --pixel-mm must be a positive size in mm")
     if dimension == 2 and pixel_mm is None:
@@ -101,12 +101,8 @@ def _read_whole(path: Path, reader=None, pixel_mm: float | None = None):
 def displayed_slice(image, pixel_mm: float):
     """A 2-D image (e.g. a PNG) as a one-slice axial volume, read as a radiologist sees an axial slice: rows from
     anterior to posterior, columns from the patient's right to left (ITK's 2-D x, y are LPS), pixel_mm square
-    pixels. Its own spacing and direction, if any, are replaced; an RGB(A) image (grey saved in colour, or a
-    dataset's composite) becomes the mean of its colours."""
+    pixels. Its own spacing and direction, if any, are replaced; its colours, if any, are kept."""
     sitk = _sitk()
-    if image.GetNumberOfComponentsPerPixel() > 1:
-        red, green, blue = (sitk.VectorIndexSelectionCast(image, c, sitk.sitkFloat32) for c in range(3))
-        image = (red + green + blue) / 3.0
     flat = sitk.Image(image)
     flat.SetSpacing((float(pixel_mm), float(pixel_mm)))
     flat.SetOrigin((0.0, 0.0))
@@ -125,17 +121,6 @@ def distinct_colours(colours: np.ndarray) -> list[int]:
         if channel.std() > 0 and all(np.corrcoef(channel, channels[k])[0, 1] < SAME_IMAGE_CORRELATION for k in kept):
             kept.append(c)
     return kept if len(kept) > 1 else []
-
-
-def _displayed_volume(path: Path, reader, pixel_mm: float) -> AxialVolume:
-    """A 2-D image as a one-slice axial volume (displayed_slice); a colour one on that grid as axial_from_array reads
-    a colour volume: the mean of its colours, with its distinct channels kept beside it (AxialVolume.colour_channels).
-    """
-    image = _read(path, reader)
-    displayed = displayed_slice(image, pixel_mm)
-    if image.GetNumberOfComponentsPerPixel() == 1:
-        return _axial_from_image(path, displayed)
-    return axial_from_array(_sitk().GetArrayFromImage(image)[None], VolumeGeometry.from_sitk(displayed), str(path))
 
 
 @dataclass
@@ -182,12 +167,13 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
         return _dicom_series(path, files, slice_planes(files), pixel_mm)
     size = file_reader.GetSize()
     _check_header(path, file_reader.GetDimension(), file_reader.GetNumberOfComponents(), size, pixel_mm)
-    if file_reader.GetDimension() == 3:
-        geometry = VolumeGeometry.from_sitk(file_reader)  # the reader has the image's geometry getters
-        if int(np.prod(size)) > max_voxels_in_memory and not needs_reslice(geometry):
-            return _streamed(path, geometry)
-        return _axial_from_image(path, _read(path, reader))
-    return _displayed_volume(path, reader, pixel_mm)
+    if file_reader.GetDimension() == 2:
+        return _axial_from_image(path, displayed_slice(_read(path, reader), pixel_mm))
+    geometry = VolumeGeometry.from_sitk(file_reader)  # the reader has the image's geometry getters
+    if file_reader.GetNumberOfComponents() == 1 and int(np.prod(size)) > max_voxels_in_memory \
+            and not needs_reslice(geometry):
+        return _streamed(path, geometry)
+    return _axial_from_image(path, _read(path, reader))
 
 
 def _dicom_series(path: Path, files: list[str], planes: SlicePlanes | None,
@@ -236,8 +222,8 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None) -> list[A
 def axial_from_array(voxels: np.ndarray, geometry: VolumeGeometry, name: str = "volume") -> AxialVolume:
     """An in-memory volume (array [k, j, i]) as an axial stack, e.g. a Slicer volume node's voxels. A colour one
     ([k, j, i, channel], a Slicer vector volume, e.g. loaded from PNG) is the mean of its first three channels, with
-    its channels that are images of their own kept beside it (distinct_colours, AxialVolume.colour_channels); a 2-D
-    colour image is read so too (see _displayed_volume)."""
+    its channels that are images of their own kept beside it (distinct_colours, AxialVolume.colour_channels); a
+    colour image file is read so too (_axial_from_image)."""
     voxels = np.asarray(voxels, np.float32)
     if voxels.ndim == 4:
         volume = axial_from_array(voxels[..., :3].mean(axis=-1), geometry, name)
@@ -253,6 +239,8 @@ def axial_from_array(voxels: np.ndarray, geometry: VolumeGeometry, name: str = "
 def _axial_from_image(path: Path, image) -> AxialVolume:
     sitk = _sitk()
     source = VolumeGeometry.from_sitk(image)
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        return axial_from_array(sitk.GetArrayFromImage(image), source, str(path))
     if needs_reslice(source):
         return _resliced(path, image, source)
     layout = _layout(path, source)
@@ -318,6 +306,8 @@ def read_labels(path: Path | str, expected: VolumeGeometry, pixel_mm: float | No
     sitk = _sitk()
     path = Path(path)
     image = _read_whole(path, pixel_mm=pixel_mm)
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        raise InputError(f"{path.name}: a colour image; labels need one value (0-3) per voxel")
     geometry = VolumeGeometry.from_sitk(image)
     if not geometry.matches(expected, tolerance_mm=1e-2):
         raise InputError(f"{path.name}: labels are on a different grid than the image "

@@ -96,17 +96,17 @@ def tilted(geometry, degrees: float, shift_ras: tuple[float, float, float] = (0.
 
 def write_dicom_series(folder, image: np.ndarray, geometry, series: int, first_instance: int = 0,
                        tags: tuple[tuple[str, str], ...] = ()) -> None:
-    """One DICOM file per slice (array axis 0) of a series numbered series, in folder; instance numbers (and file
-    names) start after first_instance, so that several blocks can make one series; tags: more (key, value) pairs
-    for each file's header. GDCM's writer sets the process's C locale to "C" (then Python's default text encoding is
-    ASCII): the caller's locale is put back."""
+    """One DICOM file per slice (array axis 0) of a series numbered series, in folder (a colour one from an array
+    [k, j, i, channel]); instance numbers (and file names) start after first_instance, so that several blocks can
+    make one series; tags: more (key, value) pairs for each file's header. GDCM's writer sets the process's C locale
+    to "C" (then Python's default text encoding is ASCII): the caller's locale is put back."""
     import locale
 
     import SimpleITK as sitk
 
     with_locale = locale.setlocale(locale.LC_ALL)
 
-    itk = sitk.GetImageFromArray(image.astype(np.int16))
+    itk = sitk.GetImageFromArray(image.astype(np.int16), isVector=image.ndim == 4)
     geometry.apply_to_sitk(itk)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()

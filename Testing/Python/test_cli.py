@@ -17,7 +17,7 @@ from SpinalStenosisLib.geometry import VolumeGeometry
 from SpinalStenosisLib.grading import grade
 from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS
 from SpinalStenosisLib.outputs import CSV_COLUMNS, OUTPUT_FILES, STUDIES_COLUMNS, STUDIES_FILE
-from SpinalStenosisLib.volume_io import open_axial, write_image, write_labels
+from SpinalStenosisLib.volume_io import open_axial, open_axial_blocks, write_image, write_labels
 
 
 def run(capsys, *args):
@@ -333,6 +333,45 @@ def test_a_colour_composite_is_measured_on_the_channel_network_2_is_surest_of(tm
     assert abs(written["slices"][0]["canal_ap_mm"] - 12.0) <= 1.0
 
 
+def test_a_colour_volume_or_dicom_series_is_measured_on_its_surest_channel_with_what_its_header_says(
+        tmp_path, capsys, monkeypatch):
+    from SpinalStenosisLib import inference
+
+    image, labels, geometry = phantom_arrays()  # canal 900: BrightnessSegmenter is surest of it on green (0.90)
+    colours = np.stack([other_contrast(labels), image, np.zeros_like(image)], axis=-1)  # red 0.81, blue blank
+    nrrd = tmp_path / "composite.nrrd"
+    composite = sitk.GetImageFromArray(colours.astype(np.uint16), isVector=True)
+    geometry.apply_to_sitk(composite)
+    sitk.WriteImage(composite, str(nrrd))
+    volume = open_axial(nrrd)
+    assert sorted(volume.colour_channels) == ["green", "red"] and volume.layout.geometry.matches(geometry)
+    assert np.allclose(volume.read_slice(1), colours[1].mean(axis=-1))
+    series = tmp_path / "series"
+    series.mkdir()
+    write_dicom_series(series, colours, geometry, series=1, tags=(("0018|0015", "CSPINE"), ("0018|0050", "7.0")))
+    monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: BrightnessSegmenter())
+    for source, out in ((nrrd, tmp_path / "nrrd"), (series, tmp_path / "dicom")):
+        code, err = run(capsys, "measure", source, "--out", out, "--quiet")
+        assert code == 0, err
+        written = json.loads((out / "measurements.json").read_text(encoding="utf-8"))
+        assert [w[:29] for w in written["input_warnings"]] == ["a colour image whose channels"]
+        assert "measured on its green channel" in written["input_warnings"][0]
+        assert [abs(s["canal_ap_mm"] - 12.0) <= 1.0 for s in written["slices"]] == [True] * 3
+        assert written["region"] == ("cervical" if source == series else "lumbar")  # the header's CSPINE
+    [dicom] = open_axial_blocks(series)
+    assert dicom.slice_thickness_mm == 7.0 and sorted(dicom.colour_channels) == ["green", "red"]
+    dicom.warnings.append("read with a caveat")
+    run_on_channel = pipeline.measure_with_segmenter(dicom, BrightnessSegmenter())
+    assert (run_on_channel.volume.named_region, run_on_channel.volume.slice_thickness_mm) == ("cervical", 7.0)
+    assert run_on_channel.warnings[0] == "read with a caveat" and "green channel" in run_on_channel.warnings[1]
+    write_labels(tmp_path / "labels.nii.gz", labels, geometry)
+    colour_labels = sitk.GetImageFromArray(np.stack([labels] * 3, axis=-1), isVector=True)
+    geometry.apply_to_sitk(colour_labels)
+    sitk.WriteImage(colour_labels, str(tmp_path / "colour_labels.nrrd"))
+    code, err = run(capsys, "measure", nrrd, "--masks", tmp_path / "colour_labels.nrrd", "--out", tmp_path / "m")
+    assert code == cli.EXIT_INPUT and "a colour image; labels need one value (0-3) per voxel" in err
+
+
 def test_pixel_mm_is_refused_for_3d_images_and_must_be_positive(phantom_files, tmp_path, capsys):
     image, labels = phantom_files
     code, err = run(capsys, "measure", image, "--masks", labels, "--pixel-mm", 0.8, "--out", tmp_path / "out")
@@ -353,9 +392,9 @@ def _bad_inputs(tmp_path):
     flat = tmp_path / "flat.nrrd"
     sitk.WriteImage(sitk.Image([32, 32], sitk.sitkFloat32), str(flat))
     cases["2-D"] = (flat, "2-D image")
-    rgb = tmp_path / "rgb.nrrd"
-    sitk.WriteImage(sitk.Image([32, 32, 3], sitk.sitkVectorUInt8, 3), str(rgb))
-    cases["RGB"] = (rgb, "RGB")
+    two = tmp_path / "two_components.nrrd"  # e.g. a complex image's real and imaginary parts
+    sitk.WriteImage(sitk.Image([32, 32, 3], sitk.sitkVectorFloat32, 2), str(two))
+    cases["2 components"] = (two, "2-component image")
     four = tmp_path / "four.nrrd"
     sitk.WriteImage(sitk.Image([8, 8, 3, 2], sitk.sitkFloat32), str(four))
     cases["4-D"] = (four, "4-D image")
@@ -372,7 +411,7 @@ def _bad_inputs(tmp_path):
     return cases
 
 
-@pytest.mark.parametrize("case", ["not an image", "missing", "2-D", "RGB", "4-D", "NaN", "empty"])
+@pytest.mark.parametrize("case", ["not an image", "missing", "2-D", "2 components", "4-D", "NaN", "empty"])
 def test_bad_images_get_a_one_line_error(tmp_path, capsys, case):
     path, message = _bad_inputs(tmp_path)[case]
     labels = tmp_path / "labels.nii.gz"
