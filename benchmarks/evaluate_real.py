@@ -164,7 +164,8 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
 
     overlays.mkdir(parents=True, exist_ok=True)
     results = {"cervical": {}, "lumbar": {}, "foramen_sides": {"slices": 0, "correct": 0},
-               "foramina_to_check": {region: {"reported": 0, "to_check": 0} for region in ("cervical", "lumbar")}}
+               "foramina_to_check": {region: {"reported": 0, "to_check": 0} for region in ("cervical", "lumbar")},
+               "warned_clipped": []}
 
     def run_volume(path: Path, region: str):
         run = measure_with_segmenter(open_axial(path), segmenter)
@@ -182,6 +183,8 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
 
     for name, path, region, cord in real_volumes(real, only):
         run = run_volume(path, region)
+        if any(warning.startswith("the image is clipped") for warning in run.warnings):
+            results["warned_clipped"].append(name)
         if region == "cervical":
             results["cervical"][name] = cervical_checks(run, sitk.GetArrayFromImage(sitk.ReadImage(str(cord))))
         else:
@@ -226,6 +229,10 @@ def print_results(results: dict) -> None:
     sides = results["foramen_sides"]
     print(f"slices with canal and both foramina: {sides['slices']}; left foramen on the patient's left: "
           f"{sides['correct'] / max(sides['slices'], 1):.1%}")
+    clipped = results["warned_clipped"]
+    print(f"warned that the image is clipped at its bright end: {len(clipped)} of "
+          f"{len(results['cervical']) + len(results['lumbar'])} volumes"
+          + (f" ({', '.join(name.split('/')[-1].split('.')[0] for name in clipped)})" if clipped else ""))
 
 
 def paired_comparison(results: dict, candidate: dict) -> dict:

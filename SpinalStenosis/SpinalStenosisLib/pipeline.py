@@ -13,6 +13,7 @@ from .grading import grading_region
 from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measure_slice
 from .outputs import block_folder, check_output_folder, staged_output, write_csv, write_json, write_rulers
 from .report import write_report
+from .visibility import clipped_image_warnings
 from .volume_io import AxialVolume, InputError, open_axial_blocks, read_labels, write_labels
 
 ProgressCallback = Callable[[int, int], None]
@@ -66,9 +67,11 @@ class MeasurementRun:
 
 def input_warnings(volume: AxialVolume, stack_labels: np.ndarray) -> list[str]:
     """What the user must know about an input measured into stack_labels ([slice, row, column]): how it was read
-    (AxialVolume.warnings), and whether its slices are thick against the spine's tilt
-    (centreline.thick_slice_warnings)."""
-    return volume.warnings + thick_slice_warnings(stack_labels == 1, volume.layout, volume.slice_thickness_mm)
+    (AxialVolume.warnings), whether its slices are thick against the spine's tilt (centreline.thick_slice_warnings),
+    and whether it is clipped at its bright end (visibility.clipped_image_warnings)."""
+    canal_stack = stack_labels == 1
+    return (volume.warnings + thick_slice_warnings(canal_stack, volume.layout, volume.slice_thickness_mm)
+            + clipped_image_warnings(volume.read_slice, canal_stack))
 
 
 SliceSegmenter = Callable[[list[int]], list[SliceSegmentation]]

@@ -1,9 +1,11 @@
-"""Whether a canal outline follows an edge in the image or only the noise. On a slice beyond the coil's reach the
-image is noise alone, yet network 2 still outlines a "canal" there, often one graded as a stenosis, and sometimes
-with confidence: such a canal is to check (measurement.to_check)."""
+"""Whether the image shows the canal. A canal outline may follow only the noise: on a slice beyond the coil's reach
+the image is noise alone, yet network 2 still outlines a "canal" there, often one graded as a stenosis, and
+sometimes with confidence: such a canal is to check (measurement.to_check). And an image clipped at its bright end
+(an export windowed too narrowly) shows the CSF and the bright fat behind the sac alike (clipped_image_warnings)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -17,6 +19,12 @@ WINDOW_MM = 10.0  # the image around the canal where the noise is estimated
 # (seed 2 000 000), the 5 below 1.75 were all gross failures (canal Dice below 0.8); of the 8 below 2, two were not
 # (benchmarks/canal_visibility.py)
 MIN_CANAL_EDGE_TO_NOISE = 1.75
+# A clipped slice has many of its canal's pixels at its maximum, an unclipped one one or none (on the real validation
+# images that are not clipped, at most 3 %). On synthetic lumbar slices (the validation seed's stream) exported 8-bit,
+# and with the top of the window clipped, canal AP within 1 mm fell (against the same slices unclipped) by 15-21
+# points on T2 and by up to 7 on fat-suppressed T2 where this fraction or more of the canal's pixels were at the
+# slice's maximum, and not where fewer were (benchmarks/exported_images.py prints the same on the held-out stream)
+CLIPPED_CANAL_FRACTION = 0.3
 
 
 def faint(canal_edge_to_noise: float) -> bool:
@@ -64,3 +72,30 @@ def canal_edge_to_noise(image: np.ndarray, canal: np.ndarray, grid: PlaneGrid) -
     # the magnitude of a 2-D Gaussian vector of equal, independent components: Rayleigh, mean sd * sqrt(pi / 2)
     noise_gradient = noise_sd(window) * _gradient_sd_of_unit_noise(smoothing_px) * math.sqrt(math.pi / 2)
     return float(gradient[outline].mean() / max(noise_gradient, 1e-12))
+
+
+def clipped_canal(image: np.ndarray, canal: np.ndarray) -> bool:
+    """Whether CLIPPED_CANAL_FRACTION or more of the canal's pixels are at the image's maximum intensity while the
+    image around the canal has noise (a drawn phantom's flat canal is at its maximum without being clipped)."""
+    if not canal.any() or (image[canal] >= image.max()).mean() < CLIPPED_CANAL_FRACTION:
+        return False
+    rows, columns = np.nonzero(canal)
+    height, width = np.ptp(rows) + 1, np.ptp(columns) + 1
+    around = image[max(rows.min() - height, 0):rows.max() + height + 1,
+                   max(columns.min() - width, 0):columns.max() + width + 1]
+    return noise_sd(around) > 0
+
+
+def clipped_image_warnings(read_slice: Callable[[int], np.ndarray], canal_stack: np.ndarray) -> list[str]:
+    """A warning naming how many slices with a canal (canal_stack [slice, row, column]) have it clipped
+    (clipped_canal): the image is clipped at its bright end, as an export windowed too narrowly is. [] where none
+    has."""
+    with_canal = np.flatnonzero(canal_stack.any(axis=(1, 2)))
+    clipped = sum(clipped_canal(read_slice(s), canal_stack[s]) for s in with_canal)
+    if not clipped:
+        return []
+    where = "" if len(with_canal) == 1 else f" on {clipped} of the {len(with_canal)} slices with a canal"
+    return [f"the image is clipped at its bright end (an export windowed too narrowly?): "
+            f"{100 * CLIPPED_CANAL_FRACTION:.0f} % or more of the canal's pixels are at the slice's brightest "
+            f"value{where}, so the CSF is flattened, with any tissue as bright around it, and canal AP may be "
+            "measured less well; measure the original series, or an export of its whole intensity range"]

@@ -289,6 +289,22 @@ def test_a_2d_image_is_measured_as_a_displayed_axial_slice_with_pixel_mm(tmp_pat
         assert np.array_equal(sitk.GetArrayFromImage(written)[0] == 1, labels[0] == 1)
 
 
+def test_an_export_clipped_at_its_bright_end_is_warned_of(tmp_path, capsys):
+    image, labels, _ = phantom_arrays(n_slices=1)
+    noisy = image[0] / 4 + np.random.default_rng(0).normal(0.0, 8.0, image[0].shape)
+    masks = tmp_path / "masks.png"
+    sitk.WriteImage(sitk.GetImageFromArray(labels[0]), str(masks))
+    for name, top in (("full", noisy.max()), ("clipped", np.percentile(noisy[labels[0] == 1], 50))):
+        exported = np.round(255 * np.clip((noisy - noisy.min()) / (top - noisy.min()), 0, 1)).astype(np.uint8)
+        sitk.WriteImage(sitk.GetImageFromArray(exported), str(tmp_path / f"{name}.png"))
+        code, err = run(capsys, "measure", tmp_path / f"{name}.png", "--masks", masks, "--pixel-mm", 0.8,
+                        "--out", tmp_path / name, "--quiet")
+        assert code == 0, err
+        written = json.loads((tmp_path / name / "measurements.json").read_text(encoding="utf-8"))
+        warned = [w for w in written["input_warnings"] if w.startswith("the image is clipped at its bright end")]
+        assert len(warned) == (name == "clipped") and ("clipped at its bright end" in err) == (name == "clipped")
+
+
 def test_colour_channels_are_images_of_their_own_unless_blank_or_alike():
     from SpinalStenosisLib.volume_io import distinct_colours
 

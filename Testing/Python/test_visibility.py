@@ -1,11 +1,13 @@
-"""A canal outlined in noise alone scores about 1; one on the edge of a visible sac scores far more."""
+"""A canal outlined in noise alone scores about 1; one on the edge of a visible sac scores far more. An image
+clipped at its bright end is told from one that is not."""
 import math
 
 import numpy as np
 import pytest
 
 from SpinalStenosisLib.geometry import PlaneGrid
-from SpinalStenosisLib.visibility import MIN_CANAL_EDGE_TO_NOISE, canal_edge_to_noise, noise_sd
+from SpinalStenosisLib.visibility import (MIN_CANAL_EDGE_TO_NOISE, canal_edge_to_noise, clipped_canal,
+                                          clipped_image_warnings, noise_sd)
 
 
 def axial_grid(pixel_mm, shape):
@@ -38,3 +40,24 @@ def test_an_outline_in_noise_scores_about_one_and_one_on_a_visible_sac_far_more(
 def test_no_canal_scores_nan():
     grid = axial_grid(1.0, (50, 50))
     assert math.isnan(canal_edge_to_noise(np.ones(grid.shape), np.zeros(grid.shape, bool), grid))
+
+
+def test_a_canal_clipped_at_the_images_brightest_value_is_told_from_a_bright_or_a_drawn_one():
+    rows, columns = np.indices((120, 120))
+    canal = np.hypot(rows - 60, columns - 60) < 12
+    rng = np.random.default_rng(3)
+    image = 100.0 + 100.0 * canal + 60.0 * (np.abs(columns - 60) < 4) * (rows > 72) + rng.normal(0, 10, canal.shape)
+    assert not clipped_canal(image, canal)  # the brightest pixel is one of the canal's, the rest are not
+    window_top = np.percentile(image[canal], 40)  # an export whose window ends inside the CSF's brightness
+    assert clipped_canal(np.minimum(image, window_top), canal)
+    assert not clipped_canal(np.minimum(image, np.percentile(image[canal], 90)), canal)  # a tenth of it clipped
+    drawn = 100.0 + 100.0 * canal  # flat, without noise: at its maximum, not clipped
+    assert not clipped_canal(drawn, canal) and not clipped_canal(image, np.zeros_like(canal))
+    stack = [image, np.minimum(image, window_top), np.minimum(image, window_top), np.zeros_like(image)]
+    canals = np.stack([canal, canal, canal, np.zeros_like(canal)])
+    [warning] = clipped_image_warnings(lambda s: stack[s], canals)
+    assert warning.startswith("the image is clipped at its bright end")
+    assert "on 2 of the 3 slices with a canal" in warning
+    [warning] = clipped_image_warnings(lambda s: stack[1 + s], canals[1:2])  # one slice: no count
+    assert "brightest value, so" in warning
+    assert clipped_image_warnings(lambda s: stack[s], canals[:1]) == []
