@@ -80,8 +80,8 @@ def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(saved.getvalue())))
 
 
-EXPORTS = {"8-bit, whole range": whole_range, "8-bit": eight_bit, "windowed": windowed, "annotated": lambda image: annotated(eight_bit(image)),
-           "JPEG 75": lambda image: jpeg(eight_bit(image), 75),
+EXPORTS = {"8-bit, whole range": whole_range, "8-bit": eight_bit, "windowed": windowed,
+           "annotated": lambda image: annotated(eight_bit(image)), "JPEG 75": lambda image: jpeg(eight_bit(image), 75),
            "annotated JPEG 50": lambda image: jpeg(annotated(eight_bit(image)), 50)}
 WAYS = ("original", *EXPORTS)
 
