@@ -1,10 +1,10 @@
 """Slices exported as a viewer or PACS exports them (8 bits, a narrow window, burnt-in text, JPEG): what is lost.
 
-    .venv/bin/python benchmarks/exported_images.py [--count 300] [--precision float32]
+    .venv/bin/python benchmarks/exported_images.py [--count 300] [--contrast T2FS] [--validation] [--precision float32]
 
 Each case is a lumbar synthetic T2 slice with a whole-body field of view (at least 200 pixels on its shorter side),
 drawn on an upright grid of square pixels as a displayed slice is read. It is written as the original floating-point
-image and as five exports of it, and each file is measured as ``measure FILE --pixel-mm`` measures it
+image and as six exports of it, and each file is measured as ``measure FILE --pixel-mm`` measures it
 (volume_io.open_axial):
 - 8-bit, whole range: its lowest to its highest intensity stretched to 0-255;
 - 8-bit: stretched from its 0.5th to its 99.5th intensity percentile to 0-255 (colour_composites.eight_bit), as
@@ -18,7 +18,8 @@ many slices its canal AP is within 1 mm where the original's is not and the reve
 on how many slices of each file the product warns that the image is clipped at its bright end
 (visibility.clipped_image_warnings), and the canal AP within 1 mm on those slices, as exported and as the original.
 The slices come from the held-out seed's stream (evaluate_synthetic.HELD_OUT_SEED, never trained on), but are not
-the held-out set. --contrast T2FS draws fat-suppressed T2 instead.
+the held-out set; with --validation from the validation seed's (training.VALIDATION_SEED), where the clipping
+warning's cut-off was chosen. --contrast T2FS draws fat-suppressed T2 instead.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.synth.dataset import synthetic_slice  # noqa: E402
 from SpinalStenosisLib.synth.sampler import native_grid, sample_scene  # noqa: E402
+from SpinalStenosisLib.training import VALIDATION_SEED  # noqa: E402
 from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
 
 WHOLE_BODY_PIXELS = 200
@@ -86,13 +88,13 @@ EXPORTS = {"8-bit, whole range": whole_range, "8-bit": eight_bit, "windowed": wi
 WAYS = ("original", *EXPORTS)
 
 
-def whole_body_cases(count: int, contrast: str):
-    """The first count lumbar slices of this contrast in the held-out seed's stream whose upright grid is whole-body
-    sized: (image, pixel size, true canal AP, true canal labels)."""
+def whole_body_cases(count: int, contrast: str, seed: int = HELD_OUT_SEED):
+    """The first count lumbar slices of this contrast in the seed's stream whose upright grid is whole-body sized:
+    (image, pixel size, true canal AP, true canal labels)."""
     n, found = -1, 0
     while found < count:
         n += 1
-        rng = np.random.default_rng([HELD_OUT_SEED, 11, n])
+        rng = np.random.default_rng([seed, 11, n])
         scene = sample_scene(rng, "lumbar", contrast=contrast)
         grid = upright(native_grid(rng, scene))
         if min(grid.shape) < WHOLE_BODY_PIXELS:
@@ -108,12 +110,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--contrast", choices=("T2", "T2FS"), default="T2")
+    parser.add_argument("--validation", action="store_true", help="the validation seed's slices")
     add_network_options(parser, compare=False)
     args = parser.parse_args()
     segmenter = load_segmenter(threads=2, **network_options(args))
     errors, dices, warned = ({way: [] for way in WAYS} for _ in range(3))
     with tempfile.TemporaryDirectory() as folder:
-        for image, pixel_mm, true_ap_mm, true_canal in whole_body_cases(args.count, args.contrast):
+        seed = VALIDATION_SEED if args.validation else HELD_OUT_SEED
+        for image, pixel_mm, true_ap_mm, true_canal in whole_body_cases(args.count, args.contrast, seed):
             files = {"original": image, **{way: export(image) for way, export in EXPORTS.items()}}
             for way, pixels in files.items():
                 path = Path(folder) / ("slice.nrrd" if way == "original" else "slice.png")
@@ -123,7 +127,8 @@ def main() -> None:
                 dices[way].append(dice(run.stack_labels[0] == 1, true_canal))
                 warned[way].append(any(w.startswith("the image is clipped") for w in run.warnings))
     original = np.array(errors["original"]) <= 1
-    print(f"{args.count} lumbar {args.contrast} slices, whole-body field of view, measured as exported")
+    stream = "validation" if args.validation else "held-out"
+    print(f"{args.count} lumbar {args.contrast} slices ({stream} seed), whole-body field of view, measured as exported")
     print(f"{'file':<20} {'canal AP within 1 / 2 / 3 mm':>30} {'canal Dice':>11}  within 1 mm against the original")
     for way in WAYS:
         found = np.array(errors[way])
