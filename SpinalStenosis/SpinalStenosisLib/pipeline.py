@@ -59,6 +59,7 @@ class MeasurementRun:
     stack_labels: np.ndarray  # uint8 [slice, row, column]
     roi_boxes: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    colour_channel: str | None = None  # the colour composite's channel measured (surest_channel_steps)
 
     @property
     def warnings(self) -> list[str]:
@@ -215,13 +216,17 @@ def surest_channel_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[
     why = (f"where network 2 is surest of the canal (confidence {certainty[surest]:.2f}; {others})"
            if certainty[surest] > 0 else "the first; network 2 finds no canal on any")
     run = runs[surest]
-    # a copy of the channel with what the input's header said (region, thickness, how it was read), so that
-    # measuring the input again says the channel once
-    run.volume = replace(run.volume, named_region=volume.named_region, slice_thickness_mm=volume.slice_thickness_mm,
-                         warnings=[*volume.warnings, (
-                             f"a colour image whose channels are different images (a composite of contrasts?): "
-                             f"measured on its {surest} channel, {why}, not on the mean of its colours")])
+    run.volume, run.colour_channel = channel_volume(volume, surest, [*volume.warnings, (
+        f"a colour image whose channels are different images (a composite of contrasts?): measured on its {surest} "
+        f"channel, {why}, not on the mean of its colours")]), surest
     return run
+
+
+def channel_volume(volume: AxialVolume, channel: str, warnings: list[str]) -> AxialVolume:
+    """A colour composite's channel as the volume measured: a copy, with what the input's header said (region,
+    slice thickness) and these warnings (so that measuring the input again says them once)."""
+    return replace(volume.colour_channels[channel], named_region=volume.named_region,
+                   slice_thickness_mm=volume.slice_thickness_mm, warnings=list(warnings))
 
 
 def canal_certainty(run: MeasurementRun) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +26,8 @@ from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_na
 from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, masks_from_labels,
                           measure_slice)
 from .outputs import CSV_COLUMNS
-from .pipeline import MeasurementRun, ProgressCallback, Segmenter, input_warnings, measure_with_segmenter
+from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volume, input_warnings,
+                       measure_with_segmenter)
 from .volume_io import AxialVolume, axial_from_array
 
 DicomValue = Callable[[str, str], str]  # (SOP instance UID, tag "gggg,eeee") → the header value, "" without one
@@ -178,6 +179,9 @@ class StenosisScene:
         _follow(segmentation, volume_node)
         self._write_segments(segmentation, volume_node, run.volume.to_source_grid(run.stack_labels))
         segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", json.dumps(_slice_hashes(run.stack_labels)))
+        # what Re-measure needs to judge the warnings again as Measure did
+        segmentation.SetAttribute(ATTRIBUTE + "readWarnings", json.dumps(run.volume.warnings))
+        segmentation.SetAttribute(ATTRIBUTE + "colourChannel", run.colour_channel or "")
         table = self._node(volume_node, "table", "vtkMRMLTableNode", f"{name} stenosis measurements")
         outputs = SceneOutputs(segmentation, table)
         self._fill_table(table, run.measurements, self._levels_named(volume_node, table))
@@ -490,6 +494,10 @@ class StenosisScene:
         for node in outputs.spatial_nodes():
             _follow(node, volume_node)
         volume = axial_volume_of(volume_node, self.dicom_value)
+        read_warnings = json.loads(outputs.segmentation.GetAttribute(ATTRIBUTE + "readWarnings") or "[]")
+        channel = outputs.segmentation.GetAttribute(ATTRIBUTE + "colourChannel")
+        volume = (channel_volume(volume, channel, read_warnings) if channel in volume.colour_channels
+                  else replace(volume, warnings=read_warnings))  # the volume measured, as Measure read it
         stack = volume.from_source_grid(self.labels_of(outputs.segmentation, volume_node))
         hashes = _slice_hashes(stack)
         before = json.loads(outputs.segmentation.GetAttribute(ATTRIBUTE + "sliceHashes") or "[]")

@@ -134,6 +134,7 @@ def test_a_colour_volume_is_measured_as_the_command_line_measures_a_colour_image
         aps = [logic.row_values(outputs.table, row)["canal_ap_mm"] for row in range(3)]
         assert aps == pytest.approx([12.0] * 3, abs=1.0)
         assert logic.remeasure(volume, outputs) == []  # nothing edited
+        assert logic.warnings(outputs.table) == warnings  # judged again on the channel measured, as Measure did
 
 
 def test_the_slice_thickness_of_a_volume_loaded_from_dicom_judges_the_blur(context):
