@@ -51,9 +51,14 @@ def upright(grid: PlaneGrid) -> PlaneGrid:
                      column_step, shape)
 
 
-def eight_bit(image: np.ndarray) -> np.ndarray:
-    low, high = np.percentile(image, (0.5, 99.5))
+def to_8_bit(image: np.ndarray, low: float, high: float) -> np.ndarray:
+    """The intensities from low to high stretched to 0-255, those beyond clipped."""
     return np.clip(np.round(255 * (image - low) / (high - low)), 0, 255).astype(np.uint8)
+
+
+def eight_bit(image: np.ndarray) -> np.ndarray:
+    """Stretched from the 0.5th to the 99.5th intensity percentile, as an export would be."""
+    return to_8_bit(image, *np.percentile(image, (0.5, 99.5)))
 
 
 def composite_case(n: int, layout: tuple[str, ...], folder: Path):

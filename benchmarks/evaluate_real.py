@@ -167,11 +167,14 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
                "foramina_to_check": {region: {"reported": 0, "to_check": 0} for region in ("cervical", "lumbar")},
                "warned_clipped": []}
 
-    def run_volume(path: Path, region: str):
+    def run_volume(name: str, path: Path, region: str):
         run = measure_with_segmenter(open_axial(path), segmenter)
+        warnings = run.warnings
         write_report(overlays / f"{path.parent.name}_{path.name.split('.')[0]}.png", run.measurements,
                      run.volume.read_slice, lambda s: run.stack_labels[s], run.volume.layout.slice_grid, region,
-                     f"{path.name} (real, validation only)", run.warnings)
+                     f"{path.name} (real, validation only)", warnings)
+        if any(warning.startswith("the image is clipped") for warning in warnings):
+            results["warned_clipped"].append(name)
         both, correct = sides_correct(run)
         results["foramen_sides"]["slices"] += both
         results["foramen_sides"]["correct"] += correct
@@ -182,9 +185,7 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
         return run
 
     for name, path, region, cord in real_volumes(real, only):
-        run = run_volume(path, region)
-        if any(warning.startswith("the image is clipped") for warning in run.warnings):
-            results["warned_clipped"].append(name)
+        run = run_volume(name, path, region)
         if region == "cervical":
             results["cervical"][name] = cervical_checks(run, sitk.GetArrayFromImage(sitk.ReadImage(str(cord))))
         else:

@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
-from colour_composites import eight_bit, upright  # noqa: E402
+from colour_composites import eight_bit, to_8_bit, upright  # noqa: E402
 from evaluate_synthetic import HELD_OUT_SEED, add_network_options, exact_mcnemar_p, network_options  # noqa: E402
 from SpinalStenosisLib.evaluation import dice, error  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
@@ -49,14 +49,13 @@ WHOLE_BODY_PIXELS = 200
 
 def whole_range(image: np.ndarray) -> np.ndarray:
     """The image's lowest to highest intensity stretched to 0-255."""
-    return np.round(255 * (image - image.min()) / (image.max() - image.min())).astype(np.uint8)
+    return to_8_bit(image, image.min(), image.max())
 
 
 def windowed(image: np.ndarray) -> np.ndarray:
     """eight_bit with the top quarter of its window clipped white."""
     low, high = np.percentile(image, (0.5, 99.5))
-    high = low + 0.75 * (high - low)
-    return np.clip(np.round(255 * (image - low) / (high - low)), 0, 255).astype(np.uint8)
+    return to_8_bit(image, low, low + 0.75 * (high - low))
 
 
 def annotated(image: np.ndarray) -> np.ndarray:
