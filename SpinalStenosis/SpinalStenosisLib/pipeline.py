@@ -216,9 +216,10 @@ def surest_channel_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[
     why = (f"where network 2 is surest of the canal (confidence {certainty[surest]:.2f}; {others})"
            if certainty[surest] > 0 else "the first; network 2 finds no canal on any")
     run = runs[surest]
-    run.volume, run.colour_channel = channel_volume(volume, surest, [*volume.warnings, (
+    run.volume = channel_volume(volume, surest, [*volume.warnings, (
         f"a colour image whose channels are different images (a composite of contrasts?): measured on its {surest} "
-        f"channel, {why}, not on the mean of its colours")]), surest
+        f"channel, {why}, not on the mean of its colours")])
+    run.colour_channel = surest
     return run
 
 

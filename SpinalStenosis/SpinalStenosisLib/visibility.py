@@ -62,16 +62,20 @@ def canal_edge_to_noise(image: np.ndarray, canal: np.ndarray, grid: PlaneGrid) -
         return math.nan
     pixel_mm = float(np.mean(grid.pixel_size_mm))
     smoothing_px = max(SMOOTHING_MM / pixel_mm, 1.0)
-    rows, columns = np.nonzero(canal)
     margin = int(math.ceil(WINDOW_MM / pixel_mm))
-    r0, c0 = max(rows.min() - margin, 0), max(columns.min() - margin, 0)
-    window = np.asarray(image[r0:rows.max() + margin + 1, c0:columns.max() + margin + 1], float)
-    inside = canal[r0:r0 + window.shape[0], c0:c0 + window.shape[1]]
+    box = _grown_box(canal, (margin, margin))
+    window, inside = np.asarray(image[box], float), canal[box]
     outline = inside & ~ndimage.binary_erosion(inside)
     gradient = np.hypot(*np.gradient(ndimage.gaussian_filter(window, smoothing_px)))
     # the magnitude of a 2-D Gaussian vector of equal, independent components: Rayleigh, mean sd * sqrt(pi / 2)
     noise_gradient = noise_sd(window) * _gradient_sd_of_unit_noise(smoothing_px) * math.sqrt(math.pi / 2)
     return float(gradient[outline].mean() / max(noise_gradient, 1e-12))
+
+
+def _grown_box(canal: np.ndarray, margins: tuple[int, int]) -> tuple[slice, slice]:
+    """The canal's bounding box grown on each side by margins (rows, columns) pixels, cut at the image's first row
+    and column."""
+    return tuple(slice(max(int(p.min()) - m, 0), int(p.max()) + m + 1) for p, m in zip(np.nonzero(canal), margins))
 
 
 def clipped_canal(image: np.ndarray, canal: np.ndarray) -> bool:
@@ -80,10 +84,7 @@ def clipped_canal(image: np.ndarray, canal: np.ndarray) -> bool:
     if not canal.any() or (image[canal] >= image.max()).mean() < CLIPPED_CANAL_FRACTION:
         return False
     rows, columns = np.nonzero(canal)
-    height, width = np.ptp(rows) + 1, np.ptp(columns) + 1
-    around = image[max(rows.min() - height, 0):rows.max() + height + 1,
-                   max(columns.min() - width, 0):columns.max() + width + 1]
-    return noise_sd(around) > 0
+    return noise_sd(image[_grown_box(canal, (np.ptp(rows) + 1, np.ptp(columns) + 1))]) > 0  # grown by its own size
 
 
 def clipped_image_warnings(read_slice: Callable[[int], np.ndarray], canal_stack: np.ndarray) -> list[str]:
