@@ -132,14 +132,28 @@ def uneven_spacing(slices: str, normal: np.ndarray, positions: np.ndarray) -> li
     return []
 
 
-def missing_orientation(planes: SlicePlanes) -> list[str]:
-    """The warning that the series' first file has no Image Orientation (Patient) tag; none otherwise. SimpleITK
-    then reads the slices as axial with columns running from the patient's right to left, whatever they were."""
-    if planes.first_oriented:
+def missing_orientation(first_oriented: bool) -> list[str]:
+    """The warning that the series' first file has no Image Orientation (Patient) tag (not first_oriented); none
+    otherwise. SimpleITK then reads the slices as axial with columns running from the patient's right to left,
+    whatever they were."""
+    if first_oriented:
         return []
     return ["the DICOM files have no Image Orientation (Patient) tag (0020,0037): the slices are taken as axial "
             "with the patient's right on the image's left, which the file does not confirm; check which "
             "foramen is left and which is right"]
+
+
+def is_dicom(reader) -> bool:
+    """Whether the file whose header a SimpleITK reader holds is DICOM (it has a SOP Class UID)."""
+    return reader.HasMetaDataKey("0008|0016")
+
+
+def single_file_warnings(reader) -> list[str]:
+    """What reading one DICOM file on its own (a slice, or a multi-frame file) gets wrong: a single-frame file
+    without an orientation (see :func:`missing_orientation`; a multi-frame file keeps its orientation per frame,
+    where SimpleITK's header does not show it)."""
+    frames = reader.GetMetaData("0028|0008") if reader.HasMetaDataKey("0028|0008") else "1"
+    return missing_orientation(reader.HasMetaDataKey("0020|0037") or frames.strip() not in ("", "1"))
 
 
 def one_stack_warnings(planes: SlicePlanes | None) -> list[str]:
@@ -153,4 +167,4 @@ def one_stack_warnings(planes: SlicePlanes | None) -> list[str]:
     if len(blocks) > 1:
         return [f"the DICOM series has slices at {len(blocks)} different angles (angled blocks); {_CONSEQUENCE}"]
     return (uneven_spacing("the DICOM series' slices", planes.normals[0], planes.positions)
-            + missing_orientation(planes))
+            + missing_orientation(planes.first_oriented))

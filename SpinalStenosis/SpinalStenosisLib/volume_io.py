@@ -7,8 +7,9 @@ from typing import Callable
 
 import numpy as np
 
-from .dicom_series import (SlicePlanes, missing_orientation, one_stack_warnings, orientation_blocks, series_files,
-                           slice_planes, uneven_spacing)
+from .dicom_series import (SlicePlanes, is_dicom, missing_orientation, named_region, one_stack_warnings,
+                           orientation_blocks, series_files, single_file_warnings, slice_planes, slice_thickness_mm,
+                           uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, is_axial_normal, needs_reslice, resliced_geometry
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
@@ -172,8 +173,13 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     geometry = VolumeGeometry.from_sitk(file_reader)  # the reader has the image's geometry getters
     if file_reader.GetNumberOfComponents() == 1 and int(np.prod(size)) > max_voxels_in_memory \
             and not needs_reslice(geometry):
-        return _streamed(path, geometry)
-    return _axial_from_image(path, _read(path, reader))
+        volume = _streamed(path, geometry)
+    else:
+        volume = _axial_from_image(path, _read(path, reader))
+    if is_dicom(file_reader):  # one DICOM file: what its header says, as a series' first file gives it
+        volume.named_region, volume.slice_thickness_mm = named_region(file_reader), slice_thickness_mm(file_reader)
+        volume.warnings += single_file_warnings(file_reader)
+    return volume
 
 
 def _dicom_series(path: Path, files: list[str], planes: SlicePlanes | None,
@@ -213,7 +219,7 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None) -> list[A
     left_out = len(files) - sum(map(len, blocks))
     if left_out:
         volumes[0].warnings.append(f"{left_out} of the DICOM series' slices not axial (e.g. a localizer) left out")
-    volumes[0].warnings += missing_orientation(planes)
+    volumes[0].warnings += missing_orientation(planes.first_oriented)
     for volume in volumes:
         volume.named_region, volume.slice_thickness_mm = planes.named_region, planes.thickness_mm
     return volumes

@@ -204,6 +204,27 @@ def test_a_series_without_orientation_tags_is_read_with_a_warning_to_check_the_s
     assert [v.warnings for v in open_axial_blocks(tmp_path)] == [[warning]]
 
 
+def test_one_dicom_file_is_read_with_what_its_header_says_as_its_series_is(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=3)
+    series = tmp_path / "series"
+    series.mkdir()
+    write_dicom_series(series, image, geometry, series=1, tags=(("0018|0015", "CSPINE"), ("0018|0050", "7.0")))
+    middle = sorted(series.glob("*.dcm"))[1]
+    one = open_axial(middle)
+    assert (one.named_region, one.slice_thickness_mm, one.warnings) == ("cervical", 7.0, [])
+    assert one.n_slices == 1 and np.array_equal(one.read_slice(0), open_axial(series).read_slice(1))
+    without_orientation_tag(middle)
+    [warning] = open_axial(middle).warnings
+    assert warning == dicom_series.missing_orientation(False)[0]
+    frames = sitk.GetImageFromArray(image.astype(np.uint16))  # one multi-frame file: orientation kept per frame
+    geometry.apply_to_sitk(frames)
+    sitk.WriteImage(frames, str(tmp_path / "frames.dcm"))
+    volume = open_axial(tmp_path / "frames.dcm")
+    assert volume.warnings == [] and volume.source_geometry.matches(geometry)
+    assert (volume.named_region, volume.slice_thickness_mm) == (None, None)
+    assert open_axial(tmp_path / "frames.dcm").stack().shape == open_axial(series).stack().shape
+
+
 def calls_of(monkeypatch, function: str) -> list[str]:
     """The file names dicom_series' one-argument function is called with from now on, in order."""
     calls = []
