@@ -2,6 +2,7 @@
 from them (angled blocks, uneven spacing, no orientation). Each header is read once."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,18 +34,60 @@ class SlicePlanes(NamedTuple):
     thickness_mm: float | None  # the first file's Slice Thickness; None without one
 
 
-def series_files(folder: Path) -> list[str]:
-    """The files of the series to measure in a DICOM folder (e.g. a whole study): of the axial series, the one with
-    the most slices; when there is none, the largest (the geometry check then says why); empty without a series.
-    A series is axial when its first, middle or last file is an axial slice (its first may be a localizer); no
-    other header is read."""
+class SeriesChoice(NamedTuple):
+    files: list[str]  # the series to measure; empty when the folder holds none
+    warnings: list[str]  # which series was measured, when the folder holds several axial ones
+
+
+def chosen_series(folder: Path) -> SeriesChoice:
+    """The series to measure in a DICOM folder (e.g. a whole study): of the axial series, a T2-weighted one (see
+    :func:`weighting`) before others and one not named T1-weighted before T1, then the one with the most slices;
+    when there is no axial series, the largest (the geometry check then says why). A series is axial when its
+    first, middle or last file is an axial slice (its first may be a localizer); no other header is read, but the
+    first file's of each axial series when there are several."""
     import SimpleITK as sitk  # deferred: Slicer loads the module before dependencies are checked
 
     series = [sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid)
               for sid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))]
-    axial = [files for files in series
+    axial = [list(files) for files in series
              if any(_is_axial_slice(files[n]) for n in sorted({0, len(files) // 2, len(files) - 1}))]
-    return max(axial or series, key=len, default=[])
+    if len(axial) < 2:
+        return SeriesChoice(list(max(axial or series, key=len, default=[])), [])
+    headers = [_header(files[0]) for files in axial]
+    weightings = [weighting(header) if header is not None else 1 for header in headers]
+    chosen, *others = sorted(range(len(axial)), key=lambda n: (weightings[n], len(axial[n])), reverse=True)
+    why = ("the T2-weighted one with the most slices" if weightings[chosen] == 2 else
+           "none named T2-weighted, the one with the most slices")
+    named = [_series_name(headers[n], len(axial[n])) for n in range(len(axial))]
+    return SeriesChoice(axial[chosen], [
+        f"the DICOM folder holds {len(axial)} axial series: measured {named[chosen]}, {why}; not measured: "
+        f"{', '.join(named[n] for n in others)}; to measure another, give it a folder of its own"])
+
+
+T2_NAMES = re.compile(r"T2(?!\d)|MEDIC|MERGE|ME2D", re.IGNORECASE)  # T2, T2*, t2_tse, and multi-echo T2* sequences
+T1_NAMES = re.compile(r"T1(?!\d)", re.IGNORECASE)
+T2_ECHO_TIME_MS = 60.0  # a spin-echo series with a longer echo time is T2-weighted
+
+
+def weighting(reader) -> int:
+    """How a DICOM header (a SimpleITK reader holding it) ranks its series for measuring the canal: 2 when its
+    Series Description names T2 (T2, T2*, t2_tse, MEDIC, MERGE, me2d), or names neither T1 nor T2 and its Echo Time
+    is 60 ms or more; 0 when it names T1 alone; 1 otherwise."""
+    description = header_value(reader, "0008|103e")
+    if T2_NAMES.search(description):
+        return 2
+    if T1_NAMES.search(description):
+        return 0
+    echo_time_ms = positive_value(header_value(reader, "0018|0081"))
+    return 2 if echo_time_ms is not None and echo_time_ms >= T2_ECHO_TIME_MS else 1
+
+
+def _series_name(reader, n_slices: int) -> str:
+    """A series as the user knows it: 'series 5 ("AX T2 FSE", 12 slices)'."""
+    number, description = (header_value(reader, key).strip() if reader is not None else ""
+                           for key in ("0020|0011", "0008|103e"))
+    details = ", ".join(part for part in (f'"{description}"' if description else "", f"{n_slices} slices") if part)
+    return f"series {number} ({details})" if number else f"a series ({details})"
 
 
 def _is_axial_slice(path: str) -> bool:
@@ -81,17 +124,22 @@ def named_region(reader) -> str | None:
     """The spine region a DICOM header (a SimpleITK reader holding it) names by its Body Part Examined, Series or
     Study Description (see :func:`grading.region_named`); None when it names none."""
     keys = [tag.lower().replace(",", "|") for tag in REGION_TAGS]  # SimpleITK's form of a tag: "0018|0015"
-    body_part, *descriptions = (reader.GetMetaData(key) if reader.HasMetaDataKey(key) else "" for key in keys)
+    body_part, *descriptions = (header_value(reader, key) for key in keys)
     return region_named(body_part, descriptions)
 
 
 def slice_thickness_mm(reader) -> float | None:
     """The Slice Thickness (0018,0050) a DICOM header (a SimpleITK reader holding it) gives, if a positive number."""
-    return positive_mm(reader.GetMetaData("0018|0050") if reader.HasMetaDataKey("0018|0050") else "")
+    return positive_value(header_value(reader, "0018|0050"))
 
 
-def positive_mm(text: str) -> float | None:
-    """A header value read as a positive length in mm; None when it is not one."""
+def header_value(reader, key: str) -> str:
+    """The value of a tag ("0018|0050", SimpleITK's form) in a DICOM header a SimpleITK reader holds; "" without it."""
+    return reader.GetMetaData(key) if reader.HasMetaDataKey(key) else ""
+
+
+def positive_value(text: str) -> float | None:
+    """A header value read as a positive number; None when it is not one."""
     try:
         value = float(text.strip())
     except ValueError:
@@ -152,8 +200,8 @@ def single_file_warnings(reader) -> list[str]:
     """What reading one DICOM file on its own (a slice, or a multi-frame file) gets wrong: a single-frame file
     without an orientation (see :func:`missing_orientation`; a multi-frame file keeps its orientation per frame,
     where SimpleITK's header does not show it)."""
-    frames = reader.GetMetaData("0028|0008") if reader.HasMetaDataKey("0028|0008") else "1"
-    return missing_orientation(reader.HasMetaDataKey("0020|0037") or frames.strip() not in ("", "1"))
+    return missing_orientation(reader.HasMetaDataKey("0020|0037") or header_value(reader, "0028|0008").strip()
+                               not in ("", "1"))
 
 
 def one_stack_warnings(planes: SlicePlanes | None) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from . import __version__
-from .dicom_series import positive_mm
+from .dicom_series import positive_value
 from .findings import Finding, findings_on_slice, worst_findings
 from .geometry import VolumeGeometry, stack_layout
 from .grading import REGION_TAGS, grade, region_named
@@ -112,7 +112,7 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
                               geometry_of(volume_node), volume_node.GetName())
     if dicom_value is not None:
         [thickness] = header_values(volume_node, dicom_value, (SLICE_THICKNESS_TAG,)) or [""]
-        volume.slice_thickness_mm = positive_mm(thickness)
+        volume.slice_thickness_mm = positive_value(thickness)
     return volume
 
 

@@ -7,9 +7,9 @@ from typing import Callable
 
 import numpy as np
 
-from .dicom_series import (SlicePlanes, is_dicom, missing_orientation, named_region, one_stack_warnings,
-                           orientation_blocks, series_files, single_file_warnings, slice_planes, slice_thickness_mm,
-                           uneven_spacing)
+from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, is_dicom, missing_orientation, named_region,
+                           one_stack_warnings, orientation_blocks, single_file_warnings, slice_planes,
+                           slice_thickness_mm, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, is_axial_normal, needs_reslice, resliced_geometry
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
@@ -37,27 +37,28 @@ def _sitk():
     return sitk
 
 
-def _dicom_files(folder: Path) -> list[str]:
-    """The files of the series to measure in a DICOM folder (see :func:`dicom_series.series_files`)."""
-    files = series_files(folder)
-    if not files:
+def _chosen_series(folder: Path) -> SeriesChoice:
+    """The series to measure in a DICOM folder (see :func:`dicom_series.chosen_series`)."""
+    choice = chosen_series(folder)
+    if not choice.files:
         raise InputError(f"{folder}: no DICOM series in this folder")
-    return files
+    return choice
 
 
 def _reader_for(path: Path):
+    """A reader of the image file at path (its header read), or of the series to measure in a DICOM folder."""
     sitk = _sitk()
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if path.is_dir():
-        return _series_reader(_dicom_files(path)), None
+        return _series_reader(_chosen_series(path).files)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
     except RuntimeError:
         raise InputError(f"{path}: not an image SimpleITK can read") from None
-    return reader, reader
+    return reader
 
 
 def _series_reader(files: list[str]):
@@ -94,7 +95,7 @@ def _read(path: Path, reader):
 def _read_whole(path: Path, reader=None, pixel_mm: float | None = None):
     """The whole image, read by reader (by default a new one for path); a 2-D image (with pixel_mm) as a one-slice
     axial volume (see :func:`displayed_slice`)."""
-    image = _read(path, reader or _reader_for(path)[0])
+    image = _read(path, reader or _reader_for(path))
     _check_header(path, image.GetDimension(), image.GetNumberOfComponentsPerPixel(), image.GetSize(), pixel_mm)
     return displayed_slice(image, pixel_mm) if image.GetDimension() == 2 else image
 
@@ -162,32 +163,32 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     only with pixel_mm (see :func:`displayed_slice`). A DICOM series in angled blocks is one stack here, as
     SimpleITK reads it (with a warning); :func:`open_axial_blocks` splits it."""
     path = Path(path)
-    reader, file_reader = _reader_for(path)
-    if file_reader is None:
-        files = reader.GetFileNames()
-        return _dicom_series(path, files, slice_planes(files), pixel_mm)
-    size = file_reader.GetSize()
-    _check_header(path, file_reader.GetDimension(), file_reader.GetNumberOfComponents(), size, pixel_mm)
-    if file_reader.GetDimension() == 2:
+    if path.is_dir():
+        choice = _chosen_series(path)
+        return _dicom_series(path, choice, slice_planes(choice.files), pixel_mm)
+    reader = _reader_for(path)
+    size = reader.GetSize()
+    _check_header(path, reader.GetDimension(), reader.GetNumberOfComponents(), size, pixel_mm)
+    if reader.GetDimension() == 2:
         return _axial_from_image(path, displayed_slice(_read(path, reader), pixel_mm))
-    geometry = VolumeGeometry.from_sitk(file_reader)  # the reader has the image's geometry getters
-    if file_reader.GetNumberOfComponents() == 1 and int(np.prod(size)) > max_voxels_in_memory \
+    geometry = VolumeGeometry.from_sitk(reader)  # the reader has the image's geometry getters
+    if reader.GetNumberOfComponents() == 1 and int(np.prod(size)) > max_voxels_in_memory \
             and not needs_reslice(geometry):
         volume = _streamed(path, geometry)
     else:
         volume = _axial_from_image(path, _read(path, reader))
-    if is_dicom(file_reader):  # one DICOM file: what its header says, as a series' first file gives it
-        volume.named_region, volume.slice_thickness_mm = named_region(file_reader), slice_thickness_mm(file_reader)
-        volume.warnings += single_file_warnings(file_reader)
+    if is_dicom(reader):  # one DICOM file: what its header says, as a series' first file gives it
+        volume.named_region, volume.slice_thickness_mm = named_region(reader), slice_thickness_mm(reader)
+        volume.warnings += single_file_warnings(reader)
     return volume
 
 
-def _dicom_series(path: Path, files: list[str], planes: SlicePlanes | None,
+def _dicom_series(path: Path, choice: SeriesChoice, planes: SlicePlanes | None,
                   pixel_mm: float | None = None) -> AxialVolume:
-    """These files of the DICOM folder at path (their planes read from their headers) read as one stack, with what
-    that reading gets wrong (see :func:`dicom_series.one_stack_warnings`)."""
-    volume = _axial_from_image(path, _read_whole(path, _series_reader(files), pixel_mm))
-    volume.warnings = one_stack_warnings(planes)
+    """The series chosen in the DICOM folder at path (its planes read from their headers) read as one stack, with
+    the choice and what that reading gets wrong (see :func:`dicom_series.one_stack_warnings`)."""
+    volume = _axial_from_image(path, _read_whole(path, _series_reader(choice.files), pixel_mm))
+    volume.warnings = choice.warnings + one_stack_warnings(planes)
     if planes is not None:
         volume.named_region, volume.slice_thickness_mm = planes.named_region, planes.thickness_mm
     return volume
@@ -201,14 +202,14 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None) -> list[A
     path = Path(path)
     if not path.is_dir() or pixel_mm is not None:
         return [open_axial(path, pixel_mm=pixel_mm)]
-    files = _dicom_files(path)
-    planes = slice_planes(files)
+    choice = _chosen_series(path)
+    files, planes = choice.files, slice_planes(choice.files)
     if planes is None:
-        return [_dicom_series(path, files, planes)]
+        return [_dicom_series(path, choice, planes)]
     normals, positions = planes.normals, planes.positions
     blocks = [block for block in orientation_blocks(normals) if is_axial_normal(normals[block[0]])]
     if not blocks:
-        return [_dicom_series(path, files, planes)]  # says why the series cannot be measured
+        return [_dicom_series(path, choice, planes)]  # says why the series cannot be measured
     volumes = []
     for block in blocks:
         block = sorted(block, key=lambda n: float(positions[n] @ normals[block[0]]))
@@ -217,6 +218,7 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None) -> list[A
         volume.warnings += uneven_spacing(slices, normals[block[0]], positions[block])
         volumes.append(volume)
     left_out = len(files) - sum(map(len, blocks))
+    volumes[0].warnings[:0] = choice.warnings
     if left_out:
         volumes[0].warnings.append(f"{left_out} of the DICOM series' slices not axial (e.g. a localizer) left out")
     volumes[0].warnings += missing_orientation(planes.first_oriented)

@@ -295,6 +295,30 @@ def test_a_study_folder_gives_its_axial_series_even_when_its_first_file_is_a_loc
     assert volume.warnings == ["1 of the DICOM series' slices not axial (e.g. a localizer) left out"]
 
 
+@pytest.mark.parametrize("t1, t2, chosen", [
+    ((("0008|103e", "AX T1 TSE"), ("0018|0081", "12")), (("0008|103e", "t2_tse_tra"), ("0018|0081", "98")), 2),
+    ((("0018|0081", "11.5"),), (("0018|0081", "102"),), 2),  # no description: the echo time tells T2
+    ((("0008|103e", "AX T1"),), (("0008|103e", "AX T2* MEDIC"), ("0018|0081", "17")), 2),
+    ((("0008|103e", "AX T1"),), (("0008|103e", "AX PD"),), 2),  # neither named T2: T1 last, then the most slices
+    ((("0008|103e", "AX A"),), (("0008|103e", "AX B"),), 1)])
+def test_a_study_folder_with_several_axial_series_measures_a_t2_weighted_one_and_says_which(tmp_path, t1, t2,
+                                                                                            chosen):
+    image, _, geometry = phantom_arrays(n_slices=4)
+    study, alone = tmp_path / "study", tmp_path / "alone"
+    study.mkdir(), alone.mkdir()
+    write_dicom_series(study, image, geometry, series=1, tags=(("0020|0011", "3"), *t1))
+    write_dicom_series(study, image[:3] + 100, geometry, series=2, tags=(("0020|0011", "5"), *t2))
+    for volume in (open_axial(study), *open_axial_blocks(study)):
+        assert volume.n_slices == (4, 3)[chosen - 1]
+        [warning] = volume.warnings
+        number = ("3", "5")[chosen - 1]
+        assert warning.startswith(f"the DICOM folder holds 2 axial series: measured series {number} (")
+        assert ("the T2-weighted one" in warning) == (t2 != (("0008|103e", "AX PD"),) and chosen == 2)
+        assert f"not measured: series {('5', '3')[chosen - 1]} (" in warning
+    write_dicom_series(alone, image, geometry, series=2, tags=t2)
+    assert open_axial(alone).warnings == []
+
+
 def test_an_input_is_named_without_its_image_suffix(tmp_path):
     (tmp_path / "study.2024").mkdir()
     assert input_name(tmp_path / "study.2024") == "study.2024"  # a DICOM folder keeps its whole name
