@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     measure = sub.add_parser("measure", help="segment (or read masks), measure, write masks/rulers/table/report")
     measure.add_argument("inputs", nargs="+", metavar="input",
-                         help="image file (NIfTI, NRRD, MHA) or DICOM series folder; several: one subfolder each")
+                         help="image file (NIfTI, NRRD, MHA, PNG, a DICOM file) or DICOM folder (a series or a "
+                         "whole study); several: one subfolder each")
     measure.add_argument("--out", required=True, help="output folder")
     measure.add_argument("--masks", help="label image on the input's grid: 1 canal, 2 left, 3 right foramen (for a "
                          "DICOM series in angled blocks: the output folder of an earlier run)")

@@ -40,28 +40,36 @@ class SeriesChoice(NamedTuple):
 
 
 def chosen_series(folder: Path) -> SeriesChoice:
-    """The series to measure in a DICOM folder (e.g. a whole study): of the axial series, a T2-weighted one (see
-    :func:`weighting`) before others and one not named T1-weighted before T1, then the one with the most slices;
-    when there is no axial series, the largest (the geometry check then says why). A series is axial when its
-    first, middle or last file is an axial slice (its first may be a localizer); no other header is read, but the
-    first file's of each axial series when there are several."""
-    import SimpleITK as sitk  # deferred: Slicer loads the module before dependencies are checked
-
-    series = [sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid)
-              for sid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))]
-    axial = [list(files) for files in series
+    """The series to measure in a DICOM folder (e.g. a whole study, its series in subfolders as on a CD): of the
+    axial series, a T2-weighted one (see :func:`weighting`) before others and one named T1-weighted last, then the
+    one with the most slices; when there is no axial series, the largest (the geometry check then says why). A
+    series is axial when its first, middle or last file is an axial slice (its first may be a localizer); no other
+    header is read, but the first file's of each axial series when there are several."""
+    series = _series_in(folder)
+    axial = [files for files in series
              if any(_is_axial_slice(files[n]) for n in sorted({0, len(files) // 2, len(files) - 1}))]
     if len(axial) < 2:
-        return SeriesChoice(list(max(axial or series, key=len, default=[])), [])
+        return SeriesChoice(max(axial or series, key=len, default=[]), [])
     headers = [_header(files[0]) for files in axial]
     weightings = [weighting(header) if header is not None else 1 for header in headers]
     chosen, *others = sorted(range(len(axial)), key=lambda n: (weightings[n], len(axial[n])), reverse=True)
-    why = ("the T2-weighted one with the most slices" if weightings[chosen] == 2 else
-           "none named T2-weighted, the one with the most slices")
-    named = [_series_name(headers[n], len(axial[n])) for n in range(len(axial))]
+    why = {2: "the T2-weighted one with the most slices",
+           1: "none is named T2-weighted: the one with the most slices of those not named T1",
+           0: "all are named T1-weighted: the one with the most slices"}[weightings[chosen]]
+    named = [_series_name(headers[n], len(files), Path(files[0]).parent.relative_to(folder))
+             for n, files in enumerate(axial)]
     return SeriesChoice(axial[chosen], [
         f"the DICOM folder holds {len(axial)} axial series: measured {named[chosen]}, {why}; not measured: "
         f"{', '.join(named[n] for n in others)}; to measure another, give it a folder of its own"])
+
+
+def _series_in(folder: Path) -> list[list[str]]:
+    """The files of each DICOM series in folder and its subfolders (by Series Instance UID, a folder at a time)."""
+    import SimpleITK as sitk  # deferred: Slicer loads the module before dependencies are checked
+
+    return [list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(place), sid))
+            for place in (folder, *sorted(path for path in folder.rglob("*") if path.is_dir()))
+            for sid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(place))]
 
 
 T2_NAMES = re.compile(r"T2(?!\d)|MEDIC|MERGE|ME2D", re.IGNORECASE)  # T2, T2*, t2_tse, and multi-echo T2* sequences
@@ -82,12 +90,14 @@ def weighting(reader) -> int:
     return 2 if echo_time_ms is not None and echo_time_ms >= T2_ECHO_TIME_MS else 1
 
 
-def _series_name(reader, n_slices: int) -> str:
-    """A series as the user knows it: 'series 5 ("AX T2 FSE", 12 slices)'."""
+def _series_name(reader, n_slices: int, subfolder: Path) -> str:
+    """A series as the user knows it: 'series 5 ("AX T2 FSE", 12 slices)', and 'in ST0/SE5' when its files lie in
+    that subfolder of the folder given."""
     number, description = (header_value(reader, key).strip() if reader is not None else ""
                            for key in ("0020|0011", "0008|103e"))
     details = ", ".join(part for part in (f'"{description}"' if description else "", f"{n_slices} slices") if part)
-    return f"series {number} ({details})" if number else f"a series ({details})"
+    where = f" in {subfolder.as_posix()}" if subfolder.parts else ""
+    return (f"series {number}" if number else "a series") + f" ({details}){where}"
 
 
 def _is_axial_slice(path: str) -> bool:

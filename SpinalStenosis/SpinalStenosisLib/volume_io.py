@@ -41,7 +41,7 @@ def _chosen_series(folder: Path) -> SeriesChoice:
     """The series to measure in a DICOM folder (see :func:`dicom_series.chosen_series`)."""
     choice = chosen_series(folder)
     if not choice.files:
-        raise InputError(f"{folder}: no DICOM series in this folder")
+        raise InputError(f"{folder}: no DICOM series in this folder or its subfolders")
     return choice
 
 

@@ -319,6 +319,25 @@ def test_a_study_folder_with_several_axial_series_measures_a_t2_weighted_one_and
     assert open_axial(alone).warnings == []
 
 
+def test_a_study_whose_series_lie_in_subfolders_is_read_as_a_study_folder(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=3)
+    study = tmp_path / "CD"
+    (study / "DICOM" / "ST0" / "SE3").mkdir(parents=True)
+    (study / "DICOM" / "ST0" / "SE5").mkdir()
+    (study / "DICOMDIR").write_bytes(b"not read")
+    write_dicom_series(study / "DICOM" / "ST0" / "SE5", image, geometry, series=5,
+                       tags=(("0020|0011", "5"), ("0008|103e", "AX T2")))
+    [volume] = open_axial_blocks(study)
+    assert volume.warnings == [] and volume.source_geometry.matches(geometry)
+    write_dicom_series(study / "DICOM" / "ST0" / "SE3", image + 100, geometry, series=3,
+                       tags=(("0020|0011", "3"), ("0008|103e", "AX T1")))
+    volume = open_axial(study)
+    assert np.array_equal(volume.source_voxels(), image.astype(np.float32))
+    [warning] = volume.warnings
+    assert 'measured series 5 ("AX T2", 3 slices) in DICOM/ST0/SE5, the T2-weighted one' in warning
+    assert 'not measured: series 3 ("AX T1", 3 slices) in DICOM/ST0/SE3' in warning
+
+
 def test_an_input_is_named_without_its_image_suffix(tmp_path):
     (tmp_path / "study.2024").mkdir()
     assert input_name(tmp_path / "study.2024") == "study.2024"  # a DICOM folder keeps its whole name
