@@ -13,6 +13,7 @@ from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, is_dicom, m
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, is_axial_normal, needs_reslice, resliced_geometry
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".nii", ".gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 MAX_VOXELS_IN_MEMORY = 256 * 1024 * 1024  # larger volumes are read slice by slice
 COLOURS = ("red", "green", "blue")
 SAME_IMAGE_CORRELATION = 0.98  # colour channels this alike are one image (grey saved in colour, or a lossy copy)
@@ -41,7 +42,10 @@ def _chosen_series(folder: Path) -> SeriesChoice:
     """The series to measure in a DICOM folder (see :func:`dicom_series.chosen_series`)."""
     choice = chosen_series(folder)
     if not choice.files:
-        raise InputError(f"{folder}: no DICOM series in this folder or its subfolders")
+        images = sorted(path.name for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
+        hint = (f"; it holds {len(images)} image files ({images[0]}, ...): give them as inputs, each is measured "
+                f"on its own (e.g. {folder / ('*' + Path(images[0]).suffix)})" if images else "")
+        raise InputError(f"{folder}: no DICOM series in this folder or its subfolders{hint}")
     return choice
 
 

@@ -258,8 +258,13 @@ def test_opening_a_dicom_series_reads_each_header_once_after_choosing_the_series
 def test_a_folder_without_a_dicom_series_fails_clearly(tmp_path):
     (tmp_path / "notes.txt").write_text("not an image", encoding="utf-8")
     for open_folder in (open_axial, open_axial_blocks):
-        with pytest.raises(InputError, match="no DICOM series in this folder"):
+        with pytest.raises(InputError, match="no DICOM series in this folder or its subfolders$"):
             open_folder(tmp_path)
+    for name in ("slice_2.png", "slice_1.png"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(InputError, match=r"subfolders; it holds 2 image files \(slice_1.png, ...\): give them as "
+                                         r"inputs, each is measured on its own \(e.g. .*/\*.png\)$"):
+        open_axial(tmp_path)
 
 
 def test_a_study_folder_gives_its_axial_series_even_when_another_is_larger(tmp_path, monkeypatch):
