@@ -126,8 +126,14 @@ def _slice_plane(path: str) -> SlicePlane | None:
     if reader is None or reader.GetDimension() != 3:
         return None
     direction = np.array(reader.GetDirection(), float).reshape(3, 3)
-    return SlicePlane(direction[:, 2], np.array(reader.GetOrigin(), float), reader.HasMetaDataKey("0020|0037"),
-                      named_region(reader), slice_thickness_mm(reader))
+    return SlicePlane(direction[:, 2], np.array(reader.GetOrigin(), float), _oriented(reader), named_region(reader),
+                      slice_thickness_mm(reader))
+
+
+def _oriented(reader) -> bool:
+    """Whether a DICOM header gives its image's orientation: an Image Orientation (Patient) tag, or several frames
+    (a multi-frame file keeps its orientation per frame, where SimpleITK's header does not show it)."""
+    return reader.HasMetaDataKey("0020|0037") or header_value(reader, "0028|0008").strip() not in ("", "1")
 
 
 def named_region(reader) -> str | None:
@@ -207,11 +213,9 @@ def is_dicom(reader) -> bool:
 
 
 def single_file_warnings(reader) -> list[str]:
-    """What reading one DICOM file on its own (a slice, or a multi-frame file) gets wrong: a single-frame file
-    without an orientation (see :func:`missing_orientation`; a multi-frame file keeps its orientation per frame,
-    where SimpleITK's header does not show it)."""
-    return missing_orientation(reader.HasMetaDataKey("0020|0037") or header_value(reader, "0028|0008").strip()
-                               not in ("", "1"))
+    """What reading one DICOM file on its own (a slice, or a multi-frame file) gets wrong: no orientation (see
+    :func:`missing_orientation`)."""
+    return missing_orientation(_oriented(reader))
 
 
 def one_stack_warnings(planes: SlicePlanes | None) -> list[str]:

@@ -66,7 +66,13 @@ def _reader_for(path: Path):
 
 
 def _series_reader(files: list[str]):
-    reader = _sitk().ImageSeriesReader()
+    """A reader of a DICOM series' files as one stack; of one file (a slice, or a multi-frame file) as it is."""
+    sitk = _sitk()
+    if len(files) == 1:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(files[0])
+        return reader
+    reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     return reader
 

@@ -218,11 +218,13 @@ def test_one_dicom_file_is_read_with_what_its_header_says_as_its_series_is(tmp_p
     assert warning == dicom_series.missing_orientation(False)[0]
     frames = sitk.GetImageFromArray(image.astype(np.uint16))  # one multi-frame file: orientation kept per frame
     geometry.apply_to_sitk(frames)
-    sitk.WriteImage(frames, str(tmp_path / "frames.dcm"))
-    volume = open_axial(tmp_path / "frames.dcm")
-    assert volume.warnings == [] and volume.source_geometry.matches(geometry)
-    assert (volume.named_region, volume.slice_thickness_mm) == (None, None)
-    assert open_axial(tmp_path / "frames.dcm").stack().shape == open_axial(series).stack().shape
+    (tmp_path / "frames").mkdir()
+    sitk.WriteImage(frames, str(tmp_path / "frames" / "frames.dcm"))
+    for volume in (open_axial(tmp_path / "frames" / "frames.dcm"), open_axial(tmp_path / "frames"),
+                   *open_axial_blocks(tmp_path / "frames")):  # the file, and its folder (one file, not 4-D)
+        assert volume.warnings == [] and volume.source_geometry.matches(geometry)
+        assert (volume.named_region, volume.slice_thickness_mm) == (None, None)
+        assert np.array_equal(volume.stack(), open_axial(series).stack())
 
 
 def calls_of(monkeypatch, function: str) -> list[str]:
