@@ -59,7 +59,7 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
 
     runs = measure_file(input_path, out, labels_path=args.masks, segmenter=segmenter, region=args.region,
                         overwrite=args.overwrite, progress=None if args.quiet else _progress, pixel_mm=args.pixel_mm,
-                        levels=args.levels)
+                        levels=args.levels, series=args.series)
     for k, run in enumerate(runs, 1):
         for warning in run.warnings:
             print(f"spinal-stenosis: warning: {input_path}: {_block_prefix(k, len(runs))}{warning}", file=sys.stderr)
@@ -218,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "DICOM series in angled blocks: the output folder of an earlier run)")
     measure.add_argument("--region", choices=REGIONS, help="which cut-offs grade the canal (default: the region a "
                          "DICOM series' header names, else lumbar)")
+    measure.add_argument("--series", help="which series of a DICOM folder (a study) to measure: its Series Number, or "
+                         "a word of its Series Description, e.g. T2 (default: the T2-weighted axial series)")
     measure.add_argument("--pixel-mm", type=float, help="pixel size of a 2-D input (e.g. PNG): measured as one "
                          "axial slice as displayed, anterior at the top, the patient's left on the right")
     measure.add_argument("--levels", type=_levels, default={}, metavar="SLICE=LEVEL,...",

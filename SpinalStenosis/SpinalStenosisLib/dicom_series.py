@@ -39,28 +39,45 @@ class SeriesChoice(NamedTuple):
     warnings: list[str]  # which series was measured, when the folder holds several axial ones
 
 
-def chosen_series(folder: Path) -> SeriesChoice:
+def chosen_series(folder: Path, wanted: str | None = None) -> SeriesChoice:
     """The series to measure in a DICOM folder (e.g. a whole study, its series in subfolders as on a CD): of the
-    axial series, a T2-weighted one (see :func:`weighting`) before others and one named T1-weighted last, then the
-    one with the most slices; when there is no axial series, the largest (the geometry check then says why). A
-    series is axial when its first, middle or last file is an axial slice (its first may be a localizer); no other
-    header is read, but the first file's of each axial series when there are several."""
+    axial series (those wanted: numbered so, or with it in their Series Description), a T2-weighted one (see
+    :func:`weighting`) before others and one named T1-weighted last, then the one with the most slices; when there
+    is no axial series, the largest (the geometry check then says why). A series is axial when its first, middle or
+    last file is an axial slice (its first may be a localizer); no other header is read, but the first file's of
+    each axial series when there are several or some are wanted. A ValueError when none is wanted."""
     series = _series_in(folder)
     axial = [files for files in series
              if any(_is_axial_slice(files[n]) for n in sorted({0, len(files) // 2, len(files) - 1}))]
-    if len(axial) < 2:
+    if wanted is None and len(axial) < 2:
         return SeriesChoice(max(axial or series, key=len, default=[]), [])
     headers = [_header(files[0]) for files in axial]
+    named = [_series_name(headers[n], len(files), Path(files[0]).parent.relative_to(folder))
+             for n, files in enumerate(axial)]
+    held = f"the DICOM folder holds {len(axial)} axial series"
+    if wanted is not None:
+        picked = [n for n, header in enumerate(headers) if header is not None and _answers_to(header, wanted)]
+        if not picked:
+            raise ValueError(f"no axial series is numbered {wanted!r} or has it in its description; "
+                             f"{held}{': ' if named else ''}{', '.join(named)}")
+        axial, headers, named = ([items[n] for n in picked] for items in (axial, headers, named))
+        held = f"{len(axial)} axial series of the DICOM folder answer to {wanted!r}"
+    if len(axial) == 1:
+        return SeriesChoice(axial[0], [])
     weightings = [weighting(header) if header is not None else 1 for header in headers]
     chosen, *others = sorted(range(len(axial)), key=lambda n: (weightings[n], len(axial[n])), reverse=True)
     why = {2: "the T2-weighted one with the most slices",
            1: "none is named T2-weighted: the one with the most slices of those not named T1",
            0: "all are named T1-weighted: the one with the most slices"}[weightings[chosen]]
-    named = [_series_name(headers[n], len(files), Path(files[0]).parent.relative_to(folder))
-             for n, files in enumerate(axial)]
     return SeriesChoice(axial[chosen], [
-        f"the DICOM folder holds {len(axial)} axial series: measured {named[chosen]}, {why}; not measured: "
-        f"{', '.join(named[n] for n in others)}; to measure another, give it a folder of its own"])
+        f"{held}: measured {named[chosen]}, {why}; not measured: {', '.join(named[n] for n in others)}; to "
+        "measure another, name it (measure --series, its number or a word of its description)"])
+
+
+def _answers_to(reader, wanted: str) -> bool:
+    """Whether a series' first header is numbered wanted or has it in its Series Description (any case)."""
+    return (header_value(reader, "0020|0011").strip() == wanted.strip()
+            or wanted.strip().lower() in header_value(reader, "0008|103e").lower())
 
 
 def _series_in(folder: Path) -> list[list[str]]:

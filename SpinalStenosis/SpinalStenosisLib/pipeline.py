@@ -298,17 +298,18 @@ def _check_levels(levels: Mapping[int, str], volumes: list[AxialVolume]) -> None
 def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path | str | None = None,
                  segmenter: Segmenter | None = None, region: str | None = None, overwrite: bool = False,
                  progress: ProgressCallback | None = None, pixel_mm: float | None = None,
-                 levels: Mapping[int, str] | None = None) -> list[MeasurementRun]:
+                 levels: Mapping[int, str] | None = None, series: str | None = None) -> list[MeasurementRun]:
     """The ``spinal-stenosis measure`` job: open, segment (or read labels), measure, write. One run, written into
     out_dir; a DICOM series in angled blocks gives a run per block (see :func:`open_axial_blocks`), written into
     out_dir's block folders. pixel_mm: a 2-D input's pixel size (see :func:`displayed_slice`). region: the cut-offs
     that grade the canal; None: the region a DICOM series' header names, else lumbar. levels: the vertebral level of
-    slices of a single stack by slice index (e.g. {4: "L4-L5"}), carried into every output."""
+    slices of a single stack by slice index (e.g. {4: "L4-L5"}), carried into every output. series: which series of
+    a DICOM folder to measure (its number, or a word of its description; by default the T2-weighted axial one)."""
     input_path, out_dir = Path(input_path), Path(out_dir)
     check_output_folder(out_dir, input_path, overwrite)
     if labels_path is None and segmenter is None:
         raise ValueError("either labels_path or segmenter is needed")
-    volumes = open_axial_blocks(input_path, pixel_mm)
+    volumes = open_axial_blocks(input_path, pixel_mm, series)
     if levels:
         _check_levels(levels, volumes)
     labels = _block_labels(volumes, Path(labels_path), pixel_mm) if labels_path is not None else [None] * len(volumes)

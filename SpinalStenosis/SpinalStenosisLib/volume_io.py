@@ -38,9 +38,13 @@ def _sitk():
     return sitk
 
 
-def _chosen_series(folder: Path) -> SeriesChoice:
-    """The series to measure in a DICOM folder (see :func:`dicom_series.chosen_series`)."""
-    choice = chosen_series(folder)
+def _chosen_series(folder: Path, series: str | None = None) -> SeriesChoice:
+    """The series to measure in a DICOM folder, among those answering to series (see
+    :func:`dicom_series.chosen_series`)."""
+    try:
+        choice = chosen_series(folder, series)
+    except ValueError as error:
+        raise InputError(f"{folder}: {error}") from None
     if not choice.files:
         images = sorted(path.name for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
         hint = (f"; it holds {len(images)} image files ({images[0]}, ...): give them as inputs, each is measured "
@@ -168,14 +172,17 @@ def _checked_float(path: Path, array: np.ndarray) -> np.ndarray:
 
 
 def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMORY,
-               pixel_mm: float | None = None) -> AxialVolume:
+               pixel_mm: float | None = None, series: str | None = None) -> AxialVolume:
     """Open an image file or DICOM folder as one axial stack; reslice a tilted 3-D volume to axial; a 2-D image
     only with pixel_mm (see :func:`displayed_slice`). A DICOM series in angled blocks is one stack here, as
-    SimpleITK reads it (with a warning); :func:`open_axial_blocks` splits it."""
+    SimpleITK reads it (with a warning); :func:`open_axial_blocks` splits it. series: which of a DICOM folder's
+    series to measure (its number, or a word of its description; see :func:`dicom_series.chosen_series`)."""
     path = Path(path)
     if path.is_dir():
-        choice = _chosen_series(path)
+        choice = _chosen_series(path, series)
         return _dicom_series(path, choice, slice_planes(choice.files), pixel_mm)
+    if series is not None:
+        raise InputError(f"{path}: a series is chosen in a DICOM folder; this is a file")
     reader = _reader_for(path)
     size = reader.GetSize()
     _check_header(path, reader.GetDimension(), reader.GetNumberOfComponents(), size, pixel_mm)
@@ -204,15 +211,16 @@ def _dicom_series(path: Path, choice: SeriesChoice, planes: SlicePlanes | None,
     return volume
 
 
-def open_axial_blocks(path: Path | str, pixel_mm: float | None = None) -> list[AxialVolume]:
+def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: str | None = None
+                      ) -> list[AxialVolume]:
     """The axial stacks of an input: one, except for a DICOM series whose slices lie at several angles (angled
     blocks, one per disc, are common for lumbar axial T2), which gives one stack per block, each with its own
     geometry (as 3D Slicer's DICOM reader offers each orientation of a series as a volume of its own). Slices at a
-    non-axial angle in the series (e.g. a localizer) are left out. pixel_mm: see :func:`open_axial`."""
+    non-axial angle in the series (e.g. a localizer) are left out. pixel_mm, series: see :func:`open_axial`."""
     path = Path(path)
     if not path.is_dir() or pixel_mm is not None:
-        return [open_axial(path, pixel_mm=pixel_mm)]
-    choice = _chosen_series(path)
+        return [open_axial(path, pixel_mm=pixel_mm, series=series)]
+    choice = _chosen_series(path, series)
     files, planes = choice.files, slice_planes(choice.files)
     if planes is None:
         return [_dicom_series(path, choice, planes)]

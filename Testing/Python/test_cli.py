@@ -492,6 +492,30 @@ def test_the_region_named_in_a_dicom_header_chooses_the_cut_offs(tmp_path, capsy
             "canal_ap_grade"] for r in rows]
 
 
+def test_series_names_which_series_of_a_study_folder_is_measured(tmp_path, capsys):
+    study = tmp_path / "study"
+    study.mkdir()
+    for number, description, n_slices in ((3, "AX T2 TSE", 3), (7, "AX T1 TSE", 2)):
+        image, labels, geometry = phantom_arrays(n_slices=n_slices)
+        write_dicom_series(study, image, geometry, series=number,
+                           tags=(("0020|0011", str(number)), ("0008|103e", description)))
+        write_labels(tmp_path / f"labels{number}.nii.gz", labels, geometry)
+    for series, measured in ((None, 3), ("7", 7), ("t1", 7)):
+        out = tmp_path / f"out-{series}"
+        code = cli.main([str(a) for a in ("measure", study, "--masks", tmp_path / f"labels{measured}.nii.gz", "--out",
+                                          out, *(("--series", series) if series else ()))])
+        printed = capsys.readouterr()
+        assert code == 0, printed.err
+        assert len(list(csv.DictReader(open(out / "measurements.csv", encoding="utf-8")))) == {3: 3, 7: 2}[measured]
+        warnings = json.loads((out / "measurements.json").read_text(encoding="utf-8"))["input_warnings"]
+        assert warnings == ([] if series else [printed.err.split(f"{study}: ", 1)[1].strip()])
+        assert series or warnings[0].startswith('the DICOM folder holds 2 axial series: measured series 3 ("AX T2')
+    code, err = run(capsys, "measure", study, "--series", "sag", "--masks", tmp_path / "labels3.nii.gz", "--out",
+                    tmp_path / "none")
+    assert code == cli.EXIT_INPUT and "no axial series is numbered 'sag'" in err
+    assert 'series 3 ("AX T2 TSE", 3 slices), series 7 ("AX T1 TSE", 2 slices)' in err
+
+
 def test_a_dicom_series_in_angled_blocks_is_measured_block_by_block(phantom_files, tmp_path, capsys):
     image, labels, geometry = phantom_arrays(n_slices=2)
     blocks = (geometry, tilted(geometry, 12.0, (0.0, 0.0, 25.0)))

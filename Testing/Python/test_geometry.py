@@ -324,6 +324,18 @@ def test_a_study_folder_with_several_axial_series_measures_a_t2_weighted_one_and
         assert f"not measured: series {('5', '3')[chosen - 1]} (" in warning
     write_dicom_series(alone, image, geometry, series=2, tags=t2)
     assert open_axial(alone).warnings == []
+    for wanted, n_slices in (("3", 4), ("5", 3)):
+        [volume] = open_axial_blocks(study, series=wanted)
+        assert volume.n_slices == n_slices and volume.warnings == []
+    if all("AX" in dict(tags).get("0008|103e", "") for tags in (t1, t2)):  # a word of both: chosen as without one
+        [volume] = open_axial_blocks(study, series="ax")
+        assert volume.n_slices == (4, 3)[chosen - 1]
+        assert volume.warnings[0].startswith("2 axial series of the DICOM folder answer to 'ax': measured series ")
+    with pytest.raises(InputError, match=r"no axial series is numbered 'sag' or has it in its description; the DICOM "
+                                         r"folder holds 2 axial series: series 3 \(.*\), series 5 \("):
+        open_axial(study, series="sag")
+    with pytest.raises(InputError, match="a series is chosen in a DICOM folder; this is a file"):
+        open_axial(next(alone.iterdir()), series="5")
 
 
 def test_a_study_whose_series_lie_in_subfolders_is_read_as_a_study_folder(tmp_path):
