@@ -16,6 +16,7 @@ from .geometry import PlaneGrid
 from .grading import grade
 from .markups_json import RULER_COLOURS
 from .measurement import SliceMeasurement
+from .report_chart import CHART_PX, draw_profiles, shows_profile
 
 MASK_COLOURS = {1: "#ffd21a", 2: "#33ccff", 3: "#4dff66"}
 MAX_PANELS = 12
@@ -166,13 +167,17 @@ def write_report(path: Path, measurements: list[SliceMeasurement], read_slice: C
     header_lines = [(line, "white") for line in _wrapped(describe_findings(findings), font, width_px)]
     header_lines += [(line, WARNING_COLOUR) for warning in warnings
                      for line in _wrapped(f"Warning: {warning}", font, width_px)]
-    header_px = TITLE_PX + len(header_lines) * FINDINGS_LINE_PX
+    lines_px = TITLE_PX + len(header_lines) * FINDINGS_LINE_PX
+    header_px = lines_px + (CHART_PX if shows_profile(measurements) else 0)
     canvas = Image.new("RGB", (columns * cell_w, header_px + rows * cell_h), "black")
     draw = ImageDraw.Draw(canvas)
     draw.text((canvas.width / 2, TITLE_PX / 2), title, fill="white", font=title_font, anchor="mm")
     for n, (line, colour) in enumerate(header_lines):
         draw.text((canvas.width / 2, TITLE_PX + (n + 0.5) * FINDINGS_LINE_PX), line, fill=colour, font=font,
                   anchor="mm")
+    if header_px > lines_px:
+        draw_profiles(draw, (MARGIN_PX, lines_px, canvas.width - MARGIN_PX, header_px - MARGIN_PX), measurements,
+                      region, font)
     if not panels:
         draw.text((canvas.width / 2, header_px + cell_h / 2), "nothing measured:\nno canal or foramen found",
                   fill="white", font=font, anchor="mm", align="center")

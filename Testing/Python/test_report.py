@@ -77,3 +77,38 @@ def test_a_caption_marks_each_measurement_of_a_structure_the_network_doubts():
     lines = _caption(measure_slice({"canal": 0.9 * canal, "left_foramen": foramen}, grid), "lumbar").splitlines()
     marked = [line.split()[0] for line in lines if line.endswith("CHECK")]
     assert marked == ["AP", "area", "transverse"]  # the canal's lines, not the sure left foramen's
+
+
+def test_a_stack_gets_a_profile_of_its_canal_with_each_slice_in_its_grades_colour(tmp_path):
+    from SpinalStenosisLib.report_chart import AXIS_COLOUR, GRADE_COLOURS
+
+    grid = axial_grid(shape=(200, 200))
+    rows, columns = np.indices(grid.shape)
+    image = np.zeros(grid.shape)
+
+    def canal(radius_mm: float) -> np.ndarray:  # a round sac of AP 2 * radius_mm, on 0.5 mm pixels
+        return (((rows - 100) ** 2 + (columns - 100) ** 2) <= (2 * radius_mm) ** 2).astype(np.uint8)
+
+    red, frame = (np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+                  for colour in (GRADE_COLOURS["absolute stenosis"], AXIS_COLOUR))
+
+    def frame_rows(pixels: np.ndarray) -> np.ndarray:  # image rows holding a long run of the profiles' frame colour
+        return np.flatnonzero((np.abs(pixels - frame).max(axis=2) < 8).sum(axis=1) > 300)
+
+    reports, frames = {}, {}
+    for name, narrowest_mm in (("normal", 6.5), ("stenosed", 3.5)):
+        labels = [canal(r) for r in (7.0, 6.5, narrowest_mm, 0.0, 7.0)]  # slice 3 without a canal
+        measurements = [measure_slice(masks_from_labels(mask), grid, slice_index=s) for s, mask in enumerate(labels)]
+        path = tmp_path / f"{name}.png"
+        write_report(path, measurements, lambda _: image, lambda s, labels=labels: labels[s], lambda _: grid,
+                     "lumbar", "t")
+        pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
+        frames[name] = frame_rows(pixels)
+        strip = pixels[frames[name].min():frames[name].max() + 1]  # within the profiles' frames
+        reports[name] = (np.abs(strip - red).max(axis=2) < 30).sum()
+    write_report(tmp_path / "one.png", measurements[:1], lambda _: image, lambda _: labels[0], lambda _: grid,
+                 "lumbar", "t")
+    assert len(frame_rows(np.asarray(Image.open(tmp_path / "one.png").convert("RGB")).astype(int))) == 0
+    assert np.array_equal(frames["normal"], frames["stenosed"]) and len(frames["normal"]) >= 2  # frames' top, bottom
+    # the 7 mm sac (absolute stenosis by AP, < 10 mm; by area, 38 mm² < 75 mm²): two red dots of about 40 px each
+    assert reports["stenosed"] - reports["normal"] > 50
