@@ -11,6 +11,10 @@ over slices) and the tilt it implies; and whether MeasurementRun.warnings warns 
 centreline.BLURRED_OVER_MM or more). A slice of thickness t meets a sac whose centre moves d mm per spacing s over
 about t d / s mm of AP; here t is taken as s (no gap). The centroids are of the found masks, so a mask drawn short
 adds to the moves; the fitted slope is less moved by a single slice.
+
+The last columns give the tilt on the 90th-percentile slice and how much longer an axial cut through a canal tilted
+so reads its AP than a cut across the canal (1 / cos of the tilt, the factor SCT's angle correction takes out); the
+product reports the AP in the slice, as its rulers measure it and a reader measures it on that slice.
 """
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     segmenter = load_segmenter(threads=2, precision="float32")
     print(f"{'lumbar volume':<62} {'spacing':>8} {'pairs':>6} {'moves: median':>14} {'90th pct':>9} "
-          f"{'fitted blur':>12} {'tilt':>5} warned")
+          f"{'fitted blur':>12} {'tilt':>5} warned {'90th pct tilt':>14} {'AP long by':>10}")
     every = []
     for name, path, region, _ in real_volumes(args.real, args.only):
         if region != "lumbar":
@@ -53,9 +57,11 @@ def main() -> None:
         every.append(moves)
         blur_mm = float(np.median(blur))
         tilt_deg = tilt_degrees(blur_mm, layout.slice_spacing_mm)
-        warned = bool(thick_slice_warnings(canal_stack, layout))
+        warned = "yes" if thick_slice_warnings(canal_stack, layout) else "no"
+        steep_deg = tilt_degrees(float(np.percentile(blur, 90)), layout.slice_spacing_mm)
         print(f"{name[-62:]:<62} {layout.slice_spacing_mm:>6.1f}mm {len(moves):>6} {np.median(moves):>12.1f}mm "
-              f"{np.percentile(moves, 90):>7.1f}mm {blur_mm:>10.2f}mm {tilt_deg:>4.0f}° {'yes' if warned else 'no'}")
+              f"{np.percentile(moves, 90):>7.1f}mm {blur_mm:>10.2f}mm {tilt_deg:>4.0f}° {warned:<6} "
+              f"{steep_deg:>13.0f}° {100 / np.cos(np.radians(steep_deg)) - 100:>9.1f}%")
     if every:
         moves = np.concatenate(every)
         print(f"{'all':<62} {'':>8} {len(moves):>6} {np.median(moves):>12.1f}mm {np.percentile(moves, 90):>7.1f}mm")
