@@ -189,6 +189,8 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _showResults(self, outputs) -> None:
         self.ui.tableView.setMRMLTableNode(outputs.table)
         slicer.util.setSliceViewerLayers(background=self._parameterNode.inputVolume, fit=True)
+        if outputs.chart is not None:
+            slicer.modules.plots.logic().ShowChartInLayout(outputs.chart)
         self.logic.showNarrowest(self._parameterNode)
         self.ui.progressBar.value = 100
         status = _("Done: {findings}. The views show the narrowest canal. Click a row to see its slice; edit a "

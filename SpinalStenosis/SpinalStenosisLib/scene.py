@@ -21,7 +21,7 @@ from . import __version__
 from .dicom_series import positive_value
 from .findings import Finding, findings_on_slice, worst_findings
 from .geometry import VolumeGeometry, stack_layout
-from .grading import REGION_TAGS, grade, region_named
+from .grading import CANAL_AP_CUTOFFS_MM, REGION_TAGS, grade, region_named
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
 from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, masks_from_labels,
                           measure_slice)
@@ -87,6 +87,7 @@ class SceneOutputs:
     table: object
     rulers: dict[tuple[int, str], object] = field(default_factory=dict)
     region: object | None = None
+    chart: object | None = None  # the canal AP along the stack, a plot chart (Slicer's Plots)
 
     def spatial_nodes(self) -> list:
         """The nodes placed in space: segmentation, region box and rulers (the table is not)."""
@@ -154,7 +155,9 @@ class StenosisScene:
         if not segmentation or not table or not self._has_columns(table[0]):
             return None
         region = self._find(volume_node, "region", "vtkMRMLMarkupsROINode")
-        return SceneOutputs(segmentation[0], table[0], self._rulers_of(volume_node), region[0] if region else None)
+        chart = self._find(volume_node, "chart", "vtkMRMLPlotChartNode")
+        return SceneOutputs(segmentation[0], table[0], self._rulers_of(volume_node), region[0] if region else None,
+                            chart[0] if chart else None)
 
     @staticmethod
     def _has_columns(table) -> bool:
@@ -191,6 +194,7 @@ class StenosisScene:
             for key, value in provenance.items():
                 node.SetAttribute(ATTRIBUTE + key, value if isinstance(value, str) else json.dumps(value))
         _store_warnings(outputs, run.warnings)
+        outputs.chart = self._sync_chart(volume_node, table)
         self._organise(volume_node, outputs)
         self._watch_rulers(outputs)
         return outputs
@@ -296,6 +300,61 @@ class StenosisScene:
         table.SetAttribute(ATTRIBUTE + "region", self.region)
         self._flag_worst(table)
         table.Modified()
+        volume_node = self.scene.GetNodeByID(table.GetAttribute(ATTRIBUTE + "inputVolumeID") or "")
+        for cutoffs in self._find(volume_node, "cutoffs", "vtkMRMLTableNode") if volume_node is not None else ():
+            self._fill_cutoffs(cutoffs, table)
+
+    # ---- chart -----------------------------------------------------------------------------------------------
+    def _sync_chart(self, volume_node, table):
+        """The canal AP along the stack as a plot chart (Slicer's Plots module): a dot per slice from the table, so
+        that it follows Re-measure and rulers moved by hand, and the AP cut-offs of self.region as lines (from a
+        small table of their own, hidden from the data tree)."""
+        import slicer
+
+        name = volume_node.GetName()
+        cutoffs = self._node(volume_node, "cutoffs", "vtkMRMLTableNode", f"{name} canal AP cut-offs")
+        cutoffs.SetHideFromEditors(True)
+        self._fill_cutoffs(cutoffs, table)
+        chart = self._node(volume_node, "chart", "vtkMRMLPlotChartNode", f"{name} canal AP along the stack")
+        chart.SetTitle(f"{name}: canal AP along the stack")
+        chart.SetXAxisTitle("slice")
+        chart.SetYAxisTitle("canal AP (mm)")
+        for role, source, column, label, colour in (
+                ("profile", table, "canal_ap_mm", "canal AP", SEGMENTS[0][3]),
+                ("absoluteCutoff", cutoffs, "absolute", "absolute stenosis below", (1.0, 0.3, 0.3)),
+                ("relativeCutoff", cutoffs, "relative", "relative stenosis below", (1.0, 0.67, 0.2))):
+            series = self._node(volume_node, role, "vtkMRMLPlotSeriesNode", f"{name} {label}")
+            series.SetAndObserveTableNodeID(source.GetID())
+            series.SetXColumnName("slice_index")
+            series.SetYColumnName(column)
+            series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
+            series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleCircle if role == "profile"
+                                  else slicer.vtkMRMLPlotSeriesNode.MarkerStyleNone)
+            series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleSolid if role == "profile"
+                                else slicer.vtkMRMLPlotSeriesNode.LineStyleDash)
+            series.SetColor(*colour)
+            if not chart.HasPlotSeriesNodeID(series.GetID()):
+                chart.AddAndObservePlotSeriesNodeID(series.GetID())
+        return chart
+
+    def _fill_cutoffs(self, cutoffs, table) -> None:
+        """The AP cut-offs of self.region over the table's slices: two rows, the first slice's and the last's."""
+        from vtkmodules.vtkCommonCore import vtkDoubleArray
+
+        slices = table.GetTable().GetColumnByName("slice_index")
+        ends = [slices.GetValue(0), slices.GetValue(slices.GetNumberOfValues() - 1)] if slices.GetNumberOfValues() \
+            else [0, 0]
+        vtk_table = cutoffs.GetTable()
+        while vtk_table.GetNumberOfColumns():
+            vtk_table.RemoveColumn(0)
+        for column, values in (("slice_index", ends), *zip(("absolute", "relative"),
+                                                           ([v, v] for v in CANAL_AP_CUTOFFS_MM[self.region]))):
+            array = vtkDoubleArray()
+            array.SetName(column)
+            for value in values:
+                array.InsertNextValue(float(value))
+            vtk_table.AddColumn(array)
+        cutoffs.Modified()
 
     def row_values(self, table, row: int) -> dict[str, float]:
         vtk_table = table.GetTable()
@@ -480,7 +539,7 @@ class StenosisScene:
         folder = hierarchy.GetItemChildWithName(parent, folder_name)
         if not folder:
             folder = hierarchy.CreateFolderItem(parent, folder_name)
-        for node in (outputs.segmentation, outputs.table, outputs.region):
+        for node in (outputs.segmentation, outputs.table, outputs.region, outputs.chart):
             if node is not None:
                 _place_in_hierarchy(hierarchy, node, parent)
         for node in outputs.rulers.values():

@@ -42,6 +42,21 @@ def count(scene, class_name):
     return scene.GetNodesByClass(class_name).GetNumberOfItems()
 
 
+def measurement_tables(scene) -> int:
+    """The measurement tables (not the charts' cut-off tables)."""
+    nodes = scene.GetNodesByClass("vtkMRMLTableNode")
+    return sum(nodes.GetItemAsObject(n).GetAttribute("SpinalStenosis.role") == "table"
+               for n in range(nodes.GetNumberOfItems()))
+
+
+def charts_whole(scene) -> int:
+    """The charts whose three series each read a table that is in the scene (as after reloading a bundle)."""
+    charts = scene.GetNodesByClass("vtkMRMLPlotChartNode")
+    return sum(all(chart.GetNthPlotSeriesNode(k).GetTableNode() is not None for k in range(3))
+               and chart.GetNumberOfPlotSeriesNodes() == 3
+               for chart in (charts.GetItemAsObject(n) for n in range(charts.GetNumberOfItems())))
+
+
 def items_without_node(scene) -> list[int]:
     """Subject-hierarchy items other than folders whose data node is gone (a removed node's leftover item)."""
     from vtkmodules.vtkCommonCore import vtkIdList
@@ -235,10 +250,12 @@ def test_a_table_of_an_earlier_version_is_measured_again_not_updated(context, vo
 def test_measure_twice_leaves_one_set_of_nodes(context, volume):
     measure(context, volume)
     before = {c: count(context.scene, c) for c in ("vtkMRMLSegmentationNode", "vtkMRMLTableNode",
-                                                   "vtkMRMLMarkupsLineNode", "vtkMRMLMarkupsROINode")}
-    measure(context, volume)
+                                                   "vtkMRMLMarkupsLineNode", "vtkMRMLMarkupsROINode",
+                                                   "vtkMRMLPlotChartNode", "vtkMRMLPlotSeriesNode")}
+    logic, outputs = measure(context, volume)
     after = {c: count(context.scene, c) for c in before}
     assert after == before and before["vtkMRMLSegmentationNode"] == 1
+    assert outputs.chart.GetNumberOfPlotSeriesNodes() == 3
 
 
 def test_input_volume_is_never_modified(context, volume):
@@ -400,6 +417,35 @@ def grades(table, column="canal_ap_grade"):
     return [table.GetTable().GetColumnByName(column).GetValue(row) for row in range(table.GetTable().GetNumberOfRows())]
 
 
+def cutoff_lines(scene, chart) -> dict[str, float]:
+    """The height of each horizontal line the chart draws from its cut-off table, by column."""
+    lines = {}
+    for n in range(chart.GetNumberOfPlotSeriesNodes()):
+        series = chart.GetNthPlotSeriesNode(n)
+        column = series.GetTableNode().GetTable().GetColumnByName(series.GetYColumnName())
+        if series.GetTableNode().GetAttribute("SpinalStenosis.role") == "cutoffs":
+            [lines[series.GetYColumnName()]] = {column.GetValue(row) for row in range(column.GetNumberOfValues())}
+    return lines
+
+
+def test_the_chart_plots_the_canal_ap_of_every_row_and_follows_a_ruler_moved_by_hand(context, volume):
+    logic, outputs = measure(context, volume)
+    [profile] = [outputs.chart.GetNthPlotSeriesNode(n) for n in range(outputs.chart.GetNumberOfPlotSeriesNodes())
+                 if outputs.chart.GetNthPlotSeriesNode(n).GetTableNode() is outputs.table]
+    assert (profile.GetXColumnName(), profile.GetYColumnName()) == ("slice_index", "canal_ap_mm")
+    cutoffs = next(outputs.chart.GetNthPlotSeriesNode(n).GetTableNode() for n in range(3)
+                   if outputs.chart.GetNthPlotSeriesNode(n) is not profile)
+    rows = outputs.table.GetTable().GetNumberOfRows()
+    slices = cutoffs.GetTable().GetColumnByName("slice_index")
+    assert [slices.GetValue(0), slices.GetValue(1)] == [0, rows - 1]  # the lines span the stack
+    assert cutoffs.GetHideFromEditors() and logic.find_outputs(volume).chart is outputs.chart
+    key = next(k for k in outputs.rulers if k[1] == "canal_ap_mm")
+    length = move_end_halfway(outputs.rulers[key])
+    plotted = outputs.table.GetTable().GetColumnByName(profile.GetYColumnName()).GetValue(logic._row_of(
+        outputs.table, key[0]))
+    assert plotted == pytest.approx(length, abs=0.01)  # the series reads the table the ruler updated
+
+
 def test_changing_the_region_regrades_every_row_and_remeasure_keeps_them_alike(context):
     from SpinalStenosisLib.grading import grade
 
@@ -411,9 +457,11 @@ def test_changing_the_region_regrades_every_row_and_remeasure_keeps_them_alike(c
     assert all(10.0 <= ap < 12.0 for ap in aps)  # relative stenosis in the lumbar spine, normal in the neck
     assert grades(outputs.table) == ["relative stenosis"] * len(aps)
     assert not logic.follow_region(outputs.table)  # graded with the region it has
+    assert cutoff_lines(context.scene, outputs.chart) == {"absolute": 10.0, "relative": 12.0}
     logic.region = "cervical"
     assert logic.follow_region(outputs.table)
     assert grades(outputs.table) == ["normal"] * len(aps)
+    assert cutoff_lines(context.scene, outputs.chart) == {"absolute": 10.0, "relative": 10.0}  # no relative band
     assert outputs.table.GetAttribute("SpinalStenosis.region") == "cervical"
     labels = logic.labels_of(outputs.segmentation, volume)
     labels[1][labels[1] == 2] = 0  # the left foramen of slice 1 erased: an edit of that slice only
@@ -515,7 +563,7 @@ def test_scene_bundle_reloads(context, tmp_path, phantom_files):
     assert other.scene.ReadFromMRB(str(bundle))
     assert count(other.scene, "vtkMRMLScalarVolumeNode") == 1
     assert count(other.scene, "vtkMRMLSegmentationNode") == 1
-    assert count(other.scene, "vtkMRMLTableNode") == 1
+    assert measurement_tables(other.scene) == charts_whole(other.scene) == 1
     assert count(other.scene, "vtkMRMLMarkupsLineNode") == sum(len(m.rulers) for m in run.measurements)
 
 
@@ -541,7 +589,8 @@ def test_a_scene_bundle_of_an_angled_series_holds_each_block_on_its_own_grid(con
         block = blocks[int(node.GetName()[-1]) - 1]
         assert geometry_of(node).matches(block, tolerance_mm=1e-3)
         assert np.array_equal(slicer.util.arrayFromVolume(node), image)
-    assert count(other.scene, "vtkMRMLSegmentationNode") == count(other.scene, "vtkMRMLTableNode") == 2
+    assert count(other.scene, "vtkMRMLSegmentationNode") == measurement_tables(other.scene) == 2
+    assert charts_whole(other.scene) == 2
     assert count(other.scene, "vtkMRMLMarkupsLineNode") == sum(len(m.rulers) for r in runs for m in r.measurements)
 
 
