@@ -35,7 +35,7 @@ from evaluate_synthetic import add_network_options, models_name, network_options
 from SpinalStenosisLib.grading import grade  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.measurement import doubted  # noqa: E402
-from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
+from SpinalStenosisLib.pipeline import measure_with_segmenter, region_shown_by  # noqa: E402
 from SpinalStenosisLib.report import write_report  # noqa: E402
 from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
 
@@ -165,7 +165,7 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
     overlays.mkdir(parents=True, exist_ok=True)
     results = {"cervical": {}, "lumbar": {}, "foramen_sides": {"slices": 0, "correct": 0},
                "foramina_to_check": {region: {"reported": 0, "to_check": 0} for region in ("cervical", "lumbar")},
-               "warned_clipped": []}
+               "warned_clipped": [], "shown_neck": {"cervical": [], "lumbar": []}}
 
     def run_volume(name: str, path: Path, region: str):
         run = measure_with_segmenter(open_axial(path), segmenter)
@@ -175,6 +175,8 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
                      f"{path.name} (real, validation only)", warnings)
         if any(warning.startswith("the image is clipped") for warning in warnings):
             results["warned_clipped"].append(name)
+        if region_shown_by([run]) == "cervical":
+            results["shown_neck"][region].append(name)
         both, correct = sides_correct(run)
         results["foramen_sides"]["slices"] += both
         results["foramen_sides"]["correct"] += correct
@@ -234,6 +236,9 @@ def print_results(results: dict) -> None:
     print(f"warned that the image is clipped at its bright end: {len(clipped)} of "
           f"{len(results['cervical']) + len(results['lumbar'])} volumes"
           + (f" ({', '.join(name.split('/')[-1].split('.')[0] for name in clipped)})" if clipped else ""))
+    necks = results["shown_neck"]
+    print("graded cervical without --region, the image showing a whole neck (body_region): "
+          + "; ".join(f"{len(necks[region])} of {len(results[region])} {region} volumes" for region in necks))
 
 
 def paired_comparison(results: dict, candidate: dict) -> dict:

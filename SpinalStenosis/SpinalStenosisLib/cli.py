@@ -53,6 +53,7 @@ def _measure(args: argparse.Namespace) -> None:
 
 
 def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter) -> None:
+    from .body_region import NECK_WIDTH_MM
     from .grading import grading_region
     from .outputs import block_folder
     from .pipeline import measure_file
@@ -63,7 +64,7 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
     for k, run in enumerate(runs, 1):
         for warning in run.warnings:
             print(f"spinal-stenosis: warning: {input_path}: {_block_prefix(k, len(runs))}{warning}", file=sys.stderr)
-    region = grading_region(args.region, runs[0].volume.named_region)
+    region = grading_region(args.region, runs[0].volume.named_region, runs[0].shown_region)
     if args.scene is not None:
         from .scene_bundle import write_scene_bundle
 
@@ -71,6 +72,9 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
     if not args.quiet:
         if args.region is None and runs[0].volume.named_region:
             print(f"graded with the {region} cut-offs: the DICOM header names the {region} spine (--region overrides)")
+        elif args.region is None and runs[0].shown_region:
+            print(f"graded with the {region} cut-offs: the image shows a neck, the body around the canal no wider than "
+                  f"{NECK_WIDTH_MM[1] / 10:.0f} cm (--region overrides)")
         if len(runs) > 1:
             print(f"the DICOM series is in {len(runs)} angled blocks (slices at {len(runs)} angles): each block is "
                   f"measured as a stack of its own, in {block_folder(1)} ... {block_folder(len(runs))}")

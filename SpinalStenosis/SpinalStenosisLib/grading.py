@@ -55,10 +55,11 @@ def grade(values: dict[str, float], region: str = "lumbar") -> dict[str, str]:
     }
 
 
-def grading_region(chosen: str | None, named: str | None) -> str:
+def grading_region(chosen: str | None, named: str | None, shown: str | None = None) -> str:
     """The region whose cut-offs grade the canal: the one chosen (--region, the module's Region), else the one the
-    input's DICOM header names (see region_named), else lumbar."""
-    return chosen or named or "lumbar"
+    input's DICOM header names (see region_named), else the one the image shows (body_region.region_shown: a whole
+    neck), else lumbar."""
+    return chosen or named or shown or "lumbar"
 
 
 def region_named(body_part: str = "", descriptions: Sequence[str] = ()) -> str | None:

@@ -7,6 +7,7 @@ from typing import Callable, Iterator, Mapping, Protocol
 
 import numpy as np
 
+from .body_region import region_shown
 from .centreline import PART_OF_SAC, CanalSighting, on_line, second_looks, thick_slice_warnings
 from .geometry import PlaneGrid
 from .grading import grading_region
@@ -60,6 +61,7 @@ class MeasurementRun:
     roi_boxes: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
     colour_channel: str | None = None  # the colour composite's channel measured (surest_channel_steps)
+    shown_region: str | None = None  # the region the input's image shows (measure_file; body_region.region_shown)
 
     @property
     def warnings(self) -> list[str]:
@@ -295,6 +297,13 @@ def _check_levels(levels: Mapping[int, str], volumes: list[AxialVolume]) -> None
                          f"{volumes[0].n_slices - 1}")
 
 
+def region_shown_by(runs: list[MeasurementRun]) -> str | None:
+    """The region the runs' images show around their canals (the blocks of one input; see
+    :func:`body_region.region_shown`)."""
+    return region_shown((run.volume.read_slice(s), run.stack_labels[s] == 1, run.volume.layout.slice_grid(s))
+                        for run in runs for s in np.flatnonzero((run.stack_labels == 1).any(axis=(1, 2))))
+
+
 def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path | str | None = None,
                  segmenter: Segmenter | None = None, region: str | None = None, overwrite: bool = False,
                  progress: ProgressCallback | None = None, pixel_mm: float | None = None,
@@ -302,7 +311,8 @@ def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path 
     """The ``spinal-stenosis measure`` job: open, segment (or read labels), measure, write. One run, written into
     out_dir; a DICOM series in angled blocks gives a run per block (see :func:`open_axial_blocks`), written into
     out_dir's block folders. pixel_mm: a 2-D input's pixel size (see :func:`displayed_slice`). region: the cut-offs
-    that grade the canal; None: the region a DICOM series' header names, else lumbar. levels: the vertebral level of
+    that grade the canal; None: the region a DICOM series' header names, else the one the image shows (a whole neck:
+    cervical; see :mod:`body_region`, and MeasurementRun.shown_region), else lumbar. levels: the vertebral level of
     slices of a single stack by slice index (e.g. {4: "L4-L5"}), carried into every output. series: which series of
     a DICOM folder to measure (its number, or a word of its description; by default the T2-weighted axial one)."""
     input_path, out_dir = Path(input_path), Path(out_dir)
@@ -320,5 +330,10 @@ def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path 
                     else measure_with_segmenter(volume, segmenter, block_progress))
     for slice_index, level in (levels or {}).items():
         runs[0].measurements[slice_index].level = level
-    write_outputs(runs, out_dir, input_path, grading_region(region, volumes[0].named_region), overwrite)
+    if region is None and volumes[0].named_region is None:
+        shown = region_shown_by(runs)
+        for run in runs:
+            run.shown_region = shown
+    write_outputs(runs, out_dir, input_path, grading_region(region, volumes[0].named_region, runs[0].shown_region),
+                  overwrite)
     return runs
