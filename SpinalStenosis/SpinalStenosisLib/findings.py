@@ -98,9 +98,10 @@ def describe_findings(findings: dict[str, Finding]) -> str:
 
 
 def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:
-    """The findings as JSON-ready dicts (measurement → slice_index, z_mm, level, value, grade, to_check)."""
-    return {name: {"slice_index": f.slice_index, "z_mm": round(f.z_mm, 3), "level": f.level,
-                   "value": round(float(f.value), 4), "grade": f.grade, "to_check": f.to_check}
+    """The findings as JSON-ready dicts (measurement → slice_index, z_mm, level, value, grade, to_check, and the
+    block of an angled DICOM series that holds the slice, if any)."""
+    return {name: {**({"block": f.block} if f.block else {}), "slice_index": f.slice_index, "z_mm": round(f.z_mm, 3),
+                   "level": f.level, "value": round(float(f.value), 4), "grade": f.grade, "to_check": f.to_check}
             for name, f in findings.items()}
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import __version__
-from .findings import GRADED_MEASUREMENTS, findings_document, worst_findings
+from .findings import GRADED_MEASUREMENTS, findings_document, worst_findings, worst_findings_of_blocks
 from .grading import GRADE_COLUMNS, grade
 from .markups_json import line_markup, markups_document, ruler_name
 from .measurement import CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement
@@ -20,6 +20,7 @@ from .measurement import CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasureme
 CSV_COLUMNS = ("slice_index", "z_mm", "level", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS, *CONFIDENCE_COLUMNS,
                "canal_edge_to_noise", "check")
 STUDIES_FILE = "studies.csv"  # among several inputs' output folders: a row of worst findings each
+SERIES_FILE = "series.json"  # beside the block folders of a DICOM series in angled blocks: the whole series' findings
 OUTPUT_FILES = ("segmentation.nii.gz", "measurements.csv", "measurements.json", "rulers.mrk.json", "report.png")
 
 
@@ -29,10 +30,10 @@ def block_folder(block: int) -> str:
 
 
 def earlier_outputs(out_dir: Path) -> list[Path]:
-    """What an earlier run wrote into out_dir: the output files and block folders."""
+    """What an earlier run wrote into out_dir: the output files, and the block folders with SERIES_FILE."""
     if not out_dir.is_dir():
         return []
-    return [out_dir / name for name in OUTPUT_FILES if (out_dir / name).exists()] + sorted(
+    return [out_dir / name for name in (*OUTPUT_FILES, SERIES_FILE) if (out_dir / name).exists()] + sorted(
         p for p in out_dir.glob(block_folder("*")) if p.is_dir())
 
 
@@ -103,6 +104,14 @@ def write_json(path: Path, measurements: list[SliceMeasurement], region: str, pr
         slices.append(entry)
     document = {"tool": "spinal-stenosis", "version": __version__, "region": region, **provenance,
                 "worst_findings": findings_document(worst_findings(measurements, region)), "slices": slices}
+    path.write_text(json.dumps(document, indent=1), encoding="utf-8")
+
+
+def write_series_json(path: Path, blocks: dict[str, list[SliceMeasurement]], region: str, provenance: dict) -> None:
+    """SERIES_FILE: the worst findings of a DICOM series measured in angled blocks (each block's measurements by its
+    folder's name), each naming its block: what the command prints as "the whole series"."""
+    document = {"tool": "spinal-stenosis", "version": __version__, "region": region, **provenance,
+                "blocks": list(blocks), "worst_findings": findings_document(worst_findings_of_blocks(blocks, region))}
     path.write_text(json.dumps(document, indent=1), encoding="utf-8")
 
 

@@ -12,7 +12,8 @@ from .centreline import PART_OF_SAC, CanalSighting, on_line, second_looks, thick
 from .geometry import PlaneGrid
 from .grading import grading_region
 from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measure_slice
-from .outputs import block_folder, check_output_folder, staged_output, write_csv, write_json, write_rulers
+from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
+                      write_rulers, write_series_json)
 from .report import write_report
 from .visibility import clipped_image_warnings
 from .volume_io import AxialVolume, InputError, open_axial_blocks, read_labels, write_labels
@@ -245,7 +246,7 @@ def measure_with_segmenter(volume: AxialVolume, segmenter: Segmenter, progress: 
 
 def write_outputs(runs: list[MeasurementRun], out_dir: Path, input_path: Path, region: str, overwrite: bool) -> Path:
     """Write segmentation, CSV, JSON, rulers and report into out_dir (one run) or into its block folders (the runs of
-    a DICOM series' angled blocks), atomically."""
+    a DICOM series' angled blocks, with the whole series' worst findings in SERIES_FILE beside them), atomically."""
     check_output_folder(out_dir, input_path, overwrite)
     with staged_output(out_dir) as staging:
         for k, run in enumerate(runs, 1):
@@ -253,6 +254,9 @@ def write_outputs(runs: list[MeasurementRun], out_dir: Path, input_path: Path, r
             folder.mkdir(exist_ok=True)
             block = {"block": k, "blocks": len(runs)} if len(runs) > 1 else {}
             _write_run(run, folder, input_path, region, block)
+        if len(runs) > 1:
+            blocks = {block_folder(k): run.measurements for k, run in enumerate(runs, 1)}
+            write_series_json(staging / SERIES_FILE, blocks, region, {"input": str(Path(input_path).name)})
     return Path(out_dir)
 
 

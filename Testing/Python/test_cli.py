@@ -535,11 +535,15 @@ def test_a_dicom_series_in_angled_blocks_is_measured_block_by_block(phantom_file
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert "2 angled blocks" in printed.out and "spinal-stenosis: warning" not in printed.err
-    assert re.search(r"^the whole series: narrowest canal AP [\d.]+ mm \(\w+ stenosis\) on block-[12] slice \d",
+    said = re.search(r"^the whole series: narrowest canal AP ([\d.]+) mm \(\w+ stenosis\) on (block-[12]) slice (\d)",
                      printed.out, re.MULTILINE)  # the two blocks are alike: either holds the narrowest
     progress = [line for line in printed.err.splitlines() if line.startswith("PROGRESS")]
     assert progress[0] == "PROGRESS 2/4" and progress[-1] == "PROGRESS 4/4"  # through both blocks
-    assert sorted(p.name for p in out.iterdir()) == ["block-1", "block-2"]
+    assert sorted(p.name for p in out.iterdir()) == ["block-1", "block-2", "series.json"]
+    series = json.loads((out / "series.json").read_text(encoding="utf-8"))  # what the whole-series line says
+    narrowest = series["worst_findings"]["canal_ap_mm"]
+    assert (series["input"], series["blocks"]) == ("series", ["block-1", "block-2"])
+    assert (f"{narrowest['value']:.1f}", narrowest["block"], str(narrowest["slice_index"])) == said.groups()
     for k, block in enumerate(blocks, 1):
         folder = out / f"block-{k}"
         assert sorted(p.name for p in folder.iterdir()) == sorted(OUTPUT_FILES)
