@@ -9,7 +9,9 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
+
+import numpy as np
 
 from . import __version__
 from .findings import GRADED_MEASUREMENTS, findings_document, worst_findings, worst_findings_of_blocks
@@ -93,10 +95,15 @@ def write_csv(path: Path, measurements: list[SliceMeasurement], region: str) -> 
             writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) and k != "z_mm" else v) for k, v in row.items()})
 
 
-def write_json(path: Path, measurements: list[SliceMeasurement], region: str, provenance: dict) -> None:
+def write_json(path: Path, measurements: list[SliceMeasurement], region: str, provenance: dict,
+               regions_of_interest_ras: Mapping[int, np.ndarray | None] | None = None) -> None:
+    """measurements.json: each slice's row, rulers and region of interest (its corners in RAS, or null), with the
+    worst findings and the provenance."""
     slices = []
     for m, row in zip(measurements, rows(measurements, region)):
         entry = {k: (_number(v) if isinstance(v, float) else v) for k, v in row.items()}
+        corners = (regions_of_interest_ras or {}).get(m.slice_index)
+        entry["region_of_interest_ras"] = None if corners is None else np.round(corners, 4).tolist()
         entry["rulers"] = {name: {"name": ruler_name(name, m.slice_index),
                                   "start_ras": [round(float(v), 4) for v in r.start_ras],
                                   "end_ras": [round(float(v), 4) for v in r.end_ras],

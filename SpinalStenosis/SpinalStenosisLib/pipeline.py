@@ -68,6 +68,15 @@ class MeasurementRun:
     def warnings(self) -> list[str]:
         return input_warnings(self.volume, self.stack_labels)
 
+    def region_of_interest_ras(self, slice_index: int) -> np.ndarray | None:
+        """The corners ([4, 3], RAS, around the pixels' edges) of the region of interest the slice was measured in
+        (network 2's crop, as a box on the slice), or None (no box: masks given, or nothing found)."""
+        if slice_index not in self.roi_boxes:
+            return None
+        r0, c0, r1, c1 = self.roi_boxes[slice_index]
+        return self.volume.layout.slice_grid(slice_index).to_ras(np.array([r0, r0, r1, r1]) - 0.5,
+                                                                 np.array([c0, c1, c1, c0]) - 0.5)
+
 
 def input_warnings(volume: AxialVolume, stack_labels: np.ndarray) -> list[str]:
     """What the user must know about an input measured into stack_labels ([slice, row, column]): how it was read
@@ -266,7 +275,8 @@ def _write_run(run: MeasurementRun, folder: Path, input_path: Path, region: str,
     write_labels(folder / "segmentation.nii.gz", volume.to_source_grid(run.stack_labels), volume.source_geometry)
     write_csv(folder / "measurements.csv", run.measurements, region)
     write_json(folder / "measurements.json", run.measurements, region,
-               {"input": str(Path(input_path).name), **block, "input_warnings": warnings, **run.provenance})
+               {"input": str(Path(input_path).name), **block, "input_warnings": warnings, **run.provenance},
+               {m.slice_index: run.region_of_interest_ras(m.slice_index) for m in run.measurements})
     write_rulers(folder / "rulers.mrk.json", run.measurements)
     write_report(folder / "report.png", run.measurements, volume.read_slice, lambda s: run.stack_labels[s],
                  volume.layout.slice_grid, region, f"Spinal stenosis: {title} ({region})", warnings)

@@ -515,12 +515,7 @@ class StenosisScene:
             for node in existing:
                 self._remove(node)
             return None
-        corners = []
-        for s, (r0, c0, r1, c1) in run.roi_boxes.items():
-            grid = run.volume.layout.slice_grid(s)
-            corners.append(grid.to_ras(np.array([r0 - 0.5, r0 - 0.5, r1 - 0.5, r1 - 0.5]),
-                                       np.array([c0 - 0.5, c1 - 0.5, c0 - 0.5, c1 - 0.5])))
-        corners = np.concatenate(corners)
+        corners = np.concatenate([run.region_of_interest_ras(s) for s in run.roi_boxes])
         node = self._node(volume_node, "region", "vtkMRMLMarkupsROINode", f"{volume_node.GetName()} stenosis region")
         _follow(node, volume_node)
         low, high = corners.min(axis=0), corners.max(axis=0)

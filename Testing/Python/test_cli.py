@@ -45,6 +45,7 @@ def test_measure_with_masks_writes_the_contract(phantom_files, tmp_path, capsys)
         assert row["check"] == ""  # the user's masks are not doubted
     document = json.loads((out / "measurements.json").read_text(encoding="utf-8"))
     assert document["version"] and document["slices"][1]["rulers"]["canal_ap_mm"]["name"] == "Canal AP slice 1"
+    assert all(entry["region_of_interest_ras"] is None for entry in document["slices"])  # no network, no crop
     narrowest_left = document["worst_findings"]["left_foramen_width_mm"]
     assert narrowest_left["slice_index"] == 0 and narrowest_left["value"] == float(rows[0]["left_foramen_width_mm"])
     assert narrowest_left["grade"] == rows[0]["left_foramen_grade"] and not narrowest_left["to_check"]

@@ -323,6 +323,16 @@ def test_measure_without_masks_runs_the_networks(tmp_path, capsys):
     document = json.loads((tmp_path / "out" / "measurements.json").read_text(encoding="utf-8"))
     assert document["models"]["canal"]["sha256"] == read_manifest()["models"]["canal"]["sha256"]
     assert document["precision"] == "float32"
+    [entry] = document["slices"]
+    corners = np.array(entry["region_of_interest_ras"])  # network 2's crop, as a box on the slice
+    assert corners.shape == (4, 3) and np.allclose(corners[:, 2], corners[0, 2])
+    across, down = corners[1] - corners[0], corners[3] - corners[0]
+    assert abs(across @ down) < 1e-5 * (across @ across) and 20.0 < np.linalg.norm(across) < 120.0  # a square,
+    assert np.linalg.norm(across) == pytest.approx(np.linalg.norm(down), rel=0.05)  # 20-120 mm a side
+    for ruler in entry["rulers"].values():  # every measurement lies within it
+        for point in (ruler["start_ras"], ruler["end_ras"]):
+            offset = np.array(point) - corners[0]
+            assert all(-0.01 <= offset @ side / (side @ side) <= 1.01 for side in (across, down))
 
 
 def test_demo_writes_every_output(tmp_path, capsys):
