@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--masks", help="label image on the input's grid: 1 canal, 2 left, 3 right foramen (for a "
                          "DICOM series in angled blocks: the output folder of an earlier run)")
     measure.add_argument("--region", choices=REGIONS, help="which cut-offs grade the canal (default: the region a "
-                         "DICOM series' header names, else lumbar)")
+                         "DICOM series' header names, else cervical where the image shows a whole neck, else lumbar)")
     measure.add_argument("--series", help="which series of a DICOM folder (a study) to measure: its Series Number, or "
                          "a word of its Series Description, e.g. T2 (default: the T2-weighted axial series)")
     measure.add_argument("--pixel-mm", type=float, help="pixel size of a 2-D input (e.g. PNG): measured as one "
