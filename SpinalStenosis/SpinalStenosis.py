@@ -199,8 +199,9 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if toCheck:
             status += " " + _("Check {what}: what the network was unsure of, or the image barely shows.").format(
                 what=toCheck)
-        for warning in self.logic.warnings(self._parameterNode):
-            status += " " + _("Note: {warning}.").format(warning=warning)
+        for warning in [*self.logic.warnings(self._parameterNode), self.logic.regionNote(self._parameterNode)]:
+            if warning:
+                status += " " + _("Note: {warning}.").format(warning=warning)
         self.ui.statusLabel.text = status
 
     def onTableSelectionChanged(self) -> None:
@@ -401,6 +402,10 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
     def warnings(self, parameterNode) -> list:
         """What the user must know about the measured input (e.g. thick slices through a tilted spine)."""
         return self.stenosisScene(parameterNode.region).warnings(self._outputs(parameterNode).table)
+
+    def regionNote(self, parameterNode) -> str:
+        """What to say when the image shows a whole neck and the results are graded as lumbar; "" otherwise."""
+        return self.stenosisScene(parameterNode.region).region_note(self._outputs(parameterNode).table)
 
     def stopWatchingRulers(self) -> None:
         """Rulers moved by hand no longer update the table (the module is closing or reloading)."""

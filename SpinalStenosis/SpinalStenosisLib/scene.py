@@ -27,7 +27,7 @@ from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceM
                           measure_slice)
 from .outputs import CSV_COLUMNS
 from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volume, input_warnings,
-                       measure_with_segmenter)
+                       measure_with_segmenter, region_shown_by)
 from .volume_io import AxialVolume, axial_from_array
 
 DicomValue = Callable[[str, str], str]  # (SOP instance UID, tag "gggg,eeee") → the header value, "" without one
@@ -194,6 +194,7 @@ class StenosisScene:
             for key, value in provenance.items():
                 node.SetAttribute(ATTRIBUTE + key, value if isinstance(value, str) else json.dumps(value))
         _store_warnings(outputs, run.warnings)
+        table.SetAttribute(ATTRIBUTE + "shownRegion", region_shown_by([run]) or "")
         outputs.chart = self._sync_chart(volume_node, table)
         self._organise(volume_node, outputs)
         self._watch_rulers(outputs)
@@ -492,6 +493,16 @@ class StenosisScene:
         """The warnings of the results the table holds (pipeline.input_warnings, as last measured or re-measured;
         none for a table of an earlier version)."""
         return json.loads(table.GetAttribute(ATTRIBUTE + "warnings") or "[]")
+
+    @staticmethod
+    def region_note(table) -> str:
+        """What to tell the user when the image shows another region than the table is graded for: a whole neck in
+        view (body_region.region_shown, as the command line grades it) graded with the lumbar cut-offs; "" else."""
+        shown, graded = table.GetAttribute(ATTRIBUTE + "shownRegion"), table.GetAttribute(ATTRIBUTE + "region")
+        if not shown or shown == graded:
+            return ""
+        return (f"the image shows a whole neck, and the table is graded with the {graded} cut-offs: choose the "
+                f"{shown} Region to grade it as the command line does")
 
     def show_row(self, volume_node, outputs: SceneOutputs, row: int) -> np.ndarray:
         """Centre every slice view on a table row's slice: on the middle of its canal AP ruler, or of the slice

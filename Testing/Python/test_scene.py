@@ -472,6 +472,24 @@ def test_changing_the_region_regrades_every_row_and_remeasure_keeps_them_alike(c
     assert grades(outputs.table) == expected == ["relative stenosis"] * len(aps)  # the unedited rows too
 
 
+def test_a_whole_neck_graded_as_lumbar_is_noted_until_the_region_is_cervical(context):
+    from test_body_region import body_slice
+
+    from SpinalStenosisLib.synth.dataset import slice_geometry
+
+    image, canal, grid = body_slice(130.0, 110.0, 200.0)
+    neck = np.where(canal, 900.0, np.where(image > 100.0, 250.0, 5.0))  # canal, tissue, air for ThresholdSegmenter
+    volume = add_volume(context.scene, np.stack([neck] * 3), slice_geometry(grid, 4.0, 3).ijk_to_ras, "neck")
+    logic, outputs = measure(context, volume)
+    assert logic.region_note(outputs.table).startswith("the image shows a whole neck, and the table is graded with "
+                                                       "the lumbar cut-offs: choose the cervical Region")
+    logic.region = "cervical"
+    assert logic.follow_region(outputs.table) and logic.region_note(outputs.table) == ""
+    cropped = add_volume(context.scene, np.stack([neck[60:190, 60:190]] * 3), slice_geometry(grid, 4.0, 3).ijk_to_ras,
+                         "cropped neck")  # the body cut by the field of view: nothing to note
+    assert StenosisScene(context.scene, context.segmentations_logic).region_note(measure(context, cropped)[1].table) == ""
+
+
 def move_end_halfway(node) -> float:
     """Moves a ruler's end halfway to its start, as a user dragging it would; its new length."""
     start = np.array(node.GetNthControlPointPositionWorld(0))
