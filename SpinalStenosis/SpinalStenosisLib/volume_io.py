@@ -13,7 +13,8 @@ from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, is_dicom, m
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, is_axial_normal, needs_reslice, resliced_geometry
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".nii", ".gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")  # images without patient geometry
+IMAGE_SUFFIXES = (*PICTURE_SUFFIXES, ".nii", ".gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 MAX_VOXELS_IN_MEMORY = 256 * 1024 * 1024  # larger volumes are read slice by slice
 COLOURS = ("red", "green", "blue")
 SAME_IMAGE_CORRELATION = 0.98  # colour channels this alike are one image (grey saved in colour, or a lossy copy)
@@ -91,6 +92,10 @@ def _check_header(path: Path, dimension: int, components: int, size: tuple[int, 
         raise InputError(f"{path}: 2-D image without slice geometry; save the axial series as a 3-D volume, or give "
                          "--pixel-mm to measure it as one axial slice as displayed (anterior at the top, the "
                          "patient's left on the right)")
+    if dimension == 3 and path.suffix.lower() in PICTURE_SUFFIXES:
+        raise InputError(f"{path}: a stack of {size[2]} pictures ({path.suffix} pages) has no patient geometry (its "
+                         "spacing is not the scan's, and it has no orientation); save the axial series as NIfTI, "
+                         "NRRD or DICOM, or each page as a 2-D image to measure with --pixel-mm")
     if dimension == 3 and pixel_mm is not None:
         raise InputError(f"{path}: a 3-D image has its own geometry; --pixel-mm is for 2-D images only")
     if dimension not in (2, 3):

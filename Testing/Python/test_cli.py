@@ -425,10 +425,14 @@ def _bad_inputs(tmp_path):
                      encoding="utf-8")
     (tmp_path / "empty.raw").write_bytes(b"")
     cases["empty"] = (empty, "")
+    pages = tmp_path / "pages.tif"  # a multi-page TIFF: a 3-D image whose spacing is not the scan's
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((3, 32, 32), np.uint8)), str(pages))
+    cases["TIFF pages"] = (pages, "a stack of 3 pictures (.tif pages) has no patient geometry")
     return cases
 
 
-@pytest.mark.parametrize("case", ["not an image", "missing", "2-D", "2 components", "4-D", "NaN", "empty"])
+@pytest.mark.parametrize("case", ["not an image", "missing", "2-D", "2 components", "4-D", "NaN", "empty",
+                                  "TIFF pages"])
 def test_bad_images_get_a_one_line_error(tmp_path, capsys, case):
     path, message = _bad_inputs(tmp_path)[case]
     labels = tmp_path / "labels.nii.gz"
