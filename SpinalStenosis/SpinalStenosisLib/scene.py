@@ -28,7 +28,7 @@ from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceM
 from .outputs import CSV_COLUMNS
 from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volume, input_warnings,
                        measure_with_segmenter, region_shown_by)
-from .volume_io import AxialVolume, axial_from_array
+from .volume_io import PICTURE_SUFFIXES, AxialVolume, axial_from_array
 
 DicomValue = Callable[[str, str], str]  # (SOP instance UID, tag "gggg,eeee") → the header value, "" without one
 SLICE_THICKNESS_TAG = "0018,0050"
@@ -114,6 +114,13 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
     if dicom_value is not None:
         [thickness] = header_values(volume_node, dicom_value, (SLICE_THICKNESS_TAG,)) or [""]
         volume.slice_thickness_mm = positive_value(thickness)
+    storage = volume_node.GetStorageNode()
+    file_name = Path(storage.GetFileName() or "") if storage is not None else Path()
+    if file_name.suffix.lower() in PICTURE_SUFFIXES:
+        pixel_mm = " × ".join(f"{size:.2f}" for size in volume.layout.slice_grid(0).pixel_size_mm)
+        volume.warnings.append(f"the volume was loaded from a picture file ({file_name.name}), which holds no pixel "
+                               f"size: it was measured with {pixel_mm} mm pixels; if those are not the scan's, set "
+                               "the Image Spacing (Volumes module) and measure again")
     return volume
 
 

@@ -152,6 +152,18 @@ def test_a_colour_volume_is_measured_as_the_command_line_measures_a_colour_image
         assert logic.warnings(outputs.table) == warnings  # judged again on the channel measured, as Measure did
 
 
+def test_a_volume_loaded_from_a_picture_file_is_measured_with_a_warning_about_its_pixel_size(context, volume):
+    storage = context.scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName("/exports/slice 7.png")
+    volume.SetAndObserveStorageNodeID(storage.GetID())
+    logic, outputs = measure(context, volume)
+    [warning] = logic.warnings(outputs.table)
+    assert warning.startswith("the volume was loaded from a picture file (slice 7.png), which holds no pixel size: it "
+                              "was measured with 0.64 × 0.80 mm pixels; if those are not the scan's, set the Image")
+    storage.SetFileName("/scans/patient.nrrd")
+    assert logic.warnings(measure(context, volume)[1].table) == []
+
+
 def test_the_slice_thickness_of_a_volume_loaded_from_dicom_judges_the_blur(context):
     labels, geometry = canal_arrays(-2.0 * np.arange(8), [6.0] * 8, 7.7)
     volume = add_volume(context.scene, labels * 800.0 + 100.0, geometry.ijk_to_ras, "abdomen")
