@@ -21,7 +21,7 @@ _CONSEQUENCE = ("it is read as one stack of parallel, evenly spaced slices: the 
 class SlicePlane(NamedTuple):
     normal: np.ndarray  # LPS
     position: np.ndarray  # LPS, mm
-    oriented: bool  # the file has an Image Orientation (Patient) tag; without it SimpleITK takes the slice as axial
+    gaps: list[str]  # what the file's header leaves SimpleITK to guess, as warnings (see header_gaps)
     named_region: str | None  # the spine region the file's header names (see named_region)
     thickness_mm: float | None  # its Slice Thickness (0018,0050); None without one
 
@@ -29,7 +29,7 @@ class SlicePlane(NamedTuple):
 class SlicePlanes(NamedTuple):
     normals: np.ndarray  # [file, 3], LPS
     positions: np.ndarray  # [file, 3], LPS, mm
-    first_oriented: bool  # the first file has an Image Orientation (Patient) tag
+    first_gaps: list[str]  # what the first file's header leaves SimpleITK to guess (see header_gaps)
     named_region: str | None  # the spine region the first file's header names
     thickness_mm: float | None  # the first file's Slice Thickness; None without one
 
@@ -143,14 +143,30 @@ def _slice_plane(path: str) -> SlicePlane | None:
     if reader is None or reader.GetDimension() != 3:
         return None
     direction = np.array(reader.GetDirection(), float).reshape(3, 3)
-    return SlicePlane(direction[:, 2], np.array(reader.GetOrigin(), float), _oriented(reader), named_region(reader),
-                      slice_thickness_mm(reader))
+    return SlicePlane(direction[:, 2], np.array(reader.GetOrigin(), float), header_gaps(reader),
+                      named_region(reader), slice_thickness_mm(reader))
 
 
-def _oriented(reader) -> bool:
-    """Whether a DICOM header gives its image's orientation: an Image Orientation (Patient) tag, or several frames
-    (a multi-frame file keeps its orientation per frame, where SimpleITK's header does not show it)."""
-    return reader.HasMetaDataKey("0020|0037") or header_value(reader, "0028|0008").strip() not in ("", "1")
+PIXEL_SPACING_TAGS = ("0028|0030", "0018|1164", "0018|2010")  # Pixel, Imager Pixel, Nominal Scanned Pixel Spacing
+
+
+def header_gaps(reader) -> list[str]:
+    """What a DICOM header (a SimpleITK reader holding it) leaves SimpleITK to guess, as warnings: the orientation
+    (without Image Orientation (Patient) the slices are taken as axial, the patient's right on the image's left) and
+    the pixel size (without a pixel spacing tag, 1 mm). None for a multi-frame file, which gives both per frame,
+    where SimpleITK's header does not show them."""
+    if header_value(reader, "0028|0008").strip() not in ("", "1"):
+        return []
+    gaps = []
+    if not reader.HasMetaDataKey("0020|0037"):
+        gaps.append("the DICOM files have no Image Orientation (Patient) tag (0020,0037): the slices are taken as "
+                    "axial with the patient's right on the image's left, which the file does not confirm; check "
+                    "which foramen is left and which is right")
+    if not any(reader.HasMetaDataKey(tag) for tag in PIXEL_SPACING_TAGS):
+        pixel_mm = " × ".join(f"{size:.2f}" for size in reader.GetSpacing()[:2])
+        gaps.append(f"the DICOM files give no pixel size (no Pixel Spacing (0028,0030)): they were measured with "
+                    f"{pixel_mm} mm pixels, which may not be the scan's (a screenshot saved as DICOM?)")
+    return gaps
 
 
 def named_region(reader) -> str | None:
@@ -186,7 +202,7 @@ def slice_planes(files: list[str]) -> SlicePlanes | None:
     if any(plane is None for plane in planes):
         return None
     return SlicePlanes(np.array([plane.normal for plane in planes]), np.array([plane.position for plane in planes]),
-                       planes[0].oriented, planes[0].named_region, planes[0].thickness_mm)
+                       planes[0].gaps, planes[0].named_region, planes[0].thickness_mm)
 
 
 def orientation_blocks(normals: np.ndarray) -> list[list[int]]:
@@ -213,37 +229,21 @@ def uneven_spacing(slices: str, normal: np.ndarray, positions: np.ndarray) -> li
     return []
 
 
-def missing_orientation(first_oriented: bool) -> list[str]:
-    """The warning that the series' first file has no Image Orientation (Patient) tag (not first_oriented); none
-    otherwise. SimpleITK then reads the slices as axial with columns running from the patient's right to left,
-    whatever they were."""
-    if first_oriented:
-        return []
-    return ["the DICOM files have no Image Orientation (Patient) tag (0020,0037): the slices are taken as axial "
-            "with the patient's right on the image's left, which the file does not confirm; check which "
-            "foramen is left and which is right"]
-
-
 def is_dicom(reader) -> bool:
     """Whether the file whose header a SimpleITK reader holds is DICOM (it has a SOP Class UID)."""
     return reader.HasMetaDataKey("0008|0016")
 
 
-def single_file_warnings(reader) -> list[str]:
-    """What reading one DICOM file on its own (a slice, or a multi-frame file) gets wrong: no orientation (see
-    :func:`missing_orientation`)."""
-    return missing_orientation(_oriented(reader))
-
-
 def one_stack_warnings(planes: SlicePlanes | None) -> list[str]:
     """What SimpleITK's one-stack reading of a DICOM series with these slice planes gets wrong: slices in
     differently angled blocks (see volume_io.open_axial_blocks) or unevenly spaced (it reads them as one stack of
-    parallel, evenly spaced slices; the in-plane measurements hold, the slice positions do not), or no orientation
-    in the files. None (an unreadable header): nothing, as reading the series says why."""
+    parallel, evenly spaced slices; the in-plane measurements hold, the slice positions do not), or what the first
+    file's header leaves to guess (header_gaps). None (an unreadable header): nothing, as reading the series says
+    why."""
     if planes is None:
         return []
     blocks = orientation_blocks(planes.normals)
     if len(blocks) > 1:
         return [f"the DICOM series has slices at {len(blocks)} different angles (angled blocks); {_CONSEQUENCE}"]
     return (uneven_spacing("the DICOM series' slices", planes.normals[0], planes.positions)
-            + missing_orientation(planes.first_oriented))
+            + planes.first_gaps)

@@ -7,9 +7,8 @@ from typing import Callable
 
 import numpy as np
 
-from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, is_dicom, missing_orientation, named_region,
-                           one_stack_warnings, orientation_blocks, single_file_warnings, slice_planes,
-                           slice_thickness_mm, uneven_spacing)
+from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, header_gaps, is_dicom, named_region,
+                           one_stack_warnings, orientation_blocks, slice_planes, slice_thickness_mm, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, is_axial_normal, needs_reslice, resliced_geometry
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
@@ -201,7 +200,7 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
         volume = _axial_from_image(path, _read(path, reader))
     if is_dicom(reader):  # one DICOM file: what its header says, as a series' first file gives it
         volume.named_region, volume.slice_thickness_mm = named_region(reader), slice_thickness_mm(reader)
-        volume.warnings += single_file_warnings(reader)
+        volume.warnings += header_gaps(reader)
     return volume
 
 
@@ -244,7 +243,7 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: s
     volumes[0].warnings[:0] = choice.warnings
     if left_out:
         volumes[0].warnings.append(f"{left_out} of the DICOM series' slices not axial (e.g. a localizer) left out")
-    volumes[0].warnings += missing_orientation(planes.first_oriented)
+    volumes[0].warnings += planes.first_gaps
     for volume in volumes:
         volume.named_region, volume.slice_thickness_mm = planes.named_region, planes.thickness_mm
     return volumes

@@ -180,10 +180,11 @@ def test_a_series_with_a_missing_slice_is_read_with_a_warning(tmp_path):
     assert volume.warnings == [warning]
 
 
-def without_orientation_tag(path) -> None:
-    """Cut the Image Orientation (Patient) element out of a DICOM file written by SimpleITK (implicit VR)."""
+def without_tag(path, group: int = 0x0020, element: int = 0x0037) -> None:
+    """Cut an element (by default Image Orientation (Patient)) out of a DICOM file written by SimpleITK (implicit
+    VR)."""
     data = path.read_bytes()
-    start = data.index(struct.pack("<HH", 0x0020, 0x0037))
+    start = data.index(struct.pack("<HH", group, element))
     length = struct.unpack("<I", data[start + 4:start + 8])[0]
     path.write_bytes(data[:start] + data[start + 8 + length:])
 
@@ -196,7 +197,7 @@ def test_a_series_without_orientation_tags_is_read_with_a_warning_to_check_the_s
     write_dicom_series(tmp_path, image, turned, series=1)
     assert open_axial(tmp_path).source_geometry.matches(turned) and open_axial(tmp_path).warnings == []
     for path in tmp_path.glob("*.dcm"):
-        without_orientation_tag(path)
+        without_tag(path)
     volume = open_axial(tmp_path)
     assert not volume.source_geometry.matches(turned)  # SimpleITK's default puts the patient's right first
     [warning] = volume.warnings
@@ -213,9 +214,13 @@ def test_one_dicom_file_is_read_with_what_its_header_says_as_its_series_is(tmp_p
     one = open_axial(middle)
     assert (one.named_region, one.slice_thickness_mm, one.warnings) == ("cervical", 7.0, [])
     assert one.n_slices == 1 and np.array_equal(one.read_slice(0), open_axial(series).read_slice(1))
-    without_orientation_tag(middle)
+    without_tag(middle)
     [warning] = open_axial(middle).warnings
-    assert warning == dicom_series.missing_orientation(False)[0]
+    assert warning.startswith("the DICOM files have no Image Orientation (Patient) tag (0020,0037)")
+    without_tag(middle, 0x0028, 0x0030)  # nor a Pixel Spacing: SimpleITK's 1 mm is not the scan's
+    assert open_axial(middle).warnings[1] == ("the DICOM files give no pixel size (no Pixel Spacing (0028,0030)): "
+                                              "they were measured with 1.00 × 1.00 mm pixels, which may not be the "
+                                              "scan's (a screenshot saved as DICOM?)")
     frames = sitk.GetImageFromArray(image.astype(np.uint16))  # one multi-frame file: orientation kept per frame
     geometry.apply_to_sitk(frames)
     (tmp_path / "frames").mkdir()
@@ -240,7 +245,7 @@ def test_opening_a_dicom_series_reads_each_header_once_after_choosing_the_series
     image, _, geometry = phantom_arrays(n_slices=5)
     write_dicom_series(tmp_path, image, geometry, series=1)
     for path in tmp_path.glob("*.dcm"):
-        without_orientation_tag(path)  # so that the series is also checked for the warning
+        without_tag(path)  # so that the series is also checked for the warning
     headers_read = calls_of(monkeypatch, "_header")
     for open_series in (open_axial, lambda folder: open_axial_blocks(folder)[0]):
         headers_read.clear()
