@@ -183,7 +183,8 @@ def slice_thickness_mm(reader) -> float | None:
 
 
 def header_value(reader, key: str) -> str:
-    """The value of a tag ("0018|0050", SimpleITK's form) in a DICOM header a SimpleITK reader holds; "" without it."""
+    """The value of a key in the header a SimpleITK reader holds (a DICOM tag in SimpleITK's form, "0018|0050", or
+    another format's field, e.g. NIfTI's "qform_code"); "" without it."""
     return reader.GetMetaData(key) if reader.HasMetaDataKey(key) else ""
 
 

@@ -7,8 +7,9 @@ from typing import Callable
 
 import numpy as np
 
-from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, header_gaps, is_dicom, named_region,
-                           one_stack_warnings, orientation_blocks, slice_planes, slice_thickness_mm, uneven_spacing)
+from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, header_gaps, header_value, is_dicom,
+                           named_region, one_stack_warnings, orientation_blocks, slice_planes, slice_thickness_mm,
+                           uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, is_axial_normal, needs_reslice, resliced_geometry
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
@@ -201,6 +202,10 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     if is_dicom(reader):  # one DICOM file: what its header says, as a series' first file gives it
         volume.named_region, volume.slice_thickness_mm = named_region(reader), slice_thickness_mm(reader)
         volume.warnings += header_gaps(reader)
+    elif all(header_value(reader, code) == "0" for code in ("qform_code", "sform_code")):  # NIfTI, orientation unknown
+        volume.warnings.append("the NIfTI header gives no orientation (its qform and sform codes are 0): the image is "
+                               "taken as its array lies, which the file does not confirm; check which foramen is left "
+                               "and which is right")
     return volume
 
 

@@ -232,6 +232,17 @@ def test_one_dicom_file_is_read_with_what_its_header_says_as_its_series_is(tmp_p
         assert np.array_equal(volume.stack(), open_axial(series).stack())
 
 
+def test_a_nifti_file_without_orientation_is_read_with_a_warning_to_check_the_sides(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=2)
+    write_image(tmp_path / "scan.nii", image, geometry)
+    assert open_axial(tmp_path / "scan.nii").warnings == []
+    header = bytearray((tmp_path / "scan.nii").read_bytes())
+    header[252:256] = struct.pack("<hh", 0, 0)  # qform_code, sform_code: NIFTI_XFORM_UNKNOWN
+    (tmp_path / "unknown.nii").write_bytes(bytes(header))
+    [warning] = open_axial(tmp_path / "unknown.nii").warnings
+    assert warning.startswith("the NIfTI header gives no orientation (its qform and sform codes are 0)")
+
+
 def calls_of(monkeypatch, function: str) -> list[str]:
     """The file names dicom_series' one-argument function is called with from now on, in order."""
     calls = []
