@@ -202,11 +202,20 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     if is_dicom(reader):  # one DICOM file: what its header says, as a series' first file gives it
         volume.named_region, volume.slice_thickness_mm = named_region(reader), slice_thickness_mm(reader)
         volume.warnings += header_gaps(reader)
-    elif all(header_value(reader, code) == "0" for code in ("qform_code", "sform_code")):  # NIfTI, orientation unknown
-        volume.warnings.append("the NIfTI header gives no orientation (its qform and sform codes are 0): the image is "
-                               "taken as its array lies, which the file does not confirm; check which foramen is left "
-                               "and which is right")
+    elif _unknown_orientation(reader):
+        volume.warnings.append(f"the {_unknown_orientation(reader)}: the image is taken as its array lies, which the "
+                               "file does not confirm; check which foramen is left and which is right")
     return volume
+
+
+def _unknown_orientation(reader) -> str:
+    """Why an image file's header (a SimpleITK reader holding it) leaves its orientation unknown, where it can say
+    one: a NIfTI file whose qform and sform codes are 0, an NRRD file without a space field; "" otherwise."""
+    if all(header_value(reader, code) == "0" for code in ("qform_code", "sform_code")):
+        return "NIfTI header gives no orientation (its qform and sform codes are 0)"
+    if header_value(reader, "ITK_InputFilterName") == "NrrdImageIO" and not reader.HasMetaDataKey("NRRD_space"):
+        return "NRRD header gives no orientation (no space field)"
+    return ""
 
 
 def _dicom_series(path: Path, choice: SeriesChoice, planes: SlicePlanes | None,

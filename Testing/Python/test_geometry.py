@@ -232,7 +232,7 @@ def test_one_dicom_file_is_read_with_what_its_header_says_as_its_series_is(tmp_p
         assert np.array_equal(volume.stack(), open_axial(series).stack())
 
 
-def test_a_nifti_file_without_orientation_is_read_with_a_warning_to_check_the_sides(tmp_path):
+def test_a_nifti_or_nrrd_file_without_orientation_is_read_with_a_warning_to_check_the_sides(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=2)
     write_image(tmp_path / "scan.nii", image, geometry)
     assert open_axial(tmp_path / "scan.nii").warnings == []
@@ -241,6 +241,14 @@ def test_a_nifti_file_without_orientation_is_read_with_a_warning_to_check_the_si
     (tmp_path / "unknown.nii").write_bytes(bytes(header))
     [warning] = open_axial(tmp_path / "unknown.nii").warnings
     assert warning.startswith("the NIfTI header gives no orientation (its qform and sform codes are 0)")
+    image.astype(np.float32).tofile(tmp_path / "scan.raw")
+    for name, space in (("spaced.nhdr", "space: left-posterior-superior\nspace directions: (0.8,0,0) (0,0.8,0) "
+                                        "(0,0,4)\n"), ("bare.nhdr", "spacings: 0.8 0.8 4\n")):
+        (tmp_path / name).write_text(f"NRRD0004\ntype: float\ndimension: 3\nsizes: 96 96 2\n{space}endian: "
+                                     "little\nencoding: raw\ndata file: scan.raw\n", encoding="utf-8")
+    assert open_axial(tmp_path / "spaced.nhdr").warnings == []
+    [warning] = open_axial(tmp_path / "bare.nhdr").warnings
+    assert warning.startswith("the NRRD header gives no orientation (no space field): the image is taken as its array")
 
 
 def calls_of(monkeypatch, function: str) -> list[str]:
