@@ -32,6 +32,7 @@ from scipy import ndimage
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from evaluate_synthetic import add_network_options, models_name, network_options, paired_outcome  # noqa: E402
+from SpinalStenosisLib.findings import worst_findings  # noqa: E402
 from SpinalStenosisLib.grading import grade  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.measurement import doubted  # noqa: E402
@@ -121,8 +122,9 @@ def lumbar_checks(run) -> dict:
     in_line = found & (np.abs(centre_x - (np.median(centre_x[found]) if found.any() else 0.0)) <= IN_LINE_MM)
     per_slice = dict(zip(LUMBAR_OUTCOMES, ([bool(v) for v in outcome]
                                            for outcome in (found, plausible, plausible & in_line))))
+    headline = {name: finding.grade for name, finding in worst_findings(run.measurements, "lumbar").items()}
     return {"slices": len(plausible), "blank_slices": blank, "canal_on_blank_slice": canal_on_blank,
-            "canal_found": int(found.sum()),
+            "headline_grades": headline, "canal_found": int(found.sum()),
             "single_plausible_canal": int(plausible.sum()), "canal_found_in_line": int(in_line.sum()),
             "single_plausible_canal_in_line": int((plausible & in_line).sum()), "per_slice": per_slice,
             "canal_ap_mm": canal_ap_mm, "canal_to_check": _flags(canal_to_check, plausible & in_line, found)}
@@ -236,6 +238,11 @@ def print_results(results: dict) -> None:
     print(f"warned that the image is clipped at its bright end: {len(clipped)} of "
           f"{len(results['cervical']) + len(results['lumbar'])} volumes"
           + (f" ({', '.join(name.split('/')[-1].split('.')[0] for name in clipped)})" if clipped else ""))
+    lumbar = results["lumbar"].values()
+    absolute = {label: sum(r["headline_grades"].get(name) == "absolute stenosis" for r in lumbar)
+                for name, label in (("canal_ap_mm", "canal AP"), ("canal_area_mm2", "dural-sac area"))}
+    print("lumbar volumes whose worst finding is an absolute stenosis (mostly healthy abdominal series and "
+          "volunteers): " + "; ".join(f"by {label} {count} of {len(lumbar)}" for label, count in absolute.items()))
     necks = results["shown_neck"]
     print("graded cervical without --region, the image showing a whole neck (body_region): "
           + "; ".join(f"{len(necks[region])} of {len(results[region])} {region} volumes" for region in necks))
