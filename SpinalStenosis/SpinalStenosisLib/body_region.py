@@ -42,10 +42,18 @@ def body_width_mm(image: np.ndarray, canal: np.ndarray, grid: PlaneGrid) -> floa
     return float(left_mm.max() - left_mm.min() + min(grid.pixel_size_mm))
 
 
-def region_shown(slices: Iterable[tuple[np.ndarray, np.ndarray, PlaneGrid]]) -> str | None:
+def region_shown(slices: Iterable[tuple[np.ndarray, np.ndarray, PlaneGrid]], count: int | None = None) -> str | None:
     """'cervical' when the body around the canal is as wide as a neck (NECK_WIDTH_MM) on at least NECK_SHARE of the
-    slices (image, canal mask, grid) whose canal is found; None otherwise: the image does not show the whole body,
-    or shows a trunk (lumbar, the default, is never inferred, so nothing changes where the body runs out of view)."""
-    widths = [body_width_mm(image, canal, grid) for image, canal, grid in slices if canal.any()]
-    necks = sum(width is not None and NECK_WIDTH_MM[0] <= width <= NECK_WIDTH_MM[1] for width in widths)
-    return "cervical" if widths and necks >= NECK_SHARE * len(widths) else None
+    slices (image, canal mask, grid), each with its canal found; None otherwise: the image does not show the whole
+    body, or shows a trunk (lumbar, the default, is never inferred, so nothing changes where the body runs out of
+    view). count: how many slices the iterable yields (by default its len); the slices are looked at one by one, and
+    no more once too few are left to make the share (a cropped or trunk series, the usual case, stops early)."""
+    count = len(slices) if count is None else count
+    needed, others = NECK_SHARE * count, 0
+    for image, canal, grid in slices:
+        width = body_width_mm(image, canal, grid)
+        if width is None or not NECK_WIDTH_MM[0] <= width <= NECK_WIDTH_MM[1]:
+            others += 1
+            if count - others < needed:
+                return None
+    return "cervical" if count else None

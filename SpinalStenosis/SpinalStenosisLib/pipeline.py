@@ -314,8 +314,9 @@ def _check_levels(levels: Mapping[int, str], volumes: list[AxialVolume]) -> None
 def region_shown_by(runs: list[MeasurementRun]) -> str | None:
     """The region the runs' images show around their canals (the blocks of one input; see
     :func:`body_region.region_shown`)."""
-    return region_shown((run.volume.read_slice(s), run.stack_labels[s] == 1, run.volume.layout.slice_grid(s))
-                        for run in runs for s in np.flatnonzero((run.stack_labels == 1).any(axis=(1, 2))))
+    with_canal = [(run, s) for run in runs for s in np.flatnonzero((run.stack_labels == 1).any(axis=(1, 2)))]
+    return region_shown(((run.volume.read_slice(s), run.stack_labels[s] == 1, run.volume.layout.slice_grid(s))
+                         for run, s in with_canal), len(with_canal))
 
 
 def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path | str | None = None,
