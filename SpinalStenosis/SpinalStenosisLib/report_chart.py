@@ -46,7 +46,8 @@ def draw_profiles(draw, box: tuple[float, float, float, float], measurements: li
     width = (right - left) / len(PROFILES)
     slices = np.array([m.slice_index for m in measurements], float)
     x_low, x_high = slices.min() - 0.5, slices.max() + 0.5
-    for n, (value, grade_name, title, unit) in enumerate(PROFILES):
+    titles = [f"{title} ({unit})" for _, _, title, unit in PROFILES]
+    for n, (value, grade_name, _, _) in enumerate(PROFILES):
         plot = (left + n * width + 48, top + 22, left + (n + 1) * width - 16, bottom - 22)
         values = np.array([m.values[value] for m in measurements], float)
         cutoffs = _cutoffs(value, region)
@@ -57,7 +58,7 @@ def draw_profiles(draw, box: tuple[float, float, float, float], measurements: li
             return (plot[0] + (index - x_low) / (x_high - x_low) * (plot[2] - plot[0]),
                     plot[3] - y / y_high * (plot[3] - plot[1]))
 
-        draw.text((plot[0], top + 4), f"{title} ({unit})", fill="white", font=font)
+        draw.text((plot[0], top + 4), titles[n], fill="white", font=font)
         for tick in np.arange(0.0, y_high, step):
             y = xy(x_low, tick)[1]
             draw.line((plot[0], y, plot[2], y), fill=GRID_COLOUR)
@@ -78,7 +79,7 @@ def draw_profiles(draw, box: tuple[float, float, float, float], measurements: li
             if point is not None:
                 _dot(draw, point, GRADE_COLOURS[grade(m.values, region)[grade_name]], m.is_to_check("canal"),
                      radius_px)
-    _legend(draw, left + width - 16, top + 4, font, room_px=width - 80 - font.getlength(f"{PROFILES[0][2]} (mm)"))
+    _legend(draw, left + width - 16, top + 4, font, room_px=width - 80 - font.getlength(titles[0]))
 
 
 def _dot(draw, centre: tuple[float, float], colour: str, hollow: bool, radius_px: float = DOT_RADIUS_PX) -> None:

@@ -309,8 +309,9 @@ class StenosisScene:
         self._flag_worst(table)
         table.Modified()
         volume_node = self.scene.GetNodeByID(table.GetAttribute(ATTRIBUTE + "inputVolumeID") or "")
-        for cutoffs in self._find(volume_node, "cutoffs", "vtkMRMLTableNode") if volume_node is not None else ():
-            self._fill_cutoffs(cutoffs, table)
+        if not same_region and volume_node is not None:  # the chart's cut-off lines follow the region
+            for cutoffs in self._find(volume_node, "cutoffs", "vtkMRMLTableNode"):
+                self._fill_cutoffs(cutoffs, table)
 
     # ---- chart -----------------------------------------------------------------------------------------------
     def _sync_chart(self, volume_node, table):

@@ -202,9 +202,9 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     if is_dicom(reader):  # one DICOM file: what its header says, as a series' first file gives it
         volume.named_region, volume.slice_thickness_mm = named_region(reader), slice_thickness_mm(reader)
         volume.warnings += header_gaps(reader)
-    elif _unknown_orientation(reader):
-        volume.warnings.append(f"the {_unknown_orientation(reader)}: the image is taken as its array lies, which the "
-                               "file does not confirm; check which foramen is left and which is right")
+    elif unknown := _unknown_orientation(reader):
+        volume.warnings.append(f"the {unknown}: the image is taken as its array lies, which the file does not "
+                               "confirm; check which foramen is left and which is right")
     return volume
 
 
