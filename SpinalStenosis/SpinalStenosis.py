@@ -193,8 +193,10 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.modules.plots.logic().ShowChartInLayout(outputs.chart)
         self.logic.showNarrowest(self._parameterNode)
         self.ui.progressBar.value = 100
-        status = _("Done: {findings}. The views show the narrowest canal. Click a row to see its slice; edit a "
-                   "segment, then Re-measure.").format(findings=self.logic.worstFindings(self._parameterNode))
+        status = _("Done: {findings}.").format(findings=self.logic.worstFindings(self._parameterNode))
+        byLevel = self.logic.findingsByLevel(self._parameterNode)
+        status += ("\n" + byLevel + "\n" if byLevel else " ") + _(
+            "The views show the narrowest canal. Click a row to see its slice; edit a segment, then Re-measure.")
         toCheck = self.logic.toCheck(self._parameterNode)
         if toCheck:
             status += " " + _("Check {what}: what the network was unsure of, or the image barely shows.").format(
@@ -218,8 +220,10 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onRemeasureButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to re-measure."), waitCursor=True):
             changed = self.logic.remeasure(self._parameterNode)
+            byLevel = self.logic.findingsByLevel(self._parameterNode)
             self.ui.statusLabel.text = _("Re-measured {n} edited slice(s): {findings}.").format(
-                n=len(changed), findings=self.logic.worstFindings(self._parameterNode))
+                n=len(changed), findings=self.logic.worstFindings(self._parameterNode)) + (
+                "\n" + byLevel if byLevel else "")
 
     def onEditButton(self) -> None:
         slicer.util.selectModule("SegmentEditor")
@@ -392,6 +396,14 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         return describe_findings(self.stenosisScene(parameterNode.region).worst_findings(outputs.table)) or _(
             "no canal or foramen found")
 
+    def findingsByLevel(self, parameterNode) -> str:
+        """The worst findings of each level named in the table's Level column, a line each ("L4-L5: canal AP 6.7 mm
+        (absolute stenosis, slice 4); ..."; "" when no level is named)."""
+        from SpinalStenosisLib.findings import describe_levels
+
+        scene = self.stenosisScene(parameterNode.region)
+        return "\n".join(describe_levels(scene.worst_findings_by_level(self._outputs(parameterNode).table)))
+
     def toCheck(self, parameterNode) -> str:
         """What the network was unsure of, or the image barely shows, by structure ("the canal on slice 3; ..."; "" for
         nothing)."""
@@ -452,6 +464,7 @@ class SpinalStenosisTest(ScriptedLoadableModuleTest):
         narrowestRow = logic.stenosisScene(parameterNode.region).narrowest_row(outputs.table)
         outputs.table.GetTable().GetColumnByName("level").SetValue(narrowestRow, "L4-L5")  # as typed into the table
         self.assertIn("(L4-L5)", logic.worstFindings(parameterNode))
+        self.assertTrue(logic.findingsByLevel(parameterNode).startswith("L3-L4: canal AP"))  # the demo names each slice
         parameterNode.region = "cervical"
         self.assertTrue(logic.followRegion(parameterNode))
         self.assertIs(logic.followVolume(parameterNode), outputs.table)

@@ -83,9 +83,10 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
 
 
 def _say_results(runs: list[MeasurementRun], region: str) -> None:
-    """Each run's worst findings and what to check (a run a block of an angled DICOM series, named so), and for the
-    blocks of a series the worst findings of them all."""
-    from .findings import describe_findings, worst_findings, worst_findings_of_blocks
+    """Each run's worst findings, those of each named level, and what to check (a run a block of an angled DICOM
+    series, named so), and for the blocks of a series the worst findings of them all."""
+    from .findings import (describe_findings, describe_levels, worst_findings, worst_findings_by_level,
+                           worst_findings_of_blocks)
     from .measurement import describe_checks
     from .outputs import block_folder
 
@@ -93,6 +94,8 @@ def _say_results(runs: list[MeasurementRun], region: str) -> None:
         where = _block_prefix(k, len(runs))
         findings = describe_findings(worst_findings(run.measurements, region))
         print(f"{where}{findings or 'no canal or foramen found'}")
+        for line in describe_levels(worst_findings_by_level(run.measurements, region)):
+            print(f"{where}{line}")
         checks = {m.slice_index: m.check for m in run.measurements if m.check}
         if checks:
             print(f"{where}check {describe_checks(checks)} (the check column: what the network was unsure of, or the "
@@ -110,15 +113,19 @@ def _block_prefix(block: int, blocks: int) -> str:
 
 
 def _levels(text: str) -> dict[int, str]:
-    """--levels "4=L4-L5,8=L5-S1": slice index → vertebral level."""
+    """--levels "4=L4-L5,8=L5-S1", or slice ranges "0-2=L3-L4,3-5=L4-L5": slice index → vertebral level."""
     levels = {}
     for item in text.split(","):
-        index, _, level = item.partition("=")
-        if not index.strip().isdigit() or not level.strip():
-            raise argparse.ArgumentTypeError(f"{item.strip()!r} is not SLICE=LEVEL (e.g. 4=L4-L5)")
-        if int(index) in levels:
-            raise argparse.ArgumentTypeError(f"slice {int(index)} is named twice")
-        levels[int(index)] = level.strip()
+        slices, _, level = (part.strip() for part in item.partition("="))
+        first, dash, last = slices.partition("-")
+        last = last if dash else first
+        if not (first.isdigit() and last.isdigit() and int(first) <= int(last) and level):
+            raise argparse.ArgumentTypeError(f"{item.strip()!r} is not SLICE=LEVEL or FIRST-LAST=LEVEL (e.g. 4=L4-L5, "
+                                             "3-5=L4-L5)")
+        for index in range(int(first), int(last) + 1):
+            if index in levels:
+                raise argparse.ArgumentTypeError(f"slice {index} is named twice")
+            levels[index] = level
     return levels
 
 
@@ -227,8 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--pixel-mm", type=float, help="pixel size of a 2-D input (e.g. PNG): measured as one "
                          "axial slice as displayed, anterior at the top, the patient's left on the right")
     measure.add_argument("--levels", type=_levels, default={}, metavar="SLICE=LEVEL,...",
-                         help='the vertebral level of slices, e.g. "4=L4-L5,8=L5-S1" (slice_index as in the CSV): '
-                              "named in every output")
+                         help='the vertebral level of slices, e.g. "4=L4-L5,8=L5-S1", or of ranges of slices, e.g. '
+                              '"0-2=L3-L4,3-5=L4-L5" (slice_index as in the CSV): named in every output, and each '
+                              "level's worst findings said")
     measure.add_argument("--scene", help="also write a Slicer scene bundle (.mrb); needs slicer-core")
     measure.add_argument("--device", default="cpu", help="torch device for the networks")
     measure.add_argument("--precision", choices=PRECISIONS, default="auto",

@@ -19,7 +19,7 @@ DEMO_SEED = 11
 def run_demo(out: Path, overwrite: bool = False, seed: int = DEMO_SEED, use_masks: bool = False,
              region: str = "lumbar") -> tuple[Path, list[MeasurementRun]]:
     """Write the demo stack under out/input/, then measure it into out/ (networks, or the true masks) with the
-    region's cut-offs, its disc slices named by level; the output folder and the measurement runs."""
+    region's cut-offs, each slice named by its level; the output folder and the measurement runs."""
     from .pipeline import measure_file
 
     out = Path(out).resolve()
@@ -38,17 +38,18 @@ def run_demo(out: Path, overwrite: bool = False, seed: int = DEMO_SEED, use_mask
 
         segmenter = load_segmenter()
     runs = measure_file(image_path, out, labels_path=labels_path if use_masks else None, segmenter=segmenter,
-                        region=region, overwrite=overwrite, levels=disc_levels(truth))
+                        region=region, overwrite=overwrite, levels=slice_levels(truth))
     return out, runs
 
 
-def disc_levels(truth: list[dict]) -> dict[int, str]:
-    """The level of each disc slice of a synthetic stack (e.g. {4: "L4-L5"}), named as a reader would name them."""
-    return {s: slice_truth["level"] for s, slice_truth in enumerate(truth) if slice_truth["slice_kind"] == "disc"}
+def slice_levels(truth: list[dict]) -> dict[int, str]:
+    """The level of every slice of a synthetic stack (e.g. {3: "L4-L5", 4: "L4-L5", 5: "L4-L5"}: the pedicle, disc
+    and mid-body slices drawn for a level), as `measure --levels "3-5=L4-L5"` names them."""
+    return {s: slice_truth["level"] for s, slice_truth in enumerate(truth)}
 
 
 def add_demo_volume(scene, region: str = "lumbar", seed: int = DEMO_SEED):
-    """The demo series as a scalar volume node of an MRML scene, made here (nothing is downloaded), its disc slices'
+    """The demo series as a scalar volume node of an MRML scene, made here (nothing is downloaded), its slices'
     levels in its scene.LEVELS_ATTRIBUTE; the node made before if the scene still holds it, so that asking again adds
     no duplicate."""
     import json
@@ -62,5 +63,5 @@ def add_demo_volume(scene, region: str = "lumbar", seed: int = DEMO_SEED):
         return existing
     image, _, geometry, truth = synthetic_stack(seed, region)
     volume = add_volume(scene, image, geometry.ijk_to_ras, name)
-    volume.SetAttribute(LEVELS_ATTRIBUTE, json.dumps(disc_levels(truth)))
+    volume.SetAttribute(LEVELS_ATTRIBUTE, json.dumps(slice_levels(truth)))
     return volume

@@ -78,6 +78,30 @@ def worst_findings_of_blocks(blocks: Mapping[str, list[SliceMeasurement]], regio
     return findings
 
 
+def worst_findings_by_level(measurements: list[SliceMeasurement], region: str) -> dict[str, dict[str, Finding]]:
+    """Per vertebral level named on any slice (SliceMeasurement.level; in the order of the stack): the worst findings
+    of the slices named so, as a report states them level by level."""
+    by_level: dict[str, list[SliceMeasurement]] = {}
+    for m in measurements:
+        if m.level:
+            by_level.setdefault(m.level, []).append(m)
+    return {level: worst_findings(slices, region) for level, slices in by_level.items()}
+
+
+def describe_levels(by_level: Mapping[str, dict[str, Finding]]) -> list[str]:
+    """A line per level: "L4-L5: canal AP 6.7 mm (absolute stenosis, slice 4); dural-sac area ..."."""
+    lines = []
+    for level, findings in by_level.items():
+        phrases = []
+        for name, finding in findings.items():
+            graded = GRADED_MEASUREMENTS[name]
+            said = [finding.grade] if finding.grade else []
+            said += [slice_name(finding.slice_index, block=finding.block)] + (["to check"] if finding.to_check else [])
+            phrases.append(f"{graded.label} {finding.value:.1f} {graded.unit} ({', '.join(said)})")
+        lines.append(f"{level}: " + ("; ".join(phrases) or "no canal or foramen found"))
+    return lines
+
+
 def slice_name(slice_index: int, level: str = "", block: str = "") -> str:
     """How a slice is named to the reader: "slice 4", or "slice 4 (L4-L5)" where its level is named, "block-2
     slice 4" in an angled block."""

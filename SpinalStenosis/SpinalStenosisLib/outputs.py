@@ -14,7 +14,8 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from . import __version__
-from .findings import GRADED_MEASUREMENTS, findings_document, worst_findings, worst_findings_of_blocks
+from .findings import (GRADED_MEASUREMENTS, findings_document, worst_findings, worst_findings_by_level,
+                       worst_findings_of_blocks)
 from .grading import GRADE_COLUMNS, grade
 from .markups_json import line_markup, markups_document, ruler_name
 from .measurement import CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement
@@ -98,7 +99,7 @@ def write_csv(path: Path, measurements: list[SliceMeasurement], region: str) -> 
 def write_json(path: Path, measurements: list[SliceMeasurement], region: str, provenance: dict,
                regions_of_interest_ras: Mapping[int, np.ndarray | None] | None = None) -> None:
     """measurements.json: each slice's row, rulers and region of interest (its corners in RAS, or null), with the
-    worst findings and the provenance."""
+    worst findings, those of each named level, and the provenance."""
     slices = []
     for m, row in zip(measurements, rows(measurements, region)):
         entry = {k: (_number(v) if isinstance(v, float) else v) for k, v in row.items()}
@@ -110,7 +111,10 @@ def write_json(path: Path, measurements: list[SliceMeasurement], region: str, pr
                                   "length_mm": round(r.length_mm, 4)} for name, r in m.rulers.items()}
         slices.append(entry)
     document = {"tool": "spinal-stenosis", "version": __version__, "region": region, **provenance,
-                "worst_findings": findings_document(worst_findings(measurements, region)), "slices": slices}
+                "worst_findings": findings_document(worst_findings(measurements, region)),
+                "worst_findings_by_level": {level: findings_document(findings) for level, findings
+                                            in worst_findings_by_level(measurements, region).items()},
+                "slices": slices}
     path.write_text(json.dumps(document, indent=1), encoding="utf-8")
 
 

@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .crop import crop_grid, resample
-from .findings import describe_findings, slice_name, worst_findings
+from .findings import describe_findings, describe_levels, slice_name, worst_findings, worst_findings_by_level
 from .geometry import PlaneGrid
 from .grading import grade
 from .markups_json import RULER_COLOURS
@@ -152,8 +152,8 @@ def _draw_overlays(draw, m: SliceMeasurement, outlines: dict[int, list[np.ndarra
 def write_report(path: Path, measurements: list[SliceMeasurement], read_slice: Callable[[int], np.ndarray],
                  read_labels: Callable[[int], np.ndarray], slice_grid: Callable[[int], PlaneGrid],
                  region: str, title: str, warnings: Sequence[str] = ()) -> None:
-    """The report of a run's measurements (see the module's docstring): title, worst findings, warnings (e.g.
-    MeasurementRun.warnings) and the panels."""
+    """The report of a run's measurements (see the module's docstring): title, worst findings, those of each named
+    level, warnings (e.g. MeasurementRun.warnings), the profile along the stack and the panels."""
     from PIL import Image, ImageDraw
 
     findings = worst_findings(measurements, region)
@@ -165,6 +165,8 @@ def write_report(path: Path, measurements: list[SliceMeasurement], read_slice: C
     caption_font = _font("DejaVuSansMono.ttf", CAPTION_TEXT_PX)
     width_px = columns * cell_w - 2 * MARGIN_PX
     header_lines = [(line, "white") for line in _wrapped(describe_findings(findings), font, width_px)]
+    header_lines += [(line, "white") for level_line in describe_levels(worst_findings_by_level(measurements, region))
+                     for line in _wrapped(level_line, font, width_px)]
     header_lines += [(line, WARNING_COLOUR) for warning in warnings
                      for line in _wrapped(f"Warning: {warning}", font, width_px)]
     lines_px = TITLE_PX + len(header_lines) * FINDINGS_LINE_PX

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__
 from .dicom_series import positive_value
-from .findings import Finding, findings_on_slice, worst_findings
+from .findings import Finding, findings_on_slice, worst_findings, worst_findings_by_level
 from .geometry import VolumeGeometry, stack_layout
 from .grading import CANAL_AP_CUTOFFS_MM, REGION_TAGS, grade, region_named
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
@@ -392,6 +392,10 @@ class StenosisScene:
     def worst_findings(self, table) -> dict[str, Finding]:
         """The study's worst findings (findings.worst_findings) as the table now holds them."""
         return worst_findings(self.measurements_of(table), self.region)
+
+    def worst_findings_by_level(self, table) -> dict[str, dict[str, Finding]]:
+        """The worst findings of each level named in the table's Level column (findings.worst_findings_by_level)."""
+        return worst_findings_by_level(self.measurements_of(table), self.region)
 
     def _flag_worst(self, table) -> None:
         """Name on each row the study's worst findings it holds (findings_on_slice)."""

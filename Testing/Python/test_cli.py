@@ -162,15 +162,30 @@ def test_levels_named_on_the_command_line_are_in_every_output(phantom_files, tmp
     for finding in document["worst_findings"].values():
         assert finding["level"] == rows[finding["slice_index"]]["level"]
     assert re.search(r"narrowest left foramen [\d.]+ mm \(\w+\) on slice 0 \(L3-L4\)", said)  # 3+k mm on slice k
+    assert re.search(r"^L3-L4: canal AP [\d.]+ mm \([a-z ]+, slice 0\); ", said, re.MULTILINE)
+    assert re.search(r"^L4-L5: canal AP [\d.]+ mm \([a-z ]+, slice 2\); ", said, re.MULTILINE)
+    assert {level: {name: f["slice_index"] for name, f in findings.items()}
+            for level, findings in document["worst_findings_by_level"].items()} == {
+        "L3-L4": dict.fromkeys(document["worst_findings"], 0), "L4-L5": dict.fromkeys(document["worst_findings"], 2)}
+    code = cli.main([str(a) for a in ("measure", image, "--masks", labels, "--out", tmp_path / "ranges", "--levels",
+                                      "0-1=L3-L4,2-2=L4-L5")])
+    document = json.loads((tmp_path / "ranges" / "measurements.json").read_text(encoding="utf-8"))
+    assert code == 0 and [entry["level"] for entry in document["slices"]] == ["L3-L4", "L3-L4", "L4-L5"]
+    assert list(document["worst_findings_by_level"]) == ["L3-L4", "L4-L5"]
     code, err = run(capsys, "measure", image, "--masks", labels, "--out", tmp_path / "beyond", "--levels", "3=L5-S1")
     assert code == cli.EXIT_INPUT and "levels name slice 3, but the stack's slices are 0 to 2" in err
     assert not (tmp_path / "beyond").exists()
     with pytest.raises(SystemExit) as usage:
         cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "bad", "--levels", "L4-L5")])
     assert usage.value.code == cli.EXIT_USAGE and "'L4-L5' is not SLICE=LEVEL" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "bad", "--levels", "1=L4-L5,1=L5-S1")])
-    assert "slice 1 is named twice" in capsys.readouterr().err
+    for wrong in ("2-1=L4-L5", "1-=L4-L5", "a-2=L4-L5", "1-2="):
+        with pytest.raises(SystemExit):
+            cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "bad", "--levels", wrong)])
+        assert f"{wrong!r} is not SLICE=LEVEL or FIRST-LAST=LEVEL" in capsys.readouterr().err
+    for twice in ("1=L4-L5,1=L5-S1", "0-1=L4-L5,1-2=L5-S1"):
+        with pytest.raises(SystemExit):
+            cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "bad", "--levels", twice)])
+        assert "slice 1 is named twice" in capsys.readouterr().err
 
 
 def test_studies_csv_lists_each_block_of_an_angled_series_and_leaves_missing_findings_empty(tmp_path):

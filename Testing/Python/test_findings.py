@@ -2,8 +2,9 @@
 with the region's cut-offs; the report always shows their slices."""
 import pytest
 
-from SpinalStenosisLib.findings import (describe_findings, findings_document, findings_on_slice, smallest_trusted,
-                                        worst_findings, worst_findings_of_blocks)
+from SpinalStenosisLib.findings import (describe_findings, describe_levels, findings_document, findings_on_slice,
+                                        smallest_trusted, worst_findings, worst_findings_by_level,
+                                        worst_findings_of_blocks)
 from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS, SliceMeasurement
 from SpinalStenosisLib.report import MAX_PANELS, _pick_slices
 
@@ -64,6 +65,29 @@ def test_a_finding_on_a_slice_whose_level_is_named_names_the_level():
     assert describe_findings(findings) == ("narrowest canal AP 7.0 mm (absolute stenosis) on slice 1 (L4-L5); "
                                            "smallest dural-sac area 150.0 mm² (normal) on slice 0")
     assert findings_document(findings)["canal_ap_mm"]["level"] == "L4-L5"
+
+
+def test_each_named_level_has_the_worst_findings_of_its_own_slices():
+    slices = [slice_with(0, 13.0), slice_with(1, 7.0, canal_area_mm2=120.0), slice_with(2, 12.0, canal_area_mm2=90.0),
+              slice_with(3, 11.0, left_foramen_width_mm=2.0), slice_with(4, 6.0, canal_confidence=0.6),
+              slice_with(5, 9.0)]
+    for m, level in zip(slices, ("", "L4-L5", "L4-L5", "L5-S1", "L5-S1", "")):
+        m.level = level
+    by_level = worst_findings_by_level(slices, "lumbar")
+    assert list(by_level) == ["L4-L5", "L5-S1"]  # the unnamed slices (slice 5 is the study's narrowest) in none
+    assert [(name, f.slice_index) for name, f in by_level["L4-L5"].items()] == [("canal_ap_mm", 1),
+                                                                              ("canal_area_mm2", 2)]
+    assert by_level["L5-S1"]["canal_ap_mm"].slice_index == 3  # slice 4's 6 mm canal is to check
+    assert describe_levels(by_level) == [
+        "L4-L5: canal AP 7.0 mm (absolute stenosis, slice 1); dural-sac area 90.0 mm² (relative stenosis, slice 2)",
+        "L5-S1: canal AP 11.0 mm (relative stenosis, slice 3); dural-sac area 150.0 mm² (normal, slice 3); "
+        "left foramen 2.0 mm (stenosis, slice 3)"]
+    for m in slices[3:5]:
+        m.confidences["canal_confidence"] = 0.6
+    assert describe_levels(worst_findings_by_level(slices, "lumbar"))[1].startswith(
+        "L5-S1: canal AP 6.0 mm (absolute stenosis, slice 4, to check)")
+    assert worst_findings_by_level(slices[:1], "lumbar") == {}
+    assert describe_levels({"L3-L4": {}}) == ["L3-L4: no canal or foramen found"]
 
 
 def test_when_every_canal_is_doubted_the_narrowest_is_named_and_said_to_be_checked():

@@ -356,8 +356,9 @@ def test_cervical_demo_is_a_cervical_series_graded_as_cervical(tmp_path):
     assert all(m["canal_ap_mm"] > 0 for m in slices)
     mid_body = [m for n, m in enumerate(slices) if plan.slice_kinds[n % len(plan.slice_kinds)] == "mid-body"]
     assert all(m["left_foramen_width_mm"] is None and m["right_foramen_width_mm"] is None for m in mid_body)
-    assert [m["level"] for m in slices] == [level if kind == "disc" else "" for level in plan.levels
-                                            for kind in plan.slice_kinds]  # the disc slices are named by level
+    assert [m["level"] for m in slices] == [level for level in plan.levels
+                                            for _ in plan.slice_kinds]  # each slice is named by its level
+    assert list(document["worst_findings_by_level"]) == list(plan.levels)
 
 
 def test_implausible_foramina_are_reported_absent():

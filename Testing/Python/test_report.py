@@ -67,6 +67,24 @@ def test_warnings_are_written_under_the_findings_in_their_own_colour(tmp_path):
     assert not (np.abs(plain - warning_rgb).max(axis=2) < 30).any()
 
 
+def test_each_named_level_adds_a_line_of_its_worst_findings_under_the_studys(tmp_path):
+    from dataclasses import replace
+
+    from SpinalStenosisLib.report import FINDINGS_LINE_PX
+
+    grid = axial_grid(shape=(200, 200))
+    rows, columns = np.indices(grid.shape)
+    labels = (((rows - 100) ** 2 + (columns - 100) ** 2) <= 12 ** 2).astype(np.uint8)
+    measurement, image = measure_slice(masks_from_labels(labels), grid), np.zeros(grid.shape)
+    heights = {}
+    for name, level in (("unnamed", ""), ("named", "L4-L5")):
+        write_report(tmp_path / f"{name}.png", [replace(measurement, level=level)], lambda _: image,
+                     lambda _: labels, lambda _: grid, "lumbar", "t")
+        heights[name] = Image.open(tmp_path / f"{name}.png").height
+    added = heights["named"] - heights["unnamed"]  # "L4-L5: narrowest canal AP ...", wrapped on one panel's width
+    assert added >= FINDINGS_LINE_PX and added % FINDINGS_LINE_PX == 0
+
+
 def test_a_caption_marks_each_measurement_of_a_structure_the_network_doubts():
     from SpinalStenosisLib.report import _caption
 

@@ -343,6 +343,12 @@ def test_levels_the_volume_names_fill_the_table_and_a_typed_one_wins(context, vo
     outputs.table.GetTable().GetColumnByName("level").SetValue(logic._row_of(outputs.table, 2), "L5-S1")
     measure_volume_node(logic, volume, ThresholdSegmenter())
     assert levels() == ["L3-L4", "", "L5-S1"]
+    by_level = logic.worst_findings_by_level(outputs.table)
+    assert {level: {f.slice_index for f in findings.values()} for level, findings in by_level.items()} == {
+        "L3-L4": {0}, "L5-S1": {2}}
+    outputs.table.GetTable().GetColumnByName("level").SetValue(1, "L3-L4")  # a range of slices named one level
+    ap_mm = [outputs.table.GetTable().GetColumnByName("canal_ap_mm").GetValue(r) for r in range(2)]
+    assert logic.worst_findings_by_level(outputs.table)["L3-L4"]["canal_ap_mm"].value == min(ap_mm)
 
 
 def test_an_unsure_canal_is_flagged_for_a_check_until_the_user_edits_it(context, volume, tmp_path):
@@ -638,6 +644,7 @@ def test_the_demo_series_is_made_once_with_its_plan_geometry(context):
     assert not needs_reslice(geometry_of(volume))  # an axial stack
     assert add_demo_volume(context.scene, "cervical") is volume
     assert count(context.scene, "vtkMRMLScalarVolumeNode") == 1
-    assert json.loads(volume.GetAttribute(LEVELS_ATTRIBUTE)) == {  # its disc slices, named as the CLI demo's
-        str(n * len(plan.slice_kinds) + plan.slice_kinds.index("disc")): level for n, level in enumerate(plan.levels)}
+    assert json.loads(volume.GetAttribute(LEVELS_ATTRIBUTE)) == {  # its slices, named as the CLI demo's
+        str(n * len(plan.slice_kinds) + k): level for n, level in enumerate(plan.levels)
+        for k in range(len(plan.slice_kinds))}
     assert add_demo_volume(context.scene, "lumbar") is not volume
