@@ -96,7 +96,7 @@ def describe_levels(by_level: Mapping[str, dict[str, Finding]]) -> list[str]:
         for name, finding in findings.items():
             graded = GRADED_MEASUREMENTS[name]
             said = [finding.grade] if finding.grade else []
-            said += [slice_name(finding.slice_index, block=finding.block)] + (["to check"] if finding.to_check else [])
+            said += [slice_name(finding.slice_index)] + (["to check"] if finding.to_check else [])
             phrases.append(f"{graded.label} {finding.value:.1f} {graded.unit} ({', '.join(said)})")
         lines.append(f"{level}: " + ("; ".join(phrases) or "no canal or foramen found"))
     return lines
