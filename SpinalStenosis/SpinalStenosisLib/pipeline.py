@@ -15,7 +15,7 @@ from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measur
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
                       write_rulers, write_series_json)
 from .report import write_report
-from .visibility import clipped_image_warnings
+from .visibility import clipped_image_warnings, label_values
 from .volume_io import AxialVolume, InputError, open_axial_blocks, read_labels, write_labels
 
 ProgressCallback = Callable[[int, int], None]
@@ -188,7 +188,12 @@ def measure_with_labels(volume: AxialVolume, labels_source: np.ndarray,
 
 def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple[int, int]]:
     """:func:`measurement_steps` with a segmenter (and its second look, if it has one); the run carries the
-    segmenter's provenance. A colour composite is measured on each of its channels (surest_channel_steps)."""
+    segmenter's provenance. A colour composite is measured on each of its channels (surest_channel_steps). A label
+    image is refused (visibility.label_values): the networks would outline a canal on it."""
+    labels = label_values(volume.read_slice, volume.n_slices)
+    if labels is not None:
+        raise InputError(f"the image holds only the values {', '.join(map(str, labels))}: a label image (a "
+                         "segmentation or mask), not an MR image; measure the MR image itself")
     if volume.colour_channels:
         return (yield from surest_channel_steps(volume, segmenter))
 
@@ -341,8 +346,11 @@ def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path 
     total, runs = sum(v.n_slices for v in volumes), []
     for volume, block_labels in zip(volumes, labels):
         block_progress = _within(progress, sum(run.volume.n_slices for run in runs), total)
-        runs.append(measure_with_labels(volume, block_labels, block_progress) if block_labels is not None
-                    else measure_with_segmenter(volume, segmenter, block_progress))
+        try:
+            runs.append(measure_with_labels(volume, block_labels, block_progress) if block_labels is not None
+                        else measure_with_segmenter(volume, segmenter, block_progress))
+        except InputError as error:  # what the image holds (e.g. a label image): named by its file
+            raise InputError(f"{input_path}: {error}") from None
     for slice_index, level in (levels or {}).items():
         runs[0].measurements[slice_index].level = level
     if region is None and volumes[0].named_region is None:

@@ -1,7 +1,9 @@
 """Whether the image shows the canal. A canal outline may follow only the noise: on a slice beyond the coil's reach
 the image is noise alone, yet network 2 still outlines a "canal" there, often one graded as a stenosis, and
 sometimes with confidence: such a canal is to check (measurement.to_check). And an image clipped at its bright end
-(an export windowed too narrowly) shows the CSF and the bright fat behind the sac alike (clipped_image_warnings)."""
+(an export windowed too narrowly) shows the CSF and the bright fat behind the sac alike (clipped_image_warnings). A
+label image (a segmentation or mask) shows no anatomy at all, yet the networks outline a plausible canal on it
+(label_values)."""
 from __future__ import annotations
 
 import math
@@ -25,6 +27,9 @@ MIN_CANAL_EDGE_TO_NOISE = 1.75
 # slices unclipped (benchmarks/exported_images.py --validation --count 200; without --validation, on the held-out
 # seed's slices, by 16 and 18; with --contrast T2FS, by 8 and 9)
 CLIPPED_CANAL_FRACTION = 0.3
+# A label image holds a few small whole numbers (this project's 0-3, a mask's 0-1, the Lumbar Spine MRI dataset's
+# multiples of 50 up to 250); an MR image, even an 8-bit export, hundreds of values
+MAX_LABEL_VALUES, MAX_LABEL_VALUE = 16, 255
 
 
 def faint(canal_edge_to_noise: float) -> bool:
@@ -100,3 +105,15 @@ def clipped_image_warnings(read_slice: Callable[[int], np.ndarray], canal_stack:
             f"{100 * CLIPPED_CANAL_FRACTION:.0f} % or more of the canal's pixels are at the slice's brightest "
             f"value{where}, so the CSF is flattened, with any tissue as bright around it, and canal AP may be "
             "measured less well; measure the original series, or an export of its whole intensity range"]
+
+
+def label_values(read_slice: Callable[[int], np.ndarray], n_slices: int) -> list[int] | None:
+    """The values of an image that is a label image: at most MAX_LABEL_VALUES whole numbers from 0 to
+    MAX_LABEL_VALUE over all its slices; None for any other image (decided on its first slice with anatomy, for
+    an MR image)."""
+    values: set[float] = set()
+    for s in range(n_slices):
+        values.update(np.unique(read_slice(s)).tolist())
+        if len(values) > MAX_LABEL_VALUES or any(v != int(v) or not 0 <= v <= MAX_LABEL_VALUE for v in values):
+            return None
+    return sorted(int(v) for v in values)

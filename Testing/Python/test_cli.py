@@ -479,6 +479,20 @@ def test_unknown_label_values_are_refused(phantom_files, tmp_path, capsys):
     assert code == cli.EXIT_INPUT and "unknown label values [7]" in err
 
 
+def test_a_label_image_given_as_the_image_is_refused_and_named_among_several_inputs(phantom_files, tmp_path, capsys,
+                                                                                    monkeypatch):
+    from SpinalStenosisLib import inference
+
+    image, labels = phantom_files
+    monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: ThresholdSegmenter())
+    code, err = run(capsys, "measure", labels, "--out", tmp_path / "one")
+    assert code == cli.EXIT_INPUT and not (tmp_path / "one").exists()
+    assert f"{labels}: the image holds only the values 0, 1, 2, 3: a label image" in err
+    code, err = run(capsys, "measure", labels, image, "--out", tmp_path / "both", "--quiet")
+    assert code == cli.EXIT_INPUT and f"{labels}: the image holds only the values" in err
+    assert sorted(p.name for p in (tmp_path / "both").iterdir()) == ["phantom", STUDIES_FILE]
+
+
 def test_sagittal_input_is_refused_with_advice(tmp_path, capsys):
     image = sitk.Image([12, 64, 64], sitk.sitkFloat32)
     image.SetSpacing((4.0, 0.7, 0.7))

@@ -287,6 +287,17 @@ def test_cancelled_run_leaves_no_nodes(context, volume):
     assert context.scene.GetNumberOfNodes() == before
 
 
+def test_a_label_volume_is_refused_and_leaves_no_nodes(context):
+    from SpinalStenosisLib.volume_io import InputError
+
+    _, labels, geometry = phantom_arrays()
+    label_volume = add_volume(context.scene, labels.astype(np.float32), geometry.ijk_to_ras, "segmentation as volume")
+    before = context.scene.GetNumberOfNodes()
+    with pytest.raises(InputError, match="only the values 0, 1, 2, 3: a label image"):
+        measure(context, label_volume)
+    assert context.scene.GetNumberOfNodes() == before
+
+
 def test_remeasure_changes_exactly_the_edited_rows(context, volume):
     logic, outputs = measure(context, volume)
     table = outputs.table

@@ -1,5 +1,5 @@
 """A canal outlined in noise alone scores about 1; one on the edge of a visible sac scores far more. An image
-clipped at its bright end is told from one that is not."""
+clipped at its bright end is told from one that is not, and a label image from an MR image."""
 import math
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 
 from SpinalStenosisLib.geometry import PlaneGrid
 from SpinalStenosisLib.visibility import (MIN_CANAL_EDGE_TO_NOISE, canal_edge_to_noise, clipped_canal,
-                                          clipped_image_warnings, noise_sd)
+                                          clipped_image_warnings, label_values, noise_sd)
 
 
 def axial_grid(pixel_mm, shape):
@@ -61,3 +61,16 @@ def test_a_canal_clipped_at_the_images_brightest_value_is_told_from_a_bright_or_
     [warning] = clipped_image_warnings(lambda s: stack[1 + s], canals[1:2])  # one slice: no count
     assert "brightest value, so" in warning
     assert clipped_image_warnings(lambda s: stack[s], canals[:1]) == []
+
+
+def test_a_label_image_is_told_from_an_mr_image_by_its_few_small_whole_values():
+    from conftest import phantom_arrays
+
+    image, labels, _ = phantom_arrays()
+    assert label_values(lambda s: labels[s], len(labels)) == [0, 1, 2, 3]  # this project's segmentation
+    assert label_values(lambda s: labels[s] * 50.0, len(labels)) == [0, 50, 100, 150]  # the dataset's label PNGs
+    assert label_values(lambda s: image[s], len(image)) is None  # a drawn image of 100, 500 and 900
+    eight_bit = np.clip(np.random.default_rng(0).normal(120.0, 40.0, (3, 64, 64)), 0, 255).round()
+    eight_bit[0] = 0.0  # a blank first slice decides nothing
+    assert label_values(lambda s: eight_bit[s], len(eight_bit)) is None
+    assert label_values(lambda s: labels[s] + 0.5, len(labels)) is None
