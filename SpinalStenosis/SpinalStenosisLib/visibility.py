@@ -108,12 +108,12 @@ def clipped_image_warnings(read_slice: Callable[[int], np.ndarray], canal_stack:
 
 
 def label_values(read_slice: Callable[[int], np.ndarray], n_slices: int) -> list[int] | None:
-    """The values of an image that is a label image: at most MAX_LABEL_VALUES whole numbers from 0 to
-    MAX_LABEL_VALUE over all its slices; None for any other image (decided on its first slice with anatomy, for
-    an MR image)."""
+    """The values of an image that is a label image: 2 to MAX_LABEL_VALUES whole numbers from 0 to MAX_LABEL_VALUE
+    over all its slices; None for any other image (decided on its first slice with anatomy, for an MR image), and
+    for a blank one."""
     values: set[float] = set()
     for s in range(n_slices):
         values.update(np.unique(read_slice(s)).tolist())
         if len(values) > MAX_LABEL_VALUES or any(v != int(v) or not 0 <= v <= MAX_LABEL_VALUE for v in values):
             return None
-    return sorted(int(v) for v in values)
+    return sorted(int(v) for v in values) if len(values) > 1 else None

@@ -74,3 +74,4 @@ def test_a_label_image_is_told_from_an_mr_image_by_its_few_small_whole_values():
     eight_bit[0] = 0.0  # a blank first slice decides nothing
     assert label_values(lambda s: eight_bit[s], len(eight_bit)) is None
     assert label_values(lambda s: labels[s] + 0.5, len(labels)) is None
+    assert label_values(lambda s: np.zeros((64, 64)), 3) is None  # blank: nothing to find, not a label image
