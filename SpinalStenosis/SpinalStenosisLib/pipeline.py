@@ -15,7 +15,7 @@ from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measur
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
                       write_rulers, write_series_json)
 from .report import write_report
-from .visibility import clipped_image_warnings, label_values
+from .visibility import clipped_image_warnings, not_an_mr_image
 from .volume_io import AxialVolume, InputError, open_axial_blocks, read_labels, write_labels
 
 ProgressCallback = Callable[[int, int], None]
@@ -189,11 +189,10 @@ def measure_with_labels(volume: AxialVolume, labels_source: np.ndarray,
 def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple[int, int]]:
     """:func:`measurement_steps` with a segmenter (and its second look, if it has one); the run carries the
     segmenter's provenance. A colour composite is measured on each of its channels (surest_channel_steps). A label
-    image is refused (visibility.label_values): the networks would outline a canal on it."""
-    labels = label_values(volume.read_slice, volume.n_slices)
-    if labels is not None:
-        raise InputError(f"the image holds only the values {', '.join(map(str, labels))}: a label image (a "
-                         "segmentation or mask), not an MR image; measure the MR image itself")
+    image or a CT is refused (visibility.not_an_mr_image): the networks would outline a canal on it."""
+    not_mr = not_an_mr_image(volume.read_slice, volume.n_slices)
+    if not_mr:
+        raise InputError(f"{not_mr}, not an MR image; the networks measure MR: give the MR image itself")
     if volume.colour_channels:
         return (yield from surest_channel_steps(volume, segmenter))
 

@@ -479,7 +479,7 @@ def test_unknown_label_values_are_refused(phantom_files, tmp_path, capsys):
     assert code == cli.EXIT_INPUT and "unknown label values [7]" in err
 
 
-def test_a_label_image_given_as_the_image_is_refused_and_named_among_several_inputs(phantom_files, tmp_path, capsys,
+def test_a_label_image_or_a_ct_given_as_the_image_is_refused_and_named_among_several_inputs(phantom_files, tmp_path, capsys,
                                                                                     monkeypatch):
     from SpinalStenosisLib import inference
 
@@ -491,6 +491,11 @@ def test_a_label_image_given_as_the_image_is_refused_and_named_among_several_inp
     code, err = run(capsys, "measure", labels, image, "--out", tmp_path / "both", "--quiet")
     assert code == cli.EXIT_INPUT and f"{labels}: the image holds only the values" in err
     assert sorted(p.name for p in (tmp_path / "both").iterdir()) == ["phantom", STUDIES_FILE]
+    pixels, _, geometry = phantom_arrays()
+    ct = tmp_path / "ct.nii.gz"
+    write_image(ct, np.where(pixels == pixels.min(), -1000.0, pixels), geometry)  # air around it, as in a CT
+    code, err = run(capsys, "measure", ct, "--out", tmp_path / "ct")
+    assert code == cli.EXIT_INPUT and "as air is in a CT's Hounsfield units: a CT image, not an MR image" in err
 
 
 def test_sagittal_input_is_refused_with_advice(tmp_path, capsys):

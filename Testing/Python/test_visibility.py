@@ -1,5 +1,5 @@
 """A canal outlined in noise alone scores about 1; one on the edge of a visible sac scores far more. An image
-clipped at its bright end is told from one that is not, and a label image from an MR image."""
+clipped at its bright end is told from one that is not, and a label image or a CT from an MR image."""
 import math
 
 import numpy as np
@@ -7,7 +7,8 @@ import pytest
 
 from SpinalStenosisLib.geometry import PlaneGrid
 from SpinalStenosisLib.visibility import (MIN_CANAL_EDGE_TO_NOISE, canal_edge_to_noise, clipped_canal,
-                                          clipped_image_warnings, label_values, noise_sd)
+                                          clipped_image_warnings, label_values, noise_sd,
+                                          not_an_mr_image)
 
 
 def axial_grid(pixel_mm, shape):
@@ -75,3 +76,15 @@ def test_a_label_image_is_told_from_an_mr_image_by_its_few_small_whole_values():
     assert label_values(lambda s: eight_bit[s], len(eight_bit)) is None
     assert label_values(lambda s: labels[s] + 0.5, len(labels)) is None
     assert label_values(lambda s: np.zeros((64, 64)), 3) is None  # blank: nothing to find, not a label image
+
+
+def test_a_ct_is_told_from_an_mr_image_by_its_air_in_hounsfield_units():
+    rows, columns = np.indices((128, 128))
+    body = np.hypot(rows - 64, columns - 64) < 50
+    noise = np.random.default_rng(3).normal(0.0, 20.0, (3, 128, 128))
+    ct = np.where(body, 40.0, -1000.0) + noise  # soft tissue in air
+    assert not_an_mr_image(lambda s: ct[s], 3).startswith("52 % of the image's pixels are at -500 or below, as air")
+    assert not_an_mr_image(lambda s: ct[s] + 1024.0, 3) == ""  # stored without the rescale intercept: not told
+    mr = np.where(body, 300.0, 0.0) + np.abs(noise)
+    assert not_an_mr_image(lambda s: mr[s], 3) == ""
+    assert not_an_mr_image(lambda s: (mr[s] - mr.mean()) / mr.std(), 3) == ""  # normalised, negative below the mean
