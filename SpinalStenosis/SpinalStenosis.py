@@ -305,13 +305,14 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
 
     def startMeasure(self, parameterNode):
         """A generator of (slices done, total); its return value is the measurement run."""
-        from SpinalStenosisLib.pipeline import segmenter_steps
+        from SpinalStenosisLib.pipeline import checked_mr_image, segmenter_steps
         from SpinalStenosisLib.scene import axial_volume_of
 
-        if not parameterNode.inputVolume:
+        volumeNode = parameterNode.inputVolume
+        if not volumeNode:
             raise ValueError(_("Select an axial MR volume first."))
-        return segmenter_steps(axial_volume_of(parameterNode.inputVolume, self.dicomValue),
-                               self.segmenter(parameterNode.device))
+        volume = checked_mr_image(axial_volume_of(volumeNode, self.dicomValue), volumeNode.GetName())
+        return segmenter_steps(volume, self.segmenter(parameterNode.device))
 
     def finishMeasure(self, parameterNode, run):
         """Publish a finished run into the scene (its warnings go to the log too); the SceneOutputs."""

@@ -188,11 +188,7 @@ def measure_with_labels(volume: AxialVolume, labels_source: np.ndarray,
 
 def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple[int, int]]:
     """:func:`measurement_steps` with a segmenter (and its second look, if it has one); the run carries the
-    segmenter's provenance. A colour composite is measured on each of its channels (surest_channel_steps). A label
-    image or a CT is refused (visibility.not_an_mr_image): the networks would outline a canal on it."""
-    not_mr = not_an_mr_image(volume.read_slice, volume.n_slices)
-    if not_mr:
-        raise InputError(f"{not_mr}, not an MR image; the networks measure MR: give the MR image itself")
+    segmenter's provenance. A colour composite is measured on each of its channels (surest_channel_steps)."""
     if volume.colour_channels:
         return (yield from surest_channel_steps(volume, segmenter))
 
@@ -249,6 +245,16 @@ def channel_volume(volume: AxialVolume, channel: str, warnings: list[str]) -> Ax
 def canal_certainty(run: MeasurementRun) -> float:
     """Network 2's confidence in the canal averaged over the run's slices, a slice without a canal counting 0."""
     return float(np.mean([np.nan_to_num(m.confidences["canal_confidence"]) for m in run.measurements]))
+
+
+def checked_mr_image(volume: AxialVolume, source: str) -> AxialVolume:
+    """An input volume given to the networks, if it may be an MR image; an InputError naming the source (a file, a
+    volume) and why it is not one: a label image or a CT (visibility.not_an_mr_image), on which the networks would
+    still outline a plausible canal."""
+    not_mr = not_an_mr_image(volume.read_slice, volume.n_slices)
+    if not_mr:
+        raise InputError(f"{source}: {not_mr}, not an MR image; the networks measure MR: give the MR image itself")
+    return volume
 
 
 def measure_with_segmenter(volume: AxialVolume, segmenter: Segmenter, progress: ProgressCallback | None = None,
@@ -345,11 +351,8 @@ def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path 
     total, runs = sum(v.n_slices for v in volumes), []
     for volume, block_labels in zip(volumes, labels):
         block_progress = _within(progress, sum(run.volume.n_slices for run in runs), total)
-        try:
-            runs.append(measure_with_labels(volume, block_labels, block_progress) if block_labels is not None
-                        else measure_with_segmenter(volume, segmenter, block_progress))
-        except InputError as error:  # what the image holds (e.g. a label image): named by its file
-            raise InputError(f"{input_path}: {error}") from None
+        runs.append(measure_with_labels(volume, block_labels, block_progress) if block_labels is not None
+                    else measure_with_segmenter(checked_mr_image(volume, str(input_path)), segmenter, block_progress))
     for slice_index, level in (levels or {}).items():
         runs[0].measurements[slice_index].level = level
     if region is None and volumes[0].named_region is None:

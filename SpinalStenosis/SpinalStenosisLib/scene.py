@@ -26,7 +26,7 @@ from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_na
 from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, masks_from_labels,
                           measure_slice)
 from .outputs import CSV_COLUMNS
-from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volume, input_warnings,
+from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volume, checked_mr_image, input_warnings,
                        measure_with_segmenter, region_shown_by)
 from .volume_io import PICTURE_SUFFIXES, AxialVolume, axial_from_array
 
@@ -686,6 +686,6 @@ def measure_volume_node(stenosis_scene: StenosisScene, volume_node, segmenter: S
                         progress: ProgressCallback | None = None, should_cancel=None) -> SceneOutputs:
     """Measure: segment and measure every slice, then create/update the output nodes. Nothing is added to the
     scene before the run is complete, so a cancelled run (``Cancelled``) leaves no half-made nodes."""
-    run = measure_with_segmenter(axial_volume_of(volume_node, stenosis_scene.dicom_value), segmenter, progress,
-                                 should_cancel)
+    volume = checked_mr_image(axial_volume_of(volume_node, stenosis_scene.dicom_value), volume_node.GetName())
+    run = measure_with_segmenter(volume, segmenter, progress, should_cancel)
     return stenosis_scene.publish(volume_node, run)
