@@ -11,8 +11,8 @@ and are counted apart. Every slice with both foramina: the left one must lie on 
 than the canal's). The check column: on how many slices whose canal passes the checks the canal is to check (network
 2's confidence in it below measurement.CHECK_BELOW, or an outline the image barely shows: visibility.faint), on how
 many whose canal fails them, and how many of the reported foramina are to check. How many volumes `measure` would
-refuse as a label image or a CT (none should be: they are MR), with the largest share of pixels at CT air's
-intensity. Writes one overlay PNG per volume to --overlays (outside the repository).
+refuse as a label image or a CT (none should be: they are MR), with the largest share of pixels at CT fat's
+intensity or below. Writes one overlay PNG per volume to --overlays (outside the repository).
 
 With --compare it also runs the networks of another models folder (see `spinal-stenosis package-models`) on the same
 volumes and prints, per outcome, both models' shares, on how many slices the candidate is better and worse, the exact
@@ -39,7 +39,7 @@ from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.measurement import doubted  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter, region_shown_by  # noqa: E402
 from SpinalStenosisLib.report import write_report  # noqa: E402
-from SpinalStenosisLib.visibility import AIR_HU, CT_AIR_SHARE, air_share, not_an_mr_image  # noqa: E402
+from SpinalStenosisLib.visibility import CT_FAT_SHARE, FAT_HU, fat_share, not_an_mr_image  # noqa: E402
 from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
 
 CERVICAL = [("gmchallenge_cervical_t2star", f"sub-{s}_run-1_T2starw.nii.gz", f"sub-{s}_run-1_T2starw_seg-manual.nii.gz")
@@ -169,13 +169,13 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
     overlays.mkdir(parents=True, exist_ok=True)
     results = {"cervical": {}, "lumbar": {}, "foramen_sides": {"slices": 0, "correct": 0},
                "foramina_to_check": {region: {"reported": 0, "to_check": 0} for region in ("cervical", "lumbar")},
-               "warned_clipped": [], "shown_neck": {"cervical": [], "lumbar": []}, "not_mr": [], "air_share": []}
+               "warned_clipped": [], "shown_neck": {"cervical": [], "lumbar": []}, "not_mr": [], "fat_share": []}
 
     def run_volume(name: str, path: Path, region: str):
         volume = open_axial(path)
         if not_an_mr_image(volume.read_slice, volume.n_slices):
             results["not_mr"].append(name)
-        results["air_share"].append(air_share(volume.read_slice, volume.n_slices))
+        results["fat_share"].append(fat_share(volume.read_slice, volume.n_slices))
         run = measure_with_segmenter(volume, segmenter)
         warnings = run.warnings
         write_report(overlays / f"{path.parent.name}_{path.name.split('.')[0]}.png", run.measurements,
@@ -250,9 +250,9 @@ def print_results(results: dict) -> None:
     print("lumbar volumes whose worst finding is an absolute stenosis (mostly healthy abdominal series and "
           "volunteers): " + "; ".join(f"by {label} {count} of {len(lumbar)}" for label, count in absolute.items()))
     print(f"taken for a label image or a CT, which measure refuses (visibility.not_an_mr_image): "
-          f"{len(results['not_mr'])} of {len(results['air_share'])} volumes; largest share of pixels at "
-          f"{AIR_HU:.0f} or below: {max(results['air_share'], default=0.0):.1%} (a CT is refused from "
-          f"{CT_AIR_SHARE:.0%})")
+          f"{len(results['not_mr'])} of {len(results['fat_share'])} volumes; largest share of pixels at "
+          f"{FAT_HU:.0f} or below: {max(results['fat_share'], default=0.0):.1%} (a CT is refused from "
+          f"{CT_FAT_SHARE:.0%})")
     necks = results["shown_neck"]
     print("graded cervical without --region, the image showing a whole neck (body_region): "
           + "; ".join(f"{len(necks[region])} of {len(results[region])} {region} volumes" for region in necks))

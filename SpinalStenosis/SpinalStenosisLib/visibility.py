@@ -30,9 +30,10 @@ CLIPPED_CANAL_FRACTION = 0.3
 # A label image holds a few small whole numbers (this project's 0-3, a mask's 0-1, the Lumbar Spine MRI dataset's
 # multiples of 50 up to 250); an MR image, even an 8-bit export, hundreds of values
 MAX_LABEL_VALUES, MAX_LABEL_VALUE = 16, 255
-# A CT in Hounsfield units has its air at about -1000 (a third to a half of a body's field of view); an MR image has
-# no intensity below 0 but a little noise, whatever its scale
-AIR_HU, CT_AIR_SHARE = -500.0, 0.05
+# A CT in Hounsfield units has its fat at about -100 and its air at about -1000: a tenth or more of even a field of
+# view inside the body (a spine CT's); an MR image has no intensity below 0 but a little noise, whatever its scale
+# (normalised, a few units below 0)
+FAT_HU, CT_FAT_SHARE = -50.0, 0.05
 CT_CHECKED_SLICES = 20  # spread over the stack
 
 
@@ -123,20 +124,20 @@ def label_values(read_slice: Callable[[int], np.ndarray], n_slices: int) -> list
     return sorted(int(v) for v in values) if len(values) > 1 else None
 
 
-def air_share(read_slice: Callable[[int], np.ndarray], n_slices: int) -> float:
-    """The share of an image's pixels at AIR_HU or below, on CT_CHECKED_SLICES slices spread over its stack."""
+def fat_share(read_slice: Callable[[int], np.ndarray], n_slices: int) -> float:
+    """The share of an image's pixels at FAT_HU or below, on CT_CHECKED_SLICES slices spread over its stack."""
     checked = [read_slice(s) for s in range(0, n_slices, max(1, n_slices // CT_CHECKED_SLICES))]
-    return sum(int(np.count_nonzero(image <= AIR_HU)) for image in checked) / sum(image.size for image in checked)
+    return sum(int(np.count_nonzero(image <= FAT_HU)) for image in checked) / sum(image.size for image in checked)
 
 
 def not_an_mr_image(read_slice: Callable[[int], np.ndarray], n_slices: int) -> str:
-    """Why an image is not an MR image: a label image (label_values), or a CT (air_share at least CT_AIR_SHARE);
+    """Why an image is not an MR image: a label image (label_values), or a CT (fat_share at least CT_FAT_SHARE);
     "" for any other."""
     labels = label_values(read_slice, n_slices)
     if labels is not None:
         return f"the image holds only the values {', '.join(map(str, labels))}: a label image (a segmentation or mask)"
-    air = air_share(read_slice, n_slices)
-    if air >= CT_AIR_SHARE:
-        return (f"{100 * air:.0f} % of the image's pixels are at {AIR_HU:.0f} or below, as air is in a CT's Hounsfield "
-                "units: a CT image")
+    fat = fat_share(read_slice, n_slices)
+    if fat >= CT_FAT_SHARE:
+        return (f"{100 * fat:.0f} % of the image's pixels are at {FAT_HU:.0f} or below, as fat and air are in a CT's "
+                "Hounsfield units: a CT image")
     return ""

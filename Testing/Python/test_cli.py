@@ -495,7 +495,7 @@ def test_a_label_image_or_a_ct_given_as_the_image_is_refused_and_named_among_sev
     ct = tmp_path / "ct.nii.gz"
     write_image(ct, np.where(pixels == pixels.min(), -1000.0, pixels), geometry)  # air around it, as in a CT
     code, err = run(capsys, "measure", ct, "--out", tmp_path / "ct")
-    assert code == cli.EXIT_INPUT and "as air is in a CT's Hounsfield units: a CT image, not an MR image" in err
+    assert code == cli.EXIT_INPUT and "as fat and air are in a CT's Hounsfield units: a CT image, not an MR image" in err
 
 
 def test_sagittal_input_is_refused_with_advice(tmp_path, capsys):

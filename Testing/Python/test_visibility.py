@@ -78,13 +78,15 @@ def test_a_label_image_is_told_from_an_mr_image_by_its_few_small_whole_values():
     assert label_values(lambda s: np.zeros((64, 64)), 3) is None  # blank: nothing to find, not a label image
 
 
-def test_a_ct_is_told_from_an_mr_image_by_its_air_in_hounsfield_units():
+def test_a_ct_is_told_from_an_mr_image_by_its_fat_and_air_in_hounsfield_units():
     rows, columns = np.indices((128, 128))
     body = np.hypot(rows - 64, columns - 64) < 50
     noise = np.random.default_rng(3).normal(0.0, 20.0, (3, 128, 128))
     ct = np.where(body, 40.0, -1000.0) + noise  # soft tissue in air
-    assert not_an_mr_image(lambda s: ct[s], 3).startswith("52 % of the image's pixels are at -500 or below, as air")
+    assert not_an_mr_image(lambda s: ct[s], 3).startswith("52 % of the image's pixels are at -50 or below, as fat")
     assert not_an_mr_image(lambda s: ct[s] + 1024.0, 3) == ""  # stored without the rescale intercept: not told
+    spine_ct = np.where(np.abs(columns - 64) < 20, 40.0, -100.0) + noise  # a field of view inside the body: fat
+    assert not_an_mr_image(lambda s: spine_ct[s], 3).startswith("69 % of the image's pixels are at -50 or below")
     mr = np.where(body, 300.0, 0.0) + np.abs(noise)
     assert not_an_mr_image(lambda s: mr[s], 3) == ""
     assert not_an_mr_image(lambda s: (mr[s] - mr.mean()) / mr.std(), 3) == ""  # normalised, negative below the mean
