@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,10 +84,10 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
 
 
 def _say_results(runs: list[MeasurementRun], region: str) -> None:
-    """Each run's worst findings, those of each named level, and what to check (a run a block of an angled DICOM
-    series, named so), and for the blocks of a series the worst findings of them all."""
+    """Each run's worst findings and what to check (a run a block of an angled DICOM series, named so), and for the
+    blocks of a series the worst findings of them all; then those of each named level (over all the blocks)."""
     from .findings import (describe_findings, describe_levels, worst_findings, worst_findings_by_level,
-                           worst_findings_of_blocks)
+                           worst_findings_by_level_of_blocks, worst_findings_of_blocks)
     from .measurement import describe_checks
     from .outputs import block_folder
 
@@ -94,15 +95,18 @@ def _say_results(runs: list[MeasurementRun], region: str) -> None:
         where = _block_prefix(k, len(runs))
         findings = describe_findings(worst_findings(run.measurements, region))
         print(f"{where}{findings or 'no canal or foramen found'}")
-        for line in describe_levels(worst_findings_by_level(run.measurements, region)):
-            print(f"{where}{line}")
         checks = {m.slice_index: m.check for m in run.measurements if m.check}
         if checks:
             print(f"{where}check {describe_checks(checks)} (the check column: what the network was unsure of, or the "
                   "image barely shows)")
+    by_level = worst_findings_by_level(runs[0].measurements, region)
     if len(runs) > 1:
-        series = worst_findings_of_blocks({block_folder(k): run.measurements for k, run in enumerate(runs, 1)}, region)
-        print(f"the whole series: {describe_findings(series) or 'no canal or foramen found'}")
+        blocks = {block_folder(k): run.measurements for k, run in enumerate(runs, 1)}
+        series = describe_findings(worst_findings_of_blocks(blocks, region))
+        print(f"the whole series: {series or 'no canal or foramen found'}")
+        by_level = worst_findings_by_level_of_blocks(blocks, region)
+    for line in describe_levels(by_level):
+        print(line)
 
 
 def _block_prefix(block: int, blocks: int) -> str:
@@ -112,16 +116,22 @@ def _block_prefix(block: int, blocks: int) -> str:
     return f"{block_folder(block)}: " if blocks > 1 else ""
 
 
-def _levels(text: str) -> dict[int, str]:
-    """--levels "4=L4-L5,8=L5-S1", or slice ranges "0-2=L3-L4,3-5=L4-L5": slice index → vertebral level."""
-    levels = {}
+def _levels(text: str) -> dict[int | str, str]:
+    """--levels "4=L4-L5,8=L5-S1", slice ranges "0-2=L3-L4,3-5=L4-L5", or the angled blocks of a DICOM series
+    "block-1=L3-L4,block-2=L4-L5": slice index (or block folder name) → vertebral level."""
+    levels: dict[int | str, str] = {}
     for item in text.split(","):
-        slices, _, level = (part.strip() for part in item.partition("="))
-        first, dash, last = slices.partition("-")
+        named, _, level = (part.strip() for part in item.partition("="))
+        if re.fullmatch(r"block-[1-9]\d*", named) and level:
+            if named in levels:
+                raise argparse.ArgumentTypeError(f"{named} is named twice")
+            levels[named] = level
+            continue
+        first, dash, last = named.partition("-")
         last = last if dash else first
         if not (first.isdigit() and last.isdigit() and int(first) <= int(last) and level):
-            raise argparse.ArgumentTypeError(f"{item.strip()!r} is not SLICE=LEVEL or FIRST-LAST=LEVEL (e.g. 4=L4-L5, "
-                                             "3-5=L4-L5)")
+            raise argparse.ArgumentTypeError(f"{item.strip()!r} is not SLICE=LEVEL, FIRST-LAST=LEVEL or "
+                                             "block-K=LEVEL (e.g. 4=L4-L5, 3-5=L4-L5, block-2=L4-L5)")
         for index in range(int(first), int(last) + 1):
             if index in levels:
                 raise argparse.ArgumentTypeError(f"slice {index} is named twice")
@@ -235,8 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "axial slice as displayed, anterior at the top, the patient's left on the right")
     measure.add_argument("--levels", type=_levels, default={}, metavar="SLICE=LEVEL,...",
                          help='the vertebral level of slices, e.g. "4=L4-L5,8=L5-S1", or of ranges of slices, e.g. '
-                              '"0-2=L3-L4,3-5=L4-L5" (slice_index as in the CSV): named in every output, and each '
-                              "level's worst findings said")
+                              '"0-2=L3-L4,3-5=L4-L5" (slice_index as in the CSV), or of the angled blocks of a DICOM '
+                              'series, e.g. "block-1=L3-L4,block-2=L4-L5": named in every output, and each level\'s '
+                              "worst findings said")
     measure.add_argument("--scene", help="also write a Slicer scene bundle (.mrb); needs slicer-core")
     measure.add_argument("--device", default="cpu", help="torch device for the networks")
     measure.add_argument("--precision", choices=PRECISIONS, default="auto",

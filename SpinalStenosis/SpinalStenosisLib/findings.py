@@ -88,6 +88,15 @@ def worst_findings_by_level(measurements: list[SliceMeasurement], region: str) -
     return {level: worst_findings(slices, region) for level, slices in by_level.items()}
 
 
+def worst_findings_by_level_of_blocks(blocks: Mapping[str, list[SliceMeasurement]], region: str
+                                      ) -> dict[str, dict[str, Finding]]:
+    """worst_findings_by_level over the blocks of a DICOM series in angled blocks (each block's measurements by its
+    name): each level's worst findings among the slices named so in every block, each naming its block."""
+    levels = dict.fromkeys(m.level for measurements in blocks.values() for m in measurements if m.level)
+    return {level: worst_findings_of_blocks({name: [m for m in measurements if m.level == level]
+                                             for name, measurements in blocks.items()}, region) for level in levels}
+
+
 def describe_levels(by_level: Mapping[str, dict[str, Finding]]) -> list[str]:
     """A line per level: "L4-L5: canal AP 6.7 mm (absolute stenosis, slice 4); dural-sac area ..."."""
     lines = []
@@ -96,7 +105,7 @@ def describe_levels(by_level: Mapping[str, dict[str, Finding]]) -> list[str]:
         for name, finding in findings.items():
             graded = GRADED_MEASUREMENTS[name]
             said = [finding.grade] if finding.grade else []
-            said += [slice_name(finding.slice_index)] + (["to check"] if finding.to_check else [])
+            said += [slice_name(finding.slice_index, block=finding.block)] + (["to check"] if finding.to_check else [])
             phrases.append(f"{graded.label} {finding.value:.1f} {graded.unit} ({', '.join(said)})")
         lines.append(f"{level}: " + ("; ".join(phrases) or "no canal or foramen found"))
     return lines

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import __version__
 from .findings import (GRADED_MEASUREMENTS, findings_document, worst_findings, worst_findings_by_level,
-                       worst_findings_of_blocks)
+                       worst_findings_by_level_of_blocks, worst_findings_of_blocks)
 from .grading import GRADE_COLUMNS, grade
 from .markups_json import line_markup, markups_document, ruler_name
 from .measurement import CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement
@@ -120,9 +120,12 @@ def write_json(path: Path, measurements: list[SliceMeasurement], region: str, pr
 
 def write_series_json(path: Path, blocks: dict[str, list[SliceMeasurement]], region: str, provenance: dict) -> None:
     """SERIES_FILE: the worst findings of a DICOM series measured in angled blocks (each block's measurements by its
-    folder's name), each naming its block: what the command prints as "the whole series"."""
+    folder's name), each naming its block: what the command prints as "the whole series"; and those of each named
+    level."""
     document = {"tool": "spinal-stenosis", "version": __version__, "region": region, **provenance,
-                "blocks": list(blocks), "worst_findings": findings_document(worst_findings_of_blocks(blocks, region))}
+                "blocks": list(blocks), "worst_findings": findings_document(worst_findings_of_blocks(blocks, region)),
+                "worst_findings_by_level": {level: findings_document(findings) for level, findings
+                                            in worst_findings_by_level_of_blocks(blocks, region).items()}}
     path.write_text(json.dumps(document, indent=1), encoding="utf-8")
 
 

@@ -310,15 +310,29 @@ def _within(progress: ProgressCallback | None, before: int, total: int) -> Progr
     return None if progress is None else lambda done, _: progress(before + done, total)
 
 
-def _check_levels(levels: Mapping[int, str], volumes: list[AxialVolume]) -> None:
-    """Levels name slices of one stack, by slice index."""
-    if len(volumes) > 1:
+def _named_levels(levels: Mapping[int | str, str], volumes: list[AxialVolume]) -> list[dict[int, str]]:
+    """Levels by slice index for each stack, from levels that name slices of one stack (by slice index) or the angled
+    blocks of a DICOM series (by block folder name, "block-2": all its slices)."""
+    blocks = {block_folder(k): volume for k, volume in enumerate(volumes, 1)}
+    by_slice = {s: level for s, level in levels.items() if isinstance(s, int)}
+    by_block = {name: level for name, level in levels.items() if isinstance(name, str)}
+    if len(volumes) > 1 and by_slice:
         raise InputError(f"the DICOM series is in {len(volumes)} angled blocks, each a stack of its own: levels name "
-                         "the slices of one stack (measure without them, or name them per block in 3D Slicer)")
-    outside = sorted(s for s in levels if not 0 <= s < volumes[0].n_slices)
+                         f"whole blocks (e.g. {block_folder(1)}=L4-L5), not the slices of one stack")
+    if len(volumes) == 1 and by_block:
+        raise InputError(f"levels name {', '.join(by_block)}, but the input is one stack, not a DICOM series in angled "
+                         "blocks: name its slices (e.g. 3-5=L4-L5)")
+    unknown = [name for name in by_block if name not in blocks]
+    if unknown:
+        raise InputError(f"levels name {', '.join(unknown)}, but the DICOM series' blocks are {', '.join(blocks)}")
+    outside = sorted(s for s in by_slice if not 0 <= s < volumes[0].n_slices)
     if outside:
         raise InputError(f"levels name slice {', '.join(map(str, outside))}, but the stack's slices are 0 to "
                          f"{volumes[0].n_slices - 1}")
+    if len(volumes) == 1:
+        return [by_slice]
+    return [dict.fromkeys(range(volume.n_slices), by_block[name]) if name in by_block else {}
+            for name, volume in blocks.items()]
 
 
 def region_shown_by(runs: list[MeasurementRun]) -> str | None:
@@ -332,29 +346,30 @@ def region_shown_by(runs: list[MeasurementRun]) -> str | None:
 def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path | str | None = None,
                  segmenter: Segmenter | None = None, region: str | None = None, overwrite: bool = False,
                  progress: ProgressCallback | None = None, pixel_mm: float | None = None,
-                 levels: Mapping[int, str] | None = None, series: str | None = None) -> list[MeasurementRun]:
+                 levels: Mapping[int | str, str] | None = None, series: str | None = None) -> list[MeasurementRun]:
     """The ``spinal-stenosis measure`` job: open, segment (or read labels), measure, write. One run, written into
     out_dir; a DICOM series in angled blocks gives a run per block (see :func:`open_axial_blocks`), written into
     out_dir's block folders. pixel_mm: a 2-D input's pixel size (see :func:`displayed_slice`). region: the cut-offs
     that grade the canal; None: the region a DICOM series' header names, else the one the image shows (a whole neck:
     cervical; see :mod:`body_region`, and MeasurementRun.shown_region), else lumbar. levels: the vertebral level of
-    slices of a single stack by slice index (e.g. {4: "L4-L5"}), carried into every output. series: which series of
+    slices of a single stack by slice index (e.g. {4: "L4-L5"}), or of the angled blocks of a DICOM series by block
+    folder name (e.g. {"block-2": "L4-L5"}), carried into every output. series: which series of
     a DICOM folder to measure (its number, or a word of its description; by default the T2-weighted axial one)."""
     input_path, out_dir = Path(input_path), Path(out_dir)
     check_output_folder(out_dir, input_path, overwrite)
     if labels_path is None and segmenter is None:
         raise ValueError("either labels_path or segmenter is needed")
     volumes = open_axial_blocks(input_path, pixel_mm, series)
-    if levels:
-        _check_levels(levels, volumes)
+    named_levels = _named_levels(levels or {}, volumes)
     labels = _block_labels(volumes, Path(labels_path), pixel_mm) if labels_path is not None else [None] * len(volumes)
     total, runs = sum(v.n_slices for v in volumes), []
     for volume, block_labels in zip(volumes, labels):
         block_progress = _within(progress, sum(run.volume.n_slices for run in runs), total)
         runs.append(measure_with_labels(volume, block_labels, block_progress) if block_labels is not None
                     else measure_with_segmenter(checked_mr_image(volume, str(input_path)), segmenter, block_progress))
-    for slice_index, level in (levels or {}).items():
-        runs[0].measurements[slice_index].level = level
+    for run, named in zip(runs, named_levels):
+        for slice_index, level in named.items():
+            run.measurements[slice_index].level = level
     if region is None and volumes[0].named_region is None:
         shown = region_shown_by(runs)
         for run in runs:

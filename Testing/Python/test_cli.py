@@ -174,14 +174,17 @@ def test_levels_named_on_the_command_line_are_in_every_output(phantom_files, tmp
     assert list(document["worst_findings_by_level"]) == ["L3-L4", "L4-L5"]
     code, err = run(capsys, "measure", image, "--masks", labels, "--out", tmp_path / "beyond", "--levels", "3=L5-S1")
     assert code == cli.EXIT_INPUT and "levels name slice 3, but the stack's slices are 0 to 2" in err
+    code, err = run(capsys, "measure", image, "--masks", labels, "--out", tmp_path / "block", "--levels",
+                    "block-1=L5-S1")
+    assert code == cli.EXIT_INPUT and "levels name block-1, but the input is one stack" in err
     assert not (tmp_path / "beyond").exists()
     with pytest.raises(SystemExit) as usage:
         cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "bad", "--levels", "L4-L5")])
     assert usage.value.code == cli.EXIT_USAGE and "'L4-L5' is not SLICE=LEVEL" in capsys.readouterr().err
-    for wrong in ("2-1=L4-L5", "1-=L4-L5", "a-2=L4-L5", "1-2="):
+    for wrong in ("2-1=L4-L5", "1-=L4-L5", "a-2=L4-L5", "1-2=", "block-0=L4-L5", "block-1="):
         with pytest.raises(SystemExit):
             cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "bad", "--levels", wrong)])
-        assert f"{wrong!r} is not SLICE=LEVEL or FIRST-LAST=LEVEL" in capsys.readouterr().err
+        assert f"{wrong!r} is not SLICE=LEVEL, FIRST-LAST=LEVEL or block-K=LEVEL" in capsys.readouterr().err
     for twice in ("1=L4-L5,1=L5-S1", "0-1=L4-L5,1-2=L5-S1"):
         with pytest.raises(SystemExit):
             cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "bad", "--levels", twice)])
@@ -479,8 +482,8 @@ def test_unknown_label_values_are_refused(phantom_files, tmp_path, capsys):
     assert code == cli.EXIT_INPUT and "unknown label values [7]" in err
 
 
-def test_a_label_image_or_a_ct_given_as_the_image_is_refused_and_named_among_several_inputs(phantom_files, tmp_path, capsys,
-                                                                                    monkeypatch):
+def test_a_label_image_or_a_ct_given_as_the_image_is_refused_and_named_among_several_inputs(
+        phantom_files, tmp_path, capsys, monkeypatch):
     from SpinalStenosisLib import inference
 
     image, labels = phantom_files
@@ -495,7 +498,7 @@ def test_a_label_image_or_a_ct_given_as_the_image_is_refused_and_named_among_sev
     ct = tmp_path / "ct.nii.gz"
     write_image(ct, np.where(pixels == pixels.min(), -1000.0, pixels), geometry)  # air around it, as in a CT
     code, err = run(capsys, "measure", ct, "--out", tmp_path / "ct")
-    assert code == cli.EXIT_INPUT and "as fat and air are in a CT's Hounsfield units: a CT image, not an MR image" in err
+    assert code == cli.EXIT_INPUT and "as fat and air are in a CT's Hounsfield units: a CT image, not an MR" in err
 
 
 def test_sagittal_input_is_refused_with_advice(tmp_path, capsys):
@@ -568,7 +571,20 @@ def test_a_dicom_series_in_angled_blocks_is_measured_block_by_block(phantom_file
                     tmp_path / "refused")
     assert code == cli.EXIT_INPUT and "2 angled blocks" in err and "--masks takes the output folder" in err
     code, err = run(capsys, "measure", series, "--masks", earlier, "--levels", "0=L4-L5", "--out", tmp_path / "named")
-    assert code == cli.EXIT_INPUT and "2 angled blocks" in err and "levels name the slices of one stack" in err
+    assert code == cli.EXIT_INPUT and "2 angled blocks" in err and "levels name whole blocks (e.g. block-1=" in err
+    code, err = run(capsys, "measure", series, "--masks", earlier, "--levels", "block-3=L4-L5", "--out", tmp_path / "3")
+    assert code == cli.EXIT_INPUT and "levels name block-3, but the DICOM series' blocks are block-1, block-2" in err
+    named = tmp_path / "named"
+    assert cli.main([str(a) for a in ("measure", series, "--masks", earlier, "--levels", "block-2=L4-L5,block-1=L3-L4",
+                                      "--out", named)]) == 0
+    said = capsys.readouterr().out
+    for k, level in ((1, "L3-L4"), (2, "L4-L5")):
+        document = json.loads((named / f"block-{k}" / "measurements.json").read_text(encoding="utf-8"))
+        assert [entry["level"] for entry in document["slices"]] == [level, level]
+        assert re.search(rf"^{level}: canal AP [\d.]+ mm \([a-z ]+, block-{k} slice \d\); ", said, re.MULTILINE)
+    by_level = json.loads((named / "series.json").read_text(encoding="utf-8"))["worst_findings_by_level"]
+    assert {level: {f["block"] for f in findings.values()} for level, findings in by_level.items()} == {
+        "L3-L4": {"block-1"}, "L4-L5": {"block-2"}}
     out = tmp_path / "out"
     code = cli.main([str(a) for a in ("measure", series, "--masks", earlier, "--out", out)])
     printed = capsys.readouterr()
