@@ -14,7 +14,7 @@ from .grading import grading_region
 from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measure_slice
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
                       write_rulers, write_series_json)
-from .report import write_report
+from .report import StackView, write_report, write_series_report
 from .visibility import clipped_image_warnings, not_an_mr_image
 from .volume_io import AxialVolume, InputError, open_axial_blocks, read_labels, write_labels
 
@@ -265,7 +265,8 @@ def measure_with_segmenter(volume: AxialVolume, segmenter: Segmenter, progress: 
 
 def write_outputs(runs: list[MeasurementRun], out_dir: Path, input_path: Path, region: str, overwrite: bool) -> Path:
     """Write segmentation, CSV, JSON, rulers and report into out_dir (one run) or into its block folders (the runs of
-    a DICOM series' angled blocks, with the whole series' worst findings in SERIES_FILE beside them), atomically."""
+    a DICOM series' angled blocks, with the whole series' worst findings in SERIES_FILE and its report beside them),
+    atomically."""
     check_output_folder(out_dir, input_path, overwrite)
     with staged_output(out_dir) as staging:
         for k, run in enumerate(runs, 1):
@@ -276,7 +277,16 @@ def write_outputs(runs: list[MeasurementRun], out_dir: Path, input_path: Path, r
         if len(runs) > 1:
             blocks = {block_folder(k): run.measurements for k, run in enumerate(runs, 1)}
             write_series_json(staging / SERIES_FILE, blocks, region, {"input": str(Path(input_path).name)})
+            views = {block_folder(k): _stack_view(run) for k, run in enumerate(runs, 1)}
+            write_series_report(staging / "report.png", views, region, f"Spinal stenosis: {Path(input_path).name}, "
+                                f"{len(runs)} angled blocks ({region})", list(dict.fromkeys(
+                                    warning for run in runs for warning in run.warnings)))
     return Path(out_dir)
+
+
+def _stack_view(run: MeasurementRun) -> StackView:
+    return StackView(run.measurements, run.volume.read_slice, lambda s: run.stack_labels[s],
+                     run.volume.layout.slice_grid)
 
 
 def _write_run(run: MeasurementRun, folder: Path, input_path: Path, region: str, block: dict) -> None:
@@ -288,8 +298,7 @@ def _write_run(run: MeasurementRun, folder: Path, input_path: Path, region: str,
                {"input": str(Path(input_path).name), **block, "input_warnings": warnings, **run.provenance},
                {m.slice_index: run.region_of_interest_ras(m.slice_index) for m in run.measurements})
     write_rulers(folder / "rulers.mrk.json", run.measurements)
-    write_report(folder / "report.png", run.measurements, volume.read_slice, lambda s: run.stack_labels[s],
-                 volume.layout.slice_grid, region, f"Spinal stenosis: {title} ({region})", warnings)
+    write_report(folder / "report.png", *_stack_view(run), region, f"Spinal stenosis: {title} ({region})", warnings)
 
 
 def _block_labels(volumes: list[AxialVolume], labels_path: Path, pixel_mm: float | None) -> list[np.ndarray]:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from .crop import crop_grid, resample
-from .findings import describe_findings, describe_levels, slice_name, worst_findings, worst_findings_by_level
+from .findings import (describe_findings, describe_levels, slice_name, worst_findings, worst_findings_by_level,
+                       worst_findings_by_level_of_blocks, worst_findings_of_blocks)
 from .geometry import PlaneGrid
 from .grading import grade
 from .markups_json import RULER_COLOURS
@@ -45,7 +46,7 @@ def _pick_slices(measurements: list[SliceMeasurement], worst_slices: set[int]) -
     return [m for m in measured if m.slice_index in keep]
 
 
-def _caption(m: SliceMeasurement, region: str) -> str:
+def _caption(m: SliceMeasurement, region: str, block: str = "") -> str:
     grades = grade(m.values, region)
 
     def fmt(value: float, unit: str, label: str, structure: str) -> str:
@@ -53,7 +54,7 @@ def _caption(m: SliceMeasurement, region: str) -> str:
         return "absent" if math.isnan(value) else f"{value:.1f} {unit}" + (f" ({label})" if label else "") + check
 
     return "\n".join([
-        f"{slice_name(m.slice_index, m.level)}  z={m.z_mm:.1f} mm",
+        f"{slice_name(m.slice_index, m.level, block)}  z={m.z_mm:.1f} mm",
         f"AP {fmt(m.values['canal_ap_mm'], 'mm', grades['canal_ap_grade'], 'canal')}",
         f"area {fmt(m.values['canal_area_mm2'], 'mm²', grades['canal_area_grade'], 'canal')}",
         f"transverse {fmt(m.values['canal_transverse_mm'], 'mm', '', 'canal')}",
@@ -149,48 +150,85 @@ def _draw_overlays(draw, m: SliceMeasurement, outlines: dict[int, list[np.ndarra
             draw.ellipse((x - 2.5, y - 2.5, x + 2.5, y + 2.5), fill=colour)
 
 
+class StackView(NamedTuple):
+    """A measured stack as the report reads it: its measurements, and each slice's image, labels and grid."""
+
+    measurements: list[SliceMeasurement]
+    read_slice: Callable[[int], np.ndarray]
+    read_labels: Callable[[int], np.ndarray]
+    slice_grid: Callable[[int], PlaneGrid]
+
+
 def write_report(path: Path, measurements: list[SliceMeasurement], read_slice: Callable[[int], np.ndarray],
                  read_labels: Callable[[int], np.ndarray], slice_grid: Callable[[int], PlaneGrid],
                  region: str, title: str, warnings: Sequence[str] = ()) -> None:
     """The report of a run's measurements (see the module's docstring): title, worst findings, those of each named
     level, warnings (e.g. MeasurementRun.warnings), the profile along the stack and the panels."""
+    findings = worst_findings(measurements, region)
+    stack = StackView(measurements, read_slice, read_labels, slice_grid)
+    panels = [(stack, m, "") for m in _pick_slices(measurements, {f.slice_index for f in findings.values()})]
+    texts = [describe_findings(findings), *describe_levels(worst_findings_by_level(measurements, region))]
+    _render(path, title, texts, warnings, panels, region, measurements if shows_profile(measurements) else None)
+
+
+def write_series_report(path: Path, blocks: Mapping[str, StackView], region: str, title: str,
+                        warnings: Sequence[str] = ()) -> None:
+    """The report of a DICOM series measured in angled blocks (each block's stack by its folder's name): the whole
+    series' worst findings and those of each named level, the warnings, and a panel for each slice that holds one
+    of a block's worst findings (only each block's narrowest canal AP when those are more than MAX_PANELS)."""
+    measurements = {name: stack.measurements for name, stack in blocks.items()}
+    texts = [describe_findings(worst_findings_of_blocks(measurements, region)),
+             *describe_levels(worst_findings_by_level_of_blocks(measurements, region))]
+    worst = {name: worst_findings(stack.measurements, region) for name, stack in blocks.items()}
+    shown = {name: {f.slice_index for f in findings.values()} for name, findings in worst.items()}
+    if sum(map(len, shown.values())) > MAX_PANELS:
+        shown = {name: {f.slice_index for key, f in findings.items() if key == "canal_ap_mm"}
+                 for name, findings in worst.items()}
+    panels = [(stack, m, name) for name, stack in blocks.items() for m in stack.measurements
+              if m.slice_index in shown[name]][:MAX_PANELS]
+    _render(path, title, texts, warnings, panels, region, None)
+
+
+def _render(path: Path, title: str, texts: Sequence[str], warnings: Sequence[str],
+            panels: Sequence[tuple[StackView, SliceMeasurement, str]], region: str,
+            profile: list[SliceMeasurement] | None) -> None:
+    """Draw a report: title; the texts (findings) in white and the warnings in orange, each wrapped to the width;
+    the profile of those measurements along the stack, if any; then a panel per (stack, slice, block name)."""
     from PIL import Image, ImageDraw
 
-    findings = worst_findings(measurements, region)
-    panels = _pick_slices(measurements, {finding.slice_index for finding in findings.values()})
     columns = min(COLUMNS, max(1, len(panels)))
     rows = max(1, math.ceil(len(panels) / columns))
     cell_w, cell_h = VIEW_PX + 2 * MARGIN_PX, CAPTION_PX + VIEW_PX + MARGIN_PX
     font, title_font = _font("DejaVuSans.ttf", TEXT_PX), _font("DejaVuSans.ttf", TITLE_TEXT_PX)
     caption_font = _font("DejaVuSansMono.ttf", CAPTION_TEXT_PX)
     width_px = columns * cell_w - 2 * MARGIN_PX
-    header_lines = [(line, "white") for line in _wrapped(describe_findings(findings), font, width_px)]
-    header_lines += [(line, "white") for level_line in describe_levels(worst_findings_by_level(measurements, region))
-                     for line in _wrapped(level_line, font, width_px)]
+    header_lines = [(line, "white") for text in texts for line in _wrapped(text, font, width_px)]
     header_lines += [(line, WARNING_COLOUR) for warning in warnings
                      for line in _wrapped(f"Warning: {warning}", font, width_px)]
     lines_px = TITLE_PX + len(header_lines) * FINDINGS_LINE_PX
-    header_px = lines_px + (CHART_PX if shows_profile(measurements) else 0)
+    header_px = lines_px + (CHART_PX if profile is not None else 0)
     canvas = Image.new("RGB", (columns * cell_w, header_px + rows * cell_h), "black")
     draw = ImageDraw.Draw(canvas)
     draw.text((canvas.width / 2, TITLE_PX / 2), title, fill="white", font=title_font, anchor="mm")
     for n, (line, colour) in enumerate(header_lines):
         draw.text((canvas.width / 2, TITLE_PX + (n + 0.5) * FINDINGS_LINE_PX), line, fill=colour, font=font,
                   anchor="mm")
-    if header_px > lines_px:
-        draw_profiles(draw, (MARGIN_PX, lines_px, canvas.width - MARGIN_PX, header_px - MARGIN_PX), measurements,
+    if profile is not None:
+        draw_profiles(draw, (MARGIN_PX, lines_px, canvas.width - MARGIN_PX, header_px - MARGIN_PX), profile,
                       region, font)
     if not panels:
         draw.text((canvas.width / 2, header_px + cell_h / 2), "nothing measured:\nno canal or foramen found",
                   fill="white", font=font, anchor="mm", align="center")
-    for n, m in enumerate(panels):
+    for n, (stack, m, block) in enumerate(panels):
         left, top = (n % columns) * cell_w + MARGIN_PX, header_px + (n // columns) * cell_h
-        image, labels, grid = read_slice(m.slice_index), read_labels(m.slice_index), slice_grid(m.slice_index)
+        s = m.slice_index
+        image, labels, grid = stack.read_slice(s), stack.read_labels(s), stack.slice_grid(s)
         image_top, view = top + CAPTION_PX, _view(grid, labels)
         panel = Image.fromarray(_panel(image, grid, view))
         _draw_overlays(ImageDraw.Draw(panel), m, _outlines(labels, grid, view), view)
         canvas.paste(panel, (left, image_top))
-        draw.multiline_text((left + 4, top + 4), _caption(m, region), fill="white", font=caption_font, spacing=4)
+        draw.multiline_text((left + 4, top + 4), _caption(m, region, block), fill="white", font=caption_font,
+                            spacing=4)
         for text, xy, anchor in (("R", (left + 6, image_top + VIEW_PX / 2), "lm"),
                                  ("L", (left + VIEW_PX - 6, image_top + VIEW_PX / 2), "rm"),
                                  ("A", (left + VIEW_PX / 2, image_top + 6), "mt")):

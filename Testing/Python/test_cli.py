@@ -594,7 +594,12 @@ def test_a_dicom_series_in_angled_blocks_is_measured_block_by_block(phantom_file
                      printed.out, re.MULTILINE)  # the two blocks are alike: either holds the narrowest
     progress = [line for line in printed.err.splitlines() if line.startswith("PROGRESS")]
     assert progress[0] == "PROGRESS 2/4" and progress[-1] == "PROGRESS 4/4"  # through both blocks
-    assert sorted(p.name for p in out.iterdir()) == ["block-1", "block-2", "series.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["block-1", "block-2", "report.png", "series.json"]
+    from PIL import Image
+
+    from SpinalStenosisLib.report import MARGIN_PX, VIEW_PX
+    panel_px = VIEW_PX + 2 * MARGIN_PX  # the series' report shows a worst slice of each block, side by side
+    assert Image.open(out / "report.png").width >= 2 * panel_px
     series = json.loads((out / "series.json").read_text(encoding="utf-8"))  # what the whole-series line says
     narrowest = series["worst_findings"]["canal_ap_mm"]
     assert (series["input"], series["blocks"]) == ("series", ["block-1", "block-2"])
