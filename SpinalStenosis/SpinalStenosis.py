@@ -66,6 +66,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.demoButton.connect("clicked(bool)", self.onDemoButton)
         self.ui.measureButton.connect("clicked(bool)", self.onMeasureButton)
         self.ui.remeasureButton.connect("clicked(bool)", self.onRemeasureButton)
+        self.ui.nameLevelsButton.connect("clicked(bool)", self.onNameLevelsButton)
         self.ui.exportButton.connect("clicked(bool)", self.onExportButton)
         self.ui.editButton.connect("clicked(bool)", self.onEditButton)
         self.ui.tableView.connect("selectionChanged()", self.onTableSelectionChanged)
@@ -135,7 +136,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.measureButton.text = _("Cancel") if running else _("Measure")
         self.ui.measureButton.enabled = running or hasInput
         self.ui.demoButton.enabled = not running
-        for button in (self.ui.remeasureButton, self.ui.exportButton, self.ui.editButton):
+        for button in (self.ui.remeasureButton, self.ui.exportButton, self.ui.editButton, self.ui.nameLevelsButton):
             button.enabled = hasOutput and not running
 
     def onDemoButton(self) -> None:
@@ -224,6 +225,10 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.text = _("Re-measured {n} edited slice(s): {findings}.").format(
                 n=len(changed), findings=self.logic.worstFindings(self._parameterNode)) + (
                 "\n" + byLevel if byLevel else "")
+
+    def onNameLevelsButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to name the levels."), waitCursor=True):
+            self.ui.statusLabel.text = self.logic.nameLevels(self._parameterNode, self.ui.levelsEdit.text)
 
     def onEditButton(self) -> None:
         slicer.util.selectModule("SegmentEditor")
@@ -405,6 +410,14 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         scene = self.stenosisScene(parameterNode.region)
         return "\n".join(describe_levels(scene.worst_findings_by_level(self._outputs(parameterNode).table)))
 
+    def nameLevels(self, parameterNode, text: str) -> str:
+        """Name the levels of the table's slices from one line ("0-2=L3-L4, 3-5=L4-L5", as measure --levels); the
+        worst findings of each level, as findingsByLevel gives them. A ValueError says what is wrong in the line."""
+        from SpinalStenosisLib.level_names import parse_levels
+
+        self.stenosisScene(parameterNode.region).name_levels(self._outputs(parameterNode).table, parse_levels(text))
+        return self.findingsByLevel(parameterNode)
+
     def toCheck(self, parameterNode) -> str:
         """What the network was unsure of, or the image barely shows, by structure ("the canal on slice 3; ..."; "" for
         nothing)."""
@@ -466,6 +479,7 @@ class SpinalStenosisTest(ScriptedLoadableModuleTest):
         outputs.table.GetTable().GetColumnByName("level").SetValue(narrowestRow, "L4-L5")  # as typed into the table
         self.assertIn("(L4-L5)", logic.worstFindings(parameterNode))
         self.assertTrue(logic.findingsByLevel(parameterNode).startswith("L3-L4: canal AP"))  # the demo names each slice
+        self.assertTrue(logic.nameLevels(parameterNode, "0-8=L4").startswith("L4: canal AP"))
         parameterNode.region = "cervical"
         self.assertTrue(logic.followRegion(parameterNode))
         self.assertIs(logic.followVolume(parameterNode), outputs.table)

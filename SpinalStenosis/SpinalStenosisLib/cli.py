@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -117,26 +116,13 @@ def _block_prefix(block: int, blocks: int) -> str:
 
 
 def _levels(text: str) -> dict[int | str, str]:
-    """--levels "4=L4-L5,8=L5-S1", slice ranges "0-2=L3-L4,3-5=L4-L5", or the angled blocks of a DICOM series
-    "block-1=L3-L4,block-2=L4-L5": slice index (or block folder name) → vertebral level."""
-    levels: dict[int | str, str] = {}
-    for item in text.split(","):
-        named, _, level = (part.strip() for part in item.partition("="))
-        if re.fullmatch(r"block-[1-9]\d*", named) and level:
-            if named in levels:
-                raise argparse.ArgumentTypeError(f"{named} is named twice")
-            levels[named] = level
-            continue
-        first, dash, last = named.partition("-")
-        last = last if dash else first
-        if not (first.isdigit() and last.isdigit() and int(first) <= int(last) and level):
-            raise argparse.ArgumentTypeError(f"{item.strip()!r} is not SLICE=LEVEL, FIRST-LAST=LEVEL or "
-                                             "block-K=LEVEL (e.g. 4=L4-L5, 3-5=L4-L5, block-2=L4-L5)")
-        for index in range(int(first), int(last) + 1):
-            if index in levels:
-                raise argparse.ArgumentTypeError(f"slice {index} is named twice")
-            levels[index] = level
-    return levels
+    """--levels (see level_names.parse_levels)."""
+    from .level_names import parse_levels
+
+    try:
+        return parse_levels(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _progress(done: int, total: int) -> None:

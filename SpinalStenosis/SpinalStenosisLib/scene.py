@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -392,6 +392,26 @@ class StenosisScene:
     def worst_findings(self, table) -> dict[str, Finding]:
         """The study's worst findings (findings.worst_findings) as the table now holds them."""
         return worst_findings(self.measurements_of(table), self.region)
+
+    def name_levels(self, table, levels: Mapping[int | str, str]) -> None:
+        """Write levels (level_names.parse_levels: slice index → level) into the table's Level column, as if typed
+        into each named row's cell; a ValueError for an angled block's name (here each block is a volume of its own)
+        or a slice the table does not hold."""
+        blocks = [str(name) for name in levels if isinstance(name, str)]
+        if blocks:
+            raise ValueError(f"levels name {', '.join(blocks)}: in 3D Slicer each angled block of a DICOM series is a "
+                             "volume of its own; name the slices of the one measured (e.g. 0-2=L4-L5)")
+        vtk_table = table.GetTable()
+        rows = {int(vtk_table.GetColumnByName("slice_index").GetValue(row)): row
+                for row in range(vtk_table.GetNumberOfRows())}
+        missing = sorted(s for s in levels if s not in rows)
+        if missing:
+            raise ValueError(f"levels name slice {', '.join(map(str, missing))}, but the table's slices are "
+                             f"{min(rows, default=0)} to {max(rows, default=0)}")
+        for slice_index, level in levels.items():
+            vtk_table.GetColumnByName("level").SetValue(rows[slice_index], level)
+        vtk_table.Modified()
+        table.Modified()
 
     def worst_findings_by_level(self, table) -> dict[str, dict[str, Finding]]:
         """The worst findings of each level named in the table's Level column (findings.worst_findings_by_level)."""

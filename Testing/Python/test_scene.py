@@ -343,6 +343,23 @@ def test_a_level_typed_into_the_table_stays_through_remeasure_and_measure_and_is
         assert [row["level"] for row in csv.DictReader(handle)] == named
 
 
+def test_levels_named_in_one_line_fill_the_level_column_and_group_the_findings(context, volume):
+    from SpinalStenosisLib.level_names import parse_levels
+
+    logic, outputs = measure(context, volume)
+    logic.name_levels(outputs.table, parse_levels("0-1=L4-L5, 2=L5-S1"))
+    column = outputs.table.GetTable().GetColumnByName("level")
+    assert [column.GetValue(r) for r in range(3)] == ["L4-L5", "L4-L5", "L5-S1"]
+    assert list(logic.worst_findings_by_level(outputs.table)) == ["L4-L5", "L5-S1"]
+    for wrong, why in (("3=S1", "levels name slice 3, but the table's slices are 0 to 2"),
+                       ("block-1=L4-L5", "each angled block of a DICOM series is a volume of its own")):
+        with pytest.raises(ValueError, match=why):
+            logic.name_levels(outputs.table, parse_levels(wrong))
+    assert [column.GetValue(r) for r in range(3)] == ["L4-L5", "L4-L5", "L5-S1"]  # a refused line changes nothing
+    measure_volume_node(logic, volume, ThresholdSegmenter())
+    assert [column.GetValue(r) for r in range(3)] == ["L4-L5", "L4-L5", "L5-S1"]  # kept through Measure again
+
+
 def test_levels_the_volume_names_fill_the_table_and_a_typed_one_wins(context, volume):
     volume.SetAttribute(LEVELS_ATTRIBUTE, json.dumps({"0": "L3-L4", "2": "L4-L5"}))
     logic, outputs = measure(context, volume)
