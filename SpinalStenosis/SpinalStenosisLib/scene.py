@@ -28,6 +28,7 @@ from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceM
 from .outputs import CSV_COLUMNS
 from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volume, checked_mr_image, input_warnings,
                        measure_with_segmenter, region_shown_by)
+from .report import write_report
 from .volume_io import PICTURE_SUFFIXES, AxialVolume, axial_from_array
 
 DicomValue = Callable[[str, str], str]  # (SOP instance UID, tag "gggg,eeee") → the header value, "" without one
@@ -616,23 +617,36 @@ class StenosisScene:
     # ---- export ----------------------------------------------------------------------------------------------
     def export(self, outputs: SceneOutputs, folder: Path | str, base_name: str) -> dict[str, Path]:
         """Write <base>.seg.nrrd, <base>_rulers.mrk.json and <base>_measurements.csv into folder, in the input
-        volume's own coordinates (as Slicer stores nodes under a transform), so they overlay the volume's file."""
+        volume's own coordinates (as Slicer stores nodes under a transform), so they overlay the volume's file; and
+        <base>_report.png, the command's report of what the table, the segments and the rulers now hold."""
         folder = Path(folder).resolve()
         folder.mkdir(parents=True, exist_ok=True)
         paths = {"segmentation": folder / f"{base_name}.seg.nrrd",
                  "rulers": folder / f"{base_name}_rulers.mrk.json",
-                 "table": folder / f"{base_name}_measurements.csv"}
+                 "table": folder / f"{base_name}_measurements.csv",
+                 "report": folder / f"{base_name}_report.png"}
         storage = outputs.segmentation.CreateDefaultStorageNode()
         storage.SetFileName(str(paths["segmentation"]))
         if not storage.WriteData(outputs.segmentation):
             raise OSError(f"could not write {paths['segmentation']}")
-        lines = []
-        for (slice_index, measurement), node in sorted(outputs.rulers.items()):
-            points = [np.array(node.GetNthControlPointPosition(i)) for i in range(2)]  # the volume's own RAS
-            lines.append(line_markup(node.GetName(), Ruler(points[0], points[1]), measurement))
+        rulers = {key: Ruler(*(np.array(node.GetNthControlPointPosition(i)) for i in range(2)))  # the volume's RAS
+                  for key, node in sorted(outputs.rulers.items())}
+        lines = [line_markup(outputs.rulers[key].GetName(), ruler, key[1]) for key, ruler in rulers.items()]
         paths["rulers"].write_text(json.dumps(markups_document(lines), indent=1), encoding="utf-8")
         self._write_csv(outputs.table, paths["table"])
+        self._write_report(outputs, rulers, paths["report"])
         return paths
+
+    def _write_report(self, outputs: SceneOutputs, rulers: dict[tuple[int, str], Ruler], path: Path) -> None:
+        """The report (report.write_report) of the table's measurements, the segments and the rulers as they are."""
+        volume_node = self.scene.GetNodeByID(outputs.table.GetAttribute(ATTRIBUTE + "inputVolumeID") or "")
+        volume = axial_volume_of(volume_node, self.dicom_value)
+        stack = volume.from_source_grid(self.labels_of(outputs.segmentation, volume_node))
+        measurements = self.measurements_of(outputs.table)
+        for m in measurements:
+            m.rulers = {name: ruler for (slice_index, name), ruler in rulers.items() if slice_index == m.slice_index}
+        write_report(path, measurements, volume.read_slice, lambda s: stack[s], volume.layout.slice_grid, self.region,
+                     f"Spinal stenosis: {volume_node.GetName()} ({self.region})", self.warnings(outputs.table))
 
     def _write_csv(self, table, path: Path) -> None:
         import csv

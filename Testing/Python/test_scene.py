@@ -597,8 +597,13 @@ def test_after_stop_watching_a_ruler_moved_by_hand_leaves_its_row_alone(context,
 
 
 def test_export_round_trips(context, volume, tmp_path):
+    from PIL import Image
+
+    from SpinalStenosisLib.report import MARGIN_PX, VIEW_PX
+
     logic, outputs = measure(context, volume)
     paths = logic.export(outputs, tmp_path / "export", "patient")
+    assert Image.open(paths["report"]).width == 3 * (VIEW_PX + 2 * MARGIN_PX)  # a panel per slice of the table
     other = new_scene()
     loaded = other.segmentations_logic.LoadSegmentationFromFile(str(paths["segmentation"]), False, "reloaded")
     names = {loaded.GetSegmentation().GetNthSegment(i).GetName() for i in range(3)}
@@ -615,6 +620,9 @@ def test_export_round_trips(context, volume, tmp_path):
     flagged = [label for r in rows for label in r["worst_findings"].split(", ") if label]
     assert sorted(flagged) == ["canal AP", "dural-sac area", "left foramen", "right foramen"]  # each on one row
     assert "left foramen" in rows[0]["worst_findings"]  # the phantom's left foramen is narrowest on slice 0
+    move_end_halfway(outputs.rulers[(2, "right_foramen_width_mm")])  # as the user may before exporting
+    moved = logic.export(outputs, tmp_path / "moved", "patient")["report"]
+    assert not np.array_equal(np.asarray(Image.open(moved)), np.asarray(Image.open(paths["report"])))
 
 
 def test_scene_bundle_reloads(context, tmp_path, phantom_files):
