@@ -11,7 +11,7 @@ def parse_levels(text: str) -> dict[int | str, str]:
     """"4=L4-L5,8=L5-S1", "0-2=L3-L4,3-5=L4-L5" or "block-1=L3-L4,block-2=L4-L5": slice index (or block folder
     name) → vertebral level; a ValueError naming the item that is none of these, or a slice or block named twice."""
     levels: dict[int | str, str] = {}
-    for item in text.split(","):
+    for item in filter(str.strip, text.split(",")):  # a comma too many names nothing
         named, _, level = (part.strip() for part in item.partition("="))
         if BLOCK_NAME.fullmatch(named) and level:
             if named in levels:

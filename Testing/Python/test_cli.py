@@ -168,7 +168,7 @@ def test_levels_named_on_the_command_line_are_in_every_output(phantom_files, tmp
             for level, findings in document["worst_findings_by_level"].items()} == {
         "L3-L4": dict.fromkeys(document["worst_findings"], 0), "L4-L5": dict.fromkeys(document["worst_findings"], 2)}
     code = cli.main([str(a) for a in ("measure", image, "--masks", labels, "--out", tmp_path / "ranges", "--levels",
-                                      "0-1=L3-L4,2-2=L4-L5")])
+                                      "0-1=L3-L4,2-2=L4-L5,")])
     document = json.loads((tmp_path / "ranges" / "measurements.json").read_text(encoding="utf-8"))
     assert code == 0 and [entry["level"] for entry in document["slices"]] == ["L3-L4", "L3-L4", "L4-L5"]
     assert list(document["worst_findings_by_level"]) == ["L3-L4", "L4-L5"]
