@@ -24,7 +24,8 @@ CSV_COLUMNS = ("slice_index", "z_mm", "level", *MEASUREMENT_COLUMNS, *GRADE_COLU
                "canal_edge_to_noise", "check")
 STUDIES_FILE = "studies.csv"  # among several inputs' output folders: a row of worst findings each
 SERIES_FILE = "series.json"  # beside the block folders of a DICOM series in angled blocks: the whole series' findings
-OUTPUT_FILES = ("segmentation.nii.gz", "measurements.csv", "measurements.json", "rulers.mrk.json", "report.png")
+OUTPUT_FILES = ("segmentation.nii.gz", "measurements.csv", "levels.csv", "measurements.json", "rulers.mrk.json",
+                "report.png")
 
 
 def block_folder(block: int) -> str:
@@ -135,16 +136,35 @@ def write_rulers(path: Path, measurements: list[SliceMeasurement]) -> None:
     path.write_text(json.dumps(markups_document(lines), indent=1), encoding="utf-8")
 
 
-def _finding_columns(name: str) -> tuple[str, str, str, str, str]:
-    """A graded measurement's columns in STUDIES_FILE: its value, slice, the slice's level, grade and whether it is
-    to check."""
+def _finding_columns(name: str, with_level: bool = True) -> tuple[str, ...]:
+    """A graded measurement's columns in STUDIES_FILE: its value, slice, the slice's level (not with_level: in
+    levels.csv, whose rows are levels), grade and whether it is to check."""
     grade_column = GRADED_MEASUREMENTS[name].grade_column
     stem = grade_column[:-len("_grade")]
-    return name, f"{stem}_slice", f"{stem}_level", grade_column, f"{stem}_to_check"
+    return (name, f"{stem}_slice", *([f"{stem}_level"] if with_level else []), grade_column, f"{stem}_to_check")
 
 
 STUDIES_COLUMNS = ("folder", "input", "region", "slices", "slices_to_check",
                    *(column for name in GRADED_MEASUREMENTS for column in _finding_columns(name)), "warnings")
+LEVELS_COLUMNS = ("level", "slices", *(column for name in GRADED_MEASUREMENTS
+                                       for column in _finding_columns(name, with_level=False)))
+
+
+def write_levels_csv(path: Path, measurements: list[SliceMeasurement], region: str) -> None:
+    """levels.csv: a row per level named on the slices (in the stack's order; none without a name), with its slices
+    and each graded measurement's worst finding among them (findings.worst_findings_by_level): value, slice, grade
+    and whether it is to check, empty where none was measured."""
+    rows = []
+    for level, findings in worst_findings_by_level(measurements, region).items():
+        row = {"level": level, "slices": " ".join(str(m.slice_index) for m in measurements if m.level == level)}
+        for name, finding in findings.items():
+            row.update(zip(_finding_columns(name, with_level=False),
+                           (f"{finding.value:.4f}", finding.slice_index, finding.grade, finding.to_check)))
+        rows.append(row)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=LEVELS_COLUMNS, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def write_studies_csv(out_dir: Path) -> Path | None:

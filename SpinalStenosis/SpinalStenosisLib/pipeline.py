@@ -13,7 +13,7 @@ from .geometry import PlaneGrid
 from .grading import grading_region
 from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measure_slice
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
-                      write_rulers, write_series_json)
+                      write_levels_csv, write_rulers, write_series_json)
 from .report import StackView, write_report, write_series_report
 from .visibility import clipped_image_warnings, not_an_mr_image
 from .volume_io import AxialVolume, InputError, open_axial_blocks, read_labels, write_labels
@@ -294,6 +294,7 @@ def _write_run(run: MeasurementRun, folder: Path, input_path: Path, region: str,
     title = Path(input_path).name + (f" block {block['block']} of {block['blocks']}" if block else "")
     write_labels(folder / "segmentation.nii.gz", volume.to_source_grid(run.stack_labels), volume.source_geometry)
     write_csv(folder / "measurements.csv", run.measurements, region)
+    write_levels_csv(folder / "levels.csv", run.measurements, region)
     write_json(folder / "measurements.json", run.measurements, region,
                {"input": str(Path(input_path).name), **block, "input_warnings": warnings, **run.provenance},
                {m.slice_index: run.region_of_interest_ras(m.slice_index) for m in run.measurements})

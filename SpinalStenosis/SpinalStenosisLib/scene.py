@@ -25,7 +25,7 @@ from .grading import CANAL_AP_CUTOFFS_MM, REGION_TAGS, grade, region_named
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
 from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, masks_from_labels,
                           measure_slice)
-from .outputs import CSV_COLUMNS
+from .outputs import CSV_COLUMNS, write_levels_csv
 from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volume, checked_mr_image, input_warnings,
                        measure_with_segmenter, region_shown_by)
 from .report import write_report
@@ -618,12 +618,14 @@ class StenosisScene:
     def export(self, outputs: SceneOutputs, folder: Path | str, base_name: str) -> dict[str, Path]:
         """Write <base>.seg.nrrd, <base>_rulers.mrk.json and <base>_measurements.csv into folder, in the input
         volume's own coordinates (as Slicer stores nodes under a transform), so they overlay the volume's file; and
-        <base>_report.png, the command's report of what the table, the segments and the rulers now hold."""
+        as the command writes them, <base>_levels.csv (outputs.write_levels_csv) and <base>_report.png, of what the
+        table, the segments and the rulers now hold."""
         folder = Path(folder).resolve()
         folder.mkdir(parents=True, exist_ok=True)
         paths = {"segmentation": folder / f"{base_name}.seg.nrrd",
                  "rulers": folder / f"{base_name}_rulers.mrk.json",
                  "table": folder / f"{base_name}_measurements.csv",
+                 "levels": folder / f"{base_name}_levels.csv",
                  "report": folder / f"{base_name}_report.png"}
         storage = outputs.segmentation.CreateDefaultStorageNode()
         storage.SetFileName(str(paths["segmentation"]))
@@ -634,6 +636,7 @@ class StenosisScene:
         lines = [line_markup(outputs.rulers[key].GetName(), ruler, key[1]) for key, ruler in rulers.items()]
         paths["rulers"].write_text(json.dumps(markups_document(lines), indent=1), encoding="utf-8")
         self._write_csv(outputs.table, paths["table"])
+        write_levels_csv(paths["levels"], self.measurements_of(outputs.table), self.region)
         self._write_report(outputs, rulers, paths["report"])
         return paths
 

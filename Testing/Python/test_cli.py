@@ -16,7 +16,7 @@ from SpinalStenosisLib import cli, pipeline
 from SpinalStenosisLib.geometry import VolumeGeometry
 from SpinalStenosisLib.grading import grade
 from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS
-from SpinalStenosisLib.outputs import CSV_COLUMNS, OUTPUT_FILES, STUDIES_COLUMNS, STUDIES_FILE
+from SpinalStenosisLib.outputs import CSV_COLUMNS, LEVELS_COLUMNS, OUTPUT_FILES, STUDIES_COLUMNS, STUDIES_FILE
 from SpinalStenosisLib.volume_io import open_axial, open_axial_blocks, write_image, write_labels
 
 
@@ -34,6 +34,7 @@ def test_measure_with_masks_writes_the_contract(phantom_files, tmp_path, capsys)
     rows = list(csv.DictReader(open(out / "measurements.csv", encoding="utf-8")))
     assert tuple(rows[0]) == CSV_COLUMNS
     assert [int(r["slice_index"]) for r in rows] == [0, 1, 2]
+    assert (out / "levels.csv").read_text(encoding="utf-8").splitlines() == [",".join(LEVELS_COLUMNS)]  # none named
     for k, row in enumerate(rows):  # phantom: canal AP 12 mm, transverse 18+2k mm, left 3+k mm, right 4 mm
         assert abs(float(row["canal_ap_mm"]) - 12.0) <= 1.0
         assert abs(float(row["canal_transverse_mm"]) - (18.0 + 2 * k)) <= 1.0
@@ -162,6 +163,13 @@ def test_levels_named_on_the_command_line_are_in_every_output(phantom_files, tmp
     for finding in document["worst_findings"].values():
         assert finding["level"] == rows[finding["slice_index"]]["level"]
     assert re.search(r"narrowest left foramen [\d.]+ mm \(\w+\) on slice 0 \(L3-L4\)", said)  # 3+k mm on slice k
+    with open(out / "levels.csv", newline="", encoding="utf-8") as handle:
+        by_level = list(csv.DictReader(handle))
+    assert [(row["level"], row["slices"], row["canal_ap_slice"]) for row in by_level] == [("L3-L4", "0", "0"),
+                                                                                        ("L4-L5", "2", "2")]
+    assert by_level[0]["canal_ap_mm"] == f"{document['worst_findings_by_level']['L3-L4']['canal_ap_mm']['value']:.4f}"
+    assert list(by_level[0])[:6] == ["level", "slices", "canal_ap_mm", "canal_ap_slice", "canal_ap_grade",
+                                     "canal_ap_to_check"]
     assert re.search(r"^L3-L4: canal AP [\d.]+ mm \([a-z ]+, slice 0\); ", said, re.MULTILINE)
     assert re.search(r"^L4-L5: canal AP [\d.]+ mm \([a-z ]+, slice 2\); ", said, re.MULTILINE)
     assert {level: {name: f["slice_index"] for name, f in findings.items()}
@@ -171,6 +179,8 @@ def test_levels_named_on_the_command_line_are_in_every_output(phantom_files, tmp
                                       "0-1=L3-L4,2-2=L4-L5,")])
     document = json.loads((tmp_path / "ranges" / "measurements.json").read_text(encoding="utf-8"))
     assert code == 0 and [entry["level"] for entry in document["slices"]] == ["L3-L4", "L3-L4", "L4-L5"]
+    with open(tmp_path / "ranges" / "levels.csv", newline="", encoding="utf-8") as handle:
+        assert [row["slices"] for row in csv.DictReader(handle)] == ["0 1", "2"]
     assert list(document["worst_findings_by_level"]) == ["L3-L4", "L4-L5"]
     code, err = run(capsys, "measure", image, "--masks", labels, "--out", tmp_path / "beyond", "--levels", "3=L5-S1")
     assert code == cli.EXIT_INPUT and "levels name slice 3, but the stack's slices are 0 to 2" in err

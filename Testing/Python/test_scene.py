@@ -339,8 +339,11 @@ def test_a_level_typed_into_the_table_stays_through_remeasure_and_measure_and_is
     named = [outputs.table.GetTable().GetColumnByName("level").GetValue(r) for r in range(3)]
     assert named == ["L4-L5" if r == narrowest else "" for r in range(3)]
     assert logic.worst_findings(outputs.table)["canal_ap_mm"].level == "L4-L5"
-    with open(logic.export(outputs, tmp_path, "patient")["table"], newline="") as handle:
+    exported = logic.export(outputs, tmp_path, "patient")
+    with open(exported["table"], newline="") as handle:
         assert [row["level"] for row in csv.DictReader(handle)] == named
+    with open(exported["levels"], newline="") as handle:
+        assert [(row["level"], row["slices"]) for row in csv.DictReader(handle)] == [("L4-L5", str(narrowest))]
 
 
 def test_levels_named_in_one_line_fill_the_level_column_and_group_the_findings(context, volume):
