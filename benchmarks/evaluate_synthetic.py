@@ -31,8 +31,10 @@ grades, confidences), for looking at failures.
 With --stacks N it also measures N synthetic multi-level T2 series, each one patient and one scanner (pedicle, disc
 and mid-body slices of L3-S1, as in the demo; with --stack-region cervical, disc and mid-body slices of C4-C7) end to
 end, with the stack step and slice by slice, and prints the canal AP error of each, on how many slices the stack
-step changes the canal, and the largest front-to-back blur the product estimates on these untilted stacks and on how
-many it warns of thick slices (centreline.thick_slice_warnings: none should).
+step changes the canal, how often a slice's grades and a level's are the truth's (a level's: the worst finding of
+its slices, named by their true level, against the smallest true value among them, as a report states each level),
+and the largest front-to-back blur the product estimates on these untilted stacks and on how many it warns of thick
+slices (centreline.thick_slice_warnings: none should).
 
 With --compare it also runs the networks of another models folder (e.g. a fine-tune, see `spinal-stenosis
 package-models`) on the same slices and prints, for each outcome, both models' shares, on how many slices (or
@@ -66,6 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from SpinalStenosisLib.centreline import front_to_back_blur_mm, thick_slice_warnings  # noqa: E402
 from SpinalStenosisLib.evaluation import dice, error  # noqa: E402
+from SpinalStenosisLib.findings import GRADED_MEASUREMENTS, worst_findings_by_level  # noqa: E402
 from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, REGIONS, grade  # noqa: E402
 from SpinalStenosisLib.inference import (CHANNELS, PRECISIONS, SHIPPED_MIRROR_AVERAGE, load_segmenter,  # noqa: E402
                                          native_labels)
@@ -269,6 +272,23 @@ def graded(truth: dict[str, float], found: dict[str, float], region: str) -> dic
     return {key: {"truth": true_grades[key], "found": found_grades[key]} for key in true_grades}
 
 
+def level_graded(truth: list[dict], measurements: list, region: str) -> list[dict[str, dict[str, str]]]:
+    """Per level of a stack, as graded() for a slice: the grade of each worst finding of the level's slices
+    (findings.worst_findings_by_level, the slices named by their true level) and the grade of the smallest true
+    value among the same slices, as a report states each level."""
+    for m, slice_truth in zip(measurements, truth):
+        m.level = slice_truth["level"]
+    found = worst_findings_by_level(measurements, region)
+    level_grades = []
+    for level, findings in found.items():
+        smallest = {name: min((t[name] for t in truth if t["level"] == level), key=lambda v: (math.isnan(v), v))
+                    for name in MEASUREMENT_COLUMNS}
+        found_grades = {GRADED_MEASUREMENTS[name].grade_column: f.grade for name, f in findings.items()}
+        level_grades.append({key: {"truth": value, "found": found_grades.get(key, "")}
+                             for key, value in grade(smallest, region).items()})
+    return level_grades
+
+
 def grade_agreement(slice_grades: list[dict[str, dict[str, str]]]) -> dict:
     """For each graded measurement, over the structures that exist (slice_grades: graded() of each slice): the share
     found with the true grade, and how the others were graded ("normal -> relative stenosis"; "missed" where the
@@ -440,7 +460,8 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
     evaluate_real)."""
     from evaluate_real import SliceBySlice
 
-    errors, changed, grades, blur_mm, warned = {"stack step": [], "slice by slice": []}, 0, [], [], 0
+    errors, changed, grades, level_grades = {"stack step": [], "slice by slice": []}, 0, [], []
+    blur_mm, warned = [], 0
     for n in range(count):
         image, _, geometry, truth = synthetic_stack(STACK_SEED + n, region)
         volume = axial_from_array(image, geometry)
@@ -449,6 +470,7 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
         for name, run in runs.items():
             errors[name] += [error(m.values["canal_ap_mm"], t["canal_ap_mm"]) for m, t in zip(run.measurements, truth)]
         grades += [graded(t, m.values, region) for m, t in zip(runs["stack step"].measurements, truth)]
+        level_grades += level_graded(truth, runs["stack step"].measurements, region)
         with_step, alone = (run.stack_labels == 1 for run in runs.values())
         changed += int((with_step != alone).any(axis=(1, 2)).sum())
         blur_mm.append(float(np.nanmedian(front_to_back_blur_mm(with_step, volume.layout))))
@@ -456,7 +478,7 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
     return {"stacks": count, "region": region, "seed": STACK_SEED, "slices": len(errors["stack step"]),
             "slices_changed": changed, "largest_blur_mm": max(blur_mm), "thick_slice_warnings": warned,
             **{name: shares_within(values, (1, 2, 3)) for name, values in errors.items()},
-            "grades": grade_agreement(grades)}
+            "grades": grade_agreement(grades), "level_grades": grade_agreement(level_grades)}
 
 
 def print_stacks(stacks: dict) -> None:
@@ -467,6 +489,8 @@ def print_stacks(stacks: dict) -> None:
               if name in ("stack step", "slice by slice"))
           + f"; slices whose canal the stack step changes: {stacks['slices_changed']}")
     print("stacks, graded as the truth (stack step): " + _grade_line(stacks["grades"]))
+    print("stacks, each level's worst finding (its slices named by level) graded as the truth's worst: "
+          + _grade_line(stacks["level_grades"]))
     print(f"stacks, front-to-back blur of their untilted slices (centreline.front_to_back_blur_mm, median per stack): "
           f"at most {stacks['largest_blur_mm']:.2f} mm; thick-slice warnings on {stacks['thick_slice_warnings']} of "
           f"{stacks['stacks']}")
