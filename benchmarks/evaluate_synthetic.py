@@ -272,19 +272,22 @@ def graded(truth: dict[str, float], found: dict[str, float], region: str) -> dic
     return {key: {"truth": true_grades[key], "found": found_grades[key]} for key in true_grades}
 
 
-def level_graded(truth: list[dict], measurements: list, region: str) -> list[dict[str, dict[str, str]]]:
+def level_graded(truth: list[dict], measurements: list, region: str, doubted: bool = False
+                 ) -> list[dict[str, dict[str, str]]]:
     """Per level of a stack, as graded() for a slice: the grade of each worst finding of the level's slices
-    (findings.worst_findings_by_level, the slices named by their true level) and the grade of the smallest true
-    value among the same slices, as a report states each level."""
+    (findings.worst_findings_by_level, the slices named by their true level; with doubted, of its smaller value to
+    check where it has one, Finding.smaller_to_check) and the grade of the smallest true value among the same slices,
+    as a report states each level."""
     for m, slice_truth in zip(measurements, truth):
         m.level = slice_truth["level"]
-    found = worst_findings_by_level(measurements, region)
     level_grades = []
-    for level, findings in found.items():
+    for level, findings in worst_findings_by_level(measurements, region).items():
         smallest = {name: min((t[name] for t in truth if t["level"] == level), key=lambda v: (math.isnan(v), v))
                     for name in MEASUREMENT_COLUMNS}
-        found_grades = {GRADED_MEASUREMENTS[name].grade_column: f.grade for name, f in findings.items()}
-        level_grades.append({key: {"truth": value, "found": found_grades.get(key, "")}
+        found = {name: f.smaller_to_check[1] if doubted and f.smaller_to_check else f.value
+                 for name, f in findings.items()}
+        found_grades = grade({name: found.get(name, math.nan) for name in MEASUREMENT_COLUMNS}, region)
+        level_grades.append({key: {"truth": value, "found": found_grades[key]}
                              for key, value in grade(smallest, region).items()})
     return level_grades
 
@@ -460,7 +463,8 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
     evaluate_real)."""
     from evaluate_real import SliceBySlice
 
-    errors, changed, grades, level_grades = {"stack step": [], "slice by slice": []}, 0, [], []
+    errors, changed, grades = {"stack step": [], "slice by slice": []}, 0, []
+    level_grades, doubted_level_grades = [], []
     blur_mm, warned = [], 0
     for n in range(count):
         image, _, geometry, truth = synthetic_stack(STACK_SEED + n, region)
@@ -471,6 +475,7 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
             errors[name] += [error(m.values["canal_ap_mm"], t["canal_ap_mm"]) for m, t in zip(run.measurements, truth)]
         grades += [graded(t, m.values, region) for m, t in zip(runs["stack step"].measurements, truth)]
         level_grades += level_graded(truth, runs["stack step"].measurements, region)
+        doubted_level_grades += level_graded(truth, runs["stack step"].measurements, region, doubted=True)
         with_step, alone = (run.stack_labels == 1 for run in runs.values())
         changed += int((with_step != alone).any(axis=(1, 2)).sum())
         blur_mm.append(float(np.nanmedian(front_to_back_blur_mm(with_step, volume.layout))))
@@ -478,7 +483,8 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
     return {"stacks": count, "region": region, "seed": STACK_SEED, "slices": len(errors["stack step"]),
             "slices_changed": changed, "largest_blur_mm": max(blur_mm), "thick_slice_warnings": warned,
             **{name: shares_within(values, (1, 2, 3)) for name, values in errors.items()},
-            "grades": grade_agreement(grades), "level_grades": grade_agreement(level_grades)}
+            "grades": grade_agreement(grades), "level_grades": grade_agreement(level_grades),
+            "doubted_level_grades": grade_agreement(doubted_level_grades)}
 
 
 def print_stacks(stacks: dict) -> None:
@@ -491,6 +497,8 @@ def print_stacks(stacks: dict) -> None:
     print("stacks, graded as the truth (stack step): " + _grade_line(stacks["grades"]))
     print("stacks, each level's worst finding (its slices named by level) graded as the truth's worst: "
           + _grade_line(stacks["level_grades"]))
+    print("the same, a level's smaller value to check taken where it has one (what ', or ... to check' names): "
+          + _grade_line(stacks["doubted_level_grades"]))
     print(f"stacks, front-to-back blur of their untilted slices (centreline.front_to_back_blur_mm, median per stack): "
           f"at most {stacks['largest_blur_mm']:.2f} mm; thick-slice warnings on {stacks['thick_slice_warnings']} of "
           f"{stacks['stacks']}")

@@ -41,6 +41,9 @@ class Finding:
     to_check: bool  # its structure is to check on that slice (every slice that has it is)
     level: str = ""  # the slice's vertebral level, if named (SliceMeasurement.level)
     block: str = ""  # the angled block of a DICOM series that holds the slice, if any (e.g. "block-2")
+    # (slice index, value) of a smaller value on a slice where the structure is to check, left out of the worst (a
+    # doubted find: often a speck in noise, but also a narrowed sac the network was unsure of), if any
+    smaller_to_check: tuple[int, float] | None = None
 
 
 def smallest_trusted(values: Sequence[float], to_check: Sequence[bool]) -> int | None:
@@ -53,15 +56,19 @@ def smallest_trusted(values: Sequence[float], to_check: Sequence[bool]) -> int |
 
 def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[str, Finding]:
     """Per graded measurement measured on any slice (in GRADED_MEASUREMENTS' order): its smallest_trusted value,
-    graded with the region's cut-offs."""
+    graded with the region's cut-offs, and the smallest value of all where that is on a slice to check."""
     findings = {}
     for name, graded in GRADED_MEASUREMENTS.items():
+        values = [m.values[name] for m in measurements]
         to_check = [m.is_to_check(graded.structure) for m in measurements]
-        worst = smallest_trusted([m.values[name] for m in measurements], to_check)
+        worst = smallest_trusted(values, to_check)
         if worst is not None:
-            m = measurements[worst]
-            findings[name] = Finding(m.slice_index, m.z_mm, m.values[name],
-                                     grade(m.values, region)[graded.grade_column], to_check[worst], m.level)
+            m, smallest = measurements[worst], smallest_trusted(values, [False] * len(values))
+            doubted = ((measurements[smallest].slice_index, values[smallest]) if values[smallest] < values[worst]
+                       else None)
+            findings[name] = Finding(m.slice_index, m.z_mm, values[worst],
+                                     grade(m.values, region)[graded.grade_column], to_check[worst], m.level,
+                                     smaller_to_check=doubted)
     return findings
 
 
@@ -106,7 +113,8 @@ def describe_levels(by_level: Mapping[str, dict[str, Finding]]) -> list[str]:
             graded = GRADED_MEASUREMENTS[name]
             said = [finding.grade] if finding.grade else []
             said += [slice_name(finding.slice_index, block=finding.block)] + (["to check"] if finding.to_check else [])
-            phrases.append(f"{graded.label} {finding.value:.1f} {graded.unit} ({', '.join(said)})")
+            phrases.append(f"{graded.label} {finding.value:.1f} {graded.unit} ({', '.join(said)}"
+                           f"{_smaller_to_check(finding, graded.unit)})")
         lines.append(f"{level}: " + ("; ".join(phrases) or "no canal or foramen found"))
     return lines
 
@@ -126,16 +134,34 @@ def describe_findings(findings: dict[str, Finding]) -> str:
         grade_text = f" ({finding.grade})" if finding.grade else ""
         check = ", to check" if finding.to_check else ""
         phrases.append(f"{graded.superlative} {graded.label} {finding.value:.1f} {graded.unit}{grade_text} on "
-                       f"{slice_name(finding.slice_index, finding.level, finding.block)}{check}")
+                       f"{slice_name(finding.slice_index, finding.level, finding.block)}{check}"
+                       f"{_smaller_to_check(finding, graded.unit)}")
     return "; ".join(phrases)
 
 
+def _smaller_to_check(finding: Finding, unit: str) -> str:
+    """", or 6.2 mm on slice 4 to check" where the finding has a smaller value to check (Finding.smaller_to_check)."""
+    if finding.smaller_to_check is None:
+        return ""
+    slice_index, value = finding.smaller_to_check
+    return f", or {value:.1f} {unit} on {slice_name(slice_index, block=finding.block)} to check"
+
+
 def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:
-    """The findings as JSON-ready dicts (measurement → slice_index, z_mm, level, value, grade, to_check, and the
-    block of an angled DICOM series that holds the slice, if any)."""
+    """The findings as JSON-ready dicts (measurement → slice_index, z_mm, level, value, grade, to_check,
+    smaller_to_check (null, or the slice_index and value of Finding.smaller_to_check), and the block of an angled
+    DICOM series that holds the slice, if any)."""
     return {name: {**({"block": f.block} if f.block else {}), "slice_index": f.slice_index, "z_mm": round(f.z_mm, 3),
-                   "level": f.level, "value": round(float(f.value), 4), "grade": f.grade, "to_check": f.to_check}
+                   "level": f.level, "value": round(float(f.value), 4), "grade": f.grade, "to_check": f.to_check,
+                   "smaller_to_check": None if f.smaller_to_check is None else {
+                       "slice_index": f.smaller_to_check[0], "value": round(float(f.smaller_to_check[1]), 4)}}
             for name, f in findings.items()}
+
+
+def slices_of(findings: dict[str, Finding]) -> set[int]:
+    """The slices that hold the findings, and their smaller values to check (Finding.smaller_to_check)."""
+    return ({f.slice_index for f in findings.values()}
+            | {f.smaller_to_check[0] for f in findings.values() if f.smaller_to_check is not None})
 
 
 def findings_on_slice(findings: dict[str, Finding], slice_index: int) -> str:

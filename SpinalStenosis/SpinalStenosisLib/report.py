@@ -11,8 +11,8 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from .crop import crop_grid, resample
-from .findings import (describe_findings, describe_levels, slice_name, worst_findings, worst_findings_by_level,
-                       worst_findings_by_level_of_blocks, worst_findings_of_blocks)
+from .findings import (describe_findings, describe_levels, slice_name, slices_of, worst_findings,
+                       worst_findings_by_level, worst_findings_by_level_of_blocks, worst_findings_of_blocks)
 from .geometry import PlaneGrid
 from .grading import grade
 from .markups_json import RULER_COLOURS
@@ -166,7 +166,7 @@ def write_report(path: Path, measurements: list[SliceMeasurement], read_slice: C
     level, warnings (e.g. MeasurementRun.warnings), the profile along the stack and the panels."""
     findings = worst_findings(measurements, region)
     stack = StackView(measurements, read_slice, read_labels, slice_grid)
-    panels = [(stack, m, "") for m in _pick_slices(measurements, {f.slice_index for f in findings.values()})]
+    panels = [(stack, m, "") for m in _pick_slices(measurements, slices_of(findings))]
     texts = [describe_findings(findings), *describe_levels(worst_findings_by_level(measurements, region))]
     _render(path, title, texts, warnings, panels, region, measurements if shows_profile(measurements) else None)
 
@@ -180,9 +180,9 @@ def write_series_report(path: Path, blocks: Mapping[str, StackView], region: str
     texts = [describe_findings(worst_findings_of_blocks(measurements, region)),
              *describe_levels(worst_findings_by_level_of_blocks(measurements, region))]
     worst = {name: worst_findings(stack.measurements, region) for name, stack in blocks.items()}
-    shown = {name: {f.slice_index for f in findings.values()} for name, findings in worst.items()}
+    shown = {name: slices_of(findings) for name, findings in worst.items()}
     if sum(map(len, shown.values())) > MAX_PANELS:
-        shown = {name: {f.slice_index for key, f in findings.items() if key == "canal_ap_mm"}
+        shown = {name: {findings["canal_ap_mm"].slice_index} if "canal_ap_mm" in findings else set()
                  for name, findings in worst.items()}
     panels = [(stack, m, name) for name, stack in blocks.items() for m in stack.measurements
               if m.slice_index in shown[name]][:MAX_PANELS]

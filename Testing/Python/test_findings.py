@@ -3,7 +3,7 @@ with the region's cut-offs; the report always shows their slices."""
 import pytest
 
 from SpinalStenosisLib.findings import (describe_findings, describe_levels, findings_document, findings_on_slice,
-                                        smallest_trusted, worst_findings, worst_findings_by_level,
+                                        slices_of, smallest_trusted, worst_findings, worst_findings_by_level,
                                         worst_findings_of_blocks)
 from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS, SliceMeasurement
 from SpinalStenosisLib.report import MAX_PANELS, _pick_slices
@@ -50,11 +50,15 @@ def test_a_doubted_canal_is_not_the_studys_narrowest_while_a_sure_one_exists():
     assert worst_findings(slices, "cervical")["canal_ap_mm"].grade == "normal"  # the cervical cut-off is 10 mm
     right = findings["right_foramen_width_mm"]
     assert right.slice_index == 3 and right.grade == "stenosis"
-    assert describe_findings(findings).startswith("narrowest canal AP 11.0 mm (relative stenosis) on slice 2; "
-                                                  "smallest dural-sac area 150.0 mm² (normal) on slice 0; ")
+    assert describe_findings(findings).startswith("narrowest canal AP 11.0 mm (relative stenosis) on slice 2, or 6.0 "
+                                                  "mm on slice 1 to check; smallest dural-sac area 150.0 mm² (normal) "
+                                                  "on slice 0; ")  # the doubted 6 mm canal is named, not graded
     assert [findings_on_slice(findings, n) for n in range(5)] == ["dural-sac area", "", "canal AP", "right foramen", ""]
     assert findings_document(findings)["canal_ap_mm"] == {"slice_index": 2, "z_mm": 8.0, "level": "", "value": 11.0,
-                                                          "grade": "relative stenosis", "to_check": False}
+                                                          "grade": "relative stenosis", "to_check": False,
+                                                          "smaller_to_check": {"slice_index": 1, "value": 6.0}}
+    assert findings_document(findings)["canal_area_mm2"]["smaller_to_check"] is None
+    assert slices_of(findings) == {0, 1, 2, 3}  # the report shows the doubted canal's slice too
 
 
 def test_a_finding_on_a_slice_whose_level_is_named_names_the_level():
@@ -80,8 +84,8 @@ def test_each_named_level_has_the_worst_findings_of_its_own_slices():
     assert by_level["L5-S1"]["canal_ap_mm"].slice_index == 3  # slice 4's 6 mm canal is to check
     assert describe_levels(by_level) == [
         "L4-L5: canal AP 7.0 mm (absolute stenosis, slice 1); dural-sac area 90.0 mm² (relative stenosis, slice 2)",
-        "L5-S1: canal AP 11.0 mm (relative stenosis, slice 3); dural-sac area 150.0 mm² (normal, slice 3); "
-        "left foramen 2.0 mm (stenosis, slice 3)"]
+        "L5-S1: canal AP 11.0 mm (relative stenosis, slice 3, or 6.0 mm on slice 4 to check); dural-sac area "
+        "150.0 mm² (normal, slice 3); left foramen 2.0 mm (stenosis, slice 3)"]
     for m in slices[3:5]:
         m.confidences["canal_confidence"] = 0.6
     assert describe_levels(worst_findings_by_level(slices, "lumbar"))[1].startswith(

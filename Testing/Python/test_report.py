@@ -130,3 +130,30 @@ def test_a_stack_gets_a_profile_of_its_canal_with_each_slice_in_its_grades_colou
     assert np.array_equal(frames["normal"], frames["stenosed"]) and len(frames["normal"]) >= 2  # frames' top, bottom
     # the 7 mm sac (absolute stenosis by AP, < 10 mm; by area, 38 mm² < 75 mm²): two red dots of about 40 px each
     assert reports["stenosed"] - reports["normal"] > 50
+
+
+def test_a_series_report_shows_each_blocks_worst_slices_or_only_their_narrowest_canals_when_too_many(tmp_path):
+    from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS, SliceMeasurement
+    from SpinalStenosisLib.report import CAPTION_PX, MARGIN_PX, VIEW_PX, StackView, write_series_report
+
+    grid, nan = axial_grid(shape=(100, 100)), float("nan")
+    image = np.zeros(grid.shape)
+
+    def block(n_slices: int) -> StackView:  # each graded measurement smallest on a slice of its own
+        measurements = []
+        for s in range(n_slices):
+            values = dict.fromkeys(MEASUREMENT_COLUMNS, nan) | {"canal_ap_mm": 12.0, "canal_area_mm2": 150.0,
+                                                                "left_foramen_width_mm": 5.0,
+                                                                "right_foramen_width_mm": 5.0}
+            values[("canal_ap_mm", "canal_area_mm2", "left_foramen_width_mm", "right_foramen_width_mm")[s % 4]] -= 1.0
+            measurements.append(SliceMeasurement(s, 4.0 * s, values))
+        return StackView(measurements, lambda _: image, lambda _: image.astype(np.uint8), lambda _: grid)
+
+    panel_w, panel_h = VIEW_PX + 2 * MARGIN_PX, CAPTION_PX + VIEW_PX + MARGIN_PX
+    sizes = {}
+    for blocks in (2, 4):
+        write_series_report(tmp_path / f"{blocks}.png", {f"block-{k}": block(4) for k in range(1, blocks + 1)},
+                            "lumbar", "t")
+        sizes[blocks] = Image.open(tmp_path / f"{blocks}.png").size
+    assert sizes[2][0] == sizes[4][0] == 4 * panel_w
+    assert sizes[2][1] - sizes[4][1] == panel_h  # 2 blocks: 8 worst slices on two rows; 4 blocks: 16, so 4 on one
