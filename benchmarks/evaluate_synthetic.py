@@ -284,7 +284,7 @@ def level_graded(truth: list[dict], measurements: list, region: str, doubted: bo
     for level, findings in worst_findings_by_level(measurements, region).items():
         smallest = {name: min((t[name] for t in truth if t["level"] == level), key=lambda v: (math.isnan(v), v))
                     for name in MEASUREMENT_COLUMNS}
-        found = {name: f.smaller_to_check[1] if doubted and f.smaller_to_check else f.value
+        found = {name: f.smaller_to_check.value if doubted and f.smaller_to_check else f.value
                  for name, f in findings.items()}
         found_grades = grade({name: found.get(name, math.nan) for name in MEASUREMENT_COLUMNS}, region)
         level_grades.append({key: {"truth": value, "found": found_grades[key]}

@@ -30,6 +30,14 @@ GRADED_MEASUREMENTS = {
 }
 
 
+class DoubtedValue(NamedTuple):
+    """A graded measurement's value on a slice where its structure is to check."""
+
+    slice_index: int
+    value: float
+    block: str = ""  # the angled block of a DICOM series that holds the slice, if any
+
+
 @dataclass(frozen=True)
 class Finding:
     """A measurement's smallest value in the study, on the slice that holds it."""
@@ -41,9 +49,9 @@ class Finding:
     to_check: bool  # its structure is to check on that slice (every slice that has it is)
     level: str = ""  # the slice's vertebral level, if named (SliceMeasurement.level)
     block: str = ""  # the angled block of a DICOM series that holds the slice, if any (e.g. "block-2")
-    # (slice index, value) of a smaller value on a slice where the structure is to check, left out of the worst (a
-    # doubted find: often a speck in noise, but also a narrowed sac the network was unsure of), if any
-    smaller_to_check: tuple[int, float] | None = None
+    # a smaller value on a slice where the structure is to check, left out of the worst (a doubted find: often a
+    # speck in noise, but also a narrowed sac the network was unsure of), if any
+    smaller_to_check: DoubtedValue | None = None
 
 
 def smallest_trusted(values: Sequence[float], to_check: Sequence[bool]) -> int | None:
@@ -64,8 +72,8 @@ def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[st
         worst = smallest_trusted(values, to_check)
         if worst is not None:
             m, smallest = measurements[worst], smallest_trusted(values, [False] * len(values))
-            doubted = ((measurements[smallest].slice_index, values[smallest]) if values[smallest] < values[worst]
-                       else None)
+            doubted = (DoubtedValue(measurements[smallest].slice_index, values[smallest])
+                       if values[smallest] < values[worst] else None)
             findings[name] = Finding(m.slice_index, m.z_mm, values[worst],
                                      grade(m.values, region)[graded.grade_column], to_check[worst], m.level,
                                      smaller_to_check=doubted)
@@ -74,14 +82,19 @@ def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[st
 
 def worst_findings_of_blocks(blocks: Mapping[str, list[SliceMeasurement]], region: str) -> dict[str, Finding]:
     """The worst findings of a DICOM series measured in angled blocks (each block's measurements by its name): per
-    graded measurement, the smallest_trusted of the blocks' worst findings, naming its block."""
+    graded measurement, the smallest_trusted of the blocks' worst findings, naming its block, with the smallest
+    value to check in any block below it."""
     per_block = {name: worst_findings(measurements, region) for name, measurements in blocks.items()}
     findings = {}
     for measurement in GRADED_MEASUREMENTS:
         found = [replace(f[measurement], block=name) for name, f in per_block.items() if measurement in f]
         worst = smallest_trusted([f.value for f in found], [f.to_check for f in found])
         if worst is not None:
-            findings[measurement] = found[worst]
+            doubted = [d for f in found for d in (f.smaller_to_check and f.smaller_to_check._replace(block=f.block),
+                                                  DoubtedValue(f.slice_index, f.value, f.block) if f.to_check else None)
+                       if d is not None and d.value < found[worst].value]
+            findings[measurement] = replace(found[worst], smaller_to_check=min(doubted, key=lambda d: d.value,
+                                                                                default=None))
     return findings
 
 
@@ -143,8 +156,8 @@ def _smaller_to_check(finding: Finding, unit: str) -> str:
     """", or 6.2 mm on slice 4 to check" where the finding has a smaller value to check (Finding.smaller_to_check)."""
     if finding.smaller_to_check is None:
         return ""
-    slice_index, value = finding.smaller_to_check
-    return f", or {value:.1f} {unit} on {slice_name(slice_index, block=finding.block)} to check"
+    doubted = finding.smaller_to_check
+    return f", or {doubted.value:.1f} {unit} on {slice_name(doubted.slice_index, block=doubted.block)} to check"
 
 
 def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:
@@ -154,14 +167,16 @@ def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:
     return {name: {**({"block": f.block} if f.block else {}), "slice_index": f.slice_index, "z_mm": round(f.z_mm, 3),
                    "level": f.level, "value": round(float(f.value), 4), "grade": f.grade, "to_check": f.to_check,
                    "smaller_to_check": None if f.smaller_to_check is None else {
-                       "slice_index": f.smaller_to_check[0], "value": round(float(f.smaller_to_check[1]), 4)}}
+                       **({"block": f.smaller_to_check.block} if f.smaller_to_check.block else {}),
+                       "slice_index": f.smaller_to_check.slice_index,
+                       "value": round(float(f.smaller_to_check.value), 4)}}
             for name, f in findings.items()}
 
 
 def slices_of(findings: dict[str, Finding]) -> set[int]:
     """The slices that hold the findings, and their smaller values to check (Finding.smaller_to_check)."""
     return ({f.slice_index for f in findings.values()}
-            | {f.smaller_to_check[0] for f in findings.values() if f.smaller_to_check is not None})
+            | {f.smaller_to_check.slice_index for f in findings.values() if f.smaller_to_check is not None})
 
 
 def findings_on_slice(findings: dict[str, Finding], slice_index: int) -> str:

@@ -33,9 +33,14 @@ def test_the_worst_findings_of_angled_blocks_name_the_block_of_each():
     findings = worst_findings_of_blocks(blocks, "lumbar")
     assert [(name, f.block, f.slice_index) for name, f in findings.items()] == [
         ("canal_ap_mm", "block-2", 1), ("canal_area_mm2", "block-3", 0), ("right_foramen_width_mm", "block-2", 1)]
-    assert describe_findings(findings).startswith("narrowest canal AP 9.0 mm (absolute stenosis) on block-2 slice 1; "
-                                                  "smallest dural-sac area 90.0 mm² (relative stenosis) on block-3 "
-                                                  "slice 0; ")  # block-1's 5 mm canal is to check
+    assert describe_findings(findings).startswith("narrowest canal AP 9.0 mm (absolute stenosis) on block-2 slice 1, "
+                                                  "or 5.0 mm on block-1 slice 1 to check; smallest dural-sac area "
+                                                  "90.0 mm² (relative stenosis) on block-3 slice 0; ")
+    assert findings_document(findings)["canal_ap_mm"]["smaller_to_check"] == {"block": "block-1", "slice_index": 1,
+                                                                              "value": 5.0}
+    doubted_block = worst_findings_of_blocks({"block-1": [slice_with(0, 5.0, canal_confidence=0.6)],
+                                              "block-2": [slice_with(0, 9.0)]}, "lumbar")["canal_ap_mm"]
+    assert (doubted_block.block, doubted_block.smaller_to_check) == ("block-2", (0, 5.0, "block-1"))
     assert worst_findings_of_blocks({"block-1": [slice_with(0, NAN, canal_area_mm2=NAN)]}, "lumbar") == {}
 
 
