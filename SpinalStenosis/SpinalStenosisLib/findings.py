@@ -162,8 +162,8 @@ def _smaller_to_check(finding: Finding, unit: str) -> str:
 
 def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:
     """The findings as JSON-ready dicts (measurement → slice_index, z_mm, level, value, grade, to_check,
-    smaller_to_check (null, or the slice_index and value of Finding.smaller_to_check), and the block of an angled
-    DICOM series that holds the slice, if any)."""
+    smaller_to_check (null, or the slice_index and value of Finding.smaller_to_check, with its block if any), and
+    the block of an angled DICOM series that holds the slice, if any)."""
     return {name: {**({"block": f.block} if f.block else {}), "slice_index": f.slice_index, "z_mm": round(f.z_mm, 3),
                    "level": f.level, "value": round(float(f.value), 4), "grade": f.grade, "to_check": f.to_check,
                    "smaller_to_check": None if f.smaller_to_check is None else {

@@ -275,9 +275,9 @@ def write_outputs(runs: list[MeasurementRun], out_dir: Path, input_path: Path, r
             block = {"block": k, "blocks": len(runs)} if len(runs) > 1 else {}
             _write_run(run, folder, input_path, region, block)
         if len(runs) > 1:
-            blocks = {block_folder(k): run.measurements for k, run in enumerate(runs, 1)}
-            write_series_json(staging / SERIES_FILE, blocks, region, {"input": str(Path(input_path).name)})
             views = {block_folder(k): _stack_view(run) for k, run in enumerate(runs, 1)}
+            write_series_json(staging / SERIES_FILE, {name: view.measurements for name, view in views.items()},
+                              region, {"input": str(Path(input_path).name)})
             write_series_report(staging / "report.png", views, region, f"Spinal stenosis: {Path(input_path).name}, "
                                 f"{len(runs)} angled blocks ({region})", list(dict.fromkeys(
                                     warning for run in runs for warning in run.warnings)))

@@ -636,18 +636,19 @@ class StenosisScene:
         lines = [line_markup(outputs.rulers[key].GetName(), ruler, key[1]) for key, ruler in rulers.items()]
         paths["rulers"].write_text(json.dumps(markups_document(lines), indent=1), encoding="utf-8")
         self._write_csv(outputs.table, paths["table"])
-        write_levels_csv(paths["levels"], self.measurements_of(outputs.table), self.region)
-        self._write_report(outputs, rulers, paths["report"])
-        return paths
-
-    def _write_report(self, outputs: SceneOutputs, rulers: dict[tuple[int, str], Ruler], path: Path) -> None:
-        """The report (report.write_report) of the table's measurements, the segments and the rulers as they are."""
-        volume_node = self.scene.GetNodeByID(outputs.table.GetAttribute(ATTRIBUTE + "inputVolumeID") or "")
-        volume = axial_volume_of(volume_node, self.dicom_value)
-        stack = volume.from_source_grid(self.labels_of(outputs.segmentation, volume_node))
         measurements = self.measurements_of(outputs.table)
         for m in measurements:
             m.rulers = {name: ruler for (slice_index, name), ruler in rulers.items() if slice_index == m.slice_index}
+        write_levels_csv(paths["levels"], measurements, self.region)
+        self._write_report(outputs, measurements, paths["report"])
+        return paths
+
+    def _write_report(self, outputs: SceneOutputs, measurements: list[SliceMeasurement], path: Path) -> None:
+        """The report (report.write_report) of the table's measurements (with the rulers as they are) and the
+        segments."""
+        volume_node = self.scene.GetNodeByID(outputs.table.GetAttribute(ATTRIBUTE + "inputVolumeID") or "")
+        volume = axial_volume_of(volume_node, self.dicom_value)
+        stack = volume.from_source_grid(self.labels_of(outputs.segmentation, volume_node))
         write_report(path, measurements, volume.read_slice, lambda s: stack[s], volume.layout.slice_grid, self.region,
                      f"Spinal stenosis: {volume_node.GetName()} ({self.region})", self.warnings(outputs.table))
 
