@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .geometry import is_axial_normal
+from .geometry import is_axial_normal, pixel_size_text
 from .grading import REGION_TAGS, region_named
 
 SAME_ORIENTATION_DEG = 1.0  # DICOM slices whose normals differ more than this belong to differently angled blocks
@@ -163,9 +163,8 @@ def header_gaps(reader) -> list[str]:
                     "axial with the patient's right on the image's left, which the file does not confirm; check "
                     "which foramen is left and which is right")
     if not any(reader.HasMetaDataKey(tag) for tag in PIXEL_SPACING_TAGS):
-        pixel_mm = " × ".join(f"{size:.2f}" for size in reader.GetSpacing()[:2])
         gaps.append(f"the DICOM files give no pixel size (no Pixel Spacing (0028,0030)): they were measured with "
-                    f"{pixel_mm} mm pixels, which may not be the scan's (a screenshot saved as DICOM?)")
+                    f"{pixel_size_text(reader.GetSpacing()[:2])} mm pixels, which may not be the scan's (a screenshot saved as DICOM?)")
     return gaps
 
 

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -259,6 +260,11 @@ def reordered(array: np.ndarray, geometry: VolumeGeometry, order: tuple[int, ...
     numpy_to_ras = _numpy_index_to_ras(geometry) @ _reordered_index_map(order, flips, new.shape)
     ijk_to_ras = numpy_to_ras @ np.eye(4)[[2, 1, 0, 3]]
     return np.ascontiguousarray(new), VolumeGeometry(tuple(int(n) for n in new.shape[::-1]), ijk_to_ras)
+
+
+def pixel_size_text(pixel_mm: Sequence[float]) -> str:
+    """A slice's pixel size (its two sides, mm) as the warnings tell it: "0.70 × 0.70"."""
+    return " × ".join(f"{size:.2f}" for size in pixel_mm)
 
 
 def is_axial_normal(normal: np.ndarray) -> bool:

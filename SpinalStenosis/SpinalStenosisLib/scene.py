@@ -20,7 +20,7 @@ import numpy as np
 from . import __version__
 from .dicom_series import positive_value
 from .findings import Finding, findings_on_slice, worst_findings, worst_findings_by_level
-from .geometry import VolumeGeometry, stack_layout
+from .geometry import VolumeGeometry, pixel_size_text, stack_layout
 from .grading import CANAL_AP_CUTOFFS_MM, REGION_TAGS, grade, region_named
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
 from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, masks_from_labels,
@@ -118,7 +118,7 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
     storage = volume_node.GetStorageNode()
     file_name = Path(storage.GetFileName() or "") if storage is not None else Path()
     if file_name.suffix.lower() in PICTURE_SUFFIXES:
-        pixel_mm = " × ".join(f"{size:.2f}" for size in volume.layout.slice_grid(0).pixel_size_mm)
+        pixel_mm = pixel_size_text(volume.layout.slice_grid(0).pixel_size_mm)
         volume.warnings.append(f"the volume was loaded from a picture file ({file_name.name}), which holds no pixel "
                                f"size: it was measured with {pixel_mm} mm pixels; if those are not the scan's, set "
                                "the Image Spacing (Volumes module) and measure again")
