@@ -164,7 +164,8 @@ def header_gaps(reader) -> list[str]:
                     "which foramen is left and which is right")
     if not any(reader.HasMetaDataKey(tag) for tag in PIXEL_SPACING_TAGS):
         gaps.append(f"the DICOM files give no pixel size (no Pixel Spacing (0028,0030)): they were measured with "
-                    f"{pixel_size_text(reader.GetSpacing()[:2])} mm pixels, which may not be the scan's (a screenshot saved as DICOM?)")
+                    f"{pixel_size_text(reader.GetSpacing()[:2])} mm pixels, which may not be the scan's (a screenshot "
+                    "saved as DICOM?)")
     return gaps
 
 
