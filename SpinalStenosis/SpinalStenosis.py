@@ -53,6 +53,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._timer = None
         self._volumeFollowed = None
+        self._tableFollowed = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -90,6 +91,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSceneStartClose(self, caller, event) -> None:
         self.onCancel()
         self.setParameterNode(None)
+        self._followTable()
 
     def onSceneEndClose(self, caller, event) -> None:
         if self.parent.isEntered:
@@ -113,7 +115,24 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _onParameterNodeModified(self, caller=None, event=None) -> None:
         self._followVolume()
         self.logic.followRegion(self._parameterNode)
+        self._followTable()
         self._updateButtons()
+
+    def _followTable(self) -> None:
+        """The findings line follows the output table, whatever changes it: Measure, Re-measure, the region, a
+        ruler moved, a value or a level typed into a cell."""
+        table = self._parameterNode.outputTable if self._parameterNode else None
+        if table is self._tableFollowed:
+            return
+        if self._tableFollowed is not None:
+            self.removeObserver(self._tableFollowed, vtk.vtkCommand.ModifiedEvent, self._showFindings)
+        self._tableFollowed = table
+        if table is not None:
+            self.addObserver(table, vtk.vtkCommand.ModifiedEvent, self._showFindings)
+        self._showFindings()
+
+    def _showFindings(self, caller=None, event=None) -> None:
+        self.ui.findingsLabel.text = self.logic.findings(self._parameterNode) if self._tableFollowed else ""
 
     def _followVolume(self) -> None:
         """A newly chosen volume cancels a measurement of the one before, brings its own results into the panel (none
@@ -194,10 +213,8 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.modules.plots.logic().ShowChartInLayout(outputs.chart)
         self.logic.showNarrowest(self._parameterNode)
         self.ui.progressBar.value = 100
-        status = _("Done: {findings}.").format(findings=self.logic.worstFindings(self._parameterNode))
-        byLevel = self.logic.findingsByLevel(self._parameterNode)
-        status += ("\n" + byLevel + "\n" if byLevel else " ") + _(
-            "The views show the narrowest canal. Click a row to see its slice; edit a segment, then Re-measure.")
+        status = _("Done. The views show the narrowest canal. Click a row to see its slice; edit a segment, then "
+                   "Re-measure.")
         toCheck = self.logic.toCheck(self._parameterNode)
         if toCheck:
             status += " " + _("Check {what}: what the network was unsure of, or the image barely shows.").format(
@@ -221,14 +238,12 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onRemeasureButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to re-measure."), waitCursor=True):
             changed = self.logic.remeasure(self._parameterNode)
-            byLevel = self.logic.findingsByLevel(self._parameterNode)
-            self.ui.statusLabel.text = _("Re-measured {n} edited slice(s): {findings}.").format(
-                n=len(changed), findings=self.logic.worstFindings(self._parameterNode)) + (
-                "\n" + byLevel if byLevel else "")
+            self.ui.statusLabel.text = _("Re-measured {n} edited slice(s).").format(n=len(changed))
 
     def onNameLevelsButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to name the levels."), waitCursor=True):
-            self.ui.statusLabel.text = self.logic.nameLevels(self._parameterNode, self.ui.levelsEdit.text)
+            self.logic.nameLevels(self._parameterNode, self.ui.levelsEdit.text)
+            self.ui.statusLabel.text = _("Levels named: each level's worst findings are above the table.")
 
     def onEditButton(self) -> None:
         slicer.util.selectModule("SegmentEditor")
@@ -410,13 +425,20 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         scene = self.stenosisScene(parameterNode.region)
         return "\n".join(describe_levels(scene.worst_findings_by_level(self._outputs(parameterNode).table)))
 
-    def nameLevels(self, parameterNode, text: str) -> str:
-        """Name the levels of the table's slices from one line ("0-2=L3-L4, 3-5=L4-L5", as measure --levels); the
-        worst findings of each level, as findingsByLevel gives them. A ValueError says what is wrong in the line."""
+    def findings(self, parameterNode) -> str:
+        """The module's findings line: the study's worst findings, then each named level's on a line of its own, as
+        the table now holds them; "" when the input volume has no results."""
+        volume = parameterNode.inputVolume
+        if not volume or self.stenosisScene(parameterNode.region).find_outputs(volume) is None:
+            return ""
+        return "\n".join(filter(None, [self.worstFindings(parameterNode), self.findingsByLevel(parameterNode)]))
+
+    def nameLevels(self, parameterNode, text: str) -> None:
+        """Name the levels of the table's slices from one line ("0-2=L3-L4, 3-5=L4-L5", as measure --levels). A
+        ValueError says what is wrong in the line."""
         from SpinalStenosisLib.level_names import parse_levels
 
         self.stenosisScene(parameterNode.region).name_levels(self._outputs(parameterNode).table, parse_levels(text))
-        return self.findingsByLevel(parameterNode)
 
     def toCheck(self, parameterNode) -> str:
         """What the network was unsure of, or the image barely shows, by structure ("the canal on slice 3; ..."; "" for
@@ -479,13 +501,17 @@ class SpinalStenosisTest(ScriptedLoadableModuleTest):
         outputs.table.GetTable().GetColumnByName("level").SetValue(narrowestRow, "L4-L5")  # as typed into the table
         self.assertIn("(L4-L5)", logic.worstFindings(parameterNode))
         self.assertTrue(logic.findingsByLevel(parameterNode).startswith("L3-L4: canal AP"))  # the demo names each slice
-        self.assertTrue(logic.nameLevels(parameterNode, "0-8=L4").startswith("L4: canal AP"))
+        logic.nameLevels(parameterNode, "0-8=L4")
+        self.assertEqual(logic.findings(parameterNode).split("\n")[1:],
+                         [logic.findingsByLevel(parameterNode)])  # the study's line, then the one level's
+        self.assertTrue(logic.findingsByLevel(parameterNode).startswith("L4: canal AP"))
         parameterNode.region = "cervical"
         self.assertTrue(logic.followRegion(parameterNode))
         self.assertIs(logic.followVolume(parameterNode), outputs.table)
         parameterNode.inputVolume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "not measured")
         self.assertIsNone(logic.followVolume(parameterNode))
         self.assertIsNone(parameterNode.outputSegmentation)
+        self.assertEqual(logic.findings(parameterNode), "")
         parameterNode.inputVolume = volume
         self.assertEqual(outputs.table.GetAttribute("SpinalStenosis.region"), "cervical")
         self.delayDisplay("Test passed")

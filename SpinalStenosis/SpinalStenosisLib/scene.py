@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Mapping
@@ -68,10 +69,28 @@ COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
 }
 
 
-# Every watched ruler node → (observer tag, callback), shared by all StenosisScenes, so that a ruler has one watch
-# whoever published it last, and each callback stays reachable from Python: otherwise the garbage collector may
-# clear a dropped StenosisScene's callback that VTK still calls on every move.
-_RULER_WATCHES: dict[object, tuple[int, Callable]] = {}
+# Every watched ruler and table node → (observer tag, callback), shared by all StenosisScenes, so that a node has
+# one watch whoever published it last, and each callback stays reachable from Python: otherwise the garbage
+# collector may clear a dropped StenosisScene's callback that VTK still calls on every edit.
+_HAND_EDIT_WATCHES: dict[object, tuple[int, Callable]] = {}
+# The tables this code is writing: their ModifiedEvents meanwhile are not the user's edits.
+_TABLES_BEING_WRITTEN: set = set()
+
+
+@contextmanager
+def _writing(table):
+    """While this code writes the table: its ModifiedEvents wait for the end (one event, on a whole table), and
+    are not taken for the user's edits. Nested writes end with the outermost."""
+    if table in _TABLES_BEING_WRITTEN:
+        yield
+        return
+    _TABLES_BEING_WRITTEN.add(table)
+    was_modifying = table.StartModify()
+    try:
+        yield
+    finally:
+        table.EndModify(was_modifying)
+        _TABLES_BEING_WRITTEN.discard(table)
 
 
 def terminology_entry(type_code: str, modifier: str) -> str:
@@ -180,8 +199,8 @@ class StenosisScene:
     # ---- Measure ---------------------------------------------------------------------------------------------
     def publish(self, volume_node, run: MeasurementRun, provenance: dict | None = None) -> SceneOutputs:
         """Create or update the output nodes from a measurement run on volume_node; rulers moved by hand then
-        update their table rows. The segmentation and table carry the run's provenance and warnings
-        (MeasurementRun.warnings) as SpinalStenosis.* attributes."""
+        update their table rows, and values typed into the table regrade it. The segmentation and table carry the
+        run's provenance and warnings (MeasurementRun.warnings) as SpinalStenosis.* attributes."""
         name = volume_node.GetName()
         provenance = {"engineVersion": __version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                       **run.provenance, **(provenance or {})}
@@ -195,17 +214,18 @@ class StenosisScene:
         segmentation.SetAttribute(ATTRIBUTE + "colourChannel", run.colour_channel or "")
         table = self._node(volume_node, "table", "vtkMRMLTableNode", f"{name} stenosis measurements")
         outputs = SceneOutputs(segmentation, table)
-        self._fill_table(table, run.measurements, self._levels_named(volume_node, table))
-        outputs.rulers = self._sync_rulers(volume_node, run.measurements, {})
-        outputs.region = self._sync_region(volume_node, run)
-        for node in (segmentation, table):
-            for key, value in provenance.items():
-                node.SetAttribute(ATTRIBUTE + key, value if isinstance(value, str) else json.dumps(value))
-        _store_warnings(outputs, run.warnings)
-        table.SetAttribute(ATTRIBUTE + "shownRegion", region_shown_by([run]) or "")
-        outputs.chart = self._sync_chart(volume_node, table)
-        self._organise(volume_node, outputs)
-        self._watch_rulers(outputs)
+        with _writing(table):
+            self._fill_table(table, run.measurements, self._levels_named(volume_node, table))
+            outputs.rulers = self._sync_rulers(volume_node, run.measurements, {})
+            outputs.region = self._sync_region(volume_node, run)
+            for node in (segmentation, table):
+                for key, value in provenance.items():
+                    node.SetAttribute(ATTRIBUTE + key, value if isinstance(value, str) else json.dumps(value))
+            _store_warnings(outputs, run.warnings)
+            table.SetAttribute(ATTRIBUTE + "shownRegion", region_shown_by([run]) or "")
+            outputs.chart = self._sync_chart(volume_node, table)
+            self._organise(volume_node, outputs)
+        self._watch_hand_edits(outputs)
         return outputs
 
     def _write_segments(self, segmentation, volume_node, labels_source: np.ndarray) -> None:
@@ -303,12 +323,13 @@ class StenosisScene:
         vtk_table = table.GetTable()
         same_region = table.GetAttribute(ATTRIBUTE + "region") == self.region
         rows = range(vtk_table.GetNumberOfRows()) if changed_row is None or not same_region else (changed_row,)
-        for row in rows:
-            for column, text in grade(self.row_values(table, row), self.region).items():
-                vtk_table.GetColumnByName(column).SetValue(row, text)
-        table.SetAttribute(ATTRIBUTE + "region", self.region)
-        self._flag_worst(table)
-        table.Modified()
+        with _writing(table):
+            for row in rows:
+                for column, text in grade(self.row_values(table, row), self.region).items():
+                    vtk_table.GetColumnByName(column).SetValue(row, text)
+            table.SetAttribute(ATTRIBUTE + "region", self.region)
+            self._flag_worst(table)
+            table.Modified()
         volume_node = self.scene.GetNodeByID(table.GetAttribute(ATTRIBUTE + "inputVolumeID") or "")
         if not same_region and volume_node is not None:  # the chart's cut-off lines follow the region
             for cutoffs in self._find(volume_node, "cutoffs", "vtkMRMLTableNode"):
@@ -409,10 +430,11 @@ class StenosisScene:
         if missing:
             raise ValueError(f"levels name slice {', '.join(map(str, missing))}, but the table's slices are "
                              f"{min(rows, default=0)} to {max(rows, default=0)}")
-        for slice_index, level in levels.items():
-            vtk_table.GetColumnByName("level").SetValue(rows[slice_index], level)
-        vtk_table.Modified()
-        table.Modified()
+        with _writing(table):
+            for slice_index, level in levels.items():
+                vtk_table.GetColumnByName("level").SetValue(rows[slice_index], level)
+            vtk_table.Modified()
+            table.Modified()
 
     def worst_findings_by_level(self, table) -> dict[str, dict[str, Finding]]:
         """The worst findings of each level named in the table's Level column (findings.worst_findings_by_level)."""
@@ -468,19 +490,25 @@ class StenosisScene:
         node.AddControlPoint(*[float(v) for v in ruler.start_ras])
         node.AddControlPoint(*[float(v) for v in ruler.end_ras])
 
-    def _watch_rulers(self, outputs: SceneOutputs) -> None:
-        """Moving a ruler's endpoint by hand updates its table row (and grades); a ruler another StenosisScene watched
-        (one made in the Python console, say) is watched by this one instead."""
+    def _watch_hand_edits(self, outputs: SceneOutputs) -> None:
+        """Moving a ruler's endpoint by hand updates its table row (and grades), and typing into the table regrades
+        it; a node another StenosisScene watched (one made in the Python console, say) is watched by this one
+        instead."""
         def moved(node, event) -> None:
             self._ruler_moved(node, outputs)
 
+        def edited(table, event) -> None:
+            self._table_edited(table)
+
         for node in outputs.rulers.values():
             self._forget(node)
-            _RULER_WATCHES[node] = (node.AddObserver(node.PointModifiedEvent, moved), moved)
+            _HAND_EDIT_WATCHES[node] = (node.AddObserver(node.PointModifiedEvent, moved), moved)
+        self._forget(outputs.table)
+        _HAND_EDIT_WATCHES[outputs.table] = (outputs.table.AddObserver("ModifiedEvent", edited), edited)
 
     @staticmethod
     def _forget(node) -> None:
-        watch = _RULER_WATCHES.pop(node, None)
+        watch = _HAND_EDIT_WATCHES.pop(node, None)
         if watch is not None:
             node.RemoveObserver(watch[0])
 
@@ -495,8 +523,9 @@ class StenosisScene:
         self.scene.RemoveNode(node)
 
     def stop_watching(self) -> None:
-        """Hand edits of this scene's rulers no longer touch the table (until the next publish or remeasure)."""
-        for node in [node for node in _RULER_WATCHES if node.GetScene() in (self.scene, None)]:
+        """Hand edits of this scene's rulers and tables no longer touch the table (until the next publish or
+        remeasure)."""
+        for node in [node for node in _HAND_EDIT_WATCHES if node.GetScene() in (self.scene, None)]:
             self._forget(node)
 
     def _ruler_moved(self, node, outputs: SceneOutputs) -> None:
@@ -504,8 +533,15 @@ class StenosisScene:
             return
         row = self._row_of(outputs.table, int(node.GetAttribute(ATTRIBUTE + "sliceIndex")))
         column = outputs.table.GetTable().GetColumnByName(node.GetAttribute(ATTRIBUTE + "measurement"))
-        column.SetValue(row, node.GetLineLengthWorld())
-        self.regrade(outputs.table, row)
+        with _writing(outputs.table):
+            column.SetValue(row, node.GetLineLengthWorld())
+            self.regrade(outputs.table, row)
+
+    def _table_edited(self, table) -> None:
+        """A value or level typed into the table (the table view writes the cell and modifies the node): regrade
+        it, as a moved ruler does. The rulers stay where they are."""
+        if table not in _TABLES_BEING_WRITTEN and self._has_columns(table):
+            self.regrade(table)
 
     # ---- navigation -----------------------------------------------------------------------------------------
     def narrowest_row(self, table) -> int | None:
@@ -601,17 +637,18 @@ class StenosisScene:
         before = json.loads(outputs.segmentation.GetAttribute(ATTRIBUTE + "sliceHashes") or "[]")
         changed = [s for s in range(len(hashes)) if s >= len(before) or before[s] != hashes[s]]
         measurements = []
-        for s in changed:
-            m = measure_slice(masks_from_labels(stack[s]), volume.layout.slice_grid(s), s,
-                              volume.layout.slice_position_mm(s))
-            self._write_row(outputs.table, self._row_of(outputs.table, s), m)
-            measurements.append(m)
-        outputs.rulers = self._sync_rulers(volume_node, measurements, outputs.rulers)
-        self.regrade(outputs.table)
-        outputs.segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", json.dumps(hashes))
-        _store_warnings(outputs, input_warnings(volume, stack))  # the edited masks may tilt the canal otherwise
-        self._organise(volume_node, outputs)
-        self._watch_rulers(outputs)
+        with _writing(outputs.table):
+            for s in changed:
+                m = measure_slice(masks_from_labels(stack[s]), volume.layout.slice_grid(s), s,
+                                  volume.layout.slice_position_mm(s))
+                self._write_row(outputs.table, self._row_of(outputs.table, s), m)
+                measurements.append(m)
+            outputs.rulers = self._sync_rulers(volume_node, measurements, outputs.rulers)
+            self.regrade(outputs.table)
+            outputs.segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", json.dumps(hashes))
+            _store_warnings(outputs, input_warnings(volume, stack))  # the edited masks may tilt the canal otherwise
+            self._organise(volume_node, outputs)
+        self._watch_hand_edits(outputs)
         return changed
 
     # ---- export ----------------------------------------------------------------------------------------------

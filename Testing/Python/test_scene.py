@@ -13,8 +13,8 @@ slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test r
 from SpinalStenosisLib.geometry import VolumeGeometry  # noqa: E402
 from SpinalStenosisLib.measurement import bilinear  # noqa: E402
 from SpinalStenosisLib.pipeline import Cancelled  # noqa: E402
-from SpinalStenosisLib.scene import (LEVELS_ATTRIBUTE, SEGMENTS, StenosisScene, axial_volume_of,  # noqa: E402
-                                     geometry_of, measure_volume_node, named_region_of_node)
+from SpinalStenosisLib.scene import (LEVELS_ATTRIBUTE, SEGMENTS, TABLE_COLUMNS, StenosisScene,  # noqa: E402
+                                     axial_volume_of, geometry_of, measure_volume_node, named_region_of_node)
 from SpinalStenosisLib.scene_bundle import add_volume, new_scene, write_scene_bundle  # noqa: E402
 
 
@@ -597,6 +597,37 @@ def test_after_stop_watching_a_ruler_moved_by_hand_leaves_its_row_alone(context,
     logic.stop_watching()
     move_end_halfway(outputs.rulers[(2, "right_foramen_width_mm")])
     assert logic.row_values(outputs.table, row)["right_foramen_width_mm"] == before
+
+
+def test_a_value_typed_into_the_table_is_graded_again_and_an_observer_sees_only_whole_tables(context, volume):
+    logic, outputs = measure(context, volume)
+    table, seen = outputs.table, []
+
+    def observe(node, event):  # what the module's findings line does on each change of the table
+        seen.append((logic._has_columns(node), len(logic.worst_findings(node))))
+
+    table.AddObserver("ModifiedEvent", observe)
+    narrowest = logic.worst_findings(table)["canal_ap_mm"]
+    other = next(s for s in range(3) if s != narrowest.slice_index)
+    row, column = logic._row_of(table, other), TABLE_COLUMNS.index("canal_ap_mm")
+    ruler_before = outputs.rulers[(other, "canal_ap_mm")].GetLineLengthWorld()
+    assert table.SetCellText(row, column, "6.5")  # what the table view does with a typed value
+    assert grades(table)[row] == "absolute stenosis"
+    assert logic.worst_findings(table)["canal_ap_mm"].slice_index == other
+    assert "canal AP" in table.GetTable().GetColumnByName("worst_findings").GetValue(row)
+    assert outputs.rulers[(other, "canal_ap_mm")].GetLineLengthWorld() == ruler_before  # the ruler stays
+    assert table.SetCellText(row, TABLE_COLUMNS.index("level"), "L4-L5")
+    assert logic.worst_findings_by_level(table)["L4-L5"]["canal_ap_mm"].value == 6.5
+    events = len(seen)
+    measure_volume_node(logic, volume, ThresholdSegmenter())  # measured again: the table is rebuilt
+    assert len(seen) == events + 1  # one change, seen when the table is whole
+    labels = logic.labels_of(outputs.segmentation, volume)
+    labels[other][labels[other] == 3] = 0
+    logic._write_segments(outputs.segmentation, volume, labels)
+    logic.remeasure(volume, outputs)
+    logic.name_levels(table, {0: "L3-L4"})
+    move_end_halfway(outputs.rulers[(narrowest.slice_index, "canal_ap_mm")])
+    assert len(seen) == events + 4 and all(whole and found == 4 for whole, found in seen)
 
 
 def test_export_round_trips(context, volume, tmp_path):
