@@ -211,11 +211,8 @@ def _package_models(args: argparse.Namespace) -> None:
     print(f"wrote {out.resolve()}; measure with it: spinal-stenosis measure INPUT --out DIR --models {out}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spinal-stenosis", description="Measure spinal stenosis on axial MR.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_measure(sub) -> None:
+    """The measure command: an image, a DICOM series or study → masks, rulers, table and report."""
     measure = sub.add_parser("measure", help="segment (or read masks), measure, write masks/rulers/table/report")
     measure.add_argument("inputs", nargs="+", metavar="input",
                          help="image file (NIfTI, NRRD, MHA, PNG, a DICOM file) or DICOM folder (a series or a "
@@ -244,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--quiet", action="store_true", help="no progress lines")
     measure.set_defaults(handler=_measure)
 
+
+def _add_demo(sub) -> None:
+    """The demo command: the built-in default job."""
     demo = sub.add_parser("demo", help="synthesise a lumbar (or cervical) series and measure it (the built-in "
                                        "default job)")
     demo.add_argument("--out", default="spinal-stenosis-demo", help="output folder")
@@ -254,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--overwrite", action="store_true")
     demo.set_defaults(handler=_demo)
 
+
+def _add_evaluate(sub) -> None:
+    """The evaluate command: the networks against the user's own labelled images."""
     evaluate = sub.add_parser("evaluate", help="compare the networks with your own labelled images (NIfTI pairs or "
                                                "Lumbar Spine MRI label PNGs, as train --real-data reads them)")
     evaluate.add_argument("folder", help="*_image.nii.gz + *_labels.nii.gz pairs, or *_label.png + *_image.png")
@@ -264,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--precision", choices=PRECISIONS, default="auto", help="as for measure")
     evaluate.set_defaults(handler=_evaluate)
 
+
+def _add_synth(sub) -> None:
+    """The synth command: synthetic slices with their labels and truth."""
     synth = sub.add_parser("synth", help="write synthetic axial slices with labels and truth.csv")
     synth.add_argument("--count", type=int, default=16)
     synth.add_argument("--seed", type=int, default=0)
@@ -275,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--overwrite", action="store_true")
     synth.set_defaults(handler=_synth)
 
+
+def _add_train(sub) -> None:
+    """The train command: either network on synthetic (and the user's real labelled) images."""
     train = sub.add_parser("train", help="train a network on synthetic (and optional real labelled) data")
     train.add_argument("network", choices=("roi", "canal"))
     train.add_argument("--out", required=True, help="checkpoint folder")
@@ -333,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "that computes it natively (validation and the saved weights stay float32)")
     train.set_defaults(handler=_train)
 
+
+def _add_blend(sub) -> None:
+    """The blend command: a network part way between its start and its fine-tune."""
     blend = sub.add_parser("blend", help="a network part way between its start and its fine-tune (weights "
                                          "interpolated, BatchNorm statistics recalibrated), written like a best.pt")
     blend.add_argument("network", choices=("roi", "canal"))
@@ -348,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fresh synthetic batches the BatchNorm statistics are averaged over (default 250)")
     blend.set_defaults(handler=_blend)
 
+
+def _add_package_models(sub) -> None:
+    """The package-models command: a models folder for measure --models."""
     package = sub.add_parser("package-models", help="a models folder for measure --models: the shipped networks "
                                                     "with trained ones (a training run's best.pt) in their place")
     package.add_argument("--canal", help="best.pt (or averaged.pt) of a canal-network training run")
@@ -358,6 +373,14 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("--base", help="models folder the others are taken from (default: the shipped one)")
     package.add_argument("--overwrite", action="store_true")
     package.set_defaults(handler=_package_models)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spinal-stenosis", description="Measure spinal stenosis on axial MR.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subcommands = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_measure, _add_demo, _add_evaluate, _add_synth, _add_train, _add_blend, _add_package_models):
+        add(subcommands)
     return parser
 
 

@@ -411,9 +411,19 @@ def weights_record(model: CoUNet, config: TrainConfig, step: int, dice: list[flo
             "training_data": training_data(config), "code_revision": revision}
 
 
-def train(config: TrainConfig) -> Path:
-    """Run (or resume) training; writes checkpoint.pt, best.pt and log.csv into out_dir, and averaged.pt when
-    averaging weights (config.average_from)."""
+def checkpoint(model: CoUNet, optimiser, scheduler, step: int, best: float, average: WeightAverage,
+               config: TrainConfig) -> dict:
+    """What --resume needs to continue a run exactly where it stopped."""
+    return {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
+            "step": step, "best": best, "average": average.state(),
+            "config": {**asdict(config), "out_dir": str(config.out_dir),
+                       "real_data": str(config.real_data) if config.real_data else None,
+                       "init": str(config.init) if config.init else None},
+            "network": model.config}
+
+
+def check_config(config: TrainConfig) -> None:
+    """A ValueError naming the option when the configuration cannot be trained (checked before any work)."""
     if (config.edge_weight or config.hard_fraction or config.foramen_weight != 1.0) and config.loss != "bce_dice":
         raise ValueError("--edge-weight, --hard-pixels and --foramen-weight change the bce_dice loss, "
                          "not the paper's loss")
@@ -442,6 +452,12 @@ def train(config: TrainConfig) -> Path:
         raise ValueError(f"--mirror-weight {config.mirror_weight:g}: expected a weight of 0 or more")
     if not set(config.augment) <= set(AUGMENTATIONS):
         raise ValueError(f"--augment {','.join(config.augment)}: expected some of {', '.join(AUGMENTATIONS)}")
+
+
+def train(config: TrainConfig) -> Path:
+    """Run (or resume) training; writes checkpoint.pt, best.pt and log.csv into out_dir, and averaged.pt when
+    averaging weights (config.average_from)."""
+    check_config(config)
     forward_dtype = network_dtype(config.precision)
     revision = git_revision()  # the code that generates the training data is the code loaded now
     torch.set_num_threads(config.threads)
@@ -498,17 +514,11 @@ def train(config: TrainConfig) -> Path:
                               " ".join(f"{d:.4f}" for d in dice)])
                 handle.flush()
                 running = []
-                state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                         "scheduler": scheduler.state_dict(), "step": step, "best": best, "average": average.state(),
-                         "config": {**asdict(config), "out_dir": str(config.out_dir),
-                                    "real_data": str(config.real_data) if config.real_data else None,
-                                    "init": str(config.init) if config.init else None},
-                         "network": model.config}
                 score = float(np.mean(dice))
                 if score > best:
-                    best = state["best"] = score
+                    best = score
                     torch.save(weights_record(model, config, step, dice, validation_inputs, revision), out / "best.pt")
-                torch.save(state, checkpoint_path)
+                torch.save(checkpoint(model, optimiser, scheduler, step, best, average, config), checkpoint_path)
     if config.batchnorm_batches and (out / "best.pt").exists():
         recalibrate_best(out / "best.pt", config, real, validation_inputs, validation_targets)
     if average.count:
