@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,7 @@ DicomValue = Callable[[str, str], str]  # (SOP instance UID, tag "gggg,eeee") �
 SLICE_THICKNESS_TAG = "0018,0050"
 
 ATTRIBUTE = "SpinalStenosis."
+MIN_TYPED_VALUE = 0.01  # mm or mm²: a measurement typed into the table below this is no measurement
 LEVELS_ATTRIBUTE = ATTRIBUTE + "levels"  # of an input volume: JSON, slice index → vertebral level (the demo's has it)
 SEGMENTS = (  # label value, segment id, name, colour, local type code
     (1, "SpinalCanal", "Spinal canal", (0.98, 0.82, 0.1), "SPINAL_CANAL", ""),
@@ -539,8 +541,17 @@ class StenosisScene:
 
     def _table_edited(self, table) -> None:
         """A value or level typed into the table (the table view writes the cell and modifies the node): regrade
-        it, as a moved ruler does. The rulers stay where they are."""
-        if table not in _TABLES_BEING_WRITTEN and self._has_columns(table):
+        it, as a moved ruler does. The rulers stay where they are. A measurement typed as 0 or less holds an absent
+        structure (NaN, as the networks' absent ones); text that is no number the table does not write."""
+        if table in _TABLES_BEING_WRITTEN or not self._has_columns(table):
+            return
+        vtk_table = table.GetTable()
+        with _writing(table):
+            for column in MEASUREMENT_COLUMNS:
+                values = vtk_table.GetColumnByName(column)
+                for row in range(vtk_table.GetNumberOfRows()):
+                    if not values.GetValue(row) >= MIN_TYPED_VALUE:
+                        values.SetValue(row, math.nan)
             self.regrade(table)
 
     # ---- navigation -----------------------------------------------------------------------------------------

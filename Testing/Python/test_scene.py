@@ -618,6 +618,13 @@ def test_a_value_typed_into_the_table_is_graded_again_and_an_observer_sees_only_
     assert outputs.rulers[(other, "canal_ap_mm")].GetLineLengthWorld() == ruler_before  # the ruler stays
     assert table.SetCellText(row, TABLE_COLUMNS.index("level"), "L4-L5")
     assert logic.worst_findings_by_level(table)["L4-L5"]["canal_ap_mm"].value == 6.5
+    table.SetCellText(row, column, "absent")  # text that is no number: the table keeps the cell's value
+    assert logic.row_values(table, row)["canal_ap_mm"] == 6.5
+    for no_length in ("0", "-2"):  # no canal AP: the canal is absent there, as a NaN, never 0
+        assert table.SetCellText(row, column, "6.5") and table.SetCellText(row, column, no_length)
+        assert math.isnan(logic.row_values(table, row)["canal_ap_mm"]) and grades(table)[row] == ""
+        assert logic.worst_findings(table)["canal_ap_mm"].slice_index == narrowest.slice_index
+    assert table.SetCellText(row, column, "6.5")
     events = len(seen)
     measure_volume_node(logic, volume, ThresholdSegmenter())  # measured again: the table is rebuilt
     assert len(seen) == events + 1  # one change, seen when the table is whole
