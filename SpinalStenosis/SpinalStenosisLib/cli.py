@@ -211,7 +211,7 @@ def _package_models(args: argparse.Namespace) -> None:
     print(f"wrote {out.resolve()}; measure with it: spinal-stenosis measure INPUT --out DIR --models {out}")
 
 
-def _add_measure(sub) -> None:
+def _add_measure(sub: "argparse._SubParsersAction") -> None:
     """The measure command: an image, a DICOM series or study → masks, rulers, table and report."""
     measure = sub.add_parser("measure", help="segment (or read masks), measure, write masks/rulers/table/report")
     measure.add_argument("inputs", nargs="+", metavar="input",
@@ -242,7 +242,7 @@ def _add_measure(sub) -> None:
     measure.set_defaults(handler=_measure)
 
 
-def _add_demo(sub) -> None:
+def _add_demo(sub: "argparse._SubParsersAction") -> None:
     """The demo command: the built-in default job."""
     demo = sub.add_parser("demo", help="synthesise a lumbar (or cervical) series and measure it (the built-in "
                                        "default job)")
@@ -255,7 +255,7 @@ def _add_demo(sub) -> None:
     demo.set_defaults(handler=_demo)
 
 
-def _add_evaluate(sub) -> None:
+def _add_evaluate(sub: "argparse._SubParsersAction") -> None:
     """The evaluate command: the networks against the user's own labelled images."""
     evaluate = sub.add_parser("evaluate", help="compare the networks with your own labelled images (NIfTI pairs or "
                                                "Lumbar Spine MRI label PNGs, as train --real-data reads them)")
@@ -268,7 +268,7 @@ def _add_evaluate(sub) -> None:
     evaluate.set_defaults(handler=_evaluate)
 
 
-def _add_synth(sub) -> None:
+def _add_synth(sub: "argparse._SubParsersAction") -> None:
     """The synth command: synthetic slices with their labels and truth."""
     synth = sub.add_parser("synth", help="write synthetic axial slices with labels and truth.csv")
     synth.add_argument("--count", type=int, default=16)
@@ -282,7 +282,7 @@ def _add_synth(sub) -> None:
     synth.set_defaults(handler=_synth)
 
 
-def _add_train(sub) -> None:
+def _add_train(sub: "argparse._SubParsersAction") -> None:
     """The train command: either network on synthetic (and the user's real labelled) images."""
     train = sub.add_parser("train", help="train a network on synthetic (and optional real labelled) data")
     train.add_argument("network", choices=("roi", "canal"))
@@ -343,7 +343,7 @@ def _add_train(sub) -> None:
     train.set_defaults(handler=_train)
 
 
-def _add_blend(sub) -> None:
+def _add_blend(sub: "argparse._SubParsersAction") -> None:
     """The blend command: a network part way between its start and its fine-tune."""
     blend = sub.add_parser("blend", help="a network part way between its start and its fine-tune (weights "
                                          "interpolated, BatchNorm statistics recalibrated), written like a best.pt")
@@ -361,7 +361,7 @@ def _add_blend(sub) -> None:
     blend.set_defaults(handler=_blend)
 
 
-def _add_package_models(sub) -> None:
+def _add_package_models(sub: "argparse._SubParsersAction") -> None:
     """The package-models command: a models folder for measure --models."""
     package = sub.add_parser("package-models", help="a models folder for measure --models: the shipped networks "
                                                     "with trained ones (a training run's best.pt) in their place")
