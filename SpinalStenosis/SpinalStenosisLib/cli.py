@@ -98,12 +98,13 @@ def _say_results(runs: list[MeasurementRun], region: str) -> None:
         if checks:
             print(f"{where}check {describe_checks(checks)} (the check column: what the network was unsure of, or the "
                   "image barely shows)")
-    by_level = worst_findings_by_level(runs[0].measurements, region)
     if len(runs) > 1:
         blocks = {block_folder(k): run.measurements for k, run in enumerate(runs, 1)}
         series = describe_findings(worst_findings_of_blocks(blocks, region))
         print(f"the whole series: {series or 'no canal or foramen found'}")
         by_level = worst_findings_by_level_of_blocks(blocks, region)
+    else:
+        by_level = worst_findings_by_level(runs[0].measurements, region)
     for line in describe_levels(by_level):
         print(line)
 
