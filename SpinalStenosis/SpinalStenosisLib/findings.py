@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from .grading import grade
+from .grading import THORACIC, grade, slice_region
 from .measurement import SliceMeasurement
 
 
@@ -64,18 +64,19 @@ def smallest_trusted(values: Sequence[float], to_check: Sequence[bool]) -> int |
 
 def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[str, Finding]:
     """Per graded measurement measured on any slice (in GRADED_MEASUREMENTS' order): its smallest_trusted value,
-    graded with the region's cut-offs, and the smallest value of all where that is on a slice to check."""
+    graded with the region's cut-offs (grading.grade), and the smallest value of all where that is on a slice to
+    check; among the slices whose value the cut-offs grade, where any does (not a canal named at a thoracic level)."""
     findings = {}
     for name, graded in GRADED_MEASUREMENTS.items():
-        values = [m.values[name] for m in measurements]
+        grades = [grade(m.values, region, m.level)[graded.grade_column] for m in measurements]
+        values = [m.values[name] if grades[n] or not any(grades) else math.nan for n, m in enumerate(measurements)]
         to_check = [m.is_to_check(graded.structure) for m in measurements]
         worst = smallest_trusted(values, to_check)
         if worst is not None:
             m, smallest = measurements[worst], smallest_trusted(values, [False] * len(values))
             doubted = (DoubtedValue(measurements[smallest].slice_index, values[smallest])
                        if values[smallest] < values[worst] else None)
-            findings[name] = Finding(m.slice_index, m.z_mm, values[worst],
-                                     grade(m.values, region)[graded.grade_column], to_check[worst], m.level,
+            findings[name] = Finding(m.slice_index, m.z_mm, values[worst], grades[worst], to_check[worst], m.level,
                                      smaller_to_check=doubted)
     return findings
 
@@ -88,6 +89,7 @@ def worst_findings_of_blocks(blocks: Mapping[str, list[SliceMeasurement]], regio
     findings = {}
     for measurement in GRADED_MEASUREMENTS:
         found = [replace(f[measurement], block=name) for name, f in per_block.items() if measurement in f]
+        found = [f for f in found if f.grade] or found  # as in worst_findings: the graded ones, where any is
         worst = smallest_trusted([f.value for f in found], [f.to_check for f in found])
         if worst is not None:
             doubted = [d for f in found for d in (f.smaller_to_check and f.smaller_to_check._replace(block=f.block),
@@ -124,7 +126,7 @@ def describe_levels(by_level: Mapping[str, dict[str, Finding]]) -> list[str]:
         phrases = []
         for name, finding in findings.items():
             graded = GRADED_MEASUREMENTS[name]
-            said = [finding.grade] if finding.grade else []
+            said = list(filter(None, [_grade_said(finding)]))
             said += [slice_name(finding.slice_index, block=finding.block)] + (["to check"] if finding.to_check else [])
             phrases.append(f"{graded.label} {finding.value:.1f} {graded.unit} ({', '.join(said)}"
                            f"{_smaller_to_check(finding, graded.unit)})")
@@ -144,12 +146,18 @@ def describe_findings(findings: dict[str, Finding]) -> str:
     phrases = []
     for name, finding in findings.items():
         graded = GRADED_MEASUREMENTS[name]
-        grade_text = f" ({finding.grade})" if finding.grade else ""
+        said = _grade_said(finding)
+        grade_text = f" ({said})" if said else ""
         check = ", to check" if finding.to_check else ""
         phrases.append(f"{graded.superlative} {graded.label} {finding.value:.1f} {graded.unit}{grade_text} on "
                        f"{slice_name(finding.slice_index, finding.level, finding.block)}{check}"
                        f"{_smaller_to_check(finding, graded.unit)}")
     return "; ".join(phrases)
+
+
+def _grade_said(finding: Finding) -> str:
+    """A finding's grade as the findings say it: "" where NaN, "not graded at a thoracic level" for such a canal."""
+    return finding.grade or ("not graded at a thoracic level" if slice_region("", finding.level) == THORACIC else "")
 
 
 def _smaller_to_check(finding: Finding, unit: str) -> str:

@@ -7,6 +7,9 @@
 * Dural-sac cross-sectional area: < 75 mm² absolute, 75-100 mm² relative (Bolender 1985: < 100 mm²; 75 mm² as the
   threshold of clinically significant dural compression, PMC2997206; the "Schönström" bands as widely quoted).
 * Foramen: narrowest width < 3 mm = stenosis (Talekar 2017).
+
+A slice named at a vertebral level is graded with that level's region's cut-offs, whatever the study's region; a
+thoracic level's canal with none (above the conus the sac holds the cord, and these cut-offs are the lumbar sac's).
 """
 from __future__ import annotations
 
@@ -19,6 +22,10 @@ CANAL_AREA_CUTOFFS_MM2 = (75.0, 100.0)
 FORAMEN_CUTOFF_MM = 3.0
 GRADE_COLUMNS = ("canal_ap_grade", "canal_area_grade", "left_foramen_grade", "right_foramen_grade")
 REGIONS = tuple(CANAL_AP_CUTOFFS_MM)
+THORACIC = "thoracic"  # the region of a slice named at a thoracic level: its canal is not graded
+# a named level's region, by the letter of its first vertebra: "C5-C6", "T11-T12", "Th12/L1", "L4-L5", "S1"
+LEVEL_REGIONS = {"C": "cervical", "T": THORACIC, "TH": THORACIC, "L": "lumbar", "S": "lumbar"}
+LEVEL_VERTEBRA = re.compile(r"\s*(C|TH?|L|S)\d", re.IGNORECASE)
 # how DICOM headers name a region: Body Part Examined's defined terms; the words of series and study descriptions
 # (HWS, LWS: the German abbreviations). Thoracic and whole-spine series name no region with cut-offs here.
 REGION_TAGS = ("0018,0015", "0008,103E", "0008,1030")  # Body Part Examined, Series Description, Study Description
@@ -43,13 +50,23 @@ def _foramen(value: float) -> str:
     return "stenosis" if value < FORAMEN_CUTOFF_MM else "normal"
 
 
-def grade(values: dict[str, float], region: str = "lumbar") -> dict[str, str]:
-    """Grade one slice's measurements; empty text where the measurement is NaN."""
+def slice_region(region: str, level: str = "") -> str:
+    """The region whose cut-offs grade a slice: the one its named level lies in (LEVEL_REGIONS; THORACIC for a
+    thoracic level), else the study's region."""
+    vertebra = LEVEL_VERTEBRA.match(level)
+    return LEVEL_REGIONS[vertebra.group(1).upper()] if vertebra else region
+
+
+def grade(values: dict[str, float], region: str = "lumbar", level: str = "") -> dict[str, str]:
+    """Grade one slice's measurements with the cut-offs of its slice_region; empty text where the measurement is
+    NaN, and for the canal of a slice named at a thoracic level."""
     if region not in CANAL_AP_CUTOFFS_MM:
         raise ValueError(f"unknown region {region!r}; expected one of {', '.join(REGIONS)}")
+    region = slice_region(region, level)
+    canal_graded = region != THORACIC
     return {
-        "canal_ap_grade": _banded(values["canal_ap_mm"], *CANAL_AP_CUTOFFS_MM[region]),
-        "canal_area_grade": _banded(values["canal_area_mm2"], *CANAL_AREA_CUTOFFS_MM2),
+        "canal_ap_grade": _banded(values["canal_ap_mm"], *CANAL_AP_CUTOFFS_MM[region]) if canal_graded else "",
+        "canal_area_grade": _banded(values["canal_area_mm2"], *CANAL_AREA_CUTOFFS_MM2) if canal_graded else "",
         "left_foramen_grade": _foramen(values["left_foramen_width_mm"]),
         "right_foramen_grade": _foramen(values["right_foramen_width_mm"]),
     }

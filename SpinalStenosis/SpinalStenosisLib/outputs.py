@@ -84,7 +84,7 @@ def rows(measurements: list[SliceMeasurement], region: str) -> list[dict]:
     table = []
     for m in measurements:
         table.append({"slice_index": m.slice_index, "z_mm": round(m.z_mm, 3), "level": m.level, **m.values,
-                      **grade(m.values, region), **m.confidences, "canal_edge_to_noise": m.canal_edge_to_noise,
+                      **grade(m.values, region, m.level), **m.confidences, "canal_edge_to_noise": m.canal_edge_to_noise,
                       "check": m.check})
     return table
 

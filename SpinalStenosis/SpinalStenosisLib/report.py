@@ -47,7 +47,7 @@ def _pick_slices(measurements: list[SliceMeasurement], worst_slices: set[int]) -
 
 
 def _caption(m: SliceMeasurement, region: str, block: str = "") -> str:
-    grades = grade(m.values, region)
+    grades = grade(m.values, region, m.level)
 
     def fmt(value: float, unit: str, label: str, structure: str) -> str:
         check = "  CHECK" if m.is_to_check(structure) else ""

@@ -11,9 +11,12 @@ from .measurement import SliceMeasurement
 
 CHART_PX = 190  # height of the profile strip
 GRADE_COLOURS = {"normal": "#d9d9d9", "relative stenosis": "#ffaa33", "absolute stenosis": "#ff4d4d"}
+UNGRADED_COLOUR = "#6fa8dc"  # a canal no cut-off grades (a slice named at a thoracic level)
 CUTOFF_COLOURS = {"absolute": GRADE_COLOURS["absolute stenosis"], "relative": GRADE_COLOURS["relative stenosis"]}
 AXIS_COLOUR, GRID_COLOUR = "#9a9a9a", "#333333"
 DOT_RADIUS_PX = 3.5
+# a grade each colour, hollow where the canal is to check (beside the second profile: "not graded", where drawn)
+LEGEND = [(name, colour, False) for name, colour in GRADE_COLOURS.items()] + [("canal to check", "#d9d9d9", True)]
 PROFILES = (  # (value, grade, title, unit)
     ("canal_ap_mm", "canal_ap_grade", "canal AP along the stack", "mm"),
     ("canal_area_mm2", "canal_area_grade", "dural-sac area along the stack", "mm²"),
@@ -41,12 +44,13 @@ def draw_profiles(draw, box: tuple[float, float, float, float], measurements: li
                   font) -> None:
     """The profiles side by side in box (left, top, right, bottom) of a Pillow ImageDraw: per slice index, each
     value as a dot in its grade's colour (hollow where the canal is to check), joined along runs of measured
-    slices, with the cut-offs as lines in their grade's colour."""
+    slices, with the cut-offs as lines in their grade's colour (UNGRADED_COLOUR where no cut-off grades it)."""
     left, top, right, bottom = box
     width = (right - left) / len(PROFILES)
     slices = np.array([m.slice_index for m in measurements], float)
     x_low, x_high = slices.min() - 0.5, slices.max() + 0.5
     titles = [f"{title} ({unit})" for _, _, title, unit in PROFILES]
+    ungraded = False
     for n, (value, grade_name, _, _) in enumerate(PROFILES):
         plot = (left + n * width + 48, top + 22, left + (n + 1) * width - 16, bottom - 22)
         values = np.array([m.values[value] for m in measurements], float)
@@ -77,9 +81,13 @@ def draw_profiles(draw, box: tuple[float, float, float, float], measurements: li
         radius_px = float(np.clip(0.45 * (plot[2] - plot[0]) / (x_high - x_low), 1.5, DOT_RADIUS_PX))  # dense stacks
         for m, point in zip(measurements, points):
             if point is not None:
-                _dot(draw, point, GRADE_COLOURS[grade(m.values, region)[grade_name]], m.is_to_check("canal"),
-                     radius_px)
-    _legend(draw, left + width - 16, top + 4, font, room_px=width - 80 - font.getlength(titles[0]))
+                colour = GRADE_COLOURS.get(grade(m.values, region, m.level)[grade_name], UNGRADED_COLOUR)
+                ungraded |= colour == UNGRADED_COLOUR
+                _dot(draw, point, colour, m.is_to_check("canal"), radius_px)
+    room_px = [width - 80 - font.getlength(title) for title in titles]
+    _legend(draw, left + width - 16, top + 4, font, LEGEND, room_px[0])
+    if ungraded:
+        _legend(draw, left + 2 * width - 16, top + 4, font, [("not graded", UNGRADED_COLOUR, False)], room_px[1])
 
 
 def _dot(draw, centre: tuple[float, float], colour: str, hollow: bool, radius_px: float = DOT_RADIUS_PX) -> None:
@@ -88,10 +96,9 @@ def _dot(draw, centre: tuple[float, float], colour: str, hollow: bool, radius_px
                  fill=None if hollow else colour, width=2 if radius_px > 2 else 1)
 
 
-def _legend(draw, right: float, top: float, font, room_px: float) -> None:
-    """What the dots say, right-aligned at (right, top): a grade each colour, hollow where the canal is to check;
-    left out where it needs more than room_px (a report two panels wide)."""
-    entries = [(name, colour, False) for name, colour in GRADE_COLOURS.items()] + [("canal to check", "#d9d9d9", True)]
+def _legend(draw, right: float, top: float, font, entries: list[tuple[str, str, bool]], room_px: float) -> None:
+    """What the dots say (entries: name, colour, hollow), right-aligned at (right, top); left out where it needs
+    more than room_px (a report two panels wide)."""
     if sum(font.getlength(name) + 2 * DOT_RADIUS_PX + 18 for name, _, _ in entries) > room_px:
         return
     x = right

@@ -49,13 +49,14 @@ COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
     "slice_index": ("Slice", "", "Index of the slice along the volume's axial axis"),
     "z_mm": ("z (mm)", "mm", "Position of the slice along the stack"),
     "level": ("Level", "", "The slice's vertebral level as you name it (e.g. L4-L5): type it here; it is kept when "
-                           "the volume is measured again, and named with the worst findings"),
+                           "the volume is measured again, named with the worst findings, and chooses the slice's "
+                           "cut-offs (C cervical, L or S lumbar; a thoracic level's canal is not graded)"),
     "canal_ap_mm": ("Canal AP (mm)", "mm", "Antero-posterior diameter of the thecal sac through its centroid"),
     "canal_transverse_mm": ("Canal transverse (mm)", "mm", "Left-right diameter of the sac through its centroid"),
     "canal_area_mm2": ("Dural-sac area (mm²)", "mm2", "Cross-sectional area of the thecal sac"),
     "left_foramen_width_mm": ("Left foramen (mm)", "mm", "Narrowest gap of the left neural foramen"),
     "right_foramen_width_mm": ("Right foramen (mm)", "mm", "Narrowest gap of the right neural foramen"),
-    "canal_ap_grade": ("Canal AP grade", "", "Canal AP against the region's cut-offs"),
+    "canal_ap_grade": ("Canal AP grade", "", "Canal AP against the cut-offs of the region (or of the level)"),
     "canal_area_grade": ("Area grade", "", "Dural-sac area against the cut-offs"),
     "left_foramen_grade": ("Left foramen grade", "", "Left foramen width against the cut-off"),
     "right_foramen_grade": ("Right foramen grade", "", "Right foramen width against the cut-off"),
@@ -321,13 +322,15 @@ class StenosisScene:
 
     def regrade(self, table, changed_row: int | None = None) -> None:
         """Grade every row, or only `changed_row`, with the cut-offs of self.region (recorded as the table's
-        SpinalStenosis.region) and flag the worst findings: after a row changed, or the region did."""
+        SpinalStenosis.region) or of the row's level (grading.slice_region) and flag the worst findings: after a row
+        changed, or the region did."""
         vtk_table = table.GetTable()
         same_region = table.GetAttribute(ATTRIBUTE + "region") == self.region
         rows = range(vtk_table.GetNumberOfRows()) if changed_row is None or not same_region else (changed_row,)
         with _writing(table):
             for row in rows:
-                for column, text in grade(self.row_values(table, row), self.region).items():
+                level = vtk_table.GetColumnByName("level").GetValue(row).strip()
+                for column, text in grade(self.row_values(table, row), self.region, level).items():
                     vtk_table.GetColumnByName(column).SetValue(row, text)
             table.SetAttribute(ATTRIBUTE + "region", self.region)
             self._flag_worst(table)
@@ -436,7 +439,7 @@ class StenosisScene:
             for slice_index, level in levels.items():
                 vtk_table.GetColumnByName("level").SetValue(rows[slice_index], level)
             vtk_table.Modified()
-            table.Modified()
+            self.regrade(table)  # a level may name another region's cut-offs
 
     def worst_findings_by_level(self, table) -> dict[str, dict[str, Finding]]:
         """The worst findings of each level named in the table's Level column (findings.worst_findings_by_level)."""

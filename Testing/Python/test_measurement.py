@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapes import axial_grid, bow_tie, ellipse, rasterise, trefoil
 
-from SpinalStenosisLib.grading import grade, region_named
+from SpinalStenosisLib.grading import THORACIC, grade, region_named, slice_region
 from SpinalStenosisLib.measurement import bilinear, describe_checks, largest_component, measure_slice
 
 GRIDS = {
@@ -206,6 +206,25 @@ def test_cervical_sac_grades_have_no_relative_band(ap, cervical, lumbar):
               "left_foramen_width_mm": 4.0, "right_foramen_width_mm": 4.0}
     assert grade(values, "cervical")["canal_ap_grade"] == cervical
     assert grade(values, "lumbar")["canal_ap_grade"] == lumbar
+
+
+@pytest.mark.parametrize("level, study_region, region, ap_grade, area_grade", [
+    ("", "lumbar", "lumbar", "relative stenosis", "absolute stenosis"),
+    ("disc 3", "cervical", "cervical", "normal", "absolute stenosis"),  # no vertebra named: the study's region
+    ("L4-L5", "cervical", "lumbar", "relative stenosis", "absolute stenosis"),
+    (" s1", "cervical", "lumbar", "relative stenosis", "absolute stenosis"),
+    ("C5-C6", "lumbar", "cervical", "normal", "absolute stenosis"),
+    ("T11-T12", "lumbar", THORACIC, "", ""),  # the sac holds the cord: no canal cut-off here
+    ("Th12/L1", "lumbar", THORACIC, "", ""),
+])
+def test_a_slice_named_at_a_level_is_graded_with_its_regions_cut_offs(level, study_region, region, ap_grade,
+                                                                      area_grade):
+    values = {"canal_ap_mm": 11.0, "canal_area_mm2": 70.0, "canal_transverse_mm": 20.0,
+              "left_foramen_width_mm": 2.0, "right_foramen_width_mm": float("nan")}
+    assert slice_region(study_region, level) == region
+    grades = grade(values, study_region, level)
+    assert (grades["canal_ap_grade"], grades["canal_area_grade"]) == (ap_grade, area_grade)
+    assert (grades["left_foramen_grade"], grades["right_foramen_grade"]) == ("stenosis", "")  # a foramen is, always
 
 
 @pytest.mark.parametrize("body_part, descriptions, region", [

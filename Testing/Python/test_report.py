@@ -132,6 +132,25 @@ def test_a_stack_gets_a_profile_of_its_canal_with_each_slice_in_its_grades_colou
     assert reports["stenosed"] - reports["normal"] > 50
 
 
+def test_a_canal_named_at_a_thoracic_level_is_drawn_in_the_profile_as_not_graded(tmp_path):
+    from SpinalStenosisLib.report_chart import UNGRADED_COLOUR
+
+    grid = axial_grid(shape=(200, 200))
+    rows, columns = np.indices(grid.shape)
+    labels = (((rows - 100) ** 2 + (columns - 100) ** 2) <= 10 ** 2).astype(np.uint8)
+    blue = np.array([int(UNGRADED_COLOUR[i:i + 2], 16) for i in (1, 3, 5)])
+    blue_pixels = {}
+    for level in ("L1-L2", "T12"):
+        measurements = [measure_slice(masks_from_labels(labels), grid, slice_index=s) for s in range(3)]
+        measurements[0].level = level
+        path = tmp_path / f"{level}.png"
+        write_report(path, measurements, lambda _: np.zeros(grid.shape), lambda _: labels, lambda _: grid, "lumbar",
+                     "t")
+        blue_pixels[level] = (np.abs(np.asarray(Image.open(path).convert("RGB")).astype(int) - blue).max(axis=2)
+                              < 20).sum()
+    assert blue_pixels["L1-L2"] == 0 and blue_pixels["T12"] > 40  # two dots, and the legend's
+
+
 def test_a_series_report_shows_each_blocks_worst_slices_or_only_their_narrowest_canals_when_too_many(tmp_path):
     from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS, SliceMeasurement
     from SpinalStenosisLib.report import CAPTION_PX, MARGIN_PX, VIEW_PX, StackView, write_series_report

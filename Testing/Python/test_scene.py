@@ -637,6 +637,19 @@ def test_a_value_typed_into_the_table_is_graded_again_and_an_observer_sees_only_
     assert len(seen) == events + 4 and all(whole and found == 4 for whole, found in seen)
 
 
+def test_a_slice_named_at_a_thoracic_level_is_not_graded_with_the_lumbar_cut_offs(context, volume):
+    logic, outputs = measure(context, volume)
+    table = outputs.table
+    narrowest = logic.worst_findings(table)["canal_ap_mm"].slice_index
+    row = logic._row_of(table, narrowest)
+    logic.name_levels(table, {narrowest: "T12-L1"})
+    assert grades(table)[row] == grades(table, "canal_area_grade")[row] == ""
+    assert logic.worst_findings(table)["canal_ap_mm"].slice_index != narrowest
+    assert "canal AP" not in table.GetTable().GetColumnByName("worst_findings").GetValue(row)
+    assert table.SetCellText(row, TABLE_COLUMNS.index("level"), "L1-L2")  # typed over: graded again
+    assert grades(table)[row] != "" and logic.worst_findings(table)["canal_ap_mm"].slice_index == narrowest
+
+
 def test_export_round_trips(context, volume, tmp_path):
     from PIL import Image
 
