@@ -40,7 +40,7 @@ class SpinalStenosisParameterNode:
     inputVolume: vtkMRMLScalarVolumeNode
     outputSegmentation: vtkMRMLSegmentationNode
     outputTable: vtkMRMLTableNode
-    region: Annotated[str, Choice(["lumbar", "cervical"])] = "lumbar"
+    region: Annotated[str, Choice(["lumbar", "cervical", "thoracic"])] = "lumbar"
     device: Annotated[str, Choice(["cpu", "cuda", "mps"])] = "cpu"
 
 
@@ -317,9 +317,13 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
 
     def loadDemoVolume(self, parameterNode):
         """The synthetic demo series of the parameter node's region (made here, nothing downloaded; the one made
-        before if the scene holds it) as the input volume."""
+        before if the scene holds it) as the input volume; a lumbar one for the thoracic region, which it then
+        takes (there is no thoracic demo)."""
         from SpinalStenosisLib.demo import add_demo_volume
+        from SpinalStenosisLib.grading import REGIONS
 
+        if parameterNode.region not in REGIONS:
+            parameterNode.region = "lumbar"
         parameterNode.inputVolume = add_demo_volume(slicer.mrmlScene, parameterNode.region)
         return parameterNode.inputVolume
 

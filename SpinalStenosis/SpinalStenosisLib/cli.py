@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .grading import REGIONS
+from .grading import GRADING_REGIONS, REGIONS, THORACIC
 from .inference import PRECISIONS
 
 if TYPE_CHECKING:
@@ -71,7 +71,8 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
         write_scene_bundle(runs, Path(input_path), Path(args.scene), region=region, overwrite=args.overwrite)
     if not args.quiet:
         if args.region is None and runs[0].volume.named_region:
-            print(f"graded with the {region} cut-offs: the DICOM header names the {region} spine (--region overrides)")
+            graded = "the canal not graded" if region == THORACIC else f"graded with the {region} cut-offs"
+            print(f"{graded}: the DICOM header names the {region} spine (--region overrides)")
         elif args.region is None and runs[0].shown_region:
             print(f"graded with the {region} cut-offs: the image shows a neck, the body around the canal no wider than "
                   f"{NECK_WIDTH_MM[1] / 10:.0f} cm (--region overrides)")
@@ -221,8 +222,9 @@ def _add_measure(sub: "argparse._SubParsersAction") -> None:
     measure.add_argument("--out", required=True, help="output folder")
     measure.add_argument("--masks", help="label image on the input's grid: 1 canal, 2 left, 3 right foramen (for a "
                          "DICOM series in angled blocks: the output folder of an earlier run)")
-    measure.add_argument("--region", choices=REGIONS, help="which cut-offs grade the canal (default: the region a "
-                         "DICOM series' header names, else cervical where the image shows a whole neck, else lumbar)")
+    measure.add_argument("--region", choices=GRADING_REGIONS, help="which cut-offs grade the canal (thoracic: none; "
+                         "default: the region a DICOM series' header names, else cervical where the image shows a "
+                         "whole neck, else lumbar)")
     measure.add_argument("--series", help="which series of a DICOM folder (a study) to measure: its Series Number, or "
                          "a word of its Series Description, e.g. T2 (default: the T2-weighted axial series)")
     measure.add_argument("--pixel-mm", type=float, help="pixel size of a 2-D input (e.g. PNG): measured as one "

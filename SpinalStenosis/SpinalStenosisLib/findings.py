@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from .grading import THORACIC, grade, slice_region
+from .grading import grade
 from .measurement import SliceMeasurement
 
 
@@ -126,8 +126,8 @@ def describe_levels(by_level: Mapping[str, dict[str, Finding]]) -> list[str]:
         phrases = []
         for name, finding in findings.items():
             graded = GRADED_MEASUREMENTS[name]
-            said = list(filter(None, [_grade_said(finding)]))
-            said += [slice_name(finding.slice_index, block=finding.block)] + (["to check"] if finding.to_check else [])
+            said = [_grade_said(finding), slice_name(finding.slice_index, block=finding.block)]
+            said += ["to check"] if finding.to_check else []
             phrases.append(f"{graded.label} {finding.value:.1f} {graded.unit} ({', '.join(said)}"
                            f"{_smaller_to_check(finding, graded.unit)})")
         lines.append(f"{level}: " + ("; ".join(phrases) or "no canal or foramen found"))
@@ -146,8 +146,7 @@ def describe_findings(findings: dict[str, Finding]) -> str:
     phrases = []
     for name, finding in findings.items():
         graded = GRADED_MEASUREMENTS[name]
-        said = _grade_said(finding)
-        grade_text = f" ({said})" if said else ""
+        grade_text = f" ({_grade_said(finding)})"
         check = ", to check" if finding.to_check else ""
         phrases.append(f"{graded.superlative} {graded.label} {finding.value:.1f} {graded.unit}{grade_text} on "
                        f"{slice_name(finding.slice_index, finding.level, finding.block)}{check}"
@@ -156,8 +155,8 @@ def describe_findings(findings: dict[str, Finding]) -> str:
 
 
 def _grade_said(finding: Finding) -> str:
-    """A finding's grade as the findings say it: "" where NaN, "not graded at a thoracic level" for such a canal."""
-    return finding.grade or ("not graded at a thoracic level" if slice_region("", finding.level) == THORACIC else "")
+    """A finding's grade as the findings say it (a measured value is ungraded only where it is a thoracic canal)."""
+    return finding.grade or "not graded at a thoracic level"
 
 
 def _smaller_to_check(finding: Finding, unit: str) -> str:

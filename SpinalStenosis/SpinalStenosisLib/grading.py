@@ -8,8 +8,8 @@
   threshold of clinically significant dural compression, PMC2997206; the "Schönström" bands as widely quoted).
 * Foramen: narrowest width < 3 mm = stenosis (Talekar 2017).
 
-A slice named at a vertebral level is graded with that level's region's cut-offs, whatever the study's region; a
-thoracic level's canal with none (above the conus the sac holds the cord, and these cut-offs are the lumbar sac's).
+The thoracic canal is not graded: above the conus the sac holds the cord, and no cut-off here is for it. A slice
+named at a vertebral level is graded with that level's region's cut-offs, whatever the study's region.
 """
 from __future__ import annotations
 
@@ -21,16 +21,18 @@ CANAL_AP_CUTOFFS_MM = {"lumbar": (10.0, 12.0), "cervical": (10.0, 10.0)}  # (abs
 CANAL_AREA_CUTOFFS_MM2 = (75.0, 100.0)
 FORAMEN_CUTOFF_MM = 3.0
 GRADE_COLUMNS = ("canal_ap_grade", "canal_area_grade", "left_foramen_grade", "right_foramen_grade")
-REGIONS = tuple(CANAL_AP_CUTOFFS_MM)
-THORACIC = "thoracic"  # the region of a slice named at a thoracic level: its canal is not graded
+REGIONS = tuple(CANAL_AP_CUTOFFS_MM)  # the regions with canal cut-offs (and synthetic series)
+THORACIC = "thoracic"  # a region whose canal is not graded
+GRADING_REGIONS = (*REGIONS, THORACIC)  # what a study or a slice may be graded as
 # a named level's region, by the letter of its first vertebra: "C5-C6", "T11-T12", "Th12/L1", "L4-L5", "S1"
 LEVEL_REGIONS = {"C": "cervical", "T": THORACIC, "TH": THORACIC, "L": "lumbar", "S": "lumbar"}
 LEVEL_VERTEBRA = re.compile(r"\s*(C|TH?|L|S)\d", re.IGNORECASE)
 # how DICOM headers name a region: Body Part Examined's defined terms; the words of series and study descriptions
-# (HWS, LWS: the German abbreviations). Thoracic and whole-spine series name no region with cut-offs here.
+# (HWS, BWS, LWS: the German abbreviations). Whole-spine, cervicothoracic and thoracolumbar series name none.
 REGION_TAGS = ("0018,0015", "0008,103E", "0008,1030")  # Body Part Examined, Series Description, Study Description
-BODY_PARTS = {"CSPINE": "cervical", "LSPINE": "lumbar", "LSSPINE": "lumbar", "SSPINE": "lumbar"}
+BODY_PARTS = {"CSPINE": "cervical", "TSPINE": THORACIC, "LSPINE": "lumbar", "LSSPINE": "lumbar", "SSPINE": "lumbar"}
 REGION_WORDS = {"cervical": re.compile(r"\b(C[- ]?SPINE|CERVICAL[- ]SPINE|HWS)\b"),
+                THORACIC: re.compile(r"\b(T[- ]?SPINE|THORACIC[- ]SPINE|BWS)\b"),
                 "lumbar": re.compile(r"\b(L[- ]?SPINE|LUMBAR|LUMBOSACRAL|LWS)\b")}
 
 
@@ -59,9 +61,9 @@ def slice_region(region: str, level: str = "") -> str:
 
 def grade(values: dict[str, float], region: str = "lumbar", level: str = "") -> dict[str, str]:
     """Grade one slice's measurements with the cut-offs of its slice_region; empty text where the measurement is
-    NaN, and for the canal of a slice named at a thoracic level."""
-    if region not in CANAL_AP_CUTOFFS_MM:
-        raise ValueError(f"unknown region {region!r}; expected one of {', '.join(REGIONS)}")
+    NaN, and for a thoracic canal."""
+    if region not in GRADING_REGIONS:
+        raise ValueError(f"unknown region {region!r}; expected one of {', '.join(GRADING_REGIONS)}")
     region = slice_region(region, level)
     canal_graded = region != THORACIC
     return {

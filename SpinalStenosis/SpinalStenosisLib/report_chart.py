@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .grading import CANAL_AP_CUTOFFS_MM, CANAL_AREA_CUTOFFS_MM2, grade
+from .grading import CANAL_AP_CUTOFFS_MM, CANAL_AREA_CUTOFFS_MM2, THORACIC, grade
 from .measurement import SliceMeasurement
 
 CHART_PX = 190  # height of the profile strip
@@ -29,6 +29,9 @@ def shows_profile(measurements: list[SliceMeasurement]) -> bool:
 
 
 def _cutoffs(value: str, region: str) -> dict[str, float]:
+    """The cut-offs drawn as lines (none for a thoracic study, whose canal is not graded)."""
+    if region == THORACIC:
+        return {}
     absolute, relative = CANAL_AP_CUTOFFS_MM[region] if value == "canal_ap_mm" else CANAL_AREA_CUTOFFS_MM2
     return {"absolute": absolute} if relative == absolute else {"absolute": absolute, "relative": relative}
 
@@ -55,7 +58,7 @@ def draw_profiles(draw, box: tuple[float, float, float, float], measurements: li
         plot = (left + n * width + 48, top + 22, left + (n + 1) * width - 16, bottom - 22)
         values = np.array([m.values[value] for m in measurements], float)
         cutoffs = _cutoffs(value, region)
-        y_high = max(np.nanmax(values), max(cutoffs.values())) * 1.1
+        y_high = max([np.nanmax(values), *cutoffs.values()]) * 1.1
         step = _step(y_high)
 
         def xy(index: float, y: float, plot=plot, y_high=y_high) -> tuple[float, float]:

@@ -374,7 +374,8 @@ class StenosisScene:
         return chart
 
     def _fill_cutoffs(self, cutoffs, table) -> None:
-        """The AP cut-offs of self.region over the table's slices: two rows, the first slice's and the last's."""
+        """The AP cut-offs of self.region over the table's slices: two rows, the first slice's and the last's (NaN,
+        drawing no line, for a thoracic study, whose canal is not graded)."""
         from vtkmodules.vtkCommonCore import vtkDoubleArray
 
         slices = table.GetTable().GetColumnByName("slice_index")
@@ -383,8 +384,8 @@ class StenosisScene:
         vtk_table = cutoffs.GetTable()
         while vtk_table.GetNumberOfColumns():
             vtk_table.RemoveColumn(0)
-        for column, values in (("slice_index", ends), *zip(("absolute", "relative"),
-                                                           ([v, v] for v in CANAL_AP_CUTOFFS_MM[self.region]))):
+        cutoffs_mm = CANAL_AP_CUTOFFS_MM.get(self.region, (math.nan, math.nan))
+        for column, values in (("slice_index", ends), *zip(("absolute", "relative"), ([v, v] for v in cutoffs_mm))):
             array = vtkDoubleArray()
             array.SetName(column)
             for value in values:

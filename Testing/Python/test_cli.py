@@ -523,7 +523,8 @@ def test_sagittal_input_is_refused_with_advice(tmp_path, capsys):
 @pytest.mark.parametrize("tags, named", [((("0018|0015", "CSPINE"),), "cervical"),
                                          ((("0008|103e", "t2_tse_tra HWS"), ("0008|1030", "MRT LWS")), "cervical"),
                                          ((("0008|1030", "MR L-SPINE W/O"),), "lumbar"),
-                                         ((("0018|0015", "TSPINE"),), None)])
+                                         ((("0018|0015", "TSPINE"),), "thoracic"),
+                                         ((("0008|103e", "AX T2 TL-SPINE"),), None)])
 def test_the_region_named_in_a_dicom_header_chooses_the_cut_offs(tmp_path, capsys, tags, named):
     image, labels, geometry = phantom_arrays()
     series = tmp_path / "series"
@@ -542,6 +543,9 @@ def test_the_region_named_in_a_dicom_header_chooses_the_cut_offs(tmp_path, capsy
         rows = list(csv.DictReader(open(out / "measurements.csv", encoding="utf-8")))
         assert [r["canal_ap_grade"] for r in rows] == [grade({k: float(r[k]) for k in MEASUREMENT_COLUMNS}, used)[
             "canal_ap_grade"] for r in rows]
+        assert all(r["canal_ap_grade"] == "" for r in rows) == (used == "thoracic")  # a thoracic canal: no cut-offs
+        assert ("the canal not graded: the DICOM header names the thoracic spine" in printed.out) == (
+            used == "thoracic")
 
 
 def test_series_names_which_series_of_a_study_folder_is_measured(tmp_path, capsys):

@@ -216,6 +216,8 @@ def test_cervical_sac_grades_have_no_relative_band(ap, cervical, lumbar):
     ("C5-C6", "lumbar", "cervical", "normal", "absolute stenosis"),
     ("T11-T12", "lumbar", THORACIC, "", ""),  # the sac holds the cord: no canal cut-off here
     ("Th12/L1", "lumbar", THORACIC, "", ""),
+    ("", THORACIC, THORACIC, "", ""),  # a thoracic study
+    ("L1-L2", THORACIC, "lumbar", "relative stenosis", "absolute stenosis"),
 ])
 def test_a_slice_named_at_a_level_is_graded_with_its_regions_cut_offs(level, study_region, region, ap_grade,
                                                                       area_grade):
@@ -234,7 +236,9 @@ def test_a_slice_named_at_a_level_is_graded_with_its_regions_cut_offs(level, stu
     ("", ["AX T2 L-SPINE AND C-SPINE", "MRT HWS"], "cervical"),  # one naming both regions says nothing
     ("", ["T2 TL-SPINE", "THORACOLUMBAR"], None),  # thoracolumbar is neither
     ("", ["Pelvis, cervical cancer staging"], None),  # the uterine cervix is not the cervical spine
-    ("TSPINE", [], None),
+    ("TSPINE", [], THORACIC),
+    ("", ["AX T2 T-SPINE"], THORACIC),
+    ("TLSPINE", ["MRT BWS LWS"], None),  # thoracolumbar: neither
 ])
 def test_the_region_a_dicom_header_names(body_part, descriptions, region):
     assert region_named(body_part, descriptions) == region

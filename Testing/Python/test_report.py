@@ -132,23 +132,27 @@ def test_a_stack_gets_a_profile_of_its_canal_with_each_slice_in_its_grades_colou
     assert reports["stenosed"] - reports["normal"] > 50
 
 
-def test_a_canal_named_at_a_thoracic_level_is_drawn_in_the_profile_as_not_graded(tmp_path):
-    from SpinalStenosisLib.report_chart import UNGRADED_COLOUR
+def test_a_thoracic_canal_is_drawn_in_the_profile_as_not_graded(tmp_path):
+    from SpinalStenosisLib.report_chart import CUTOFF_COLOURS, UNGRADED_COLOUR
 
     grid = axial_grid(shape=(200, 200))
     rows, columns = np.indices(grid.shape)
     labels = (((rows - 100) ** 2 + (columns - 100) ** 2) <= 10 ** 2).astype(np.uint8)
-    blue = np.array([int(UNGRADED_COLOUR[i:i + 2], 16) for i in (1, 3, 5)])
-    blue_pixels = {}
-    for level in ("L1-L2", "T12"):
+    blue, red = (np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+                 for colour in (UNGRADED_COLOUR, CUTOFF_COLOURS["absolute"]))
+    blue_pixels, red_pixels = {}, {}
+    for level, region in (("L1-L2", "lumbar"), ("T12", "lumbar"), ("", "thoracic")):
         measurements = [measure_slice(masks_from_labels(labels), grid, slice_index=s) for s in range(3)]
         measurements[0].level = level
-        path = tmp_path / f"{level}.png"
-        write_report(path, measurements, lambda _: np.zeros(grid.shape), lambda _: labels, lambda _: grid, "lumbar",
+        path = tmp_path / f"{region}{level}.png"
+        write_report(path, measurements, lambda _: np.zeros(grid.shape), lambda _: labels, lambda _: grid, region,
                      "t")
-        blue_pixels[level] = (np.abs(np.asarray(Image.open(path).convert("RGB")).astype(int) - blue).max(axis=2)
-                              < 20).sum()
-    assert blue_pixels["L1-L2"] == 0 and blue_pixels["T12"] > 40  # two dots, and the legend's
+        pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
+        blue_pixels[region + level] = (np.abs(pixels - blue).max(axis=2) < 20).sum()
+        red_pixels[region + level] = (np.abs(pixels - red).max(axis=2) < 20).sum()
+    assert blue_pixels["lumbarL1-L2"] == 0 and blue_pixels["lumbarT12"] > 40  # two dots, and the legend's
+    assert blue_pixels["thoracic"] > blue_pixels["lumbarT12"] + 100  # six dots against two
+    assert red_pixels["lumbarT12"] > 500 and red_pixels["thoracic"] < 100  # the cut-off lines: none when thoracic
 
 
 def test_a_series_report_shows_each_blocks_worst_slices_or_only_their_narrowest_canals_when_too_many(tmp_path):

@@ -512,6 +512,13 @@ def test_changing_the_region_regrades_every_row_and_remeasure_keeps_them_alike(c
     assert grades(outputs.table) == ["normal"] * len(aps)
     assert cutoff_lines(context.scene, outputs.chart) == {"absolute": 10.0, "relative": 10.0}  # no relative band
     assert outputs.table.GetAttribute("SpinalStenosis.region") == "cervical"
+    logic.region = "thoracic"
+    assert logic.follow_region(outputs.table) and grades(outputs.table) == [""] * len(aps)
+    assert grades(outputs.table, "left_foramen_grade") != [""] * len(aps)  # the foramina are graded still
+    cutoffs = next(outputs.chart.GetNthPlotSeriesNode(n).GetTableNode() for n in range(3)
+                   if outputs.chart.GetNthPlotSeriesNode(n).GetTableNode() is not outputs.table).GetTable()
+    assert all(math.isnan(cutoffs.GetColumnByName(line).GetValue(row)) for line in ("absolute", "relative")
+               for row in range(2))  # no cut-off line is drawn
     labels = logic.labels_of(outputs.segmentation, volume)
     labels[1][labels[1] == 2] = 0  # the left foramen of slice 1 erased: an edit of that slice only
     logic._write_segments(outputs.segmentation, volume, labels)
