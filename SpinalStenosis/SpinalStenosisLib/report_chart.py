@@ -11,7 +11,7 @@ from .measurement import SliceMeasurement
 
 CHART_PX = 190  # height of the profile strip
 GRADE_COLOURS = {"normal": "#d9d9d9", "relative stenosis": "#ffaa33", "absolute stenosis": "#ff4d4d"}
-UNGRADED_COLOUR = "#6fa8dc"  # a canal no cut-off grades (a slice named at a thoracic level)
+UNGRADED_COLOUR = "#6fa8dc"  # a canal no cut-off grades (a thoracic study, or a slice named at a thoracic level)
 CUTOFF_COLOURS = {"absolute": GRADE_COLOURS["absolute stenosis"], "relative": GRADE_COLOURS["relative stenosis"]}
 AXIS_COLOUR, GRID_COLOUR = "#9a9a9a", "#333333"
 DOT_RADIUS_PX = 3.5
@@ -46,8 +46,8 @@ def _step(span: float) -> float:
 def draw_profiles(draw, box: tuple[float, float, float, float], measurements: list[SliceMeasurement], region: str,
                   font) -> None:
     """The profiles side by side in box (left, top, right, bottom) of a Pillow ImageDraw: per slice index, each
-    value as a dot in its grade's colour (hollow where the canal is to check), joined along runs of measured
-    slices, with the cut-offs as lines in their grade's colour (UNGRADED_COLOUR where no cut-off grades it)."""
+    value as a dot in its grade's colour (UNGRADED_COLOUR where no cut-off grades it; hollow where the canal is to
+    check), joined along runs of measured slices, with the cut-offs as lines in their grade's colour."""
     left, top, right, bottom = box
     width = (right - left) / len(PROFILES)
     slices = np.array([m.slice_index for m in measurements], float)
