@@ -65,7 +65,7 @@ def smallest_trusted(values: Sequence[float], to_check: Sequence[bool]) -> int |
 def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[str, Finding]:
     """Per graded measurement measured on any slice (in GRADED_MEASUREMENTS' order): its smallest_trusted value,
     graded with the region's cut-offs (grading.grade), and the smallest value of all where that is on a slice to
-    check; among the slices whose value the cut-offs grade, where any does (not a canal named at a thoracic level)."""
+    check; among the slices whose value the cut-offs grade, where any does (not a thoracic or sacral canal)."""
     findings = {}
     for name, graded in GRADED_MEASUREMENTS.items():
         grades = [grade(m.values, region, m.level)[graded.grade_column] for m in measurements]
@@ -155,8 +155,9 @@ def describe_findings(findings: dict[str, Finding]) -> str:
 
 
 def _grade_said(finding: Finding) -> str:
-    """A finding's grade as the findings say it (a measured value is ungraded only where it is a thoracic canal)."""
-    return finding.grade or "not graded at a thoracic level"
+    """A finding's grade as the findings say it (a measured value is ungraded only where it is a thoracic or sacral
+    canal)."""
+    return finding.grade or "not graded"
 
 
 def _smaller_to_check(finding: Finding, unit: str) -> str:

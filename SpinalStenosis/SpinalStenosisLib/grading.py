@@ -8,8 +8,9 @@
   threshold of clinically significant dural compression, PMC2997206; the "Schönström" bands as widely quoted).
 * Foramen: narrowest width < 3 mm = stenosis (Talekar 2017).
 
-The thoracic canal is not graded: above the conus the sac holds the cord, and no cut-off here is for it. A slice
-named at a vertebral level is graded with that level's region's cut-offs, whatever the study's region.
+The thoracic and sacral canal is not graded: above the conus the sac holds the cord, below L5-S1 it tapers to its
+end, and no cut-off here is for either. A slice named at a vertebral level is graded with that level's region's
+cut-offs, whatever the study's region.
 """
 from __future__ import annotations
 
@@ -22,10 +23,10 @@ CANAL_AREA_CUTOFFS_MM2 = (75.0, 100.0)
 FORAMEN_CUTOFF_MM = 3.0
 GRADE_COLUMNS = ("canal_ap_grade", "canal_area_grade", "left_foramen_grade", "right_foramen_grade")
 REGIONS = tuple(CANAL_AP_CUTOFFS_MM)  # the regions with canal cut-offs (and synthetic series)
-THORACIC = "thoracic"  # a region whose canal is not graded
-GRADING_REGIONS = (*REGIONS, THORACIC)  # what a study or a slice may be graded as
-# a named level's region, by the letter of its first vertebra: "C5-C6", "T11-T12", "Th12/L1", "L4-L5", "S1"
-LEVEL_REGIONS = {"C": "cervical", "T": THORACIC, "TH": THORACIC, "L": "lumbar", "S": "lumbar"}
+THORACIC, SACRAL = "thoracic", "sacral"  # regions whose canal is not graded
+GRADING_REGIONS = (*REGIONS, THORACIC)  # what a study may be graded as
+# a named level's region, by the letter of its first vertebra: "C5-C6", "T11-T12", "Th12/L1", "L4-L5", "S1-S2"
+LEVEL_REGIONS = {"C": "cervical", "T": THORACIC, "TH": THORACIC, "L": "lumbar", "S": SACRAL}
 LEVEL_VERTEBRA = re.compile(r"\s*(C|TH?|L|S)\d", re.IGNORECASE)
 # how DICOM headers name a region: Body Part Examined's defined terms; the words of series and study descriptions
 # (HWS, BWS, LWS: the German abbreviations). Whole-spine, cervicothoracic and thoracolumbar series name none.
@@ -53,19 +54,19 @@ def _foramen(value: float) -> str:
 
 
 def slice_region(region: str, level: str = "") -> str:
-    """The region whose cut-offs grade a slice: the one its named level lies in (LEVEL_REGIONS; THORACIC for a
-    thoracic level), else the study's region."""
+    """The region whose cut-offs grade a slice: the one its named level lies in (LEVEL_REGIONS), else the study's
+    region."""
     vertebra = LEVEL_VERTEBRA.match(level)
     return LEVEL_REGIONS[vertebra.group(1).upper()] if vertebra else region
 
 
 def grade(values: dict[str, float], region: str = "lumbar", level: str = "") -> dict[str, str]:
     """Grade one slice's measurements with the cut-offs of its slice_region; empty text where the measurement is
-    NaN, and for a thoracic canal."""
+    NaN, and for a thoracic or sacral canal."""
     if region not in GRADING_REGIONS:
         raise ValueError(f"unknown region {region!r}; expected one of {', '.join(GRADING_REGIONS)}")
     region = slice_region(region, level)
-    canal_graded = region != THORACIC
+    canal_graded = region in CANAL_AP_CUTOFFS_MM
     return {
         "canal_ap_grade": _banded(values["canal_ap_mm"], *CANAL_AP_CUTOFFS_MM[region]) if canal_graded else "",
         "canal_area_grade": _banded(values["canal_area_mm2"], *CANAL_AREA_CUTOFFS_MM2) if canal_graded else "",

@@ -6,12 +6,12 @@ import math
 
 import numpy as np
 
-from .grading import CANAL_AP_CUTOFFS_MM, CANAL_AREA_CUTOFFS_MM2, THORACIC, grade
+from .grading import CANAL_AP_CUTOFFS_MM, CANAL_AREA_CUTOFFS_MM2, grade
 from .measurement import SliceMeasurement
 
 CHART_PX = 190  # height of the profile strip
 GRADE_COLOURS = {"normal": "#d9d9d9", "relative stenosis": "#ffaa33", "absolute stenosis": "#ff4d4d"}
-UNGRADED_COLOUR = "#6fa8dc"  # a canal no cut-off grades (a thoracic study, or a slice named at a thoracic level)
+UNGRADED_COLOUR = "#6fa8dc"  # a canal no cut-off grades (a thoracic study, a slice named at a thoracic or sacral level)
 CUTOFF_COLOURS = {"absolute": GRADE_COLOURS["absolute stenosis"], "relative": GRADE_COLOURS["relative stenosis"]}
 AXIS_COLOUR, GRID_COLOUR = "#9a9a9a", "#333333"
 DOT_RADIUS_PX = 3.5
@@ -30,7 +30,7 @@ def shows_profile(measurements: list[SliceMeasurement]) -> bool:
 
 def _cutoffs(value: str, region: str) -> dict[str, float]:
     """The cut-offs drawn as lines (none for a thoracic study, whose canal is not graded)."""
-    if region == THORACIC:
+    if region not in CANAL_AP_CUTOFFS_MM:
         return {}
     absolute, relative = CANAL_AP_CUTOFFS_MM[region] if value == "canal_ap_mm" else CANAL_AREA_CUTOFFS_MM2
     return {"absolute": absolute} if relative == absolute else {"absolute": absolute, "relative": relative}

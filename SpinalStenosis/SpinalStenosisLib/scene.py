@@ -50,7 +50,7 @@ COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
     "z_mm": ("z (mm)", "mm", "Position of the slice along the stack"),
     "level": ("Level", "", "The slice's vertebral level as you name it (e.g. L4-L5): type it here; it is kept when "
                            "the volume is measured again, named with the worst findings, and chooses the slice's "
-                           "cut-offs (C cervical, L or S lumbar; a thoracic level's canal is not graded)"),
+                           "cut-offs (C cervical, L lumbar; a thoracic or sacral level's canal is not graded)"),
     "canal_ap_mm": ("Canal AP (mm)", "mm", "Antero-posterior diameter of the thecal sac through its centroid"),
     "canal_transverse_mm": ("Canal transverse (mm)", "mm", "Left-right diameter of the sac through its centroid"),
     "canal_area_mm2": ("Dural-sac area (mm²)", "mm2", "Cross-sectional area of the thecal sac"),

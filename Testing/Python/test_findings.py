@@ -99,18 +99,17 @@ def test_each_named_level_has_the_worst_findings_of_its_own_slices():
     assert describe_levels({"L3-L4": {}}) == ["L3-L4: no canal or foramen found"]
 
 
-def test_a_canal_named_at_a_thoracic_level_is_not_graded_nor_the_studys_narrowest_while_a_graded_one_exists():
-    slices = [slice_with(0, 8.0, right_foramen_width_mm=2.5), slice_with(1, 11.0), slice_with(2, 13.0)]
-    slices[0].level, slices[1].level = "T11-T12", "L1-L2"
+def test_a_canal_named_at_a_thoracic_or_sacral_level_is_not_graded_nor_the_narrowest_while_a_graded_one_exists():
+    slices = [slice_with(0, 8.0, right_foramen_width_mm=2.5), slice_with(1, 11.0), slice_with(2, 7.0)]
+    slices[0].level, slices[1].level, slices[2].level = "T11-T12", "L1-L2", "S1"
     findings = worst_findings(slices, "lumbar")
     assert (findings["canal_ap_mm"].slice_index, findings["canal_ap_mm"].grade) == (1, "relative stenosis")
     assert findings["right_foramen_width_mm"].slice_index == 0  # the foramen is graded at any level
     assert describe_levels(worst_findings_by_level(slices, "lumbar"))[0] == (
-        "T11-T12: canal AP 8.0 mm (not graded at a thoracic level, slice 0); dural-sac area 150.0 mm² (not graded at "
-        "a thoracic level, slice 0); right foramen 2.5 mm (stenosis, slice 0)")
+        "T11-T12: canal AP 8.0 mm (not graded, slice 0); dural-sac area 150.0 mm² (not graded, slice 0); right "
+        "foramen 2.5 mm (stenosis, slice 0)")
     thoracic = worst_findings(slices[:1], "lumbar")  # no graded canal: the narrowest is named, ungraded
-    assert describe_findings(thoracic).startswith("narrowest canal AP 8.0 mm (not graded at a thoracic level) on "
-                                                  "slice 0 (T11-T12); ")
+    assert describe_findings(thoracic).startswith("narrowest canal AP 8.0 mm (not graded) on slice 0 (T11-T12); ")
     blocks = worst_findings_of_blocks({"block-1": slices[:1], "block-2": slices[1:]}, "lumbar")
     assert (blocks["canal_ap_mm"].block, blocks["canal_ap_mm"].value) == ("block-2", 11.0)
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapes import axial_grid, bow_tie, ellipse, rasterise, trefoil
 
-from SpinalStenosisLib.grading import THORACIC, grade, region_named, slice_region
+from SpinalStenosisLib.grading import SACRAL, THORACIC, grade, region_named, slice_region
 from SpinalStenosisLib.measurement import bilinear, describe_checks, largest_component, measure_slice
 
 GRIDS = {
@@ -212,7 +212,8 @@ def test_cervical_sac_grades_have_no_relative_band(ap, cervical, lumbar):
     ("", "lumbar", "lumbar", "relative stenosis", "absolute stenosis"),
     ("disc 3", "cervical", "cervical", "normal", "absolute stenosis"),  # no vertebra named: the study's region
     ("L4-L5", "cervical", "lumbar", "relative stenosis", "absolute stenosis"),
-    (" s1", "cervical", "lumbar", "relative stenosis", "absolute stenosis"),
+    (" l5-s1", "cervical", "lumbar", "relative stenosis", "absolute stenosis"),
+    ("S1-S2", "lumbar", SACRAL, "", ""),  # the sac tapers to its end
     ("C5-C6", "lumbar", "cervical", "normal", "absolute stenosis"),
     ("T11-T12", "lumbar", THORACIC, "", ""),  # the sac holds the cord: no canal cut-off here
     ("Th12/L1", "lumbar", THORACIC, "", ""),
