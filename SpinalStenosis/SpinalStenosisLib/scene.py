@@ -23,7 +23,7 @@ from . import __version__
 from .dicom_series import positive_value
 from .findings import Finding, findings_on_slice, worst_findings, worst_findings_by_level
 from .geometry import VolumeGeometry, pixel_size_text, stack_layout
-from .grading import CANAL_AP_CUTOFFS_MM, REGION_TAGS, grade, region_named
+from .grading import CANAL_AP_CUTOFFS_MM, REGION_TAGS, THORACIC, grade, region_named
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
 from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, masks_from_labels,
                           measure_slice)
@@ -585,8 +585,9 @@ class StenosisScene:
         shown, graded = table.GetAttribute(ATTRIBUTE + "shownRegion"), table.GetAttribute(ATTRIBUTE + "region")
         if not shown or shown == graded:
             return ""
-        return (f"the image shows a whole neck, and the table is graded with the {graded} cut-offs: choose the "
-                f"{shown} Region to grade it as the command line does")
+        graded_with = "as thoracic, its canal not graded" if graded == THORACIC else f"with the {graded} cut-offs"
+        return (f"the image shows a whole neck, and the table is graded {graded_with}: choose the {shown} Region to "
+                "grade it as the command line does")
 
     def show_row(self, volume_node, outputs: SceneOutputs, row: int) -> np.ndarray:
         """Centre every slice view on a table row's slice: on the middle of its canal AP ruler, or of the slice

@@ -539,6 +539,9 @@ def test_a_whole_neck_graded_as_lumbar_is_noted_until_the_region_is_cervical(con
     logic, outputs = measure(context, volume)
     assert logic.region_note(outputs.table).startswith("the image shows a whole neck, and the table is graded with "
                                                        "the lumbar cut-offs: choose the cervical Region")
+    logic.region = "thoracic"
+    assert logic.follow_region(outputs.table) and logic.region_note(outputs.table).startswith(
+        "the image shows a whole neck, and the table is graded as thoracic, its canal not graded: choose the cervical")
     logic.region = "cervical"
     assert logic.follow_region(outputs.table) and logic.region_note(outputs.table) == ""
     cropped = add_volume(context.scene, np.stack([neck[60:190, 60:190]] * 3), slice_geometry(grid, 4.0, 3).ijk_to_ras,
