@@ -232,8 +232,8 @@ def _add_measure(sub: "argparse._SubParsersAction") -> None:
     measure.add_argument("--levels", type=_levels, default={}, metavar="SLICE=LEVEL,...",
                          help='the vertebral level of slices, e.g. "4=L4-L5,8=L5-S1", or of ranges of slices, e.g. '
                               '"0-2=L3-L4,3-5=L4-L5" (slice_index as in the CSV), or of the angled blocks of a DICOM '
-                              'series, e.g. "block-1=L3-L4,block-2=L4-L5": named in every output, and each level\'s '
-                              "worst findings said")
+                              'series, e.g. "block-1=L3-L4,block-2=L4-L5": named in every output, each level\'s '
+                              "worst findings said, and its cut-offs used (a thoracic or sacral canal is not graded)")
     measure.add_argument("--scene", help="also write a Slicer scene bundle (.mrb); needs slicer-core")
     measure.add_argument("--device", default="cpu", help="torch device for the networks")
     measure.add_argument("--precision", choices=PRECISIONS, default="auto",
