@@ -66,9 +66,9 @@ def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[st
     """Per graded measurement measured on any slice (in GRADED_MEASUREMENTS' order): its smallest_trusted value,
     graded with the region's cut-offs (grading.grade), and the smallest value of all where that is on a slice to
     check; among the slices whose value the cut-offs grade, where any does (not a thoracic or sacral canal)."""
-    findings = {}
+    findings, slice_grades = {}, [grade(m.values, region, m.level) for m in measurements]
     for name, graded in GRADED_MEASUREMENTS.items():
-        grades = [grade(m.values, region, m.level)[graded.grade_column] for m in measurements]
+        grades = [g[graded.grade_column] for g in slice_grades]
         values = [m.values[name] if grades[n] or not any(grades) else math.nan for n, m in enumerate(measurements)]
         to_check = [m.is_to_check(graded.structure) for m in measurements]
         worst = smallest_trusted(values, to_check)
