@@ -372,9 +372,13 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
 
     def followVolume(self, parameterNode):
         """Point the parameter node's outputs at those of its input volume (none where it was not measured, or by an
-        earlier version); the table, or None."""
+        earlier version), and watch their rulers and table for hand edits (those of a scene opened from file too);
+        the table, or None."""
         volume = parameterNode.inputVolume
-        outputs = self.stenosisScene(parameterNode.region).find_outputs(volume) if volume else None
+        scene = self.stenosisScene(parameterNode.region)
+        outputs = scene.find_outputs(volume) if volume else None
+        if outputs is not None:
+            scene.watch_hand_edits(outputs)
         parameterNode.outputSegmentation = outputs.segmentation if outputs else None
         parameterNode.outputTable = outputs.table if outputs else None
         return parameterNode.outputTable

@@ -1,8 +1,8 @@
 """Measurement results as MRML nodes (segmentation, rulers, table, region box), Re-measure and export.
 
 Qt-free: works inside Slicer and with PyPI's ``slicer-core``. The scene and the segmentations logic are passed in.
-Output nodes are found again by the attributes ``SpinalStenosis.inputVolumeID`` and ``SpinalStenosis.role``, so a
-second Measure updates them instead of adding more. The input volume is only read. Results are computed in the
+Output nodes are found again by their ``SpinalStenosis.inputVolume`` node reference and ``SpinalStenosis.role``
+attribute, so a second Measure updates them instead of adding more. The input volume is only read. Results are computed in the
 volume's own (local) RAS, so every spatial output is placed under the volume's parent transform, if it has one (a
 registration, or the acquisition transform Slicer adds to an irregular DICOM series), and overlays the image.
 """
@@ -38,6 +38,9 @@ SLICE_THICKNESS_TAG = "0018,0050"
 
 ATTRIBUTE = "SpinalStenosis."
 MIN_TYPED_VALUE = 0.01  # mm or mm²: a measurement typed into the table below this is no measurement
+# the node reference from each output node to its input volume: MRML renumbers it with the volume when a scene is
+# imported into one that holds other nodes (a second .mrb), where an ID kept as text would name another volume
+INPUT_VOLUME_REFERENCE = ATTRIBUTE + "inputVolume"
 LEVELS_ATTRIBUTE = ATTRIBUTE + "levels"  # of an input volume: JSON, slice index → vertebral level (the demo's has it)
 SEGMENTS = (  # label value, segment id, name, colour, local type code
     (1, "SpinalCanal", "Spinal canal", (0.98, 0.82, 0.1), "SPINAL_CANAL", ""),
@@ -163,7 +166,7 @@ class StenosisScene:
         found = []
         for n in range(nodes.GetNumberOfItems()):
             node = nodes.GetItemAsObject(n)
-            if (node.GetAttribute(ATTRIBUTE + "inputVolumeID") == volume_node.GetID()
+            if (node.GetNodeReferenceID(INPUT_VOLUME_REFERENCE) == volume_node.GetID()
                     and node.GetAttribute(ATTRIBUTE + "role") == role):
                 found.append(node)
         return found
@@ -173,7 +176,7 @@ class StenosisScene:
         if existing:
             return existing[0]
         node = self.scene.AddNewNodeByClass(class_name, name)
-        node.SetAttribute(ATTRIBUTE + "inputVolumeID", volume_node.GetID())
+        node.SetNodeReferenceID(INPUT_VOLUME_REFERENCE, volume_node.GetID())
         node.SetAttribute(ATTRIBUTE + "role", role)
         return node
 
@@ -228,7 +231,7 @@ class StenosisScene:
             table.SetAttribute(ATTRIBUTE + "shownRegion", region_shown_by([run]) or "")
             outputs.chart = self._sync_chart(volume_node, table)
             self._organise(volume_node, outputs)
-        self._watch_hand_edits(outputs)
+        self.watch_hand_edits(outputs)
         return outputs
 
     def _write_segments(self, segmentation, volume_node, labels_source: np.ndarray) -> None:
@@ -335,7 +338,7 @@ class StenosisScene:
             table.SetAttribute(ATTRIBUTE + "region", self.region)
             self._flag_worst(table)
             table.Modified()
-        volume_node = self.scene.GetNodeByID(table.GetAttribute(ATTRIBUTE + "inputVolumeID") or "")
+        volume_node = table.GetNodeReference(INPUT_VOLUME_REFERENCE)
         if not same_region and volume_node is not None:  # the chart's cut-off lines follow the region
             for cutoffs in self._find(volume_node, "cutoffs", "vtkMRMLTableNode"):
                 self._fill_cutoffs(cutoffs, table)
@@ -482,8 +485,8 @@ class StenosisScene:
 
     def _node_for_ruler(self, volume_node, slice_index: int, measurement: str):
         node = self.scene.AddNewNodeByClass("vtkMRMLMarkupsLineNode", ruler_name(measurement, slice_index))
-        for key, value in (("inputVolumeID", volume_node.GetID()), ("role", "ruler"),
-                           ("sliceIndex", str(slice_index)), ("measurement", measurement)):
+        node.SetNodeReferenceID(INPUT_VOLUME_REFERENCE, volume_node.GetID())
+        for key, value in (("role", "ruler"), ("sliceIndex", str(slice_index)), ("measurement", measurement)):
             node.SetAttribute(ATTRIBUTE + key, value)
         node.CreateDefaultDisplayNodes()
         node.GetDisplayNode().SetSelectedColor(*RULER_COLOURS[measurement])
@@ -496,10 +499,11 @@ class StenosisScene:
         node.AddControlPoint(*[float(v) for v in ruler.start_ras])
         node.AddControlPoint(*[float(v) for v in ruler.end_ras])
 
-    def _watch_hand_edits(self, outputs: SceneOutputs) -> None:
+    def watch_hand_edits(self, outputs: SceneOutputs) -> None:
         """Moving a ruler's endpoint by hand updates its table row (and grades), and typing into the table regrades
         it; a node another StenosisScene watched (one made in the Python console, say) is watched by this one
-        instead."""
+        instead. Measure and Re-measure start it; outputs found again in a scene opened from file
+        (find_outputs) are watched once this is called."""
         def moved(node, event) -> None:
             self._ruler_moved(node, outputs)
 
@@ -664,7 +668,7 @@ class StenosisScene:
             outputs.segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", json.dumps(hashes))
             _store_warnings(outputs, input_warnings(volume, stack))  # the edited masks may tilt the canal otherwise
             self._organise(volume_node, outputs)
-        self._watch_hand_edits(outputs)
+        self.watch_hand_edits(outputs)
         return changed
 
     # ---- export ----------------------------------------------------------------------------------------------
@@ -699,7 +703,7 @@ class StenosisScene:
     def _write_report(self, outputs: SceneOutputs, measurements: list[SliceMeasurement], path: Path) -> None:
         """The report (report.write_report) of the table's measurements (with the rulers as they are) and the
         segments."""
-        volume_node = self.scene.GetNodeByID(outputs.table.GetAttribute(ATTRIBUTE + "inputVolumeID") or "")
+        volume_node = outputs.table.GetNodeReference(INPUT_VOLUME_REFERENCE)
         volume = axial_volume_of(volume_node, self.dicom_value)
         stack = volume.from_source_grid(self.labels_of(outputs.segmentation, volume_node))
         write_report(path, measurements, volume.read_slice, lambda s: stack[s], volume.layout.slice_grid, self.region,

@@ -704,6 +704,64 @@ def test_scene_bundle_reloads(context, tmp_path, phantom_files):
     assert count(other.scene, "vtkMRMLMarkupsLineNode") == sum(len(m.rulers) for m in run.measurements)
 
 
+def volume_named(scene, name: str):
+    volumes = scene.GetNodesByClass("vtkMRMLScalarVolumeNode")
+    return next(node for node in (volumes.GetItemAsObject(n) for n in range(volumes.GetNumberOfItems()))
+                if node.GetName() == name)
+
+
+def test_bundles_opened_into_one_scene_keep_their_outputs_with_their_own_volumes(tmp_path, phantom_files):
+    from SpinalStenosisLib.pipeline import measure_with_segmenter
+    from SpinalStenosisLib.volume_io import open_axial
+
+    image_path, _ = phantom_files
+    run = measure_with_segmenter(open_axial(image_path), ThresholdSegmenter())
+    bundles = [write_scene_bundle([run], tmp_path / f"patient {name}.nii.gz", tmp_path / f"{name}.mrb")
+               for name in "AB"]
+    other = new_scene(cache_folder=tmp_path / "cache2")
+    assert other.scene.ReadFromMRB(str(bundles[0]))
+    assert other.scene.ReadFromMRB(str(bundles[1]), False)  # into the scene that holds the first: IDs renumbered
+    logic = StenosisScene(other.scene, other.segmentations_logic)
+    first, second = volume_named(other.scene, "patient A"), volume_named(other.scene, "patient B")
+    for volume, name in ((first, "patient A"), (second, "patient B")):
+        outputs = logic.find_outputs(volume)
+        assert outputs.table.GetName() == f"{name} stenosis measurements"
+        assert outputs.segmentation.GetName() == f"{name} stenosis segmentation"
+        assert len(outputs.rulers) == sum(len(m.rulers) for m in run.measurements)
+    rulers_of_first = set(logic.find_outputs(first).rulers.values())
+    assert rulers_of_first.isdisjoint(logic.find_outputs(second).rulers.values())
+    measure_volume_node(logic, second, ThresholdSegmenter())  # measured again: its own nodes updated, no more added
+    assert measurement_tables(other.scene) == 2 and charts_whole(other.scene) == 2
+    assert set(logic.find_outputs(first).rulers.values()) == rulers_of_first
+    assert count(other.scene, "vtkMRMLMarkupsLineNode") == 2 * len(rulers_of_first)
+
+
+def test_the_rulers_and_table_of_a_reopened_scene_follow_hand_edits_once_watched(tmp_path, phantom_files):
+    from SpinalStenosisLib.pipeline import measure_with_segmenter
+    from SpinalStenosisLib.volume_io import open_axial
+
+    image_path, _ = phantom_files
+    run = measure_with_segmenter(open_axial(image_path), ThresholdSegmenter())
+    bundle = write_scene_bundle([run], image_path, tmp_path / "scene.mrb")
+    other = new_scene(cache_folder=tmp_path / "cache2")
+    assert other.scene.ReadFromMRB(str(bundle))
+    logic = StenosisScene(other.scene, other.segmentations_logic)
+    outputs = logic.find_outputs(volume_named(other.scene, "phantom"))
+    logic.watch_hand_edits(outputs)  # what the module does when it shows the volume
+    row = logic._row_of(outputs.table, 2)
+    length = move_end_halfway(outputs.rulers[(2, "right_foramen_width_mm")])
+    assert logic.row_values(outputs.table, row)["right_foramen_width_mm"] == pytest.approx(length)
+    assert outputs.table.GetTable().GetColumnByName("right_foramen_grade").GetValue(row) == "stenosis"
+    assert outputs.table.SetCellText(row, TABLE_COLUMNS.index("level"), "T12-L1")  # typed: graded again
+    assert grades(outputs.table)[row] == ""
+    volume = volume_named(other.scene, "phantom")
+    labels = logic.labels_of(outputs.segmentation, volume)
+    labels[0][labels[0] == 2] = 0  # the left foramen erased on slice 0
+    logic._write_segments(outputs.segmentation, volume, labels)
+    assert logic.remeasure(volume, outputs) == [0]  # the saved slice hashes: only the edited slice
+    assert math.isnan(logic.row_values(outputs.table, logic._row_of(outputs.table, 0))["left_foramen_width_mm"])
+
+
 def test_a_scene_bundle_of_an_angled_series_holds_each_block_on_its_own_grid(context, tmp_path):
     from conftest import write_dicom_series
 
