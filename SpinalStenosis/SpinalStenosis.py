@@ -90,6 +90,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event) -> None:
         self.onCancel()
+        self.logic.stopWatchingRulers()  # the closing scene's nodes must not stay alive in the watch list
         self.setParameterNode(None)
         self._followTable()
 
@@ -464,7 +465,7 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         return self.stenosisScene(parameterNode.region).region_note(self._outputs(parameterNode).table)
 
     def stopWatchingRulers(self) -> None:
-        """Rulers moved by hand no longer update the table (the module is closing or reloading)."""
+        """Rulers moved by hand no longer update the table (the module is closing or reloading, or the scene)."""
         if self._scene is not None:
             self._scene.stop_watching()
 
