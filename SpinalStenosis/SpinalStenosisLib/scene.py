@@ -31,7 +31,7 @@ from .outputs import CSV_COLUMNS, write_levels_csv
 from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volume, checked_mr_image, input_warnings,
                        measure_with_segmenter, region_shown_by)
 from .report import write_report
-from .volume_io import PICTURE_SUFFIXES, AxialVolume, axial_from_array
+from .volume_io import PICTURE_SUFFIXES, SEGMENT_IDS_AND_NAMES, AxialVolume, axial_from_array
 
 DicomValue = Callable[[str, str], str]  # (SOP instance UID, tag "gggg,eeee") → the header value, "" without one
 SLICE_THICKNESS_TAG = "0018,0050"
@@ -42,11 +42,11 @@ MIN_TYPED_VALUE = 0.01  # mm or mm²: a measurement typed into the table below t
 # imported into one that holds other nodes (a second .mrb), where an ID kept as text would name another volume
 INPUT_VOLUME_REFERENCE = ATTRIBUTE + "inputVolume"
 LEVELS_ATTRIBUTE = ATTRIBUTE + "levels"  # of an input volume: JSON, slice index → vertebral level (the demo's has it)
-SEGMENTS = (  # label value, segment id, name, colour, local type code
-    (1, "SpinalCanal", "Spinal canal", (0.98, 0.82, 0.1), "SPINAL_CANAL", ""),
-    (2, "LeftNeuralForamen", "Left neural foramen", (0.2, 0.8, 1.0), "NEURAL_FORAMEN", "SCT^7771000^Left"),
-    (3, "RightNeuralForamen", "Right neural foramen", (0.3, 1.0, 0.4), "NEURAL_FORAMEN", "SCT^24028007^Right"),
-)
+SEGMENTS = tuple(  # label value, segment id, name, colour, local type code, modifier
+    (value, *SEGMENT_IDS_AND_NAMES[value], colour, type_code, modifier) for value, colour, type_code, modifier in (
+        (1, (0.98, 0.82, 0.1), "SPINAL_CANAL", ""),
+        (2, (0.2, 0.8, 1.0), "NEURAL_FORAMEN", "SCT^7771000^Left"),
+        (3, (0.3, 1.0, 0.4), "NEURAL_FORAMEN", "SCT^24028007^Right")))
 TABLE_COLUMNS = (*CSV_COLUMNS, "worst_findings")
 COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
     "slice_index": ("Slice", "", "Index of the slice along the volume's axial axis"),

@@ -13,6 +13,9 @@ from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, header_gaps
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, is_axial_normal, needs_reslice, resliced_geometry
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
+# each label value's segment in a Slicer segmentation (scene.SEGMENTS): its ID and name
+SEGMENT_IDS_AND_NAMES = {1: ("SpinalCanal", "Spinal canal"), 2: ("LeftNeuralForamen", "Left neural foramen"),
+                         3: ("RightNeuralForamen", "Right neural foramen")}
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")  # images without patient geometry
 IMAGE_SUFFIXES = (*PICTURE_SUFFIXES, ".nii", ".gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 MAX_VOXELS_IN_MEMORY = 256 * 1024 * 1024  # larger volumes are read slice by slice
@@ -114,7 +117,12 @@ def _read(path: Path, reader):
 def _read_whole(path: Path, reader=None, pixel_mm: float | None = None):
     """The whole image, read by reader (by default a new one for path); a 2-D image (with pixel_mm) as a one-slice
     axial volume (see :func:`displayed_slice`)."""
-    image = _read(path, reader or _reader_for(path))
+    return _checked_volume(path, _read(path, reader or _reader_for(path)), pixel_mm)
+
+
+def _checked_volume(path: Path, image, pixel_mm: float | None = None):
+    """An image read whole, checked as a volume to measure (_check_header); a 2-D one (with pixel_mm) as a one-slice
+    axial volume (see :func:`displayed_slice`)."""
     _check_header(path, image.GetDimension(), image.GetNumberOfComponentsPerPixel(), image.GetSize(), pixel_mm)
     return displayed_slice(image, pixel_mm) if image.GetDimension() == 2 else image
 
@@ -346,17 +354,24 @@ def _resliced(path: Path, image, source: VolumeGeometry) -> AxialVolume:
 
 def read_labels(path: Path | str, expected: VolumeGeometry, pixel_mm: float | None = None) -> np.ndarray:
     """Read a label image (1 canal, 2 left foramen, 3 right foramen) that must lie on the input's grid (a 2-D one
-    with pixel_mm, as the image)."""
+    with pixel_mm, as the image). A Slicer segmentation file (.seg.nrrd, e.g. the module's export after edits) gives
+    its segments by their IDs or names (SEGMENT_IDS_AND_NAMES), whatever their label values and layers; its other
+    segments are left out."""
     sitk = _sitk()
     path = Path(path)
-    image = _read_whole(path, pixel_mm=pixel_mm)
-    if image.GetNumberOfComponentsPerPixel() > 1:
-        raise InputError(f"{path.name}: a colour image; labels need one value (0-3) per voxel")
+    image = _read(path, _reader_for(path))
+    segmentation = _SEGMENTATION_KEY in image.GetMetaDataKeys()
+    if not segmentation:
+        image = _checked_volume(path, image, pixel_mm)
+        if image.GetNumberOfComponentsPerPixel() > 1:
+            raise InputError(f"{path.name}: a colour image; labels need one value (0-3) per voxel")
     geometry = VolumeGeometry.from_sitk(image)
     if not geometry.matches(expected, tolerance_mm=1e-2):
         raise InputError(f"{path.name}: labels are on a different grid than the image "
                          f"({'x'.join(map(str, geometry.size_ijk))} vs {'x'.join(map(str, expected.size_ijk))} "
                          "voxels or another origin/spacing/direction)")
+    if segmentation:
+        return _segments_as_labels(path, image)
     array = sitk.GetArrayFromImage(image)
     if not np.isfinite(array).all() or not np.all(np.mod(array, 1) == 0):
         raise InputError(f"{path.name}: label values must be whole numbers 0-3")
@@ -365,6 +380,34 @@ def read_labels(path: Path | str, expected: VolumeGeometry, pixel_mm: float | No
         raise InputError(f"{path.name}: unknown label values {unknown}; expected 1 canal, 2 left foramen, "
                          "3 right foramen")
     return array.astype(np.uint8)
+
+
+_SEGMENTATION_KEY = "Segment0_ID"  # in the header of a Slicer segmentation file
+
+
+def _segments_as_labels(path: Path, image) -> np.ndarray:
+    """A Slicer segmentation file's canal and foramen segments (found by ID or name) as label values [k, j, i]."""
+    sitk = _sitk()
+    layers = sitk.GetArrayFromImage(image)
+    if image.GetNumberOfComponentsPerPixel() == 1:
+        layers = layers[..., None]
+    header = {key: image.GetMetaData(key) for key in image.GetMetaDataKeys()}
+    value_of = {name.lower(): value for value, names in SEGMENT_IDS_AND_NAMES.items() for name in names}
+    labels = np.zeros(layers.shape[:3], np.uint8)
+    names, matched, n = [], False, 0
+    while f"Segment{n}_ID" in header:
+        segment = {field: header.get(f"Segment{n}_{field}", "") for field in ("ID", "Name", "Layer", "LabelValue")}
+        names.append(segment["Name"] or segment["ID"])
+        value = value_of.get(segment["ID"].lower()) or value_of.get(segment["Name"].lower())
+        if value:
+            matched = True
+            labels[layers[..., int(segment["Layer"] or 0)] == int(segment["LabelValue"] or 1)] = value
+        n += 1
+    if not matched:
+        wanted = [name for _, name in SEGMENT_IDS_AND_NAMES.values()]
+        raise InputError(f"{path.name}: none of its segments ({', '.join(names)}) is named "
+                         f"{', '.join(wanted[:-1])} or {wanted[-1]}")
+    return labels
 
 
 def write_labels(path: Path | str, labels: np.ndarray, geometry: VolumeGeometry) -> None:

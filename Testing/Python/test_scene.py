@@ -689,6 +689,42 @@ def test_export_round_trips(context, volume, tmp_path):
     assert not np.array_equal(np.asarray(Image.open(moved)), np.asarray(Image.open(paths["report"])))
 
 
+def add_segment_of_its_own(context, volume, name: str, mask: np.ndarray):
+    """A segment on volume's grid with a labelmap of its own (a layer of its own, as overlapping segments get)."""
+    labelmap = context.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+    slicer.util.updateVolumeFromArray(labelmap, mask.astype(np.uint8))
+    labelmap.CopyOrientation(volume)
+    segment = slicer.vtkSegment()
+    segment.SetName(name)
+    segment.AddRepresentation(slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName(),
+                              slicer.vtkSlicerSegmentationsModuleLogic.CreateOrientedImageDataFromVolumeNode(labelmap))
+    context.scene.RemoveNode(labelmap)
+    return segment
+
+
+def test_a_segmentation_file_edited_in_slicer_gives_the_masks_by_segment_id_or_name(context, volume, tmp_path):
+    from SpinalStenosisLib.volume_io import InputError, read_labels
+
+    logic, outputs = measure(context, volume)
+    expected = logic.labels_of(outputs.segmentation, volume)
+    contents = outputs.segmentation.GetSegmentation()
+    # the canal drawn again as a new segment of that name (another ID, a layer of its own), and a disc segment
+    # overlapping everything in another layer, as the Segment Editor may leave them
+    contents.RemoveSegment("SpinalCanal")
+    contents.AddSegment(add_segment_of_its_own(context, volume, "Spinal canal", expected == 1), "Segment_1")
+    contents.AddSegment(add_segment_of_its_own(context, volume, "Disc", expected >= 0), "Disc")
+    assert contents.GetNumberOfLayers() == 3
+    storage, path = outputs.segmentation.CreateDefaultStorageNode(), tmp_path / "edited.seg.nrrd"
+    storage.SetFileName(str(path))
+    assert storage.WriteData(outputs.segmentation)
+    assert np.array_equal(read_labels(path, geometry_of(volume)), expected)  # what measure --masks reads
+    for segment_id in ("Segment_1", "LeftNeuralForamen", "RightNeuralForamen"):
+        contents.RemoveSegment(segment_id)
+    assert storage.WriteData(outputs.segmentation)
+    with pytest.raises(InputError, match=r"segments \(Disc\) is named Spinal canal, Left neural foramen or Right"):
+        read_labels(path, geometry_of(volume))
+
+
 def test_scene_bundle_reloads(context, tmp_path, phantom_files):
     from SpinalStenosisLib.pipeline import measure_with_segmenter
     from SpinalStenosisLib.volume_io import open_axial
