@@ -2,9 +2,10 @@
 
 Qt-free: works inside Slicer and with PyPI's ``slicer-core``. The scene and the segmentations logic are passed in.
 Output nodes are found again by their ``SpinalStenosis.inputVolume`` node reference and ``SpinalStenosis.role``
-attribute, so a second Measure updates them instead of adding more. The input volume is only read. Results are computed in the
-volume's own (local) RAS, so every spatial output is placed under the volume's parent transform, if it has one (a
-registration, or the acquisition transform Slicer adds to an irregular DICOM series), and overlays the image.
+attribute, so a second Measure updates them instead of adding more. The input volume is only read. Results are
+computed in the volume's own (local) RAS, so every spatial output is placed under the volume's parent transform, if
+it has one (a registration, or the acquisition transform Slicer adds to an irregular DICOM series), and overlays the
+image.
 """
 from __future__ import annotations
 
