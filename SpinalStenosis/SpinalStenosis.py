@@ -137,15 +137,15 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _followVolume(self) -> None:
         """A newly chosen volume cancels a measurement of the one before, brings its own results into the panel (none
-        if it was not measured), and, loaded from DICOM, sets the region its header names; the user may change the
-        region after."""
+        if it was not measured), and sets the region they were graded with, else (loaded from DICOM) the region its
+        header names; the user may change the region after."""
         volume = self._parameterNode.inputVolume
         if volume is self._volumeFollowed:
             return
         self._volumeFollowed = volume
         self.onCancel()
         self.ui.tableView.setMRMLTableNode(self.logic.followVolume(self._parameterNode))
-        region = self.logic.namedRegion(volume) if volume else None
+        region = self.logic.regionOf(self._parameterNode) if volume else None
         if region and region != self._parameterNode.region:
             self._parameterNode.region = region
 
@@ -399,6 +399,12 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         if database is None or not database.isOpen:
             return ""
         return database.instanceValue(instanceUid, tag)
+
+    def regionOf(self, parameterNode):
+        """The region the input volume's results are graded with (a scene or bundle opened from file too), else the
+        one its DICOM header names; None for neither."""
+        volume = parameterNode.inputVolume
+        return self.stenosisScene(parameterNode.region).graded_region(volume) or self.namedRegion(volume)
 
     def namedRegion(self, volumeNode):
         """The region a volume loaded from DICOM names in its header ("cervical", "lumbar"), else None."""

@@ -324,30 +324,36 @@ class StenosisScene:
         vtk_table.GetColumnByName("canal_edge_to_noise").SetValue(row, m.canal_edge_to_noise)
         vtk_table.GetColumnByName("check").SetValue(row, m.check)
 
-    def regrade(self, table, changed_row: int | None = None) -> None:
-        """Grade every row, or only `changed_row`, with the cut-offs of self.region (recorded as the table's
-        SpinalStenosis.region) or of the row's level (grading.slice_region) and flag the worst findings: after a row
-        changed, or the region did."""
+    def regrade(self, table, changed_row: int | None = None, region: str | None = None) -> None:
+        """Grade every row, or only `changed_row`, with the cut-offs of region (by default self.region; recorded as
+        the table's SpinalStenosis.region) or of the row's level (grading.slice_region) and flag the worst findings:
+        after a row changed, or the region did."""
+        region = region or self.region
         vtk_table = table.GetTable()
-        same_region = table.GetAttribute(ATTRIBUTE + "region") == self.region
+        same_region = self.graded_with(table) == region
         rows = range(vtk_table.GetNumberOfRows()) if changed_row is None or not same_region else (changed_row,)
         with _writing(table):
             for row in rows:
                 level = vtk_table.GetColumnByName("level").GetValue(row).strip()
-                for column, text in grade(self.row_values(table, row), self.region, level).items():
+                for column, text in grade(self.row_values(table, row), region, level).items():
                     vtk_table.GetColumnByName(column).SetValue(row, text)
-            table.SetAttribute(ATTRIBUTE + "region", self.region)
-            self._flag_worst(table)
+            table.SetAttribute(ATTRIBUTE + "region", region)
+            self._flag_worst(table, region)
             table.Modified()
         volume_node = table.GetNodeReference(INPUT_VOLUME_REFERENCE)
         if not same_region and volume_node is not None:  # the chart's cut-off lines follow the region
             for cutoffs in self._find(volume_node, "cutoffs", "vtkMRMLTableNode"):
                 self._fill_cutoffs(cutoffs, table)
 
+    @staticmethod
+    def graded_with(table) -> str | None:
+        """The region whose cut-offs the table was last graded with (its SpinalStenosis.region)."""
+        return table.GetAttribute(ATTRIBUTE + "region")
+
     # ---- chart -----------------------------------------------------------------------------------------------
     def _sync_chart(self, volume_node, table):
         """The canal AP along the stack as a plot chart (Slicer's Plots module): a dot per slice from the table, so
-        that it follows Re-measure and rulers moved by hand, and the AP cut-offs of self.region as lines (from a
+        that it follows Re-measure and rulers moved by hand, and the AP cut-offs of its region as lines (from a
         small table of their own, hidden from the data tree)."""
         import slicer
 
@@ -378,8 +384,8 @@ class StenosisScene:
         return chart
 
     def _fill_cutoffs(self, cutoffs, table) -> None:
-        """The AP cut-offs of self.region over the table's slices: two rows, the first slice's and the last's (NaN,
-        drawing no line, for a thoracic study, whose canal is not graded)."""
+        """The AP cut-offs of the region the table is graded with over its slices: two rows, the first slice's and the
+        last's (NaN, drawing no line, for a thoracic study, whose canal is not graded)."""
         from vtkmodules.vtkCommonCore import vtkDoubleArray
 
         slices = table.GetTable().GetColumnByName("slice_index")
@@ -388,7 +394,7 @@ class StenosisScene:
         vtk_table = cutoffs.GetTable()
         while vtk_table.GetNumberOfColumns():
             vtk_table.RemoveColumn(0)
-        cutoffs_mm = CANAL_AP_CUTOFFS_MM.get(self.region, (math.nan, math.nan))
+        cutoffs_mm = CANAL_AP_CUTOFFS_MM.get(self.graded_with(table), (math.nan, math.nan))
         for column, values in (("slice_index", ends), *zip(("absolute", "relative"), ([v, v] for v in cutoffs_mm))):
             array = vtkDoubleArray()
             array.SetName(column)
@@ -401,9 +407,14 @@ class StenosisScene:
         vtk_table = table.GetTable()
         return {column: vtk_table.GetColumnByName(column).GetValue(row) for column in MEASUREMENT_COLUMNS}
 
+    def graded_region(self, volume_node) -> str | None:
+        """The region the volume's table was last graded with (graded_with); None where it was not measured."""
+        outputs = self.find_outputs(volume_node)
+        return self.graded_with(outputs.table) if outputs is not None else None
+
     def follow_region(self, table) -> bool:
         """Regrade the table if it was graded with another region's cut-offs than self.region's; whether it was."""
-        if table.GetAttribute(ATTRIBUTE + "region") == self.region:
+        if self.graded_with(table) == self.region:
             return False
         self.regrade(table)
         return True
@@ -450,9 +461,9 @@ class StenosisScene:
         """The worst findings of each level named in the table's Level column (findings.worst_findings_by_level)."""
         return worst_findings_by_level(self.measurements_of(table), self.region)
 
-    def _flag_worst(self, table) -> None:
-        """Name on each row the study's worst findings it holds (findings_on_slice)."""
-        findings = self.worst_findings(table)
+    def _flag_worst(self, table, region: str) -> None:
+        """Name on each row the study's worst findings it holds (findings_on_slice), graded as region."""
+        findings = worst_findings(self.measurements_of(table), region)
         vtk_table = table.GetTable()
         slices, flags = vtk_table.GetColumnByName("slice_index"), vtk_table.GetColumnByName("worst_findings")
         for row in range(vtk_table.GetNumberOfRows()):
@@ -501,10 +512,11 @@ class StenosisScene:
         node.AddControlPoint(*[float(v) for v in ruler.end_ras])
 
     def watch_hand_edits(self, outputs: SceneOutputs) -> None:
-        """Moving a ruler's endpoint by hand updates its table row (and grades), and typing into the table regrades
-        it; a node another StenosisScene watched (one made in the Python console, say) is watched by this one
-        instead. Measure and Re-measure start it; outputs found again in a scene opened from file
-        (find_outputs) are watched once this is called."""
+        """Moving a ruler's endpoint by hand updates its table row, and typing into the table regrades it, with the
+        cut-offs the table was graded with (another volume's region may be self.region by then); a node another
+        StenosisScene watched (one made in the Python console, say) is watched by this one instead. Measure and
+        Re-measure start it; outputs found again in a scene opened from file (find_outputs) are watched once this is
+        called."""
         def moved(node, event) -> None:
             self._ruler_moved(node, outputs)
 
@@ -546,7 +558,7 @@ class StenosisScene:
         column = outputs.table.GetTable().GetColumnByName(node.GetAttribute(ATTRIBUTE + "measurement"))
         with _writing(outputs.table):
             column.SetValue(row, node.GetLineLengthWorld())
-            self.regrade(outputs.table, row)
+            self.regrade(outputs.table, row, self.graded_with(outputs.table))
 
     def _table_edited(self, table) -> None:
         """A value or level typed into the table (the table view writes the cell and modifies the node): regrade
@@ -561,7 +573,7 @@ class StenosisScene:
                 for row in range(vtk_table.GetNumberOfRows()):
                     if not values.GetValue(row) >= MIN_TYPED_VALUE:
                         values.SetValue(row, math.nan)
-            self.regrade(table)
+            self.regrade(table, region=self.graded_with(table))
 
     # ---- navigation -----------------------------------------------------------------------------------------
     def narrowest_row(self, table) -> int | None:
@@ -587,7 +599,7 @@ class StenosisScene:
     def region_note(table) -> str:
         """What to tell the user when the image shows another region than the table is graded for: a whole neck in
         view (body_region.region_shown, as the command line grades it) graded with the lumbar cut-offs; "" else."""
-        shown, graded = table.GetAttribute(ATTRIBUTE + "shownRegion"), table.GetAttribute(ATTRIBUTE + "region")
+        shown, graded = table.GetAttribute(ATTRIBUTE + "shownRegion"), StenosisScene.graded_with(table)
         if not shown or shown == graded:
             return ""
         graded_with = "as thoracic, its canal not graded" if graded == THORACIC else f"with the {graded} cut-offs"

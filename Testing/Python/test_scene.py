@@ -566,15 +566,23 @@ def test_moving_a_ruler_by_hand_updates_its_row(context, volume):
     assert outputs.table.GetTable().GetColumnByName("right_foramen_grade").GetValue(row) == "stenosis"
 
 
-def test_a_ruler_moved_after_the_region_changed_regrades_every_row(context):
+def test_a_ruler_moved_while_another_volume_is_graded_keeps_its_own_tables_region(context):
     image, _, geometry = phantom_arrays()
-    volume = add_volume(context.scene, image, geometry.ijk_to_ras, "upright")
-    logic, outputs = measure(context, volume)
+    lumbar = add_volume(context.scene, image, geometry.ijk_to_ras, "lumbar series")
+    cervical = add_volume(context.scene, image, geometry.ijk_to_ras, "cervical series")
+    logic, outputs = measure(context, lumbar)
     assert grades(outputs.table) == ["relative stenosis"] * 3  # lumbar cut-offs
-    logic.region = "cervical"  # not yet followed by the table
-    move_end_halfway(outputs.rulers[(2, "right_foramen_width_mm")])
-    assert grades(outputs.table) == ["normal"] * 3
-    assert outputs.table.GetAttribute("SpinalStenosis.region") == "cervical"
+    logic.region = "cervical"  # the module now shows the other volume, graded as cervical
+    measure_volume_node(logic, cervical, ThresholdSegmenter())
+    assert logic.graded_region(cervical) == "cervical" and logic.graded_region(lumbar) == "lumbar"
+    length = move_end_halfway(outputs.rulers[(2, "canal_ap_mm")])  # the lumbar series' ruler, in a slice view
+    assert logic.row_values(outputs.table, logic._row_of(outputs.table, 2))["canal_ap_mm"] == pytest.approx(length)
+    assert grades(outputs.table) == ["relative stenosis"] * 2 + ["absolute stenosis"]  # still the lumbar cut-offs
+    assert logic.graded_region(lumbar) == "lumbar"
+    assert logic.worst_findings(outputs.table)["canal_ap_mm"].slice_index == 2
+    logic.region = "lumbar"
+    assert not logic.follow_region(outputs.table)  # nothing to regrade when the module shows it again
+    assert logic.graded_region(add_volume(context.scene, image, geometry.ijk_to_ras, "not measured")) is None
 
 
 def test_a_ruler_placed_again_by_remeasure_still_updates_its_row_when_moved(context, volume):
@@ -778,19 +786,21 @@ def test_the_rulers_and_table_of_a_reopened_scene_follow_hand_edits_once_watched
 
     image_path, _ = phantom_files
     run = measure_with_segmenter(open_axial(image_path), ThresholdSegmenter())
-    bundle = write_scene_bundle([run], image_path, tmp_path / "scene.mrb")
+    bundle = write_scene_bundle([run], image_path, tmp_path / "scene.mrb", region="cervical")
     other = new_scene(cache_folder=tmp_path / "cache2")
     assert other.scene.ReadFromMRB(str(bundle))
-    logic = StenosisScene(other.scene, other.segmentations_logic)
-    outputs = logic.find_outputs(volume_named(other.scene, "phantom"))
+    logic = StenosisScene(other.scene, other.segmentations_logic)  # lumbar, as the module's Region may be
+    volume = volume_named(other.scene, "phantom")
+    assert logic.graded_region(volume) == "cervical"  # the Region the module takes when it shows the volume
+    outputs = logic.find_outputs(volume)
     logic.watch_hand_edits(outputs)  # what the module does when it shows the volume
     row = logic._row_of(outputs.table, 2)
     length = move_end_halfway(outputs.rulers[(2, "right_foramen_width_mm")])
     assert logic.row_values(outputs.table, row)["right_foramen_width_mm"] == pytest.approx(length)
     assert outputs.table.GetTable().GetColumnByName("right_foramen_grade").GetValue(row) == "stenosis"
+    assert grades(outputs.table) == ["normal"] * 3 and logic.graded_region(volume) == "cervical"
     assert outputs.table.SetCellText(row, TABLE_COLUMNS.index("level"), "T12-L1")  # typed: graded again
     assert grades(outputs.table)[row] == ""
-    volume = volume_named(other.scene, "phantom")
     labels = logic.labels_of(outputs.segmentation, volume)
     labels[0][labels[0] == 2] = 0  # the left foramen erased on slice 0
     logic._write_segments(outputs.segmentation, volume, labels)
