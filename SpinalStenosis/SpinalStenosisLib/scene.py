@@ -244,10 +244,10 @@ class StenosisScene:
         if segmentation.GetDisplayNode() is None:
             segmentation.CreateDefaultDisplayNodes()
         contents = segmentation.GetSegmentation()
+        found = _segment_ids(contents)
         ids = vtkStringArray()
         for value, segment_id, segment_name, colour, type_code, modifier in SEGMENTS:
-            if contents.GetSegment(segment_id) is None:
-                contents.AddEmptySegment(segment_id, segment_name, colour)
+            segment_id = found.get(value) or contents.AddEmptySegment(segment_id, segment_name, colour)
             contents.GetSegment(segment_id).SetTerminology(terminology_entry(type_code, modifier))
             ids.InsertNextValue(segment_id)
         labelmap = self.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
@@ -261,18 +261,22 @@ class StenosisScene:
             self.scene.RemoveNode(labelmap)
 
     def labels_of(self, segmentation, volume_node) -> np.ndarray:
-        """Segments back as a label array on the input grid [k, j, i] (1 canal, 2 left, 3 right foramen)."""
+        """Segments back as a label array on the input grid [k, j, i] (1 canal, 2 left, 3 right foramen; a later one
+        over an earlier where they overlap); a structure whose segment the user deleted is absent."""
         import slicer.util
         from vtkmodules.vtkCommonCore import vtkStringArray
 
-        ids = vtkStringArray()
-        for _, segment_id, *_ in SEGMENTS:
-            ids.InsertNextValue(segment_id)
+        labels = np.zeros(slicer.util.arrayFromVolume(volume_node).shape[:3], np.uint8)
         labelmap = self.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
         try:
-            if not self.segmentations_logic.ExportSegmentsToLabelmapNode(segmentation, ids, labelmap, volume_node):
-                raise RuntimeError("exporting the segments failed")
-            return slicer.util.arrayFromVolume(labelmap).astype(np.uint8, copy=True)
+            for value, segment_id in _segment_ids(segmentation.GetSegmentation()).items():
+                ids = vtkStringArray()
+                ids.InsertNextValue(segment_id)
+                if not self.segmentations_logic.ExportSegmentsToLabelmapNode(segmentation, ids, labelmap,
+                                                                             volume_node):
+                    raise RuntimeError(f"exporting the segment {segment_id} failed")
+                labels[slicer.util.arrayFromVolume(labelmap) > 0] = value
+            return labels
         finally:
             self.scene.RemoveNode(labelmap)
 
@@ -760,6 +764,18 @@ def _place_in_hierarchy(hierarchy, node, parent) -> None:
         hierarchy.SetItemParent(item, parent)
     else:
         hierarchy.CreateItem(parent, node)
+
+
+def _segment_ids(contents) -> dict[int, str]:
+    """Label value → the ID of its segment in a vtkSegmentation, found by ID, else by name (a segment the user deleted
+    and drew again); a value whose segment is gone is left out."""
+    found = {}
+    for value, segment_id, segment_name, *_ in SEGMENTS:
+        if contents.GetSegment(segment_id) is None:
+            segment_id = contents.GetSegmentIdBySegmentName(segment_name)
+        if segment_id:
+            found[value] = segment_id
+    return found
 
 
 def _store_warnings(outputs: SceneOutputs, warnings: list[str]) -> None:

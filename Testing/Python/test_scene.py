@@ -68,6 +68,19 @@ def items_without_node(scene) -> list[int]:
             if hierarchy.GetItemDataNode(item) is None and hierarchy.GetItemLevel(item) != folder]
 
 
+def add_segment_of_its_own(context, volume, name: str, mask: np.ndarray):
+    """A segment on volume's grid with a labelmap of its own (a layer of its own, as overlapping segments get)."""
+    labelmap = context.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+    slicer.util.updateVolumeFromArray(labelmap, mask.astype(np.uint8))
+    labelmap.CopyOrientation(volume)
+    segment = slicer.vtkSegment()
+    segment.SetName(name)
+    segment.AddRepresentation(slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName(),
+                              slicer.vtkSlicerSegmentationsModuleLogic.CreateOrientedImageDataFromVolumeNode(labelmap))
+    context.scene.RemoveNode(labelmap)
+    return segment
+
+
 def test_measure_creates_named_nodes_with_the_input_geometry(context, volume):
     logic, outputs = measure(context, volume)
     segmentation = outputs.segmentation
@@ -320,6 +333,26 @@ def test_remeasure_changes_exactly_the_edited_rows(context, volume):
     assert items_without_node(context.scene) == []  # the dropped ruler's item went with it
     assert outputs.rulers[(1, "canal_ap_mm")].GetLineLengthWorld() == pytest.approx(rows_after[1]["canal_ap_mm"])
     assert logic.remeasure(volume, outputs) == []
+
+
+def test_a_segment_deleted_in_the_segment_editor_is_an_absent_structure_and_one_drawn_again_is_found_by_name(
+        context, volume, tmp_path):
+    logic, outputs = measure(context, volume)
+    before = logic.labels_of(outputs.segmentation, volume)
+    contents = outputs.segmentation.GetSegmentation()
+    contents.RemoveSegment("LeftNeuralForamen")
+    assert logic.remeasure(volume, outputs) == [0, 1, 2]
+    assert all(math.isnan(logic.row_values(outputs.table, row)["left_foramen_width_mm"]) for row in range(3))
+    assert not any(name == "left_foramen_width_mm" for _, name in outputs.rulers)
+    assert logic.export(outputs, tmp_path / "export", "patient")["report"].exists()
+    contents.RemoveSegment("SpinalCanal")  # drawn again as a new segment of that name (another ID and layer)
+    contents.AddSegment(add_segment_of_its_own(context, volume, "Spinal canal", before == 1), "Segment_1")
+    assert np.array_equal(logic.labels_of(outputs.segmentation, volume), np.where(before == 2, 0, before))
+    assert logic.remeasure(volume, outputs) == []  # the same masks as before
+    measure(context, volume)  # measured again: the segment drawn again is the canal's, the left foramen's is back
+    names = sorted(contents.GetNthSegment(n).GetName() for n in range(contents.GetNumberOfSegments()))
+    assert names == sorted(name for _, _, name, *_ in SEGMENTS)
+    assert np.array_equal(logic.labels_of(outputs.segmentation, volume), before)
 
 
 def test_a_level_typed_into_the_table_stays_through_remeasure_and_measure_and_is_named_and_exported(
@@ -695,19 +728,6 @@ def test_export_round_trips(context, volume, tmp_path):
     move_end_halfway(outputs.rulers[(2, "right_foramen_width_mm")])  # as the user may before exporting
     moved = logic.export(outputs, tmp_path / "moved", "patient")["report"]
     assert not np.array_equal(np.asarray(Image.open(moved)), np.asarray(Image.open(paths["report"])))
-
-
-def add_segment_of_its_own(context, volume, name: str, mask: np.ndarray):
-    """A segment on volume's grid with a labelmap of its own (a layer of its own, as overlapping segments get)."""
-    labelmap = context.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
-    slicer.util.updateVolumeFromArray(labelmap, mask.astype(np.uint8))
-    labelmap.CopyOrientation(volume)
-    segment = slicer.vtkSegment()
-    segment.SetName(name)
-    segment.AddRepresentation(slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName(),
-                              slicer.vtkSlicerSegmentationsModuleLogic.CreateOrientedImageDataFromVolumeNode(labelmap))
-    context.scene.RemoveNode(labelmap)
-    return segment
 
 
 def test_a_segmentation_file_edited_in_slicer_gives_the_masks_by_segment_id_or_name(context, volume, tmp_path):
