@@ -216,6 +216,9 @@ class StenosisScene:
         _follow(segmentation, volume_node)
         self._write_segments(segmentation, volume_node, run.volume.to_source_grid(run.stack_labels))
         segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", json.dumps(_slice_hashes(run.stack_labels)))
+        measured_on = geometry_of(volume_node)  # what Re-measure checks the volume against
+        segmentation.SetAttribute(ATTRIBUTE + "volumeGeometry", json.dumps(
+            {"size_ijk": list(measured_on.size_ijk), "ijk_to_ras": measured_on.ijk_to_ras.tolist()}))
         # what Re-measure needs to judge the warnings again as Measure did
         segmentation.SetAttribute(ATTRIBUTE + "readWarnings", json.dumps(run.volume.warnings))
         segmentation.SetAttribute(ATTRIBUTE + "colourChannel", run.colour_channel or "")
@@ -661,7 +664,11 @@ class StenosisScene:
     def remeasure(self, volume_node, outputs: SceneOutputs) -> list[int]:
         """Re-measure the slices whose segments changed since the last Measure/Re-measure; returns their indices.
         The outputs first go under the volume's parent transform, should it have changed since: they belong to it.
-        Rulers moved by hand, new ones too, then update their table rows."""
+        Rulers moved by hand, new ones too, then update their table rows. A ValueError when the volume's voxel grid
+        changed since Measure."""
+        if not _same_grid(volume_node, outputs.segmentation.GetAttribute(ATTRIBUTE + "volumeGeometry")):
+            raise ValueError(f"{volume_node.GetName()}: its voxel grid (pixel size, origin or orientation) changed "
+                             "since it was measured, and its segments lie on the grid before; Measure it again")
         for node in outputs.spatial_nodes():
             _follow(node, volume_node)
         volume = axial_volume_of(volume_node, self.dicom_value)
@@ -764,6 +771,15 @@ def _place_in_hierarchy(hierarchy, node, parent) -> None:
         hierarchy.SetItemParent(item, parent)
     else:
         hierarchy.CreateItem(parent, node)
+
+
+def _same_grid(volume_node, measured_on: str | None) -> bool:
+    """Whether the volume's voxel grid is the one recorded at Measure (SpinalStenosis.volumeGeometry)."""
+    if not measured_on:
+        return False
+    recorded = json.loads(measured_on)
+    return geometry_of(volume_node).matches(VolumeGeometry(tuple(recorded["size_ijk"]),
+                                                           np.array(recorded["ijk_to_ras"])))
 
 
 def _segment_ids(contents) -> dict[int, str]:

@@ -335,6 +335,18 @@ def test_remeasure_changes_exactly_the_edited_rows(context, volume):
     assert logic.remeasure(volume, outputs) == []
 
 
+def test_remeasure_refuses_a_volume_whose_grid_changed_since_measure(context, volume):
+    logic, outputs = measure(context, volume)
+    before = [logic.row_values(outputs.table, row) for row in range(3)]
+    volume.SetSpacing(0.5, 0.5, 4.0)  # e.g. the pixel size of a picture set in the Volumes module
+    with pytest.raises(ValueError, match="its voxel grid .* changed since it was measured.*Measure it again"):
+        logic.remeasure(volume, outputs)
+    assert [logic.row_values(outputs.table, row) for row in range(3)] == before
+    outputs = measure_volume_node(logic, volume, ThresholdSegmenter())
+    assert logic.row_values(outputs.table, 0)["canal_ap_mm"] < before[0]["canal_ap_mm"] - 1.5  # the smaller pixels
+    assert logic.remeasure(volume, outputs) == []
+
+
 def test_a_segment_deleted_in_the_segment_editor_is_an_absent_structure_and_one_drawn_again_is_found_by_name(
         context, volume, tmp_path):
     logic, outputs = measure(context, volume)
