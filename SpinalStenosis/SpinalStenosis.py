@@ -351,17 +351,20 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
 
     def process(self, inputVolume, region: Optional[str] = None, device: str = "cpu", progress=None):
         """Measure inputVolume (blocking); returns the SceneOutputs (segmentation, table, rulers, region). Without a
-        region, the one the volume's DICOM header names, else lumbar."""
+        region, as the command line grades: the one the volume's DICOM header names, else cervical where the image
+        shows a whole neck, else lumbar."""
         from SpinalStenosisLib.grading import grading_region
-        from SpinalStenosisLib.pipeline import run_steps
+        from SpinalStenosisLib.pipeline import region_shown_by, run_steps
 
         parameterNode = self.getParameterNode()
         parameterNode.inputVolume, parameterNode.device = inputVolume, device
-        parameterNode.region = grading_region(region, self.namedRegion(inputVolume))
         run = run_steps(self.startMeasure(parameterNode), progress)
+        parameterNode.region = grading_region(region, self.namedRegion(inputVolume), region_shown_by([run]))
         return self.finishMeasure(parameterNode, run)
 
     def _outputs(self, parameterNode):
+        if not parameterNode.inputVolume:
+            raise ValueError(_("Select an axial MR volume first."))
         outputs = self.stenosisScene(parameterNode.region).find_outputs(parameterNode.inputVolume)
         if outputs is None:
             raise ValueError(_("Measure this volume first."))

@@ -112,3 +112,26 @@ def test_a_measured_volume_brings_its_region_and_its_rulers_are_watched_again(mo
     assert row["canal_ap_mm"] == pytest.approx(ruler.GetLineLengthWorld())  # watched again by followVolume
     parameterNode.inputVolume = add_volume(slicer.mrmlScene, image, geometry.ijk_to_ras, "not measured")
     assert logic.regionOf(parameterNode) is None and logic.followVolume(parameterNode) is None
+    with pytest.raises(ValueError, match="Measure this volume first"):
+        logic.remeasure(parameterNode)
+    parameterNode.inputVolume = None
+    for call in (logic.remeasure, logic.toCheck, logic.warnings, logic.regionNote, logic.showNarrowest):
+        with pytest.raises(ValueError, match="Select an axial MR volume first"):
+            call(parameterNode)
+
+
+def test_process_without_a_region_grades_as_the_command_line_does(module):
+    from test_body_region import body_slice
+
+    from SpinalStenosisLib.synth.dataset import slice_geometry
+
+    image, canal, grid = body_slice(130.0, 110.0, 200.0)
+    neck = np.where(canal, 900.0, np.where(image > 100.0, 250.0, 5.0))  # canal, tissue, air for ThresholdSegmenter
+    volume = add_volume(slicer.mrmlScene, np.stack([neck] * 3), slice_geometry(grid, 4.0, 3).ijk_to_ras, "neck")
+    logic = module.SpinalStenosisLogic(segmenter=ThresholdSegmenter())
+    outputs = logic.process(volume)
+    assert logic.getParameterNode().region == "cervical"  # the image shows a whole neck, as `measure` grades it
+    assert outputs.table.GetAttribute("SpinalStenosis.region") == "cervical"
+    assert logic.regionNote(logic.getParameterNode()) == ""
+    logic.process(volume, region="lumbar")  # a region given wins
+    assert outputs.table.GetAttribute("SpinalStenosis.region") == "lumbar"
