@@ -357,6 +357,10 @@ class StenosisScene:
         """The region whose cut-offs the table was last graded with (its SpinalStenosis.region)."""
         return table.GetAttribute(ATTRIBUTE + "region")
 
+    def _region_of(self, table) -> str:
+        """The region the table is graded with, else (not yet graded) self.region."""
+        return self.graded_with(table) or self.region
+
     # ---- chart -----------------------------------------------------------------------------------------------
     def _sync_chart(self, volume_node, table):
         """The canal AP along the stack as a plot chart (Slicer's Plots module): a dot per slice from the table, so
@@ -440,8 +444,8 @@ class StenosisScene:
                 for row in range(vtk_table.GetNumberOfRows())]
 
     def worst_findings(self, table) -> dict[str, Finding]:
-        """The study's worst findings (findings.worst_findings) as the table now holds them."""
-        return worst_findings(self.measurements_of(table), self.region)
+        """The study's worst findings (findings.worst_findings) as the table now holds and grades them."""
+        return worst_findings(self.measurements_of(table), self._region_of(table))
 
     def name_levels(self, table, levels: Mapping[int | str, str]) -> None:
         """Write levels (level_names.parse_levels: slice index → level) into the table's Level column, as if typed
@@ -466,7 +470,7 @@ class StenosisScene:
 
     def worst_findings_by_level(self, table) -> dict[str, dict[str, Finding]]:
         """The worst findings of each level named in the table's Level column (findings.worst_findings_by_level)."""
-        return worst_findings_by_level(self.measurements_of(table), self.region)
+        return worst_findings_by_level(self.measurements_of(table), self._region_of(table))
 
     def _flag_worst(self, table, region: str) -> None:
         """Name on each row the study's worst findings it holds (findings_on_slice), graded as region."""
@@ -720,7 +724,7 @@ class StenosisScene:
         measurements = self.measurements_of(outputs.table)
         for m in measurements:
             m.rulers = {name: ruler for (slice_index, name), ruler in rulers.items() if slice_index == m.slice_index}
-        write_levels_csv(paths["levels"], measurements, self.region)
+        write_levels_csv(paths["levels"], measurements, self._region_of(outputs.table))
         self._write_report(outputs, measurements, paths["report"])
         return paths
 
@@ -730,8 +734,9 @@ class StenosisScene:
         volume_node = outputs.table.GetNodeReference(INPUT_VOLUME_REFERENCE)
         volume = axial_volume_of(volume_node, self.dicom_value)
         stack = volume.from_source_grid(self.labels_of(outputs.segmentation, volume_node))
-        write_report(path, measurements, volume.read_slice, lambda s: stack[s], volume.layout.slice_grid, self.region,
-                     f"Spinal stenosis: {volume_node.GetName()} ({self.region})", self.warnings(outputs.table))
+        region = self._region_of(outputs.table)
+        write_report(path, measurements, volume.read_slice, lambda s: stack[s], volume.layout.slice_grid, region,
+                     f"Spinal stenosis: {volume_node.GetName()} ({region})", self.warnings(outputs.table))
 
     def _write_csv(self, table, path: Path) -> None:
         import csv
