@@ -263,7 +263,8 @@ def _add_evaluate(sub: "argparse._SubParsersAction") -> None:
     """The evaluate command: the networks against the user's own labelled images."""
     evaluate = sub.add_parser("evaluate", help="compare the networks with your own labelled images (NIfTI pairs or "
                                                "Lumbar Spine MRI label PNGs, as train --real-data reads them)")
-    evaluate.add_argument("folder", help="*_image.nii.gz + *_labels.nii.gz pairs, or *_label.png + *_image.png")
+    evaluate.add_argument("folder", help="*_image.nii.gz + *_labels.nii.gz (or a 3D Slicer *_labels.seg.nrrd) "
+                          "pairs, or *_label.png + *_image.png")
     evaluate.add_argument("--region", choices=REGIONS, default="lumbar", help="which cut-offs grade the canal")
     evaluate.add_argument("--csv", help="also write one row per compared slice to this file")
     evaluate.add_argument("--models", help="models folder to use instead of the shipped networks (e.g. a fine-tune)")

@@ -2,7 +2,8 @@
 checking the networks on it (:mod:`evaluation`).
 
 * NIfTI pairs ``<name>_image.nii.gz`` + ``<name>_labels.nii.gz`` in this project's label convention
-  (1 canal, 2 left foramen, 3 right foramen), any orientation.
+  (1 canal, 2 left foramen, 3 right foramen), any orientation; or + ``<name>_labels.seg.nrrd``, a 3D Slicer
+  segmentation (e.g. the module's export of masks corrected by hand; see volume_io.read_labels).
 * Lumbar Spine MRI label PNGs (Sudirman et al.): ``<name>_label.png`` (thecal sac = 150) with ``<name>_image.png``
   beside it, 0.6875 mm pixels, radiological orientation. They have no foramina, so only the canal channel learns.
   A colour image whose channels are different images (a composite of contrasts) trains on each channel.
@@ -40,7 +41,8 @@ def labelled_cases(folder: Path) -> Iterator[LabelledCase]:
     folder = Path(folder)
     pairs, pngs = sorted(folder.glob("*_image.nii.gz")), sorted(folder.glob("*_label.png"))
     if not pairs and not pngs:
-        raise ValueError(f"{folder}: no *_image.nii.gz/*_labels.nii.gz pairs or *_label.png files")
+        raise ValueError(f"{folder}: no *_image.nii.gz/*_labels.nii.gz (or *_labels.seg.nrrd) pairs or *_label.png "
+                         "files")
     return _read_cases(pairs, pngs)
 
 
@@ -51,8 +53,12 @@ def _read_cases(pairs: list[Path], pngs: list[Path]) -> Iterator[LabelledCase]:
 
     for image_path in pairs:
         volume = open_axial(image_path)
-        labels_path = image_path.with_name(image_path.name.replace("_image", "_labels"))
-        yield LabelledCase(image_path.name[:-len("_image.nii.gz")], volume,
+        name = image_path.name[:-len("_image.nii.gz")]
+        candidates = [image_path.with_name(f"{name}_labels{suffix}") for suffix in (".nii.gz", ".seg.nrrd")]
+        labels_path = next((path for path in candidates if path.exists()), None)
+        if labels_path is None:
+            raise ValueError(f"{image_path}: no {candidates[0].name} or {candidates[1].name} beside it")
+        yield LabelledCase(name, volume,
                            volume.from_source_grid(read_labels(labels_path, volume.source_geometry)), True)
     for label_path in pngs:
         volume = open_axial(label_path.with_name(label_path.name.replace("_label", "_image")),

@@ -55,6 +55,33 @@ def test_labelled_cases_read_nifti_pairs_with_foramina_and_pngs_with_the_canal_o
         labelled_cases(labelled / "empty")
 
 
+def write_segmentation_file(path, labels: np.ndarray, like) -> None:
+    """labels as a 3D Slicer .seg.nrrd on the grid of the image `like`: the canal alone in a second layer with label
+    value 1, the foramina in the first with values 7 and 5, and a segment of the user's own over everything."""
+    first = np.where(labels == 2, 7, np.where(labels == 3, 5, np.where(labels > 0, 0, 9))).astype(np.uint8)
+    image = sitk.Compose([sitk.GetImageFromArray(layer) for layer in (first, (labels == 1).astype(np.uint8))])
+    image.CopyInformation(like)
+    for n, (segment_id, name, layer, value) in enumerate((("Segment_2", "right NEURAL foramen", 0, 5),
+                                                         ("SpinalCanal", "canal drawn again", 1, 1),
+                                                         ("LeftNeuralForamen", "Left neural foramen", 0, 7),
+                                                         ("Segment_9", "Disc", 0, 9))):
+        for key, text in (("ID", segment_id), ("Name", name), ("Layer", layer), ("LabelValue", value)):
+            image.SetMetaData(f"Segment{n}_{key}", str(text))
+    sitk.WriteImage(image, str(path))
+
+
+def test_labels_may_be_a_slicer_segmentation_file(labelled):
+    labels_image = sitk.ReadImage(str(labelled / "phantom_labels.nii.gz"))
+    write_segmentation_file(labelled / "phantom_labels.seg.nrrd", sitk.GetArrayFromImage(labels_image), labels_image)
+    (labelled / "phantom_labels.nii.gz").unlink()
+    phantom, _ = labelled_cases(labelled)
+    expected = phantom.volume.from_source_grid(sitk.GetArrayFromImage(labels_image))
+    assert np.array_equal(phantom.labels, expected)
+    (labelled / "phantom_labels.seg.nrrd").unlink()
+    with pytest.raises(ValueError, match="no phantom_labels.nii.gz or phantom_labels.seg.nrrd beside it"):
+        list(labelled_cases(labelled))
+
+
 def test_a_segmentation_as_the_labels_scores_perfectly(labelled):
     phantom = next(labelled_cases(labelled))
     comparisons = compare_case(phantom, ThresholdSegmenter(), "lumbar")  # it segments the phantom as labelled
