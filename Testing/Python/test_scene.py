@@ -838,6 +838,8 @@ def test_the_rulers_and_table_of_a_reopened_scene_follow_hand_edits_once_watched
     logic._write_segments(outputs.segmentation, volume, labels)
     assert logic.remeasure(volume, outputs) == [0]  # the saved slice hashes: only the edited slice
     assert math.isnan(logic.row_values(outputs.table, logic._row_of(outputs.table, 0))["left_foramen_width_mm"])
+    rows = list(csv.DictReader(open(logic.export(outputs, tmp_path / "export", "phantom")["table"], encoding="utf-8")))
+    assert [row["canal_ap_grade"] for row in rows] == grades(outputs.table)  # as the reopened table grades them
 
 
 def test_a_scene_bundle_of_an_angled_series_holds_each_block_on_its_own_grid(context, tmp_path):
