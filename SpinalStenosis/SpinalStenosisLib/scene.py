@@ -49,6 +49,8 @@ SEGMENTS = tuple(  # label value, segment id, name, colour, local type code, mod
         (2, (0.2, 0.8, 1.0), "NEURAL_FORAMEN", "SCT^7771000^Left"),
         (3, (0.3, 1.0, 0.4), "NEURAL_FORAMEN", "SCT^24028007^Right")))
 TABLE_COLUMNS = (*CSV_COLUMNS, "worst_findings")
+# what the measurement found, not the user's to type over (the grades and Worst are worked out again anyway)
+LOCKED_COLUMNS = ("slice_index", "z_mm", *CONFIDENCE_COLUMNS, "canal_edge_to_noise", "check")
 COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
     "slice_index": ("Slice", "", "Index of the slice along the volume's axial axis"),
     "z_mm": ("z (mm)", "mm", "Position of the slice along the stack"),
@@ -531,8 +533,10 @@ class StenosisScene:
         def moved(node, event) -> None:
             self._ruler_moved(node, outputs)
 
+        locked = {column: _column_values(outputs.table, column) for column in LOCKED_COLUMNS}
+
         def edited(table, event) -> None:
-            self._table_edited(table)
+            self._table_edited(table, locked)
 
         for node in outputs.rulers.values():
             self._forget(node)
@@ -571,14 +575,20 @@ class StenosisScene:
             column.SetValue(row, node.GetLineLengthWorld())
             self.regrade(outputs.table, row, self.graded_with(outputs.table))
 
-    def _table_edited(self, table) -> None:
+    def _table_edited(self, table, locked: dict[str, list]) -> None:
         """A value or level typed into the table (the table view writes the cell and modifies the node): regrade
         it, as a moved ruler does. The rulers stay where they are. A measurement typed as 0 or less holds an absent
-        structure (NaN, as the networks' absent ones); text that is no number the table does not write."""
+        structure (NaN, as the networks' absent ones); text that is no number the table does not write. Typed over
+        a locked column (LOCKED_COLUMNS, as they were when the watch began), the cell gets its value back."""
         if table in _TABLES_BEING_WRITTEN or not self._has_columns(table):
             return
         vtk_table = table.GetTable()
         with _writing(table):
+            for column, values in locked.items():
+                if _column_values(table, column) != values:
+                    cells = vtk_table.GetColumnByName(column)
+                    for row, value in enumerate(values):
+                        cells.SetValue(row, math.nan if value is None else value)
             for column in MEASUREMENT_COLUMNS:
                 values = vtk_table.GetColumnByName(column)
                 for row in range(vtk_table.GetNumberOfRows()):
@@ -785,6 +795,13 @@ def _same_grid(volume_node, measured_on: str | None) -> bool:
     recorded = json.loads(measured_on)
     return geometry_of(volume_node).matches(VolumeGeometry(tuple(recorded["size_ijk"]),
                                                            np.array(recorded["ijk_to_ras"])))
+
+
+def _column_values(table, column: str) -> list:
+    """A table column's values (NaN as None, so that lists of them compare equal)."""
+    cells = table.GetTable().GetColumnByName(column)
+    values = [cells.GetValue(row) for row in range(cells.GetNumberOfValues())]
+    return [None if isinstance(value, float) and math.isnan(value) else value for value in values]
 
 
 def _segment_ids(contents) -> dict[int, str]:

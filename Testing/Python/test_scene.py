@@ -700,6 +700,25 @@ def test_a_value_typed_into_the_table_is_graded_again_and_an_observer_sees_only_
     assert len(seen) == events + 4 and all(whole and found == 4 for whole, found in seen)
 
 
+def test_what_the_measurement_found_cannot_be_typed_over(context, volume):
+    from SpinalStenosisLib.scene import LOCKED_COLUMNS
+
+    logic, outputs = measure(context, volume)
+    table = outputs.table
+
+    def locked():
+        return [[table.GetCellText(row, TABLE_COLUMNS.index(column)) for column in LOCKED_COLUMNS] for row in range(3)]
+
+    before = locked()
+    for column in LOCKED_COLUMNS:  # a stray keystroke in the Slice cell would name another slice in the findings
+        assert table.SetCellText(1, TABLE_COLUMNS.index(column), "7")
+    assert locked() == before
+    assert table.SetCellText(1, TABLE_COLUMNS.index("canal_ap_mm"), "6.5")  # a measurement is the user's to type
+    assert logic.row_values(table, 1)["canal_ap_mm"] == 6.5 and locked() == before
+    length = move_end_halfway(outputs.rulers[(1, "canal_ap_mm")])  # the row still answers to its slice
+    assert logic.row_values(table, 1)["canal_ap_mm"] == pytest.approx(length)
+
+
 def test_a_slice_named_at_a_thoracic_level_is_not_graded_with_the_lumbar_cut_offs(context, volume):
     logic, outputs = measure(context, volume)
     table = outputs.table
