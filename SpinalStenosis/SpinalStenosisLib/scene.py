@@ -727,7 +727,8 @@ class StenosisScene:
         if not storage.WriteData(outputs.segmentation):
             raise OSError(f"could not write {paths['segmentation']}")
         rulers = {key: Ruler(*(np.array(node.GetNthControlPointPosition(i)) for i in range(2)))  # the volume's RAS
-                  for key, node in sorted(outputs.rulers.items())}
+                  for key, node in sorted(outputs.rulers.items())
+                  if node.GetNumberOfControlPoints() == 2}  # not one whose point the user deleted
         lines = [line_markup(outputs.rulers[key].GetName(), ruler, key[1]) for key, ruler in rulers.items()]
         paths["rulers"].write_text(json.dumps(markups_document(lines), indent=1), encoding="utf-8")
         self._write_csv(outputs.table, paths["table"])

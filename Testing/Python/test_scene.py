@@ -759,6 +759,11 @@ def test_export_round_trips(context, volume, tmp_path):
     move_end_halfway(outputs.rulers[(2, "right_foramen_width_mm")])  # as the user may before exporting
     moved = logic.export(outputs, tmp_path / "moved", "patient")["report"]
     assert not np.array_equal(np.asarray(Image.open(moved)), np.asarray(Image.open(paths["report"])))
+    half_deleted = outputs.rulers[(2, "right_foramen_width_mm")]
+    half_deleted.RemoveNthControlPoint(1)  # the user deleted one of its points
+    written = json.loads(logic.export(outputs, tmp_path / "half", "patient")["rulers"].read_text(encoding="utf-8"))
+    assert {line["name"] for line in written["markups"]} == {node.GetName() for node in outputs.rulers.values()
+                                                            if node is not half_deleted}
 
 
 def test_a_segmentation_file_edited_in_slicer_gives_the_masks_by_segment_id_or_name(context, volume, tmp_path):
