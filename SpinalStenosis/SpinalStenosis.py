@@ -410,7 +410,7 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         return self.stenosisScene(parameterNode.region).graded_region(volume) or self.namedRegion(volume)
 
     def namedRegion(self, volumeNode):
-        """The region a volume loaded from DICOM names in its header ("cervical", "lumbar"), else None."""
+        """The region a volume loaded from DICOM names in its header ("cervical", "lumbar", "thoracic"), else None."""
         from SpinalStenosisLib.scene import named_region_of_node
 
         return named_region_of_node(volumeNode, self.dicomValue)
@@ -474,7 +474,7 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         return self.stenosisScene(parameterNode.region).region_note(self._outputs(parameterNode).table)
 
     def stopWatchingRulers(self) -> None:
-        """Rulers moved by hand no longer update the table (the module is closing or reloading, or the scene)."""
+        """Rulers moved by hand no longer update the table (the module or the scene is closing, or reloading)."""
         if self._scene is not None:
             self._scene.stop_watching()
 
