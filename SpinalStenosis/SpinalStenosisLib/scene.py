@@ -680,9 +680,7 @@ class StenosisScene:
         The outputs first go under the volume's parent transform, should it have changed since: they belong to it.
         Rulers moved by hand, new ones too, then update their table rows. A ValueError when the volume's voxel grid
         changed since Measure."""
-        if not _same_grid(volume_node, outputs.segmentation.GetAttribute(ATTRIBUTE + "volumeGeometry")):
-            raise ValueError(f"{volume_node.GetName()}: its voxel grid (pixel size, origin or orientation) changed "
-                             "since it was measured, and its segments lie on the grid before; Measure it again")
+        _check_grid(volume_node, outputs)
         for node in outputs.spatial_nodes():
             _follow(node, volume_node)
         volume = axial_volume_of(volume_node, self.dicom_value)
@@ -714,7 +712,9 @@ class StenosisScene:
         """Write <base>.seg.nrrd, <base>_rulers.mrk.json and <base>_measurements.csv into folder, in the input
         volume's own coordinates (as Slicer stores nodes under a transform), so they overlay the volume's file; and
         as the command writes them, <base>_levels.csv (outputs.write_levels_csv) and <base>_report.png, of what the
-        table, the segments and the rulers now hold."""
+        table, the segments and the rulers now hold. A ValueError when the volume's voxel grid changed since
+        Measure."""
+        _check_grid(outputs.table.GetNodeReference(INPUT_VOLUME_REFERENCE), outputs)
         folder = Path(folder).resolve()
         folder.mkdir(parents=True, exist_ok=True)
         paths = {"segmentation": folder / f"{base_name}.seg.nrrd",
@@ -789,13 +789,14 @@ def _place_in_hierarchy(hierarchy, node, parent) -> None:
         hierarchy.CreateItem(parent, node)
 
 
-def _same_grid(volume_node, measured_on: str | None) -> bool:
-    """Whether the volume's voxel grid is the one recorded at Measure (SpinalStenosis.volumeGeometry)."""
-    if not measured_on:
-        return False
-    recorded = json.loads(measured_on)
-    return geometry_of(volume_node).matches(VolumeGeometry(tuple(recorded["size_ijk"]),
-                                                           np.array(recorded["ijk_to_ras"])))
+def _check_grid(volume_node, outputs: SceneOutputs) -> None:
+    """A ValueError when the volume's voxel grid is not the one recorded at Measure (SpinalStenosis.volumeGeometry):
+    its segments, rulers and numbers belong to the grid before."""
+    recorded = json.loads(outputs.segmentation.GetAttribute(ATTRIBUTE + "volumeGeometry") or "null")
+    if recorded is None or not geometry_of(volume_node).matches(
+            VolumeGeometry(tuple(recorded["size_ijk"]), np.array(recorded["ijk_to_ras"]))):
+        raise ValueError(f"{volume_node.GetName()}: its voxel grid (pixel size, origin or orientation) changed since "
+                         "it was measured, and its results belong to the grid before; Measure it again")
 
 
 def _column_values(table, column: str) -> list:

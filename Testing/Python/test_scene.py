@@ -335,12 +335,15 @@ def test_remeasure_changes_exactly_the_edited_rows(context, volume):
     assert logic.remeasure(volume, outputs) == []
 
 
-def test_remeasure_refuses_a_volume_whose_grid_changed_since_measure(context, volume):
+def test_remeasure_and_export_refuse_a_volume_whose_grid_changed_since_measure(context, volume, tmp_path):
     logic, outputs = measure(context, volume)
     before = [logic.row_values(outputs.table, row) for row in range(3)]
     volume.SetSpacing(0.5, 0.5, 4.0)  # e.g. the pixel size of a picture set in the Volumes module
     with pytest.raises(ValueError, match="its voxel grid .* changed since it was measured.*Measure it again"):
         logic.remeasure(volume, outputs)
+    with pytest.raises(ValueError, match="its voxel grid .* changed since it was measured"):
+        logic.export(outputs, tmp_path / "export", "patient")
+    assert not (tmp_path / "export").exists()
     assert [logic.row_values(outputs.table, row) for row in range(3)] == before
     outputs = measure_volume_node(logic, volume, ThresholdSegmenter())
     assert logic.row_values(outputs.table, 0)["canal_ap_mm"] < before[0]["canal_ap_mm"] - 1.5  # the smaller pixels
