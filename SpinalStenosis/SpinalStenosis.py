@@ -171,6 +171,12 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.onCancel()
             return
         with slicer.util.tryWithErrorDisplay(_("Failed to start the measurement."), waitCursor=True):
+            edited = self.logic.editedSlices(self._parameterNode)
+            if edited and not slicer.util.confirmOkCancelDisplay(
+                    _("The masks of slice(s) {slices} were edited by hand. Measuring again replaces them with the "
+                      "networks' (Re-measure measures your edits). Measure again?").format(
+                        slices=", ".join(map(str, edited)))):
+                return
             if not self.logic.ensureDependencies():
                 return
             steps = self.logic.startMeasure(self._parameterNode)
@@ -369,6 +375,12 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         if outputs is None:
             raise ValueError(_("Measure this volume first."))
         return outputs
+
+    def editedSlices(self, parameterNode) -> list:
+        """The slices of the input volume whose masks were edited by hand since Measure: what measuring again would
+        replace (none without an input or results)."""
+        volume = parameterNode.inputVolume
+        return self.stenosisScene(parameterNode.region).edited_slices(volume) if volume else []
 
     def remeasure(self, parameterNode) -> list:
         return self.stenosisScene(parameterNode.region).remeasure(parameterNode.inputVolume,

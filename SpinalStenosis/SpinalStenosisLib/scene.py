@@ -217,7 +217,9 @@ class StenosisScene:
                                   f"{name} stenosis segmentation")
         _follow(segmentation, volume_node)
         self._write_segments(segmentation, volume_node, run.volume.to_source_grid(run.stack_labels))
-        segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", json.dumps(_slice_hashes(run.stack_labels)))
+        hashes = json.dumps(_slice_hashes(run.stack_labels))
+        segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", hashes)  # as last measured (Re-measure updates them)
+        segmentation.SetAttribute(ATTRIBUTE + "drawnHashes", hashes)  # as the networks drew them
         measured_on = geometry_of(volume_node)  # what Re-measure checks the volume against
         segmentation.SetAttribute(ATTRIBUTE + "volumeGeometry", json.dumps(
             {"size_ijk": list(measured_on.size_ijk), "ijk_to_ras": measured_on.ijk_to_ras.tolist()}))
@@ -675,6 +677,17 @@ class StenosisScene:
             _place_in_hierarchy(hierarchy, node, folder)
 
     # ---- Re-measure ------------------------------------------------------------------------------------------
+    def edited_slices(self, volume_node) -> list[int]:
+        """The slices whose segments differ from those Measure drew (edited by hand, re-measured or not): what
+        measuring again would replace. Empty where the volume was not measured, or its voxel grid changed since."""
+        outputs = self.find_outputs(volume_node)
+        if outputs is None or _grid_changed(volume_node, outputs):
+            return []
+        stack = axial_volume_of(volume_node, self.dicom_value).from_source_grid(
+            self.labels_of(outputs.segmentation, volume_node))
+        drawn = json.loads(outputs.segmentation.GetAttribute(ATTRIBUTE + "drawnHashes") or "[]")
+        return [s for s, hashed in enumerate(_slice_hashes(stack)) if s >= len(drawn) or drawn[s] != hashed]
+
     def remeasure(self, volume_node, outputs: SceneOutputs) -> list[int]:
         """Re-measure the slices whose segments changed since the last Measure/Re-measure; returns their indices.
         The outputs first go under the volume's parent transform, should it have changed since: they belong to it.
@@ -789,12 +802,17 @@ def _place_in_hierarchy(hierarchy, node, parent) -> None:
         hierarchy.CreateItem(parent, node)
 
 
-def _check_grid(volume_node, outputs: SceneOutputs) -> None:
-    """A ValueError when the volume's voxel grid is not the one recorded at Measure (SpinalStenosis.volumeGeometry):
-    its segments, rulers and numbers belong to the grid before."""
+def _grid_changed(volume_node, outputs: SceneOutputs) -> bool:
+    """Whether the volume's voxel grid is not the one recorded at Measure (SpinalStenosis.volumeGeometry)."""
     recorded = json.loads(outputs.segmentation.GetAttribute(ATTRIBUTE + "volumeGeometry") or "null")
-    if recorded is None or not geometry_of(volume_node).matches(
-            VolumeGeometry(tuple(recorded["size_ijk"]), np.array(recorded["ijk_to_ras"]))):
+    return recorded is None or not geometry_of(volume_node).matches(
+        VolumeGeometry(tuple(recorded["size_ijk"]), np.array(recorded["ijk_to_ras"])))
+
+
+def _check_grid(volume_node, outputs: SceneOutputs) -> None:
+    """A ValueError when the volume's voxel grid changed since Measure (_grid_changed): its segments, rulers and
+    numbers belong to the grid before."""
+    if _grid_changed(volume_node, outputs):
         raise ValueError(f"{volume_node.GetName()}: its voxel grid (pixel size, origin or orientation) changed since "
                          "it was measured, and its results belong to the grid before; Measure it again")
 

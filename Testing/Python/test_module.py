@@ -114,7 +114,10 @@ def test_a_measured_volume_brings_its_region_and_its_rulers_are_watched_again(mo
     assert logic.regionOf(parameterNode) is None and logic.followVolume(parameterNode) is None
     with pytest.raises(ValueError, match="Measure this volume first"):
         logic.remeasure(parameterNode)
+    parameterNode.inputVolume = cervical
+    assert logic.editedSlices(parameterNode) == []  # what the module asks about before measuring again
     parameterNode.inputVolume = None
+    assert logic.editedSlices(parameterNode) == []
     for call in (logic.remeasure, logic.toCheck, logic.warnings, logic.regionNote, logic.showNarrowest):
         with pytest.raises(ValueError, match="Select an axial MR volume first"):
             call(parameterNode)

@@ -335,6 +335,21 @@ def test_remeasure_changes_exactly_the_edited_rows(context, volume):
     assert logic.remeasure(volume, outputs) == []
 
 
+def test_the_slices_edited_by_hand_are_known_until_measured_again(context, volume):
+    logic, outputs = measure(context, volume)
+    assert logic.edited_slices(volume) == []
+    labels = logic.labels_of(outputs.segmentation, volume)
+    labels[1][labels[1] == 2] = 0  # the left foramen erased on slice 1
+    logic._write_segments(outputs.segmentation, volume, labels)
+    assert logic.edited_slices(volume) == [1]
+    assert logic.remeasure(volume, outputs) == [1] and logic.edited_slices(volume) == [1]  # measured, still the user's
+    measure(context, volume)  # the networks' masks again: the edits are gone
+    assert logic.edited_slices(volume) == []
+    volume.SetSpacing(0.5, 0.5, 4.0)
+    assert logic.edited_slices(volume) == []  # results of another grid: nothing of the user's to keep
+    assert logic.edited_slices(add_volume(context.scene, np.zeros((2, 8, 8)), np.eye(4), "not measured")) == []
+
+
 def test_remeasure_and_export_refuse_a_volume_whose_grid_changed_since_measure(context, volume, tmp_path):
     logic, outputs = measure(context, volume)
     before = [logic.row_values(outputs.table, row) for row in range(3)]
