@@ -575,7 +575,7 @@ class StenosisScene:
         column = outputs.table.GetTable().GetColumnByName(node.GetAttribute(ATTRIBUTE + "measurement"))
         with _writing(outputs.table):
             column.SetValue(row, node.GetLineLengthWorld())
-            self.regrade(outputs.table, row, self.graded_with(outputs.table))
+            self.regrade(outputs.table, row, self._region_of(outputs.table))
 
     def _table_edited(self, table, locked: dict[str, list]) -> None:
         """A value or level typed into the table (the table view writes the cell and modifies the node): regrade
@@ -596,7 +596,7 @@ class StenosisScene:
                 for row in range(vtk_table.GetNumberOfRows()):
                     if not values.GetValue(row) >= MIN_TYPED_VALUE:
                         values.SetValue(row, math.nan)
-            self.regrade(table, region=self.graded_with(table))
+            self.regrade(table, region=self._region_of(table))
 
     # ---- navigation -----------------------------------------------------------------------------------------
     def narrowest_row(self, table) -> int | None:
@@ -685,8 +685,7 @@ class StenosisScene:
             return []
         stack = axial_volume_of(volume_node, self.dicom_value).from_source_grid(
             self.labels_of(outputs.segmentation, volume_node))
-        drawn = json.loads(outputs.segmentation.GetAttribute(ATTRIBUTE + "drawnHashes") or "[]")
-        return [s for s, hashed in enumerate(_slice_hashes(stack)) if s >= len(drawn) or drawn[s] != hashed]
+        return _differing(_slice_hashes(stack), outputs.segmentation.GetAttribute(ATTRIBUTE + "drawnHashes"))
 
     def remeasure(self, volume_node, outputs: SceneOutputs) -> list[int]:
         """Re-measure the slices whose segments changed since the last Measure/Re-measure; returns their indices.
@@ -703,8 +702,7 @@ class StenosisScene:
                   else replace(volume, warnings=read_warnings))  # the volume measured, as Measure read it
         stack = volume.from_source_grid(self.labels_of(outputs.segmentation, volume_node))
         hashes = _slice_hashes(stack)
-        before = json.loads(outputs.segmentation.GetAttribute(ATTRIBUTE + "sliceHashes") or "[]")
-        changed = [s for s in range(len(hashes)) if s >= len(before) or before[s] != hashes[s]]
+        changed = _differing(hashes, outputs.segmentation.GetAttribute(ATTRIBUTE + "sliceHashes"))
         measurements = []
         with _writing(outputs.table):
             for s in changed:
@@ -840,6 +838,12 @@ def _store_warnings(outputs: SceneOutputs, warnings: list[str]) -> None:
     """The warnings of the results (pipeline.input_warnings) as the segmentation's and table's attribute."""
     for node in (outputs.segmentation, outputs.table):
         node.SetAttribute(ATTRIBUTE + "warnings", json.dumps(warnings))
+
+
+def _differing(hashes: list[str], recorded: str | None) -> list[int]:
+    """The slices whose hash differs from the one recorded (a JSON list; a slice beyond its end differs)."""
+    before = json.loads(recorded or "[]")
+    return [s for s, hashed in enumerate(hashes) if s >= len(before) or before[s] != hashed]
 
 
 def _slice_hashes(stack_labels: np.ndarray) -> list[str]:
