@@ -83,10 +83,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+        self._releaseParameterNode()
 
     def onSceneStartClose(self, caller, event) -> None:
         self.onCancel()
@@ -103,10 +100,15 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self._parameterNode.inputVolume:
             self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
 
-    def setParameterNode(self, inputParameterNode: Optional[SpinalStenosisParameterNode]) -> None:
-        if self._parameterNode:
+    def _releaseParameterNode(self) -> None:
+        """The panel and the parameter node no longer follow each other (the module left, or another node set)."""
+        if self._parameterNodeGuiTag is not None:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+
+    def setParameterNode(self, inputParameterNode: Optional[SpinalStenosisParameterNode]) -> None:
+        self._releaseParameterNode()
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
@@ -136,23 +138,20 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.findingsLabel.text = self.logic.findings(self._parameterNode) if self._tableFollowed else ""
 
     def _followVolume(self) -> None:
-        """A newly chosen volume cancels a measurement of the one before, brings its own results into the panel (none
-        if it was not measured), and sets the region they were graded with, else (loaded from DICOM) the region its
-        header names; the user may change the region after."""
+        """A newly chosen volume cancels a measurement of the one before and brings its own results into the panel
+        (none if it was not measured), with the region they were graded with (Logic.followVolume)."""
         volume = self._parameterNode.inputVolume
         if volume is self._volumeFollowed:
             return
         self._volumeFollowed = volume
         self.onCancel()
         self.ui.tableView.setMRMLTableNode(self.logic.followVolume(self._parameterNode))
-        region = self.logic.regionOf(self._parameterNode) if volume else None
-        if region and region != self._parameterNode.region:
-            self._parameterNode.region = region
 
     def _updateButtons(self) -> None:
         running = self._timer is not None
         hasInput = bool(self._parameterNode and self._parameterNode.inputVolume)
-        hasOutput = bool(self._parameterNode and self._parameterNode.outputSegmentation)
+        hasOutput = bool(self._parameterNode and self._parameterNode.outputSegmentation  # both: one may be deleted
+                         and self._parameterNode.outputTable)
         self.ui.measureButton.text = _("Cancel") if running else _("Measure")
         self.ui.measureButton.enabled = running or hasInput
         self.ui.demoButton.enabled = not running
@@ -388,15 +387,20 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
 
     def followVolume(self, parameterNode):
         """Point the parameter node's outputs at those of its input volume (none where it was not measured, or by an
-        earlier version), and watch their rulers and table for hand edits (those of a scene opened from file too);
-        the table, or None."""
+        earlier version) and its region at the one they were graded with, else (loaded from DICOM) the one its header
+        names; watch their rulers and table for hand edits (those of a scene opened from file too). The table, or
+        None. One Modified event for all: an observer seeing the outputs before the region would regrade them."""
         volume = parameterNode.inputVolume
         scene = self.stenosisScene(parameterNode.region)
         outputs = scene.find_outputs(volume) if volume else None
         if outputs is not None:
             scene.watch_hand_edits(outputs)
-        parameterNode.outputSegmentation = outputs.segmentation if outputs else None
-        parameterNode.outputTable = outputs.table if outputs else None
+        region = self.regionOf(parameterNode) if volume else None
+        with slicer.util.NodeModify(parameterNode):
+            if region:
+                parameterNode.region = region
+            parameterNode.outputSegmentation = outputs.segmentation if outputs else None
+            parameterNode.outputTable = outputs.table if outputs else None
         return parameterNode.outputTable
 
     def followRegion(self, parameterNode) -> bool:

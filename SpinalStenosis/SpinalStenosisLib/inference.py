@@ -331,6 +331,22 @@ def network_dtype(precision: str = "auto", device: str = "cpu"):
     return getattr(torch, precision)
 
 
+def checked_device(device: str) -> str:
+    """The torch device, if this PyTorch can compute on it on this computer; else a ValueError that says so (torch's
+    own errors, "Torch not compiled with CUDA enabled", do not say what to choose)."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {device!r}: use cpu, cuda or mps") from error
+    usable = {"cpu": lambda: True, "cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+    if not usable.get(kind, lambda: False)():
+        raise ValueError(f"PyTorch cannot compute on {device!r} on this computer (no such GPU, or a PyTorch built "
+                         "without it): use cpu")
+    return device
+
+
 def load_segmenter(device: str = "cpu", folder: Path | None = None, threads: int | None = None,
                    precision: str = "auto", mirror_average: tuple[str, ...] = SHIPPED_MIRROR_AVERAGE
                    ) -> NetworkSegmenter:
@@ -340,6 +356,7 @@ def load_segmenter(device: str = "cpu", folder: Path | None = None, threads: int
 
     from .models import load_network, read_manifest, models_folder
 
+    checked_device(device)
     if threads is not None:
         torch.set_num_threads(threads)
     folder = folder or models_folder()

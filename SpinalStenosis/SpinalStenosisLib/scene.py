@@ -138,6 +138,8 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
     thickness a volume loaded from DICOM has in its header (see header_values)."""
     import slicer.util
 
+    if volume_node.GetImageData() is None:
+        raise ValueError(f"the volume {volume_node.GetName()!r} holds no image: load one into it, or choose another")
     volume = axial_from_array(slicer.util.arrayFromVolume(volume_node).astype(np.float32, copy=True),
                               geometry_of(volume_node), volume_node.GetName())
     if dicom_value is not None:

@@ -151,3 +151,22 @@ def phantom_files(tmp_path):
     write_image(folder / "phantom.nii.gz", image, geometry)
     write_labels(folder / "phantom_labels.nii.gz", labels, geometry)
     return folder / "phantom.nii.gz", folder / "phantom_labels.nii.gz"
+
+
+@pytest.fixture
+def application():
+    """What the scripted module shows and asks outside its panel, and the user's answers (``slicer_module``)."""
+    pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
+    from slicer_module import Application
+
+    return Application()
+
+
+@pytest.fixture
+def module(monkeypatch, tmp_path, application):
+    """SpinalStenosis.py imported on slicer-core, slicer.mrmlScene a new scene (``slicer_module``)."""
+    from slicer_module import load
+
+    loaded = load(monkeypatch, tmp_path, application)
+    yield loaded
+    loaded.SpinalStenosisLogic().stopWatchingRulers()

@@ -12,7 +12,7 @@ from SpinalStenosisLib import cli
 from SpinalStenosisLib.crop import (crop_from_box, crop_grid, crop_side_mm, crops_from_roi, half_slice_grids, resample,
                                     roi_box, whole_slice_grid)
 from SpinalStenosisLib.geometry import PlaneGrid, reordered
-from SpinalStenosisLib.inference import load_segmenter, network_dtype
+from SpinalStenosisLib.inference import checked_device, load_segmenter, network_dtype
 from SpinalStenosisLib.models import (INPUT_SIZE, ModelError, load_network, load_trained_network, models_folder,
                                       read_manifest, sha256, verified_path)
 from SpinalStenosisLib.network import CoordBlock, CoUNet
@@ -141,6 +141,19 @@ def test_a_models_folder_from_before_the_second_roi_network_still_loads(tmp_path
     (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     segmenter = load_segmenter(folder=folder)
     assert segmenter.second_roi_model is None and set(segmenter.provenance["models"]) == {"roi", "canal"}
+
+
+def test_a_device_this_computer_lacks_is_refused_with_what_to_choose(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:1"):
+        with pytest.raises(ValueError, match=f"cannot compute on '{device}' on this computer .*: use cpu"):
+            load_segmenter(device=device)
+    with pytest.raises(ValueError, match="unknown device 'gpu': use cpu, cuda or mps"):
+        load_segmenter(device="gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert checked_device("cuda:1") == "cuda:1" and checked_device("cpu") == "cpu"
 
 
 def native(pixel=(0.7, 0.6), shape=(200, 180), angle_deg=10.0):

@@ -1,13 +1,7 @@
 """The scripted module's Logic, and the module's own self-test (SpinalStenosisTest, what Slicer runs), against real
-MRML (PyPI slicer-core) and the shipped networks. What slicer-core lacks (Qt, the application's scripted-module base
-classes, the parameter node wrapper, translation, ``slicer.mrmlScene`` and ``slicer.modules``) is stood in for by the
-smallest thing that behaves alike; the widget is not run."""
-import importlib.util
+MRML (PyPI slicer-core) and the shipped networks; what slicer-core lacks is stood in for by ``slicer_module``."""
 import io
-import sys
-import types
 import unittest
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,79 +9,7 @@ from conftest import ThresholdSegmenter, phantom_arrays
 
 slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
 
-from SpinalStenosisLib.scene_bundle import add_volume, new_scene  # noqa: E402
-
-MODULE_FILE = Path(__file__).parents[2] / "SpinalStenosis" / "SpinalStenosis.py"
-
-
-def parameter_node_wrapper(cls):
-    """slicer.parameterNodeWrapper's behaviour the module relies on: typed fields with defaults, kept in the scene
-    (here: kept per wrapped node), so every wrapper of the same node sees the same values."""
-    defaults = {name: cls.__dict__.get(name) for name in cls.__annotations__}
-    values_of_node: dict[str, dict] = {}
-
-    class Wrapped:
-        def __init__(self, node):
-            object.__setattr__(self, "_values", values_of_node.setdefault(node.GetID(), dict(defaults)))
-
-        def __getattr__(self, name):
-            return self._values[name]
-
-        def __setattr__(self, name, value):
-            self._values[name] = value
-
-    Wrapped.__name__ = cls.__name__
-    return Wrapped
-
-
-class ScriptedLoadableModuleLogic:
-    def getParameterNode(self):
-        """The module's singleton parameter node in slicer.mrmlScene, made on first use."""
-        node = slicer.mrmlScene.GetSingletonNode("SpinalStenosis", "vtkMRMLScriptedModuleNode")
-        if node is None:
-            node = slicer.vtkMRMLScriptedModuleNode()
-            node.SetSingletonTag("SpinalStenosis")
-            node = slicer.mrmlScene.AddNode(node)
-        return node
-
-
-class ScriptedLoadableModule:
-    pass
-
-
-class ScriptedLoadableModuleWidget:
-    pass
-
-
-class ScriptedLoadableModuleTest(unittest.TestCase):
-    def delayDisplay(self, message):
-        pass
-
-
-@pytest.fixture
-def module(monkeypatch, tmp_path):
-    """SpinalStenosis.py imported with the stand-ins, slicer.mrmlScene a new slicer-core scene."""
-    context = new_scene(cache_folder=tmp_path / "cache")
-    base = types.ModuleType("slicer.ScriptedLoadableModule")
-    for stand_in in (ScriptedLoadableModule, ScriptedLoadableModuleWidget, ScriptedLoadableModuleLogic,
-                     ScriptedLoadableModuleTest):
-        setattr(base, stand_in.__name__, stand_in)
-    wrapper = types.ModuleType("slicer.parameterNodeWrapper")
-    wrapper.parameterNodeWrapper, wrapper.Choice = parameter_node_wrapper, lambda choices: choices
-    translation = types.ModuleType("slicer.i18n")
-    translation.tr = lambda text: text
-    for name, stand_in in (("qt", types.ModuleType("qt")), ("slicer.ScriptedLoadableModule", base),
-                           ("slicer.parameterNodeWrapper", wrapper), ("slicer.i18n", translation)):
-        monkeypatch.setitem(sys.modules, name, stand_in)
-    monkeypatch.setattr(slicer, "mrmlScene", context.scene, raising=False)
-    monkeypatch.setattr(slicer, "dicomDatabase", None, raising=False)
-    segmentations = types.SimpleNamespace(logic=lambda: context.segmentations_logic)
-    monkeypatch.setattr(slicer, "modules", types.SimpleNamespace(segmentations=segmentations), raising=False)
-    spec = importlib.util.spec_from_file_location("SpinalStenosisModule", MODULE_FILE)
-    loaded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loaded)
-    yield loaded
-    loaded.SpinalStenosisLogic().stopWatchingRulers()
+from SpinalStenosisLib.scene_bundle import add_volume  # noqa: E402
 
 
 def test_the_modules_own_self_test_passes(module):
@@ -103,8 +25,9 @@ def test_a_measured_volume_brings_its_region_and_its_rulers_are_watched_again(mo
     logic.stopWatchingRulers()  # as when the module closes, or a scene saved with the results is opened again
     parameterNode = logic.getParameterNode()
     parameterNode.region = "lumbar"  # the module's Region left at another volume's
-    assert logic.regionOf(parameterNode) == "cervical"  # what the module sets when it shows the volume
-    assert logic.followVolume(parameterNode) is outputs.table
+    assert logic.regionOf(parameterNode) == "cervical"
+    assert logic.followVolume(parameterNode) is outputs.table and parameterNode.region == "cervical"
+    assert outputs.table.GetAttribute("SpinalStenosis.region") == "cervical"  # not regraded on the way
     ruler = outputs.rulers[(2, "canal_ap_mm")]
     start, end = (np.array(ruler.GetNthControlPointPositionWorld(i)) for i in range(2))
     ruler.SetNthControlPointPositionWorld(1, *(start + (end - start) * 0.5))

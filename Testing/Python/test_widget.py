@@ -1,0 +1,271 @@
+"""The module's panel (SpinalStenosisWidget) driven as a user drives it: its own .ui's widgets, clicked, with real MRML
+(slicer-core) behind them and Qt stood in for by ``slicer_module``."""
+import os
+
+import numpy as np
+import pytest
+from conftest import ThresholdSegmenter, phantom_arrays
+
+slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
+
+from SpinalStenosisLib import scene as scene_module  # noqa: E402
+from SpinalStenosisLib.scene_bundle import add_volume  # noqa: E402
+
+OUTPUT_CLASSES = ("vtkMRMLSegmentationNode", "vtkMRMLTableNode", "vtkMRMLMarkupsLineNode")
+
+
+@pytest.fixture
+def panel(module, capfd):
+    """Makes the module's panel, set up in slicer.mrmlScene, its logic given a segmenter (default: the shipped
+    networks); cleaned up after the test, as when Slicer quits. A slot or observer that raised (VTK prints the error
+    and goes on) fails the test."""
+    widgets = []
+
+    def make(segmenter=None):
+        widget = module.SpinalStenosisWidget()
+        widget.setup()
+        if segmenter is not None:
+            widget.logic._segmenter = segmenter
+        widgets.append(widget)
+        return widget
+
+    yield make
+    for widget in widgets:
+        widget.cleanup()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def phantom_volume(name="phantom"):
+    image, _, geometry = phantom_arrays()
+    return add_volume(slicer.mrmlScene, image, geometry.ijk_to_ras, name)
+
+
+def outputs_in_scene() -> int:
+    return sum(slicer.mrmlScene.GetNumberOfNodesByClass(name) for name in OUTPUT_CLASSES)
+
+
+def test_the_demo_is_measured_step_by_step_and_every_result_is_shown_and_usable(panel, application, tmp_path):
+    widget = panel()
+    ui = widget.ui
+    assert not ui.measureButton.enabled and not ui.remeasureButton.enabled  # nothing to measure yet
+    ui.demoButton.click()
+    volume = widget._parameterNode.inputVolume
+    assert ui.inputSelector.currentNode is volume and "synthetic lumbar" in ui.statusLabel.text
+    ui.measureButton.click()
+    assert ui.measureButton.text == "Cancel" and not ui.demoButton.enabled and ui.statusLabel.text == "Measuring…"
+    application.process_events()
+    table = widget._parameterNode.outputTable
+    assert ui.measureButton.text == "Measure" and ui.progressBar.value == 100
+    assert ui.statusLabel.text.startswith("Done.")
+    assert ui.tableView.table is table and table.GetNumberOfRows() == volume.GetImageData().GetDimensions()[2]
+    assert ui.findingsLabel.text.startswith("narrowest canal AP") and application.charts_shown
+    assert all(button.enabled for button in (ui.remeasureButton, ui.exportButton, ui.editButton, ui.nameLevelsButton))
+
+    view = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSliceNode")
+    ui.tableView.display_order.reverse()  # the view sorted: its first row shown is the table's last
+    ui.tableView.select(0)
+    last_slice = int(table.GetTable().GetColumnByName("slice_index").GetValue(table.GetNumberOfRows() - 1))
+    ruler = widget.logic._outputs(widget._parameterNode).rulers[(last_slice, "canal_ap_mm")]
+    ruler_middle = np.mean([ruler.GetNthControlPointPositionWorld(i) for i in range(2)], axis=0)
+    assert np.array(view.GetSliceToRAS().MultiplyPoint((0, 0, 0, 1))[:3]) == pytest.approx(ruler_middle)
+
+    ui.levelsEdit.text = "0-8=L4"
+    ui.nameLevelsButton.click()
+    assert "\nL4: canal AP" in ui.findingsLabel.text
+    ui.regionComboBox.choose("cervical")
+    assert widget._parameterNode.region == table.GetAttribute("SpinalStenosis.region") == "cervical"  # regraded
+    assert ui.findingsLabel.text == widget.logic.findings(widget._parameterNode)  # slices named L4: still lumbar
+
+    ui.editButton.click()
+    assert application.modules_selected == ["SegmentEditor"]
+    assert application.editor.segmentation is widget._parameterNode.outputSegmentation
+    assert application.editor.source_volume is volume
+    ui.remeasureButton.click()
+    assert ui.statusLabel.text == "Re-measured 0 edited slice(s)."
+    application.folder_chosen = str(tmp_path / "export")
+    os.makedirs(application.folder_chosen)
+    ui.exportButton.click()
+    assert ui.statusLabel.text.startswith("Exported to") and any((tmp_path / "export").rglob("*.mrk.json"))
+    assert application.errors == []
+
+
+def test_cancel_leaves_the_scene_as_it_was_and_choosing_another_volume_cancels_too(panel, application):
+    widget = panel(ThresholdSegmenter())
+    ui = widget.ui
+    volume = phantom_volume()
+    ui.inputSelector.choose(volume)
+    ui.measureButton.click()
+    application.process_events(limit=1)  # one slice measured
+    assert ui.progressBar.value > 0
+    ui.measureButton.click()  # now "Cancel"
+    assert ui.statusLabel.text == "Cancelled: nothing was changed." and ui.measureButton.text == "Measure"
+    assert outputs_in_scene() == 0 and widget._parameterNode.outputTable is None
+    ui.measureButton.click()
+    ui.inputSelector.choose(phantom_volume("another"))  # a measurement of the first one is no longer wanted
+    assert ui.statusLabel.text == "Cancelled: nothing was changed."
+    application.process_events()
+    assert outputs_in_scene() == 0
+
+
+def test_measure_asks_before_replacing_masks_edited_by_hand(panel, application):
+    widget = panel(ThresholdSegmenter())
+    ui = widget.ui
+    volume = phantom_volume()
+    ui.inputSelector.choose(volume)
+    ui.measureButton.click()
+    application.process_events()
+    nodes = outputs_in_scene()
+    segmentation = widget._parameterNode.outputSegmentation
+    scene = widget.logic.stenosisScene(widget._parameterNode.region)
+    labels = scene.labels_of(segmentation, volume)
+    labels[2][labels[2] == 1] = 0  # the canal erased on slice 2, the narrowest, in the Segment Editor
+    scene._write_segments(segmentation, volume, labels)
+    application.answer_ok = False
+    ui.measureButton.click()
+    assert "slice(s) 2 were edited by hand" in application.questions[-1]
+    assert widget._timer is None and scene.edited_slices(volume) == [2]  # the user said no: nothing replaced
+    assert ui.findingsLabel.text.startswith("narrowest canal AP") and "on slice 2;" in ui.findingsLabel.text
+    ui.remeasureButton.click()
+    assert ui.statusLabel.text == "Re-measured 1 edited slice(s)." and "on slice 2" not in ui.findingsLabel.text
+    application.answer_ok = True
+    ui.measureButton.click()
+    application.process_events()
+    assert scene.edited_slices(volume) == [] and outputs_in_scene() == nodes  # measured again, no node added
+
+
+class FailingSegmenter(ThresholdSegmenter):
+    def segment(self, images, grids):
+        raise RuntimeError("out of memory")
+
+
+def test_errors_are_shown_and_leave_nothing_half_made(panel, application):
+    widget = panel(FailingSegmenter())
+    ui = widget.ui
+    ui.inputSelector.choose(phantom_volume())
+    ui.measureButton.click()
+    application.process_events()
+    assert ui.statusLabel.text == "Measurement failed: out of memory" and ui.measureButton.text == "Measure"
+    assert outputs_in_scene() == 0 and ui.measureButton.enabled
+    blank = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "no image data")
+    ui.inputSelector.choose(blank)
+    with pytest.raises(ValueError):
+        ui.measureButton.click()  # Slicer shows the error; the exception ends in the Python console
+    assert application.errors == ["Failed to start the measurement.\n\nthe volume 'no image data' holds no image: "
+                                  "load one into it, or choose another"]
+    assert widget._timer is None and outputs_in_scene() == 0
+
+
+def test_a_device_this_computer_lacks_is_refused_with_what_to_choose(panel, application, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    widget = panel()  # the shipped networks, loaded at the first Measure
+    ui = widget.ui
+    ui.inputSelector.choose(phantom_volume())
+    ui.deviceComboBox.choose("cuda")
+    with pytest.raises(ValueError):
+        ui.measureButton.click()
+    assert application.errors == ["Failed to start the measurement.\n\nPyTorch cannot compute on 'cuda' on this "
+                                  "computer (no such GPU, or a PyTorch built without it): use cpu"]
+    assert widget._timer is None and ui.measureButton.text == "Measure" and outputs_in_scene() == 0
+
+
+def test_closing_the_scene_empties_the_panel_and_a_new_scene_starts_afresh(panel, application):
+    widget = panel(ThresholdSegmenter())
+    ui = widget.ui
+    ui.inputSelector.choose(phantom_volume())
+    ui.measureButton.click()
+    application.process_events()
+    assert ui.findingsLabel.text
+    watched = [widget._parameterNode.outputTable, *widget.logic._outputs(widget._parameterNode).rulers.values()]
+    assert all(node in scene_module._HAND_EDIT_WATCHES for node in watched)
+    slicer.mrmlScene.Clear(0)  # File / Close Scene
+    assert ui.findingsLabel.text == "" and ui.tableView.table is None
+    assert not ui.measureButton.enabled and not ui.exportButton.enabled
+    assert not any(node in scene_module._HAND_EDIT_WATCHES for node in watched)  # the closed scene's not kept alive
+    volume = phantom_volume("after closing")
+    ui.inputSelector.choose(volume)
+    assert ui.measureButton.enabled and widget._parameterNode.outputTable is None
+
+
+
+def test_a_deleted_result_node_disables_what_needs_it_and_measure_makes_it_again(panel, application):
+    widget = panel(ThresholdSegmenter())
+    ui = widget.ui
+    ui.inputSelector.choose(phantom_volume())
+    ui.measureButton.click()
+    application.process_events()
+    nodes = outputs_in_scene()
+    for deleted in (widget._parameterNode.outputTable, widget._parameterNode.outputSegmentation):
+        slicer.mrmlScene.RemoveNode(deleted)  # in the Data module
+        assert not any(b.enabled for b in (ui.remeasureButton, ui.exportButton, ui.editButton, ui.nameLevelsButton))
+        ui.measureButton.click()
+        application.process_events()
+        assert outputs_in_scene() == nodes and ui.findingsLabel.text.startswith("narrowest canal AP")
+        assert ui.remeasureButton.enabled and ui.tableView.table is widget._parameterNode.outputTable
+
+
+def test_choosing_a_volume_brings_its_own_results_and_region(panel, application):
+    widget = panel(ThresholdSegmenter())
+    ui = widget.ui
+    lumbar, cervical = phantom_volume("lumbar series"), phantom_volume("cervical series")
+    for volume, region in ((cervical, "cervical"), (lumbar, "lumbar")):
+        ui.inputSelector.choose(volume)
+        ui.regionComboBox.choose(region)
+        ui.measureButton.click()
+        application.process_events()
+    tables = {v.GetName(): widget.logic.stenosisScene().find_outputs(v).table for v in (lumbar, cervical)}
+    ui.inputSelector.choose(cervical)
+    assert ui.tableView.table is tables["cervical series"] and ui.regionComboBox.currentIndex == 1  # cervical
+    assert tables["lumbar series"].GetAttribute("SpinalStenosis.region") == "lumbar"  # left as graded
+    cervical_findings = ui.findingsLabel.text
+    ui.inputSelector.choose(phantom_volume("not measured"))
+    assert ui.tableView.table is None and ui.findingsLabel.text == "" and not ui.remeasureButton.enabled
+    ui.inputSelector.choose(lumbar)
+    assert ui.tableView.table is tables["lumbar series"] and ui.regionComboBox.currentIndex == 0
+    assert ui.findingsLabel.text != cervical_findings  # graded with the lumbar cut-offs
+    widget.exit()  # another module shown; a script measures the cervical series again
+    widget.logic.process(cervical, region="cervical")
+    assert ui.tableView.table is tables["lumbar series"]
+    widget.enter()
+    assert ui.inputSelector.currentNode is cervical and ui.tableView.table is tables["cervical series"]
+    assert ui.findingsLabel.text == cervical_findings and ui.regionComboBox.currentIndex == 1
+    ui.regionComboBox.choose("lumbar")  # the panel's widgets are bound again
+    assert tables["cervical series"].GetAttribute("SpinalStenosis.region") == "lumbar"
+
+
+def test_a_scene_opened_from_file_shows_its_results_and_follows_a_ruler_moved_by_hand(
+        panel, application, phantom_files, tmp_path):
+    from SpinalStenosisLib.pipeline import measure_with_segmenter
+    from SpinalStenosisLib.scene_bundle import write_scene_bundle
+    from SpinalStenosisLib.volume_io import open_axial
+
+    image_path, _ = phantom_files
+    run = measure_with_segmenter(open_axial(image_path), ThresholdSegmenter())
+    bundle = write_scene_bundle([run], image_path, tmp_path / "scene.mrb", region="cervical")
+    widget = panel(ThresholdSegmenter())
+    ui = widget.ui
+    assert slicer.mrmlScene.ReadFromMRB(str(bundle))  # File / Add Data, the measure --scene bundle
+    volume = slicer.mrmlScene.GetFirstNodeByName("phantom")
+    ui.inputSelector.choose(volume)
+    outputs = widget.logic.stenosisScene().find_outputs(volume)
+    assert ui.tableView.table is outputs.table and ui.regionComboBox.currentIndex == 1  # graded cervical
+    before = ui.findingsLabel.text
+    ruler = outputs.rulers[(0, "canal_ap_mm")]
+    start, end = (np.array(ruler.GetNthControlPointPositionWorld(i)) for i in range(2))
+    ruler.SetNthControlPointPositionWorld(1, *(start + (end - start) * 0.4))  # dragged in a slice view
+    assert ui.findingsLabel.text != before and "slice 0" in ui.findingsLabel.text
+
+
+def test_the_demo_of_a_region_without_one_is_lumbar_and_the_panel_says_so(panel, application):
+    widget = panel(ThresholdSegmenter())
+    ui = widget.ui
+    ui.regionComboBox.choose("thoracic")
+    ui.demoButton.click()
+    assert ui.regionComboBox.items[ui.regionComboBox.currentIndex] == "lumbar"
+    assert "synthetic lumbar" in ui.statusLabel.text and ui.measureButton.enabled
+    lumbar = ui.inputSelector.currentNode
+    ui.regionComboBox.choose("cervical")
+    ui.demoButton.click()
+    assert ui.inputSelector.currentNode is not lumbar and "synthetic cervical" in ui.statusLabel.text
+    assert ui.regionComboBox.currentIndex == 1
