@@ -186,7 +186,11 @@ def test_closing_the_scene_empties_the_panel_and_a_new_scene_starts_afresh(panel
     volume = phantom_volume("after closing")
     ui.inputSelector.choose(volume)
     assert ui.measureButton.enabled and widget._parameterNode.outputTable is None
-
+    ui.measureButton.click()
+    application.process_events(limit=1)
+    slicer.mrmlScene.Clear(0)  # closed while measuring
+    assert widget._timer is None and ui.statusLabel.text == "Cancelled: nothing was changed."
+    assert outputs_in_scene() == 0 and ui.measureButton.text == "Measure"
 
 
 def test_a_deleted_result_node_disables_what_needs_it_and_measure_makes_it_again(panel, application):
