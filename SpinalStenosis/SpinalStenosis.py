@@ -328,10 +328,11 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         from SpinalStenosisLib.demo import add_demo_volume
         from SpinalStenosisLib.grading import REGIONS
 
-        if parameterNode.region not in REGIONS:
-            parameterNode.region = "lumbar"
-        parameterNode.inputVolume = add_demo_volume(slicer.mrmlScene, parameterNode.region)
-        return parameterNode.inputVolume
+        region = parameterNode.region if parameterNode.region in REGIONS else "lumbar"
+        volume = add_demo_volume(slicer.mrmlScene, region)
+        with slicer.util.NodeModify(parameterNode):  # the region is the demo's, not one to regrade the last volume with
+            parameterNode.region, parameterNode.inputVolume = region, volume
+        return volume
 
     def startMeasure(self, parameterNode):
         """A generator of (slices done, total); its return value is the measurement run."""

@@ -264,8 +264,13 @@ def test_a_scene_opened_from_file_shows_its_results_and_follows_a_ruler_moved_by
 def test_the_demo_of_a_region_without_one_is_lumbar_and_the_panel_says_so(panel, application):
     widget = panel(ThresholdSegmenter())
     ui = widget.ui
+    ui.inputSelector.choose(phantom_volume())
     ui.regionComboBox.choose("thoracic")
+    ui.measureButton.click()
+    application.process_events()
+    thoracic_table = widget._parameterNode.outputTable
     ui.demoButton.click()
+    assert thoracic_table.GetAttribute("SpinalStenosis.region") == "thoracic"  # not regraded by the demo's region
     assert ui.regionComboBox.items[ui.regionComboBox.currentIndex] == "lumbar"
     assert "synthetic lumbar" in ui.statusLabel.text and ui.measureButton.enabled
     lumbar = ui.inputSelector.currentNode
