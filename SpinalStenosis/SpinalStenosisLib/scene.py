@@ -32,7 +32,7 @@ from .outputs import CSV_COLUMNS, write_levels_csv
 from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volume, checked_mr_image, input_warnings,
                        measure_with_segmenter, region_shown_by)
 from .report import write_report
-from .volume_io import PICTURE_SUFFIXES, SEGMENT_IDS_AND_NAMES, AxialVolume, axial_from_array
+from .volume_io import PICTURE_SUFFIXES, SEGMENT_IDS_AND_NAMES, AxialVolume, axial_from_array, structure_segments
 
 DicomValue = Callable[[str, str], str]  # (SOP instance UID, tag "gggg,eeee") → the header value, "" without one
 SLICE_THICKNESS_TAG = "0018,0050"
@@ -825,15 +825,11 @@ def _column_values(table, column: str) -> list:
 
 
 def _segment_ids(contents) -> dict[int, str]:
-    """Label value → the ID of its segment in a vtkSegmentation, found by ID, else by name (a segment the user deleted
-    and drew again); a value whose segment is gone is left out."""
-    found = {}
-    for value, segment_id, segment_name, *_ in SEGMENTS:
-        if contents.GetSegment(segment_id) is None:
-            segment_id = contents.GetSegmentIdBySegmentName(segment_name)
-        if segment_id:
-            found[value] = segment_id
-    return found
+    """Label value → the ID of its segment in a vtkSegmentation (volume_io.structure_segments: by ID, else by name);
+    a value whose segment is gone is left out."""
+    ids = [contents.GetNthSegmentID(n) for n in range(contents.GetNumberOfSegments())]
+    found = structure_segments([(segment_id, contents.GetSegment(segment_id).GetName()) for segment_id in ids])
+    return {value: ids[position] for value, position in found.items()}
 
 
 def _store_warnings(outputs: SceneOutputs, warnings: list[str]) -> None:

@@ -385,28 +385,40 @@ def read_labels(path: Path | str, expected: VolumeGeometry, pixel_mm: float | No
 _SEGMENTATION_KEY = "Segment0_ID"  # in the header of a Slicer segmentation file
 
 
+def structure_segments(segments: list[tuple[str, str]]) -> dict[int, int]:
+    """Which of a segmentation's segments, given as (ID, name), holds each structure: label value → the segment's
+    position. The segment whose ID is one of the structure's (SEGMENT_IDS_AND_NAMES), else the first whose name is,
+    in any case (a segment deleted and drawn again in the Segment Editor has a new ID). Structures without one are
+    left out; the values in order, so that where segments overlap the later structure wins everywhere."""
+    keys = {value: {key.lower() for key in keys} for value, keys in SEGMENT_IDS_AND_NAMES.items()}
+    found: dict[int, int] = {}
+    for field in (0, 1):  # IDs, then names
+        for position, segment in enumerate(segments):
+            for value, structure_keys in keys.items():
+                if segment[field].lower() in structure_keys:
+                    found.setdefault(value, position)
+    return dict(sorted(found.items()))
+
+
 def _segments_as_labels(path: Path, image) -> np.ndarray:
-    """A Slicer segmentation file's canal and foramen segments (found by ID or name) as label values [k, j, i]."""
+    """A Slicer segmentation file's canal and foramen segments (structure_segments) as label values [k, j, i]."""
     sitk = _sitk()
     layers = sitk.GetArrayFromImage(image)
     if image.GetNumberOfComponentsPerPixel() == 1:
         layers = layers[..., None]
     header = {key: image.GetMetaData(key) for key in image.GetMetaDataKeys()}
-    value_of = {name.lower(): value for value, names in SEGMENT_IDS_AND_NAMES.items() for name in names}
-    labels = np.zeros(layers.shape[:3], np.uint8)
-    names, matched, n = [], False, 0
-    while f"Segment{n}_ID" in header:
-        segment = {field: header.get(f"Segment{n}_{field}", "") for field in ("ID", "Name", "Layer", "LabelValue")}
-        names.append(segment["Name"] or segment["ID"])
-        value = value_of.get(segment["ID"].lower()) or value_of.get(segment["Name"].lower())
-        if value:
-            matched = True
-            labels[layers[..., int(segment["Layer"] or 0)] == int(segment["LabelValue"] or 1)] = value
-        n += 1
-    if not matched:
+    segments, fields = [], ("ID", "Name", "Layer", "LabelValue")
+    while f"Segment{len(segments)}_ID" in header:
+        segments.append({field: header.get(f"Segment{len(segments)}_{field}", "") for field in fields})
+    found = structure_segments([(segment["ID"], segment["Name"]) for segment in segments])
+    if not found:
         wanted = [name for _, name in SEGMENT_IDS_AND_NAMES.values()]
-        raise InputError(f"{path.name}: none of its segments ({', '.join(names)}) is named "
-                         f"{', '.join(wanted[:-1])} or {wanted[-1]}")
+        raise InputError(f"{path.name}: none of its segments ({', '.join(s['Name'] or s['ID'] for s in segments)}) "
+                         f"is named {', '.join(wanted[:-1])} or {wanted[-1]}")
+    labels = np.zeros(layers.shape[:3], np.uint8)
+    for value, position in found.items():
+        segment = segments[position]
+        labels[layers[..., int(segment["Layer"] or 0)] == int(segment["LabelValue"] or 1)] = value
     return labels
 
 

@@ -12,7 +12,7 @@ from SpinalStenosisLib import dicom_series
 from SpinalStenosisLib.geometry import AxialLayout, GeometryError, VolumeGeometry, reordered, stack_layout
 from SpinalStenosisLib.pipeline import measure_with_labels
 from SpinalStenosisLib.volume_io import (InputError, axial_from_array, input_name, open_axial, open_axial_blocks,
-                                         read_labels, write_image)
+                                         read_labels, structure_segments, write_image)
 
 
 def measured(image, labels, geometry):
@@ -412,3 +412,11 @@ def test_centroid_of_a_mask_is_the_mean_of_its_pixels_in_ras():
     grid = axial_grid(pixel_mm=(0.5, 0.8), shape=(40, 50), rotation_deg=30.0, tilt_deg=20.0)
     mask = np.random.default_rng(0).random(grid.shape) > 0.7
     assert np.allclose(grid.centroid_ras(mask), grid.to_ras(*np.nonzero(mask)).mean(axis=0), atol=1e-9)
+
+
+def test_each_structures_segment_is_found_by_id_else_by_name_in_any_case():
+    segments = [("Disc", "Disc"), ("Segment_1", "spinal canal"), ("RightNeuralForamen", "Right neural foramen"),
+                ("Segment_4", "SPINAL CANAL"), ("leftneuralforamen", "my left foramen")]
+    assert structure_segments(segments) == {1: 1, 2: 4, 3: 2}  # IDs before names, the first name, the values in order
+    assert structure_segments([("SpinalCanal", "Canal"), ("Segment_1", "Spinal canal")]) == {1: 0}
+    assert structure_segments([("Disc", "Disc")]) == {}

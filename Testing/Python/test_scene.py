@@ -375,13 +375,13 @@ def test_a_segment_deleted_in_the_segment_editor_is_an_absent_structure_and_one_
     assert all(math.isnan(logic.row_values(outputs.table, row)["left_foramen_width_mm"]) for row in range(3))
     assert not any(name == "left_foramen_width_mm" for _, name in outputs.rulers)
     assert logic.export(outputs, tmp_path / "export", "patient")["report"].exists()
-    contents.RemoveSegment("SpinalCanal")  # drawn again as a new segment of that name (another ID and layer)
-    contents.AddSegment(add_segment_of_its_own(context, volume, "Spinal canal", before == 1), "Segment_1")
+    contents.RemoveSegment("SpinalCanal")  # drawn again as a new segment of that name, typed in lower case
+    contents.AddSegment(add_segment_of_its_own(context, volume, "spinal canal", before == 1), "Segment_1")
     assert np.array_equal(logic.labels_of(outputs.segmentation, volume), np.where(before == 2, 0, before))
     assert logic.remeasure(volume, outputs) == []  # the same masks as before
     measure(context, volume)  # measured again: the segment drawn again is the canal's, the left foramen's is back
     names = sorted(contents.GetNthSegment(n).GetName() for n in range(contents.GetNumberOfSegments()))
-    assert names == sorted(name for _, _, name, *_ in SEGMENTS)
+    assert names == sorted(["spinal canal", *(name for _, _, name, *_ in SEGMENTS[1:])])  # the user's name kept
     assert np.array_equal(logic.labels_of(outputs.segmentation, volume), before)
 
 
