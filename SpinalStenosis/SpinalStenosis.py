@@ -144,6 +144,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if volume is self._volumeFollowed:
             return
         self._volumeFollowed = volume
+        self.ui.statusLabel.text, self.ui.progressBar.value = "", 0  # they told of the volume before
         self.onCancel()
         self.ui.tableView.setMRMLTableNode(self.logic.followVolume(self._parameterNode))
 

@@ -188,8 +188,8 @@ def test_closing_the_scene_empties_the_panel_and_a_new_scene_starts_afresh(panel
     assert ui.measureButton.enabled and widget._parameterNode.outputTable is None
     ui.measureButton.click()
     application.process_events(limit=1)
-    slicer.mrmlScene.Clear(0)  # closed while measuring
-    assert widget._timer is None and ui.statusLabel.text == "Cancelled: nothing was changed."
+    slicer.mrmlScene.Clear(0)  # closed while measuring: cancelled, and nothing said of the scene closed
+    assert widget._timer is None and ui.statusLabel.text == ""
     assert outputs_in_scene() == 0 and ui.measureButton.text == "Measure"
 
 
@@ -225,6 +225,7 @@ def test_choosing_a_volume_brings_its_own_results_and_region(panel, application)
     cervical_findings = ui.findingsLabel.text
     ui.inputSelector.choose(phantom_volume("not measured"))
     assert ui.tableView.table is None and ui.findingsLabel.text == "" and not ui.remeasureButton.enabled
+    assert ui.statusLabel.text == "" and ui.progressBar.value == 0  # they told of the measurement of another
     ui.inputSelector.choose(lumbar)
     assert ui.tableView.table is tables["lumbar series"] and ui.regionComboBox.currentIndex == 0
     assert ui.findingsLabel.text != cervical_findings  # graded with the lumbar cut-offs
@@ -278,3 +279,4 @@ def test_the_demo_of_a_region_without_one_is_lumbar_and_the_panel_says_so(panel,
     ui.demoButton.click()
     assert ui.inputSelector.currentNode is not lumbar and "synthetic cervical" in ui.statusLabel.text
     assert ui.regionComboBox.currentIndex == 1
+
