@@ -64,6 +64,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = SpinalStenosisLogic()
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneEndImport)
         self.ui.demoButton.connect("clicked(bool)", self.onDemoButton)
         self.ui.measureButton.connect("clicked(bool)", self.onMeasureButton)
         self.ui.remeasureButton.connect("clicked(bool)", self.onRemeasureButton)
@@ -92,6 +93,12 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._followTable()
 
     def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def onSceneEndImport(self, caller, event) -> None:
+        """A scene loaded from file may hold the module's saved parameters, whose node references MRML resolves only
+        at the end of the import, without a Modified event: the panel takes them (or the first volume) now."""
         if self.parent.isEntered:
             self.initializeParameterNode()
 

@@ -280,3 +280,25 @@ def test_the_demo_of_a_region_without_one_is_lumbar_and_the_panel_says_so(panel,
     assert ui.inputSelector.currentNode is not lumbar and "synthetic cervical" in ui.statusLabel.text
     assert ui.regionComboBox.currentIndex == 1
 
+
+
+
+def test_a_saved_scene_opened_again_shows_its_results_and_follows_a_ruler_moved_by_hand(panel, application, tmp_path):
+    widget = panel(ThresholdSegmenter())
+    ui = widget.ui
+    ui.inputSelector.choose(phantom_volume())
+    ui.regionComboBox.choose("cervical")
+    ui.measureButton.click()
+    application.process_events()
+    findings = ui.findingsLabel.text
+    saved = tmp_path / "saved.mrb"
+    assert slicer.mrmlScene.WriteToMRB(str(saved))  # File / Save, then File / Load Scene
+    assert slicer.mrmlScene.ReadFromMRB(str(saved), True)
+    volume = widget._parameterNode.inputVolume
+    assert volume.GetName() == "phantom" and ui.inputSelector.currentNode is volume
+    assert ui.tableView.table is widget._parameterNode.outputTable and ui.regionComboBox.currentIndex == 1
+    assert ui.findingsLabel.text == findings and ui.remeasureButton.enabled
+    ruler = widget.logic.stenosisScene().find_outputs(volume).rulers[(0, "canal_ap_mm")]
+    start, end = (np.array(ruler.GetNthControlPointPositionWorld(i)) for i in range(2))
+    ruler.SetNthControlPointPositionWorld(1, *(start + (end - start) * 0.4))
+    assert ui.findingsLabel.text != findings and "slice 0" in ui.findingsLabel.text
