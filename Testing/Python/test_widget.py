@@ -1,6 +1,7 @@
 """The module's panel (SpinalStenosisWidget) driven as a user drives it: its own .ui's widgets, clicked, with real MRML
 (slicer-core) behind them and Qt stood in for by ``slicer_module``."""
 import os
+import types
 
 import numpy as np
 import pytest
@@ -302,3 +303,21 @@ def test_a_saved_scene_opened_again_shows_its_results_and_follows_a_ruler_moved_
     start, end = (np.array(ruler.GetNthControlPointPositionWorld(i)) for i in range(2))
     ruler.SetNthControlPointPositionWorld(1, *(start + (end - start) * 0.4))
     assert ui.findingsLabel.text != findings and "slice 0" in ui.findingsLabel.text
+
+
+def test_a_series_loaded_from_dicom_brings_the_region_its_header_names(panel, application, monkeypatch):
+    headers = {("1.2.3", "0018,0015"): "CSPINE", ("4.5.6", "0008,103E"): "T2 TSE AX LWS"}
+    monkeypatch.setattr(slicer, "dicomDatabase", types.SimpleNamespace(
+        isOpen=True, instanceValue=lambda uid, tag: headers.get((uid, tag), "")))
+    widget = panel(ThresholdSegmenter())
+    ui = widget.ui
+    neck, lumbar = phantom_volume("C-spine"), phantom_volume("L-spine")
+    neck.SetAttribute("DICOM.instanceUIDs", "1.2.3 1.2.4")  # as Slicer's DICOM module marks what it loaded
+    lumbar.SetAttribute("DICOM.instanceUIDs", "4.5.6")
+    ui.inputSelector.choose(neck)
+    assert ui.regionComboBox.items[ui.regionComboBox.currentIndex] == "cervical"
+    ui.measureButton.click()
+    application.process_events()
+    assert widget._parameterNode.outputTable.GetAttribute("SpinalStenosis.region") == "cervical"
+    ui.inputSelector.choose(lumbar)
+    assert ui.regionComboBox.items[ui.regionComboBox.currentIndex] == "lumbar"
