@@ -45,6 +45,21 @@ def outputs_in_scene() -> int:
     return sum(slicer.mrmlScene.GetNumberOfNodesByClass(name) for name in OUTPUT_CLASSES)
 
 
+def measure_in_panel(widget, application, volume, region: str | None = None) -> None:
+    """What the user does: choose the volume (and the region), click Measure, wait for the steps."""
+    widget.ui.inputSelector.choose(volume)
+    if region is not None:
+        widget.ui.regionComboBox.choose(region)
+    widget.ui.measureButton.click()
+    application.process_events()
+
+
+def drag_end_inwards(ruler) -> None:
+    """The ruler's second end dragged in a slice view to 0.4 of its length."""
+    start, end = (np.array(ruler.GetNthControlPointPositionWorld(i)) for i in range(2))
+    ruler.SetNthControlPointPositionWorld(1, *(start + (end - start) * 0.4))
+
+
 def test_the_demo_is_measured_step_by_step_and_every_result_is_shown_and_usable(panel, application, tmp_path):
     widget = panel()
     ui = widget.ui
@@ -112,9 +127,7 @@ def test_measure_asks_before_replacing_masks_edited_by_hand(panel, application):
     widget = panel(ThresholdSegmenter())
     ui = widget.ui
     volume = phantom_volume()
-    ui.inputSelector.choose(volume)
-    ui.measureButton.click()
-    application.process_events()
+    measure_in_panel(widget, application, volume)
     nodes = outputs_in_scene()
     segmentation = widget._parameterNode.outputSegmentation
     scene = widget.logic.stenosisScene(widget._parameterNode.region)
@@ -142,9 +155,7 @@ class FailingSegmenter(ThresholdSegmenter):
 def test_errors_are_shown_and_leave_nothing_half_made(panel, application):
     widget = panel(FailingSegmenter())
     ui = widget.ui
-    ui.inputSelector.choose(phantom_volume())
-    ui.measureButton.click()
-    application.process_events()
+    measure_in_panel(widget, application, phantom_volume())
     assert ui.statusLabel.text == "Measurement failed: out of memory" and ui.measureButton.text == "Measure"
     assert outputs_in_scene() == 0 and ui.measureButton.enabled
     blank = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "no image data")
@@ -174,9 +185,7 @@ def test_a_device_this_computer_lacks_is_refused_with_what_to_choose(panel, appl
 def test_closing_the_scene_empties_the_panel_and_a_new_scene_starts_afresh(panel, application):
     widget = panel(ThresholdSegmenter())
     ui = widget.ui
-    ui.inputSelector.choose(phantom_volume())
-    ui.measureButton.click()
-    application.process_events()
+    measure_in_panel(widget, application, phantom_volume())
     assert ui.findingsLabel.text
     watched = [widget._parameterNode.outputTable, *widget.logic._outputs(widget._parameterNode).rulers.values()]
     assert all(node in scene_module._HAND_EDIT_WATCHES for node in watched)
@@ -197,9 +206,7 @@ def test_closing_the_scene_empties_the_panel_and_a_new_scene_starts_afresh(panel
 def test_a_deleted_result_node_disables_what_needs_it_and_measure_makes_it_again(panel, application):
     widget = panel(ThresholdSegmenter())
     ui = widget.ui
-    ui.inputSelector.choose(phantom_volume())
-    ui.measureButton.click()
-    application.process_events()
+    measure_in_panel(widget, application, phantom_volume())
     nodes = outputs_in_scene()
     for deleted in (widget._parameterNode.outputTable, widget._parameterNode.outputSegmentation):
         slicer.mrmlScene.RemoveNode(deleted)  # in the Data module
@@ -215,10 +222,7 @@ def test_choosing_a_volume_brings_its_own_results_and_region(panel, application)
     ui = widget.ui
     lumbar, cervical = phantom_volume("lumbar series"), phantom_volume("cervical series")
     for volume, region in ((cervical, "cervical"), (lumbar, "lumbar")):
-        ui.inputSelector.choose(volume)
-        ui.regionComboBox.choose(region)
-        ui.measureButton.click()
-        application.process_events()
+        measure_in_panel(widget, application, volume, region)
     tables = {v.GetName(): widget.logic.stenosisScene().find_outputs(v).table for v in (lumbar, cervical)}
     ui.inputSelector.choose(cervical)
     assert ui.tableView.table is tables["cervical series"] and ui.regionComboBox.currentIndex == 1  # cervical
@@ -257,19 +261,14 @@ def test_a_scene_opened_from_file_shows_its_results_and_follows_a_ruler_moved_by
     outputs = widget.logic.stenosisScene().find_outputs(volume)
     assert ui.tableView.table is outputs.table and ui.regionComboBox.currentIndex == 1  # graded cervical
     before = ui.findingsLabel.text
-    ruler = outputs.rulers[(0, "canal_ap_mm")]
-    start, end = (np.array(ruler.GetNthControlPointPositionWorld(i)) for i in range(2))
-    ruler.SetNthControlPointPositionWorld(1, *(start + (end - start) * 0.4))  # dragged in a slice view
+    drag_end_inwards(outputs.rulers[(0, "canal_ap_mm")])
     assert ui.findingsLabel.text != before and "slice 0" in ui.findingsLabel.text
 
 
 def test_the_demo_of_a_region_without_one_is_lumbar_and_the_panel_says_so(panel, application):
     widget = panel(ThresholdSegmenter())
     ui = widget.ui
-    ui.inputSelector.choose(phantom_volume())
-    ui.regionComboBox.choose("thoracic")
-    ui.measureButton.click()
-    application.process_events()
+    measure_in_panel(widget, application, phantom_volume(), "thoracic")
     thoracic_table = widget._parameterNode.outputTable
     ui.demoButton.click()
     assert thoracic_table.GetAttribute("SpinalStenosis.region") == "thoracic"  # not regraded by the demo's region
@@ -282,15 +281,10 @@ def test_the_demo_of_a_region_without_one_is_lumbar_and_the_panel_says_so(panel,
     assert ui.regionComboBox.currentIndex == 1
 
 
-
-
 def test_a_saved_scene_opened_again_shows_its_results_and_follows_a_ruler_moved_by_hand(panel, application, tmp_path):
     widget = panel(ThresholdSegmenter())
     ui = widget.ui
-    ui.inputSelector.choose(phantom_volume())
-    ui.regionComboBox.choose("cervical")
-    ui.measureButton.click()
-    application.process_events()
+    measure_in_panel(widget, application, phantom_volume(), "cervical")
     findings = ui.findingsLabel.text
     saved = tmp_path / "saved.mrb"
     assert slicer.mrmlScene.WriteToMRB(str(saved))  # File / Save, then File / Load Scene
@@ -299,9 +293,7 @@ def test_a_saved_scene_opened_again_shows_its_results_and_follows_a_ruler_moved_
     assert volume.GetName() == "phantom" and ui.inputSelector.currentNode is volume
     assert ui.tableView.table is widget._parameterNode.outputTable and ui.regionComboBox.currentIndex == 1
     assert ui.findingsLabel.text == findings and ui.remeasureButton.enabled
-    ruler = widget.logic.stenosisScene().find_outputs(volume).rulers[(0, "canal_ap_mm")]
-    start, end = (np.array(ruler.GetNthControlPointPositionWorld(i)) for i in range(2))
-    ruler.SetNthControlPointPositionWorld(1, *(start + (end - start) * 0.4))
+    drag_end_inwards(widget.logic.stenosisScene().find_outputs(volume).rulers[(0, "canal_ap_mm")])
     assert ui.findingsLabel.text != findings and "slice 0" in ui.findingsLabel.text
 
 
