@@ -298,8 +298,10 @@ class StenosisScene:
             named.update({m.slice_index: m.level for m in self.measurements_of(table) if m.level})
         return named
 
-    def _fill_table(self, table, measurements: list[SliceMeasurement], levels: dict[int, str]) -> None:
-        """(Re)build the table; each slice's level is the one its measurement names, else the one in levels."""
+    def _fill_table(self, table, measurements: list[SliceMeasurement], levels: dict[int, str],
+                    region: str | None = None) -> None:
+        """(Re)build the table, graded as regrade grades with region; each slice's level is the one its measurement
+        names, else the one in levels."""
         from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkIntArray, vtkStringArray
 
         vtk_table = table.GetTable()
@@ -320,22 +322,25 @@ class StenosisScene:
         for row, m in enumerate(measurements):
             vtk_table.GetColumnByName("level").SetValue(row, levels.get(m.slice_index, ""))
             self._write_row(table, row, m)
-        self.regrade(table)
+        self.regrade(table, region=region)
 
     def _write_row(self, table, row: int, m: SliceMeasurement) -> None:
         """A slice's measurements and confidences (and its level, if m names one: else the row's stays); regrade then
         grades them."""
         vtk_table = table.GetTable()
-        vtk_table.GetColumnByName("slice_index").SetValue(row, m.slice_index)
-        vtk_table.GetColumnByName("z_mm").SetValue(row, m.z_mm)
+        self._write_locked(table, row, m)
         if m.level:
             vtk_table.GetColumnByName("level").SetValue(row, m.level)
         for column in MEASUREMENT_COLUMNS:
             vtk_table.GetColumnByName(column).SetValue(row, m.values[column])
-        for column in CONFIDENCE_COLUMNS:
-            vtk_table.GetColumnByName(column).SetValue(row, m.confidences[column])
-        vtk_table.GetColumnByName("canal_edge_to_noise").SetValue(row, m.canal_edge_to_noise)
-        vtk_table.GetColumnByName("check").SetValue(row, m.check)
+
+    @staticmethod
+    def _write_locked(table, row: int, m: SliceMeasurement) -> None:
+        """A row's cells the user cannot type over (LOCKED_COLUMNS): what the measurement found."""
+        cells = {"slice_index": m.slice_index, "z_mm": m.z_mm, **m.confidences,
+                 "canal_edge_to_noise": m.canal_edge_to_noise, "check": m.check}
+        for column in LOCKED_COLUMNS:
+            table.GetTable().GetColumnByName(column).SetValue(row, cells[column])
 
     def regrade(self, table, changed_row: int | None = None, region: str | None = None) -> None:
         """Grade every row, or only `changed_row`, with the cut-offs of region (by default self.region; recorded as
@@ -537,10 +542,12 @@ class StenosisScene:
         def moved(node, event) -> None:
             self._ruler_moved(node, outputs)
 
-        locked = {column: _column_values(outputs.table, column) for column in LOCKED_COLUMNS}
+        accepted = self.measurements_of(outputs.table)  # the table as last accepted, this code's writes included
 
         def edited(table, event) -> None:
-            self._table_edited(table, locked)
+            self._table_edited(table, accepted)
+            if self._has_columns(table):  # not while this code rebuilds it
+                accepted[:] = self.measurements_of(table)
 
         for node in outputs.rulers.values():
             self._forget(node)
@@ -579,26 +586,27 @@ class StenosisScene:
             column.SetValue(row, node.GetLineLengthWorld())
             self.regrade(outputs.table, row, self._region_of(outputs.table))
 
-    def _table_edited(self, table, locked: dict[str, list]) -> None:
+    def _table_edited(self, table, accepted: list[SliceMeasurement]) -> None:
         """A value or level typed into the table (the table view writes the cell and modifies the node): regrade
         it, as a moved ruler does. The rulers stay where they are. A measurement typed as 0 or less holds an absent
         structure (NaN, as the networks' absent ones); text that is no number the table does not write. Typed over
-        a locked column (LOCKED_COLUMNS, as they were when the watch began), the cell gets its value back."""
-        if table in _TABLES_BEING_WRITTEN or not self._has_columns(table):
+        a locked column (LOCKED_COLUMNS), the cell gets its value back; a row added or deleted, or a column deleted,
+        in the table view is undone: one row per slice, as the table was last accepted."""
+        if table in _TABLES_BEING_WRITTEN:
             return
-        vtk_table = table.GetTable()
+        region, vtk_table = self._region_of(table), table.GetTable()
         with _writing(table):
-            for column, values in locked.items():
-                if _column_values(table, column) != values:
-                    cells = vtk_table.GetColumnByName(column)
-                    for row, value in enumerate(values):
-                        cells.SetValue(row, math.nan if value is None else value)
+            if not self._has_columns(table) or vtk_table.GetNumberOfRows() != len(accepted):
+                self._fill_table(table, accepted, {}, region)
+                return
+            for row, m in enumerate(accepted):
+                self._write_locked(table, row, m)
             for column in MEASUREMENT_COLUMNS:
                 values = vtk_table.GetColumnByName(column)
                 for row in range(vtk_table.GetNumberOfRows()):
                     if not values.GetValue(row) >= MIN_TYPED_VALUE:
                         values.SetValue(row, math.nan)
-            self.regrade(table, region=self._region_of(table))
+            self.regrade(table, region=region)
 
     # ---- navigation -----------------------------------------------------------------------------------------
     def narrowest_row(self, table) -> int | None:
@@ -815,13 +823,6 @@ def _check_grid(volume_node, outputs: SceneOutputs) -> None:
     if _grid_changed(volume_node, outputs):
         raise ValueError(f"{volume_node.GetName()}: its voxel grid (pixel size, origin or orientation) changed since "
                          "it was measured, and its results belong to the grid before; Measure it again")
-
-
-def _column_values(table, column: str) -> list:
-    """A table column's values (NaN as None, so that lists of them compare equal)."""
-    cells = table.GetTable().GetColumnByName(column)
-    values = [cells.GetValue(row) for row in range(cells.GetNumberOfValues())]
-    return [None if isinstance(value, float) and math.isnan(value) else value for value in values]
 
 
 def _segment_ids(contents) -> dict[int, str]:

@@ -737,6 +737,23 @@ def test_what_the_measurement_found_cannot_be_typed_over(context, volume):
     assert logic.row_values(table, 1)["canal_ap_mm"] == pytest.approx(length)
 
 
+def test_rows_added_or_deleted_and_columns_deleted_in_the_table_view_are_undone(context, volume, capfd):
+    logic, outputs = measure(context, volume)
+    table = outputs.table
+    assert table.SetCellText(0, TABLE_COLUMNS.index("canal_ap_mm"), "6.5")  # typed: the user's, kept
+    accepted = [logic.row_values(table, row) for row in range(3)]
+    table.RemoveRow(1)  # the table view's Delete row
+    assert [logic.row_values(table, row) for row in range(3)] == accepted
+    table.AddEmptyRow()  # its Insert row
+    assert table.GetNumberOfRows() == 3 and [logic.row_values(table, row) for row in range(3)] == accepted
+    table.RemoveColumn(TABLE_COLUMNS.index("canal_area_mm2"))  # its Delete column
+    assert logic.find_outputs(volume) is not None and [logic.row_values(table, row) for row in range(3)] == accepted
+    assert grades(table)[0] == "absolute stenosis" and logic.graded_with(table) == "lumbar"
+    length = move_end_halfway(outputs.rulers[(1, "canal_ap_mm")])  # the row came back, and answers to its slice
+    assert logic.row_values(table, 1)["canal_ap_mm"] == pytest.approx(length)
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_a_slice_named_at_a_thoracic_level_is_not_graded_with_the_lumbar_cut_offs(context, volume):
     logic, outputs = measure(context, volume)
     table = outputs.table
