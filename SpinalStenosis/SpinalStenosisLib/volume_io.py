@@ -275,8 +275,12 @@ def axial_from_array(voxels: np.ndarray, geometry: VolumeGeometry, name: str = "
     """An in-memory volume (array [k, j, i]) as an axial stack, e.g. a Slicer volume node's voxels. A colour one
     ([k, j, i, channel], a Slicer vector volume, e.g. loaded from PNG) is the mean of its first three channels, with
     its channels that are images of their own kept beside it (distinct_colours, AxialVolume.colour_channels); a
-    colour image file is read so too (_axial_from_image)."""
+    colour image file is read so too (_axial_from_image). An InputError when the array does not fit the geometry."""
     voxels = np.asarray(voxels, np.float32)
+    if voxels.ndim not in (3, 4) or voxels.shape[:3] != tuple(geometry.size_ijk[::-1]):
+        size = "x".join(map(str, geometry.size_ijk))
+        raise InputError(f"{name}: an array of shape {voxels.shape} for a geometry of {size} voxels (i, j, k); the "
+                         "array must be [k, j, i], or [k, j, i, channel] for colour")
     if voxels.ndim == 4:
         volume = axial_from_array(voxels[..., :3].mean(axis=-1), geometry, name)
         volume.colour_channels = {COLOURS[c]: axial_from_array(voxels[..., c], geometry, name)

@@ -420,3 +420,13 @@ def test_each_structures_segment_is_found_by_id_else_by_name_in_any_case():
     assert structure_segments(segments) == {1: 1, 2: 4, 3: 2}  # IDs before names, the first name, the values in order
     assert structure_segments([("SpinalCanal", "Canal"), ("Segment_1", "Spinal canal")]) == {1: 0}
     assert structure_segments([("Disc", "Disc")]) == {}
+
+
+def test_an_array_that_does_not_fit_its_geometry_is_refused_with_the_order_it_needs():
+    geometry = VolumeGeometry((32, 64, 3), np.diag([0.7, 0.7, 4.0, 1.0]))  # size (i, j, k)
+    assert axial_from_array(np.zeros((3, 64, 32)), geometry).layout is not None
+    assert axial_from_array(np.zeros((3, 64, 32, 3)), geometry).layout is not None  # colour
+    for voxels in (np.zeros((32, 64, 3)), np.zeros((64, 32)), np.zeros((1, 3, 64, 32, 3))):
+        with pytest.raises(InputError, match=r"an array of shape .* for a geometry of 32x64x3 voxels \(i, j, k\); "
+                                              r"the array must be \[k, j, i\]"):
+            axial_from_array(voxels, geometry)
