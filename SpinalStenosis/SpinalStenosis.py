@@ -504,8 +504,10 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
             self._scene.stop_watching()
 
     def export(self, parameterNode, folder: str) -> dict:
-        name = parameterNode.inputVolume.GetName().replace(" ", "_")
-        return self.stenosisScene(parameterNode.region).export(self._outputs(parameterNode), folder, name)
+        """Write the results into folder (StenosisScene.export), their files named after the input volume; the
+        paths."""
+        outputs = self._outputs(parameterNode)
+        return self.stenosisScene(parameterNode.region).export(outputs, folder, parameterNode.inputVolume.GetName())
 
 
 class SpinalStenosisTest(ScriptedLoadableModuleTest):

@@ -5,6 +5,7 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -26,6 +27,15 @@ STUDIES_FILE = "studies.csv"  # among several inputs' output folders: a row of w
 SERIES_FILE = "series.json"  # beside the block folders of a DICOM series in angled blocks: the whole series' findings
 OUTPUT_FILES = ("segmentation.nii.gz", "measurements.csv", "levels.csv", "measurements.json", "rulers.mrk.json",
                 "report.png")
+
+
+_NOT_IN_FILE_NAMES = re.compile(r'[<>:"/\\|?*\x00-\x1f\s]+')  # what Windows or POSIX forbid, and spaces
+
+
+def file_stem(name: str) -> str:
+    """A name (a volume's, e.g. Slicer's "3: T2 AX L4/5" for a DICOM series) as the stem of file names on any
+    system: each run of characters a file name may not hold, or of spaces, as one "_"; "volume" if nothing is left."""
+    return _NOT_IN_FILE_NAMES.sub("_", name).strip("._") or "volume"
 
 
 def block_folder(block: int) -> str:

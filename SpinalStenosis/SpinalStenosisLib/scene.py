@@ -28,7 +28,7 @@ from .grading import CANAL_AP_CUTOFFS_MM, REGION_TAGS, THORACIC, grade, region_n
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
 from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, masks_from_labels,
                           measure_slice)
-from .outputs import CSV_COLUMNS, write_levels_csv
+from .outputs import CSV_COLUMNS, file_stem, write_levels_csv
 from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volume, checked_mr_image, input_warnings,
                        measure_with_segmenter, region_shown_by)
 from .report import write_report
@@ -733,10 +733,10 @@ class StenosisScene:
         """Write <base>.seg.nrrd, <base>_rulers.mrk.json and <base>_measurements.csv into folder, in the input
         volume's own coordinates (as Slicer stores nodes under a transform), so they overlay the volume's file; and
         as the command writes them, <base>_levels.csv (outputs.write_levels_csv) and <base>_report.png, of what the
-        table, the segments and the rulers now hold. A ValueError when the volume's voxel grid changed since
-        Measure."""
+        table, the segments and the rulers now hold; <base> is base_name as a file name (outputs.file_stem). A
+        ValueError when the volume's voxel grid changed since Measure."""
         _check_grid(outputs.table.GetNodeReference(INPUT_VOLUME_REFERENCE), outputs)
-        folder = Path(folder).resolve()
+        folder, base_name = Path(folder).resolve(), file_stem(base_name)
         folder.mkdir(parents=True, exist_ok=True)
         paths = {"segmentation": folder / f"{base_name}.seg.nrrd",
                  "rulers": folder / f"{base_name}_rulers.mrk.json",

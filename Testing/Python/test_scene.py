@@ -767,6 +767,15 @@ def test_a_slice_named_at_a_thoracic_level_is_not_graded_with_the_lumbar_cut_off
     assert grades(table)[row] != "" and logic.worst_findings(table)["canal_ap_mm"].slice_index == narrowest
 
 
+def test_export_names_its_files_after_the_volume_as_any_system_allows(context, volume, tmp_path):
+    logic, outputs = measure(context, volume)
+    paths = logic.export(outputs, tmp_path / "export", "3: T2 AX L4/5")  # Slicer's name for a DICOM series
+    assert sorted(path.name for path in (tmp_path / "export").iterdir()) == sorted(
+        f"3_T2_AX_L4_5{suffix}" for suffix in (".seg.nrrd", "_rulers.mrk.json", "_measurements.csv", "_levels.csv",
+                                               "_report.png"))
+    assert all(path.parent == tmp_path / "export" for path in paths.values())
+
+
 def test_export_round_trips(context, volume, tmp_path):
     from PIL import Image
 
