@@ -5,14 +5,20 @@ from __future__ import annotations
 import re
 
 BLOCK_NAME = re.compile(r"block-[1-9]\d*")  # outputs.block_folder's names
+ITEM_SEPARATORS = re.compile(r"[,;]")
+RANGE_DASHES = str.maketrans("\u2013\u2014\u2212", "---")  # en dash, em dash, minus sign: as typed or pasted
 
 
 def parse_levels(text: str) -> dict[int | str, str]:
-    """"4=L4-L5,8=L5-S1", "0-2=L3-L4,3-5=L4-L5" or "block-1=L3-L4,block-2=L4-L5": slice index (or block folder
-    name) → vertebral level; a ValueError naming the item that is none of these, or a slice or block named twice."""
+    """"4=L4-L5,8=L5-S1", "0-2=L3-L4,3-5=L4-L5" or "block-1=L3-L4,block-2=L4-L5" (items separated by commas or
+    semicolons; a range's dash may be an en dash): slice index (or block folder name) → vertebral level; a
+    ValueError naming the item that is none of these, or a slice or block named twice."""
     levels: dict[int | str, str] = {}
-    for item in filter(str.strip, text.split(",")):  # a comma too many names nothing
+    for item in filter(str.strip, ITEM_SEPARATORS.split(text)):  # a comma too many names nothing
         named, _, level = (part.strip() for part in item.partition("="))
+        named = named.translate(RANGE_DASHES)
+        if "=" in level:
+            raise ValueError(f"{item.strip()!r} names more than one level: separate the items with commas")
         if BLOCK_NAME.fullmatch(named) and level:
             if named in levels:
                 raise ValueError(f"{named} is named twice")

@@ -130,3 +130,15 @@ def test_the_report_shows_the_slices_of_the_worst_findings_among_its_panels(narr
     panels = [m.slice_index for m in _pick_slices(slices, worst)]
     assert len(panels) == MAX_PANELS and narrowest in panels and panels == sorted(panels)
     assert {0, MAX_PANELS + 1} <= set(panels)  # the rest spread over the whole stack
+
+
+def test_levels_are_read_as_typed_with_semicolons_or_en_dashes_and_a_missing_comma_is_refused():
+    from SpinalStenosisLib.level_names import parse_levels
+
+    expected = {0: "L3-L4", 1: "L3-L4", 2: "L4-L5"}
+    assert parse_levels("0-1=L3-L4, 2=L4-L5") == parse_levels("0\u20131=L3-L4; 2=L4-L5") == expected
+    assert parse_levels("block-1=L3-L4;block-2=L4-L5") == {"block-1": "L3-L4", "block-2": "L4-L5"}
+    with pytest.raises(ValueError, match=r"'0-1=L3-L4 2=L4-L5' names more than one level: separate the items"):
+        parse_levels("0-1=L3-L4 2=L4-L5")  # read before as slices 0-1 named "L3-L4 2=L4-L5"
+    with pytest.raises(ValueError, match="slice 1 is named twice"):
+        parse_levels("0-1=L3-L4; 1=L4")
