@@ -19,6 +19,7 @@ SEGMENT_IDS_AND_NAMES = {1: ("SpinalCanal", "Spinal canal"), 2: ("LeftNeuralFora
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")  # images without patient geometry
 IMAGE_SUFFIXES = (*PICTURE_SUFFIXES, ".nii", ".gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 MAX_VOXELS_IN_MEMORY = 256 * 1024 * 1024  # larger volumes are read slice by slice
+MAX_PIXEL_MM = 10.0  # the largest pixel --pixel-mm takes: beyond it a picture holds no measurable canal
 COLOURS = ("red", "green", "blue")
 SAME_IMAGE_CORRELATION = 0.98  # colour channels this alike are one image (grey saved in colour, or a lossy copy)
 
@@ -89,8 +90,9 @@ def _check_header(path: Path, dimension: int, components: int, size: tuple[int, 
                   pixel_mm: float | None = None) -> None:
     if components not in (1, 3, 4):
         raise InputError(f"{path}: {components}-component image; a grey-scale (or RGB) MR image is needed")
-    if pixel_mm is not None and not pixel_mm > 0:
-        raise InputError(f"{path}: --pixel-mm must be a positive size in mm")
+    if pixel_mm is not None and not 0 < pixel_mm <= MAX_PIXEL_MM:
+        raise InputError(f"{path}: --pixel-mm must be a positive size in mm, at most {MAX_PIXEL_MM:g} (an axial MR's "
+                         "pixels are about 0.2-2 mm)")
     if dimension == 2 and pixel_mm is None:
         raise InputError(f"{path}: 2-D image without slice geometry; save the axial series as a 3-D volume, or give "
                          "--pixel-mm to measure it as one axial slice as displayed (anterior at the top, the "

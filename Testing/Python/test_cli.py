@@ -417,14 +417,15 @@ def test_a_colour_volume_or_dicom_series_is_measured_on_its_surest_channel_with_
     assert code == cli.EXIT_INPUT and "a colour image; labels need one value (0-3) per voxel" in err
 
 
-def test_pixel_mm_is_refused_for_3d_images_and_must_be_positive(phantom_files, tmp_path, capsys):
+def test_pixel_mm_is_refused_for_3d_images_and_must_be_a_plausible_size(phantom_files, tmp_path, capsys):
     image, labels = phantom_files
     code, err = run(capsys, "measure", image, "--masks", labels, "--pixel-mm", 0.8, "--out", tmp_path / "out")
     assert code == cli.EXIT_INPUT and "--pixel-mm is for 2-D images only" in err
     flat = tmp_path / "flat.png"
     sitk.WriteImage(sitk.Image([32, 32], sitk.sitkUInt8), str(flat))
-    code, err = run(capsys, "measure", flat, "--pixel-mm", 0, "--out", tmp_path / "out")
-    assert code == cli.EXIT_INPUT and "--pixel-mm must be a positive size in mm" in err
+    for pixel_mm in (0, 1e9):
+        code, err = run(capsys, "measure", flat, "--pixel-mm", pixel_mm, "--out", tmp_path / "out")
+        assert code == cli.EXIT_INPUT and "--pixel-mm must be a positive size in mm, at most 10" in err
 
 
 def _bad_inputs(tmp_path):
