@@ -184,8 +184,6 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                       "networks' (Re-measure measures your edits). Measure again?").format(
                         slices=", ".join(map(str, edited)))):
                 return
-            if not self.logic.ensureDependencies():
-                return
             steps = self.logic.startMeasure(self._parameterNode)
             self._timer = qt.QTimer()
             self._timer.setInterval(0)
@@ -321,8 +319,11 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         return self._scene
 
     def segmenter(self, device: str):
-        """The shipped networks on `device`, loaded again only when the device changes."""
+        """The shipped networks on `device`, loaded again only when the device changes; PyTorch installed first, if
+        the user agrees."""
         if self._segmenter is None or self._segmenterDevice not in (None, device):
+            if not self.ensureDependencies():
+                raise RuntimeError(_("Measuring needs PyTorch, which was not installed."))
             from SpinalStenosisLib.inference import load_segmenter
 
             self._segmenter = load_segmenter(device=device)

@@ -313,3 +313,25 @@ def test_a_series_loaded_from_dicom_brings_the_region_its_header_names(panel, ap
     assert widget._parameterNode.outputTable.GetAttribute("SpinalStenosis.region") == "cervical"
     ui.inputSelector.choose(lumbar)
     assert ui.regionComboBox.items[ui.regionComboBox.currentIndex] == "lumbar"
+
+
+def test_pytorch_is_installed_on_first_use_if_the_user_agrees(module, panel, application, monkeypatch):
+    import importlib.util
+    import sys
+
+    installed, find_spec = [], importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "torch" and not installed else find_spec(name, *args))
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", None)  # nor the PyTorch extension
+    monkeypatch.setattr(slicer.util, "pip_install", installed.append)
+    widget = panel()  # the shipped networks
+    ui = widget.ui
+    ui.inputSelector.choose(phantom_volume())
+    application.answer_ok = False
+    with pytest.raises(RuntimeError):
+        ui.measureButton.click()
+    assert "needs PyTorch" in application.questions[-1] and not installed
+    assert application.errors[-1].endswith("Measuring needs PyTorch, which was not installed.")
+    application.answer_ok = True
+    measure_in_panel(widget, application, widget._parameterNode.inputVolume)
+    assert installed == [module.REQUIREMENTS] and ui.statusLabel.text.startswith("Done.")
