@@ -288,13 +288,13 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return SpinalStenosisParameterNode(super().getParameterNode())
 
-    def ensureDependencies(self, askConfirmation: bool = True) -> bool:
-        """Install PyTorch on first use, after the user agrees."""
+    def ensureDependencies(self) -> bool:
+        """Install PyTorch on first use, after the user agrees; whether it is installed."""
         import importlib.util
 
         if importlib.util.find_spec("torch") is not None:
             return True
-        if askConfirmation and not slicer.util.confirmOkCancelDisplay(
+        if not slicer.util.confirmOkCancelDisplay(
                 _("Spinal Stenosis needs PyTorch (about 200 MB, CPU build). Install it now?")):
             return False
         try:
