@@ -60,8 +60,9 @@ def check_output_folder(out_dir: Path, input_path: Path, overwrite: bool) -> Non
     input_folder = input_path if input_path.is_dir() else input_path.parent
     if out_dir == input_folder:
         raise OutputError(f"{out_dir}: the output folder must not be the input's own folder")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir}: exists and is not a folder")
+    nearest = next(path for path in (out_dir, *out_dir.parents) if path.exists())
+    if not nearest.is_dir():
+        raise OutputError(f"{out_dir}: {'it' if nearest == out_dir else nearest} exists and is not a folder")
     existing = [path.name for path in earlier_outputs(out_dir)]
     if existing and not overwrite:
         raise OutputError(f"{out_dir}: already holds {', '.join(existing)}; pass --overwrite to replace them")
@@ -72,8 +73,11 @@ def staged_output(out_dir: Path) -> Iterator[Path]:
     """Yield a staging folder next to out_dir; only if the block succeeds, replace the earlier outputs in out_dir with
     what it wrote there."""
     out_dir = Path(out_dir).resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    except OSError as error:
+        raise OutputError(f"{out_dir}: cannot be written ({error.strerror or error})") from None
     try:
         yield staging
         out_dir.mkdir(exist_ok=True)

@@ -244,6 +244,14 @@ def test_existing_outputs_need_overwrite_and_stay_untouched(phantom_files, tmp_p
     assert run(capsys, "measure", image, "--masks", labels, "--out", out, "--quiet", "--overwrite")[0] == 0
 
 
+def test_a_file_where_the_output_folder_must_be_is_said_before_measuring(phantom_files, tmp_path, capsys):
+    image, labels = phantom_files
+    (tmp_path / "a file").write_text("")
+    for out, why in ((tmp_path / "a file", "it"), (tmp_path / "a file" / "out", tmp_path / "a file")):
+        code, err = run(capsys, "measure", image, "--masks", labels, "--out", out)
+        assert code == cli.EXIT_INPUT and err == f"spinal-stenosis: error: {out}: {why} exists and is not a folder\n"
+
+
 def test_never_writes_next_to_the_input(phantom_files, capsys):
     image, labels = phantom_files
     before = sorted(p.name for p in image.parent.iterdir())
