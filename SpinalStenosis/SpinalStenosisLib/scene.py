@@ -546,8 +546,7 @@ class StenosisScene:
 
         def edited(table, event) -> None:
             self._table_edited(table, accepted)
-            if self._has_columns(table):  # not while this code rebuilds it
-                accepted[:] = self.measurements_of(table)
+            accepted[:] = self.measurements_of(table)
 
         for node in outputs.rulers.values():
             self._forget(node)
