@@ -26,7 +26,7 @@ def panel(module, capfd):
         widget = module.SpinalStenosisWidget()
         widget.setup()
         if segmenter is not None:
-            widget.logic._segmenter = segmenter
+            widget.logic = module.SpinalStenosisLogic(segmenter=segmenter)  # injected, as scripts and tests do
         widgets.append(widget)
         return widget
 
