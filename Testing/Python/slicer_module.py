@@ -2,7 +2,11 @@
 by the smallest thing that behaves alike: Qt (the widgets of the module's own .ui, a timer, a file dialog), the
 scripted-module base classes, the parameter node wrapper (its values kept in the real parameter node, as Slicer keeps
 them, so its Modified events are MRML's), translation, ``slicer.app``, ``slicer.mrmlScene``, ``slicer.modules`` and
-the dialogs of ``slicer.util``. What the module shows or asks is recorded in ``Application``."""
+the dialogs of ``slicer.util``. What the module shows or asks is recorded in ``Application``.
+
+Not imitated: Qt's own behaviour beyond the signals listed in SIGNALS (a node combo box choosing a first node by
+itself, a table view dropping a deleted table node), and what the Segment Editor and Plots modules do with what they
+are given (recorded calls). What the tests prove is the module's own code against real MRML."""
 import importlib.util
 import inspect
 import sys
