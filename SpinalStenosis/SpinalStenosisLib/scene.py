@@ -356,7 +356,7 @@ class StenosisScene:
                 for column, text in grade(self.row_values(table, row), region, level).items():
                     vtk_table.GetColumnByName(column).SetValue(row, text)
             table.SetAttribute(ATTRIBUTE + "region", region)
-            self._flag_worst(table, region)
+            self._flag_worst(table)
             table.Modified()
         volume_node = table.GetNodeReference(INPUT_VOLUME_REFERENCE)
         if not same_region and volume_node is not None:  # the chart's cut-off lines follow the region
@@ -483,9 +483,9 @@ class StenosisScene:
         """The worst findings of each level named in the table's Level column (findings.worst_findings_by_level)."""
         return worst_findings_by_level(self.measurements_of(table), self._region_of(table))
 
-    def _flag_worst(self, table, region: str) -> None:
-        """Name on each row the study's worst findings it holds (findings_on_slice), graded as region."""
-        findings = worst_findings(self.measurements_of(table), region)
+    def _flag_worst(self, table) -> None:
+        """Name on each row the study's worst findings it holds (findings_on_slice), as the table is graded."""
+        findings = self.worst_findings(table)
         vtk_table = table.GetTable()
         slices, flags = vtk_table.GetColumnByName("slice_index"), vtk_table.GetColumnByName("worst_findings")
         for row in range(vtk_table.GetNumberOfRows()):
