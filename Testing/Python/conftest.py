@@ -27,6 +27,14 @@ def phantom_arrays(n_slices: int = 3, size: int = 96, pixel_mm: float = 0.8):
     return image, labels, slice_geometry(grid, 4.0, n_slices)
 
 
+def move_end_halfway(node) -> float:
+    """Moves a ruler's end halfway to its start, as a user dragging it would; its new length."""
+    start = np.array(node.GetNthControlPointPositionWorld(0))
+    end = np.array(node.GetNthControlPointPositionWorld(1))
+    node.SetNthControlPointPositionWorld(1, *(start + (end - start) * 0.5))
+    return float(np.linalg.norm(end - start) * 0.5)
+
+
 def canal_arrays(centres_anterior_mm, semi_ap_mm, spacing_mm: float, size: int = 96):
     """An axial stack of canal labels [k, j, i] (0.5 mm pixels), one ellipse per slice at these anterior offsets with
     these AP semi-axes (16 mm wide), the slices spacing_mm apart; and its geometry."""

@@ -5,7 +5,7 @@ import unittest
 
 import numpy as np
 import pytest
-from conftest import ThresholdSegmenter, phantom_arrays
+from conftest import ThresholdSegmenter, move_end_halfway, phantom_arrays
 
 slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
 
@@ -28,11 +28,9 @@ def test_a_measured_volume_brings_its_region_and_its_rulers_are_watched_again(mo
     assert logic.regionOf(parameterNode) == "cervical"
     assert logic.followVolume(parameterNode) is outputs.table and parameterNode.region == "cervical"
     assert outputs.table.GetAttribute("SpinalStenosis.region") == "cervical"  # not regraded on the way
-    ruler = outputs.rulers[(2, "canal_ap_mm")]
-    start, end = (np.array(ruler.GetNthControlPointPositionWorld(i)) for i in range(2))
-    ruler.SetNthControlPointPositionWorld(1, *(start + (end - start) * 0.5))
+    length = move_end_halfway(outputs.rulers[(2, "canal_ap_mm")])
     row = logic.stenosisScene("cervical").row_values(outputs.table, 2)
-    assert row["canal_ap_mm"] == pytest.approx(ruler.GetLineLengthWorld())  # watched again by followVolume
+    assert row["canal_ap_mm"] == pytest.approx(length)  # watched again by followVolume
     parameterNode.inputVolume = add_volume(slicer.mrmlScene, image, geometry.ijk_to_ras, "not measured")
     assert logic.regionOf(parameterNode) is None and logic.followVolume(parameterNode) is None
     with pytest.raises(ValueError, match="Measure this volume first"):

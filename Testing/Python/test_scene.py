@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from conftest import BrightnessSegmenter, ThresholdSegmenter, canal_arrays, other_contrast, phantom_arrays, tilted
+from conftest import (BrightnessSegmenter, ThresholdSegmenter, canal_arrays, move_end_halfway, other_contrast,
+                      phantom_arrays, tilted)
 
 slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
 
@@ -611,14 +612,6 @@ def test_a_whole_neck_graded_as_lumbar_is_noted_until_the_region_is_cervical(con
                          "cropped neck")  # the body cut by the field of view: nothing to note
     other_logic, other_outputs = measure(context, cropped)
     assert other_logic.region_note(other_outputs.table) == ""
-
-
-def move_end_halfway(node) -> float:
-    """Moves a ruler's end halfway to its start, as a user dragging it would; its new length."""
-    start = np.array(node.GetNthControlPointPositionWorld(0))
-    end = np.array(node.GetNthControlPointPositionWorld(1))
-    node.SetNthControlPointPositionWorld(1, *(start + (end - start) * 0.5))
-    return float(np.linalg.norm(end - start) * 0.5)
 
 
 def test_moving_a_ruler_by_hand_updates_its_row(context, volume):

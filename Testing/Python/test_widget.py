@@ -5,7 +5,7 @@ import types
 
 import numpy as np
 import pytest
-from conftest import ThresholdSegmenter, phantom_arrays
+from conftest import ThresholdSegmenter, move_end_halfway, phantom_arrays
 
 slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
 
@@ -52,12 +52,6 @@ def measure_in_panel(widget, application, volume, region: str | None = None) -> 
         widget.ui.regionComboBox.choose(region)
     widget.ui.measureButton.click()
     application.process_events()
-
-
-def drag_end_inwards(ruler) -> None:
-    """The ruler's second end dragged in a slice view to 0.4 of its length."""
-    start, end = (np.array(ruler.GetNthControlPointPositionWorld(i)) for i in range(2))
-    ruler.SetNthControlPointPositionWorld(1, *(start + (end - start) * 0.4))
 
 
 def test_the_demo_is_measured_step_by_step_and_every_result_is_shown_and_usable(panel, application, tmp_path):
@@ -261,7 +255,7 @@ def test_a_scene_opened_from_file_shows_its_results_and_follows_a_ruler_moved_by
     outputs = widget.logic.stenosisScene().find_outputs(volume)
     assert ui.tableView.table is outputs.table and ui.regionComboBox.currentIndex == 1  # graded cervical
     before = ui.findingsLabel.text
-    drag_end_inwards(outputs.rulers[(0, "canal_ap_mm")])
+    move_end_halfway(outputs.rulers[(0, "canal_ap_mm")])
     assert ui.findingsLabel.text != before and "slice 0" in ui.findingsLabel.text
 
 
@@ -293,7 +287,7 @@ def test_a_saved_scene_opened_again_shows_its_results_and_follows_a_ruler_moved_
     assert volume.GetName() == "phantom" and ui.inputSelector.currentNode is volume
     assert ui.tableView.table is widget._parameterNode.outputTable and ui.regionComboBox.currentIndex == 1
     assert ui.findingsLabel.text == findings and ui.remeasureButton.enabled
-    drag_end_inwards(widget.logic.stenosisScene().find_outputs(volume).rulers[(0, "canal_ap_mm")])
+    move_end_halfway(widget.logic.stenosisScene().find_outputs(volume).rulers[(0, "canal_ap_mm")])
     assert ui.findingsLabel.text != findings and "slice 0" in ui.findingsLabel.text
 
 
