@@ -79,3 +79,38 @@ def test_lib_imports_without_slicer_or_qt():
             "assert 'qt' not in sys.modules and 'torch' not in sys.modules and 'slicer' not in sys.modules")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=MODULE)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_pip_package_holds_the_lib_the_command_and_the_models_it_verifies(tmp_path):
+    """What `pip install .` makes of pyproject.toml, built from the tracked sources alone (no stale build folder):
+    every Lib module, the console script, and the shipped networks found and verified from the installed copy."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    source = tmp_path / "source"
+    for folder in ("SpinalStenosis/SpinalStenosisLib", "SpinalStenosis/Resources/Models"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE.txt"):
+        shutil.copy(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                    "--disable-pip-version-check", "--wheel-dir", str(tmp_path / "wheel"), str(source)], check=True)
+    [wheel] = (tmp_path / "wheel").glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        [entry_points] = [n for n in names if n.endswith("entry_points.txt")]
+        assert "spinal-stenosis = SpinalStenosisLib.cli:main" in archive.read(entry_points).decode()
+        archive.extractall(tmp_path / "site")  # a pure-Python wheel installs as its unpacked files
+    lib = MODULE / "SpinalStenosisLib"
+    assert {f"SpinalStenosisLib/{p.relative_to(lib).as_posix()}" for p in lib.rglob("*.py")} <= names
+
+    code = ("import SpinalStenosisLib.models as models; "
+            "print(models.models_folder()); "
+            "[models.verified_path(name) for name in models.read_manifest()['models']]")
+    environment = {k: v for k, v in os.environ.items() if k != "SPINAL_STENOSIS_MODELS"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                            env={**environment, "PYTHONPATH": str(tmp_path / "site")})
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()) == tmp_path / "site" / "SpinalStenosisLib" / "_models"
