@@ -268,6 +268,12 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not folder:
             return
         with slicer.util.tryWithErrorDisplay(_("Failed to export."), waitCursor=True):
+            existing = [path.name for path in self.logic.exportedFiles(self._parameterNode, folder).values()
+                        if path.exists()]
+            if existing and not slicer.util.confirmOkCancelDisplay(
+                    _("{folder} already holds {files}. Replace them?").format(folder=folder,
+                                                                              files=", ".join(existing))):
+                return
             paths = self.logic.export(self._parameterNode, folder)
             self.ui.statusLabel.text = _("Exported to {folder}").format(folder=os.path.dirname(paths["table"]))
 
@@ -504,9 +510,16 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         if self._scene is not None:
             self._scene.stop_watching()
 
+    def exportedFiles(self, parameterNode, folder: str) -> dict:
+        """The files export writes into folder, named after the input volume, by kind."""
+        from SpinalStenosisLib.outputs import exported_files
+
+        self._outputs(parameterNode)  # "Measure this volume first." where there is nothing to export
+        return exported_files(folder, parameterNode.inputVolume.GetName())
+
     def export(self, parameterNode, folder: str) -> dict:
-        """Write the results into folder (StenosisScene.export), their files named after the input volume; the
-        paths."""
+        """Write the results into folder (StenosisScene.export, all files or none), named after the input volume;
+        the paths."""
         outputs = self._outputs(parameterNode)
         return self.stenosisScene(parameterNode.region).export(outputs, folder, parameterNode.inputVolume.GetName())
 

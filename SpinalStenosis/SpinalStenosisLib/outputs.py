@@ -38,6 +38,16 @@ def file_stem(name: str) -> str:
     return _NOT_IN_FILE_NAMES.sub("_", name).strip("._") or "volume"
 
 
+EXPORTED_FILES = {"segmentation": ".seg.nrrd", "rulers": "_rulers.mrk.json", "table": "_measurements.csv",
+                  "levels": "_levels.csv", "report": "_report.png"}  # 3D Slicer's Export: kind → suffix of the stem
+
+
+def exported_files(folder: Path | str, volume_name: str) -> dict[str, Path]:
+    """The files 3D Slicer's Export writes into folder for the volume named volume_name, by kind."""
+    folder, stem = Path(folder).resolve(), file_stem(volume_name)
+    return {kind: folder / f"{stem}{suffix}" for kind, suffix in EXPORTED_FILES.items()}
+
+
 def block_folder(block: int) -> str:
     """The output subfolder of a DICOM series' angled block (numbered from 1)."""
     return f"block-{block}"
@@ -68,16 +78,21 @@ def check_output_folder(out_dir: Path, input_path: Path, overwrite: bool) -> Non
         raise OutputError(f"{out_dir}: already holds {', '.join(existing)}; pass --overwrite to replace them")
 
 
+def _staging_folder(parent: Path, prefix: str, written: Path) -> Path:
+    """A new empty folder in parent (made if need be) to stage the files of written; an OutputError if it cannot."""
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    except OSError as error:
+        raise OutputError(f"{written}: cannot be written ({error.strerror or error})") from None
+
+
 @contextmanager
 def staged_output(out_dir: Path) -> Iterator[Path]:
     """Yield a staging folder next to out_dir; only if the block succeeds, replace the earlier outputs in out_dir with
     what it wrote there."""
     out_dir = Path(out_dir).resolve()
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    except OSError as error:
-        raise OutputError(f"{out_dir}: cannot be written ({error.strerror or error})") from None
+    staging = _staging_folder(out_dir.parent, f".{out_dir.name}.", out_dir)
     try:
         yield staging
         out_dir.mkdir(exist_ok=True)
@@ -85,6 +100,20 @@ def staged_output(out_dir: Path) -> Iterator[Path]:
             shutil.rmtree(earlier) if earlier.is_dir() else earlier.unlink()
         for item in staging.iterdir():
             os.replace(item, out_dir / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextmanager
+def staged_files(paths: Mapping[str, Path]) -> Iterator[dict[str, Path]]:
+    """Yield a staging path for each of paths (files of one folder); only if the block succeeds, move each onto its
+    path, replacing the file there: all of them written, or none."""
+    folder = next(iter(paths.values())).parent
+    staging = _staging_folder(folder, ".staging.", folder)
+    try:
+        yield {kind: staging / path.name for kind, path in paths.items()}
+        for path in paths.values():
+            os.replace(staging / path.name, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

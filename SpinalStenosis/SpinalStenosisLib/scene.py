@@ -28,7 +28,7 @@ from .grading import CANAL_AP_CUTOFFS_MM, REGION_TAGS, THORACIC, grade, region_n
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
 from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, masks_from_labels,
                           measure_slice)
-from .outputs import CSV_COLUMNS, file_stem, write_levels_csv
+from .outputs import CSV_COLUMNS, exported_files, staged_files, write_levels_csv
 from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volume, checked_mr_image, input_warnings,
                        measure_with_segmenter, region_shown_by)
 from .report import write_report
@@ -729,34 +729,29 @@ class StenosisScene:
 
     # ---- export ----------------------------------------------------------------------------------------------
     def export(self, outputs: SceneOutputs, folder: Path | str, base_name: str) -> dict[str, Path]:
-        """Write <base>.seg.nrrd, <base>_rulers.mrk.json and <base>_measurements.csv into folder, in the input
-        volume's own coordinates (as Slicer stores nodes under a transform), so they overlay the volume's file; and
-        as the command writes them, <base>_levels.csv (outputs.write_levels_csv) and <base>_report.png, of what the
-        table, the segments and the rulers now hold; <base> is base_name as a file name (outputs.file_stem). A
+        """Write the files outputs.exported_files names into folder, all or none: the segmentation (.seg.nrrd) and the
+        rulers (.mrk.json) in the input volume's own coordinates (as Slicer stores nodes under a transform), so they
+        overlay the volume's file, the table as CSV and, as the command writes them, the levels' CSV
+        (outputs.write_levels_csv) and the report, of what the table, the segments and the rulers now hold. A
         ValueError when the volume's voxel grid changed since Measure."""
         _check_grid(outputs.table.GetNodeReference(INPUT_VOLUME_REFERENCE), outputs)
-        folder, base_name = Path(folder).resolve(), file_stem(base_name)
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = {"segmentation": folder / f"{base_name}.seg.nrrd",
-                 "rulers": folder / f"{base_name}_rulers.mrk.json",
-                 "table": folder / f"{base_name}_measurements.csv",
-                 "levels": folder / f"{base_name}_levels.csv",
-                 "report": folder / f"{base_name}_report.png"}
-        storage = outputs.segmentation.CreateDefaultStorageNode()
-        storage.SetFileName(str(paths["segmentation"]))
-        if not storage.WriteData(outputs.segmentation):
-            raise OSError(f"could not write {paths['segmentation']}")
-        rulers = {key: Ruler(*(np.array(node.GetNthControlPointPosition(i)) for i in range(2)))  # the volume's RAS
-                  for key, node in sorted(outputs.rulers.items())
-                  if node.GetNumberOfControlPoints() == 2}  # not one whose point the user deleted
-        lines = [line_markup(outputs.rulers[key].GetName(), ruler, key[1]) for key, ruler in rulers.items()]
-        paths["rulers"].write_text(json.dumps(markups_document(lines), indent=1), encoding="utf-8")
-        self._write_csv(outputs.table, paths["table"])
-        measurements = self.measurements_of(outputs.table)
-        for m in measurements:
-            m.rulers = {name: ruler for (slice_index, name), ruler in rulers.items() if slice_index == m.slice_index}
-        write_levels_csv(paths["levels"], measurements, self._region_of(outputs.table))
-        self._write_report(outputs, measurements, paths["report"])
+        paths = exported_files(folder, base_name)
+        with staged_files(paths) as staged:
+            storage = outputs.segmentation.CreateDefaultStorageNode()
+            storage.SetFileName(str(staged["segmentation"]))
+            if not storage.WriteData(outputs.segmentation):
+                raise OSError(f"could not write {paths['segmentation']}")
+            rulers = {key: Ruler(*(np.array(node.GetNthControlPointPosition(i)) for i in range(2)))  # volume's RAS
+                      for key, node in sorted(outputs.rulers.items())
+                      if node.GetNumberOfControlPoints() == 2}  # not one whose point the user deleted
+            lines = [line_markup(outputs.rulers[key].GetName(), ruler, key[1]) for key, ruler in rulers.items()]
+            staged["rulers"].write_text(json.dumps(markups_document(lines), indent=1), encoding="utf-8")
+            self._write_csv(outputs.table, staged["table"])
+            measurements = self.measurements_of(outputs.table)
+            for m in measurements:
+                m.rulers = {name: ruler for (index, name), ruler in rulers.items() if index == m.slice_index}
+            write_levels_csv(staged["levels"], measurements, self._region_of(outputs.table))
+            self._write_report(outputs, measurements, staged["report"])
         return paths
 
     def _write_report(self, outputs: SceneOutputs, measurements: list[SliceMeasurement], path: Path) -> None:

@@ -803,6 +803,29 @@ def test_export_round_trips(context, volume, tmp_path):
                                                             if node is not half_deleted}
 
 
+def test_export_writes_all_its_files_or_none(context, volume, tmp_path, monkeypatch):
+    from SpinalStenosisLib.outputs import OutputError
+
+    logic, outputs = measure(context, volume)
+    folder = tmp_path / "export"
+    (folder / "mine.txt").parent.mkdir()
+    (folder / "mine.txt").write_text("the user's")
+    paths = logic.export(outputs, folder, "patient")
+    earlier = {path: path.read_bytes() for path in paths.values()}
+    move_end_halfway(outputs.rulers[(2, "right_foramen_width_mm")])  # the export would differ now
+
+    def failing_report(*args):
+        raise MemoryError("no memory for the report")
+
+    monkeypatch.setattr(logic, "_write_report", failing_report)  # the last file written
+    with pytest.raises(MemoryError):
+        logic.export(outputs, folder, "patient")
+    assert {path: path.read_bytes() for path in paths.values()} == earlier  # not one of them replaced
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["mine.txt", *(p.name for p in paths.values())])
+    with pytest.raises(OutputError, match=r"mine.txt: cannot be written \(File exists\)"):
+        logic.export(outputs, folder / "mine.txt", "patient")  # a file where the folder must be
+
+
 def test_a_segmentation_file_edited_in_slicer_gives_the_masks_by_segment_id_or_name(context, volume, tmp_path):
     from SpinalStenosisLib.volume_io import InputError, read_labels
 

@@ -211,6 +211,28 @@ def test_a_deleted_result_node_disables_what_needs_it_and_measure_makes_it_again
         assert ui.remeasureButton.enabled and ui.tableView.table is widget._parameterNode.outputTable
 
 
+def test_export_asks_before_replacing_the_files_of_an_earlier_export(panel, application, tmp_path):
+    widget = panel(ThresholdSegmenter())
+    ui = widget.ui
+    volume = phantom_volume("3: T2 AX L4/5")
+    measure_in_panel(widget, application, volume)
+    folder = tmp_path / "export"
+    application.folder_chosen = str(folder)
+    ui.exportButton.click()
+    assert application.questions == [] and ui.statusLabel.text == f"Exported to {folder}"
+    report = folder / "3_T2_AX_L4_5_report.png"
+    earlier = report.read_bytes()
+    move_end_halfway(widget.logic._outputs(widget._parameterNode).rulers[(2, "canal_ap_mm")])
+    application.answer_ok = False
+    ui.exportButton.click()
+    assert application.questions[-1].startswith(f"{folder} already holds 3_T2_AX_L4_5.seg.nrrd, ")
+    assert report.read_bytes() == earlier  # the user said no
+    application.answer_ok = True
+    ui.exportButton.click()
+    assert report.read_bytes() != earlier and len(list(folder.iterdir())) == 5
+    assert application.errors == []
+
+
 def test_choosing_a_volume_brings_its_own_results_and_region(panel, application):
     widget = panel(ThresholdSegmenter())
     ui = widget.ui
