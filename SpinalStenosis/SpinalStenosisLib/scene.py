@@ -102,6 +102,17 @@ def _writing(table):
         _TABLES_BEING_WRITTEN.discard(table)
 
 
+@contextmanager
+def _nodes_changing(scene):
+    """While this code adds, removes and moves many nodes (a long stack's hundreds of rulers): the scene is batch
+    processing, so Slicer's views and data tree update once, at the end, rather than on each node."""
+    scene.StartState(scene.BatchProcessState)
+    try:
+        yield
+    finally:
+        scene.EndState(scene.BatchProcessState)
+
+
 def terminology_entry(type_code: str, modifier: str) -> str:
     """Slicer terminology entry: SNOMED category 'Anatomical Structure', project-local type codes (no verified
     SNOMED code for the thecal sac / neural foramen was at hand), SNOMED left/right modifiers."""
@@ -215,32 +226,33 @@ class StenosisScene:
         name = volume_node.GetName()
         provenance = {"engineVersion": __version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                       **run.provenance, **(provenance or {})}
-        segmentation = self._node(volume_node, "segmentation", "vtkMRMLSegmentationNode",
-                                  f"{name} stenosis segmentation")
-        _follow(segmentation, volume_node)
-        self._write_segments(segmentation, volume_node, run.volume.to_source_grid(run.stack_labels))
-        hashes = json.dumps(_slice_hashes(run.stack_labels))
-        segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", hashes)  # as last measured (Re-measure updates them)
-        segmentation.SetAttribute(ATTRIBUTE + "drawnHashes", hashes)  # as the networks drew them
-        measured_on = geometry_of(volume_node)  # what Re-measure checks the volume against
-        segmentation.SetAttribute(ATTRIBUTE + "volumeGeometry", json.dumps(
-            {"size_ijk": list(measured_on.size_ijk), "ijk_to_ras": measured_on.ijk_to_ras.tolist()}))
-        # what Re-measure needs to judge the warnings again as Measure did
-        segmentation.SetAttribute(ATTRIBUTE + "readWarnings", json.dumps(run.volume.warnings))
-        segmentation.SetAttribute(ATTRIBUTE + "colourChannel", run.colour_channel or "")
-        table = self._node(volume_node, "table", "vtkMRMLTableNode", f"{name} stenosis measurements")
-        outputs = SceneOutputs(segmentation, table)
-        with _writing(table):
-            self._fill_table(table, run.measurements, self._levels_named(volume_node, table))
-            outputs.rulers = self._sync_rulers(volume_node, run.measurements, {})
-            outputs.region = self._sync_region(volume_node, run)
-            for node in (segmentation, table):
-                for key, value in provenance.items():
-                    node.SetAttribute(ATTRIBUTE + key, value if isinstance(value, str) else json.dumps(value))
-            _store_warnings(outputs, run.warnings)
-            table.SetAttribute(ATTRIBUTE + "shownRegion", region_shown_by([run]) or "")
-            outputs.chart = self._sync_chart(volume_node, table)
-            self._organise(volume_node, outputs)
+        with _nodes_changing(self.scene):
+            segmentation = self._node(volume_node, "segmentation", "vtkMRMLSegmentationNode",
+                                      f"{name} stenosis segmentation")
+            _follow(segmentation, volume_node)
+            self._write_segments(segmentation, volume_node, run.volume.to_source_grid(run.stack_labels))
+            hashes = json.dumps(_slice_hashes(run.stack_labels))
+            segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", hashes)  # as last measured (Re-measure updates them)
+            segmentation.SetAttribute(ATTRIBUTE + "drawnHashes", hashes)  # as the networks drew them
+            measured_on = geometry_of(volume_node)  # what Re-measure checks the volume against
+            segmentation.SetAttribute(ATTRIBUTE + "volumeGeometry", json.dumps(
+                {"size_ijk": list(measured_on.size_ijk), "ijk_to_ras": measured_on.ijk_to_ras.tolist()}))
+            # what Re-measure needs to judge the warnings again as Measure did
+            segmentation.SetAttribute(ATTRIBUTE + "readWarnings", json.dumps(run.volume.warnings))
+            segmentation.SetAttribute(ATTRIBUTE + "colourChannel", run.colour_channel or "")
+            table = self._node(volume_node, "table", "vtkMRMLTableNode", f"{name} stenosis measurements")
+            outputs = SceneOutputs(segmentation, table)
+            with _writing(table):
+                self._fill_table(table, run.measurements, self._levels_named(volume_node, table))
+                outputs.rulers = self._sync_rulers(volume_node, run.measurements, {})
+                outputs.region = self._sync_region(volume_node, run)
+                for node in (segmentation, table):
+                    for key, value in provenance.items():
+                        node.SetAttribute(ATTRIBUTE + key, value if isinstance(value, str) else json.dumps(value))
+                _store_warnings(outputs, run.warnings)
+                table.SetAttribute(ATTRIBUTE + "shownRegion", region_shown_by([run]) or "")
+                outputs.chart = self._sync_chart(volume_node, table)
+                self._organise(volume_node, outputs)
         self.watch_hand_edits(outputs)
         return outputs
 
@@ -713,7 +725,7 @@ class StenosisScene:
         hashes = _slice_hashes(stack)
         changed = _differing(hashes, outputs.segmentation.GetAttribute(ATTRIBUTE + "sliceHashes"))
         measurements = []
-        with _writing(outputs.table):
+        with _nodes_changing(self.scene), _writing(outputs.table):
             for s in changed:
                 m = measure_slice(masks_from_labels(stack[s]), volume.layout.slice_grid(s), s,
                                   volume.layout.slice_position_mm(s))

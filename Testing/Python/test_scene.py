@@ -336,6 +336,22 @@ def test_remeasure_changes_exactly_the_edited_rows(context, volume):
     assert logic.remeasure(volume, outputs) == []
 
 
+def test_measure_and_remeasure_change_their_nodes_in_one_batch_so_slicer_updates_its_views_once(context, volume):
+    scene, changes, batches = context.scene, [], []
+    for event in (scene.NodeAddedEvent, scene.NodeRemovedEvent):
+        scene.AddObserver(event, lambda caller, event: changes.append(scene.IsBatchProcessing()))
+    scene.AddObserver(scene.EndBatchProcessEvent, lambda caller, event: batches.append(event))
+    logic, outputs = measure(context, volume)
+    assert len(batches) == 1 and len(changes) > len(outputs.rulers) and all(changes)
+    labels = logic.labels_of(outputs.segmentation, volume)
+    labels[labels == 2] = 0  # every left foramen erased: a ruler removed on each slice
+    logic._write_segments(outputs.segmentation, volume, labels)
+    changes.clear()
+    assert logic.remeasure(volume, outputs) == [0, 1, 2]
+    assert len(batches) == 2 and not any(name == "left_foramen_width_mm" for _, name in outputs.rulers)
+    assert changes.count(True) == 3  # the three rulers removed (the other changes: labelmaps read and dropped)
+
+
 def test_the_slices_edited_by_hand_are_known_until_measured_again(context, volume):
     logic, outputs = measure(context, volume)
     assert logic.edited_slices(volume) == []
