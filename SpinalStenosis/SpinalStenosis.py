@@ -13,7 +13,22 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-REQUIREMENTS = "torch>=2.0"
+# What the module needs that 3D Slicer does not bundle (it bundles NumPy, SciPy, SimpleITK and VTK), by import name:
+# PyTorch to measure (through the PyTorch extension where it is installed), Pillow to draw the exported report.
+REQUIREMENTS = {"torch": "torch>=2.0", "PIL": "Pillow>=10.1"}
+
+
+def _installed(requirement: str) -> bool:
+    """Whether a distribution that meets the pip requirement (e.g. "Pillow>=10.1") is installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import Requirement
+
+    wanted = Requirement(requirement)
+    try:
+        return wanted.specifier.contains(version(wanted.name), prereleases=True)
+    except PackageNotFoundError:
+        return False
 
 
 class SpinalStenosis(ScriptedLoadableModule):
@@ -294,25 +309,33 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return SpinalStenosisParameterNode(super().getParameterNode())
 
-    def ensureDependencies(self) -> bool:
-        """Install PyTorch on first use, after the user agrees; whether it is installed."""
+    def ensureDependencies(self, modules=tuple(REQUIREMENTS)) -> bool:
+        """Install those of modules (REQUIREMENTS' import names) whose requirement is not met, once the user agrees;
+        whether all of them are met."""
+        import importlib
         import importlib.util
 
-        if importlib.util.find_spec("torch") is not None:
+        missing = [REQUIREMENTS[module] for module in modules if not _installed(REQUIREMENTS[module])]
+        if not missing:
             return True
-        if not slicer.util.confirmOkCancelDisplay(
-                _("Spinal Stenosis needs PyTorch (about 200 MB, CPU build). Install it now?")):
+        size = _(" (PyTorch: about 200 MB, CPU build)") if REQUIREMENTS["torch"] in missing else ""
+        if not slicer.util.confirmOkCancelDisplay(_("Spinal Stenosis needs {packages}{size}. Install now?").format(
+                packages=_(" and ").join(missing), size=size)):
             return False
-        try:
-            import PyTorchUtils
+        for requirement in missing:
+            if requirement == REQUIREMENTS["torch"] and importlib.util.find_spec("PyTorchUtils") is not None:
+                import PyTorchUtils
 
-            PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False)
-        except ImportError:
-            slicer.util.pip_install(REQUIREMENTS)
-        if importlib.util.find_spec("torch") is None:
-            raise RuntimeError(_("PyTorch could not be installed. Install the PyTorch extension from the "
-                                 "Extensions Manager, or run slicer.util.pip_install('torch') in the Python "
-                                 "console, then restart Slicer."))
+                PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False, torchVersionRequirement=">=2.0")
+            else:
+                slicer.util.pip_install(requirement)
+        importlib.invalidate_caches()
+        unmet = [requirement for requirement in missing if not _installed(requirement)]
+        if unmet:
+            raise RuntimeError(_("Could not install {packages}. Run slicer.util.pip_install('{first}') in the Python "
+                                 "console (for PyTorch, or install the PyTorch extension from the Extensions "
+                                 "Manager), then restart Slicer.").format(packages=_(" and ").join(unmet),
+                                                                         first=unmet[0]))
         return True
 
     def stenosisScene(self, region: str = "lumbar"):
@@ -328,7 +351,7 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         """The shipped networks on `device`, loaded again only when the device changes; PyTorch installed first, if
         the user agrees."""
         if self._segmenter is None or self._segmenterDevice not in (None, device):
-            if not self.ensureDependencies():
+            if not self.ensureDependencies(("torch",)):
                 raise RuntimeError(_("Measuring needs PyTorch, which was not installed."))
             from SpinalStenosisLib.inference import load_segmenter
 
@@ -521,6 +544,8 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         """Write the results into folder (StenosisScene.export, all files or none), named after the input volume;
         the paths."""
         outputs = self._outputs(parameterNode)
+        if not self.ensureDependencies(("PIL",)):
+            raise RuntimeError(_("Exporting needs Pillow (it draws the report), which was not installed."))
         return self.stenosisScene(parameterNode.region).export(outputs, folder, parameterNode.inputVolume.GetName())
 
 

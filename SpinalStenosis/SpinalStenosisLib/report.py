@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
+from scipy import ndimage
 
 from .crop import crop_grid, resample
 from .findings import (describe_findings, describe_levels, slice_name, slices_of, worst_findings,
@@ -114,34 +115,23 @@ def _panel(image: np.ndarray, grid: PlaneGrid, view: PlaneGrid) -> np.ndarray:
     return np.repeat((grey * 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
-def _outlines(labels: np.ndarray, grid: PlaneGrid, view: PlaneGrid) -> dict[int, list[np.ndarray]]:
-    """Per label value, the 0.5 iso-lines of its mask on the slice (contourpy, over the viewed part only) as
-    (row, column) polylines in the view's pixel indices."""
-    import contourpy
-
-    row_min, row_max, column_min, column_max = view.extent_on(grid)
-    (r0, c0), (r1, c1) = (np.clip(np.floor([row_min, column_min]).astype(int) - 1, 0, labels.shape),
-                          np.clip(np.ceil([row_max, column_max]).astype(int) + 2, 0, labels.shape))
-    outlines = {}
-    for value in MASK_COLOURS:
-        mask = labels[r0:r1, c0:c1] == value
+def _outline(panel: np.ndarray, labels: np.ndarray, grid: PlaneGrid, view: PlaneGrid) -> np.ndarray:
+    """The panel with each structure's outline in its colour: the view's pixels inside the 0.5 iso-line of its mask
+    (resampled bilinearly onto the view) and within OUTLINE_PX of it."""
+    for value, colour in MASK_COLOURS.items():
+        mask = labels == value
         if not mask.any():
             continue
-        generator = contourpy.contour_generator(np.arange(c0, c1), np.arange(r0, r1), mask.astype(float),
-                                                name="serial", line_type=contourpy.LineType.Separate)
-        outlines[value] = [np.stack(view.to_index(grid.to_ras(line[:, 1], line[:, 0])), axis=1)
-                           for line in generator.lines(0.5)]
-    return outlines
+        inside = resample(mask.astype(np.float32), grid, view) >= 0.5
+        panel[inside & ~ndimage.binary_erosion(inside, iterations=OUTLINE_PX, border_value=1)] = _rgb(colour)
+    return panel
 
 
-def _draw_overlays(draw, m: SliceMeasurement, outlines: dict[int, list[np.ndarray]], view: PlaneGrid) -> None:
-    """Mask outlines, then rulers with their end points, on the panel (which clips what lies beyond the view)."""
+def _draw_rulers(draw, m: SliceMeasurement, view: PlaneGrid) -> None:
+    """The rulers with their end points, on the panel (which clips what lies beyond the view)."""
     def xy(rows: np.ndarray, columns: np.ndarray) -> list[tuple[float, float]]:
         return [(float(c) + 0.5, float(r) + 0.5) for r, c in zip(rows, columns)]  # Pillow: pixel k spans k..k+1
 
-    for value, lines in outlines.items():
-        for line in lines:
-            draw.line(xy(line[:, 0], line[:, 1]), fill=_rgb(MASK_COLOURS[value]), width=OUTLINE_PX, joint="curve")
     for name, ruler in m.rulers.items():
         points = xy(*view.to_index(np.stack([ruler.start_ras, ruler.end_ras])))
         colour = _rgb(RULER_COLOURS[name])
@@ -224,8 +214,8 @@ def _render(path: Path, title: str, texts: Sequence[str], warnings: Sequence[str
         s = m.slice_index
         image, labels, grid = stack.read_slice(s), stack.read_labels(s), stack.slice_grid(s)
         image_top, view = top + CAPTION_PX, _view(grid, labels)
-        panel = Image.fromarray(_panel(image, grid, view))
-        _draw_overlays(ImageDraw.Draw(panel), m, _outlines(labels, grid, view), view)
+        panel = Image.fromarray(_outline(_panel(image, grid, view), labels, grid, view))
+        _draw_rulers(ImageDraw.Draw(panel), m, view)
         canvas.paste(panel, (left, image_top))
         draw.multiline_text((left + 4, top + 4), _caption(m, region, block), fill="white", font=caption_font,
                             spacing=4)

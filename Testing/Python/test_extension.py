@@ -114,3 +114,28 @@ def test_the_pip_package_holds_the_lib_the_command_and_the_models_it_verifies(tm
                             env={**environment, "PYTHONPATH": str(tmp_path / "site")})
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == tmp_path / "site" / "SpinalStenosisLib" / "_models"
+
+
+SLICER_BUNDLES = {"numpy", "scipy", "SimpleITK", "vtk", "vtkmodules", "slicer", "qt", "ctk"}  # in 3D Slicer's Python
+COMMAND_LINE_ONLY = {("matplotlib", "synth/gallery.py")}  # the `synth` command's gallery, never run in Slicer
+
+
+def test_what_the_lib_imports_is_bundled_with_slicer_or_installed_by_the_module_when_needed():
+    """In 3D Slicer only what Slicer bundles and what the module installs (its REQUIREMENTS) can be imported: anything
+    else, such as a package that pip installs for the command line as another's dependency, fails there."""
+    import sys
+
+    module_source = ast.parse((MODULE / "SpinalStenosis.py").read_text(encoding="utf-8"))
+    [requirements] = [ast.literal_eval(node.value) for node in module_source.body if isinstance(node, ast.Assign)
+                      and [target.id for target in node.targets] == ["REQUIREMENTS"]]
+    lib = MODULE / "SpinalStenosisLib"
+    imported = set()
+    for path in lib.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            imported |= {(name.split(".")[0], path.relative_to(lib).as_posix()) for name in names}
+    third_party = {(name, file) for name, file in imported if name not in sys.stdlib_module_names}
+    assert {name for name, _ in third_party} >= {"numpy", "torch", "PIL"}  # the walk sees the imports
+    assert {(name, file) for name, file in third_party
+            if name not in SLICER_BUNDLES | set(requirements)} == COMMAND_LINE_ONLY

@@ -17,6 +17,12 @@ def test_the_modules_own_self_test_passes(module):
     assert result.wasSuccessful(), result.failures + result.errors
 
 
+def test_a_requirement_is_met_by_an_installed_distribution_of_a_version_it_allows(module):
+    assert module._installed("numpy>=1.0") and module._installed("torch>=2.0")  # "2.13.0+cpu": a local version
+    assert not module._installed("numpy>=999") and not module._installed("no-such-distribution-here")
+    assert set(module.REQUIREMENTS) == {"torch", "PIL"}  # what Slicer does not bundle (see test_extension)
+
+
 def test_a_measured_volume_brings_its_region_and_its_rulers_are_watched_again(module):
     image, _, geometry = phantom_arrays()
     logic = module.SpinalStenosisLogic(segmenter=ThresholdSegmenter())

@@ -331,13 +331,12 @@ def test_a_series_loaded_from_dicom_brings_the_region_its_header_names(panel, ap
     assert ui.regionComboBox.items[ui.regionComboBox.currentIndex] == "lumbar"
 
 
-def test_pytorch_is_installed_on_first_use_if_the_user_agrees(module, panel, application, monkeypatch):
-    import importlib.util
+def test_pytorch_and_pillow_are_installed_when_first_needed_if_the_user_agrees(module, panel, application,
+                                                                              monkeypatch, tmp_path):
     import sys
 
-    installed, find_spec = [], importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *args: None if name == "torch" and not installed else find_spec(name, *args))
+    installed = []
+    monkeypatch.setattr(module, "_installed", installed.__contains__)  # nothing the module needs is installed yet
     monkeypatch.setitem(sys.modules, "PyTorchUtils", None)  # nor the PyTorch extension
     monkeypatch.setattr(slicer.util, "pip_install", installed.append)
     widget = panel()  # the shipped networks
@@ -346,8 +345,35 @@ def test_pytorch_is_installed_on_first_use_if_the_user_agrees(module, panel, app
     application.answer_ok = False
     with pytest.raises(RuntimeError):
         ui.measureButton.click()
-    assert "needs PyTorch" in application.questions[-1] and not installed
+    assert application.questions[-1] == ("Spinal Stenosis needs torch>=2.0 (PyTorch: about 200 MB, CPU build). "
+                                         "Install now?") and not installed
     assert application.errors[-1].endswith("Measuring needs PyTorch, which was not installed.")
     application.answer_ok = True
     measure_in_panel(widget, application, widget._parameterNode.inputVolume)
-    assert installed == [module.REQUIREMENTS] and ui.statusLabel.text.startswith("Done.")
+    assert installed == ["torch>=2.0"] and ui.statusLabel.text.startswith("Done.")  # Pillow is not asked for yet
+
+    application.folder_chosen = str(tmp_path / "export")
+    application.answer_ok = False
+    with pytest.raises(RuntimeError):
+        ui.exportButton.click()
+    assert application.questions[-1] == "Spinal Stenosis needs Pillow>=10.1. Install now?"
+    assert application.errors[-1].endswith("Exporting needs Pillow (it draws the report), which was not installed.")
+    assert not (tmp_path / "export").exists()
+    application.answer_ok = True
+    ui.exportButton.click()
+    assert installed == ["torch>=2.0", "Pillow>=10.1"] and ui.statusLabel.text.startswith("Exported to")
+
+
+def test_an_install_that_does_not_take_says_how_to_install_by_hand(module, panel, application, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(module, "_installed", lambda requirement: False)  # pip runs, and still nothing is there
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", None)
+    monkeypatch.setattr(slicer.util, "pip_install", lambda requirement: None)
+    widget = panel()
+    widget.ui.inputSelector.choose(phantom_volume())
+    with pytest.raises(RuntimeError):
+        widget.ui.measureButton.click()
+    assert application.errors[-1].endswith("Could not install torch>=2.0. Run slicer.util.pip_install('torch>=2.0') "
+                                           "in the Python console (for PyTorch, or install the PyTorch extension "
+                                           "from the Extensions Manager), then restart Slicer.")
