@@ -117,13 +117,23 @@ def _panel(image: np.ndarray, grid: PlaneGrid, view: PlaneGrid) -> np.ndarray:
 
 def _outline(panel: np.ndarray, labels: np.ndarray, grid: PlaneGrid, view: PlaneGrid) -> np.ndarray:
     """The panel with each structure's outline in its colour: the view's pixels inside the 0.5 iso-line of its mask
-    (resampled bilinearly onto the view) and within OUTLINE_PX of it."""
+    (resampled bilinearly onto the view, around the mask only) and within OUTLINE_PX of it."""
     for value, colour in MASK_COLOURS.items():
-        mask = labels == value
-        if not mask.any():
+        rows, columns = np.nonzero(labels == value)
+        if not len(rows):
             continue
-        inside = resample(mask.astype(np.float32), grid, view) >= 0.5
-        panel[inside & ~ndimage.binary_erosion(inside, iterations=OUTLINE_PX, border_value=1)] = _rgb(colour)
+        corner_rows, corner_columns = np.meshgrid([rows.min() - 1, rows.max() + 1],
+                                                  [columns.min() - 1, columns.max() + 1])
+        view_rows, view_columns = view.to_index(grid.to_ras(corner_rows.ravel(), corner_columns.ravel()))
+        margin = OUTLINE_PX + 1
+        r0, c0 = np.maximum(np.floor([view_rows.min(), view_columns.min()]).astype(int) - margin, 0)
+        r1, c1 = np.minimum(np.ceil([view_rows.max(), view_columns.max()]).astype(int) + margin + 1, view.shape)
+        if r1 <= r0 or c1 <= c0:
+            continue  # outside the view
+        window = view.crop(r0, c0, r1 - r0, c1 - c0, (r1 - r0, c1 - c0))
+        inside = resample((labels == value).astype(np.float32), grid, window) >= 0.5
+        edge = inside & ~ndimage.binary_erosion(inside, iterations=OUTLINE_PX, border_value=1)
+        panel[r0:r1, c0:c1][edge] = _rgb(colour)
     return panel
 
 
