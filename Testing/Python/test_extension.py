@@ -139,3 +139,7 @@ def test_what_the_lib_imports_is_bundled_with_slicer_or_installed_by_the_module_
     assert {name for name, _ in third_party} >= {"numpy", "torch", "PIL"}  # the walk sees the imports
     assert {(name, file) for name, file in third_party
             if name not in SLICER_BUNDLES | set(requirements)} == COMMAND_LINE_ONLY
+    import tomllib
+
+    pip_dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    assert {r.lower() for r in requirements.values()} <= {r.lower() for r in pip_dependencies}  # the same versions
