@@ -82,8 +82,13 @@ def _rgb(colour: str | list[float]) -> tuple[int, int, int]:
     return tuple(int(round(255 * c)) for c in colour)
 
 
+# fonts with the '²' of mm² (Pillow's default has none) where DejaVu is missing: Windows' and macOS's Arial and Courier
+# New (3D Slicer there has no matplotlib, whose copy of DejaVu the command line finds)
+FONT_STAND_INS = {"DejaVuSans.ttf": ("Arial.ttf", "arial.ttf"), "DejaVuSansMono.ttf": ("Courier New.ttf", "cour.ttf")}
+
+
 def _font(file_name: str, size: int):
-    """A DejaVu font (it has the '²' of mm²): the system's, else matplotlib's copy, else Pillow's default."""
+    """A DejaVu font: the system's, else matplotlib's copy, else its FONT_STAND_INS, else Pillow's default."""
     import importlib.util
 
     from PIL import ImageFont
@@ -93,7 +98,7 @@ def _font(file_name: str, size: int):
     if matplotlib is not None and matplotlib.submodule_search_locations:
         package = Path(matplotlib.submodule_search_locations[0])
         candidates.append(str(package / "mpl-data" / "fonts" / "ttf" / file_name))
-    for candidate in candidates:
+    for candidate in [*candidates, *FONT_STAND_INS[file_name]]:
         try:
             return ImageFont.truetype(candidate, size)
         except OSError:

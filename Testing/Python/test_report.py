@@ -180,3 +180,28 @@ def test_a_series_report_shows_each_blocks_worst_slices_or_only_their_narrowest_
         sizes[blocks] = Image.open(tmp_path / f"{blocks}.png").size
     assert sizes[2][0] == sizes[4][0] == 4 * panel_w
     assert sizes[2][1] - sizes[4][1] == panel_h  # 2 blocks: 8 worst slices on two rows; 4 blocks: 16, so 4 on one
+
+
+def test_without_dejavu_the_report_takes_arial_or_courier_new_which_have_the_superscript_two(monkeypatch):
+    from PIL import ImageFont
+
+    from SpinalStenosisLib import report
+
+    real_truetype = ImageFont.truetype
+    here = {"Arial.ttf": "DejaVuSans.ttf", "cour.ttf": "DejaVuSansMono.ttf"}  # as a Mac has Arial, Windows cour.ttf
+    tried = []
+
+    def truetype(name, size=10, **options):
+        if not isinstance(name, str):
+            return real_truetype(name, size, **options)  # Pillow's default font, from its own bytes
+        tried.append(name)
+        if name not in here:
+            raise OSError(f"cannot open resource {name}")  # no DejaVu, as in 3D Slicer on Windows or macOS
+        return real_truetype(here[name], size)
+
+    monkeypatch.setattr(ImageFont, "truetype", truetype)
+    assert report._font("DejaVuSans.ttf", 13).path.endswith("DejaVuSans.ttf") and tried[-1] == "Arial.ttf"
+    assert report._font("DejaVuSansMono.ttf", 12).path.endswith("DejaVuSansMono.ttf") and tried[-1] == "cour.ttf"
+    here.clear()
+    fallback = report._font("DejaVuSans.ttf", 13)  # Pillow's own, the last resort
+    assert tried[-2:] == ["Arial.ttf", "arial.ttf"] and not isinstance(getattr(fallback, "path", None), str)
