@@ -223,37 +223,42 @@ class StenosisScene:
         """Create or update the output nodes from a measurement run on volume_node; rulers moved by hand then
         update their table rows, and values typed into the table regrade it. The segmentation and table carry the
         run's provenance and warnings (MeasurementRun.warnings) as SpinalStenosis.* attributes."""
+        with _nodes_changing(self.scene):
+            outputs = self._publish_nodes(volume_node, run, provenance)
+        self.watch_hand_edits(outputs)
+        return outputs
+
+    def _publish_nodes(self, volume_node, run: MeasurementRun, provenance: dict | None) -> SceneOutputs:
+        """The output nodes of run on volume_node, made or updated (what publish does, in one batch)."""
         name = volume_node.GetName()
         provenance = {"engineVersion": __version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                       **run.provenance, **(provenance or {})}
-        with _nodes_changing(self.scene):
-            segmentation = self._node(volume_node, "segmentation", "vtkMRMLSegmentationNode",
-                                      f"{name} stenosis segmentation")
-            _follow(segmentation, volume_node)
-            self._write_segments(segmentation, volume_node, run.volume.to_source_grid(run.stack_labels))
-            hashes = json.dumps(_slice_hashes(run.stack_labels))
-            segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", hashes)  # as last measured (Re-measure updates them)
-            segmentation.SetAttribute(ATTRIBUTE + "drawnHashes", hashes)  # as the networks drew them
-            measured_on = geometry_of(volume_node)  # what Re-measure checks the volume against
-            segmentation.SetAttribute(ATTRIBUTE + "volumeGeometry", json.dumps(
-                {"size_ijk": list(measured_on.size_ijk), "ijk_to_ras": measured_on.ijk_to_ras.tolist()}))
-            # what Re-measure needs to judge the warnings again as Measure did
-            segmentation.SetAttribute(ATTRIBUTE + "readWarnings", json.dumps(run.volume.warnings))
-            segmentation.SetAttribute(ATTRIBUTE + "colourChannel", run.colour_channel or "")
-            table = self._node(volume_node, "table", "vtkMRMLTableNode", f"{name} stenosis measurements")
-            outputs = SceneOutputs(segmentation, table)
-            with _writing(table):
-                self._fill_table(table, run.measurements, self._levels_named(volume_node, table))
-                outputs.rulers = self._sync_rulers(volume_node, run.measurements, {})
-                outputs.region = self._sync_region(volume_node, run)
-                for node in (segmentation, table):
-                    for key, value in provenance.items():
-                        node.SetAttribute(ATTRIBUTE + key, value if isinstance(value, str) else json.dumps(value))
-                _store_warnings(outputs, run.warnings)
-                table.SetAttribute(ATTRIBUTE + "shownRegion", region_shown_by([run]) or "")
-                outputs.chart = self._sync_chart(volume_node, table)
-                self._organise(volume_node, outputs)
-        self.watch_hand_edits(outputs)
+        segmentation = self._node(volume_node, "segmentation", "vtkMRMLSegmentationNode",
+                                  f"{name} stenosis segmentation")
+        _follow(segmentation, volume_node)
+        self._write_segments(segmentation, volume_node, run.volume.to_source_grid(run.stack_labels))
+        hashes = json.dumps(_slice_hashes(run.stack_labels))
+        segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", hashes)  # as last measured (Re-measure updates them)
+        segmentation.SetAttribute(ATTRIBUTE + "drawnHashes", hashes)  # as the networks drew them
+        measured_on = geometry_of(volume_node)  # what Re-measure checks the volume against
+        segmentation.SetAttribute(ATTRIBUTE + "volumeGeometry", json.dumps(
+            {"size_ijk": list(measured_on.size_ijk), "ijk_to_ras": measured_on.ijk_to_ras.tolist()}))
+        # what Re-measure needs to judge the warnings again as Measure did
+        segmentation.SetAttribute(ATTRIBUTE + "readWarnings", json.dumps(run.volume.warnings))
+        segmentation.SetAttribute(ATTRIBUTE + "colourChannel", run.colour_channel or "")
+        table = self._node(volume_node, "table", "vtkMRMLTableNode", f"{name} stenosis measurements")
+        outputs = SceneOutputs(segmentation, table)
+        with _writing(table):
+            self._fill_table(table, run.measurements, self._levels_named(volume_node, table))
+            outputs.rulers = self._sync_rulers(volume_node, run.measurements, {})
+            outputs.region = self._sync_region(volume_node, run)
+            for node in (segmentation, table):
+                for key, value in provenance.items():
+                    node.SetAttribute(ATTRIBUTE + key, value if isinstance(value, str) else json.dumps(value))
+            _store_warnings(outputs, run.warnings)
+            table.SetAttribute(ATTRIBUTE + "shownRegion", region_shown_by([run]) or "")
+            outputs.chart = self._sync_chart(volume_node, table)
+            self._organise(volume_node, outputs)
         return outputs
 
     def _write_segments(self, segmentation, volume_node, labels_source: np.ndarray) -> None:
