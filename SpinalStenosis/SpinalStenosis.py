@@ -256,8 +256,9 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         selected = self.ui.tableView.selectionModel().selectedIndexes()
         if not selected or not self._parameterNode or not self._parameterNode.outputTable:
             return
-        row = self.ui.tableView.tableModel().mrmlTableRowIndex(
-            self.ui.tableView.sortFilterProxyModel().mapToSource(selected[0]))
+        # the model's row is the table's (column titles are the header, the view is not transposed); the model's
+        # mrmlTableRowIndex, neither a slot nor invokable, is not callable from Python
+        row = self.ui.tableView.sortFilterProxyModel().mapToSource(selected[0]).row()
         if row >= 0:
             with slicer.util.tryWithErrorDisplay(_("Failed to show the slice.")):
                 self.logic.showRow(self._parameterNode, row)

@@ -2,7 +2,9 @@
 by the smallest thing that behaves alike: Qt (the widgets of the module's own .ui, a timer, a file dialog), the
 scripted-module base classes, the parameter node wrapper (its values kept in the real parameter node, as Slicer keeps
 them, so its Modified events are MRML's), translation, ``slicer.app``, ``slicer.mrmlScene``, ``slicer.modules`` and
-the dialogs of ``slicer.util``. What the module shows or asks is recorded in ``Application``.
+the dialogs of ``slicer.util``. What the module shows or asks is recorded in ``Application``. Slicer's C++ widgets
+offer only what PythonQt lets Python call: their slots, Q_INVOKABLE methods, properties and signals (so not, for
+example, qMRMLTableModel.mrmlTableRowIndex, a plain method).
 
 Not imitated: Qt's own behaviour beyond the signals listed in SIGNALS (a node combo box choosing a first node by
 itself, a table view dropping a deleted table node), and what the Segment Editor and Plots modules do with what they
@@ -133,10 +135,9 @@ class TableView(Widget):
         return types.SimpleNamespace(selectedIndexes=lambda: list(self._selected))
 
     def sortFilterProxyModel(self):
-        return types.SimpleNamespace(mapToSource=lambda shown_row: ("source", self.display_order[shown_row]))
-
-    def tableModel(self):
-        return types.SimpleNamespace(mrmlTableRowIndex=lambda index: index[1])
+        """The QSortFilterProxyModel; its source model index of a row shown (a QModelIndex: only its row)."""
+        return types.SimpleNamespace(
+            mapToSource=lambda shown_row: types.SimpleNamespace(row=lambda: self.display_order[shown_row]))
 
 
 WIDGET_CLASSES = {"qMRMLWidget": MRMLWidget, "qMRMLNodeComboBox": NodeComboBox, "QComboBox": ComboBox,
