@@ -173,8 +173,9 @@ def application():
 @pytest.fixture
 def module(monkeypatch, tmp_path, application):
     """SpinalStenosis.py imported on slicer-core, slicer.mrmlScene a new scene (``slicer_module``)."""
-    from slicer_module import load
+    from slicer_module import load, release_scene_observers
 
     loaded = load(monkeypatch, tmp_path, application)
     yield loaded
     loaded.SpinalStenosisLogic().stopWatchingRulers()
+    release_scene_observers()

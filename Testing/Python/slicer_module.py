@@ -108,21 +108,35 @@ class ComboBox(Widget):
         self.emit("currentIndexChanged(int)", self.currentIndex)
 
 
+SCENE_OBSERVERS: list = []  # (scene, tag) of the stand-ins' own scene observers: removed when a test ends
+
+
+def release_scene_observers() -> None:
+    """Remove the stand-ins' scene observers (VTK calling into Python while it destroys the scene would crash)."""
+    while SCENE_OBSERVERS:
+        scene, tag = SCENE_OBSERVERS.pop()
+        scene.RemoveObserver(tag)
+
+
 class TableView(Widget):
     """qMRMLTableView: its table node, and a selection seen through a sorting proxy (``display_order``: the table's
-    rows in the order shown)."""
+    rows in the order shown). Given a scene, and without a table view node, it shows no table after every batch the
+    scene ends (qMRMLTableViewPrivate::endProcessing)."""
 
     def __init__(self, *args):
         super().__init__(*args)
-        self.scene = self.table = None
+        self.table = None
         self.display_order: list[int] = []
         self._selected: list[int] = []
 
     def setMRMLScene(self, scene) -> None:
-        self.scene = scene
+        tag = scene.AddObserver(slicer.vtkMRMLScene.EndBatchProcessEvent, self._batch_ended)
+        SCENE_OBSERVERS.append((scene, tag))
+
+    def _batch_ended(self, caller, event) -> None:
+        self.setMRMLTableNode(None)
 
     def setMRMLTableNode(self, table) -> None:
-        assert table is None or self.scene is not None, "the scene is set before the table"
         self.table, self._selected = table, []
         self.display_order = list(range(table.GetNumberOfRows())) if table else []
 
