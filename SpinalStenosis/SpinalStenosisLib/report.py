@@ -124,19 +124,19 @@ def _outline(panel: np.ndarray, labels: np.ndarray, grid: PlaneGrid, view: Plane
     """The panel with each structure's outline in its colour: the view's pixels inside the 0.5 iso-line of its mask
     (resampled bilinearly onto the view, around the mask only) and within OUTLINE_PX of it."""
     for value, colour in MASK_COLOURS.items():
-        rows, columns = np.nonzero(labels == value)
+        mask = labels == value
+        rows, columns = np.nonzero(mask)
         if not len(rows):
             continue
-        corner_rows, corner_columns = np.meshgrid([rows.min() - 1, rows.max() + 1],
-                                                  [columns.min() - 1, columns.max() + 1])
-        view_rows, view_columns = view.to_index(grid.to_ras(corner_rows.ravel(), corner_columns.ravel()))
+        box = grid.crop(rows.min() - 1, columns.min() - 1, np.ptp(rows) + 3, np.ptp(columns) + 3, (1, 1))  # + a pixel
+        row_min, row_max, column_min, column_max = box.extent_on(view)
         margin = OUTLINE_PX + 1
-        r0, c0 = np.maximum(np.floor([view_rows.min(), view_columns.min()]).astype(int) - margin, 0)
-        r1, c1 = np.minimum(np.ceil([view_rows.max(), view_columns.max()]).astype(int) + margin + 1, view.shape)
+        r0, c0 = np.maximum(np.floor([row_min, column_min]).astype(int) - margin, 0)
+        r1, c1 = np.minimum(np.ceil([row_max, column_max]).astype(int) + margin + 1, view.shape)
         if r1 <= r0 or c1 <= c0:
             continue  # outside the view
         window = view.crop(r0, c0, r1 - r0, c1 - c0, (r1 - r0, c1 - c0))
-        inside = resample((labels == value).astype(np.float32), grid, window) >= 0.5
+        inside = resample(mask.astype(np.float32), grid, window) >= 0.5
         edge = inside & ~ndimage.binary_erosion(inside, iterations=OUTLINE_PX, border_value=1)
         panel[r0:r1, c0:c1][edge] = _rgb(colour)
     return panel
