@@ -313,7 +313,6 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
     def ensureDependencies(self, modules=tuple(REQUIREMENTS)) -> bool:
         """Install those of modules (REQUIREMENTS' import names) whose requirement is not met, once the user agrees;
         whether all of them are met."""
-        import importlib
         import importlib.util
 
         missing = [REQUIREMENTS[module] for module in modules if not _installed(REQUIREMENTS[module])]
