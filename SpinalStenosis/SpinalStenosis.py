@@ -310,17 +310,18 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return SpinalStenosisParameterNode(super().getParameterNode())
 
-    def ensureDependencies(self, modules=tuple(REQUIREMENTS)) -> bool:
-        """Install those of modules (REQUIREMENTS' import names) whose requirement is not met, once the user agrees;
-        whether all of them are met."""
+    def ensureDependencies(self, modules=tuple(REQUIREMENTS), askConfirmation: bool = True) -> bool:
+        """Install those of modules (REQUIREMENTS' import names) whose requirement is not met, once the user agrees
+        (without asking, for a test that runs unattended); whether all of them are met."""
         import importlib.util
 
         missing = [REQUIREMENTS[module] for module in modules if not _installed(REQUIREMENTS[module])]
         if not missing:
             return True
         size = _(" (PyTorch: about 200 MB, CPU build)") if REQUIREMENTS["torch"] in missing else ""
-        if not slicer.util.confirmOkCancelDisplay(_("Spinal Stenosis needs {packages}{size}. Install now?").format(
-                packages=_(" and ").join(missing), size=size)):
+        question = _("Spinal Stenosis needs {packages}{size}. Install now?").format(
+            packages=_(" and ").join(missing), size=size)
+        if askConfirmation and not slicer.util.confirmOkCancelDisplay(question):
             return False
         for requirement in missing:
             if requirement == REQUIREMENTS["torch"] and importlib.util.find_spec("PyTorchUtils") is not None:
@@ -564,8 +565,10 @@ class SpinalStenosisTest(ScriptedLoadableModuleTest):
 
         import numpy as np
 
-        self.delayDisplay("Synthesising the demo's axial lumbar series")
         logic = SpinalStenosisLogic()
+        self.delayDisplay("Installing PyTorch and Pillow where missing, without asking: none may be there to answer")
+        self.assertTrue(logic.ensureDependencies(askConfirmation=False))
+        self.delayDisplay("Synthesising the demo's axial lumbar series")
         volume = logic.loadDemoVolume(logic.getParameterNode())
         self.assertIs(logic.loadDemoVolume(logic.getParameterNode()), volume)
         outputs = logic.process(volume)

@@ -12,9 +12,18 @@ slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test r
 from SpinalStenosisLib.scene_bundle import add_volume  # noqa: E402
 
 
-def test_the_modules_own_self_test_passes(module):
+def test_the_modules_own_self_test_passes_unattended_installing_what_is_missing_without_asking(
+        module, application, monkeypatch):
+    import sys
+
+    installed = []
+    monkeypatch.setattr(module, "_installed", installed.__contains__)  # neither PyTorch nor Pillow is installed yet
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", None)
+    monkeypatch.setattr(slicer.util, "pip_install", installed.append)
+    application.answer_ok = False  # a question would go unanswered (CTest, Reload and Test left running)
     result = unittest.TextTestRunner(stream=io.StringIO()).run(module.SpinalStenosisTest("runTest"))
     assert result.wasSuccessful(), result.failures + result.errors
+    assert application.questions == [] and installed == ["torch>=2.0", "Pillow>=10.1"]
 
 
 def test_a_requirement_is_met_by_an_installed_distribution_of_a_version_it_allows(module):
