@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from shapes import axial_grid, bow_tie, ellipse, rasterise, trefoil
 
@@ -262,7 +262,13 @@ def _random_mask(seed, density, smooth):
 
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(canal=masks_strategy, left=masks_strategy, rotation=st.floats(-180, 180))
+# soft canals fading slowly (about 0.8 for several pixels), whose AP ends lie inside the 0.5 level: found by later
+# hypothesis versions, kept whichever one runs
+@example(canal=_random_mask(3852, 0.1875, True), left=_random_mask(0, 0.5, False), rotation=1.0)
+@example(canal=_random_mask(633, 0.412, True), left=_random_mask(0, 0.5, False), rotation=90.0)
 def test_random_masks_never_crash_and_rulers_sit_on_the_boundary(canal, left, rotation):
+    """A binary mask's ruler ends lie on its 0.5 level; a soft mask's on the edge of its equivalent sharp mask
+    (ramp area / plateau), which lies on its fading rim or, where it fades slowly, within a pixel and a half of it."""
     grid = axial_grid(pixel_mm=(0.7, 0.6), shape=(40, 40), rotation_deg=rotation)
     m = measure_slice({"canal": canal, "left_foramen": left}, grid)
     for name, value in m.values.items():
@@ -271,9 +277,11 @@ def test_random_masks_never_crash_and_rulers_sit_on_the_boundary(canal, left, ro
     for name, ruler in m.rulers.items():
         assert ruler.length_mm == pytest.approx(m.values[name])
         component = largest_component(source[name])
-        binary = np.isin(component, (0.0, 1.0)).all()
+        soft = not np.isin(component, (0.0, 1.0)).all()
         for point in (ruler.start_ras, ruler.end_ras):
-            assert on_boundary(component, grid, point) or (not binary and on_fading_rim(component, grid, point))
+            on_sharp_edge = on_boundary(component, grid, point)
+            on_soft_edge = on_fading_rim(component, grid, point) or on_boundary(component, grid, point, radius_px=1.5)
+            assert on_sharp_edge or (soft and on_soft_edge)
 
 
 def test_a_soft_interior_with_a_strong_rim_puts_the_ruler_end_out_on_the_rim():
