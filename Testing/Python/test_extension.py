@@ -1,5 +1,5 @@
 """Static checks of the Slicer extension: CMake lists every file, the .ui holds every widget the module uses,
-the module file imports nothing outside Slicer at file scope."""
+the module file imports nothing outside Slicer at file scope, the code is the Python older Slicers bundle."""
 import ast
 import re
 import xml.etree.ElementTree as ElementTree
@@ -59,6 +59,22 @@ def test_module_file_imports_only_slicer_and_stdlib_at_file_scope():
             assert node.module.split(".")[0] in allowed, node.module
         else:
             assert isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.Assign, ast.Expr)), ast.dump(node)[:80]
+
+
+def test_the_module_and_lib_are_python_3_9_which_slicer_5_0_to_5_8_bundle():
+    """3D Slicer 5.0 to 5.8 bundle Python 3.9.10 (5.10 bundles 3.12): no newer syntax, and no `X | Y` annotation
+    where Python evaluates annotations (in the module file: the parameter node wrapper reads them at run time)."""
+    for path in [MODULE / "SpinalStenosis.py", *sorted((MODULE / "SpinalStenosisLib").rglob("*.py"))]:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 9))
+        if any(isinstance(node, ast.ImportFrom) and node.module == "__future__"
+               and "annotations" in {alias.name for alias in node.names} for node in tree.body):
+            continue  # annotations stay strings
+        annotations = [node.annotation for node in ast.walk(tree) if isinstance(node, (ast.arg, ast.AnnAssign))]
+        annotations += [node.returns for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
+        unions = [ast.unparse(annotation) for annotation in filter(None, annotations)
+                  if any(isinstance(part, ast.BinOp) and isinstance(part.op, ast.BitOr)
+                         for part in ast.walk(annotation))]
+        assert not unions, (path.name, unions)
 
 
 def test_extension_metadata():
