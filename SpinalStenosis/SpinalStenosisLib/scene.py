@@ -274,7 +274,8 @@ class StenosisScene:
         ids = vtkStringArray()
         for value, segment_id, segment_name, colour, type_code, modifier in SEGMENTS:
             segment_id = found.get(value) or contents.AddEmptySegment(segment_id, segment_name, colour)
-            contents.GetSegment(segment_id).SetTerminology(terminology_entry(type_code, modifier))
+            segment = contents.GetSegment(segment_id)  # the tag the recent SetTerminology sets, which older Slicers lack
+            segment.SetTag(segment.GetTerminologyEntryTagName(), terminology_entry(type_code, modifier))
             ids.InsertNextValue(segment_id)
         labelmap = self.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
         try:
