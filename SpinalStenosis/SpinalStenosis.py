@@ -16,6 +16,7 @@ from slicer.util import VTKObservationMixin
 # What the module needs that 3D Slicer does not bundle (it bundles NumPy, SciPy, SimpleITK and VTK), by import name:
 # PyTorch to measure (through the PyTorch extension where it is installed), Pillow to draw the exported report.
 REQUIREMENTS = {"torch": "torch>=2.0", "PIL": "Pillow>=10.1"}
+HOMEPAGE = "https://github.com/SlicerSpinalStenosis/SlicerSpinalStenosis#readme"  # the extension's EXTENSION_HOMEPAGE
 
 
 def _installed(requirement: str) -> bool:
@@ -44,7 +45,8 @@ class SpinalStenosis(ScriptedLoadableModule):
             "Detection in MRI using Modular Coordinate Convolutional Attention Networks', IJCNN 2019: the first "
             "finds the region of interest, the second segments canal and foramina on an upsampled crop. "
             "Results are editable segments, ruler markups and a table; edit a segment and click Re-measure. "
-            "Research use only: not a medical device.")
+            "Research use only: not a medical device. See the <a href=\"{homepage}\">documentation</a>.").format(
+            homepage=HOMEPAGE)
         self.parent.acknowledgementText = _(
             "Networks trained only on synthetic images made by this extension. Cut-offs: Verbiest 1977, "
             "Bolender 1985, Talekar 2017 (see the README).")

@@ -300,7 +300,9 @@ class ScriptedLoadableModuleLogic:
 
 
 class ScriptedLoadableModule:
-    pass
+    def __init__(self, parent):
+        self.parent = parent  # Slicer's qSlicerScriptedLoadableModule, which the module gives its title, help, ...
+        self.moduleName = type(self).__name__
 
 
 class ScriptedLoadableModuleWidget:

@@ -83,6 +83,8 @@ def test_extension_metadata():
                 "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS", "EXTENSION_DEPENDS"):
         assert re.search(rf"set\({key} \"[^\"]+\"\)", text), key
     assert "add_subdirectory(SpinalStenosis)" in text
+    [homepage] = re.findall(r'set\(EXTENSION_HOMEPAGE "([^"]+)"\)', text)
+    assert f'HOMEPAGE = "{homepage}"' in (MODULE / "SpinalStenosis.py").read_text(encoding="utf-8")  # the help's link
     assert "category Quantification" in (ROOT / "SpinalStenosis.s4ext").read_text(encoding="utf-8")
     assert (MODULE / "Resources" / "Icons" / "SpinalStenosis.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -26,6 +26,16 @@ def test_the_modules_own_self_test_passes_unattended_installing_what_is_missing_
     assert application.questions == [] and installed == ["torch>=2.0", "Pillow>=10.1"]
 
 
+def test_the_module_names_its_category_and_its_help_links_to_the_documentation(module):
+    import types
+
+    parent = types.SimpleNamespace()
+    module.SpinalStenosis(parent)
+    assert parent.title == "Spinal Stenosis" and parent.categories == ["Quantification"]
+    assert f'<a href="{module.HOMEPAGE}">documentation</a>' in parent.helpText
+    assert "not a medical device" in parent.helpText and "synthetic" in parent.acknowledgementText
+
+
 def test_a_requirement_is_met_by_an_installed_distribution_of_a_version_it_allows(module):
     assert module._installed("numpy>=1.0") and module._installed("torch>=2.0")  # "2.13.0+cpu": a local version
     assert not module._installed("numpy>=999") and not module._installed("no-such-distribution-here")
