@@ -78,10 +78,12 @@ COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
 }
 
 
-# Every watched ruler and table node → (observer tag, callback), shared by all StenosisScenes, so that a node has
+# Every watched ruler and table node → (observer tags, callbacks), shared by all StenosisScenes, so that a node has
 # one watch whoever published it last, and each callback stays reachable from Python: otherwise the garbage
 # collector may clear a dropped StenosisScene's callback that VTK still calls on every edit.
-_HAND_EDIT_WATCHES: dict[object, tuple[int, Callable]] = {}
+_HAND_EDIT_WATCHES: dict[object, tuple[tuple[int, ...], tuple[Callable, ...]]] = {}
+# The rulers being dragged in a view: their row is updated once, when the drag ends, not on every mouse move.
+_RULERS_DRAGGED: set = set()
 # The tables this code is writing: their ModifiedEvents meanwhile are not the user's edits.
 _TABLES_BEING_WRITTEN: set = set()
 
@@ -557,7 +559,15 @@ class StenosisScene:
         StenosisScene watched (one made in the Python console, say) is watched by this one instead. Measure and
         Re-measure start it; outputs found again in a scene opened from file (find_outputs) are watched once this is
         called."""
+        def drag_started(node, event) -> None:
+            _RULERS_DRAGGED.add(node)
+
         def moved(node, event) -> None:
+            if node not in _RULERS_DRAGGED:  # moved from the Python console, say
+                self._ruler_moved(node, outputs)
+
+        def drag_ended(node, event) -> None:
+            _RULERS_DRAGGED.discard(node)
             self._ruler_moved(node, outputs)
 
         accepted = self.measurements_of(outputs.table)  # the table as last accepted, this code's writes included
@@ -567,16 +577,22 @@ class StenosisScene:
             accepted[:] = self.measurements_of(table)
 
         for node in outputs.rulers.values():
-            self._forget(node)
-            _HAND_EDIT_WATCHES[node] = (node.AddObserver(node.PointModifiedEvent, moved), moved)
-        self._forget(outputs.table)
-        _HAND_EDIT_WATCHES[outputs.table] = (outputs.table.AddObserver("ModifiedEvent", edited), edited)
+            self._watch(node, ((node.PointStartInteractionEvent, drag_started), (node.PointModifiedEvent, moved),
+                               (node.PointEndInteractionEvent, drag_ended)))
+        self._watch(outputs.table, (("ModifiedEvent", edited),))
+
+    def _watch(self, node, observers: tuple[tuple[int | str, Callable], ...]) -> None:
+        """Observe node (event, callback) for hand edits, instead of any earlier watch."""
+        self._forget(node)
+        tags = tuple(node.AddObserver(event, callback) for event, callback in observers)
+        _HAND_EDIT_WATCHES[node] = (tags, tuple(callback for _, callback in observers))
 
     @staticmethod
     def _forget(node) -> None:
-        watch = _HAND_EDIT_WATCHES.pop(node, None)
-        if watch is not None:
-            node.RemoveObserver(watch[0])
+        _RULERS_DRAGGED.discard(node)
+        tags, _ = _HAND_EDIT_WATCHES.pop(node, ((), ()))
+        for tag in tags:
+            node.RemoveObserver(tag)
 
     def _remove(self, node) -> None:
         """Remove an output node and its subject-hierarchy item: the item first, as a scene without Slicer's

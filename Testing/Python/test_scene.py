@@ -638,6 +638,21 @@ def test_moving_a_ruler_by_hand_updates_its_row(context, volume):
     assert outputs.table.GetTable().GetColumnByName("right_foramen_grade").GetValue(row) == "stenosis"
 
 
+def test_a_ruler_dragged_in_a_slice_view_updates_its_row_once_when_the_drag_ends(context, volume):
+    logic, outputs = measure(context, volume)
+    ruler, row = outputs.rulers[(2, "canal_ap_mm")], logic._row_of(outputs.table, 2)
+    before, table_modified = logic.row_values(outputs.table, row)["canal_ap_mm"], []
+    outputs.table.AddObserver("ModifiedEvent", lambda node, event: table_modified.append(event))
+    ruler.InvokeEvent(ruler.PointStartInteractionEvent)  # what Slicer's markups widget fires as a drag starts
+    for _ in range(3):  # mouse moves, each a PointModifiedEvent
+        length = move_end_halfway(ruler)
+    assert logic.row_values(outputs.table, row)["canal_ap_mm"] == before and not table_modified
+    ruler.InvokeEvent(ruler.PointEndInteractionEvent)  # the mouse button released
+    assert logic.row_values(outputs.table, row)["canal_ap_mm"] == pytest.approx(length) and len(table_modified) == 1
+    length = move_end_halfway(ruler)  # then from the Python console: at once
+    assert logic.row_values(outputs.table, row)["canal_ap_mm"] == pytest.approx(length)
+
+
 def test_a_ruler_moved_while_another_volume_is_graded_keeps_its_own_tables_region(context):
     image, _, geometry = phantom_arrays()
     lumbar = add_volume(context.scene, image, geometry.ijk_to_ras, "lumbar series")
