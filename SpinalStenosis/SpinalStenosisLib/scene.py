@@ -276,7 +276,7 @@ class StenosisScene:
         ids = vtkStringArray()
         for value, segment_id, segment_name, colour, type_code, modifier in SEGMENTS:
             segment_id = found.get(value) or contents.AddEmptySegment(segment_id, segment_name, colour)
-            segment = contents.GetSegment(segment_id)  # the tag the recent SetTerminology sets, which older Slicers lack
+            segment = contents.GetSegment(segment_id)  # the tag that SetTerminology, which older Slicers lack, sets
             segment.SetTag(segment.GetTerminologyEntryTagName(), terminology_entry(type_code, modifier))
             ids.InsertNextValue(segment_id)
         labelmap = self.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
