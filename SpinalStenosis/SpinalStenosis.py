@@ -32,6 +32,16 @@ def _installed(requirement: str) -> bool:
         return False
 
 
+def _askOkCancel(text: str) -> bool:
+    """Ask the user under the arrow cursor, also inside a wait-cursor block (Qt's override cursor covers dialogs);
+    whether they chose OK."""
+    slicer.app.setOverrideCursor(qt.Qt.ArrowCursor)
+    try:
+        return slicer.util.confirmOkCancelDisplay(text)
+    finally:
+        slicer.app.restoreOverrideCursor()
+
+
 class SpinalStenosis(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
@@ -196,7 +206,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         with slicer.util.tryWithErrorDisplay(_("Failed to start the measurement."), waitCursor=True):
             edited = self.logic.editedSlices(self._parameterNode)
-            if edited and not slicer.util.confirmOkCancelDisplay(
+            if edited and not _askOkCancel(
                     _("The masks of slice(s) {slices} were edited by hand. Measuring again replaces them with the "
                       "networks' (Re-measure measures your edits). Measure again?").format(
                         slices=", ".join(map(str, edited)))):
@@ -288,7 +298,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Failed to export."), waitCursor=True):
             existing = [path.name for path in self.logic.exportedFiles(self._parameterNode, folder).values()
                         if path.exists()]
-            if existing and not slicer.util.confirmOkCancelDisplay(
+            if existing and not _askOkCancel(
                     _("{folder} already holds {files}. Replace them?").format(folder=folder,
                                                                               files=", ".join(existing))):
                 return
@@ -323,7 +333,7 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         size = _(" (PyTorch: about 200 MB, CPU build)") if REQUIREMENTS["torch"] in missing else ""
         question = _("Spinal Stenosis needs {packages}{size}. Install now?").format(
             packages=_(" and ").join(missing), size=size)
-        if askConfirmation and not slicer.util.confirmOkCancelDisplay(question):
+        if askConfirmation and not _askOkCancel(question):
             return False
         for requirement in missing:
             if requirement == REQUIREMENTS["torch"] and importlib.util.find_spec("PyTorchUtils") is not None:

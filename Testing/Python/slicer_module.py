@@ -346,6 +346,7 @@ class Application:
 
     def __init__(self):
         self.errors, self.questions, self.modules_selected, self.charts_shown = [], [], [], []
+        self.cursors, self.cursors_at_questions = [], []  # Qt's override-cursor stack; its top at each question
         self.answer_ok, self.folder_chosen = True, ""
         self.editor = types.SimpleNamespace(segmentation=None, source_volume=None)
         self.editor.setSegmentationNode = lambda node: setattr(self.editor, "segmentation", node)
@@ -353,6 +354,7 @@ class Application:
 
     def confirm(self, text, *args, **kwargs):
         self.questions.append(text)
+        self.cursors_at_questions.append(self.cursors[-1] if self.cursors else None)
         return self.answer_ok
 
     @staticmethod
@@ -379,7 +381,7 @@ def load(monkeypatch, tmp_path, application: Application):
     translation = types.ModuleType("slicer.i18n")
     translation.tr = lambda text: text
     qt = types.ModuleType("qt")
-    qt.QTimer, qt.Qt = QTimer, types.SimpleNamespace(WaitCursor="wait")
+    qt.QTimer, qt.Qt = QTimer, types.SimpleNamespace(WaitCursor="wait", ArrowCursor="arrow")
     qt.QFileDialog = types.SimpleNamespace(getExistingDirectory=lambda *args: application.folder_chosen)
     for name, stand_in in (("qt", qt), ("slicer.ScriptedLoadableModule", base),
                            ("slicer.parameterNodeWrapper", wrapper), ("slicer.i18n", translation)):
@@ -388,7 +390,8 @@ def load(monkeypatch, tmp_path, application: Application):
     monkeypatch.setattr(slicer, "mrmlScene", context.scene, raising=False)
     monkeypatch.setattr(slicer, "dicomDatabase", None, raising=False)
     monkeypatch.setattr(slicer, "app", types.SimpleNamespace(
-        setOverrideCursor=lambda cursor: None, restoreOverrideCursor=lambda: None, testingEnabled=lambda: False),
+        setOverrideCursor=application.cursors.append, restoreOverrideCursor=application.cursors.pop,
+        testingEnabled=lambda: False),
         raising=False)
     editor_panel = types.SimpleNamespace(self=lambda: types.SimpleNamespace(editor=application.editor))
     plots_logic = types.SimpleNamespace(ShowChartInLayout=application.charts_shown.append)

@@ -45,6 +45,13 @@ def outputs_in_scene() -> int:
     return sum(slicer.mrmlScene.GetNumberOfNodesByClass(name) for name in OUTPUT_CLASSES)
 
 
+def asked_under_the_arrow_cursor(application) -> bool:
+    """Every question was asked under the arrow cursor (Qt's wait cursor covers dialogs too), and every override
+    cursor was restored."""
+    asked_under = set(application.cursors_at_questions)
+    return bool(application.questions) and asked_under == {"arrow"} and not application.cursors
+
+
 def measure_in_panel(widget, application, volume, region: str | None = None) -> None:
     """What the user does: choose the volume (and the region), click Measure, wait for the steps."""
     widget.ui.inputSelector.choose(volume)
@@ -139,6 +146,7 @@ def test_measure_asks_before_replacing_masks_edited_by_hand(panel, application):
     ui.measureButton.click()
     application.process_events()
     assert scene.edited_slices(volume) == [] and outputs_in_scene() == nodes  # measured again, no node added
+    assert asked_under_the_arrow_cursor(application)
 
 
 class FailingSegmenter(ThresholdSegmenter):
@@ -230,7 +238,7 @@ def test_export_asks_before_replacing_the_files_of_an_earlier_export(panel, appl
     application.answer_ok = True
     ui.exportButton.click()
     assert report.read_bytes() != earlier and len(list(folder.iterdir())) == 5
-    assert application.errors == []
+    assert application.errors == [] and asked_under_the_arrow_cursor(application)
 
 
 def test_choosing_a_volume_brings_its_own_results_and_region(panel, application):
@@ -362,6 +370,7 @@ def test_pytorch_and_pillow_are_installed_when_first_needed_if_the_user_agrees(m
     application.answer_ok = True
     ui.exportButton.click()
     assert installed == ["torch>=2.0", "Pillow>=10.1"] and ui.statusLabel.text.startswith("Exported to")
+    assert asked_under_the_arrow_cursor(application)
 
 
 def test_an_install_that_does_not_take_says_how_to_install_by_hand(module, panel, application, monkeypatch):
