@@ -196,7 +196,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onDemoButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to make the demo series."), waitCursor=True):
             volume = self.logic.loadDemoVolume(self._parameterNode)
-            slicer.util.setSliceViewerLayers(background=volume, fit=True)
+            slicer.util.setSliceViewerLayers(background=volume, fit=True, rotateToVolumePlane=True)
             self.ui.statusLabel.text = _("A synthetic {region} T2 series, made here (no patient's): click "
                                          "Measure.").format(region=self._parameterNode.region)
 
@@ -247,7 +247,9 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _showResults(self, outputs) -> None:
         self.ui.tableView.setMRMLTableNode(outputs.table)
-        slicer.util.setSliceViewerLayers(background=self._parameterNode.inputVolume, fit=True)
+        # the views turned to the slices' plane: each shows one acquired slice with its rulers, also when the axial
+        # slices were angled to a disc
+        slicer.util.setSliceViewerLayers(background=self._parameterNode.inputVolume, fit=True, rotateToVolumePlane=True)
         if outputs.chart is not None:
             slicer.modules.plots.logic().ShowChartInLayout(outputs.chart)
         self.logic.showNarrowest(self._parameterNode)

@@ -346,6 +346,7 @@ class Application:
 
     def __init__(self):
         self.errors, self.questions, self.modules_selected, self.charts_shown = [], [], [], []
+        self.views_shown = []  # what slicer.util.setSliceViewerLayers was asked to show, and how
         self.cursors, self.cursors_at_questions = [], []  # Qt's override-cursor stack; its top at each question
         self.answer_ok, self.folder_chosen = True, ""
         self.editor = types.SimpleNamespace(segmentation=None, source_volume=None)
@@ -403,7 +404,8 @@ def load(monkeypatch, tmp_path, application: Application):
                      **{widget.name: widget for widget in root.children}),
                  "confirmOkCancelDisplay": application.confirm,
                  "errorDisplay": lambda text, **kwargs: application.errors.append(text),
-                 "setSliceViewerLayers": lambda **kwargs: None, "selectModule": application.modules_selected.append}
+                 "setSliceViewerLayers": lambda **kwargs: application.views_shown.append(kwargs),
+                 "selectModule": application.modules_selected.append}
     for name, stand_in in stand_ins.items():
         monkeypatch.setattr(slicer.util, name, stand_in)
     spec = importlib.util.spec_from_file_location("SpinalStenosisModule", MODULE_FILE)

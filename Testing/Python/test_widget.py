@@ -76,6 +76,8 @@ def test_the_demo_is_measured_step_by_step_and_every_result_is_shown_and_usable(
     assert ui.statusLabel.text.startswith("Done.")
     assert ui.tableView.table is table and table.GetNumberOfRows() == volume.GetImageData().GetDimensions()[2]
     assert ui.findingsLabel.text.startswith("narrowest canal AP") and application.charts_shown
+    shown = {"background": volume, "fit": True, "rotateToVolumePlane": True}  # the views in the slices' own plane
+    assert application.views_shown == [shown, shown]  # the demo made, then measured
     assert all(button.enabled for button in (ui.remeasureButton, ui.exportButton, ui.editButton, ui.nameLevelsButton))
 
     view = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSliceNode")
