@@ -543,8 +543,10 @@ class StenosisScene:
         for key, value in (("role", "ruler"), ("sliceIndex", str(slice_index)), ("measurement", measurement)):
             node.SetAttribute(ATTRIBUTE + key, value)
         node.CreateDefaultDisplayNodes()
-        node.GetDisplayNode().SetSelectedColor(*RULER_COLOURS[measurement])
-        node.GetDisplayNode().SetColor(*RULER_COLOURS[measurement])
+        display = node.GetDisplayNode()
+        display.SetSelectedColor(*RULER_COLOURS[measurement])
+        display.SetColor(*RULER_COLOURS[measurement])
+        display.SetVisibility3D(False)  # read on its slice: in the 3D view a stack's hundreds of rulers would overlap
         return node
 
     def _place(self, node, ruler: Ruler) -> None:

@@ -105,6 +105,8 @@ def test_measure_creates_named_nodes_with_the_input_geometry(context, volume):
     assert logic.warnings(outputs.table) == []
     ruler = outputs.rulers[(1, "canal_ap_mm")]
     assert ruler.IsA("vtkMRMLMarkupsLineNode") and ruler.GetName() == "Canal AP slice 1"
+    display = ruler.GetDisplayNode()
+    assert display.GetVisibility2D() and not display.GetVisibility3D()  # read on its slice, not in a 3D pile-up
     hierarchy = context.scene.GetSubjectHierarchyNode()
     folder = hierarchy.GetItemParent(hierarchy.GetItemByDataNode(ruler))
     assert hierarchy.GetItemName(folder) == "patient T2 stenosis rulers"
