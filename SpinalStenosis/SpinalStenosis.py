@@ -107,6 +107,15 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.logic:
             self.logic.stopWatchingRulers()
 
+    def onReload(self) -> None:
+        """Developer mode's Reload, of the Lib too: Slicer runs this file again, but SpinalStenosisLib's modules would
+        stay as first imported."""
+        import sys
+
+        for name in [name for name in sys.modules if name.split(".")[0] == "SpinalStenosisLib"]:
+            del sys.modules[name]
+        ScriptedLoadableModuleWidget.onReload(self)
+
     def enter(self) -> None:
         self.initializeParameterNode()
 

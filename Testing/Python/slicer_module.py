@@ -316,6 +316,9 @@ class ScriptedLoadableModuleWidget:
     def resourcePath(self, filename):
         return str(RESOURCES / filename)
 
+    def onReload(self):
+        self.reloaded = True  # Slicer's runs the module file again (slicer.util.reloadScriptedModule)
+
 
 class ScriptedLoadableModuleTest(unittest.TestCase):
     def delayDisplay(self, message):

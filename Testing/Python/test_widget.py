@@ -388,3 +388,16 @@ def test_an_install_that_does_not_take_says_how_to_install_by_hand(module, panel
     assert application.errors[-1].endswith("Could not install torch>=2.0. Run slicer.util.pip_install('torch>=2.0') "
                                            "in the Python console (for PyTorch, or install the PyTorch extension "
                                            "from the Extensions Manager), then restart Slicer.")
+
+
+def test_reload_in_developer_mode_reloads_the_lib_too(panel):
+    import sys
+
+    widget = panel(ThresholdSegmenter())
+    lib = {name: module for name, module in sys.modules.items() if name.split(".")[0] == "SpinalStenosisLib"}
+    assert "SpinalStenosisLib.scene" in lib
+    try:
+        widget.onReload()
+        assert widget.reloaded and not any(name.split(".")[0] == "SpinalStenosisLib" for name in sys.modules)
+    finally:
+        sys.modules.update(lib)  # the same modules back, for the tests that follow
