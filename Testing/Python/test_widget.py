@@ -355,8 +355,8 @@ def test_pytorch_and_pillow_are_installed_when_first_needed_if_the_user_agrees(m
     application.answer_ok = False
     with pytest.raises(RuntimeError):
         ui.measureButton.click()
-    assert application.questions[-1] == ("Spinal Stenosis needs torch>=2.0 (PyTorch: about 200 MB, CPU build). "
-                                         "Install now?") and not installed
+    assert application.questions[-1] == ("Spinal Stenosis needs torch>=2.0 (PyTorch: 200 MB for a CPU build, a few "
+                                         "GB with GPU support). Install now?") and not installed
     assert application.errors[-1].endswith("Measuring needs PyTorch, which was not installed.")
     application.answer_ok = True
     measure_in_panel(widget, application, widget._parameterNode.inputVolume)
