@@ -317,7 +317,7 @@ class ScriptedLoadableModuleWidget:
         return str(RESOURCES / filename)
 
     def onReload(self):
-        self.reloaded = True  # Slicer's runs the module file again (slicer.util.reloadScriptedModule)
+        self.reloaded = True  # Slicer's onReload runs the module file again (slicer.util.reloadScriptedModule)
 
 
 class ScriptedLoadableModuleTest(unittest.TestCase):
