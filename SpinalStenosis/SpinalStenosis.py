@@ -13,8 +13,10 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-# What the module needs that 3D Slicer does not bundle (it bundles NumPy, SciPy, SimpleITK and VTK), by import name:
-# PyTorch to measure (through the PyTorch extension where it is installed), Pillow to draw the exported report.
+# What the module needs beyond what 3D Slicer bundles for itself (NumPy, SciPy, SimpleITK, VTK), by import name:
+# PyTorch to measure (through the PyTorch extension where it is installed); Pillow to draw the exported report,
+# which Slicer bundles for its DICOM module (10.1.0 in its SuperBuild's DICOM requirements), here in case a release
+# has none or an older one.
 REQUIREMENTS = {"torch": "torch>=2.0", "PIL": "Pillow>=10.1"}
 HOMEPAGE = "https://github.com/SlicerSpinalStenosis/SlicerSpinalStenosis#readme"  # the extension's EXTENSION_HOMEPAGE
 
