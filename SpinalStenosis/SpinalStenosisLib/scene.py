@@ -702,6 +702,7 @@ class StenosisScene:
         low, high = corners.min(axis=0), corners.max(axis=0)
         node.SetCenter(*((low + high) / 2))
         node.SetSize(*np.maximum(high - low, 1.0))
+        node.SetLocked(True)  # where the networks looked: moving it would change nothing measured
         return node
 
     # ---- subject hierarchy -----------------------------------------------------------------------------------

@@ -100,6 +100,7 @@ def test_measure_creates_named_nodes_with_the_input_geometry(context, volume):
     assert outputs.table.GetColumnTitle("canal_area_mm2") == "Dural-sac area (mm²)"
     assert outputs.table.GetColumnUnitLabel("canal_ap_mm") == "mm" and outputs.table.GetColumnDescription("check")
     assert outputs.region is not None and outputs.region.IsA("vtkMRMLMarkupsROINode")
+    assert outputs.region.GetLocked()  # where the networks looked, not a box to drag
     assert segmentation.GetAttribute("SpinalStenosis.engineVersion")
     assert json.loads(segmentation.GetAttribute("SpinalStenosis.models"))["test"]["sha256"] == "none"
     assert logic.warnings(outputs.table) == []
