@@ -69,9 +69,20 @@ def _reader_for(path: Path):
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
-    except RuntimeError:
-        raise InputError(f"{path}: not an image SimpleITK can read") from None
+    except RuntimeError as error:
+        reason = _itk_reason(error)
+        if reason.startswith("Unable to determine ImageIO reader"):
+            raise InputError(f"{path}: not an image SimpleITK can read") from None
+        raise InputError(f"{path}: not an image SimpleITK can read ({reason})") from None
     return reader
+
+
+def _itk_reason(error: RuntimeError) -> str:
+    """What a SimpleITK error says went wrong: its last line, without the "ITK ERROR:" prefix."""
+    line = str(error).strip().splitlines()[-1]
+    for prefix in ("ITK ERROR:", "sitk::ERROR:"):
+        line = line.removeprefix(prefix)
+    return line.strip()
 
 
 def _series_reader(files: list[str]):
@@ -113,7 +124,7 @@ def _read(path: Path, reader):
     try:
         return reader.Execute()
     except RuntimeError as error:
-        raise InputError(f"{path}: cannot be read ({str(error).strip().splitlines()[-1]})") from None
+        raise InputError(f"{path}: cannot be read ({_itk_reason(error)})") from None
 
 
 def _read_whole(path: Path, reader=None, pixel_mm: float | None = None):

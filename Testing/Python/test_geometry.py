@@ -251,6 +251,21 @@ def test_a_nifti_or_nrrd_file_without_orientation_is_read_with_a_warning_to_chec
     assert warning.startswith("the NRRD header gives no orientation (no space field): the image is taken as its array")
 
 
+def test_a_file_simpleitk_refuses_is_refused_with_its_reason(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=2)
+    write_image(tmp_path / "scan.nii", image, geometry)
+    header = bytearray((tmp_path / "scan.nii").read_bytes())
+    header[252:256] = struct.pack("<hh", 0, 1)  # only the sform (NIFTI_XFORM_SCANNER_ANAT), and it sheared:
+    header[284:288] = struct.pack("<f", 0.3)  # srow_x[1], so its columns are not orthogonal to its rows
+    (tmp_path / "sheared.nii").write_bytes(bytes(header))
+    with pytest.raises(InputError, match=r"sheared.nii: not an image SimpleITK can read \(ITK only supports "
+                                         r"orthonormal direction cosines"):
+        open_axial(tmp_path / "sheared.nii")
+    (tmp_path / "notes.nii").write_text("not an image", encoding="utf-8")
+    with pytest.raises(InputError, match=r"notes.nii: not an image SimpleITK can read$"):  # nothing more to say
+        open_axial(tmp_path / "notes.nii")
+
+
 def calls_of(monkeypatch, function: str) -> list[str]:
     """The file names dicom_series' one-argument function is called with from now on, in order."""
     calls = []
