@@ -83,6 +83,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._timer = None
         self._volumeFollowed = None
         self._tableFollowed = None
+        self._exportFolder = ""  # where the last export went: the next one's dialog opens there
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -305,7 +306,8 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         editor.setSourceVolumeNode(self._parameterNode.inputVolume)
 
     def onExportButton(self) -> None:
-        folder = qt.QFileDialog.getExistingDirectory(None, _("Export rulers, table and segmentation"))
+        folder = qt.QFileDialog.getExistingDirectory(None, _("Export rulers, table and segmentation"),
+                                                     self._exportFolder or slicer.app.defaultScenePath)
         if not folder:
             return
         with slicer.util.tryWithErrorDisplay(_("Failed to export."), waitCursor=True):
@@ -316,6 +318,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                                                               files=", ".join(existing))):
                 return
             paths = self.logic.export(self._parameterNode, folder)
+            self._exportFolder = folder
             self.ui.statusLabel.text = _("Exported to {folder}").format(folder=os.path.dirname(paths["table"]))
 
 

@@ -351,10 +351,14 @@ class Application:
         self.errors, self.questions, self.modules_selected, self.charts_shown = [], [], [], []
         self.views_shown = []  # what slicer.util.setSliceViewerLayers was asked to show, and how
         self.cursors, self.cursors_at_questions = [], []  # Qt's override-cursor stack; its top at each question
-        self.answer_ok, self.folder_chosen = True, ""
+        self.answer_ok, self.folder_chosen, self.folder_dialogs_opened_at = True, "", []
         self.editor = types.SimpleNamespace(segmentation=None, source_volume=None)
         self.editor.setSegmentationNode = lambda node: setattr(self.editor, "segmentation", node)
         self.editor.setSourceVolumeNode = lambda node: setattr(self.editor, "source_volume", node)
+
+    def choose_folder(self, parent, caption, start_folder=""):
+        self.folder_dialogs_opened_at.append(start_folder)
+        return self.folder_chosen
 
     def confirm(self, text, *args, **kwargs):
         self.questions.append(text)
@@ -386,7 +390,7 @@ def load(monkeypatch, tmp_path, application: Application):
     translation.tr = lambda text: text
     qt = types.ModuleType("qt")
     qt.QTimer, qt.Qt = QTimer, types.SimpleNamespace(WaitCursor="wait", ArrowCursor="arrow")
-    qt.QFileDialog = types.SimpleNamespace(getExistingDirectory=lambda *args: application.folder_chosen)
+    qt.QFileDialog = types.SimpleNamespace(getExistingDirectory=application.choose_folder)
     for name, stand_in in (("qt", qt), ("slicer.ScriptedLoadableModule", base),
                            ("slicer.parameterNodeWrapper", wrapper), ("slicer.i18n", translation)):
         monkeypatch.setitem(sys.modules, name, stand_in)
@@ -395,7 +399,7 @@ def load(monkeypatch, tmp_path, application: Application):
     monkeypatch.setattr(slicer, "dicomDatabase", None, raising=False)
     monkeypatch.setattr(slicer, "app", types.SimpleNamespace(
         setOverrideCursor=application.cursors.append, restoreOverrideCursor=application.cursors.pop,
-        testingEnabled=lambda: False),
+        testingEnabled=lambda: False, defaultScenePath=str(tmp_path / "Slicer scenes")),
         raising=False)
     editor_panel = types.SimpleNamespace(self=lambda: types.SimpleNamespace(editor=application.editor))
     plots_logic = types.SimpleNamespace(ShowChartInLayout=application.charts_shown.append)

@@ -241,6 +241,8 @@ def test_export_asks_before_replacing_the_files_of_an_earlier_export(panel, appl
     ui.exportButton.click()
     assert report.read_bytes() != earlier and len(list(folder.iterdir())) == 5
     assert application.errors == [] and asked_under_the_arrow_cursor(application)
+    # the folder dialog opened at Slicer's default scene folder, then where the last export went
+    assert application.folder_dialogs_opened_at == [slicer.app.defaultScenePath, str(folder), str(folder)]
 
 
 def test_choosing_a_volume_brings_its_own_results_and_region(panel, application):
