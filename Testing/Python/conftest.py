@@ -35,6 +35,18 @@ def move_end_halfway(node) -> float:
     return float(np.linalg.norm(end - start) * 0.5)
 
 
+def nothing_installed(module, monkeypatch, installs_take: bool = True) -> list[str]:
+    """In the loaded module: nothing of its REQUIREMENTS is installed, nor the PyTorch extension; slicer.util's
+    pip_install records each requirement it is given, installed from then on if installs_take. The records."""
+    import slicer.util
+
+    asked = []
+    monkeypatch.setattr(module, "_installed", asked.__contains__ if installs_take else lambda requirement: False)
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", None)
+    monkeypatch.setattr(slicer.util, "pip_install", asked.append)
+    return asked
+
+
 def canal_arrays(centres_anterior_mm, semi_ap_mm, spacing_mm: float, size: int = 96):
     """An axial stack of canal labels [k, j, i] (0.5 mm pixels), one ellipse per slice at these anterior offsets with
     these AP semi-axes (16 mm wide), the slices spacing_mm apart; and its geometry."""

@@ -5,7 +5,7 @@ import unittest
 
 import numpy as np
 import pytest
-from conftest import ThresholdSegmenter, move_end_halfway, phantom_arrays
+from conftest import ThresholdSegmenter, move_end_halfway, nothing_installed, phantom_arrays
 
 slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
 
@@ -14,12 +14,7 @@ from SpinalStenosisLib.scene_bundle import add_volume  # noqa: E402
 
 def test_the_modules_own_self_test_passes_unattended_installing_what_is_missing_without_asking(
         module, application, monkeypatch):
-    import sys
-
-    installed = []
-    monkeypatch.setattr(module, "_installed", installed.__contains__)  # neither PyTorch nor Pillow is installed yet
-    monkeypatch.setitem(sys.modules, "PyTorchUtils", None)
-    monkeypatch.setattr(slicer.util, "pip_install", installed.append)
+    installed = nothing_installed(module, monkeypatch)  # neither PyTorch nor Pillow yet
     application.answer_ok = False  # a question would go unanswered (CTest, Reload and Test left running)
     result = unittest.TextTestRunner(stream=io.StringIO()).run(module.SpinalStenosisTest("runTest"))
     assert result.wasSuccessful(), result.failures + result.errors

@@ -5,7 +5,7 @@ import types
 
 import numpy as np
 import pytest
-from conftest import ThresholdSegmenter, move_end_halfway, phantom_arrays
+from conftest import ThresholdSegmenter, move_end_halfway, nothing_installed, phantom_arrays
 
 slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
 
@@ -345,12 +345,7 @@ def test_a_series_loaded_from_dicom_brings_the_region_its_header_names(panel, ap
 
 def test_pytorch_and_pillow_are_installed_when_first_needed_if_the_user_agrees(module, panel, application,
                                                                               monkeypatch, tmp_path):
-    import sys
-
-    installed = []
-    monkeypatch.setattr(module, "_installed", installed.__contains__)  # nothing the module needs is installed yet
-    monkeypatch.setitem(sys.modules, "PyTorchUtils", None)  # nor the PyTorch extension
-    monkeypatch.setattr(slicer.util, "pip_install", installed.append)
+    installed = nothing_installed(module, monkeypatch)
     widget = panel()  # the shipped networks
     ui = widget.ui
     ui.inputSelector.choose(phantom_volume())
@@ -378,11 +373,7 @@ def test_pytorch_and_pillow_are_installed_when_first_needed_if_the_user_agrees(m
 
 
 def test_an_install_that_does_not_take_says_how_to_install_by_hand(module, panel, application, monkeypatch):
-    import sys
-
-    monkeypatch.setattr(module, "_installed", lambda requirement: False)  # pip runs, and still nothing is there
-    monkeypatch.setitem(sys.modules, "PyTorchUtils", None)
-    monkeypatch.setattr(slicer.util, "pip_install", lambda requirement: None)
+    nothing_installed(module, monkeypatch, installs_take=False)  # pip runs, and still nothing is there
     widget = panel()
     widget.ui.inputSelector.choose(phantom_volume())
     with pytest.raises(RuntimeError):
