@@ -71,9 +71,9 @@ def _reader_for(path: Path):
         reader.ReadImageInformation()
     except RuntimeError as error:
         reason = _itk_reason(error)
-        if reason.startswith("Unable to determine ImageIO reader"):
-            raise InputError(f"{path}: not an image SimpleITK can read") from None
-        raise InputError(f"{path}: not an image SimpleITK can read ({reason})") from None
+        unknown_format = reason.startswith("Unable to determine ImageIO reader")  # the message says it already
+        detail = "" if unknown_format else f" ({reason})"
+        raise InputError(f"{path}: not an image SimpleITK can read{detail}") from None
     return reader
 
 
