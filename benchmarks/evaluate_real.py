@@ -36,7 +36,7 @@ from evaluate_synthetic import add_network_options, models_name, network_options
 from SpinalStenosisLib.findings import worst_findings  # noqa: E402
 from SpinalStenosisLib.grading import grade  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
-from SpinalStenosisLib.measurement import doubted  # noqa: E402
+from SpinalStenosisLib.measurement import STRUCTURE_WORDS, STRUCTURES  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter, region_shown_by  # noqa: E402
 from SpinalStenosisLib.report import write_report  # noqa: E402
 from SpinalStenosisLib.visibility import CT_FAT_SHARE, FAT_HU, fat_share, not_an_mr_image  # noqa: E402
@@ -169,7 +169,8 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
     overlays.mkdir(parents=True, exist_ok=True)
     results = {"cervical": {}, "lumbar": {}, "foramen_sides": {"slices": 0, "correct": 0},
                "foramina_to_check": {region: {"reported": 0, "to_check": 0} for region in ("cervical", "lumbar")},
-               "warned_clipped": [], "shown_neck": {"cervical": [], "lumbar": []}, "not_mr": [], "fat_share": []}
+               "warned_clipped": [], "shown_neck": {"cervical": [], "lumbar": []}, "not_mr": [], "fat_share": [],
+               "cut_by_field_of_view": {}}
 
     def run_volume(name: str, path: Path, region: str):
         volume = open_axial(path)
@@ -188,10 +189,13 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
         both, correct = sides_correct(run)
         results["foramen_sides"]["slices"] += both
         results["foramen_sides"]["correct"] += correct
-        confidences = [c for m in run.measurements for side in ("left_foramen", "right_foramen")
-                       if not math.isnan(c := m.confidences[f"{side}_confidence"])]
-        results["foramina_to_check"][region]["reported"] += len(confidences)
-        results["foramina_to_check"][region]["to_check"] += sum(doubted(c) for c in confidences)
+        reported = [m.is_to_check(side) for m in run.measurements for side in ("left_foramen", "right_foramen")
+                    if not math.isnan(m.confidences[f"{side}_confidence"])]
+        results["foramina_to_check"][region]["reported"] += len(reported)
+        results["foramina_to_check"][region]["to_check"] += sum(reported)
+        cut = {name: sum(name in m.cut_by_field_of_view for m in run.measurements) for name in STRUCTURES}
+        if any(cut.values()):
+            results["cut_by_field_of_view"][name] = cut
         return run
 
     for name, path, region, cord in real_volumes(real, only):
@@ -253,6 +257,11 @@ def print_results(results: dict) -> None:
           f"{len(results['not_mr'])} of {len(results['fat_share'])} volumes; largest share of pixels at "
           f"{FAT_HU:.0f} or below: {max(results['fat_share'], default=0.0):.1%} (a CT is refused from "
           f"{CT_FAT_SHARE:.0%})")
+    cut = results["cut_by_field_of_view"]
+    print(f"volumes where the edge of the image cuts a measured structure: {len(cut)}"
+          + "".join(f"\n  {name}: " + ", ".join(f"{STRUCTURE_WORDS[structure]} on {slices} slices"
+                                                for structure, slices in counts.items() if slices)
+                    for name, counts in cut.items()))
     necks = results["shown_neck"]
     print("graded cervical without --region, the image showing a whole neck (body_region): "
           + "; ".join(f"{len(necks[region])} of {len(results[region])} {region} volumes" for region in necks))

@@ -165,7 +165,8 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
     case = held_out_slice(n, noise_scale, seed, smear_mm)
     region = case.scene.anatomy.region
     [result] = segmenter.segment([case.image], [case.grid])
-    found = measure_slice(result.masks, result.grid, canal_edge_to_noise=result.canal_edge_to_noise)
+    found = measure_slice(result.masks, result.grid, canal_edge_to_noise=result.canal_edge_to_noise,
+                          field_of_view=case.grid)
     predicted, truth = found.values, case.truth
     record = {"slice": n, "region": region, "contrast": case.scene.contrast,
               "fat_to_csf": fat_to_csf(case.image, case.tissues),
@@ -174,6 +175,7 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
                        for value, name in CLASSES.items()},
               "errors": {key: [] for key in ERROR_KEYS}, "absent": [], "present_found": [],
               "confidences": found.confidences, "canal_edge_to_noise": found.canal_edge_to_noise,
+              "cut_by_field_of_view": sorted(found.cut_by_field_of_view),
               "reported_foramina": []}
     for key in ("canal_ap_mm", "canal_transverse_mm"):
         if not math.isnan(truth[key]):
@@ -189,7 +191,8 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
         key = f"{side}_foramen_width_mm"
         if not math.isnan(predicted[key]):  # (confidence, whether a true one exists, within 2 mm of it)
             record["reported_foramina"].append((found.confidences[f"{side}_foramen_confidence"],
-                                                not math.isnan(truth[key]), error(predicted[key], truth[key]) <= 2.0))
+                                                not math.isnan(truth[key]), error(predicted[key], truth[key]) <= 2.0,
+                                                f"{side}_foramen" in found.cut_by_field_of_view))
         if math.isnan(truth[key]):
             record["absent"].append(math.isnan(predicted[key]))
         else:
@@ -351,11 +354,12 @@ def foramen_by_contrast(records: list[dict]) -> dict:
 
 
 def checks(records: list[dict], below: float = CHECK_BELOW) -> dict:
-    """The slices whose canal is to check (confidence below ``below``, or a faint outline): how many, their canal AP
-    within 1 mm and the others', and how many of the gross failures (canal Dice below 0.8) they hold. The reported
-    foramina to check: how many, the share within 2 mm of those and of the others, and of the foramina reported where
-    there is none, how many are to check."""
-    canal_doubted = [structure_to_check("canal", r["confidences"], r["canal_edge_to_noise"], below) for r in records]
+    """The slices whose canal is to check (confidence below ``below``, a faint outline, or cut by the edge of the
+    image): how many, their canal AP within 1 mm and the others', and how many of the gross failures (canal Dice below
+    0.8) they hold. The reported foramina to check: how many, the share within 2 mm of those and of the others, and of
+    the foramina reported where there is none, how many are to check."""
+    canal_doubted = [structure_to_check("canal", r["confidences"], r["canal_edge_to_noise"], below,
+                                        frozenset(r["cut_by_field_of_view"])) for r in records]
     flagged = [r for r, check in zip(records, canal_doubted) if check]
     others = [r for r, check in zip(records, canal_doubted) if not check]
 
@@ -364,9 +368,10 @@ def checks(records: list[dict], below: float = CHECK_BELOW) -> dict:
 
     gross_failures_doubted = [check for r, check in zip(records, canal_doubted) if r["dice"]["canal"] < 0.8]
     foramina = [f for r in records for f in r["reported_foramina"]]
-    to_check = [within for confidence, _, within in foramina if doubted(confidence, below)]
-    trusted = [within for confidence, _, within in foramina if not doubted(confidence, below)]
-    where_none = [doubted(confidence, below) for confidence, exists, _ in foramina if not exists]
+    flags = [doubted(confidence, below) or cut for confidence, _, _, cut in foramina]
+    to_check = [within for (_, _, within, _), flagged_foramen in zip(foramina, flags) if flagged_foramen]
+    trusted = [within for (_, _, within, _), flagged_foramen in zip(foramina, flags) if not flagged_foramen]
+    where_none = [flagged_foramen for (_, exists, _, _), flagged_foramen in zip(foramina, flags) if not exists]
     return {"below": below, "n": len(records), "flagged": len(flagged),
             "flagged_canal_ap_within_1mm": within_1mm(flagged), "others_canal_ap_within_1mm": within_1mm(others),
             "gross_failures": len(gross_failures_doubted),

@@ -66,6 +66,12 @@ class PlaneGrid:
             np.array([-0.5, self.shape[1] - 0.5, -0.5, self.shape[1] - 0.5])))
         return float(rows.min()), float(rows.max()), float(columns.min()), float(columns.max())
 
+    def outer_ring(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (row, column) indices of this grid's outermost pixels: the edge of its field of view."""
+        rows, columns = np.indices(self.shape)
+        ring = (rows == 0) | (rows == self.shape[0] - 1) | (columns == 0) | (columns == self.shape[1] - 1)
+        return rows[ring], columns[ring]
+
     @property
     def pixel_area_mm2(self) -> float:
         return float(np.linalg.norm(np.cross(self.row_step_ras, self.column_step_ras)))

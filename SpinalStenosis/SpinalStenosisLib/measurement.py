@@ -21,8 +21,10 @@ Definitions (also in the README):
 * ``canal_confidence``, ``left_foramen_confidence``, ``right_foramen_confidence``: the mean of each mask over its
   measured region (where it is >= 0.5): network 2's average probability there, 1 for a mask drawn or edited by hand.
   ``check`` names the structures whose confidence is below CHECK_BELOW (e.g. "canal, left foramen"): what the
-  network was unsure of, to look at before trusting its numbers; and the canal where the segmenter found its outline
-  to follow no edge clearer than the image noise (``canal_edge_to_noise``, see visibility).
+  network was unsure of, to look at before trusting its numbers; the canal where the segmenter found its outline
+  to follow no edge clearer than the image noise (``canal_edge_to_noise``, see visibility); and the structures the
+  edge of the image cuts (``cut_by_field_of_view``: the measured region reaches the slice's outermost pixels, or
+  the edge of network 2's crop), whose numbers are those of the part in view.
 """
 from __future__ import annotations
 
@@ -70,15 +72,16 @@ class SliceMeasurement:
     rulers: dict[str, Ruler] = field(default_factory=dict)
     confidences: dict[str, float] = field(default_factory=lambda: {name: float("nan") for name in CONFIDENCE_COLUMNS})
     canal_edge_to_noise: float = float("nan")  # visibility.canal_edge_to_noise (NaN: not measured, e.g. a drawn mask)
+    cut_by_field_of_view: frozenset[str] = frozenset()  # the STRUCTURES the edge of the image cuts (cut_off)
     level: str = ""  # the slice's vertebral level as the user named it (e.g. "L4-L5"); nothing in the image gives it
 
     @property
     def check(self) -> str:
-        return to_check(self.confidences, self.canal_edge_to_noise)
+        return to_check(self.confidences, self.canal_edge_to_noise, self.cut_by_field_of_view)
 
     def is_to_check(self, name: str) -> bool:
         """Whether check names this structure (one of STRUCTURES)."""
-        return structure_to_check(name, self.confidences, self.canal_edge_to_noise)
+        return structure_to_check(name, self.confidences, self.canal_edge_to_noise, cut=self.cut_by_field_of_view)
 
     def __getattr__(self, name: str) -> float:
         if name in MEASUREMENT_COLUMNS:
@@ -100,23 +103,38 @@ def doubted(confidence: float, below: float = CHECK_BELOW) -> bool:
 
 
 def structure_to_check(name: str, confidences: dict[str, float], canal_edge_to_noise: float = float("nan"),
-                       below: float = CHECK_BELOW) -> bool:
-    """Whether a structure was found with a confidence below CHECK_BELOW (or below), or is a canal whose outline
-    follows no edge clearer than the image noise (visibility.faint)."""
-    return doubted(confidences[f"{name}_confidence"], below) or (name == "canal" and faint(canal_edge_to_noise))
+                       below: float = CHECK_BELOW, cut: frozenset[str] = frozenset()) -> bool:
+    """Whether a structure was found with a confidence below CHECK_BELOW (or below), is a canal whose outline
+    follows no edge clearer than the image noise (visibility.faint), or is one the edge of the image cuts (in
+    cut)."""
+    return (doubted(confidences[f"{name}_confidence"], below) or (name == "canal" and faint(canal_edge_to_noise))
+            or name in cut)
 
 
-def to_check(confidences: dict[str, float], canal_edge_to_noise: float = float("nan")) -> str:
+def to_check(confidences: dict[str, float], canal_edge_to_noise: float = float("nan"),
+             cut: frozenset[str] = frozenset()) -> str:
     """The structures to check (structure_to_check), e.g. "canal, left foramen" ("" for none)."""
-    return ", ".join(STRUCTURE_WORDS[name] for name in STRUCTURES
-                     if structure_to_check(name, confidences, canal_edge_to_noise))
+    return structure_words(name for name in STRUCTURES
+                           if structure_to_check(name, confidences, canal_edge_to_noise, cut=cut))
+
+
+def structure_words(names) -> str:
+    """Structure names as the check column says them, in STRUCTURES order: "canal, left foramen" ("" for none)."""
+    names = set(names)
+    return ", ".join(STRUCTURE_WORDS[name] for name in STRUCTURES if name in names)
+
+
+def structures_in(words: str) -> frozenset[str]:
+    """The structures a structure_words text names."""
+    said = {word.strip() for word in words.split(",")}
+    return frozenset(name for name in STRUCTURES if STRUCTURE_WORDS[name] in said)
 
 
 def describe_checks(checks: dict[int, str]) -> str:
     """Slice → its to_check text, said by structure: "the canal on slice 3; the left foramen on slices 3, 7"."""
     parts = []
-    for structure in STRUCTURE_WORDS.values():
-        on = [str(n) for n, what in checks.items() if structure in what.split(", ")]
+    for name, structure in STRUCTURE_WORDS.items():
+        on = [str(n) for n, what in checks.items() if name in structures_in(what)]
         if on:
             parts.append(f"the {structure} on slice{'s' if len(on) > 1 else ''} {', '.join(on)}")
     return "; ".join(parts)
@@ -308,14 +326,30 @@ def _middle_of_shortest(lengths: np.ndarray) -> int:
     return int(stretch[len(stretch) // 2])
 
 
+def cut_off(kept: dict[str, np.ndarray], grid: PlaneGrid, field_of_view: PlaneGrid | None = None) -> frozenset[str]:
+    """The structures whose measured region (>= 0.5) reaches the outermost pixels of grid or, where grid is a crop of
+    a slice, those of the slice (field_of_view; the mask sampled at their centres, as the slice's labels are): the
+    image does not show the rest of them."""
+    present = {name: mask for name, mask in kept.items() if mask.max() >= 0.5}
+    if not present:
+        return frozenset()
+    edges = [grid.outer_ring()]
+    if field_of_view is not None:
+        edges.append(grid.to_index(field_of_view.to_ras(*field_of_view.outer_ring())))
+    return frozenset(name for name, mask in present.items()
+                     if any((bilinear(mask, rows, columns) >= 0.5).any() for rows, columns in edges))
+
+
 def measure_slice(masks: dict[str, np.ndarray], grid: PlaneGrid, slice_index: int = 0,
-                  z_mm: float = float("nan"), canal_edge_to_noise: float = float("nan")) -> SliceMeasurement:
-    """Measure one slice from masks keyed by :data:`STRUCTURES` (missing keys count as absent); canal_edge_to_noise
-    is the segmenter's (see visibility)."""
+                  z_mm: float = float("nan"), canal_edge_to_noise: float = float("nan"),
+                  field_of_view: PlaneGrid | None = None) -> SliceMeasurement:
+    """Measure one slice from masks keyed by :data:`STRUCTURES` (missing keys count as absent) on grid, the slice's
+    own or a crop of the slice field_of_view; canal_edge_to_noise is the segmenter's (see visibility)."""
     empty = np.zeros(grid.shape)
     kept = {name: largest_component(masks.get(name, empty)) for name in STRUCTURES}
     confidences = {f"{name}_confidence": kept_confidence(kept[name]) for name in STRUCTURES}
-    result = SliceMeasurement(slice_index, z_mm, confidences=confidences, canal_edge_to_noise=canal_edge_to_noise)
+    result = SliceMeasurement(slice_index, z_mm, confidences=confidences, canal_edge_to_noise=canal_edge_to_noise,
+                              cut_by_field_of_view=cut_off(kept, grid, field_of_view))
     canal_values, canal_rulers, canal_centroid = measure_canal(kept["canal"], grid)
     result.values.update(canal_values)
     result.rulers.update(canal_rulers)

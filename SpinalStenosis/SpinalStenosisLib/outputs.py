@@ -19,10 +19,10 @@ from .findings import (GRADED_MEASUREMENTS, findings_document, worst_findings, w
                        worst_findings_by_level_of_blocks, worst_findings_of_blocks)
 from .grading import GRADE_COLUMNS, grade
 from .markups_json import line_markup, markups_document, ruler_name
-from .measurement import CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement
+from .measurement import CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement, structure_words
 
 CSV_COLUMNS = ("slice_index", "z_mm", "level", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS, *CONFIDENCE_COLUMNS,
-               "canal_edge_to_noise", "check")
+               "canal_edge_to_noise", "cut_by_field_of_view", "check")
 STUDIES_FILE = "studies.csv"  # among several inputs' output folders: a row of worst findings each
 SERIES_FILE = "series.json"  # beside the block folders of a DICOM series in angled blocks: the whole series' findings
 OUTPUT_FILES = ("segmentation.nii.gz", "measurements.csv", "levels.csv", "measurements.json", "rulers.mrk.json",
@@ -128,7 +128,7 @@ def rows(measurements: list[SliceMeasurement], region: str) -> list[dict]:
     for m in measurements:
         table.append({"slice_index": m.slice_index, "z_mm": round(m.z_mm, 3), "level": m.level, **m.values,
                       **grade(m.values, region, m.level), **m.confidences, "canal_edge_to_noise": m.canal_edge_to_noise,
-                      "check": m.check})
+                      "cut_by_field_of_view": structure_words(m.cut_by_field_of_view), "check": m.check})
     return table
 
 

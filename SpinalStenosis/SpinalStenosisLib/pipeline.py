@@ -111,7 +111,8 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
         run.roi_boxes.pop(s, None)
         if result.roi_box_rc is not None:
             run.roi_boxes[s] = result.roi_box_rc
-        run.measurements[s] = measure_slice(result.masks, result.grid, s, positions[s], result.canal_edge_to_noise)
+        run.measurements[s] = measure_slice(result.masks, result.grid, s, positions[s], result.canal_edge_to_noise,
+                                            volume.layout.slice_grid(s))
 
     for indices in _batches(range(n_slices)):
         for s, result in zip(indices, segment_slices(indices)):

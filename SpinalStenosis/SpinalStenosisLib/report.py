@@ -51,7 +51,8 @@ def _caption(m: SliceMeasurement, region: str, block: str = "") -> str:
     grades = grade(m.values, region, m.level)
 
     def fmt(value: float, unit: str, label: str, structure: str) -> str:
-        check = "  CHECK" if m.is_to_check(structure) else ""
+        check = ("  CHECK (edge)" if structure in m.cut_by_field_of_view  # the image's edge cuts it
+                 else "  CHECK" if m.is_to_check(structure) else "")
         return "absent" if math.isnan(value) else f"{value:.1f} {unit}" + (f" ({label})" if label else "") + check
 
     return "\n".join([

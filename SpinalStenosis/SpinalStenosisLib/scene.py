@@ -27,7 +27,7 @@ from .geometry import VolumeGeometry, pixel_size_text, stack_layout
 from .grading import CANAL_AP_CUTOFFS_MM, REGION_TAGS, THORACIC, grade, region_named
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
 from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, masks_from_labels,
-                          measure_slice)
+                          measure_slice, structure_words, structures_in)
 from .outputs import CSV_COLUMNS, exported_files, staged_files, write_levels_csv
 from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volume, checked_mr_image, input_warnings,
                        measure_with_segmenter, region_shown_by)
@@ -50,7 +50,7 @@ SEGMENTS = tuple(  # label value, segment id, name, colour, local type code, mod
         (3, (0.3, 1.0, 0.4), "NEURAL_FORAMEN", "SCT^24028007^Right")))
 TABLE_COLUMNS = (*CSV_COLUMNS, "worst_findings")
 # what the measurement found, not the user's to type over (the grades and Worst are worked out again anyway)
-LOCKED_COLUMNS = ("slice_index", "z_mm", *CONFIDENCE_COLUMNS, "canal_edge_to_noise", "check")
+LOCKED_COLUMNS = ("slice_index", "z_mm", *CONFIDENCE_COLUMNS, "canal_edge_to_noise", "cut_by_field_of_view", "check")
 COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
     "slice_index": ("Slice", "", "Index of the slice along the volume's axial axis"),
     "z_mm": ("z (mm)", "mm", "Position of the slice along the stack"),
@@ -71,8 +71,10 @@ COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
     "right_foramen_confidence": ("Right foramen confidence", "", "The same over the right foramen"),
     "canal_edge_to_noise": ("Canal edge / noise", "", "How clearly the image shows the canal's outline: about 1 "
                             "where it follows only noise; empty once edited"),
-    "check": ("Check", "", "What the network was unsure of, or the image barely shows: look at it before trusting "
-                           "its numbers"),
+    "cut_by_field_of_view": ("Cut by field of view", "", "The structures the edge of the image cuts: their numbers "
+                             "are of the part in view"),
+    "check": ("Check", "", "What the network was unsure of, the image barely shows or its edge cuts: look at it "
+                           "before trusting its numbers"),
     "worst_findings": ("Worst", "", "The study's worst findings on this slice: the smallest canal AP, dural-sac area "
                        "and foramen widths among the slices where the structure is not to check"),
 }
@@ -358,7 +360,8 @@ class StenosisScene:
     def _write_locked(table, row: int, m: SliceMeasurement) -> None:
         """A row's cells the user cannot type over (LOCKED_COLUMNS): what the measurement found."""
         cells = {"slice_index": m.slice_index, "z_mm": m.z_mm, **m.confidences,
-                 "canal_edge_to_noise": m.canal_edge_to_noise, "check": m.check}
+                 "canal_edge_to_noise": m.canal_edge_to_noise,
+                 "cut_by_field_of_view": structure_words(m.cut_by_field_of_view), "check": m.check}
         for column in LOCKED_COLUMNS:
             table.GetTable().GetColumnByName(column).SetValue(row, cells[column])
 
@@ -471,7 +474,9 @@ class StenosisScene:
 
         return [SliceMeasurement(int(cell("slice_index", row)), float(cell("z_mm", row)), self.row_values(table, row),
                                  confidences={column: cell(column, row) for column in CONFIDENCE_COLUMNS},
-                                 canal_edge_to_noise=cell("canal_edge_to_noise", row), level=cell("level", row).strip())
+                                 canal_edge_to_noise=cell("canal_edge_to_noise", row),
+                                 cut_by_field_of_view=structures_in(cell("cut_by_field_of_view", row)),
+                                 level=cell("level", row).strip())
                 for row in range(vtk_table.GetNumberOfRows())]
 
     def worst_findings(self, table) -> dict[str, Finding]:

@@ -451,6 +451,30 @@ def test_a_field_of_view_within_the_smallest_crop_is_its_own_region_of_interest(
             assert distance > 50  # the larger slice follows network 1 into its corner
 
 
+def test_a_canal_network_2_finds_running_out_of_the_slice_is_flagged_for_a_check():
+    from SpinalStenosisLib.crop import crop_grid
+    from SpinalStenosisLib.pipeline import SliceSegmentation
+
+    grid = native(pixel=(0.5, 0.5), shape=(60, 60), angle_deg=0.0)  # a 30 mm field of view (a tight cervical T2*)
+
+    class WideCropSegmenter:  # network 2's crop, 40 mm, holds a sac 32 mm wide on slice 0 and 16 mm on slice 1
+        def segment(self, images, grids):
+            crop = crop_grid(grid, (29.5, 29.5), 40.0)
+            rows, columns = np.indices(crop.shape)
+            results = []
+            for image in images:
+                half_width_px = 0.4 * crop.shape[1] if image.max() > 1 else 0.2 * crop.shape[1]
+                canal = (((rows - 63.5) / 20) ** 2 + ((columns - 63.5) / half_width_px) ** 2 <= 1).astype(np.float32)
+                results.append(SliceSegmentation({"canal": canal}, crop, np.zeros(grid.shape, np.uint8)))
+            return results
+
+    stack = np.ones((2, *grid.shape), np.float32)
+    stack[0] = 2.0
+    run = measure_with_segmenter(axial_from_array(stack, slice_geometry(grid, 4.0, n_slices=2)), WideCropSegmenter())
+    assert [m.cut_by_field_of_view for m in run.measurements] == [{"canal"}, set()]
+    assert [m.check for m in run.measurements] == ["canal", ""]
+
+
 def test_network_2_picks_the_region_of_network_1_where_it_finds_a_canal():
     from SpinalStenosisLib.inference import NetworkSegmenter
 

@@ -7,8 +7,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from shapes import axial_grid, bow_tie, ellipse, rasterise, trefoil
 
+from SpinalStenosisLib.crop import crop_grid
 from SpinalStenosisLib.grading import SACRAL, THORACIC, grade, region_named, slice_region
-from SpinalStenosisLib.measurement import bilinear, describe_checks, largest_component, measure_slice
+from SpinalStenosisLib.measurement import (bilinear, describe_checks, largest_component, measure_slice,
+                                           structure_words, structures_in)
 
 GRIDS = {
     "axial": axial_grid(),
@@ -174,6 +176,28 @@ def test_confidence_is_the_mean_probability_over_what_is_measured_and_flags_what
     assert faint.is_to_check("canal") and not faint.is_to_check("left_foramen") and unsure.is_to_check("left_foramen")
     assert describe_checks({3: "canal, left foramen", 7: "left foramen"}) == (
         "the canal on slice 3; the left foramen on slices 3, 7")
+
+
+def test_a_structure_the_edge_of_the_image_cuts_is_measured_as_far_as_it_shows_and_flagged_for_a_check():
+    grid = GRIDS["axial"]  # 80 mm square: x from -40 to 40 mm
+    canal = rasterise(ellipse(0.0, 0.0, 8.0, 6.0), grid)
+    beyond = rasterise(ellipse(36.0, 0.0, 6.0, 3.0), grid)  # a left foramen running out of the image
+    m = measure_slice({"canal": canal, "left_foramen": beyond}, grid)
+    assert m.cut_by_field_of_view == {"left_foramen"} and m.check == "left foramen"
+    assert m.is_to_check("left_foramen") and not m.is_to_check("canal")
+    assert 5.0 < m.values["left_foramen_width_mm"] < 6.5  # the part in view
+    within = rasterise(ellipse(32.0, 0.0, 6.0, 3.0), grid)  # ends 2 mm inside the edge
+    assert measure_slice({"canal": canal, "left_foramen": within}, grid).cut_by_field_of_view == set()
+    # measured on a crop wider than the slice, as network 2's: the slice's edge cuts, the crop's does not
+    tight = axial_grid(shape=(60, 60))  # 30 mm square
+    crop = crop_grid(tight, (29.5, 29.5), 40.0)
+    wide_sac = rasterise(ellipse(0.0, 0.0, 16.0, 6.0), crop)  # 32 mm across: wider than the slice
+    assert measure_slice({"canal": wide_sac}, crop, field_of_view=tight).cut_by_field_of_view == {"canal"}
+    assert measure_slice({"canal": wide_sac}, crop).cut_by_field_of_view == set()
+    narrow_sac = rasterise(ellipse(0.0, 0.0, 8.0, 6.0), crop)
+    assert measure_slice({"canal": narrow_sac}, crop, field_of_view=tight).cut_by_field_of_view == set()
+    assert structures_in(structure_words({"right_foramen", "canal"})) == {"canal", "right_foramen"}
+    assert structure_words(()) == "" and structures_in("") == set()
 
 
 def test_largest_component_is_measured():

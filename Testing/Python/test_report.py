@@ -95,6 +95,10 @@ def test_a_caption_marks_each_measurement_of_a_structure_the_network_doubts():
     lines = _caption(measure_slice({"canal": 0.9 * canal, "left_foramen": foramen}, grid), "lumbar").splitlines()
     marked = [line.split()[0] for line in lines if line.endswith("CHECK")]
     assert marked == ["AP", "area", "transverse"]  # the canal's lines, not the sure left foramen's
+    at_the_edge = ((rows - 100) ** 2 + (columns - 199) ** 2 <= 6 ** 2).astype(float)  # a foramen the edge cuts
+    lines = _caption(measure_slice({"canal": canal, "left_foramen": at_the_edge}, grid), "lumbar").splitlines()
+    assert [line for line in lines if "CHECK" in line] == [line for line in lines if line.startswith("foramen L")]
+    assert lines[-1].endswith("CHECK (edge)")
 
 
 def test_a_stack_gets_a_profile_of_its_canal_with_each_slice_in_its_grades_colour(tmp_path):

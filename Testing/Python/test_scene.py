@@ -508,6 +508,32 @@ def test_a_canal_the_image_barely_shows_is_flagged_for_a_check_until_the_user_ed
     assert math.isnan(column("canal_edge_to_noise")[1]) and column("check") == ["canal", "", "canal"]
 
 
+def test_a_foramen_the_edge_of_the_image_cuts_is_flagged_for_a_check_until_the_user_edits_it_off_the_edge(
+        context, tmp_path):
+    image, _, geometry = phantom_arrays()
+    columns = 78  # the image ends in the left foramina (columns run patient right → left)
+    volume = add_volume(context.scene, np.ascontiguousarray(image[:, :, :columns]),
+                        VolumeGeometry((columns, *geometry.size_ijk[1:]), geometry.ijk_to_ras).ijk_to_ras, "cut off")
+    logic, outputs = measure(context, volume)
+    table = outputs.table.GetTable()
+
+    def column(name):
+        return [table.GetColumnByName(name).GetValue(r) for r in range(3)]
+
+    assert column("cut_by_field_of_view") == ["left foramen"] * 3 and column("check") == ["left foramen"] * 3
+    assert all(width > 0 for width in column("left_foramen_width_mm"))  # the part in view is measured
+    assert [m.cut_by_field_of_view for m in logic.measurements_of(outputs.table)] == [{"left_foramen"}] * 3
+    assert logic.worst_findings(outputs.table)["left_foramen_width_mm"].to_check
+    labels = logic.labels_of(outputs.segmentation, volume)
+    labels[1][:, -3:][labels[1][:, -3:] == 2] = 0  # the user erases slice 1's foramen at the edge
+    logic._write_segments(outputs.segmentation, volume, labels)
+    assert logic.remeasure(volume, outputs) == [1]
+    assert column("cut_by_field_of_view") == ["left foramen", "", "left foramen"]
+    assert column("check") == ["left foramen", "", "left foramen"]
+    with open(logic.export(outputs, tmp_path, "cut off")["table"], newline="") as handle:
+        assert [row["cut_by_field_of_view"] for row in csv.DictReader(handle)] == column("cut_by_field_of_view")
+
+
 def test_show_row_centres_the_slice_views_on_its_canal_or_on_its_slice(context, volume):
     moved, to_world = rigid_transform_node(context.scene, 20.0, (30.0, -12.0, 5.0))
     volume.SetAndObserveTransformNodeID(moved.GetID())
