@@ -563,7 +563,8 @@ def print_table(summary: dict) -> None:
     print("canal AP by the true dural-sac area (mm²): " + _canal_ap_line(summary["canal_ap_by_true_area_mm2"]))
     for cutoff in summary["checks"]:
         print(f"check (confidence below {next(iter(cutoff.values()))['below']:.2f}; for the canal also an outline "
-              f"under {MIN_CANAL_EDGE_TO_NOISE} times as clear as noise), all / T2 family: " + _check_line(cutoff))
+              f"under {MIN_CANAL_EDGE_TO_NOISE} times as clear as noise; what the edge of the image cuts), all / T2 "
+              "family: " + _check_line(cutoff))
 
 
 def _check_line(checks_by_group: dict) -> str:
