@@ -49,6 +49,8 @@ TIE_MM = 0.05  # foramen chords this close to the shortest are equally short
 # there is none: benchmarks/evaluate_synthetic.py --validation --count 300 --check-below 0.95,0.94,0.93,0.92,0.9
 CHECK_BELOW = 0.93
 CONFIDENCE_COLUMNS = tuple(f"{name}_confidence" for name in STRUCTURES)
+# what the measurement found beside the values (SliceMeasurement.found), by column
+FOUND_COLUMNS = (*CONFIDENCE_COLUMNS, "canal_edge_to_noise", "cut_by_field_of_view", "check")
 STRUCTURE_WORDS = {name: name.replace("_", " ") for name in STRUCTURES}  # "left_foramen" → "left foramen"
 
 
@@ -82,6 +84,12 @@ class SliceMeasurement:
     def is_to_check(self, name: str) -> bool:
         """Whether check names this structure (one of STRUCTURES)."""
         return structure_to_check(name, self.confidences, self.canal_edge_to_noise, cut=self.cut_by_field_of_view)
+
+    def found(self) -> dict[str, float | str]:
+        """What the measurement found beside the values, by column (FOUND_COLUMNS; cut_by_field_of_view worded as
+        the check column words structures)."""
+        return {**self.confidences, "canal_edge_to_noise": self.canal_edge_to_noise,
+                "cut_by_field_of_view": structure_words(self.cut_by_field_of_view), "check": self.check}
 
     def __getattr__(self, name: str) -> float:
         if name in MEASUREMENT_COLUMNS:

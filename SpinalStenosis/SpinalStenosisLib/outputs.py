@@ -19,10 +19,9 @@ from .findings import (GRADED_MEASUREMENTS, findings_document, worst_findings, w
                        worst_findings_by_level_of_blocks, worst_findings_of_blocks)
 from .grading import GRADE_COLUMNS, grade
 from .markups_json import line_markup, markups_document, ruler_name
-from .measurement import CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement, structure_words
+from .measurement import FOUND_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement
 
-CSV_COLUMNS = ("slice_index", "z_mm", "level", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS, *CONFIDENCE_COLUMNS,
-               "canal_edge_to_noise", "cut_by_field_of_view", "check")
+CSV_COLUMNS = ("slice_index", "z_mm", "level", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS, *FOUND_COLUMNS)
 STUDIES_FILE = "studies.csv"  # among several inputs' output folders: a row of worst findings each
 SERIES_FILE = "series.json"  # beside the block folders of a DICOM series in angled blocks: the whole series' findings
 OUTPUT_FILES = ("segmentation.nii.gz", "measurements.csv", "levels.csv", "measurements.json", "rulers.mrk.json",
@@ -127,8 +126,7 @@ def rows(measurements: list[SliceMeasurement], region: str) -> list[dict]:
     table = []
     for m in measurements:
         table.append({"slice_index": m.slice_index, "z_mm": round(m.z_mm, 3), "level": m.level, **m.values,
-                      **grade(m.values, region, m.level), **m.confidences, "canal_edge_to_noise": m.canal_edge_to_noise,
-                      "cut_by_field_of_view": structure_words(m.cut_by_field_of_view), "check": m.check})
+                      **grade(m.values, region, m.level), **m.found()})
     return table
 
 

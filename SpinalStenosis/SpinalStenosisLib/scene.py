@@ -26,8 +26,8 @@ from .findings import Finding, findings_on_slice, worst_findings, worst_findings
 from .geometry import VolumeGeometry, pixel_size_text, stack_layout
 from .grading import CANAL_AP_CUTOFFS_MM, REGION_TAGS, THORACIC, grade, region_named
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
-from .measurement import (CONFIDENCE_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceMeasurement, masks_from_labels,
-                          measure_slice, structure_words, structures_in)
+from .measurement import (CONFIDENCE_COLUMNS, FOUND_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceMeasurement,
+                          masks_from_labels, measure_slice, structures_in)
 from .outputs import CSV_COLUMNS, exported_files, staged_files, write_levels_csv
 from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volume, checked_mr_image, input_warnings,
                        measure_with_segmenter, region_shown_by)
@@ -50,7 +50,7 @@ SEGMENTS = tuple(  # label value, segment id, name, colour, local type code, mod
         (3, (0.3, 1.0, 0.4), "NEURAL_FORAMEN", "SCT^24028007^Right")))
 TABLE_COLUMNS = (*CSV_COLUMNS, "worst_findings")
 # what the measurement found, not the user's to type over (the grades and Worst are worked out again anyway)
-LOCKED_COLUMNS = ("slice_index", "z_mm", *CONFIDENCE_COLUMNS, "canal_edge_to_noise", "cut_by_field_of_view", "check")
+LOCKED_COLUMNS = ("slice_index", "z_mm", *FOUND_COLUMNS)
 COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
     "slice_index": ("Slice", "", "Index of the slice along the volume's axial axis"),
     "z_mm": ("z (mm)", "mm", "Position of the slice along the stack"),
@@ -359,9 +359,7 @@ class StenosisScene:
     @staticmethod
     def _write_locked(table, row: int, m: SliceMeasurement) -> None:
         """A row's cells the user cannot type over (LOCKED_COLUMNS): what the measurement found."""
-        cells = {"slice_index": m.slice_index, "z_mm": m.z_mm, **m.confidences,
-                 "canal_edge_to_noise": m.canal_edge_to_noise,
-                 "cut_by_field_of_view": structure_words(m.cut_by_field_of_view), "check": m.check}
+        cells = {"slice_index": m.slice_index, "z_mm": m.z_mm, **m.found()}
         for column in LOCKED_COLUMNS:
             table.GetTable().GetColumnByName(column).SetValue(row, cells[column])
 
