@@ -37,7 +37,7 @@ from SpinalStenosisLib.findings import worst_findings  # noqa: E402
 from SpinalStenosisLib.grading import grade  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.measurement import STRUCTURE_WORDS, STRUCTURES  # noqa: E402
-from SpinalStenosisLib.pipeline import measure_with_segmenter, region_shown_by  # noqa: E402
+from SpinalStenosisLib.pipeline import coarse_pixel_warnings, measure_with_segmenter, region_shown_by  # noqa: E402
 from SpinalStenosisLib.report import write_report  # noqa: E402
 from SpinalStenosisLib.visibility import CT_FAT_SHARE, FAT_HU, fat_share, not_an_mr_image  # noqa: E402
 from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
@@ -50,6 +50,15 @@ REAL_FOLDER = Path(__file__).resolve().parents[2] / "shared" / "eval" / "real"  
 LUMBAR_FOLDERS = ("lumbar_unlabelled/sct_tutorial_t2_lumbar", "lumbar_unlabelled/chaos_t2spir_spinecrop",
                   "lumbar_unlabelled/chaos_and_myosegmentum", "lumbar_unlabelled/totalsegmentator_example_mr")
 LABEL_FILE_MARKERS = ("seg", "label")
+# lumbar volumes whose labels say where the canal is (MANIFEST): TotalSegmentator's class 21 covers the whole dural
+# sac; MyoSegmenTUM's muscles put it between the right (2) and left (3) multifidus and in front of them
+CANAL_REFERENCES = {
+    "example_mr_sm.nii.gz": ("example_seg_mr.nii.gz", "sac"),
+    "TUM01_water_img_img_L2-L5.nii.gz": ("TUM01_water_manual_label_segmentation_L2-L5.nii.gz", "multifidi"),
+    "TUM02_water_img_img_L2-L5.nii.gz": ("TUM02_water_img_img_L2-L5_nnunet_to_seg-segmentation-label.nii.gz",
+                                         "multifidi")}
+SAC_LABEL, RIGHT_MULTIFIDUS, LEFT_MULTIFIDUS = 21, 2, 3
+SAC_CENTROID_MM, SAC_AREA_SHARE = 3.0, 0.3  # the MANIFEST's crude check against class 21
 IN_LINE_MM = 10.0
 CERVICAL_OUTCOMES = ("canal contains the cord", "canal/cord area ratio in 1.5-5", "cord slice not graded stenosis")
 LUMBAR_OUTCOMES = ("canal found", "one plausible canal", "one plausible canal, in line")
@@ -132,6 +141,32 @@ def lumbar_checks(run) -> dict:
             "canal_ap_mm": canal_ap_mm, "canal_to_check": _flags(canal_to_check, plausible & in_line, found)}
 
 
+def reference_checks(run, labels_source: np.ndarray, kind: str) -> dict:
+    """On each slice the reference labels cover: whether the canal lies where they put it. "sac": its centroid
+    within SAC_CENTROID_MM of class 21's (and, counted apart, its area within SAC_AREA_SHARE of class 21's);
+    "multifidi": its centroid left-right between the two multifidi and in front of both."""
+    labels = run.volume.from_source_grid(labels_source.astype(np.uint8))
+    wanted = (SAC_LABEL,) if kind == "sac" else (RIGHT_MULTIFIDUS, LEFT_MULTIFIDUS)
+    slices = where = area = 0
+    for s in range(labels.shape[0]):
+        references = [labels[s] == value for value in wanted]
+        if any(reference.sum() < 5 for reference in references):
+            continue
+        slices += 1
+        canal = run.stack_labels[s] == 1
+        if not canal.any():
+            continue
+        grid = run.volume.layout.slice_grid(s)
+        centre, centres = grid.centroid_ras(canal), [grid.centroid_ras(reference) for reference in references]
+        if kind == "sac":
+            where += bool(np.linalg.norm(centre - centres[0]) <= SAC_CENTROID_MM)
+            area += bool(abs(canal.sum() / references[0].sum() - 1) <= SAC_AREA_SHARE)
+        else:  # RAS: x grows to the patient's right, y to the front
+            right, left = centres
+            where += bool(left[0] < centre[0] < right[0] and centre[1] > max(left[1], right[1]))
+    return {"kind": kind, "slices": slices, "where": where, "area": area}
+
+
 def one_plausible_canal(run, s: int) -> bool:
     """Whether slice s of the run has one canal component, of a plausible size (area 50-350 mm², AP 6-20 mm)."""
     values = run.measurements[s].values
@@ -170,7 +205,7 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
     results = {"cervical": {}, "lumbar": {}, "foramen_sides": {"slices": 0, "correct": 0},
                "foramina_to_check": {region: {"reported": 0, "to_check": 0} for region in ("cervical", "lumbar")},
                "warned_clipped": [], "shown_neck": {"cervical": [], "lumbar": []}, "not_mr": [], "fat_share": [],
-               "cut_by_field_of_view": {}}
+               "cut_by_field_of_view": {}, "canal_references": {}, "warned_coarse": []}
 
     def run_volume(name: str, path: Path, region: str):
         volume = open_axial(path)
@@ -184,6 +219,8 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
                      f"{path.name} (real, validation only)", warnings)
         if any(warning.startswith("the image is clipped") for warning in warnings):
             results["warned_clipped"].append(name)
+        if coarse_pixel_warnings(volume.layout):
+            results["warned_coarse"].append(name)
         if region_shown_by([run]) == "cervical":
             results["shown_neck"][region].append(name)
         both, correct = sides_correct(run)
@@ -204,6 +241,10 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
             results["cervical"][name] = cervical_checks(run, sitk.GetArrayFromImage(sitk.ReadImage(str(cord))))
         else:
             results["lumbar"][name] = lumbar_checks(run)
+        if path.name in CANAL_REFERENCES:
+            labels_file, kind = CANAL_REFERENCES[path.name]
+            results["canal_references"][name] = reference_checks(
+                run, sitk.GetArrayFromImage(sitk.ReadImage(str(path.parent / labels_file))), kind)
     return results
 
 
@@ -248,6 +289,10 @@ def print_results(results: dict) -> None:
     print(f"warned that the image is clipped at its bright end: {len(clipped)} of "
           f"{len(results['cervical']) + len(results['lumbar'])} volumes"
           + (f" ({', '.join(name.split('/')[-1].split('.')[0] for name in clipped)})" if clipped else ""))
+    coarse = results["warned_coarse"]
+    print(f"warned that the pixels are coarser than the networks learnt from: {len(coarse)} of "
+          f"{len(results['cervical']) + len(results['lumbar'])} volumes"
+          + (f" ({', '.join(name.split('/')[-1].split('.')[0] for name in coarse)})" if coarse else ""))
     lumbar = results["lumbar"].values()
     absolute = {label: sum(r["headline_grades"].get(name) == "absolute stenosis" for r in lumbar)
                 for name, label in (("canal_ap_mm", "canal AP"), ("canal_area_mm2", "dural-sac area"))}
@@ -257,6 +302,12 @@ def print_results(results: dict) -> None:
           f"{len(results['not_mr'])} of {len(results['fat_share'])} volumes; largest share of pixels at "
           f"{FAT_HU:.0f} or below: {max(results['fat_share'], default=0.0):.1%} (a CT is refused from "
           f"{CT_FAT_SHARE:.0%})")
+    print("lumbar volumes whose labels say where the canal is: " + "; ".join(
+        f"{name.split('/')[-1].split('.')[0]}, canal "
+        + (f"centroid within {SAC_CENTROID_MM:.0f} mm of TotalSegmentator's sac (class 21) on {r['where']} of "
+           f"{r['slices']} slices, area within {SAC_AREA_SHARE:.0%} of it on {r['area']}" if r["kind"] == "sac" else
+           f"between the multifidi and in front of them on {r['where']} of {r['slices']} slices")
+        for name, r in results["canal_references"].items()))
     cut = results["cut_by_field_of_view"]
     print(f"volumes where the edge of the image cuts a measured structure: {len(cut)}"
           + "".join(f"\n  {name}: " + ", ".join(f"{STRUCTURE_WORDS[structure]} on {slices} slices"

@@ -72,8 +72,8 @@ from SpinalStenosisLib.findings import GRADED_MEASUREMENTS, worst_findings_by_le
 from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, REGIONS, grade  # noqa: E402
 from SpinalStenosisLib.inference import (CHANNELS, PRECISIONS, SHIPPED_MIRROR_AVERAGE, load_segmenter,  # noqa: E402
                                          native_labels)
-from SpinalStenosisLib.measurement import (CHECK_BELOW, MEASUREMENT_COLUMNS, doubted, measure_slice,  # noqa: E402
-                                           structure_to_check)
+from SpinalStenosisLib.measurement import (CHECK_BELOW, MEASUREMENT_COLUMNS, STRUCTURE_WORDS,  # noqa: E402
+                                           STRUCTURES, doubted, measure_slice, structure_to_check)
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.synth.anatomy import T  # noqa: E402
 from SpinalStenosisLib.synth.dataset import SyntheticSlice, synthetic_slice, synthetic_stack  # noqa: E402
@@ -411,6 +411,8 @@ def evaluate(records: list[dict], seed: int = HELD_OUT_SEED, check_below: tuple[
     return {"cases": len(records), "seed": seed, **{name: summarise(group) for name, group in groups.items()},
             "targets": {name: targets(group) for name, group in groups.items()},
             "checks": [{name: checks(group, below) for name, group in groups.items()} for below in check_below],
+            "cut_by_field_of_view": {name: sum(name in r["cut_by_field_of_view"] for r in records)
+                                     for name in STRUCTURES},
             "canal_ap_by_contrast_and_region": canal_ap, "foramen_by_contrast": foramen_by_contrast(records),
             "t2_family_canal_ap_by_fat_to_csf": by_fat,
             "canal_ap_by_native_pixel_mm": by_pixel,
@@ -561,6 +563,8 @@ def print_table(summary: dict) -> None:
     print("canal AP by the true AP (mm): " + _canal_ap_line(summary["canal_ap_by_true_ap_mm"])
           + f"; of the {off['n']} canals found but off by more than 1 mm, {off['overestimated']} overestimate")
     print("canal AP by the true dural-sac area (mm²): " + _canal_ap_line(summary["canal_ap_by_true_area_mm2"]))
+    print("structures the edge of the slice or of network 2's crop cuts (to check): " + ", ".join(
+        f"{STRUCTURE_WORDS[name]} on {slices} slices" for name, slices in summary["cut_by_field_of_view"].items()))
     for cutoff in summary["checks"]:
         print(f"check (confidence below {next(iter(cutoff.values()))['below']:.2f}; for the canal also an outline "
               f"under {MIN_CANAL_EDGE_TO_NOISE} times as clear as noise; what the edge of the image cuts), all / T2 "

@@ -9,12 +9,13 @@ import numpy as np
 
 from .body_region import region_shown
 from .centreline import PART_OF_SAC, CanalSighting, on_line, second_looks, thick_slice_warnings
-from .geometry import PlaneGrid
+from .geometry import AxialLayout, PlaneGrid, pixel_size_text
 from .grading import grading_region
 from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measure_slice
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
                       write_levels_csv, write_rulers, write_series_json)
 from .report import StackView, write_report, write_series_report
+from .synth.sampler import COARSEST_PIXEL_MM
 from .visibility import clipped_image_warnings, not_an_mr_image
 from .volume_io import AxialVolume, InputError, open_axial_blocks, read_labels, write_labels
 
@@ -80,11 +81,25 @@ class MeasurementRun:
 
 def input_warnings(volume: AxialVolume, stack_labels: np.ndarray) -> list[str]:
     """What the user must know about an input measured into stack_labels ([slice, row, column]): how it was read
-    (AxialVolume.warnings), whether its slices are thick against the spine's tilt (centreline.thick_slice_warnings),
-    and whether it is clipped at its bright end (visibility.clipped_image_warnings)."""
+    (AxialVolume.warnings), whether its pixels are coarser than the networks learnt from (coarse_pixel_warnings),
+    its slices thick against the spine's tilt (centreline.thick_slice_warnings), and whether it is clipped at its
+    bright end (visibility.clipped_image_warnings)."""
     canal_stack = stack_labels == 1
-    return (volume.warnings + thick_slice_warnings(canal_stack, volume.layout, volume.slice_thickness_mm)
+    return (volume.warnings + coarse_pixel_warnings(volume.layout)
+            + thick_slice_warnings(canal_stack, volume.layout, volume.slice_thickness_mm)
             + clipped_image_warnings(volume.read_slice, canal_stack))
+
+
+def coarse_pixel_warnings(layout: AxialLayout) -> list[str]:
+    """A warning when the slices' pixels are coarser than any the networks learnt from (synthetic slices of at most
+    COARSEST_PIXEL_MM): a canal then spans a few pixels, and on the one such real image here (3 mm pixels) each canal
+    the networks found lay on another structure. [] otherwise."""
+    pixel_mm = layout.slice_grid(0).pixel_size_mm
+    if max(pixel_mm) <= COARSEST_PIXEL_MM:
+        return []
+    return [f"pixels of {pixel_size_text(pixel_mm)} mm, coarser than any the networks learnt from (up to "
+            f"{COARSEST_PIXEL_MM:.1f} mm): a canal spans a few pixels, so check that each canal outline lies on the "
+            "spinal canal"]
 
 
 SliceSegmenter = Callable[[list[int]], list[SliceSegmentation]]

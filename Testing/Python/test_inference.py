@@ -601,6 +601,22 @@ def test_thick_slices_through_a_tilted_canal_are_warned_of_and_sacs_changing_sha
     assert thick_slice_warnings(*tilted_thick, 5.0) == []  # 5 mm slices with gaps: 1.3 mm
 
 
+def test_pixels_coarser_than_the_networks_learnt_from_are_warned_of():
+    from SpinalStenosisLib.pipeline import input_warnings
+    from SpinalStenosisLib.synth.sampler import COARSEST_PIXEL_MM
+
+    def warnings_at(pixel_mm):
+        grid = PlaneGrid(np.zeros(3), np.array([0.0, -pixel_mm[0], 0.0]), np.array([-pixel_mm[1], 0.0, 0.0]), (40, 40))
+        volume = axial_from_array(np.ones((3, 40, 40), np.float32), slice_geometry(grid, 4.0, n_slices=3))
+        return input_warnings(volume, np.zeros((3, 40, 40), np.uint8))
+
+    assert 1.3 < COARSEST_PIXEL_MM < 1.5  # the lumbar synthetic slices' coarsest pixels, 1.3 mm wide, 10 % taller
+    assert warnings_at((1.0, 1.0)) == [] and warnings_at((1.4, 1.3)) == []
+    [warning] = warnings_at((3.0, 3.0))  # the TotalSegmentator example's
+    assert warning.startswith("pixels of 3.00 × 3.00 mm, coarser than any the networks learnt from (up to 1.4 mm)")
+    assert len(warnings_at((1.0, 1.6))) == 1
+
+
 def test_a_stack_keeps_to_the_canal_where_network_1_strays_onto_a_bright_kidney_on_one_slice():
     from scipy import ndimage
 
