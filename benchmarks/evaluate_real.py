@@ -285,14 +285,11 @@ def print_results(results: dict) -> None:
     sides = results["foramen_sides"]
     print(f"slices with canal and both foramina: {sides['slices']}; left foramen on the patient's left: "
           f"{sides['correct'] / max(sides['slices'], 1):.1%}")
-    clipped = results["warned_clipped"]
-    print(f"warned that the image is clipped at its bright end: {len(clipped)} of "
-          f"{len(results['cervical']) + len(results['lumbar'])} volumes"
-          + (f" ({', '.join(name.split('/')[-1].split('.')[0] for name in clipped)})" if clipped else ""))
-    coarse = results["warned_coarse"]
-    print(f"warned that the pixels are coarser than the networks learnt from: {len(coarse)} of "
-          f"{len(results['cervical']) + len(results['lumbar'])} volumes"
-          + (f" ({', '.join(name.split('/')[-1].split('.')[0] for name in coarse)})" if coarse else ""))
+    volumes = len(results["cervical"]) + len(results["lumbar"])
+    for what, names in (("the image is clipped at its bright end", results["warned_clipped"]),
+                        ("the pixels are coarser than the networks learnt from", results["warned_coarse"])):
+        print(f"warned that {what}: {len(names)} of {volumes} volumes"
+              + (f" ({', '.join(map(_file_stem, names))})" if names else ""))
     lumbar = results["lumbar"].values()
     absolute = {label: sum(r["headline_grades"].get(name) == "absolute stenosis" for r in lumbar)
                 for name, label in (("canal_ap_mm", "canal AP"), ("canal_area_mm2", "dural-sac area"))}
@@ -303,7 +300,7 @@ def print_results(results: dict) -> None:
           f"{FAT_HU:.0f} or below: {max(results['fat_share'], default=0.0):.1%} (a CT is refused from "
           f"{CT_FAT_SHARE:.0%})")
     print("lumbar volumes whose labels say where the canal is: " + "; ".join(
-        f"{name.split('/')[-1].split('.')[0]}, canal "
+        f"{_file_stem(name)}, canal "
         + (f"centroid within {SAC_CENTROID_MM:.0f} mm of TotalSegmentator's sac (class 21) on {r['where']} of "
            f"{r['slices']} slices, area within {SAC_AREA_SHARE:.0%} of it on {r['area']}" if r["kind"] == "sac" else
            f"between the multifidi and in front of them on {r['where']} of {r['slices']} slices")
@@ -316,6 +313,11 @@ def print_results(results: dict) -> None:
     necks = results["shown_neck"]
     print("graded cervical without --region, the image showing a whole neck (body_region): "
           + "; ".join(f"{len(necks[region])} of {len(results[region])} {region} volumes" for region in necks))
+
+
+def _file_stem(name: str) -> str:
+    """A volume's file name without its folder and suffixes (image_15_spinecrop)."""
+    return name.split("/")[-1].split(".")[0]
 
 
 def paired_comparison(results: dict, candidate: dict) -> dict:
