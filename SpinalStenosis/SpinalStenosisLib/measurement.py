@@ -74,7 +74,7 @@ class SliceMeasurement:
     rulers: dict[str, Ruler] = field(default_factory=dict)
     confidences: dict[str, float] = field(default_factory=lambda: {name: float("nan") for name in CONFIDENCE_COLUMNS})
     canal_edge_to_noise: float = float("nan")  # visibility.canal_edge_to_noise (NaN: not measured, e.g. a drawn mask)
-    cut_by_field_of_view: frozenset[str] = frozenset()  # the STRUCTURES the edge of the image cuts (cut_off)
+    cut_by_field_of_view: frozenset[str] = frozenset()  # the STRUCTURES the edge of the image cuts (cut_by_edge)
     level: str = ""  # the slice's vertebral level as the user named it (e.g. "L4-L5"); nothing in the image gives it
 
     @property
@@ -334,7 +334,7 @@ def _middle_of_shortest(lengths: np.ndarray) -> int:
     return int(stretch[len(stretch) // 2])
 
 
-def cut_off(kept: dict[str, np.ndarray], grid: PlaneGrid, field_of_view: PlaneGrid | None = None) -> frozenset[str]:
+def cut_by_edge(kept: dict[str, np.ndarray], grid: PlaneGrid, field_of_view: PlaneGrid | None = None) -> frozenset[str]:
     """The structures whose measured region (>= 0.5) reaches the outermost pixels of grid or, where grid is a crop of
     a slice, those of the slice (field_of_view; the mask sampled at their centres, as the slice's labels are): the
     image does not show the rest of them."""
@@ -357,7 +357,7 @@ def measure_slice(masks: dict[str, np.ndarray], grid: PlaneGrid, slice_index: in
     kept = {name: largest_component(masks.get(name, empty)) for name in STRUCTURES}
     confidences = {f"{name}_confidence": kept_confidence(kept[name]) for name in STRUCTURES}
     result = SliceMeasurement(slice_index, z_mm, confidences=confidences, canal_edge_to_noise=canal_edge_to_noise,
-                              cut_by_field_of_view=cut_off(kept, grid, field_of_view))
+                              cut_by_field_of_view=cut_by_edge(kept, grid, field_of_view))
     canal_values, canal_rulers, canal_centroid = measure_canal(kept["canal"], grid)
     result.values.update(canal_values)
     result.rulers.update(canal_rulers)
