@@ -13,6 +13,11 @@ CROP_SIZE = 128
 MIN_CROP_MM, MAX_CROP_MM = 36.0, 96.0
 ROI_PADDING_MM = 4.0
 ROI_LATERAL_PADDING_MM = 12.0  # when no foramen is visible the crop must still reach where foramina would be
+# the native pixel sizes (across; a pixel 0.9-1.1 times as tall) the synthetic training slices are drawn with
+# (synth.sampler.native_grid): the networks have learnt from none coarser (pipeline.coarse_pixel_warnings)
+TRAINING_PIXEL_MM = {"cervical": (0.3, 0.8), "lumbar": (0.45, 1.3)}
+TRAINING_ROW_PIXEL_SCALE = (0.9, 1.1)
+COARSEST_PIXEL_MM = max(high for _, high in TRAINING_PIXEL_MM.values()) * TRAINING_ROW_PIXEL_SCALE[1]
 
 
 def roi_box(targets: np.ndarray, grid: PlaneGrid) -> tuple[int, int, int, int] | None:

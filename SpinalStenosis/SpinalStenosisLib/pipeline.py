@@ -9,13 +9,13 @@ import numpy as np
 
 from .body_region import region_shown
 from .centreline import PART_OF_SAC, CanalSighting, on_line, second_looks, thick_slice_warnings
+from .crop import COARSEST_PIXEL_MM
 from .geometry import AxialLayout, PlaneGrid, pixel_size_text
 from .grading import grading_region
 from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measure_slice
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
                       write_levels_csv, write_rulers, write_series_json)
 from .report import StackView, write_report, write_series_report
-from .synth.sampler import COARSEST_PIXEL_MM
 from .visibility import clipped_image_warnings, not_an_mr_image
 from .volume_io import AxialVolume, InputError, open_axial_blocks, read_labels, write_labels
 

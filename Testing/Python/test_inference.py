@@ -603,7 +603,7 @@ def test_thick_slices_through_a_tilted_canal_are_warned_of_and_sacs_changing_sha
 
 def test_pixels_coarser_than_the_networks_learnt_from_are_warned_of():
     from SpinalStenosisLib.pipeline import input_warnings
-    from SpinalStenosisLib.synth.sampler import COARSEST_PIXEL_MM
+    from SpinalStenosisLib.crop import COARSEST_PIXEL_MM
 
     def warnings_at(pixel_mm):
         grid = PlaneGrid(np.zeros(3), np.array([0.0, -pixel_mm[0], 0.0]), np.array([-pixel_mm[1], 0.0, 0.0]), (40, 40))

@@ -7,7 +7,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..crop import CROP_SIZE, MAX_CROP_MM, crop_grid, crop_side_mm, resample, roi_box_mask
-from ..crop import normalise, whole_slice_grid
+from ..crop import TRAINING_PIXEL_MM, TRAINING_ROW_PIXEL_SCALE, normalise, whole_slice_grid
 from ..geometry import PlaneGrid
 from .anatomy import (CANAL_TISSUES, LEFT_FORAMEN_TISSUES, RIGHT_FORAMEN_TISSUES, Anatomy, T, sample_anatomy)
 from .render import CONTRASTS, acquire, render
@@ -21,9 +21,6 @@ AUXILIARY_GROUPS = (  # what borders the sac, for network 2's optional extra tra
 CONTRAST_WEIGHTS = (0.45, 0.12, 0.13, 0.1, 0.2)
 OFF_CENTRE_SHARE = 0.2
 SPINE_MARGIN_MM = 35.0  # how far inside a random field of view the canal stays (very tight views aside)
-PIXEL_MM = {"cervical": (0.3, 0.8), "lumbar": (0.45, 1.3)}  # the native pixel sizes drawn, across
-ROW_PIXEL_SCALE = (0.9, 1.1)  # a pixel's height against its width
-COARSEST_PIXEL_MM = max(high for _, high in PIXEL_MM.values()) * ROW_PIXEL_SCALE[1]  # what the networks learnt from
 
 
 @dataclass
@@ -74,8 +71,8 @@ def fractions(tissues: np.ndarray, supersample: int, groups=TARGET_GROUPS) -> np
 def native_grid(rng: np.random.Generator, scene: Scene, centre_ras: np.ndarray | None = None) -> PlaneGrid:
     """A random acquisition grid in canonical orientation (rows A→P, columns R→L), rotated up to ±25°."""
     region = scene.anatomy.region
-    pixel = rng.uniform(*PIXEL_MM["cervical" if region == "cervical" else "lumbar"])
-    row_mm, column_mm = pixel * rng.uniform(*ROW_PIXEL_SCALE), pixel
+    pixel = rng.uniform(*TRAINING_PIXEL_MM["cervical" if region == "cervical" else "lumbar"])
+    row_mm, column_mm = pixel * rng.uniform(*TRAINING_ROW_PIXEL_SCALE), pixel
     if rng.random() < 0.05:  # a very tight crop (e.g. cervical T2* at 25 mm), canal near the border
         fov_mm = rng.uniform(25.0, 60.0)
     elif rng.random() < 0.3:  # tight field of view around the spine
