@@ -67,10 +67,13 @@ class PlaneGrid:
         return float(rows.min()), float(rows.max()), float(columns.min()), float(columns.max())
 
     def outer_ring(self) -> tuple[np.ndarray, np.ndarray]:
-        """The (row, column) indices of this grid's outermost pixels: the edge of its field of view."""
-        rows, columns = np.indices(self.shape)
-        ring = (rows == 0) | (rows == self.shape[0] - 1) | (columns == 0) | (columns == self.shape[1] - 1)
-        return rows[ring], columns[ring]
+        """The (row, column) indices of this grid's outermost pixels: the edge of its field of view (built from the
+        perimeter alone: it is asked on every measured slice)."""
+        height, width = self.shape
+        across, down = np.arange(width), np.arange(1, height - 1)
+        rows = np.concatenate([np.zeros(width, int), np.full(width, height - 1), down, down])
+        columns = np.concatenate([across, across, np.zeros(len(down), int), np.full(len(down), width - 1)])
+        return rows, columns
 
     @property
     def pixel_area_mm2(self) -> float:

@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from conftest import phantom_arrays, tilted, write_dicom_series
 
 from SpinalStenosisLib import dicom_series
-from SpinalStenosisLib.geometry import AxialLayout, GeometryError, VolumeGeometry, reordered, stack_layout
+from SpinalStenosisLib.geometry import AxialLayout, GeometryError, PlaneGrid, VolumeGeometry, reordered, stack_layout
 from SpinalStenosisLib.pipeline import measure_with_labels
 from SpinalStenosisLib.volume_io import (InputError, axial_from_array, input_name, open_axial, open_axial_blocks,
                                          read_labels, structure_segments, write_image)
@@ -445,3 +445,10 @@ def test_an_array_that_does_not_fit_its_geometry_is_refused_with_the_order_it_ne
         with pytest.raises(InputError, match=r"an array of shape .* for a geometry of 32x64x3 voxels \(i, j, k\); "
                                               r"the array must be \[k, j, i\]"):
             axial_from_array(voxels, geometry)
+
+
+def test_the_outer_ring_is_every_pixel_on_the_grid_border_once():
+    grid = PlaneGrid(np.zeros(3), np.array([0.0, -0.5, 0.0]), np.array([-0.7, 0.0, 0.0]), (6, 9))
+    rows, columns = grid.outer_ring()
+    border = {(r, c) for r in range(6) for c in range(9) if r in (0, 5) or c in (0, 8)}
+    assert sorted(zip(rows.tolist(), columns.tolist())) == sorted(border)
