@@ -115,6 +115,26 @@ class PlaneGrid:
 
 
 @dataclass(frozen=True)
+class FieldOfView:
+    """The part of a slice its image shows: the slice's grid, less its padding (bool [row, column], or None for
+    none): the pixels a scanner or a reslice filled beyond the imaged area (visibility.padding)."""
+
+    grid: PlaneGrid
+    padding: np.ndarray | None = None
+
+    def edge(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (row, column) indices of the shown pixels at the edge of the field of view: the grid's outermost
+        pixels and those beside padding (above, below, left or right of them)."""
+        rows, columns = self.grid.outer_ring()
+        if self.padding is None:
+            return rows, columns
+        around = np.pad(self.padding, 1)
+        beside = around[:-2, 1:-1] | around[2:, 1:-1] | around[1:-1, :-2] | around[1:-1, 2:]
+        beside_rows, beside_columns = np.nonzero(beside & ~self.padding)
+        return np.concatenate([rows, beside_rows]), np.concatenate([columns, beside_columns])
+
+
+@dataclass(frozen=True)
 class VolumeGeometry:
     """Size, spacing and IJK→RAS matrix of a 3-D image (IJK in ITK order: i fastest)."""
 

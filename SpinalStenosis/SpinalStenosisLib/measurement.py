@@ -23,8 +23,9 @@ Definitions (also in the README):
   ``check`` names the structures whose confidence is below CHECK_BELOW (e.g. "canal, left foramen"): what the
   network was unsure of, to look at before trusting its numbers; the canal where the segmenter found its outline
   to follow no edge clearer than the image noise (``canal_edge_to_noise``, see visibility); and the structures the
-  edge of the image cuts (``cut_by_field_of_view``: the measured region reaches the slice's outermost pixels, or
-  the edge of network 2's crop), whose numbers are those of the part in view.
+  edge of the image cuts (``cut_by_field_of_view``: the measured region reaches the slice's outermost pixels, the
+  padding a scanner or a reslice filled beyond the imaged area, or the edge of network 2's crop), whose numbers
+  are those of the part in view.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .geometry import PlaneGrid
+from .geometry import FieldOfView, PlaneGrid
 from .visibility import faint
 
 STRUCTURES = ("canal", "left_foramen", "right_foramen")
@@ -334,25 +335,27 @@ def _middle_of_shortest(lengths: np.ndarray) -> int:
     return int(stretch[len(stretch) // 2])
 
 
-def cut_by_edge(kept: dict[str, np.ndarray], grid: PlaneGrid, field_of_view: PlaneGrid | None = None) -> frozenset[str]:
-    """The structures whose measured region (>= 0.5) reaches the outermost pixels of grid or, where grid is a crop of
-    a slice, those of the slice (field_of_view; the mask sampled at their centres, as the slice's labels are): the
-    image does not show the rest of them."""
+def cut_by_edge(kept: dict[str, np.ndarray], grid: PlaneGrid, field_of_view: FieldOfView | None = None
+                ) -> frozenset[str]:
+    """The structures whose measured region (>= 0.5) reaches the outermost pixels of grid or the edge of the slice's
+    field of view (its outermost pixels and those beside its padding; the mask sampled at their centres, as the
+    slice's labels are): the image does not show the rest of them."""
     present = {name: mask for name, mask in kept.items() if mask.max() >= 0.5}
     if not present:
         return frozenset()
     edges = [grid.outer_ring()]
     if field_of_view is not None:
-        edges.append(grid.to_index(field_of_view.to_ras(*field_of_view.outer_ring())))
+        edges.append(grid.to_index(field_of_view.grid.to_ras(*field_of_view.edge())))
     return frozenset(name for name, mask in present.items()
                      if any((bilinear(mask, rows, columns) >= 0.5).any() for rows, columns in edges))
 
 
 def measure_slice(masks: dict[str, np.ndarray], grid: PlaneGrid, slice_index: int = 0,
                   z_mm: float = float("nan"), canal_edge_to_noise: float = float("nan"),
-                  field_of_view: PlaneGrid | None = None) -> SliceMeasurement:
+                  field_of_view: FieldOfView | None = None) -> SliceMeasurement:
     """Measure one slice from masks keyed by :data:`STRUCTURES` (missing keys count as absent) on grid, the slice's
-    own or a crop of the slice field_of_view; canal_edge_to_noise is the segmenter's (see visibility)."""
+    own or a crop of it, and the slice's field_of_view (None: grid's); canal_edge_to_noise is the segmenter's (see
+    visibility)."""
     empty = np.zeros(grid.shape)
     kept = {name: largest_component(masks.get(name, empty)) for name in STRUCTURES}
     confidences = {f"{name}_confidence": kept_confidence(kept[name]) for name in STRUCTURES}

@@ -10,13 +10,13 @@ import numpy as np
 from .body_region import region_shown
 from .centreline import PART_OF_SAC, CanalSighting, on_line, second_looks, thick_slice_warnings
 from .crop import COARSEST_PIXEL_MM
-from .geometry import AxialLayout, PlaneGrid, pixel_size_text
+from .geometry import AxialLayout, FieldOfView, PlaneGrid, pixel_size_text
 from .grading import grading_region
 from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measure_slice
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
                       write_levels_csv, write_rulers, write_series_json)
 from .report import StackView, write_report, write_series_report
-from .visibility import clipped_image_warnings, not_an_mr_image
+from .visibility import clipped_image_warnings, not_an_mr_image, padding
 from .volume_io import AxialVolume, InputError, open_axial_blocks, read_labels, write_labels
 
 ProgressCallback = Callable[[int, int], None]
@@ -106,6 +106,11 @@ SliceSegmenter = Callable[[list[int]], list[SliceSegmentation]]
 SecondLook = Callable[[list[int], list[CanalSighting]], list[SliceSegmentation]]
 
 
+def slice_field_of_view(volume: AxialVolume, slice_index: int) -> FieldOfView:
+    """What a slice of the volume shows: its grid, less its padding."""
+    return FieldOfView(volume.layout.slice_grid(slice_index), padding(volume.read_slice(slice_index)))
+
+
 def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_again: SecondLook | None = None
                       ) -> Iterator[tuple[int, int]]:
     """Segment and measure batch by batch, yielding (slices done, total); the MeasurementRun is the generator's
@@ -127,7 +132,7 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
         if result.roi_box_rc is not None:
             run.roi_boxes[s] = result.roi_box_rc
         run.measurements[s] = measure_slice(result.masks, result.grid, s, positions[s], result.canal_edge_to_noise,
-                                            volume.layout.slice_grid(s))
+                                            slice_field_of_view(volume, s))
 
     for indices in _batches(range(n_slices)):
         for s, result in zip(indices, segment_slices(indices)):

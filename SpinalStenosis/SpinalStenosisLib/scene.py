@@ -30,7 +30,7 @@ from .measurement import (CONFIDENCE_COLUMNS, FOUND_COLUMNS, MEASUREMENT_COLUMNS
                           masks_from_labels, measure_slice, structures_in)
 from .outputs import CSV_COLUMNS, exported_files, staged_files, write_levels_csv
 from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volume, checked_mr_image, input_warnings,
-                       measure_with_segmenter, region_shown_by)
+                       measure_with_segmenter, region_shown_by, slice_field_of_view)
 from .report import write_report
 from .volume_io import PICTURE_SUFFIXES, SEGMENT_IDS_AND_NAMES, AxialVolume, axial_from_array, structure_segments
 
@@ -756,7 +756,7 @@ class StenosisScene:
         with _nodes_changing(self.scene), _writing(outputs.table):
             for s in changed:
                 m = measure_slice(masks_from_labels(stack[s]), volume.layout.slice_grid(s), s,
-                                  volume.layout.slice_position_mm(s))
+                                  volume.layout.slice_position_mm(s), field_of_view=slice_field_of_view(volume, s))
                 self._write_row(outputs.table, self._row_of(outputs.table, s), m)
                 measurements.append(m)
             outputs.rulers = self._sync_rulers(volume_node, measurements, outputs.rulers)

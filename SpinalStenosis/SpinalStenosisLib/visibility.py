@@ -3,7 +3,8 @@ the image is noise alone, yet network 2 still outlines a "canal" there, often on
 sometimes with confidence: such a canal is to check (measurement.to_check). And an image clipped at its bright end
 (an export windowed too narrowly) shows the CSF and the bright fat behind the sac alike (clipped_image_warnings). A
 label image (a segmentation or mask) shows no anatomy at all, nor a CT the contrasts of MR, yet the networks outline
-a plausible canal on either (not_an_mr_image)."""
+a plausible canal on either (not_an_mr_image). And an image may show less than its array: a scanner or a reslice
+fills what lies beyond the imaged area with zeros (padding), where a structure is cut as at the array's edge."""
 from __future__ import annotations
 
 import math
@@ -34,12 +35,27 @@ MAX_LABEL_VALUES, MAX_LABEL_VALUE = 16, 255
 # view inside the body (a spine CT's); an MR image has no intensity below 0 but a little noise, whatever its scale
 # (normalised, a few units below 0)
 FAT_HU, CT_FAT_SHARE = -50.0, 0.05
+# Padding is solid zeros; a dark image's noise leaves scattered ones (the SCT lumbar T2's, beside its canal, reach
+# the image's edge through its noise). No canal or foramen found on the real validation images borders zeros that
+# squares this wide fill (benchmarks/evaluate_real.py: the edge cuts only the SCT T2's, at the array's edge)
+PADDING_SQUARE_PX = 5
 CT_CHECKED_SLICES = 20  # spread over the stack
 
 
 def faint(canal_edge_to_noise: float) -> bool:
     """Whether a canal's outline follows no edge clearer than MIN_CANAL_EDGE_TO_NOISE (False where not measured)."""
     return canal_edge_to_noise < MIN_CANAL_EDGE_TO_NOISE
+
+
+def padding(image: np.ndarray) -> np.ndarray | None:
+    """The slice's padding (bool [row, column]): its zeros that fill PADDING_SQUARE_PX squares and, so filled, reach
+    its edge (or the air a scanner zeroed there, which no canal or foramen borders); None where there are none."""
+    zero = image == 0
+    if not (zero[0].any() or zero[-1].any() or zero[:, 0].any() or zero[:, -1].any()):
+        return None
+    labelled, _ = ndimage.label(ndimage.binary_opening(zero, np.ones((PADDING_SQUARE_PX, PADDING_SQUARE_PX), bool)))
+    reaching_edge = np.setdiff1d(np.concatenate([labelled[0], labelled[-1], labelled[:, 0], labelled[:, -1]]), [0])
+    return np.isin(labelled, reaching_edge) if reaching_edge.size else None
 
 
 def noise_sd(image: np.ndarray) -> float:

@@ -9,7 +9,8 @@ import SimpleITK as sitk
 from conftest import phantom_arrays, tilted, write_dicom_series
 
 from SpinalStenosisLib import dicom_series
-from SpinalStenosisLib.geometry import AxialLayout, GeometryError, PlaneGrid, VolumeGeometry, reordered, stack_layout
+from SpinalStenosisLib.geometry import (AxialLayout, FieldOfView, GeometryError, PlaneGrid, VolumeGeometry, reordered,
+                                        stack_layout)
 from SpinalStenosisLib.pipeline import measure_with_labels
 from SpinalStenosisLib.volume_io import (InputError, axial_from_array, input_name, open_axial, open_axial_blocks,
                                          read_labels, structure_segments, write_image)
@@ -452,3 +453,15 @@ def test_the_outer_ring_is_every_pixel_on_the_grid_border_once():
     rows, columns = grid.outer_ring()
     border = {(r, c) for r in range(6) for c in range(9) if r in (0, 5) or c in (0, 8)}
     assert sorted(zip(rows.tolist(), columns.tolist())) == sorted(border)
+
+
+def test_the_edge_of_a_field_of_view_is_the_grids_border_and_the_shown_pixels_beside_its_padding():
+    grid = PlaneGrid(np.zeros(3), np.array([0.0, -0.5, 0.0]), np.array([-0.7, 0.0, 0.0]), (6, 9))
+    padding = np.zeros(grid.shape, bool)
+    padding[:, 6:] = True  # the image ends after its column 5
+    padding[4:, 4:] = True  # and after its row 3 from column 4 on
+    border = {(r, c) for r in range(6) for c in range(9) if r in (0, 5) or c in (0, 8)}
+    beside = {(r, 5) for r in range(4)} | {(3, 4), (4, 3), (5, 3)}
+    rows, columns = FieldOfView(grid, padding).edge()
+    assert set(zip(rows.tolist(), columns.tolist())) == border | beside
+    assert sorted(zip(*FieldOfView(grid).edge())) == sorted(zip(*grid.outer_ring()))

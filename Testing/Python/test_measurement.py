@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from shapes import axial_grid, bow_tie, ellipse, rasterise, trefoil
 
 from SpinalStenosisLib.crop import crop_grid
+from SpinalStenosisLib.geometry import FieldOfView
 from SpinalStenosisLib.grading import SACRAL, THORACIC, grade, region_named, slice_region
 from SpinalStenosisLib.measurement import (bilinear, describe_checks, largest_component, measure_slice,
                                            structure_words, structures_in)
@@ -192,10 +193,19 @@ def test_a_structure_the_edge_of_the_image_cuts_is_measured_as_far_as_it_shows_a
     tight = axial_grid(shape=(60, 60))  # 30 mm square
     crop = crop_grid(tight, (29.5, 29.5), 40.0)
     wide_sac = rasterise(ellipse(0.0, 0.0, 16.0, 6.0), crop)  # 32 mm across: wider than the slice
-    assert measure_slice({"canal": wide_sac}, crop, field_of_view=tight).cut_by_field_of_view == {"canal"}
+    assert measure_slice({"canal": wide_sac}, crop, field_of_view=FieldOfView(tight)).cut_by_field_of_view == {"canal"}
     assert measure_slice({"canal": wide_sac}, crop).cut_by_field_of_view == set()
     narrow_sac = rasterise(ellipse(0.0, 0.0, 8.0, 6.0), crop)
-    assert measure_slice({"canal": narrow_sac}, crop, field_of_view=tight).cut_by_field_of_view == set()
+    assert measure_slice({"canal": narrow_sac}, crop, field_of_view=FieldOfView(tight)).cut_by_field_of_view == set()
+    # an image that ends inside its array (padding beyond x = 30 mm, 10 mm before the array's edge) cuts there
+    padded = FieldOfView(grid, rasterise(lambda x, y: x > 30.0, grid).astype(bool))
+    into_padding = rasterise(ellipse(28.0, 0.0, 6.0, 3.0), grid)
+    assert measure_slice({"canal": canal, "left_foramen": into_padding}, grid,
+                         field_of_view=padded).cut_by_field_of_view == {"left_foramen"}
+    assert measure_slice({"canal": canal, "left_foramen": into_padding}, grid).cut_by_field_of_view == set()
+    clear_of_padding = rasterise(ellipse(24.0, 0.0, 4.0, 3.0), grid)  # ends 2 mm before it
+    assert measure_slice({"canal": canal, "left_foramen": clear_of_padding}, grid,
+                         field_of_view=padded).cut_by_field_of_view == set()
     assert structures_in(structure_words({"right_foramen", "canal"})) == {"canal", "right_foramen"}
     assert structure_words(()) == "" and structures_in("") == set()
 

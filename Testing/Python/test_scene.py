@@ -508,12 +508,18 @@ def test_a_canal_the_image_barely_shows_is_flagged_for_a_check_until_the_user_ed
     assert math.isnan(column("canal_edge_to_noise")[1]) and column("check") == ["canal", "", "canal"]
 
 
+@pytest.mark.parametrize("image_ends", ["with the array", "in padding zeros"])
 def test_a_foramen_the_edge_of_the_image_cuts_is_flagged_for_a_check_until_the_user_edits_it_off_the_edge(
-        context, tmp_path):
+        context, tmp_path, image_ends):
     image, _, geometry = phantom_arrays()
     columns = 78  # the image ends in the left foramina (columns run patient right → left)
-    volume = add_volume(context.scene, np.ascontiguousarray(image[:, :, :columns]),
-                        VolumeGeometry((columns, *geometry.size_ijk[1:]), geometry.ijk_to_ras).ijk_to_ras, "cut off")
+    if image_ends == "with the array":
+        volume = add_volume(context.scene, np.ascontiguousarray(image[:, :, :columns]),
+                            VolumeGeometry((columns, *geometry.size_ijk[1:]), geometry.ijk_to_ras).ijk_to_ras,
+                            "cut off")
+    else:  # as a reslice or a scanner leaves beyond the imaged area
+        image[:, :, columns:] = 0.0
+        volume = add_volume(context.scene, image, geometry.ijk_to_ras, "cut off")
     logic, outputs = measure(context, volume)
     table = outputs.table.GetTable()
 
@@ -525,7 +531,8 @@ def test_a_foramen_the_edge_of_the_image_cuts_is_flagged_for_a_check_until_the_u
     assert [m.cut_by_field_of_view for m in logic.measurements_of(outputs.table)] == [{"left_foramen"}] * 3
     assert logic.worst_findings(outputs.table)["left_foramen_width_mm"].to_check
     labels = logic.labels_of(outputs.segmentation, volume)
-    labels[1][:, -3:][labels[1][:, -3:] == 2] = 0  # the user erases slice 1's foramen at the edge
+    edge = labels[1][:, columns - 3:columns]
+    edge[edge == 2] = 0  # the user erases slice 1's foramen at the edge
     logic._write_segments(outputs.segmentation, volume, labels)
     assert logic.remeasure(volume, outputs) == [1]
     assert column("cut_by_field_of_view") == ["left foramen", "", "left foramen"]

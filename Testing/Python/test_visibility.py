@@ -1,5 +1,6 @@
 """A canal outlined in noise alone scores about 1; one on the edge of a visible sac scores far more. An image
-clipped at its bright end is told from one that is not, and a label image or a CT from an MR image."""
+clipped at its bright end is told from one that is not, and a label image or a CT from an MR image. An image's
+padding is told from the zeros of its noise."""
 import math
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from SpinalStenosisLib.geometry import PlaneGrid
 from SpinalStenosisLib.visibility import (MIN_CANAL_EDGE_TO_NOISE, canal_edge_to_noise, clipped_canal,
                                           clipped_image_warnings, label_values, noise_sd,
-                                          not_an_mr_image)
+                                          not_an_mr_image, padding)
 
 
 def axial_grid(pixel_mm, shape):
@@ -90,3 +91,14 @@ def test_a_ct_is_told_from_an_mr_image_by_its_fat_and_air_in_hounsfield_units():
     mr = np.where(body, 300.0, 0.0) + np.abs(noise)
     assert not_an_mr_image(lambda s: mr[s], 3) == ""
     assert not_an_mr_image(lambda s: (mr[s] - mr.mean()) / mr.std(), 3) == ""  # normalised, negative below the mean
+
+
+def test_padding_is_the_solid_zeros_that_reach_the_edge_not_the_zeros_of_a_dark_images_noise():
+    image = np.random.default_rng(3).poisson(1.5, (80, 100)).astype(np.float32)  # dark: a zero on one pixel in five
+    assert (image[0] == 0).any() and padding(image) is None
+    image[:, 70:] = 0.0  # what a reslice fills beyond the imaged area
+    image[30:40, 20:30] = 0.0  # solid zeros that do not reach the edge: no padding
+    expected = np.zeros(image.shape, bool)
+    expected[:, 70:] = True
+    assert np.array_equal(padding(image), expected)
+    assert padding(np.full((40, 40), 100.0, np.float32)) is None
