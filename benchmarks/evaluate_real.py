@@ -306,7 +306,7 @@ def print_results(results: dict) -> None:
            f"between the multifidi and in front of them on {r['where']} of {r['slices']} slices")
         for name, r in results["canal_references"].items()))
     cut = results["cut_by_field_of_view"]
-    print(f"volumes where the edge of the image cuts a measured structure: {len(cut)}"
+    print(f"volumes where the edge of the image or its padding cuts a measured structure: {len(cut)}"
           + "".join(f"\n  {name}: " + ", ".join(f"{STRUCTURE_WORDS[structure]} on {slices} slices"
                                                 for structure, slices in counts.items() if slices)
                     for name, counts in cut.items()))
