@@ -346,13 +346,13 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         missing = [REQUIREMENTS[module] for module in modules if not _installed(REQUIREMENTS[module])]
         if not missing:
             return True
-        # the PyTorch extension picks a CUDA build where it finds an NVIDIA GPU, and pip on Linux takes one
-        size = (_(" (PyTorch: 200 MB for a CPU build, a few GB with GPU support)")
-                if REQUIREMENTS["torch"] in missing else "")
-        question = _("Spinal Stenosis needs {packages}{size}. Install now?").format(
-            packages=_(" and ").join(missing), size=size)
-        if askConfirmation and not _askOkCancel(question):
-            return False
+        if askConfirmation:
+            # the PyTorch extension picks a CUDA build where it finds an NVIDIA GPU, and pip on Linux takes one
+            size = (_(" (PyTorch: 200 MB for a CPU build, a few GB with GPU support)")
+                    if REQUIREMENTS["torch"] in missing else "")
+            if not _askOkCancel(_("Spinal Stenosis needs {packages}{size}. Install now?").format(
+                    packages=_(" and ").join(missing), size=size)):
+                return False
         for requirement in missing:
             if requirement == REQUIREMENTS["torch"] and importlib.util.find_spec("PyTorchUtils") is not None:
                 import PyTorchUtils
