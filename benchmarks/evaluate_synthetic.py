@@ -564,7 +564,7 @@ def print_table(summary: dict) -> None:
     print("canal AP by the true AP (mm): " + _canal_ap_line(summary["canal_ap_by_true_ap_mm"])
           + f"; of the {off['n']} canals found but off by more than 1 mm, {off['overestimated']} overestimate")
     print("canal AP by the true dural-sac area (mm²): " + _canal_ap_line(summary["canal_ap_by_true_area_mm2"]))
-    print("structures the edge of the slice or of network 2's crop cuts (to check): " + ", ".join(
+    print("structures the edge of the slice, its padding or network 2's crop cuts (to check): " + ", ".join(
         f"{STRUCTURE_WORDS[name]} on {slices} slices" for name, slices in summary["cut_by_field_of_view"].items()))
     for cutoff in summary["checks"]:
         print(f"check (confidence below {next(iter(cutoff.values()))['below']:.2f}; for the canal also an outline "
