@@ -15,7 +15,9 @@ image and as six exports of it, and each file is measured as ``measure FILE --pi
 - JPEG: the 8-bit image saved at quality 75; the annotated one at quality 50.
 Prints the canal AP within 1 / 2 / 3 mm of the truth, the canal Dice on the native grid, and for each export on how
 many slices its canal AP is within 1 mm where the original's is not and the reverse (with the exact McNemar p); then
-on how many slices of each file the product warns that the image is clipped at its bright end
+on how many slices of each file the canal is flagged as cut by the field of view (the whole body is in view: a
+flag is a canal network 2 draws out to its crop's edge, or an export's dark pixels taken for padding,
+visibility.padding), on how many the product warns that the image is clipped at its bright end
 (visibility.clipped_image_warnings), and the canal AP within 1 mm on those slices, as exported and as the original.
 The slices come from the held-out seed's stream (evaluate_synthetic.HELD_OUT_SEED, never trained on), but are not
 the held-out set; with --validation from the validation seed's (training.VALIDATION_SEED), where the clipping
@@ -113,7 +115,7 @@ def main() -> None:
     add_network_options(parser, compare=False)
     args = parser.parse_args()
     segmenter = load_segmenter(threads=2, **network_options(args))
-    errors, dices, warned = ({way: [] for way in WAYS} for _ in range(3))
+    errors, dices, warned, cut = ({way: [] for way in WAYS} for _ in range(4))
     with tempfile.TemporaryDirectory() as folder:
         seed = VALIDATION_SEED if args.validation else HELD_OUT_SEED
         for image, pixel_mm, true_ap_mm, true_canal in whole_body_cases(args.count, args.contrast, seed):
@@ -125,6 +127,7 @@ def main() -> None:
                 errors[way].append(error(run.measurements[0].values["canal_ap_mm"], true_ap_mm))
                 dices[way].append(dice(run.stack_labels[0] == 1, true_canal))
                 warned[way].append(any(w.startswith("the image is clipped") for w in run.warnings))
+                cut[way].append("canal" in run.measurements[0].cut_by_field_of_view)
     original = np.array(errors["original"]) <= 1
     stream = "validation" if args.validation else "held-out"
     print(f"{args.count} lumbar {args.contrast} slices ({stream} seed), whole-body field of view, measured as exported")
@@ -137,12 +140,13 @@ def main() -> None:
         paired = "" if way == "original" else (f"better on {better}, worse on {worse} "
                                                f"(p = {exact_mcnemar_p(better, worse):.3f})")
         print(f"{way:<20} {within + ' %':>30} {mean_dice:>11.3f}  {paired}")
-    print(f"\n{'file':<20} {'warned clipped':>15}  canal AP within 1 mm there: as exported / the original")
+    print(f"\n{'file':<20} {'canal cut':>10} {'warned clipped':>15}  canal AP within 1 mm there: as exported / the "
+          "original")
     for way in WAYS:
         flagged = np.array(warned[way])
         there = (" / ".join(f"{100 * np.mean(np.array(errors[source])[flagged] <= 1):.1f}"
                             for source in (way, "original")) + " %") if flagged.any() else ""
-        print(f"{way:<20} {int(flagged.sum()):>15}  {there}")
+        print(f"{way:<20} {sum(cut[way]):>10} {int(flagged.sum()):>15}  {there}")
 
 
 if __name__ == "__main__":
