@@ -11,7 +11,7 @@ from .grading import GRADING_REGIONS, REGIONS, THORACIC
 from .inference import PRECISIONS
 
 if TYPE_CHECKING:
-    from .pipeline import MeasurementRun
+    from .pipeline import MeasurementRun, ProgressCallback
 
 EXIT_USAGE, EXIT_INPUT, EXIT_MODELS, EXIT_INTERRUPTED = 2, 3, 4, 130
 
@@ -59,7 +59,7 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
     from .pipeline import measure_file
 
     runs = measure_file(input_path, out, labels_path=args.masks, segmenter=segmenter, region=args.region,
-                        overwrite=args.overwrite, progress=None if args.quiet else _progress, pixel_mm=args.pixel_mm,
+                        overwrite=args.overwrite, progress=None if args.quiet else progress_printer(), pixel_mm=args.pixel_mm,
                         levels=args.levels, series=args.series)
     for k, run in enumerate(runs, 1):
         for warning in run.warnings:
@@ -127,8 +127,17 @@ def _levels(text: str) -> dict[int | str, str]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _progress(done: int, total: int) -> None:
-    print(f"PROGRESS {done}/{total}", file=sys.stderr, flush=True)
+def progress_printer() -> ProgressCallback:
+    """A progress callback printing "PROGRESS done/total" on stderr, each once (the stack step's second look reports
+    the last again after each of its batches, so that a GUI may cancel there)."""
+    printed: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        if printed[-1:] != [(done, total)]:
+            print(f"PROGRESS {done}/{total}", file=sys.stderr, flush=True)
+            printed.append((done, total))
+
+    return progress
 
 
 def _demo(args: argparse.Namespace) -> None:

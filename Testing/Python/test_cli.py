@@ -86,6 +86,13 @@ def test_thick_slices_through_a_tilted_spine_are_warned_of_on_screen_and_in_the_
         written = json.loads((tmp_path / f"out_{thickness}" / "measurements.json").read_text(encoding="utf-8"))
         assert [w[:len(warned)] for w in written["input_warnings"]] == ([warned] if warned else [])
 
+def test_progress_is_printed_once_for_each_step_though_the_second_look_reports_the_last_again(capsys):
+    progress = cli.progress_printer()
+    for done, total in ((2, 4), (4, 4), (4, 4), (4, 4)):  # two rounds of the second look after the first pass
+        progress(done, total)
+    assert capsys.readouterr().err.splitlines() == ["PROGRESS 2/4", "PROGRESS 4/4"]
+
+
 def test_console_script_runs_as_a_process(phantom_files, tmp_path):
     image, labels = phantom_files
     result = subprocess.run([sys.executable, "-m", "SpinalStenosisLib.cli", "measure", str(image), "--masks",
