@@ -59,8 +59,8 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
     from .pipeline import measure_file
 
     runs = measure_file(input_path, out, labels_path=args.masks, segmenter=segmenter, region=args.region,
-                        overwrite=args.overwrite, progress=None if args.quiet else progress_printer(), pixel_mm=args.pixel_mm,
-                        levels=args.levels, series=args.series)
+                        overwrite=args.overwrite, progress=None if args.quiet else progress_printer(),
+                        pixel_mm=args.pixel_mm, levels=args.levels, series=args.series)
     for k, run in enumerate(runs, 1):
         for warning in run.warnings:
             print(f"spinal-stenosis: warning: {input_path}: {_block_prefix(k, len(runs))}{warning}", file=sys.stderr)
