@@ -416,11 +416,13 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
 
     def finishMeasure(self, parameterNode, run):
         """Publish a finished run into the scene (its warnings go to the log too); the SceneOutputs."""
-        scene = self.stenosisScene(parameterNode.region)
-        outputs = scene.publish(parameterNode.inputVolume, run, {"device": parameterNode.device})
+        from SpinalStenosisLib.scene_table import warnings_of
+
+        outputs = self.stenosisScene(parameterNode.region).publish(parameterNode.inputVolume, run,
+                                                                   {"device": parameterNode.device})
         parameterNode.outputSegmentation = outputs.segmentation
         parameterNode.outputTable = outputs.table
-        for warning in scene.warnings(outputs.table):
+        for warning in warnings_of(outputs.table):
             logging.warning("SpinalStenosis: %s", warning)
         return outputs
 
@@ -548,16 +550,21 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         """What the network was unsure of, the image barely shows or its edge cuts, by structure ("the canal on slice
         3; ..."; "" for nothing)."""
         from SpinalStenosisLib.measurement import describe_checks
+        from SpinalStenosisLib.scene_table import to_check
 
-        return describe_checks(self.stenosisScene(parameterNode.region).to_check(self._outputs(parameterNode).table))
+        return describe_checks(to_check(self._outputs(parameterNode).table))
 
     def warnings(self, parameterNode) -> list:
         """What the user must know about the measured input (e.g. thick slices through a tilted spine)."""
-        return self.stenosisScene(parameterNode.region).warnings(self._outputs(parameterNode).table)
+        from SpinalStenosisLib.scene_table import warnings_of
+
+        return warnings_of(self._outputs(parameterNode).table)
 
     def regionNote(self, parameterNode) -> str:
         """What to say when the image shows a whole neck and the results are graded as lumbar; "" otherwise."""
-        return self.stenosisScene(parameterNode.region).region_note(self._outputs(parameterNode).table)
+        from SpinalStenosisLib.scene_table import region_note
+
+        return region_note(self._outputs(parameterNode).table)
 
     def stopWatchingRulers(self) -> None:
         """Rulers moved by hand no longer update the table (the module or the scene is closing, or reloading)."""

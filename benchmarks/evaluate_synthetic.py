@@ -68,7 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from SpinalStenosisLib.centreline import front_to_back_blur_mm, thick_slice_warnings  # noqa: E402
 from SpinalStenosisLib.evaluation import dice, error  # noqa: E402
-from SpinalStenosisLib.findings import GRADED_MEASUREMENTS, worst_findings_by_level  # noqa: E402
+from SpinalStenosisLib.findings import worst_findings_by_level  # noqa: E402
 from SpinalStenosisLib.geometry import FieldOfView  # noqa: E402
 from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, REGIONS, grade  # noqa: E402
 from SpinalStenosisLib.inference import (CHANNELS, PRECISIONS, SHIPPED_MIRROR_AVERAGE, load_segmenter,  # noqa: E402

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -20,25 +19,23 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from . import __version__
+from . import __version__, scene_table
 from .dicom_series import positive_value
-from .findings import Finding, findings_on_slice, worst_findings, worst_findings_by_level
+from .findings import Finding, worst_findings, worst_findings_by_level
 from .geometry import VolumeGeometry, pixel_size_text, stack_layout
-from .grading import CANAL_AP_CUTOFFS_MM, REGION_TAGS, THORACIC, grade, region_named
+from .grading import REGION_TAGS, region_named
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
-from .measurement import (CONFIDENCE_COLUMNS, FOUND_COLUMNS, MEASUREMENT_COLUMNS, Ruler, SliceMeasurement,
-                          masks_from_labels, measure_slice, structures_in)
-from .outputs import CSV_COLUMNS, exported_files, staged_files, write_levels_csv
+from .measurement import Ruler, SliceMeasurement, masks_from_labels, measure_slice
+from .outputs import exported_files, staged_files, write_levels_csv
 from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volume, checked_mr_image, input_warnings,
                        measure_with_segmenter, region_shown_by, slice_field_of_view)
 from .report import write_report
+from .scene_table import ATTRIBUTE
 from .volume_io import PICTURE_SUFFIXES, SEGMENT_IDS_AND_NAMES, AxialVolume, axial_from_array, structure_segments
 
 DicomValue = Callable[[str, str], str]  # (SOP instance UID, tag "gggg,eeee") → the header value, "" without one
 SLICE_THICKNESS_TAG = "0018,0050"
 
-ATTRIBUTE = "SpinalStenosis."
-MIN_TYPED_VALUE = 0.01  # mm or mm²: a measurement typed into the table below this is no measurement
 # the node reference from each output node to its input volume: MRML renumbers it with the volume when a scene is
 # imported into one that holds other nodes (a second .mrb), where an ID kept as text would name another volume
 INPUT_VOLUME_REFERENCE = ATTRIBUTE + "inputVolume"
@@ -48,36 +45,6 @@ SEGMENTS = tuple(  # label value, segment id, name, colour, local type code, mod
         (1, (0.98, 0.82, 0.1), "SPINAL_CANAL", ""),
         (2, (0.2, 0.8, 1.0), "NEURAL_FORAMEN", "SCT^7771000^Left"),
         (3, (0.3, 1.0, 0.4), "NEURAL_FORAMEN", "SCT^24028007^Right")))
-TABLE_COLUMNS = (*CSV_COLUMNS, "worst_findings")
-# what the measurement found, not the user's to type over (the grades and Worst are worked out again anyway)
-LOCKED_COLUMNS = ("slice_index", "z_mm", *FOUND_COLUMNS)
-COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
-    "slice_index": ("Slice", "", "Index of the slice along the volume's axial axis"),
-    "z_mm": ("z (mm)", "mm", "Position of the slice along the stack"),
-    "level": ("Level", "", "The slice's vertebral level as you name it (e.g. L4-L5): type it here; it is kept when "
-                           "the volume is measured again, named with the worst findings, and chooses the slice's "
-                           "cut-offs (C cervical, L lumbar; a thoracic or sacral level's canal is not graded)"),
-    "canal_ap_mm": ("Canal AP (mm)", "mm", "Antero-posterior diameter of the thecal sac through its centroid"),
-    "canal_transverse_mm": ("Canal transverse (mm)", "mm", "Left-right diameter of the sac through its centroid"),
-    "canal_area_mm2": ("Dural-sac area (mm²)", "mm2", "Cross-sectional area of the thecal sac"),
-    "left_foramen_width_mm": ("Left foramen (mm)", "mm", "Narrowest gap of the left neural foramen"),
-    "right_foramen_width_mm": ("Right foramen (mm)", "mm", "Narrowest gap of the right neural foramen"),
-    "canal_ap_grade": ("Canal AP grade", "", "Canal AP against the cut-offs of the region (or of the level)"),
-    "canal_area_grade": ("Area grade", "", "Dural-sac area against the cut-offs"),
-    "left_foramen_grade": ("Left foramen grade", "", "Left foramen width against the cut-off"),
-    "right_foramen_grade": ("Right foramen grade", "", "Right foramen width against the cut-off"),
-    "canal_confidence": ("Canal confidence", "", "The network's mean probability over the canal; 1 once edited"),
-    "left_foramen_confidence": ("Left foramen confidence", "", "The same over the left foramen"),
-    "right_foramen_confidence": ("Right foramen confidence", "", "The same over the right foramen"),
-    "canal_edge_to_noise": ("Canal edge / noise", "", "How clearly the image shows the canal's outline: about 1 "
-                            "where it follows only noise; empty once edited"),
-    "cut_by_field_of_view": ("Cut by field of view", "", "The structures the edge of the image cuts: their numbers "
-                             "are of the part in view"),
-    "check": ("Check", "", "What the network was unsure of, the image barely shows or its edge cuts: look at it "
-                           "before trusting its numbers"),
-    "worst_findings": ("Worst", "", "The study's worst findings on this slice: the smallest canal AP, dural-sac area "
-                       "and foramen widths among the slices where the structure is not to check"),
-}
 
 
 # Every watched ruler and table node → (observer tags, callbacks), shared by all StenosisScenes, so that a node has
@@ -86,26 +53,6 @@ COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
 _HAND_EDIT_WATCHES: dict[object, tuple[tuple[int, ...], tuple[Callable, ...]]] = {}
 # The rulers being dragged in a view: their row is updated once, when the drag ends, not on every mouse move.
 _RULERS_DRAGGED: set = set()
-# The tables this code is writing: their ModifiedEvents meanwhile are not the user's edits.
-_TABLES_BEING_WRITTEN: set = set()
-
-
-@contextmanager
-def _writing(table):
-    """While this code writes the table: its ModifiedEvents wait for the end (one event, on a whole table), and
-    are not taken for the user's edits. Nested writes end with the outermost."""
-    if table in _TABLES_BEING_WRITTEN:
-        yield
-        return
-    _TABLES_BEING_WRITTEN.add(table)
-    was_modifying = table.StartModify()
-    try:
-        yield
-    finally:
-        table.EndModify(was_modifying)
-        _TABLES_BEING_WRITTEN.discard(table)
-
-
 @contextmanager
 def _nodes_changing(scene):
     """While this code adds, removes and moves many nodes (a long stack's hundreds of rulers): the scene is batch
@@ -205,17 +152,12 @@ class StenosisScene:
         saved by an earlier one): Measure makes them again."""
         segmentation = self._find(volume_node, "segmentation", "vtkMRMLSegmentationNode")
         table = self._find(volume_node, "table", "vtkMRMLTableNode")
-        if not segmentation or not table or not self._has_columns(table[0]):
+        if not segmentation or not table or not scene_table.has_columns(table[0]):
             return None
         region = self._find(volume_node, "region", "vtkMRMLMarkupsROINode")
         chart = self._find(volume_node, "chart", "vtkMRMLPlotChartNode")
         return SceneOutputs(segmentation[0], table[0], self._rulers_of(volume_node), region[0] if region else None,
                             chart[0] if chart else None)
-
-    @staticmethod
-    def _has_columns(table) -> bool:
-        """Whether the table has every column of this version's (not one of a scene saved by an earlier version)."""
-        return all(table.GetTable().GetColumnByName(column) is not None for column in TABLE_COLUMNS)
 
     def _rulers_of(self, volume_node) -> dict[tuple[int, str], object]:
         """The volume's ruler nodes keyed by (slice index, measurement)."""
@@ -252,14 +194,14 @@ class StenosisScene:
         segmentation.SetAttribute(ATTRIBUTE + "colourChannel", run.colour_channel or "")
         table = self._node(volume_node, "table", "vtkMRMLTableNode", f"{name} stenosis measurements")
         outputs = SceneOutputs(segmentation, table)
-        with _writing(table):
-            self._fill_table(table, run.measurements, self._levels_named(volume_node, table))
+        with scene_table.writing(table):
+            scene_table.fill_table(table, run.measurements, self._levels_named(volume_node, table), self.region)
             outputs.rulers = self._sync_rulers(volume_node, run.measurements, {})
             outputs.region = self._sync_region(volume_node, run)
             for node in (segmentation, table):
                 for key, value in provenance.items():
                     node.SetAttribute(ATTRIBUTE + key, value if isinstance(value, str) else json.dumps(value))
-            _store_warnings(outputs, run.warnings)
+            scene_table.store_warnings((segmentation, table), run.warnings)
             table.SetAttribute(ATTRIBUTE + "shownRegion", region_shown_by([run]) or "")
             outputs.chart = self._sync_chart(volume_node, table)
             self._organise(volume_node, outputs)
@@ -316,82 +258,24 @@ class StenosisScene:
         """The levels named before a Measure, by slice index: in the volume's LEVELS_ATTRIBUTE, then, over those,
         typed into its table."""
         named = {int(s): level for s, level in json.loads(volume_node.GetAttribute(LEVELS_ATTRIBUTE) or "{}").items()}
-        if self._has_columns(table):
-            named.update({m.slice_index: m.level for m in self.measurements_of(table) if m.level})
+        if scene_table.has_columns(table):
+            named.update({m.slice_index: m.level for m in scene_table.measurements_of(table) if m.level})
         return named
 
-    def _fill_table(self, table, measurements: list[SliceMeasurement], levels: dict[int, str],
-                    region: str | None = None) -> None:
-        """(Re)build the table, graded as regrade grades with region; each slice's level is the one its measurement
-        names, else the one in levels."""
-        from vtkmodules.vtkCommonCore import vtkDoubleArray, vtkIntArray, vtkStringArray
-
-        vtk_table = table.GetTable()
-        while vtk_table.GetNumberOfColumns():
-            vtk_table.RemoveColumn(0)
-        for column in TABLE_COLUMNS:
-            array = (vtkIntArray() if column == "slice_index" else vtkDoubleArray()
-                     if column in ("z_mm", *MEASUREMENT_COLUMNS, *CONFIDENCE_COLUMNS, "canal_edge_to_noise")
-                     else vtkStringArray())
-            array.SetName(column)
-            array.SetNumberOfValues(len(measurements))
-            vtk_table.AddColumn(array)
-            header, unit, tooltip = COLUMN_LABELS[column]
-            table.SetColumnTitle(column, header)
-            table.SetColumnUnitLabel(column, unit)
-            table.SetColumnDescription(column, tooltip)
-        table.SetUseColumnTitleAsColumnHeader(True)
-        for row, m in enumerate(measurements):
-            vtk_table.GetColumnByName("level").SetValue(row, levels.get(m.slice_index, ""))
-            self._write_row(table, row, m)
-        self.regrade(table, region=region)
-
-    def _write_row(self, table, row: int, m: SliceMeasurement) -> None:
-        """A slice's measurements and confidences (and its level, if m names one: else the row's stays); regrade then
-        grades them."""
-        vtk_table = table.GetTable()
-        self._write_locked(table, row, m)
-        if m.level:
-            vtk_table.GetColumnByName("level").SetValue(row, m.level)
-        for column in MEASUREMENT_COLUMNS:
-            vtk_table.GetColumnByName(column).SetValue(row, m.values[column])
-
-    @staticmethod
-    def _write_locked(table, row: int, m: SliceMeasurement) -> None:
-        """A row's cells the user cannot type over (LOCKED_COLUMNS): what the measurement found."""
-        cells = {"slice_index": m.slice_index, "z_mm": m.z_mm, **m.found()}
-        for column in LOCKED_COLUMNS:
-            table.GetTable().GetColumnByName(column).SetValue(row, cells[column])
-
     def regrade(self, table, changed_row: int | None = None, region: str | None = None) -> None:
-        """Grade every row, or only `changed_row`, with the cut-offs of region (by default self.region; recorded as
-        the table's SpinalStenosis.region) or of the row's level (grading.slice_region) and flag the worst findings:
-        after a row changed, or the region did."""
+        """Grade the table with region's cut-offs (by default self.region; scene_table.grade_rows): after a row
+        changed, or the region did, whose chart's cut-off lines then follow it."""
         region = region or self.region
-        vtk_table = table.GetTable()
-        same_region = self.graded_with(table) == region
-        rows = range(vtk_table.GetNumberOfRows()) if changed_row is None or not same_region else (changed_row,)
-        with _writing(table):
-            for row in rows:
-                level = vtk_table.GetColumnByName("level").GetValue(row).strip()
-                for column, text in grade(self.row_values(table, row), region, level).items():
-                    vtk_table.GetColumnByName(column).SetValue(row, text)
-            table.SetAttribute(ATTRIBUTE + "region", region)
-            self._flag_worst(table)
-            table.Modified()
+        region_changed = scene_table.graded_with(table) != region
+        scene_table.grade_rows(table, region, changed_row)
         volume_node = table.GetNodeReference(INPUT_VOLUME_REFERENCE)
-        if not same_region and volume_node is not None:  # the chart's cut-off lines follow the region
+        if region_changed and volume_node is not None:
             for cutoffs in self._find(volume_node, "cutoffs", "vtkMRMLTableNode"):
-                self._fill_cutoffs(cutoffs, table)
-
-    @staticmethod
-    def graded_with(table) -> str | None:
-        """The region whose cut-offs the table was last graded with (its SpinalStenosis.region)."""
-        return table.GetAttribute(ATTRIBUTE + "region")
+                scene_table.fill_cutoffs(cutoffs, table)
 
     def _region_of(self, table) -> str:
         """The region the table is graded with, else (not yet graded) self.region."""
-        return self.graded_with(table) or self.region
+        return scene_table.graded_with(table) or self.region
 
     # ---- chart -----------------------------------------------------------------------------------------------
     def _sync_chart(self, volume_node, table):
@@ -403,7 +287,7 @@ class StenosisScene:
         name = volume_node.GetName()
         cutoffs = self._node(volume_node, "cutoffs", "vtkMRMLTableNode", f"{name} canal AP cut-offs")
         cutoffs.SetHideFromEditors(True)
-        self._fill_cutoffs(cutoffs, table)
+        scene_table.fill_cutoffs(cutoffs, table)
         chart = self._node(volume_node, "chart", "vtkMRMLPlotChartNode", f"{name} canal AP along the stack")
         chart.SetTitle(f"{name}: canal AP along the stack")
         chart.SetXAxisTitle("slice")
@@ -426,101 +310,32 @@ class StenosisScene:
                 chart.AddAndObservePlotSeriesNodeID(series.GetID())
         return chart
 
-    def _fill_cutoffs(self, cutoffs, table) -> None:
-        """The AP cut-offs of the region the table is graded with over its slices: two rows, the first slice's and the
-        last's (NaN, drawing no line, for a thoracic study, whose canal is not graded)."""
-        from vtkmodules.vtkCommonCore import vtkDoubleArray
-
-        slices = table.GetTable().GetColumnByName("slice_index")
-        ends = [slices.GetValue(0), slices.GetValue(slices.GetNumberOfValues() - 1)] if slices.GetNumberOfValues() \
-            else [0, 0]
-        vtk_table = cutoffs.GetTable()
-        while vtk_table.GetNumberOfColumns():
-            vtk_table.RemoveColumn(0)
-        cutoffs_mm = CANAL_AP_CUTOFFS_MM.get(self.graded_with(table), (math.nan, math.nan))
-        for column, values in (("slice_index", ends), *zip(("absolute", "relative"), ([v, v] for v in cutoffs_mm))):
-            array = vtkDoubleArray()
-            array.SetName(column)
-            for value in values:
-                array.InsertNextValue(float(value))
-            vtk_table.AddColumn(array)
-        cutoffs.Modified()
-
-    def row_values(self, table, row: int) -> dict[str, float]:
-        vtk_table = table.GetTable()
-        return {column: vtk_table.GetColumnByName(column).GetValue(row) for column in MEASUREMENT_COLUMNS}
-
     def graded_region(self, volume_node) -> str | None:
         """The region the volume's table was last graded with (graded_with); None where it was not measured."""
         outputs = self.find_outputs(volume_node)
-        return self.graded_with(outputs.table) if outputs is not None else None
+        return scene_table.graded_with(outputs.table) if outputs is not None else None
 
     def follow_region(self, table) -> bool:
         """Regrade the table if it was graded with another region's cut-offs than self.region's; whether it was."""
-        if self.graded_with(table) == self.region:
+        if scene_table.graded_with(table) == self.region:
             return False
         self.regrade(table)
         return True
 
-    def measurements_of(self, table) -> list[SliceMeasurement]:
-        """The table's rows as measurements (values, confidences and outline score, as the user may have changed
-        them; no rulers)."""
-        vtk_table = table.GetTable()
-
-        def cell(column: str, row: int):
-            return vtk_table.GetColumnByName(column).GetValue(row)
-
-        return [SliceMeasurement(int(cell("slice_index", row)), float(cell("z_mm", row)), self.row_values(table, row),
-                                 confidences={column: cell(column, row) for column in CONFIDENCE_COLUMNS},
-                                 canal_edge_to_noise=cell("canal_edge_to_noise", row),
-                                 cut_by_field_of_view=structures_in(cell("cut_by_field_of_view", row)),
-                                 level=cell("level", row).strip())
-                for row in range(vtk_table.GetNumberOfRows())]
-
     def worst_findings(self, table) -> dict[str, Finding]:
         """The study's worst findings (findings.worst_findings) as the table now holds and grades them."""
-        return worst_findings(self.measurements_of(table), self._region_of(table))
+        return worst_findings(scene_table.measurements_of(table), self._region_of(table))
 
     def name_levels(self, table, levels: Mapping[int | str, str]) -> None:
-        """Write levels (level_names.parse_levels: slice index → level) into the table's Level column, as if typed
-        into each named row's cell; a ValueError for an angled block's name (here each block is a volume of its own)
-        or a slice the table does not hold."""
-        blocks = [str(name) for name in levels if isinstance(name, str)]
-        if blocks:
-            raise ValueError(f"levels name {', '.join(blocks)}: in 3D Slicer each angled block of a DICOM series is a "
-                             "volume of its own; name the slices of the one measured (e.g. 0-2=L4-L5)")
-        vtk_table = table.GetTable()
-        rows = {int(vtk_table.GetColumnByName("slice_index").GetValue(row)): row
-                for row in range(vtk_table.GetNumberOfRows())}
-        missing = sorted(s for s in levels if s not in rows)
-        if missing:
-            raise ValueError(f"levels name slice {', '.join(map(str, missing))}, but the table's slices are "
-                             f"{min(rows, default=0)} to {max(rows, default=0)}")
-        with _writing(table):
-            for slice_index, level in levels.items():
-                vtk_table.GetColumnByName("level").SetValue(rows[slice_index], level)
-            vtk_table.Modified()
-            self.regrade(table)  # a level may name another region's cut-offs
+        """Write levels into the table's Level column (scene_table.write_levels) and regrade it: a level may name
+        another region's cut-offs."""
+        with scene_table.writing(table):
+            scene_table.write_levels(table, levels)
+            self.regrade(table)
 
     def worst_findings_by_level(self, table) -> dict[str, dict[str, Finding]]:
         """The worst findings of each level named in the table's Level column (findings.worst_findings_by_level)."""
-        return worst_findings_by_level(self.measurements_of(table), self._region_of(table))
-
-    def _flag_worst(self, table) -> None:
-        """Name on each row the study's worst findings it holds (findings_on_slice), as the table is graded."""
-        findings = self.worst_findings(table)
-        vtk_table = table.GetTable()
-        slices, flags = vtk_table.GetColumnByName("slice_index"), vtk_table.GetColumnByName("worst_findings")
-        for row in range(vtk_table.GetNumberOfRows()):
-            flags.SetValue(row, findings_on_slice(findings, slices.GetValue(row)))
-        vtk_table.Modified()
-
-    def _row_of(self, table, slice_index: int) -> int:
-        column = table.GetTable().GetColumnByName("slice_index")
-        for row in range(table.GetTable().GetNumberOfRows()):
-            if column.GetValue(row) == slice_index:
-                return row
-        raise KeyError(slice_index)
+        return worst_findings_by_level(scene_table.measurements_of(table), self._region_of(table))
 
     # ---- rulers ----------------------------------------------------------------------------------------------
     def _sync_rulers(self, volume_node, measurements: list[SliceMeasurement], existing: dict) -> dict:
@@ -575,11 +390,11 @@ class StenosisScene:
             _RULERS_DRAGGED.discard(node)
             self._ruler_moved(node, outputs)
 
-        accepted = self.measurements_of(outputs.table)  # the table as last accepted, this code's writes included
+        accepted = scene_table.measurements_of(outputs.table)  # the table as last accepted, this code's writes included
 
         def edited(table, event) -> None:
-            self._table_edited(table, accepted)
-            accepted[:] = self.measurements_of(table)
+            scene_table.take_typed_values(table, accepted, self._region_of(table))
+            accepted[:] = scene_table.measurements_of(table)
 
         for node in outputs.rulers.values():
             self._watch(node, ((node.PointStartInteractionEvent, drag_started), (node.PointModifiedEvent, moved),
@@ -618,64 +433,17 @@ class StenosisScene:
     def _ruler_moved(self, node, outputs: SceneOutputs) -> None:
         if node.GetNumberOfControlPoints() != 2:
             return
-        row = self._row_of(outputs.table, int(node.GetAttribute(ATTRIBUTE + "sliceIndex")))
+        row = scene_table.row_of(outputs.table, int(node.GetAttribute(ATTRIBUTE + "sliceIndex")))
         column = outputs.table.GetTable().GetColumnByName(node.GetAttribute(ATTRIBUTE + "measurement"))
-        with _writing(outputs.table):
+        with scene_table.writing(outputs.table):
             column.SetValue(row, node.GetLineLengthWorld())
             self.regrade(outputs.table, row, self._region_of(outputs.table))
-
-    def _table_edited(self, table, accepted: list[SliceMeasurement]) -> None:
-        """A value or level typed into the table (the table view writes the cell and modifies the node): regrade
-        it, as a moved ruler does. The rulers stay where they are. A measurement typed as 0 or less holds an absent
-        structure (NaN, as the networks' absent ones); text that is no number the table does not write. Typed over
-        a locked column (LOCKED_COLUMNS), the cell gets its value back; a row added or deleted, or a column deleted,
-        in the table view is undone: one row per slice, as the table was last accepted."""
-        if table in _TABLES_BEING_WRITTEN:
-            return
-        region, vtk_table = self._region_of(table), table.GetTable()
-        with _writing(table):
-            if not self._has_columns(table) or vtk_table.GetNumberOfRows() != len(accepted):
-                self._fill_table(table, accepted, {}, region)
-                return
-            for row, m in enumerate(accepted):
-                self._write_locked(table, row, m)
-            for column in MEASUREMENT_COLUMNS:
-                values = vtk_table.GetColumnByName(column)
-                for row in range(vtk_table.GetNumberOfRows()):
-                    if not values.GetValue(row) >= MIN_TYPED_VALUE:
-                        values.SetValue(row, math.nan)
-            self.regrade(table, region=region)
 
     # ---- navigation -----------------------------------------------------------------------------------------
     def narrowest_row(self, table) -> int | None:
         """The row of the narrowest canal AP among the study's worst findings; None when no canal was measured."""
         narrowest = self.worst_findings(table).get("canal_ap_mm")
-        return None if narrowest is None else self._row_of(table, narrowest.slice_index)
-
-    def to_check(self, table) -> dict[int, str]:
-        """Slice → what to check on it (the table's check column: what the network was unsure of, or the image barely
-        shows), where any."""
-        vtk_table = table.GetTable()
-        check, slices = vtk_table.GetColumnByName("check"), vtk_table.GetColumnByName("slice_index")
-        return {int(slices.GetValue(row)): check.GetValue(row) for row in range(vtk_table.GetNumberOfRows())
-                if check.GetValue(row)}
-
-    @staticmethod
-    def warnings(table) -> list[str]:
-        """The warnings of the results the table holds (pipeline.input_warnings, as last measured or re-measured;
-        none for a table of an earlier version)."""
-        return json.loads(table.GetAttribute(ATTRIBUTE + "warnings") or "[]")
-
-    @staticmethod
-    def region_note(table) -> str:
-        """What to tell the user when the image shows another region than the table is graded for: a whole neck in
-        view (body_region.region_shown, as the command line grades it) graded with the lumbar cut-offs; "" else."""
-        shown, graded = table.GetAttribute(ATTRIBUTE + "shownRegion"), StenosisScene.graded_with(table)
-        if not shown or shown == graded:
-            return ""
-        graded_with = "as thoracic, its canal not graded" if graded == THORACIC else f"with the {graded} cut-offs"
-        return (f"the image shows a whole neck, and the table is graded {graded_with}: choose the {shown} Region to "
-                "grade it as the command line does")
+        return None if narrowest is None else scene_table.row_of(table, narrowest.slice_index)
 
     def show_row(self, volume_node, outputs: SceneOutputs, row: int) -> np.ndarray:
         """Centre every slice view on a table row's slice: on the middle of its canal AP ruler, or of the slice
@@ -753,16 +521,17 @@ class StenosisScene:
         hashes = _slice_hashes(stack)
         changed = _differing(hashes, outputs.segmentation.GetAttribute(ATTRIBUTE + "sliceHashes"))
         measurements = []
-        with _nodes_changing(self.scene), _writing(outputs.table):
+        with _nodes_changing(self.scene), scene_table.writing(outputs.table):
             for s in changed:
                 m = measure_slice(masks_from_labels(stack[s]), volume.layout.slice_grid(s), s,
                                   volume.layout.slice_position_mm(s), field_of_view=slice_field_of_view(volume, s))
-                self._write_row(outputs.table, self._row_of(outputs.table, s), m)
+                scene_table.write_row(outputs.table, scene_table.row_of(outputs.table, s), m)
                 measurements.append(m)
             outputs.rulers = self._sync_rulers(volume_node, measurements, outputs.rulers)
             self.regrade(outputs.table)
             outputs.segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", json.dumps(hashes))
-            _store_warnings(outputs, input_warnings(volume, stack))  # the edited masks may tilt the canal otherwise
+            # judged again: the edited masks may tilt the canal otherwise
+            scene_table.store_warnings((outputs.segmentation, outputs.table), input_warnings(volume, stack))
             self._organise(volume_node, outputs)
         self.watch_hand_edits(outputs)
         return changed
@@ -786,8 +555,8 @@ class StenosisScene:
                       if node.GetNumberOfControlPoints() == 2}  # not one whose point the user deleted
             lines = [line_markup(outputs.rulers[key].GetName(), ruler, key[1]) for key, ruler in rulers.items()]
             staged["rulers"].write_text(json.dumps(markups_document(lines), indent=1), encoding="utf-8")
-            self._write_csv(outputs.table, staged["table"])
-            measurements = self.measurements_of(outputs.table)
+            scene_table.write_csv(outputs.table, staged["table"])
+            measurements = scene_table.measurements_of(outputs.table)
             for m in measurements:
                 m.rulers = {name: ruler for (index, name), ruler in rulers.items() if index == m.slice_index}
             write_levels_csv(staged["levels"], measurements, self._region_of(outputs.table))
@@ -802,21 +571,7 @@ class StenosisScene:
         stack = volume.from_source_grid(self.labels_of(outputs.segmentation, volume_node))
         region = self._region_of(outputs.table)
         write_report(path, measurements, volume.read_slice, lambda s: stack[s], volume.layout.slice_grid, region,
-                     f"Spinal stenosis: {volume_node.GetName()} ({region})", self.warnings(outputs.table))
-
-    def _write_csv(self, table, path: Path) -> None:
-        import csv
-
-        vtk_table = table.GetTable()
-        with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(TABLE_COLUMNS)
-            for row in range(vtk_table.GetNumberOfRows()):
-                cells = []
-                for column in TABLE_COLUMNS:
-                    value = vtk_table.GetColumnByName(column).GetValue(row)
-                    cells.append(f"{value:.4f}" if isinstance(value, float) and column != "z_mm" else value)
-                writer.writerow(cells)
+                     f"Spinal stenosis: {volume_node.GetName()} ({region})", scene_table.warnings_of(outputs.table))
 
 
 def _follow(node, volume_node) -> None:
@@ -865,12 +620,6 @@ def _segment_ids(contents) -> dict[int, str]:
     ids = [contents.GetNthSegmentID(n) for n in range(contents.GetNumberOfSegments())]
     found = structure_segments([(segment_id, contents.GetSegment(segment_id).GetName()) for segment_id in ids])
     return {value: ids[position] for value, position in found.items()}
-
-
-def _store_warnings(outputs: SceneOutputs, warnings: list[str]) -> None:
-    """The warnings of the results (pipeline.input_warnings) as the segmentation's and table's attribute."""
-    for node in (outputs.segmentation, outputs.table):
-        node.SetAttribute(ATTRIBUTE + "warnings", json.dumps(warnings))
 
 
 def _differing(hashes: list[str], recorded: str | None) -> list[int]:

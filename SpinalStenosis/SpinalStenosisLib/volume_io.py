@@ -409,10 +409,10 @@ def structure_segments(segments: list[tuple[str, str]]) -> dict[int, int]:
     left out; the values in order, so that where segments overlap the later structure wins everywhere."""
     keys = {value: {key.lower() for key in keys} for value, keys in SEGMENT_IDS_AND_NAMES.items()}
     found: dict[int, int] = {}
-    for field in (0, 1):  # IDs, then names
+    for part in (0, 1):  # IDs, then names
         for position, segment in enumerate(segments):
             for value, structure_keys in keys.items():
-                if segment[field].lower() in structure_keys:
+                if segment[part].lower() in structure_keys:
                     found.setdefault(value, position)
     return dict(sorted(found.items()))
 

@@ -10,6 +10,7 @@ from conftest import ThresholdSegmenter, move_end_halfway, nothing_installed, ph
 slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
 
 from SpinalStenosisLib.scene_bundle import add_volume  # noqa: E402
+from SpinalStenosisLib.scene_table import row_values  # noqa: E402
 
 
 def test_the_modules_own_self_test_passes_unattended_installing_what_is_missing_without_asking(
@@ -49,7 +50,7 @@ def test_a_measured_volume_brings_its_region_and_its_rulers_are_watched_again(mo
     assert logic.followVolume(parameterNode) is outputs.table and parameterNode.region == "cervical"
     assert outputs.table.GetAttribute("SpinalStenosis.region") == "cervical"  # not regraded on the way
     length = move_end_halfway(outputs.rulers[(2, "canal_ap_mm")])
-    row = logic.stenosisScene("cervical").row_values(outputs.table, 2)
+    row = row_values(outputs.table, 2)
     assert row["canal_ap_mm"] == pytest.approx(length)  # watched again by followVolume
     parameterNode.inputVolume = add_volume(slicer.mrmlScene, image, geometry.ijk_to_ras, "not measured")
     assert logic.regionOf(parameterNode) is None and logic.followVolume(parameterNode) is None

@@ -14,8 +14,10 @@ slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test r
 from SpinalStenosisLib.geometry import VolumeGeometry  # noqa: E402
 from SpinalStenosisLib.measurement import bilinear  # noqa: E402
 from SpinalStenosisLib.pipeline import Cancelled  # noqa: E402
-from SpinalStenosisLib.scene import (LEVELS_ATTRIBUTE, SEGMENTS, TABLE_COLUMNS, StenosisScene,  # noqa: E402
-                                     axial_volume_of, geometry_of, measure_volume_node, named_region_of_node)
+from SpinalStenosisLib.scene import (LEVELS_ATTRIBUTE, SEGMENTS, StenosisScene, axial_volume_of,  # noqa: E402
+                                     geometry_of, measure_volume_node, named_region_of_node)
+from SpinalStenosisLib.scene_table import (LOCKED_COLUMNS, TABLE_COLUMNS, graded_with, has_columns,  # noqa: E402
+                                           measurements_of, region_note, row_of, row_values, to_check, warnings_of)
 from SpinalStenosisLib.scene_bundle import add_volume, new_scene, write_scene_bundle  # noqa: E402
 
 
@@ -103,7 +105,7 @@ def test_measure_creates_named_nodes_with_the_input_geometry(context, volume):
     assert outputs.region.GetLocked()  # where the networks looked, not a box to drag
     assert segmentation.GetAttribute("SpinalStenosis.engineVersion")
     assert json.loads(segmentation.GetAttribute("SpinalStenosis.models"))["test"]["sha256"] == "none"
-    assert logic.warnings(outputs.table) == []
+    assert warnings_of(outputs.table) == []
     ruler = outputs.rulers[(1, "canal_ap_mm")]
     assert ruler.IsA("vtkMRMLMarkupsLineNode") and ruler.GetName() == "Canal AP slice 1"
     display = ruler.GetDisplayNode()
@@ -121,8 +123,8 @@ def assert_rulers_on_mask_boundaries(logic, outputs, volume, world_to_volume_ras
     structure = {"canal_ap_mm": 1, "canal_transverse_mm": 1, "left_foramen_width_mm": 2, "right_foramen_width_mm": 3}
     assert outputs.rulers
     for (slice_index, measurement), node in outputs.rulers.items():
-        row = logic._row_of(outputs.table, slice_index)
-        assert node.GetLineLengthWorld() == pytest.approx(logic.row_values(outputs.table, row)[measurement])
+        row = row_of(outputs.table, slice_index)
+        assert node.GetLineLengthWorld() == pytest.approx(row_values(outputs.table, row)[measurement])
         mask = (labels[slice_index] == structure[measurement]).astype(float)
         for n in range(2):
             i, j, k, _ = world_to_ijk @ np.append(node.GetNthControlPointPositionWorld(n), 1.0)
@@ -137,12 +139,12 @@ def test_a_warning_of_thick_slices_through_a_tilted_spine_is_kept_with_the_resul
     labels, geometry = canal_arrays(-2.0 * np.arange(8), [6.0] * 8, 7.7)
     volume = add_volume(context.scene, labels * 800.0 + 100.0, geometry.ijk_to_ras, "abdomen")
     logic, outputs = measure(context, volume)
-    [warning] = logic.warnings(outputs.table)
+    [warning] = warnings_of(outputs.table)
     assert warning.startswith("slices 7.7 mm apart through a spine tilted about 15°")
     assert json.loads(outputs.segmentation.GetAttribute("SpinalStenosis.warnings")) == [warning]
     untilted, _ = canal_arrays(np.zeros(8), [6.0] * 8, 7.7)  # the canals outlined again by hand, in line
     logic._write_segments(outputs.segmentation, volume, untilted)
-    assert len(logic.remeasure(volume, outputs)) == 7 and logic.warnings(outputs.table) == []
+    assert len(logic.remeasure(volume, outputs)) == 7 and warnings_of(outputs.table) == []
 
 
 def test_a_colour_volume_is_measured_as_the_command_line_measures_a_colour_image(context):
@@ -157,16 +159,16 @@ def test_a_colour_volume_is_measured_as_the_command_line_measures_a_colour_image
         slicer.util.updateVolumeFromArray(volume, np.stack(channels, axis=-1).astype(np.float32))
         volume.SetIJKToRASMatrix(ijk_to_ras)
         logic, outputs = measure(context, volume, BrightnessSegmenter())
-        warnings = logic.warnings(outputs.table)
+        warnings = warnings_of(outputs.table)
         if chosen:
             [warning] = warnings
             assert f"measured on its {chosen} channel" in warning and "red 0.81" in warning
         else:
             assert warnings == []
-        aps = [logic.row_values(outputs.table, row)["canal_ap_mm"] for row in range(3)]
+        aps = [row_values(outputs.table, row)["canal_ap_mm"] for row in range(3)]
         assert aps == pytest.approx([12.0] * 3, abs=1.0)
         assert logic.remeasure(volume, outputs) == []  # nothing edited
-        assert logic.warnings(outputs.table) == warnings  # judged again on the channel measured, as Measure did
+        assert warnings_of(outputs.table) == warnings  # judged again on the channel measured, as Measure did
 
 
 def test_a_volume_loaded_from_a_picture_file_is_measured_with_a_warning_about_its_pixel_size(context, volume):
@@ -174,11 +176,11 @@ def test_a_volume_loaded_from_a_picture_file_is_measured_with_a_warning_about_it
     storage.SetFileName("/exports/slice 7.png")
     volume.SetAndObserveStorageNodeID(storage.GetID())
     logic, outputs = measure(context, volume)
-    [warning] = logic.warnings(outputs.table)
+    [warning] = warnings_of(outputs.table)
     assert warning.startswith("the volume was loaded from a picture file (slice 7.png), which holds no pixel size: it "
                               "was measured with 0.64 × 0.80 mm pixels; if those are not the scan's, set the Image")
     storage.SetFileName("/scans/patient.nrrd")
-    assert logic.warnings(measure(context, volume)[1].table) == []
+    assert warnings_of(measure(context, volume)[1].table) == []
 
 
 def test_the_slice_thickness_of_a_volume_loaded_from_dicom_judges_the_blur(context):
@@ -194,11 +196,11 @@ def test_the_slice_thickness_of_a_volume_loaded_from_dicom_judges_the_blur(conte
     assert axial_volume_of(volume).slice_thickness_mm is None  # no header to read
     logic = StenosisScene(context.scene, context.segmentations_logic, dicom_value=dicom_value)
     outputs = measure_volume_node(logic, volume, ThresholdSegmenter())
-    assert logic.warnings(outputs.table) == []  # 5 mm slices 7.7 mm apart blur the tilted sac 1.3 mm
+    assert warnings_of(outputs.table) == []  # 5 mm slices 7.7 mm apart blur the tilted sac 1.3 mm
     thickness["value"] = "9.0"  # a header read again at Re-measure
     logic._write_segments(outputs.segmentation, volume, labels)
     logic.remeasure(volume, outputs)
-    [warning] = logic.warnings(outputs.table)
+    [warning] = warnings_of(outputs.table)
     assert warning.startswith("slices 9.0 mm thick, 7.7 mm apart, through a spine tilted about 15°")
 
 def test_rulers_sit_on_the_mask_boundary_and_match_the_table(context, volume):
@@ -256,13 +258,13 @@ def test_remeasure_brings_the_outputs_under_the_volumes_new_transform(context, v
     first, _ = rigid_transform_node(context.scene, 20.0, (30.0, -12.0, 5.0))
     volume.SetAndObserveTransformNodeID(first.GetID())
     logic, outputs = measure(context, volume)
-    table_before = [logic.row_values(outputs.table, r) for r in range(3)]
+    table_before = [row_values(outputs.table, r) for r in range(3)]
     second, to_world = rigid_transform_node(context.scene, -35.0, (-8.0, 40.0, -3.0))
     volume.SetAndObserveTransformNodeID(second.GetID())  # e.g. the user registers the volume after measuring
     assert logic.remeasure(volume, outputs) == []  # nothing was edited, so nothing is re-measured
     assert all(node.GetTransformNodeID() == second.GetID()
                for node in [outputs.segmentation, outputs.region, *outputs.rulers.values()])
-    assert [logic.row_values(outputs.table, r) for r in range(3)] == table_before
+    assert [row_values(outputs.table, r) for r in range(3)] == table_before
     assert np.array_equal(logic.labels_of(outputs.segmentation, volume) == 1, slicer.util.arrayFromVolume(volume) > 700)
     assert_rulers_on_mask_boundaries(logic, outputs, volume, np.linalg.inv(to_world))
 
@@ -318,7 +320,7 @@ def test_a_label_volume_is_refused_and_leaves_no_nodes(context):
 def test_remeasure_changes_exactly_the_edited_rows(context, volume):
     logic, outputs = measure(context, volume)
     table = outputs.table
-    rows_before = [logic.row_values(table, r) for r in range(3)]
+    rows_before = [row_values(table, r) for r in range(3)]
     labels = logic.labels_of(outputs.segmentation, volume)
     labels[1][labels[1] == 2] = 0  # the user erases the left foramen on slice 1
     labels[1][labels[1] == 1] = 0
@@ -328,7 +330,7 @@ def test_remeasure_changes_exactly_the_edited_rows(context, volume):
     logic._write_segments(outputs.segmentation, volume, labels)
     changed = logic.remeasure(volume, outputs)
     assert changed == [1]
-    rows_after = [logic.row_values(table, r) for r in range(3)]
+    rows_after = [row_values(table, r) for r in range(3)]
     assert rows_after[0] == rows_before[0] and rows_after[2] == rows_before[2]
     assert np.isnan(rows_after[1]["left_foramen_width_mm"])
     assert rows_after[1]["canal_ap_mm"] < rows_before[1]["canal_ap_mm"] - 3.0
@@ -372,16 +374,16 @@ def test_the_slices_edited_by_hand_are_known_until_measured_again(context, volum
 
 def test_remeasure_and_export_refuse_a_volume_whose_grid_changed_since_measure(context, volume, tmp_path):
     logic, outputs = measure(context, volume)
-    before = [logic.row_values(outputs.table, row) for row in range(3)]
+    before = [row_values(outputs.table, row) for row in range(3)]
     volume.SetSpacing(0.5, 0.5, 4.0)  # e.g. the pixel size of a picture set in the Volumes module
     with pytest.raises(ValueError, match="its voxel grid .* changed since it was measured.*Measure it again"):
         logic.remeasure(volume, outputs)
     with pytest.raises(ValueError, match="its voxel grid .* changed since it was measured"):
         logic.export(outputs, tmp_path / "export", "patient")
     assert not (tmp_path / "export").exists()
-    assert [logic.row_values(outputs.table, row) for row in range(3)] == before
+    assert [row_values(outputs.table, row) for row in range(3)] == before
     outputs = measure_volume_node(logic, volume, ThresholdSegmenter())
-    assert logic.row_values(outputs.table, 0)["canal_ap_mm"] < before[0]["canal_ap_mm"] - 1.5  # the smaller pixels
+    assert row_values(outputs.table, 0)["canal_ap_mm"] < before[0]["canal_ap_mm"] - 1.5  # the smaller pixels
     assert logic.remeasure(volume, outputs) == []
 
 
@@ -392,7 +394,7 @@ def test_a_segment_deleted_in_the_segment_editor_is_an_absent_structure_and_one_
     contents = outputs.segmentation.GetSegmentation()
     contents.RemoveSegment("LeftNeuralForamen")
     assert logic.remeasure(volume, outputs) == [0, 1, 2]
-    assert all(math.isnan(logic.row_values(outputs.table, row)["left_foramen_width_mm"]) for row in range(3))
+    assert all(math.isnan(row_values(outputs.table, row)["left_foramen_width_mm"]) for row in range(3))
     assert not any(name == "left_foramen_width_mm" for _, name in outputs.rulers)
     assert logic.export(outputs, tmp_path / "export", "patient")["report"].exists()
     contents.RemoveSegment("SpinalCanal")  # drawn again as a new segment of that name, typed in lower case
@@ -411,7 +413,7 @@ def test_a_level_typed_into_the_table_stays_through_remeasure_and_measure_and_is
     levels = outputs.table.GetTable().GetColumnByName("level")
     assert [levels.GetValue(r) for r in range(3)] == [""] * 3
     narrowest = logic.worst_findings(outputs.table)["canal_ap_mm"].slice_index
-    levels.SetValue(logic._row_of(outputs.table, narrowest), " L4-L5 ")  # what the user types into the cell
+    levels.SetValue(row_of(outputs.table, narrowest), " L4-L5 ")  # what the user types into the cell
     assert logic.worst_findings(outputs.table)["canal_ap_mm"].level == "L4-L5"
     labels = logic.labels_of(outputs.segmentation, volume)
     labels[narrowest][labels[narrowest] == 2] = 0  # the user erases that slice's left foramen
@@ -454,7 +456,7 @@ def test_levels_the_volume_names_fill_the_table_and_a_typed_one_wins(context, vo
         return [outputs.table.GetTable().GetColumnByName("level").GetValue(r) for r in range(3)]
 
     assert levels() == ["L3-L4", "", "L4-L5"]
-    outputs.table.GetTable().GetColumnByName("level").SetValue(logic._row_of(outputs.table, 2), "L5-S1")
+    outputs.table.GetTable().GetColumnByName("level").SetValue(row_of(outputs.table, 2), "L5-S1")
     measure_volume_node(logic, volume, ThresholdSegmenter())
     assert levels() == ["L3-L4", "", "L5-S1"]
     by_level = logic.worst_findings_by_level(outputs.table)
@@ -473,7 +475,7 @@ def test_an_unsure_canal_is_flagged_for_a_check_until_the_user_edits_it(context,
         return [table.GetColumnByName(name).GetValue(r) for r in range(3)]
 
     assert column("canal_confidence") == pytest.approx([0.9] * 3) and column("left_foramen_confidence") == [1.0] * 3
-    assert column("check") == ["canal"] * 3 and logic.to_check(outputs.table) == {0: "canal", 1: "canal", 2: "canal"}
+    assert column("check") == ["canal"] * 3 and to_check(outputs.table) == {0: "canal", 1: "canal", 2: "canal"}
     assert logic.narrowest_row(outputs.table) == int(np.argmin(column("canal_ap_mm")))  # all doubted: the narrowest
     assert logic.worst_findings(outputs.table)["canal_ap_mm"].to_check
     labels = logic.labels_of(outputs.segmentation, volume)
@@ -482,7 +484,7 @@ def test_an_unsure_canal_is_flagged_for_a_check_until_the_user_edits_it(context,
     logic._write_segments(outputs.segmentation, volume, labels)
     assert logic.remeasure(volume, outputs) == [1]
     assert column("canal_confidence") == pytest.approx([0.9, 1.0, 0.9])
-    assert column("check") == ["canal", "", "canal"] and logic.to_check(outputs.table) == {0: "canal", 2: "canal"}
+    assert column("check") == ["canal", "", "canal"] and to_check(outputs.table) == {0: "canal", 2: "canal"}
     aps = column("canal_ap_mm")
     assert aps[1] > max(aps[0], aps[2]) and logic.narrowest_row(outputs.table) == 1  # the narrowest trusted canal
     narrowest = logic.worst_findings(outputs.table)["canal_ap_mm"]
@@ -528,7 +530,7 @@ def test_a_foramen_the_edge_of_the_image_cuts_is_flagged_for_a_check_until_the_u
 
     assert column("cut_by_field_of_view") == ["left foramen"] * 3 and column("check") == ["left foramen"] * 3
     assert all(width > 0 for width in column("left_foramen_width_mm"))  # the part in view is measured
-    assert [m.cut_by_field_of_view for m in logic.measurements_of(outputs.table)] == [{"left_foramen"}] * 3
+    assert [m.cut_by_field_of_view for m in measurements_of(outputs.table)] == [{"left_foramen"}] * 3
     assert logic.worst_findings(outputs.table)["left_foramen_width_mm"].to_check
     labels = logic.labels_of(outputs.segmentation, volume)
     edge = labels[1][:, columns - 3:columns]
@@ -550,11 +552,11 @@ def test_show_row_centres_the_slice_views_on_its_canal_or_on_its_slice(context, 
     def view_centres():
         return [np.array([view.GetSliceToRAS().GetElement(r, 3) for r in range(3)]) for view in views]
 
-    aps = [logic.row_values(outputs.table, row)["canal_ap_mm"] for row in range(3)]
+    aps = [row_values(outputs.table, row)["canal_ap_mm"] for row in range(3)]
     assert logic.narrowest_row(outputs.table) == int(np.argmin(aps))
     ruler = outputs.rulers[(1, "canal_ap_mm")]
     middle = np.mean([ruler.GetNthControlPointPositionWorld(i) for i in range(2)], axis=0)
-    assert logic.show_row(volume, outputs, logic._row_of(outputs.table, 1)) == pytest.approx(middle)
+    assert logic.show_row(volume, outputs, row_of(outputs.table, 1)) == pytest.approx(middle)
     assert all(centre == pytest.approx(middle) for centre in view_centres())
     labels = logic.labels_of(outputs.segmentation, volume)
     labels[2][labels[2] == 1] = 0  # the user erases the canal of slice 2
@@ -562,7 +564,7 @@ def test_show_row_centres_the_slice_views_on_its_canal_or_on_its_slice(context, 
     logic.remeasure(volume, outputs)
     size = volume.GetImageData().GetDimensions()
     slice_middle = to_world @ geometry_of(volume).ijk_to_ras @ [(size[0] - 1) / 2, (size[1] - 1) / 2, 2.0, 1.0]
-    assert logic.show_row(volume, outputs, logic._row_of(outputs.table, 2)) == pytest.approx(slice_middle[:3])
+    assert logic.show_row(volume, outputs, row_of(outputs.table, 2)) == pytest.approx(slice_middle[:3])
     assert all(centre == pytest.approx(slice_middle[:3]) for centre in view_centres())
 
 
@@ -606,7 +608,7 @@ def test_the_chart_plots_the_canal_ap_of_every_row_and_follows_a_ruler_moved_by_
     assert cutoffs.GetHideFromEditors() and logic.find_outputs(volume).chart is outputs.chart
     key = next(k for k in outputs.rulers if k[1] == "canal_ap_mm")
     length = move_end_halfway(outputs.rulers[key])
-    plotted = outputs.table.GetTable().GetColumnByName(profile.GetYColumnName()).GetValue(logic._row_of(
+    plotted = outputs.table.GetTable().GetColumnByName(profile.GetYColumnName()).GetValue(row_of(
         outputs.table, key[0]))
     assert plotted == pytest.approx(length, abs=0.01)  # the series reads the table the ruler updated
 
@@ -618,7 +620,7 @@ def test_changing_the_region_regrades_every_row_and_remeasure_keeps_them_alike(c
     volume = add_volume(context.scene, image, geometry.ijk_to_ras, "upright")
     logic, outputs = measure(context, volume)
     rows = range(outputs.table.GetTable().GetNumberOfRows())
-    aps = [logic.row_values(outputs.table, row)["canal_ap_mm"] for row in rows]
+    aps = [row_values(outputs.table, row)["canal_ap_mm"] for row in rows]
     assert all(10.0 <= ap < 12.0 for ap in aps)  # relative stenosis in the lumbar spine, normal in the neck
     assert grades(outputs.table) == ["relative stenosis"] * len(aps)
     assert not logic.follow_region(outputs.table)  # graded with the region it has
@@ -640,7 +642,7 @@ def test_changing_the_region_regrades_every_row_and_remeasure_keeps_them_alike(c
     logic._write_segments(outputs.segmentation, volume, labels)
     logic.region = "lumbar"
     assert logic.remeasure(volume, outputs) == [1]
-    expected = [grade(logic.row_values(outputs.table, row), "lumbar")["canal_ap_grade"] for row in rows]
+    expected = [grade(row_values(outputs.table, row), "lumbar")["canal_ap_grade"] for row in rows]
     assert grades(outputs.table) == expected == ["relative stenosis"] * len(aps)  # the unedited rows too
 
 
@@ -653,40 +655,40 @@ def test_a_whole_neck_graded_as_lumbar_is_noted_until_the_region_is_cervical(con
     neck = np.where(canal, 900.0, np.where(image > 100.0, 250.0, 5.0))  # canal, tissue, air for ThresholdSegmenter
     volume = add_volume(context.scene, np.stack([neck] * 3), slice_geometry(grid, 4.0, 3).ijk_to_ras, "neck")
     logic, outputs = measure(context, volume)
-    assert logic.region_note(outputs.table).startswith("the image shows a whole neck, and the table is graded with "
+    assert region_note(outputs.table).startswith("the image shows a whole neck, and the table is graded with "
                                                        "the lumbar cut-offs: choose the cervical Region")
     logic.region = "thoracic"
-    assert logic.follow_region(outputs.table) and logic.region_note(outputs.table).startswith(
+    assert logic.follow_region(outputs.table) and region_note(outputs.table).startswith(
         "the image shows a whole neck, and the table is graded as thoracic, its canal not graded: choose the cervical")
     logic.region = "cervical"
-    assert logic.follow_region(outputs.table) and logic.region_note(outputs.table) == ""
+    assert logic.follow_region(outputs.table) and region_note(outputs.table) == ""
     cropped = add_volume(context.scene, np.stack([neck[60:190, 60:190]] * 3), slice_geometry(grid, 4.0, 3).ijk_to_ras,
                          "cropped neck")  # the body cut by the field of view: nothing to note
     other_logic, other_outputs = measure(context, cropped)
-    assert other_logic.region_note(other_outputs.table) == ""
+    assert region_note(other_outputs.table) == ""
 
 
 def test_moving_a_ruler_by_hand_updates_its_row(context, volume):
     logic, outputs = measure(context, volume)
     length = move_end_halfway(outputs.rulers[(2, "right_foramen_width_mm")])
-    row = logic._row_of(outputs.table, 2)
-    assert logic.row_values(outputs.table, row)["right_foramen_width_mm"] == pytest.approx(length)
+    row = row_of(outputs.table, 2)
+    assert row_values(outputs.table, row)["right_foramen_width_mm"] == pytest.approx(length)
     assert outputs.table.GetTable().GetColumnByName("right_foramen_grade").GetValue(row) == "stenosis"
 
 
 def test_a_ruler_dragged_in_a_slice_view_updates_its_row_once_when_the_drag_ends(context, volume):
     logic, outputs = measure(context, volume)
-    ruler, row = outputs.rulers[(2, "canal_ap_mm")], logic._row_of(outputs.table, 2)
-    before, table_modified = logic.row_values(outputs.table, row)["canal_ap_mm"], []
+    ruler, row = outputs.rulers[(2, "canal_ap_mm")], row_of(outputs.table, 2)
+    before, table_modified = row_values(outputs.table, row)["canal_ap_mm"], []
     outputs.table.AddObserver("ModifiedEvent", lambda node, event: table_modified.append(event))
     ruler.InvokeEvent(ruler.PointStartInteractionEvent)  # what Slicer's markups widget fires as a drag starts
     for _ in range(3):  # mouse moves, each a PointModifiedEvent
         length = move_end_halfway(ruler)
-    assert logic.row_values(outputs.table, row)["canal_ap_mm"] == before and not table_modified
+    assert row_values(outputs.table, row)["canal_ap_mm"] == before and not table_modified
     ruler.InvokeEvent(ruler.PointEndInteractionEvent)  # the mouse button released
-    assert logic.row_values(outputs.table, row)["canal_ap_mm"] == pytest.approx(length) and len(table_modified) == 1
+    assert row_values(outputs.table, row)["canal_ap_mm"] == pytest.approx(length) and len(table_modified) == 1
     length = move_end_halfway(ruler)  # then from the Python console: at once
-    assert logic.row_values(outputs.table, row)["canal_ap_mm"] == pytest.approx(length)
+    assert row_values(outputs.table, row)["canal_ap_mm"] == pytest.approx(length)
 
 
 def test_a_ruler_moved_while_another_volume_is_graded_keeps_its_own_tables_region(context):
@@ -699,7 +701,7 @@ def test_a_ruler_moved_while_another_volume_is_graded_keeps_its_own_tables_regio
     measure_volume_node(logic, cervical, ThresholdSegmenter())
     assert logic.graded_region(cervical) == "cervical" and logic.graded_region(lumbar) == "lumbar"
     length = move_end_halfway(outputs.rulers[(2, "canal_ap_mm")])  # the lumbar series' ruler, in a slice view
-    assert logic.row_values(outputs.table, logic._row_of(outputs.table, 2))["canal_ap_mm"] == pytest.approx(length)
+    assert row_values(outputs.table, row_of(outputs.table, 2))["canal_ap_mm"] == pytest.approx(length)
     assert grades(outputs.table) == ["relative stenosis"] * 2 + ["absolute stenosis"]  # still the lumbar cut-offs
     assert logic.graded_region(lumbar) == "lumbar"
     assert logic.worst_findings(outputs.table)["canal_ap_mm"].slice_index == 2
@@ -714,9 +716,9 @@ def test_a_ruler_placed_again_by_remeasure_still_updates_its_row_when_moved(cont
     labels[1][:, :labels.shape[2] // 2][labels[1][:, :labels.shape[2] // 2] == 1] = 0  # half the canal erased
     logic._write_segments(outputs.segmentation, volume, labels)
     assert logic.remeasure(volume, outputs) == [1]
-    row = logic._row_of(outputs.table, 1)
+    row = row_of(outputs.table, 1)
     length = move_end_halfway(outputs.rulers[(1, "canal_ap_mm")])
-    assert logic.row_values(outputs.table, row)["canal_ap_mm"] == pytest.approx(length)
+    assert row_values(outputs.table, row)["canal_ap_mm"] == pytest.approx(length)
 
 
 def test_a_ruler_measured_again_by_another_logic_is_watched_once_even_after_the_first_is_gone(context, volume, capfd):
@@ -726,18 +728,18 @@ def test_a_ruler_measured_again_by_another_logic_is_watched_once_even_after_the_
     gc.collect()
     capfd.readouterr()
     length = move_end_halfway(outputs.rulers[(2, "right_foramen_width_mm")])
-    row = logic._row_of(outputs.table, 2)
-    assert logic.row_values(outputs.table, row)["right_foramen_width_mm"] == pytest.approx(length)
+    row = row_of(outputs.table, 2)
+    assert row_values(outputs.table, row)["right_foramen_width_mm"] == pytest.approx(length)
     assert "Error" not in capfd.readouterr().err  # no callback of the dropped logic's was called
 
 
 def test_after_stop_watching_a_ruler_moved_by_hand_leaves_its_row_alone(context, volume):
     logic, outputs = measure(context, volume)
-    row = logic._row_of(outputs.table, 2)
-    before = logic.row_values(outputs.table, row)["right_foramen_width_mm"]
+    row = row_of(outputs.table, 2)
+    before = row_values(outputs.table, row)["right_foramen_width_mm"]
     logic.stop_watching()
     move_end_halfway(outputs.rulers[(2, "right_foramen_width_mm")])
-    assert logic.row_values(outputs.table, row)["right_foramen_width_mm"] == before
+    assert row_values(outputs.table, row)["right_foramen_width_mm"] == before
 
 
 def test_a_value_typed_into_the_table_is_graded_again_and_an_observer_sees_only_whole_tables(context, volume):
@@ -745,12 +747,12 @@ def test_a_value_typed_into_the_table_is_graded_again_and_an_observer_sees_only_
     table, seen = outputs.table, []
 
     def observe(node, event):  # what the module's findings line does on each change of the table
-        seen.append((logic._has_columns(node), len(logic.worst_findings(node))))
+        seen.append((has_columns(node), len(logic.worst_findings(node))))
 
     table.AddObserver("ModifiedEvent", observe)
     narrowest = logic.worst_findings(table)["canal_ap_mm"]
     other = next(s for s in range(3) if s != narrowest.slice_index)
-    row, column = logic._row_of(table, other), TABLE_COLUMNS.index("canal_ap_mm")
+    row, column = row_of(table, other), TABLE_COLUMNS.index("canal_ap_mm")
     ruler_before = outputs.rulers[(other, "canal_ap_mm")].GetLineLengthWorld()
     assert table.SetCellText(row, column, "6.5")  # what the table view does with a typed value
     assert grades(table)[row] == "absolute stenosis"
@@ -760,10 +762,10 @@ def test_a_value_typed_into_the_table_is_graded_again_and_an_observer_sees_only_
     assert table.SetCellText(row, TABLE_COLUMNS.index("level"), "L4-L5")
     assert logic.worst_findings_by_level(table)["L4-L5"]["canal_ap_mm"].value == 6.5
     table.SetCellText(row, column, "absent")  # text that is no number: the table keeps the cell's value
-    assert logic.row_values(table, row)["canal_ap_mm"] == 6.5
+    assert row_values(table, row)["canal_ap_mm"] == 6.5
     for no_length in ("0", "-2"):  # no canal AP: the canal is absent there, as a NaN, never 0
         assert table.SetCellText(row, column, "6.5") and table.SetCellText(row, column, no_length)
-        assert math.isnan(logic.row_values(table, row)["canal_ap_mm"]) and grades(table)[row] == ""
+        assert math.isnan(row_values(table, row)["canal_ap_mm"]) and grades(table)[row] == ""
         assert logic.worst_findings(table)["canal_ap_mm"].slice_index == narrowest.slice_index
     assert table.SetCellText(row, column, "6.5")
     events = len(seen)
@@ -779,8 +781,6 @@ def test_a_value_typed_into_the_table_is_graded_again_and_an_observer_sees_only_
 
 
 def test_what_the_measurement_found_cannot_be_typed_over(context, volume):
-    from SpinalStenosisLib.scene import LOCKED_COLUMNS
-
     logic, outputs = measure(context, volume)
     table = outputs.table
 
@@ -792,25 +792,25 @@ def test_what_the_measurement_found_cannot_be_typed_over(context, volume):
         assert table.SetCellText(1, TABLE_COLUMNS.index(column), "7")
     assert locked() == before
     assert table.SetCellText(1, TABLE_COLUMNS.index("canal_ap_mm"), "6.5")  # a measurement is the user's to type
-    assert logic.row_values(table, 1)["canal_ap_mm"] == 6.5 and locked() == before
+    assert row_values(table, 1)["canal_ap_mm"] == 6.5 and locked() == before
     length = move_end_halfway(outputs.rulers[(1, "canal_ap_mm")])  # the row still answers to its slice
-    assert logic.row_values(table, 1)["canal_ap_mm"] == pytest.approx(length)
+    assert row_values(table, 1)["canal_ap_mm"] == pytest.approx(length)
 
 
 def test_rows_added_or_deleted_and_columns_deleted_in_the_table_view_are_undone(context, volume, capfd):
     logic, outputs = measure(context, volume)
     table = outputs.table
     assert table.SetCellText(0, TABLE_COLUMNS.index("canal_ap_mm"), "6.5")  # typed: the user's, kept
-    accepted = [logic.row_values(table, row) for row in range(3)]
+    accepted = [row_values(table, row) for row in range(3)]
     table.RemoveRow(1)  # the table view's Delete row
-    assert [logic.row_values(table, row) for row in range(3)] == accepted
+    assert [row_values(table, row) for row in range(3)] == accepted
     table.AddEmptyRow()  # its Insert row
-    assert table.GetNumberOfRows() == 3 and [logic.row_values(table, row) for row in range(3)] == accepted
+    assert table.GetNumberOfRows() == 3 and [row_values(table, row) for row in range(3)] == accepted
     table.RemoveColumn(TABLE_COLUMNS.index("canal_area_mm2"))  # its Delete column
-    assert logic.find_outputs(volume) is not None and [logic.row_values(table, row) for row in range(3)] == accepted
-    assert grades(table)[0] == "absolute stenosis" and logic.graded_with(table) == "lumbar"
+    assert logic.find_outputs(volume) is not None and [row_values(table, row) for row in range(3)] == accepted
+    assert grades(table)[0] == "absolute stenosis" and graded_with(table) == "lumbar"
     length = move_end_halfway(outputs.rulers[(1, "canal_ap_mm")])  # the row came back, and answers to its slice
-    assert logic.row_values(table, 1)["canal_ap_mm"] == pytest.approx(length)
+    assert row_values(table, 1)["canal_ap_mm"] == pytest.approx(length)
     assert "Traceback" not in capfd.readouterr().err
 
 
@@ -818,7 +818,7 @@ def test_a_slice_named_at_a_thoracic_level_is_not_graded_with_the_lumbar_cut_off
     logic, outputs = measure(context, volume)
     table = outputs.table
     narrowest = logic.worst_findings(table)["canal_ap_mm"].slice_index
-    row = logic._row_of(table, narrowest)
+    row = row_of(table, narrowest)
     logic.name_levels(table, {narrowest: "T12-L1"})
     assert grades(table)[row] == grades(table, "canal_area_grade")[row] == ""
     assert logic.worst_findings(table)["canal_ap_mm"].slice_index != narrowest
@@ -977,9 +977,9 @@ def test_the_rulers_and_table_of_a_reopened_scene_follow_hand_edits_once_watched
     assert logic.graded_region(volume) == "cervical"  # the Region the module takes when it shows the volume
     outputs = logic.find_outputs(volume)
     logic.watch_hand_edits(outputs)  # what the module does when it shows the volume
-    row = logic._row_of(outputs.table, 2)
+    row = row_of(outputs.table, 2)
     length = move_end_halfway(outputs.rulers[(2, "right_foramen_width_mm")])
-    assert logic.row_values(outputs.table, row)["right_foramen_width_mm"] == pytest.approx(length)
+    assert row_values(outputs.table, row)["right_foramen_width_mm"] == pytest.approx(length)
     assert outputs.table.GetTable().GetColumnByName("right_foramen_grade").GetValue(row) == "stenosis"
     assert grades(outputs.table) == ["normal"] * 3 and logic.graded_region(volume) == "cervical"
     assert outputs.table.SetCellText(row, TABLE_COLUMNS.index("level"), "T12-L1")  # typed: graded again
@@ -988,7 +988,7 @@ def test_the_rulers_and_table_of_a_reopened_scene_follow_hand_edits_once_watched
     labels[0][labels[0] == 2] = 0  # the left foramen erased on slice 0
     logic._write_segments(outputs.segmentation, volume, labels)
     assert logic.remeasure(volume, outputs) == [0]  # the saved slice hashes: only the edited slice
-    assert math.isnan(logic.row_values(outputs.table, logic._row_of(outputs.table, 0))["left_foramen_width_mm"])
+    assert math.isnan(row_values(outputs.table, row_of(outputs.table, 0))["left_foramen_width_mm"])
     rows = list(csv.DictReader(open(logic.export(outputs, tmp_path / "export", "phantom")["table"], encoding="utf-8")))
     assert [row["canal_ap_grade"] for row in rows] == grades(outputs.table)  # as the reopened table grades them
 
