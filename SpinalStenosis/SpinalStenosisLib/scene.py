@@ -197,6 +197,7 @@ class StenosisScene:
         with scene_table.writing(table):
             scene_table.fill_table(table, run.measurements, self._levels_named(volume_node, table), self.region)
             outputs.rulers = self._sync_rulers(volume_node, run.measurements, {})
+            _record_rulers(outputs)
             outputs.region = self._sync_region(volume_node, run)
             for node in (segmentation, table):
                 for key, value in provenance.items():
@@ -373,6 +374,17 @@ class StenosisScene:
         node.AddControlPoint(*[float(v) for v in ruler.start_ras])
         node.AddControlPoint(*[float(v) for v in ruler.end_ras])
 
+    def _restore_ruler(self, volume_node, outputs: SceneOutputs, key: tuple[int, str], ruler: Ruler) -> None:
+        """Place a ruler again: in its node, if it is still in the scene (a point deleted), else in a new one."""
+        node = self._in_scene(outputs.rulers.get(key)) or self._node_for_ruler(volume_node, *key)
+        _follow(node, volume_node)
+        self._place(node, ruler)
+        outputs.rulers[key] = node
+
+    def _in_scene(self, node):
+        """The node, if it is in this scene still (not removed since it was found); else None."""
+        return node if node is not None and node.GetScene() is self.scene else None
+
     def watch_hand_edits(self, outputs: SceneOutputs) -> None:
         """Moving a ruler's endpoint by hand updates its table row, and typing into the table regrades it, with the
         cut-offs the table was graded with (another volume's region may be self.region by then); a node another
@@ -506,9 +518,10 @@ class StenosisScene:
 
     def remeasure(self, volume_node, outputs: SceneOutputs) -> list[int]:
         """Re-measure the slices whose segments changed since the last Measure/Re-measure; returns their indices.
-        The outputs first go under the volume's parent transform, should it have changed since: they belong to it.
-        Rulers moved by hand, new ones too, then update their table rows. A ValueError when the volume's voxel grid
-        changed since Measure."""
+        On the other slices, a ruler Measure or Re-measure placed that has since been deleted (or lost a point) is
+        placed again as the segments give it; its row keeps what it holds. The outputs first go under the volume's
+        parent transform, should it have changed since: they belong to it. Rulers moved by hand, new ones too, then
+        update their table rows. A ValueError when the volume's voxel grid changed since Measure."""
         _check_grid(volume_node, outputs)
         for node in outputs.spatial_nodes():
             _follow(node, volume_node)
@@ -520,14 +533,23 @@ class StenosisScene:
         stack = volume.from_source_grid(self.labels_of(outputs.segmentation, volume_node))
         hashes = _slice_hashes(stack)
         changed = _differing(hashes, outputs.segmentation.GetAttribute(ATTRIBUTE + "sliceHashes"))
-        measurements = []
+
+        def measured(s: int) -> SliceMeasurement:
+            return measure_slice(masks_from_labels(stack[s]), volume.layout.slice_grid(s), s,
+                                 volume.layout.slice_position_mm(s), field_of_view=slice_field_of_view(volume, s))
+
+        measurements = [measured(s) for s in changed]
+        lost = [key for key in _placed_rulers(outputs)
+                if key[0] not in changed and not _whole(self._in_scene(outputs.rulers.get(key)))]
         with _nodes_changing(self.scene), scene_table.writing(outputs.table):
-            for s in changed:
-                m = measure_slice(masks_from_labels(stack[s]), volume.layout.slice_grid(s), s,
-                                  volume.layout.slice_position_mm(s), field_of_view=slice_field_of_view(volume, s))
-                scene_table.write_row(outputs.table, scene_table.row_of(outputs.table, s), m)
-                measurements.append(m)
+            for m in measurements:
+                scene_table.write_row(outputs.table, scene_table.row_of(outputs.table, m.slice_index), m)
             outputs.rulers = self._sync_rulers(volume_node, measurements, outputs.rulers)
+            for s in sorted({s for s, _ in lost}):
+                rulers = measured(s).rulers
+                for key in [key for key in lost if key[0] == s and key[1] in rulers]:
+                    self._restore_ruler(volume_node, outputs, key, rulers[key[1]])
+            _record_rulers(outputs)
             self.regrade(outputs.table)
             outputs.segmentation.SetAttribute(ATTRIBUTE + "sliceHashes", json.dumps(hashes))
             # judged again: the edited masks may tilt the canal otherwise
@@ -620,6 +642,21 @@ def _segment_ids(contents) -> dict[int, str]:
     ids = [contents.GetNthSegmentID(n) for n in range(contents.GetNumberOfSegments())]
     found = structure_segments([(segment_id, contents.GetSegment(segment_id).GetName()) for segment_id in ids])
     return {value: ids[position] for value, position in found.items()}
+
+
+def _record_rulers(outputs: SceneOutputs) -> None:
+    """The rulers this code placed, by (slice index, measurement): what Re-measure places again if deleted."""
+    outputs.segmentation.SetAttribute(ATTRIBUTE + "rulers", json.dumps(sorted(outputs.rulers)))
+
+
+def _placed_rulers(outputs: SceneOutputs) -> list[tuple[int, str]]:
+    """The rulers _record_rulers recorded (none for a scene saved by a version that did not record them)."""
+    return [(int(s), name) for s, name in json.loads(outputs.segmentation.GetAttribute(ATTRIBUTE + "rulers") or "[]")]
+
+
+def _whole(ruler_node) -> bool:
+    """Whether there is a ruler node, with both its points."""
+    return ruler_node is not None and ruler_node.GetNumberOfControlPoints() == 2
 
 
 def _differing(hashes: list[str], recorded: str | None) -> list[int]:

@@ -341,6 +341,26 @@ def test_remeasure_changes_exactly_the_edited_rows(context, volume):
     assert logic.remeasure(volume, outputs) == []
 
 
+def test_remeasure_places_a_deleted_ruler_again_and_leaves_its_row_alone(context, volume):
+    logic, outputs = measure(context, volume)
+    table, placed = outputs.table, dict(outputs.rulers)
+    ends = {key: [node.GetNthControlPointPositionWorld(n) for n in range(2)] for key, node in placed.items()}
+    logic._remove(placed[(0, "canal_ap_mm")])  # deleted in the data tree
+    placed[(2, "canal_transverse_mm")].RemoveNthControlPoint(1)  # one point deleted in a slice view
+    assert table.SetCellText(row_of(table, 0), TABLE_COLUMNS.index("canal_ap_mm"), "6.5")  # a value typed
+    rows_before = [row_values(table, r) for r in range(3)]
+    lines_before = count(context.scene, "vtkMRMLMarkupsLineNode")
+    assert logic.remeasure(volume, outputs) == []  # no segment changed: no row is measured again
+    assert [row_values(table, r) for r in range(3)] == rows_before
+    assert count(context.scene, "vtkMRMLMarkupsLineNode") == lines_before + 1
+    assert outputs.rulers[(2, "canal_transverse_mm")] is placed[(2, "canal_transverse_mm")]  # the same node
+    for key, node in logic.find_outputs(volume).rulers.items():  # every ruler back where Measure placed it
+        assert [node.GetNthControlPointPositionWorld(n) for n in range(2)] == [pytest.approx(p) for p in ends[key]]
+    assert logic.find_outputs(volume).rulers.keys() == placed.keys() and items_without_node(context.scene) == []
+    moved = move_end_halfway(outputs.rulers[(0, "canal_ap_mm")])  # and the new node is watched
+    assert row_values(table, row_of(table, 0))["canal_ap_mm"] == pytest.approx(moved)
+
+
 def test_measure_and_remeasure_change_their_nodes_in_one_batch_so_slicer_updates_its_views_once(context, volume):
     scene, changes, batches = context.scene, [], []
     for event in (scene.NodeAddedEvent, scene.NodeRemovedEvent):
@@ -987,8 +1007,10 @@ def test_the_rulers_and_table_of_a_reopened_scene_follow_hand_edits_once_watched
     labels = logic.labels_of(outputs.segmentation, volume)
     labels[0][labels[0] == 2] = 0  # the left foramen erased on slice 0
     logic._write_segments(outputs.segmentation, volume, labels)
+    logic._remove(outputs.rulers[(1, "canal_ap_mm")])
     assert logic.remeasure(volume, outputs) == [0]  # the saved slice hashes: only the edited slice
     assert math.isnan(row_values(outputs.table, row_of(outputs.table, 0))["left_foramen_width_mm"])
+    assert (1, "canal_ap_mm") in logic.find_outputs(volume).rulers  # the saved rulers: the deleted one placed again
     rows = list(csv.DictReader(open(logic.export(outputs, tmp_path / "export", "phantom")["table"], encoding="utf-8")))
     assert [row["canal_ap_grade"] for row in rows] == grades(outputs.table)  # as the reopened table grades them
 
