@@ -291,8 +291,13 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onRemeasureButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to re-measure."), waitCursor=True):
+            missing = self.logic.missingRulers(self._parameterNode)
             changed = self.logic.remeasure(self._parameterNode)
-            self.ui.statusLabel.text = _("Re-measured {n} edited slice(s).").format(n=len(changed))
+            status = _("Re-measured {n} edited slice(s).").format(n=len(changed))
+            if missing:
+                status += " " + _("Rulers deleted since: {n}, placed again where the masks give them.").format(
+                    n=len(missing))
+            self.ui.statusLabel.text = status
 
     def onNameLevelsButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to name the levels."), waitCursor=True):
@@ -456,6 +461,11 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
     def remeasure(self, parameterNode) -> list:
         return self.stenosisScene(parameterNode.region).remeasure(parameterNode.inputVolume,
                                                                    self._outputs(parameterNode))
+
+    def missingRulers(self, parameterNode) -> list:
+        """The rulers deleted (or short of a point) since Measure or Re-measure placed them: Re-measure places them
+        again."""
+        return self.stenosisScene(parameterNode.region).missing_rulers(self._outputs(parameterNode))
 
     def followVolume(self, parameterNode):
         """Point the parameter node's outputs at those of its input volume (none where it was not measured, or by an

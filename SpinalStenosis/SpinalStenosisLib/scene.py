@@ -506,6 +506,11 @@ class StenosisScene:
             _place_in_hierarchy(hierarchy, node, folder)
 
     # ---- Re-measure ------------------------------------------------------------------------------------------
+    def missing_rulers(self, outputs: SceneOutputs) -> list[tuple[int, str]]:
+        """The rulers Measure or Re-measure placed that have since been deleted or lost a point, by (slice index,
+        measurement): what Re-measure places again."""
+        return [key for key in _placed_rulers(outputs) if not _whole(self._in_scene(outputs.rulers.get(key)))]
+
     def edited_slices(self, volume_node) -> list[int]:
         """The slices whose segments differ from those Measure drew (edited by hand, re-measured or not): what
         measuring again would replace. Empty where the volume was not measured, or its voxel grid changed since."""
@@ -539,8 +544,7 @@ class StenosisScene:
                                  volume.layout.slice_position_mm(s), field_of_view=slice_field_of_view(volume, s))
 
         measurements = [measured(s) for s in changed]
-        lost = [key for key in _placed_rulers(outputs)
-                if key[0] not in changed and not _whole(self._in_scene(outputs.rulers.get(key)))]
+        lost = [key for key in self.missing_rulers(outputs) if key[0] not in changed]
         with _nodes_changing(self.scene), scene_table.writing(outputs.table):
             for m in measurements:
                 scene_table.write_row(outputs.table, scene_table.row_of(outputs.table, m.slice_index), m)

@@ -101,6 +101,13 @@ def test_the_demo_is_measured_step_by_step_and_every_result_is_shown_and_usable(
     assert application.editor.source_volume is volume
     ui.remeasureButton.click()
     assert ui.statusLabel.text == "Re-measured 0 edited slice(s)." and ui.tableView.table is table  # still shown
+    rulers = slicer.mrmlScene.GetNodesByClass("vtkMRMLMarkupsLineNode")
+    count = rulers.GetNumberOfItems()
+    slicer.mrmlScene.RemoveNode(rulers.GetItemAsObject(0))  # deleted in the data tree
+    ui.remeasureButton.click()
+    assert ui.statusLabel.text == ("Re-measured 0 edited slice(s). Rulers deleted since: 1, placed again where the "
+                                   "masks give them.")
+    assert slicer.mrmlScene.GetNodesByClass("vtkMRMLMarkupsLineNode").GetNumberOfItems() == count
     application.folder_chosen = str(tmp_path / "export")
     os.makedirs(application.folder_chosen)
     ui.exportButton.click()
