@@ -69,7 +69,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 from SpinalStenosisLib.centreline import front_to_back_blur_mm, thick_slice_warnings  # noqa: E402
 from SpinalStenosisLib.evaluation import dice, error  # noqa: E402
 from SpinalStenosisLib.findings import worst_findings_by_level  # noqa: E402
-from SpinalStenosisLib.geometry import FieldOfView  # noqa: E402
 from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, REGIONS, grade  # noqa: E402
 from SpinalStenosisLib.inference import (CHANNELS, PRECISIONS, SHIPPED_MIRROR_AVERAGE, load_segmenter,  # noqa: E402
                                          native_labels)
@@ -80,7 +79,7 @@ from SpinalStenosisLib.synth.anatomy import T  # noqa: E402
 from SpinalStenosisLib.synth.dataset import SyntheticSlice, synthetic_slice, synthetic_stack  # noqa: E402
 from SpinalStenosisLib.synth.sampler import fractions  # noqa: E402
 from SpinalStenosisLib.training import VALIDATION_SEED  # noqa: E402
-from SpinalStenosisLib.visibility import MIN_CANAL_EDGE_TO_NOISE, padding  # noqa: E402
+from SpinalStenosisLib.visibility import MIN_CANAL_EDGE_TO_NOISE, field_of_view  # noqa: E402
 from SpinalStenosisLib.volume_io import axial_from_array  # noqa: E402
 
 HELD_OUT_SEED = 9_000_000  # training seeds are (run seed, step); the validation seed is 2_000_000
@@ -167,7 +166,7 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
     region = case.scene.anatomy.region
     [result] = segmenter.segment([case.image], [case.grid])
     found = measure_slice(result.masks, result.grid, canal_edge_to_noise=result.canal_edge_to_noise,
-                          field_of_view=FieldOfView(case.grid, padding(case.image)))
+                          field_of_view=field_of_view(case.image, case.grid))
     predicted, truth = found.values, case.truth
     record = {"slice": n, "region": region, "contrast": case.scene.contrast,
               "fat_to_csf": fat_to_csf(case.image, case.tissues),

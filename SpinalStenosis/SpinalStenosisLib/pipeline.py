@@ -16,7 +16,7 @@ from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measur
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
                       write_levels_csv, write_rulers, write_series_json)
 from .report import StackView, write_report, write_series_report
-from .visibility import clipped_image_warnings, not_an_mr_image, padding
+from .visibility import clipped_image_warnings, field_of_view, not_an_mr_image
 from .volume_io import AxialVolume, InputError, open_axial_blocks, read_labels, write_labels
 
 ProgressCallback = Callable[[int, int], None]
@@ -108,7 +108,7 @@ SecondLook = Callable[[list[int], list[CanalSighting]], list[SliceSegmentation]]
 
 def slice_field_of_view(volume: AxialVolume, slice_index: int) -> FieldOfView:
     """What a slice of the volume shows: its grid, less its padding."""
-    return FieldOfView(volume.layout.slice_grid(slice_index), padding(volume.read_slice(slice_index)))
+    return field_of_view(volume.read_slice(slice_index), volume.layout.slice_grid(slice_index))
 
 
 def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_again: SecondLook | None = None

@@ -443,7 +443,7 @@ class StenosisScene:
             self._forget(node)
 
     def _ruler_moved(self, node, outputs: SceneOutputs) -> None:
-        if node.GetNumberOfControlPoints() != 2:
+        if not _whole(node):
             return
         row = scene_table.row_of(outputs.table, int(node.GetAttribute(ATTRIBUTE + "sliceIndex")))
         column = outputs.table.GetTable().GetColumnByName(node.GetAttribute(ATTRIBUTE + "measurement"))
@@ -462,7 +462,7 @@ class StenosisScene:
         when it has none (no canal found there: what the user wants to check). Returns that point, world RAS."""
         slice_index = int(outputs.table.GetTable().GetColumnByName("slice_index").GetValue(row))
         ruler = outputs.rulers.get((slice_index, "canal_ap_mm"))
-        if ruler is not None and ruler.GetNumberOfControlPoints() == 2:
+        if _whole(ruler):
             point_world = np.mean([ruler.GetNthControlPointPositionWorld(i) for i in range(2)], axis=0)
         else:
             grid = stack_layout(geometry_of(volume_node)).slice_grid(slice_index)
@@ -578,7 +578,7 @@ class StenosisScene:
                 raise OSError(f"could not write {paths['segmentation']}")
             rulers = {key: Ruler(*(np.array(node.GetNthControlPointPosition(i)) for i in range(2)))  # volume's RAS
                       for key, node in sorted(outputs.rulers.items())
-                      if node.GetNumberOfControlPoints() == 2}  # not one whose point the user deleted
+                      if _whole(node)}  # not one whose point the user deleted
             lines = [line_markup(outputs.rulers[key].GetName(), ruler, key[1]) for key, ruler in rulers.items()]
             staged["rulers"].write_text(json.dumps(markups_document(lines), indent=1), encoding="utf-8")
             scene_table.write_csv(outputs.table, staged["table"])

@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from .geometry import PlaneGrid
+from .geometry import FieldOfView, PlaneGrid
 
 SMOOTHING_MM = 1.0  # the scale of a sac's edge: finer than the sac, coarser than one pixel's noise
 WINDOW_MM = 10.0  # the image around the canal where the noise is estimated
@@ -59,6 +59,11 @@ def padding(image: np.ndarray) -> np.ndarray | None:
     labelled, _ = ndimage.label(solid)
     reaching_edge = np.setdiff1d(np.concatenate([labelled[0], labelled[-1], labelled[:, 0], labelled[:, -1]]), [0])
     return np.isin(labelled, reaching_edge) if reaching_edge.size else None
+
+
+def field_of_view(image: np.ndarray, grid: PlaneGrid) -> FieldOfView:
+    """What a slice's image shows: its grid, less its padding."""
+    return FieldOfView(grid, padding(image))
 
 
 def noise_sd(image: np.ndarray) -> float:
