@@ -276,14 +276,72 @@ def _body_outline(anatomy: Anatomy, posterior_y: float, half_width: float, depth
     return centre_y, inner_w, inner_d
 
 
+@dataclass(frozen=True)
+class _LumbarCanal:
+    """A lumbar slice's canal and vertebra in mm (y anterior, the sac centred at the origin), before painting."""
+
+    bony_ap: float
+    bony_width: float
+    sac_ap: float
+    sac_width: float
+    trefoil: float
+    anterior_epidural: float
+    posterior_fat: float  # the midline fat triangle between the sac and the flava's V
+    lf_thickness: dict[int, float]  # ligamentum flavum by side (-1 left, +1 right)
+    disc_width: float
+    disc_depth: float
+
+    @property
+    def narrowing(self) -> float:
+        """What stenosis took from the sac's AP, in front of it and behind it each."""
+        return (self.bony_ap - self.sac_ap) / 2
+
+    @property
+    def disc_back(self) -> float:
+        """y of the posterior disc / body margin."""
+        return self.bony_ap / 2 + self.anterior_epidural
+
+    @property
+    def disc_cy(self) -> float:
+        return self.disc_back + self.disc_depth / 2
+
+    @property
+    def lamina_y(self) -> float:
+        return -(self.bony_ap / 2 + self.posterior_fat + max(self.lf_thickness.values()))
+
+
 def _lumbar(rng, level: str, kind: str, patient) -> Anatomy:
     anatomy = Anatomy("lumbar", level, kind)
     index = LUMBAR_LEVELS.index(level)
     anatomy.stenosis = str(rng.choice(STENOSIS_GRADES, p=[0.35, 0.25, 0.22, 0.18]))
-    stenosis, severity = anatomy.stenosis, STENOSIS_SEVERITY[anatomy.stenosis]
+    severity = STENOSIS_SEVERITY[anatomy.stenosis]
+    canal = _lumbar_canal(rng, index, kind, patient, anatomy.stenosis)
+    _lumbar_soft_tissue(rng, anatomy, index, canal, patient)
+    back_tissue = _lumbar_disc_or_body(rng, anatomy, kind, canal)
+    canal_half_width = _lumbar_epidural_space(rng, anatomy, canal)
+    # the sac (dura + CSF + roots, or the conus at L1-L2), painted after the foramina, before its compressors
+    dura, csf = _canal_shape(rng, canal.sac_ap, canal.sac_width, canal.trefoil)
+    anatomy.add("dura", dura, late=True)
+    anatomy.add("csf", csf, late=True)
+    if index == 0 and rng.random() < 0.5:
+        r = _u(rng, 3.0, 4.5)
+        anatomy.add("spinal_cord", _within(ellipse(_u(rng, -1, 1), -_u(rng, 0, 2), r * 1.2, r), csf), late=True)
+    _roots(rng, anatomy, canal.sac_ap, canal.sac_width, csf)
+    anatomy.late_paints.extend(_flow_voids(rng, canal.sac_ap, canal.sac_width, csf, 0.1))
+    facets = _lumbar_posterior_elements(rng, anatomy, index, kind, canal, canal_half_width, severity)
+    if kind == "disc" and severity > 0:
+        _lumbar_disc_protrusion(rng, anatomy, canal, severity)
+    if kind != "pedicle":
+        for side, name in ((-1, "left"), (1, "right")):
+            _foramen(rng, anatomy, name, side, canal.bony_width, canal.disc_back, facets[side], back_tissue, severity)
+    return anatomy
+
+
+def _lumbar_canal(rng, index: int, kind: str, patient, stenosis: str) -> _LumbarCanal:
+    """The sac before stenosis: the bony canal is built around it; stenosis narrows the sac inside it (Lurie: mild
+    takes up to a third of its area, moderate up to two thirds, severe more), the disc and flava filling the space."""
+    severity = STENOSIS_SEVERITY[stenosis]
     narrow_developmental = patient.random() < 0.12
-    # the sac before stenosis: the bony canal is built around it; stenosis narrows the sac inside it (Lurie: mild
-    # takes up to a third of its area, moderate up to two thirds, severe more), the disc and flava filling the space
     bony_ap = _u(patient, 10.0, 17.0) - 0.6 * index - (3.0 if narrow_developmental else 0.0)
     bony_width = _u(patient, 14.0, 22.0) + 0.8 * index
     sac_ap, sac_width = bony_ap, bony_width
@@ -292,19 +350,19 @@ def _lumbar(rng, level: str, kind: str, patient) -> Anatomy:
         ap_share = _u(rng, 0.4, 0.7)  # how much of the loss narrows the AP rather than the width
         sac_ap = max(bony_ap * (1.0 - loss) ** ap_share, MIN_SAC_AP_MM)
         sac_width = max(bony_width * (1.0 - loss) ** (1.0 - ap_share), MIN_SAC_WIDTH_MM)
-    narrowing = (bony_ap - sac_ap) / 2  # in front of the sac and behind it
     trefoil = _u(rng, 0.0, 0.14) if index >= 3 else _u(rng, 0.0, 0.05)
     anterior_epidural = _u(rng, 0.5, 3.0)
-    # the midline fat triangle between the sac and the flava's V, thinned and then lost as stenosis grows
+    # the fat triangle is thinned and then lost as stenosis grows
     posterior_fat = max(_u(rng, 2.0, 7.0) - severity * _u(rng, 0.0, 7.0), 0.0)
     lf_thickness = {side: _u(rng, 2.5, 4.0) + severity * _u(rng, 0.0, 5.0) for side in (-1, 1)}
     disc_width, disc_depth = _u(patient, 38.0, 52.0), _u(patient, 28.0, 36.0)
-    disc_back = bony_ap / 2 + anterior_epidural  # y of the posterior disc / body margin
-    disc_cy = disc_back + disc_depth / 2
-    lamina_y = -(bony_ap / 2 + posterior_fat + max(lf_thickness.values()))
+    return _LumbarCanal(bony_ap, bony_width, sac_ap, sac_width, trefoil, anterior_epidural, posterior_fat,
+                        lf_thickness, disc_width, disc_depth)
 
-    # body outline and soft tissue
-    posterior_skin = lamina_y - _u(patient, 30.0, 55.0)
+
+def _lumbar_soft_tissue(rng, anatomy: Anatomy, index: int, canal: _LumbarCanal, patient) -> None:
+    """Body outline, abdomen, kidneys (L1-L3), back and psoas muscles, great vessels."""
+    posterior_skin = canal.lamina_y - _u(patient, 30.0, 55.0)
     subcutaneous = _u(patient, 4.0, 40.0)
     depth = _u(patient, 170.0, 300.0)
     centre_y, inner_w, inner_d = _body_outline(anatomy, posterior_skin, _u(patient, 120.0, 190.0), depth,
@@ -316,12 +374,26 @@ def _lumbar(rng, level: str, kind: str, patient) -> Anatomy:
     _abdominal_fluid(rng, anatomy, centre_y, inner_w, inner_d)
     if index <= 2:
         for side in (-1, 1):  # kidneys: bean-shaped, beside psoas, in front of quadratus lumborum, T2-bright
-            kidney = (side * _u(rng, 55.0, 80.0), disc_cy + _u(rng, -10.0, 15.0), _u(rng, 18.0, 30.0),
+            kidney = (side * _u(rng, 55.0, 80.0), canal.disc_cy + _u(rng, -10.0, 15.0), _u(rng, 18.0, 30.0),
                       _u(rng, 12.0, 20.0), side * _u(rng, 0.3, 0.9))
             anatomy.add("kidney", ellipse(*kidney))
             anatomy.add("intermuscular_fat", ellipse(kidney[0] - side * 4.0, kidney[1], kidney[2] * 0.35,
                                                      kidney[3] * 0.45, kidney[4]))  # renal sinus
-    paraspinal_y = lamina_y - _u(patient, 8.0, 16.0)
+    _lumbar_muscles(rng, anatomy, index, canal, patient)
+    vessel_y = canal.disc_cy + canal.disc_depth / 2 + _u(rng, 4.0, 12.0)
+    if index <= 2 or rng.random() < 0.4:
+        r = _u(rng, 7.0, 12.0)
+        anatomy.add("vessel", ellipse(-_u(rng, 4.0, 16.0), vessel_y + r, r, r))  # aorta, patient left
+        anatomy.add("vessel", ellipse(_u(rng, 10.0, 24.0), vessel_y + r * 0.8, _u(rng, 8, 14), _u(rng, 5, 10)))
+    else:
+        for side in (-1, 1):
+            anatomy.add("vessel", ellipse(side * _u(rng, 15.0, 35.0), vessel_y + _u(rng, 4, 12), _u(rng, 4, 8),
+                                          _u(rng, 4, 8)))
+
+
+def _lumbar_muscles(rng, anatomy: Anatomy, index: int, canal: _LumbarCanal, patient) -> None:
+    """Erector spinae, multifidus, quadratus lumborum (L1-L4) and psoas on each side, each in its fat plane."""
+    paraspinal_y = canal.lamina_y - _u(patient, 8.0, 16.0)
     paraspinal_fat = _u(patient, 0.6, 1.6)
     for side in (-1, 1):
         es = (side * _u(patient, 24.0, 36.0), paraspinal_y - _u(patient, 0.0, 6.0), _u(patient, 16.0, 26.0),
@@ -335,80 +407,76 @@ def _lumbar(rng, level: str, kind: str, patient) -> Anatomy:
         anatomy.add("multifidus", ellipse(*mf))
         _fat_streaks(patient, anatomy, mf, int(patient.integers(0, 3)))
         if index <= 3:
-            ql = (side * (disc_width / 2 + _u(rng, 22.0, 36.0)), disc_cy - _u(rng, 8.0, 18.0),
+            ql = (side * (canal.disc_width / 2 + _u(rng, 22.0, 36.0)), canal.disc_cy - _u(rng, 8.0, 18.0),
                   _u(rng, 7.0, 14.0), _u(rng, 6.0, 11.0), side * _u(rng, 0.2, 0.8))
             anatomy.add("intermuscular_fat", grow(ellipse, paraspinal_fat, *ql))
             anatomy.add("quadratus_lumborum", ellipse(*ql))
         psoas_r = _u(patient, 8.0, 13.0) + 1.5 * index
-        ps = (side * (disc_width / 2 + psoas_r * _u(patient, 0.5, 0.9)), disc_cy + _u(patient, -6.0, 4.0),
+        ps = (side * (canal.disc_width / 2 + psoas_r * _u(patient, 0.5, 0.9)), canal.disc_cy + _u(patient, -6.0, 4.0),
               psoas_r, psoas_r * _u(patient, 1.0, 1.4), side * _u(patient, 0.1, 0.6))
         anatomy.add("intermuscular_fat", grow(ellipse, paraspinal_fat, *ps))
         anatomy.add("psoas", ellipse(*ps))
         _fat_streaks(patient, anatomy, ps, int(patient.integers(0, 3)))
-    vessel_y = disc_cy + disc_depth / 2 + _u(rng, 4.0, 12.0)
-    if index <= 2 or rng.random() < 0.4:
-        r = _u(rng, 7.0, 12.0)
-        anatomy.add("vessel", ellipse(-_u(rng, 4.0, 16.0), vessel_y + r, r, r))  # aorta, patient left
-        anatomy.add("vessel", ellipse(_u(rng, 10.0, 24.0), vessel_y + r * 0.8, _u(rng, 8, 14), _u(rng, 5, 10)))
-    else:
-        for side in (-1, 1):
-            anatomy.add("vessel", ellipse(side * _u(rng, 15.0, 35.0), vessel_y + _u(rng, 4, 12), _u(rng, 4, 8),
-                                          _u(rng, 4, 8)))
 
-    # disc or vertebral body
+
+def _lumbar_disc_or_body(rng, anatomy: Anatomy, kind: str, canal: _LumbarCanal) -> str:
+    """The disc (disc slices) or the vertebral body, and what lines the canal in front; returns the tissue of the
+    foramina's anterior wall."""
     concavity = _u(rng, 0.0, 4.0)
+    half_width, half_depth = canal.disc_width / 2, canal.disc_depth / 2
     if kind == "disc":
-        anatomy.add("annulus", ellipse(0.0, disc_cy, disc_width / 2, disc_depth / 2))
+        anatomy.add("annulus", ellipse(0.0, canal.disc_cy, half_width, half_depth))
         nucleus_scale = _u(rng, 0.5, 0.72)
-        anatomy.add("nucleus", ellipse(0.0, disc_cy + _u(rng, 0.0, 3.0), disc_width / 2 * nucleus_scale,
-                                       disc_depth / 2 * nucleus_scale))
+        anatomy.add("nucleus", ellipse(0.0, canal.disc_cy + _u(rng, 0.0, 3.0), half_width * nucleus_scale,
+                                       half_depth * nucleus_scale))
         back_tissue = "annulus"
     else:
-        anatomy.add("cortical_bone", ellipse(0.0, disc_cy, disc_width / 2, disc_depth / 2))
-        anatomy.add("marrow", ellipse(0.0, disc_cy, disc_width / 2 - 1.2, disc_depth / 2 - 1.2))
+        anatomy.add("cortical_bone", ellipse(0.0, canal.disc_cy, half_width, half_depth))
+        anatomy.add("marrow", ellipse(0.0, canal.disc_cy, half_width - 1.2, half_depth - 1.2))
         back_tissue = "cortical_bone"
-    anatomy.add("epidural_fat", ellipse(0.0, disc_back - 1.0, disc_width * 0.22, concavity + 1.0))
-    anatomy.add("posterior_longitudinal_ligament", capsule((-bony_width / 2, disc_back), (bony_width / 2, disc_back),
+    anatomy.add("epidural_fat", ellipse(0.0, canal.disc_back - 1.0, canal.disc_width * 0.22, concavity + 1.0))
+    anatomy.add("posterior_longitudinal_ligament", capsule((-canal.bony_width / 2, canal.disc_back),
+                                                           (canal.bony_width / 2, canal.disc_back),
                                                            _u(rng, 0.4, 0.9)))
+    return back_tissue
 
-    # bony canal content
-    canal_half_width = bony_width / 2 + _u(rng, 1.0, 4.0)
-    canal_y, canal_half_depth = (disc_back + lamina_y) / 2, (disc_back - lamina_y) / 2 + 0.5
+
+def _lumbar_epidural_space(rng, anatomy: Anatomy, canal: _LumbarCanal) -> float:
+    """The bony canal's content around the sac: epidural fat, veins, flava crowding a narrowed sac; returns the bony
+    canal's half width."""
+    canal_half_width = canal.bony_width / 2 + _u(rng, 1.0, 4.0)
+    canal_y = (canal.disc_back + canal.lamina_y) / 2
+    canal_half_depth = (canal.disc_back - canal.lamina_y) / 2 + 0.5
     fat_half_width = canal_half_width
-    if narrowing > 0:  # hypertrophic flava and facet capsules crowd the lateral recesses: little fat beside the sac
+    if canal.narrowing > 0:  # hypertrophic flava and facet capsules crowd the lateral recesses: little fat beside it
         anatomy.add("ligamentum_flavum", ellipse(0.0, canal_y, canal_half_width, canal_half_depth))
-        fat_half_width = min(sac_width / 2 + _u(rng, 0.5, 2.5), canal_half_width)
+        fat_half_width = min(canal.sac_width / 2 + _u(rng, 0.5, 2.5), canal_half_width)
     anatomy.add("epidural_fat", ellipse(0.0, canal_y, fat_half_width, canal_half_depth))
     for _ in range(int(rng.integers(0, 4))):
-        anatomy.add("epidural_vein", ellipse(_u(rng, -bony_width / 2, bony_width / 2), disc_back - 0.8,
-                                             _u(rng, 0.6, 1.5), _u(rng, 0.5, 1.0)))
+        anatomy.add("epidural_vein", ellipse(_u(rng, -canal.bony_width / 2, canal.bony_width / 2),
+                                             canal.disc_back - 0.8, _u(rng, 0.6, 1.5), _u(rng, 0.5, 1.0)))
+    return canal_half_width
 
-    # the sac (dura + CSF + roots, or the conus at L1-L2), painted after the foramina, before its compressors
-    dura, csf = _canal_shape(rng, sac_ap, sac_width, trefoil)
-    anatomy.add("dura", dura, late=True)
-    anatomy.add("csf", csf, late=True)
-    if index == 0 and rng.random() < 0.5:
-        r = _u(rng, 3.0, 4.5)
-        anatomy.add("spinal_cord", _within(ellipse(_u(rng, -1, 1), -_u(rng, 0, 2), r * 1.2, r), csf), late=True)
-    _roots(rng, anatomy, sac_ap, sac_width, csf)
-    anatomy.late_paints.extend(_flow_voids(rng, sac_ap, sac_width, csf, 0.1))
 
-    # posterior elements
+def _lumbar_posterior_elements(rng, anatomy: Anatomy, index: int, kind: str, canal: _LumbarCanal,
+                               canal_half_width: float, severity: float) -> dict[int, np.ndarray]:
+    """Spinous process, laminae, facet joints, ligamenta flava and (pedicle slices) pedicles and transverse
+    processes; returns each side's superior articular process centre (the foramen's posterior wall)."""
     facet_angle = np.radians(_u(rng, 26.0, 38.0) + 3.0 * index)
-    spinous_base = (0.0, lamina_y - _u(rng, 2.0, 4.0))
+    spinous_base = (0.0, canal.lamina_y - _u(rng, 2.0, 4.0))
     anatomy.add("cortical_bone", capsule(spinous_base, (0.0, spinous_base[1] - _u(rng, 18.0, 30.0)),
                                          _u(rng, 2.5, 4.5)))
-    facets = {}
+    sap_centres = {}
     for side in (-1, 1):
         angle = facet_angle + np.radians(_u(rng, -4.0, 4.0))
-        joint = np.array([side * (bony_width / 2 + _u(rng, 4.0, 9.0)), -bony_ap * _u(rng, 0.1, 0.5)])
+        joint = np.array([side * (canal.bony_width / 2 + _u(rng, 4.0, 9.0)), -canal.bony_ap * _u(rng, 0.1, 0.5)])
         direction = np.array([-side * np.sin(angle), np.cos(angle)])
         normal = np.array([side * np.cos(angle), np.sin(angle)])
         gap = _u(rng, 0.8, 3.0) * (1.0 - 0.7 * severity)
         sap_thickness = _u(rng, 4.0, 7.0) * (1.0 + 0.6 * severity * rng.random())
         sap_centre = joint + normal * (gap / 2 + sap_thickness / 2)
         iap_centre = joint - normal * (gap / 2 + _u(rng, 2.5, 4.0))
-        facets[side] = (joint, sap_centre)
+        sap_centres[side] = sap_centre
         anatomy.add("cortical_bone", capsule(iap_centre - direction * 6, iap_centre + direction * 6,
                                              _u(rng, 2.5, 4.0)))
         anatomy.add("cortical_bone", capsule(iap_centre, spinous_base, _u(rng, 2.5, 3.5)))  # lamina
@@ -418,37 +486,33 @@ def _lumbar(rng, level: str, kind: str, patient) -> Anatomy:
         anatomy.add("marrow", capsule(sap_centre - direction * 6, sap_centre + direction * 6,
                                       max(sap_thickness / 2 - 1.0, 0.5)), late=True)
         lf_start = joint - direction * _u(rng, 2.0, 5.0) - normal * 1.0
-        flavum = lf_thickness[side] + narrowing  # thickened into the space the narrowed sac left behind it
-        lf_end = np.array([0.0, lamina_y + flavum / 2])
+        flavum = canal.lf_thickness[side] + canal.narrowing  # thickened into the space the narrowed sac left
+        lf_end = np.array([0.0, canal.lamina_y + flavum / 2])
         inward = np.array([-side * 0.3, 0.95]) * flavum * 0.4
         anatomy.add("ligamentum_flavum", capsule(lf_start + inward, lf_end, flavum / 2), late=True)
         if kind == "pedicle":
             pedicle_half = _u(rng, 3.5, 7.5)
-            anatomy.add("cortical_bone", capsule((side * (canal_half_width + pedicle_half), disc_back + 3.0),
-                                                 tuple(sap_centre), pedicle_half), late=True)
-            anatomy.add("marrow", capsule((side * (canal_half_width + pedicle_half), disc_back + 3.0),
-                                          tuple(sap_centre), pedicle_half - 1.2), late=True)
-            tip = (side * (disc_width / 2 + _u(rng, 14.0, 26.0)), sap_centre[1] + _u(rng, -4.0, 6.0))
+            pedicle_base = (side * (canal_half_width + pedicle_half), canal.disc_back + 3.0)
+            anatomy.add("cortical_bone", capsule(pedicle_base, tuple(sap_centre), pedicle_half), late=True)
+            anatomy.add("marrow", capsule(pedicle_base, tuple(sap_centre), pedicle_half - 1.2), late=True)
+            tip = (side * (canal.disc_width / 2 + _u(rng, 14.0, 26.0)), sap_centre[1] + _u(rng, -4.0, 6.0))
             anatomy.add("cortical_bone", capsule(tuple(sap_centre), tip, _u(rng, 3.0, 5.0)), late=True)
+    return sap_centres
 
-    if kind == "disc" and severity > 0:
-        if narrowing > 0:  # the disc bulges into the space the narrowed sac left in front of it
-            anatomy.add("annulus", ellipse(0.0, disc_back, bony_width / 2 + _u(rng, 1.0, 4.0),
-                                           anterior_epidural + narrowing), late=True)
-        zone = rng.choice(["central", "paracentral", "foraminal", "bulge"])
-        side = rng.choice([-1, 1])
-        centre_x = {"central": 0.0, "paracentral": side * _u(rng, 4.0, 8.0),
-                    "foraminal": side * (bony_width / 2 + _u(rng, 3.0, 7.0)), "bulge": 0.0}[zone]
-        # it indents the sac, and cannot take more than a third of a narrowed one's depth
-        protrusion = narrowing + min(severity * _u(rng, 2.0, 7.0), anterior_epidural + sac_ap / 3)
-        half = _u(rng, 4.0, 9.0) if zone != "bulge" else disc_width * 0.45
-        anatomy.add("annulus", ellipse(centre_x, disc_back, half, protrusion), late=True)
-    for side, name in ((-1, "left"), (1, "right")):
-        if kind == "pedicle":
-            continue
-        joint, sap_centre = facets[side]
-        _foramen(rng, anatomy, name, side, bony_width, disc_back, sap_centre, back_tissue, severity)
-    return anatomy
+
+def _lumbar_disc_protrusion(rng, anatomy: Anatomy, canal: _LumbarCanal, severity: float) -> None:
+    """A stenosed disc level's disc: bulging into the space a narrowed sac left, and a herniation by zone."""
+    if canal.narrowing > 0:
+        anatomy.add("annulus", ellipse(0.0, canal.disc_back, canal.bony_width / 2 + _u(rng, 1.0, 4.0),
+                                       canal.anterior_epidural + canal.narrowing), late=True)
+    zone = rng.choice(["central", "paracentral", "foraminal", "bulge"])
+    side = rng.choice([-1, 1])
+    centre_x = {"central": 0.0, "paracentral": side * _u(rng, 4.0, 8.0),
+                "foraminal": side * (canal.bony_width / 2 + _u(rng, 3.0, 7.0)), "bulge": 0.0}[zone]
+    # it indents the sac, and cannot take more than a third of a narrowed one's depth
+    protrusion = canal.narrowing + min(severity * _u(rng, 2.0, 7.0), canal.anterior_epidural + canal.sac_ap / 3)
+    half = _u(rng, 4.0, 9.0) if zone != "bulge" else canal.disc_width * 0.45
+    anatomy.add("annulus", ellipse(centre_x, canal.disc_back, half, protrusion), late=True)
 
 
 def _flow_voids(rng, ap: float, width: float, csf: Shape, probability: float) -> list[tuple[int, Shape]]:
@@ -505,6 +569,22 @@ def _foramen(rng, anatomy: Anatomy, name: str, side: int, sac_width: float, disc
         anterior_wall=T[wall_tissue], posterior_wall=T["cortical_bone"])
 
 
+@dataclass(frozen=True)
+class _CervicalCanal:
+    """A cervical slice's sac and vertebral body in mm (y anterior, the sac centred at the origin), before painting."""
+
+    sac_ap: float
+    sac_width: float
+    body_width: float
+    body_depth: float
+    disc_back: float  # y of the posterior disc / body margin
+    lamina_y: float
+
+    @property
+    def disc_cy(self) -> float:
+        return self.disc_back + self.body_depth / 2
+
+
 def _cervical(rng, level: str, kind: str, patient) -> Anatomy:
     anatomy = Anatomy("cervical", level, kind)
     anatomy.stenosis = str(rng.choice(STENOSIS_GRADES, p=[0.4, 0.25, 0.2, 0.15]))
@@ -513,70 +593,18 @@ def _cervical(rng, level: str, kind: str, patient) -> Anatomy:
     sac_width = _u(patient, 16.0, 23.0)
     body_width, body_depth = _u(patient, 15.0, 26.0), _u(patient, 14.0, 19.0)
     disc_back = sac_ap / 2 + _u(rng, 0.5, 2.0)
-    disc_cy = disc_back + body_depth / 2
     lamina_y = -(sac_ap / 2 + _u(rng, 1.0, 3.0))
-    posterior_skin = lamina_y - _u(patient, 35.0, 60.0)
-    centre_y, inner_w, inner_d = _body_outline(anatomy, posterior_skin, _u(patient, 50.0, 75.0),
-                                               _u(patient, 95.0, 135.0), 2, _u(patient, 3.0, 12.0))
-    anatomy.add("neck_muscle", superellipse(0.0, centre_y, inner_w, inner_d, 2))
-    for side in (-1, 1):  # fat planes between the neck muscles
-        for _ in range(3):
-            p0 = np.array([side * _u(patient, 10, inner_w * 0.8), centre_y + _u(patient, -inner_d, inner_d) * 0.8])
-            p1 = p0 + patient.normal(0.0, 12.0, 2)
-            anatomy.add("intermuscular_fat", capsule(p0, p1, _u(patient, 0.5, 1.5)))
-        anatomy.add("vessel", ellipse(side * _u(patient, 18.0, 28.0), disc_cy + _u(patient, 8.0, 18.0),
-                                      _u(patient, 3, 5), _u(patient, 3, 5)))  # carotid
-        anatomy.add("vessel", ellipse(side * _u(patient, 24.0, 36.0), disc_cy + _u(patient, 6.0, 16.0),
-                                      _u(patient, 4, 8), _u(patient, 3, 6)))  # jugular
-    trachea_y = disc_cy + body_depth / 2 + _u(patient, 10.0, 20.0)
-    anatomy.add("neck_muscle", ellipse(0.0, trachea_y - 6.0, 7.0, 4.0))  # oesophagus
-    anatomy.add("gas", ellipse(0.0, trachea_y + 5.0, _u(patient, 7, 10), _u(patient, 6, 9)))
-    if kind == "disc":
-        anatomy.add("annulus", ellipse(0.0, disc_cy, body_width / 2, body_depth / 2))
-        anatomy.add("nucleus", ellipse(0.0, disc_cy + 1.0, body_width * 0.3, body_depth * 0.3))
-    else:
-        anatomy.add("cortical_bone", ellipse(0.0, disc_cy, body_width / 2, body_depth / 2))
-        anatomy.add("marrow", ellipse(0.0, disc_cy, body_width / 2 - 1.0, body_depth / 2 - 1.0))
-    for side in (-1, 1):
-        anatomy.add("cortical_bone", ellipse(side * (body_width / 2 - 1.0), disc_back + 3.0, 2.0, 3.5))  # uncus
-        va = np.array([side * (body_width / 2 + _u(rng, 4.0, 7.0)), disc_back + _u(rng, 1.0, 5.0)])
-        anatomy.add("cortical_bone", ellipse(va[0], va[1], 5.0, 4.5))
-        anatomy.add("vertebral_artery", ellipse(va[0], va[1], _u(rng, 1.5, 3.0), _u(rng, 1.5, 3.0)))
-    anatomy.add("epidural_fat", ellipse(0.0, (disc_back + lamina_y) / 2, sac_width / 2 + 1.5,
-                                        (disc_back - lamina_y) / 2 + 0.3))
-    for _ in range(int(rng.integers(1, 5))):
-        anatomy.add("epidural_vein", ellipse(_u(rng, -sac_width / 2, sac_width / 2), disc_back - 0.7,
-                                             _u(rng, 0.7, 1.8), _u(rng, 0.5, 1.0)))
-    spinous_base = (0.0, lamina_y - 1.5)
-    tip_y = spinous_base[1] - _u(rng, 12.0, 22.0)
-    anatomy.add("cortical_bone", capsule(spinous_base, (0.0, tip_y), _u(rng, 1.5, 2.5)))
-    if rng.random() < 0.5:  # bifid tip
-        for side in (-1, 1):
-            anatomy.add("cortical_bone", capsule((0.0, tip_y + 3), (side * 4.0, tip_y - 2), 1.5))
-    dura, csf = _canal_shape(rng, sac_ap, sac_width, _u(rng, 0.0, 0.1))
-    masses = {}
-    for side in (-1, 1):
-        mass = np.array([side * (sac_width / 2 + _u(rng, 3.5, 6.0)), -sac_ap * _u(rng, 0.0, 0.3)])
-        masses[side] = mass
-        lamina_half = _u(rng, 0.9, 1.6)
-        anatomy.add("cortical_bone", capsule(tuple(mass), spinous_base, lamina_half), late=True)
-        lf = _u(rng, 1.0, 1.7) + severity * _u(rng, 0.0, 2.5)
-        anatomy.add("ligamentum_flavum", capsule(tuple(mass + np.array([-side * 2.0, 1.0])),
-                                                 (0.0, lamina_y + lf / 2), lf / 2), late=True)
-        anatomy.add("cortical_bone", ellipse(mass[0], mass[1], _u(rng, 4.0, 6.0), _u(rng, 3.5, 5.5)), late=True)
-        anatomy.add("marrow", ellipse(mass[0], mass[1], 3.0, 2.5), late=True)
-    cord_ap, cord_width = _u(rng, 6.0, 9.0), _u(rng, 10.0, 14.0)
-    cord_ap, cord_width = min(cord_ap, sac_ap - 1.5), min(cord_width, sac_width - 3.0)
-    cord = _within(ellipse(0.0, -_u(rng, 0.0, 1.0), cord_width / 2, cord_ap / 2), csf)
-    sac = [(T["dura"], dura), (T["csf"], csf), (T["spinal_cord"], cord)]
-    anatomy.late_paints[0:0] = sac + _flow_voids(rng, sac_ap, sac_width, csf, 0.35)  # before its compressors
+    canal = _CervicalCanal(sac_ap, sac_width, body_width, body_depth, disc_back, lamina_y)
+    _neck(anatomy, canal, patient)
+    _cervical_vertebral_body(rng, anatomy, kind, canal)
+    lateral_masses = _cervical_canal_and_arch(rng, anatomy, canal, severity)
     if severity > 0:
         bulge = severity * _u(rng, 1.5, 5.0)
         anatomy.add("annulus", ellipse(_u(rng, -4.0, 4.0), disc_back, _u(rng, 4.0, 9.0), bulge), late=True)
     if kind != "disc":  # pedicles close the canal laterally: no foramen on this slice
         for side in (-1, 1):
             anatomy.add("cortical_bone", capsule((side * (body_width / 2 - 2.0), disc_back + 1.0),
-                                                 tuple(masses[side]), _u(rng, 2.0, 3.0)), late=True)
+                                                 tuple(lateral_masses[side]), _u(rng, 2.0, 3.0)), late=True)
         return anatomy
     for side, name in ((-1, "left"), (1, "right")):
         tilt = np.radians(_u(rng, 35.0, 55.0))
@@ -590,3 +618,75 @@ def _cervical(rng, level: str, kind: str, patient) -> Anatomy:
             root_at=_u(rng, 0.4, 0.8), root_radius=_u(rng, 1.0, 1.8),
             anterior_wall=T["cortical_bone"], posterior_wall=T["cortical_bone"], wall_thickness=3.5)
     return anatomy
+
+
+def _neck(anatomy: Anatomy, canal: _CervicalCanal, patient) -> None:
+    """The neck around the spine (one patient's: every draw from patient): outline, muscles and their fat planes,
+    carotids and jugulars, oesophagus and trachea."""
+    posterior_skin = canal.lamina_y - _u(patient, 35.0, 60.0)
+    centre_y, inner_w, inner_d = _body_outline(anatomy, posterior_skin, _u(patient, 50.0, 75.0),
+                                               _u(patient, 95.0, 135.0), 2, _u(patient, 3.0, 12.0))
+    anatomy.add("neck_muscle", superellipse(0.0, centre_y, inner_w, inner_d, 2))
+    for side in (-1, 1):  # fat planes between the neck muscles
+        for _ in range(3):
+            p0 = np.array([side * _u(patient, 10, inner_w * 0.8), centre_y + _u(patient, -inner_d, inner_d) * 0.8])
+            p1 = p0 + patient.normal(0.0, 12.0, 2)
+            anatomy.add("intermuscular_fat", capsule(p0, p1, _u(patient, 0.5, 1.5)))
+        anatomy.add("vessel", ellipse(side * _u(patient, 18.0, 28.0), canal.disc_cy + _u(patient, 8.0, 18.0),
+                                      _u(patient, 3, 5), _u(patient, 3, 5)))  # carotid
+        anatomy.add("vessel", ellipse(side * _u(patient, 24.0, 36.0), canal.disc_cy + _u(patient, 6.0, 16.0),
+                                      _u(patient, 4, 8), _u(patient, 3, 6)))  # jugular
+    trachea_y = canal.disc_cy + canal.body_depth / 2 + _u(patient, 10.0, 20.0)
+    anatomy.add("neck_muscle", ellipse(0.0, trachea_y - 6.0, 7.0, 4.0))  # oesophagus
+    anatomy.add("gas", ellipse(0.0, trachea_y + 5.0, _u(patient, 7, 10), _u(patient, 6, 9)))
+
+
+def _cervical_vertebral_body(rng, anatomy: Anatomy, kind: str, canal: _CervicalCanal) -> None:
+    """The disc or body, the uncinate processes, and the vertebral arteries in their transverse foramina."""
+    if kind == "disc":
+        anatomy.add("annulus", ellipse(0.0, canal.disc_cy, canal.body_width / 2, canal.body_depth / 2))
+        anatomy.add("nucleus", ellipse(0.0, canal.disc_cy + 1.0, canal.body_width * 0.3, canal.body_depth * 0.3))
+    else:
+        anatomy.add("cortical_bone", ellipse(0.0, canal.disc_cy, canal.body_width / 2, canal.body_depth / 2))
+        anatomy.add("marrow", ellipse(0.0, canal.disc_cy, canal.body_width / 2 - 1.0, canal.body_depth / 2 - 1.0))
+    for side in (-1, 1):
+        anatomy.add("cortical_bone", ellipse(side * (canal.body_width / 2 - 1.0), canal.disc_back + 3.0, 2.0,
+                                             3.5))  # uncus
+        va = np.array([side * (canal.body_width / 2 + _u(rng, 4.0, 7.0)), canal.disc_back + _u(rng, 1.0, 5.0)])
+        anatomy.add("cortical_bone", ellipse(va[0], va[1], 5.0, 4.5))
+        anatomy.add("vertebral_artery", ellipse(va[0], va[1], _u(rng, 1.5, 3.0), _u(rng, 1.5, 3.0)))
+
+
+def _cervical_canal_and_arch(rng, anatomy: Anatomy, canal: _CervicalCanal, severity: float) -> dict[int, np.ndarray]:
+    """Epidural fat and veins, the spinous process, the sac with its cord, laminae, flava and lateral masses;
+    returns each side's lateral mass centre."""
+    sac_ap, sac_width, disc_back, lamina_y = canal.sac_ap, canal.sac_width, canal.disc_back, canal.lamina_y
+    anatomy.add("epidural_fat", ellipse(0.0, (disc_back + lamina_y) / 2, sac_width / 2 + 1.5,
+                                        (disc_back - lamina_y) / 2 + 0.3))
+    for _ in range(int(rng.integers(1, 5))):
+        anatomy.add("epidural_vein", ellipse(_u(rng, -sac_width / 2, sac_width / 2), disc_back - 0.7,
+                                             _u(rng, 0.7, 1.8), _u(rng, 0.5, 1.0)))
+    spinous_base = (0.0, lamina_y - 1.5)
+    tip_y = spinous_base[1] - _u(rng, 12.0, 22.0)
+    anatomy.add("cortical_bone", capsule(spinous_base, (0.0, tip_y), _u(rng, 1.5, 2.5)))
+    if rng.random() < 0.5:  # bifid tip
+        for side in (-1, 1):
+            anatomy.add("cortical_bone", capsule((0.0, tip_y + 3), (side * 4.0, tip_y - 2), 1.5))
+    dura, csf = _canal_shape(rng, sac_ap, sac_width, _u(rng, 0.0, 0.1))
+    lateral_masses = {}
+    for side in (-1, 1):
+        mass = np.array([side * (sac_width / 2 + _u(rng, 3.5, 6.0)), -sac_ap * _u(rng, 0.0, 0.3)])
+        lateral_masses[side] = mass
+        lamina_half = _u(rng, 0.9, 1.6)
+        anatomy.add("cortical_bone", capsule(tuple(mass), spinous_base, lamina_half), late=True)
+        lf = _u(rng, 1.0, 1.7) + severity * _u(rng, 0.0, 2.5)
+        anatomy.add("ligamentum_flavum", capsule(tuple(mass + np.array([-side * 2.0, 1.0])),
+                                                 (0.0, lamina_y + lf / 2), lf / 2), late=True)
+        anatomy.add("cortical_bone", ellipse(mass[0], mass[1], _u(rng, 4.0, 6.0), _u(rng, 3.5, 5.5)), late=True)
+        anatomy.add("marrow", ellipse(mass[0], mass[1], 3.0, 2.5), late=True)
+    cord_ap, cord_width = _u(rng, 6.0, 9.0), _u(rng, 10.0, 14.0)
+    cord_ap, cord_width = min(cord_ap, sac_ap - 1.5), min(cord_width, sac_width - 3.0)
+    cord = _within(ellipse(0.0, -_u(rng, 0.0, 1.0), cord_width / 2, cord_ap / 2), csf)
+    sac = [(T["dura"], dura), (T["csf"], csf), (T["spinal_cord"], cord)]
+    anatomy.late_paints[0:0] = sac + _flow_voids(rng, sac_ap, sac_width, csf, 0.35)  # before its compressors
+    return lateral_masses
