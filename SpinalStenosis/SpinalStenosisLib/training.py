@@ -454,6 +454,36 @@ def check_config(config: TrainConfig) -> None:
         raise ValueError(f"--augment {','.join(config.augment)}: expected some of {', '.join(AUGMENTATIONS)}")
 
 
+def optimiser_and_scheduler(model: CoUNet, config: TrainConfig):
+    """Adam over the trainable weights; a cosine-annealed rate, or a constant one when averaging weights."""
+    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
+                                 weight_decay=1e-5)
+    scheduler = (torch.optim.lr_scheduler.ConstantLR(optimiser, factor=1.0, total_iters=0) if config.average_from
+                 else torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.steps, eta_min=1e-5))
+    return optimiser, scheduler
+
+
+def training_step(model: CoUNet, config: TrainConfig, optimiser, scheduler, real: RealPairs | None, step: int,
+                  forward_dtype: torch.dtype) -> float:
+    """One optimiser step on step's batch (deterministic per step, so that a resumed run continues exactly); its
+    loss."""
+    rng = np.random.default_rng([config.seed, step])
+    inputs, targets, channels = training_batch(config, real, rng)
+    if config.mirror_weight:
+        inputs, targets = with_mirrors(config.network, inputs, targets)
+    training_mode(model, config)
+    with torch.autocast("cpu", dtype=forward_dtype, enabled=forward_dtype != torch.float32):
+        logits = model(inputs)
+    loss = step_loss(config, logits.float(), targets, channels)
+    if config.mirror_weight:
+        loss = loss + config.mirror_weight * mirror_disagreement(logits.float(), config.network)
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    scheduler.step()
+    return loss.item()
+
+
 def train(config: TrainConfig) -> Path:
     """Run (or resume) training; writes checkpoint.pt, best.pt and log.csv into out_dir, and averaged.pt when
     averaging weights (config.average_from)."""
@@ -466,10 +496,7 @@ def train(config: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     model = initial_model(config)
     step, best = 0, -1.0
-    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
-                                 weight_decay=1e-5)
-    scheduler = (torch.optim.lr_scheduler.ConstantLR(optimiser, factor=1.0, total_iters=0) if config.average_from
-                 else torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.steps, eta_min=1e-5))
+    optimiser, scheduler = optimiser_and_scheduler(model, config)
     average = WeightAverage()
     checkpoint_path = out / "checkpoint.pt"
     if config.resume and checkpoint_path.exists():
@@ -489,24 +516,10 @@ def train(config: TrainConfig) -> Path:
             log.writerow(["step", "seconds", "learning_rate", "train_loss", "validation_loss", "validation_dice"])
         started, running = time.time(), []
         while step < config.steps:
-            rng = np.random.default_rng([config.seed, step])  # deterministic per step, so resume continues exactly
-            inputs, targets, channels = training_batch(config, real, rng)
-            if config.mirror_weight:
-                inputs, targets = with_mirrors(config.network, inputs, targets)
-            training_mode(model, config)
-            with torch.autocast("cpu", dtype=forward_dtype, enabled=forward_dtype != torch.float32):
-                logits = model(inputs)
-            loss = step_loss(config, logits.float(), targets, channels)
-            if config.mirror_weight:
-                loss = loss + config.mirror_weight * mirror_disagreement(logits.float(), config.network)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            scheduler.step()
+            running.append(training_step(model, config, optimiser, scheduler, real, step, forward_dtype))
             step += 1
             if config.average_from and step >= config.average_from:
                 average.update(model)
-            running.append(loss.item())
             if step % config.validate_every == 0 or step == config.steps:
                 validation_loss, dice = validate(model, validation_inputs, validation_targets)
                 log.writerow([step, round(time.time() - started, 1), scheduler.get_last_lr()[0],
