@@ -150,17 +150,23 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
         for indices in _batches(sorted(expected)):
             for s, result in zip(indices, look_again(indices, [expected[s] for s in indices])):
                 sighting, before = _sighting(result), sightings[s]
-                before_on_line = before is not None and on_line(before, expected[s])  # looked at for its size
-                if sighting is not None and on_line(sighting, expected[s]) and (not before_on_line or (
-                        sighting.area_mm2 >= WHOLE_SAC_GROWTH * before.area_mm2
-                        and sighting.confidence > before.confidence)):
+                if _replaces(sighting, before, expected[s]):
                     store(s, result)
                     sightings[s] = sighting
-                elif before is not None and not before_on_line:  # the canal found first is off the line, none on it
+                elif before is not None and not on_line(before, expected[s]):  # first find off the line, none on it
                     store(s, SliceSegmentation.empty(volume.layout.slice_grid(s)))
                     sightings[s] = None
             yield n_slices, n_slices
     return run
+
+
+def _replaces(sighting: CanalSighting | None, before: CanalSighting | None, expected: CanalSighting) -> bool:
+    """Whether a second look's canal replaces the slice's first: it is on the line, and the first was not, or was
+    looked at again for its size and the new one is the whole sac (WHOLE_SAC_GROWTH times as large, and surer)."""
+    if sighting is None or not on_line(sighting, expected):
+        return False
+    return before is None or not on_line(before, expected) or (
+        sighting.area_mm2 >= WHOLE_SAC_GROWTH * before.area_mm2 and sighting.confidence > before.confidence)
 
 
 def _worth_another_look(looked_from: list[CanalSighting], expected: CanalSighting) -> bool:
