@@ -1,6 +1,7 @@
 """How far the measurements of a real image move when only its presentation changes (validation only: never trained on).
 
-    .venv/bin/python benchmarks/evaluate_robustness.py [--real ../shared/eval/real] [--only TEXT] [--precision ...]
+    .venv/bin/python benchmarks/evaluate_robustness.py [--real ../shared/eval/real] [--only TEXT] [--change TEXT]
+        [--precision ...]
 
 Each real volume of evaluate_real.py is measured as it is, and again after each of these changes to its axial stack
 (slices, rows anterior to posterior, columns patient right to left; see geometry.py):
@@ -11,7 +12,9 @@ Each real volume of evaluate_real.py is measured as it is, and again after each 
   not on 3-D volumes whose slices are not clearly thicker than that);
 * gamma 0.7 / 1.5: the contrast changed by a monotone curve of the intensities;
 * noisier: Rician noise added, sigma 3 % of the volume's 99th intensity percentile (fixed seed);
-* shifted: the content moved a sixth of the image width towards the patient's left, background filled in.
+* shifted: the content moved a sixth of the image width towards the patient's left, background filled in;
+* zero mean: the intensities normalised to zero mean and unit variance (z-scored), as preprocessing tools write
+  images, so that the background and the dark tissues are negative.
 
 Over the slices on which the volume as it is gives one plausible canal (one component, area 50-350 mm², AP 6-20 mm,
 evaluate_real.one_plausible_canal) it prints, per change and region: on how many the canal is still found, its AP
@@ -123,9 +126,14 @@ def shifted(stack, layout, first):
     return moved, stack_geometry(layout)
 
 
+def zero_mean(stack, layout, first):
+    return ((stack - stack.mean()) / max(float(stack.std()), 1e-6)).astype(np.float32), stack_geometry(layout)
+
+
 CHANGES = {"mirrored": mirrored, f"rotated +{ROTATION_DEG:g}°": rotated(ROTATION_DEG),
            f"rotated -{ROTATION_DEG:g}°": rotated(-ROTATION_DEG), f"pixels {COARSER:g}x coarser": coarser,
-           "gamma 0.7": gamma(0.7), "gamma 1.5": gamma(1.5), "noisier": noisier, "shifted": shifted}
+           "gamma 0.7": gamma(0.7), "gamma 1.5": gamma(1.5), "noisier": noisier, "shifted": shifted,
+           "zero mean": zero_mean}
 
 
 def compare_runs(first: MeasurementRun, again: MeasurementRun, slices: list[int], region: str,
@@ -160,8 +168,9 @@ def summary(records: list[dict]) -> dict:
             "foramen_within": np.mean(widths <= FORAMEN_WITHIN_MM) if len(widths) else math.nan}
 
 
-def evaluate(segmenter, real: Path, only: str) -> list[dict]:
-    """The slice records (compare_runs) of every real volume and change, each with its change, region and volume."""
+def evaluate(segmenter, real: Path, only: str, changes: str = "") -> list[dict]:
+    """The slice records (compare_runs) of every real volume and change (those whose name contains changes), each
+    with its change, region and volume."""
     records = []
     for name, path, region, _ in real_volumes(real, only):
         volume = open_axial(path)
@@ -173,6 +182,8 @@ def evaluate(segmenter, real: Path, only: str) -> list[dict]:
         plausible = [s for s in range(volume.n_slices) if one_plausible_canal(first, s)]
         print(f"{name}: {len(plausible)} of {volume.n_slices} slices with one plausible canal", flush=True)
         for change_name, change in CHANGES.items():
+            if changes not in change_name:
+                continue
             if change_name.startswith("rotated") and not square:
                 continue  # turning an index grid of oblong pixels is no rigid turn
             if change is coarser and thin_slices:
@@ -204,6 +215,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real", type=Path, default=REAL_FOLDER)
     parser.add_argument("--only", default="", help="evaluate only volumes whose path contains this text")
+    parser.add_argument("--change", default="", help="only the changes whose name contains this text")
     parser.add_argument("--by-volume", action="store_true", help="also print each volume's row per change")
     add_network_options(parser, compare=False)
     args = parser.parse_args()
@@ -211,7 +223,7 @@ def main() -> None:
         sys.exit(f"no real validation folder at {args.real}")
     segmenter = load_segmenter(threads=2, **network_options(args))
     print(f"models {models_name(segmenter)}")
-    records = evaluate(segmenter, args.real, args.only)
+    records = evaluate(segmenter, args.real, args.only, args.change)
     print_table(records, "region")
     if args.by_volume:
         print_table(records, "volume")

@@ -16,7 +16,7 @@ from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measur
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
                       write_levels_csv, write_rulers, write_series_json)
 from .report import StackView, write_report, write_series_report
-from .visibility import clipped_image_warnings, field_of_view, not_an_mr_image
+from .visibility import clipped_image_warnings, field_of_view, intensity_floor, not_an_mr_image, offset_warnings
 from .volume_io import AxialVolume, InputError, open_axial_blocks, read_labels, write_labels
 
 ProgressCallback = Callable[[int, int], None]
@@ -215,21 +215,26 @@ def measure_with_labels(volume: AxialVolume, labels_source: np.ndarray,
 
 def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple[int, int]]:
     """:func:`measurement_steps` with a segmenter (and its second look, if it has one); the run carries the
-    segmenter's provenance. A colour composite is measured on each of its channels (surest_channel_steps)."""
+    segmenter's provenance. The networks see an image with many pixels below 0 from its darkest level up
+    (visibility.intensity_floor), and the run says so. A colour composite is measured on each of its channels
+    (surest_channel_steps)."""
     if volume.colour_channels:
         return (yield from surest_channel_steps(volume, segmenter))
+    negative_share, floor = intensity_floor(volume.read_slice, volume.n_slices)
 
     def segment_slices(indices: list[int]) -> list[SliceSegmentation]:
-        return segmenter.segment([volume.read_slice(s) for s in indices],
+        return segmenter.segment([volume.read_slice(s) - floor for s in indices],
                                  [volume.layout.slice_grid(s) for s in indices])
 
     def look_again(indices: list[int], expected: list[CanalSighting]) -> list[SliceSegmentation]:
-        return segmenter.look_again([volume.read_slice(s) for s in indices],
+        return segmenter.look_again([volume.read_slice(s) - floor for s in indices],
                                     [volume.layout.slice_grid(s) for s in indices], expected)
 
     run = yield from measurement_steps(volume, segment_slices,
                                        look_again if hasattr(segmenter, "look_again") else None)
     run.provenance = dict(getattr(segmenter, "provenance", {}))
+    if floor:
+        run.volume = replace(volume, warnings=volume.warnings + offset_warnings(negative_share, floor))
     return run
 
 

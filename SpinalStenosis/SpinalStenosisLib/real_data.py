@@ -19,6 +19,7 @@ import torch
 
 from .crop import normalise, resample, roi_box_mask, whole_slice_grid
 from .geometry import PlaneGrid
+from .visibility import intensity_floor
 from .volume_io import AxialVolume, open_axial
 
 PNG_PIXEL_MM = 0.6875
@@ -80,11 +81,12 @@ class RealPairs:
         for case in labelled_cases(folder):
             # a colour composite's channels each, as the networks measure them (pipeline.surest_channel_steps)
             for volume in list(case.volume.colour_channels.values()) or [case.volume]:
+                _, floor = intensity_floor(volume.read_slice, volume.n_slices)  # as the networks see it measuring
                 for s in range(volume.n_slices):
                     labels = case.labels[s]
                     if (labels == 1).any():
                         onehot = np.stack([labels == 2, labels == 1, labels == 3]).astype(np.float32)
-                        self.slices.append((volume.read_slice(s), onehot, volume.layout.slice_grid(s),
+                        self.slices.append((volume.read_slice(s) - floor, onehot, volume.layout.slice_grid(s),
                                             case.has_foramina))
 
     def pair(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:

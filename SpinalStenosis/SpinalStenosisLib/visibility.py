@@ -4,7 +4,9 @@ sometimes with confidence: such a canal is to check (measurement.to_check). And 
 (an export windowed too narrowly) shows the CSF and the bright fat behind the sac alike (clipped_image_warnings). A
 label image (a segmentation or mask) shows no anatomy at all, nor a CT the contrasts of MR, yet the networks outline
 a plausible canal on either (not_an_mr_image). And an image may show less than its array: a scanner or a reslice
-fills what lies beyond the imaged area with zeros (padding), where a structure is cut as at the array's edge."""
+fills what lies beyond the imaged area with zeros (padding), where a structure is cut as at the array's edge. An
+image normalised to zero mean shows the networks its air and dark tissues as black unless they see it from its
+darkest level up (intensity_floor)."""
 from __future__ import annotations
 
 import math
@@ -39,7 +41,13 @@ FAT_HU, CT_FAT_SHARE = -50.0, 0.05
 # the image's edge through its noise). No canal or foramen found on the real validation images borders zeros that
 # squares this wide fill (benchmarks/evaluate_real.py: the edge cuts only the SCT T2's, at the array's edge)
 PADDING_SQUARE_PX = 5
-CT_CHECKED_SLICES = 20  # spread over the stack
+CHECKED_SLICES = 20  # of an image's content, spread over the stack
+# Magnitude MR is not negative but for a little noise or interpolation's overshoot (1.3 % of the TotalSegmentator
+# example's voxels, which was resampled; none of the other real validation images'). An image with more of its
+# pixels below 0 carries an offset, as one normalised to zero mean does: its air and dark tissues are negative, and
+# the networks, which learnt on images whose air is 0, would see them all as black
+NEGATIVE_SHARE = 0.05
+FLOOR_PERCENTILE = 0.5  # such an image's darkest level (its air, or its darkest tissue) is taken as its zero
 
 
 def faint(canal_edge_to_noise: float) -> bool:
@@ -151,10 +159,31 @@ def label_values(read_slice: Callable[[int], np.ndarray], n_slices: int) -> list
     return sorted(int(v) for v in values) if len(values) > 1 else None
 
 
+def _checked_pixels(read_slice: Callable[[int], np.ndarray], n_slices: int) -> np.ndarray:
+    """The pixels of CHECKED_SLICES slices spread over the stack."""
+    return np.concatenate([read_slice(s).ravel() for s in range(0, n_slices, max(1, n_slices // CHECKED_SLICES))])
+
+
 def fat_share(read_slice: Callable[[int], np.ndarray], n_slices: int) -> float:
-    """The share of an image's pixels at FAT_HU or below, on CT_CHECKED_SLICES slices spread over its stack."""
-    checked = [read_slice(s) for s in range(0, n_slices, max(1, n_slices // CT_CHECKED_SLICES))]
-    return sum(int(np.count_nonzero(image <= FAT_HU)) for image in checked) / sum(image.size for image in checked)
+    """The share of an image's pixels at FAT_HU or below (_checked_pixels)."""
+    pixels = _checked_pixels(read_slice, n_slices)
+    return int(np.count_nonzero(pixels <= FAT_HU)) / pixels.size
+
+
+def intensity_floor(read_slice: Callable[[int], np.ndarray], n_slices: int) -> tuple[float, float]:
+    """(the share of an image's pixels below 0, the level the networks take as its zero) (_checked_pixels): 0 for an
+    image with less than NEGATIVE_SHARE of its pixels below 0, else its FLOOR_PERCENTILE percentile."""
+    pixels = _checked_pixels(read_slice, n_slices)
+    negative = int(np.count_nonzero(pixels < 0)) / pixels.size
+    return negative, (float(np.percentile(pixels, FLOOR_PERCENTILE)) if negative >= NEGATIVE_SHARE else 0.0)
+
+
+def offset_warnings(negative_share: float, floor: float) -> list[str]:
+    """A warning that the networks saw the image from its floor (intensity_floor) up; [] for a floor of 0."""
+    if not floor:
+        return []
+    return [f"{100 * negative_share:.0f} % of the image's pixels are below 0, as in an image normalised to zero "
+            f"mean: the networks saw it from its darkest level ({floor:.4g}) up, as an MR image whose air is 0"]
 
 
 def not_an_mr_image(read_slice: Callable[[int], np.ndarray], n_slices: int) -> str:

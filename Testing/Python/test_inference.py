@@ -310,6 +310,18 @@ def test_shipped_networks_find_and_measure_a_synthetic_lumbar_stack(segmenter):
     assert np.median(canal_dice) > 0.7
 
 
+def test_a_stack_normalised_to_zero_mean_measures_as_it_does_as_acquired_and_says_how_it_was_seen(segmenter):
+    image, _, geometry, _ = synthetic_stack(seed=21, levels=("L3-L4", "L4-L5"))
+    acquired = measure_with_segmenter(axial_from_array(image, geometry), segmenter)
+    normalised = measure_with_segmenter(axial_from_array((image - image.mean()) / image.std(), geometry), segmenter)
+    for before, after in zip(acquired.measurements, normalised.measurements):
+        assert after.values["canal_ap_mm"] == pytest.approx(before.values["canal_ap_mm"], abs=0.4)
+        assert after.values["canal_area_mm2"] == pytest.approx(before.values["canal_area_mm2"], rel=0.03)
+    assert not any("below 0" in warning for warning in acquired.warnings)
+    assert any("normalised to zero mean: the networks saw it from its darkest level" in warning
+               for warning in normalised.warnings)
+
+
 def test_slices_without_a_spine_give_nan_not_a_crash(segmenter):
     grid = native()
     blank = np.zeros(grid.shape, np.float32)

@@ -126,6 +126,25 @@ def test_real_nifti_pairs_become_network_pairs(tmp_path):
         assert known == slice(None) and float(targets.max()) == 1.0
 
 
+def test_real_images_normalised_to_zero_mean_become_the_pairs_their_acquired_images_do(tmp_path):
+    write_dataset(tmp_path / "acquired", count=2, seed=2, region="lumbar", gallery_real=None)
+    (tmp_path / "normalised").mkdir()
+    for path in (tmp_path / "acquired").glob("*.nii.gz"):
+        image = sitk.ReadImage(str(path), sitk.sitkFloat32)
+        if path.name.endswith("_image.nii.gz"):
+            voxels = sitk.GetArrayFromImage(image)
+            voxels[voxels < np.percentile(voxels, 5.0)] = 0.0  # air at 0, as where a scanner zeroes it
+            for folder, values in (("acquired", voxels), ("normalised", (voxels - voxels.mean()) / voxels.std())):
+                written = sitk.GetImageFromArray(values)
+                written.CopyInformation(image)
+                sitk.WriteImage(written, str(tmp_path / folder / path.name))
+        else:
+            sitk.WriteImage(image, str(tmp_path / "normalised" / path.name))
+    acquired, normalised = (RealPairs(tmp_path / folder, "canal").batch(np.random.default_rng(0), 4)[0]
+                            for folder in ("acquired", "normalised"))
+    assert torch.allclose(normalised, acquired, atol=1e-4)
+
+
 def test_a_run_with_real_labelled_data_says_so_in_its_best_weights(tmp_path):
     write_dataset(tmp_path / "labelled", count=2, seed=3, region="lumbar", gallery_real=None)
     best = train(TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=4,

@@ -1,15 +1,15 @@
 """A canal outlined in noise alone scores about 1; one on the edge of a visible sac scores far more. An image
 clipped at its bright end is told from one that is not, and a label image or a CT from an MR image. An image's
-padding is told from the zeros of its noise."""
+padding is told from the zeros of its noise. An image normalised to zero mean is seen from its darkest level up."""
 import math
 
 import numpy as np
 import pytest
 
 from SpinalStenosisLib.geometry import PlaneGrid
-from SpinalStenosisLib.visibility import (MIN_CANAL_EDGE_TO_NOISE, canal_edge_to_noise, clipped_canal,
-                                          clipped_image_warnings, label_values, noise_sd,
-                                          not_an_mr_image, padding)
+from SpinalStenosisLib.visibility import (MIN_CANAL_EDGE_TO_NOISE, NEGATIVE_SHARE, canal_edge_to_noise,
+                                          clipped_canal, clipped_image_warnings, intensity_floor, label_values,
+                                          noise_sd, not_an_mr_image, offset_warnings, padding)
 
 
 def axial_grid(pixel_mm, shape):
@@ -102,3 +102,22 @@ def test_padding_is_the_solid_zeros_that_reach_the_edge_not_the_zeros_of_a_dark_
     expected[:, 70:] = True
     assert np.array_equal(padding(image), expected)
     assert padding(np.full((40, 40), 100.0, np.float32)) is None
+
+
+def test_an_image_normalised_to_zero_mean_is_seen_from_its_darkest_level_and_an_mr_image_from_zero():
+    rng = np.random.default_rng(3)
+    magnitude = np.abs(rng.normal(0.0, 4.0, (6, 64, 64)))  # air: the noise's magnitude
+    magnitude[:, 12:52, 10:54] += rng.uniform(100.0, 900.0, (6, 40, 44))  # the body
+    assert intensity_floor(lambda s: magnitude[s], 6) == (0.0, 0.0)
+    ringing = magnitude.copy()
+    ringing[:, 11, 10:54] = -30.0  # interpolation's overshoot beside an edge: a few pixels below 0
+    share, floor = intensity_floor(lambda s: ringing[s], 6)
+    assert 0 < share < NEGATIVE_SHARE and floor == 0.0 and offset_warnings(share, floor) == []
+
+    normalised = (magnitude - magnitude.mean()) / magnitude.std()
+    share, floor = intensity_floor(lambda s: normalised[s], 6)
+    assert share > 0.5 and floor == pytest.approx(np.percentile(normalised, 0.5))
+    air = normalised[:, :10, :] - floor  # the air, seen from the floor up: as dark as the magnitude image's, to scale
+    assert np.median(air) * magnitude.std() == pytest.approx(np.median(magnitude[:, :10, :]), abs=1.0)
+    [warning] = offset_warnings(share, floor)
+    assert f"{100 * share:.0f} % of the image's pixels are below 0" in warning and f"({floor:.4g})" in warning
