@@ -14,7 +14,9 @@ Each real volume of evaluate_real.py is measured as it is, and again after each 
 * noisier: Rician noise added, sigma 3 % of the volume's 99th intensity percentile (fixed seed);
 * shifted: the content moved a sixth of the image width towards the patient's left, background filled in;
 * zero mean: the intensities normalised to zero mean and unit variance (z-scored), as preprocessing tools write
-  images, so that the background and the dark tissues are negative.
+  images, so that the background and the dark tissues are negative;
+* coil shading: the intensities falling off from the back of the image to a third at its front, as a spine coil
+  under the patient's back shades an image.
 
 Over the slices on which the volume as it is gives one plausible canal (one component, area 50-350 mm², AP 6-20 mm,
 evaluate_real.one_plausible_canal) it prints, per change and region: on how many the canal is still found, its AP
@@ -51,6 +53,7 @@ COARSER = 1.5
 ROTATION_DEG = 10.0
 NOISE_FRACTION = 0.03
 SHIFT_FRACTION = 1 / 6
+COIL_FALL_OFF = 1 / 3  # the front of the image against its back
 NOISE_SEED = 20261203
 AP_WITHIN_MM, AREA_WITHIN, FORAMEN_WITHIN_MM = 1.0, 0.10, 1.0
 SIDES = ("left_foramen", "right_foramen")
@@ -130,10 +133,16 @@ def zero_mean(stack, layout, first):
     return ((stack - stack.mean()) / max(float(stack.std()), 1e-6)).astype(np.float32), stack_geometry(layout)
 
 
+def coil_shaded(stack, layout, first):
+    rows = stack.shape[1]
+    fall_off = COIL_FALL_OFF ** (np.arange(rows)[::-1] / max(rows - 1, 1))  # rows run anterior to posterior
+    return (stack * fall_off[None, :, None]).astype(np.float32), stack_geometry(layout)
+
+
 CHANGES = {"mirrored": mirrored, f"rotated +{ROTATION_DEG:g}°": rotated(ROTATION_DEG),
            f"rotated -{ROTATION_DEG:g}°": rotated(-ROTATION_DEG), f"pixels {COARSER:g}x coarser": coarser,
            "gamma 0.7": gamma(0.7), "gamma 1.5": gamma(1.5), "noisier": noisier, "shifted": shifted,
-           "zero mean": zero_mean}
+           "zero mean": zero_mean, "coil shading": coil_shaded}
 
 
 def compare_runs(first: MeasurementRun, again: MeasurementRun, slices: list[int], region: str,
