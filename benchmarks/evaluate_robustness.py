@@ -18,7 +18,9 @@ Each real volume of evaluate_real.py is measured as it is, and again after each 
 * zero mean: the intensities normalised to zero mean and unit variance (z-scored), as preprocessing tools write
   images, so that the background and the dark tissues are negative;
 * coil shading: the intensities falling off from the back of the image to a third at its front, as a spine coil
-  under the patient's back shades an image.
+  under the patient's back shades an image;
+* offset: a fifth of the 99th intensity percentile added to every pixel, so that the air is no longer dark (an
+  offset that leaves every pixel positive, which the product does not detect).
 
 Over the slices on which the volume as it is gives one plausible canal (one component, area 50-350 mm², AP 6-20 mm,
 evaluate_real.one_plausible_canal) it prints, per change and region: on how many the canal is still found, its AP
@@ -56,6 +58,7 @@ ROTATION_DEG = 10.0
 NOISE_FRACTION = 0.03
 SHIFT_FRACTION = 1 / 6
 COIL_FALL_OFF = 1 / 3  # the front of the image against its back
+OFFSET_FRACTION = 0.2
 NOISE_SEED = 20261203
 AP_WITHIN_MM, AREA_WITHIN, FORAMEN_WITHIN_MM = 1.0, 0.10, 1.0
 SIDES = ("left_foramen", "right_foramen")
@@ -146,10 +149,14 @@ def coil_shaded(stack, layout, first):
     return (stack * fall_off[None, :, None]).astype(np.float32), stack_geometry(layout)
 
 
+def offset(stack, layout, first):
+    return (stack + OFFSET_FRACTION * float(np.percentile(stack, 99.0))).astype(np.float32), stack_geometry(layout)
+
+
 CHANGES = {"mirrored": mirrored, f"rotated +{ROTATION_DEG:g}°": rotated(ROTATION_DEG),
            f"rotated -{ROTATION_DEG:g}°": rotated(-ROTATION_DEG), f"pixels {COARSER:g}x coarser": coarser,
            "pixels 2x finer": finer, "gamma 0.7": gamma(0.7), "gamma 1.5": gamma(1.5), "noisier": noisier,
-           "shifted": shifted, "zero mean": zero_mean, "coil shading": coil_shaded}
+           "shifted": shifted, "zero mean": zero_mean, "coil shading": coil_shaded, "offset": offset}
 
 
 def compare_runs(first: MeasurementRun, again: MeasurementRun, slices: list[int], region: str,
