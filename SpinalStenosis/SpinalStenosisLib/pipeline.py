@@ -222,19 +222,22 @@ def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple
         return (yield from surest_channel_steps(volume, segmenter))
     negative_share, floor = intensity_floor(volume.read_slice, volume.n_slices)
 
+    def views(indices: list[int]) -> tuple[list[np.ndarray], list[PlaneGrid]]:
+        """The slices as the networks see them, and their grids."""
+        return [volume.read_slice(s) - floor for s in indices], [volume.layout.slice_grid(s) for s in indices]
+
     def segment_slices(indices: list[int]) -> list[SliceSegmentation]:
-        return segmenter.segment([volume.read_slice(s) - floor for s in indices],
-                                 [volume.layout.slice_grid(s) for s in indices])
+        return segmenter.segment(*views(indices))
 
     def look_again(indices: list[int], expected: list[CanalSighting]) -> list[SliceSegmentation]:
-        return segmenter.look_again([volume.read_slice(s) - floor for s in indices],
-                                    [volume.layout.slice_grid(s) for s in indices], expected)
+        return segmenter.look_again(*views(indices), expected)
 
     run = yield from measurement_steps(volume, segment_slices,
                                        look_again if hasattr(segmenter, "look_again") else None)
     run.provenance = dict(getattr(segmenter, "provenance", {}))
-    if floor:
-        run.volume = replace(volume, warnings=volume.warnings + offset_warnings(negative_share, floor))
+    seen_from_floor = offset_warnings(negative_share, floor)
+    if seen_from_floor:
+        run.volume = replace(volume, warnings=volume.warnings + seen_from_floor)
     return run
 
 
