@@ -142,12 +142,13 @@ def lumbar_checks(run) -> dict:
 
 
 def reference_checks(run, labels_source: np.ndarray, kind: str) -> dict:
-    """On each slice the reference labels cover: whether the canal lies where they put it. "sac": its centroid
-    within SAC_CENTROID_MM of class 21's (and, counted apart, its area within SAC_AREA_SHARE of class 21's);
-    "multifidi": its centroid left-right between the two multifidi and in front of both."""
+    """On each slice the reference labels cover: whether the canal lies where they put it, and if not, whether it is
+    to check. "sac": its centroid within SAC_CENTROID_MM of class 21's (and, counted apart, its area within
+    SAC_AREA_SHARE of class 21's); "multifidi": its centroid left-right between the two multifidi and in front of
+    both."""
     labels = run.volume.from_source_grid(labels_source.astype(np.uint8))
     wanted = (SAC_LABEL,) if kind == "sac" else (RIGHT_MULTIFIDUS, LEFT_MULTIFIDUS)
-    slices = where = area = 0
+    slices = where = area = elsewhere_to_check = 0
     for s in range(labels.shape[0]):
         references = [labels[s] == value for value in wanted]
         if any(reference.sum() < 5 for reference in references):
@@ -159,12 +160,14 @@ def reference_checks(run, labels_source: np.ndarray, kind: str) -> dict:
         grid = run.volume.layout.slice_grid(s)
         centre, centres = grid.centroid_ras(canal), [grid.centroid_ras(reference) for reference in references]
         if kind == "sac":
-            where += bool(np.linalg.norm(centre - centres[0]) <= SAC_CENTROID_MM)
+            in_place = np.linalg.norm(centre - centres[0]) <= SAC_CENTROID_MM
             area += bool(abs(canal.sum() / references[0].sum() - 1) <= SAC_AREA_SHARE)
         else:  # RAS: x grows to the patient's right, y to the front
             right, left = centres
-            where += bool(left[0] < centre[0] < right[0] and centre[1] > max(left[1], right[1]))
-    return {"kind": kind, "slices": slices, "where": where, "area": area}
+            in_place = left[0] < centre[0] < right[0] and centre[1] > max(left[1], right[1])
+        where += bool(in_place)
+        elsewhere_to_check += bool(not in_place and run.measurements[s].is_to_check("canal"))
+    return {"kind": kind, "slices": slices, "where": where, "area": area, "elsewhere_to_check": elsewhere_to_check}
 
 
 def one_plausible_canal(run, s: int) -> bool:
@@ -304,6 +307,7 @@ def print_results(results: dict) -> None:
         + (f"centroid within {SAC_CENTROID_MM:.0f} mm of TotalSegmentator's sac (class 21) on {r['where']} of "
            f"{r['slices']} slices, area within {SAC_AREA_SHARE:.0%} of it on {r['area']}" if r["kind"] == "sac" else
            f"between the multifidi and in front of them on {r['where']} of {r['slices']} slices")
+        + f" (elsewhere and to check: {r['elsewhere_to_check']})"
         for name, r in results["canal_references"].items()))
     cut = results["cut_by_field_of_view"]
     print(f"volumes where the edge of the image or its padding cuts a measured structure: {len(cut)}"

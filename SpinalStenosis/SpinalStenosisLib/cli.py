@@ -98,7 +98,7 @@ def _say_results(runs: list[MeasurementRun], region: str) -> None:
         checks = {m.slice_index: m.check for m in run.measurements if m.check}
         if checks:
             print(f"{where}check {describe_checks(checks)} (the check column: what the network was unsure of, the "
-                  "image barely shows, or the edge of the image cuts)")
+                  "image barely shows, lies off the spine's axis, or the edge of the image cuts)")
     if len(runs) > 1:
         blocks = {block_folder(k): run.measurements for k, run in enumerate(runs, 1)}
         series = describe_findings(worst_findings_of_blocks(blocks, region))

@@ -11,6 +11,7 @@ from .crop import (MAX_CROP_MM, MIN_CROP_MM, crop_from_box, crop_grid, crops_fro
                    half_slice_grids, normalise, resample, roi_box, whole_slice_grid)
 from .geometry import PlaneGrid
 from .pipeline import SliceSegmentation
+from .symmetry import canal_off_axis_mm
 from .visibility import canal_edge_to_noise
 
 CHANNELS = ("left_foramen", "canal", "right_foramen")  # network-2 output order
@@ -204,8 +205,10 @@ class NetworkSegmenter:
                 continue
             reported = _plausible_masks(probabilities[n], crop, MAX_FORAMEN_GAP_MM)
             labels = native_labels(reported, crop, grid)
+            canal = labels == LABEL_OF["canal"]
             results.append(SliceSegmentation(reported, crop, labels, _box(crop, grid),
-                                             canal_edge_to_noise(images[n], labels == LABEL_OF["canal"], grid)))
+                                             canal_edge_to_noise(images[n], canal, grid),
+                                             canal_off_axis_mm(images[n], canal, grid)))
         return results
 
 

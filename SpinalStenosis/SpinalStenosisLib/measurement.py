@@ -22,8 +22,10 @@ Definitions (also in the README):
   measured region (where it is >= 0.5): network 2's average probability there, 1 for a mask drawn or edited by hand.
   ``check`` names the structures whose confidence is below CHECK_BELOW (e.g. "canal, left foramen"): what the
   network was unsure of, to look at before trusting its numbers; the canal where the segmenter found its outline
-  to follow no edge clearer than the image noise (``canal_edge_to_noise``, see visibility); and the structures the
-  edge of the image cuts (``cut_by_field_of_view``: the measured region reaches the slice's outermost pixels, the
+  to follow no edge clearer than the image noise (``canal_edge_to_noise``, see visibility); the canal off the
+  line about which the image around it is mirror-symmetric, the spine's axis (``canal_off_axis_mm``, see
+  symmetry): another structure, such as a vessel in front of the spine; and the structures the edge of the image
+  cuts (``cut_by_field_of_view``: the measured region reaches the slice's outermost pixels, the
   padding a scanner or a reslice filled beyond the imaged area, or the edge of network 2's crop), whose numbers
   are those of the part in view.
 """
@@ -35,6 +37,7 @@ import numpy as np
 from scipy import ndimage
 
 from .geometry import FieldOfView, PlaneGrid
+from .symmetry import off_axis
 from .visibility import faint
 
 STRUCTURES = ("canal", "left_foramen", "right_foramen")
@@ -51,7 +54,7 @@ TIE_MM = 0.05  # foramen chords this close to the shortest are equally short
 CHECK_BELOW = 0.93
 CONFIDENCE_COLUMNS = tuple(f"{name}_confidence" for name in STRUCTURES)
 # what the measurement found beside the values (SliceMeasurement.found), by column
-FOUND_COLUMNS = (*CONFIDENCE_COLUMNS, "canal_edge_to_noise", "cut_by_field_of_view", "check")
+FOUND_COLUMNS = (*CONFIDENCE_COLUMNS, "canal_edge_to_noise", "canal_off_axis_mm", "cut_by_field_of_view", "check")
 STRUCTURE_WORDS = {name: name.replace("_", " ") for name in STRUCTURES}  # "left_foramen" → "left foramen"
 
 
@@ -75,21 +78,24 @@ class SliceMeasurement:
     rulers: dict[str, Ruler] = field(default_factory=dict)
     confidences: dict[str, float] = field(default_factory=lambda: {name: float("nan") for name in CONFIDENCE_COLUMNS})
     canal_edge_to_noise: float = float("nan")  # visibility.canal_edge_to_noise (NaN: not measured, e.g. a drawn mask)
+    canal_off_axis_mm: float = float("nan")  # symmetry.canal_off_axis_mm (NaN: not judged, e.g. a drawn mask)
     cut_by_field_of_view: frozenset[str] = frozenset()  # the STRUCTURES the edge of the image cuts (cut_by_edge)
     level: str = ""  # the slice's vertebral level as the user named it (e.g. "L4-L5"); nothing in the image gives it
 
     @property
     def check(self) -> str:
-        return to_check(self.confidences, self.canal_edge_to_noise, self.cut_by_field_of_view)
+        return to_check(self.confidences, self.canal_edge_to_noise, self.cut_by_field_of_view, self.canal_off_axis_mm)
 
     def is_to_check(self, name: str) -> bool:
         """Whether check names this structure (one of STRUCTURES)."""
-        return structure_to_check(name, self.confidences, self.canal_edge_to_noise, cut=self.cut_by_field_of_view)
+        return structure_to_check(name, self.confidences, self.canal_edge_to_noise, cut=self.cut_by_field_of_view,
+                                  canal_off_axis_mm=self.canal_off_axis_mm)
 
     def found(self) -> dict[str, float | str]:
         """What the measurement found beside the values, by column (FOUND_COLUMNS; cut_by_field_of_view worded as
         the check column words structures)."""
         return {**self.confidences, "canal_edge_to_noise": self.canal_edge_to_noise,
+                "canal_off_axis_mm": self.canal_off_axis_mm,
                 "cut_by_field_of_view": structure_words(self.cut_by_field_of_view), "check": self.check}
 
     def __getattr__(self, name: str) -> float:
@@ -112,19 +118,20 @@ def doubted(confidence: float, below: float = CHECK_BELOW) -> bool:
 
 
 def structure_to_check(name: str, confidences: dict[str, float], canal_edge_to_noise: float = float("nan"),
-                       below: float = CHECK_BELOW, cut: frozenset[str] = frozenset()) -> bool:
+                       below: float = CHECK_BELOW, cut: frozenset[str] = frozenset(),
+                       canal_off_axis_mm: float = float("nan")) -> bool:
     """Whether a structure was found with a confidence below CHECK_BELOW (or below), is a canal whose outline
-    follows no edge clearer than the image noise (visibility.faint), or is one the edge of the image cuts (in
-    cut)."""
-    return (doubted(confidences[f"{name}_confidence"], below) or (name == "canal" and faint(canal_edge_to_noise))
-            or name in cut)
+    follows no edge clearer than the image noise (visibility.faint) or that lies off the spine's axis
+    (symmetry.off_axis), or is one the edge of the image cuts (in cut)."""
+    return (doubted(confidences[f"{name}_confidence"], below)
+            or (name == "canal" and (faint(canal_edge_to_noise) or off_axis(canal_off_axis_mm))) or name in cut)
 
 
 def to_check(confidences: dict[str, float], canal_edge_to_noise: float = float("nan"),
-             cut: frozenset[str] = frozenset()) -> str:
+             cut: frozenset[str] = frozenset(), canal_off_axis_mm: float = float("nan")) -> str:
     """The structures to check (structure_to_check), e.g. "canal, left foramen" ("" for none)."""
-    return structure_words(name for name in STRUCTURES
-                           if structure_to_check(name, confidences, canal_edge_to_noise, cut=cut))
+    return structure_words(name for name in STRUCTURES if structure_to_check(
+        name, confidences, canal_edge_to_noise, cut=cut, canal_off_axis_mm=canal_off_axis_mm))
 
 
 def structure_words(names) -> str:
@@ -352,14 +359,16 @@ def cut_by_edge(kept: dict[str, np.ndarray], grid: PlaneGrid, field_of_view: Fie
 
 def measure_slice(masks: dict[str, np.ndarray], grid: PlaneGrid, slice_index: int = 0,
                   z_mm: float = float("nan"), canal_edge_to_noise: float = float("nan"),
-                  field_of_view: FieldOfView | None = None) -> SliceMeasurement:
+                  field_of_view: FieldOfView | None = None, canal_off_axis_mm: float = float("nan")
+                  ) -> SliceMeasurement:
     """Measure one slice from masks keyed by :data:`STRUCTURES` (missing keys count as absent) on grid, the slice's
-    own or a crop of it, and the slice's field_of_view (None: grid's); canal_edge_to_noise is the segmenter's (see
-    visibility)."""
+    own or a crop of it, and the slice's field_of_view (None: grid's); canal_edge_to_noise and canal_off_axis_mm
+    are the segmenter's (see visibility, symmetry)."""
     empty = np.zeros(grid.shape)
     kept = {name: largest_component(masks.get(name, empty)) for name in STRUCTURES}
     confidences = {f"{name}_confidence": kept_confidence(kept[name]) for name in STRUCTURES}
     result = SliceMeasurement(slice_index, z_mm, confidences=confidences, canal_edge_to_noise=canal_edge_to_noise,
+                              canal_off_axis_mm=canal_off_axis_mm,
                               cut_by_field_of_view=cut_by_edge(kept, grid, field_of_view))
     canal_values, canal_rulers, canal_centroid = measure_canal(kept["canal"], grid)
     result.values.update(canal_values)

@@ -39,6 +39,7 @@ class SliceSegmentation:
     native_labels: np.ndarray  # uint8 labels on the slice's native grid
     roi_box_rc: tuple[int, int, int, int] | None = None  # row0, col0, row1, col1 on the native grid
     canal_edge_to_noise: float = float("nan")  # visibility.canal_edge_to_noise of the canal (the networks' only)
+    canal_off_axis_mm: float = float("nan")  # symmetry.canal_off_axis_mm of the canal (the networks' only)
 
     @classmethod
     def empty(cls, grid: PlaneGrid) -> "SliceSegmentation":
@@ -132,7 +133,7 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
         if result.roi_box_rc is not None:
             run.roi_boxes[s] = result.roi_box_rc
         run.measurements[s] = measure_slice(result.masks, result.grid, s, positions[s], result.canal_edge_to_noise,
-                                            slice_field_of_view(volume, s))
+                                            slice_field_of_view(volume, s), result.canal_off_axis_mm)
 
     for indices in _batches(range(n_slices)):
         for s, result in zip(indices, segment_slices(indices)):

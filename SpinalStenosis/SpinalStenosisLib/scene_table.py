@@ -43,10 +43,13 @@ COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
     "right_foramen_confidence": ("Right foramen confidence", "", "The same over the right foramen"),
     "canal_edge_to_noise": ("Canal edge / noise", "", "How clearly the image shows the canal's outline: about 1 "
                             "where it follows only noise; empty once edited"),
+    "canal_off_axis_mm": ("Canal off axis (mm)", "mm", "How far the canal lies from the line the image around it "
+                          "mirrors about (the spine's axis): 0 on it; 10 or more, another structure? Empty where "
+                          "the image does not show 4 cm on each side, and once edited"),
     "cut_by_field_of_view": ("Cut by field of view", "", "The structures the edge of the image cuts: their numbers "
                              "are of the part in view"),
-    "check": ("Check", "", "What the network was unsure of, the image barely shows or its edge cuts: look at it "
-                           "before trusting its numbers"),
+    "check": ("Check", "", "What the network was unsure of, the image barely shows, lies off the spine's axis or "
+                           "the image's edge cuts: look at it before trusting its numbers"),
     "worst_findings": ("Worst", "", "The study's worst findings on this slice: the smallest canal AP, dural-sac area "
                        "and foramen widths among the slices where the structure is not to check"),
 }
@@ -87,7 +90,8 @@ def fill_table(table, measurements: list[SliceMeasurement], levels: Mapping[int,
             vtk_table.RemoveColumn(0)
         for column in TABLE_COLUMNS:
             array = (vtkIntArray() if column == "slice_index" else vtkDoubleArray()
-                     if column in ("z_mm", *MEASUREMENT_COLUMNS, *CONFIDENCE_COLUMNS, "canal_edge_to_noise")
+                     if column in ("z_mm", *MEASUREMENT_COLUMNS, *CONFIDENCE_COLUMNS, "canal_edge_to_noise",
+                                   "canal_off_axis_mm")
                      else vtkStringArray())
             array.SetName(column)
             array.SetNumberOfValues(len(measurements))
@@ -201,6 +205,7 @@ def measurements_of(table) -> list[SliceMeasurement]:
     return [SliceMeasurement(int(cell("slice_index", row)), float(cell("z_mm", row)), row_values(table, row),
                              confidences={column: cell(column, row) for column in CONFIDENCE_COLUMNS},
                              canal_edge_to_noise=cell("canal_edge_to_noise", row),
+                             canal_off_axis_mm=cell("canal_off_axis_mm", row),
                              cut_by_field_of_view=structures_in(cell("cut_by_field_of_view", row)),
                              level=cell("level", row).strip())
             for row in range(vtk_table.GetNumberOfRows())]
@@ -252,8 +257,8 @@ def take_typed_values(table, accepted: list[SliceMeasurement], region: str) -> N
 
 
 def to_check(table) -> dict[int, str]:
-    """Slice → what to check on it (the table's check column: what the network was unsure of, or the image barely
-    shows), where any."""
+    """Slice → what to check on it (the table's check column: what the network was unsure of, the image barely
+    shows, lies off the spine's axis or the image's edge cuts), where any."""
     vtk_table = table.GetTable()
     check, slices = vtk_table.GetColumnByName("check"), vtk_table.GetColumnByName("slice_index")
     return {int(slices.GetValue(row)): check.GetValue(row) for row in range(vtk_table.GetNumberOfRows())

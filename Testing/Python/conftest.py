@@ -62,12 +62,15 @@ def canal_arrays(centres_anterior_mm, semi_ap_mm, spacing_mm: float, size: int =
 
 class ThresholdSegmenter:
     """Deterministic stand-in for the networks: the phantom's canal is bright, its foramina mid-grey; it gives the
-    canal canal_probability, and the canal's outline canal_edge_to_noise (see visibility)."""
+    canal canal_probability, the canal's outline canal_edge_to_noise (see visibility) and the canal
+    canal_off_axis_mm (see symmetry)."""
 
     provenance = {"models": {"test": {"version": "0", "sha256": "none"}}, "device": "cpu"}
 
-    def __init__(self, canal_probability: float = 1.0, canal_edge_to_noise: float = float("nan")):
+    def __init__(self, canal_probability: float = 1.0, canal_edge_to_noise: float = float("nan"),
+                 canal_off_axis_mm: float = float("nan")):
         self.canal_probability, self.canal_edge_to_noise = canal_probability, canal_edge_to_noise
+        self.canal_off_axis_mm = canal_off_axis_mm
 
     def segment(self, images, grids):
         from SpinalStenosisLib.pipeline import SliceSegmentation
@@ -84,7 +87,8 @@ class ThresholdSegmenter:
                      "right_foramen": (labels == 3) * 1.0}
             rows, columns = np.nonzero(labels)
             box = (int(rows.min()), int(columns.min()), int(rows.max()) + 1, int(columns.max()) + 1)
-            results.append(SliceSegmentation(masks, grid, labels, box, self.canal_edge_to_noise))
+            results.append(SliceSegmentation(masks, grid, labels, box, self.canal_edge_to_noise,
+                                             self.canal_off_axis_mm))
         return results
 
 

@@ -1,6 +1,8 @@
 """Analytic shapes rasterised on plane grids, binary or anti-aliased (area fraction)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from SpinalStenosisLib.geometry import PlaneGrid
@@ -67,3 +69,29 @@ def bow_tie(cx, cy, waist, slope, length, angle_deg=0.0):
         return (np.abs(u) <= length / 2) & (np.abs(v) <= waist / 2 + slope * np.abs(u))
 
     return inside
+
+
+VENA_CAVA_LEFT_MM = -22.0  # in front of the spine, on the patient's right; the aorta mirrors it on the left
+
+
+def spine(grid, turned_deg=0.0, vessel_level=700.0, vena_cava_mm=(9.0, 7.0)):
+    """A lumbar slice symmetric about x = 0 (in-plane mm, left and anterior) but for its vena cava (semi-axes
+    vena_cava_mm) and aorta (round, as large), turned by turned_deg in the plane: body outline, vertebral body, sac,
+    laminae, spinous process, paraspinal muscles, psoas, vena cava and aorta. The image, the sac and the vena
+    cava."""
+    c, s = math.cos(math.radians(turned_deg)), math.sin(math.radians(turned_deg))
+
+    def turned(shape):
+        return lambda x, y: shape(c * x + s * y, -s * x + c * y)
+
+    sac, vena_cava = ellipse(0, 0, 10, 7), ellipse(VENA_CAVA_LEFT_MM, 52, *vena_cava_mm)
+    parts = [(ellipse(0, 20, 150, 110), 300), (ellipse(0, 30, 22, 18), 250), (sac, 900),
+             (ellipse(-14, -12, 5, 12, 30), 80), (ellipse(14, -12, 5, 12, -30), 80), (ellipse(0, -28, 3, 14), 80),
+             (ellipse(-28, -30, 16, 20), 450), (ellipse(28, -30, 16, 20), 450), (ellipse(-35, 25, 12, 15), 500),
+             (ellipse(35, 25, 12, 15), 500), (vena_cava, vessel_level),
+             (ellipse(-VENA_CAVA_LEFT_MM, 52, *[float(np.mean(vena_cava_mm))] * 2), vessel_level)]
+    image = np.random.default_rng(3).normal(0.0, 15.0, grid.shape)
+    for shape, level in parts:
+        inside = rasterise(turned(shape), grid)
+        image = image * (1 - inside) + level * inside
+    return image, rasterise(turned(sac), grid) > 0, rasterise(turned(vena_cava), grid) > 0

@@ -305,9 +305,47 @@ def test_shipped_networks_find_and_measure_a_synthetic_lumbar_stack(segmenter):
     assert np.median(errors) < 2.0
     assert all(not math.isnan(m.values["canal_area_mm2"]) for m in run.measurements)
     assert all(0.5 <= m.confidences["canal_confidence"] <= 1.0 for m in run.measurements)  # network 2's probability
+    assert all(m.canal_off_axis_mm == 0.0 for m in run.measurements)  # on the spine's axis
     canal_dice = [2 * ((run.stack_labels[s] == 1) & (labels[s] == 1)).sum()
                   / ((run.stack_labels[s] == 1).sum() + (labels[s] == 1).sum()) for s in range(len(truth))]
     assert np.median(canal_dice) > 0.7
+
+
+def test_a_canal_network_1_sends_network_2_to_find_on_a_vessel_beside_the_spine_is_to_check():
+    from scipy import ndimage
+    from shapes import axial_grid, spine
+
+    from SpinalStenosisLib.inference import NetworkSegmenter
+    from SpinalStenosisLib.measurement import measure_slice
+
+    grid = axial_grid((0.7, 0.7), (360, 420))
+    image, sac, vena_cava = spine(grid, vessel_level=950.0, vena_cava_mm=(12.0, 9.0))  # larger, brighter than the sac
+
+    def roi_on(pick):
+        def roi(inputs):  # network 1 marks one bright region: the sac, or the vena cava as on a real abdominal series
+            logits = torch.full(inputs.shape, -20.0)
+            labelled, count = ndimage.label(inputs[0, 0].numpy() > 0.8 * float(inputs.max()))
+            centres = ndimage.center_of_mass(labelled > 0, labelled, range(1, count + 1))
+            chosen = labelled == 1 + pick(centres, inputs.shape[-1] / 2)
+            logits[0, 0][torch.from_numpy(ndimage.binary_dilation(chosen, iterations=2))] = 20.0
+            return logits
+        return roi
+
+    def central(centres, middle):
+        return int(np.argmin([np.hypot(r - middle, c - middle) for r, c in centres]))
+
+    def front_right(centres, middle):  # rows run to the back, columns to the patient's left
+        return int(np.argmin([c if r < middle else np.inf for r, c in centres]))
+
+    def brightest(inputs):  # network 2 outlines what is near the crop's brightest
+        return canal_only(40.0 * (inputs - 0.8))
+
+    for region, roi, judged_off_axis in ((sac, roi_on(central), False), (vena_cava, roi_on(front_right), True)):
+        [result] = NetworkSegmenter(roi, brightest).segment([image], [grid])
+        found = result.native_labels == 1
+        assert (found & region).sum() > 0.8 * region.sum()
+        m = measure_slice(result.masks, result.grid, canal_off_axis_mm=result.canal_off_axis_mm)
+        assert (result.canal_off_axis_mm >= 10.0) == judged_off_axis and m.is_to_check("canal") == judged_off_axis
 
 
 def test_a_stack_normalised_to_zero_mean_measures_as_it_does_as_acquired_and_says_how_it_was_seen(segmenter):

@@ -514,20 +514,24 @@ def test_an_unsure_canal_is_flagged_for_a_check_until_the_user_edits_it(context,
     assert [row["check"] for row in exported] == ["canal", "", "canal"]
 
 
-def test_a_canal_the_image_barely_shows_is_flagged_for_a_check_until_the_user_edits_it(context, volume):
-    logic, outputs = measure(context, volume, ThresholdSegmenter(canal_edge_to_noise=1.2))
+@pytest.mark.parametrize("column_name, value", [("canal_edge_to_noise", 1.2), ("canal_off_axis_mm", 26.0)])
+def test_a_canal_the_image_barely_shows_or_off_the_spine_s_axis_is_flagged_for_a_check_until_the_user_edits_it(
+        context, volume, tmp_path, column_name, value):
+    logic, outputs = measure(context, volume, ThresholdSegmenter(**{column_name: value}))
     table = outputs.table.GetTable()
 
     def column(name):
         return [table.GetColumnByName(name).GetValue(r) for r in range(3)]
 
-    assert column("canal_confidence") == [1.0] * 3 and column("canal_edge_to_noise") == pytest.approx([1.2] * 3)
+    assert column("canal_confidence") == [1.0] * 3 and column(column_name) == pytest.approx([value] * 3)
     assert column("check") == ["canal"] * 3
     labels = logic.labels_of(outputs.segmentation, volume)
     labels[1][labels[1] == 2] = 0  # the user looks at slice 1 and erases its left foramen
     logic._write_segments(outputs.segmentation, volume, labels)
     assert logic.remeasure(volume, outputs) == [1]
-    assert math.isnan(column("canal_edge_to_noise")[1]) and column("check") == ["canal", "", "canal"]
+    assert math.isnan(column(column_name)[1]) and column("check") == ["canal", "", "canal"]
+    with open(logic.export(outputs, tmp_path, "patient")["table"], newline="") as handle:
+        assert [row[column_name] for row in csv.DictReader(handle)] == [f"{value:.4f}", "nan", f"{value:.4f}"]
 
 
 @pytest.mark.parametrize("image_ends", ["with the array", "in padding zeros"])

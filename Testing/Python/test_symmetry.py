@@ -1,0 +1,51 @@
+"""A canal on the axis the image around it mirrors about is judged on it, whatever the shading, the patient's turn
+or the pixels; a "canal" found on a vessel beside the spine is judged off it by the vessel's distance from the axis;
+a window the image does not show is not judged."""
+import math
+
+import numpy as np
+import pytest
+from shapes import VENA_CAVA_LEFT_MM, axial_grid, ellipse, rasterise, spine
+
+from SpinalStenosisLib.measurement import measure_slice
+from SpinalStenosisLib.symmetry import OFF_AXIS_MM, canal_off_axis_mm, off_axis
+
+def test_a_canal_on_the_spine_s_axis_is_on_it_and_a_vessel_beside_it_is_off_it_by_its_distance():
+    grid = axial_grid((0.7, 0.7), (360, 420))
+    image, canal, vessel = spine(grid)
+    assert canal_off_axis_mm(image, canal, grid) == 0.0
+    assert canal_off_axis_mm(image, vessel, grid) == pytest.approx(abs(VENA_CAVA_LEFT_MM), abs=4.0)
+    assert off_axis(canal_off_axis_mm(image, vessel, grid)) and not off_axis(0.0)
+
+
+@pytest.mark.parametrize("pixel_mm, turned_deg", [((0.5, 0.5), 8.0), ((1.25, 1.25), -10.0), ((0.6, 0.9), 0.0)])
+def test_the_judgement_holds_for_a_turned_patient_and_other_pixels(pixel_mm, turned_deg):
+    grid = axial_grid(pixel_mm, (round(250 / pixel_mm[0]), round(300 / pixel_mm[1])))
+    image, canal, vessel = spine(grid, turned_deg)
+    assert canal_off_axis_mm(image, canal, grid) == 0.0
+    assert canal_off_axis_mm(image, vessel, grid) >= OFF_AXIS_MM
+
+
+def test_coil_shading_across_the_image_does_not_move_the_axis():
+    grid = axial_grid((0.7, 0.7), (360, 420))
+    image, canal, vessel = spine(grid)
+    left_mm = (np.arange(grid.shape[1]) - grid.shape[1] / 2) * grid.pixel_size_mm[1]
+    shading = (1 / 3) ** (left_mm / 80.0)[None, :]  # a third as bright at each 8 cm towards the patient's left
+    assert canal_off_axis_mm(image * shading, canal, grid) == 0.0
+    assert canal_off_axis_mm(image * shading, vessel, grid) >= OFF_AXIS_MM
+
+
+def test_a_tight_crop_and_no_canal_are_not_judged():
+    grid = axial_grid((0.5, 0.5), (60, 60))  # 30 mm around the canal, as the SCT T2* crop
+    image, canal, _ = spine(grid)
+    assert math.isnan(canal_off_axis_mm(image, canal, grid))
+    assert math.isnan(canal_off_axis_mm(image, np.zeros(grid.shape, bool), grid))
+    assert not off_axis(math.nan)
+
+
+def test_a_canal_off_the_axis_is_to_check():
+    grid = axial_grid((0.7, 0.7), (100, 100))
+    sac = rasterise(ellipse(0, 0, 10, 7), grid, soft=True)
+    assert measure_slice({"canal": sac}, grid, canal_off_axis_mm=26.0).check == "canal"
+    assert measure_slice({"canal": sac}, grid, canal_off_axis_mm=0.0).check == ""
+    assert measure_slice({"canal": sac}, grid).check == ""  # not judged
