@@ -9,7 +9,8 @@ slice's height and width, as an oblique reslice leaves them), and three times wi
 zeroed from a line across its canal onwards (towards the patient's left), keeping a quarter, half or three quarters
 of the canal's width in view. For each, it prints on how many of those slices a canal is found where the first one
 was (overlapping it), how many of these have a canal AP within 1 mm of the first, are flagged as cut by the field of
-view (measurement.cut_by_edge) and are to check at all, and on how many the canal is found elsewhere or not at all.
+view (measurement.cut_by_edge) and are to check at all, and on how many the canal is found elsewhere (and of those,
+to check) or not at all.
 The default volumes are those whose canal fills the image's middle: the cervical ones with cord masks, the
 MyoSegmenTUM water images and the whole CHAOS volumes (evaluate_real's).
 """
@@ -34,7 +35,7 @@ KEPT_SHARES = (0.75, 0.5, 0.25)
 CORNER_SHARE = 0.3
 DEFAULT_FOLDERS = ("gmchallenge_cervical_t2star", "sct_testing_cervical", "chaos_and_myosegmentum")
 CANAL = 1
-OUTCOMES = ("slices", "in place", "AP 1 mm", "cut", "to check", "elsewhere", "none")
+OUTCOMES = ("slices", "in place", "AP 1 mm", "cut", "to check", "elsewhere", "elsewhere to check", "none")
 
 
 def padded_through_canal(volume, canal_columns: dict[int, tuple[int, int]], kept_share: float):
@@ -70,7 +71,7 @@ def corners_zeroed(volume):
 
 def outcomes(first, run) -> dict[str, int]:
     """On the slices where the first run found a canal: the canal found in its place, its AP within 1 mm of the
-    first, flagged as cut or to check; found elsewhere; not found."""
+    first, flagged as cut or to check; found elsewhere, and to check; not found."""
     counts = dict.fromkeys(OUTCOMES, 0)
     for s, first_measurement in enumerate(first.measurements):
         canal = first.stack_labels[s] == CANAL
@@ -82,6 +83,7 @@ def outcomes(first, run) -> dict[str, int]:
             counts["none"] += 1
         elif not (found & canal).any():
             counts["elsewhere"] += 1
+            counts["elsewhere to check"] += m.is_to_check("canal")
         else:
             counts["in place"] += 1
             counts["AP 1 mm"] += abs(m.values["canal_ap_mm"] - first_measurement.values["canal_ap_mm"]) <= 1.0
