@@ -19,6 +19,7 @@ from .grading import grade
 from .markups_json import RULER_COLOURS
 from .measurement import SliceMeasurement
 from .report_chart import CHART_PX, draw_profiles, shows_profile
+from .symmetry import off_axis
 
 MASK_COLOURS = {1: "#ffd21a", 2: "#33ccff", 3: "#4dff66"}
 MAX_PANELS = 12
@@ -52,6 +53,7 @@ def _caption(m: SliceMeasurement, region: str, block: str = "") -> str:
 
     def fmt(value: float, unit: str, label: str, structure: str) -> str:
         check = ("  CHECK (edge)" if structure in m.cut_by_field_of_view  # the image's edge cuts it
+                 else "  CHECK (off axis)" if structure == "canal" and off_axis(m.canal_off_axis_mm)  # elsewhere?
                  else "  CHECK" if m.is_to_check(structure) else "")
         return "absent" if math.isnan(value) else f"{value:.1f} {unit}" + (f" ({label})" if label else "") + check
 

@@ -85,7 +85,7 @@ def test_each_named_level_adds_a_line_of_its_worst_findings_under_the_studys(tmp
     assert added >= FINDINGS_LINE_PX and added % FINDINGS_LINE_PX == 0
 
 
-def test_a_caption_marks_each_measurement_of_a_structure_the_network_doubts():
+def test_a_caption_marks_each_measurement_of_a_structure_the_network_doubts_and_says_why_where_it_can():
     from SpinalStenosisLib.report import _caption
 
     grid = axial_grid(shape=(200, 200))
@@ -99,6 +99,8 @@ def test_a_caption_marks_each_measurement_of_a_structure_the_network_doubts():
     lines = _caption(measure_slice({"canal": canal, "left_foramen": at_the_edge}, grid), "lumbar").splitlines()
     assert [line for line in lines if "CHECK" in line] == [line for line in lines if line.startswith("foramen L")]
     assert lines[-1].endswith("CHECK (edge)")
+    lines = _caption(measure_slice({"canal": canal}, grid, canal_off_axis_mm=26.0), "lumbar").splitlines()
+    assert [line.split()[0] for line in lines if line.endswith("CHECK (off axis)")] == ["AP", "area", "transverse"]
 
 
 def test_a_stack_gets_a_profile_of_its_canal_with_each_slice_in_its_grades_colour(tmp_path):
