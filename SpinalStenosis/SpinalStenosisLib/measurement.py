@@ -84,7 +84,8 @@ class SliceMeasurement:
 
     @property
     def check(self) -> str:
-        return to_check(self.confidences, self.canal_edge_to_noise, self.cut_by_field_of_view, self.canal_off_axis_mm)
+        """The structures to check (is_to_check), e.g. "canal, left foramen" ("" for none)."""
+        return structure_words(name for name in STRUCTURES if self.is_to_check(name))
 
     def is_to_check(self, name: str) -> bool:
         """Whether check names this structure (one of STRUCTURES)."""
@@ -125,13 +126,6 @@ def structure_to_check(name: str, confidences: dict[str, float], canal_edge_to_n
     (symmetry.off_axis), or is one the edge of the image cuts (in cut)."""
     return (doubted(confidences[f"{name}_confidence"], below)
             or (name == "canal" and (faint(canal_edge_to_noise) or off_axis(canal_off_axis_mm))) or name in cut)
-
-
-def to_check(confidences: dict[str, float], canal_edge_to_noise: float = float("nan"),
-             cut: frozenset[str] = frozenset(), canal_off_axis_mm: float = float("nan")) -> str:
-    """The structures to check (structure_to_check), e.g. "canal, left foramen" ("" for none)."""
-    return structure_words(name for name in STRUCTURES if structure_to_check(
-        name, confidences, canal_edge_to_noise, cut=cut, canal_off_axis_mm=canal_off_axis_mm))
 
 
 def structure_words(names) -> str:

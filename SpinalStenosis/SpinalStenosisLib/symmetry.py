@@ -2,7 +2,7 @@
 paraspinal muscles mirror each other about a line through the canal. A "canal" the networks find on another
 structure (a vessel or a loop of bowel in front of the spine, a kidney) lies off that line, and the image around it
 shows where the line is: mirrored about a line some centimetres to one side it matches itself better than mirrored
-about one through what was found. Such a canal is to check (measurement.to_check)."""
+about one through what was found. Such a canal is to check (measurement.structure_to_check)."""
 from __future__ import annotations
 
 import math

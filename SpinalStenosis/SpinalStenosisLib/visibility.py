@@ -1,12 +1,11 @@
-"""Whether the image shows the canal. A canal outline may follow only the noise: on a slice beyond the coil's reach
-the image is noise alone, yet network 2 still outlines a "canal" there, often one graded as a stenosis, and
-sometimes with confidence: such a canal is to check (measurement.to_check). And an image clipped at its bright end
-(an export windowed too narrowly) shows the CSF and the bright fat behind the sac alike (clipped_image_warnings). A
-label image (a segmentation or mask) shows no anatomy at all, nor a CT the contrasts of MR, yet the networks outline
-a plausible canal on either (not_an_mr_image). And an image may show less than its array: a scanner or a reslice
-fills what lies beyond the imaged area with zeros (padding), where a structure is cut as at the array's edge. An
-image normalised to zero mean shows the networks its air and dark tissues as black unless they see it from its
-darkest level up (intensity_floor)."""
+"""Whether the image shows the canal. A canal outline may follow only the noise: on a slice beyond the coil's reach the
+image is noise alone, yet network 2 still outlines a "canal" there, often one graded as a stenosis, and sometimes with
+confidence: such a canal is to check (measurement.structure_to_check). And an image clipped at its bright end (an export
+windowed too narrowly) shows the CSF and the bright fat behind the sac alike (clipped_image_warnings). A label image (a
+segmentation or mask) shows no anatomy at all, nor a CT the contrasts of MR, yet the networks outline a plausible canal
+on either (not_an_mr_image). And an image may show less than its array: a scanner or a reslice fills what lies beyond
+the imaged area with zeros (padding), where a structure is cut as at the array's edge. An image normalised to zero mean
+shows the networks its air and dark tissues as black unless they see it from its darkest level up (intensity_floor)."""
 from __future__ import annotations
 
 import math
