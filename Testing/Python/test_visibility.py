@@ -10,6 +10,7 @@ from SpinalStenosisLib.geometry import PlaneGrid
 from SpinalStenosisLib.visibility import (MIN_CANAL_EDGE_TO_NOISE, NEGATIVE_SHARE, canal_edge_to_noise,
                                           clipped_canal, clipped_image_warnings, intensity_floor, label_values,
                                           noise_sd, not_an_mr_image, offset_warnings, padding)
+from SpinalStenosisLib.synth.dataset import synthetic_slice
 
 
 def axial_grid(pixel_mm, shape):
@@ -77,6 +78,20 @@ def test_a_label_image_is_told_from_an_mr_image_by_its_few_small_whole_values():
     assert label_values(lambda s: eight_bit[s], len(eight_bit)) is None
     assert label_values(lambda s: labels[s] + 0.5, len(labels)) is None
     assert label_values(lambda s: np.zeros((64, 64)), 3) is None  # blank: nothing to find, not a label image
+
+
+def test_a_segmentation_of_many_structures_is_told_by_its_flat_regions_an_8_bit_export_is_not():
+    organs = np.kron(np.arange(24.0).reshape(4, 6), np.ones((16, 16)))  # 24 labelled regions
+    assert label_values(lambda s: organs, 3) == list(range(24))
+    assert not_an_mr_image(lambda s: organs, 3).startswith(
+        "the image holds only 24 whole values, from 0 to 23, in flat regions: a label image")
+    mr = synthetic_slice(np.random.default_rng(0), "lumbar", with_truth=False).image
+    for levels in (255, 30):  # 8-bit exports, the coarsest with 31 grey levels
+        export = np.round(mr / mr.max() * levels)
+        assert label_values(lambda s: export, 3) is None
+    top = np.percentile(mr[mr > 0], 10)
+    clipped = np.round(np.minimum(mr, top) / top * 255)  # windowed so narrowly that nine tenths of it is white
+    assert label_values(lambda s: clipped, 3) is None
 
 
 def test_a_ct_is_told_from_an_mr_image_by_its_fat_and_air_in_hounsfield_units():

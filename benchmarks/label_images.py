@@ -1,0 +1,70 @@
+"""Label images told from MR images (visibility.not_an_mr_image), on the real validation volumes: no networks run.
+
+    .venv/bin/python benchmarks/label_images.py [--real ../shared/eval/real]
+
+Each real label volume (cord and grey-matter masks, MyoSegmenTUM's muscle labels, the TotalSegmentator example's
+segmentation), given as if it were the image, and each real MR volume as acquired and exported 8-bit: its whole
+range stretched to 0-255 (colour_composites.to_8_bit), the same with 31 grey levels only, and from 0 to its 70th and
+50th intensity percentile, so that a third or half of the body is white. Prints, per volume, the share of labelled
+pixels in flat regions (visibility.flat_pixels: the rule for label images of more than MAX_LABEL_VALUES values, from
+MIN_FLAT_SHARE) and what not_an_mr_image says; then how many label volumes are refused and how many MR ones.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
+
+from colour_composites import to_8_bit  # noqa: E402
+from evaluate_real import LABEL_FILE_MARKERS, REAL_FOLDER  # noqa: E402
+from SpinalStenosisLib.visibility import MIN_FLAT_SHARE, flat_pixels, not_an_mr_image  # noqa: E402
+from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
+
+
+def flat_share(read_slice, n_slices: int) -> float:
+    """The share of a volume's labelled pixels in flat regions, over all its slices."""
+    flat, labelled = np.sum([flat_pixels(read_slice(s)) for s in range(n_slices)], axis=0)
+    return flat / max(labelled, 1)
+
+
+def exports(volume) -> dict:
+    """The volume's slices as acquired and as the 8-bit exports of the module docstring, by name."""
+    pixels = np.concatenate([volume.read_slice(s).ravel() for s in range(volume.n_slices)])
+    body = pixels[pixels > 0]
+    low, high = 0.0, float(pixels.max())
+    return {"as acquired": volume.read_slice,
+            "8-bit": lambda s: to_8_bit(volume.read_slice(s), low, high),
+            "31 levels": lambda s: np.round(to_8_bit(volume.read_slice(s), low, high) / 255.0 * 30.0),
+            "8-bit to p70": lambda s: to_8_bit(volume.read_slice(s), low, float(np.percentile(body, 70))),
+            "8-bit to p50": lambda s: to_8_bit(volume.read_slice(s), low, float(np.percentile(body, 50)))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--real", type=Path, default=REAL_FOLDER)
+    args = parser.parse_args()
+    refused = {"label": [0, 0], "MR": [0, 0]}
+    print(f"share of labelled pixels in flat regions (a label image from {MIN_FLAT_SHARE:.0%} where it holds more "
+          "than a few values); what measure says")
+    for path in sorted(args.real.rglob("*.nii.gz")):
+        volume = open_axial(path)
+        kind = "label" if any(marker in path.name for marker in LABEL_FILE_MARKERS) else "MR"
+        shown = {"as the image": volume.read_slice} if kind == "label" else exports(volume)
+        cells = []
+        for name, read_slice in shown.items():
+            reason = not_an_mr_image(read_slice, volume.n_slices)
+            refused[kind][0] += bool(reason)
+            refused[kind][1] += 1
+            cells.append(f"{name} {flat_share(read_slice, volume.n_slices):.2f}"
+                         + (f" refused ({reason.split(':')[0]})" if reason else ""))
+        print(f"{kind:5s} {path.relative_to(args.real)}: " + "; ".join(cells))
+    print(f"label volumes refused: {refused['label'][0]} of {refused['label'][1]}; MR volumes and exports refused: "
+          f"{refused['MR'][0]} of {refused['MR'][1]}")
+
+
+if __name__ == "__main__":
+    main()
