@@ -1,13 +1,17 @@
-"""Label images told from MR images (visibility.not_an_mr_image), on the real validation volumes: no networks run.
+"""Label images and probability maps told from MR images, on the real validation volumes: no networks run.
 
     .venv/bin/python benchmarks/label_images.py [--real ../shared/eval/real]
 
 Each real label volume (cord and grey-matter masks, MyoSegmenTUM's muscle labels, the TotalSegmentator example's
-segmentation), given as if it were the image, and each real MR volume as acquired and exported 8-bit: its whole
-range stretched to 0-255 (colour_composites.to_8_bit), the same with 31 grey levels only, and from 0 to its 70th and
-50th intensity percentile, so that a third or half of the body is white. Prints, per volume, the share of labelled
-pixels in flat regions (visibility.flat_pixels: the rule for label images of more than MAX_LABEL_VALUES values, from
-MIN_FLAT_SHARE) and what not_an_mr_image says; then how many label volumes are refused and how many MR ones.
+segmentation) given as if it were the image, as it is and blurred into a probability map (its labelled pixels, 1,
+under a Gaussian of 1 pixel in-plane, as a network's soft output); and each real MR volume as acquired and exported
+8-bit: its whole range stretched to 0-255 (colour_composites.to_8_bit), the same with 31 grey levels only, and from 0
+to its 70th and 50th intensity percentile, so that a third or half of the body is white. Prints, per volume:
+- the share of labelled pixels in flat regions (visibility.flat_pixels: a label image of more than MAX_LABEL_VALUES
+  values from MIN_FLAT_SHARE) and whether measure refuses it (visibility.not_an_mr_image);
+- the share of dark pixels (visibility.dark_share: a warning from MOSTLY_DARK_SHARE) for the volumes as they are
+  and as probability maps.
+Then how many label volumes and probability maps are refused or warned of, and how many MR volumes and exports.
 """
 from __future__ import annotations
 
@@ -16,12 +20,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from colour_composites import to_8_bit  # noqa: E402
 from evaluate_real import LABEL_FILE_MARKERS, REAL_FOLDER  # noqa: E402
-from SpinalStenosisLib.visibility import MIN_FLAT_SHARE, flat_pixels, not_an_mr_image  # noqa: E402
+from SpinalStenosisLib.visibility import (MIN_FLAT_SHARE, MOSTLY_DARK_SHARE, dark_share, flat_pixels,  # noqa: E402
+                                          mostly_dark_warnings, not_an_mr_image)
 from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
 
 
@@ -43,27 +49,35 @@ def exports(volume) -> dict:
             "8-bit to p50": lambda s: to_8_bit(volume.read_slice(s), low, float(np.percentile(body, 50)))}
 
 
+def label_views(volume) -> dict:
+    """The label volume as it is and blurred into a probability map, by name."""
+    return {"as the image": volume.read_slice,
+            "as a probability map": lambda s: ndimage.gaussian_filter((volume.read_slice(s) > 0).astype(float), 1.0)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real", type=Path, default=REAL_FOLDER)
     args = parser.parse_args()
-    refused = {"label": [0, 0], "MR": [0, 0]}
-    print(f"share of labelled pixels in flat regions (a label image from {MIN_FLAT_SHARE:.0%} where it holds more "
-          "than a few values); what measure says")
+    counts = {"label": [0, 0], "MR": [0, 0]}  # refused or warned of, of all
+    print(f"per view: share of labelled pixels in flat regions (a label image from {MIN_FLAT_SHARE:.0%} where it "
+          f"holds more than a few values), share of dark pixels (warned of from {MOSTLY_DARK_SHARE:.0%}), and what "
+          "measure does")
     for path in sorted(args.real.rglob("*.nii.gz")):
         volume = open_axial(path)
         kind = "label" if any(marker in path.name for marker in LABEL_FILE_MARKERS) else "MR"
-        shown = {"as the image": volume.read_slice} if kind == "label" else exports(volume)
         cells = []
-        for name, read_slice in shown.items():
+        for name, read_slice in (label_views(volume) if kind == "label" else exports(volume)).items():
             reason = not_an_mr_image(read_slice, volume.n_slices)
-            refused[kind][0] += bool(reason)
-            refused[kind][1] += 1
-            cells.append(f"{name} {flat_share(read_slice, volume.n_slices):.2f}"
-                         + (f" refused ({reason.split(':')[0]})" if reason else ""))
+            dark = dark_share(read_slice, volume.n_slices)
+            outcome = (f" refused ({reason.split(':')[0]})" if reason
+                       else " warned" if mostly_dark_warnings(dark) else "")
+            counts[kind][0] += bool(outcome)
+            counts[kind][1] += 1
+            cells.append(f"{name} {flat_share(read_slice, volume.n_slices):.2f}, {dark:.2f}{outcome}")
         print(f"{kind:5s} {path.relative_to(args.real)}: " + "; ".join(cells))
-    print(f"label volumes refused: {refused['label'][0]} of {refused['label'][1]}; MR volumes and exports refused: "
-          f"{refused['MR'][0]} of {refused['MR'][1]}")
+    print(f"label volumes and their probability maps refused or warned of: {counts['label'][0]} of "
+          f"{counts['label'][1]}; MR volumes and exports: {counts['MR'][0]} of {counts['MR'][1]}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measur
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
                       write_levels_csv, write_rulers, write_series_json)
 from .report import StackView, write_report, write_series_report
-from .visibility import clipped_image_warnings, field_of_view, intensity_floor, not_an_mr_image, offset_warnings
+from .visibility import (clipped_image_warnings, dark_share, field_of_view, intensity_floor, mostly_dark_warnings,
+                         not_an_mr_image, offset_warnings)
 from .volume_io import AxialVolume, InputError, open_axial_blocks, read_labels, write_labels
 
 ProgressCallback = Callable[[int, int], None]
@@ -217,11 +218,14 @@ def measure_with_labels(volume: AxialVolume, labels_source: np.ndarray,
 def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple[int, int]]:
     """:func:`measurement_steps` with a segmenter (and its second look, if it has one); the run carries the
     segmenter's provenance. The networks see an image with many pixels below 0 from its darkest level up
-    (visibility.intensity_floor), and the run says so. A colour composite is measured on each of its channels
+    (visibility.intensity_floor), and the run says so; it also warns of an image that may be a mask or a
+    probability map (visibility.mostly_dark_warnings). A colour composite is measured on each of its channels
     (surest_channel_steps)."""
     if volume.colour_channels:
         return (yield from surest_channel_steps(volume, segmenter))
     negative_share, floor = intensity_floor(volume.read_slice, volume.n_slices)
+    image_warnings = (offset_warnings(negative_share, floor)
+                      + mostly_dark_warnings(dark_share(volume.read_slice, volume.n_slices)))
 
     def views(indices: list[int]) -> tuple[list[np.ndarray], list[PlaneGrid]]:
         """The slices as the networks see them, and their grids."""
@@ -236,9 +240,8 @@ def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple
     run = yield from measurement_steps(volume, segment_slices,
                                        look_again if hasattr(segmenter, "look_again") else None)
     run.provenance = dict(getattr(segmenter, "provenance", {}))
-    seen_from_floor = offset_warnings(negative_share, floor)
-    if seen_from_floor:
-        run.volume = replace(volume, warnings=volume.warnings + seen_from_floor)
+    if image_warnings:
+        run.volume = replace(volume, warnings=volume.warnings + image_warnings)
     return run
 
 

@@ -42,6 +42,11 @@ MIN_FLAT_SHARE = 0.5
 # view inside the body (a spine CT's); an MR image has no intensity below 0 but a little noise, whatever its scale
 # (normalised, a few units below 0)
 FAT_HU, CT_FAT_SHARE = -50.0, 0.05
+# A mask or a probability map (a segmentation network's soft output) of a small structure is dark, 0 or nearly, on
+# most of its pixels: the real cord, grey-matter and muscle masks blurred into one on 92-100 %, but the cord's on the
+# SCT T2*'s 25 mm crop on 82 %; an MR image, with air around the body or zeroed by the scanner, on at most 70 % (CHAOS
+# volume 10 and the MyoSegmenTUM water images exported with 31 grey levels; benchmarks/label_images.py)
+DARK_LEVEL, MOSTLY_DARK_SHARE = 0.01, 0.85  # of the image's brightest value; of its pixels
 # Padding is solid zeros; a dark image's noise leaves scattered ones (the SCT lumbar T2's, beside its canal, reach
 # the image's edge through its noise). No canal or foramen found on the real validation images borders zeros that
 # squares this wide fill (benchmarks/evaluate_real.py: the edge cuts only the SCT T2's, at the array's edge)
@@ -189,6 +194,22 @@ def fat_share(read_slice: Callable[[int], np.ndarray], n_slices: int) -> float:
     """The share of an image's pixels at FAT_HU or below (_checked_pixels)."""
     pixels = _checked_pixels(read_slice, n_slices)
     return int(np.count_nonzero(pixels <= FAT_HU)) / pixels.size
+
+
+def dark_share(read_slice: Callable[[int], np.ndarray], n_slices: int) -> float:
+    """The share of an image's pixels at DARK_LEVEL of its brightest value or below (_checked_pixels)."""
+    pixels = _checked_pixels(read_slice, n_slices)
+    return int(np.count_nonzero(pixels <= DARK_LEVEL * pixels.max())) / pixels.size
+
+
+def mostly_dark_warnings(share: float) -> list[str]:
+    """A warning that an image dark on MOSTLY_DARK_SHARE of its pixels or more (dark_share) may be a mask or a
+    probability map; [] for any other."""
+    if share < MOSTLY_DARK_SHARE:
+        return []
+    return [f"{int(100 * share)} % of the image's pixels are dark (at most {100 * DARK_LEVEL:.0f} % of its brightest "
+            "value), as in a mask or a probability map: check that the image measured is the MR image, not a "
+            "segmentation"]
 
 
 def intensity_floor(read_slice: Callable[[int], np.ndarray], n_slices: int) -> tuple[float, float]:

@@ -527,6 +527,23 @@ def test_a_label_image_or_a_ct_given_as_the_image_is_refused_and_named_among_sev
     assert code == cli.EXIT_INPUT and "as fat and air are in a CT's Hounsfield units: a CT image, not an MR" in err
 
 
+def test_an_image_dark_almost_everywhere_is_measured_with_a_warning_that_it_may_be_a_probability_map(
+        phantom_files, tmp_path, capsys, monkeypatch):
+    from scipy import ndimage
+
+    from SpinalStenosisLib import inference
+
+    monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: ThresholdSegmenter())
+    pixels, _, geometry = phantom_arrays()
+    soft = tmp_path / "soft.nii.gz"
+    write_image(soft, ndimage.gaussian_filter(pixels - pixels.min(), (0, 1, 1)), geometry)  # as a network's output
+    code, err = run(capsys, "measure", soft, "--out", tmp_path / "soft")
+    assert code == 0 and "pixels are dark (at most 1 % of its brightest value), as in a mask or a probability map" in err
+    image, _ = phantom_files  # the same structures on a grey background
+    code, err = run(capsys, "measure", image, "--out", tmp_path / "image")
+    assert code == 0 and "probability map" not in err
+
+
 def test_sagittal_input_is_refused_with_advice(tmp_path, capsys):
     image = sitk.Image([12, 64, 64], sitk.sitkFloat32)
     image.SetSpacing((4.0, 0.7, 0.7))

@@ -1,15 +1,18 @@
 """A canal outlined in noise alone scores about 1; one on the edge of a visible sac scores far more. An image
-clipped at its bright end is told from one that is not, and a label image or a CT from an MR image. An image's
-padding is told from the zeros of its noise. An image normalised to zero mean is seen from its darkest level up."""
+clipped at its bright end is told from one that is not, and a label image or a CT from an MR image; a probability map
+is warned of. An image's padding is told from the zeros of its noise. An image normalised to zero mean is seen from
+its darkest level up."""
 import math
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from SpinalStenosisLib.geometry import PlaneGrid
 from SpinalStenosisLib.visibility import (MIN_CANAL_EDGE_TO_NOISE, NEGATIVE_SHARE, canal_edge_to_noise,
-                                          clipped_canal, clipped_image_warnings, intensity_floor, label_values,
-                                          noise_sd, not_an_mr_image, offset_warnings, padding)
+                                          clipped_canal, clipped_image_warnings, dark_share, intensity_floor,
+                                          label_values, mostly_dark_warnings, noise_sd, not_an_mr_image,
+                                          offset_warnings, padding)
 from SpinalStenosisLib.synth.dataset import synthetic_slice
 
 
@@ -92,6 +95,16 @@ def test_a_segmentation_of_many_structures_is_told_by_its_flat_regions_an_8_bit_
     top = np.percentile(mr[mr > 0], 10)
     clipped = np.round(np.minimum(mr, top) / top * 255)  # windowed so narrowly that nine tenths of it is white
     assert label_values(lambda s: clipped, 3) is None
+
+
+def test_a_probability_map_is_told_by_its_dark_pixels_an_mr_image_with_air_around_it_is_not():
+    mr = synthetic_slice(np.random.default_rng(0), "lumbar", with_truth=False).image
+    assert mostly_dark_warnings(dark_share(lambda s: mr, 1)) == []
+    structure = np.zeros(mr.shape)
+    structure[100:130, 150:170] = 1.0
+    probabilities = ndimage.gaussian_filter(structure, 1.5)  # soft at its edges, as a segmentation network's
+    [warning] = mostly_dark_warnings(dark_share(lambda s: probabilities, 1))
+    assert warning.startswith("99 % of the image's pixels are dark (at most 1 % of its brightest value)")
 
 
 def test_a_ct_is_told_from_an_mr_image_by_its_fat_and_air_in_hounsfield_units():
