@@ -225,7 +225,7 @@ def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple
         return (yield from surest_channel_steps(volume, segmenter))
     negative_share, floor = intensity_floor(volume.read_slice, volume.n_slices)
     image_warnings = (offset_warnings(negative_share, floor)
-                      + mostly_dark_warnings(dark_share(volume.read_slice, volume.n_slices)))
+                      + mostly_dark_warnings(dark_share(volume.read_slice, volume.n_slices, floor)))
 
     def views(indices: list[int]) -> tuple[list[np.ndarray], list[PlaneGrid]]:
         """The slices as the networks see them, and their grids."""

@@ -197,10 +197,12 @@ def fat_share(read_slice: Callable[[int], np.ndarray], n_slices: int) -> float:
     return int(np.count_nonzero(pixels <= FAT_HU)) / pixels.size
 
 
-def dark_share(read_slice: Callable[[int], np.ndarray], n_slices: int) -> float:
-    """The share of an image's pixels at DARK_LEVEL of its brightest value or below (_checked_pixels)."""
-    pixels = _checked_pixels(read_slice, n_slices)
-    return int(np.count_nonzero(pixels <= DARK_LEVEL * pixels.max())) / pixels.size
+def dark_share(read_slice: Callable[[int], np.ndarray], n_slices: int, floor: float = 0.0) -> float:
+    """The share of an image's pixels at DARK_LEVEL of its brightest value or below (_checked_pixels), both seen from
+    its floor (intensity_floor); 0 for a blank image."""
+    pixels = _checked_pixels(read_slice, n_slices) - floor
+    brightest = pixels.max()
+    return int(np.count_nonzero(pixels <= DARK_LEVEL * brightest)) / pixels.size if brightest > 0 else 0.0
 
 
 def mostly_dark_warnings(share: float) -> list[str]:

@@ -105,6 +105,8 @@ def test_a_probability_map_is_told_by_its_dark_pixels_an_mr_image_with_air_aroun
     probabilities = ndimage.gaussian_filter(structure, 1.5)  # soft at its edges, as a segmentation network's
     [warning] = mostly_dark_warnings(dark_share(lambda s: probabilities, 1))
     assert warning.startswith("99 % of the image's pixels are dark (at most 1 % of its brightest value)")
+    assert dark_share(lambda s: probabilities - 0.5, 1, floor=-0.5) == dark_share(lambda s: probabilities, 1)
+    assert dark_share(lambda s: np.zeros(mr.shape), 1) == 0.0  # blank: nothing to say
 
 
 def test_a_ct_is_told_from_an_mr_image_by_its_fat_and_air_in_hounsfield_units():
