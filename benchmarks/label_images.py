@@ -5,8 +5,9 @@
 Each real label volume (cord and grey-matter masks, MyoSegmenTUM's muscle labels, the TotalSegmentator example's
 segmentation) given as if it were the image, as it is and blurred into a probability map (its labelled pixels, 1,
 under a Gaussian of 1 pixel in-plane, as a network's soft output); and each real MR volume as acquired and exported
-8-bit: its whole range stretched to 0-255 (colour_composites.to_8_bit), the same with 31 grey levels only, and from 0
-to its 70th and 50th intensity percentile, so that a third or half of the body is white. Prints, per volume:
+8-bit: its whole range stretched to 0-255 (colour_composites.to_8_bit), the same with 31 grey levels only, from 0 to
+its 70th and 50th intensity percentile, so that a third or half of the body is white, and saved as JPEG at quality 75
+and 15 (exported_images.jpeg). Prints, per volume:
 - the share of labelled pixels in flat regions (visibility.flat_pixels: a label image of more than MAX_LABEL_VALUES
   values from MIN_FLAT_SHARE) and whether measure refuses it (visibility.not_an_mr_image);
 - the share of dark pixels (visibility.dark_share: a warning from MOSTLY_DARK_SHARE) for the volumes as they are
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from colour_composites import to_8_bit  # noqa: E402
 from evaluate_real import LABEL_FILE_MARKERS, REAL_FOLDER  # noqa: E402
+from exported_images import jpeg  # noqa: E402
 from SpinalStenosisLib.visibility import (MIN_FLAT_SHARE, MOSTLY_DARK_SHARE, dark_share, flat_pixels,  # noqa: E402
                                           mostly_dark_warnings, not_an_mr_image)
 from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
@@ -46,7 +48,9 @@ def exports(volume) -> dict:
             "8-bit": lambda s: to_8_bit(volume.read_slice(s), low, high),
             "31 levels": lambda s: np.round(to_8_bit(volume.read_slice(s), low, high) / 255.0 * 30.0),
             "8-bit to p70": lambda s: to_8_bit(volume.read_slice(s), low, float(np.percentile(body, 70))),
-            "8-bit to p50": lambda s: to_8_bit(volume.read_slice(s), low, float(np.percentile(body, 50)))}
+            "8-bit to p50": lambda s: to_8_bit(volume.read_slice(s), low, float(np.percentile(body, 50))),
+            "JPEG 75": lambda s: jpeg(to_8_bit(volume.read_slice(s), low, high), 75),
+            "JPEG 15": lambda s: jpeg(to_8_bit(volume.read_slice(s), low, high), 15)}
 
 
 def label_views(volume) -> dict:

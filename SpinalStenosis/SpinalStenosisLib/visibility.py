@@ -32,20 +32,22 @@ CLIPPED_CANAL_FRACTION = 0.3
 # A label image holds a few small whole numbers (this project's 0-3, a mask's 0-1, the Lumbar Spine MRI dataset's
 # multiples of 50 up to 250); an MR image, even an 8-bit export, hundreds of values
 MAX_LABEL_VALUES, MAX_LABEL_VALUE = 16, 255
-# A segmentation of many structures (TotalSegmentator's 50 MR classes) holds more values, but in flat regions: most of
-# its labelled pixels lie inside one, their 3 x 3 neighbourhood one value (65 % of the TotalSegmentator example's,
-# 84-85 % of the MyoSegmenTUM muscle labels'). Noise leaves few flat pixels in an MR image: on the real validation
-# volumes exported 8-bit at most 3 % (18 % in sub-9669), with 31 grey levels at most 25 %
-# (benchmarks/label_images.py)
-MIN_FLAT_SHARE = 0.5
+# A segmentation of many structures holds more values (TotalSegmentator's 50 MR classes, 117 CT ones), but in flat
+# regions: most of its labelled pixels lie inside one, their 3 x 3 neighbourhood one value (65 % of the
+# TotalSegmentator example's, 84-85 % of the MyoSegmenTUM muscle labels'). Noise leaves few flat pixels in an MR
+# image: on the real validation volumes exported 8-bit none, with 31 grey levels at most 25 %, as JPEG at quality 75
+# and 15 at most 11 and 35 % (benchmarks/label_images.py). A JPEG export smooths noise flat in places (on synthetic
+# slices at quality 15 up to 57 %), but its ringing leaves it nearly every one of the 256 values (at least 241)
+MIN_FLAT_SHARE, MAX_FLAT_LABEL_VALUES = 0.5, 128
+FLAT_EDGES = 0.02  # of the brightest value: the pixels this close to 0 or to it are not counted (flat_pixels)
 # A CT in Hounsfield units has its fat at about -100 and its air at about -1000: a tenth or more of even a field of
 # view inside the body (a spine CT's); an MR image has no intensity below 0 but a little noise, whatever its scale
 # (normalised, a few units below 0)
 FAT_HU, CT_FAT_SHARE = -50.0, 0.05
 # A mask or a probability map (a segmentation network's soft output) of a small structure is dark, 0 or nearly, on
 # most of its pixels: the real cord, grey-matter and muscle masks blurred into one on 92-100 %, but the cord's on the
-# SCT T2*'s 25 mm crop on 82 %; an MR image, with air around the body or zeroed by the scanner, on at most 70 % (CHAOS
-# volume 10 and the MyoSegmenTUM water images exported with 31 grey levels; benchmarks/label_images.py). A neck in a
+# SCT T2*'s 25 mm crop on 82 %; an MR image, with air around the body or zeroed by the scanner, on at most 71 % (CHAOS
+# volume 10 and the MyoSegmenTUM water images, exported coarsely; benchmarks/label_images.py). A neck in a
 # wide field of view has much air: the GM challenge's sub-9418 (192 mm) 62 %, which a 280 mm one would make about 82 %
 DARK_LEVEL, MOSTLY_DARK_SHARE = 0.01, 0.9  # of the image's brightest value; of its pixels
 # Padding is solid zeros; a dark image's noise leaves scattered ones (the SCT lumbar T2's, beside its canal, reach
@@ -157,31 +159,37 @@ def clipped_image_warnings(read_slice: Callable[[int], np.ndarray], canal_stack:
 
 def label_values(read_slice: Callable[[int], np.ndarray], n_slices: int) -> list[int] | None:
     """The values of an image that is a label image: 2 or more whole numbers from 0 to MAX_LABEL_VALUE over all its
-    slices, either MAX_LABEL_VALUES at most or MIN_FLAT_SHARE of the labelled pixels in flat regions (flat_pixels);
-    None for any other image (decided on its first slice with anatomy, for an MR image), and for a blank one."""
+    slices, either MAX_LABEL_VALUES at most or up to MAX_FLAT_LABEL_VALUES with MIN_FLAT_SHARE of the labelled pixels
+    in flat regions (flat_pixels); None for any other image (decided on its first slice with anatomy, for an MR
+    image), and for a blank one."""
     values: set[float] = set()
     flat, labelled = 0, 0
+
+    def label_like(count: int, flat: int, labelled: int) -> bool:
+        """Whether count values, flat of labelled pixels in flat regions, are a label image's."""
+        return count <= MAX_LABEL_VALUES or (count <= MAX_FLAT_LABEL_VALUES and flat >= MIN_FLAT_SHARE * labelled)
+
     for s in range(n_slices):
         image = read_slice(s)
-        if len(np.unique(image[::7, ::7])) > MAX_LABEL_VALUE + 1:  # an MR slice, told at a fraction of the cost
+        if len(np.unique(image[::7, ::7])) > MAX_FLAT_LABEL_VALUES:  # an MR slice, told at a fraction of the cost
             return None
         slice_values = np.unique(image)
         if any(v != int(v) or not 0 <= v <= MAX_LABEL_VALUE for v in slice_values.tolist()):
             return None
         slice_flat, slice_labelled = flat_pixels(image)
-        if len(slice_values) > MAX_LABEL_VALUES and slice_flat < MIN_FLAT_SHARE * slice_labelled:
+        if not label_like(len(slice_values), slice_flat, slice_labelled):
             return None  # an 8-bit MR slice
         values.update(slice_values.tolist())
         flat, labelled = flat + slice_flat, labelled + slice_labelled
-    if len(values) < 2 or (len(values) > MAX_LABEL_VALUES and flat < MIN_FLAT_SHARE * labelled):
-        return None
-    return sorted(int(v) for v in values)
+    return sorted(int(v) for v in values) if len(values) > 1 and label_like(len(values), flat, labelled) else None
 
 
 def flat_pixels(image: np.ndarray) -> tuple[int, int]:
     """(how many of an image's labelled pixels have one value over their 3 x 3 neighbourhood, how many are labelled):
-    those neither 0 nor at the image's brightest value, where an export windowed too narrowly is flat."""
-    labelled = (image != 0) & (image != image.max())
+    those more than FLAT_EDGES of its brightest value from 0 and from that value. Any image may be flat there: its
+    air, an export windowed too narrowly where it is white, and both once JPEG's blocks have smoothed their noise."""
+    brightest = image.max()
+    labelled = (image > FLAT_EDGES * brightest) & (image < (1.0 - FLAT_EDGES) * brightest)
     flat = ndimage.maximum_filter(image, 3) == ndimage.minimum_filter(image, 3)
     return int(np.count_nonzero(flat & labelled)), int(np.count_nonzero(labelled))
 

@@ -2,10 +2,12 @@
 clipped at its bright end is told from one that is not, and a label image or a CT from an MR image; a probability map
 is warned of. An image's padding is told from the zeros of its noise. An image normalised to zero mean is seen from
 its darkest level up."""
+import io
 import math
 
 import numpy as np
 import pytest
+from PIL import Image
 from scipy import ndimage
 
 from SpinalStenosisLib.geometry import PlaneGrid
@@ -92,6 +94,10 @@ def test_a_segmentation_of_many_structures_is_told_by_its_flat_regions_an_8_bit_
     for levels in (255, 30):  # 8-bit exports, the coarsest with 31 grey levels
         export = np.round(mr / mr.max() * levels)
         assert label_values(lambda s: export, 3) is None
+    saved = io.BytesIO()
+    Image.fromarray(np.round(mr / mr.max() * 255).astype(np.uint8)).save(saved, "JPEG", quality=5)
+    compressed = np.asarray(Image.open(saved), float)  # three quarters smoothed flat, but over 200 values
+    assert label_values(lambda s: compressed, 3) is None
     top = np.percentile(mr[mr > 0], 10)
     clipped = np.round(np.minimum(mr, top) / top * 255)  # windowed so narrowly that nine tenths of it is white
     assert label_values(lambda s: clipped, 3) is None
