@@ -12,7 +12,9 @@ and 15 (exported_images.jpeg). Prints, per volume:
   values from MIN_FLAT_SHARE) and whether measure refuses it (visibility.not_an_mr_image);
 - the share of dark pixels (visibility.dark_share: a warning from MOSTLY_DARK_SHARE) for the volumes as they are
   and as probability maps.
-Then how many label volumes and probability maps are refused or warned of, and how many MR volumes and exports.
+Then how many label volumes and probability maps are refused or warned of, and how many MR volumes and exports; and
+the same for the first --synthetic whole-body lumbar T2 slices of the held-out seed's stream exported as
+exported_images.py exports them, and as JPEG at quality 15 (their largest share of flat pixels).
 """
 from __future__ import annotations
 
@@ -25,9 +27,9 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
-from colour_composites import to_8_bit  # noqa: E402
+from colour_composites import eight_bit, to_8_bit  # noqa: E402
 from evaluate_real import LABEL_FILE_MARKERS, REAL_FOLDER  # noqa: E402
-from exported_images import jpeg  # noqa: E402
+from exported_images import EXPORTS, jpeg, whole_body_cases  # noqa: E402
 from SpinalStenosisLib.visibility import (MIN_FLAT_SHARE, MOSTLY_DARK_SHARE, dark_share, flat_pixels,  # noqa: E402
                                           mostly_dark_warnings, not_an_mr_image)
 from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
@@ -62,6 +64,7 @@ def label_views(volume) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real", type=Path, default=REAL_FOLDER)
+    parser.add_argument("--synthetic", type=int, default=100)
     args = parser.parse_args()
     counts = {"label": [0, 0], "MR": [0, 0]}  # refused or warned of, of all
     print(f"per view: share of labelled pixels in flat regions (a label image from {MIN_FLAT_SHARE:.0%} where it "
@@ -82,6 +85,16 @@ def main() -> None:
         print(f"{kind:5s} {path.relative_to(args.real)}: " + "; ".join(cells))
     print(f"label volumes and their probability maps refused or warned of: {counts['label'][0]} of "
           f"{counts['label'][1]}; MR volumes and exports: {counts['MR'][0]} of {counts['MR'][1]}")
+    synthetic_exports = {**EXPORTS, "JPEG 15": lambda image: jpeg(eight_bit(image), 15)}
+    flagged, flattest = dict.fromkeys(synthetic_exports, 0), dict.fromkeys(synthetic_exports, 0.0)
+    for image, *_ in whole_body_cases(args.synthetic, "T2"):
+        for name, export in synthetic_exports.items():
+            exported = export(image).astype(float)
+            flagged[name] += bool(not_an_mr_image(lambda s: exported, 1)
+                                  or mostly_dark_warnings(dark_share(lambda s: exported, 1)))
+            flattest[name] = max(flattest[name], flat_share(lambda s: exported, 1))
+    print(f"synthetic T2 slices ({args.synthetic}), refused or warned of / largest share of flat pixels: "
+          + "; ".join(f"{name} {flagged[name]} / {flattest[name]:.2f}" for name in synthetic_exports))
 
 
 if __name__ == "__main__":
