@@ -7,12 +7,12 @@ segmentation) given as if it were the image, as it is and blurred into a probabi
 under a Gaussian of 1 pixel in-plane, as a network's soft output); and each real MR volume as acquired and exported
 8-bit: its whole range stretched to 0-255 (colour_composites.to_8_bit), the same with 31 grey levels only, from 0 to
 its 70th and 50th intensity percentile, so that a third or half of the body is white, and saved as JPEG at quality 75
-and 15 (exported_images.jpeg). Prints, per volume:
+and 15 (exported_images.jpeg); and as acquired with 60 % of its width zeroed, as padding beyond an imaged area is.
+Prints, per volume:
 - the share of labelled pixels in flat regions (visibility.flat_pixels: a label image of more than MAX_LABEL_VALUES
   values from MIN_FLAT_SHARE) and whether measure refuses it (visibility.not_an_mr_image);
-- the share of dark pixels (visibility.dark_share: a warning from MOSTLY_DARK_SHARE) for the volumes as they are
-  and as probability maps.
-Then how many label volumes and probability maps are refused or warned of, and how many MR volumes and exports; and
+- the share of dark pixels (visibility.dark_share: a warning from MOSTLY_DARK_SHARE).
+Then how many label volumes and probability maps are refused or warned of, and how many MR volumes in each view; and
 the same for the first --synthetic whole-body lumbar T2 slices of the held-out seed's stream exported as
 exported_images.py exports them, and as JPEG at quality 15 (their largest share of flat pixels).
 """
@@ -52,7 +52,15 @@ def exports(volume) -> dict:
             "8-bit to p70": lambda s: to_8_bit(volume.read_slice(s), low, float(np.percentile(body, 70))),
             "8-bit to p50": lambda s: to_8_bit(volume.read_slice(s), low, float(np.percentile(body, 50))),
             "JPEG 75": lambda s: jpeg(to_8_bit(volume.read_slice(s), low, high), 75),
-            "JPEG 15": lambda s: jpeg(to_8_bit(volume.read_slice(s), low, high), 15)}
+            "JPEG 15": lambda s: jpeg(to_8_bit(volume.read_slice(s), low, high), 15),
+            "60 % padded": lambda s: padded(volume.read_slice(s), 0.6)}
+
+
+def padded(image: np.ndarray, share: float) -> np.ndarray:
+    """The image with its last columns, share of its width, zeroed as padding beyond an imaged area is."""
+    image = image.copy()
+    image[:, round((1.0 - share) * image.shape[1]):] = 0.0
+    return image
 
 
 def label_views(volume) -> dict:
@@ -66,7 +74,7 @@ def main() -> None:
     parser.add_argument("--real", type=Path, default=REAL_FOLDER)
     parser.add_argument("--synthetic", type=int, default=100)
     args = parser.parse_args()
-    counts = {"label": [0, 0], "MR": [0, 0]}  # refused or warned of, of all
+    counts = {"label": {}, "MR": {}}  # by view: refused or warned of, of all
     print(f"per view: share of labelled pixels in flat regions (a label image from {MIN_FLAT_SHARE:.0%} where it "
           f"holds more than a few values), share of dark pixels (warned of from {MOSTLY_DARK_SHARE:.0%}), and what "
           "measure does")
@@ -79,12 +87,13 @@ def main() -> None:
             dark = dark_share(read_slice, volume.n_slices)
             outcome = (f" refused ({reason.split(':')[0]})" if reason
                        else " warned" if mostly_dark_warnings(dark) else "")
-            counts[kind][0] += bool(outcome)
-            counts[kind][1] += 1
+            flagged, of = counts[kind].get(name, (0, 0))
+            counts[kind][name] = (flagged + bool(outcome), of + 1)
             cells.append(f"{name} {flat_share(read_slice, volume.n_slices):.2f}, {dark:.2f}{outcome}")
         print(f"{kind:5s} {path.relative_to(args.real)}: " + "; ".join(cells))
-    print(f"label volumes and their probability maps refused or warned of: {counts['label'][0]} of "
-          f"{counts['label'][1]}; MR volumes and exports: {counts['MR'][0]} of {counts['MR'][1]}")
+    for kind, views in counts.items():
+        print(f"{kind} volumes refused or warned of: "
+              + "; ".join(f"{name} {flagged} of {of}" for name, (flagged, of) in views.items()))
     synthetic_exports = {**EXPORTS, "JPEG 15": lambda image: jpeg(eight_bit(image), 15)}
     flagged, flattest = dict.fromkeys(synthetic_exports, 0), dict.fromkeys(synthetic_exports, 0.0)
     for image, *_ in whole_body_cases(args.synthetic, "T2"):

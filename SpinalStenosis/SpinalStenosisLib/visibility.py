@@ -48,7 +48,8 @@ FAT_HU, CT_FAT_SHARE = -50.0, 0.05
 # most of its pixels: the real cord, grey-matter and muscle masks blurred into one on 92-100 %, but the cord's on the
 # SCT T2*'s 25 mm crop on 82 %; an MR image, with air around the body or zeroed by the scanner, on at most 71 % (CHAOS
 # volume 10 and the MyoSegmenTUM water images, exported coarsely; benchmarks/label_images.py). A neck in a
-# wide field of view has much air: the GM challenge's sub-9418 (192 mm) 62 %, which a 280 mm one would make about 82 %
+# wide field of view has much air: the GM challenge's sub-9418 (192 mm) 62 %, which a 280 mm one would make about 82 %.
+# Padding adds to it: with 60 % of its width zeroed, sub-9669 reaches 91 %
 DARK_LEVEL, MOSTLY_DARK_SHARE = 0.01, 0.9  # of the image's brightest value; of its pixels
 # Padding is solid zeros; a dark image's noise leaves scattered ones (the SCT lumbar T2's, beside its canal, reach
 # the image's edge through its noise). No canal or foramen found on the real validation images borders zeros that
@@ -219,8 +220,8 @@ def mostly_dark_warnings(share: float) -> list[str]:
     if share < MOSTLY_DARK_SHARE:
         return []
     return [f"{int(100 * share)} % of the image's pixels are dark (at most {100 * DARK_LEVEL:.0f} % of its brightest "
-            "value), as in a mask or a probability map: check that the image measured is the MR image, not a "
-            "segmentation"]
+            "value), as in a mask or a probability map, or an image mostly padding: check that the image measured is "
+            "the MR image, not a segmentation"]
 
 
 def intensity_floor(read_slice: Callable[[int], np.ndarray], n_slices: int) -> tuple[float, float]:
