@@ -49,19 +49,22 @@ def _pick_slices(measurements: list[SliceMeasurement], worst_slices: set[int]) -
 
 
 def _caption(m: SliceMeasurement, region: str, block: str = "") -> str:
+    """A panel's caption: the slice, then a line a measurement, each marked CHECK where its structure is to check;
+    why, where the reason is the image's edge or the spine's axis, on the structure's first line only (the canal's
+    area line would not fit the panel's width with it)."""
     grades = grade(m.values, region, m.level)
 
-    def fmt(value: float, unit: str, label: str, structure: str) -> str:
-        check = ("  CHECK (edge)" if structure in m.cut_by_field_of_view  # the image's edge cuts it
-                 else "  CHECK (off axis)" if structure == "canal" and off_axis(m.canal_off_axis_mm)  # elsewhere?
+    def fmt(value: float, unit: str, label: str, structure: str, why: bool = True) -> str:
+        check = ("  CHECK (edge)" if why and structure in m.cut_by_field_of_view  # the image's edge cuts it
+                 else "  CHECK (off axis)" if why and structure == "canal" and off_axis(m.canal_off_axis_mm)
                  else "  CHECK" if m.is_to_check(structure) else "")
         return "absent" if math.isnan(value) else f"{value:.1f} {unit}" + (f" ({label})" if label else "") + check
 
     return "\n".join([
         f"{slice_name(m.slice_index, m.level, block)}  z={m.z_mm:.1f} mm",
         f"AP {fmt(m.values['canal_ap_mm'], 'mm', grades['canal_ap_grade'], 'canal')}",
-        f"area {fmt(m.values['canal_area_mm2'], 'mm²', grades['canal_area_grade'], 'canal')}",
-        f"transverse {fmt(m.values['canal_transverse_mm'], 'mm', '', 'canal')}",
+        f"area {fmt(m.values['canal_area_mm2'], 'mm²', grades['canal_area_grade'], 'canal', why=False)}",
+        f"transverse {fmt(m.values['canal_transverse_mm'], 'mm', '', 'canal', why=False)}",
         f"foramen R {fmt(m.values['right_foramen_width_mm'], 'mm', grades['right_foramen_grade'], 'right_foramen')}",
         f"foramen L {fmt(m.values['left_foramen_width_mm'], 'mm', grades['left_foramen_grade'], 'left_foramen')}",
     ])

@@ -86,7 +86,7 @@ def test_each_named_level_adds_a_line_of_its_worst_findings_under_the_studys(tmp
 
 
 def test_a_caption_marks_each_measurement_of_a_structure_the_network_doubts_and_says_why_where_it_can():
-    from SpinalStenosisLib.report import _caption
+    from SpinalStenosisLib.report import CAPTION_TEXT_PX, VIEW_PX, _caption, _font
 
     grid = axial_grid(shape=(200, 200))
     rows, columns = np.indices(grid.shape)
@@ -100,7 +100,12 @@ def test_a_caption_marks_each_measurement_of_a_structure_the_network_doubts_and_
     assert [line for line in lines if "CHECK" in line] == [line for line in lines if line.startswith("foramen L")]
     assert lines[-1].endswith("CHECK (edge)")
     lines = _caption(measure_slice({"canal": canal}, grid, canal_off_axis_mm=26.0), "lumbar").splitlines()
-    assert [line.split()[0] for line in lines if line.endswith("CHECK (off axis)")] == ["AP", "area", "transverse"]
+    assert [line.split()[0] for line in lines if line.endswith("CHECK (off axis)")] == ["AP"]  # why, once
+    assert [line.split()[0] for line in lines if line.endswith("CHECK")] == ["area", "transverse"]
+    font = _font("DejaVuSansMono.ttf", CAPTION_TEXT_PX)
+    for widest in ("AP 10.7 mm (relative stenosis)  CHECK (off axis)", "area 328.6 mm² (relative stenosis)  CHECK",
+                   "foramen L 12.3 mm (normal)  CHECK (edge)"):  # each fits the panel's width
+        assert font.getlength(widest) <= VIEW_PX - 8
 
 
 def test_a_stack_gets_a_profile_of_its_canal_with_each_slice_in_its_grades_colour(tmp_path):
