@@ -166,9 +166,10 @@ def label_values(read_slice: Callable[[int], np.ndarray], n_slices: int) -> list
     values: set[float] = set()
     flat, labelled = 0, 0
 
-    def label_like(count: int, flat: int, labelled: int) -> bool:
-        """Whether count values, flat of labelled pixels in flat regions, are a label image's."""
-        return count <= MAX_LABEL_VALUES or (count <= MAX_FLAT_LABEL_VALUES and flat >= MIN_FLAT_SHARE * labelled)
+    def label_like(n_values: int, n_flat: int, n_labelled: int) -> bool:
+        """Whether n_values values, n_flat of n_labelled pixels in flat regions, are a label image's."""
+        return n_values <= MAX_LABEL_VALUES or (n_values <= MAX_FLAT_LABEL_VALUES
+                                                 and n_flat >= MIN_FLAT_SHARE * n_labelled)
 
     for s in range(n_slices):
         image = read_slice(s)
