@@ -166,10 +166,10 @@ def label_values(read_slice: Callable[[int], np.ndarray], n_slices: int) -> list
     values: set[float] = set()
     flat, labelled = 0, 0
 
-    def label_like(n_values: int, n_flat: int, n_labelled: int) -> bool:
+    def label_like(n_values: int, n_flat: int, n_labelled: int, flat_share: float = MIN_FLAT_SHARE) -> bool:
         """Whether n_values values, n_flat of n_labelled pixels in flat regions, are a label image's."""
         return n_values <= MAX_LABEL_VALUES or (n_values <= MAX_FLAT_LABEL_VALUES
-                                                 and n_flat >= MIN_FLAT_SHARE * n_labelled)
+                                                 and n_flat >= flat_share * n_labelled)
 
     for s in range(n_slices):
         image = read_slice(s)
@@ -179,8 +179,10 @@ def label_values(read_slice: Callable[[int], np.ndarray], n_slices: int) -> list
         if any(v != int(v) or not 0 <= v <= MAX_LABEL_VALUE for v in slice_values.tolist()):
             return None
         slice_flat, slice_labelled = flat_pixels(image)
-        if not label_like(len(slice_values), slice_flat, slice_labelled):
-            return None  # an 8-bit MR slice
+        # a slice of many small structures may be less flat (the TotalSegmentator example's 53-72 %): a slice decides
+        # only where it is clearly an 8-bit MR slice, the whole image elsewhere
+        if not label_like(len(slice_values), slice_flat, slice_labelled, MIN_FLAT_SHARE / 2):
+            return None
         values.update(slice_values.tolist())
         flat, labelled = flat + slice_flat, labelled + slice_labelled
     return sorted(int(v) for v in values) if len(values) > 1 and label_like(len(values), flat, labelled) else None
