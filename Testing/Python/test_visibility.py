@@ -88,6 +88,8 @@ def test_a_label_image_is_told_from_an_mr_image_by_its_few_small_whole_values():
 def test_a_segmentation_of_many_structures_is_told_by_its_flat_regions_an_8_bit_export_is_not():
     organs = np.kron(np.arange(24.0).reshape(4, 6), np.ones((16, 16)))  # 24 labelled regions
     assert label_values(lambda s: organs, 3) == list(range(24))
+    small = np.kron(np.arange(260.0).reshape(13, 20) % 24, np.ones((5, 5)))[:64, :96]  # a slice of small ones
+    assert label_values(lambda s: [small, organs, organs][s], 3) == list(range(24))  # decided on the whole
     assert not_an_mr_image(lambda s: organs, 3).startswith(
         "the image holds only 24 whole values, from 0 to 23, in flat regions: a label image")
     mr = synthetic_slice(np.random.default_rng(0), "lumbar", with_truth=False).image
