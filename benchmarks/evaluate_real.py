@@ -39,7 +39,8 @@ from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.measurement import STRUCTURE_WORDS, STRUCTURES  # noqa: E402
 from SpinalStenosisLib.pipeline import coarse_pixel_warnings, measure_with_segmenter, region_shown_by  # noqa: E402
 from SpinalStenosisLib.report import write_report  # noqa: E402
-from SpinalStenosisLib.visibility import CT_FAT_SHARE, FAT_HU, fat_share, not_an_mr_image  # noqa: E402
+from SpinalStenosisLib.visibility import (CT_FAT_SHARE, FAT_HU, checked_pixels, fat_share,  # noqa: E402
+                                          not_an_mr_image)
 from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
 
 CERVICAL = [("gmchallenge_cervical_t2star", f"sub-{s}_run-1_T2starw.nii.gz", f"sub-{s}_run-1_T2starw_seg-manual.nii.gz")
@@ -214,7 +215,7 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
         volume = open_axial(path)
         if not_an_mr_image(volume.read_slice, volume.n_slices):
             results["not_mr"].append(name)
-        results["fat_share"].append(fat_share(volume.read_slice, volume.n_slices))
+        results["fat_share"].append(fat_share(checked_pixels(volume.read_slice, volume.n_slices)))
         run = measure_with_segmenter(volume, segmenter)
         warnings = run.warnings
         write_report(overlays / f"{path.parent.name}_{path.name.split('.')[0]}.png", run.measurements,

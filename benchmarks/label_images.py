@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 from colour_composites import eight_bit, to_8_bit  # noqa: E402
 from evaluate_real import LABEL_FILE_MARKERS, REAL_FOLDER  # noqa: E402
 from exported_images import EXPORTS, jpeg, whole_body_cases  # noqa: E402
-from SpinalStenosisLib.visibility import (MIN_FLAT_SHARE, MOSTLY_DARK_SHARE, dark_share, flat_pixels,  # noqa: E402
-                                          mostly_dark_warnings, not_an_mr_image)
+from SpinalStenosisLib.visibility import (MIN_FLAT_SHARE, MOSTLY_DARK_SHARE, checked_pixels, dark_share,  # noqa: E402
+                                          flat_pixels, mostly_dark_warnings, not_an_mr_image)
 from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
 
 
@@ -84,7 +84,7 @@ def main() -> None:
         cells = []
         for name, read_slice in (label_views(volume) if kind == "label" else exports(volume)).items():
             reason = not_an_mr_image(read_slice, volume.n_slices)
-            dark = dark_share(read_slice, volume.n_slices)
+            dark = dark_share(checked_pixels(read_slice, volume.n_slices))
             outcome = (f" refused ({reason.split(':')[0]})" if reason
                        else " warned" if mostly_dark_warnings(dark) else "")
             flagged, of = counts[kind].get(name, (0, 0))
@@ -100,7 +100,7 @@ def main() -> None:
         for name, export in synthetic_exports.items():
             exported = export(image).astype(float)
             flagged[name] += bool(not_an_mr_image(lambda s: exported, 1)
-                                  or mostly_dark_warnings(dark_share(lambda s: exported, 1)))
+                                  or mostly_dark_warnings(dark_share(exported.ravel())))
             flattest[name] = max(flattest[name], flat_share(lambda s: exported, 1))
     print(f"synthetic T2 slices ({args.synthetic}), refused or warned of / largest share of flat pixels: "
           + "; ".join(f"{name} {flagged[name]} / {flattest[name]:.2f}" for name in synthetic_exports))

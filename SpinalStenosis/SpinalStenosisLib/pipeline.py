@@ -16,8 +16,8 @@ from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measur
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
                       write_levels_csv, write_rulers, write_series_json)
 from .report import StackView, write_report, write_series_report
-from .visibility import (clipped_image_warnings, dark_share, field_of_view, intensity_floor, mostly_dark_warnings,
-                         not_an_mr_image, offset_warnings)
+from .visibility import (checked_pixels, clipped_image_warnings, dark_share, field_of_view, intensity_floor,
+                         mostly_dark_warnings, not_an_mr_image, offset_warnings)
 from .volume_io import AxialVolume, InputError, open_axial_blocks, read_labels, write_labels
 
 ProgressCallback = Callable[[int, int], None]
@@ -223,9 +223,9 @@ def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple
     (surest_channel_steps)."""
     if volume.colour_channels:
         return (yield from surest_channel_steps(volume, segmenter))
-    negative_share, floor = intensity_floor(volume.read_slice, volume.n_slices)
-    image_warnings = (offset_warnings(negative_share, floor)
-                      + mostly_dark_warnings(dark_share(volume.read_slice, volume.n_slices, floor)))
+    pixels = checked_pixels(volume.read_slice, volume.n_slices)
+    negative_share, floor = intensity_floor(pixels)
+    image_warnings = offset_warnings(negative_share, floor) + mostly_dark_warnings(dark_share(pixels, floor))
 
     def views(indices: list[int]) -> tuple[list[np.ndarray], list[PlaneGrid]]:
         """The slices as the networks see them, and their grids."""

@@ -19,7 +19,7 @@ import torch
 
 from .crop import normalise, resample, roi_box_mask, whole_slice_grid
 from .geometry import PlaneGrid
-from .visibility import intensity_floor
+from .visibility import checked_pixels, intensity_floor
 from .volume_io import AxialVolume, open_axial
 
 PNG_PIXEL_MM = 0.6875
@@ -81,7 +81,8 @@ class RealPairs:
         for case in labelled_cases(folder):
             # a colour composite's channels each, as the networks measure them (pipeline.surest_channel_steps)
             for volume in list(case.volume.colour_channels.values()) or [case.volume]:
-                _, floor = intensity_floor(volume.read_slice, volume.n_slices)  # as the networks see it measuring
+                # the image as the networks see it measuring
+                _, floor = intensity_floor(checked_pixels(volume.read_slice, volume.n_slices))
                 for s in range(volume.n_slices):
                     labels = case.labels[s]
                     if (labels == 1).any():

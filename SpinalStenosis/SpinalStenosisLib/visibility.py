@@ -198,21 +198,21 @@ def flat_pixels(image: np.ndarray) -> tuple[int, int]:
     return int(np.count_nonzero(flat & labelled)), int(np.count_nonzero(labelled))
 
 
-def _checked_pixels(read_slice: Callable[[int], np.ndarray], n_slices: int) -> np.ndarray:
-    """The pixels of CHECKED_SLICES slices spread over the stack."""
+def checked_pixels(read_slice: Callable[[int], np.ndarray], n_slices: int) -> np.ndarray:
+    """The pixels of CHECKED_SLICES slices spread over the stack: the sample fat_share, dark_share and
+    intensity_floor judge an image by, read once for all three."""
     return np.concatenate([read_slice(s).ravel() for s in range(0, n_slices, max(1, n_slices // CHECKED_SLICES))])
 
 
-def fat_share(read_slice: Callable[[int], np.ndarray], n_slices: int) -> float:
-    """The share of an image's pixels at FAT_HU or below (_checked_pixels)."""
-    pixels = _checked_pixels(read_slice, n_slices)
+def fat_share(pixels: np.ndarray) -> float:
+    """The share of an image's pixels (checked_pixels) at FAT_HU or below."""
     return int(np.count_nonzero(pixels <= FAT_HU)) / pixels.size
 
 
-def dark_share(read_slice: Callable[[int], np.ndarray], n_slices: int, floor: float = 0.0) -> float:
-    """The share of an image's pixels at DARK_LEVEL of its brightest value or below (_checked_pixels), both seen from
+def dark_share(pixels: np.ndarray, floor: float = 0.0) -> float:
+    """The share of an image's pixels (checked_pixels) at DARK_LEVEL of its brightest value or below, both seen from
     its floor (intensity_floor); 0 for a blank image."""
-    pixels = _checked_pixels(read_slice, n_slices) - floor
+    pixels = pixels - floor
     brightest = pixels.max()
     return int(np.count_nonzero(pixels <= DARK_LEVEL * brightest)) / pixels.size if brightest > 0 else 0.0
 
@@ -227,10 +227,9 @@ def mostly_dark_warnings(share: float) -> list[str]:
             "the MR image, not a segmentation"]
 
 
-def intensity_floor(read_slice: Callable[[int], np.ndarray], n_slices: int) -> tuple[float, float]:
-    """(the share of an image's pixels below 0, the level the networks take as its zero) (_checked_pixels): 0 for an
+def intensity_floor(pixels: np.ndarray) -> tuple[float, float]:
+    """(the share of an image's pixels (checked_pixels) below 0, the level the networks take as its zero): 0 for an
     image with less than NEGATIVE_SHARE of its pixels below 0, else its FLOOR_PERCENTILE percentile."""
-    pixels = _checked_pixels(read_slice, n_slices)
     negative = int(np.count_nonzero(pixels < 0)) / pixels.size
     return negative, (float(np.percentile(pixels, FLOOR_PERCENTILE)) if negative >= NEGATIVE_SHARE else 0.0)
 
@@ -251,7 +250,7 @@ def not_an_mr_image(read_slice: Callable[[int], np.ndarray], n_slices: int) -> s
         held = (f"the values {', '.join(map(str, labels))}" if len(labels) <= MAX_LABEL_VALUES
                 else f"{len(labels)} whole values, from {labels[0]} to {labels[-1]}, in flat regions")
         return f"the image holds only {held}: a label image (a segmentation or mask)"
-    fat = fat_share(read_slice, n_slices)
+    fat = fat_share(checked_pixels(read_slice, n_slices))
     if fat >= CT_FAT_SHARE:
         return (f"{100 * fat:.0f} % of the image's pixels are at {FAT_HU:.0f} or below, as fat and air are in a CT's "
                 "Hounsfield units: a CT image")

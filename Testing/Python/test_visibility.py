@@ -12,9 +12,9 @@ from scipy import ndimage
 
 from SpinalStenosisLib.geometry import PlaneGrid
 from SpinalStenosisLib.visibility import (MIN_CANAL_EDGE_TO_NOISE, NEGATIVE_SHARE, canal_edge_to_noise,
-                                          clipped_canal, clipped_image_warnings, dark_share, intensity_floor,
-                                          label_values, mostly_dark_warnings, noise_sd, not_an_mr_image,
-                                          offset_warnings, padding)
+                                          checked_pixels, clipped_canal, clipped_image_warnings, dark_share,
+                                          intensity_floor, label_values, mostly_dark_warnings, noise_sd,
+                                          not_an_mr_image, offset_warnings, padding)
 from SpinalStenosisLib.synth.dataset import synthetic_slice
 
 
@@ -107,14 +107,14 @@ def test_a_segmentation_of_many_structures_is_told_by_its_flat_regions_an_8_bit_
 
 def test_a_probability_map_is_told_by_its_dark_pixels_an_mr_image_with_air_around_it_is_not():
     mr = synthetic_slice(np.random.default_rng(0), "lumbar", with_truth=False).image
-    assert mostly_dark_warnings(dark_share(lambda s: mr, 1)) == []
+    assert mostly_dark_warnings(dark_share(mr.ravel())) == []
     structure = np.zeros(mr.shape)
     structure[100:130, 150:170] = 1.0
     probabilities = ndimage.gaussian_filter(structure, 1.5)  # soft at its edges, as a segmentation network's
-    [warning] = mostly_dark_warnings(dark_share(lambda s: probabilities, 1))
+    [warning] = mostly_dark_warnings(dark_share(probabilities.ravel()))
     assert warning.startswith("99 % of the image's pixels are dark (at most 1 % of its brightest value)")
-    assert dark_share(lambda s: probabilities - 0.5, 1, floor=-0.5) == dark_share(lambda s: probabilities, 1)
-    assert dark_share(lambda s: np.zeros(mr.shape), 1) == 0.0  # blank: nothing to say
+    assert dark_share((probabilities - 0.5).ravel(), floor=-0.5) == dark_share(probabilities.ravel())
+    assert dark_share(np.zeros(mr.shape).ravel()) == 0.0  # blank: nothing to say
 
 
 def test_a_ct_is_told_from_an_mr_image_by_its_fat_and_air_in_hounsfield_units():
@@ -146,14 +146,14 @@ def test_an_image_normalised_to_zero_mean_is_seen_from_its_darkest_level_and_an_
     rng = np.random.default_rng(3)
     magnitude = np.abs(rng.normal(0.0, 4.0, (6, 64, 64)))  # air: the noise's magnitude
     magnitude[:, 12:52, 10:54] += rng.uniform(100.0, 900.0, (6, 40, 44))  # the body
-    assert intensity_floor(lambda s: magnitude[s], 6) == (0.0, 0.0)
+    assert intensity_floor(checked_pixels(lambda s: magnitude[s], 6)) == (0.0, 0.0)
     ringing = magnitude.copy()
     ringing[:, 11, 10:54] = -30.0  # interpolation's overshoot beside an edge: a few pixels below 0
-    share, floor = intensity_floor(lambda s: ringing[s], 6)
+    share, floor = intensity_floor(checked_pixels(lambda s: ringing[s], 6))
     assert 0 < share < NEGATIVE_SHARE and floor == 0.0 and offset_warnings(share, floor) == []
 
     normalised = (magnitude - magnitude.mean()) / magnitude.std()
-    share, floor = intensity_floor(lambda s: normalised[s], 6)
+    share, floor = intensity_floor(checked_pixels(lambda s: normalised[s], 6))
     assert share > 0.5 and floor == pytest.approx(np.percentile(normalised, 0.5))
     air = normalised[:, :10, :] - floor  # the air, seen from the floor up: as dark as the magnitude image's, to scale
     assert np.median(air) * magnitude.std() == pytest.approx(np.median(magnitude[:, :10, :]), abs=1.0)
