@@ -558,8 +558,7 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
 
     def toCheck(self, parameterNode) -> str:
         """What the network was unsure of, the image barely shows, lies off the spine's axis or the image's edge cuts,
-        by structure ("the canal on slice
-        3; ..."; "" for nothing)."""
+        by structure ("the canal on slice 3; ..."; "" for nothing)."""
         from SpinalStenosisLib.measurement import describe_checks
         from SpinalStenosisLib.scene_table import to_check
 
