@@ -1,6 +1,7 @@
 """Train the ROI or canal CoU-Net on on-the-fly synthetic slices (optionally mixed with real labelled data)."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import subprocess
@@ -472,7 +473,8 @@ def training_step(model: CoUNet, config: TrainConfig, optimiser, scheduler, real
     if config.mirror_weight:
         inputs, targets = with_mirrors(config.network, inputs, targets)
     training_mode(model, config)
-    with torch.autocast("cpu", dtype=forward_dtype, enabled=forward_dtype != torch.float32):
+    # no autocast at all in float32: PyTorch 2.0 refuses a float32 autocast dtype even when disabled
+    with torch.autocast("cpu", dtype=forward_dtype) if forward_dtype != torch.float32 else contextlib.nullcontext():
         logits = model(inputs)
     loss = step_loss(config, logits.float(), targets, channels)
     if config.mirror_weight:

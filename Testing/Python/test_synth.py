@@ -1,4 +1,6 @@
 """The synthetic generator: label consistency, patient sides, truth, determinism, parameter coverage, files."""
+from __future__ import annotations
+
 import csv
 import math
 
