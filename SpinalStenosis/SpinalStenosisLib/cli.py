@@ -88,7 +88,7 @@ def _say_results(runs: list[MeasurementRun], region: str) -> None:
     blocks of a series the worst findings of them all; then those of each named level (over all the blocks)."""
     from .findings import (describe_findings, describe_levels, worst_findings, worst_findings_by_level,
                            worst_findings_by_level_of_blocks, worst_findings_of_blocks)
-    from .measurement import describe_checks
+    from .measurement import CHECK_REASONS, describe_checks
     from .outputs import block_folder
 
     for k, run in enumerate(runs, 1):
@@ -97,8 +97,7 @@ def _say_results(runs: list[MeasurementRun], region: str) -> None:
         print(f"{where}{findings or 'no canal or foramen found'}")
         checks = {m.slice_index: m.check for m in run.measurements if m.check}
         if checks:
-            print(f"{where}check {describe_checks(checks)} (the check column: what the network was unsure of, the "
-                  "image barely shows, lies off the spine's axis, or the edge of the image cuts)")
+            print(f"{where}check {describe_checks(checks)} (the check column: {CHECK_REASONS})")
     if len(runs) > 1:
         blocks = {block_folder(k): run.measurements for k, run in enumerate(runs, 1)}
         series = describe_findings(worst_findings_of_blocks(blocks, region))

@@ -56,6 +56,10 @@ CONFIDENCE_COLUMNS = tuple(f"{name}_confidence" for name in STRUCTURES)
 # what the measurement found beside the values (SliceMeasurement.found), by column
 FOUND_COLUMNS = (*CONFIDENCE_COLUMNS, "canal_edge_to_noise", "canal_off_axis_mm", "cut_by_field_of_view", "check")
 STRUCTURE_WORDS = {name: name.replace("_", " ") for name in STRUCTURES}  # "left_foramen" → "left foramen"
+# what the check column names, for the command line and the table (the module's status line keeps its own copy,
+# a literal inside _() for translation)
+CHECK_REASONS = ("what the network was unsure of, the image barely shows, lies off the spine's axis, or the edge "
+                 "of the image cuts")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Mapping
 
 from .findings import findings_on_slice, worst_findings
 from .grading import CANAL_AP_CUTOFFS_MM, THORACIC, grade
-from .measurement import (CONFIDENCE_COLUMNS, FOUND_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement,
+from .measurement import (CHECK_REASONS, CONFIDENCE_COLUMNS, FOUND_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement,
                           structures_in)
 from .outputs import CSV_COLUMNS
 
@@ -48,8 +48,7 @@ COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
                           "the image does not show 4 cm on each side, and once edited"),
     "cut_by_field_of_view": ("Cut by field of view", "", "The structures the edge of the image cuts: their numbers "
                              "are of the part in view"),
-    "check": ("Check", "", "What the network was unsure of, the image barely shows, lies off the spine's axis or "
-                           "the image's edge cuts: look at it before trusting its numbers"),
+    "check": ("Check", "", f"{CHECK_REASONS.capitalize()}: look at it before trusting its numbers"),
     "worst_findings": ("Worst", "", "The study's worst findings on this slice: the smallest canal AP, dural-sac area "
                        "and foramen widths among the slices where the structure is not to check"),
 }
