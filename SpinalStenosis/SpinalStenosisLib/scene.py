@@ -406,7 +406,9 @@ class StenosisScene:
 
         def edited(table, event) -> None:
             scene_table.take_typed_values(table, accepted, self._region_of(table))
-            accepted[:] = scene_table.measurements_of(table)
+            now = scene_table.measurements_of(table)
+            _show_rulers_of_held_values(outputs.rulers, accepted, now)
+            accepted[:] = now
 
         for node in outputs.rulers.values():
             self._watch(node, ((node.PointStartInteractionEvent, drag_started), (node.PointModifiedEvent, moved),
@@ -576,13 +578,14 @@ class StenosisScene:
             storage.SetFileName(str(staged["segmentation"]))
             if not storage.WriteData(outputs.segmentation):
                 raise OSError(f"could not write {paths['segmentation']}")
+            measurements = scene_table.measurements_of(outputs.table)
+            held = {(m.slice_index, name) for m in measurements for name in _held(m)}
             rulers = {key: Ruler(*(np.array(node.GetNthControlPointPosition(i)) for i in range(2)))  # volume's RAS
                       for key, node in sorted(outputs.rulers.items())
-                      if _whole(node)}  # not one whose point the user deleted
+                      if _whole(node) and key in held}  # not one whose point the user deleted, or typed as absent
             lines = [line_markup(outputs.rulers[key].GetName(), ruler, key[1]) for key, ruler in rulers.items()]
             staged["rulers"].write_text(json.dumps(markups_document(lines), indent=1), encoding="utf-8")
             scene_table.write_csv(outputs.table, staged["table"])
-            measurements = scene_table.measurements_of(outputs.table)
             for m in measurements:
                 m.rulers = {name: ruler for (index, name), ruler in rulers.items() if index == m.slice_index}
             write_levels_csv(staged["levels"], measurements, self._region_of(outputs.table))
@@ -661,6 +664,22 @@ def _placed_rulers(outputs: SceneOutputs) -> list[tuple[int, str]]:
 def _whole(ruler_node) -> bool:
     """Whether there is a ruler node, with both its points."""
     return ruler_node is not None and ruler_node.GetNumberOfControlPoints() == 2
+
+
+def _held(m: SliceMeasurement) -> set[str]:
+    """The measurements a table row holds a value of (not absent: typed as 0, or none found)."""
+    return {name for name, value in m.values.items() if not np.isnan(value)}
+
+
+def _show_rulers_of_held_values(rulers: dict, before: list[SliceMeasurement], after: list[SliceMeasurement]) -> None:
+    """Hide the ruler of a value typed into the table as absent (0), and show it again once a value is typed back:
+    a ruler in view measures what the table holds. Only those whose value came or went, so that a ruler the user hid
+    stays hidden."""
+    for old, new in zip(before, after):
+        for name in _held(old) ^ _held(new):
+            node = rulers.get((new.slice_index, name))
+            if node is not None and node.GetScene() is not None and node.GetDisplayNode() is not None:
+                node.GetDisplayNode().SetVisibility(name in _held(new))
 
 
 def _differing(hashes: list[str], recorded: str | None) -> list[int]:

@@ -804,6 +804,35 @@ def test_a_value_typed_into_the_table_is_graded_again_and_an_observer_sees_only_
     assert len(seen) == events + 4 and all(whole and found == 4 for whole, found in seen)
 
 
+def test_a_ruler_typed_as_absent_is_hidden_and_left_out_of_the_export_until_a_value_comes_back(context, volume,
+                                                                                                   tmp_path):
+    logic, outputs = measure(context, volume)
+    table, key = outputs.table, (1, "right_foramen_width_mm")
+    ruler, hidden_by_user = outputs.rulers[key], outputs.rulers[(2, "canal_ap_mm")]
+    hidden_by_user.GetDisplayNode().SetVisibility(False)
+    row, column = row_of(table, 1), TABLE_COLUMNS.index("right_foramen_width_mm")
+
+    def exported() -> set[str]:
+        written = logic.export(outputs, tmp_path / "export", "patient")["rulers"].read_text(encoding="utf-8")
+        return {line["name"] for line in json.loads(written)["markups"]}
+
+    assert table.SetCellText(row, column, "0")  # no foramen there, says the user
+    assert not ruler.GetDisplayNode().GetVisibility() and not hidden_by_user.GetDisplayNode().GetVisibility()
+    assert exported() == {node.GetName() for node in outputs.rulers.values() if node is not ruler}
+    assert table.SetCellText(row, TABLE_COLUMNS.index("canal_ap_mm"), "6.5")  # another cell: the ruler stays hidden
+    assert not ruler.GetDisplayNode().GetVisibility()
+    assert table.SetCellText(row, column, "3.5")  # a value typed back
+    assert ruler.GetDisplayNode().GetVisibility() and not hidden_by_user.GetDisplayNode().GetVisibility()
+    assert ruler.GetName() in exported()
+    assert table.SetCellText(row, column, "0")
+    labels = logic.labels_of(outputs.segmentation, volume)
+    labels[1][np.argwhere(labels[1] == 1)[0][0], np.argwhere(labels[1] == 1)[0][1]] = 0  # slice 1 edited
+    logic._write_segments(outputs.segmentation, volume, labels)
+    assert logic.remeasure(volume, outputs) == [1]  # measured again: its ruler and value are the masks'
+    assert ruler.GetDisplayNode().GetVisibility() and row_values(table, row)["right_foramen_width_mm"] > 0
+    assert ruler.GetName() in exported()
+
+
 def test_what_the_measurement_found_cannot_be_typed_over(context, volume):
     logic, outputs = measure(context, volume)
     table = outputs.table
