@@ -66,14 +66,16 @@ class PlaneGrid:
             np.array([-0.5, self.shape[1] - 0.5, -0.5, self.shape[1] - 0.5])))
         return float(rows.min()), float(rows.max()), float(columns.min()), float(columns.max())
 
-    def outer_ring(self) -> tuple[np.ndarray, np.ndarray]:
-        """The (row, column) indices of this grid's outermost pixels: the edge of its field of view (built from the
-        perimeter alone: it is asked on every measured slice)."""
-        height, width = self.shape
-        across, down = np.arange(width), np.arange(1, height - 1)
-        rows = np.concatenate([np.zeros(width, int), np.full(width, height - 1), down, down])
-        columns = np.concatenate([across, across, np.zeros(len(down), int), np.full(len(down), width - 1)])
-        return rows, columns
+    def outer_ring(self, depth: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """The (row, column) indices of this grid's outermost pixels, depth rings of them: the edge of its field of
+        view (built from the perimeter alone: it is asked on every measured slice)."""
+        rows, columns = [], []
+        for d in range(min(depth, (min(self.shape) + 1) // 2)):
+            top, bottom, left, right = d, self.shape[0] - 1 - d, d, self.shape[1] - 1 - d
+            across, down = np.arange(left, right + 1), np.arange(top + 1, bottom)
+            rows += [np.full(len(across), top), np.full(len(across), bottom), down, down]
+            columns += [across, across, np.full(len(down), left), np.full(len(down), right)]
+        return np.concatenate(rows).astype(int), np.concatenate(columns).astype(int)
 
     @property
     def pixel_area_mm2(self) -> float:
@@ -122,15 +124,17 @@ class FieldOfView:
     grid: PlaneGrid
     padding: np.ndarray | None = None
 
-    def edge(self) -> tuple[np.ndarray, np.ndarray]:
-        """The (row, column) indices of the shown pixels at the edge of the field of view: the grid's outermost
-        pixels and those beside padding (above, below, left or right of them)."""
-        rows, columns = self.grid.outer_ring()
+    def edge(self, depth: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """The (row, column) indices of the shown pixels at the edge of the field of view, depth pixels deep: the
+        grid's outermost pixels and those beside padding (reached from it in depth steps up, down, left or right)."""
+        rows, columns = self.grid.outer_ring(depth)
         if self.padding is None:
             return rows, columns
-        around = np.pad(self.padding, 1)
-        beside = around[:-2, 1:-1] | around[2:, 1:-1] | around[1:-1, :-2] | around[1:-1, 2:]
-        beside_rows, beside_columns = np.nonzero(beside & ~self.padding)
+        near = self.padding
+        for _ in range(depth):
+            around = np.pad(near, 1)
+            near = near | around[:-2, 1:-1] | around[2:, 1:-1] | around[1:-1, :-2] | around[1:-1, 2:]
+        beside_rows, beside_columns = np.nonzero(near & ~self.padding)
         return np.concatenate([rows, beside_rows]), np.concatenate([columns, beside_columns])
 
 

@@ -465,3 +465,15 @@ def test_the_edge_of_a_field_of_view_is_the_grids_border_and_the_shown_pixels_be
     rows, columns = FieldOfView(grid, padding).edge()
     assert set(zip(rows.tolist(), columns.tolist())) == border | beside
     assert sorted(zip(*FieldOfView(grid).edge())) == sorted(zip(*grid.outer_ring()))
+    rows, columns = FieldOfView(grid, padding).edge(2)  # two pixels deep: the next ring, and two steps from padding
+    inner_ring = {(r, c) for r in range(1, 5) for c in range(1, 8) if r in (1, 4) or c in (1, 7)}
+    two_steps = {(r, 4) for r in range(3)} | {(3, 3), (4, 2), (5, 2)}
+    assert set(zip(rows.tolist(), columns.tolist())) == border | inner_ring | beside | two_steps
+
+
+def test_the_outer_rings_of_a_grid_go_as_deep_as_asked_and_no_deeper_than_its_middle():
+    grid = PlaneGrid(np.zeros(3), np.array([0.0, -0.5, 0.0]), np.array([-0.7, 0.0, 0.0]), (5, 4))
+    for depth in (1, 2, 3):
+        rows, columns = grid.outer_ring(depth)
+        ring = {(r, c) for r in range(5) for c in range(4) if min(r, 4 - r, c, 3 - c) < depth}
+        assert sorted(zip(rows.tolist(), columns.tolist())) == sorted(ring)  # every pixel once

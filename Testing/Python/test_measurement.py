@@ -210,6 +210,24 @@ def test_a_structure_the_edge_of_the_image_cuts_is_measured_as_far_as_it_shows_a
     assert structure_words(()) == "" and structures_in("") == set()
 
 
+def test_a_foramen_stopping_a_pixel_short_of_the_edge_of_the_image_is_cut_by_it_and_a_canal_is_not():
+    grid = GRIDS["axial"]  # 0.5 mm pixels; the outermost pixels' centres at x = ±39.75 mm, the next ones' at ±39.25
+    canal = rasterise(ellipse(0.0, 0.0, 8.0, 6.0), grid)
+    pixel_short = rasterise(ellipse(33.4, 0.0, 6.0, 3.0), grid)  # ends at 39.4 mm: as network 2 outlines a cut one
+    two_pixels_short = rasterise(ellipse(32.9, 0.0, 6.0, 3.0), grid)  # ends at 38.9 mm
+    for field_of_view in (None, FieldOfView(grid)):
+        assert measure_slice({"canal": canal, "left_foramen": pixel_short}, grid,
+                             field_of_view=field_of_view).cut_by_field_of_view == {"left_foramen"}
+        assert measure_slice({"canal": canal, "left_foramen": two_pixels_short}, grid,
+                             field_of_view=field_of_view).cut_by_field_of_view == set()
+        wide_canal = rasterise(ellipse(31.4, 0.0, 8.0, 6.0), grid)  # a whole canal whose wall ends at 39.4 mm
+        assert measure_slice({"canal": wide_canal}, grid, field_of_view=field_of_view).cut_by_field_of_view == set()
+    padded = FieldOfView(grid, rasterise(lambda x, y: x > 30.0, grid).astype(bool))  # shown up to x = 29.75 mm
+    beside_padding = rasterise(ellipse(23.4, 0.0, 6.0, 3.0), grid)  # ends at 29.4 mm, a pixel short of it
+    assert measure_slice({"canal": canal, "right_foramen": beside_padding}, grid,
+                         field_of_view=padded).cut_by_field_of_view == {"right_foramen"}
+
+
 def test_largest_component_is_measured():
     grid = GRIDS["axial"]
     canal = rasterise(ellipse(0.0, 0.0, 8.0, 6.0), grid) + rasterise(ellipse(25.0, 20.0, 2.0, 2.0), grid)
