@@ -73,8 +73,12 @@ class PlaneGrid:
         for d in range(min(depth, (min(self.shape) + 1) // 2)):
             top, bottom, left, right = d, self.shape[0] - 1 - d, d, self.shape[1] - 1 - d
             across, down = np.arange(left, right + 1), np.arange(top + 1, bottom)
-            rows += [np.full(len(across), top), np.full(len(across), bottom), down, down]
-            columns += [across, across, np.full(len(down), left), np.full(len(down), right)]
+            for row in sorted({top, bottom}):
+                rows.append(np.full(len(across), row))
+                columns.append(across)
+            for column in sorted({left, right}):
+                rows.append(down)
+                columns.append(np.full(len(down), column))
         return np.concatenate(rows).astype(int), np.concatenate(columns).astype(int)
 
     @property

@@ -56,7 +56,8 @@ CHECK_BELOW = 0.93
 # how near the edge of the slice's field of view (in its pixels) a structure's measured region must come to be cut by
 # it. A foramen opens outward: network 2's outline of one the edge cuts stops about a pixel short of it (on the real
 # validation images, 11 reported foramina of the SCT lumbar T2, 38 mm wide, one pixel from its edge, no other within
-# 6 pixels). A canal is closed: its wall may lie a pixel inside the edge (that T2 holds 53 such whole canals).
+# 6 pixels). A canal is closed: its wall may lie a pixel inside the edge (on that T2 the same rule would add 53
+# canals, most of those looked at whole).
 EDGE_DEPTH_PX = {"canal": 1, "left_foramen": 2, "right_foramen": 2}
 CONFIDENCE_COLUMNS = tuple(f"{name}_confidence" for name in STRUCTURES)
 # what the measurement found beside the values (SliceMeasurement.found), by column

@@ -472,8 +472,11 @@ def test_the_edge_of_a_field_of_view_is_the_grids_border_and_the_shown_pixels_be
 
 
 def test_the_outer_rings_of_a_grid_go_as_deep_as_asked_and_no_deeper_than_its_middle():
-    grid = PlaneGrid(np.zeros(3), np.array([0.0, -0.5, 0.0]), np.array([-0.7, 0.0, 0.0]), (5, 4))
-    for depth in (1, 2, 3):
-        rows, columns = grid.outer_ring(depth)
-        ring = {(r, c) for r in range(5) for c in range(4) if min(r, 4 - r, c, 3 - c) < depth}
-        assert sorted(zip(rows.tolist(), columns.tolist())) == sorted(ring)  # every pixel once
+    for shape in ((5, 4), (3, 6), (7, 5)):
+        grid = PlaneGrid(np.zeros(3), np.array([0.0, -0.5, 0.0]), np.array([-0.7, 0.0, 0.0]), shape)
+        height, width = shape
+        for depth in (1, 2, 3, 4):
+            rows, columns = grid.outer_ring(depth)
+            ring = {(r, c) for r in range(height) for c in range(width)
+                    if min(r, height - 1 - r, c, width - 1 - c) < depth}
+            assert sorted(zip(rows.tolist(), columns.tolist())) == sorted(ring)  # every pixel once
