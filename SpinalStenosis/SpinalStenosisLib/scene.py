@@ -348,7 +348,7 @@ class StenosisScene:
                 self._remove(node)
                 del existing[key]
         for key, ruler in wanted.items():
-            node = existing.get(key)
+            node = self._in_scene(existing.get(key))  # not one the user deleted since
             if node is None:
                 node = self._node_for_ruler(volume_node, *key)
                 existing[key] = node
@@ -510,8 +510,10 @@ class StenosisScene:
     # ---- Re-measure ------------------------------------------------------------------------------------------
     def missing_rulers(self, outputs: SceneOutputs) -> list[tuple[int, str]]:
         """The rulers Measure or Re-measure placed that have since been deleted or lost a point, by (slice index,
-        measurement): what Re-measure places again."""
-        return [key for key in _placed_rulers(outputs) if not _whole(self._in_scene(outputs.rulers.get(key)))]
+        measurement), but for those whose value was typed into the table as absent: what Re-measure places again."""
+        held = _held(scene_table.measurements_of(outputs.table))
+        return [key for key in _placed_rulers(outputs)
+                if key in held and not _whole(self._in_scene(outputs.rulers.get(key)))]
 
     def edited_slices(self, volume_node) -> list[int]:
         """The slices whose segments differ from those Measure drew (edited by hand, re-measured or not): what
@@ -579,7 +581,7 @@ class StenosisScene:
             if not storage.WriteData(outputs.segmentation):
                 raise OSError(f"could not write {paths['segmentation']}")
             measurements = scene_table.measurements_of(outputs.table)
-            held = {(m.slice_index, name) for m in measurements for name in _held(m)}
+            held = _held(measurements)
             rulers = {key: Ruler(*(np.array(node.GetNthControlPointPosition(i)) for i in range(2)))  # volume's RAS
                       for key, node in sorted(outputs.rulers.items())
                       if _whole(node) and key in held}  # not one whose point the user deleted, or typed as absent
@@ -666,20 +668,20 @@ def _whole(ruler_node) -> bool:
     return ruler_node is not None and ruler_node.GetNumberOfControlPoints() == 2
 
 
-def _held(m: SliceMeasurement) -> set[str]:
-    """The measurements a table row holds a value of (not absent: typed as 0, or none found)."""
-    return {name for name, value in m.values.items() if not np.isnan(value)}
+def _held(measurements: list[SliceMeasurement]) -> set[tuple[int, str]]:
+    """The (slice index, measurement) of each value the table's rows hold: not absent (typed as 0, or none found)."""
+    return {(m.slice_index, name) for m in measurements for name, value in m.values.items() if not np.isnan(value)}
 
 
 def _show_rulers_of_held_values(rulers: dict, before: list[SliceMeasurement], after: list[SliceMeasurement]) -> None:
     """Hide the ruler of a value typed into the table as absent (0), and show it again once a value is typed back:
     a ruler in view measures what the table holds. Only those whose value came or went, so that a ruler the user hid
     stays hidden."""
-    for old, new in zip(before, after):
-        for name in _held(old) ^ _held(new):
-            node = rulers.get((new.slice_index, name))
-            if node is not None and node.GetScene() is not None and node.GetDisplayNode() is not None:
-                node.GetDisplayNode().SetVisibility(name in _held(new))
+    held = _held(after)
+    for key in _held(before) ^ held:
+        node = rulers.get(key)
+        if node is not None and node.GetScene() is not None and node.GetDisplayNode() is not None:
+            node.GetDisplayNode().SetVisibility(key in held)
 
 
 def _differing(hashes: list[str], recorded: str | None) -> list[int]:

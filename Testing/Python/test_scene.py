@@ -825,12 +825,15 @@ def test_a_ruler_typed_as_absent_is_hidden_and_left_out_of_the_export_until_a_va
     assert ruler.GetDisplayNode().GetVisibility() and not hidden_by_user.GetDisplayNode().GetVisibility()
     assert ruler.GetName() in exported()
     assert table.SetCellText(row, column, "0")
+    logic.scene.RemoveNode(ruler)  # deleted too: Re-measure does not place it again, its value being absent
+    assert logic.missing_rulers(outputs) == [] and logic.remeasure(volume, outputs) == []
+    assert outputs.rulers[key].GetScene() is None
     labels = logic.labels_of(outputs.segmentation, volume)
     labels[1][np.argwhere(labels[1] == 1)[0][0], np.argwhere(labels[1] == 1)[0][1]] = 0  # slice 1 edited
     logic._write_segments(outputs.segmentation, volume, labels)
     assert logic.remeasure(volume, outputs) == [1]  # measured again: its ruler and value are the masks'
-    assert ruler.GetDisplayNode().GetVisibility() and row_values(table, row)["right_foramen_width_mm"] > 0
-    assert ruler.GetName() in exported()
+    assert outputs.rulers[key].GetDisplayNode().GetVisibility() and row_values(table, row)["right_foramen_width_mm"] > 0
+    assert outputs.rulers[key].GetName() in exported()
 
 
 def test_what_the_measurement_found_cannot_be_typed_over(context, volume):
