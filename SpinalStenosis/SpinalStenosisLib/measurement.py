@@ -31,7 +31,6 @@ Definitions (also in the README):
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -354,13 +353,11 @@ def cut_by_edge(kept: dict[str, np.ndarray], grid: PlaneGrid, field_of_view: Fie
     centres, as the slice's labels are): the image does not show the rest of them."""
     present = {name: mask for name, mask in kept.items() if mask.max() >= 0.5}
     field_of_view = FieldOfView(grid) if field_of_view is None else field_of_view
-
-    def edges(depth: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        yield grid.outer_ring()  # of network 2's crop, where grid is one
-        yield grid.to_index(field_of_view.grid.to_ras(*field_of_view.edge(depth)))
-
+    grid_edge = grid.outer_ring()  # of network 2's crop, where grid is one
+    view_edges = {depth: grid.to_index(field_of_view.grid.to_ras(*field_of_view.edge(depth)))
+                  for depth in {EDGE_DEPTH_PX[name] for name in present}}  # once for both foramina
     return frozenset(name for name, mask in present.items() if any(
-        (bilinear(mask, rows, columns) >= 0.5).any() for rows, columns in edges(EDGE_DEPTH_PX[name])))
+        (bilinear(mask, rows, columns) >= 0.5).any() for rows, columns in (grid_edge, view_edges[EDGE_DEPTH_PX[name]])))
 
 
 def measure_slice(masks: dict[str, np.ndarray], grid: PlaneGrid, slice_index: int = 0,

@@ -829,7 +829,8 @@ def test_a_ruler_typed_as_absent_is_hidden_and_left_out_of_the_export_until_a_va
     assert logic.missing_rulers(outputs) == [] and logic.remeasure(volume, outputs) == []
     assert outputs.rulers[key].GetScene() is None
     labels = logic.labels_of(outputs.segmentation, volume)
-    labels[1][np.argwhere(labels[1] == 1)[0][0], np.argwhere(labels[1] == 1)[0][1]] = 0  # slice 1 edited
+    canal_row, canal_column = np.argwhere(labels[1] == 1)[0]
+    labels[1][canal_row, canal_column] = 0  # slice 1 edited
     logic._write_segments(outputs.segmentation, volume, labels)
     assert logic.remeasure(volume, outputs) == [1]  # measured again: its ruler and value are the masks'
     assert outputs.rulers[key].GetDisplayNode().GetVisibility() and row_values(table, row)["right_foramen_width_mm"] > 0
