@@ -22,6 +22,8 @@ MAX_VOXELS_IN_MEMORY = 256 * 1024 * 1024  # larger volumes are read slice by sli
 MAX_PIXEL_MM = 10.0  # the largest pixel --pixel-mm takes: beyond it a picture holds no measurable canal
 COLOURS = ("red", "green", "blue")
 SAME_IMAGE_CORRELATION = 0.98  # colour channels this alike are one image (grey saved in colour, or a lossy copy)
+NON_FINITE_WARNING = ("the image has voxels that hold no number (NaN or infinite, as a resampling tool may fill beyond "
+                      "the imaged area): they were measured as 0")
 
 
 class InputError(ValueError):
@@ -190,11 +192,16 @@ class AxialVolume:
         return np.stack([self.read_slice(s) for s in range(self.n_slices)])
 
 
-def _checked_float(path: Path, array: np.ndarray) -> np.ndarray:
+def _finite(array: np.ndarray, warnings: list[str]) -> np.ndarray:
+    """The voxels as float32, those that hold no number (NaN or infinite: what a resampling or registration tool may
+    fill beyond the imaged area) set to 0, as padding is (visibility.padding); warnings says so, once."""
     array = np.asarray(array, dtype=np.float32)
-    if not np.isfinite(array).all():
-        raise InputError(f"{path}: the image contains NaN or infinite voxels")
-    return array
+    finite = np.isfinite(array)
+    if finite.all():
+        return array
+    if NON_FINITE_WARNING not in warnings:
+        warnings.append(NON_FINITE_WARNING)
+    return np.where(finite, array, np.float32(0.0))
 
 
 def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMORY,
@@ -244,7 +251,7 @@ def _dicom_series(path: Path, choice: SeriesChoice, planes: SlicePlanes | None,
     """The series chosen in the DICOM folder at path (its planes read from their headers) read as one stack, with
     the choice and what that reading gets wrong (see :func:`dicom_series.one_stack_warnings`)."""
     volume = _axial_from_image(path, _read_whole(path, _series_reader(choice.files), pixel_mm))
-    volume.warnings = choice.warnings + one_stack_warnings(planes)
+    volume.warnings[:0] = choice.warnings + one_stack_warnings(planes)
     if planes is not None:
         volume.named_region, volume.slice_thickness_mm = planes.named_region, planes.thickness_mm
     return volume
@@ -313,9 +320,10 @@ def _axial_from_image(path: Path, image) -> AxialVolume:
     if needs_reslice(source):
         return _resliced(path, image, source)
     layout = _layout(path, source)
-    stack = layout.to_stack(_checked_float(path, sitk.GetArrayFromImage(image)))
+    warnings: list[str] = []
+    stack = layout.to_stack(_finite(sitk.GetArrayFromImage(image), warnings))
     return AxialVolume(layout, source, lambda s: stack[s], layout.from_stack, layout.to_stack,
-                       lambda: layout.from_stack(stack))
+                       lambda: layout.from_stack(stack), warnings)
 
 
 def _layout(path: Path, geometry: VolumeGeometry) -> AxialLayout:
@@ -329,6 +337,7 @@ def _streamed(path: Path, geometry: VolumeGeometry) -> AxialVolume:
     sitk = _sitk()
     layout = _layout(path, geometry)
     itk_axis = 2 - layout.slice_axis
+    warnings: list[str] = []  # a slice read with voxels that hold no number says so here (_finite)
 
     def read_slice(slice_index: int) -> np.ndarray:
         reader = sitk.ImageFileReader()
@@ -337,10 +346,10 @@ def _streamed(path: Path, geometry: VolumeGeometry) -> AxialVolume:
         index[itk_axis], size[itk_axis] = slice_index, 1
         reader.SetExtractIndex(index)
         reader.SetExtractSize(size)
-        return layout.to_stack(_checked_float(path, sitk.GetArrayFromImage(reader.Execute())))[0]
+        return layout.to_stack(_finite(sitk.GetArrayFromImage(reader.Execute()), warnings))[0]
 
     return AxialVolume(layout, geometry, read_slice, layout.from_stack, layout.to_stack,
-                       lambda: _checked_float(path, sitk.GetArrayFromImage(_read_whole(path))))
+                       lambda: _finite(sitk.GetArrayFromImage(_read_whole(path)), warnings), warnings)
 
 
 def _resliced(path: Path, image, source: VolumeGeometry) -> AxialVolume:
@@ -351,7 +360,8 @@ def _resliced(path: Path, image, source: VolumeGeometry) -> AxialVolume:
     axial = sitk.Resample(image, list(geometry.size_ijk), sitk.Transform(), sitk.sitkLinear, origin_lps, spacing_mm,
                           direction_lps, 0.0, sitk.sitkFloat32)
     layout = _layout(path, geometry)
-    stack = layout.to_stack(_checked_float(path, sitk.GetArrayFromImage(axial)))
+    warnings: list[str] = []
+    stack = layout.to_stack(_finite(sitk.GetArrayFromImage(axial), warnings))
 
     def to_source_grid(stack_labels: np.ndarray) -> np.ndarray:
         labels = sitk.GetImageFromArray(layout.from_stack(stack_labels).astype(np.uint8))
@@ -366,7 +376,7 @@ def _resliced(path: Path, image, source: VolumeGeometry) -> AxialVolume:
         return layout.to_stack(sitk.GetArrayFromImage(resampled))
 
     return AxialVolume(layout, source, lambda s: stack[s], to_source_grid, from_source_grid,
-                       lambda: _checked_float(path, sitk.GetArrayFromImage(image)))
+                       lambda: _finite(sitk.GetArrayFromImage(image), warnings), warnings)
 
 
 def read_labels(path: Path | str, expected: VolumeGeometry, pixel_mm: float | None = None) -> np.ndarray:

@@ -12,8 +12,8 @@ from SpinalStenosisLib import dicom_series
 from SpinalStenosisLib.geometry import (AxialLayout, FieldOfView, GeometryError, PlaneGrid, VolumeGeometry, reordered,
                                         stack_layout)
 from SpinalStenosisLib.pipeline import measure_with_labels
-from SpinalStenosisLib.volume_io import (InputError, axial_from_array, input_name, open_axial, open_axial_blocks,
-                                         read_labels, structure_segments, write_image)
+from SpinalStenosisLib.volume_io import (NON_FINITE_WARNING, InputError, axial_from_array, input_name, open_axial,
+                                         open_axial_blocks, read_labels, structure_segments, write_image)
 
 
 def measured(image, labels, geometry):
@@ -415,6 +415,30 @@ def test_streamed_reading_equals_reading_whole(tmp_path):
     measured_whole = measure_with_labels(whole, labels).measurements
     measured_streamed = measure_with_labels(streamed, labels).measurements
     assert [m.values for m in measured_whole] == [m.values for m in measured_streamed]
+
+
+def test_voxels_that_hold_no_number_are_read_as_zero_with_one_warning_however_the_volume_is_read(tmp_path):
+    image, labels, geometry = phantom_arrays(n_slices=5)
+    broken = image.astype(np.float32)
+    broken[:, :3, :] = np.nan  # rows a resampling tool filled beyond the imaged area
+    broken[2, 20, 20], broken[3, 21, 21] = np.inf, -np.inf
+    write_image(tmp_path / "nan.mha", broken, geometry)  # (ITK's NIfTI reader reads NaN as 0 itself, silently)
+    expected = np.where(np.isfinite(broken), broken, 0.0)
+    isotropic = VolumeGeometry(geometry.size_ijk, geometry.ijk_to_ras @ np.diag([1.0, 1.0, 0.2, 1.0]))
+    ways = {"file": open_axial(tmp_path / "nan.mha"),
+            "streamed": open_axial(tmp_path / "nan.mha", max_voxels_in_memory=1000),
+            "array": axial_from_array(broken, geometry), "resliced": axial_from_array(broken, tilted(isotropic, 40.0))}
+    assert ways["resliced"].layout.geometry != ways["resliced"].source_geometry
+    for way, volume in ways.items():
+        stack = volume.stack()
+        assert np.isfinite(stack).all(), way
+        assert volume.warnings == [NON_FINITE_WARNING], way  # once, however many slices hold such voxels
+        assert np.array_equal(volume.source_voxels(), expected), way
+    assert np.array_equal(ways["file"].stack(), ways["array"].stack())
+    assert np.array_equal(ways["streamed"].stack(), ways["file"].stack())
+    as_is = measure_with_labels(axial_from_array(expected, geometry), labels).measurements
+    assert [m.values for m in measure_with_labels(ways["file"], labels).measurements] == [m.values for m in as_is]
+    assert axial_from_array(image, geometry).warnings == []
 
 
 def test_missing_file_is_a_clear_error(tmp_path):

@@ -19,6 +19,7 @@ from SpinalStenosisLib.scene import (LEVELS_ATTRIBUTE, SEGMENTS, StenosisScene, 
 from SpinalStenosisLib.scene_table import (LOCKED_COLUMNS, TABLE_COLUMNS, graded_with, has_columns,  # noqa: E402
                                            measurements_of, region_note, row_of, row_values, to_check, warnings_of)
 from SpinalStenosisLib.scene_bundle import add_volume, new_scene, write_scene_bundle  # noqa: E402
+from SpinalStenosisLib.volume_io import NON_FINITE_WARNING  # noqa: E402
 
 
 def oblique_anisotropic(geometry: VolumeGeometry) -> VolumeGeometry:
@@ -181,6 +182,19 @@ def test_a_volume_loaded_from_a_picture_file_is_measured_with_a_warning_about_it
                               "was measured with 0.64 × 0.80 mm pixels; if those are not the scan's, set the Image")
     storage.SetFileName("/scans/patient.nrrd")
     assert warnings_of(measure(context, volume)[1].table) == []
+
+
+def test_a_volume_with_voxels_that_hold_no_number_is_measured_with_a_warning_and_left_as_it_is(context):
+    image, _, geometry = phantom_arrays()
+    image = image.astype(np.float32)
+    image[:, :2, :] = np.nan  # what a resampling tool filled beyond the imaged area
+    volume = add_volume(context.scene, image, geometry.ijk_to_ras, "resampled T2")
+    logic, outputs = measure(context, volume)
+    assert warnings_of(outputs.table) == [NON_FINITE_WARNING]
+    assert not np.isnan(measurements_of(outputs.table)[0].values["canal_ap_mm"])
+    logic.remeasure(volume, outputs)
+    assert warnings_of(outputs.table) == [NON_FINITE_WARNING]
+    assert np.array_equal(slicer.util.arrayFromVolume(volume), image, equal_nan=True)
 
 
 def test_the_slice_thickness_of_a_volume_loaded_from_dicom_judges_the_blur(context):
