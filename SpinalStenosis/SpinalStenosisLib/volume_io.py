@@ -114,9 +114,12 @@ def _check_header(path: Path, dimension: int, components: int, size: tuple[int, 
         raise InputError(f"{path}: a stack of {size[2]} pictures ({path.suffix} pages) has no patient geometry (its "
                          "spacing is not the scan's, and it has no orientation); save the axial series as NIfTI, "
                          "NRRD or DICOM, or each page as a 2-D image to measure with --pixel-mm")
-    if dimension == 3 and pixel_mm is not None:
+    if dimension >= 3 and pixel_mm is not None:
         raise InputError(f"{path}: a 3-D image has its own geometry; --pixel-mm is for 2-D images only")
-    if dimension not in (2, 3):
+    if dimension == 4 and size[3] > 1:
+        raise InputError(f"{path}: a 4-D image of {size[3]} volumes (echoes, time points or diffusion directions?); "
+                         "a 3-D axial stack is needed: give one of them")
+    if dimension not in (2, 3, 4):
         raise InputError(f"{path}: {dimension}-D image; a 3-D axial stack is needed")
     if min(size) == 0:
         raise InputError(f"{path}: empty image ({'x'.join(map(str, size))} voxels)")
@@ -139,6 +142,8 @@ def _checked_volume(path: Path, image, pixel_mm: float | None = None):
     """An image read whole, checked as a volume to measure (_check_header); a 2-D one (with pixel_mm) as a one-slice
     axial volume (see :func:`displayed_slice`)."""
     _check_header(path, image.GetDimension(), image.GetNumberOfComponentsPerPixel(), image.GetSize(), pixel_mm)
+    if image.GetDimension() == 4:  # one 3-D volume with a fourth axis one long (_check_header), as some tools save it
+        return _sitk().Extract(image, [*image.GetSize()[:3], 0], [0, 0, 0, 0])
     return displayed_slice(image, pixel_mm) if image.GetDimension() == 2 else image
 
 
@@ -221,12 +226,13 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     _check_header(path, reader.GetDimension(), reader.GetNumberOfComponents(), size, pixel_mm)
     if reader.GetDimension() == 2:
         return _axial_from_image(path, displayed_slice(_read(path, reader), pixel_mm))
-    geometry = VolumeGeometry.from_sitk(reader)  # the reader has the image's geometry getters
-    if reader.GetNumberOfComponents() == 1 and int(np.prod(size)) > max_voxels_in_memory \
+    # the reader has the image's geometry getters; a 4-D one is read whole, as its 3-D volume (_checked_volume)
+    geometry = VolumeGeometry.from_sitk(reader) if reader.GetDimension() == 3 else None
+    if geometry is not None and reader.GetNumberOfComponents() == 1 and int(np.prod(size)) > max_voxels_in_memory \
             and not needs_reslice(geometry):
         volume = _streamed(path, geometry)
     else:
-        volume = _axial_from_image(path, _read(path, reader))
+        volume = _axial_from_image(path, _checked_volume(path, _read(path, reader)))
     if is_dicom(reader):  # one DICOM file: what its header says, as a series' first file gives it
         volume.named_region, volume.slice_thickness_mm = named_region(reader), slice_thickness_mm(reader)
         volume.warnings += header_gaps(reader)

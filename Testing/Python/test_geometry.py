@@ -441,6 +441,24 @@ def test_voxels_that_hold_no_number_are_read_as_zero_with_one_warning_however_th
     assert axial_from_array(image, geometry).warnings == []
 
 
+def test_a_4d_file_of_one_volume_is_read_as_that_volume_and_one_of_several_is_refused(tmp_path):
+    image, labels, geometry = phantom_arrays(n_slices=5)
+    geometry = tilted(geometry, 12.0, (3.0, -40.0, 25.0))  # its direction and origin kept
+    write_image(tmp_path / "image.nrrd", image, geometry)
+    write_image(tmp_path / "labels.nrrd", labels, geometry)
+    for name in ("image", "labels"):  # as some tools save a 3-D volume: a fourth axis one long
+        volume = sitk.ReadImage(str(tmp_path / f"{name}.nrrd"))
+        sitk.WriteImage(sitk.JoinSeries(volume), str(tmp_path / f"{name}4.nrrd"))
+    three, four = open_axial(tmp_path / "image.nrrd"), open_axial(tmp_path / "image4.nrrd")
+    assert np.array_equal(four.stack(), three.stack())
+    assert four.layout.geometry.matches(three.layout.geometry)
+    assert np.array_equal(read_labels(tmp_path / "labels4.nrrd", four.source_geometry), labels)
+    several = sitk.JoinSeries([sitk.ReadImage(str(tmp_path / "image.nrrd"))] * 2)
+    sitk.WriteImage(several, str(tmp_path / "echoes.nrrd"))
+    with pytest.raises(InputError, match="a 4-D image of 2 volumes"):
+        open_axial(tmp_path / "echoes.nrrd")
+
+
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         open_axial(tmp_path / "nope.nii.gz")
