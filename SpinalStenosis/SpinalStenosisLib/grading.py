@@ -5,7 +5,8 @@
   band is for the bony canal on radiographs and CT, while this tool measures the thecal sac, whose normal AP on MR
   is 11.2 ± 1.4 mm at mid-C5 (../shared/design/axial-spine-anatomy.md §1g), so that band would flag healthy necks.
 * Dural-sac cross-sectional area: < 75 mm² absolute, 75-100 mm² relative (Bolender 1985: < 100 mm²; 75 mm² as the
-  threshold of clinically significant dural compression, PMC2997206; the "Schönström" bands as widely quoted).
+  threshold of clinically significant dural compression, PMC2997206; the "Schönström" bands as widely quoted). These
+  are lumbar studies' and grade the cervical sac too, where they flag only severe narrowing (the README's Grades).
 * Foramen: narrowest width < 3 mm = stenosis (Talekar 2017).
 
 The thoracic and sacral canal is not graded: above the conus the sac holds the cord, below L5-S1 it tapers to its
