@@ -18,12 +18,20 @@ _CONSEQUENCE = ("it is read as one stack of parallel, evenly spaced slices: the 
                 "Slicer for exact positions")
 
 
+# what tells apart the images a series holds at one slice position (echoes of a dual-echo sequence, a Dixon
+# sequence's water, fat and in- and opposed-phase images, a repeated acquisition), in the order they are tried
+SUBSERIES_TAGS = {"0018|0081": "Echo Time", "0018|0086": "Echo Number", "0008|0008": "Image Type",
+                  "0020|0012": "Acquisition Number", "0020|0100": "Temporal Position Identifier"}
+SAME_POSITION_MM = 0.01  # slices whose positions differ by less lie at one position
+
+
 class SlicePlane(NamedTuple):
     normal: np.ndarray  # LPS
     position: np.ndarray  # LPS, mm
     gaps: list[str]  # what the file's header leaves SimpleITK to guess, as warnings (see header_gaps)
     named_region: str | None  # the spine region the file's header names (see named_region)
     thickness_mm: float | None  # its Slice Thickness (0018,0050); None without one
+    kind: tuple[str, ...]  # its values of SUBSERIES_TAGS
 
 
 class SlicePlanes(NamedTuple):
@@ -32,6 +40,12 @@ class SlicePlanes(NamedTuple):
     first_gaps: list[str]  # what the first file's header leaves SimpleITK to guess (see header_gaps)
     named_region: str | None  # the spine region the first file's header names
     thickness_mm: float | None  # the first file's Slice Thickness; None without one
+    kinds: list[tuple[str, ...]]  # each file's values of SUBSERIES_TAGS
+
+    def of_files(self, indices: list[int]) -> SlicePlanes:
+        """The planes of these files only (indices into the files), with what the first file's header says."""
+        return self._replace(normals=self.normals[indices], positions=self.positions[indices],
+                             kinds=[self.kinds[n] for n in indices])
 
 
 class SeriesChoice(NamedTuple):
@@ -144,7 +158,8 @@ def _slice_plane(path: str) -> SlicePlane | None:
         return None
     direction = np.array(reader.GetDirection(), float).reshape(3, 3)
     return SlicePlane(direction[:, 2], np.array(reader.GetOrigin(), float), header_gaps(reader),
-                      named_region(reader), slice_thickness_mm(reader))
+                      named_region(reader), slice_thickness_mm(reader),
+                      tuple(header_value(reader, tag).strip() for tag in SUBSERIES_TAGS))
 
 
 PIXEL_SPACING_TAGS = ("0028|0030", "0018|1164", "0018|2010")  # Pixel, Imager Pixel, Nominal Scanned Pixel Spacing
@@ -203,7 +218,47 @@ def slice_planes(files: list[str]) -> SlicePlanes | None:
     if any(plane is None for plane in planes):
         return None
     return SlicePlanes(np.array([plane.normal for plane in planes]), np.array([plane.position for plane in planes]),
-                       planes[0].gaps, planes[0].named_region, planes[0].thickness_mm)
+                       planes[0].gaps, planes[0].named_region, planes[0].thickness_mm,
+                       [plane.kind for plane in planes])
+
+
+def one_image_per_position(planes: SlicePlanes) -> tuple[list[int], list[str]]:
+    """The files to measure of a series (indices into its files), and what the user must know of the choice. A
+    series may hold several images at each slice position (two echoes, a Dixon sequence's images, an acquisition
+    repeated); read as one stack they would interleave. They are told apart by the first of SUBSERIES_TAGS whose
+    values give one image per position each; the most complete of them is measured, of those the longest echo (the
+    most T2-weighted). Every file, and no warning, when no two share a position or no tag tells them apart (the
+    uneven spacing is then warned of)."""
+    every = list(range(len(planes.kinds)))
+    if _unique_positions(planes.positions):
+        return every, []
+    for column, name in enumerate(SUBSERIES_TAGS.values()):
+        groups: dict[str, list[int]] = {}
+        for n, kind in enumerate(planes.kinds):
+            groups.setdefault(kind[column], []).append(n)
+        if len(groups) > 1 and all(_unique_positions(planes.positions[files]) for files in groups.values()):
+            sizes = {value: len(files) for value, files in groups.items()}
+            echo_times = {value: _echo_time_ms(planes, files[0]) for value, files in groups.items()}
+            chosen = max(groups, key=lambda value: (sizes[value], echo_times[value]))
+            why = ("the most complete" if len(set(sizes.values())) > 1 else
+                   "the longest echo (the most T2-weighted)" if len(set(echo_times.values())) > 1 else "the first")
+            values = ", ".join(f'"{value}" ({size} slices)' for value, size in sizes.items())
+            return groups[chosen], [
+                f"the DICOM series holds {len(groups)} images at its slice positions, told apart by their {name}: "
+                f'{values}; measured those of {name} "{chosen}", {why}; the others are left out (to measure one of '
+                "them, save it as a series of its own)"]
+    return every, []
+
+
+def _unique_positions(positions: np.ndarray) -> bool:
+    """Whether no two of these slice positions (LPS, mm) are the same."""
+    rounded = np.round(np.asarray(positions) / SAME_POSITION_MM).astype(np.int64)
+    return len({tuple(p) for p in rounded}) == len(rounded)
+
+
+def _echo_time_ms(planes: SlicePlanes, file: int) -> float:
+    """The file's Echo Time (0018,0081) in ms; 0 without one."""
+    return positive_value(planes.kinds[file][list(SUBSERIES_TAGS).index("0018|0081")]) or 0.0
 
 
 def orientation_blocks(normals: np.ndarray) -> list[list[int]]:

@@ -8,8 +8,8 @@ from typing import Callable
 import numpy as np
 
 from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, header_gaps, header_value, is_dicom,
-                           named_region, one_stack_warnings, orientation_blocks, slice_planes, slice_thickness_mm,
-                           uneven_spacing)
+                           named_region, one_image_per_position, one_stack_warnings, orientation_blocks, slice_planes,
+                           slice_thickness_mm, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, is_axial_normal, needs_reslice, resliced_geometry
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
@@ -58,6 +58,19 @@ def _chosen_series(folder: Path, series: str | None = None) -> SeriesChoice:
                 f"on its own (e.g. {folder / ('*' + Path(images[0]).suffix)})" if images else "")
         raise InputError(f"{folder}: no DICOM series in this folder or its subfolders{hint}")
     return choice
+
+
+def _series_to_measure(folder: Path, series: str | None = None) -> tuple[SeriesChoice, SlicePlanes | None]:
+    """The series to measure in a DICOM folder (_chosen_series) with its files' slice planes (each header read once;
+    None when a file has none), one image at each slice position (dicom_series.one_image_per_position)."""
+    choice = _chosen_series(folder, series)
+    planes = slice_planes(choice.files)
+    if planes is None:
+        return choice, None
+    kept, warnings = one_image_per_position(planes)
+    if not warnings:
+        return choice, planes
+    return SeriesChoice([choice.files[n] for n in kept], choice.warnings + warnings), planes.of_files(kept)
 
 
 def _reader_for(path: Path):
@@ -217,8 +230,7 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     series to measure (its number, or a word of its description; see :func:`dicom_series.chosen_series`)."""
     path = Path(path)
     if path.is_dir():
-        choice = _chosen_series(path, series)
-        return _dicom_series(path, choice, slice_planes(choice.files), pixel_mm)
+        return _dicom_series(path, *_series_to_measure(path, series), pixel_mm)
     if series is not None:
         raise InputError(f"{path}: a series is chosen in a DICOM folder; this is a file")
     reader = _reader_for(path)
@@ -272,8 +284,8 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: s
     path = Path(path)
     if not path.is_dir() or pixel_mm is not None:
         return [open_axial(path, pixel_mm=pixel_mm, series=series)]
-    choice = _chosen_series(path, series)
-    files, planes = choice.files, slice_planes(choice.files)
+    choice, planes = _series_to_measure(path, series)
+    files = choice.files
     if planes is None:
         return [_dicom_series(path, choice, planes)]
     normals, positions = planes.normals, planes.positions

@@ -181,6 +181,34 @@ def test_a_series_with_a_missing_slice_is_read_with_a_warning(tmp_path):
     assert volume.warnings == [warning]
 
 
+@pytest.mark.parametrize("told_apart_by", ["echo time", "image type", "slices missing"])
+def test_a_series_of_several_images_at_each_position_measures_one_of_them_and_says_which(tmp_path, told_apart_by):
+    image, _, geometry = phantom_arrays(n_slices=4)
+    short_echo = image * 0.5 + 300.0  # a proton-density echo: CSF no brighter than the tissues around it
+    first, second = {"echo time": ((("0018|0081", "20"),), (("0018|0081", "100"),)),
+                     "image type": ((("0008|0008", "DERIVED\\PRIMARY\\DIXON\\WATER"),),
+                                    (("0008|0008", "DERIVED\\PRIMARY\\DIXON\\FAT"),)),
+                     "slices missing": ((("0020|0012", "1"),), (("0020|0012", "2"),))}[told_apart_by]
+    write_dicom_series(tmp_path, short_echo, geometry, series=1, tags=first)  # both on the same slice positions
+    write_dicom_series(tmp_path, image, geometry, series=1, first_instance=4, tags=second)
+    if told_apart_by == "slices missing":  # the first acquisition stopped early: the second is measured
+        (tmp_path / "series1_slice003.dcm").unlink()
+    expected = AxialLayout.from_geometry(geometry).to_stack(
+        (image if told_apart_by != "image type" else short_echo).astype(np.int16)).astype(np.float32)
+    why = {"echo time": 'Echo Time: "20" (4 slices), "100" (4 slices); measured those of Echo Time "100", the longest '
+                        "echo (the most T2-weighted)",
+           "image type": 'Image Type: "DERIVED\\PRIMARY\\DIXON\\WATER" (4 slices), "DERIVED\\PRIMARY\\DIXON\\FAT" '
+                         '(4 slices); measured those of Image Type "DERIVED\\PRIMARY\\DIXON\\WATER", the first',
+           "slices missing": 'Acquisition Number: "1" (3 slices), "2" (4 slices); measured those of Acquisition Number '
+                             '"2", the most complete'}[told_apart_by]
+    for volume in (open_axial(tmp_path), *open_axial_blocks(tmp_path)):
+        assert volume.source_geometry.matches(geometry)
+        assert np.array_equal(volume.stack(), expected)
+        [warning] = volume.warnings
+        assert warning == (f"the DICOM series holds 2 images at its slice positions, told apart by their {why}; the "
+                           "others are left out (to measure one of them, save it as a series of its own)")
+
+
 def without_tag(path, group: int = 0x0020, element: int = 0x0037) -> None:
     """Cut an element (by default Image Orientation (Patient)) out of a DICOM file written by SimpleITK (implicit
     VR)."""
