@@ -139,10 +139,16 @@ def _check_header(path: Path, dimension: int, components: int, size: tuple[int, 
 
 
 def _read(path: Path, reader):
+    sitk = _sitk()
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    if isinstance(reader, sitk.ImageSeriesReader):  # its warning of uneven slices is said in the user's terms
+        sitk.ProcessObject.SetGlobalWarningDisplay(False)  # (dicom_series.one_stack_warnings, uneven_spacing)
     try:
         return reader.Execute()
     except RuntimeError as error:
         raise InputError(f"{path}: cannot be read ({_itk_reason(error)})") from None
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
 def _read_whole(path: Path, reader=None, pixel_mm: float | None = None):
