@@ -167,8 +167,8 @@ PIXEL_SPACING_TAGS = ("0028|0030", "0018|1164", "0018|2010")  # Pixel, Imager Pi
 
 def header_gaps(reader) -> list[str]:
     """What a DICOM header (a SimpleITK reader holding it) leaves SimpleITK to guess, as warnings: the orientation
-    (without Image Orientation (Patient) the slices are taken as axial, the patient's right on the image's left) and
-    the pixel size (without a pixel spacing tag, 1 mm). None for a multi-frame file, which gives both per frame,
+    (without Image Orientation (Patient) the slices are taken as axial, the patient's right on the image's left),
+    the slices' places (without Image Position (Patient)) and the pixel size (without a pixel spacing tag, 1 mm). None for a multi-frame file, which gives both per frame,
     where SimpleITK's header does not show them."""
     if header_value(reader, "0028|0008").strip() not in ("", "1"):
         return []
@@ -177,6 +177,10 @@ def header_gaps(reader) -> list[str]:
         gaps.append("the DICOM files have no Image Orientation (Patient) tag (0020,0037): the slices are taken as "
                     "axial with the patient's right on the image's left, which the file does not confirm; check "
                     "which foramen is left and which is right")
+    if not reader.HasMetaDataKey("0020|0032"):
+        gaps.append("the DICOM files have no Image Position (Patient) tag (0020,0032): where the slices lie is "
+                    "unknown, so z_mm and the places of the rulers and masks along the spine are not the scan's (the "
+                    "in-plane measurements hold)")
     if not any(reader.HasMetaDataKey(tag) for tag in PIXEL_SPACING_TAGS):
         gaps.append(f"the DICOM files give no pixel size (no Pixel Spacing (0028,0030)): they were measured with "
                     f"{pixel_size_text(reader.GetSpacing()[:2])} mm pixels, which may not be the scan's (a screenshot "
@@ -226,9 +230,10 @@ def one_image_per_position(planes: SlicePlanes) -> tuple[list[int], list[str]]:
     """The files to measure of a series (indices into its files), and what the user must know of the choice. A
     series may hold several images at each slice position (two echoes, a Dixon sequence's images, an acquisition
     repeated); read as one stack they would interleave. They are told apart by the first of SUBSERIES_TAGS whose
-    values give one image per position each; the most complete of them is measured, of those the longest echo (the
-    most T2-weighted). Every file, and no warning, when no two share a position or no tag tells them apart (the
-    uneven spacing is then warned of)."""
+    values give one image per position each, more than one for some value (files without positions, all at one,
+    are not split into single slices); the most complete of them is measured, of those the longest echo (the most
+    T2-weighted). Every file, and no warning, when no two share a position or no tag tells them apart (the uneven
+    spacing is then warned of)."""
     every = list(range(len(planes.kinds)))
     if _unique_positions(planes.positions):
         return every, []
@@ -236,7 +241,8 @@ def one_image_per_position(planes: SlicePlanes) -> tuple[list[int], list[str]]:
         groups: dict[str, list[int]] = {}
         for n, kind in enumerate(planes.kinds):
             groups.setdefault(kind[column], []).append(n)
-        if len(groups) > 1 and all(_unique_positions(planes.positions[files]) for files in groups.values()):
+        if len(groups) > 1 and max(map(len, groups.values())) > 1 \
+                and all(_unique_positions(planes.positions[files]) for files in groups.values()):
             sizes = {value: len(files) for value, files in groups.items()}
             echo_times = {value: _echo_time_ms(planes, files[0]) for value, files in groups.items()}
             chosen = max(groups, key=lambda value: (sizes[value], echo_times[value]))

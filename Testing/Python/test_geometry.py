@@ -236,6 +236,21 @@ def test_a_series_without_orientation_tags_is_read_with_a_warning_to_check_the_s
     assert [v.warnings for v in open_axial_blocks(tmp_path)] == [[warning]]
 
 
+def test_a_series_without_position_tags_is_read_whole_with_a_warning_that_its_places_are_unknown(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=3)
+    for k in range(3):  # one acquisition per slice, as some scanners number them: no subseries
+        write_dicom_series(tmp_path, image[k:k + 1], tilted(geometry, 0.0, (0.0, 0.0, 4.0 * k)), series=1,
+                           first_instance=k, tags=(("0020|0012", str(k + 1)),))
+    for path in tmp_path.glob("*.dcm"):
+        without_tag(path, 0x0020, 0x0032)
+    volume = open_axial(tmp_path)
+    assert volume.n_slices == 3
+    [warning] = volume.warnings
+    assert warning.startswith("the DICOM files have no Image Position (Patient) tag (0020,0032): where the slices lie "
+                              "is unknown")
+    assert [v.warnings for v in open_axial_blocks(tmp_path)] == [[warning]]
+
+
 def test_one_dicom_file_is_read_with_what_its_header_says_as_its_series_is(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=3)
     series = tmp_path / "series"
