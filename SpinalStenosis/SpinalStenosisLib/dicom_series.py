@@ -32,6 +32,7 @@ class SlicePlane(NamedTuple):
     named_region: str | None  # the spine region the file's header names (see named_region)
     thickness_mm: float | None  # its Slice Thickness (0018,0050); None without one
     kind: tuple[str, ...]  # its values of SUBSERIES_TAGS
+    pixel_grid: str  # its matrix and pixel size, e.g. "320 × 320 pixels of 0.69 × 0.69 mm"
 
 
 class SlicePlanes(NamedTuple):
@@ -41,11 +42,13 @@ class SlicePlanes(NamedTuple):
     named_region: str | None  # the spine region the first file's header names
     thickness_mm: float | None  # the first file's Slice Thickness; None without one
     kinds: list[tuple[str, ...]]  # each file's values of SUBSERIES_TAGS
+    pixel_grids: list[str]  # each file's matrix and pixel size
 
     def of_files(self, indices: list[int]) -> SlicePlanes:
         """The planes of these files only (indices into the files), with what the first file's header says."""
         return self._replace(normals=self.normals[indices], positions=self.positions[indices],
-                             kinds=[self.kinds[n] for n in indices])
+                             kinds=[self.kinds[n] for n in indices],
+                             pixel_grids=[self.pixel_grids[n] for n in indices])
 
 
 class SeriesChoice(NamedTuple):
@@ -159,7 +162,13 @@ def _slice_plane(path: str) -> SlicePlane | None:
     direction = np.array(reader.GetDirection(), float).reshape(3, 3)
     return SlicePlane(direction[:, 2], np.array(reader.GetOrigin(), float), header_gaps(reader),
                       named_region(reader), slice_thickness_mm(reader),
-                      tuple(header_value(reader, tag).strip() for tag in SUBSERIES_TAGS))
+                      tuple(header_value(reader, tag).strip() for tag in SUBSERIES_TAGS), _pixel_grid(reader))
+
+
+def _pixel_grid(reader) -> str:
+    """A DICOM slice's matrix and pixel size as a header (a SimpleITK reader holding it) gives them."""
+    columns, rows = reader.GetSize()[:2]
+    return f"{columns} × {rows} pixels of {pixel_size_text(reader.GetSpacing()[:2])} mm"
 
 
 PIXEL_SPACING_TAGS = ("0028|0030", "0018|1164", "0018|2010")  # Pixel, Imager Pixel, Nominal Scanned Pixel Spacing
@@ -168,8 +177,8 @@ PIXEL_SPACING_TAGS = ("0028|0030", "0018|1164", "0018|2010")  # Pixel, Imager Pi
 def header_gaps(reader) -> list[str]:
     """What a DICOM header (a SimpleITK reader holding it) leaves SimpleITK to guess, as warnings: the orientation
     (without Image Orientation (Patient) the slices are taken as axial, the patient's right on the image's left),
-    the slices' places (without Image Position (Patient)) and the pixel size (without a pixel spacing tag, 1 mm). None for a multi-frame file, which gives both per frame,
-    where SimpleITK's header does not show them."""
+    the slices' places (without Image Position (Patient)) and the pixel size (without a pixel spacing tag, 1 mm).
+    None for a multi-frame file, which gives them per frame, where SimpleITK's header does not show them."""
     if header_value(reader, "0028|0008").strip() not in ("", "1"):
         return []
     gaps = []
@@ -223,7 +232,14 @@ def slice_planes(files: list[str]) -> SlicePlanes | None:
         return None
     return SlicePlanes(np.array([plane.normal for plane in planes]), np.array([plane.position for plane in planes]),
                        planes[0].gaps, planes[0].named_region, planes[0].thickness_mm,
-                       [plane.kind for plane in planes])
+                       [plane.kind for plane in planes], [plane.pixel_grid for plane in planes])
+
+
+def mixed_pixel_grids(planes: SlicePlanes, files: list[int]) -> str:
+    """Why these files (indices) cannot be read as one stack, where their matrices or pixel sizes differ (a series
+    whose field of view changed part way); "" where they are alike."""
+    grids = list(dict.fromkeys(planes.pixel_grids[n] for n in files))
+    return f"its slices are not all alike ({' and '.join(grids)})" if len(grids) > 1 else ""
 
 
 def one_image_per_position(planes: SlicePlanes) -> tuple[list[int], list[str]]:

@@ -8,8 +8,8 @@ from typing import Callable
 import numpy as np
 
 from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, header_gaps, header_value, is_dicom,
-                           named_region, one_image_per_position, one_stack_warnings, orientation_blocks, slice_planes,
-                           slice_thickness_mm, uneven_spacing)
+                           mixed_pixel_grids, named_region, one_image_per_position, one_stack_warnings,
+                           orientation_blocks, slice_planes, slice_thickness_mm, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, is_axial_normal, needs_reslice, resliced_geometry
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
@@ -71,6 +71,14 @@ def _series_to_measure(folder: Path, series: str | None = None) -> tuple[SeriesC
     if not warnings:
         return choice, planes
     return SeriesChoice([choice.files[n] for n in kept], choice.warnings + warnings), planes.of_files(kept)
+
+
+def _check_pixel_grids(folder: Path, planes: SlicePlanes, files: list[int]) -> None:
+    """An InputError where these files of the series (indices) are not on one pixel grid: SimpleITK cannot stack
+    them."""
+    if reason := mixed_pixel_grids(planes, files):
+        raise InputError(f"{folder}: the DICOM series cannot be read as a stack: {reason}; save each part as a "
+                         "series of its own")
 
 
 def _reader_for(path: Path):
@@ -274,6 +282,8 @@ def _dicom_series(path: Path, choice: SeriesChoice, planes: SlicePlanes | None,
                   pixel_mm: float | None = None) -> AxialVolume:
     """The series chosen in the DICOM folder at path (its planes read from their headers) read as one stack, with
     the choice and what that reading gets wrong (see :func:`dicom_series.one_stack_warnings`)."""
+    if planes is not None:
+        _check_pixel_grids(path, planes, list(range(len(choice.files))))
     volume = _axial_from_image(path, _read_whole(path, _series_reader(choice.files), pixel_mm))
     volume.warnings[:0] = choice.warnings + one_stack_warnings(planes)
     if planes is not None:
@@ -301,6 +311,7 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: s
     volumes = []
     for block in blocks:
         block = sorted(block, key=lambda n: float(positions[n] @ normals[block[0]]))
+        _check_pixel_grids(path, planes, block)
         volume = _axial_from_image(path, _read_whole(path, _series_reader([files[n] for n in block])))
         slices = "the slices of this block of the DICOM series" if len(blocks) > 1 else "the DICOM series' slices"
         volume.warnings += uneven_spacing(slices, normals[block[0]], positions[block])

@@ -1,5 +1,6 @@
 """Geometry: LPS/RAS, axial axis wherever it sits, flips and obliques, refusal of non-axial stacks, DICOM."""
 import itertools
+import re
 import struct
 from collections import Counter
 
@@ -159,6 +160,21 @@ def test_a_series_in_angled_blocks_is_read_with_a_warning_or_as_one_stack_per_bl
     assert warning.startswith("the slices of this block of the DICOM series are unevenly spaced (4.0-8.0 mm apart")
 
 
+def test_a_series_whose_pixel_grid_changes_is_refused_clearly_unless_each_angled_block_keeps_one(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=3)
+    coarser, _, coarser_geometry = phantom_arrays(n_slices=2, size=64, pixel_mm=1.2)
+    write_dicom_series(tmp_path, image, geometry, series=1)
+    write_dicom_series(tmp_path, coarser, tilted(coarser_geometry, 15.0, (0.0, 0.0, 30.0)), series=1, first_instance=3)
+    first_block, second_block = open_axial_blocks(tmp_path)  # a block each: each is read on its own grid
+    assert first_block.source_geometry.matches(geometry) and second_block.source_geometry.size_ijk == (64, 64, 2)
+    reason = "its slices are not all alike (96 × 96 pixels of 0.80 × 0.80 mm and 64 × 64 pixels of 1.20 × 1.20 mm)"
+    with pytest.raises(InputError, match=re.escape(f"the DICOM series cannot be read as a stack: {reason}; save")):
+        open_axial(tmp_path)  # as one stack
+    write_dicom_series(tmp_path, coarser, tilted(coarser_geometry, 0.0, (0.0, 0.0, 60.0)), series=1, first_instance=5)
+    with pytest.raises(InputError, match=re.escape(reason)):  # the first block's field of view changed part way
+        open_axial_blocks(tmp_path)
+
+
 def test_a_single_angle_series_is_one_stack_and_a_localizer_in_it_is_left_out(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=3)
     write_dicom_series(tmp_path, image, geometry, series=1)
@@ -257,9 +273,9 @@ def test_one_dicom_file_is_read_with_what_its_header_says_as_its_series_is(tmp_p
     series.mkdir()
     write_dicom_series(series, image, geometry, series=1, tags=(("0018|0015", "CSPINE"), ("0018|0050", "7.0")))
     middle = sorted(series.glob("*.dcm"))[1]
-    one = open_axial(middle)
+    one, whole = open_axial(middle), open_axial(series).stack()
     assert (one.named_region, one.slice_thickness_mm, one.warnings) == ("cervical", 7.0, [])
-    assert one.n_slices == 1 and np.array_equal(one.read_slice(0), open_axial(series).read_slice(1))
+    assert one.n_slices == 1 and np.array_equal(one.read_slice(0), whole[1])
     without_tag(middle)
     [warning] = open_axial(middle).warnings
     assert warning.startswith("the DICOM files have no Image Orientation (Patient) tag (0020,0037)")
@@ -275,7 +291,7 @@ def test_one_dicom_file_is_read_with_what_its_header_says_as_its_series_is(tmp_p
                    *open_axial_blocks(tmp_path / "frames")):  # the file, and its folder (one file, not 4-D)
         assert volume.warnings == [] and volume.source_geometry.matches(geometry)
         assert (volume.named_region, volume.slice_thickness_mm) == (None, None)
-        assert np.array_equal(volume.stack(), open_axial(series).stack())
+        assert np.array_equal(volume.stack(), whole)
 
 
 def test_a_nifti_or_nrrd_file_without_orientation_is_read_with_a_warning_to_check_the_sides(tmp_path):
