@@ -22,6 +22,7 @@ _CONSEQUENCE = ("it is read as one stack of parallel, evenly spaced slices: the 
 # sequence's water, fat and in- and opposed-phase images, a repeated acquisition), in the order they are tried
 SUBSERIES_TAGS = {"0018|0081": "Echo Time", "0018|0086": "Echo Number", "0008|0008": "Image Type",
                   "0020|0012": "Acquisition Number", "0020|0100": "Temporal Position Identifier"}
+ECHO_TIME, IMAGE_TYPE = list(SUBSERIES_TAGS).index("0018|0081"), list(SUBSERIES_TAGS).index("0008|0008")
 SAME_POSITION_MM = 0.01  # slices whose positions differ by less lie at one position
 
 
@@ -259,17 +260,35 @@ def one_image_per_position(planes: SlicePlanes) -> tuple[list[int], list[str]]:
             groups.setdefault(kind[column], []).append(n)
         if len(groups) > 1 and max(map(len, groups.values())) > 1 \
                 and all(_unique_positions(planes.positions[files]) for files in groups.values()):
-            sizes = {value: len(files) for value, files in groups.items()}
-            echo_times = {value: _echo_time_ms(planes, files[0]) for value, files in groups.items()}
-            chosen = max(groups, key=lambda value: (sizes[value], echo_times[value]))
-            why = ("the most complete" if len(set(sizes.values())) > 1 else
-                   "the longest echo (the most T2-weighted)" if len(set(echo_times.values())) > 1 else "the first")
-            values = ", ".join(f'"{value}" ({size} slices)' for value, size in sizes.items())
+            chosen, why = _preferred(planes, groups)
+            values = ", ".join(f'"{value}" ({len(files)} slices)' for value, files in groups.items())
             return groups[chosen], [
                 f"the DICOM series holds {len(groups)} images at its slice positions, told apart by their {name}: "
                 f'{values}; measured those of {name} "{chosen}", {why}; the others are left out (to measure one of '
                 "them, save it as a series of its own)"]
     return every, []
+
+
+def _preferred(planes: SlicePlanes, groups: dict[str, list[int]]) -> tuple[str, str]:
+    """Which of a series' sets of images at the same positions (files by a tag's value) to measure, and why: the
+    most complete; of those, one whose Image Type names an image that shows the CSF bright on a T2 (water, in phase,
+    magnitude) over one that names another (fat, opposed phase, phase); then the longest echo; then the first."""
+    reasons = ("the most complete", "its Image Type names a water, in-phase or magnitude image (not fat, opposed "
+               "phase or phase, whose CSF is not bright)", "the longest echo (the most T2-weighted)", "the first")
+    keys = {value: (len(files), _image_type_rank(planes.kinds[files[0]][IMAGE_TYPE]),
+                    _echo_time_ms(planes, files[0])) for value, files in groups.items()}
+    chosen = max(groups, key=keys.get)
+    deciding = next((n for n in range(3) if len({key[n] for key in keys.values()}) > 1), 3)
+    return chosen, reasons[deciding]
+
+
+def _image_type_rank(image_type: str) -> int:
+    """1 where an Image Type (0008,0008) names an image the networks measure (water, in phase, magnitude), -1 where
+    it names one they do not (fat, opposed phase, phase, real or imaginary part), 0 otherwise."""
+    words = set(image_type.upper().replace(" ", "").split("\\"))
+    if words & {"F", "FAT", "OP", "OPP_PHASE", "OUT_PHASE", "P", "PHASE", "R", "REAL", "I", "IMAGINARY"}:
+        return -1
+    return 1 if words & {"W", "WATER", "IP", "IN_PHASE", "M", "MAGNITUDE"} else 0
 
 
 def _unique_positions(positions: np.ndarray) -> bool:
@@ -280,7 +299,7 @@ def _unique_positions(positions: np.ndarray) -> bool:
 
 def _echo_time_ms(planes: SlicePlanes, file: int) -> float:
     """The file's Echo Time (0018,0081) in ms; 0 without one."""
-    return positive_value(planes.kinds[file][list(SUBSERIES_TAGS).index("0018|0081")]) or 0.0
+    return positive_value(planes.kinds[file][ECHO_TIME]) or 0.0
 
 
 def orientation_blocks(normals: np.ndarray) -> list[list[int]]:

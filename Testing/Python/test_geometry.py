@@ -199,26 +199,30 @@ def test_a_series_with_a_missing_slice_is_read_with_a_warning(tmp_path, capfd):
     assert sitk.ProcessObject.GetGlobalWarningDisplay()  # for what else reads images in the process
 
 
-@pytest.mark.parametrize("told_apart_by", ["echo time", "image type", "slices missing"])
+@pytest.mark.parametrize("told_apart_by", ["echo time", "image type", "slices missing", "acquisition"])
 def test_a_series_of_several_images_at_each_position_measures_one_of_them_and_says_which(tmp_path, told_apart_by):
     image, _, geometry = phantom_arrays(n_slices=4)
-    short_echo = image * 0.5 + 300.0  # a proton-density echo: CSF no brighter than the tissues around it
+    other = image * 0.5 + 300.0  # a proton-density echo or a fat image: CSF no brighter than the tissues around it
+    dixon = "DERIVED\\PRIMARY\\DIXON\\"
     first, second = {"echo time": ((("0018|0081", "20"),), (("0018|0081", "100"),)),
-                     "image type": ((("0008|0008", "DERIVED\\PRIMARY\\DIXON\\WATER"),),
-                                    (("0008|0008", "DERIVED\\PRIMARY\\DIXON\\FAT"),)),
-                     "slices missing": ((("0020|0012", "1"),), (("0020|0012", "2"),))}[told_apart_by]
-    write_dicom_series(tmp_path, short_echo, geometry, series=1, tags=first)  # both on the same slice positions
+                     "image type": ((("0008|0008", dixon + "FAT"),), (("0008|0008", dixon + "WATER"),)),
+                     "slices missing": ((("0020|0012", "1"),), (("0020|0012", "2"),)),
+                     "acquisition": ((("0020|0012", "1"),), (("0020|0012", "2"),))}[told_apart_by]
+    write_dicom_series(tmp_path, other, geometry, series=1, tags=first)  # both on the same slice positions
     write_dicom_series(tmp_path, image, geometry, series=1, first_instance=4, tags=second)
     if told_apart_by == "slices missing":  # the first acquisition stopped early: the second is measured
         (tmp_path / "series1_slice003.dcm").unlink()
-    expected = AxialLayout.from_geometry(geometry).to_stack(
-        (image if told_apart_by != "image type" else short_echo).astype(np.int16)).astype(np.float32)
+    measured = other if told_apart_by == "acquisition" else image
+    expected = AxialLayout.from_geometry(geometry).to_stack(measured.astype(np.int16)).astype(np.float32)
     why = {"echo time": 'Echo Time: "20" (4 slices), "100" (4 slices); measured those of Echo Time "100", the longest '
                         "echo (the most T2-weighted)",
-           "image type": 'Image Type: "DERIVED\\PRIMARY\\DIXON\\WATER" (4 slices), "DERIVED\\PRIMARY\\DIXON\\FAT" '
-                         '(4 slices); measured those of Image Type "DERIVED\\PRIMARY\\DIXON\\WATER", the first',
+           "image type": f'Image Type: "{dixon}FAT" (4 slices), "{dixon}WATER" (4 slices); measured those of Image '
+                         f'Type "{dixon}WATER", its Image Type names a water, in-phase or magnitude image (not fat, '
+                         "opposed phase or phase, whose CSF is not bright)",
            "slices missing": 'Acquisition Number: "1" (3 slices), "2" (4 slices); measured those of Acquisition Number '
-                             '"2", the most complete'}[told_apart_by]
+                             '"2", the most complete',
+           "acquisition": 'Acquisition Number: "1" (4 slices), "2" (4 slices); measured those of Acquisition Number '
+                          '"1", the first'}[told_apart_by]
     for volume in (open_axial(tmp_path), *open_axial_blocks(tmp_path)):
         assert volume.source_geometry.matches(geometry)
         assert np.array_equal(volume.stack(), expected)
