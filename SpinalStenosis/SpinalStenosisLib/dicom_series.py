@@ -60,7 +60,9 @@ class SeriesChoice(NamedTuple):
 def chosen_series(folder: Path, wanted: str | None = None) -> SeriesChoice:
     """The series to measure in a DICOM folder (e.g. a whole study, its series in subfolders as on a CD): of the
     axial series (those wanted: numbered so, or with it in their Series Description), a T2-weighted one (see
-    :func:`weighting`) before others and one named T1-weighted last, then the one with the most slices; when there
+    :func:`weighting`) before others and one named T1-weighted last, then one whose Image Type names a water,
+    in-phase or magnitude image before one that names a fat, opposed-phase or phase image (a Dixon sequence's
+    images saved as series of their own; _image_type_rank), then the one with the most slices; when there
     is no axial series, the largest (the geometry check then says why). A series is axial when its first, middle or
     last file is an axial slice (its first may be a localizer); no other header is read, but the first file's of
     each axial series when there are several or some are wanted. A ValueError when none is wanted."""
@@ -83,10 +85,13 @@ def chosen_series(folder: Path, wanted: str | None = None) -> SeriesChoice:
     if len(axial) == 1:
         return SeriesChoice(axial[0], [])
     weightings = [weighting(header) if header is not None else 1 for header in headers]
-    chosen, *others = sorted(range(len(axial)), key=lambda n: (weightings[n], len(axial[n])), reverse=True)
+    kinds = [_image_type_rank(header_value(header, "0008|0008")) if header is not None else 0 for header in headers]
+    chosen, *others = sorted(range(len(axial)), key=lambda n: (weightings[n], kinds[n], len(axial[n])), reverse=True)
     why = {2: "the T2-weighted one with the most slices",
            1: "none is named T2-weighted: the one with the most slices of those not named T1",
            0: "all are named T1-weighted: the one with the most slices"}[weightings[chosen]]
+    if any(weightings[n] == weightings[chosen] and kinds[n] < kinds[chosen] for n in others):
+        why += " whose Image Type names a water, in-phase or magnitude image (not fat, opposed phase or phase)"
     return SeriesChoice(axial[chosen], [
         f"{held}: measured {named[chosen]}, {why}; not measured: {', '.join(named[n] for n in others)}; to "
         "measure another, name it (measure --series, its number or a word of its description)"])

@@ -412,7 +412,9 @@ def test_a_study_folder_gives_its_axial_series_even_when_its_first_file_is_a_loc
     ((("0018|0081", "11.5"),), (("0018|0081", "102"),), 2),  # no description: the echo time tells T2
     ((("0008|103e", "AX T1"),), (("0008|103e", "AX T2* MEDIC"), ("0018|0081", "17")), 2),
     ((("0008|103e", "AX T1"),), (("0008|103e", "AX PD"),), 2),  # neither named T2: T1 last, then the most slices
-    ((("0008|103e", "AX A"),), (("0008|103e", "AX B"),), 1)])
+    ((("0008|103e", "AX A"),), (("0008|103e", "AX B"),), 1),
+    ((("0008|103e", "t2_dixon_tra_F"), ("0008|0008", "DERIVED\\PRIMARY\\DIXON\\FAT")),  # a Dixon's images as
+     (("0008|103e", "t2_dixon_tra_W"), ("0008|0008", "DERIVED\\PRIMARY\\DIXON\\WATER")), 2)])  # series: water
 def test_a_study_folder_with_several_axial_series_measures_a_t2_weighted_one_and_says_which(tmp_path, t1, t2,
                                                                                             chosen):
     image, _, geometry = phantom_arrays(n_slices=4)
@@ -427,6 +429,7 @@ def test_a_study_folder_with_several_axial_series_measures_a_t2_weighted_one_and
         assert warning.startswith(f"the DICOM folder holds 2 axial series: measured series {number} (")
         assert ("the T2-weighted one" in warning) == (t2 != (("0008|103e", "AX PD"),) and chosen == 2)
         assert f"not measured: series {('5', '3')[chosen - 1]} (" in warning
+        assert ("whose Image Type names a water, in-phase or magnitude image" in warning) == ("0008|0008" in dict(t2))
     write_dicom_series(alone, image, geometry, series=2, tags=t2)
     assert open_axial(alone).warnings == []
     for wanted, n_slices in (("3", 4), ("5", 3)):
