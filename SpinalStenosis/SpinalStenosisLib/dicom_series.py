@@ -1,5 +1,6 @@
-"""A DICOM folder's series: which files are measured, and what their headers say about the stack SimpleITK reads
-from them (angled blocks, uneven spacing, no orientation). Each header is read once."""
+"""A DICOM folder's series: which files are measured (which series, one image at each slice position), and what
+their headers say about the stack SimpleITK reads from them (angled blocks, uneven spacing, no orientation or
+position, pixel grids that differ). Each header is read once."""
 from __future__ import annotations
 
 import re
