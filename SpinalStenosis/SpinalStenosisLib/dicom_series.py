@@ -86,12 +86,12 @@ def chosen_series(folder: Path, wanted: str | None = None) -> SeriesChoice:
     if len(axial) == 1:
         return SeriesChoice(axial[0], [])
     weightings = [weighting(header) if header is not None else 1 for header in headers]
-    kinds = [_image_type_rank(header_value(header, "0008|0008")) if header is not None else 0 for header in headers]
-    chosen, *others = sorted(range(len(axial)), key=lambda n: (weightings[n], kinds[n], len(axial[n])), reverse=True)
+    ranks = [_image_type_rank(header_value(header, "0008|0008")) if header is not None else 0 for header in headers]
+    chosen, *others = sorted(range(len(axial)), key=lambda n: (weightings[n], ranks[n], len(axial[n])), reverse=True)
     why = {2: "the T2-weighted one with the most slices",
            1: "none is named T2-weighted: the one with the most slices of those not named T1",
            0: "all are named T1-weighted: the one with the most slices"}[weightings[chosen]]
-    if any(weightings[n] == weightings[chosen] and kinds[n] < kinds[chosen] for n in others):
+    if any(weightings[n] == weightings[chosen] and ranks[n] < ranks[chosen] for n in others):
         why += " whose Image Type names a water, in-phase or magnitude image (not fat, opposed phase or phase)"
     return SeriesChoice(axial[chosen], [
         f"{held}: measured {named[chosen]}, {why}; not measured: {', '.join(named[n] for n in others)}; to "
@@ -254,9 +254,8 @@ def one_image_per_position(planes: SlicePlanes) -> tuple[list[int], list[str]]:
     series may hold several images at each slice position (two echoes, a Dixon sequence's images, an acquisition
     repeated); read as one stack they would interleave. They are told apart by the first of SUBSERIES_TAGS whose
     values give one image per position each, more than one for some value (files without positions, all at one,
-    are not split into single slices); the most complete of them is measured, of those the longest echo (the most
-    T2-weighted). Every file, and no warning, when no two share a position or no tag tells them apart (the uneven
-    spacing is then warned of)."""
+    are not split into single slices); which set is measured, _preferred says. Every file, and no warning, when no
+    two share a position or no tag tells them apart (the uneven spacing is then warned of)."""
     every = list(range(len(planes.kinds)))
     if _unique_positions(planes.positions):
         return every, []
