@@ -66,7 +66,8 @@ def chosen_series(folder: Path, wanted: str | None = None) -> SeriesChoice:
     images saved as series of their own; _image_type_rank), then the one with the most slices; when there
     is no axial series, the largest (the geometry check then says why). A series is axial when its first, middle or
     last file is an axial slice (its first may be a localizer); no other header is read, but the first file's of
-    each axial series when there are several or some are wanted. A ValueError when none is wanted."""
+    each axial series when there are several or some are wanted; the warning says when they belong to several
+    studies (Study Instance UID), as in a folder of patients. A ValueError when none is wanted."""
     series = _series_in(folder)
     axial = [files for files in series
              if any(_is_axial_slice(files[n]) for n in sorted({0, len(files) // 2, len(files) - 1}))]
@@ -93,9 +94,12 @@ def chosen_series(folder: Path, wanted: str | None = None) -> SeriesChoice:
            0: "all are named T1-weighted: the one with the most slices"}[weightings[chosen]]
     if any(weightings[n] == weightings[chosen] and ranks[n] < ranks[chosen] for n in others):
         why += " whose Image Type names a water, in-phase or magnitude image (not fat, opposed phase or phase)"
+    studies = {header_value(header, "0020|000d") for header in headers if header is not None} - {""}
+    several_studies = (f"; they belong to {len(studies)} studies (patients or visits): to measure each, give each "
+                       "study's folder as an input of its own" if len(studies) > 1 else "")
     return SeriesChoice(axial[chosen], [
         f"{held}: measured {named[chosen]}, {why}; not measured: {', '.join(named[n] for n in others)}; to "
-        "measure another, name it (measure --series, its number or a word of its description)"])
+        f"measure another, name it (measure --series, its number or a word of its description){several_studies}"])
 
 
 def _answers_to(reader, wanted: str) -> bool:

@@ -446,6 +446,19 @@ def test_a_study_folder_with_several_axial_series_measures_a_t2_weighted_one_and
         open_axial(next(alone.iterdir()), series="5")
 
 
+def test_a_folder_of_several_studies_measures_one_series_and_says_to_give_each_study_on_its_own(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=3)
+    for patient in (1, 2):  # each patient's axial T2, in one folder
+        (tmp_path / f"patient{patient}").mkdir()
+        write_dicom_series(tmp_path / f"patient{patient}", image, geometry, series=patient, tags=(
+            ("0020|000d", f"1.2.826.0.1.3680043.2.1125.9.{patient}"), ("0008|103e", "AX T2")))
+    [warning] = open_axial(tmp_path).warnings
+    assert warning.startswith('the DICOM folder holds 2 axial series: measured a series ("AX T2", 3 slices) in ')
+    assert warning.endswith("; they belong to 2 studies (patients or visits): to measure each, give each study's "
+                            "folder as an input of its own")
+    assert open_axial(tmp_path / "patient1").warnings == []
+
+
 def test_a_study_whose_series_lie_in_subfolders_is_read_as_a_study_folder(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=3)
     study = tmp_path / "CD"
