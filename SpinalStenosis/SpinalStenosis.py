@@ -271,7 +271,8 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         toCheck = self.logic.toCheck(self._parameterNode)
         if toCheck:
             status += " " + _("Check {what}: what the network was unsure of, the image barely shows, lies off the "
-                              "spine's axis, or the edge of the image cuts.").format(what=toCheck)
+                              "spine's axis, is not one round outline, or the edge of the image cuts."
+                              ).format(what=toCheck)
         for warning in [*self.logic.warnings(self._parameterNode), self.logic.regionNote(self._parameterNode)]:
             if warning:
                 status += " " + _("Note: {warning}.").format(warning=warning)
@@ -557,8 +558,8 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         self.stenosisScene(parameterNode.region).name_levels(self._outputs(parameterNode).table, parse_levels(text))
 
     def toCheck(self, parameterNode) -> str:
-        """What the network was unsure of, the image barely shows, lies off the spine's axis or the image's edge cuts,
-        by structure ("the canal on slice 3; ..."; "" for nothing)."""
+        """What the network was unsure of, the image barely shows, lies off the spine's axis, is not one round outline
+        or the image's edge cuts, by structure ("the canal on slice 3; ..."; "" for nothing)."""
         from SpinalStenosisLib.measurement import describe_checks
         from SpinalStenosisLib.scene_table import to_check
 

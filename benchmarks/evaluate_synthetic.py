@@ -72,8 +72,8 @@ from SpinalStenosisLib.findings import worst_findings_by_level  # noqa: E402
 from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, REGIONS, grade  # noqa: E402
 from SpinalStenosisLib.inference import (CHANNELS, PRECISIONS, SHIPPED_MIRROR_AVERAGE, load_segmenter,  # noqa: E402
                                          native_labels)
-from SpinalStenosisLib.measurement import (CHECK_BELOW, MEASUREMENT_COLUMNS, STRUCTURE_WORDS,  # noqa: E402
-                                           STRUCTURES, doubted, measure_slice, structure_to_check)
+from SpinalStenosisLib.measurement import (CHECK_BELOW, MAX_AREA_TO_RULERS, MEASUREMENT_COLUMNS,  # noqa: E402
+                                           STRUCTURE_WORDS, STRUCTURES, doubted, measure_slice, structure_to_check)
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.symmetry import OFF_AXIS_MM  # noqa: E402
 from SpinalStenosisLib.synth.anatomy import T  # noqa: E402
@@ -177,7 +177,7 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
                        for value, name in CLASSES.items()},
               "errors": {key: [] for key in ERROR_KEYS}, "absent": [], "present_found": [],
               "confidences": found.confidences, "canal_edge_to_noise": found.canal_edge_to_noise,
-              "canal_off_axis_mm": found.canal_off_axis_mm,
+              "canal_off_axis_mm": found.canal_off_axis_mm, "canal_area_to_rulers": found.canal_area_to_rulers,
               "cut_by_field_of_view": sorted(found.cut_by_field_of_view),
               "reported_foramina": []}
     for key in ("canal_ap_mm", "canal_transverse_mm"):
@@ -357,12 +357,13 @@ def foramen_by_contrast(records: list[dict]) -> dict:
 
 
 def checks(records: list[dict], below: float = CHECK_BELOW) -> dict:
-    """The slices whose canal is to check (confidence below ``below``, a faint outline, off the spine's axis, or cut
-    by the edge of the image): how many, their canal AP within 1 mm and the others', and how many of the gross
-    failures (canal Dice below 0.8) they hold. The reported foramina to check: how many, the share within 2 mm of
+    """The slices whose canal is to check (confidence below ``below``, a faint outline, off the spine's axis, not one
+    round outline, or cut by the edge of the image): how many, their canal AP within 1 mm and the others', and how
+    many of the gross failures (canal Dice below 0.8) they hold. The reported foramina to check: how many, the share within 2 mm of
     those and of the others, and of the foramina reported where there is none, how many are to check."""
     canal_doubted = [structure_to_check("canal", r["confidences"], r["canal_edge_to_noise"], below,
-                                        frozenset(r["cut_by_field_of_view"]), r["canal_off_axis_mm"]) for r in records]
+                                        frozenset(r["cut_by_field_of_view"]), r["canal_off_axis_mm"],
+                                        r["canal_area_to_rulers"]) for r in records]
     flagged = [r for r, check in zip(records, canal_doubted) if check]
     others = [r for r, check in zip(records, canal_doubted) if not check]
 
@@ -570,8 +571,9 @@ def print_table(summary: dict) -> None:
         f"{STRUCTURE_WORDS[name]} on {slices} slices" for name, slices in summary["cut_by_field_of_view"].items()))
     for cutoff in summary["checks"]:
         print(f"check (confidence below {next(iter(cutoff.values()))['below']:.2f}; for the canal also an outline "
-              f"under {MIN_CANAL_EDGE_TO_NOISE} times as clear as noise, or {OFF_AXIS_MM:.0f} mm or more off the "
-              "spine's axis; what the edge of the image cuts), all / T2 family: " + _check_line(cutoff))
+              f"under {MIN_CANAL_EDGE_TO_NOISE} times as clear as noise, {OFF_AXIS_MM:.0f} mm or more off the "
+              f"spine's axis, or an area {MAX_AREA_TO_RULERS} times the ellipse of its rulers or more; what the edge "
+              "of the image cuts), all / T2 family: " + _check_line(cutoff))
 
 
 def _check_line(checks_by_group: dict) -> str:

@@ -17,7 +17,7 @@ from .findings import (describe_findings, describe_levels, slice_name, slices_of
 from .geometry import PlaneGrid
 from .grading import grade
 from .markups_json import RULER_COLOURS
-from .measurement import SliceMeasurement
+from .measurement import SliceMeasurement, misshapen
 from .report_chart import CHART_PX, draw_profiles, shows_profile
 from .symmetry import off_axis
 
@@ -50,13 +50,14 @@ def _pick_slices(measurements: list[SliceMeasurement], worst_slices: set[int]) -
 
 def _caption(m: SliceMeasurement, region: str, block: str = "") -> str:
     """A panel's caption: the slice, then a line a measurement, each marked CHECK where its structure is to check;
-    why, where the reason is the image's edge or the spine's axis, on the structure's first line only (the canal's
-    area line would not fit the panel's width with it)."""
+    why, where the reason is the image's edge, the spine's axis or the canal's shape, on the structure's first line
+    only (the canal's area line would not fit the panel's width with it)."""
     grades = grade(m.values, region, m.level)
 
     def fmt(value: float, unit: str, label: str, structure: str, why: bool = True) -> str:
         check = ("  CHECK (edge)" if why and structure in m.cut_by_field_of_view  # the image's edge cuts it
                  else "  CHECK (off axis)" if why and structure == "canal" and off_axis(m.canal_off_axis_mm)
+                 else "  CHECK (shape)" if why and structure == "canal" and misshapen(m.canal_area_to_rulers)
                  else "  CHECK" if m.is_to_check(structure) else "")
         return "absent" if math.isnan(value) else f"{value:.1f} {unit}" + (f" ({label})" if label else "") + check
 

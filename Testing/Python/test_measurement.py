@@ -10,8 +10,8 @@ from shapes import axial_grid, bow_tie, ellipse, rasterise, trefoil
 from SpinalStenosisLib.crop import crop_grid
 from SpinalStenosisLib.geometry import FieldOfView
 from SpinalStenosisLib.grading import SACRAL, THORACIC, grade, region_named, slice_region
-from SpinalStenosisLib.measurement import (bilinear, describe_checks, largest_component, measure_slice,
-                                           structure_words, structures_in)
+from SpinalStenosisLib.measurement import (MAX_AREA_TO_RULERS, bilinear, describe_checks, largest_component,
+                                           measure_slice, structure_words, structures_in)
 
 GRIDS = {
     "axial": axial_grid(),
@@ -208,6 +208,23 @@ def test_a_structure_the_edge_of_the_image_cuts_is_measured_as_far_as_it_shows_a
                          field_of_view=padded).cut_by_field_of_view == set()
     assert structures_in(structure_words({"right_foramen", "canal"})) == {"canal", "right_foramen"}
     assert structure_words(()) == "" and structures_in("") == set()
+
+
+@pytest.mark.parametrize("name", GRIDS)
+def test_a_canal_of_two_lobes_is_flagged_for_a_check_by_its_area_against_the_ellipse_of_its_rulers(name):
+    grid = GRIDS[name]
+    round_canal = measure_slice({"canal": rasterise(ellipse(0.0, 0.0, 8.0, 6.0), grid, soft=True)}, grid)
+    assert round_canal.canal_area_to_rulers == pytest.approx(1.0, abs=0.02) and round_canal.check == ""
+    trefoil_canal = measure_slice({"canal": rasterise(trefoil(8.0, 0.2), grid, soft=True)}, grid)
+    assert trefoil_canal.canal_area_to_rulers < 1.1 and trefoil_canal.check == ""  # three lobes about the centroid
+    # the sac with a second lobe behind and beside it, joined by a neck: the rulers through the centroid miss a lobe
+    lobes = np.maximum(rasterise(ellipse(-4.0, 4.0, 6.0, 4.0), grid, soft=True),
+                       rasterise(ellipse(5.0, -5.0, 6.0, 4.0), grid, soft=True))
+    lobes = np.maximum(lobes, rasterise(ellipse(0.5, -0.5, 3.0, 1.5, angle_deg=-45.0), grid, soft=True))
+    two_lobes = measure_slice({"canal": lobes}, grid)
+    assert two_lobes.canal_area_to_rulers >= MAX_AREA_TO_RULERS
+    assert two_lobes.check == "canal" and two_lobes.found()["canal_area_to_rulers"] == two_lobes.canal_area_to_rulers
+    assert math.isnan(measure_slice({}, grid).canal_area_to_rulers)
 
 
 def test_a_foramen_stopping_a_pixel_short_of_the_edge_of_the_image_is_cut_by_it_and_a_canal_is_not():

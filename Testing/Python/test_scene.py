@@ -12,7 +12,7 @@ from conftest import (BrightnessSegmenter, ThresholdSegmenter, canal_arrays, mov
 slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
 
 from SpinalStenosisLib.geometry import VolumeGeometry  # noqa: E402
-from SpinalStenosisLib.measurement import bilinear  # noqa: E402
+from SpinalStenosisLib.measurement import MAX_AREA_TO_RULERS, bilinear  # noqa: E402
 from SpinalStenosisLib.pipeline import Cancelled  # noqa: E402
 from SpinalStenosisLib.scene import (LEVELS_ATTRIBUTE, SEGMENTS, StenosisScene, axial_volume_of,  # noqa: E402
                                      geometry_of, measure_volume_node, named_region_of_node)
@@ -546,6 +546,29 @@ def test_a_canal_the_image_barely_shows_or_off_the_spine_s_axis_is_flagged_for_a
     assert math.isnan(column(column_name)[1]) and column("check") == ["canal", "", "canal"]
     with open(logic.export(outputs, tmp_path, "patient")["table"], newline="") as handle:
         assert [row[column_name] for row in csv.DictReader(handle)] == [f"{value:.4f}", "nan", f"{value:.4f}"]
+
+
+def test_a_canal_edited_into_two_lobes_stays_to_check(context, volume, tmp_path):
+    logic, outputs = measure(context, volume)
+    table = outputs.table.GetTable()
+
+    def column(name):
+        return [table.GetColumnByName(name).GetValue(r) for r in range(3)]
+
+    assert all(0.9 < fill < 1.2 for fill in column("canal_area_to_rulers")) and column("check") == ["", "", ""]
+    labels = logic.labels_of(outputs.segmentation, volume)
+    row, column_ = np.argwhere(labels[1] == 1).mean(axis=0)
+    rows, columns = np.indices(labels[1].shape)
+    lobes = ((rows - row + 12) ** 2 + (columns - column_ + 12) ** 2 <= 8 ** 2) \
+        | ((rows - row - 12) ** 2 + (columns - column_ - 12) ** 2 <= 8 ** 2) \
+        | ((np.abs((rows - row) - (columns - column_)) <= 2) & (np.abs(rows - row) <= 12))  # joined by a neck
+    labels[1][labels[1] == 1] = 0
+    labels[1][lobes & (labels[1] == 0)] = 1  # the user draws the canal as two lobes (say, a cyst beside the sac)
+    logic._write_segments(outputs.segmentation, volume, labels)
+    assert logic.remeasure(volume, outputs) == [1]
+    assert column("canal_area_to_rulers")[1] >= MAX_AREA_TO_RULERS and column("check") == ["", "canal", ""]
+    with open(logic.export(outputs, tmp_path, "patient")["table"], newline="") as handle:
+        assert [row["check"] for row in csv.DictReader(handle)] == ["", "canal", ""]
 
 
 @pytest.mark.parametrize("image_ends", ["with the array", "in padding zeros"])
