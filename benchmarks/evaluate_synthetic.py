@@ -359,8 +359,9 @@ def foramen_by_contrast(records: list[dict]) -> dict:
 def checks(records: list[dict], below: float = CHECK_BELOW) -> dict:
     """The slices whose canal is to check (confidence below ``below``, a faint outline, off the spine's axis, not one
     round outline, or cut by the edge of the image): how many, their canal AP within 1 mm and the others', and how
-    many of the gross failures (canal Dice below 0.8) they hold. The reported foramina to check: how many, the share within 2 mm of
-    those and of the others, and of the foramina reported where there is none, how many are to check."""
+    many of the gross failures (canal Dice below 0.8) they hold. The reported foramina to check: how many, the share
+    within 2 mm of those and of the others, and of the foramina reported where there is none, how many are to
+    check."""
     canal_doubted = [structure_to_check("canal", r["confidences"], r["canal_edge_to_noise"], below,
                                         frozenset(r["cut_by_field_of_view"]), r["canal_off_axis_mm"],
                                         r["canal_area_to_rulers"]) for r in records]
