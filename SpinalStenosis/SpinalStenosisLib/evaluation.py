@@ -2,7 +2,7 @@
 or a fine-tune's against the shipped networks. Each slice whose labels have a canal is measured twice, by the
 networks and from its labels (as ``measure --masks`` measures a drawn mask, on the native grid, so a label's
 one-pixel rim is part of the errors), and compared: Dice per structure on the native grid, the errors of the graded
-measurements and whether their grades agree."""
+measurements and whether their grades agree, and whether the check column flags the canals that are off."""
 from __future__ import annotations
 
 import csv
@@ -25,7 +25,7 @@ WITHIN_MM = (1.0, 2.0, 3.0)
 GROSS_FAILURE_DICE = 0.8
 COMPARISON_COLUMNS = ("case", "slice_index", *(f"{name}_dice" for name in STRUCTURES),
                       *(f"{name}_{source}" for name in COMPARED for source in ("labels", "found")),
-                      *(f"{name}_{source}" for name in GRADES for source in ("labels", "found")))
+                      *(f"{name}_{source}" for name in GRADES for source in ("labels", "found")), "canal_to_check")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class SliceComparison:
     found: dict[str, float]  # the same measured on the networks' segmentation
     labelled_grades: dict[str, str]
     found_grades: dict[str, str]
+    canal_to_check: bool  # whether the check column names the canal the networks found
 
 
 def dice(found: np.ndarray, reference: np.ndarray) -> float:
@@ -67,7 +68,8 @@ def compare_case(case: LabelledCase, segmenter: Segmenter, region: str) -> list[
             {name: dice(found_run.stack_labels[s] == LABEL_OF[name], case.labels[s] == LABEL_OF[name])
              if name in structures else math.nan for name in STRUCTURES},
             {name: labelled[name] for name in COMPARED}, {name: found[name] for name in COMPARED},
-            {name: labelled_grades[name] for name in GRADES}, {name: found_grades[name] for name in GRADES}))
+            {name: labelled_grades[name] for name in GRADES}, {name: found_grades[name] for name in GRADES},
+            found_run.measurements[s].is_to_check("canal")))
     return comparisons
 
 
@@ -104,9 +106,22 @@ def summary_lines(comparisons: list[SliceComparison]) -> list[str]:
     for name, label in (("canal_ap_grade", "canal AP"), ("canal_area_grade", "dural-sac area")):
         agree = sum(c.found_grades[name] == c.labelled_grades[name] for c in comparisons)
         lines.append(f"{label} graded as its labels: {_percent(agree, len(comparisons))}")
+    lines.append(_check_line(comparisons, ap_errors, canal_dice))
     if with_foramina:
         lines.append(_foramina_line(with_foramina))
     return lines
+
+
+def _check_line(comparisons: list[SliceComparison], ap_errors: list[float], canal_dice: np.ndarray) -> str:
+    """On how many slices the check column names the canal, the canal AP within 1 mm of the labels' there and on the
+    others, and how many of the gross failures it names: whether a flag is worth a look on these images."""
+    flagged = np.array([c.canal_to_check for c in comparisons])
+    within = np.array([e <= 1.0 for e in ap_errors])
+    gross = canal_dice < GROSS_FAILURE_DICE
+    return (f"canal to check (the check column) on {int(flagged.sum())} of {len(comparisons)} slices: canal AP within "
+            f"1 mm there {_percent(int(within[flagged].sum()), int(flagged.sum()))}, on the others "
+            f"{_percent(int(within[~flagged].sum()), int((~flagged).sum()))}; {int((flagged & gross).sum())} of the "
+            f"{int(gross.sum())} slices with canal Dice below {GROSS_FAILURE_DICE}")
 
 
 def _foramina_line(comparisons: list[SliceComparison]) -> str:
@@ -139,5 +154,6 @@ def write_comparisons_csv(path: Path, comparisons: list[SliceComparison]) -> Non
                 row.update({f"{name}_labels": c.labelled[name], f"{name}_found": c.found[name]})
             for name in GRADES:
                 row.update({f"{name}_labels": c.labelled_grades[name], f"{name}_found": c.found_grades[name]})
+            row["canal_to_check"] = c.canal_to_check
             writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else
                                  f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})

@@ -92,6 +92,12 @@ def test_a_segmentation_as_the_labels_scores_perfectly(labelled):
     lines = summary_lines(comparisons)
     assert "canal Dice: mean 1.000" in lines[1] and "within 1 / 2 / 3 mm: 100.0 / 100.0 / 100.0 %" in lines[2]
     assert "within 1 / 2 / 3 mm: 100.0 / 100.0 / 100.0 %" in lines[-1]  # the foramina
+    assert lines[-2] == ("canal to check (the check column) on 0 of 3 slices: canal AP within 1 mm there n/a, on the "
+                         "others 100.0 %; 0 of the 0 slices with canal Dice below 0.8")
+    unsure = compare_case(phantom, ThresholdSegmenter(canal_probability=0.9), "lumbar")  # the same canal, doubted
+    assert all(c.canal_to_check for c in unsure) and not any(c.canal_to_check for c in comparisons)
+    assert summary_lines(unsure)[-2].startswith("canal to check (the check column) on 3 of 3 slices: canal AP within "
+                                                "1 mm there 100.0 %, on the others n/a;")
 
 
 def test_a_canal_drawn_a_pixel_small_all_round_shows_as_two_pixels_short(labelled):
@@ -104,6 +110,7 @@ def test_a_canal_drawn_a_pixel_small_all_round_shows_as_two_pixels_short(labelle
     lines = summary_lines(comparisons)
     assert "within 1 / 2 / 3 mm: 0.0 / 100.0 / 100.0 %" in lines[2] and "median -1.6" in lines[2]
     assert "found - labels, median -" in lines[3]
+    assert "on 0 of 3 slices: canal AP within 1 mm there n/a, on the others 0.0 %" in lines[-2]  # a sure miss
 
 
 def test_png_labels_compare_the_canal_only(labelled):
@@ -133,5 +140,6 @@ def test_evaluate_prints_the_summary_and_writes_a_row_per_slice(labelled, tmp_pa
         rows = list(csv.DictReader(handle))
     assert tuple(rows[0]) == COMPARISON_COLUMNS and [row["slice_index"] for row in rows] == ["0", "1", "2"]
     assert all(row["canal_ap_mm_labels"] == row["canal_ap_mm_found"] for row in rows)
+    assert [row["canal_to_check"] for row in rows] == ["False"] * 3
     assert cli.main(["evaluate", str(tmp_path / "nothing")]) == cli.EXIT_INPUT
     assert "no *_image.nii.gz" in capsys.readouterr().err
