@@ -25,6 +25,9 @@ SUBSERIES_TAGS = {"0018|0081": "Echo Time", "0018|0086": "Echo Number", "0008|00
                   "0020|0012": "Acquisition Number", "0020|0100": "Temporal Position Identifier"}
 ECHO_TIME, IMAGE_TYPE = list(SUBSERIES_TAGS).index("0018|0081"), list(SUBSERIES_TAGS).index("0008|0008")
 SAME_POSITION_MM = 0.01  # slices whose positions differ by less lie at one position
+# why an image is measured before another of the same series or study (_image_type_rank)
+MEASURABLE_IMAGE_TYPE = ("Image Type names a water, in-phase or magnitude image (not fat, opposed phase or phase, "
+                         "whose CSF is not bright)")
 
 
 class SlicePlane(NamedTuple):
@@ -93,7 +96,7 @@ def chosen_series(folder: Path, wanted: str | None = None) -> SeriesChoice:
            1: "none is named T2-weighted: the one with the most slices of those not named T1",
            0: "all are named T1-weighted: the one with the most slices"}[weightings[chosen]]
     if any(weightings[n] == weightings[chosen] and ranks[n] < ranks[chosen] for n in others):
-        why += " whose Image Type names a water, in-phase or magnitude image (not fat, opposed phase or phase)"
+        why += f" whose {MEASURABLE_IMAGE_TYPE}"
     studies = {header_value(header, "0020|000d") for header in headers if header is not None} - {""}
     several_studies = (f"; they belong to {len(studies)} studies (patients or visits): to measure each, give each "
                        "study's folder as an input of its own" if len(studies) > 1 else "")
@@ -282,8 +285,8 @@ def _preferred(planes: SlicePlanes, groups: dict[str, list[int]]) -> tuple[str, 
     """Which of a series' sets of images at the same positions (files by a tag's value) to measure, and why: the
     most complete; of those, one whose Image Type names an image that shows the CSF bright on a T2 (water, in phase,
     magnitude) over one that names another (fat, opposed phase, phase); then the longest echo; then the first."""
-    reasons = ("the most complete", "its Image Type names a water, in-phase or magnitude image (not fat, opposed "
-               "phase or phase, whose CSF is not bright)", "the longest echo (the most T2-weighted)", "the first")
+    reasons = ("the most complete", f"its {MEASURABLE_IMAGE_TYPE}", "the longest echo (the most T2-weighted)",
+               "the first")
     keys = {value: (len(files), _image_type_rank(planes.kinds[files[0]][IMAGE_TYPE]),
                     _echo_time_ms(planes, files[0])) for value, files in groups.items()}
     chosen = max(groups, key=keys.get)

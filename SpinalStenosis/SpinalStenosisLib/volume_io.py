@@ -169,9 +169,13 @@ def _checked_volume(path: Path, image, pixel_mm: float | None = None):
     """An image read whole, checked as a volume to measure (_check_header); a 2-D one (with pixel_mm) as a one-slice
     axial volume (see :func:`displayed_slice`)."""
     _check_header(path, image.GetDimension(), image.GetNumberOfComponentsPerPixel(), image.GetSize(), pixel_mm)
-    if image.GetDimension() == 4:  # one 3-D volume with a fourth axis one long (_check_header), as some tools save it
-        return _sitk().Extract(image, [*image.GetSize()[:3], 0], [0, 0, 0, 0])
-    return displayed_slice(image, pixel_mm) if image.GetDimension() == 2 else image
+    return displayed_slice(image, pixel_mm) if image.GetDimension() == 2 else _one_volume(image)
+
+
+def _one_volume(image):
+    """A 3-D image as it is; a 4-D one whose fourth axis is one long (_check_header refuses others), as some tools
+    save a 3-D volume, as that volume."""
+    return _sitk().Extract(image, [*image.GetSize()[:3], 0], [0, 0, 0, 0]) if image.GetDimension() == 4 else image
 
 
 def displayed_slice(image, pixel_mm: float):
@@ -252,13 +256,13 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     _check_header(path, reader.GetDimension(), reader.GetNumberOfComponents(), size, pixel_mm)
     if reader.GetDimension() == 2:
         return _axial_from_image(path, displayed_slice(_read(path, reader), pixel_mm))
-    # the reader has the image's geometry getters; a 4-D one is read whole, as its 3-D volume (_checked_volume)
+    # the reader has the image's geometry getters; a 4-D one is read whole, as its 3-D volume (_one_volume)
     geometry = VolumeGeometry.from_sitk(reader) if reader.GetDimension() == 3 else None
     if geometry is not None and reader.GetNumberOfComponents() == 1 and int(np.prod(size)) > max_voxels_in_memory \
             and not needs_reslice(geometry):
         volume = _streamed(path, geometry)
     else:
-        volume = _axial_from_image(path, _checked_volume(path, _read(path, reader)))
+        volume = _axial_from_image(path, _one_volume(_read(path, reader)))  # its header checked above
     if is_dicom(reader):  # one DICOM file: what its header says, as a series' first file gives it
         volume.named_region, volume.slice_thickness_mm = named_region(reader), slice_thickness_mm(reader)
         volume.warnings += header_gaps(reader)
