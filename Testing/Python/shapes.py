@@ -95,3 +95,12 @@ def spine(grid, turned_deg=0.0, vessel_level=700.0, vena_cava_mm=(9.0, 7.0)):
         inside = rasterise(turned(shape), grid)
         image = image * (1 - inside) + level * inside
     return image, rasterise(turned(sac), grid) > 0, rasterise(turned(vena_cava), grid) > 0
+
+
+def two_lobes(shape: tuple[int, int], row: float, column: float) -> np.ndarray:
+    """A pixel mask of two discs (radius 8) 12 pixels up-left and down-right of (row, column), joined by a neck 5
+    pixels wide through it: a canal of two lobes that rulers through its centroid miss."""
+    rows, columns = np.indices(shape)
+    up, left = rows - row, columns - column
+    return (((up + 12) ** 2 + (left + 12) ** 2 <= 8 ** 2) | ((up - 12) ** 2 + (left - 12) ** 2 <= 8 ** 2)
+            | ((np.abs(up - left) <= 2) & (np.abs(up) <= 12)))

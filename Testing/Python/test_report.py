@@ -1,7 +1,7 @@
 """The PNG report draws each slice's outlines and rulers, also where the canal lies at the edge of the slice."""
 import numpy as np
 from PIL import Image
-from shapes import axial_grid
+from shapes import axial_grid, two_lobes
 
 from SpinalStenosisLib.measurement import masks_from_labels, measure_slice
 from SpinalStenosisLib.report import MASK_COLOURS, TITLE_PX, WARNING_COLOUR, write_report
@@ -102,9 +102,7 @@ def test_a_caption_marks_each_measurement_of_a_structure_the_network_doubts_and_
     lines = _caption(measure_slice({"canal": canal}, grid, canal_off_axis_mm=26.0), "lumbar").splitlines()
     assert [line.split()[0] for line in lines if line.endswith("CHECK (off axis)")] == ["AP"]  # why, once
     assert [line.split()[0] for line in lines if line.endswith("CHECK")] == ["area", "transverse"]
-    lobes = (((rows - 88) ** 2 + (columns - 88) ** 2 <= 8 ** 2) | ((rows - 112) ** 2 + (columns - 112) ** 2 <= 8 ** 2)
-             | ((np.abs(rows - columns) <= 2) & (np.abs(rows - 100) <= 12)))  # two lobes joined by a neck
-    lines = _caption(measure_slice({"canal": lobes.astype(float)}, grid), "lumbar").splitlines()
+    lines = _caption(measure_slice({"canal": two_lobes(grid.shape, 100, 100) * 1.0}, grid), "lumbar").splitlines()
     assert [line.split()[0] for line in lines if line.endswith("CHECK (shape)")] == ["AP"]
     font = _font("DejaVuSansMono.ttf", CAPTION_TEXT_PX)
     for widest in ("AP 10.7 mm (relative stenosis)  CHECK (off axis)", "area 328.6 mm² (relative stenosis)  CHECK",

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import (BrightnessSegmenter, ThresholdSegmenter, canal_arrays, move_end_halfway, other_contrast,
                       phantom_arrays, tilted)
+from shapes import two_lobes
 
 slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
 
@@ -557,11 +558,7 @@ def test_a_canal_edited_into_two_lobes_stays_to_check(context, volume, tmp_path)
 
     assert all(0.9 < fill < 1.2 for fill in column("canal_area_to_rulers")) and column("check") == ["", "", ""]
     labels = logic.labels_of(outputs.segmentation, volume)
-    row, column_ = np.argwhere(labels[1] == 1).mean(axis=0)
-    rows, columns = np.indices(labels[1].shape)
-    lobes = ((rows - row + 12) ** 2 + (columns - column_ + 12) ** 2 <= 8 ** 2) \
-        | ((rows - row - 12) ** 2 + (columns - column_ - 12) ** 2 <= 8 ** 2) \
-        | ((np.abs((rows - row) - (columns - column_)) <= 2) & (np.abs(rows - row) <= 12))  # joined by a neck
+    lobes = two_lobes(labels[1].shape, *np.argwhere(labels[1] == 1).mean(axis=0))  # about the canal's centre
     labels[1][labels[1] == 1] = 0
     labels[1][lobes & (labels[1] == 0)] = 1  # the user draws the canal as two lobes (say, a cyst beside the sac)
     logic._write_segments(outputs.segmentation, volume, labels)
