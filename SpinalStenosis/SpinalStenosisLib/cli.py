@@ -77,14 +77,14 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
             print(f"graded with the {region} cut-offs: the image shows a neck, the body around the canal no wider than "
                   f"{NECK_WIDTH_MM[1] / 10:.0f} cm (--region overrides)")
         if len(runs) > 1:
-            print(f"the DICOM series is in {len(runs)} angled blocks (slices at {len(runs)} angles): each block is "
-                  f"measured as a stack of its own, in {block_folder(1)} ... {block_folder(len(runs))}")
+            print(f"the DICOM series is in {len(runs)} blocks (slices at different angles, or parted by gaps): each "
+                  f"block is measured as a stack of its own, in {block_folder(1)} ... {block_folder(len(runs))}")
         _say_results(runs, region)
         print(f"wrote {out.resolve()}")
 
 
 def _say_results(runs: list[MeasurementRun], region: str) -> None:
-    """Each run's worst findings and what to check (a run a block of an angled DICOM series, named so), and for the
+    """Each run's worst findings and what to check (a run a block of a DICOM series, named so), and for the
     blocks of a series the worst findings of them all; then those of each named level (over all the blocks)."""
     from .findings import (describe_findings, describe_levels, worst_findings, worst_findings_by_level,
                            worst_findings_by_level_of_blocks, worst_findings_of_blocks)
@@ -110,7 +110,7 @@ def _say_results(runs: list[MeasurementRun], region: str) -> None:
 
 
 def _block_prefix(block: int, blocks: int) -> str:
-    """What starts a line about one of a DICOM series' angled blocks ("block-2: "); nothing for a single stack."""
+    """What starts a line about one of a DICOM series' blocks ("block-2: "); nothing for a single stack."""
     from .outputs import block_folder
 
     return f"{block_folder(block)}: " if blocks > 1 else ""
@@ -230,7 +230,7 @@ def _add_measure(sub: "argparse._SubParsersAction") -> None:
     measure.add_argument("--out", required=True, help="output folder")
     measure.add_argument("--masks", help="label image on the input's grid: 1 canal, 2 left, 3 right foramen, or a "
                          "3D Slicer segmentation (.seg.nrrd: its segments Spinal canal, Left and Right neural "
-                         "foramen) (for a DICOM series in angled blocks: the output folder of an earlier run)")
+                         "foramen) (for a DICOM series in blocks: the output folder of an earlier run)")
     measure.add_argument("--region", choices=GRADING_REGIONS, help="which cut-offs grade the canal (thoracic: none; "
                          "default: the region a DICOM series' header names, else cervical where the image shows a "
                          "whole neck, else lumbar)")
@@ -240,7 +240,7 @@ def _add_measure(sub: "argparse._SubParsersAction") -> None:
                          "axial slice as displayed, anterior at the top, the patient's left on the right")
     measure.add_argument("--levels", type=_levels, default={}, metavar="SLICE=LEVEL,...",
                          help='the vertebral level of slices, e.g. "4=L4-L5,8=L5-S1", or of ranges of slices, e.g. '
-                              '"0-2=L3-L4,3-5=L4-L5" (slice_index as in the CSV), or of the angled blocks of a DICOM '
+                              '"0-2=L3-L4,3-5=L4-L5" (slice_index as in the CSV), or of the blocks of a DICOM '
                               'series, e.g. "block-1=L3-L4,block-2=L4-L5": named in every output, each level\'s '
                               "worst findings said, and its cut-offs used (a thoracic or sacral canal is not graded)")
     measure.add_argument("--scene", help="also write a Slicer scene bundle (.mrb); needs slicer-core")

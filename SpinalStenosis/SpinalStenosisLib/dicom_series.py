@@ -1,6 +1,6 @@
 """A DICOM folder's series: which files are measured (which series, one image at each slice position), and what
-their headers say about the stack SimpleITK reads from them (angled blocks, uneven spacing, no orientation or
-position, pixel grids that differ). Each header is read once."""
+their headers say about the stack SimpleITK reads from them (blocks at several angles or parted by gaps, uneven
+spacing, no orientation or position, pixel grids that differ). Each header is read once."""
 from __future__ import annotations
 
 import re
@@ -326,6 +326,44 @@ def orientation_blocks(normals: np.ndarray) -> list[list[int]]:
         else:
             blocks.append([n])
     return blocks
+
+
+def stack_blocks(planes: SlicePlanes) -> tuple[list[list[int]], list[str]]:
+    """The axial blocks of a series (file indices, each block sorted along its normal, the blocks in order of their
+    first file): slices at one angle, evenly spaced. Slices at another angle make blocks of their own (angled
+    blocks, one per disc); so do runs of parallel slices parted by a wider gap (parallel blocks, or a slice missing),
+    which the returned warning names; non-axial slices (a localizer) are left out."""
+    angles = [block for block in orientation_blocks(planes.normals) if is_axial_normal(planes.normals[block[0]])]
+    slices = "the DICOM series' slices" + (" at one of its angles" if len(angles) > 1 else "")
+    blocks, warnings = [], []
+    for oriented in angles:
+        normal = planes.normals[oriented[0]]
+        oriented = sorted(oriented, key=lambda n: float(planes.positions[n] @ normal))
+        offsets_mm = planes.positions[oriented] @ normal
+        runs = evenly_spaced_runs(offsets_mm)
+        blocks += [[oriented[n] for n in run] for run in runs]
+        if len(runs) > 1:
+            parts = [offsets_mm[later[0]] - offsets_mm[earlier[-1]] for earlier, later in zip(runs, runs[1:])]
+            widths_mm = "-".join(dict.fromkeys(f"{part:.1f}" for part in (min(parts), max(parts))))
+            warnings.append(f"{slices} lie in {len(runs)} runs of evenly spaced slices parted by wider gaps "
+                            f"({widths_mm} mm; parallel blocks, or a slice missing): each run is measured as a block "
+                            "of its own, so that z_mm and the places of the rulers and masks along the spine are exact")
+    return sorted(blocks, key=min), warnings
+
+
+def evenly_spaced_runs(offsets_mm: np.ndarray) -> list[list[int]]:
+    """Slices (their sorted offsets along the normal, mm) as runs of evenly spaced ones (indices into offsets_mm),
+    split at the widest gap while it is wider than the run's median gap by over EVEN_SPACING_TOLERANCE of it. A run
+    uneven only by narrower gaps stays whole (uneven_spacing warns of it)."""
+    gaps = np.diff(offsets_mm)
+    if len(gaps) < 2:
+        return [list(range(len(offsets_mm)))]
+    widest, median = int(np.argmax(gaps)), float(np.median(gaps))
+    if gaps[widest] - median <= EVEN_SPACING_TOLERANCE * abs(median):
+        return [list(range(len(offsets_mm)))]
+    after = widest + 1
+    return (evenly_spaced_runs(offsets_mm[:after])
+            + [[after + n for n in run] for run in evenly_spaced_runs(offsets_mm[after:])])
 
 
 def uneven_spacing(slices: str, normal: np.ndarray, positions: np.ndarray) -> list[str]:

@@ -35,7 +35,7 @@ class DoubtedValue(NamedTuple):
 
     slice_index: int
     value: float
-    block: str = ""  # the angled block of a DICOM series that holds the slice, if any
+    block: str = ""  # the block of a DICOM series that holds the slice, if any
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Finding:
     grade: str
     to_check: bool  # its structure is to check on that slice (every slice that has it is)
     level: str = ""  # the slice's vertebral level, if named (SliceMeasurement.level)
-    block: str = ""  # the angled block of a DICOM series that holds the slice, if any (e.g. "block-2")
+    block: str = ""  # the block of a DICOM series that holds the slice, if any (e.g. "block-2")
     # a smaller value on a slice where the structure is to check, left out of the worst (a doubted find: often a
     # speck in noise, but also a narrowed sac the network was unsure of), if any
     smaller_to_check: DoubtedValue | None = None
@@ -82,7 +82,7 @@ def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[st
 
 
 def worst_findings_of_blocks(blocks: Mapping[str, list[SliceMeasurement]], region: str) -> dict[str, Finding]:
-    """The worst findings of a DICOM series measured in angled blocks (each block's measurements by its name): per
+    """The worst findings of a DICOM series measured in blocks (each block's measurements by its name): per
     graded measurement, the smallest_trusted of the blocks' worst findings, naming its block, with the smallest
     value to check in any block below it."""
     per_block = {name: worst_findings(measurements, region) for name, measurements in blocks.items()}
@@ -112,7 +112,7 @@ def worst_findings_by_level(measurements: list[SliceMeasurement], region: str) -
 
 def worst_findings_by_level_of_blocks(blocks: Mapping[str, list[SliceMeasurement]], region: str
                                       ) -> dict[str, dict[str, Finding]]:
-    """worst_findings_by_level over the blocks of a DICOM series in angled blocks (each block's measurements by its
+    """worst_findings_by_level over the blocks of a DICOM series in blocks (each block's measurements by its
     name): each level's worst findings among the slices named so in every block, each naming its block."""
     levels = dict.fromkeys(m.level for measurements in blocks.values() for m in measurements if m.level)
     return {level: worst_findings_of_blocks({name: [m for m in measurements if m.level == level]
@@ -136,7 +136,7 @@ def describe_levels(by_level: Mapping[str, dict[str, Finding]]) -> list[str]:
 
 def slice_name(slice_index: int, level: str = "", block: str = "") -> str:
     """How a slice is named to the reader: "slice 4", or "slice 4 (L4-L5)" where its level is named, "block-2
-    slice 4" in an angled block."""
+    slice 4" in a block."""
     return (f"{block} " if block else "") + f"slice {slice_index}" + (f" ({level})" if level else "")
 
 
@@ -171,7 +171,7 @@ def _smaller_to_check(finding: Finding, unit: str) -> str:
 def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:
     """The findings as JSON-ready dicts (measurement → slice_index, z_mm, level, value, grade, to_check,
     smaller_to_check (null, or the slice_index and value of Finding.smaller_to_check, with its block if any), and
-    the block of an angled DICOM series that holds the slice, if any)."""
+    the block of a DICOM series that holds the slice, if any)."""
     return {name: {**({"block": f.block} if f.block else {}), "slice_index": f.slice_index, "z_mm": round(f.z_mm, 3),
                    "level": f.level, "value": round(float(f.value), 4), "grade": f.grade, "to_check": f.to_check,
                    "smaller_to_check": None if f.smaller_to_check is None else {

@@ -1,4 +1,4 @@
-"""Vertebral levels as a user names them, in one line: slices "4=L4-L5", ranges of slices "0-2=L3-L4", or the angled
+"""Vertebral levels as a user names them, in one line: slices "4=L4-L5", ranges of slices "0-2=L3-L4", or the
 blocks of a DICOM series "block-2=L4-L5" (nothing in an axial image gives the level)."""
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from .measurement import FOUND_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement
 
 CSV_COLUMNS = ("slice_index", "z_mm", "level", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS, *FOUND_COLUMNS)
 STUDIES_FILE = "studies.csv"  # among several inputs' output folders: a row of worst findings each
-SERIES_FILE = "series.json"  # beside the block folders of a DICOM series in angled blocks: the whole series' findings
+SERIES_FILE = "series.json"  # beside the block folders of a DICOM series in blocks: the whole series' findings
 OUTPUT_FILES = ("segmentation.nii.gz", "measurements.csv", "levels.csv", "measurements.json", "rulers.mrk.json",
                 "report.png")
 
@@ -48,7 +48,7 @@ def exported_files(folder: Path | str, volume_name: str) -> dict[str, Path]:
 
 
 def block_folder(block: int) -> str:
-    """The output subfolder of a DICOM series' angled block (numbered from 1)."""
+    """The output subfolder of a DICOM series' block (numbered from 1)."""
     return f"block-{block}"
 
 
@@ -161,7 +161,7 @@ def write_json(path: Path, measurements: list[SliceMeasurement], region: str, pr
 
 
 def write_series_json(path: Path, blocks: dict[str, list[SliceMeasurement]], region: str, provenance: dict) -> None:
-    """SERIES_FILE: the worst findings of a DICOM series measured in angled blocks (each block's measurements by its
+    """SERIES_FILE: the worst findings of a DICOM series measured in blocks (each block's measurements by its
     folder's name), each naming its block: what the command prints as "the whole series"; and those of each named
     level."""
     document = {"tool": "spinal-stenosis", "version": __version__, "region": region, **provenance,
@@ -209,7 +209,7 @@ def write_levels_csv(path: Path, measurements: list[SliceMeasurement], region: s
 
 
 def write_studies_csv(out_dir: Path) -> Path | None:
-    """STUDIES_FILE in out_dir: one row per measured input (per block of a DICOM series in angled blocks) among
+    """STUDIES_FILE in out_dir: one row per measured input (per block of a DICOM series in blocks) among
     out_dir's folders, with its worst findings, read back from each measurements.json, so that the inputs an earlier
     run measured into out_dir are listed too. None (nothing written) when out_dir holds no measured input."""
     out_dir = Path(out_dir)

@@ -304,7 +304,7 @@ def measure_with_segmenter(volume: AxialVolume, segmenter: Segmenter, progress: 
 
 def write_outputs(runs: list[MeasurementRun], out_dir: Path, input_path: Path, region: str, overwrite: bool) -> Path:
     """Write segmentation, CSV, JSON, rulers and report into out_dir (one run) or into its block folders (the runs of
-    a DICOM series' angled blocks, with the whole series' worst findings in SERIES_FILE and its report beside them),
+    a DICOM series' blocks, with the whole series' worst findings in SERIES_FILE and its report beside them),
     atomically."""
     check_output_folder(out_dir, input_path, overwrite)
     with staged_output(out_dir) as staging:
@@ -318,7 +318,7 @@ def write_outputs(runs: list[MeasurementRun], out_dir: Path, input_path: Path, r
             write_series_json(staging / SERIES_FILE, {name: view.measurements for name, view in views.items()},
                               region, {"input": str(Path(input_path).name)})
             write_series_report(staging / "report.png", views, region, f"Spinal stenosis: {Path(input_path).name}, "
-                                f"{len(runs)} angled blocks ({region})", list(dict.fromkeys(
+                                f"{len(runs)} blocks ({region})", list(dict.fromkeys(
                                     warning for run in runs for warning in run.warnings)))
     return Path(out_dir)
 
@@ -342,12 +342,12 @@ def _write_run(run: MeasurementRun, folder: Path, input_path: Path, region: str,
 
 
 def _block_labels(volumes: list[AxialVolume], labels_path: Path, pixel_mm: float | None) -> list[np.ndarray]:
-    """The label arrays of --masks: one file on the input's grid, or for a series in angled blocks the output folder
+    """The label arrays of --masks: one file on the input's grid, or for a series in blocks the output folder
     of an earlier run (its block folders' segmentations, e.g. corrected by hand)."""
     if len(volumes) == 1:
         return [read_labels(labels_path, volumes[0].source_geometry, pixel_mm)]
     if not labels_path.is_dir():
-        raise InputError(f"{labels_path}: the DICOM series is in {len(volumes)} angled blocks, each measured on its "
+        raise InputError(f"{labels_path}: the DICOM series is in {len(volumes)} blocks, each measured on its "
                          f"own grid; --masks takes the output folder of an earlier run (its {block_folder(1)} ... "
                          f"{block_folder(len(volumes))}/segmentation.nii.gz)")
     return [read_labels(labels_path / block_folder(k) / "segmentation.nii.gz", volume.source_geometry)
@@ -360,17 +360,17 @@ def _within(progress: ProgressCallback | None, before: int, total: int) -> Progr
 
 
 def _named_levels(levels: Mapping[int | str, str], volumes: list[AxialVolume]) -> list[dict[int, str]]:
-    """Levels by slice index for each stack, from levels that name slices of one stack (by slice index) or the angled
+    """Levels by slice index for each stack, from levels that name slices of one stack (by slice index) or the
     blocks of a DICOM series (by block folder name, "block-2": all its slices)."""
     blocks = {block_folder(k): volume for k, volume in enumerate(volumes, 1)}
     by_slice = {s: level for s, level in levels.items() if isinstance(s, int)}
     by_block = {name: level for name, level in levels.items() if isinstance(name, str)}
     if len(volumes) > 1 and by_slice:
-        raise InputError(f"the DICOM series is in {len(volumes)} angled blocks, each a stack of its own: levels name "
+        raise InputError(f"the DICOM series is in {len(volumes)} blocks, each a stack of its own: levels name "
                          f"whole blocks (e.g. {block_folder(1)}=L4-L5), not the slices of one stack")
     if len(volumes) == 1 and by_block:
-        raise InputError(f"levels name {', '.join(by_block)}, but the input is one stack, not a DICOM series in angled "
-                         "blocks: name its slices (e.g. 3-5=L4-L5)")
+        raise InputError(f"levels name {', '.join(by_block)}, but the input is one stack, not a DICOM series in blocks: "
+                         "name its slices (e.g. 3-5=L4-L5)")
     unknown = [name for name in by_block if name not in blocks]
     if unknown:
         raise InputError(f"levels name {', '.join(unknown)}, but the DICOM series' blocks are {', '.join(blocks)}")
@@ -397,11 +397,11 @@ def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path 
                  progress: ProgressCallback | None = None, pixel_mm: float | None = None,
                  levels: Mapping[int | str, str] | None = None, series: str | None = None) -> list[MeasurementRun]:
     """The ``spinal-stenosis measure`` job: open, segment (or read labels), measure, write. One run, written into
-    out_dir; a DICOM series in angled blocks gives a run per block (see :func:`open_axial_blocks`), written into
+    out_dir; a DICOM series in blocks gives a run per block (see :func:`open_axial_blocks`), written into
     out_dir's block folders. pixel_mm: a 2-D input's pixel size (see :func:`displayed_slice`). region: the cut-offs
     that grade the canal; None: the region a DICOM series' header names, else the one the image shows (a whole neck:
     cervical; see :mod:`body_region`, and MeasurementRun.shown_region), else lumbar. levels: the vertebral level of
-    slices of a single stack by slice index (e.g. {4: "L4-L5"}), or of the angled blocks of a DICOM series by block
+    slices of a single stack by slice index (e.g. {4: "L4-L5"}), or of the blocks of a DICOM series by block
     folder name (e.g. {"block-2": "L4-L5"}), carried into every output. series: which series of
     a DICOM folder to measure (its number, or a word of its description; by default the T2-weighted axial one)."""
     input_path, out_dir = Path(input_path), Path(out_dir)

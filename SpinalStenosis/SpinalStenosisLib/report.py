@@ -185,7 +185,7 @@ def write_report(path: Path, measurements: list[SliceMeasurement], read_slice: C
 
 def write_series_report(path: Path, blocks: Mapping[str, StackView], region: str, title: str,
                         warnings: Sequence[str] = ()) -> None:
-    """The report of a DICOM series measured in angled blocks (each block's stack by its folder's name): the whole
+    """The report of a DICOM series measured in blocks (each block's stack by its folder's name): the whole
     series' worst findings and those of each named level, the warnings, and a panel for each slice that holds one
     of a block's worst findings (only each block's narrowest canal AP when those are more than MAX_PANELS)."""
     measurements = {name: stack.measurements for name, stack in blocks.items()}

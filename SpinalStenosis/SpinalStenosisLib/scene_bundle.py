@@ -70,7 +70,7 @@ def add_volume(scene, voxels: np.ndarray, ijk_to_ras: np.ndarray, name: str):
 
 def write_scene_bundle(runs: list[MeasurementRun], input_path: Path, mrb_path: Path, region: str = "lumbar",
                        overwrite: bool = False) -> Path:
-    """Volume, segmentation, rulers, table and region box of each run (one, or one per angled block of a DICOM
+    """Volume, segmentation, rulers, table and region box of each run (one, or one per block of a DICOM
     series) as a Slicer .mrb."""
     mrb_path = Path(mrb_path).resolve()
     if mrb_path.suffix != ".mrb":

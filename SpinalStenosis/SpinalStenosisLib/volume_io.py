@@ -9,8 +9,8 @@ import numpy as np
 
 from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, header_gaps, header_value, is_dicom,
                            mixed_pixel_grids, named_region, one_image_per_position, one_stack_warnings,
-                           orientation_blocks, slice_planes, slice_thickness_mm, uneven_spacing)
-from .geometry import AxialLayout, GeometryError, VolumeGeometry, is_axial_normal, needs_reslice, resliced_geometry
+                           slice_planes, slice_thickness_mm, stack_blocks, uneven_spacing)
+from .geometry import AxialLayout, GeometryError, VolumeGeometry, needs_reslice, resliced_geometry
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
 # each label value's segment in a Slicer segmentation (scene.SEGMENTS): its ID and name
@@ -243,7 +243,7 @@ def _finite(array: np.ndarray, warnings: list[str]) -> np.ndarray:
 def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMORY,
                pixel_mm: float | None = None, series: str | None = None) -> AxialVolume:
     """Open an image file or DICOM folder as one axial stack; reslice a tilted 3-D volume to axial; a 2-D image
-    only with pixel_mm (see :func:`displayed_slice`). A DICOM series in angled blocks is one stack here, as
+    only with pixel_mm (see :func:`displayed_slice`). A DICOM series in blocks is one stack here, as
     SimpleITK reads it (with a warning); :func:`open_axial_blocks` splits it. series: which of a DICOM folder's
     series to measure (its number, or a word of its description; see :func:`dicom_series.chosen_series`)."""
     path = Path(path)
@@ -297,9 +297,10 @@ def _dicom_series(path: Path, choice: SeriesChoice, planes: SlicePlanes | None,
 
 def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: str | None = None
                       ) -> list[AxialVolume]:
-    """The axial stacks of an input: one, except for a DICOM series whose slices lie at several angles (angled
-    blocks, one per disc, are common for lumbar axial T2), which gives one stack per block, each with its own
-    geometry (as 3D Slicer's DICOM reader offers each orientation of a series as a volume of its own). Slices at a
+    """The axial stacks of an input: one, except for a DICOM series in blocks (see :func:`dicom_series.stack_blocks`:
+    slices at several angles, as angled blocks one per disc are common for lumbar axial T2, or parallel runs parted by
+    gaps), which gives one stack per block, each with its own geometry (as 3D Slicer's DICOM reader offers each
+    orientation of a series as a volume of its own), so that every slice lies where it was imaged. Slices at a
     non-axial angle in the series (e.g. a localizer) are left out. pixel_mm, series: see :func:`open_axial`."""
     path = Path(path)
     if not path.is_dir() or pixel_mm is not None:
@@ -308,22 +309,21 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: s
     files = choice.files
     if planes is None:
         return [_dicom_series(path, choice, planes)]
-    normals, positions = planes.normals, planes.positions
-    blocks = [block for block in orientation_blocks(normals) if is_axial_normal(normals[block[0]])]
+    blocks, block_warnings = stack_blocks(planes)
     if not blocks:
         return [_dicom_series(path, choice, planes)]  # says why the series cannot be measured
     volumes = []
     for block in blocks:
-        block = sorted(block, key=lambda n: float(positions[n] @ normals[block[0]]))
         _check_pixel_grids(path, planes, block)
         volume = _axial_from_image(path, _read_whole(path, _series_reader([files[n] for n in block])))
         slices = "the slices of this block of the DICOM series" if len(blocks) > 1 else "the DICOM series' slices"
-        volume.warnings += uneven_spacing(slices, normals[block[0]], positions[block])
+        volume.warnings += uneven_spacing(slices, planes.normals[block[0]], planes.positions[block])
         volumes.append(volume)
     left_out = len(files) - sum(map(len, blocks))
     volumes[0].warnings[:0] = choice.warnings
     if left_out:
         volumes[0].warnings.append(f"{left_out} of the DICOM series' slices not axial (e.g. a localizer) left out")
+    volumes[0].warnings += block_warnings
     volumes[0].warnings += planes.first_gaps
     for volume in volumes:
         volume.named_region, volume.slice_thickness_mm = planes.named_region, planes.thickness_mm

@@ -610,9 +610,9 @@ def test_a_dicom_series_in_angled_blocks_is_measured_block_by_block(phantom_file
         write_labels(earlier / f"block-{k + 1}" / "segmentation.nii.gz", labels, block)
     code, err = run(capsys, "measure", series, "--masks", earlier / "block-1" / "segmentation.nii.gz", "--out",
                     tmp_path / "refused")
-    assert code == cli.EXIT_INPUT and "2 angled blocks" in err and "--masks takes the output folder" in err
+    assert code == cli.EXIT_INPUT and "2 blocks" in err and "--masks takes the output folder" in err
     code, err = run(capsys, "measure", series, "--masks", earlier, "--levels", "0=L4-L5", "--out", tmp_path / "named")
-    assert code == cli.EXIT_INPUT and "2 angled blocks" in err and "levels name whole blocks (e.g. block-1=" in err
+    assert code == cli.EXIT_INPUT and "2 blocks" in err and "levels name whole blocks (e.g. block-1=" in err
     code, err = run(capsys, "measure", series, "--masks", earlier, "--levels", "block-3=L4-L5", "--out", tmp_path / "3")
     assert code == cli.EXIT_INPUT and "levels name block-3, but the DICOM series' blocks are block-1, block-2" in err
     named = tmp_path / "named"
@@ -630,7 +630,7 @@ def test_a_dicom_series_in_angled_blocks_is_measured_block_by_block(phantom_file
     code = cli.main([str(a) for a in ("measure", series, "--masks", earlier, "--out", out)])
     printed = capsys.readouterr()
     assert code == 0, printed.err
-    assert "2 angled blocks" in printed.out and "spinal-stenosis: warning" not in printed.err
+    assert "2 blocks" in printed.out and "spinal-stenosis: warning" not in printed.err
     said = re.search(r"^the whole series: narrowest canal AP ([\d.]+) mm \(\w+ stenosis\) on (block-[12]) slice (\d)",
                      printed.out, re.MULTILINE)  # the two blocks are alike: either holds the narrowest
     progress = [line for line in printed.err.splitlines() if line.startswith("PROGRESS")]

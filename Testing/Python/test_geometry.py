@@ -100,6 +100,11 @@ def test_sagittal_thick_slices_are_refused_with_what_was_found():
         AxialLayout.from_geometry(sagittal)
 
 
+def slice_centres_ras(layout: AxialLayout) -> np.ndarray:
+    """The centre of each slice of a stack, [slice, 3]."""
+    return np.array([layout.slice_grid(k).centre_ras for k in range(layout.stack_shape[0])])
+
+
 def test_isotropic_volume_stored_sagittally_is_used_without_reslicing():
     image, labels, geometry = phantom_arrays(n_slices=8)
     iso = VolumeGeometry(geometry.size_ijk, geometry.ijk_to_ras @ np.diag([1.0, 1.0, 0.2, 1.0]))  # 0.8 mm cubes
@@ -149,18 +154,20 @@ def test_a_series_in_angled_blocks_is_read_with_a_warning_or_as_one_stack_per_bl
     assert volume.n_slices == 6
     [warning] = volume.warnings
     assert "2 different angles" in warning and "in-plane measurements hold" in warning
-    first_block, second_block = open_axial_blocks(tmp_path)
-    assert first_block.source_geometry.matches(geometry) and first_block.warnings == []
+    first_block, lone_slice, rest = open_axial_blocks(tmp_path)  # the gap parts the second angle's slices
+    assert first_block.source_geometry.matches(geometry)
     assert np.array_equal(first_block.source_voxels(), image)
-    assert second_block.source_geometry.size_ijk == (96, 96, 3)
-    assert np.allclose(second_block.source_geometry.ijk_to_ras[:, [0, 1, 3]], second.ijk_to_ras[:, [0, 1, 3]],
-                       atol=1e-3)
-    assert np.array_equal(second_block.source_voxels(), second_image[[0, 2, 3]])
-    [warning] = second_block.warnings
-    assert warning.startswith("the slices of this block of the DICOM series are unevenly spaced (4.0-8.0 mm apart")
+    [warning] = first_block.warnings
+    assert warning.startswith("the DICOM series' slices at one of its angles lie in 2 runs of evenly spaced slices "
+                              "parted by wider gaps (8.0 mm; parallel blocks, or a slice missing)")
+    for block, slices in ((lone_slice, [0]), (rest, [2, 3])):
+        assert block.source_geometry.size_ijk == (96, 96, len(slices)) and block.warnings == []
+        assert np.allclose(slice_centres_ras(block.layout), slice_centres_ras(stack_layout(second))[slices],
+                           atol=1e-3)  # each slice where it was imaged
+        assert np.array_equal(block.source_voxels(), second_image[slices])
 
 
-def test_a_series_whose_pixel_grid_changes_is_refused_clearly_unless_each_angled_block_keeps_one(tmp_path):
+def test_a_series_whose_pixel_grid_changes_is_refused_clearly_unless_each_block_keeps_one(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=3)
     coarser, _, coarser_geometry = phantom_arrays(n_slices=2, size=64, pixel_mm=1.2)
     write_dicom_series(tmp_path, image, geometry, series=1)
@@ -170,9 +177,13 @@ def test_a_series_whose_pixel_grid_changes_is_refused_clearly_unless_each_angled
     reason = "its slices are not all alike (96 × 96 pixels of 0.80 × 0.80 mm and 64 × 64 pixels of 1.20 × 1.20 mm)"
     with pytest.raises(InputError, match=re.escape(f"the DICOM series cannot be read as a stack: {reason}; save")):
         open_axial(tmp_path)  # as one stack
-    write_dicom_series(tmp_path, coarser, tilted(coarser_geometry, 0.0, (0.0, 0.0, 60.0)), series=1, first_instance=5)
+    write_dicom_series(tmp_path, coarser, tilted(coarser_geometry, 0.0, (0.0, 0.0, 12.0)), series=1, first_instance=5)
     with pytest.raises(InputError, match=re.escape(reason)):  # the first block's field of view changed part way
         open_axial_blocks(tmp_path)
+    write_dicom_series(tmp_path, coarser, tilted(coarser_geometry, 0.0, (0.0, 0.0, 60.0)), series=1,
+                       first_instance=5)  # in place of those
+    assert [block.source_geometry.size_ijk for block in open_axial_blocks(tmp_path)] == [
+        (96, 96, 3), (64, 64, 2), (64, 64, 2)]  # a gap parts the first angle's slices: a grid each again
 
 
 def test_a_single_angle_series_is_one_stack_and_a_localizer_in_it_is_left_out(tmp_path):
@@ -187,16 +198,38 @@ def test_a_single_angle_series_is_one_stack_and_a_localizer_in_it_is_left_out(tm
     assert volume.warnings == ["1 of the DICOM series' slices not axial (e.g. a localizer) left out"]
 
 
-def test_a_series_with_a_missing_slice_is_read_with_a_warning(tmp_path, capfd):
+def test_a_series_with_a_missing_slice_is_read_with_a_warning_or_as_two_blocks_each_where_imaged(tmp_path, capfd):
     image, _, geometry = phantom_arrays(n_slices=5)
     write_dicom_series(tmp_path, image, geometry, series=1)
     (tmp_path / "series1_slice002.dcm").unlink()
     [warning] = open_axial(tmp_path).warnings
     assert warning.startswith("the DICOM series' slices are unevenly spaced (4.0-8.0 mm apart")
-    [volume] = open_axial_blocks(tmp_path)
-    assert volume.warnings == [warning]
     assert "ImageSeriesReader" not in capfd.readouterr().err  # ITK's own warning, in its terms, is not shown
     assert sitk.ProcessObject.GetGlobalWarningDisplay()  # for what else reads images in the process
+    blocks = open_axial_blocks(tmp_path)
+    assert [block.n_slices for block in blocks] == [2, 2]
+    assert blocks[0].warnings == ["the DICOM series' slices lie in 2 runs of evenly spaced slices parted by wider gaps "
+                                  "(8.0 mm; parallel blocks, or a slice missing): each run is measured as a block of "
+                                  "its own, so that z_mm and the places of the rulers and masks along the spine are "
+                                  "exact"]
+    imaged_ras = slice_centres_ras(stack_layout(geometry))
+    for block, slices in zip(blocks, ([0, 1], [3, 4])):
+        assert np.allclose(slice_centres_ras(block.layout), imaged_ras[slices], atol=1e-3)
+        assert np.array_equal(block.source_voxels(), image[slices])
+
+
+@pytest.mark.parametrize("offsets_mm, runs", [
+    ([0, 4, 8, 12], [[0, 1, 2, 3]]),  # evenly spaced
+    ([0, 4.2, 7.9, 12.1], [[0, 1, 2, 3]]),  # within the tolerance
+    ([0, 4, 12, 16], [[0, 1], [2, 3]]),  # a slice missing
+    ([0, 4, 8, 30, 34, 38, 52, 56], [[0, 1, 2], [3, 4, 5], [6, 7]]),  # parallel blocks parted by unlike gaps
+    ([0, 4, 8, 20, 23, 26, 29], [[0, 1, 2], [3, 4, 5, 6]]),  # blocks whose spacing differs
+    ([0, 4, 6, 10, 14], [[0, 1, 2, 3, 4]]),  # a narrower gap: no run is even, so one (warned of as uneven)
+    ([0, 9], [[0, 1]]),
+    ([5], [[0]]),
+])
+def test_a_block_is_parted_into_evenly_spaced_runs_at_its_wider_gaps(offsets_mm, runs):
+    assert dicom_series.evenly_spaced_runs(np.array(offsets_mm, float)) == runs
 
 
 @pytest.mark.parametrize("told_apart_by", ["echo time", "image type", "slices missing", "acquisition"])
