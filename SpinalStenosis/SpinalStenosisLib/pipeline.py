@@ -369,8 +369,8 @@ def _named_levels(levels: Mapping[int | str, str], volumes: list[AxialVolume]) -
         raise InputError(f"the DICOM series is in {len(volumes)} blocks, each a stack of its own: levels name "
                          f"whole blocks (e.g. {block_folder(1)}=L4-L5), not the slices of one stack")
     if len(volumes) == 1 and by_block:
-        raise InputError(f"levels name {', '.join(by_block)}, but the input is one stack, not a DICOM series in blocks: "
-                         "name its slices (e.g. 3-5=L4-L5)")
+        raise InputError(f"levels name {', '.join(by_block)}, but the input is one stack, not a DICOM series in "
+                         "blocks: name its slices (e.g. 3-5=L4-L5)")
     unknown = [name for name in by_block if name not in blocks]
     if unknown:
         raise InputError(f"levels name {', '.join(unknown)}, but the DICOM series' blocks are {', '.join(blocks)}")
