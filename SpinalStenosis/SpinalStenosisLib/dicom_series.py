@@ -256,29 +256,54 @@ def mixed_pixel_grids(planes: SlicePlanes, files: list[int]) -> str:
     return f"its slices are not all alike ({' and '.join(grids)})" if len(grids) > 1 else ""
 
 
-def one_image_per_position(planes: SlicePlanes) -> tuple[list[int], list[str]]:
+def one_image_per_position(planes: SlicePlanes, image_set: str | None = None) -> tuple[list[int], list[str]]:
     """The files to measure of a series (indices into its files), and what the user must know of the choice. A
     series may hold several images at each slice position (two echoes, a Dixon sequence's images, an acquisition
     repeated); read as one stack they would interleave. They are told apart by the first of SUBSERIES_TAGS whose
     values give one image per position each, more than one for some value (files without positions, all at one,
-    are not split into single slices); which set is measured, _preferred says. Every file, and no warning, when no
-    two share a position or no tag tells them apart (the uneven spacing is then warned of)."""
+    are not split into single slices); which set is measured: the one image_set names (see :func:`_named_set`), else
+    the one _preferred says. Every file, and no warning, when no two share a position or no tag tells them apart
+    (the uneven spacing is then warned of). A ValueError when image_set names no set of the series."""
     every = list(range(len(planes.kinds)))
-    if _unique_positions(planes.positions):
-        return every, []
-    for column, name in enumerate(SUBSERIES_TAGS.values()):
-        groups: dict[str, list[int]] = {}
-        for n, kind in enumerate(planes.kinds):
-            groups.setdefault(kind[column], []).append(n)
-        if len(groups) > 1 and max(map(len, groups.values())) > 1 \
-                and all(_unique_positions(planes.positions[files]) for files in groups.values()):
-            chosen, why = _preferred(planes, groups)
-            values = ", ".join(f'"{value}" ({len(files)} slices)' for value, files in groups.items())
-            return groups[chosen], [
-                f"the DICOM series holds {len(groups)} images at its slice positions, told apart by their {name}: "
-                f'{values}; measured those of {name} "{chosen}", {why}; the others are left out (to measure one of '
-                "them, save it as a series of its own)"]
+    if not _unique_positions(planes.positions):
+        for column, name in enumerate(SUBSERIES_TAGS.values()):
+            groups: dict[str, list[int]] = {}
+            for n, kind in enumerate(planes.kinds):
+                groups.setdefault(kind[column], []).append(n)
+            if len(groups) > 1 and max(map(len, groups.values())) > 1 \
+                    and all(_unique_positions(planes.positions[files]) for files in groups.values()):
+                values = ", ".join(f'"{value}" ({len(files)} slices)' for value, files in groups.items())
+                if image_set is not None:
+                    chosen, why = _named_set(groups, image_set, name, values), "as --image-set asked"
+                else:
+                    chosen, why = _preferred(planes, groups)
+                another = next(value for value in groups if value != chosen)
+                return groups[chosen], [
+                    f"the DICOM series holds {len(groups)} images at its slice positions, told apart by their "
+                    f'{name}: {values}; measured those of {name} "{chosen}", {why}; the others are left out (to '
+                    f'measure another, name it: measure --image-set, e.g. "{another}")']
+    if image_set is not None:
+        raise ValueError(f"--image-set {image_set!r}: the series holds one image at each slice position (it chooses "
+                         "among the images a series holds at each, as two echoes or a Dixon sequence's images)")
     return every, []
+
+
+def _named_set(groups: dict[str, list[int]], image_set: str, name: str, values: str) -> str:
+    """The one of a series' sets of images (files by their value of the tag called name) that image_set names: the
+    value itself (any case; numbers by value, "20" for "20.0"), or one of its words (an Image Type's "FAT"). A
+    ValueError when it names none of them, or several."""
+    wanted = image_set.strip().upper()
+
+    def named(value: str) -> bool:
+        text, number = value.strip().upper(), positive_value(value)
+        return wanted == text or wanted in text.split("\\") or (number is not None and number == positive_value(wanted))
+
+    matching = [value for value in groups if named(value)]
+    if len(matching) != 1:
+        which = "none" if not matching else f"{len(matching)}"
+        raise ValueError(f"--image-set {image_set!r} names {which} of the series' images at each slice position, told "
+                         f"apart by their {name}: {values}")
+    return matching[0]
 
 
 def _preferred(planes: SlicePlanes, groups: dict[str, list[int]]) -> tuple[str, str]:

@@ -395,7 +395,8 @@ def region_shown_by(runs: list[MeasurementRun]) -> str | None:
 def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path | str | None = None,
                  segmenter: Segmenter | None = None, region: str | None = None, overwrite: bool = False,
                  progress: ProgressCallback | None = None, pixel_mm: float | None = None,
-                 levels: Mapping[int | str, str] | None = None, series: str | None = None) -> list[MeasurementRun]:
+                 levels: Mapping[int | str, str] | None = None, series: str | None = None,
+                 image_set: str | None = None) -> list[MeasurementRun]:
     """The ``spinal-stenosis measure`` job: open, segment (or read labels), measure, write. One run, written into
     out_dir; a DICOM series in blocks gives a run per block (see :func:`open_axial_blocks`), written into
     out_dir's block folders. pixel_mm: a 2-D input's pixel size (see :func:`displayed_slice`). region: the cut-offs
@@ -403,12 +404,14 @@ def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path 
     cervical; see :mod:`body_region`, and MeasurementRun.shown_region), else lumbar. levels: the vertebral level of
     slices of a single stack by slice index (e.g. {4: "L4-L5"}), or of the blocks of a DICOM series by block
     folder name (e.g. {"block-2": "L4-L5"}), carried into every output. series: which series of
-    a DICOM folder to measure (its number, or a word of its description; by default the T2-weighted axial one)."""
+    a DICOM folder to measure (its number, or a word of its description; by default the T2-weighted axial one).
+    image_set: which of the images a DICOM series holds at each slice position (two echoes, a Dixon sequence's
+    images) to measure, by the value that tells them apart (e.g. "20", an Echo Time); by default the preferred."""
     input_path, out_dir = Path(input_path), Path(out_dir)
     check_output_folder(out_dir, input_path, overwrite)
     if labels_path is None and segmenter is None:
         raise ValueError("either labels_path or segmenter is needed")
-    volumes = open_axial_blocks(input_path, pixel_mm, series)
+    volumes = open_axial_blocks(input_path, pixel_mm, series, image_set)
     named_levels = _named_levels(levels or {}, volumes)
     labels = _block_labels(volumes, Path(labels_path), pixel_mm) if labels_path is not None else [None] * len(volumes)
     total, runs = sum(v.n_slices for v in volumes), []

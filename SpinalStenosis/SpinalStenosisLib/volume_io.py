@@ -60,14 +60,21 @@ def _chosen_series(folder: Path, series: str | None = None) -> SeriesChoice:
     return choice
 
 
-def _series_to_measure(folder: Path, series: str | None = None) -> tuple[SeriesChoice, SlicePlanes | None]:
+def _series_to_measure(folder: Path, series: str | None = None, image_set: str | None = None
+                       ) -> tuple[SeriesChoice, SlicePlanes | None]:
     """The series to measure in a DICOM folder (_chosen_series) with its files' slice planes (each header read once;
-    None when a file has none), one image at each slice position (dicom_series.one_image_per_position)."""
+    None when a file has none), one image at each slice position: those of image_set, or the preferred ones
+    (dicom_series.one_image_per_position)."""
     choice = _chosen_series(folder, series)
     planes = slice_planes(choice.files)
     if planes is None:
+        if image_set is not None:
+            raise InputError(f"{folder}: --image-set {image_set!r}: the series' headers give no slice positions")
         return choice, None
-    kept, warnings = one_image_per_position(planes)
+    try:
+        kept, warnings = one_image_per_position(planes, image_set)
+    except ValueError as error:
+        raise InputError(f"{folder}: {error}") from None
     if not warnings:
         return choice, planes
     return SeriesChoice([choice.files[n] for n in kept], choice.warnings + warnings), planes.of_files(kept)
@@ -241,16 +248,20 @@ def _finite(array: np.ndarray, warnings: list[str]) -> np.ndarray:
 
 
 def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMORY,
-               pixel_mm: float | None = None, series: str | None = None) -> AxialVolume:
+               pixel_mm: float | None = None, series: str | None = None, image_set: str | None = None
+               ) -> AxialVolume:
     """Open an image file or DICOM folder as one axial stack; reslice a tilted 3-D volume to axial; a 2-D image
     only with pixel_mm (see :func:`displayed_slice`). A DICOM series in blocks is one stack here, as
     SimpleITK reads it (with a warning); :func:`open_axial_blocks` splits it. series: which of a DICOM folder's
-    series to measure (its number, or a word of its description; see :func:`dicom_series.chosen_series`)."""
+    series to measure (its number, or a word of its description; see :func:`dicom_series.chosen_series`);
+    image_set: which of the images the series holds at each slice position (see
+    :func:`dicom_series.one_image_per_position`)."""
     path = Path(path)
     if path.is_dir():
-        return _dicom_series(path, *_series_to_measure(path, series), pixel_mm)
-    if series is not None:
-        raise InputError(f"{path}: a series is chosen in a DICOM folder; this is a file")
+        return _dicom_series(path, *_series_to_measure(path, series, image_set), pixel_mm)
+    if series is not None or image_set is not None:
+        chosen = "a series is" if series is not None else "an image set is"
+        raise InputError(f"{path}: {chosen} chosen in a DICOM folder; this is a file")
     reader = _reader_for(path)
     size = reader.GetSize()
     _check_header(path, reader.GetDimension(), reader.GetNumberOfComponents(), size, pixel_mm)
@@ -295,17 +306,18 @@ def _dicom_series(path: Path, choice: SeriesChoice, planes: SlicePlanes | None,
     return volume
 
 
-def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: str | None = None
-                      ) -> list[AxialVolume]:
+def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: str | None = None,
+                      image_set: str | None = None) -> list[AxialVolume]:
     """The axial stacks of an input: one, except for a DICOM series in blocks (see :func:`dicom_series.stack_blocks`:
     slices at several angles, as angled blocks one per disc are common for lumbar axial T2, or parallel runs parted by
     gaps), which gives one stack per block, each with its own geometry (as 3D Slicer's DICOM reader offers each
     orientation of a series as a volume of its own), so that every slice lies where it was imaged. Slices at a
-    non-axial angle in the series (e.g. a localizer) are left out. pixel_mm, series: see :func:`open_axial`."""
+    non-axial angle in the series (e.g. a localizer) are left out. pixel_mm, series, image_set: see
+    :func:`open_axial`."""
     path = Path(path)
     if not path.is_dir() or pixel_mm is not None:
-        return [open_axial(path, pixel_mm=pixel_mm, series=series)]
-    choice, planes = _series_to_measure(path, series)
+        return [open_axial(path, pixel_mm=pixel_mm, series=series, image_set=image_set)]
+    choice, planes = _series_to_measure(path, series, image_set)
     files = choice.files
     if planes is None:
         return [_dicom_series(path, choice, planes)]

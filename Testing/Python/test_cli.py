@@ -599,6 +599,26 @@ def test_series_names_which_series_of_a_study_folder_is_measured(tmp_path, capsy
     assert 'series 3 ("AX T2 TSE", 3 slices), series 7 ("AX T1 TSE", 2 slices)' in err
 
 
+def test_image_set_names_which_echo_of_a_dual_echo_series_is_measured(tmp_path, capsys):
+    image, labels, geometry = phantom_arrays(n_slices=3)
+    series = tmp_path / "series"
+    series.mkdir()
+    for k, echo_ms in enumerate(("20", "100")):
+        write_dicom_series(series, image, geometry, series=1, first_instance=3 * k, tags=(("0018|0081", echo_ms),))
+    write_labels(tmp_path / "labels.nii.gz", labels, geometry)
+    for image_set, why in ((None, "the longest echo"), ("20", "as --image-set asked")):
+        out = tmp_path / f"out-{image_set}"
+        code = cli.main([str(a) for a in ("measure", series, "--masks", tmp_path / "labels.nii.gz", "--out", out,
+                                          *(("--image-set", image_set) if image_set else ()))])
+        printed = capsys.readouterr()
+        assert code == 0, printed.err
+        assert f'measured those of Echo Time "{image_set or 100}", {why}' in printed.err
+        assert len(list(csv.DictReader(open(out / "measurements.csv", encoding="utf-8")))) == 3  # one echo's slices
+    code, err = run(capsys, "measure", series, "--image-set", "50", "--masks", tmp_path / "labels.nii.gz", "--out",
+                    tmp_path / "none")
+    assert code == cli.EXIT_INPUT and "--image-set '50' names none of the series' images at each slice position" in err
+
+
 def test_a_dicom_series_in_angled_blocks_is_measured_block_by_block(phantom_files, tmp_path, capsys):
     image, labels, geometry = phantom_arrays(n_slices=2)
     blocks = (geometry, tilted(geometry, 12.0, (0.0, 0.0, 25.0)))

@@ -256,12 +256,48 @@ def test_a_series_of_several_images_at_each_position_measures_one_of_them_and_sa
                              '"2", the most complete',
            "acquisition": 'Acquisition Number: "1" (4 slices), "2" (4 slices); measured those of Acquisition Number '
                           '"1", the first'}[told_apart_by]
+    another = {"echo time": "20", "image type": dixon + "FAT", "slices missing": "1", "acquisition": "2"}[told_apart_by]
     for volume in (open_axial(tmp_path), *open_axial_blocks(tmp_path)):
         assert volume.source_geometry.matches(geometry)
         assert np.array_equal(volume.stack(), expected)
         [warning] = volume.warnings
         assert warning == (f"the DICOM series holds 2 images at its slice positions, told apart by their {why}; the "
-                           "others are left out (to measure one of them, save it as a series of its own)")
+                           f'others are left out (to measure another, name it: measure --image-set, e.g. "{another}")')
+
+
+def test_the_image_set_named_is_measured_and_a_name_that_fits_none_is_refused_with_the_sets(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=3)
+    folders = {name: tmp_path / name for name in ("dixon", "echoes", "single")}
+    for folder in folders.values():
+        folder.mkdir()
+    dixon = "DERIVED\\PRIMARY\\DIXON\\"
+    for k, (kind, echo_ms) in enumerate((("WATER", "4.8"), ("FAT", "4.8"), ("IN_PHASE", "2.4"))):
+        write_dicom_series(folders["dixon"], image * (k + 1), geometry, series=1, first_instance=3 * k,
+                           tags=(("0008|0008", dixon + kind), ("0018|0081", echo_ms)))
+    stack = AxialLayout.from_geometry(geometry).to_stack(image.astype(np.int16)).astype(np.float32)
+    for image_set, kind, times in (("fat", "FAT", 2), (dixon + "IN_PHASE", "IN_PHASE", 3), (None, "WATER", 1)):
+        for volume in (open_axial(folders["dixon"], image_set=image_set),
+                       *open_axial_blocks(folders["dixon"], image_set=image_set)):
+            assert np.array_equal(volume.stack(), stack * times)
+            why = "as --image-set asked" if image_set else "its Image Type names a water"
+            assert f'measured those of Image Type "{dixon}{kind}", {why}' in volume.warnings[0]
+    sets = (f'told apart by their Image Type: "{dixon}WATER" (3 slices), "{dixon}FAT" (3 slices), "{dixon}IN_PHASE" '
+            "(3 slices)")
+    for image_set, names in (("OPP_PHASE", "none"), ("DIXON", "3")):
+        with pytest.raises(InputError, match=re.escape(f"--image-set '{image_set}' names {names} of the series' images "
+                                                       f"at each slice position, {sets}")):
+            open_axial_blocks(folders["dixon"], image_set=image_set)
+    for k, echo_ms in enumerate(("20.0", "100.0")):
+        write_dicom_series(folders["echoes"], image * (k + 1), geometry, series=1, first_instance=3 * k,
+                           tags=(("0018|0081", echo_ms),))
+    [volume] = open_axial_blocks(folders["echoes"], image_set="20")  # an Echo Time by its value
+    assert np.array_equal(volume.stack(), stack)
+    write_dicom_series(folders["single"], image, geometry, series=1)
+    with pytest.raises(InputError, match="the series holds one image at each slice position"):
+        open_axial_blocks(folders["single"], image_set="20")
+    write_image(tmp_path / "image.nii.gz", image, geometry)
+    with pytest.raises(InputError, match="an image set is chosen in a DICOM folder; this is a file"):
+        open_axial_blocks(tmp_path / "image.nii.gz", image_set="20")
 
 
 def without_tag(path, group: int = 0x0020, element: int = 0x0037) -> None:
