@@ -69,7 +69,8 @@ def _series_to_measure(folder: Path, series: str | None = None, image_set: str |
     planes = slice_planes(choice.files)
     if planes is None:
         if image_set is not None:
-            raise InputError(f"{folder}: --image-set {image_set!r}: the series' headers give no slice positions")
+            raise InputError(f"{folder}: --image-set {image_set!r}: the series' files do not each give one slice's "
+                             "position (a multi-frame file?), so its images at each position cannot be told apart")
         return choice, None
     try:
         kept, warnings = one_image_per_position(planes, image_set)
