@@ -62,9 +62,14 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
                         overwrite=args.overwrite, progress=None if args.quiet else progress_printer(),
                         pixel_mm=args.pixel_mm, levels=args.levels, series=args.series,
                         image_set=args.image_set)
+    shared = [w for w in runs[0].warnings if all(w in run.warnings for run in runs[1:])] if len(runs) > 1 else []
+    for warning in shared:  # of the whole series: said once
+        print(f"spinal-stenosis: warning: {input_path}: {warning}", file=sys.stderr)
     for k, run in enumerate(runs, 1):
         for warning in run.warnings:
-            print(f"spinal-stenosis: warning: {input_path}: {_block_prefix(k, len(runs))}{warning}", file=sys.stderr)
+            if warning not in shared:
+                print(f"spinal-stenosis: warning: {input_path}: {_block_prefix(k, len(runs))}{warning}",
+                      file=sys.stderr)
     region = grading_region(args.region, runs[0].volume.named_region, runs[0].shown_region)
     if args.scene is not None:
         from .scene_bundle import write_scene_bundle

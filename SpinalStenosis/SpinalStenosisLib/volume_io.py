@@ -333,12 +333,10 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: s
         volume.warnings += uneven_spacing(slices, planes.normals[block[0]], planes.positions[block])
         volumes.append(volume)
     left_out = len(files) - sum(map(len, blocks))
-    volumes[0].warnings[:0] = choice.warnings
-    if left_out:
-        volumes[0].warnings.append(f"{left_out} of the DICOM series' slices not axial (e.g. a localizer) left out")
-    volumes[0].warnings += block_warnings
-    volumes[0].warnings += planes.first_gaps
-    for volume in volumes:
+    series_warnings = choice.warnings + ([f"{left_out} of the DICOM series' slices not axial (e.g. a localizer) left "
+                                          "out"] if left_out else []) + block_warnings + planes.first_gaps
+    for volume in volumes:  # what holds for the whole series, in each block's warnings before its own
+        volume.warnings[:0] = series_warnings
         volume.named_region, volume.slice_thickness_mm = planes.named_region, planes.thickness_mm
     return volumes
 

@@ -599,6 +599,31 @@ def test_series_names_which_series_of_a_study_folder_is_measured(tmp_path, capsy
     assert 'series 3 ("AX T2 TSE", 3 slices), series 7 ("AX T1 TSE", 2 slices)' in err
 
 
+def test_a_series_with_a_slice_missing_is_measured_in_two_blocks_each_slice_where_imaged(tmp_path, capsys):
+    image, labels, geometry = phantom_arrays(n_slices=5)  # slices 4 mm apart from z = 0
+    series, earlier = tmp_path / "series", tmp_path / "earlier"
+    series.mkdir()
+    write_dicom_series(series, image, geometry, series=1)
+    (series / "series1_slice002.dcm").unlink()
+    for k, (block, slices) in enumerate(zip(open_axial_blocks(series), ([0, 1], [3, 4])), 1):
+        (earlier / f"block-{k}").mkdir(parents=True)
+        write_labels(earlier / f"block-{k}" / "segmentation.nii.gz", labels[slices], block.source_geometry)
+    out = tmp_path / "out"
+    code = cli.main([str(a) for a in ("measure", series, "--masks", earlier, "--out", out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    said = [line for line in printed.err.splitlines() if line.startswith("spinal-stenosis: warning:")]
+    assert said == [f"spinal-stenosis: warning: {series}: the DICOM series' slices lie in 2 runs of evenly spaced "
+                    "slices parted by wider gaps (8.0 mm; parallel blocks, or a slice missing): each run is measured "
+                    "as a block of its own, so that z_mm and the places of the rulers and masks along the spine are "
+                    "exact"]  # once, for the whole series
+    for k, z_mm in ((1, [0.0, 4.0]), (2, [12.0, 16.0])):
+        rows = list(csv.DictReader(open(out / f"block-{k}" / "measurements.csv", encoding="utf-8")))
+        assert [float(r["z_mm"]) for r in rows] == pytest.approx(z_mm, abs=1e-3)
+        document = json.loads((out / f"block-{k}" / "measurements.json").read_text(encoding="utf-8"))
+        assert document["input_warnings"] == [said[0].split(f"{series}: ", 1)[1]]
+
+
 def test_image_set_names_which_echo_of_a_dual_echo_series_is_measured(tmp_path, capsys):
     image, labels, geometry = phantom_arrays(n_slices=3)
     series = tmp_path / "series"
