@@ -14,6 +14,9 @@ from .grading import REGION_TAGS, region_named
 
 SAME_ORIENTATION_DEG = 1.0  # DICOM slices whose normals differ more than this belong to differently angled blocks
 EVEN_SPACING_TOLERANCE = 0.1  # a gap differing from the median by more than this fraction of it is uneven
+# a gap that parts a series into blocks is also this much wider than the others: thin slices' positions rounded to
+# 0.1 mm (as some exports write them) make their gaps differ by up to 0.1 mm, over a fifth of a 0.45 mm gap
+PARTING_GAP_MIN_MM = 0.5
 _CONSEQUENCE = ("it is read as one stack of parallel, evenly spaced slices: the in-plane measurements hold, but "
                 "z_mm and the places of the rulers and masks along the spine do not; load the series in 3D "
                 "Slicer for exact positions")
@@ -378,13 +381,13 @@ def stack_blocks(planes: SlicePlanes) -> tuple[list[list[int]], list[str]]:
 
 def evenly_spaced_runs(offsets_mm: np.ndarray) -> list[list[int]]:
     """Slices (their sorted offsets along the normal, mm) as runs of evenly spaced ones (indices into offsets_mm),
-    split at the widest gap while it is wider than the run's median gap by over EVEN_SPACING_TOLERANCE of it. A run
-    uneven only by narrower gaps stays whole (uneven_spacing warns of it)."""
+    split at the widest gap while it is wider than the run's median gap by over EVEN_SPACING_TOLERANCE of it and
+    PARTING_GAP_MIN_MM. A run uneven otherwise stays whole (uneven_spacing warns of it)."""
     gaps = np.diff(offsets_mm)
     if len(gaps) < 2:
         return [list(range(len(offsets_mm)))]
     widest, median = int(np.argmax(gaps)), float(np.median(gaps))
-    if gaps[widest] - median <= EVEN_SPACING_TOLERANCE * abs(median):
+    if gaps[widest] - median <= max(EVEN_SPACING_TOLERANCE * abs(median), PARTING_GAP_MIN_MM):
         return [list(range(len(offsets_mm)))]
     after = widest + 1
     return (evenly_spaced_runs(offsets_mm[:after])

@@ -226,6 +226,8 @@ def test_a_series_with_a_missing_slice_is_read_with_a_warning_or_as_two_blocks_e
     ([0, 4, 8, 30, 34, 38, 52, 56], [[0, 1, 2], [3, 4, 5], [6, 7]]),  # parallel blocks parted by unlike gaps
     ([0, 4, 8, 20, 23, 26, 29], [[0, 1, 2], [3, 4, 5, 6]]),  # blocks whose spacing differs
     ([0, 4, 6, 10, 14], [[0, 1, 2, 3, 4]]),  # a narrower gap: no run is even, so one (warned of as uneven)
+    ([0, 0.4, 0.9, 1.3, 1.8, 2.2], [[0, 1, 2, 3, 4, 5]]),  # 0.45 mm apart, the positions rounded to 0.1 mm
+    ([0, 0.6, 1.2, 2.4, 3.0], [[0, 1, 2], [3, 4]]),  # but a slice 0.6 mm thin missing parts them
     ([0, 9], [[0, 1]]),
     ([5], [[0]]),
 ])
