@@ -242,11 +242,11 @@ def _add_measure(sub: "argparse._SubParsersAction") -> None:
                          "whole neck, else lumbar)")
     measure.add_argument("--series", help="which series of a DICOM folder (a study) to measure: its Series Number, or "
                          "a word of its Series Description, e.g. T2 (default: the T2-weighted axial series)")
-    measure.add_argument("--image-set", help="which of the images a DICOM series holds at each slice position to "
-                         "measure (two echoes, a Dixon sequence's water and fat images, a repeated acquisition): "
-                         "the value that tells them apart, as the warning names it, e.g. 20 (an Echo Time) or FAT (a "
-                         "word of an Image Type) (default: the most complete set, then a water, in-phase or "
-                         "magnitude image, then the longest echo)")
+    measure.add_argument("--image-set", metavar="VALUE", help="which of the images a DICOM series holds at each "
+                         "slice position to measure (two echoes, a Dixon sequence's water and fat images, a repeated "
+                         "acquisition): the value that tells them apart, as the warning names it, e.g. 20 (an Echo "
+                         "Time) or FAT (a word of an Image Type) (default: the most complete set, then a water, "
+                         "in-phase or magnitude image, then the longest echo)")
     measure.add_argument("--pixel-mm", type=float, help="pixel size of a 2-D input (e.g. PNG): measured as one "
                          "axial slice as displayed, anterior at the top, the patient's left on the right")
     measure.add_argument("--levels", type=_levels, default={}, metavar="SLICE=LEVEL,...",
