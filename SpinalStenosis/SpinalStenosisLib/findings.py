@@ -112,7 +112,7 @@ def worst_findings_by_level(measurements: list[SliceMeasurement], region: str) -
 
 def worst_findings_by_level_of_blocks(blocks: Mapping[str, list[SliceMeasurement]], region: str
                                       ) -> dict[str, dict[str, Finding]]:
-    """worst_findings_by_level over the blocks of a DICOM series in blocks (each block's measurements by its
+    """worst_findings_by_level over the blocks of a DICOM series (each block's measurements by its
     name): each level's worst findings among the slices named so in every block, each naming its block."""
     levels = dict.fromkeys(m.level for measurements in blocks.values() for m in measurements if m.level)
     return {level: worst_findings_of_blocks({name: [m for m in measurements if m.level == level]
