@@ -89,6 +89,14 @@ def _check_pixel_grids(folder: Path, planes: SlicePlanes, files: list[int]) -> N
                          "series of its own")
 
 
+def _is_archive(path: Path) -> bool:
+    """Whether the file at path is a ZIP or tar archive (by its contents, whatever its name)."""
+    import tarfile
+    import zipfile
+
+    return zipfile.is_zipfile(path) or tarfile.is_tarfile(path)
+
+
 def _reader_for(path: Path):
     """A reader of the image file at path (its header read), or of the series to measure in a DICOM folder."""
     sitk = _sitk()
@@ -104,6 +112,9 @@ def _reader_for(path: Path):
         reason = _itk_reason(error)
         unknown_format = reason.startswith("Unable to determine ImageIO reader")  # the message says it already
         detail = "" if unknown_format else f" ({reason})"
+        if unknown_format and _is_archive(path):
+            detail = ("; it is an archive (as a PACS or a web viewer exports a study): unpack it and give the folder "
+                      "it holds (a DICOM series or study) or the image file in it")
         raise InputError(f"{path}: not an image SimpleITK can read{detail}") from None
     return reader
 

@@ -1,6 +1,7 @@
 """Geometry: LPS/RAS, axial axis wherever it sits, flips and obliques, refusal of non-axial stacks, DICOM."""
 import itertools
 import re
+import shutil
 import struct
 from collections import Counter
 
@@ -389,7 +390,7 @@ def test_a_nifti_or_nrrd_file_without_orientation_is_read_with_a_warning_to_chec
     assert warning.startswith("the NRRD header gives no orientation (no space field): the image is taken as its array")
 
 
-def test_a_file_simpleitk_refuses_is_refused_with_its_reason(tmp_path):
+def test_a_file_simpleitk_refuses_is_refused_with_its_reason_and_an_archive_with_what_to_do(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=2)
     write_image(tmp_path / "scan.nii", image, geometry)
     header = bytearray((tmp_path / "scan.nii").read_bytes())
@@ -402,6 +403,14 @@ def test_a_file_simpleitk_refuses_is_refused_with_its_reason(tmp_path):
     (tmp_path / "notes.nii").write_text("not an image", encoding="utf-8")
     with pytest.raises(InputError, match=r"notes.nii: not an image SimpleITK can read$"):  # nothing more to say
         open_axial(tmp_path / "notes.nii")
+    series = tmp_path / "series"
+    series.mkdir()
+    write_dicom_series(series, image, geometry, series=1)
+    for archive in (shutil.make_archive(str(tmp_path / "study"), "zip", series),
+                    shutil.make_archive(str(tmp_path / "study"), "gztar", series)):  # as a PACS exports a study
+        with pytest.raises(InputError, match=re.escape(f"{archive}: not an image SimpleITK can read; it is an archive "
+                                                       "(as a PACS or a web viewer exports a study): unpack it")):
+            open_axial_blocks(archive)
 
 
 def calls_of(monkeypatch, function: str) -> list[str]:
