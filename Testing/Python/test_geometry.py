@@ -548,8 +548,10 @@ def test_a_study_whose_series_lie_in_subfolders_is_read_as_a_study_folder(tmp_pa
     (study / "DICOMDIR").write_bytes(b"not read")
     write_dicom_series(study / "DICOM" / "ST0" / "SE5", image, geometry, series=5,
                        tags=(("0020|0011", "5"), ("0008|103e", "AX T2")))
-    [volume] = open_axial_blocks(study)
-    assert volume.warnings == [] and volume.source_geometry.matches(geometry)
+    for given in (study, study / "DICOMDIR"):  # its index stands for the CD's folder
+        [volume] = open_axial_blocks(given)
+        assert volume.warnings == [] and volume.source_geometry.matches(geometry)
+    assert input_name(study / "DICOMDIR") == "CD"
     write_dicom_series(study / "DICOM" / "ST0" / "SE3", image + 100, geometry, series=3,
                        tags=(("0020|0011", "3"), ("0008|103e", "AX T1")))
     volume = open_axial(study)
