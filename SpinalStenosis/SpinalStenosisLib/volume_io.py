@@ -33,13 +33,13 @@ class InputError(ValueError):
 def input_name(path: Path | str) -> str:
     """An input's name without its image suffix (a DICOM folder's name as it is, a DICOMDIR's folder's): names its
     output folder among several inputs and its volume in a scene."""
-    path = study_folder(Path(path).resolve())
+    path = _study_folder(Path(path).resolve())
     if path.is_dir() or not path.suffix:
         return path.name
     return path.name[:-len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
 
 
-def study_folder(path: Path) -> Path:
+def _study_folder(path: Path) -> Path:
     """The input path as read: a DICOMDIR file (a CD's index of its study) stands for its folder, which holds the
     study."""
     return path.parent if path.name.upper() == "DICOMDIR" and path.is_file() else path
@@ -274,7 +274,7 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     series to measure (its number, or a word of its description; see :func:`dicom_series.chosen_series`);
     image_set: which of the images the series holds at each slice position (see
     :func:`dicom_series.one_image_per_position`)."""
-    path = study_folder(Path(path))
+    path = _study_folder(Path(path))
     if path.is_dir():
         return _dicom_series(path, *_series_to_measure(path, series, image_set), pixel_mm)
     if series is not None or image_set is not None:
@@ -332,7 +332,7 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: s
     orientation of a series as a volume of its own), so that every slice lies where it was imaged. Slices at a
     non-axial angle in the series (e.g. a localizer) are left out. pixel_mm, series, image_set: see
     :func:`open_axial`."""
-    path = study_folder(Path(path))
+    path = _study_folder(Path(path))
     if not path.is_dir() or pixel_mm is not None:
         return [open_axial(path, pixel_mm=pixel_mm, series=series, image_set=image_set)]
     choice, planes = _series_to_measure(path, series, image_set)
