@@ -131,11 +131,21 @@ def rows(measurements: list[SliceMeasurement], region: str) -> list[dict]:
 
 
 def write_csv(path: Path, measurements: list[SliceMeasurement], region: str) -> None:
+    write_series_csv(path, {"": measurements}, region)
+
+
+def write_series_csv(path: Path, blocks: Mapping[str, list[SliceMeasurement]], region: str) -> None:
+    """measurements.csv of the blocks of a DICOM series (each block's measurements by its folder's name), beside
+    their folders: every block's rows in one table, each with its block first; of one stack (a single unnamed
+    block, write_csv) without that column."""
+    named = list(blocks) != [""]
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=("block", *CSV_COLUMNS) if named else CSV_COLUMNS)
         writer.writeheader()
-        for row in rows(measurements, region):
-            writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) and k != "z_mm" else v) for k, v in row.items()})
+        for block, measurements in blocks.items():
+            for row in rows(measurements, region):
+                values = {k: (f"{v:.4f}" if isinstance(v, float) and k != "z_mm" else v) for k, v in row.items()}
+                writer.writerow({"block": block, **values} if named else values)
 
 
 def write_json(path: Path, measurements: list[SliceMeasurement], region: str, provenance: dict,

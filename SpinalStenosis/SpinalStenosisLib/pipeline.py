@@ -14,7 +14,7 @@ from .geometry import AxialLayout, FieldOfView, PlaneGrid, pixel_size_text
 from .grading import grading_region
 from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measure_slice
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
-                      write_levels_csv, write_rulers, write_series_json)
+                      write_levels_csv, write_rulers, write_series_csv, write_series_json)
 from .report import StackView, write_report, write_series_report
 from .visibility import (checked_pixels, clipped_image_warnings, dark_share, field_of_view, intensity_floor,
                          mostly_dark_warnings, not_an_mr_image, offset_warnings)
@@ -315,8 +315,9 @@ def write_outputs(runs: list[MeasurementRun], out_dir: Path, input_path: Path, r
             _write_run(run, folder, input_path, region, block)
         if len(runs) > 1:
             views = {block_folder(k): _stack_view(run) for k, run in enumerate(runs, 1)}
-            write_series_json(staging / SERIES_FILE, {name: view.measurements for name, view in views.items()},
-                              region, {"input": str(Path(input_path).name)})
+            by_block = {name: view.measurements for name, view in views.items()}
+            write_series_csv(staging / "measurements.csv", by_block, region)
+            write_series_json(staging / SERIES_FILE, by_block, region, {"input": str(Path(input_path).name)})
             write_series_report(staging / "report.png", views, region, f"Spinal stenosis: {Path(input_path).name}, "
                                 f"{len(runs)} blocks ({region})", list(dict.fromkeys(
                                     warning for run in runs for warning in run.warnings)))

@@ -622,6 +622,9 @@ def test_a_series_with_a_slice_missing_is_measured_in_two_blocks_each_slice_wher
         assert [float(r["z_mm"]) for r in rows] == pytest.approx(z_mm, abs=1e-3)
         document = json.loads((out / f"block-{k}" / "measurements.json").read_text(encoding="utf-8"))
         assert document["input_warnings"] == [said[0].split(f"{series}: ", 1)[1]]
+    whole = list(csv.DictReader(open(out / "measurements.csv", encoding="utf-8")))  # the series in one table
+    assert [r["block"] for r in whole] == ["block-1", "block-1", "block-2", "block-2"]
+    assert [float(r["z_mm"]) for r in whole] == pytest.approx([0.0, 4.0, 12.0, 16.0], abs=1e-3)
 
 
 def test_image_set_names_which_echo_of_a_dual_echo_series_is_measured(tmp_path, capsys):
@@ -680,7 +683,12 @@ def test_a_dicom_series_in_angled_blocks_is_measured_block_by_block(phantom_file
                      printed.out, re.MULTILINE)  # the two blocks are alike: either holds the narrowest
     progress = [line for line in printed.err.splitlines() if line.startswith("PROGRESS")]
     assert progress[0] == "PROGRESS 2/4" and progress[-1] == "PROGRESS 4/4"  # through both blocks
-    assert sorted(p.name for p in out.iterdir()) == ["block-1", "block-2", "report.png", "series.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["block-1", "block-2", "measurements.csv", "report.png",
+                                                     "series.json"]
+    whole = list(csv.DictReader(open(out / "measurements.csv", encoding="utf-8")))  # every block's rows in one
+    assert list(whole[0]) == ["block", *CSV_COLUMNS]
+    assert whole == [{"block": f"block-{k}", **row} for k in (1, 2)
+                     for row in csv.DictReader(open(out / f"block-{k}" / "measurements.csv", encoding="utf-8"))]
     from PIL import Image
 
     from SpinalStenosisLib.report import MARGIN_PX, VIEW_PX
