@@ -180,7 +180,8 @@ def write_report(path: Path, measurements: list[SliceMeasurement], read_slice: C
     stack = StackView(measurements, read_slice, read_labels, slice_grid)
     panels = [(stack, m, "") for m in _pick_slices(measurements, slices_of(findings))]
     texts = [describe_findings(findings), *describe_levels(worst_findings_by_level(measurements, region))]
-    _render(path, title, texts, warnings, panels, region, measurements if shows_profile(measurements) else None)
+    profile = {"": measurements}
+    _render(path, title, texts, warnings, panels, region, profile if shows_profile(profile) else None)
 
 
 def write_series_report(path: Path, blocks: Mapping[str, StackView], region: str, title: str,
@@ -198,14 +199,15 @@ def write_series_report(path: Path, blocks: Mapping[str, StackView], region: str
                  for name, findings in worst.items()}
     panels = [(stack, m, name) for name, stack in blocks.items() for m in stack.measurements
               if m.slice_index in shown[name]][:MAX_PANELS]
-    _render(path, title, texts, warnings, panels, region, None)
+    _render(path, title, texts, warnings, panels, region, measurements if shows_profile(measurements) else None)
 
 
 def _render(path: Path, title: str, texts: Sequence[str], warnings: Sequence[str],
             panels: Sequence[tuple[StackView, SliceMeasurement, str]], region: str,
-            profile: list[SliceMeasurement] | None) -> None:
+            profile: Mapping[str, list[SliceMeasurement]] | None) -> None:
     """Draw a report: title; the texts (findings) in white and the warnings in orange, each wrapped to the width;
-    the profile of those measurements along the stack, if any; then a panel per (stack, slice, block name)."""
+    the profile of those measurements (a stack's, or each block's by name; see draw_profiles), if any; then a
+    panel per (stack, slice, block name)."""
     from PIL import Image, ImageDraw
 
     columns = min(COLUMNS, max(1, len(panels)))

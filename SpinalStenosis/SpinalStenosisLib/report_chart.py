@@ -3,6 +3,7 @@ so that every slice of a long series is seen at once (the report's panels show t
 from __future__ import annotations
 
 import math
+from typing import Mapping, NamedTuple
 
 import numpy as np
 
@@ -18,14 +19,46 @@ DOT_RADIUS_PX = 3.5
 # a grade each colour, hollow where the canal is to check (beside the second profile: "not graded", where drawn)
 LEGEND = [(name, colour, False) for name, colour in GRADE_COLOURS.items()] + [("canal to check", "#d9d9d9", True)]
 PROFILES = (  # (value, grade, title, unit)
-    ("canal_ap_mm", "canal_ap_grade", "canal AP along the stack", "mm"),
-    ("canal_area_mm2", "canal_area_grade", "dural-sac area along the stack", "mm²"),
+    ("canal_ap_mm", "canal_ap_grade", "canal AP along the", "mm"),
+    ("canal_area_mm2", "canal_area_grade", "dural-sac area along the", "mm²"),
 )
 
 
-def shows_profile(measurements: list[SliceMeasurement]) -> bool:
-    """A profile is drawn for a stack with a canal measured on two slices or more."""
-    return sum(not math.isnan(m.values["canal_ap_mm"]) for m in measurements) >= 2
+def shows_profile(blocks: Mapping[str, list[SliceMeasurement]]) -> bool:
+    """A profile is drawn for a stack (or the blocks of a series, see draw_profiles) with a canal measured on two
+    slices or more."""
+    return sum(not math.isnan(m.values["canal_ap_mm"]) for block in blocks.values() for m in block) >= 2
+
+
+class _Axis(NamedTuple):
+    """Where the profile puts each slice along its x axis, and what the axis says."""
+
+    measurements: list[SliceMeasurement]
+    x: np.ndarray
+    joined: list[bool]  # whether each slice's dot is joined to the one before it
+    ticks: list[tuple[float, str]]
+    label: str
+    block_starts: list[float]  # where a block begins, after the first
+    along: str  # what the profile runs along: "stack" or "series"
+
+
+def _axis(blocks: Mapping[str, list[SliceMeasurement]]) -> _Axis:
+    """One stack (a single block named ""): its slices by index, ticked at round indices. The blocks of a series:
+    each block's slices one after the other, joined within the block only, ticked with the block's name."""
+    if list(blocks) == [""]:
+        measurements = blocks[""]
+        slices = np.array([m.slice_index for m in measurements], float)
+        step = max(1, int(_step(slices.max() - slices.min() + 1)))
+        ticks = [(float(index), str(index)) for index in range(int(math.ceil(slices.min() / step)) * step,
+                                                               int(slices.max()) + 1, step)]
+        return _Axis(measurements, slices, [False] + [True] * (len(slices) - 1), ticks, "slice", [], "stack")
+    measurements, joined, ticks, starts = [], [], [], []
+    for name, block in blocks.items():
+        starts.append(len(measurements) - 0.5)
+        ticks.append((len(measurements) + (len(block) - 1) / 2, name))
+        joined += [False] + [True] * (len(block) - 1)
+        measurements += block
+    return _Axis(measurements, np.arange(len(measurements), dtype=float), joined, ticks, "", starts[1:], "series")
 
 
 def _cutoffs(value: str, region: str) -> dict[str, float]:
@@ -43,16 +76,18 @@ def _step(span: float) -> float:
     return next(power * m for m in (1, 2, 5, 10) if power * m >= raw)
 
 
-def draw_profiles(draw, box: tuple[float, float, float, float], measurements: list[SliceMeasurement], region: str,
-                  font) -> None:
-    """The profiles side by side in box (left, top, right, bottom) of a Pillow ImageDraw: per slice index, each
-    value as a dot in its grade's colour (UNGRADED_COLOUR where no cut-off grades it; hollow where the canal is to
-    check), joined along runs of measured slices, with the cut-offs as lines in their grade's colour."""
+def draw_profiles(draw, box: tuple[float, float, float, float], blocks: Mapping[str, list[SliceMeasurement]],
+                  region: str, font) -> None:
+    """The profiles side by side in box (left, top, right, bottom) of a Pillow ImageDraw: per slice of a stack
+    (blocks: its measurements as one block named ""), or of each block of a series in turn (by block name, see
+    _axis), each value as a dot in its grade's colour (UNGRADED_COLOUR where no cut-off grades it; hollow where the
+    canal is to check), joined along runs of measured slices, with the cut-offs as lines in their grade's colour."""
     left, top, right, bottom = box
     width = (right - left) / len(PROFILES)
-    slices = np.array([m.slice_index for m in measurements], float)
+    axis = _axis(blocks)
+    measurements, slices = axis.measurements, axis.x
     x_low, x_high = slices.min() - 0.5, slices.max() + 0.5
-    titles = [f"{title} ({unit})" for _, _, title, unit in PROFILES]
+    titles = [f"{title} {axis.along} ({unit})" for _, _, title, unit in PROFILES]
     ungraded = False
     for n, (value, grade_name, _, _) in enumerate(PROFILES):
         plot = (left + n * width + 48, top + 22, left + (n + 1) * width - 16, bottom - 22)
@@ -70,16 +105,17 @@ def draw_profiles(draw, box: tuple[float, float, float, float], measurements: li
             y = xy(x_low, tick)[1]
             draw.line((plot[0], y, plot[2], y), fill=GRID_COLOUR)
             draw.text((plot[0] - 5, y), f"{tick:g}", fill=AXIS_COLOUR, font=font, anchor="rm")
-        x_step = max(1, int(_step(x_high - x_low)))
-        for index in range(int(math.ceil(slices.min() / x_step)) * x_step, int(slices.max()) + 1, x_step):
-            draw.text((xy(index, 0)[0], plot[3] + 4), str(index), fill=AXIS_COLOUR, font=font, anchor="mt")
-        draw.text((plot[0] - 5, plot[3] + 8), "slice", fill=AXIS_COLOUR, font=font, anchor="rt")
+        for index, tick in axis.ticks:
+            draw.text((xy(index, 0)[0], plot[3] + 4), tick, fill=AXIS_COLOUR, font=font, anchor="mt")
+        draw.text((plot[0] - 5, plot[3] + 8), axis.label, fill=AXIS_COLOUR, font=font, anchor="rt")
+        for start in axis.block_starts:
+            draw.line((*xy(start, 0), *xy(start, y_high)), fill=AXIS_COLOUR, width=1)
         for kind, cutoff in cutoffs.items():
             draw.line((*xy(x_low, cutoff), *xy(x_high, cutoff)), fill=CUTOFF_COLOURS[kind], width=1)
         draw.rectangle(plot, outline=AXIS_COLOUR)
         points = [xy(index, y) if math.isfinite(y) else None for index, y in zip(slices, values)]
-        for start, end in zip(points, points[1:]):
-            if start is not None and end is not None:
+        for start, end, joined in zip(points, points[1:], axis.joined[1:]):
+            if start is not None and end is not None and joined:
                 draw.line((*start, *end), fill=AXIS_COLOUR, width=1)
         radius_px = float(np.clip(0.45 * (plot[2] - plot[0]) / (x_high - x_low), 1.5, DOT_RADIUS_PX))  # dense stacks
         for m, point in zip(measurements, points):

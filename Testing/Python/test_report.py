@@ -195,6 +195,41 @@ def test_a_series_report_shows_each_blocks_worst_slices_or_only_their_narrowest_
     assert sizes[2][1] - sizes[4][1] == panel_h  # 2 blocks: 8 worst slices on two rows; 4 blocks: 16, so 4 on one
 
 
+def test_a_series_report_profiles_every_block_side_by_side_parted_by_lines(tmp_path):
+    from SpinalStenosisLib.report import StackView, write_series_report
+    from SpinalStenosisLib.report_chart import AXIS_COLOUR, GRADE_COLOURS
+
+    grid = axial_grid(shape=(200, 200))
+    rows, columns = np.indices(grid.shape)
+    image = np.zeros(grid.shape)
+    red, frame = (np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+                  for colour in (GRADE_COLOURS["absolute stenosis"], AXIS_COLOUR))
+
+    def block(radii_mm: list[float]) -> StackView:  # round sacs of AP 2 * radius, on 0.5 mm pixels
+        labels = [(((rows - 100) ** 2 + (columns - 100) ** 2) <= (2 * r) ** 2).astype(np.uint8) for r in radii_mm]
+        measurements = [measure_slice(masks_from_labels(mask), grid, slice_index=s) for s, mask in enumerate(labels)]
+        return StackView(measurements, lambda _: image, lambda s: labels[s], lambda _: grid)
+
+    def profile_lines(path) -> tuple[int, int]:  # (upright lines of the frame colour, red pixels) in the profiles
+        pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
+        framed = np.flatnonzero((np.abs(pixels - frame).max(axis=2) < 8).sum(axis=1) > 0.4 * pixels.shape[1])
+        strip = pixels[framed.min():framed.max() + 1]
+        upright = (np.abs(strip - frame).max(axis=2) < 8).sum(axis=0) >= len(strip) - 2
+        red_pixels = int((np.abs(strip - red).max(axis=2) < 30).sum())
+        return int(np.count_nonzero(np.diff(upright.astype(int)) == 1)), red_pixels
+
+    write_series_report(tmp_path / "one.png", {"block-1": block([7.0, 6.5, 7.0])}, "lumbar", "t")
+    assert profile_lines(tmp_path / "one.png")[0] == 4  # each profile's frame's sides
+    found = {}
+    for narrowest_mm in (7.0, 3.5):
+        write_series_report(tmp_path / f"{narrowest_mm}.png", {"block-1": block([7.0, 6.5, 7.0]),
+                                                              "block-2": block([7.0, narrowest_mm]),
+                                                              "block-3": block([6.5])}, "lumbar", "t")
+        found[narrowest_mm] = profile_lines(tmp_path / f"{narrowest_mm}.png")
+    assert found[7.0][0] == found[3.5][0] == 4 + 2 * 2  # and in each, a line before blocks 2 and 3
+    assert found[3.5][1] - found[7.0][1] > 50  # block 2's 7 mm sac: a red dot in each profile
+
+
 def test_without_dejavu_the_report_takes_arial_or_courier_new_which_have_the_superscript_two(monkeypatch):
     from PIL import ImageFont
 
