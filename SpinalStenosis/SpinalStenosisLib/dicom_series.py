@@ -379,6 +379,15 @@ def stack_blocks(planes: SlicePlanes) -> tuple[list[list[int]], list[str]]:
     return sorted(blocks, key=min), warnings
 
 
+def blocks_described(normals) -> str:
+    """Why a series is in these blocks (their slices' normals, one each): "slices at 3 angles", "parted by gaps",
+    or "slices at 2 angles, some parted by gaps"."""
+    angles = len(orientation_blocks(np.asarray(normals, float)))
+    if angles == 1:
+        return "parted by gaps"
+    return f"slices at {angles} angles" + (", some parted by gaps" if angles < len(normals) else "")
+
+
 def evenly_spaced_runs(offsets_mm: np.ndarray) -> list[list[int]]:
     """Slices (their sorted offsets along the normal, mm) as runs of evenly spaced ones (indices into offsets_mm),
     split at the widest gap while it is wider than the run's median gap by over EVEN_SPACING_TOLERANCE of it and

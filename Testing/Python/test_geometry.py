@@ -236,6 +236,13 @@ def test_a_block_is_parted_into_evenly_spaced_runs_at_its_wider_gaps(offsets_mm,
     assert dicom_series.evenly_spaced_runs(np.array(offsets_mm, float)) == runs
 
 
+def test_a_series_blocks_are_said_to_lie_at_several_angles_or_to_be_parted_by_gaps():
+    axial, turned = [0.0, 0.0, 1.0], [0.0, np.sin(np.radians(12.0)), np.cos(np.radians(12.0))]
+    assert dicom_series.blocks_described([axial, axial]) == "parted by gaps"
+    assert dicom_series.blocks_described([axial, turned, [0.0, 0.0, -1.0]]) == "slices at 2 angles, some parted by gaps"
+    assert dicom_series.blocks_described([axial, turned]) == "slices at 2 angles"
+
+
 @pytest.mark.parametrize("told_apart_by", ["echo time", "image type", "slices missing", "acquisition"])
 def test_a_series_of_several_images_at_each_position_measures_one_of_them_and_says_which(tmp_path, told_apart_by):
     image, _, geometry = phantom_arrays(n_slices=4)
