@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -379,7 +379,7 @@ def stack_blocks(planes: SlicePlanes) -> tuple[list[list[int]], list[str]]:
     return sorted(blocks, key=min), warnings
 
 
-def blocks_described(normals) -> str:
+def blocks_described(normals: Sequence[np.ndarray]) -> str:
     """Why a series is in these blocks (their slices' normals, one each): "slices at 3 angles", "parted by gaps",
     or "slices at 2 angles, some parted by gaps"."""
     angles = len(orientation_blocks(np.asarray(normals, float)))
