@@ -180,8 +180,7 @@ def write_report(path: Path, measurements: list[SliceMeasurement], read_slice: C
     stack = StackView(measurements, read_slice, read_labels, slice_grid)
     panels = [(stack, m, "") for m in _pick_slices(measurements, slices_of(findings))]
     texts = [describe_findings(findings), *describe_levels(worst_findings_by_level(measurements, region))]
-    profile = {"": measurements}
-    _render(path, title, texts, warnings, panels, region, profile if shows_profile(profile) else None)
+    _render(path, title, texts, warnings, panels, region, {"": measurements})
 
 
 def write_series_report(path: Path, blocks: Mapping[str, StackView], region: str, title: str,
@@ -199,15 +198,15 @@ def write_series_report(path: Path, blocks: Mapping[str, StackView], region: str
                  for name, findings in worst.items()}
     panels = [(stack, m, name) for name, stack in blocks.items() for m in stack.measurements
               if m.slice_index in shown[name]][:MAX_PANELS]
-    _render(path, title, texts, warnings, panels, region, measurements if shows_profile(measurements) else None)
+    _render(path, title, texts, warnings, panels, region, measurements)
 
 
 def _render(path: Path, title: str, texts: Sequence[str], warnings: Sequence[str],
             panels: Sequence[tuple[StackView, SliceMeasurement, str]], region: str,
-            profile: Mapping[str, list[SliceMeasurement]] | None) -> None:
+            profile: Mapping[str, list[SliceMeasurement]]) -> None:
     """Draw a report: title; the texts (findings) in white and the warnings in orange, each wrapped to the width;
-    the profile of those measurements (a stack's, or each block's by name; see draw_profiles), if any; then a
-    panel per (stack, slice, block name)."""
+    the profile of the measurements (a stack's, or each block's by name; see draw_profiles) where it shows one
+    (shows_profile); then a panel per (stack, slice, block name)."""
     from PIL import Image, ImageDraw
 
     columns = min(COLUMNS, max(1, len(panels)))
@@ -220,14 +219,15 @@ def _render(path: Path, title: str, texts: Sequence[str], warnings: Sequence[str
     header_lines += [(line, WARNING_COLOUR) for warning in warnings
                      for line in _wrapped(f"Warning: {warning}", font, width_px)]
     lines_px = TITLE_PX + len(header_lines) * FINDINGS_LINE_PX
-    header_px = lines_px + (CHART_PX if profile is not None else 0)
+    shown = shows_profile(profile)
+    header_px = lines_px + (CHART_PX if shown else 0)
     canvas = Image.new("RGB", (columns * cell_w, header_px + rows * cell_h), "black")
     draw = ImageDraw.Draw(canvas)
     draw.text((canvas.width / 2, TITLE_PX / 2), title, fill="white", font=title_font, anchor="mm")
     for n, (line, colour) in enumerate(header_lines):
         draw.text((canvas.width / 2, TITLE_PX + (n + 0.5) * FINDINGS_LINE_PX), line, fill=colour, font=font,
                   anchor="mm")
-    if profile is not None:
+    if shown:
         draw_profiles(draw, (MARGIN_PX, lines_px, canvas.width - MARGIN_PX, header_px - MARGIN_PX), profile,
                       region, font)
     if not panels:
