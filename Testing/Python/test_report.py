@@ -6,7 +6,20 @@ from shapes import axial_grid, two_lobes
 from SpinalStenosisLib.measurement import masks_from_labels, measure_slice
 from SpinalStenosisLib.report import MASK_COLOURS, TITLE_PX, WARNING_COLOUR, write_report
 
-CANAL_RGB = np.array([int(MASK_COLOURS[1][i:i + 2], 16) for i in (1, 3, 5)])
+
+def rgb(colour: str) -> np.ndarray:
+    """A "#rrggbb" colour's three values."""
+    return np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+
+
+def frame_rows(pixels: np.ndarray, min_px: float) -> np.ndarray:
+    """The image rows holding more than min_px pixels of the profiles' frame colour (their frames' top and bottom)."""
+    from SpinalStenosisLib.report_chart import AXIS_COLOUR
+
+    return np.flatnonzero((np.abs(pixels - rgb(AXIS_COLOUR)).max(axis=2) < 8).sum(axis=1) > min_px)
+
+
+CANAL_RGB = rgb(MASK_COLOURS[1])
 
 
 def canal_outline_pixels(tmp_path, centre_rc) -> int:
@@ -51,7 +64,7 @@ def test_warnings_are_written_under_the_findings_in_their_own_colour(tmp_path):
     rows, columns = np.indices(grid.shape)
     labels = (((rows - 100) ** 2 + (columns - 100) ** 2) <= 12 ** 2).astype(np.uint8)
     measurement, image = measure_slice(masks_from_labels(labels), grid), np.zeros(grid.shape)
-    warning_rgb = np.array([int(WARNING_COLOUR[i:i + 2], 16) for i in (1, 3, 5)])
+    warning_rgb = rgb(WARNING_COLOUR)
     reports = {}
     for name, warnings in (("plain", []), ("warned", ["slices 7.7 mm apart through a spine tilted about 15° " * 3])):
         write_report(tmp_path / f"{name}.png", [measurement], lambda _: image, lambda _: labels, lambda _: grid,
@@ -111,7 +124,7 @@ def test_a_caption_marks_each_measurement_of_a_structure_the_network_doubts_and_
 
 
 def test_a_stack_gets_a_profile_of_its_canal_with_each_slice_in_its_grades_colour(tmp_path):
-    from SpinalStenosisLib.report_chart import AXIS_COLOUR, GRADE_COLOURS
+    from SpinalStenosisLib.report_chart import GRADE_COLOURS
 
     grid = axial_grid(shape=(200, 200))
     rows, columns = np.indices(grid.shape)
@@ -120,11 +133,7 @@ def test_a_stack_gets_a_profile_of_its_canal_with_each_slice_in_its_grades_colou
     def canal(radius_mm: float) -> np.ndarray:  # a round sac of AP 2 * radius_mm, on 0.5 mm pixels
         return (((rows - 100) ** 2 + (columns - 100) ** 2) <= (2 * radius_mm) ** 2).astype(np.uint8)
 
-    red, frame = (np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
-                  for colour in (GRADE_COLOURS["absolute stenosis"], AXIS_COLOUR))
-
-    def frame_rows(pixels: np.ndarray) -> np.ndarray:  # image rows holding a long run of the profiles' frame colour
-        return np.flatnonzero((np.abs(pixels - frame).max(axis=2) < 8).sum(axis=1) > 300)
+    red = rgb(GRADE_COLOURS["absolute stenosis"])
 
     reports, frames = {}, {}
     for name, narrowest_mm in (("normal", 6.5), ("stenosed", 3.5)):
@@ -134,12 +143,12 @@ def test_a_stack_gets_a_profile_of_its_canal_with_each_slice_in_its_grades_colou
         write_report(path, measurements, lambda _: image, lambda s, labels=labels: labels[s], lambda _: grid,
                      "lumbar", "t")
         pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
-        frames[name] = frame_rows(pixels)
+        frames[name] = frame_rows(pixels, 300)
         strip = pixels[frames[name].min():frames[name].max() + 1]  # within the profiles' frames
         reports[name] = (np.abs(strip - red).max(axis=2) < 30).sum()
     write_report(tmp_path / "one.png", measurements[:1], lambda _: image, lambda _: labels[0], lambda _: grid,
                  "lumbar", "t")
-    assert len(frame_rows(np.asarray(Image.open(tmp_path / "one.png").convert("RGB")).astype(int))) == 0
+    assert len(frame_rows(np.asarray(Image.open(tmp_path / "one.png").convert("RGB")).astype(int), 300)) == 0
     assert np.array_equal(frames["normal"], frames["stenosed"]) and len(frames["normal"]) >= 2  # frames' top, bottom
     # the 7 mm sac (absolute stenosis by AP, < 10 mm; by area, 38 mm² < 75 mm²): two red dots of about 40 px each
     assert reports["stenosed"] - reports["normal"] > 50
@@ -151,8 +160,7 @@ def test_a_thoracic_canal_is_drawn_in_the_profile_as_not_graded(tmp_path):
     grid = axial_grid(shape=(200, 200))
     rows, columns = np.indices(grid.shape)
     labels = (((rows - 100) ** 2 + (columns - 100) ** 2) <= 10 ** 2).astype(np.uint8)
-    blue, red = (np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
-                 for colour in (UNGRADED_COLOUR, CUTOFF_COLOURS["absolute"]))
+    blue, red = rgb(UNGRADED_COLOUR), rgb(CUTOFF_COLOURS["absolute"])
     blue_pixels, red_pixels = {}, {}
     for level, region in (("L1-L2", "lumbar"), ("T12", "lumbar"), ("", "thoracic")):
         measurements = [measure_slice(masks_from_labels(labels), grid, slice_index=s) for s in range(3)]
@@ -202,8 +210,7 @@ def test_a_series_report_profiles_every_block_side_by_side_parted_by_lines(tmp_p
     grid = axial_grid(shape=(200, 200))
     rows, columns = np.indices(grid.shape)
     image = np.zeros(grid.shape)
-    red, frame = (np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
-                  for colour in (GRADE_COLOURS["absolute stenosis"], AXIS_COLOUR))
+    red, frame = rgb(GRADE_COLOURS["absolute stenosis"]), rgb(AXIS_COLOUR)
 
     def block(radii_mm: list[float]) -> StackView:  # round sacs of AP 2 * radius, on 0.5 mm pixels
         labels = [(((rows - 100) ** 2 + (columns - 100) ** 2) <= (2 * r) ** 2).astype(np.uint8) for r in radii_mm]
@@ -212,7 +219,7 @@ def test_a_series_report_profiles_every_block_side_by_side_parted_by_lines(tmp_p
 
     def profile_lines(path) -> tuple[int, int]:  # (upright lines of the frame colour, red pixels) in the profiles
         pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
-        framed = np.flatnonzero((np.abs(pixels - frame).max(axis=2) < 8).sum(axis=1) > 0.4 * pixels.shape[1])
+        framed = frame_rows(pixels, 0.4 * pixels.shape[1])
         strip = pixels[framed.min():framed.max() + 1]
         upright = (np.abs(strip - frame).max(axis=2) < 8).sum(axis=0) >= len(strip) - 2
         red_pixels = int((np.abs(strip - red).max(axis=2) < 30).sum())
