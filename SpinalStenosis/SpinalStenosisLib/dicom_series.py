@@ -9,6 +9,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from .dicom_frames import read_frames
 from .geometry import is_axial_normal, pixel_size_text
 from .grading import REGION_TAGS, region_named
 
@@ -34,7 +35,7 @@ MEASURABLE_IMAGE_TYPE = ("Image Type names a water, in-phase or magnitude image 
 
 
 class SlicePlane(NamedTuple):
-    normal: np.ndarray  # LPS
+    direction: np.ndarray  # [3, 3], LPS, columns: along a row, down a column, the normal
     position: np.ndarray  # LPS, mm
     gaps: list[str]  # what the file's header leaves SimpleITK to guess, as warnings (see header_gaps)
     named_region: str | None  # the spine region the file's header names (see named_region)
@@ -42,21 +43,38 @@ class SlicePlane(NamedTuple):
     kind: tuple[str, ...]  # its values of SUBSERIES_TAGS
     pixel_grid: str  # its matrix and pixel size, e.g. "320 × 320 pixels of 0.69 × 0.69 mm"
 
+    @property
+    def normal(self) -> np.ndarray:
+        return self.direction[:, 2]
+
 
 class SlicePlanes(NamedTuple):
-    normals: np.ndarray  # [file, 3], LPS
-    positions: np.ndarray  # [file, 3], LPS, mm
+    """The planes of a series' images: its files, one slice each, or the frames of its one multi-frame file."""
+    directions: np.ndarray  # [image, 3, 3], LPS (as SlicePlane.direction)
+    positions: np.ndarray  # [image, 3], LPS, mm
     first_gaps: list[str]  # what the first file's header leaves SimpleITK to guess (see header_gaps)
     named_region: str | None  # the spine region the first file's header names
-    thickness_mm: float | None  # the first file's Slice Thickness; None without one
-    kinds: list[tuple[str, ...]]  # each file's values of SUBSERIES_TAGS
-    pixel_grids: list[str]  # each file's matrix and pixel size
+    thickness_mm: float | None  # the first image's Slice Thickness; None without one
+    kinds: list[tuple[str, ...]]  # each image's values of SUBSERIES_TAGS
+    pixel_grids: list[str]  # each image's matrix and pixel size
+    frames: list[int] | None = None  # each image's frame in the series' one multi-frame file; None: one file each
+    pixel_mm: np.ndarray | None = None  # [frame, 2], each frame's (SimpleITK's x, y) spacing; None: one file each
+
+    @property
+    def normals(self) -> np.ndarray:
+        return self.directions[:, :, 2]
+
+    @property
+    def n_images(self) -> int:
+        return len(self.positions)
 
     def of_files(self, indices: list[int]) -> SlicePlanes:
-        """The planes of these files only (indices into the files), with what the first file's header says."""
-        return self._replace(normals=self.normals[indices], positions=self.positions[indices],
+        """The planes of these images only (indices into the images), with what the first one's header says."""
+        return self._replace(directions=self.directions[indices], positions=self.positions[indices],
                              kinds=[self.kinds[n] for n in indices],
-                             pixel_grids=[self.pixel_grids[n] for n in indices])
+                             pixel_grids=[self.pixel_grids[n] for n in indices],
+                             frames=None if self.frames is None else [self.frames[n] for n in indices],
+                             pixel_mm=None if self.pixel_mm is None else self.pixel_mm[indices])
 
 
 class SeriesChoice(NamedTuple):
@@ -80,7 +98,8 @@ def chosen_series(folder: Path, wanted: str | None = None) -> SeriesChoice:
     if wanted is None and len(axial) < 2:
         return SeriesChoice(max(axial or series, key=len, default=[]), [])
     headers = [_header(files[0]) for files in axial]
-    named = [_series_name(headers[n], len(files), Path(files[0]).parent.relative_to(folder))
+    sizes = [_slice_count(files, header) for files, header in zip(axial, headers)]
+    named = [_series_name(headers[n], sizes[n], Path(files[0]).parent.relative_to(folder))
              for n, files in enumerate(axial)]
     held = f"the DICOM folder holds {len(axial)} axial series"
     if wanted is not None:
@@ -88,13 +107,13 @@ def chosen_series(folder: Path, wanted: str | None = None) -> SeriesChoice:
         if not picked:
             raise ValueError(f"no axial series is numbered {wanted!r} or has it in its description; "
                              f"{held}{': ' if named else ''}{', '.join(named)}")
-        axial, headers, named = ([items[n] for n in picked] for items in (axial, headers, named))
+        axial, headers, named, sizes = ([items[n] for n in picked] for items in (axial, headers, named, sizes))
         held = f"{len(axial)} axial series of the DICOM folder answer to {wanted!r}"
     if len(axial) == 1:
         return SeriesChoice(axial[0], [])
     weightings = [weighting(header) if header is not None else 1 for header in headers]
     ranks = [_image_type_rank(header_value(header, "0008|0008")) if header is not None else 0 for header in headers]
-    chosen, *others = sorted(range(len(axial)), key=lambda n: (weightings[n], ranks[n], len(axial[n])), reverse=True)
+    chosen, *others = sorted(range(len(axial)), key=lambda n: (weightings[n], ranks[n], sizes[n]), reverse=True)
     why = {2: "the T2-weighted one with the most slices",
            1: "none is named T2-weighted: the one with the most slices of those not named T1",
            0: "all are named T1-weighted: the one with the most slices"}[weightings[chosen]]
@@ -106,6 +125,14 @@ def chosen_series(folder: Path, wanted: str | None = None) -> SeriesChoice:
     return SeriesChoice(axial[chosen], [
         f"{held}: measured {named[chosen]}, {why}; not measured: {', '.join(named[n] for n in others)}; to "
         f"measure another, name it (measure --series, its number or a word of its description){several_studies}"])
+
+
+def _slice_count(files: list[str], reader) -> int:
+    """How many slices a series holds: its files, or the frames of its one multi-frame file (its first header, a
+    SimpleITK reader holding it, gives their number)."""
+    if len(files) > 1 or reader is None:
+        return len(files)
+    return int(positive_value(header_value(reader, "0028|0008")) or 1)
 
 
 def _answers_to(reader, wanted: str) -> bool:
@@ -177,15 +204,15 @@ def _slice_plane(path: str) -> SlicePlane | None:
     if reader is None or reader.GetDimension() != 3:
         return None
     direction = np.array(reader.GetDirection(), float).reshape(3, 3)
-    return SlicePlane(direction[:, 2], np.array(reader.GetOrigin(), float), header_gaps(reader),
+    return SlicePlane(direction, np.array(reader.GetOrigin(), float), header_gaps(reader),
                       named_region(reader), slice_thickness_mm(reader),
-                      tuple(header_value(reader, tag).strip() for tag in SUBSERIES_TAGS), _pixel_grid(reader))
+                      tuple(header_value(reader, tag).strip() for tag in SUBSERIES_TAGS),
+                      _pixel_grid(reader.GetSize(), reader.GetSpacing()))
 
 
-def _pixel_grid(reader) -> str:
-    """A DICOM slice's matrix and pixel size as a header (a SimpleITK reader holding it) gives them."""
-    columns, rows = reader.GetSize()[:2]
-    return f"{columns} × {rows} pixels of {pixel_size_text(reader.GetSpacing()[:2])} mm"
+def _pixel_grid(size: Sequence[int], pixel_mm: Sequence[float]) -> str:
+    """A DICOM slice's matrix (columns, rows) and pixel size as the warnings tell them."""
+    return f"{size[0]} × {size[1]} pixels of {pixel_size_text(pixel_mm[:2])} mm"
 
 
 PIXEL_SPACING_TAGS = ("0028|0030", "0018|1164", "0018|2010")  # Pixel, Imager Pixel, Nominal Scanned Pixel Spacing
@@ -243,13 +270,34 @@ def positive_value(text: str) -> float | None:
 
 
 def slice_planes(files: list[str]) -> SlicePlanes | None:
-    """The files' slice planes, each header read once; None when a file has none (reading the series says why)."""
+    """The files' slice planes, each header read once; a multi-frame file's frames' (frame_planes) when it is the
+    only one; None when a file has none (reading the series says why)."""
+    if len(files) == 1 and (frames := frame_planes(files[0])) is not None:
+        return frames
     planes = [_slice_plane(name) for name in files]
     if any(plane is None for plane in planes):
         return None
-    return SlicePlanes(np.array([plane.normal for plane in planes]), np.array([plane.position for plane in planes]),
+    return SlicePlanes(np.array([plane.direction for plane in planes]), np.array([plane.position for plane in planes]),
                        planes[0].gaps, planes[0].named_region, planes[0].thickness_mm,
                        [plane.kind for plane in planes], [plane.pixel_grid for plane in planes])
+
+
+def frame_planes(path: str) -> SlicePlanes | None:
+    """The planes of an Enhanced (multi-frame) DICOM file's frames, as its functional groups give them (see
+    :mod:`dicom_frames`; their Effective Echo Time, Frame Type, Frame Acquisition Number and Temporal Position
+    Index stand for a file's Echo Time, Image Type, Acquisition Number and Temporal Position Identifier); None for
+    another file, or one whose frames' planes cannot be read here (SimpleITK's reading then stands)."""
+    frames = read_frames(path)
+    reader = _header(path) if frames is not None else None
+    if reader is None:
+        return None
+    kinds = [(frame.echo_time_ms, "", frame.frame_type, frame.acquisition_number, frame.temporal_position)
+             for frame in frames]
+    grids = [_pixel_grid(reader.GetSize(), frame.pixel_mm) for frame in frames]
+    return SlicePlanes(np.array([frame.direction_lps for frame in frames]),
+                       np.array([frame.position_lps for frame in frames]), [], named_region(reader),
+                       frames[0].thickness_mm, kinds, grids, list(range(len(frames))),
+                       np.array([frame.pixel_mm for frame in frames]))
 
 
 def mixed_pixel_grids(planes: SlicePlanes, files: list[int]) -> str:

@@ -7,8 +7,8 @@ from typing import Callable
 
 import numpy as np
 
-from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, header_gaps, header_value, is_dicom,
-                           mixed_pixel_grids, named_region, one_image_per_position, one_stack_warnings,
+from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, frame_planes, header_gaps, header_value,
+                           is_dicom, mixed_pixel_grids, named_region, one_image_per_position, one_stack_warnings,
                            slice_planes, slice_thickness_mm, stack_blocks, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, needs_reslice, resliced_geometry
 
@@ -66,25 +66,43 @@ def _chosen_series(folder: Path, series: str | None = None) -> SeriesChoice:
     return choice
 
 
-def _series_to_measure(folder: Path, series: str | None = None, image_set: str | None = None
-                       ) -> tuple[SeriesChoice, SlicePlanes | None]:
-    """The series to measure in a DICOM folder (_chosen_series) with its files' slice planes (each header read once;
-    None when a file has none), one image at each slice position: those of image_set, or the preferred ones
-    (dicom_series.one_image_per_position)."""
-    choice = _chosen_series(folder, series)
-    planes = slice_planes(choice.files)
+def _dicom_images(path: Path, series: str | None = None, image_set: str | None = None
+                  ) -> tuple[SeriesChoice, SlicePlanes | None] | None:
+    """The DICOM images to measure at path, with their slice planes (each header read once; None when a file has
+    none), one image at each slice position (_one_set): the series a folder holds (_chosen_series), or the frames
+    of a multi-frame DICOM file (dicom_series.frame_planes); None for another file."""
+    if path.is_dir():
+        choice = _chosen_series(path, series)
+        return _one_set(path, choice, slice_planes(choice.files), image_set)
+    if not path.is_file():
+        return None  # reading it says why
+    frames = frame_planes(str(path)) if series is None else None
+    if frames is not None:
+        return _one_set(path, SeriesChoice([str(path)], []), frames, image_set)
+    if series is not None or image_set is not None:
+        chosen = ("a series is chosen in a DICOM folder" if series is not None
+                  else "an image set is chosen in a DICOM folder or multi-frame file")
+        raise InputError(f"{path}: {chosen}; this is a file")
+    return None
+
+
+def _one_set(path: Path, choice: SeriesChoice, planes: SlicePlanes | None, image_set: str | None = None
+             ) -> tuple[SeriesChoice, SlicePlanes | None]:
+    """Of a series' images (its files, or its multi-frame file's frames) with their planes, one at each slice
+    position: those of image_set, or the preferred ones (dicom_series.one_image_per_position)."""
     if planes is None:
         if image_set is not None:
-            raise InputError(f"{folder}: --image-set {image_set!r}: the series' files do not each give one slice's "
-                             "position (a multi-frame file?), so its images at each position cannot be told apart")
+            raise InputError(f"{path}: --image-set {image_set!r}: the series' files do not each give one slice's "
+                             "position, so its images at each position cannot be told apart")
         return choice, None
     try:
         kept, warnings = one_image_per_position(planes, image_set)
     except ValueError as error:
-        raise InputError(f"{folder}: {error}") from None
+        raise InputError(f"{path}: {error}") from None
     if not warnings:
         return choice, planes
-    return SeriesChoice([choice.files[n] for n in kept], choice.warnings + warnings), planes.of_files(kept)
+    files = choice.files if planes.frames is not None else [choice.files[n] for n in kept]
+    return SeriesChoice(files, choice.warnings + warnings), planes.of_files(kept)
 
 
 def _check_pixel_grids(folder: Path, planes: SlicePlanes, files: list[int]) -> None:
@@ -131,6 +149,33 @@ def _itk_reason(error: RuntimeError) -> str:
     for prefix in ("ITK ERROR:", "sitk::ERROR:"):
         line = line.removeprefix(prefix)
     return line.strip()
+
+
+def _read_images(path: Path, files: list[str], planes: SlicePlanes | None, images: list[int] | None = None,
+                 pixel_mm: float | None = None):
+    """A series' images (its files, or its multi-frame file's frames; those at the indices images, by default all)
+    read as one stack and checked (_checked_volume)."""
+    if planes is not None and planes.frames is not None:
+        frames = planes if images is None else planes.of_files(images)
+        return _checked_volume(path, _stacked_frames(path, files[0], frames), pixel_mm)
+    return _read_whole(path, _series_reader(files if images is None else [files[n] for n in images]), pixel_mm)
+
+
+def _stacked_frames(path: Path, file: str, planes: SlicePlanes):
+    """The frames (planes.frames) of the input's multi-frame DICOM file as one stack: in order along the first
+    one's normal, as far apart as the first and last over their number, oriented as the first (as SimpleITK stacks
+    a series' files; dicom_series.stack_blocks and one_stack_warnings say where that is wrong)."""
+    sitk = _sitk()
+    whole = _read(path, _series_reader([file]))
+    offsets_mm = planes.positions @ planes.normals[0]
+    order = np.argsort(offsets_mm, kind="stable")
+    frames = sitk.GetArrayFromImage(whole)[np.asarray(planes.frames)[order]]
+    image = sitk.GetImageFromArray(frames, isVector=whole.GetNumberOfComponentsPerPixel() > 1)
+    gap_mm = (offsets_mm[order[-1]] - offsets_mm[order[0]]) / max(len(order) - 1, 1)
+    image.SetSpacing((*map(float, planes.pixel_mm[0]), float(gap_mm) if gap_mm > 0 else planes.thickness_mm or 1.0))
+    image.SetOrigin(tuple(float(v) for v in planes.positions[order[0]]))
+    image.SetDirection(tuple(float(v) for v in planes.directions[0].ravel()))
+    return image
 
 
 def _series_reader(files: list[str]):
@@ -275,11 +320,8 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     image_set: which of the images the series holds at each slice position (see
     :func:`dicom_series.one_image_per_position`)."""
     path = _study_folder(Path(path))
-    if path.is_dir():
-        return _dicom_series(path, *_series_to_measure(path, series, image_set), pixel_mm)
-    if series is not None or image_set is not None:
-        chosen = "a series is" if series is not None else "an image set is"
-        raise InputError(f"{path}: {chosen} chosen in a DICOM folder; this is a file")
+    if (dicom := _dicom_images(path, series, image_set)) is not None:
+        return _dicom_series(path, *dicom, pixel_mm)
     reader = _reader_for(path)
     size = reader.GetSize()
     _check_header(path, reader.GetDimension(), reader.GetNumberOfComponents(), size, pixel_mm)
@@ -316,8 +358,8 @@ def _dicom_series(path: Path, choice: SeriesChoice, planes: SlicePlanes | None,
     """The series chosen in the DICOM folder at path (its planes read from their headers) read as one stack, with
     the choice and what that reading gets wrong (see :func:`dicom_series.one_stack_warnings`)."""
     if planes is not None:
-        _check_pixel_grids(path, planes, list(range(len(choice.files))))
-    volume = _axial_from_image(path, _read_whole(path, _series_reader(choice.files), pixel_mm))
+        _check_pixel_grids(path, planes, list(range(planes.n_images)))
+    volume = _axial_from_image(path, _read_images(path, choice.files, planes, pixel_mm=pixel_mm))
     volume.warnings[:0] = choice.warnings + one_stack_warnings(planes)
     if planes is not None:
         volume.named_region, volume.slice_thickness_mm = planes.named_region, planes.thickness_mm
@@ -333,9 +375,10 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: s
     non-axial angle in the series (e.g. a localizer) are left out. pixel_mm, series, image_set: see
     :func:`open_axial`."""
     path = _study_folder(Path(path))
-    if not path.is_dir() or pixel_mm is not None:
+    dicom = _dicom_images(path, series, image_set) if pixel_mm is None else None
+    if dicom is None:
         return [open_axial(path, pixel_mm=pixel_mm, series=series, image_set=image_set)]
-    choice, planes = _series_to_measure(path, series, image_set)
+    choice, planes = dicom
     files = choice.files
     if planes is None:
         return [_dicom_series(path, choice, planes)]
@@ -345,11 +388,11 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: s
     volumes = []
     for block in blocks:
         _check_pixel_grids(path, planes, block)
-        volume = _axial_from_image(path, _read_whole(path, _series_reader([files[n] for n in block])))
+        volume = _axial_from_image(path, _read_images(path, files, planes, block))
         slices = "the slices of this block of the DICOM series" if len(blocks) > 1 else "the DICOM series' slices"
         volume.warnings += uneven_spacing(slices, planes.normals[block[0]], planes.positions[block])
         volumes.append(volume)
-    left_out = len(files) - sum(map(len, blocks))
+    left_out = planes.n_images - sum(map(len, blocks))
     series_warnings = choice.warnings + ([f"{left_out} of the DICOM series' slices not axial (e.g. a localizer) left "
                                           "out"] if left_out else []) + block_warnings + planes.first_gaps
     for volume in volumes:  # what holds for the whole series, in each block's warnings before its own

@@ -12,6 +12,8 @@ import SimpleITK as sitk
 from conftest import (BrightnessSegmenter, ThresholdSegmenter, canal_arrays, other_contrast, phantom_arrays,
                       tilted, write_dicom_series)
 
+from enhanced_dicom import frame_planes_lps, write_enhanced_mr
+
 from SpinalStenosisLib import cli, pipeline
 from SpinalStenosisLib.geometry import VolumeGeometry
 from SpinalStenosisLib.grading import grade
@@ -626,6 +628,30 @@ def test_a_series_with_a_slice_missing_is_measured_in_two_blocks_each_slice_wher
     whole = list(csv.DictReader(open(out / "measurements.csv", encoding="utf-8")))  # the series in one table
     assert [r["block"] for r in whole] == ["block-1", "block-1", "block-2", "block-2"]
     assert [float(r["z_mm"]) for r in whole] == pytest.approx([0.0, 4.0, 12.0, 16.0], abs=1e-3)
+
+
+def test_an_enhanced_multi_frame_file_is_measured_as_a_series_in_blocks_with_its_image_set_named(tmp_path, capsys):
+    image, labels, geometry = phantom_arrays(n_slices=5)  # slices 4 mm apart from z = 0
+    imaged = [4, 3, 1, 0]  # from head to foot, slice 2 missing
+    planes = frame_planes_lps(image, geometry)
+    water, fat = "ORIGINAL\\PRIMARY\\WATER\\NONE", "ORIGINAL\\PRIMARY\\FAT\\NONE"
+    dixon, earlier = tmp_path / "dixon.dcm", tmp_path / "earlier"
+    write_enhanced_mr(dixon, np.concatenate([image[imaged], image[imaged] // 4]), [planes[k] for k in imaged * 2],
+                      pixel_mm=0.8, frame_types=[water] * 4 + [fat] * 4)
+    for k, slices in enumerate(([3, 4], [0, 1]), 1):  # the blocks in the order of their first frames
+        (earlier / f"block-{k}").mkdir(parents=True)
+        write_labels(earlier / f"block-{k}" / "segmentation.nii.gz", labels[slices],
+                     open_axial_blocks(dixon)[k - 1].source_geometry)
+    out = tmp_path / "out"
+    code = cli.main([str(a) for a in ("measure", dixon, "--image-set", "FAT", "--masks", earlier, "--out", out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "the DICOM series is in 2 blocks (parted by gaps)" in printed.out
+    assert f'measured those of Image Type "{fat}", as --image-set asked' in printed.err
+    whole = list(csv.DictReader(open(out / "measurements.csv", encoding="utf-8")))
+    assert [(r["block"], float(r["z_mm"])) for r in whole] == [
+        ("block-1", 12.0), ("block-1", 16.0), ("block-2", 0.0), ("block-2", 4.0)]  # each slice where imaged
+    assert [float(r["canal_transverse_mm"]) for r in whole] == pytest.approx([24, 26, 18, 20], abs=1.0)  # 18 + 2k mm
 
 
 def test_image_set_names_which_echo_of_a_dual_echo_series_is_measured(tmp_path, capsys):

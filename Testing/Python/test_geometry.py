@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import phantom_arrays, tilted, write_dicom_series
+from enhanced_dicom import frame_planes_lps, write_enhanced_mr
 
-from SpinalStenosisLib import dicom_series
+from SpinalStenosisLib import dicom_frames, dicom_series
 from SpinalStenosisLib.geometry import (AxialLayout, FieldOfView, GeometryError, PlaneGrid, VolumeGeometry, reordered,
                                         stack_layout)
 from SpinalStenosisLib.pipeline import measure_with_labels
@@ -169,6 +170,80 @@ def test_a_series_in_angled_blocks_is_read_with_a_warning_or_as_one_stack_per_bl
         assert np.array_equal(block.source_voxels(), second_image[slices])
 
 
+@pytest.mark.parametrize("explicit, undefined_lengths", [(True, False), (True, True), (False, False), (False, True)])
+def test_an_enhanced_multi_frame_file_in_angled_blocks_is_read_as_its_functional_groups_place_each_frame(
+        tmp_path, explicit, undefined_lengths):
+    image, _, geometry = phantom_arrays(n_slices=3)
+    second_image, _, second_geometry = phantom_arrays(n_slices=4)
+    second = tilted(second_geometry, 15.0, (0.0, 0.0, 30.0))
+    planes = frame_planes_lps(image, geometry) + frame_planes_lps(second_image, second)
+    order = [6, 0, 5, 1, 4, 2, 3]  # the blocks' frames interleaved, each block's from head to foot
+    path = tmp_path / "enhanced.dcm"
+    write_enhanced_mr(path, np.concatenate([image, second_image])[order], [planes[n] for n in order], pixel_mm=0.8,
+                      explicit=explicit, undefined_lengths=undefined_lengths)
+    for blocks in (open_axial_blocks(path), open_axial_blocks(tmp_path)):  # the file, and its folder
+        tilted_block, first_block = blocks  # in the order of their first frames
+        assert first_block.source_geometry.matches(geometry) and tilted_block.source_geometry.matches(second)
+        assert np.array_equal(first_block.source_voxels(), image)
+        assert np.array_equal(tilted_block.source_voxels(), second_image)
+        assert (first_block.warnings, first_block.slice_thickness_mm) == ([], 4.0)
+    [warning] = open_axial(path).warnings  # as one stack
+    assert warning.startswith("the DICOM series has slices at 2 different angles (angled blocks)")
+
+
+def test_an_enhanced_file_s_image_sets_and_gaps_are_told_apart_as_a_series_files_are(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=5)
+    imaged = [4, 3, 1, 0]  # from head to foot, the middle slice missing
+    planes = frame_planes_lps(image, geometry)
+    water, fat = "ORIGINAL\\PRIMARY\\WATER\\NONE", "ORIGINAL\\PRIMARY\\FAT\\NONE"
+    path = tmp_path / "dixon.dcm"
+    write_enhanced_mr(path, np.concatenate([image[imaged], 2 * image[imaged]]), [planes[k] for k in imaged * 2],
+                      pixel_mm=0.8, echo_times_ms=[4.8] * 8, frame_types=[water] * 4 + [fat] * 4)
+    imaged_ras = slice_centres_ras(stack_layout(geometry))
+    for image_set, times, why in ((None, 1, "its Image Type names a water"), ("fat", 2, "as --image-set asked")):
+        blocks = open_axial_blocks(path, image_set=image_set)
+        assert [block.n_slices for block in blocks] == [2, 2]
+        chosen, runs = blocks[0].warnings
+        assert f'told apart by their Image Type: "{water}" (4 slices), "{fat}" (4 slices); measured those of' in chosen
+        assert why in chosen and runs.startswith("the DICOM series' slices lie in 2 runs of evenly spaced slices")
+        for block, slices in zip(blocks, ([3, 4], [0, 1])):  # in the order of their first frames
+            assert np.allclose(slice_centres_ras(block.layout), imaged_ras[slices], atol=1e-3)
+            assert np.array_equal(block.source_voxels(), times * image[slices])
+    assert "unevenly spaced (4.0-8.0 mm apart" in open_axial(path).warnings[1]
+    with pytest.raises(InputError, match="--image-set 'opp_phase' names none of the series' images"):
+        open_axial(path, image_set="opp_phase")
+
+
+def test_a_study_s_multi_frame_series_counts_its_frames_as_slices(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=4)
+    write_enhanced_mr(tmp_path / "enhanced.dcm", image, frame_planes_lps(image, geometry), pixel_mm=0.8)
+    write_dicom_series(tmp_path, image[:3], geometry, series=2, tags=(("0020|0011", "3"), ("0008|103e", "AX T2"),
+                                                                     ("0008|0008", "ORIGINAL\\PRIMARY\\M\\NONE")))
+    [volume] = open_axial_blocks(tmp_path)
+    assert volume.n_slices == 4 and volume.source_geometry.matches(geometry)
+    assert volume.warnings[0].startswith('the DICOM folder holds 2 axial series: measured series 5 ("t2_tse_tra", 4 '
+                                         'slices), the T2-weighted one with the most slices; not measured: series 3 '
+                                         '("AX T2", 3 slices)')
+
+
+def test_a_file_is_read_frame_by_frame_only_where_per_frame_groups_place_each_frame(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=2)
+    tilted_geometry = tilted(geometry, 10.0)
+    write_dicom_series(tmp_path, image, geometry, series=1)  # one slice a file
+    write_image(tmp_path / "image.nii.gz", image, geometry)
+    frames = sitk.GetImageFromArray(image.astype(np.uint16))
+    tilted_geometry.apply_to_sitk(frames)
+    sitk.WriteImage(frames, str(tmp_path / "frames.dcm"))  # GDCM writes per-frame groups too
+    read = dicom_frames.read_frames(tmp_path / "frames.dcm")
+    assert np.allclose([frame.position_lps for frame in read], [frames.TransformIndexToPhysicalPoint((0, 0, k))
+                                                                 for k in range(2)], atol=1e-4)
+    assert np.allclose(read[1].direction_lps.ravel(), frames.GetDirection(), atol=1e-6)
+    write_enhanced_mr(tmp_path / "enhanced.dcm", image, frame_planes_lps(image, geometry), pixel_mm=0.8)
+    (tmp_path / "cut.dcm").write_bytes((tmp_path / "enhanced.dcm").read_bytes()[:600])  # cut in its header
+    for name in ("series1_slice000.dcm", "image.nii.gz", "cut.dcm"):
+        assert dicom_frames.read_frames(tmp_path / name) is None
+
+
 def test_a_series_whose_pixel_grid_changes_is_refused_clearly_unless_each_block_keeps_one(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=3)
     coarser, _, coarser_geometry = phantom_arrays(n_slices=2, size=64, pixel_mm=1.2)
@@ -307,7 +382,8 @@ def test_the_image_set_named_is_measured_and_a_name_that_fits_none_is_refused_wi
     with pytest.raises(InputError, match="the series holds one image at each slice position"):
         open_axial_blocks(folders["single"], image_set="20")
     write_image(tmp_path / "image.nii.gz", image, geometry)
-    with pytest.raises(InputError, match="an image set is chosen in a DICOM folder; this is a file"):
+    with pytest.raises(InputError, match="an image set is chosen in a DICOM folder or multi-frame file; this is a "
+                                         "file"):
         open_axial_blocks(tmp_path / "image.nii.gz", image_set="20")
 
 
