@@ -26,7 +26,7 @@ PLANE_ORIENTATION = ((0x0020, 0x9116), (0x0020, 0x0037))  # Plane Orientation Se
 SLICE_THICKNESS = ((0x0028, 0x9110), (0x0018, 0x0050))  # Pixel Measures Sequence > Slice Thickness
 PIXEL_SPACING = ((0x0028, 0x9110), (0x0028, 0x0030))  # Pixel Measures Sequence > Pixel Spacing (rows, columns)
 EFFECTIVE_ECHO_TIME = ((0x0018, 0x9114), (0x0018, 0x9082))  # MR Echo Sequence > Effective Echo Time (FD)
-FRAME_TYPE = ((0x0008, 0x9226), (0x0008, 0x9007))  # MR Image Frame Type Sequence > Frame Type
+FRAME_TYPE = ((0x0018, 0x9226), (0x0008, 0x9007))  # MR Image Frame Type Sequence > Frame Type
 FRAME_ACQUISITION_NUMBER = ((0x0020, 0x9111), (0x0020, 0x9156))  # Frame Content Sequence > (US)
 TEMPORAL_POSITION_INDEX = ((0x0020, 0x9111), (0x0020, 0x9128))  # Frame Content Sequence > (UL)
 # the sequences read, known as such where the transfer syntax does not say (implicit VR)

@@ -78,7 +78,7 @@ def write_enhanced_mr(path, frames: np.ndarray, planes_lps, pixel_mm: float, ech
         if echo_times_ms is not None:
             groups.append((0x18, 0x9114, "SQ", [writer.dataset([(0x18, 0x9082, "FD", float(echo_times_ms[n]))])]))
         if frame_types is not None:
-            groups.append((0x08, 0x9226, "SQ", [writer.dataset([(0x08, 0x9007, "CS", frame_types[n])])]))
+            groups.append((0x18, 0x9226, "SQ", [writer.dataset([(0x08, 0x9007, "CS", frame_types[n])])]))
         per_frame.append(writer.dataset(groups))
     pixel_measures = writer.dataset([(0x18, 0x50, "DS", f"{thickness_mm:g}"),
                                      (0x28, 0x30, "DS", f"{pixel_mm:g}\\{pixel_mm:g}")])
