@@ -53,7 +53,7 @@ def read_frames(path: Path | str) -> list[Frame] | None:
     try:
         with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
             return _frames(data)
-    except (OSError, ValueError, struct.error, IndexError, UnicodeDecodeError):
+    except (OSError, ValueError, struct.error, IndexError, RecursionError):  # not one, or not well formed
         return None
 
 

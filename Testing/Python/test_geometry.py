@@ -240,7 +240,10 @@ def test_a_file_is_read_frame_by_frame_only_where_per_frame_groups_place_each_fr
     assert np.allclose(read[1].direction_lps.ravel(), frames.GetDirection(), atol=1e-6)
     write_enhanced_mr(tmp_path / "enhanced.dcm", image, frame_planes_lps(image, geometry), pixel_mm=0.8)
     (tmp_path / "cut.dcm").write_bytes((tmp_path / "enhanced.dcm").read_bytes()[:600])  # cut in its header
-    for name in ("series1_slice000.dcm", "image.nii.gz", "cut.dcm"):
+    nested = struct.pack("<HH2sHI", 0x5200, 0x9230, b"SQ", 0, 0xFFFFFFFF) + struct.pack("<HHI", 0xFFFE, 0xE000,
+                                                                                       0xFFFFFFFF)
+    (tmp_path / "nested.dcm").write_bytes(b"\0" * 128 + b"DICM" + nested * 5000)  # deeper than Python recurses
+    for name in ("series1_slice000.dcm", "image.nii.gz", "cut.dcm", "nested.dcm"):
         assert dicom_frames.read_frames(tmp_path / name) is None
 
 
