@@ -1,0 +1,103 @@
+"""Real volumes written as DICOM and read back: the DICOM readers must place every slice as the NIfTI file does.
+
+    .venv/bin/python benchmarks/dicom_round_trip.py [--real ../shared/eval/real] [--only TEXT] [--precision float32]
+
+Each real validation volume (evaluate_real's) is rounded to integers (its lowest intensity to 0, its 99.9th
+percentile to 3000) and written three ways on its own grid: as NIfTI, as a classic DICOM series (a file a slice, as
+the test suite writes one: conftest.write_dicom_series) and as one Enhanced MR file (its frames placed by per-frame
+functional groups: enhanced_dicom.write_enhanced_mr). Each is opened as `measure` opens it
+(volume_io.open_axial_blocks) and measured by the shipped networks. The slices are matched by their centres' RAS
+position (a DICOM reader stacks the slices along the normal their orientation gives, which may run the other way
+from the NIfTI array's), and it prints, for each DICOM form, how many blocks and slices it was read as, whether every
+slice lies where the NIfTI one does (within 0.01 mm), the largest canal AP difference and on how many slices the AP
+differs by more than 0.05 mm. The volumes cover LAS, LPS and oblique grids, and a 3-D volume stored in sagittal
+slices (the SCT T2), which both readers reslice to axial as the NIfTI one is. DICOM writes positions and direction
+cosines as decimal text (here to 6 decimals), so a DICOM form's grid differs from the NIfTI one by about 1e-6 mm,
+which on a few volumes moves some slices' AP a little.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "SpinalStenosis"))
+sys.path.insert(0, str(ROOT / "Testing" / "Python"))  # the test suite's DICOM writers
+
+import SimpleITK as sitk  # noqa: E402
+from conftest import write_dicom_series  # noqa: E402
+from enhanced_dicom import frame_planes_lps, write_enhanced_mr  # noqa: E402
+from evaluate_real import REAL_FOLDER, real_volumes  # noqa: E402
+from evaluate_synthetic import add_network_options, network_options  # noqa: E402
+
+from SpinalStenosisLib.geometry import VolumeGeometry  # noqa: E402
+from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
+from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
+from SpinalStenosisLib.volume_io import open_axial_blocks, write_image  # noqa: E402
+
+FORMS = ("classic series", "Enhanced MR")
+SAME_PLACE_MM = 0.01
+SAME_AP_MM = 0.05
+
+
+def written(path: Path, folder: Path) -> dict[str, Path]:
+    """The volume at path as integers, written as NIfTI and in both DICOM forms into folder: {form: input}."""
+    image = sitk.ReadImage(str(path))
+    geometry = VolumeGeometry.from_sitk(image)
+    voxels = sitk.GetArrayFromImage(image).astype(np.float64)
+    voxels = np.round((voxels - voxels.min()) / (np.percentile(voxels, 99.9) - voxels.min()) * 3000).clip(0, 32000)
+    inputs = {"NIfTI": folder / "volume.nii.gz", FORMS[0]: folder / "series", FORMS[1]: folder / "enhanced.dcm"}
+    write_image(inputs["NIfTI"], voxels.astype(np.float32), geometry)
+    inputs[FORMS[0]].mkdir()
+    spacing_mm = image.GetSpacing()
+    write_dicom_series(inputs[FORMS[0]], voxels, geometry, series=1, tags=(("0018|0050", f"{spacing_mm[2]:.4f}"),))
+    write_enhanced_mr(inputs[FORMS[1]], voxels, frame_planes_lps(voxels, geometry), pixel_mm=spacing_mm[0],
+                      thickness_mm=spacing_mm[2])
+    return inputs
+
+
+def canal_ap_by_place(source: Path, segmenter) -> tuple[int, np.ndarray, np.ndarray]:
+    """How many blocks the input is read as, its slices' centres (RAS, sorted) and their canal AP (mm)."""
+    runs = [measure_with_segmenter(volume, segmenter) for volume in open_axial_blocks(source)]
+    rows = sorted(((run.volume.layout.slice_grid(m.slice_index).centre_ras, m.values["canal_ap_mm"])
+                   for run in runs for m in run.measurements), key=lambda row: round(float(row[0][2]), 2))
+    return len(runs), np.array([centre for centre, _ in rows]), np.array([ap for _, ap in rows])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--real", type=Path, default=REAL_FOLDER)
+    parser.add_argument("--only", default="", help="only volumes whose path contains this text")
+    add_network_options(parser, compare=False)
+    args = parser.parse_args()
+    segmenter = load_segmenter(**network_options(args))
+    columns = f"{'blocks':>6} {'slices':>6} {'placed':>6} {'max |ΔAP|':>9} {'> 0.05 mm':>9}"
+    print(f"{'':58} {'':6}  " + "  ".join(f"{form:^40}" for form in FORMS))
+    print(f"{'volume':58} {'slices':>6}  " + "  ".join(columns for _ in FORMS))
+    agreeing = {form: 0 for form in FORMS}
+    volumes = real_volumes(args.real, args.only)
+    for name, path, _, _ in volumes:
+        with tempfile.TemporaryDirectory() as folder:
+            inputs = written(path, Path(folder))
+            _, centres, reference_ap = canal_ap_by_place(inputs["NIfTI"], segmenter)
+            cells = []
+            for form in FORMS:
+                blocks, form_centres, canal_ap = canal_ap_by_place(inputs[form], segmenter)
+                in_place = form_centres.shape == centres.shape and np.abs(form_centres - centres).max() <= SAME_PLACE_MM
+                differences = np.abs(np.nan_to_num(canal_ap - reference_ap, nan=np.inf)) if in_place else np.zeros(0)
+                differences[np.isnan(canal_ap) & np.isnan(reference_ap)] = 0.0
+                agreeing[form] += in_place
+                compared = (f"{differences.max():9.2f} {int((differences > SAME_AP_MM).sum()):9}" if in_place
+                            else f"{'-':>9} {'-':>9}")
+                cells.append(f"{blocks:6} {len(form_centres):6} {'yes' if in_place else 'NO':>6} {compared}")
+        print(f"{Path(name).name:58} {len(centres):6}  " + "  ".join(cells), flush=True)
+    for form in FORMS:
+        print(f"{form}: every slice where the NIfTI file places it on {agreeing[form]} of {len(volumes)} volumes")
+
+
+if __name__ == "__main__":
+    main()
