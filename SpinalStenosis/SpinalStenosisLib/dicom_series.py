@@ -49,7 +49,7 @@ class SlicePlane(NamedTuple):
 
 
 class SlicePlanes(NamedTuple):
-    """The planes of a series' images: its files, one slice each, or the frames of its one multi-frame file."""
+    """The planes of a series' images: its files, one slice each, or the frames of its multi-frame files."""
     directions: np.ndarray  # [image, 3, 3], LPS (as SlicePlane.direction)
     positions: np.ndarray  # [image, 3], LPS, mm
     first_gaps: list[str]  # what the first file's header leaves SimpleITK to guess (see header_gaps)
@@ -57,7 +57,7 @@ class SlicePlanes(NamedTuple):
     thickness_mm: float | None  # the first image's Slice Thickness; None without one
     kinds: list[tuple[str, ...]]  # each image's values of SUBSERIES_TAGS
     pixel_grids: list[str]  # each image's matrix and pixel size
-    frames: list[int] | None = None  # each image's frame in the series' one multi-frame file; None: one file each
+    frames: list[tuple[int, int]] | None = None  # each image's (file, frame) of multi-frame files; None: a file each
     pixel_mm: np.ndarray | None = None  # [frame, 2], each frame's (SimpleITK's x, y) spacing; None: one file each
 
     @property
@@ -128,11 +128,13 @@ def chosen_series(folder: Path, wanted: str | None = None) -> SeriesChoice:
 
 
 def _slice_count(files: list[str], reader) -> int:
-    """How many slices a series holds: its files, or the frames of its one multi-frame file (its first header, a
-    SimpleITK reader holding it, gives their number)."""
-    if len(files) > 1 or reader is None:
+    """How many slices a series holds: its files, or the frames of its multi-frame files (its first header, a
+    SimpleITK reader holding it, says whether they are)."""
+    if reader is None or header_value(reader, "0028|0008").strip() in ("", "1"):
         return len(files)
-    return int(positive_value(header_value(reader, "0028|0008")) or 1)
+    headers = [reader, *map(_header, files[1:])]
+    return sum(int(positive_value(header_value(header, "0028|0008")) or 1) if header is not None else 1
+               for header in headers)
 
 
 def _answers_to(reader, wanted: str) -> bool:
@@ -270,10 +272,12 @@ def positive_value(text: str) -> float | None:
 
 
 def slice_planes(files: list[str]) -> SlicePlanes | None:
-    """The files' slice planes, each header read once; a multi-frame file's frames' (frame_planes) when it is the
-    only one; None when a file has none (reading the series says why)."""
-    if len(files) == 1 and (frames := frame_planes(files[0])) is not None:
-        return frames
+    """The files' slice planes, each header read once; their frames' (frame_planes) when they are multi-frame files;
+    None when a file has none (reading the series says why)."""
+    if files and (first := frame_planes(files[0])) is not None:
+        each = [first, *(frame_planes(name) for name in files[1:])]
+        if all(frames is not None for frames in each):
+            return _joined(each)
     planes = [_slice_plane(name) for name in files]
     if any(plane is None for plane in planes):
         return None
@@ -296,8 +300,20 @@ def frame_planes(path: str) -> SlicePlanes | None:
     grids = [_pixel_grid(reader.GetSize(), frame.pixel_mm) for frame in frames]
     return SlicePlanes(np.array([frame.direction_lps for frame in frames]),
                        np.array([frame.position_lps for frame in frames]), [], named_region(reader),
-                       frames[0].thickness_mm, kinds, grids, list(range(len(frames))),
+                       frames[0].thickness_mm, kinds, grids, [(0, n) for n in range(len(frames))],
                        np.array([frame.pixel_mm for frame in frames]))
+
+
+def _joined(files: list[SlicePlanes]) -> SlicePlanes:
+    """The frames of several multi-frame files (frame_planes of each) as one series' images, with what the first
+    file's header says."""
+    return files[0]._replace(
+        directions=np.concatenate([planes.directions for planes in files]),
+        positions=np.concatenate([planes.positions for planes in files]),
+        kinds=[kind for planes in files for kind in planes.kinds],
+        pixel_grids=[grid for planes in files for grid in planes.pixel_grids],
+        frames=[(file, frame) for file, planes in enumerate(files) for _, frame in planes.frames],
+        pixel_mm=np.concatenate([planes.pixel_mm for planes in files]))
 
 
 def mixed_pixel_grids(planes: SlicePlanes, files: list[int]) -> str:

@@ -153,24 +153,26 @@ def _itk_reason(error: RuntimeError) -> str:
 
 def _read_images(path: Path, files: list[str], planes: SlicePlanes | None, images: list[int] | None = None,
                  pixel_mm: float | None = None):
-    """A series' images (its files, or its multi-frame file's frames; those at the indices images, by default all)
+    """A series' images (its files, or its multi-frame files' frames; those at the indices images, by default all)
     read as one stack and checked (_checked_volume)."""
     if planes is not None and planes.frames is not None:
         frames = planes if images is None else planes.of_files(images)
-        return _checked_volume(path, _stacked_frames(path, files[0], frames), pixel_mm)
+        return _checked_volume(path, _stacked_frames(path, files, frames), pixel_mm)
     return _read_whole(path, _series_reader(files if images is None else [files[n] for n in images]), pixel_mm)
 
 
-def _stacked_frames(path: Path, file: str, planes: SlicePlanes):
-    """The frames (planes.frames) of the input's multi-frame DICOM file as one stack: in order along the first
+def _stacked_frames(path: Path, files: list[str], planes: SlicePlanes):
+    """The frames (planes.frames) of the input's multi-frame DICOM files as one stack: in order along the first
     one's normal, as far apart as the first and last over their number, oriented as the first (as SimpleITK stacks
     a series' files; dicom_series.stack_blocks and one_stack_warnings say where that is wrong)."""
     sitk = _sitk()
-    whole = _read(path, _series_reader([file]))
     offsets_mm = planes.positions @ planes.normals[0]
     order = np.argsort(offsets_mm, kind="stable")
-    frames = sitk.GetArrayFromImage(whole)[np.asarray(planes.frames)[order]]
-    image = sitk.GetImageFromArray(frames, isVector=whole.GetNumberOfComponentsPerPixel() > 1)
+    wanted = [planes.frames[n] for n in order]
+    read = {file: _read(path, _series_reader([files[file]])) for file in dict.fromkeys(file for file, _ in wanted)}
+    voxels = {file: sitk.GetArrayFromImage(image) for file, image in read.items()}
+    image = sitk.GetImageFromArray(np.stack([voxels[file][frame] for file, frame in wanted]),
+                                   isVector=next(iter(read.values())).GetNumberOfComponentsPerPixel() > 1)
     gap_mm = (offsets_mm[order[-1]] - offsets_mm[order[0]]) / max(len(order) - 1, 1)
     image.SetSpacing((*map(float, planes.pixel_mm[0]), float(gap_mm) if gap_mm > 0 else planes.thickness_mm or 1.0))
     image.SetOrigin(tuple(float(v) for v in planes.positions[order[0]]))
