@@ -88,7 +88,7 @@ def _dicom_images(path: Path, series: str | None = None, image_set: str | None =
 
 def _one_set(path: Path, choice: SeriesChoice, planes: SlicePlanes | None, image_set: str | None = None
              ) -> tuple[SeriesChoice, SlicePlanes | None]:
-    """Of a series' images (its files, or its multi-frame file's frames) with their planes, one at each slice
+    """Of a series' images (its files, or its multi-frame files' frames) with their planes, one at each slice
     position: those of image_set, or the preferred ones (dicom_series.one_image_per_position)."""
     if planes is None:
         if image_set is not None:
