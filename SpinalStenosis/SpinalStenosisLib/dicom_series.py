@@ -272,8 +272,8 @@ def positive_value(text: str) -> float | None:
 
 
 def slice_planes(files: list[str]) -> SlicePlanes | None:
-    """The files' slice planes, each header read once; their frames' (frame_planes) when they are multi-frame files;
-    None when a file has none (reading the series says why)."""
+    """The files' slice planes, each header read once; their frames' (frame_planes) when they are all multi-frame
+    files; None when a file has none (reading the series says why)."""
     if files and (first := frame_planes(files[0])) is not None:
         each = [first, *(frame_planes(name) for name in files[1:])]
         if all(frames is not None for frames in each):
