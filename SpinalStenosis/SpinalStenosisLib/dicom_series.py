@@ -42,6 +42,7 @@ class SlicePlane(NamedTuple):
     thickness_mm: float | None  # its Slice Thickness (0018,0050); None without one
     kind: tuple[str, ...]  # its values of SUBSERIES_TAGS
     pixel_grid: str  # its matrix and pixel size, e.g. "320 × 320 pixels of 0.69 × 0.69 mm"
+    image_number: str  # its Instance Number (0020,0013), as a DICOM viewer numbers the images; "" without one
 
     @property
     def normal(self) -> np.ndarray:
@@ -57,6 +58,7 @@ class SlicePlanes(NamedTuple):
     thickness_mm: float | None  # the first image's Slice Thickness; None without one
     kinds: list[tuple[str, ...]]  # each image's values of SUBSERIES_TAGS
     pixel_grids: list[str]  # each image's matrix and pixel size
+    image_numbers: list[str]  # each image's number as a viewer shows it: Instance Number, or a multi-frame file's frame
     frames: list[tuple[int, int]] | None = None  # each image's (file, frame) of multi-frame files; None: a file each
     pixel_mm: np.ndarray | None = None  # [frame, 2], each frame's (SimpleITK's x, y) spacing; None: one file each
 
@@ -73,6 +75,7 @@ class SlicePlanes(NamedTuple):
         return self._replace(directions=self.directions[indices], positions=self.positions[indices],
                              kinds=[self.kinds[n] for n in indices],
                              pixel_grids=[self.pixel_grids[n] for n in indices],
+                             image_numbers=[self.image_numbers[n] for n in indices],
                              frames=None if self.frames is None else [self.frames[n] for n in indices],
                              pixel_mm=None if self.pixel_mm is None else self.pixel_mm[indices])
 
@@ -209,7 +212,7 @@ def _slice_plane(path: str) -> SlicePlane | None:
     return SlicePlane(direction, np.array(reader.GetOrigin(), float), header_gaps(reader),
                       named_region(reader), slice_thickness_mm(reader),
                       tuple(header_value(reader, tag).strip() for tag in SUBSERIES_TAGS),
-                      _pixel_grid(reader.GetSize(), reader.GetSpacing()))
+                      _pixel_grid(reader.GetSize(), reader.GetSpacing()), header_value(reader, "0020|0013").strip())
 
 
 def _pixel_grid(size: Sequence[int], pixel_mm: Sequence[float]) -> str:
@@ -283,7 +286,8 @@ def slice_planes(files: list[str]) -> SlicePlanes | None:
         return None
     return SlicePlanes(np.array([plane.direction for plane in planes]), np.array([plane.position for plane in planes]),
                        planes[0].gaps, planes[0].named_region, planes[0].thickness_mm,
-                       [plane.kind for plane in planes], [plane.pixel_grid for plane in planes])
+                       [plane.kind for plane in planes], [plane.pixel_grid for plane in planes],
+                       [plane.image_number for plane in planes])
 
 
 def frame_planes(path: str) -> SlicePlanes | None:
@@ -300,7 +304,8 @@ def frame_planes(path: str) -> SlicePlanes | None:
     grids = [_pixel_grid(reader.GetSize(), frame.pixel_mm) for frame in frames]
     return SlicePlanes(np.array([frame.direction_lps for frame in frames]),
                        np.array([frame.position_lps for frame in frames]), [], named_region(reader),
-                       frames[0].thickness_mm, kinds, grids, [(0, n) for n in range(len(frames))],
+                       frames[0].thickness_mm, kinds, grids, [str(n + 1) for n in range(len(frames))],
+                       [(0, n) for n in range(len(frames))],
                        np.array([frame.pixel_mm for frame in frames]))
 
 
@@ -312,6 +317,7 @@ def _joined(files: list[SlicePlanes]) -> SlicePlanes:
         positions=np.concatenate([planes.positions for planes in files]),
         kinds=[kind for planes in files for kind in planes.kinds],
         pixel_grids=[grid for planes in files for grid in planes.pixel_grids],
+        image_numbers=[number for planes in files for number in planes.image_numbers],
         frames=[(file, frame) for file, planes in enumerate(files) for _, frame in planes.frames],
         pixel_mm=np.concatenate([planes.pixel_mm for planes in files]))
 

@@ -102,6 +102,7 @@ class SliceMeasurement:
     canal_area_to_rulers: float = float("nan")  # area_to_rulers of the canal as measured (NaN: no canal)
     cut_by_field_of_view: frozenset[str] = frozenset()  # the STRUCTURES the edge of the image cuts (cut_by_edge)
     level: str = ""  # the slice's vertebral level as the user named it (e.g. "L4-L5"); nothing in the image gives it
+    image_number: str = ""  # the DICOM image the slice is, as a viewer numbers it (AxialVolume.image_numbers)
 
     @property
     def check(self) -> str:
@@ -390,17 +391,17 @@ def cut_by_edge(kept: dict[str, np.ndarray], grid: PlaneGrid, field_of_view: Fie
 
 def measure_slice(masks: dict[str, np.ndarray], grid: PlaneGrid, slice_index: int = 0,
                   z_mm: float = float("nan"), canal_edge_to_noise: float = float("nan"),
-                  field_of_view: FieldOfView | None = None, canal_off_axis_mm: float = float("nan")
-                  ) -> SliceMeasurement:
+                  field_of_view: FieldOfView | None = None, canal_off_axis_mm: float = float("nan"),
+                  image_number: str = "") -> SliceMeasurement:
     """Measure one slice from masks keyed by :data:`STRUCTURES` (missing keys count as absent) on grid, the slice's
     own or a crop of it, and the slice's field_of_view (None: grid's); canal_edge_to_noise and canal_off_axis_mm
-    are the segmenter's (see visibility, symmetry)."""
+    are the segmenter's (see visibility, symmetry); image_number: the DICOM image the slice is, if any."""
     empty = np.zeros(grid.shape)
     kept = {name: largest_component(masks.get(name, empty)) for name in STRUCTURES}
     confidences = {f"{name}_confidence": kept_confidence(kept[name]) for name in STRUCTURES}
     result = SliceMeasurement(slice_index, z_mm, confidences=confidences, canal_edge_to_noise=canal_edge_to_noise,
                               canal_off_axis_mm=canal_off_axis_mm,
-                              cut_by_field_of_view=cut_by_edge(kept, grid, field_of_view))
+                              cut_by_field_of_view=cut_by_edge(kept, grid, field_of_view), image_number=image_number)
     canal_values, canal_rulers, canal_centroid = measure_canal(kept["canal"], grid)
     result.values.update(canal_values)
     result.canal_area_to_rulers = area_to_rulers(canal_values)

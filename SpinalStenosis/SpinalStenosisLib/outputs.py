@@ -21,7 +21,7 @@ from .grading import GRADE_COLUMNS, grade
 from .markups_json import line_markup, markups_document, ruler_name
 from .measurement import FOUND_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement
 
-CSV_COLUMNS = ("slice_index", "z_mm", "level", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS, *FOUND_COLUMNS)
+CSV_COLUMNS = ("slice_index", "image_number", "z_mm", "level", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS, *FOUND_COLUMNS)
 STUDIES_FILE = "studies.csv"  # among several inputs' output folders: a row of worst findings each
 SERIES_FILE = "series.json"  # beside the block folders of a DICOM series in blocks: the whole series' findings
 OUTPUT_FILES = ("segmentation.nii.gz", "measurements.csv", "levels.csv", "measurements.json", "rulers.mrk.json",
@@ -125,8 +125,8 @@ def rows(measurements: list[SliceMeasurement], region: str) -> list[dict]:
     """One dict per slice with the CSV columns (NaN stays NaN, grades as text)."""
     table = []
     for m in measurements:
-        table.append({"slice_index": m.slice_index, "z_mm": round(m.z_mm, 3), "level": m.level, **m.values,
-                      **grade(m.values, region, m.level), **m.found()})
+        table.append({"slice_index": m.slice_index, "image_number": m.image_number, "z_mm": round(m.z_mm, 3),
+                      "level": m.level, **m.values, **grade(m.values, region, m.level), **m.found()})
     return table
 
 

@@ -134,7 +134,8 @@ def measurement_steps(volume: AxialVolume, segment_slices: SliceSegmenter, look_
         if result.roi_box_rc is not None:
             run.roi_boxes[s] = result.roi_box_rc
         run.measurements[s] = measure_slice(result.masks, result.grid, s, positions[s], result.canal_edge_to_noise,
-                                            slice_field_of_view(volume, s), result.canal_off_axis_mm)
+                                            slice_field_of_view(volume, s), result.canal_off_axis_mm,
+                                            volume.image_number(s))
 
     for indices in _batches(range(n_slices)):
         for s, result in zip(indices, segment_slices(indices)):

@@ -31,10 +31,12 @@ from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volu
                        measure_with_segmenter, region_shown_by, slice_field_of_view)
 from .report import write_report
 from .scene_table import ATTRIBUTE
-from .volume_io import PICTURE_SUFFIXES, SEGMENT_IDS_AND_NAMES, AxialVolume, axial_from_array, structure_segments
+from .volume_io import (PICTURE_SUFFIXES, SEGMENT_IDS_AND_NAMES, AxialVolume, axial_from_array, structure_segments,
+                        with_image_numbers)
 
 DicomValue = Callable[[str, str], str]  # (SOP instance UID, tag "gggg,eeee") → the header value, "" without one
 SLICE_THICKNESS_TAG = "0018,0050"
+INSTANCE_NUMBER_TAG = "0020,0013"
 
 # the node reference from each output node to its input volume: MRML renumbers it with the volume when a scene is
 # imported into one that holds other nodes (a second .mrb), where an ID kept as text would name another volume
@@ -97,7 +99,8 @@ def geometry_of(volume_node) -> VolumeGeometry:
 
 def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> AxialVolume:
     """The input volume node as an axial stack (a copy: the node is never modified); with dicom_value, the slice
-    thickness a volume loaded from DICOM has in its header (see header_values)."""
+    thickness a volume loaded from DICOM has in its header (see header_values), and each slice's image number (the
+    Instance Number of the instance the node's DICOM.instanceUIDs lists for it, in the order of its slices)."""
     import slicer.util
 
     if volume_node.GetImageData() is None:
@@ -107,6 +110,9 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
     if dicom_value is not None:
         [thickness] = header_values(volume_node, dicom_value, (SLICE_THICKNESS_TAG,)) or [""]
         volume.slice_thickness_mm = positive_value(thickness)
+        uids = (volume_node.GetAttribute("DICOM.instanceUIDs") or "").split()
+        if len(uids) == volume.n_slices:  # a file a slice (a multi-frame file lists one)
+            with_image_numbers(volume, [(dicom_value(uid, INSTANCE_NUMBER_TAG) or "").strip() for uid in uids])
     storage = volume_node.GetStorageNode()
     file_name = Path(storage.GetFileName() or "") if storage is not None else Path()
     if file_name.suffix.lower() in PICTURE_SUFFIXES:
@@ -545,7 +551,8 @@ class StenosisScene:
 
         def measured(s: int) -> SliceMeasurement:
             return measure_slice(masks_from_labels(stack[s]), volume.layout.slice_grid(s), s,
-                                 volume.layout.slice_position_mm(s), field_of_view=slice_field_of_view(volume, s))
+                                 volume.layout.slice_position_mm(s), field_of_view=slice_field_of_view(volume, s),
+                                 image_number=volume.image_number(s))
 
         measurements = [measured(s) for s in changed]
         lost = [key for key in self.missing_rulers(outputs) if key[0] not in changed]

@@ -22,9 +22,11 @@ ATTRIBUTE = "SpinalStenosis."  # the prefix of every attribute this extension se
 MIN_TYPED_VALUE = 0.01  # mm or mm²: a measurement typed into the table below this is no measurement
 TABLE_COLUMNS = (*CSV_COLUMNS, "worst_findings")
 # what the measurement found, not the user's to type over (the grades and Worst are worked out again anyway)
-LOCKED_COLUMNS = ("slice_index", "z_mm", *FOUND_COLUMNS)
+LOCKED_COLUMNS = ("slice_index", "image_number", "z_mm", *FOUND_COLUMNS)
 COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
     "slice_index": ("Slice", "", "Index of the slice along the volume's axial axis"),
+    "image_number": ("Image", "", "The DICOM image the slice is, as a viewer numbers it (its Instance Number); empty "
+                                  "for a volume not loaded from DICOM or not stacked as its images"),
     "z_mm": ("z (mm)", "mm", "Position of the slice along the stack"),
     "level": ("Level", "", "The slice's vertebral level as you name it (e.g. L4-L5): type it here; it is kept when "
                            "the volume is measured again, named with the worst findings, and chooses the slice's "
@@ -122,7 +124,7 @@ def write_row(table, row: int, m: SliceMeasurement) -> None:
 
 def write_locked(table, row: int, m: SliceMeasurement) -> None:
     """A row's cells the user cannot type over (LOCKED_COLUMNS): what the measurement found."""
-    cells = {"slice_index": m.slice_index, "z_mm": m.z_mm, **m.found()}
+    cells = {"slice_index": m.slice_index, "image_number": m.image_number, "z_mm": m.z_mm, **m.found()}
     for column in LOCKED_COLUMNS:
         table.GetTable().GetColumnByName(column).SetValue(row, cells[column])
 
@@ -210,7 +212,7 @@ def measurements_of(table) -> list[SliceMeasurement]:
                              canal_off_axis_mm=cell("canal_off_axis_mm", row),
                              canal_area_to_rulers=cell("canal_area_to_rulers", row),
                              cut_by_field_of_view=structures_in(cell("cut_by_field_of_view", row)),
-                             level=cell("level", row).strip())
+                             level=cell("level", row).strip(), image_number=cell("image_number", row))
             for row in range(vtk_table.GetNumberOfRows())]
 
 

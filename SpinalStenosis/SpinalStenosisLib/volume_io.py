@@ -152,32 +152,48 @@ def _itk_reason(error: RuntimeError) -> str:
 
 
 def _read_images(path: Path, files: list[str], planes: SlicePlanes | None, images: list[int] | None = None,
-                 pixel_mm: float | None = None):
+                 pixel_mm: float | None = None) -> AxialVolume:
     """A series' images (its files, or its multi-frame files' frames; those at the indices images, by default all)
-    read as one stack and checked (_checked_volume)."""
+    read as one stack and checked (_checked_volume), each slice numbered as its image (with_image_numbers)."""
+    if images is None:
+        images = list(range(planes.n_images if planes is not None else len(files)))
     if planes is not None and planes.frames is not None:
-        frames = planes if images is None else planes.of_files(images)
-        return _checked_volume(path, _stacked_frames(path, files, frames), pixel_mm)
-    return _read_whole(path, _series_reader(files if images is None else [files[n] for n in images]), pixel_mm)
+        along = planes.normals[images[0]]  # the frames in order along it, as SimpleITK stacks a series' files
+        images = sorted(images, key=lambda n: float(planes.positions[n] @ along))
+        image = _checked_volume(path, _stacked_frames(path, files, planes.of_files(images)), pixel_mm)
+    else:
+        image = _read_whole(path, _series_reader([files[n] for n in images]), pixel_mm)
+    numbers = [planes.image_numbers[n] for n in images] if planes is not None else []
+    return with_image_numbers(_axial_from_image(path, image), numbers)
 
 
 def _stacked_frames(path: Path, files: list[str], planes: SlicePlanes):
-    """The frames (planes.frames) of the input's multi-frame DICOM files as one stack: in order along the first
-    one's normal, as far apart as the first and last over their number, oriented as the first (as SimpleITK stacks
-    a series' files; dicom_series.stack_blocks and one_stack_warnings say where that is wrong)."""
+    """The frames (planes.frames, in order along their normal) of the input's multi-frame DICOM files as one stack:
+    as far apart as the first and last over their number, oriented as the first (dicom_series.stack_blocks and
+    one_stack_warnings say where that is wrong)."""
     sitk = _sitk()
-    offsets_mm = planes.positions @ planes.normals[0]
-    order = np.argsort(offsets_mm, kind="stable")
-    wanted = [planes.frames[n] for n in order]
-    read = {file: _read(path, _series_reader([files[file]])) for file in dict.fromkeys(file for file, _ in wanted)}
+    wanted = dict.fromkeys(file for file, _ in planes.frames)
+    read = {file: _read(path, _series_reader([files[file]])) for file in wanted}
     voxels = {file: sitk.GetArrayFromImage(image) for file, image in read.items()}
-    image = sitk.GetImageFromArray(np.stack([voxels[file][frame] for file, frame in wanted]),
+    image = sitk.GetImageFromArray(np.stack([voxels[file][frame] for file, frame in planes.frames]),
                                    isVector=next(iter(read.values())).GetNumberOfComponentsPerPixel() > 1)
-    gap_mm = (offsets_mm[order[-1]] - offsets_mm[order[0]]) / max(len(order) - 1, 1)
+    offsets_mm = planes.positions @ planes.normals[0]
+    gap_mm = (offsets_mm[-1] - offsets_mm[0]) / max(len(offsets_mm) - 1, 1)
     image.SetSpacing((*map(float, planes.pixel_mm[0]), float(gap_mm) if gap_mm > 0 else planes.thickness_mm or 1.0))
-    image.SetOrigin(tuple(float(v) for v in planes.positions[order[0]]))
+    image.SetOrigin(tuple(float(v) for v in planes.positions[0]))
     image.SetDirection(tuple(float(v) for v in planes.directions[0].ravel()))
     return image
+
+
+def with_image_numbers(volume: AxialVolume, image_numbers: list[str]) -> AxialVolume:
+    """The volume read from a series' images (image_numbers: each one's, in the order read), each slice numbered as
+    its image (AxialVolume.image_numbers) where its slices are those images: stacked along the array's third axis,
+    not resliced."""
+    layout = volume.layout
+    if (len(image_numbers) == volume.n_slices and layout.slice_axis == 0
+            and layout.geometry.matches(volume.source_geometry)):
+        volume.image_numbers = image_numbers
+    return volume
 
 
 def _series_reader(files: list[str]):
@@ -288,6 +304,9 @@ class AxialVolume:
     warnings: list[str] = field(default_factory=list)  # what the user must know about how the input was read
     named_region: str | None = None  # the spine region a DICOM header names (see dicom_series.named_region)
     slice_thickness_mm: float | None = None  # as a DICOM header gives it; None: unknown (taken as the spacing)
+    # each slice's DICOM image as a viewer numbers it (dicom_series.SlicePlanes.image_numbers); empty where the
+    # slices are not the images of a DICOM series as read (another file, a resliced series)
+    image_numbers: list[str] = field(default_factory=list)
     # a colour composite's channels that are images of their own (distinct_colours), by colour; the volume itself
     # is the mean of its colours
     colour_channels: dict[str, AxialVolume] = field(default_factory=dict)
@@ -295,6 +314,10 @@ class AxialVolume:
     @property
     def n_slices(self) -> int:
         return self.layout.stack_shape[0]
+
+    def image_number(self, slice_index: int) -> str:
+        """The DICOM image the slice is, as a viewer numbers it; "" where the slices are not one series' images."""
+        return self.image_numbers[slice_index] if self.image_numbers else ""
 
     def stack(self) -> np.ndarray:
         return np.stack([self.read_slice(s) for s in range(self.n_slices)])
@@ -361,7 +384,7 @@ def _dicom_series(path: Path, choice: SeriesChoice, planes: SlicePlanes | None,
     the choice and what that reading gets wrong (see :func:`dicom_series.one_stack_warnings`)."""
     if planes is not None:
         _check_pixel_grids(path, planes, list(range(planes.n_images)))
-    volume = _axial_from_image(path, _read_images(path, choice.files, planes, pixel_mm=pixel_mm))
+    volume = _read_images(path, choice.files, planes, pixel_mm=pixel_mm)
     volume.warnings[:0] = choice.warnings + one_stack_warnings(planes)
     if planes is not None:
         volume.named_region, volume.slice_thickness_mm = planes.named_region, planes.thickness_mm
@@ -390,7 +413,7 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: s
     volumes = []
     for block in blocks:
         _check_pixel_grids(path, planes, block)
-        volume = _axial_from_image(path, _read_images(path, files, planes, block))
+        volume = _read_images(path, files, planes, block)
         slices = "the slices of this block of the DICOM series" if len(blocks) > 1 else "the DICOM series' slices"
         volume.warnings += uneven_spacing(slices, planes.normals[block[0]], planes.positions[block])
         volumes.append(volume)

@@ -35,7 +35,7 @@ def test_measure_with_masks_writes_the_contract(phantom_files, tmp_path, capsys)
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
     rows = list(csv.DictReader(open(out / "measurements.csv", encoding="utf-8")))
     assert tuple(rows[0]) == CSV_COLUMNS
-    assert [int(r["slice_index"]) for r in rows] == [0, 1, 2]
+    assert [(int(r["slice_index"]), r["image_number"]) for r in rows] == [(0, ""), (1, ""), (2, "")]  # not DICOM
     assert (out / "levels.csv").read_text(encoding="utf-8").splitlines() == [",".join(LEVELS_COLUMNS)]  # none named
     for k, row in enumerate(rows):  # phantom: canal AP 12 mm, transverse 18+2k mm, left 3+k mm, right 4 mm
         assert abs(float(row["canal_ap_mm"]) - 12.0) <= 1.0
@@ -649,8 +649,8 @@ def test_an_enhanced_multi_frame_file_is_measured_as_a_series_in_blocks_with_its
     assert "the DICOM series is in 2 blocks (parted by gaps)" in printed.out
     assert f'measured those of Image Type "{fat}", as --image-set asked' in printed.err
     whole = list(csv.DictReader(open(out / "measurements.csv", encoding="utf-8")))
-    assert [(r["block"], float(r["z_mm"])) for r in whole] == [
-        ("block-1", 12.0), ("block-1", 16.0), ("block-2", 0.0), ("block-2", 4.0)]  # each slice where imaged
+    assert [(r["block"], float(r["z_mm"]), r["image_number"]) for r in whole] == [  # each slice where imaged, and
+        ("block-1", 12.0, "6"), ("block-1", 16.0, "5"), ("block-2", 0.0, "8"), ("block-2", 4.0, "7")]  # its frame
     assert [float(r["canal_transverse_mm"]) for r in whole] == pytest.approx([24, 26, 18, 20], abs=1.0)  # 18 + 2k mm
 
 

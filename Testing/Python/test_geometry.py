@@ -16,7 +16,8 @@ from SpinalStenosisLib.geometry import (AxialLayout, FieldOfView, GeometryError,
                                         stack_layout)
 from SpinalStenosisLib.pipeline import measure_with_labels
 from SpinalStenosisLib.volume_io import (NON_FINITE_WARNING, InputError, axial_from_array, input_name, open_axial,
-                                         open_axial_blocks, read_labels, structure_segments, write_image)
+                                         open_axial_blocks, read_labels, structure_segments, with_image_numbers,
+                                         write_image)
 
 
 def measured(image, labels, geometry):
@@ -114,6 +115,7 @@ def test_isotropic_volume_stored_sagittally_is_used_without_reslicing():
     volume = axial_from_array(stored, stored_geometry)
     assert volume.layout.geometry is volume.source_geometry  # not resliced
     assert volume.n_slices == 8 and volume.layout.slice_axis == 1
+    assert with_image_numbers(volume, list("12345678")).image_numbers == []  # a slice is no one stored image
     layout = stack_layout(stored_geometry)
     assert layout.stack_shape == volume.layout.stack_shape
     assert np.array_equal(layout.stack_index_to_ras(), volume.layout.stack_index_to_ras())
@@ -133,6 +135,7 @@ def test_tilted_isotropic_volume_is_resliced_and_labels_map_back():
     assert back.shape == labels.shape
     assert (back == labels).mean() > 0.97
     assert stack_layout(tilted).geometry.matches(volume.layout.geometry)  # the same stack, without the voxels
+    assert with_image_numbers(volume, [str(k) for k in range(volume.n_slices)]).image_numbers == []  # resliced
 
 
 def test_dicom_series_round_trip(tmp_path):
@@ -187,6 +190,7 @@ def test_an_enhanced_multi_frame_file_in_angled_blocks_is_read_as_its_functional
         assert np.array_equal(first_block.source_voxels(), image)
         assert np.array_equal(tilted_block.source_voxels(), second_image)
         assert (first_block.warnings, first_block.slice_thickness_mm) == ([], 4.0)
+        assert (first_block.image_numbers, tilted_block.image_numbers) == (["2", "4", "6"], ["7", "5", "3", "1"])
     [warning] = open_axial(path).warnings  # as one stack
     assert warning.startswith("the DICOM series has slices at 2 different angles (angled blocks)")
 
@@ -209,6 +213,8 @@ def test_an_enhanced_file_s_image_sets_and_gaps_are_told_apart_as_a_series_files
         for block, slices in zip(blocks, ([3, 4], [0, 1])):  # in the order of their first frames
             assert np.allclose(slice_centres_ras(block.layout), imaged_ras[slices], atol=1e-3)
             assert np.array_equal(block.source_voxels(), times * image[slices])
+        assert [block.image_numbers for block in blocks] == ([["2", "1"], ["4", "3"]] if times == 1 else
+                                                             [["6", "5"], ["8", "7"]])  # each slice's frame
     assert "unevenly spaced (4.0-8.0 mm apart" in open_axial(path).warnings[1]
     with pytest.raises(InputError, match="--image-set 'opp_phase' names none of the series' images"):
         open_axial(path, image_set="opp_phase")
@@ -301,6 +307,8 @@ def test_a_series_with_a_missing_slice_is_read_with_a_warning_or_as_two_blocks_e
     for block, slices in zip(blocks, ([0, 1], [3, 4])):
         assert np.allclose(slice_centres_ras(block.layout), imaged_ras[slices], atol=1e-3)
         assert np.array_equal(block.source_voxels(), image[slices])
+        assert block.image_numbers == [str(k + 1) for k in slices]  # each slice's Instance Number
+    assert open_axial(tmp_path).image_numbers == ["1", "2", "4", "5"]
 
 
 @pytest.mark.parametrize("offsets_mm, runs", [

@@ -218,6 +218,29 @@ def test_the_slice_thickness_of_a_volume_loaded_from_dicom_judges_the_blur(conte
     [warning] = warnings_of(outputs.table)
     assert warning.startswith("slices 9.0 mm thick, 7.7 mm apart, through a spine tilted about 15°")
 
+def test_a_volume_loaded_from_dicom_numbers_each_slice_as_its_image_in_the_table(context):
+    labels, geometry = canal_arrays(np.zeros(4), [6.0] * 4, 4.0)
+    volume = add_volume(context.scene, labels * 800.0 + 100.0, geometry.ijk_to_ras, "series")
+    volume.SetAttribute("DICOM.instanceUIDs", "1.2.7 1.2.8 1.2.9 1.2.10")  # the slices' instances, in their order
+
+    def dicom_value(uid, tag):
+        return uid.rsplit(".", 1)[1] if tag == "0020,0013" else ""  # Instance Number 7, 8, ...
+
+    logic = StenosisScene(context.scene, context.segmentations_logic, dicom_value=dicom_value)
+    outputs = measure_volume_node(logic, volume, ThresholdSegmenter())
+    assert [m.image_number for m in measurements_of(outputs.table)] == ["7", "8", "9", "10"]
+    assert "image_number" in LOCKED_COLUMNS  # what the image is, not the user's to type over
+    edited = labels.copy()
+    edited[2][edited[2] == 1] = 0
+    logic._write_segments(outputs.segmentation, volume, edited)
+    logic.remeasure(volume, outputs)  # the edited slice measured again keeps its image
+    remeasured = measurements_of(outputs.table)
+    assert np.isnan(remeasured[2].values["canal_ap_mm"])  # its canal erased
+    assert [m.image_number for m in remeasured] == ["7", "8", "9", "10"]
+    volume.SetAttribute("DICOM.instanceUIDs", "1.2.7")  # one instance (a multi-frame file): no slice is one image
+    assert axial_volume_of(volume, dicom_value).image_numbers == []
+
+
 def test_rulers_sit_on_the_mask_boundary_and_match_the_table(context, volume):
     logic, outputs = measure(context, volume)
     assert_rulers_on_mask_boundaries(logic, outputs, volume)
