@@ -49,6 +49,7 @@ class Finding:
     to_check: bool  # its structure is to check on that slice (every slice that has it is)
     level: str = ""  # the slice's vertebral level, if named (SliceMeasurement.level)
     block: str = ""  # the block of a DICOM series that holds the slice, if any (e.g. "block-2")
+    image_number: str = ""  # the DICOM image the slice is, if any (SliceMeasurement.image_number)
     # a smaller value on a slice where the structure is to check, left out of the worst (a doubted find: often a
     # speck in noise, but also a narrowed sac the network was unsure of), if any
     smaller_to_check: DoubtedValue | None = None
@@ -77,7 +78,7 @@ def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[st
             doubted = (DoubtedValue(measurements[smallest].slice_index, values[smallest])
                        if values[smallest] < values[worst] else None)
             findings[name] = Finding(m.slice_index, m.z_mm, values[worst], grades[worst], to_check[worst], m.level,
-                                     smaller_to_check=doubted)
+                                     image_number=m.image_number, smaller_to_check=doubted)
     return findings
 
 
@@ -171,8 +172,9 @@ def _smaller_to_check(finding: Finding, unit: str) -> str:
 def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:
     """The findings as JSON-ready dicts (measurement → slice_index, z_mm, level, value, grade, to_check,
     smaller_to_check (null, or the slice_index and value of Finding.smaller_to_check, with its block if any), and
-    the block of a DICOM series that holds the slice, if any)."""
-    return {name: {**({"block": f.block} if f.block else {}), "slice_index": f.slice_index, "z_mm": round(f.z_mm, 3),
+    the block of a DICOM series that holds the slice and the slice's image_number, if any)."""
+    return {name: {**({"block": f.block} if f.block else {}), "slice_index": f.slice_index,
+                   **({"image_number": f.image_number} if f.image_number else {}), "z_mm": round(f.z_mm, 3),
                    "level": f.level, "value": round(float(f.value), 4), "grade": f.grade, "to_check": f.to_check,
                    "smaller_to_check": None if f.smaller_to_check is None else {
                        **({"block": f.smaller_to_check.block} if f.smaller_to_check.block else {}),

@@ -652,6 +652,8 @@ def test_an_enhanced_multi_frame_file_is_measured_as_a_series_in_blocks_with_its
     assert [(r["block"], float(r["z_mm"]), r["image_number"]) for r in whole] == [  # each slice where imaged, and
         ("block-1", 12.0, "6"), ("block-1", 16.0, "5"), ("block-2", 0.0, "8"), ("block-2", 4.0, "7")]  # its frame
     assert [float(r["canal_transverse_mm"]) for r in whole] == pytest.approx([24, 26, 18, 20], abs=1.0)  # 18 + 2k mm
+    worst = json.loads((out / "series.json").read_text(encoding="utf-8"))["worst_findings"]["canal_area_mm2"]
+    assert (worst["block"], worst["slice_index"], worst["image_number"]) == ("block-2", 0, "8")  # the smallest sac
 
 
 def test_image_set_names_which_echo_of_a_dual_echo_series_is_measured(tmp_path, capsys):
