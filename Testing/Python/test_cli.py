@@ -425,6 +425,7 @@ def test_a_colour_volume_or_dicom_series_is_measured_on_its_surest_channel_with_
     dicom.warnings.append("read with a caveat")
     run_on_channel = pipeline.measure_with_segmenter(dicom, BrightnessSegmenter())
     assert (run_on_channel.volume.named_region, run_on_channel.volume.slice_thickness_mm) == ("cervical", 7.0)
+    assert [m.image_number for m in run_on_channel.measurements] == ["1", "2", "3"]  # each slice's Instance Number
     assert run_on_channel.warnings[0] == "read with a caveat" and "green channel" in run_on_channel.warnings[1]
     write_labels(tmp_path / "labels.nii.gz", labels, geometry)
     colour_labels = sitk.GetImageFromArray(np.stack([labels] * 3, axis=-1), isVector=True)
