@@ -127,7 +127,8 @@ def describe_levels(by_level: Mapping[str, dict[str, Finding]]) -> list[str]:
         phrases = []
         for name, finding in findings.items():
             graded = GRADED_MEASUREMENTS[name]
-            said = [_grade_said(finding), slice_name(finding.slice_index, block=finding.block)]
+            said = [_grade_said(finding), slice_name(finding.slice_index, block=finding.block,
+                                                     image_number=finding.image_number)]
             said += ["to check"] if finding.to_check else []
             phrases.append(f"{graded.label} {finding.value:.1f} {graded.unit} ({', '.join(said)}"
                            f"{_smaller_to_check(finding, graded.unit)})")
@@ -135,10 +136,11 @@ def describe_levels(by_level: Mapping[str, dict[str, Finding]]) -> list[str]:
     return lines
 
 
-def slice_name(slice_index: int, level: str = "", block: str = "") -> str:
+def slice_name(slice_index: int, level: str = "", block: str = "", image_number: str = "") -> str:
     """How a slice is named to the reader: "slice 4", or "slice 4 (L4-L5)" where its level is named, "block-2
-    slice 4" in a block."""
-    return (f"{block} " if block else "") + f"slice {slice_index}" + (f" ({level})" if level else "")
+    slice 4" in a block, "slice 4, image 14" where it is a DICOM image (SliceMeasurement.image_number)."""
+    return ((f"{block} " if block else "") + f"slice {slice_index}" + (f" ({level})" if level else "")
+            + (f", image {image_number}" if image_number else ""))
 
 
 def describe_findings(findings: dict[str, Finding]) -> str:
@@ -150,7 +152,7 @@ def describe_findings(findings: dict[str, Finding]) -> str:
         grade_text = f" ({_grade_said(finding)})"
         check = ", to check" if finding.to_check else ""
         phrases.append(f"{graded.superlative} {graded.label} {finding.value:.1f} {graded.unit}{grade_text} on "
-                       f"{slice_name(finding.slice_index, finding.level, finding.block)}{check}"
+                       f"{slice_name(finding.slice_index, finding.level, finding.block, finding.image_number)}{check}"
                        f"{_smaller_to_check(finding, graded.unit)}")
     return "; ".join(phrases)
 

@@ -62,8 +62,7 @@ def _caption(m: SliceMeasurement, region: str, block: str = "") -> str:
         return "absent" if math.isnan(value) else f"{value:.1f} {unit}" + (f" ({label})" if label else "") + check
 
     return "\n".join([
-        f"{slice_name(m.slice_index, m.level, block)}" + (f"  image {m.image_number}" if m.image_number else "")
-        + f"  z={m.z_mm:.1f} mm",
+        f"{slice_name(m.slice_index, m.level, block, m.image_number)}  z={m.z_mm:.1f} mm",
         f"AP {fmt(m.values['canal_ap_mm'], 'mm', grades['canal_ap_grade'], 'canal')}",
         f"area {fmt(m.values['canal_area_mm2'], 'mm²', grades['canal_area_grade'], 'canal', why=False)}",
         f"transverse {fmt(m.values['canal_transverse_mm'], 'mm', '', 'canal', why=False)}",

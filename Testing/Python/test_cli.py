@@ -700,7 +700,9 @@ def test_a_dicom_series_in_angled_blocks_is_measured_block_by_block(phantom_file
     for k, level in ((1, "L3-L4"), (2, "L4-L5")):
         document = json.loads((named / f"block-{k}" / "measurements.json").read_text(encoding="utf-8"))
         assert [entry["level"] for entry in document["slices"]] == [level, level]
-        assert re.search(rf"^{level}: canal AP [\d.]+ mm \([a-z ]+, block-{k} slice \d\); ", said, re.MULTILINE)
+        slice_index, image = re.search(rf"^{level}: canal AP [\d.]+ mm \([a-z ]+, block-{k} slice (\d), image (\d)\); ",
+                                       said, re.MULTILINE).groups()
+        assert int(image) == 2 * (k - 1) + int(slice_index) + 1  # the slice's Instance Number, as a viewer shows it
     by_level = json.loads((named / "series.json").read_text(encoding="utf-8"))["worst_findings_by_level"]
     assert {level: {f["block"] for f in findings.values()} for level, findings in by_level.items()} == {
         "L3-L4": {"block-1"}, "L4-L5": {"block-2"}}
