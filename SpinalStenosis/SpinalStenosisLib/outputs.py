@@ -188,11 +188,13 @@ def write_rulers(path: Path, measurements: list[SliceMeasurement]) -> None:
 
 
 def _finding_columns(name: str, with_level: bool = True) -> tuple[str, ...]:
-    """A graded measurement's columns in STUDIES_FILE: its value, slice, the slice's level (not with_level: in
-    levels.csv, whose rows are levels), grade and whether it is to check."""
+    """A graded measurement's columns in STUDIES_FILE: its value, slice, the slice's DICOM image number (empty for
+    another input), the slice's level (not with_level: in levels.csv, whose rows are levels), grade and whether it
+    is to check."""
     grade_column = GRADED_MEASUREMENTS[name].grade_column
     stem = grade_column[:-len("_grade")]
-    return (name, f"{stem}_slice", *([f"{stem}_level"] if with_level else []), grade_column, f"{stem}_to_check")
+    return (name, f"{stem}_slice", f"{stem}_image", *([f"{stem}_level"] if with_level else []), grade_column,
+            f"{stem}_to_check")
 
 
 STUDIES_COLUMNS = ("folder", "input", "region", "slices", "slices_to_check",
@@ -203,14 +205,15 @@ LEVELS_COLUMNS = ("level", "slices", *(column for name in GRADED_MEASUREMENTS
 
 def write_levels_csv(path: Path, measurements: list[SliceMeasurement], region: str) -> None:
     """levels.csv: a row per level named on the slices (in the stack's order; none without a name), with its slices
-    and each graded measurement's worst finding among them (findings.worst_findings_by_level): value, slice, grade
-    and whether it is to check, empty where none was measured."""
+    and each graded measurement's worst finding among them (findings.worst_findings_by_level): value, slice, its
+    image number, grade and whether it is to check, empty where none was measured."""
     rows = []
     for level, findings in worst_findings_by_level(measurements, region).items():
         row = {"level": level, "slices": " ".join(str(m.slice_index) for m in measurements if m.level == level)}
         for name, finding in findings.items():
             row.update(zip(_finding_columns(name, with_level=False),
-                           (f"{finding.value:.4f}", finding.slice_index, finding.grade, finding.to_check)))
+                           (f"{finding.value:.4f}", finding.slice_index, finding.image_number, finding.grade,
+                            finding.to_check)))
         rows.append(row)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=LEVELS_COLUMNS, restval="")
@@ -233,7 +236,8 @@ def write_studies_csv(out_dir: Path) -> Path | None:
                "warnings": "; ".join(document.get("input_warnings", []))}
         for name, finding in document.get("worst_findings", {}).items():  # "level": not from an earlier version
             row.update(zip(_finding_columns(name), (f"{finding['value']:.4f}", finding["slice_index"],
-                                                    finding.get("level", ""), finding["grade"], finding["to_check"])))
+                                                    finding.get("image_number", ""), finding.get("level", ""),
+                                                    finding["grade"], finding["to_check"])))
         rows.append(row)
     if not rows:
         return None

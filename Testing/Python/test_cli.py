@@ -177,8 +177,9 @@ def test_levels_named_on_the_command_line_are_in_every_output(phantom_files, tmp
     assert [(row["level"], row["slices"], row["canal_ap_slice"]) for row in by_level] == [("L3-L4", "0", "0"),
                                                                                         ("L4-L5", "2", "2")]
     assert by_level[0]["canal_ap_mm"] == f"{document['worst_findings_by_level']['L3-L4']['canal_ap_mm']['value']:.4f}"
-    assert list(by_level[0])[:6] == ["level", "slices", "canal_ap_mm", "canal_ap_slice", "canal_ap_grade",
-                                     "canal_ap_to_check"]
+    assert list(by_level[0])[:7] == ["level", "slices", "canal_ap_mm", "canal_ap_slice", "canal_ap_image",
+                                     "canal_ap_grade", "canal_ap_to_check"]
+    assert by_level[0]["canal_ap_image"] == ""  # not a DICOM series
     assert re.search(r"^L3-L4: canal AP [\d.]+ mm \([a-z ]+, slice 0\); ", said, re.MULTILINE)
     assert re.search(r"^L4-L5: canal AP [\d.]+ mm \([a-z ]+, slice 2\); ", said, re.MULTILINE)
     assert {level: {name: f["slice_index"] for name, f in findings.items()}
@@ -214,8 +215,8 @@ def test_studies_csv_lists_each_block_of_an_angled_series_and_leaves_missing_fin
     from SpinalStenosisLib.outputs import write_studies_csv
 
     assert write_studies_csv(tmp_path) is None and not (tmp_path / STUDIES_FILE).exists()
-    finding = {"slice_index": 2, "z_mm": 8.0, "level": "L4-L5", "value": 9.5, "grade": "absolute stenosis",
-               "to_check": True}
+    finding = {"slice_index": 2, "image_number": "14", "z_mm": 8.0, "level": "L4-L5", "value": 9.5,
+               "grade": "absolute stenosis", "to_check": True}
     for folder, findings in (("series/block-2", {"canal_ap_mm": finding}), ("series/block-1", {}), ("nifti", {})):
         (tmp_path / folder).mkdir(parents=True)
         document = {"input": folder.split("/")[0], "region": "lumbar", "worst_findings": findings,
@@ -227,8 +228,9 @@ def test_studies_csv_lists_each_block_of_an_angled_series_and_leaves_missing_fin
     assert [row["folder"] for row in rows] == ["nifti", "series/block-1", "series/block-2"]
     assert [row["slices_to_check"] for row in rows] == ["2"] * 3 and rows[0]["canal_ap_mm"] == ""
     assert [row["warnings"] for row in rows] == ["slices 7.7 mm apart; a slice missing", "", ""]
-    assert [rows[2][c] for c in ("canal_ap_mm", "canal_ap_slice", "canal_ap_level", "canal_ap_grade",
-                                 "canal_ap_to_check")] == ["9.5000", "2", "L4-L5", "absolute stenosis", "True"]
+    assert [rows[2][c] for c in ("canal_ap_mm", "canal_ap_slice", "canal_ap_image", "canal_ap_level",
+                                 "canal_ap_grade", "canal_ap_to_check")] == ["9.5000", "2", "14", "L4-L5",
+                                                                             "absolute stenosis", "True"]
 
 
 def test_several_inputs_need_distinct_names_and_take_no_masks_or_scene(phantom_files, tmp_path, capsys):
@@ -703,6 +705,8 @@ def test_a_dicom_series_in_angled_blocks_is_measured_block_by_block(phantom_file
         slice_index, image = re.search(rf"^{level}: canal AP [\d.]+ mm \([a-z ]+, block-{k} slice (\d), image (\d)\); ",
                                        said, re.MULTILINE).groups()
         assert int(image) == 2 * (k - 1) + int(slice_index) + 1  # the slice's Instance Number, as a viewer shows it
+        [row] = csv.DictReader(open(named / f"block-{k}" / "levels.csv", encoding="utf-8"))
+        assert (row["level"], row["canal_ap_slice"], row["canal_ap_image"]) == (level, slice_index, image)
     by_level = json.loads((named / "series.json").read_text(encoding="utf-8"))["worst_findings_by_level"]
     assert {level: {f["block"] for f in findings.values()} for level, findings in by_level.items()} == {
         "L3-L4": {"block-1"}, "L4-L5": {"block-2"}}
