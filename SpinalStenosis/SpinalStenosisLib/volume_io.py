@@ -363,6 +363,7 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     if is_dicom(reader):  # one DICOM file: what its header says, as a series' first file gives it
         volume.named_region, volume.slice_thickness_mm = named_region(reader), slice_thickness_mm(reader)
         volume.warnings += header_gaps(reader)
+        with_image_numbers(volume, [header_value(reader, "0020|0013").strip()])  # where it is one slice
     elif unknown := _unknown_orientation(reader):
         volume.warnings.append(f"the {unknown}: the image is taken as its array lies, which the file does not "
                                "confirm; check which foramen is left and which is right")

@@ -452,6 +452,7 @@ def test_one_dicom_file_is_read_with_what_its_header_says_as_its_series_is(tmp_p
     one, whole = open_axial(middle), open_axial(series).stack()
     assert (one.named_region, one.slice_thickness_mm, one.warnings) == ("cervical", 7.0, [])
     assert one.n_slices == 1 and np.array_equal(one.read_slice(0), whole[1])
+    assert one.image_numbers == ["2"]  # its Instance Number
     without_tag(middle)
     [warning] = open_axial(middle).warnings
     assert warning.startswith("the DICOM files have no Image Orientation (Patient) tag (0020,0037)")
