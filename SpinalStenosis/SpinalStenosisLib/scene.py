@@ -545,6 +545,9 @@ class StenosisScene:
         channel = outputs.segmentation.GetAttribute(ATTRIBUTE + "colourChannel")
         volume = (channel_volume(volume, channel, read_warnings) if channel in volume.colour_channels
                   else replace(volume, warnings=read_warnings))  # the volume measured, as Measure read it
+        if not volume.image_numbers:  # as Measure numbered its slices (e.g. a scene the command line wrote)
+            numbered = {m.slice_index: m.image_number for m in scene_table.measurements_of(outputs.table)}
+            with_image_numbers(volume, [numbered.get(s, "") for s in range(volume.n_slices)])
         stack = volume.from_source_grid(self.labels_of(outputs.segmentation, volume_node))
         hashes = _slice_hashes(stack)
         changed = _differing(hashes, outputs.segmentation.GetAttribute(ATTRIBUTE + "sliceHashes"))

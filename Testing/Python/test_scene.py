@@ -239,6 +239,9 @@ def test_a_volume_loaded_from_dicom_numbers_each_slice_as_its_image_in_the_table
     assert [m.image_number for m in remeasured] == ["7", "8", "9", "10"]
     volume.SetAttribute("DICOM.instanceUIDs", "1.2.7")  # one instance (a multi-frame file): no slice is one image
     assert axial_volume_of(volume, dicom_value).image_numbers == []
+    logic._write_segments(outputs.segmentation, volume, labels)
+    logic.remeasure(volume, outputs)  # without the DICOM database (a scene the command line wrote): as Measure did
+    assert [m.image_number for m in measurements_of(outputs.table)] == ["7", "8", "9", "10"]
 
 
 def test_rulers_sit_on_the_mask_boundary_and_match_the_table(context, volume):
