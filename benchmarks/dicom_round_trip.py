@@ -9,11 +9,13 @@ functional groups: enhanced_dicom.write_enhanced_mr). Each is opened as `measure
 (volume_io.open_axial_blocks) and measured by the shipped networks. The slices are matched by their centres' RAS
 position (a DICOM reader stacks the slices along the normal their orientation gives, which may run the other way
 from the NIfTI array's), and it prints, for each DICOM form, how many blocks and slices it was read as, whether every
-slice lies where the NIfTI one does (within 0.01 mm), the largest canal AP difference and on how many slices the AP
-differs by more than 0.05 mm. The volumes cover LAS, LPS and oblique grids, and a 3-D volume stored in sagittal
-slices (the SCT T2), which both readers reslice to axial as the NIfTI one is. DICOM writes positions and direction
-cosines as decimal text (here to 6 decimals), so a DICOM form's grid differs from the NIfTI one by about 1e-6 mm,
-which on a few volumes moves some slices' AP a little.
+slice lies where the NIfTI one does (within 0.01 mm), whether every slice is numbered as the image it was written as
+(image_number: the writers number the array's slices 1, 2, ... as Instance Numbers or frames; none where `measure`
+reslices the volume), the largest canal AP difference and on how many slices the AP differs by more than 0.05 mm.
+The volumes cover LAS, LPS and oblique grids, and a 3-D volume stored in sagittal slices (the SCT T2), which both
+readers reslice to axial as the NIfTI one is. DICOM writes positions and direction cosines as decimal text (here to
+6 decimals), so a DICOM form's grid differs from the NIfTI one by about 1e-6 mm, which on a few volumes moves some
+slices' AP a little.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -37,7 +40,7 @@ from evaluate_synthetic import add_network_options, network_options  # noqa: E40
 from SpinalStenosisLib.geometry import VolumeGeometry  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
-from SpinalStenosisLib.volume_io import open_axial_blocks, write_image  # noqa: E402
+from SpinalStenosisLib.volume_io import open_axial_blocks, with_image_numbers, write_image  # noqa: E402
 
 FORMS = ("classic series", "Enhanced MR")
 SAME_PLACE_MM = 0.01
@@ -60,12 +63,24 @@ def written(path: Path, folder: Path) -> dict[str, Path]:
     return inputs
 
 
-def canal_ap_by_place(source: Path, segmenter) -> tuple[int, np.ndarray, np.ndarray]:
-    """How many blocks the input is read as, its slices' centres (RAS, sorted) and their canal AP (mm)."""
-    runs = [measure_with_segmenter(volume, segmenter) for volume in open_axial_blocks(source)]
-    rows = sorted(((run.volume.layout.slice_grid(m.slice_index).centre_ras, m.values["canal_ap_mm"])
+class Measured(NamedTuple):
+    blocks: int  # how many blocks the input is read as
+    centres_ras: np.ndarray  # [slice, 3], the slices' centres, from foot to head
+    canal_ap_mm: np.ndarray  # [slice]
+    image_numbers: list[str]  # [slice]
+
+
+def measured(source: Path, segmenter, numbered: bool = False) -> Measured:
+    """The input read as `measure` reads it and measured; numbered: each slice numbered as the writers number the
+    array's slices (its index along the array's slice axis + 1), where `measure` keeps them as stored."""
+    volumes = open_axial_blocks(source)
+    if numbered:
+        volumes = [with_image_numbers(volume, [str(k + 1) for k in range(volume.n_slices)]) for volume in volumes]
+    runs = [measure_with_segmenter(volume, segmenter) for volume in volumes]
+    rows = sorted(((run.volume.layout.slice_grid(m.slice_index).centre_ras, m.values["canal_ap_mm"], m.image_number)
                    for run in runs for m in run.measurements), key=lambda row: round(float(row[0][2]), 2))
-    return len(runs), np.array([centre for centre, _ in rows]), np.array([ap for _, ap in rows])
+    return Measured(len(runs), np.array([row[0] for row in rows]), np.array([row[1] for row in rows]),
+                    [row[2] for row in rows])
 
 
 def main() -> None:
@@ -75,28 +90,34 @@ def main() -> None:
     add_network_options(parser, compare=False)
     args = parser.parse_args()
     segmenter = load_segmenter(**network_options(args))
-    columns = f"{'blocks':>6} {'slices':>6} {'placed':>6} {'max |ΔAP|':>9} {'> 0.05 mm':>9}"
-    print(f"{'':58} {'':6}  " + "  ".join(f"{form:^40}" for form in FORMS))
+    columns = f"{'blocks':>6} {'slices':>6} {'placed':>6} {'numbered':>8} {'max |ΔAP|':>9} {'> 0.05 mm':>9}"
+    print(f"{'':58} {'':6}  " + "  ".join(f"{form:^49}" for form in FORMS))
     print(f"{'volume':58} {'slices':>6}  " + "  ".join(columns for _ in FORMS))
-    agreeing = {form: 0 for form in FORMS}
+    agreeing, numbered = {form: 0 for form in FORMS}, {form: 0 for form in FORMS}
     volumes = real_volumes(args.real, args.only)
     for name, path, _, _ in volumes:
         with tempfile.TemporaryDirectory() as folder:
             inputs = written(path, Path(folder))
-            _, centres, reference_ap = canal_ap_by_place(inputs["NIfTI"], segmenter)
+            reference = measured(inputs["NIfTI"], segmenter, numbered=True)
             cells = []
             for form in FORMS:
-                blocks, form_centres, canal_ap = canal_ap_by_place(inputs[form], segmenter)
-                in_place = form_centres.shape == centres.shape and np.abs(form_centres - centres).max() <= SAME_PLACE_MM
-                differences = np.abs(np.nan_to_num(canal_ap - reference_ap, nan=np.inf)) if in_place else np.zeros(0)
-                differences[np.isnan(canal_ap) & np.isnan(reference_ap)] = 0.0
+                read = measured(inputs[form], segmenter)
+                in_place = (read.centres_ras.shape == reference.centres_ras.shape
+                            and np.abs(read.centres_ras - reference.centres_ras).max() <= SAME_PLACE_MM)
+                differences = (np.abs(np.nan_to_num(read.canal_ap_mm - reference.canal_ap_mm, nan=np.inf)) if in_place
+                               else np.zeros(0))
+                differences[np.isnan(read.canal_ap_mm) & np.isnan(reference.canal_ap_mm)] = 0.0
+                as_written = in_place and read.image_numbers == reference.image_numbers
                 agreeing[form] += in_place
+                numbered[form] += as_written
                 compared = (f"{differences.max():9.2f} {int((differences > SAME_AP_MM).sum()):9}" if in_place
                             else f"{'-':>9} {'-':>9}")
-                cells.append(f"{blocks:6} {len(form_centres):6} {'yes' if in_place else 'NO':>6} {compared}")
-        print(f"{Path(name).name:58} {len(centres):6}  " + "  ".join(cells), flush=True)
+                cells.append(f"{read.blocks:6} {len(read.centres_ras):6} {'yes' if in_place else 'NO':>6} "
+                             f"{'yes' if as_written else 'NO':>8} {compared}")
+        print(f"{Path(name).name:58} {len(reference.centres_ras):6}  " + "  ".join(cells), flush=True)
     for form in FORMS:
-        print(f"{form}: every slice where the NIfTI file places it on {agreeing[form]} of {len(volumes)} volumes")
+        print(f"{form}: every slice where the NIfTI file places it on {agreeing[form]} of {len(volumes)} volumes, "
+              f"and numbered as the image it was written as on {numbered[form]}")
 
 
 if __name__ == "__main__":
