@@ -124,7 +124,7 @@ def _block_prefix(block: int, blocks: int) -> str:
     return f"{block_folder(block)}: " if blocks > 1 else ""
 
 
-def _levels(text: str) -> dict[int | str, str]:
+def _levels(text: str) -> dict:
     """--levels (see level_names.parse_levels)."""
     from .level_names import parse_levels
 
@@ -254,8 +254,10 @@ def _add_measure(sub: "argparse._SubParsersAction") -> None:
     measure.add_argument("--levels", type=_levels, default={}, metavar="SLICE=LEVEL,...",
                          help='the vertebral level of slices, e.g. "4=L4-L5,8=L5-S1", or of ranges of slices, e.g. '
                               '"0-2=L3-L4,3-5=L4-L5" (slice_index as in the CSV), or of the blocks of a DICOM '
-                              'series, e.g. "block-1=L3-L4,block-2=L4-L5": named in every output, each level\'s '
-                              "worst findings said, and its cut-offs used (a thoracic or sacral canal is not graded)")
+                              'series, e.g. "block-1=L3-L4,block-2=L4-L5", or of a DICOM series\' images as a viewer '
+                              'numbers them (image_number in the CSV), e.g. "image 12-16=L4-L5": named in every '
+                              "output, each level's worst findings said, and its cut-offs used (a thoracic or sacral "
+                              "canal is not graded)")
     measure.add_argument("--scene", help="also write a Slicer scene bundle (.mrb); needs slicer-core")
     measure.add_argument("--device", default="cpu", help="torch device for the networks")
     measure.add_argument("--precision", choices=PRECISIONS, default="auto",

@@ -1,19 +1,27 @@
-"""Vertebral levels as a user names them, in one line: slices "4=L4-L5", ranges of slices "0-2=L3-L4", or the
-blocks of a DICOM series "block-2=L4-L5" (nothing in an axial image gives the level)."""
+"""Vertebral levels as a user names them, in one line: slices "4=L4-L5", ranges of slices "0-2=L3-L4", the
+blocks of a DICOM series "block-2=L4-L5", or a DICOM series' images as a viewer numbers them "image 12-16=L4-L5"
+(nothing in an axial image gives the level)."""
 from __future__ import annotations
 
 import re
+from typing import Mapping, NamedTuple, Sequence
 
 BLOCK_NAME = re.compile(r"block-[1-9]\d*")  # outputs.block_folder's names
+IMAGE_NAME = re.compile(r"images?\s*(\d+)(?:\s*-\s*(\d+))?", re.IGNORECASE)  # "image 12", "images 12-16"
 ITEM_SEPARATORS = re.compile(r"[,;]")
 RANGE_DASHES = str.maketrans("\u2013\u2014\u2212", "---")  # en dash, em dash, minus sign: as typed or pasted
 
 
-def parse_levels(text: str) -> dict[int | str, str]:
-    """"4=L4-L5,8=L5-S1", "0-2=L3-L4,3-5=L4-L5" or "block-1=L3-L4,block-2=L4-L5" (items separated by commas or
-    semicolons; a range's dash may be an en dash): slice index (or block folder name) → vertebral level; a
-    ValueError naming the item that is none of these, or a slice or block named twice."""
-    levels: dict[int | str, str] = {}
+class NamedImage(NamedTuple):
+    """A DICOM image as a level names it: by the number a viewer shows it with (SliceMeasurement.image_number)."""
+    number: int
+
+
+def parse_levels(text: str) -> dict[int | str | NamedImage, str]:
+    """"4=L4-L5,8=L5-S1", "0-2=L3-L4,3-5=L4-L5", "block-1=L3-L4,block-2=L4-L5" or "image 12-16=L4-L5" (items
+    separated by commas or semicolons; a range's dash may be an en dash): slice index (block folder name, NamedImage)
+    → vertebral level; a ValueError naming the item that is none of these, or a slice, block or image named twice."""
+    levels: dict[int | str | NamedImage, str] = {}
     for item in filter(str.strip, ITEM_SEPARATORS.split(text)):  # a comma too many names nothing
         named, _, level = (part.strip() for part in item.partition("="))
         named = named.translate(RANGE_DASHES)
@@ -24,13 +32,46 @@ def parse_levels(text: str) -> dict[int | str, str]:
                 raise ValueError(f"{named} is named twice")
             levels[named] = level
             continue
+        if (image := IMAGE_NAME.fullmatch(named)) and level and int(image[1]) <= int(image[2] or image[1]):
+            for number in range(int(image[1]), int(image[2] or image[1]) + 1):
+                if NamedImage(number) in levels:
+                    raise ValueError(f"image {number} is named twice")
+                levels[NamedImage(number)] = level
+            continue
         first, dash, last = named.partition("-")
         last = last if dash else first
         if not (first.isdigit() and last.isdigit() and int(first) <= int(last) and level):
-            raise ValueError(f"{item.strip()!r} is not SLICE=LEVEL, FIRST-LAST=LEVEL or block-K=LEVEL (e.g. 4=L4-L5, "
-                             "3-5=L4-L5, block-2=L4-L5)")
+            raise ValueError(f"{item.strip()!r} is not SLICE=LEVEL, FIRST-LAST=LEVEL, block-K=LEVEL or image "
+                             "FIRST-LAST=LEVEL (e.g. 4=L4-L5, 3-5=L4-L5, block-2=L4-L5, image 12-16=L4-L5)")
         for index in range(int(first), int(last) + 1):
             if index in levels:
                 raise ValueError(f"slice {index} is named twice")
             levels[index] = level
     return levels
+
+
+def levels_of_images(levels: Mapping[int | str | NamedImage, str], image_numbers: Sequence[Sequence[str]]
+                     ) -> list[dict[int, str]] | None:
+    """Levels that name images (NamedImage) as levels by slice index of each stack, whose slices' image numbers
+    (AxialVolume.image_numbers, one list per stack) are given; None where no level names an image. A ValueError
+    where levels also name slices or blocks, or name an image none of the stacks' slices is."""
+    named = {key.number: level for key, level in levels.items() if isinstance(key, NamedImage)}
+    if not named:
+        return None
+    if len(named) < len(levels):
+        raise ValueError("levels name images and slices or blocks: name them all by image (e.g. image 12-16=L4-L5), "
+                         "or none")
+    where = {int(number): (stack, s) for stack, numbers in enumerate(image_numbers)
+             for s, number in enumerate(numbers) if number.isdigit()}
+    if not where:
+        raise ValueError("levels name images, but the slices are not numbered as the images of a DICOM series: name "
+                         "them by slice index (e.g. 3-5=L4-L5)")
+    unknown = sorted(number for number in named if number not in where)
+    if unknown:
+        raise ValueError(f"levels name image {', '.join(map(str, unknown))}, but the slices are images "
+                         f"{min(where)} to {max(where)}")
+    by_stack: list[dict[int, str]] = [{} for _ in image_numbers]
+    for number, level in named.items():
+        stack, s = where[number]
+        by_stack[stack][s] = level
+    return by_stack

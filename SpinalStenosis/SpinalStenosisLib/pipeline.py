@@ -12,6 +12,7 @@ from .centreline import PART_OF_SAC, CanalSighting, on_line, second_looks, thick
 from .crop import COARSEST_PIXEL_MM
 from .geometry import AxialLayout, FieldOfView, PlaneGrid, pixel_size_text
 from .grading import grading_region
+from .level_names import NamedImage, levels_of_images
 from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measure_slice
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
                       write_levels_csv, write_rulers, write_series_csv, write_series_json)
@@ -361,9 +362,17 @@ def _within(progress: ProgressCallback | None, before: int, total: int) -> Progr
     return None if progress is None else lambda done, _: progress(before + done, total)
 
 
-def _named_levels(levels: Mapping[int | str, str], volumes: list[AxialVolume]) -> list[dict[int, str]]:
-    """Levels by slice index for each stack, from levels that name slices of one stack (by slice index) or the
-    blocks of a DICOM series (by block folder name, "block-2": all its slices)."""
+def _named_levels(levels: Mapping[int | str | NamedImage, str], volumes: list[AxialVolume]
+                  ) -> list[dict[int, str]]:
+    """Levels by slice index for each stack, from levels that name slices of one stack (by slice index), the
+    blocks of a DICOM series (by block folder name, "block-2": all its slices) or a DICOM series' images (by the
+    number a viewer shows, level_names.levels_of_images)."""
+    try:
+        by_image = levels_of_images(levels, [volume.image_numbers for volume in volumes])
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    if by_image is not None:
+        return by_image
     blocks = {block_folder(k): volume for k, volume in enumerate(volumes, 1)}
     by_slice = {s: level for s, level in levels.items() if isinstance(s, int)}
     by_block = {name: level for name, level in levels.items() if isinstance(name, str)}
@@ -397,7 +406,7 @@ def region_shown_by(runs: list[MeasurementRun]) -> str | None:
 def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path | str | None = None,
                  segmenter: Segmenter | None = None, region: str | None = None, overwrite: bool = False,
                  progress: ProgressCallback | None = None, pixel_mm: float | None = None,
-                 levels: Mapping[int | str, str] | None = None, series: str | None = None,
+                 levels: Mapping[int | str | NamedImage, str] | None = None, series: str | None = None,
                  image_set: str | None = None) -> list[MeasurementRun]:
     """The ``spinal-stenosis measure`` job: open, segment (or read labels), measure, write. One run, written into
     out_dir; a DICOM series in blocks gives a run per block (see :func:`open_axial_blocks`), written into

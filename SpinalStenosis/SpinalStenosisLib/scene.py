@@ -24,6 +24,7 @@ from .dicom_series import positive_value
 from .findings import Finding, worst_findings, worst_findings_by_level
 from .geometry import VolumeGeometry, pixel_size_text, stack_layout
 from .grading import REGION_TAGS, region_named
+from .level_names import NamedImage
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
 from .measurement import Ruler, SliceMeasurement, masks_from_labels, measure_slice
 from .outputs import exported_files, staged_files, write_levels_csv
@@ -333,7 +334,7 @@ class StenosisScene:
         """The study's worst findings (findings.worst_findings) as the table now holds and grades them."""
         return worst_findings(scene_table.measurements_of(table), self._region_of(table))
 
-    def name_levels(self, table, levels: Mapping[int | str, str]) -> None:
+    def name_levels(self, table, levels: Mapping[int | str | NamedImage, str]) -> None:
         """Write levels into the table's Level column (scene_table.write_levels) and regrade it: a level may name
         another region's cut-offs."""
         with scene_table.writing(table):

@@ -14,6 +14,7 @@ from typing import Mapping
 
 from .findings import findings_on_slice, worst_findings
 from .grading import CANAL_AP_CUTOFFS_MM, THORACIC, grade
+from .level_names import NamedImage, levels_of_images
 from .measurement import (CHECK_REASONS, CONFIDENCE_COLUMNS, FOUND_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement,
                           structures_in)
 from .outputs import CSV_COLUMNS
@@ -216,15 +217,23 @@ def measurements_of(table) -> list[SliceMeasurement]:
             for row in range(vtk_table.GetNumberOfRows())]
 
 
-def write_levels(table, levels: Mapping[int | str, str]) -> None:
-    """Write levels (level_names.parse_levels: slice index → level) into the table's Level column, as if typed into
-    each named row's cell (grade_rows then grades them); a ValueError for an angled block's name (here each block is
-    a volume of its own) or a slice the table does not hold."""
+def write_levels(table, levels: Mapping[int | str | NamedImage, str]) -> None:
+    """Write levels (level_names.parse_levels: slice index, or image, → level) into the table's Level column, as if
+    typed into each named row's cell (grade_rows then grades them); a ValueError for an angled block's name (here
+    each block is a volume of its own), or a slice or image the table does not hold."""
     blocks = [str(name) for name in levels if isinstance(name, str)]
     if blocks:
         raise ValueError(f"levels name {', '.join(blocks)}: in 3D Slicer each angled block of a DICOM series is a "
                          "volume of its own; name the slices of the one measured (e.g. 0-2=L4-L5)")
     vtk_table = table.GetTable()
+    by_image = levels_of_images(levels, [[vtk_table.GetColumnByName("image_number").GetValue(row)
+                                          for row in range(vtk_table.GetNumberOfRows())]])
+    if by_image is not None:
+        with writing(table):
+            for row, level in by_image[0].items():
+                vtk_table.GetColumnByName("level").SetValue(row, level)
+            vtk_table.Modified()
+        return
     rows = {int(vtk_table.GetColumnByName("slice_index").GetValue(row)): row
             for row in range(vtk_table.GetNumberOfRows())}
     missing = sorted(s for s in levels if s not in rows)

@@ -204,7 +204,10 @@ def test_levels_named_on_the_command_line_are_in_every_output(phantom_files, tmp
     for wrong in ("2-1=L4-L5", "1-=L4-L5", "a-2=L4-L5", "1-2=", "block-0=L4-L5", "block-1="):
         with pytest.raises(SystemExit):
             cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "bad", "--levels", wrong)])
-        assert f"{wrong!r} is not SLICE=LEVEL, FIRST-LAST=LEVEL or block-K=LEVEL" in capsys.readouterr().err
+        assert f"{wrong!r} is not SLICE=LEVEL, FIRST-LAST=LEVEL, block-K=LEVEL or image" in capsys.readouterr().err
+    code, err = run(capsys, "measure", image, "--masks", labels, "--out", tmp_path / "image", "--levels",
+                    "image 1=L5-S1")  # a NIfTI file's slices are no DICOM images
+    assert code == cli.EXIT_INPUT and "the slices are not numbered as the images of a DICOM series" in err
     for twice in ("1=L4-L5,1=L5-S1", "0-1=L4-L5,1-2=L5-S1"):
         with pytest.raises(SystemExit):
             cli.main([str(a) for a in ("measure", image, "--out", tmp_path / "bad", "--levels", twice)])
@@ -710,6 +713,16 @@ def test_a_dicom_series_in_angled_blocks_is_measured_block_by_block(phantom_file
     by_level = json.loads((named / "series.json").read_text(encoding="utf-8"))["worst_findings_by_level"]
     assert {level: {f["block"] for f in findings.values()} for level, findings in by_level.items()} == {
         "L3-L4": {"block-1"}, "L4-L5": {"block-2"}}
+    by_image = tmp_path / "by-image"  # the images a viewer shows, across the blocks: instances 1-2, then 3-4
+    assert cli.main([str(a) for a in ("measure", series, "--masks", earlier, "--levels",
+                                      "image 2-3=L4-L5, image 4=L5-S1", "--out", by_image)]) == 0
+    capsys.readouterr()
+    assert [[(row["image_number"], row["level"]) for row in csv.DictReader(open(
+        by_image / f"block-{k}" / "measurements.csv", encoding="utf-8"))] for k in (1, 2)] == [
+        [("1", ""), ("2", "L4-L5")], [("3", "L4-L5"), ("4", "L5-S1")]]
+    code, err = run(capsys, "measure", series, "--masks", earlier, "--levels", "image 5=L5-S1", "--out",
+                    tmp_path / "5")
+    assert code == cli.EXIT_INPUT and "levels name image 5, but the slices are images 1 to 4" in err
     out = tmp_path / "out"
     code = cli.main([str(a) for a in ("measure", series, "--masks", earlier, "--out", out)])
     printed = capsys.readouterr()

@@ -142,3 +142,24 @@ def test_levels_are_read_as_typed_with_semicolons_or_en_dashes_and_a_missing_com
         parse_levels("0-1=L3-L4 2=L4-L5")  # read before as slices 0-1 named "L3-L4 2=L4-L5"
     with pytest.raises(ValueError, match="slice 1 is named twice"):
         parse_levels("0-1=L3-L4; 1=L4")
+
+
+def test_levels_name_dicom_images_as_a_viewer_numbers_them_across_the_blocks_of_a_series():
+    from SpinalStenosisLib.level_names import NamedImage, levels_of_images, parse_levels
+
+    levels = parse_levels("image 12-13=L4-L5, Images14=L5-S1")
+    assert levels == {NamedImage(12): "L4-L5", NamedImage(13): "L4-L5", NamedImage(14): "L5-S1"}
+    assert parse_levels("IMAGE 12\u201313 = L4-L5") == {NamedImage(12): "L4-L5", NamedImage(13): "L4-L5"}
+    blocks = [["10", "11", "12"], ["13", "14"]]  # each block's slices' image numbers
+    assert levels_of_images(levels, blocks) == [{2: "L4-L5"}, {0: "L4-L5", 1: "L5-S1"}]
+    assert levels_of_images(parse_levels("1-2=L4-L5"), blocks) is None  # by slice: not this function's
+    for text, blocks, refused in (
+            ("image 13=L4-L5, 0=L3-L4", blocks, "levels name images and slices or blocks"),
+            ("image 13=L4-L5", [["", ""]], "the slices are not numbered as the images of a DICOM series"),
+            ("image 9-10=L4-L5", blocks, "levels name image 9, but the slices are images 10 to 14")):
+        with pytest.raises(ValueError, match=refused):
+            levels_of_images(parse_levels(text), blocks)
+    for text, refused in (("image 12=L4, image 12=L5", "image 12 is named twice"),
+                          ("image 14-12=L4-L5", "is not SLICE=LEVEL")):
+        with pytest.raises(ValueError, match=refused):
+            parse_levels(text)

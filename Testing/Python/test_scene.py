@@ -13,6 +13,7 @@ from shapes import two_lobes
 slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
 
 from SpinalStenosisLib.geometry import VolumeGeometry  # noqa: E402
+from SpinalStenosisLib.level_names import parse_levels  # noqa: E402
 from SpinalStenosisLib.measurement import MAX_AREA_TO_RULERS, bilinear  # noqa: E402
 from SpinalStenosisLib.pipeline import Cancelled  # noqa: E402
 from SpinalStenosisLib.scene import (LEVELS_ATTRIBUTE, SEGMENTS, StenosisScene, axial_volume_of,  # noqa: E402
@@ -242,6 +243,10 @@ def test_a_volume_loaded_from_dicom_numbers_each_slice_as_its_image_in_the_table
     logic._write_segments(outputs.segmentation, volume, labels)
     logic.remeasure(volume, outputs)  # without the DICOM database (a scene the command line wrote): as Measure did
     assert [m.image_number for m in measurements_of(outputs.table)] == ["7", "8", "9", "10"]
+    logic.name_levels(outputs.table, parse_levels("image 8-9=L4-L5"))  # as Name levels takes them
+    assert [m.level for m in measurements_of(outputs.table)] == ["", "L4-L5", "L4-L5", ""]
+    with pytest.raises(ValueError, match="levels name image 11, but the slices are images 7 to 10"):
+        logic.name_levels(outputs.table, parse_levels("image 11=L5-S1"))
 
 
 def test_rulers_sit_on_the_mask_boundary_and_match_the_table(context, volume):
