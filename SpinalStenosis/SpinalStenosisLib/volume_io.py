@@ -186,11 +186,11 @@ def _stacked_frames(path: Path, files: list[str], planes: SlicePlanes):
 
 
 def with_image_numbers(volume: AxialVolume, image_numbers: list[str]) -> AxialVolume:
-    """The volume read from a series' images (image_numbers: each one's, in the order read), each slice numbered as
-    its image (AxialVolume.image_numbers; a colour composite's channels too) where its slices are those images:
-    stacked along the array's third axis, not resliced."""
+    """The volume read from a series' images (image_numbers: each one's, in the order read; "" where unknown), each
+    slice numbered as its image (AxialVolume.image_numbers; a colour composite's channels too) where its slices are
+    those images: stacked along the array's third axis, not resliced; and some number is known."""
     layout = volume.layout
-    if (len(image_numbers) == volume.n_slices and layout.slice_axis == 0
+    if (len(image_numbers) == volume.n_slices and any(image_numbers) and layout.slice_axis == 0
             and layout.geometry.matches(volume.source_geometry)):
         for numbered in (volume, *volume.colour_channels.values()):
             numbered.image_numbers = image_numbers

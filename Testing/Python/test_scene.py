@@ -240,8 +240,10 @@ def test_a_volume_loaded_from_dicom_numbers_each_slice_as_its_image_in_the_table
     assert [m.image_number for m in remeasured] == ["7", "8", "9", "10"]
     volume.SetAttribute("DICOM.instanceUIDs", "1.2.7")  # one instance (a multi-frame file): no slice is one image
     assert axial_volume_of(volume, dicom_value).image_numbers == []
+    volume.SetAttribute("DICOM.instanceUIDs", "1.2.7 1.2.8 1.2.9 1.2.10")
+    logic.dicom_value = lambda uid, tag: ""  # the DICOM database closed since Measure
     logic._write_segments(outputs.segmentation, volume, labels)
-    logic.remeasure(volume, outputs)  # without the DICOM database (a scene the command line wrote): as Measure did
+    logic.remeasure(volume, outputs)  # without the DICOM database (or a scene the command line wrote): as Measure did
     assert [m.image_number for m in measurements_of(outputs.table)] == ["7", "8", "9", "10"]
     logic.name_levels(outputs.table, parse_levels("image 8-9=L4-L5"))  # as Name levels takes them
     assert [m.level for m in measurements_of(outputs.table)] == ["", "L4-L5", "L4-L5", ""]
