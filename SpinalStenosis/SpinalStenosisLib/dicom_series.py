@@ -58,7 +58,9 @@ class SlicePlanes(NamedTuple):
     thickness_mm: float | None  # the first image's Slice Thickness; None without one
     kinds: list[tuple[str, ...]]  # each image's values of SUBSERIES_TAGS
     pixel_grids: list[str]  # each image's matrix and pixel size
-    image_numbers: list[str]  # each image's number as a viewer shows it: Instance Number, or a multi-frame file's frame
+    # each image's number as a viewer shows it: its file's Instance Number; its frame's in one multi-frame file, with
+    # its file's Instance Number in several ("3:2": frame 2 of instance 3)
+    image_numbers: list[str]
     frames: list[tuple[int, int]] | None = None  # each image's (file, frame) of multi-frame files; None: a file each
     pixel_mm: np.ndarray | None = None  # [frame, 2], each frame's (SimpleITK's x, y) spacing; None: one file each
 
@@ -280,7 +282,8 @@ def slice_planes(files: list[str]) -> SlicePlanes | None:
     if files and (first := frame_planes(files[0])) is not None:
         each = [first, *(frame_planes(name) for name in files[1:])]
         if all(frames is not None for frames in each):
-            return _joined(each)
+            return first if len(each) == 1 else _joined(each, [header_value(_header(name), "0020|0013").strip()
+                                                               for name in files])
     planes = [_slice_plane(name) for name in files]
     if any(plane is None for plane in planes):
         return None
@@ -309,15 +312,16 @@ def frame_planes(path: str) -> SlicePlanes | None:
                        np.array([frame.pixel_mm for frame in frames]))
 
 
-def _joined(files: list[SlicePlanes]) -> SlicePlanes:
-    """The frames of several multi-frame files (frame_planes of each) as one series' images, with what the first
-    file's header says."""
+def _joined(files: list[SlicePlanes], instances: list[str]) -> SlicePlanes:
+    """The frames of several multi-frame files (frame_planes of each; their Instance Numbers) as one series' images,
+    with what the first file's header says."""
     return files[0]._replace(
         directions=np.concatenate([planes.directions for planes in files]),
         positions=np.concatenate([planes.positions for planes in files]),
         kinds=[kind for planes in files for kind in planes.kinds],
         pixel_grids=[grid for planes in files for grid in planes.pixel_grids],
-        image_numbers=[number for planes in files for number in planes.image_numbers],
+        image_numbers=[f"{instance}:{number}" for instance, planes in zip(instances, files)
+                       for number in planes.image_numbers],
         frames=[(file, frame) for file, planes in enumerate(files) for _, frame in planes.frames],
         pixel_mm=np.concatenate([planes.pixel_mm for planes in files]))
 

@@ -64,8 +64,8 @@ def levels_of_images(levels: Mapping[int | str | NamedImage, str], image_numbers
     where = {int(number): (stack, s) for stack, numbers in enumerate(image_numbers)
              for s, number in enumerate(numbers) if number.isdigit()}
     if not where:
-        raise ValueError("levels name images, but the slices are not numbered as the images of a DICOM series: name "
-                         "them by slice index (e.g. 3-5=L4-L5)")
+        raise ValueError("levels name images, but the slices are not numbered as the images of a DICOM series (a "
+                         "file a slice, or one multi-frame file): name them by slice index (e.g. 3-5=L4-L5)")
     unknown = sorted(number for number in named if number not in where)
     if unknown:
         raise ValueError(f"levels name image {', '.join(map(str, unknown))}, but the slices are images "

@@ -63,9 +63,11 @@ def decimals(values) -> str:
 
 
 def write_enhanced_mr(path, frames: np.ndarray, planes_lps, pixel_mm: float, echo_times_ms=None, frame_types=None,
-                      explicit: bool = True, undefined_lengths: bool = False, thickness_mm: float = 4.0) -> None:
+                      explicit: bool = True, undefined_lengths: bool = False, thickness_mm: float = 4.0,
+                      instance: int = 1) -> None:
     """One Enhanced MR file of frames [frame, row, column], each frame placed by its (position, orientation) in
-    planes_lps, with an Effective Echo Time and a Frame Type each where given."""
+    planes_lps, with an Effective Echo Time and a Frame Type each where given; instance: its Instance Number (and
+    SOP Instance UID's last part)."""
     writer = Writer(explicit, undefined_lengths)
     syntax = "1.2.840.10008.1.2.1" if explicit else "1.2.840.10008.1.2"
     meta = Writer().dataset([(2, 1, "OB", b"\0\1"), (2, 2, "UI", ENHANCED_MR), (2, 3, "UI", "1.2.3.4.5"),
@@ -85,12 +87,12 @@ def write_enhanced_mr(path, frames: np.ndarray, planes_lps, pixel_mm: float, ech
     rows, columns = frames.shape[1:]
     header = writer.dataset([
         (0x08, 0x08, "CS", "ORIGINAL\\PRIMARY\\M\\NONE"), (0x08, 0x16, "UI", ENHANCED_MR),
-        (0x08, 0x18, "UI", "1.2.3.4.5"),
-        (0x08, 0x60, "CS", "MR"), (0x08, 0x103E, "LO", "t2_tse_tra"), (0x20, 0x0D, "UI", "1.2.3"),
-        (0x20, 0x0E, "UI", "1.2.3.4"), (0x20, 0x11, "IS", "5"), (0x20, 0x13, "IS", "1"), (0x28, 0x02, "US", 1),
-        (0x28, 0x04, "CS", "MONOCHROME2"), (0x28, 0x08, "IS", str(len(frames))), (0x28, 0x10, "US", rows),
-        (0x28, 0x11, "US", columns), (0x28, 0x100, "US", 16), (0x28, 0x101, "US", 16), (0x28, 0x102, "US", 15),
-        (0x28, 0x103, "US", 0), (0x5200, 0x9229, "SQ", [writer.dataset([(0x28, 0x9110, "SQ", [pixel_measures])])]),
+        (0x08, 0x18, "UI", f"1.2.3.4.{instance}"), (0x08, 0x60, "CS", "MR"), (0x08, 0x103E, "LO", "t2_tse_tra"),
+        (0x20, 0x0D, "UI", "1.2.3"), (0x20, 0x0E, "UI", "1.2.3.4"), (0x20, 0x11, "IS", "5"),
+        (0x20, 0x13, "IS", str(instance)), (0x28, 0x02, "US", 1), (0x28, 0x04, "CS", "MONOCHROME2"),
+        (0x28, 0x08, "IS", str(len(frames))), (0x28, 0x10, "US", rows), (0x28, 0x11, "US", columns),
+        (0x28, 0x100, "US", 16), (0x28, 0x101, "US", 16), (0x28, 0x102, "US", 15), (0x28, 0x103, "US", 0),
+        (0x5200, 0x9229, "SQ", [writer.dataset([(0x28, 0x9110, "SQ", [pixel_measures])])]),
         (0x5200, 0x9230, "SQ", per_frame), (0x7FE0, 0x10, "OW", np.asarray(frames, "<u2").tobytes())])
     with open(path, "wb") as file:
         file.write(b"\0" * 128 + b"DICM" + Writer().element(2, 0, "UL", len(meta)) + meta + header)

@@ -223,14 +223,15 @@ def test_an_enhanced_file_s_image_sets_and_gaps_are_told_apart_as_a_series_files
 def test_a_series_in_multi_frame_files_one_a_block_is_read_frame_by_frame_and_counts_its_frames(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=4)
     upper = tilted(geometry, 0.0, (0.0, 0.0, 30.0))  # a parallel block, its first slice 18 mm above the last below
-    write_enhanced_mr(tmp_path / "lower.dcm", image, frame_planes_lps(image, geometry), pixel_mm=0.8)
-    write_enhanced_mr(tmp_path / "upper.dcm", image[:2], frame_planes_lps(image[:2], upper), pixel_mm=0.8)
+    write_enhanced_mr(tmp_path / "lower.dcm", image, frame_planes_lps(image, geometry), pixel_mm=0.8, instance=1)
+    write_enhanced_mr(tmp_path / "upper.dcm", image[:2], frame_planes_lps(image[:2], upper), pixel_mm=0.8, instance=2)
     write_dicom_series(tmp_path, image[:3], geometry, series=2, tags=(("0020|0011", "3"), ("0008|103e", "AX T2"),
                                                                      ("0008|0008", "ORIGINAL\\PRIMARY\\M\\NONE")))
     lower, higher = open_axial_blocks(tmp_path)
     assert lower.source_geometry.matches(geometry) and np.array_equal(lower.source_voxels(), image)
     assert higher.source_geometry.matches(VolumeGeometry((96, 96, 2), upper.ijk_to_ras))
     assert np.array_equal(higher.source_voxels(), image[:2])
+    assert (lower.image_numbers, higher.image_numbers) == (["1:1", "1:2", "1:3", "1:4"], ["2:1", "2:2"])  # frames
     assert lower.warnings[0].startswith('the DICOM folder holds 2 axial series: measured series 5 ("t2_tse_tra", 6 '
                                         'slices), the T2-weighted one with the most slices; not measured: series 3 '
                                         '("AX T2", 3 slices)')
