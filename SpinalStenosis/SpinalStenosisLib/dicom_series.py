@@ -279,11 +279,11 @@ def positive_value(text: str) -> float | None:
 def slice_planes(files: list[str]) -> SlicePlanes | None:
     """The files' slice planes, each header read once; their frames' (frame_planes) when they are all multi-frame
     files; None when a file has none (reading the series says why)."""
-    if files and (first := frame_planes(files[0])) is not None:
-        each = [first, *(frame_planes(name) for name in files[1:])]
+    several = len(files) > 1
+    if files and (first := frame_planes(files[0], several)) is not None:
+        each = [first, *(frame_planes(name, several) for name in files[1:])]
         if all(frames is not None for frames in each):
-            return first if len(each) == 1 else _joined(each, [header_value(_header(name), "0020|0013").strip()
-                                                               for name in files])
+            return _joined(each) if several else first
     planes = [_slice_plane(name) for name in files]
     if any(plane is None for plane in planes):
         return None
@@ -293,10 +293,11 @@ def slice_planes(files: list[str]) -> SlicePlanes | None:
                        [plane.image_number for plane in planes])
 
 
-def frame_planes(path: str) -> SlicePlanes | None:
+def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
     """The planes of an Enhanced (multi-frame) DICOM file's frames, as its functional groups give them (see
     :mod:`dicom_frames`; their Effective Echo Time, Frame Type, Frame Acquisition Number and Temporal Position
-    Index stand for a file's Echo Time, Image Type, Acquisition Number and Temporal Position Identifier); None for
+    Index stand for a file's Echo Time, Image Type, Acquisition Number and Temporal Position Identifier), each
+    numbered as its frame, after its file's Instance Number when the file is one of_several ("3:2"); None for
     another file, or one whose frames' planes cannot be read here (SimpleITK's reading then stands)."""
     frames = read_frames(path)
     reader = _header(path) if frames is not None else None
@@ -305,23 +306,23 @@ def frame_planes(path: str) -> SlicePlanes | None:
     kinds = [(frame.echo_time_ms, "", frame.frame_type, frame.acquisition_number, frame.temporal_position)
              for frame in frames]
     grids = [_pixel_grid(reader.GetSize(), frame.pixel_mm) for frame in frames]
+    instance = f"{header_value(reader, '0020|0013').strip()}:" if of_several else ""
     return SlicePlanes(np.array([frame.direction_lps for frame in frames]),
                        np.array([frame.position_lps for frame in frames]), [], named_region(reader),
-                       frames[0].thickness_mm, kinds, grids, [str(n + 1) for n in range(len(frames))],
+                       frames[0].thickness_mm, kinds, grids, [f"{instance}{n + 1}" for n in range(len(frames))],
                        [(0, n) for n in range(len(frames))],
                        np.array([frame.pixel_mm for frame in frames]))
 
 
-def _joined(files: list[SlicePlanes], instances: list[str]) -> SlicePlanes:
-    """The frames of several multi-frame files (frame_planes of each; their Instance Numbers) as one series' images,
-    with what the first file's header says."""
+def _joined(files: list[SlicePlanes]) -> SlicePlanes:
+    """The frames of several multi-frame files (frame_planes of each) as one series' images, with what the first
+    file's header says."""
     return files[0]._replace(
         directions=np.concatenate([planes.directions for planes in files]),
         positions=np.concatenate([planes.positions for planes in files]),
         kinds=[kind for planes in files for kind in planes.kinds],
         pixel_grids=[grid for planes in files for grid in planes.pixel_grids],
-        image_numbers=[f"{instance}:{number}" for instance, planes in zip(instances, files)
-                       for number in planes.image_numbers],
+        image_numbers=[number for planes in files for number in planes.image_numbers],
         frames=[(file, frame) for file, planes in enumerate(files) for _, frame in planes.frames],
         pixel_mm=np.concatenate([planes.pixel_mm for planes in files]))
 
