@@ -152,31 +152,38 @@ def _itk_reason(error: RuntimeError) -> str:
 
 
 def _read_images(path: Path, files: list[str], planes: SlicePlanes | None, images: list[int] | None = None,
-                 pixel_mm: float | None = None) -> AxialVolume:
+                 pixel_mm: float | None = None, frame_voxels: dict[int, np.ndarray] | None = None) -> AxialVolume:
     """A series' images (its files, or its multi-frame files' frames; those at the indices images, by default all)
-    read as one stack and checked (_checked_volume), each slice numbered as its image (with_image_numbers)."""
+    read as one stack and checked (_checked_volume), each slice numbered as its image (with_image_numbers).
+    frame_voxels: the multi-frame files' voxels as _frame_voxels read them, if read already."""
     if images is None:
         images = list(range(planes.n_images if planes is not None else len(files)))
     if planes is not None and planes.frames is not None:
         along = planes.normals[images[0]]  # the frames in order along it, as SimpleITK stacks a series' files
         images = sorted(images, key=lambda n: float(planes.positions[n] @ along))
-        image = _checked_volume(path, _stacked_frames(path, files, planes.of_files(images)), pixel_mm)
+        frames = planes.of_files(images)
+        voxels = frame_voxels if frame_voxels is not None else _frame_voxels(path, files, frames)
+        image = _checked_volume(path, _stacked_frames(voxels, frames), pixel_mm)
     else:
         image = _read_whole(path, _series_reader([files[n] for n in images]), pixel_mm)
     numbers = [planes.image_numbers[n] for n in images] if planes is not None else []
     return with_image_numbers(_axial_from_image(path, image), numbers)
 
 
-def _stacked_frames(path: Path, files: list[str], planes: SlicePlanes):
-    """The frames (planes.frames, in order along their normal) of the input's multi-frame DICOM files as one stack:
-    as far apart as the first and last over their number, oriented as the first (dicom_series.stack_blocks and
-    one_stack_warnings say where that is wrong)."""
+def _frame_voxels(path: Path, files: list[str], planes: SlicePlanes) -> dict[int, np.ndarray]:
+    """The voxels of the input's multi-frame DICOM files that hold planes' frames, by file index: [frame, row,
+    column] ([..., channel] in colour)."""
+    return {file: _sitk().GetArrayFromImage(_read(path, _series_reader([files[file]])))
+            for file in dict.fromkeys(file for file, _ in planes.frames)}
+
+
+def _stacked_frames(voxels: dict[int, np.ndarray], planes: SlicePlanes):
+    """The frames (planes.frames, in order along their normal) of multi-frame files (their voxels, _frame_voxels)
+    as one stack: as far apart as the first and last over their number, oriented as the first
+    (dicom_series.stack_blocks and one_stack_warnings say where that is wrong)."""
     sitk = _sitk()
-    wanted = dict.fromkeys(file for file, _ in planes.frames)
-    read = {file: _read(path, _series_reader([files[file]])) for file in wanted}
-    voxels = {file: sitk.GetArrayFromImage(image) for file, image in read.items()}
     image = sitk.GetImageFromArray(np.stack([voxels[file][frame] for file, frame in planes.frames]),
-                                   isVector=next(iter(read.values())).GetNumberOfComponentsPerPixel() > 1)
+                                   isVector=voxels[planes.frames[0][0]].ndim == 4)
     offsets_mm = planes.positions @ planes.normals[0]
     gap_mm = (offsets_mm[-1] - offsets_mm[0]) / max(len(offsets_mm) - 1, 1)
     image.SetSpacing((*map(float, planes.pixel_mm[0]), float(gap_mm) if gap_mm > 0 else planes.thickness_mm or 1.0))
@@ -413,9 +420,10 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: s
     if not blocks:
         return [_dicom_series(path, choice, planes)]  # says why the series cannot be measured
     volumes = []
+    frame_voxels = _frame_voxels(path, files, planes) if planes.frames is not None else None  # each file once
     for block in blocks:
         _check_pixel_grids(path, planes, block)
-        volume = _read_images(path, files, planes, block)
+        volume = _read_images(path, files, planes, block, frame_voxels=frame_voxels)
         slices = "the slices of this block of the DICOM series" if len(blocks) > 1 else "the DICOM series' slices"
         volume.warnings += uneven_spacing(slices, planes.normals[block[0]], planes.positions[block])
         volumes.append(volume)
