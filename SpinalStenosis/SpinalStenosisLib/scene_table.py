@@ -226,16 +226,13 @@ def write_levels(table, levels: Mapping[int | str | NamedImage, str]) -> None:
         raise ValueError(f"levels name {', '.join(blocks)}: in 3D Slicer each angled block of a DICOM series is a "
                          "volume of its own; name the slices of the one measured (e.g. 0-2=L4-L5)")
     vtk_table = table.GetTable()
-    by_image = levels_of_images(levels, [[vtk_table.GetColumnByName("image_number").GetValue(row)
-                                          for row in range(vtk_table.GetNumberOfRows())]])
-    if by_image is not None:
-        with writing(table):
-            for row, level in by_image[0].items():
-                vtk_table.GetColumnByName("level").SetValue(row, level)
-            vtk_table.Modified()
-        return
     rows = {int(vtk_table.GetColumnByName("slice_index").GetValue(row)): row
             for row in range(vtk_table.GetNumberOfRows())}
+    images = vtk_table.GetColumnByName("image_number")
+    by_image = levels_of_images(levels, [[images.GetValue(row) for row in rows.values()]])
+    if by_image is not None:  # as levels by the named images' slices
+        slices = list(rows)
+        levels = {slices[n]: level for n, level in by_image[0].items()}
     missing = sorted(s for s in levels if s not in rows)
     if missing:
         raise ValueError(f"levels name slice {', '.join(map(str, missing))}, but the table's slices are "
