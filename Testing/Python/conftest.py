@@ -127,6 +127,7 @@ def write_dicom_series(folder, image: np.ndarray, geometry, series: int, first_i
     import locale
 
     import SimpleITK as sitk
+    from enhanced_dicom import decimals, frame_planes_lps
 
     with_locale = locale.setlocale(locale.LC_ALL)
 
@@ -134,16 +135,13 @@ def write_dicom_series(folder, image: np.ndarray, geometry, series: int, first_i
     geometry.apply_to_sitk(itk)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
-    direction = itk.GetDirection()
-    for k in range(itk.GetDepth()):
+    planes = frame_planes_lps(image[..., 0] if image.ndim == 4 else image, geometry)
+    for k, (position, orientation) in enumerate(planes):
         slice_image = itk[:, :, k]
-        origin = itk.TransformIndexToPhysicalPoint((0, 0, k))
         instance = first_instance + k
         for tag, value in (("0008|0060", "MR"), ("0020|000d", "1.2.826.0.1.3680043.2.1125.1"),
                            ("0020|000e", f"1.2.826.0.1.3680043.2.1125.2.{series}"), ("0020|0013", str(instance + 1)),
-                           ("0020|0032", "\\".join(f"{v:.6f}" for v in origin)),
-                           ("0020|0037", "\\".join(f"{v:.6f}" for v in (direction[0], direction[3], direction[6],
-                                                                         direction[1], direction[4], direction[7]))),
+                           ("0020|0032", decimals(position)), ("0020|0037", decimals(orientation)),
                            ("0028|0030", f"{itk.GetSpacing()[1]:.6f}\\{itk.GetSpacing()[0]:.6f}"),
                            ("0018|0050", "4.0"), ("0008|0018", f"1.2.826.0.1.3680043.2.1125.3.{series}.{instance}"),
                            *tags):
