@@ -10,7 +10,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from .dicom_frames import read_frames
-from .geometry import is_axial_normal, pixel_size_text
+from .geometry import PlaneGrid, is_axial_normal, pixel_size_text
 from .grading import REGION_TAGS, region_named
 
 SAME_ORIENTATION_DEG = 1.0  # DICOM slices whose normals differ more than this belong to differently angled blocks
@@ -18,6 +18,9 @@ EVEN_SPACING_TOLERANCE = 0.1  # a gap differing from the median by more than thi
 # a gap that parts a series into blocks is also this much wider than the others: thin slices' positions rounded to
 # 0.1 mm (as some exports write them) make their gaps differ by up to 0.1 mm, over a fifth of a 0.45 mm gap
 PARTING_GAP_MIN_MM = 0.5
+# slices whose places in their plane differ by more lie in different fields of view (the field of view moved part way
+# through the series): above what positions rounded to 0.1 mm make of one field of view, at most 0.17 mm
+IN_PLANE_MOVE_MM = 0.25
 _CONSEQUENCE = ("it is read as one stack of parallel, evenly spaced slices: the in-plane measurements hold, but "
                 "z_mm and the places of the rulers and masks along the spine do not; load the series in 3D "
                 "Slicer for exact positions")
@@ -433,34 +436,84 @@ def orientation_blocks(normals: np.ndarray) -> list[list[int]]:
 
 def stack_blocks(planes: SlicePlanes) -> tuple[list[list[int]], list[str]]:
     """The axial blocks of a series (file indices, each block sorted along its normal, the blocks in order of their
-    first file): slices at one angle, evenly spaced. Slices at another angle make blocks of their own (angled
-    blocks, one per disc); so do runs of parallel slices parted by a wider gap (parallel blocks, or a slice missing),
-    which the returned warning names; non-axial slices (a localizer) are left out."""
+    first file): slices at one angle, in one field of view, evenly spaced. Slices at another angle make blocks of
+    their own (angled blocks, one per disc); so do parallel slices whose field of view moved in their plane
+    (fields_of_view), and runs of parallel slices parted by a wider gap (parallel blocks, or a slice missing),
+    which the returned warnings name; non-axial slices (a localizer) are left out."""
     angles = [block for block in orientation_blocks(planes.normals) if is_axial_normal(planes.normals[block[0]])]
     slices = "the DICOM series' slices" + (" at one of its angles" if len(angles) > 1 else "")
     blocks, warnings = [], []
     for oriented in angles:
-        normal = planes.normals[oriented[0]]
-        oriented = sorted(oriented, key=lambda n: float(planes.positions[n] @ normal))
-        offsets_mm = planes.positions[oriented] @ normal
-        runs = evenly_spaced_runs(offsets_mm)
-        blocks += [[oriented[n] for n in run] for run in runs]
-        if len(runs) > 1:
+        fields = fields_of_view(planes, oriented)
+        if len(fields) > 1:
+            warnings.append(f"{slices} lie in {len(fields)} fields of view ({_fields_differ(planes, fields)}): each "
+                            "is measured as a block of its own, so that every slice lies where it was imaged")
+        for field in fields:
+            offsets_mm = planes.positions[field] @ planes.normals[field[0]]
+            runs = evenly_spaced_runs(offsets_mm)
+            blocks += [[field[n] for n in run] for run in runs]
             parts = [offsets_mm[later[0]] - offsets_mm[earlier[-1]] for earlier, later in zip(runs, runs[1:])]
-            widths_mm = "-".join(dict.fromkeys(f"{part:.1f}" for part in (min(parts), max(parts))))
-            warnings.append(f"{slices} lie in {len(runs)} runs of evenly spaced slices parted by wider gaps "
-                            f"({widths_mm} mm; parallel blocks, or a slice missing): each run is measured as a block "
-                            "of its own, so that z_mm and the places of the rulers and masks along the spine are exact")
+            if parts:
+                widths_mm = "-".join(dict.fromkeys(f"{part:.1f}" for part in (min(parts), max(parts))))
+                where = " in one field of view" if len(fields) > 1 else ""
+                warnings.append(f"{slices}{where} lie in {len(runs)} runs of evenly spaced slices parted by wider "
+                                f"gaps ({widths_mm} mm; parallel blocks, or a slice missing): each run is measured as "
+                                "a block of its own, so that z_mm and the places of the rulers and masks along the "
+                                "spine are exact")
     return sorted(blocks, key=min), warnings
 
 
-def blocks_described(normals: Sequence[np.ndarray]) -> str:
-    """Why a series is in these blocks (their slices' normals, one each): "slices at 3 angles", "parted by gaps",
-    or "slices at 2 angles, some parted by gaps"."""
-    angles = len(orientation_blocks(np.asarray(normals, float)))
-    if angles == 1:
-        return "parted by gaps"
-    return f"slices at {angles} angles" + (", some parted by gaps" if angles < len(normals) else "")
+def fields_of_view(planes: SlicePlanes, images: list[int]) -> list[list[int]]:
+    """These parallel images (indices) in order along their normal, as runs in one field of view: each on its run's
+    first's pixel grid and within IN_PLANE_MOVE_MM of it in their plane. SimpleITK stacks a series' slices as if
+    each lay behind the first, on its grid: a field of view moved part way would be misplaced, and the slices spaced
+    by the move too."""
+    normal = planes.normals[images[0]]
+    runs: list[list[int]] = []
+    for n in sorted(images, key=lambda n: float(planes.positions[n] @ normal)):
+        if runs and planes.pixel_grids[n] == planes.pixel_grids[runs[-1][0]] \
+                and _in_plane_move_mm(planes, [runs[-1][0], n]) <= IN_PLANE_MOVE_MM:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return runs
+
+
+def _in_plane_move_mm(planes: SlicePlanes, images: list[int]) -> float:
+    """How far apart in their plane these parallel images (indices) lie, at most."""
+    in_plane_mm = planes.positions[images] @ planes.directions[images[0]][:, :2]
+    return float(max(np.linalg.norm(a - b) for a in in_plane_mm for b in in_plane_mm))
+
+
+def _fields_differ(planes: SlicePlanes, fields: list[list[int]]) -> str:
+    """How these fields of view (fields_of_view) differ: "moved by up to 15.0 mm in the slice plane" (those on one
+    pixel grid), their pixel grids ("320 × 320 pixels of 0.69 × 0.69 mm and 256 × 256 pixels of 0.86 × 0.86 mm"), or
+    both."""
+    on_grid: dict[str, list[int]] = {}
+    for field in fields:
+        on_grid.setdefault(planes.pixel_grids[field[0]], []).append(field[0])
+    move_mm = max(_in_plane_move_mm(planes, firsts) for firsts in on_grid.values())
+    return "; ".join(([f"moved by up to {move_mm:.1f} mm in the slice plane"] if move_mm > IN_PLANE_MOVE_MM else [])
+                     + ([" and ".join(on_grid)] if len(on_grid) > 1 else []))
+
+
+def blocks_described(grids: Sequence[PlaneGrid]) -> str:
+    """Why a series is in these blocks (each one's first slice's grid): "slices at 3 angles", "parted by gaps", "in
+    different fields of view" (moved in the slice plane, or another pixel grid), or e.g. "slices at 2 angles, some
+    parted by gaps"."""
+    normals = np.array([grid.normal_ras for grid in grids])
+    angles = orientation_blocks(normals)
+    parted = set()
+    for parallel in angles:
+        normal = normals[parallel[0]]
+        ordered = sorted(parallel, key=lambda n: float(grids[n].origin_ras @ normal))
+        for earlier, later in ((grids[a], grids[b]) for a, b in zip(ordered, ordered[1:])):
+            move = later.origin_ras - earlier.origin_ras
+            same_field = (earlier.shape == later.shape and np.allclose(earlier.pixel_size_mm, later.pixel_size_mm)
+                          and np.linalg.norm(move - (move @ normal) * normal) <= IN_PLANE_MOVE_MM)
+            parted.add("parted by gaps" if same_field else "in different fields of view")
+    why = " or ".join(sorted(parted, reverse=True))
+    return why if len(angles) == 1 else f"slices at {len(angles)} angles" + (f", some {why}" if why else "")
 
 
 def evenly_spaced_runs(offsets_mm: np.ndarray) -> list[list[int]]:
@@ -495,8 +548,9 @@ def is_dicom(reader) -> bool:
 
 def one_stack_warnings(planes: SlicePlanes | None) -> list[str]:
     """What SimpleITK's one-stack reading of a DICOM series with these slice planes gets wrong: slices in
-    differently angled blocks (see volume_io.open_axial_blocks) or unevenly spaced (it reads them as one stack of
-    parallel, evenly spaced slices; the in-plane measurements hold, the slice positions do not), or what the first
+    differently angled blocks (see volume_io.open_axial_blocks), in fields of view moved part way (fields_of_view) or
+    unevenly spaced (it reads them as one stack of parallel, evenly spaced slices, each behind the first; the
+    in-plane measurements hold, the slice positions do not), or what the first
     file's header leaves to guess (header_gaps). None (an unreadable header): nothing, as reading the series says
     why."""
     if planes is None:
@@ -504,5 +558,10 @@ def one_stack_warnings(planes: SlicePlanes | None) -> list[str]:
     blocks = orientation_blocks(planes.normals)
     if len(blocks) > 1:
         return [f"the DICOM series has slices at {len(blocks)} different angles (angled blocks); {_CONSEQUENCE}"]
-    return (uneven_spacing("the DICOM series' slices", planes.normals[0], planes.positions)
+    fields = fields_of_view(planes, list(range(planes.n_images)))
+    moved = [] if len(fields) == 1 else [
+        f"the DICOM series' field of view moves part way through it ({_fields_differ(planes, fields)}); it is read "
+        "as one stack of slices each behind the first: the in-plane measurements hold, but z_mm and the places of the "
+        "rulers and masks do not; load the series in 3D Slicer for exact positions"]
+    return (moved + uneven_spacing("the DICOM series' slices", planes.normals[0], planes.positions)
             + planes.first_gaps)

@@ -422,7 +422,6 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: s
     volumes = []
     frame_voxels = _frame_voxels(path, files, planes) if planes.frames is not None else None  # each file once
     for block in blocks:
-        _check_pixel_grids(path, planes, block)
         volume = _read_images(path, files, planes, block, frame_voxels=frame_voxels)
         slices = "the slices of this block of the DICOM series" if len(blocks) > 1 else "the DICOM series' slices"
         volume.warnings += uneven_spacing(slices, planes.normals[block[0]], planes.positions[block])

@@ -259,7 +259,7 @@ def test_a_file_is_read_frame_by_frame_only_where_per_frame_groups_place_each_fr
         assert dicom_frames.read_frames(tmp_path / name) is None
 
 
-def test_a_series_whose_pixel_grid_changes_is_refused_clearly_unless_each_block_keeps_one(tmp_path):
+def test_a_series_whose_pixel_grid_changes_is_read_as_a_block_per_grid_and_refused_clearly_as_one_stack(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=3)
     coarser, _, coarser_geometry = phantom_arrays(n_slices=2, size=64, pixel_mm=1.2)
     write_dicom_series(tmp_path, image, geometry, series=1)
@@ -269,13 +269,41 @@ def test_a_series_whose_pixel_grid_changes_is_refused_clearly_unless_each_block_
     reason = "its slices are not all alike (96 × 96 pixels of 0.80 × 0.80 mm and 64 × 64 pixels of 1.20 × 1.20 mm)"
     with pytest.raises(InputError, match=re.escape(f"the DICOM series cannot be read as a stack: {reason}; save")):
         open_axial(tmp_path)  # as one stack
-    write_dicom_series(tmp_path, coarser, tilted(coarser_geometry, 0.0, (0.0, 0.0, 12.0)), series=1, first_instance=5)
-    with pytest.raises(InputError, match=re.escape(reason)):  # the first block's field of view changed part way
-        open_axial_blocks(tmp_path)
-    write_dicom_series(tmp_path, coarser, tilted(coarser_geometry, 0.0, (0.0, 0.0, 60.0)), series=1,
-                       first_instance=5)  # in place of those
-    assert [block.source_geometry.size_ijk for block in open_axial_blocks(tmp_path)] == [
-        (96, 96, 3), (64, 64, 2), (64, 64, 2)]  # a gap parts the first angle's slices: a grid each again
+    resized = tilted(coarser_geometry, 0.0, (0.0, 0.0, 12.0))  # the first angle's field of view changed part way
+    write_dicom_series(tmp_path, coarser, resized, series=1, first_instance=5)
+    blocks = open_axial_blocks(tmp_path)
+    assert len(blocks) == 3 and [block.source_geometry.matches(resized) for block in blocks].count(True) == 1
+    assert blocks[0].source_geometry.matches(geometry) and blocks[0].warnings[0] == (
+        "the DICOM series' slices at one of its angles lie in 2 fields of view (96 × 96 pixels of 0.80 × 0.80 mm and "
+        "64 × 64 pixels of 1.20 × 1.20 mm): each is measured as a block of its own, so that every slice lies where it "
+        "was imaged")  # its corner moved with its grid, which is not said
+
+
+@pytest.mark.parametrize("enhanced", [False, True])
+def test_a_series_whose_field_of_view_moved_part_way_is_read_as_a_block_per_field_each_where_imaged(
+        tmp_path, enhanced):
+    image, _, geometry = phantom_arrays(n_slices=5)
+    fields = [geometry, tilted(geometry, 0.0, (15.0, -6.0, 0.0)), tilted(geometry, 0.0, (15.2, -6.0, 0.0))]
+    parts = [(0, [0, 1]), (1, [2]), (2, [3, 4])]  # the third within 0.25 mm of the second: one field of view
+    if enhanced:
+        planes = [frame_planes_lps(image, fields[field])[k] for field, slices in parts for k in slices]
+        write_enhanced_mr(tmp_path / "enhanced.dcm", image, planes, pixel_mm=0.8)
+    else:
+        for field, slices in parts:
+            write_dicom_series(tmp_path, image[slices], tilted(fields[field], 0.0, (0.0, 0.0, 4.0 * slices[0])),
+                               series=1, first_instance=slices[0])
+    first, second = open_axial_blocks(tmp_path)
+    assert np.allclose(first.source_geometry.ijk_to_ras, geometry.ijk_to_ras, atol=1e-3)
+    assert np.array_equal(first.source_voxels(), image[:2]) and np.array_equal(second.source_voxels(), image[2:])
+    assert np.allclose(slice_centres_ras(second.layout), slice_centres_ras(stack_layout(fields[1]))[2:], atol=0.25)
+    assert second.source_geometry.ijk_to_ras[2, 2] == pytest.approx(4.0, abs=0.01)  # not stretched by the move
+    for block in (first, second):
+        assert block.warnings == ["the DICOM series' slices lie in 2 fields of view (moved by up to 16.2 mm in the "
+                                  "slice plane): each is measured as a block of its own, so that every slice lies "
+                                  "where it was imaged"]
+    [warning] = open_axial(tmp_path).warnings  # as one stack
+    assert warning.startswith("the DICOM series' field of view moves part way through it (moved by up to 16.2 mm "
+                              "in the slice plane); it is read as one stack of slices each behind the first")
 
 
 def test_a_single_angle_series_is_one_stack_and_a_localizer_in_it_is_left_out(tmp_path):
@@ -328,11 +356,23 @@ def test_a_block_is_parted_into_evenly_spaced_runs_at_its_wider_gaps(offsets_mm,
     assert dicom_series.evenly_spaced_runs(np.array(offsets_mm, float)) == runs
 
 
-def test_a_series_blocks_are_said_to_lie_at_several_angles_or_to_be_parted_by_gaps():
-    axial, turned = [0.0, 0.0, 1.0], [0.0, np.sin(np.radians(12.0)), np.cos(np.radians(12.0))]
-    assert dicom_series.blocks_described([axial, axial]) == "parted by gaps"
-    assert dicom_series.blocks_described([axial, turned, [0.0, 0.0, -1.0]]) == "slices at 2 angles, some parted by gaps"
-    assert dicom_series.blocks_described([axial, turned]) == "slices at 2 angles"
+def test_a_series_blocks_are_said_to_lie_at_several_angles_to_be_parted_by_gaps_or_in_other_fields_of_view():
+    def first_slice(degrees=0.0, origin_ras=(0.0, 0.0, 0.0), shape=(96, 96), pixel_mm=0.8):
+        turn = np.radians(degrees)  # about the left-right axis
+        return PlaneGrid(np.array(origin_ras, float), np.array([0.0, -np.cos(turn), -np.sin(turn)]) * pixel_mm,
+                         np.array([-pixel_mm, 0.0, 0.0]), shape)
+
+    below, above, moved = first_slice(), first_slice(origin_ras=(0.0, 0.0, 30.0)), first_slice(origin_ras=(0.3, 0, 30))
+    described = dicom_series.blocks_described
+    assert described([below, above]) == "parted by gaps"
+    assert described([below, moved]) == described([below, first_slice(shape=(64, 64))]) == (
+        "in different fields of view")
+    assert described([below, first_slice(origin_ras=(0.0, 0.0, 30.0), pixel_mm=0.7)]) == "in different fields of view"
+    assert described([first_slice(origin_ras=(0.3, 0.0, 60.0)), below, above]) == (
+        "parted by gaps or in different fields of view")
+    assert described([below, first_slice(12.0), first_slice(180.0, (0.0, 0.1, 60.0))]) == (
+        "slices at 2 angles, some parted by gaps")
+    assert described([below, first_slice(12.0)]) == "slices at 2 angles"
 
 
 @pytest.mark.parametrize("told_apart_by", ["echo time", "image type", "slices missing", "acquisition"])
