@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .geometry import PlaneGrid
+from .geometry import PlaneGrid, ceil_pixels, floor_pixels
 
 ROI_SIZE = 128
 CROP_SIZE = 128
@@ -29,8 +29,8 @@ def roi_box(targets: np.ndarray, grid: PlaneGrid) -> tuple[int, int, int, int] |
     rows, columns = np.nonzero((targets >= 0.5).any(axis=0))
     row_mm, column_mm = grid.pixel_size_mm
     lateral = ROI_PADDING_MM if (targets[0] >= 0.5).any() and (targets[2] >= 0.5).any() else ROI_LATERAL_PADDING_MM
-    return (int(np.floor(rows.min() - ROI_PADDING_MM / row_mm)), int(np.ceil(rows.max() + ROI_PADDING_MM / row_mm)) + 1,
-            int(np.floor(columns.min() - lateral / column_mm)), int(np.ceil(columns.max() + lateral / column_mm)) + 1)
+    return (floor_pixels(rows.min() - ROI_PADDING_MM / row_mm), ceil_pixels(rows.max() + ROI_PADDING_MM / row_mm) + 1,
+            floor_pixels(columns.min() - lateral / column_mm), ceil_pixels(columns.max() + lateral / column_mm) + 1)
 
 
 def roi_box_mask(targets: np.ndarray, grid: PlaneGrid) -> np.ndarray:
@@ -44,8 +44,9 @@ def roi_box_mask(targets: np.ndarray, grid: PlaneGrid) -> np.ndarray:
 
 
 def field_of_view_side_mm(native: PlaneGrid) -> float:
-    """The longer side of the slice's field of view."""
-    return max(native.shape[0] * native.pixel_size_mm[0], native.shape[1] * native.pixel_size_mm[1])
+    """The longer side of the slice's field of view, to 1e-6 mm: 128 pixels of 0.75 mm are 96 mm (MAX_CROP_MM), not
+    96.00000000000001, whether the grid was read from DICOM text or not."""
+    return round(max(native.shape[0] * native.pixel_size_mm[0], native.shape[1] * native.pixel_size_mm[1]), 6)
 
 
 def whole_slice_grid(native: PlaneGrid, size: int = ROI_SIZE) -> PlaneGrid:
@@ -109,7 +110,8 @@ def resample(image: np.ndarray, source: PlaneGrid, target: PlaneGrid, order: int
     origin = np.array(source.to_index(target.to_ras(0.0, 0.0)))
     steps = np.stack([np.array(source.to_index(target.to_ras(1.0, 0.0))) - origin,
                       np.array(source.to_index(target.to_ras(0.0, 1.0))) - origin], axis=1)
-    shrink = np.array(target.pixel_size_mm) / np.array(source.pixel_size_mm)
+    # rounded: a grid read back from DICOM text makes 0.75 mm over 0.5 mm 1.5000000000000002, which would blur
+    shrink = np.round(np.array(target.pixel_size_mm) / np.array(source.pixel_size_mm), 6)
     channels = np.asarray(image, np.float32).reshape(-1, *source.shape)
     out = np.empty((len(channels), *target.shape), np.float32)
     for n, channel in enumerate(channels):

@@ -20,6 +20,9 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 AXIS_NAMES = ("sagittal", "coronal", "axial")  # by the RAS axis a slice normal is closest to
 ISOTROPIC_RATIO = 1.5  # spacings within this ratio count as a 3-D isotropic acquisition
 RESLICE_ANGLE_DEG = 30.0  # a 3-D volume tilted more than this from axial is resliced
+# a pixel count computed from mm within this of a whole number is that number: 12 mm over 0.75 mm pixels is 16 pixels,
+# whether a grid's pixel size reads 0.75 or 0.7499999999999999 (its geometry written as DICOM text and read back)
+WHOLE_PIXEL_TOLERANCE = 1e-6
 
 
 class GeometryError(ValueError):
@@ -299,6 +302,17 @@ def reordered(array: np.ndarray, geometry: VolumeGeometry, order: tuple[int, ...
     return np.ascontiguousarray(new), VolumeGeometry(tuple(int(n) for n in new.shape[::-1]), ijk_to_ras)
 
 
+def floor_pixels(count: float) -> int:
+    """The whole pixels at or below a pixel count (an index or a length in pixels), float rounding aside
+    (WHOLE_PIXEL_TOLERANCE)."""
+    return int(np.floor(count + WHOLE_PIXEL_TOLERANCE))
+
+
+def ceil_pixels(count: float) -> int:
+    """The whole pixels at or above a pixel count, float rounding aside (WHOLE_PIXEL_TOLERANCE)."""
+    return int(np.ceil(count - WHOLE_PIXEL_TOLERANCE))
+
+
 def pixel_size_text(pixel_mm: Sequence[float]) -> str:
     """A slice's pixel size (its two sides, mm) as the warnings tell it: "0.70 × 0.70"."""
     return " × ".join(f"{size:.2f}" for size in pixel_mm)
@@ -329,7 +343,7 @@ def resliced_geometry(source: VolumeGeometry) -> VolumeGeometry:
     matrix = np.eye(4)
     matrix[:3, :3] = LPS_TO_RAS * spacing
     matrix[:3, 3] = LPS_TO_RAS @ low_lps
-    return VolumeGeometry(tuple(int(np.ceil((h - lo) / spacing)) + 1 for lo, h in zip(low_lps, high_lps)), matrix)
+    return VolumeGeometry(tuple(ceil_pixels((h - lo) / spacing) + 1 for lo, h in zip(low_lps, high_lps)), matrix)
 
 
 def stack_layout(source: VolumeGeometry) -> AxialLayout:

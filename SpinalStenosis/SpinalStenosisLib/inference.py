@@ -9,7 +9,7 @@ from scipy import ndimage
 from .centreline import CanalSighting
 from .crop import (MAX_CROP_MM, MIN_CROP_MM, crop_from_box, crop_grid, crops_from_roi, field_of_view_side_mm,
                    half_slice_grids, normalise, resample, roi_box, whole_slice_grid)
-from .geometry import PlaneGrid
+from .geometry import PlaneGrid, ceil_pixels, floor_pixels
 from .pipeline import SliceSegmentation
 from .symmetry import canal_off_axis_mm
 from .visibility import canal_edge_to_noise
@@ -315,8 +315,8 @@ def native_labels(masks: dict[str, np.ndarray], crop: PlaneGrid, native: PlaneGr
 def _box(crop: PlaneGrid, native: PlaneGrid) -> tuple[int, int, int, int]:
     """The crop's extent on the native grid: row0, column0, row1, column1 (pixel indices, inclusive-exclusive)."""
     row_min, row_max, column_min, column_max = crop.extent_on(native)
-    return (int(np.floor(row_min + 0.5)), int(np.floor(column_min + 0.5)),
-            int(np.ceil(row_max + 0.5)), int(np.ceil(column_max + 0.5)))
+    return (floor_pixels(row_min + 0.5), floor_pixels(column_min + 0.5),
+            ceil_pixels(row_max + 0.5), ceil_pixels(column_max + 0.5))
 
 
 def network_dtype(precision: str = "auto", device: str = "cpu"):

@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from .geometry import FieldOfView, PlaneGrid
+from .geometry import FieldOfView, PlaneGrid, ceil_pixels
 
 SMOOTHING_MM = 1.0  # the scale of a sac's edge: finer than the sac, coarser than one pixel's noise
 WINDOW_MM = 10.0  # the image around the canal where the noise is estimated
@@ -118,7 +118,7 @@ def canal_edge_to_noise(image: np.ndarray, canal: np.ndarray, grid: PlaneGrid) -
         return math.nan
     pixel_mm = float(np.mean(grid.pixel_size_mm))
     smoothing_px = max(SMOOTHING_MM / pixel_mm, 1.0)
-    margin = int(math.ceil(WINDOW_MM / pixel_mm))
+    margin = ceil_pixels(WINDOW_MM / pixel_mm)
     box = _grown_box(canal, (margin, margin))
     window, inside = np.asarray(image[box], float), canal[box]
     outline = inside & ~ndimage.binary_erosion(inside)

@@ -12,8 +12,8 @@ from conftest import phantom_arrays, tilted, write_dicom_series
 from enhanced_dicom import frame_planes_lps, write_enhanced_mr
 
 from SpinalStenosisLib import dicom_frames, dicom_series
-from SpinalStenosisLib.geometry import (AxialLayout, FieldOfView, GeometryError, PlaneGrid, VolumeGeometry, reordered,
-                                        stack_layout)
+from SpinalStenosisLib.geometry import (AxialLayout, FieldOfView, GeometryError, PlaneGrid, VolumeGeometry, ceil_pixels,
+                                        floor_pixels, reordered, stack_layout)
 from SpinalStenosisLib.pipeline import measure_with_labels
 from SpinalStenosisLib.volume_io import (NON_FINITE_WARNING, InputError, axial_from_array, input_name, open_axial,
                                          open_axial_blocks, read_labels, structure_segments, with_image_numbers,
@@ -338,6 +338,12 @@ def test_a_series_with_a_missing_slice_is_read_with_a_warning_or_as_two_blocks_e
         assert np.array_equal(block.source_voxels(), image[slices])
         assert block.image_numbers == [str(k + 1) for k in slices]  # each slice's Instance Number
     assert open_axial(tmp_path).image_numbers == ["1", "2", "4", "5"]
+
+
+def test_whole_pixels_are_counted_as_whole_whatever_float_rounding_left_in_them():
+    assert 12.0 / 0.7499999999999999 > 16.0
+    assert floor_pixels(40 - 12.0 / 0.7499999999999999) == 24 and ceil_pixels(12.0 / 0.7499999999999999) == 16
+    assert (floor_pixels(2.5), ceil_pixels(2.5), floor_pixels(-0.3), ceil_pixels(-0.3)) == (2, 3, -1, 0)
 
 
 @pytest.mark.parametrize("offsets_mm, runs", [

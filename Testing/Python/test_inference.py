@@ -9,8 +9,8 @@ import torch
 from conftest import canal_arrays, trained_like
 
 from SpinalStenosisLib import cli
-from SpinalStenosisLib.crop import (crop_from_box, crop_grid, crop_side_mm, crops_from_roi, half_slice_grids, resample,
-                                    roi_box, whole_slice_grid)
+from SpinalStenosisLib.crop import (MAX_CROP_MM, crop_from_box, crop_grid, crop_side_mm, crops_from_roi,
+                                    field_of_view_side_mm, half_slice_grids, resample, roi_box, whole_slice_grid)
 from SpinalStenosisLib.geometry import PlaneGrid, reordered
 from SpinalStenosisLib.inference import checked_device, load_segmenter, network_dtype
 from SpinalStenosisLib.models import (INPUT_SIZE, ModelError, load_network, load_trained_network, models_folder,
@@ -217,6 +217,26 @@ def test_roi_box_gives_a_crop_centred_on_it():
     box_centre = view.to_ras(59.5, 64.5)
     assert np.allclose(crop.to_ras(63.5, 63.5), box_centre, atol=1e-6)
     assert crops_from_roi(grid, view, np.zeros(view.shape)) == []
+
+
+def test_the_region_of_interest_is_the_same_on_a_grid_whose_pixel_size_float_rounding_has_touched():
+    targets = np.zeros((3, 128, 128))
+    targets[1, 50:70, 40:60] = 1.0  # a canal, no foramina: 12 mm of lateral padding, 16 pixels of 0.75 mm
+    exact = native(pixel=(0.75, 0.75), shape=(128, 128), angle_deg=0.0)
+    read_back = native(pixel=(0.75, 0.7499999999999999), shape=(128, 128), angle_deg=0.0)  # as from DICOM text
+    assert 12.0 / read_back.pixel_size_mm[1] > 16.0  # float rounding: np.floor(40 - 16.000000000000004) is 23
+    assert roi_box(targets, exact) == roi_box(targets, read_back) == (44, 76, 24, 76)
+
+
+def test_a_crop_is_resampled_alike_on_a_grid_whose_pixel_size_float_rounding_has_touched():
+    grid = native(pixel=(0.5, 0.5), shape=(96, 96), angle_deg=0.0)
+    image = np.random.default_rng(0).random(grid.shape).astype(np.float32)
+    exact, read_back = (native(pixel=(0.75, pixel_mm), shape=(40, 40), angle_deg=0.0)
+                        for pixel_mm in (0.75, 0.7500000000000001))
+    assert read_back.pixel_size_mm[1] / grid.pixel_size_mm[1] > 1.5  # float rounding: over where resample blurs
+    assert np.abs(resample(image, grid, exact) - resample(image, grid, read_back)).max() < 1e-5
+    widest = native(pixel=(0.75, 0.7500000000000001), shape=(128, 128), angle_deg=0.0)
+    assert 128 * widest.pixel_size_mm[1] > MAX_CROP_MM and field_of_view_side_mm(widest) == MAX_CROP_MM
 
 
 def test_the_region_of_interest_reaches_beyond_a_crop_that_cuts_the_canal():
