@@ -29,10 +29,11 @@ EFFECTIVE_ECHO_TIME = ((0x0018, 0x9114), (0x0018, 0x9082))  # MR Echo Sequence >
 FRAME_TYPE = ((0x0018, 0x9226), (0x0008, 0x9007))  # MR Image Frame Type Sequence > Frame Type
 FRAME_ACQUISITION_NUMBER = ((0x0020, 0x9111), (0x0020, 0x9156))  # Frame Content Sequence > (US)
 TEMPORAL_POSITION_INDEX = ((0x0020, 0x9111), (0x0020, 0x9128))  # Frame Content Sequence > (UL)
+STACK_ID = ((0x0020, 0x9111), (0x0020, 0x9056))  # Frame Content Sequence > Stack ID (SH)
 # the sequences read, known as such where the transfer syntax does not say (implicit VR)
 SEQUENCES = {SHARED_GROUPS, PER_FRAME_GROUPS, *(group for group, _ in (
     PLANE_POSITION, PLANE_ORIENTATION, SLICE_THICKNESS, PIXEL_SPACING, EFFECTIVE_ECHO_TIME, FRAME_TYPE,
-    FRAME_ACQUISITION_NUMBER, TEMPORAL_POSITION_INDEX))}
+    FRAME_ACQUISITION_NUMBER, TEMPORAL_POSITION_INDEX, STACK_ID))}
 
 
 class Frame(NamedTuple):
@@ -44,6 +45,7 @@ class Frame(NamedTuple):
     frame_type: str  # e.g. "ORIGINAL\\PRIMARY\\WATER\\NONE"; "" without one
     acquisition_number: str
     temporal_position: str
+    stack_id: str  # the stack (a group of frames placed together, as one block of slices) it belongs to; "" without
 
 
 def read_frames(path: Path | str) -> list[Frame] | None:
@@ -94,7 +96,7 @@ def _frame(groups: dict, shared: dict) -> Frame | None:
                  float(thickness[0]) if len(thickness) and thickness[0] > 0 else None,
                  f"{struct.unpack('<d', echo_time[:8])[0]:g}" if len(echo_time) >= 8 else "",
                  _text(value(FRAME_TYPE)), _unsigned(value(FRAME_ACQUISITION_NUMBER)),
-                 _unsigned(value(TEMPORAL_POSITION_INDEX)))
+                 _unsigned(value(TEMPORAL_POSITION_INDEX)), _text(value(STACK_ID)))
 
 
 def _dataset(data, at: int, end: int, explicit: bool, stop_group: int = 0x10000) -> tuple[dict, int]:

@@ -29,9 +29,12 @@ _CONSEQUENCE = ("it is read as one stack of parallel, evenly spaced slices: the 
 # what tells apart the images a series holds at one slice position (echoes of a dual-echo sequence, a Dixon
 # sequence's water, fat and in- and opposed-phase images, a repeated acquisition), in the order they are tried
 SUBSERIES_TAGS = {"0018|0081": "Echo Time", "0018|0086": "Echo Number", "0008|0008": "Image Type",
-                  "0020|0012": "Acquisition Number", "0020|0100": "Temporal Position Identifier"}
+                  "0020|0012": "Acquisition Number", "0020|0100": "Temporal Position Identifier",
+                  "0020|9056": "Stack ID"}
 ECHO_TIME, IMAGE_TYPE = list(SUBSERIES_TAGS).index("0018|0081"), list(SUBSERIES_TAGS).index("0008|0008")
 SAME_POSITION_MM = 0.01  # slices whose positions differ by less lie at one position
+# sets of images told apart by a tag that share fewer of their positions are stacks that overlap, not image sets
+IMAGE_SET_SHARED_POSITIONS = 0.5
 # why an image is measured before another of the same series or study (_image_type_rank)
 MEASURABLE_IMAGE_TYPE = ("Image Type names a water, in-phase or magnitude image (not fat, opposed phase or phase, "
                          "whose CSF is not bright)")
@@ -66,6 +69,7 @@ class SlicePlanes(NamedTuple):
     image_numbers: list[str]
     frames: list[tuple[int, int]] | None = None  # each image's (file, frame) of multi-frame files; None: a file each
     pixel_mm: np.ndarray | None = None  # [frame, 2], each frame's (SimpleITK's x, y) spacing; None: one file each
+    stacks: list[str] | None = None  # each image's stack, where stacks overlap (one_image_per_position); None: one
 
     @property
     def normals(self) -> np.ndarray:
@@ -82,7 +86,8 @@ class SlicePlanes(NamedTuple):
                              pixel_grids=[self.pixel_grids[n] for n in indices],
                              image_numbers=[self.image_numbers[n] for n in indices],
                              frames=None if self.frames is None else [self.frames[n] for n in indices],
-                             pixel_mm=None if self.pixel_mm is None else self.pixel_mm[indices])
+                             pixel_mm=None if self.pixel_mm is None else self.pixel_mm[indices],
+                             stacks=None if self.stacks is None else [self.stacks[n] for n in indices])
 
 
 class SeriesChoice(NamedTuple):
@@ -298,16 +303,16 @@ def slice_planes(files: list[str]) -> SlicePlanes | None:
 
 def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
     """The planes of an Enhanced (multi-frame) DICOM file's frames, as its functional groups give them (see
-    :mod:`dicom_frames`; their Effective Echo Time, Frame Type, Frame Acquisition Number and Temporal Position
-    Index stand for a file's Echo Time, Image Type, Acquisition Number and Temporal Position Identifier), each
+    :mod:`dicom_frames`; their Effective Echo Time, Frame Type, Frame Acquisition Number, Temporal Position Index
+    and Stack ID stand for a file's Echo Time, Image Type, Acquisition Number and Temporal Position Identifier), each
     numbered as its frame, after its file's Instance Number when the file is one of_several ("3:2"); None for
     another file, or one whose frames' planes cannot be read here (SimpleITK's reading then stands)."""
     frames = read_frames(path)
     reader = _header(path) if frames is not None else None
     if reader is None:
         return None
-    kinds = [(frame.echo_time_ms, "", frame.frame_type, frame.acquisition_number, frame.temporal_position)
-             for frame in frames]
+    kinds = [(frame.echo_time_ms, "", frame.frame_type, frame.acquisition_number, frame.temporal_position,
+              frame.stack_id) for frame in frames]
     grids = [_pixel_grid(reader.GetSize(), frame.pixel_mm) for frame in frames]
     instance = f"{header_value(reader, '0020|0013').strip()}:" if of_several else ""
     return SlicePlanes(np.array([frame.direction_lps for frame in frames]),
@@ -337,14 +342,18 @@ def mixed_pixel_grids(planes: SlicePlanes, files: list[int]) -> str:
     return f"its slices are not all alike ({' and '.join(grids)})" if len(grids) > 1 else ""
 
 
-def one_image_per_position(planes: SlicePlanes, image_set: str | None = None) -> tuple[list[int], list[str]]:
-    """The files to measure of a series (indices into its files), and what the user must know of the choice. A
-    series may hold several images at each slice position (two echoes, a Dixon sequence's images, an acquisition
-    repeated); read as one stack they would interleave. They are told apart by the first of SUBSERIES_TAGS whose
-    values give one image per position each, more than one for some value (files without positions, all at one,
-    are not split into single slices); which set is measured: the one image_set names (see :func:`_named_set`), else
-    the one _preferred says. Every file, and no warning, when no two share a position or no tag tells them apart
-    (the uneven spacing is then warned of). A ValueError when image_set names no set of the series."""
+def one_image_per_position(planes: SlicePlanes, image_set: str | None = None) -> tuple[SlicePlanes, list[int],
+                                                                                      list[str]]:
+    """The images to measure of a series (its planes, and their indices into its images), and what the user must
+    know of the choice. A series may hold several images at each slice position (two echoes, a Dixon sequence's
+    images, an acquisition repeated); read as one stack they would interleave. They are told apart by the first of
+    SUBSERIES_TAGS whose values give one image per position each, more than one for some value (files without
+    positions, all at one, are not split into single slices); which set is measured: the one image_set names (see
+    :func:`_named_set`), else the one _preferred says. Sets that share under IMAGE_SET_SHARED_POSITIONS of their
+    positions are stacks that overlap (a spine covered by two stacks, a few positions imaged by both): every image
+    is measured, each stack apart (SlicePlanes.stacks; stack_blocks). Every image, and no warning, when no two share
+    a position or no tag tells them apart (the uneven spacing is then warned of). A ValueError when image_set names
+    no set of the series."""
     every = list(range(len(planes.kinds)))
     if not _unique_positions(planes.positions):
         for column, name in enumerate(SUBSERIES_TAGS.values()):
@@ -354,19 +363,34 @@ def one_image_per_position(planes: SlicePlanes, image_set: str | None = None) ->
             if len(groups) > 1 and max(map(len, groups.values())) > 1 \
                     and all(_unique_positions(planes.positions[files]) for files in groups.values()):
                 values = ", ".join(f'"{value}" ({len(files)} slices)' for value, files in groups.items())
+                shared = _shared_positions(planes, list(groups.values()))
+                if shared < IMAGE_SET_SHARED_POSITIONS * min(map(len, groups.values())) and image_set is None:
+                    return planes._replace(stacks=[kind[column] for kind in planes.kinds]), every, [
+                        f"the DICOM series' slices lie in {len(groups)} stacks that overlap along the spine, told "
+                        f"apart by their {name}: {values}, {shared} positions imaged by more than one; each stack "
+                        "is measured as a block of its own"]
                 if image_set is not None:
                     chosen, why = _named_set(groups, image_set, name, values), "as --image-set asked"
                 else:
                     chosen, why = _preferred(planes, groups)
                 another = next(value for value in groups if value != chosen)
-                return groups[chosen], [
+                return planes.of_files(groups[chosen]), groups[chosen], [
                     f"the DICOM series holds {len(groups)} images at its slice positions, told apart by their "
                     f'{name}: {values}; measured those of {name} "{chosen}", {why}; the others are left out (to '
                     f'measure another, name it: measure --image-set, e.g. "{another}")']
     if image_set is not None:
         raise ValueError(f"--image-set {image_set!r}: the series holds one image at each slice position (it chooses "
                          "among the images a series holds at each, as two echoes or a Dixon sequence's images)")
-    return every, []
+    return planes, every, []
+
+
+def _shared_positions(planes: SlicePlanes, groups: list[list[int]]) -> int:
+    """How many slice positions more than one of these groups of images (indices) holds."""
+    held: dict[tuple[int, ...], int] = {}
+    for files in groups:
+        for position in set(_position_keys(planes.positions[files])):
+            held[position] = held.get(position, 0) + 1
+    return sum(count > 1 for count in held.values())
 
 
 def _named_set(groups: dict[str, list[int]], image_set: str, name: str, values: str) -> str:
@@ -411,8 +435,13 @@ def _image_type_rank(image_type: str) -> int:
 
 def _unique_positions(positions: np.ndarray) -> bool:
     """Whether no two of these slice positions (LPS, mm) are the same."""
-    rounded = np.round(np.asarray(positions) / SAME_POSITION_MM).astype(np.int64)
-    return len({tuple(p) for p in rounded}) == len(rounded)
+    keys = _position_keys(positions)
+    return len(set(keys)) == len(keys)
+
+
+def _position_keys(positions: np.ndarray) -> list[tuple[int, ...]]:
+    """Slice positions (LPS, mm) as keys, equal for positions at one place (within SAME_POSITION_MM)."""
+    return [tuple(p) for p in np.round(np.asarray(positions) / SAME_POSITION_MM).astype(np.int64)]
 
 
 def _echo_time_ms(planes: SlicePlanes, file: int) -> float:
@@ -436,12 +465,19 @@ def orientation_blocks(normals: np.ndarray) -> list[list[int]]:
 
 def stack_blocks(planes: SlicePlanes) -> tuple[list[list[int]], list[str]]:
     """The axial blocks of a series (file indices, each block sorted along its normal, the blocks in order of their
-    first file): slices at one angle, in one field of view, evenly spaced. Slices at another angle make blocks of
-    their own (angled blocks, one per disc); so do parallel slices whose field of view moved in their plane
-    (fields_of_view), and runs of parallel slices parted by a wider gap (parallel blocks, or a slice missing),
-    which the returned warnings name; non-axial slices (a localizer) are left out."""
-    angles = [block for block in orientation_blocks(planes.normals) if is_axial_normal(planes.normals[block[0]])]
-    slices = "the DICOM series' slices" + (" at one of its angles" if len(angles) > 1 else "")
+    first file): slices of one stack (where stacks overlap: SlicePlanes.stacks), at one angle, in one field of view,
+    evenly spaced. Slices at another angle make blocks of their own (angled blocks, one per disc); so do parallel
+    slices whose field of view moved in their plane (fields_of_view), and runs of parallel slices parted by a wider
+    gap (parallel blocks, or a slice missing), which the returned warnings name; non-axial slices (a localizer) are
+    left out."""
+    stacks: dict[str, list[int]] = {}
+    for n, stack in enumerate(planes.stacks or [""] * planes.n_images):
+        stacks.setdefault(stack, []).append(n)
+    angles = [[images[n] for n in block] for images in stacks.values() for block in orientation_blocks(
+        planes.normals[images]) if is_axial_normal(planes.normals[images[block[0]]])]
+    several = bool(angles) and len(orientation_blocks(planes.normals[[block[0] for block in angles]])) > 1
+    slices = ("the DICOM series' slices" + (" at one of its angles" if several else "")
+              + (" in one stack" if len(stacks) > 1 else ""))
     blocks, warnings = [], []
     for oriented in angles:
         fields = fields_of_view(planes, oriented)
@@ -548,16 +584,17 @@ def is_dicom(reader) -> bool:
 
 def one_stack_warnings(planes: SlicePlanes | None) -> list[str]:
     """What SimpleITK's one-stack reading of a DICOM series with these slice planes gets wrong: slices in
-    differently angled blocks (see volume_io.open_axial_blocks), in fields of view moved part way (fields_of_view) or
-    unevenly spaced (it reads them as one stack of parallel, evenly spaced slices, each behind the first; the
-    in-plane measurements hold, the slice positions do not), or what the first
-    file's header leaves to guess (header_gaps). None (an unreadable header): nothing, as reading the series says
-    why."""
+    differently angled blocks (see volume_io.open_axial_blocks), in a field of view moved part way (fields_of_view)
+    or unevenly spaced (it reads them as one stack of parallel, evenly spaced slices, each behind the first; the
+    in-plane measurements hold, the slice positions do not), or what the first file's header leaves to guess
+    (header_gaps). None (an unreadable header): nothing, as reading the series says why."""
     if planes is None:
         return []
     blocks = orientation_blocks(planes.normals)
     if len(blocks) > 1:
         return [f"the DICOM series has slices at {len(blocks)} different angles (angled blocks); {_CONSEQUENCE}"]
+    if planes.stacks is not None:
+        return [f"the DICOM series' slices lie in {len(set(planes.stacks))} stacks that overlap; {_CONSEQUENCE}"]
     fields = fields_of_view(planes, list(range(planes.n_images)))
     moved = [] if len(fields) == 1 else [
         f"the DICOM series' field of view moves part way through it ({_fields_differ(planes, fields)}); it is read "

@@ -96,13 +96,11 @@ def _one_set(path: Path, choice: SeriesChoice, planes: SlicePlanes | None, image
                              "position, so its images at each position cannot be told apart")
         return choice, None
     try:
-        kept, warnings = one_image_per_position(planes, image_set)
+        kept_planes, kept, warnings = one_image_per_position(planes, image_set)
     except ValueError as error:
         raise InputError(f"{path}: {error}") from None
-    if not warnings:
-        return choice, planes
     files = choice.files if planes.frames is not None else [choice.files[n] for n in kept]
-    return SeriesChoice(files, choice.warnings + warnings), planes.of_files(kept)
+    return SeriesChoice(files, choice.warnings + warnings), kept_planes
 
 
 def _check_pixel_grids(folder: Path, planes: SlicePlanes, files: list[int]) -> None:
@@ -403,11 +401,11 @@ def _dicom_series(path: Path, choice: SeriesChoice, planes: SlicePlanes | None,
 def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: str | None = None,
                       image_set: str | None = None) -> list[AxialVolume]:
     """The axial stacks of an input: one, except for a DICOM series in blocks (see :func:`dicom_series.stack_blocks`:
-    slices at several angles, as angled blocks one per disc are common for lumbar axial T2, or parallel runs parted by
-    gaps), which gives one stack per block, each with its own geometry (as 3D Slicer's DICOM reader offers each
-    orientation of a series as a volume of its own), so that every slice lies where it was imaged. Slices at a
-    non-axial angle in the series (e.g. a localizer) are left out. pixel_mm, series, image_set: see
-    :func:`open_axial`."""
+    slices at several angles, as angled blocks one per disc are common for lumbar axial T2, parallel slices in fields
+    of view moved or resized part way, or parallel runs parted by gaps), which gives one stack per block, each with
+    its own geometry (as 3D Slicer's DICOM reader offers each orientation of a series as a volume of its own), so
+    that every slice lies where it was imaged. Slices at a non-axial angle in the series (e.g. a localizer) are left
+    out. pixel_mm, series, image_set: see :func:`open_axial`."""
     path = _study_folder(Path(path))
     dicom = _dicom_images(path, series, image_set) if pixel_mm is None else None
     if dicom is None:

@@ -64,10 +64,10 @@ def decimals(values) -> str:
 
 def write_enhanced_mr(path, frames: np.ndarray, planes_lps, pixel_mm: float, echo_times_ms=None, frame_types=None,
                       explicit: bool = True, undefined_lengths: bool = False, thickness_mm: float = 4.0,
-                      instance: int = 1) -> None:
+                      instance: int = 1, stack_ids=None) -> None:
     """One Enhanced MR file of frames [frame, row, column], each frame placed by its (position, orientation) in
-    planes_lps, with an Effective Echo Time and a Frame Type each where given; instance: its Instance Number (and
-    SOP Instance UID's last part)."""
+    planes_lps, with an Effective Echo Time, a Frame Type and a Stack ID each where given; instance: its Instance
+    Number (and SOP Instance UID's last part)."""
     writer = Writer(explicit, undefined_lengths)
     syntax = "1.2.840.10008.1.2.1" if explicit else "1.2.840.10008.1.2"
     meta = Writer().dataset([(2, 1, "OB", b"\0\1"), (2, 2, "UI", ENHANCED_MR), (2, 3, "UI", "1.2.3.4.5"),
@@ -76,7 +76,8 @@ def write_enhanced_mr(path, frames: np.ndarray, planes_lps, pixel_mm: float, ech
     for n, (position, orientation) in enumerate(planes_lps):
         groups = [(0x20, 0x9113, "SQ", [writer.dataset([(0x20, 0x32, "DS", decimals(position))])]),
                   (0x20, 0x9116, "SQ", [writer.dataset([(0x20, 0x37, "DS", decimals(orientation))])]),
-                  (0x20, 0x9111, "SQ", [writer.dataset([(0x20, 0x9157, "UL", n + 1)])])]
+                  (0x20, 0x9111, "SQ", [writer.dataset([(0x20, 0x9157, "UL", n + 1)] + (
+                      [] if stack_ids is None else [(0x20, 0x9056, "SH", stack_ids[n])]))])]
         if echo_times_ms is not None:
             groups.append((0x18, 0x9114, "SQ", [writer.dataset([(0x18, 0x9082, "FD", float(echo_times_ms[n]))])]))
         if frame_types is not None:

@@ -414,6 +414,28 @@ def test_a_series_of_several_images_at_each_position_measures_one_of_them_and_sa
                            f'others are left out (to measure another, name it: measure --image-set, e.g. "{another}")')
 
 
+@pytest.mark.parametrize("enhanced", [False, True])
+def test_stacks_that_overlap_at_a_few_positions_are_each_measured_as_a_block_not_taken_for_image_sets(
+        tmp_path, enhanced):
+    image, _, geometry = phantom_arrays(n_slices=5)
+    upper = tilted(geometry, 0.0, (0.0, 0.0, 12.0))  # 0-16 mm and 12-28 mm: two positions imaged by both
+    if enhanced:  # told apart by their Stack ID
+        write_enhanced_mr(tmp_path / "enhanced.dcm", np.concatenate([image, image[::-1]]),
+                          frame_planes_lps(image, geometry) + frame_planes_lps(image, upper)[::-1], pixel_mm=0.8,
+                          stack_ids=["1"] * 5 + ["2"] * 5)
+    else:  # by their Acquisition Number
+        write_dicom_series(tmp_path, image, geometry, series=1, tags=(("0020|0012", "1"),))
+        write_dicom_series(tmp_path, image, upper, series=1, first_instance=5, tags=(("0020|0012", "2"),))
+    told_apart_by = "Stack ID" if enhanced else "Acquisition Number"
+    lower_block, upper_block = sorted(open_axial_blocks(tmp_path), key=lambda block: block.layout.slice_position_mm(0))
+    for block, placed in ((lower_block, geometry), (upper_block, upper)):
+        assert block.source_geometry.matches(placed) and np.array_equal(block.source_voxels(), image)
+        assert block.warnings == [f"the DICOM series' slices lie in 2 stacks that overlap along the spine, told apart "
+                                  f'by their {told_apart_by}: "1" (5 slices), "2" (5 slices), 2 positions imaged by '
+                                  "more than one; each stack is measured as a block of its own"]
+    assert "lie in 2 stacks that overlap; it is read as one stack" in open_axial(tmp_path).warnings[1]
+
+
 def test_the_image_set_named_is_measured_and_a_name_that_fits_none_is_refused_with_the_sets(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=3)
     folders = {name: tmp_path / name for name in ("dixon", "echoes", "single")}
