@@ -84,7 +84,7 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
             print(f"graded with the {region} cut-offs: the image shows a neck, the body around the canal no wider than "
                   f"{NECK_WIDTH_MM[1] / 10:.0f} cm (--region overrides)")
         if len(runs) > 1:
-            why = blocks_described([run.volume.layout.slice_grid(0) for run in runs])
+            why = blocks_described([run.volume.layout for run in runs])
             print(f"the DICOM series is in {len(runs)} blocks ({why}): each block is measured as a stack of its own, "
                   f"in {block_folder(1)} ... {block_folder(len(runs))}")
         _say_results(runs, region)

@@ -10,7 +10,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from .dicom_frames import read_frames
-from .geometry import PlaneGrid, is_axial_normal, pixel_size_text
+from .geometry import AxialLayout, is_axial_normal, pixel_size_text
 from .grading import REGION_TAGS, region_named
 
 SAME_ORIENTATION_DEG = 1.0  # DICOM slices whose normals differ more than this belong to differently angled blocks
@@ -533,21 +533,27 @@ def _fields_differ(planes: SlicePlanes, fields: list[list[int]]) -> str:
                      + ([" and ".join(on_grid)] if len(on_grid) > 1 else []))
 
 
-def blocks_described(grids: Sequence[PlaneGrid]) -> str:
-    """Why a series is in these blocks (each one's first slice's grid): "slices at 3 angles", "parted by gaps", "in
-    different fields of view" (moved in the slice plane, or another pixel grid), or e.g. "slices at 2 angles, some
-    parted by gaps"."""
-    normals = np.array([grid.normal_ras for grid in grids])
+def blocks_described(layouts: Sequence[AxialLayout]) -> str:
+    """Why a series is in these blocks (each one's stack): "slices at 3 angles", "parted by gaps", "in different
+    fields of view" (moved in the slice plane, or another pixel grid), "in stacks that overlap", or e.g. "slices at 2
+    angles, some parted by gaps"."""
+    firsts = [layout.slice_grid(0) for layout in layouts]
+    normals = np.array([grid.normal_ras for grid in firsts])
     angles = orientation_blocks(normals)
     parted = set()
     for parallel in angles:
         normal = normals[parallel[0]]
-        ordered = sorted(parallel, key=lambda n: float(grids[n].origin_ras @ normal))
-        for earlier, later in ((grids[a], grids[b]) for a, b in zip(ordered, ordered[1:])):
+        along = {n: sorted(float(layouts[n].slice_grid(k).origin_ras @ normal)
+                           for k in (0, layouts[n].stack_shape[0] - 1)) for n in parallel}  # each one's extent
+        ordered = sorted(parallel, key=lambda n: along[n][0])
+        for a, b in zip(ordered, ordered[1:]):
+            earlier, later = firsts[a], firsts[b]
             move = later.origin_ras - earlier.origin_ras
             same_field = (earlier.shape == later.shape and np.allclose(earlier.pixel_size_mm, later.pixel_size_mm)
                           and np.linalg.norm(move - (move @ normal) * normal) <= IN_PLANE_MOVE_MM)
-            parted.add("parted by gaps" if same_field else "in different fields of view")
+            parted.add("in different fields of view" if not same_field
+                       else "in stacks that overlap" if along[b][0] <= along[a][1] + SAME_POSITION_MM
+                       else "parted by gaps")
     why = " or ".join(sorted(parted, reverse=True))
     return why if len(angles) == 1 else f"slices at {len(angles)} angles" + (f", some {why}" if why else "")
 

@@ -362,23 +362,25 @@ def test_a_block_is_parted_into_evenly_spaced_runs_at_its_wider_gaps(offsets_mm,
     assert dicom_series.evenly_spaced_runs(np.array(offsets_mm, float)) == runs
 
 
-def test_a_series_blocks_are_said_to_lie_at_several_angles_to_be_parted_by_gaps_or_in_other_fields_of_view():
-    def first_slice(degrees=0.0, origin_ras=(0.0, 0.0, 0.0), shape=(96, 96), pixel_mm=0.8):
-        turn = np.radians(degrees)  # about the left-right axis
-        return PlaneGrid(np.array(origin_ras, float), np.array([0.0, -np.cos(turn), -np.sin(turn)]) * pixel_mm,
-                         np.array([-pixel_mm, 0.0, 0.0]), shape)
+def test_a_series_blocks_are_said_to_lie_at_several_angles_to_be_parted_by_gaps_or_to_overlap():
+    def block(degrees=0.0, origin_ras=(0.0, 0.0, 0.0), size=96, pixel_mm=0.8):  # 3 slices 4 mm apart
+        turn, ijk_to_ras = np.radians(degrees), np.eye(4)
+        ijk_to_ras[:3, :3] = [[-pixel_mm, 0.0, 0.0], [0.0, -pixel_mm * np.cos(turn), -4.0 * np.sin(turn)],
+                              [0.0, -pixel_mm * np.sin(turn), 4.0 * np.cos(turn)]]
+        ijk_to_ras[:3, 3] = origin_ras
+        return AxialLayout.from_geometry(VolumeGeometry((size, size, 3), ijk_to_ras))
 
-    below, above, moved = first_slice(), first_slice(origin_ras=(0.0, 0.0, 30.0)), first_slice(origin_ras=(0.3, 0, 30))
+    below, above, moved = block(), block(origin_ras=(0.0, 0.0, 30.0)), block(origin_ras=(0.3, 0.0, 30.0))
     described = dicom_series.blocks_described
     assert described([below, above]) == "parted by gaps"
-    assert described([below, moved]) == described([below, first_slice(shape=(64, 64))]) == (
-        "in different fields of view")
-    assert described([below, first_slice(origin_ras=(0.0, 0.0, 30.0), pixel_mm=0.7)]) == "in different fields of view"
-    assert described([first_slice(origin_ras=(0.3, 0.0, 60.0)), below, above]) == (
+    assert described([below, block(origin_ras=(0.0, 0.0, 8.0))]) == "in stacks that overlap"  # at 8 mm, both
+    assert described([below, moved]) == described([below, block(size=64)]) == "in different fields of view"
+    assert described([below, block(origin_ras=(0.0, 0.0, 30.0), pixel_mm=0.7)]) == "in different fields of view"
+    assert described([block(origin_ras=(0.3, 0.0, 60.0)), below, above]) == (
         "parted by gaps or in different fields of view")
-    assert described([below, first_slice(12.0), first_slice(180.0, (0.0, 0.1, 60.0))]) == (
+    assert described([below, block(12.0), block(origin_ras=(0.0, 0.1, 60.0))]) == (
         "slices at 2 angles, some parted by gaps")
-    assert described([below, first_slice(12.0)]) == "slices at 2 angles"
+    assert described([below, block(12.0)]) == "slices at 2 angles"
 
 
 @pytest.mark.parametrize("told_apart_by", ["echo time", "image type", "slices missing", "acquisition"])
