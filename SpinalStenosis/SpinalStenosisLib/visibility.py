@@ -200,7 +200,7 @@ def flat_pixels(image: np.ndarray) -> tuple[int, int]:
 
 def checked_pixels(read_slice: Callable[[int], np.ndarray], n_slices: int) -> np.ndarray:
     """The pixels of CHECKED_SLICES slices spread over the stack: the sample fat_share, dark_share and
-    intensity_floor judge an image by, read once for all three."""
+    intensity_floor judge an image by (read once for the last two, again for not_an_mr_image's fat_share)."""
     return np.concatenate([read_slice(s).ravel() for s in range(0, n_slices, max(1, n_slices // CHECKED_SLICES))])
 
 
