@@ -14,8 +14,13 @@ slice lies where the NIfTI one does (within 0.01 mm), whether every slice is num
 reslices the volume), the largest canal AP difference and on how many slices the AP differs by more than 0.05 mm.
 The volumes cover LAS, LPS and oblique grids, and a 3-D volume stored in sagittal slices (the SCT T2), which both
 readers reslice to axial as the NIfTI one is. DICOM writes positions and direction cosines as decimal text (here to
-6 decimals), so a DICOM form's grid differs from the NIfTI one by about 1e-6 mm, which on a few volumes moves some
-slices' AP a little.
+6 decimals), so a DICOM form's grid differs from the NIfTI one by about 1e-6 mm; the pipeline takes pixel counts as
+whole within 1e-6 (geometry.floor_pixels), so that this does not move a measurement.
+
+A fourth form checks placement alone (no networks): the classic series with the field of view of its upper half of
+slices moved 20 mm along the rows, the voxels moved with it (the anatomy where it was, zeros where the new field of
+view reaches past the old). It must be read as two blocks (dicom_series.fields_of_view) with every slice where it
+was imaged; volumes stored in non-axial slices (the SCT T2) are not tried.
 """
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ from enhanced_dicom import frame_planes_lps, write_enhanced_mr  # noqa: E402
 from evaluate_real import REAL_FOLDER, real_volumes  # noqa: E402
 from evaluate_synthetic import add_network_options, network_options  # noqa: E402
 
-from SpinalStenosisLib.geometry import VolumeGeometry  # noqa: E402
+from SpinalStenosisLib.geometry import VolumeGeometry, is_axial_normal  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.volume_io import open_axial_blocks, with_image_numbers, write_image  # noqa: E402
@@ -45,14 +50,20 @@ from SpinalStenosisLib.volume_io import open_axial_blocks, with_image_numbers, w
 FORMS = ("classic series", "Enhanced MR")
 SAME_PLACE_MM = 0.01
 SAME_AP_MM = 0.05
+FIELD_OF_VIEW_MOVE_MM = 20.0
+
+
+def integer_voxels(image) -> np.ndarray:
+    """A SimpleITK image's voxels [k, j, i] as integers: its lowest intensity 0, its 99.9th percentile 3000."""
+    voxels = sitk.GetArrayFromImage(image).astype(np.float64)
+    return np.round((voxels - voxels.min()) / (np.percentile(voxels, 99.9) - voxels.min()) * 3000).clip(0, 32000)
 
 
 def written(path: Path, folder: Path) -> dict[str, Path]:
     """The volume at path as integers, written as NIfTI and in both DICOM forms into folder: {form: input}."""
     image = sitk.ReadImage(str(path))
     geometry = VolumeGeometry.from_sitk(image)
-    voxels = sitk.GetArrayFromImage(image).astype(np.float64)
-    voxels = np.round((voxels - voxels.min()) / (np.percentile(voxels, 99.9) - voxels.min()) * 3000).clip(0, 32000)
+    voxels = integer_voxels(image)
     inputs = {"NIfTI": folder / "volume.nii.gz", FORMS[0]: folder / "series", FORMS[1]: folder / "enhanced.dcm"}
     write_image(inputs["NIfTI"], voxels.astype(np.float32), geometry)
     inputs[FORMS[0]].mkdir()
@@ -61,6 +72,41 @@ def written(path: Path, folder: Path) -> dict[str, Path]:
     write_enhanced_mr(inputs[FORMS[1]], voxels, frame_planes_lps(voxels, geometry), pixel_mm=spacing_mm[0],
                       thickness_mm=spacing_mm[2])
     return inputs
+
+
+def moved_field_of_view(path: Path, folder: Path) -> np.ndarray | None:
+    """The volume at path as a classic DICOM series whose upper half's field of view moved FIELD_OF_VIEW_MOVE_MM along
+    its rows (written into folder), and the RAS centre of each slice as imaged, [slice, 3]; None for a volume stored
+    in non-axial slices."""
+    image = sitk.ReadImage(str(path))
+    geometry = VolumeGeometry.from_sitk(image)
+    if not is_axial_normal(geometry.ijk_to_ras[:3, 2]):
+        return None
+    voxels = integer_voxels(image)
+    half = voxels.shape[0] // 2
+    step_px = int(round(FIELD_OF_VIEW_MOVE_MM / float(np.linalg.norm(geometry.ijk_to_ras[:3, 0]))))
+    moved_voxels = np.zeros_like(voxels[half:])
+    moved_voxels[:, :, :-step_px] = voxels[half:, :, step_px:]  # the anatomy where it was
+    lower, upper = geometry.ijk_to_ras.copy(), geometry.ijk_to_ras.copy()
+    upper[:3, 3] += half * upper[:3, 2] + step_px * upper[:3, 0]
+    size_ij = geometry.size_ijk[:2]
+    write_dicom_series(folder, voxels[:half], VolumeGeometry((*size_ij, half), lower), series=1)
+    write_dicom_series(folder, moved_voxels, VolumeGeometry((*size_ij, len(moved_voxels)), upper), series=1,
+                       first_instance=half)
+    centre = np.array([(size_ij[0] - 1) / 2, (size_ij[1] - 1) / 2, 0.0, 1.0])
+    return np.array([(matrix @ (centre + [0, 0, k, 0]))[:3] for matrix, slices in ((lower, half),
+                                                                               (upper, len(moved_voxels)))
+                     for k in range(slices)])
+
+
+def placed_as_imaged(folder: Path, centres_ras: np.ndarray) -> tuple[int, bool]:
+    """How many blocks the series in folder is read as, and whether its slices' centres are these (within
+    SAME_PLACE_MM; centres_ras in order along the stack, those read in any order)."""
+    blocks = open_axial_blocks(folder)
+    read = np.array([volume.layout.slice_grid(k).centre_ras for volume in blocks for k in range(volume.n_slices)])
+    along = centres_ras[-1] - centres_ras[0]
+    return len(blocks), read.shape == centres_ras.shape and bool(
+        np.abs(read[np.argsort(read @ along)] - centres_ras).max() <= SAME_PLACE_MM)
 
 
 class Measured(NamedTuple):
@@ -91,9 +137,10 @@ def main() -> None:
     args = parser.parse_args()
     segmenter = load_segmenter(**network_options(args))
     columns = f"{'blocks':>6} {'slices':>6} {'placed':>6} {'numbered':>8} {'max |ΔAP|':>9} {'> 0.05 mm':>9}"
-    print(f"{'':58} {'':6}  " + "  ".join(f"{form:^49}" for form in FORMS))
-    print(f"{'volume':58} {'slices':>6}  " + "  ".join(columns for _ in FORMS))
+    print(f"{'':58} {'':6}  " + "  ".join(f"{form:^49}" for form in FORMS) + "  field of view moved")
+    print(f"{'volume':58} {'slices':>6}  " + "  ".join(columns for _ in FORMS) + f"  {'blocks':>6} {'placed':>6}")
     agreeing, numbered = {form: 0 for form in FORMS}, {form: 0 for form in FORMS}
+    moved_placed, moved_tried = 0, 0
     volumes = real_volumes(args.real, args.only)
     for name, path, _, _ in volumes:
         with tempfile.TemporaryDirectory() as folder:
@@ -114,10 +161,21 @@ def main() -> None:
                             else f"{'-':>9} {'-':>9}")
                 cells.append(f"{read.blocks:6} {len(read.centres_ras):6} {'yes' if in_place else 'NO':>6} "
                              f"{'yes' if as_written else 'NO':>8} {compared}")
+            moved_folder = Path(folder) / "moved"
+            moved_folder.mkdir()
+            imaged_ras = moved_field_of_view(path, moved_folder)
+            if imaged_ras is None:
+                cells.append(f"{'-':>6} {'-':>6}")
+            else:
+                blocks, placed = placed_as_imaged(moved_folder, imaged_ras)
+                moved_tried, moved_placed = moved_tried + 1, moved_placed + placed
+                cells.append(f"{blocks:6} {'yes' if placed else 'NO':>6}")
         print(f"{Path(name).name:58} {len(reference.centres_ras):6}  " + "  ".join(cells), flush=True)
     for form in FORMS:
         print(f"{form}: every slice where the NIfTI file places it on {agreeing[form]} of {len(volumes)} volumes, "
               f"and numbered as the image it was written as on {numbered[form]}")
+    print(f"classic series with its field of view moved {FIELD_OF_VIEW_MOVE_MM:g} mm part way: every slice where it "
+          f"was imaged on {moved_placed} of {moved_tried} volumes stored in axial slices")
 
 
 if __name__ == "__main__":
