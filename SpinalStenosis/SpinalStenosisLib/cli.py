@@ -54,7 +54,6 @@ def _measure(args: argparse.Namespace) -> None:
 
 def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter) -> None:
     from .body_region import NECK_WIDTH_MM
-    from .dicom_series import blocks_described
     from .grading import grading_region
     from .outputs import block_folder
     from .pipeline import measure_file
@@ -84,9 +83,8 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
             print(f"graded with the {region} cut-offs: the image shows a neck, the body around the canal no wider than "
                   f"{NECK_WIDTH_MM[1] / 10:.0f} cm (--region overrides)")
         if len(runs) > 1:
-            why = blocks_described([run.volume.layout for run in runs])
-            print(f"the DICOM series is in {len(runs)} blocks ({why}): each block is measured as a stack of its own, "
-                  f"in {block_folder(1)} ... {block_folder(len(runs))}")
+            print(f"the DICOM series is in {len(runs)} blocks ({runs[0].volume.blocks_reason}): each block is measured "
+                  f"as a stack of its own, in {block_folder(1)} ... {block_folder(len(runs))}")
         _say_results(runs, region)
         print(f"wrote {out.resolve()}")
 

@@ -10,7 +10,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from .dicom_frames import read_frames
-from .geometry import AxialLayout, is_axial_normal, pixel_size_text
+from .geometry import is_axial_normal, pixel_size_text
 from .grading import REGION_TAGS, region_named
 
 SAME_ORIENTATION_DEG = 1.0  # DICOM slices whose normals differ more than this belong to differently angled blocks
@@ -463,24 +463,27 @@ def orientation_blocks(normals: np.ndarray) -> list[list[int]]:
     return blocks
 
 
-def stack_blocks(planes: SlicePlanes) -> tuple[list[list[int]], list[str]]:
+def stack_blocks(planes: SlicePlanes) -> tuple[list[list[int]], list[str], str]:
     """The axial blocks of a series (file indices, each block sorted along its normal, the blocks in order of their
     first file): slices of one stack (where stacks overlap: SlicePlanes.stacks), at one angle, in one field of view,
     evenly spaced. Slices at another angle make blocks of their own (angled blocks, one per disc); so do parallel
     slices whose field of view moved in their plane (fields_of_view), and runs of parallel slices parted by a wider
     gap (parallel blocks, or a slice missing), which the returned warnings name; non-axial slices (a localizer) are
-    left out."""
+    left out. Also why the series is in these blocks: "slices at 3 angles", "parted by gaps", "in stacks that
+    overlap", "in different fields of view" (moved in the slice plane, or another pixel grid), or e.g. "slices at 2
+    angles, some parted by gaps"; "" for one block."""
     stacks: dict[str, list[int]] = {}
     for n, stack in enumerate(planes.stacks or [""] * planes.n_images):
         stacks.setdefault(stack, []).append(n)
     angles = [[images[n] for n in block] for images in stacks.values() for block in orientation_blocks(
         planes.normals[images]) if is_axial_normal(planes.normals[images[block[0]]])]
-    several = bool(angles) and len(orientation_blocks(planes.normals[[block[0] for block in angles]])) > 1
-    slices = ("the DICOM series' slices" + (" at one of its angles" if several else "")
+    n_angles = len(orientation_blocks(planes.normals[[block[0] for block in angles]])) if angles else 0
+    slices = ("the DICOM series' slices" + (" at one of its angles" if n_angles > 1 else "")
               + (" in one stack" if len(stacks) > 1 else ""))
-    blocks, warnings = [], []
+    blocks, warnings, gapped, moved = [], [], False, False
     for oriented in angles:
         fields = fields_of_view(planes, oriented)
+        moved |= len(fields) > 1
         if len(fields) > 1:
             warnings.append(f"{slices} lie in {len(fields)} fields of view ({_fields_differ(planes, fields)}): each "
                             "is measured as a block of its own, so that every slice lies where it was imaged")
@@ -489,6 +492,7 @@ def stack_blocks(planes: SlicePlanes) -> tuple[list[list[int]], list[str]]:
             runs = evenly_spaced_runs(offsets_mm)
             blocks += [[field[n] for n in run] for run in runs]
             parts = [offsets_mm[later[0]] - offsets_mm[earlier[-1]] for earlier, later in zip(runs, runs[1:])]
+            gapped |= bool(parts)
             if parts:
                 widths_mm = "-".join(dict.fromkeys(f"{part:.1f}" for part in (min(parts), max(parts))))
                 where = " in one field of view" if len(fields) > 1 else ""
@@ -496,7 +500,12 @@ def stack_blocks(planes: SlicePlanes) -> tuple[list[list[int]], list[str]]:
                                 f"gaps ({widths_mm} mm; parallel blocks, or a slice missing): each run is measured as "
                                 "a block of its own, so that z_mm and the places of the rulers and masks along the "
                                 "spine are exact")
-    return sorted(blocks, key=min), warnings
+    reasons = (("parted by gaps", gapped), ("in stacks that overlap", len(stacks) > 1),
+               ("in different fields of view", moved))
+    why = " or ".join(reason for reason, holds in reasons if holds)
+    if n_angles > 1:
+        why = f"slices at {n_angles} angles" + (f", some {why}" if why else "")
+    return sorted(blocks, key=min), warnings, why
 
 
 def fields_of_view(planes: SlicePlanes, images: list[int]) -> list[list[int]]:
@@ -531,31 +540,6 @@ def _fields_differ(planes: SlicePlanes, fields: list[list[int]]) -> str:
     move_mm = max(_in_plane_move_mm(planes, firsts) for firsts in on_grid.values())
     return "; ".join(([f"moved by up to {move_mm:.1f} mm in the slice plane"] if move_mm > IN_PLANE_MOVE_MM else [])
                      + ([" and ".join(on_grid)] if len(on_grid) > 1 else []))
-
-
-def blocks_described(layouts: Sequence[AxialLayout]) -> str:
-    """Why a series is in these blocks (each one's stack): "slices at 3 angles", "parted by gaps", "in different
-    fields of view" (moved in the slice plane, or another pixel grid), "in stacks that overlap", or e.g. "slices at 2
-    angles, some parted by gaps"."""
-    firsts = [layout.slice_grid(0) for layout in layouts]
-    normals = np.array([grid.normal_ras for grid in firsts])
-    angles = orientation_blocks(normals)
-    parted = set()
-    for parallel in angles:
-        normal = normals[parallel[0]]
-        along = {n: sorted(float(layouts[n].slice_grid(k).origin_ras @ normal)
-                           for k in (0, layouts[n].stack_shape[0] - 1)) for n in parallel}  # each one's extent
-        ordered = sorted(parallel, key=lambda n: along[n][0])
-        for a, b in zip(ordered, ordered[1:]):
-            earlier, later = firsts[a], firsts[b]
-            move = later.origin_ras - earlier.origin_ras
-            same_field = (earlier.shape == later.shape and np.allclose(earlier.pixel_size_mm, later.pixel_size_mm)
-                          and np.linalg.norm(move - (move @ normal) * normal) <= IN_PLANE_MOVE_MM)
-            parted.add("in different fields of view" if not same_field
-                       else "in stacks that overlap" if along[b][0] <= along[a][1] + SAME_POSITION_MM
-                       else "parted by gaps")
-    why = " or ".join(sorted(parted, reverse=True))
-    return why if len(angles) == 1 else f"slices at {len(angles)} angles" + (f", some {why}" if why else "")
 
 
 def evenly_spaced_runs(offsets_mm: np.ndarray) -> list[list[int]]:

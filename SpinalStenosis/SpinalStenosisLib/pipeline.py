@@ -278,9 +278,11 @@ def surest_channel_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[
 
 def channel_volume(volume: AxialVolume, channel: str, warnings: list[str]) -> AxialVolume:
     """A colour composite's channel as the volume measured: a copy, with what the input's header said (region,
-    slice thickness) and these warnings (so that measuring the input again says them once)."""
+    slice thickness), why its series is in blocks, and these warnings (so that measuring the input again says them
+    once)."""
     return replace(volume.colour_channels[channel], named_region=volume.named_region,
-                   slice_thickness_mm=volume.slice_thickness_mm, warnings=list(warnings))
+                   slice_thickness_mm=volume.slice_thickness_mm, blocks_reason=volume.blocks_reason,
+                   warnings=list(warnings))
 
 
 def canal_certainty(run: MeasurementRun) -> float:

@@ -310,6 +310,8 @@ class AxialVolume:
     warnings: list[str] = field(default_factory=list)  # what the user must know about how the input was read
     named_region: str | None = None  # the spine region a DICOM header names (see dicom_series.named_region)
     slice_thickness_mm: float | None = None  # as a DICOM header gives it; None: unknown (taken as the spacing)
+    # why the DICOM series it is a block of was read in blocks (dicom_series.stack_blocks); "" for one stack
+    blocks_reason: str = ""
     # each slice's DICOM image as a viewer numbers it (dicom_series.SlicePlanes.image_numbers); empty where the
     # slices are not the images of a DICOM series as read (another file, a resliced series)
     image_numbers: list[str] = field(default_factory=list)
@@ -414,7 +416,7 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: s
     files = choice.files
     if planes is None:
         return [_dicom_series(path, choice, planes)]
-    blocks, block_warnings = stack_blocks(planes)
+    blocks, block_warnings, blocks_reason = stack_blocks(planes)
     if not blocks:
         return [_dicom_series(path, choice, planes)]  # says why the series cannot be measured
     volumes = []
@@ -430,6 +432,7 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: s
     for volume in volumes:  # what holds for the whole series, in each block's warnings before its own
         volume.warnings[:0] = series_warnings
         volume.named_region, volume.slice_thickness_mm = planes.named_region, planes.thickness_mm
+        volume.blocks_reason = blocks_reason
     return volumes
 
 

@@ -363,24 +363,34 @@ def test_a_block_is_parted_into_evenly_spaced_runs_at_its_wider_gaps(offsets_mm,
 
 
 def test_a_series_blocks_are_said_to_lie_at_several_angles_to_be_parted_by_gaps_or_to_overlap():
-    def block(degrees=0.0, origin_ras=(0.0, 0.0, 0.0), size=96, pixel_mm=0.8):  # 3 slices 4 mm apart
-        turn, ijk_to_ras = np.radians(degrees), np.eye(4)
-        ijk_to_ras[:3, :3] = [[-pixel_mm, 0.0, 0.0], [0.0, -pixel_mm * np.cos(turn), -4.0 * np.sin(turn)],
-                              [0.0, -pixel_mm * np.sin(turn), 4.0 * np.cos(turn)]]
-        ijk_to_ras[:3, 3] = origin_ras
-        return AxialLayout.from_geometry(VolumeGeometry((size, size, 3), ijk_to_ras))
+    def block(degrees=0.0, origin_lps=(0.0, 0.0, 0.0), size=96, pixel_mm=0.8):  # 3 slices 4 mm apart
+        turn = np.radians(degrees)  # about the left-right axis
+        direction = np.column_stack([[1.0, 0.0, 0.0], [0.0, np.cos(turn), -np.sin(turn)],
+                                     [0.0, np.sin(turn), np.cos(turn)]])
+        return [(direction, np.array(origin_lps) + 4.0 * k * direction[:, 2],
+                 dicom_series._pixel_grid((size, size), (pixel_mm, pixel_mm))) for k in range(3)]
 
-    below, above, moved = block(), block(origin_ras=(0.0, 0.0, 30.0)), block(origin_ras=(0.3, 0.0, 30.0))
-    described = dicom_series.blocks_described
-    assert described([below, above]) == "parted by gaps"
-    assert described([below, block(origin_ras=(0.0, 0.0, 8.0))]) == "in stacks that overlap"  # at 8 mm, both
-    assert described([below, moved]) == described([below, block(size=64)]) == "in different fields of view"
-    assert described([below, block(origin_ras=(0.0, 0.0, 30.0), pixel_mm=0.7)]) == "in different fields of view"
-    assert described([block(origin_ras=(0.3, 0.0, 60.0)), below, above]) == (
+    def described(*blocks, stacks=None):
+        images = [image for block in blocks for image in block]
+        planes = dicom_series.SlicePlanes(
+            np.array([direction for direction, _, _ in images]), np.array([position for _, position, _ in images]),
+            [], None, None, [("",) * len(dicom_series.SUBSERIES_TAGS)] * len(images),
+            [grid for _, _, grid in images], [""] * len(images), stacks=stacks)
+        return dicom_series.stack_blocks(planes)[2]
+
+    below, above, moved = block(), block(origin_lps=(0.0, 0.0, 30.0)), block(origin_lps=(0.3, 0.0, 30.0))
+    assert described(below) == ""
+    assert described(below, above) == "parted by gaps"
+    assert described(below, block(origin_lps=(0.0, 0.0, 8.0)), stacks=["1"] * 3 + ["2"] * 3) == (
+        "in stacks that overlap")  # at 8 mm, both
+    assert described(below, moved) == described(below, block(origin_lps=(0.0, 0.0, 12.0), size=64)) == (
+        "in different fields of view")
+    assert described(below, block(origin_lps=(0.0, 0.0, 30.0), pixel_mm=0.7)) == "in different fields of view"
+    assert described(block(origin_lps=(0.3, 0.0, 60.0)), below, above) == (
         "parted by gaps or in different fields of view")
-    assert described([below, block(12.0), block(origin_ras=(0.0, 0.1, 60.0))]) == (
+    assert described(below, block(12.0), block(origin_lps=(0.0, 0.1, 60.0))) == (
         "slices at 2 angles, some parted by gaps")
-    assert described([below, block(12.0)]) == "slices at 2 angles"
+    assert described(below, block(12.0)) == "slices at 2 angles"
 
 
 @pytest.mark.parametrize("told_apart_by", ["echo time", "image type", "slices missing", "acquisition"])
