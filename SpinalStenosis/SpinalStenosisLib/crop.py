@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .geometry import PlaneGrid, ceil_pixels, floor_pixels
+from .geometry import WHOLE_PIXEL_TOLERANCE, PlaneGrid, ceil_pixels, floor_pixels
 
 ROI_SIZE = 128
 CROP_SIZE = 128
@@ -110,6 +110,11 @@ def resample(image: np.ndarray, source: PlaneGrid, target: PlaneGrid, order: int
     origin = np.array(source.to_index(target.to_ras(0.0, 0.0)))
     steps = np.stack([np.array(source.to_index(target.to_ras(1.0, 0.0))) - origin,
                       np.array(source.to_index(target.to_ras(0.0, 1.0))) - origin], axis=1)
+    at = origin[:, None, None] + np.tensordot(steps, np.indices(target.shape, np.float64), axes=1)
+    # a sample on the source's outer pixel centres but for float rounding is taken there: outside, even by 1e-9 of a
+    # pixel, it would be zero (a target whose pixels lie on the source's, as a native 128 x 128 slice's whole view)
+    on_grid = np.clip(at, 0, np.reshape(source.shape, (2, 1, 1)) - 1)
+    at = np.where(np.abs(at - on_grid) <= WHOLE_PIXEL_TOLERANCE, on_grid, at)
     # rounded: a grid read back from DICOM text makes 0.75 mm over 0.5 mm 1.5000000000000002, which would blur
     shrink = np.round(np.array(target.pixel_size_mm) / np.array(source.pixel_size_mm), 6)
     channels = np.asarray(image, np.float32).reshape(-1, *source.shape)
@@ -117,8 +122,7 @@ def resample(image: np.ndarray, source: PlaneGrid, target: PlaneGrid, order: int
     for n, channel in enumerate(channels):
         if shrink.max() > 1.5:
             channel = ndimage.gaussian_filter(channel, 0.4 * np.maximum(shrink, 1.0))
-        out[n] = ndimage.affine_transform(channel, steps, origin, output_shape=target.shape, order=order,
-                                          mode="constant", cval=0.0)
+        out[n] = ndimage.map_coordinates(channel, at, order=order, mode="constant", cval=0.0)
     return out if np.ndim(image) == 3 else out[0]
 
 

@@ -239,6 +239,16 @@ def test_a_crop_is_resampled_alike_on_a_grid_whose_pixel_size_float_rounding_has
     assert 128 * widest.pixel_size_mm[1] > MAX_CROP_MM and field_of_view_side_mm(widest) == MAX_CROP_MM
 
 
+def test_a_slice_resampled_onto_its_own_pixels_keeps_its_outermost_ones():
+    for angle_deg in (0.0, 10.0, 33.0):  # turned grids: float rounding puts edge samples 1e-15 of a pixel outside
+        grid = native(pixel=(0.7, 0.7), shape=(128, 128), angle_deg=angle_deg)
+        image = np.random.default_rng(0).uniform(1.0, 2.0, grid.shape).astype(np.float32)
+        view = whole_slice_grid(grid)  # a native 128 x 128 slice's whole view lies on its pixels
+        assert np.abs(resample(image, grid, view) - image).max() < 1e-4
+    outside = grid.crop(-1e-3, 0.0, 128, 128, (128, 128))
+    assert (resample(image, grid, outside)[0] == 0).all()  # a thousandth of a pixel outside is outside
+
+
 def test_the_region_of_interest_reaches_beyond_a_crop_that_cuts_the_canal():
     grid = native(pixel=(0.5, 0.5), shape=(100, 100), angle_deg=0.0)
     targets = np.zeros((3, 100, 100))
