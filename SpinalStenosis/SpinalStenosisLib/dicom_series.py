@@ -3,6 +3,7 @@ their headers say about the stack SimpleITK reads from them (blocks at several a
 spacing, no orientation or position, pixel grids that differ). Each header is read once."""
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -21,6 +22,10 @@ PARTING_GAP_MIN_MM = 0.5
 # slices whose places in their plane differ by more lie in different fields of view (the field of view moved part way
 # through the series): above what positions rounded to 0.1 mm make of one field of view, at most 0.17 mm
 IN_PLANE_MOVE_MM = 0.25
+# the decimal steps an export may have rounded Image Position (Patient) to (scanners write far finer ones): where a
+# series' positions are all whole multiples of one, its slices' places in their plane and along their normal are
+# taken to be off by up to what that rounding makes of them (position_rounding_step_mm)
+POSITION_ROUNDING_STEPS_MM = (1.0, 0.5, 0.1)
 _CONSEQUENCE = ("it is read as one stack of parallel, evenly spaced slices: the in-plane measurements hold, but "
                 "z_mm and the places of the rulers and masks along the spine do not; load the series in 3D "
                 "Slicer for exact positions")
@@ -489,7 +494,7 @@ def stack_blocks(planes: SlicePlanes) -> tuple[list[list[int]], list[str], str]:
                             "is measured as a block of its own, so that every slice lies where it was imaged")
         for field in fields:
             offsets_mm = planes.positions[field] @ planes.normals[field[0]]
-            runs = evenly_spaced_runs(offsets_mm)
+            runs = evenly_spaced_runs(offsets_mm, _offset_rounding_mm(planes.positions[field], planes.normals[field[0]]))
             blocks += [[field[n] for n in run] for run in runs]
             parts = [offsets_mm[later[0]] - offsets_mm[earlier[-1]] for earlier, later in zip(runs, runs[1:])]
             gapped |= bool(parts)
@@ -510,14 +515,16 @@ def stack_blocks(planes: SlicePlanes) -> tuple[list[list[int]], list[str], str]:
 
 def fields_of_view(planes: SlicePlanes, images: list[int]) -> list[list[int]]:
     """These parallel images (indices) in order along their normal, as runs in one field of view: each on its run's
-    first's pixel grid and within IN_PLANE_MOVE_MM of it in their plane. SimpleITK stacks a series' slices as if
-    each lay behind the first, on its grid: a field of view moved part way would be misplaced, and the slices spaced
-    by the move too."""
+    first's pixel grid and within IN_PLANE_MOVE_MM of it in their plane, or within what the rounding of their
+    positions makes of one place (position_rounding_step_mm; two positions rounded to 1 mm may lie up to √3 mm
+    apart). SimpleITK stacks a series' slices as if each lay behind the first, on its grid: a field of view moved part
+    way would be misplaced, and the slices spaced by the move too."""
     normal = planes.normals[images[0]]
+    same_place_mm = max(IN_PLANE_MOVE_MM, math.sqrt(3) * position_rounding_step_mm(planes.positions[images]))
     runs: list[list[int]] = []
     for n in sorted(images, key=lambda n: float(planes.positions[n] @ normal)):
         if runs and planes.pixel_grids[n] == planes.pixel_grids[runs[-1][0]] \
-                and _in_plane_move_mm(planes, [runs[-1][0], n]) <= IN_PLANE_MOVE_MM:
+                and _in_plane_move_mm(planes, [runs[-1][0], n]) <= same_place_mm:
             runs[-1].append(n)
         else:
             runs.append([n])
@@ -542,26 +549,44 @@ def _fields_differ(planes: SlicePlanes, fields: list[list[int]]) -> str:
                      + ([" and ".join(on_grid)] if len(on_grid) > 1 else []))
 
 
-def evenly_spaced_runs(offsets_mm: np.ndarray) -> list[list[int]]:
-    """Slices (their sorted offsets along the normal, mm) as runs of evenly spaced ones (indices into offsets_mm),
-    split at the widest gap while it is wider than the run's median gap by over EVEN_SPACING_TOLERANCE of it and
-    PARTING_GAP_MIN_MM. A run uneven otherwise stays whole (uneven_spacing warns of it)."""
+def evenly_spaced_runs(offsets_mm: np.ndarray, rounding_mm: float = 0.0) -> list[list[int]]:
+    """Slices (their sorted offsets along the normal, mm, each off by up to rounding_mm: _offset_rounding_mm) as runs
+    of evenly spaced ones (indices into offsets_mm), split at the widest gap while it is wider than the run's median
+    gap by over EVEN_SPACING_TOLERANCE of it, PARTING_GAP_MIN_MM and what rounding makes of a gap against the median
+    (4 rounding_mm). A run uneven otherwise stays whole (uneven_spacing warns of it)."""
     gaps = np.diff(offsets_mm)
     if len(gaps) < 2:
         return [list(range(len(offsets_mm)))]
     widest, median = int(np.argmax(gaps)), float(np.median(gaps))
-    if gaps[widest] - median <= max(EVEN_SPACING_TOLERANCE * abs(median), PARTING_GAP_MIN_MM):
+    if gaps[widest] - median <= max(EVEN_SPACING_TOLERANCE * abs(median), PARTING_GAP_MIN_MM, 4 * rounding_mm):
         return [list(range(len(offsets_mm)))]
     after = widest + 1
-    return (evenly_spaced_runs(offsets_mm[:after])
-            + [[after + n for n in run] for run in evenly_spaced_runs(offsets_mm[after:])])
+    return (evenly_spaced_runs(offsets_mm[:after], rounding_mm)
+            + [[after + n for n in run] for run in evenly_spaced_runs(offsets_mm[after:], rounding_mm)])
+
+
+def position_rounding_step_mm(positions: np.ndarray) -> float:
+    """The coarsest of POSITION_ROUNDING_STEPS_MM that every coordinate of these slice positions (LPS, mm) is a whole
+    multiple of, as an export that rounds them writes them; 0 where there is none (as a scanner writes them)."""
+    for step_mm in POSITION_ROUNDING_STEPS_MM:
+        if np.allclose(positions, np.round(positions / step_mm) * step_mm, rtol=0.0, atol=1e-4):
+            return step_mm
+    return 0.0
+
+
+def _offset_rounding_mm(positions: np.ndarray, normal: np.ndarray) -> float:
+    """How far, at most, the rounding of these slice positions (position_rounding_step_mm) moves one along normal."""
+    return position_rounding_step_mm(positions) / 2 * float(np.abs(normal).sum())
 
 
 def uneven_spacing(slices: str, normal: np.ndarray, positions: np.ndarray) -> list[str]:
     """The warning that these slices (named so) are unevenly spaced, when the gaps between them differ from their
-    median by over the tolerance; none otherwise."""
+    median by over the tolerance and what the rounding of their positions makes of a gap (_offset_rounding_mm);
+    none otherwise."""
     gaps = np.diff(np.sort(positions @ normal))
-    if len(gaps) and np.abs(gaps - np.median(gaps)).max() > EVEN_SPACING_TOLERANCE * abs(np.median(gaps)):
+    allowed_mm = max(EVEN_SPACING_TOLERANCE * abs(np.median(gaps)) if len(gaps) else 0.0,
+                     4 * _offset_rounding_mm(positions, normal))
+    if len(gaps) and np.abs(gaps - np.median(gaps)).max() > allowed_mm:
         return [f"{slices} are unevenly spaced ({gaps.min():.1f}-{gaps.max():.1f} mm apart, or a slice is missing); "
                 f"{_CONSEQUENCE}"]
     return []

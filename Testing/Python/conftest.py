@@ -119,11 +119,12 @@ def tilted(geometry, degrees: float, shift_ras: tuple[float, float, float] = (0.
 
 
 def write_dicom_series(folder, image: np.ndarray, geometry, series: int, first_instance: int = 0,
-                       tags: tuple[tuple[str, str], ...] = ()) -> None:
+                       tags: tuple[tuple[str, str], ...] = (), position_step_mm: float | None = None) -> None:
     """One DICOM file per slice (array axis 0) of a series numbered series, in folder (a colour one from an array
     [k, j, i, channel]); instance numbers (and file names) start after first_instance, so that several blocks can
-    make one series; tags: more (key, value) pairs for each file's header. GDCM's writer sets the process's C locale
-    to "C" (then Python's default text encoding is ASCII): the caller's locale is put back."""
+    make one series; tags: more (key, value) pairs for each file's header; position_step_mm: each Image Position
+    rounded to it, as some exports write them. GDCM's writer sets the process's C locale to "C" (then Python's
+    default text encoding is ASCII): the caller's locale is put back."""
     import locale
 
     import SimpleITK as sitk
@@ -137,6 +138,8 @@ def write_dicom_series(folder, image: np.ndarray, geometry, series: int, first_i
     writer.KeepOriginalImageUIDOn()
     planes = frame_planes_lps(image[..., 0] if image.ndim == 4 else image, geometry)
     for k, (position, orientation) in enumerate(planes):
+        if position_step_mm:
+            position = [round(value / position_step_mm) * position_step_mm for value in position]
         slice_image = itk[:, :, k]
         instance = first_instance + k
         for tag, value in (("0008|0060", "MR"), ("0020|000d", "1.2.826.0.1.3680043.2.1125.1"),

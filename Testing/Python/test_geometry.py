@@ -306,6 +306,29 @@ def test_a_series_whose_field_of_view_moved_part_way_is_read_as_a_block_per_fiel
                               "in the slice plane); it is read as one stack of slices each behind the first")
 
 
+def test_a_tilted_series_whose_positions_were_rounded_to_whole_mm_is_one_stack_and_a_missing_slice_parts_it(
+        tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=12)
+    for degrees in (12.0, 30.0):  # rounding moves each slice up to 0.87 mm, in its plane and along its normal
+        write_dicom_series(tmp_path, image, tilted(geometry, degrees), series=1, position_step_mm=1.0)
+        [volume] = open_axial_blocks(tmp_path)
+        assert volume.warnings == [] and np.array_equal(volume.source_voxels(), image)
+        assert volume.source_geometry.spacing_mm[2] == pytest.approx(4.0, abs=0.2)
+        assert open_axial(tmp_path).warnings == []
+        (tmp_path / "series1_slice005.dcm").unlink()
+        assert [block.n_slices for block in open_axial_blocks(tmp_path)] == [5, 6]
+        for path in tmp_path.iterdir():
+            path.unlink()
+
+
+def test_the_step_a_series_positions_were_rounded_to_is_told_from_them():
+    exact = np.array([[-120.3417, 81.2006, 33.9871], [-120.3417, 80.3691, 37.9001]])
+    assert dicom_series.position_rounding_step_mm(exact) == 0.0
+    assert dicom_series.position_rounding_step_mm(np.round(exact, 1)) == 0.1
+    assert dicom_series.position_rounding_step_mm(np.round(exact * 2) / 2) == 0.5
+    assert dicom_series.position_rounding_step_mm(np.round(exact)) == 1.0
+
+
 def test_a_single_angle_series_is_one_stack_and_a_localizer_in_it_is_left_out(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=3)
     write_dicom_series(tmp_path, image, geometry, series=1)
@@ -360,6 +383,13 @@ def test_whole_pixels_are_counted_as_whole_whatever_float_rounding_left_in_them(
 ])
 def test_a_block_is_parted_into_evenly_spaced_runs_at_its_wider_gaps(offsets_mm, runs):
     assert dicom_series.evenly_spaced_runs(np.array(offsets_mm, float)) == runs
+
+
+def test_a_block_whose_positions_were_rounded_is_parted_only_at_gaps_wider_than_the_rounding_makes():
+    offsets_mm = np.array([0, 3.4, 8.6, 12, 16.6, 20])  # 4 mm apart, each moved by up to 0.6 mm by the rounding
+    assert len(dicom_series.evenly_spaced_runs(offsets_mm)) == 3  # as if parallel blocks
+    assert dicom_series.evenly_spaced_runs(offsets_mm, rounding_mm=0.6) == [[0, 1, 2, 3, 4, 5]]
+    assert dicom_series.evenly_spaced_runs(np.delete(offsets_mm, 3), rounding_mm=0.6) == [[0, 1, 2], [3, 4]]
 
 
 def test_a_series_blocks_are_said_to_lie_at_several_angles_to_be_parted_by_gaps_or_to_overlap():
