@@ -20,7 +20,10 @@ whole within 1e-6 (geometry.floor_pixels), so that this does not move a measurem
 A fourth form checks placement alone (no networks): the classic series with the field of view of its upper half of
 slices moved 20 mm along the rows, the voxels moved with it (the anatomy where it was, zeros where the new field of
 view reaches past the old). It must be read as two blocks (dicom_series.fields_of_view) with every slice where it
-was imaged; volumes stored in non-axial slices (the SCT T2) are not tried.
+was imaged; volumes stored in non-axial slices (the SCT T2) are not tried. A fifth does too: the classic series with
+every Image Position (Patient) rounded to a whole millimetre, as some exports write them, which moves each slice by
+up to 0.87 mm (half a millimetre in each coordinate). It must be read as one block with every slice within
+ROUNDED_PLACE_MM of where it was imaged, and no warning (dicom_series.position_rounding_step_mm).
 """
 from __future__ import annotations
 
@@ -51,6 +54,7 @@ FORMS = ("classic series", "Enhanced MR")
 SAME_PLACE_MM = 0.01
 SAME_AP_MM = 0.05
 FIELD_OF_VIEW_MOVE_MM = 20.0
+ROUNDED_PLACE_MM = 1.0  # a slice of a series whose positions were rounded to 1 mm lies within √3/2 mm of where imaged
 
 
 def integer_voxels(image) -> np.ndarray:
@@ -74,15 +78,39 @@ def written(path: Path, folder: Path) -> dict[str, Path]:
     return inputs
 
 
+def slice_centres_ras(geometry: VolumeGeometry) -> np.ndarray:
+    """The RAS centre of each slice (along k) of a grid, [slice, 3]."""
+    centre = np.array([(geometry.size_ijk[0] - 1) / 2, (geometry.size_ijk[1] - 1) / 2, 0.0, 1.0])
+    return np.array([(geometry.ijk_to_ras @ (centre + [0, 0, k, 0]))[:3] for k in range(geometry.size_ijk[2])])
+
+
+def axial_stack(path: Path):
+    """The volume at path as (its voxels as integers, its geometry); None for a volume stored in non-axial slices."""
+    image = sitk.ReadImage(str(path))
+    geometry = VolumeGeometry.from_sitk(image)
+    return (integer_voxels(image), geometry) if is_axial_normal(geometry.ijk_to_ras[:3, 2]) else None
+
+
+def rounded_positions(path: Path, folder: Path) -> np.ndarray | None:
+    """The volume at path as a classic DICOM series whose Image Positions are rounded to whole millimetres (written
+    into folder), and the RAS centre of each slice as imaged, [slice, 3]; None for a volume stored in non-axial
+    slices."""
+    stack = axial_stack(path)
+    if stack is None:
+        return None
+    voxels, geometry = stack
+    write_dicom_series(folder, voxels, geometry, series=1, position_step_mm=1.0)
+    return slice_centres_ras(geometry)
+
+
 def moved_field_of_view(path: Path, folder: Path) -> np.ndarray | None:
     """The volume at path as a classic DICOM series whose upper half's field of view moved FIELD_OF_VIEW_MOVE_MM along
     its rows (written into folder), and the RAS centre of each slice as imaged, [slice, 3]; None for a volume stored
     in non-axial slices."""
-    image = sitk.ReadImage(str(path))
-    geometry = VolumeGeometry.from_sitk(image)
-    if not is_axial_normal(geometry.ijk_to_ras[:3, 2]):
+    stack = axial_stack(path)
+    if stack is None:
         return None
-    voxels = integer_voxels(image)
+    voxels, geometry = stack
     half = voxels.shape[0] // 2
     step_px = int(round(FIELD_OF_VIEW_MOVE_MM / float(np.linalg.norm(geometry.ijk_to_ras[:3, 0]))))
     moved_voxels = np.zeros_like(voxels[half:])
@@ -90,23 +118,20 @@ def moved_field_of_view(path: Path, folder: Path) -> np.ndarray | None:
     lower, upper = geometry.ijk_to_ras.copy(), geometry.ijk_to_ras.copy()
     upper[:3, 3] += half * upper[:3, 2] + step_px * upper[:3, 0]
     size_ij = geometry.size_ijk[:2]
-    write_dicom_series(folder, voxels[:half], VolumeGeometry((*size_ij, half), lower), series=1)
-    write_dicom_series(folder, moved_voxels, VolumeGeometry((*size_ij, len(moved_voxels)), upper), series=1,
-                       first_instance=half)
-    centre = np.array([(size_ij[0] - 1) / 2, (size_ij[1] - 1) / 2, 0.0, 1.0])
-    return np.array([(matrix @ (centre + [0, 0, k, 0]))[:3] for matrix, slices in ((lower, half),
-                                                                               (upper, len(moved_voxels)))
-                     for k in range(slices)])
+    parts = [VolumeGeometry((*size_ij, half), lower), VolumeGeometry((*size_ij, len(moved_voxels)), upper)]
+    write_dicom_series(folder, voxels[:half], parts[0], series=1)
+    write_dicom_series(folder, moved_voxels, parts[1], series=1, first_instance=half)
+    return np.concatenate([slice_centres_ras(part) for part in parts])
 
 
-def placed_as_imaged(folder: Path, centres_ras: np.ndarray) -> tuple[int, bool]:
-    """How many blocks the series in folder is read as, and whether its slices' centres are these (within
-    SAME_PLACE_MM; centres_ras in order along the stack, those read in any order)."""
+def placed_as_imaged(folder: Path, centres_ras: np.ndarray, within_mm: float = SAME_PLACE_MM) -> tuple[int, bool, int]:
+    """How many blocks the series in folder is read as, whether its slices' centres are these (within within_mm;
+    centres_ras in order along the stack, those read in any order), and how many warnings its first block has."""
     blocks = open_axial_blocks(folder)
     read = np.array([volume.layout.slice_grid(k).centre_ras for volume in blocks for k in range(volume.n_slices)])
     along = centres_ras[-1] - centres_ras[0]
     return len(blocks), read.shape == centres_ras.shape and bool(
-        np.abs(read[np.argsort(read @ along)] - centres_ras).max() <= SAME_PLACE_MM)
+        np.abs(read[np.argsort(read @ along)] - centres_ras).max() <= within_mm), len(blocks[0].warnings)
 
 
 class Measured(NamedTuple):
@@ -137,10 +162,12 @@ def main() -> None:
     args = parser.parse_args()
     segmenter = load_segmenter(**network_options(args))
     columns = f"{'blocks':>6} {'slices':>6} {'placed':>6} {'numbered':>8} {'max |ΔAP|':>9} {'> 0.05 mm':>9}"
-    print(f"{'':58} {'':6}  " + "  ".join(f"{form:^49}" for form in FORMS) + "  field of view moved")
-    print(f"{'volume':58} {'slices':>6}  " + "  ".join(columns for _ in FORMS) + f"  {'blocks':>6} {'placed':>6}")
+    print(f"{'':58} {'':6}  " + "  ".join(f"{form:^49}" for form in FORMS)
+          + f"  {'field of view moved':^13}  {'positions to 1 mm':^22}")
+    print(f"{'volume':58} {'slices':>6}  " + "  ".join(columns for _ in FORMS) + f"  {'blocks':>6} {'placed':>6}"
+          + f"  {'blocks':>6} {'placed':>6} {'warned':>6}")
     agreeing, numbered = {form: 0 for form in FORMS}, {form: 0 for form in FORMS}
-    moved_placed, moved_tried = 0, 0
+    moved_placed, rounded_placed, placement_tried = 0, 0, 0
     volumes = real_volumes(args.real, args.only)
     for name, path, _, _ in volumes:
         with tempfile.TemporaryDirectory() as folder:
@@ -161,21 +188,28 @@ def main() -> None:
                             else f"{'-':>9} {'-':>9}")
                 cells.append(f"{read.blocks:6} {len(read.centres_ras):6} {'yes' if in_place else 'NO':>6} "
                              f"{'yes' if as_written else 'NO':>8} {compared}")
-            moved_folder = Path(folder) / "moved"
+            moved_folder, rounded_folder = Path(folder) / "moved", Path(folder) / "rounded"
             moved_folder.mkdir()
+            rounded_folder.mkdir()
             imaged_ras = moved_field_of_view(path, moved_folder)
             if imaged_ras is None:
-                cells.append(f"{'-':>6} {'-':>6}")
+                cells.append(f"{'-':>6} {'-':>6}  {'-':>6} {'-':>6} {'-':>6}")
             else:
-                blocks, placed = placed_as_imaged(moved_folder, imaged_ras)
-                moved_tried, moved_placed = moved_tried + 1, moved_placed + placed
+                blocks, placed, _ = placed_as_imaged(moved_folder, imaged_ras)
+                moved_placed, placement_tried = moved_placed + (blocks == 2 and placed), placement_tried + 1
                 cells.append(f"{blocks:6} {'yes' if placed else 'NO':>6}")
+                blocks, placed, warnings = placed_as_imaged(rounded_folder, rounded_positions(path, rounded_folder),
+                                                            ROUNDED_PLACE_MM)
+                rounded_placed += blocks == 1 and placed and not warnings
+                cells.append(f"{blocks:6} {'yes' if placed else 'NO':>6} {warnings:6}")
         print(f"{Path(name).name:58} {len(reference.centres_ras):6}  " + "  ".join(cells), flush=True)
     for form in FORMS:
         print(f"{form}: every slice where the NIfTI file places it on {agreeing[form]} of {len(volumes)} volumes, "
               f"and numbered as the image it was written as on {numbered[form]}")
-    print(f"classic series with its field of view moved {FIELD_OF_VIEW_MOVE_MM:g} mm part way: every slice where it "
-          f"was imaged on {moved_placed} of {moved_tried} volumes stored in axial slices")
+    print(f"classic series with its field of view moved {FIELD_OF_VIEW_MOVE_MM:g} mm part way: 2 blocks, every slice "
+          f"where it was imaged on {moved_placed} of {placement_tried} volumes stored in axial slices")
+    print(f"classic series with its positions rounded to 1 mm: 1 block, every slice within {ROUNDED_PLACE_MM:g} mm of "
+          f"where it was imaged, no warning, on {rounded_placed} of {placement_tried} volumes stored in axial slices")
 
 
 if __name__ == "__main__":

@@ -493,8 +493,9 @@ def stack_blocks(planes: SlicePlanes) -> tuple[list[list[int]], list[str], str]:
             warnings.append(f"{slices} lie in {len(fields)} fields of view ({_fields_differ(planes, fields)}): each "
                             "is measured as a block of its own, so that every slice lies where it was imaged")
         for field in fields:
-            offsets_mm = planes.positions[field] @ planes.normals[field[0]]
-            runs = evenly_spaced_runs(offsets_mm, _offset_rounding_mm(planes.positions[field], planes.normals[field[0]]))
+            normal = planes.normals[field[0]]
+            offsets_mm = planes.positions[field] @ normal
+            runs = evenly_spaced_runs(offsets_mm, _offset_rounding_mm(planes.positions[field], normal))
             blocks += [[field[n] for n in run] for run in runs]
             parts = [offsets_mm[later[0]] - offsets_mm[earlier[-1]] for earlier, later in zip(runs, runs[1:])]
             gapped |= bool(parts)
