@@ -1,6 +1,7 @@
 """A DICOM folder's series: which files are measured (which series, one image at each slice position), and what
 their headers say about the stack SimpleITK reads from them (blocks at several angles or parted by gaps, uneven
-spacing, no orientation or position, pixel grids that differ). Each header is read once."""
+spacing, no orientation or position, pixel grids that differ). SimpleITK reads each header once (dicom_frames also
+looks in each file for frames, reading no pixels)."""
 from __future__ import annotations
 
 import math
@@ -220,7 +221,12 @@ def _header(path: str):
 def _slice_plane(path: str) -> SlicePlane | None:
     """A DICOM file's slice plane as SimpleITK reads its header; None when it cannot be read or is not one 3-D
     slice."""
-    reader = _header(path)
+    return _plane_in(_header(path))
+
+
+def _plane_in(reader) -> SlicePlane | None:
+    """The slice plane of the DICOM file whose header a SimpleITK reader holds; None without a reader or a 3-D
+    slice."""
     if reader is None or reader.GetDimension() != 3:
         return None
     direction = np.array(reader.GetDirection(), float).reshape(3, 3)
@@ -290,13 +296,16 @@ def positive_value(text: str) -> float | None:
 
 
 def slice_planes(files: list[str]) -> SlicePlanes | None:
-    """The files' slice planes, each header read once; their frames' (frame_planes) when they are all multi-frame
-    files; None when a file has none (reading the series says why)."""
+    """The files' slice planes, each header read once by SimpleITK; their frames' (frame_planes) when some are
+    multi-frame files, a single-frame file among them taken as a file of one frame (else SimpleITK would read a
+    multi-frame file's frames evenly stacked after its first); None when a file has none (reading the series says
+    why)."""
     several = len(files) > 1
-    if files and (first := frame_planes(files[0], several)) is not None:
-        each = [first, *(frame_planes(name, several) for name in files[1:])]
+    framed = [frame_planes(name, several) for name in files]
+    if any(frames is not None for frames in framed):
+        each = [frames if frames is not None else _one_frame(name) for name, frames in zip(files, framed)]
         if all(frames is not None for frames in each):
-            return _joined(each) if several else first
+            return _joined(each) if several else each[0]
     planes = [_slice_plane(name) for name in files]
     if any(plane is None for plane in planes):
         return None
@@ -325,6 +334,18 @@ def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
                        frames[0].thickness_mm, kinds, grids, [f"{instance}{n + 1}" for n in range(len(frames))],
                        [(0, n) for n in range(len(frames))],
                        np.array([frame.pixel_mm for frame in frames]))
+
+
+def _one_frame(path: str) -> SlicePlanes | None:
+    """A single-frame DICOM file as a multi-frame file of one frame (frame_planes); None when it has no slice
+    plane."""
+    reader = _header(path)
+    plane = _plane_in(reader)
+    if plane is None:
+        return None
+    return SlicePlanes(plane.direction[None], plane.position[None], plane.gaps, plane.named_region, plane.thickness_mm,
+                       [plane.kind], [plane.pixel_grid], [plane.image_number], [(0, 0)],
+                       np.array([reader.GetSpacing()[:2]], float))
 
 
 def _joined(files: list[SlicePlanes]) -> SlicePlanes:

@@ -306,6 +306,21 @@ def test_a_series_whose_field_of_view_moved_part_way_is_read_as_a_block_per_fiel
                               "in the slice plane); it is read as one stack of slices each behind the first")
 
 
+@pytest.mark.parametrize("enhanced_name", ["a.dcm", "z.dcm"])  # read before or after the single-frame files
+def test_a_series_of_a_multi_frame_file_and_single_frame_files_is_read_frame_by_frame(tmp_path, enhanced_name):
+    image, _, geometry = phantom_arrays(n_slices=6)
+    angled = tilted(geometry, 15.0, (0.0, 0.0, 30.0))  # the multi-frame file's last frame: another block
+    planes = frame_planes_lps(image, geometry)[:2] + frame_planes_lps(image, angled)[5:]
+    write_enhanced_mr(tmp_path / enhanced_name, image[[0, 1, 5]], planes, pixel_mm=0.8)
+    write_dicom_series(tmp_path, image[2:5], tilted(geometry, 0.0, (0.0, 0.0, 8.0)), series=1, first_instance=2,
+                       tags=(("0020|000e", "1.2.3.4"), ("0020|000d", "1.2.3")))  # the multi-frame file's series
+    stacked, turned = open_axial_blocks(tmp_path)
+    assert np.array_equal(stacked.source_voxels(), image[:5]) and np.array_equal(turned.source_voxels(), image[5:])
+    assert np.allclose(slice_centres_ras(stacked.layout), slice_centres_ras(stack_layout(geometry))[:5], atol=1e-3)
+    assert np.allclose(slice_centres_ras(turned.layout), slice_centres_ras(stack_layout(angled))[5:], atol=1e-3)
+    assert stacked.warnings == [] and stacked.blocks_reason == "slices at 2 angles"
+
+
 def test_a_tilted_series_whose_positions_were_rounded_to_whole_mm_is_one_stack_and_a_missing_slice_parts_it(
         tmp_path):
     image, _, geometry = phantom_arrays(n_slices=12)
