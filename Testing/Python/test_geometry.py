@@ -60,6 +60,9 @@ def test_every_array_layout_gives_the_same_stack_and_measurements(order):
         assert np.array_equal(stack, reference_stack)
         assert np.allclose(in_plane, reference_in_plane)
         assert np.allclose(measured(stored_image, stored_labels, stored_geometry), reference, equal_nan=True)
+        volume = axial_from_array(stored_image, stored_geometry)  # masks written back onto the input's grid
+        assert np.array_equal(volume.to_source_grid(volume.from_source_grid(stored_labels)), stored_labels)
+        assert np.array_equal(volume.source_voxels(), stored_image)
 
 
 @pytest.mark.parametrize("code", ["RAS", "LPS", "LAS", "RPI", "PIR", "SLA"])
