@@ -52,7 +52,7 @@ def test_shipped_manifest_lists_verified_weights_with_provenance():
             assert entry[key] not in (None, ""), key
 
 
-def test_a_damaged_or_missing_model_file_fails_clearly(tmp_path):
+def test_a_damaged_or_missing_model_file_or_manifest_fails_clearly(tmp_path):
     folder = tiny_models_folder(tmp_path)
     model, entry = load_network("roi", folder)
     assert isinstance(model, CoUNet) and not model.training
@@ -63,6 +63,15 @@ def test_a_damaged_or_missing_model_file_fails_clearly(tmp_path):
     (folder / "canal.pt").unlink()
     with pytest.raises(ModelError, match="missing"):
         load_network("canal", folder)
+    with pytest.raises(ModelError, match="model 'spine' is not in"):
+        load_network("spine", folder)
+    manifest = folder / "manifest.json"
+    manifest.write_text(manifest.read_text(encoding="utf-8")[:40], encoding="utf-8")  # cut short
+    with pytest.raises(ModelError, match="manifest.json is damaged .*; reinstall the extension"):
+        load_network("roi", folder)
+    manifest.unlink()
+    with pytest.raises(ModelError, match="no manifest.json in .*: not a models folder"):
+        load_network("roi", folder)
 
 
 def test_a_shipped_network_as_trained_computes_what_its_inference_form_does(tmp_path):
