@@ -62,12 +62,21 @@ def decimals(values) -> str:
     return "\\".join(f"{value:.6f}" for value in values)
 
 
+def encapsulated_pixels(fragment: bytes) -> bytes:
+    """Pixel Data (7FE0,0010) encapsulated, explicit VR: of undefined length, an empty offset table and one
+    fragment, then the sequence delimiter."""
+    items = [struct.pack("<HHI", 0xFFFE, 0xE000, 0), struct.pack("<HHI", 0xFFFE, 0xE000, len(fragment)) + fragment]
+    return (struct.pack("<HH2sHI", 0x7FE0, 0x10, b"OB", 0, 0xFFFFFFFF) + b"".join(items)
+            + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0))
+
+
 def write_enhanced_mr(path, frames: np.ndarray, planes_lps, pixel_mm: float, echo_times_ms=None, frame_types=None,
                       explicit: bool = True, undefined_lengths: bool = False, thickness_mm: float = 4.0,
-                      instance: int = 1, stack_ids=None) -> None:
+                      instance: int = 1, stack_ids=None, icon: bool = False) -> None:
     """One Enhanced MR file of frames [frame, row, column], each frame placed by its (position, orientation) in
     planes_lps, with an Effective Echo Time, a Frame Type and a Stack ID each where given; instance: its Instance
-    Number (and SOP Instance UID's last part)."""
+    Number (and SOP Instance UID's last part); icon: with an Icon Image Sequence whose pixels are encapsulated (as
+    compressed, in fragments of undefined length; explicit VR only), as some scanners write one."""
     writer = Writer(explicit, undefined_lengths)
     syntax = "1.2.840.10008.1.2.1" if explicit else "1.2.840.10008.1.2"
     meta = Writer().dataset([(2, 1, "OB", b"\0\1"), (2, 2, "UI", ENHANCED_MR), (2, 3, "UI", "1.2.3.4.5"),
@@ -86,7 +95,11 @@ def write_enhanced_mr(path, frames: np.ndarray, planes_lps, pixel_mm: float, ech
     pixel_measures = writer.dataset([(0x18, 0x50, "DS", f"{thickness_mm:g}"),
                                      (0x28, 0x30, "DS", f"{pixel_mm:g}\\{pixel_mm:g}")])
     rows, columns = frames.shape[1:]
-    header = writer.dataset([
+    # compressed bytes are any bytes: these, read as elements, would open a sequence and hold no item in it
+    compressed = struct.pack("<HH2sHI", 0x08, 0x20, b"SQ", 0, 0xFFFFFFFF) + bytes(8)
+    icons = [(0x88, 0x200, "SQ", [writer.dataset([(0x28, 0x10, "US", 8), (0x28, 0x11, "US", 8)])
+                                  + encapsulated_pixels(compressed)])] if icon else []
+    header = writer.dataset([*icons,
         (0x08, 0x08, "CS", "ORIGINAL\\PRIMARY\\M\\NONE"), (0x08, 0x16, "UI", ENHANCED_MR),
         (0x08, 0x18, "UI", f"1.2.3.4.{instance}"), (0x08, 0x60, "CS", "MR"), (0x08, 0x103E, "LO", "t2_tse_tra"),
         (0x20, 0x0D, "UI", "1.2.3"), (0x20, 0x0E, "UI", "1.2.3.4"), (0x20, 0x11, "IS", "5"),

@@ -176,9 +176,12 @@ def test_a_series_in_angled_blocks_is_read_with_a_warning_or_as_one_stack_per_bl
         assert np.array_equal(block.source_voxels(), second_image[slices])
 
 
-@pytest.mark.parametrize("explicit, undefined_lengths", [(True, False), (True, True), (False, False), (False, True)])
+@pytest.mark.parametrize("explicit, undefined_lengths, icon", [
+    (True, False, False), (True, True, False), (False, False, False), (False, True, False),
+    (True, False, True), (True, True, True),  # an icon whose pixels are encapsulated, before the functional groups
+])
 def test_an_enhanced_multi_frame_file_in_angled_blocks_is_read_as_its_functional_groups_place_each_frame(
-        tmp_path, explicit, undefined_lengths):
+        tmp_path, explicit, undefined_lengths, icon):
     image, _, geometry = phantom_arrays(n_slices=3)
     second_image, _, second_geometry = phantom_arrays(n_slices=4)
     second = tilted(second_geometry, 15.0, (0.0, 0.0, 30.0))
@@ -186,7 +189,7 @@ def test_an_enhanced_multi_frame_file_in_angled_blocks_is_read_as_its_functional
     order = [6, 0, 5, 1, 4, 2, 3]  # the blocks' frames interleaved, each block's from head to foot
     path = tmp_path / "enhanced.dcm"
     write_enhanced_mr(path, np.concatenate([image, second_image])[order], [planes[n] for n in order], pixel_mm=0.8,
-                      explicit=explicit, undefined_lengths=undefined_lengths)
+                      explicit=explicit, undefined_lengths=undefined_lengths, icon=icon)
     for blocks in (open_axial_blocks(path), open_axial_blocks(tmp_path)):  # the file, and its folder
         tilted_block, first_block = blocks  # in the order of their first frames
         assert first_block.source_geometry.matches(geometry) and tilted_block.source_geometry.matches(second)
