@@ -1,5 +1,6 @@
 """Training: checkpoints, resume, log; real labelled data (NIfTI pairs, Lumbar Spine MRI PNGs) for fine-tuning."""
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,26 @@ def test_a_run_with_real_labelled_data_says_so_in_its_best_weights(tmp_path):
     assert f"--real-data {tmp_path / 'labelled'}" in provenance["training_command"]
     assert provenance["training_data"] == (f"synthetic (SpinalStenosisLib.synth) and real labelled data from "
                                            f"{tmp_path / 'labelled'} (real batches on 25% of the steps)")
+
+
+@pytest.mark.parametrize("network, labels", [("canal", "nifti"), ("roi", "nifti"), ("canal", "png")])
+def test_both_networks_train_on_real_labelled_batches(tmp_path, network, labels):
+    if labels == "nifti":
+        write_dataset(tmp_path / "labelled", count=2, seed=3, region="lumbar", gallery_real=None)
+    else:  # the Lumbar Spine MRI PNGs label the canal only: the step's loss is on that channel
+        (tmp_path / "labelled").mkdir()
+        label = np.zeros((128, 128), np.uint8)
+        label[60:72, 50:78] = PNG_THECAL_SAC
+        image = np.where(label > 0, 240, 80).astype(np.uint8)
+        for name, array in (("case1_label.png", label), ("case1_image.png", image)):
+            sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / "labelled" / name))
+    config = TrainConfig(network=network, out_dir=tmp_path / "run", steps=2, batch_size=1, width=4, validate_every=2,
+                         threads=1, batchnorm_batches=0, real_data=tmp_path / "labelled", real_fraction=1.0)
+    assert training_batch(config, RealPairs(config.real_data, network), np.random.default_rng(0))[0].shape[0] == 1
+    train(config)
+    with open(tmp_path / "run" / "log.csv", encoding="utf-8") as handle:
+        [row] = list(csv.DictReader(handle))
+    assert row["step"] == "2" and math.isfinite(float(row["train_loss"]))
 
 
 def test_lumbar_spine_mri_pngs_train_the_canal_channel_only(tmp_path):
