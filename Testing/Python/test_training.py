@@ -11,7 +11,7 @@ from conftest import trained_like
 
 from SpinalStenosisLib.crop import normalise
 from SpinalStenosisLib.network import (CoUNet, chord_loss, coordinate_channels, deepened, dice_bce_loss,
-                                       edge_weights, hard_pixel_loss, saved_depth, widened)
+                                       edge_weights, hard_pixel_loss, paper_loss, saved_depth, widened)
 from SpinalStenosisLib.real_data import PNG_THECAL_SAC, RealPairs
 from SpinalStenosisLib.synth.augment import AUGMENTATIONS, domain_randomised
 from SpinalStenosisLib.synth.dataset import write_dataset
@@ -264,6 +264,20 @@ def test_a_bce_option_is_recorded_in_the_training_command_and_refused_with_the_p
     with pytest.raises(ValueError, match="bce_dice"):
         train(TrainConfig(network="canal", out_dir=tmp_path / "paper", steps=1, batch_size=1, width=4, threads=1,
                           loss="paper", **option))
+
+
+def test_the_papers_loss_is_its_mse_less_a_ten_thousandth_of_its_dice_and_trains(tmp_path):
+    target = torch.zeros(1, 3, 8, 8)
+    target[:, 1, 2:6, 2:6] = 1.0
+    sure = 40.0 * (2 * target - 1)  # logits: right, and sure of it
+    assert float(paper_loss(sure, target)) == pytest.approx(-1e-4, abs=1e-9)  # MSE 0, Dice 1
+    assert float(paper_loss(-sure, target)) == pytest.approx(1.0, abs=1e-6)  # MSE 1, Dice 0
+    half = float(paper_loss(torch.zeros_like(target), target))  # every probability 0.5: MSE 0.25, Dice 2·8/(96+16)
+    assert half == pytest.approx(0.25 - 1e-4 * 16 / 112, abs=1e-7)
+    best = torch.load(train(TrainConfig(network="canal", out_dir=tmp_path / "run", steps=1, batch_size=1, width=4,
+                                        validate_every=1, threads=1, batchnorm_batches=0, loss="paper")),
+                      weights_only=False)
+    assert "--loss paper" in best["training_command"]
 
 
 @pytest.mark.parametrize("network, weight", [("roi", 3.0), ("canal", 0.0)])
