@@ -100,6 +100,16 @@ def test_a_segmentation_as_the_labels_scores_perfectly(labelled):
                                                 "1 mm there 100.0 %, on the others n/a;")
 
 
+def test_slices_without_a_labelled_canal_are_left_out_and_unlabelled_foramina_count_apart(labelled):
+    phantom = next(labelled_cases(labelled))
+    phantom.labels[0][phantom.labels[0] == 1] = 0  # slice 0: no canal labelled
+    phantom.labels[1][phantom.labels[1] == 2] = 0  # slice 1: no left foramen labelled, though the image shows one
+    comparisons = compare_case(phantom, ThresholdSegmenter(), "lumbar")
+    assert [c.slice_index for c in comparisons] == [1, 2] and math.isnan(comparisons[0].dice["left_foramen"])
+    assert summary_lines(comparisons)[-1].startswith("foramina: 3 labelled; Dice mean 1.000;")
+    assert summary_lines(comparisons)[-1].endswith("of 1 not labelled, reported absent 0.0 %")
+
+
 def test_a_canal_drawn_a_pixel_small_all_round_shows_as_two_pixels_short(labelled):
     phantom = next(labelled_cases(labelled))
     comparisons = compare_case(phantom, ErodedCanal(), "lumbar")
