@@ -1053,6 +1053,13 @@ def test_scene_bundle_reloads(context, tmp_path, phantom_files):
     assert count(other.scene, "vtkMRMLSegmentationNode") == 1
     assert measurement_tables(other.scene) == charts_whole(other.scene) == 1
     assert count(other.scene, "vtkMRMLMarkupsLineNode") == sum(len(m.rulers) for m in run.measurements)
+    from SpinalStenosisLib.outputs import OutputError
+
+    with pytest.raises(OutputError, match="scene.mrb: exists; pass --overwrite to replace it"):
+        write_scene_bundle([run], image_path, bundle)
+    assert write_scene_bundle([run], image_path, bundle, overwrite=True) == bundle
+    with pytest.raises(OutputError, match="scene.zip: a scene bundle must end in .mrb"):
+        write_scene_bundle([run], image_path, tmp_path / "scene.zip")
 
 
 def volume_named(scene, name: str):
