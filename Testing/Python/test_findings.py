@@ -160,6 +160,7 @@ def test_levels_name_dicom_images_as_a_viewer_numbers_them_across_the_blocks_of_
         with pytest.raises(ValueError, match=refused):
             levels_of_images(parse_levels(text), blocks)
     for text, refused in (("image 12=L4, image 12=L5", "image 12 is named twice"),
+                          ("block-2=L4-L5, block-2=L5-S1", "block-2 is named twice"),
                           ("image 14-12=L4-L5", "is not SLICE=LEVEL")):
         with pytest.raises(ValueError, match=refused):
             parse_levels(text)
