@@ -575,12 +575,13 @@ def evenly_spaced_runs(offsets_mm: np.ndarray, rounding_mm: float = 0.0) -> list
     """Slices (their sorted offsets along the normal, mm, each off by up to rounding_mm: _offset_rounding_mm) as runs
     of evenly spaced ones (indices into offsets_mm), split at the widest gap while it is wider than the run's median
     gap by over EVEN_SPACING_TOLERANCE of it, PARTING_GAP_MIN_MM and what rounding makes of a gap against the median
-    (4 rounding_mm). A run uneven otherwise stays whole (uneven_spacing warns of it)."""
+    (_rounding_spread_mm). A run uneven otherwise stays whole (uneven_spacing warns of it)."""
     gaps = np.diff(offsets_mm)
     if len(gaps) < 2:
         return [list(range(len(offsets_mm)))]
     widest, median = int(np.argmax(gaps)), float(np.median(gaps))
-    if gaps[widest] - median <= max(EVEN_SPACING_TOLERANCE * abs(median), PARTING_GAP_MIN_MM, 4 * rounding_mm):
+    if gaps[widest] - median <= max(EVEN_SPACING_TOLERANCE * abs(median), PARTING_GAP_MIN_MM,
+                                    _rounding_spread_mm(rounding_mm, median)):
         return [list(range(len(offsets_mm)))]
     after = widest + 1
     return (evenly_spaced_runs(offsets_mm[:after], rounding_mm)
@@ -601,14 +602,24 @@ def _offset_rounding_mm(positions: np.ndarray, normal: np.ndarray) -> float:
     return position_rounding_step_mm(positions) / 2 * float(np.abs(normal).sum())
 
 
+def _rounding_spread_mm(rounding_mm: float, median_gap_mm: float) -> float:
+    """How far a gap between slices each moved by up to rounding_mm may lie from their median gap: 4 rounding_mm,
+    but at most half the median, so that a slice missing (a gap wider by a whole median) is still told (slices 1 mm
+    apart at whole-mm positions, which rounding leaves evenly spaced)."""
+    return min(4 * rounding_mm, abs(median_gap_mm) / 2)
+
+
 def uneven_spacing(slices: str, normal: np.ndarray, positions: np.ndarray) -> list[str]:
     """The warning that these slices (named so) are unevenly spaced, when the gaps between them differ from their
-    median by over the tolerance and what the rounding of their positions makes of a gap (_offset_rounding_mm);
+    median by over the tolerance and what the rounding of their positions makes of a gap (_rounding_spread_mm);
     none otherwise."""
     gaps = np.diff(np.sort(positions @ normal))
-    allowed_mm = max(EVEN_SPACING_TOLERANCE * abs(np.median(gaps)) if len(gaps) else 0.0,
-                     4 * _offset_rounding_mm(positions, normal))
-    if len(gaps) and np.abs(gaps - np.median(gaps)).max() > allowed_mm:
+    if not len(gaps):
+        return []
+    median = float(np.median(gaps))
+    allowed_mm = max(EVEN_SPACING_TOLERANCE * abs(median),
+                     _rounding_spread_mm(_offset_rounding_mm(positions, normal), median))
+    if np.abs(gaps - median).max() > allowed_mm:
         return [f"{slices} are unevenly spaced ({gaps.min():.1f}-{gaps.max():.1f} mm apart, or a slice is missing); "
                 f"{_CONSEQUENCE}"]
     return []

@@ -407,10 +407,18 @@ def test_a_block_is_parted_into_evenly_spaced_runs_at_its_wider_gaps(offsets_mm,
 
 
 def test_a_block_whose_positions_were_rounded_is_parted_only_at_gaps_wider_than_the_rounding_makes():
-    offsets_mm = np.array([0, 3.4, 8.6, 12, 16.6, 20])  # 4 mm apart, each moved by up to 0.6 mm by the rounding
-    assert len(dicom_series.evenly_spaced_runs(offsets_mm)) == 3  # as if parallel blocks
-    assert dicom_series.evenly_spaced_runs(offsets_mm, rounding_mm=0.6) == [[0, 1, 2, 3, 4, 5]]
-    assert dicom_series.evenly_spaced_runs(np.delete(offsets_mm, 3), rounding_mm=0.6) == [[0, 1, 2], [3, 4]]
+    # slices 4 mm apart at 30°, their positions rounded to whole mm: each moved by up to 0.68 mm along the normal
+    offsets_mm = np.array([0, 3.6, 8.06, 11.66, 16.12, 19.72, 24.19, 27.78])
+    assert len(dicom_series.evenly_spaced_runs(offsets_mm)) > 1  # as if parallel blocks
+    assert dicom_series.evenly_spaced_runs(offsets_mm, rounding_mm=0.68) == [list(range(8))]
+    assert dicom_series.evenly_spaced_runs(np.delete(offsets_mm, 4), rounding_mm=0.68) == [[0, 1, 2, 3], [4, 5, 6]]
+    # slices 1 mm apart at whole-mm positions, one missing: the rounding cannot hide a whole gap
+    assert dicom_series.evenly_spaced_runs(np.array([0, 1, 2, 4, 5, 6.0]), rounding_mm=0.5) == [[0, 1, 2], [3, 4, 5]]
+    whole_mm = np.array([[10.0, 20.0, z] for z in (0, 1, 2, 4, 5, 6)])
+    assert dicom_series.uneven_spacing("the slices", np.array([0, 0, 1.0]), whole_mm)[0].startswith(
+        "the slices are unevenly spaced (1.0-2.0 mm apart")
+    whole_mm[3:, 2] -= 1.0  # none missing
+    assert dicom_series.uneven_spacing("the slices", np.array([0, 0, 1.0]), whole_mm) == []
 
 
 def test_a_series_blocks_are_said_to_lie_at_several_angles_to_be_parted_by_gaps_or_to_overlap():
