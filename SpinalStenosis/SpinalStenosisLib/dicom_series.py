@@ -338,10 +338,10 @@ def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
 
 def _one_frame(path: str) -> SlicePlanes | None:
     """A single-frame DICOM file as a multi-frame file of one frame (frame_planes); None when it has no slice
-    plane."""
+    plane, or holds frames that dicom_frames cannot place."""
     reader = _header(path)
     plane = _plane_in(reader)
-    if plane is None:
+    if plane is None or reader.GetSize()[2] != 1:
         return None
     return SlicePlanes(plane.direction[None], plane.position[None], plane.gaps, plane.named_region, plane.thickness_mm,
                        [plane.kind], [plane.pixel_grid], [plane.image_number], [(0, 0)],
