@@ -538,11 +538,10 @@ def stack_blocks(planes: SlicePlanes) -> tuple[list[list[int]], list[str], str]:
 def fields_of_view(planes: SlicePlanes, images: list[int]) -> list[list[int]]:
     """These parallel images (indices) in order along their normal, as runs in one field of view: each on its run's
     first's pixel grid and within IN_PLANE_MOVE_MM of it in their plane, or within what the rounding of their
-    positions makes of one place (position_rounding_step_mm; two positions rounded to 1 mm may lie up to √3 mm
-    apart). SimpleITK stacks a series' slices as if each lay behind the first, on its grid: a field of view moved part
-    way would be misplaced, and the slices spaced by the move too."""
+    positions makes of one place (_in_plane_rounding_mm). SimpleITK stacks a series' slices as if each lay behind the
+    first, on its grid: a field of view moved part way would be misplaced, and the slices spaced by the move too."""
     normal = planes.normals[images[0]]
-    same_place_mm = max(IN_PLANE_MOVE_MM, math.sqrt(3) * position_rounding_step_mm(planes.positions[images]))
+    same_place_mm = max(IN_PLANE_MOVE_MM, _in_plane_rounding_mm(planes.positions[images], normal))
     runs: list[list[int]] = []
     for n in sorted(images, key=lambda n: float(planes.positions[n] @ normal)):
         if runs and planes.pixel_grids[n] == planes.pixel_grids[runs[-1][0]] \
@@ -595,6 +594,16 @@ def position_rounding_step_mm(positions: np.ndarray) -> float:
         if np.allclose(positions, np.round(positions / step_mm) * step_mm, rtol=0.0, atol=1e-4):
             return step_mm
     return 0.0
+
+
+def _in_plane_rounding_mm(positions: np.ndarray, normal: np.ndarray) -> float:
+    """How far apart in their plane, at most, the rounding of these parallel slices' positions
+    (position_rounding_step_mm) puts two slices of one field of view: up to a step in each coordinate the stack
+    advances along, seen in the plane; none in a coordinate it does not (a stack along an axis: the rounding moves
+    every slice alike in the other two, so that a field of view moved in them is still told); at most √3 steps."""
+    step_mm = position_rounding_step_mm(positions)
+    advancing = np.abs(normal) * np.ptp(positions @ normal) > 1e-3 * step_mm
+    return step_mm * min(math.sqrt(3), float(np.sqrt(np.clip(1 - normal[advancing] ** 2, 0.0, None)).sum()))
 
 
 def _offset_rounding_mm(positions: np.ndarray, normal: np.ndarray) -> float:

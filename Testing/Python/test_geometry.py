@@ -342,6 +342,14 @@ def test_a_tilted_series_whose_positions_were_rounded_to_whole_mm_is_one_stack_a
             path.unlink()
 
 
+def test_an_axial_series_at_whole_mm_positions_whose_field_of_view_moved_1_mm_is_read_as_two_blocks(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=4)  # along the axis: the rounding moves every slice alike in-plane
+    write_dicom_series(tmp_path, image[:2], geometry, series=1, position_step_mm=1.0)
+    moved = tilted(geometry, 0.0, (1.0, 0.0, 8.0))  # the next two slices' field of view 1 mm to the side
+    write_dicom_series(tmp_path, image[2:], moved, series=1, first_instance=2, position_step_mm=1.0)
+    assert [block.n_slices for block in open_axial_blocks(tmp_path)] == [2, 2]
+
+
 def test_the_step_a_series_positions_were_rounded_to_is_told_from_them():
     exact = np.array([[-120.3417, 81.2006, 33.9871], [-120.3417, 80.3691, 37.9001]])
     assert dicom_series.position_rounding_step_mm(exact) == 0.0
