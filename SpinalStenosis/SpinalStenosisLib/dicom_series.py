@@ -307,8 +307,11 @@ def slice_planes(files: list[str]) -> SlicePlanes | None:
         if all(frames is not None for frames in each):
             return _joined(each) if several else each[0]
     planes = [_slice_plane(name) for name in files]
-    if any(plane is None for plane in planes):
-        return None
+    return None if any(plane is None for plane in planes) else _planes_of(planes)
+
+
+def _planes_of(planes: list[SlicePlane]) -> SlicePlanes:
+    """Files' slice planes (one slice each) as a series' images, with what the first one's header says."""
     return SlicePlanes(np.array([plane.direction for plane in planes]), np.array([plane.position for plane in planes]),
                        planes[0].gaps, planes[0].named_region, planes[0].thickness_mm,
                        [plane.kind for plane in planes], [plane.pixel_grid for plane in planes],
@@ -343,9 +346,7 @@ def _one_frame(path: str) -> SlicePlanes | None:
     plane = _plane_in(reader)
     if plane is None or reader.GetSize()[2] != 1:
         return None
-    return SlicePlanes(plane.direction[None], plane.position[None], plane.gaps, plane.named_region, plane.thickness_mm,
-                       [plane.kind], [plane.pixel_grid], [plane.image_number], [(0, 0)],
-                       np.array([reader.GetSpacing()[:2]], float))
+    return _planes_of([plane])._replace(frames=[(0, 0)], pixel_mm=np.array([reader.GetSpacing()[:2]], float))
 
 
 def _joined(files: list[SlicePlanes]) -> SlicePlanes:
