@@ -45,7 +45,7 @@ from enhanced_dicom import frame_planes_lps, write_enhanced_mr  # noqa: E402
 from evaluate_real import REAL_FOLDER, real_volumes  # noqa: E402
 from evaluate_synthetic import add_network_options, network_options  # noqa: E402
 
-from SpinalStenosisLib.geometry import VolumeGeometry, is_axial_normal  # noqa: E402
+from SpinalStenosisLib.geometry import AxialLayout, VolumeGeometry, is_axial_normal  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.volume_io import open_axial_blocks, with_image_numbers, write_image  # noqa: E402
@@ -57,21 +57,21 @@ FIELD_OF_VIEW_MOVE_MM = 20.0
 ROUNDED_PLACE_MM = 1.0  # a slice of a series whose positions were rounded to 1 mm lies within √3/2 mm of where imaged
 
 
-def integer_voxels(image) -> np.ndarray:
-    """A SimpleITK image's voxels [k, j, i] as integers: its lowest intensity 0, its 99.9th percentile 3000."""
-    voxels = sitk.GetArrayFromImage(image).astype(np.float64)
-    return np.round((voxels - voxels.min()) / (np.percentile(voxels, 99.9) - voxels.min()) * 3000).clip(0, 32000)
-
-
-def written(path: Path, folder: Path) -> dict[str, Path]:
-    """The volume at path as integers, written as NIfTI and in both DICOM forms into folder: {form: input}."""
+def integer_voxels(path: Path) -> tuple[np.ndarray, VolumeGeometry]:
+    """The volume at path as integers, [k, j, i] (its lowest intensity 0, its 99.9th percentile 3000), and its
+    grid."""
     image = sitk.ReadImage(str(path))
-    geometry = VolumeGeometry.from_sitk(image)
-    voxels = integer_voxels(image)
+    voxels = sitk.GetArrayFromImage(image).astype(np.float64)
+    voxels = np.round((voxels - voxels.min()) / (np.percentile(voxels, 99.9) - voxels.min()) * 3000).clip(0, 32000)
+    return voxels, VolumeGeometry.from_sitk(image)
+
+
+def written(voxels: np.ndarray, geometry: VolumeGeometry, folder: Path) -> dict[str, Path]:
+    """A volume (integer_voxels) written as NIfTI and in both DICOM forms into folder: {form: input}."""
     inputs = {"NIfTI": folder / "volume.nii.gz", FORMS[0]: folder / "series", FORMS[1]: folder / "enhanced.dcm"}
     write_image(inputs["NIfTI"], voxels.astype(np.float32), geometry)
     inputs[FORMS[0]].mkdir()
-    spacing_mm = image.GetSpacing()
+    spacing_mm = geometry.spacing_mm
     write_dicom_series(inputs[FORMS[0]], voxels, geometry, series=1, tags=(("0018|0050", f"{spacing_mm[2]:.4f}"),))
     write_enhanced_mr(inputs[FORMS[1]], voxels, frame_planes_lps(voxels, geometry), pixel_mm=spacing_mm[0],
                       thickness_mm=spacing_mm[2])
@@ -79,38 +79,23 @@ def written(path: Path, folder: Path) -> dict[str, Path]:
 
 
 def slice_centres_ras(geometry: VolumeGeometry) -> np.ndarray:
-    """The RAS centre of each slice (along k) of a grid, [slice, 3]."""
-    centre = np.array([(geometry.size_ijk[0] - 1) / 2, (geometry.size_ijk[1] - 1) / 2, 0.0, 1.0])
-    return np.array([(geometry.ijk_to_ras @ (centre + [0, 0, k, 0]))[:3] for k in range(geometry.size_ijk[2])])
+    """The RAS centre of each slice of a grid stored in axial slices (along k, as its layout numbers them), [slice,
+    3]."""
+    layout = AxialLayout.from_geometry(geometry)
+    return np.array([layout.slice_grid(k).centre_ras for k in range(layout.stack_shape[0])])
 
 
-def axial_stack(path: Path):
-    """The volume at path as (its voxels as integers, its geometry); None for a volume stored in non-axial slices."""
-    image = sitk.ReadImage(str(path))
-    geometry = VolumeGeometry.from_sitk(image)
-    return (integer_voxels(image), geometry) if is_axial_normal(geometry.ijk_to_ras[:3, 2]) else None
-
-
-def rounded_positions(path: Path, folder: Path) -> np.ndarray | None:
-    """The volume at path as a classic DICOM series whose Image Positions are rounded to whole millimetres (written
-    into folder), and the RAS centre of each slice as imaged, [slice, 3]; None for a volume stored in non-axial
-    slices."""
-    stack = axial_stack(path)
-    if stack is None:
-        return None
-    voxels, geometry = stack
+def rounded_positions(voxels: np.ndarray, geometry: VolumeGeometry, folder: Path) -> np.ndarray:
+    """A volume stored in axial slices (integer_voxels) as a classic DICOM series whose Image Positions are rounded
+    to whole millimetres (written into folder), and the RAS centre of each slice as imaged, [slice, 3]."""
     write_dicom_series(folder, voxels, geometry, series=1, position_step_mm=1.0)
     return slice_centres_ras(geometry)
 
 
-def moved_field_of_view(path: Path, folder: Path) -> np.ndarray | None:
-    """The volume at path as a classic DICOM series whose upper half's field of view moved FIELD_OF_VIEW_MOVE_MM along
-    its rows (written into folder), and the RAS centre of each slice as imaged, [slice, 3]; None for a volume stored
-    in non-axial slices."""
-    stack = axial_stack(path)
-    if stack is None:
-        return None
-    voxels, geometry = stack
+def moved_field_of_view(voxels: np.ndarray, geometry: VolumeGeometry, folder: Path) -> np.ndarray:
+    """A volume stored in axial slices (integer_voxels) as a classic DICOM series whose upper half's field of view
+    moved FIELD_OF_VIEW_MOVE_MM along its rows (written into folder), and the RAS centre of each slice as imaged,
+    [slice, 3]."""
     half = voxels.shape[0] // 2
     step_px = int(round(FIELD_OF_VIEW_MOVE_MM / float(np.linalg.norm(geometry.ijk_to_ras[:3, 0]))))
     moved_voxels = np.zeros_like(voxels[half:])
@@ -170,8 +155,9 @@ def main() -> None:
     moved_placed, rounded_placed, placement_tried = 0, 0, 0
     volumes = real_volumes(args.real, args.only)
     for name, path, _, _ in volumes:
+        voxels, geometry = integer_voxels(path)
         with tempfile.TemporaryDirectory() as folder:
-            inputs = written(path, Path(folder))
+            inputs = written(voxels, geometry, Path(folder))
             reference = measured(inputs["NIfTI"], segmenter, numbered=True)
             cells = []
             for form in FORMS:
@@ -191,15 +177,14 @@ def main() -> None:
             moved_folder, rounded_folder = Path(folder) / "moved", Path(folder) / "rounded"
             moved_folder.mkdir()
             rounded_folder.mkdir()
-            imaged_ras = moved_field_of_view(path, moved_folder)
-            if imaged_ras is None:
+            if not is_axial_normal(geometry.ijk_to_ras[:3, 2]):  # stored in other slices: not tried
                 cells.append(f"{'-':>6} {'-':>6}  {'-':>6} {'-':>6} {'-':>6}")
             else:
-                blocks, placed, _ = placed_as_imaged(moved_folder, imaged_ras)
+                blocks, placed, _ = placed_as_imaged(moved_folder, moved_field_of_view(voxels, geometry, moved_folder))
                 moved_placed, placement_tried = moved_placed + (blocks == 2 and placed), placement_tried + 1
                 cells.append(f"{blocks:6} {'yes' if placed else 'NO':>6}")
-                blocks, placed, warnings = placed_as_imaged(rounded_folder, rounded_positions(path, rounded_folder),
-                                                            ROUNDED_PLACE_MM)
+                blocks, placed, warnings = placed_as_imaged(
+                    rounded_folder, rounded_positions(voxels, geometry, rounded_folder), ROUNDED_PLACE_MM)
                 rounded_placed += blocks == 1 and placed and not warnings
                 cells.append(f"{blocks:6} {'yes' if placed else 'NO':>6} {warnings:6}")
         print(f"{Path(name).name:58} {len(reference.centres_ras):6}  " + "  ".join(cells), flush=True)
