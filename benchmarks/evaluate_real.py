@@ -12,7 +12,8 @@ than the canal's). The check column: on how many slices whose canal passes the c
 2's confidence in it below measurement.CHECK_BELOW, or an outline the image barely shows: visibility.faint), on how
 many whose canal fails them, and how many of the reported foramina are to check. How many volumes `measure` would
 refuse as a label image or a CT (none should be: they are MR), with the largest share of pixels at CT fat's
-intensity or below. Writes one overlay PNG per volume to --overlays (outside the repository).
+intensity or below; and the largest darkest level over bright level (none should reach the share from which an image
+is taken to carry an offset). Writes one overlay PNG per volume to --overlays (outside the repository).
 
 With --compare it also runs the networks of another models folder (see `spinal-stenosis package-models`) on the same
 volumes and prints, per outcome, both models' shares, on how many slices the candidate is better and worse, the exact
@@ -39,8 +40,8 @@ from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.measurement import STRUCTURE_WORDS, STRUCTURES  # noqa: E402
 from SpinalStenosisLib.pipeline import coarse_pixel_warnings, measure_with_segmenter, region_shown_by  # noqa: E402
 from SpinalStenosisLib.report import write_report  # noqa: E402
-from SpinalStenosisLib.visibility import (CT_FAT_SHARE, FAT_HU, checked_pixels, fat_share,  # noqa: E402
-                                          not_an_mr_image)
+from SpinalStenosisLib.visibility import (CT_FAT_SHARE, FAT_HU, RAISED_FLOOR_SHARE, checked_pixels,  # noqa: E402
+                                          darkest_share, fat_share, not_an_mr_image)
 from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
 
 CERVICAL = [("gmchallenge_cervical_t2star", f"sub-{s}_run-1_T2starw.nii.gz", f"sub-{s}_run-1_T2starw_seg-manual.nii.gz")
@@ -209,13 +210,16 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
     results = {"cervical": {}, "lumbar": {}, "foramen_sides": {"slices": 0, "correct": 0},
                "foramina_to_check": {region: {"reported": 0, "to_check": 0} for region in ("cervical", "lumbar")},
                "warned_clipped": [], "shown_neck": {"cervical": [], "lumbar": []}, "not_mr": [], "fat_share": [],
+               "darkest_share": {},
                "cut_by_field_of_view": {}, "canal_references": {}, "warned_coarse": []}
 
     def run_volume(name: str, path: Path, region: str):
         volume = open_axial(path)
         if not_an_mr_image(volume.read_slice, volume.n_slices):
             results["not_mr"].append(name)
-        results["fat_share"].append(fat_share(checked_pixels(volume.read_slice, volume.n_slices)))
+        pixels = checked_pixels(volume.read_slice, volume.n_slices)
+        results["fat_share"].append(fat_share(pixels))
+        results["darkest_share"][name] = darkest_share(pixels)
         run = measure_with_segmenter(volume, segmenter)
         warnings = run.warnings
         write_report(overlays / f"{path.parent.name}_{path.name.split('.')[0]}.png", run.measurements,
@@ -303,6 +307,12 @@ def print_results(results: dict) -> None:
           f"{len(results['not_mr'])} of {len(results['fat_share'])} volumes; largest share of pixels at "
           f"{FAT_HU:.0f} or below: {max(results['fat_share'], default=0.0):.1%} (a CT is refused from "
           f"{CT_FAT_SHARE:.0%})")
+    darkest = max(results["darkest_share"], key=results["darkest_share"].get)
+    print(f"darkest level over bright level (visibility.darkest_share): at most "
+          f"{results['darkest_share'][darkest]:.1%} ({_file_stem(darkest)}); seen from the darkest level up as an "
+          f"image with an offset added (from {RAISED_FLOOR_SHARE:.0%}): "
+          f"{sum(share >= RAISED_FLOOR_SHARE for share in results['darkest_share'].values())} of "
+          f"{len(results['darkest_share'])} volumes")
     print("lumbar volumes whose labels say where the canal is: " + "; ".join(
         f"{_file_stem(name)}, canal "
         + (f"centroid within {SAC_CENTROID_MM:.0f} mm of TotalSegmentator's sac (class 21) on {r['where']} of "

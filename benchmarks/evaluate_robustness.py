@@ -20,7 +20,8 @@ Each real volume of evaluate_real.py is measured as it is, and again after each 
 * coil shading: the intensities falling off from the back of the image to a third at its front, as a spine coil
   under the patient's back shades an image;
 * offset: a fifth of the 99th intensity percentile added to every pixel, so that the air is no longer dark (an
-  offset that leaves every pixel positive, which the product does not detect).
+  offset that leaves every pixel positive, which the networks see from its darkest level up:
+  visibility.intensity_floor).
 
 Over the slices on which the volume as it is gives one plausible canal (one component, area 50-350 mm², AP 6-20 mm,
 evaluate_real.one_plausible_canal) it prints, per change and region: on how many the canal is still found, its AP

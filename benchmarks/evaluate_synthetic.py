@@ -80,7 +80,8 @@ from SpinalStenosisLib.synth.anatomy import T  # noqa: E402
 from SpinalStenosisLib.synth.dataset import SyntheticSlice, synthetic_slice, synthetic_stack  # noqa: E402
 from SpinalStenosisLib.synth.sampler import fractions  # noqa: E402
 from SpinalStenosisLib.training import VALIDATION_SEED  # noqa: E402
-from SpinalStenosisLib.visibility import MIN_CANAL_EDGE_TO_NOISE, field_of_view  # noqa: E402
+from SpinalStenosisLib.visibility import (MIN_CANAL_EDGE_TO_NOISE, RAISED_FLOOR_SHARE, checked_pixels,  # noqa: E402
+                                          darkest_share, field_of_view)
 from SpinalStenosisLib.volume_io import axial_from_array  # noqa: E402
 
 HELD_OUT_SEED = 9_000_000  # training seeds are (run seed, step); the validation seed is 2_000_000
@@ -477,10 +478,11 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
 
     errors, changed, grades = {"stack step": [], "slice by slice": []}, 0, []
     level_grades, doubted_level_grades = [], []
-    blur_mm, warned = [], 0
+    blur_mm, warned, darkest = [], 0, []
     for n in range(count):
         image, _, geometry, truth = synthetic_stack(STACK_SEED + n, region)
         volume = axial_from_array(image, geometry)
+        darkest.append(darkest_share(checked_pixels(volume.read_slice, volume.n_slices)))
         runs = {"stack step": measure_with_segmenter(volume, segmenter),
                 "slice by slice": measure_with_segmenter(volume, SliceBySlice(segmenter))}
         for name, run in runs.items():
@@ -494,6 +496,7 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
         warned += bool(thick_slice_warnings(with_step, volume.layout))
     return {"stacks": count, "region": region, "seed": STACK_SEED, "slices": len(errors["stack step"]),
             "slices_changed": changed, "largest_blur_mm": max(blur_mm), "thick_slice_warnings": warned,
+            "largest_darkest_share": max(darkest), "raised_floors": sum(d >= RAISED_FLOOR_SHARE for d in darkest),
             **{name: shares_within(values, (1, 2, 3)) for name, values in errors.items()},
             "grades": grade_agreement(grades), "level_grades": grade_agreement(level_grades),
             "doubted_level_grades": grade_agreement(doubted_level_grades)}
@@ -514,6 +517,9 @@ def print_stacks(stacks: dict) -> None:
     print(f"stacks, front-to-back blur of their untilted slices (centreline.front_to_back_blur_mm, median per stack): "
           f"at most {stacks['largest_blur_mm']:.2f} mm; thick-slice warnings on {stacks['thick_slice_warnings']} of "
           f"{stacks['stacks']}")
+    print(f"stacks, darkest level over bright level (visibility.darkest_share): at most "
+          f"{stacks['largest_darkest_share']:.1%}; seen from the darkest level up as an image with an offset added "
+          f"(from {RAISED_FLOOR_SHARE:.0%}): {stacks['raised_floors']} of {stacks['stacks']}")
 
 
 def print_table(summary: dict) -> None:

@@ -219,10 +219,10 @@ def measure_with_labels(volume: AxialVolume, labels_source: np.ndarray,
 
 def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple[int, int]]:
     """:func:`measurement_steps` with a segmenter (and its second look, if it has one); the run carries the
-    segmenter's provenance. The networks see an image with many pixels below 0 from its darkest level up
-    (visibility.intensity_floor), and the run says so; it also warns of an image that may be a mask or a
-    probability map (visibility.mostly_dark_warnings). A colour composite is measured on each of its channels
-    (surest_channel_steps)."""
+    segmenter's provenance. The networks see an image with many pixels below 0, or whose darkest level is far above
+    0, from that level up (visibility.intensity_floor), and the run says so; it also warns of an image that may be a
+    mask or a probability map (visibility.mostly_dark_warnings). A colour composite is measured on each of its
+    channels (surest_channel_steps)."""
     if volume.colour_channels:
         return (yield from surest_channel_steps(volume, segmenter))
     pixels = checked_pixels(volume.read_slice, volume.n_slices)

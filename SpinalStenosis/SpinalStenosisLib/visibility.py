@@ -5,7 +5,8 @@ windowed too narrowly) shows the CSF and the bright fat behind the sac alike (cl
 segmentation or mask) shows no anatomy at all, nor a CT the contrasts of MR, yet the networks outline a plausible canal
 on either (not_an_mr_image). And an image may show less than its array: a scanner or a reslice fills what lies beyond
 the imaged area with zeros (padding), where a structure is cut as at the array's edge. An image normalised to zero mean
-shows the networks its air and dark tissues as black unless they see it from its darkest level up (intensity_floor)."""
+shows the networks its air and dark tissues as black, and one with an offset added shows them grey, unless they see it
+from its darkest level up (intensity_floor)."""
 from __future__ import annotations
 
 import math
@@ -62,6 +63,12 @@ CHECKED_SLICES = 20  # of an image's content, spread over the stack
 # the networks, which learnt on images whose air is 0, would see them all as black
 NEGATIVE_SHARE = 0.05
 FLOOR_PERCENTILE = 0.5  # such an image's darkest level (its air, or its darkest tissue) is taken as its zero
+# An image whose darkest level is this share of its bright level (BRIGHT_PERCENTILE) or more carries an offset too: in
+# MR the air, cortical bone and ligaments are dark. The real validation images' darkest levels are at most 5.6 % of
+# their bright ones (the tightly cropped SCT T2*, no air in view), the synthetic stacks' 7.8 % (darkest_share, as
+# benchmarks/evaluate_real.py and evaluate_synthetic.py --stacks print it), the test phantom's grey background 11 %
+RAISED_FLOOR_SHARE = 0.12
+BRIGHT_PERCENTILE = 99.5
 
 
 def faint(canal_edge_to_noise: float) -> bool:
@@ -228,16 +235,28 @@ def mostly_dark_warnings(share: float) -> list[str]:
 
 
 def intensity_floor(pixels: np.ndarray) -> tuple[float, float]:
-    """(the share of an image's pixels (checked_pixels) below 0, the level the networks take as its zero): 0 for an
-    image with less than NEGATIVE_SHARE of its pixels below 0, else its FLOOR_PERCENTILE percentile."""
+    """(the share of an image's pixels (checked_pixels) below 0, the level the networks take as its zero): its
+    FLOOR_PERCENTILE percentile for an image with NEGATIVE_SHARE of its pixels below 0 or more, or whose darkest level
+    is RAISED_FLOOR_SHARE of its bright one or more; else 0."""
     negative = int(np.count_nonzero(pixels < 0)) / pixels.size
-    return negative, (float(np.percentile(pixels, FLOOR_PERCENTILE)) if negative >= NEGATIVE_SHARE else 0.0)
+    offset = negative >= NEGATIVE_SHARE or darkest_share(pixels) >= RAISED_FLOOR_SHARE
+    return negative, float(np.percentile(pixels, FLOOR_PERCENTILE)) if offset else 0.0
+
+
+def darkest_share(pixels: np.ndarray) -> float:
+    """An image's darkest level (its pixels' FLOOR_PERCENTILE percentile, checked_pixels) over its bright level
+    (BRIGHT_PERCENTILE); 0 where its bright level is not above 0."""
+    floor, bright = np.percentile(pixels, [FLOOR_PERCENTILE, BRIGHT_PERCENTILE])
+    return float(floor / bright) if bright > 0 else 0.0
 
 
 def offset_warnings(negative_share: float, floor: float) -> list[str]:
     """A warning that the networks saw the image from its floor (intensity_floor) up; [] for a floor of 0."""
     if not floor:
         return []
+    if floor > 0:
+        return [f"the image's darkest level ({floor:.4g}) is far above 0, as in an image with an offset added (its air "
+                "not dark): the networks saw it from that level up, as an MR image whose air is 0"]
     return [f"{100 * negative_share:.0f} % of the image's pixels are below 0, as in an image normalised to zero "
             f"mean: the networks saw it from its darkest level ({floor:.4g}) up, as an MR image whose air is 0"]
 

@@ -197,6 +197,7 @@ def test_a_colour_composite_trains_on_each_of_its_distinct_channels(tmp_path):
     labels[25:40, 20:44] = PNG_THECAL_SAC
     t2 = np.where(labels > 0, 240, 60).astype(np.uint8)  # CSF bright on T2, dark on T1
     t1 = np.where(labels > 0, 30, 150).astype(np.uint8)
+    t1[:4], t2[:4] = 0, 0  # air behind the back, as in MR: no offset to take off
     sitk.WriteImage(sitk.GetImageFromArray(labels), str(tmp_path / "case1_label.png"))
     sitk.WriteImage(sitk.Compose([sitk.GetImageFromArray(c) for c in (t1, t2, t2)]), str(tmp_path / "case1_image.png"))
     images = [image for image, onehot, _, _ in RealPairs(tmp_path, "canal").slices]

@@ -1,7 +1,7 @@
 """A canal outlined in noise alone scores about 1; one on the edge of a visible sac scores far more. An image
 clipped at its bright end is told from one that is not, and a label image or a CT from an MR image; a probability map
-is warned of. An image's padding is told from the zeros of its noise. An image normalised to zero mean is seen from
-its darkest level up."""
+is warned of. An image's padding is told from the zeros of its noise. An image normalised to zero mean, or with an
+offset added, is seen from its darkest level up."""
 import io
 import math
 
@@ -140,6 +140,20 @@ def test_padding_is_the_solid_zeros_that_reach_the_edge_not_the_zeros_of_a_dark_
     expected[:, 70:] = True
     assert np.array_equal(padding(image), expected)
     assert padding(np.full((40, 40), 100.0, np.float32)) is None
+
+
+def test_an_image_with_an_offset_added_is_seen_from_its_darkest_level_and_a_crop_without_air_from_zero():
+    rng = np.random.default_rng(4)
+    magnitude = np.abs(rng.normal(0.0, 4.0, (6, 64, 64)))  # air: the noise's magnitude
+    magnitude[:, 12:52, 10:54] += rng.uniform(100.0, 900.0, (6, 40, 44))  # the body
+    raised = magnitude + 0.2 * np.percentile(magnitude, 99)  # the air no longer dark
+    share, floor = intensity_floor(checked_pixels(lambda s: raised[s], 6))
+    assert share == 0.0 and floor == pytest.approx(np.percentile(raised, 0.5))
+    assert np.median(raised[:, :10, :] - floor) == pytest.approx(np.median(magnitude[:, :10, :]), abs=2.0)
+    [warning] = offset_warnings(share, floor)
+    assert warning.startswith(f"the image's darkest level ({floor:.4g}) is far above 0, as in an image with an offset")
+    tight_crop = rng.uniform(45.0, 900.0, (6, 40, 44))  # no air in view, its darkest tissue at 5 % of its brightest
+    assert intensity_floor(checked_pixels(lambda s: tight_crop[s], 6)) == (0.0, 0.0)
 
 
 def test_an_image_normalised_to_zero_mean_is_seen_from_its_darkest_level_and_an_mr_image_from_zero():
