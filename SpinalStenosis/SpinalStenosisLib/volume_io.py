@@ -214,10 +214,17 @@ def _series_reader(files: list[str]):
     return reader
 
 
+def _check_components(name: str, components: int) -> None:
+    """An InputError for an image whose pixels are neither grey nor colour (RGB or RGBA)."""
+    if components not in (1, 3, 4):
+        complex_parts = " (a complex image's real and imaginary parts? give its magnitude)" if components == 2 else ""
+        raise InputError(f"{name}: {components}-component image; a grey-scale (or RGB) MR image is needed"
+                         + complex_parts)
+
+
 def _check_header(path: Path, dimension: int, components: int, size: tuple[int, ...],
                   pixel_mm: float | None = None) -> None:
-    if components not in (1, 3, 4):
-        raise InputError(f"{path}: {components}-component image; a grey-scale (or RGB) MR image is needed")
+    _check_components(str(path), components)
     if pixel_mm is not None and not 0 < pixel_mm <= MAX_PIXEL_MM:
         raise InputError(f"{path}: --pixel-mm must be a positive size in mm, at most {MAX_PIXEL_MM:g} (an axial MR's "
                          "pixels are about 0.2-2 mm)")
@@ -447,6 +454,7 @@ def axial_from_array(voxels: np.ndarray, geometry: VolumeGeometry, name: str = "
         raise InputError(f"{name}: an array of shape {voxels.shape} for a geometry of {size} voxels (i, j, k); the "
                          "array must be [k, j, i], or [k, j, i, channel] for colour")
     if voxels.ndim == 4:
+        _check_components(name, voxels.shape[3])
         volume = axial_from_array(voxels[..., :3].mean(axis=-1), geometry, name)
         volume.colour_channels = {COLOURS[c]: axial_from_array(voxels[..., c], geometry, name)
                                   for c in distinct_colours(voxels)}

@@ -463,7 +463,7 @@ def _bad_inputs(tmp_path):
     cases["2-D"] = (flat, "2-D image")
     two = tmp_path / "two_components.nrrd"  # e.g. a complex image's real and imaginary parts
     sitk.WriteImage(sitk.Image([32, 32, 3], sitk.sitkVectorFloat32, 2), str(two))
-    cases["2 components"] = (two, "2-component image")
+    cases["2 components"] = (two, "2-component image; a grey-scale (or RGB) MR image is needed (a complex image's")
     four = tmp_path / "four.nrrd"
     sitk.WriteImage(sitk.Image([8, 8, 3, 2], sitk.sitkFloat32), str(four))
     cases["4-D"] = (four, "4-D image")
