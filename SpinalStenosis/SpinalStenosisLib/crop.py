@@ -127,6 +127,6 @@ def resample(image: np.ndarray, source: PlaneGrid, target: PlaneGrid, order: int
 
 
 def normalise(image: np.ndarray) -> np.ndarray:
-    """Network input scaling: robust maximum to 1 (shared by training and inference)."""
+    """Network input scaling: robust maximum to 1 (shared by training and inference), whatever the image's unit."""
     scale = float(np.percentile(image, 99.5))
-    return np.clip(np.asarray(image, np.float32) / max(scale, 1e-6), 0.0, 1.5)
+    return np.clip(np.asarray(image, np.float32) / (scale if scale > 0 else 1.0), 0.0, 1.5)

@@ -123,7 +123,7 @@ def _view(grid: PlaneGrid, labels: np.ndarray) -> PlaneGrid:
 def _panel(image: np.ndarray, grid: PlaneGrid, view: PlaneGrid) -> np.ndarray:
     """One slice's view as a grey RGB image."""
     low, high = np.percentile(image, [1, 99.5])
-    grey = np.clip((resample(image, grid, view) - low) / max(high - low, 1e-6), 0.0, 1.0)
+    grey = np.clip((resample(image, grid, view) - low) / (high - low if high > low else 1.0), 0.0, 1.0)
     return np.repeat((grey * 255).astype(np.uint8)[..., None], 3, axis=2)
 
 

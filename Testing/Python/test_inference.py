@@ -411,6 +411,18 @@ def test_a_stack_shown_from_another_zero_measures_as_it_does_as_acquired_and_say
     assert any(said in warning for warning in shown.warnings)
 
 
+@pytest.mark.parametrize("unit", [1e-10, 1e4])
+def test_a_stack_measures_the_same_whatever_the_unit_of_its_intensities(segmenter, unit):
+    image, _, geometry, _ = synthetic_stack(seed=21, levels=("L3-L4", "L4-L5"))
+    acquired = measure_with_segmenter(axial_from_array(image, geometry), segmenter)
+    scaled = measure_with_segmenter(axial_from_array(image * np.float32(unit), geometry), segmenter)
+    for before, after in zip(acquired.measurements, scaled.measurements):
+        assert after.values["canal_ap_mm"] == pytest.approx(before.values["canal_ap_mm"], abs=0.05)
+        assert after.values["canal_area_mm2"] == pytest.approx(before.values["canal_area_mm2"], rel=0.01)
+        assert after.check == before.check
+    assert scaled.warnings == acquired.warnings
+
+
 def test_slices_without_a_spine_give_nan_not_a_crash(segmenter):
     grid = native()
     blank = np.zeros(grid.shape, np.float32)

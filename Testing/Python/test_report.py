@@ -59,6 +59,20 @@ def test_the_rulers_are_drawn_and_a_report_without_measurements_says_so(tmp_path
     assert (empty[TITLE_PX:] > 200).sum() > 100  # below the title, "nothing measured" in white on black
 
 
+def test_a_slice_is_shown_alike_whatever_the_unit_of_its_intensities(tmp_path):
+    grid = axial_grid(shape=(200, 200))
+    rows, columns = np.indices(grid.shape)
+    labels = ((((rows - 100) / 8.0) ** 2 + ((columns - 100) / 14.0) ** 2) <= 1).astype(np.uint8)
+    measurement = measure_slice(masks_from_labels(labels), grid)
+    image = np.random.default_rng(1).uniform(0.0, 300.0, grid.shape)
+    pictures = []
+    for unit in (1.0, 1e-9):
+        path = tmp_path / f"unit_{unit:g}.png"
+        write_report(path, [measurement], lambda _: image * unit, lambda _: labels, lambda _: grid, "lumbar", "t")
+        pictures.append(np.asarray(Image.open(path).convert("RGB")).astype(int))
+    assert np.abs(pictures[0] - pictures[1]).max() <= 1
+
+
 def test_warnings_are_written_under_the_findings_in_their_own_colour(tmp_path):
     grid = axial_grid(shape=(200, 200))
     rows, columns = np.indices(grid.shape)
