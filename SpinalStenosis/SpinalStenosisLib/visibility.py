@@ -4,9 +4,9 @@ confidence: such a canal is to check (measurement.structure_to_check). And an im
 windowed too narrowly) shows the CSF and the bright fat behind the sac alike (clipped_image_warnings). A label image (a
 segmentation or mask) shows no anatomy at all, nor a CT the contrasts of MR, yet the networks outline a plausible canal
 on either (not_an_mr_image). And an image may show less than its array: a scanner or a reslice fills what lies beyond
-the imaged area with zeros (padding), where a structure is cut as at the array's edge. An image normalised to zero mean
-shows the networks its air and dark tissues as black, and one with an offset added shows them grey, unless they see it
-from its darkest level up (intensity_floor)."""
+the imaged area with zeros (padding), where a structure is cut as at the array's edge, or with a negative value, read
+as 0 (padding_value). An image normalised to zero mean shows the networks its air and dark tissues as black, and one
+with an offset added shows them grey, unless they see it from its darkest level up (intensity_floor)."""
 from __future__ import annotations
 
 import math
@@ -62,6 +62,10 @@ CHECKED_SLICES = 20  # of an image's content, spread over the stack
 # pixels below 0 carries an offset, as one normalised to zero mean does: its air and dark tissues are negative, and
 # the networks, which learnt on images whose air is 0, would see them all as black
 NEGATIVE_SHARE = 0.05
+# An MR image a reslice or an export padded beyond its imaged area with a negative value holds it on this share of its
+# pixels or more, as its lowest (padding_value); a CT's air lies about -1000 (CT_AIR_HU), where some exports clip it
+PADDING_SHARE = 0.01
+CT_AIR_HU = (-1100.0, -900.0)
 FLOOR_PERCENTILE = 0.5  # such an image's darkest level (its air, or its darkest tissue) is taken as its zero
 # An image whose darkest level is this share of its bright level (BRIGHT_PERCENTILE) or more carries an offset too: in
 # MR the air, cortical bone and ligaments are dark. The real validation images' darkest levels are at most 5.6 % of
@@ -261,6 +265,28 @@ def offset_warnings(negative_share: float, floor: float) -> list[str]:
             f"mean: the networks saw it from its darkest level ({floor:.4g}) up, as an MR image whose air is 0"]
 
 
+def flat_lowest_value(pixels: np.ndarray) -> float | None:
+    """An image's lowest value where it is negative and held as padding is: by PADDING_SHARE of its pixels or more,
+    with fewer than NEGATIVE_SHARE of the others below 0 (MR is not negative; a CT's fat and a z-scored image's dark
+    tissues are); None for any other image."""
+    lowest = float(pixels.min()) if pixels.size else 0.0
+    if lowest >= 0:
+        return None
+    padded = int(np.count_nonzero(pixels == lowest))
+    others_negative = int(np.count_nonzero(pixels < 0)) - padded
+    if padded < PADDING_SHARE * pixels.size or others_negative >= NEGATIVE_SHARE * (pixels.size - padded):
+        return None
+    return lowest
+
+
+def padding_value(pixels: np.ndarray) -> float | None:
+    """The negative value that pads an MR image beyond its imaged area (-1, -32768...; flat_lowest_value), to be
+    read as 0; None for any other image, and for one whose flat lowest value is a CT's air (CT_AIR_HU): a CT whose
+    air an export clipped at -1000 holds it so too, and is told as a CT (not_an_mr_image)."""
+    lowest = flat_lowest_value(pixels)
+    return None if lowest is None or CT_AIR_HU[0] <= lowest <= CT_AIR_HU[1] else lowest
+
+
 def not_an_mr_image(read_slice: Callable[[int], np.ndarray], n_slices: int) -> str:
     """Why an image is not an MR image: a label image (label_values), or a CT (fat_share at least CT_FAT_SHARE);
     "" for any other."""
@@ -269,8 +295,12 @@ def not_an_mr_image(read_slice: Callable[[int], np.ndarray], n_slices: int) -> s
         held = (f"the values {', '.join(map(str, labels))}" if len(labels) <= MAX_LABEL_VALUES
                 else f"{len(labels)} whole values, from {labels[0]} to {labels[-1]}, in flat regions")
         return f"the image holds only {held}: a label image (a segmentation or mask)"
-    fat = fat_share(checked_pixels(read_slice, n_slices))
-    if fat >= CT_FAT_SHARE:
-        return (f"{100 * fat:.0f} % of the image's pixels are at {FAT_HU:.0f} or below, as fat and air are in a CT's "
-                "Hounsfield units: a CT image")
-    return ""
+    pixels = checked_pixels(read_slice, n_slices)
+    fat = fat_share(pixels)
+    if fat < CT_FAT_SHARE:
+        return ""
+    flat = flat_lowest_value(pixels)
+    padded = (f" (if it is an MR image padded with {flat:g} beyond its imaged area, set that padding to 0)"
+              if flat is not None else "")
+    return (f"{100 * fat:.0f} % of the image's pixels are at {FAT_HU:.0f} or below, as fat and air are in a CT's "
+            f"Hounsfield units: a CT image{padded}")

@@ -11,6 +11,7 @@ from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, frame_plane
                            is_dicom, mixed_pixel_grids, named_region, one_image_per_position, one_stack_warnings,
                            slice_planes, slice_thickness_mm, stack_blocks, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, needs_reslice, resliced_geometry
+from .visibility import padding_value
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
 # each label value's segment in a Slicer segmentation (scene.SEGMENTS): its ID and name
@@ -338,16 +339,26 @@ class AxialVolume:
         return np.stack([self.read_slice(s) for s in range(self.n_slices)])
 
 
-def _finite(array: np.ndarray, warnings: list[str]) -> np.ndarray:
+def _measurable(array: np.ndarray, warnings: list[str]) -> np.ndarray:
     """The voxels as float32, those that hold no number (NaN or infinite: what a resampling or registration tool may
-    fill beyond the imaged area) set to 0, as padding is (visibility.padding); warnings says so, once."""
+    fill beyond the imaged area) and those of a negative padding value (visibility.padding_value) set to 0, as a
+    scanner's padding is (visibility.padding); warnings says so, once for each."""
     array = np.asarray(array, dtype=np.float32)
     finite = np.isfinite(array)
-    if finite.all():
+    if not finite.all():
+        _warn_once(warnings, NON_FINITE_WARNING)
+        array = np.where(finite, array, np.float32(0.0))
+    padding = padding_value(array)
+    if padding is None:
         return array
-    if NON_FINITE_WARNING not in warnings:
-        warnings.append(NON_FINITE_WARNING)
-    return np.where(finite, array, np.float32(0.0))
+    _warn_once(warnings, f"the image is padded with {padding:g} beyond the imaged area (its lowest value, held by "
+                         "whole regions of voxels, as a reslice or an export may fill them): they were measured as 0")
+    return np.where(array == padding, np.float32(0.0), array)
+
+
+def _warn_once(warnings: list[str], warning: str) -> None:
+    if warning not in warnings:
+        warnings.append(warning)
 
 
 def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMORY,
@@ -474,7 +485,7 @@ def _axial_from_image(path: Path, image) -> AxialVolume:
         return _resliced(path, image, source)
     layout = _layout(path, source)
     warnings: list[str] = []
-    stack = layout.to_stack(_finite(sitk.GetArrayFromImage(image), warnings))
+    stack = layout.to_stack(_measurable(sitk.GetArrayFromImage(image), warnings))
     return AxialVolume(layout, source, lambda s: stack[s], layout.from_stack, layout.to_stack,
                        lambda: layout.from_stack(stack), warnings)
 
@@ -490,7 +501,7 @@ def _streamed(path: Path, geometry: VolumeGeometry) -> AxialVolume:
     sitk = _sitk()
     layout = _layout(path, geometry)
     itk_axis = 2 - layout.slice_axis
-    warnings: list[str] = []  # a slice read with voxels that hold no number says so here (_finite)
+    warnings: list[str] = []  # a slice read with voxels that hold no number or padding says so here (_measurable)
 
     def read_slice(slice_index: int) -> np.ndarray:
         reader = sitk.ImageFileReader()
@@ -499,10 +510,10 @@ def _streamed(path: Path, geometry: VolumeGeometry) -> AxialVolume:
         index[itk_axis], size[itk_axis] = slice_index, 1
         reader.SetExtractIndex(index)
         reader.SetExtractSize(size)
-        return layout.to_stack(_finite(sitk.GetArrayFromImage(reader.Execute()), warnings))[0]
+        return layout.to_stack(_measurable(sitk.GetArrayFromImage(reader.Execute()), warnings))[0]
 
     return AxialVolume(layout, geometry, read_slice, layout.from_stack, layout.to_stack,
-                       lambda: _finite(sitk.GetArrayFromImage(_read_whole(path)), warnings), warnings)
+                       lambda: _measurable(sitk.GetArrayFromImage(_read_whole(path)), warnings), warnings)
 
 
 def _resliced(path: Path, image, source: VolumeGeometry) -> AxialVolume:
@@ -514,7 +525,7 @@ def _resliced(path: Path, image, source: VolumeGeometry) -> AxialVolume:
                           direction_lps, 0.0, sitk.sitkFloat32)
     layout = _layout(path, geometry)
     warnings: list[str] = []
-    stack = layout.to_stack(_finite(sitk.GetArrayFromImage(axial), warnings))
+    stack = layout.to_stack(_measurable(sitk.GetArrayFromImage(axial), warnings))
 
     def to_source_grid(stack_labels: np.ndarray) -> np.ndarray:
         labels = sitk.GetImageFromArray(layout.from_stack(stack_labels).astype(np.uint8))
@@ -529,7 +540,7 @@ def _resliced(path: Path, image, source: VolumeGeometry) -> AxialVolume:
         return layout.to_stack(sitk.GetArrayFromImage(resampled))
 
     return AxialVolume(layout, source, lambda s: stack[s], to_source_grid, from_source_grid,
-                       lambda: _finite(sitk.GetArrayFromImage(image), warnings), warnings)
+                       lambda: _measurable(sitk.GetArrayFromImage(image), warnings), warnings)
 
 
 def read_labels(path: Path | str, expected: VolumeGeometry, pixel_mm: float | None = None) -> np.ndarray:

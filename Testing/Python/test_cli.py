@@ -526,7 +526,9 @@ def test_a_label_image_or_a_ct_given_as_the_image_is_refused_and_named_among_sev
     ct = tmp_path / "ct.nii.gz"
     write_image(ct, np.where(pixels == pixels.min(), -1000.0, pixels), geometry)  # air around it, as in a CT
     code, err = run(capsys, "measure", ct, "--out", tmp_path / "ct")
-    assert code == cli.EXIT_INPUT and "as fat and air are in a CT's Hounsfield units: a CT image, not an MR" in err
+    assert code == cli.EXIT_INPUT and ("as fat and air are in a CT's Hounsfield units: a CT image (if it is an MR "
+                                       "image padded with -1000 beyond its imaged area, set that padding to 0), not an "
+                                       "MR") in err
 
 
 def test_an_image_dark_almost_everywhere_is_measured_with_a_warning_that_it_may_be_a_probability_map(

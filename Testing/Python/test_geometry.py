@@ -853,6 +853,31 @@ def test_voxels_that_hold_no_number_are_read_as_zero_with_one_warning_however_th
     assert axial_from_array(image, geometry).warnings == []
 
 
+def test_a_negative_padding_value_is_read_as_zero_with_one_warning_but_a_ct_or_a_z_scored_image_keeps_its_values(
+        tmp_path):
+    image, labels, geometry = phantom_arrays(n_slices=5)
+    padded = image.astype(np.float32)
+    padded[:, :12, :] = -32768.0  # rows an export padded beyond the imaged area with the type's lowest value
+    write_image(tmp_path / "padded.mha", padded, geometry)
+    expected = np.where(padded < 0, 0.0, padded)
+    ways = {"file": open_axial(tmp_path / "padded.mha"),
+            "streamed": open_axial(tmp_path / "padded.mha", max_voxels_in_memory=1000),
+            "array": axial_from_array(padded, geometry)}
+    for way, volume in ways.items():
+        assert np.array_equal(volume.stack(), axial_from_array(expected, geometry).stack()), way
+        assert volume.warnings == ["the image is padded with -32768 beyond the imaged area (its lowest value, held by "
+                                   "whole regions of voxels, as a reslice or an export may fill them): they were "
+                                   "measured as 0"], way  # once, however many slices hold it
+    as_is = measure_with_labels(axial_from_array(expected, geometry), labels).measurements
+    assert [m.values for m in measure_with_labels(ways["file"], labels).measurements] == [m.values for m in as_is]
+    rng = np.random.default_rng(5)
+    z_scored = (padded.clip(0.0) - padded.clip(0.0).mean()) / padded.clip(0.0).std()  # padded with 0, then z-scored
+    clipped_ct = np.where(padded < 0, -1000.0, rng.normal(-100.0, 30.0, padded.shape))  # air clipped at -1000, fat
+    for kept in (z_scored, clipped_ct):
+        volume = axial_from_array(kept, geometry)
+        assert np.array_equal(volume.source_voxels(), kept.astype(np.float32)) and volume.warnings == []
+
+
 def test_a_4d_file_of_one_volume_is_read_as_that_volume_and_one_of_several_is_refused(tmp_path):
     image, labels, geometry = phantom_arrays(n_slices=5)
     geometry = tilted(geometry, 12.0, (3.0, -40.0, 25.0))  # its direction and origin kept

@@ -14,7 +14,7 @@ from SpinalStenosisLib.geometry import PlaneGrid
 from SpinalStenosisLib.visibility import (MIN_CANAL_EDGE_TO_NOISE, NEGATIVE_SHARE, canal_edge_to_noise,
                                           checked_pixels, clipped_canal, clipped_image_warnings, dark_share,
                                           intensity_floor, label_values, mostly_dark_warnings, noise_sd,
-                                          not_an_mr_image, offset_warnings, padding)
+                                          not_an_mr_image, offset_warnings, padding, padding_value)
 from SpinalStenosisLib.synth.dataset import synthetic_slice
 
 
@@ -129,6 +129,15 @@ def test_a_ct_is_told_from_an_mr_image_by_its_fat_and_air_in_hounsfield_units():
     mr = np.where(body, 300.0, 0.0) + np.abs(noise)
     assert not_an_mr_image(lambda s: mr[s], 3) == ""
     assert not_an_mr_image(lambda s: (mr[s] - mr.mean()) / mr.std(), 3) == ""  # normalised, negative below the mean
+    padded = np.where(rows + columns < 40, -1024.0, mr)  # a corner filled with -1024 beyond the imaged area
+    assert padding_value(padded.ravel()) is None  # as a CT's air clipped at -1000 would be: told as a CT, with a hint
+    assert not_an_mr_image(lambda s: padded[s], 3).endswith(
+        "a CT image (if it is an MR image padded with -1024 beyond its imaged area, set that padding to 0)")
+    assert padding_value(np.where(rows + columns < 40, -32768.0, mr).ravel()) == -32768.0
+    assert padding_value(np.where(rows + columns < 40, -1.0, mr).ravel()) == -1.0
+    in_view = np.hypot(rows - 64, columns - 64) < 62
+    assert padding_value(np.where(in_view, ct, -3024.0).ravel()) is None  # a CT padded beyond its round view: air
+    assert padding_value(mr.ravel()) is None and padding_value(ct.ravel()) is None
 
 
 def test_padding_is_the_solid_zeros_that_reach_the_edge_not_the_zeros_of_a_dark_images_noise():
