@@ -392,6 +392,8 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     elif unknown := _unknown_orientation(reader):
         volume.warnings.append(f"the {unknown}: the image is taken as its array lies, which the file does not "
                                "confirm; check which foramen is left and which is right")
+    else:
+        volume.warnings += _sform_voxel_size_warnings(reader, 2 - volume.layout.slice_axis)
     return volume
 
 
@@ -403,6 +405,32 @@ def _unknown_orientation(reader) -> str:
     if header_value(reader, "ITK_InputFilterName") == "NrrdImageIO" and not reader.HasMetaDataKey("NRRD_space"):
         return "NRRD header gives no orientation (no space field)"
     return ""
+
+
+def _sform_voxel_size_warnings(reader, slice_axis_ijk: int) -> list[str]:
+    """A warning where a NIfTI file's sform gives other voxel sizes (its columns' lengths) than its pixdim, with
+    which ITK, so SimpleITK and 3D Slicer, read the image (ITK then prints "unexpected scales in sform"; a pixdim of
+    0 it reads as 1 mm): one of them is not the scan's, and the measurements follow the pixdim. slice_axis_ijk: the
+    array axis (i, j, k) the slices are stacked along. [] for any other file."""
+    if header_value(reader, "sform_code") in ("", "0") or reader.GetDimension() < 3:
+        return []
+    try:
+        sform = np.array([[float(v) for v in header_value(reader, f"srow_{axis}").split()] for axis in "xyz"])
+    except ValueError:
+        return []
+    pixdim_mm = np.asarray(reader.GetSpacing()[:3], float)
+    if sform.shape != (3, 4):
+        return []
+    agree = np.isclose(sform_mm := np.linalg.norm(sform[:, :3], axis=0), pixdim_mm, rtol=0.01)
+    if agree.all():
+        return []
+    in_plane = [axis for axis in range(3) if axis != slice_axis_ijk]
+    off = ("the lengths and areas measured" if not agree[in_plane].all() else
+           "the slices' spacing and positions along the spine (z_mm), not the in-plane measurements,")
+    sizes = {name: " × ".join(f"{v:.4g}" for v in mm) for name, mm in (("pixdim", pixdim_mm), ("sform", sform_mm))}
+    return [f"the NIfTI header's voxel size ({sizes['pixdim']} mm, its pixdim), which the image was measured with, as "
+            f"ITK, SimpleITK and 3D Slicer read it, is not its sform's ({sizes['sform']} mm): one is not the scan's; "
+            f"if the sform's is, {off} are off by their ratio"]
 
 
 def _dicom_series(path: Path, choice: SeriesChoice, planes: SlicePlanes | None,

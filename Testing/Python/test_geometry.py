@@ -638,6 +638,26 @@ def test_a_nifti_or_nrrd_file_without_orientation_is_read_with_a_warning_to_chec
     assert warning.startswith("the NRRD header gives no orientation (no space field): the image is taken as its array")
 
 
+def test_a_nifti_file_whose_pixdim_and_sform_give_other_voxel_sizes_is_read_with_a_warning_saying_what_is_off(
+        tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=2)  # 0.8 mm pixels, slices 4 mm apart
+    write_image(tmp_path / "scan.nii", image, geometry)
+    header = bytearray((tmp_path / "scan.nii").read_bytes())
+    pixdim = list(struct.unpack("<8f", header[76:108]))
+    for name, zeroed, off in (("pixels", (1, 2), "the lengths and areas measured are off"),
+                              ("slices", (3,), "the slices' spacing and positions along the spine (z_mm), not the "
+                                               "in-plane measurements, are off")):
+        edited = bytearray(header)
+        edited[76:108] = struct.pack("<8f", *[0.0 if n in zeroed else v for n, v in enumerate(pixdim)])
+        (tmp_path / f"{name}.nii").write_bytes(bytes(edited))  # as a tool that set the sform, not the pixdim
+        volume = open_axial(tmp_path / f"{name}.nii")
+        sizes = "1 × 1 × 4" if name == "pixels" else "0.8 × 0.8 × 1"
+        assert volume.warnings == [f"the NIfTI header's voxel size ({sizes} mm, its pixdim), which the image was "
+                                   "measured with, as ITK, SimpleITK and 3D Slicer read it, is not its sform's (0.8 × "
+                                   f"0.8 × 4 mm): one is not the scan's; if the sform's is, {off} by their ratio"]
+    assert open_axial(tmp_path / "scan.nii").warnings == []
+
+
 def test_a_file_simpleitk_refuses_is_refused_with_its_reason_and_an_archive_with_what_to_do(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=2)
     write_image(tmp_path / "scan.nii", image, geometry)
