@@ -9,7 +9,7 @@ import numpy as np
 
 from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, frame_planes, header_gaps, header_value,
                            is_dicom, mixed_pixel_grids, named_region, one_image_per_position, one_stack_warnings,
-                           slice_planes, slice_thickness_mm, stack_blocks, uneven_spacing)
+                           positive_value, slice_planes, slice_thickness_mm, stack_blocks, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, needs_reslice, resliced_geometry
 from .visibility import padding_value
 
@@ -407,6 +407,9 @@ def _unknown_orientation(reader) -> str:
     return ""
 
 
+NIFTI_MM_PER_UNIT = {1: 1000.0, 3: 0.001}  # NIfTI's spatial units (xyzt_units): metres, microns; else mm
+
+
 def _sform_voxel_size_warnings(reader, slice_axis_ijk: int) -> list[str]:
     """A warning where a NIfTI file's sform gives other voxel sizes (its columns' lengths) than its pixdim, with
     which ITK, so SimpleITK and 3D Slicer, read the image (ITK then prints "unexpected scales in sform"; a pixdim of
@@ -421,7 +424,9 @@ def _sform_voxel_size_warnings(reader, slice_axis_ijk: int) -> list[str]:
     pixdim_mm = np.asarray(reader.GetSpacing()[:3], float)
     if sform.shape != (3, 4):
         return []
-    agree = np.isclose(sform_mm := np.linalg.norm(sform[:, :3], axis=0), pixdim_mm, rtol=0.01)
+    units = int(positive_value(header_value(reader, "xyzt_units")) or 0) & 7  # the sform is in them, not in mm
+    sform_mm = np.linalg.norm(sform[:, :3], axis=0) * NIFTI_MM_PER_UNIT.get(units, 1.0)
+    agree = np.isclose(sform_mm, pixdim_mm, rtol=0.01)
     if agree.all():
         return []
     in_plane = [axis for axis in range(3) if axis != slice_axis_ijk]

@@ -656,6 +656,15 @@ def test_a_nifti_file_whose_pixdim_and_sform_give_other_voxel_sizes_is_read_with
                                    "measured with, as ITK, SimpleITK and 3D Slicer read it, is not its sform's (0.8 × "
                                    f"0.8 × 4 mm): one is not the scan's; if the sform's is, {off} by their ratio"]
     assert open_axial(tmp_path / "scan.nii").warnings == []
+    microns = bytearray(header)  # the same file in microns: its pixdim and sform in them, as its xyzt_units says
+    microns[123] = (header[123] & 0xF8) | 3
+    microns[76:108] = struct.pack("<8f", pixdim[0], *[1000 * v for v in pixdim[1:4]], *pixdim[4:])
+    for at in (268, 280, 296, 312):  # the qform's offsets, the sform's rows
+        values = struct.unpack(f"<{3 if at == 268 else 4}f", header[at:at + (12 if at == 268 else 16)])
+        microns[at:at + 4 * len(values)] = struct.pack(f"<{len(values)}f", *[1000 * v for v in values])
+    (tmp_path / "microns.nii").write_bytes(bytes(microns))
+    in_microns, in_mm = open_axial(tmp_path / "microns.nii"), open_axial(tmp_path / "scan.nii")
+    assert in_microns.warnings == [] and in_microns.source_geometry.matches(in_mm.source_geometry)
 
 
 def test_a_file_simpleitk_refuses_is_refused_with_its_reason_and_an_archive_with_what_to_do(tmp_path):
