@@ -288,14 +288,18 @@ def padding_value(pixels: np.ndarray) -> float | None:
 
 
 def not_an_mr_image(read_slice: Callable[[int], np.ndarray], n_slices: int) -> str:
-    """Why an image is not an MR image: a label image (label_values), or a CT (fat_share at least CT_FAT_SHARE);
-    "" for any other."""
+    """Why an image is not an MR image: a label image (label_values), one whose intensities are inverted (its bright
+    level, BRIGHT_PERCENTILE, below 0: a CT's bone and an MR image's tissues are bright), or a CT (fat_share at
+    least CT_FAT_SHARE); "" for any other."""
     labels = label_values(read_slice, n_slices)
     if labels is not None:
         held = (f"the values {', '.join(map(str, labels))}" if len(labels) <= MAX_LABEL_VALUES
                 else f"{len(labels)} whole values, from {labels[0]} to {labels[-1]}, in flat regions")
         return f"the image holds only {held}: a label image (a segmentation or mask)"
     pixels = checked_pixels(read_slice, n_slices)
+    if np.percentile(pixels, BRIGHT_PERCENTILE) < 0:
+        return (f"{BRIGHT_PERCENTILE:g} % of the image's pixels are below 0: its intensities are inverted (a negative "
+                "rescale slope?), or it is a map of differences")
     fat = fat_share(pixels)
     if fat < CT_FAT_SHARE:
         return ""
