@@ -550,15 +550,18 @@ def _streamed(path: Path, geometry: VolumeGeometry) -> AxialVolume:
 
 
 def _resliced(path: Path, image, source: VolumeGeometry) -> AxialVolume:
-    """Resample a tilted near-isotropic 3-D volume onto an RAS-aligned axial grid (and labels back, nearest)."""
+    """Resample a tilted near-isotropic 3-D volume onto an RAS-aligned axial grid (and labels back, nearest); its
+    voxels made measurable first (_measurable), so that no NaN or padding value is blended into its neighbours."""
     sitk = _sitk()
     geometry = resliced_geometry(source)
     origin_lps, spacing_mm, direction_lps = geometry.sitk_frame()
-    axial = sitk.Resample(image, list(geometry.size_ijk), sitk.Transform(), sitk.sitkLinear, origin_lps, spacing_mm,
-                          direction_lps, 0.0, sitk.sitkFloat32)
-    layout = _layout(path, geometry)
     warnings: list[str] = []
-    stack = layout.to_stack(_measurable(sitk.GetArrayFromImage(axial), warnings))
+    measurable = sitk.GetImageFromArray(_measurable(sitk.GetArrayFromImage(image), warnings))
+    measurable.CopyInformation(image)
+    axial = sitk.Resample(measurable, list(geometry.size_ijk), sitk.Transform(), sitk.sitkLinear, origin_lps,
+                          spacing_mm, direction_lps, 0.0, sitk.sitkFloat32)
+    layout = _layout(path, geometry)
+    stack = layout.to_stack(sitk.GetArrayFromImage(axial))
 
     def to_source_grid(stack_labels: np.ndarray) -> np.ndarray:
         labels = sitk.GetImageFromArray(layout.from_stack(stack_labels).astype(np.uint8))

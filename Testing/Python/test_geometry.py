@@ -889,11 +889,15 @@ def test_a_negative_padding_value_is_read_as_zero_with_one_warning_but_a_ct_or_a
     padded[:, :12, :] = -32768.0  # rows an export padded beyond the imaged area with the type's lowest value
     write_image(tmp_path / "padded.mha", padded, geometry)
     expected = np.where(padded < 0, 0.0, padded)
+    isotropic = VolumeGeometry(geometry.size_ijk, geometry.ijk_to_ras @ np.diag([1.0, 1.0, 0.2, 1.0]))
     ways = {"file": open_axial(tmp_path / "padded.mha"),
             "streamed": open_axial(tmp_path / "padded.mha", max_voxels_in_memory=1000),
-            "array": axial_from_array(padded, geometry)}
+            "array": axial_from_array(padded, geometry), "resliced": axial_from_array(padded, tilted(isotropic, 40.0))}
+    assert ways["resliced"].layout.geometry != ways["resliced"].source_geometry
+    assert ways["resliced"].stack().min() == 0.0  # the padding read as 0 before resampling: none blended in
+    assert np.array_equal(ways["resliced"].source_voxels(), expected)
     for way, volume in ways.items():
-        assert np.array_equal(volume.stack(), axial_from_array(expected, geometry).stack()), way
+        assert way == "resliced" or np.array_equal(volume.stack(), axial_from_array(expected, geometry).stack()), way
         assert volume.warnings == ["the image is padded with -32768 beyond the imaged area (its lowest value, held by "
                                    "whole regions of voxels, as a reslice or an export may fill them): they were "
                                    "measured as 0"], way  # once, however many slices hold it
