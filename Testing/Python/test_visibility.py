@@ -138,8 +138,8 @@ def test_a_ct_is_told_from_an_mr_image_by_its_fat_and_air_in_hounsfield_units():
     in_view = np.hypot(rows - 64, columns - 64) < 62
     assert padding_value(np.where(in_view, ct, -3024.0).ravel()) is None  # a CT padded beyond its round view: air
     assert padding_value(mr.ravel()) is None and padding_value(ct.ravel()) is None
-    assert not_an_mr_image(lambda s: -mr[s], 3) == ("99.5 % of the image's pixels are below 0: its intensities are "
-                                                    "inverted (a negative rescale slope?), or it is a map of differences")
+    inverted = "99.5 % of the image's pixels are below 0: its intensities are inverted (a negative rescale slope?)"
+    assert not_an_mr_image(lambda s: -mr[s], 3) == inverted + ", or it is a map of differences"
     assert not_an_mr_image(lambda s: np.zeros((128, 128)), 3) == ""  # blank: measured, nothing found
 
 
