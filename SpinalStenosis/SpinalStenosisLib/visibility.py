@@ -273,8 +273,9 @@ def flat_lowest_value(pixels: np.ndarray) -> float | None:
     if lowest >= 0:
         return None
     padded = int(np.count_nonzero(pixels == lowest))
-    others_negative = int(np.count_nonzero(pixels < 0)) - padded
-    if padded < PADDING_SHARE * pixels.size or others_negative >= NEGATIVE_SHARE * (pixels.size - padded):
+    others_negative = int(np.count_nonzero(pixels < 0)) - padded  # none in a slice all padding
+    if padded < PADDING_SHARE * pixels.size or (others_negative and
+                                                others_negative >= NEGATIVE_SHARE * (pixels.size - padded)):
         return None
     return lowest
 
