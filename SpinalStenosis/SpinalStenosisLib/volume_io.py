@@ -566,7 +566,7 @@ def _resliced(path: Path, image, source: VolumeGeometry) -> AxialVolume:
     def to_source_grid(stack_labels: np.ndarray) -> np.ndarray:
         labels = sitk.GetImageFromArray(layout.from_stack(stack_labels).astype(np.uint8))
         geometry.apply_to_sitk(labels)
-        back = sitk.Resample(labels, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        back = sitk.Resample(labels, measurable, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
         return sitk.GetArrayFromImage(back)
 
     def from_source_grid(source_labels: np.ndarray) -> np.ndarray:
@@ -576,7 +576,7 @@ def _resliced(path: Path, image, source: VolumeGeometry) -> AxialVolume:
         return layout.to_stack(sitk.GetArrayFromImage(resampled))
 
     return AxialVolume(layout, source, lambda s: stack[s], to_source_grid, from_source_grid,
-                       lambda: _measurable(sitk.GetArrayFromImage(image), warnings), warnings)
+                       lambda: sitk.GetArrayFromImage(measurable), warnings)
 
 
 def read_labels(path: Path | str, expected: VolumeGeometry, pixel_mm: float | None = None) -> np.ndarray:
