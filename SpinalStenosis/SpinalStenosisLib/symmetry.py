@@ -37,6 +37,8 @@ def canal_off_axis_mm(image: np.ndarray, canal: np.ndarray, grid: PlaneGrid) -> 
     if not canal.any():
         return math.nan
     image = np.asarray(image, float)
+    level = float(np.abs(image).max())
+    image = image / level if level > 0 else image  # a flat window (_mirror_correlations) is flat whatever the unit
     centre = grid.centroid_ras(canal)
     anterior, left = grid.in_plane_axes()
     half, shifts = round(HALF_WIDTH_MM / SAMPLE_MM), round(MAX_SHIFT_MM / SAMPLE_MM)
@@ -73,7 +75,8 @@ def _less_blur(patch: np.ndarray) -> np.ndarray:
 
 def _mirror_correlations(windows: np.ndarray) -> np.ndarray:
     """The correlation of each window ([row, window, column]) with its left-right mirror, over the pixels both
-    show; -inf where fewer than MIN_IN_VIEW of them are in view, or the window is flat."""
+    show; -inf where fewer than MIN_IN_VIEW of them are in view, or the window is flat (of an image whose brightest
+    value is 1, as canal_off_axis_mm scales it)."""
     mirrors = windows[..., ::-1]
     shown = np.isfinite(windows) & np.isfinite(mirrors)  # symmetric: a mirror shows what its window shows
     count = shown.sum(axis=(0, 2))

@@ -136,7 +136,9 @@ def canal_edge_to_noise(image: np.ndarray, canal: np.ndarray, grid: PlaneGrid) -
     gradient = np.hypot(*np.gradient(ndimage.gaussian_filter(window, smoothing_px)))
     # the magnitude of a 2-D Gaussian vector of equal, independent components: Rayleigh, mean sd * sqrt(pi / 2)
     noise_gradient = noise_sd(window) * _gradient_sd_of_unit_noise(smoothing_px) * math.sqrt(math.pi / 2)
-    return float(gradient[outline].mean() / max(noise_gradient, 1e-12))
+    # a noiseless image's floor, relative to its own level whatever its unit
+    floor = max(1e-12 * float(np.abs(window).max()), np.finfo(float).tiny)
+    return float(gradient[outline].mean() / max(noise_gradient, floor))
 
 
 def _grown_box(canal: np.ndarray, margins: tuple[int, int]) -> tuple[slice, slice]:

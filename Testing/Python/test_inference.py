@@ -411,7 +411,7 @@ def test_a_stack_shown_from_another_zero_measures_as_it_does_as_acquired_and_say
     assert any(said in warning for warning in shown.warnings)
 
 
-@pytest.mark.parametrize("unit", [1e-10, 1e4])
+@pytest.mark.parametrize("unit", [1e-20, 1e-10, 1e4])
 def test_a_stack_measures_the_same_whatever_the_unit_of_its_intensities(segmenter, unit):
     image, _, geometry, _ = synthetic_stack(seed=21, levels=("L3-L4", "L4-L5"))
     acquired = measure_with_segmenter(axial_from_array(image, geometry), segmenter)

@@ -1,6 +1,6 @@
-"""A canal on the axis the image around it mirrors about is judged on it, whatever the shading, the patient's turn
-or the pixels; a "canal" found on a vessel beside the spine is judged off it by the vessel's distance from the axis;
-a window the image does not show is not judged."""
+"""A canal on the axis the image around it mirrors about is judged on it, whatever the shading, the patient's turn,
+the pixels or the image's unit; a "canal" found on a vessel beside the spine is judged off it by the vessel's
+distance from the axis; a window the image does not show is not judged."""
 import math
 
 import numpy as np
@@ -33,6 +33,14 @@ def test_coil_shading_across_the_image_does_not_move_the_axis():
     shading = (1 / 3) ** (left_mm / 80.0)[None, :]  # a third as bright at each 8 cm towards the patient's left
     assert canal_off_axis_mm(image * shading, canal, grid) == 0.0
     assert canal_off_axis_mm(image * shading, vessel, grid) >= OFF_AXIS_MM
+
+
+@pytest.mark.parametrize("unit", [1e-20, 1e6])
+def test_the_judgement_is_the_same_whatever_the_unit_of_the_image(unit):
+    grid = axial_grid((0.7, 0.7), (360, 420))
+    image, canal, vessel = spine(grid)
+    assert canal_off_axis_mm(image * unit, canal, grid) == 0.0
+    assert canal_off_axis_mm(image * unit, vessel, grid) == pytest.approx(canal_off_axis_mm(image, vessel, grid))
 
 
 def test_a_tight_crop_and_no_canal_are_not_judged():

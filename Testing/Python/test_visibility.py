@@ -45,6 +45,17 @@ def test_an_outline_in_noise_scores_about_one_and_one_on_a_visible_sac_far_more(
     assert canal_edge_to_noise(sac, canal, grid) > canal_edge_to_noise(sac, shifted, grid)
 
 
+@pytest.mark.parametrize("unit", [1e-20, 1e6])
+def test_an_outline_scores_the_same_whatever_the_unit_of_the_image(unit):
+    grid = axial_grid(1.0, (100, 100))
+    rows, columns = np.indices(grid.shape)
+    canal = np.hypot(rows - 50, columns - 50) < 7.0
+    sac = np.random.default_rng(8).normal(100.0, 10.0, grid.shape) + 30.0 * canal
+    assert canal_edge_to_noise(sac * unit, canal, grid) == pytest.approx(canal_edge_to_noise(sac, canal, grid))
+    drawn = 100.0 + 100.0 * canal  # no noise: an edge far clearer than it
+    assert canal_edge_to_noise(drawn * unit, canal, grid) > 1e6
+
+
 def test_no_canal_scores_nan():
     grid = axial_grid(1.0, (50, 50))
     assert math.isnan(canal_edge_to_noise(np.ones(grid.shape), np.zeros(grid.shape, bool), grid))
