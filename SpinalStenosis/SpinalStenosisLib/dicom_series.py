@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -413,10 +414,7 @@ def one_image_per_position(planes: SlicePlanes, image_set: str | None = None) ->
 
 def _shared_positions(planes: SlicePlanes, groups: list[list[int]]) -> int:
     """How many slice positions more than one of these groups of images (indices) holds."""
-    held: dict[tuple[int, ...], int] = {}
-    for files in groups:
-        for position in set(_position_keys(planes.positions[files])):
-            held[position] = held.get(position, 0) + 1
+    held = Counter(position for files in groups for position in set(_position_keys(planes.positions[files])))
     return sum(count > 1 for count in held.values())
 
 
@@ -510,8 +508,8 @@ def stack_blocks(planes: SlicePlanes) -> tuple[list[list[int]], list[str], str]:
     blocks, warnings, gapped, moved = [], [], False, False
     for oriented in angles:
         fields = fields_of_view(planes, oriented)
-        moved |= len(fields) > 1
         if len(fields) > 1:
+            moved = True
             warnings.append(f"{slices} lie in {len(fields)} fields of view ({_fields_differ(planes, fields)}): each "
                             "is measured as a block of its own, so that every slice lies where it was imaged")
         for field in fields:
