@@ -89,6 +89,8 @@ def summary_lines(comparisons: list[SliceComparison]) -> list[str]:
         return ["no slice with a labelled canal"]
     cases = len({c.case for c in comparisons})
     with_foramina = [c for c in comparisons if c.has_foramina]
+    if not any(not math.isnan(c.dice[name]) for c in with_foramina for name in FORAMEN_WIDTHS):
+        with_foramina = []  # labels of the canal only (as real_data.RealPairs takes them): no foramen compared
     canal_dice = np.array([c.dice["canal"] for c in comparisons])
     ap_errors = [error(c.found["canal_ap_mm"], c.labelled["canal_ap_mm"]) for c in comparisons]
     ap_signed = [c.found["canal_ap_mm"] - c.labelled["canal_ap_mm"] for c in comparisons
@@ -107,8 +109,7 @@ def summary_lines(comparisons: list[SliceComparison]) -> list[str]:
         agree = sum(c.found_grades[name] == c.labelled_grades[name] for c in comparisons)
         lines.append(f"{label} graded as its labels: {_percent(agree, len(comparisons))}")
     lines.append(_check_line(comparisons, ap_errors, canal_dice))
-    if with_foramina:
-        lines.append(_foramina_line(with_foramina))
+    lines.append(_foramina_line(with_foramina) if with_foramina else "foramina: none labelled, not compared")
     return lines
 
 

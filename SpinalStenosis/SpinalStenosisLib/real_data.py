@@ -3,7 +3,9 @@ checking the networks on it (:mod:`evaluation`).
 
 * NIfTI pairs ``<name>_image.nii.gz`` + ``<name>_labels.nii.gz`` in this project's label convention
   (1 canal, 2 left foramen, 3 right foramen), any orientation; or + ``<name>_labels.seg.nrrd``, a 3D Slicer
-  segmentation (e.g. the module's export of masks corrected by hand; see volume_io.read_labels).
+  segmentation (e.g. the module's export of masks corrected by hand; see volume_io.read_labels). Where no label in
+  the folder is a foramen, they label the canal only, as the PNGs do (a slice without a foramen label otherwise says
+  that it shows none).
 * Lumbar Spine MRI label PNGs (Sudirman et al.): ``<name>_label.png`` (thecal sac = 150) with ``<name>_image.png``
   beside it, 0.6875 mm pixels, radiological orientation. They have no foramina, so only the canal channel learns.
   A colour image whose channels are different images (a composite of contrasts) trains on each channel.
@@ -89,6 +91,9 @@ class RealPairs:
                         onehot = np.stack([labels == 2, labels == 1, labels == 3]).astype(np.float32)
                         self.slices.append((volume.read_slice(s) - floor, onehot, volume.layout.slice_grid(s),
                                             case.has_foramina))
+        if not any(has_foramina and onehot[[0, 2]].any() for _, onehot, _, has_foramina in self.slices):
+            # labels of the canal only: their empty foramen channels say nothing, not that no foramen is there
+            self.slices = [(image, onehot, grid, False) for image, onehot, grid, _ in self.slices]
 
     def pair(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
         from .synth.sampler import jittered_crop

@@ -110,6 +110,15 @@ def test_slices_without_a_labelled_canal_are_left_out_and_unlabelled_foramina_co
     assert summary_lines(comparisons)[-1].endswith("of 1 not labelled, reported absent 0.0 %")
 
 
+def test_nifti_labels_of_the_canal_only_compare_the_canal_only(labelled):
+    phantom = next(labelled_cases(labelled))
+    phantom.labels[phantom.labels > 1] = 0  # a site that labelled the sac alone
+    comparisons = compare_case(phantom, ThresholdSegmenter(), "lumbar")  # it finds the foramina the image shows
+    lines = summary_lines(comparisons)
+    assert "(0 with labelled foramina)" in lines[0] and "canal Dice: mean 1.000" in lines[1]
+    assert lines[-1] == "foramina: none labelled, not compared"  # not 6 foramina reported where none is
+
+
 def test_a_canal_drawn_a_pixel_small_all_round_shows_as_two_pixels_short(labelled):
     phantom = next(labelled_cases(labelled))
     comparisons = compare_case(phantom, ErodedCanal(), "lumbar")

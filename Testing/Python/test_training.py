@@ -127,6 +127,18 @@ def test_real_nifti_pairs_become_network_pairs(tmp_path):
         assert known == slice(None) and float(targets.max()) == 1.0
 
 
+def test_nifti_labels_of_the_canal_only_train_the_canal_channel_only(tmp_path):
+    write_dataset(tmp_path / "labelled", count=3, seed=2, region="lumbar", gallery_real=None)
+    for path in (tmp_path / "labelled").glob("*_labels.nii.gz"):  # a site that labelled the sac alone
+        labels = sitk.ReadImage(str(path))
+        canal = sitk.GetImageFromArray((sitk.GetArrayFromImage(labels) == 1).astype(np.uint8))
+        canal.CopyInformation(labels)
+        sitk.WriteImage(canal, str(path))
+    pairs = RealPairs(tmp_path / "labelled", "canal")
+    assert len(pairs.slices) == 3 and not any(has_foramina for *_, has_foramina in pairs.slices)
+    assert pairs.batch(np.random.default_rng(0), 4)[2] == slice(1, 2)
+
+
 def test_real_images_normalised_to_zero_mean_become_the_pairs_their_acquired_images_do(tmp_path):
     write_dataset(tmp_path / "acquired", count=2, seed=2, region="lumbar", gallery_real=None)
     (tmp_path / "normalised").mkdir()
