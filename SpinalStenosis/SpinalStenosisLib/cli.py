@@ -196,7 +196,8 @@ def _train(args: argparse.Namespace) -> None:
         config.batchnorm_batches = args.batchnorm_batches
     if args.contrasts:
         config.contrasts = tuple(args.contrasts.split(","))
-    train(config)
+    best = train(config, progress=print)
+    print(f"wrote {best.parent.resolve()}")
 
 
 def _blend(args: argparse.Namespace) -> None:

@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -486,9 +487,9 @@ def training_step(model: CoUNet, config: TrainConfig, optimiser, scheduler, real
     return loss.item()
 
 
-def train(config: TrainConfig) -> Path:
+def train(config: TrainConfig, progress: Callable[[str], None] | None = None) -> Path:
     """Run (or resume) training; writes checkpoint.pt, best.pt and log.csv into out_dir, and averaged.pt when
-    averaging weights (config.average_from)."""
+    averaging weights (config.average_from). progress: told each validation's line of the log, in words."""
     check_config(config)
     forward_dtype = network_dtype(config.precision)
     revision = git_revision()  # the code that generates the training data is the code loaded now
@@ -524,12 +525,16 @@ def train(config: TrainConfig) -> Path:
                 average.update(model)
             if step % config.validate_every == 0 or step == config.steps:
                 validation_loss, dice = validate(model, validation_inputs, validation_targets)
+                train_loss, dice_text = float(np.mean(running)), " ".join(f"{d:.4f}" for d in dice)
                 log.writerow([step, round(time.time() - started, 1), scheduler.get_last_lr()[0],
-                              round(float(np.mean(running)), 5), round(validation_loss, 5),
-                              " ".join(f"{d:.4f}" for d in dice)])
+                              round(train_loss, 5), round(validation_loss, 5), dice_text])
                 handle.flush()
                 running = []
                 score = float(np.mean(dice))
+                if progress is not None:
+                    progress(f"step {step} of {config.steps}: training loss {train_loss:.5f}, validation loss "
+                             f"{validation_loss:.5f}, validation Dice {dice_text}"
+                             + (" (the best so far: best.pt)" if score > best else ""))
                 if score > best:
                     best = score
                     torch.save(weights_record(model, config, step, dice, validation_inputs, revision), out / "best.pt")

@@ -855,6 +855,19 @@ def test_train_takes_its_contrasts_from_the_command_line_and_refuses_unknown_one
     assert code == cli.EXIT_INPUT and "--contrasts T2,PD: expected some of T2, T1, T2star, T2FS, random" in err
 
 
+def test_train_says_each_validation_as_its_log_row_and_where_it_wrote(tmp_path, capsys):
+    code = cli.main([str(a) for a in ("train", "canal", "--out", tmp_path / "run", "--steps", "2", "--batch-size", "1",
+                                      "--width", "4", "--threads", "1", "--batchnorm-batches", "0")])
+    said = capsys.readouterr()
+    assert code == 0, said.err
+    with open(tmp_path / "run" / "log.csv", encoding="utf-8") as handle:
+        [row] = list(csv.DictReader(handle))  # validated at the last step only (every 250 by default)
+    assert said.out.splitlines() == [
+        f"step 2 of 2: training loss {float(row['train_loss']):.5f}, validation loss "
+        f"{float(row['validation_loss']):.5f}, validation Dice {row['validation_dice']} (the best so far: best.pt)",
+        f"wrote {(tmp_path / 'run').resolve()}"]
+
+
 def test_train_averages_weights_from_the_step_given_and_package_models_takes_them(tmp_path, capsys):
     import torch
 
