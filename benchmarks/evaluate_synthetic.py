@@ -81,7 +81,7 @@ from SpinalStenosisLib.synth.dataset import SyntheticSlice, synthetic_slice, syn
 from SpinalStenosisLib.synth.sampler import fractions  # noqa: E402
 from SpinalStenosisLib.training import VALIDATION_SEED  # noqa: E402
 from SpinalStenosisLib.visibility import (MIN_CANAL_EDGE_TO_NOISE, RAISED_FLOOR_SHARE, checked_pixels,  # noqa: E402
-                                          darkest_share, field_of_view)
+                                          darkest_share, field_of_view, intensity_floor)
 from SpinalStenosisLib.volume_io import axial_from_array  # noqa: E402
 
 HELD_OUT_SEED = 9_000_000  # training seeds are (run seed, step); the validation seed is 2_000_000
@@ -202,6 +202,8 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
         else:
             record["present_found"].append(not math.isnan(predicted[key]))
             record["errors"]["foramen_width_mm"].append(error(predicted[key], truth[key]))
+    if darkest_share(case.image.ravel()) >= RAISED_FLOOR_SHARE:
+        record["seen_from_darkest_level"] = from_darkest_level(segmenter, case)
     if result.roi_box_rc is not None:
         true_masks = dict(zip(CHANNELS, fractions(case.scene.paint(result.grid, 2), 2)))
         on_crop = measure_slice(true_masks, result.grid).values
@@ -211,6 +213,34 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
         record["true_masks_on_crop_canal_dice"] = dice(native_labels(true_masks, result.grid, case.grid) == 1,
                                                        case.labels == 1)
     return record
+
+
+def from_darkest_level(segmenter, case: SyntheticSlice) -> dict:
+    """A slice as measure sees it, its darkest level far above 0 (visibility.intensity_floor, as a slice cropped
+    tightly around the spine, without air, may have): measured from that level up. Its errors and field of view."""
+    _, floor = intensity_floor(case.image.ravel())
+    [result] = segmenter.segment([case.image - floor], [case.grid])
+    found, truth = measure_slice(result.masks, result.grid).values, case.truth
+    return {"canal_ap_mm": [error(found[key], truth[key]) for key in ["canal_ap_mm"] if not math.isnan(truth[key])],
+            "foramen_width_mm": [error(found[key], truth[key]) for key in FORAMEN_KEYS if not math.isnan(truth[key])],
+            "field_of_view_mm": float(max(np.multiply(case.grid.shape, case.grid.pixel_size_mm)))}
+
+
+def seen_from_darkest_level(records: list[dict]) -> dict:
+    """The slices measure sees from their darkest level up (from_darkest_level): how many, their fields of view, and
+    their canal AP within 1 mm and foramen widths within 2 mm as evaluated here (the networks given the slice as it
+    is) and from that level up."""
+    seen = [r for r in records if "seen_from_darkest_level" in r]
+    views = [r["seen_from_darkest_level"]["field_of_view_mm"] for r in seen]
+
+    def within(errors: list[float], mm: float) -> float:
+        return float(np.mean([e <= mm for e in errors])) if errors else math.nan
+
+    return {"n": len(seen), "of": len(records), "field_of_view_mm": (min(views), max(views)) if views else None,
+            **{f"{key}_within_{mm:g}mm": {
+                "as_is": within([e for r in seen for e in r["errors"][key]], mm),
+                "from_darkest_level": within([e for r in seen for e in r["seen_from_darkest_level"][key]], mm)}
+               for key, mm in (("canal_ap_mm", 1.0), ("foramen_width_mm", 2.0))}}
 
 
 def gross_failure_kind(record: dict) -> str:
@@ -426,7 +456,8 @@ def evaluate(records: list[dict], seed: int = HELD_OUT_SEED, check_below: tuple[
                                                         TRUE_CANAL_AP_BANDS),
             "canal_ap_by_true_area_mm2": canal_ap_in_bands(
                 records, lambda r: r["measurements"]["canal_area_mm2"]["truth"], TRUE_CANAL_AREA_BANDS),
-            "canal_ap_found_off_by_over_1mm": {"n": len(off_signed), "overestimated": sum(e > 0 for e in off_signed)}}
+            "canal_ap_found_off_by_over_1mm": {"n": len(off_signed), "overestimated": sum(e > 0 for e in off_signed)},
+            "seen_from_darkest_level": seen_from_darkest_level(records)}
 
 
 def exact_mcnemar_p(better: int, worse: int) -> float:
@@ -576,6 +607,14 @@ def print_table(summary: dict) -> None:
     print("canal AP by the true dural-sac area (mm²): " + _canal_ap_line(summary["canal_ap_by_true_area_mm2"]))
     print("structures the edge of the slice, its padding or network 2's crop cuts (to check): " + ", ".join(
         f"{STRUCTURE_WORDS[name]} on {slices} slices" for name, slices in summary["cut_by_field_of_view"].items()))
+    seen = summary["seen_from_darkest_level"]
+    print(f"slices whose darkest level is {RAISED_FLOOR_SHARE:.0%} of their bright level or more, which measure sees "
+          f"from that level up (visibility.intensity_floor): {seen['n']} of {seen['of']}" + (
+              f" (fields of view {seen['field_of_view_mm'][0]:.0f}-{seen['field_of_view_mm'][1]:.0f} mm); canal AP "
+              f"within 1 mm on them {seen['canal_ap_mm_within_1mm']['as_is']:.1%} as evaluated here, "
+              f"{seen['canal_ap_mm_within_1mm']['from_darkest_level']:.1%} from that level up; foramen width within "
+              f"2 mm {seen['foramen_width_mm_within_2mm']['as_is']:.1%} and "
+              f"{seen['foramen_width_mm_within_2mm']['from_darkest_level']:.1%}" if seen["n"] else ""))
     for cutoff in summary["checks"]:
         print(f"check (confidence below {next(iter(cutoff.values()))['below']:.2f}; for the canal also an outline "
               f"under {MIN_CANAL_EDGE_TO_NOISE} times as clear as noise, {OFF_AXIS_MM:.0f} mm or more off the "

@@ -70,7 +70,9 @@ FLOOR_PERCENTILE = 0.5  # such an image's darkest level (its air, or its darkest
 # An image whose darkest level is this share of its bright level (BRIGHT_PERCENTILE) or more carries an offset too: in
 # MR the air, cortical bone and ligaments are dark. The real validation images' darkest levels are at most 5.6 % of
 # their bright ones (the tightly cropped SCT T2*, no air in view), the synthetic stacks' 7.8 % (darkest_share, as
-# benchmarks/evaluate_real.py and evaluate_synthetic.py --stacks print it), the test phantom's grey background 11 %
+# benchmarks/evaluate_real.py and evaluate_synthetic.py --stacks print it), the test phantom's grey background 11 %.
+# A synthetic slice cropped to a few centimetres around the spine, or whose air is grey with noise, reaches it now and
+# then, and is seen from its darkest level up too, which changes little there (evaluate_synthetic.py prints both)
 RAISED_FLOOR_SHARE = 0.12
 BRIGHT_PERCENTILE = 99.5
 
@@ -262,7 +264,8 @@ def offset_warnings(negative_share: float, floor: float) -> list[str]:
         return []
     if floor > 0:
         return [f"the image's darkest level ({floor:.4g}) is far above 0, as in an image with an offset added (its air "
-                "not dark): the networks saw it from that level up, as an MR image whose air is 0"]
+                "not dark), one so noisy that its air is grey, or one cropped so tightly that it shows no air: the "
+                "networks saw it from that level up, as an MR image whose air is 0"]
     return [f"{100 * negative_share:.0f} % of the image's pixels are below 0, as in an image normalised to zero "
             f"mean: the networks saw it from its darkest level ({floor:.4g}) up, as an MR image whose air is 0"]
 

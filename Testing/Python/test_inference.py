@@ -397,7 +397,9 @@ def test_a_canal_network_1_sends_network_2_to_find_on_a_vessel_beside_the_spine_
 
 @pytest.mark.parametrize("presented, said", [
     (lambda image: (image - image.mean()) / image.std(), "normalised to zero mean: the networks saw it from"),
-    (lambda image: image + 0.2 * np.percentile(image, 99), "an offset added (its air not dark): the networks saw it"),
+    (lambda image: image + 0.2 * np.percentile(image, 99),
+     "an offset added (its air not dark), one so noisy that its air is grey, or one cropped so tightly that it "
+     "shows no air: the networks saw it"),
 ], ids=["normalised to zero mean", "offset added"])
 def test_a_stack_shown_from_another_zero_measures_as_it_does_as_acquired_and_says_how_it_was_seen(segmenter, presented,
                                                                                                   said):
