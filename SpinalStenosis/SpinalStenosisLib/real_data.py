@@ -5,7 +5,7 @@ checking the networks on it (:mod:`evaluation`).
   (1 canal, 2 left foramen, 3 right foramen), any orientation; or + ``<name>_labels.seg.nrrd``, a 3D Slicer
   segmentation (e.g. the module's export of masks corrected by hand; see volume_io.read_labels). Where no label in
   the folder is a foramen, they label the canal only, as the PNGs do (a slice without a foramen label otherwise says
-  that it shows none).
+  that it shows none). Labels whose left foramen lies on the patient's right of the right one are refused.
 * Lumbar Spine MRI label PNGs (Sudirman et al.): ``<name>_label.png`` (thecal sac = 150) with ``<name>_image.png``
   beside it, 0.6875 mm pixels, radiological orientation. They have no foramina, so only the canal channel learns.
   A colour image whose channels are different images (a composite of contrasts) trains on each channel.
@@ -61,14 +61,33 @@ def _read_cases(pairs: list[Path], pngs: list[Path]) -> Iterator[LabelledCase]:
         labels_path = next((path for path in candidates if path.exists()), None)
         if labels_path is None:
             raise ValueError(f"{image_path}: no {candidates[0].name} or {candidates[1].name} beside it")
-        yield LabelledCase(name, volume,
-                           volume.from_source_grid(read_labels(labels_path, volume.source_geometry)), True)
+        labels = volume.from_source_grid(read_labels(labels_path, volume.source_geometry))
+        both, swapped = foramina_swapped(labels, volume)
+        if swapped > both / 2:  # learnt from, they would teach the networks the sides the wrong way round
+            raise ValueError(f"{labels_path}: its left foramen (2) lies on the patient's right of its right foramen "
+                             f"(3) on {swapped} of the {both} slices with both: labelled by the image's sides? Label "
+                             "the patient's left foramen 2 (on an axial slice as displayed, on the image's right)")
+        yield LabelledCase(name, volume, labels, True)
     for label_path in pngs:
         volume = open_axial(label_path.with_name(label_path.name.replace("_label", "_image")),
                             pixel_mm=PNG_PIXEL_MM)  # as displayed: the slice's rows and columns
         png = sitk.GetArrayFromImage(sitk.ReadImage(str(label_path)))
         canal = (png[..., 0] if png.ndim == 3 else png) == PNG_THECAL_SAC
         yield LabelledCase(label_path.name[:-len("_label.png")], volume, canal[None].astype(np.uint8), False)
+
+
+def foramina_swapped(labels: np.ndarray, volume: AxialVolume) -> tuple[int, int]:
+    """(slices whose labels hold both foramina, of which the left foramen (2) lies on the patient's right of the
+    right one (3))."""
+    both = swapped = 0
+    for s in range(volume.n_slices):
+        left_foramen, right_foramen = labels[s] == 2, labels[s] == 3
+        if left_foramen.any() and right_foramen.any():
+            grid = volume.layout.slice_grid(s)
+            _, left = grid.in_plane_axes()
+            both += 1
+            swapped += float((grid.centroid_ras(left_foramen) - grid.centroid_ras(right_foramen)) @ left) < 0
+    return both, swapped
 
 
 class RealPairs:

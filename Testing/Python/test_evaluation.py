@@ -55,6 +55,18 @@ def test_labelled_cases_read_nifti_pairs_with_foramina_and_pngs_with_the_canal_o
         labelled_cases(labelled / "empty")
 
 
+def test_labels_with_the_foramina_on_the_image_s_sides_are_refused(labelled):
+    path = labelled / "phantom_labels.nii.gz"
+    labels = sitk.ReadImage(str(path))
+    values = sitk.GetArrayFromImage(labels)
+    swapped = sitk.GetImageFromArray(np.where(values == 2, 3, np.where(values == 3, 2, values)).astype(np.uint8))
+    swapped.CopyInformation(labels)
+    sitk.WriteImage(swapped, str(path))  # 2 on the image's left: the patient's right
+    with pytest.raises(ValueError, match=r"left foramen \(2\) lies on the patient's right of its right foramen \(3\) "
+                                         r"on 3 of the 3 slices with both: labelled by the image's sides\?"):
+        list(labelled_cases(labelled))
+
+
 def write_segmentation_file(path, labels: np.ndarray, like) -> None:
     """labels as a 3D Slicer .seg.nrrd on the grid of the image `like`: the canal alone in a second layer with label
     value 1, the foramina in the first with values 7 and 5, and a segment of the user's own over everything."""
