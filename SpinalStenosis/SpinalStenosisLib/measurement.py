@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .geometry import FieldOfView, PlaneGrid
+from .geometry import AxialLayout, FieldOfView, PlaneGrid
 from .symmetry import off_axis
 from .visibility import faint
 
@@ -417,3 +417,17 @@ def measure_slice(masks: dict[str, np.ndarray], grid: PlaneGrid, slice_index: in
 def masks_from_labels(labels: np.ndarray) -> dict[str, np.ndarray]:
     """Split a label slice (1 canal, 2 left foramen, 3 right foramen) into binary masks."""
     return {name: (labels == value).astype(float) for value, name in enumerate(STRUCTURES, start=1)}
+
+
+def foramina_swapped(stack_labels: np.ndarray, layout: AxialLayout) -> tuple[int, int]:
+    """(slices whose labels ([slice, row, column]) hold both foramina, of which the left foramen (2) lies on the
+    patient's right of the right one (3)): labelled by the image's sides, where not 0."""
+    both = swapped = 0
+    for s in range(len(stack_labels)):
+        left_foramen, right_foramen = stack_labels[s] == 2, stack_labels[s] == 3
+        if left_foramen.any() and right_foramen.any():
+            grid = layout.slice_grid(s)
+            _, left = grid.in_plane_axes()
+            both += 1
+            swapped += float((grid.centroid_ras(left_foramen) - grid.centroid_ras(right_foramen)) @ left) < 0
+    return both, swapped

@@ -13,7 +13,7 @@ from .crop import COARSEST_PIXEL_MM
 from .geometry import AxialLayout, FieldOfView, PlaneGrid, pixel_size_text
 from .grading import grading_region
 from .level_names import NamedImage, levels_of_images
-from .measurement import STRUCTURES, SliceMeasurement, masks_from_labels, measure_slice
+from .measurement import STRUCTURES, SliceMeasurement, foramina_swapped, masks_from_labels, measure_slice
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
                       write_levels_csv, write_rulers, write_series_csv, write_series_json)
 from .report import StackView, write_report, write_series_report
@@ -85,12 +85,22 @@ class MeasurementRun:
 def input_warnings(volume: AxialVolume, stack_labels: np.ndarray) -> list[str]:
     """What the user must know about an input measured into stack_labels ([slice, row, column]): how it was read
     (AxialVolume.warnings), whether its pixels are coarser than the networks learnt from (coarse_pixel_warnings),
-    its slices thick against the spine's tilt (centreline.thick_slice_warnings), and whether it is clipped at its
-    bright end (visibility.clipped_image_warnings)."""
+    its slices thick against the spine's tilt (centreline.thick_slice_warnings), whether it is clipped at its
+    bright end (visibility.clipped_image_warnings), and whether masks name the foramina by the image's sides."""
     canal_stack = stack_labels == 1
     return (volume.warnings + coarse_pixel_warnings(volume.layout)
             + thick_slice_warnings(canal_stack, volume.layout, volume.slice_thickness_mm)
-            + clipped_image_warnings(volume.read_slice, canal_stack))
+            + clipped_image_warnings(volume.read_slice, canal_stack) + swapped_foramina_warnings(stack_labels, volume))
+
+
+def swapped_foramina_warnings(stack_labels: np.ndarray, volume: AxialVolume) -> list[str]:
+    """A warning where the left foramen lies on the patient's right of the right one (measurement.foramina_swapped):
+    masks drawn by the image's sides. [] otherwise."""
+    both, swapped = foramina_swapped(stack_labels, volume.layout)
+    if not swapped:
+        return []
+    return [f"the left foramen lies on the patient's right of the right foramen on {swapped} of the {both} slices "
+            "with both (masks named by the image's sides?): each width is reported under the side its mask is named"]
 
 
 def coarse_pixel_warnings(layout: AxialLayout) -> list[str]:

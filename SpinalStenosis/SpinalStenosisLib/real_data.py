@@ -21,6 +21,7 @@ import torch
 
 from .crop import normalise, resample, roi_box_mask, whole_slice_grid
 from .geometry import PlaneGrid
+from .measurement import foramina_swapped
 from .visibility import checked_pixels, intensity_floor
 from .volume_io import AxialVolume, open_axial
 
@@ -62,8 +63,8 @@ def _read_cases(pairs: list[Path], pngs: list[Path]) -> Iterator[LabelledCase]:
         if labels_path is None:
             raise ValueError(f"{image_path}: no {candidates[0].name} or {candidates[1].name} beside it")
         labels = volume.from_source_grid(read_labels(labels_path, volume.source_geometry))
-        both, swapped = foramina_swapped(labels, volume)
-        if swapped > both / 2:  # learnt from, they would teach the networks the sides the wrong way round
+        both, swapped = foramina_swapped(labels, volume.layout)
+        if swapped:  # learnt from, they would teach the networks the sides the wrong way round
             raise ValueError(f"{labels_path}: its left foramen (2) lies on the patient's right of its right foramen "
                              f"(3) on {swapped} of the {both} slices with both: labelled by the image's sides? Label "
                              "the patient's left foramen 2 (on an axial slice as displayed, on the image's right)")
@@ -74,20 +75,6 @@ def _read_cases(pairs: list[Path], pngs: list[Path]) -> Iterator[LabelledCase]:
         png = sitk.GetArrayFromImage(sitk.ReadImage(str(label_path)))
         canal = (png[..., 0] if png.ndim == 3 else png) == PNG_THECAL_SAC
         yield LabelledCase(label_path.name[:-len("_label.png")], volume, canal[None].astype(np.uint8), False)
-
-
-def foramina_swapped(labels: np.ndarray, volume: AxialVolume) -> tuple[int, int]:
-    """(slices whose labels hold both foramina, of which the left foramen (2) lies on the patient's right of the
-    right one (3))."""
-    both = swapped = 0
-    for s in range(volume.n_slices):
-        left_foramen, right_foramen = labels[s] == 2, labels[s] == 3
-        if left_foramen.any() and right_foramen.any():
-            grid = volume.layout.slice_grid(s)
-            _, left = grid.in_plane_axes()
-            both += 1
-            swapped += float((grid.centroid_ras(left_foramen) - grid.centroid_ras(right_foramen)) @ left) < 0
-    return both, swapped
 
 
 class RealPairs:

@@ -67,6 +67,24 @@ def test_measure_with_masks_writes_the_contract(phantom_files, tmp_path, capsys)
 
 
 
+def test_masks_that_name_the_foramina_by_the_image_s_sides_are_measured_as_named_with_a_warning(phantom_files,
+                                                                                                  tmp_path, capsys):
+    image, labels = phantom_files
+    source = sitk.ReadImage(str(labels))
+    values = sitk.GetArrayFromImage(source)
+    swapped = sitk.GetImageFromArray(np.where(values == 2, 3, np.where(values == 3, 2, values)).astype(np.uint8))
+    swapped.CopyInformation(source)
+    sitk.WriteImage(swapped, str(tmp_path / "swapped.nii.gz"))
+    code, err = run(capsys, "measure", image, "--masks", tmp_path / "swapped.nii.gz", "--out", tmp_path / "out",
+                    "--quiet")
+    assert code == 0, err
+    [warning] = json.loads((tmp_path / "out" / "measurements.json").read_text(encoding="utf-8"))["input_warnings"]
+    assert warning.startswith("the left foramen lies on the patient's right of the right foramen on 3 of the 3 slices")
+    assert f"spinal-stenosis: warning: {image}: {warning}" in err
+    rows = list(csv.DictReader(open(tmp_path / "out" / "measurements.csv", encoding="utf-8")))
+    assert all(abs(float(row["left_foramen_width_mm"]) - 4.0) <= 1.0 for row in rows)  # the phantom's right, as named
+
+
 def test_thick_slices_through_a_tilted_spine_are_warned_of_on_screen_and_in_the_json(tmp_path, capsys):
     labels, geometry = canal_arrays(-2.0 * np.arange(8), [6.0] * 8, 7.7)  # 2 mm further back every 7.7 mm slice
     write_image(tmp_path / "abdomen.nii.gz", labels * 800.0 + 100.0, geometry)
