@@ -389,6 +389,20 @@ def test_remeasure_changes_exactly_the_edited_rows(context, volume):
     assert logic.remeasure(volume, outputs) == []
 
 
+def test_foramina_redrawn_on_each_other_s_sides_are_measured_as_named_with_a_warning_until_drawn_back(context,
+                                                                                                       volume):
+    logic, outputs = measure(context, volume)
+    labels = logic.labels_of(outputs.segmentation, volume)
+    swapped = np.where(labels == 2, 3, np.where(labels == 3, 2, labels))
+    swapped[0] = labels[0]  # slice 0 left as measured
+    logic._write_segments(outputs.segmentation, volume, swapped)
+    assert logic.remeasure(volume, outputs) == [1, 2]
+    [warning] = warnings_of(outputs.table)
+    assert warning.startswith("the left foramen lies on the patient's right of the right foramen on 2 of the 3 slices")
+    logic._write_segments(outputs.segmentation, volume, labels)
+    assert logic.remeasure(volume, outputs) == [1, 2] and warnings_of(outputs.table) == []
+
+
 def test_remeasure_places_a_deleted_ruler_again_and_leaves_its_row_alone(context, volume):
     logic, outputs = measure(context, volume)
     table, placed = outputs.table, dict(outputs.rulers)
