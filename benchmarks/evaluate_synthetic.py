@@ -202,8 +202,9 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
         else:
             record["present_found"].append(not math.isnan(predicted[key]))
             record["errors"]["foramen_width_mm"].append(error(predicted[key], truth[key]))
-    if darkest_share(case.image.ravel()) >= RAISED_FLOOR_SHARE:
-        record["seen_from_darkest_level"] = from_darkest_level(segmenter, case)
+    _, floor = intensity_floor(case.image.ravel())
+    if floor:  # measure sees this slice from its darkest level up
+        record["seen_from_darkest_level"] = from_darkest_level(segmenter, case, floor)
     if result.roi_box_rc is not None:
         true_masks = dict(zip(CHANNELS, fractions(case.scene.paint(result.grid, 2), 2)))
         on_crop = measure_slice(true_masks, result.grid).values
@@ -215,10 +216,10 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
     return record
 
 
-def from_darkest_level(segmenter, case: SyntheticSlice) -> dict:
-    """A slice as measure sees it, its darkest level far above 0 (visibility.intensity_floor, as a slice cropped
-    tightly around the spine, without air, may have): measured from that level up. Its errors and field of view."""
-    _, floor = intensity_floor(case.image.ravel())
+def from_darkest_level(segmenter, case: SyntheticSlice, floor: float) -> dict:
+    """A slice as measure sees it where its darkest level, floor, is far above 0 (visibility.intensity_floor; a slice
+    whose air is grey with noise, or cropped tightly around the spine without air): measured from that level up. Its
+    errors and field of view."""
     [result] = segmenter.segment([case.image - floor], [case.grid])
     found, truth = measure_slice(result.masks, result.grid).values, case.truth
     return {"canal_ap_mm": [error(found[key], truth[key]) for key in ["canal_ap_mm"] if not math.isnan(truth[key])],
