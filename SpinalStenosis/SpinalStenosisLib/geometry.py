@@ -184,6 +184,19 @@ class VolumeGeometry:
     def matches(self, other: "VolumeGeometry", tolerance_mm: float = 1e-3) -> bool:
         return self.size_ijk == other.size_ijk and np.allclose(self.ijk_to_ras, other.ijk_to_ras, atol=tolerance_mm)
 
+    def offset_in(self, other: "VolumeGeometry", tolerance_mm: float = 1e-3) -> tuple[int, int, int] | None:
+        """Where this grid's first voxel lies on other's (i, j, k), where the two share their voxel steps and this
+        one's voxel centres lie on other's (a box cut from it or around it, as a segmentation saved cropped to its
+        content); None otherwise."""
+        steps, other_steps = self.ijk_to_ras[:3, :3], other.ijk_to_ras[:3, :3]
+        if not np.allclose(steps, other_steps, atol=tolerance_mm / max(*self.size_ijk, *other.size_ijk)):
+            return None
+        ijk = np.linalg.solve(other_steps, self.ijk_to_ras[:3, 3] - other.ijk_to_ras[:3, 3])
+        whole = np.round(ijk)
+        if np.abs(other_steps @ (ijk - whole)).max() > tolerance_mm:
+            return None
+        return tuple(int(v) for v in whole)
+
 
 def ras_to_lps(points_ras: np.ndarray) -> np.ndarray:
     return np.asarray(points_ras, float) @ LPS_TO_RAS.T

@@ -593,12 +593,13 @@ def read_labels(path: Path | str, expected: VolumeGeometry, pixel_mm: float | No
         if image.GetNumberOfComponentsPerPixel() > 1:
             raise InputError(f"{path.name}: a colour image; labels need one value (0-3) per voxel")
     geometry = VolumeGeometry.from_sitk(image)
-    if not geometry.matches(expected, tolerance_mm=1e-2):
+    offset = (0, 0, 0) if geometry.matches(expected, tolerance_mm=1e-2) else geometry.offset_in(expected, 1e-2)
+    if offset is None:
         raise InputError(f"{path.name}: labels are on a different grid than the image "
                          f"({'x'.join(map(str, geometry.size_ijk))} vs {'x'.join(map(str, expected.size_ijk))} "
                          "voxels or another origin/spacing/direction)")
     if segmentation:
-        return _segments_as_labels(path, image)
+        return _on_grid(path, _segments_as_labels(path, image), offset, expected)
     array = sitk.GetArrayFromImage(image)
     if not np.isfinite(array).all() or not np.all(np.mod(array, 1) == 0):
         raise InputError(f"{path.name}: label values must be whole numbers 0-3")
@@ -606,7 +607,26 @@ def read_labels(path: Path | str, expected: VolumeGeometry, pixel_mm: float | No
     if unknown:
         raise InputError(f"{path.name}: unknown label values {unknown}; expected 1 canal, 2 left foramen, "
                          "3 right foramen")
-    return array.astype(np.uint8)
+    return _on_grid(path, array.astype(np.uint8), offset, expected)
+
+
+def _on_grid(path: Path, labels: np.ndarray, offset_ijk: tuple[int, int, int], image: VolumeGeometry) -> np.ndarray:
+    """Labels ([k, j, i]) on a box of the image's grid that starts at offset_ijk (VolumeGeometry.offset_in; a
+    segmentation saved cropped to its content, as 3D Slicer's "Crop to minimum extent" saves it) on the whole grid."""
+    if offset_ijk == (0, 0, 0) and labels.shape == image.size_ijk[::-1]:
+        return labels
+    placed = np.zeros(image.size_ijk[::-1], np.uint8)
+    start = np.array(offset_ijk[::-1])  # k, j, i
+    low = np.maximum(start, 0)
+    high = np.maximum(np.minimum(start + labels.shape, placed.shape), low)
+    source = tuple(slice(a, b) for a, b in zip(low - start, high - start))
+    outside = int(np.count_nonzero(labels)) - int(np.count_nonzero(labels[source]))
+    if outside:
+        raise InputError(f"{path.name}: {outside} labelled voxels lie beyond the image (labels on "
+                         f"{'x'.join(map(str, labels.shape[::-1]))} voxels, the image on "
+                         f"{'x'.join(map(str, image.size_ijk))}, in the same places)")
+    placed[tuple(slice(a, b) for a, b in zip(low, high))] = labels[source]
+    return placed
 
 
 _SEGMENTATION_KEY = "Segment0_ID"  # in the header of a Slicer segmentation file

@@ -513,9 +513,37 @@ def test_labels_on_another_grid_are_refused(phantom_files, tmp_path, capsys):
     image, _ = phantom_files
     _, labels, geometry = phantom_arrays(n_slices=4)
     other = tmp_path / "other.nii.gz"
-    write_labels(other, labels, geometry)
+    write_labels(other, labels, geometry)  # a slice more than the image: its canal and foramina lie beyond it
+    code, err = run(capsys, "measure", image, "--masks", other, "--out", tmp_path / "out")
+    assert code == cli.EXIT_INPUT
+    assert "labelled voxels lie beyond the image (labels on 96x96x4 voxels, the image on 96x96x3" in err
+    source = sitk.ReadImage(str(phantom_files[1]))
+    half_a_pixel = sitk.Image(source)
+    half_a_pixel.SetOrigin([o + s / 2 for o, s in zip(source.GetOrigin(), source.GetSpacing())])
+    sitk.WriteImage(half_a_pixel, str(other))
     code, err = run(capsys, "measure", image, "--masks", other, "--out", tmp_path / "out")
     assert code == cli.EXIT_INPUT and "different grid" in err
+
+
+def test_labels_on_a_box_of_the_image_s_grid_are_measured_on_the_whole_grid(phantom_files, tmp_path, capsys):
+    image, labels = phantom_files
+    source = sitk.ReadImage(str(labels))
+    values = sitk.GetArrayFromImage(source)
+    k, j, i = (np.nonzero(values)[axis] for axis in range(3))
+    box = source[int(i.min()) - 2:int(i.max()) + 3, int(j.min()) - 1:int(j.max()) + 2, :]  # keeps its place in space
+    assert box.GetSize()[:2] < source.GetSize()[:2]
+    sitk.WriteImage(box, str(tmp_path / "box.nii.gz"))
+    code, err = run(capsys, "measure", image, "--masks", labels, "--out", tmp_path / "whole", "--quiet")
+    assert code == 0, err
+    code, err = run(capsys, "measure", image, "--masks", tmp_path / "box.nii.gz", "--out", tmp_path / "box", "--quiet")
+    assert code == 0, err
+    for name in ("measurements.csv", "rulers.mrk.json"):
+        assert (tmp_path / "box" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    beyond = sitk.Image(box)
+    beyond.SetOrigin(source.TransformIndexToPhysicalPoint([int(source.GetSize()[0]) - 3, 0, 0]))
+    sitk.WriteImage(beyond, str(tmp_path / "beyond.nii.gz"))  # the box moved over the image's edge
+    code, err = run(capsys, "measure", image, "--masks", tmp_path / "beyond.nii.gz", "--out", tmp_path / "x")
+    assert code == cli.EXIT_INPUT and "labelled voxels lie beyond the image" in err
 
 
 def test_unknown_label_values_are_refused(phantom_files, tmp_path, capsys):

@@ -1054,6 +1054,23 @@ def test_a_segmentation_file_edited_in_slicer_gives_the_masks_by_segment_id_or_n
         read_labels(path, geometry_of(volume))
 
 
+def test_a_segmentation_file_saved_cropped_to_its_content_gives_the_masks_on_the_volume_s_grid(context, volume,
+                                                                                               tmp_path):
+    import SimpleITK as sitk
+
+    from SpinalStenosisLib.volume_io import read_labels
+
+    logic, outputs = measure(context, volume)
+    expected = logic.labels_of(outputs.segmentation, volume)
+    storage, path = outputs.segmentation.CreateDefaultStorageNode(), tmp_path / "cropped.seg.nrrd"
+    storage.SetFileName(str(path))
+    storage.SetCropToMinimumExtent(True)  # 3D Slicer's save option "Crop to minimum extent"
+    assert storage.WriteData(outputs.segmentation)
+    written = sitk.ReadImage(str(path))
+    assert np.prod(written.GetSize()[:3]) < expected.size  # a box around the masks only
+    assert np.array_equal(read_labels(path, geometry_of(volume)), expected)
+
+
 def test_scene_bundle_reloads(context, tmp_path, phantom_files):
     from SpinalStenosisLib.pipeline import measure_with_segmenter
     from SpinalStenosisLib.volume_io import open_axial
