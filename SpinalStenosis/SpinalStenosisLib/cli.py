@@ -235,9 +235,10 @@ def _add_measure(sub: "argparse._SubParsersAction") -> None:
                          help="image file (NIfTI, NRRD, MHA, PNG, a DICOM file) or DICOM folder (a series or a "
                          "whole study); several: one subfolder each")
     measure.add_argument("--out", required=True, help="output folder")
-    measure.add_argument("--masks", help="label image on the input's grid (or a box of it): 1 canal, 2 left, 3 right "
-                         "foramen, or a 3D Slicer segmentation (.seg.nrrd: its segments Spinal canal, Left and Right "
-                         "neural foramen) (for a DICOM series in blocks: the output folder of an earlier run)")
+    measure.add_argument("--masks", help="label image on the input's voxels (or a box of them): 1 canal, 2 left, "
+                         "3 right foramen, or a 3D Slicer segmentation (.seg.nrrd: its segments Spinal canal, Left "
+                         "and Right neural foramen) (for a DICOM series in blocks: the output folder of an earlier "
+                         "run)")
     measure.add_argument("--region", choices=GRADING_REGIONS, help="which cut-offs grade the canal (thoracic: none; "
                          "default: the region a DICOM series' header names, else cervical where the image shows a "
                          "whole neck, else lumbar)")

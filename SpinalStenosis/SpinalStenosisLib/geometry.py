@@ -184,18 +184,23 @@ class VolumeGeometry:
     def matches(self, other: "VolumeGeometry", tolerance_mm: float = 1e-3) -> bool:
         return self.size_ijk == other.size_ijk and np.allclose(self.ijk_to_ras, other.ijk_to_ras, atol=tolerance_mm)
 
-    def offset_in(self, other: "VolumeGeometry", tolerance_mm: float = 1e-3) -> tuple[int, int, int] | None:
-        """Where this grid's first voxel lies on other's (i, j, k), where the two share their voxel steps and this
-        one's voxel centres lie on other's (a box cut from it or around it, as a segmentation saved cropped to its
-        content); None otherwise."""
-        steps, other_steps = self.ijk_to_ras[:3, :3], other.ijk_to_ras[:3, :3]
-        if not np.allclose(steps, other_steps, atol=tolerance_mm / max(*self.size_ijk, *other.size_ijk)):
+    def voxels_on(self, other: "VolumeGeometry", tolerance_mm: float = 1e-3) -> tuple[np.ndarray, np.ndarray] | None:
+        """(a signed permutation matrix, a whole offset) that give each of this grid's voxels (i, j, k) as other's:
+        where this grid's voxel centres lie on other's, its axes perhaps reordered or reversed (the same image
+        reoriented, or a box cut from it or around it, as a segmentation saved cropped to its content); None
+        otherwise."""
+        to_other = np.linalg.inv(other.ijk_to_ras)
+        steps = to_other[:3, :3] @ self.ijk_to_ras[:3, :3]
+        permutation = np.round(steps)
+        start = to_other[:3, :3] @ self.ijk_to_ras[:3, 3] + to_other[:3, 3]
+        offset = np.round(start)
+        other_steps = other.ijk_to_ras[:3, :3]
+        if (not np.array_equal(np.abs(permutation).sum(axis=0), np.ones(3))
+                or not np.array_equal(np.abs(permutation).sum(axis=1), np.ones(3))
+                or np.abs(other_steps @ (steps - permutation)).max() * max(*self.size_ijk) > tolerance_mm
+                or np.abs(other_steps @ (start - offset)).max() > tolerance_mm):
             return None
-        ijk = np.linalg.solve(other_steps, self.ijk_to_ras[:3, 3] - other.ijk_to_ras[:3, 3])
-        whole = np.round(ijk)
-        if np.abs(other_steps @ (ijk - whole)).max() > tolerance_mm:
-            return None
-        return tuple(int(v) for v in whole)
+        return permutation.astype(int), offset.astype(int)
 
 
 def ras_to_lps(points_ras: np.ndarray) -> np.ndarray:

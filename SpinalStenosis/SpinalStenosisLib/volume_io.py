@@ -593,13 +593,14 @@ def read_labels(path: Path | str, expected: VolumeGeometry, pixel_mm: float | No
         if image.GetNumberOfComponentsPerPixel() > 1:
             raise InputError(f"{path.name}: a colour image; labels need one value (0-3) per voxel")
     geometry = VolumeGeometry.from_sitk(image)
-    offset = (0, 0, 0) if geometry.matches(expected, tolerance_mm=1e-2) else geometry.offset_in(expected, 1e-2)
-    if offset is None:
+    same_grid = geometry.matches(expected, tolerance_mm=1e-2)
+    placement = None if same_grid else geometry.voxels_on(expected, tolerance_mm=1e-2)
+    if not same_grid and placement is None:
         raise InputError(f"{path.name}: labels are on a different grid than the image "
                          f"({'x'.join(map(str, geometry.size_ijk))} vs {'x'.join(map(str, expected.size_ijk))} "
                          "voxels or another origin/spacing/direction)")
     if segmentation:
-        return _on_grid(path, _segments_as_labels(path, image), offset, expected)
+        return _on_grid(path, _segments_as_labels(path, image), placement, expected)
     array = sitk.GetArrayFromImage(image)
     if not np.isfinite(array).all() or not np.all(np.mod(array, 1) == 0):
         raise InputError(f"{path.name}: label values must be whole numbers 0-3")
@@ -607,25 +608,38 @@ def read_labels(path: Path | str, expected: VolumeGeometry, pixel_mm: float | No
     if unknown:
         raise InputError(f"{path.name}: unknown label values {unknown}; expected 1 canal, 2 left foramen, "
                          "3 right foramen")
-    return _on_grid(path, array.astype(np.uint8), offset, expected)
+    return _on_grid(path, array.astype(np.uint8), placement, expected)
 
 
-def _on_grid(path: Path, labels: np.ndarray, offset_ijk: tuple[int, int, int], image: VolumeGeometry) -> np.ndarray:
-    """Labels ([k, j, i]) on a box of the image's grid that starts at offset_ijk (VolumeGeometry.offset_in; a
-    segmentation saved cropped to its content, as 3D Slicer's "Crop to minimum extent" saves it) on the whole grid."""
-    if offset_ijk == (0, 0, 0) and labels.shape == image.size_ijk[::-1]:
+def _on_grid(path: Path, labels: np.ndarray, placement: tuple[np.ndarray, np.ndarray] | None,
+             image: VolumeGeometry) -> np.ndarray:
+    """Labels ([k, j, i]) on the image's grid, from a grid whose voxels lie on its own (placement:
+    VolumeGeometry.voxels_on; None for the image's grid itself): its axes put in the image's order and direction,
+    and a box of it (a segmentation saved cropped to its content, as 3D Slicer's "Crop to minimum extent" saves it)
+    put in its place."""
+    if placement is None:
         return labels
+    permutation, start = placement
+    in_ijk = labels.transpose(2, 1, 0)  # [i, j, k]
+    axis_from = [int(np.flatnonzero(permutation[b])[0]) for b in range(3)]  # the labels' axis along the image's b
+    in_ijk = in_ijk.transpose(axis_from)
+    start = start.copy()
+    for b, a in enumerate(axis_from):
+        if permutation[b, a] < 0:  # reversed: the labels' last voxel along a comes first along b
+            in_ijk = np.flip(in_ijk, b)
+            start[b] -= in_ijk.shape[b] - 1
+    boxed = in_ijk.transpose(2, 1, 0)  # [k, j, i] on the image's axes
     placed = np.zeros(image.size_ijk[::-1], np.uint8)
-    start = np.array(offset_ijk[::-1])  # k, j, i
+    start = start[::-1]
     low = np.maximum(start, 0)
-    high = np.maximum(np.minimum(start + labels.shape, placed.shape), low)
+    high = np.maximum(np.minimum(start + boxed.shape, placed.shape), low)
     source = tuple(slice(a, b) for a, b in zip(low - start, high - start))
-    outside = int(np.count_nonzero(labels)) - int(np.count_nonzero(labels[source]))
+    outside = int(np.count_nonzero(boxed)) - int(np.count_nonzero(boxed[source]))
     if outside:
         raise InputError(f"{path.name}: {outside} labelled voxels lie beyond the image (labels on "
                          f"{'x'.join(map(str, labels.shape[::-1]))} voxels, the image on "
                          f"{'x'.join(map(str, image.size_ijk))}, in the same places)")
-    placed[tuple(slice(a, b) for a, b in zip(low, high))] = labels[source]
+    placed[tuple(slice(a, b) for a, b in zip(low, high))] = boxed[source]
     return placed
 
 

@@ -525,7 +525,7 @@ def test_labels_on_another_grid_are_refused(phantom_files, tmp_path, capsys):
     assert code == cli.EXIT_INPUT and "different grid" in err
 
 
-def test_labels_on_a_box_of_the_image_s_grid_are_measured_on_the_whole_grid(phantom_files, tmp_path, capsys):
+def test_labels_on_a_box_of_the_image_s_grid_or_reoriented_are_measured_on_its_grid(phantom_files, tmp_path, capsys):
     image, labels = phantom_files
     source = sitk.ReadImage(str(labels))
     values = sitk.GetArrayFromImage(source)
@@ -539,6 +539,13 @@ def test_labels_on_a_box_of_the_image_s_grid_are_measured_on_the_whole_grid(phan
     assert code == 0, err
     for name in ("measurements.csv", "rulers.mrk.json"):
         assert (tmp_path / "box" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    for orientation in ("RAS", "SAL"):  # the labels reoriented by another tool: their voxels the image's
+        sitk.WriteImage(sitk.DICOMOrient(source, orientation), str(tmp_path / f"{orientation}.nii.gz"))
+        code, err = run(capsys, "measure", image, "--masks", tmp_path / f"{orientation}.nii.gz", "--out",
+                        tmp_path / orientation, "--quiet")
+        assert code == 0, err
+        assert (tmp_path / orientation / "measurements.csv").read_bytes() == (
+            tmp_path / "whole" / "measurements.csv").read_bytes()
     beyond = sitk.Image(box)
     beyond.SetOrigin(source.TransformIndexToPhysicalPoint([int(source.GetSize()[0]) - 3, 0, 0]))
     sitk.WriteImage(beyond, str(tmp_path / "beyond.nii.gz"))  # the box moved over the image's edge

@@ -46,16 +46,24 @@ def test_lps_file_geometry_becomes_ras():
     assert copy.GetOrigin() == pytest.approx(image.GetOrigin()) and copy.GetDirection() == image.GetDirection()
 
 
-def test_a_box_cut_from_a_grid_lies_on_it_at_a_whole_voxel_offset():
+def test_a_grid_whose_voxels_lie_on_another_s_gives_their_indices_there():
     steps = np.diag([-0.7, -0.7, 4.0])
     whole = VolumeGeometry((320, 320, 9), np.block([[steps, np.array([[110.0], [120.0], [0.0]])], [np.zeros(3), 1.0]]))
     box = VolumeGeometry((40, 30, 9), whole.ijk_to_ras.copy())
     box.ijk_to_ras[:3, 3] = whole.ijk_to_ras[:3, :3] @ [150, 200, 0] + whole.ijk_to_ras[:3, 3]
-    assert box.offset_in(whole) == (150, 200, 0) and whole.offset_in(box) == (-150, -200, 0)
+    permutation, offset = box.voxels_on(whole)
+    assert np.array_equal(permutation, np.eye(3)) and offset.tolist() == [150, 200, 0]
+    assert whole.voxels_on(box)[1].tolist() == [-150, -200, 0]
+    # the whole grid reoriented: rows and columns swapped, the slices in reverse order
+    turned = np.eye(4)
+    turned[:3, :3] = whole.ijk_to_ras[:3, :3] @ [[0, 1, 0], [1, 0, 0], [0, 0, -1]]
+    turned[:3, 3] = whole.ijk_to_ras[:3, :3] @ [0, 0, 8] + whole.ijk_to_ras[:3, 3]
+    permutation, offset = VolumeGeometry((320, 320, 9), turned).voxels_on(whole)
+    assert permutation.tolist() == [[0, 1, 0], [1, 0, 0], [0, 0, -1]] and offset.tolist() == [0, 0, 8]
     half = VolumeGeometry(box.size_ijk, box.ijk_to_ras.copy())
     half.ijk_to_ras[:3, 3] += [0.35, 0.0, 0.0]  # half a voxel across
     finer = VolumeGeometry(box.size_ijk, box.ijk_to_ras @ np.diag([0.5, 0.5, 1.0, 1.0]))
-    assert half.offset_in(whole) is None and finer.offset_in(whole) is None
+    assert half.voxels_on(whole) is None and finer.voxels_on(whole) is None
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
