@@ -74,6 +74,10 @@ def _read_cases(pairs: list[Path], pngs: list[Path]) -> Iterator[LabelledCase]:
                             pixel_mm=PNG_PIXEL_MM)  # as displayed: the slice's rows and columns
         png = sitk.GetArrayFromImage(sitk.ReadImage(str(label_path)))
         canal = (png[..., 0] if png.ndim == 3 else png) == PNG_THECAL_SAC
+        if canal.shape != volume.layout.stack_shape[1:]:
+            raise ValueError(f"{label_path}: {canal.shape[1]} x {canal.shape[0]} pixels, its image "
+                             f"{volume.layout.stack_shape[2]} x {volume.layout.stack_shape[1]}: a label picture must "
+                             "be its image's size")
         yield LabelledCase(label_path.name[:-len("_label.png")], volume, canal[None].astype(np.uint8), False)
 
 

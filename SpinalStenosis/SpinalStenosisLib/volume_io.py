@@ -594,7 +594,8 @@ def read_labels(path: Path | str, expected: VolumeGeometry, pixel_mm: float | No
             raise InputError(f"{path.name}: a colour image; labels need one value (0-3) per voxel")
     geometry = VolumeGeometry.from_sitk(image)
     same_grid = geometry.matches(expected, tolerance_mm=1e-2)
-    placement = None if same_grid else geometry.voxels_on(expected, tolerance_mm=1e-2)
+    # a picture's pixels have no place in space: one of another size is another picture (a resized mask), not a box
+    placement = None if same_grid or pixel_mm is not None else geometry.voxels_on(expected, tolerance_mm=1e-2)
     if not same_grid and placement is None:
         raise InputError(f"{path.name}: labels are on a different grid than the image "
                          f"({'x'.join(map(str, geometry.size_ijk))} vs {'x'.join(map(str, expected.size_ijk))} "

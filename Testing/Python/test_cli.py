@@ -356,6 +356,11 @@ def test_a_2d_image_is_measured_as_a_displayed_axial_slice_with_pixel_mm(tmp_pat
         written = sitk.ReadImage(str(out / "segmentation.nii.gz"))
         assert written.GetSize() == (96, 96, 1) and written.GetSpacing()[:2] == pytest.approx((0.8, 0.8))
         assert np.array_equal(sitk.GetArrayFromImage(written)[0] == 1, labels[0] == 1)
+    resized = tmp_path / "resized_masks.png"  # the masks at 128 x 128 pixels: no place on the slice, refused
+    sitk.WriteImage(sitk.Resample(sitk.GetImageFromArray(labels[0]), [128, 128], sitk.Transform(),
+                                  sitk.sitkNearestNeighbor, [0, 0], [0.75, 0.75]), str(resized))
+    code, err = run(capsys, "measure", png, "--masks", resized, "--pixel-mm", 0.8, "--out", tmp_path / "resized")
+    assert code == cli.EXIT_INPUT and "different grid" in err
 
 
 def test_an_export_clipped_at_its_bright_end_is_warned_of(tmp_path, capsys):

@@ -67,6 +67,12 @@ def test_labels_with_the_foramina_on_the_image_s_sides_are_refused(labelled):
         list(labelled_cases(labelled))
 
 
+def test_a_label_picture_of_another_size_than_its_image_is_refused(labelled):
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((80, 70), np.uint8)), str(labelled / "disc_label.png"))
+    with pytest.raises(ValueError, match="disc_label.png: 70 x 80 pixels, its image 64 x 64: a label picture must be"):
+        list(labelled_cases(labelled))
+
+
 def write_segmentation_file(path, labels: np.ndarray, like) -> None:
     """labels as a 3D Slicer .seg.nrrd on the grid of the image `like`: the canal alone in a second layer with label
     value 1, the foramina in the first with values 7 and 5, and a segment of the user's own over everything."""
