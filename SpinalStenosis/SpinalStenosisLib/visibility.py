@@ -247,14 +247,18 @@ def intensity_floor(pixels: np.ndarray) -> tuple[float, float]:
     FLOOR_PERCENTILE percentile for an image with NEGATIVE_SHARE of its pixels below 0 or more, or whose darkest level
     is RAISED_FLOOR_SHARE of its bright one or more; else 0."""
     negative = int(np.count_nonzero(pixels < 0)) / pixels.size
-    offset = negative >= NEGATIVE_SHARE or darkest_share(pixels) >= RAISED_FLOOR_SHARE
-    return negative, float(np.percentile(pixels, FLOOR_PERCENTILE)) if offset else 0.0
+    floor, bright = np.percentile(pixels, [FLOOR_PERCENTILE, BRIGHT_PERCENTILE])
+    offset = negative >= NEGATIVE_SHARE or _share_of(floor, bright) >= RAISED_FLOOR_SHARE
+    return negative, float(floor) if offset else 0.0
 
 
 def darkest_share(pixels: np.ndarray) -> float:
     """An image's darkest level (its pixels' FLOOR_PERCENTILE percentile, checked_pixels) over its bright level
     (BRIGHT_PERCENTILE); 0 where its bright level is not above 0."""
-    floor, bright = np.percentile(pixels, [FLOOR_PERCENTILE, BRIGHT_PERCENTILE])
+    return _share_of(*np.percentile(pixels, [FLOOR_PERCENTILE, BRIGHT_PERCENTILE]))
+
+
+def _share_of(floor: float, bright: float) -> float:
     return float(floor / bright) if bright > 0 else 0.0
 
 
