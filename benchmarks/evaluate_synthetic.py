@@ -233,15 +233,12 @@ def seen_from_darkest_level(records: list[dict]) -> dict:
     is) and from that level up."""
     seen = [r for r in records if "seen_from_darkest_level" in r]
     views = [r["seen_from_darkest_level"]["field_of_view_mm"] for r in seen]
-
-    def within(errors: list[float], mm: float) -> float:
-        return float(np.mean([e <= mm for e in errors])) if errors else math.nan
-
     return {"n": len(seen), "of": len(records), "field_of_view_mm": (min(views), max(views)) if views else None,
-            **{f"{key}_within_{mm:g}mm": {
-                "as_is": within([e for r in seen for e in r["errors"][key]], mm),
-                "from_darkest_level": within([e for r in seen for e in r["seen_from_darkest_level"][key]], mm)}
-               for key, mm in (("canal_ap_mm", 1.0), ("foramen_width_mm", 2.0))}}
+            **{f"{key}_within_{mm}mm": {
+                "as_is": shares_within([e for r in seen for e in r["errors"][key]], (mm,))[str(mm)],
+                "from_darkest_level": shares_within([e for r in seen for e in r["seen_from_darkest_level"][key]],
+                                                    (mm,))[str(mm)]}
+               for key, mm in (("canal_ap_mm", 1), ("foramen_width_mm", 2))}}
 
 
 def gross_failure_kind(record: dict) -> str:
