@@ -104,6 +104,21 @@ class BrightnessSegmenter(ThresholdSegmenter):
         return results
 
 
+def with_foramina_swapped(labels: np.ndarray) -> np.ndarray:
+    """labels with the left and right foramina's values swapped, as labelled by the image's sides."""
+    return np.where(labels == 2, 3, np.where(labels == 3, 2, labels)).astype(labels.dtype)
+
+
+def write_with_foramina_swapped(source, target) -> None:
+    """The label file source written to target with_foramina_swapped, on its grid."""
+    import SimpleITK as sitk
+
+    labels = sitk.ReadImage(str(source))
+    swapped = sitk.GetImageFromArray(with_foramina_swapped(sitk.GetArrayFromImage(labels)))
+    swapped.CopyInformation(labels)
+    sitk.WriteImage(swapped, str(target))
+
+
 def other_contrast(labels: np.ndarray) -> np.ndarray:
     """The phantom's labels drawn in another contrast than phantom_arrays' (canal 810, foramina dark, the rest
     300): BrightnessSegmenter finds the canal on it, less sure of it than on the phantom (0.81 against 0.90)."""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import (BrightnessSegmenter, ThresholdSegmenter, canal_arrays, other_contrast, phantom_arrays,
-                      tilted, write_dicom_series)
+                      tilted, write_dicom_series, write_with_foramina_swapped)
 
 from enhanced_dicom import frame_planes_lps, write_enhanced_mr
 
@@ -70,11 +70,7 @@ def test_measure_with_masks_writes_the_contract(phantom_files, tmp_path, capsys)
 def test_masks_that_name_the_foramina_by_the_image_s_sides_are_measured_as_named_with_a_warning(phantom_files,
                                                                                                   tmp_path, capsys):
     image, labels = phantom_files
-    source = sitk.ReadImage(str(labels))
-    values = sitk.GetArrayFromImage(source)
-    swapped = sitk.GetImageFromArray(np.where(values == 2, 3, np.where(values == 3, 2, values)).astype(np.uint8))
-    swapped.CopyInformation(source)
-    sitk.WriteImage(swapped, str(tmp_path / "swapped.nii.gz"))
+    write_with_foramina_swapped(labels, tmp_path / "swapped.nii.gz")
     code, err = run(capsys, "measure", image, "--masks", tmp_path / "swapped.nii.gz", "--out", tmp_path / "out",
                     "--quiet")
     assert code == 0, err

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import ThresholdSegmenter
+from conftest import ThresholdSegmenter, write_with_foramina_swapped
 from scipy import ndimage
 
 from SpinalStenosisLib import cli
@@ -57,11 +57,7 @@ def test_labelled_cases_read_nifti_pairs_with_foramina_and_pngs_with_the_canal_o
 
 def test_labels_with_the_foramina_on_the_image_s_sides_are_refused(labelled):
     path = labelled / "phantom_labels.nii.gz"
-    labels = sitk.ReadImage(str(path))
-    values = sitk.GetArrayFromImage(labels)
-    swapped = sitk.GetImageFromArray(np.where(values == 2, 3, np.where(values == 3, 2, values)).astype(np.uint8))
-    swapped.CopyInformation(labels)
-    sitk.WriteImage(swapped, str(path))  # 2 on the image's left: the patient's right
+    write_with_foramina_swapped(path, path)  # 2 on the image's left: the patient's right
     with pytest.raises(ValueError, match=r"left foramen \(2\) lies on the patient's right of its right foramen \(3\) "
                                          r"on 3 of the 3 slices with both: labelled by the image's sides\?"):
         list(labelled_cases(labelled))

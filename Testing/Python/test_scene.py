@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 from conftest import (BrightnessSegmenter, ThresholdSegmenter, canal_arrays, move_end_halfway, other_contrast,
-                      phantom_arrays, tilted)
+                      phantom_arrays, tilted, with_foramina_swapped)
 from shapes import two_lobes
 
 slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
@@ -393,7 +393,7 @@ def test_foramina_redrawn_on_each_other_s_sides_are_measured_as_named_with_a_war
                                                                                                        volume):
     logic, outputs = measure(context, volume)
     labels = logic.labels_of(outputs.segmentation, volume)
-    swapped = np.where(labels == 2, 3, np.where(labels == 3, 2, labels))
+    swapped = with_foramina_swapped(labels)
     swapped[0] = labels[0]  # slice 0 left as measured
     logic._write_segments(outputs.segmentation, volume, swapped)
     assert logic.remeasure(volume, outputs) == [1, 2]
