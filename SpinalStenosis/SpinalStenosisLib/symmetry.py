@@ -10,6 +10,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from .crop import normalise
 from .geometry import PlaneGrid
 
 SAMPLE_MM = 2.0
@@ -36,9 +37,9 @@ def canal_off_axis_mm(image: np.ndarray, canal: np.ndarray, grid: PlaneGrid) -> 
     image does not show the window around the canal (a tight crop)."""
     if not canal.any():
         return math.nan
-    image = np.asarray(image, float)
-    level = float(np.abs(image).max())
-    image = image / level if level > 0 else image  # a flat window (_mirror_correlations) is flat whatever the unit
+    # as the networks see it, in any unit: a few pixels far brighter than the rest (spikes, the pile-up beside a
+    # screw's artefact) would otherwise outweigh the anatomy, and a line through one mirror it onto itself
+    image = normalise(image).astype(float)
     centre = grid.centroid_ras(canal)
     anterior, left = grid.in_plane_axes()
     half, shifts = round(HALF_WIDTH_MM / SAMPLE_MM), round(MAX_SHIFT_MM / SAMPLE_MM)
@@ -75,8 +76,8 @@ def _less_blur(patch: np.ndarray) -> np.ndarray:
 
 def _mirror_correlations(windows: np.ndarray) -> np.ndarray:
     """The correlation of each window ([row, window, column]) with its left-right mirror, over the pixels both
-    show; -inf where fewer than MIN_IN_VIEW of them are in view, or the window is flat (of an image whose brightest
-    value is 1, as canal_off_axis_mm scales it)."""
+    show; -inf where fewer than MIN_IN_VIEW of them are in view, or the window is flat (of an image scaled as the
+    networks see it, as canal_off_axis_mm scales it)."""
     mirrors = windows[..., ::-1]
     shown = np.isfinite(windows) & np.isfinite(mirrors)  # symmetric: a mirror shows what its window shows
     count = shown.sum(axis=(0, 2))

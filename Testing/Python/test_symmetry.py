@@ -1,5 +1,5 @@
 """A canal on the axis the image around it mirrors about is judged on it, whatever the shading, the patient's turn,
-the pixels or the image's unit; a "canal" found on a vessel beside the spine is judged off it by the vessel's
+the pixels, the image's unit or a few pixels far brighter than the rest; a "canal" found on a vessel beside the spine is judged off it by the vessel's
 distance from the axis; a window the image does not show is not judged."""
 import math
 
@@ -41,6 +41,18 @@ def test_the_judgement_is_the_same_whatever_the_unit_of_the_image(unit):
     image, canal, vessel = spine(grid)
     assert canal_off_axis_mm(image * unit, canal, grid) == 0.0
     assert canal_off_axis_mm(image * unit, vessel, grid) == pytest.approx(canal_off_axis_mm(image, vessel, grid))
+
+
+def test_a_few_pixels_far_brighter_than_the_image_do_not_move_the_axis():
+    """Spikes, or the pile-up beside a screw's artefact: a line through one such pixel mirrors it onto itself."""
+    grid = axial_grid((0.7, 0.7), (360, 420))
+    image, canal, vessel = spine(grid)
+    centre_row, centre_column = np.argwhere(canal).mean(axis=0).round().astype(int)
+    rows, columns = np.random.default_rng(0).integers(-40, 40, (2, 5)) + [[centre_row - 10], [centre_column]]
+    spiked = image.copy()
+    spiked[rows, columns] = 10 * image.max()
+    assert canal_off_axis_mm(spiked, canal, grid) == 0.0
+    assert canal_off_axis_mm(spiked, vessel, grid) == pytest.approx(canal_off_axis_mm(image, vessel, grid))
 
 
 def test_a_tight_crop_and_no_canal_are_not_judged():
