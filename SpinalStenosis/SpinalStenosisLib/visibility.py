@@ -52,6 +52,10 @@ FAT_HU, CT_FAT_SHARE = -50.0, 0.05
 # wide field of view has much air: the GM challenge's sub-9418 (192 mm) 62 %, which a 280 mm one would make about 82 %.
 # Padding adds to it: with 60 % of its width zeroed, sub-9669 reaches 91 %
 DARK_LEVEL, MOSTLY_DARK_SHARE = 0.01, 0.9  # of the image's brightest value; of its pixels
+# A few pixels far brighter than the rest (spikes, the pile-up beside a screw) would make nearly any MR image look dark
+# against its brightest value: that is taken as at most SPIKE_RATIO times the value BRIGHTEST_PERCENTILE of its
+# pixels reach, which leaves the real validation images' (and probability maps') brightest values as they are
+BRIGHTEST_PERCENTILE, SPIKE_RATIO = 99.99, 2.0
 # Padding is solid zeros; a dark image's noise leaves scattered ones (the SCT lumbar T2's, beside its canal, reach
 # the image's edge through its noise). No canal or foramen found on the real validation images borders zeros that
 # squares this wide fill (benchmarks/evaluate_real.py: the edge cuts only the SCT T2's, at the array's edge)
@@ -225,10 +229,10 @@ def fat_share(pixels: np.ndarray) -> float:
 
 
 def dark_share(pixels: np.ndarray, floor: float = 0.0) -> float:
-    """The share of an image's pixels (checked_pixels) at DARK_LEVEL of its brightest value or below, both seen from
-    its floor (intensity_floor); 0 for a blank image."""
+    """The share of an image's pixels (checked_pixels) at DARK_LEVEL of its brightest value (but for spikes:
+    SPIKE_RATIO) or below, both seen from its floor (intensity_floor); 0 for a blank image."""
     pixels = pixels - floor
-    brightest = pixels.max()
+    brightest = min(pixels.max(), SPIKE_RATIO * np.percentile(pixels, BRIGHTEST_PERCENTILE))
     return int(np.count_nonzero(pixels <= DARK_LEVEL * brightest)) / pixels.size if brightest > 0 else 0.0
 
 

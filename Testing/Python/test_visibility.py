@@ -116,7 +116,7 @@ def test_a_segmentation_of_many_structures_is_told_by_its_flat_regions_an_8_bit_
     assert label_values(lambda s: clipped, 3) is None
 
 
-def test_a_probability_map_is_told_by_its_dark_pixels_an_mr_image_with_air_around_it_is_not():
+def test_a_probability_map_is_told_by_its_dark_pixels_an_mr_image_with_air_around_it_or_spikes_is_not():
     mr = synthetic_slice(np.random.default_rng(0), "lumbar", with_truth=False).image
     assert mostly_dark_warnings(dark_share(mr.ravel())) == []
     structure = np.zeros(mr.shape)
@@ -126,6 +126,9 @@ def test_a_probability_map_is_told_by_its_dark_pixels_an_mr_image_with_air_aroun
     assert warning.startswith("99 % of the image's pixels are dark (at most 1 % of its brightest value)")
     assert dark_share((probabilities - 0.5).ravel(), floor=-0.5) == dark_share(probabilities.ravel())
     assert dark_share(np.zeros(mr.shape).ravel()) == 0.0  # blank: nothing to say
+    spiked = mr.copy()
+    spiked.ravel()[np.random.default_rng(1).choice(mr.size, mr.size // 20_000, replace=False)] = 100 * mr.max()
+    assert mostly_dark_warnings(dark_share(spiked.ravel())) == []  # a few spikes do not make it look dark
 
 
 def test_a_ct_is_told_from_an_mr_image_by_its_fat_and_air_in_hounsfield_units():
