@@ -491,7 +491,11 @@ def axial_from_array(voxels: np.ndarray, geometry: VolumeGeometry, name: str = "
     """An in-memory volume (array [k, j, i]) as an axial stack, e.g. a Slicer volume node's voxels. A colour one
     ([k, j, i, channel], a Slicer vector volume, e.g. loaded from PNG) is the mean of its first three channels, with
     its channels that are images of their own kept beside it (distinct_colours, AxialVolume.colour_channels); a
-    colour image file is read so too (_axial_from_image). An InputError when the array does not fit the geometry."""
+    colour image file is read so too (_axial_from_image). An InputError when the array does not fit the geometry, or
+    holds complex numbers."""
+    if np.iscomplexobj(voxels):
+        raise InputError(f"{name}: complex numbers; a grey-scale (or RGB) MR image is needed: give their magnitude "
+                         "(numpy.abs)")
     voxels = np.asarray(voxels, np.float32)
     if voxels.ndim not in (3, 4) or voxels.shape[:3] != tuple(geometry.size_ijk[::-1]):
         size = "x".join(map(str, geometry.size_ijk))

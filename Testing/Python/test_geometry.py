@@ -982,12 +982,15 @@ def test_an_array_that_does_not_fit_its_geometry_is_refused_with_the_order_it_ne
             axial_from_array(voxels, geometry)
 
 
-def test_an_array_of_two_channels_as_a_complex_volume_gives_is_refused_saying_to_give_its_magnitude():
+def test_a_complex_volume_as_two_channels_or_as_complex_numbers_is_refused_saying_to_give_its_magnitude():
     geometry = VolumeGeometry((32, 64, 3), np.diag([0.7, 0.7, 4.0, 1.0]))
     assert axial_from_array(np.zeros((3, 64, 32, 1)), geometry).colour_channels == {}  # grey in one channel
     with pytest.raises(InputError, match=r"2-component image; .* \(a complex image's real and imaginary parts\? give "
                                          r"its magnitude\)"):
         axial_from_array(np.zeros((3, 64, 32, 2)), geometry)
+    with pytest.raises(InputError, match=r"volume: complex numbers; a grey-scale \(or RGB\) MR image is needed: give "
+                                         r"their magnitude \(numpy.abs\)"):  # not their real part, silently
+        axial_from_array(np.full((3, 64, 32), 1j, np.complex64), geometry)
 
 
 def test_the_outer_ring_is_every_pixel_on_the_grid_border_once():
