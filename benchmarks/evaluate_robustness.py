@@ -23,13 +23,16 @@ Each real volume of evaluate_real.py is measured as it is, and again after each 
   offset that leaves every pixel positive, which the networks see from its darkest level up:
   visibility.intensity_floor);
 * smaller offset: a tenth, which leaves the darkest level under visibility.RAISED_FLOOR_SHARE of the bright one, so
-  that the networks see the image as it is.
+  that the networks see the image as it is;
+* spikes: ten pixels of each slice, drawn at random, set to ten times the volume's 99th intensity percentile, as
+  spike noise or the pile-up beside a screw's artefact leaves a few pixels far brighter than the anatomy.
 
 Over the slices on which the volume as it is gives one plausible canal (one component, area 50-350 mm², AP 6-20 mm,
 evaluate_real.one_plausible_canal) it prints, per change and region: on how many the canal is still found, its AP
-within 1 mm of the first measurement (and the median absolute change), its dural-sac area within 10 %, and both
-grades unchanged; and over the foramina found on those slices, how many are found again on the same patient side
-(the other side when mirrored) with a width within 1 mm. No truth is needed: what moves when only the presentation
+within 1 mm of the first measurement (and the median absolute change), its dural-sac area within 10 %, both grades
+unchanged, and on how many the canal is to check (the check column) before and after; and over the foramina found
+on those slices, how many are found again on the same patient side (the other side when mirrored) with a width
+within 1 mm. No truth is needed: what moves when only the presentation
 changes is the product's own noise. A reader measuring the same image twice varies by about ±1-2 mm in the sac's
 diameter (intra-rater limits of agreement, ../shared/design/method-thresholds-datasets.md §4). On a turned slice
 the AP is measured along the acquisition's AP axis, so it may change by a few per cent by design (README,
@@ -53,6 +56,7 @@ from evaluate_synthetic import add_network_options, models_name, network_options
 from SpinalStenosisLib.geometry import ISOTROPIC_RATIO, AxialLayout, VolumeGeometry  # noqa: E402
 from SpinalStenosisLib.grading import grade  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
+from SpinalStenosisLib.measurement import structures_in  # noqa: E402
 from SpinalStenosisLib.pipeline import MeasurementRun, measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.volume_io import axial_from_array, open_axial  # noqa: E402
 
@@ -65,6 +69,7 @@ COIL_FALL_OFF = 1 / 3  # the front of the image against its back
 # there up: visibility.RAISED_FLOOR_SHARE), a tenth to 7-11 % (seen as it is), but for the SCT T2* crop's 14 %
 OFFSET_FRACTIONS = {"offset": 0.2, "smaller offset": 0.1}
 NOISE_SEED = 20261203
+SPIKES_PER_SLICE, SPIKE_FRACTION = 10, 10.0  # of the 99th percentile
 AP_WITHIN_MM, AREA_WITHIN, FORAMEN_WITHIN_MM = 1.0, 0.10, 1.0
 SIDES = ("left_foramen", "right_foramen")
 # a change of presentation: (axial stack, its layout, the first measurement) → (changed stack, its geometry)
@@ -160,11 +165,20 @@ def added_offset(fraction: float) -> Change:
     return offset
 
 
+def spiked(stack, layout, first):
+    spikes = stack.copy()
+    rng = np.random.default_rng(NOISE_SEED)
+    for image in spikes:
+        rows, columns = rng.integers(0, image.shape, (SPIKES_PER_SLICE, 2)).T
+        image[rows, columns] = SPIKE_FRACTION * float(np.percentile(stack, 99.0))
+    return spikes, stack_geometry(layout)
+
+
 CHANGES = {"mirrored": mirrored, f"rotated +{ROTATION_DEG:g}°": rotated(ROTATION_DEG),
            f"rotated -{ROTATION_DEG:g}°": rotated(-ROTATION_DEG), f"pixels {COARSER:g}x coarser": coarser,
            "pixels 2x finer": finer, "gamma 0.7": gamma(0.7), "gamma 1.5": gamma(1.5), "noisier": noisier,
            "shifted": shifted, "zero mean": zero_mean, "coil shading": coil_shaded,
-           **{name: added_offset(fraction) for name, fraction in OFFSET_FRACTIONS.items()}}
+           **{name: added_offset(fraction) for name, fraction in OFFSET_FRACTIONS.items()}, "spikes": spiked}
 
 
 def compare_runs(first: MeasurementRun, again: MeasurementRun, slices: list[int], region: str,
@@ -178,6 +192,7 @@ def compare_runs(first: MeasurementRun, again: MeasurementRun, slices: list[int]
                   "area_change": abs(a["canal_area_mm2"] / b["canal_area_mm2"] - 1),
                   "same_grades": all(grades_before[key] == grades_after[key]
                                      for key in ("canal_ap_grade", "canal_area_grade")),
+                  "checked": ["canal" in structures_in(run.measurements[s].check) for run in (first, again)],
                   "foramina": []}
         for side in SIDES:
             if not math.isnan(b[f"{side}_width_mm"]):
@@ -194,7 +209,9 @@ def summary(records: list[dict]) -> dict:
     return {"slices": len(records), "found": np.mean([r["found"] for r in records]),
             "ap_within": np.mean(ap <= AP_WITHIN_MM), "ap_median_mm": np.nanmedian(ap) if len(ap) else math.nan,
             "area_within": np.mean([r["area_change"] <= AREA_WITHIN for r in records]),
-            "same_grades": np.mean([r["same_grades"] for r in records]), "foramina": len(widths),
+            "same_grades": np.mean([r["same_grades"] for r in records]),
+            "checked": "{}→{}".format(*np.sum([r["checked"] for r in records], axis=0, dtype=int)),
+            "foramina": len(widths),
             "foramen_found": np.mean(~np.isnan(widths)) if len(widths) else math.nan,
             "foramen_within": np.mean(widths <= FORAMEN_WITHIN_MM) if len(widths) else math.nan}
 
@@ -233,13 +250,14 @@ def print_table(records: list[dict], group: str) -> None:
         groups.setdefault((record["change"], record[group]), []).append(record)
     width = max(len(name) for _, name in groups) + 2
     print(f"\n{'change':<22}{group:<{width}}{'slices':>7}{'found':>8}{'AP ≤1 mm':>10}{'|ΔAP| med':>11}"
-          f"{'area ≤10 %':>12}{'grades same':>13}{'foramina':>10}{'found again':>13}{'width ≤1 mm':>13}")
+          f"{'area ≤10 %':>12}{'grades same':>13}{'canal to check':>16}{'foramina':>10}{'found again':>13}"
+          f"{'width ≤1 mm':>13}")
     order = list(CHANGES)
     for (change_name, name), rows in sorted(groups.items(), key=lambda item: (item[0][1], order.index(item[0][0]))):
         s = summary(rows)
         print(f"{change_name:<22}{name:<{width}}{s['slices']:>7}{s['found']:>8.1%}{s['ap_within']:>10.1%}"
-              f"{s['ap_median_mm']:>9.2f}mm{s['area_within']:>12.1%}{s['same_grades']:>13.1%}{s['foramina']:>10}"
-              f"{s['foramen_found']:>13.1%}{s['foramen_within']:>13.1%}")
+              f"{s['ap_median_mm']:>9.2f}mm{s['area_within']:>12.1%}{s['same_grades']:>13.1%}{s['checked']:>16}"
+              f"{s['foramina']:>10}{s['foramen_found']:>13.1%}{s['foramen_within']:>13.1%}")
 
 
 def main() -> None:

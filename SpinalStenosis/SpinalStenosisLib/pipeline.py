@@ -18,7 +18,7 @@ from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_out
                       write_levels_csv, write_rulers, write_series_csv, write_series_json)
 from .report import StackView, write_report, write_series_report
 from .visibility import (checked_pixels, clipped_image_warnings, dark_share, field_of_view, intensity_floor,
-                         mostly_dark_warnings, not_an_mr_image, offset_warnings)
+                         mostly_dark_warnings, networks_view, not_an_mr_image, offset_warnings)
 from .volume_io import AxialVolume, InputError, open_axial_blocks, read_labels, write_labels
 
 ProgressCallback = Callable[[int, int], None]
@@ -230,9 +230,10 @@ def measure_with_labels(volume: AxialVolume, labels_source: np.ndarray,
 def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple[int, int]]:
     """:func:`measurement_steps` with a segmenter (and its second look, if it has one); the run carries the
     segmenter's provenance. The networks see an image with many pixels below 0, or whose darkest level is far above
-    0, from that level up (visibility.intensity_floor), and the run says so; it also warns of an image that may be a
-    mask or a probability map (visibility.mostly_dark_warnings). A colour composite is measured on each of its
-    channels (surest_channel_steps)."""
+    0, from that level up (visibility.intensity_floor), and the run says so, and without its spikes
+    (visibility.networks_view); it also warns of an image that may be a mask or a probability map
+    (visibility.mostly_dark_warnings). A colour composite is measured on each of its channels
+    (surest_channel_steps)."""
     if volume.colour_channels:
         return (yield from surest_channel_steps(volume, segmenter))
     pixels = checked_pixels(volume.read_slice, volume.n_slices)
@@ -241,7 +242,8 @@ def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple
 
     def views(indices: list[int]) -> tuple[list[np.ndarray], list[PlaneGrid]]:
         """The slices as the networks see them, and their grids."""
-        return [volume.read_slice(s) - floor for s in indices], [volume.layout.slice_grid(s) for s in indices]
+        images = [networks_view(volume.read_slice(s), floor) for s in indices]
+        return images, [volume.layout.slice_grid(s) for s in indices]
 
     def segment_slices(indices: list[int]) -> list[SliceSegmentation]:
         return segmenter.segment(*views(indices))

@@ -22,7 +22,7 @@ import torch
 from .crop import normalise, resample, roi_box_mask, whole_slice_grid
 from .geometry import PlaneGrid
 from .measurement import foramina_swapped
-from .visibility import checked_pixels, intensity_floor
+from .visibility import checked_pixels, intensity_floor, networks_view
 from .volume_io import AxialVolume, open_axial
 
 PNG_PIXEL_MM = 0.6875
@@ -99,8 +99,8 @@ class RealPairs:
                     labels = case.labels[s]
                     if (labels == 1).any():
                         onehot = np.stack([labels == 2, labels == 1, labels == 3]).astype(np.float32)
-                        self.slices.append((volume.read_slice(s) - floor, onehot, volume.layout.slice_grid(s),
-                                            case.has_foramina))
+                        self.slices.append((networks_view(volume.read_slice(s), floor), onehot,
+                                            volume.layout.slice_grid(s), case.has_foramina))
         if not any(has_foramina and onehot[[0, 2]].any() for _, onehot, _, has_foramina in self.slices):
             # labels of the canal only: their empty foramen channels say nothing, not that no foramen is there
             self.slices = [(image, onehot, grid, False) for image, onehot, grid, _ in self.slices]

@@ -1,6 +1,6 @@
 """A canal on the axis the image around it mirrors about is judged on it, whatever the shading, the patient's turn,
-the pixels, the image's unit or a few pixels far brighter than the rest; a "canal" found on a vessel beside the spine is judged off it by the vessel's
-distance from the axis; a window the image does not show is not judged."""
+the pixels, the image's unit or a few pixels far brighter than the rest; a "canal" found on a vessel beside the spine
+is judged off it by the vessel's distance from the axis; a window the image does not show is not judged."""
 import math
 
 import numpy as np

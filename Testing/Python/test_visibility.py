@@ -12,7 +12,7 @@ from scipy import ndimage
 
 from SpinalStenosisLib.geometry import PlaneGrid
 from SpinalStenosisLib.visibility import (MIN_CANAL_EDGE_TO_NOISE, NEGATIVE_SHARE, canal_edge_to_noise,
-                                          checked_pixels, clipped_canal, clipped_image_warnings, dark_share,
+                                          checked_pixels, clipped_canal, clipped_image_warnings, dark_share, despiked,
                                           intensity_floor, label_values, mostly_dark_warnings, noise_sd,
                                           not_an_mr_image, offset_warnings, padding, padding_value)
 from SpinalStenosisLib.synth.dataset import synthetic_slice
@@ -114,6 +114,20 @@ def test_a_segmentation_of_many_structures_is_told_by_its_flat_regions_an_8_bit_
     top = np.percentile(mr[mr > 0], 10)
     clipped = np.round(np.minimum(mr, top) / top * 255)  # windowed so narrowly that nine tenths of it is white
     assert label_values(lambda s: clipped, 3) is None
+
+
+def test_a_spike_is_seen_as_its_neighbours_and_anything_larger_or_dimmer_as_it_is():
+    mr = synthetic_slice(np.random.default_rng(0), "lumbar", with_truth=False).image
+    assert despiked(mr) is mr  # an MR image has no pixel twice as bright as all its neighbours and among its brightest
+    spiked = mr.copy()
+    spiked[100, 120] = 10 * mr.max()
+    spiked[200:202, 50:52] = 10 * mr.max()  # four pixels: a structure, however bright
+    spiked[5, 5] = 3 * spiked[4:7, 4:7].max()  # among the darkest: noise in the air
+    seen = despiked(spiked)
+    neighbours = np.delete(spiked[99:102, 119:122].ravel(), 4)
+    assert np.sort(neighbours)[3] <= seen[100, 120] <= np.sort(neighbours)[4]  # their median
+    assert np.array_equal(np.delete(seen.ravel(), 100 * mr.shape[1] + 120),
+                          np.delete(spiked.ravel(), 100 * mr.shape[1] + 120))
 
 
 def test_a_probability_map_is_told_by_its_dark_pixels_an_mr_image_with_air_around_it_or_spikes_is_not():
