@@ -32,11 +32,11 @@ evaluate_real.one_plausible_canal) it prints, per change and region: on how many
 within 1 mm of the first measurement (and the median absolute change), its dural-sac area within 10 %, both grades
 unchanged, and on how many the canal is to check (the check column) before and after; and over the foramina found
 on those slices, how many are found again on the same patient side (the other side when mirrored) with a width
-within 1 mm. No truth is needed: what moves when only the presentation
-changes is the product's own noise. A reader measuring the same image twice varies by about ±1-2 mm in the sac's
-diameter (intra-rater limits of agreement, ../shared/design/method-thresholds-datasets.md §4). On a turned slice
-the AP is measured along the acquisition's AP axis, so it may change by a few per cent by design (README,
-Limitations): the area is the change's fair measure there.
+within 1 mm. No truth is needed: what moves when only the presentation changes is the product's own noise. A reader
+measuring the same image twice varies by about ±1-2 mm in the sac's diameter (intra-rater limits of agreement,
+../shared/design/method-thresholds-datasets.md §4). On a turned slice the AP is measured along the acquisition's AP
+axis, so it may change by a few per cent by design (README, Limitations): the area is the change's fair measure
+there.
 """
 from __future__ import annotations
 
@@ -166,11 +166,11 @@ def added_offset(fraction: float) -> Change:
 
 
 def spiked(stack, layout, first):
-    spikes = stack.copy()
+    spikes, level = stack.copy(), SPIKE_FRACTION * float(np.percentile(stack, 99.0))
     rng = np.random.default_rng(NOISE_SEED)
     for image in spikes:
         rows, columns = rng.integers(0, image.shape, (SPIKES_PER_SLICE, 2)).T
-        image[rows, columns] = SPIKE_FRACTION * float(np.percentile(stack, 99.0))
+        image[rows, columns] = level
     return spikes, stack_geometry(layout)
 
 
