@@ -56,7 +56,6 @@ from evaluate_synthetic import add_network_options, models_name, network_options
 from SpinalStenosisLib.geometry import ISOTROPIC_RATIO, AxialLayout, VolumeGeometry  # noqa: E402
 from SpinalStenosisLib.grading import grade  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
-from SpinalStenosisLib.measurement import structures_in  # noqa: E402
 from SpinalStenosisLib.pipeline import MeasurementRun, measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.volume_io import axial_from_array, open_axial  # noqa: E402
 
@@ -192,7 +191,7 @@ def compare_runs(first: MeasurementRun, again: MeasurementRun, slices: list[int]
                   "area_change": abs(a["canal_area_mm2"] / b["canal_area_mm2"] - 1),
                   "same_grades": all(grades_before[key] == grades_after[key]
                                      for key in ("canal_ap_grade", "canal_area_grade")),
-                  "checked": ["canal" in structures_in(run.measurements[s].check) for run in (first, again)],
+                  "checked": [run.measurements[s].is_to_check("canal") for run in (first, again)],
                   "foramina": []}
         for side in SIDES:
             if not math.isnan(b[f"{side}_width_mm"]):

@@ -81,7 +81,7 @@ from SpinalStenosisLib.synth.dataset import SyntheticSlice, synthetic_slice, syn
 from SpinalStenosisLib.synth.sampler import fractions  # noqa: E402
 from SpinalStenosisLib.training import VALIDATION_SEED  # noqa: E402
 from SpinalStenosisLib.visibility import (MIN_CANAL_EDGE_TO_NOISE, RAISED_FLOOR_SHARE, checked_pixels,  # noqa: E402
-                                          darkest_share, field_of_view, intensity_floor)
+                                          darkest_share, field_of_view, intensity_floor, networks_view)
 from SpinalStenosisLib.volume_io import axial_from_array  # noqa: E402
 
 HELD_OUT_SEED = 9_000_000  # training seeds are (run seed, step); the validation seed is 2_000_000
@@ -220,7 +220,7 @@ def from_darkest_level(segmenter, case: SyntheticSlice, floor: float) -> dict:
     """A slice as measure sees it where its darkest level, floor, is far above 0 (visibility.intensity_floor; a slice
     whose air is grey with noise, or cropped tightly around the spine without air): measured from that level up. Its
     errors and field of view."""
-    [result] = segmenter.segment([case.image - floor], [case.grid])
+    [result] = segmenter.segment([networks_view(case.image, floor)], [case.grid])
     found, truth = measure_slice(result.masks, result.grid).values, case.truth
     return {"canal_ap_mm": [error(found[key], truth[key]) for key in ["canal_ap_mm"] if not math.isnan(truth[key])],
             "foramen_width_mm": [error(found[key], truth[key]) for key in FORAMEN_KEYS if not math.isnan(truth[key])],
