@@ -89,8 +89,6 @@ def summary_lines(comparisons: list[SliceComparison]) -> list[str]:
         return ["no slice with a labelled canal"]
     cases = len({c.case for c in comparisons})
     with_foramina = [c for c in comparisons if c.has_foramina]
-    if not any(not math.isnan(c.dice[name]) for c in with_foramina for name in FORAMEN_WIDTHS):
-        with_foramina = []  # labels of the canal only (as real_data.RealPairs takes them): no foramen compared
     canal_dice = np.array([c.dice["canal"] for c in comparisons])
     ap_errors = [error(c.found["canal_ap_mm"], c.labelled["canal_ap_mm"]) for c in comparisons]
     ap_signed = [c.found["canal_ap_mm"] - c.labelled["canal_ap_mm"] for c in comparisons

@@ -3,9 +3,9 @@ checking the networks on it (:mod:`evaluation`).
 
 * NIfTI pairs ``<name>_image.nii.gz`` + ``<name>_labels.nii.gz`` in this project's label convention
   (1 canal, 2 left foramen, 3 right foramen), any orientation; or + ``<name>_labels.seg.nrrd``, a 3D Slicer
-  segmentation (e.g. the module's export of masks corrected by hand; see volume_io.read_labels). Where no label in
-  the folder is a foramen, they label the canal only, as the PNGs do (a slice without a foramen label otherwise says
-  that it shows none). Labels whose left foramen lies on the patient's right of the right one are refused.
+  segmentation (e.g. the module's export of masks corrected by hand; see volume_io.read_labels). Labels with no
+  foramen on any slice label the canal only, as the PNGs do (a slice without a foramen label otherwise says that it
+  shows none). Labels whose left foramen lies on the patient's right of the right one are refused.
 * Lumbar Spine MRI label PNGs (Sudirman et al.): ``<name>_label.png`` (thecal sac = 150) with ``<name>_image.png``
   beside it, 0.6875 mm pixels, radiological orientation. They have no foramina, so only the canal channel learns.
   A colour image whose channels are different images (a composite of contrasts) trains on each channel.
@@ -36,7 +36,7 @@ class LabelledCase:
     name: str
     volume: AxialVolume
     labels: np.ndarray  # uint8 [slice, row, column]: 1 canal, 2 left foramen, 3 right foramen
-    has_foramina: bool  # False for the Lumbar Spine MRI PNGs, whose labels have the canal only
+    has_foramina: bool  # False for labels of the canal only: the Lumbar Spine MRI PNGs', or NIfTI with no foramen
 
 
 def labelled_cases(folder: Path) -> Iterator[LabelledCase]:
@@ -68,7 +68,7 @@ def _read_cases(pairs: list[Path], pngs: list[Path]) -> Iterator[LabelledCase]:
             raise ValueError(f"{labels_path}: its left foramen (2) lies on the patient's right of its right foramen "
                              f"(3) on {swapped} of the {both} slices with both: labelled by the image's sides? Label "
                              "the patient's left foramen 2 (on an axial slice as displayed, on the image's right)")
-        yield LabelledCase(name, volume, labels, True)
+        yield LabelledCase(name, volume, labels, bool(np.isin(labels, (2, 3)).any()))
     for label_path in pngs:
         volume = open_axial(label_path.with_name(label_path.name.replace("_label", "_image")),
                             pixel_mm=PNG_PIXEL_MM)  # as displayed: the slice's rows and columns
@@ -101,25 +101,30 @@ class RealPairs:
                         onehot = np.stack([labels == 2, labels == 1, labels == 3]).astype(np.float32)
                         self.slices.append((networks_view(volume.read_slice(s), floor), onehot,
                                             volume.layout.slice_grid(s), case.has_foramina))
-        if not any(has_foramina and onehot[[0, 2]].any() for _, onehot, _, has_foramina in self.slices):
-            # labels of the canal only: their empty foramen channels say nothing, not that no foramen is there
-            self.slices = [(image, onehot, grid, False) for image, onehot, grid, _ in self.slices]
+        self._kinds = {kind: [i for i, (*_, has_foramina) in enumerate(self.slices) if has_foramina == kind]
+                       for kind in (True, False)}
 
-    def pair(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
+    def pair(self, rng: np.random.Generator, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Slice index's input and targets: the whole slice and its region's box (roi), or a jittered crop and its
+        labels (canal)."""
         from .synth.sampler import jittered_crop
 
-        image, onehot, grid, has_foramina = self.slices[int(rng.integers(len(self.slices)))]
+        image, onehot, grid, _ = self.slices[index]
         if self.network == "roi":
             view = whole_slice_grid(grid)
             targets = np.stack([resample(channel, grid, view) for channel in onehot])
-            return normalise(resample(image, grid, view))[None], roi_box_mask(targets, view)[None], True
+            return normalise(resample(image, grid, view))[None], roi_box_mask(targets, view)[None]
         crop = jittered_crop(rng, grid, roi_box_mask(onehot, grid))
         targets = np.stack([resample(channel, grid, crop) for channel in onehot])
-        return normalise(resample(image, grid, crop))[None], targets, has_foramina
+        return normalise(resample(image, grid, crop))[None], targets
 
     def batch(self, rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor, object]:
-        """Inputs, targets and the channels that carry labels (all, or the canal only for PNG data)."""
-        pairs = [self.pair(rng) for _ in range(size)]
-        channels = slice(None) if all(p[2] for p in pairs) or self.network == "roi" else slice(1, 2)
+        """Inputs, targets and the channels that carry labels: all, or the canal only. A batch is of one kind,
+        slices whose labels have foramina or slices labelled with the canal only, drawn in proportion to their
+        numbers: one that mixed them would teach the canal network's foramen channels nothing."""
+        has_foramina = self.slices[int(rng.integers(len(self.slices)))][3]
+        kind = self._kinds[has_foramina]
+        pairs = [self.pair(rng, kind[int(rng.integers(len(kind)))]) for _ in range(size)]
+        channels = slice(None) if has_foramina or self.network == "roi" else slice(1, 2)
         return (torch.from_numpy(np.stack([p[0] for p in pairs]).astype(np.float32)),
                 torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.float32)), channels)

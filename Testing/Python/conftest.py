@@ -119,6 +119,17 @@ def write_with_foramina_swapped(source, target) -> None:
     sitk.WriteImage(swapped, str(target))
 
 
+def write_canal_only(source, target) -> None:
+    """The label file source written to target with its foramina left out, on its grid: a site that labelled the
+    sac alone."""
+    import SimpleITK as sitk
+
+    labels = sitk.ReadImage(str(source))
+    canal = sitk.GetImageFromArray((sitk.GetArrayFromImage(labels) == 1).astype(np.uint8))
+    canal.CopyInformation(labels)
+    sitk.WriteImage(canal, str(target))
+
+
 def other_contrast(labels: np.ndarray) -> np.ndarray:
     """The phantom's labels drawn in another contrast than phantom_arrays' (canal 810, foramina dark, the rest
     300): BrightnessSegmenter finds the canal on it, less sure of it than on the phantom (0.81 against 0.90)."""

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import ThresholdSegmenter, write_with_foramina_swapped
+from conftest import ThresholdSegmenter, write_canal_only, write_with_foramina_swapped
 from scipy import ndimage
 
 from SpinalStenosisLib import cli
@@ -125,12 +125,23 @@ def test_slices_without_a_labelled_canal_are_left_out_and_unlabelled_foramina_co
 
 
 def test_nifti_labels_of_the_canal_only_compare_the_canal_only(labelled):
+    write_canal_only(labelled / "phantom_labels.nii.gz", labelled / "phantom_labels.nii.gz")
     phantom = next(labelled_cases(labelled))
-    phantom.labels[phantom.labels > 1] = 0  # a site that labelled the sac alone
     comparisons = compare_case(phantom, ThresholdSegmenter(), "lumbar")  # it finds the foramina the image shows
     lines = summary_lines(comparisons)
     assert "(0 with labelled foramina)" in lines[0] and "canal Dice: mean 1.000" in lines[1]
     assert lines[-1] == "foramina: none labelled, not compared"  # not 6 foramina reported where none is
+
+
+def test_a_folder_mixing_labels_of_the_canal_only_with_labelled_foramina_compares_each_as_labelled(labelled):
+    shutil.copy(labelled / "phantom_image.nii.gz", labelled / "sac_image.nii.gz")
+    write_canal_only(labelled / "phantom_labels.nii.gz", labelled / "sac_labels.nii.gz")
+    phantom, sac, _ = labelled_cases(labelled)
+    assert (phantom.has_foramina, sac.has_foramina) == (True, False)
+    lines = summary_lines([c for case in (phantom, sac) for c in compare_case(case, ThresholdSegmenter(), "lumbar")])
+    assert "(3 with labelled foramina)" in lines[0]
+    assert lines[-1].startswith("foramina: 6 labelled; Dice mean 1.000;")
+    assert lines[-1].endswith("of 0 not labelled, reported absent n/a")  # not the sac's 6 reported where none is
 
 
 def test_a_canal_drawn_a_pixel_small_all_round_shows_as_two_pixels_short(labelled):

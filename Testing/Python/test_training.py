@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-from conftest import trained_like
+from conftest import trained_like, write_canal_only
 
 from SpinalStenosisLib.crop import normalise
 from SpinalStenosisLib.network import (CoUNet, chord_loss, coordinate_channels, deepened, dice_bce_loss,
@@ -130,14 +130,29 @@ def test_real_nifti_pairs_become_network_pairs(tmp_path):
 
 def test_nifti_labels_of_the_canal_only_train_the_canal_channel_only(tmp_path):
     write_dataset(tmp_path / "labelled", count=3, seed=2, region="lumbar", gallery_real=None)
-    for path in (tmp_path / "labelled").glob("*_labels.nii.gz"):  # a site that labelled the sac alone
-        labels = sitk.ReadImage(str(path))
-        canal = sitk.GetImageFromArray((sitk.GetArrayFromImage(labels) == 1).astype(np.uint8))
-        canal.CopyInformation(labels)
-        sitk.WriteImage(canal, str(path))
+    for path in (tmp_path / "labelled").glob("*_labels.nii.gz"):
+        write_canal_only(path, path)
     pairs = RealPairs(tmp_path / "labelled", "canal")
     assert len(pairs.slices) == 3 and not any(has_foramina for *_, has_foramina in pairs.slices)
     assert pairs.batch(np.random.default_rng(0), 4)[2] == slice(1, 2)
+
+
+def test_a_folder_mixing_labels_of_the_canal_only_with_labelled_foramina_trains_each_as_labelled(tmp_path):
+    """A batch of one kind only: the canal-only slices would otherwise teach their foramina absent (labels read as a
+    folder), or keep the foramen channels from learning from any batch that holds one (as a batch)."""
+    write_dataset(tmp_path / "labelled", count=4, seed=2, region="lumbar", gallery_real=None)
+    canal_only = sorted((tmp_path / "labelled").glob("*_labels.nii.gz"))[:2]
+    for path in canal_only:
+        write_canal_only(path, path)
+    pairs = RealPairs(tmp_path / "labelled", "canal")
+    assert [has_foramina for *_, has_foramina in pairs.slices] == [False, False, True, True]
+    rng, kinds = np.random.default_rng(0), set()
+    for _ in range(20):
+        _, targets, known = pairs.batch(rng, 2)
+        kinds.add(known == slice(None))
+        if known == slice(1, 2):
+            assert float(targets[:, [0, 2]].max()) == 0.0  # a canal-only image's crops: no foramen to learn
+    assert kinds == {True, False}
 
 
 def with_spikes(voxels: np.ndarray) -> np.ndarray:
