@@ -25,7 +25,9 @@ Each real volume of evaluate_real.py is measured as it is, and again after each 
 * smaller offset: a tenth, which leaves the darkest level under visibility.RAISED_FLOOR_SHARE of the bright one, so
   that the networks see the image as it is;
 * spikes: ten pixels of each slice, drawn at random, set to ten times the volume's 99th intensity percentile, as
-  spike noise or the pile-up beside a screw's artefact leaves a few pixels far brighter than the anatomy.
+  spike noise or the pile-up beside a screw's artefact leaves a few pixels far brighter than the anatomy;
+* ghosted: a copy of each slice at a fifth of its intensity added, moved half the field of view front to back and
+  wrapped round, as breathing or another motion ghosts an image along a front-to-back phase-encoding direction.
 
 Over the slices on which the volume as it is gives one plausible canal (one component, area 50-350 mm², AP 6-20 mm,
 evaluate_real.one_plausible_canal) it prints, per change and region: on how many the canal is still found, its AP
@@ -69,6 +71,7 @@ COIL_FALL_OFF = 1 / 3  # the front of the image against its back
 OFFSET_FRACTIONS = {"offset": 0.2, "smaller offset": 0.1}
 NOISE_SEED = 20261203
 SPIKES_PER_SLICE, SPIKE_FRACTION = 10, 10.0  # of the 99th percentile
+GHOST_FRACTION = 0.2
 AP_WITHIN_MM, AREA_WITHIN, FORAMEN_WITHIN_MM = 1.0, 0.10, 1.0
 SIDES = ("left_foramen", "right_foramen")
 # a change of presentation: (axial stack, its layout, the first measurement) → (changed stack, its geometry)
@@ -173,11 +176,17 @@ def spiked(stack, layout, first):
     return spikes, stack_geometry(layout)
 
 
+def ghosted(stack, layout, first):
+    ghost = np.roll(stack, stack.shape[1] // 2, axis=1)  # rows run anterior to posterior
+    return (stack + GHOST_FRACTION * ghost).astype(np.float32), stack_geometry(layout)
+
+
 CHANGES = {"mirrored": mirrored, f"rotated +{ROTATION_DEG:g}°": rotated(ROTATION_DEG),
            f"rotated -{ROTATION_DEG:g}°": rotated(-ROTATION_DEG), f"pixels {COARSER:g}x coarser": coarser,
            "pixels 2x finer": finer, "gamma 0.7": gamma(0.7), "gamma 1.5": gamma(1.5), "noisier": noisier,
            "shifted": shifted, "zero mean": zero_mean, "coil shading": coil_shaded,
-           **{name: added_offset(fraction) for name, fraction in OFFSET_FRACTIONS.items()}, "spikes": spiked}
+           **{name: added_offset(fraction) for name, fraction in OFFSET_FRACTIONS.items()}, "spikes": spiked,
+           "ghosted": ghosted}
 
 
 def compare_runs(first: MeasurementRun, again: MeasurementRun, slices: list[int], region: str,
