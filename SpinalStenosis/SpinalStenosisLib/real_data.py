@@ -101,6 +101,9 @@ class RealPairs:
                         onehot = np.stack([labels == 2, labels == 1, labels == 3]).astype(np.float32)
                         self.slices.append((networks_view(volume.read_slice(s), floor), onehot,
                                             volume.layout.slice_grid(s), case.has_foramina))
+        if not self.slices:
+            raise ValueError(f"{folder}: no slice of its labels has a canal (1; thecal sac {PNG_THECAL_SAC} in a "
+                             "label PNG): nothing to learn from")
         self._kinds = {kind: [i for i, (*_, has_foramina) in enumerate(self.slices) if has_foramina == kind]
                        for kind in (True, False)}
 

@@ -240,6 +240,15 @@ def test_a_colour_composite_trains_on_each_of_its_distinct_channels(tmp_path):
     assert len(images) == 2 and np.array_equal(images[0], t1) and np.array_equal(images[1], t2)
 
 
+def test_labels_without_a_canal_are_refused_with_a_reason(tmp_path):
+    write_dataset(tmp_path, count=1, seed=2, region="lumbar", gallery_real=None)
+    [path] = tmp_path.glob("*_labels.nii.gz")
+    labels = sitk.ReadImage(str(path))
+    sitk.WriteImage(labels * 0, str(path))  # a label file left empty
+    with pytest.raises(ValueError, match="no slice of its labels has a canal"):
+        RealPairs(tmp_path, "canal")
+
+
 def test_the_shared_validation_images_are_refused_for_training(tmp_path):
     folder = tmp_path / "shared" / "eval" / "real"
     folder.mkdir(parents=True)
