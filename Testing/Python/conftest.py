@@ -109,25 +109,25 @@ def with_foramina_swapped(labels: np.ndarray) -> np.ndarray:
     return np.where(labels == 2, 3, np.where(labels == 3, 2, labels)).astype(labels.dtype)
 
 
-def write_with_foramina_swapped(source, target) -> None:
-    """The label file source written to target with_foramina_swapped, on its grid."""
+def rewrite_labels(source, target, change) -> None:
+    """The label file source written to target with change applied to its voxels, on its grid."""
     import SimpleITK as sitk
 
     labels = sitk.ReadImage(str(source))
-    swapped = sitk.GetImageFromArray(with_foramina_swapped(sitk.GetArrayFromImage(labels)))
-    swapped.CopyInformation(labels)
-    sitk.WriteImage(swapped, str(target))
+    changed = sitk.GetImageFromArray(change(sitk.GetArrayFromImage(labels)))
+    changed.CopyInformation(labels)
+    sitk.WriteImage(changed, str(target))
+
+
+def write_with_foramina_swapped(source, target) -> None:
+    """The label file source written to target with_foramina_swapped, on its grid."""
+    rewrite_labels(source, target, with_foramina_swapped)
 
 
 def write_canal_only(source, target) -> None:
     """The label file source written to target with its foramina left out, on its grid: a site that labelled the
     sac alone."""
-    import SimpleITK as sitk
-
-    labels = sitk.ReadImage(str(source))
-    canal = sitk.GetImageFromArray((sitk.GetArrayFromImage(labels) == 1).astype(np.uint8))
-    canal.CopyInformation(labels)
-    sitk.WriteImage(canal, str(target))
+    rewrite_labels(source, target, lambda labels: (labels == 1).astype(np.uint8))
 
 
 def other_contrast(labels: np.ndarray) -> np.ndarray:

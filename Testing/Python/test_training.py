@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-from conftest import trained_like, write_canal_only
+from conftest import rewrite_labels, trained_like, write_canal_only
 
 from SpinalStenosisLib.crop import normalise
 from SpinalStenosisLib.network import (CoUNet, chord_loss, coordinate_channels, deepened, dice_bce_loss,
@@ -243,8 +243,7 @@ def test_a_colour_composite_trains_on_each_of_its_distinct_channels(tmp_path):
 def test_labels_without_a_canal_are_refused_with_a_reason(tmp_path):
     write_dataset(tmp_path, count=1, seed=2, region="lumbar", gallery_real=None)
     [path] = tmp_path.glob("*_labels.nii.gz")
-    labels = sitk.ReadImage(str(path))
-    sitk.WriteImage(labels * 0, str(path))  # a label file left empty
+    rewrite_labels(path, path, np.zeros_like)  # a label file left empty
     with pytest.raises(ValueError, match="no slice of its labels has a canal"):
         RealPairs(tmp_path, "canal")
 
