@@ -4,14 +4,16 @@
 
 Each real label volume (cord and grey-matter masks, MyoSegmenTUM's muscle labels, the TotalSegmentator example's
 segmentation) given as if it were the image, as it is and blurred into a probability map (its labelled pixels, 1,
-under a Gaussian of 1 pixel in-plane, as a network's soft output); and each real MR volume as acquired and exported
+under a Gaussian of 1 pixel in-plane, as a network's soft output), and into that of the background (its unlabelled
+pixels so blurred, as a softmax's first channel: a map of a structure that fills most of the image); and each real MR volume as acquired and exported
 8-bit: its whole range stretched to 0-255 (colour_composites.to_8_bit), the same with 31 grey levels only, from 0 to
 its 70th and 50th intensity percentile, so that a third or half of the body is white, and saved as JPEG at quality 75
 and 15 (exported_images.jpeg); and as acquired with 60 % of its width zeroed, as padding beyond an imaged area is.
 Prints, per volume:
 - the share of labelled pixels in flat regions (visibility.flat_pixels: a label image of more than MAX_LABEL_VALUES
   values from MIN_FLAT_SHARE) and whether measure refuses it (visibility.not_an_mr_image);
-- the share of dark pixels (visibility.dark_share: a warning from MOSTLY_DARK_SHARE).
+- the share of pixels at the image's extremes, 0 or its brightest value (visibility.two_level_share: a warning from
+  TWO_LEVEL_SHARE).
 Then how many label volumes and probability maps are refused or warned of, and how many MR volumes in each view; and
 the same for the first --synthetic whole-body lumbar T2 slices of the held-out seed's stream exported as
 exported_images.py exports them, and as JPEG at quality 15 (their largest share of flat pixels).
@@ -30,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 from colour_composites import eight_bit, to_8_bit  # noqa: E402
 from evaluate_real import LABEL_FILE_MARKERS, REAL_FOLDER  # noqa: E402
 from exported_images import EXPORTS, jpeg, whole_body_cases  # noqa: E402
-from SpinalStenosisLib.visibility import (MIN_FLAT_SHARE, MOSTLY_DARK_SHARE, checked_pixels, dark_share,  # noqa: E402
-                                          flat_pixels, mostly_dark_warnings, not_an_mr_image)
+from SpinalStenosisLib.visibility import (MIN_FLAT_SHARE, TWO_LEVEL_SHARE, checked_pixels, flat_pixels,  # noqa: E402
+                                          not_an_mr_image, two_level_share, two_level_warnings)
 from SpinalStenosisLib.volume_io import open_axial  # noqa: E402
 
 
@@ -64,9 +66,10 @@ def padded(image: np.ndarray, share: float) -> np.ndarray:
 
 
 def label_views(volume) -> dict:
-    """The label volume as it is and blurred into a probability map, by name."""
+    """The label volume as it is and blurred into probability maps of its labels and of its background, by name."""
     return {"as the image": volume.read_slice,
-            "as a probability map": lambda s: ndimage.gaussian_filter((volume.read_slice(s) > 0).astype(float), 1.0)}
+            "as a probability map": lambda s: ndimage.gaussian_filter((volume.read_slice(s) > 0).astype(float), 1.0),
+            "as the background's": lambda s: ndimage.gaussian_filter((volume.read_slice(s) == 0).astype(float), 1.0)}
 
 
 def main() -> None:
@@ -76,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     counts = {"label": {}, "MR": {}}  # by view: refused or warned of, of all
     print(f"per view: share of labelled pixels in flat regions (a label image from {MIN_FLAT_SHARE:.0%} where it "
-          f"holds more than a few values), share of dark pixels (warned of from {MOSTLY_DARK_SHARE:.0%}), and what "
+          f"holds more than a few values), share of pixels at its extremes (warned of from {TWO_LEVEL_SHARE:.0%}), and what "
           "measure does")
     for path in sorted(args.real.rglob("*.nii.gz")):
         volume = open_axial(path)
@@ -84,12 +87,12 @@ def main() -> None:
         cells = []
         for name, read_slice in (label_views(volume) if kind == "label" else exports(volume)).items():
             reason = not_an_mr_image(read_slice, volume.n_slices)
-            dark = dark_share(checked_pixels(read_slice, volume.n_slices))
+            extremes = two_level_share(checked_pixels(read_slice, volume.n_slices))
             outcome = (f" refused ({reason.split(':')[0]})" if reason
-                       else " warned" if mostly_dark_warnings(dark) else "")
+                       else " warned" if two_level_warnings(extremes) else "")
             flagged, of = counts[kind].get(name, (0, 0))
             counts[kind][name] = (flagged + bool(outcome), of + 1)
-            cells.append(f"{name} {flat_share(read_slice, volume.n_slices):.2f}, {dark:.2f}{outcome}")
+            cells.append(f"{name} {flat_share(read_slice, volume.n_slices):.2f}, {extremes:.2f}{outcome}")
         print(f"{kind:5s} {path.relative_to(args.real)}: " + "; ".join(cells))
     for kind, views in counts.items():
         print(f"{kind} volumes refused or warned of: "
@@ -100,7 +103,7 @@ def main() -> None:
         for name, export in synthetic_exports.items():
             exported = export(image).astype(float)
             flagged[name] += bool(not_an_mr_image(lambda s: exported, 1)
-                                  or mostly_dark_warnings(dark_share(exported.ravel())))
+                                  or two_level_warnings(two_level_share(exported.ravel())))
             flattest[name] = max(flattest[name], flat_share(lambda s: exported, 1))
     print(f"synthetic T2 slices ({args.synthetic}), refused or warned of / largest share of flat pixels: "
           + "; ".join(f"{name} {flagged[name]} / {flattest[name]:.2f}" for name in synthetic_exports))

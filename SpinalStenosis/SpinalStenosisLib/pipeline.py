@@ -17,8 +17,8 @@ from .measurement import STRUCTURES, SliceMeasurement, foramina_swapped, masks_f
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
                       write_levels_csv, write_rulers, write_series_csv, write_series_json)
 from .report import StackView, write_report, write_series_report
-from .visibility import (checked_pixels, clipped_image_warnings, dark_share, field_of_view, intensity_floor,
-                         mostly_dark_warnings, networks_view, not_an_mr_image, offset_warnings)
+from .visibility import (checked_pixels, clipped_image_warnings, field_of_view, intensity_floor, networks_view,
+                         not_an_mr_image, offset_warnings, two_level_share, two_level_warnings)
 from .volume_io import AxialVolume, InputError, open_axial_blocks, read_labels, write_labels
 
 ProgressCallback = Callable[[int, int], None]
@@ -232,13 +232,13 @@ def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple
     segmenter's provenance. The networks see an image with many pixels below 0, or whose darkest level is far above
     0, from that level up (visibility.intensity_floor), and the run says so, and without its spikes
     (visibility.networks_view); it also warns of an image that may be a mask or a probability map
-    (visibility.mostly_dark_warnings). A colour composite is measured on each of its channels
+    (visibility.two_level_warnings). A colour composite is measured on each of its channels
     (surest_channel_steps)."""
     if volume.colour_channels:
         return (yield from surest_channel_steps(volume, segmenter))
     pixels = checked_pixels(volume.read_slice, volume.n_slices)
     negative_share, floor = intensity_floor(pixels)
-    image_warnings = offset_warnings(negative_share, floor) + mostly_dark_warnings(dark_share(pixels, floor))
+    image_warnings = offset_warnings(negative_share, floor) + two_level_warnings(two_level_share(pixels, floor))
 
     def views(indices: list[int]) -> tuple[list[np.ndarray], list[PlaneGrid]]:
         """The slices as the networks see them, and their grids."""

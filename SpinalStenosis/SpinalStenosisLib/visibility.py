@@ -46,13 +46,16 @@ FLAT_EDGES = 0.02  # of the brightest value: the pixels this close to 0 or to it
 # view inside the body (a spine CT's); an MR image has no intensity below 0 but a little noise, whatever its scale
 # (normalised, a few units below 0)
 FAT_HU, CT_FAT_SHARE = -50.0, 0.05
-# A mask or a probability map (a segmentation network's soft output) of a small structure is dark, 0 or nearly, on
-# most of its pixels: the real cord, grey-matter and muscle masks blurred into one on 92-100 %, but the cord's on the
-# SCT T2*'s 25 mm crop on 82 %; an MR image, with air around the body or zeroed by the scanner, on at most 71 % (CHAOS
-# volume 10 and the MyoSegmenTUM water images, exported coarsely; benchmarks/label_images.py). A neck in a
-# wide field of view has much air: the GM challenge's sub-9418 (192 mm) 62 %, which a 280 mm one would make about 82 %.
-# Padding adds to it: with 60 % of its width zeroed, sub-9669 reaches 91 %
-DARK_LEVEL, MOSTLY_DARK_SHARE = 0.01, 0.9  # of the image's brightest value; of its pixels
+# A mask or a probability map (a segmentation network's soft output) is two-level: nearly all its pixels lie at 0 or
+# at its brightest value, its edges alone between. The real cord, grey-matter and muscle masks blurred into one hold
+# 89-100 % of their pixels there, and so do the maps of their backgrounds (a softmax's first channel: bright nearly
+# everywhere), but for the TotalSegmentator example's 24 labels blurred as one, 75 % (their many edges at 3 mm pixels).
+# An MR image, with air around the body or zeroed by the scanner, and its 8-bit and JPEG exports, hold at most 71 %
+# (CHAOS volume 10 and the MyoSegmenTUM water images), and exported windowed so that half the body is white 81 %
+# (benchmarks/label_images.py). A neck in a wide field of view has much air: the GM challenge's sub-9418 (192 mm)
+# 62 %, which a 280 mm one would make about 82 %. Padding adds to it: with 60 % of its width zeroed, sub-9669 reaches
+# 91 %
+EXTREME_LEVEL, TWO_LEVEL_SHARE = 0.01, 0.9  # of the image's brightest value; of its pixels
 # A few pixels far brighter than the rest (spikes, the pile-up beside a screw) would make nearly any MR image look dark
 # against its brightest value: that is taken as at most BRIGHTEST_RATIO times the value BRIGHTEST_PERCENTILE of its
 # pixels reach, which leaves the real validation images' (and probability maps') brightest values as they are
@@ -240,7 +243,7 @@ def despiked(image: np.ndarray) -> np.ndarray:
 
 
 def checked_pixels(read_slice: Callable[[int], np.ndarray], n_slices: int) -> np.ndarray:
-    """The pixels of CHECKED_SLICES slices spread over the stack: the sample fat_share, dark_share and
+    """The pixels of CHECKED_SLICES slices spread over the stack: the sample fat_share, two_level_share and
     intensity_floor judge an image by (read once for the last two, again for not_an_mr_image's fat_share)."""
     return np.concatenate([read_slice(s).ravel() for s in range(0, n_slices, max(1, n_slices // CHECKED_SLICES))])
 
@@ -250,22 +253,25 @@ def fat_share(pixels: np.ndarray) -> float:
     return int(np.count_nonzero(pixels <= FAT_HU)) / pixels.size
 
 
-def dark_share(pixels: np.ndarray, floor: float = 0.0) -> float:
-    """The share of an image's pixels (checked_pixels) at DARK_LEVEL of its brightest value (but for spikes:
-    BRIGHTEST_RATIO) or below, both seen from its floor (intensity_floor); 0 for a blank image."""
+def two_level_share(pixels: np.ndarray, floor: float = 0.0) -> float:
+    """The share of an image's pixels (checked_pixels) within EXTREME_LEVEL of its brightest value (but for spikes:
+    BRIGHTEST_RATIO) from 0 or from that value, both seen from its floor (intensity_floor); 0 for a blank image."""
     pixels = pixels - floor
     brightest = min(pixels.max(), BRIGHTEST_RATIO * np.percentile(pixels, BRIGHTEST_PERCENTILE))
-    return int(np.count_nonzero(pixels <= DARK_LEVEL * brightest)) / pixels.size if brightest > 0 else 0.0
+    if brightest <= 0:
+        return 0.0
+    extreme = (pixels <= EXTREME_LEVEL * brightest) | (pixels >= (1.0 - EXTREME_LEVEL) * brightest)
+    return int(np.count_nonzero(extreme)) / pixels.size
 
 
-def mostly_dark_warnings(share: float) -> list[str]:
-    """A warning that an image dark on MOSTLY_DARK_SHARE of its pixels or more (dark_share) may be a mask or a
-    probability map; [] for any other."""
-    if share < MOSTLY_DARK_SHARE:
+def two_level_warnings(share: float) -> list[str]:
+    """A warning that an image with TWO_LEVEL_SHARE of its pixels or more at its extremes (two_level_share) may be a
+    mask or a probability map; [] for any other."""
+    if share < TWO_LEVEL_SHARE:
         return []
-    return [f"{int(100 * share)} % of the image's pixels are dark (at most {100 * DARK_LEVEL:.0f} % of its brightest "
-            "value), as in a mask or a probability map, or an image mostly padding: check that the image measured is "
-            "the MR image, not a segmentation"]
+    return [f"{int(100 * share)} % of the image's pixels are at its extremes (within {100 * EXTREME_LEVEL:.0f} % of "
+            "its brightest value from 0 or from it), as in a mask or a probability map, or an image mostly padding: "
+            "check that the image measured is the MR image, not a segmentation"]
 
 
 def intensity_floor(pixels: np.ndarray) -> tuple[float, float]:

@@ -585,7 +585,7 @@ def test_a_label_image_or_a_ct_given_as_the_image_is_refused_and_named_among_sev
                                        "MR") in err
 
 
-def test_an_image_dark_almost_everywhere_is_measured_with_a_warning_that_it_may_be_a_probability_map(
+def test_an_image_at_its_extremes_almost_everywhere_is_measured_with_a_warning_that_it_may_be_a_probability_map(
         phantom_files, tmp_path, capsys, monkeypatch):
     from scipy import ndimage
 
@@ -596,7 +596,8 @@ def test_an_image_dark_almost_everywhere_is_measured_with_a_warning_that_it_may_
     soft = tmp_path / "soft.nii.gz"
     write_image(soft, ndimage.gaussian_filter(pixels - pixels.min(), (0, 1, 1)), geometry)  # as a network's output
     code, err = run(capsys, "measure", soft, "--out", tmp_path / "soft")
-    assert code == 0 and "are dark (at most 1 % of its brightest value), as in a mask or a probability map" in err
+    assert code == 0 and "are at its extremes (within 1 % of its brightest value from 0 or from it), as in a mask or a " \
+                         "probability map" in err
     image, _ = phantom_files  # the same structures on a grey background
     code, err = run(capsys, "measure", image, "--out", tmp_path / "image")
     assert code == 0 and "probability map" not in err

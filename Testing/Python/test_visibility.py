@@ -12,9 +12,10 @@ from scipy import ndimage
 
 from SpinalStenosisLib.geometry import PlaneGrid
 from SpinalStenosisLib.visibility import (MIN_CANAL_EDGE_TO_NOISE, NEGATIVE_SHARE, canal_edge_to_noise,
-                                          checked_pixels, clipped_canal, clipped_image_warnings, dark_share, despiked,
-                                          intensity_floor, label_values, mostly_dark_warnings, noise_sd,
-                                          not_an_mr_image, offset_warnings, padding, padding_value)
+                                          checked_pixels, clipped_canal, clipped_image_warnings, despiked,
+                                          intensity_floor, label_values, noise_sd, not_an_mr_image,
+                                          offset_warnings, padding, padding_value, two_level_share,
+                                          two_level_warnings)
 from SpinalStenosisLib.synth.dataset import synthetic_slice
 
 
@@ -130,19 +131,25 @@ def test_a_spike_is_seen_as_its_neighbours_and_anything_larger_or_dimmer_as_it_i
                           np.delete(spiked.ravel(), 100 * mr.shape[1] + 120))
 
 
-def test_a_probability_map_is_told_by_its_dark_pixels_an_mr_image_with_air_around_it_or_spikes_is_not():
+def test_a_probability_map_is_told_by_its_pixels_at_its_extremes_an_mr_image_with_air_around_it_or_spikes_is_not():
     mr = synthetic_slice(np.random.default_rng(0), "lumbar", with_truth=False).image
-    assert mostly_dark_warnings(dark_share(mr.ravel())) == []
+    assert two_level_warnings(two_level_share(mr.ravel())) == []
     structure = np.zeros(mr.shape)
     structure[100:130, 150:170] = 1.0
     probabilities = ndimage.gaussian_filter(structure, 1.5)  # soft at its edges, as a segmentation network's
-    [warning] = mostly_dark_warnings(dark_share(probabilities.ravel()))
-    assert warning.startswith("99 % of the image's pixels are dark (at most 1 % of its brightest value)")
-    assert dark_share((probabilities - 0.5).ravel(), floor=-0.5) == dark_share(probabilities.ravel())
-    assert dark_share(np.zeros(mr.shape).ravel()) == 0.0  # blank: nothing to say
+    [warning] = two_level_warnings(two_level_share(probabilities.ravel()))
+    assert warning.startswith("99 % of the image's pixels are at its extremes (within 1 % of its brightest value")
+    assert two_level_share((probabilities - 0.5).ravel(), floor=-0.5) == two_level_share(probabilities.ravel())
+    # the background's map (a softmax's first channel), bright nearly everywhere: a structure that fills the image
+    assert two_level_warnings(two_level_share(1.0 - probabilities.ravel()))
+    body = ndimage.gaussian_filter((np.hypot(*np.indices(mr.shape) - np.array(mr.shape)[:, None, None] / 2)
+                                    < 0.4 * mr.shape[0]).astype(float), 1.5)
+    assert 0.4 < float(np.mean(body > 0.5)) < 0.6  # half bright, half dark: neither alone is 90 %
+    assert two_level_warnings(two_level_share(body.ravel()))
+    assert two_level_share(np.zeros(mr.shape).ravel()) == 0.0  # blank: nothing to say
     spiked = mr.copy()
     spiked.ravel()[np.random.default_rng(1).choice(mr.size, mr.size // 20_000, replace=False)] = 100 * mr.max()
-    assert mostly_dark_warnings(dark_share(spiked.ravel())) == []  # a few spikes do not make it look dark
+    assert two_level_warnings(two_level_share(spiked.ravel())) == []  # a few spikes do not make it look two-level
 
 
 def test_a_ct_is_told_from_an_mr_image_by_its_fat_and_air_in_hounsfield_units():
