@@ -5,10 +5,11 @@
 Each real label volume (cord and grey-matter masks, MyoSegmenTUM's muscle labels, the TotalSegmentator example's
 segmentation) given as if it were the image, as it is and blurred into a probability map (its labelled pixels, 1,
 under a Gaussian of 1 pixel in-plane, as a network's soft output), and into that of the background (its unlabelled
-pixels so blurred, as a softmax's first channel: a map of a structure that fills most of the image); and each real MR volume as acquired and exported
-8-bit: its whole range stretched to 0-255 (colour_composites.to_8_bit), the same with 31 grey levels only, from 0 to
-its 70th and 50th intensity percentile, so that a third or half of the body is white, and saved as JPEG at quality 75
-and 15 (exported_images.jpeg); and as acquired with 60 % of its width zeroed, as padding beyond an imaged area is.
+pixels so blurred, as a softmax's first channel: a map of a structure that fills most of the image); and each real
+MR volume as acquired and exported 8-bit: its whole range stretched to 0-255 (colour_composites.to_8_bit), the same
+with 31 grey levels only, from 0 to its 70th and 50th intensity percentile, so that a third or half of the body is
+white, and saved as JPEG at quality 75 and 15 (exported_images.jpeg); and as acquired with 60 % of its width zeroed,
+as padding beyond an imaged area is.
 Prints, per volume:
 - the share of labelled pixels in flat regions (visibility.flat_pixels: a label image of more than MAX_LABEL_VALUES
   values from MIN_FLAT_SHARE) and whether measure refuses it (visibility.not_an_mr_image);
@@ -79,8 +80,8 @@ def main() -> None:
     args = parser.parse_args()
     counts = {"label": {}, "MR": {}}  # by view: refused or warned of, of all
     print(f"per view: share of labelled pixels in flat regions (a label image from {MIN_FLAT_SHARE:.0%} where it "
-          f"holds more than a few values), share of pixels at its extremes (warned of from {TWO_LEVEL_SHARE:.0%}), and what "
-          "measure does")
+          f"holds more than a few values), share of pixels at its extremes (warned of from {TWO_LEVEL_SHARE:.0%}), "
+          "and what measure does")
     for path in sorted(args.real.rglob("*.nii.gz")):
         volume = open_axial(path)
         kind = "label" if any(marker in path.name for marker in LABEL_FILE_MARKERS) else "MR"

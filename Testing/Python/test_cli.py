@@ -596,8 +596,8 @@ def test_an_image_at_its_extremes_almost_everywhere_is_measured_with_a_warning_t
     soft = tmp_path / "soft.nii.gz"
     write_image(soft, ndimage.gaussian_filter(pixels - pixels.min(), (0, 1, 1)), geometry)  # as a network's output
     code, err = run(capsys, "measure", soft, "--out", tmp_path / "soft")
-    assert code == 0 and "are at its extremes (within 1 % of its brightest value from 0 or from it), as in a mask or a " \
-                         "probability map" in err
+    assert code == 0 and ("are at its extremes (within 1 % of its brightest value from 0 or from it), as in a mask "
+                          "or a probability map") in err
     image, _ = phantom_files  # the same structures on a grey background
     code, err = run(capsys, "measure", image, "--out", tmp_path / "image")
     assert code == 0 and "probability map" not in err
