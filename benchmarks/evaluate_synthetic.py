@@ -72,7 +72,7 @@ from SpinalStenosisLib.findings import worst_findings_by_level  # noqa: E402
 from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, REGIONS, grade  # noqa: E402
 from SpinalStenosisLib.inference import (CHANNELS, PRECISIONS, SHIPPED_MIRROR_AVERAGE, load_segmenter,  # noqa: E402
                                          native_labels)
-from SpinalStenosisLib.measurement import (CHECK_BELOW, MAX_AREA_TO_RULERS, MEASUREMENT_COLUMNS,  # noqa: E402
+from SpinalStenosisLib.measurement import (CHECK_BELOW, MAX_AREA_TO_CHORDS, MEASUREMENT_COLUMNS,  # noqa: E402
                                            STRUCTURE_WORDS, STRUCTURES, doubted, measure_slice, structure_to_check)
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.symmetry import OFF_AXIS_MM  # noqa: E402
@@ -178,7 +178,7 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
                        for value, name in CLASSES.items()},
               "errors": {key: [] for key in ERROR_KEYS}, "absent": [], "present_found": [],
               "confidences": found.confidences, "canal_edge_to_noise": found.canal_edge_to_noise,
-              "canal_off_axis_mm": found.canal_off_axis_mm, "canal_area_to_rulers": found.canal_area_to_rulers,
+              "canal_off_axis_mm": found.canal_off_axis_mm, "canal_area_to_chords": found.canal_area_to_chords,
               "cut_by_field_of_view": sorted(found.cut_by_field_of_view),
               "reported_foramina": []}
     for key in ("canal_ap_mm", "canal_transverse_mm"):
@@ -393,7 +393,7 @@ def checks(records: list[dict], below: float = CHECK_BELOW) -> dict:
     check."""
     canal_doubted = [structure_to_check("canal", r["confidences"], r["canal_edge_to_noise"], below,
                                         frozenset(r["cut_by_field_of_view"]), r["canal_off_axis_mm"],
-                                        r["canal_area_to_rulers"]) for r in records]
+                                        r["canal_area_to_chords"]) for r in records]
     flagged = [r for r, check in zip(records, canal_doubted) if check]
     others = [r for r, check in zip(records, canal_doubted) if not check]
 
@@ -616,7 +616,7 @@ def print_table(summary: dict) -> None:
     for cutoff in summary["checks"]:
         print(f"check (confidence below {next(iter(cutoff.values()))['below']:.2f}; for the canal also an outline "
               f"under {MIN_CANAL_EDGE_TO_NOISE} times as clear as noise, {OFF_AXIS_MM:.0f} mm or more off the "
-              f"spine's axis, or an area {MAX_AREA_TO_RULERS} times the ellipse of its rulers or more; what the edge "
+              f"spine's axis, or an area {MAX_AREA_TO_CHORDS} times the ellipse of its chords or more; what the edge "
               "of the image cuts), all / T2 family: " + _check_line(cutoff))
 
 

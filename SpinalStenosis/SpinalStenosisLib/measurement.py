@@ -25,8 +25,8 @@ Definitions (also in the README):
   to follow no edge clearer than the image noise (``canal_edge_to_noise``, see visibility); the canal off the
   line about which the image around it is mirror-symmetric, the spine's axis (``canal_off_axis_mm``, see
   symmetry): another structure, such as a vessel in front of the spine; the canal whose area is much larger than
-  the ellipse its two rulers span (``canal_area_to_rulers``, MAX_AREA_TO_RULERS: an outline of two lobes, part of
-  which the rulers through its centroid miss); and the structures the edge of the image cuts
+  the ellipse two perpendicular chords through its centroid span (``canal_area_to_chords``, MAX_AREA_TO_CHORDS: an
+  outline of two lobes, joined at a neck the chords cross); and the structures the edge of the image cuts
   (``cut_by_field_of_view``: the measured region reaches the slice's outermost pixels, the padding a scanner or a
   reslice filled beyond the imaged area, or the edge of network 2's crop; a foramen's comes within a pixel of the
   slice's edge or padding, EDGE_DEPTH_PX), whose numbers are those of the part in view.
@@ -60,16 +60,19 @@ CHECK_BELOW = 0.93
 # 6 pixels). A canal is closed: its wall may lie a pixel inside the edge (on that T2 the same rule would add 53
 # canals, most of those looked at whole).
 EDGE_DEPTH_PX = {"canal": 1, "left_foramen": 2, "right_foramen": 2}
-# the canal's area over the ellipse its AP and transverse rulers span (canal_area_to_rulers), above which the canal is
-# to check: about 1 for one round outline (a trefoil 1.02), more where the outline has two lobes and the rulers
-# through its centroid miss part of it. On 1 000 synthetic validation slices (seed 2 000 000, shipped networks) the
-# canals found in place (Dice 0.8 or more) lie at 0.87-1.41 (99th percentile 1.16); 1.5, above them all, flags none
-# of them, and the 2 canals at or above it are gross failures, to check already. I chose it after seeing a real canal
-# of two lobes at 1.9 (the SCT lumbar T2's slice 96, 414 mm², not to check before).
-MAX_AREA_TO_RULERS = 1.5
+# the canal's area over the ellipse two perpendicular chords through its centroid span (canal_area_to_chords), above
+# which the canal is to check: about 1 for one round outline (a trefoil 1.02), more where the outline has two lobes
+# and the chords through its neck miss part of them. Of two pairs, the one whose ellipse is smaller counts: its AP and
+# transverse rulers, and its chords along its principal axes, which cross the neck of two lobes joined along a
+# diagonal (both rulers then run through both lobes, and the rulers' ellipse is about the outline's area). On 1 000
+# synthetic validation slices (seed 2 000 000, shipped networks) the canals found in place (Dice 0.8 or more) lie at
+# 0.82-1.43 (99th percentile 1.16; by the rulers alone 0.82-1.41); 1.5, above them all, flags none of them, and the 2
+# canals at or above it are gross failures, to check already. I chose it after seeing a real canal of two lobes at 1.9
+# (the SCT lumbar T2's slice 96, 414 mm², not to check before)
+MAX_AREA_TO_CHORDS = 1.5
 CONFIDENCE_COLUMNS = tuple(f"{name}_confidence" for name in STRUCTURES)
 # what the measurement found beside the values (SliceMeasurement.found), by column
-FOUND_COLUMNS = (*CONFIDENCE_COLUMNS, "canal_edge_to_noise", "canal_off_axis_mm", "canal_area_to_rulers",
+FOUND_COLUMNS = (*CONFIDENCE_COLUMNS, "canal_edge_to_noise", "canal_off_axis_mm", "canal_area_to_chords",
                  "cut_by_field_of_view", "check")
 STRUCTURE_WORDS = {name: name.replace("_", " ") for name in STRUCTURES}  # "left_foramen" → "left foramen"
 # what the check column names, for the command line and the table (the module's status line keeps its own copy,
@@ -99,7 +102,7 @@ class SliceMeasurement:
     confidences: dict[str, float] = field(default_factory=lambda: {name: float("nan") for name in CONFIDENCE_COLUMNS})
     canal_edge_to_noise: float = float("nan")  # visibility.canal_edge_to_noise (NaN: not measured, e.g. a drawn mask)
     canal_off_axis_mm: float = float("nan")  # symmetry.canal_off_axis_mm (NaN: not judged, e.g. a drawn mask)
-    canal_area_to_rulers: float = float("nan")  # area_to_rulers of the canal as measured (NaN: no canal)
+    canal_area_to_chords: float = float("nan")  # area_to_chords of the canal as measured (NaN: no canal)
     cut_by_field_of_view: frozenset[str] = frozenset()  # the STRUCTURES the edge of the image cuts (cut_by_edge)
     level: str = ""  # the slice's vertebral level as the user named it (e.g. "L4-L5"); nothing in the image gives it
     image_number: str = ""  # the DICOM image the slice is, as a viewer numbers it (AxialVolume.image_numbers)
@@ -113,13 +116,13 @@ class SliceMeasurement:
         """Whether check names this structure (one of STRUCTURES)."""
         return structure_to_check(name, self.confidences, self.canal_edge_to_noise, cut=self.cut_by_field_of_view,
                                   canal_off_axis_mm=self.canal_off_axis_mm,
-                                  canal_area_to_rulers=self.canal_area_to_rulers)
+                                  canal_area_to_chords=self.canal_area_to_chords)
 
     def found(self) -> dict[str, float | str]:
         """What the measurement found beside the values, by column (FOUND_COLUMNS; cut_by_field_of_view worded as
         the check column words structures)."""
         return {**self.confidences, "canal_edge_to_noise": self.canal_edge_to_noise,
-                "canal_off_axis_mm": self.canal_off_axis_mm, "canal_area_to_rulers": self.canal_area_to_rulers,
+                "canal_off_axis_mm": self.canal_off_axis_mm, "canal_area_to_chords": self.canal_area_to_chords,
                 "cut_by_field_of_view": structure_words(self.cut_by_field_of_view), "check": self.check}
 
     def __getattr__(self, name: str) -> float:
@@ -143,28 +146,30 @@ def doubted(confidence: float, below: float = CHECK_BELOW) -> bool:
 
 def structure_to_check(name: str, confidences: dict[str, float], canal_edge_to_noise: float = float("nan"),
                        below: float = CHECK_BELOW, cut: frozenset[str] = frozenset(),
-                       canal_off_axis_mm: float = float("nan"), canal_area_to_rulers: float = float("nan")) -> bool:
+                       canal_off_axis_mm: float = float("nan"), canal_area_to_chords: float = float("nan")) -> bool:
     """Whether a structure was found with a confidence below CHECK_BELOW (or below), is a canal whose outline
     follows no edge clearer than the image noise (visibility.faint), that lies off the spine's axis
     (symmetry.off_axis) or that is not one round outline (misshapen), or is one the edge of the image cuts (in
     cut)."""
     return (doubted(confidences[f"{name}_confidence"], below)
             or (name == "canal" and (faint(canal_edge_to_noise) or off_axis(canal_off_axis_mm)
-                                     or misshapen(canal_area_to_rulers)))
+                                     or misshapen(canal_area_to_chords)))
             or name in cut)
 
 
-def area_to_rulers(values: dict[str, float]) -> float:
-    """The canal's area over that of the ellipse its AP and transverse rulers span (π/4 · AP · transverse); NaN
-    without a canal."""
-    ellipse = np.pi / 4 * values["canal_ap_mm"] * values["canal_transverse_mm"]
-    return float(values["canal_area_mm2"] / ellipse) if ellipse > 0 else float("nan")
+def area_to_chords(values: dict[str, float], principal_chords_mm: tuple[float, float]) -> float:
+    """The canal's area over the smallest ellipse (π/4 · one chord · the other) of two pairs of perpendicular chords
+    through its centroid: its AP and transverse rulers (values), and its chords along its principal axes
+    (measure_canal); NaN without a canal."""
+    pairs = ((values["canal_ap_mm"], values["canal_transverse_mm"]), principal_chords_mm)
+    ellipses = [np.pi / 4 * first * second for first, second in pairs if first > 0 and second > 0]
+    return float(values["canal_area_mm2"] / min(ellipses)) if ellipses else float("nan")
 
 
-def misshapen(canal_area_to_rulers: float) -> bool:
-    """Whether a canal's area is MAX_AREA_TO_RULERS times the ellipse of its rulers or more: not one round outline
-    (False where there is no canal)."""
-    return canal_area_to_rulers >= MAX_AREA_TO_RULERS
+def misshapen(canal_area_to_chords: float) -> bool:
+    """Whether a canal's area is MAX_AREA_TO_CHORDS times the ellipse of its chords or more (area_to_chords): not
+    one round outline (False where there is no canal)."""
+    return canal_area_to_chords >= MAX_AREA_TO_CHORDS
 
 
 def structure_words(names) -> str:
@@ -313,15 +318,16 @@ def _edges(t: np.ndarray, rows: np.ndarray, first: np.ndarray, last: np.ndarray)
 
 
 def measure_canal(mask: np.ndarray, grid: PlaneGrid
-                  ) -> tuple[dict[str, float], dict[str, Ruler], np.ndarray | None]:
+                  ) -> tuple[dict[str, float], dict[str, Ruler], np.ndarray | None, tuple[float, float]]:
     """AP, transverse and area of the canal (its mask reduced to its largest component); also returns the centroid
-    in in-plane mm (None if absent)."""
+    in in-plane mm (None if absent) and the lengths of the chords through it along the mask's principal axes (for
+    area_to_chords; NaN if absent)."""
     values = {"canal_ap_mm": np.nan, "canal_transverse_mm": np.nan, "canal_area_mm2": np.nan}
     if mask.max() < 0.5:
-        return values, {}, None
+        return values, {}, None, (np.nan, np.nan)
     plane = _Plane(mask, grid)
     centroid = plane.centroid_mm(mask)
-    points, _ = plane.pixel_points_mm(mask)
+    points, weights = plane.pixel_points_mm(mask)
     reach = float(np.linalg.norm(points - centroid, axis=1).max()) + 2.0 * max(grid.pixel_size_mm)
     values["canal_area_mm2"] = float(mask.sum() * grid.pixel_area_mm2)
     rulers = {}
@@ -330,7 +336,15 @@ def measure_canal(mask: np.ndarray, grid: PlaneGrid
         if lengths[0] > 0:
             rulers[name] = Ruler(plane.to_ras(starts[0]), plane.to_ras(ends[0]))
             values[name] = rulers[name].length_mm
-    return values, rulers, centroid
+    minor, major = _principal_axes(points - centroid, weights).T
+    principal = tuple(float(plane.chords(centroid[None], axis, reach)[0][0]) for axis in (minor, major))
+    return values, rulers, centroid, principal
+
+
+def _principal_axes(centred_mm: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The principal axes of weighted points about their centroid (2x2, unit columns): the minor axis, then the
+    major."""
+    return np.linalg.eigh((centred_mm * weights[:, None]).T @ centred_mm)[1]
 
 
 def measure_foramen(mask: np.ndarray, grid: PlaneGrid, canal_centroid_mm: np.ndarray | None) -> Ruler | None:
@@ -345,9 +359,7 @@ def measure_foramen(mask: np.ndarray, grid: PlaneGrid, canal_centroid_mm: np.nda
     if canal_centroid_mm is not None and np.linalg.norm(centroid - canal_centroid_mm) > 1e-6:
         axis = (centroid - canal_centroid_mm) / np.linalg.norm(centroid - canal_centroid_mm)
     if axis is None:
-        centred = points - centroid
-        covariance = (centred * weights[:, None]).T @ centred
-        axis = np.linalg.eigh(covariance)[1][:, -1]
+        axis = _principal_axes(points - centroid, weights)[:, -1]
     across = np.array([-axis[1], axis[0]])
     margin = 2.0 * max(grid.pixel_size_mm)
     along = (points - centroid) @ axis
@@ -402,9 +414,9 @@ def measure_slice(masks: dict[str, np.ndarray], grid: PlaneGrid, slice_index: in
     result = SliceMeasurement(slice_index, z_mm, confidences=confidences, canal_edge_to_noise=canal_edge_to_noise,
                               canal_off_axis_mm=canal_off_axis_mm,
                               cut_by_field_of_view=cut_by_edge(kept, grid, field_of_view), image_number=image_number)
-    canal_values, canal_rulers, canal_centroid = measure_canal(kept["canal"], grid)
+    canal_values, canal_rulers, canal_centroid, principal_chords_mm = measure_canal(kept["canal"], grid)
     result.values.update(canal_values)
-    result.canal_area_to_rulers = area_to_rulers(canal_values)
+    result.canal_area_to_chords = area_to_chords(canal_values, principal_chords_mm)
     result.rulers.update(canal_rulers)
     for side in ("left", "right"):
         ruler = measure_foramen(kept[f"{side}_foramen"], grid, canal_centroid)

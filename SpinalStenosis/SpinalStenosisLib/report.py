@@ -57,7 +57,7 @@ def _caption(m: SliceMeasurement, region: str, block: str = "") -> str:
     def fmt(value: float, unit: str, label: str, structure: str, why: bool = True) -> str:
         check = ("  CHECK (edge)" if why and structure in m.cut_by_field_of_view  # the image's edge cuts it
                  else "  CHECK (off axis)" if why and structure == "canal" and off_axis(m.canal_off_axis_mm)
-                 else "  CHECK (shape)" if why and structure == "canal" and misshapen(m.canal_area_to_rulers)
+                 else "  CHECK (shape)" if why and structure == "canal" and misshapen(m.canal_area_to_chords)
                  else "  CHECK" if m.is_to_check(structure) else "")
         return "absent" if math.isnan(value) else f"{value:.1f} {unit}" + (f" ({label})" if label else "") + check
 

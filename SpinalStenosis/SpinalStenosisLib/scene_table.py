@@ -49,9 +49,9 @@ COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
     "canal_off_axis_mm": ("Canal off axis (mm)", "mm", "How far the canal lies from the line the image around it "
                           "mirrors about (the spine's axis): 0 on it; 10 or more, another structure? Empty where "
                           "the image does not show 4 cm on each side, and once edited"),
-    "canal_area_to_rulers": ("Canal area / rulers", "", "The canal's area over the ellipse its AP and transverse "
-                             "rulers span: about 1 for one round outline; 1.5 or more, an outline of two lobes that "
-                             "the rulers miss part of"),
+    "canal_area_to_chords": ("Canal area / chords", "", "The canal's area over the ellipse two perpendicular chords "
+                             "through its centre span (its rulers, or its chords along its principal axes, whichever "
+                             "is smaller): about 1 for one round outline; 1.5 or more, an outline of two lobes"),
     "cut_by_field_of_view": ("Cut by field of view", "", "The structures the edge of the image cuts: their numbers "
                              "are of the part in view"),
     "check": ("Check", "", f"{CHECK_REASONS.capitalize()}: look at it before trusting its numbers"),
@@ -96,7 +96,7 @@ def fill_table(table, measurements: list[SliceMeasurement], levels: Mapping[int,
         for column in TABLE_COLUMNS:
             array = (vtkIntArray() if column == "slice_index" else vtkDoubleArray()
                      if column in ("z_mm", *MEASUREMENT_COLUMNS, *CONFIDENCE_COLUMNS, "canal_edge_to_noise",
-                                   "canal_off_axis_mm", "canal_area_to_rulers")
+                                   "canal_off_axis_mm", "canal_area_to_chords")
                      else vtkStringArray())
             array.SetName(column)
             array.SetNumberOfValues(len(measurements))
@@ -211,7 +211,7 @@ def measurements_of(table) -> list[SliceMeasurement]:
                              confidences={column: cell(column, row) for column in CONFIDENCE_COLUMNS},
                              canal_edge_to_noise=cell("canal_edge_to_noise", row),
                              canal_off_axis_mm=cell("canal_off_axis_mm", row),
-                             canal_area_to_rulers=cell("canal_area_to_rulers", row),
+                             canal_area_to_chords=cell("canal_area_to_chords", row),
                              cut_by_field_of_view=structures_in(cell("cut_by_field_of_view", row)),
                              level=cell("level", row).strip(), image_number=cell("image_number", row))
             for row in range(vtk_table.GetNumberOfRows())]

@@ -10,7 +10,7 @@ from shapes import axial_grid, bow_tie, ellipse, rasterise, trefoil
 from SpinalStenosisLib.crop import crop_grid
 from SpinalStenosisLib.geometry import FieldOfView
 from SpinalStenosisLib.grading import SACRAL, THORACIC, grade, region_named, slice_region
-from SpinalStenosisLib.measurement import (MAX_AREA_TO_RULERS, bilinear, describe_checks, largest_component,
+from SpinalStenosisLib.measurement import (MAX_AREA_TO_CHORDS, bilinear, describe_checks, largest_component,
                                            measure_slice, structure_words, structures_in)
 
 GRIDS = {
@@ -211,20 +211,34 @@ def test_a_structure_the_edge_of_the_image_cuts_is_measured_as_far_as_it_shows_a
 
 
 @pytest.mark.parametrize("name", GRIDS)
-def test_a_canal_of_two_lobes_is_flagged_for_a_check_by_its_area_against_the_ellipse_of_its_rulers(name):
+def test_a_canal_of_two_lobes_is_flagged_for_a_check_by_its_area_against_the_ellipse_of_its_chords(name):
     grid = GRIDS[name]
     round_canal = measure_slice({"canal": rasterise(ellipse(0.0, 0.0, 8.0, 6.0), grid, soft=True)}, grid)
-    assert round_canal.canal_area_to_rulers == pytest.approx(1.0, abs=0.02) and round_canal.check == ""
+    assert round_canal.canal_area_to_chords == pytest.approx(1.0, abs=0.02) and round_canal.check == ""
     trefoil_canal = measure_slice({"canal": rasterise(trefoil(8.0, 0.2), grid, soft=True)}, grid)
-    assert trefoil_canal.canal_area_to_rulers < 1.1 and trefoil_canal.check == ""  # three lobes about the centroid
+    assert trefoil_canal.canal_area_to_chords < 1.1 and trefoil_canal.check == ""  # three lobes about the centroid
     # the sac with a second lobe behind and beside it, joined by a neck: the rulers through the centroid miss a lobe
     lobes = np.maximum(rasterise(ellipse(-4.0, 4.0, 6.0, 4.0), grid, soft=True),
                        rasterise(ellipse(5.0, -5.0, 6.0, 4.0), grid, soft=True))
     lobes = np.maximum(lobes, rasterise(ellipse(0.5, -0.5, 3.0, 1.5, angle_deg=-45.0), grid, soft=True))
     two_lobes = measure_slice({"canal": lobes}, grid)
-    assert two_lobes.canal_area_to_rulers >= MAX_AREA_TO_RULERS
-    assert two_lobes.check == "canal" and two_lobes.found()["canal_area_to_rulers"] == two_lobes.canal_area_to_rulers
-    assert math.isnan(measure_slice({}, grid).canal_area_to_rulers)
+    assert two_lobes.canal_area_to_chords >= MAX_AREA_TO_CHORDS
+    assert two_lobes.check == "canal" and two_lobes.found()["canal_area_to_chords"] == two_lobes.canal_area_to_chords
+    assert math.isnan(measure_slice({}, grid).canal_area_to_chords)
+
+
+@pytest.mark.parametrize("name", GRIDS)
+def test_two_lobes_joined_along_a_diagonal_are_flagged_by_the_chords_along_their_principal_axes(name):
+    grid = GRIDS[name]
+    lobes = np.maximum(rasterise(ellipse(-3.2, -3.2, 5.0, 5.0), grid, soft=True),
+                       rasterise(ellipse(3.2, 3.2, 5.0, 5.0), grid, soft=True))
+    diagonal = measure_slice({"canal": lobes}, grid)
+    ap, transverse, area = (diagonal.values[name] for name in ("canal_ap_mm", "canal_transverse_mm", "canal_area_mm2"))
+    assert area / (np.pi / 4 * ap * transverse) < 1.2  # both rulers run through both lobes
+    assert diagonal.canal_area_to_chords >= MAX_AREA_TO_CHORDS and diagonal.check == "canal"
+    # a flat sac turned in the image, as in a patient turned in the scanner, is one outline
+    turned = measure_slice({"canal": rasterise(ellipse(0.0, 0.0, 9.0, 4.5, angle_deg=15.0), grid, soft=True)}, grid)
+    assert turned.canal_area_to_chords < 1.1 and turned.check == ""
 
 
 def test_a_foramen_stopping_a_pixel_short_of_the_edge_of_the_image_is_cut_by_it_and_a_canal_is_not():

@@ -14,7 +14,7 @@ slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test r
 
 from SpinalStenosisLib.geometry import VolumeGeometry  # noqa: E402
 from SpinalStenosisLib.level_names import parse_levels  # noqa: E402
-from SpinalStenosisLib.measurement import MAX_AREA_TO_RULERS, bilinear  # noqa: E402
+from SpinalStenosisLib.measurement import MAX_AREA_TO_CHORDS, bilinear  # noqa: E402
 from SpinalStenosisLib.pipeline import Cancelled  # noqa: E402
 from SpinalStenosisLib.scene import (LEVELS_ATTRIBUTE, SEGMENTS, StenosisScene, axial_volume_of,  # noqa: E402
                                      geometry_of, measure_volume_node, named_region_of_node)
@@ -603,14 +603,14 @@ def test_a_canal_edited_into_two_lobes_stays_to_check(context, volume, tmp_path)
     def column(name):
         return [table.GetColumnByName(name).GetValue(r) for r in range(3)]
 
-    assert all(0.9 < fill < 1.2 for fill in column("canal_area_to_rulers")) and column("check") == ["", "", ""]
+    assert all(0.9 < fill < 1.2 for fill in column("canal_area_to_chords")) and column("check") == ["", "", ""]
     labels = logic.labels_of(outputs.segmentation, volume)
     lobes = two_lobes(labels[1].shape, *np.argwhere(labels[1] == 1).mean(axis=0))  # about the canal's centre
     labels[1][labels[1] == 1] = 0
     labels[1][lobes & (labels[1] == 0)] = 1  # the user draws the canal as two lobes (say, a cyst beside the sac)
     logic._write_segments(outputs.segmentation, volume, labels)
     assert logic.remeasure(volume, outputs) == [1]
-    assert column("canal_area_to_rulers")[1] >= MAX_AREA_TO_RULERS and column("check") == ["", "canal", ""]
+    assert column("canal_area_to_chords")[1] >= MAX_AREA_TO_CHORDS and column("check") == ["", "canal", ""]
     with open(logic.export(outputs, tmp_path, "patient")["table"], newline="") as handle:
         assert [row["check"] for row in csv.DictReader(handle)] == ["", "canal", ""]
 
