@@ -233,7 +233,7 @@ def test_two_lobes_joined_along_a_diagonal_are_flagged_by_the_chords_along_their
     lobes = np.maximum(rasterise(ellipse(-3.2, -3.2, 5.0, 5.0), grid, soft=True),
                        rasterise(ellipse(3.2, 3.2, 5.0, 5.0), grid, soft=True))
     diagonal = measure_slice({"canal": lobes}, grid)
-    ap, transverse, area = (diagonal.values[name] for name in ("canal_ap_mm", "canal_transverse_mm", "canal_area_mm2"))
+    ap, transverse, area = (diagonal.values[key] for key in ("canal_ap_mm", "canal_transverse_mm", "canal_area_mm2"))
     assert area / (np.pi / 4 * ap * transverse) < 1.2  # both rulers run through both lobes
     assert diagonal.canal_area_to_chords >= MAX_AREA_TO_CHORDS and diagonal.check == "canal"
     # a flat sac turned in the image, as in a patient turned in the scanner, is one outline
