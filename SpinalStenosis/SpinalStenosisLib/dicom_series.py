@@ -18,9 +18,6 @@ from .grading import REGION_TAGS, region_named
 
 SAME_ORIENTATION_DEG = 1.0  # DICOM slices whose normals differ more than this belong to differently angled blocks
 EVEN_SPACING_TOLERANCE = 0.1  # a gap differing from the median by more than this fraction of it is uneven
-# a gap that parts a series into blocks is also this much wider than the others: thin slices' positions rounded to
-# 0.1 mm (as some exports write them) make their gaps differ by up to 0.1 mm, over a fifth of a 0.45 mm gap
-PARTING_GAP_MIN_MM = 0.5
 # slices whose places in their plane differ by more lie in different fields of view (the field of view moved part way
 # through the series): above what positions rounded to 0.1 mm make of one field of view, at most 0.17 mm
 IN_PLANE_MOVE_MM = 0.25
@@ -572,14 +569,13 @@ def _fields_differ(planes: SlicePlanes, fields: list[list[int]]) -> str:
 def evenly_spaced_runs(offsets_mm: np.ndarray, rounding_mm: float = 0.0) -> list[list[int]]:
     """Slices (their sorted offsets along the normal, mm, each off by up to rounding_mm: _offset_rounding_mm) as runs
     of evenly spaced ones (indices into offsets_mm), split at the widest gap while it is wider than the run's median
-    gap by over EVEN_SPACING_TOLERANCE of it, PARTING_GAP_MIN_MM and what rounding makes of a gap against the median
-    (_rounding_spread_mm). A run uneven otherwise stays whole (uneven_spacing warns of it)."""
+    gap by over EVEN_SPACING_TOLERANCE of it and what rounding makes of a gap against the median
+    (_rounding_spread_mm). A run uneven only by narrower gaps stays whole (uneven_spacing warns of it)."""
     gaps = np.diff(offsets_mm)
     if len(gaps) < 2:
         return [list(range(len(offsets_mm)))]
     widest, median = int(np.argmax(gaps)), float(np.median(gaps))
-    if gaps[widest] - median <= max(EVEN_SPACING_TOLERANCE * abs(median), PARTING_GAP_MIN_MM,
-                                    _rounding_spread_mm(rounding_mm, median)):
+    if gaps[widest] - median <= max(EVEN_SPACING_TOLERANCE * abs(median), _rounding_spread_mm(rounding_mm, median)):
         return [list(range(len(offsets_mm)))]
     after = widest + 1
     return (evenly_spaced_runs(offsets_mm[:after], rounding_mm)

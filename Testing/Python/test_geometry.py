@@ -126,6 +126,16 @@ def test_sagittal_thick_slices_are_refused_with_what_was_found():
         AxialLayout.from_geometry(sagittal)
 
 
+def test_the_acquisition_slices_are_along_the_axis_whose_spacing_is_unlike_the_square_pixels():
+    thin_axial = VolumeGeometry((64, 64, 20), np.diag([0.8, 0.8, 0.4, 1.0]))  # slices closer than the pixels' sides
+    assert AxialLayout.from_geometry(thin_axial).stack_shape == (20, 64, 64)
+    thin_sagittal = VolumeGeometry((20, 64, 64), np.diag([0.4, 0.9, 0.9, 1.0]))
+    with pytest.raises(GeometryError, match="sagittal stack, 0.4 mm slices: load the axial series"):
+        AxialLayout.from_geometry(thin_sagittal)
+    unlike_sides = VolumeGeometry((64, 64, 20), np.diag([0.7, 0.5, 3.0, 1.0]))  # no two alike: the thickest
+    assert AxialLayout.from_geometry(unlike_sides).stack_shape == (20, 64, 64)
+
+
 def slice_centres_ras(layout: AxialLayout) -> np.ndarray:
     """The centre of each slice of a stack, [slice, 3]."""
     return np.array([layout.slice_grid(k).centre_ras for k in range(layout.stack_shape[0])])
@@ -412,6 +422,21 @@ def test_a_series_with_a_missing_slice_is_read_with_a_warning_or_as_two_blocks_e
     assert open_axial(tmp_path).image_numbers == ["1", "2", "4", "5"]
 
 
+@pytest.mark.parametrize("position_step_mm", [None, 0.1])
+def test_a_series_of_slices_thinner_than_half_a_mm_with_one_missing_is_read_as_two_blocks(tmp_path, position_step_mm):
+    image, _, geometry = phantom_arrays(n_slices=6)  # 0.8 mm pixels: slices interpolated between thicker ones
+    thin = VolumeGeometry(geometry.size_ijk, geometry.ijk_to_ras @ np.diag([1.0, 1.0, 0.45 / 4.0, 1.0]))
+    write_dicom_series(tmp_path, image, thin, series=1, position_step_mm=position_step_mm)
+    [volume] = open_axial_blocks(tmp_path)
+    assert volume.warnings == [] and volume.source_geometry.spacing_mm[2] == pytest.approx(0.45, abs=0.05)
+    (tmp_path / "series1_slice002.dcm").unlink()
+    blocks = open_axial_blocks(tmp_path)
+    assert [block.n_slices for block in blocks] == [2, 3] and blocks[0].blocks_reason == "parted by gaps"
+    for block, slices in zip(blocks, ([0, 1], [3, 4, 5])):
+        assert np.allclose(slice_centres_ras(block.layout), slice_centres_ras(stack_layout(thin))[slices],
+                           atol=0.1 if position_step_mm else 1e-3)
+
+
 def test_whole_pixels_are_counted_as_whole_whatever_float_rounding_left_in_them():
     assert 12.0 / 0.7499999999999999 > 16.0
     assert floor_pixels(40 - 12.0 / 0.7499999999999999) == 24 and ceil_pixels(12.0 / 0.7499999999999999) == 16
@@ -425,8 +450,8 @@ def test_whole_pixels_are_counted_as_whole_whatever_float_rounding_left_in_them(
     ([0, 4, 8, 30, 34, 38, 52, 56], [[0, 1, 2], [3, 4, 5], [6, 7]]),  # parallel blocks parted by unlike gaps
     ([0, 4, 8, 20, 23, 26, 29], [[0, 1, 2], [3, 4, 5, 6]]),  # blocks whose spacing differs
     ([0, 4, 6, 10, 14], [[0, 1, 2, 3, 4]]),  # a narrower gap: no run is even, so one (warned of as uneven)
-    ([0, 0.4, 0.9, 1.3, 1.8, 2.2], [[0, 1, 2, 3, 4, 5]]),  # 0.45 mm apart, the positions rounded to 0.1 mm
-    ([0, 0.6, 1.2, 2.4, 3.0], [[0, 1, 2], [3, 4]]),  # but a slice 0.6 mm thin missing parts them
+    ([0, 0.6, 1.2, 2.4, 3.0], [[0, 1, 2], [3, 4]]),  # a slice 0.6 mm thin missing
+    ([0, 0.45, 0.9, 1.8, 2.25], [[0, 1, 2], [3, 4]]),  # a slice 0.45 mm thin missing
     ([0, 9], [[0, 1]]),
     ([5], [[0]]),
 ])
@@ -440,6 +465,10 @@ def test_a_block_whose_positions_were_rounded_is_parted_only_at_gaps_wider_than_
     assert len(dicom_series.evenly_spaced_runs(offsets_mm)) > 1  # as if parallel blocks
     assert dicom_series.evenly_spaced_runs(offsets_mm, rounding_mm=0.68) == [list(range(8))]
     assert dicom_series.evenly_spaced_runs(np.delete(offsets_mm, 4), rounding_mm=0.68) == [[0, 1, 2, 3], [4, 5, 6]]
+    # slices 0.45 mm apart, their positions rounded to 0.1 mm (each moved by up to 0.05 mm): one missing parts them
+    assert dicom_series.evenly_spaced_runs(np.array([0, 0.4, 0.9, 1.3, 1.8, 2.2]), rounding_mm=0.05) == [
+        list(range(6))]
+    assert dicom_series.evenly_spaced_runs(np.array([0, 0.4, 0.9, 1.8, 2.2]), rounding_mm=0.05) == [[0, 1, 2], [3, 4]]
     # slices 1 mm apart at whole-mm positions, one missing: the rounding cannot hide a whole gap
     assert dicom_series.evenly_spaced_runs(np.array([0, 1, 2, 4, 5, 6.0]), rounding_mm=0.5) == [[0, 1, 2], [3, 4, 5]]
     whole_mm = np.array([[10.0, 20.0, z] for z in (0, 1, 2, 4, 5, 6)])
