@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -161,12 +163,30 @@ def _answers_to(reader, wanted: str) -> bool:
 
 
 def _series_in(folder: Path) -> list[list[str]]:
-    """The files of each DICOM series in folder and its subfolders (by Series Instance UID, a folder at a time)."""
+    """The files of each DICOM series in folder and its subfolders (by Series Instance UID, a folder at a time), ITK's
+    warning of each folder that holds none (as a study's on a CD: DICOM/, its patient's and its study's) not shown."""
     import SimpleITK as sitk  # deferred: Slicer loads the module before dependencies are checked
 
-    return [list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(place), sid))
-            for place in (folder, *sorted(path for path in folder.rglob("*") if path.is_dir()))
-            for sid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(place))]
+    with itk_warnings_hidden():
+        return [list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(place), sid))
+                for place in (folder, *sorted(path for path in folder.rglob("*") if path.is_dir()))
+                for sid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(place))]
+
+
+@contextmanager
+def itk_warnings_hidden(hidden: bool = True) -> Iterator[None]:
+    """ITK's warnings (printed to the console, in its terms) not shown while in it, if hidden: where they are
+    expected, or the caller says what they mean; shown or not as before after it, for what else reads images in the
+    process."""
+    import SimpleITK as sitk
+
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    if hidden:
+        sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
 T2_NAMES = re.compile(r"T2(?!\d)|MEDIC|MERGE|ME2D", re.IGNORECASE)  # T2, T2*, t2_tse, and multi-echo T2* sequences

@@ -8,8 +8,9 @@ from typing import Callable
 import numpy as np
 
 from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, frame_planes, header_gaps, header_value,
-                           is_dicom, mixed_pixel_grids, named_region, one_image_per_position, one_stack_warnings,
-                           positive_value, slice_planes, slice_thickness_mm, stack_blocks, uneven_spacing)
+                           is_dicom, itk_warnings_hidden, mixed_pixel_grids, named_region, one_image_per_position,
+                           one_stack_warnings, positive_value, slice_planes, slice_thickness_mm, stack_blocks,
+                           uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, needs_reslice, resliced_geometry
 from .visibility import padding_value
 
@@ -130,7 +131,8 @@ def _reader_for(path: Path):
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
-        reader.ReadImageInformation()
+        with itk_warnings_hidden():  # as _read
+            reader.ReadImageInformation()
     except RuntimeError as error:
         reason = _itk_reason(error)
         unknown_format = reason.startswith("Unable to determine ImageIO reader")  # the message says it already
@@ -249,16 +251,14 @@ def _check_header(path: Path, dimension: int, components: int, size: tuple[int, 
 
 
 def _read(path: Path, reader):
-    sitk = _sitk()
-    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
-    if isinstance(reader, sitk.ImageSeriesReader):  # its warning of uneven slices is said in the user's terms
-        sitk.ProcessObject.SetGlobalWarningDisplay(False)  # (dicom_series.one_stack_warnings, uneven_spacing)
-    try:
-        return reader.Execute()
-    except RuntimeError as error:
-        raise InputError(f"{path}: cannot be read ({_itk_reason(error)})") from None
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+    """The image reader reads (an InputError naming path where it cannot), ITK's warnings not shown: what they say
+    the input's warnings say in the user's terms (a series' uneven slices: one_stack_warnings, uneven_spacing; a
+    NIfTI sform's "unexpected scales": _sform_voxel_size_warnings)."""
+    with itk_warnings_hidden():
+        try:
+            return reader.Execute()
+        except RuntimeError as error:
+            raise InputError(f"{path}: cannot be read ({_itk_reason(error)})") from None
 
 
 def _read_whole(path: Path, reader=None, pixel_mm: float | None = None):
@@ -412,9 +412,9 @@ NIFTI_MM_PER_UNIT = {1: 1000.0, 3: 0.001}  # NIfTI's spatial units (xyzt_units):
 
 def _sform_voxel_size_warnings(reader, slice_axis_ijk: int) -> list[str]:
     """A warning where a NIfTI file's sform gives other voxel sizes (its columns' lengths) than its pixdim, with
-    which ITK, so SimpleITK and 3D Slicer, read the image (ITK then prints "unexpected scales in sform"; a pixdim of
-    0 it reads as 1 mm): one of them is not the scan's, and the measurements follow the pixdim. slice_axis_ijk: the
-    array axis (i, j, k) the slices are stacked along. [] for any other file."""
+    which ITK, so SimpleITK and 3D Slicer, read the image (ITK's own warning, "unexpected scales in sform", is not
+    shown: _read; a pixdim of 0 it reads as 1 mm): one of them is not the scan's, and the measurements follow the
+    pixdim. slice_axis_ijk: the array axis (i, j, k) the slices are stacked along. [] for any other file."""
     if header_value(reader, "sform_code") in ("", "0") or reader.GetDimension() < 3:
         return []
     try:
@@ -547,7 +547,7 @@ def _streamed(path: Path, geometry: VolumeGeometry) -> AxialVolume:
         index[itk_axis], size[itk_axis] = slice_index, 1
         reader.SetExtractIndex(index)
         reader.SetExtractSize(size)
-        return layout.to_stack(_measurable(sitk.GetArrayFromImage(reader.Execute()), warnings))[0]
+        return layout.to_stack(_measurable(sitk.GetArrayFromImage(_read(path, reader)), warnings))[0]
 
     return AxialVolume(layout, geometry, read_slice, layout.from_stack, layout.to_stack,
                        lambda: _measurable(sitk.GetArrayFromImage(_read_whole(path)), warnings), warnings)

@@ -688,7 +688,7 @@ def test_a_nifti_or_nrrd_file_without_orientation_is_read_with_a_warning_to_chec
 
 
 def test_a_nifti_file_whose_pixdim_and_sform_give_other_voxel_sizes_is_read_with_a_warning_saying_what_is_off(
-        tmp_path):
+        tmp_path, capfd):
     image, _, geometry = phantom_arrays(n_slices=2)  # 0.8 mm pixels, slices 4 mm apart
     write_image(tmp_path / "scan.nii", image, geometry)
     header = bytearray((tmp_path / "scan.nii").read_bytes())
@@ -704,6 +704,8 @@ def test_a_nifti_file_whose_pixdim_and_sform_give_other_voxel_sizes_is_read_with
         assert volume.warnings == [f"the NIfTI header's voxel size ({sizes} mm, its pixdim), which the image was "
                                    "measured with, as ITK, SimpleITK and 3D Slicer read it, is not its sform's (0.8 × "
                                    f"0.8 × 4 mm): one is not the scan's; if the sform's is, {off} by their ratio"]
+        assert volume.stack().shape == (2, 96, 96)
+    assert "unexpected scales" not in capfd.readouterr().err  # ITK's own warning, in its terms, is not shown
     assert open_axial(tmp_path / "scan.nii").warnings == []
     microns = bytearray(header)  # the same file in microns: its pixdim and sform in them, as its xyzt_units says
     microns[123] = (header[123] & 0xF8) | 3
@@ -866,7 +868,7 @@ def test_a_folder_of_several_studies_measures_one_series_and_says_to_give_each_s
     assert open_axial(tmp_path / "patient1").warnings == []
 
 
-def test_a_study_whose_series_lie_in_subfolders_is_read_as_a_study_folder(tmp_path):
+def test_a_study_whose_series_lie_in_subfolders_is_read_as_a_study_folder(tmp_path, capfd):
     image, _, geometry = phantom_arrays(n_slices=3)
     study = tmp_path / "CD"
     (study / "DICOM" / "ST0" / "SE3").mkdir(parents=True)
@@ -877,6 +879,8 @@ def test_a_study_whose_series_lie_in_subfolders_is_read_as_a_study_folder(tmp_pa
     for given in (study, study / "DICOMDIR"):  # its index stands for the CD's folder
         [volume] = open_axial_blocks(given)
         assert volume.warnings == [] and volume.source_geometry.matches(geometry)
+    assert "No Series were found" not in capfd.readouterr().err  # ITK's, of the folders above the series'
+    assert sitk.ProcessObject.GetGlobalWarningDisplay()  # for what else reads images in the process
     assert input_name(study / "DICOMDIR") == "CD"
     write_dicom_series(study / "DICOM" / "ST0" / "SE3", image + 100, geometry, series=3,
                        tags=(("0020|0011", "3"), ("0008|103e", "AX T1")))
