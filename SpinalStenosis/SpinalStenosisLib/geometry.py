@@ -20,7 +20,7 @@ import numpy as np
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 AXIS_NAMES = ("sagittal", "coronal", "axial")  # by the RAS axis a slice normal is closest to
 ISOTROPIC_RATIO = 1.5  # spacings within this ratio count as a 3-D isotropic acquisition
-SQUARE_PIXEL_TOLERANCE = 0.01  # pixel sides within this fraction of each other are alike (acquisition_slice_axis)
+SAME_SPACING_TOLERANCE = 0.01  # spacings within this fraction of each other are alike (thickest_axis)
 RESLICE_ANGLE_DEG = 30.0  # a 3-D volume tilted more than this from axial is resliced
 # a pixel count computed from mm within this of a whole number is that number: 12 mm over 0.75 mm pixels is 16 pixels,
 # whether a grid's pixel size reads 0.75 or 0.7499999999999999 (its geometry written as DICOM text and read back)
@@ -230,7 +230,9 @@ class AxialLayout:
         single = [a for a in range(3) if size[a] == 1]
         slice_axis = single[0] if len(single) == 1 else max(range(3), key=lambda a: abs(axis_direction[a][2]))
         if len(single) != 1 and max(spacing.values()) / min(spacing.values()) > ISOTROPIC_RATIO:
-            slice_axis = acquisition_slice_axis(spacing)  # checked below
+            thickest = thickest_axis(spacing)
+            if thickest is not None:
+                slice_axis = thickest  # the acquisition's own slices: checked below
         normal = axis_direction[slice_axis]
         if not is_axial_normal(normal):
             kind = AXIS_NAMES[int(np.argmax(np.abs(normal)))]
@@ -336,15 +338,15 @@ def pixel_size_text(pixel_mm: Sequence[float]) -> str:
     return " × ".join(f"{size:.2f}" for size in pixel_mm)
 
 
-def acquisition_slice_axis(spacing_mm: dict[int, float]) -> int:
-    """The axis (of spacing_mm, by axis) along which a volume that is not 3-D isotropic was acquired slice by slice:
-    the one whose spacing is unlike the other two's, which are alike (an acquisition's pixels are square; its slices
-    may be thicker, or lie closer, as a thin-slice series interpolated between its slices); else the thickest."""
-    for axis in spacing_mm:
-        first, second = (spacing_mm[other] for other in spacing_mm if other != axis)
-        if math.isclose(first, second, rel_tol=SQUARE_PIXEL_TOLERANCE):
-            return axis
-    return max(spacing_mm, key=spacing_mm.__getitem__)
+def thickest_axis(spacing_mm: dict[int, float]) -> int | None:
+    """The axis (of spacing_mm, by axis) whose spacing is the thickest, where no other's is alike
+    (SAME_SPACING_TOLERANCE): a volume that is not 3-D isotropic was acquired in slices along it. None where two
+    share it: a 3-D acquisition whose slices lie closer than its pixels' sides (one interpolated between its slices),
+    whose slices are then told by their direction alone."""
+    thickest = max(spacing_mm, key=spacing_mm.__getitem__)
+    alike = [axis for axis in spacing_mm
+             if math.isclose(spacing_mm[axis], spacing_mm[thickest], rel_tol=SAME_SPACING_TOLERANCE)]
+    return thickest if len(alike) == 1 else None
 
 
 def is_axial_normal(normal: np.ndarray) -> bool:

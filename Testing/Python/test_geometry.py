@@ -126,14 +126,16 @@ def test_sagittal_thick_slices_are_refused_with_what_was_found():
         AxialLayout.from_geometry(sagittal)
 
 
-def test_the_acquisition_slices_are_along_the_axis_whose_spacing_is_unlike_the_square_pixels():
+def test_a_volume_is_stacked_along_its_one_thickest_axis_or_where_two_share_it_along_the_closest_to_axial():
     thin_axial = VolumeGeometry((64, 64, 20), np.diag([0.8, 0.8, 0.4, 1.0]))  # slices closer than the pixels' sides
     assert AxialLayout.from_geometry(thin_axial).stack_shape == (20, 64, 64)
-    thin_sagittal = VolumeGeometry((20, 64, 64), np.diag([0.4, 0.9, 0.9, 1.0]))
-    with pytest.raises(GeometryError, match="sagittal stack, 0.4 mm slices: load the axial series"):
-        AxialLayout.from_geometry(thin_sagittal)
-    unlike_sides = VolumeGeometry((64, 64, 20), np.diag([0.7, 0.5, 3.0, 1.0]))  # no two alike: the thickest
-    assert AxialLayout.from_geometry(unlike_sides).stack_shape == (20, 64, 64)
+    oblong_pixels = VolumeGeometry((64, 64, 20), np.diag([0.4, 0.8, 0.8, 1.0]))
+    assert AxialLayout.from_geometry(oblong_pixels).stack_shape == (20, 64, 64)
+    thin_sagittal = VolumeGeometry((20, 64, 64), np.diag([0.4, 0.9, 0.9, 1.0]))  # read across its sagittal slices
+    assert AxialLayout.from_geometry(thin_sagittal).stack_shape == (64, 64, 20)
+    thick_coronal = VolumeGeometry((64, 20, 64), np.diag([0.7, 4.0, 0.7, 1.0]))  # one thickest: its slices
+    with pytest.raises(GeometryError, match="coronal stack, 4.0 mm slices: load the axial series"):
+        AxialLayout.from_geometry(thick_coronal)
 
 
 def slice_centres_ras(layout: AxialLayout) -> np.ndarray:
