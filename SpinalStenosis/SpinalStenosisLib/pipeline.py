@@ -17,8 +17,9 @@ from .measurement import STRUCTURES, SliceMeasurement, foramina_swapped, masks_f
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
                       write_levels_csv, write_rulers, write_series_csv, write_series_json)
 from .report import StackView, write_report, write_series_report
-from .visibility import (checked_pixels, clipped_image_warnings, field_of_view, intensity_floor, networks_view,
-                         not_an_mr_image, offset_warnings, two_level_share, two_level_warnings)
+from .visibility import (blank_slice_warnings, checked_pixels, clipped_image_warnings, field_of_view,
+                         intensity_floor, is_blank, networks_view, not_an_mr_image, offset_warnings, two_level_share,
+                         two_level_warnings)
 from .volume_io import AxialVolume, InputError, open_axial_blocks, read_labels, write_labels
 
 ProgressCallback = Callable[[int, int], None]
@@ -239,21 +240,30 @@ def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple
     pixels = checked_pixels(volume.read_slice, volume.n_slices)
     negative_share, floor = intensity_floor(pixels)
     image_warnings = offset_warnings(negative_share, floor) + two_level_warnings(two_level_share(pixels, floor))
+    blank_slices: set[int] = set()
 
-    def views(indices: list[int]) -> tuple[list[np.ndarray], list[PlaneGrid]]:
-        """The slices as the networks see them, and their grids."""
+    def segmented(indices: list[int], segment: Callable[..., list[SliceSegmentation]], *more: list
+                  ) -> list[SliceSegmentation]:
+        """segment's results for the slices as the networks see them, their grids (and each list in more, by
+        slice) where a slice shows something; nothing on a blank one (visibility.is_blank), which is noted."""
         images = [networks_view(volume.read_slice(s), floor) for s in indices]
-        return images, [volume.layout.slice_grid(s) for s in indices]
+        grids = [volume.layout.slice_grid(s) for s in indices]
+        shown = [n for n, image in enumerate(images) if not is_blank(image)]
+        blank_slices.update(s for n, s in enumerate(indices) if n not in shown)
+        found = dict(zip(shown, segment(*([items[n] for n in shown] for items in (images, grids, *more)))
+                         if shown else []))
+        return [found[n] if n in found else SliceSegmentation.empty(grid) for n, grid in enumerate(grids)]
 
     def segment_slices(indices: list[int]) -> list[SliceSegmentation]:
-        return segmenter.segment(*views(indices))
+        return segmented(indices, segmenter.segment)
 
     def look_again(indices: list[int], expected: list[CanalSighting]) -> list[SliceSegmentation]:
-        return segmenter.look_again(*views(indices), expected)
+        return segmented(indices, segmenter.look_again, expected)
 
     run = yield from measurement_steps(volume, segment_slices,
                                        look_again if hasattr(segmenter, "look_again") else None)
     run.provenance = dict(getattr(segmenter, "provenance", {}))
+    image_warnings += blank_slice_warnings(sorted(blank_slices))
     if image_warnings:
         run.volume = replace(volume, warnings=volume.warnings + image_warnings)
     return run

@@ -242,6 +242,22 @@ def despiked(image: np.ndarray) -> np.ndarray:
     return np.where(spikes, ndimage.median_filter(image, footprint=_NEIGHBOURS, mode="nearest"), image)
 
 
+def is_blank(image: np.ndarray) -> bool:
+    """Whether a slice holds one value throughout: it shows nothing (padding, or a slice lost in an export)."""
+    return bool(image.min() == image.max())
+
+
+def blank_slice_warnings(blank_slices: list[int]) -> list[str]:
+    """A warning naming the slices that hold one value throughout (is_blank), on which nothing is measured; []
+    where there are none."""
+    if not blank_slices:
+        return []
+    several = len(blank_slices) > 1
+    return [f"slice{'s' if several else ''} {', '.join(map(str, blank_slices))} hold{'' if several else 's'} one "
+            f"value throughout (blank: padding, or a slice lost in the export): nothing is measured on "
+            f"{'them' if several else 'it'}"]
+
+
 def checked_pixels(read_slice: Callable[[int], np.ndarray], n_slices: int) -> np.ndarray:
     """The pixels of CHECKED_SLICES slices spread over the stack: the sample fat_share, two_level_share and
     intensity_floor judge an image by (read once for the last two, again for not_an_mr_image's fat_share)."""
@@ -330,15 +346,17 @@ def padding_value(pixels: np.ndarray) -> float | None:
 
 
 def not_an_mr_image(read_slice: Callable[[int], np.ndarray], n_slices: int) -> str:
-    """Why an image is not an MR image: a label image (label_values), one whose intensities are inverted (its bright
-    level, BRIGHT_PERCENTILE, below 0: a CT's bone and an MR image's tissues are bright), or a CT (fat_share at
-    least CT_FAT_SHARE); "" for any other."""
+    """Why an image is not an MR image: a blank image (one value throughout), a label image (label_values), one whose
+    intensities are inverted (its bright level, BRIGHT_PERCENTILE, below 0: a CT's bone and an MR image's tissues are
+    bright), or a CT (fat_share at least CT_FAT_SHARE); "" for any other."""
+    pixels = checked_pixels(read_slice, n_slices)
+    if pixels.min() == pixels.max() and all(is_blank(read_slice(s)) for s in range(n_slices)):
+        return f"every pixel of the image is {pixels[0]:g}: a blank image (an empty export?)"
     labels = label_values(read_slice, n_slices)
     if labels is not None:
         held = (f"the values {', '.join(map(str, labels))}" if len(labels) <= MAX_LABEL_VALUES
                 else f"{len(labels)} whole values, from {labels[0]} to {labels[-1]}, in flat regions")
         return f"the image holds only {held}: a label image (a segmentation or mask)"
-    pixels = checked_pixels(read_slice, n_slices)
     if np.percentile(pixels, BRIGHT_PERCENTILE) < 0:
         return (f"{BRIGHT_PERCENTILE:g} % of the image's pixels are below 0: its intensities are inverted (a negative "
                 "rescale slope?), or it is a map of differences")

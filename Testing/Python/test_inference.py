@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import canal_arrays, trained_like
+from conftest import ThresholdSegmenter, canal_arrays, phantom_arrays, trained_like
 
 from SpinalStenosisLib import cli
 from SpinalStenosisLib.crop import (MAX_CROP_MM, crop_from_box, crop_grid, crop_side_mm, crops_from_roi,
@@ -19,6 +19,7 @@ from SpinalStenosisLib.network import CoordBlock, CoUNet
 from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS
 from SpinalStenosisLib.pipeline import measure_with_segmenter
 from SpinalStenosisLib.synth.dataset import SERIES_PLANS, slice_geometry, synthetic_slice, synthetic_stack
+from SpinalStenosisLib.visibility import is_blank
 from SpinalStenosisLib.volume_io import axial_from_array
 
 
@@ -805,6 +806,27 @@ def test_a_canal_off_the_line_is_dropped_when_the_second_look_finds_none_on_it()
     assert segmenter.looked_again == [pytest.approx(grid.to_ras(29.5, 29.5)[0])]
     assert not run.stack_labels[2].any() and math.isnan(run.measurements[2].values["canal_ap_mm"])
     assert (run.stack_labels[1, 25:35, 25:35] == 1).all() and (run.stack_labels[3, 25:35, 25:35] == 1).all()
+
+
+def test_a_blank_slice_is_given_to_no_network_and_said_to_be_blank():
+    image, _, geometry = phantom_arrays(n_slices=5)
+    image[2] = 0.0  # a slice lost in the export, between two with a canal: the second look would go there
+    given = []
+
+    class Recording(ThresholdSegmenter):
+        def segment(self, images, grids):
+            given.extend(images)
+            return super().segment(images, grids)
+
+        def look_again(self, images, grids, expected):
+            return self.segment(images, grids)
+
+    run = measure_with_segmenter(axial_from_array(image, geometry), Recording())
+    assert len(given) == 4 and not any(is_blank(image) for image in given)
+    assert not run.stack_labels[2].any() and math.isnan(run.measurements[2].values["canal_ap_mm"])
+    assert all(run.stack_labels[s].any() for s in (0, 1, 3, 4))
+    assert run.warnings == ["slice 2 holds one value throughout (blank: padding, or a slice lost in the export): "
+                            "nothing is measured on it"]
 
 
 def test_a_canal_much_smaller_than_its_neighbours_is_looked_at_again_where_they_put_it():

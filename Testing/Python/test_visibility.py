@@ -11,11 +11,11 @@ from PIL import Image
 from scipy import ndimage
 
 from SpinalStenosisLib.geometry import PlaneGrid
-from SpinalStenosisLib.visibility import (MIN_CANAL_EDGE_TO_NOISE, NEGATIVE_SHARE, canal_edge_to_noise,
-                                          checked_pixels, clipped_canal, clipped_image_warnings, despiked,
-                                          intensity_floor, label_values, noise_sd, not_an_mr_image,
-                                          offset_warnings, padding, padding_value, two_level_share,
-                                          two_level_warnings)
+from SpinalStenosisLib.visibility import (CHECKED_SLICES, MIN_CANAL_EDGE_TO_NOISE, NEGATIVE_SHARE,
+                                          blank_slice_warnings, canal_edge_to_noise, checked_pixels, clipped_canal,
+                                          clipped_image_warnings, despiked, intensity_floor, is_blank, label_values,
+                                          noise_sd, not_an_mr_image, offset_warnings, padding, padding_value,
+                                          two_level_share, two_level_warnings)
 from SpinalStenosisLib.synth.dataset import synthetic_slice
 
 
@@ -97,6 +97,21 @@ def test_a_label_image_is_told_from_an_mr_image_by_its_few_small_whole_values():
     assert label_values(lambda s: np.zeros((64, 64)), 3) is None  # blank: nothing to find, not a label image
 
 
+def test_a_blank_image_is_not_measured_and_its_blank_slices_are_named():
+    assert not_an_mr_image(lambda s: np.full((64, 64), 7.0), 3) == ("every pixel of the image is 7: a blank image (an "
+                                                                     "empty export?)")
+    mr = synthetic_slice(np.random.default_rng(0), "lumbar", with_truth=False).image
+    blank = np.zeros_like(mr)
+    assert is_blank(blank) and not is_blank(mr)
+    assert not_an_mr_image(lambda s: [mr, blank, mr][s], 3) == ""
+    n_slices = 2 * CHECKED_SLICES + 1  # every other slice checked first, all blank: the others are read too
+    assert not_an_mr_image(lambda s: mr if s == 1 else blank, n_slices) == ""
+    assert blank_slice_warnings([]) == []
+    assert blank_slice_warnings([4]) == ["slice 4 holds one value throughout (blank: padding, or a slice lost in the "
+                                         "export): nothing is measured on it"]
+    assert blank_slice_warnings([4, 9])[0].startswith("slices 4, 9 hold one value throughout")
+
+
 def test_a_segmentation_of_many_structures_is_told_by_its_flat_regions_an_8_bit_export_is_not():
     organs = np.kron(np.arange(24.0).reshape(4, 6), np.ones((16, 16)))  # 24 labelled regions
     assert label_values(lambda s: organs, 3) == list(range(24))
@@ -175,7 +190,7 @@ def test_a_ct_is_told_from_an_mr_image_by_its_fat_and_air_in_hounsfield_units():
     assert padding_value(mr.ravel()) is None and padding_value(ct.ravel()) is None
     inverted = "99.5 % of the image's pixels are below 0: its intensities are inverted (a negative rescale slope?)"
     assert not_an_mr_image(lambda s: -mr[s], 3) == inverted + ", or it is a map of differences"
-    assert not_an_mr_image(lambda s: np.zeros((128, 128)), 3) == ""  # blank: measured, nothing found
+    assert not_an_mr_image(lambda s: np.zeros((128, 128)), 3).endswith("a blank image (an empty export?)")
 
 
 def test_padding_is_the_solid_zeros_that_reach_the_edge_not_the_zeros_of_a_dark_images_noise():
