@@ -38,6 +38,7 @@ SUBSERIES_TAGS = {"0018|0081": "Echo Time", "0018|0086": "Echo Number", "0008|00
                   "0020|0012": "Acquisition Number", "0020|0100": "Temporal Position Identifier",
                   "0020|9056": "Stack ID"}
 ECHO_TIME, IMAGE_TYPE = list(SUBSERIES_TAGS).index("0018|0081"), list(SUBSERIES_TAGS).index("0008|0008")
+DICOM_PREAMBLE_BYTES = 128  # before a DICOM file's "DICM" (_is_dicom_file)
 SAME_POSITION_MM = 0.01  # slices whose positions differ by less lie at one position
 # sets of images told apart by a tag that share fewer of their positions are stacks that overlap, not image sets
 IMAGE_SET_SHARED_POSITIONS = 0.5
@@ -102,16 +103,49 @@ class SeriesChoice(NamedTuple):
 
 
 def chosen_series(folder: Path, wanted: str | None = None) -> SeriesChoice:
-    """The series to measure in a DICOM folder (e.g. a whole study, its series in subfolders as on a CD): of the
-    axial series (those wanted: numbered so, or with it in their Series Description), a T2-weighted one (see
-    :func:`weighting`) before others and one named T1-weighted last, then one whose Image Type names a water,
+    """The series to measure in a DICOM folder (_series_chosen), with a warning of the files beside it (or in the
+    folder, where it holds no series) that are DICOM files but in no series (unread_file_warnings)."""
+    series = _series_in(folder)
+    choice = _series_chosen(folder, series, wanted)
+    beside = Path(choice.files[0]).parent if choice.files else folder
+    return choice._replace(warnings=choice.warnings + unread_file_warnings(beside, series))
+
+
+def unread_file_warnings(folder: Path, series: list[list[str]]) -> list[str]:
+    """A warning naming the files of folder that are DICOM files (DICM after their preamble) in none of these series:
+    SimpleITK cannot read them as images (a copy cut short, a damaged file), or they are not images (a report, a
+    presentation state); a slice of the series may be among them. [] where there are none."""
+    listed = {Path(file).resolve() for files in series for file in files}
+    unread = sorted(path.name for path in folder.iterdir() if path.is_file() and path.name.upper() != "DICOMDIR"
+                    and path.resolve() not in listed and _is_dicom_file(path))
+    if not unread:
+        return []
+    named = ", ".join(unread[:3]) + (", ..." if len(unread) > 3 else "")
+    return [f"{len(unread)} DICOM file{'s' if len(unread) > 1 else ''} of {folder.name} cannot be read as an image "
+            f"({named}: damaged, or a copy cut short; or not an image, as a report or a presentation state): left "
+            "out, so that a slice among them leaves a gap in its series"]
+
+
+def _is_dicom_file(path: Path) -> bool:
+    """Whether a file holds DICM after the 128-byte preamble, as every DICOM file (Part 10) does (False for one that
+    cannot be opened)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(DICOM_PREAMBLE_BYTES + 4)[DICOM_PREAMBLE_BYTES:] == b"DICM"
+    except OSError:
+        return False
+
+
+def _series_chosen(folder: Path, series: list[list[str]], wanted: str | None) -> SeriesChoice:
+    """The series to measure among those of a DICOM folder (e.g. a whole study, its series in subfolders as on a
+    CD): of the axial series (those wanted: numbered so, or with it in their Series Description), a T2-weighted one
+    (see :func:`weighting`) before others and one named T1-weighted last, then one whose Image Type names a water,
     in-phase or magnitude image before one that names a fat, opposed-phase or phase image (a Dixon sequence's
     images saved as series of their own; _image_type_rank), then the one with the most slices; when there
     is no axial series, the largest (the geometry check then says why). A series is axial when its first, middle or
     last file is an axial slice (its first may be a localizer); no other header is read, but the first file's of
     each axial series when there are several or some are wanted; the warning says when they belong to several
     studies (Study Instance UID), as in a folder of patients. A ValueError when none is wanted."""
-    series = _series_in(folder)
     axial = [files for files in series
              if any(_is_axial_slice(files[n]) for n in sorted({0, len(files) // 2, len(files) - 1}))]
     if wanted is None and len(axial) < 2:

@@ -64,7 +64,8 @@ def _chosen_series(folder: Path, series: str | None = None) -> SeriesChoice:
         images = sorted(path.name for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
         hint = (f"; it holds {len(images)} image files ({images[0]}, ...): give them as inputs, each is measured "
                 f"on its own (e.g. {folder / ('*' + Path(images[0]).suffix)})" if images else "")
-        raise InputError(f"{folder}: no DICOM series in this folder or its subfolders{hint}")
+        unread = "".join(f"; {warning}" for warning in choice.warnings)  # DICOM files it cannot read
+        raise InputError(f"{folder}: no DICOM series in this folder or its subfolders{hint}{unread}")
     return choice
 
 

@@ -439,6 +439,24 @@ def test_a_series_of_slices_thinner_than_half_a_mm_with_one_missing_is_read_as_t
                            atol=0.1 if position_step_mm else 1e-3)
 
 
+def test_a_dicom_file_cut_short_is_named_as_left_out_of_its_series(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=5)
+    write_dicom_series(tmp_path, image, geometry, series=1)
+    cut = tmp_path / "series1_slice002.dcm"
+    cut.write_bytes(cut.read_bytes()[:2000])  # a copy cut short: its header whole, its pixels not
+    (tmp_path / "DICOMDIR").write_bytes(bytes(128) + b"DICM")  # the index beside the images: not left out
+    (tmp_path / ".DS_Store").write_bytes(b"not DICOM")
+    unread = ("1 DICOM file of {} cannot be read as an image (series1_slice002.dcm: damaged, or a copy cut short; or "
+              "not an image, as a report or a presentation state): left out, so that a slice among them leaves a gap "
+              "in its series")
+    blocks = open_axial_blocks(tmp_path)
+    assert [block.n_slices for block in blocks] == [2, 2] and blocks[0].warnings[0] == unread.format(tmp_path.name)
+    (tmp_path / "only").mkdir()
+    cut.rename(tmp_path / "only" / cut.name)
+    with pytest.raises(InputError, match="no DICOM series in this folder or its subfolders; 1 DICOM file of only "):
+        open_axial(tmp_path / "only")
+
+
 def test_whole_pixels_are_counted_as_whole_whatever_float_rounding_left_in_them():
     assert 12.0 / 0.7499999999999999 > 16.0
     assert floor_pixels(40 - 12.0 / 0.7499999999999999) == 24 and ceil_pixels(12.0 / 0.7499999999999999) == 16
