@@ -56,6 +56,7 @@ class SlicePlane(NamedTuple):
     kind: tuple[str, ...]  # its values of SUBSERIES_TAGS
     pixel_grid: str  # its matrix and pixel size, e.g. "320 × 320 pixels of 0.69 × 0.69 mm"
     image_number: str  # its Instance Number (0020,0013), as a DICOM viewer numbers the images; "" without one
+    instance_uid: str  # its SOP Instance UID (0008,0018); "" without one
 
     @property
     def normal(self) -> np.ndarray:
@@ -77,6 +78,7 @@ class SlicePlanes(NamedTuple):
     frames: list[tuple[int, int]] | None = None  # each image's (file, frame) of multi-frame files; None: a file each
     pixel_mm: np.ndarray | None = None  # [frame, 2], each frame's (SimpleITK's x, y) spacing; None: one file each
     stacks: list[str] | None = None  # each image's stack, where stacks overlap (one_image_per_position); None: one
+    instance_uids: list[str] | None = None  # each file's SOP Instance UID, a file each (repeated_images); else None
 
     @property
     def normals(self) -> np.ndarray:
@@ -94,7 +96,9 @@ class SlicePlanes(NamedTuple):
                              image_numbers=[self.image_numbers[n] for n in indices],
                              frames=None if self.frames is None else [self.frames[n] for n in indices],
                              pixel_mm=None if self.pixel_mm is None else self.pixel_mm[indices],
-                             stacks=None if self.stacks is None else [self.stacks[n] for n in indices])
+                             stacks=None if self.stacks is None else [self.stacks[n] for n in indices],
+                             instance_uids=None if self.instance_uids is None else [self.instance_uids[n]
+                                                                                    for n in indices])
 
 
 class SeriesChoice(NamedTuple):
@@ -285,7 +289,8 @@ def _plane_in(reader) -> SlicePlane | None:
     return SlicePlane(direction, np.array(reader.GetOrigin(), float), header_gaps(reader),
                       named_region(reader), slice_thickness_mm(reader),
                       tuple(header_value(reader, tag).strip() for tag in SUBSERIES_TAGS),
-                      _pixel_grid(reader.GetSize(), reader.GetSpacing()), header_value(reader, "0020|0013").strip())
+                      _pixel_grid(reader.GetSize(), reader.GetSpacing()), header_value(reader, "0020|0013").strip(),
+                      header_value(reader, "0008|0018").strip())
 
 
 def _pixel_grid(size: Sequence[int], pixel_mm: Sequence[float]) -> str:
@@ -367,7 +372,7 @@ def _planes_of(planes: list[SlicePlane]) -> SlicePlanes:
     return SlicePlanes(np.array([plane.direction for plane in planes]), np.array([plane.position for plane in planes]),
                        planes[0].gaps, planes[0].named_region, planes[0].thickness_mm,
                        [plane.kind for plane in planes], [plane.pixel_grid for plane in planes],
-                       [plane.image_number for plane in planes])
+                       [plane.image_number for plane in planes], instance_uids=[plane.instance_uid for plane in planes])
 
 
 def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
@@ -411,7 +416,7 @@ def _joined(files: list[SlicePlanes]) -> SlicePlanes:
         pixel_grids=[grid for planes in files for grid in planes.pixel_grids],
         image_numbers=[number for planes in files for number in planes.image_numbers],
         frames=[(file, frame) for file, planes in enumerate(files) for _, frame in planes.frames],
-        pixel_mm=np.concatenate([planes.pixel_mm for planes in files]))
+        pixel_mm=np.concatenate([planes.pixel_mm for planes in files]), instance_uids=None)
 
 
 def mixed_pixel_grids(planes: SlicePlanes, files: list[int]) -> str:
@@ -431,8 +436,15 @@ def one_image_per_position(planes: SlicePlanes, image_set: str | None = None) ->
     :func:`_named_set`), else the one _preferred says. Sets that share under IMAGE_SET_SHARED_POSITIONS of their
     positions are stacks that overlap (a spine covered by two stacks, a few positions imaged by both): every image
     is measured, each stack apart (SlicePlanes.stacks; stack_blocks). Every image, and no warning, when no two share
-    a position or no tag tells them apart (the uneven spacing is then warned of). A ValueError when image_set names
-    no set of the series."""
+    a position or no tag tells them apart (the uneven spacing is then warned of). An image that repeats another
+    (repeated_images) is left out first, with a warning. A ValueError when image_set names no set of the series."""
+    if repeated := repeated_images(planes):
+        unique = [n for n in range(planes.n_images) if n not in repeated]
+        kept_planes, kept, warnings = one_image_per_position(planes.of_files(unique), image_set)
+        return kept_planes, [unique[n] for n in kept], [
+            f"{len(repeated)} of the DICOM series' files repeat{'s' if len(repeated) == 1 else ''} the image of "
+            "another (the same SOP Instance UID, place and number: a file copied twice?): each image is read once",
+            *warnings]
     every = list(range(len(planes.kinds)))
     if not _unique_positions(planes.positions):
         for column, name in enumerate(SUBSERIES_TAGS.values()):
@@ -461,6 +473,21 @@ def one_image_per_position(planes: SlicePlanes, image_set: str | None = None) ->
         raise ValueError(f"--image-set {image_set!r}: the series holds one image at each slice position (it chooses "
                          "among the images a series holds at each, as two echoes or a Dixon sequence's images)")
     return planes, every, []
+
+
+def repeated_images(planes: SlicePlanes) -> set[int]:
+    """The images (indices) of a series whose file repeats an earlier one's: the same SOP Instance UID, position,
+    Instance Number and SUBSERIES_TAGS values (a file copied twice into its folder, e.g. "IM3 (1).dcm"). None among
+    the frames of multi-frame files, nor files without a SOP Instance UID."""
+    if planes.instance_uids is None:
+        return set()
+    seen, repeated = set(), set()
+    for n, image in enumerate(zip(planes.instance_uids, _position_keys(planes.positions), planes.image_numbers,
+                                  planes.kinds)):
+        if image[0] and image in seen:
+            repeated.add(n)
+        seen.add(image)
+    return repeated
 
 
 def _shared_positions(planes: SlicePlanes, groups: list[list[int]]) -> int:

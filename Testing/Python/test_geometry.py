@@ -457,6 +457,24 @@ def test_a_dicom_file_cut_short_is_named_as_left_out_of_its_series(tmp_path):
         open_axial(tmp_path / "only")
 
 
+def test_a_dicom_file_copied_twice_is_read_once_but_files_that_share_only_their_uid_are_all_read(tmp_path):
+    import shutil
+
+    image, _, geometry = phantom_arrays(n_slices=5)
+    for folder in ("copied", "one_uid"):
+        (tmp_path / folder).mkdir()
+    write_dicom_series(tmp_path / "copied", image, geometry, series=1)
+    shutil.copy(tmp_path / "copied" / "series1_slice002.dcm", tmp_path / "copied" / "series1_slice002 (1).dcm")
+    volume = open_axial(tmp_path / "copied")
+    assert volume.warnings == ["1 of the DICOM series' files repeats the image of another (the same SOP Instance UID, "
+                               "place and number: a file copied twice?): each image is read once"]
+    assert np.array_equal(volume.source_voxels(), image) and volume.source_geometry.matches(geometry)
+    # an anonymiser that gave every file one SOP Instance UID: the images differ, each is read
+    write_dicom_series(tmp_path / "one_uid", image, geometry, series=1, tags=(("0008|0018", "1.2.3.4"),))
+    volume = open_axial(tmp_path / "one_uid")
+    assert volume.warnings == [] and np.array_equal(volume.source_voxels(), image)
+
+
 def test_whole_pixels_are_counted_as_whole_whatever_float_rounding_left_in_them():
     assert 12.0 / 0.7499999999999999 > 16.0
     assert floor_pixels(40 - 12.0 / 0.7499999999999999) == 24 and ceil_pixels(12.0 / 0.7499999999999999) == 16
