@@ -57,6 +57,7 @@ class SlicePlane(NamedTuple):
     pixel_grid: str  # its matrix and pixel size, e.g. "320 × 320 pixels of 0.69 × 0.69 mm"
     image_number: str  # its Instance Number (0020,0013), as a DICOM viewer numbers the images; "" without one
     instance_uid: str  # its SOP Instance UID (0008,0018); "" without one
+    positioned: bool  # whether it has an Image Position (Patient) (0020,0032)
 
     @property
     def normal(self) -> np.ndarray:
@@ -79,6 +80,7 @@ class SlicePlanes(NamedTuple):
     pixel_mm: np.ndarray | None = None  # [frame, 2], each frame's (SimpleITK's x, y) spacing; None: one file each
     stacks: list[str] | None = None  # each image's stack, where stacks overlap (one_image_per_position); None: one
     instance_uids: list[str] | None = None  # each file's SOP Instance UID, a file each (repeated_images); else None
+    positioned: list[bool] | None = None  # whether each file has an Image Position, a file each (unplaced_images)
 
     @property
     def normals(self) -> np.ndarray:
@@ -98,7 +100,8 @@ class SlicePlanes(NamedTuple):
                              pixel_mm=None if self.pixel_mm is None else self.pixel_mm[indices],
                              stacks=None if self.stacks is None else [self.stacks[n] for n in indices],
                              instance_uids=None if self.instance_uids is None else [self.instance_uids[n]
-                                                                                    for n in indices])
+                                                                                    for n in indices],
+                             positioned=None if self.positioned is None else [self.positioned[n] for n in indices])
 
 
 class SeriesChoice(NamedTuple):
@@ -290,7 +293,7 @@ def _plane_in(reader) -> SlicePlane | None:
                       named_region(reader), slice_thickness_mm(reader),
                       tuple(header_value(reader, tag).strip() for tag in SUBSERIES_TAGS),
                       _pixel_grid(reader.GetSize(), reader.GetSpacing()), header_value(reader, "0020|0013").strip(),
-                      header_value(reader, "0008|0018").strip())
+                      header_value(reader, "0008|0018").strip(), reader.HasMetaDataKey("0020|0032"))
 
 
 def _pixel_grid(size: Sequence[int], pixel_mm: Sequence[float]) -> str:
@@ -368,11 +371,14 @@ def slice_planes(files: list[str]) -> SlicePlanes | None:
 
 
 def _planes_of(planes: list[SlicePlane]) -> SlicePlanes:
-    """Files' slice planes (one slice each) as a series' images, with what the first one's header says."""
+    """Files' slice planes (one slice each) as a series' images, with what the first one's header says (the first
+    with a position's, where some have none: unplaced_images)."""
+    first = next((plane for plane in planes if plane.positioned), planes[0])
     return SlicePlanes(np.array([plane.direction for plane in planes]), np.array([plane.position for plane in planes]),
-                       planes[0].gaps, planes[0].named_region, planes[0].thickness_mm,
+                       first.gaps, first.named_region, first.thickness_mm,
                        [plane.kind for plane in planes], [plane.pixel_grid for plane in planes],
-                       [plane.image_number for plane in planes], instance_uids=[plane.instance_uid for plane in planes])
+                       [plane.image_number for plane in planes], instance_uids=[plane.instance_uid for plane in planes],
+                       positioned=[plane.positioned for plane in planes])
 
 
 def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
@@ -416,7 +422,7 @@ def _joined(files: list[SlicePlanes]) -> SlicePlanes:
         pixel_grids=[grid for planes in files for grid in planes.pixel_grids],
         image_numbers=[number for planes in files for number in planes.image_numbers],
         frames=[(file, frame) for file, planes in enumerate(files) for _, frame in planes.frames],
-        pixel_mm=np.concatenate([planes.pixel_mm for planes in files]), instance_uids=None)
+        pixel_mm=np.concatenate([planes.pixel_mm for planes in files]), instance_uids=None, positioned=None)
 
 
 def mixed_pixel_grids(planes: SlicePlanes, files: list[int]) -> str:
@@ -437,14 +443,13 @@ def one_image_per_position(planes: SlicePlanes, image_set: str | None = None) ->
     positions are stacks that overlap (a spine covered by two stacks, a few positions imaged by both): every image
     is measured, each stack apart (SlicePlanes.stacks; stack_blocks). Every image, and no warning, when no two share
     a position or no tag tells them apart (the uneven spacing is then warned of). An image that repeats another
-    (repeated_images) is left out first, with a warning. A ValueError when image_set names no set of the series."""
-    if repeated := repeated_images(planes):
-        unique = [n for n in range(planes.n_images) if n not in repeated]
-        kept_planes, kept, warnings = one_image_per_position(planes.of_files(unique), image_set)
-        return kept_planes, [unique[n] for n in kept], [
-            f"{len(repeated)} of the DICOM series' files repeat{'s' if len(repeated) == 1 else ''} the image of "
-            "another (the same SOP Instance UID, place and number: a file copied twice?): each image is read once",
-            *warnings]
+    (repeated_images), or whose place is unknown (unplaced_images), is left out first, with a warning. A ValueError
+    when image_set names no set of the series."""
+    repeated, unplaced = repeated_images(planes), unplaced_images(planes)
+    if repeated or unplaced:
+        rest = [n for n in range(planes.n_images) if n not in repeated | unplaced]
+        kept_planes, kept, warnings = one_image_per_position(planes.of_files(rest), image_set)
+        return kept_planes, [rest[n] for n in kept], _left_out_warnings(planes, repeated, unplaced) + warnings
     every = list(range(len(planes.kinds)))
     if not _unique_positions(planes.positions):
         for column, name in enumerate(SUBSERIES_TAGS.values()):
@@ -488,6 +493,33 @@ def repeated_images(planes: SlicePlanes) -> set[int]:
             repeated.add(n)
         seen.add(image)
     return repeated
+
+
+def unplaced_images(planes: SlicePlanes) -> set[int]:
+    """The images (indices) of a series whose file has no Image Position (Patient) where others have one (a
+    screenshot or a key image saved in the series): SimpleITK would put them at the origin. None among the frames of
+    multi-frame files, nor in a series where no file has one (read in SimpleITK's order, with a warning)."""
+    if planes.positioned is None or not any(planes.positioned):
+        return set()
+    return {n for n, positioned in enumerate(planes.positioned) if not positioned}
+
+
+def _left_out_warnings(planes: SlicePlanes, repeated: set[int], unplaced: set[int]) -> list[str]:
+    """Why these images of a series are left out: they repeat another (repeated_images), or their place is unknown
+    (unplaced_images)."""
+    warnings = []
+    if repeated:
+        warnings.append(f"{len(repeated)} of the DICOM series' files repeat{'s' if len(repeated) == 1 else ''} the "
+                        "image of another (the same SOP Instance UID, place and number: a file copied twice?): each "
+                        "image is read once")
+    if unplaced:
+        numbers = ", ".join(planes.image_numbers[n] or "?" for n in sorted(unplaced))
+        one = len(unplaced) == 1
+        warnings.append(f"{len(unplaced)} of the DICOM series' files (image{'' if one else 's'} {numbers}) "
+                        f"{'has' if one else 'have'} no Image Position (Patient) tag (0020,0032) where the others "
+                        f"have one: where {'its slice lies' if one else 'their slices lie'} is unknown (a screenshot "
+                        f"or a key image saved in the series?), so {'it is' if one else 'they are'} left out")
+    return warnings
 
 
 def _shared_positions(planes: SlicePlanes, groups: list[list[int]]) -> int:

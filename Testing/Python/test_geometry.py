@@ -678,6 +678,26 @@ def test_a_series_without_position_tags_is_read_whole_with_a_warning_that_its_pl
     assert [v.warnings for v in open_axial_blocks(tmp_path)] == [[warning]]
 
 
+@pytest.mark.parametrize("unplaced", [0, 2])  # the first file, or one in the middle
+def test_a_file_without_a_position_in_a_series_whose_others_have_one_is_left_out(tmp_path, unplaced):
+    image, _, geometry = phantom_arrays(n_slices=5)
+    write_dicom_series(tmp_path, image, geometry, series=1)
+    without_tag(tmp_path / f"series1_slice{unplaced:03d}.dcm", 0x0020, 0x0032)  # SimpleITK would put it at the origin
+    volume = open_axial(tmp_path)
+    kept = [k for k in range(5) if k != unplaced]
+    assert volume.warnings[0] == (f"1 of the DICOM series' files (image {unplaced + 1}) has no Image Position (Patient) "
+                                  "tag (0020,0032) where the others have one: where its slice lies is unknown (a "
+                                  "screenshot or a key image saved in the series?), so it is left out")
+    blocks = open_axial_blocks(tmp_path)
+    assert [block.image_numbers for block in blocks] == ([[str(k + 1) for k in kept]] if unplaced == 0
+                                                         else [["1", "2"], ["4", "5"]])  # a gap where it was
+    for block in blocks:
+        assert block.warnings[0] == volume.warnings[0]  # not the series' "the DICOM files have no Image Position"
+        assert not any(warning.startswith("the DICOM files have no") for warning in block.warnings)
+        numbers = [int(n) - 1 for n in block.image_numbers]
+        assert np.allclose(slice_centres_ras(block.layout), slice_centres_ras(stack_layout(geometry))[numbers])
+
+
 def test_one_dicom_file_is_read_with_what_its_header_says_as_its_series_is(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=3)
     series = tmp_path / "series"
