@@ -57,7 +57,7 @@ class SlicePlane(NamedTuple):
     pixel_grid: str  # its matrix and pixel size, e.g. "320 × 320 pixels of 0.69 × 0.69 mm"
     image_number: str  # its Instance Number (0020,0013), as a DICOM viewer numbers the images; "" without one
     instance_uid: str  # its SOP Instance UID (0008,0018); "" without one
-    positioned: bool  # whether it has an Image Position (Patient) (0020,0032)
+    placed: bool  # whether it has an Image Position (Patient) (0020,0032) and an Image Orientation (Patient)
 
     @property
     def normal(self) -> np.ndarray:
@@ -80,7 +80,7 @@ class SlicePlanes(NamedTuple):
     pixel_mm: np.ndarray | None = None  # [frame, 2], each frame's (SimpleITK's x, y) spacing; None: one file each
     stacks: list[str] | None = None  # each image's stack, where stacks overlap (one_image_per_position); None: one
     instance_uids: list[str] | None = None  # each file's SOP Instance UID, a file each (repeated_images); else None
-    positioned: list[bool] | None = None  # whether each file has an Image Position, a file each (unplaced_images)
+    placed: list[bool] | None = None  # whether each file has a position and orientation, a file each (unplaced_images)
 
     @property
     def normals(self) -> np.ndarray:
@@ -101,7 +101,7 @@ class SlicePlanes(NamedTuple):
                              stacks=None if self.stacks is None else [self.stacks[n] for n in indices],
                              instance_uids=None if self.instance_uids is None else [self.instance_uids[n]
                                                                                     for n in indices],
-                             positioned=None if self.positioned is None else [self.positioned[n] for n in indices])
+                             placed=None if self.placed is None else [self.placed[n] for n in indices])
 
 
 class SeriesChoice(NamedTuple):
@@ -293,7 +293,8 @@ def _plane_in(reader) -> SlicePlane | None:
                       named_region(reader), slice_thickness_mm(reader),
                       tuple(header_value(reader, tag).strip() for tag in SUBSERIES_TAGS),
                       _pixel_grid(reader.GetSize(), reader.GetSpacing()), header_value(reader, "0020|0013").strip(),
-                      header_value(reader, "0008|0018").strip(), reader.HasMetaDataKey("0020|0032"))
+                      header_value(reader, "0008|0018").strip(),
+                      all(reader.HasMetaDataKey(tag) for tag in ("0020|0032", "0020|0037")))
 
 
 def _pixel_grid(size: Sequence[int], pixel_mm: Sequence[float]) -> str:
@@ -372,13 +373,13 @@ def slice_planes(files: list[str]) -> SlicePlanes | None:
 
 def _planes_of(planes: list[SlicePlane]) -> SlicePlanes:
     """Files' slice planes (one slice each) as a series' images, with what the first one's header says (the first
-    with a position's, where some have none: unplaced_images)."""
-    first = next((plane for plane in planes if plane.positioned), planes[0])
+    placed one's, where some are not: unplaced_images)."""
+    first = next((plane for plane in planes if plane.placed), planes[0])
     return SlicePlanes(np.array([plane.direction for plane in planes]), np.array([plane.position for plane in planes]),
                        first.gaps, first.named_region, first.thickness_mm,
                        [plane.kind for plane in planes], [plane.pixel_grid for plane in planes],
                        [plane.image_number for plane in planes], instance_uids=[plane.instance_uid for plane in planes],
-                       positioned=[plane.positioned for plane in planes])
+                       placed=[plane.placed for plane in planes])
 
 
 def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
@@ -422,7 +423,7 @@ def _joined(files: list[SlicePlanes]) -> SlicePlanes:
         pixel_grids=[grid for planes in files for grid in planes.pixel_grids],
         image_numbers=[number for planes in files for number in planes.image_numbers],
         frames=[(file, frame) for file, planes in enumerate(files) for _, frame in planes.frames],
-        pixel_mm=np.concatenate([planes.pixel_mm for planes in files]), instance_uids=None, positioned=None)
+        pixel_mm=np.concatenate([planes.pixel_mm for planes in files]), instance_uids=None, placed=None)
 
 
 def mixed_pixel_grids(planes: SlicePlanes, files: list[int]) -> str:
@@ -496,12 +497,13 @@ def repeated_images(planes: SlicePlanes) -> set[int]:
 
 
 def unplaced_images(planes: SlicePlanes) -> set[int]:
-    """The images (indices) of a series whose file has no Image Position (Patient) where others have one (a
-    screenshot or a key image saved in the series): SimpleITK would put them at the origin. None among the frames of
-    multi-frame files, nor in a series where no file has one (read in SimpleITK's order, with a warning)."""
-    if planes.positioned is None or not any(planes.positioned):
+    """The images (indices) of a series whose file lacks an Image Position or Image Orientation (Patient) where others
+    have both (a screenshot or a key image saved in the series): SimpleITK would put them at the origin, axial. None
+    among the frames of multi-frame files, nor in a series where no file has both (read as SimpleITK reads it, with
+    a warning: header_gaps)."""
+    if planes.placed is None or not any(planes.placed):
         return set()
-    return {n for n, positioned in enumerate(planes.positioned) if not positioned}
+    return {n for n, placed in enumerate(planes.placed) if not placed}
 
 
 def _left_out_warnings(planes: SlicePlanes, repeated: set[int], unplaced: set[int]) -> list[str]:
@@ -516,9 +518,9 @@ def _left_out_warnings(planes: SlicePlanes, repeated: set[int], unplaced: set[in
         numbers = ", ".join(planes.image_numbers[n] or "?" for n in sorted(unplaced))
         one = len(unplaced) == 1
         warnings.append(f"{len(unplaced)} of the DICOM series' files (image{'' if one else 's'} {numbers}) "
-                        f"{'has' if one else 'have'} no Image Position (Patient) tag (0020,0032) where the others "
-                        f"have one: where {'its slice lies' if one else 'their slices lie'} is unknown (a screenshot "
-                        f"or a key image saved in the series?), so {'it is' if one else 'they are'} left out")
+                        f"lack{'s' if one else ''} the Image Position or Image Orientation (Patient) tag the others "
+                        f"have: where {'its slice lies' if one else 'their slices lie'} is unknown (a screenshot or a "
+                        f"key image saved in the series?), so {'it is' if one else 'they are'} left out")
     return warnings
 
 
