@@ -438,8 +438,8 @@ def one_image_per_position(planes: SlicePlanes, image_set: str | None = None) ->
     """The images to measure of a series (its planes, and their indices into its images), and what the user must
     know of the choice. A series may hold several images at each slice position (two echoes, a Dixon sequence's
     images, an acquisition repeated); read as one stack they would interleave. They are told apart by the first of
-    SUBSERIES_TAGS whose values give one image per position each, more than one for some value (files without
-    positions, all at one, are not split into single slices); which set is measured: the one image_set names (see
+    SUBSERIES_TAGS whose values give one image per position each (more than one for some value where no file has a
+    position: those, all at one, are not split into single slices); which set is measured: the one image_set names (see
     :func:`_named_set`), else the one _preferred says. Sets that share under IMAGE_SET_SHARED_POSITIONS of their
     positions are stacks that overlap (a spine covered by two stacks, a few positions imaged by both): every image
     is measured, each stack apart (SlicePlanes.stacks; stack_blocks). Every image, and no warning, when no two share
@@ -457,9 +457,12 @@ def one_image_per_position(planes: SlicePlanes, image_set: str | None = None) ->
             groups: dict[str, list[int]] = {}
             for n, kind in enumerate(planes.kinds):
                 groups.setdefault(kind[column], []).append(n)
-            if len(groups) > 1 and max(map(len, groups.values())) > 1 \
+            # files without positions (all at SimpleITK's origin) are not split into single slices; placed ones
+            # all at one position (two echoes of one slice) are
+            if len(groups) > 1 and (max(map(len, groups.values())) > 1 or planes.placed is None or any(planes.placed)) \
                     and all(_unique_positions(planes.positions[files]) for files in groups.values()):
-                values = ", ".join(f'"{value}" ({len(files)} slices)' for value, files in groups.items())
+                values = ", ".join(f'"{value}" ({len(files)} slice{"s" if len(files) > 1 else ""})'
+                                   for value, files in groups.items())
                 shared = _shared_positions(planes, list(groups.values()))
                 if shared < IMAGE_SET_SHARED_POSITIONS * min(map(len, groups.values())) and image_set is None:
                     return planes._replace(stacks=[kind[column] for kind in planes.kinds]), every, [

@@ -580,6 +580,18 @@ def test_a_series_of_several_images_at_each_position_measures_one_of_them_and_sa
                            f'others are left out (to measure another, name it: measure --image-set, e.g. "{another}")')
 
 
+def test_the_echoes_of_one_slice_are_measured_as_one_slice_not_as_a_stack_1_mm_apart(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=1)
+    write_dicom_series(tmp_path, image * 0.5 + 300.0, geometry, series=1, tags=(("0018|0081", "20"),))
+    write_dicom_series(tmp_path, image, geometry, series=1, first_instance=1, tags=(("0018|0081", "100"),))
+    volume = open_axial(tmp_path)  # SimpleITK alone: two slices 1 mm apart, and no word
+    assert volume.n_slices == 1 and np.array_equal(volume.source_voxels(), image)
+    assert volume.warnings == ['the DICOM series holds 2 images at its slice positions, told apart by their Echo Time: '
+                               '"20" (1 slice), "100" (1 slice); measured those of Echo Time "100", the longest echo '
+                               '(the most T2-weighted); the others are left out (to measure another, name it: measure '
+                               '--image-set, e.g. "20")']
+
+
 @pytest.mark.parametrize("enhanced", [False, True])
 def test_stacks_that_overlap_at_a_few_positions_are_each_measured_as_a_block_not_taken_for_image_sets(
         tmp_path, enhanced):
