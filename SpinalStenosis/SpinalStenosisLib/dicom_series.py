@@ -5,6 +5,7 @@ looks in each file for frames, reading no pixels)."""
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -114,8 +115,9 @@ def chosen_series(folder: Path, wanted: str | None = None) -> SeriesChoice:
     folder, where it holds no series) that are DICOM files but in no series (unread_file_warnings)."""
     series = _series_in(folder)
     choice = _series_chosen(folder, series, wanted)
-    beside = Path(choice.files[0]).parent if choice.files else folder
-    return choice._replace(warnings=choice.warnings + unread_file_warnings(beside, series))
+    beside = dict.fromkeys(Path(file).parent for file in choice.files) or [folder]
+    return choice._replace(warnings=choice.warnings + [warning for place in beside
+                                                        for warning in unread_file_warnings(place, series)])
 
 
 def unread_file_warnings(folder: Path, series: list[list[str]]) -> list[str]:
@@ -204,14 +206,20 @@ def _answers_to(reader, wanted: str) -> bool:
 
 
 def _series_in(folder: Path) -> list[list[str]]:
-    """The files of each DICOM series in folder and its subfolders (by Series Instance UID, a folder at a time), ITK's
-    warning of each folder that holds none (as a study's on a CD: DICOM/, its patient's and its study's) not shown."""
+    """The files of each DICOM series in folder and its subfolders, by Series Instance UID: a series whose files lie
+    in several folders (as a CD writer parts a long series, DICOM/0000, DICOM/0001, ...) is one, its files sorted by
+    GDCM across them. ITK's warning of each folder that holds none (as a study's on a CD: DICOM/, its patient's and
+    its study's) is not shown."""
     import SimpleITK as sitk  # deferred: Slicer loads the module before dependencies are checked
 
     with itk_warnings_hidden():
-        return [list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(place), sid))
-                for place in (folder, *sorted(path for path in folder.rglob("*") if path.is_dir()))
-                for sid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(place))]
+        held: dict[str, list[Path]] = {}  # the folders that hold each series' files
+        for place in (folder, *sorted(path for path in folder.rglob("*") if path.is_dir())):
+            for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(place)):
+                held.setdefault(uid, []).append(place)
+        return [list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(
+            str(places[0] if len(places) == 1 else Path(os.path.commonpath(places))), uid, False, len(places) > 1))
+            for uid, places in held.items()]
 
 
 @contextmanager

@@ -964,6 +964,27 @@ def test_a_study_whose_series_lie_in_subfolders_is_read_as_a_study_folder(tmp_pa
     assert 'not measured: series 3 ("AX T1", 3 slices) in DICOM/ST0/SE3' in warning
 
 
+def test_a_series_whose_files_a_cd_parts_over_folders_is_read_whole(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=6)
+    parts = [tmp_path / "DICOM" / "0000", tmp_path / "DICOM" / "0001"]
+    for part in parts:
+        part.mkdir(parents=True)
+    write_dicom_series(parts[0], image, geometry, series=1)
+    for path in sorted(parts[0].glob("*.dcm"))[3:]:  # its last three images in the next folder
+        path.rename(parts[1] / path.name)
+    volume = open_axial(tmp_path)
+    assert volume.warnings == [] and volume.image_numbers == [str(k) for k in range(1, 7)]
+    assert np.array_equal(volume.source_voxels(), image) and volume.source_geometry.matches(geometry)
+    copy = tmp_path / "DICOM" / "copy"  # the whole series copied once more: each image read once
+    shutil.copytree(parts[1], copy)
+    for path in parts[0].glob("*.dcm"):
+        shutil.copy(path, copy)
+    volume = open_axial(tmp_path)
+    assert np.array_equal(volume.source_voxels(), image)
+    assert volume.warnings == ["6 of the DICOM series' files repeat the image of another (the same SOP Instance UID, "
+                               "place and number: a file copied twice?): each image is read once"]
+
+
 def test_an_input_is_named_without_its_image_suffix(tmp_path):
     (tmp_path / "study.2024").mkdir()
     assert input_name(tmp_path / "study.2024") == "study.2024"  # a DICOM folder keeps its whole name
