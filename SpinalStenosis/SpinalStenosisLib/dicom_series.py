@@ -755,6 +755,17 @@ def uneven_spacing(slices: str, normal: np.ndarray, positions: np.ndarray) -> li
     return []
 
 
+def one_position_warnings(slices: str, planes: SlicePlanes, images: list[int]) -> list[str]:
+    """The warning that these images of a series (named so) all lie at one position, where no tag told them apart
+    (one_image_per_position): SimpleITK stacks them 1 mm apart. None where no file of the series has a position
+    (header_gaps says so), and for one image."""
+    if len(images) < 2 or (planes.placed is not None and not any(planes.placed)) \
+            or len(set(_position_keys(planes.positions[images]))) > 1:
+        return []
+    return [f"{slices} all lie at one position and no tag tells them apart (an acquisition repeated?): they are read "
+            "as slices 1 mm apart, which is not where they lie; the in-plane measurements hold"]
+
+
 def is_dicom(reader) -> bool:
     """Whether the file whose header a SimpleITK reader holds is DICOM (it has a SOP Class UID)."""
     return reader.HasMetaDataKey("0008|0016")
@@ -779,4 +790,5 @@ def one_stack_warnings(planes: SlicePlanes | None) -> list[str]:
         "as one stack of slices each behind the first: the in-plane measurements hold, but z_mm and the places of the "
         "rulers and masks do not; load the series in 3D Slicer for exact positions"]
     return (moved + uneven_spacing("the DICOM series' slices", planes.normals[0], planes.positions)
+            + one_position_warnings("the DICOM series' slices", planes, list(range(planes.n_images)))
             + planes.first_gaps)

@@ -9,8 +9,8 @@ import numpy as np
 
 from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, frame_planes, header_gaps, header_value,
                            is_dicom, itk_warnings_hidden, mixed_pixel_grids, named_region, one_image_per_position,
-                           one_stack_warnings, positive_value, slice_planes, slice_thickness_mm, stack_blocks,
-                           uneven_spacing)
+                           one_position_warnings, one_stack_warnings, positive_value, slice_planes,
+                           slice_thickness_mm, stack_blocks, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, needs_reslice, resliced_geometry
 from .visibility import padding_value
 
@@ -476,7 +476,8 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: s
     for block in blocks:
         volume = _read_images(path, files, planes, block, frame_voxels=frame_voxels)
         slices = "the slices of this block of the DICOM series" if len(blocks) > 1 else "the DICOM series' slices"
-        volume.warnings += uneven_spacing(slices, planes.normals[block[0]], planes.positions[block])
+        volume.warnings += (uneven_spacing(slices, planes.normals[block[0]], planes.positions[block])
+                            + one_position_warnings(slices, planes, block))
         volumes.append(volume)
     left_out = planes.n_images - sum(map(len, blocks))
     series_warnings = choice.warnings + ([f"{left_out} of the DICOM series' slices not axial (e.g. a localizer) left "

@@ -592,6 +592,17 @@ def test_the_echoes_of_one_slice_are_measured_as_one_slice_not_as_a_stack_1_mm_a
                                '--image-set, e.g. "20")']
 
 
+def test_images_at_one_position_that_no_tag_tells_apart_are_read_with_a_warning(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=3)
+    for k in range(3):  # an acquisition repeated, nothing in the headers to say which is which
+        write_dicom_series(tmp_path, image[k:k + 1], geometry, series=1, first_instance=k)
+    warning = ("the DICOM series' slices all lie at one position and no tag tells them apart (an acquisition "
+               "repeated?): they are read as slices 1 mm apart, which is not where they lie; the in-plane measurements "
+               "hold")
+    assert open_axial(tmp_path).warnings == [warning]
+    assert [volume.warnings for volume in open_axial_blocks(tmp_path)] == [[warning]]
+
+
 @pytest.mark.parametrize("enhanced", [False, True])
 def test_stacks_that_overlap_at_a_few_positions_are_each_measured_as_a_block_not_taken_for_image_sets(
         tmp_path, enhanced):
