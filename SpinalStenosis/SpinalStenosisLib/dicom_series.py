@@ -91,6 +91,12 @@ class SlicePlanes(NamedTuple):
     def n_images(self) -> int:
         return len(self.positions)
 
+    @property
+    def has_places(self) -> bool:
+        """Whether the images have places of their own: frames always, files where any has an Image Position and
+        Orientation (SimpleITK puts all the others at its origin)."""
+        return self.placed is None or any(self.placed)
+
     def of_files(self, indices: list[int]) -> SlicePlanes:
         """The planes of these images only (indices into the images), with what the first one's header says."""
         return self._replace(directions=self.directions[indices], positions=self.positions[indices],
@@ -116,15 +122,16 @@ def chosen_series(folder: Path, wanted: str | None = None) -> SeriesChoice:
     series = _series_in(folder)
     choice = _series_chosen(folder, series, wanted)
     beside = dict.fromkeys(Path(file).parent for file in choice.files) or [folder]
-    return choice._replace(warnings=choice.warnings + [warning for place in beside
-                                                        for warning in unread_file_warnings(place, series)])
-
-
-def unread_file_warnings(folder: Path, series: list[list[str]]) -> list[str]:
-    """A warning naming the files of folder that are DICOM files (DICM after their preamble) in none of these series:
-    SimpleITK cannot read them as images (a copy cut short, a damaged file), or they are not images (a report, a
-    presentation state); a slice of the series may be among them. [] where there are none."""
     listed = {Path(file).resolve() for files in series for file in files}
+    return choice._replace(warnings=choice.warnings + [warning for place in beside
+                                                        for warning in unread_file_warnings(place, listed)])
+
+
+def unread_file_warnings(folder: Path, listed: set[Path]) -> list[str]:
+    """A warning naming the files of folder that are DICOM files (DICM after their preamble) but not listed (the
+    resolved paths of every series' files): SimpleITK cannot read them as images (a copy cut short, a damaged file),
+    or they are not images (a report, a presentation state); a slice of the series may be among them. [] where there
+    are none."""
     unread = sorted(path.name for path in folder.iterdir() if path.is_file() and path.name.upper() != "DICOMDIR"
                     and path.resolve() not in listed and _is_dicom_file(path))
     if not unread:
@@ -467,7 +474,7 @@ def one_image_per_position(planes: SlicePlanes, image_set: str | None = None) ->
                 groups.setdefault(kind[column], []).append(n)
             # files without positions (all at SimpleITK's origin) are not split into single slices; placed ones
             # all at one position (two echoes of one slice) are
-            if len(groups) > 1 and (max(map(len, groups.values())) > 1 or planes.placed is None or any(planes.placed)) \
+            if len(groups) > 1 and (max(map(len, groups.values())) > 1 or planes.has_places) \
                     and all(_unique_positions(planes.positions[files]) for files in groups.values()):
                 values = ", ".join(f'"{value}" ({len(files)} slice{"s" if len(files) > 1 else ""})'
                                    for value, files in groups.items())
@@ -512,7 +519,7 @@ def unplaced_images(planes: SlicePlanes) -> set[int]:
     have both (a screenshot or a key image saved in the series): SimpleITK would put them at the origin, axial. None
     among the frames of multi-frame files, nor in a series where no file has both (read as SimpleITK reads it, with
     a warning: header_gaps)."""
-    if planes.placed is None or not any(planes.placed):
+    if planes.placed is None or not planes.has_places:
         return set()
     return {n for n, placed in enumerate(planes.placed) if not placed}
 
@@ -759,8 +766,7 @@ def one_position_warnings(slices: str, planes: SlicePlanes, images: list[int]) -
     """The warning that these images of a series (named so) all lie at one position, where no tag told them apart
     (one_image_per_position): SimpleITK stacks them 1 mm apart. None where no file of the series has a position
     (header_gaps says so), and for one image."""
-    if len(images) < 2 or (planes.placed is not None and not any(planes.placed)) \
-            or len(set(_position_keys(planes.positions[images]))) > 1:
+    if len(images) < 2 or not planes.has_places or len(set(_position_keys(planes.positions[images]))) > 1:
         return []
     return [f"{slices} all lie at one position and no tag tells them apart (an acquisition repeated?): they are read "
             "as slices 1 mm apart, which is not where they lie; the in-plane measurements hold"]

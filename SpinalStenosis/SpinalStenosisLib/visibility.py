@@ -350,7 +350,7 @@ def not_an_mr_image(read_slice: Callable[[int], np.ndarray], n_slices: int) -> s
     intensities are inverted (its bright level, BRIGHT_PERCENTILE, below 0: a CT's bone and an MR image's tissues are
     bright), or a CT (fat_share at least CT_FAT_SHARE); "" for any other."""
     pixels = checked_pixels(read_slice, n_slices)
-    if pixels.min() == pixels.max() and all(is_blank(read_slice(s)) for s in range(n_slices)):
+    if is_blank(pixels) and all(is_blank(read_slice(s)) for s in range(n_slices)):
         return f"every pixel of the image is {pixels[0]:g}: a blank image (an empty export?)"
     labels = label_values(read_slice, n_slices)
     if labels is not None:
