@@ -39,7 +39,7 @@ SUBSERIES_TAGS = {"0018|0081": "Echo Time", "0018|0086": "Echo Number", "0008|00
                   "0020|0012": "Acquisition Number", "0020|0100": "Temporal Position Identifier",
                   "0020|9056": "Stack ID"}
 ECHO_TIME, IMAGE_TYPE = list(SUBSERIES_TAGS).index("0018|0081"), list(SUBSERIES_TAGS).index("0008|0008")
-DICOM_PREAMBLE_BYTES = 128  # before a DICOM file's "DICM" (_is_dicom_file)
+DICOM_PREAMBLE_BYTES = 128  # before a DICOM file's "DICM" (is_dicom_file)
 SAME_POSITION_MM = 0.01  # slices whose positions differ by less lie at one position
 # sets of images told apart by a tag that share fewer of their positions are stacks that overlap, not image sets
 IMAGE_SET_SHARED_POSITIONS = 0.5
@@ -133,7 +133,7 @@ def unread_file_warnings(folder: Path, listed: set[Path]) -> list[str]:
     or they are not images (a report, a presentation state); a slice of the series may be among them. [] where there
     are none."""
     unread = sorted(path.name for path in folder.iterdir() if path.is_file() and path.name.upper() != "DICOMDIR"
-                    and path.resolve() not in listed and _is_dicom_file(path))
+                    and path.resolve() not in listed and is_dicom_file(path))
     if not unread:
         return []
     named = ", ".join(unread[:3]) + (", ..." if len(unread) > 3 else "")
@@ -142,7 +142,7 @@ def unread_file_warnings(folder: Path, listed: set[Path]) -> list[str]:
             "out, so that a slice among them leaves a gap in its series"]
 
 
-def _is_dicom_file(path: Path) -> bool:
+def is_dicom_file(path: Path) -> bool:
     """Whether a file holds DICM after the 128-byte preamble, as every DICOM file (Part 10) does (False for one that
     cannot be opened)."""
     try:

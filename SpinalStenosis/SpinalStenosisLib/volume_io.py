@@ -1,6 +1,9 @@
 """Read images (NIfTI, NRRD, MHA, DICOM series folder) into axial stacks and write label images back."""
 from __future__ import annotations
 
+import math
+import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -8,9 +11,9 @@ from typing import Callable
 import numpy as np
 
 from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, frame_planes, header_gaps, header_value,
-                           is_dicom, itk_warnings_hidden, mixed_pixel_grids, named_region, one_image_per_position,
-                           one_position_warnings, one_stack_warnings, positive_value, slice_planes,
-                           slice_thickness_mm, stack_blocks, uneven_spacing)
+                           is_dicom, is_dicom_file, itk_warnings_hidden, mixed_pixel_grids, named_region,
+                           one_image_per_position, one_position_warnings, one_stack_warnings, positive_value,
+                           slice_planes, slice_thickness_mm, stack_blocks, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, needs_reslice, resliced_geometry
 from .visibility import padding_value
 
@@ -141,8 +144,59 @@ def _reader_for(path: Path):
         if unknown_format and _is_archive(path):
             detail = ("; it is an archive (as a PACS or a web viewer exports a study): unpack it and give the folder "
                       "it holds (a DICOM series or study) or the image file in it")
+        elif unknown_format and is_dicom_file(path):
+            raise InputError(f"{path}: a DICOM file, but not an image SimpleITK can read (damaged, or a copy cut "
+                             "short; or not an image, as a report or a presentation state)") from None
         raise InputError(f"{path}: not an image SimpleITK can read{detail}") from None
+    if fault := _nifti_voxel_fault(path, reader):
+        raise InputError(f"{path}: the NIfTI file is {fault} (ITK reads such a file without a word); copy it again")
     return reader
+
+
+GZIP_MAGIC, GZIP_WBITS = b"\x1f\x8b", zlib.MAX_WBITS | 16  # a gzip file's first bytes; zlib reads gzip with these
+GZIP_CHUNK_BYTES = 1 << 20  # decompressed at a time when counting a gzip file's bytes (_bytes_after)
+
+
+def _nifti_voxel_fault(path: Path, reader) -> str:
+    """What is wrong with the voxels a single-file NIfTI file (its header read by reader) stores, which ITK does not
+    tell: cut short, as an interrupted copy or download leaves it (ITK reads the missing voxels as 0), or a gzip
+    stream damaged (read as whatever it decodes to); "" where nothing is, and for any other file."""
+    if header_value(reader, "nifti_type") not in ("1", "4"):  # NIfTI-1 or -2, header and voxels in one file
+        return ""
+    try:
+        dimension = int(header_value(reader, "dim[0]"))
+        needed = math.prod(int(header_value(reader, f"dim[{axis}]")) for axis in range(1, dimension + 1)) \
+            * int(header_value(reader, "bitpix")) // 8
+        offset = int(float(header_value(reader, "vox_offset")))
+    except ValueError:
+        return ""
+    try:
+        stored = _bytes_after(path, offset)
+    except zlib.error:
+        return ("damaged (its gzip stream does not decompress: a copy or download gone wrong?): its voxels would be "
+                "wrong")
+    if stored >= needed:
+        return ""
+    return (f"cut short (a copy or download interrupted?): it holds {math.floor(stored / needed * 1000) / 10:g} % of "
+            "its voxels, and the others would be read as 0")
+
+
+def _bytes_after(path: Path, offset: int) -> int:
+    """How many bytes a file holds after its first offset ones: a gzip file's decompressed (each of its members, as
+    cat joins them), up to where its stream or the file ends (a zlib.error where the stream is damaged)."""
+    with open(path, "rb") as file:
+        if file.read(2) != GZIP_MAGIC:
+            return max(path.stat().st_size - offset, 0)
+        file.seek(0)
+        count, pending, decompressor = 0, b"", zlib.decompressobj(GZIP_WBITS)
+        while pending or (pending := file.read(GZIP_CHUNK_BYTES)):
+            if decompressor.eof:
+                if not pending.startswith(GZIP_MAGIC):
+                    break  # bytes after the stream (zeros a tool padded it with) hold no voxels
+                decompressor = zlib.decompressobj(GZIP_WBITS)
+            count += len(decompressor.decompress(pending, GZIP_CHUNK_BYTES))
+            pending = decompressor.unused_data if decompressor.eof else decompressor.unconsumed_tail
+    return max(count - offset, 0)
 
 
 def _itk_reason(error: RuntimeError) -> str:
@@ -150,7 +204,7 @@ def _itk_reason(error: RuntimeError) -> str:
     line = str(error).strip().splitlines()[-1]
     for prefix in ("ITK ERROR:", "sitk::ERROR:"):
         line = line.removeprefix(prefix)
-    return line.strip()
+    return re.sub(r"^\w+\(0x[0-9a-fA-F]+\):\s*", "", line.strip())  # the ITK object's name and address
 
 
 def _read_images(path: Path, files: list[str], planes: SlicePlanes | None, images: list[int] | None = None,

@@ -1,4 +1,5 @@
 """Geometry: LPS/RAS, axial axis wherever it sits, flips and obliques, refusal of non-axial stacks, DICOM."""
+import gzip
 import itertools
 import re
 import shutil
@@ -17,7 +18,7 @@ from SpinalStenosisLib.geometry import (AxialLayout, FieldOfView, GeometryError,
 from SpinalStenosisLib.pipeline import measure_with_labels
 from SpinalStenosisLib.volume_io import (NON_FINITE_WARNING, InputError, axial_from_array, input_name, open_axial,
                                          open_axial_blocks, read_labels, structure_segments, with_image_numbers,
-                                         write_image)
+                                         write_image, write_labels)
 
 
 def measured(image, labels, geometry):
@@ -823,6 +824,54 @@ def test_a_file_simpleitk_refuses_is_refused_with_its_reason_and_an_archive_with
         with pytest.raises(InputError, match=re.escape(f"{archive}: not an image SimpleITK can read; it is an archive "
                                                        "(as a PACS or a web viewer exports a study): unpack it")):
             open_axial_blocks(archive)
+
+
+def test_a_nifti_file_cut_short_or_damaged_is_refused_which_itk_reads_without_a_word(tmp_path):
+    image, labels, geometry = phantom_arrays(n_slices=8)
+    image = image + np.random.default_rng(0).uniform(0, 50, image.shape).astype(np.float32)  # noise, which a gzip
+    write_image(tmp_path / "scan.nii", image, geometry)  # stream is long for, so that it is damaged past the header
+    whole = (tmp_path / "scan.nii").read_bytes()
+    voxel_bytes = len(whole) - 352  # 352: the header, as SimpleITK writes it (vox_offset)
+    zipped = gzip.compress(whole)
+    (tmp_path / "cut.nii").write_bytes(whole[:352 + voxel_bytes // 2])  # an interrupted copy
+    (tmp_path / "cut.nii.gz").write_bytes(zipped[:len(zipped) * 3 // 4])
+    damaged = bytearray(zipped)
+    damaged[len(zipped) // 2:len(zipped) // 2 + 64] = bytes(64)  # as a bad sector or a faulty transfer leaves it
+    (tmp_path / "damaged.nii.gz").write_bytes(bytes(damaged))
+    for name in ("cut.nii", "cut.nii.gz", "damaged.nii.gz"):
+        assert sitk.ReadImage(str(tmp_path / name)).GetSize() == (96, 96, 8)  # ITK reads each without a word
+    with pytest.raises(InputError, match=re.escape("cut.nii: the NIfTI file is cut short (a copy or download "
+                                                   "interrupted?): it holds 50 % of its voxels, and the others would "
+                                                   "be read as 0 (ITK reads such a file without a word); copy it")):
+        open_axial(tmp_path / "cut.nii")
+    with pytest.raises(InputError, match=r"cut.nii.gz: the NIfTI file is cut short .*: it holds \d+(\.\d)? % of its"):
+        open_axial(tmp_path / "cut.nii.gz")
+    with pytest.raises(InputError, match=re.escape("damaged.nii.gz: the NIfTI file is damaged (its gzip stream does "
+                                                   "not decompress")):
+        open_axial(tmp_path / "damaged.nii.gz")
+    write_labels(tmp_path / "labels.nii", labels, geometry)
+    (tmp_path / "cut_labels.nii").write_bytes((tmp_path / "labels.nii").read_bytes()[:-100])
+    with pytest.raises(InputError, match="cut_labels.nii: the NIfTI file is cut short"):  # masks are read so too
+        read_labels(tmp_path / "cut_labels.nii", geometry)
+    members = gzip.compress(whole[:1000]) + gzip.compress(whole[1000:]) + bytes(16)  # as cat joins them, padded
+    (tmp_path / "members.nii.gz").write_bytes(members)
+    (tmp_path / "scan.nii.gz").write_bytes(zipped)
+    for name in ("scan.nii", "scan.nii.gz", "members.nii.gz"):
+        np.testing.assert_array_equal(open_axial(tmp_path / name).stack(), image)
+
+
+def test_a_dicom_file_simpleitk_cannot_read_is_named_a_dicom_file_and_itk_object_names_are_left_out(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=1)
+    write_dicom_series(tmp_path, image, geometry, series=1)
+    [dicom_file] = tmp_path.glob("*.dcm")
+    (tmp_path / "cut.dcm").write_bytes(dicom_file.read_bytes()[:400])
+    with pytest.raises(InputError, match=re.escape("cut.dcm: a DICOM file, but not an image SimpleITK can read "
+                                                   "(damaged, or a copy cut short; or not an image, as a report")):
+        open_axial(tmp_path / "cut.dcm")
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((32, 32), np.uint8)), str(tmp_path / "slice.png"))
+    (tmp_path / "cut.png").write_bytes((tmp_path / "slice.png").read_bytes()[:60])
+    with pytest.raises(InputError, match=re.escape("cut.png: cannot be read (Error while reading file: ")):
+        open_axial(tmp_path / "cut.png", pixel_mm=0.7)  # not "PNGImageIO(0x55d0...): Error ...", ITK's object
 
 
 def calls_of(monkeypatch, function: str) -> list[str]:
