@@ -22,7 +22,7 @@ LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
 SEGMENT_IDS_AND_NAMES = {1: ("SpinalCanal", "Spinal canal"), 2: ("LeftNeuralForamen", "Left neural foramen"),
                          3: ("RightNeuralForamen", "Right neural foramen")}
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")  # images without patient geometry
-IMAGE_SUFFIXES = (*PICTURE_SUFFIXES, ".nii", ".gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+IMAGE_SUFFIXES = (*PICTURE_SUFFIXES, ".nii", ".gz", ".hdr", ".nrrd", ".nhdr", ".mha", ".mhd")
 MAX_VOXELS_IN_MEMORY = 256 * 1024 * 1024  # larger volumes are read slice by slice
 MAX_PIXEL_MM = 10.0  # the largest pixel --pixel-mm takes: beyond it a picture holds no measurable canal
 COLOURS = ("red", "green", "blue")
@@ -39,9 +39,12 @@ def input_name(path: Path | str) -> str:
     """An input's name without its image suffix (a DICOM folder's name as it is, a DICOMDIR's folder's): names its
     output folder among several inputs and its volume in a scene."""
     path = _study_folder(Path(path).resolve())
-    if path.is_dir() or not path.suffix:
-        return path.name
-    return path.name[:-len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
+    return path.name if path.is_dir() else path.name[:len(path.name) - len(image_suffix(path.name))]
+
+
+def image_suffix(name: str) -> str:
+    """A file name's image suffix: ".nii.gz" for a gzipped NIfTI file, else its last suffix ("" without one)."""
+    return name[-len(".nii.gz"):] if name.lower().endswith(".nii.gz") else Path(name).suffix
 
 
 def _study_folder(path: Path) -> Path:
@@ -65,8 +68,9 @@ def _chosen_series(folder: Path, series: str | None = None) -> SeriesChoice:
         raise InputError(f"{folder}: {error}") from None
     if not choice.files:
         images = sorted(path.name for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
-        hint = (f"; it holds {len(images)} image files ({images[0]}, ...): give them as inputs, each is measured "
-                f"on its own (e.g. {folder / ('*' + Path(images[0]).suffix)})" if images else "")
+        hint = (f"; it holds an image file: give it as the input ({folder / images[0]})" if len(images) == 1 else
+                f"; it holds {len(images)} image files ({images[0]}, ...): give them as inputs, each is measured "
+                f"on its own (e.g. {folder / ('*' + image_suffix(images[0]))})" if images else "")
         unread = "".join(f"; {warning}" for warning in choice.warnings)  # DICOM files it cannot read
         raise InputError(f"{folder}: no DICOM series in this folder or its subfolders{hint}{unread}")
     return choice
@@ -158,10 +162,10 @@ GZIP_CHUNK_BYTES = 1 << 20  # decompressed at a time when counting a gzip file's
 
 
 def _nifti_voxel_fault(path: Path, reader) -> str:
-    """What is wrong with the voxels a single-file NIfTI file (its header read by reader) stores, which ITK does not
-    tell: cut short, as an interrupted copy or download leaves it (ITK reads the missing voxels as 0), or a gzip
-    stream damaged (read as whatever it decodes to); "" where nothing is, and for any other file."""
-    if header_value(reader, "nifti_type") not in ("1", "4"):  # NIfTI-1 or -2, header and voxels in one file
+    """What is wrong with the voxels a NIfTI file (its header read by reader) stores, which ITK does not tell: cut
+    short, as an interrupted copy or download leaves it (ITK reads the missing voxels as 0), or a gzip stream
+    damaged (read as whatever it decodes to); "" where nothing is, and for any other file."""
+    if (voxel_file := _nifti_voxel_file(path, header_value(reader, "nifti_type"))) is None:
         return ""
     try:
         dimension = int(header_value(reader, "dim[0]"))
@@ -171,14 +175,27 @@ def _nifti_voxel_fault(path: Path, reader) -> str:
     except ValueError:
         return ""
     try:
-        stored = _bytes_after(path, offset)
+        stored = _bytes_after(voxel_file, offset)
     except zlib.error:
         return ("damaged (its gzip stream does not decompress: a copy or download gone wrong?): its voxels would be "
                 "wrong")
     if stored >= needed:
         return ""
-    return (f"cut short (a copy or download interrupted?): it holds {math.floor(stored / needed * 1000) / 10:g} % of "
-            "its voxels, and the others would be read as 0")
+    return (f"cut short (a copy or download interrupted?): {'its .img file ' if voxel_file != path else 'it '}holds "
+            f"{math.floor(stored / needed * 1000) / 10:g} % of its voxels, and the others would be read as 0")
+
+
+def _nifti_voxel_file(path: Path, nifti_type: str) -> Path | None:
+    """The file holding a NIfTI image's voxels: path, or the .img file of a .hdr/.img pair (path either of them), as
+    ITK finds it; None where there is none, or the image is not NIfTI."""
+    if nifti_type in ("1", "4"):  # NIfTI-1 or -2, its header and voxels in one file
+        return path
+    zipped = path.name[-3:] if path.name.lower().endswith(".gz") else ""
+    stem = path.name[:len(path.name) - len(zipped)]
+    if nifti_type not in ("2", "5") or stem[-4:].lower() not in (".hdr", ".img"):  # not a NIfTI-1 or -2 pair
+        return None
+    return next((candidate for suffix in (".img", ".IMG")
+                 if (candidate := path.with_name(stem[:-4] + suffix + zipped)).exists()), None)
 
 
 def _bytes_after(path: Path, offset: int) -> int:

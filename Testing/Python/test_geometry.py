@@ -856,7 +856,14 @@ def test_a_nifti_file_cut_short_or_damaged_is_refused_which_itk_reads_without_a_
     members = gzip.compress(whole[:1000]) + gzip.compress(whole[1000:]) + bytes(16)  # as cat joins them, padded
     (tmp_path / "members.nii.gz").write_bytes(members)
     (tmp_path / "scan.nii.gz").write_bytes(zipped)
-    for name in ("scan.nii", "scan.nii.gz", "members.nii.gz"):
+    sitk.WriteImage(sitk.ReadImage(str(tmp_path / "scan.nii")), str(tmp_path / "pair.hdr"))  # and pair.img
+    (tmp_path / "cut_pair.hdr").write_bytes((tmp_path / "pair.hdr").read_bytes())
+    (tmp_path / "cut_pair.img").write_bytes((tmp_path / "pair.img").read_bytes()[:voxel_bytes // 4])
+    for name, holder in (("cut_pair.hdr", "its .img file"), ("cut_pair.img", "it")):
+        with pytest.raises(InputError, match=re.escape(f"{name}: the NIfTI file is cut short (a copy or download "
+                                                       f"interrupted?): {holder} holds 25 % of its voxels")):
+            open_axial(tmp_path / name)
+    for name in ("scan.nii", "scan.nii.gz", "members.nii.gz", "pair.hdr", "pair.img"):
         np.testing.assert_array_equal(open_axial(tmp_path / name).stack(), image)
 
 
@@ -909,10 +916,14 @@ def test_a_folder_without_a_dicom_series_fails_clearly(tmp_path):
     for open_folder in (open_axial, open_axial_blocks):
         with pytest.raises(InputError, match="no DICOM series in this folder or its subfolders$"):
             open_folder(tmp_path)
-    for name in ("slice_2.png", "slice_1.png"):
+    (tmp_path / "scan.nii.gz").write_bytes(b"")
+    with pytest.raises(InputError, match=re.escape(f"subfolders; it holds an image file: give it as the input "
+                                                   f"({tmp_path / 'scan.nii.gz'})")):
+        open_axial(tmp_path)
+    for name in ("scan.nii.gz", "slice_2.png", "slice_1.png"):
         (tmp_path / name).write_bytes(b"")
-    with pytest.raises(InputError, match=r"subfolders; it holds 2 image files \(slice_1.png, ...\): give them as "
-                                         r"inputs, each is measured on its own \(e.g. .*/\*.png\)$"):
+    with pytest.raises(InputError, match=re.escape("subfolders; it holds 3 image files (scan.nii.gz, ...): give them "
+                                                   f"as inputs, each is measured on its own (e.g. {tmp_path}/*.nii.gz)")):
         open_axial(tmp_path)
 
 
