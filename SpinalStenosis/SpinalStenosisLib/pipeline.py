@@ -27,6 +27,7 @@ BATCH_SLICES = 8  # slices per network batch; progress and cancel act between ba
 MAX_LOOKS = 3  # second looks per slice
 LOOK_MOVED_MM = 2.0  # a few network-2 crop pixels
 WHOLE_SAC_GROWTH = 1 / PART_OF_SAC  # the whole sac found again is at least this much larger than a part of it
+FINEST_MR_PIXEL_MM = 0.1  # finer pixels are not an MR's of the spine: a header in other units (fine_pixel_warnings)
 
 
 class Cancelled(RuntimeError):
@@ -85,11 +86,12 @@ class MeasurementRun:
 
 def input_warnings(volume: AxialVolume, stack_labels: np.ndarray) -> list[str]:
     """What the user must know about an input measured into stack_labels ([slice, row, column]): how it was read
-    (AxialVolume.warnings), whether its pixels are coarser than the networks learnt from (coarse_pixel_warnings),
+    (AxialVolume.warnings), whether its pixels are coarser than the networks learnt from (coarse_pixel_warnings)
+    or finer than any MR's of the spine (fine_pixel_warnings),
     its slices thick against the spine's tilt (centreline.thick_slice_warnings), whether it is clipped at its
     bright end (visibility.clipped_image_warnings), and whether masks name the foramina by the image's sides."""
     canal_stack = stack_labels == 1
-    return (volume.warnings + coarse_pixel_warnings(volume.layout)
+    return (volume.warnings + coarse_pixel_warnings(volume.layout) + fine_pixel_warnings(volume.layout)
             + thick_slice_warnings(canal_stack, volume.layout, volume.slice_thickness_mm)
             + clipped_image_warnings(volume.read_slice, canal_stack) + swapped_foramina_warnings(stack_labels, volume))
 
@@ -114,6 +116,19 @@ def coarse_pixel_warnings(layout: AxialLayout) -> list[str]:
     return [f"pixels of {pixel_size_text(pixel_mm)} mm, coarser than any the networks learnt from (up to "
             f"{COARSEST_PIXEL_MM:.1f} mm): a canal spans a few pixels, so check that each canal outline lies on the "
             "spinal canal"]
+
+
+def fine_pixel_warnings(layout: AxialLayout) -> list[str]:
+    """A warning when the slices' pixels are finer than any MR of the spine has (FINEST_MR_PIXEL_MM; a scan
+    interpolated to a 1024 matrix over 140 mm has 0.14 mm pixels): a header whose pixel size is in other units than
+    mm (cm, m), which every length and area measured would follow. [] otherwise."""
+    grid = layout.slice_grid(0)
+    if min(grid.pixel_size_mm) >= FINEST_MR_PIXEL_MM:
+        return []
+    field_mm = " × ".join(f"{count * size:.2g}" for count, size in zip(grid.shape, grid.pixel_size_mm))
+    return [f"pixels of {' × '.join(f'{size:.2g}' for size in grid.pixel_size_mm)} mm, finer than any MR of the "
+            f"spine has ({FINEST_MR_PIXEL_MM:g} mm or more), and a field of view of {field_mm} mm: is the header's "
+            "pixel size in other units than mm (cm, m)? Every length and area measured follows it"]
 
 
 SliceSegmenter = Callable[[list[int]], list[SliceSegmentation]]

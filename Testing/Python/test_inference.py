@@ -734,7 +734,7 @@ def test_thick_slices_through_a_tilted_canal_are_warned_of_and_sacs_changing_sha
     assert thick_slice_warnings(*tilted_thick, 5.0) == []  # 5 mm slices with gaps: 1.3 mm
 
 
-def test_pixels_coarser_than_the_networks_learnt_from_are_warned_of():
+def test_pixels_coarser_than_the_networks_learnt_from_or_finer_than_any_mr_s_are_warned_of():
     from SpinalStenosisLib.pipeline import input_warnings
     from SpinalStenosisLib.crop import COARSEST_PIXEL_MM
 
@@ -748,6 +748,11 @@ def test_pixels_coarser_than_the_networks_learnt_from_are_warned_of():
     [warning] = warnings_at((3.0, 3.0))  # the TotalSegmentator example's
     assert warning.startswith("pixels of 3.00 × 3.00 mm, coarser than any the networks learnt from (up to 1.4 mm)")
     assert len(warnings_at((1.0, 1.6))) == 1
+    assert warnings_at((0.14, 0.14)) == []  # a scan interpolated to a 1024 matrix over 140 mm
+    [warning] = warnings_at((0.07, 0.07))  # the demo's pixel size in cm, read as mm
+    assert warning == ("pixels of 0.07 × 0.07 mm, finer than any MR of the spine has (0.1 mm or more), and a field of "
+                       "view of 2.8 × 2.8 mm: is the header's pixel size in other units than mm (cm, m)? Every length "
+                       "and area measured follows it")
 
 
 def test_a_stack_keeps_to_the_canal_where_network_1_strays_onto_a_bright_kidney_on_one_slice():
