@@ -343,6 +343,22 @@ def header_gaps(reader) -> list[str]:
     return gaps
 
 
+def series_beside_warnings(path: Path, reader) -> list[str]:
+    """A warning where a DICOM file given alone (path; its header in a SimpleITK reader) is one image of a series
+    whose other files lie beside it: only it is measured, where the user may have meant the series. [] otherwise."""
+    import SimpleITK as sitk  # deferred: Slicer loads the module before dependencies are checked
+
+    uid = header_value(reader, "0020|000e").strip()
+    if not uid:
+        return []
+    with itk_warnings_hidden():
+        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path.parent), uid)
+    if len(files) < 2:
+        return []
+    return [f"the DICOM file is one of the {len(files)} images of its series in {path.parent.name or path.parent}: "
+            f"it alone is measured; to measure the series, give its folder ({path.parent})"]
+
+
 def named_region(reader) -> str | None:
     """The spine region a DICOM header (a SimpleITK reader holding it) names by its Body Part Examined, Series or
     Study Description (see :func:`grading.region_named`); None when it names none."""

@@ -13,7 +13,7 @@ import numpy as np
 from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, frame_planes, header_gaps, header_value,
                            is_dicom, is_dicom_file, itk_warnings_hidden, mixed_pixel_grids, named_region,
                            one_image_per_position, one_position_warnings, one_stack_warnings, positive_value,
-                           slice_planes, slice_thickness_mm, stack_blocks, uneven_spacing)
+                           series_beside_warnings, slice_planes, slice_thickness_mm, stack_blocks, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, needs_reslice, resliced_geometry
 from .visibility import padding_value
 
@@ -459,7 +459,7 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
         volume = _axial_from_image(path, _one_volume(_read(path, reader)))  # its header checked above
     if is_dicom(reader):  # one DICOM file: what its header says, as a series' first file gives it
         volume.named_region, volume.slice_thickness_mm = named_region(reader), slice_thickness_mm(reader)
-        volume.warnings += header_gaps(reader)
+        volume.warnings += header_gaps(reader) + series_beside_warnings(path, reader)
         with_image_numbers(volume, [header_value(reader, "0020|0013").strip()])  # where it is one slice
     elif unknown := _unknown_orientation(reader):
         volume.warnings.append(f"the {unknown}: the image is taken as its array lies, which the file does not "

@@ -732,16 +732,18 @@ def test_one_dicom_file_is_read_with_what_its_header_says_as_its_series_is(tmp_p
     write_dicom_series(series, image, geometry, series=1, tags=(("0018|0015", "CSPINE"), ("0018|0050", "7.0")))
     middle = sorted(series.glob("*.dcm"))[1]
     one, whole = open_axial(middle), open_axial(series).stack()
-    assert (one.named_region, one.slice_thickness_mm, one.warnings) == ("cervical", 7.0, [])
+    in_series = ("the DICOM file is one of the 3 images of its series in series: it alone is measured; to measure the "
+                 f"series, give its folder ({series})")
+    assert (one.named_region, one.slice_thickness_mm, one.warnings) == ("cervical", 7.0, [in_series])
     assert one.n_slices == 1 and np.array_equal(one.read_slice(0), whole[1])
     assert one.image_numbers == ["2"]  # its Instance Number
     without_tag(middle)
-    [warning] = open_axial(middle).warnings
+    warning, _ = open_axial(middle).warnings
     assert warning.startswith("the DICOM files have no Image Orientation (Patient) tag (0020,0037)")
     without_tag(middle, 0x0028, 0x0030)  # nor a Pixel Spacing: SimpleITK's 1 mm is not the scan's
-    assert open_axial(middle).warnings[1] == ("the DICOM files give no pixel size (no Pixel Spacing (0028,0030)): "
-                                              "they were measured with 1.00 × 1.00 mm pixels, which may not be the "
-                                              "scan's (a screenshot saved as DICOM?)")
+    assert open_axial(middle).warnings[1:] == [("the DICOM files give no pixel size (no Pixel Spacing (0028,0030)): "
+                                               "they were measured with 1.00 × 1.00 mm pixels, which may not be the "
+                                               "scan's (a screenshot saved as DICOM?)"), in_series]
     frames = sitk.GetImageFromArray(image.astype(np.uint16))  # one multi-frame file: orientation kept per frame
     geometry.apply_to_sitk(frames)
     (tmp_path / "frames").mkdir()
@@ -865,6 +867,20 @@ def test_a_nifti_file_cut_short_or_damaged_is_refused_which_itk_reads_without_a_
             open_axial(tmp_path / name)
     for name in ("scan.nii", "scan.nii.gz", "members.nii.gz", "pair.hdr", "pair.img"):
         np.testing.assert_array_equal(open_axial(tmp_path / name).stack(), image)
+
+
+def test_one_dicom_file_of_a_series_given_alone_is_measured_alone_with_a_warning_naming_the_series_folder(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=5)
+    (tmp_path / "series").mkdir()
+    write_dicom_series(tmp_path / "series", image, geometry, series=1)
+    write_dicom_series(tmp_path / "series", image[:2], geometry, series=2)  # another series beside it
+    volume = open_axial(tmp_path / "series" / "series1_slice002.dcm")
+    assert volume.n_slices == 1 and volume.image_numbers == ["3"]
+    assert volume.warnings == [f"the DICOM file is one of the 5 images of its series in series: it alone is measured; "
+                               f"to measure the series, give its folder ({tmp_path / 'series'})"]
+    (tmp_path / "alone").mkdir()
+    shutil.copy(tmp_path / "series" / "series1_slice002.dcm", tmp_path / "alone")
+    assert open_axial(tmp_path / "alone" / "series1_slice002.dcm").warnings == []  # the series' one file there
 
 
 def test_a_dicom_file_simpleitk_cannot_read_is_named_a_dicom_file_and_itk_object_names_are_left_out(tmp_path):
