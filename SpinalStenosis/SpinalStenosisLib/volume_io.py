@@ -129,6 +129,17 @@ def _is_archive(path: Path) -> bool:
     return zipfile.is_zipfile(path) or tarfile.is_tarfile(path)
 
 
+def _grey_with_alpha(path: Path) -> bool:
+    """Whether a picture file is grey with an alpha channel (Pillow's mode LA), which SimpleITK cannot read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as picture:
+            return picture.mode in ("LA", "La")
+    except OSError:
+        return False
+
+
 def _reader_for(path: Path):
     """A reader of the image file at path (its header read), or of the series to measure in a DICOM folder."""
     sitk = _sitk()
@@ -148,6 +159,9 @@ def _reader_for(path: Path):
         if unknown_format and _is_archive(path):
             detail = ("; it is an archive (as a PACS or a web viewer exports a study): unpack it and give the folder "
                       "it holds (a DICOM series or study) or the image file in it")
+        elif path.suffix.lower() in PICTURE_SUFFIXES and _grey_with_alpha(path):
+            raise InputError(f"{path}: a grey picture with an alpha channel (transparency), which SimpleITK cannot "
+                             "read: save it without one (grey or RGB)") from None
         elif unknown_format and is_dicom_file(path):
             raise InputError(f"{path}: a DICOM file, but not an image SimpleITK can read (damaged, or a copy cut "
                              "short; or not an image, as a report or a presentation state)") from None

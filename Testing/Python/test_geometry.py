@@ -883,7 +883,7 @@ def test_one_dicom_file_of_a_series_given_alone_is_measured_alone_with_a_warning
     assert open_axial(tmp_path / "alone" / "series1_slice002.dcm").warnings == []  # the series' one file there
 
 
-def test_a_dicom_file_simpleitk_cannot_read_is_named_a_dicom_file_and_itk_object_names_are_left_out(tmp_path):
+def test_a_dicom_file_or_grey_and_alpha_picture_simpleitk_cannot_read_is_named_so_without_itk_s_names(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=1)
     write_dicom_series(tmp_path, image, geometry, series=1)
     [dicom_file] = tmp_path.glob("*.dcm")
@@ -895,6 +895,12 @@ def test_a_dicom_file_simpleitk_cannot_read_is_named_a_dicom_file_and_itk_object
     (tmp_path / "cut.png").write_bytes((tmp_path / "slice.png").read_bytes()[:60])
     with pytest.raises(InputError, match=re.escape("cut.png: cannot be read (Error while reading file: ")):
         open_axial(tmp_path / "cut.png", pixel_mm=0.7)  # not "PNGImageIO(0x55d0...): Error ...", ITK's object
+    from PIL import Image
+
+    Image.fromarray(np.zeros((32, 32, 2), np.uint8), "LA").save(tmp_path / "transparent.png")
+    with pytest.raises(InputError, match=re.escape("transparent.png: a grey picture with an alpha channel "
+                                                   "(transparency), which SimpleITK cannot read: save it without one")):
+        open_axial(tmp_path / "transparent.png", pixel_mm=0.7)
 
 
 def calls_of(monkeypatch, function: str) -> list[str]:
