@@ -39,6 +39,9 @@ SUBSERIES_TAGS = {"0018|0081": "Echo Time", "0018|0086": "Echo Number", "0008|00
                   "0020|0012": "Acquisition Number", "0020|0100": "Temporal Position Identifier",
                   "0020|9056": "Stack ID"}
 ECHO_TIME, IMAGE_TYPE = list(SUBSERIES_TAGS).index("0018|0081"), list(SUBSERIES_TAGS).index("0008|0008")
+SHOWN_INVERTED_WARNING = ("the DICOM images are stored MONOCHROME1 (their lowest values shown white), which SimpleITK "
+                          "reads inverted, as they are shown, all below 0: they are measured from their lowest value "
+                          "up")
 DICOM_PREAMBLE_BYTES = 128  # before a DICOM file's "DICM" (is_dicom_file)
 SAME_POSITION_MM = 0.01  # slices whose positions differ by less lie at one position
 # sets of images told apart by a tag that share fewer of their positions are stacks that overlap, not image sets
@@ -59,6 +62,7 @@ class SlicePlane(NamedTuple):
     image_number: str  # its Instance Number (0020,0013), as a DICOM viewer numbers the images; "" without one
     instance_uid: str  # its SOP Instance UID (0008,0018); "" without one
     placed: bool  # whether it has an Image Position (Patient) (0020,0032) and an Image Orientation (Patient)
+    shown_inverted: bool = False  # whether it is stored MONOCHROME1 (see shown_inverted)
 
     @property
     def normal(self) -> np.ndarray:
@@ -82,6 +86,7 @@ class SlicePlanes(NamedTuple):
     stacks: list[str] | None = None  # each image's stack, where stacks overlap (one_image_per_position); None: one
     instance_uids: list[str] | None = None  # each file's SOP Instance UID, a file each (repeated_images); else None
     placed: list[bool] | None = None  # whether each file has a position and orientation, a file each (unplaced_images)
+    shown_inverted: bool = False  # whether the first image is stored MONOCHROME1 (see shown_inverted)
 
     @property
     def normals(self) -> np.ndarray:
@@ -309,7 +314,7 @@ def _plane_in(reader) -> SlicePlane | None:
                       tuple(header_value(reader, tag).strip() for tag in SUBSERIES_TAGS),
                       _pixel_grid(reader.GetSize(), reader.GetSpacing()), header_value(reader, "0020|0013").strip(),
                       header_value(reader, "0008|0018").strip(),
-                      all(reader.HasMetaDataKey(tag) for tag in ("0020|0032", "0020|0037")))
+                      all(reader.HasMetaDataKey(tag) for tag in ("0020|0032", "0020|0037")), shown_inverted(reader))
 
 
 def _pixel_grid(size: Sequence[int], pixel_mm: Sequence[float]) -> str:
@@ -323,11 +328,12 @@ PIXEL_SPACING_TAGS = ("0028|0030", "0018|1164", "0018|2010")  # Pixel, Imager Pi
 def header_gaps(reader) -> list[str]:
     """What a DICOM header (a SimpleITK reader holding it) leaves SimpleITK to guess, as warnings: the orientation
     (without Image Orientation (Patient) the slices are taken as axial, the patient's right on the image's left),
-    the slices' places (without Image Position (Patient)) and the pixel size (without a pixel spacing tag, 1 mm).
-    None for a multi-frame file, which gives them per frame, where SimpleITK's header does not show them."""
+    the slices' places (without Image Position (Patient)) and the pixel size (without a pixel spacing tag, 1 mm);
+    and an image stored MONOCHROME1 (shown_inverted). Of a multi-frame file only the last, as it gives the others
+    per frame, where SimpleITK's header does not show them."""
+    gaps = [SHOWN_INVERTED_WARNING] if shown_inverted(reader) else []
     if header_value(reader, "0028|0008").strip() not in ("", "1"):
-        return []
-    gaps = []
+        return gaps
     if not reader.HasMetaDataKey("0020|0037"):
         gaps.append("the DICOM files have no Image Orientation (Patient) tag (0020,0037): the slices are taken as "
                     "axial with the patient's right on the image's left, which the file does not confirm; check "
@@ -357,6 +363,12 @@ def series_beside_warnings(path: Path, reader) -> list[str]:
         return []
     return [f"the DICOM file is one of the {len(files)} images of its series in {path.parent.name or path.parent}: "
             f"it alone is measured; to measure the series, give its folder ({path.parent})"]
+
+
+def shown_inverted(reader) -> bool:
+    """Whether a DICOM header (a SimpleITK reader holding it) stores its image MONOCHROME1: its lowest values shown
+    white. SimpleITK reads such an image inverted, as it is shown, each value v as -v - 1, all below 0."""
+    return header_value(reader, "0028|0004").strip() == "MONOCHROME1"
 
 
 def named_region(reader) -> str | None:
@@ -410,7 +422,7 @@ def _planes_of(planes: list[SlicePlane]) -> SlicePlanes:
                        first.gaps, first.named_region, first.thickness_mm,
                        [plane.kind for plane in planes], [plane.pixel_grid for plane in planes],
                        [plane.image_number for plane in planes], instance_uids=[plane.instance_uid for plane in planes],
-                       placed=[plane.placed for plane in planes])
+                       placed=[plane.placed for plane in planes], shown_inverted=first.shown_inverted)
 
 
 def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
@@ -428,10 +440,10 @@ def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
     grids = [_pixel_grid(reader.GetSize(), frame.pixel_mm) for frame in frames]
     instance = f"{header_value(reader, '0020|0013').strip()}:" if of_several else ""
     return SlicePlanes(np.array([frame.direction_lps for frame in frames]),
-                       np.array([frame.position_lps for frame in frames]), [], named_region(reader),
+                       np.array([frame.position_lps for frame in frames]), header_gaps(reader), named_region(reader),
                        frames[0].thickness_mm, kinds, grids, [f"{instance}{n + 1}" for n in range(len(frames))],
                        [(0, n) for n in range(len(frames))],
-                       np.array([frame.pixel_mm for frame in frames]))
+                       np.array([frame.pixel_mm for frame in frames]), shown_inverted=shown_inverted(reader))
 
 
 def _one_frame(path: str) -> SlicePlanes | None:

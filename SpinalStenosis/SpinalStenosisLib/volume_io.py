@@ -13,7 +13,8 @@ import numpy as np
 from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, frame_planes, header_gaps, header_value,
                            is_dicom, is_dicom_file, itk_warnings_hidden, mixed_pixel_grids, named_region,
                            one_image_per_position, one_position_warnings, one_stack_warnings, positive_value,
-                           series_beside_warnings, slice_planes, slice_thickness_mm, stack_blocks, uneven_spacing)
+                           series_beside_warnings, shown_inverted, slice_planes, slice_thickness_mm, stack_blocks,
+                           uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, needs_reslice, resliced_geometry
 from .visibility import padding_value
 
@@ -254,7 +255,17 @@ def _read_images(path: Path, files: list[str], planes: SlicePlanes | None, image
     else:
         image = _read_whole(path, _series_reader([files[n] for n in images]), pixel_mm)
     numbers = [planes.image_numbers[n] for n in images] if planes is not None else []
+    if planes is not None and planes.shown_inverted:
+        image = _from_lowest(image)
     return with_image_numbers(_axial_from_image(path, image), numbers)
+
+
+def _from_lowest(image):
+    """An image (SimpleITK) in float32, less its lowest value: a DICOM image stored MONOCHROME1, which SimpleITK
+    reads as it is shown but below 0 (dicom_series.shown_inverted), from 0 up, as an MR image is."""
+    sitk = _sitk()
+    floats = sitk.Cast(image, sitk.sitkFloat32)
+    return floats - float(sitk.GetArrayViewFromImage(floats).min())
 
 
 def _frame_voxels(path: Path, files: list[str], planes: SlicePlanes) -> dict[int, np.ndarray]:
@@ -470,7 +481,8 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
             and not needs_reslice(geometry):
         volume = _streamed(path, geometry)
     else:
-        volume = _axial_from_image(path, _one_volume(_read(path, reader)))  # its header checked above
+        image = _one_volume(_read(path, reader))  # its header checked above
+        volume = _axial_from_image(path, _from_lowest(image) if is_dicom(reader) and shown_inverted(reader) else image)
     if is_dicom(reader):  # one DICOM file: what its header says, as a series' first file gives it
         volume.named_region, volume.slice_thickness_mm = named_region(reader), slice_thickness_mm(reader)
         volume.warnings += header_gaps(reader) + series_beside_warnings(path, reader)

@@ -15,7 +15,7 @@ from enhanced_dicom import frame_planes_lps, write_enhanced_mr
 from SpinalStenosisLib import dicom_frames, dicom_series
 from SpinalStenosisLib.geometry import (AxialLayout, FieldOfView, GeometryError, PlaneGrid, VolumeGeometry, ceil_pixels,
                                         floor_pixels, reordered, stack_layout)
-from SpinalStenosisLib.pipeline import measure_with_labels
+from SpinalStenosisLib.pipeline import checked_mr_image, measure_with_labels
 from SpinalStenosisLib.volume_io import (NON_FINITE_WARNING, InputError, axial_from_array, input_name, open_axial,
                                          open_axial_blocks, read_labels, structure_segments, with_image_numbers,
                                          write_image, write_labels)
@@ -867,6 +867,28 @@ def test_a_nifti_file_cut_short_or_damaged_is_refused_which_itk_reads_without_a_
             open_axial(tmp_path / name)
     for name in ("scan.nii", "scan.nii.gz", "members.nii.gz", "pair.hdr", "pair.img"):
         np.testing.assert_array_equal(open_axial(tmp_path / name).stack(), image)
+
+
+def test_a_dicom_series_stored_monochrome1_is_read_as_it_is_shown_not_refused_as_below_0(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=3)
+    image = np.round(image * 10 + 100)
+    write_dicom_series(tmp_path, image.max() - image, geometry, series=1)  # stored so that its lowest shows white
+    for path in tmp_path.glob("*.dcm"):  # SimpleITK's writer always writes MONOCHROME2
+        path.write_bytes(path.read_bytes().replace(b"MONOCHROME2", b"MONOCHROME1"))
+    middle = sorted(tmp_path.glob("*.dcm"))[1]
+    assert sitk.GetArrayFromImage(sitk.ReadImage(str(middle))).max() < 0  # SimpleITK reads it inverted, below 0
+    warning = ("the DICOM images are stored MONOCHROME1 (their lowest values shown white), which SimpleITK reads "
+               "inverted, as they are shown, all below 0: they are measured from their lowest value up")
+    series = open_axial(tmp_path)
+    np.testing.assert_array_equal(series.stack(), image - image.min())
+    assert series.warnings == [warning]
+    [block] = open_axial_blocks(tmp_path)
+    np.testing.assert_array_equal(block.stack(), image - image.min())
+    assert block.warnings == [warning]
+    one = open_axial(middle)
+    np.testing.assert_array_equal(one.stack()[0], image[1] - image[1].min())
+    assert one.warnings[0] == warning
+    checked_mr_image(series, "MONOCHROME1")  # not "99.5 % of the image's pixels are below 0"
 
 
 def test_one_dicom_file_of_a_series_given_alone_is_measured_alone_with_a_warning_naming_the_series_folder(tmp_path):
