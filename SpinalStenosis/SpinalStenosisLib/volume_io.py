@@ -180,7 +180,7 @@ def _nifti_voxel_fault(path: Path, reader) -> str:
     """What is wrong with the voxels a NIfTI file (its header read by reader) stores, which ITK does not tell: cut
     short, as an interrupted copy or download leaves it (ITK reads the missing voxels as 0), or a gzip stream
     damaged (read as whatever it decodes to); "" where nothing is, and for any other file."""
-    if (voxel_file := _nifti_voxel_file(path, header_value(reader, "nifti_type"))) is None:
+    if not _is_nifti(path) or (voxel_file := _nifti_voxel_file(path, header_value(reader, "nifti_type"))) is None:
         return ""
     try:
         dimension = int(header_value(reader, "dim[0]"))
@@ -487,18 +487,25 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
         volume.named_region, volume.slice_thickness_mm = named_region(reader), slice_thickness_mm(reader)
         volume.warnings += header_gaps(reader) + series_beside_warnings(path, reader)
         with_image_numbers(volume, [header_value(reader, "0020|0013").strip()])  # where it is one slice
-    elif unknown := _unknown_orientation(reader):
+    elif unknown := _unknown_orientation(path, reader):
         volume.warnings.append(f"the {unknown}: the image is taken as its array lies, which the file does not "
                                "confirm; check which foramen is left and which is right")
-    else:
+    elif _is_nifti(path):
         volume.warnings += _sform_voxel_size_warnings(reader, 2 - volume.layout.slice_axis)
     return volume
 
 
-def _unknown_orientation(reader) -> str:
-    """Why an image file's header (a SimpleITK reader holding it) leaves its orientation unknown, where it can say
-    one: a NIfTI file whose qform and sform codes are 0, an NRRD file without a space field; "" otherwise."""
-    if all(header_value(reader, code) == "0" for code in ("qform_code", "sform_code")):
+def _is_nifti(path: Path) -> bool:
+    """Whether ITK reads the file at path as NIfTI. Its header's NIfTI fields do not tell: SimpleITK writes them into
+    an NRRD or MetaImage file converted from a NIfTI one, as fields of its own."""
+    return _sitk().ImageFileReader.GetImageIOFromFileName(str(path)) == "NiftiImageIO"
+
+
+def _unknown_orientation(path: Path, reader) -> str:
+    """Why an image file's header (its file at path, a SimpleITK reader holding it) leaves its orientation unknown,
+    where it can say one: a NIfTI file whose qform and sform codes are 0, an NRRD file without a space field; ""
+    otherwise."""
+    if _is_nifti(path) and all(header_value(reader, code) == "0" for code in ("qform_code", "sform_code")):
         return "NIfTI header gives no orientation (its qform and sform codes are 0)"
     if header_value(reader, "ITK_InputFilterName") == "NrrdImageIO" and not reader.HasMetaDataKey("NRRD_space"):
         return "NRRD header gives no orientation (no space field)"

@@ -764,6 +764,8 @@ def test_a_nifti_or_nrrd_file_without_orientation_is_read_with_a_warning_to_chec
     (tmp_path / "unknown.nii").write_bytes(bytes(header))
     [warning] = open_axial(tmp_path / "unknown.nii").warnings
     assert warning.startswith("the NIfTI header gives no orientation (its qform and sform codes are 0)")
+    sitk.WriteImage(sitk.ReadImage(str(tmp_path / "unknown.nii")), str(tmp_path / "converted.nrrd"))
+    assert open_axial(tmp_path / "converted.nrrd").warnings == []  # its codes, fields of its own, are not NIfTI's
     image.astype(np.float32).tofile(tmp_path / "scan.raw")
     for name, space in (("spaced.nhdr", "space: left-posterior-superior\nspace directions: (0.8,0,0) (0,0.8,0) "
                                         "(0,0,4)\n"), ("bare.nhdr", "spacings: 0.8 0.8 4\n")):
@@ -865,7 +867,11 @@ def test_a_nifti_file_cut_short_or_damaged_is_refused_which_itk_reads_without_a_
         with pytest.raises(InputError, match=re.escape(f"{name}: the NIfTI file is cut short (a copy or download "
                                                        f"interrupted?): {holder} holds 25 % of its voxels")):
             open_axial(tmp_path / name)
-    for name in ("scan.nii", "scan.nii.gz", "members.nii.gz", "pair.hdr", "pair.img"):
+    for name in ("converted.nrrd", "converted.mha"):  # holding the NIfTI header's fields, as fields of their own
+        sitk.WriteImage(sitk.ReadImage(str(tmp_path / "scan.nii")), str(tmp_path / name), True)
+        assert "vox_offset" in (tmp_path / name).read_bytes()[:4000].decode("latin-1")  # compressed: not 352 + voxels
+    for name in ("scan.nii", "scan.nii.gz", "members.nii.gz", "pair.hdr", "pair.img", "converted.nrrd",
+                 "converted.mha"):
         np.testing.assert_array_equal(open_axial(tmp_path / name).stack(), image)
 
 
