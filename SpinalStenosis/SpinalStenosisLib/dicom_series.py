@@ -355,7 +355,7 @@ def series_beside_warnings(path: Path, reader) -> list[str]:
     import SimpleITK as sitk  # deferred: Slicer loads the module before dependencies are checked
 
     uid = header_value(reader, "0020|000e").strip()
-    if not uid:
+    if not uid or not is_dicom_file(path):  # not an NRRD file converted from one, holding its header's tags
         return []
     with itk_warnings_hidden():
         files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path.parent), uid)

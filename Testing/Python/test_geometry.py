@@ -909,6 +909,9 @@ def test_one_dicom_file_of_a_series_given_alone_is_measured_alone_with_a_warning
     (tmp_path / "alone").mkdir()
     shutil.copy(tmp_path / "series" / "series1_slice002.dcm", tmp_path / "alone")
     assert open_axial(tmp_path / "alone" / "series1_slice002.dcm").warnings == []  # the series' one file there
+    converted = tmp_path / "series" / "slice.nrrd"  # holding the DICOM header's tags as fields of its own
+    sitk.WriteImage(sitk.ReadImage(str(tmp_path / "series" / "series1_slice002.dcm")), str(converted))
+    assert open_axial(converted).warnings == []
 
 
 def test_a_dicom_file_or_grey_and_alpha_picture_simpleitk_cannot_read_is_named_so_without_itk_s_names(tmp_path):
