@@ -63,6 +63,7 @@ class SlicePlane(NamedTuple):
     instance_uid: str  # its SOP Instance UID (0008,0018); "" without one
     placed: bool  # whether it has an Image Position (Patient) (0020,0032) and an Image Orientation (Patient)
     shown_inverted: bool = False  # whether it is stored MONOCHROME1 (see shown_inverted)
+    spacing_fault: str = ""  # what is wrong with its pixel spacing tag (see pixel_spacing_fault); "" where nothing is
 
     @property
     def normal(self) -> np.ndarray:
@@ -87,6 +88,7 @@ class SlicePlanes(NamedTuple):
     instance_uids: list[str] | None = None  # each file's SOP Instance UID, a file each (repeated_images); else None
     placed: list[bool] | None = None  # whether each file has a position and orientation, a file each (unplaced_images)
     shown_inverted: bool = False  # whether the first image is stored MONOCHROME1 (see shown_inverted)
+    spacing_fault: str = ""  # what is wrong with the first image's pixel spacing tag (see pixel_spacing_fault)
 
     @property
     def normals(self) -> np.ndarray:
@@ -314,7 +316,8 @@ def _plane_in(reader) -> SlicePlane | None:
                       tuple(header_value(reader, tag).strip() for tag in SUBSERIES_TAGS),
                       _pixel_grid(reader.GetSize(), reader.GetSpacing()), header_value(reader, "0020|0013").strip(),
                       header_value(reader, "0008|0018").strip(),
-                      all(reader.HasMetaDataKey(tag) for tag in ("0020|0032", "0020|0037")), shown_inverted(reader))
+                      all(reader.HasMetaDataKey(tag) for tag in ("0020|0032", "0020|0037")), shown_inverted(reader),
+                      pixel_spacing_fault(reader))
 
 
 def _pixel_grid(size: Sequence[int], pixel_mm: Sequence[float]) -> str:
@@ -347,6 +350,34 @@ def header_gaps(reader) -> list[str]:
                     f"{pixel_size_text(reader.GetSpacing()[:2])} mm pixels, which may not be the scan's (a screenshot "
                     "saved as DICOM?)")
     return gaps
+
+
+def pixel_spacing_fault(reader) -> str:
+    """What is wrong with the pixel spacing tag of a DICOM header (a SimpleITK reader holding it): see
+    spacing_fault; "" where the tag is well formed or absent (see header_gaps)."""
+    tag = next((tag for tag in PIXEL_SPACING_TAGS if reader.HasMetaDataKey(tag)), None)
+    return spacing_fault(tag, header_value(reader, tag)) if tag is not None else ""
+
+
+def spacing_fault(tag: str, value: str) -> str:
+    """What is wrong with the value of a pixel spacing tag (e.g. "0028|0030" or "0028,0030") that does not hold one
+    or two sizes in mm, e.g. "0,8\\0,8" (a decimal comma) or "0\\0": GDCM reads it as 1 mm, or as a number of no
+    meaning that is not the same from one file to the next; "" where it is well formed."""
+    if _sizes_mm(value := value.strip()):
+        return ""
+    return (f"the DICOM files' pixel size ({tag.replace('|', ',')}) is \"{value}\", not one or two sizes in mm (a "
+            "decimal comma?), which DICOM readers take as 1 mm or as a number of no meaning: the pixel size is "
+            "unknown; correct the tag, or export the series again")
+
+
+def _sizes_mm(text: str) -> list[float]:
+    """A DICOM decimal string's one or two positive sizes (as a Pixel Spacing's row and column spacing); [] where it
+    holds anything else."""
+    try:
+        sizes = [abs(float(value)) for value in text.split("\\")]
+    except ValueError:
+        return []
+    return sizes if len(sizes) in (1, 2) and all(0 < size < math.inf for size in sizes) else []
 
 
 def series_beside_warnings(path: Path, reader) -> list[str]:
@@ -422,7 +453,8 @@ def _planes_of(planes: list[SlicePlane]) -> SlicePlanes:
                        first.gaps, first.named_region, first.thickness_mm,
                        [plane.kind for plane in planes], [plane.pixel_grid for plane in planes],
                        [plane.image_number for plane in planes], instance_uids=[plane.instance_uid for plane in planes],
-                       placed=[plane.placed for plane in planes], shown_inverted=first.shown_inverted)
+                       placed=[plane.placed for plane in planes], shown_inverted=first.shown_inverted,
+                       spacing_fault=first.spacing_fault)
 
 
 def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
@@ -443,7 +475,8 @@ def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
                        np.array([frame.position_lps for frame in frames]), header_gaps(reader), named_region(reader),
                        frames[0].thickness_mm, kinds, grids, [f"{instance}{n + 1}" for n in range(len(frames))],
                        [(0, n) for n in range(len(frames))],
-                       np.array([frame.pixel_mm for frame in frames]), shown_inverted=shown_inverted(reader))
+                       np.array([frame.pixel_mm for frame in frames]), shown_inverted=shown_inverted(reader),
+                       spacing_fault=pixel_spacing_fault(reader))
 
 
 def _one_frame(path: str) -> SlicePlanes | None:

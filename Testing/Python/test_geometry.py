@@ -897,6 +897,23 @@ def test_a_dicom_series_stored_monochrome1_is_read_as_it_is_shown_not_refused_as
     checked_mr_image(series, "MONOCHROME1")  # not "99.5 % of the image's pixels are below 0"
 
 
+def test_a_dicom_series_whose_pixel_spacing_is_malformed_is_refused_not_read_with_a_size_of_no_meaning(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=3)  # 0.8 mm pixels
+    write_dicom_series(tmp_path, image * 10 + 100, geometry, series=1)
+    element = b"\x28\x00\x30\x00\x06\x00\x00\x00.8\\.8 "  # (0028,0030), 6 bytes long (implicit VR), as GDCM writes it
+    for path in tmp_path.glob("*.dcm"):  # as an export under a locale that writes a decimal comma
+        written = path.read_bytes()
+        assert written.count(element) == 1
+        path.write_bytes(written.replace(element, element[:8] + b",8\\,8 "))
+    message = re.escape('the DICOM files\' pixel size (0028,0030) is ",8\\,8", not one or two sizes in mm (a decimal '
+                        "comma?), which DICOM readers take as 1 mm or as a number of no meaning")
+    for read in (open_axial, open_axial_blocks):
+        with pytest.raises(InputError, match=message):
+            read(tmp_path)
+    with pytest.raises(InputError, match=message):
+        open_axial(sorted(tmp_path.glob("*.dcm"))[1])
+
+
 def test_one_dicom_file_of_a_series_given_alone_is_measured_alone_with_a_warning_naming_the_series_folder(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=5)
     (tmp_path / "series").mkdir()
