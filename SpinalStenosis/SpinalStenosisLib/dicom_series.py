@@ -63,7 +63,7 @@ class SlicePlane(NamedTuple):
     instance_uid: str  # its SOP Instance UID (0008,0018); "" without one
     placed: bool  # whether it has an Image Position (Patient) (0020,0032) and an Image Orientation (Patient)
     shown_inverted: bool = False  # whether it is stored MONOCHROME1 (see shown_inverted)
-    spacing_fault: str = ""  # what is wrong with its pixel spacing tag (see pixel_spacing_fault); "" where nothing is
+    geometry_fault: str = ""  # what is wrong with its geometry's tags (see geometry_fault); "" where nothing is
 
     @property
     def normal(self) -> np.ndarray:
@@ -88,7 +88,7 @@ class SlicePlanes(NamedTuple):
     instance_uids: list[str] | None = None  # each file's SOP Instance UID, a file each (repeated_images); else None
     placed: list[bool] | None = None  # whether each file has a position and orientation, a file each (unplaced_images)
     shown_inverted: bool = False  # whether the first image is stored MONOCHROME1 (see shown_inverted)
-    spacing_fault: str = ""  # what is wrong with the first image's pixel spacing tag (see pixel_spacing_fault)
+    geometry_fault: str = ""  # what is wrong with the first image's geometry's tags (see geometry_fault)
 
     @property
     def normals(self) -> np.ndarray:
@@ -317,7 +317,7 @@ def _plane_in(reader) -> SlicePlane | None:
                       _pixel_grid(reader.GetSize(), reader.GetSpacing()), header_value(reader, "0020|0013").strip(),
                       header_value(reader, "0008|0018").strip(),
                       all(reader.HasMetaDataKey(tag) for tag in ("0020|0032", "0020|0037")), shown_inverted(reader),
-                      pixel_spacing_fault(reader))
+                      geometry_fault(reader))
 
 
 def _pixel_grid(size: Sequence[int], pixel_mm: Sequence[float]) -> str:
@@ -326,6 +326,12 @@ def _pixel_grid(size: Sequence[int], pixel_mm: Sequence[float]) -> str:
 
 
 PIXEL_SPACING_TAGS = ("0028|0030", "0018|1164", "0018|2010")  # Pixel, Imager Pixel, Nominal Scanned Pixel Spacing
+POSITION_TAG, ORIENTATION_TAG = "0020|0032", "0020|0037"  # Image Position and Image Orientation (Patient)
+# the tags a file's geometry is read from (a pixel spacing tag stands for PIXEL_SPACING_TAGS): what each is, how many
+# numbers it holds (said so), and what is unknown where it holds anything else (geometry_fault)
+GEOMETRY_VALUES = {PIXEL_SPACING_TAGS[0]: ("pixel size", (1, 2), "one or two sizes in mm", "the pixel size"),
+                   POSITION_TAG: ("Image Position (Patient)", (3,), "3 numbers", "where the slices lie"),
+                   ORIENTATION_TAG: ("Image Orientation (Patient)", (6,), "6 numbers", "the slices' orientation")}
 
 
 def header_gaps(reader) -> list[str]:
@@ -352,32 +358,32 @@ def header_gaps(reader) -> list[str]:
     return gaps
 
 
-def pixel_spacing_fault(reader) -> str:
-    """What is wrong with the pixel spacing tag of a DICOM header (a SimpleITK reader holding it): see
-    spacing_fault; "" where the tag is well formed or absent (see header_gaps)."""
-    tag = next((tag for tag in PIXEL_SPACING_TAGS if reader.HasMetaDataKey(tag)), None)
-    return spacing_fault(tag, header_value(reader, tag)) if tag is not None else ""
+def geometry_fault(reader) -> str:
+    """What is wrong with the tags a DICOM header (a SimpleITK reader holding it) gives its geometry with: see
+    value_fault; "" where each is well formed or absent (see header_gaps)."""
+    spacing = next((tag for tag in PIXEL_SPACING_TAGS if reader.HasMetaDataKey(tag)), "")
+    return next((fault for tag in (spacing, POSITION_TAG, ORIENTATION_TAG) if reader.HasMetaDataKey(tag)
+                 if (fault := value_fault(tag, header_value(reader, tag)))), "")
 
 
-def spacing_fault(tag: str, value: str) -> str:
-    """What is wrong with the value of a pixel spacing tag (e.g. "0028|0030" or "0028,0030") that does not hold one
-    or two sizes in mm, e.g. "0,8\\0,8" (a decimal comma) or "0\\0": GDCM reads it as 1 mm, or as a number of no
-    meaning that is not the same from one file to the next; "" where it is well formed."""
-    if _sizes_mm(value := value.strip()):
-        return ""
-    return (f"the DICOM files' pixel size ({tag.replace('|', ',')}) is \"{value}\", not one or two sizes in mm (a "
-            "decimal comma?), which DICOM readers take as 1 mm or as a number of no meaning: the pixel size is "
-            "unknown; correct the tag, or export the series again")
-
-
-def _sizes_mm(text: str) -> list[float]:
-    """A DICOM decimal string's one or two positive sizes (as a Pixel Spacing's row and column spacing); [] where it
-    holds anything else."""
+def value_fault(tag: str, value: str) -> str:
+    """What is wrong with the value of a tag of a DICOM file's geometry (e.g. "0028|0030" or "0028,0030";
+    GEOMETRY_VALUES) that does not hold the numbers it must, e.g. a Pixel Spacing "0,8\\0,8" (a decimal comma) or
+    "0\\0": GDCM reads it as 1 mm, 0 or a number of no meaning that is not the same from one file to the next; ""
+    where it is well formed, and for another tag."""
+    key = tag.replace(",", "|")
+    name, counts, expected, unknown = GEOMETRY_VALUES.get(
+        PIXEL_SPACING_TAGS[0] if key in PIXEL_SPACING_TAGS else key, ("", (), "", ""))
     try:
-        sizes = [abs(float(value)) for value in text.split("\\")]
+        numbers = [float(number) for number in value.strip().split("\\")]
     except ValueError:
-        return []
-    return sizes if len(sizes) in (1, 2) and all(0 < size < math.inf for size in sizes) else []
+        numbers = []
+    if not counts or (len(numbers) in counts and all(math.isfinite(number) for number in numbers)
+                      and (key not in PIXEL_SPACING_TAGS or all(number != 0 for number in numbers))):
+        return ""
+    return (f"the DICOM files' {name} ({key.replace('|', ',')}) is \"{value.strip()}\", not {expected} (a decimal "
+            f"comma?), which DICOM readers take as 1 mm, 0 or a number of no meaning: {unknown} is unknown; correct "
+            "the tag, or export the series again")
 
 
 def series_beside_warnings(path: Path, reader) -> list[str]:
@@ -454,7 +460,7 @@ def _planes_of(planes: list[SlicePlane]) -> SlicePlanes:
                        [plane.kind for plane in planes], [plane.pixel_grid for plane in planes],
                        [plane.image_number for plane in planes], instance_uids=[plane.instance_uid for plane in planes],
                        placed=[plane.placed for plane in planes], shown_inverted=first.shown_inverted,
-                       spacing_fault=first.spacing_fault)
+                       geometry_fault=first.geometry_fault)
 
 
 def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
@@ -476,7 +482,7 @@ def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
                        frames[0].thickness_mm, kinds, grids, [f"{instance}{n + 1}" for n in range(len(frames))],
                        [(0, n) for n in range(len(frames))],
                        np.array([frame.pixel_mm for frame in frames]), shown_inverted=shown_inverted(reader),
-                       spacing_fault=pixel_spacing_fault(reader))
+                       geometry_fault=geometry_fault(reader))
 
 
 def _one_frame(path: str) -> SlicePlanes | None:

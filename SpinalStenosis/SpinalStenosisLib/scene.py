@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from . import __version__, scene_table
-from .dicom_series import positive_value, spacing_fault
+from .dicom_series import GEOMETRY_VALUES, positive_value, value_fault
 from .findings import Finding, worst_findings, worst_findings_by_level
 from .geometry import VolumeGeometry, pixel_size_text, stack_layout
 from .grading import REGION_TAGS, region_named
@@ -37,7 +37,7 @@ from .volume_io import (PICTURE_SUFFIXES, SEGMENT_IDS_AND_NAMES, AxialVolume, ax
 
 DicomValue = Callable[[str, str], str]  # (SOP instance UID, tag "gggg,eeee") → the header value, "" without one
 SLICE_THICKNESS_TAG = "0018,0050"
-PIXEL_SPACING_TAG = "0028,0030"
+GEOMETRY_TAGS = tuple(tag.replace("|", ",") for tag in GEOMETRY_VALUES)  # Pixel Spacing, Image Position, Orientation
 INSTANCE_NUMBER_TAG = "0020,0013"
 
 # the node reference from each output node to its input volume: MRML renumbers it with the volume when a scene is
@@ -103,7 +103,8 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
     """The input volume node as an axial stack (a copy: the node is never modified); with dicom_value, the slice
     thickness a volume loaded from DICOM has in its header (see header_values), and each slice's image number (the
     Instance Number of the instance the node's DICOM.instanceUIDs lists for it, in the order of its slices); a
-    ValueError where that header's Pixel Spacing is malformed (dicom_series.spacing_fault)."""
+    ValueError where that header's Pixel Spacing, Image Position or Orientation is malformed
+    (dicom_series.value_fault)."""
     import slicer.util
 
     if volume_node.GetImageData() is None:
@@ -111,9 +112,10 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
     volume = axial_from_array(slicer.util.arrayFromVolume(volume_node).astype(np.float32, copy=True),
                               geometry_of(volume_node), volume_node.GetName())
     if dicom_value is not None:
-        thickness, spacing = header_values(volume_node, dicom_value, (SLICE_THICKNESS_TAG, PIXEL_SPACING_TAG)) \
-            or ["", ""]
-        if spacing and (fault := spacing_fault(PIXEL_SPACING_TAG, spacing)):
+        [thickness, *geometry] = header_values(volume_node, dicom_value, (SLICE_THICKNESS_TAG, *GEOMETRY_TAGS)) \
+            or [""] * (1 + len(GEOMETRY_TAGS))
+        if fault := next((fault for tag, value in zip(GEOMETRY_TAGS, geometry) if value
+                          if (fault := value_fault(tag, value))), ""):
             raise ValueError(fault)
         volume.slice_thickness_mm = positive_value(thickness)
         uids = (volume_node.GetAttribute("DICOM.instanceUIDs") or "").split()

@@ -11,8 +11,8 @@ from typing import Callable
 import numpy as np
 
 from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, frame_planes, header_gaps, header_value,
-                           is_dicom, is_dicom_file, itk_warnings_hidden, mixed_pixel_grids, named_region,
-                           one_image_per_position, one_position_warnings, one_stack_warnings, pixel_spacing_fault,
+                           geometry_fault, is_dicom, is_dicom_file, itk_warnings_hidden, mixed_pixel_grids,
+                           named_region, one_image_per_position, one_position_warnings, one_stack_warnings,
                            positive_value, series_beside_warnings, shown_inverted, slice_planes, slice_thickness_mm,
                            stack_blocks, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, needs_reslice, resliced_geometry
@@ -106,8 +106,8 @@ def _one_set(path: Path, choice: SeriesChoice, planes: SlicePlanes | None, image
             raise InputError(f"{path}: --image-set {image_set!r}: the series' files do not each give one slice's "
                              "position, so its images at each position cannot be told apart")
         return choice, None
-    if planes.spacing_fault:
-        raise InputError(f"{path}: {planes.spacing_fault}")
+    if planes.geometry_fault:
+        raise InputError(f"{path}: {planes.geometry_fault}")
     try:
         kept_planes, kept, warnings = one_image_per_position(planes, image_set)
     except ValueError as error:
@@ -171,7 +171,7 @@ def _reader_for(path: Path):
         raise InputError(f"{path}: not an image SimpleITK can read{detail}") from None
     if fault := _nifti_voxel_fault(path, reader):
         raise InputError(f"{path}: the NIfTI file is {fault} (ITK reads such a file without a word); copy it again")
-    if is_dicom_file(path) and (fault := pixel_spacing_fault(reader)):
+    if is_dicom_file(path) and (fault := geometry_fault(reader)):
         raise InputError(f"{path}: {fault}")
     return reader
 

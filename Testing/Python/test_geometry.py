@@ -897,7 +897,8 @@ def test_a_dicom_series_stored_monochrome1_is_read_as_it_is_shown_not_refused_as
     checked_mr_image(series, "MONOCHROME1")  # not "99.5 % of the image's pixels are below 0"
 
 
-def test_a_dicom_series_whose_pixel_spacing_is_malformed_is_refused_not_read_with_a_size_of_no_meaning(tmp_path):
+def test_a_dicom_series_whose_spacing_or_position_is_malformed_is_refused_not_read_as_numbers_of_no_meaning(
+        tmp_path):
     image, _, geometry = phantom_arrays(n_slices=3)  # 0.8 mm pixels
     write_dicom_series(tmp_path, image * 10 + 100, geometry, series=1)
     element = b"\x28\x00\x30\x00\x06\x00\x00\x00.8\\.8 "  # (0028,0030), 6 bytes long (implicit VR), as GDCM writes it
@@ -906,12 +907,26 @@ def test_a_dicom_series_whose_pixel_spacing_is_malformed_is_refused_not_read_wit
         assert written.count(element) == 1
         path.write_bytes(written.replace(element, element[:8] + b",8\\,8 "))
     message = re.escape('the DICOM files\' pixel size (0028,0030) is ",8\\,8", not one or two sizes in mm (a decimal '
-                        "comma?), which DICOM readers take as 1 mm or as a number of no meaning")
+                        "comma?), which DICOM readers take as 1 mm, 0 or a number of no meaning: the pixel size is "
+                        "unknown; correct the tag, or export the series again")
     for read in (open_axial, open_axial_blocks):
         with pytest.raises(InputError, match=message):
             read(tmp_path)
     with pytest.raises(InputError, match=message):
         open_axial(sorted(tmp_path.glob("*.dcm"))[1])
+    positions = tmp_path / "positions"
+    positions.mkdir()
+    write_dicom_series(positions, image * 10 + 100, tilted(geometry, 0.0, (0.25, 0.5, 0.75)), series=2)
+    for path in positions.glob("*.dcm"):  # "-38.25\\-38.5\\4.75 " written "-38,25\\-38,5\\4,75 "
+        written = path.read_bytes()
+        at = written.index(b"\x20\x00\x32\x00") + 8
+        end = at + int.from_bytes(written[at - 4:at], "little")
+        path.write_bytes(written[:at] + written[at:end].replace(b".", b",") + written[end:])
+    with pytest.raises(InputError, match=re.escape("the DICOM files' Image Position (Patient) (0020,0032) is "
+                                                   '"-38,25\\-38,5\\,75", not 3 numbers (a decimal comma?), which '
+                                                   "DICOM readers take as 1 mm, 0 or a number of no meaning: where the "
+                                                   "slices lie is unknown")):  # not "all at one position"
+        open_axial_blocks(positions)
 
 
 def test_one_dicom_file_of_a_series_given_alone_is_measured_alone_with_a_warning_naming_the_series_folder(tmp_path):

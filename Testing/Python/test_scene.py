@@ -220,19 +220,23 @@ def test_the_slice_thickness_of_a_volume_loaded_from_dicom_judges_the_blur(conte
     [warning] = warnings_of(outputs.table)
     assert warning.startswith("slices 9.0 mm thick, 7.7 mm apart, through a spine tilted about 15°")
 
-def test_a_volume_loaded_from_dicom_with_a_malformed_pixel_spacing_is_refused_with_the_tag_s_value(context):
+def test_a_volume_loaded_from_dicom_with_a_malformed_spacing_or_position_is_refused_with_the_tag_s_value(context):
     labels, geometry = canal_arrays(np.zeros(3), [6.0] * 3, 4.0)
     volume = add_volume(context.scene, labels * 800.0 + 100.0, geometry.ijk_to_ras, "series")
     volume.SetAttribute("DICOM.instanceUIDs", "1.2.3")
-    spacing = {"value": "0,8\\0,8"}  # a decimal comma, which DICOM readers read as 1 mm or worse
+    header = {"0028,0030": "0,8\\0,8"}  # a decimal comma, which DICOM readers read as 1 mm or worse
 
     def dicom_value(uid, tag):
-        return spacing["value"] if (uid, tag) == ("1.2.3", "0028,0030") else ""
+        return header.get(tag, "") if uid == "1.2.3" else ""
 
     with pytest.raises(ValueError, match=re.escape('pixel size (0028,0030) is "0,8\\0,8", not one or two sizes in mm '
                                                    "(a decimal comma?)")):
         axial_volume_of(volume, dicom_value)
-    spacing["value"] = "0.8\\0.8"
+    header.update({"0028,0030": "0.8\\0.8", "0020,0032": "-38,25\\-38,5\\0,75"})
+    with pytest.raises(ValueError, match=re.escape('Image Position (Patient) (0020,0032) is "-38,25\\-38,5\\0,75", not '
+                                                   "3 numbers")):
+        axial_volume_of(volume, dicom_value)
+    header["0020,0032"] = "-38.25\\-38.5\\0.75"
     assert axial_volume_of(volume, dicom_value).n_slices == 3
 
 
