@@ -164,7 +164,8 @@ def _series_chosen(folder: Path, series: list[list[str]], wanted: str | None) ->
     CD): of the axial series (those wanted: numbered so, or with it in their Series Description), a T2-weighted one
     (see :func:`weighting`) before others and one named T1-weighted last, then one whose Image Type names a water,
     in-phase or magnitude image before one that names a fat, opposed-phase or phase image (a Dixon sequence's
-    images saved as series of their own; _image_type_rank), then the one with the most slices; when there
+    images saved as series of their own; _image_type_rank), then the one with the most slices, then the one with the
+    highest Series Number (of a sequence repeated, as after the patient moved, the repeat); when there
     is no axial series, the largest (the geometry check then says why). A series is axial when its first, middle or
     last file is an axial slice (its first may be a localizer); no other header is read, but the first file's of
     each axial series when there are several or some are wanted; the warning says when they belong to several
@@ -189,12 +190,18 @@ def _series_chosen(folder: Path, series: list[list[str]], wanted: str | None) ->
         return SeriesChoice(axial[0], [])
     weightings = [weighting(header) if header is not None else 1 for header in headers]
     ranks = [_image_type_rank(header_value(header, "0008|0008")) if header is not None else 0 for header in headers]
-    chosen, *others = sorted(range(len(axial)), key=lambda n: (weightings[n], ranks[n], sizes[n]), reverse=True)
+    numbers = [positive_value(header_value(header, "0020|0011")) or 0 if header is not None else 0
+               for header in headers]  # Series Number: of series alike, the last acquired (a repeat, as for motion)
+    chosen, *others = sorted(range(len(axial)), key=lambda n: (weightings[n], ranks[n], sizes[n], numbers[n]),
+                             reverse=True)
     why = {2: "the T2-weighted one with the most slices",
            1: "none is named T2-weighted: the one with the most slices of those not named T1",
            0: "all are named T1-weighted: the one with the most slices"}[weightings[chosen]]
     if any(weightings[n] == weightings[chosen] and ranks[n] < ranks[chosen] for n in others):
         why += f" whose {MEASURABLE_IMAGE_TYPE}"
+    if any((weightings[n], ranks[n], sizes[n]) == (weightings[chosen], ranks[chosen], sizes[chosen])
+           and numbers[n] < numbers[chosen] for n in others):
+        why += ", and of those alike the last acquired (the highest Series Number: a repeat?)"
     studies = {header_value(header, "0020|000d") for header in headers if header is not None} - {""}
     several_studies = (f"; they belong to {len(studies)} studies (patients or visits): to measure each, give each "
                        "study's folder as an input of its own" if len(studies) > 1 else "")

@@ -1084,6 +1084,19 @@ def test_a_study_folder_with_several_axial_series_measures_a_t2_weighted_one_and
         open_axial(next(alone.iterdir()), series="5")
 
 
+def test_of_two_axial_t2_series_alike_the_last_acquired_is_measured_a_repeat(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=3)
+    for number in (7, 4):  # the first written is listed first; series 7 repeats series 4 (the patient moved)
+        write_dicom_series(tmp_path, image + number, geometry, series=number,
+                           tags=(("0020|0011", str(number)), ("0008|103e", "AX T2")))
+    volume = open_axial(tmp_path)
+    np.testing.assert_array_equal(volume.stack(), image + 7)
+    [warning] = volume.warnings
+    assert warning.startswith('the DICOM folder holds 2 axial series: measured series 7 ("AX T2", 3 slices), the '
+                              "T2-weighted one with the most slices, and of those alike the last acquired (the "
+                              'highest Series Number: a repeat?); not measured: series 4 ("AX T2", 3 slices)')
+
+
 def test_a_folder_of_several_studies_measures_one_series_and_says_to_give_each_study_on_its_own(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=3)
     for patient in (1, 2):  # each patient's axial T2, in one folder
