@@ -1008,7 +1008,8 @@ def test_a_folder_without_a_dicom_series_fails_clearly(tmp_path):
     for name in ("scan.nii.gz", "slice_2.png", "slice_1.png"):
         (tmp_path / name).write_bytes(b"")
     with pytest.raises(InputError, match=re.escape("subfolders; it holds 3 image files (scan.nii.gz, ...): give them "
-                                                   f"as inputs, each is measured on its own (e.g. {tmp_path}/*.nii.gz)")):
+                                                   "as inputs, each is measured on its own (e.g. "
+                                                   f"{tmp_path / '*.nii.gz'})")):
         open_axial(tmp_path)
 
 
