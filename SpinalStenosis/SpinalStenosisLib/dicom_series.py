@@ -334,6 +334,12 @@ def _pixel_grid(size: Sequence[int], pixel_mm: Sequence[float]) -> str:
 
 PIXEL_SPACING_TAGS = ("0028|0030", "0018|1164", "0018|2010")  # Pixel, Imager Pixel, Nominal Scanned Pixel Spacing
 POSITION_TAG, ORIENTATION_TAG = "0020|0032", "0020|0037"  # Image Position and Image Orientation (Patient)
+# DICOM's Specific Character Set terms (single-byte and without code extensions, and their ISO 2022 forms) as codecs
+CHARACTER_SETS = {**{f"{prefix}{number}": codec for number, codec in (
+    ("100", "latin_1"), ("101", "iso8859_2"), ("109", "iso8859_3"), ("110", "iso8859_4"), ("144", "iso8859_5"),
+    ("127", "iso8859_6"), ("126", "iso8859_7"), ("138", "iso8859_8"), ("148", "iso8859_9"), ("203", "iso8859_15"),
+    ("166", "tis_620"), ("13", "shift_jis")) for prefix in ("ISO_IR ", "ISO 2022 IR ")},
+    "ISO_IR 192": "utf_8", "GB18030": "gb18030", "GBK": "gbk"}
 # the tags a file's geometry is read from (a pixel spacing tag stands for PIXEL_SPACING_TAGS): what each is, how many
 # numbers it holds (said so), and what is unknown where it holds anything else (geometry_fault)
 GEOMETRY_VALUES = {PIXEL_SPACING_TAGS[0]: ("pixel size", (1, 2), "one or two sizes in mm", "the pixel size"),
@@ -430,8 +436,21 @@ def slice_thickness_mm(reader) -> float | None:
 
 def header_value(reader, key: str) -> str:
     """The value of a key in the header a SimpleITK reader holds (a DICOM tag in SimpleITK's form, "0018|0050", or
-    another format's field, e.g. NIfTI's "qform_code"); "" without it."""
-    return reader.GetMetaData(key) if reader.HasMetaDataKey(key) else ""
+    another format's field, e.g. NIfTI's "qform_code"); "" without it. Text that is not UTF-8 (SimpleITK gives its
+    other bytes as lone surrogates, which no output file can hold) is decoded in the header's character set."""
+    value = reader.GetMetaData(key) if reader.HasMetaDataKey(key) else ""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape").decode(_character_set(reader), "replace")
+    return value
+
+
+def _character_set(reader) -> str:
+    """The Python codec of a DICOM header's Specific Character Set (0008,0005): its first term known here
+    (CHARACTER_SETS), else Latin-1, the one European headers most often hold, with the tag or without."""
+    terms = [term.strip().upper() for term in header_value(reader, "0008|0005").split("\\")]
+    return next((CHARACTER_SETS[term] for term in terms if term in CHARACTER_SETS), "latin_1")
 
 
 def positive_value(text: str) -> float | None:

@@ -243,7 +243,8 @@ def write_studies_csv(out_dir: Path) -> Path | None:
         return None
     path = out_dir / STUDIES_FILE
     partial = path.with_name(f".{STUDIES_FILE}.partial")
-    with open(partial, "w", newline="", encoding="utf-8") as handle:
+    # an input's path or an earlier run's warning may hold bytes that are not UTF-8 (JSON keeps them escaped)
+    with open(partial, "w", newline="", encoding="utf-8", errors="backslashreplace") as handle:
         writer = csv.DictWriter(handle, fieldnames=STUDIES_COLUMNS, restval="")
         writer.writeheader()
         writer.writerows(rows)

@@ -248,6 +248,10 @@ def test_studies_csv_lists_each_block_of_an_angled_series_and_leaves_missing_fin
     assert [rows[2][c] for c in ("canal_ap_mm", "canal_ap_slice", "canal_ap_image", "canal_ap_level",
                                  "canal_ap_grade", "canal_ap_to_check")] == ["9.5000", "2", "14", "L4-L5",
                                                                              "absolute stenosis", "True"]
+    document["input_warnings"] = ["a series \udce4"]  # a byte not UTF-8 in a path or header, as JSON escapes it
+    (tmp_path / "nifti" / "measurements.json").write_text(json.dumps(document), encoding="utf-8")
+    with open(write_studies_csv(tmp_path), newline="", encoding="utf-8") as handle:
+        assert next(csv.DictReader(handle))["warnings"] == "a series \\udce4"
 
 
 def test_several_inputs_need_distinct_names_and_take_no_masks_or_scene(phantom_files, tmp_path, capsys):

@@ -1098,6 +1098,20 @@ def test_of_two_axial_t2_series_alike_the_last_acquired_is_measured_a_repeat(tmp
                               'highest Series Number: a repeat?); not measured: series 4 ("AX T2", 3 slices)')
 
 
+@pytest.mark.parametrize("character_set, description", [(None, "AX T2 Pateø"), ("ISO_IR 101", "AX T2 Pateř")])
+def test_a_series_description_not_in_utf_8_is_read_in_its_character_set(tmp_path, character_set, description):
+    image, _, geometry = phantom_arrays(n_slices=3)
+    tags = (("0008|0005", character_set),) if character_set else ()
+    for number, name in ((3, "AX T2 Patex"), (4, "AX T1")):
+        write_dicom_series(tmp_path, image, geometry, series=number,
+                           tags=(("0020|0011", str(number)), ("0008|103e", name), *tags))
+    for path in tmp_path.glob("series3_*.dcm"):  # byte 0xF8: ø in Latin-1 (no character set named), ř in Latin-2
+        path.write_bytes(path.read_bytes().replace(b"Patex", b"Pate\xf8"))
+    [warning] = open_axial(tmp_path).warnings  # SimpleITK gives the byte as a lone surrogate, "\udcf8"
+    assert warning.startswith(f'the DICOM folder holds 2 axial series: measured series 3 ("{description}", 3 slices)')
+    assert open_axial(tmp_path, series=description.split()[-1]).warnings == []  # --series finds it by that word
+
+
 def test_a_folder_of_several_studies_measures_one_series_and_says_to_give_each_study_on_its_own(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=3)
     for patient in (1, 2):  # each patient's axial T2, in one folder
