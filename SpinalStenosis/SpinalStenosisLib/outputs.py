@@ -65,6 +65,11 @@ class OutputError(ValueError):
 
 
 def check_output_folder(out_dir: Path, input_path: Path, overwrite: bool) -> None:
+    from .volume_io import not_utf8
+
+    if shown := not_utf8(out_dir):
+        raise OutputError(f"{shown}: the output folder's path holds bytes that are not UTF-8, which SimpleITK cannot "
+                          "write to; name another")
     out_dir, input_path = Path(out_dir).resolve(), Path(input_path).resolve()
     input_folder = input_path if input_path.is_dir() else input_path.parent
     if out_dir == input_folder:

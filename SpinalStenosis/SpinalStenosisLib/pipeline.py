@@ -20,7 +20,7 @@ from .report import StackView, write_report, write_series_report
 from .visibility import (blank_slice_warnings, checked_pixels, clipped_image_warnings, field_of_view,
                          intensity_floor, is_blank, networks_view, not_an_mr_image, offset_warnings, two_level_share,
                          two_level_warnings)
-from .volume_io import AxialVolume, InputError, open_axial_blocks, read_labels, write_labels
+from .volume_io import AxialVolume, InputError, open_axial_blocks, openable, read_labels, write_labels
 
 ProgressCallback = Callable[[int, int], None]
 BATCH_SLICES = 8  # slices per network batch; progress and cancel act between batches
@@ -458,6 +458,7 @@ def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path 
     image_set: which of the images a DICOM series holds at each slice position (two echoes, a Dixon sequence's
     images) to measure, by the value that tells them apart (e.g. "20", an Echo Time); by default the preferred."""
     input_path, out_dir = Path(input_path), Path(out_dir)
+    openable(input_path)  # before the output folder, which a name of several inputs' is made from
     check_output_folder(out_dir, input_path, overwrite)
     if labels_path is None and segmenter is None:
         raise ValueError("either labels_path or segmenter is needed")

@@ -11,7 +11,7 @@ import numpy as np
 from .outputs import OutputError, block_folder
 from .pipeline import MeasurementRun
 from .scene import StenosisScene
-from .volume_io import InputError, input_name
+from .volume_io import InputError, input_name, not_utf8
 
 
 @dataclass
@@ -75,6 +75,9 @@ def write_scene_bundle(runs: list[MeasurementRun], input_path: Path, mrb_path: P
     mrb_path = Path(mrb_path).resolve()
     if mrb_path.suffix != ".mrb":
         raise OutputError(f"{mrb_path}: a scene bundle must end in .mrb")
+    if shown := not_utf8(mrb_path):
+        raise OutputError(f"{shown}: the path holds bytes that are not UTF-8, which 3D Slicer's scene cannot be "
+                          "written to; name another")
     if mrb_path.exists() and not overwrite:
         raise OutputError(f"{mrb_path}: exists; pass --overwrite to replace it")
     try:

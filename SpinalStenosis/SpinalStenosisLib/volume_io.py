@@ -54,6 +54,31 @@ def _study_folder(path: Path) -> Path:
     return path.parent if path.name.upper() == "DICOMDIR" and path.is_file() else path
 
 
+def openable(path: Path | str) -> Path:
+    """An input's path as read (_study_folder); an InputError where it, or a name in its folder, holds bytes that
+    are not UTF-8 (not_utf8), which SimpleITK cannot open."""
+    path = _study_folder(Path(path))
+    if shown := not_utf8(path):
+        raise InputError(f"{shown}: the path holds bytes that are not UTF-8 (a name written on another system, as a "
+                         "ZIP archive made on Windows may unpack?), which SimpleITK cannot open; rename it")
+    if path.is_dir() and (names := [shown for inner in path.rglob("*") if (shown := not_utf8(inner.name))]):
+        raise InputError(f"{path}: {len(names)} of the names in it hold bytes that are not UTF-8 (e.g. {names[0]}: "
+                         "written on another system, as a ZIP archive made on Windows may unpack?), which SimpleITK "
+                         "cannot open; rename them")
+    return path
+
+
+def not_utf8(path: Path | str) -> str:
+    """A path (or name) shown with its bytes that are not UTF-8 escaped, where it holds any: SimpleITK cannot take
+    such a path, and the process aborts; "" for any other."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return ""
+
+
 def _sitk():
     import SimpleITK as sitk  # deferred: Slicer loads the module before dependencies are checked
 
@@ -471,7 +496,7 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     series to measure (its number, or a word of its description; see :func:`dicom_series.chosen_series`);
     image_set: which of the images the series holds at each slice position (see
     :func:`dicom_series.one_image_per_position`)."""
-    path = _study_folder(Path(path))
+    path = openable(path)
     if (dicom := _dicom_images(path, series, image_set)) is not None:
         return _dicom_series(path, *dicom, pixel_mm)
     reader = _reader_for(path)
@@ -568,7 +593,7 @@ def open_axial_blocks(path: Path | str, pixel_mm: float | None = None, series: s
     its own geometry (as 3D Slicer's DICOM reader offers each orientation of a series as a volume of its own), so
     that every slice lies where it was imaged. Slices at a non-axial angle in the series (e.g. a localizer) are left
     out. pixel_mm, series, image_set: see :func:`open_axial`."""
-    path = _study_folder(Path(path))
+    path = openable(path)
     dicom = _dicom_images(path, series, image_set) if pixel_mm is None else None
     if dicom is None:
         return [open_axial(path, pixel_mm=pixel_mm, series=series, image_set=image_set)]
@@ -699,7 +724,7 @@ def read_labels(path: Path | str, expected: VolumeGeometry, pixel_mm: float | No
     its segments by their IDs or names (SEGMENT_IDS_AND_NAMES), whatever their label values and layers; its other
     segments are left out."""
     sitk = _sitk()
-    path = Path(path)
+    path = openable(path)
     image = _read(path, _reader_for(path))
     segmentation = _SEGMENTATION_KEY in image.GetMetaDataKeys()
     if not segmentation:

@@ -3,6 +3,7 @@ import csv
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 
@@ -252,6 +253,30 @@ def test_studies_csv_lists_each_block_of_an_angled_series_and_leaves_missing_fin
     (tmp_path / "nifti" / "measurements.json").write_text(json.dumps(document), encoding="utf-8")
     with open(write_studies_csv(tmp_path), newline="", encoding="utf-8") as handle:
         assert next(csv.DictReader(handle))["warnings"] == "a series \\udce4"
+
+
+def test_a_path_not_in_utf_8_is_refused_which_simpleitk_would_abort_on(phantom_files, tmp_path, capsys):
+    from SpinalStenosisLib.volume_io import image_suffix
+
+    image, _ = phantom_files
+    suffix = image_suffix(image.name)
+    named = tmp_path / "Wirbels\udce4ule"  # the byte 0xE4 (Latin-1 ä), as Python names it in a path
+    (named / "series").mkdir(parents=True)
+    shutil.copy(image, named / "scan.nii")  # not read: refused by its path
+    shutil.copy(image, tmp_path / f"scan{suffix}")
+    code, err = run(capsys, "measure", named / "scan.nii", "--out", tmp_path / "out")
+    assert code == cli.EXIT_INPUT and "Wirbels\\xe4ule/scan.nii: the path holds bytes that are not UTF-8" in err
+    (tmp_path / "study" / "S\udce4").mkdir(parents=True)  # a folder in a study
+    code, err = run(capsys, "measure", tmp_path / "study", "--out", tmp_path / "out")
+    assert code == cli.EXIT_INPUT and "study: 1 of the names in it hold bytes that are not UTF-8 (e.g. S\\xe4" in err
+    code, err = run(capsys, "measure", tmp_path / f"scan{suffix}", "--out", named / "out")
+    assert code != 0 and "ule/out: the output folder's path holds bytes that are not UTF-8" in err
+    assert not (named / "out").exists()
+    shutil.copy(image, tmp_path / f"other{suffix}")  # of several inputs, the others are still measured
+    code, err = run(capsys, "measure", named / "scan.nii", tmp_path / f"other{suffix}", "--out",
+                    tmp_path / "several")
+    assert code == cli.EXIT_INPUT and "ule/scan.nii: the path holds bytes that are not UTF-8" in err
+    assert (tmp_path / "several" / "other" / "measurements.csv").exists(), err
 
 
 def test_several_inputs_need_distinct_names_and_take_no_masks_or_scene(phantom_files, tmp_path, capsys):

@@ -1112,6 +1112,8 @@ def test_scene_bundle_reloads(context, tmp_path, phantom_files):
     assert write_scene_bundle([run], image_path, bundle, overwrite=True) == bundle
     with pytest.raises(OutputError, match="scene.zip: a scene bundle must end in .mrb"):
         write_scene_bundle([run], image_path, tmp_path / "scene.zip")
+    with pytest.raises(OutputError, match=re.escape("scene\\xe4.mrb: the path holds bytes that are not UTF-8")):
+        write_scene_bundle([run], image_path, tmp_path / "scene\udce4.mrb")  # as Python names the byte 0xE4
 
 
 def volume_named(scene, name: str):
