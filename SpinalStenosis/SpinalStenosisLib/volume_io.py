@@ -55,13 +55,14 @@ def _study_folder(path: Path) -> Path:
 
 
 def openable(path: Path | str) -> Path:
-    """An input's path as read (_study_folder); an InputError where it, or a name in its folder, holds bytes that
-    are not UTF-8 (not_utf8), which SimpleITK cannot open."""
+    """An input's path as read (_study_folder); an InputError where it, or the name of a folder or DICOM file in its
+    folder, holds bytes that are not UTF-8 (not_utf8), which SimpleITK cannot open."""
     path = _study_folder(Path(path))
     if shown := not_utf8(path):
         raise InputError(f"{shown}: the path holds bytes that are not UTF-8 (a name written on another system, as a "
                          "ZIP archive made on Windows may unpack?), which SimpleITK cannot open; rename it")
-    if path.is_dir() and (names := [shown for inner in path.rglob("*") if (shown := not_utf8(inner.name))]):
+    if path.is_dir() and (names := [shown for inner in path.rglob("*") if (shown := not_utf8(inner.name))
+                                    and (inner.is_dir() or is_dicom_file(inner))]):
         raise InputError(f"{path}: {len(names)} of the names in it hold bytes that are not UTF-8 (e.g. {names[0]}: "
                          "written on another system, as a ZIP archive made on Windows may unpack?), which SimpleITK "
                          "cannot open; rename them")

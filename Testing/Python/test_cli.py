@@ -266,7 +266,8 @@ def test_a_path_not_in_utf_8_is_refused_which_simpleitk_would_abort_on(phantom_f
     shutil.copy(image, tmp_path / f"scan{suffix}")
     code, err = run(capsys, "measure", named / "scan.nii", "--out", tmp_path / "out")
     assert code == cli.EXIT_INPUT and "Wirbels\\xe4ule/scan.nii: the path holds bytes that are not UTF-8" in err
-    (tmp_path / "study" / "S\udce4").mkdir(parents=True)  # a folder in a study
+    (tmp_path / "study" / "S\udce4").mkdir(parents=True)  # a folder in a study (a note so named is not read)
+    (tmp_path / "study" / "Notiz f\udcfcr.txt").write_text("not read", encoding="utf-8")
     code, err = run(capsys, "measure", tmp_path / "study", "--out", tmp_path / "out")
     assert code == cli.EXIT_INPUT and "study: 1 of the names in it hold bytes that are not UTF-8 (e.g. S\\xe4" in err
     code, err = run(capsys, "measure", tmp_path / f"scan{suffix}", "--out", named / "out")
