@@ -32,8 +32,8 @@ from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volu
                        measure_with_segmenter, region_shown_by, slice_field_of_view)
 from .report import write_report
 from .scene_table import ATTRIBUTE
-from .volume_io import (PICTURE_SUFFIXES, SEGMENT_IDS_AND_NAMES, AxialVolume, axial_from_array, structure_segments,
-                        with_image_numbers)
+from .volume_io import (PICTURE_SUFFIXES, SEGMENT_IDS_AND_NAMES, AxialVolume, axial_from_array, stored_voxel_fault,
+                        structure_segments, with_image_numbers)
 
 DicomValue = Callable[[str, str], str]  # (SOP instance UID, tag "gggg,eeee") → the header value, "" without one
 SLICE_THICKNESS_TAG = "0018,0050"
@@ -104,7 +104,8 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
     thickness a volume loaded from DICOM has in its header (see header_values), and each slice's image number (the
     Instance Number of the instance the node's DICOM.instanceUIDs lists for it, in the order of its slices); a
     ValueError where that header's Pixel Spacing, Image Position or Orientation is malformed
-    (dicom_series.value_fault)."""
+    (dicom_series.value_fault), or where the NIfTI file the node was loaded from is cut short or damaged
+    (volume_io.stored_voxel_fault)."""
     import slicer.util
 
     if volume_node.GetImageData() is None:
@@ -123,6 +124,8 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
             with_image_numbers(volume, [(dicom_value(uid, INSTANCE_NUMBER_TAG) or "").strip() for uid in uids])
     storage = volume_node.GetStorageNode()
     file_name = Path(storage.GetFileName() or "") if storage is not None else Path()
+    if fault := stored_voxel_fault(file_name):
+        raise ValueError(f"the volume was loaded from {file_name.name}: {fault}; load a whole copy of it")
     if file_name.suffix.lower() in PICTURE_SUFFIXES:
         pixel_mm = pixel_size_text(volume.layout.slice_grid(0).pixel_size_mm)
         volume.warnings.append(f"the volume was loaded from a picture file ({file_name.name}), which holds no pixel "

@@ -196,7 +196,7 @@ def _reader_for(path: Path):
                              "short; or not an image, as a report or a presentation state)") from None
         raise InputError(f"{path}: not an image SimpleITK can read{detail}") from None
     if fault := _nifti_voxel_fault(path, reader):
-        raise InputError(f"{path}: the NIfTI file is {fault} (ITK reads such a file without a word); copy it again")
+        raise InputError(f"{path}: {_nifti_fault_text(fault)}; copy it again")
     if is_dicom_file(path) and (fault := geometry_fault(reader)):
         raise InputError(f"{path}: {fault}")
     return reader
@@ -204,6 +204,26 @@ def _reader_for(path: Path):
 
 GZIP_MAGIC, GZIP_WBITS = b"\x1f\x8b", zlib.MAX_WBITS | 16  # a gzip file's first bytes; zlib reads gzip with these
 GZIP_CHUNK_BYTES = 1 << 20  # decompressed at a time when counting a gzip file's bytes (_bytes_after)
+
+
+def stored_voxel_fault(path: Path) -> str:
+    """What is wrong with the voxels of the NIfTI file at path (_nifti_voxel_fault), as measure says it, e.g. of the
+    file a 3D Slicer volume was loaded from, which Slicer's ITK reader read without a word; "" for any other file,
+    and one that cannot be read or named to SimpleITK (not_utf8)."""
+    if not path.is_file() or not_utf8(path) or not _is_nifti(path):
+        return ""
+    reader = _sitk().ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        with itk_warnings_hidden():
+            reader.ReadImageInformation()
+    except RuntimeError:
+        return ""
+    return _nifti_fault_text(fault) if (fault := _nifti_voxel_fault(path, reader)) else ""
+
+
+def _nifti_fault_text(fault: str) -> str:
+    return f"the NIfTI file is {fault} (ITK reads such a file without a word)"
 
 
 def _nifti_voxel_fault(path: Path, reader) -> str:

@@ -22,7 +22,7 @@ from SpinalStenosisLib.scene import (LEVELS_ATTRIBUTE, SEGMENTS, StenosisScene, 
 from SpinalStenosisLib.scene_table import (LOCKED_COLUMNS, TABLE_COLUMNS, graded_with, has_columns,  # noqa: E402
                                            measurements_of, region_note, row_of, row_values, to_check, warnings_of)
 from SpinalStenosisLib.scene_bundle import add_volume, new_scene, write_scene_bundle  # noqa: E402
-from SpinalStenosisLib.volume_io import NON_FINITE_WARNING  # noqa: E402
+from SpinalStenosisLib.volume_io import NON_FINITE_WARNING, write_image  # noqa: E402
 
 
 def oblique_anisotropic(geometry: VolumeGeometry) -> VolumeGeometry:
@@ -185,6 +185,20 @@ def test_a_volume_loaded_from_a_picture_file_is_measured_with_a_warning_about_it
                               "was measured with 0.64 × 0.80 mm pixels; if those are not the scan's, set the Image")
     storage.SetFileName("/scans/patient.nrrd")
     assert warnings_of(measure(context, volume)[1].table) == []
+
+
+def test_a_volume_loaded_from_a_nifti_file_cut_short_is_refused_as_measure_refuses_the_file(context, volume, tmp_path):
+    write_image(tmp_path / "scan.nii", slicer.util.arrayFromVolume(volume), geometry_of(volume))
+    whole = (tmp_path / "scan.nii").read_bytes()
+    (tmp_path / "cut.nii").write_bytes(whole[:len(whole) // 2])  # 3D Slicer's ITK reader reads it without a word
+    storage = context.scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(str(tmp_path / "cut.nii"))
+    volume.SetAndObserveStorageNodeID(storage.GetID())
+    with pytest.raises(ValueError, match=re.escape("the volume was loaded from cut.nii: the NIfTI file is cut short (a "
+                                                   "copy or download interrupted?): it holds ")):
+        axial_volume_of(volume)
+    storage.SetFileName(str(tmp_path / "scan.nii"))
+    assert axial_volume_of(volume).n_slices == volume.GetImageData().GetDimensions()[2]
 
 
 def test_a_volume_with_voxels_that_hold_no_number_is_measured_with_a_warning_and_left_as_it_is(context):
