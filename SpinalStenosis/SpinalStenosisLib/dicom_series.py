@@ -39,9 +39,9 @@ SUBSERIES_TAGS = {"0018|0081": "Echo Time", "0018|0086": "Echo Number", "0008|00
                   "0020|0012": "Acquisition Number", "0020|0100": "Temporal Position Identifier",
                   "0020|9056": "Stack ID"}
 ECHO_TIME, IMAGE_TYPE = list(SUBSERIES_TAGS).index("0018|0081"), list(SUBSERIES_TAGS).index("0008|0008")
-SHOWN_INVERTED_WARNING = ("the DICOM images are stored MONOCHROME1 (their lowest values shown white), which SimpleITK "
-                          "reads inverted, as they are shown, all below 0: they are measured from their lowest value "
-                          "up")
+SHOWN_INVERTED_WARNING = ("the DICOM images are stored MONOCHROME1 (their lowest values shown white) and were read "
+                          "inverted, as they are shown, all below 0 (as ITK's GDCM reader reads them): they are "
+                          "measured from their lowest value up")
 DICOM_PREAMBLE_BYTES = 128  # before a DICOM file's "DICM" (is_dicom_file)
 SAME_POSITION_MM = 0.01  # slices whose positions differ by less lie at one position
 # sets of images told apart by a tag that share fewer of their positions are stacks that overlap, not image sets

@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from . import __version__, scene_table
-from .dicom_series import GEOMETRY_VALUES, positive_value, value_fault
+from .dicom_series import GEOMETRY_VALUES, SHOWN_INVERTED_WARNING, positive_value, value_fault
 from .findings import Finding, worst_findings, worst_findings_by_level
 from .geometry import VolumeGeometry, pixel_size_text, stack_layout
 from .grading import REGION_TAGS, region_named
@@ -37,6 +37,7 @@ from .volume_io import (PICTURE_SUFFIXES, SEGMENT_IDS_AND_NAMES, AxialVolume, ax
 
 DicomValue = Callable[[str, str], str]  # (SOP instance UID, tag "gggg,eeee") → the header value, "" without one
 SLICE_THICKNESS_TAG = "0018,0050"
+PHOTOMETRIC_TAG = "0028,0004"  # Photometric Interpretation
 GEOMETRY_TAGS = tuple(tag.replace("|", ",") for tag in GEOMETRY_VALUES)  # Pixel Spacing, Image Position, Orientation
 INSTANCE_NUMBER_TAG = "0020,0013"
 
@@ -105,19 +106,24 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
     Instance Number of the instance the node's DICOM.instanceUIDs lists for it, in the order of its slices); a
     ValueError where that header's Pixel Spacing, Image Position or Orientation is malformed
     (dicom_series.value_fault), or where the NIfTI file the node was loaded from is cut short or damaged
-    (volume_io.stored_voxel_fault)."""
+    (volume_io.stored_voxel_fault). An image stored MONOCHROME1, which ITK reads below 0, is taken from its lowest
+    value up, as measure takes it."""
     import slicer.util
 
     if volume_node.GetImageData() is None:
         raise ValueError(f"the volume {volume_node.GetName()!r} holds no image: load one into it, or choose another")
-    volume = axial_from_array(slicer.util.arrayFromVolume(volume_node).astype(np.float32, copy=True),
-                              geometry_of(volume_node), volume_node.GetName())
+    voxels = slicer.util.arrayFromVolume(volume_node).astype(np.float32, copy=True)
+    [thickness, photometric, *geometry] = (header_values(volume_node, dicom_value, (
+        SLICE_THICKNESS_TAG, PHOTOMETRIC_TAG, *GEOMETRY_TAGS)) if dicom_value is not None else None) \
+        or [""] * (2 + len(GEOMETRY_TAGS))
+    if fault := next((fault for tag, value in zip(GEOMETRY_TAGS, geometry) if value
+                      if (fault := value_fault(tag, value))), ""):
+        raise ValueError(fault)
+    shown_inverted = photometric.strip() == "MONOCHROME1" and voxels.max() < 0  # as ITK reads it: all below 0
+    volume = axial_from_array(voxels - voxels.min() if shown_inverted else voxels, geometry_of(volume_node),
+                              volume_node.GetName())
+    volume.warnings += [SHOWN_INVERTED_WARNING] if shown_inverted else []
     if dicom_value is not None:
-        [thickness, *geometry] = header_values(volume_node, dicom_value, (SLICE_THICKNESS_TAG, *GEOMETRY_TAGS)) \
-            or [""] * (1 + len(GEOMETRY_TAGS))
-        if fault := next((fault for tag, value in zip(GEOMETRY_TAGS, geometry) if value
-                          if (fault := value_fault(tag, value))), ""):
-            raise ValueError(fault)
         volume.slice_thickness_mm = positive_value(thickness)
         uids = (volume_node.GetAttribute("DICOM.instanceUIDs") or "").split()
         if len(uids) == volume.n_slices:  # a file a slice (a multi-frame file lists one)

@@ -883,8 +883,9 @@ def test_a_dicom_series_stored_monochrome1_is_read_as_it_is_shown_not_refused_as
         path.write_bytes(path.read_bytes().replace(b"MONOCHROME2", b"MONOCHROME1"))
     middle = sorted(tmp_path.glob("*.dcm"))[1]
     assert sitk.GetArrayFromImage(sitk.ReadImage(str(middle))).max() < 0  # SimpleITK reads it inverted, below 0
-    warning = ("the DICOM images are stored MONOCHROME1 (their lowest values shown white), which SimpleITK reads "
-               "inverted, as they are shown, all below 0: they are measured from their lowest value up")
+    warning = ("the DICOM images are stored MONOCHROME1 (their lowest values shown white) and were read inverted, as "
+               "they are shown, all below 0 (as ITK's GDCM reader reads them): they are measured from their lowest "
+               "value up")
     series = open_axial(tmp_path)
     np.testing.assert_array_equal(series.stack(), image - image.min())
     assert series.warnings == [warning]

@@ -254,6 +254,28 @@ def test_a_volume_loaded_from_dicom_with_a_malformed_spacing_or_position_is_refu
     assert axial_volume_of(volume, dicom_value).n_slices == 3
 
 
+def test_a_volume_loaded_from_dicom_stored_monochrome1_is_measured_as_shown_as_measure_does(context):
+    labels, geometry = canal_arrays(np.zeros(3), [6.0] * 3, 4.0)
+    shown = labels * 800.0 + 100.0
+    read = shown - shown.max() - 1  # as ITK reads it stored MONOCHROME1 (each stored value v as -v - 1)
+    volume = add_volume(context.scene, read, geometry.ijk_to_ras, "series")
+    volume.SetAttribute("DICOM.instanceUIDs", "1.2.3")
+    header = {"0028,0004": "MONOCHROME1"}
+
+    def dicom_value(uid, tag):
+        return header.get(tag, "") if uid == "1.2.3" else ""
+
+    taken = axial_volume_of(volume, dicom_value)
+    np.testing.assert_allclose(taken.stack(), shown - shown.min())
+    assert taken.warnings[0].startswith("the DICOM images are stored MONOCHROME1 (their lowest values shown white)")
+    logic = StenosisScene(context.scene, context.segmentations_logic, dicom_value=dicom_value)
+    outputs = measure_volume_node(logic, volume, ThresholdSegmenter())
+    assert warnings_of(outputs.table)[0].startswith("the DICOM images are stored MONOCHROME1")
+    assert np.isfinite(row_values(outputs.table, 1)["canal_ap_mm"])
+    header["0028,0004"] = "MONOCHROME2"  # values below 0 of another image are its own (refused as inverted)
+    np.testing.assert_allclose(axial_volume_of(volume, dicom_value).stack(), read)
+
+
 def test_a_volume_loaded_from_dicom_numbers_each_slice_as_its_image_in_the_table(context):
     labels, geometry = canal_arrays(np.zeros(4), [6.0] * 4, 4.0)
     volume = add_volume(context.scene, labels * 800.0 + 100.0, geometry.ijk_to_ras, "series")
