@@ -191,6 +191,9 @@ def _reader_for(path: Path):
         elif path.suffix.lower() in PICTURE_SUFFIXES and _grey_with_alpha(path):
             raise InputError(f"{path}: a grey picture with an alpha channel (transparency), which SimpleITK cannot "
                              "read: save it without one (grey or RGB)") from None
+        elif unknown_format and not path.name.lower().endswith(".gz") and _is_gzip(path):
+            detail = (f"; it is gzip-compressed, but its name does not end in .gz (a download renamed?): rename it "
+                      f"{path.name}.gz")
         elif unknown_format and is_dicom_file(path):
             raise InputError(f"{path}: a DICOM file, but not an image SimpleITK can read (damaged, or a copy cut "
                              "short; or not an image, as a report or a presentation state)") from None
@@ -263,13 +266,18 @@ def _nifti_voxel_file(path: Path, nifti_type: str) -> Path | None:
                  if (candidate := path.with_name(stem[:-4] + suffix + zipped)).exists()), None)
 
 
+def _is_gzip(path: Path) -> bool:
+    """Whether the file at path is gzip-compressed (by its first bytes, whatever its name)."""
+    with open(path, "rb") as file:
+        return file.read(2) == GZIP_MAGIC
+
+
 def _bytes_after(path: Path, offset: int) -> int:
     """How many bytes a file holds after its first offset ones: a gzip file's decompressed (each of its members, as
     cat joins them), up to where its stream or the file ends (a zlib.error where the stream is damaged)."""
+    if not _is_gzip(path):
+        return max(path.stat().st_size - offset, 0)
     with open(path, "rb") as file:
-        if file.read(2) != GZIP_MAGIC:
-            return max(path.stat().st_size - offset, 0)
-        file.seek(0)
         count, pending, decompressor = 0, b"", zlib.decompressobj(GZIP_WBITS)
         while pending or (pending := file.read(GZIP_CHUNK_BYTES)):
             if decompressor.eof:
