@@ -821,9 +821,9 @@ def test_a_file_simpleitk_refuses_is_refused_with_its_reason_and_an_archive_with
     with pytest.raises(InputError, match=r"notes.nii: not an image SimpleITK can read$"):  # nothing more to say
         open_axial(tmp_path / "notes.nii")
     (tmp_path / "zipped.nii").write_bytes(gzip.compress((tmp_path / "scan.nii").read_bytes()))  # .gz dropped
-    with pytest.raises(InputError, match=re.escape("zipped.nii: not an image SimpleITK can read; it is gzip-compressed, "
-                                                   "but its name does not end in .gz (a download renamed?): rename it "
-                                                   "zipped.nii.gz")):
+    with pytest.raises(InputError, match=re.escape("zipped.nii: not an image SimpleITK can read; it is gzip-"
+                                                   "compressed, but its name does not end in .gz (a download "
+                                                   "renamed?): rename it zipped.nii.gz")):
         open_axial(tmp_path / "zipped.nii")
     series = tmp_path / "series"
     series.mkdir()
