@@ -383,16 +383,15 @@ def value_fault(tag: str, value: str) -> str:
     """What is wrong with the value of a tag of a DICOM file's geometry (e.g. "0028|0030" or "0028,0030";
     GEOMETRY_VALUES) that does not hold the numbers it must, e.g. a Pixel Spacing "0,8\\0,8" (a decimal comma) or
     "0\\0": GDCM reads it as 1 mm, 0 or a number of no meaning that is not the same from one file to the next; ""
-    where it is well formed, and for another tag."""
+    where it is well formed."""
     key = tag.replace(",", "|")
-    name, counts, expected, unknown = GEOMETRY_VALUES.get(
-        PIXEL_SPACING_TAGS[0] if key in PIXEL_SPACING_TAGS else key, ("", (), "", ""))
+    name, counts, expected, unknown = GEOMETRY_VALUES[PIXEL_SPACING_TAGS[0] if key in PIXEL_SPACING_TAGS else key]
     try:
         numbers = [float(number) for number in value.strip().split("\\")]
     except ValueError:
         numbers = []
-    if not counts or (len(numbers) in counts and all(math.isfinite(number) for number in numbers)
-                      and (key not in PIXEL_SPACING_TAGS or all(number != 0 for number in numbers))):
+    if len(numbers) in counts and all(math.isfinite(number) for number in numbers) \
+            and (key not in PIXEL_SPACING_TAGS or all(number != 0 for number in numbers)):
         return ""
     return (f"the DICOM files' {name} ({key.replace('|', ',')}) is \"{value.strip()}\", not {expected} (a decimal "
             f"comma?), which DICOM readers take as 1 mm, 0 or a number of no meaning: {unknown} is unknown; correct "
