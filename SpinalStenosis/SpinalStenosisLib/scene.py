@@ -112,7 +112,7 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
 
     if volume_node.GetImageData() is None:
         raise ValueError(f"the volume {volume_node.GetName()!r} holds no image: load one into it, or choose another")
-    voxels = slicer.util.arrayFromVolume(volume_node).astype(np.float32, copy=True)
+    voxels = np.array(slicer.util.arrayFromVolume(volume_node))  # a copy, signed bytes kept (axial_from_array)
     [thickness, photometric, *geometry] = (header_values(volume_node, dicom_value, (
         SLICE_THICKNESS_TAG, PHOTOMETRIC_TAG, *GEOMETRY_TAGS)) if dicom_value is not None else None) \
         or [""] * (2 + len(GEOMETRY_TAGS))
@@ -120,8 +120,9 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
                       if (fault := value_fault(tag, value))), ""):
         raise ValueError(fault)
     shown_inverted = photometric.strip() == "MONOCHROME1" and voxels.max() < 0  # as ITK reads it: all below 0
-    volume = axial_from_array(voxels - voxels.min() if shown_inverted else voxels, geometry_of(volume_node),
-                              volume_node.GetName())
+    if shown_inverted:
+        voxels = voxels.astype(np.float32) - voxels.min()
+    volume = axial_from_array(voxels, geometry_of(volume_node), volume_node.GetName())
     volume.warnings += [SHOWN_INVERTED_WARNING] if shown_inverted else []
     if dicom_value is not None:
         volume.slice_thickness_mm = positive_value(thickness)

@@ -30,6 +30,8 @@ COLOURS = ("red", "green", "blue")
 SAME_IMAGE_CORRELATION = 0.98  # colour channels this alike are one image (grey saved in colour, or a lossy copy)
 NON_FINITE_WARNING = ("the image has voxels that hold no number (NaN or infinite, as a resampling tool may fill beyond "
                       "the imaged area): they were measured as 0")
+WRAPPED_BYTES_WARNING = ("the image is stored as signed 8-bit integers, some below 0: 8-bit data (0-255) written as "
+                         "signed, its brighter half wrapped below 0; they were read as unsigned (0-255)")
 
 
 class InputError(ValueError):
@@ -497,7 +499,12 @@ class AxialVolume:
 def _measurable(array: np.ndarray, warnings: list[str]) -> np.ndarray:
     """The voxels as float32, those that hold no number (NaN or infinite: what a resampling or registration tool may
     fill beyond the imaged area) and those of a negative padding value (visibility.padding_value) set to 0, as a
-    scanner's padding is (visibility.padding); warnings says so, once for each."""
+    scanner's padding is (visibility.padding); warnings says so, once for each. Signed 8-bit voxels below 0 are
+    unsigned ones wrapped (an MR image holds no values below 0, and a CT's do not fit in 8 bits): read unsigned."""
+    array = np.asarray(array)
+    if array.dtype == np.int8 and (array < 0).any():
+        _warn_once(warnings, WRAPPED_BYTES_WARNING)
+        array = array.view(np.uint8)
     array = np.asarray(array, dtype=np.float32)
     finite = np.isfinite(array)
     if not finite.all():
@@ -660,7 +667,9 @@ def axial_from_array(voxels: np.ndarray, geometry: VolumeGeometry, name: str = "
     if np.iscomplexobj(voxels):
         raise InputError(f"{name}: complex numbers; a grey-scale (or RGB) MR image is needed: give their magnitude "
                          "(numpy.abs)")
-    voxels = np.asarray(voxels, np.float32)
+    voxels = np.asarray(voxels)
+    if voxels.dtype != np.int8:  # signed bytes kept as they are: _measurable reads them unsigned where they wrapped
+        voxels = voxels.astype(np.float32, copy=False)
     if voxels.ndim not in (3, 4) or voxels.shape[:3] != tuple(geometry.size_ijk[::-1]):
         size = "x".join(map(str, geometry.size_ijk))
         raise InputError(f"{name}: an array of shape {voxels.shape} for a geometry of {size} voxels (i, j, k); the "

@@ -16,9 +16,9 @@ from SpinalStenosisLib import dicom_frames, dicom_series
 from SpinalStenosisLib.geometry import (AxialLayout, FieldOfView, GeometryError, PlaneGrid, VolumeGeometry, ceil_pixels,
                                         floor_pixels, reordered, stack_layout)
 from SpinalStenosisLib.pipeline import checked_mr_image, measure_with_labels
-from SpinalStenosisLib.volume_io import (NON_FINITE_WARNING, InputError, axial_from_array, input_name, open_axial,
-                                         open_axial_blocks, read_labels, structure_segments, with_image_numbers,
-                                         write_image, write_labels)
+from SpinalStenosisLib.volume_io import (NON_FINITE_WARNING, WRAPPED_BYTES_WARNING, InputError, axial_from_array,
+                                         input_name, open_axial, open_axial_blocks, read_labels, structure_segments,
+                                         with_image_numbers, write_image, write_labels)
 
 
 def measured(image, labels, geometry):
@@ -1246,6 +1246,27 @@ def test_a_negative_padding_value_is_read_as_zero_with_one_warning_but_a_ct_or_a
     z_scored = (zero_padded - zero_padded.mean()) / zero_padded.std()  # padded with 0, then z-scored
     clipped_ct = np.where(padded < 0, -1000.0, rng.normal(-100.0, 30.0, padded.shape))  # air clipped at -1000, fat
     for kept in (z_scored, clipped_ct):
+        volume = axial_from_array(kept, geometry)
+        assert np.array_equal(volume.source_voxels(), kept.astype(np.float32)) and volume.warnings == []
+
+
+def test_signed_bytes_below_0_are_read_as_the_unsigned_bytes_they_wrapped_from_not_refused_as_a_ct(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=5)
+    noisy = image + np.random.default_rng(8).normal(0.0, 40.0, image.shape)
+    unsigned = np.round(np.clip(noisy * 0.12 + 120.0, 0, 255)).astype(np.uint8)  # the background about 132
+    signed = unsigned.view(np.int8)  # 8-bit data written as signed: its brighter half wraps below 0
+    assert (signed < -50).mean() > 0.3
+    itk = sitk.GetImageFromArray(signed)
+    geometry.apply_to_sitk(itk)
+    sitk.WriteImage(itk, str(tmp_path / "wrapped.nii.gz"))
+    ways = {"file": open_axial(tmp_path / "wrapped.nii.gz"),
+            "streamed": open_axial(tmp_path / "wrapped.nii.gz", max_voxels_in_memory=1000),
+            "array": axial_from_array(signed, geometry)}
+    for way, volume in ways.items():
+        assert np.array_equal(volume.stack(), axial_from_array(unsigned, geometry).stack()), way
+        assert volume.warnings == [WRAPPED_BYTES_WARNING], way  # once, however many slices hold it
+        checked_mr_image(volume, way)  # not "... at -50 or below, as fat and air are in a CT's Hounsfield units"
+    for kept in (signed.clip(0, None), unsigned, signed.astype(np.int16)):  # none below 0, or not 8 bits
         volume = axial_from_array(kept, geometry)
         assert np.array_equal(volume.source_voxels(), kept.astype(np.float32)) and volume.warnings == []
 

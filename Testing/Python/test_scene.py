@@ -22,7 +22,7 @@ from SpinalStenosisLib.scene import (LEVELS_ATTRIBUTE, SEGMENTS, StenosisScene, 
 from SpinalStenosisLib.scene_table import (LOCKED_COLUMNS, TABLE_COLUMNS, graded_with, has_columns,  # noqa: E402
                                            measurements_of, region_note, row_of, row_values, to_check, warnings_of)
 from SpinalStenosisLib.scene_bundle import add_volume, new_scene, write_scene_bundle  # noqa: E402
-from SpinalStenosisLib.volume_io import NON_FINITE_WARNING, write_image  # noqa: E402
+from SpinalStenosisLib.volume_io import NON_FINITE_WARNING, WRAPPED_BYTES_WARNING, write_image  # noqa: E402
 
 
 def oblique_anisotropic(geometry: VolumeGeometry) -> VolumeGeometry:
@@ -274,6 +274,27 @@ def test_a_volume_loaded_from_dicom_stored_monochrome1_is_measured_as_shown_as_m
     assert np.isfinite(row_values(outputs.table, 1)["canal_ap_mm"])
     header["0028,0004"] = "MONOCHROME2"  # values below 0 of another image are its own (refused as inverted)
     np.testing.assert_allclose(axial_volume_of(volume, dicom_value).stack(), read)
+
+
+def test_a_volume_of_signed_bytes_below_0_is_measured_unsigned_as_measure_reads_its_file(context):
+    labels, geometry = canal_arrays(np.zeros(3), [6.0] * 3, 4.0)
+    noise = np.random.default_rng(3).normal(0.0, 4.0, labels.shape)
+    unsigned = np.round(labels * 225 + 12 + noise).astype(np.uint8)  # 8-bit data written as signed: its canal
+    # below 0
+    volume = add_volume(context.scene, unsigned.view(np.int8), geometry.ijk_to_ras, "bytes")
+    taken = axial_volume_of(volume)
+    np.testing.assert_array_equal(taken.source_voxels(), unsigned)
+    assert taken.warnings == [WRAPPED_BYTES_WARNING]
+    assert slicer.util.arrayFromVolume(volume).min() < 0  # the node as it was
+
+    class FourTimesBrighter(ThresholdSegmenter):  # its thresholds are for 12-bit data
+        def segment(self, images, grids):
+            return super().segment([4.0 * image for image in images], grids)
+
+    outputs = measure_volume_node(StenosisScene(context.scene, context.segmentations_logic), volume,
+                                  FourTimesBrighter())
+    assert warnings_of(outputs.table) == [WRAPPED_BYTES_WARNING]
+    assert np.isfinite(row_values(outputs.table, 1)["canal_ap_mm"])
 
 
 def test_a_volume_loaded_from_dicom_numbers_each_slice_as_its_image_in_the_table(context):
