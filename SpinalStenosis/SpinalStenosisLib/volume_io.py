@@ -202,6 +202,8 @@ def _reader_for(path: Path):
         raise InputError(f"{path}: not an image SimpleITK can read{detail}") from None
     if fault := _nifti_voxel_fault(path, reader):
         raise InputError(f"{path}: {_nifti_fault_text(fault)}; copy it again")
+    if fault := _meta_voxel_fault(path):
+        raise InputError(f"{path}: {_meta_fault_text(fault)}; copy it again")
     if is_dicom_file(path) and (fault := geometry_fault(reader)):
         raise InputError(f"{path}: {fault}")
     return reader
@@ -212,10 +214,14 @@ GZIP_CHUNK_BYTES = 1 << 20  # decompressed at a time when counting a gzip file's
 
 
 def stored_voxel_fault(path: Path) -> str:
-    """What is wrong with the voxels of the NIfTI file at path (_nifti_voxel_fault), as measure says it, e.g. of the
-    file a 3D Slicer volume was loaded from, which Slicer's ITK reader read without a word; "" for any other file,
-    and one that cannot be read or named to SimpleITK (not_utf8)."""
-    if not path.is_file() or not_utf8(path) or not _is_nifti(path):
+    """What is wrong with the voxels of the NIfTI or MetaImage file at path (_nifti_voxel_fault, _meta_voxel_fault),
+    as measure says it, e.g. of the file a 3D Slicer volume was loaded from, which Slicer's ITK reader read without a
+    word; "" for any other file, and one that cannot be read or named to SimpleITK (not_utf8)."""
+    if not path.is_file() or not_utf8(path):
+        return ""
+    if fault := _meta_voxel_fault(path):
+        return _meta_fault_text(fault)
+    if not _is_nifti(path):
         return ""
     reader = _sitk().ImageFileReader()
     reader.SetFileName(str(path))
@@ -231,6 +237,10 @@ def _nifti_fault_text(fault: str) -> str:
     return f"the NIfTI file is {fault} (ITK reads such a file without a word)"
 
 
+def _meta_fault_text(fault: str) -> str:
+    return f"the MetaImage file's {fault}"
+
+
 def _nifti_voxel_fault(path: Path, reader) -> str:
     """What is wrong with the voxels a NIfTI file (its header read by reader) stores, which ITK does not tell: cut
     short, as an interrupted copy or download leaves it (ITK reads the missing voxels as 0), or a gzip stream
@@ -244,13 +254,13 @@ def _nifti_voxel_fault(path: Path, reader) -> str:
         offset = int(float(header_value(reader, "vox_offset")))
     except ValueError:
         return ""
+    damaged = "damaged (its gzip stream does not decompress: a copy or download gone wrong?): its voxels would be wrong"
     try:
-        stored = _bytes_after(voxel_file, offset)
+        stored, ended = _bytes_after(voxel_file, offset)
     except zlib.error:
-        return ("damaged (its gzip stream does not decompress: a copy or download gone wrong?): its voxels would be "
-                "wrong")
+        return damaged
     if stored >= needed:
-        return ""
+        return "" if ended else damaged  # decoded on past the voxels without reaching the stream's end: not gzip's
     return (f"cut short (a copy or download interrupted?): {'its .img file ' if voxel_file != path else 'it '}holds "
             f"{math.floor(stored / needed * 1000) / 10:g} % of its voxels, and the others would be read as 0")
 
@@ -268,17 +278,78 @@ def _nifti_voxel_file(path: Path, nifti_type: str) -> Path | None:
                  if (candidate := path.with_name(stem[:-4] + suffix + zipped)).exists()), None)
 
 
+# the bytes of a MetaImage file's element types (ElementType)
+META_ELEMENT_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
+                      "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4,
+                      "MET_DOUBLE": 8}
+
+
+def _meta_voxel_fault(path: Path) -> str:
+    """What is wrong with the voxels of a MetaImage file (an .mha, or an .mhd and the data file it names): the data
+    file missing, or the data cut short (a copy or download interrupted), where ITK's reason is an unrelated "No such
+    file or directory", or their compressed stream damaged, which ITK reads without a word; "" where it is none of
+    these, or not a MetaImage."""
+    if not path.is_file() or _image_io(path) != "MetaImageIO":
+        return ""
+    fields: dict[str, str] = {}
+    with open(path, "rb") as file:
+        while (line := file.readline()) and "ElementDataFile" not in fields:
+            key, _, value = line.decode("latin-1").partition("=")
+            fields[key.strip()] = value.strip()
+        header_bytes = file.tell() - len(line)
+    name = fields.get("ElementDataFile", "")
+    if name == "LOCAL":
+        data_file, offset = path, header_bytes
+    elif name and not name.startswith("LIST") and "%" not in name and " " not in name:  # one file, not a list
+        data_file, offset = path.parent / name, max(int(fields.get("HeaderSize", "0")), 0)
+        if not data_file.is_file():
+            return f"data file {name} is missing (it must lie beside {path.name})"
+    else:
+        return ""
+    try:
+        needed = math.prod(int(size) for size in fields["DimSize"].split()) \
+            * int(fields.get("ElementNumberOfChannels", "1")) * META_ELEMENT_BYTES[fields["ElementType"]]
+    except (KeyError, ValueError):
+        return ""
+    data = "data are" if data_file == path else f"data file {name} is"
+    damaged = f"{data} damaged (the compressed voxels do not decompress: a copy or download gone wrong?)"
+    stored, ended = data_file.stat().st_size - offset, True
+    if fields.get("CompressedData", "False").lower() == "true":
+        try:
+            stored, ended = _inflated_bytes(data_file, offset)
+        except zlib.error:
+            return damaged
+    if stored >= needed:
+        return "" if ended else damaged  # decoded on past the voxels without reaching the stream's end: not zlib's
+    return (f"{data} cut short (a copy or download interrupted?), holding "
+            f"{math.floor(max(stored, 0) / needed * 1000) / 10:g} % of the image's voxels")
+
+
+def _inflated_bytes(path: Path, offset: int) -> tuple[int, bool]:
+    """How many bytes the zlib stream from a file's byte offset on decompresses to, up to where it or the file ends,
+    and whether it ended (its checksum found right; a zlib.error where the data show it damaged)."""
+    with open(path, "rb") as file:
+        file.seek(offset)
+        count, decompressor = 0, zlib.decompressobj()
+        while (pending := file.read(GZIP_CHUNK_BYTES)) and not decompressor.eof:
+            while pending:
+                count += len(decompressor.decompress(pending, GZIP_CHUNK_BYTES))
+                pending = decompressor.unconsumed_tail
+    return count, decompressor.eof
+
+
 def _is_gzip(path: Path) -> bool:
     """Whether the file at path is gzip-compressed (by its first bytes, whatever its name)."""
     with open(path, "rb") as file:
         return file.read(2) == GZIP_MAGIC
 
 
-def _bytes_after(path: Path, offset: int) -> int:
+def _bytes_after(path: Path, offset: int) -> tuple[int, bool]:
     """How many bytes a file holds after its first offset ones: a gzip file's decompressed (each of its members, as
-    cat joins them), up to where its stream or the file ends (a zlib.error where the stream is damaged)."""
+    cat joins them), up to where its stream or the file ends; and whether its stream ended (its checksum found
+    right; True for a file not compressed; a zlib.error where the data show it damaged)."""
     if not _is_gzip(path):
-        return max(path.stat().st_size - offset, 0)
+        return max(path.stat().st_size - offset, 0), True
     with open(path, "rb") as file:
         count, pending, decompressor = 0, b"", zlib.decompressobj(GZIP_WBITS)
         while pending or (pending := file.read(GZIP_CHUNK_BYTES)):
@@ -288,7 +359,7 @@ def _bytes_after(path: Path, offset: int) -> int:
                 decompressor = zlib.decompressobj(GZIP_WBITS)
             count += len(decompressor.decompress(pending, GZIP_CHUNK_BYTES))
             pending = decompressor.unused_data if decompressor.eof else decompressor.unconsumed_tail
-    return max(count - offset, 0)
+    return max(count - offset, 0), decompressor.eof
 
 
 def _itk_reason(error: RuntimeError) -> str:
@@ -563,7 +634,12 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
 def _is_nifti(path: Path) -> bool:
     """Whether ITK reads the file at path as NIfTI. Its header's NIfTI fields do not tell: SimpleITK writes them into
     an NRRD or MetaImage file converted from a NIfTI one, as fields of its own."""
-    return _sitk().ImageFileReader.GetImageIOFromFileName(str(path)) == "NiftiImageIO"
+    return _image_io(path) == "NiftiImageIO"
+
+
+def _image_io(path: Path) -> str:
+    """The ITK ImageIO that reads the file at path (e.g. "NiftiImageIO", "MetaImageIO"; "" for none)."""
+    return _sitk().ImageFileReader.GetImageIOFromFileName(str(path))
 
 
 def _unknown_orientation(path: Path, reader) -> str:

@@ -880,6 +880,43 @@ def test_a_nifti_file_cut_short_or_damaged_is_refused_which_itk_reads_without_a_
         np.testing.assert_array_equal(open_axial(tmp_path / name).stack(), image)
 
 
+def test_a_metaimage_file_cut_short_damaged_or_without_its_data_file_is_refused_saying_so(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=8)
+    image = image + np.random.default_rng(0).uniform(0, 50, image.shape).astype(np.float32)
+    write_image(tmp_path / "packed.mha", image, geometry)  # compressed, as write_image writes
+    sitk.WriteImage(sitk.ReadImage(str(tmp_path / "packed.mha")), str(tmp_path / "scan.mha"))
+    sitk.WriteImage(sitk.ReadImage(str(tmp_path / "packed.mha")), str(tmp_path / "pair.mhd"))  # and pair.raw
+    raw, packed = (tmp_path / "scan.mha").read_bytes(), (tmp_path / "packed.mha").read_bytes()
+    assert len(packed) < len(raw)
+    (tmp_path / "cut.mha").write_bytes(raw[:len(raw) // 2])  # an interrupted copy
+    (tmp_path / "cut_packed.mha").write_bytes(packed[:len(packed) * 3 // 4])
+    damaged = bytearray(packed)
+    damaged[len(packed) // 2:len(packed) // 2 + 64] = bytes(64)  # as a bad sector or a faulty transfer leaves it
+    (tmp_path / "damaged.mha").write_bytes(bytes(damaged))
+    write_image(tmp_path / "flat.mha", phantom_arrays(n_slices=8)[0], geometry)  # a short stream, which the same
+    damaged = bytearray((tmp_path / "flat.mha").read_bytes())  # damage decodes to more voxels than the image has,
+    damaged[-200:-100] = bytes(100)  # without an error, and without reaching the stream's end
+    (tmp_path / "damaged_flat.mha").write_bytes(bytes(damaged))
+    (tmp_path / "cut_pair.mhd").write_bytes((tmp_path / "pair.mhd").read_bytes().replace(b"pair.raw", b"cut_pair.raw"))
+    (tmp_path / "cut_pair.raw").write_bytes((tmp_path / "pair.raw").read_bytes()[:image.nbytes // 4])
+    (tmp_path / "lone.mhd").write_bytes((tmp_path / "pair.mhd").read_bytes().replace(b"pair.raw", b"lone.raw"))
+    for name in ("cut.mha", "cut_packed.mha", "cut_pair.mhd", "lone.mhd"):
+        with pytest.raises(RuntimeError, match="No such file or directory"):  # what ITK says of each
+            sitk.ReadImage(str(tmp_path / name))
+    for name in ("damaged.mha", "damaged_flat.mha"):
+        assert sitk.ReadImage(str(tmp_path / name)).GetSize() == (96, 96, 8)  # without a word
+    for name, fault in (("cut.mha", r"data are cut short \(a copy or download interrupted\?\), holding 49\.\d % of"),
+                        ("cut_packed.mha", r"data are cut short .*, holding \d+(\.\d)? % of the image's voxels"),
+                        ("cut_pair.mhd", r"data file cut_pair\.raw is cut short .*, holding 25 % of the image's"),
+                        ("damaged.mha", r"data are damaged \(the compressed voxels do not decompress"),
+                        ("damaged_flat.mha", r"data are damaged \(the compressed voxels do not decompress"),
+                        ("lone.mhd", r"data file lone\.raw is missing \(it must lie beside lone\.mhd\)")):
+        with pytest.raises(InputError, match=f"{name}: the MetaImage file's {fault}.*; copy it again"):
+            open_axial(tmp_path / name)
+    for name in ("scan.mha", "packed.mha", "pair.mhd"):
+        np.testing.assert_array_equal(open_axial(tmp_path / name).stack(), image)
+
+
 def test_a_dicom_series_stored_monochrome1_is_read_as_it_is_shown_not_refused_as_below_0(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=3)
     image = np.round(image * 10 + 100)

@@ -187,7 +187,8 @@ def test_a_volume_loaded_from_a_picture_file_is_measured_with_a_warning_about_it
     assert warnings_of(measure(context, volume)[1].table) == []
 
 
-def test_a_volume_loaded_from_a_nifti_file_cut_short_is_refused_as_measure_refuses_the_file(context, volume, tmp_path):
+def test_a_volume_loaded_from_a_damaged_nifti_or_metaimage_file_is_refused_as_measure_refuses_it(context, volume,
+                                                                                                   tmp_path):
     write_image(tmp_path / "scan.nii", slicer.util.arrayFromVolume(volume), geometry_of(volume))
     whole = (tmp_path / "scan.nii").read_bytes()
     (tmp_path / "cut.nii").write_bytes(whole[:len(whole) // 2])  # 3D Slicer's ITK reader reads it without a word
@@ -199,6 +200,16 @@ def test_a_volume_loaded_from_a_nifti_file_cut_short_is_refused_as_measure_refus
         axial_volume_of(volume)
     storage.SetFileName(str(tmp_path / "scan.nii"))
     assert axial_volume_of(volume).n_slices == volume.GetImageData().GetDimensions()[2]
+    voxels = slicer.util.arrayFromVolume(volume)
+    noisy = voxels + np.random.default_rng(0).uniform(0, 50, voxels.shape)
+    write_image(tmp_path / "scan.mha", noisy, geometry_of(volume))  # compressed: noise makes its stream long
+    damaged = bytearray((tmp_path / "scan.mha").read_bytes())
+    damaged[-2000:-1900] = bytes(100)  # the ITK reader reads it without a word
+    (tmp_path / "damaged.mha").write_bytes(bytes(damaged))
+    storage.SetFileName(str(tmp_path / "damaged.mha"))
+    with pytest.raises(ValueError, match=re.escape("the volume was loaded from damaged.mha: the MetaImage file's data "
+                                                   "are damaged (the compressed voxels do not decompress")):
+        axial_volume_of(volume)
 
 
 def test_a_volume_with_voxels_that_hold_no_number_is_measured_with_a_warning_and_left_as_it_is(context):
