@@ -7,7 +7,7 @@ from __future__ import annotations
 import mmap
 import struct
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 import numpy as np
 
@@ -30,8 +30,9 @@ FRAME_TYPE = ((0x0018, 0x9226), (0x0008, 0x9007))  # MR Image Frame Type Sequenc
 FRAME_ACQUISITION_NUMBER = ((0x0020, 0x9111), (0x0020, 0x9156))  # Frame Content Sequence > (US)
 TEMPORAL_POSITION_INDEX = ((0x0020, 0x9111), (0x0020, 0x9128))  # Frame Content Sequence > (UL)
 STACK_ID = ((0x0020, 0x9111), (0x0020, 0x9056))  # Frame Content Sequence > Stack ID (SH)
+PIXEL_VALUE_TRANSFORMATION = (0x0028, 0x9145)  # the functional group of the Rescale Slope and Intercept
 # the sequences read, known as such where the transfer syntax does not say (implicit VR)
-SEQUENCES = {SHARED_GROUPS, PER_FRAME_GROUPS, *(group for group, _ in (
+SEQUENCES = {SHARED_GROUPS, PER_FRAME_GROUPS, PIXEL_VALUE_TRANSFORMATION, *(group for group, _ in (
     PLANE_POSITION, PLANE_ORIENTATION, SLICE_THICKNESS, PIXEL_SPACING, EFFECTIVE_ECHO_TIME, FRAME_TYPE,
     FRAME_ACQUISITION_NUMBER, TEMPORAL_POSITION_INDEX, STACK_ID))}
 
@@ -60,14 +61,39 @@ def read_frames(path: Path | str) -> list[Frame] | None:
         return None
 
 
-def _frames(data) -> list[Frame] | None:
+def header_text(path: Path | str, tags: Iterable[Tag]) -> dict[Tag, str]:
+    """The text of those of these elements a DICOM file has, read here, at its top level or else in its shared
+    functional groups (where GDCM writes an MR image's Rescale Slope and Intercept): SimpleITK reads no header that
+    GDCM cannot read the pixels with (a Rescale Slope that is not a number); {} where the file cannot be read here
+    (as read_frames)."""
+    try:
+        with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            header = _header(data) or {}
+    except (OSError, ValueError, struct.error, IndexError, RecursionError):
+        return {}
+    shared = (header.get(SHARED_GROUPS) or [{}])[0]
+    grouped = {tag: value for group in shared.values() if isinstance(group, list) and group
+               for tag, value in group[0].items()}
+    found = {**grouped, **header}
+    return {tag: _text(found[tag]) for tag in tags if isinstance(found.get(tag), bytes)}
+
+
+def _header(data) -> dict | None:
+    """A DICOM file's elements up to its pixel data (see _dataset); None where it is not DICOM, or is written so
+    that it cannot be read here (big-endian or deflated)."""
     if data[128:132] != b"DICM":
         return None
     meta, start = _dataset(data, 132, len(data), explicit=True, stop_group=0x0003)
     syntax = meta.get((0x0002, 0x0010), b"").decode("ascii").strip("\0 ")
     if syntax in (EXPLICIT_BIG, DEFLATED):
         return None
-    header, _ = _dataset(data, start, len(data), explicit=syntax != IMPLICIT_LITTLE, stop_group=PIXEL_DATA_GROUP)
+    return _dataset(data, start, len(data), explicit=syntax != IMPLICIT_LITTLE, stop_group=PIXEL_DATA_GROUP)[0]
+
+
+def _frames(data) -> list[Frame] | None:
+    header = _header(data)
+    if header is None:
+        return None
     per_frame = header.get(PER_FRAME_GROUPS)
     frames = int(_text(header.get(NUMBER_OF_FRAMES, b"1")) or 1)
     if not isinstance(per_frame, list) or frames < 2 or len(per_frame) != frames:

@@ -15,7 +15,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from .dicom_frames import read_frames
+from .dicom_frames import header_text, read_frames
 from .geometry import is_axial_normal, pixel_size_text
 from .grading import REGION_TAGS, region_named
 
@@ -63,7 +63,7 @@ class SlicePlane(NamedTuple):
     instance_uid: str  # its SOP Instance UID (0008,0018); "" without one
     placed: bool  # whether it has an Image Position (Patient) (0020,0032) and an Image Orientation (Patient)
     shown_inverted: bool = False  # whether it is stored MONOCHROME1 (see shown_inverted)
-    geometry_fault: str = ""  # what is wrong with its geometry's tags (see geometry_fault); "" where nothing is
+    header_fault: str = ""  # what is wrong with its geometry's or rescaling's tags (see header_fault); "" if nothing
 
     @property
     def normal(self) -> np.ndarray:
@@ -88,7 +88,7 @@ class SlicePlanes(NamedTuple):
     instance_uids: list[str] | None = None  # each file's SOP Instance UID, a file each (repeated_images); else None
     placed: list[bool] | None = None  # whether each file has a position and orientation, a file each (unplaced_images)
     shown_inverted: bool = False  # whether the first image is stored MONOCHROME1 (see shown_inverted)
-    geometry_fault: str = ""  # what is wrong with the first image's geometry's tags (see geometry_fault)
+    header_fault: str = ""  # what is wrong with an image's geometry's or rescaling's tags (see header_fault)
 
     @property
     def normals(self) -> np.ndarray:
@@ -309,12 +309,12 @@ def _header(path: str):
 def _slice_plane(path: str) -> SlicePlane | None:
     """A DICOM file's slice plane as SimpleITK reads its header; None when it cannot be read or is not one 3-D
     slice."""
-    return _plane_in(_header(path))
+    return _plane_in(_header(path), path)
 
 
-def _plane_in(reader) -> SlicePlane | None:
-    """The slice plane of the DICOM file whose header a SimpleITK reader holds; None without a reader or a 3-D
-    slice."""
+def _plane_in(reader, path: str) -> SlicePlane | None:
+    """The slice plane of the DICOM file at path whose header a SimpleITK reader holds; None without a reader or a
+    3-D slice."""
     if reader is None or reader.GetDimension() != 3:
         return None
     direction = np.array(reader.GetDirection(), float).reshape(3, 3)
@@ -324,7 +324,7 @@ def _plane_in(reader) -> SlicePlane | None:
                       _pixel_grid(reader.GetSize(), reader.GetSpacing()), header_value(reader, "0020|0013").strip(),
                       header_value(reader, "0008|0018").strip(),
                       all(reader.HasMetaDataKey(tag) for tag in ("0020|0032", "0020|0037")), shown_inverted(reader),
-                      geometry_fault(reader))
+                      header_fault(reader, path))
 
 
 def _pixel_grid(size: Sequence[int], pixel_mm: Sequence[float]) -> str:
@@ -342,6 +342,7 @@ CHARACTER_SETS = {**{f"{prefix}{number}": codec for number, codec in (
     "ISO_IR 192": "utf_8", "GB18030": "gb18030", "GBK": "gbk"}
 # the tags a file's geometry is read from (a pixel spacing tag stands for PIXEL_SPACING_TAGS): what each is, how many
 # numbers it holds (said so), and what is unknown where it holds anything else (geometry_fault)
+RESCALE_TAGS = {(0x0028, 0x1053): "Rescale Slope", (0x0028, 0x1052): "Rescale Intercept"}  # value = slope x + ...
 GEOMETRY_VALUES = {PIXEL_SPACING_TAGS[0]: ("pixel size", (1, 2), "one or two sizes in mm", "the pixel size"),
                    POSITION_TAG: ("Image Position (Patient)", (3,), "3 numbers", "where the slices lie"),
                    ORIENTATION_TAG: ("Image Orientation (Patient)", (6,), "6 numbers", "the slices' orientation")}
@@ -371,6 +372,12 @@ def header_gaps(reader) -> list[str]:
     return gaps
 
 
+def header_fault(reader, path: Path | str) -> str:
+    """What is wrong with the tags a DICOM file's header (at path; held by a SimpleITK reader) gives its geometry
+    (geometry_fault) or its pixels' rescaling (rescale_fault) with; "" where nothing is."""
+    return geometry_fault(reader) or rescale_fault(path)
+
+
 def geometry_fault(reader) -> str:
     """What is wrong with the tags a DICOM header (a SimpleITK reader holding it) gives its geometry with: see
     value_fault; "" where each is well formed or absent (see header_gaps)."""
@@ -396,6 +403,19 @@ def value_fault(tag: str, value: str) -> str:
     return (f"the DICOM files' {name} ({key.replace('|', ',')}) is \"{value.strip()}\", not {expected} (a decimal "
             f"comma?), which DICOM readers take as 1 mm, 0 or a number of no meaning: {unknown} is unknown; correct "
             "the tag, or export the series again")
+
+
+def rescale_fault(path: Path | str) -> str:
+    """What is wrong with a DICOM file's Rescale Slope or Intercept (read here: SimpleITK may read no header so
+    written) that does not begin with a number, as an empty value or a word: SimpleITK cannot read its pixels then
+    ("Pixel type larger than output type"), or reads them scaled by a number of no meaning; "" where each does (GDCM
+    reads the number a value begins with, "1,5" as 1), or is absent."""
+    for (group, element), text in header_text(path, RESCALE_TAGS).items():
+        if not re.match(r"\s*[-+]?\.?\d", text):
+            return (f"the {RESCALE_TAGS[group, element]} ({group:04X},{element:04X}) of {Path(path).name} is "
+                    f"\"{text}\", not a number, with which SimpleITK cannot read its pixels, or reads them scaled by a "
+                    "number of no meaning; correct the tag, or export the series again")
+    return ""
 
 
 def series_beside_warnings(path: Path, reader) -> list[str]:
@@ -478,14 +498,14 @@ def slice_planes(files: list[str]) -> SlicePlanes | None:
 
 def _planes_of(planes: list[SlicePlane]) -> SlicePlanes:
     """Files' slice planes (one slice each) as a series' images, with what the first one's header says (the first
-    placed one's, where some are not: unplaced_images)."""
+    placed one's, where some are not: unplaced_images), and the first header fault any of them has."""
     first = next((plane for plane in planes if plane.placed), planes[0])
     return SlicePlanes(np.array([plane.direction for plane in planes]), np.array([plane.position for plane in planes]),
                        first.gaps, first.named_region, first.thickness_mm,
                        [plane.kind for plane in planes], [plane.pixel_grid for plane in planes],
                        [plane.image_number for plane in planes], instance_uids=[plane.instance_uid for plane in planes],
                        placed=[plane.placed for plane in planes], shown_inverted=first.shown_inverted,
-                       geometry_fault=first.geometry_fault)
+                       header_fault=next((plane.header_fault for plane in planes if plane.header_fault), ""))
 
 
 def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
@@ -507,14 +527,14 @@ def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
                        frames[0].thickness_mm, kinds, grids, [f"{instance}{n + 1}" for n in range(len(frames))],
                        [(0, n) for n in range(len(frames))],
                        np.array([frame.pixel_mm for frame in frames]), shown_inverted=shown_inverted(reader),
-                       geometry_fault=geometry_fault(reader))
+                       header_fault=header_fault(reader, path))
 
 
 def _one_frame(path: str) -> SlicePlanes | None:
     """A single-frame DICOM file as a multi-frame file of one frame (frame_planes); None when it has no slice
     plane, or holds frames that dicom_frames cannot place."""
     reader = _header(path)
-    plane = _plane_in(reader)
+    plane = _plane_in(reader, path)
     if plane is None or reader.GetSize()[2] != 1:
         return None
     return _planes_of([plane])._replace(frames=[(0, 0)], pixel_mm=np.array([reader.GetSpacing()[:2]], float))

@@ -10,11 +10,11 @@ from typing import Callable
 
 import numpy as np
 
-from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, frame_planes, header_gaps, header_value,
-                           geometry_fault, is_dicom, is_dicom_file, itk_warnings_hidden, mixed_pixel_grids,
+from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, frame_planes, header_fault, header_gaps,
+                           header_value, is_dicom, is_dicom_file, itk_warnings_hidden, mixed_pixel_grids,
                            named_region, one_image_per_position, one_position_warnings, one_stack_warnings,
-                           positive_value, series_beside_warnings, shown_inverted, slice_planes, slice_thickness_mm,
-                           stack_blocks, uneven_spacing)
+                           positive_value, rescale_fault, series_beside_warnings, shown_inverted, slice_planes,
+                           slice_thickness_mm, stack_blocks, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, needs_reslice, resliced_geometry
 from .visibility import padding_value
 
@@ -134,8 +134,8 @@ def _one_set(path: Path, choice: SeriesChoice, planes: SlicePlanes | None, image
             raise InputError(f"{path}: --image-set {image_set!r}: the series' files do not each give one slice's "
                              "position, so its images at each position cannot be told apart")
         return choice, None
-    if planes.geometry_fault:
-        raise InputError(f"{path}: {planes.geometry_fault}")
+    if planes.header_fault:
+        raise InputError(f"{path}: {planes.header_fault}")
     try:
         kept_planes, kept, warnings = one_image_per_position(planes, image_set)
     except ValueError as error:
@@ -199,12 +199,14 @@ def _reader_for(path: Path):
         elif unknown_format and is_dicom_file(path):
             raise InputError(f"{path}: a DICOM file, but not an image SimpleITK can read (damaged, or a copy cut "
                              "short; or not an image, as a report or a presentation state)") from None
+        elif fault := rescale_fault(path):
+            raise InputError(f"{path}: {fault}") from None
         raise InputError(f"{path}: not an image SimpleITK can read{detail}") from None
     if fault := _nifti_voxel_fault(path, reader):
         raise InputError(f"{path}: {_nifti_fault_text(fault)}; copy it again")
     if fault := _meta_voxel_fault(path):
         raise InputError(f"{path}: {_meta_fault_text(fault)}; copy it again")
-    if is_dicom_file(path) and (fault := geometry_fault(reader)):
+    if is_dicom_file(path) and (fault := header_fault(reader, path)):
         raise InputError(f"{path}: {fault}")
     return reader
 
@@ -486,6 +488,9 @@ def _read(path: Path, reader):
         try:
             return reader.Execute()
         except RuntimeError as error:
+            files = reader.GetFileNames() if hasattr(reader, "GetFileNames") else [str(path)]  # a series' or one
+            if fault := next((fault for file in files if (fault := rescale_fault(file))), ""):
+                raise InputError(f"{path}: {fault}") from None
             raise InputError(f"{path}: cannot be read ({_itk_reason(error)})") from None
 
 

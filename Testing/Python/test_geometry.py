@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import phantom_arrays, tilted, write_dicom_series
-from enhanced_dicom import frame_planes_lps, write_enhanced_mr
+from enhanced_dicom import Writer, frame_planes_lps, write_enhanced_mr
 
 from SpinalStenosisLib import dicom_frames, dicom_series
 from SpinalStenosisLib.geometry import (AxialLayout, FieldOfView, GeometryError, PlaneGrid, VolumeGeometry, ceil_pixels,
@@ -970,6 +970,47 @@ def test_a_dicom_series_whose_spacing_or_position_is_malformed_is_refused_not_re
                                                    "DICOM readers take as 1 mm, 0 or a number of no meaning: where the "
                                                    "slices lie is unknown")):  # not "all at one position"
         open_axial_blocks(positions)
+
+
+def test_a_dicom_rescale_slope_or_intercept_that_is_not_a_number_is_refused_naming_it(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=3)
+    element = b"\x28\x00\x53\x10\x02\x00\x00\x002 "  # Rescale Slope (0028,1053) "2" (implicit VR), as GDCM writes it
+    for name, value in (("empty", b""), ("word", b"abc "), ("comma", b"1,5 ")):
+        (tmp_path / name).mkdir()
+        write_dicom_series(tmp_path / name, image * 10 + 100, geometry, series=1,
+                           tags=(("0028|1053", "2"), ("0028|1052", "0")))
+        for path in (tmp_path / name).glob("*.dcm"):
+            written = path.read_bytes()
+            assert written.count(element) == 1
+            path.write_bytes(written.replace(element, element[:4] + struct.pack("<I", len(value)) + value))
+    one_file = tmp_path / "word" / "series1_slice001.dcm"
+    (tmp_path / "one_slice").mkdir()  # of a series whose other files are well formed
+    write_dicom_series(tmp_path / "one_slice", image * 10 + 100, geometry, series=1)
+    shutil.copy(tmp_path / "word" / "series1_slice002.dcm", tmp_path / "one_slice")
+    # SimpleITK cannot read them ("Pixel type larger than output type"), or reads a value GDCM did not set (as of a
+    # pixel spacing that is not a number): which of the two depends on what the process read before
+    for path, file, value in ((tmp_path / "empty", "series1_slice000.dcm", ""),
+                              (tmp_path / "word", "series1_slice000.dcm", "abc"), (one_file, one_file.name, "abc"),
+                              (tmp_path / "one_slice", "series1_slice002.dcm", "abc")):
+        with pytest.raises(InputError, match=re.escape(
+                f'{path}: the Rescale Slope (0028,1053) of {file} is "{value}", not a number, with which SimpleITK '
+                "cannot read its pixels, or reads them scaled by a number of no meaning; correct the tag, or export "
+                "the series again")):
+            open_axial(path)
+    for explicit in (True, False):  # a scanner's classic MR file holds the tags at its top level, which counts
+        writer = Writer(explicit)
+        meta = Writer().dataset([(2, 0x10, "UI", "1.2.840.10008.1.2.1" if explicit else "1.2.840.10008.1.2")])
+        shared = [(0x5200, 0x9229, "SQ", [writer.dataset([(0x28, 0x9145, "SQ", [writer.dataset(
+            [(0x28, 0x1052, "DS", "0"), (0x28, 0x1053, "DS", "abc")])])])])]
+        for intercept, fault in (("0", ""), ("-", 'the Rescale Intercept (0028,1052) of classic.dcm is "-", not a')):
+            top = [(0x28, 0x1052, "DS", intercept), (0x28, 0x1053, "DS", "1")]
+            (tmp_path / "classic.dcm").write_bytes(b"\0" * 128 + b"DICM" + Writer().element(2, 0, "UL", len(meta))
+                                                   + meta + writer.dataset([*top, *shared]))
+            found = dicom_series.rescale_fault(tmp_path / "classic.dcm")
+            assert found.startswith(fault) and bool(found) == bool(fault)
+    # GDCM reads the number a value begins with, "1,5" as 1: the values as stored (halved, for the slope of 2 they
+    # were written with), an image scaled otherwise, as the networks may see any
+    np.testing.assert_array_equal(open_axial(tmp_path / "comma").source_voxels(), (image * 10 + 100) / 2)
 
 
 def test_one_dicom_file_of_a_series_given_alone_is_measured_alone_with_a_warning_naming_the_series_folder(tmp_path):
