@@ -406,16 +406,22 @@ def value_fault(tag: str, value: str) -> str:
 
 
 def rescale_fault(path: Path | str) -> str:
-    """What is wrong with a DICOM file's Rescale Slope or Intercept (read here: SimpleITK may read no header so
-    written) that does not begin with a number, as an empty value or a word: SimpleITK cannot read its pixels then
-    ("Pixel type larger than output type"), or reads them scaled by a number of no meaning; "" where each does (GDCM
-    reads the number a value begins with, "1,5" as 1), or is absent."""
-    for (group, element), text in header_text(path, RESCALE_TAGS).items():
-        if not re.match(r"\s*[-+]?\.?\d", text):
-            return (f"the {RESCALE_TAGS[group, element]} ({group:04X},{element:04X}) of {Path(path).name} is "
-                    f"\"{text}\", not a number, with which SimpleITK cannot read its pixels, or reads them scaled by a "
-                    "number of no meaning; correct the tag, or export the series again")
-    return ""
+    """What is wrong with a DICOM file's Rescale Slope or Intercept (rescale_value_fault), read here: SimpleITK may
+    read no header so written; "" where nothing is."""
+    return next((fault for tag, text in header_text(path, RESCALE_TAGS).items()
+                 if (fault := rescale_value_fault(tag, text, Path(path).name))), "")
+
+
+def rescale_value_fault(tag: tuple[int, int], text: str, source: str) -> str:
+    """What is wrong with a Rescale Slope or Intercept (a RESCALE_TAGS tag, its text, of source, e.g. a file's name)
+    that does not begin with a number, as an empty value or a word: SimpleITK cannot read the pixels then ("Pixel
+    type larger than output type"), or reads them scaled by a number of no meaning; "" where it does (GDCM reads the
+    number a value begins with, "1,5" as 1)."""
+    if re.match(r"\s*[-+]?\.?\d", text):
+        return ""
+    return (f"the {RESCALE_TAGS[tag]} ({tag[0]:04X},{tag[1]:04X}) of {source} is \"{text.strip()}\", not a number, with "
+            "which SimpleITK cannot read its pixels, or reads them scaled by a number of no meaning; correct the tag, "
+            "or export the series again")
 
 
 def series_beside_warnings(path: Path, reader) -> list[str]:

@@ -20,7 +20,8 @@ from typing import Callable, Mapping
 import numpy as np
 
 from . import __version__, scene_table
-from .dicom_series import GEOMETRY_VALUES, SHOWN_INVERTED_WARNING, positive_value, value_fault
+from .dicom_series import (GEOMETRY_VALUES, RESCALE_TAGS, SHOWN_INVERTED_WARNING, positive_value, rescale_value_fault,
+                           value_fault)
 from .findings import Finding, worst_findings, worst_findings_by_level
 from .geometry import VolumeGeometry, pixel_size_text, stack_layout
 from .grading import REGION_TAGS, region_named
@@ -39,6 +40,7 @@ DicomValue = Callable[[str, str], str]  # (SOP instance UID, tag "gggg,eeee") â†
 SLICE_THICKNESS_TAG = "0018,0050"
 PHOTOMETRIC_TAG = "0028,0004"  # Photometric Interpretation
 GEOMETRY_TAGS = tuple(tag.replace("|", ",") for tag in GEOMETRY_VALUES)  # Pixel Spacing, Image Position, Orientation
+RESCALE_DICOM_TAGS = tuple(f"{group:04X},{element:04X}" for group, element in RESCALE_TAGS)
 INSTANCE_NUMBER_TAG = "0020,0013"
 
 # the node reference from each output node to its input volume: MRML renumbers it with the volume when a scene is
@@ -105,19 +107,22 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
     thickness a volume loaded from DICOM has in its header (see header_values), and each slice's image number (the
     Instance Number of the instance the node's DICOM.instanceUIDs lists for it, in the order of its slices); a
     ValueError where that header's Pixel Spacing, Image Position or Orientation is malformed
-    (dicom_series.value_fault), or where the NIfTI file the node was loaded from is cut short or damaged
-    (volume_io.stored_voxel_fault). An image stored MONOCHROME1, which ITK reads below 0, is taken from its lowest
+    (dicom_series.value_fault) or its Rescale Slope or Intercept is not a number (rescale_value_fault), or where the
+    NIfTI or MetaImage file the node was loaded from is cut short or damaged (volume_io.stored_voxel_fault). An image stored MONOCHROME1, which ITK reads below 0, is taken from its lowest
     value up, as measure takes it."""
     import slicer.util
 
     if volume_node.GetImageData() is None:
         raise ValueError(f"the volume {volume_node.GetName()!r} holds no image: load one into it, or choose another")
     voxels = np.array(slicer.util.arrayFromVolume(volume_node))  # a copy, signed bytes kept (axial_from_array)
-    [thickness, photometric, *geometry] = (header_values(volume_node, dicom_value, (
-        SLICE_THICKNESS_TAG, PHOTOMETRIC_TAG, *GEOMETRY_TAGS)) if dicom_value is not None else None) \
-        or [""] * (2 + len(GEOMETRY_TAGS))
+    [thickness, photometric, *geometry, slope, intercept] = (header_values(volume_node, dicom_value, (
+        SLICE_THICKNESS_TAG, PHOTOMETRIC_TAG, *GEOMETRY_TAGS, *RESCALE_DICOM_TAGS)) if dicom_value is not None else
+        None) or [""] * (4 + len(GEOMETRY_TAGS))
     if fault := next((fault for tag, value in zip(GEOMETRY_TAGS, geometry) if value
                       if (fault := value_fault(tag, value))), ""):
+        raise ValueError(fault)
+    if fault := next((fault for tag, value in zip(RESCALE_TAGS, (slope, intercept)) if value
+                      if (fault := rescale_value_fault(tag, value, f"{volume_node.GetName()}'s DICOM files"))), ""):
         raise ValueError(fault)
     shown_inverted = photometric.strip() == "MONOCHROME1" and voxels.max() < 0  # as ITK reads it: all below 0
     if shown_inverted:

@@ -245,7 +245,8 @@ def test_the_slice_thickness_of_a_volume_loaded_from_dicom_judges_the_blur(conte
     [warning] = warnings_of(outputs.table)
     assert warning.startswith("slices 9.0 mm thick, 7.7 mm apart, through a spine tilted about 15°")
 
-def test_a_volume_loaded_from_dicom_with_a_malformed_spacing_or_position_is_refused_with_the_tag_s_value(context):
+def test_a_volume_loaded_from_dicom_with_a_malformed_spacing_position_or_rescale_is_refused_with_the_tag_s_value(
+        context):
     labels, geometry = canal_arrays(np.zeros(3), [6.0] * 3, 4.0)
     volume = add_volume(context.scene, labels * 800.0 + 100.0, geometry.ijk_to_ras, "series")
     volume.SetAttribute("DICOM.instanceUIDs", "1.2.3")
@@ -262,6 +263,12 @@ def test_a_volume_loaded_from_dicom_with_a_malformed_spacing_or_position_is_refu
                                                    "3 numbers")):
         axial_volume_of(volume, dicom_value)
     header["0020,0032"] = "-38.25\\-38.5\\0.75"
+    assert axial_volume_of(volume, dicom_value).n_slices == 3
+    header.update({"0028,1053": "abc", "0028,1052": "0"})  # which ITK's GDCM reader reads as a number of no meaning
+    with pytest.raises(ValueError, match=re.escape('the Rescale Slope (0028,1053) of series\'s DICOM files is "abc", not '
+                                                   "a number")):
+        axial_volume_of(volume, dicom_value)
+    header["0028,1053"] = "1,5"  # read as 1 (the image scaled otherwise, as the networks may see any)
     assert axial_volume_of(volume, dicom_value).n_slices == 3
 
 
