@@ -33,7 +33,7 @@ from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volu
                        measure_with_segmenter, region_shown_by, slice_field_of_view)
 from .report import write_report
 from .scene_table import ATTRIBUTE
-from .volume_io import (PICTURE_SUFFIXES, SEGMENT_IDS_AND_NAMES, AxialVolume, axial_from_array, stored_voxel_fault,
+from .volume_io import (PICTURE_SUFFIXES, SEGMENT_IDS_AND_NAMES, AxialVolume, axial_from_array, stored_file_findings,
                         structure_segments, with_image_numbers)
 
 DicomValue = Callable[[str, str], str]  # (SOP instance UID, tag "gggg,eeee") → the header value, "" without one
@@ -108,7 +108,9 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
     Instance Number of the instance the node's DICOM.instanceUIDs lists for it, in the order of its slices); a
     ValueError where that header's Pixel Spacing, Image Position or Orientation is malformed
     (dicom_series.value_fault) or its Rescale Slope or Intercept is not a number (rescale_value_fault), or where the
-    NIfTI or MetaImage file the node was loaded from is cut short or damaged (volume_io.stored_voxel_fault). An image stored MONOCHROME1, which ITK reads below 0, is taken from its lowest
+    NIfTI or MetaImage file the node was loaded from is cut short or damaged (volume_io.stored_file_findings), with
+    the warnings measure gives of that file's header (no orientation, a NIfTI sform's other voxel size) while the
+    volume lies as the file gives it. An image stored MONOCHROME1, which ITK reads below 0, is taken from its lowest
     value up, as measure takes it."""
     import slicer.util
 
@@ -136,8 +138,10 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
             with_image_numbers(volume, [(dicom_value(uid, INSTANCE_NUMBER_TAG) or "").strip() for uid in uids])
     storage = volume_node.GetStorageNode()
     file_name = Path(storage.GetFileName() or "") if storage is not None else Path()
-    if fault := stored_voxel_fault(file_name):
+    fault, file_warnings = stored_file_findings(file_name, volume)
+    if fault:
         raise ValueError(f"the volume was loaded from {file_name.name}: {fault}; load a whole copy of it")
+    volume.warnings += file_warnings
     if file_name.suffix.lower() in PICTURE_SUFFIXES:
         pixel_mm = pixel_size_text(volume.layout.slice_grid(0).pixel_size_mm)
         volume.warnings.append(f"the volume was loaded from a picture file ({file_name.name}), which holds no pixel "

@@ -215,24 +215,28 @@ GZIP_MAGIC, GZIP_WBITS = b"\x1f\x8b", zlib.MAX_WBITS | 16  # a gzip file's first
 GZIP_CHUNK_BYTES = 1 << 20  # decompressed at a time when counting a gzip file's bytes (_bytes_after)
 
 
-def stored_voxel_fault(path: Path) -> str:
-    """What is wrong with the voxels of the NIfTI or MetaImage file at path (_nifti_voxel_fault, _meta_voxel_fault),
-    as measure says it, e.g. of the file a 3D Slicer volume was loaded from, which Slicer's ITK reader read without a
-    word; "" for any other file, and one that cannot be read or named to SimpleITK (not_utf8)."""
+def stored_file_findings(path: Path, volume: AxialVolume) -> tuple[str, list[str]]:
+    """What measure finds in the image file at path that volume was read from by another reader, such as the file
+    a 3D Slicer volume was loaded from, which Slicer's ITK reader loads without a word: what is wrong with its voxels
+    (a NIfTI or MetaImage file cut short or damaged: _nifti_voxel_fault, _meta_voxel_fault), and what its header
+    leaves unsure (_header_warnings) while the volume still lies as the file gives it (not moved, resampled or given
+    other spacing since); ("", []) for a file that cannot be read or named to SimpleITK (not_utf8)."""
     if not path.is_file() or not_utf8(path):
-        return ""
+        return "", []
     if fault := _meta_voxel_fault(path):
-        return _meta_fault_text(fault)
-    if not _is_nifti(path):
-        return ""
+        return _meta_fault_text(fault), []
     reader = _sitk().ImageFileReader()
     reader.SetFileName(str(path))
     try:
         with itk_warnings_hidden():
             reader.ReadImageInformation()
     except RuntimeError:
-        return ""
-    return _nifti_fault_text(fault) if (fault := _nifti_voxel_fault(path, reader)) else ""
+        return "", []
+    if fault := _nifti_voxel_fault(path, reader):
+        return _nifti_fault_text(fault), []
+    if reader.GetDimension() != 3 or not VolumeGeometry.from_sitk(reader).matches(volume.source_geometry):
+        return "", []
+    return "", _header_warnings(path, reader, 2 - volume.layout.slice_axis)
 
 
 def _nifti_fault_text(fault: str) -> str:
@@ -628,12 +632,19 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
         volume.named_region, volume.slice_thickness_mm = named_region(reader), slice_thickness_mm(reader)
         volume.warnings += header_gaps(reader) + series_beside_warnings(path, reader)
         with_image_numbers(volume, [header_value(reader, "0020|0013").strip()])  # where it is one slice
-    elif unknown := _unknown_orientation(path, reader):
-        volume.warnings.append(f"the {unknown}: the image is taken as its array lies, which the file does not "
-                               "confirm; check which foramen is left and which is right")
-    elif _is_nifti(path):
-        volume.warnings += _sform_voxel_size_warnings(reader, 2 - volume.layout.slice_axis)
+    else:
+        volume.warnings += _header_warnings(path, reader, 2 - volume.layout.slice_axis)
     return volume
+
+
+def _header_warnings(path: Path, reader, slice_axis_ijk: int) -> list[str]:
+    """What the header of an image file that is not DICOM (at path; held by a SimpleITK reader) leaves unsure, as
+    warnings: its orientation (_unknown_orientation), or a NIfTI file's voxel size (_sform_voxel_size_warnings;
+    slice_axis_ijk: the array axis the slices are stacked along)."""
+    if unknown := _unknown_orientation(path, reader):
+        return [f"the {unknown}: the image is taken as its array lies, which the file does not confirm; check which "
+                "foramen is left and which is right"]
+    return _sform_voxel_size_warnings(reader, slice_axis_ijk) if _is_nifti(path) else []
 
 
 def _is_nifti(path: Path) -> bool:

@@ -4,9 +4,11 @@ import gc
 import json
 import math
 import re
+import struct
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from conftest import (BrightnessSegmenter, ThresholdSegmenter, canal_arrays, move_end_halfway, other_contrast,
                       phantom_arrays, tilted, with_foramina_swapped)
 from shapes import two_lobes
@@ -22,7 +24,8 @@ from SpinalStenosisLib.scene import (LEVELS_ATTRIBUTE, SEGMENTS, StenosisScene, 
 from SpinalStenosisLib.scene_table import (LOCKED_COLUMNS, TABLE_COLUMNS, graded_with, has_columns,  # noqa: E402
                                            measurements_of, region_note, row_of, row_values, to_check, warnings_of)
 from SpinalStenosisLib.scene_bundle import add_volume, new_scene, write_scene_bundle  # noqa: E402
-from SpinalStenosisLib.volume_io import NON_FINITE_WARNING, WRAPPED_BYTES_WARNING, write_image  # noqa: E402
+from SpinalStenosisLib.volume_io import (NON_FINITE_WARNING, WRAPPED_BYTES_WARNING, open_axial,  # noqa: E402
+                                         write_image)
 
 
 def oblique_anisotropic(geometry: VolumeGeometry) -> VolumeGeometry:
@@ -210,6 +213,27 @@ def test_a_volume_loaded_from_a_damaged_nifti_or_metaimage_file_is_refused_as_me
     with pytest.raises(ValueError, match=re.escape("the volume was loaded from damaged.mha: the MetaImage file's data "
                                                    "are damaged (the compressed voxels do not decompress")):
         axial_volume_of(volume)
+
+
+def test_a_volume_loaded_from_a_nifti_file_without_orientation_is_warned_of_as_measure_warns_of_the_file(context,
+                                                                                                       tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=2)
+    write_image(tmp_path / "scan.nii", image, geometry)
+    header = bytearray((tmp_path / "scan.nii").read_bytes())
+    header[252:256] = struct.pack("<hh", 0, 0)  # qform_code, sform_code: NIFTI_XFORM_UNKNOWN
+    (tmp_path / "unknown.nii").write_bytes(bytes(header))
+    as_read = VolumeGeometry.from_sitk(sitk.ReadImage(str(tmp_path / "unknown.nii")))  # as Slicer's ITK reader loads it
+    volume = add_volume(context.scene, image, as_read.ijk_to_ras, "unknown")
+    storage = context.scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(str(tmp_path / "unknown.nii"))
+    volume.SetAndObserveStorageNodeID(storage.GetID())
+    [warning] = open_axial(tmp_path / "unknown.nii").warnings
+    assert warning.startswith("the NIfTI header gives no orientation (its qform and sform codes are 0)")
+    assert axial_volume_of(volume).warnings == [warning]
+    logic, outputs = measure(context, volume)
+    assert warnings_of(outputs.table) == [warning]
+    volume.SetSpacing(0.5, 0.5, 4.0)  # given the scan's pixel size by hand since: the file no longer says how it lies
+    assert axial_volume_of(volume).warnings == []
 
 
 def test_a_volume_with_voxels_that_hold_no_number_is_measured_with_a_warning_and_left_as_it_is(context):
