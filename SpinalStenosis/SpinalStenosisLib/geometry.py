@@ -165,9 +165,11 @@ class VolumeGeometry:
 
     @classmethod
     def from_sitk(cls, image) -> "VolumeGeometry":
+        """The geometry of a SimpleITK image (or reader); a negative spacing as its size (a NIfTI pixdim, which
+        must be positive: the orientation is its qform's or sform's, and ITK would mirror the axis against it)."""
         direction_lps = np.array(image.GetDirection(), float).reshape(3, 3)
         matrix = np.eye(4)
-        matrix[:3, :3] = LPS_TO_RAS @ direction_lps @ np.diag(image.GetSpacing())
+        matrix[:3, :3] = LPS_TO_RAS @ direction_lps @ np.diag(np.abs(image.GetSpacing()))
         matrix[:3, 3] = LPS_TO_RAS @ np.array(image.GetOrigin(), float)
         return cls(tuple(int(s) for s in image.GetSize()), matrix)
 

@@ -234,7 +234,15 @@ def stored_file_findings(path: Path, volume: AxialVolume) -> tuple[str, list[str
         return "", []
     if fault := _nifti_voxel_fault(path, reader):
         return _nifti_fault_text(fault), []
-    if reader.GetDimension() != 3 or not VolumeGeometry.from_sitk(reader).matches(volume.source_geometry):
+    if reader.GetDimension() != 3:
+        return "", []
+    as_header = VolumeGeometry.from_sitk(reader)
+    as_itk = VolumeGeometry(as_header.size_ijk, as_header.ijk_to_ras @ np.diag(
+        [-1.0 if axis in _mirrored_axes(reader) else 1.0 for axis in range(3)] + [1.0]))
+    if _mirrored_axes(reader) and as_itk.matches(volume.source_geometry):
+        return "", [f"the volume was loaded from {path.name}, whose header {_negative_size_text(reader)}: the left and "
+                    "right sides may be swapped; correct the header, or check which foramen is left and which is right"]
+    if not as_header.matches(volume.source_geometry):
         return "", []
     return "", _header_warnings(path, reader, 2 - volume.layout.slice_axis)
 
@@ -490,12 +498,23 @@ def _read(path: Path, reader):
     NIfTI sform's "unexpected scales": _sform_voxel_size_warnings)."""
     with itk_warnings_hidden():
         try:
-            return reader.Execute()
+            image = reader.Execute()
         except RuntimeError as error:
             files = reader.GetFileNames() if hasattr(reader, "GetFileNames") else [str(path)]  # a series' or one
             if fault := next((fault for file in files if (fault := rescale_fault(file))), ""):
                 raise InputError(f"{path}: {fault}") from None
             raise InputError(f"{path}: cannot be read ({_itk_reason(error)})") from None
+    if _mirrored_axes(reader):  # as its header orients it, which VolumeGeometry.from_sitk(reader) follows
+        image.SetDirection(reader.GetDirection())
+    return image
+
+
+def _mirrored_axes(reader) -> list[int]:
+    """The axes of an image file (its header read by a SimpleITK reader) whose voxel size the header gives negative
+    (a NIfTI pixdim), which ITK reads mirrored against the header's orientation: it turns the axis's direction round
+    when it reads the voxels. [] for a reader of a series, or of no header."""
+    spacing = reader.GetSpacing() if isinstance(reader, _sitk().ImageFileReader) else ()
+    return [axis for axis, size in enumerate(spacing) if size < 0]
 
 
 def _read_whole(path: Path, reader=None, pixel_mm: float | None = None):
@@ -633,6 +652,8 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
         volume.warnings += header_gaps(reader) + series_beside_warnings(path, reader)
         with_image_numbers(volume, [header_value(reader, "0020|0013").strip()])  # where it is one slice
     else:
+        if _mirrored_axes(reader):
+            volume.warnings.append(f"the header {_negative_size_text(reader)}: it was read as the orientation has it")
         volume.warnings += _header_warnings(path, reader, 2 - volume.layout.slice_axis)
     return volume
 
@@ -645,6 +666,12 @@ def _header_warnings(path: Path, reader, slice_axis_ijk: int) -> list[str]:
         return [f"the {unknown}: the image is taken as its array lies, which the file does not confirm; check which "
                 "foramen is left and which is right"]
     return _sform_voxel_size_warnings(reader, slice_axis_ijk) if _is_nifti(path) else []
+
+
+def _negative_size_text(reader) -> str:
+    """What a header that gives a negative voxel size (_mirrored_axes) gives, as the warnings say it."""
+    return (f"gives a negative voxel size ({' × '.join(f'{size:.4g}' for size in reader.GetSpacing())} mm), which "
+            "ITK, so SimpleITK and 3D Slicer, reads as that axis mirrored against the header's orientation")
 
 
 def _is_nifti(path: Path) -> bool:
@@ -683,7 +710,7 @@ def _sform_voxel_size_warnings(reader, slice_axis_ijk: int) -> list[str]:
         sform = np.array([[float(v) for v in header_value(reader, f"srow_{axis}").split()] for axis in "xyz"])
     except ValueError:
         return []
-    pixdim_mm = np.asarray(reader.GetSpacing()[:3], float)
+    pixdim_mm = np.abs(reader.GetSpacing()[:3])
     if sform.shape != (3, 4):
         return []
     units = int(positive_value(header_value(reader, "xyzt_units")) or 0) & 7  # the sform is in them, not in mm

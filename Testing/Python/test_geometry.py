@@ -776,6 +776,26 @@ def test_a_nifti_or_nrrd_file_without_orientation_is_read_with_a_warning_to_chec
     assert warning.startswith("the NRRD header gives no orientation (no space field): the image is taken as its array")
 
 
+def test_a_nifti_file_with_a_negative_pixdim_is_read_as_its_orientation_has_it_not_mirrored_as_itk_reads_it(tmp_path):
+    image, labels, geometry = phantom_arrays(n_slices=2)
+    write_image(tmp_path / "scan.nii", image, geometry)
+    write_labels(tmp_path / "labels.nii", labels, geometry)
+    for name in ("scan", "labels"):
+        header = bytearray((tmp_path / f"{name}.nii").read_bytes())
+        header[80:84] = struct.pack("<f", -struct.unpack("<f", header[80:84])[0])  # pixdim[1], which must be positive
+        (tmp_path / f"negative_{name}.nii").write_bytes(bytes(header))
+    mirrored = VolumeGeometry.from_sitk(sitk.ReadImage(str(tmp_path / "negative_scan.nii")))
+    assert np.allclose(mirrored.ijk_to_ras[:3, 0], -geometry.ijk_to_ras[:3, 0])  # as ITK reads it: sides swapped
+    for volume in (open_axial(tmp_path / "negative_scan.nii"),
+                   open_axial(tmp_path / "negative_scan.nii", max_voxels_in_memory=1000)):
+        assert volume.source_geometry.matches(geometry) and np.array_equal(volume.stack(), open_axial(
+            tmp_path / "scan.nii").stack())
+        assert volume.warnings == ["the header gives a negative voxel size (-0.8 × 0.8 × 4 mm), which ITK, so "
+                                   "SimpleITK and 3D Slicer, reads as that axis mirrored against the header's "
+                                   "orientation: it was read as the orientation has it"]
+    np.testing.assert_array_equal(read_labels(tmp_path / "negative_labels.nii", geometry), labels)
+
+
 def test_a_nifti_file_whose_pixdim_and_sform_give_other_voxel_sizes_is_read_with_a_warning_saying_what_is_off(
         tmp_path, capfd):
     image, _, geometry = phantom_arrays(n_slices=2)  # 0.8 mm pixels, slices 4 mm apart

@@ -215,8 +215,8 @@ def test_a_volume_loaded_from_a_damaged_nifti_or_metaimage_file_is_refused_as_me
         axial_volume_of(volume)
 
 
-def test_a_volume_loaded_from_a_nifti_file_without_orientation_is_warned_of_as_measure_warns_of_the_file(context,
-                                                                                                       tmp_path):
+def test_a_volume_loaded_from_a_nifti_file_without_orientation_or_mirrored_is_warned_of_as_measure_warns(context,
+                                                                                                          tmp_path):
     image, _, geometry = phantom_arrays(n_slices=2)
     write_image(tmp_path / "scan.nii", image, geometry)
     header = bytearray((tmp_path / "scan.nii").read_bytes())
@@ -234,6 +234,19 @@ def test_a_volume_loaded_from_a_nifti_file_without_orientation_is_warned_of_as_m
     assert warnings_of(outputs.table) == [warning]
     volume.SetSpacing(0.5, 0.5, 4.0)  # given the scan's pixel size by hand since: the file no longer says how it lies
     assert axial_volume_of(volume).warnings == []
+    header = bytearray((tmp_path / "scan.nii").read_bytes())
+    header[80:84] = struct.pack("<f", -0.8)  # pixdim[1], which must be positive
+    (tmp_path / "negative.nii").write_bytes(bytes(header))
+    storage.SetFileName(str(tmp_path / "negative.nii"))
+    mirrored = VolumeGeometry.from_sitk(sitk.ReadImage(str(tmp_path / "negative.nii")))  # as ITK reads it
+    for ijk_to_ras, warned in ((mirrored.ijk_to_ras, True), (geometry.ijk_to_ras, False)):
+        loaded = add_volume(context.scene, image, ijk_to_ras, "negative")
+        loaded.SetAndObserveStorageNodeID(storage.GetID())
+        assert axial_volume_of(loaded).warnings == ([
+            "the volume was loaded from negative.nii, whose header gives a negative voxel size (-0.8 × 0.8 × 4 mm), "
+            "which ITK, so SimpleITK and 3D Slicer, reads as that axis mirrored against the header's orientation: "
+            "the left and right sides may be swapped; correct the header, or check which foramen is left and which "
+            "is right"] if warned else [])  # loaded mirrored, as ITK reads it; or as its orientation has it
 
 
 def test_a_volume_with_voxels_that_hold_no_number_is_measured_with_a_warning_and_left_as_it_is(context):
