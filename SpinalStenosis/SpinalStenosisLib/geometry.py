@@ -20,6 +20,8 @@ import numpy as np
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 AXIS_NAMES = ("sagittal", "coronal", "axial")  # by the RAS axis a slice normal is closest to
 ISOTROPIC_RATIO = 1.5  # spacings within this ratio count as a 3-D isotropic acquisition
+MAX_VOXEL_MM = 1000.0  # no scan's voxel, nor the step between two slices of a series, is a metre: a size above it
+# is a number of no meaning
 SAME_SPACING_TOLERANCE = 0.01  # spacings within this fraction of each other are alike (thickest_axis)
 RESLICE_ANGLE_DEG = 30.0  # a 3-D volume tilted more than this from axial is resliced
 # a pixel count computed from mm within this of a whole number is that number: 12 mm over 0.75 mm pixels is 16 pixels,
@@ -224,6 +226,14 @@ class AxialLayout:
 
     @classmethod
     def from_geometry(cls, geometry: VolumeGeometry) -> "AxialLayout":
+        unknown = "; the image's geometry is unknown: correct the header, or export the image again"
+        if not np.isfinite(geometry.ijk_to_ras).all():
+            raise GeometryError("the header's voxel size, orientation or position holds values that are not numbers "
+                                f"(NaN or infinite){unknown}")
+        if not (geometry.spacing_mm <= MAX_VOXEL_MM).all():
+            sizes = " × ".join(f"{size:.4g}" for size in geometry.spacing_mm)
+            raise GeometryError(f"the header gives voxels of {sizes} mm, larger than any scan's (a number of no "
+                                f"meaning?){unknown}")
         directions = geometry.directions_ras
         # numpy axis a is ITK axis 2 - a
         axis_direction = {a: directions[:, 2 - a] for a in range(3)}

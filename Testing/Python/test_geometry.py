@@ -796,6 +796,26 @@ def test_a_nifti_file_with_a_negative_pixdim_is_read_as_its_orientation_has_it_n
     np.testing.assert_array_equal(read_labels(tmp_path / "negative_labels.nii", geometry), labels)
 
 
+def test_a_header_whose_voxel_size_or_placement_is_no_scan_s_is_refused_so_not_as_a_sagittal_stack(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=2)
+    write_image(tmp_path / "scan.nii", image, geometry)
+    header = bytes((tmp_path / "scan.nii").read_bytes())
+    for name, at, value in (("huge.nii", 80, 1e6), ("nan.nii", 280, float("nan"))):  # pixdim[1]; srow_x[0]
+        (tmp_path / name).write_bytes(header[:at] + struct.pack("<f", value) + header[at + 4:])
+    with pytest.raises(InputError, match=re.escape("huge.nii: the header gives voxels of 1e+06 × 0.8 × 4 mm, larger "
+                                                   "than any scan's (a number of no meaning?); the image's geometry "
+                                                   "is unknown: correct the header, or export the image again")):
+        open_axial(tmp_path / "huge.nii")  # not "sagittal stack, 1000000.0 mm slices"
+    with pytest.raises(InputError, match=re.escape("nan.nii: the header's voxel size, orientation or position holds "
+                                                   "values that are not numbers (NaN or infinite)")):
+        open_axial(tmp_path / "nan.nii")  # not "sagittal stack, nan mm slices"
+    at_infinity = geometry.ijk_to_ras.copy()
+    at_infinity[0, 3] = np.inf
+    for ijk_to_ras in (at_infinity, geometry.ijk_to_ras @ np.diag([1.0, 1.0, 300.0, 1.0])):  # 1.2 m slices
+        with pytest.raises(GeometryError, match="the image's geometry is unknown"):
+            AxialLayout.from_geometry(VolumeGeometry(geometry.size_ijk, ijk_to_ras))
+
+
 def test_a_nifti_file_whose_pixdim_and_sform_give_other_voxel_sizes_is_read_with_a_warning_saying_what_is_off(
         tmp_path, capfd):
     image, _, geometry = phantom_arrays(n_slices=2)  # 0.8 mm pixels, slices 4 mm apart
