@@ -119,9 +119,12 @@ def resample(image: np.ndarray, source: PlaneGrid, target: PlaneGrid, order: int
     shrink = np.round(np.array(target.pixel_size_mm) / np.array(source.pixel_size_mm), 6)
     channels = np.asarray(image, np.float32).reshape(-1, *source.shape)
     out = np.empty((len(channels), *target.shape), np.float32)
+    # a blur as wide as the image leaves it about flat: wider ones (pixels of a header in metres, 1e-6 of the target's)
+    # would only build kernels of gigabytes
+    sigma = np.minimum(0.4 * np.maximum(shrink, 1.0), source.shape)
     for n, channel in enumerate(channels):
         if shrink.max() > 1.5:
-            channel = ndimage.gaussian_filter(channel, 0.4 * np.maximum(shrink, 1.0))
+            channel = ndimage.gaussian_filter(channel, sigma)
         out[n] = ndimage.map_coordinates(channel, at, order=order, mode="constant", cval=0.0)
     return out if np.ndim(image) == 3 else out[0]
 

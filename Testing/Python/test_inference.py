@@ -257,6 +257,21 @@ def test_a_crop_is_resampled_alike_on_a_grid_whose_pixel_size_float_rounding_has
     assert 128 * widest.pixel_size_mm[1] > MAX_CROP_MM and field_of_view_side_mm(widest) == MAX_CROP_MM
 
 
+def test_a_slice_of_pixels_a_million_times_finer_than_its_crop_s_is_blurred_at_most_over_its_own_size(monkeypatch):
+    from SpinalStenosisLib import crop
+
+    grid = native(pixel=(1e-6, 1e-6), shape=(64, 64), angle_deg=0.0)  # a header's size in metres read as mm
+    image = np.random.default_rng(0).uniform(1.0, 2.0, grid.shape).astype(np.float32)
+    target = native(pixel=(0.4, 0.4), shape=(128, 128), angle_deg=0.0)
+    sigmas = []
+    blur = crop.ndimage.gaussian_filter
+    monkeypatch.setattr(crop.ndimage, "gaussian_filter", lambda channel, sigma: sigmas.append(sigma) or blur(
+        channel, sigma))
+    sampled = resample(image, grid, target)
+    assert len(sigmas) == 1 and (np.asarray(sigmas[0]) <= 64).all()  # not 160 000 pixels: a kernel of gigabytes
+    assert np.count_nonzero(sampled) <= 1 and sampled.max() < 2.0  # the slice a point in the crop, about flat
+
+
 def test_a_slice_resampled_onto_its_own_pixels_keeps_its_outermost_ones():
     for angle_deg in (0.0, 10.0, 33.0):  # turned grids: float rounding puts edge samples 1e-15 of a pixel outside
         grid = native(pixel=(0.7, 0.7), shape=(128, 128), angle_deg=angle_deg)
