@@ -28,6 +28,7 @@ MAX_LOOKS = 3  # second looks per slice
 LOOK_MOVED_MM = 2.0  # a few network-2 crop pixels
 WHOLE_SAC_GROWTH = 1 / PART_OF_SAC  # the whole sac found again is at least this much larger than a part of it
 FINEST_MR_PIXEL_MM = 0.1  # finer pixels are not an MR's of the spine: a header in other units (fine_pixel_warnings)
+NARROWEST_VIEW_MM = 10.0  # no spinal canal fits a narrower field of view: a header in other units, or no spine
 
 
 class Cancelled(RuntimeError):
@@ -125,10 +126,14 @@ def fine_pixel_warnings(layout: AxialLayout) -> list[str]:
     grid = layout.slice_grid(0)
     if min(grid.pixel_size_mm) >= FINEST_MR_PIXEL_MM:
         return []
-    field_mm = " × ".join(f"{count * size:.2g}" for count, size in zip(grid.shape, grid.pixel_size_mm))
     return [f"pixels of {' × '.join(f'{size:.2g}' for size in grid.pixel_size_mm)} mm, finer than any MR of the "
-            f"spine has ({FINEST_MR_PIXEL_MM:g} mm or more), and a field of view of {field_mm} mm: is the header's "
-            "pixel size in other units than mm (cm, m)? Every length and area measured follows it"]
+            f"spine has ({FINEST_MR_PIXEL_MM:g} mm or more), and a field of view of {_field_text(grid)} mm: is the "
+            "header's pixel size in other units than mm (cm, m)? Every length and area measured follows it"]
+
+
+def _field_text(grid: PlaneGrid) -> str:
+    """A slice's field of view (its two sides, mm) as the messages give it: "22 × 22"."""
+    return " × ".join(f"{count * size:.2g}" for count, size in zip(grid.shape, grid.pixel_size_mm))
 
 
 SliceSegmenter = Callable[[list[int]], list[SliceSegmentation]]
@@ -329,11 +334,17 @@ def canal_certainty(run: MeasurementRun) -> float:
 
 def checked_mr_image(volume: AxialVolume, source: str) -> AxialVolume:
     """An input volume given to the networks, if it may be an MR image; an InputError naming the source (a file, a
-    volume) and why it is not one: a label image or a CT (visibility.not_an_mr_image), on which the networks would
-    still outline a plausible canal."""
+    volume) and why it is not one: a label image or a CT (visibility.not_an_mr_image), or a field of view narrower
+    than any canal (NARROWEST_VIEW_MM), on which the networks would still outline a plausible canal."""
     not_mr = not_an_mr_image(volume.read_slice, volume.n_slices)
     if not_mr:
         raise InputError(f"{source}: {not_mr}, not an MR image; the networks measure MR: give the MR image itself")
+    grid = volume.layout.slice_grid(0)
+    if min(count * size for count, size in zip(grid.shape, grid.pixel_size_mm)) < NARROWEST_VIEW_MM:
+        raise InputError(f"{source}: a field of view of {_field_text(grid)} mm, narrower than any spinal canal "
+                         f"({NARROWEST_VIEW_MM:g} mm or more across), in which the networks would still outline one: "
+                         "is the header's pixel size in other units than mm (cm, m), or is the image a crop of "
+                         "something else?")
     return volume
 
 

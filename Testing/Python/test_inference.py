@@ -1,6 +1,7 @@
 """Models manifest and sha256, crop↔slice mapping, patient sides under flips, the shipped networks end to end."""
 import json
 import math
+import re
 import shutil
 
 import numpy as np
@@ -20,7 +21,7 @@ from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS
 from SpinalStenosisLib.pipeline import measure_with_segmenter
 from SpinalStenosisLib.synth.dataset import SERIES_PLANS, slice_geometry, synthetic_slice, synthetic_stack
 from SpinalStenosisLib.visibility import is_blank
-from SpinalStenosisLib.volume_io import axial_from_array
+from SpinalStenosisLib.volume_io import InputError, axial_from_array
 
 
 @pytest.fixture(scope="module")
@@ -768,6 +769,23 @@ def test_pixels_coarser_than_the_networks_learnt_from_or_finer_than_any_mr_s_are
     assert warning == ("pixels of 0.07 × 0.07 mm, finer than any MR of the spine has (0.1 mm or more), and a field of "
                        "view of 2.8 × 2.8 mm: is the header's pixel size in other units than mm (cm, m)? Every length "
                        "and area measured follows it")
+
+
+def test_a_field_of_view_narrower_than_any_canal_is_refused_for_the_networks_which_would_outline_one_in_it():
+    from SpinalStenosisLib.pipeline import checked_mr_image
+
+    def checked(pixel_mm, size):
+        grid = PlaneGrid(np.zeros(3), np.array([0.0, -pixel_mm, 0.0]), np.array([-pixel_mm, 0.0, 0.0]), (size, size))
+        noise = np.random.default_rng(0).uniform(10.0, 100.0, (3, size, size)).astype(np.float32)
+        return checked_mr_image(axial_from_array(noise, slice_geometry(grid, 4.0, n_slices=3)), "scan")
+
+    for pixel_mm, size in ((0.7, 40), (0.07, 320)):  # a tight crop, 28 mm; the demo's pixel size in cm, 22 mm
+        checked(pixel_mm, size)
+    for pixel_mm, size, field in ((0.7, 4, "2.8 × 2.8"), (1e-9, 320, "3.2e-07 × 3.2e-07")):  # in m: no canal fits
+        with pytest.raises(InputError, match=re.escape(f"scan: a field of view of {field} mm, narrower than any "
+                                                       "spinal canal (10 mm or more across), in which the networks "
+                                                       "would still outline one")):
+            checked(pixel_mm, size)
 
 
 def test_a_stack_keeps_to_the_canal_where_network_1_strays_onto_a_bright_kidney_on_one_slice():
