@@ -343,6 +343,7 @@ CHARACTER_SETS = {**{f"{prefix}{number}": codec for number, codec in (
 # the tags a file's geometry is read from (a pixel spacing tag stands for PIXEL_SPACING_TAGS): what each is, how many
 # numbers it holds (said so), and what is unknown where it holds anything else (geometry_fault)
 RESCALE_TAGS = {(0x0028, 0x1053): "Rescale Slope", (0x0028, 0x1052): "Rescale Intercept"}  # value = slope x + ...
+MAX_ORIENTATION_COSINE = 0.1  # of an Image Orientation's rows and columns: at right angles, as exports round them
 GEOMETRY_VALUES = {PIXEL_SPACING_TAGS[0]: ("pixel size", (1, 2), "one or two sizes in mm", "the pixel size"),
                    POSITION_TAG: ("Image Position (Patient)", (3,), "3 numbers", "where the slices lie"),
                    ORIENTATION_TAG: ("Image Orientation (Patient)", (6,), "6 numbers", "the slices' orientation")}
@@ -397,12 +398,22 @@ def value_fault(tag: str, value: str) -> str:
         numbers = [float(number) for number in value.strip().split("\\")]
     except ValueError:
         numbers = []
-    if len(numbers) in counts and all(math.isfinite(number) for number in numbers) \
-            and (key not in PIXEL_SPACING_TAGS or all(number != 0 for number in numbers)):
-        return ""
-    return (f"the DICOM files' {name} ({key.replace('|', ',')}) is \"{value.strip()}\", not {expected} (a decimal "
-            f"comma?), which DICOM readers take as 1 mm, 0 or a number of no meaning: {unknown} is unknown; correct "
-            "the tag, or export the series again")
+    shown = f"the DICOM files' {name} ({key.replace('|', ',')}) is \"{value.strip()}\""
+    if len(numbers) not in counts or not all(math.isfinite(number) for number in numbers) \
+            or (key in PIXEL_SPACING_TAGS and not all(number != 0 for number in numbers)):
+        return (f"{shown}, not {expected} (a decimal comma?), which DICOM readers take as 1 mm, 0 or a number of no "
+                f"meaning: {unknown} is unknown; correct the tag, or export the series again")
+    if key == ORIENTATION_TAG and not _at_right_angles(np.array(numbers[:3]), np.array(numbers[3:])):
+        return (f"{shown}, not two directions at right angles, which DICOM readers replace with the axial one: "
+                f"{unknown} is unknown; correct the tag, or export the series again")
+    return ""
+
+
+def _at_right_angles(row: np.ndarray, column: np.ndarray) -> bool:
+    """Whether the directions of an image's rows and columns are two (within MAX_ORIENTATION_COSINE) at right
+    angles."""
+    lengths = np.linalg.norm(row) * np.linalg.norm(column)
+    return lengths > 0 and abs(float(row @ column)) / lengths < MAX_ORIENTATION_COSINE
 
 
 def rescale_fault(path: Path | str) -> str:

@@ -1010,6 +1010,18 @@ def test_a_dicom_series_whose_spacing_or_position_is_malformed_is_refused_not_re
                                                    "DICOM readers take as 1 mm, 0 or a number of no meaning: where the "
                                                    "slices lie is unknown")):  # not "all at one position"
         open_axial_blocks(positions)
+    parallel = tmp_path / "parallel"
+    parallel.mkdir()
+    write_dicom_series(parallel, image * 10 + 100, geometry, series=3)
+    for path in parallel.glob("*.dcm"):  # rows and columns along one direction, which GDCM replaces with the axial one
+        written = path.read_bytes()
+        at = written.index(b"\x20\x00\x37\x00") + 8
+        end = at + int.from_bytes(written[at - 4:at], "little")
+        path.write_bytes(written[:at - 4] + struct.pack("<I", 12) + b"1\\0\\0\\1\\0\\0 " + written[end:])
+    with pytest.raises(InputError, match=re.escape("the DICOM files' Image Orientation (Patient) (0020,0037) is "
+                                                   '"1\\0\\0\\1\\0\\0", not two directions at right angles, which '
+                                                   "DICOM readers replace with the axial one")):
+        open_axial(parallel)
 
 
 def test_a_dicom_rescale_slope_or_intercept_that_is_not_a_number_is_refused_naming_it(tmp_path):

@@ -299,7 +299,10 @@ def test_a_volume_loaded_from_dicom_with_a_malformed_spacing_position_or_rescale
     with pytest.raises(ValueError, match=re.escape('Image Position (Patient) (0020,0032) is "-38,25\\-38,5\\0,75", not '
                                                    "3 numbers")):
         axial_volume_of(volume, dicom_value)
-    header["0020,0032"] = "-38.25\\-38.5\\0.75"
+    header.update({"0020,0032": "-38.25\\-38.5\\0.75", "0020,0037": "1\\0\\0\\1\\0\\0"})
+    with pytest.raises(ValueError, match="not two directions at right angles"):
+        axial_volume_of(volume, dicom_value)
+    header["0020,0037"] = "1\\0\\0\\0\\1\\0"
     assert axial_volume_of(volume, dicom_value).n_slices == 3
     header.update({"0028,1053": "abc", "0028,1052": "0"})  # which ITK's GDCM reader reads as a number of no meaning
     with pytest.raises(ValueError, match=re.escape('the Rescale Slope (0028,1053) of series\'s DICOM files is "abc", not '
