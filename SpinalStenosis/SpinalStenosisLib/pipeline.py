@@ -343,7 +343,7 @@ def checked_mr_image(volume: AxialVolume, source: str) -> AxialVolume:
     if min(count * size for count, size in zip(grid.shape, grid.pixel_size_mm)) < NARROWEST_VIEW_MM:
         raise InputError(f"{source}: a field of view of {_field_text(grid)} mm, narrower than any spinal canal "
                          f"({NARROWEST_VIEW_MM:g} mm or more across), in which the networks would still outline one: "
-                         "is the header's pixel size in other units than mm (cm, m), or is the image a crop of "
+                         "is the pixel size given in other units than mm (cm, m), or is the image a crop of "
                          "something else?")
     return volume
 
