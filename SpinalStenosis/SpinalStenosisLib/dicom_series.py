@@ -430,9 +430,9 @@ def rescale_value_fault(tag: tuple[int, int], text: str, source: str) -> str:
     number a value begins with, "1,5" as 1)."""
     if re.match(r"\s*[-+]?\.?\d", text):
         return ""
-    return (f"the {RESCALE_TAGS[tag]} ({tag[0]:04X},{tag[1]:04X}) of {source} is \"{text.strip()}\", not a number, with "
-            "which SimpleITK cannot read its pixels, or reads them scaled by a number of no meaning; correct the tag, "
-            "or export the series again")
+    return (f"the {RESCALE_TAGS[tag]} ({tag[0]:04X},{tag[1]:04X}) of {source} is \"{text.strip()}\", not a number, "
+            "with which SimpleITK cannot read its pixels, or reads them scaled by a number of no meaning; correct the "
+            "tag, or export the series again")
 
 
 def series_beside_warnings(path: Path, reader) -> list[str]:

@@ -305,8 +305,8 @@ def test_a_volume_loaded_from_dicom_with_a_malformed_spacing_position_or_rescale
     header["0020,0037"] = "1\\0\\0\\0\\1\\0"
     assert axial_volume_of(volume, dicom_value).n_slices == 3
     header.update({"0028,1053": "abc", "0028,1052": "0"})  # which ITK's GDCM reader reads as a number of no meaning
-    with pytest.raises(ValueError, match=re.escape('the Rescale Slope (0028,1053) of series\'s DICOM files is "abc", not '
-                                                   "a number")):
+    with pytest.raises(ValueError, match=re.escape('the Rescale Slope (0028,1053) of series\'s DICOM files is "abc", '
+                                                   "not a number")):
         axial_volume_of(volume, dicom_value)
     header["0028,1053"] = "1,5"  # read as 1 (the image scaled otherwise, as the networks may see any)
     assert axial_volume_of(volume, dicom_value).n_slices == 3
