@@ -58,11 +58,15 @@ def _study_folder(path: Path) -> Path:
 
 def openable(path: Path | str) -> Path:
     """An input's path as read (_study_folder); an InputError where it, or the name of a folder or DICOM file in its
-    folder, holds bytes that are not UTF-8 (not_utf8), which SimpleITK cannot open."""
+    folder, holds bytes that are not UTF-8 (not_utf8), which SimpleITK cannot open, or where it is neither a file nor
+    a folder (a device or a pipe, which reading would wait on for ever)."""
     path = _study_folder(Path(path))
     if shown := not_utf8(path):
         raise InputError(f"{shown}: the path holds bytes that are not UTF-8 (a name written on another system, as a "
                          "ZIP archive made on Windows may unpack?), which SimpleITK cannot open; rename it")
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise InputError(f"{path}: neither a file nor a folder (a device, a pipe or a socket): give an image file or "
+                         "a DICOM folder")
     if path.is_dir() and (names := [shown for inner in path.rglob("*") if (shown := not_utf8(inner.name))
                                     and (inner.is_dir() or is_dicom_file(inner))]):
         raise InputError(f"{path}: {len(names)} of the names in it hold bytes that are not UTF-8 (e.g. {names[0]}: "

@@ -2,6 +2,7 @@
 import csv
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -278,6 +279,15 @@ def test_a_path_not_in_utf_8_is_refused_which_simpleitk_would_abort_on(phantom_f
                     tmp_path / "several")
     assert code == cli.EXIT_INPUT and "ule/scan.nii: the path holds bytes that are not UTF-8" in err
     assert (tmp_path / "several" / "other" / "measurements.csv").exists(), err
+
+
+def test_a_pipe_given_as_the_image_or_the_masks_is_refused_not_waited_on_for_ever(phantom_files, tmp_path, capsys):
+    image, labels = phantom_files
+    os.mkfifo(tmp_path / "pipe")  # reading it would wait for a writer that never comes
+    for inputs in (("pipe",), (image, "--masks", "pipe")):
+        code, err = run(capsys, "measure", *[tmp_path / item if item == "pipe" else item for item in inputs], "--out",
+                        tmp_path / "out")
+        assert code == cli.EXIT_INPUT and "pipe: neither a file nor a folder (a device, a pipe or a socket)" in err
 
 
 def test_several_inputs_need_distinct_names_and_take_no_masks_or_scene(phantom_files, tmp_path, capsys):
