@@ -669,7 +669,41 @@ def _header_warnings(path: Path, reader, slice_axis_ijk: int) -> list[str]:
     if unknown := _unknown_orientation(path, reader):
         return [f"the {unknown}: the image is taken as its array lies, which the file does not confirm; check which "
                 "foramen is left and which is right"]
-    return _sform_voxel_size_warnings(reader, slice_axis_ijk) if _is_nifti(path) else []
+    if not _is_nifti(path):
+        return []
+    return _qform_sform_warnings(reader) + _sform_voxel_size_warnings(reader, slice_axis_ijk)
+
+
+QFORM_SFORM_DEG = 5.0  # a NIfTI file's qform and sform that orient its rows or columns further apart disagree
+
+
+def _qform_sform_warnings(reader) -> list[str]:
+    """A warning where a NIfTI file's qform and sform (both set; its header read by a SimpleITK reader) orient its
+    rows or columns (i, j) more than QFORM_SFORM_DEG apart, as where a tool changed one and not the other: the image
+    is read with one of them (ITK's choice, the sform as a rule), which may not be the scan's. [] otherwise, and for
+    a file whose header cannot say."""
+    if any(header_value(reader, code) in ("", "0") for code in ("qform_code", "sform_code")):
+        return []
+    try:
+        b, c, d = (float(header_value(reader, f"quatern_{name}")) for name in "bcd")
+        sform = np.array([[float(v) for v in header_value(reader, f"srow_{axis}").split()] for axis in "xyz"])
+    except ValueError:
+        return []
+    if sform.shape != (3, 4):
+        return []
+    a = math.sqrt(max(1.0 - b * b - c * c - d * d, 0.0))
+    qform = np.array([[a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
+                      [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
+                      [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - b * b - c * c]])  # RAS, by column
+    sform_axes = sform[:, :2] / np.maximum(np.linalg.norm(sform[:, :2], axis=0), 1e-12)
+    apart_deg = max(math.degrees(math.acos(np.clip(qform[:, n] @ sform_axes[:, n], -1.0, 1.0))) for n in (0, 1))
+    if apart_deg <= QFORM_SFORM_DEG:
+        return []
+    read_ras = VolumeGeometry.from_sitk(reader).directions_ras[:, :2]
+    used = "sform" if np.abs(read_ras - sform_axes).max() < np.abs(read_ras - qform[:, :2]).max() else "qform"
+    return [f"the NIfTI header's qform and sform orient the image differently (its rows or columns {apart_deg:.0f}° "
+            f"apart): it was read with its {used}, as ITK, SimpleITK and 3D Slicer read it, which may not be the "
+            "scan's; check which foramen is left and which is right"]
 
 
 def _negative_size_text(reader) -> str:

@@ -816,6 +816,24 @@ def test_a_header_whose_voxel_size_or_placement_is_no_scan_s_is_refused_so_not_a
             AxialLayout.from_geometry(VolumeGeometry(geometry.size_ijk, ijk_to_ras))
 
 
+def test_a_nifti_file_whose_qform_and_sform_disagree_is_read_with_a_warning_to_check_the_sides(tmp_path):
+    image, labels, geometry = phantom_arrays(n_slices=2)
+    write_image(tmp_path / "scan.nii", image, geometry)
+    header = bytearray((tmp_path / "scan.nii").read_bytes())
+    srow_x = list(struct.unpack("<4f", header[280:296]))
+    srow_x[0] = -srow_x[0]  # the sform mirrored left to right, the qform as it was: a tool changed one of them
+    header[280:296] = struct.pack("<4f", *srow_x)
+    (tmp_path / "mirrored.nii").write_bytes(bytes(header))
+    [warning] = open_axial(tmp_path / "mirrored.nii").warnings
+    assert warning == ("the NIfTI header's qform and sform orient the image differently (its rows or columns 180° "
+                       "apart): it was read with its sform, as ITK, SimpleITK and 3D Slicer read it, which may not be "
+                       "the scan's; check which foramen is left and which is right")
+    assert open_axial(tmp_path / "scan.nii").warnings == []
+    header[252:254] = struct.pack("<h", 0)  # the qform unset: the sform alone orients it
+    (tmp_path / "sform_only.nii").write_bytes(bytes(header))
+    assert open_axial(tmp_path / "sform_only.nii").warnings == []
+
+
 def test_a_nifti_file_whose_pixdim_and_sform_give_other_voxel_sizes_is_read_with_a_warning_saying_what_is_off(
         tmp_path, capfd):
     image, _, geometry = phantom_arrays(n_slices=2)  # 0.8 mm pixels, slices 4 mm apart
