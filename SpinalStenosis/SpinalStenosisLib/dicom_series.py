@@ -16,7 +16,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from .dicom_frames import header_text, read_frames
-from .geometry import is_axial_normal, pixel_size_text
+from .geometry import MAX_RIGHT_ANGLE_COSINE, is_axial_normal, pixel_size_text
 from .grading import REGION_TAGS, region_named
 
 SAME_ORIENTATION_DEG = 1.0  # DICOM slices whose normals differ more than this belong to differently angled blocks
@@ -343,7 +343,6 @@ CHARACTER_SETS = {**{f"{prefix}{number}": codec for number, codec in (
 # the tags a file's geometry is read from (a pixel spacing tag stands for PIXEL_SPACING_TAGS): what each is, how many
 # numbers it holds (said so), and what is unknown where it holds anything else (geometry_fault)
 RESCALE_TAGS = {(0x0028, 0x1053): "Rescale Slope", (0x0028, 0x1052): "Rescale Intercept"}  # value = slope x + ...
-MAX_ORIENTATION_COSINE = 0.1  # of an Image Orientation's rows and columns: at right angles, as exports round them
 GEOMETRY_VALUES = {PIXEL_SPACING_TAGS[0]: ("pixel size", (1, 2), "one or two sizes in mm", "the pixel size"),
                    POSITION_TAG: ("Image Position (Patient)", (3,), "3 numbers", "where the slices lie"),
                    ORIENTATION_TAG: ("Image Orientation (Patient)", (6,), "6 numbers", "the slices' orientation")}
@@ -410,10 +409,9 @@ def value_fault(tag: str, value: str) -> str:
 
 
 def _at_right_angles(row: np.ndarray, column: np.ndarray) -> bool:
-    """Whether the directions of an image's rows and columns are two (within MAX_ORIENTATION_COSINE) at right
-    angles."""
+    """Whether the directions of an image's rows and columns are at right angles (within MAX_RIGHT_ANGLE_COSINE)."""
     lengths = np.linalg.norm(row) * np.linalg.norm(column)
-    return lengths > 0 and abs(float(row @ column)) / lengths < MAX_ORIENTATION_COSINE
+    return lengths > 0 and abs(float(row @ column)) / lengths <= MAX_RIGHT_ANGLE_COSINE
 
 
 def rescale_fault(path: Path | str) -> str:

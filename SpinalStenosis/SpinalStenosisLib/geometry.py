@@ -22,6 +22,9 @@ AXIS_NAMES = ("sagittal", "coronal", "axial")  # by the RAS axis a slice normal 
 ISOTROPIC_RATIO = 1.5  # spacings within this ratio count as a 3-D isotropic acquisition
 MAX_VOXEL_MM = 1000.0  # no scan's voxel, nor the step between two slices of a series, is a metre: a size above it
 # is a number of no meaning
+# the largest cosine between an image's rows and columns at right angles, as exports round them (1°): more is a
+# sheared grid, which no scanner acquires
+MAX_RIGHT_ANGLE_COSINE = math.sin(math.radians(1.0))
 SAME_SPACING_TOLERANCE = 0.01  # spacings within this fraction of each other are alike (thickest_axis)
 RESLICE_ANGLE_DEG = 30.0  # a 3-D volume tilted more than this from axial is resliced
 # a pixel count computed from mm within this of a whole number is that number: 12 mm over 0.75 mm pixels is 16 pixels,
@@ -251,6 +254,11 @@ class AxialLayout:
             raise GeometryError(f"{kind} stack, {spacing[slice_axis]:.1f} mm slices: load the axial series")
         row_axis, column_axis = sorted((a for a in range(3) if a != slice_axis),
                                        key=lambda a: -abs(axis_direction[a][1]))
+        if (cosine := abs(float(axis_direction[row_axis] @ axis_direction[column_axis]))) > MAX_RIGHT_ANGLE_COSINE:
+            raise GeometryError(f"the image's rows and columns are {math.degrees(math.acos(cosine)):.0f}° apart, not "
+                                "at right angles (a sheared grid, which no scanner acquires): the networks would see "
+                                "the anatomy sheared, and the masks could not be saved on its grid; resample it onto "
+                                "a grid at right angles")
         return cls(
             slice_axis=slice_axis,
             row_axis=row_axis,

@@ -834,6 +834,23 @@ def test_a_nifti_file_whose_qform_and_sform_disagree_is_read_with_a_warning_to_c
     assert open_axial(tmp_path / "sform_only.nii").warnings == []
 
 
+def test_a_sheared_pixel_grid_is_refused_which_the_networks_would_see_sheared_and_nifti_cannot_hold(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=2)  # 96 x 96 pixels of 0.8 mm, slices 4 mm apart
+    image.astype(np.float32).tofile(tmp_path / "scan.raw")
+    for name, second in (("sheared", "(0.3,0.8,0)"), ("square", "(0,0.8,0)")):  # an NRRD file may give any grid
+        (tmp_path / f"{name}.nhdr").write_text(
+            "NRRD0004\ntype: float\ndimension: 3\nsizes: 96 96 2\nspace: left-posterior-superior\nspace directions: "
+            f"(0.8,0,0) {second} (0,0,4)\nendian: little\nencoding: raw\ndata file: scan.raw\n", encoding="utf-8")
+    with pytest.raises(InputError, match=re.escape("sheared.nhdr: the image's rows and columns are 69° apart, not at "
+                                                   "right angles (a sheared grid, which no scanner acquires)")):
+        open_axial(tmp_path / "sheared.nhdr")
+    assert open_axial(tmp_path / "square.nhdr").warnings == []
+    sheared = VolumeGeometry(geometry.size_ijk, geometry.ijk_to_ras @ np.array(
+        [[1.0, 0.02, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]))  # 1.1° off, as no export rounds
+    with pytest.raises(InputError, match="rows and columns are 89° apart"):  # a 3D Slicer volume's too
+        axial_from_array(image, sheared)
+
+
 def test_a_nifti_file_whose_pixdim_and_sform_give_other_voxel_sizes_is_read_with_a_warning_saying_what_is_off(
         tmp_path, capfd):
     image, _, geometry = phantom_arrays(n_slices=2)  # 0.8 mm pixels, slices 4 mm apart
