@@ -212,6 +212,21 @@ class VolumeGeometry:
         return permutation.astype(int), offset.astype(int)
 
 
+def grid_fault(geometry: VolumeGeometry) -> str:
+    """What makes a volume's geometry, as its header gives it, no scan's: values that are not numbers, voxels of no
+    size or a metre or larger, or axes along one direction; "" where it is none of these."""
+    unknown = "; the image's geometry is unknown: correct the header, or export the image again"
+    if not np.isfinite(geometry.ijk_to_ras).all():
+        return ("the header's voxel size, orientation or position holds values that are not numbers (NaN or "
+                f"infinite){unknown}")
+    if not ((geometry.spacing_mm > 0) & (geometry.spacing_mm <= MAX_VOXEL_MM)).all():
+        sizes = " × ".join(f"{size:.4g}" for size in geometry.spacing_mm)
+        return f"the header gives voxels of {sizes} mm, of no scan (a number of no meaning?){unknown}"
+    if abs(np.linalg.det(geometry.directions_ras)) < MAX_RIGHT_ANGLE_COSINE:
+        return f"the header's orientation lays two of the image's axes along one direction{unknown}"
+    return ""
+
+
 def ras_to_lps(points_ras: np.ndarray) -> np.ndarray:
     return np.asarray(points_ras, float) @ LPS_TO_RAS.T
 
@@ -229,14 +244,8 @@ class AxialLayout:
 
     @classmethod
     def from_geometry(cls, geometry: VolumeGeometry) -> "AxialLayout":
-        unknown = "; the image's geometry is unknown: correct the header, or export the image again"
-        if not np.isfinite(geometry.ijk_to_ras).all():
-            raise GeometryError("the header's voxel size, orientation or position holds values that are not numbers "
-                                f"(NaN or infinite){unknown}")
-        if not (geometry.spacing_mm <= MAX_VOXEL_MM).all():
-            sizes = " × ".join(f"{size:.4g}" for size in geometry.spacing_mm)
-            raise GeometryError(f"the header gives voxels of {sizes} mm, larger than any scan's (a number of no "
-                                f"meaning?){unknown}")
+        if fault := grid_fault(geometry):
+            raise GeometryError(fault)
         directions = geometry.directions_ras
         # numpy axis a is ITK axis 2 - a
         axis_direction = {a: directions[:, 2 - a] for a in range(3)}

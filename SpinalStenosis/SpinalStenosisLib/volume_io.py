@@ -15,7 +15,7 @@ from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, frame_plane
                            named_region, one_image_per_position, one_position_warnings, one_stack_warnings,
                            positive_value, rescale_fault, series_beside_warnings, shown_inverted, slice_planes,
                            slice_thickness_mm, stack_blocks, uneven_spacing)
-from .geometry import AxialLayout, GeometryError, VolumeGeometry, needs_reslice, resliced_geometry
+from .geometry import AxialLayout, GeometryError, VolumeGeometry, grid_fault, needs_reslice, resliced_geometry
 from .visibility import padding_value
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
@@ -381,8 +381,10 @@ def _bytes_after(path: Path, offset: int) -> tuple[int, bool]:
 
 
 def _itk_reason(error: RuntimeError) -> str:
-    """What a SimpleITK error says went wrong: its last line, without the "ITK ERROR:" prefix."""
-    line = str(error).strip().splitlines()[-1]
+    """What a SimpleITK error says went wrong: its line that says so ("ITK ERROR: ...", the last one where none
+    does; a matrix may follow it on lines of its own), without that prefix."""
+    lines = str(error).strip().splitlines()
+    line = next((line for line in lines if line.startswith(("ITK ERROR:", "sitk::ERROR:"))), lines[-1])
     for prefix in ("ITK ERROR:", "sitk::ERROR:"):
         line = line.removeprefix(prefix)
     return re.sub(r"^\w+\(0x[0-9a-fA-F]+\):\s*", "", line.strip())  # the ITK object's name and address
@@ -645,6 +647,8 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
         return _axial_from_image(path, displayed_slice(_read(path, reader), pixel_mm))
     # the reader has the image's geometry getters; a 4-D one is read whole, as its 3-D volume (_one_volume)
     geometry = VolumeGeometry.from_sitk(reader) if reader.GetDimension() == 3 else None
+    if geometry is not None and (fault := grid_fault(geometry)):  # before ITK refuses it in its own terms
+        raise InputError(f"{path}: {fault}")
     if geometry is not None and reader.GetNumberOfComponents() == 1 and int(np.prod(size)) > max_voxels_in_memory \
             and not needs_reslice(geometry):
         volume = _streamed(path, geometry)

@@ -802,18 +802,37 @@ def test_a_header_whose_voxel_size_or_placement_is_no_scan_s_is_refused_so_not_a
     header = bytes((tmp_path / "scan.nii").read_bytes())
     for name, at, value in (("huge.nii", 80, 1e6), ("nan.nii", 280, float("nan"))):  # pixdim[1]; srow_x[0]
         (tmp_path / name).write_bytes(header[:at] + struct.pack("<f", value) + header[at + 4:])
-    with pytest.raises(InputError, match=re.escape("huge.nii: the header gives voxels of 1e+06 × 0.8 × 4 mm, larger "
-                                                   "than any scan's (a number of no meaning?); the image's geometry "
-                                                   "is unknown: correct the header, or export the image again")):
+    with pytest.raises(InputError, match=re.escape("huge.nii: the header gives voxels of 1e+06 × 0.8 × 4 mm, of no "
+                                                   "scan (a number of no meaning?); the image's geometry is unknown: "
+                                                   "correct the header, or export the image again")):
         open_axial(tmp_path / "huge.nii")  # not "sagittal stack, 1000000.0 mm slices"
     with pytest.raises(InputError, match=re.escape("nan.nii: the header's voxel size, orientation or position holds "
                                                    "values that are not numbers (NaN or infinite)")):
         open_axial(tmp_path / "nan.nii")  # not "sagittal stack, nan mm slices"
     at_infinity = geometry.ijk_to_ras.copy()
     at_infinity[0, 3] = np.inf
-    for ijk_to_ras in (at_infinity, geometry.ijk_to_ras @ np.diag([1.0, 1.0, 300.0, 1.0])):  # 1.2 m slices
+    folded = geometry.ijk_to_ras.copy()
+    folded[:3, 1] = folded[:3, 0]  # rows and columns along one direction
+    for ijk_to_ras in (at_infinity, geometry.ijk_to_ras @ np.diag([1.0, 1.0, 300.0, 1.0]), folded):  # 1.2 m slices
         with pytest.raises(GeometryError, match="the image's geometry is unknown"):
             AxialLayout.from_geometry(VolumeGeometry(geometry.size_ijk, ijk_to_ras))
+    image.astype(np.float32).tofile(tmp_path / "scan.raw")
+    for name, directions, fault in (  # which ITK reads, then refuses in its own terms ("determinant is 0")
+            ("parallel", "(0.8,0,0) (0.8,0,0) (0,0,4)", "the header's orientation lays two of the image's axes along "
+                                                         "one direction"),
+            ("zero", "(0.8,0,0) (0,0,0) (0,0,4)", "the header's voxel size, orientation or position holds values that "
+                                                  "are not numbers")):
+        (tmp_path / f"{name}.nhdr").write_text(
+            "NRRD0004\ntype: float\ndimension: 3\nsizes: 96 96 2\nspace: left-posterior-superior\nspace directions: "
+            f"{directions}\nendian: little\nencoding: raw\ndata file: scan.raw\n", encoding="utf-8")
+        with pytest.raises(InputError, match=re.escape(f"{name}.nhdr: {fault}")):
+            open_axial(tmp_path / f"{name}.nhdr")
+    from SpinalStenosisLib.volume_io import _itk_reason
+
+    itk_error = RuntimeError("Exception thrown in SimpleITK ImageFileReader_Execute: .../itkImageBase.hxx:145:\nITK "
+                             "ERROR: Image(0x562c94b69d70): Bad direction, determinant is 0. Refusing to change "
+                             "direction from 1 0 0\n0 1 0\n0 0 1\n to 1 1 0\n0 0 0\n0 0 1\n")  # as ITK words it
+    assert _itk_reason(itk_error) == "Bad direction, determinant is 0. Refusing to change direction from 1 0 0"
 
 
 def test_a_nifti_file_whose_qform_and_sform_disagree_is_read_with_a_warning_to_check_the_sides(tmp_path):
