@@ -381,10 +381,12 @@ def _bytes_after(path: Path, offset: int) -> tuple[int, bool]:
 
 
 def _itk_reason(error: RuntimeError) -> str:
-    """What a SimpleITK error says went wrong: its line that says so ("ITK ERROR: ...", the last one where none
-    does; a matrix may follow it on lines of its own), without that prefix."""
+    """What a SimpleITK error says went wrong: its line that says so ("ITK ERROR: ...", without that prefix; a
+    matrix may follow it on lines of its own), or its last line where none does or that one ends in a colon (the
+    reader's own trail follows it, the cause last, as NRRD's "fread got only ...")."""
     lines = str(error).strip().splitlines()
     line = next((line for line in lines if line.startswith(("ITK ERROR:", "sitk::ERROR:"))), lines[-1])
+    line = lines[-1] if line.endswith(":") else line
     for prefix in ("ITK ERROR:", "sitk::ERROR:"):
         line = line.removeprefix(prefix)
     return re.sub(r"^\w+\(0x[0-9a-fA-F]+\):\s*", "", line.strip())  # the ITK object's name and address

@@ -833,6 +833,12 @@ def test_a_header_whose_voxel_size_or_placement_is_no_scan_s_is_refused_so_not_a
                              "ERROR: Image(0x562c94b69d70): Bad direction, determinant is 0. Refusing to change "
                              "direction from 1 0 0\n0 1 0\n0 0 1\n to 1 1 0\n0 0 0\n0 0 1\n")  # as ITK words it
     assert _itk_reason(itk_error) == "Bad direction, determinant is 0. Refusing to change direction from 1 0 0"
+    (tmp_path / "cut.raw").write_bytes((tmp_path / "scan.raw").read_bytes()[:20000])  # a copy interrupted
+    (tmp_path / "cut.nhdr").write_text((tmp_path / "zero.nhdr").read_text(encoding="utf-8").replace(
+        "(0,0,0)", "(0,0.8,0)").replace("scan.raw", "cut.raw"), encoding="utf-8")
+    with pytest.raises(InputError, match=re.escape("cut.nhdr: cannot be read ([nrrd] _nrrdEncodingRaw_read: fread got "
+                                                   "only 5000 4-sized things, not 18432")):  # the cause: NRRD's last
+        open_axial(tmp_path / "cut.nhdr")
 
 
 def test_a_nifti_file_whose_qform_and_sform_disagree_is_read_with_a_warning_to_check_the_sides(tmp_path):
