@@ -340,9 +340,9 @@ CHARACTER_SETS = {**{f"{prefix}{number}": codec for number, codec in (
     ("127", "iso8859_6"), ("126", "iso8859_7"), ("138", "iso8859_8"), ("148", "iso8859_9"), ("203", "iso8859_15"),
     ("166", "tis_620"), ("13", "shift_jis")) for prefix in ("ISO_IR ", "ISO 2022 IR ")},
     "ISO_IR 192": "utf_8", "GB18030": "gb18030", "GBK": "gbk"}
+RESCALE_TAGS = {(0x0028, 0x1053): "Rescale Slope", (0x0028, 0x1052): "Rescale Intercept"}  # value = slope x + ...
 # the tags a file's geometry is read from (a pixel spacing tag stands for PIXEL_SPACING_TAGS): what each is, how many
 # numbers it holds (said so), and what is unknown where it holds anything else (geometry_fault)
-RESCALE_TAGS = {(0x0028, 0x1053): "Rescale Slope", (0x0028, 0x1052): "Rescale Intercept"}  # value = slope x + ...
 GEOMETRY_VALUES = {PIXEL_SPACING_TAGS[0]: ("pixel size", (1, 2), "one or two sizes in mm", "the pixel size"),
                    POSITION_TAG: ("Image Position (Patient)", (3,), "3 numbers", "where the slices lie"),
                    ORIENTATION_TAG: ("Image Orientation (Patient)", (6,), "6 numbers", "the slices' orientation")}

@@ -20,8 +20,8 @@ import numpy as np
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 AXIS_NAMES = ("sagittal", "coronal", "axial")  # by the RAS axis a slice normal is closest to
 ISOTROPIC_RATIO = 1.5  # spacings within this ratio count as a 3-D isotropic acquisition
-MAX_VOXEL_MM = 1000.0  # no scan's voxel, nor the step between two slices of a series, is a metre: a size above it
-# is a number of no meaning
+# no scan's voxel, nor the step between two slices of a series, is a metre: a size above it is a number of no meaning
+MAX_VOXEL_MM = 1000.0
 # the largest cosine between an image's rows and columns at right angles, as exports round them (1°): more is a
 # sheared grid, which no scanner acquires
 MAX_RIGHT_ANGLE_COSINE = math.sin(math.radians(1.0))

@@ -670,8 +670,9 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
 
 def _header_warnings(path: Path, reader, slice_axis_ijk: int) -> list[str]:
     """What the header of an image file that is not DICOM (at path; held by a SimpleITK reader) leaves unsure, as
-    warnings: its orientation (_unknown_orientation), or a NIfTI file's voxel size (_sform_voxel_size_warnings;
-    slice_axis_ijk: the array axis the slices are stacked along)."""
+    warnings: its orientation (_unknown_orientation, or a NIfTI file's qform and sform: _qform_sform_warnings), or a
+    NIfTI file's voxel size (_sform_voxel_size_warnings; slice_axis_ijk: the array axis the slices are stacked
+    along)."""
     if unknown := _unknown_orientation(path, reader):
         return [f"the {unknown}: the image is taken as its array lies, which the file does not confirm; check which "
                 "foramen is left and which is right"]
