@@ -272,15 +272,31 @@ def _nifti_voxel_fault(path: Path, reader) -> str:
         offset = int(float(header_value(reader, "vox_offset")))
     except ValueError:
         return ""
-    damaged = "damaged (its gzip stream does not decompress: a copy or download gone wrong?): its voxels would be wrong"
-    try:
-        stored, ended = _bytes_after(voxel_file, offset)
-    except zlib.error:
-        return damaged
-    if stored >= needed:
-        return "" if ended else damaged  # decoded on past the voxels without reaching the stream's end: not gzip's
+    share = _held_share(lambda: _bytes_after(voxel_file, offset), needed)
+    if math.isnan(share):
+        return "damaged (its gzip stream does not decompress: a copy or download gone wrong?): its voxels would be wrong"
+    if share >= 1.0:
+        return ""
     return (f"cut short (a copy or download interrupted?): {'its .img file ' if voxel_file != path else 'it '}holds "
-            f"{math.floor(stored / needed * 1000) / 10:g} % of its voxels, and the others would be read as 0")
+            f"{_percent_text(share)} % of its voxels, and the others would be read as 0")
+
+
+def _held_share(count_bytes: Callable[[], tuple[int, bool]], needed: int) -> float:
+    """The share of the needed bytes a file's voxels hold, by count_bytes (how many, and whether their compressed
+    stream ended): 1 where all are there; NaN where the stream is damaged (a zlib.error, or decoded on past the
+    voxels without reaching its end, which its checksum closes)."""
+    try:
+        stored, ended = count_bytes()
+    except zlib.error:
+        return math.nan
+    if stored >= needed:
+        return 1.0 if ended else math.nan
+    return max(stored, 0) / needed
+
+
+def _percent_text(share: float) -> str:
+    """A share cut short as the messages give it, rounded down (49.9, never 50, for a file a byte short of half)."""
+    return f"{math.floor(share * 1000) / 10:g}"
 
 
 def _nifti_voxel_file(path: Path, nifti_type: str) -> Path | None:
@@ -330,17 +346,14 @@ def _meta_voxel_fault(path: Path) -> str:
     except (KeyError, ValueError):
         return ""
     data = "data are" if data_file == path else f"data file {name} is"
-    damaged = f"{data} damaged (the compressed voxels do not decompress: a copy or download gone wrong?)"
-    stored, ended = data_file.stat().st_size - offset, True
-    if fields.get("CompressedData", "False").lower() == "true":
-        try:
-            stored, ended = _inflated_bytes(data_file, offset)
-        except zlib.error:
-            return damaged
-    if stored >= needed:
-        return "" if ended else damaged  # decoded on past the voxels without reaching the stream's end: not zlib's
-    return (f"{data} cut short (a copy or download interrupted?), holding "
-            f"{math.floor(max(stored, 0) / needed * 1000) / 10:g} % of the image's voxels")
+    compressed = fields.get("CompressedData", "False").lower() == "true"
+    share = _held_share(lambda: _inflated_bytes(data_file, offset) if compressed
+                        else (data_file.stat().st_size - offset, True), needed)
+    if math.isnan(share):
+        return f"{data} damaged (the compressed voxels do not decompress: a copy or download gone wrong?)"
+    if share >= 1.0:
+        return ""
+    return f"{data} cut short (a copy or download interrupted?), holding {_percent_text(share)} % of the image's voxels"
 
 
 def _inflated_bytes(path: Path, offset: int) -> tuple[int, bool]:
