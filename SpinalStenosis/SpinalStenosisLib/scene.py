@@ -110,8 +110,8 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
     (dicom_series.value_fault) or its Rescale Slope or Intercept is not a number (rescale_value_fault), or where the
     NIfTI or MetaImage file the node was loaded from is cut short or damaged (volume_io.stored_file_findings), with
     the warnings measure gives of that file's header (no orientation, a qform and sform that disagree, a NIfTI
-    sform's other voxel size, a negative voxel size) while the volume lies as the file gives it. An image stored MONOCHROME1, which ITK reads below 0, is taken from its lowest
-    value up, as measure takes it."""
+    sform's other voxel size, a negative voxel size) while the volume lies as the file gives it. An image stored
+    MONOCHROME1, which ITK reads below 0, is taken from its lowest value up, as measure takes it."""
     import slicer.util
 
     if volume_node.GetImageData() is None:

@@ -274,7 +274,8 @@ def _nifti_voxel_fault(path: Path, reader) -> str:
         return ""
     share = _held_share(lambda: _bytes_after(voxel_file, offset), needed)
     if math.isnan(share):
-        return "damaged (its gzip stream does not decompress: a copy or download gone wrong?): its voxels would be wrong"
+        return ("damaged (its gzip stream does not decompress: a copy or download gone wrong?): its voxels would be "
+                "wrong")
     if share >= 1.0:
         return ""
     return (f"cut short (a copy or download interrupted?): {'its .img file ' if voxel_file != path else 'it '}holds "
