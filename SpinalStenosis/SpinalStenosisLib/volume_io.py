@@ -1,6 +1,7 @@
 """Read images (NIfTI, NRRD, MHA, DICOM series folder) into axial stacks and write label images back."""
 from __future__ import annotations
 
+import functools
 import math
 import re
 import zlib
@@ -227,18 +228,10 @@ def stored_file_findings(path: Path, volume: AxialVolume) -> tuple[str, list[str
     other spacing since); ("", []) for a file that cannot be read or named to SimpleITK (not_utf8)."""
     if not path.is_file() or not_utf8(path):
         return "", []
-    if fault := _meta_voxel_fault(path):
-        return _meta_fault_text(fault), []
-    reader = _sitk().ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        with itk_warnings_hidden():
-            reader.ReadImageInformation()
-    except RuntimeError:
-        return "", []
-    if fault := _nifti_voxel_fault(path, reader):
-        return _nifti_fault_text(fault), []
-    if reader.GetDimension() != 3:
+    if fault := _stored_voxel_fault(str(path), path.stat().st_mtime_ns, path.stat().st_size):
+        return fault, []
+    reader = _header_reader(path)
+    if reader is None or reader.GetDimension() != 3:
         return "", []
     as_header = VolumeGeometry.from_sitk(reader)
     as_itk = VolumeGeometry(as_header.size_ijk, as_header.ijk_to_ras @ np.diag(
@@ -249,6 +242,30 @@ def stored_file_findings(path: Path, volume: AxialVolume) -> tuple[str, list[str
     if not as_header.matches(volume.source_geometry):
         return "", []
     return "", _header_warnings(path, reader, 2 - volume.layout.slice_axis)
+
+
+@functools.lru_cache(maxsize=16)
+def _stored_voxel_fault(path_text: str, modified_ns: int, size: int) -> str:
+    """What is wrong with the voxels of a NIfTI or MetaImage file (_nifti_voxel_fault, _meta_voxel_fault), as
+    measure says it; kept for the file as it is (its time and size): 3D Slicer asks at every Measure and Re-measure,
+    and a compressed file is decompressed to answer."""
+    path = Path(path_text)
+    if fault := _meta_voxel_fault(path):
+        return _meta_fault_text(fault)
+    reader = _header_reader(path)
+    return _nifti_fault_text(fault) if reader is not None and (fault := _nifti_voxel_fault(path, reader)) else ""
+
+
+def _header_reader(path: Path):
+    """A SimpleITK reader holding the header of the image file at path; None where it cannot be read."""
+    reader = _sitk().ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        with itk_warnings_hidden():
+            reader.ReadImageInformation()
+    except RuntimeError:
+        return None
+    return reader
 
 
 def _nifti_fault_text(fault: str) -> str:

@@ -191,7 +191,10 @@ def test_a_volume_loaded_from_a_picture_file_is_measured_with_a_warning_about_it
 
 
 def test_a_volume_loaded_from_a_damaged_nifti_or_metaimage_file_is_refused_as_measure_refuses_it(context, volume,
-                                                                                                   tmp_path):
+                                                                                                   tmp_path,
+                                                                                                   monkeypatch):
+    from SpinalStenosisLib import volume_io
+
     write_image(tmp_path / "scan.nii", slicer.util.arrayFromVolume(volume), geometry_of(volume))
     whole = (tmp_path / "scan.nii").read_bytes()
     (tmp_path / "cut.nii").write_bytes(whole[:len(whole) // 2])  # 3D Slicer's ITK reader reads it without a word
@@ -210,9 +213,16 @@ def test_a_volume_loaded_from_a_damaged_nifti_or_metaimage_file_is_refused_as_me
     damaged[-2000:-1900] = bytes(100)  # the ITK reader reads it without a word
     (tmp_path / "damaged.mha").write_bytes(bytes(damaged))
     storage.SetFileName(str(tmp_path / "damaged.mha"))
-    with pytest.raises(ValueError, match=re.escape("the volume was loaded from damaged.mha: the MetaImage file's data "
-                                                   "are damaged (the compressed voxels do not decompress")):
-        axial_volume_of(volume)
+    inflated = []
+    inflate = volume_io._inflated_bytes
+    monkeypatch.setattr(volume_io, "_inflated_bytes", lambda *args: inflated.append(args) or inflate(*args))
+    for _ in range(2):  # Measure, then Re-measure: the file, unchanged, is decompressed once
+        with pytest.raises(ValueError, match=re.escape("the volume was loaded from damaged.mha: the MetaImage file's "
+                                                       "data are damaged (the compressed voxels do not decompress")):
+            axial_volume_of(volume)
+    assert len(inflated) == 1
+    (tmp_path / "damaged.mha").write_bytes((tmp_path / "scan.mha").read_bytes())  # copied again, whole
+    assert axial_volume_of(volume).n_slices == volume.GetImageData().GetDimensions()[2] and len(inflated) == 2
 
 
 def test_a_volume_loaded_from_a_nifti_file_without_orientation_or_mirrored_is_warned_of_as_measure_warns(context,
