@@ -1,10 +1,7 @@
 """Read images (NIfTI, NRRD, MHA, DICOM series folder) into axial stacks and write label images back."""
 from __future__ import annotations
 
-import functools
-import math
 import re
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -14,9 +11,11 @@ import numpy as np
 from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, frame_planes, header_fault, header_gaps,
                            header_value, is_dicom, is_dicom_file, itk_warnings_hidden, mixed_pixel_grids,
                            named_region, one_image_per_position, one_position_warnings, one_stack_warnings,
-                           positive_value, rescale_fault, series_beside_warnings, shown_inverted, slice_planes,
-                           slice_thickness_mm, stack_blocks, uneven_spacing)
+                           rescale_fault, series_beside_warnings, shown_inverted, slice_planes, slice_thickness_mm,
+                           stack_blocks, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, grid_fault, needs_reslice, resliced_geometry
+from .image_files import (header_reader, header_warnings, is_gzip, mirrored_axes, negative_size_text,
+                          stored_voxel_fault, voxel_fault)
 from .visibility import padding_value
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
@@ -198,7 +197,7 @@ def _reader_for(path: Path):
         elif path.suffix.lower() in PICTURE_SUFFIXES and _grey_with_alpha(path):
             raise InputError(f"{path}: a grey picture with an alpha channel (transparency), which SimpleITK cannot "
                              "read: save it without one (grey or RGB)") from None
-        elif unknown_format and not path.name.lower().endswith(".gz") and _is_gzip(path):
+        elif unknown_format and not path.name.lower().endswith(".gz") and is_gzip(path):
             detail = (f"; it is gzip-compressed, but its name does not end in .gz (a download renamed?): rename it "
                       f"{path.name}.gz")
         elif unknown_format and is_dicom_file(path):
@@ -207,208 +206,35 @@ def _reader_for(path: Path):
         elif fault := rescale_fault(path):
             raise InputError(f"{path}: {fault}") from None
         raise InputError(f"{path}: not an image SimpleITK can read{detail}") from None
-    if fault := _nifti_voxel_fault(path, reader):
-        raise InputError(f"{path}: {_nifti_fault_text(fault)}; copy it again")
-    if fault := _meta_voxel_fault(path):
-        raise InputError(f"{path}: {_meta_fault_text(fault)}; copy it again")
+    if fault := voxel_fault(path, reader):
+        raise InputError(f"{path}: {fault}; copy it again")
     if is_dicom_file(path) and (fault := header_fault(reader, path)):
         raise InputError(f"{path}: {fault}")
     return reader
-
-
-GZIP_MAGIC, GZIP_WBITS = b"\x1f\x8b", zlib.MAX_WBITS | 16  # a gzip file's first bytes; zlib reads gzip with these
-GZIP_CHUNK_BYTES = 1 << 20  # decompressed at a time when counting a gzip file's bytes (_bytes_after)
 
 
 def stored_file_findings(path: Path, volume: AxialVolume) -> tuple[str, list[str]]:
     """What measure finds in the image file at path that volume was read from by another reader, such as the file
     a 3D Slicer volume was loaded from, which Slicer's ITK reader loads without a word: what is wrong with its voxels
     (a NIfTI or MetaImage file cut short or damaged: _nifti_voxel_fault, _meta_voxel_fault), and what its header
-    leaves unsure (_header_warnings) while the volume still lies as the file gives it (not moved, resampled or given
+    leaves unsure (header_warnings) while the volume still lies as the file gives it (not moved, resampled or given
     other spacing since); ("", []) for a file that cannot be read or named to SimpleITK (not_utf8)."""
     if not path.is_file() or not_utf8(path):
         return "", []
-    if fault := _stored_voxel_fault(str(path), path.stat().st_mtime_ns, path.stat().st_size):
+    if fault := stored_voxel_fault(str(path), path.stat().st_mtime_ns, path.stat().st_size):
         return fault, []
-    reader = _header_reader(path)
+    reader = header_reader(path)
     if reader is None or reader.GetDimension() != 3:
         return "", []
     as_header = VolumeGeometry.from_sitk(reader)
     as_itk = VolumeGeometry(as_header.size_ijk, as_header.ijk_to_ras @ np.diag(
-        [-1.0 if axis in _mirrored_axes(reader) else 1.0 for axis in range(3)] + [1.0]))
-    if _mirrored_axes(reader) and as_itk.matches(volume.source_geometry):
-        return "", [f"the volume was loaded from {path.name}, whose header {_negative_size_text(reader)}: the left and "
+        [-1.0 if axis in mirrored_axes(reader) else 1.0 for axis in range(3)] + [1.0]))
+    if mirrored_axes(reader) and as_itk.matches(volume.source_geometry):
+        return "", [f"the volume was loaded from {path.name}, whose header {negative_size_text(reader)}: the left and "
                     "right sides may be swapped; correct the header, or check which foramen is left and which is right"]
     if not as_header.matches(volume.source_geometry):
         return "", []
-    return "", _header_warnings(path, reader, 2 - volume.layout.slice_axis)
-
-
-@functools.lru_cache(maxsize=16)
-def _stored_voxel_fault(path_text: str, modified_ns: int, size: int) -> str:
-    """What is wrong with the voxels of a NIfTI or MetaImage file (_nifti_voxel_fault, _meta_voxel_fault), as
-    measure says it; kept for the file as it is (its time and size): 3D Slicer asks at every Measure and Re-measure,
-    and a compressed file is decompressed to answer."""
-    path = Path(path_text)
-    if fault := _meta_voxel_fault(path):
-        return _meta_fault_text(fault)
-    reader = _header_reader(path)
-    return _nifti_fault_text(fault) if reader is not None and (fault := _nifti_voxel_fault(path, reader)) else ""
-
-
-def _header_reader(path: Path):
-    """A SimpleITK reader holding the header of the image file at path; None where it cannot be read."""
-    reader = _sitk().ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        with itk_warnings_hidden():
-            reader.ReadImageInformation()
-    except RuntimeError:
-        return None
-    return reader
-
-
-def _nifti_fault_text(fault: str) -> str:
-    return f"the NIfTI file is {fault} (ITK reads such a file without a word)"
-
-
-def _meta_fault_text(fault: str) -> str:
-    return f"the MetaImage file's {fault}"
-
-
-def _nifti_voxel_fault(path: Path, reader) -> str:
-    """What is wrong with the voxels a NIfTI file (its header read by reader) stores, which ITK does not tell: cut
-    short, as an interrupted copy or download leaves it (ITK reads the missing voxels as 0), or a gzip stream
-    damaged (read as whatever it decodes to); "" where nothing is, and for any other file."""
-    if not _is_nifti(path) or (voxel_file := _nifti_voxel_file(path, header_value(reader, "nifti_type"))) is None:
-        return ""
-    try:
-        dimension = int(header_value(reader, "dim[0]"))
-        needed = math.prod(int(header_value(reader, f"dim[{axis}]")) for axis in range(1, dimension + 1)) \
-            * int(header_value(reader, "bitpix")) // 8
-        offset = int(float(header_value(reader, "vox_offset")))
-    except ValueError:
-        return ""
-    share = _held_share(lambda: _bytes_after(voxel_file, offset), needed)
-    if math.isnan(share):
-        return ("damaged (its gzip stream does not decompress: a copy or download gone wrong?): its voxels would be "
-                "wrong")
-    if share >= 1.0:
-        return ""
-    return (f"cut short (a copy or download interrupted?): {'its .img file ' if voxel_file != path else 'it '}holds "
-            f"{_percent_text(share)} % of its voxels, and the others would be read as 0")
-
-
-def _held_share(count_bytes: Callable[[], tuple[int, bool]], needed: int) -> float:
-    """The share of the needed bytes a file's voxels hold, by count_bytes (how many, and whether their compressed
-    stream ended): 1 where all are there; NaN where the stream is damaged (a zlib.error, or decoded on past the
-    voxels without reaching its end, which its checksum closes)."""
-    try:
-        stored, ended = count_bytes()
-    except zlib.error:
-        return math.nan
-    if stored >= needed:
-        return 1.0 if ended else math.nan
-    return max(stored, 0) / needed
-
-
-def _percent_text(share: float) -> str:
-    """A share cut short as the messages give it, rounded down (49.9, never 50, for a file a byte short of half)."""
-    return f"{math.floor(share * 1000) / 10:g}"
-
-
-def _nifti_voxel_file(path: Path, nifti_type: str) -> Path | None:
-    """The file holding a NIfTI image's voxels: path, or the .img file of a .hdr/.img pair (path either of them), as
-    ITK finds it; None where there is none, or the image is not NIfTI."""
-    if nifti_type in ("1", "4"):  # NIfTI-1 or -2, its header and voxels in one file
-        return path
-    zipped = path.name[-3:] if path.name.lower().endswith(".gz") else ""
-    stem = path.name[:len(path.name) - len(zipped)]
-    if nifti_type not in ("2", "5") or stem[-4:].lower() not in (".hdr", ".img"):  # not a NIfTI-1 or -2 pair
-        return None
-    return next((candidate for suffix in (".img", ".IMG")
-                 if (candidate := path.with_name(stem[:-4] + suffix + zipped)).exists()), None)
-
-
-# the bytes of a MetaImage file's element types (ElementType)
-META_ELEMENT_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
-                      "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4,
-                      "MET_DOUBLE": 8}
-
-
-def _meta_voxel_fault(path: Path) -> str:
-    """What is wrong with the voxels of a MetaImage file (an .mha, or an .mhd and the data file it names): the data
-    file missing, or the data cut short (a copy or download interrupted), where ITK's reason is an unrelated "No such
-    file or directory", or their compressed stream damaged, which ITK reads without a word; "" where it is none of
-    these, or not a MetaImage."""
-    if not path.is_file() or _image_io(path) != "MetaImageIO":
-        return ""
-    fields: dict[str, str] = {}
-    with open(path, "rb") as file:
-        while (line := file.readline()) and "ElementDataFile" not in fields:
-            key, _, value = line.decode("latin-1").partition("=")
-            fields[key.strip()] = value.strip()
-        header_bytes = file.tell() - len(line)
-    name = fields.get("ElementDataFile", "")
-    if name == "LOCAL":
-        data_file, offset = path, header_bytes
-    elif name and not name.startswith("LIST") and "%" not in name and " " not in name:  # one file, not a list
-        data_file, offset = path.parent / name, max(int(fields.get("HeaderSize", "0")), 0)
-        if not data_file.is_file():
-            return f"data file {name} is missing (it must lie beside {path.name})"
-    else:
-        return ""
-    try:
-        needed = math.prod(int(size) for size in fields["DimSize"].split()) \
-            * int(fields.get("ElementNumberOfChannels", "1")) * META_ELEMENT_BYTES[fields["ElementType"]]
-    except (KeyError, ValueError):
-        return ""
-    data = "data are" if data_file == path else f"data file {name} is"
-    compressed = fields.get("CompressedData", "False").lower() == "true"
-    share = _held_share(lambda: _inflated_bytes(data_file, offset) if compressed
-                        else (data_file.stat().st_size - offset, True), needed)
-    if math.isnan(share):
-        return f"{data} damaged (the compressed voxels do not decompress: a copy or download gone wrong?)"
-    if share >= 1.0:
-        return ""
-    return f"{data} cut short (a copy or download interrupted?), holding {_percent_text(share)} % of the image's voxels"
-
-
-def _inflated_bytes(path: Path, offset: int) -> tuple[int, bool]:
-    """How many bytes the zlib stream from a file's byte offset on decompresses to, up to where it or the file ends,
-    and whether it ended (its checksum found right; a zlib.error where the data show it damaged)."""
-    with open(path, "rb") as file:
-        file.seek(offset)
-        count, decompressor = 0, zlib.decompressobj()
-        while (pending := file.read(GZIP_CHUNK_BYTES)) and not decompressor.eof:
-            while pending:
-                count += len(decompressor.decompress(pending, GZIP_CHUNK_BYTES))
-                pending = decompressor.unconsumed_tail
-    return count, decompressor.eof
-
-
-def _is_gzip(path: Path) -> bool:
-    """Whether the file at path is gzip-compressed (by its first bytes, whatever its name)."""
-    with open(path, "rb") as file:
-        return file.read(2) == GZIP_MAGIC
-
-
-def _bytes_after(path: Path, offset: int) -> tuple[int, bool]:
-    """How many bytes a file holds after its first offset ones: a gzip file's decompressed (each of its members, as
-    cat joins them), up to where its stream or the file ends; and whether its stream ended (its checksum found
-    right; True for a file not compressed; a zlib.error where the data show it damaged)."""
-    if not _is_gzip(path):
-        return max(path.stat().st_size - offset, 0), True
-    with open(path, "rb") as file:
-        count, pending, decompressor = 0, b"", zlib.decompressobj(GZIP_WBITS)
-        while pending or (pending := file.read(GZIP_CHUNK_BYTES)):
-            if decompressor.eof:
-                if not pending.startswith(GZIP_MAGIC):
-                    break  # bytes after the stream (zeros a tool padded it with) hold no voxels
-                decompressor = zlib.decompressobj(GZIP_WBITS)
-            count += len(decompressor.decompress(pending, GZIP_CHUNK_BYTES))
-            pending = decompressor.unused_data if decompressor.eof else decompressor.unconsumed_tail
-    return max(count - offset, 0), decompressor.eof
+    return "", header_warnings(path, reader, 2 - volume.layout.slice_axis)
 
 
 def _itk_reason(error: RuntimeError) -> str:
@@ -543,17 +369,9 @@ def _read(path: Path, reader):
             if fault := next((fault for file in files if (fault := rescale_fault(file))), ""):
                 raise InputError(f"{path}: {fault}") from None
             raise InputError(f"{path}: cannot be read ({_itk_reason(error)})") from None
-    if _mirrored_axes(reader):  # as its header orients it, which VolumeGeometry.from_sitk(reader) follows
+    if mirrored_axes(reader):  # as its header orients it, which VolumeGeometry.from_sitk(reader) follows
         image.SetDirection(reader.GetDirection())
     return image
-
-
-def _mirrored_axes(reader) -> list[int]:
-    """The axes of an image file (its header read by a SimpleITK reader) whose voxel size the header gives negative
-    (a NIfTI pixdim), which ITK reads mirrored against the header's orientation: it turns the axis's direction round
-    when it reads the voxels. [] for a reader of a series, or of no header."""
-    spacing = reader.GetSpacing() if isinstance(reader, _sitk().ImageFileReader) else ()
-    return [axis for axis, size in enumerate(spacing) if size < 0]
 
 
 def _read_whole(path: Path, reader=None, pixel_mm: float | None = None):
@@ -693,114 +511,10 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
         volume.warnings += header_gaps(reader) + series_beside_warnings(path, reader)
         with_image_numbers(volume, [header_value(reader, "0020|0013").strip()])  # where it is one slice
     else:
-        if _mirrored_axes(reader):
-            volume.warnings.append(f"the header {_negative_size_text(reader)}: it was read as the orientation has it")
-        volume.warnings += _header_warnings(path, reader, 2 - volume.layout.slice_axis)
+        if mirrored_axes(reader):
+            volume.warnings.append(f"the header {negative_size_text(reader)}: it was read as the orientation has it")
+        volume.warnings += header_warnings(path, reader, 2 - volume.layout.slice_axis)
     return volume
-
-
-def _header_warnings(path: Path, reader, slice_axis_ijk: int) -> list[str]:
-    """What the header of an image file that is not DICOM (at path; held by a SimpleITK reader) leaves unsure, as
-    warnings: its orientation (_unknown_orientation, or a NIfTI file's qform and sform: _qform_sform_warnings), or a
-    NIfTI file's voxel size (_sform_voxel_size_warnings; slice_axis_ijk: the array axis the slices are stacked
-    along)."""
-    if unknown := _unknown_orientation(path, reader):
-        return [f"the {unknown}: the image is taken as its array lies, which the file does not confirm; check which "
-                "foramen is left and which is right"]
-    if not _is_nifti(path):
-        return []
-    return _qform_sform_warnings(reader) + _sform_voxel_size_warnings(reader, slice_axis_ijk)
-
-
-QFORM_SFORM_DEG = 5.0  # a NIfTI file's qform and sform that orient its rows or columns further apart disagree
-
-
-def _qform_sform_warnings(reader) -> list[str]:
-    """A warning where a NIfTI file's qform and sform (both set; its header read by a SimpleITK reader) orient its
-    rows or columns (i, j) more than QFORM_SFORM_DEG apart, as where a tool changed one and not the other: the image
-    is read with one of them (ITK's choice, the sform as a rule), which may not be the scan's. [] otherwise, and for
-    a file whose header cannot say."""
-    if any(header_value(reader, code) in ("", "0") for code in ("qform_code", "sform_code")):
-        return []
-    try:
-        b, c, d = (float(header_value(reader, f"quatern_{name}")) for name in "bcd")
-        sform = np.array([[float(v) for v in header_value(reader, f"srow_{axis}").split()] for axis in "xyz"])
-    except ValueError:
-        return []
-    if sform.shape != (3, 4):
-        return []
-    a = math.sqrt(max(1.0 - b * b - c * c - d * d, 0.0))
-    qform = np.array([[a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
-                      [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
-                      [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - b * b - c * c]])  # RAS, by column
-    sform_axes = sform[:, :2] / np.maximum(np.linalg.norm(sform[:, :2], axis=0), 1e-12)
-    apart_deg = max(math.degrees(math.acos(np.clip(qform[:, n] @ sform_axes[:, n], -1.0, 1.0))) for n in (0, 1))
-    if apart_deg <= QFORM_SFORM_DEG:
-        return []
-    read_ras = VolumeGeometry.from_sitk(reader).directions_ras[:, :2]
-    used = "sform" if np.abs(read_ras - sform_axes).max() < np.abs(read_ras - qform[:, :2]).max() else "qform"
-    return [f"the NIfTI header's qform and sform orient the image differently (its rows or columns {apart_deg:.0f}° "
-            f"apart): it was read with its {used}, as ITK, SimpleITK and 3D Slicer read it, which may not be the "
-            "scan's; check which foramen is left and which is right"]
-
-
-def _negative_size_text(reader) -> str:
-    """What a header that gives a negative voxel size (_mirrored_axes) gives, as the warnings say it."""
-    return (f"gives a negative voxel size ({' × '.join(f'{size:.4g}' for size in reader.GetSpacing())} mm), which "
-            "ITK, so SimpleITK and 3D Slicer, reads as that axis mirrored against the header's orientation")
-
-
-def _is_nifti(path: Path) -> bool:
-    """Whether ITK reads the file at path as NIfTI. Its header's NIfTI fields do not tell: SimpleITK writes them into
-    an NRRD or MetaImage file converted from a NIfTI one, as fields of its own."""
-    return _image_io(path) == "NiftiImageIO"
-
-
-def _image_io(path: Path) -> str:
-    """The ITK ImageIO that reads the file at path (e.g. "NiftiImageIO", "MetaImageIO"; "" for none)."""
-    return _sitk().ImageFileReader.GetImageIOFromFileName(str(path))
-
-
-def _unknown_orientation(path: Path, reader) -> str:
-    """Why an image file's header (its file at path, a SimpleITK reader holding it) leaves its orientation unknown,
-    where it can say one: a NIfTI file whose qform and sform codes are 0, an NRRD file without a space field; ""
-    otherwise."""
-    if _is_nifti(path) and all(header_value(reader, code) == "0" for code in ("qform_code", "sform_code")):
-        return "NIfTI header gives no orientation (its qform and sform codes are 0)"
-    if header_value(reader, "ITK_InputFilterName") == "NrrdImageIO" and not reader.HasMetaDataKey("NRRD_space"):
-        return "NRRD header gives no orientation (no space field)"
-    return ""
-
-
-NIFTI_MM_PER_UNIT = {1: 1000.0, 3: 0.001}  # NIfTI's spatial units (xyzt_units): metres, microns; else mm
-
-
-def _sform_voxel_size_warnings(reader, slice_axis_ijk: int) -> list[str]:
-    """A warning where a NIfTI file's sform gives other voxel sizes (its columns' lengths) than its pixdim, with
-    which ITK, so SimpleITK and 3D Slicer, read the image (ITK's own warning, "unexpected scales in sform", is not
-    shown: _read; a pixdim of 0 it reads as 1 mm): one of them is not the scan's, and the measurements follow the
-    pixdim. slice_axis_ijk: the array axis (i, j, k) the slices are stacked along. [] for any other file."""
-    if header_value(reader, "sform_code") in ("", "0") or reader.GetDimension() < 3:
-        return []
-    try:
-        sform = np.array([[float(v) for v in header_value(reader, f"srow_{axis}").split()] for axis in "xyz"])
-    except ValueError:
-        return []
-    pixdim_mm = np.abs(reader.GetSpacing()[:3])
-    if sform.shape != (3, 4):
-        return []
-    units = int(positive_value(header_value(reader, "xyzt_units")) or 0) & 7  # the sform is in them, not in mm
-    sform_mm = np.linalg.norm(sform[:, :3], axis=0) * NIFTI_MM_PER_UNIT.get(units, 1.0)
-    agree = np.isclose(sform_mm, pixdim_mm, rtol=0.01)
-    if agree.all():
-        return []
-    in_plane = [axis for axis in range(3) if axis != slice_axis_ijk]
-    off = ("the lengths and areas measured" if not agree[in_plane].all() else
-           "the slices' spacing and positions along the spine (z_mm), not the in-plane measurements,")
-    sizes = {name: " × ".join(f"{v:.4g}" for v in mm) for name, mm in (("pixdim", pixdim_mm), ("sform", sform_mm))}
-    return [f"the NIfTI header's voxel size ({sizes['pixdim']} mm, its pixdim), which the image was measured with, as "
-            f"ITK, SimpleITK and 3D Slicer read it, is not its sform's ({sizes['sform']} mm): one is not the scan's; "
-            f"if the sform's is, {off} are off by their ratio"]
 
 
 def _dicom_series(path: Path, choice: SeriesChoice, planes: SlicePlanes | None,

@@ -193,7 +193,7 @@ def test_a_volume_loaded_from_a_picture_file_is_measured_with_a_warning_about_it
 def test_a_volume_loaded_from_a_damaged_nifti_or_metaimage_file_is_refused_as_measure_refuses_it(context, volume,
                                                                                                    tmp_path,
                                                                                                    monkeypatch):
-    from SpinalStenosisLib import volume_io
+    from SpinalStenosisLib import image_files
 
     write_image(tmp_path / "scan.nii", slicer.util.arrayFromVolume(volume), geometry_of(volume))
     whole = (tmp_path / "scan.nii").read_bytes()
@@ -214,8 +214,8 @@ def test_a_volume_loaded_from_a_damaged_nifti_or_metaimage_file_is_refused_as_me
     (tmp_path / "damaged.mha").write_bytes(bytes(damaged))
     storage.SetFileName(str(tmp_path / "damaged.mha"))
     inflated = []
-    inflate = volume_io._inflated_bytes
-    monkeypatch.setattr(volume_io, "_inflated_bytes", lambda *args: inflated.append(args) or inflate(*args))
+    inflate = image_files._inflated_bytes
+    monkeypatch.setattr(image_files, "_inflated_bytes", lambda *args: inflated.append(args) or inflate(*args))
     for _ in range(2):  # Measure, then Re-measure: the file, unchanged, is decompressed once
         with pytest.raises(ValueError, match=re.escape("the volume was loaded from damaged.mha: the MetaImage file's "
                                                        "data are damaged (the compressed voxels do not decompress")):

@@ -1,0 +1,301 @@
+"""What image files hold that ITK, so SimpleITK and 3D Slicer, reads without a word or against their own header: a
+NIfTI or MetaImage file cut short or damaged (read with voxels of 0 or of no meaning), and what a header leaves unsure
+(no orientation, a qform and sform that disagree, a sform's other voxel size, a negative voxel size that ITK reads as
+the axis mirrored)."""
+from __future__ import annotations
+
+import functools
+import math
+import zlib
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .dicom_series import header_value, itk_warnings_hidden, positive_value
+from .geometry import VolumeGeometry
+
+GZIP_MAGIC, GZIP_WBITS = b"\x1f\x8b", zlib.MAX_WBITS | 16  # a gzip file's first bytes; zlib reads gzip with these
+GZIP_CHUNK_BYTES = 1 << 20  # decompressed at a time when counting a gzip file's bytes (_bytes_after)
+
+
+def voxel_fault(path: Path, reader=None) -> str:
+    """What is wrong with the voxels of a NIfTI file (its header read by reader) or a MetaImage file, as measure
+    says it (_nifti_voxel_fault, _meta_voxel_fault); "" where nothing is, and for any other file."""
+    if fault := _meta_voxel_fault(path):
+        return f"the MetaImage file's {fault}"
+    if reader is not None and (fault := _nifti_voxel_fault(path, reader)):
+        return f"the NIfTI file is {fault} (ITK reads such a file without a word)"
+    return ""
+
+
+@functools.lru_cache(maxsize=16)
+def stored_voxel_fault(path_text: str, modified_ns: int, size: int) -> str:
+    """voxel_fault of a file, kept for the file as it is (its time and size): 3D Slicer asks at every Measure and
+    Re-measure, and a compressed file is decompressed to answer."""
+    return voxel_fault(Path(path_text), header_reader(Path(path_text)))
+
+
+def header_reader(path: Path):
+    """A SimpleITK reader holding the header of the image file at path; None where it cannot be read."""
+    import SimpleITK as sitk  # deferred: Slicer loads the module before dependencies are checked
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        with itk_warnings_hidden():
+            reader.ReadImageInformation()
+    except RuntimeError:
+        return None
+    return reader
+
+
+def _nifti_voxel_fault(path: Path, reader) -> str:
+    """What is wrong with the voxels a NIfTI file (its header read by reader) stores, which ITK does not tell: cut
+    short, as an interrupted copy or download leaves it (ITK reads the missing voxels as 0), or a gzip stream
+    damaged (read as whatever it decodes to); "" where nothing is, and for any other file."""
+    if not is_nifti(path) or (voxel_file := _nifti_voxel_file(path, header_value(reader, "nifti_type"))) is None:
+        return ""
+    try:
+        dimension = int(header_value(reader, "dim[0]"))
+        needed = math.prod(int(header_value(reader, f"dim[{axis}]")) for axis in range(1, dimension + 1)) \
+            * int(header_value(reader, "bitpix")) // 8
+        offset = int(float(header_value(reader, "vox_offset")))
+    except ValueError:
+        return ""
+    share = _held_share(lambda: _bytes_after(voxel_file, offset), needed)
+    if math.isnan(share):
+        return ("damaged (its gzip stream does not decompress: a copy or download gone wrong?): its voxels would be "
+                "wrong")
+    if share >= 1.0:
+        return ""
+    return (f"cut short (a copy or download interrupted?): {'its .img file ' if voxel_file != path else 'it '}holds "
+            f"{_percent_text(share)} % of its voxels, and the others would be read as 0")
+
+
+def _held_share(count_bytes: Callable[[], tuple[int, bool]], needed: int) -> float:
+    """The share of the needed bytes a file's voxels hold, by count_bytes (how many, and whether their compressed
+    stream ended): 1 where all are there; NaN where the stream is damaged (a zlib.error, or decoded on past the
+    voxels without reaching its end, which its checksum closes)."""
+    try:
+        stored, ended = count_bytes()
+    except zlib.error:
+        return math.nan
+    if stored >= needed:
+        return 1.0 if ended else math.nan
+    return max(stored, 0) / needed
+
+
+def _percent_text(share: float) -> str:
+    """A share cut short as the messages give it, rounded down (49.9, never 50, for a file a byte short of half)."""
+    return f"{math.floor(share * 1000) / 10:g}"
+
+
+def _nifti_voxel_file(path: Path, nifti_type: str) -> Path | None:
+    """The file holding a NIfTI image's voxels: path, or the .img file of a .hdr/.img pair (path either of them), as
+    ITK finds it; None where there is none, or the image is not NIfTI."""
+    if nifti_type in ("1", "4"):  # NIfTI-1 or -2, its header and voxels in one file
+        return path
+    zipped = path.name[-3:] if path.name.lower().endswith(".gz") else ""
+    stem = path.name[:len(path.name) - len(zipped)]
+    if nifti_type not in ("2", "5") or stem[-4:].lower() not in (".hdr", ".img"):  # not a NIfTI-1 or -2 pair
+        return None
+    return next((candidate for suffix in (".img", ".IMG")
+                 if (candidate := path.with_name(stem[:-4] + suffix + zipped)).exists()), None)
+
+
+# the bytes of a MetaImage file's element types (ElementType)
+META_ELEMENT_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
+                      "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4,
+                      "MET_DOUBLE": 8}
+
+
+def _meta_voxel_fault(path: Path) -> str:
+    """What is wrong with the voxels of a MetaImage file (an .mha, or an .mhd and the data file it names): the data
+    file missing, or the data cut short (a copy or download interrupted), where ITK's reason is an unrelated "No such
+    file or directory", or their compressed stream damaged, which ITK reads without a word; "" where it is none of
+    these, or not a MetaImage."""
+    if not path.is_file() or _image_io(path) != "MetaImageIO":
+        return ""
+    fields: dict[str, str] = {}
+    with open(path, "rb") as file:
+        while (line := file.readline()) and "ElementDataFile" not in fields:
+            key, _, value = line.decode("latin-1").partition("=")
+            fields[key.strip()] = value.strip()
+        header_bytes = file.tell() - len(line)
+    name = fields.get("ElementDataFile", "")
+    if name == "LOCAL":
+        data_file, offset = path, header_bytes
+    elif name and not name.startswith("LIST") and "%" not in name and " " not in name:  # one file, not a list
+        data_file, offset = path.parent / name, max(int(fields.get("HeaderSize", "0")), 0)
+        if not data_file.is_file():
+            return f"data file {name} is missing (it must lie beside {path.name})"
+    else:
+        return ""
+    try:
+        needed = math.prod(int(size) for size in fields["DimSize"].split()) \
+            * int(fields.get("ElementNumberOfChannels", "1")) * META_ELEMENT_BYTES[fields["ElementType"]]
+    except (KeyError, ValueError):
+        return ""
+    data = "data are" if data_file == path else f"data file {name} is"
+    compressed = fields.get("CompressedData", "False").lower() == "true"
+    share = _held_share(lambda: _inflated_bytes(data_file, offset) if compressed
+                        else (data_file.stat().st_size - offset, True), needed)
+    if math.isnan(share):
+        return f"{data} damaged (the compressed voxels do not decompress: a copy or download gone wrong?)"
+    if share >= 1.0:
+        return ""
+    return f"{data} cut short (a copy or download interrupted?), holding {_percent_text(share)} % of the image's voxels"
+
+
+def _inflated_bytes(path: Path, offset: int) -> tuple[int, bool]:
+    """How many bytes the zlib stream from a file's byte offset on decompresses to, up to where it or the file ends,
+    and whether it ended (its checksum found right; a zlib.error where the data show it damaged)."""
+    with open(path, "rb") as file:
+        file.seek(offset)
+        count, decompressor = 0, zlib.decompressobj()
+        while (pending := file.read(GZIP_CHUNK_BYTES)) and not decompressor.eof:
+            while pending:
+                count += len(decompressor.decompress(pending, GZIP_CHUNK_BYTES))
+                pending = decompressor.unconsumed_tail
+    return count, decompressor.eof
+
+
+def is_gzip(path: Path) -> bool:
+    """Whether the file at path is gzip-compressed (by its first bytes, whatever its name)."""
+    with open(path, "rb") as file:
+        return file.read(2) == GZIP_MAGIC
+
+
+def _bytes_after(path: Path, offset: int) -> tuple[int, bool]:
+    """How many bytes a file holds after its first offset ones: a gzip file's decompressed (each of its members, as
+    cat joins them), up to where its stream or the file ends; and whether its stream ended (its checksum found
+    right; True for a file not compressed; a zlib.error where the data show it damaged)."""
+    if not is_gzip(path):
+        return max(path.stat().st_size - offset, 0), True
+    with open(path, "rb") as file:
+        count, pending, decompressor = 0, b"", zlib.decompressobj(GZIP_WBITS)
+        while pending or (pending := file.read(GZIP_CHUNK_BYTES)):
+            if decompressor.eof:
+                if not pending.startswith(GZIP_MAGIC):
+                    break  # bytes after the stream (zeros a tool padded it with) hold no voxels
+                decompressor = zlib.decompressobj(GZIP_WBITS)
+            count += len(decompressor.decompress(pending, GZIP_CHUNK_BYTES))
+            pending = decompressor.unused_data if decompressor.eof else decompressor.unconsumed_tail
+    return max(count - offset, 0), decompressor.eof
+
+
+def mirrored_axes(reader) -> list[int]:
+    """The axes of an image file (its header read by a SimpleITK reader) whose voxel size the header gives negative
+    (a NIfTI pixdim), which ITK reads mirrored against the header's orientation: it turns the axis's direction round
+    when it reads the voxels. [] for a reader of a series, or of no header."""
+    import SimpleITK as sitk  # deferred: Slicer loads the module before dependencies are checked
+
+    spacing = reader.GetSpacing() if isinstance(reader, sitk.ImageFileReader) else ()
+    return [axis for axis, size in enumerate(spacing) if size < 0]
+
+
+def header_warnings(path: Path, reader, slice_axis_ijk: int) -> list[str]:
+    """What the header of an image file that is not DICOM (at path; held by a SimpleITK reader) leaves unsure, as
+    warnings: its orientation (_unknown_orientation, or a NIfTI file's qform and sform: _qform_sform_warnings), or a
+    NIfTI file's voxel size (_sform_voxel_size_warnings; slice_axis_ijk: the array axis the slices are stacked
+    along)."""
+    if unknown := _unknown_orientation(path, reader):
+        return [f"the {unknown}: the image is taken as its array lies, which the file does not confirm; check which "
+                "foramen is left and which is right"]
+    if not is_nifti(path):
+        return []
+    return _qform_sform_warnings(reader) + _sform_voxel_size_warnings(reader, slice_axis_ijk)
+
+
+QFORM_SFORM_DEG = 5.0  # a NIfTI file's qform and sform that orient its rows or columns further apart disagree
+
+
+def _qform_sform_warnings(reader) -> list[str]:
+    """A warning where a NIfTI file's qform and sform (both set; its header read by a SimpleITK reader) orient its
+    rows or columns (i, j) more than QFORM_SFORM_DEG apart, as where a tool changed one and not the other: the image
+    is read with one of them (ITK's choice, the sform as a rule), which may not be the scan's. [] otherwise, and for
+    a file whose header cannot say."""
+    if any(header_value(reader, code) in ("", "0") for code in ("qform_code", "sform_code")):
+        return []
+    try:
+        b, c, d = (float(header_value(reader, f"quatern_{name}")) for name in "bcd")
+        sform = np.array([[float(v) for v in header_value(reader, f"srow_{axis}").split()] for axis in "xyz"])
+    except ValueError:
+        return []
+    if sform.shape != (3, 4):
+        return []
+    a = math.sqrt(max(1.0 - b * b - c * c - d * d, 0.0))
+    qform = np.array([[a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
+                      [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
+                      [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - b * b - c * c]])  # RAS, by column
+    sform_axes = sform[:, :2] / np.maximum(np.linalg.norm(sform[:, :2], axis=0), 1e-12)
+    apart_deg = max(math.degrees(math.acos(np.clip(qform[:, n] @ sform_axes[:, n], -1.0, 1.0))) for n in (0, 1))
+    if apart_deg <= QFORM_SFORM_DEG:
+        return []
+    read_ras = VolumeGeometry.from_sitk(reader).directions_ras[:, :2]
+    used = "sform" if np.abs(read_ras - sform_axes).max() < np.abs(read_ras - qform[:, :2]).max() else "qform"
+    return [f"the NIfTI header's qform and sform orient the image differently (its rows or columns {apart_deg:.0f}° "
+            f"apart): it was read with its {used}, as ITK, SimpleITK and 3D Slicer read it, which may not be the "
+            "scan's; check which foramen is left and which is right"]
+
+
+def negative_size_text(reader) -> str:
+    """What a header that gives a negative voxel size (mirrored_axes) gives, as the warnings say it."""
+    return (f"gives a negative voxel size ({' × '.join(f'{size:.4g}' for size in reader.GetSpacing())} mm), which "
+            "ITK, so SimpleITK and 3D Slicer, reads as that axis mirrored against the header's orientation")
+
+
+def is_nifti(path: Path) -> bool:
+    """Whether ITK reads the file at path as NIfTI. Its header's NIfTI fields do not tell: SimpleITK writes them into
+    an NRRD or MetaImage file converted from a NIfTI one, as fields of its own."""
+    return _image_io(path) == "NiftiImageIO"
+
+
+def _image_io(path: Path) -> str:
+    """The ITK ImageIO that reads the file at path (e.g. "NiftiImageIO", "MetaImageIO"; "" for none)."""
+    import SimpleITK as sitk  # deferred: Slicer loads the module before dependencies are checked
+
+    return sitk.ImageFileReader.GetImageIOFromFileName(str(path))
+
+
+def _unknown_orientation(path: Path, reader) -> str:
+    """Why an image file's header (its file at path, a SimpleITK reader holding it) leaves its orientation unknown,
+    where it can say one: a NIfTI file whose qform and sform codes are 0, an NRRD file without a space field; ""
+    otherwise."""
+    if is_nifti(path) and all(header_value(reader, code) == "0" for code in ("qform_code", "sform_code")):
+        return "NIfTI header gives no orientation (its qform and sform codes are 0)"
+    if header_value(reader, "ITK_InputFilterName") == "NrrdImageIO" and not reader.HasMetaDataKey("NRRD_space"):
+        return "NRRD header gives no orientation (no space field)"
+    return ""
+
+
+NIFTI_MM_PER_UNIT = {1: 1000.0, 3: 0.001}  # NIfTI's spatial units (xyzt_units): metres, microns; else mm
+
+
+def _sform_voxel_size_warnings(reader, slice_axis_ijk: int) -> list[str]:
+    """A warning where a NIfTI file's sform gives other voxel sizes (its columns' lengths) than its pixdim, with
+    which ITK, so SimpleITK and 3D Slicer, read the image (ITK's own warning, "unexpected scales in sform", is not
+    shown: _read; a pixdim of 0 it reads as 1 mm): one of them is not the scan's, and the measurements follow the
+    pixdim. slice_axis_ijk: the array axis (i, j, k) the slices are stacked along. [] for any other file."""
+    if header_value(reader, "sform_code") in ("", "0") or reader.GetDimension() < 3:
+        return []
+    try:
+        sform = np.array([[float(v) for v in header_value(reader, f"srow_{axis}").split()] for axis in "xyz"])
+    except ValueError:
+        return []
+    pixdim_mm = np.abs(reader.GetSpacing()[:3])
+    if sform.shape != (3, 4):
+        return []
+    units = int(positive_value(header_value(reader, "xyzt_units")) or 0) & 7  # the sform is in them, not in mm
+    sform_mm = np.linalg.norm(sform[:, :3], axis=0) * NIFTI_MM_PER_UNIT.get(units, 1.0)
+    agree = np.isclose(sform_mm, pixdim_mm, rtol=0.01)
+    if agree.all():
+        return []
+    in_plane = [axis for axis in range(3) if axis != slice_axis_ijk]
+    off = ("the lengths and areas measured" if not agree[in_plane].all() else
+           "the slices' spacing and positions along the spine (z_mm), not the in-plane measurements,")
+    sizes = {name: " × ".join(f"{v:.4g}" for v in mm) for name, mm in (("pixdim", pixdim_mm), ("sform", sform_mm))}
+    return [f"the NIfTI header's voxel size ({sizes['pixdim']} mm, its pixdim), which the image was measured with, as "
+            f"ITK, SimpleITK and 3D Slicer read it, is not its sform's ({sizes['sform']} mm): one is not the scan's; "
+            f"if the sform's is, {off} are off by their ratio"]
