@@ -347,8 +347,7 @@ def test_a_volume_loaded_from_dicom_stored_monochrome1_is_measured_as_shown_as_m
 def test_a_volume_of_signed_bytes_below_0_is_measured_unsigned_as_measure_reads_its_file(context):
     labels, geometry = canal_arrays(np.zeros(3), [6.0] * 3, 4.0)
     noise = np.random.default_rng(3).normal(0.0, 4.0, labels.shape)
-    unsigned = np.round(labels * 225 + 12 + noise).astype(np.uint8)  # 8-bit data written as signed: its canal
-    # below 0
+    unsigned = np.round(labels * 225 + 12 + noise).astype(np.uint8)  # written as signed, its canal wraps below 0
     volume = add_volume(context.scene, unsigned.view(np.int8), geometry.ijk_to_ras, "bytes")
     taken = axial_volume_of(volume)
     np.testing.assert_array_equal(taken.source_voxels(), unsigned)
