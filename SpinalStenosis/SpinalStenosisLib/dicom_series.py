@@ -174,7 +174,7 @@ def _series_chosen(folder: Path, series: list[list[str]], wanted: str | None) ->
              if any(_is_axial_slice(files[n]) for n in sorted({0, len(files) // 2, len(files) - 1}))]
     if wanted is None and len(axial) < 2:
         return SeriesChoice(max(axial or series, key=len, default=[]), [])
-    headers = [_header(files[0]) for files in axial]
+    headers = [header_reader(files[0]) for files in axial]
     sizes = [_slice_count(files, header) for files, header in zip(axial, headers)]
     named = [_series_name(headers[n], sizes[n], Path(files[0]).parent.relative_to(folder))
              for n, files in enumerate(axial)]
@@ -215,7 +215,7 @@ def _slice_count(files: list[str], reader) -> int:
     SimpleITK reader holding it, says whether they are)."""
     if reader is None or header_value(reader, "0028|0008").strip() in ("", "1"):
         return len(files)
-    headers = [reader, *map(_header, files[1:])]
+    headers = [reader, *map(header_reader, files[1:])]
     return sum(int(positive_value(header_value(header, "0028|0008")) or 1) if header is not None else 1
                for header in headers)
 
@@ -293,12 +293,13 @@ def _is_axial_slice(path: str) -> bool:
     return plane is not None and is_axial_normal(plane.normal)
 
 
-def _header(path: str):
-    """A SimpleITK reader holding the DICOM file's header (no pixels read); None when it cannot be read."""
+def header_reader(path: Path | str):
+    """A SimpleITK reader holding an image file's header (no pixels read), e.g. a DICOM file's; None when it cannot
+    be read."""
     import SimpleITK as sitk
 
     reader = sitk.ImageFileReader()
-    reader.SetFileName(path)
+    reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
     except RuntimeError:
@@ -309,7 +310,7 @@ def _header(path: str):
 def _slice_plane(path: str) -> SlicePlane | None:
     """A DICOM file's slice plane as SimpleITK reads its header; None when it cannot be read or is not one 3-D
     slice."""
-    return _plane_in(_header(path), path)
+    return _plane_in(header_reader(path), path)
 
 
 def _plane_in(reader, path: str) -> SlicePlane | None:
@@ -530,7 +531,7 @@ def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
     numbered as its frame, after its file's Instance Number when the file is one of_several ("3:2"); None for
     another file, or one whose frames' planes cannot be read here (SimpleITK's reading then stands)."""
     frames = read_frames(path)
-    reader = _header(path) if frames is not None else None
+    reader = header_reader(path) if frames is not None else None
     if reader is None:
         return None
     kinds = [(frame.echo_time_ms, "", frame.frame_type, frame.acquisition_number, frame.temporal_position,
@@ -548,7 +549,7 @@ def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
 def _one_frame(path: str) -> SlicePlanes | None:
     """A single-frame DICOM file as a multi-frame file of one frame (frame_planes); None when it has no slice
     plane, or holds frames that dicom_frames cannot place."""
-    reader = _header(path)
+    reader = header_reader(path)
     plane = _plane_in(reader, path)
     if plane is None or reader.GetSize()[2] != 1:
         return None

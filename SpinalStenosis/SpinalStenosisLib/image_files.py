@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from .dicom_series import header_value, itk_warnings_hidden, positive_value
+from .dicom_series import header_reader, header_value, itk_warnings_hidden, positive_value
 from .geometry import VolumeGeometry
 
 GZIP_MAGIC, GZIP_WBITS = b"\x1f\x8b", zlib.MAX_WBITS | 16  # a gzip file's first bytes; zlib reads gzip with these
@@ -33,21 +33,9 @@ def voxel_fault(path: Path, reader=None) -> str:
 def stored_voxel_fault(path_text: str, modified_ns: int, size: int) -> str:
     """voxel_fault of a file, kept for the file as it is (its time and size): 3D Slicer asks at every Measure and
     Re-measure, and a compressed file is decompressed to answer."""
-    return voxel_fault(Path(path_text), header_reader(Path(path_text)))
-
-
-def header_reader(path: Path):
-    """A SimpleITK reader holding the header of the image file at path; None where it cannot be read."""
-    import SimpleITK as sitk  # deferred: Slicer loads the module before dependencies are checked
-
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        with itk_warnings_hidden():
-            reader.ReadImageInformation()
-    except RuntimeError:
-        return None
-    return reader
+    with itk_warnings_hidden():
+        reader = header_reader(path_text)
+    return voxel_fault(Path(path_text), reader)
 
 
 def _nifti_voxel_fault(path: Path, reader) -> str:
@@ -200,10 +188,11 @@ def header_warnings(path: Path, reader, slice_axis_ijk: int) -> list[str]:
     warnings: its orientation (_unknown_orientation, or a NIfTI file's qform and sform: _qform_sform_warnings), or a
     NIfTI file's voxel size (_sform_voxel_size_warnings; slice_axis_ijk: the array axis the slices are stacked
     along)."""
-    if unknown := _unknown_orientation(path, reader):
+    nifti = is_nifti(path)
+    if unknown := _unknown_orientation(reader, nifti):
         return [f"the {unknown}: the image is taken as its array lies, which the file does not confirm; check which "
                 "foramen is left and which is right"]
-    if not is_nifti(path):
+    if not nifti:
         return []
     return _qform_sform_warnings(reader) + _sform_voxel_size_warnings(reader, slice_axis_ijk)
 
@@ -216,14 +205,11 @@ def _qform_sform_warnings(reader) -> list[str]:
     rows or columns (i, j) more than QFORM_SFORM_DEG apart, as where a tool changed one and not the other: the image
     is read with one of them (ITK's choice, the sform as a rule), which may not be the scan's. [] otherwise, and for
     a file whose header cannot say."""
-    if any(header_value(reader, code) in ("", "0") for code in ("qform_code", "sform_code")):
+    if header_value(reader, "qform_code") in ("", "0") or (sform := _sform(reader)) is None:
         return []
     try:
         b, c, d = (float(header_value(reader, f"quatern_{name}")) for name in "bcd")
-        sform = np.array([[float(v) for v in header_value(reader, f"srow_{axis}").split()] for axis in "xyz"])
     except ValueError:
-        return []
-    if sform.shape != (3, 4):
         return []
     a = math.sqrt(max(1.0 - b * b - c * c - d * d, 0.0))
     qform = np.array([[a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
@@ -259,11 +245,23 @@ def _image_io(path: Path) -> str:
     return sitk.ImageFileReader.GetImageIOFromFileName(str(path))
 
 
-def _unknown_orientation(path: Path, reader) -> str:
-    """Why an image file's header (its file at path, a SimpleITK reader holding it) leaves its orientation unknown,
-    where it can say one: a NIfTI file whose qform and sform codes are 0, an NRRD file without a space field; ""
-    otherwise."""
-    if is_nifti(path) and all(header_value(reader, code) == "0" for code in ("qform_code", "sform_code")):
+def _sform(reader) -> np.ndarray | None:
+    """A NIfTI header's sform (a SimpleITK reader holding it): its rows srow_x, srow_y, srow_z (3 x 4, in the
+    header's units); None where it is not set, or cannot be read."""
+    if header_value(reader, "sform_code") in ("", "0"):
+        return None
+    try:
+        sform = np.array([[float(v) for v in header_value(reader, f"srow_{axis}").split()] for axis in "xyz"])
+    except ValueError:
+        return None
+    return sform if sform.shape == (3, 4) else None
+
+
+def _unknown_orientation(reader, nifti: bool) -> str:
+    """Why an image file's header (a SimpleITK reader holding it; nifti: whether ITK reads the file as NIfTI, see
+    is_nifti) leaves its orientation unknown, where it can say one: a NIfTI file whose qform and sform codes are 0,
+    an NRRD file without a space field; "" otherwise."""
+    if nifti and all(header_value(reader, code) == "0" for code in ("qform_code", "sform_code")):
         return "NIfTI header gives no orientation (its qform and sform codes are 0)"
     if header_value(reader, "ITK_InputFilterName") == "NrrdImageIO" and not reader.HasMetaDataKey("NRRD_space"):
         return "NRRD header gives no orientation (no space field)"
@@ -276,17 +274,12 @@ NIFTI_MM_PER_UNIT = {1: 1000.0, 3: 0.001}  # NIfTI's spatial units (xyzt_units):
 def _sform_voxel_size_warnings(reader, slice_axis_ijk: int) -> list[str]:
     """A warning where a NIfTI file's sform gives other voxel sizes (its columns' lengths) than its pixdim, with
     which ITK, so SimpleITK and 3D Slicer, read the image (ITK's own warning, "unexpected scales in sform", is not
-    shown: _read; a pixdim of 0 it reads as 1 mm): one of them is not the scan's, and the measurements follow the
-    pixdim. slice_axis_ijk: the array axis (i, j, k) the slices are stacked along. [] for any other file."""
-    if header_value(reader, "sform_code") in ("", "0") or reader.GetDimension() < 3:
-        return []
-    try:
-        sform = np.array([[float(v) for v in header_value(reader, f"srow_{axis}").split()] for axis in "xyz"])
-    except ValueError:
+    shown: volume_io._read; a pixdim of 0 it reads as 1 mm): one of them is not the scan's, and the measurements
+    follow the pixdim. slice_axis_ijk: the array axis (i, j, k) the slices are stacked along. [] for any other
+    file."""
+    if reader.GetDimension() < 3 or (sform := _sform(reader)) is None:
         return []
     pixdim_mm = np.abs(reader.GetSpacing()[:3])
-    if sform.shape != (3, 4):
-        return []
     units = int(positive_value(header_value(reader, "xyzt_units")) or 0) & 7  # the sform is in them, not in mm
     sform_mm = np.linalg.norm(sform[:, :3], axis=0) * NIFTI_MM_PER_UNIT.get(units, 1.0)
     agree = np.isclose(sform_mm, pixdim_mm, rtol=0.01)

@@ -131,9 +131,14 @@ def fine_pixel_warnings(layout: AxialLayout) -> list[str]:
             "header's pixel size in other units than mm (cm, m)? Every length and area measured follows it"]
 
 
+def _field_mm(grid: PlaneGrid) -> tuple[float, float]:
+    """A slice's field of view: its two sides (mm)."""
+    return tuple(count * size for count, size in zip(grid.shape, grid.pixel_size_mm))
+
+
 def _field_text(grid: PlaneGrid) -> str:
-    """A slice's field of view (its two sides, mm) as the messages give it: "22 × 22"."""
-    return " × ".join(f"{count * size:.2g}" for count, size in zip(grid.shape, grid.pixel_size_mm))
+    """A slice's field of view as the messages give it: "22 × 22"."""
+    return " × ".join(f"{side:.2g}" for side in _field_mm(grid))
 
 
 SliceSegmenter = Callable[[list[int]], list[SliceSegmentation]]
@@ -340,7 +345,7 @@ def checked_mr_image(volume: AxialVolume, source: str) -> AxialVolume:
     if not_mr:
         raise InputError(f"{source}: {not_mr}, not an MR image; the networks measure MR: give the MR image itself")
     grid = volume.layout.slice_grid(0)
-    if min(count * size for count, size in zip(grid.shape, grid.pixel_size_mm)) < NARROWEST_VIEW_MM:
+    if min(_field_mm(grid)) < NARROWEST_VIEW_MM:
         raise InputError(f"{source}: a field of view of {_field_text(grid)} mm, narrower than any spinal canal "
                          f"({NARROWEST_VIEW_MM:g} mm or more across), in which the networks would still outline one: "
                          "is the pixel size given in other units than mm (cm, m), or is the image a crop of "

@@ -9,13 +9,12 @@ from typing import Callable
 import numpy as np
 
 from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, frame_planes, header_fault, header_gaps,
-                           header_value, is_dicom, is_dicom_file, itk_warnings_hidden, mixed_pixel_grids,
+                           header_reader, header_value, is_dicom, is_dicom_file, itk_warnings_hidden, mixed_pixel_grids,
                            named_region, one_image_per_position, one_position_warnings, one_stack_warnings,
                            rescale_fault, series_beside_warnings, shown_inverted, slice_planes, slice_thickness_mm,
                            stack_blocks, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, grid_fault, needs_reslice, resliced_geometry
-from .image_files import (header_reader, header_warnings, is_gzip, mirrored_axes, negative_size_text,
-                          stored_voxel_fault, voxel_fault)
+from .image_files import header_warnings, is_gzip, mirrored_axes, negative_size_text, stored_voxel_fault, voxel_fault
 from .visibility import padding_value
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
@@ -216,22 +215,26 @@ def _reader_for(path: Path):
 def stored_file_findings(path: Path, volume: AxialVolume) -> tuple[str, list[str]]:
     """What measure finds in the image file at path that volume was read from by another reader, such as the file
     a 3D Slicer volume was loaded from, which Slicer's ITK reader loads without a word: what is wrong with its voxels
-    (a NIfTI or MetaImage file cut short or damaged: _nifti_voxel_fault, _meta_voxel_fault), and what its header
-    leaves unsure (header_warnings) while the volume still lies as the file gives it (not moved, resampled or given
+    (a NIfTI or MetaImage file cut short or damaged: image_files.voxel_fault), and what its header leaves unsure
+    (image_files.header_warnings) while the volume still lies as the file gives it (not moved, resampled or given
     other spacing since); ("", []) for a file that cannot be read or named to SimpleITK (not_utf8)."""
     if not path.is_file() or not_utf8(path):
         return "", []
-    if fault := stored_voxel_fault(str(path), path.stat().st_mtime_ns, path.stat().st_size):
+    stat = path.stat()
+    if fault := stored_voxel_fault(str(path), stat.st_mtime_ns, stat.st_size):
         return fault, []
-    reader = header_reader(path)
+    with itk_warnings_hidden():
+        reader = header_reader(path)
     if reader is None or reader.GetDimension() != 3:
         return "", []
     as_header = VolumeGeometry.from_sitk(reader)
-    as_itk = VolumeGeometry(as_header.size_ijk, as_header.ijk_to_ras @ np.diag(
-        [-1.0 if axis in mirrored_axes(reader) else 1.0 for axis in range(3)] + [1.0]))
-    if mirrored_axes(reader) and as_itk.matches(volume.source_geometry):
-        return "", [f"the volume was loaded from {path.name}, whose header {negative_size_text(reader)}: the left and "
-                    "right sides may be swapped; correct the header, or check which foramen is left and which is right"]
+    if mirrored := mirrored_axes(reader):
+        as_itk = VolumeGeometry(as_header.size_ijk, as_header.ijk_to_ras @ np.diag(
+            [-1.0 if axis in mirrored else 1.0 for axis in range(3)] + [1.0]))
+        if as_itk.matches(volume.source_geometry):
+            return "", [f"the volume was loaded from {path.name}, whose header {negative_size_text(reader)}: the left "
+                        "and right sides may be swapped; correct the header, or check which foramen is left and which "
+                        "is right"]
     if not as_header.matches(volume.source_geometry):
         return "", []
     return "", header_warnings(path, reader, 2 - volume.layout.slice_axis)

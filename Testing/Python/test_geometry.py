@@ -1171,12 +1171,12 @@ def calls_of(monkeypatch, function: str) -> list[str]:
 
 
 def test_opening_a_dicom_series_reads_each_header_once_after_choosing_the_series(tmp_path, monkeypatch):
-    read_header = dicom_series._header
+    read_header = dicom_series.header_reader
     image, _, geometry = phantom_arrays(n_slices=5)
     write_dicom_series(tmp_path, image, geometry, series=1)
     for path in tmp_path.glob("*.dcm"):
         without_tag(path)  # so that the series is also checked for the warning
-    headers_read = calls_of(monkeypatch, "_header")
+    headers_read = calls_of(monkeypatch, "header_reader")
     for open_series in (open_axial, lambda folder: open_axial_blocks(folder)[0]):
         headers_read.clear()
         assert open_series(tmp_path).warnings[0].startswith("the DICOM files have no Image Orientation")
@@ -1185,8 +1185,8 @@ def test_opening_a_dicom_series_reads_each_header_once_after_choosing_the_series
         # chooses the series
     # one header SimpleITK cannot read: the series is read as one stack, without warnings
     unreadable = str(sorted(tmp_path.glob("*.dcm"))[2])
-    monkeypatch.setattr(dicom_series, "_header", lambda name: None if name == unreadable else read_header(name))
-    headers_read = calls_of(monkeypatch, "_header")
+    monkeypatch.setattr(dicom_series, "header_reader", lambda name: None if name == unreadable else read_header(name))
+    headers_read = calls_of(monkeypatch, "header_reader")
     assert open_axial_blocks(tmp_path)[0].warnings == []
     reads = Counter(headers_read)
     assert [reads[name] for name in sorted(reads)] == [2, 1, 1, 1, 1]
