@@ -273,10 +273,13 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             status += " " + _("Check {what}: what the network was unsure of, the image barely shows, lies off the "
                               "spine's axis, is not one round outline, or the edge of the image cuts."
                               ).format(what=toCheck)
-        for warning in [*self.logic.warnings(self._parameterNode), self.logic.regionNote(self._parameterNode)]:
-            if warning:
-                status += " " + _("Note: {warning}.").format(warning=warning)
-        self.ui.statusLabel.text = status
+        self.ui.statusLabel.text = status + self._notes([*self.logic.warnings(self._parameterNode),
+                                                         *self.logic.regionNotes(self._parameterNode)])
+
+    @staticmethod
+    def _notes(notes: list) -> str:
+        """Warnings and notes as the status line ends with them."""
+        return "".join(" " + _("Note: {note}.").format(note=note) for note in notes)
 
     def onTableSelectionChanged(self) -> None:
         """The views go to the slice of the clicked row (the view may be sorted: map to the table's row)."""
@@ -303,7 +306,8 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onNameLevelsButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to name the levels."), waitCursor=True):
             self.logic.nameLevels(self._parameterNode, self.ui.levelsEdit.text)
-            self.ui.statusLabel.text = _("Levels named: each level's worst findings are above the table.")
+            named = _("Levels named: each level's worst findings are above the table.")
+            self.ui.statusLabel.text = named + self._notes(self.logic.regionNotes(self._parameterNode))
 
     def onEditButton(self) -> None:
         slicer.util.selectModule("SegmentEditor")
@@ -571,11 +575,12 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
 
         return warnings_of(self._outputs(parameterNode).table)
 
-    def regionNote(self, parameterNode) -> str:
-        """What to say when the image shows a whole neck and the results are graded as lumbar; "" otherwise."""
-        from SpinalStenosisLib.scene_table import region_note
+    def regionNotes(self, parameterNode) -> list:
+        """What to say of the region the results are graded for (scene_table.region_notes): the image shows a whole
+        neck and they are graded as lumbar, or a level named lies in the other region."""
+        from SpinalStenosisLib.scene_table import region_notes
 
-        return region_note(self._outputs(parameterNode).table)
+        return region_notes(self._outputs(parameterNode).table)
 
     def stopWatchingRulers(self) -> None:
         """Rulers moved by hand no longer update the table (the module or the scene is closing, or reloading)."""

@@ -54,7 +54,7 @@ def _measure(args: argparse.Namespace) -> None:
 
 def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter) -> None:
     from .body_region import NECK_WIDTH_MM
-    from .grading import grading_region
+    from .grading import grading_region, level_warnings
     from .outputs import block_folder
     from .pipeline import measure_file
 
@@ -71,6 +71,8 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
                 print(f"spinal-stenosis: warning: {input_path}: {_block_prefix(k, len(runs))}{warning}",
                       file=sys.stderr)
     region = grading_region(args.region, runs[0].volume.named_region, runs[0].shown_region)
+    for warning in level_warnings((m.level for run in runs for m in run.measurements), region):
+        print(f"spinal-stenosis: warning: {input_path}: {warning}", file=sys.stderr)
     if args.scene is not None:
         from .scene_bundle import write_scene_bundle
 

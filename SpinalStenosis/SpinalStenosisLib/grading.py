@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+
+from .level_names import vertebrae_no_spine_has
 
 CANAL_AP_CUTOFFS_MM = {"lumbar": (10.0, 12.0), "cervical": (10.0, 10.0)}  # (absolute below, relative below)
 CANAL_AREA_CUTOFFS_MM2 = (75.0, 100.0)
@@ -59,6 +61,22 @@ def slice_region(region: str, level: str = "") -> str:
     region."""
     vertebra = LEVEL_VERTEBRA.match(level)
     return LEVEL_REGIONS[vertebra.group(1).upper()] if vertebra else region
+
+
+def level_warnings(levels: Iterable[str], region: str) -> list[str]:
+    """What to tell of the levels named: those naming a vertebra no spine has (typed into 3D Slicer's table; a line
+    of levels with one is refused), and those of the other graded region than the study's (a cervical level in a
+    study graded as lumbar, or the reverse: a slip of the letter?), whose own region's cut-offs grade their slices."""
+    named = sorted(set(filter(None, levels)))
+    warnings = [f"level {level} names {' and '.join(wrong)}, which no spine has"
+                for level in named if (wrong := vertebrae_no_spine_has(level))]
+    other = [level for level in named if slice_region(region, level) in set(REGIONS) - {region}]
+    if region in REGIONS and other:
+        other_region = slice_region(region, other[0])
+        warnings.append(f"level{'s' * (len(other) > 1)} {', '.join(other)} {'are' if len(other) > 1 else 'is'} "
+                        f"{other_region}, in a study graded as {region}: graded with the {other_region} cut-offs; "
+                        "check the level's name")
+    return warnings
 
 
 def grade(values: dict[str, float], region: str = "lumbar", level: str = "") -> dict[str, str]:

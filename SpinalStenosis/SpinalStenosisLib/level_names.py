@@ -10,6 +10,10 @@ BLOCK_NAME = re.compile(r"block-[1-9]\d*")  # outputs.block_folder's names
 IMAGE_NAME = re.compile(r"images?\s*(\d+)(?:\s*-\s*(\d+))?", re.IGNORECASE)  # "image 12", "images 12-16"
 ITEM_SEPARATORS = re.compile(r"[,;]")
 RANGE_DASHES = str.maketrans("\u2013\u2014\u2212", "---")  # en dash, em dash, minus sign: as typed or pasted
+# the vertebrae a level names: "L4-L5", "L4-5", "C5/6", "Th12/L1", "L5S1"
+VERTEBRAE = re.compile(r"(?<![a-z])(C|TH?|L|S)(\d+)(?:\s*[-/]\s*(\d+)\b)?", re.IGNORECASE)
+# the numbers a spine's vertebrae have, by letter: C0 is the occiput (C0-C1), T13 and L6 a transitional spine's
+VERTEBRA_NUMBERS = {"C": range(0, 8), "T": range(1, 14), "TH": range(1, 14), "L": range(1, 7), "S": range(1, 6)}
 
 
 class NamedImage(NamedTuple):
@@ -17,16 +21,26 @@ class NamedImage(NamedTuple):
     number: int
 
 
+def vertebrae_no_spine_has(level: str) -> list[str]:
+    """The vertebrae a level names that no spine has (VERTEBRA_NUMBERS), e.g. "L9" and "L10" of "L9-L10"."""
+    return [f"{match[1]}{number}" for match in VERTEBRAE.finditer(level) for number in filter(None, match.group(2, 3))
+            if int(number) not in VERTEBRA_NUMBERS[match[1].upper()]]
+
+
 def parse_levels(text: str) -> dict[int | str | NamedImage, str]:
     """"4=L4-L5,8=L5-S1", "0-2=L3-L4,3-5=L4-L5", "block-1=L3-L4,block-2=L4-L5" or "image 12-16=L4-L5" (items
     separated by commas or semicolons; a range's dash may be an en dash): slice index (block folder name, NamedImage)
-    → vertebral level; a ValueError naming the item that is none of these, or a slice, block or image named twice."""
+    → vertebral level; a ValueError naming the item that is none of these, names a vertebra no spine has, or names a
+    slice, block or image twice."""
     levels: dict[int | str | NamedImage, str] = {}
     for item in filter(str.strip, ITEM_SEPARATORS.split(text)):  # a comma too many names nothing
         named, _, level = (part.strip() for part in item.partition("="))
         named = named.translate(RANGE_DASHES)
         if "=" in level:
             raise ValueError(f"{item.strip()!r} names more than one level: separate the items with commas")
+        if wrong := vertebrae_no_spine_has(level):
+            raise ValueError(f"{item.strip()!r} names {' and '.join(wrong)}, which no spine has (C1-C7, T1-T12, "
+                             "L1-L5, S1-S5; C0 the occiput; T13 or L6 in a transitional spine)")
         if BLOCK_NAME.fullmatch(named) and level:
             if named in levels:
                 raise ValueError(f"{named} is named twice")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .findings import findings_on_slice, worst_findings
-from .grading import CANAL_AP_CUTOFFS_MM, THORACIC, grade
+from .grading import CANAL_AP_CUTOFFS_MM, THORACIC, grade, level_warnings
 from .level_names import NamedImage, levels_of_images
 from .measurement import (CHECK_REASONS, CONFIDENCE_COLUMNS, FOUND_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement,
                           structures_in)
@@ -288,15 +288,20 @@ def warnings_of(table) -> list[str]:
     return json.loads(table.GetAttribute(ATTRIBUTE + "warnings") or "[]")
 
 
-def region_note(table) -> str:
-    """What to tell the user when the image shows another region than the table is graded for: a whole neck in view
-    (body_region.region_shown, as the command line grades it) graded with the lumbar cut-offs; "" else."""
+def region_notes(table) -> list[str]:
+    """What to tell the user of the region the table is graded for: that the image shows a whole neck
+    (body_region.region_shown, as the command line grades it) while the table is graded with the lumbar cut-offs;
+    what the levels in its Level column warn of (grading.level_warnings)."""
     shown, graded = table.GetAttribute(ATTRIBUTE + "shownRegion"), graded_with(table)
-    if not shown or shown == graded:
-        return ""
-    graded_as = "as thoracic, its canal not graded" if graded == THORACIC else f"with the {graded} cut-offs"
-    return (f"the image shows a whole neck, and the table is graded {graded_as}: choose the {shown} Region to "
-            "grade it as the command line does")
+    notes = []
+    if shown and shown != graded:
+        graded_as = "as thoracic, its canal not graded" if graded == THORACIC else f"with the {graded} cut-offs"
+        notes.append(f"the image shows a whole neck, and the table is graded {graded_as}: choose the {shown} Region "
+                     "to grade it as the command line does")
+    if graded:
+        levels = table.GetTable().GetColumnByName("level")
+        notes += level_warnings((levels.GetValue(row).strip() for row in range(levels.GetNumberOfValues())), graded)
+    return notes
 
 
 def write_csv(table, path: Path) -> None:

@@ -208,6 +208,10 @@ def test_levels_named_on_the_command_line_are_in_every_output(phantom_files, tmp
     with open(tmp_path / "ranges" / "levels.csv", newline="", encoding="utf-8") as handle:
         assert [row["slices"] for row in csv.DictReader(handle)] == ["0 1", "2"]
     assert list(document["worst_findings_by_level"]) == ["L3-L4", "L4-L5"]
+    code, err = run(capsys, "measure", image, "--masks", labels, "--out", tmp_path / "cervical", "--levels",
+                    "0=C4-C5, 1=L4-L5")
+    assert code == 0 and (f"warning: {image}: level C4-C5 is cervical, in a study graded as lumbar: graded with the "
+                          "cervical cut-offs") in err
     code, err = run(capsys, "measure", image, "--masks", labels, "--out", tmp_path / "beyond", "--levels", "3=L5-S1")
     assert code == cli.EXIT_INPUT and "levels name slice 3, but the stack's slices are 0 to 2" in err
     code, err = run(capsys, "measure", image, "--masks", labels, "--out", tmp_path / "block", "--levels",

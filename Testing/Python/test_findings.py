@@ -144,6 +144,19 @@ def test_levels_are_read_as_typed_with_semicolons_or_en_dashes_and_a_missing_com
         parse_levels("0-1=L3-L4; 1=L4")
 
 
+def test_a_level_naming_a_vertebra_no_spine_has_is_refused_and_the_ways_levels_are_written_are_read():
+    from SpinalStenosisLib.level_names import parse_levels, vertebrae_no_spine_has
+
+    for level in ("L4-L5", "L4-5", "l4/5", "C5/6", "Th12/L1", "L5S1", "C0-C1", "C7-T1", "T13-L1", "L6-S1", "disc 3",
+                  "Level 4"):
+        assert vertebrae_no_spine_has(level) == [] and parse_levels(f"0={level}") == {0: level}
+    for level, wrong in (("L9-L10", ["L9", "L10"]), ("L4-9", ["L9"]), ("C8", ["C8"]), ("T0-T1", ["T0"]),
+                         ("S5-S6", ["S6"]), ("L45", ["L45"])):
+        assert vertebrae_no_spine_has(level) == wrong
+    with pytest.raises(ValueError, match=r"'4=L9-L10' names L9 and L10, which no spine has \(C1-C7, T1-T12, L1-L5"):
+        parse_levels("3=L4-L5, 4=L9-L10")
+
+
 def test_levels_name_dicom_images_as_a_viewer_numbers_them_across_the_blocks_of_a_series():
     from SpinalStenosisLib.level_names import NamedImage, levels_of_images, parse_levels
 

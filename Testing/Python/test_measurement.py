@@ -9,7 +9,7 @@ from shapes import axial_grid, bow_tie, ellipse, rasterise, trefoil
 
 from SpinalStenosisLib.crop import crop_grid
 from SpinalStenosisLib.geometry import FieldOfView
-from SpinalStenosisLib.grading import SACRAL, THORACIC, grade, region_named, slice_region
+from SpinalStenosisLib.grading import SACRAL, THORACIC, grade, level_warnings, region_named, slice_region
 from SpinalStenosisLib.measurement import (MAX_AREA_TO_CHORDS, bilinear, describe_checks, largest_component,
                                            measure_slice, structure_words, structures_in)
 
@@ -311,6 +311,17 @@ def test_a_slice_named_at_a_level_is_graded_with_its_regions_cut_offs(level, stu
     grades = grade(values, study_region, level)
     assert (grades["canal_ap_grade"], grades["canal_area_grade"]) == (ap_grade, area_grade)
     assert (grades["left_foramen_grade"], grades["right_foramen_grade"]) == ("stenosis", "")  # a foramen is, always
+
+
+def test_a_level_of_the_other_graded_region_or_of_no_spines_vertebra_is_warned_of():
+    assert level_warnings(["L4-L5", "", "T12-L1", "L5-S1"], "lumbar") == []  # a lumbar study's levels
+    assert level_warnings(["C5-C6", "L4-L5", "C4-C5", "C5-C6"], "lumbar") == [
+        "levels C4-C5, C5-C6 are cervical, in a study graded as lumbar: graded with the cervical cut-offs; check the "
+        "level's name"]
+    assert level_warnings(["L4-L5"], "cervical") == [
+        "level L4-L5 is lumbar, in a study graded as cervical: graded with the lumbar cut-offs; check the level's name"]
+    assert level_warnings(["C7-T1", "T12-L1"], THORACIC) == []  # a thoracic study borders on both
+    assert level_warnings(["L9-L10"], "lumbar") == ["level L9-L10 names L9 and L10, which no spine has"]
 
 
 @pytest.mark.parametrize("body_part, descriptions, region", [

@@ -60,7 +60,7 @@ def test_a_measured_volume_brings_its_region_and_its_rulers_are_watched_again(mo
     assert logic.editedSlices(parameterNode) == []  # what the module asks about before measuring again
     parameterNode.inputVolume = None
     assert logic.editedSlices(parameterNode) == []
-    for call in (logic.remeasure, logic.toCheck, logic.warnings, logic.regionNote, logic.showNarrowest):
+    for call in (logic.remeasure, logic.toCheck, logic.warnings, logic.regionNotes, logic.showNarrowest):
         with pytest.raises(ValueError, match="Select an axial MR volume first"):
             call(parameterNode)
 
@@ -77,6 +77,6 @@ def test_process_without_a_region_grades_as_the_command_line_does(module):
     outputs = logic.process(volume)
     assert logic.getParameterNode().region == "cervical"  # the image shows a whole neck, as `measure` grades it
     assert outputs.table.GetAttribute("SpinalStenosis.region") == "cervical"
-    assert logic.regionNote(logic.getParameterNode()) == ""
+    assert logic.regionNotes(logic.getParameterNode()) == []
     logic.process(volume, region="lumbar")  # a region given wins
     assert outputs.table.GetAttribute("SpinalStenosis.region") == "lumbar"

@@ -22,7 +22,7 @@ from SpinalStenosisLib.pipeline import Cancelled  # noqa: E402
 from SpinalStenosisLib.scene import (LEVELS_ATTRIBUTE, SEGMENTS, StenosisScene, axial_volume_of,  # noqa: E402
                                      geometry_of, measure_volume_node, named_region_of_node)
 from SpinalStenosisLib.scene_table import (LOCKED_COLUMNS, TABLE_COLUMNS, graded_with, has_columns,  # noqa: E402
-                                           measurements_of, region_note, row_of, row_values, to_check, warnings_of)
+                                           measurements_of, region_notes, row_of, row_values, to_check, warnings_of)
 from SpinalStenosisLib.scene_bundle import add_volume, new_scene, write_scene_bundle  # noqa: E402
 from SpinalStenosisLib.volume_io import (NON_FINITE_WARNING, WRAPPED_BYTES_WARNING, open_axial,  # noqa: E402
                                          write_image)
@@ -671,8 +671,16 @@ def test_levels_named_in_one_line_fill_the_level_column_and_group_the_findings(c
         with pytest.raises(ValueError, match=why):
             logic.name_levels(outputs.table, parse_levels(wrong))
     assert [column.GetValue(r) for r in range(3)] == ["L4-L5", "L4-L5", "L5-S1"]  # a refused line changes nothing
+    assert region_notes(outputs.table) == []
     measure_volume_node(logic, volume, ThresholdSegmenter())
+    column = outputs.table.GetTable().GetColumnByName("level")  # the table is filled again
     assert [column.GetValue(r) for r in range(3)] == ["L4-L5", "L4-L5", "L5-S1"]  # kept through Measure again
+    logic.name_levels(outputs.table, parse_levels("2=C5-C6"))
+    assert region_notes(outputs.table) == ["level C5-C6 is cervical, in a study graded as lumbar: graded with the "
+                                           "cervical cut-offs; check the level's name"]
+    column = outputs.table.GetTable().GetColumnByName("level")
+    column.SetValue(1, "L9")  # typed into the table's cell
+    assert region_notes(outputs.table)[0] == "level L9 names L9, which no spine has"
 
 
 def test_levels_the_volume_names_fill_the_table_and_a_typed_one_wins(context, volume):
@@ -905,17 +913,18 @@ def test_a_whole_neck_graded_as_lumbar_is_noted_until_the_region_is_cervical(con
     neck = np.where(canal, 900.0, np.where(image > 100.0, 250.0, 5.0))  # canal, tissue, air for ThresholdSegmenter
     volume = add_volume(context.scene, np.stack([neck] * 3), slice_geometry(grid, 4.0, 3).ijk_to_ras, "neck")
     logic, outputs = measure(context, volume)
-    assert region_note(outputs.table).startswith("the image shows a whole neck, and the table is graded with "
-                                                       "the lumbar cut-offs: choose the cervical Region")
+    notes = region_notes(outputs.table)
+    assert len(notes) == 1 and notes[0].startswith("the image shows a whole neck, and the table is graded with the "
+                                                   "lumbar cut-offs: choose the cervical Region")
     logic.region = "thoracic"
-    assert logic.follow_region(outputs.table) and region_note(outputs.table).startswith(
+    assert logic.follow_region(outputs.table) and region_notes(outputs.table)[0].startswith(
         "the image shows a whole neck, and the table is graded as thoracic, its canal not graded: choose the cervical")
     logic.region = "cervical"
-    assert logic.follow_region(outputs.table) and region_note(outputs.table) == ""
+    assert logic.follow_region(outputs.table) and region_notes(outputs.table) == []
     cropped = add_volume(context.scene, np.stack([neck[60:190, 60:190]] * 3), slice_geometry(grid, 4.0, 3).ijk_to_ras,
                          "cropped neck")  # the body cut by the field of view: nothing to note
     other_logic, other_outputs = measure(context, cropped)
-    assert region_note(other_outputs.table) == ""
+    assert region_notes(other_outputs.table) == []
 
 
 def test_moving_a_ruler_by_hand_updates_its_row(context, volume):
