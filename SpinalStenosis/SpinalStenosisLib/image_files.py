@@ -1,7 +1,7 @@
 """What image files hold that ITK, so SimpleITK and 3D Slicer, reads without a word or against their own header: a
 NIfTI or MetaImage file cut short or damaged (read with voxels of 0 or of no meaning), and what a header leaves unsure
 (no orientation, a qform and sform that disagree, a sform's other voxel size, a negative voxel size that ITK reads as
-the axis mirrored)."""
+the axis mirrored), and a picture's EXIF orientation, which ITK does not apply."""
 from __future__ import annotations
 
 import functools
@@ -17,6 +17,12 @@ from .geometry import VolumeGeometry
 
 GZIP_MAGIC, GZIP_WBITS = b"\x1f\x8b", zlib.MAX_WBITS | 16  # a gzip file's first bytes; zlib reads gzip with these
 GZIP_CHUNK_BYTES = 1 << 20  # decompressed at a time when counting a gzip file's bytes (_bytes_after)
+EXIF_ORIENTATION_TAG = 0x0112  # how a camera, phone or tool says its picture is to be turned for display
+# an EXIF orientation → how a viewer turns the stored pixels to show them: transposed?, then rows and columns reversed?
+EXIF_TURNS = {2: (False, False, True, "mirrored left to right"), 3: (False, True, True, "turned 180°"),
+              4: (False, True, False, "mirrored top to bottom"), 5: (True, False, False, "mirrored about its diagonal"),
+              6: (True, False, True, "turned 90° clockwise"), 7: (True, True, True, "mirrored about its other diagonal"),
+              8: (True, True, False, "turned 90° anticlockwise")}
 
 
 def voxel_fault(path: Path, reader=None) -> str:
@@ -292,3 +298,35 @@ def _sform_voxel_size_warnings(reader, slice_axis_ijk: int) -> list[str]:
     return [f"the NIfTI header's voxel size ({sizes['pixdim']} mm, its pixdim), which the image was measured with, as "
             f"ITK, SimpleITK and 3D Slicer read it, is not its sform's ({sizes['sform']} mm): one is not the scan's; "
             f"if the sform's is, {off} are off by their ratio"]
+
+
+def exif_orientation(path: Path) -> tuple[int, str]:
+    """A picture file's EXIF orientation (a key of EXIF_TURNS; 1, as stored, where it has none or is not a picture
+    Pillow reads) and its format (Pillow's name, e.g. "JPEG"; "" for a file that is not a picture, and where Pillow
+    is missing: 3D Slicer may not have it before the first export)."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        return 1, ""
+    try:
+        with Image.open(path) as picture:
+            orientation = picture.getexif().get(EXIF_ORIENTATION_TAG, 1)
+            return (orientation if orientation in EXIF_TURNS else 1), picture.format or ""
+    except (UnidentifiedImageError, OSError):
+        return 1, ""
+
+
+def as_displayed(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """A picture's pixels [row, column, ...] turned as a viewer shows them (EXIF_TURNS; as stored for 1)."""
+    if orientation not in EXIF_TURNS:
+        return pixels
+    transposed, rows_reversed, columns_reversed, _ = EXIF_TURNS[orientation]
+    pixels = pixels.swapaxes(0, 1) if transposed else pixels
+    return pixels[::-1 if rows_reversed else 1, ::-1 if columns_reversed else 1]
+
+
+def displayed_turn(path: Path) -> str:
+    """How a picture file's EXIF orientation turns it for display (e.g. "turned 90° clockwise"); "" where it does
+    not."""
+    orientation, _ = exif_orientation(path)
+    return EXIF_TURNS[orientation][3] if orientation in EXIF_TURNS else ""

@@ -23,6 +23,7 @@ from .crop import normalise, resample, roi_box_mask, whole_slice_grid
 from .geometry import PlaneGrid
 from .measurement import foramina_swapped
 from .visibility import checked_pixels, intensity_floor, networks_view
+from .image_files import as_displayed, exif_orientation
 from .volume_io import AxialVolume, open_axial
 
 PNG_PIXEL_MM = 0.6875
@@ -72,7 +73,7 @@ def _read_cases(pairs: list[Path], pngs: list[Path]) -> Iterator[LabelledCase]:
     for label_path in pngs:
         volume = open_axial(label_path.with_name(label_path.name.replace("_label", "_image")),
                             pixel_mm=PNG_PIXEL_MM)  # as displayed: the slice's rows and columns
-        png = sitk.GetArrayFromImage(sitk.ReadImage(str(label_path)))
+        png = as_displayed(sitk.GetArrayFromImage(sitk.ReadImage(str(label_path))), exif_orientation(label_path)[0])
         canal = (png[..., 0] if png.ndim == 3 else png) == PNG_THECAL_SAC
         if canal.shape != volume.layout.stack_shape[1:]:
             raise ValueError(f"{label_path}: {canal.shape[1]} x {canal.shape[0]} pixels, its image "

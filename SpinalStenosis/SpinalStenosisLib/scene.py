@@ -33,6 +33,7 @@ from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volu
                        measure_with_segmenter, region_shown_by, slice_field_of_view)
 from .report import write_report
 from .scene_table import ATTRIBUTE
+from .image_files import displayed_turn
 from .volume_io import (PICTURE_SUFFIXES, SEGMENT_IDS_AND_NAMES, AxialVolume, axial_from_array, stored_file_findings,
                         structure_segments, with_image_numbers)
 
@@ -147,6 +148,10 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
         volume.warnings.append(f"the volume was loaded from a picture file ({file_name.name}), which holds no pixel "
                                f"size: it was measured with {pixel_mm} mm pixels; if those are not the scan's, set "
                                "the Image Spacing (Volumes module) and measure again")
+        if turn := displayed_turn(file_name):
+            volume.warnings.append(f"the picture's EXIF orientation has it {turn} for display, which 3D Slicer does "
+                                   "not apply: it was measured as loaded, not as a viewer shows it (spinal-stenosis "
+                                   "measure --pixel-mm turns it)")
     return volume
 
 

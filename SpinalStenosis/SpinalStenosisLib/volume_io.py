@@ -14,7 +14,8 @@ from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, frame_plane
                            rescale_fault, series_beside_warnings, shown_inverted, slice_planes, slice_thickness_mm,
                            stack_blocks, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, grid_fault, needs_reslice, resliced_geometry
-from .image_files import header_warnings, is_gzip, mirrored_axes, negative_size_text, stored_voxel_fault, voxel_fault
+from .image_files import (EXIF_TURNS, as_displayed, displayed_turn, exif_orientation, header_warnings, is_gzip,
+                          mirrored_axes, negative_size_text, stored_voxel_fault, voxel_fault)
 from .visibility import padding_value
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
@@ -387,7 +388,24 @@ def _checked_volume(path: Path, image, pixel_mm: float | None = None):
     """An image read whole, checked as a volume to measure (_check_header); a 2-D one (with pixel_mm) as a one-slice
     axial volume (see :func:`displayed_slice`)."""
     _check_header(path, image.GetDimension(), image.GetNumberOfComponentsPerPixel(), image.GetSize(), pixel_mm)
-    return displayed_slice(image, pixel_mm) if image.GetDimension() == 2 else _one_volume(image)
+    return displayed_slice(_picture_as_displayed(path, image), pixel_mm) if image.GetDimension() == 2 \
+        else _one_volume(image)
+
+
+def _picture_as_displayed(path: Path, image):
+    """A 2-D image as a viewer shows it: turned as its EXIF orientation says where it is a picture with one (ITK
+    reads the pixels as stored). An InputError for a TIFF picture so turned, whose Orientation tag ITK applies in
+    part (its flips, not its turns)."""
+    orientation, picture_format = exif_orientation(path)
+    if orientation not in EXIF_TURNS:
+        return image
+    if picture_format == "TIFF":
+        turn = EXIF_TURNS[orientation][3]
+        raise InputError(f"{path}: a TIFF picture whose Orientation tag ({orientation}) has it {turn} for display, "
+                         "which ITK applies only in part: save it as displayed (e.g. as PNG)")
+    sitk = _sitk()
+    pixels = as_displayed(sitk.GetArrayFromImage(image), orientation)
+    return sitk.GetImageFromArray(np.ascontiguousarray(pixels), isVector=image.GetNumberOfComponentsPerPixel() > 1)
 
 
 def _one_volume(image):
@@ -498,7 +516,11 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     size = reader.GetSize()
     _check_header(path, reader.GetDimension(), reader.GetNumberOfComponents(), size, pixel_mm)
     if reader.GetDimension() == 2:
-        return _axial_from_image(path, displayed_slice(_read(path, reader), pixel_mm))
+        volume = _axial_from_image(path, _checked_volume(path, _read(path, reader), pixel_mm))
+        if turn := displayed_turn(path):
+            volume.warnings.append(f"the picture's EXIF orientation has it {turn} for display: it was measured so, "
+                                   "as a viewer shows it")
+        return volume
     # the reader has the image's geometry getters; a 4-D one is read whole, as its 3-D volume (_one_volume)
     geometry = VolumeGeometry.from_sitk(reader) if reader.GetDimension() == 3 else None
     if geometry is not None and (fault := grid_fault(geometry)):  # before ITK refuses it in its own terms

@@ -403,6 +403,28 @@ def test_a_2d_image_is_measured_as_a_displayed_axial_slice_with_pixel_mm(tmp_pat
     assert code == cli.EXIT_INPUT and "different grid" in err
 
 
+def test_a_picture_whose_exif_orientation_turns_it_is_measured_as_displayed_its_foramina_on_their_sides(
+        tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    from SpinalStenosisLib import inference
+
+    image, labels, _ = phantom_arrays(n_slices=1)  # as displayed: left foramen 3 mm on the image's right
+    turned, masks = tmp_path / "turned.png", tmp_path / "masks.png"
+    picture = Image.fromarray(np.rot90(image[0], 1).astype(np.uint16))  # stored turned 90° anticlockwise ...
+    exif = picture.getexif()
+    exif[0x0112] = 6  # ... and to be turned 90° clockwise for display, as a phone or a tool may write a picture
+    picture.save(turned, exif=exif)
+    sitk.WriteImage(sitk.GetImageFromArray(labels[0]), str(masks))  # drawn on the picture as displayed
+    monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: ThresholdSegmenter())
+    for out, extra in ((tmp_path / "networks", ()), (tmp_path / "masks", ("--masks", masks))):
+        code, err = run(capsys, "measure", turned, *extra, "--pixel-mm", 0.8, "--out", out, "--quiet")
+        assert code == 0 and "EXIF orientation has it turned 90° clockwise for display" in err, err
+        [row] = list(csv.DictReader(open(out / "measurements.csv", encoding="utf-8")))
+        assert abs(float(row["canal_ap_mm"]) - 12.0) <= 1.0 and abs(float(row["canal_transverse_mm"]) - 18.0) <= 1.0
+        assert abs(float(row["left_foramen_width_mm"]) - 3.0) <= 0.5 and float(row["right_foramen_width_mm"]) > 3.0
+
+
 def test_an_export_clipped_at_its_bright_end_is_warned_of(tmp_path, capsys):
     image, labels, _ = phantom_arrays(n_slices=1)
     noisy = image[0] / 4 + np.random.default_rng(0).normal(0.0, 8.0, image[0].shape)

@@ -1162,6 +1162,31 @@ def test_a_dicom_file_or_grey_and_alpha_picture_simpleitk_cannot_read_is_named_s
         open_axial(tmp_path / "transparent.png", pixel_mm=0.7)
 
 
+def test_a_picture_is_read_turned_as_its_exif_orientation_shows_it_as_a_viewer_does(tmp_path):
+    from PIL import Image, ImageOps
+
+    stored = np.arange(24 * 30, dtype=np.uint16).reshape(24, 30) % 251  # ITK reads the pixels as stored
+    for orientation in range(1, 9):
+        picture = Image.fromarray(stored.astype(np.uint8))
+        exif = picture.getexif()
+        exif[0x0112] = orientation
+        for suffix in ("png", "jpg"):
+            picture.save(tmp_path / f"turned.{suffix}", exif=exif, **({"quality": 100} if suffix == "jpg" else {}))
+            with Image.open(tmp_path / f"turned.{suffix}") as saved:
+                shown = np.asarray(ImageOps.exif_transpose(saved), np.float32)  # as a viewer shows it
+            volume = open_axial(tmp_path / f"turned.{suffix}", pixel_mm=0.7)
+            assert np.array_equal(volume.read_slice(0), shown), (orientation, suffix)
+            assert bool(volume.warnings) == (orientation != 1)
+    assert volume.warnings == ["the picture's EXIF orientation has it turned 90° anticlockwise for display: it was "
+                               "measured so, as a viewer shows it"]
+    Image.fromarray(stored.astype(np.uint8)).save(tmp_path / "turned.tif", tiffinfo={0x0112: 6})
+    with pytest.raises(InputError, match=re.escape("turned.tif: a TIFF picture whose Orientation tag (6) has it turned "
+                                                   "90° clockwise for display, which ITK applies only in part")):
+        open_axial(tmp_path / "turned.tif", pixel_mm=0.7)
+    Image.fromarray(stored.astype(np.uint8)).save(tmp_path / "upright.tif", tiffinfo={0x0112: 1})
+    assert np.array_equal(open_axial(tmp_path / "upright.tif", pixel_mm=0.7).read_slice(0), stored)
+
+
 def calls_of(monkeypatch, function: str) -> list[str]:
     """The file names dicom_series' one-argument function is called with from now on, in order."""
     calls = []

@@ -178,7 +178,8 @@ def test_a_colour_volume_is_measured_as_the_command_line_measures_a_colour_image
         assert warnings_of(outputs.table) == warnings  # judged again on the channel measured, as Measure did
 
 
-def test_a_volume_loaded_from_a_picture_file_is_measured_with_a_warning_about_its_pixel_size(context, volume):
+def test_a_volume_loaded_from_a_picture_file_is_measured_with_a_warning_about_its_pixel_size(context, volume,
+                                                                                              tmp_path):
     storage = context.scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
     storage.SetFileName("/exports/slice 7.png")
     volume.SetAndObserveStorageNodeID(storage.GetID())
@@ -188,6 +189,16 @@ def test_a_volume_loaded_from_a_picture_file_is_measured_with_a_warning_about_it
                               "was measured with 0.64 × 0.80 mm pixels; if those are not the scan's, set the Image")
     storage.SetFileName("/scans/patient.nrrd")
     assert warnings_of(measure(context, volume)[1].table) == []
+    from PIL import Image
+
+    picture = Image.fromarray(np.zeros((8, 8), np.uint8))
+    exif = picture.getexif()
+    exif[0x0112] = 3  # to be turned 180° for display, which 3D Slicer's reader does not do
+    picture.save(tmp_path / "turned.png", exif=exif)
+    storage.SetFileName(str(tmp_path / "turned.png"))
+    assert warnings_of(measure(context, volume)[1].table)[1] == (
+        "the picture's EXIF orientation has it turned 180° for display, which 3D Slicer does not apply: it was "
+        "measured as loaded, not as a viewer shows it (spinal-stenosis measure --pixel-mm turns it)")
 
 
 def test_a_volume_loaded_from_a_damaged_nifti_or_metaimage_file_is_refused_as_measure_refuses_it(context, volume,

@@ -226,6 +226,15 @@ def test_lumbar_spine_mri_pngs_train_the_canal_channel_only(tmp_path):
     inputs, targets, known = pairs.batch(np.random.default_rng(1), 2)
     assert known == slice(1, 2) and not has_foramina
     assert float(targets[:, 1].max()) == 1.0 and float(targets[:, [0, 2]].max()) == 0.0
+    from PIL import Image
+
+    for name, pixels in (("case2_label.png", labels), ("case2_image.png", image)):  # both to be turned for display
+        picture = Image.fromarray(np.rot90(pixels, 1))
+        exif = picture.getexif()
+        exif[0x0112] = 6
+        picture.save(tmp_path / name, exif=exif)
+    first, second = RealPairs(tmp_path, "canal").slices
+    assert np.array_equal(first[0], second[0]) and np.array_equal(first[1], second[1])
 
 
 def test_a_colour_composite_trains_on_each_of_its_distinct_channels(tmp_path):
