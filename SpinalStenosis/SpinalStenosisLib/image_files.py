@@ -31,7 +31,7 @@ def voxel_fault(path: Path, reader=None) -> str:
     if fault := _meta_voxel_fault(path):
         return f"the MetaImage file's {fault}"
     if reader is not None and (fault := _nifti_voxel_fault(path, reader)):
-        return f"the NIfTI file is {fault} (ITK reads such a file without a word)"
+        return f"the NIfTI file{fault}"
     return ""
 
 
@@ -47,9 +47,12 @@ def stored_voxel_fault(path_text: str, modified_ns: int, size: int) -> str:
 def _nifti_voxel_fault(path: Path, reader) -> str:
     """What is wrong with the voxels a NIfTI file (its header read by reader) stores, which ITK does not tell: cut
     short, as an interrupted copy or download leaves it (ITK reads the missing voxels as 0), or a gzip stream
-    damaged (read as whatever it decodes to); "" where nothing is, and for any other file."""
+    damaged (read as whatever it decodes to); or, which ITK tells in its own terms, the .img file of a .hdr/.img pair
+    missing. As voxel_fault says it after "the NIfTI file"; "" where nothing is, and for any other file."""
     if not is_nifti(path) or (voxel_file := _nifti_voxel_file(path, header_value(reader, "nifti_type"))) is None:
         return ""
+    if not voxel_file.exists():
+        return f"'s .img file {voxel_file.name} is missing (it must lie beside {path.name})"
     try:
         dimension = int(header_value(reader, "dim[0]"))
         needed = math.prod(int(header_value(reader, f"dim[{axis}]")) for axis in range(1, dimension + 1)) \
@@ -59,12 +62,13 @@ def _nifti_voxel_fault(path: Path, reader) -> str:
         return ""
     share = _held_share(lambda: _bytes_after(voxel_file, offset), needed)
     if math.isnan(share):
-        return ("damaged (its gzip stream does not decompress: a copy or download gone wrong?): its voxels would be "
-                "wrong")
+        return (" is damaged (its gzip stream does not decompress: a copy or download gone wrong?): its voxels would "
+                "be wrong (ITK reads such a file without a word)")
     if share >= 1.0:
         return ""
-    return (f"cut short (a copy or download interrupted?): {'its .img file ' if voxel_file != path else 'it '}holds "
-            f"{_percent_text(share)} % of its voxels, and the others would be read as 0")
+    return (f" is cut short (a copy or download interrupted?): {'its .img file ' if voxel_file != path else 'it '}"
+            f"holds {_percent_text(share)} % of its voxels, and the others would be read as 0 (ITK reads such a file "
+            "without a word)")
 
 
 def _held_share(count_bytes: Callable[[], tuple[int, bool]], needed: int) -> float:
@@ -87,15 +91,15 @@ def _percent_text(share: float) -> str:
 
 def _nifti_voxel_file(path: Path, nifti_type: str) -> Path | None:
     """The file holding a NIfTI image's voxels: path, or the .img file of a .hdr/.img pair (path either of them), as
-    ITK finds it; None where there is none, or the image is not NIfTI."""
+    ITK finds it (where it is missing, the name it would have); None where the image is not NIfTI."""
     if nifti_type in ("1", "4"):  # NIfTI-1 or -2, its header and voxels in one file
         return path
     zipped = path.name[-3:] if path.name.lower().endswith(".gz") else ""
     stem = path.name[:len(path.name) - len(zipped)]
     if nifti_type not in ("2", "5") or stem[-4:].lower() not in (".hdr", ".img"):  # not a NIfTI-1 or -2 pair
         return None
-    return next((candidate for suffix in (".img", ".IMG")
-                 if (candidate := path.with_name(stem[:-4] + suffix + zipped)).exists()), None)
+    candidates = [path.with_name(stem[:-4] + suffix + zipped) for suffix in (".img", ".IMG")]
+    return next((candidate for candidate in candidates if candidate.exists()), candidates[0])
 
 
 # the bytes of a MetaImage file's element types (ElementType)

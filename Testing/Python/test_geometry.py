@@ -972,6 +972,10 @@ def test_a_nifti_file_cut_short_or_damaged_is_refused_which_itk_reads_without_a_
         with pytest.raises(InputError, match=re.escape(f"{name}: the NIfTI file is cut short (a copy or download "
                                                        f"interrupted?): {holder} holds 25 % of its voxels")):
             open_axial(tmp_path / name)
+    (tmp_path / "lone.hdr").write_bytes((tmp_path / "pair.hdr").read_bytes())  # ITK: "nifti_image_load failed ..."
+    with pytest.raises(InputError, match=re.escape("lone.hdr: the NIfTI file's .img file lone.img is missing (it must "
+                                                   "lie beside lone.hdr)")):
+        open_axial(tmp_path / "lone.hdr")
     for name in ("converted.nrrd", "converted.mha"):  # holding the NIfTI header's fields, as fields of their own
         sitk.WriteImage(sitk.ReadImage(str(tmp_path / "scan.nii")), str(tmp_path / name), True)
         assert "vox_offset" in (tmp_path / name).read_bytes()[:4000].decode("latin-1")  # compressed: not 352 + voxels
