@@ -26,10 +26,13 @@ EXIF_TURNS = {2: (False, False, True, "mirrored left to right"), 3: (False, True
 
 
 def voxel_fault(path: Path, reader=None) -> str:
-    """What is wrong with the voxels of a NIfTI file (its header read by reader) or a MetaImage file, as measure
-    says it (_nifti_voxel_fault, _meta_voxel_fault); "" where nothing is, and for any other file."""
+    """What is wrong with the voxels of a NIfTI file (its header read by reader), a MetaImage or an NRRD file, as
+    measure says it (_nifti_voxel_fault, _meta_voxel_fault, _nrrd_voxel_fault); "" where nothing is, and for any
+    other file."""
     if fault := _meta_voxel_fault(path):
         return f"the MetaImage file's {fault}"
+    if fault := _nrrd_voxel_fault(path):
+        return f"the NRRD file's {fault}"
     if reader is not None and (fault := _nifti_voxel_fault(path, reader)):
         return f"the NIfTI file{fault}"
     return ""
@@ -135,9 +138,60 @@ def _meta_voxel_fault(path: Path) -> str:
             * int(fields.get("ElementNumberOfChannels", "1")) * META_ELEMENT_BYTES[fields["ElementType"]]
     except (KeyError, ValueError):
         return ""
-    data = "data are" if data_file == path else f"data file {name} is"
     compressed = fields.get("CompressedData", "False").lower() == "true"
-    share = _held_share(lambda: _inflated_bytes(data_file, offset) if compressed
+    return _data_fault("data are" if data_file == path else f"data file {name} is", data_file, offset, needed,
+                       zlib.MAX_WBITS if compressed else None)
+
+
+# the bytes of an NRRD file's types (its "type" field's words, as teem spells them), by the first word in them
+NRRD_TYPE_BYTES = (("float", 4), ("double", 8), ("char", 1), ("int8", 1), ("short", 2), ("int16", 2), ("long", 8),
+                   ("int64", 8), ("int", 4))
+NRRD_GZIP_ENCODINGS = ("gzip", "gz")
+
+
+def _nrrd_voxel_fault(path: Path) -> str:
+    """What is wrong with the voxels of an NRRD file (an .nrrd, or an .nhdr and the one data file it names) of raw or
+    gzip encoding: the data file missing, or the data cut short, where ITK's reason is in its own terms ("couldn't
+    open", "expected ... bytes but received ..."), or their gzip stream damaged, which ITK reads without a word; ""
+    where it is none of these, or not such an NRRD file."""
+    if not path.is_file() or _image_io(path) != "NrrdImageIO":
+        return ""
+    fields: dict[str, str] = {}
+    with open(path, "rb") as file:
+        while (line := file.readline()) and line.strip():
+            key, colon, value = line.decode("latin-1").partition(":")
+            if colon and not value.startswith("="):  # key:=value pairs hold no geometry nor data
+                fields[key.strip().lower().replace(" ", "")] = value.strip()
+        header_bytes = file.tell()
+    name, encoding = fields.get("datafile", ""), fields.get("encoding", "").lower()
+    if encoding not in ("raw", *NRRD_GZIP_ENCODINGS) or int(fields.get("lineskip", "0") or 0) > 0:
+        return ""
+    if not name:
+        data_file, offset = path, header_bytes
+    elif not name.startswith("LIST") and " " not in name and "%" not in name:  # one file, not a list or pattern
+        data_file, offset = path.parent / name, 0
+        if not data_file.is_file():
+            return f"data file {name} is missing (it must lie beside {path.name})"
+    else:
+        return ""
+    try:
+        skip = int(fields.get("byteskip", "0") or 0)
+        element_bytes = next(size for word, size in NRRD_TYPE_BYTES if word in fields["type"].lower())
+        needed = math.prod(int(size) for size in fields["sizes"].split()) * element_bytes
+    except (KeyError, ValueError, StopIteration):
+        return ""
+    if skip < 0:  # the data at the file's end: nothing tells where they begin
+        return ""
+    gzip_stream = encoding in NRRD_GZIP_ENCODINGS
+    return _data_fault("data are" if data_file == path else f"data file {name} is", data_file,
+                       offset + (0 if gzip_stream else skip), needed + (skip if gzip_stream else 0),
+                       GZIP_WBITS if gzip_stream else None)
+
+
+def _data_fault(data: str, data_file: Path, offset: int, needed: int, wbits: int | None) -> str:
+    """What is wrong with the voxels a data file holds from its byte offset on (data: what the message calls them),
+    needed bytes of them, stored as they are or in a zlib stream of wbits: cut short or damaged; "" where neither."""
+    share = _held_share(lambda: _inflated_bytes(data_file, offset, wbits) if wbits is not None
                         else (data_file.stat().st_size - offset, True), needed)
     if math.isnan(share):
         return f"{data} damaged (the compressed voxels do not decompress: a copy or download gone wrong?)"
@@ -146,12 +200,13 @@ def _meta_voxel_fault(path: Path) -> str:
     return f"{data} cut short (a copy or download interrupted?), holding {_percent_text(share)} % of the image's voxels"
 
 
-def _inflated_bytes(path: Path, offset: int) -> tuple[int, bool]:
-    """How many bytes the zlib stream from a file's byte offset on decompresses to, up to where it or the file ends,
-    and whether it ended (its checksum found right; a zlib.error where the data show it damaged)."""
+def _inflated_bytes(path: Path, offset: int, wbits: int = zlib.MAX_WBITS) -> tuple[int, bool]:
+    """How many bytes the zlib (or, by wbits, gzip) stream from a file's byte offset on decompresses to, up to where
+    it or the file ends, and whether it ended (its checksum found right; a zlib.error where the data show it
+    damaged)."""
     with open(path, "rb") as file:
         file.seek(offset)
-        count, decompressor = 0, zlib.decompressobj()
+        count, decompressor = 0, zlib.decompressobj(wbits)
         while (pending := file.read(GZIP_CHUNK_BYTES)) and not decompressor.eof:
             while pending:
                 count += len(decompressor.decompress(pending, GZIP_CHUNK_BYTES))

@@ -205,6 +205,8 @@ def _reader_for(path: Path):
                              "short; or not an image, as a report or a presentation state)") from None
         elif fault := rescale_fault(path):
             raise InputError(f"{path}: {fault}") from None
+        elif fault := voxel_fault(path):  # an NRRD header whose data file is missing
+            raise InputError(f"{path}: {fault}; copy it again") from None
         raise InputError(f"{path}: not an image SimpleITK can read{detail}") from None
     if fault := voxel_fault(path, reader):
         raise InputError(f"{path}: {fault}; copy it again")

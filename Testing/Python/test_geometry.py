@@ -836,9 +836,12 @@ def test_a_header_whose_voxel_size_or_placement_is_no_scan_s_is_refused_so_not_a
     (tmp_path / "cut.raw").write_bytes((tmp_path / "scan.raw").read_bytes()[:20000])  # a copy interrupted
     (tmp_path / "cut.nhdr").write_text((tmp_path / "zero.nhdr").read_text(encoding="utf-8").replace(
         "(0,0,0)", "(0,0.8,0)").replace("scan.raw", "cut.raw"), encoding="utf-8")
-    with pytest.raises(InputError, match=re.escape("cut.nhdr: cannot be read ([nrrd] _nrrdEncodingRaw_read: fread got "
-                                                   "only 5000 4-sized things, not 18432")):  # the cause: NRRD's last
-        open_axial(tmp_path / "cut.nhdr")
+    with pytest.raises(RuntimeError, match="fread got only 5000 4-sized things, not 18432") as raised:
+        sitk.ReadImage(str(tmp_path / "cut.nhdr"))
+    assert _itk_reason(raised.value).startswith("[nrrd] _nrrdEncodingRaw_read: fread got only 5000 4-sized things")
+    with pytest.raises(InputError, match=re.escape("cut.nhdr: the NRRD file's data file cut.raw is cut short (a copy or "
+                                                   "download interrupted?), holding 27.1 % of the image's voxels")):
+        open_axial(tmp_path / "cut.nhdr")  # before ITK's reason: where it ends in a colon, NRRD's last line
 
 
 def test_a_nifti_file_whose_qform_and_sform_disagree_is_read_with_a_warning_to_check_the_sides(tmp_path):
@@ -1018,6 +1021,38 @@ def test_a_metaimage_file_cut_short_damaged_or_without_its_data_file_is_refused_
         with pytest.raises(InputError, match=f"{name}: the MetaImage file's {fault}.*; copy it again"):
             open_axial(tmp_path / name)
     for name in ("scan.mha", "packed.mha", "pair.mhd"):
+        np.testing.assert_array_equal(open_axial(tmp_path / name).stack(), image)
+
+
+def test_an_nrrd_file_cut_short_damaged_or_without_its_data_file_is_refused_saying_so(tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=8)
+    image = image + np.random.default_rng(0).uniform(0, 50, image.shape).astype(np.float32)
+    written = sitk.GetImageFromArray(image)
+    geometry.apply_to_sitk(written)
+    for name, compressed in (("scan.nrrd", False), ("packed.nrrd", True), ("pair.nhdr", False),
+                             ("packed_pair.nhdr", True)):
+        sitk.WriteImage(written, str(tmp_path / name), compressed)  # a .nhdr and its pair.raw, packed_pair.raw.gz
+    raw, packed = (tmp_path / "scan.nrrd").read_bytes(), (tmp_path / "packed.nrrd").read_bytes()
+    (tmp_path / "cut.nrrd").write_bytes(raw[:len(raw) - image.nbytes // 2])  # an interrupted copy
+    (tmp_path / "cut_packed.nrrd").write_bytes(packed[:len(packed) * 3 // 4])
+    damaged = bytearray(packed)
+    damaged[len(packed) // 2:len(packed) // 2 + 64] = bytes(64)  # as a bad sector or a faulty transfer leaves it
+    (tmp_path / "damaged.nrrd").write_bytes(bytes(damaged))
+    header = (tmp_path / "packed_pair.nhdr").read_bytes()
+    (tmp_path / "cut_pair.nhdr").write_bytes(header.replace(b"packed_pair.raw.gz", b"cut_pair.raw.gz"))
+    (tmp_path / "cut_pair.raw.gz").write_bytes((tmp_path / "packed_pair.raw.gz").read_bytes()[:-1000])
+    (tmp_path / "lone.nhdr").write_bytes(header.replace(b"packed_pair.raw.gz", b"lone.raw.gz"))
+    assert sitk.ReadImage(str(tmp_path / "damaged.nrrd")).GetSize() == (96, 96, 8)  # ITK reads it without a word
+    with pytest.raises(RuntimeError, match="couldn't open"):  # ITK's terms
+        sitk.ReadImage(str(tmp_path / "lone.nhdr"))
+    for name, fault in (("cut.nrrd", r"data are cut short \(a copy or download interrupted\?\), holding 50 % of"),
+                        ("cut_packed.nrrd", r"data are cut short .*, holding \d+(\.\d)? % of the image's voxels"),
+                        ("cut_pair.nhdr", r"data file cut_pair\.raw\.gz is cut short .*, holding \d+(\.\d)? %"),
+                        ("damaged.nrrd", r"data are damaged \(the compressed voxels do not decompress"),
+                        ("lone.nhdr", r"data file lone\.raw\.gz is missing \(it must lie beside lone\.nhdr\)")):
+        with pytest.raises(InputError, match=f"{name}: the NRRD file's {fault}.*; copy it again"):
+            open_axial(tmp_path / name)
+    for name in ("scan.nrrd", "packed.nrrd", "pair.nhdr", "packed_pair.nhdr"):
         np.testing.assert_array_equal(open_axial(tmp_path / name).stack(), image)
 
 

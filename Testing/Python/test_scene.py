@@ -201,9 +201,8 @@ def test_a_volume_loaded_from_a_picture_file_is_measured_with_a_warning_about_it
         "measured as loaded, not as a viewer shows it (spinal-stenosis measure --pixel-mm turns it)")
 
 
-def test_a_volume_loaded_from_a_damaged_nifti_or_metaimage_file_is_refused_as_measure_refuses_it(context, volume,
-                                                                                                   tmp_path,
-                                                                                                   monkeypatch):
+def test_a_volume_loaded_from_a_damaged_nifti_metaimage_or_nrrd_file_is_refused_as_measure_refuses_it(
+        context, volume, tmp_path, monkeypatch):
     from SpinalStenosisLib import image_files
 
     write_image(tmp_path / "scan.nii", slicer.util.arrayFromVolume(volume), geometry_of(volume))
@@ -234,6 +233,14 @@ def test_a_volume_loaded_from_a_damaged_nifti_or_metaimage_file_is_refused_as_me
     assert len(inflated) == 1
     (tmp_path / "damaged.mha").write_bytes((tmp_path / "scan.mha").read_bytes())  # copied again, whole
     assert axial_volume_of(volume).n_slices == volume.GetImageData().GetDimensions()[2] and len(inflated) == 2
+    sitk.WriteImage(sitk.ReadImage(str(tmp_path / "scan.mha")), str(tmp_path / "scan.nrrd"), True)  # gzip encoded
+    damaged = bytearray((tmp_path / "scan.nrrd").read_bytes())
+    damaged[-2000:-1900] = bytes(100)
+    (tmp_path / "damaged.nrrd").write_bytes(bytes(damaged))
+    storage.SetFileName(str(tmp_path / "damaged.nrrd"))
+    with pytest.raises(ValueError, match=re.escape("the volume was loaded from damaged.nrrd: the NRRD file's data are "
+                                                   "damaged (the compressed voxels do not decompress")):
+        axial_volume_of(volume)
 
 
 def test_a_volume_loaded_from_a_nifti_file_without_orientation_or_mirrored_is_warned_of_as_measure_warns(context,
