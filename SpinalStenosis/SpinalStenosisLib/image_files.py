@@ -26,15 +26,20 @@ EXIF_TURNS = {2: (False, False, True, "mirrored left to right"), 3: (False, True
 
 
 def voxel_fault(path: Path, reader=None) -> str:
-    """What is wrong with the voxels of a NIfTI file (its header read by reader), a MetaImage or an NRRD file, as
-    measure says it (_nifti_voxel_fault, _meta_voxel_fault, _nrrd_voxel_fault); "" where nothing is, and for any
-    other file."""
-    if fault := _meta_voxel_fault(path):
+    """What is wrong with the voxels of a MetaImage, NRRD or NIfTI file (its header read by reader), or with a
+    picture's pixels, as measure says it (_meta_voxel_fault, _nrrd_voxel_fault, _nifti_voxel_fault,
+    _picture_fault); "" where nothing is, and for any other file."""
+    if not path.is_file():
+        return ""
+    image_io = _image_io(path)
+    if image_io == "MetaImageIO" and (fault := _meta_voxel_fault(path)):
         return f"the MetaImage file's {fault}"
-    if fault := _nrrd_voxel_fault(path):
+    if image_io == "NrrdImageIO" and (fault := _nrrd_voxel_fault(path)):
         return f"the NRRD file's {fault}"
-    if reader is not None and (fault := _nifti_voxel_fault(path, reader)):
+    if image_io == "NiftiImageIO" and reader is not None and (fault := _nifti_voxel_fault(path, reader)):
         return f"the NIfTI file{fault}"
+    if image_io in PICTURE_IOS and (fault := _picture_fault(path)):
+        return fault
     return ""
 
 
@@ -51,8 +56,8 @@ def _nifti_voxel_fault(path: Path, reader) -> str:
     """What is wrong with the voxels a NIfTI file (its header read by reader) stores, which ITK does not tell: cut
     short, as an interrupted copy or download leaves it (ITK reads the missing voxels as 0), or a gzip stream
     damaged (read as whatever it decodes to); or, which ITK tells in its own terms, the .img file of a .hdr/.img pair
-    missing. As voxel_fault says it after "the NIfTI file"; "" where nothing is, and for any other file."""
-    if not is_nifti(path) or (voxel_file := _nifti_voxel_file(path, header_value(reader, "nifti_type"))) is None:
+    missing. As voxel_fault says it after "the NIfTI file"; "" where nothing is."""
+    if (voxel_file := _nifti_voxel_file(path, header_value(reader, "nifti_type"))) is None:
         return ""
     if not voxel_file.exists():
         return f"'s .img file {voxel_file.name} is missing (it must lie beside {path.name})"
@@ -72,6 +77,28 @@ def _nifti_voxel_fault(path: Path, reader) -> str:
     return (f" is cut short (a copy or download interrupted?): {'its .img file ' if voxel_file != path else 'it '}"
             f"holds {_percent_text(share)} % of its voxels, and the others would be read as 0 (ITK reads such a file "
             "without a word)")
+
+
+PICTURE_IOS = ("JPEGImageIO", "PNGImageIO", "BMPImageIO", "TIFFImageIO")  # ITK's readers of picture files
+
+
+def _picture_fault(path: Path) -> str:
+    """A picture file cut short (a copy or download interrupted), as Pillow finds it: ITK reads a JPEG or BMP file
+    so cut without a word, its missing pixels grey or 0; "" where it is whole, or Pillow cannot tell (or is
+    missing)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return ""
+    picture_format = "picture"
+    try:
+        with Image.open(path) as picture:
+            picture_format = f"{picture.format} picture"
+            picture.load()
+    except OSError as error:  # a picture Pillow does not read is ITK's to judge
+        if "truncated" in str(error):
+            return f"the {picture_format} file is cut short (a copy or download interrupted?), its last pixels missing"
+    return ""
 
 
 def _held_share(count_bytes: Callable[[], tuple[int, bool]], needed: int) -> float:
@@ -115,9 +142,7 @@ def _meta_voxel_fault(path: Path) -> str:
     """What is wrong with the voxels of a MetaImage file (an .mha, or an .mhd and the data file it names): the data
     file missing, or the data cut short (a copy or download interrupted), where ITK's reason is an unrelated "No such
     file or directory", or their compressed stream damaged, which ITK reads without a word; "" where it is none of
-    these, or not a MetaImage."""
-    if not path.is_file() or _image_io(path) != "MetaImageIO":
-        return ""
+    these."""
     fields: dict[str, str] = {}
     with open(path, "rb") as file:
         while (line := file.readline()) and "ElementDataFile" not in fields:
@@ -153,9 +178,7 @@ def _nrrd_voxel_fault(path: Path) -> str:
     """What is wrong with the voxels of an NRRD file (an .nrrd, or an .nhdr and the one data file it names) of raw or
     gzip encoding: the data file missing, or the data cut short, where ITK's reason is in its own terms ("couldn't
     open", "expected ... bytes but received ..."), or their gzip stream damaged, which ITK reads without a word; ""
-    where it is none of these, or not such an NRRD file."""
-    if not path.is_file() or _image_io(path) != "NrrdImageIO":
-        return ""
+    where it is none of these, or another encoding."""
     fields: dict[str, str] = {}
     with open(path, "rb") as file:
         while (line := file.readline()) and line.strip():

@@ -1191,7 +1191,7 @@ def test_a_dicom_file_or_grey_and_alpha_picture_simpleitk_cannot_read_is_named_s
         open_axial(tmp_path / "cut.dcm")
     sitk.WriteImage(sitk.GetImageFromArray(np.zeros((32, 32), np.uint8)), str(tmp_path / "slice.png"))
     (tmp_path / "cut.png").write_bytes((tmp_path / "slice.png").read_bytes()[:60])
-    with pytest.raises(InputError, match=re.escape("cut.png: cannot be read (Error while reading file: ")):
+    with pytest.raises(InputError, match=re.escape("cut.png: the PNG picture file is cut short (a copy or download ")):
         open_axial(tmp_path / "cut.png", pixel_mm=0.7)  # not "PNGImageIO(0x55d0...): Error ...", ITK's object
     from PIL import Image
 
@@ -1199,6 +1199,22 @@ def test_a_dicom_file_or_grey_and_alpha_picture_simpleitk_cannot_read_is_named_s
     with pytest.raises(InputError, match=re.escape("transparent.png: a grey picture with an alpha channel "
                                                    "(transparency), which SimpleITK cannot read: save it without one")):
         open_axial(tmp_path / "transparent.png", pixel_mm=0.7)
+
+
+def test_a_jpeg_or_bmp_picture_cut_short_which_itk_reads_without_a_word_is_refused_saying_so(tmp_path):
+    from PIL import Image
+
+    image = (phantom_arrays(n_slices=1)[0][0] / 4 + np.random.default_rng(0).uniform(0, 20, (96, 96))).astype(np.uint8)
+    for suffix in ("jpg", "bmp"):
+        Image.fromarray(image).save(tmp_path / f"slice.{suffix}")
+        whole = (tmp_path / f"slice.{suffix}").read_bytes()
+        (tmp_path / f"cut.{suffix}").write_bytes(whole[:len(whole) // 2])  # an interrupted copy
+        assert sitk.ReadImage(str(tmp_path / f"cut.{suffix}")).GetSize()[:2] == (96, 96)  # ITK: without a word
+        kind = "JPEG" if suffix == "jpg" else "BMP"
+        with pytest.raises(InputError, match=re.escape(f"cut.{suffix}: the {kind} picture file is cut short (a copy or "
+                                                       "download interrupted?), its last pixels missing; copy it")):
+            open_axial(tmp_path / f"cut.{suffix}", pixel_mm=0.7)
+        assert open_axial(tmp_path / f"slice.{suffix}", pixel_mm=0.7).read_slice(0).shape == (96, 96)
 
 
 def test_a_picture_is_read_turned_as_its_exif_orientation_shows_it_as_a_viewer_does(tmp_path):
