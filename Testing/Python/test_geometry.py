@@ -987,7 +987,7 @@ def test_a_nifti_file_cut_short_or_damaged_is_refused_which_itk_reads_without_a_
         np.testing.assert_array_equal(open_axial(tmp_path / name).stack(), image)
 
 
-def test_a_metaimage_file_cut_short_damaged_or_without_its_data_file_is_refused_saying_so(tmp_path):
+def test_a_metaimage_or_nrrd_file_cut_short_damaged_or_without_its_data_file_is_refused_saying_so(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=8)
     image = image + np.random.default_rng(0).uniform(0, 50, image.shape).astype(np.float32)
     write_image(tmp_path / "packed.mha", image, geometry)  # compressed, as write_image writes
@@ -1010,49 +1010,39 @@ def test_a_metaimage_file_cut_short_damaged_or_without_its_data_file_is_refused_
     for name in ("cut.mha", "cut_packed.mha", "cut_pair.mhd", "lone.mhd"):
         with pytest.raises(RuntimeError, match="No such file or directory"):  # what ITK says of each
             sitk.ReadImage(str(tmp_path / name))
-    for name in ("damaged.mha", "damaged_flat.mha"):
+    written = sitk.ReadImage(str(tmp_path / "packed.mha"))  # the same in NRRD: raw, gzip, detached raw and gzip
+    for name, compressed in (("scan.nrrd", False), ("packed.nrrd", True), ("pair.nhdr", False),
+                             ("packed_pair.nhdr", True)):
+        sitk.WriteImage(written, str(tmp_path / name), compressed)  # a .nhdr and its pair.raw, packed_pair.raw.gz
+    raw, packed = (tmp_path / "scan.nrrd").read_bytes(), (tmp_path / "packed.nrrd").read_bytes()
+    (tmp_path / "cut.nrrd").write_bytes(raw[:len(raw) - image.nbytes // 2])
+    (tmp_path / "cut_packed.nrrd").write_bytes(packed[:len(packed) * 3 // 4])
+    damaged = bytearray(packed)
+    damaged[len(packed) // 2:len(packed) // 2 + 64] = bytes(64)
+    (tmp_path / "damaged.nrrd").write_bytes(bytes(damaged))
+    header = (tmp_path / "packed_pair.nhdr").read_bytes()
+    (tmp_path / "cut_pair.nhdr").write_bytes(header.replace(b"packed_pair.raw.gz", b"cut_pair.raw.gz"))
+    (tmp_path / "cut_pair.raw.gz").write_bytes((tmp_path / "packed_pair.raw.gz").read_bytes()[:-1000])
+    (tmp_path / "lone.nhdr").write_bytes(header.replace(b"packed_pair.raw.gz", b"lone.raw.gz"))
+    with pytest.raises(RuntimeError, match="couldn't open"):  # ITK's terms
+        sitk.ReadImage(str(tmp_path / "lone.nhdr"))
+    for name in ("damaged.mha", "damaged_flat.mha", "damaged.nrrd"):
         assert sitk.ReadImage(str(tmp_path / name)).GetSize() == (96, 96, 8)  # without a word
     for name, fault in (("cut.mha", r"data are cut short \(a copy or download interrupted\?\), holding 49\.\d % of"),
                         ("cut_packed.mha", r"data are cut short .*, holding \d+(\.\d)? % of the image's voxels"),
                         ("cut_pair.mhd", r"data file cut_pair\.raw is cut short .*, holding 25 % of the image's"),
                         ("damaged.mha", r"data are damaged \(the compressed voxels do not decompress"),
                         ("damaged_flat.mha", r"data are damaged \(the compressed voxels do not decompress"),
-                        ("lone.mhd", r"data file lone\.raw is missing \(it must lie beside lone\.mhd\)")):
-        with pytest.raises(InputError, match=f"{name}: the MetaImage file's {fault}.*; copy it again"):
-            open_axial(tmp_path / name)
-    for name in ("scan.mha", "packed.mha", "pair.mhd"):
-        np.testing.assert_array_equal(open_axial(tmp_path / name).stack(), image)
-
-
-def test_an_nrrd_file_cut_short_damaged_or_without_its_data_file_is_refused_saying_so(tmp_path):
-    image, _, geometry = phantom_arrays(n_slices=8)
-    image = image + np.random.default_rng(0).uniform(0, 50, image.shape).astype(np.float32)
-    written = sitk.GetImageFromArray(image)
-    geometry.apply_to_sitk(written)
-    for name, compressed in (("scan.nrrd", False), ("packed.nrrd", True), ("pair.nhdr", False),
-                             ("packed_pair.nhdr", True)):
-        sitk.WriteImage(written, str(tmp_path / name), compressed)  # a .nhdr and its pair.raw, packed_pair.raw.gz
-    raw, packed = (tmp_path / "scan.nrrd").read_bytes(), (tmp_path / "packed.nrrd").read_bytes()
-    (tmp_path / "cut.nrrd").write_bytes(raw[:len(raw) - image.nbytes // 2])  # an interrupted copy
-    (tmp_path / "cut_packed.nrrd").write_bytes(packed[:len(packed) * 3 // 4])
-    damaged = bytearray(packed)
-    damaged[len(packed) // 2:len(packed) // 2 + 64] = bytes(64)  # as a bad sector or a faulty transfer leaves it
-    (tmp_path / "damaged.nrrd").write_bytes(bytes(damaged))
-    header = (tmp_path / "packed_pair.nhdr").read_bytes()
-    (tmp_path / "cut_pair.nhdr").write_bytes(header.replace(b"packed_pair.raw.gz", b"cut_pair.raw.gz"))
-    (tmp_path / "cut_pair.raw.gz").write_bytes((tmp_path / "packed_pair.raw.gz").read_bytes()[:-1000])
-    (tmp_path / "lone.nhdr").write_bytes(header.replace(b"packed_pair.raw.gz", b"lone.raw.gz"))
-    assert sitk.ReadImage(str(tmp_path / "damaged.nrrd")).GetSize() == (96, 96, 8)  # ITK reads it without a word
-    with pytest.raises(RuntimeError, match="couldn't open"):  # ITK's terms
-        sitk.ReadImage(str(tmp_path / "lone.nhdr"))
-    for name, fault in (("cut.nrrd", r"data are cut short \(a copy or download interrupted\?\), holding 50 % of"),
+                        ("lone.mhd", r"data file lone\.raw is missing \(it must lie beside lone\.mhd\)"),
+                        ("cut.nrrd", r"data are cut short \(a copy or download interrupted\?\), holding 50 % of"),
                         ("cut_packed.nrrd", r"data are cut short .*, holding \d+(\.\d)? % of the image's voxels"),
                         ("cut_pair.nhdr", r"data file cut_pair\.raw\.gz is cut short .*, holding \d+(\.\d)? %"),
                         ("damaged.nrrd", r"data are damaged \(the compressed voxels do not decompress"),
                         ("lone.nhdr", r"data file lone\.raw\.gz is missing \(it must lie beside lone\.nhdr\)")):
-        with pytest.raises(InputError, match=f"{name}: the NRRD file's {fault}.*; copy it again"):
+        kind = "NRRD" if "nrrd" in name or "nhdr" in name else "MetaImage"
+        with pytest.raises(InputError, match=f"{name}: the {kind} file's {fault}.*; copy it again"):
             open_axial(tmp_path / name)
-    for name in ("scan.nrrd", "packed.nrrd", "pair.nhdr", "packed_pair.nhdr"):
+    for name in ("scan.mha", "packed.mha", "pair.mhd", "scan.nrrd", "packed.nrrd", "pair.nhdr", "packed_pair.nhdr"):
         np.testing.assert_array_equal(open_axial(tmp_path / name).stack(), image)
 
 
