@@ -78,13 +78,28 @@ def header_text(path: Path | str, tags: Iterable[Tag]) -> dict[Tag, str]:
     return {tag: _text(found[tag]) for tag in tags if isinstance(found.get(tag), bytes)}
 
 
+def transfer_syntax(path: Path | str) -> str:
+    """A DICOM file's Transfer Syntax UID (0002,0010), how its pixels are stored or compressed; "" where it has none
+    or cannot be read here (as read_frames)."""
+    try:
+        with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _meta(data)[0] if data[128:132] == b"DICM" else ""
+    except (OSError, ValueError, struct.error, IndexError):
+        return ""
+
+
+def _meta(data) -> tuple[str, int]:
+    """A DICOM file's Transfer Syntax UID, from its file meta information, and where its dataset begins."""
+    meta, start = _dataset(data, 132, len(data), explicit=True, stop_group=0x0003)
+    return meta.get((0x0002, 0x0010), b"").decode("ascii").strip("\0 "), start
+
+
 def _header(data) -> dict | None:
     """A DICOM file's elements up to its pixel data (see _dataset); None where it is not DICOM, or is written so
     that it cannot be read here (big-endian or deflated)."""
     if data[128:132] != b"DICM":
         return None
-    meta, start = _dataset(data, 132, len(data), explicit=True, stop_group=0x0003)
-    syntax = meta.get((0x0002, 0x0010), b"").decode("ascii").strip("\0 ")
+    syntax, start = _meta(data)
     if syntax in (EXPLICIT_BIG, DEFLATED):
         return None
     return _dataset(data, start, len(data), explicit=syntax != IMPLICIT_LITTLE, stop_group=PIXEL_DATA_GROUP)[0]

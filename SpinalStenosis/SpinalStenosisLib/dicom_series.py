@@ -15,7 +15,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from .dicom_frames import header_text, read_frames
+from .dicom_frames import header_text, read_frames, transfer_syntax
 from .geometry import MAX_RIGHT_ANGLE_COSINE, is_axial_normal, pixel_size_text
 from .grading import REGION_TAGS, region_named
 
@@ -144,9 +144,24 @@ def unread_file_warnings(folder: Path, listed: set[Path]) -> list[str]:
     if not unread:
         return []
     named = ", ".join(unread[:3]) + (", ..." if len(unread) > 3 else "")
+    compressions = sorted({name for path in unread if (name := compression(transfer_syntax(folder / path)))})
+    compressed = (f"; compressed as {' or '.join(compressions)}, which SimpleITK may not decode: export them "
+                  "uncompressed" if compressions else "")
     return [f"{len(unread)} DICOM file{'s' if len(unread) > 1 else ''} of {folder.name} cannot be read as an image "
-            f"({named}: damaged, or a copy cut short; or not an image, as a report or a presentation state): left "
-            "out, so that a slice among them leaves a gap in its series"]
+            f"({named}: damaged, or a copy cut short; or not an image, as a report or a presentation state"
+            f"{compressed}): left out, so that a slice among them leaves a gap in its series"]
+
+
+# the compressions a DICOM file's Transfer Syntax UID names, by its start (PS3.5 A.4, PS3.6 A)
+COMPRESSIONS = (("1.2.840.10008.1.2.4.5", "JPEG"), ("1.2.840.10008.1.2.4.70", "JPEG"), ("1.2.840.10008.1.2.4.8",
+                "JPEG-LS"), ("1.2.840.10008.1.2.4.9", "JPEG 2000"), ("1.2.840.10008.1.2.4.10", "MPEG or HEVC video"),
+                ("1.2.840.10008.1.2.4.11", "JPEG XL"), ("1.2.840.10008.1.2.4.20", "High-Throughput JPEG 2000"),
+                ("1.2.840.10008.1.2.5", "RLE"), ("1.2.840.10008.1.2.1.99", "deflate"))
+
+
+def compression(syntax: str) -> str:
+    """The compression a Transfer Syntax UID names (COMPRESSIONS); "" for none (the pixels stored as they are)."""
+    return next((name for start, name in COMPRESSIONS if syntax.startswith(start)), "")
 
 
 def is_dicom_file(path: Path) -> bool:

@@ -456,6 +456,24 @@ def test_a_dicom_file_cut_short_is_named_as_left_out_of_its_series(tmp_path):
     cut.rename(tmp_path / "only" / cut.name)
     with pytest.raises(InputError, match="no DICOM series in this folder or its subfolders; 1 DICOM file of only "):
         open_axial(tmp_path / "only")
+    whole = bytearray((tmp_path / "series1_slice001.dcm").read_bytes())
+    at = whole.index(b"\x02\x00\x10\x00UI")  # the Transfer Syntax UID, in the explicit VR file meta information
+    length = struct.unpack("<H", whole[at + 6:at + 8])[0]
+    jpeg_xl = b"1.2.840.10008.1.2.4.110\0"  # a compression GDCM does not decode
+    whole[at + 6:at + 8 + length] = struct.pack("<H", len(jpeg_xl)) + jpeg_xl
+    group = whole.index(b"\x02\x00\x00\x00UL")  # the meta information's group length, which the UID lengthened
+    whole[group + 8:group + 12] = struct.pack("<I", struct.unpack("<I", whole[group + 8:group + 12])[0] + len(jpeg_xl)
+                                              - length)
+    (tmp_path / "jpeg_xl").mkdir()
+    (tmp_path / "jpeg_xl" / "image.dcm").write_bytes(bytes(whole))
+    with pytest.raises(InputError, match=re.escape("(image.dcm: damaged, or a copy cut short; or not an image, as a "
+                                                   "report or a presentation state; compressed as JPEG XL, which "
+                                                   "SimpleITK may not decode: export them uncompressed): left out")):
+        open_axial(tmp_path / "jpeg_xl")
+    assert [dicom_series.compression(uid) for uid in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1",
+                                                      "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.90",
+                                                      "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.5")] == [
+        "", "", "JPEG", "JPEG 2000", "High-Throughput JPEG 2000", "RLE"]
 
 
 def test_a_dicom_file_copied_twice_is_read_once_but_files_that_share_only_their_uid_are_all_read(tmp_path):
