@@ -50,10 +50,10 @@ class Frame(NamedTuple):
 
 
 def read_frames(path: Path | str) -> list[Frame] | None:
-    """Each frame of a multi-frame DICOM file, from its per-frame and shared functional groups; None when the file is
-    not one (no DICOM preamble, one frame, no per-frame groups, a frame without a position, orientation or pixel
-    spacing) or is written so that it cannot be read here (big-endian or deflated), where SimpleITK's reading
-    stands."""
+    """Each frame of an Enhanced (multi-frame) DICOM file, one or more, from its per-frame and shared functional
+    groups; None when the file is not one (no DICOM preamble, no per-frame groups, a frame without a position,
+    orientation or pixel spacing) or is written so that it cannot be read here (big-endian or deflated), where
+    SimpleITK's reading stands."""
     try:
         with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
             return _frames(data)
@@ -111,7 +111,7 @@ def _frames(data) -> list[Frame] | None:
         return None
     per_frame = header.get(PER_FRAME_GROUPS)
     frames = int(_text(header.get(NUMBER_OF_FRAMES, b"1")) or 1)
-    if not isinstance(per_frame, list) or frames < 2 or len(per_frame) != frames:
+    if not isinstance(per_frame, list) or frames < 1 or len(per_frame) != frames:
         return None
     shared = (header.get(SHARED_GROUPS) or [{}])[0]
     read = [_frame(groups, shared) for groups in per_frame]

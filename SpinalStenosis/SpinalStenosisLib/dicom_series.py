@@ -364,14 +364,15 @@ GEOMETRY_VALUES = {PIXEL_SPACING_TAGS[0]: ("pixel size", (1, 2), "one or two siz
                    ORIENTATION_TAG: ("Image Orientation (Patient)", (6,), "6 numbers", "the slices' orientation")}
 
 
-def header_gaps(reader) -> list[str]:
+def header_gaps(reader, framed: bool = False) -> list[str]:
     """What a DICOM header (a SimpleITK reader holding it) leaves SimpleITK to guess, as warnings: the orientation
     (without Image Orientation (Patient) the slices are taken as axial, the patient's right on the image's left),
     the slices' places (without Image Position (Patient)) and the pixel size (without a pixel spacing tag, 1 mm);
-    and an image stored MONOCHROME1 (shown_inverted). Of a multi-frame file only the last, as it gives the others
-    per frame, where SimpleITK's header does not show them."""
+    and an image stored MONOCHROME1 (shown_inverted). Of a multi-frame file, or of an Enhanced file of one frame
+    whose functional groups were read (framed: frame_planes), only the last, as it gives the others per frame, where
+    SimpleITK's header does not show them."""
     gaps = [SHOWN_INVERTED_WARNING] if shown_inverted(reader) else []
-    if header_value(reader, "0028|0008").strip() not in ("", "1"):
+    if framed or header_value(reader, "0028|0008").strip() not in ("", "1"):
         return gaps
     if not reader.HasMetaDataKey("0020|0037"):
         gaps.append("the DICOM files have no Image Orientation (Patient) tag (0020,0037): the slices are taken as "
@@ -543,8 +544,9 @@ def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
     """The planes of an Enhanced (multi-frame) DICOM file's frames, as its functional groups give them (see
     :mod:`dicom_frames`; their Effective Echo Time, Frame Type, Frame Acquisition Number, Temporal Position Index
     and Stack ID stand for a file's Echo Time, Image Type, Acquisition Number and Temporal Position Identifier), each
-    numbered as its frame, after its file's Instance Number when the file is one of_several ("3:2"); None for
-    another file, or one whose frames' planes cannot be read here (SimpleITK's reading then stands)."""
+    numbered as its frame, after its file's Instance Number when the file is one of_several ("3:2"), or as its file
+    where it is the file's one frame; None for another file, or one whose frames' planes cannot be read here
+    (SimpleITK's reading then stands)."""
     frames = read_frames(path)
     reader = header_reader(path) if frames is not None else None
     if reader is None:
@@ -552,10 +554,12 @@ def frame_planes(path: str, of_several: bool = False) -> SlicePlanes | None:
     kinds = [(frame.echo_time_ms, "", frame.frame_type, frame.acquisition_number, frame.temporal_position,
               frame.stack_id) for frame in frames]
     grids = [_pixel_grid(reader.GetSize(), frame.pixel_mm) for frame in frames]
-    instance = f"{header_value(reader, '0020|0013').strip()}:" if of_several else ""
+    instance = header_value(reader, '0020|0013').strip()
+    numbers = [instance] if len(frames) == 1 else [f"{instance}:{n + 1}" if of_several else str(n + 1)
+                                                   for n in range(len(frames))]
     return SlicePlanes(np.array([frame.direction_lps for frame in frames]),
-                       np.array([frame.position_lps for frame in frames]), header_gaps(reader), named_region(reader),
-                       frames[0].thickness_mm, kinds, grids, [f"{instance}{n + 1}" for n in range(len(frames))],
+                       np.array([frame.position_lps for frame in frames]), header_gaps(reader, framed=True),
+                       named_region(reader), frames[0].thickness_mm, kinds, grids, numbers,
                        [(0, n) for n in range(len(frames))],
                        np.array([frame.pixel_mm for frame in frames]), shown_inverted=shown_inverted(reader),
                        header_fault=header_fault(reader, path))

@@ -277,6 +277,24 @@ def test_a_series_in_multi_frame_files_one_a_block_is_read_frame_by_frame_and_co
     assert "lie in 2 runs of evenly spaced slices parted by wider gaps (18.0 mm" in lower.warnings[1]
 
 
+def test_a_series_of_enhanced_files_of_one_frame_each_is_placed_by_their_functional_groups_without_false_gaps(
+        tmp_path):
+    image, _, geometry = phantom_arrays(n_slices=4)
+    planes = frame_planes_lps(image, geometry)
+    for k in range(4):  # as some exports and GDCM write them: the geometry in the groups only, not at the top level
+        write_enhanced_mr(tmp_path / f"frame{k}.dcm", image[k:k + 1], planes[k:k + 1], pixel_mm=0.8, instance=k + 1)
+    header = sitk.ImageFileReader()
+    header.SetFileName(str(tmp_path / "frame0.dcm"))
+    header.ReadImageInformation()
+    assert not header.HasMetaDataKey("0020|0032") and not header.HasMetaDataKey("0028|0030")
+    series = open_axial(tmp_path)
+    assert series.warnings == []  # not "no Image Position (Patient) tag ...", "no pixel size ..."
+    assert series.source_geometry.matches(geometry) and np.array_equal(series.source_voxels(), image)
+    assert series.image_numbers == ["1", "2", "3", "4"]  # each file's Instance Number, as a viewer numbers it
+    one = open_axial(tmp_path / "frame2.dcm")
+    assert (one.warnings, one.image_numbers, one.n_slices) == ([], ["3"], 1)
+
+
 def test_a_file_is_read_frame_by_frame_only_where_per_frame_groups_place_each_frame(tmp_path):
     image, _, geometry = phantom_arrays(n_slices=2)
     tilted_geometry = tilted(geometry, 10.0)
