@@ -1,7 +1,7 @@
 """What image files hold that ITK, so SimpleITK and 3D Slicer, reads without a word or against their own header: a
-NIfTI or MetaImage file cut short or damaged (read with voxels of 0 or of no meaning), and what a header leaves unsure
-(no orientation, a qform and sform that disagree, a sform's other voxel size, a negative voxel size that ITK reads as
-the axis mirrored), and a picture's EXIF orientation, which ITK does not apply."""
+NIfTI, MetaImage or NRRD file, or a picture, cut short or damaged (read with voxels of 0 or of no meaning), what a
+header leaves unsure (no orientation, a qform and sform that disagree, a sform's other voxel size, a negative voxel
+size that ITK reads as the axis mirrored), and a picture's EXIF orientation, which ITK does not apply."""
 from __future__ import annotations
 
 import functools
@@ -21,7 +21,8 @@ EXIF_ORIENTATION_TAG = 0x0112  # how a camera, phone or tool says its picture is
 # an EXIF orientation → how a viewer turns the stored pixels to show them: transposed?, then rows and columns reversed?
 EXIF_TURNS = {2: (False, False, True, "mirrored left to right"), 3: (False, True, True, "turned 180°"),
               4: (False, True, False, "mirrored top to bottom"), 5: (True, False, False, "mirrored about its diagonal"),
-              6: (True, False, True, "turned 90° clockwise"), 7: (True, True, True, "mirrored about its other diagonal"),
+              6: (True, False, True, "turned 90° clockwise"),
+              7: (True, True, True, "mirrored about its other diagonal"),
               8: (True, True, False, "turned 90° anticlockwise")}
 
 
@@ -37,7 +38,7 @@ def voxel_fault(path: Path, reader=None) -> str:
     if image_io == "NrrdImageIO" and (fault := _nrrd_voxel_fault(path)):
         return f"the NRRD file's {fault}"
     if image_io == "NiftiImageIO" and reader is not None and (fault := _nifti_voxel_fault(path, reader)):
-        return f"the NIfTI file{fault}"
+        return f"the NIfTI {fault}"
     if image_io in PICTURE_IOS and (fault := _picture_fault(path)):
         return fault
     return ""
@@ -56,11 +57,11 @@ def _nifti_voxel_fault(path: Path, reader) -> str:
     """What is wrong with the voxels a NIfTI file (its header read by reader) stores, which ITK does not tell: cut
     short, as an interrupted copy or download leaves it (ITK reads the missing voxels as 0), or a gzip stream
     damaged (read as whatever it decodes to); or, which ITK tells in its own terms, the .img file of a .hdr/.img pair
-    missing. As voxel_fault says it after "the NIfTI file"; "" where nothing is."""
+    missing. As voxel_fault says it after "the NIfTI "; "" where nothing is."""
     if (voxel_file := _nifti_voxel_file(path, header_value(reader, "nifti_type"))) is None:
         return ""
     if not voxel_file.exists():
-        return f"'s .img file {voxel_file.name} is missing (it must lie beside {path.name})"
+        return f"file's .img file {voxel_file.name} is missing (it must lie beside {path.name})"
     try:
         dimension = int(header_value(reader, "dim[0]"))
         needed = math.prod(int(header_value(reader, f"dim[{axis}]")) for axis in range(1, dimension + 1)) \
@@ -70,11 +71,11 @@ def _nifti_voxel_fault(path: Path, reader) -> str:
         return ""
     share = _held_share(lambda: _bytes_after(voxel_file, offset), needed)
     if math.isnan(share):
-        return (" is damaged (its gzip stream does not decompress: a copy or download gone wrong?): its voxels would "
-                "be wrong (ITK reads such a file without a word)")
+        return ("file is damaged (its gzip stream does not decompress: a copy or download gone wrong?): its voxels "
+                "would be wrong (ITK reads such a file without a word)")
     if share >= 1.0:
         return ""
-    return (f" is cut short (a copy or download interrupted?): {'its .img file ' if voxel_file != path else 'it '}"
+    return (f"file is cut short (a copy or download interrupted?): {'its .img file ' if voxel_file != path else 'it '}"
             f"holds {_percent_text(share)} % of its voxels, and the others would be read as 0 (ITK reads such a file "
             "without a word)")
 
@@ -187,7 +188,7 @@ def _nrrd_voxel_fault(path: Path) -> str:
                 fields[key.strip().lower().replace(" ", "")] = value.strip()
         header_bytes = file.tell()
     name, encoding = fields.get("datafile", ""), fields.get("encoding", "").lower()
-    if encoding not in ("raw", *NRRD_GZIP_ENCODINGS) or int(fields.get("lineskip", "0") or 0) > 0:
+    if encoding not in ("raw", *NRRD_GZIP_ENCODINGS) or fields.get("lineskip", "0") not in ("", "0"):
         return ""
     if not name:
         data_file, offset = path, header_bytes
@@ -387,14 +388,14 @@ def exif_orientation(path: Path) -> tuple[int, str]:
     Pillow reads) and its format (Pillow's name, e.g. "JPEG"; "" for a file that is not a picture, and where Pillow
     is missing: 3D Slicer may not have it before the first export)."""
     try:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image
     except ImportError:
         return 1, ""
     try:
         with Image.open(path) as picture:
             orientation = picture.getexif().get(EXIF_ORIENTATION_TAG, 1)
             return (orientation if orientation in EXIF_TURNS else 1), picture.format or ""
-    except (UnidentifiedImageError, OSError):
+    except OSError:  # not a picture Pillow reads (UnidentifiedImageError), or a folder
         return 1, ""
 
 

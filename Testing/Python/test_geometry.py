@@ -875,8 +875,8 @@ def test_a_header_whose_voxel_size_or_placement_is_no_scan_s_is_refused_so_not_a
     with pytest.raises(RuntimeError, match="fread got only 5000 4-sized things, not 18432") as raised:
         sitk.ReadImage(str(tmp_path / "cut.nhdr"))
     assert _itk_reason(raised.value).startswith("[nrrd] _nrrdEncodingRaw_read: fread got only 5000 4-sized things")
-    with pytest.raises(InputError, match=re.escape("cut.nhdr: the NRRD file's data file cut.raw is cut short (a copy or "
-                                                   "download interrupted?), holding 27.1 % of the image's voxels")):
+    with pytest.raises(InputError, match=re.escape("cut.nhdr: the NRRD file's data file cut.raw is cut short (a copy "
+                                                   "or download interrupted?), holding 27.1 % of the image's voxels")):
         open_axial(tmp_path / "cut.nhdr")  # before ITK's reason: where it ends in a colon, NRRD's last line
 
 

@@ -772,7 +772,7 @@ def test_pixels_coarser_than_the_networks_learnt_from_or_finer_than_any_mr_s_are
 
 
 def test_a_canal_larger_than_any_dural_sac_over_the_stack_asks_whether_the_pixels_are_the_headers():
-    from SpinalStenosisLib.pipeline import LARGEST_MEDIAN_SAC_MM2, input_warnings
+    from SpinalStenosisLib.pipeline import input_warnings
 
     def warnings_of(pixel_mm, canal_radii_px):
         grid = PlaneGrid(np.zeros(3), np.array([0.0, -pixel_mm, 0.0]), np.array([-pixel_mm, 0.0, 0.0]), (80, 80))
@@ -781,14 +781,13 @@ def test_a_canal_larger_than_any_dural_sac_over_the_stack_asks_whether_the_pixel
         volume = axial_from_array(np.ones(labels.shape, np.float32), slice_geometry(grid, 4.0, len(labels)))
         return input_warnings(volume, labels)
 
-    assert LARGEST_MEDIAN_SAC_MM2 == 400.0
     assert warnings_of(0.7, [10, 11, 12, 0]) == []  # 149-214 mm²: a sac's; the slice without a canal left out
     assert warnings_of(1.0, [10, 11, 30]) == []  # one slice's outline 2 809 mm², the median slice's 373 mm²
     [warning] = warnings_of(1.0, [12, 12, 13, 0])  # a 214 mm² sac read with 1 mm pixels, not 0.7 mm: 437 mm²
     assert warning == (
-        "the canal's area is 437 mm² on the median slice, more than any dural sac's (at most about 400 mm²): are the pixels 1.00 × 1.00 mm, "
-        "as the header says? A converter may write 1 mm for a scan whose pixel size it lost, and every length and "
-        "area measured follows it; else check that each canal outline lies on the spinal canal")
+        "the canal's area is 437 mm² on the median slice, more than any dural sac's (at most about 400 mm²): are the "
+        "pixels 1.00 × 1.00 mm, as the header says? A converter may write 1 mm for a scan whose pixel size it lost, "
+        "and every length and area measured follows it; else check that each canal outline lies on the spinal canal")
 
 
 def test_a_field_of_view_narrower_than_any_canal_is_refused_for_the_networks_which_would_outline_one_in_it():
