@@ -383,6 +383,12 @@ def _sform_voxel_size_warnings(reader, slice_axis_ijk: int) -> list[str]:
             f"if the sform's is, {off} are off by their ratio"]
 
 
+def picture_format(path: Path) -> str:
+    """The format of a picture file as Pillow names it (e.g. "GIF", "WEBP"); "" for a file that is not a picture
+    Pillow reads, and where Pillow is missing."""
+    return exif_orientation(path)[1]
+
+
 def exif_orientation(path: Path) -> tuple[int, str]:
     """A picture file's EXIF orientation (a key of EXIF_TURNS; 1, as stored, where it has none or is not a picture
     Pillow reads) and its format (Pillow's name, e.g. "JPEG"; "" for a file that is not a picture, and where Pillow

@@ -15,7 +15,7 @@ from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, frame_plane
                            stack_blocks, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, grid_fault, needs_reslice, resliced_geometry
 from .image_files import (EXIF_TURNS, as_displayed, displayed_turn, exif_orientation, header_warnings, is_gzip,
-                          mirrored_axes, negative_size_text, stored_voxel_fault, voxel_fault)
+                          mirrored_axes, negative_size_text, picture_format, stored_voxel_fault, voxel_fault)
 from .visibility import padding_value
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
@@ -200,6 +200,8 @@ def _reader_for(path: Path):
         elif unknown_format and not path.name.lower().endswith(".gz") and is_gzip(path):
             detail = (f"; it is gzip-compressed, but its name does not end in .gz (a download renamed?): rename it "
                       f"{path.name}.gz")
+        elif unknown_format and (picture := picture_format(path)):
+            raise InputError(f"{path}: a {picture} picture, which SimpleITK does not read: save it as PNG") from None
         elif unknown_format and is_dicom_file(path):
             raise InputError(f"{path}: a DICOM file, but not an image SimpleITK can read (damaged, or a copy cut "
                              "short; or not an image, as a report or a presentation state)") from None

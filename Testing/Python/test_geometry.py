@@ -1221,6 +1221,11 @@ def test_a_dicom_file_or_grey_and_alpha_picture_simpleitk_cannot_read_is_named_s
         open_axial(tmp_path / "cut.png", pixel_mm=0.7)  # not "PNGImageIO(0x55d0...): Error ...", ITK's object
     from PIL import Image
 
+    for suffix, picture in (("gif", "GIF"), ("webp", "WEBP")):  # formats Pillow reads and SimpleITK does not
+        Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / f"slice.{suffix}")
+        with pytest.raises(InputError, match=re.escape(f"slice.{suffix}: a {picture} picture, which SimpleITK does not "
+                                                       "read: save it as PNG")):
+            open_axial(tmp_path / f"slice.{suffix}", pixel_mm=0.7)
     Image.fromarray(np.zeros((32, 32, 2), np.uint8), "LA").save(tmp_path / "transparent.png")
     with pytest.raises(InputError, match=re.escape("transparent.png: a grey picture with an alpha channel "
                                                    "(transparency), which SimpleITK cannot read: save it without one")):
