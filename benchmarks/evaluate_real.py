@@ -13,7 +13,9 @@ than the canal's). The check column: on how many slices whose canal passes the c
 many whose canal fails them, and how many of the reported foramina are to check. How many volumes `measure` would
 refuse as a label image or a CT (none should be: they are MR), with the largest share of pixels at CT fat's
 intensity or below; and the largest darkest level over bright level (none should reach the share from which an image
-is taken to carry an offset). Writes one overlay PNG per volume to --overlays (outside the repository).
+is taken to carry an offset); the range over the volumes of the canal's area on their median slice, which `measure`
+warns of over 400 mm² (pipeline.oversized_canal_warnings). Writes one overlay PNG per volume to --overlays (outside
+the repository).
 
 With --compare it also runs the networks of another models folder (see `spinal-stenosis package-models`) on the same
 volumes and prints, per outcome, both models' shares, on how many slices the candidate is better and worse, the exact
@@ -38,7 +40,8 @@ from SpinalStenosisLib.findings import worst_findings  # noqa: E402
 from SpinalStenosisLib.grading import grade  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.measurement import STRUCTURE_WORDS, STRUCTURES  # noqa: E402
-from SpinalStenosisLib.pipeline import coarse_pixel_warnings, measure_with_segmenter, region_shown_by  # noqa: E402
+from SpinalStenosisLib.pipeline import (coarse_pixel_warnings, measure_with_segmenter,  # noqa: E402
+                                        median_canal_area_mm2, oversized_canal_warnings, region_shown_by)
 from SpinalStenosisLib.report import write_report  # noqa: E402
 from SpinalStenosisLib.visibility import (CT_FAT_SHARE, FAT_HU, RAISED_FLOOR_SHARE, checked_pixels,  # noqa: E402
                                           darkest_share, fat_share, not_an_mr_image)
@@ -211,7 +214,8 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
                "foramina_to_check": {region: {"reported": 0, "to_check": 0} for region in ("cervical", "lumbar")},
                "warned_clipped": [], "shown_neck": {"cervical": [], "lumbar": []}, "not_mr": [], "fat_share": [],
                "darkest_share": {},
-               "cut_by_field_of_view": {}, "canal_references": {}, "warned_coarse": []}
+               "cut_by_field_of_view": {}, "canal_references": {}, "warned_coarse": [], "warned_oversized": [],
+               "median_canal_area_mm2": {"cervical": [], "lumbar": []}}
 
     def run_volume(name: str, path: Path, region: str):
         volume = open_axial(path)
@@ -229,6 +233,10 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
             results["warned_clipped"].append(name)
         if coarse_pixel_warnings(volume.layout):
             results["warned_coarse"].append(name)
+        canal_stack = run.stack_labels == 1
+        results["median_canal_area_mm2"][region].append(median_canal_area_mm2(canal_stack, run.volume.layout))
+        if oversized_canal_warnings(canal_stack, run.volume.layout):
+            results["warned_oversized"].append(name)
         if region_shown_by([run]) == "cervical":
             results["shown_neck"][region].append(name)
         both, correct = sides_correct(run)
@@ -295,9 +303,14 @@ def print_results(results: dict) -> None:
           f"{sides['correct'] / max(sides['slices'], 1):.1%}")
     volumes = len(results["cervical"]) + len(results["lumbar"])
     for what, names in (("the image is clipped at its bright end", results["warned_clipped"]),
-                        ("the pixels are coarser than the networks learnt from", results["warned_coarse"])):
+                        ("the pixels are coarser than the networks learnt from", results["warned_coarse"]),
+                        ("the canal is larger than any dural sac", results["warned_oversized"])):
         print(f"warned that {what}: {len(names)} of {volumes} volumes"
               + (f" ({', '.join(map(_file_stem, names))})" if names else ""))
+    areas = results["median_canal_area_mm2"]
+    print("canal area on the median slice with a canal (pipeline.median_canal_area_mm2), over the volumes: "
+          + "; ".join(f"{region} {min(values):.0f}-{max(values):.0f} mm²"
+                      for region, values in areas.items() if values))
     lumbar = results["lumbar"].values()
     absolute = {label: sum(r["headline_grades"].get(name) == "absolute stenosis" for r in lumbar)
                 for name, label in (("canal_ap_mm", "canal AP"), ("canal_area_mm2", "dural-sac area"))}

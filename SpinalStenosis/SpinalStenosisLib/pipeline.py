@@ -1,6 +1,7 @@
 """Measure a volume from given masks or from the networks, and write the run's outputs."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Protocol
@@ -140,15 +141,20 @@ def oversized_canal_warnings(canal_stack: np.ndarray, layout: AxialLayout) -> li
     """A warning when the canal's area on the median slice of those holding one is larger than any dural sac's
     (LARGEST_MEDIAN_SAC_MM2): pixels larger than the header says, as where a converter wrote 1 mm for a scan it lost
     the pixel size of (every length and area measured follows it), or outlines on another structure. [] otherwise."""
-    pixel_mm = layout.slice_grid(0).pixel_size_mm
-    areas_mm2 = canal_stack.sum(axis=(1, 2), dtype=np.int64) * float(np.prod(pixel_mm))
-    median_mm2 = float(np.median(areas_mm2[areas_mm2 > 0])) if areas_mm2.any() else 0.0
-    if median_mm2 <= LARGEST_MEDIAN_SAC_MM2:
+    median_mm2 = median_canal_area_mm2(canal_stack, layout)
+    if not median_mm2 > LARGEST_MEDIAN_SAC_MM2:
         return []
+    pixel_mm = layout.slice_grid(0).pixel_size_mm
     return [f"the canal's area is {median_mm2:.0f} mm² on the median slice, more than any dural sac's (at most about "
             f"{LARGEST_MEDIAN_SAC_MM2:.0f} mm²): are the pixels {pixel_size_text(pixel_mm)} mm, as the header says? "
             "A converter may write 1 mm for a scan whose pixel size it lost, and every length and area measured "
             "follows it; else check that each canal outline lies on the spinal canal"]
+
+
+def median_canal_area_mm2(canal_stack: np.ndarray, layout: AxialLayout) -> float:
+    """The canal's area (its mask's pixels) on the median slice of those that hold one; NaN where none does."""
+    areas_mm2 = canal_stack.sum(axis=(1, 2), dtype=np.int64) * float(np.prod(layout.slice_grid(0).pixel_size_mm))
+    return float(np.median(areas_mm2[areas_mm2 > 0])) if areas_mm2.any() else math.nan
 
 
 def _field_mm(grid: PlaneGrid) -> tuple[float, float]:
