@@ -31,7 +31,7 @@ WHOLE_SAC_GROWTH = 1 / PART_OF_SAC  # the whole sac found again is at least this
 FINEST_MR_PIXEL_MM = 0.1  # finer pixels are not an MR's of the spine: a header in other units (fine_pixel_warnings)
 NARROWEST_VIEW_MM = 10.0  # no spinal canal fits a narrower field of view: a header in other units, or no spine
 # no dural sac is larger over a stack's median slice (152 ± 54 mm² at L4-L5; the real validation volumes' medians are
-# 163-290 mm²): pixels larger than the header says (oversized_canal_warnings)
+# 161-289 mm², evaluate_real.py): pixels larger than the header says (oversized_canal_warnings)
 LARGEST_MEDIAN_SAC_MM2 = 400.0
 
 
