@@ -400,10 +400,10 @@ def _picture_as_displayed(path: Path, image):
     """A 2-D image as a viewer shows it: turned as its EXIF orientation says where it is a picture with one (ITK
     reads the pixels as stored). An InputError for a TIFF picture so turned, whose Orientation tag ITK applies in
     part (its flips, not its turns)."""
-    orientation, picture_format = exif_orientation(path)
+    orientation, kind = exif_orientation(path)
     if orientation not in EXIF_TURNS:
         return image
-    if picture_format == "TIFF":
+    if kind == "TIFF":
         turn = EXIF_TURNS[orientation][3]
         raise InputError(f"{path}: a TIFF picture whose Orientation tag ({orientation}) has it {turn} for display, "
                          "which ITK applies only in part: save it as displayed (e.g. as PNG)")
