@@ -5,7 +5,9 @@ size that ITK reads as the axis mirrored), and a picture's EXIF orientation, whi
 from __future__ import annotations
 
 import functools
+import gzip
 import math
+import re
 import zlib
 from pathlib import Path
 from typing import Callable
@@ -383,10 +385,40 @@ def _sform_voxel_size_warnings(reader, slice_axis_ijk: int) -> list[str]:
             f"if the sform's is, {off} are off by their ratio"]
 
 
-def picture_format(path: Path) -> str:
-    """The format of a picture file as Pillow names it (e.g. "GIF", "WEBP"); "" for a file that is not a picture
-    Pillow reads, and where Pillow is missing."""
-    return exif_orientation(path)[1]
+# the suffix by which ITK picks its reader for a file of these formats (it reads a DICOM, PNG or BMP file by its
+# bytes, whatever its name, but not these); a picture Pillow reads in another format, ITK does not read at all
+NAMED_FORMATS = {"NIfTI": ".nii", "NRRD": ".nrrd", "MetaImage": ".mha", "JPEG": ".jpg", "TIFF": ".tif"}
+NIFTI_MAGIC = ((344, (b"n+1\0",)), (4, (b"n+2\0",)))  # NIfTI-1 and NIfTI-2 one-file images: where, what
+HEADER_BYTES = 4096  # read of a file to tell its format
+
+
+def misnamed_fault(path: Path) -> str:
+    """What a file ITK finds no reader for is, by its first bytes, and what to do: a format ITK reads under another
+    name (a NIfTI file, gzip-compressed or not, an NRRD, MetaImage, JPEG or TIFF file; renamed, as a download may
+    be), a picture format it does not read (GIF, WebP), or a gzip file named without .gz; "" for any other."""
+    zipped = is_gzip(path)
+    try:
+        with (gzip.open(path, "rb") if zipped else open(path, "rb")) as file:
+            head = file.read(HEADER_BYTES)
+    except (OSError, EOFError, zlib.error):
+        head = b""
+    if any(head[at:at + 4] in magics for at, magics in NIFTI_MAGIC):
+        kind = "NIfTI"
+    elif head.startswith(b"NRRD000") and not zipped:
+        kind = "NRRD"
+    elif re.match(rb"\s*(ObjectType|NDims)\s*=", head) and not zipped:
+        kind = "MetaImage"
+    else:
+        kind = "" if zipped else exif_orientation(path)[1]
+    if kind and kind not in NAMED_FORMATS:
+        return f"a {kind} picture, which SimpleITK does not read: save it as PNG"
+    suffix = NAMED_FORMATS.get(kind, "") + (".gz" if zipped else "")
+    if not suffix:
+        return ""
+    kept = next(n for n in range(len(suffix), -1, -1) if path.name.lower().endswith(suffix[:n]))
+    what = f"a {'gzip-compressed ' if zipped else ''}file" + (f" in {kind} format" if kind else "")
+    return (f"{what} whose name does not end in {suffix} (a download renamed?), by which SimpleITK picks its reader: "
+            f"rename it {path.name}{suffix[kept:]}")
 
 
 def exif_orientation(path: Path) -> tuple[int, str]:

@@ -14,8 +14,8 @@ from .dicom_series import (SeriesChoice, SlicePlanes, chosen_series, frame_plane
                            rescale_fault, series_beside_warnings, shown_inverted, slice_planes, slice_thickness_mm,
                            stack_blocks, uneven_spacing)
 from .geometry import AxialLayout, GeometryError, VolumeGeometry, grid_fault, needs_reslice, resliced_geometry
-from .image_files import (EXIF_TURNS, as_displayed, displayed_turn, exif_orientation, header_warnings, is_gzip,
-                          mirrored_axes, negative_size_text, picture_format, stored_voxel_fault, voxel_fault)
+from .image_files import (EXIF_TURNS, as_displayed, displayed_turn, exif_orientation, header_warnings, mirrored_axes,
+                          misnamed_fault, negative_size_text, stored_voxel_fault, voxel_fault)
 from .visibility import padding_value
 
 LABEL_VALUES = {1: "canal", 2: "left_foramen", 3: "right_foramen"}
@@ -197,11 +197,8 @@ def _reader_for(path: Path):
         elif path.suffix.lower() in PICTURE_SUFFIXES and _grey_with_alpha(path):
             raise InputError(f"{path}: a grey picture with an alpha channel (transparency), which SimpleITK cannot "
                              "read: save it without one (grey or RGB)") from None
-        elif unknown_format and not path.name.lower().endswith(".gz") and is_gzip(path):
-            detail = (f"; it is gzip-compressed, but its name does not end in .gz (a download renamed?): rename it "
-                      f"{path.name}.gz")
-        elif unknown_format and (picture := picture_format(path)):
-            raise InputError(f"{path}: a {picture} picture, which SimpleITK does not read: save it as PNG") from None
+        elif unknown_format and (misnamed := misnamed_fault(path)):
+            raise InputError(f"{path}: {misnamed}") from None
         elif unknown_format and is_dicom_file(path):
             raise InputError(f"{path}: a DICOM file, but not an image SimpleITK can read (damaged, or a copy cut "
                              "short; or not an image, as a report or a presentation state)") from None

@@ -960,10 +960,25 @@ def test_a_file_simpleitk_refuses_is_refused_with_its_reason_and_an_archive_with
     with pytest.raises(InputError, match=r"notes.nii: not an image SimpleITK can read$"):  # nothing more to say
         open_axial(tmp_path / "notes.nii")
     (tmp_path / "zipped.nii").write_bytes(gzip.compress((tmp_path / "scan.nii").read_bytes()))  # .gz dropped
-    with pytest.raises(InputError, match=re.escape("zipped.nii: not an image SimpleITK can read; it is gzip-"
-                                                   "compressed, but its name does not end in .gz (a download "
-                                                   "renamed?): rename it zipped.nii.gz")):
-        open_axial(tmp_path / "zipped.nii")
+    (tmp_path / "download").write_bytes((tmp_path / "zipped.nii").read_bytes())  # .nii.gz dropped
+    (tmp_path / "plain").write_bytes((tmp_path / "scan.nii").read_bytes())  # no plain.nii beside, which ITK would read
+    sitk.WriteImage(sitk.ReadImage(str(tmp_path / "scan.nii")), str(tmp_path / "scan.nrrd"))
+    (tmp_path / "nrrd.dat").write_bytes((tmp_path / "scan.nrrd").read_bytes())
+    from PIL import Image
+
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "slice", "JPEG")  # ITK reads a PNG so named
+    for name, what, suffix, renamed in (
+            ("zipped.nii", "a gzip-compressed file in NIfTI", ".nii.gz", "zipped.nii.gz"),
+            ("download", "a gzip-compressed file in NIfTI", ".nii.gz", "download.nii.gz"),
+            ("plain", "a file in NIfTI", ".nii", "plain.nii"), ("nrrd.dat", "a file in NRRD", ".nrrd", "nrrd.dat.nrrd"),
+            ("slice", "a file in JPEG", ".jpg", "slice.jpg")):
+        pixel_mm = 0.7 if name == "slice" else None
+        with pytest.raises(InputError, match=re.escape(f"{name}: {what} format whose name does not end in {suffix} (a "
+                                                       "download renamed?), by which SimpleITK picks its reader: "
+                                                       f"rename it {renamed}")):
+            open_axial(tmp_path / name, pixel_mm=pixel_mm)
+        (tmp_path / name).rename(tmp_path / renamed)
+        assert open_axial(tmp_path / renamed, pixel_mm=pixel_mm).n_slices >= 1  # read once renamed
     series = tmp_path / "series"
     series.mkdir()
     write_dicom_series(series, image, geometry, series=1)
