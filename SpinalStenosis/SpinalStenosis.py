@@ -301,7 +301,8 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if missing:
                 status += " " + _("Rulers deleted since: {n}, placed again where the masks give them.").format(
                     n=len(missing))
-            self.ui.statusLabel.text = status
+            self.ui.statusLabel.text = status + self._notes([*self.logic.warnings(self._parameterNode),
+                                                             *self.logic.regionNotes(self._parameterNode)])
 
     def onNameLevelsButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to name the levels."), waitCursor=True):
