@@ -94,19 +94,23 @@ def test_the_demo_is_measured_step_by_step_and_every_result_is_shown_and_usable(
     ui.regionComboBox.choose("cervical")
     assert widget._parameterNode.region == table.GetAttribute("SpinalStenosis.region") == "cervical"  # regraded
     assert ui.findingsLabel.text == widget.logic.findings(widget._parameterNode)  # slices named L4: still lumbar
+    ui.nameLevelsButton.click()  # named again, in a study now graded as cervical
+    note = (" Note: level L4 is lumbar, in a study graded as cervical: graded with the lumbar cut-offs; check the "
+            "level's name.")
+    assert ui.statusLabel.text == "Levels named: each level's worst findings are above the table." + note
 
     ui.editButton.click()
     assert application.modules_selected == ["SegmentEditor"]
     assert application.editor.segmentation is widget._parameterNode.outputSegmentation
     assert application.editor.source_volume is volume
     ui.remeasureButton.click()
-    assert ui.statusLabel.text == "Re-measured 0 edited slice(s)." and ui.tableView.table is table  # still shown
+    assert ui.statusLabel.text == "Re-measured 0 edited slice(s)." + note and ui.tableView.table is table  # shown
     rulers = slicer.mrmlScene.GetNodesByClass("vtkMRMLMarkupsLineNode")
     count = rulers.GetNumberOfItems()
     slicer.mrmlScene.RemoveNode(rulers.GetItemAsObject(0))  # deleted in the data tree
     ui.remeasureButton.click()
     assert ui.statusLabel.text == ("Re-measured 0 edited slice(s). Rulers deleted since: 1, placed again where the "
-                                   "masks give them.")
+                                   "masks give them." + note)
     assert slicer.mrmlScene.GetNodesByClass("vtkMRMLMarkupsLineNode").GetNumberOfItems() == count
     application.folder_chosen = str(tmp_path / "export")
     os.makedirs(application.folder_chosen)
