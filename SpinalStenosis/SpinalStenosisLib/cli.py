@@ -54,7 +54,7 @@ def _measure(args: argparse.Namespace) -> None:
 
 def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter) -> None:
     from .body_region import NECK_WIDTH_MM
-    from .grading import grading_region, level_warnings
+    from .grading import grading_region
     from .outputs import block_folder
     from .pipeline import measure_file
 
@@ -62,17 +62,16 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
                         overwrite=args.overwrite, progress=None if args.quiet else progress_printer(),
                         pixel_mm=args.pixel_mm, levels=args.levels, series=args.series,
                         image_set=args.image_set)
-    shared = [w for w in runs[0].warnings if all(w in run.warnings for run in runs[1:])] if len(runs) > 1 else []
+    region = grading_region(args.region, runs[0].volume.named_region, runs[0].shown_region)
+    said = [run.warnings_graded_as(region) for run in runs]
+    shared = [w for w in said[0] if all(w in warnings for warnings in said[1:])] if len(runs) > 1 else []
     for warning in shared:  # of the whole series: said once
         print(f"spinal-stenosis: warning: {input_path}: {warning}", file=sys.stderr)
-    for k, run in enumerate(runs, 1):
-        for warning in run.warnings:
+    for k, warnings in enumerate(said, 1):
+        for warning in warnings:
             if warning not in shared:
                 print(f"spinal-stenosis: warning: {input_path}: {_block_prefix(k, len(runs))}{warning}",
                       file=sys.stderr)
-    region = grading_region(args.region, runs[0].volume.named_region, runs[0].shown_region)
-    for warning in level_warnings((m.level for run in runs for m in run.measurements), region):
-        print(f"spinal-stenosis: warning: {input_path}: {warning}", file=sys.stderr)
     if args.scene is not None:
         from .scene_bundle import write_scene_bundle
 

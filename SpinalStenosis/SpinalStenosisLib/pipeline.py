@@ -12,7 +12,7 @@ from .body_region import region_shown
 from .centreline import PART_OF_SAC, CanalSighting, on_line, second_looks, thick_slice_warnings
 from .crop import COARSEST_PIXEL_MM
 from .geometry import AxialLayout, FieldOfView, PlaneGrid, pixel_size_text
-from .grading import grading_region
+from .grading import grading_region, level_warnings
 from .level_names import NamedImage, levels_of_images
 from .measurement import STRUCTURES, SliceMeasurement, foramina_swapped, masks_from_labels, measure_slice
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
@@ -78,6 +78,11 @@ class MeasurementRun:
     @property
     def warnings(self) -> list[str]:
         return input_warnings(self.volume, self.stack_labels)
+
+    def warnings_graded_as(self, region: str) -> list[str]:
+        """The warnings, and what the levels named on the slices warn of, graded as region (grading.level_warnings):
+        what the outputs say."""
+        return self.warnings + level_warnings((m.level for m in self.measurements), region)
 
     def region_of_interest_ras(self, slice_index: int) -> np.ndarray | None:
         """The corners ([4, 3], RAS, around the pixels' edges) of the region of interest the slice was measured in
@@ -403,7 +408,7 @@ def write_outputs(runs: list[MeasurementRun], out_dir: Path, input_path: Path, r
             write_series_json(staging / SERIES_FILE, by_block, region, {"input": str(Path(input_path).name)})
             write_series_report(staging / "report.png", views, region, f"Spinal stenosis: {Path(input_path).name}, "
                                 f"{len(runs)} blocks ({region})", list(dict.fromkeys(
-                                    warning for run in runs for warning in run.warnings)))
+                                    warning for run in runs for warning in run.warnings_graded_as(region))))
     return Path(out_dir)
 
 
@@ -413,7 +418,7 @@ def _stack_view(run: MeasurementRun) -> StackView:
 
 
 def _write_run(run: MeasurementRun, folder: Path, input_path: Path, region: str, block: dict) -> None:
-    volume, warnings = run.volume, run.warnings
+    volume, warnings = run.volume, run.warnings_graded_as(region)
     title = Path(input_path).name + (f" block {block['block']} of {block['blocks']}" if block else "")
     write_labels(folder / "segmentation.nii.gz", volume.to_source_grid(run.stack_labels), volume.source_geometry)
     write_csv(folder / "measurements.csv", run.measurements, region)

@@ -210,8 +210,10 @@ def test_levels_named_on_the_command_line_are_in_every_output(phantom_files, tmp
     assert list(document["worst_findings_by_level"]) == ["L3-L4", "L4-L5"]
     code, err = run(capsys, "measure", image, "--masks", labels, "--out", tmp_path / "cervical", "--levels",
                     "0=C4-C5, 1=L4-L5")
-    assert code == 0 and (f"warning: {image}: level C4-C5 is cervical, in a study graded as lumbar: graded with the "
-                          "cervical cut-offs") in err
+    warning = "level C4-C5 is cervical, in a study graded as lumbar: graded with the cervical cut-offs"
+    assert code == 0 and f"warning: {image}: {warning}" in err
+    document = json.loads((tmp_path / "cervical" / "measurements.json").read_text(encoding="utf-8"))
+    assert any(said.startswith(warning) for said in document["input_warnings"])  # and the report, as the JSON
     code, err = run(capsys, "measure", image, "--masks", labels, "--out", tmp_path / "beyond", "--levels", "3=L5-S1")
     assert code == cli.EXIT_INPUT and "levels name slice 3, but the stack's slices are 0 to 2" in err
     code, err = run(capsys, "measure", image, "--masks", labels, "--out", tmp_path / "block", "--levels",
