@@ -7,7 +7,7 @@ from __future__ import annotations
 import mmap
 import struct
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Callable, Iterable, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -54,11 +54,7 @@ def read_frames(path: Path | str) -> list[Frame] | None:
     groups; None when the file is not one (no DICOM preamble, no per-frame groups, a frame without a position,
     orientation or pixel spacing) or is written so that it cannot be read here (big-endian or deflated), where
     SimpleITK's reading stands."""
-    try:
-        with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return _frames(data)
-    except (OSError, ValueError, struct.error, IndexError, RecursionError):  # not one, or not well formed
-        return None
+    return _read_mapped(path, _frames, None)
 
 
 def header_text(path: Path | str, tags: Iterable[Tag]) -> dict[Tag, str]:
@@ -66,11 +62,7 @@ def header_text(path: Path | str, tags: Iterable[Tag]) -> dict[Tag, str]:
     functional groups (where GDCM writes an MR image's Rescale Slope and Intercept): SimpleITK reads no header that
     GDCM cannot read the pixels with (a Rescale Slope that is not a number); {} where the file cannot be read here
     (as read_frames)."""
-    try:
-        with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            header = _header(data) or {}
-    except (OSError, ValueError, struct.error, IndexError, RecursionError):
-        return {}
+    header = _read_mapped(path, _header, None) or {}
     shared = (header.get(SHARED_GROUPS) or [{}])[0]
     grouped = {tag: value for group in shared.values() if isinstance(group, list) and group
                for tag, value in group[0].items()}
@@ -81,11 +73,20 @@ def header_text(path: Path | str, tags: Iterable[Tag]) -> dict[Tag, str]:
 def transfer_syntax(path: Path | str) -> str:
     """A DICOM file's Transfer Syntax UID (0002,0010), how its pixels are stored or compressed; "" where it has none
     or cannot be read here (as read_frames)."""
+    return _read_mapped(path, lambda data: _meta(data)[0] if data[128:132] == b"DICM" else "", "")
+
+
+Read = TypeVar("Read")
+
+
+def _read_mapped(path: Path | str, read: Callable[[mmap.mmap], Read], otherwise: Read) -> Read:
+    """read of a file's bytes (mapped, not loaded); otherwise where the file cannot be opened, or is not well formed
+    (its elements run past its end, or nest deeper than Python recurses)."""
     try:
         with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return _meta(data)[0] if data[128:132] == b"DICM" else ""
-    except (OSError, ValueError, struct.error, IndexError):
-        return ""
+            return read(data)
+    except (OSError, ValueError, struct.error, IndexError, RecursionError):
+        return otherwise
 
 
 def _meta(data) -> tuple[str, int]:

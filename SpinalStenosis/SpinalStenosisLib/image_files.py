@@ -154,14 +154,15 @@ def _meta_voxel_fault(path: Path) -> str:
         header_bytes = file.tell() - len(line)
     name = fields.get("ElementDataFile", "")
     if name == "LOCAL":
-        data_file, offset = path, header_bytes
-    elif name and not name.startswith("LIST") and "%" not in name and " " not in name:  # one file, not a list
-        data_file, offset = path.parent / name, max(int(fields.get("HeaderSize", "0")), 0)
-        if not data_file.is_file():
-            return f"data file {name} is missing (it must lie beside {path.name})"
+        data_file = path
+    elif name:
+        data_file, missing = _named_data_file(path, name)
+        if data_file is None or missing:
+            return missing
     else:
         return ""
     try:
+        offset = header_bytes if data_file == path else max(int(fields.get("HeaderSize", "0")), 0)
         needed = math.prod(int(size) for size in fields["DimSize"].split()) \
             * int(fields.get("ElementNumberOfChannels", "1")) * META_ELEMENT_BYTES[fields["ElementType"]]
     except (KeyError, ValueError):
@@ -194,12 +195,11 @@ def _nrrd_voxel_fault(path: Path) -> str:
         return ""
     if not name:
         data_file, offset = path, header_bytes
-    elif not name.startswith("LIST") and " " not in name and "%" not in name:  # one file, not a list or pattern
-        data_file, offset = path.parent / name, 0
-        if not data_file.is_file():
-            return f"data file {name} is missing (it must lie beside {path.name})"
     else:
-        return ""
+        data_file, missing = _named_data_file(path, name)
+        if data_file is None or missing:
+            return missing
+        offset = 0
     try:
         skip = int(fields.get("byteskip", "0") or 0)
         element_bytes = next(size for word, size in NRRD_TYPE_BYTES if word in fields["type"].lower())
@@ -212,6 +212,15 @@ def _nrrd_voxel_fault(path: Path) -> str:
     return _data_fault("data are" if data_file == path else f"data file {name} is", data_file,
                        offset + (0 if gzip_stream else skip), needed + (skip if gzip_stream else 0),
                        GZIP_WBITS if gzip_stream else None)
+
+
+def _named_data_file(path: Path, name: str) -> tuple[Path | None, str]:
+    """The one data file a MetaImage or NRRD header (at path) names, beside it, and what is wrong where it is
+    missing; (None, "") where the header names a list or a pattern of files, which are not checked."""
+    if name.startswith("LIST") or " " in name or "%" in name:
+        return None, ""
+    data_file = path.parent / name
+    return data_file, "" if data_file.is_file() else f"data file {name} is missing (it must lie beside {path.name})"
 
 
 def _data_fault(data: str, data_file: Path, offset: int, needed: int, wbits: int | None) -> str:

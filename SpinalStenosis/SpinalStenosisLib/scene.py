@@ -25,6 +25,7 @@ from .dicom_series import (GEOMETRY_VALUES, RESCALE_TAGS, SHOWN_INVERTED_WARNING
 from .findings import Finding, worst_findings, worst_findings_by_level
 from .geometry import VolumeGeometry, pixel_size_text, stack_layout
 from .grading import REGION_TAGS, region_named
+from .image_files import displayed_turn
 from .level_names import NamedImage
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
 from .measurement import Ruler, SliceMeasurement, masks_from_labels, measure_slice
@@ -33,7 +34,6 @@ from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volu
                        measure_with_segmenter, region_shown_by, slice_field_of_view)
 from .report import write_report
 from .scene_table import ATTRIBUTE
-from .image_files import displayed_turn
 from .volume_io import (PICTURE_SUFFIXES, SEGMENT_IDS_AND_NAMES, AxialVolume, axial_from_array, stored_file_findings,
                         structure_segments, with_image_numbers)
 
@@ -109,10 +109,11 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
     Instance Number of the instance the node's DICOM.instanceUIDs lists for it, in the order of its slices); a
     ValueError where that header's Pixel Spacing, Image Position or Orientation is malformed
     (dicom_series.value_fault) or its Rescale Slope or Intercept is not a number (rescale_value_fault), or where the
-    NIfTI or MetaImage file the node was loaded from is cut short or damaged (volume_io.stored_file_findings), with
-    the warnings measure gives of that file's header (no orientation, a qform and sform that disagree, a NIfTI
-    sform's other voxel size, a negative voxel size) while the volume lies as the file gives it. An image stored
-    MONOCHROME1, which ITK reads below 0, is taken from its lowest value up, as measure takes it."""
+    file the node was loaded from (NIfTI, MetaImage, NRRD, a picture) is cut short or damaged
+    (volume_io.stored_file_findings), with the warnings measure gives of that file's header (no orientation, a qform
+    and sform that disagree, a NIfTI sform's other voxel size, a negative voxel size) while the volume lies as the
+    file gives it, and of a picture's EXIF orientation, which Slicer does not apply. An image stored MONOCHROME1,
+    which ITK reads below 0, is taken from its lowest value up, as measure takes it."""
     import slicer.util
 
     if volume_node.GetImageData() is None:

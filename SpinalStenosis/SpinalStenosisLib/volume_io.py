@@ -217,9 +217,10 @@ def _reader_for(path: Path):
 def stored_file_findings(path: Path, volume: AxialVolume) -> tuple[str, list[str]]:
     """What measure finds in the image file at path that volume was read from by another reader, such as the file
     a 3D Slicer volume was loaded from, which Slicer's ITK reader loads without a word: what is wrong with its voxels
-    (a NIfTI or MetaImage file cut short or damaged: image_files.voxel_fault), and what its header leaves unsure
-    (image_files.header_warnings) while the volume still lies as the file gives it (not moved, resampled or given
-    other spacing since); ("", []) for a file that cannot be read or named to SimpleITK (not_utf8)."""
+    (a NIfTI, MetaImage or NRRD file, or a picture, cut short or damaged: image_files.voxel_fault), and what its
+    header leaves unsure (image_files.header_warnings) while the volume still lies as the file gives it (not moved,
+    resampled or given other spacing since); ("", []) for a file that cannot be read or named to SimpleITK
+    (not_utf8)."""
     if not path.is_file() or not_utf8(path):
         return "", []
     stat = path.stat()
