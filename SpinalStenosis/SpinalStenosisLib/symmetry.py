@@ -47,16 +47,15 @@ def canal_off_axis_mm(image: np.ndarray, canal: np.ndarray, grid: PlaneGrid) -> 
     across = np.arange(-(half + shifts + margin), half + shifts + margin + 1) * SAMPLE_MM
     along = np.arange(-(round(BEHIND_MM / SAMPLE_MM) + margin), round(IN_FRONT_MM / SAMPLE_MM) + margin + 1)
     along = along * SAMPLE_MM
-    symmetry = np.full(2 * shifts + 1, -np.inf)  # the best correlation of each line (by its shift) over the tilts
-    for tilt in np.radians(TILTS_DEG):
-        sideways = math.cos(tilt) * left + math.sin(tilt) * anterior
-        forwards = math.cos(tilt) * anterior - math.sin(tilt) * left
-        points = centre + across[None, :, None] * sideways + along[:, None, None] * forwards
-        rows, columns = grid.to_index(points.reshape(-1, 3))
-        patch = ndimage.map_coordinates(image, [rows, columns], order=1, cval=np.nan)
-        detail = _less_blur(patch.reshape(points.shape[:2]))[margin:-margin, margin:-margin]
-        windows = np.lib.stride_tricks.sliding_window_view(detail, 2 * half + 1, axis=1)  # [row, line, column]
-        symmetry = np.maximum(symmetry, _mirror_correlations(windows))
+    tilts = np.radians(TILTS_DEG)[:, None, None, None]
+    sideways = np.cos(tilts) * left + np.sin(tilts) * anterior  # [tilt, 1, 1, xyz]
+    forwards = np.cos(tilts) * anterior - np.sin(tilts) * left
+    points = centre + across[None, None, :, None] * sideways + along[None, :, None, None] * forwards
+    rows, columns = grid.to_index(points.reshape(-1, 3))
+    patches = ndimage.map_coordinates(image, [rows, columns], order=1, cval=np.nan).reshape(points.shape[:3])
+    detail = _less_blur(patches)[:, margin:-margin, margin:-margin]
+    windows = np.lib.stride_tricks.sliding_window_view(detail, 2 * half + 1, axis=2)  # [tilt, row, line, column]
+    symmetry = _mirror_correlations(windows).max(axis=0)  # the best correlation of each line (by its shift)
     through_canal = symmetry[shifts]
     if not np.isfinite(through_canal):
         return math.nan
@@ -64,29 +63,29 @@ def canal_off_axis_mm(image: np.ndarray, canal: np.ndarray, grid: PlaneGrid) -> 
     return abs(best - shifts) * SAMPLE_MM if symmetry[best] - through_canal >= CLEARER_BY else 0.0
 
 
-def _less_blur(patch: np.ndarray) -> np.ndarray:
-    """A patch sampled every SAMPLE_MM less its blur over DETAIL_MM, the blur over the pixels in view only (NaN
-    outside them)."""
-    shown = np.isfinite(patch)
-    sigma = DETAIL_MM / SAMPLE_MM
+def _less_blur(patches: np.ndarray) -> np.ndarray:
+    """Patches ([tilt, row, column]) sampled every SAMPLE_MM less their blur over DETAIL_MM, the blur over the
+    pixels in view only (NaN outside them)."""
+    shown = np.isfinite(patches)
+    sigma = (0.0, DETAIL_MM / SAMPLE_MM, DETAIL_MM / SAMPLE_MM)
     weight = ndimage.gaussian_filter(shown.astype(float), sigma, mode="constant")
-    blur = ndimage.gaussian_filter(np.where(shown, patch, 0.0), sigma, mode="constant") / np.maximum(weight, 1e-6)
-    return np.where(shown, patch - blur, np.nan)
+    blur = ndimage.gaussian_filter(np.where(shown, patches, 0.0), sigma, mode="constant") / np.maximum(weight, 1e-6)
+    return np.where(shown, patches - blur, np.nan)
 
 
 def _mirror_correlations(windows: np.ndarray) -> np.ndarray:
-    """The correlation of each window ([row, window, column]) with its left-right mirror, over the pixels both
-    show; -inf where fewer than MIN_IN_VIEW of them are in view, or the window is flat (of an image scaled as the
-    networks see it, as canal_off_axis_mm scales it)."""
+    """The correlation of each window ([tilt, row, window, column]) with its left-right mirror, over the pixels
+    both show ([tilt, window]); -inf where fewer than MIN_IN_VIEW of them are in view, or the window is flat (of an
+    image scaled as the networks see it, as canal_off_axis_mm scales it)."""
     mirrors = windows[..., ::-1]
     shown = np.isfinite(windows) & np.isfinite(mirrors)  # symmetric: a mirror shows what its window shows
-    count = shown.sum(axis=(0, 2))
+    count = shown.sum(axis=(1, 3))
     values = np.where(shown, windows, 0.0)
-    mean = values.sum(axis=(0, 2)) / np.maximum(count, 1)
+    mean = values.sum(axis=(1, 3)) / np.maximum(count, 1)
     # a window and its mirror hold the same pixels, so the same mean and spread
-    spread = (values * values).sum(axis=(0, 2)) - count * mean ** 2
-    covariance = (values * values[..., ::-1]).sum(axis=(0, 2)) - count * mean ** 2
-    judged = (count >= MIN_IN_VIEW * shown.shape[0] * shown.shape[2]) & (spread > 1e-12 * np.maximum(count, 1))
+    spread = (values * values).sum(axis=(1, 3)) - count * mean ** 2
+    covariance = (values * values[..., ::-1]).sum(axis=(1, 3)) - count * mean ** 2
+    judged = (count >= MIN_IN_VIEW * shown.shape[1] * shown.shape[3]) & (spread > 1e-12 * np.maximum(count, 1))
     return np.where(judged, covariance / np.where(judged, spread, 1.0), -np.inf)
 
 
