@@ -20,6 +20,9 @@ _OTHER_SIDE = {"left_foramen": "right_foramen", "right_foramen": "left_foramen"}
 MIRRORED_CHANNELS = tuple(CHANNELS.index(_OTHER_SIDE.get(name, name)) for name in CHANNELS)
 LABEL_OF = {"canal": 1, "left_foramen": 2, "right_foramen": 3}
 MIN_FORAMEN_MM2 = 3.0
+# no dural sac is this small (a circle 2.5 mm across; the smallest of the synthetic held-out set is 12.6 mm²): a
+# canal so small that network 2 reports (a speck on something else) is reported absent
+MIN_CANAL_MM2 = 5.0
 MAX_FORAMEN_DISTANCE_MM = 35.0
 # a foramen opens from the lateral recess, a few mm beside the sac: on synthetic validation slices (seed 2 000 000)
 # its nearest edge lies at most 7.2 mm from the sac's, and network 2's well-measured foramina at most 8.4 mm
@@ -203,7 +206,7 @@ class NetworkSegmenter:
             if crop is None:
                 results.append(SliceSegmentation.empty(grid))
                 continue
-            reported = _plausible_masks(probabilities[n], crop, MAX_FORAMEN_GAP_MM)
+            reported = _plausible_masks(probabilities[n], crop, reported=True)
             labels = native_labels(reported, crop, grid)
             canal = labels == LABEL_OF["canal"]
             results.append(SliceSegmentation(reported, crop, labels, _box(crop, grid),
@@ -212,18 +215,21 @@ class NetworkSegmenter:
         return results
 
 
-def plausible(masks: dict[str, np.ndarray], grid: PlaneGrid, max_gap_mm: float = np.inf) -> dict[str, np.ndarray]:
+def plausible(masks: dict[str, np.ndarray], grid: PlaneGrid, reported: bool = False) -> dict[str, np.ndarray]:
     """Drop a predicted foramen that anatomy rules out: smaller than MIN_FORAMEN_MM2, farther than
-    MAX_FORAMEN_DISTANCE_MM from the canal, on the other side of it (patient left is RAS -x), or with its nearest
-    edge farther than max_gap_mm from the canal's (a vessel or a muscle septum). The segmenter passes
-    MAX_FORAMEN_GAP_MM for its result only, not for the masks whose box gives the second crop: with such a find
-    dropped that crop is tighter, and network 2 misses true foramina on it."""
+    MAX_FORAMEN_DISTANCE_MM from the canal, or on the other side of it (patient left is RAS -x). For the segmenter's
+    result (reported) also a foramen whose nearest edge lies farther than MAX_FORAMEN_GAP_MM from the canal's (a
+    vessel or a muscle septum), and a canal smaller than MIN_CANAL_MM2; not for the masks whose box gives the second
+    crop: with such a find dropped that crop is tighter, network 2 misses true foramina on it, and a speck of a
+    narrowed sac would give no second crop, on which network 2 finds the whole sac."""
     from .measurement import largest_component
 
     canal = largest_component(masks["canal"]) >= 0.5
+    if reported and canal.any() and canal.sum() * grid.pixel_area_mm2 < MIN_CANAL_MM2:
+        masks, canal = {**masks, "canal": np.zeros_like(masks["canal"])}, np.zeros_like(canal)
     centre = grid.centroid_ras(canal) if canal.any() else None
     gap_mm = (ndimage.distance_transform_edt(~canal, sampling=grid.pixel_size_mm)
-              if centre is not None and max_gap_mm < np.inf else None)
+              if centre is not None and reported else None)
     for name, side in (("left_foramen", -1.0), ("right_foramen", 1.0)):
         foramen = largest_component(masks[name]) >= 0.5
         if not foramen.any():
@@ -232,16 +238,16 @@ def plausible(masks: dict[str, np.ndarray], grid: PlaneGrid, max_gap_mm: float =
         too_small = foramen.sum() * grid.pixel_area_mm2 < MIN_FORAMEN_MM2
         misplaced = centre is not None and (np.linalg.norm(position - centre) > MAX_FORAMEN_DISTANCE_MM
                                             or side * (position[0] - centre[0]) <= 0
-                                            or (gap_mm is not None and gap_mm[foramen].min() > max_gap_mm))
+                                            or (gap_mm is not None and gap_mm[foramen].min() > MAX_FORAMEN_GAP_MM))
         if too_small or misplaced:
             masks = {**masks, name: np.zeros_like(masks[name])}
     return masks
 
 
-def _plausible_masks(probabilities: np.ndarray, crop: PlaneGrid, max_gap_mm: float = np.inf
-                     ) -> dict[str, np.ndarray]:
-    """Network 2's output [CHANNELS, rows, columns] as masks by name, without the foramina plausible rules out."""
-    return plausible(dict(zip(CHANNELS, probabilities)), crop, max_gap_mm)
+def _plausible_masks(probabilities: np.ndarray, crop: PlaneGrid, reported: bool = False) -> dict[str, np.ndarray]:
+    """Network 2's output [CHANNELS, rows, columns] as masks by name, without what plausible rules out (reported: for
+    the segmenter's result)."""
+    return plausible(dict(zip(CHANNELS, probabilities)), crop, reported)
 
 
 def _candidate_crops(grid: PlaneGrid, view: PlaneGrid, roi_mask: np.ndarray) -> list[PlaneGrid]:

@@ -540,18 +540,41 @@ def test_implausible_foramina_are_reported_absent():
     assert plausible({"canal": canal, "left_foramen": left, "right_foramen": speck}, grid)["right_foramen"].sum() == 0
 
 
+def test_a_canal_smaller_than_any_dural_sac_is_reported_absent():
+    from SpinalStenosisLib.inference import MIN_CANAL_MM2, plausible
+
+    grid = PlaneGrid(np.zeros(3), np.array([0.0, -0.5, 0.0]), np.array([-0.5, 0.0, 0.0]), (128, 128))
+    for side_px, reported in ((4, False), (5, True)):  # 4 mm² and 6.25 mm² against MIN_CANAL_MM2's 5 mm²
+        masks = {name: np.zeros(grid.shape) for name in ("canal", "left_foramen", "right_foramen")}
+        masks["canal"][60:60 + side_px, 60:60 + side_px] = 1.0
+        assert (side_px ** 2 * grid.pixel_area_mm2 >= MIN_CANAL_MM2) == reported
+        assert (plausible(masks, grid, reported=True)["canal"].sum() > 0) == reported
+        assert plausible(masks, grid)["canal"].sum() > 0  # a speck of a narrowed sac still gives the second crop
+        assert masks["canal"].sum() == side_px ** 2  # the caller's masks are not modified
+
+
+def test_the_segmenter_reports_no_canal_on_a_bright_speck():
+    from SpinalStenosisLib.inference import NetworkSegmenter
+
+    # 2 x 2 pixels of 0.8 mm (2.6 mm²), which the native grid holds; a disc of about 18 mm²
+    for centre_rc, radius_px, reported in (((125.5, 125.5), 0.75, False), ((125, 125), 3.0, True)):
+        grid, image, (row, column) = disc_slice(centre_rc, radius_px)
+        [result] = NetworkSegmenter(roi_square(row, column, 8), canal_where_bright).segment([image], [grid])
+        assert (result.native_labels == 1).any() == reported
+
+
 def test_a_foramen_far_beside_the_canal_is_reported_absent():
-    from SpinalStenosisLib.inference import MAX_FORAMEN_GAP_MM, plausible
+    from SpinalStenosisLib.inference import plausible
 
     grid = PlaneGrid(np.zeros(3), np.array([0.0, -0.5, 0.0]), np.array([-0.5, 0.0, 0.0]), (128, 128))
     masks = {name: np.zeros(grid.shape) for name in ("canal", "left_foramen", "right_foramen")}
     masks["canal"][60:80, 54:74] = 1.0
     masks["left_foramen"][65:70, 90:100] = 1.0  # its edge 8.5 mm from the canal's: kept
     masks["right_foramen"][65:70, 20:31] = 1.0  # 12 mm (MAX_FORAMEN_GAP_MM is 10): a vessel, not a foramen
-    reported = plausible(masks, grid, MAX_FORAMEN_GAP_MM)
+    reported = plausible(masks, grid, reported=True)
     assert reported["left_foramen"].sum() == 50 and reported["right_foramen"].sum() == 0
     assert masks["right_foramen"].sum() == 55  # the caller's masks are not modified
-    assert plausible(masks, grid)["right_foramen"].sum() == 55  # the gap bound applies only when asked for
+    assert plausible(masks, grid)["right_foramen"].sum() == 55  # the gap bound applies to the result only
 
 
 def test_the_segmenter_reports_a_foramen_far_beside_the_canal_absent(monkeypatch):
