@@ -21,7 +21,7 @@ MIRRORED_CHANNELS = tuple(CHANNELS.index(_OTHER_SIDE.get(name, name)) for name i
 LABEL_OF = {"canal": 1, "left_foramen": 2, "right_foramen": 3}
 MIN_FORAMEN_MM2 = 3.0
 # no dural sac is this small (a circle 2.5 mm across; the smallest of the synthetic held-out set is 12.6 mm²): a
-# canal so small that network 2 reports (a speck on something else) is reported absent
+# canal network 2 finds smaller than this is a speck on something else, and is reported absent
 MIN_CANAL_MM2 = 5.0
 MAX_FORAMEN_DISTANCE_MM = 35.0
 # a foramen opens from the lateral recess, a few mm beside the sac: on synthetic validation slices (seed 2 000 000)
