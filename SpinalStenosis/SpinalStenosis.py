@@ -273,13 +273,16 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             status += " " + _("Check {what}: what the network was unsure of, the image barely shows, lies off the "
                               "spine's axis, is not one round outline, or the edge of the image cuts."
                               ).format(what=toCheck)
-        self.ui.statusLabel.text = status + self._notes([*self.logic.warnings(self._parameterNode),
-                                                         *self.logic.regionNotes(self._parameterNode)])
+        self.ui.statusLabel.text = status + self._resultNotes()
 
     @staticmethod
     def _notes(notes: list) -> str:
         """Warnings and notes as the status line ends with them."""
         return "".join(" " + _("Note: {note}.").format(note=note) for note in notes)
+
+    def _resultNotes(self) -> str:
+        """The results' warnings and region notes, as the status line ends with them after Measure and Re-measure."""
+        return self._notes([*self.logic.warnings(self._parameterNode), *self.logic.regionNotes(self._parameterNode)])
 
     def onTableSelectionChanged(self) -> None:
         """The views go to the slice of the clicked row (the view may be sorted: map to the table's row)."""
@@ -301,8 +304,7 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if missing:
                 status += " " + _("Rulers deleted since: {n}, placed again where the masks give them.").format(
                     n=len(missing))
-            self.ui.statusLabel.text = status + self._notes([*self.logic.warnings(self._parameterNode),
-                                                             *self.logic.regionNotes(self._parameterNode)])
+            self.ui.statusLabel.text = status + self._resultNotes()
 
     def onNameLevelsButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to name the levels."), waitCursor=True):

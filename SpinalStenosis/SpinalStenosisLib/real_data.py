@@ -21,9 +21,9 @@ import torch
 
 from .crop import normalise, resample, roi_box_mask, whole_slice_grid
 from .geometry import PlaneGrid
+from .image_files import as_displayed, exif_orientation
 from .measurement import foramina_swapped
 from .visibility import checked_pixels, intensity_floor, networks_view
-from .image_files import as_displayed, exif_orientation
 from .volume_io import AxialVolume, open_axial
 
 PNG_PIXEL_MM = 0.6875

@@ -518,7 +518,7 @@ def open_axial(path: Path | str, max_voxels_in_memory: int = MAX_VOXELS_IN_MEMOR
     size = reader.GetSize()
     _check_header(path, reader.GetDimension(), reader.GetNumberOfComponents(), size, pixel_mm)
     if reader.GetDimension() == 2:
-        volume = _axial_from_image(path, _checked_volume(path, _read(path, reader), pixel_mm))
+        volume = _axial_from_image(path, displayed_slice(_picture_as_displayed(path, _read(path, reader)), pixel_mm))
         if turn := displayed_turn(path):
             volume.warnings.append(f"the picture's EXIF orientation has it {turn} for display: it was measured so, "
                                    "as a viewer shows it")
