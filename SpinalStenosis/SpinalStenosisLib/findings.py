@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from .grading import grade
+from .grading import grade, value_text
 from .measurement import SliceMeasurement
 
 
@@ -130,8 +130,8 @@ def describe_levels(by_level: Mapping[str, dict[str, Finding]]) -> list[str]:
             said = [_grade_said(finding), slice_name(finding.slice_index, block=finding.block,
                                                      image_number=finding.image_number)]
             said += ["to check"] if finding.to_check else []
-            phrases.append(f"{graded.label} {finding.value:.1f} {graded.unit} ({', '.join(said)}"
-                           f"{_smaller_to_check(finding, graded.unit)})")
+            phrases.append(f"{graded.label} {value_text(name, finding.value)} {graded.unit} ({', '.join(said)}"
+                           f"{_smaller_to_check(name, finding)})")
         lines.append(f"{level}: " + ("; ".join(phrases) or "no canal or foramen found"))
     return lines
 
@@ -151,9 +151,10 @@ def describe_findings(findings: dict[str, Finding]) -> str:
         graded = GRADED_MEASUREMENTS[name]
         grade_text = f" ({_grade_said(finding)})"
         check = ", to check" if finding.to_check else ""
-        phrases.append(f"{graded.superlative} {graded.label} {finding.value:.1f} {graded.unit}{grade_text} on "
+        phrases.append(f"{graded.superlative} {graded.label} {value_text(name, finding.value)} {graded.unit}"
+                       f"{grade_text} on "
                        f"{slice_name(finding.slice_index, finding.level, finding.block, finding.image_number)}{check}"
-                       f"{_smaller_to_check(finding, graded.unit)}")
+                       f"{_smaller_to_check(name, finding)}")
     return "; ".join(phrases)
 
 
@@ -163,12 +164,14 @@ def _grade_said(finding: Finding) -> str:
     return finding.grade or "not graded"
 
 
-def _smaller_to_check(finding: Finding, unit: str) -> str:
-    """", or 6.2 mm on slice 4 to check" where the finding has a smaller value to check (Finding.smaller_to_check)."""
+def _smaller_to_check(name: str, finding: Finding) -> str:
+    """", or 6.2 mm on slice 4 to check" where the finding of measurement name has a smaller value to check
+    (Finding.smaller_to_check)."""
     if finding.smaller_to_check is None:
         return ""
     doubted = finding.smaller_to_check
-    return f", or {doubted.value:.1f} {unit} on {slice_name(doubted.slice_index, block=doubted.block)} to check"
+    return (f", or {value_text(name, doubted.value)} {GRADED_MEASUREMENTS[name].unit} on "
+            f"{slice_name(doubted.slice_index, block=doubted.block)} to check")
 
 
 def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:

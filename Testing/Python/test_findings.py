@@ -66,6 +66,18 @@ def test_a_doubted_canal_is_not_the_studys_narrowest_while_a_sure_one_exists():
     assert slices_of(findings) == {0, 1, 2, 3}  # the report shows the doubted canal's slice too
 
 
+def test_a_value_just_below_a_cut_off_reads_below_it_in_the_findings():
+    slices = [slice_with(0, 9.9801, canal_area_mm2=74.96), slice_with(1, 9.52, canal_confidence=0.6)]
+    slices[0].level = slices[1].level = "L4-L5"
+    findings = worst_findings(slices, "lumbar")
+    assert describe_findings(findings) == ("narrowest canal AP 9.98 mm (absolute stenosis) on slice 0 (L4-L5), or 9.5 "
+                                           "mm on slice 1 to check; smallest dural-sac area 74.96 mm² (absolute "
+                                           "stenosis) on slice 0 (L4-L5)")
+    assert describe_levels(worst_findings_by_level(slices, "lumbar")) == [
+        "L4-L5: canal AP 9.98 mm (absolute stenosis, slice 0, or 9.5 mm on slice 1 to check); dural-sac area "
+        "74.96 mm² (absolute stenosis, slice 0)"]
+
+
 def test_a_finding_on_a_slice_whose_level_is_named_names_the_level():
     slices = [slice_with(0, 13.0), slice_with(1, 7.0), slice_with(2, 12.0)]
     slices[1].level, slices[2].level = "L4-L5", "L5-S1"

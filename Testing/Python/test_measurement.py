@@ -9,7 +9,8 @@ from shapes import axial_grid, bow_tie, ellipse, rasterise, trefoil
 
 from SpinalStenosisLib.crop import crop_grid
 from SpinalStenosisLib.geometry import FieldOfView
-from SpinalStenosisLib.grading import SACRAL, THORACIC, grade, level_warnings, region_named, slice_region
+from SpinalStenosisLib.grading import (SACRAL, THORACIC, grade, level_warnings, region_named, slice_region,
+                                       value_text)
 from SpinalStenosisLib.measurement import (MAX_AREA_TO_CHORDS, bilinear, describe_checks, largest_component,
                                            measure_slice, structure_words, structures_in)
 
@@ -276,6 +277,25 @@ def test_lumbar_grades_at_the_cut_offs(ap, area, foramen, expected):
                     "left_foramen_width_mm": foramen, "right_foramen_width_mm": float("nan")})
     assert (grades["canal_ap_grade"], grades["canal_area_grade"], grades["left_foramen_grade"]) == expected
     assert grades["right_foramen_grade"] == ""
+
+
+@pytest.mark.parametrize("measurement, value, shown, graded", [
+    ("canal_ap_mm", 9.9801, "9.98", "absolute stenosis"),  # not "10.0", which reads as relative stenosis
+    ("canal_ap_mm", 10.04, "10.0", "relative stenosis"),
+    ("canal_ap_mm", 11.951, "11.95", "relative stenosis"),
+    ("canal_ap_mm", 6.7238, "6.7", "absolute stenosis"),
+    ("canal_area_mm2", 74.96, "74.96", "absolute stenosis"),
+    ("left_foramen_width_mm", 2.9996, "2.9996", "stenosis"),
+    ("canal_transverse_mm", 9.98, "10.0", None),  # not graded
+])
+def test_a_value_is_shown_to_the_decimals_that_keep_it_below_the_cut_off_it_is_graded_below(measurement, value, shown,
+                                                                                         graded):
+    assert value_text(measurement, value) == shown
+    values = {"canal_ap_mm": 13.0, "canal_area_mm2": 150.0, "canal_transverse_mm": 20.0,
+              "left_foramen_width_mm": 4.0, "right_foramen_width_mm": 4.0} | {measurement: value}
+    column = {"canal_ap_mm": "canal_ap_grade", "canal_area_mm2": "canal_area_grade",
+              "left_foramen_width_mm": "left_foramen_grade"}.get(measurement)
+    assert (grade(values)[column] if column else None) == graded
 
 
 @pytest.mark.parametrize("ap, cervical, lumbar", [

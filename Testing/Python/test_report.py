@@ -137,6 +137,22 @@ def test_a_caption_marks_each_measurement_of_a_structure_the_network_doubts_and_
         assert font.getlength(widest) <= VIEW_PX - 8
 
 
+def test_a_caption_shows_a_value_just_below_a_cut_off_below_it_and_still_within_the_panel():
+    from dataclasses import replace
+
+    from SpinalStenosisLib.report import CAPTION_TEXT_PX, VIEW_PX, _caption, _font
+
+    grid = axial_grid(shape=(200, 200))
+    rows, columns = np.indices(grid.shape)
+    canal = ((rows - 100) ** 2 + (columns - 90) ** 2 <= 12 ** 2).astype(float)
+    measured = measure_slice({"canal": canal}, grid, canal_off_axis_mm=26.0)
+    measured = replace(measured, values=measured.values | {"canal_ap_mm": 11.951, "canal_area_mm2": 99.97})
+    lines = _caption(measured, "lumbar").splitlines()
+    assert lines[1] == "AP 11.95 mm (relative stenosis)  CHECK (off axis)"
+    assert lines[2] == "area 99.97 mm² (relative stenosis)  CHECK"
+    assert 4 + _font("DejaVuSansMono.ttf", CAPTION_TEXT_PX).getlength(lines[1]) <= VIEW_PX  # drawn 4 px in
+
+
 def test_a_stack_gets_a_profile_of_its_canal_with_each_slice_in_its_grades_colour(tmp_path):
     from SpinalStenosisLib.report_chart import GRADE_COLOURS
 
