@@ -14,8 +14,10 @@ many whose canal fails them, and how many of the reported foramina are to check.
 refuse as a label image or a CT (none should be: they are MR), with the largest share of pixels at CT fat's
 intensity or below; and the largest darkest level over bright level (none should reach the share from which an image
 is taken to carry an offset); the range over the volumes of the canal's area on their median slice, which `measure`
-warns of over 400 mm² (pipeline.oversized_canal_warnings). Writes one overlay PNG per volume to --overlays (outside
-the repository).
+warns of over 400 mm² (pipeline.oversized_canal_warnings); and the range over the lumbar volumes of the median canal
+AP of the slices whose canal is not to check, and of the share of them under the absolute cut-off (the narrowest of
+a healthy volume's slices is the headline, README Evaluation). Writes one overlay PNG per volume to --overlays
+(outside the repository).
 
 With --compare it also runs the networks of another models folder (see `spinal-stenosis package-models`) on the same
 volumes and prints, per outcome, both models' shares, on how many slices the candidate is better and worse, the exact
@@ -37,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from evaluate_synthetic import add_network_options, models_name, network_options, paired_outcome  # noqa: E402
 from SpinalStenosisLib.findings import worst_findings  # noqa: E402
-from SpinalStenosisLib.grading import grade  # noqa: E402
+from SpinalStenosisLib.grading import CANAL_AP_CUTOFFS_MM, grade  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.measurement import STRUCTURE_WORDS, STRUCTURES  # noqa: E402
 from SpinalStenosisLib.pipeline import (coarse_pixel_warnings, measure_with_segmenter,  # noqa: E402
@@ -139,11 +141,13 @@ def lumbar_checks(run) -> dict:
     per_slice = dict(zip(LUMBAR_OUTCOMES, ([bool(v) for v in outcome]
                                            for outcome in (found, plausible, plausible & in_line))))
     headline = {name: finding.grade for name, finding in worst_findings(run.measurements, "lumbar").items()}
+    trusted_ap_mm = [ap for ap, doubted in zip(canal_ap_mm, canal_to_check) if not (doubted or math.isnan(ap))]
     return {"slices": len(plausible), "blank_slices": blank, "canal_on_blank_slice": canal_on_blank,
             "headline_grades": headline, "canal_found": int(found.sum()),
             "single_plausible_canal": int(plausible.sum()), "canal_found_in_line": int(in_line.sum()),
             "single_plausible_canal_in_line": int((plausible & in_line).sum()), "per_slice": per_slice,
-            "canal_ap_mm": canal_ap_mm, "canal_to_check": _flags(canal_to_check, plausible & in_line, found)}
+            "canal_ap_mm": canal_ap_mm, "canal_ap_not_to_check_mm": trusted_ap_mm,
+            "canal_to_check": _flags(canal_to_check, plausible & in_line, found)}
 
 
 def reference_checks(run, labels_source: np.ndarray, kind: str) -> dict:
@@ -316,6 +320,13 @@ def print_results(results: dict) -> None:
                 for name, label in (("canal_ap_mm", "canal AP"), ("canal_area_mm2", "dural-sac area"))}
     print("lumbar volumes whose worst finding is an absolute stenosis (mostly healthy abdominal series and "
           "volunteers): " + "; ".join(f"by {label} {count} of {len(lumbar)}" for label, count in absolute.items()))
+    trusted = [np.array(r["canal_ap_not_to_check_mm"]) for r in lumbar if r["canal_ap_not_to_check_mm"]]
+    absolute_below = CANAL_AP_CUTOFFS_MM["lumbar"][0]
+    print(f"lumbar canal AP on the slices whose canal is not to check, over the volumes: median "
+          f"{min(map(np.median, trusted)):.1f}-{max(map(np.median, trusted)):.1f} mm; under {absolute_below:.0f} mm "
+          f"(absolute stenosis) on {min((a < absolute_below).mean() for a in trusted):.0%}-"
+          f"{max((a < absolute_below).mean() for a in trusted):.0%} of a volume's slices, on "
+          f"{sum((a < absolute_below).any() for a in trusted)} of {len(trusted)} volumes at least one")
     print(f"taken for a label image or a CT, which measure refuses (visibility.not_an_mr_image): "
           f"{len(results['not_mr'])} of {len(results['fat_share'])} volumes; largest share of pixels at "
           f"{FAT_HU:.0f} or below: {max(results['fat_share'], default=0.0):.1%} (a CT is refused from "
