@@ -48,9 +48,9 @@ MOST_DECIMALS = 4  # as the CSV and JSON outputs write values
 
 
 def value_text(measurement: str, value: float) -> str:
-    """A measured value as the reader is shown it: to 0.1, or to as many more decimals as keep it below a cut-off it
-    lies below (MEASUREMENT_CUTOFFS), so that the text agrees with the grade: 9.98 mm graded absolute stenosis (below
-    10 mm) reads "9.98", not "10.0"."""
+    """A measured value as the reader is shown it: to 0.1, or to as many more decimals (up to MOST_DECIMALS) as keep it
+    below a cut-off it lies below (MEASUREMENT_CUTOFFS), so that the text agrees with the grade: 9.98 mm graded
+    absolute stenosis (below 10 mm) reads "9.98", not "10.0"."""
     decimals = 1
     while decimals < MOST_DECIMALS and any(value < cutoff <= round(value, decimals)
                                            for cutoff in MEASUREMENT_CUTOFFS.get(measurement, ())):
