@@ -322,11 +322,12 @@ def print_results(results: dict) -> None:
           "volunteers): " + "; ".join(f"by {label} {count} of {len(lumbar)}" for label, count in absolute.items()))
     trusted = [np.array(r["canal_ap_not_to_check_mm"]) for r in lumbar if r["canal_ap_not_to_check_mm"]]
     absolute_below = CANAL_AP_CUTOFFS_MM["lumbar"][0]
+    medians = [np.median(ap) for ap in trusted]
+    under = [(ap < absolute_below).mean() for ap in trusted]  # each volume's share of slices under the cut-off
     print(f"lumbar canal AP on the slices whose canal is not to check, over the volumes: median "
-          f"{min(map(np.median, trusted)):.1f}-{max(map(np.median, trusted)):.1f} mm; under {absolute_below:.0f} mm "
-          f"(absolute stenosis) on {min((a < absolute_below).mean() for a in trusted):.0%}-"
-          f"{max((a < absolute_below).mean() for a in trusted):.0%} of a volume's slices, on "
-          f"{sum((a < absolute_below).any() for a in trusted)} of {len(trusted)} volumes at least one")
+          f"{min(medians):.1f}-{max(medians):.1f} mm; under {absolute_below:.0f} mm (absolute stenosis) on "
+          f"{min(under):.0%}-{max(under):.0%} of a volume's slices, on {sum(share > 0 for share in under)} of "
+          f"{len(trusted)} volumes at least one")
     print(f"taken for a label image or a CT, which measure refuses (visibility.not_an_mr_image): "
           f"{len(results['not_mr'])} of {len(results['fat_share'])} volumes; largest share of pixels at "
           f"{FAT_HU:.0f} or below: {max(results['fat_share'], default=0.0):.1%} (a CT is refused from "
