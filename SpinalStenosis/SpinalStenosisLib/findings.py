@@ -130,7 +130,7 @@ def describe_levels(by_level: Mapping[str, dict[str, Finding]]) -> list[str]:
             said = [_grade_said(finding), slice_name(finding.slice_index, block=finding.block,
                                                      image_number=finding.image_number)]
             said += ["to check"] if finding.to_check else []
-            phrases.append(f"{graded.label} {value_text(name, finding.value)} {graded.unit} ({', '.join(said)}"
+            phrases.append(f"{graded.label} {_value_said(name, finding.value)} ({', '.join(said)}"
                            f"{_smaller_to_check(name, finding)})")
         lines.append(f"{level}: " + ("; ".join(phrases) or "no canal or foramen found"))
     return lines
@@ -151,11 +151,15 @@ def describe_findings(findings: dict[str, Finding]) -> str:
         graded = GRADED_MEASUREMENTS[name]
         grade_text = f" ({_grade_said(finding)})"
         check = ", to check" if finding.to_check else ""
-        phrases.append(f"{graded.superlative} {graded.label} {value_text(name, finding.value)} {graded.unit}"
-                       f"{grade_text} on "
+        phrases.append(f"{graded.superlative} {graded.label} {_value_said(name, finding.value)}{grade_text} on "
                        f"{slice_name(finding.slice_index, finding.level, finding.block, finding.image_number)}{check}"
                        f"{_smaller_to_check(name, finding)}")
     return "; ".join(phrases)
+
+
+def _value_said(name: str, value: float) -> str:
+    """A value of graded measurement name with its unit, as the findings say it: "9.98 mm" (grading.value_text)."""
+    return f"{value_text(name, value)} {GRADED_MEASUREMENTS[name].unit}"
 
 
 def _grade_said(finding: Finding) -> str:
@@ -170,8 +174,7 @@ def _smaller_to_check(name: str, finding: Finding) -> str:
     if finding.smaller_to_check is None:
         return ""
     doubted = finding.smaller_to_check
-    return (f", or {value_text(name, doubted.value)} {GRADED_MEASUREMENTS[name].unit} on "
-            f"{slice_name(doubted.slice_index, block=doubted.block)} to check")
+    return f", or {_value_said(name, doubted.value)} on {slice_name(doubted.slice_index, block=doubted.block)} to check"
 
 
 def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:
