@@ -11,11 +11,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+
+from .number_text import number_text
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 AXIS_NAMES = ("sagittal", "coronal", "axial")  # by the RAS axis a slice normal is closest to
@@ -362,9 +365,11 @@ def ceil_pixels(count: float) -> int:
     return int(np.ceil(count - WHOLE_PIXEL_TOLERANCE))
 
 
-def pixel_size_text(pixel_mm: Sequence[float]) -> str:
-    """A slice's pixel size (its two sides, mm) as the warnings tell it: "0.70 × 0.70"."""
-    return " × ".join(f"{size:.2f}" for size in pixel_mm)
+def pixel_size_text(pixel_mm: Sequence[float], bounds: Iterable[float] = (),
+                    side: Callable[[float, float], bool] = operator.lt) -> str:
+    """A slice's pixel size (its two sides, mm) as the warnings tell it: "0.70 × 0.70", each side kept on its side of
+    the bounds a warning compares it with (number_text.number_text)."""
+    return " × ".join(number_text(size, 2, bounds=bounds, side=side) for size in pixel_mm)
 
 
 def thickest_axis(spacing_mm: dict[int, float]) -> int | None:

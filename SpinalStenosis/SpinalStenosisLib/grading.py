@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from .level_names import vertebrae_no_spine_has
+from .number_text import number_text
 
 CANAL_AP_CUTOFFS_MM = {"lumbar": (10.0, 12.0), "cervical": (10.0, 10.0)}  # (absolute below, relative below)
 CANAL_AREA_CUTOFFS_MM2 = (75.0, 100.0)
@@ -44,18 +45,13 @@ REGION_WORDS = {"cervical": re.compile(r"\b(C[- ]?SPINE|CERVICAL[- ]SPINE|HWS)\b
 MEASUREMENT_CUTOFFS = {"canal_ap_mm": tuple(sorted({c for pair in CANAL_AP_CUTOFFS_MM.values() for c in pair})),
                        "canal_area_mm2": CANAL_AREA_CUTOFFS_MM2, "left_foramen_width_mm": (FORAMEN_CUTOFF_MM,),
                        "right_foramen_width_mm": (FORAMEN_CUTOFF_MM,)}
-MOST_DECIMALS = 4  # as the CSV and JSON outputs write values
 
 
 def value_text(measurement: str, value: float) -> str:
-    """A measured value as the reader is shown it: to 0.1, or to as many more decimals (up to MOST_DECIMALS) as keep it
-    below a cut-off it lies below (MEASUREMENT_CUTOFFS), so that the text agrees with the grade: 9.98 mm graded
-    absolute stenosis (below 10 mm) reads "9.98", not "10.0"."""
-    decimals = 1
-    while decimals < MOST_DECIMALS and any(value < cutoff <= round(value, decimals)
-                                           for cutoff in MEASUREMENT_CUTOFFS.get(measurement, ())):
-        decimals += 1
-    return f"{value:.{decimals}f}"
+    """A measured value as the reader is shown it: to 0.1, or to as many more decimals as keep it below a cut-off it
+    lies below (MEASUREMENT_CUTOFFS), so that the text agrees with the grade: 9.98 mm graded absolute stenosis (below
+    10 mm) reads "9.98", not "10.0"."""
+    return number_text(value, 1, bounds=MEASUREMENT_CUTOFFS.get(measurement, ()))
 
 
 def _banded(value: float, absolute_below: float, relative_below: float) -> str:

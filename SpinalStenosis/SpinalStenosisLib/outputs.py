@@ -20,6 +20,7 @@ from .findings import (GRADED_MEASUREMENTS, findings_document, worst_findings, w
 from .grading import GRADE_COLUMNS, grade
 from .markups_json import line_markup, markups_document, ruler_name
 from .measurement import FOUND_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement
+from .number_text import OUTPUT_DECIMALS
 
 CSV_COLUMNS = ("slice_index", "image_number", "z_mm", "level", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS, *FOUND_COLUMNS)
 STUDIES_FILE = "studies.csv"  # among several inputs' output folders: a row of worst findings each
@@ -123,7 +124,11 @@ def staged_files(paths: Mapping[str, Path]) -> Iterator[dict[str, Path]]:
 
 
 def _number(value: float) -> float | None:
-    return None if math.isnan(value) else round(float(value), 4)
+    return None if math.isnan(value) else round(float(value), OUTPUT_DECIMALS)
+
+
+def _csv_number(value: float) -> str:
+    return f"{value:.{OUTPUT_DECIMALS}f}"
 
 
 def rows(measurements: list[SliceMeasurement], region: str) -> list[dict]:
@@ -149,7 +154,7 @@ def write_series_csv(path: Path, blocks: Mapping[str, list[SliceMeasurement]], r
         writer.writeheader()
         for block, measurements in blocks.items():
             for row in rows(measurements, region):
-                values = {k: (f"{v:.4f}" if isinstance(v, float) and k != "z_mm" else v) for k, v in row.items()}
+                values = {k: (_csv_number(v) if isinstance(v, float) and k != "z_mm" else v) for k, v in row.items()}
                 writer.writerow({"block": block, **values} if named else values)
 
 
@@ -161,11 +166,11 @@ def write_json(path: Path, measurements: list[SliceMeasurement], region: str, pr
     for m, row in zip(measurements, rows(measurements, region)):
         entry = {k: (_number(v) if isinstance(v, float) else v) for k, v in row.items()}
         corners = (regions_of_interest_ras or {}).get(m.slice_index)
-        entry["region_of_interest_ras"] = None if corners is None else np.round(corners, 4).tolist()
+        entry["region_of_interest_ras"] = None if corners is None else np.round(corners, OUTPUT_DECIMALS).tolist()
         entry["rulers"] = {name: {"name": ruler_name(name, m.slice_index),
-                                  "start_ras": [round(float(v), 4) for v in r.start_ras],
-                                  "end_ras": [round(float(v), 4) for v in r.end_ras],
-                                  "length_mm": round(r.length_mm, 4)} for name, r in m.rulers.items()}
+                                  "start_ras": [round(float(v), OUTPUT_DECIMALS) for v in r.start_ras],
+                                  "end_ras": [round(float(v), OUTPUT_DECIMALS) for v in r.end_ras],
+                                  "length_mm": round(r.length_mm, OUTPUT_DECIMALS)} for name, r in m.rulers.items()}
         slices.append(entry)
     document = {"tool": "spinal-stenosis", "version": __version__, "region": region, **provenance,
                 "worst_findings": findings_document(worst_findings(measurements, region)),
@@ -217,7 +222,7 @@ def write_levels_csv(path: Path, measurements: list[SliceMeasurement], region: s
         row = {"level": level, "slices": " ".join(str(m.slice_index) for m in measurements if m.level == level)}
         for name, finding in findings.items():
             row.update(zip(_finding_columns(name, with_level=False),
-                           (f"{finding.value:.4f}", finding.slice_index, finding.image_number, finding.grade,
+                           (_csv_number(finding.value), finding.slice_index, finding.image_number, finding.grade,
                             finding.to_check)))
         rows.append(row)
     with open(path, "w", newline="", encoding="utf-8") as handle:
@@ -240,7 +245,7 @@ def write_studies_csv(out_dir: Path) -> Path | None:
                "slices_to_check": sum(bool(entry["check"]) for entry in document["slices"]),
                "warnings": "; ".join(document.get("input_warnings", []))}
         for name, finding in document.get("worst_findings", {}).items():  # "level": not from an earlier version
-            row.update(zip(_finding_columns(name), (f"{finding['value']:.4f}", finding["slice_index"],
+            row.update(zip(_finding_columns(name), (_csv_number(finding["value"]), finding["slice_index"],
                                                     finding.get("image_number", ""), finding.get("level", ""),
                                                     finding["grade"], finding["to_check"])))
         rows.append(row)

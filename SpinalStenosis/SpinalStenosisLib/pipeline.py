@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Protocol
@@ -15,6 +17,7 @@ from .geometry import AxialLayout, FieldOfView, PlaneGrid, pixel_size_text
 from .grading import grading_region, level_warnings
 from .level_names import NamedImage, levels_of_images
 from .measurement import STRUCTURES, SliceMeasurement, foramina_swapped, masks_from_labels, measure_slice
+from .number_text import number_text
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
                       write_levels_csv, write_rulers, write_series_csv, write_series_json)
 from .report import StackView, write_report, write_series_report
@@ -125,9 +128,9 @@ def coarse_pixel_warnings(layout: AxialLayout) -> list[str]:
     pixel_mm = layout.slice_grid(0).pixel_size_mm
     if max(pixel_mm) <= COARSEST_PIXEL_MM:
         return []
-    return [f"pixels of {pixel_size_text(pixel_mm)} mm, coarser than any the networks learnt from (up to "
-            f"{COARSEST_PIXEL_MM:.1f} mm): a canal spans a few pixels, so check that each canal outline lies on the "
-            "spinal canal"]
+    pixel_text = pixel_size_text(pixel_mm, (COARSEST_PIXEL_MM,), operator.gt)
+    return [f"pixels of {pixel_text} mm, coarser than any the networks learnt from (up to {COARSEST_PIXEL_MM:.3g} mm): "
+            "a canal spans a few pixels, so check that each canal outline lies on the spinal canal"]
 
 
 def fine_pixel_warnings(layout: AxialLayout) -> list[str]:
@@ -137,9 +140,10 @@ def fine_pixel_warnings(layout: AxialLayout) -> list[str]:
     grid = layout.slice_grid(0)
     if min(grid.pixel_size_mm) >= FINEST_MR_PIXEL_MM:
         return []
-    return [f"pixels of {' × '.join(f'{size:.2g}' for size in grid.pixel_size_mm)} mm, finer than any MR of the "
-            f"spine has ({FINEST_MR_PIXEL_MM:g} mm or more), and a field of view of {_field_text(grid)} mm: is the "
-            "header's pixel size in other units than mm (cm, m)? Every length and area measured follows it"]
+    pixel_text = _sides_text(grid.pixel_size_mm, (FINEST_MR_PIXEL_MM,))
+    return [f"pixels of {pixel_text} mm, finer than any MR of the spine has ({FINEST_MR_PIXEL_MM:g} mm or more), and a "
+            f"field of view of {_sides_text(_field_mm(grid))} mm: is the header's pixel size in other units than mm "
+            "(cm, m)? Every length and area measured follows it"]
 
 
 def oversized_canal_warnings(canal_stack: np.ndarray, layout: AxialLayout) -> list[str]:
@@ -150,7 +154,8 @@ def oversized_canal_warnings(canal_stack: np.ndarray, layout: AxialLayout) -> li
     if not median_mm2 > LARGEST_MEDIAN_SAC_MM2:
         return []
     pixel_mm = layout.slice_grid(0).pixel_size_mm
-    return [f"the canal's area is {median_mm2:.0f} mm² on the median slice, more than any dural sac's (at most about "
+    area_text = number_text(median_mm2, 0, bounds=(LARGEST_MEDIAN_SAC_MM2,), side=operator.gt)
+    return [f"the canal's area is {area_text} mm² on the median slice, more than any dural sac's (at most about "
             f"{LARGEST_MEDIAN_SAC_MM2:.0f} mm²): are the pixels {pixel_size_text(pixel_mm)} mm, as the header says? "
             "A converter may write 1 mm for a scan whose pixel size it lost, and every length and area measured "
             "follows it; else check that each canal outline lies on the spinal canal"]
@@ -167,9 +172,10 @@ def _field_mm(grid: PlaneGrid) -> tuple[float, float]:
     return tuple(count * size for count, size in zip(grid.shape, grid.pixel_size_mm))
 
 
-def _field_text(grid: PlaneGrid) -> str:
-    """A slice's field of view as the messages give it: "22 × 22"."""
-    return " × ".join(f"{side:.2g}" for side in _field_mm(grid))
+def _sides_text(sides_mm: Sequence[float], under_mm: tuple[float, ...] = ()) -> str:
+    """A slice's two sides (its pixel's or its field of view's, mm) as the messages give them, to two significant
+    digits ("22 × 22"), or to more where fewer would round a side up to a size the message says it is under."""
+    return " × ".join(number_text(side, 2, "g", bounds=under_mm) for side in sides_mm)
 
 
 SliceSegmenter = Callable[[list[int]], list[SliceSegmentation]]
@@ -377,7 +383,8 @@ def checked_mr_image(volume: AxialVolume, source: str) -> AxialVolume:
         raise InputError(f"{source}: {not_mr}, not an MR image; the networks measure MR: give the MR image itself")
     grid = volume.layout.slice_grid(0)
     if min(_field_mm(grid)) < NARROWEST_VIEW_MM:
-        raise InputError(f"{source}: a field of view of {_field_text(grid)} mm, narrower than any spinal canal "
+        field_text = _sides_text(_field_mm(grid), (NARROWEST_VIEW_MM,))
+        raise InputError(f"{source}: a field of view of {field_text} mm, narrower than any spinal canal "
                          f"({NARROWEST_VIEW_MM:g} mm or more across), in which the networks would still outline one: "
                          "is the pixel size given in other units than mm (cm, m), or is the image a crop of "
                          "something else?")

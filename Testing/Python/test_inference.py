@@ -785,13 +785,18 @@ def test_pixels_coarser_than_the_networks_learnt_from_or_finer_than_any_mr_s_are
     assert 1.3 < COARSEST_PIXEL_MM < 1.5  # the lumbar synthetic slices' coarsest pixels, 1.3 mm wide, 10 % taller
     assert warnings_at((1.0, 1.0)) == [] and warnings_at((1.4, 1.3)) == []
     [warning] = warnings_at((3.0, 3.0))  # the TotalSegmentator example's
-    assert warning.startswith("pixels of 3.00 × 3.00 mm, coarser than any the networks learnt from (up to 1.4 mm)")
+    assert warning.startswith("pixels of 3.00 × 3.00 mm, coarser than any the networks learnt from (up to 1.43 mm)")
     assert len(warnings_at((1.0, 1.6))) == 1
+    [warning] = warnings_at((1.4304, 1.3))  # not "1.43 × 1.30 mm, coarser than ... (up to 1.43 mm)"
+    assert warning.startswith("pixels of 1.4304 × 1.30 mm, coarser than any the networks learnt from (up to 1.43 mm)")
     assert warnings_at((0.14, 0.14)) == []  # a scan interpolated to a 1024 matrix over 140 mm
     [warning] = warnings_at((0.07, 0.07))  # the demo's pixel size in cm, read as mm
     assert warning == ("pixels of 0.07 × 0.07 mm, finer than any MR of the spine has (0.1 mm or more), and a field of "
                        "view of 2.8 × 2.8 mm: is the header's pixel size in other units than mm (cm, m)? Every length "
                        "and area measured follows it")
+    [warning] = warnings_at((0.0999, 0.0999))  # not "0.1 × 0.1 mm, finer than ... (0.1 mm or more)"
+    assert warning.startswith("pixels of 0.0999 × 0.0999 mm, finer than any MR of the spine has (0.1 mm or more), and "
+                              "a field of view of 4 × 4 mm")
 
 
 def test_a_canal_larger_than_any_dural_sac_over_the_stack_asks_whether_the_pixels_are_the_headers():
@@ -811,6 +816,10 @@ def test_a_canal_larger_than_any_dural_sac_over_the_stack_asks_whether_the_pixel
         "the canal's area is 437 mm² on the median slice, more than any dural sac's (at most about 400 mm²): are the "
         "pixels 1.00 × 1.00 mm, as the header says? A converter may write 1 mm for a scan whose pixel size it lost, "
         "and every length and area measured follows it; else check that each canal outline lies on the spinal canal")
+    disc_pixels = int((np.hypot(*np.mgrid[-40:40, -40:40]) < 12).sum())
+    [warning] = warnings_of(np.sqrt(400.4 / disc_pixels), [12, 12, 12])  # not "400 mm², more than ... 400 mm²"
+    assert warning.startswith("the canal's area is 400.4 mm² on the median slice, more than any dural sac's (at most "
+                              "about 400 mm²)")
 
 
 def test_a_field_of_view_narrower_than_any_canal_is_refused_for_the_networks_which_would_outline_one_in_it():
@@ -823,7 +832,8 @@ def test_a_field_of_view_narrower_than_any_canal_is_refused_for_the_networks_whi
 
     for pixel_mm, size in ((0.7, 40), (0.07, 320)):  # a tight crop, 28 mm; the demo's pixel size in cm, 22 mm
         checked(pixel_mm, size)
-    for pixel_mm, size, field in ((0.7, 4, "2.8 × 2.8"), (1e-9, 320, "3.2e-07 × 3.2e-07")):  # in m: no canal fits
+    for pixel_mm, size, field in ((0.7, 4, "2.8 × 2.8"), (1e-9, 320, "3.2e-07 × 3.2e-07"),  # in m: no canal fits
+                                  (2.4975, 4, "9.99 × 9.99")):  # not "10 × 10 mm, narrower than ... (10 mm or more"
         with pytest.raises(InputError, match=re.escape(f"scan: a field of view of {field} mm, narrower than any "
                                                        "spinal canal (10 mm or more across), in which the networks "
                                                        "would still outline one")):

@@ -1,0 +1,20 @@
+"""Numbers as the outputs and messages write them: never rounded onto or across the bound they are compared with."""
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable
+
+OUTPUT_DECIMALS = 4  # the decimals the CSV and JSON outputs write, and the most a message gives a number
+
+
+def number_text(value: float, digits: int, style: str = "f", bounds: Iterable[float] = (),
+                side: Callable[[float, float], bool] = operator.lt) -> str:
+    """value to `digits` decimals (style "f") or significant digits ("g"), or to as many more (up to OUTPUT_DECIMALS)
+    as keep it on its side of each bound, where side(value, bound) tells the side: 9.98 graded below 10 reads "9.98",
+    not "10.0"; an area of 400.3 mm² warned of as over 400 (side operator.gt) reads "400.3", not "400"."""
+    bounds = tuple(bounds)
+    text = f"{value:.{digits}{style}}"
+    while digits < OUTPUT_DECIMALS and any(side(value, bound) != side(float(text), bound) for bound in bounds):
+        digits += 1
+        text = f"{value:.{digits}{style}}"
+    return text
