@@ -16,7 +16,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from .dicom_frames import header_text, read_frames, transfer_syntax
-from .geometry import MAX_RIGHT_ANGLE_COSINE, is_axial_normal, pixel_size_text
+from .geometry import MAX_RIGHT_ANGLE_COSINE, is_axial_normal, sides_text
 from .grading import REGION_TAGS, region_named
 
 SAME_ORIENTATION_DEG = 1.0  # DICOM slices whose normals differ more than this belong to differently angled blocks
@@ -345,7 +345,7 @@ def _plane_in(reader, path: str) -> SlicePlane | None:
 
 def _pixel_grid(size: Sequence[int], pixel_mm: Sequence[float]) -> str:
     """A DICOM slice's matrix (columns, rows) and pixel size as the warnings tell them."""
-    return f"{size[0]} × {size[1]} pixels of {pixel_size_text(pixel_mm[:2])} mm"
+    return f"{size[0]} × {size[1]} pixels of {sides_text(pixel_mm[:2])} mm"
 
 
 PIXEL_SPACING_TAGS = ("0028|0030", "0018|1164", "0018|2010")  # Pixel, Imager Pixel, Nominal Scanned Pixel Spacing
@@ -384,7 +384,7 @@ def header_gaps(reader, framed: bool = False) -> list[str]:
                     "in-plane measurements hold)")
     if not any(reader.HasMetaDataKey(tag) for tag in PIXEL_SPACING_TAGS):
         gaps.append(f"the DICOM files give no pixel size (no Pixel Spacing (0028,0030)): they were measured with "
-                    f"{pixel_size_text(reader.GetSpacing()[:2])} mm pixels, which may not be the scan's (a screenshot "
+                    f"{sides_text(reader.GetSpacing()[:2])} mm pixels, which may not be the scan's (a screenshot "
                     "saved as DICOM?)")
     return gaps
 

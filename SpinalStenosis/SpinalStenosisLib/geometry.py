@@ -365,11 +365,12 @@ def ceil_pixels(count: float) -> int:
     return int(np.ceil(count - WHOLE_PIXEL_TOLERANCE))
 
 
-def pixel_size_text(pixel_mm: Sequence[float], bounds: Iterable[float] = (),
-                    side: Callable[[float, float], bool] = operator.lt) -> str:
-    """A slice's pixel size (its two sides, mm) as the warnings tell it: "0.70 × 0.70", each side kept on its side of
-    the bounds a warning compares it with (number_text.number_text)."""
-    return " × ".join(number_text(size, 2, bounds=bounds, side=side) for size in pixel_mm)
+def sides_text(sides_mm: Sequence[float], bounds: Iterable[float] = (),
+               side: Callable[[float, float], bool] = operator.lt, style: str = "f") -> str:
+    """A slice's two sides (its pixel's or its field of view's, mm) as the messages give them: to two decimals
+    ("0.70 × 0.70"), or with style "g" to two significant digits ("22 × 22"; a header in metres gives "0.0007"), each
+    side kept on its side of the bounds a message compares it with (number_text.number_text)."""
+    return " × ".join(number_text(size, 2, style, bounds=bounds, side=side) for size in sides_mm)
 
 
 def thickest_axis(spacing_mm: dict[int, float]) -> int | None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Protocol
@@ -13,7 +12,7 @@ import numpy as np
 from .body_region import region_shown
 from .centreline import PART_OF_SAC, CanalSighting, on_line, second_looks, thick_slice_warnings
 from .crop import COARSEST_PIXEL_MM
-from .geometry import AxialLayout, FieldOfView, PlaneGrid, pixel_size_text
+from .geometry import AxialLayout, FieldOfView, PlaneGrid, sides_text
 from .grading import grading_region, level_warnings
 from .level_names import NamedImage, levels_of_images
 from .measurement import STRUCTURES, SliceMeasurement, foramina_swapped, masks_from_labels, measure_slice
@@ -128,7 +127,7 @@ def coarse_pixel_warnings(layout: AxialLayout) -> list[str]:
     pixel_mm = layout.slice_grid(0).pixel_size_mm
     if max(pixel_mm) <= COARSEST_PIXEL_MM:
         return []
-    pixel_text = pixel_size_text(pixel_mm, (COARSEST_PIXEL_MM,), operator.gt)
+    pixel_text = sides_text(pixel_mm, (COARSEST_PIXEL_MM,), operator.gt)
     return [f"pixels of {pixel_text} mm, coarser than any the networks learnt from (up to {COARSEST_PIXEL_MM:.3g} mm): "
             "a canal spans a few pixels, so check that each canal outline lies on the spinal canal"]
 
@@ -140,9 +139,10 @@ def fine_pixel_warnings(layout: AxialLayout) -> list[str]:
     grid = layout.slice_grid(0)
     if min(grid.pixel_size_mm) >= FINEST_MR_PIXEL_MM:
         return []
-    pixel_text = _sides_text(grid.pixel_size_mm, (FINEST_MR_PIXEL_MM,))
+    pixel_text = sides_text(grid.pixel_size_mm, (FINEST_MR_PIXEL_MM,), style="g")
+    field_text = sides_text(_field_mm(grid), style="g")
     return [f"pixels of {pixel_text} mm, finer than any MR of the spine has ({FINEST_MR_PIXEL_MM:g} mm or more), and a "
-            f"field of view of {_sides_text(_field_mm(grid))} mm: is the header's pixel size in other units than mm "
+            f"field of view of {field_text} mm: is the header's pixel size in other units than mm "
             "(cm, m)? Every length and area measured follows it"]
 
 
@@ -156,7 +156,7 @@ def oversized_canal_warnings(canal_stack: np.ndarray, layout: AxialLayout) -> li
     pixel_mm = layout.slice_grid(0).pixel_size_mm
     area_text = number_text(median_mm2, 0, bounds=(LARGEST_MEDIAN_SAC_MM2,), side=operator.gt)
     return [f"the canal's area is {area_text} mm² on the median slice, more than any dural sac's (at most about "
-            f"{LARGEST_MEDIAN_SAC_MM2:.0f} mm²): are the pixels {pixel_size_text(pixel_mm)} mm, as the header says? "
+            f"{LARGEST_MEDIAN_SAC_MM2:.0f} mm²): are the pixels {sides_text(pixel_mm)} mm, as the header says? "
             "A converter may write 1 mm for a scan whose pixel size it lost, and every length and area measured "
             "follows it; else check that each canal outline lies on the spinal canal"]
 
@@ -170,12 +170,6 @@ def median_canal_area_mm2(canal_stack: np.ndarray, layout: AxialLayout) -> float
 def _field_mm(grid: PlaneGrid) -> tuple[float, float]:
     """A slice's field of view: its two sides (mm)."""
     return tuple(count * size for count, size in zip(grid.shape, grid.pixel_size_mm))
-
-
-def _sides_text(sides_mm: Sequence[float], under_mm: tuple[float, ...] = ()) -> str:
-    """A slice's two sides (its pixel's or its field of view's, mm) as the messages give them, to two significant
-    digits ("22 × 22"), or to more where fewer would round a side up to a size the message says it is under."""
-    return " × ".join(number_text(side, 2, "g", bounds=under_mm) for side in sides_mm)
 
 
 SliceSegmenter = Callable[[list[int]], list[SliceSegmentation]]
@@ -383,7 +377,7 @@ def checked_mr_image(volume: AxialVolume, source: str) -> AxialVolume:
         raise InputError(f"{source}: {not_mr}, not an MR image; the networks measure MR: give the MR image itself")
     grid = volume.layout.slice_grid(0)
     if min(_field_mm(grid)) < NARROWEST_VIEW_MM:
-        field_text = _sides_text(_field_mm(grid), (NARROWEST_VIEW_MM,))
+        field_text = sides_text(_field_mm(grid), (NARROWEST_VIEW_MM,), style="g")
         raise InputError(f"{source}: a field of view of {field_text} mm, narrower than any spinal canal "
                          f"({NARROWEST_VIEW_MM:g} mm or more across), in which the networks would still outline one: "
                          "is the pixel size given in other units than mm (cm, m), or is the image a crop of "

@@ -23,7 +23,7 @@ from . import __version__, scene_table
 from .dicom_series import (GEOMETRY_VALUES, RESCALE_TAGS, SHOWN_INVERTED_WARNING, positive_value, rescale_value_fault,
                            value_fault)
 from .findings import Finding, worst_findings, worst_findings_by_level
-from .geometry import VolumeGeometry, pixel_size_text, stack_layout
+from .geometry import VolumeGeometry, sides_text, stack_layout
 from .grading import REGION_TAGS, region_named
 from .image_files import displayed_turn
 from .level_names import NamedImage
@@ -145,7 +145,7 @@ def axial_volume_of(volume_node, dicom_value: DicomValue | None = None) -> Axial
         raise ValueError(f"the volume was loaded from {file_name.name}: {fault}; load a whole copy of it")
     volume.warnings += file_warnings
     if file_name.suffix.lower() in PICTURE_SUFFIXES:
-        pixel_mm = pixel_size_text(volume.layout.slice_grid(0).pixel_size_mm)
+        pixel_mm = sides_text(volume.layout.slice_grid(0).pixel_size_mm)
         volume.warnings.append(f"the volume was loaded from a picture file ({file_name.name}), which holds no pixel "
                                f"size: it was measured with {pixel_mm} mm pixels; if those are not the scan's, set "
                                "the Image Spacing (Volumes module) and measure again")
