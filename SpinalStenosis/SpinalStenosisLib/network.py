@@ -189,7 +189,7 @@ class InferenceBlock(nn.Module):
         x = F.conv2d(inputs[0], self.input_weights[0], padding=1)
         for other, weight in zip(inputs[1:], self.input_weights[1:]):
             x.add_(F.conv2d(other, weight, padding=1))
-        return F.relu(self.conv2(F.relu_(x.add_(self._coordinate_terms[key]))))
+        return F.relu_(self.conv2(F.relu_(x.add_(self._coordinate_terms[key]))))  # in place: no copy to allocate
 
 
 def for_inference(model: CoUNet) -> CoUNet:
