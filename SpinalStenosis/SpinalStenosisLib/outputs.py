@@ -131,6 +131,12 @@ def _csv_number(value: float) -> str:
     return f"{value:.{OUTPUT_DECIMALS}f}"
 
 
+def csv_cell(column: str, value):
+    """A cell of measurements.csv (or of 3D Slicer's table saved as CSV): a measured value to OUTPUT_DECIMALS, z_mm
+    and the other columns as they are."""
+    return _csv_number(value) if isinstance(value, float) and column != "z_mm" else value
+
+
 def rows(measurements: list[SliceMeasurement], region: str) -> list[dict]:
     """One dict per slice with the CSV columns (NaN stays NaN, grades as text)."""
     table = []
@@ -154,7 +160,7 @@ def write_series_csv(path: Path, blocks: Mapping[str, list[SliceMeasurement]], r
         writer.writeheader()
         for block, measurements in blocks.items():
             for row in rows(measurements, region):
-                values = {k: (_csv_number(v) if isinstance(v, float) and k != "z_mm" else v) for k, v in row.items()}
+                values = {k: csv_cell(k, v) for k, v in row.items()}
                 writer.writerow({"block": block, **values} if named else values)
 
 

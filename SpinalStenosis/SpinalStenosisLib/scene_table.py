@@ -17,7 +17,7 @@ from .grading import CANAL_AP_CUTOFFS_MM, THORACIC, grade, level_warnings
 from .level_names import NamedImage, levels_of_images
 from .measurement import (CHECK_REASONS, CONFIDENCE_COLUMNS, FOUND_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement,
                           structures_in)
-from .outputs import CSV_COLUMNS
+from .outputs import CSV_COLUMNS, csv_cell
 
 ATTRIBUTE = "SpinalStenosis."  # the prefix of every attribute this extension sets on a node
 MIN_TYPED_VALUE = 0.01  # mm or mm²: a measurement typed into the table below this is no measurement
@@ -313,8 +313,5 @@ def write_csv(table, path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(TABLE_COLUMNS)
         for row in range(vtk_table.GetNumberOfRows()):
-            cells = []
-            for column in TABLE_COLUMNS:
-                value = vtk_table.GetColumnByName(column).GetValue(row)
-                cells.append(f"{value:.4f}" if isinstance(value, float) and column != "z_mm" else value)
-            writer.writerow(cells)
+            writer.writerow([csv_cell(column, vtk_table.GetColumnByName(column).GetValue(row))
+                             for column in TABLE_COLUMNS])
