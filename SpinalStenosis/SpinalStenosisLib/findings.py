@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from .grading import grade, value_text
+from .grading import grade, value_with_unit
 from .measurement import SliceMeasurement
 
 
@@ -17,16 +17,14 @@ class GradedMeasurement(NamedTuple):
     grade_column: str
     superlative: str  # "narrowest", "smallest"
     label: str  # what it is called, e.g. "canal AP"
-    unit: str
 
 
 GRADED_MEASUREMENTS = {
-    "canal_ap_mm": GradedMeasurement("canal", "canal_ap_grade", "narrowest", "canal AP", "mm"),
-    "canal_area_mm2": GradedMeasurement("canal", "canal_area_grade", "smallest", "dural-sac area", "mm²"),
-    "right_foramen_width_mm": GradedMeasurement("right_foramen", "right_foramen_grade", "narrowest", "right foramen",
-                                                "mm"),
-    "left_foramen_width_mm": GradedMeasurement("left_foramen", "left_foramen_grade", "narrowest", "left foramen",
-                                               "mm"),
+    "canal_ap_mm": GradedMeasurement("canal", "canal_ap_grade", "narrowest", "canal AP"),
+    "canal_area_mm2": GradedMeasurement("canal", "canal_area_grade", "smallest", "dural-sac area"),
+    "right_foramen_width_mm": GradedMeasurement("right_foramen", "right_foramen_grade", "narrowest",
+                                                "right foramen"),
+    "left_foramen_width_mm": GradedMeasurement("left_foramen", "left_foramen_grade", "narrowest", "left foramen"),
 }
 
 
@@ -130,7 +128,7 @@ def describe_levels(by_level: Mapping[str, dict[str, Finding]]) -> list[str]:
             said = [_grade_said(finding), slice_name(finding.slice_index, block=finding.block,
                                                      image_number=finding.image_number)]
             said += ["to check"] if finding.to_check else []
-            phrases.append(f"{graded.label} {_value_said(name, finding.value)} ({', '.join(said)}"
+            phrases.append(f"{graded.label} {value_with_unit(name, finding.value)} ({', '.join(said)}"
                            f"{_smaller_to_check(name, finding)})")
         lines.append(f"{level}: " + ("; ".join(phrases) or "no canal or foramen found"))
     return lines
@@ -151,15 +149,10 @@ def describe_findings(findings: dict[str, Finding]) -> str:
         graded = GRADED_MEASUREMENTS[name]
         grade_text = f" ({_grade_said(finding)})"
         check = ", to check" if finding.to_check else ""
-        phrases.append(f"{graded.superlative} {graded.label} {_value_said(name, finding.value)}{grade_text} on "
+        phrases.append(f"{graded.superlative} {graded.label} {value_with_unit(name, finding.value)}{grade_text} on "
                        f"{slice_name(finding.slice_index, finding.level, finding.block, finding.image_number)}{check}"
                        f"{_smaller_to_check(name, finding)}")
     return "; ".join(phrases)
-
-
-def _value_said(name: str, value: float) -> str:
-    """A value of graded measurement name with its unit, as the findings say it: "9.98 mm" (grading.value_text)."""
-    return f"{value_text(name, value)} {GRADED_MEASUREMENTS[name].unit}"
 
 
 def _grade_said(finding: Finding) -> str:
@@ -174,7 +167,7 @@ def _smaller_to_check(name: str, finding: Finding) -> str:
     if finding.smaller_to_check is None:
         return ""
     doubted = finding.smaller_to_check
-    return f", or {_value_said(name, doubted.value)} on {slice_name(doubted.slice_index, block=doubted.block)} to check"
+    return f", or {value_with_unit(name, doubted.value)} on {slice_name(doubted.slice_index, block=doubted.block)} to check"
 
 
 def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:

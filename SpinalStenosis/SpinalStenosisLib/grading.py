@@ -45,6 +45,9 @@ REGION_WORDS = {"cervical": re.compile(r"\b(C[- ]?SPINE|CERVICAL[- ]SPINE|HWS)\b
 MEASUREMENT_CUTOFFS = {"canal_ap_mm": tuple(sorted({c for pair in CANAL_AP_CUTOFFS_MM.values() for c in pair})),
                        "canal_area_mm2": CANAL_AREA_CUTOFFS_MM2, "left_foramen_width_mm": (FORAMEN_CUTOFF_MM,),
                        "right_foramen_width_mm": (FORAMEN_CUTOFF_MM,)}
+# the unit each measurement is shown in
+MEASUREMENT_UNITS = {"canal_ap_mm": "mm", "canal_transverse_mm": "mm", "canal_area_mm2": "mm²",
+                     "left_foramen_width_mm": "mm", "right_foramen_width_mm": "mm"}
 
 
 def value_text(measurement: str, value: float) -> str:
@@ -52,6 +55,11 @@ def value_text(measurement: str, value: float) -> str:
     lies below (MEASUREMENT_CUTOFFS), so that the text agrees with the grade: 9.98 mm graded absolute stenosis (below
     10 mm) reads "9.98", not "10.0"."""
     return number_text(value, 1, bounds=MEASUREMENT_CUTOFFS.get(measurement, ()))
+
+
+def value_with_unit(measurement: str, value: float) -> str:
+    """A measured value with its unit (MEASUREMENT_UNITS) as the reader is shown it: "9.98 mm" (value_text)."""
+    return f"{value_text(measurement, value)} {MEASUREMENT_UNITS[measurement]}"
 
 
 def _banded(value: float, absolute_below: float, relative_below: float) -> str:

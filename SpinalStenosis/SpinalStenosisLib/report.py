@@ -15,7 +15,7 @@ from .crop import crop_grid, resample
 from .findings import (describe_findings, describe_levels, slice_name, slices_of, worst_findings,
                        worst_findings_by_level, worst_findings_by_level_of_blocks, worst_findings_of_blocks)
 from .geometry import PlaneGrid
-from .grading import grade, value_text
+from .grading import grade, value_with_unit
 from .markups_json import RULER_COLOURS
 from .measurement import SliceMeasurement, misshapen
 from .report_chart import CHART_PX, draw_profiles, shows_profile
@@ -54,22 +54,22 @@ def _caption(m: SliceMeasurement, region: str, block: str = "") -> str:
     only (the canal's area line would not fit the panel's width with it)."""
     grades = grade(m.values, region, m.level)
 
-    def fmt(name: str, unit: str, label: str, structure: str, why: bool = True) -> str:
+    def fmt(name: str, label: str, structure: str, why: bool = True) -> str:
         check = ("  CHECK (edge)" if why and structure in m.cut_by_field_of_view  # the image's edge cuts it
                  else "  CHECK (off axis)" if why and structure == "canal" and off_axis(m.canal_off_axis_mm)
                  else "  CHECK (shape)" if why and structure == "canal" and misshapen(m.canal_area_to_chords)
                  else "  CHECK" if m.is_to_check(structure) else "")
         value = m.values[name]
-        return ("absent" if math.isnan(value) else f"{value_text(name, value)} {unit}"
+        return ("absent" if math.isnan(value) else value_with_unit(name, value)
                 + (f" ({label})" if label else "") + check)
 
     return "\n".join([
         f"{slice_name(m.slice_index, m.level, block, m.image_number)}  z={m.z_mm:.1f} mm",
-        f"AP {fmt('canal_ap_mm', 'mm', grades['canal_ap_grade'], 'canal')}",
-        f"area {fmt('canal_area_mm2', 'mm²', grades['canal_area_grade'], 'canal', why=False)}",
-        f"transverse {fmt('canal_transverse_mm', 'mm', '', 'canal', why=False)}",
-        f"foramen R {fmt('right_foramen_width_mm', 'mm', grades['right_foramen_grade'], 'right_foramen')}",
-        f"foramen L {fmt('left_foramen_width_mm', 'mm', grades['left_foramen_grade'], 'left_foramen')}",
+        f"AP {fmt('canal_ap_mm', grades['canal_ap_grade'], 'canal')}",
+        f"area {fmt('canal_area_mm2', grades['canal_area_grade'], 'canal', why=False)}",
+        f"transverse {fmt('canal_transverse_mm', '', 'canal', why=False)}",
+        f"foramen R {fmt('right_foramen_width_mm', grades['right_foramen_grade'], 'right_foramen')}",
+        f"foramen L {fmt('left_foramen_width_mm', grades['left_foramen_grade'], 'left_foramen')}",
     ])
 
 

@@ -7,7 +7,7 @@ from typing import Mapping, NamedTuple
 
 import numpy as np
 
-from .grading import CANAL_AP_CUTOFFS_MM, CANAL_AREA_CUTOFFS_MM2, grade
+from .grading import CANAL_AP_CUTOFFS_MM, CANAL_AREA_CUTOFFS_MM2, MEASUREMENT_UNITS, grade
 from .measurement import SliceMeasurement
 
 CHART_PX = 190  # height of the profile strip
@@ -18,9 +18,9 @@ AXIS_COLOUR, GRID_COLOUR = "#9a9a9a", "#333333"
 DOT_RADIUS_PX = 3.5
 # a grade each colour, hollow where the canal is to check (beside the second profile: "not graded", where drawn)
 LEGEND = [(name, colour, False) for name, colour in GRADE_COLOURS.items()] + [("canal to check", "#d9d9d9", True)]
-PROFILES = (  # (value, grade, title, unit)
-    ("canal_ap_mm", "canal_ap_grade", "canal AP along the", "mm"),
-    ("canal_area_mm2", "canal_area_grade", "dural-sac area along the", "mm²"),
+PROFILES = (  # (value, grade, title)
+    ("canal_ap_mm", "canal_ap_grade", "canal AP along the"),
+    ("canal_area_mm2", "canal_area_grade", "dural-sac area along the"),
 )
 
 
@@ -87,9 +87,9 @@ def draw_profiles(draw, box: tuple[float, float, float, float], blocks: Mapping[
     axis = _axis(blocks)
     measurements, slices = axis.measurements, axis.x
     x_low, x_high = slices.min() - 0.5, slices.max() + 0.5
-    titles = [f"{title} {axis.along} ({unit})" for _, _, title, unit in PROFILES]
+    titles = [f"{title} {axis.along} ({MEASUREMENT_UNITS[value]})" for value, _, title in PROFILES]
     ungraded = False
-    for n, (value, grade_name, _, _) in enumerate(PROFILES):
+    for n, (value, grade_name, _) in enumerate(PROFILES):
         plot = (left + n * width + 48, top + 22, left + (n + 1) * width - 16, bottom - 22)
         values = np.array([m.values[value] for m in measurements], float)
         cutoffs = _cutoffs(value, region)

@@ -9,10 +9,10 @@ from shapes import axial_grid, bow_tie, ellipse, rasterise, trefoil
 
 from SpinalStenosisLib.crop import crop_grid
 from SpinalStenosisLib.geometry import FieldOfView
-from SpinalStenosisLib.grading import (SACRAL, THORACIC, grade, level_warnings, region_named, slice_region,
-                                       value_text)
-from SpinalStenosisLib.measurement import (MAX_AREA_TO_CHORDS, bilinear, describe_checks, largest_component,
-                                           measure_slice, structure_words, structures_in)
+from SpinalStenosisLib.grading import (MEASUREMENT_UNITS, SACRAL, THORACIC, grade, level_warnings, region_named,
+                                       slice_region, value_text, value_with_unit)
+from SpinalStenosisLib.measurement import (MAX_AREA_TO_CHORDS, MEASUREMENT_COLUMNS, bilinear, describe_checks,
+                                           largest_component, measure_slice, structure_words, structures_in)
 
 GRIDS = {
     "axial": axial_grid(),
@@ -296,6 +296,13 @@ def test_a_value_is_shown_to_the_decimals_that_keep_it_below_the_cut_off_it_is_g
     column = {"canal_ap_mm": "canal_ap_grade", "canal_area_mm2": "canal_area_grade",
               "left_foramen_width_mm": "left_foramen_grade"}.get(measurement)
     assert (grade(values)[column] if column else None) == graded
+
+
+def test_every_measurement_is_shown_with_its_unit():
+    assert set(MEASUREMENT_UNITS) == set(MEASUREMENT_COLUMNS)
+    assert value_with_unit("canal_ap_mm", 9.9801) == "9.98 mm"
+    assert value_with_unit("canal_area_mm2", 74.96) == "74.96 mm²"
+    assert value_with_unit("canal_transverse_mm", 15.04) == "15.0 mm"
 
 
 @pytest.mark.parametrize("ap, cervical, lumbar", [
