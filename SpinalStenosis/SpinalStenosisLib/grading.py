@@ -41,10 +41,23 @@ REGION_WORDS = {"cervical": re.compile(r"\b(C[- ]?SPINE|CERVICAL[- ]SPINE|HWS)\b
                 "lumbar": re.compile(r"\b(L[- ]?SPINE|LUMBAR|LUMBOSACRAL|LWS)\b")}
 
 
+FORAMEN_MEASUREMENTS = ("left_foramen_width_mm", "right_foramen_width_mm")
+
+
+def stenosis_cutoffs(measurement: str, region: str) -> tuple[float, float] | None:
+    """A measurement's cut-offs in a region: (absolute stenosis below, relative stenosis below), the same twice where
+    there is no relative band (the cervical canal AP, a foramen); None where it is not graded (the transverse
+    diameter, a thoracic or sacral canal)."""
+    if measurement in FORAMEN_MEASUREMENTS:
+        return FORAMEN_CUTOFF_MM, FORAMEN_CUTOFF_MM
+    if region not in CANAL_AP_CUTOFFS_MM:
+        return None
+    return {"canal_ap_mm": CANAL_AP_CUTOFFS_MM[region], "canal_area_mm2": CANAL_AREA_CUTOFFS_MM2}.get(measurement)
+
+
 # every cut-off a measurement is graded against, in any region (a value is shown to the decimals that keep it below)
-MEASUREMENT_CUTOFFS = {"canal_ap_mm": tuple(sorted({c for pair in CANAL_AP_CUTOFFS_MM.values() for c in pair})),
-                       "canal_area_mm2": CANAL_AREA_CUTOFFS_MM2, "left_foramen_width_mm": (FORAMEN_CUTOFF_MM,),
-                       "right_foramen_width_mm": (FORAMEN_CUTOFF_MM,)}
+MEASUREMENT_CUTOFFS = {name: tuple(sorted({c for region in REGIONS for c in stenosis_cutoffs(name, region)}))
+                       for name in ("canal_ap_mm", "canal_area_mm2", *FORAMEN_MEASUREMENTS)}
 # the unit each measurement is shown in
 MEASUREMENT_UNITS = {"canal_ap_mm": "mm", "canal_transverse_mm": "mm", "canal_area_mm2": "mm²",
                      "left_foramen_width_mm": "mm", "right_foramen_width_mm": "mm"}
@@ -107,10 +120,14 @@ def grade(values: dict[str, float], region: str = "lumbar", level: str = "") -> 
     if region not in GRADING_REGIONS:
         raise ValueError(f"unknown region {region!r}; expected one of {', '.join(GRADING_REGIONS)}")
     region = slice_region(region, level)
-    canal_graded = region in CANAL_AP_CUTOFFS_MM
+
+    def banded(measurement: str) -> str:
+        limits = stenosis_cutoffs(measurement, region)
+        return _banded(values[measurement], *limits) if limits else ""
+
     return {
-        "canal_ap_grade": _banded(values["canal_ap_mm"], *CANAL_AP_CUTOFFS_MM[region]) if canal_graded else "",
-        "canal_area_grade": _banded(values["canal_area_mm2"], *CANAL_AREA_CUTOFFS_MM2) if canal_graded else "",
+        "canal_ap_grade": banded("canal_ap_mm"),
+        "canal_area_grade": banded("canal_area_mm2"),
         "left_foramen_grade": _foramen(values["left_foramen_width_mm"]),
         "right_foramen_grade": _foramen(values["right_foramen_width_mm"]),
     }

@@ -7,7 +7,7 @@ from typing import Mapping, NamedTuple
 
 import numpy as np
 
-from .grading import CANAL_AP_CUTOFFS_MM, CANAL_AREA_CUTOFFS_MM2, MEASUREMENT_UNITS, grade
+from .grading import MEASUREMENT_UNITS, grade, stenosis_cutoffs
 from .measurement import SliceMeasurement
 
 CHART_PX = 190  # height of the profile strip
@@ -63,9 +63,10 @@ def _axis(blocks: Mapping[str, list[SliceMeasurement]]) -> _Axis:
 
 def _cutoffs(value: str, region: str) -> dict[str, float]:
     """The cut-offs drawn as lines (none for a thoracic study, whose canal is not graded)."""
-    if region not in CANAL_AP_CUTOFFS_MM:
+    limits = stenosis_cutoffs(value, region)
+    if limits is None:
         return {}
-    absolute, relative = CANAL_AP_CUTOFFS_MM[region] if value == "canal_ap_mm" else CANAL_AREA_CUTOFFS_MM2
+    absolute, relative = limits
     return {"absolute": absolute} if relative == absolute else {"absolute": absolute, "relative": relative}
 
 

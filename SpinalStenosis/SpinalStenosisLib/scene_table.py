@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .findings import findings_on_slice, worst_findings
-from .grading import CANAL_AP_CUTOFFS_MM, THORACIC, grade, level_warnings
+from .grading import THORACIC, grade, level_warnings, stenosis_cutoffs
 from .level_names import NamedImage, levels_of_images
 from .measurement import (CHECK_REASONS, CONFIDENCE_COLUMNS, FOUND_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement,
                           structures_in)
@@ -174,7 +174,7 @@ def fill_cutoffs(cutoffs, table) -> None:
     vtk_table = cutoffs.GetTable()
     while vtk_table.GetNumberOfColumns():
         vtk_table.RemoveColumn(0)
-    cutoffs_mm = CANAL_AP_CUTOFFS_MM.get(graded_with(table), (math.nan, math.nan))
+    cutoffs_mm = stenosis_cutoffs("canal_ap_mm", graded_with(table)) or (math.nan, math.nan)
     for column, values in (("slice_index", ends), *zip(("absolute", "relative"), ([v, v] for v in cutoffs_mm))):
         array = vtkDoubleArray()
         array.SetName(column)

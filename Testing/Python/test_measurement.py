@@ -10,7 +10,7 @@ from shapes import axial_grid, bow_tie, ellipse, rasterise, trefoil
 from SpinalStenosisLib.crop import crop_grid
 from SpinalStenosisLib.geometry import FieldOfView
 from SpinalStenosisLib.grading import (MEASUREMENT_UNITS, SACRAL, THORACIC, grade, level_warnings, region_named,
-                                       slice_region, value_text, value_with_unit)
+                                       slice_region, stenosis_cutoffs, value_text, value_with_unit)
 from SpinalStenosisLib.measurement import (MAX_AREA_TO_CHORDS, MEASUREMENT_COLUMNS, bilinear, describe_checks,
                                            largest_component, measure_slice, structure_words, structures_in)
 
@@ -296,6 +296,19 @@ def test_a_value_is_shown_to_the_decimals_that_keep_it_below_the_cut_off_it_is_g
     column = {"canal_ap_mm": "canal_ap_grade", "canal_area_mm2": "canal_area_grade",
               "left_foramen_width_mm": "left_foramen_grade"}.get(measurement)
     assert (grade(values)[column] if column else None) == graded
+
+
+@pytest.mark.parametrize("measurement, region, expected", [
+    ("canal_ap_mm", "lumbar", (10.0, 12.0)),
+    ("canal_ap_mm", "cervical", (10.0, 10.0)),  # no relative band
+    ("canal_area_mm2", "cervical", (75.0, 100.0)),
+    ("canal_ap_mm", THORACIC, None),
+    ("canal_area_mm2", SACRAL, None),
+    ("left_foramen_width_mm", THORACIC, (3.0, 3.0)),  # a foramen is graded in any region
+    ("canal_transverse_mm", "lumbar", None),
+])
+def test_the_cut_offs_of_each_measurement_in_each_region(measurement, region, expected):
+    assert stenosis_cutoffs(measurement, region) == expected
 
 
 def test_every_measurement_is_shown_with_its_unit():
