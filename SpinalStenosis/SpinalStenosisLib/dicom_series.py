@@ -16,8 +16,9 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from .dicom_frames import header_text, read_frames, transfer_syntax
-from .geometry import MAX_RIGHT_ANGLE_COSINE, is_axial_normal, sides_text
+from .geometry import MAX_RIGHT_ANGLE_COSINE, is_axial_normal
 from .grading import REGION_TAGS, region_named
+from .number_text import sides_text
 
 SAME_ORIENTATION_DEG = 1.0  # DICOM slices whose normals differ more than this belong to differently angled blocks
 EVEN_SPACING_TOLERANCE = 0.1  # a gap differing from the median by more than this fraction of it is uneven

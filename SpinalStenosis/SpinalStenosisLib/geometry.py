@@ -11,14 +11,10 @@
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-
-from .number_text import number_text
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 AXIS_NAMES = ("sagittal", "coronal", "axial")  # by the RAS axis a slice normal is closest to
@@ -363,14 +359,6 @@ def floor_pixels(count: float) -> int:
 def ceil_pixels(count: float) -> int:
     """The whole pixels at or above a pixel count, float rounding aside (WHOLE_PIXEL_TOLERANCE)."""
     return int(np.ceil(count - WHOLE_PIXEL_TOLERANCE))
-
-
-def sides_text(sides_mm: Sequence[float], bounds: Iterable[float] = (),
-               side: Callable[[float, float], bool] = operator.lt, style: str = "f") -> str:
-    """A slice's two sides (its pixel's or its field of view's, mm) as the messages give them: to two decimals
-    ("0.70 × 0.70"), or with style "g" to two significant digits ("22 × 22"; a header in metres gives "0.0007"), each
-    side kept on its side of the bounds a message compares it with (number_text.number_text)."""
-    return " × ".join(number_text(size, 2, style, bounds=bounds, side=side) for size in sides_mm)
 
 
 def thickest_axis(spacing_mm: dict[int, float]) -> int | None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 OUTPUT_DECIMALS = 4  # the decimals the CSV and JSON outputs write, and the most a message gives a number
 
@@ -18,3 +18,11 @@ def number_text(value: float, digits: int, style: str = "f", bounds: Iterable[fl
         digits += 1
         text = f"{value:.{digits}{style}}"
     return text
+
+
+def sides_text(sides_mm: Sequence[float], bounds: Iterable[float] = (),
+               side: Callable[[float, float], bool] = operator.lt, style: str = "f") -> str:
+    """A slice's two sides (its pixel's or its field of view's, mm) as the messages give them: to two decimals
+    ("0.70 × 0.70"), or with style "g" to two significant digits ("22 × 22"; a header in metres gives "0.0007"), each
+    side kept on its side of the bounds a message compares it with (number_text)."""
+    return " × ".join(number_text(size, 2, style, bounds=bounds, side=side) for size in sides_mm)

@@ -12,11 +12,11 @@ import numpy as np
 from .body_region import region_shown
 from .centreline import PART_OF_SAC, CanalSighting, on_line, second_looks, thick_slice_warnings
 from .crop import COARSEST_PIXEL_MM
-from .geometry import AxialLayout, FieldOfView, PlaneGrid, sides_text
+from .geometry import AxialLayout, FieldOfView, PlaneGrid
 from .grading import grading_region, level_warnings
 from .level_names import NamedImage, levels_of_images
 from .measurement import STRUCTURES, SliceMeasurement, foramina_swapped, masks_from_labels, measure_slice
-from .number_text import number_text
+from .number_text import number_text, sides_text
 from .outputs import (SERIES_FILE, block_folder, check_output_folder, staged_output, write_csv, write_json,
                       write_levels_csv, write_rulers, write_series_csv, write_series_json)
 from .report import StackView, write_report, write_series_report

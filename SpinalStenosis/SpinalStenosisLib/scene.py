@@ -23,12 +23,13 @@ from . import __version__, scene_table
 from .dicom_series import (GEOMETRY_VALUES, RESCALE_TAGS, SHOWN_INVERTED_WARNING, positive_value, rescale_value_fault,
                            value_fault)
 from .findings import Finding, worst_findings, worst_findings_by_level
-from .geometry import VolumeGeometry, sides_text, stack_layout
+from .geometry import VolumeGeometry, stack_layout
 from .grading import REGION_TAGS, region_named
 from .image_files import displayed_turn
 from .level_names import NamedImage
 from .markups_json import RULER_COLOURS, line_markup, markups_document, ruler_name
 from .measurement import Ruler, SliceMeasurement, masks_from_labels, measure_slice
+from .number_text import sides_text
 from .outputs import exported_files, staged_files, write_levels_csv
 from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volume, checked_mr_image, input_warnings,
                        measure_with_segmenter, region_shown_by, slice_field_of_view)
