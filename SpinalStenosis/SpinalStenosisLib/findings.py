@@ -167,7 +167,8 @@ def _smaller_to_check(name: str, finding: Finding) -> str:
     if finding.smaller_to_check is None:
         return ""
     doubted = finding.smaller_to_check
-    return f", or {value_with_unit(name, doubted.value)} on {slice_name(doubted.slice_index, block=doubted.block)} to check"
+    where = slice_name(doubted.slice_index, block=doubted.block)
+    return f", or {value_with_unit(name, doubted.value)} on {where} to check"
 
 
 def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:
