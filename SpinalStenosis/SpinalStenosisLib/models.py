@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 
 from .crop import CROP_SIZE, ROI_SIZE
@@ -73,18 +74,27 @@ def load_network(name: str, folder: Path | None = None, device: str = "cpu"):
 def load_trained_network(name: str, folder: Path | None = None):
     """A verified CoU-Net as it was trained (float32, BatchNorm layers of its own, in eval mode), with its manifest
     entry."""
-    import torch
-
     from .network import CoUNet
 
     path, entry = verified_path(name, folder)
     if entry.get("input_size") != INPUT_SIZE[name]:
         raise ModelError(f"model {name!r} in {path.parent / MANIFEST} takes {entry.get('input_size')}-pixel inputs; "
                          f"this version of SpinalStenosis gives it {INPUT_SIZE[name]}: use the models it ships with")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_weights(path)
     model = CoUNet(**entry["network"])
     model.load_state_dict({k: v.float() for k, v in state.items()})
     return model.eval(), entry
+
+
+def load_weights(path: Path):
+    """A weights file's contents (tensors and plain data only: torch.load's weights_only), on the CPU. torch 2.0's
+    weights-only loader warns of TypedStorage, which it uses itself, on every load: that warning is not the user's
+    concern, and is not shown."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "TypedStorage is deprecated", UserWarning)
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def saved_trained_weights(checkpoint: dict, path: Path) -> dict:
@@ -110,8 +120,6 @@ def package_models(out_dir: Path, trained: dict[str, Path], base: Path | None = 
     import pickle
     import shutil
 
-    import torch
-
     base, out_dir = Path(base or models_folder()), Path(out_dir)
     manifest = read_manifest(base)
     unknown = sorted(set(trained) - set(manifest["models"]))
@@ -122,7 +130,7 @@ def package_models(out_dir: Path, trained: dict[str, Path], base: Path | None = 
     checkpoints = {}
     for name, path in trained.items():
         try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            checkpoint = load_weights(path)
         except (RuntimeError, EOFError, pickle.UnpicklingError):
             checkpoint = None  # not a torch file
         expected = manifest["models"][name]["network"]["out_channels"]

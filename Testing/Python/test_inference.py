@@ -3,6 +3,7 @@ import json
 import math
 import re
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -52,6 +53,14 @@ def test_shipped_manifest_lists_verified_weights_with_provenance():
         for key in ("version", "sha256", "input_size", "training_command", "code_revision",
                     "synthetic_validation_dice"):
             assert entry[key] not in (None, ""), key
+
+
+def test_the_shipped_models_load_without_a_word():
+    # torch 2.0's weights-only loader warned of its own use of TypedStorage on every load (scripts/test_oldest.sh)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_segmenter(threads=1)
+    assert [str(warning.message) for warning in caught] == []
 
 
 def test_a_damaged_or_missing_model_file_or_manifest_fails_clearly(tmp_path):
