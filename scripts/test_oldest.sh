@@ -8,10 +8,11 @@
 # each dependency pyproject.toml allows (each ">=" read as "=="), torch included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=("torch==2.0.1" "numpy<2")
-venv=.venv-py39-torch2.0.1
-if [[ ${1:-} =~ ^[0-9] ]]; then packages=("torch==$1" "numpy<2"); venv=.venv-py39-torch$1; shift
-elif [[ ${1:-} == minimum ]]; then
+torch_version=2.0.1
+if [[ ${1:-} =~ ^[0-9] ]]; then torch_version=$1; shift; fi
+packages=("torch==$torch_version" "numpy<2")
+venv=.venv-py39-torch$torch_version
+if [[ ${1:-} == minimum ]]; then
   mapfile -t packages < <(grep '^dependencies' pyproject.toml | grep -o '"[^"]*"' | tr -d '"' | sed 's/>=/==/')
   venv=.venv-py39-minimum; shift
 fi

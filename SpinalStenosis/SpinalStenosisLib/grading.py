@@ -85,10 +85,10 @@ def _banded(value: float, absolute_below: float, relative_below: float) -> str:
     return "normal"
 
 
-def _foramen(value: float) -> str:
+def _foramen(value: float, below: float) -> str:
     if math.isnan(value):
         return ""
-    return "stenosis" if value < FORAMEN_CUTOFF_MM else "normal"
+    return "stenosis" if value < below else "normal"
 
 
 def slice_region(region: str, level: str = "") -> str:
@@ -125,11 +125,14 @@ def grade(values: dict[str, float], region: str = "lumbar", level: str = "") -> 
         limits = stenosis_cutoffs(measurement, region)
         return _banded(values[measurement], *limits) if limits else ""
 
+    def foramen(measurement: str) -> str:
+        return _foramen(values[measurement], stenosis_cutoffs(measurement, region)[0])
+
     return {
         "canal_ap_grade": banded("canal_ap_mm"),
         "canal_area_grade": banded("canal_area_mm2"),
-        "left_foramen_grade": _foramen(values["left_foramen_width_mm"]),
-        "right_foramen_grade": _foramen(values["right_foramen_width_mm"]),
+        "left_foramen_grade": foramen("left_foramen_width_mm"),
+        "right_foramen_grade": foramen("right_foramen_width_mm"),
     }
 
 
