@@ -15,7 +15,7 @@ import numpy as np
 from .grading import grade
 from .inference import LABEL_OF
 from .measurement import STRUCTURES
-from .number_text import OUTPUT_DECIMALS
+from .outputs import csv_cell
 from .pipeline import Segmenter, measure_with_labels, measure_with_segmenter
 from .real_data import LabelledCase
 
@@ -155,5 +155,6 @@ def write_comparisons_csv(path: Path, comparisons: list[SliceComparison]) -> Non
             for name in GRADES:
                 row.update({f"{name}_labels": c.labelled_grades[name], f"{name}_found": c.found_grades[name]})
             row["canal_to_check"] = c.canal_to_check
-            writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else
-                                 f"{v:.{OUTPUT_DECIMALS}f}" if isinstance(v, float) else v) for k, v in row.items()})
+            # as measurements.csv writes its cells, but a value not measured left empty
+            writer.writerow({k: "" if isinstance(v, float) and math.isnan(v) else csv_cell(k, v)
+                             for k, v in row.items()})
