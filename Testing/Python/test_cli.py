@@ -4,9 +4,11 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -1045,3 +1047,18 @@ def test_blend_writes_weights_package_models_takes_and_refuses_a_share_beyond_th
     code, err = run(capsys, "blend", "canal", "--start", best, "--tuned", best, "--share", "-0.1", "--out",
                     tmp_path / "bad.pt", "--threads", "1")
     assert code == cli.EXIT_INPUT and "--share -0.1: expected" in err and not (tmp_path / "bad.pt").exists()
+
+
+def test_every_command_line_the_readme_shows_is_one_the_command_accepts():
+    """Each `spinal-stenosis ...` line of the README's shell examples parses (its options exist and take what it
+    gives them), so the README cannot drift from the command line."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    lines = [line for block in re.findall(r"```bash\n(.*?)```", readme, re.DOTALL) for line in block.splitlines()
+             if line.startswith("spinal-stenosis ")]
+    assert len(lines) > 20
+    for line in lines:
+        words = shlex.split(line, comments=True)[1:]
+        try:
+            cli.build_parser().parse_args(words)
+        except SystemExit:
+            pytest.fail(f"the README's {line!r} is not a command line spinal-stenosis accepts")

@@ -4,6 +4,7 @@ import math
 import re
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -512,6 +513,27 @@ def test_demo_writes_every_output(tmp_path, capsys):
     names = {p.name for p in (tmp_path / "demo").iterdir()}
     assert {"segmentation.nii.gz", "measurements.csv", "rulers.mrk.json", "report.png", "input"} <= names
     shutil.rmtree(tmp_path / "demo")
+
+
+def test_the_readme_python_example_runs_and_measures_the_file_and_its_voxels_alike(tmp_path, monkeypatch, capsys):
+    """The README's Python API example, run as written on the demo series: once from its file, once from its voxels
+    [slice, row, column] and IJK→RAS matrix in memory, as the example says to give them."""
+    from SpinalStenosisLib.demo import DEMO_SEED
+    from SpinalStenosisLib.findings import worst_findings
+    from SpinalStenosisLib.volume_io import write_image
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    [example] = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+    image, _, geometry, _ = synthetic_stack(DEMO_SEED)
+    monkeypatch.chdir(tmp_path)
+    write_image(tmp_path / "T2_axial.nii.gz", image, geometry)
+    names = {"voxels": image, "ijk_to_ras": geometry.ijk_to_ras}
+    exec(compile(example, "README.md", "exec"), names)
+    from_file, worst_in_memory = capsys.readouterr().out.splitlines()
+    in_memory = names["run"].measurements[7]
+    assert float(from_file.split()[0]) == pytest.approx(in_memory.values["canal_ap_mm"], abs=1e-6)
+    assert worst_in_memory == str(worst_findings(names["run"].measurements, "lumbar")["canal_ap_mm"])
+    assert (tmp_path / "results" / "measurements.csv").is_file()
 
 
 def test_cervical_demo_is_a_cervical_series_graded_as_cervical(tmp_path):
