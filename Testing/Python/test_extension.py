@@ -1,5 +1,6 @@
-"""Static checks of the Slicer extension: CMake lists every file, the .ui holds every widget the module uses,
-the module file imports nothing outside Slicer at file scope, the code is the Python older Slicers bundle."""
+"""Static checks of the Slicer extension: CMake lists every file (and the README's layout every Lib module), the .ui
+holds every widget the module uses, the module file imports nothing outside Slicer at file scope, the code is the
+Python older Slicers bundle."""
 import ast
 import re
 import xml.etree.ElementTree as ElementTree
@@ -22,6 +23,14 @@ def test_every_lib_file_and_resource_is_listed_and_exists():
     assert resources <= listed, resources - listed
     missing = [name for name in listed if not (MODULE / name).exists()]
     assert not missing
+
+
+def test_the_readme_layout_names_every_lib_module():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = readme.split("\n## Layout\n")[1].split("\n## ")[0]
+    lib = MODULE / "SpinalStenosisLib"
+    modules = {p.name for p in lib.glob("*.py") if p.name != "__init__.py"} | {"synth/"}
+    assert {name for name in modules if name not in layout} == set()
 
 
 def test_ui_file_parses_and_holds_every_widget_the_module_uses():
