@@ -941,7 +941,7 @@ def test_a_whole_neck_graded_as_lumbar_is_noted_until_the_region_is_cervical(con
     assert logic.follow_region(outputs.table) and region_notes(outputs.table) == []
     cropped = add_volume(context.scene, np.stack([neck[60:190, 60:190]] * 3), slice_geometry(grid, 4.0, 3).ijk_to_ras,
                          "cropped neck")  # the body cut by the field of view: nothing to note
-    other_logic, other_outputs = measure(context, cropped)
+    _, other_outputs = measure(context, cropped)
     assert region_notes(other_outputs.table) == []
 
 
