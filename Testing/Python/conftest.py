@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -8,6 +9,13 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "SpinalStenosis"))
 
 import numpy as np
 import pytest
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_code(language: str) -> list[str]:
+    """The README's fenced code blocks in language ("python", "bash"), as the reader copies them."""
+    return re.findall(rf"```{language}\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
 
 
 def phantom_arrays(n_slices: int = 3, size: int = 96, pixel_mm: float = 0.8):

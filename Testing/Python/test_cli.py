@@ -8,13 +8,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import (BrightnessSegmenter, ThresholdSegmenter, canal_arrays, other_contrast, phantom_arrays,
-                      tilted, write_dicom_series, write_with_foramina_swapped)
+                      readme_code, tilted, write_dicom_series, write_with_foramina_swapped)
 
 from enhanced_dicom import frame_planes_lps, write_enhanced_mr
 
@@ -1052,8 +1051,7 @@ def test_blend_writes_weights_package_models_takes_and_refuses_a_share_beyond_th
 def test_every_command_line_the_readme_shows_is_one_the_command_accepts():
     """Each `spinal-stenosis ...` line of the README's shell examples parses (its options exist and take what it
     gives them), so the README cannot drift from the command line."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    lines = [line for block in re.findall(r"```bash\n(.*?)```", readme, re.DOTALL) for line in block.splitlines()
+    lines = [line for block in readme_code("bash") for line in block.splitlines()
              if line.startswith("spinal-stenosis ")]
     assert len(lines) > 20
     for line in lines:

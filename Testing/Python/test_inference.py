@@ -4,12 +4,11 @@ import math
 import re
 import shutil
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import ThresholdSegmenter, canal_arrays, phantom_arrays, trained_like
+from conftest import ThresholdSegmenter, canal_arrays, phantom_arrays, readme_code, trained_like
 
 from SpinalStenosisLib import cli
 from SpinalStenosisLib.crop import (MAX_CROP_MM, crop_from_box, crop_grid, crop_side_mm, crops_from_roi,
@@ -522,8 +521,7 @@ def test_the_readme_python_example_runs_and_measures_the_file_and_its_voxels_ali
     from SpinalStenosisLib.findings import worst_findings
     from SpinalStenosisLib.volume_io import write_image
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    [example] = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+    [example] = readme_code("python")
     image, _, geometry, _ = synthetic_stack(DEMO_SEED)
     monkeypatch.chdir(tmp_path)
     write_image(tmp_path / "T2_axial.nii.gz", image, geometry)
