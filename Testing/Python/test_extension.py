@@ -6,6 +6,8 @@ import re
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+from conftest import README
+
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "SpinalStenosis"
 
@@ -26,8 +28,7 @@ def test_every_lib_file_and_resource_is_listed_and_exists():
 
 
 def test_the_readme_layout_names_every_lib_module():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    layout = readme.split("\n## Layout\n")[1].split("\n## ")[0]
+    layout = README.read_text(encoding="utf-8").split("\n## Layout\n")[1].split("\n## ")[0]
     lib = MODULE / "SpinalStenosisLib"
     modules = {p.name for p in lib.glob("*.py") if p.name != "__init__.py"} | {"synth/"}
     assert {name for name in modules if name not in layout} == set()
