@@ -271,8 +271,8 @@ class SpinalStenosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         toCheck = self.logic.toCheck(self._parameterNode)
         if toCheck:
             status += " " + _("Check {what}: what the network was unsure of, the image barely shows, lies off the "
-                              "spine's axis, is not one round outline, or the edge of the image cuts."
-                              ).format(what=toCheck)
+                              "spine's axis, is not one round outline, or the edge of the image cuts, and a foramen "
+                              "not found where the other side's is.").format(what=toCheck)
         self.ui.statusLabel.text = status + self._resultNotes()
 
     @staticmethod
@@ -566,7 +566,8 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
 
     def toCheck(self, parameterNode) -> str:
         """What the network was unsure of, the image barely shows, lies off the spine's axis, is not one round outline
-        or the image's edge cuts, by structure ("the canal on slice 3; ..."; "" for nothing)."""
+        or the image's edge cuts, and foramina not found where the other side's is, by structure ("the canal on slice
+        3; ..."; "" for nothing)."""
         from SpinalStenosisLib.measurement import describe_checks
         from SpinalStenosisLib.scene_table import to_check
 

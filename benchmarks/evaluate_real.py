@@ -41,7 +41,7 @@ from evaluate_synthetic import add_network_options, models_name, network_options
 from SpinalStenosisLib.findings import worst_findings  # noqa: E402
 from SpinalStenosisLib.grading import CANAL_AP_CUTOFFS_MM, grade  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
-from SpinalStenosisLib.measurement import STRUCTURE_WORDS, STRUCTURES  # noqa: E402
+from SpinalStenosisLib.measurement import STRUCTURE_WORDS, STRUCTURES, unmatched_foramen  # noqa: E402
 from SpinalStenosisLib.pipeline import (coarse_pixel_warnings, measure_with_segmenter,  # noqa: E402
                                         median_canal_area_mm2, oversized_canal_warnings, region_shown_by)
 from SpinalStenosisLib.report import write_report  # noqa: E402
@@ -215,7 +215,8 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
 
     overlays.mkdir(parents=True, exist_ok=True)
     results = {"cervical": {}, "lumbar": {}, "foramen_sides": {"slices": 0, "correct": 0},
-               "foramina_to_check": {region: {"reported": 0, "to_check": 0} for region in ("cervical", "lumbar")},
+               "foramina_to_check": {region: {"reported": 0, "to_check": 0, "unmatched": 0, "unmatched_alone": 0}
+                                     for region in ("cervical", "lumbar")},
                "warned_clipped": [], "shown_neck": {"cervical": [], "lumbar": []}, "not_mr": [], "fat_share": [],
                "darkest_share": {},
                "cut_by_field_of_view": {}, "canal_references": {}, "warned_coarse": [], "warned_oversized": [],
@@ -250,6 +251,12 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
                     if not math.isnan(m.confidences[f"{side}_confidence"])]
         results["foramina_to_check"][region]["reported"] += len(reported)
         results["foramina_to_check"][region]["to_check"] += sum(reported)
+        for m in run.measurements:
+            unmatched = [side for side in ("left_foramen", "right_foramen") if unmatched_foramen(side, m.confidences)]
+            results["foramina_to_check"][region]["unmatched"] += len(unmatched)
+            # the slice would hold nothing else to check without them
+            results["foramina_to_check"][region]["unmatched_alone"] += bool(unmatched) and not any(
+                m.is_to_check(name) for name in STRUCTURES if name not in unmatched)
         cut = {name: sum(name in m.cut_by_field_of_view for m in run.measurements) for name in STRUCTURES}
         if any(cut.values()):
             results["cut_by_field_of_view"][name] = cut
@@ -302,6 +309,9 @@ def print_results(results: dict) -> None:
               f"on {flags['failed_flagged']} of the {flags['failed']} with a canal that do not")
     print("reported foramina to check: " + "; ".join(f"{region} {f['to_check']} of {f['reported']}"
                                                      for region, f in results["foramina_to_check"].items()))
+    print("foramina not found where the other side's is, to check (measurement.unmatched_foramen): " + "; ".join(
+        f"{region} {f['unmatched']}, on {f['unmatched_alone']} slices with nothing else to check"
+        for region, f in results["foramina_to_check"].items()))
     sides = results["foramen_sides"]
     print(f"slices with canal and both foramina: {sides['slices']}; left foramen on the patient's left: "
           f"{sides['correct'] / max(sides['slices'], 1):.1%}")

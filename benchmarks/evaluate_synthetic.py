@@ -69,11 +69,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 from SpinalStenosisLib.centreline import front_to_back_blur_mm, thick_slice_warnings  # noqa: E402
 from SpinalStenosisLib.evaluation import dice, error  # noqa: E402
 from SpinalStenosisLib.findings import worst_findings_by_level  # noqa: E402
-from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, REGIONS, grade  # noqa: E402
+from SpinalStenosisLib.grading import CANAL_AREA_CUTOFFS_MM2, FORAMEN_CUTOFF_MM, REGIONS, grade  # noqa: E402
 from SpinalStenosisLib.inference import (CHANNELS, PRECISIONS, SHIPPED_MIRROR_AVERAGE, load_segmenter,  # noqa: E402
                                          native_labels)
 from SpinalStenosisLib.measurement import (CHECK_BELOW, MAX_AREA_TO_CHORDS, MEASUREMENT_COLUMNS,  # noqa: E402
-                                           STRUCTURE_WORDS, STRUCTURES, doubted, measure_slice, structure_to_check)
+                                           STRUCTURE_WORDS, STRUCTURES, doubted, measure_slice, structure_to_check,
+                                           unmatched_foramen)
 from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.symmetry import OFF_AXIS_MM  # noqa: E402
 from SpinalStenosisLib.synth.anatomy import T  # noqa: E402
@@ -180,7 +181,7 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
               "confidences": found.confidences, "canal_edge_to_noise": found.canal_edge_to_noise,
               "canal_off_axis_mm": found.canal_off_axis_mm, "canal_area_to_chords": found.canal_area_to_chords,
               "cut_by_field_of_view": sorted(found.cut_by_field_of_view),
-              "reported_foramina": []}
+              "reported_foramina": [], "unmatched_foramina": [], "obliterated_foramina": []}
     for key in ("canal_ap_mm", "canal_transverse_mm"):
         if not math.isnan(truth[key]):
             record["errors"][key].append(error(predicted[key], truth[key]))
@@ -202,6 +203,11 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
         else:
             record["present_found"].append(not math.isnan(predicted[key]))
             record["errors"]["foramen_width_mm"].append(error(predicted[key], truth[key]))
+        unmatched = unmatched_foramen(f"{side}_foramen", found.confidences)
+        if unmatched:
+            record["unmatched_foramina"].append(unmatched_truth(case, side, truth[key]))
+        if unmatched_truth(case, side, truth[key]) == "obliterated":  # (the width found, NaN if none; flagged)
+            record["obliterated_foramina"].append((predicted[key], unmatched))
     _, floor = intensity_floor(case.image.ravel())
     if floor:  # measure sees this slice from its darkest level up
         record["seen_from_darkest_level"] = from_darkest_level(segmenter, case, floor)
@@ -385,12 +391,26 @@ def foramen_by_contrast(records: list[dict]) -> dict:
     return result
 
 
+def unmatched_truth(case: SyntheticSlice, side: str, true_width_mm: float) -> str:
+    """What the truth holds where a foramen was not found while the other side's was (measurement.unmatched_foramen):
+    a foramen "missed"; one "obliterated" (the generator's fused foramen, no gap left); "none at this level" (a
+    pedicle slice, a cervical mid-body slice); or "not in view"."""
+    channel = case.scene.anatomy.channels.get(side)
+    if not math.isnan(true_width_mm):
+        return "missed"
+    if channel is None:
+        return "none at this level"
+    return "obliterated" if channel.narrowest_half_width <= 0 else "not in view"
+
+
 def checks(records: list[dict], below: float = CHECK_BELOW) -> dict:
     """The slices whose canal is to check (confidence below ``below``, a faint outline, off the spine's axis, not one
     round outline, or cut by the edge of the image): how many, their canal AP within 1 mm and the others', and how
     many of the gross failures (canal Dice below 0.8) they hold. The reported foramina to check: how many, the share
     within 2 mm of those and of the others, and of the foramina reported where there is none, how many are to
-    check."""
+    check. The foramina not found where the other side's was, to check, by what the truth holds there
+    (unmatched_truth); and the obliterated foramina: how many, reported absent (and of those, to check), reported
+    with a width (and of those, under the cut-off: graded stenosis)."""
     canal_doubted = [structure_to_check("canal", r["confidences"], r["canal_edge_to_noise"], below,
                                         frozenset(r["cut_by_field_of_view"]), r["canal_off_axis_mm"],
                                         r["canal_area_to_chords"]) for r in records]
@@ -413,7 +433,19 @@ def checks(records: list[dict], below: float = CHECK_BELOW) -> dict:
             "foramina_reported": len(foramina), "foramina_flagged": len(to_check),
             "flagged_foramina_within_2mm": float(np.mean(to_check)) if to_check else math.nan,
             "other_foramina_within_2mm": float(np.mean(trusted)) if trusted else math.nan,
-            "foramina_reported_where_none": len(where_none), "foramina_reported_where_none_flagged": sum(where_none)}
+            "foramina_reported_where_none": len(where_none), "foramina_reported_where_none_flagged": sum(where_none),
+            "unmatched_foramina": dict(Counter(u for r in records for u in r.get("unmatched_foramina", []))),
+            "obliterated_foramina": obliterated_foramina(records)}
+
+
+def obliterated_foramina(records: list[dict]) -> dict:
+    """How the obliterated foramina (unmatched_truth) were reported: absent, absent and to check, with a width, with a
+    width under the cut-off (graded stenosis)."""
+    found = [(width, flagged) for r in records for width, flagged in r.get("obliterated_foramina", [])]
+    absent = [flagged for width, flagged in found if math.isnan(width)]
+    widths = [width for width, _ in found if not math.isnan(width)]
+    return {"n": len(found), "absent": len(absent), "absent_to_check": sum(absent), "with_width": len(widths),
+            "graded_stenosis": sum(width < FORAMEN_CUTOFF_MM for width in widths)}
 
 
 def targets(records: list[dict]) -> dict:
@@ -628,7 +660,15 @@ def _check_line(checks_by_group: dict) -> str:
         f"{c['foramina_reported']} reported foramina, within 2 mm of a true one there "
         f"{c['flagged_foramina_within_2mm']:.0%} and of the others {c['other_foramina_within_2mm']:.0%}, "
         f"{c['foramina_reported_where_none_flagged']} of the {c['foramina_reported_where_none']} reported where there "
-        "is none" for name, c in checks_by_group.items())
+        f"is none; {sum(c['unmatched_foramina'].values())} foramina not found where the other side's is ("
+        + (", ".join(f"{what} {n}" for what, n in sorted(c["unmatched_foramina"].items())) or "none") + "); "
+        + _obliterated_text(c["obliterated_foramina"]) for name, c in checks_by_group.items())
+
+
+def _obliterated_text(obliterated: dict) -> str:
+    return (f"{obliterated['n']} obliterated foramina: {obliterated['absent']} reported absent, "
+            f"{obliterated['absent_to_check']} of them to check; {obliterated['with_width']} reported with a width, "
+            f"{obliterated['graded_stenosis']} of them under {FORAMEN_CUTOFF_MM:g} mm (graded stenosis)")
 
 
 def _grade_line(agreement: dict) -> str:

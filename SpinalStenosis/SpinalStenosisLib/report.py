@@ -17,7 +17,7 @@ from .findings import (describe_findings, describe_levels, slice_name, slices_of
 from .geometry import PlaneGrid
 from .grading import grade, value_with_unit
 from .markups_json import RULER_COLOURS
-from .measurement import SliceMeasurement, misshapen
+from .measurement import SliceMeasurement, misshapen, unmatched_foramen
 from .report_chart import CHART_PX, draw_profiles, shows_profile
 from .symmetry import off_axis
 
@@ -50,7 +50,8 @@ def _pick_slices(measurements: list[SliceMeasurement], worst_slices: set[int]) -
 
 def _caption(m: SliceMeasurement, region: str, block: str = "") -> str:
     """A panel's caption: the slice, then a line a measurement, each marked CHECK where its structure is to check;
-    why, where the reason is the image's edge, the spine's axis or the canal's shape, on the structure's first line
+    why, where the reason is the image's edge, the spine's axis, the canal's shape or a foramen found on the other
+    side only, on the structure's first line
     only (the canal's area line would not fit the panel's width with it)."""
     grades = grade(m.values, region, m.level)
 
@@ -58,10 +59,11 @@ def _caption(m: SliceMeasurement, region: str, block: str = "") -> str:
         check = ("  CHECK (edge)" if why and structure in m.cut_by_field_of_view  # the image's edge cuts it
                  else "  CHECK (off axis)" if why and structure == "canal" and off_axis(m.canal_off_axis_mm)
                  else "  CHECK (shape)" if why and structure == "canal" and misshapen(m.canal_area_to_chords)
+                 else "  CHECK (other side found)" if why and unmatched_foramen(structure, m.confidences)
                  else "  CHECK" if m.is_to_check(structure) else "")
         value = m.values[name]
-        return ("absent" if math.isnan(value) else value_with_unit(name, value)
-                + (f" ({label})" if label else "") + check)
+        return ("absent" if math.isnan(value) else value_with_unit(name, value) + (f" ({label})" if label else "")
+                ) + check
 
     return "\n".join([
         f"{slice_name(m.slice_index, m.level, block, m.image_number)}  z={m.z_mm:.1f} mm",

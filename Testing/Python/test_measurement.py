@@ -12,7 +12,8 @@ from SpinalStenosisLib.geometry import FieldOfView
 from SpinalStenosisLib.grading import (MEASUREMENT_UNITS, SACRAL, THORACIC, grade, level_warnings, region_named,
                                        slice_region, stenosis_cutoffs, value_text, value_with_unit)
 from SpinalStenosisLib.measurement import (MAX_AREA_TO_CHORDS, MEASUREMENT_COLUMNS, bilinear, describe_checks,
-                                           largest_component, measure_slice, structure_words, structures_in)
+                                           largest_component, measure_slice, structure_words, structures_in,
+                                           unmatched_foramen)
 
 GRIDS = {
     "axial": axial_grid(),
@@ -164,13 +165,16 @@ def test_confidence_is_the_mean_probability_over_what_is_measured_and_flags_what
     sure = measure_slice({"canal": 0.99 * sac + 0.3 * rim, "left_foramen": 0.97 * foramen}, grid)
     assert sure.confidences["canal_confidence"] == pytest.approx(0.99)  # its rim under 0.5 is neither measured
     assert sure.confidences["left_foramen_confidence"] == pytest.approx(0.97)  # nor counted
-    assert math.isnan(sure.confidences["right_foramen_confidence"]) and sure.check == ""
+    assert math.isnan(sure.confidences["right_foramen_confidence"])
+    assert sure.check == "right foramen"  # not found where the left one was (unmatched_foramen)
     unsure = measure_slice({"canal": 0.9 * sac + 0.6 * stray, "left_foramen": 0.8 * foramen}, grid)
     assert unsure.confidences["canal_confidence"] == pytest.approx(0.9)  # the largest region only
-    assert unsure.check == "canal, left foramen"
-    assert measure_slice({"canal": sac, "left_foramen": foramen}, grid).confidences == pytest.approx(
+    assert unsure.check == "canal, left foramen, right foramen"
+    drawn = measure_slice({"canal": sac, "left_foramen": foramen}, grid)  # drawn or edited by hand
+    assert drawn.confidences == pytest.approx(
         {"canal_confidence": 1.0, "left_foramen_confidence": 1.0, "right_foramen_confidence": math.nan},
-        nan_ok=True)  # drawn or edited by hand
+        nan_ok=True)
+    assert drawn.check == ""
     nothing = measure_slice({"canal": np.zeros(grid.shape)}, grid)
     assert all(math.isnan(v) for v in nothing.confidences.values()) and nothing.check == ""
     faint = measure_slice({"canal": 0.99 * sac}, grid, canal_edge_to_noise=1.2)  # sure, in an image of noise
@@ -178,6 +182,24 @@ def test_confidence_is_the_mean_probability_over_what_is_measured_and_flags_what
     assert faint.is_to_check("canal") and not faint.is_to_check("left_foramen") and unsure.is_to_check("left_foramen")
     assert describe_checks({3: "canal, left foramen", 7: "left foramen"}) == (
         "the canal on slice 3; the left foramen on slices 3, 7")
+
+
+def test_a_foramen_the_network_found_on_one_side_only_puts_the_other_side_to_check():
+    grid = GRIDS["axial"]
+    sac = rasterise(ellipse(0.0, 0.0, 8.0, 6.0), grid)
+    left = rasterise(bow_tie(19.0, 0.0, 3.0, 0.3, 10.0), grid)
+    right = rasterise(bow_tie(-19.0, 0.0, 3.0, 0.3, 10.0), grid)
+    one_side = measure_slice({"canal": 0.99 * sac, "right_foramen": 0.97 * right}, grid)
+    assert math.isnan(one_side.values["left_foramen_width_mm"]) and one_side.check == "left foramen"
+    assert one_side.is_to_check("left_foramen") and not one_side.is_to_check("right_foramen")
+    assert "left_foramen_width_mm" not in one_side.rulers  # still absent: nothing to measure or grade
+    assert unmatched_foramen("left_foramen", one_side.confidences)
+    assert not unmatched_foramen("canal", one_side.confidences)
+    both = measure_slice({"canal": 0.99 * sac, "left_foramen": 0.97 * left, "right_foramen": 0.97 * right}, grid)
+    neither = measure_slice({"canal": 0.99 * sac}, grid)  # a pedicle slice: no foramen on either side
+    assert both.check == "" and neither.check == ""
+    # a foramen left out of a drawn or edited mask (confidence 1 on the other side) is the user's call
+    assert measure_slice({"canal": sac, "right_foramen": right}, grid).check == ""
 
 
 def test_a_structure_the_edge_of_the_image_cuts_is_measured_as_far_as_it_shows_and_flagged_for_a_check():

@@ -131,9 +131,13 @@ def test_a_caption_marks_each_measurement_of_a_structure_the_network_doubts_and_
     assert [line.split()[0] for line in lines if line.endswith("CHECK")] == ["area", "transverse"]
     lines = _caption(measure_slice({"canal": two_lobes(grid.shape, 100, 100) * 1.0}, grid), "lumbar").splitlines()
     assert [line.split()[0] for line in lines if line.endswith("CHECK (shape)")] == ["AP"]
+    # the networks found the left foramen alone: the right one, absent, is to check
+    lines = _caption(measure_slice({"canal": canal, "left_foramen": 0.97 * foramen}, grid), "lumbar").splitlines()
+    assert [line for line in lines if "CHECK" in line] == ["foramen R absent  CHECK (other side found)"]
     font = _font("DejaVuSansMono.ttf", CAPTION_TEXT_PX)
     for widest in ("AP 10.7 mm (relative stenosis)  CHECK (off axis)", "area 328.6 mm² (relative stenosis)  CHECK",
-                   "foramen L 12.3 mm (normal)  CHECK (edge)"):  # each fits the panel's width
+                   "foramen L 12.3 mm (normal)  CHECK (edge)",
+                   "foramen R absent  CHECK (other side found)"):  # each fits the panel's width
         assert font.getlength(widest) <= VIEW_PX - 8
 
 
