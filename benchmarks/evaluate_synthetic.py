@@ -203,10 +203,11 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
         else:
             record["present_found"].append(not math.isnan(predicted[key]))
             record["errors"]["foramen_width_mm"].append(error(predicted[key], truth[key]))
-        unmatched = unmatched_foramen(f"{side}_foramen", found.confidences)
+        unmatched, truth_there = unmatched_foramen(f"{side}_foramen", found.confidences), unmatched_truth(
+            case, side, truth[key])
         if unmatched:
-            record["unmatched_foramina"].append(unmatched_truth(case, side, truth[key]))
-        if unmatched_truth(case, side, truth[key]) == "obliterated":  # (the width found, NaN if none; flagged)
+            record["unmatched_foramina"].append(truth_there)
+        if truth_there == "obliterated":  # (the width found, NaN if none; flagged)
             record["obliterated_foramina"].append((predicted[key], unmatched))
     _, floor = intensity_floor(case.image.ravel())
     if floor:  # measure sees this slice from its darkest level up
@@ -392,9 +393,9 @@ def foramen_by_contrast(records: list[dict]) -> dict:
 
 
 def unmatched_truth(case: SyntheticSlice, side: str, true_width_mm: float) -> str:
-    """What the truth holds where a foramen was not found while the other side's was (measurement.unmatched_foramen):
-    a foramen "missed"; one "obliterated" (the generator's fused foramen, no gap left); "none at this level" (a
-    pedicle slice, a cervical mid-body slice); or "not in view"."""
+    """What the truth holds on a side of a slice, as where a foramen was not found while the other side's was
+    (measurement.unmatched_foramen): a foramen (there "missed"); one "obliterated" (the generator's fused foramen, no
+    gap left); "none at this level" (a pedicle slice, a cervical mid-body slice); or "not in view"."""
     channel = case.scene.anatomy.channels.get(side)
     if not math.isnan(true_width_mm):
         return "missed"

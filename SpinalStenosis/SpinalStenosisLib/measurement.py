@@ -28,10 +28,9 @@ Definitions (also in the README):
   the ellipse two perpendicular chords through its centroid span (``canal_area_to_chords``, MAX_AREA_TO_CHORDS: an
   outline of two lobes, joined at a neck the chords cross); a foramen network 2 did not find on a slice where it
   found the other side's (unmatched_foramen: one obliterated, or one missed); and the structures the edge of the
-  image cuts
-  (``cut_by_field_of_view``: the measured region reaches the slice's outermost pixels, the padding a scanner or a
-  reslice filled beyond the imaged area, or the edge of network 2's crop; a foramen's comes within a pixel of the
-  slice's edge or padding, EDGE_DEPTH_PX), whose numbers are those of the part in view.
+  image cuts (``cut_by_field_of_view``: the measured region reaches the slice's outermost pixels, the padding a
+  scanner or a reslice filled beyond the imaged area, or the edge of network 2's crop; a foramen's comes within a
+  pixel of the slice's edge or padding, EDGE_DEPTH_PX), whose numbers are those of the part in view.
 """
 from __future__ import annotations
 

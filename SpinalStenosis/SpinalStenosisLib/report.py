@@ -51,8 +51,7 @@ def _pick_slices(measurements: list[SliceMeasurement], worst_slices: set[int]) -
 def _caption(m: SliceMeasurement, region: str, block: str = "") -> str:
     """A panel's caption: the slice, then a line a measurement, each marked CHECK where its structure is to check;
     why, where the reason is the image's edge, the spine's axis, the canal's shape or a foramen found on the other
-    side only, on the structure's first line
-    only (the canal's area line would not fit the panel's width with it)."""
+    side only, on the structure's first line only (the canal's area line would not fit the panel's width with it)."""
     grades = grade(m.values, region, m.level)
 
     def fmt(name: str, label: str, structure: str, why: bool = True) -> str:
