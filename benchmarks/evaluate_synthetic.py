@@ -318,16 +318,16 @@ def level_graded(truth: list[dict], measurements: list, region: str, doubted: bo
                  ) -> list[dict[str, dict[str, str]]]:
     """Per level of a stack, as graded() for a slice: the grade of each worst finding of the level's slices
     (findings.worst_findings_by_level, the slices named by their true level; with doubted, of its smaller value to
-    check where it has one, Finding.smaller_to_check) and the grade of the smallest true value among the same slices,
-    as a report states each level."""
+    check where it has one, Finding.smaller_to_check, not one not found) and the grade of the smallest true value
+    among the same slices, as a report states each level."""
     for m, slice_truth in zip(measurements, truth):
         m.level = slice_truth["level"]
     level_grades = []
     for level, findings in worst_findings_by_level(measurements, region).items():
         smallest = {name: min((t[name] for t in truth if t["level"] == level), key=lambda v: (math.isnan(v), v))
                     for name in MEASUREMENT_COLUMNS}
-        found = {name: f.smaller_to_check.value if doubted and f.smaller_to_check else f.value
-                 for name, f in findings.items()}
+        found = {name: f.smaller_to_check.value if doubted and f.smaller_to_check
+                 and not math.isnan(f.smaller_to_check.value) else f.value for name, f in findings.items()}
         found_grades = grade({name: found.get(name, math.nan) for name in MEASUREMENT_COLUMNS}, region)
         level_grades.append({key: {"truth": value, "found": found_grades[key]}
                              for key, value in grade(smallest, region).items()})

@@ -29,11 +29,18 @@ GRADED_MEASUREMENTS = {
 
 
 class DoubtedValue(NamedTuple):
-    """A graded measurement's value on a slice where its structure is to check."""
+    """A graded measurement's value on a slice where its structure is to check; NaN where it was not found there
+    but is to check all the same (a foramen found on the other side only: measurement.unmatched_foramen, most often
+    obliterated), which counts as smaller than any value."""
 
     slice_index: int
     value: float
     block: str = ""  # the block of a DICOM series that holds the slice, if any
+
+    @property
+    def order(self) -> float:
+        """Its place among smaller values: not found before any width."""
+        return -math.inf if math.isnan(self.value) else self.value
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,8 @@ def smallest_trusted(values: Sequence[float], to_check: Sequence[bool]) -> int |
 def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[str, Finding]:
     """Per graded measurement measured on any slice (in GRADED_MEASUREMENTS' order): its smallest_trusted value,
     graded with the region's cut-offs (grading.grade), and the smallest value of all where that is on a slice to
-    check; among the slices whose value the cut-offs grade, where any does (not a thoracic or sacral canal)."""
+    check, or before it the first slice where the structure was not found but is to check (DoubtedValue); among
+    the slices whose value the cut-offs grade, where any does (not a thoracic or sacral canal)."""
     findings, slice_grades = {}, [grade(m.values, region, m.level) for m in measurements]
     for name, graded in GRADED_MEASUREMENTS.items():
         grades = [g[graded.grade_column] for g in slice_grades]
@@ -75,6 +83,8 @@ def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[st
             m, smallest = measurements[worst], smallest_trusted(values, [False] * len(values))
             doubted = (DoubtedValue(measurements[smallest].slice_index, values[smallest])
                        if values[smallest] < values[worst] else None)
+            unfound = [m for m in measurements if math.isnan(m.values[name]) and m.is_to_check(graded.structure)]
+            doubted = DoubtedValue(unfound[0].slice_index, math.nan) if unfound else doubted
             findings[name] = Finding(m.slice_index, m.z_mm, values[worst], grades[worst], to_check[worst], m.level,
                                      image_number=m.image_number, smaller_to_check=doubted)
     return findings
@@ -93,8 +103,8 @@ def worst_findings_of_blocks(blocks: Mapping[str, list[SliceMeasurement]], regio
         if worst is not None:
             doubted = [d for f in found for d in (f.smaller_to_check and f.smaller_to_check._replace(block=f.block),
                                                   DoubtedValue(f.slice_index, f.value, f.block) if f.to_check else None)
-                       if d is not None and d.value < found[worst].value]
-            findings[measurement] = replace(found[worst], smaller_to_check=min(doubted, key=lambda d: d.value,
+                       if d is not None and d.order < found[worst].value]
+            findings[measurement] = replace(found[worst], smaller_to_check=min(doubted, key=lambda d: d.order,
                                                                                 default=None))
     return findings
 
@@ -163,17 +173,19 @@ def _grade_said(finding: Finding) -> str:
 
 def _smaller_to_check(name: str, finding: Finding) -> str:
     """", or 6.2 mm on slice 4 to check" where the finding of measurement name has a smaller value to check
-    (Finding.smaller_to_check)."""
+    (Finding.smaller_to_check); ", or not found on slice 2 to check" where that is a structure not found."""
     if finding.smaller_to_check is None:
         return ""
     doubted = finding.smaller_to_check
     where = slice_name(doubted.slice_index, block=doubted.block)
-    return f", or {value_with_unit(name, doubted.value)} on {where} to check"
+    said = "not found" if math.isnan(doubted.value) else value_with_unit(name, doubted.value)
+    return f", or {said} on {where} to check"
 
 
 def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:
     """The findings as JSON-ready dicts (measurement → slice_index, z_mm, level, value, grade, to_check,
-    smaller_to_check (null, or the slice_index and value of Finding.smaller_to_check, with its block if any), and
+    smaller_to_check (null, or the slice_index and value of Finding.smaller_to_check, with its block if any; the
+    value null where the structure was not found there), and
     the block of a DICOM series that holds the slice and the slice's image_number, if any)."""
     return {name: {**({"block": f.block} if f.block else {}), "slice_index": f.slice_index,
                    **({"image_number": f.image_number} if f.image_number else {}), "z_mm": round(f.z_mm, 3),
@@ -181,7 +193,8 @@ def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:
                    "smaller_to_check": None if f.smaller_to_check is None else {
                        **({"block": f.smaller_to_check.block} if f.smaller_to_check.block else {}),
                        "slice_index": f.smaller_to_check.slice_index,
-                       "value": round(float(f.smaller_to_check.value), 4)}}
+                       "value": None if math.isnan(f.smaller_to_check.value)
+                       else round(float(f.smaller_to_check.value), 4)}}
             for name, f in findings.items()}
 
 

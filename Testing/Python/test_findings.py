@@ -66,6 +66,30 @@ def test_a_doubted_canal_is_not_the_studys_narrowest_while_a_sure_one_exists():
     assert slices_of(findings) == {0, 1, 2, 3}  # the report shows the doubted canal's slice too
 
 
+def test_a_foramen_not_found_where_the_other_side_s_was_is_named_before_any_width_to_check():
+    def one_side(n: int, width: float) -> SliceMeasurement:
+        m = slice_with(n, 12.0, canal_confidence=0.99, right_foramen_width_mm=width)
+        m.confidences["right_foramen_confidence"] = 0.97 if width == width else NAN
+        m.confidences["left_foramen_confidence"] = 0.97  # found on the left: an absent right foramen is to check
+        return m
+
+    slices = [one_side(0, 6.4), one_side(1, NAN), slice_with(2, 12.0, right_foramen_width_mm=5.0)]
+    slices[2].confidences["right_foramen_confidence"] = 0.6  # a smaller width, doubted: the absent one comes first
+    right = worst_findings(slices, "lumbar")["right_foramen_width_mm"]
+    assert (right.slice_index, right.value, right.grade) == (0, 6.4, "normal")
+    assert right.smaller_to_check.slice_index == 1 and right.smaller_to_check.value != right.smaller_to_check.value
+    assert describe_findings({"right_foramen_width_mm": right}) == (
+        "narrowest right foramen 6.4 mm (normal) on slice 0, or not found on slice 1 to check")
+    assert findings_document({"right_foramen_width_mm": right})["right_foramen_width_mm"]["smaller_to_check"] == {
+        "slice_index": 1, "value": None}
+    in_blocks = worst_findings_of_blocks({"block-1": slices[:1], "block-2": slices[1:]}, "lumbar")
+    assert in_blocks["right_foramen_width_mm"].smaller_to_check.block == "block-2"
+    assert in_blocks["right_foramen_width_mm"].smaller_to_check.slice_index == 1
+    drawn = [one_side(0, 6.4), one_side(1, NAN)]
+    drawn[0].confidences["left_foramen_confidence"] = drawn[1].confidences["left_foramen_confidence"] = 1.0
+    assert worst_findings(drawn, "lumbar")["right_foramen_width_mm"].smaller_to_check is None  # the user's call
+
+
 def test_a_value_just_below_a_cut_off_reads_below_it_in_the_findings():
     slices = [slice_with(0, 9.9801, canal_area_mm2=74.96), slice_with(1, 9.52, canal_confidence=0.6)]
     slices[0].level = slices[1].level = "L4-L5"
