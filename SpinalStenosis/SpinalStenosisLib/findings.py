@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from .grading import grade, value_with_unit
-from .measurement import SliceMeasurement
+from .measurement import SliceMeasurement, unmatched_foramen
 
 
 class GradedMeasurement(NamedTuple):
@@ -71,7 +71,8 @@ def smallest_trusted(values: Sequence[float], to_check: Sequence[bool]) -> int |
 def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[str, Finding]:
     """Per graded measurement measured on any slice (in GRADED_MEASUREMENTS' order): its smallest_trusted value,
     graded with the region's cut-offs (grading.grade), and the smallest value of all where that is on a slice to
-    check, or before it the first slice where the structure was not found but is to check (DoubtedValue); among
+    check, or before it the first slice where a foramen was not found but the other side's was (DoubtedValue,
+    measurement.unmatched_foramen; not one typed absent in 3D Slicer's table, whose confidence stays); among
     the slices whose value the cut-offs grade, where any does (not a thoracic or sacral canal)."""
     findings, slice_grades = {}, [grade(m.values, region, m.level) for m in measurements]
     for name, graded in GRADED_MEASUREMENTS.items():
@@ -83,7 +84,8 @@ def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[st
             m, smallest = measurements[worst], smallest_trusted(values, [False] * len(values))
             doubted = (DoubtedValue(measurements[smallest].slice_index, values[smallest])
                        if values[smallest] < values[worst] else None)
-            unfound = [m for m in measurements if math.isnan(m.values[name]) and m.is_to_check(graded.structure)]
+            unfound = [m for m in measurements
+                       if math.isnan(m.values[name]) and unmatched_foramen(graded.structure, m.confidences)]
             doubted = DoubtedValue(unfound[0].slice_index, math.nan) if unfound else doubted
             findings[name] = Finding(m.slice_index, m.z_mm, values[worst], grades[worst], to_check[worst], m.level,
                                      image_number=m.image_number, smaller_to_check=doubted)

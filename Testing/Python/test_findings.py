@@ -88,6 +88,10 @@ def test_a_foramen_not_found_where_the_other_side_s_was_is_named_before_any_widt
     drawn = [one_side(0, 6.4), one_side(1, NAN)]
     drawn[0].confidences["left_foramen_confidence"] = drawn[1].confidences["left_foramen_confidence"] = 1.0
     assert worst_findings(drawn, "lumbar")["right_foramen_width_mm"].smaller_to_check is None  # the user's call
+    typed_absent = [one_side(0, 6.4), one_side(1, 5.0)]
+    typed_absent[1].values["right_foramen_width_mm"] = NAN  # 0 typed into the table over a doubted find
+    typed_absent[1].confidences["right_foramen_confidence"] = 0.6
+    assert worst_findings(typed_absent, "lumbar")["right_foramen_width_mm"].smaller_to_check is None
 
 
 def test_a_value_just_below_a_cut_off_reads_below_it_in_the_findings():
