@@ -84,8 +84,8 @@ def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[st
             m, smallest = measurements[worst], smallest_trusted(values, [False] * len(values))
             doubted = (DoubtedValue(measurements[smallest].slice_index, values[smallest])
                        if values[smallest] < values[worst] else None)
-            unfound = [m for m in measurements
-                       if math.isnan(m.values[name]) and unmatched_foramen(graded.structure, m.confidences)]
+            unfound = [other for other in measurements
+                       if math.isnan(other.values[name]) and unmatched_foramen(graded.structure, other.confidences)]
             doubted = DoubtedValue(unfound[0].slice_index, math.nan) if unfound else doubted
             findings[name] = Finding(m.slice_index, m.z_mm, values[worst], grades[worst], to_check[worst], m.level,
                                      image_number=m.image_number, smaller_to_check=doubted)
@@ -187,8 +187,8 @@ def _smaller_to_check(name: str, finding: Finding) -> str:
 def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:
     """The findings as JSON-ready dicts (measurement → slice_index, z_mm, level, value, grade, to_check,
     smaller_to_check (null, or the slice_index and value of Finding.smaller_to_check, with its block if any; the
-    value null where the structure was not found there), and
-    the block of a DICOM series that holds the slice and the slice's image_number, if any)."""
+    value null where the structure was not found there), and the block of a DICOM series that holds the slice and
+    the slice's image_number, if any)."""
     return {name: {**({"block": f.block} if f.block else {}), "slice_index": f.slice_index,
                    **({"image_number": f.image_number} if f.image_number else {}), "z_mm": round(f.z_mm, 3),
                    "level": f.level, "value": round(float(f.value), 4), "grade": f.grade, "to_check": f.to_check,
