@@ -203,8 +203,8 @@ def evaluate_case(segmenter, n: int, noise_scale: float = 1.0, seed: int = HELD_
         else:
             record["present_found"].append(not math.isnan(predicted[key]))
             record["errors"]["foramen_width_mm"].append(error(predicted[key], truth[key]))
-        unmatched, truth_there = unmatched_foramen(f"{side}_foramen", found.confidences), unmatched_truth(
-            case, side, truth[key])
+        unmatched = unmatched_foramen(f"{side}_foramen", found.confidences)
+        truth_there = unmatched_truth(case, side, truth[key])
         if unmatched:
             record["unmatched_foramina"].append(truth_there)
         if truth_there == "obliterated":  # (the width found, NaN if none; flagged)

@@ -1,5 +1,7 @@
 """The study's worst findings: the smallest of each graded measurement among the structures not to check, graded
 with the region's cut-offs; the report always shows their slices."""
+import math
+
 import pytest
 
 from SpinalStenosisLib.findings import (describe_findings, describe_levels, findings_document, findings_on_slice,
@@ -69,7 +71,7 @@ def test_a_doubted_canal_is_not_the_studys_narrowest_while_a_sure_one_exists():
 def test_a_foramen_not_found_where_the_other_side_s_was_is_named_before_any_width_to_check():
     def one_side(n: int, width: float) -> SliceMeasurement:
         m = slice_with(n, 12.0, canal_confidence=0.99, right_foramen_width_mm=width)
-        m.confidences["right_foramen_confidence"] = 0.97 if width == width else NAN
+        m.confidences["right_foramen_confidence"] = NAN if math.isnan(width) else 0.97
         m.confidences["left_foramen_confidence"] = 0.97  # found on the left: an absent right foramen is to check
         return m
 
@@ -77,7 +79,7 @@ def test_a_foramen_not_found_where_the_other_side_s_was_is_named_before_any_widt
     slices[2].confidences["right_foramen_confidence"] = 0.6  # a smaller width, doubted: the absent one comes first
     right = worst_findings(slices, "lumbar")["right_foramen_width_mm"]
     assert (right.slice_index, right.value, right.grade) == (0, 6.4, "normal")
-    assert right.smaller_to_check.slice_index == 1 and right.smaller_to_check.value != right.smaller_to_check.value
+    assert right.smaller_to_check.slice_index == 1 and math.isnan(right.smaller_to_check.value)
     assert describe_findings({"right_foramen_width_mm": right}) == (
         "narrowest right foramen 6.4 mm (normal) on slice 0, or not found on slice 1 to check")
     assert findings_document({"right_foramen_width_mm": right})["right_foramen_width_mm"]["smaller_to_check"] == {
