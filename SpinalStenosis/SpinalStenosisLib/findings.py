@@ -45,7 +45,9 @@ class DoubtedValue(NamedTuple):
 
 @dataclass(frozen=True)
 class Finding:
-    """A measurement's smallest value in the study, on the slice that holds it."""
+    """A measurement's smallest value in the study, on the slice that holds it; NaN, ungraded and to check where it
+    was measured on no slice but is a foramen not found on a slice where the other side's was (the first such
+    slice; measurement.unmatched_foramen), which the study or level would otherwise leave unsaid."""
 
     slice_index: int
     z_mm: float
@@ -58,6 +60,11 @@ class Finding:
     # a smaller value on a slice where the structure is to check, left out of the worst (a doubted find: often a
     # speck in noise, but also a narrowed sac the network was unsure of), if any
     smaller_to_check: DoubtedValue | None = None
+
+    @property
+    def found(self) -> bool:
+        """Whether it has a value (not a foramen measured on no slice)."""
+        return not math.isnan(self.value)
 
 
 def smallest_trusted(values: Sequence[float], to_check: Sequence[bool]) -> int | None:
@@ -73,22 +80,27 @@ def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[st
     graded with the region's cut-offs (grading.grade), and the smallest value of all where that is on a slice to
     check, or before it the first slice where a foramen was not found but the other side's was (DoubtedValue,
     measurement.unmatched_foramen; not one typed absent in 3D Slicer's table, whose confidence stays); among
-    the slices whose value the cut-offs grade, where any does (not a thoracic or sacral canal)."""
+    the slices whose value the cut-offs grade, where any does (not a thoracic or sacral canal). A foramen measured
+    on no slice but so not found on one is a Finding with no value (NaN) on the first such slice."""
     findings, slice_grades = {}, [grade(m.values, region, m.level) for m in measurements]
     for name, graded in GRADED_MEASUREMENTS.items():
         grades = [g[graded.grade_column] for g in slice_grades]
         values = [m.values[name] if grades[n] or not any(grades) else math.nan for n, m in enumerate(measurements)]
         to_check = [m.is_to_check(graded.structure) for m in measurements]
         worst = smallest_trusted(values, to_check)
+        unfound = [other for other in measurements
+                   if math.isnan(other.values[name]) and unmatched_foramen(graded.structure, other.confidences)]
         if worst is not None:
             m, smallest = measurements[worst], smallest_trusted(values, [False] * len(values))
             doubted = (DoubtedValue(measurements[smallest].slice_index, values[smallest])
                        if values[smallest] < values[worst] else None)
-            unfound = [other for other in measurements
-                       if math.isnan(other.values[name]) and unmatched_foramen(graded.structure, other.confidences)]
             doubted = DoubtedValue(unfound[0].slice_index, math.nan) if unfound else doubted
             findings[name] = Finding(m.slice_index, m.z_mm, values[worst], grades[worst], to_check[worst], m.level,
                                      image_number=m.image_number, smaller_to_check=doubted)
+        elif unfound:
+            m = unfound[0]
+            findings[name] = Finding(m.slice_index, m.z_mm, math.nan, "", m.is_to_check(graded.structure), m.level,
+                                     image_number=m.image_number)
     return findings
 
 
@@ -100,7 +112,8 @@ def worst_findings_of_blocks(blocks: Mapping[str, list[SliceMeasurement]], regio
     findings = {}
     for measurement in GRADED_MEASUREMENTS:
         found = [replace(f[measurement], block=name) for name, f in per_block.items() if measurement in f]
-        found = [f for f in found if f.grade] or found  # as in worst_findings: the graded ones, where any is
+        if any(f.grade for f in found):  # as in worst_findings: the graded ones, and those not found
+            found = [f for f in found if f.grade or math.isnan(f.value)]
         worst = smallest_trusted([f.value for f in found], [f.to_check for f in found])
         if worst is not None:
             doubted = [d for f in found for d in (f.smaller_to_check and f.smaller_to_check._replace(block=f.block),
@@ -108,6 +121,8 @@ def worst_findings_of_blocks(blocks: Mapping[str, list[SliceMeasurement]], regio
                        if d is not None and d.order < found[worst].value]
             findings[measurement] = replace(found[worst], smaller_to_check=min(doubted, key=lambda d: d.order,
                                                                                 default=None))
+        elif found:  # not found in any block, where the other side's was
+            findings[measurement] = found[0]
     return findings
 
 
@@ -137,10 +152,10 @@ def describe_levels(by_level: Mapping[str, dict[str, Finding]]) -> list[str]:
         phrases = []
         for name, finding in findings.items():
             graded = GRADED_MEASUREMENTS[name]
-            said = [_grade_said(finding), slice_name(finding.slice_index, block=finding.block,
-                                                     image_number=finding.image_number)]
-            said += ["to check"] if finding.to_check else []
-            phrases.append(f"{graded.label} {value_with_unit(name, finding.value)} ({', '.join(said)}"
+            said = [*([_grade_said(finding)] if finding.found else []),
+                    slice_name(finding.slice_index, block=finding.block, image_number=finding.image_number),
+                    *(["to check"] if finding.to_check else [])]
+            phrases.append(f"{graded.label} {_value_said(name, finding.value)} ({', '.join(said)}"
                            f"{_smaller_to_check(name, finding)})")
         lines.append(f"{level}: " + ("; ".join(phrases) or "no canal or foramen found"))
     return lines
@@ -155,14 +170,15 @@ def slice_name(slice_index: int, level: str = "", block: str = "", image_number:
 
 def describe_findings(findings: dict[str, Finding]) -> str:
     """E.g. "narrowest canal AP 6.7 mm (absolute stenosis) on slice 4 (L4-L5); ..." ("" for no finding); a finding
-    whose structure is to check on every slice says so."""
+    whose structure is to check on every slice says so; one with no value, "right foramen not found on slice 2,
+    to check"."""
     phrases = []
     for name, finding in findings.items():
         graded = GRADED_MEASUREMENTS[name]
-        grade_text = f" ({_grade_said(finding)})"
+        said = (f"{graded.superlative} {graded.label} {value_with_unit(name, finding.value)} "
+                f"({_grade_said(finding)})" if finding.found else f"{graded.label} not found")
         check = ", to check" if finding.to_check else ""
-        phrases.append(f"{graded.superlative} {graded.label} {value_with_unit(name, finding.value)}{grade_text} on "
-                       f"{slice_name(finding.slice_index, finding.level, finding.block, finding.image_number)}{check}"
+        phrases.append(f"{said} on {slice_name(finding.slice_index, finding.level, finding.block, finding.image_number)}{check}"
                        f"{_smaller_to_check(name, finding)}")
     return "; ".join(phrases)
 
@@ -180,18 +196,22 @@ def _smaller_to_check(name: str, finding: Finding) -> str:
         return ""
     doubted = finding.smaller_to_check
     where = slice_name(doubted.slice_index, block=doubted.block)
-    said = "not found" if math.isnan(doubted.value) else value_with_unit(name, doubted.value)
-    return f", or {said} on {where} to check"
+    return f", or {_value_said(name, doubted.value)} on {where} to check"
+
+
+def _value_said(name: str, value: float) -> str:
+    """A value of measurement name with its unit, or "not found" (NaN)."""
+    return "not found" if math.isnan(value) else value_with_unit(name, value)
 
 
 def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:
     """The findings as JSON-ready dicts (measurement → slice_index, z_mm, level, value, grade, to_check,
-    smaller_to_check (null, or the slice_index and value of Finding.smaller_to_check, with its block if any; the
+    smaller_to_check (null, or the slice_index and value of Finding.smaller_to_check, with its block if any; each
     value null where the structure was not found there), and the block of a DICOM series that holds the slice and
     the slice's image_number, if any)."""
     return {name: {**({"block": f.block} if f.block else {}), "slice_index": f.slice_index,
                    **({"image_number": f.image_number} if f.image_number else {}), "z_mm": round(f.z_mm, 3),
-                   "level": f.level, "value": round(float(f.value), 4), "grade": f.grade, "to_check": f.to_check,
+                   "level": f.level, "value": round(float(f.value), 4) if f.found else None, "grade": f.grade, "to_check": f.to_check,
                    "smaller_to_check": None if f.smaller_to_check is None else {
                        **({"block": f.smaller_to_check.block} if f.smaller_to_check.block else {}),
                        "slice_index": f.smaller_to_check.slice_index,

@@ -222,7 +222,8 @@ LEVELS_COLUMNS = ("level", "slices", *(column for name in GRADED_MEASUREMENTS
 def write_levels_csv(path: Path, measurements: list[SliceMeasurement], region: str) -> None:
     """levels.csv: a row per level named on the slices (in the stack's order; none without a name), with its slices
     and each graded measurement's worst finding among them (findings.worst_findings_by_level): value, slice, its
-    image number, grade and whether it is to check, empty where none was measured."""
+    image number, grade and whether it is to check, empty where none was measured (the value nan where a foramen was
+    not found: findings.Finding)."""
     rows = []
     for level, findings in worst_findings_by_level(measurements, region).items():
         row = {"level": level, "slices": " ".join(str(m.slice_index) for m in measurements if m.level == level)}
@@ -251,7 +252,8 @@ def write_studies_csv(out_dir: Path) -> Path | None:
                "slices_to_check": sum(bool(entry["check"]) for entry in document["slices"]),
                "warnings": "; ".join(document.get("input_warnings", []))}
         for name, finding in document.get("worst_findings", {}).items():  # "level": not from an earlier version
-            row.update(zip(_finding_columns(name), (_csv_number(finding["value"]), finding["slice_index"],
+            value = math.nan if finding["value"] is None else finding["value"]  # a foramen not found
+            row.update(zip(_finding_columns(name), (_csv_number(value), finding["slice_index"],
                                                     finding.get("image_number", ""), finding.get("level", ""),
                                                     finding["grade"], finding["to_check"])))
         rows.append(row)

@@ -243,7 +243,9 @@ def test_studies_csv_lists_each_block_of_an_angled_series_and_leaves_missing_fin
     assert write_studies_csv(tmp_path) is None and not (tmp_path / STUDIES_FILE).exists()
     finding = {"slice_index": 2, "image_number": "14", "z_mm": 8.0, "level": "L4-L5", "value": 9.5,
                "grade": "absolute stenosis", "to_check": True}
-    for folder, findings in (("series/block-2", {"canal_ap_mm": finding}), ("series/block-1", {}), ("nifti", {})):
+    unfound = {**finding, "value": None, "grade": ""}  # a foramen not found where the other side's was
+    for folder, findings in (("series/block-2", {"canal_ap_mm": finding, "right_foramen_width_mm": unfound}),
+                             ("series/block-1", {}), ("nifti", {})):
         (tmp_path / folder).mkdir(parents=True)
         document = {"input": folder.split("/")[0], "region": "lumbar", "worst_findings": findings,
                     "slices": [{"check": "canal"}, {"check": ""}, {"check": "canal"}],
@@ -257,10 +259,28 @@ def test_studies_csv_lists_each_block_of_an_angled_series_and_leaves_missing_fin
     assert [rows[2][c] for c in ("canal_ap_mm", "canal_ap_slice", "canal_ap_image", "canal_ap_level",
                                  "canal_ap_grade", "canal_ap_to_check")] == ["9.5000", "2", "14", "L4-L5",
                                                                              "absolute stenosis", "True"]
+    assert [rows[2][c] for c in ("right_foramen_width_mm", "right_foramen_slice", "right_foramen_grade")] == [
+        "nan", "2", ""]  # as measurements.csv writes a foramen not found
     document["input_warnings"] = ["a series \udce4"]  # a byte not UTF-8 in a path or header, as JSON escapes it
     (tmp_path / "nifti" / "measurements.json").write_text(json.dumps(document), encoding="utf-8")
     with open(write_studies_csv(tmp_path), newline="", encoding="utf-8") as handle:
         assert next(csv.DictReader(handle))["warnings"] == "a series \\udce4"
+
+
+def test_levels_csv_writes_a_foramen_found_on_none_of_a_level_s_slices_where_the_other_side_s_was(tmp_path):
+    from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS, SliceMeasurement
+    from SpinalStenosisLib.outputs import write_levels_csv
+
+    values = dict.fromkeys(MEASUREMENT_COLUMNS, math.nan) | {"canal_ap_mm": 12.0, "canal_area_mm2": 150.0,
+                                                             "left_foramen_width_mm": 5.0}
+    confidences = {"canal_confidence": 0.99, "left_foramen_confidence": 0.97, "right_foramen_confidence": math.nan}
+    slices = [SliceMeasurement(n, 4.0 * n, dict(values), confidences=dict(confidences), level="L4-L5")
+              for n in range(2)]
+    write_levels_csv(tmp_path / "levels.csv", slices, "lumbar")
+    with open(tmp_path / "levels.csv", newline="", encoding="utf-8") as handle:
+        [row] = csv.DictReader(handle)
+    assert [row[c] for c in ("right_foramen_width_mm", "right_foramen_slice", "right_foramen_grade",
+                             "right_foramen_to_check", "left_foramen_width_mm")] == ["nan", "0", "", "True", "5.0000"]
 
 
 def test_a_path_not_in_utf_8_is_refused_which_simpleitk_would_abort_on(phantom_files, tmp_path, capsys):

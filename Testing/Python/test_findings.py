@@ -96,6 +96,36 @@ def test_a_foramen_not_found_where_the_other_side_s_was_is_named_before_any_widt
     assert worst_findings(typed_absent, "lumbar")["right_foramen_width_mm"].smaller_to_check is None
 
 
+def test_a_foramen_found_on_no_slice_of_a_level_where_the_other_side_s_was_is_named_not_found_to_check():
+    def left_only(n: int, level: str, left_confidence: float = 0.97) -> SliceMeasurement:
+        m = slice_with(n, 12.0, canal_confidence=0.99, left_foramen_width_mm=5.0)
+        m.confidences["left_foramen_confidence"], m.level = left_confidence, level
+        return m
+
+    slices = [left_only(0, "L3-L4"), left_only(1, "L4-L5"), left_only(2, "L4-L5"), slice_with(3, 12.0)]
+    slices[0].values["right_foramen_width_mm"], slices[0].confidences["right_foramen_confidence"] = 6.0, 0.97
+    slices[3].level = "L4-L5"
+    by_level = worst_findings_by_level(slices, "lumbar")
+    right = by_level["L4-L5"]["right_foramen_width_mm"]
+    assert (right.slice_index, right.grade, right.to_check, right.smaller_to_check) == (1, "", True, None)
+    assert not right.found and by_level["L3-L4"]["right_foramen_width_mm"].found
+    assert describe_levels(by_level)[1] == ("L4-L5: canal AP 12.0 mm (normal, slice 1); dural-sac area 150.0 mm² "
+                                            "(normal, slice 1); right foramen not found (slice 1, to check); "
+                                            "left foramen 5.0 mm (normal, slice 1)")
+    assert describe_findings({"right_foramen_width_mm": right}) == "right foramen not found on slice 1 (L4-L5), to check"
+    assert findings_document({"right_foramen_width_mm": right})["right_foramen_width_mm"] == {
+        "slice_index": 1, "z_mm": 4.0, "level": "L4-L5", "value": None, "grade": "", "to_check": True,
+        "smaller_to_check": None}
+    in_blocks = worst_findings_of_blocks({"block-1": slices[1:3], "block-2": slices[3:]}, "lumbar")
+    assert (in_blocks["right_foramen_width_mm"].block, in_blocks["right_foramen_width_mm"].slice_index) == ("block-1", 1)
+    found_elsewhere = worst_findings_of_blocks({"block-1": slices[:1], "block-2": slices[1:]}, "lumbar")
+    right = found_elsewhere["right_foramen_width_mm"]  # the width found in block-1, the block-2 slice to check
+    assert (right.block, right.value) == ("block-1", 6.0)
+    assert right.smaller_to_check[::2] == (1, "block-2") and math.isnan(right.smaller_to_check.value)
+    drawn = [left_only(1, "L4-L5", left_confidence=1.0)]  # a drawn left foramen: the absent right is the user's call
+    assert "right_foramen_width_mm" not in worst_findings(drawn, "lumbar")
+
+
 def test_a_value_just_below_a_cut_off_reads_below_it_in_the_findings():
     slices = [slice_with(0, 9.9801, canal_area_mm2=74.96), slice_with(1, 9.52, canal_confidence=0.6)]
     slices[0].level = slices[1].level = "L4-L5"
