@@ -320,8 +320,7 @@ def level_graded(truth: list[dict], measurements: list, region: str, doubted: bo
     (findings.worst_findings_by_level, the slices named by their true level; with doubted, of its smaller value to
     check where it has one, Finding.smaller_to_check, not one not found) and the grade of the smallest true value
     among the same slices, as a report states each level."""
-    for m, slice_truth in zip(measurements, truth):
-        m.level = slice_truth["level"]
+    _name_true_levels(truth, measurements)
     level_grades = []
     for level, findings in worst_findings_by_level(measurements, region).items():
         smallest = {name: min((t[name] for t in truth if t["level"] == level), key=lambda v: (math.isnan(v), v))
@@ -332,6 +331,22 @@ def level_graded(truth: list[dict], measurements: list, region: str, doubted: bo
         level_grades.append({key: {"truth": value, "found": found_grades[key]}
                              for key, value in grade(smallest, region).items()})
     return level_grades
+
+
+def unfound_level_foramina(truth: list[dict], measurements: list, region: str) -> list[bool]:
+    """Per foramen of a level of a stack that its line names "not found" (found on none of the level's slices,
+    the other side's found: findings.Finding with no value; the slices named by their true level): whether the truth
+    has that foramen on any of the level's slices (a miss), not only obliterated or none."""
+    _name_true_levels(truth, measurements)
+    return [any(not math.isnan(t[name]) for t in truth if t["level"] == level)
+            for level, findings in worst_findings_by_level(measurements, region).items()
+            for name in FORAMEN_KEYS if name in findings and not findings[name].found]
+
+
+def _name_true_levels(truth: list[dict], measurements: list) -> None:
+    """Name each measured slice by its true level (SliceMeasurement.level)."""
+    for m, slice_truth in zip(measurements, truth):
+        m.level = slice_truth["level"]
 
 
 def grade_agreement(slice_grades: list[dict[str, dict[str, str]]]) -> dict:
@@ -539,7 +554,7 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
     from evaluate_real import SliceBySlice
 
     errors, changed, grades = {"stack step": [], "slice by slice": []}, 0, []
-    level_grades, doubted_level_grades = [], []
+    level_grades, doubted_level_grades, unfound_foramina = [], [], []
     blur_mm, warned, darkest = [], 0, []
     for n in range(count):
         image, _, geometry, truth = synthetic_stack(STACK_SEED + n, region)
@@ -552,6 +567,7 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
         grades += [graded(t, m.values, region) for m, t in zip(runs["stack step"].measurements, truth)]
         level_grades += level_graded(truth, runs["stack step"].measurements, region)
         doubted_level_grades += level_graded(truth, runs["stack step"].measurements, region, doubted=True)
+        unfound_foramina += unfound_level_foramina(truth, runs["stack step"].measurements, region)
         with_step, alone = (run.stack_labels == 1 for run in runs.values())
         changed += int((with_step != alone).any(axis=(1, 2)).sum())
         blur_mm.append(float(np.nanmedian(front_to_back_blur_mm(with_step, volume.layout))))
@@ -561,7 +577,8 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
             "largest_darkest_share": max(darkest), "raised_floors": sum(d >= RAISED_FLOOR_SHARE for d in darkest),
             **{name: shares_within(values, (1, 2, 3)) for name, values in errors.items()},
             "grades": grade_agreement(grades), "level_grades": grade_agreement(level_grades),
-            "doubted_level_grades": grade_agreement(doubted_level_grades)}
+            "doubted_level_grades": grade_agreement(doubted_level_grades),
+            "unfound_level_foramina": {"n": len(unfound_foramina), "present": sum(unfound_foramina)}}
 
 
 def print_stacks(stacks: dict) -> None:
@@ -576,6 +593,9 @@ def print_stacks(stacks: dict) -> None:
           + _grade_line(stacks["level_grades"]))
     print("the same, a level's smaller value to check taken where it has one (what ', or ... to check' names): "
           + _grade_line(stacks["doubted_level_grades"]))
+    unfound = stacks["unfound_level_foramina"]
+    print(f"level foramina found on none of the level's slices, the other side's found ('not found ... to check'): "
+          f"{unfound['n']}; a true foramen on one of the level's slices: {unfound['present']}")
     print(f"stacks, front-to-back blur of their untilted slices (centreline.front_to_back_blur_mm, median per stack): "
           f"at most {stacks['largest_blur_mm']:.2f} mm; thick-slice warnings on {stacks['thick_slice_warnings']} of "
           f"{stacks['stacks']}")
