@@ -113,7 +113,7 @@ def worst_findings_of_blocks(blocks: Mapping[str, list[SliceMeasurement]], regio
     for measurement in GRADED_MEASUREMENTS:
         found = [replace(f[measurement], block=name) for name, f in per_block.items() if measurement in f]
         if any(f.grade for f in found):  # as in worst_findings: the graded ones, and those not found
-            found = [f for f in found if f.grade or math.isnan(f.value)]
+            found = [f for f in found if f.grade or not f.found]
         worst = smallest_trusted([f.value for f in found], [f.to_check for f in found])
         if worst is not None:
             doubted = [d for f in found for d in (f.smaller_to_check and f.smaller_to_check._replace(block=f.block),
@@ -177,9 +177,9 @@ def describe_findings(findings: dict[str, Finding]) -> str:
         graded = GRADED_MEASUREMENTS[name]
         said = (f"{graded.superlative} {graded.label} {value_with_unit(name, finding.value)} "
                 f"({_grade_said(finding)})" if finding.found else f"{graded.label} not found")
+        where = slice_name(finding.slice_index, finding.level, finding.block, finding.image_number)
         check = ", to check" if finding.to_check else ""
-        phrases.append(f"{said} on {slice_name(finding.slice_index, finding.level, finding.block, finding.image_number)}{check}"
-                       f"{_smaller_to_check(name, finding)}")
+        phrases.append(f"{said} on {where}{check}{_smaller_to_check(name, finding)}")
     return "; ".join(phrases)
 
 
@@ -211,7 +211,8 @@ def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:
     the slice's image_number, if any)."""
     return {name: {**({"block": f.block} if f.block else {}), "slice_index": f.slice_index,
                    **({"image_number": f.image_number} if f.image_number else {}), "z_mm": round(f.z_mm, 3),
-                   "level": f.level, "value": round(float(f.value), 4) if f.found else None, "grade": f.grade, "to_check": f.to_check,
+                   "level": f.level, "value": round(float(f.value), 4) if f.found else None, "grade": f.grade,
+                   "to_check": f.to_check,
                    "smaller_to_check": None if f.smaller_to_check is None else {
                        **({"block": f.smaller_to_check.block} if f.smaller_to_check.block else {}),
                        "slice_index": f.smaller_to_check.slice_index,

@@ -56,7 +56,8 @@ COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
                              "are of the part in view"),
     "check": ("Check", "", f"{CHECK_REASONS.capitalize()}: look at it before trusting its numbers"),
     "worst_findings": ("Worst", "", "The study's worst findings on this slice: the smallest canal AP, dural-sac area "
-                       "and foramen widths among the slices where the structure is not to check"),
+                       "and foramen widths among the slices where the structure is not to check (a foramen found "
+                       "on none, where the other side's was, on its first such slice)"),
 }
 
 # The tables this code is writing: their ModifiedEvents meanwhile are not the user's edits.

@@ -112,12 +112,14 @@ def test_a_foramen_found_on_no_slice_of_a_level_where_the_other_side_s_was_is_na
     assert describe_levels(by_level)[1] == ("L4-L5: canal AP 12.0 mm (normal, slice 1); dural-sac area 150.0 mm² "
                                             "(normal, slice 1); right foramen not found (slice 1, to check); "
                                             "left foramen 5.0 mm (normal, slice 1)")
-    assert describe_findings({"right_foramen_width_mm": right}) == "right foramen not found on slice 1 (L4-L5), to check"
+    assert describe_findings({"right_foramen_width_mm": right}) == (
+        "right foramen not found on slice 1 (L4-L5), to check")
     assert findings_document({"right_foramen_width_mm": right})["right_foramen_width_mm"] == {
         "slice_index": 1, "z_mm": 4.0, "level": "L4-L5", "value": None, "grade": "", "to_check": True,
         "smaller_to_check": None}
     in_blocks = worst_findings_of_blocks({"block-1": slices[1:3], "block-2": slices[3:]}, "lumbar")
-    assert (in_blocks["right_foramen_width_mm"].block, in_blocks["right_foramen_width_mm"].slice_index) == ("block-1", 1)
+    unfound_in_blocks = in_blocks["right_foramen_width_mm"]
+    assert (unfound_in_blocks.block, unfound_in_blocks.slice_index) == ("block-1", 1)
     found_elsewhere = worst_findings_of_blocks({"block-1": slices[:1], "block-2": slices[1:]}, "lumbar")
     right = found_elsewhere["right_foramen_width_mm"]  # the width found in block-1, the block-2 slice to check
     assert (right.block, right.value) == ("block-1", 6.0)

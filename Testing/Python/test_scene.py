@@ -787,6 +787,32 @@ def test_a_canal_edited_into_two_lobes_stays_to_check(context, volume, tmp_path)
 
 
 @pytest.mark.parametrize("image_ends", ["with the array", "in padding zeros"])
+class RightForamenUnfound(ThresholdSegmenter):
+    """ThresholdSegmenter that finds no right foramen, and the left one with a confidence below 1."""
+
+    def segment(self, images, grids):
+        results = super().segment(images, grids)
+        for result in results:
+            result.masks["right_foramen"] = np.zeros_like(result.masks["right_foramen"])
+            result.masks["left_foramen"] = result.masks["left_foramen"] * 0.97
+            result.native_labels[result.native_labels == 3] = 0
+        return results
+
+
+def test_a_foramen_found_on_no_slice_where_the_other_side_s_was_is_a_worst_finding_without_a_value(context, volume):
+    logic, outputs = measure(context, volume, RightForamenUnfound())
+    table = outputs.table.GetTable()
+    assert [table.GetColumnByName("check").GetValue(r) for r in range(3)] == ["right foramen"] * 3
+    unfound = logic.worst_findings(outputs.table)["right_foramen_width_mm"]
+    assert (unfound.found, unfound.slice_index, unfound.grade, unfound.to_check) == (False, 0, "", True)
+    assert "right foramen" in table.GetColumnByName("worst_findings").GetValue(0)
+    drawn = logic.labels_of(outputs.segmentation, volume)
+    drawn[0][drawn[0] == 2] = 0  # the user erases slice 0's left foramen: slices 1 and 2 stay as found
+    logic._write_segments(outputs.segmentation, volume, drawn)
+    assert logic.remeasure(volume, outputs) == [0]
+    assert logic.worst_findings(outputs.table)["right_foramen_width_mm"].slice_index == 1
+
+
 def test_a_foramen_the_edge_of_the_image_cuts_is_flagged_for_a_check_until_the_user_edits_it_off_the_edge(
         context, tmp_path, image_ends):
     image, _, geometry = phantom_arrays()
