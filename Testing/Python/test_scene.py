@@ -786,7 +786,6 @@ def test_a_canal_edited_into_two_lobes_stays_to_check(context, volume, tmp_path)
         assert [row["check"] for row in csv.DictReader(handle)] == ["", "canal", ""]
 
 
-@pytest.mark.parametrize("image_ends", ["with the array", "in padding zeros"])
 class RightForamenUnfound(ThresholdSegmenter):
     """ThresholdSegmenter that finds no right foramen, and the left one with a confidence below 1."""
 
@@ -813,6 +812,7 @@ def test_a_foramen_found_on_no_slice_where_the_other_side_s_was_is_a_worst_findi
     assert logic.worst_findings(outputs.table)["right_foramen_width_mm"].slice_index == 1
 
 
+@pytest.mark.parametrize("image_ends", ["with the array", "in padding zeros"])
 def test_a_foramen_the_edge_of_the_image_cuts_is_flagged_for_a_check_until_the_user_edits_it_off_the_edge(
         context, tmp_path, image_ends):
     image, _, geometry = phantom_arrays()
