@@ -123,7 +123,8 @@ def test_a_foramen_found_on_no_slice_of_a_level_where_the_other_side_s_was_is_na
     found_elsewhere = worst_findings_of_blocks({"block-1": slices[:1], "block-2": slices[1:]}, "lumbar")
     right = found_elsewhere["right_foramen_width_mm"]  # the width found in block-1, the block-2 slice to check
     assert (right.block, right.value) == ("block-1", 6.0)
-    assert right.smaller_to_check[::2] == (1, "block-2") and math.isnan(right.smaller_to_check.value)
+    doubted = right.smaller_to_check
+    assert (doubted.slice_index, doubted.block) == (1, "block-2") and math.isnan(doubted.value)
     drawn = [left_only(1, "L4-L5", left_confidence=1.0)]  # a drawn left foramen: the absent right is the user's call
     assert "right_foramen_width_mm" not in worst_findings(drawn, "lumbar")
 
