@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from .grading import grade, value_with_unit
 from .measurement import SliceMeasurement, unmatched_foramen
+from .number_text import json_number
 
 
 class GradedMeasurement(NamedTuple):
@@ -211,13 +212,10 @@ def findings_document(findings: dict[str, Finding]) -> dict[str, dict]:
     the slice's image_number, if any)."""
     return {name: {**({"block": f.block} if f.block else {}), "slice_index": f.slice_index,
                    **({"image_number": f.image_number} if f.image_number else {}), "z_mm": round(f.z_mm, 3),
-                   "level": f.level, "value": round(float(f.value), 4) if f.found else None, "grade": f.grade,
-                   "to_check": f.to_check,
+                   "level": f.level, "value": json_number(f.value), "grade": f.grade, "to_check": f.to_check,
                    "smaller_to_check": None if f.smaller_to_check is None else {
                        **({"block": f.smaller_to_check.block} if f.smaller_to_check.block else {}),
-                       "slice_index": f.smaller_to_check.slice_index,
-                       "value": None if math.isnan(f.smaller_to_check.value)
-                       else round(float(f.smaller_to_check.value), 4)}}
+                       "slice_index": f.smaller_to_check.slice_index, "value": json_number(f.smaller_to_check.value)}}
             for name, f in findings.items()}
 
 

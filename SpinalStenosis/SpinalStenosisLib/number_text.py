@@ -1,10 +1,16 @@
 """Numbers as the outputs and messages write them: never rounded onto or across the bound they are compared with."""
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Iterable, Sequence
 
 OUTPUT_DECIMALS = 4  # the decimals the CSV and JSON outputs write, and the most a message gives a number
+
+
+def json_number(value: float) -> float | None:
+    """A measured value as the JSON outputs write it: to OUTPUT_DECIMALS, null (None) where it is NaN (not found)."""
+    return None if math.isnan(value) else round(float(value), OUTPUT_DECIMALS)
 
 
 def number_text(value: float, digits: int, style: str = "f", bounds: Iterable[float] = (),

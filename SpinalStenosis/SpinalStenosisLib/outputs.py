@@ -20,7 +20,7 @@ from .findings import (GRADED_MEASUREMENTS, findings_document, worst_findings, w
 from .grading import GRADE_COLUMNS, grade
 from .markups_json import line_markup, markups_document, ruler_name
 from .measurement import FOUND_COLUMNS, MEASUREMENT_COLUMNS, SliceMeasurement
-from .number_text import OUTPUT_DECIMALS
+from .number_text import OUTPUT_DECIMALS, json_number
 
 CSV_COLUMNS = ("slice_index", "image_number", "z_mm", "level", *MEASUREMENT_COLUMNS, *GRADE_COLUMNS, *FOUND_COLUMNS)
 STUDIES_FILE = "studies.csv"  # among several inputs' output folders: a row of worst findings each
@@ -123,10 +123,6 @@ def staged_files(paths: Mapping[str, Path]) -> Iterator[dict[str, Path]]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _number(value: float) -> float | None:
-    return None if math.isnan(value) else round(float(value), OUTPUT_DECIMALS)
-
-
 def _csv_number(value: float) -> str:
     return f"{value:.{OUTPUT_DECIMALS}f}"
 
@@ -170,7 +166,7 @@ def write_json(path: Path, measurements: list[SliceMeasurement], region: str, pr
     worst findings, those of each named level, and the provenance."""
     slices = []
     for m, row in zip(measurements, rows(measurements, region)):
-        entry = {k: (_number(v) if isinstance(v, float) else v) for k, v in row.items()}
+        entry = {k: (json_number(v) if isinstance(v, float) else v) for k, v in row.items()}
         corners = (regions_of_interest_ras or {}).get(m.slice_index)
         entry["region_of_interest_ras"] = None if corners is None else np.round(corners, OUTPUT_DECIMALS).tolist()
         entry["rulers"] = {name: {"name": ruler_name(name, m.slice_index),
