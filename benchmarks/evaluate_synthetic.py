@@ -333,12 +333,14 @@ def level_graded(truth: list[dict], measurements: list, region: str, doubted: bo
     return level_grades
 
 
-def unfound_level_foramina(truth: list[dict], measurements: list, region: str) -> list[bool]:
-    """Per foramen of a level of a stack that its line names "not found" (found on none of the level's slices,
-    the other side's found: findings.Finding with no value; the slices named by their true level): whether the truth
-    has that foramen on any of the level's slices (a miss), not only obliterated or none."""
+def unfound_level_foramina(truth: list[dict], measurements: list, region: str) -> list[tuple[bool, bool]]:
+    """Per foramen of a level of a stack that its line names "not found" (found on none of the level's slices, the
+    other side's found, or neither side's: findings.Finding with no value, findings.foramina_not_found; the slices
+    named by their true level): whether the truth has that foramen on any of the level's slices (a miss), not only
+    obliterated or none, and whether the other side's was not found either."""
     _name_true_levels(truth, measurements)
-    return [any(not math.isnan(t[name]) for t in truth if t["level"] == level)
+    return [(any(not math.isnan(t[name]) for t in truth if t["level"] == level),
+             all(side in findings and not findings[side].found for side in FORAMEN_KEYS))
             for level, findings in worst_findings_by_level(measurements, region).items()
             for name in FORAMEN_KEYS if name in findings and not findings[name].found]
 
@@ -578,7 +580,9 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
             **{name: shares_within(values, (1, 2, 3)) for name, values in errors.items()},
             "grades": grade_agreement(grades), "level_grades": grade_agreement(level_grades),
             "doubted_level_grades": grade_agreement(doubted_level_grades),
-            "unfound_level_foramina": {"n": len(unfound_foramina), "present": sum(unfound_foramina)}}
+            "unfound_level_foramina": {"n": len(unfound_foramina), "present": sum(p for p, _ in unfound_foramina),
+                                       "neither_side": sum(n for _, n in unfound_foramina),
+                                       "neither_side_present": sum(p and n for p, n in unfound_foramina)}}
 
 
 def print_stacks(stacks: dict) -> None:
@@ -594,8 +598,9 @@ def print_stacks(stacks: dict) -> None:
     print("the same, a level's smaller value to check taken where it has one (what ', or ... to check' names): "
           + _grade_line(stacks["doubted_level_grades"]))
     unfound = stacks["unfound_level_foramina"]
-    print(f"level foramina found on none of the level's slices, the other side's found ('not found ... to check'): "
-          f"{unfound['n']}; a true foramen on one of the level's slices: {unfound['present']}")
+    print(f"level foramina found on none of the level's slices ('not found ... to check'): {unfound['n']}, a true "
+          f"foramen on one of the level's slices: {unfound['present']}; of them where neither side's was found: "
+          f"{unfound['neither_side']}, a true foramen: {unfound['neither_side_present']}")
     print(f"stacks, front-to-back blur of their untilted slices (centreline.front_to_back_blur_mm, median per stack): "
           f"at most {stacks['largest_blur_mm']:.2f} mm; thick-slice warnings on {stacks['thick_slice_warnings']} of "
           f"{stacks['stacks']}")

@@ -8,8 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from .grading import grade, value_with_unit
-from .measurement import SliceMeasurement, unmatched_foramen
+from .grading import FORAMEN_MEASUREMENTS, grade, value_with_unit
+from .level_names import names_a_disc
+from .measurement import OTHER_FORAMEN, SliceMeasurement, unmatched_foramen
 from .number_text import json_number
 
 
@@ -31,8 +32,8 @@ GRADED_MEASUREMENTS = {
 
 class DoubtedValue(NamedTuple):
     """A graded measurement's value on a slice where its structure is to check; NaN where it was not found there
-    but is to check all the same (a foramen found on the other side only: measurement.unmatched_foramen, most often
-    obliterated), which counts as smaller than any value."""
+    but is to check all the same (a foramen not found: foramina_not_found, most often obliterated), which counts as
+    smaller than any value."""
 
     slice_index: int
     value: float
@@ -47,8 +48,8 @@ class DoubtedValue(NamedTuple):
 @dataclass(frozen=True)
 class Finding:
     """A measurement's smallest value in the study, on the slice that holds it; NaN, ungraded and to check where it
-    was measured on no slice but is a foramen not found on a slice where the other side's was (the first such
-    slice; measurement.unmatched_foramen), which the study or level would otherwise leave unsaid."""
+    was measured on no slice but is a foramen not found (the first slice foramina_not_found gives), which the study
+    or level would otherwise leave unsaid."""
 
     slice_index: int
     z_mm: float
@@ -76,21 +77,51 @@ def smallest_trusted(values: Sequence[float], to_check: Sequence[bool]) -> int |
     return min(trusted, key=lambda n: values[n]) if trusted else None
 
 
-def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[str, Finding]:
+def levels_with_a_foramen(measurements: Sequence[SliceMeasurement]) -> set[str]:
+    """The levels named on slices where a foramen (either side) was measured."""
+    return {m.level for m in measurements if any(not math.isnan(m.values[name]) for name in FORAMEN_MEASUREMENTS)}
+
+
+def foramina_not_found(measurements: Sequence[SliceMeasurement], name: str,
+                       levels_with_foramina: set[str]) -> list[SliceMeasurement]:
+    """The slices where a foramen (measurement name) was not found but is to check: where network 2 found the other
+    side's (measurement.unmatched_foramen), and the first slice of each level named at a disc
+    (level_names.names_a_disc) on none of whose slices a foramen was found (not in levels_with_foramina) where
+    network 2 found the canal and neither foramen; not a foramen drawn or edited away (the slice's canal then has a
+    confidence of 1), nor one typed absent in 3D Slicer's table, whose confidence stays. A disc level's slices cut
+    both foramina: on 300 synthetic cervical levels
+    (benchmarks/evaluate_synthetic.py --count 0 --stacks 100 --stack-region cervical) the 8 whose foramina were found
+    on no slice had none, both obliterated."""
+    structure = GRADED_MEASUREMENTS[name].structure
+    if structure not in OTHER_FORAMEN:
+        return []
+    first_of_level: dict[str, SliceMeasurement] = {}
+    for m in measurements:
+        if (m.level not in levels_with_foramina and names_a_disc(m.level) and m.confidences["canal_confidence"] < 1.0
+                and all(math.isnan(m.confidences[f"{side}_confidence"]) for side in OTHER_FORAMEN)):
+            first_of_level.setdefault(m.level, m)
+    firsts = {id(m) for m in first_of_level.values()}
+    return [m for m in measurements if math.isnan(m.values[name])
+            and (unmatched_foramen(structure, m.confidences) or id(m) in firsts)]
+
+
+def worst_findings(measurements: list[SliceMeasurement], region: str,
+                   levels_with_foramina: set[str] | None = None) -> dict[str, Finding]:
     """Per graded measurement measured on any slice (in GRADED_MEASUREMENTS' order): its smallest_trusted value,
     graded with the region's cut-offs (grading.grade), and the smallest value of all where that is on a slice to
-    check, or before it the first slice where a foramen was not found but the other side's was (DoubtedValue,
-    measurement.unmatched_foramen; not one typed absent in 3D Slicer's table, whose confidence stays); among
-    the slices whose value the cut-offs grade, where any does (not a thoracic or sacral canal). A foramen measured
-    on no slice but so not found on one is a Finding with no value (NaN) on the first such slice."""
+    check, or before it the first slice where a foramen was not found (DoubtedValue, foramina_not_found); among the
+    slices whose value the cut-offs grade, where any does (not a thoracic or sacral canal). A foramen measured on no
+    slice but so not found on one is a Finding with no value (NaN), to check, on the first such slice.
+    levels_with_foramina: those of the whole series where measurements are one block of it (default: of these)."""
+    if levels_with_foramina is None:
+        levels_with_foramina = levels_with_a_foramen(measurements)
     findings, slice_grades = {}, [grade(m.values, region, m.level) for m in measurements]
     for name, graded in GRADED_MEASUREMENTS.items():
         grades = [g[graded.grade_column] for g in slice_grades]
         values = [m.values[name] if grades[n] or not any(grades) else math.nan for n, m in enumerate(measurements)]
         to_check = [m.is_to_check(graded.structure) for m in measurements]
         worst = smallest_trusted(values, to_check)
-        unfound = [other for other in measurements
-                   if math.isnan(other.values[name]) and unmatched_foramen(graded.structure, other.confidences)]
+        unfound = foramina_not_found(measurements, name, levels_with_foramina)
         if worst is not None:
             m, smallest = measurements[worst], smallest_trusted(values, [False] * len(values))
             doubted = (DoubtedValue(measurements[smallest].slice_index, values[smallest])
@@ -100,8 +131,7 @@ def worst_findings(measurements: list[SliceMeasurement], region: str) -> dict[st
                                      image_number=m.image_number, smaller_to_check=doubted)
         elif unfound:
             m = unfound[0]
-            findings[name] = Finding(m.slice_index, m.z_mm, math.nan, "", m.is_to_check(graded.structure), m.level,
-                                     image_number=m.image_number)
+            findings[name] = Finding(m.slice_index, m.z_mm, math.nan, "", True, m.level, image_number=m.image_number)
     return findings
 
 
@@ -109,7 +139,9 @@ def worst_findings_of_blocks(blocks: Mapping[str, list[SliceMeasurement]], regio
     """The worst findings of a DICOM series measured in blocks (each block's measurements by its name): per
     graded measurement, the smallest_trusted of the blocks' worst findings, naming its block, with the smallest
     value to check in any block below it."""
-    per_block = {name: worst_findings(measurements, region) for name, measurements in blocks.items()}
+    levels_with_foramina = levels_with_a_foramen([m for measurements in blocks.values() for m in measurements])
+    per_block = {name: worst_findings(measurements, region, levels_with_foramina)
+                 for name, measurements in blocks.items()}
     findings = {}
     for measurement in GRADED_MEASUREMENTS:
         found = [replace(f[measurement], block=name) for name, f in per_block.items() if measurement in f]

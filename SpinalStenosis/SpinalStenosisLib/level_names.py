@@ -27,6 +27,13 @@ def vertebrae_no_spine_has(level: str) -> list[str]:
             if int(number) not in VERTEBRA_NUMBERS[match[1].upper()]]
 
 
+def names_a_disc(level: str) -> bool:
+    """Whether a level names the disc between two vertebrae above the sacrum ("L4-L5", "C5/6", "L5S1"), at which an
+    axial slice cuts the two neural foramina, not one vertebra ("L4")."""
+    matches = list(VERTEBRAE.finditer(level))
+    return sum(1 + bool(match[3]) for match in matches) == 2 and matches[0][1].upper() != "S"
+
+
 def parse_levels(text: str) -> dict[int | str | NamedImage, str]:
     """"4=L4-L5,8=L5-S1", "0-2=L3-L4,3-5=L4-L5", "block-1=L3-L4,block-2=L4-L5" or "image 12-16=L4-L5" (items
     separated by commas or semicolons; a range's dash may be an en dash): slice index (block folder name, NamedImage)

@@ -57,7 +57,8 @@ COLUMN_LABELS = {  # column: (header, unit, tooltip); the names stay the CSV's
     "check": ("Check", "", f"{CHECK_REASONS.capitalize()}: look at it before trusting its numbers"),
     "worst_findings": ("Worst", "", "The study's worst findings on this slice: the smallest canal AP, dural-sac area "
                        "and foramen widths among the slices where the structure is not to check (a foramen found "
-                       "on none, where the other side's was, on its first such slice)"),
+                       "on none: on its first slice where the other side's was, else on the first slice of a level "
+                       "named at a disc where neither side's was found on any)"),
 }
 
 # The tables this code is writing: their ModifiedEvents meanwhile are not the user's edits.

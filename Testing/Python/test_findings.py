@@ -6,7 +6,7 @@ import pytest
 
 from SpinalStenosisLib.findings import (describe_findings, describe_levels, findings_document, findings_on_slice,
                                         slices_of, smallest_trusted, worst_findings, worst_findings_by_level,
-                                        worst_findings_of_blocks)
+                                        worst_findings_by_level_of_blocks, worst_findings_of_blocks)
 from SpinalStenosisLib.measurement import MEASUREMENT_COLUMNS, SliceMeasurement
 from SpinalStenosisLib.report import MAX_PANELS, _pick_slices
 
@@ -129,15 +129,47 @@ def test_a_foramen_found_on_no_slice_of_a_level_where_the_other_side_s_was_is_na
     assert "right_foramen_width_mm" not in worst_findings(drawn, "lumbar")
 
 
+def test_a_disc_level_on_none_of_whose_slices_either_foramen_was_found_names_both_not_found_to_check():
+    def both_sides(n: int, level: str, width: float = NAN, confidence: float = NAN) -> SliceMeasurement:
+        m = slice_with(n, 12.0, canal_confidence=0.99, left_foramen_width_mm=width, right_foramen_width_mm=width)
+        m.confidences["left_foramen_confidence"] = m.confidences["right_foramen_confidence"] = confidence
+        m.level = level
+        return m
+
+    slices = [both_sides(0, "L3-L4", 6.0, 0.97), both_sides(1, "L3-L4"), both_sides(2, "L4-L5"),
+              both_sides(3, "L4-L5"), both_sides(4, ""), both_sides(5, "L5"), both_sides(6, "S1-S2")]
+    by_level = worst_findings_by_level(slices, "lumbar")
+    unfound = {level: [(name, f.slice_index, f.to_check) for name, f in findings.items() if not f.found]
+               for level, findings in by_level.items()}
+    assert unfound == {"L3-L4": [], "L4-L5": [("right_foramen_width_mm", 2, True), ("left_foramen_width_mm", 2, True)],
+                       "L5": [], "S1-S2": []}  # a vertebra, and the sacrum: no disc whose foramina to look for
+    assert describe_levels(by_level)[1] == ("L4-L5: canal AP 12.0 mm (normal, slice 2); dural-sac area 150.0 mm² "
+                                            "(normal, slice 2); right foramen not found (slice 2, to check); left "
+                                            "foramen not found (slice 2, to check)")
+    study = worst_findings(slices, "lumbar")["right_foramen_width_mm"]
+    assert (study.slice_index, study.value, study.smaller_to_check.slice_index) == (0, 6.0, 2)
+    assert describe_findings({"right_foramen_width_mm": study}) == (
+        "narrowest right foramen 6.0 mm (normal) on slice 0 (L3-L4), or not found on slice 2 to check")
+    slices[2].confidences["canal_confidence"] = 1.0  # drawn or edited by hand: its absent foramina, the user's call
+    assert worst_findings_by_level(slices, "lumbar")["L4-L5"]["left_foramen_width_mm"].slice_index == 3
+    slices[3].confidences["left_foramen_confidence"] = 0.6  # found, then 0 typed into the table: the user's call
+    assert "left_foramen_width_mm" not in worst_findings_by_level(slices, "lumbar")["L4-L5"]
+    in_blocks = {"block-1": [both_sides(0, "L4-L5")], "block-2": [both_sides(1, "L4-L5", 5.0, 0.97)]}
+    assert worst_findings_of_blocks(in_blocks, "lumbar")["left_foramen_width_mm"].smaller_to_check is None
+    assert worst_findings_by_level_of_blocks(in_blocks, "lumbar")["L4-L5"]["left_foramen_width_mm"].found
+    alone = worst_findings_of_blocks({"block-1": in_blocks["block-1"]}, "lumbar")["left_foramen_width_mm"]
+    assert (alone.block, alone.slice_index, alone.found) == ("block-1", 0, False)
+
+
 def test_a_value_just_below_a_cut_off_reads_below_it_in_the_findings():
     slices = [slice_with(0, 9.9801, canal_area_mm2=74.96), slice_with(1, 9.52, canal_confidence=0.6)]
-    slices[0].level = slices[1].level = "L4-L5"
+    slices[0].level = slices[1].level = "L4"  # a vertebra, not a disc: no foramen is looked for
     findings = worst_findings(slices, "lumbar")
-    assert describe_findings(findings) == ("narrowest canal AP 9.98 mm (absolute stenosis) on slice 0 (L4-L5), or 9.5 "
+    assert describe_findings(findings) == ("narrowest canal AP 9.98 mm (absolute stenosis) on slice 0 (L4), or 9.5 "
                                            "mm on slice 1 to check; smallest dural-sac area 74.96 mm² (absolute "
-                                           "stenosis) on slice 0 (L4-L5)")
+                                           "stenosis) on slice 0 (L4)")
     assert describe_levels(worst_findings_by_level(slices, "lumbar")) == [
-        "L4-L5: canal AP 9.98 mm (absolute stenosis, slice 0, or 9.5 mm on slice 1 to check); dural-sac area "
+        "L4: canal AP 9.98 mm (absolute stenosis, slice 0, or 9.5 mm on slice 1 to check); dural-sac area "
         "74.96 mm² (absolute stenosis, slice 0)"]
 
 
@@ -230,6 +262,13 @@ def test_a_level_naming_a_vertebra_no_spine_has_is_refused_and_the_ways_levels_a
         assert vertebrae_no_spine_has(level) == wrong
     with pytest.raises(ValueError, match=r"'4=L9-L10' names L9 and L10, which no spine has \(C1-C7, T1-T12, L1-L5"):
         parse_levels("3=L4-L5, 4=L9-L10")
+
+
+def test_a_level_names_a_disc_where_it_names_two_vertebrae_above_the_sacrum():
+    from SpinalStenosisLib.level_names import names_a_disc
+
+    assert all(names_a_disc(level) for level in ("L4-L5", "l4-5", "C5/6", "Th12/L1", "L5S1", "T12-L1 disc"))
+    assert not any(names_a_disc(level) for level in ("", "L4", "C7", "S1-S2", "sacrum"))
 
 
 def test_levels_name_dicom_images_as_a_viewer_numbers_them_across_the_blocks_of_a_series():

@@ -812,6 +812,37 @@ def test_a_foramen_found_on_no_slice_where_the_other_side_s_was_is_a_worst_findi
     assert logic.worst_findings(outputs.table)["right_foramen_width_mm"].slice_index == 1
 
 
+class NoForamina(ThresholdSegmenter):
+    """ThresholdSegmenter that finds no foramen on either side."""
+
+    def segment(self, images, grids):
+        results = super().segment(images, grids)
+        for result in results:
+            for side in ("left_foramen", "right_foramen"):
+                result.masks[side] = np.zeros_like(result.masks[side])
+            result.native_labels[result.native_labels >= 2] = 0
+        return results
+
+
+def test_a_disc_level_where_neither_foramen_was_found_on_any_slice_names_both_not_found_on_its_first(context, volume):
+    logic, outputs = measure(context, volume, NoForamina(canal_probability=0.97))
+    table = outputs.table.GetTable()
+    assert [table.GetColumnByName("check").GetValue(r) for r in range(3)] == [""] * 3  # as at a pedicle
+    assert not any(name.endswith("foramen_width_mm") for name in logic.worst_findings(outputs.table))
+    logic.name_levels(outputs.table, parse_levels("0-2=L4-L5"))
+    level = logic.worst_findings_by_level(outputs.table)["L4-L5"]
+    assert [(f.found, f.slice_index, f.to_check) for name, f in level.items() if name.endswith("foramen_width_mm")
+            ] == [(False, 0, True)] * 2
+    assert "right foramen, left foramen" in table.GetColumnByName("worst_findings").GetValue(0)
+    drawn = logic.labels_of(outputs.segmentation, volume)
+    drawn[0][tuple(np.argwhere(drawn[0] == 1)[0])] = 0  # an edit of slice 0: its absent foramina, the user's call
+    logic._write_segments(outputs.segmentation, volume, drawn)
+    assert logic.remeasure(volume, outputs) == [0]
+    assert logic.worst_findings_by_level(outputs.table)["L4-L5"]["left_foramen_width_mm"].slice_index == 1
+    logic.name_levels(outputs.table, parse_levels("0-2=L4"))  # a vertebra: no disc whose foramina to look for
+    assert not any(name.endswith("foramen_width_mm") for name in logic.worst_findings(outputs.table))
+
+
 @pytest.mark.parametrize("image_ends", ["with the array", "in padding zeros"])
 def test_a_foramen_the_edge_of_the_image_cuts_is_flagged_for_a_check_until_the_user_edits_it_off_the_edge(
         context, tmp_path, image_ends):
