@@ -89,9 +89,8 @@ def foramina_not_found(measurements: Sequence[SliceMeasurement], name: str,
     (level_names.names_a_disc) on none of whose slices a foramen was found (not in levels_with_foramina) where
     network 2 found the canal and neither foramen; not a foramen drawn or edited away (the slice's canal then has a
     confidence of 1), nor one typed absent in 3D Slicer's table, whose confidence stays. A disc level's slices cut
-    both foramina: on 300 synthetic cervical levels
-    (benchmarks/evaluate_synthetic.py --count 0 --stacks 100 --stack-region cervical) the 8 whose foramina were found
-    on no slice had none, both obliterated."""
+    both foramina: of 300 synthetic cervical levels (benchmarks/evaluate_synthetic.py --count 0 --stacks 100
+    --stack-region cervical), the 8 whose foramina were found on no slice had none, both obliterated."""
     structure = GRADED_MEASUREMENTS[name].structure
     if structure not in OTHER_FORAMEN:
         return []
@@ -154,7 +153,7 @@ def worst_findings_of_blocks(blocks: Mapping[str, list[SliceMeasurement]], regio
                        if d is not None and d.order < found[worst].value]
             findings[measurement] = replace(found[worst], smaller_to_check=min(doubted, key=lambda d: d.order,
                                                                                 default=None))
-        elif found:  # not found in any block, where the other side's was
+        elif found:  # not found in any block, but to check (foramina_not_found)
             findings[measurement] = found[0]
     return findings
 
