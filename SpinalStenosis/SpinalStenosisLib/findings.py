@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from .grading import FORAMEN_MEASUREMENTS, grade, value_with_unit
+from .grading import grade, value_with_unit
 from .level_names import names_a_disc
 from .measurement import OTHER_FORAMEN, SliceMeasurement, unmatched_foramen
 from .number_text import json_number
@@ -78,19 +78,23 @@ def smallest_trusted(values: Sequence[float], to_check: Sequence[bool]) -> int |
 
 
 def levels_with_a_foramen(measurements: Sequence[SliceMeasurement]) -> set[str]:
-    """The levels named on slices where a foramen (either side) was measured."""
-    return {m.level for m in measurements if any(not math.isnan(m.values[name]) for name in FORAMEN_MEASUREMENTS)}
+    """The levels named on slices where a foramen (either side) was measured, or found and then typed absent in 3D
+    Slicer's table (its confidence stays: the user's call)."""
+    return {m.level for m in measurements
+            if any(not math.isnan(m.values[f"{side}_width_mm"]) or not math.isnan(m.confidences[f"{side}_confidence"])
+                   for side in OTHER_FORAMEN)}
 
 
 def foramina_not_found(measurements: Sequence[SliceMeasurement], name: str,
                        levels_with_foramina: set[str]) -> list[SliceMeasurement]:
     """The slices where a foramen (measurement name) was not found but is to check: where network 2 found the other
     side's (measurement.unmatched_foramen), and the first slice of each level named at a disc
-    (level_names.names_a_disc) on none of whose slices a foramen was found (not in levels_with_foramina) where
-    network 2 found the canal and neither foramen; not a foramen drawn or edited away (the slice's canal then has a
-    confidence of 1), nor one typed absent in 3D Slicer's table, whose confidence stays. A disc level's slices cut
-    both foramina: of 300 synthetic cervical levels (benchmarks/evaluate_synthetic.py --count 0 --stacks 100
-    --stack-region cervical), the 8 whose foramina were found on no slice had none, both obliterated."""
+    (level_names.names_a_disc) on none of whose slices a foramen was found (not in levels_with_foramina: none
+    measured, none typed absent) where network 2 found the canal and neither foramen; not a foramen drawn or edited
+    away (the slice's canal then has a confidence of 1), nor one typed absent in 3D Slicer's table, whose confidence
+    stays. A disc level's slices cut both foramina: of 300 synthetic cervical levels (benchmarks/evaluate_synthetic.py
+    --count 0 --stacks 100 --stack-region cervical), the 8 whose foramina were found on no slice had none, both
+    obliterated."""
     structure = GRADED_MEASUREMENTS[name].structure
     if structure not in OTHER_FORAMEN:
         return []

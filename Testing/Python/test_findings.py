@@ -152,8 +152,10 @@ def test_a_disc_level_on_none_of_whose_slices_either_foramen_was_found_names_bot
         "narrowest right foramen 6.0 mm (normal) on slice 0 (L3-L4), or not found on slice 2 to check")
     slices[2].confidences["canal_confidence"] = 1.0  # drawn or edited by hand: its absent foramina, the user's call
     assert worst_findings_by_level(slices, "lumbar")["L4-L5"]["left_foramen_width_mm"].slice_index == 3
+    slices[2].confidences["canal_confidence"] = 0.99  # the networks' again
     slices[3].confidences["left_foramen_confidence"] = 0.6  # found, then 0 typed into the table: the user's call
-    assert "left_foramen_width_mm" not in worst_findings_by_level(slices, "lumbar")["L4-L5"]
+    level = worst_findings_by_level(slices, "lumbar")["L4-L5"]  # the right one not found beside it, as on any slice
+    assert "left_foramen_width_mm" not in level and level["right_foramen_width_mm"].slice_index == 3
     in_blocks = {"block-1": [both_sides(0, "L4-L5")], "block-2": [both_sides(1, "L4-L5", 5.0, 0.97)]}
     assert worst_findings_of_blocks(in_blocks, "lumbar")["left_foramen_width_mm"].smaller_to_check is None
     assert worst_findings_by_level_of_blocks(in_blocks, "lumbar")["L4-L5"]["left_foramen_width_mm"].found
