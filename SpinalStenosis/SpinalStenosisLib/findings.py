@@ -90,22 +90,21 @@ def foramina_not_found(measurements: Sequence[SliceMeasurement], name: str,
     """The slices where a foramen (measurement name) was not found but is to check: where network 2 found the other
     side's (measurement.unmatched_foramen), and the first slice of each level named at a disc
     (level_names.names_a_disc) on none of whose slices a foramen was found (not in levels_with_foramina: none
-    measured, none typed absent) where network 2 found the canal and neither foramen; not a foramen drawn or edited
-    away (the slice's canal then has a confidence of 1), nor one typed absent in 3D Slicer's table, whose confidence
-    stays. A disc level's slices cut both foramina: of 300 synthetic cervical levels (benchmarks/evaluate_synthetic.py
-    --count 0 --stacks 100 --stack-region cervical), the 8 whose foramina were found on no slice had none, both
-    obliterated."""
+    measured, none typed absent, so network 2 found neither on any) where network 2 found the canal; not a foramen
+    drawn or edited away (the slice's canal then has a confidence of 1), nor one typed absent in 3D Slicer's table,
+    whose confidence stays. A disc level's slices cut both foramina: of 300 synthetic cervical levels
+    (benchmarks/evaluate_synthetic.py --count 0 --stacks 100 --stack-region cervical), the 8 whose foramina were found
+    on no slice had none, both obliterated."""
     structure = GRADED_MEASUREMENTS[name].structure
     if structure not in OTHER_FORAMEN:
         return []
-    first_of_level: dict[str, SliceMeasurement] = {}
-    for m in measurements:
-        if (m.level not in levels_with_foramina and names_a_disc(m.level) and m.confidences["canal_confidence"] < 1.0
-                and all(math.isnan(m.confidences[f"{side}_confidence"]) for side in OTHER_FORAMEN)):
-            first_of_level.setdefault(m.level, m)
-    firsts = {id(m) for m in first_of_level.values()}
-    return [m for m in measurements if math.isnan(m.values[name])
-            and (unmatched_foramen(structure, m.confidences) or id(m) in firsts)]
+    first_of_level: dict[str, int] = {}
+    for n, m in enumerate(measurements):
+        if m.level not in levels_with_foramina and names_a_disc(m.level) and m.confidences["canal_confidence"] < 1.0:
+            first_of_level.setdefault(m.level, n)
+    firsts = set(first_of_level.values())
+    return [m for n, m in enumerate(measurements) if math.isnan(m.values[name])
+            and (unmatched_foramen(structure, m.confidences) or n in firsts)]
 
 
 def worst_findings(measurements: list[SliceMeasurement], region: str,
