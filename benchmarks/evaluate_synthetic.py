@@ -75,7 +75,7 @@ from SpinalStenosisLib.inference import (CHANNELS, PRECISIONS, SHIPPED_MIRROR_AV
 from SpinalStenosisLib.measurement import (CHECK_BELOW, MAX_AREA_TO_CHORDS, MEASUREMENT_COLUMNS,  # noqa: E402
                                            STRUCTURE_WORDS, STRUCTURES, doubted, measure_slice, structure_to_check,
                                            unmatched_foramen)
-from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
+from SpinalStenosisLib.pipeline import measure_with_segmenter, region_shown_by  # noqa: E402
 from SpinalStenosisLib.symmetry import OFF_AXIS_MM  # noqa: E402
 from SpinalStenosisLib.synth.anatomy import T  # noqa: E402
 from SpinalStenosisLib.synth.dataset import SyntheticSlice, synthetic_slice, synthetic_stack  # noqa: E402
@@ -557,7 +557,7 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
 
     errors, changed, grades = {"stack step": [], "slice by slice": []}, 0, []
     level_grades, doubted_level_grades, unfound_foramina = [], [], []
-    blur_mm, warned, darkest = [], 0, []
+    blur_mm, warned, darkest, shown_neck = [], 0, [], 0
     for n in range(count):
         image, _, geometry, truth = synthetic_stack(STACK_SEED + n, region)
         volume = axial_from_array(image, geometry)
@@ -574,9 +574,11 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
         changed += int((with_step != alone).any(axis=(1, 2)).sum())
         blur_mm.append(float(np.nanmedian(front_to_back_blur_mm(with_step, volume.layout))))
         warned += bool(thick_slice_warnings(with_step, volume.layout))
+        shown_neck += region_shown_by([runs["stack step"]]) == "cervical"
     return {"stacks": count, "region": region, "seed": STACK_SEED, "slices": len(errors["stack step"]),
             "slices_changed": changed, "largest_blur_mm": max(blur_mm), "thick_slice_warnings": warned,
             "largest_darkest_share": max(darkest), "raised_floors": sum(d >= RAISED_FLOOR_SHARE for d in darkest),
+            "shown_neck": shown_neck,
             **{name: shares_within(values, (1, 2, 3)) for name, values in errors.items()},
             "grades": grade_agreement(grades), "level_grades": grade_agreement(level_grades),
             "doubted_level_grades": grade_agreement(doubted_level_grades),
@@ -607,6 +609,8 @@ def print_stacks(stacks: dict) -> None:
     print(f"stacks, darkest level over bright level (visibility.darkest_share): at most "
           f"{stacks['largest_darkest_share']:.1%}; seen from the darkest level up as an image with an offset added "
           f"(from {RAISED_FLOOR_SHARE:.0%}): {stacks['raised_floors']} of {stacks['stacks']}")
+    print(f"stacks whose image shows a whole neck (body_region; graded cervical without --region): "
+          f"{stacks['shown_neck']} of {stacks['stacks']}")
 
 
 def print_table(summary: dict) -> None:

@@ -16,16 +16,21 @@ AIR_FRACTION = 0.1  # of the slice's 99th intensity percentile: darker is air
 NECK_WIDTH_MM = (80.0, 170.0)  # a body this wide left to right is a neck (the real necks here: 115-156 mm); a
 # narrower "body" is a bright island in dark tissue (e.g. the sac in a fat-suppressed image), not an outline
 NECK_SHARE = 2 / 3  # of the slices with a canal, those that must show a neck
+# the image is smoothed over this much before air is told from tissue: noise in the air reaches AIR_FRACTION (in the
+# demo's cervical series, a quarter of the air's pixels) and would otherwise join the body to the edge of the view
+SMOOTHING_MM = 1.0
 
 
 def body_width_mm(image: np.ndarray, canal: np.ndarray, grid: PlaneGrid) -> float | None:
     """The left-right width of the body around the canal (canal: its mask on the slice): the connected region of
-    the image above AIR_FRACTION of its 99th percentile (closed, its holes filled) holding most of the canal; None
-    when the image's border cuts that region's left or right side (the body may run beyond the field of view) or it
-    holds no canal."""
+    the image, smoothed over SMOOTHING_MM, above AIR_FRACTION of its 99th percentile (closed, its holes filled)
+    holding most of the canal; None when the image's border cuts that region's left or right side (the body may run
+    beyond the field of view) or it holds no canal."""
     from scipy import ndimage
 
-    above_air = np.pad(image > AIR_FRACTION * np.percentile(image, 99), 2, mode="edge")  # so that the closing
+    sigma_px = [SMOOTHING_MM / size for size in grid.pixel_size_mm]
+    smoothed = ndimage.gaussian_filter(np.asarray(image, np.float32), sigma_px)
+    above_air = np.pad(smoothed > AIR_FRACTION * np.percentile(image, 99), 2, mode="edge")  # so that the closing
     body = ndimage.binary_fill_holes(ndimage.binary_closing(above_air, iterations=2)[2:-2, 2:-2])  # keeps the border
     components, _ = ndimage.label(body)
     counts = np.bincount(components[canal > 0.5], minlength=1)

@@ -5,6 +5,9 @@ from shapes import axial_grid
 
 from SpinalStenosisLib.body_region import body_width_mm, region_shown
 
+# the pixels, and the smoothing (body_region.SMOOTHING_MM), which carries the air threshold 1-2 mm out on each side
+WIDTH_TOLERANCE_MM = 5.0
+
 
 def body_slice(width_mm: float, depth_mm: float, field_mm: float, pixel_mm: float = 0.8, rotation_deg: float = 0.0,
                canal_radius_mm: float = 6.0):
@@ -27,19 +30,41 @@ def body_slice(width_mm: float, depth_mm: float, field_mm: float, pixel_mm: floa
 @pytest.mark.parametrize("rotation_deg", [0.0, 30.0])
 def test_a_whole_neck_is_told_from_a_trunk_and_a_body_cut_by_the_field_of_view_says_nothing(rotation_deg):
     neck = body_slice(130.0, 110.0, 200.0, rotation_deg=rotation_deg)
-    assert body_width_mm(*neck) == pytest.approx(130.0, abs=2.0)
+    assert body_width_mm(*neck) == pytest.approx(130.0, abs=WIDTH_TOLERANCE_MM)
     assert region_shown([neck] * 3) == "cervical"
     trunk = body_slice(320.0, 220.0, 400.0, pixel_mm=1.5, rotation_deg=rotation_deg)
-    assert body_width_mm(*trunk) == pytest.approx(320.0, abs=3.0) and region_shown([trunk]) is None
+    assert body_width_mm(*trunk) == pytest.approx(320.0, abs=WIDTH_TOLERANCE_MM) and region_shown([trunk]) is None
     cropped = body_slice(130.0, 110.0, 100.0, rotation_deg=rotation_deg)  # a field of view on the spine only
     assert body_width_mm(*cropped) is None and region_shown([cropped]) is None
     assert region_shown([neck, cropped, cropped]) is None  # a neck on 1 of 3 slices is not enough
     assert region_shown([neck, neck, cropped]) == "cervical"
 
 
+def test_a_neck_in_air_whose_noise_reaches_the_air_threshold_is_still_told():
+    image, canal, grid = body_slice(130.0, 110.0, 200.0)
+    air = image < 100.0
+    threshold = 0.1 * np.percentile(image, 99)
+    image[air] = np.random.default_rng(1).rayleigh(0.6 * threshold, air.sum())  # magnitude noise, its mean 0.75 of it
+    assert (image[air] > threshold).mean() > 0.2  # as in the demo's cervical series: a quarter of its air
+    assert body_width_mm(image, canal, grid) == pytest.approx(130.0, abs=WIDTH_TOLERANCE_MM)
+    assert region_shown([(image, canal, grid)] * 3) == "cervical"
+
+
+def test_the_demo_series_shows_a_neck_for_the_cervical_region_only():
+    from SpinalStenosisLib.demo import DEMO_SEED
+    from SpinalStenosisLib.synth.dataset import synthetic_stack
+    from SpinalStenosisLib.volume_io import axial_from_array
+
+    for region, shown in (("cervical", "cervical"), ("lumbar", None)):
+        image, labels, geometry, _ = synthetic_stack(DEMO_SEED, region)
+        volume = axial_from_array(image, geometry)
+        slices = [(volume.read_slice(s), labels[s] == 1, volume.layout.slice_grid(s)) for s in range(volume.n_slices)]
+        assert region_shown(slices) == shown
+
+
 def test_a_neck_longer_than_the_field_front_to_back_is_still_measured_across():
     image, canal, grid = body_slice(130.0, 260.0, 200.0)
-    assert body_width_mm(image, canal, grid) == pytest.approx(130.0, abs=2.0)
+    assert body_width_mm(image, canal, grid) == pytest.approx(130.0, abs=WIDTH_TOLERANCE_MM)
 
 
 def test_a_bright_sac_in_dark_tissue_is_no_body_outline():
