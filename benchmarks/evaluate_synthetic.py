@@ -34,7 +34,8 @@ end, with the stack step and slice by slice, and prints the canal AP error of ea
 step changes the canal, how often a slice's grades and a level's are the truth's (a level's: the worst finding of
 its slices, named by their true level, against the smallest true value among them, as a report states each level),
 and the largest front-to-back blur the product estimates on these untilted stacks and on how many it warns of thick
-slices (centreline.thick_slice_warnings: none should).
+slices (centreline.thick_slice_warnings: none should), and how many show a whole neck (body_region, which grades a
+series cervical where nothing names its region: none of the lumbar ones should).
 
 With --compare it also runs the networks of another models folder (e.g. a fine-tune, see `spinal-stenosis
 package-models`) on the same slices and prints, for each outcome, both models' shares, on how many slices (or
