@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from shapes import axial_grid
 
-from SpinalStenosisLib.body_region import body_width_mm, region_shown
+from SpinalStenosisLib.body_region import AIR_FRACTION, body_width_mm, region_shown
 
 # the pixels, and the smoothing (body_region.SMOOTHING_MM), which carries the air threshold 1-2 mm out on each side
 WIDTH_TOLERANCE_MM = 5.0
@@ -43,7 +43,7 @@ def test_a_whole_neck_is_told_from_a_trunk_and_a_body_cut_by_the_field_of_view_s
 def test_a_neck_in_air_whose_noise_reaches_the_air_threshold_is_still_told():
     image, canal, grid = body_slice(130.0, 110.0, 200.0)
     air = image < 100.0
-    threshold = 0.1 * np.percentile(image, 99)
+    threshold = AIR_FRACTION * np.percentile(image, 99)
     image[air] = np.random.default_rng(1).rayleigh(0.6 * threshold, air.sum())  # magnitude noise, its mean 0.75 of it
     assert (image[air] > threshold).mean() > 0.2  # as in the demo's cervical series: a quarter of its air
     assert body_width_mm(image, canal, grid) == pytest.approx(130.0, abs=WIDTH_TOLERANCE_MM)
