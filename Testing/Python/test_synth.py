@@ -266,6 +266,25 @@ def test_slices_of_one_patient_share_the_body(region, levels):
     assert np.ptp(shared[:, 2]) < 0.25 * np.ptp(own[:, 2])
 
 
+def test_everything_a_neck_holds_lies_within_its_skin_and_the_trachea_under_its_muscles():
+    """The neck's outline is drawn around what it holds: nothing is painted in the air beyond the skin (until
+    2026-12-07 a third of the necks were too shallow for their trachea and vessels, and fat planes crossed the skin),
+    and the trachea lies under the neck's muscles, not at its skin."""
+    axis = np.arange(-120.0, 120.0, 0.5)
+    x, y = np.meshgrid(axis, axis)
+    for n in range(100):
+        anatomy = sample_anatomy(np.random.default_rng([n, 13]), "cervical")
+        tissues = anatomy.paint(x, y)
+        skin = anatomy.paints[0][1]  # the outline: the neck's first shape
+        assert anatomy.paints[0][0] == T["skin"]
+        assert (tissues[~skin(x, y)] == T["air"]).all()
+        gas_rows, gas_columns = np.nonzero(tissues == T["gas"])
+        front = gas_rows.max()  # y (anterior) grows with the row here
+        column = int(np.round(np.median(gas_columns)))
+        in_front = tissues[front + 1:front + 5, column]  # 2 mm
+        assert not np.isin(in_front, [T["air"], T["skin"], T["subcutaneous_fat"]]).any()
+
+
 def test_thick_slab_blends_the_disc_towards_the_endplate():
     from SpinalStenosisLib.synth.render import PRIOR_TABLE, thick_slab
 

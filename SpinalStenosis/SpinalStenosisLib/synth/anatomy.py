@@ -34,6 +34,14 @@ MIN_SAC_AP_MM, MIN_SAC_WIDTH_MM = 3.0, 6.0
 CERVICAL_LEVELS = ("C3-C4", "C4-C5", "C5-C6", "C6-C7")
 SLICE_KINDS = ("disc", "pedicle", "mid-body")
 CERVICAL_KINDS = ("disc", "mid-body")  # cervical foramina open at the disc level only
+# what lies in front of and beside the cervical spine, as _neck draws it (mm): the trachea's centre in front of the
+# vertebral body and its half-axes (across, front to back); the jugular veins' centres from the midline and their
+# half-axes; and the least muscle between the farthest of them and the subcutaneous fat (the strap muscles)
+TRACHEA_OFFSET_MM = (10.0, 20.0)
+TRACHEA_HALF_AXES_MM = ((7.0, 10.0), (6.0, 9.0))
+JUGULAR_OFFSET_MM = (24.0, 36.0)
+JUGULAR_HALF_AXES_MM = ((4.0, 8.0), (3.0, 6.0))
+NECK_MUSCLE_MARGIN_MM = 3.0
 
 class Shape:
     """An inside-test ``f(x, y) -> bool array`` with a bounding box ``(x0, x1, y0, y1)`` in mm."""
@@ -622,23 +630,33 @@ def _cervical(rng, level: str, kind: str, patient) -> Anatomy:
 
 def _neck(anatomy: Anatomy, canal: _CervicalCanal, patient) -> None:
     """The neck around the spine (one patient's: every draw from patient): outline, muscles and their fat planes,
-    carotids and jugulars, oesophagus and trachea."""
+    carotids and jugulars, oesophagus and trachea. The outline is drawn at least deep and wide enough to hold the
+    trachea and the jugulars wherever their draws put them, and the fat planes end at the muscles' edge (until
+    2026-12-07 a third of the necks were drawn too shallow: trachea, oesophagus and vessels lay in the air)."""
     posterior_skin = canal.lamina_y - _u(patient, 35.0, 60.0)
-    centre_y, inner_w, inner_d = _body_outline(anatomy, posterior_skin, _u(patient, 50.0, 75.0),
-                                               _u(patient, 95.0, 135.0), 2, _u(patient, 3.0, 12.0))
-    anatomy.add("neck_muscle", superellipse(0.0, centre_y, inner_w, inner_d, 2))
+    half_width, depth, subcutaneous = _u(patient, 50.0, 75.0), _u(patient, 95.0, 135.0), _u(patient, 3.0, 12.0)
+    to_muscle = 1.5 + subcutaneous + NECK_MUSCLE_MARGIN_MM  # from the skin's outer edge to the deepest structure
+    trachea_front = (canal.disc_cy + canal.body_depth / 2 + TRACHEA_OFFSET_MM[1] + 5.0
+                     + TRACHEA_HALF_AXES_MM[1][1])
+    depth = max(depth, trachea_front + to_muscle - posterior_skin)
+    half_width = max(half_width, JUGULAR_OFFSET_MM[1] + JUGULAR_HALF_AXES_MM[0][1] + to_muscle)
+    centre_y, inner_w, inner_d = _body_outline(anatomy, posterior_skin, half_width, depth, 2, subcutaneous)
+    muscles = superellipse(0.0, centre_y, inner_w, inner_d, 2)
+    anatomy.add("neck_muscle", muscles)
     for side in (-1, 1):  # fat planes between the neck muscles
         for _ in range(3):
             p0 = np.array([side * _u(patient, 10, inner_w * 0.8), centre_y + _u(patient, -inner_d, inner_d) * 0.8])
             p1 = p0 + patient.normal(0.0, 12.0, 2)
-            anatomy.add("intermuscular_fat", capsule(p0, p1, _u(patient, 0.5, 1.5)))
+            anatomy.add("intermuscular_fat", _within(capsule(p0, p1, _u(patient, 0.5, 1.5)), muscles))
         anatomy.add("vessel", ellipse(side * _u(patient, 18.0, 28.0), canal.disc_cy + _u(patient, 8.0, 18.0),
                                       _u(patient, 3, 5), _u(patient, 3, 5)))  # carotid
-        anatomy.add("vessel", ellipse(side * _u(patient, 24.0, 36.0), canal.disc_cy + _u(patient, 6.0, 16.0),
-                                      _u(patient, 4, 8), _u(patient, 3, 6)))  # jugular
-    trachea_y = canal.disc_cy + canal.body_depth / 2 + _u(patient, 10.0, 20.0)
+        anatomy.add("vessel", ellipse(side * _u(patient, *JUGULAR_OFFSET_MM), canal.disc_cy + _u(patient, 6.0, 16.0),
+                                      _u(patient, *JUGULAR_HALF_AXES_MM[0]),
+                                      _u(patient, *JUGULAR_HALF_AXES_MM[1])))  # jugular
+    trachea_y = canal.disc_cy + canal.body_depth / 2 + _u(patient, *TRACHEA_OFFSET_MM)
     anatomy.add("neck_muscle", ellipse(0.0, trachea_y - 6.0, 7.0, 4.0))  # oesophagus
-    anatomy.add("gas", ellipse(0.0, trachea_y + 5.0, _u(patient, 7, 10), _u(patient, 6, 9)))
+    anatomy.add("gas", ellipse(0.0, trachea_y + 5.0, _u(patient, *TRACHEA_HALF_AXES_MM[0]),
+                               _u(patient, *TRACHEA_HALF_AXES_MM[1])))
 
 
 def _cervical_vertebral_body(rng, anatomy: Anatomy, kind: str, canal: _CervicalCanal) -> None:
