@@ -166,7 +166,7 @@ def unmatched_foramen(name: str, confidences: dict[str, float]) -> bool:
     pedicle neither side has a foramen and network 2 mostly finds neither; on a disc or mid-body slice a foramen
     not found is most often obliterated, the worst foraminal stenosis, which has no width to grade, or one missed.
     On the 1 000 synthetic held-out slices (benchmarks/evaluate_synthetic.py --precision float32 prints these
-    counts) 179 foramina are so flagged: 105 obliterated, 44 present and missed, 30 where the slice has none."""
+    counts) 179 foramina are so flagged: 105 obliterated, 43 present and missed, 31 where the slice has none."""
     other = OTHER_FORAMEN.get(name)
     return (other is not None and math.isnan(confidences[f"{name}_confidence"])
             and confidences[f"{other}_confidence"] < 1.0)
