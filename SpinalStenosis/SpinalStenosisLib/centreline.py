@@ -21,9 +21,9 @@ AP_DRIFT_PER_MM = 0.5  # the canal runs up to about 27° from the stack's axis (
 PART_OF_SAC = 0.7
 TILT_WINDOW_MM = 20.0  # the canal's tilt at a slice is fitted to the canal centres this close along the stack
 # a median blur this long is worth a warning: on synthetic slices blurred over 1.5 mm, canal AP is within 1 mm on 62 %
-# against 72 % unblurred (benchmarks/evaluate_synthetic.py --count 300 --smear-mm 1.5); untilted synthetic stacks
-# measure at most 0.44 mm (--count 0 --stacks 100), the real 7.7-9 mm abdominal series 0.4-2.3 mm, the real 3-4 mm
-# series 0.5-1.0 mm (benchmarks/canal_tilt.py)
+# against 71 % unblurred (benchmarks/evaluate_synthetic.py --count 300 --smear-mm 1.5); untilted synthetic stacks
+# measure at most 0.43 mm (--count 0 --stacks 100, and with --stack-region cervical), the real 7.7-9 mm abdominal
+# series 0.4-2.3 mm, the real 3-4 mm series 0.5-1.0 mm (benchmarks/canal_tilt.py)
 BLURRED_OVER_MM = 1.5
 
 

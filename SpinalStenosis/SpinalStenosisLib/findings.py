@@ -93,7 +93,7 @@ def foramina_not_found(measurements: Sequence[SliceMeasurement], name: str,
     measured, none typed absent, so network 2 found neither on any) where network 2 found the canal; not a foramen
     drawn or edited away (the slice's canal then has a confidence of 1), nor one typed absent in 3D Slicer's table,
     whose confidence stays. A disc level's slices cut both foramina: of 300 synthetic cervical levels
-    (benchmarks/evaluate_synthetic.py --count 0 --stacks 100 --stack-region cervical), the 8 whose foramina were found
+    (benchmarks/evaluate_synthetic.py --count 0 --stacks 100 --stack-region cervical), the 5 whose foramina were found
     on no slice had none, both obliterated."""
     structure = GRADED_MEASUREMENTS[name].structure
     if structure not in OTHER_FORAMEN:
