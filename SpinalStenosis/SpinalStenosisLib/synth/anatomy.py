@@ -34,14 +34,17 @@ MIN_SAC_AP_MM, MIN_SAC_WIDTH_MM = 3.0, 6.0
 CERVICAL_LEVELS = ("C3-C4", "C4-C5", "C5-C6", "C6-C7")
 SLICE_KINDS = ("disc", "pedicle", "mid-body")
 CERVICAL_KINDS = ("disc", "mid-body")  # cervical foramina open at the disc level only
-# what lies in front of and beside the cervical spine, as _neck draws it (mm): the trachea's centre in front of the
-# vertebral body and its half-axes (across, front to back); the jugular veins' centres from the midline and their
-# half-axes; and the least muscle between the farthest of them and the subcutaneous fat (the strap muscles)
+# what lies in front of and beside the cervical spine, as _neck draws it (mm): the oesophagus-trachea pair in front of
+# the vertebral body (the oesophagus 6 mm behind that point, the airway's centre AIRWAY_OFFSET_MM in front of it) and
+# the airway's half-axes (across, front to back); the jugular veins' centres from the midline and their half-axes;
+# and the least muscle between the farthest of them and the subcutaneous fat (the strap muscles)
 TRACHEA_OFFSET_MM = (10.0, 20.0)
+AIRWAY_OFFSET_MM = 5.0
 TRACHEA_HALF_AXES_MM = ((7.0, 10.0), (6.0, 9.0))
 JUGULAR_OFFSET_MM = (24.0, 36.0)
 JUGULAR_HALF_AXES_MM = ((4.0, 8.0), (3.0, 6.0))
 NECK_MUSCLE_MARGIN_MM = 3.0
+SKIN_MM = 1.5  # the skin's thickness, inside every body outline
 
 class Shape:
     """An inside-test ``f(x, y) -> bool array`` with a bounding box ``(x0, x1, y0, y1)`` in mm."""
@@ -278,8 +281,8 @@ def _body_outline(anatomy: Anatomy, posterior_y: float, half_width: float, depth
                   subcutaneous: float) -> tuple[float, float, float]:
     centre_y = posterior_y + depth / 2
     anatomy.add("skin", superellipse(0.0, centre_y, half_width, depth / 2, power))
-    anatomy.add("subcutaneous_fat", superellipse(0.0, centre_y, half_width - 1.5, depth / 2 - 1.5, power))
-    inner_w, inner_d = half_width - 1.5 - subcutaneous, depth / 2 - 1.5 - subcutaneous
+    anatomy.add("subcutaneous_fat", superellipse(0.0, centre_y, half_width - SKIN_MM, depth / 2 - SKIN_MM, power))
+    inner_w, inner_d = half_width - SKIN_MM - subcutaneous, depth / 2 - SKIN_MM - subcutaneous
     anatomy.extent_mm = max(half_width, depth / 2)
     return centre_y, inner_w, inner_d
 
@@ -635,9 +638,9 @@ def _neck(anatomy: Anatomy, canal: _CervicalCanal, patient) -> None:
     2026-12-07 a third of the necks were drawn too shallow: trachea, oesophagus and vessels lay in the air)."""
     posterior_skin = canal.lamina_y - _u(patient, 35.0, 60.0)
     half_width, depth, subcutaneous = _u(patient, 50.0, 75.0), _u(patient, 95.0, 135.0), _u(patient, 3.0, 12.0)
-    to_muscle = 1.5 + subcutaneous + NECK_MUSCLE_MARGIN_MM  # from the skin's outer edge to the deepest structure
-    trachea_front = (canal.disc_cy + canal.body_depth / 2 + TRACHEA_OFFSET_MM[1] + 5.0
-                     + TRACHEA_HALF_AXES_MM[1][1])
+    to_muscle = SKIN_MM + subcutaneous + NECK_MUSCLE_MARGIN_MM  # from the skin's outer edge to the deepest structure
+    body_front = canal.disc_cy + canal.body_depth / 2
+    trachea_front = body_front + TRACHEA_OFFSET_MM[1] + AIRWAY_OFFSET_MM + TRACHEA_HALF_AXES_MM[1][1]
     depth = max(depth, trachea_front + to_muscle - posterior_skin)
     half_width = max(half_width, JUGULAR_OFFSET_MM[1] + JUGULAR_HALF_AXES_MM[0][1] + to_muscle)
     centre_y, inner_w, inner_d = _body_outline(anatomy, posterior_skin, half_width, depth, 2, subcutaneous)
@@ -653,9 +656,9 @@ def _neck(anatomy: Anatomy, canal: _CervicalCanal, patient) -> None:
         anatomy.add("vessel", ellipse(side * _u(patient, *JUGULAR_OFFSET_MM), canal.disc_cy + _u(patient, 6.0, 16.0),
                                       _u(patient, *JUGULAR_HALF_AXES_MM[0]),
                                       _u(patient, *JUGULAR_HALF_AXES_MM[1])))  # jugular
-    trachea_y = canal.disc_cy + canal.body_depth / 2 + _u(patient, *TRACHEA_OFFSET_MM)
+    trachea_y = body_front + _u(patient, *TRACHEA_OFFSET_MM)
     anatomy.add("neck_muscle", ellipse(0.0, trachea_y - 6.0, 7.0, 4.0))  # oesophagus
-    anatomy.add("gas", ellipse(0.0, trachea_y + 5.0, _u(patient, *TRACHEA_HALF_AXES_MM[0]),
+    anatomy.add("gas", ellipse(0.0, trachea_y + AIRWAY_OFFSET_MM, _u(patient, *TRACHEA_HALF_AXES_MM[0]),
                                _u(patient, *TRACHEA_HALF_AXES_MM[1])))
 
 
