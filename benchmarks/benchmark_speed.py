@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/benchmark_speed.py [--threads 2]
 
 1. Both networks on a batch of 20 slices of 320x320, after a warm-up: per slice, the networks' own passes (the
-   issue's "both networks together"), and those with the cropping, resampling and mask clean-up around them.
+   issue's "both networks together"), and those with the cropping, resampling and mask clean-up around them, of
+   which the check of the canal against the spine's axis (symmetry.canal_off_axis_mm).
 2. A 20-slice 320x320 stack from file to all outputs (segmentation, CSV, JSON, rulers, report), model loaded; and
    how long the report (report.png) alone takes to draw.
 3. Peak resident memory of this process.
@@ -23,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from evaluate_synthetic import add_network_options, network_options  # noqa: E402
+from SpinalStenosisLib import inference  # noqa: E402
 from SpinalStenosisLib.geometry import PlaneGrid  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.pipeline import measure_file  # noqa: E402
@@ -41,15 +43,15 @@ def stack_of_20(seed: int = 1):
     return np.stack(images).astype(np.float32), grid
 
 
-class TimedNetwork:
-    """A network that adds the time of each of its passes to seconds (the segmenter calls it like the network)."""
+class Timed:
+    """A network or function that adds the time of each of its calls to seconds (called like the one it wraps)."""
 
-    def __init__(self, network):
-        self.network, self.seconds = network, 0.0
+    def __init__(self, function):
+        self.function, self.seconds = function, 0.0
 
-    def __call__(self, inputs):
+    def __call__(self, *args):
         start = time.perf_counter()
-        outputs = self.network(inputs)
+        outputs = self.function(*args)
         self.seconds += time.perf_counter() - start
         return outputs
 
@@ -64,18 +66,23 @@ def main() -> None:
     images, grid = stack_of_20()
     segmenter.segment(list(images[:4]), [grid] * 4)  # warm-up
     networks = {name: getattr(segmenter, name) for name in ("roi_model", "second_roi_model", "canal_model")}
-    times, network_times = [], []
+    times, network_times, axis_check_times = [], [], []
+    axis_check = inference.canal_off_axis_mm
     for _ in range(args.repeats):
-        timed = {name: TimedNetwork(network) for name, network in networks.items() if network is not None}
+        timed = {name: Timed(network) for name, network in networks.items() if network is not None}
         for name, network in timed.items():
             setattr(segmenter, name, network)
+        inference.canal_off_axis_mm = timed_axis_check = Timed(axis_check)
         start = time.perf_counter()
         segmenter.segment(list(images), [grid] * 20)
         times.append(time.perf_counter() - start)
         network_times.append(sum(network.seconds for network in timed.values()))
+        axis_check_times.append(timed_axis_check.seconds)
+    inference.canal_off_axis_mm = axis_check
     for name, network in networks.items():
         setattr(segmenter, name, network)
-    for label, seconds in (("both networks' own passes", network_times), ("networks + crop/resample", times)):
+    for label, seconds in (("both networks' own passes", network_times), ("networks + crop/resample", times),
+                           ("of which the axis check (symmetry.canal_off_axis_mm)", axis_check_times)):
         print(f"{label}, 20 slices 320x320, {args.threads} threads: median {np.median(seconds) / 20 * 1000:.1f} "
               f"ms/slice (min {min(seconds) / 20 * 1000:.1f}, max {max(seconds) / 20 * 1000:.1f})")
     with tempfile.TemporaryDirectory() as folder:

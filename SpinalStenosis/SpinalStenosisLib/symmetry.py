@@ -5,6 +5,7 @@ shows where the line is: mirrored about a line some centimetres to one side it m
 about one through what was found. Such a canal is to check (measurement.structure_to_check)."""
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -54,8 +55,7 @@ def canal_off_axis_mm(image: np.ndarray, canal: np.ndarray, grid: PlaneGrid) -> 
     rows, columns = grid.to_index(points.reshape(-1, 3))
     patches = ndimage.map_coordinates(image, [rows, columns], order=1, cval=np.nan).reshape(points.shape[:3])
     detail = _less_blur(patches)[:, margin:-margin, margin:-margin]
-    windows = np.lib.stride_tricks.sliding_window_view(detail, 2 * half + 1, axis=2)  # [tilt, row, line, column]
-    symmetry = _mirror_correlations(windows).max(axis=0)  # the best correlation of each line (by its shift)
+    symmetry = _mirror_correlations(detail, half).max(axis=0)  # the best correlation of each line (by its shift)
     through_canal = symmetry[shifts]
     if not np.isfinite(through_canal):
         return math.nan
@@ -67,25 +67,50 @@ def _less_blur(patches: np.ndarray) -> np.ndarray:
     """Patches ([tilt, row, column]) sampled every SAMPLE_MM less their blur over DETAIL_MM, the blur over the
     pixels in view only (NaN outside them)."""
     shown = np.isfinite(patches)
-    sigma = (0.0, DETAIL_MM / SAMPLE_MM, DETAIL_MM / SAMPLE_MM)
-    weight = ndimage.gaussian_filter(shown.astype(float), sigma, mode="constant")
-    blur = ndimage.gaussian_filter(np.where(shown, patches, 0.0), sigma, mode="constant") / np.maximum(weight, 1e-6)
+    if shown.all():  # the usual case, whose blur's weight is the same on every slice
+        return patches - _blurred(patches) / _weight_in_full_view(patches.shape)
+    blur = _blurred(np.where(shown, patches, 0.0)) / np.maximum(_blurred(shown.astype(float)), 1e-6)
     return np.where(shown, patches - blur, np.nan)
 
 
-def _mirror_correlations(windows: np.ndarray) -> np.ndarray:
-    """The correlation of each window ([tilt, row, window, column]) with its left-right mirror, over the pixels
-    both show ([tilt, window]); -inf where fewer than MIN_IN_VIEW of them are in view, or the window is flat (of an
-    image scaled as the networks see it, as canal_off_axis_mm scales it)."""
-    mirrors = windows[..., ::-1]
-    shown = np.isfinite(windows) & np.isfinite(mirrors)  # symmetric: a mirror shows what its window shows
-    count = shown.sum(axis=(1, 3))
-    values = np.where(shown, windows, 0.0)
-    mean = values.sum(axis=(1, 3)) / np.maximum(count, 1)
+def _blurred(patches: np.ndarray) -> np.ndarray:
+    """Each tilt's patch blurred over DETAIL_MM, as if zero beyond it."""
+    sigma = (0.0, DETAIL_MM / SAMPLE_MM, DETAIL_MM / SAMPLE_MM)
+    return ndimage.gaussian_filter(patches, sigma, mode="constant")
+
+
+@functools.lru_cache(maxsize=4)
+def _weight_in_full_view(shape: tuple[int, ...]) -> np.ndarray:
+    """The blur's weight (at least 1e-6) where every pixel of patches of this shape is in view."""
+    weight = np.maximum(_blurred(np.ones(shape)), 1e-6)
+    weight.flags.writeable = False
+    return weight
+
+
+def _mirror_correlations(detail: np.ndarray, half: int) -> np.ndarray:
+    """The correlation of each window 2 * half + 1 lines wide of detail ([tilt, row, line]; NaN out of view) with its
+    left-right mirror, over the pixels both show ([tilt, window], the first window centred on line half); -inf where
+    fewer than MIN_IN_VIEW of them are in view, or the window is flat (of an image scaled as the networks see it, as
+    canal_off_axis_mm scales it). Summed over the pairs of lines a window mirrors onto each other, (centre + k,
+    centre - k), rather than over each window and its mirror: half the work, the same sums."""
+    shown = np.isfinite(detail)
+    values = np.where(shown, detail, 0.0)
+    offsets = np.arange(half + 1)[:, None]
+    centres = np.arange(detail.shape[2] - 2 * half) + half
+    right, left = centres + offsets, centres - offsets  # [offset, window]
+    both = shown[..., right] & shown[..., left]  # [tilt, row, offset, window]: a pixel counts where its mirror does
+    on_right, on_left = np.where(both, values[..., right], 0.0), np.where(both, values[..., left], 0.0)
+    pair = np.where(offsets[:, 0] > 0, 2.0, 1.0)  # a pair of lines off the centre stands in a window twice
+
+    def summed(terms: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        return np.einsum("trkw,k->tw", terms, weights)
+
+    count = summed(both.astype(float), pair)
+    mean = summed(on_right + on_left, pair / 2) / np.maximum(count, 1)
     # a window and its mirror hold the same pixels, so the same mean and spread
-    spread = (values * values).sum(axis=(1, 3)) - count * mean ** 2
-    covariance = (values * values[..., ::-1]).sum(axis=(1, 3)) - count * mean ** 2
-    judged = (count >= MIN_IN_VIEW * shown.shape[1] * shown.shape[3]) & (spread > 1e-12 * np.maximum(count, 1))
+    spread = summed(on_right * on_right + on_left * on_left, pair / 2) - count * mean ** 2
+    covariance = summed(on_right * on_left, pair) - count * mean ** 2
+    judged = (count >= MIN_IN_VIEW * detail.shape[1] * (2 * half + 1)) & (spread > 1e-12 * np.maximum(count, 1))
     return np.where(judged, covariance / np.where(judged, spread, 1.0), -np.inf)
 
 

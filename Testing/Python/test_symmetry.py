@@ -8,7 +8,7 @@ import pytest
 from shapes import VENA_CAVA_LEFT_MM, axial_grid, ellipse, rasterise, spine
 
 from SpinalStenosisLib.measurement import measure_slice
-from SpinalStenosisLib.symmetry import OFF_AXIS_MM, canal_off_axis_mm, off_axis
+from SpinalStenosisLib.symmetry import MIN_IN_VIEW, OFF_AXIS_MM, _mirror_correlations, canal_off_axis_mm, off_axis
 
 def test_a_canal_on_the_spine_s_axis_is_on_it_and_a_vessel_beside_it_is_off_it_by_its_distance():
     grid = axial_grid((0.7, 0.7), (360, 420))
@@ -69,3 +69,25 @@ def test_a_canal_off_the_axis_is_to_check():
     assert measure_slice({"canal": sac}, grid, canal_off_axis_mm=26.0).check == "canal"
     assert measure_slice({"canal": sac}, grid, canal_off_axis_mm=0.0).check == ""
     assert measure_slice({"canal": sac}, grid).check == ""  # not judged
+
+
+def test_each_line_scores_the_correlation_of_its_window_with_the_mirror_over_the_pixels_both_show():
+    """The pairs of lines the sums run over give each window's correlation with its mirror image, as computed
+    window by window; a window with too few pixels in view, or flat, is not judged."""
+    half = 3
+    detail = np.random.default_rng(1).normal(size=(2, 5, 13))
+    detail[0, :, 0] = np.nan  # beyond the image: a pixel counts only where its mirror is in view too
+    detail[1, 2, 5] = np.nan  # two pixels of 35 missing (or one, the window's middle): still judged
+    detail[1, :, 6:] = 0.5  # the last window on the second tilt is flat
+    expected = np.full((2, detail.shape[2] - 2 * half), -np.inf)
+    for tilt, window in np.ndindex(expected.shape):
+        values = detail[tilt, :, window:window + 2 * half + 1]
+        mirror = values[:, ::-1]
+        shown = np.isfinite(values) & np.isfinite(mirror)
+        if shown.sum() < MIN_IN_VIEW * values.size or np.ptp(values[shown]) == 0:
+            continue
+        mean = values[shown].mean()
+        expected[tilt, window] = (np.sum((values[shown] - mean) * (mirror[shown] - mean))
+                                  / np.sum((values[shown] - mean) ** 2))
+    assert np.isinf(expected[0, 0]) and np.isinf(expected[1, -1]) and np.isfinite(expected).sum() == 12
+    np.testing.assert_allclose(_mirror_correlations(detail, half), expected, rtol=0, atol=1e-12)
