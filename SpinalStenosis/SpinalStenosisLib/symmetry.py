@@ -5,7 +5,6 @@ shows where the line is: mirrored about a line some centimetres to one side it m
 about one through what was found. Such a canal is to check (measurement.structure_to_check)."""
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -67,24 +66,10 @@ def _less_blur(patches: np.ndarray) -> np.ndarray:
     """Patches ([tilt, row, column]) sampled every SAMPLE_MM less their blur over DETAIL_MM, the blur over the
     pixels in view only (NaN outside them)."""
     shown = np.isfinite(patches)
-    if shown.all():  # the usual case, whose blur's weight is the same on every slice
-        return patches - _blurred(patches) / _weight_in_full_view(patches.shape)
-    blur = _blurred(np.where(shown, patches, 0.0)) / np.maximum(_blurred(shown.astype(float)), 1e-6)
-    return np.where(shown, patches - blur, np.nan)
-
-
-def _blurred(patches: np.ndarray) -> np.ndarray:
-    """Each tilt's patch blurred over DETAIL_MM, as if zero beyond it."""
     sigma = (0.0, DETAIL_MM / SAMPLE_MM, DETAIL_MM / SAMPLE_MM)
-    return ndimage.gaussian_filter(patches, sigma, mode="constant")
-
-
-@functools.lru_cache(maxsize=4)
-def _weight_in_full_view(shape: tuple[int, ...]) -> np.ndarray:
-    """The blur's weight (at least 1e-6) where every pixel of patches of this shape is in view."""
-    weight = np.maximum(_blurred(np.ones(shape)), 1e-6)
-    weight.flags.writeable = False
-    return weight
+    weight = ndimage.gaussian_filter(shown.astype(float), sigma, mode="constant")
+    blur = ndimage.gaussian_filter(np.where(shown, patches, 0.0), sigma, mode="constant") / np.maximum(weight, 1e-6)
+    return np.where(shown, patches - blur, np.nan)
 
 
 def _mirror_correlations(detail: np.ndarray, half: int) -> np.ndarray:
