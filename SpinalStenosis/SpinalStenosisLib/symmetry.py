@@ -79,12 +79,11 @@ def _mirror_correlations(detail: np.ndarray, half: int) -> np.ndarray:
     canal_off_axis_mm scales it). Summed over the pairs of lines a window mirrors onto each other, (centre + k,
     centre - k), rather than over each window and its mirror: half the work, the same sums."""
     shown = np.isfinite(detail)
-    values = np.where(shown, detail, 0.0)
     offsets = np.arange(half + 1)[:, None]
     centres = np.arange(detail.shape[2] - 2 * half) + half
     right, left = centres + offsets, centres - offsets  # [offset, window]
     both = shown[..., right] & shown[..., left]  # [tilt, row, offset, window]: a pixel counts where its mirror does
-    on_right, on_left = np.where(both, values[..., right], 0.0), np.where(both, values[..., left], 0.0)
+    on_right, on_left = np.where(both, detail[..., right], 0.0), np.where(both, detail[..., left], 0.0)
     pair = np.where(offsets[:, 0] > 0, 2.0, 1.0)  # a pair of lines off the centre stands in a window twice
 
     def summed(terms: np.ndarray, weights: np.ndarray) -> np.ndarray:
