@@ -442,7 +442,7 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
     def process(self, inputVolume, region: Optional[str] = None, device: str = "cpu", progress=None):
         """Measure inputVolume (blocking); returns the SceneOutputs (segmentation, table, rulers, region). Without a
         region, as the command line grades: the one the volume's DICOM header names, else cervical where the image
-        shows a whole neck, else lumbar."""
+        shows a whole neck or the cord in the sac, else lumbar."""
         from SpinalStenosisLib.grading import grading_region
         from SpinalStenosisLib.pipeline import region_shown_by, run_steps
 
@@ -581,7 +581,7 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
 
     def regionNotes(self, parameterNode) -> list:
         """What to say of the region the results are graded for (scene_table.region_notes): the image shows a whole
-        neck and they are graded as lumbar, or a level named lies in the other region."""
+        neck or the cord in the sac and they are graded as lumbar, or a level named lies in the other region."""
         from SpinalStenosisLib.scene_table import region_notes
 
         return region_notes(self._outputs(parameterNode).table)

@@ -38,6 +38,7 @@ from scipy import ndimage
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
 from evaluate_synthetic import add_network_options, models_name, network_options, paired_outcome  # noqa: E402
+from SpinalStenosisLib.body_region import CORD, NECK  # noqa: E402
 from SpinalStenosisLib.findings import worst_findings  # noqa: E402
 from SpinalStenosisLib.grading import CANAL_AP_CUTOFFS_MM, grade  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
@@ -217,7 +218,7 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
     results = {"cervical": {}, "lumbar": {}, "foramen_sides": {"slices": 0, "correct": 0},
                "foramina_to_check": {region: {"reported": 0, "to_check": 0, "unmatched": 0, "unmatched_alone": 0}
                                      for region in ("cervical", "lumbar")},
-               "warned_clipped": [], "shown_neck": {"cervical": [], "lumbar": []}, "not_mr": [], "fat_share": [],
+               "warned_clipped": [], "shown_region": {"cervical": [], "lumbar": []}, "not_mr": [], "fat_share": [],
                "darkest_share": {},
                "cut_by_field_of_view": {}, "canal_references": {}, "warned_coarse": [], "warned_oversized": [],
                "median_canal_area_mm2": {"cervical": [], "lumbar": []}}
@@ -242,8 +243,9 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
         results["median_canal_area_mm2"][region].append(median_canal_area_mm2(canal_stack, run.volume.layout))
         if oversized_canal_warnings(canal_stack, run.volume.layout):
             results["warned_oversized"].append(name)
-        if region_shown_by([run]) == "cervical":
-            results["shown_neck"][region].append(name)
+        shown = region_shown_by([run])
+        if shown:
+            results["shown_region"][region].append(shown.evidence)
         both, correct = sides_correct(run)
         results["foramen_sides"]["slices"] += both
         results["foramen_sides"]["correct"] += correct
@@ -360,9 +362,10 @@ def print_results(results: dict) -> None:
           + "".join(f"\n  {name}: " + ", ".join(f"{STRUCTURE_WORDS[structure]} on {slices} slices"
                                                 for structure, slices in counts.items() if slices)
                     for name, counts in cut.items()))
-    necks = results["shown_neck"]
-    print("graded cervical without --region, the image showing a whole neck (body_region): "
-          + "; ".join(f"{len(necks[region])} of {len(results[region])} {region} volumes" for region in necks))
+    shown = results["shown_region"]
+    print("graded cervical without --region, by what the image shows (body_region): " + "; ".join(
+        f"{len(shown[region])} of {len(results[region])} {region} volumes"
+        + "".join(f", {shown[region].count(evidence)} by {evidence}" for evidence in (NECK, CORD)) for region in shown))
 
 
 def _file_stem(name: str) -> str:

@@ -34,8 +34,8 @@ end, with the stack step and slice by slice, and prints the canal AP error of ea
 step changes the canal, how often a slice's grades and a level's are the truth's (a level's: the worst finding of
 its slices, named by their true level, against the smallest true value among them, as a report states each level),
 and the largest front-to-back blur the product estimates on these untilted stacks and on how many it warns of thick
-slices (centreline.thick_slice_warnings: none should), and how many show a whole neck (body_region, which grades a
-series cervical where nothing names its region: none of the lumbar ones should).
+slices (centreline.thick_slice_warnings: none should), and how many show a whole neck or the cord in the sac
+(body_region, which grades a series cervical where nothing names its region: none of the lumbar ones should).
 
 With --compare it also runs the networks of another models folder (e.g. a fine-tune, see `spinal-stenosis
 package-models`) on the same slices and prints, for each outcome, both models' shares, on how many slices (or
@@ -67,6 +67,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
+from SpinalStenosisLib.body_region import CORD, NECK  # noqa: E402
 from SpinalStenosisLib.centreline import front_to_back_blur_mm, thick_slice_warnings  # noqa: E402
 from SpinalStenosisLib.evaluation import dice, error  # noqa: E402
 from SpinalStenosisLib.findings import worst_findings_by_level  # noqa: E402
@@ -558,7 +559,7 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
 
     errors, changed, grades = {"stack step": [], "slice by slice": []}, 0, []
     level_grades, doubted_level_grades, unfound_foramina = [], [], []
-    blur_mm, warned, darkest, shown_neck = [], 0, [], 0
+    blur_mm, warned, darkest, shown = [], 0, [], []
     for n in range(count):
         image, _, geometry, truth = synthetic_stack(STACK_SEED + n, region)
         volume = axial_from_array(image, geometry)
@@ -575,11 +576,12 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
         changed += int((with_step != alone).any(axis=(1, 2)).sum())
         blur_mm.append(float(np.nanmedian(front_to_back_blur_mm(with_step, volume.layout))))
         warned += bool(thick_slice_warnings(with_step, volume.layout))
-        shown_neck += region_shown_by([runs["stack step"]]) == "cervical"
+        shown.append(region_shown_by([runs["stack step"]]))
     return {"stacks": count, "region": region, "seed": STACK_SEED, "slices": len(errors["stack step"]),
             "slices_changed": changed, "largest_blur_mm": max(blur_mm), "thick_slice_warnings": warned,
             "largest_darkest_share": max(darkest), "raised_floors": sum(d >= RAISED_FLOOR_SHARE for d in darkest),
-            "shown_neck": shown_neck,
+            "shown_region": {evidence: sum(s is not None and s.evidence == evidence for s in shown)
+                             for evidence in (NECK, CORD)},
             **{name: shares_within(values, (1, 2, 3)) for name, values in errors.items()},
             "grades": grade_agreement(grades), "level_grades": grade_agreement(level_grades),
             "doubted_level_grades": grade_agreement(doubted_level_grades),
@@ -610,8 +612,9 @@ def print_stacks(stacks: dict) -> None:
     print(f"stacks, darkest level over bright level (visibility.darkest_share): at most "
           f"{stacks['largest_darkest_share']:.1%}; seen from the darkest level up as an image with an offset added "
           f"(from {RAISED_FLOOR_SHARE:.0%}): {stacks['raised_floors']} of {stacks['stacks']}")
-    print(f"stacks whose image shows a whole neck (body_region; graded cervical without --region): "
-          f"{stacks['shown_neck']} of {stacks['stacks']}")
+    shown = stacks["shown_region"]
+    print(f"stacks graded cervical without --region, by what the image shows (body_region): {sum(shown.values())} "
+          f"of {stacks['stacks']}, " + ", ".join(f"{count} by {evidence}" for evidence, count in shown.items()))
 
 
 def print_table(summary: dict) -> None:

@@ -1,12 +1,16 @@
-"""Which spine region an axial image shows, when it shows the whole body outline around the canal: a neck is 10-16 cm
-wide, an abdomen or pelvis 25 cm or more. Most spine series are cropped to the spine, and then nothing is said.
+"""Which spine region an axial image shows: the cervical spine where it shows a whole neck (10-16 cm wide, where an
+abdomen or pelvis is 25 cm or more) or the spinal cord inside the sac, on most slices. Below the conus, where lumbar
+series are taken, the sac holds the roots of the cauda equina, not the cord. A series cropped to a lumbar spine shows
+neither, and then nothing is said.
 
 Used only where neither the user nor a DICOM header names the region (see grading.grading_region), so that a
 cervical NIfTI or PNG is not graded with the lumbar cut-offs by default.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -15,10 +19,31 @@ from .geometry import PlaneGrid
 AIR_FRACTION = 0.1  # of the slice's 99th intensity percentile: darker is air
 NECK_WIDTH_MM = (80.0, 170.0)  # a body this wide left to right is a neck (the real necks here: 115-156 mm); a
 # narrower "body" is a bright island in dark tissue (e.g. the sac in a fat-suppressed image), not an outline
-NECK_SHARE = 2 / 3  # of the slices with a canal, those that must show a neck
+SHOWN_SHARE = 2 / 3  # of the slices with a canal, those that must show a neck, or the cord
 # the image is smoothed over this much before air is told from tissue: noise in the air reaches AIR_FRACTION (in the
 # demo's cervical series, a quarter of the air's pixels) and would otherwise join the body to the edge of the view
 SMOOTHING_MM = 1.0
+# The cord on a T2 or T2* slice: a dark region inside the canal (under CORD_DARKER_THAN of the canal's 90th
+# percentile, the image smoothed over CORD_SMOOTHING_MM), of CORD_MIN_MM2 or more and CORD_SHARE of the canal's area,
+# with CSF (CSF_BRIGHTER_THAN of that percentile) beside it within CSF_RING_MM in CSF_SECTORS of the eight directions.
+# Set on synthetic stacks with the shipped networks' masks: on benchmarks/evaluate_synthetic.py --stacks 100, the
+# cord shows none of the 100 lumbar stacks as cervical (without the bound on the area, central clumps of roots
+# would show some) and 29 of the 40 cervical ones that show no whole neck.
+CORD_SMOOTHING_MM = 0.5
+CORD_DARKER_THAN = 0.6
+CSF_BRIGHTER_THAN = 0.7
+CORD_MIN_MM2 = 40.0  # a cervical cord is 60-90 mm² (its dark core a little less); a clump of roots mostly smaller
+CORD_SHARE = (0.1, 0.85)
+CSF_RING_MM = 2.0
+CSF_SECTORS = 6
+NECK, CORD = "a whole neck", "the spinal cord inside the sac"
+
+
+class ShownRegion(NamedTuple):
+    """The region an image shows, and what shows it (NECK or CORD: what the user is told)."""
+
+    region: str
+    evidence: str
 
 
 def body_width_mm(image: np.ndarray, canal: np.ndarray, grid: PlaneGrid) -> float | None:
@@ -47,18 +72,58 @@ def body_width_mm(image: np.ndarray, canal: np.ndarray, grid: PlaneGrid) -> floa
     return float(left_mm.max() - left_mm.min() + min(grid.pixel_size_mm))
 
 
-def region_shown(slices: Iterable[tuple[np.ndarray, np.ndarray, PlaneGrid]], count: int | None = None) -> str | None:
-    """'cervical' when the body around the canal is as wide as a neck (NECK_WIDTH_MM) on at least NECK_SHARE of the
-    slices (image, canal mask, grid), each with its canal found; None otherwise: the image does not show the whole
-    body, or shows a trunk (lumbar, the default, is never inferred, so nothing changes where the body runs out of
-    view). count: how many slices the iterable yields (by default its len); the slices are looked at one by one, and
-    no more once too few are left to make the share (a cropped or trunk series, the usual case, stops early)."""
+def holds_cord(image: np.ndarray, canal: np.ndarray, grid: PlaneGrid) -> bool:
+    """Whether the canal (its mask on the slice) holds the spinal cord: a dark region of cord size inside it with
+    CSF around it (the constants above)."""
+    from scipy import ndimage
+
+    from .measurement import largest_component
+
+    rows, columns = np.nonzero(canal > 0.5)
+    if not rows.size:
+        return False
+    margin = math.ceil(4 * CORD_SMOOTHING_MM / min(grid.pixel_size_mm))  # what the smoothing reaches
+    box = (slice(max(rows.min() - margin, 0), rows.max() + margin + 1),
+           slice(max(columns.min() - margin, 0), columns.max() + margin + 1))
+    canal = canal[box] > 0.5
+    inner = ndimage.binary_erosion(canal)
+    if not inner.any():
+        return False
+    smoothed = ndimage.gaussian_filter(np.asarray(image[box], np.float32),
+                                       [CORD_SMOOTHING_MM / size for size in grid.pixel_size_mm])
+    csf = np.percentile(smoothed[inner], 90)
+    cord = largest_component(inner & (smoothed < CORD_DARKER_THAN * csf)) >= 0.5
+    if not (csf > 0 and cord.sum() * grid.pixel_area_mm2 >= CORD_MIN_MM2
+            and CORD_SHARE[0] <= cord.sum() / canal.sum() <= CORD_SHARE[1]):
+        return False
+    cord_rows, cord_columns = np.nonzero(cord)
+    centre = (round(cord_rows.mean()), round(cord_columns.mean()))
+    if not cord[centre]:  # not a cord but dark around something bright (a T1 image's CSF around the cord)
+        return False
+    ring = ndimage.binary_dilation(cord, iterations=max(1, round(CSF_RING_MM / min(grid.pixel_size_mm))))
+    ring_rows, ring_columns = np.nonzero(ring & canal & ~cord)
+    directions = np.arctan2(ring_rows - cord_rows.mean(), ring_columns - cord_columns.mean())
+    sectors = np.floor((directions + np.pi) / (np.pi / 4)).astype(int) % 8
+    bright = smoothed[ring_rows, ring_columns] >= CSF_BRIGHTER_THAN * csf
+    return len(np.unique(sectors[bright])) >= CSF_SECTORS
+
+
+def region_shown(slices: Iterable[tuple[np.ndarray, np.ndarray, PlaneGrid]], count: int | None = None
+                 ) -> ShownRegion | None:
+    """The cervical spine (and its evidence) when the body around the canal is as wide as a neck (NECK_WIDTH_MM),
+    or else the canal holds the cord (holds_cord), on at least SHOWN_SHARE of the slices (image, canal mask, grid),
+    each with its canal found; None otherwise: the image shows neither, as a lumbar series cropped to the spine
+    (lumbar, the default, is never inferred, so nothing changes where the body runs out of view). count: how many
+    slices the iterable yields (by default its len); the slices are looked at one by one, and no more once too few
+    are left to make the share for either."""
     count = len(slices) if count is None else count
-    needed, others = NECK_SHARE * count, 0
+    needed, seen, looked = SHOWN_SHARE * count, {NECK: 0, CORD: 0}, 0
     for image, canal, grid in slices:
         width = body_width_mm(image, canal, grid)
-        if width is None or not NECK_WIDTH_MM[0] <= width <= NECK_WIDTH_MM[1]:
-            others += 1
-            if count - others < needed:
-                return None
-    return "cervical" if count else None
+        seen[NECK] += width is not None and NECK_WIDTH_MM[0] <= width <= NECK_WIDTH_MM[1]
+        seen[CORD] += holds_cord(image, canal, grid)
+        looked += 1
+        if max(seen.values()) + count - looked < needed:
+            return None
+    shown = [evidence for evidence, slices_seen in seen.items() if count and slices_seen >= needed]
+    return ShownRegion("cervical", shown[0]) if shown else None

@@ -53,7 +53,6 @@ def _measure(args: argparse.Namespace) -> None:
 
 
 def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter) -> None:
-    from .body_region import NECK_WIDTH_MM
     from .grading import grading_region
     from .outputs import block_folder
     from .pipeline import measure_file
@@ -81,8 +80,8 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
             graded = "the canal not graded" if region == THORACIC else f"graded with the {region} cut-offs"
             print(f"{graded}: the DICOM header names the {region} spine (--region overrides)")
         elif args.region is None and runs[0].shown_region:
-            print(f"graded with the {region} cut-offs: the image shows a neck, the body around the canal no wider than "
-                  f"{NECK_WIDTH_MM[1] / 10:.0f} cm (--region overrides)")
+            print(f"graded with the {region} cut-offs: the image shows {runs[0].shown_region.evidence} on most slices "
+                  "(--region overrides)")
         if len(runs) > 1:
             print(f"the DICOM series is in {len(runs)} blocks ({runs[0].volume.blocks_reason}): each block is measured "
                   f"as a stack of its own, in {block_folder(1)} ... {block_folder(len(runs))}")
@@ -242,7 +241,7 @@ def _add_measure(sub: "argparse._SubParsersAction") -> None:
                          "run)")
     measure.add_argument("--region", choices=GRADING_REGIONS, help="which cut-offs grade the canal (thoracic: none; "
                          "default: the region a DICOM series' header names, else cervical where the image shows a "
-                         "whole neck, else lumbar)")
+                         "whole neck or the cord in the sac, else lumbar)")
     measure.add_argument("--series", help="which series of a DICOM folder (a study) to measure: its Series Number, or "
                          "a word of its Series Description, e.g. T2 (default: the T2-weighted axial series)")
     measure.add_argument("--image-set", metavar="VALUE", help="which of the images a DICOM series holds at each "

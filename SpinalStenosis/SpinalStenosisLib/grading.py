@@ -19,6 +19,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 
+from .body_region import ShownRegion
 from .level_names import vertebrae_no_spine_has
 from .number_text import number_text
 
@@ -136,11 +137,11 @@ def grade(values: dict[str, float], region: str = "lumbar", level: str = "") -> 
     }
 
 
-def grading_region(chosen: str | None, named: str | None, shown: str | None = None) -> str:
+def grading_region(chosen: str | None, named: str | None, shown: ShownRegion | None = None) -> str:
     """The region whose cut-offs grade the canal: the one chosen (--region, the module's Region), else the one the
     input's DICOM header names (see region_named), else the one the image shows (body_region.region_shown: a whole
-    neck), else lumbar."""
-    return chosen or named or shown or "lumbar"
+    neck, or the cord in the sac), else lumbar."""
+    return chosen or named or (shown.region if shown else None) or "lumbar"
 
 
 def region_named(body_part: str = "", descriptions: Sequence[str] = ()) -> str | None:

@@ -9,7 +9,7 @@ from typing import Callable, Iterator, Mapping, Protocol
 
 import numpy as np
 
-from .body_region import region_shown
+from .body_region import ShownRegion, region_shown
 from .centreline import PART_OF_SAC, CanalSighting, on_line, second_looks, thick_slice_warnings
 from .crop import COARSEST_PIXEL_MM
 from .geometry import AxialLayout, FieldOfView, PlaneGrid
@@ -75,7 +75,7 @@ class MeasurementRun:
     roi_boxes: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
     colour_channel: str | None = None  # the colour composite's channel measured (surest_channel_steps)
-    shown_region: str | None = None  # the region the input's image shows (measure_file; body_region.region_shown)
+    shown_region: ShownRegion | None = None  # the region the input's image shows (measure_file; body_region)
 
     @property
     def warnings(self) -> list[str]:
@@ -482,7 +482,7 @@ def _named_levels(levels: Mapping[int | str | NamedImage, str], volumes: list[Ax
             for name, volume in blocks.items()]
 
 
-def region_shown_by(runs: list[MeasurementRun]) -> str | None:
+def region_shown_by(runs: list[MeasurementRun]) -> ShownRegion | None:
     """The region the runs' images show around their canals (the blocks of one input; see
     :func:`body_region.region_shown`)."""
     with_canal = [(run, s) for run in runs for s in np.flatnonzero((run.stack_labels == 1).any(axis=(1, 2)))]
@@ -498,10 +498,10 @@ def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path 
     """The ``spinal-stenosis measure`` job: open, segment (or read labels), measure, write. One run, written into
     out_dir; a DICOM series in blocks gives a run per block (see :func:`open_axial_blocks`), written into
     out_dir's block folders. pixel_mm: a 2-D input's pixel size (see :func:`displayed_slice`). region: the cut-offs
-    that grade the canal; None: the region a DICOM series' header names, else the one the image shows (a whole neck:
-    cervical; see :mod:`body_region`, and MeasurementRun.shown_region), else lumbar. levels: the vertebral level of
-    slices of a single stack by slice index (e.g. {4: "L4-L5"}), or of the blocks of a DICOM series by block
-    folder name (e.g. {"block-2": "L4-L5"}), carried into every output. series: which series of
+    that grade the canal; None: the region a DICOM series' header names, else the one the image shows (a whole neck,
+    or the cord in the sac: cervical; see :mod:`body_region`, and MeasurementRun.shown_region), else lumbar. levels:
+    the vertebral level of slices of a single stack by slice index (e.g. {4: "L4-L5"}), or of the blocks of a DICOM
+    series by block folder name (e.g. {"block-2": "L4-L5"}), carried into every output. series: which series of
     a DICOM folder to measure (its number, or a word of its description; by default the T2-weighted axial one).
     image_set: which of the images a DICOM series holds at each slice position (two echoes, a Dixon sequence's
     images) to measure, by the value that tells them apart (e.g. "20", an Echo Time); by default the preferred."""

@@ -243,7 +243,9 @@ class StenosisScene:
                 for key, value in provenance.items():
                     node.SetAttribute(ATTRIBUTE + key, value if isinstance(value, str) else json.dumps(value))
             scene_table.store_warnings((segmentation, table), run.warnings)
-            table.SetAttribute(ATTRIBUTE + "shownRegion", region_shown_by([run]) or "")
+            shown = region_shown_by([run])
+            table.SetAttribute(ATTRIBUTE + "shownRegion", shown.region if shown else "")
+            table.SetAttribute(ATTRIBUTE + "shownBy", shown.evidence if shown else "")
             outputs.chart = self._sync_chart(volume_node, table)
             self._organise(volume_node, outputs)
         return outputs

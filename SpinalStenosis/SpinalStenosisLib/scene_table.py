@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Mapping
 
+from .body_region import NECK
 from .findings import findings_on_slice, worst_findings
 from .grading import THORACIC, grade, level_warnings, stenosis_cutoffs
 from .level_names import NamedImage, levels_of_images
@@ -291,14 +292,15 @@ def warnings_of(table) -> list[str]:
 
 
 def region_notes(table) -> list[str]:
-    """What to tell the user of the region the table is graded for: that the image shows a whole neck
-    (body_region.region_shown, as the command line grades it) while the table is graded with the lumbar cut-offs;
-    what the levels in its Level column warn of (grading.level_warnings)."""
+    """What to tell the user of the region the table is graded for: that the image shows a whole neck or the cord in
+    the sac (body_region.region_shown, as the command line grades it) while the table is graded with the lumbar
+    cut-offs; what the levels in its Level column warn of (grading.level_warnings)."""
     shown, graded = table.GetAttribute(ATTRIBUTE + "shownRegion"), graded_with(table)
     notes = []
     if shown and shown != graded:
         graded_as = "as thoracic, its canal not graded" if graded == THORACIC else f"with the {graded} cut-offs"
-        notes.append(f"the image shows a whole neck, and the table is graded {graded_as}: choose the {shown} Region "
+        evidence = table.GetAttribute(ATTRIBUTE + "shownBy") or NECK  # an earlier version's table: its only evidence
+        notes.append(f"the image shows {evidence}, and the table is graded {graded_as}: choose the {shown} Region "
                      "to grade it as the command line does")
     if graded:
         levels = table.GetTable().GetColumnByName("level")

@@ -1002,6 +1002,36 @@ def test_a_whole_neck_graded_as_lumbar_is_noted_until_the_region_is_cervical(con
     assert region_notes(other_outputs.table) == []
 
 
+class SacWithWhatItHolds(ThresholdSegmenter):
+    """ThresholdSegmenter whose canal is the bright sac with what it encloses (the cord)."""
+
+    def segment(self, images, grids):
+        from scipy import ndimage
+
+        results = super().segment(images, grids)
+        for result in results:
+            sac = ndimage.binary_fill_holes(result.native_labels == 1)
+            result.native_labels[sac] = 1
+            result.masks["canal"] = sac * 1.0
+        return results
+
+
+def test_a_sac_holding_the_cord_graded_as_lumbar_is_noted(context):
+    from test_body_region import cord, sac_slice
+
+    from SpinalStenosisLib.synth.dataset import slice_geometry
+
+    image, sac, grid = sac_slice(cord, dark=100.0)  # a field cropped to the spine: no neck to tell
+    image = np.where(image > 700.0, 900.0, np.where(sac, 100.0, 250.0))  # CSF, cord, tissue for ThresholdSegmenter
+    volume = add_volume(context.scene, np.stack([image] * 3), slice_geometry(grid, 4.0, 3).ijk_to_ras, "neck")
+    logic, outputs = measure(context, volume, SacWithWhatItHolds())
+    assert region_notes(outputs.table) == [
+        "the image shows the spinal cord inside the sac, and the table is graded with the lumbar cut-offs: choose the "
+        "cervical Region to grade it as the command line does"]
+    logic.region = "cervical"
+    assert logic.follow_region(outputs.table) and region_notes(outputs.table) == []
+
+
 def test_moving_a_ruler_by_hand_updates_its_row(context, volume):
     logic, outputs = measure(context, volume)
     length = move_end_halfway(outputs.rulers[(2, "right_foramen_width_mm")])
