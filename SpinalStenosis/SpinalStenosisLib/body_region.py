@@ -25,15 +25,18 @@ SHOWN_SHARE = 2 / 3  # of the slices with a canal, those that must show a neck, 
 SMOOTHING_MM = 1.0
 # The cord on a T2 or T2* slice: a dark region inside the canal (under CORD_DARKER_THAN of the canal's 90th
 # percentile, the image smoothed over CORD_SMOOTHING_MM), of CORD_MIN_MM2 or more and CORD_SHARE of the canal's area,
-# with CSF (CSF_BRIGHTER_THAN of that percentile) beside it within CSF_RING_MM in CSF_SECTORS of the eight directions.
+# its centre in it and at most CORD_OFF_MIDLINE_MM left or right of the canal's, with CSF (CSF_BRIGHTER_THAN of that
+# percentile) beside it within CSF_RING_MM in CSF_SECTORS of the eight directions.
 # Set on synthetic stacks with the shipped networks' masks: on benchmarks/evaluate_synthetic.py --stacks 100, the
-# cord shows none of the 100 lumbar stacks as cervical (without the bound on the area, central clumps of roots
-# would show some) and 29 of the 40 cervical ones that show no whole neck.
+# cord shows none of the 100 lumbar stacks as cervical (without the bound on the area, or under contrast curves
+# without the one on the midline, central clumps of roots show some) and 29 of the 40 cervical ones that show no
+# whole neck (benchmarks/EXPERIMENTS.md).
 CORD_SMOOTHING_MM = 0.5
 CORD_DARKER_THAN = 0.6
 CSF_BRIGHTER_THAN = 0.7
 CORD_MIN_MM2 = 40.0  # a cervical cord is 60-90 mm² (its dark core a little less); a clump of roots mostly smaller
 CORD_SHARE = (0.1, 0.85)
+CORD_OFF_MIDLINE_MM = 2.0  # the cord lies in the sac's midline; a clump of roots mostly beside it
 CSF_RING_MM = 2.0
 CSF_SECTORS = 6
 NECK, CORD = "a whole neck", "the spinal cord inside the sac"
@@ -99,6 +102,11 @@ def holds_cord(image: np.ndarray, canal: np.ndarray, grid: PlaneGrid) -> bool:
     cord_rows, cord_columns = np.nonzero(cord)
     centre = (round(cord_rows.mean()), round(cord_columns.mean()))
     if not cord[centre]:  # not a cord but dark around something bright (a T1 image's CSF around the cord)
+        return False
+    canal_rows, canal_columns = np.nonzero(canal)
+    off_centre_ras = (grid.row_step_ras * (cord_rows.mean() - canal_rows.mean())
+                      + grid.column_step_ras * (cord_columns.mean() - canal_columns.mean()))
+    if abs(off_centre_ras @ grid.in_plane_axes()[1]) > CORD_OFF_MIDLINE_MM:
         return False
     ring = ndimage.binary_dilation(cord, iterations=max(1, round(CSF_RING_MM / min(grid.pixel_size_mm))))
     ring_rows, ring_columns = np.nonzero(ring & canal & ~cord)

@@ -88,6 +88,18 @@ def test_the_cord_in_the_sac_is_told_from_a_clump_of_roots_and_from_roots_layere
     assert not holds_cord(1000.0 - image, sac, grid)  # a T1 image: the CSF dark, the cord bright
 
 
+@pytest.mark.parametrize("rotation_deg", [0.0, 30.0])
+def test_a_dark_region_beside_the_sac_s_midline_is_no_cord(rotation_deg):
+    def clump(left_mm: float):
+        return lambda left, anterior: (left - left_mm) ** 2 + anterior ** 2 <= 4.0 ** 2  # 50 mm²
+
+    image, sac, grid = body_slice(130.0, 110.0, 60.0, rotation_deg=rotation_deg, canal_radius_mm=9.0)
+    left_mm, anterior_mm = in_plane_coordinates(grid, *np.indices(grid.shape))
+    for left_of_centre_mm, is_cord in ((0.0, True), (1.5, True), (3.0, False), (-3.0, False)):
+        shown = np.where(sac & clump(left_of_centre_mm)(left_mm, anterior_mm), 400.0, image)
+        assert holds_cord(shown, sac, grid) == is_cord
+
+
 def test_a_series_cropped_to_the_spine_whose_sac_holds_the_cord_shows_the_cervical_spine():
     with_cord, without = sac_slice(cord), sac_slice()
     assert region_shown([with_cord] * 3) == SHOWS_CORD
