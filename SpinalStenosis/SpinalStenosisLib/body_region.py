@@ -81,14 +81,14 @@ def holds_cord(image: np.ndarray, canal: np.ndarray, grid: PlaneGrid) -> bool:
     from scipy import ndimage
 
     from .measurement import largest_component
+    from .visibility import grown_box
 
-    rows, columns = np.nonzero(canal > 0.5)
-    if not rows.size:
+    canal = np.asarray(canal) > 0.5
+    if not canal.any():
         return False
     margin = math.ceil(4 * CORD_SMOOTHING_MM / min(grid.pixel_size_mm))  # what the smoothing reaches
-    box = (slice(max(rows.min() - margin, 0), rows.max() + margin + 1),
-           slice(max(columns.min() - margin, 0), columns.max() + margin + 1))
-    canal = canal[box] > 0.5
+    box = grown_box(canal, (margin, margin))
+    canal = canal[box]
     inner = ndimage.binary_erosion(canal)
     if not inner.any():
         return False
@@ -125,12 +125,11 @@ def region_shown(slices: Iterable[tuple[np.ndarray, np.ndarray, PlaneGrid]], cou
     slices the iterable yields (by default its len); the slices are looked at one by one, and no more once too few
     are left to make the share for either."""
     count = len(slices) if count is None else count
-    needed, seen, looked = SHOWN_SHARE * count, {NECK: 0, CORD: 0}, 0
-    for image, canal, grid in slices:
+    needed, seen = SHOWN_SHARE * count, {NECK: 0, CORD: 0}
+    for looked, (image, canal, grid) in enumerate(slices, 1):
         width = body_width_mm(image, canal, grid)
         seen[NECK] += width is not None and NECK_WIDTH_MM[0] <= width <= NECK_WIDTH_MM[1]
         seen[CORD] += holds_cord(image, canal, grid)
-        looked += 1
         if max(seen.values()) + count - looked < needed:
             return None
     shown = [evidence for evidence, slices_seen in seen.items() if count and slices_seen >= needed]

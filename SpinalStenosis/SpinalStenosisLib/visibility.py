@@ -146,7 +146,7 @@ def canal_edge_to_noise(image: np.ndarray, canal: np.ndarray, grid: PlaneGrid) -
     pixel_mm = float(np.mean(grid.pixel_size_mm))
     smoothing_px = max(SMOOTHING_MM / pixel_mm, 1.0)
     margin = ceil_pixels(WINDOW_MM / pixel_mm)
-    box = _grown_box(canal, (margin, margin))
+    box = grown_box(canal, (margin, margin))
     window, inside = np.asarray(image[box], float), canal[box]
     outline = inside & ~ndimage.binary_erosion(inside)
     gradient = np.hypot(*np.gradient(ndimage.gaussian_filter(window, smoothing_px)))
@@ -157,7 +157,7 @@ def canal_edge_to_noise(image: np.ndarray, canal: np.ndarray, grid: PlaneGrid) -
     return float(gradient[outline].mean() / max(noise_gradient, floor))
 
 
-def _grown_box(canal: np.ndarray, margins: tuple[int, int]) -> tuple[slice, slice]:
+def grown_box(canal: np.ndarray, margins: tuple[int, int]) -> tuple[slice, slice]:
     """The canal's bounding box grown on each side by margins (rows, columns) pixels, cut at the image's first row
     and column."""
     return tuple(slice(max(int(p.min()) - m, 0), int(p.max()) + m + 1) for p, m in zip(np.nonzero(canal), margins))
@@ -169,7 +169,7 @@ def clipped_canal(image: np.ndarray, canal: np.ndarray) -> bool:
     if not canal.any() or (image[canal] >= image.max()).mean() < CLIPPED_CANAL_FRACTION:
         return False
     rows, columns = np.nonzero(canal)
-    return noise_sd(image[_grown_box(canal, (np.ptp(rows) + 1, np.ptp(columns) + 1))]) > 0  # grown by its own size
+    return noise_sd(image[grown_box(canal, (np.ptp(rows) + 1, np.ptp(columns) + 1))]) > 0  # grown by its own size
 
 
 def clipped_image_warnings(read_slice: Callable[[int], np.ndarray], canal_stack: np.ndarray) -> list[str]:
