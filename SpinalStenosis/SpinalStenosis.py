@@ -444,12 +444,12 @@ class SpinalStenosisLogic(ScriptedLoadableModuleLogic):
         region, as the command line grades: the one the volume's DICOM header names, else cervical where the image
         shows a whole neck or the cord in the sac, else lumbar."""
         from SpinalStenosisLib.grading import grading_region
-        from SpinalStenosisLib.pipeline import region_shown_by, run_steps
+        from SpinalStenosisLib.pipeline import run_steps
 
         parameterNode = self.getParameterNode()
         parameterNode.inputVolume, parameterNode.device = inputVolume, device
         run = run_steps(self.startMeasure(parameterNode), progress)
-        parameterNode.region = grading_region(region, self.namedRegion(inputVolume), region_shown_by([run]))
+        parameterNode.region = grading_region(region, self.namedRegion(inputVolume), run.shown_region)
         return self.finishMeasure(parameterNode, run)
 
     def _outputs(self, parameterNode):

@@ -44,7 +44,7 @@ from SpinalStenosisLib.grading import CANAL_AP_CUTOFFS_MM, grade  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
 from SpinalStenosisLib.measurement import STRUCTURE_WORDS, STRUCTURES, unmatched_foramen  # noqa: E402
 from SpinalStenosisLib.pipeline import (coarse_pixel_warnings, measure_with_segmenter,  # noqa: E402
-                                        median_canal_area_mm2, oversized_canal_warnings, region_shown_by)
+                                        median_canal_area_mm2, oversized_canal_warnings)
 from SpinalStenosisLib.report import write_report  # noqa: E402
 from SpinalStenosisLib.visibility import (CT_FAT_SHARE, FAT_HU, RAISED_FLOOR_SHARE, checked_pixels,  # noqa: E402
                                           darkest_share, fat_share, not_an_mr_image)
@@ -243,7 +243,7 @@ def evaluate_volumes(segmenter, real: Path, overlays: Path, only: str = "") -> d
         results["median_canal_area_mm2"][region].append(median_canal_area_mm2(canal_stack, run.volume.layout))
         if oversized_canal_warnings(canal_stack, run.volume.layout):
             results["warned_oversized"].append(name)
-        shown = region_shown_by([run])
+        shown = run.shown_region
         if shown:
             results["shown_region"][region].append(shown.evidence)
         both, correct = sides_correct(run)

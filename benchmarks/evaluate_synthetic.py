@@ -77,7 +77,7 @@ from SpinalStenosisLib.inference import (CHANNELS, PRECISIONS, SHIPPED_MIRROR_AV
 from SpinalStenosisLib.measurement import (CHECK_BELOW, MAX_AREA_TO_CHORDS, MEASUREMENT_COLUMNS,  # noqa: E402
                                            STRUCTURE_WORDS, STRUCTURES, doubted, measure_slice, structure_to_check,
                                            unmatched_foramen)
-from SpinalStenosisLib.pipeline import measure_with_segmenter, region_shown_by  # noqa: E402
+from SpinalStenosisLib.pipeline import measure_with_segmenter  # noqa: E402
 from SpinalStenosisLib.symmetry import OFF_AXIS_MM  # noqa: E402
 from SpinalStenosisLib.synth.anatomy import T  # noqa: E402
 from SpinalStenosisLib.synth.dataset import SyntheticSlice, synthetic_slice, synthetic_stack  # noqa: E402
@@ -576,7 +576,7 @@ def evaluate_stacks(segmenter, count: int, region: str = "lumbar") -> dict:
         changed += int((with_step != alone).any(axis=(1, 2)).sum())
         blur_mm.append(float(np.nanmedian(front_to_back_blur_mm(with_step, volume.layout))))
         warned += bool(thick_slice_warnings(with_step, volume.layout))
-        shown.append(region_shown_by([runs["stack step"]]))
+        shown.append(runs["stack step"].shown_region)
     return {"stacks": count, "region": region, "seed": STACK_SEED, "slices": len(errors["stack step"]),
             "slices_changed": changed, "largest_blur_mm": max(blur_mm), "thick_slice_warnings": warned,
             "largest_darkest_share": max(darkest), "raised_floors": sum(d >= RAISED_FLOOR_SHARE for d in darkest),

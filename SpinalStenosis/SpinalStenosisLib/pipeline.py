@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Protocol
 
@@ -75,7 +76,12 @@ class MeasurementRun:
     roi_boxes: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
     colour_channel: str | None = None  # the colour composite's channel measured (surest_channel_steps)
-    shown_region: ShownRegion | None = None  # the region the input's image shows (measure_file; body_region)
+
+    @cached_property
+    def shown_region(self) -> ShownRegion | None:
+        """The region the run's image shows around its canals (region_shown_by), looked for once; measure_file sets
+        that of a DICOM series' blocks together."""
+        return region_shown_by([self])
 
     @property
     def warnings(self) -> list[str]:
@@ -521,7 +527,7 @@ def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path 
     for run, named in zip(runs, named_levels):
         for slice_index, level in named.items():
             run.measurements[slice_index].level = level
-    if region is None and volumes[0].named_region is None:
+    if len(runs) > 1 and region is None and volumes[0].named_region is None:  # the blocks show one region
         shown = region_shown_by(runs)
         for run in runs:
             run.shown_region = shown

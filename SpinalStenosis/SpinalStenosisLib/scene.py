@@ -32,7 +32,7 @@ from .measurement import Ruler, SliceMeasurement, masks_from_labels, measure_sli
 from .number_text import sides_text
 from .outputs import exported_files, staged_files, write_levels_csv
 from .pipeline import (MeasurementRun, ProgressCallback, Segmenter, channel_volume, checked_mr_image, input_warnings,
-                       measure_with_segmenter, region_shown_by, slice_field_of_view)
+                       measure_with_segmenter, slice_field_of_view)
 from .report import write_report
 from .scene_table import ATTRIBUTE
 from .volume_io import (PICTURE_SUFFIXES, SEGMENT_IDS_AND_NAMES, AxialVolume, axial_from_array, stored_file_findings,
@@ -243,7 +243,7 @@ class StenosisScene:
                 for key, value in provenance.items():
                     node.SetAttribute(ATTRIBUTE + key, value if isinstance(value, str) else json.dumps(value))
             scene_table.store_warnings((segmentation, table), run.warnings)
-            shown = region_shown_by([run])
+            shown = run.shown_region
             table.SetAttribute(ATTRIBUTE + "shownRegion", shown.region if shown else "")
             table.SetAttribute(ATTRIBUTE + "shownBy", shown.evidence if shown else "")
             outputs.chart = self._sync_chart(volume_node, table)

@@ -65,10 +65,15 @@ def test_a_measured_volume_brings_its_region_and_its_rulers_are_watched_again(mo
             call(parameterNode)
 
 
-def test_process_without_a_region_grades_as_the_command_line_does(module):
+def test_process_without_a_region_grades_as_the_command_line_does(module, monkeypatch):
     from test_body_region import body_slice
 
+    from SpinalStenosisLib import pipeline
+    from SpinalStenosisLib.body_region import region_shown
     from SpinalStenosisLib.synth.dataset import slice_geometry
+
+    looks = []  # how often a run's image is looked at for its region (process grades by it, the table notes it)
+    monkeypatch.setattr(pipeline, "region_shown", lambda *args: looks.append(args) or region_shown(*args))
 
     image, canal, grid = body_slice(130.0, 110.0, 200.0)
     neck = np.where(canal, 900.0, np.where(image > 100.0, 250.0, 5.0))  # canal, tissue, air for ThresholdSegmenter
@@ -80,3 +85,6 @@ def test_process_without_a_region_grades_as_the_command_line_does(module):
     assert logic.regionNotes(logic.getParameterNode()) == []
     logic.process(volume, region="lumbar")  # a region given wins
     assert outputs.table.GetAttribute("SpinalStenosis.region") == "lumbar"
+    assert logic.regionNotes(logic.getParameterNode())[0].startswith("the image shows a whole neck, and the table is "
+                                                                       "graded with the lumbar cut-offs")
+    assert len(looks) == 2  # once a run
