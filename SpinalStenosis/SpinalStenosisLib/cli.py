@@ -53,7 +53,6 @@ def _measure(args: argparse.Namespace) -> None:
 
 
 def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter) -> None:
-    from .grading import grading_region
     from .outputs import block_folder
     from .pipeline import measure_file
 
@@ -61,7 +60,7 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
                         overwrite=args.overwrite, progress=None if args.quiet else progress_printer(),
                         pixel_mm=args.pixel_mm, levels=args.levels, series=args.series,
                         image_set=args.image_set)
-    region = grading_region(args.region, runs[0].volume.named_region, runs[0].shown_region)
+    region = runs[0].graded_region
     said = [run.warnings_graded_as(region) for run in runs]
     shared = [w for w in said[0] if all(w in warnings for warnings in said[1:])] if len(runs) > 1 else []
     for warning in shared:  # of the whole series: said once

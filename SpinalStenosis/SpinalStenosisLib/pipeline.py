@@ -76,6 +76,7 @@ class MeasurementRun:
     roi_boxes: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
     colour_channel: str | None = None  # the colour composite's channel measured (surest_channel_steps)
+    graded_region: str | None = None  # the region whose cut-offs graded the outputs measure_file wrote
 
     @cached_property
     def shown_region(self) -> ShownRegion | None:
@@ -505,12 +506,13 @@ def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path 
     out_dir; a DICOM series in blocks gives a run per block (see :func:`open_axial_blocks`), written into
     out_dir's block folders. pixel_mm: a 2-D input's pixel size (see :func:`displayed_slice`). region: the cut-offs
     that grade the canal; None: the region a DICOM series' header names, else the one the image shows (a whole neck,
-    or the cord in the sac: cervical; see :mod:`body_region`, and MeasurementRun.shown_region), else lumbar. levels:
-    the vertebral level of slices of a single stack by slice index (e.g. {4: "L4-L5"}), or of the blocks of a DICOM
-    series by block folder name (e.g. {"block-2": "L4-L5"}), carried into every output. series: which series of
-    a DICOM folder to measure (its number, or a word of its description; by default the T2-weighted axial one).
-    image_set: which of the images a DICOM series holds at each slice position (two echoes, a Dixon sequence's
-    images) to measure, by the value that tells them apart (e.g. "20", an Echo Time); by default the preferred."""
+    or the cord in the sac: cervical; see :mod:`body_region`, and MeasurementRun.shown_region), else lumbar (each
+    run's graded_region says which). levels: the vertebral level of slices of a single stack by slice index (e.g.
+    {4: "L4-L5"}), or of the blocks of a DICOM series by block folder name (e.g. {"block-2": "L4-L5"}), carried into
+    every output. series: which series of a DICOM folder to measure (its number, or a word of its description; by
+    default the T2-weighted axial one). image_set: which of the images a DICOM series holds at each slice position
+    (two echoes, a Dixon sequence's images) to measure, by the value that tells them apart (e.g. "20", an Echo
+    Time); by default the preferred."""
     input_path, out_dir = Path(input_path), Path(out_dir)
     openable(input_path)  # before the output folder, which a name of several inputs' is made from
     check_output_folder(out_dir, input_path, overwrite)
@@ -527,10 +529,15 @@ def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path 
     for run, named in zip(runs, named_levels):
         for slice_index, level in named.items():
             run.measurements[slice_index].level = level
-    if len(runs) > 1 and region is None and volumes[0].named_region is None:  # the blocks show one region
-        shown = region_shown_by(runs)
-        for run in runs:
-            run.shown_region = shown
-    write_outputs(runs, out_dir, input_path, grading_region(region, volumes[0].named_region, runs[0].shown_region),
-                  overwrite)
+    shown = None
+    if region is None and volumes[0].named_region is None:  # only then does the image's region grade it
+        if len(runs) > 1:  # the blocks of one series show one region
+            joint = region_shown_by(runs)
+            for run in runs:
+                run.shown_region = joint
+        shown = runs[0].shown_region
+    graded = grading_region(region, volumes[0].named_region, shown)
+    for run in runs:
+        run.graded_region = graded
+    write_outputs(runs, out_dir, input_path, graded, overwrite)
     return runs

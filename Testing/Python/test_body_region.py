@@ -145,12 +145,15 @@ def test_a_bright_sac_in_dark_tissue_is_no_body_outline():
     assert region_shown([(image, np.zeros_like(canal), grid)]) is None  # no canal: nothing said
 
 
-def test_measure_grades_a_whole_neck_with_the_cervical_cut_offs_unless_told_otherwise(tmp_path, capsys):
+def test_measure_grades_a_whole_neck_with_the_cervical_cut_offs_unless_told_otherwise(tmp_path, capsys, monkeypatch):
     import json
 
-    from SpinalStenosisLib import cli
+    from SpinalStenosisLib import cli, pipeline
     from SpinalStenosisLib.synth.dataset import slice_geometry
     from SpinalStenosisLib.volume_io import write_image, write_labels
+
+    looks = []  # the image is looked at for its region only where that grades it
+    monkeypatch.setattr(pipeline, "region_shown", lambda *args: looks.append(args) or region_shown(*args))
 
     for body, width_mm in (("neck", 130.0), ("cropped", 300.0)):
         image, canal, grid = body_slice(width_mm, 110.0, 200.0, canal_radius_mm=5.5)  # AP 11 mm: lumbar relative
@@ -158,6 +161,7 @@ def test_measure_grades_a_whole_neck_with_the_cervical_cut_offs_unless_told_othe
         write_image(tmp_path / f"{body}.nii.gz", np.stack([image] * 3), geometry)
         write_labels(tmp_path / f"{body}_labels.nii.gz", np.stack([canal] * 3).astype(np.uint8), geometry)
         for region in (None, "lumbar"):
+            looks.clear()
             out = tmp_path / f"{body}-{region}"
             code = cli.main([str(a) for a in ("measure", tmp_path / f"{body}.nii.gz", "--masks",
                                               tmp_path / f"{body}_labels.nii.gz", "--out", out,
@@ -166,7 +170,7 @@ def test_measure_grades_a_whole_neck_with_the_cervical_cut_offs_unless_told_othe
             assert code == 0, printed.err
             document = json.loads((out / "measurements.json").read_text(encoding="utf-8"))
             shown = body == "neck" and region is None
-            assert document["region"] == ("cervical" if shown else "lumbar")
+            assert document["region"] == ("cervical" if shown else "lumbar") and len(looks) == (region is None)
             assert ("the image shows a whole neck" in printed.out) == shown
             assert {entry["canal_ap_grade"] for entry in document["slices"]} == {"normal" if shown
                                                                                 else "relative stenosis"}

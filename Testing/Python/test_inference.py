@@ -527,11 +527,12 @@ def test_the_readme_python_example_runs_and_measures_the_file_and_its_voxels_ali
     write_image(tmp_path / "T2_axial.nii.gz", image, geometry)
     names = {"voxels": image, "ijk_to_ras": geometry.ijk_to_ras}
     exec(compile(example, "README.md", "exec"), names)
-    from_file, worst_in_memory = capsys.readouterr().out.splitlines()
+    from_file, graded_region, worst_in_memory = capsys.readouterr().out.splitlines()
     in_memory = names["run"].measurements[7]
     assert float(from_file.split()[0]) == pytest.approx(in_memory.values["canal_ap_mm"], abs=1e-6)
     assert worst_in_memory == str(worst_findings(names["run"].measurements, "lumbar")["canal_ap_mm"])
-    assert (tmp_path / "results" / "measurements.csv").is_file()
+    document = json.loads((tmp_path / "results" / "measurements.json").read_text(encoding="utf-8"))
+    assert graded_region == document["region"] == "lumbar"  # no header names it, and the image shows no neck or cord
 
 
 def test_cervical_demo_is_a_cervical_series_graded_as_cervical(tmp_path):
