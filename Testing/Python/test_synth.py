@@ -67,6 +67,29 @@ def test_truth_equals_measuring_the_written_labels_within_a_pixel(tmp_path):
     assert (tmp_path / "synth" / "gallery.png").stat().st_size > 10_000
 
 
+def test_the_gallery_shows_the_real_images_it_finds_and_passes_over_the_others(tmp_path, monkeypatch):
+    from SpinalStenosisLib.geometry import VolumeGeometry
+    from SpinalStenosisLib.synth import gallery
+    from SpinalStenosisLib.volume_io import write_image
+
+    real = tmp_path / "real"
+    found, unreadable = (real / relative for relative, _ in gallery.REAL_PICKS[:2])  # the rest are missing
+    for path in (found, unreadable):
+        path.parent.mkdir(parents=True)
+    voxels = np.random.default_rng(0).uniform(0.0, 1000.0, (5, 64, 48)).astype(np.float32)
+    write_image(found, voxels, VolumeGeometry(voxels.shape[::-1], np.diag([-0.8, -0.8, 4.0, 1.0])))
+    unreadable.write_bytes(b"not an image")
+    shown = []
+    window = gallery._window
+    monkeypatch.setattr(gallery, "_window", lambda ax, image, grid, centre, title: shown.append(
+        (image, centre, title)) or window(ax, image, grid, centre, title))
+    gallery.write_gallery(tmp_path / "gallery.png", [], real)
+    [(image, centre, title)] = shown
+    assert title == f"REAL {found.name[:28]}" and centre == (32.0, 24.0)
+    np.testing.assert_array_equal(image, voxels[2])  # the slice at its pick's fraction (a half), rows A→P
+    assert (tmp_path / "gallery.png").stat().st_size > 1_000
+
+
 def test_files_have_real_geometry_and_patient_sides_survive_random_storage(tmp_path):
     write_dataset(tmp_path / "s", count=6, seed=11, region="lumbar", gallery_real=None)
     directions = set()
