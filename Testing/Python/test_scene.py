@@ -500,6 +500,22 @@ def test_measure_twice_leaves_one_set_of_nodes(context, volume):
     assert outputs.chart.GetNumberOfPlotSeriesNodes() == 3
 
 
+def test_a_volume_measured_again_where_nothing_is_found_keeps_no_box_or_ruler_of_the_first_run(context, volume):
+    from SpinalStenosisLib.pipeline import SliceSegmentation
+
+    class FindsNothing(ThresholdSegmenter):
+        def segment(self, images, grids):
+            return [SliceSegmentation.empty(grid) for grid in grids]
+
+    measure(context, volume)
+    assert count(context.scene, "vtkMRMLMarkupsROINode") == 1 and count(context.scene, "vtkMRMLMarkupsLineNode")
+    logic, outputs = measure(context, volume, FindsNothing())
+    assert outputs.region is None and not outputs.rulers
+    assert count(context.scene, "vtkMRMLMarkupsROINode") == 0 and count(context.scene, "vtkMRMLMarkupsLineNode") == 0
+    assert not logic.labels_of(outputs.segmentation, volume).any()
+    assert outputs.table.GetTable().GetNumberOfRows() == 3  # a row per slice, nothing measured on it
+
+
 def test_input_volume_is_never_modified(context, volume):
     voxels = slicer.util.arrayFromVolume(volume).copy()
     matrix = geometry_of(volume).ijk_to_ras.copy()
