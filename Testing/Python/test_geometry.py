@@ -1605,6 +1605,21 @@ def test_a_4d_file_of_one_volume_is_read_as_that_volume_and_one_of_several_is_re
         open_axial(tmp_path / "echoes.nrrd")
 
 
+def test_a_5d_image_and_labels_that_are_not_whole_numbers_are_refused(tmp_path):
+    sitk.WriteImage(sitk.Image([8, 8, 3, 2, 2], sitk.sitkFloat32), str(tmp_path / "five.nrrd"))
+    with pytest.raises(InputError, match="5-D image; a 3-D axial stack is needed"):
+        open_axial(tmp_path / "five.nrrd")
+    image, labels, geometry = phantom_arrays(n_slices=3)
+    write_image(tmp_path / "image.nrrd", image, geometry)
+    volume = open_axial(tmp_path / "image.nrrd")
+    for name, odd in (("half", 0.5), ("nan", np.nan)):  # a probability map or a resampled mask, not labels
+        values = labels.astype(np.float32)
+        values[1, 5, 5] = odd
+        write_image(tmp_path / f"{name}.nrrd", values, geometry)
+        with pytest.raises(InputError, match="label values must be whole numbers 0-3"):
+            read_labels(tmp_path / f"{name}.nrrd", volume.source_geometry)
+
+
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         open_axial(tmp_path / "nope.nii.gz")
