@@ -22,6 +22,28 @@ def test_the_modules_own_self_test_passes_unattended_installing_what_is_missing_
     assert application.questions == [] and installed == ["torch>=2.0", "Pillow>=10.1"]
 
 
+def test_pytorch_is_installed_by_the_pytorch_extension_where_slicer_has_it_and_the_rest_by_pip(module, monkeypatch):
+    import importlib.machinery
+    import sys
+    import types
+
+    installed = nothing_installed(module, monkeypatch)
+    extension_installs = []
+
+    class PyTorchUtilsLogic:  # the SlicerPyTorch extension's logic: it picks the build for the machine's GPU
+        def installTorch(self, askConfirmation, torchVersionRequirement):
+            extension_installs.append((askConfirmation, torchVersionRequirement))
+            installed.append(module.REQUIREMENTS["torch"])
+
+    extension = types.ModuleType("PyTorchUtils")
+    extension.__spec__ = importlib.machinery.ModuleSpec("PyTorchUtils", None)
+    extension.PyTorchUtilsLogic = PyTorchUtilsLogic
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", extension)
+    assert module.SpinalStenosisLogic().ensureDependencies(askConfirmation=False)
+    assert extension_installs == [(False, ">=2.0")]  # asked once, by this module, not again by the extension
+    assert installed == ["torch>=2.0", "Pillow>=10.1"]  # PyTorch by the extension, Pillow by pip
+
+
 def test_the_module_names_its_category_and_its_help_links_to_the_documentation(module):
     import types
 
