@@ -254,6 +254,11 @@ def test_export_asks_before_replacing_the_files_of_an_earlier_export(panel, appl
     assert application.errors == [] and asked_under_the_arrow_cursor(application)
     # the folder dialog opened at Slicer's default scene folder, then where the last export went
     assert application.folder_dialogs_opened_at == [slicer.app.defaultScenePath, str(folder), str(folder)]
+    status, asked, exported = ui.statusLabel.text, len(application.questions), report.read_bytes()
+    application.folder_chosen = ""  # the dialog cancelled: nothing asked, written or said
+    ui.exportButton.click()
+    assert (ui.statusLabel.text, len(application.questions), report.read_bytes()) == (status, asked, exported)
+    assert application.errors == [] and application.folder_dialogs_opened_at[-1] == str(folder)
 
 
 def test_choosing_a_volume_brings_its_own_results_and_region(panel, application):
