@@ -57,6 +57,17 @@ def nothing_installed(module, monkeypatch, installs_take: bool = True) -> list[s
     return asked
 
 
+def region_looks(monkeypatch) -> list:
+    """A list that grows by one each time a run's image is looked at for the region it shows (pipeline's
+    body_region.region_shown, which still answers)."""
+    from SpinalStenosisLib import pipeline
+    from SpinalStenosisLib.body_region import region_shown
+
+    looks = []
+    monkeypatch.setattr(pipeline, "region_shown", lambda *args: looks.append(args) or region_shown(*args))
+    return looks
+
+
 def canal_arrays(centres_anterior_mm, semi_ap_mm, spacing_mm: float, size: int = 96):
     """An axial stack of canal labels [k, j, i] (0.5 mm pixels), one ellipse per slice at these anterior offsets with
     these AP semi-axes (16 mm wide), the slices spacing_mm apart; and its geometry."""

@@ -65,8 +65,9 @@ def test_the_demo_series_shows_a_neck_for_the_cervical_region_only():
 
 
 def sac_slice(inside=None, sac_radius_mm: float = 7.5, field_mm: float = 60.0, dark: float = 400.0):
-    """A slice of a field cropped to the spine (the body cut by it: no neck to tell), its bright sac holding a dark
-    region where inside(left_mm, anterior_mm) (measured from the sac's centre), if any: the image, sac mask, grid."""
+    """A slice of a 130 mm neck (by default a field cropped to the spine, which cuts the body: no neck to tell), its
+    bright sac holding a dark region where inside(left_mm, anterior_mm) (measured from the sac's centre), if any: the
+    image, sac mask, grid."""
     image, sac, grid = body_slice(130.0, 110.0, field_mm, canal_radius_mm=sac_radius_mm)
     if inside is not None:
         left_mm, anterior_mm = in_plane_coordinates(grid, *np.indices(grid.shape))
@@ -105,9 +106,8 @@ def test_a_series_cropped_to_the_spine_whose_sac_holds_the_cord_shows_the_cervic
     assert region_shown([with_cord] * 3) == SHOWS_CORD
     assert region_shown([with_cord, with_cord, without]) == SHOWS_CORD
     assert region_shown([with_cord, without, without]) is None  # the cord on 1 of 3 slices is not enough
-    image, sac, grid = body_slice(130.0, 110.0, 200.0, canal_radius_mm=7.5)
-    image[sac & cord(*in_plane_coordinates(grid, *np.indices(grid.shape)))] = 400.0
-    assert holds_cord(image, sac, grid) and region_shown([(image, sac, grid)] * 3) == SHOWS_NECK  # the neck said first
+    with_neck = sac_slice(cord, field_mm=200.0)
+    assert holds_cord(*with_neck) and region_shown([with_neck] * 3) == SHOWS_NECK  # the neck said first
 
 
 def test_the_demo_series_cropped_to_the_spine_shows_the_cord_for_the_cervical_region_only():
@@ -148,12 +148,13 @@ def test_a_bright_sac_in_dark_tissue_is_no_body_outline():
 def test_measure_grades_a_whole_neck_with_the_cervical_cut_offs_unless_told_otherwise(tmp_path, capsys, monkeypatch):
     import json
 
-    from SpinalStenosisLib import cli, pipeline
+    from conftest import region_looks
+
+    from SpinalStenosisLib import cli
     from SpinalStenosisLib.synth.dataset import slice_geometry
     from SpinalStenosisLib.volume_io import write_image, write_labels
 
-    looks = []  # the image is looked at for its region only where that grades it
-    monkeypatch.setattr(pipeline, "region_shown", lambda *args: looks.append(args) or region_shown(*args))
+    looks = region_looks(monkeypatch)  # the image is looked at for its region only where that grades it
 
     for body, width_mm in (("neck", 130.0), ("cropped", 300.0)):
         image, canal, grid = body_slice(width_mm, 110.0, 200.0, canal_radius_mm=5.5)  # AP 11 mm: lumbar relative

@@ -5,7 +5,7 @@ import unittest
 
 import numpy as np
 import pytest
-from conftest import ThresholdSegmenter, move_end_halfway, nothing_installed, phantom_arrays
+from conftest import ThresholdSegmenter, move_end_halfway, nothing_installed, phantom_arrays, region_looks
 
 slicer = pytest.importorskip("slicer", reason="slicer-core is part of the test requirements")
 
@@ -90,12 +90,9 @@ def test_a_measured_volume_brings_its_region_and_its_rulers_are_watched_again(mo
 def test_process_without_a_region_grades_as_the_command_line_does(module, monkeypatch):
     from test_body_region import body_slice
 
-    from SpinalStenosisLib import pipeline
-    from SpinalStenosisLib.body_region import region_shown
     from SpinalStenosisLib.synth.dataset import slice_geometry
 
-    looks = []  # how often a run's image is looked at for its region (process grades by it, the table notes it)
-    monkeypatch.setattr(pipeline, "region_shown", lambda *args: looks.append(args) or region_shown(*args))
+    looks = region_looks(monkeypatch)  # process grades by what the image shows, and the table notes it
 
     image, canal, grid = body_slice(130.0, 110.0, 200.0)
     neck = np.where(canal, 900.0, np.where(image > 100.0, 250.0, 5.0))  # canal, tissue, air for ThresholdSegmenter
