@@ -34,6 +34,20 @@ def test_the_readme_layout_names_every_lib_module():
     assert {name for name in modules if name not in layout} == set()
 
 
+def test_the_readme_contents_link_every_section_in_order():
+    """Each `##`/`###` heading after the contents is listed there, by the anchor GitHub gives it."""
+    text = README.read_text(encoding="utf-8")
+    contents = text.split("\n## Contents\n")[1].split("\n## ")[0]
+    links = re.findall(r"^( *)\* \[[^\]]+\]\(#([\w-]+)\)$", contents, re.MULTILINE)
+    headings = re.findall(r"^(##+) (.+)$", text.split("\n## Contents\n")[1], re.MULTILINE)
+
+    def anchor(title: str) -> str:
+        return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+    assert [(len(indent) // 2, target) for indent, target in links] == [
+        (len(hashes) - 2, anchor(title)) for hashes, title in headings]
+
+
 def test_ui_file_parses_and_holds_every_widget_the_module_uses():
     tree = ElementTree.parse(MODULE / "Resources" / "UI" / "SpinalStenosis.ui")
     names = {widget.get("name") for widget in tree.iter("widget")}
