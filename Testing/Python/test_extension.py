@@ -1,11 +1,12 @@
 """Static checks of the Slicer extension: CMake lists every file (and the README's layout every Lib module), the .ui
 holds every widget the module uses, the module file imports nothing outside Slicer at file scope, the code is the
-Python older Slicers bundle."""
+Python older Slicers bundle, and the documents' contents list their sections."""
 import ast
 import re
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+import pytest
 from conftest import README
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,15 +35,18 @@ def test_the_readme_layout_names_every_lib_module():
     assert {name for name in modules if name not in layout} == set()
 
 
-def test_the_readme_contents_link_every_section_in_order():
-    """Each `##`/`###` heading after the contents is listed there, by the anchor GitHub gives it."""
-    text = README.read_text(encoding="utf-8")
-    contents = text.split("\n## Contents\n")[1].split("\n## ")[0]
+@pytest.mark.parametrize("document", [README, ROOT / "benchmarks" / "EVALUATION.md",
+                                      ROOT / "benchmarks" / "EXPERIMENTS.md"], ids=lambda path: path.name)
+def test_the_contents_link_every_section_in_order(document: Path):
+    """Each `##`/`###` heading after a document's contents is listed there, by the anchor GitHub gives it (for
+    ASCII headings: lower case, without punctuation or other characters, spaces as hyphens)."""
+    after_contents = document.read_text(encoding="utf-8").split("\n## Contents\n")[1]
+    contents = after_contents.split("\n## ")[0]
     links = re.findall(r"^( *)\* \[[^\]]+\]\(#([\w-]+)\)$", contents, re.MULTILINE)
-    headings = re.findall(r"^(##+) (.+)$", text.split("\n## Contents\n")[1], re.MULTILINE)
+    headings = re.findall(r"^(##+) (.+)$", after_contents, re.MULTILINE)
 
     def anchor(title: str) -> str:
-        return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+        return re.sub(r"[^a-z0-9_\- ]", "", title.lower()).replace(" ", "-")
 
     assert [(len(indent) // 2, target) for indent, target in links] == [
         (len(hashes) - 2, anchor(title)) for hashes, title in headings]
