@@ -117,6 +117,29 @@ def test_extension_metadata():
     assert (MODULE / "Resources" / "Icons" / "SpinalStenosis.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_the_extensions_index_entry_follows_its_schema_and_the_cmake_metadata():
+    """SpinalStenosis.json, the entry a pull request to Slicer's ExtensionsIndex adds: the keys and types that
+    Slicer's catalog entry schema v1.0.2 allows (additionalProperties false), and the category, dependencies and
+    repository the extension's CMakeLists.txt and .s4ext give."""
+    import json
+
+    entry = json.loads((ROOT / "SpinalStenosis.json").read_text(encoding="utf-8"))
+    types = {"$schema": str, "category": str, "scm_url": str, "scm_revision": str, "scm_type": str,
+             "build_dependencies": list, "dicom_support_rule": str, "build_subdirectory": str, "enabled": bool,
+             "tier": int}
+    assert {"$schema", "category", "scm_url"} <= set(entry) <= set(types)
+    assert all(isinstance(value, types[key]) for key, value in entry.items())
+    assert entry["$schema"].endswith("/Schemas/slicer-extension-catalog-entry-schema-v1.0.2.json#")
+    assert 1 <= entry["tier"] <= 5 and entry["scm_type"] in ("git", "local")
+    cmake = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert f'set(EXTENSION_CATEGORY "{entry["category"]}")' in cmake
+    assert f'set(EXTENSION_DEPENDS "{" ".join(entry["build_dependencies"])}")' in cmake
+    s4ext = dict(line.split(" ", 1) for line in (ROOT / "SpinalStenosis.s4ext").read_text(encoding="utf-8").splitlines()
+                 if line and not line.startswith("#"))
+    assert (s4ext["scmurl"], s4ext["scmrevision"], s4ext["depends"], s4ext["category"]) == (
+        entry["scm_url"], entry["scm_revision"], " ".join(entry["build_dependencies"]), entry["category"])
+
+
 def test_lib_imports_without_slicer_or_qt():
     import subprocess
     import sys
