@@ -41,9 +41,16 @@ class NetworkSegmenter:
     which network 2 finds a canal: the first is the one that held up on real images, the second takes fewer bright
     abdominal organs for the spine.
 
+    A slice may also be given as several contrasts of one anatomy on its grid ([contrast, rows, columns]: a colour
+    composite's channels, the first the one to look at): the ROI networks and the checks see the first, and network
+    2's probabilities on each crop are averaged over them all (each contrast may show edges another hides: on T2 the
+    epidural fat is as bright as the CSF, on T1 it is bright against dark CSF).
+
     >>> segmenter = load_segmenter()                                   # doctest: +SKIP
     >>> [result] = segmenter.segment([image], [grid])                  # doctest: +SKIP
     """
+
+    averages_contrasts = True  # segment and look_again take a slice as several contrasts too (see above)
 
     def __init__(self, roi_model, canal_model, device: str = "cpu", provenance: dict | None = None,
                  second_roi_model=None, dtype=None, mirror_average: tuple[str, ...] = ()):
@@ -91,14 +98,30 @@ class NetworkSegmenter:
         flat = [(n, crop) for n, crops in candidates.items() for crop in crops]
         if not flat:
             return {}, {}, {}
-        batch = [normalise(resample(images[n], grids[n], crop)) for n, crop in flat]
         crops, probabilities, confidence = {}, {}, {}
-        for (n, crop), p in zip(flat, self._predict(self.canal_model, batch, "canal", MIRRORED_CHANNELS)):
+        for (n, crop), p in zip(flat, self._canal_probabilities(images, grids, flat)):
             sighting = CanalSighting.of(p[CHANNELS.index("canal")], crop)
             score = sighting.confidence if sighting is not None else 0.0
             if score > confidence.get(n, -1.0):
                 crops[n], probabilities[n], confidence[n] = crop, p, score
         return crops, probabilities, confidence
+
+    def _canal_probabilities(self, images, grids, crops: list[tuple[int, PlaneGrid]], on_mirror: bool = False
+                             ) -> np.ndarray:
+        """Network 2's probabilities on each (slice, crop) of crops, averaged over the slice's contrasts (with
+        on_mirror, on the crop's left-right mirror only, mirrored back)."""
+        import torch
+
+        views = [_contrast_views(images[n], grids[n], crop) for n, crop in crops]
+        batch = [view for contrasts in views for view in contrasts]
+        if on_mirror:
+            with torch.inference_mode():
+                probabilities = self._on_mirror(self.canal_model, self._tensor(batch), MIRRORED_CHANNELS).cpu().numpy()
+        else:
+            probabilities = self._predict(self.canal_model, batch, "canal", MIRRORED_CHANNELS)
+        counts = [len(contrasts) for contrasts in views]
+        summed = np.add.reduceat(probabilities, np.cumsum([0, *counts[:-1]]), axis=0)
+        return summed / np.array(counts, probabilities.dtype)[:, None, None, None]
 
     def segment(self, images: list[np.ndarray], grids: list[PlaneGrid]) -> list[SliceSegmentation]:
         candidates, second_asked = self._regions_of_interest(images, grids)
@@ -107,7 +130,7 @@ class NetworkSegmenter:
     def _network_1_regions(self, model, images, grids, slices) -> dict[int, list[PlaneGrid]]:
         """An ROI network on each of these slices whole → its candidate crops."""
         views = {n: whole_slice_grid(grids[n]) for n in slices}
-        masks = self._predict(model, [normalise(resample(images[n], grids[n], views[n])) for n in slices])
+        masks = self._predict(model, [normalise(resample(_looked_at(images[n]), grids[n], views[n])) for n in slices])
         return {n: _candidate_crops(grids[n], views[n], mask[0]) for n, mask in zip(slices, masks)}
 
     def _second_opinion(self, images, grids, slices) -> dict[int, list[PlaneGrid]]:
@@ -126,7 +149,8 @@ class NetworkSegmenter:
         candidates.update(self._second_opinion(images, grids, sorted(second_asked)))
         closer = [(n, view) for n, crops in candidates.items() if not crops for view in half_slice_grids(grids[n])]
         if closer:
-            roi = self._predict(self.roi_model, [normalise(resample(images[n], grids[n], v)) for n, v in closer])
+            roi = self._predict(self.roi_model, [normalise(resample(_looked_at(images[n]), grids[n], v))
+                                                 for n, v in closer])
             for (n, view), mask in zip(closer, roi):
                 candidates[n] += crops_from_roi(grids[n], view, mask[0], count=1)
         return candidates, second_asked
@@ -168,14 +192,10 @@ class NetworkSegmenter:
     def _averaged_with_mirror(self, images, grids, crops: dict[int, PlaneGrid], probabilities: dict[int, np.ndarray]
                               ) -> dict[int, np.ndarray]:
         """Network 2's probabilities on each slice's crop averaged with those on the crop's left-right mirror."""
-        import torch
-
         slices = sorted(probabilities)
         if not slices:
             return probabilities
-        inputs = self._tensor([normalise(resample(images[n], grids[n], crops[n])) for n in slices])
-        with torch.inference_mode():
-            on_mirror = self._on_mirror(self.canal_model, inputs, MIRRORED_CHANNELS).cpu().numpy()
+        on_mirror = self._canal_probabilities(images, grids, [(n, crops[n]) for n in slices], on_mirror=True)
         return {n: (probabilities[n] + p) / 2 for n, p in zip(slices, on_mirror)}
 
     def _segment_crops(self, images, grids, candidates: dict[int, list[PlaneGrid]],
@@ -208,10 +228,10 @@ class NetworkSegmenter:
                 continue
             reported = _plausible_masks(probabilities[n], crop, reported=True)
             labels = native_labels(reported, crop, grid)
-            canal = labels == LABEL_OF["canal"]
+            canal, image = labels == LABEL_OF["canal"], _looked_at(images[n])
             results.append(SliceSegmentation(reported, crop, labels, _box(crop, grid),
-                                             canal_edge_to_noise(images[n], canal, grid),
-                                             canal_off_axis_mm(images[n], canal, grid)))
+                                             canal_edge_to_noise(image, canal, grid),
+                                             canal_off_axis_mm(image, canal, grid)))
         return results
 
 
@@ -248,6 +268,16 @@ def _plausible_masks(probabilities: np.ndarray, crop: PlaneGrid, reported: bool 
     """Network 2's output [CHANNELS, rows, columns] as masks by name, without what plausible rules out (reported: for
     the segmenter's result)."""
     return plausible(dict(zip(CHANNELS, probabilities)), crop, reported)
+
+
+def _looked_at(image: np.ndarray) -> np.ndarray:
+    """The slice the ROI networks and the checks see: its first contrast where it is given several."""
+    return image if image.ndim == 2 else image[0]
+
+
+def _contrast_views(image: np.ndarray, grid: PlaneGrid, crop: PlaneGrid) -> list[np.ndarray]:
+    """Network 2's view of the crop in each of the slice's contrasts (one for a slice given as one image)."""
+    return [normalise(resample(contrast, grid, crop)) for contrast in (image[None] if image.ndim == 2 else image)]
 
 
 def _candidate_crops(grid: PlaneGrid, view: PlaneGrid, roi_mask: np.ndarray) -> list[PlaneGrid]:

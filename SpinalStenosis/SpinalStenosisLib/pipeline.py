@@ -6,7 +6,7 @@ import operator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Protocol
+from typing import Callable, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -291,27 +291,37 @@ def measure_with_labels(volume: AxialVolume, labels_source: np.ndarray,
     return run_steps(measurement_steps(volume, segment_slices), progress)
 
 
-def segmenter_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[tuple[int, int]]:
+def segmenter_steps(volume: AxialVolume, segmenter: Segmenter, companions: Sequence[AxialVolume] = ()
+                    ) -> Iterator[tuple[int, int]]:
     """:func:`measurement_steps` with a segmenter (and its second look, if it has one); the run carries the
     segmenter's provenance. The networks see an image with many pixels below 0, or whose darkest level is far above
     0, from that level up (visibility.intensity_floor), and the run says so, and without its spikes
     (visibility.networks_view); it also warns of an image that may be a mask or a probability map
     (visibility.two_level_warnings). A colour composite is measured on each of its channels
-    (surest_channel_steps)."""
+    (surest_channel_steps). With companions (other contrasts of the volume on its grid, for a segmenter that
+    averages_contrasts), each slice is given as the volume's followed by theirs, each seen so."""
     if volume.colour_channels:
         return (yield from surest_channel_steps(volume, segmenter))
     pixels = checked_pixels(volume.read_slice, volume.n_slices)
     negative_share, floor = intensity_floor(pixels)
     image_warnings = offset_warnings(negative_share, floor) + two_level_warnings(two_level_share(pixels, floor))
+    companion_floors = [intensity_floor(checked_pixels(other.read_slice, other.n_slices))[1] for other in companions]
     blank_slices: set[int] = set()
+
+    def networks_slice(s: int) -> np.ndarray:
+        image = networks_view(volume.read_slice(s), floor)
+        if not companions:
+            return image
+        return np.stack([image, *(networks_view(other.read_slice(s), other_floor)
+                                  for other, other_floor in zip(companions, companion_floors))])
 
     def segmented(indices: list[int], segment: Callable[..., list[SliceSegmentation]], *more: list
                   ) -> list[SliceSegmentation]:
         """segment's results for the slices as the networks see them, their grids (and each list in more, by
         slice) where a slice shows something; nothing on a blank one (visibility.is_blank), which is noted."""
-        images = [networks_view(volume.read_slice(s), floor) for s in indices]
+        images = [networks_slice(s) for s in indices]
         grids = [volume.layout.slice_grid(s) for s in indices]
-        shown = [n for n, image in enumerate(images) if not is_blank(image)]
+        shown = [n for n, image in enumerate(images) if not is_blank(image[0] if companions else image)]
         blank_slices.update(s for n, s in enumerate(indices) if n not in shown)
         found = dict(zip(shown, segment(*([items[n] for n in shown] for items in (images, grids, *more)))
                          if shown else []))
@@ -336,29 +346,40 @@ def surest_channel_steps(volume: AxialVolume, segmenter: Segmenter) -> Iterator[
     """segmenter_steps on each of a colour composite's channels (volume.colour_channels): the run kept is the one on
     the channel network 2 is surest of the canal on (canal_certainty), with a warning that names it. The mean of
     the colours mixes the contrasts (CSF bright in one, dark in another) into an image like none the networks learnt
-    from."""
+    from. A segmenter that averages_contrasts then measures that channel again, network 2's probabilities averaged
+    over all the channels (NetworkSegmenter): each contrast may show edges another hides."""
     channels, runs = volume.colour_channels, {}
-    total = volume.n_slices * len(channels)
+    averaged = getattr(segmenter, "averages_contrasts", False)
+    total = volume.n_slices * (len(channels) + averaged)
     for name, channel in channels.items():
-        steps, before = segmenter_steps(channel, segmenter), volume.n_slices * len(runs)
-        while True:
-            try:
-                done, _ = next(steps)
-            except StopIteration as finished:
-                runs[name] = finished.value
-                break
-            yield before + done, total
+        runs[name] = yield from _offset(segmenter_steps(channel, segmenter), volume.n_slices * len(runs), total)
     certainty = {name: canal_certainty(run) for name, run in runs.items()}
     surest = max(certainty, key=certainty.get)
     others = ", ".join(f"{name} {value:.2f}" for name, value in certainty.items() if name != surest)
     why = (f"where network 2 is surest of the canal (confidence {certainty[surest]:.2f}; {others})"
            if certainty[surest] > 0 else "the first; network 2 finds no canal on any")
     run = runs[surest]
+    if averaged:
+        companions = [channel for name, channel in channels.items() if name != surest]
+        run = yield from _offset(segmenter_steps(channels[surest], segmenter, companions),
+                                 volume.n_slices * len(channels), total)
+        *firsts, last = channels
+        why += f", network 2's outlines averaged over its {', '.join(firsts)} and {last} channels"
     run.volume = channel_volume(volume, surest, [*volume.warnings, (
         f"a colour image whose channels are different images (a composite of contrasts?): measured on its {surest} "
         f"channel, {why}, not on the mean of its colours")])
     run.colour_channel = surest
     return run
+
+
+def _offset(steps: Iterator[tuple[int, int]], before: int, total: int) -> Iterator[tuple[int, int]]:
+    """A measurement's steps counted after `before` others, of `total`; its run."""
+    while True:
+        try:
+            done, _ = next(steps)
+        except StopIteration as finished:
+            return finished.value
+        yield before + done, total
 
 
 def channel_volume(volume: AxialVolume, channel: str, warnings: list[str]) -> AxialVolume:

@@ -508,6 +508,38 @@ def test_a_colour_composite_is_measured_on_the_channel_network_2_is_surest_of(tm
     assert abs(written["slices"][0]["canal_ap_mm"] - 12.0) <= 1.0
 
 
+def test_a_segmenter_that_averages_contrasts_measures_the_surest_channel_again_with_the_others_beside_it(tmp_path):
+    class Averaging(BrightnessSegmenter):
+        """BrightnessSegmenter on the mean of a slice's contrasts where it is given several, as NetworkSegmenter
+        averages network 2's probabilities over them."""
+
+        averages_contrasts = True
+
+        def __init__(self):
+            super().__init__()
+            self.given = []
+
+        def segment(self, images, grids):
+            self.given.append(images)
+            return super().segment([image.mean(axis=0) if image.ndim == 3 else image for image in images], grids)
+
+    image, labels, _ = phantom_arrays(n_slices=1)  # canal 900
+    composite = tmp_path / "composite.png"  # red: another contrast (canal 810); green: the phantom; blue: blank
+    channels = [other_contrast(labels[0]).astype(np.uint16), image[0].astype(np.uint16), np.zeros((96, 96), np.uint16)]
+    sitk.WriteImage(sitk.Compose([sitk.GetImageFromArray(c) for c in channels]), str(composite))
+    steps, segmenter = [], Averaging()
+    measured = pipeline.measure_with_segmenter(open_axial(composite, pixel_mm=0.8), segmenter,
+                                               progress=lambda done, total: steps.append((done, total)))
+    assert steps == [(1, 3), (2, 3), (3, 3)]  # each channel, then the surest with the other beside it
+    assert [images[0].shape for images in segmenter.given] == [(96, 96), (96, 96), (2, 96, 96)]
+    assert np.array_equal(segmenter.given[-1][0], np.stack(channels[1::-1]))  # green (the surest), then red
+    assert measured.measurements[0].confidences["canal_confidence"] == pytest.approx(0.855)  # (0.90 + 0.81) / 2
+    assert np.array_equal(measured.volume.read_slice(0), channels[1]) and measured.colour_channel == "green"
+    [warning] = measured.warnings
+    assert ("measured on its green channel, where network 2 is surest of the canal (confidence 0.90; red 0.81), "
+            "network 2's outlines averaged over its red and green channels, not on the mean of its colours") in warning
+
+
 def test_a_colour_volume_or_dicom_series_is_measured_on_its_surest_channel_with_what_its_header_says(
         tmp_path, capsys, monkeypatch):
     from SpinalStenosisLib import inference

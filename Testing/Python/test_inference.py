@@ -333,6 +333,36 @@ def test_the_final_crop_averaged_with_its_mirror_reports_a_foramen_a_one_sided_n
     assert x_ras == sorted(x_ras)
 
 
+def test_a_slice_given_as_several_contrasts_is_looked_at_in_the_first_and_outlined_by_their_average():
+    from SpinalStenosisLib.inference import NetworkSegmenter
+
+    grid, small, (row, column) = disc_slice(angle_deg=0.0)  # a "canal" 8 pixels across in one contrast
+    _, large, _ = disc_slice(radius_px=12, angle_deg=0.0)  # 12 in another: network 2 finds each where it is bright
+    looked_at = []
+
+    def roi(inputs):
+        looked_at.append(inputs.clone())
+        return roi_square(row, column, 8)(inputs)
+
+    segmenter = NetworkSegmenter(roi, canal_where_bright, mirror_average=("final",))
+
+    def canal_mm2(*contrasts):
+        [result] = segmenter.segment([np.stack(contrasts) if len(contrasts) > 1 else contrasts[0]], [grid])
+        return (result.native_labels == 1).sum() * 0.64, result.native_labels
+
+    alone_mm2, alone = canal_mm2(small)
+    twice_mm2, twice = canal_mm2(small, small)
+    assert np.array_equal(twice, alone)  # the same contrast twice: the same outline, to the pixel
+    assert alone_mm2 == pytest.approx(np.pi * (8 * 0.8) ** 2, rel=0.15)
+    # where two of three contrasts show the canal its probability is 2/3, where one does 1/3
+    assert canal_mm2(small, small, large)[0] == pytest.approx(alone_mm2, rel=0.05)
+    assert canal_mm2(large, large, small)[0] == pytest.approx(np.pi * (12 * 0.8) ** 2, rel=0.15)
+    looked_at.clear()
+    canal_mm2(large, small)
+    canal_mm2(large)
+    assert len(looked_at) == 2 and torch.equal(looked_at[0], looked_at[1])  # network 1 saw the first contrast only
+
+
 def test_patient_sides_survive_any_storage_flip(segmenter):
     image, _, geometry, _ = synthetic_stack(seed=5, levels=("L4-L5",))
     reference = measure_with_segmenter(axial_from_array(image, geometry), segmenter).measurements
