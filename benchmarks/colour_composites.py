@@ -9,7 +9,8 @@ RGB PNG whose channels are --layout (T1, T2, mean of the two, or none: a blank c
 the crops of the channel network 2 is surest of the canal on, network 2's probabilities averaged over the channels,
 pipeline.surest_channel_steps), on that channel alone (the product until 2026-12-07), on the mean of its colours
 (before 2026-12-04), and on the T2 and on the T1 channel alone. Prints the canal AP within 1 / 2 / 3 mm of the
-truth, the canal Dice on the native grid, on how many slices the product's canal AP is within 1 mm where each
+truth, the canal Dice on the native grid, the foramen width within 2 mm of the truth (where there is a foramen), on
+how many slices the product's canal AP is within 1 mm where each
 earlier way's is not and the reverse (with the exact McNemar p), and how often the product chose each channel. The
 slices come from the held-out seed's stream (evaluate_synthetic.HELD_OUT_SEED, never trained on), but are not the
 held-out set.
@@ -29,7 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "SpinalStenosis"))
 
-from evaluate_synthetic import HELD_OUT_SEED, add_network_options, exact_mcnemar_p, network_options  # noqa: E402
+from evaluate_synthetic import (FORAMEN_KEYS, HELD_OUT_SEED, add_network_options, exact_mcnemar_p,  # noqa: E402
+                                network_options)
 from SpinalStenosisLib.evaluation import dice, error  # noqa: E402
 from SpinalStenosisLib.geometry import PlaneGrid  # noqa: E402
 from SpinalStenosisLib.inference import load_segmenter  # noqa: E402
@@ -65,7 +67,7 @@ def eight_bit(image: np.ndarray) -> np.ndarray:
 
 
 def composite_case(n: int, layout: tuple[str, ...], folder: Path):
-    """Case n: the composite PNG's path, its pixel size, its true canal AP and native canal labels."""
+    """Case n: the composite PNG's path, its pixel size, its truth (truth_measurements) and native canal labels."""
     import SimpleITK as sitk
 
     rng = np.random.default_rng([HELD_OUT_SEED, 7, n])
@@ -78,7 +80,7 @@ def composite_case(n: int, layout: tuple[str, ...], folder: Path):
     channels["none"] = np.zeros_like(channels["T2"])
     path = folder / f"case_{n}.png"
     sitk.WriteImage(sitk.Compose([sitk.GetImageFromArray(channels[name]) for name in layout]), str(path))
-    return path, grid.pixel_size_mm[0], drawn["T2"].truth["canal_ap_mm"], drawn["T2"].labels == 1
+    return path, grid.pixel_size_mm[0], drawn["T2"].truth, drawn["T2"].labels == 1
 
 
 def main() -> None:
@@ -95,9 +97,10 @@ def main() -> None:
     one_channel = copy.copy(segmenter)
     one_channel.averages_contrasts = False  # the surest channel's run is kept as it is
     errors, dices, chosen = {way: [] for way in WAYS}, {way: [] for way in WAYS}, Counter()
+    foramen_errors = {way: [] for way in WAYS}
     with tempfile.TemporaryDirectory() as folder:
         for n in range(args.count):
-            path, pixel_mm, true_ap_mm, true_canal = composite_case(n, layout, Path(folder))
+            path, pixel_mm, truth, true_canal = composite_case(n, layout, Path(folder))
             volume = open_axial(path, pixel_mm=pixel_mm)
             channel_of = {name: COLOURS[layout.index(name)] for name in CONTRASTS}
             runs = {WAYS[0]: measure_with_segmenter(volume, segmenter),
@@ -108,14 +111,18 @@ def main() -> None:
             chosen[next(name for name, colour in zip(layout, COLOURS)
                          if f"on its {colour} channel" in " ".join(runs[WAYS[0]].warnings))] += 1
             for way, run in runs.items():
-                errors[way].append(error(run.measurements[0].values["canal_ap_mm"], true_ap_mm))
+                found = run.measurements[0].values
+                errors[way].append(error(found["canal_ap_mm"], truth["canal_ap_mm"]))
                 dices[way].append(dice(run.stack_labels[0] == 1, true_canal))
+                foramen_errors[way] += [error(found[key], truth[key]) for key in FORAMEN_KEYS
+                                        if not math.isnan(truth[key])]
     print(f"{args.count} lumbar composites, channels (red, green, blue) = {', '.join(layout)}")
-    print(f"{'measured':<30} {'canal AP within 1 / 2 / 3 mm':>30} {'canal Dice':>11}")
+    print(f"{'measured':<33} {'canal AP within 1 / 2 / 3 mm':>30} {'canal Dice':>11} {'foramen within 2 mm':>20}")
     for way in WAYS:
         within = " / ".join(f"{100 * np.mean(np.array(errors[way]) <= mm):.1f}" for mm in (1, 2, 3))
         mean_dice = np.mean([d for d in dices[way] if not math.isnan(d)])
-        print(f"{way:<30} {within + ' %':>30} {mean_dice:>11.3f}")
+        foramina = f"{100 * np.mean(np.array(foramen_errors[way]) <= 2):.1f} %"
+        print(f"{way:<33} {within + ' %':>30} {mean_dice:>11.3f} {foramina:>20}")
     product = np.array(errors[WAYS[0]]) <= 1
     for way in WAYS[1:3]:
         earlier = np.array(errors[way]) <= 1

@@ -28,6 +28,7 @@ MAX_VOXELS_IN_MEMORY = 256 * 1024 * 1024  # larger volumes are read slice by sli
 MAX_PIXEL_MM = 10.0  # the largest pixel --pixel-mm takes: beyond it a picture holds no measurable canal
 COLOURS = ("red", "green", "blue")
 SAME_IMAGE_CORRELATION = 0.98  # colour channels this alike are one image (grey saved in colour, or a lossy copy)
+BLEND_PIXELS = 1_000_000  # a sample this large tells a blend of colour channels (_blends)
 NON_FINITE_WARNING = ("the image has voxels that hold no number (NaN or infinite, as a resampling tool may fill beyond "
                       "the imaged area): they were measured as 0")
 WRAPPED_BYTES_WARNING = ("the image is stored as signed 8-bit integers, some below 0: 8-bit data (0-255) written as "
@@ -431,14 +432,28 @@ def displayed_slice(image, pixel_mm: float):
 def distinct_colours(colours: np.ndarray) -> list[int]:
     """The channels of a colour image (array [..., channel], RGB or RGBA) that are images of their own, as in a
     composite of contrasts (e.g. T1 in one channel, T2 in another): each of the first three that is not blank and
-    not the same image as one before it (correlated at SAME_IMAGE_CORRELATION or more). Empty when fewer than two
-    are (grey saved in colour)."""
+    not the same image as one before it (correlated at SAME_IMAGE_CORRELATION or more), less one that is a blend of
+    the two others (_blends). Empty when fewer than two are (grey saved in colour)."""
     channels = np.asarray(colours, np.float64)[..., :3].reshape(-1, min(colours.shape[-1], 3)).T
     kept: list[int] = []
     for c, channel in enumerate(channels):
         if channel.std() > 0 and all(np.corrcoef(channel, channels[k])[0, 1] < SAME_IMAGE_CORRELATION for k in kept):
             kept.append(c)
+    if len(kept) == 3:
+        blend = next((c for c in kept if _blends(channels[c], channels[[k for k in kept if k != c]])), None)
+        kept = [k for k in kept if k != blend]
     return kept if len(kept) > 1 else []
+
+
+def _blends(channel: np.ndarray, others: np.ndarray) -> bool:
+    """Whether a colour channel is a blend of the others ([channel, pixel]): their sum with weights not below 0
+    (and an offset) correlates with it at SAME_IMAGE_CORRELATION or more, as their mean, which a composite's third
+    colour may hold, does. It shows nothing they do not. Judged on a million pixels at most, evenly spread."""
+    step = max(1, channel.size // BLEND_PIXELS)
+    channel, others = channel[::step], others[:, ::step]
+    terms = np.column_stack([*others, np.ones(channel.size)])
+    weights = np.linalg.lstsq(terms, channel, rcond=None)[0]
+    return bool((weights[:-1] >= 0).all() and np.corrcoef(terms @ weights, channel)[0, 1] >= SAME_IMAGE_CORRELATION)
 
 
 @dataclass

@@ -476,8 +476,12 @@ def test_colour_channels_are_images_of_their_own_unless_blank_or_alike():
 
     assert colours(grey, grey, grey) == [] and colours(grey, grey + rng.normal(0, 2, grey.shape), 0.5 * grey) == []
     assert colours(grey, other, grey) == [0, 1] and colours(np.zeros_like(grey), grey, other) == [1, 2]
-    assert colours(grey, other, (grey + other) / 2) == [0, 1, 2] and colours(grey, other, grey, other) == [0, 1]
-    assert colours(grey) == []
+    assert colours(grey, other, grey, other) == [0, 1] and colours(grey) == []
+    third = rng.uniform(0, 200, (32, 32))
+    assert colours(grey, other, third) == [0, 1, 2] and colours(grey, other, (grey + other) / 2 + 9 * third) == [0, 1, 2]
+    mean = np.round((grey + other) / 2)  # as an 8-bit composite's third colour may hold: a blend, no image of its own
+    assert colours(grey, other, mean) == [0, 1] and colours(mean, grey, other) == [1, 2]
+    assert colours(grey, 0.3 * grey + 0.7 * other + rng.normal(0, 1, grey.shape), other) == [0, 2]
 
 
 def test_a_colour_composite_is_measured_on_the_channel_network_2_is_surest_of(tmp_path, capsys, monkeypatch):
