@@ -63,7 +63,8 @@ class SliceSegmentation:
 class Segmenter(Protocol):
     """Anything that turns a batch of axial slices (rows A→P, columns R→L) into SliceSegmentations. It may also
     have ``look_again(images, grids, expected: list[CanalSighting]) -> list[SliceSegmentation]``: segment each
-    slice where its neighbours put the canal (see :mod:`centreline`)."""
+    slice where its neighbours put the canal (see :mod:`centreline`); and ``averages_contrasts = True``: it takes a
+    slice as several contrasts too, [contrast, rows, columns] (a colour composite's channels, surest_channel_steps)."""
 
     def segment(self, images: list[np.ndarray], grids: list[PlaneGrid]) -> list[SliceSegmentation]: ...
 
