@@ -473,9 +473,10 @@ def _block_labels(volumes: list[AxialVolume], labels_path: Path, pixel_mm: float
             for k, volume in enumerate(volumes, 1)]
 
 
-def _within(progress: ProgressCallback | None, before: int, total: int) -> ProgressCallback | None:
-    """progress of one block's slices as progress through all the blocks' (the before slices are done)."""
-    return None if progress is None else lambda done, _: progress(before + done, total)
+def _within(progress: ProgressCallback | None, before: int, size: int, total: int) -> ProgressCallback | None:
+    """progress through one block of size slices as progress through all the blocks' total slices (the before slices
+    are done): its steps' share, whatever their count (a colour composite takes a pass a channel, and one more)."""
+    return None if progress is None else lambda done, steps: progress(before + done * size // steps, total)
 
 
 def _named_levels(levels: Mapping[int | str | NamedImage, str], volumes: list[AxialVolume]
@@ -545,7 +546,7 @@ def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path 
     labels = _block_labels(volumes, Path(labels_path), pixel_mm) if labels_path is not None else [None] * len(volumes)
     total, runs = sum(v.n_slices for v in volumes), []
     for volume, block_labels in zip(volumes, labels):
-        block_progress = _within(progress, sum(run.volume.n_slices for run in runs), total)
+        block_progress = _within(progress, sum(run.volume.n_slices for run in runs), volume.n_slices, total)
         runs.append(measure_with_labels(volume, block_labels, block_progress) if block_labels is not None
                     else measure_with_segmenter(checked_mr_image(volume, str(input_path)), segmenter, block_progress))
     for run, named in zip(runs, named_levels):

@@ -506,8 +506,9 @@ def test_a_colour_composite_is_measured_on_the_channel_network_2_is_surest_of(tm
     [warning] = pipeline.measure_with_segmenter(open_axial(composite, pixel_mm=0.8), ThresholdSegmenter(0.0)).warnings
     assert "measured on its red channel, the first; network 2 finds no canal on any" in warning
     monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: BrightnessSegmenter())
-    code, err = run(capsys, "measure", composite, "--pixel-mm", 0.8, "--out", tmp_path / "out", "--quiet")
+    code, err = run(capsys, "measure", composite, "--pixel-mm", 0.8, "--out", tmp_path / "out")
     assert code == 0 and "green channel" in err
+    assert [line for line in err.splitlines() if line.startswith("PROGRESS")] == ["PROGRESS 0/1", "PROGRESS 1/1"]
     written = json.loads((tmp_path / "out" / "measurements.json").read_text(encoding="utf-8"))
     assert "green channel" in written["input_warnings"][0]
     assert abs(written["slices"][0]["canal_ap_mm"] - 12.0) <= 1.0
