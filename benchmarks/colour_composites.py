@@ -10,10 +10,9 @@ the crops of the channel network 2 is surest of the canal on, network 2's probab
 pipeline.surest_channel_steps), on that channel alone (the product until 2026-12-07), on the mean of its colours
 (before 2026-12-04), and on the T2 and on the T1 channel alone. Prints the canal AP within 1 / 2 / 3 mm of the
 truth, the canal Dice on the native grid, the foramen width within 2 mm of the truth (where there is a foramen), on
-how many slices the product's canal AP is within 1 mm where each
-earlier way's is not and the reverse (with the exact McNemar p), and how often the product chose each channel. The
-slices come from the held-out seed's stream (evaluate_synthetic.HELD_OUT_SEED, never trained on), but are not the
-held-out set.
+how many slices the product's canal AP is within 1 mm where each earlier way's is not and the reverse (with the
+exact McNemar p), and how often the product chose each channel. The slices come from the held-out seed's stream
+(evaluate_synthetic.HELD_OUT_SEED, never trained on), but are not the held-out set.
 """
 from __future__ import annotations
 
