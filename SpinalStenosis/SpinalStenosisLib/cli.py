@@ -22,8 +22,9 @@ def _measure(args: argparse.Namespace) -> None:
     from .outputs import OutputError, write_studies_csv
     from .volume_io import InputError, input_name
 
-    if len(args.inputs) > 1 and (args.masks is not None or args.scene is not None or args.levels):
-        raise ValueError("--masks, --scene and --levels take one input")
+    if len(args.inputs) > 1 and (args.masks is not None or args.scene is not None or args.levels
+                                 or args.other_contrast is not None):
+        raise ValueError("--masks, --scene, --levels and --other-contrast take one input")
     names = [input_name(path) for path in args.inputs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -59,7 +60,7 @@ def _measure_one(args: argparse.Namespace, input_path: str, out: Path, segmenter
     runs = measure_file(input_path, out, labels_path=args.masks, segmenter=segmenter, region=args.region,
                         overwrite=args.overwrite, progress=None if args.quiet else progress_printer(),
                         pixel_mm=args.pixel_mm, levels=args.levels, series=args.series,
-                        image_set=args.image_set)
+                        image_set=args.image_set, other_contrast=args.other_contrast)
     region = runs[0].graded_region
     said = [run.warnings_graded_as(region) for run in runs]
     shared = [w for w in said[0] if all(w in warnings for warnings in said[1:])] if len(runs) > 1 else []
@@ -257,6 +258,9 @@ def _add_measure(sub: "argparse._SubParsersAction") -> None:
                               'numbers them (image_number in the CSV), e.g. "image 12-16=L4-L5": named in every '
                               "output, each level's worst findings said, and its cut-offs used (a thoracic or sacral "
                               "canal is not graded)")
+    measure.add_argument("--other-contrast", metavar="IMAGE", help="another contrast of the same slices, on the "
+                         "input's voxels (e.g. the axial T1 acquired at the axial T2's positions): network 2's "
+                         "outlines are averaged over both")
     measure.add_argument("--scene", help="also write a Slicer scene bundle (.mrb); needs slicer-core")
     measure.add_argument("--device", default="cpu", help="torch device for the networks")
     measure.add_argument("--precision", choices=PRECISIONS, default="auto",

@@ -415,9 +415,10 @@ def checked_mr_image(volume: AxialVolume, source: str) -> AxialVolume:
 
 
 def measure_with_segmenter(volume: AxialVolume, segmenter: Segmenter, progress: ProgressCallback | None = None,
-                           should_cancel: Callable[[], bool] | None = None) -> MeasurementRun:
-    """Segment each slice with ``segmenter`` and measure it (blocking)."""
-    return run_steps(segmenter_steps(volume, segmenter), progress, should_cancel)
+                           should_cancel: Callable[[], bool] | None = None,
+                           companions: Sequence[AxialVolume] = ()) -> MeasurementRun:
+    """Segment each slice with ``segmenter`` and measure it (blocking); companions: see segmenter_steps."""
+    return run_steps(segmenter_steps(volume, segmenter, companions), progress, should_cancel)
 
 
 def write_outputs(runs: list[MeasurementRun], out_dir: Path, input_path: Path, region: str, overwrite: bool) -> Path:
@@ -473,6 +474,23 @@ def _block_labels(volumes: list[AxialVolume], labels_path: Path, pixel_mm: float
             for k, volume in enumerate(volumes, 1)]
 
 
+def other_contrast_blocks(path: Path, volumes: list[AxialVolume], pixel_mm: float | None
+                          ) -> list[tuple[AxialVolume]]:
+    """Another contrast of the input's slices (measure_file's other_contrast), block by block, each on its block's
+    voxels; an InputError where it is not on them (another series of slices, or another field of view), or where
+    either image is in colour."""
+    others = open_axial_blocks(path, pixel_mm)
+    if any(volume.colour_channels for volume in [*volumes, *others]):
+        raise InputError(f"{path.name}: another contrast is for a grey image, given as a grey image (a colour "
+                         "composite's channels are averaged over already)")
+    if len(others) != len(volumes) or not all(other.layout.geometry.matches(volume.layout.geometry)
+                                              for other, volume in zip(others, volumes)):
+        raise InputError(f"{path.name}: another contrast must lie on the input's voxels (the same slice positions, "
+                         "pixel grid and orientation), as a second sequence planned on the same slices does; this "
+                         "one does not (resample it onto the input's grid first)")
+    return [(checked_mr_image(other, str(path)),) for other in others]
+
+
 def _within(progress: ProgressCallback | None, before: int, size: int, total: int) -> ProgressCallback | None:
     """progress through one block of size slices as progress through all the blocks' total slices (the before slices
     are done): its steps' share, whatever their count (a colour composite takes a pass a channel, and one more)."""
@@ -524,7 +542,7 @@ def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path 
                  segmenter: Segmenter | None = None, region: str | None = None, overwrite: bool = False,
                  progress: ProgressCallback | None = None, pixel_mm: float | None = None,
                  levels: Mapping[int | str | NamedImage, str] | None = None, series: str | None = None,
-                 image_set: str | None = None) -> list[MeasurementRun]:
+                 image_set: str | None = None, other_contrast: Path | str | None = None) -> list[MeasurementRun]:
     """The ``spinal-stenosis measure`` job: open, segment (or read labels), measure, write. One run, written into
     out_dir; a DICOM series in blocks gives a run per block (see :func:`open_axial_blocks`), written into
     out_dir's block folders. pixel_mm: a 2-D input's pixel size (see :func:`displayed_slice`). region: the cut-offs
@@ -535,20 +553,33 @@ def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path 
     every output. series: which series of a DICOM folder to measure (its number, or a word of its description; by
     default the T2-weighted axial one). image_set: which of the images a DICOM series holds at each slice position
     (two echoes, a Dixon sequence's images) to measure, by the value that tells them apart (e.g. "20", an Echo
-    Time); by default the preferred."""
+    Time); by default the preferred. other_contrast: another contrast of the same slices on the input's voxels
+    (e.g. the axial T1 acquired at the T2's positions), over which network 2's probabilities are averaged
+    (other_contrast_blocks)."""
     input_path, out_dir = Path(input_path), Path(out_dir)
     openable(input_path)  # before the output folder, which a name of several inputs' is made from
     check_output_folder(out_dir, input_path, overwrite)
     if labels_path is None and segmenter is None:
         raise ValueError("either labels_path or segmenter is needed")
     volumes = open_axial_blocks(input_path, pixel_mm, series, image_set)
+    companions = [()] * len(volumes)
+    if other_contrast is not None:
+        if labels_path is not None or not getattr(segmenter, "averages_contrasts", False):
+            raise ValueError("another contrast is for the networks, whose outlines it averages; not for given masks")
+        companions = other_contrast_blocks(Path(other_contrast), volumes, pixel_mm)
     named_levels = _named_levels(levels or {}, volumes)
     labels = _block_labels(volumes, Path(labels_path), pixel_mm) if labels_path is not None else [None] * len(volumes)
     total, runs = sum(v.n_slices for v in volumes), []
-    for volume, block_labels in zip(volumes, labels):
+    for volume, block_labels, others in zip(volumes, labels, companions):
         block_progress = _within(progress, sum(run.volume.n_slices for run in runs), volume.n_slices, total)
         runs.append(measure_with_labels(volume, block_labels, block_progress) if block_labels is not None
-                    else measure_with_segmenter(checked_mr_image(volume, str(input_path)), segmenter, block_progress))
+                    else measure_with_segmenter(checked_mr_image(volume, str(input_path)), segmenter, block_progress,
+                                                companions=others))
+    if other_contrast is not None:
+        for run in runs:
+            run.volume = replace(run.volume, warnings=[*run.volume.warnings, (
+                f"network 2's outlines were averaged over the image and {Path(other_contrast).name}, another "
+                "contrast of the same slices")])
     for run, named in zip(runs, named_levels):
         for slice_index, level in named.items():
             run.measurements[slice_index].level = level

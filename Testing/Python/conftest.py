@@ -123,6 +123,21 @@ class BrightnessSegmenter(ThresholdSegmenter):
         return results
 
 
+class AveragingSegmenter(BrightnessSegmenter):
+    """BrightnessSegmenter on the mean of a slice's contrasts where it is given several ([contrast, rows,
+    columns]), as NetworkSegmenter averages network 2's probabilities over them; given: each batch it was given."""
+
+    averages_contrasts = True
+
+    def __init__(self):
+        super().__init__()
+        self.given = []
+
+    def segment(self, images, grids):
+        self.given.append(images)
+        return super().segment([image.mean(axis=0) if image.ndim == 3 else image for image in images], grids)
+
+
 def with_foramina_swapped(labels: np.ndarray) -> np.ndarray:
     """labels with the left and right foramina's values swapped, as labelled by the image's sides."""
     return np.where(labels == 2, 3, np.where(labels == 3, 2, labels)).astype(labels.dtype)

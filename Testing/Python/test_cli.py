@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import (BrightnessSegmenter, ThresholdSegmenter, canal_arrays, other_contrast, phantom_arrays,
-                      readme_code, tilted, write_dicom_series, write_with_foramina_swapped)
+from conftest import (AveragingSegmenter, BrightnessSegmenter, ThresholdSegmenter, canal_arrays, other_contrast,
+                      phantom_arrays, readme_code, tilted, write_dicom_series, write_with_foramina_swapped)
 
 from enhanced_dicom import frame_planes_lps, write_enhanced_mr
 
@@ -321,8 +321,9 @@ def test_several_inputs_need_distinct_names_and_take_no_masks_or_scene(phantom_f
     image, labels = phantom_files
     twin = tmp_path / "phantom.nrrd"
     sitk.WriteImage(sitk.ReadImage(str(image)), str(twin))
-    code, err = run(capsys, "measure", image, twin, "--masks", labels, "--out", tmp_path / "out")
-    assert code == cli.EXIT_INPUT and "--masks, --scene and --levels take one input" in err
+    for option in ("--masks", "--other-contrast"):
+        code, err = run(capsys, "measure", image, twin, option, labels, "--out", tmp_path / "out")
+        assert code == cli.EXIT_INPUT and "--masks, --scene, --levels and --other-contrast take one input" in err
     code, err = run(capsys, "measure", image, twin, "--out", tmp_path / "out")
     assert code == cli.EXIT_INPUT and "same output folder (phantom)" in err
     assert not (tmp_path / "out").exists()
@@ -515,25 +516,11 @@ def test_a_colour_composite_is_measured_on_the_channel_network_2_is_surest_of(tm
 
 
 def test_a_segmenter_that_averages_contrasts_measures_the_surest_channel_again_with_the_others_beside_it(tmp_path):
-    class Averaging(BrightnessSegmenter):
-        """BrightnessSegmenter on the mean of a slice's contrasts where it is given several, as NetworkSegmenter
-        averages network 2's probabilities over them."""
-
-        averages_contrasts = True
-
-        def __init__(self):
-            super().__init__()
-            self.given = []
-
-        def segment(self, images, grids):
-            self.given.append(images)
-            return super().segment([image.mean(axis=0) if image.ndim == 3 else image for image in images], grids)
-
     image, labels, _ = phantom_arrays(n_slices=1)  # canal 900
     composite = tmp_path / "composite.png"  # red: another contrast (canal 810); green: the phantom; blue: blank
     channels = [other_contrast(labels[0]).astype(np.uint16), image[0].astype(np.uint16), np.zeros((96, 96), np.uint16)]
     sitk.WriteImage(sitk.Compose([sitk.GetImageFromArray(c) for c in channels]), str(composite))
-    steps, segmenter = [], Averaging()
+    steps, segmenter = [], AveragingSegmenter()
     measured = pipeline.measure_with_segmenter(open_axial(composite, pixel_mm=0.8), segmenter,
                                                progress=lambda done, total: steps.append((done, total)))
     assert steps == [(1, 3), (2, 3), (3, 3)]  # each channel, then the surest with the other beside it
@@ -544,6 +531,35 @@ def test_a_segmenter_that_averages_contrasts_measures_the_surest_channel_again_w
     [warning] = measured.warnings
     assert ("measured on its green channel, where network 2 is surest of the canal (confidence 0.90; red 0.81), "
             "network 2's outlines averaged over its red and green channels, not on the mean of its colours") in warning
+
+
+def test_another_contrast_of_the_same_slices_is_averaged_over_by_network_2(tmp_path, capsys, monkeypatch):
+    from SpinalStenosisLib import inference
+
+    image, labels, geometry = phantom_arrays()  # canal 900 (confidence 0.90); the other contrast's 810 (0.81)
+    write_image(tmp_path / "t2.nii.gz", image, geometry)
+    write_image(tmp_path / "t1.nii.gz", other_contrast(labels), geometry)
+    write_image(tmp_path / "moved.nii.gz", other_contrast(labels), tilted(geometry, 0.0, (0.0, 0.0, 2.0)))
+    segmenter = AveragingSegmenter()
+    monkeypatch.setattr(inference, "load_segmenter", lambda **kwargs: segmenter)
+    code, err = run(capsys, "measure", tmp_path / "t2.nii.gz", "--other-contrast", tmp_path / "t1.nii.gz", "--out",
+                    tmp_path / "out", "--quiet")
+    assert code == 0, err
+    assert [images[0].shape for images in segmenter.given] == [(2, 96, 96)]  # one batch: each slice, both contrasts
+    assert np.array_equal(segmenter.given[0][1], np.stack([image[1], other_contrast(labels[1])]))  # the input first
+    written = json.loads((tmp_path / "out" / "measurements.json").read_text(encoding="utf-8"))
+    assert [s["canal_confidence"] for s in written["slices"]] == [pytest.approx(0.855)] * 3  # (0.90 + 0.81) / 2
+    assert written["input_warnings"] == [
+        "network 2's outlines were averaged over the image and t1.nii.gz, another contrast of the same slices"]
+    code, err = run(capsys, "measure", tmp_path / "t2.nii.gz", "--other-contrast", tmp_path / "moved.nii.gz",
+                    "--out", tmp_path / "moved")
+    assert code == cli.EXIT_INPUT and "moved.nii.gz: another contrast must lie on the input's voxels" in err
+    labels_path = tmp_path / "labels.nii.gz"
+    write_labels(labels_path, labels, geometry)
+    code, err = run(capsys, "measure", tmp_path / "t2.nii.gz", "--other-contrast", tmp_path / "t1.nii.gz", "--masks",
+                    labels_path, "--out", tmp_path / "masks")
+    assert code == cli.EXIT_INPUT and "another contrast is for the networks" in err
+    assert not (tmp_path / "moved").exists() and not (tmp_path / "masks").exists()
 
 
 def test_a_colour_volume_or_dicom_series_is_measured_on_its_surest_channel_with_what_its_header_says(
