@@ -39,6 +39,9 @@ CORD_SHARE = (0.1, 0.85)
 CORD_OFF_MIDLINE_MM = 2.0  # the cord lies in the sac's midline; a clump of roots mostly beside it
 CSF_RING_MM = 2.0
 CSF_SECTORS = 6
+# the cord shows on single lumbar slices now and then (central clumps of roots): on 14 of 100 synthetic lumbar T2
+# slices one at a time, and of their T1 twins; so one slice, a 2-D image, does not show the region by its cord
+MIN_CORD_SLICES = 2
 NECK, CORD = "a whole neck", "the spinal cord inside the sac"
 
 
@@ -120,7 +123,7 @@ def region_shown(slices: Iterable[tuple[np.ndarray, np.ndarray, PlaneGrid]], cou
                  ) -> ShownRegion | None:
     """The cervical spine (and its evidence) when the body around the canal is as wide as a neck (NECK_WIDTH_MM),
     or else the canal holds the cord (holds_cord), on at least SHOWN_SHARE of the slices (image, canal mask, grid),
-    each with its canal found; None otherwise: the image shows neither, as a lumbar series cropped to the spine
+    each with its canal found (the cord on MIN_CORD_SLICES at least); None otherwise: the image shows neither, as a lumbar series cropped to the spine
     (lumbar, the default, is never inferred, so nothing changes where the body runs out of view). count: how many
     slices the iterable yields (by default its len); the slices are looked at one by one, and no more once too few
     are left to make the share for either."""
@@ -132,5 +135,6 @@ def region_shown(slices: Iterable[tuple[np.ndarray, np.ndarray, PlaneGrid]], cou
         seen[CORD] += holds_cord(image, canal, grid)
         if max(seen.values()) + count - looked < needed:
             return None
-    shown = [evidence for evidence, slices_seen in seen.items() if count and slices_seen >= needed]
+    shown = [evidence for evidence, slices_seen in seen.items()
+             if count and slices_seen >= needed and (evidence != CORD or slices_seen >= MIN_CORD_SLICES)]
     return ShownRegion("cervical", shown[0]) if shown else None

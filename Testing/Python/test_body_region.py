@@ -106,6 +106,7 @@ def test_a_series_cropped_to_the_spine_whose_sac_holds_the_cord_shows_the_cervic
     assert region_shown([with_cord] * 3) == SHOWS_CORD
     assert region_shown([with_cord, with_cord, without]) == SHOWS_CORD
     assert region_shown([with_cord, without, without]) is None  # the cord on 1 of 3 slices is not enough
+    assert region_shown([with_cord]) is None and region_shown([with_cord] * 2) == SHOWS_CORD  # nor 1 slice alone
     with_neck = sac_slice(cord, field_mm=200.0)
     assert holds_cord(*with_neck) and region_shown([with_neck] * 3) == SHOWS_NECK  # the neck said first
 
