@@ -123,10 +123,10 @@ def region_shown(slices: Iterable[tuple[np.ndarray, np.ndarray, PlaneGrid]], cou
                  ) -> ShownRegion | None:
     """The cervical spine (and its evidence) when the body around the canal is as wide as a neck (NECK_WIDTH_MM),
     or else the canal holds the cord (holds_cord), on at least SHOWN_SHARE of the slices (image, canal mask, grid),
-    each with its canal found (the cord on MIN_CORD_SLICES at least); None otherwise: the image shows neither, as a lumbar series cropped to the spine
-    (lumbar, the default, is never inferred, so nothing changes where the body runs out of view). count: how many
-    slices the iterable yields (by default its len); the slices are looked at one by one, and no more once too few
-    are left to make the share for either."""
+    each with its canal found (the cord on MIN_CORD_SLICES at least); None otherwise: the image shows neither, as a
+    lumbar series cropped to the spine (lumbar, the default, is never inferred, so nothing changes where the body
+    runs out of view). count: how many slices the iterable yields (by default its len); the slices are looked at one
+    by one, and no more once too few are left to make the share for either."""
     count = len(slices) if count is None else count
     needed, seen = SHOWN_SHARE * count, {NECK: 0, CORD: 0}
     for looked, (image, canal, grid) in enumerate(slices, 1):
