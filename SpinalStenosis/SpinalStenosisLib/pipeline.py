@@ -474,7 +474,7 @@ def _block_labels(volumes: list[AxialVolume], labels_path: Path, pixel_mm: float
             for k, volume in enumerate(volumes, 1)]
 
 
-def other_contrast_blocks(path: Path, volumes: list[AxialVolume], pixel_mm: float | None
+def _other_contrast_blocks(path: Path, volumes: list[AxialVolume], pixel_mm: float | None
                           ) -> list[tuple[AxialVolume]]:
     """Another contrast of the input's slices (measure_file's other_contrast), block by block, each on its block's
     voxels; an InputError where it is not on them (another series of slices, or another field of view), or where
@@ -555,7 +555,7 @@ def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path 
     (two echoes, a Dixon sequence's images) to measure, by the value that tells them apart (e.g. "20", an Echo
     Time); by default the preferred. other_contrast: another contrast of the same slices on the input's voxels
     (e.g. the axial T1 acquired at the T2's positions), over which network 2's probabilities are averaged
-    (other_contrast_blocks)."""
+    (_other_contrast_blocks)."""
     input_path, out_dir = Path(input_path), Path(out_dir)
     openable(input_path)  # before the output folder, which a name of several inputs' is made from
     check_output_folder(out_dir, input_path, overwrite)
@@ -566,7 +566,7 @@ def measure_file(input_path: Path | str, out_dir: Path | str, labels_path: Path 
     if other_contrast is not None:
         if labels_path is not None or not getattr(segmenter, "averages_contrasts", False):
             raise ValueError("another contrast is for the networks, whose outlines it averages; not for given masks")
-        companions = other_contrast_blocks(Path(other_contrast), volumes, pixel_mm)
+        companions = _other_contrast_blocks(Path(other_contrast), volumes, pixel_mm)
     named_levels = _named_levels(levels or {}, volumes)
     labels = _block_labels(volumes, Path(labels_path), pixel_mm) if labels_path is not None else [None] * len(volumes)
     total, runs = sum(v.n_slices for v in volumes), []
